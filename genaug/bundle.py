@@ -1,0 +1,208 @@
+"""Model bundles: a folder with ``config.json`` (rebuilds the networks) and ``model.safetensors``.
+
+``save_bundle`` / ``load_bundle`` (also ``Bundle.save_pretrained`` / ``Bundle.from_pretrained``).
+Loading never unpickles anything; a corrupt, truncated or mismatched bundle raises
+:class:`BundleError` naming the file and what is wrong.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .device import resolve_device
+from .latent import LatentSpec
+from .nets import Generator, NetConfig, Predictor, build_generator, build_predictor
+
+FORMAT = "genaug-bundle"
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+DEFAULT_DIR = Path(__file__).with_name("default")
+
+# CelebA "aligned & cropped" 178x218 frames; faces were trained on this centre box.
+CELEBA_FRAMING = {"reference_size": [178, 218], "box": [35, 55, 143, 163]}
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be loaded: missing, corrupt, truncated or mismatched."""
+
+
+@dataclass
+class Bundle:
+    """A controllable generator, its latent predictor and everything needed to use them."""
+
+    spec: LatentSpec
+    net: NetConfig
+    generator: Generator
+    predictor: Predictor
+    framing: dict[str, Any] | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    name: str = "unnamed"
+    path: str | None = None
+
+    @classmethod
+    def create(cls, spec: LatentSpec, net: NetConfig, **kw: Any) -> "Bundle":
+        """Freshly initialised networks (for training or tests)."""
+        return cls(spec, net, build_generator(spec, net), build_predictor(spec, net), **kw)
+
+    @property
+    def image_size(self) -> int:
+        return self.net.image_size
+
+    @property
+    def channels(self) -> int:
+        return self.net.channels
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    @property
+    def identity(self) -> str:
+        """Short content hash of the weights and config: names this exact model."""
+        return self.training.get("weights_sha256", "")[:16] or "unsaved"
+
+    def to(self, device: str | torch.device) -> "Bundle":
+        dev = resolve_device(device)
+        self.generator.to(dev).eval()
+        self.predictor.to(dev).eval()
+        return self
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "latent": self.spec.to_dict(),
+            "network": self.net.to_dict(),
+            "image": {"size": self.image_size, "channels": self.channels, "range": [-1.0, 1.0], "layout": "NCHW"},
+            "framing": self.framing,
+            "training": {k: v for k, v in self.training.items() if k != "weights_sha256"},
+        }
+
+    def save_pretrained(self, path: str | Path, half: bool = False) -> Path:
+        return save_bundle(self, path, half=half)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path = "default", device: str | torch.device = "cpu") -> "Bundle":
+        return load_bundle(path, device=device)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into folder ``path``; returns the folder."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, module in (("generator", bundle.generator), ("predictor", bundle.predictor)):
+        for k, v in module.state_dict().items():
+            v = v.detach().cpu()
+            if half and v.is_floating_point():
+                v = v.half()
+            tensors[f"{prefix}.{k}"] = v.contiguous()
+    weights = out / WEIGHTS_NAME
+    tmp = weights.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    tmp.replace(weights)
+    cfg = bundle.config()
+    cfg["weights"] = {"file": WEIGHTS_NAME, "dtype": "float16" if half else "float32", "sha256": _sha256(weights)}
+    (out / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n")
+    bundle.training["weights_sha256"] = cfg["weights"]["sha256"]
+    bundle.path = str(out)
+    return out
+
+
+def _bundle_dir(path: str | Path) -> Path:
+    if str(path) == "default":
+        if not (DEFAULT_DIR / CONFIG_NAME).exists():
+            raise BundleError(f"the default bundle is missing from the installed package ({DEFAULT_DIR})")
+        return DEFAULT_DIR
+    p = Path(path).expanduser()
+    if p.is_file():
+        p = p.parent
+    if not p.exists():
+        raise FileNotFoundError(f"bundle not found: {p} (give 'default' or a bundle folder)")
+    if not (p / CONFIG_NAME).is_file():
+        raise BundleError(f"{p} is not a genaug bundle: {CONFIG_NAME} is missing")
+    return p
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The parsed, validated ``config.json`` of a bundle (without loading weights)."""
+    cfg_path = _bundle_dir(path) / CONFIG_NAME
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{cfg_path}: not valid JSON ({e})") from None
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        raise BundleError(f"{cfg_path}: not a genaug bundle config (format must be {FORMAT!r})")
+    if cfg.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{cfg_path}: bundle format version {cfg.get('format_version')!r} is not supported "
+            f"(this genaug reads version {FORMAT_VERSION})"
+        )
+    for key in ("latent", "network", "weights"):
+        if key not in cfg:
+            raise BundleError(f"{cfg_path}: missing required key {key!r}")
+    return cfg
+
+
+def load_bundle(path: str | Path = "default", device: str | torch.device = "cpu") -> Bundle:
+    """Load a bundle folder (or ``"default"``, the model shipped with genaug) onto ``device``."""
+    folder = _bundle_dir(path)
+    cfg = read_config(folder)
+    try:
+        spec = LatentSpec.from_dict(cfg["latent"])
+        net = NetConfig.from_dict(cfg["network"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise BundleError(f"{folder / CONFIG_NAME}: invalid latent/network config ({e})") from None
+    weights = folder / cfg["weights"].get("file", WEIGHTS_NAME)
+    if not weights.is_file():
+        raise BundleError(f"bundle weights missing: {weights}")
+    digest = _sha256(weights)
+    expected = cfg["weights"].get("sha256")
+    if expected and digest != expected:
+        raise BundleError(f"{weights}: checksum mismatch (file corrupt or truncated; expected sha256 {expected[:12]}…)")
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise BundleError(f"{weights}: cannot read safetensors file ({e})") from None
+    bundle = Bundle.create(
+        spec, net, framing=cfg.get("framing"), training={**cfg.get("training", {}), "weights_sha256": digest},
+        name=cfg.get("name", folder.name), path=str(folder),
+    )
+    for prefix, module in (("generator", bundle.generator), ("predictor", bundle.predictor)):
+        _load_into(module, prefix, tensors, weights)
+    return bundle.to(device)
+
+
+def _load_into(module: torch.nn.Module, prefix: str, tensors: dict[str, torch.Tensor], file: Path) -> None:
+    own = module.state_dict()
+    given = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    missing = sorted(set(own) - set(given))
+    unexpected = sorted(set(given) - set(own))
+    if missing or unexpected:
+        raise BundleError(
+            f"{file}: {prefix} weights do not match the config's architecture "
+            f"(missing {missing[:5]}{'…' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'…' if len(unexpected) > 5 else ''})"
+        )
+    for k, v in given.items():
+        if v.shape != own[k].shape:
+            raise BundleError(f"{file}: {prefix}.{k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}")
+        given[k] = v.to(own[k].dtype)
+    module.load_state_dict(given)

@@ -1,0 +1,116 @@
+"""Sweep plans -> edited latents.
+
+A plan maps codes (name, ``"c<i>"`` or index) to values: ``"all"`` (every category of a
+categorical code), an int ``n`` (n evenly spaced values over a continuous code's range, or
+the first n categories), or an explicit list. Each entry edits *one* code at a time, so
+``{"smile": [-1, 0, 1], "c0": "all"}`` gives 3 + k variants of each latent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+import torch
+from torch import Tensor
+
+from .latent import LatentSpec
+
+Values = Union[str, int, float, list]
+Plan = dict[Union[str, int], Values]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Set one code to one value (a category index or a continuous value)."""
+
+    code: int
+    value: float
+
+    def describe(self, spec: LatentSpec) -> str:
+        c = spec.codes[self.code]
+        return f"{c.name}={int(self.value) if spec.is_categorical(self.code) else round(self.value, 3)}"
+
+
+def code_values(spec: LatentSpec, code: str | int, values: Values = "all") -> list[float]:
+    """The values a plan entry expands to (validated against the code)."""
+    i = spec.code_index(code)
+    c = spec.codes[i]
+    if spec.is_categorical(i):
+        if values == "all":
+            return [float(v) for v in range(c.k)]
+        vals = list(range(min(int(values), c.k))) if isinstance(values, int) else list(values)
+        for v in vals:
+            if not (float(v).is_integer() and 0 <= int(v) < c.k):
+                raise ValueError(f"code {c.name!r} has categories 0..{c.k - 1}, got {v!r}")
+        return [float(v) for v in vals]
+    if values == "all":
+        values = 5
+    if isinstance(values, int):
+        if values < 1:
+            raise ValueError(f"number of sweep values must be >= 1, got {values}")
+        return torch.linspace(c.low, c.high, values).tolist() if values > 1 else [(c.low + c.high) / 2]
+    if isinstance(values, str):
+        raise ValueError(f"plan values must be 'all', an int or a list, got {values!r}")
+    return [float(v) for v in (values if isinstance(values, (list, tuple)) else [values])]
+
+
+def plan_edits(spec: LatentSpec, plan: Plan | None = None) -> list[Edit]:
+    """Expand a plan to a flat list of edits. ``None`` sweeps every code ("all" / 5 values)."""
+    if plan is None:
+        plan = {i: "all" for i in range(len(spec.codes))}
+    if not isinstance(plan, dict) or not plan:
+        raise ValueError(f"a sweep plan is a non-empty dict of code -> values, got {plan!r}")
+    return [Edit(spec.code_index(k), v) for k, vals in plan.items() for v in code_values(spec, k, vals)]
+
+
+def apply_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], strength: float | Tensor = 1.0) -> Tensor:
+    """Apply one edit per row of ``latent`` (``len(edits) == N``), interpolated by ``strength``
+    (0 = unchanged, 1 = the edit, >1 extrapolates). Returns a new (N, D) tensor."""
+    if len(edits) != latent.shape[0]:
+        raise ValueError(f"need one edit per latent row: {len(edits)} edits for {latent.shape[0]} rows")
+    target = latent.clone()
+    for row, e in enumerate(edits):
+        sl = spec.code_slice(e.code)
+        if spec.is_categorical(e.code):
+            target[row, sl] = 0
+            target[row, sl.start + int(e.value)] = 1
+        else:
+            target[row, sl] = e.value
+    s = torch.as_tensor(strength, dtype=latent.dtype, device=latent.device).reshape(-1, 1)
+    return latent + s * (target - latent)
+
+
+def sweep(latent: Tensor, spec: LatentSpec, plan: Plan | None = None, strength: float = 1.0) -> tuple[Tensor, list[Edit]]:
+    """Every edit of the plan applied to every latent: returns ((N*E, D) latents, edits per row),
+    rows ordered latent-major (all edits of latent 0 first)."""
+    edits = plan_edits(spec, plan)
+    rep = latent.repeat_interleave(len(edits), 0)
+    row_edits = edits * latent.shape[0]
+    return apply_edits(rep, spec, row_edits, strength), row_edits
+
+
+def random_edits(
+    spec: LatentSpec,
+    n: int,
+    generator: torch.Generator | None = None,
+    codes: list[str | int] | None = None,
+    bounds: dict[str | int, tuple[float, float]] | None = None,
+) -> list[Edit]:
+    """``n`` random edits: a code drawn uniformly from ``codes`` (default all), then a category
+    uniformly, or a continuous value uniformly within ``bounds`` (default the code's range)."""
+    idx = [spec.code_index(c) for c in (codes if codes is not None else range(len(spec.codes)))]
+    if not idx:
+        raise ValueError("random_edits needs at least one code")
+    bounds = {spec.code_index(k): v for k, v in (bounds or {}).items()}
+    pick = torch.randint(0, len(idx), (n,), generator=generator).tolist()
+    u = torch.rand(n, generator=generator).tolist()
+    out = []
+    for p, r in zip(pick, u):
+        ci = idx[p]
+        c: Any = spec.codes[ci]
+        if spec.is_categorical(ci):
+            out.append(Edit(ci, float(min(int(r * c.k), c.k - 1))))
+        else:
+            lo, hi = bounds.get(ci, (c.low, c.high))
+            out.append(Edit(ci, lo + (hi - lo) * r))
+    return out

@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny bundles built in the test session, and the real-face data folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from genaug.bundle import CELEBA_FRAMING, Bundle, save_bundle  # noqa: E402
+from genaug.latent import LatentSpec  # noqa: E402
+from genaug.nets import NetConfig, init_weights  # noqa: E402
+
+SHARED_DATA = Path(os.environ.get("GENAUG_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+CELEBA64 = SHARED_DATA / "celeba_train_64"
+CELEBA_ID200 = SHARED_DATA / "celeba_id200"
+OLIVETTI = SHARED_DATA / "olivetti"
+
+
+def need(path: Path) -> Path:
+    """Skip the calling test with a clear reason when a shared data folder is absent."""
+    if not path.exists():
+        pytest.skip(f"real face data not found at {path} (set GENAUG_SHARED_DATA to ../shared/data)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_spec() -> LatentSpec:
+    return LatentSpec.parse(8, "glasses:2:Eyeglasses,3", "smile")
+
+
+def make_tiny_bundle(spec: LatentSpec, size: int = 32, seed: int = 0) -> Bundle:
+    torch.manual_seed(seed)
+    cfg = NetConfig(image_size=size, g_width=8, d_width=8, e_width=8, max_width=32, q_hidden=16)
+    b = Bundle.create(spec, cfg, framing=CELEBA_FRAMING, name="tiny-test")
+    init_weights(b.generator)
+    init_weights(b.predictor)
+    return b.to("cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_path(tmp_path_factory, tiny_spec) -> Path:
+    """An untrained 32x32 bundle saved to disk (fast; for shape/dtype/format tests)."""
+    path = tmp_path_factory.mktemp("bundles") / "tiny"
+    save_bundle(make_tiny_bundle(tiny_spec), path)
+    return path
+
+
+@pytest.fixture()
+def torch_seed():
+    torch.manual_seed(0)
+    yield

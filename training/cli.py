@@ -1,0 +1,76 @@
+"""``genaug train`` / ``python -m training``: train a controllable generator + latent predictor."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields
+
+from .loop import TrainConfig, train
+
+HELP = {
+    "data": "image folder (flat or ImageFolder; any size: centre-cropped and resized)",
+    "out": "run folder: checkpoint, log.jsonl, samples/, sweeps/, bundle/ (same command resumes)",
+    "kind": "'infogan' (DCGAN D + Q head) or 'began' (InfoGAN-BEGAN hybrid, autoencoder D)",
+    "image_size": "model resolution (power of two: 32, 64, 128)",
+    "channels": "3 (RGB) or 1 (grayscale)",
+    "noise_dim": "size of the incompressible noise z",
+    "categorical": "categorical codes: comma list of K or NAME:K or NAME:K:ATTRIBUTE (e.g. 'glasses:2:Eyeglasses,10')",
+    "continuous": "continuous codes in [-1,1]: a count ('3') or comma list of NAME or NAME:ATTRIBUTE",
+    "g_width": "generator channels at full resolution (doubling towards 4x4)",
+    "d_width": "discriminator channels at full resolution",
+    "e_width": "latent predictor channels at full resolution",
+    "g_norm": "generator normalisation: batch, group or none",
+    "spectral_norm": "spectral normalisation in D (implied by --adv-loss wgan)",
+    "noise_head": "extended InfoGAN: D also regresses z (L2 weighted by --lambda-noise)",
+    "steps": "GAN training steps",
+    "predictor_steps": "latent-predictor steps after the GAN phase (against the frozen EMA generator)",
+    "d_steps": "discriminator steps per generator step",
+    "lr_g": "generator learning rate", "lr_d": "discriminator (+Q) learning rate", "lr_e": "predictor learning rate",
+    "lr_decay_start": "fraction of a phase after which the learning rate decays linearly to 0 (1 = no decay)",
+    "ema": "generator EMA decay (0 disables)",
+    "instance_noise": "initial std of Gaussian instance noise on D's inputs (0 = off)",
+    "instance_noise_steps": "steps over which instance noise anneals to 0 (default steps/2)",
+    "instance_noise_power": "anneal curve: std * (1 - t/T)^power",
+    "adv_loss": "ns (non-saturating), minimax, hinge, wgan (with spectral norm) or lsgan",
+    "lambda_info": "weight of the mutual-information term",
+    "lambda_cont": "weight of the continuous-code part inside the information term",
+    "lambda_noise": "weight of the noise-recovery L2 (with --noise-head)",
+    "lambda_attr": "weight of the attribute-binding loss on real images",
+    "diffaug": "differentiable augmentation of D's inputs: comma list of color,translation,cutout",
+    "began_gamma": "BEGAN diversity ratio gamma", "began_lambda_k": "BEGAN k_t learning rate",
+    "predictor_loss": "predictor reconstruction loss on real faces: mse, ssim, msssim, l1 or a mix like 'mse+msssim'",
+    "predictor_real_weight": "weight of the real-image reconstruction term (0 = generated pairs only)",
+    "attributes": "attribute CSV ('auto' = DATA/attributes.csv when present)",
+    "holdout": "real faces held out to measure predictor reconstruction",
+    "limit": "use only the first N images (0 = all)",
+    "framing": "framing recorded in the bundle: 'celeba' (aligned 178x218, box 35,55,143,163) or 'none'",
+    "log_every": "steps between log lines", "sample_every": "steps between sample/sweep grids",
+    "checkpoint_every": "steps between checkpoints",
+    "seed": "random seed (data order, latents, initialisation)",
+    "device": "auto, cpu, cuda or cuda:N",
+    "name": "bundle name", "half": "store bundle weights in float16",
+    "overwrite": "discard an existing run in --out instead of resuming",
+}
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    p = parser or argparse.ArgumentParser(prog="genaug train", description=__doc__)
+    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name in ("data", "out"):
+            p.add_argument(f.name, help=HELP[f.name])
+        elif f.type in (bool, "bool"):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=HELP.get(f.name))
+        else:
+            typ = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+            p.add_argument(flag, type=typ, default=None if f.default is MISSING else f.default, help=HELP.get(f.name))
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    train(TrainConfig(**vars(args)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Training data: a folder of face images (flat or ImageFolder) held in memory as uint8 NCHW.
+
+Images of any size are centre-cropped to a square and resized to the model size. Decoded arrays
+are cached in ``~/.cache/genaug`` (keyed by folder, file list and size) so a resumed run starts
+at once. An optional CSV of attributes (CelebA style: ``filename,...,Attr,...`` with -1/+1
+values) provides labels for attribute-bound codes.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+from tqdm.auto import tqdm
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """All image files under ``root`` (recursively), sorted for a stable order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    if not files:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) found under {root}")
+    return files
+
+
+def load_face(path: str | Path, size: int, channels: int = 3) -> np.ndarray:
+    """One image as uint8 (size, size, channels): centre square crop, bicubic resize."""
+    with Image.open(path) as im:
+        im = im.convert("RGB" if channels == 3 else "L")
+        w, h = im.size
+        s = min(w, h)
+        im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+        if s != size:
+            im = im.resize((size, size), Image.BICUBIC)
+        arr = np.asarray(im, dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+@dataclass
+class FaceData:
+    """In-memory faces (uint8, N x C x S x S), optional attribute labels (N x A, -1/+1) and names."""
+
+    images: Tensor
+    files: list[str]
+    attributes: Tensor | None = None
+    attribute_names: list[str] | None = None
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def batch(self, idx: Tensor, device: torch.device) -> Tensor:
+        """Float batch in [-1, 1] on ``device``."""
+        return self.images[idx].to(device, non_blocking=True).float().div_(127.5).sub_(1)
+
+    def attribute_index(self, name: str) -> int:
+        if not self.attribute_names or name not in self.attribute_names:
+            raise KeyError(f"attribute {name!r} not in the attribute file (has {self.attribute_names})")
+        return self.attribute_names.index(name)
+
+    def subset(self, idx: Tensor | list[int]) -> "FaceData":
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return FaceData(
+            self.images[idx], [self.files[i] for i in idx.tolist()],
+            None if self.attributes is None else self.attributes[idx], self.attribute_names,
+        )
+
+
+def _read_attributes(csv_path: Path, files: list[Path], root: Path) -> tuple[Tensor, list[str]]:
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], rows[1:]
+    # attribute columns are those whose values are all -1/1 (or 0/1)
+    cols = [i for i in range(1, len(header)) if all(r[i] in ("-1", "1", "0") for r in body[:200])]
+    table = {r[0]: [float(r[i]) for i in cols] for r in body}
+    out = []
+    for p in files:
+        key = p.name if p.name in table else str(p.relative_to(root))
+        if key not in table:
+            raise ValueError(f"{csv_path}: no attribute row for image {key}")
+        out.append(table[key])
+    t = torch.tensor(out)
+    t[t == 0] = -1
+    return t, [header[i] for i in cols]
+
+
+def load_faces(
+    root: str | Path,
+    size: int,
+    channels: int = 3,
+    attributes: str | Path | None = "auto",
+    limit: int | None = None,
+    cache_dir: str | Path | None = None,
+) -> FaceData:
+    """Load (and cache) every face under ``root``. ``attributes="auto"`` uses ``root/attributes.csv``
+    when present. Unreadable files are skipped with a warning naming them."""
+    root = Path(root)
+    files = list_images(root)
+    if limit:
+        files = files[:limit]
+    key = hashlib.sha1(f"{root.resolve()}|{size}|{channels}|{len(files)}|{files[0]}|{files[-1]}".encode()).hexdigest()[:16]
+    cache = Path(cache_dir or os.environ.get("GENAUG_CACHE", Path.home() / ".cache" / "genaug")) / f"faces-{key}.npz"
+    if cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        arr, kept = z["images"], [str(s) for s in z["files"]]
+        good = [Path(s) for s in kept]
+    else:
+        arrays, good = [], []
+        for p in tqdm(files, desc=f"decoding {root.name}", unit="img", leave=False):
+            try:
+                arrays.append(load_face(p, size, channels))
+                good.append(p)
+            except (UnidentifiedImageError, OSError, ValueError) as e:
+                print(f"warning: skipped unreadable image {p}: {e}")
+        arr = np.stack(arrays)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.stem + ".tmp.npz")
+        np.savez(tmp, images=arr, files=np.array([str(p) for p in good]))
+        tmp.replace(cache)
+    images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+    attrs = names = None
+    csv_path = root / "attributes.csv" if attributes == "auto" else (Path(attributes) if attributes else None)
+    if csv_path is not None and csv_path.exists():
+        attrs, names = _read_attributes(csv_path, good, root)
+    elif attributes not in ("auto", None):
+        raise FileNotFoundError(f"attribute file not found: {csv_path}")
+    return FaceData(images, [str(p) for p in good], attrs, names)
+
+
+def split_holdout(data: FaceData, n_holdout: int, seed: int = 0) -> tuple[FaceData, FaceData]:
+    """Deterministic train / held-out split."""
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    n_holdout = min(n_holdout, len(data) // 5)
+    return data.subset(perm[n_holdout:]), data.subset(perm[:n_holdout])
