@@ -123,7 +123,7 @@ def load_faces(
                 print(f"warning: skipped unreadable image {p}: {e}")
         arr = np.stack(arrays)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.stem + ".tmp.npz")
+        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # ranks may decode at once
         np.savez(tmp, images=arr, files=np.array([str(p) for p in good]))
         tmp.replace(cache)
     images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()

@@ -1,7 +1,20 @@
 """The training loop: GAN phase (InfoGAN or the BEGAN hybrid), then the latent-predictor phase,
 then a bundle. Resumable (``checkpoint.pt`` every N steps; the same command continues), logs
-JSON lines, writes sample and per-code sweep grids, and runs data-parallel under ``torchrun``
-(gradients all-reduced across ranks; gloo on CPU, NCCL on GPUs; rank 0 writes everything)."""
+JSON lines, writes sample and per-code sweep grids.
+
+Data parallel under ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK``; gloo on CPU, NCCL on
+GPUs). Every rank holds full replicas of G, D, E (broadcast from rank 0 at start) and draws its
+own ``batch_size`` images and latents (global batch = ``batch_size * world``). After each
+backward pass the gradients are averaged in one flattened all-reduce per network
+(:func:`_average_gradients`) and the float buffers (BatchNorm running statistics, spectral-norm
+vectors) are averaged too, so the replicas stay bit-identical; the BEGAN balance term ``k_t`` is
+updated from rank-averaged losses. We do this by hand rather than with
+``DistributedDataParallel`` because D is run several times per step (real, fake, and frozen
+inside G's step), which DDP's reducer handles only with ``find_unused_parameters``/static-graph
+workarounds; explicit averaging is a dozen lines and obviously correct. Every checkpoint compares
+a fingerprint of all weights across ranks and stops the run if they drifted apart (logged as
+``rank_spread``). Rank 0 alone writes the config, log, grids, checkpoint and bundle, after a
+barrier so the others never race ahead of a write they depend on."""
 from __future__ import annotations
 
 import copy
@@ -112,13 +125,38 @@ def _dist_info() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def _average_gradients(module: nn.Module, world: int) -> None:
-    if world == 1:
+def _all_reduce_mean(tensors: list[torch.Tensor], world: int) -> None:
+    """Average ``tensors`` in place across ranks with one flattened all-reduce."""
+    if world == 1 or not tensors:
         return
-    for p in module.parameters():
-        if p.grad is not None:
-            dist.all_reduce(p.grad)
-            p.grad /= world
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= world
+    for t, v in zip(tensors, flat.split([t.numel() for t in tensors])):
+        t.copy_(v.view_as(t))
+
+
+def _average_gradients(module: nn.Module, world: int) -> None:
+    """Average the gradients of ``module`` across ranks (data-parallel step)."""
+    _all_reduce_mean([p.grad for p in module.parameters() if p.grad is not None], world)
+
+
+@torch.no_grad()
+def _average_buffers(module: nn.Module, world: int) -> None:
+    """Average float buffers (BatchNorm running stats, spectral-norm vectors) across ranks."""
+    _all_reduce_mean([b for b in module.buffers() if b.is_floating_point()], world)
+
+
+@torch.no_grad()
+def fingerprint(*modules: nn.Module) -> torch.Tensor:
+    """One float64 checksum per module over its whole state (parameters and buffers)."""
+    out = []
+    for m in modules:
+        acc = torch.zeros((), dtype=torch.float64)
+        for i, t in enumerate(m.state_dict().values()):
+            acc += (t.detach().double().cpu() * (1 + (torch.arange(t.numel()).view_as(t) % 7) / 7)).sum() * (i + 1)
+        out.append(acc)
+    return torch.stack(out)
 
 
 class Trainer:
@@ -129,6 +167,8 @@ class Trainer:
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         dev = resolve_device(cfg.device)
         self.device = torch.device("cuda", local) if dev.type == "cuda" and self.world > 1 else dev
+        if self.device.type == "cuda" and self.world > 1:
+            torch.cuda.set_device(self.device)
         self.out = Path(cfg.out)
         self.main = self.rank == 0
         torch.manual_seed(cfg.seed)
@@ -161,6 +201,8 @@ class Trainer:
         }
         self.base_lr = {"G": cfg.lr_g, "D": cfg.lr_d, "E": cfg.lr_e}
         self.objective = make_objective(cfg.kind, self.spec, self.G, self.D, cfg.objective(), self.attr_cols)
+        if self.world > 1:
+            self.objective.began.reduce = self._mean_across_ranks
         self.pred = PredictorObjective(self.spec, self.G_ema, self.E, PredictorConfig(cfg.predictor_loss, cfg.predictor_real_weight))
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
         self.fixed = self.spec.sample(64, generator=torch.Generator().manual_seed(cfg.seed + 12345)).to(self.device)
@@ -184,10 +226,14 @@ class Trainer:
                 getattr(self, k).load_state_dict(state[k])
             for k, o in self.opt.items():
                 o.load_state_dict(state["opt_" + k])
-            self.gen.set_state(state["gen"][self.rank] if self.rank < len(state["gen"]) else state["gen"][0])
-            self.objective.began.k = float(state["began_k"])
             self.step = int(state["step"])
+            if self.rank < len(state["gen"]):
+                self.gen.set_state(state["gen"][self.rank])
+            else:  # saved with fewer ranks: a fresh, distinct stream per rank
+                self.gen.manual_seed(self.cfg.seed * 1000 + self.rank + 7919 * self.step)
+            self.objective.began.k = float(state["began_k"])
             if self.main:
+                self._truncate_log()
                 print(f"resuming {self.out} at step {self.step}")
         elif self.main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -195,12 +241,43 @@ class Trainer:
                 (self.out / f).unlink(missing_ok=True)
             cfg_file.write_text(json.dumps(asdict(self.cfg), indent=2) + "\n")
 
-    def save_checkpoint(self) -> None:
+    def _mean_across_ranks(self, v: torch.Tensor) -> None:
+        t = v.to(self.device)
+        _all_reduce_mean([t], self.world)
+        v.copy_(t.cpu())
+
+    def _truncate_log(self) -> None:
+        """Drop log lines written after the checkpoint (an interrupted run logs past it)."""
+        log = self.out / "log.jsonl"
+        if log.exists():
+            keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+            log.write_text("".join(ln + "\n" for ln in keep))
+
+    def check_sync(self) -> float:
+        """Largest difference across ranks of the weight fingerprints (0 = replicas identical).
+        Raises if the ranks drifted apart. Collective: every rank must call it."""
+        if self.world == 1:
+            return 0.0
+        fp = fingerprint(self.G, self.D, self.E, self.G_ema)
+        fp = torch.cat([fp, torch.tensor([self.objective.began.k], dtype=torch.float64)]).to(self.device)
+        gathered = [torch.zeros_like(fp) for _ in range(self.world)]
+        dist.all_gather(gathered, fp)
+        allfp = torch.stack(gathered).cpu()
+        spread = (allfp.max(0).values - allfp.min(0).values).max().item()
+        if spread > 1e-6 * (1 + fp.abs().max().item()):
+            raise RuntimeError(f"data-parallel replicas diverged at step {self.step}: fingerprints {allfp.tolist()}")
+        return spread
+
+    def save_checkpoint(self, collective: bool = True) -> None:
+        """Write ``checkpoint.pt`` (rank 0). Collective unless ``collective=False`` (interrupts)."""
         gens = [self.gen.get_state()]
-        if self.world > 1:
+        if self.world > 1 and collective:
+            spread = self.check_sync()
             gathered: list[Any] = [None] * self.world
             dist.all_gather_object(gathered, gens[0])
             gens = gathered
+            if self.main:
+                self._log({"step": self.step, "phase": "sync", "world": self.world, "rank_spread": spread})
         if not self.main:
             return
         state = {
@@ -244,6 +321,7 @@ class Trainer:
             self.opt["D"].zero_grad(set_to_none=True)
             loss.backward()
             _average_gradients(self.D, self.world)
+            _average_buffers(self.D, self.world)
             self.opt["D"].step()
         latent = self._latent(cfg.batch_size)
         fake = self.G(latent)
@@ -253,6 +331,7 @@ class Trainer:
         loss.backward()
         self.D.requires_grad_(True)
         _average_gradients(self.G, self.world)
+        _average_buffers(self.G, self.world)
         self.opt["G"].step()
         self._update_ema()
         return {**logs, **glogs, "instance_noise": sigma}
@@ -273,6 +352,7 @@ class Trainer:
         self.opt["E"].zero_grad(set_to_none=True)
         loss.backward()
         _average_gradients(self.E, self.world)
+        _average_buffers(self.E, self.world)
         self.opt["E"].step()
         return logs
 
@@ -332,7 +412,7 @@ class Trainer:
                 if self.step % cfg.checkpoint_every == 0 or self.step in (cfg.steps, total):
                     self.save_checkpoint()
         except KeyboardInterrupt:
-            self.save_checkpoint()
+            self.save_checkpoint(collective=False)
             if self.main:
                 print(f"\ninterrupted: checkpoint saved at step {self.step}; run the same command to resume")
             raise
@@ -341,6 +421,8 @@ class Trainer:
         return self.finish()
 
     def finish(self) -> Bundle | None:
+        if self.world > 1:
+            dist.barrier()
         if not self.main:
             return None
         holdout = self.holdout.batch(torch.arange(len(self.holdout)), self.device)
@@ -360,7 +442,10 @@ def train(cfg: TrainConfig) -> Bundle | None:
     """Run (or resume) a training run; returns the bundle on rank 0."""
     trainer = Trainer(cfg)
     try:
-        return trainer.run()
+        bundle = trainer.run()
+        if trainer.world > 1:
+            dist.barrier()  # the others wait until rank 0 has written the bundle
+        return bundle
     finally:
         if trainer.world > 1 and dist.is_initialized():
             dist.destroy_process_group()

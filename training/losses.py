@@ -3,6 +3,7 @@ and the BEGAN equilibrium. Pure functions of network outputs."""
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -81,14 +82,19 @@ def attribute_loss(spec: LatentSpec, q: QOutput, attrs: Tensor, attr_cols: dict[
 class BEGANBalance:
     """BEGAN equilibrium: k_t update and the M_global convergence measure."""
 
-    def __init__(self, gamma: float = 0.5, lambda_k: float = 1e-3, k: float = 0.0):
+    def __init__(self, gamma: float = 0.5, lambda_k: float = 1e-3, k: float = 0.0, reduce: Callable[[Tensor], None] | None = None):
         self.gamma, self.lambda_k, self.k = gamma, lambda_k, k
+        self.reduce = reduce  # in-place cross-rank mean of the losses (data parallel), or None
 
     def d_loss(self, rec_real: Tensor, rec_fake: Tensor) -> Tensor:
         return rec_real - self.k * rec_fake
 
     def update(self, rec_real: float, rec_fake: float) -> float:
         """Update k_t; returns M_global = L_real + |gamma * L_real - L_fake|."""
+        if self.reduce is not None:
+            both = torch.tensor([rec_real, rec_fake], dtype=torch.float64)
+            self.reduce(both)
+            rec_real, rec_fake = both.tolist()
         balance = self.gamma * rec_real - rec_fake
         self.k = min(max(self.k + self.lambda_k * balance, 0.0), 1.0)
         return rec_real + abs(balance)
