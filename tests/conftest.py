@@ -52,3 +52,37 @@ def tiny_bundle_path(tmp_path_factory, tiny_spec) -> Path:
 def torch_seed():
     torch.manual_seed(0)
     yield
+
+
+def make_trained_bundle(spec: LatentSpec, steps: int = 200, seed: int = 0) -> Bundle:
+    """A tiny 32x32 bundle whose predictor is trained (seconds, CPU) on (G(latent), latent) pairs
+    of a random generator, so inversion and code recovery are meaningful in tests."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    cfg = NetConfig(image_size=32, g_width=8, d_width=8, e_width=8, max_width=32, q_hidden=16, g_norm="none")
+    b = Bundle.create(spec, cfg, framing=CELEBA_FRAMING, name="tiny-trained")
+    g, p = b.generator.eval(), b.predictor.train()
+    with torch.no_grad():
+        g.body[-2].weight.mul_(8.0)  # default init draws near-flat images; make codes visible
+    opt = torch.optim.Adam(p.parameters(), 2e-3)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        lat = spec.sample(32, gen)
+        with torch.no_grad():
+            x = g(lat)
+        pred, true = spec.split(p.forward_raw(x)), spec.split(lat)
+        loss = F.mse_loss(pred.z, true.z) + F.mse_loss(pred.continuous, true.continuous)
+        loss = loss + sum(F.cross_entropy(a, t.argmax(1)) for a, t in zip(pred.categorical, true.categorical))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return b.to("cpu")
+
+
+@pytest.fixture(scope="session")
+def trained_bundle_path(tmp_path_factory, tiny_spec) -> Path:
+    """A tiny bundle with a trained predictor, saved to disk."""
+    path = tmp_path_factory.mktemp("bundles") / "tiny-trained"
+    save_bundle(make_trained_bundle(tiny_spec), path)
+    return path

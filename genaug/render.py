@@ -1,0 +1,222 @@
+"""The user boundary: images in any common format -> model frame, and back.
+
+``to_model_frame`` converts one image (HWC uint8/float numpy, (H, W) or (H, W, 1) grayscale,
+RGBA, PIL, CHW tensor) into a CHW float tensor in [-1, 1] at the model's size, cropping the face
+box given by the framing. ``paste_back`` resizes the model output to that box and writes only the
+*change* into a copy of the original, so the result has the input's type, shape and dtype, the
+alpha channel is kept and pixels outside the box are byte-identical.
+
+``regenerate`` / ``delta`` rendering on model-frame batches lives here too (pure functions).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+MIN_SIDE = 16
+FRAMINGS = ("auto", "full", "none")
+MODES = ("delta", "regenerate")
+_LUMA = (0.299, 0.587, 0.114)
+_FLOATS = (np.float16, np.float32, np.float64)
+
+
+@dataclass
+class FrameInfo:
+    """How an image was brought into the model frame (enough to paste the result back)."""
+
+    kind: str  # "numpy", "pil" or "tensor"
+    shape: tuple[int, ...]  # original shape
+    dtype: Any  # original numpy/torch dtype (PIL: its mode)
+    layout: str  # "HW", "HWC" or "CHW"
+    channels: int  # colour channels without alpha (1 or 3)
+    has_alpha: bool
+    box: tuple[int, int, int, int]  # left, top, right, bottom in original pixels
+    model_in: Tensor  # the model-frame input (C, S, S) in [-1, 1], to compute the change
+
+
+# ------------------------------------------------------------------ validation
+def _fail(msg: str) -> None:
+    raise ValueError(msg)
+
+
+def _check_float_range(t: Tensor, what: str) -> None:
+    if not torch.isfinite(t).all():
+        _fail(f"{what} contains NaN or inf values")
+    lo, hi = float(t.min()), float(t.max())
+    if lo < 0.0 or hi > 1.0:
+        _fail(f"{what}: float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
+              "(divide uint8 data by 255, or pass uint8)")
+
+
+def _to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
+    """Any supported image -> (float32 CHW tensor in [0, 1] incl. alpha, kind, dtype, layout, shape)."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        mode = image.mode
+        if mode not in ("L", "RGB", "RGBA"):
+            image = image.convert("RGBA" if "A" in mode else "RGB")
+        arr = np.array(image)
+        t, _, _, layout, shape = _to_chw01(arr)
+        return t, "pil", mode, layout, shape
+    if isinstance(image, np.ndarray):
+        kind, shape, dtype = "numpy", image.shape, image.dtype
+        if image.dtype != np.uint8 and image.dtype not in _FLOATS:
+            _fail(f"unsupported image dtype {image.dtype}: use uint8 (0..255) or float32 (0..1)")
+        if image.ndim == 2:
+            layout = "HW"
+            t = torch.from_numpy(np.ascontiguousarray(image))[None]
+        elif image.ndim == 3:
+            layout = "HWC"
+            if image.shape[2] not in (1, 3, 4):
+                _fail(f"HWC image must have 1, 3 or 4 channels, got shape {image.shape}")
+            t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        else:
+            _fail(f"image must be (H, W) or (H, W, C), got an array of rank {image.ndim} with shape {image.shape}")
+    elif isinstance(image, Tensor):
+        kind, shape, dtype = "tensor", tuple(image.shape), image.dtype
+        if image.dtype != torch.uint8 and not image.is_floating_point():
+            _fail(f"unsupported tensor dtype {image.dtype}: use uint8 (0..255) or float (0..1)")
+        if image.ndim == 2:
+            layout, t = "HW", image[None]
+        elif image.ndim == 3:
+            layout, t = "CHW", image
+            if image.shape[0] not in (1, 3, 4):
+                _fail(f"CHW tensor must have 1, 3 or 4 channels first, got shape {tuple(image.shape)}")
+        else:
+            _fail(f"image tensor must be (C, H, W) or (H, W), got shape {tuple(image.shape)} "
+                  "(for batches use Engine.augment_tensor)")
+        t = t.detach().cpu()
+    else:
+        _fail(f"unsupported image type {type(image).__name__}: give a numpy array, PIL image or CHW tensor")
+    if t.numel() == 0:
+        _fail(f"image is empty (shape {tuple(shape)})")
+    h, w = t.shape[-2:]
+    if min(h, w) < MIN_SIDE:
+        _fail(f"image {h}x{w} is too small to hold a face (min side {MIN_SIDE} px)")
+    if t.dtype == torch.uint8:
+        t = t.float() / 255.0
+    else:
+        t = t.float()
+        _check_float_range(t, "image")
+    return t, kind, dtype, layout, tuple(shape)
+
+
+# --------------------------------------------------------------------- framing
+def face_box(height: int, width: int, framing_cfg: dict | None, framing: str = "auto") -> tuple[int, int, int, int]:
+    """Face box (left, top, right, bottom) for an image of this size.
+
+    ``auto``: the bundle's reference box scaled to the image when the aspect ratio matches the
+    bundle's reference frame (e.g. CelebA 178x218), else the centred square. ``full``/``none``:
+    the centred square of the whole image.
+    """
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
+    if framing == "auto" and framing_cfg and framing_cfg.get("reference_size") and framing_cfg.get("box"):
+        rw, rh = framing_cfg["reference_size"]
+        if abs(width / height - rw / rh) < 0.01 * rw / rh:
+            l, t, r, b = framing_cfg["box"]
+            sx, sy = width / rw, height / rh
+            return round(l * sx), round(t * sy), round(r * sx), round(b * sy)
+    side = min(height, width)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def _colour(t: Tensor, channels: int) -> Tensor:
+    """(C, H, W) or (N, C, H, W) with C in {1, 3} -> ``channels`` channels."""
+    c = t.shape[-3]
+    if c == channels:
+        return t
+    if channels == 3:
+        return t.expand(*t.shape[:-3], 3, *t.shape[-2:])
+    w = torch.tensor(_LUMA, dtype=t.dtype, device=t.device).reshape(3, 1, 1)
+    return (t * w).sum(-3, keepdim=True)
+
+
+def to_model_frame(image: Any, bundle: Any, framing: str = "auto") -> tuple[Tensor, FrameInfo]:
+    """One user image -> (CHW float32 tensor in [-1, 1] at the model's size/channels, FrameInfo)."""
+    t, kind, dtype, layout, shape = _to_chw01(image)
+    has_alpha = t.shape[0] == 4
+    colour = t[:3] if has_alpha else t
+    h, w = colour.shape[-2:]
+    box = face_box(h, w, getattr(bundle, "framing", None), framing)
+    l, top, r, b = box
+    crop = colour[:, top:b, l:r][None]
+    size = bundle.image_size
+    crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    x = _colour(crop.clamp(0, 1), bundle.channels) * 2 - 1
+    info = FrameInfo(kind, shape, dtype, layout, colour.shape[0], has_alpha, box, x)
+    return x.contiguous(), info
+
+
+def paste_back(model_out: Tensor, original: Any, info: FrameInfo, blend: str = "delta") -> Any:
+    """Write a model-frame result (C, S, S) in [-1, 1] back into a copy of ``original``.
+
+    ``blend="delta"`` adds only the change (``model_out - info.model_in``) resized to the face
+    box, keeping the original's detail and leaving unchanged pixels as they were;
+    ``blend="replace"`` writes the resized model output itself into the box.
+    """
+    if blend not in ("delta", "replace"):
+        raise ValueError(f"blend must be 'delta' or 'replace', got {blend!r}")
+    full = _to_chw01(original)[0].clone()
+    out = model_out.detach().float().cpu()
+    colour = full[: info.channels]
+    l, t, r, b = info.box
+    src = (out - info.model_in.cpu()) / 2 if blend == "delta" else (out + 1) / 2
+    src = F.interpolate(src[None], size=(b - t, r - l), mode="bilinear", align_corners=False)[0]
+    src = _colour(src, info.channels)
+    region = colour[:, t:b, l:r]
+    colour[:, t:b, l:r] = (region + src if blend == "delta" else src).clamp(0, 1)
+    return _from_chw01(full, original, info)
+
+
+def _from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
+    """Inverse of :func:`_to_chw01`: back to the original's type, layout and dtype."""
+    if info.kind == "tensor":
+        res = t if info.layout == "CHW" else t[0]
+        if info.dtype == torch.uint8:
+            res = (res * 255).round().to(torch.uint8)
+        return res.to(dtype=info.dtype, device=original.device)
+    arr = t.permute(1, 2, 0) if info.layout == "HWC" else t[0]
+    if info.kind == "pil" or info.dtype == np.uint8:
+        arr_np = (arr * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+        if info.kind == "numpy":
+            return arr_np
+        from PIL import Image
+
+        return Image.fromarray(arr_np)
+    return arr.numpy().astype(info.dtype, copy=False)
+
+
+def to_model_batch(images: list[Any], bundle: Any, framing: str = "auto") -> tuple[Tensor, list[FrameInfo]]:
+    """Several user images -> (N, C, S, S) batch and their FrameInfos."""
+    if len(images) == 0:
+        raise ValueError("no images given (empty batch)")
+    frames = [to_model_frame(im, bundle, framing) for im in images]
+    return torch.stack([f[0] for f in frames]), [f[1] for f in frames]
+
+
+# ---------------------------------------------------------------------- render
+def render(
+    x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta", strength: float | Tensor = 1.0
+) -> Tensor:
+    """Combine a model-frame input ``x`` with ``base = G(latent)`` and ``edited = G(edited latent)``.
+
+    ``regenerate``: ``base + s * (edited - base)`` (= ``edited`` at s=1);
+    ``delta``: ``clamp(x + s * (edited - base), -1, 1)`` — keeps what the generator cannot draw.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    s = torch.as_tensor(strength, dtype=x.dtype, device=x.device)
+    if s.ndim == 1:
+        s = s.reshape(-1, 1, 1, 1)
+    change = s * (edited - base)
+    return (base + change if mode == "regenerate" else x + change).clamp(-1, 1)
