@@ -1,0 +1,180 @@
+"""Expanded face datasets in HDF5: the file layout, the writer helpers and the reader.
+
+``genaug expand SOURCE OUT.h5`` / :func:`expand_to_hdf5` (implemented in :mod:`genaug.expand`)
+write one record per output image; :class:`HDF5FaceDataset` reads them back as a torch Dataset.
+
+Layout (plain HDF5, readable by h5py, h5dump, HDFView, pandas/PyTables, MATLAB, ...)::
+
+    images        uint8   (N, H, W, C)  chunks (1, H, W, C), lzf/gzip compressed; H, W = the
+                                        model size (--size model) or the output size with the
+                                        augmented face pasted back (--size source | WxH)
+    label         int64   (N,)          class index (ImageFolder classes sorted -> 0..K-1; the
+                                        source HDF5's ``labels``), -1 when the source has none
+    source_index  int64   (N,)          index of the source image (sorted file order / HDF5 row)
+    source_path   utf-8   (N,)          file path relative to SOURCE, or ``images[i]`` for HDF5
+    variant       int16   (N,)          0 = the original (with --include-original), 1..V = variants
+    codes         float32 (N, n_codes)  the code values set for this record (category index or
+                                        continuous value), NaN for codes left as inverted
+                                        (all NaN for originals); names in attr ``code_names``
+    score         float32 (N,)          reconstruction score of the source's inversion
+                                        (MS-SSIM in [0, 1], higher is better)
+    skipped/      group: source_index int64, path utf-8, reason utf-8 (K,) — unreadable inputs
+
+    Records are ordered by source index, then variant.
+    File attributes: format="genaug-expanded", layout_version, genaug_version, bundle_identity,
+    bundle_config (JSON), seed, settings (JSON), command (JSON argv), run_key (hash of bundle,
+    seed, settings and source listing), class_names (JSON list), code_names, source, n_skipped.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import h5py
+import numpy as np
+
+FORMAT = "genaug-expanded"
+LAYOUT_VERSION = 1
+STR = h5py.string_dtype("utf-8")
+RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")
+
+
+def compression_args(compression: str | None) -> dict[str, Any]:
+    """h5py keyword arguments for ``--compression`` (lzf, gzip, gzip-<level>, none)."""
+    if compression in (None, "none"):
+        return {}
+    if compression == "lzf":
+        return {"compression": "lzf"}
+    if compression.startswith("gzip"):
+        level = int(compression.split("-", 1)[1]) if "-" in compression else 4
+        return {"compression": "gzip", "compression_opts": level}
+    raise ValueError(f"unknown compression {compression!r}: choose lzf, gzip, gzip-<0..9> or none")
+
+
+def create_records(
+    f: h5py.File, n: int, shape: tuple[int, int, int], n_codes: int, compression: str | None, resizable: bool = False
+) -> dict[str, h5py.Dataset]:
+    """Create the record datasets of the layout (``n`` rows; growable along axis 0 if ``resizable``)."""
+    h, w, c = shape
+    mx = (None,) if resizable else (n,)
+    ds = {
+        "images": f.create_dataset(
+            "images", (n, h, w, c), np.uint8, chunks=(1, h, w, c), maxshape=mx + (h, w, c), **compression_args(compression)
+        ),
+        "codes": f.create_dataset(
+            "codes", (n, n_codes), np.float32, maxshape=mx + (n_codes,), chunks=(256, max(1, n_codes)) if resizable else None
+        ),
+    }
+    for name, dt in (("label", np.int64), ("source_index", np.int64), ("source_path", STR), ("variant", np.int16), ("score", np.float32)):
+        ds[name] = f.create_dataset(name, (n,), dt, maxshape=mx, chunks=(4096,) if resizable else None)
+    return ds
+
+
+def write_skipped(f: h5py.File, skipped: list[tuple[int, str, str]]) -> None:
+    """The ``skipped`` group: (source_index, path, reason) of every unreadable input."""
+    g = f.create_group("skipped")
+    g.create_dataset("source_index", data=np.array([s[0] for s in skipped], dtype=np.int64))
+    g.create_dataset("path", data=[s[1] for s in skipped], dtype=STR, shape=(len(skipped),))
+    g.create_dataset("reason", data=[s[2] for s in skipped], dtype=STR, shape=(len(skipped),))
+
+
+def read_skipped(f: h5py.File) -> list[tuple[int, str, str]]:
+    if "skipped" not in f:
+        return []
+    g = f["skipped"]
+    return [
+        (int(i), p.decode() if isinstance(p, bytes) else p, r.decode() if isinstance(r, bytes) else r)
+        for i, p, r in zip(g["source_index"][()], g["path"][()], g["reason"][()])
+    ]
+
+
+class HDF5FaceDataset:
+    """A torch-compatible Dataset over an expanded file: ``(image, label)`` per record.
+
+    ``image`` is HWC uint8 numpy, or whatever ``transform(image=img)["image"]`` returns
+    (an albumentations transform). With ``return_meta=True`` items are
+    ``(image, label, meta)`` with ``meta`` = source_index, source_path, variant, codes, score.
+    The file is opened lazily in each process (safe with DataLoader ``num_workers > 0``).
+    ``variants`` keeps only records whose variant is in the given list (e.g. ``[0]``).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        transform: Callable[..., Any] | None = None,
+        return_meta: bool = False,
+        variants: list[int] | None = None,
+    ):
+        self.path = str(path)
+        self.transform = transform
+        self.return_meta = return_meta
+        self._file: h5py.File | None = None
+        if not Path(self.path).is_file():
+            raise FileNotFoundError(f"no such HDF5 file: {self.path}")
+        with h5py.File(self.path, "r") as f:
+            if "images" not in f:
+                raise ValueError(f"{self.path}: no 'images' dataset (not a genaug expanded file?)")
+            n = f["images"].shape[0]
+            self.code_names: list[str] = list(json.loads(f.attrs.get("code_names", "[]")))
+            self.class_names: list[str] = list(json.loads(f.attrs.get("class_names", "[]")))
+            if variants is not None and "variant" in f:
+                self._rows: np.ndarray | None = np.flatnonzero(np.isin(f["variant"][()], variants))
+            else:
+                self._rows = None
+        self._n = n if self._rows is None else len(self._rows)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _f(self) -> h5py.File:
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        return self._file
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_file"] = None  # each worker opens its own handle
+        return state
+
+    def __getitem__(self, i: int) -> tuple[Any, ...]:
+        if not -self._n <= i < self._n:
+            raise IndexError(f"index {i} out of range for {self._n} records")
+        i = int(i) % self._n
+        row = int(self._rows[i]) if self._rows is not None else i
+        f = self._f()
+        image = f["images"][row]
+        label = int(f["label"][row]) if "label" in f else -1
+        if self.transform is not None:
+            image = self.transform(image=image)["image"]
+        if not self.return_meta:
+            return image, label
+        sp = f["source_path"][row] if "source_path" in f else b""
+        meta = {
+            "source_index": int(f["source_index"][row]) if "source_index" in f else row,
+            "source_path": sp.decode() if isinstance(sp, bytes) else str(sp),
+            "variant": int(f["variant"][row]) if "variant" in f else 0,
+            "codes": f["codes"][row] if "codes" in f else np.zeros(0, np.float32),
+            "score": float(f["score"][row]) if "score" in f else float("nan"),
+        }
+        return image, label, meta
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def __getattr__(name: str) -> Any:
+    # expand_to_hdf5, main, ExpandResult live in genaug.expand (imported on first use).
+    if name in ("expand_to_hdf5", "main", "ExpandResult", "ExpandSettings"):
+        from . import expand
+
+        return getattr(expand, name)
+    raise AttributeError(f"module 'genaug.hdf5' has no attribute {name!r}")
