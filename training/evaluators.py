@@ -1,0 +1,383 @@
+"""Train the project's evaluation models (identity embedder, attribute classifier).
+
+    python -m training.evaluators identity   --data ../shared/data/celeba_train_64 --out /work/runs/eval_identity
+    python -m training.evaluators attributes --data ../shared/data/celeba_train_64 --out /work/runs/eval_attributes
+    python -m training.evaluators evaluate   --kind identity --weights genaug/default/evaluator_identity
+
+Identity: CosFace (additive cosine margin) head over CelebA identities with >= ``--min-images``
+images; one image per identity with >= ``min_images + 1`` is held out for validation. The
+embedding is L2-normalised. Quality is reported as verification ROC AUC / TAR@FAR on pairs of
+``celeba_id200`` (200 people never seen in training). Attributes: 40 sigmoid outputs, BCE,
+held-out random split; mean accuracy and ROC AUC.
+
+Training is budgeted in wall-clock minutes (``--minutes``): the learning rate follows a cosine
+over the elapsed fraction of the budget, so the number of steps depends on machine load. It
+checkpoints to ``--out/checkpoint.pt`` and resumes from it; the final float16 weights + JSON are
+written to ``--out/evaluator_<kind>.*`` and, with ``--export DIR``, copied there.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from genaug.bundle import CELEBA_FRAMING
+from genaug.features import EvaluatorConfig, FaceNet, load_evaluator, save_evaluator
+from training.data import list_images, load_face, load_faces
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+# ----------------------------------------------------------------------------- data helpers
+def load_framed_face(path: str | Path, size: int = 64) -> np.ndarray:
+    """One face as uint8 (size, size, 3). CelebA 178x218 aligned frames use the centre box
+    35,55,143,163 (genaug.bundle.CELEBA_FRAMING); other images a centre square crop."""
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if list(im.size) == CELEBA_FRAMING["reference_size"]:
+            im = im.crop(tuple(CELEBA_FRAMING["box"])).resize((size, size), Image.BICUBIC)
+            return np.asarray(im, dtype=np.uint8)
+    return load_face(path, size, 3)
+
+
+@dataclass
+class IdentityFolder:
+    """An ImageFolder of identities held in memory: uint8 NCHW images, labels, relative paths, splits."""
+
+    images: Tensor
+    labels: Tensor
+    paths: list[str]
+    classes: list[str]
+    splits: list[str] | None  # "train"/"val"/"test" per image when the folder has splits.csv
+
+    def where(self, split: str) -> Tensor:
+        if self.splits is None:
+            raise ValueError("this folder has no splits")
+        return torch.tensor([i for i, s in enumerate(self.splits) if s == split], dtype=torch.long)
+
+
+def load_identity_folder(root: str | Path, size: int = 64, cache_dir: str | Path | None = None) -> IdentityFolder:
+    """Load ``root/<identity>/<image>`` (cached as npz in ``~/.cache/genaug``); reads
+    ``root/splits.csv`` (path, ..., split) when present."""
+    root = Path(root)
+    files = [p for p in list_images(root) if p.parent != root]
+    if not files:
+        raise ValueError(f"{root} is not an ImageFolder (<identity>/<image> sub-folders)")
+    rel = [str(p.relative_to(root)) for p in files]
+    key = hashlib.sha1(f"idfolder|{root.resolve()}|{size}|{len(rel)}|{rel[0]}|{rel[-1]}".encode()).hexdigest()[:16]
+    cache = Path(cache_dir or os.environ.get("GENAUG_CACHE", Path.home() / ".cache" / "genaug")) / f"idfolder-{key}.npz"
+    if cache.exists():
+        arr = np.load(cache, allow_pickle=False)["images"]
+    else:
+        arr = np.stack([load_framed_face(p, size) for p in files])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.stem + ".tmp.npz")
+        np.savez(tmp, images=arr)
+        tmp.replace(cache)
+    classes = sorted({p.parent.name for p in files})
+    idx = {c: i for i, c in enumerate(classes)}
+    labels = torch.tensor([idx[p.parent.name] for p in files])
+    splits = None
+    sp = root / "splits.csv"
+    if sp.exists():
+        with open(sp, newline="") as f:
+            table = {r["path"]: r["split"] for r in csv.DictReader(f)}
+        splits = [table.get(r, "train") for r in rel]
+    return IdentityFolder(torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous(), labels, rel, classes, splits)
+
+
+def to_float(x: Tensor) -> Tensor:
+    return x.float().div_(127.5).sub_(1)
+
+
+def jitter(x: Tensor, gen: torch.Generator, crop: float, size: int, color: float = 0.0) -> Tensor:
+    """Training view: random crop of ``crop`` of the side (jittered), h-flip, optional brightness/
+    contrast jitter, resize to ``size``. ``x`` is uint8 NCHW; returns float in [-1, 1]."""
+    n, _, h, w = x.shape
+    c = round(h * crop)
+    tops = torch.randint(0, h - c + 1, (n,), generator=gen).tolist()
+    lefts = torch.randint(0, w - c + 1, (n,), generator=gen).tolist()
+    out = torch.stack([x[i, :, t : t + c, l : l + c] for i, (t, l) in enumerate(zip(tops, lefts))])
+    out = to_float(out)
+    flip = torch.rand(n, generator=gen) < 0.5
+    out[flip] = out[flip].flip(-1)
+    if color:
+        b = (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * color
+        k = 1 + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * color
+        m = out.mean((1, 2, 3), keepdim=True)
+        out = ((out - m) * k + m + b).clamp(-1, 1)
+    return F.interpolate(out, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+@torch.no_grad()
+def embed_all(model: nn.Module, images: Tensor, batch: int = 256) -> Tensor:
+    """Run ``model`` (eval) over uint8 NCHW ``images`` in batches -> (N, F) float."""
+    model.eval()
+    return torch.cat([model(to_float(images[i : i + batch])) for i in range(0, len(images), batch)])
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass
+class TrainConfig:
+    kind: str
+    data: str
+    out: str
+    minutes: float = 12.0
+    max_epochs: int = 60
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    min_images: int = 3
+    margin: float = 0.25
+    scale: float = 24.0
+    input_size: int = 40
+    crop: float = 0.875
+    widths: tuple[int, ...] = (24, 48, 96, 192)
+    embed_dim: int = 128
+    holdout: int = 2000
+    threads: int = 1
+    seed: int = 0
+    export: str | None = None
+
+
+class CosFaceHead(nn.Module):
+    """Additive cosine-margin softmax head: logits = s * (cos(theta) - m * onehot)."""
+
+    def __init__(self, dim: int, n_classes: int, scale: float, margin: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_classes, dim) * 0.01)
+        self.scale, self.margin = scale, margin
+
+    def forward(self, emb: Tensor, labels: Tensor | None = None) -> Tensor:
+        cos = emb @ F.normalize(self.weight, dim=1).t()
+        if labels is not None:
+            cos = cos - self.margin * F.one_hot(labels, cos.shape[1]).to(cos.dtype)
+        return self.scale * cos
+
+
+def _identity_split(data_dir: Path, files: list[str], min_images: int, seed: int) -> tuple[list[int], list[int], Tensor, int]:
+    with open(data_dir / "attributes.csv", newline="") as f:
+        ident = {r["filename"]: r["celeba_identity"] for r in csv.DictReader(f)}
+    ids = [ident[Path(p).name] for p in files]
+    by_id: dict[str, list[int]] = {}
+    for i, c in enumerate(ids):
+        by_id.setdefault(c, []).append(i)
+    keep = sorted(c for c, v in by_id.items() if len(v) >= min_images)
+    rng = np.random.default_rng(seed)
+    train, val, labels = [], [], torch.full((len(files),), -1, dtype=torch.long)
+    for k, c in enumerate(keep):
+        members = list(by_id[c])
+        for i in members:
+            labels[i] = k
+        if len(members) > min_images:
+            j = members.pop(int(rng.integers(len(members))))
+            val.append(j)
+        train.extend(members)
+    return train, val, labels, len(keep)
+
+
+def train(cfg: TrainConfig) -> Path:
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_faces(cfg.data, 64, 3)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    if cfg.kind == "identity":
+        tr, va, labels, n_classes = _identity_split(Path(cfg.data), data.files, cfg.min_images, cfg.seed)
+        ecfg = EvaluatorConfig("identity", cfg.input_size, cfg.crop, list(cfg.widths), cfg.embed_dim)
+        head: nn.Module = CosFaceHead(cfg.embed_dim, n_classes, cfg.scale, cfg.margin)
+        targets = labels
+        print(f"identity: {n_classes} identities with >= {cfg.min_images} images, {len(tr)} train / {len(va)} val images")
+    else:
+        if data.attributes is None:
+            raise ValueError(f"{cfg.data} has no attributes.csv")
+        perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+        va, tr = perm[: cfg.holdout], perm[cfg.holdout :]
+        ecfg = EvaluatorConfig("attributes", cfg.input_size, cfg.crop, list(cfg.widths), outputs=list(data.attribute_names))
+        head = nn.Identity()
+        targets = (data.attributes > 0).float()
+        print(f"attributes: {len(ecfg.outputs)} attributes, {len(tr)} train / {len(va)} val images")
+    model = FaceNet(ecfg)
+    print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
+    params = list(model.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    tr_t = torch.tensor(tr)
+    steps_per_epoch = max(1, len(tr) // cfg.batch_size)
+    state = {"step": 0, "elapsed": 0.0, "epoch": 0, "log": []}
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        c = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(c["model"])
+        head.load_state_dict(c["head"])
+        opt.load_state_dict(c["opt"])
+        gen.set_state(c["gen"])
+        state = json.loads(c["state"])
+        print(f"resumed from {ckpt} at step {state['step']} ({state['elapsed'] / 60:.1f} min)")
+    budget = cfg.minutes * 60
+
+    def save_ckpt() -> None:
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
+                    "gen": gen.get_state(), "state": json.dumps(state)}, tmp)
+        tmp.replace(ckpt)
+
+    t_last = time.time()
+    while state["elapsed"] < budget and state["epoch"] < cfg.max_epochs:
+        model.train()
+        order = tr_t[torch.randperm(len(tr_t), generator=gen)]
+        start = state["step"] % steps_per_epoch
+        for b in range(start, steps_per_epoch):
+            frac = min(state["elapsed"] / budget, 1.0)
+            warm = min(1.0, (state["step"] + 1) / 100)
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            x = jitter(data.images[idx], gen, cfg.crop, cfg.input_size, color=0.15)
+            y = targets[idx]
+            feats = model.head_output(model.trunk(x))
+            if cfg.kind == "identity":
+                loss = F.cross_entropy(head(feats, y), y)
+            else:
+                loss = F.binary_cross_entropy_with_logits(feats, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            now = time.time()
+            state["elapsed"] += now - t_last
+            t_last = now
+            state["step"] += 1
+            if state["step"] % 25 == 0:
+                print(f"step {state['step']} epoch {state['epoch']} loss {loss.item():.4f} lr {opt.param_groups[0]['lr']:.2e} "
+                      f"elapsed {state['elapsed'] / 60:.1f}/{cfg.minutes} min", flush=True)
+            if state["step"] % 100 == 0:
+                save_ckpt()
+            if state["elapsed"] >= budget:
+                break
+        else:
+            state["epoch"] += 1
+            v = validate(cfg.kind, model, head, data.images, targets, va)
+            state["log"].append({"epoch": state["epoch"], "step": state["step"], **v})
+            print(f"epoch {state['epoch']} validation {v}", flush=True)
+            save_ckpt()
+    model.eval()
+    final = validate(cfg.kind, model, head, data.images, targets, va)
+    ecfg.training = {
+        "data": Path(cfg.data).name, "steps": state["step"], "epochs": state["epoch"],
+        "minutes": round(state["elapsed"] / 60, 2), "batch_size": cfg.batch_size, "seed": cfg.seed,
+        "train_images": len(tr), "val_images": len(va), "validation": final,
+        "command": "python -m training.evaluators " + " ".join(sys.argv[1:]),
+    }
+    if cfg.kind == "identity":
+        ecfg.training.update(identities=int(targets.max()) + 1, min_images=cfg.min_images, margin=cfg.margin, scale=cfg.scale)
+        id200 = SHARED / "celeba_id200"
+        if id200.exists():
+            ecfg.training["celeba_id200_verification"] = verification_quality(model, id200)
+    else:
+        ecfg.training["per_attribute_val_accuracy"] = final.pop("per_attribute_accuracy")
+    weights = save_evaluator(model, out / f"evaluator_{cfg.kind}")
+    print(json.dumps(ecfg.training, indent=1))
+    if cfg.export:
+        dst = Path(cfg.export)
+        dst.mkdir(parents=True, exist_ok=True)
+        for p in (weights, weights.with_suffix(".json")):
+            shutil.copy2(p, dst / p.name)
+        print(f"exported to {dst}")
+    return weights
+
+
+@torch.no_grad()
+def validate(kind: str, model: FaceNet, head: nn.Module, images: Tensor, targets: Tensor, idx: list[int]) -> dict:
+    model.eval()
+    x = images[torch.tensor(idx)]
+    out = embed_all(model, x)
+    y = targets[torch.tensor(idx)]
+    if kind == "identity":
+        acc = (head(out).argmax(1) == y).float().mean().item()
+        return {"val_top1": round(acc, 4)}
+    from genaug.metrics import roc_auc
+
+    pred = out > 0
+    per = (pred == (y > 0.5)).float().mean(0)
+    aucs = [roc_auc(out[:, j], y[:, j]) for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+    names = model.cfg.outputs
+    return {"mean_accuracy": round(per.mean().item(), 4), "mean_auc": round(float(np.mean(aucs)), 4),
+            "per_attribute_accuracy": {n: round(a, 4) for n, a in zip(names, per.tolist())}}
+
+
+def verification_quality(model: nn.Module, folder: str | Path, seed: int = 0) -> dict:
+    """Verification AUC / TAR@FAR on all genuine and sampled impostor pairs of an identity folder."""
+    from genaug.metrics import verification_scores
+
+    data = load_identity_folder(folder, 64)
+    emb = embed_all(model, data.images)
+    res = verification_scores(emb, data.labels, seed=seed)
+    res["folder"] = Path(folder).name
+    return res
+
+
+def evaluate(kind: str, weights: str | None, data: str | None) -> dict:
+    model = load_evaluator(kind, weights)
+    if kind == "identity":
+        res = verification_quality(model, data or SHARED / "celeba_id200")
+    else:
+        faces = load_faces(data or SHARED / "celeba_train_64", 64, 3)
+        perm = torch.randperm(len(faces), generator=torch.Generator().manual_seed(0)).tolist()[:2000]
+        res = validate("attributes", model, nn.Identity(), faces.images, (faces.attributes > 0).float(), perm)
+        res.pop("per_attribute_accuracy")
+    print(json.dumps(res, indent=1))
+    return res
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m training.evaluators", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 1)[1])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for kind in ("identity", "attributes"):
+        s = sub.add_parser(kind, help=f"train the {kind} evaluator")
+        s.add_argument("--data", default=str(SHARED / "celeba_train_64"))
+        s.add_argument("--out", required=True)
+        s.add_argument("--minutes", type=float, default=12.0, help="wall-clock training budget")
+        s.add_argument("--max-epochs", type=int, default=60)
+        s.add_argument("--batch-size", type=int, default=128)
+        s.add_argument("--lr", type=float, default=3e-3)
+        s.add_argument("--min-images", type=int, default=3, help="identity: keep identities with >= this many images")
+        s.add_argument("--margin", type=float, default=0.25)
+        s.add_argument("--scale", type=float, default=24.0)
+        s.add_argument("--input-size", type=int, default=40)
+        s.add_argument("--widths", default="24,48,96,192")
+        s.add_argument("--threads", type=int, default=1)
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--export", default=None, help="also copy the final weights + JSON into this folder (e.g. genaug/default)")
+    e = sub.add_parser("evaluate", help="measure a saved evaluator")
+    e.add_argument("--kind", choices=("identity", "attributes"), required=True)
+    e.add_argument("--weights", default=None, help="weights path/stem (default: the shipped one)")
+    e.add_argument("--data", default=None)
+    a = p.parse_args(argv)
+    if a.cmd == "evaluate":
+        torch.set_num_threads(1)
+        evaluate(a.kind, a.weights, a.data)
+        return
+    train(TrainConfig(
+        kind=a.cmd, data=a.data, out=a.out, minutes=a.minutes, max_epochs=a.max_epochs, batch_size=a.batch_size,
+        lr=a.lr, min_images=a.min_images, margin=a.margin, scale=a.scale, input_size=a.input_size,
+        widths=tuple(int(w) for w in a.widths.split(",")), threads=a.threads, seed=a.seed, export=a.export,
+    ))
+
+
+if __name__ == "__main__":
+    main()
