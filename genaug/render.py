@@ -72,12 +72,12 @@ def _to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
             _fail(f"unsupported image dtype {image.dtype}: use uint8 (0..255) or float32 (0..1)")
         if image.ndim == 2:
             layout = "HW"
-            t = torch.from_numpy(np.ascontiguousarray(image))[None]
+            t = torch.from_numpy(np.require(image, requirements=["C", "W"]))[None]
         elif image.ndim == 3:
             layout = "HWC"
             if image.shape[2] not in (1, 3, 4):
                 _fail(f"HWC image must have 1, 3 or 4 channels, got shape {image.shape}")
-            t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+            t = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1)
         else:
             _fail(f"image must be (H, W) or (H, W, C), got an array of rank {image.ndim} with shape {image.shape}")
     elif isinstance(image, Tensor):
