@@ -389,7 +389,7 @@ class _Job:
                 return None, (f"size {img.shape[1]}x{img.shape[0]} differs from the output size "
                               f"{self.out_hw[1]}x{self.out_hw[0]} (--size source); use --size WxH to resize")
             pil = Image.fromarray(img[..., 0] if self.channels == 1 else img).resize(self.out_hw[::-1], Image.BICUBIC)
-            img = _convert(np.asarray(pil), self.channels)
+            img = _convert(np.array(pil), self.channels)
         return img, ""
 
     def rows_for(self, idx: list[int], imgs: list[np.ndarray]) -> Iterator[dict[str, Any]]:
