@@ -1,0 +1,196 @@
+"""``GenerativeFaceAug``: an albumentations (2.0.x) image-only transform over the engine.
+
+Parameters (which code, which value, which strength) are sampled with the transform's own
+``py_random`` so ``A.Compose(..., seed=...)`` reproduces them; ``apply`` is a pure function of
+the image and those params (replayable). The model loads lazily on first use, once per process;
+inside a DataLoader worker it loads on the CPU and the random state is re-mixed with the
+worker's seed so workers draw different augmentations (reproducible with a seeded DataLoader).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from albumentations.core.transforms_interface import BaseTransformInitSchema, ImageOnlyTransform
+from pydantic import Field, field_validator
+
+from .device import resolve_device
+from .sweep import Edit
+
+Strength = float | tuple[float, float]
+
+
+class GenerativeFaceAug(ImageOnlyTransform):
+    """Edit one semantic code of the face (glasses, smile, ...) with the bundle's generator.
+
+    Args:
+        bundle: ``"default"`` or a bundle folder (a string, so the transform serialises).
+        codes: codes that may be edited (names, ``"c<i>"`` or indices); None = all.
+        mode: ``"delta"`` (add only the generator's change to the photo) or ``"regenerate"``.
+        strength: edit strength, or a ``(low, high)`` range sampled per image.
+        refine_steps / refine_loss: inversion refinement (0 = predictor only, fastest).
+        framing: ``"auto"`` (CelebA box for 178x218-shaped images, else centre square) or ``"full"``.
+        bounds: ``{code: (low, high)}`` ranges for continuous codes.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``; DataLoader workers always use the CPU.
+        cache_size: inverted latents kept per process (keyed by image content).
+        gate_threshold: if set, augmentations whose identity similarity (``genaug.metrics``)
+            is below it are re-drawn, then returned unchanged.
+        p: probability of applying the transform.
+
+    Targets: image, images. Image types: uint8, float32.
+    """
+
+    class InitSchema(BaseTransformInitSchema):
+        bundle: str
+        codes: list[str | int] | None
+        mode: Literal["delta", "regenerate"]
+        strength: Strength
+        refine_steps: int = Field(ge=0)
+        refine_loss: str
+        framing: Literal["auto", "full", "none"]
+        bounds: dict[str, tuple[float, float]] | None
+        device: str
+        cache_size: int = Field(ge=0)
+        gate_threshold: float | None
+
+        @field_validator("strength")
+        @classmethod
+        def _strength(cls, v: Strength) -> Strength:
+            lo, hi = (v, v) if isinstance(v, (int, float)) else v
+            if lo < 0 or hi < lo:
+                raise ValueError(f"strength must be >= 0 or a range (low, high) with 0 <= low <= high, got {v}")
+            return v
+
+        @field_validator("refine_loss")
+        @classmethod
+        def _loss(cls, v: str) -> str:
+            from .recon import parse_mix
+
+            parse_mix(v)
+            return v
+
+    def __init__(
+        self,
+        bundle: str = "default",
+        codes: list[str | int] | None = None,
+        mode: Literal["delta", "regenerate"] = "delta",
+        strength: Strength = 1.0,
+        refine_steps: int = 20,
+        refine_loss: str = "mse+msssim",
+        framing: Literal["auto", "full", "none"] = "auto",
+        bounds: dict[str, tuple[float, float]] | None = None,
+        device: str = "auto",
+        cache_size: int = 4096,
+        gate_threshold: float | None = None,
+        p: float = 0.5,
+    ):
+        super().__init__(p=p)
+        self.bundle = str(bundle)
+        self.codes = list(codes) if codes is not None else None
+        self.mode = mode
+        self.strength = strength
+        self.refine_steps = refine_steps
+        self.refine_loss = refine_loss
+        self.framing = framing
+        self.bounds = dict(bounds) if bounds is not None else None
+        self.device = device
+        self.cache_size = cache_size
+        self.gate_threshold = gate_threshold
+        self._engine: Any = None
+        self._engine_pid: int | None = None
+        self._worker_tag: tuple[int, int] | None = None
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("bundle", "codes", "mode", "strength", "refine_steps", "refine_loss", "framing", "bounds",
+                "device", "cache_size", "gate_threshold")
+
+    # ------------------------------------------------------------------ engine
+    @property
+    def engine(self) -> Any:
+        """The engine, loaded on first use in this process (CPU inside DataLoader workers)."""
+        if self._engine is None or self._engine_pid != os.getpid():
+            from .engine import Engine
+
+            in_worker = torch.utils.data.get_worker_info() is not None
+            device = resolve_device("cpu" if in_worker else self.device)
+            gate = _identity_gate(device) if self.gate_threshold is not None else None
+            self._engine = Engine(
+                self.bundle, device=device, refine_steps=self.refine_steps,
+                refine_loss=self.refine_loss, cache_size=self.cache_size, mode=self.mode, framing=self.framing,
+                gate=gate, gate_threshold=self.gate_threshold or 0.0, codes=self.codes, bounds=self.bounds, seed=0,
+            )
+            self._engine_pid = os.getpid()
+        return self._engine
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_engine"], state["_engine_pid"] = None, None
+        return state
+
+    # ------------------------------------------------------------------ params
+    def _mix_worker_seed(self) -> None:
+        """In a DataLoader worker, re-mix the random state with the worker's seed once, so forked
+        workers (which start with identical states) draw different augmentations."""
+        info = torch.utils.data.get_worker_info()
+        if info is None:
+            return
+        tag = (os.getpid(), int(info.seed))
+        if tag != self._worker_tag:
+            self._worker_tag = tag
+            self.set_random_seed((self.py_random.getrandbits(62) ^ info.seed) % 2**62)
+
+    def _sample_edit(self) -> Edit:
+        spec = self.engine.spec
+        idx = [spec.code_index(c) for c in self.codes] if self.codes is not None else list(range(len(spec.codes)))
+        ci = self.py_random.choice(idx)
+        code = spec.codes[ci]
+        if spec.is_categorical(ci):
+            return Edit(ci, float(self.py_random.randrange(code.k)))
+        bounds = {spec.code_index(k): v for k, v in (self.bounds or {}).items()}
+        lo, hi = bounds.get(ci, (code.low, code.high))
+        return Edit(ci, self.py_random.uniform(lo, hi))
+
+    def _sample_strength(self) -> float:
+        s = self.strength
+        return float(s) if isinstance(s, (int, float)) else self.py_random.uniform(*s)
+
+    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        self._mix_worker_seed()
+        n = len(data["images"]) if "images" in data and "image" not in data else 1
+        edits = [self._sample_edit() for _ in range(n)]
+        return {
+            "edits": edits,
+            "strengths": [self._sample_strength() for _ in range(n)],
+            "gate_seed": self.py_random.getrandbits(32),
+        }
+
+    # ------------------------------------------------------------------- apply
+    def _run(self, images: list[np.ndarray], edits: list[Edit], strengths: list[float], gate_seed: int) -> list:
+        if len(edits) != len(images):  # params sampled for one image, replayed on several
+            edits, strengths = [edits[0]] * len(images), [strengths[0]] * len(images)
+        out, _ = self.engine.augment(
+            list(images), edits=edits, strength=torch.tensor(strengths), generator=torch.Generator().manual_seed(gate_seed)
+        )
+        return out
+
+    def apply(self, img: np.ndarray, edits: list[Edit], strengths: list[float], gate_seed: int, **params: Any) -> np.ndarray:
+        return self._run([img], edits[:1], strengths[:1], gate_seed)[0]
+
+    def apply_to_images(
+        self, images: np.ndarray, edits: list[Edit], strengths: list[float], gate_seed: int, **params: Any
+    ) -> np.ndarray:
+        return np.stack(self._run(list(images), edits, strengths, gate_seed))
+
+
+def _identity_gate(device: torch.device) -> Any:
+    """The identity-similarity gate from :mod:`genaug.metrics` (owned by the metrics module)."""
+    try:
+        from . import metrics
+    except ImportError as e:
+        raise ValueError(f"gate_threshold needs genaug.metrics, which is not available ({e})") from None
+    gate = getattr(metrics, "IdentityGate", None)
+    if gate is None:
+        raise ValueError("gate_threshold needs genaug.metrics.IdentityGate (original, augmented) -> (N,)")
+    return gate(device=device)

@@ -1,0 +1,146 @@
+"""GenerativeFaceAug as an albumentations 2.0 transform."""
+from __future__ import annotations
+
+import pickle
+
+import albumentations as A
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+import genaug
+from genaug.transforms import GenerativeFaceAug
+
+
+def _image(seed=0, shape=(48, 48, 3)):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+@pytest.fixture()
+def aug_kw(trained_bundle_path):
+    return dict(bundle=str(trained_bundle_path), refine_steps=0, device="cpu", p=1.0)
+
+
+def test_default_args_and_lazy_loading():
+    t = genaug.GenerativeFaceAug()
+    assert t.bundle == "default" and t.mode == "delta" and t.p == 0.5 and t._engine is None  # nothing loaded yet
+
+
+@pytest.mark.parametrize(
+    "image",
+    [_image(), _image(1, (218, 178, 3)), np.random.default_rng(2).random((40, 40, 3), dtype=np.float32),
+     _image(3, (40, 40)), _image(4, (40, 40, 1))],
+    ids=["uint8", "celeba", "float32", "gray2d", "gray_hwc1"],
+)
+def test_apply_keeps_shape_and_dtype(aug_kw, image):
+    out = A.Compose([GenerativeFaceAug(**aug_kw)], seed=0)(image=image)["image"]
+    assert out.shape == image.shape and out.dtype == image.dtype and not np.array_equal(out, image)
+
+
+def test_compose_seed_reproduces_and_params_replay(aug_kw):
+    img = _image()
+    make = lambda seed: A.Compose([A.HorizontalFlip(), GenerativeFaceAug(strength=(0.5, 1.0), **aug_kw)], seed=seed)  # noqa: E731
+    a, b, c = make(5), make(5), make(6)
+    outs_a = [a(image=img)["image"] for _ in range(3)]
+    outs_b = [b(image=img)["image"] for _ in range(3)]
+    outs_c = [c(image=img)["image"] for _ in range(3)]
+    assert all(np.array_equal(x, y) for x, y in zip(outs_a, outs_b))
+    assert not all(np.array_equal(x, y) for x, y in zip(outs_a, outs_c))
+    t = a.transforms[1]
+    params = t.get_applied_params()
+    assert {"edits", "strengths", "gate_seed"} <= set(params) and 0.5 <= params["strengths"][0] <= 1.0
+    np.testing.assert_array_equal(t.apply(img, **params), t.apply(img, **params))  # apply is pure
+
+
+def test_to_dict_from_dict_roundtrip(aug_kw):
+    t = GenerativeFaceAug(codes=["smile", 0], strength=(0.2, 0.8), bounds={"smile": (-0.5, 0.5)},
+                          mode="regenerate", framing="full", **aug_kw)
+    d = A.to_dict(A.Compose([t]))
+    spec = d["transform"]["transforms"][0]
+    for name in t.get_transform_init_args_names():
+        assert name in spec or getattr(t, name) is None, name
+    back = A.from_dict(d).transforms[0]
+    assert isinstance(back, GenerativeFaceAug)
+    assert {n: getattr(back, n) for n in t.get_transform_init_args_names()} == {
+        n: getattr(t, n) for n in t.get_transform_init_args_names()
+    }
+    img = _image()
+    a = A.Compose([t], seed=1)(image=img)["image"]
+    b = A.Compose([back], seed=1)(image=img)["image"]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_codes_and_bounds_respected(aug_kw):
+    t = GenerativeFaceAug(codes=["smile"], bounds={"smile": (0.2, 0.4)}, **aug_kw)
+    comp = A.Compose([t], seed=0)
+    for _ in range(5):
+        comp(image=_image())
+        (edit,) = t.get_applied_params()["edits"]
+        assert edit.code == 2 and 0.2 <= edit.value <= 0.4
+
+
+def test_images_target_gets_one_edit_per_image(aug_kw):
+    t = GenerativeFaceAug(**aug_kw)
+    images = np.stack([_image(i) for i in range(4)])
+    out = A.Compose([t], seed=0)(images=images)["images"]
+    assert out.shape == images.shape and out.dtype == np.uint8
+    assert len(t.get_applied_params()["edits"]) == 4
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [({"mode": "blend"}, "mode"), ({"strength": -1.0}, "strength"), ({"strength": (0.8, 0.2)}, "strength"),
+     ({"refine_steps": -1}, "refine_steps"), ({"refine_loss": "l7"}, "l7"), ({"p": 2.0}, "p")],
+)
+def test_invalid_arguments_rejected(kw, match):
+    with pytest.raises(ValueError, match=match):
+        GenerativeFaceAug(**kw)
+
+
+def test_bad_image_raises_value_error(aug_kw):
+    with pytest.raises(ValueError, match="too small"):
+        A.Compose([GenerativeFaceAug(**aug_kw)])(image=_image(0, (8, 8, 3)))
+
+
+def test_picklable_after_loading(aug_kw):
+    t = GenerativeFaceAug(**aug_kw)
+    A.Compose([t], seed=0)(image=_image())
+    assert t._engine is not None
+    clone = pickle.loads(pickle.dumps(t))
+    assert clone._engine is None and clone.bundle == t.bundle
+
+
+def test_latents_cached_by_content(aug_kw):
+    t = GenerativeFaceAug(**aug_kw)
+    comp = A.Compose([t], seed=0)
+    img = _image()
+    comp(image=img)
+    comp(image=img)
+    assert t.engine.cache.hits == 1 and len(t.engine.cache) == 1
+
+
+class _Same(Dataset):
+    """The same face N times through a transform."""
+
+    def __init__(self, transform, n=4):
+        self.transform, self.n, self.img = transform, n, _image(7)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return torch.from_numpy(self.transform(image=self.img)["image"])
+
+
+def _load(transform, seed):
+    loader = DataLoader(_Same(transform), batch_size=1, num_workers=2, generator=torch.Generator().manual_seed(seed))
+    return [b[0].numpy() for b in loader]
+
+
+def test_dataloader_workers_differ_and_reproduce(aug_kw):
+    make = lambda: A.Compose([GenerativeFaceAug(**{**aug_kw, "device": "auto"})], seed=0)  # noqa: E731
+    first = _load(make(), seed=1)
+    assert not np.array_equal(first[0], first[1]), "worker 0 and worker 1 drew the same augmentation"
+    again = _load(make(), seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
