@@ -130,7 +130,8 @@ class Engine:
         self.gate, self.gate_threshold, self.gate_retries = gate, float(gate_threshold), int(gate_retries)
         self.codes = [self.spec.code_index(c) for c in codes] if codes is not None else None
         self.bounds = bounds
-        self.generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+        self.generator = torch.Generator()
+        self.generator.manual_seed(seed) if seed is not None else self.generator.seed()
         self.cache = LatentCache(cache_size)
         self.stats = {"augmented": 0, "gated": 0, "dropped": 0}
         self._settings = f"{self.bundle.identity}|{self.refine_steps}|{self.refine_loss}|{self.refine_lr}"

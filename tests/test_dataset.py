@@ -1,0 +1,122 @@
+"""GenerativeAugDataset: the torch Dataset wrapper."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+import genaug
+from genaug.dataset import GenerativeAugDataset, SampleMeta
+
+
+class Faces(Dataset):
+    """Random 'faces' in one of several formats, with an integer target."""
+
+    def __init__(self, kind="numpy", n=5, target=True):
+        rng = np.random.default_rng(0)
+        self.arrays = [rng.integers(0, 256, (40, 40, 3), dtype=np.uint8) for _ in range(n)]
+        self.kind, self.target = kind, target
+
+    def __len__(self):
+        return len(self.arrays)
+
+    def __getitem__(self, i):
+        a = self.arrays[i]
+        img = {"numpy": a, "pil": Image.fromarray(a), "tensor": torch.from_numpy(a).permute(2, 0, 1).float() / 255}[self.kind]
+        return (img, i * 10) if self.target else img
+
+
+@pytest.fixture()
+def kw(trained_bundle_path):
+    return dict(bundle=trained_bundle_path, device="cpu", refine_steps=1, refine_loss="mse", progress=False)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "pil", "tensor"])
+def test_variants_targets_and_types(kw, kind):
+    base = Faces(kind)
+    ds = genaug.GenerativeAugDataset(base, variants=3, **kw)
+    assert len(ds) == 15
+    img, target = ds[4]
+    assert target == 10  # variant 1 of source 1
+    ref = base[1][0]
+    assert type(img) is type(ref)
+    if kind == "pil":
+        assert img.size == ref.size and img.mode == ref.mode
+    else:
+        assert img.shape == ref.shape and img.dtype == ref.dtype
+        assert not np.array_equal(np.asarray(img), np.asarray(ref))
+
+
+def test_include_original_and_meta(kw):
+    base = Faces()
+    ds = GenerativeAugDataset(base, variants=2, include_original=True, return_meta=True, **kw)
+    assert len(ds) == 15
+    img, target, meta = ds[3]
+    assert isinstance(meta, SampleMeta) and meta.source == 1 and meta.original and meta.edit is None
+    np.testing.assert_array_equal(img, base[1][0])
+    img, target, meta = ds[4]
+    assert not meta.original and meta.edit is not None and 0 <= meta.score <= 1 and target == 10
+    assert meta.description == meta.edit.describe(ds.engine.spec) and ds.meta(4) == meta
+    assert meta.to_dict()["edit"]["code"] == meta.edit.code
+
+
+def test_images_without_targets(kw):
+    ds = GenerativeAugDataset(Faces(target=False), variants=1, **kw)
+    out = ds[0]
+    assert isinstance(out, np.ndarray) and out.shape == (40, 40, 3)
+
+
+def test_deterministic_per_seed_and_index(kw):
+    a = GenerativeAugDataset(Faces(), variants=4, seed=1, **kw)
+    b = GenerativeAugDataset(Faces(), variants=4, seed=1, **kw)
+    c = GenerativeAugDataset(Faces(), variants=4, seed=2, **kw)
+    for i in (0, 7, 19, 7):
+        np.testing.assert_array_equal(a[i][0], b[i][0])
+    assert [a.meta(i).edit for i in range(20)] != [c.meta(i).edit for i in range(20)]
+    assert len({a.meta(i).edit for i in range(4)}) > 1, "variants of one source should differ"
+
+
+def test_inverts_once_in_batches_and_caches_to_disk(kw, tmp_path, monkeypatch):
+    path = tmp_path / "latents.safetensors"
+    ds = GenerativeAugDataset(Faces(), variants=2, cache_path=path, batch_size=2, **kw)
+    calls = []
+    real = ds.engine.invert
+    monkeypatch.setattr(ds.engine, "invert", lambda x, *a, **k: calls.append(len(x)) or real(x, *a, **k))
+    ds[0], ds[9]
+    assert calls == [2, 2, 1] and path.is_file()
+    again = GenerativeAugDataset(Faces(), variants=2, cache_path=path, **kw)
+    monkeypatch.setattr(again.engine, "invert", lambda *a, **k: pytest.fail("cache not used"))
+    again.prepare()
+    torch.testing.assert_close(again.latents, ds.latents)
+    np.testing.assert_array_equal(again[3][0], ds[3][0])
+    other = GenerativeAugDataset(Faces(), variants=2, cache_path=path, **{**kw, "refine_steps": 2})
+    monkeypatch.setattr(other.engine, "invert", lambda x, *a, **k: calls.append(-1) or real(x, *a, **k))
+    other.prepare()
+    assert calls[-1] == -1, "different settings must not reuse the cache"
+
+
+def test_dataloader_with_workers(kw):
+    ds = GenerativeAugDataset(Faces("tensor"), variants=2, **kw).prepare()
+    batches = list(DataLoader(ds, batch_size=5, num_workers=2))
+    imgs = torch.cat([b[0] for b in batches])
+    assert imgs.shape == (10, 3, 40, 40)
+    for i in (0, 9):
+        torch.testing.assert_close(imgs[i], ds[i][0])
+
+
+def test_batch_path(kw):
+    ds = GenerativeAugDataset(Faces(), variants=1, **kw)
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    out, info = ds.augment_batch(x, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and len(info.edits) == 3
+
+
+def test_bad_arguments(kw):
+    with pytest.raises(ValueError, match="variants"):
+        GenerativeAugDataset(Faces(), variants=0, **kw)
+    with pytest.raises(ValueError, match="empty"):
+        GenerativeAugDataset(Faces(n=0), **kw).prepare()
+    with pytest.raises(IndexError):
+        GenerativeAugDataset(Faces(), variants=1, **kw)[5]
