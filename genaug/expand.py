@@ -434,13 +434,16 @@ class _Job:
             }
 
 
-def _prefetched(pool: ThreadPoolExecutor, load: Callable[[int], Any], batches: list[tuple[int, list[int]]]) -> Iterator[Any]:
+def _prefetched(pool: ThreadPoolExecutor, load: Callable[[int], Any], batches: Iterator[tuple[int, list[int]]]) -> Iterator[Any]:
     """Yield ``(block, indices, loaded)`` while the next batch decodes in the pool."""
-    futs = None
-    for n, (block, idx) in enumerate(batches):
-        cur = futs if futs is not None else [pool.submit(load, i) for i in idx]
-        futs = [pool.submit(load, i) for i in batches[n + 1][1]] if n + 1 < len(batches) else None
-        yield block, idx, [f.result() for f in cur]
+    it = iter(batches)
+    nxt = next(it, None)
+    futs = [pool.submit(load, i) for i in nxt[1]] if nxt else []
+    while nxt is not None:
+        cur, cur_futs = nxt, futs
+        nxt = next(it, None)
+        futs = [pool.submit(load, i) for i in nxt[1]] if nxt else []
+        yield cur[0], cur[1], [f.result() for f in cur_futs]
 
 
 def _part_status(path: Path, run_key: str) -> str:
@@ -530,7 +533,8 @@ def expand_to_hdf5(
     run_key = hashlib.sha256(json.dumps(key_info, sort_keys=True).encode()).hexdigest()[:16]
     n_src = len(src)
     n_blocks = -(-n_src // s.block_size)
-    log = (lambda m: tqdm.write(m, file=sys.stderr)) if progress else (lambda m: None)
+    say = lambda m: tqdm.write(m, file=sys.stderr)  # noqa: E731 - skip reports are always shown
+    log = say if progress else (lambda m: None)
 
     # an existing output: finished (same run) or refuse
     if out.exists():
@@ -596,10 +600,10 @@ def expand_to_hdf5(
     if todo:
         writer = _PartWriter(parts_dir, shape, len(code_names), compression, attrs)
         writer.start()
-        batches = [(blk, list(range(lo, min(lo + s.batch_size, hi))))
-                   for blk in todo for lo, hi in [(blk * s.block_size, min((blk + 1) * s.block_size, n_src))]
-                   for lo in range(lo, hi, s.batch_size)]
-        n_todo_src = sum(len(i) for _, i in batches)
+        batches = ((blk, list(range(lo, min(lo + s.batch_size, hi))))
+                   for blk in todo for hi in [min((blk + 1) * s.block_size, n_src)]
+                   for lo in range(blk * s.block_size, hi, s.batch_size))
+        n_todo_src = sum(min((blk + 1) * s.block_size, n_src) - blk * s.block_size for blk in todo)
         bar = tqdm(total=n_todo_src * s.rows_per_source, unit="img", desc=f"expand {out.name}"
                    + (f" [shard {rank}/{world}]" if world > 1 else ""), disable=not progress, smoothing=0.1)
         current, block_skipped = None, []
@@ -616,7 +620,7 @@ def expand_to_hdf5(
                         if img is None:
                             block_skipped.append((i, src.path(i), why))
                             skipped_now.append((i, src.path(i), why))
-                            log(f"skipped {src.path(i)}: {why}")
+                            say(f"skipped {src.path(i)}: {why}")
                             bar.total -= s.rows_per_source
                     if good:
                         for rows in job.rows_for([i for i, _ in good], [im for _, im in good]):
@@ -645,7 +649,7 @@ def expand_to_hdf5(
     if not merge:
         log(f"shard {rank}/{world}: {len(todo)} blocks expanded ({rendered} images, {speed:.1f} img/s); "
             "run the same command without --shard (or with --merge-only) to merge")
-        _summarise_skipped(skipped_now, log)
+        _summarise_skipped(skipped_now, say)
         return ExpandResult(None, rendered, skipped_now, len(todo), n_blocks, elapsed, speed)
     missing = [blk for blk in range(n_blocks) if _part_status(parts_dir / part_name(blk), run_key) != "ok"]
     if missing:
@@ -664,7 +668,7 @@ def expand_to_hdf5(
     n_rec, skipped = merge_parts(parts_dir, n_blocks, out, shape, len(code_names), compression, file_attrs, progress)
     shutil.rmtree(parts_dir, ignore_errors=True)
     log(f"wrote {out}: {n_rec} records from {n_src - len(skipped)} of {n_src} source images")
-    _summarise_skipped(skipped, log)
+    _summarise_skipped(skipped, say)
     return ExpandResult(out, n_rec, skipped, len(todo), n_blocks, time.time() - t0, speed)
 
 
