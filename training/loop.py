@@ -34,12 +34,14 @@ from tqdm.auto import tqdm
 from genaug.bundle import CELEBA_FRAMING, Bundle, save_bundle
 from genaug.device import resolve_device
 from genaug.latent import LatentSpec
+from genaug.recon import parse_mix
 from genaug.nets import NetConfig, build_discriminator, build_generator, build_predictor, init_weights
 from genaug.sweep import sweep
 
-from .augment import instance_noise_std
+from .augment import instance_noise_std, parse_policy
 from .data import load_faces, split_holdout
 from .infogan import ObjectiveConfig, make_objective
+from .losses import ADV_LOSSES
 from .predictor import PredictorConfig, PredictorObjective
 
 # settings that may change between a run and its resumption
@@ -103,7 +105,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.spectral_norm is False and self.adv_loss == "wgan":
             self.spectral_norm = True  # Wasserstein needs a Lipschitz critic
-        self.objective()  # validate
+        # fail at once on a bad setting, not at the first step
+        if self.kind not in ("infogan", "began"):
+            raise ValueError(f"unknown model kind {self.kind!r}; choose 'infogan' or 'began'")
+        if self.adv_loss not in ADV_LOSSES:
+            raise ValueError(f"unknown adversarial loss {self.adv_loss!r}; choose from {ADV_LOSSES}")
+        parse_policy(self.diffaug)
+        parse_mix(self.predictor_loss)
+        self.spec(), self.net(), self.objective()
 
     def spec(self) -> LatentSpec:
         return LatentSpec.parse(self.noise_dim, self.categorical, self.continuous)
@@ -405,8 +414,9 @@ class Trainer:
                     elif self.step % (cfg.log_every * 4) == 0 or self.step == total:
                         rec.update(self.pred.evaluate(self.holdout.batch(torch.arange(len(self.holdout)), self.device)))
                     self._log(rec)
-                    shown = ("d_adv", "g_adv", "q_acc_c0", "e_rec", "heldout_msssim", "M_global")
-                    bar.set_postfix({k: f"{rec[k]:.3g}" for k in shown if k in rec}, refresh=False)
+                    shown = ("d_adv", "g_adv", "e_rec", "heldout_msssim", "M_global")
+                    post = {k: f"{v:.3g}" for k, v in rec.items() if k in shown or k.startswith("q_acc_")}
+                    bar.set_postfix(post, refresh=False)
                 if self.main and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
                     self.write_grids()
                 if self.step % cfg.checkpoint_every == 0 or self.step in (cfg.steps, total):

@@ -1,0 +1,198 @@
+"""Training: every model kind / objective trains a few steps on tiny networks and writes a usable
+bundle; runs resume from their checkpoint; the command lines list their options."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genaug.bundle import load_bundle
+from genaug.nets import build_generator, init_weights
+from training.loop import TrainConfig, fingerprint, train
+
+from conftest import CELEBA64, need
+
+TINY = dict(
+    image_size=32, g_width=8, d_width=8, e_width=8, noise_dim=8, categorical="3", continuous="1",
+    batch_size=8, steps=3, predictor_steps=2, holdout=4, limit=16, log_every=1, sample_every=1000,
+    checkpoint_every=1000, device="cpu",
+)
+
+
+def write_faces(root: Path, n: int = 12, attributes: bool = True) -> Path:
+    """A tiny synthetic 'face' folder (40x40 PNGs: a bright box on a shaded ground) + attributes.csv."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = ["filename,celeba_identity,Eyeglasses,Smiling"]
+    for i in range(n):
+        a = np.full((40, 40, 3), 40 + 15 * i, np.uint8)
+        a[10:30, 12:28] = rng.integers(120, 255, 3)
+        Image.fromarray(a).save(root / "images" / f"{i:04d}.png")
+        rows.append(f"{i:04d}.png,{i},{1 if i % 2 else -1},{1 if i % 3 else -1}")
+    if attributes:
+        (root / "attributes.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory) -> Path:
+    return write_faces(tmp_path_factory.mktemp("faces"))
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("GENAUG_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def read_log(out: Path) -> list[dict]:
+    return [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines() if ln.strip()]
+
+
+def check_run(out: Path, cfg: TrainConfig) -> None:
+    """Finite losses at every logged step, grids, metrics and a loadable bundle that generates."""
+    log = read_log(out)
+    assert [r["step"] for r in log] == list(range(1, cfg.steps + cfg.predictor_steps + 1))
+    for rec in log:
+        for k, v in rec.items():
+            if isinstance(v, float):
+                assert math.isfinite(v), f"step {rec['step']}: {k} = {v}"
+    assert {r["phase"] for r in log} == {"gan", "predictor"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {f"q_acc_{c.name}" for c in cfg.spec().categorical} | {"heldout_mse", "heldout_msssim"}
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert (out / "samples" / f"step_{cfg.steps:07d}.png").is_file()
+    assert {p.name for p in (out / "sweeps").glob("*.png")} == {f"{c.name}.png" for c in cfg.spec().codes}
+    b = load_bundle(out / "bundle")
+    assert b.spec == cfg.spec() and b.training["steps"] == cfg.steps + cfg.predictor_steps
+    lat = b.spec.sample(4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        img = b.generator(lat)
+        rec = b.predictor(img)
+    assert img.shape == (4, 3, 32, 32) and torch.isfinite(img).all() and img.abs().max() <= 1
+    assert rec.shape == lat.shape and torch.isfinite(rec).all()
+
+
+def test_infogan_trains_on_synthetic_folder(faces, tmp_path, capsys):
+    cfg = TrainConfig(str(faces), str(tmp_path / "run"), **TINY)
+    bundle = train(cfg)
+    check_run(tmp_path / "run", cfg)
+    assert bundle is not None and "wrote bundle" in capsys.readouterr().out
+    torch.manual_seed(cfg.seed)  # the trainer's initial generator, rebuilt: training moved it
+    g0 = build_generator(cfg.spec(), cfg.net())
+    init_weights(g0)
+    assert not torch.equal(fingerprint(g0), fingerprint(bundle.generator))
+    assert torch.equal(fingerprint(bundle.generator), fingerprint(load_bundle(tmp_path / "run" / "bundle").generator))
+
+
+VARIANTS = {
+    "infogan": {},
+    "began": {"kind": "began"},
+    "noise_head": {"noise_head": True, "lambda_noise": 0.5},
+    "hinge": {"adv_loss": "hinge"},
+    "wgan": {"adv_loss": "wgan"},
+    "lsgan": {"adv_loss": "lsgan"},
+    "minimax+diffaug": {"adv_loss": "minimax", "diffaug": "color,translation,cutout"},
+    "instance_noise": {"instance_noise": 0.2, "instance_noise_steps": 2},
+    "attribute_bound": {"categorical": "glasses:2:Eyeglasses,3", "continuous": "smile:Smiling"},
+}
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_variants_train_on_real_faces(variant, tmp_path):
+    data = need(CELEBA64)
+    cfg = TrainConfig(str(data), str(tmp_path / variant), **{**TINY, **VARIANTS[variant]})
+    train(cfg)
+    check_run(tmp_path / variant, cfg)
+    log = read_log(tmp_path / variant)
+    if variant == "began":
+        assert "k_t" in log[0] and "M_global" in log[0]
+    if variant == "noise_head":
+        assert log[0]["noise_rec"] > 0
+    if variant == "instance_noise":
+        assert log[0]["instance_noise"] > 0 and log[2]["instance_noise"] == 0
+    if variant == "attribute_bound":
+        assert "attr" in log[0]
+        assert load_bundle(tmp_path / variant / "bundle").spec.codes[0].attribute == "Eyeglasses"
+
+
+def test_attribute_bound_code_on_synthetic_folder(faces, tmp_path):
+    cfg = TrainConfig(str(faces), str(tmp_path / "run"), **{**TINY, **VARIANTS["attribute_bound"]})
+    train(cfg)
+    check_run(tmp_path / "run", cfg)
+    assert "attr" in read_log(tmp_path / "run")[0]
+
+
+def test_unknown_settings_fail_clearly(faces, tmp_path):
+    for bad, match in [({"adv_loss": "bogus"}, "adversarial loss 'bogus'"), ({"kind": "vae"}, "model kind 'vae'"),
+                       ({"diffaug": "blur"}, "DiffAugment"), ({"predictor_loss": "lpipz"}, "lpipz"),
+                       ({"image_size": 48}, "power of two"), ({"categorical": "a:2,a:3"}, "unique")]:
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(str(faces), str(tmp_path), **bad)
+    with pytest.raises(ValueError, match="no attributes.csv"):
+        train(TrainConfig(str(write_faces(tmp_path / "plain", attributes=False)), str(tmp_path / "r"),
+                          **{**TINY, "categorical": "g:2:Eyeglasses"}))
+
+
+def test_resume_continues_from_the_checkpoint(faces, tmp_path, capsys):
+    out = tmp_path / "run"
+    first = TrainConfig(str(faces), str(out), **{**TINY, "checkpoint_every": 2})
+    b1 = train(first)
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 5
+    capsys.readouterr()
+    # same settings, longer predictor phase: continues at step 5, G (frozen after the GAN phase) is kept
+    more = TrainConfig(str(faces), str(out), **{**TINY, "checkpoint_every": 2, "predictor_steps": 4})
+    b2 = train(more)
+    assert f"resuming {out} at step 5" in capsys.readouterr().out
+    assert [r["step"] for r in read_log(out)] == list(range(1, 8))
+    assert b2.training["steps"] == 7 and torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 7
+    assert torch.equal(fingerprint(b1.generator), fingerprint(b2.generator))
+    assert not torch.equal(fingerprint(b1.predictor), fingerprint(b2.predictor))
+    # log lines written after the last checkpoint (an interrupted run) are dropped on resume
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps({"step": 8, "phase": "predictor"}) + "\n")
+    train(TrainConfig(str(faces), str(out), **{**TINY, "checkpoint_every": 2, "predictor_steps": 5}))
+    assert [r["step"] for r in read_log(out)] == list(range(1, 9))
+    # a different setting refuses to resume, unless told to start over
+    with pytest.raises(ValueError, match=r"different settings \(\['lr_g'\]\)"):
+        train(TrainConfig(str(faces), str(out), **{**TINY, "lr_g": 1e-3}))
+    capsys.readouterr()
+    train(TrainConfig(str(faces), str(out), **{**TINY, "lr_g": 1e-3, "overwrite": True}))
+    assert "resuming" not in capsys.readouterr().out
+    assert [r["step"] for r in read_log(out)] == list(range(1, 6))
+    assert json.loads((out / "train_config.json").read_text())["lr_g"] == 1e-3
+
+
+def test_fingerprint_sees_any_change():
+    m = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    a = fingerprint(m)
+    with torch.no_grad():
+        w = m[0].weight
+        w[0, 0], w[0, 1] = w[0, 1].item(), w[0, 0].item()  # a permutation keeps the plain sum
+    b = fingerprint(m)
+    m[1].running_mean += 1e-3
+    assert not torch.equal(a, b) and not torch.equal(b, fingerprint(m))
+
+
+def test_cli_help_lists_the_options():
+    out = subprocess.run([sys.executable, "-m", "training", "--help"], capture_output=True, text=True, check=True).stdout
+    for flag in ("--kind", "--adv-loss", "--noise-head", "--diffaug", "--instance-noise", "--steps",
+                 "--predictor-steps", "--categorical", "--overwrite", "--lambda-info"):
+        assert flag in out
+
+
+def test_genaug_train_help(capsys):
+    from genaug.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: genaug train") and "--adv-loss" in out and "--began-gamma" in out
