@@ -1,0 +1,179 @@
+"""Bundles: save -> load gives the same networks (also in half precision); anything malformed
+fails with a BundleError that names the problem; loading never unpickles."""
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from genaug.bundle import FORMAT_VERSION, BundleError, _sha256, load_bundle, read_config, save_bundle
+
+from conftest import make_tiny_bundle
+
+
+@pytest.fixture()
+def bundle(tiny_spec):
+    b = make_tiny_bundle(tiny_spec, seed=3)
+    for m in b.generator.modules():  # non-trivial BatchNorm statistics must travel too
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return b.to("cpu")
+
+
+def outputs(b, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    lat = b.spec.sample(n, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        img = b.generator(lat)
+        return img, b.predictor(img)
+
+
+def test_roundtrip_is_exact(bundle, tmp_path):
+    path = save_bundle(bundle, tmp_path / "b")
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+    loaded = load_bundle(path)
+    assert loaded.spec == bundle.spec and loaded.net == bundle.net and loaded.framing == bundle.framing
+    assert loaded.name == "tiny-test" and loaded.identity == bundle.identity != "unsaved"
+    for a, b in zip(outputs(bundle), outputs(loaded)):
+        assert torch.equal(a, b)
+    for mod in ("generator", "predictor"):
+        sa, sb = getattr(bundle, mod).state_dict(), getattr(loaded, mod).state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert Path(loaded.path) == path and read_config(path)["format_version"] == FORMAT_VERSION
+
+
+def test_half_precision_roundtrip(bundle, tmp_path):
+    full = save_bundle(bundle, tmp_path / "full")
+    half = save_bundle(bundle, tmp_path / "half", half=True)
+    assert read_config(half)["weights"]["dtype"] == "float16"
+    assert (half / "model.safetensors").stat().st_size < 0.6 * (full / "model.safetensors").stat().st_size
+    loaded = load_bundle(half)
+    assert next(loaded.generator.parameters()).dtype == torch.float32
+    (img_a, rec_a), (img_b, rec_b) = outputs(bundle), outputs(loaded)
+    assert not torch.equal(img_a, img_b)  # it really was rounded
+    assert torch.allclose(img_a, img_b, atol=2e-2) and torch.allclose(rec_a, rec_b, atol=5e-2)
+
+
+@pytest.fixture()
+def saved(bundle, tmp_path) -> Path:
+    return save_bundle(bundle, tmp_path / "b")
+
+
+def edit_config(path: Path, fn) -> None:
+    cfg = json.loads((path / "config.json").read_text())
+    fn(cfg)
+    (path / "config.json").write_text(json.dumps(cfg))
+
+
+def fix_checksum(path: Path) -> None:
+    edit_config(path, lambda c: c["weights"].update(sha256=_sha256(path / "model.safetensors")))
+
+
+def test_missing_folder_and_config(saved, tmp_path):
+    with pytest.raises(FileNotFoundError, match="bundle not found"):
+        load_bundle(tmp_path / "nowhere")
+    (saved / "config.json").unlink()
+    with pytest.raises(BundleError, match="config.json is missing"):
+        load_bundle(saved)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("{not json", "not valid JSON"),
+        (b"\xff\xfe\x00garbage", "not valid JSON"),
+        ("[1, 2]", "not a genaug bundle config"),
+        ('{"format": "other-thing", "format_version": 1}', "format must be 'genaug-bundle'"),
+    ],
+)
+def test_bad_config_files(saved, text, match):
+    p = saved / "config.json"
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(BundleError, match=match):
+        load_bundle(saved)
+
+
+def test_wrong_version_and_missing_keys(saved):
+    edit_config(saved, lambda c: c.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(BundleError, match=f"version {FORMAT_VERSION + 1} is not supported"):
+        load_bundle(saved)
+    edit_config(saved, lambda c: (c.update(format_version=FORMAT_VERSION), c.pop("latent")))
+    with pytest.raises(BundleError, match="missing required key 'latent'"):
+        load_bundle(saved)
+
+
+def test_invalid_latent_or_network_config(saved):
+    edit_config(saved, lambda c: c["network"].update(image_size=48))
+    with pytest.raises(BundleError, match="invalid latent/network config"):
+        load_bundle(saved)
+
+
+def test_missing_truncated_or_corrupt_weights(saved, tmp_path):
+    w = saved / "model.safetensors"
+    data = w.read_bytes()
+    w.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match="checksum mismatch"):
+        load_bundle(saved)
+    fix_checksum(saved)  # a truncated file whose recorded checksum matches still fails, on parsing
+    with pytest.raises(BundleError, match="cannot read safetensors"):
+        load_bundle(saved)
+    flipped = bytearray(data)
+    flipped[-10] ^= 0xFF
+    w.write_bytes(bytes(flipped))
+    with pytest.raises(BundleError, match="checksum mismatch"):
+        load_bundle(saved)
+    w.unlink()
+    with pytest.raises(BundleError, match="weights missing"):
+        load_bundle(saved)
+
+
+def test_weights_for_another_architecture(saved, tiny_spec):
+    # the config now describes a generator without BatchNorm: the stored keys do not fit it
+    edit_config(saved, lambda c: c["network"].update(g_norm="none"))
+    with pytest.raises(BundleError, match="generator weights do not match the config's architecture"):
+        load_bundle(saved)
+
+
+def test_wrong_shapes(saved):
+    # one more noise dimension: the generator's first layer and the predictor's head change shape
+    edit_config(saved, lambda c: c["latent"].update(noise_dim=c["latent"]["noise_dim"] + 1))
+    with pytest.raises(BundleError, match=r"has shape .* the config expects"):
+        load_bundle(saved)
+
+
+def test_wider_weights_rejected(bundle, saved, tmp_path):
+    other = tmp_path / "wide"
+    shutil.copytree(saved, other)
+    tensors = {f"generator.{k}": v.repeat(*([2] + [1] * (v.ndim - 1))).contiguous() if v.ndim else v
+               for k, v in bundle.generator.state_dict().items()}
+    tensors.update({f"predictor.{k}": v.contiguous() for k, v in bundle.predictor.state_dict().items()})
+    save_file(tensors, str(other / "model.safetensors"))
+    fix_checksum(other)
+    with pytest.raises(BundleError, match="generator.* has shape"):
+        load_bundle(other)
+
+
+def test_loading_never_unpickles(saved, monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("bundle loading must not unpickle")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    assert load_bundle(saved).generator is not None
+    monkeypatch.undo()
+    # a pickle (torch.save) posing as the weights file, with a matching checksum, is rejected
+    w = saved / "model.safetensors"
+    torch.save({"generator.x": torch.zeros(1)}, w)
+    fix_checksum(saved)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(BundleError, match="cannot read safetensors"):
+        load_bundle(saved)
