@@ -1,0 +1,56 @@
+"""The command line: genaug --help, info, demo and augment on a tiny bundle."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from genaug.cli import main
+
+
+def test_top_level_help_lists_commands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for cmd in ("demo", "augment", "info", "expand", "train"):
+        assert cmd in out
+    assert main(["nope"]) == 2
+
+
+def test_info_lists_codes(tiny_bundle_path, capsys):
+    assert main(["info", "--bundle", str(tiny_bundle_path)]) == 0
+    out = capsys.readouterr().out
+    assert "glasses" in out and "Eyeglasses" in out and "categorical k=3" in out
+    assert main(["info", "--bundle", str(tiny_bundle_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["format"] == "genaug-bundle"
+
+
+def test_demo_writes_picture(tiny_bundle_path, tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--bundle", str(tiny_bundle_path), "--out", str(out), "--refine-steps", "2", "--device", "cpu"]) == 0
+    assert str(out.resolve()) in capsys.readouterr().out
+    im = Image.open(out)
+    assert im.width > 200 and im.height > 200
+
+
+def test_augment_keeps_input_sizes(tiny_bundle_path, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (218, 178, 3), dtype=np.uint8)).save(src / "a.png")
+    Image.fromarray(rng.integers(0, 255, (40, 50), dtype=np.uint8)).save(src / "b.png")
+    out = tmp_path / "out"
+    assert main(["augment", str(src), "--bundle", str(tiny_bundle_path), "--out", str(out), "--variants", "2", "--refine-steps", "1"]) == 0
+    assert Image.open(out / "a_aug01.png").size == (178, 218)
+    assert Image.open(out / "b_aug00.png").size == (50, 40)
+    assert (out / "contact_sheet.png").exists()
+
+
+def test_missing_bundle_is_a_clear_error(tmp_path, capsys):
+    assert main(["info", "--bundle", str(tmp_path / "missing")]) == 1
+    assert "bundle not found" in capsys.readouterr().err
+
+
+def test_module_entry_point():
+    r = subprocess.run([sys.executable, "-m", "genaug", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "expand" in r.stdout
