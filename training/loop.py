@@ -45,7 +45,7 @@ from .losses import ADV_LOSSES
 from .predictor import PredictorConfig, PredictorObjective
 
 # settings that may change between a run and its resumption
-RESUMABLE_CHANGES = {"steps", "predictor_steps", "log_every", "sample_every", "checkpoint_every", "device", "name", "half", "overwrite"}
+RESUMABLE_CHANGES = {"ema", "steps", "predictor_steps", "log_every", "sample_every", "checkpoint_every", "device", "name", "half", "overwrite"}
 
 
 @dataclass
