@@ -91,10 +91,11 @@ def make_splits(data: IdentityFolder, seed: int = 0) -> dict[str, Tensor]:
         m = m[torch.randperm(len(m), generator=g)].tolist()
         if len(m) < 3:
             continue
-        n = max(1, round(0.1 * len(m)))
-        out["test"] += m[:n]
-        out["val"] += m[n : 2 * n]
-        out["train"] += m[2 * n :]
+        n_val = max(1, round(0.1 * len(m)))
+        n_test = max(2 if len(m) >= 6 else 1, n_val)  # >= 2 test images give genuine verification pairs
+        out["test"] += m[:n_test]
+        out["val"] += m[n_test : n_test + n_val]
+        out["train"] += m[n_test + n_val :]
     return {k: torch.tensor(sorted(v), dtype=torch.long) for k, v in out.items()}
 
 
@@ -232,7 +233,10 @@ def train_run(arm: str, data: IdentityFolder, shots: Tensor, splits: dict[str, T
     head.load_state_dict(best_state[1])
     pred, emb = predict(model, head, data.images[splits["test"]], device)
     test_labels = data.labels[splits["test"]]
-    ver = verification_scores(emb, test_labels, seed=seed)
+    try:
+        ver = verification_scores(emb, test_labels, seed=seed)
+    except ValueError:  # fewer than two test images per person: no genuine pairs
+        ver = {"auc": None, "tar@far=1e-2": None}
     return {"top1": (pred == test_labels).float().mean().item(), "val_top1": best, "auc": ver["auc"],
             "tar@far=1e-2": ver["tar@far=1e-2"], "train_s": train_s}
 
@@ -240,9 +244,9 @@ def train_run(arm: str, data: IdentityFolder, shots: Tensor, splits: dict[str, T
 def _summary(runs: list[dict[str, float]]) -> dict[str, object]:
     out: dict[str, object] = {}
     for k in ("top1", "val_top1", "auc", "tar@far=1e-2", "train_s"):
-        v = np.array([r[k] for r in runs], dtype=np.float64)
-        out[f"{k}_mean"] = round(float(v.mean()), 4)
-        out[f"{k}_std"] = round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 4)
+        v = np.array([r[k] for r in runs if r[k] is not None], dtype=np.float64)
+        out[f"{k}_mean"] = round(float(v.mean()), 4) if len(v) else None
+        out[f"{k}_std"] = round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 4) if len(v) else None
     out["runs"] = runs
     return out
 
@@ -285,8 +289,8 @@ def run(cfg: BenchConfig) -> dict:
             runs = []
             for s in range(cfg.seeds):
                 r = train_run(arm, data, shot_sets[(k, s)], splits, n_classes, cfg, s, variants, engine, device)
-                runs.append({kk: round(v, 4) for kk, v in r.items()})
-                print(f"k={k} arm={arm:24s} seed={s} top1={r['top1']:.3f} auc={r['auc']:.3f} ({r['train_s']:.1f}s)", flush=True)
+                runs.append({kk: None if v is None else round(v, 4) for kk, v in r.items()})
+                print(f"k={k} arm={arm:24s} seed={s} top1={r['top1']:.3f} auc={_f(r['auc'])} ({r['train_s']:.1f}s)", flush=True)
             results[arm][str(k)] = _summary(runs)
     report = {
         "benchmark": "face_recognition",
@@ -301,6 +305,10 @@ def run(cfg: BenchConfig) -> dict:
     return report
 
 
+def _f(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def format_table(report: dict) -> str:
     cfg = report["config"]
     lines = [f"few-shot identification on {Path(cfg['data']).name}: {report['data']['identities']} people, "
@@ -308,8 +316,8 @@ def format_table(report: dict) -> str:
              f"{'arm':26s}{'k':>3s}  {'top-1':>15s}  {'AUC':>7s}  {'TAR@1e-2':>8s}  {'train s':>8s}  {'prep s':>7s}"]
     for arm, per_k in report["results"].items():
         for k, r in per_k.items():
-            lines.append(f"{arm:26s}{k:>3s}  {r['top1_mean']:7.3f} ± {r['top1_std']:5.3f}  {r['auc_mean']:7.3f}  "
-                         f"{r['tar@far=1e-2_mean']:8.3f}  {r['train_s_mean']:8.1f}  {report['prep_s'].get(arm, 0.0):7.1f}")
+            lines.append(f"{arm:26s}{k:>3s}  {r['top1_mean']:7.3f} ± {r['top1_std']:5.3f}  {_f(r['auc_mean']):>7s}  "
+                         f"{_f(r['tar@far=1e-2_mean']):>8s}  {r['train_s_mean']:8.1f}  {report['prep_s'].get(arm, 0.0):7.1f}")
     lines.append(f"total wall-clock {report['wall_s']:.0f}s")
     return "\n".join(lines)
 
