@@ -1,0 +1,139 @@
+"""Hyper-parameter sweeps: ``python -m training.sweep DATA OUT --grid "adv_loss=ns,hinge"
+--grid "lambda_info=0.5,1" --steps 200 [any training option]``.
+
+Every combination of the grids runs in turn into ``OUT/<run-name>`` (a run's name lists its grid
+settings, e.g. ``adv_loss-hinge_lambda_info-0.5``) with the other options shared. Re-running the
+same command skips finished runs (those with ``metrics.json``) and resumes an interrupted one from
+its checkpoint. Results go to ``OUT/results.jsonl`` (one JSON line per run: name, settings,
+status, final metrics) and a table is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import sys
+import traceback
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .cli import build_parser
+from .loop import TrainConfig, train
+
+_TYPES = {f.name: f.type if isinstance(f.type, str) else f.type.__name__ for f in fields(TrainConfig)}
+FIXED = ("data", "out")  # set by the sweep itself
+
+
+def _cast(key: str, text: str) -> Any:
+    kind = _TYPES[key]
+    if kind == "bool":
+        if text.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(f"--grid {key}: {text!r} is not a boolean")
+        return text.lower() in ("1", "true", "yes", "on")
+    return {"int": int, "float": float}.get(kind, str)(text)
+
+
+def parse_grid(spec: str) -> tuple[str, list[Any]]:
+    """``"key=v1,v2"`` -> (key, [typed values]). Values with commas of their own (``diffaug``,
+    ``categorical``) separate alternatives with ``|`` instead: ``diffaug=color,cutout|translation``."""
+    key, sep, values = spec.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not values.strip():
+        raise ValueError(f"--grid {spec!r}: expected KEY=V1,V2,...")
+    if key not in _TYPES or key in FIXED:
+        raise ValueError(f"--grid {spec!r}: unknown training option {key!r} (see python -m training --help)")
+    parts = values.split("|") if "|" in values else values.split(",")
+    try:
+        return key, [_cast(key, p.strip()) for p in parts]
+    except ValueError as e:
+        raise ValueError(f"--grid {spec!r}: {e}") from None
+
+
+def run_name(settings: dict[str, Any]) -> str:
+    """A folder name for one combination, e.g. ``adv_loss-hinge_lambda_info-0.5``."""
+    name = "_".join(f"{k}-{v}" for k, v in settings.items()) or "base"
+    return re.sub(r"[^A-Za-z0-9._+-]+", "+", name)
+
+
+@dataclass
+class RunResult:
+    name: str
+    settings: dict[str, Any]
+    status: str  # "done" (ran now), "skipped" (finished before) or "failed"
+    out: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+
+
+def combinations(grids: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    keys = [k for k, _ in grids]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"a key appears in more than one --grid: {keys}")
+    return [dict(zip(keys, vals)) for vals in itertools.product(*(v for _, v in grids))]
+
+
+def run_sweep(base: TrainConfig, grids: list[tuple[str, list[Any]]], keep_going: bool = True) -> list[RunResult]:
+    """Run every combination of ``grids`` over ``base`` (``base.out`` is the sweep folder)."""
+    root = Path(base.out)
+    root.mkdir(parents=True, exist_ok=True)
+    results: list[RunResult] = []
+    combos = combinations(grids)
+    for i, settings in enumerate(combos, 1):
+        name = run_name(settings)
+        out = root / name
+        metrics_file = out / "metrics.json"
+        print(f"[{i}/{len(combos)}] {name}", flush=True)
+        if metrics_file.exists() and (out / "bundle" / "config.json").exists():
+            results.append(RunResult(name, settings, "skipped", str(out), json.loads(metrics_file.read_text())))
+        else:
+            try:
+                cfg = replace(base, out=str(out), name=f"{base.name}-{name}", **settings)
+                train(cfg)
+                results.append(RunResult(name, settings, "done", str(out), json.loads(metrics_file.read_text())))
+            except Exception as e:  # noqa: BLE001 - one bad combination must not stop the sweep
+                if not keep_going:
+                    raise
+                traceback.print_exc()
+                results.append(RunResult(name, settings, "failed", str(out), error=f"{type(e).__name__}: {e}"))
+        write_results(root / "results.jsonl", results)
+    return results
+
+
+def write_results(path: Path, results: list[RunResult]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r.__dict__) + "\n" for r in results))
+    tmp.replace(path)
+
+
+def format_table(results: list[RunResult]) -> str:
+    """A plain-text table: run, status and every metric (4 significant digits)."""
+    metric_keys = sorted({k for r in results for k in r.metrics}, key=lambda k: (not k.startswith("q_acc"), k))
+    head = ["run", "status", *metric_keys]
+    rows = [[r.name, r.status, *(f"{r.metrics[k]:.4g}" if k in r.metrics else "-" for k in metric_keys)] for r in results]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def build_sweep_parser() -> argparse.ArgumentParser:
+    p = build_parser(argparse.ArgumentParser(prog="python -m training.sweep", description=__doc__.split("\n\n")[0]))
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a training option and its values to sweep (repeatable; the grids multiply)")
+    p.add_argument("--stop-on-error", action="store_true", help="stop at the first failed run (default: record it and go on)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(build_sweep_parser().parse_args(argv))
+    grids = [parse_grid(g) for g in args.pop("grid")]
+    stop = args.pop("stop_on_error")
+    results = run_sweep(TrainConfig(**args), grids, keep_going=not stop)
+    print(format_table(results))
+    print(f"results: {Path(args['out']) / 'results.jsonl'}")
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
