@@ -54,41 +54,48 @@ def demo_sweep_values(bundle: Bundle, code: int) -> list[float]:
     return code_values(bundle.spec, code, "all" if bundle.spec.is_categorical(code) else 5)
 
 
-def face_panel(engine, image: np.ndarray, title: str) -> Image.Image:
-    """One face: original, reconstruction, then one row per code sweeping its values (delta mode)."""
+def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> Image.Image:
+    """One face: input and reconstruction, then one row per code sweeping its values.
+
+    With ``image`` the face is inverted and edits are rendered in ``delta`` mode (what users get);
+    with ``image=None`` a random generated face is swept in ``regenerate`` mode, which shows what
+    each code controls on its own.
+    """
     from .render import to_model_frame
+    from .sweep import apply_edits
 
     bundle = engine.bundle
-    x, _ = to_model_frame(image, bundle, framing="full")
-    x = x.unsqueeze(0).to(engine.device)
-    inv = engine.invert(x)
+    if image is None:
+        lat = bundle.spec.sample(1, generator=torch.Generator().manual_seed(seed)).to(engine.device)
+        with torch.no_grad():
+            x = bundle.generator(lat)
+        recon, caption, mode = x, "generated", "regenerate"
+    else:
+        x = to_model_frame(image, bundle, framing="full")[0].unsqueeze(0).to(engine.device)
+        inv = engine.invert(x)
+        lat, recon, caption, mode = inv.latent, inv.recon, f"score {inv.score[0].item():.2f}", "delta"
     rows = []
     for ci in range(len(bundle.spec.codes)):
         values = demo_sweep_values(bundle, ci)
-        edits = [Edit(ci, v) for v in values]
-        lat = inv.latent.expand(len(values), -1)
-        from .sweep import apply_edits
-
-        edited = apply_edits(lat, bundle.spec, edits)
-        outs = engine.render(x.expand(len(values), -1, -1, -1), lat, edited)
-        rows.append((ci, values, outs))
+        base = lat.expand(len(values), -1)
+        edited = apply_edits(base, bundle.spec, [Edit(ci, v) for v in values])
+        rows.append((ci, values, engine.render(x.expand(len(values), -1, -1, -1), base, edited, mode=mode)))
     ncol = max(2, max(len(v) for _, v, _ in rows))
-    width = LABEL_W + ncol * CELL
-    height = 20 + (CELL + 16) * (1 + len(rows))
-    canvas = Image.new("RGB", (width, height), "white")
+    canvas = Image.new("RGB", (LABEL_W + ncol * CELL, 20 + (CELL + 16) * (1 + len(rows))), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((4, 4), title, fill="black")
+    draw.text((4, 4), f"{title}  ({mode})", fill="black")
     y = 20
-    draw.text((4, y + CELL // 2 - 6), "input / recon", fill="black")
+    draw.text((4, y + CELL // 2 - 6), "input / recon" if image is not None else "random face", fill="black")
     canvas.paste(_to_pil(x[0]), (LABEL_W, y))
-    canvas.paste(_to_pil(inv.recon[0]), (LABEL_W + CELL, y))
-    draw.text((LABEL_W, y + CELL + 2), "real face", fill="gray")
-    draw.text((LABEL_W + CELL, y + CELL + 2), f"score {inv.score[0].item():.2f}", fill="gray")
+    draw.text((LABEL_W, y + CELL + 2), "real face" if image is not None else "", fill="gray")
+    if image is not None:
+        canvas.paste(_to_pil(recon[0]), (LABEL_W + CELL, y))
+        draw.text((LABEL_W + CELL, y + CELL + 2), caption, fill="gray")
     for ci, values, outs in rows:
         y += CELL + 16
         code = bundle.spec.codes[ci]
-        label = code.name + (f"\n({code.description[:14]})" if code.description else "")
-        draw.text((4, y + CELL // 2 - 6), label, fill="black")
+        label = code.name + (f"\n{code.description[:16]}" if code.description else "")
+        draw.text((4, y + CELL // 2 - 12), label, fill="black")
         for j, (v, o) in enumerate(zip(values, outs)):
             canvas.paste(_to_pil(o), (LABEL_W + j * CELL, y))
             draw.text((LABEL_W + j * CELL + 2, y + CELL + 2), _value_label(bundle, ci, v), fill="gray")
@@ -142,6 +149,7 @@ def run_demo(args: argparse.Namespace) -> Path:
     faces = [*DEMO_FACES, *([p for d in args.images for p in _images_in(Path(d))] if args.images else [])]
     faces = faces[: args.max_faces]
     panels = [face_panel(engine, _load_rgb(p), p.name) for p in faces]
+    panels += [face_panel(engine, None, f"generated face {i + 1}", seed=args.seed + i) for i in range(args.generated)]
     picture = _vstack([_hstack(panels), generated_panel(engine.bundle, 16, args.seed)])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--images", nargs="*", help="extra face images or folders to include")
     d.add_argument("--max-faces", type=int, default=4, help="at most this many real faces")
     d.add_argument("--refine-steps", type=int, default=30, help="latent refinement steps after the predictor")
+    d.add_argument("--generated", type=int, default=2, help="also sweep this many random generated faces")
     d.add_argument("--seed", type=int, default=0, help="seed for the random samples")
 
     a = sub.add_parser("augment", help="augment your own face images")
