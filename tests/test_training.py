@@ -15,7 +15,7 @@ from PIL import Image
 
 from genaug.bundle import load_bundle
 from genaug.nets import build_generator, init_weights
-from training.loop import TrainConfig, fingerprint, train
+from training.loop import TrainConfig, Trainer, fingerprint, train
 
 from conftest import CELEBA64, need
 
@@ -141,7 +141,7 @@ def test_unknown_settings_fail_clearly(faces, tmp_path):
                           **{**TINY, "categorical": "g:2:Eyeglasses"}))
 
 
-def test_resume_continues_from_the_checkpoint(faces, tmp_path, capsys):
+def test_resume_continues_from_the_checkpoint(faces, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     first = TrainConfig(str(faces), str(out), **{**TINY, "checkpoint_every": 2})
     b1 = train(first)
@@ -149,7 +149,14 @@ def test_resume_continues_from_the_checkpoint(faces, tmp_path, capsys):
     capsys.readouterr()
     # same settings, longer predictor phase: continues at step 5, G (frozen after the GAN phase) is kept
     more = TrainConfig(str(faces), str(out), **{**TINY, "checkpoint_every": 2, "predictor_steps": 4})
+    calls = {"gan_step": 0, "predictor_step": 0}
+    for name in calls:
+        def counted(self, _orig=getattr(Trainer, name), _name=name):
+            calls[_name] += 1
+            return _orig(self)
+        monkeypatch.setattr(Trainer, name, counted)
     b2 = train(more)
+    assert calls == {"gan_step": 0, "predictor_step": 2}  # only steps 6 and 7 ran
     assert f"resuming {out} at step 5" in capsys.readouterr().out
     assert [r["step"] for r in read_log(out)] == list(range(1, 8))
     assert b2.training["steps"] == 7 and torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 7
