@@ -166,8 +166,9 @@ class Augmenter:
         use = torch.rand(len(x), generator=self.gen) < self.p
         if self.arm in ("genaug", "classical+genaug") and use.any():
             for i in use.nonzero().flatten().tolist():
-                v = self.variants[int(rows[i])]
-                x[i] = v[int(torch.randint(len(v), (1,), generator=self.gen))]
+                v = self.variants.get(int(rows[i]))  # None: the expansion skipped this image
+                if v is not None and len(v):
+                    x[i] = v[int(torch.randint(len(v), (1,), generator=self.gen))]
         elif self.arm == "classical+genaug-online" and use.any():
             sel = use.nonzero().flatten().tolist()
             arrs = [x[i].permute(1, 2, 0).numpy().copy() for i in sel]
