@@ -254,3 +254,13 @@ def test_sweep_runs_every_combination_and_skips_finished(tmp_path, capsys):
     assert [r["status"] for r in again] == ["skipped", "skipped"]
     assert [r["metrics"] for r in again] == [r["metrics"] for r in done]
     assert before == {r["name"]: (Path(r["out"]) / "log.jsonl").stat().st_mtime_ns for r in done}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_augmentation_on_gpu_with_the_loops_cpu_generator():
+    from training.infogan import InfoGANObjective, ObjectiveConfig
+
+    x = torch.zeros(4, 3, 32, 32, device="cuda")
+    obj = InfoGANObjective(TrainConfig("x", "y").spec(), None, None, ObjectiveConfig(diffaug="color,translation,cutout"), {})
+    y = obj._d_in(x, 0.1, torch.Generator().manual_seed(0))
+    assert y.device.type == "cuda" and y.std() > 0

@@ -22,8 +22,8 @@ def diff_augment(x: Tensor, policy: str, generator: torch.Generator | None = Non
     """Differentiable augmentation of a batch in [-1, 1] (gradients flow to the generator)."""
     n, dev = x.shape[0], x.device
 
-    def rand(*shape: int) -> Tensor:
-        return torch.rand(*shape, generator=generator, device=dev)
+    def rand(*shape: int) -> Tensor:  # drawn where the generator lives (the loop's is on the CPU)
+        return torch.rand(*shape, generator=generator, device=dev if generator is None else generator.device).to(dev)
 
     for op in parse_policy(policy):
         if op == "color":

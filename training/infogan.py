@@ -41,7 +41,7 @@ class InfoGANObjective:
         if self.cfg.diffaug:
             x = diff_augment(x, self.cfg.diffaug, gen)
         if noise_std > 0:
-            x = x + noise_std * torch.randn(x.shape, generator=gen, device=x.device)
+            x = x + noise_std * torch.randn(x.shape, generator=gen, device=x.device if gen is None else gen.device).to(x.device)
         return x
 
     def _info(self, q, latent: Tensor) -> tuple[Tensor, dict[str, float]]:
