@@ -117,6 +117,7 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
     weights = out / WEIGHTS_NAME
     tmp = weights.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    tmp.chmod(0o644)  # safetensors writes owner-only files; bundles are shared read-only data
     tmp.replace(weights)
     cfg = bundle.config()
     cfg["weights"] = {"file": WEIGHTS_NAME, "dtype": "float16" if half else "float32", "sha256": _sha256(weights)}

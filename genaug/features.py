@@ -153,6 +153,7 @@ def save_evaluator(model: FaceNet, path: str | Path, half: bool = True) -> Path:
         tensors[k] = v.contiguous()
     tmp = weights.with_name(weights.name + ".tmp")
     save_file(tensors, str(tmp), metadata={"format": EVALUATOR_FORMAT})
+    tmp.chmod(0o644)  # safetensors writes owner-only files; bundles are shared read-only data
     tmp.replace(weights)
     cfg = {
         "format": EVALUATOR_FORMAT, "format_version": EVALUATOR_VERSION, **model.cfg.to_dict(),

@@ -52,5 +52,5 @@ def test_missing_bundle_is_a_clear_error(tmp_path, capsys):
 
 
 def test_module_entry_point():
-    r = subprocess.run([sys.executable, "-m", "genaug", "--help"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "genaug", "--help"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "expand" in r.stdout

@@ -28,7 +28,7 @@ ARGS = [
 def torchrun(target: list[str], args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GENAUG_CACHE": str(tmp_path / "cache"), "NO_ALBUMENTATIONS_UPDATE": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *target, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
 def test_two_ranks_train_in_sync_and_resume(tmp_path):
