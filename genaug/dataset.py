@@ -55,6 +55,9 @@ class GenerativeAugDataset(Dataset):
         cache_path: file for the inverted latents (``.safetensors``); reused when it matches.
         return_meta: items become ``(image, target, SampleMeta)`` (or ``(image, SampleMeta)``).
         progress: show a tqdm bar while inverting.
+        lazy: invert on first access instead of at construction. Without it the inversion runs
+            once, here, in the main process; with it, call :meth:`prepare` before a DataLoader
+            with workers, or every worker inverts the whole dataset itself.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class GenerativeAugDataset(Dataset):
         return_meta: bool = False,
         progress: bool = True,
         engine: Any = None,
+        lazy: bool = False,
     ):
         if variants < 0 or (variants == 0 and not include_original):
             raise ValueError(f"variants must be >= 1 (or 0 with include_original=True), got {variants}")
@@ -90,6 +94,8 @@ class GenerativeAugDataset(Dataset):
         self._engine, self._engine_pid = engine, (os.getpid() if engine is not None else None)
         self.latents: Tensor | None = None
         self.scores: Tensor | None = None
+        if not lazy:
+            self.prepare()
 
     # ------------------------------------------------------------------ engine
     @property
@@ -174,7 +180,7 @@ class GenerativeAugDataset(Dataset):
         self.latents, self.scores = torch.cat(lat), torch.cat(score)
         if self.cache_path is not None:
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_path.with_name(self.cache_path.name + ".tmp")
+            tmp = self.cache_path.with_name(f"{self.cache_path.name}.{os.getpid()}.tmp")  # workers may race
             save_file({"latent": self.latents.contiguous(), "score": self.scores.contiguous()}, str(tmp), metadata={"key": key})
             tmp.replace(self.cache_path)
         return self

@@ -80,25 +80,26 @@ def test_deterministic_per_seed_and_index(kw):
 
 def test_inverts_once_in_batches_and_caches_to_disk(kw, tmp_path, monkeypatch):
     path = tmp_path / "latents.safetensors"
-    ds = GenerativeAugDataset(Faces(), variants=2, cache_path=path, batch_size=2, **kw)
+    ds = GenerativeAugDataset(Faces(), variants=2, cache_path=path, batch_size=2, lazy=True, **kw)
     calls = []
     real = ds.engine.invert
     monkeypatch.setattr(ds.engine, "invert", lambda x, *a, **k: calls.append(len(x)) or real(x, *a, **k))
     ds[0], ds[9]
     assert calls == [2, 2, 1] and path.is_file()
-    again = GenerativeAugDataset(Faces(), variants=2, cache_path=path, **kw)
+    again = GenerativeAugDataset(Faces(), variants=2, cache_path=path, lazy=True, **kw)
     monkeypatch.setattr(again.engine, "invert", lambda *a, **k: pytest.fail("cache not used"))
     again.prepare()
     torch.testing.assert_close(again.latents, ds.latents)
     np.testing.assert_array_equal(again[3][0], ds[3][0])
-    other = GenerativeAugDataset(Faces(), variants=2, cache_path=path, **{**kw, "refine_steps": 2})
+    other = GenerativeAugDataset(Faces(), variants=2, cache_path=path, lazy=True, **{**kw, "refine_steps": 2})
     monkeypatch.setattr(other.engine, "invert", lambda x, *a, **k: calls.append(-1) or real(x, *a, **k))
     other.prepare()
     assert calls[-1] == -1, "different settings must not reuse the cache"
 
 
 def test_dataloader_with_workers(kw):
-    ds = GenerativeAugDataset(Faces("tensor"), variants=2, **kw).prepare()
+    ds = GenerativeAugDataset(Faces("tensor"), variants=2, **kw)  # inverted once, at construction
+    assert ds.latents is not None
     batches = list(DataLoader(ds, batch_size=5, num_workers=2))
     imgs = torch.cat([b[0] for b in batches])
     assert imgs.shape == (10, 3, 40, 40)
@@ -117,6 +118,6 @@ def test_bad_arguments(kw):
     with pytest.raises(ValueError, match="variants"):
         GenerativeAugDataset(Faces(), variants=0, **kw)
     with pytest.raises(ValueError, match="empty"):
-        GenerativeAugDataset(Faces(n=0), **kw).prepare()
+        GenerativeAugDataset(Faces(n=0), **kw)
     with pytest.raises(IndexError):
         GenerativeAugDataset(Faces(), variants=1, **kw)[5]
