@@ -14,7 +14,8 @@ CelebA box 35,55,143,163, resized to the model size) it measures, with the proje
 - attribute change per code: P(attribute) for each value of the code; for a code bound to an
   attribute (e.g. smile -> Smiling) the spread of P(bound attribute) across its values, and the
   mean |change| of all other attributes (should stay small);
-- Fréchet distance on identity features: real vs reconstructions and real vs random edits, with
+- Fréchet distance on identity features (realism): real vs random samples G(z, c), real vs
+  reconstructions and real vs random edits, with
   the real-vs-real floor (two disjoint halves of the real set).
 
 Prints a table and JSON (``--out`` writes it). About 2-6 min at ``--n 512`` on 2 CPU cores,
@@ -23,7 +24,6 @@ mostly inversion (``--refine-steps``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.report import emit  # noqa: E402
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from genaug.metrics import (  # noqa: E402
@@ -127,7 +128,9 @@ def run(bundle: str, folder: str | Path, n: int, refine_steps: int, device: str,
         report["codes"][code.name] = entry
     aug, _ = engine.augment_tensor(x, generator=torch.Generator().manual_seed(seed))
     real_f = extract_features(emb_net, x)
+    samples = engine.generate(spec.sample(len(x), generator=torch.Generator().manual_seed(seed + 1))).cpu()
     report["frechet_identity_features"] = {
+        "random_samples": {k: round(v, 4) if isinstance(v, float) else v for k, v in frechet_with_floor(real_f, extract_features(emb_net, samples), seed).items()},
         "reconstruction": {k: round(v, 4) if isinstance(v, float) else v for k, v in frechet_with_floor(real_f, extract_features(emb_net, recon), seed).items()},
         "random_edits": {k: round(v, 4) if isinstance(v, float) else v for k, v in frechet_with_floor(real_f, extract_features(emb_net, aug.cpu()), seed).items()},
     }
@@ -180,14 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
         a.n, a.refine_steps, a.continuous_values = min(a.n, 16), 1, 2
     r = run(a.bundle, a.data, a.n, a.refine_steps, a.device, a.strength, a.seed, a.identity_weights,
             a.attribute_weights, a.continuous_values)
-    print(format_table(r))
-    text = json.dumps(r, indent=1)
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(text + "\n")
-        print(f"wrote {a.out}")
-    else:
-        print(text)
+    emit(r, format_table(r), a.out)
     return r
 
 

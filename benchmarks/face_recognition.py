@@ -32,7 +32,6 @@ seeds x 5 arms, 30 epochs): roughly 20-40 min on 2 CPU cores, most of it classic
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -46,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.report import emit  # noqa: E402
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from genaug.device import resolve_device  # noqa: E402
@@ -269,7 +269,6 @@ def run(cfg: BenchConfig) -> dict:
     shot_sets = {(k, s): pick_shots(data.labels, splits["train"], k, s) for k in cfg.shots for s in range(cfg.seeds)}
     prep_s: dict[str, float] = {}
     variants = engine = None
-    genaug_arms = [a for a in cfg.arms if "genaug" in a]
     if any(a in ("genaug", "classical+genaug") for a in cfg.arms):
         needed = torch.unique(torch.cat(list(shot_sets.values())))
         with tempfile.TemporaryDirectory(prefix="genaug-bench-") as tmp:
@@ -357,14 +356,7 @@ def main(argv: list[str] | None = None) -> dict:
         cfg.shots, cfg.seeds, cfg.epochs, cfg.variants, cfg.refine_steps = [1], 1, 2, 2, 1
         cfg.max_ids = cfg.max_ids or 8
     report = run(cfg)
-    print(format_table(report))
-    text = json.dumps(report, indent=1)
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(text + "\n")
-        print(f"wrote {a.out}")
-    else:
-        print(text)
+    emit(report, format_table(report), a.out)
     return report
 
 

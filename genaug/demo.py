@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .bundle import Bundle, load_bundle, read_config
+from .bundle import Bundle, read_config
 from .sweep import Edit, code_values
 
 ASSETS = Path(__file__).with_name("assets")

@@ -800,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = build_parser().parse_args(argv)
     try:
-        res = expand_to_hdf5(
+        expand_to_hdf5(
             a.source, a.out, a.variants, bundle=a.bundle, include_original=a.include_original, seed=a.seed, size=a.size,
             strength=a.strength, mode=a.mode, codes=[c.strip() for c in a.codes.split(",") if c.strip()] if a.codes else None,
             refine_steps=a.refine_steps, refine_loss=a.refine_loss, framing=a.framing, batch_size=a.batch_size,

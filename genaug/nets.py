@@ -10,7 +10,6 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
