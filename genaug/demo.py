@@ -94,7 +94,7 @@ def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> I
     for ci, values, outs in rows:
         y += CELL + 16
         code = bundle.spec.codes[ci]
-        label = code.name + (f"\n{code.description[:16]}" if code.description else "")
+        label = code.name + (f"\n({code.attribute})" if code.attribute else "")  # descriptions: genaug info
         draw.text((4, y + CELL // 2 - 12), label, fill="black")
         for j, (v, o) in enumerate(zip(values, outs)):
             canvas.paste(_to_pil(o), (LABEL_W + j * CELL, y))
