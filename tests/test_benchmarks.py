@@ -108,3 +108,21 @@ def test_augmentation_quality_quick(faces_folder, tiny_bundle_path, evaluator_pa
     for k in ("reconstruction", "random_edits"):
         assert set(r["frechet_identity_features"][k]) == {"fd", "floor", "ratio", "n"}
     assert {"reconstruction", "different_people"} <= set(r["identity"])
+
+
+@pytest.mark.parametrize("faces", ["generated", "folder"])
+def test_speed_runs_and_compares_at_equal_score(faces, faces_folder, tiny_bundle_path, tmp_path):
+    out = tmp_path / "speed.json"
+    data = "generated" if faces == "generated" else str(faces_folder)
+    r = load_script("speed").main(["--bundle", str(tiny_bundle_path), "--device", "cpu", "--batch-size", "4", "--steps", "0", "3",
+                                   "--max-steps", "20", "--repeats", "1", "--data", data, "--out", str(out)])
+    assert json.loads(out.read_text())["batch_size"] == 4
+    assert r["faces"].startswith("real" if faces == "folder" else "generated")
+    k0, k3 = r["inversion"]
+    assert (k0["K"], k3["K"]) == (0, 3) and k3["score"] >= k0["score"] - 1e-3  # refinement does not make it worse
+    final = r["random_start_final"]
+    for row in (k0, k3):
+        assert row["reached"] == (row["random_start_steps"] is not None)
+        assert row["reached"] or final["score"] < row["score"]
+        assert row["speedup_at_equal_score"] > 0
+    assert final["steps"] <= 20
