@@ -14,6 +14,8 @@ CelebA box 35,55,143,163, resized to the model size) it measures, with the proje
 - attribute change per code: P(attribute) for each value of the code; for a code bound to an
   attribute (e.g. smile -> Smiling) the spread of P(bound attribute) across its values, and the
   mean |change| of all other attributes (should stay small);
+- edit size: mean |pixel change| and identity cosine of genaug's random edits, of the classical
+  pipeline of ``benchmarks/face_recognition.py`` and of another real photo of the same person;
 - Fréchet distance on identity features (realism): real vs random samples G(z, c), real vs
   reconstructions and real vs random edits, with
   the real-vs-real floor (two disjoint halves of the real set).
@@ -65,6 +67,28 @@ def to_model(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
     if channels == 1:
         x = (x * torch.tensor([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)).sum(1, keepdim=True)
     return x.clamp(-1, 1)
+
+
+def edit_size(x: torch.Tensor, aug: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, emb_net, seed: int) -> dict:
+    """How far augmentations move a face: mean |pixel change| (0..255) and identity cosine, for
+    genaug's random edits, the classical pipeline of benchmarks/face_recognition.py, and another
+    real photo of the same person (the variation a recogniser has to learn)."""
+    from benchmarks.face_recognition import classical_pipeline
+
+    pipe = classical_pipeline(seed)
+    classical = torch.stack([torch.from_numpy(pipe(image=a)["image"]).permute(2, 0, 1) for a in images.permute(0, 2, 3, 1).numpy()])
+    classical = to_model(classical, x.shape[-1], x.shape[1])
+
+    def size(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+        return {"abs_change_255": round(float((a - b).abs().mean() * 127.5), 2),
+                "identity_similarity": round(float(identity_similarity(a, b, emb_net).mean()), 4)}
+
+    out = {"genaug_random_edits": size(x, aug), "classical_pipeline": size(x, classical)}
+    i, j = torch.triu_indices(len(labels), len(labels), 1)
+    same = labels[i] == labels[j]
+    if same.any():
+        out["other_photo_same_person"] = {**size(x[i[same]], x[j[same]]), "pairs": int(same.sum())}
+    return out
 
 
 def same_person_baselines(x: torch.Tensor, labels: torch.Tensor, emb_net) -> dict[str, float]:
@@ -134,6 +158,7 @@ def run(bundle: str, folder: str | Path, n: int, refine_steps: int, device: str,
         "reconstruction": {k: round(v, 4) if isinstance(v, float) else v for k, v in frechet_with_floor(real_f, extract_features(emb_net, recon), seed).items()},
         "random_edits": {k: round(v, 4) if isinstance(v, float) else v for k, v in frechet_with_floor(real_f, extract_features(emb_net, aug.cpu()), seed).items()},
     }
+    report["edit_size"] = edit_size(x, aug.cpu(), images, labels, emb_net, seed)
     report["wall_s"] = round(time.time() - t0, 1)
     return report
 
@@ -152,6 +177,8 @@ def format_table(r: dict) -> str:
             lines.append(f"{'':14s}-> {c['attribute']}: spread {c['bound_attribute_spread']:.3f} (originals {c['bound_attribute_original']:.3f})")
     for k, v in r["frechet_identity_features"].items():
         lines.append(f"Fréchet distance (identity features), real vs {k}: {v['fd']:.4f} (real-vs-real floor {v['floor']:.4f}, n={v['n']})")
+    for k, v in r.get("edit_size", {}).items():
+        lines.append(f"edit size, {k}: mean |pixel change| {v['abs_change_255']:.1f}/255, identity cosine {v['identity_similarity']:.3f}")
     lines.append(f"wall-clock {r['wall_s']:.0f}s")
     return "\n".join(lines)
 

@@ -105,9 +105,14 @@ def test_augmentation_quality_quick(faces_folder, tiny_bundle_path, evaluator_pa
     assert glasses["attribute"] == "Eyeglasses" and "bound_attribute_spread" in glasses
     assert len(glasses["values"]) == 2 and "P(Eyeglasses)" in glasses["values"][0]
     assert len(r["codes"]["smile"]["values"]) == 2
-    for k in ("reconstruction", "random_edits"):
+    for k in ("random_samples", "reconstruction", "random_edits"):
         assert set(r["frechet_identity_features"][k]) == {"fd", "floor", "ratio", "n"}
     assert {"reconstruction", "different_people"} <= set(r["identity"])
+    size = r["edit_size"]
+    assert set(size) == {"genaug_random_edits", "classical_pipeline", "other_photo_same_person"}
+    assert size["other_photo_same_person"]["pairs"] > 0
+    assert all(v["abs_change_255"] >= 0 and -1.001 <= v["identity_similarity"] <= 1.001 for v in size.values()), size
+    assert size["classical_pipeline"]["abs_change_255"] > 0 and size["other_photo_same_person"]["abs_change_255"] > 0
 
 
 @pytest.mark.parametrize("faces", ["generated", "folder"])
