@@ -142,20 +142,23 @@ def _bundle_dir(path: str | Path) -> Path:
     return p
 
 
+def read_versioned_json(path: Path, fmt: str, version: int, error: type[Exception], what: str) -> dict[str, Any]:
+    """Parse a JSON config and check its ``format`` / ``format_version``; ``error`` names the problem."""
+    try:
+        cfg = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(cfg, dict) or cfg.get("format") != fmt:
+        raise error(f"{path}: not a {what} config (format must be {fmt!r})")
+    if cfg.get("format_version") != version:
+        raise error(f"{path}: {what} format version {cfg.get('format_version')!r} is not supported (this genaug reads version {version})")
+    return cfg
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     """The parsed, validated ``config.json`` of a bundle (without loading weights)."""
     cfg_path = _bundle_dir(path) / CONFIG_NAME
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{cfg_path}: not valid JSON ({e})") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        raise BundleError(f"{cfg_path}: not a genaug bundle config (format must be {FORMAT!r})")
-    if cfg.get("format_version") != FORMAT_VERSION:
-        raise BundleError(
-            f"{cfg_path}: bundle format version {cfg.get('format_version')!r} is not supported "
-            f"(this genaug reads version {FORMAT_VERSION})"
-        )
+    cfg = read_versioned_json(cfg_path, FORMAT, FORMAT_VERSION, BundleError, "genaug bundle")
     for key in ("latent", "network", "weights"):
         if key not in cfg:
             raise BundleError(f"{cfg_path}: missing required key {key!r}")

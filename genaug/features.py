@@ -20,6 +20,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from .bundle import read_versioned_json
+
 EVALUATOR_FORMAT = "genaug-evaluator"
 EVALUATOR_VERSION = 1
 KINDS = ("identity", "attributes")
@@ -172,14 +174,7 @@ def load_evaluator(kind: str = "identity", path: str | Path | None = None, devic
     if not cfg_path.is_file() or not weights.is_file():
         hint = " (train one with `python -m training.evaluators`)" if path is None else ""
         raise FileNotFoundError(f"{kind} evaluator not found: need {weights} and {cfg_path}{hint}")
-    try:
-        raw = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise EvaluatorError(f"{cfg_path}: not valid JSON ({e})") from None
-    if not isinstance(raw, dict) or raw.get("format") != EVALUATOR_FORMAT:
-        raise EvaluatorError(f"{cfg_path}: not a genaug evaluator config (format must be {EVALUATOR_FORMAT!r})")
-    if raw.get("format_version") != EVALUATOR_VERSION:
-        raise EvaluatorError(f"{cfg_path}: unsupported evaluator format version {raw.get('format_version')!r}")
+    raw = read_versioned_json(cfg_path, EVALUATOR_FORMAT, EVALUATOR_VERSION, EvaluatorError, "genaug evaluator")
     if raw.get("kind") != kind:
         raise EvaluatorError(f"{cfg_path}: is a {raw.get('kind')!r} evaluator, {kind!r} was requested")
     expected = raw.get("weights", {}).get("sha256")
