@@ -27,7 +27,8 @@ Data: an ImageFolder of identities (``<person>/<image>``); CelebA 178x218 frames
 the face box 35,55,143,163, others to the centre square; everything is pre-cropped to 64x64 once
 (cached). With ``splits.csv`` (path, ..., split) its train/val/test are used, otherwise a seeded
 per-person split (10 % val, 10 % test, at least one each). Default run (celeba_id200, 3 shots x 3
-seeds x 5 arms, 30 epochs): roughly 20-40 min on 2 CPU cores, most of it classical+online arms.
+seeds x 5 arms, 30 epochs): 18 min on one CPU core with the default model (measured; `--epochs 80`:
+39 min), most of it the online arm and the one-off expansion.
 """
 from __future__ import annotations
 
