@@ -160,26 +160,34 @@ def run_demo(args: argparse.Namespace) -> Path:
 
 
 def run_augment(args: argparse.Namespace) -> Path:
-    from .transforms import GenerativeFaceAug
+    from tqdm.auto import tqdm
+
+    from .engine import Engine
 
     files = _images_in(Path(args.input))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    aug = GenerativeFaceAug(bundle=args.bundle, p=1.0, mode=args.mode, device=args.device, refine_steps=args.refine_steps)
-    aug.set_random_seed(args.seed)
+    engine = Engine(args.bundle, device=args.device, mode=args.mode, refine_steps=args.refine_steps, seed=args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
     sheet_rows = []
-    from tqdm.auto import tqdm
-
-    for path in tqdm(files, desc="augmenting", unit="img"):
-        with Image.open(path) as im:
-            img = np.asarray(im.convert("RGBA" if im.mode in ("RGBA", "LA") else "RGB"))
-        variants = [aug(image=img)["image"] for _ in range(args.variants)]
-        stem = path.stem
-        for i, v in enumerate(variants):
-            Image.fromarray(v).save(out / f"{stem}_aug{i:02d}.png")
-        thumbs = [Image.fromarray(a).convert("RGB").resize((CELL, CELL)) for a in [img, *variants]]
-        sheet_rows.append(_hstack(thumbs, gap=2))
-    sheet = _vstack(sheet_rows[:32], gap=2)
+    bar = tqdm(total=len(files), desc="augmenting", unit="img")
+    for start in range(0, len(files), engine.batch_size):
+        chunk = files[start : start + engine.batch_size]
+        images = []
+        for path in chunk:
+            with Image.open(path) as im:
+                images.append(np.asarray(im.convert("RGBA" if im.mode in ("RGBA", "LA") else "RGB")))
+        # the first pass inverts the whole chunk in one batch; later passes hit the latent cache
+        passes = [engine.augment(images, generator=gen)[0] for _ in range(args.variants)]
+        for j, (path, img) in enumerate(zip(chunk, images)):
+            variants = [p[j] for p in passes]
+            for i, v in enumerate(variants):
+                Image.fromarray(v).save(out / f"{path.stem}_aug{i:02d}.png")
+            if len(sheet_rows) < 32:
+                sheet_rows.append(_hstack([Image.fromarray(a).convert("RGB").resize((CELL, CELL)) for a in [img, *variants]], gap=2))
+        bar.update(len(chunk))
+    bar.close()
+    sheet = _vstack(sheet_rows, gap=2)
     sheet.save(out / "contact_sheet.png")
     print(f"wrote {len(files) * args.variants} augmented images and {out / 'contact_sheet.png'} to {out.resolve()}")
     return out

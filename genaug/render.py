@@ -157,12 +157,27 @@ def to_model_frame(image: Any, bundle: Any, framing: str = "auto") -> tuple[Tens
     return x.contiguous(), info
 
 
+def _feather(h: int, w: int, inner: tuple[bool, bool, bool, bool], frac: float = 0.12) -> Tensor:
+    """(1, h, w) weights that ramp from ~0 to 1 over ``frac`` of the box at the sides of the box
+    that lie inside the image (left, top, right, bottom), so pasted edits leave no visible seam."""
+    ys, xs = torch.ones(h), torch.ones(w)
+    for ramp_dim, n_px, first, last in ((ys, h, inner[1], inner[3]), (xs, w, inner[0], inner[2])):
+        n = max(1, round(n_px * frac))
+        r = torch.linspace(0, 1, n + 2)[1:-1]
+        if first:
+            ramp_dim[:n] = torch.minimum(ramp_dim[:n], r)
+        if last:
+            ramp_dim[-n:] = torch.minimum(ramp_dim[-n:], r.flip(0))
+    return (ys[:, None] * xs[None, :])[None]
+
+
 def paste_back(model_out: Tensor, original: Any, info: FrameInfo, blend: str = "delta") -> Any:
     """Write a model-frame result (C, S, S) in [-1, 1] back into a copy of ``original``.
 
     ``blend="delta"`` adds only the change (``model_out - info.model_in``) resized to the face
     box, keeping the original's detail and leaving unchanged pixels as they were;
-    ``blend="replace"`` writes the resized model output itself into the box.
+    ``blend="replace"`` writes the resized model output itself into the box. Where the box lies
+    inside the image its border is feathered, so the edit fades out instead of ending in a seam.
     """
     if blend not in ("delta", "replace"):
         raise ValueError(f"blend must be 'delta' or 'replace', got {blend!r}")
@@ -174,7 +189,8 @@ def paste_back(model_out: Tensor, original: Any, info: FrameInfo, blend: str = "
     src = F.interpolate(src[None], size=(b - t, r - l), mode="bilinear", align_corners=False)[0]
     src = _colour(src, info.channels)
     region = colour[:, t:b, l:r]
-    colour[:, t:b, l:r] = (region + src if blend == "delta" else src).clamp(0, 1)
+    m = _feather(b - t, r - l, (l > 0, t > 0, r < colour.shape[2], b < colour.shape[1]))
+    colour[:, t:b, l:r] = (region + m * src if blend == "delta" else region + m * (src - region)).clamp(0, 1)
     return _from_chw01(full, original, info)
 
 

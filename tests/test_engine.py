@@ -88,6 +88,20 @@ def test_paste_back_of_unchanged_frame_is_identity(engine):
     np.testing.assert_allclose(paste_back(x, gray, info), gray, atol=1e-6)
 
 
+def test_paste_back_feathers_inner_box_edges(engine):
+    """A uniform change fades out towards box edges inside the image (no seam) but reaches full
+    strength in the middle and at box edges that are the image's own border."""
+    image = np.full((218, 178, 3), 100, np.uint8)
+    x, info = to_model_frame(image, engine.bundle)
+    out = paste_back((x + 0.4).clamp(-1, 1), image, info).astype(int) - 100  # +0.2 in [0,1] = +51
+    assert out[109, 89, 0] == 51  # box centre: full change
+    assert 0 <= out[55, 89, 0] < 10 and 0 <= out[109, 35, 0] < 10  # first rows/columns of the box: faint
+    assert (np.diff(out[55:109, 89, 0]) >= 0).all()  # rising monotonically towards the centre
+    full = np.full((64, 64, 3), 100, np.uint8)  # a square image: the box is the whole image
+    x, info = to_model_frame(full, engine.bundle)
+    assert (paste_back((x + 0.4).clamp(-1, 1), full, info).astype(int) - 100 == 51).all()
+
+
 BAD = {
     "nan": (np.full((32, 32, 3), np.nan, np.float32), "NaN"),
     "inf": (np.full((32, 32, 3), np.inf, np.float32), "NaN or inf"),
