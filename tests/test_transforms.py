@@ -53,6 +53,15 @@ def test_compose_seed_reproduces_and_params_replay(aug_kw):
     np.testing.assert_array_equal(t.apply(img, **params), t.apply(img, **params))  # apply is pure
 
 
+def test_replay_compose_replays_the_same_augmentation(aug_kw):
+    img = _image(7, (60, 50, 3))
+    pipe = A.ReplayCompose([A.HorizontalFlip(p=0.5), GenerativeFaceAug(**aug_kw)])
+    first = pipe(image=img)
+    again = A.ReplayCompose.replay(first["replay"], image=img)
+    np.testing.assert_array_equal(again["image"], first["image"])
+    assert not np.array_equal(first["image"], img)
+
+
 def test_to_dict_from_dict_roundtrip(aug_kw):
     t = GenerativeFaceAug(codes=["smile", 0], strength=(0.2, 0.8), bounds={"smile": (-0.5, 0.5)},
                           mode="regenerate", framing="full", **aug_kw)
