@@ -153,11 +153,11 @@ def run(bundle: str, folder: str | Path, n: int, refine_steps: int, device: str,
     aug, _ = engine.augment_tensor(x, generator=torch.Generator().manual_seed(seed))
     real_f = extract_features(emb_net, x)
     samples = engine.generate(spec.sample(len(x), generator=torch.Generator().manual_seed(seed + 1))).cpu()
-    report["frechet_identity_features"] = {
-        "random_samples": {k: round(v, 4) if isinstance(v, float) else v for k, v in frechet_with_floor(real_f, extract_features(emb_net, samples), seed).items()},
-        "reconstruction": {k: round(v, 4) if isinstance(v, float) else v for k, v in frechet_with_floor(real_f, extract_features(emb_net, recon), seed).items()},
-        "random_edits": {k: round(v, 4) if isinstance(v, float) else v for k, v in frechet_with_floor(real_f, extract_features(emb_net, aug.cpu()), seed).items()},
-    }
+    def fd(images: torch.Tensor) -> dict:
+        res = frechet_with_floor(real_f, extract_features(emb_net, images), seed)
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()}
+
+    report["frechet_identity_features"] = {"random_samples": fd(samples), "reconstruction": fd(recon), "random_edits": fd(aug.cpu())}
     report["edit_size"] = edit_size(x, aug.cpu(), images, labels, emb_net, seed)
     report["wall_s"] = round(time.time() - t0, 1)
     return report

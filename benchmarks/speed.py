@@ -35,17 +35,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn, device: torch.device, repeats: int) -> float:
-    """Median seconds per call after one warm-up call."""
-    fn()
+def timed(fn, device: torch.device, repeats: int) -> tuple[float, object]:
+    """Median seconds per call after one warm-up call, and the last call's result."""
+    out = fn()
     _sync(device)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        fn()
+        out = fn()
         _sync(device)
         times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+    return sorted(times)[len(times) // 2], out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -80,15 +80,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     # throughput: raw generator vs augment_tensor with cached latents
     with torch.no_grad():
-        t_gen = timed(lambda: gen_net(lat), dev, a.repeats)
+        t_gen, _ = timed(lambda: gen_net(lat), dev, a.repeats)
     eng.augment_tensor(x)  # fill the cache
-    t_aug = timed(lambda: eng.augment_tensor(x), dev, a.repeats)
+    t_aug, _ = timed(lambda: eng.augment_tensor(x), dev, a.repeats)
 
     # inversion: predictor + K refinement steps, for each K
     inv_rows = []
     for k in a.steps:
-        t_k = timed(lambda: invert(gen_net, pred, spec, x, k, a.loss), dev, a.repeats if k == 0 else max(1, a.repeats // 2))
-        inv_rows.append({"K": k, "ms_per_image": 1000 * t_k / n, "score": invert(gen_net, pred, spec, x, k, a.loss).score.mean().item()})
+        t_k, inv = timed(lambda: invert(gen_net, pred, spec, x, k, a.loss), dev, a.repeats if k == 0 else max(1, a.repeats // 2))
+        inv_rows.append({"K": k, "ms_per_image": 1000 * t_k / n, "score": inv.score.mean().item()})
 
     # optimisation alone from a random start, timed in chunks of --chunk steps (scoring not timed),
     # until it reaches the best predictor + K score or --max-steps

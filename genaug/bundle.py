@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,15 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def write_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """Write ``path`` atomically (a per-process temporary file, then rename) and world-readable
+    (safetensors creates owner-only files; bundles, evaluators and caches are shared data)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.chmod(0o644)
+    tmp.replace(path)
+
+
 def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into folder ``path``; returns the folder."""
     out = Path(path)
@@ -115,10 +125,7 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
                 v = v.half()
             tensors[f"{prefix}.{k}"] = v.contiguous()
     weights = out / WEIGHTS_NAME
-    tmp = weights.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT})
-    tmp.chmod(0o644)  # safetensors writes owner-only files; bundles are shared read-only data
-    tmp.replace(weights)
+    write_safetensors(tensors, weights, {"format": FORMAT})
     cfg = bundle.config()
     cfg["weights"] = {"file": WEIGHTS_NAME, "dtype": "float16" if half else "float32", "sha256": _sha256(weights)}
     (out / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n")

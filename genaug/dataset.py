@@ -17,11 +17,10 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .bundle import Bundle
+from .bundle import Bundle, write_safetensors
 from .render import paste_back, render
 from .sweep import Edit, apply_edits
 
@@ -180,9 +179,7 @@ class GenerativeAugDataset(Dataset):
         self.latents, self.scores = torch.cat(lat), torch.cat(score)
         if self.cache_path is not None:
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_path.with_name(f"{self.cache_path.name}.{os.getpid()}.tmp")  # workers may race
-            save_file({"latent": self.latents.contiguous(), "score": self.scores.contiguous()}, str(tmp), metadata={"key": key})
-            tmp.replace(self.cache_path)
+            write_safetensors({"latent": self.latents.contiguous(), "score": self.scores.contiguous()}, self.cache_path, {"key": key})
         return self
 
     # ------------------------------------------------------------------- items

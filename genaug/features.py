@@ -17,10 +17,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from .bundle import read_versioned_json
+from .bundle import read_versioned_json, write_safetensors
 
 EVALUATOR_FORMAT = "genaug-evaluator"
 EVALUATOR_VERSION = 1
@@ -153,10 +153,7 @@ def save_evaluator(model: FaceNet, path: str | Path, half: bool = True) -> Path:
         if half and v.is_floating_point():
             v = v.half()
         tensors[k] = v.contiguous()
-    tmp = weights.with_name(weights.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": EVALUATOR_FORMAT})
-    tmp.chmod(0o644)  # safetensors writes owner-only files; bundles are shared read-only data
-    tmp.replace(weights)
+    write_safetensors(tensors, weights, {"format": EVALUATOR_FORMAT})
     cfg = {
         "format": EVALUATOR_FORMAT, "format_version": EVALUATOR_VERSION, **model.cfg.to_dict(),
         "image": {"range": [-1.0, 1.0], "layout": "NCHW", "framing": "CelebA 64x64 (box 35,55,143,163)"},
