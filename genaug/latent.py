@@ -21,6 +21,7 @@ class CategoricalCode:
     k: int
     attribute: str | None = None  # dataset attribute bound to category 1 (binary attributes, k=2)
     description: str = ""
+    identity_safe: bool = True  # may random augmentation move it? (False: changes who someone looks like)
 
     def __post_init__(self) -> None:
         if self.k < 2:
@@ -36,6 +37,7 @@ class ContinuousCode:
     high: float = 1.0
     attribute: str | None = None  # bound attribute: +1 maps to ``high``, -1 to ``low``
     description: str = ""
+    identity_safe: bool = True
 
     def __post_init__(self) -> None:
         if not self.low < self.high:
@@ -95,6 +97,11 @@ class LatentSpec:
     @property
     def dim(self) -> int:
         return self.noise_dim + self.code_dim
+
+    @property
+    def default_codes(self) -> list[int]:
+        """Indices of the identity-safe codes: what random augmentation moves when ``codes=None``."""
+        return [i for i, c in enumerate(self.codes) if c.identity_safe]
 
     def code_slice(self, code: str | int) -> slice:
         """Columns of the full latent that hold ``code``."""

@@ -37,6 +37,8 @@ class NetConfig:
     q_hidden: int = 128
     noise_head: bool = False  # extended InfoGAN: D also regresses z
     began_hidden: int = 64  # BEGAN bottleneck size
+    kind: str = "dcgan"  # "dcgan" (noise -> image, inverted after the fact) or "edit" (genaug.editnets)
+    content_channels: int = 32  # edit kind: channels of the S/8 content map the encoder emits
 
     def __post_init__(self) -> None:
         s = self.image_size
@@ -47,6 +49,8 @@ class NetConfig:
         for name in ("g_norm", "d_norm", "e_norm"):
             if getattr(self, name) not in NORMS:
                 raise ValueError(f"{name} must be one of {NORMS}, got {getattr(self, name)!r}")
+        if self.kind not in ("dcgan", "edit"):
+            raise ValueError(f"network kind must be 'dcgan' or 'edit', got {self.kind!r}")
         if self.discriminator not in ("infogan", "began"):
             raise ValueError(f"discriminator must be 'infogan' or 'began', got {self.discriminator!r}")
 
@@ -211,7 +215,11 @@ class Predictor(nn.Module):
         return self.spec.join(parts.z, [p.softmax(1) for p in parts.categorical], parts.continuous)
 
 
-def build_generator(spec: LatentSpec, cfg: NetConfig) -> Generator:
+def build_generator(spec: LatentSpec, cfg: NetConfig) -> nn.Module:
+    if cfg.kind == "edit":
+        from .editnets import EditGenerator
+
+        return EditGenerator(spec, cfg)
     return Generator(spec.dim, cfg)
 
 
@@ -219,7 +227,12 @@ def build_discriminator(spec: LatentSpec, cfg: NetConfig) -> nn.Module:
     return BEGANDiscriminator(spec, cfg) if cfg.discriminator == "began" else Discriminator(spec, cfg)
 
 
-def build_predictor(spec: LatentSpec, cfg: NetConfig) -> Predictor:
+def build_predictor(spec: LatentSpec, cfg: NetConfig) -> nn.Module:
+    """The image -> latent network: the latent predictor, or the edit kind's encoder."""
+    if cfg.kind == "edit":
+        from .editnets import EditEncoder
+
+        return EditEncoder(spec, cfg)
     return Predictor(spec, cfg)
 
 

@@ -1,0 +1,162 @@
+"""The edit-aware model kind: encoder E, generator G and discriminator D trained together on real
+faces so that edits of *real* faces take effect and keep the person (ST-GAN / AttGAN style).
+
+One step, on a batch x of real faces with attribute labels:
+  E(x) -> content h and codes; c = the faces' own codes (bound codes = their labels, free codes =
+  E's estimate); c' = random codes.
+  D: real/fake on x vs G(h, c'); its code head learns the bound attributes on real faces
+     (AC-GAN) and the free codes on generated ones (InfoGAN).
+  E+G: reconstruction G(h, c) ~ x (L1 + MS-SSIM); G(h, c') realistic and showing c' to D's code
+     head; cycle G(E(G(h, c')).content, c) ~ x; E reads c' back from G(h, c') and the labels from x.
+The loop itself (checkpoints, resume, time budget, logs, grids, bundle) is in :mod:`training.edit_loop`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from genaug.latent import LatentSpec
+from genaug.nets import NetConfig
+from genaug.recon import reconstruction_loss
+
+from .losses import ADV_LOSSES, d_adv_loss, g_adv_loss
+
+DEFAULT_CODES = "glasses:2:Eyeglasses,smile:2:Smiling,mouth:2:Mouth_Slightly_Open,bangs:2:Bangs,male:2:Male"
+DESCRIPTIONS = {
+    "glasses": "eyeglasses off (0) / on (1)",
+    "smile": "not smiling (0) / smiling (1)",
+    "mouth": "mouth closed (0) / slightly open (1)",
+    "bangs": "no bangs (0) / bangs (1)",
+    "male": "female (0) / male (1) appearance — changes who someone looks like; not in the default random set",
+}
+
+
+@dataclass
+class EditObjective:
+    """Loss weights and the adversarial loss of the edit kind."""
+
+    adv_loss: str = "ns"
+    lambda_rec: float = 10.0  # on (l1 + 0.5 * (1 - MS-SSIM)) of G(E(x)) vs x
+    lambda_cls: float = 2.0  # G: edited faces show the target codes to D's code head
+    lambda_cls_d: float = 1.0  # D: bound codes on real faces, free codes on generated ones
+    lambda_cycle: float = 5.0  # L1 of G(E(G(h, c')).content, c) vs x
+    lambda_enc: float = 1.0  # E: labels of real faces and the codes of edited ones
+
+    def __post_init__(self) -> None:
+        if self.adv_loss not in ADV_LOSSES:
+            raise ValueError(f"unknown adversarial loss {self.adv_loss!r}; choose from {ADV_LOSSES}")
+
+
+def edit_spec(net: NetConfig, categorical: str, continuous: str, identity_unsafe: str = "male") -> LatentSpec:
+    """The latent of the edit kind: content map (flattened) as ``z``, then the codes. Codes named
+    in ``identity_unsafe`` are left out of the default random augmentation."""
+    from dataclasses import replace
+
+    from genaug.editnets import content_dim
+
+    spec = LatentSpec.parse(content_dim(net), categorical, continuous)
+    unsafe = {s.strip() for s in identity_unsafe.split(",") if s.strip()}
+    missing = unsafe - set(spec.code_names)
+    if missing:
+        raise ValueError(f"identity_unsafe names unknown codes {sorted(missing)}; codes are {spec.code_names}")
+    fix = lambda c: replace(c, identity_safe=c.name not in unsafe, description=c.description or DESCRIPTIONS.get(c.name, ""))  # noqa: E731
+    return LatentSpec(spec.noise_dim, [fix(c) for c in spec.categorical], [fix(c) for c in spec.continuous])
+
+
+class CodeLayout:
+    """Which latent columns hold which code, and which categorical codes are bound to a label."""
+
+    def __init__(self, spec: LatentSpec, attribute_names: list[str] | None):
+        self.spec = spec
+        self.bound: dict[int, int] = {}  # categorical code index -> attribute column
+        for i, c in enumerate(spec.categorical):
+            if c.attribute is not None:
+                if not attribute_names or c.attribute not in attribute_names:
+                    raise ValueError(f"code {c.name!r} is bound to attribute {c.attribute!r}, which the data's attributes.csv lacks")
+                if c.k != 2:
+                    raise ValueError(f"code {c.name!r}: only binary (k=2) codes can be bound to an attribute")
+                self.bound[i] = attribute_names.index(c.attribute)
+
+    def label_indices(self, attrs: Tensor) -> dict[int, Tensor]:
+        """Category index (0/1) of each bound code from -1/+1 attribute labels."""
+        return {i: (attrs[:, col] > 0).long() for i, col in self.bound.items()}
+
+    def own_codes(self, raw_codes: Tensor, labels: dict[int, Tensor]) -> Tensor:
+        """Codes that describe the faces themselves: labels for bound codes, E's estimate otherwise."""
+        spec, n = self.spec, raw_codes.shape[0]
+        parts = spec.split(torch.cat([raw_codes.new_zeros(n, spec.noise_dim), raw_codes], 1))
+        cats = [labels[i] if i in labels else p.softmax(1) for i, p in enumerate(parts.categorical)]
+        joined = spec.join(parts.z, cats, parts.continuous.clamp(-1, 1))
+        return joined[:, spec.noise_dim :]
+
+    def random_codes(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        return self.spec.sample(n, generator=generator).to(device)[:, self.spec.noise_dim :]
+
+    def code_loss(self, pred: Tensor, target: Tensor, which: str = "all") -> Tensor:
+        """Cross-entropy per categorical code + MSE for continuous ones between a code head's output
+        ``pred`` and target codes (one-hot / values). ``which``: all, bound or free."""
+        spec = self.spec
+        loss, start = pred.new_zeros(()), 0
+        for i, c in enumerate(spec.categorical):
+            use = which == "all" or (which == "bound") == (i in self.bound)
+            if use:
+                loss = loss + F.cross_entropy(pred[:, start : start + c.k], target[:, start : start + c.k].argmax(1))
+            start += c.k
+        if which != "bound" and spec.continuous_dim:
+            loss = loss + F.mse_loss(pred[:, start:], target[:, start:])
+        return loss
+
+
+def _latent(h: Tensor, codes: Tensor) -> Tensor:
+    return torch.cat([h, codes], 1)
+
+
+def d_step(obj: EditObjective, layout: CodeLayout, D: torch.nn.Module, x: Tensor, own: Tensor, edited: Tensor, target: Tensor) -> tuple[Tensor, dict[str, float]]:
+    """Discriminator loss on real faces ``x`` (codes ``own``) and detached edits (codes ``target``)."""
+    real_logit, real_codes = D(x)
+    fake_logit, fake_codes = D(edited.detach())
+    adv = d_adv_loss(obj.adv_loss, real_logit, fake_logit)
+    cls_real = layout.code_loss(real_codes, own, "bound") if layout.bound else adv.new_zeros(())
+    q_fake = layout.code_loss(fake_codes, target, "free")
+    loss = adv + obj.lambda_cls_d * (cls_real + q_fake)
+    return loss, {"d_adv": adv.item(), "d_cls_real": cls_real.item(), "d_q_fake": q_fake.item()}
+
+
+def g_step(
+    obj: EditObjective, layout: CodeLayout, E: torch.nn.Module, G: torch.nn.Module, D: torch.nn.Module,
+    x: Tensor, attrs: Tensor | None, generator: torch.Generator,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, float]]:
+    """Encoder+generator loss. Returns (loss, own codes, edited images, target codes, log)."""
+    spec = layout.spec
+    raw = E.forward_raw(x)
+    h, raw_codes = raw[:, : spec.noise_dim], raw[:, spec.noise_dim :]
+    labels = layout.label_indices(attrs) if attrs is not None and layout.bound else {}
+    own = layout.own_codes(raw_codes, labels)
+    target = layout.random_codes(x.shape[0], generator, x.device)
+    rec = G(_latent(h, own))
+    edited = G(_latent(h, target))
+    rec_loss = reconstruction_loss(rec, x, "l1+0.5*msssim").mean()
+    fake_logit, fake_codes = D(edited)
+    adv = g_adv_loss(obj.adv_loss, fake_logit)
+    cls = layout.code_loss(fake_codes, target, "all")
+    raw2 = E.forward_raw(edited)
+    cycle = (G(_latent(raw2[:, : spec.noise_dim], own)) - x).abs().mean()
+    enc = layout.code_loss(raw2[:, spec.noise_dim :], target, "all")
+    if labels:
+        enc = enc + layout.code_loss(raw_codes, own, "bound")
+    loss = adv + obj.lambda_cls * cls + obj.lambda_rec * rec_loss + obj.lambda_cycle * cycle + obj.lambda_enc * enc
+    log = {"g_adv": adv.item(), "g_cls": cls.item(), "rec": rec_loss.item(), "cycle": cycle.item(), "enc": enc.item()}
+    return loss, own.detach(), edited, target, log
+
+
+def objective_from(d: dict[str, Any]) -> EditObjective:
+    names = {f.name for f in fields(EditObjective)}
+    return EditObjective(**{k: v for k, v in d.items() if k in names})
+
+
+def objective_dict(obj: EditObjective) -> dict[str, Any]:
+    return asdict(obj)

@@ -1,0 +1,282 @@
+"""Training run of the edit-aware kind (``genaug train --kind edit`` / ``python -m training.edit_loop``).
+
+Resumable (the same command continues from ``checkpoint.pt``), bounded by ``--steps`` and a
+wall-clock budget ``--minutes``, logs JSON lines, writes sample grids (photo | reconstruction |
+each bound code switched) and evaluates held-out faces: reconstruction from one encoder pass
+(PSNR, MS-SSIM) and edit success (switching each bound code on/off, judged by D's own code head
+and, for monitoring only, by the project's attribute evaluator). ``bundle/`` is rewritten at every
+evaluation, so a long run can be used while it trains.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchvision.utils import save_image
+
+from genaug.bundle import CELEBA_FRAMING, Bundle, save_bundle
+from genaug.device import resolve_device
+from genaug.editnets import EditDiscriminator
+from genaug.nets import NetConfig, build_generator, build_predictor, init_weights
+from genaug.recon import psnr, reconstruction_score
+
+from .data import load_faces, split_holdout
+from .edit import DEFAULT_CODES, CodeLayout, EditObjective, d_step, edit_spec, g_step
+
+
+@dataclass
+class EditTrainConfig:
+    """Everything an edit-kind run needs; saved to ``OUT/train_config.json``."""
+
+    data: str
+    out: str
+    image_size: int = 64
+    channels: int = 3
+    content_channels: int = 32
+    categorical: str = DEFAULT_CODES
+    continuous: str = "3"
+    identity_unsafe: str = "male"
+    e_width: int = 32
+    g_width: int = 32
+    d_width: int = 32
+    batch_size: int = 32
+    steps: int = 100000
+    minutes: float = 0.0  # wall-clock budget of this invocation (0 = none)
+    lr: float = 2e-4
+    beta1: float = 0.5
+    ema: float = 0.999
+    adv_loss: str = "ns"
+    lambda_rec: float = 10.0
+    lambda_cls: float = 2.0
+    lambda_cls_d: float = 1.0
+    lambda_cycle: float = 5.0
+    lambda_enc: float = 1.0
+    attributes: str = "auto"
+    holdout: int = 256
+    limit: int = 0
+    log_every: int = 50
+    eval_every: int = 500
+    checkpoint_every: int = 250
+    threads: int = 0
+    seed: int = 0
+    device: str = "auto"
+    name: str = "edit"
+    half: bool = False
+
+    def net(self) -> NetConfig:
+        return NetConfig(image_size=self.image_size, channels=self.channels, g_width=self.g_width, d_width=self.d_width,
+                         e_width=self.e_width, g_norm="batch", e_norm="group", kind="edit", content_channels=self.content_channels)
+
+    def objective(self) -> EditObjective:
+        return EditObjective(self.adv_loss, self.lambda_rec, self.lambda_cls, self.lambda_cls_d, self.lambda_cycle, self.lambda_enc)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 2 or self.steps < 1 or self.minutes < 0:
+            raise ValueError("batch_size must be >= 2, steps >= 1 and minutes >= 0")
+        self.objective(), edit_spec(self.net(), self.categorical, self.continuous, self.identity_unsafe)
+
+
+RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", "threads", "device", "name", "half"}
+
+
+class EditTrainer:
+    def __init__(self, cfg: EditTrainConfig):
+        self.cfg, self.out = cfg, Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._check_config()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        data = load_faces(cfg.data, cfg.image_size, cfg.channels, cfg.attributes, cfg.limit or None)
+        self.train_data, self.held = split_holdout(data, cfg.holdout, cfg.seed)
+        self.net, self.obj = cfg.net(), cfg.objective()
+        self.spec = edit_spec(self.net, cfg.categorical, cfg.continuous, cfg.identity_unsafe)
+        self.layout = CodeLayout(self.spec, data.attribute_names)
+        self.E, self.G = build_predictor(self.spec, self.net), build_generator(self.spec, self.net)
+        self.D = EditDiscriminator(self.spec, self.net)
+        for m in (self.E, self.G, self.D):
+            init_weights(m)
+            m.to(self.device)
+        self.E_ema, self.G_ema = copy.deepcopy(self.E).eval(), copy.deepcopy(self.G).eval()
+        betas = (cfg.beta1, 0.999)
+        self.opt_g = torch.optim.Adam([*self.E.parameters(), *self.G.parameters()], cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr, betas=betas)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.step, self.ckpt = 0, self.out / "checkpoint.pt"
+        if self.ckpt.exists():
+            self._load()
+
+    def _check_config(self) -> None:
+        path = self.out / "train_config.json"
+        now = asdict(self.cfg)
+        if path.exists():
+            old = json.loads(path.read_text())
+            diff = {k for k in now if k not in RESUMABLE and old.get(k) != now[k]}
+            if diff and (self.out / "checkpoint.pt").exists():
+                raise ValueError(f"{self.out} holds a run with other settings ({sorted(diff)}); use another folder")
+        path.write_text(json.dumps(now, indent=2) + "\n")
+
+    # ------------------------------------------------------------ checkpoints
+    def _modules(self) -> dict[str, Any]:
+        return {"E": self.E, "G": self.G, "D": self.D, "E_ema": self.E_ema, "G_ema": self.G_ema, "opt_g": self.opt_g, "opt_d": self.opt_d}
+
+    def save_checkpoint(self) -> None:
+        state = {k: m.state_dict() for k, m in self._modules().items()}
+        state.update(step=torch.tensor(self.step), gen=self.gen.get_state())
+        tmp = self.ckpt.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.ckpt)
+
+    def _load(self) -> None:
+        state = torch.load(self.ckpt, map_location=self.device, weights_only=True)
+        for k, m in self._modules().items():
+            m.load_state_dict(state[k])
+        self.step = int(state["step"])
+        self.gen.set_state(state["gen"])
+        log = self.out / "log.jsonl"
+        if log.exists():  # drop lines an interrupted run wrote past its checkpoint
+            keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+            log.write_text("".join(ln + "\n" for ln in keep))
+        print(f"resuming {self.out} at step {self.step}")
+
+    def _log(self, rec: dict[str, Any]) -> None:
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    # ------------------------------------------------------------------ steps
+    def train_step(self) -> dict[str, float]:
+        idx = torch.randint(0, len(self.train_data), (self.cfg.batch_size,), generator=self.gen)
+        x = self.train_data.batch(idx, self.device)
+        attrs = None if self.train_data.attributes is None else self.train_data.attributes[idx].to(self.device)
+        self.E.train(), self.G.train(), self.D.train()
+        loss_g, own, edited, target, log = g_step(self.obj, self.layout, self.E, self.G, self.D, x, attrs, self.gen)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        loss_d, log_d = d_step(self.obj, self.layout, self.D, x, own, edited, target)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        self._update_ema()
+        return {**log, **log_d}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        d = self.cfg.ema if self.step > 200 else 0.0
+        for ema, live in ((self.E_ema, self.E), (self.G_ema, self.G)):
+            for pe, p in zip(ema.parameters(), live.parameters()):
+                pe.lerp_(p, 1 - d)
+            for be, b in zip(ema.buffers(), live.buffers()):
+                be.copy_(b)
+
+    # ------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, Any]:
+        """Held-out faces: one-pass reconstruction and per-code edit success (delta edits)."""
+        from genaug.metrics import attribute_names, attribute_probabilities, resolve_feature_net
+
+        x = self.held.batch(torch.arange(len(self.held)), self.device)
+        lat = self.E_ema(x)
+        rec = self.G_ema(lat)
+        out: dict[str, Any] = {"psnr": psnr(rec, x).mean().item(), "msssim": reconstruction_score(rec, x).mean().item()}
+        try:
+            clf = resolve_feature_net(None, "attributes", self.device)
+            names = attribute_names(clf)
+        except (FileNotFoundError, ValueError):
+            clf, names = None, []
+        attrs = self.held.attributes
+        for i, col in self.layout.bound.items():
+            code = self.spec.categorical[i]
+            sl = self.spec.code_slice(i)
+            has = attrs[:, col] > 0 if attrs is not None else torch.zeros(len(x), dtype=torch.bool)
+            for target, rows in ((1, ~has), (0, has)):
+                if rows.sum() == 0:
+                    continue
+                e = lat[rows.to(lat.device)].clone()
+                e[:, sl] = 0
+                e[:, sl.start + target] = 1
+                edited = (x[rows.to(x.device)] + self.G_ema(e) - rec[rows.to(rec.device)]).clamp(-1, 1)
+                tag = f"{code.name}_{'on' if target else 'off'}"
+                _, dcodes = self.D(edited)
+                dsl = slice(sl.start - self.spec.noise_dim, sl.stop - self.spec.noise_dim)
+                out[f"d_{tag}"] = (dcodes[:, dsl].argmax(1) == target).float().mean().item()
+                if clf is not None and code.attribute in names:
+                    p = attribute_probabilities(edited, clf)[:, names.index(code.attribute)]
+                    out[f"clf_{tag}"] = ((p > 0.5) == bool(target)).float().mean().item()
+        return out
+
+    @torch.no_grad()
+    def write_grid(self) -> None:
+        x = self.held.batch(torch.arange(min(8, len(self.held))), self.device)
+        lat = self.E_ema(x)
+        rows = [x, self.G_ema(lat)]
+        for i in self.layout.bound:
+            sl = self.spec.code_slice(i)
+            e = lat.clone()
+            flip = 1 - e[:, sl].argmax(1)
+            e[:, sl] = torch.nn.functional.one_hot(flip, 2).float()
+            rows.append(self.G_ema(e))
+        (self.out / "samples").mkdir(exist_ok=True)
+        save_image(torch.cat(rows), self.out / "samples" / f"{self.step:06d}.png", nrow=len(x), normalize=True, value_range=(-1, 1))
+
+    def export(self) -> Bundle:
+        bundle = Bundle(self.spec, self.net, copy.deepcopy(self.G_ema).cpu(), copy.deepcopy(self.E_ema).cpu(),
+                        framing=CELEBA_FRAMING, name=self.cfg.name,
+                        training={"kind": "edit", "steps": self.step, "config": asdict(self.cfg), "data": str(self.cfg.data)})
+        save_bundle(bundle, self.out / "bundle", half=self.cfg.half)
+        return bundle
+
+    # -------------------------------------------------------------------- run
+    def run(self) -> Bundle:
+        cfg, t0 = self.cfg, time.time()
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="edit model", unit="step", mininterval=10)
+        while self.step < cfg.steps and not (cfg.minutes and time.time() - t0 > cfg.minutes * 60):
+            log = self.train_step()
+            self.step += 1
+            bar.update(1)
+            if self.step % cfg.log_every == 0:
+                self._log({"step": self.step, "t": round(time.time() - t0, 1), **{k: round(v, 4) for k, v in log.items()}})
+            if self.step % cfg.checkpoint_every == 0:
+                self.save_checkpoint()
+            if self.step % cfg.eval_every == 0:
+                self._log({"step": self.step, "eval": self.evaluate()})
+                self.write_grid()
+                self.export()
+        bar.close()
+        self.save_checkpoint()
+        self._log({"step": self.step, "eval": self.evaluate()})
+        self.write_grid()
+        return self.export()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.edit_loop", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in fields(EditTrainConfig):
+        if f.name in ("data", "out"):
+            p.add_argument(f.name)
+        elif f.type in (bool, "bool"):
+            p.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            typ = {"int": int, "float": float}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+            p.add_argument("--" + f.name.replace("_", "-"), type=typ, default=None if f.default is MISSING else f.default)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = EditTrainConfig(**vars(build_parser().parse_args(argv)))
+    bundle = EditTrainer(cfg).run()
+    print(f"wrote {bundle.path}")
+
+
+if __name__ == "__main__":
+    main()
