@@ -47,6 +47,23 @@ class Bundle:
     training: dict[str, Any] = field(default_factory=dict)
     name: str = "unnamed"
     path: str | None = None
+    runtime: dict[str, Any] = field(default_factory=dict)  # measured runtime defaults, e.g. {"refine_steps": 0}
+
+    @property
+    def kind(self) -> str:
+        """``"dcgan"`` (generator from noise + latent predictor) or ``"edit"`` (encoder + generator)."""
+        return self.net.kind
+
+    @property
+    def can_sample(self) -> bool:
+        """Whether random latents give faces. The edit kind's latent holds a content map taken from
+        a real face, so it has no prior to sample from: it edits faces, it does not invent them."""
+        return self.kind != "edit"
+
+    @property
+    def default_refine_steps(self) -> int:
+        """Inversion refinement steps the engine uses unless told otherwise."""
+        return int(self.runtime.get("refine_steps", 0 if self.kind == "edit" else 20))
 
     @classmethod
     def create(cls, spec: LatentSpec, net: NetConfig, **kw: Any) -> "Bundle":
@@ -81,6 +98,9 @@ class Bundle:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "name": self.name,
+            "kind": self.kind,
+            "can_sample": self.can_sample,
+            "runtime": self.runtime,
             "latent": self.spec.to_dict(),
             "network": self.net.to_dict(),
             "image": {"size": self.image_size, "channels": self.channels, "range": [-1.0, 1.0], "layout": "NCHW"},
@@ -194,7 +214,7 @@ def load_bundle(path: str | Path = "default", device: str | torch.device = "cpu"
         raise BundleError(f"{weights}: cannot read safetensors file ({e})") from None
     bundle = Bundle.create(
         spec, net, framing=cfg.get("framing"), training={**cfg.get("training", {}), "weights_sha256": digest},
-        name=cfg.get("name", folder.name), path=str(folder),
+        name=cfg.get("name", folder.name), path=str(folder), runtime=dict(cfg.get("runtime") or {}),
     )
     for prefix, module in (("generator", bundle.generator), ("predictor", bundle.predictor)):
         _load_into(module, prefix, tensors, weights)

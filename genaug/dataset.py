@@ -65,7 +65,7 @@ class GenerativeAugDataset(Dataset):
         variants: int = 8,
         bundle: Bundle | str | Path = "default",
         device: str | torch.device = "auto",
-        refine_steps: int = 20,
+        refine_steps: int | None = None,
         refine_loss: str = "mse+msssim",
         mode: str = "delta",
         strength: float = 1.0,

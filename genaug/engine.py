@@ -76,7 +76,8 @@ class Engine:
     Args:
         bundle: a :class:`Bundle`, ``"default"`` or a bundle folder.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
-        refine_steps / refine_loss / refine_lr: inversion refinement (0 steps = predictor only).
+        refine_steps / refine_loss / refine_lr: inversion refinement (0 steps = predictor only;
+            None = the bundle's measured default, ``bundle.default_refine_steps``).
         batch_size: rows per network call. cache_size: latents kept (LRU, keyed by content).
         mode: ``"delta"`` (x + G(edited) - G(latent)) or ``"regenerate"`` (G(edited)).
         strength: scales each edit (latent interpolation; 0 = no change, 1 = the edit).
@@ -93,7 +94,7 @@ class Engine:
         self,
         bundle: Bundle | str | Path = "default",
         device: str | torch.device = "auto",
-        refine_steps: int = 20,
+        refine_steps: int | None = None,
         refine_loss: str = "mse+msssim",
         refine_lr: float = 0.05,
         batch_size: int = 64,
@@ -113,7 +114,7 @@ class Engine:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
-        if refine_steps < 0 or batch_size < 1 or cache_size < 0 or gate_retries < 0:
+        if (refine_steps is not None and refine_steps < 0) or batch_size < 1 or cache_size < 0 or gate_retries < 0:
             raise ValueError("refine_steps, cache_size and gate_retries must be >= 0 and batch_size >= 1")
         parse_mix(refine_loss)
         self.device = resolve_device(device)
@@ -124,7 +125,8 @@ class Engine:
         self.spec = self.bundle.spec
         self.image_size = self.bundle.image_size
         self.channels = self.bundle.channels
-        self.refine_steps, self.refine_loss, self.refine_lr = int(refine_steps), refine_loss, float(refine_lr)
+        steps = self.bundle.default_refine_steps if refine_steps is None else refine_steps
+        self.refine_steps, self.refine_loss, self.refine_lr = int(steps), refine_loss, float(refine_lr)
         self.batch_size, self.mode, self.strength, self.framing = int(batch_size), mode, float(strength), framing
         self.feature_net = feature_net.to(self.device).eval() if feature_net is not None else None
         self.gate, self.gate_threshold, self.gate_retries = gate, float(gate_threshold), int(gate_retries)

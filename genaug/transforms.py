@@ -30,7 +30,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
         codes: codes that may be edited (names, ``"c<i>"`` or indices); None = all.
         mode: ``"delta"`` (add only the generator's change to the photo) or ``"regenerate"``.
         strength: edit strength, or a ``(low, high)`` range sampled per image.
-        refine_steps / refine_loss: inversion refinement (0 = predictor only, fastest).
+        refine_steps / refine_loss: inversion refinement (0 = predictor only, fastest; None = the
+            bundle's measured default: 0 for the edit kind, 20 otherwise).
         framing: ``"auto"`` (CelebA box for 178x218-shaped images, else centre square) or ``"full"``.
         bounds: ``{code: (low, high)}`` ranges for continuous codes.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``; DataLoader workers always use the CPU.
@@ -47,7 +48,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         codes: list[str | int] | None
         mode: Literal["delta", "regenerate"]
         strength: Strength
-        refine_steps: int = Field(ge=0)
+        refine_steps: int | None = Field(default=None, ge=0)
         refine_loss: str
         framing: Literal["auto", "full", "none"]
         bounds: dict[str, tuple[float, float]] | None
@@ -77,7 +78,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         codes: list[str | int] | None = None,
         mode: Literal["delta", "regenerate"] = "delta",
         strength: Strength = 1.0,
-        refine_steps: int = 20,
+        refine_steps: int | None = None,
         refine_loss: str = "mse+msssim",
         framing: Literal["auto", "full", "none"] = "auto",
         bounds: dict[str, tuple[float, float]] | None = None,

@@ -1,0 +1,183 @@
+"""Do edits of real faces take effect and keep the person? Several bundles side by side.
+
+    python benchmarks/edit_success.py                                   # the default bundle
+    python benchmarks/edit_success.py --bundles default runs/edit/bundle --n 300 --out edits.json
+
+On held-out faces of people no model saw (``celeba_id200``: test, then val, then train images; any
+ImageFolder with an ``attributes.csv`` of -1/+1 columns works) and for each bundle:
+
+- reconstruction from the bundle's inversion (``--refine-steps``; default: the bundle's own
+  default) and from one predictor/encoder pass: MS-SSIM and PSNR;
+- edit success per code bound to an attribute: switching it on for the faces whose label says
+  they lack the attribute, how often the project's attribute classifier then gives
+  P(attribute) > 0.5; switching it off for faces that have it, how often P < 0.5 (``delta``
+  edits, strength 1). The classifier's rate on the unedited faces is printed beside it;
+- identity under the transform's defaults (random edits of the identity-safe codes, as
+  ``GenerativeFaceAug()`` draws them): mean distance photo <-> edit, the share of near-duplicates
+  (distance < 0.1) and of edits the judge still calls the same person, next to a horizontal flip
+  and another photo of the same person. The judge is ``genaug.identity.get_judge()`` (dlib's
+  descriptor when the ``faces`` extra is installed, else the project's embedder); its name is
+  printed with the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+from benchmarks.report import emit  # noqa: E402
+
+from genaug.metrics import attribute_names, attribute_probabilities, resolve_feature_net  # noqa: E402
+from genaug.recon import psnr, reconstruction_score  # noqa: E402
+from genaug.sweep import Edit  # noqa: E402
+from training.evaluators import load_identity_folder  # noqa: E402
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_id200"
+
+
+def load_faces_with_attributes(folder: str | Path, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    """Up to ``n`` faces in [-1, 1] at 64 px, identity labels, -1/+1 attributes (N, A) and their names."""
+    folder = Path(folder)
+    data = load_identity_folder(folder, 64)
+    table_path = folder / "attributes.csv"
+    if not table_path.is_file():
+        raise SystemExit(f"edit_success: {table_path} is missing; this benchmark needs attribute labels")
+    with open(table_path, newline="") as f:
+        rows = list(csv.reader(f))
+    names, table = rows[0][1:], {r[0]: [float(v) for v in r[1:]] for r in rows[1:]}
+    g = torch.Generator().manual_seed(seed)
+    groups = [data.where(s) for s in ("test", "val", "train")] if data.splits is not None else [torch.arange(len(data.labels))]
+    order = [idx[torch.randperm(len(idx), generator=g)] for idx in groups]
+    idx = [i for i in torch.cat(order).tolist() if data.paths[i] in table][:n]
+    attrs = torch.tensor([table[data.paths[i]] for i in idx])
+    x = data.images[idx].float().div(127.5).sub(1)
+    return x, data.labels[idx], attrs, names
+
+
+def get_judge():
+    try:
+        from genaug.identity import get_judge as _get
+    except ImportError:
+        return None
+    return _get("auto")
+
+
+def identity_block(judge, x: torch.Tensor, out: torch.Tensor, labels: torch.Tensor) -> dict:
+    if judge is None:
+        return {"judge": "none (genaug.identity unavailable)"}
+    ex, eo, ef = judge.embed(x), judge.embed(out), judge.embed(x.flip(-1))
+    d = judge.distance(ex, eo)
+    i, j = torch.triu_indices(len(labels), len(labels), 1)
+    same = labels[i] == labels[j]
+    res = {"judge": judge.name, "threshold": judge.threshold, "edit_distance_mean": d.mean().item(),
+           "near_duplicate_rate": (d < 0.1).float().mean().item(), "same_person_rate": (d < judge.threshold).float().mean().item(),
+           "flip_distance_mean": judge.distance(ex, ef).mean().item()}
+    if same.any():
+        res["other_photo_same_person_mean"] = judge.distance(ex[i[same]], ex[j[same]]).mean().item()
+    return res
+
+
+@torch.no_grad()
+def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: torch.Tensor, names: list[str],
+               refine_steps: int | None, seed: int, judge, clf) -> dict:
+    from genaug import Engine, GenerativeFaceAug
+
+    t0 = time.time()
+    kw = {} if refine_steps is None else {"refine_steps": refine_steps}
+    engine = Engine(bundle, device="cpu", seed=seed, **kw)
+    spec = engine.spec
+    one = engine.invert(x, steps=0)
+    inv = engine.invert(x)
+    res: dict = {"bundle": engine.bundle.name, "bundle_identity": engine.bundle.identity, "refine_steps": engine.refine_steps,
+                 "recon_one_pass": {"msssim": one.score.mean().item(), "psnr": psnr(one.recon, x).mean().item()},
+                 "recon": {"msssim": inv.score.mean().item(), "psnr": psnr(inv.recon, x).mean().item()}, "edits": {}}
+    clf_names = attribute_names(clf)
+    for ci, code in enumerate(spec.codes):
+        if not spec.is_categorical(ci) or code.attribute not in names or code.attribute not in clf_names:
+            continue
+        has = attrs[:, names.index(code.attribute)] > 0
+        col = clf_names.index(code.attribute)
+        entry = {"code": code.name}
+        for target, rows, tag in ((1, ~has, "on"), (0, has, "off")):
+            if rows.sum() == 0:
+                continue
+            xs = x[rows]
+            out, _ = engine.augment_tensor(xs, edits=[Edit(ci, target)] * len(xs), generator=torch.Generator().manual_seed(seed))
+            p, p0 = attribute_probabilities(out.cpu(), clf)[:, col], attribute_probabilities(xs, clf)[:, col]
+            ok, ok0 = (p > 0.5) if target else (p < 0.5), (p0 > 0.5) if target else (p0 < 0.5)
+            entry[tag] = {"n": int(rows.sum()), "success": ok.float().mean().item(), "unedited": ok0.float().mean().item()}
+        res["edits"][code.attribute] = entry
+    defaults = GenerativeFaceAug()  # the transform's default edit settings, applied through the same engine
+    codes = getattr(defaults, "codes", None)
+    eng = Engine(bundle, device="cpu", seed=seed, strength=getattr(defaults, "strength", 1.0), mode=getattr(defaults, "mode", "delta"),
+                 codes=codes, **kw)
+    out, info = eng.augment_tensor(x, generator=torch.Generator().manual_seed(seed))
+    res["identity"] = identity_block(judge, x, out.cpu(), labels)
+    res["identity"]["codes_drawn"] = sorted({d.split("=")[0] for d in info.descriptions})
+    res["wall_s"] = time.time() - t0
+    return res
+
+
+def format_table(r: dict) -> str:
+    bs = r["bundles"]
+    col = lambda s: f"{s:>22s}"  # noqa: E731
+    lines = [f"edit success on {r['n']} held-out faces of {r['data']} (attribute judge: project classifier; identity judge: "
+             f"{bs[0]['identity'].get('judge')})", f"{'':34s}" + "".join(col(b["bundle"][:22]) for b in bs)]
+
+    def row(label: str, get) -> None:
+        vals = []
+        for b in bs:
+            try:
+                vals.append(get(b))
+            except (KeyError, TypeError):
+                vals.append("-")
+        lines.append(f"{label:34s}" + "".join(col(v) for v in vals))
+
+    row("refine steps", lambda b: str(b["refine_steps"]))
+    row("recon one pass MS-SSIM / PSNR", lambda b: f"{b['recon_one_pass']['msssim']:.3f} / {b['recon_one_pass']['psnr']:.1f}")
+    row("recon (default inv.) MS-SSIM / PSNR", lambda b: f"{b['recon']['msssim']:.3f} / {b['recon']['psnr']:.1f}")
+    attrs = sorted({a for b in bs for a in b["edits"]})
+    for a in attrs:
+        for tag in ("on", "off"):
+            row(f"{a} {tag} (unedited)", lambda b: f"{b['edits'][a][tag]['success']:.0%} ({b['edits'][a][tag]['unedited']:.0%}) n={b['edits'][a][tag]['n']}")
+    row("identity: edit distance mean", lambda b: f"{b['identity']['edit_distance_mean']:.3f}")
+    row("  near-duplicates (< 0.1)", lambda b: f"{b['identity']['near_duplicate_rate']:.0%}")
+    row("  same person (< threshold)", lambda b: f"{b['identity']['same_person_rate']:.0%}")
+    row("  flip / other photo distance", lambda b: f"{b['identity']['flip_distance_mean']:.3f} / {b['identity'].get('other_photo_same_person_mean', float('nan')):.3f}")
+    row("wall s", lambda b: f"{b['wall_s']:.0f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundles", nargs="+", default=["default"])
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--n", type=int, default=300)
+    p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement (default: each bundle's default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--out", default=None)
+    p.add_argument("--quick", action="store_true", help="smoke test: 24 faces")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.quick:
+        a.n = min(a.n, 24)
+    x, labels, attrs, names = load_faces_with_attributes(a.data, a.n, a.seed)
+    judge, clf = get_judge(), resolve_feature_net(None, "attributes")
+    r = {"benchmark": "edit_success", "data": str(a.data), "n": len(x), "seed": a.seed,
+         "bundles": [run_bundle(b, x, labels, attrs, names, a.refine_steps, a.seed, judge, clf) for b in a.bundles]}
+    emit(r, format_table(r), a.out)
+    return r
+
+
+if __name__ == "__main__":
+    main()

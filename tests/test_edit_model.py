@@ -1,0 +1,137 @@
+"""The edit-aware model kind: networks, training steps on real faces, resume, bundle round-trip and
+the runtime front ends accepting it."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import CELEBA64, need
+from genaug.bundle import CELEBA_FRAMING, Bundle, load_bundle, save_bundle
+from genaug.editnets import EditDiscriminator, content_dim
+from genaug.nets import NetConfig, init_weights
+from training.edit import CodeLayout, EditObjective, d_step, edit_spec, g_step
+
+CODES = "glasses:2:Eyeglasses,smile:2:Smiling,male:2:Male"
+
+
+def tiny_net(size: int = 32) -> NetConfig:
+    return NetConfig(image_size=size, g_width=4, d_width=4, e_width=4, e_norm="group", kind="edit", content_channels=4)
+
+
+@pytest.fixture(scope="module")
+def edit_bundle(tmp_path_factory):
+    torch.manual_seed(0)
+    net = tiny_net()
+    spec = edit_spec(net, CODES, "2")
+    b = Bundle.create(spec, net, framing=CELEBA_FRAMING, name="tiny-edit")
+    init_weights(b.generator)
+    init_weights(b.predictor)
+    path = tmp_path_factory.mktemp("bundles") / "edit"
+    save_bundle(b.to("cpu"), path)
+    return path
+
+
+def test_spec_marks_identity_unsafe_codes_and_content_size():
+    net = tiny_net()
+    spec = edit_spec(net, CODES, "2", identity_unsafe="male")
+    assert spec.noise_dim == content_dim(net) == 4 * 4 * 4
+    assert [spec.codes[i].name for i in spec.default_codes] == ["glasses", "smile", "c3", "c4"]
+    with pytest.raises(ValueError, match="unknown codes"):
+        edit_spec(net, CODES, "2", identity_unsafe="beard")
+
+
+def test_code_loss_is_zero_only_for_matching_codes():
+    spec = edit_spec(tiny_net(), CODES, "1")
+    layout = CodeLayout(spec, ["Eyeglasses", "Smiling", "Male"])
+    target = torch.tensor([[0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.5]])
+    logits = (target[:, :6] * 40 - 20)
+    good = torch.cat([logits, torch.tensor([[0.5]])], 1)
+    assert layout.code_loss(good, target).item() < 1e-6
+    bad = torch.cat([-logits, torch.tensor([[-0.5]])], 1)
+    assert layout.code_loss(bad, target, "bound").item() > 50  # 3 codes x 40 nats
+    assert abs(layout.code_loss(bad, target, "free").item() - 1.0) < 1e-6  # only the continuous MSE (1.0^2)
+
+
+def test_binding_to_a_missing_attribute_is_a_clear_error():
+    spec = edit_spec(tiny_net(), CODES, "1")
+    with pytest.raises(ValueError, match="Male"):
+        CodeLayout(spec, ["Eyeglasses", "Smiling"])
+
+
+def test_one_step_updates_every_network_without_nans():
+    torch.manual_seed(0)
+    net = tiny_net()
+    spec = edit_spec(net, CODES, "2")
+    layout = CodeLayout(spec, ["Eyeglasses", "Smiling", "Male"])
+    b = Bundle.create(spec, net)
+    E, G, D = b.predictor, b.generator, EditDiscriminator(spec, net)
+    x = torch.rand(6, 3, 32, 32) * 2 - 1
+    attrs = torch.tensor([[1, -1, 1], [-1, 1, -1]] * 3, dtype=torch.float)
+    before = [m.state_dict()[k].clone() for m in (E, G, D) for k in list(m.state_dict())[:1]]
+    opt = torch.optim.Adam([*E.parameters(), *G.parameters()], 1e-3)
+    opt_d = torch.optim.Adam(D.parameters(), 1e-3)
+    loss, own, edited, target, log = g_step(EditObjective(), layout, E, G, D, x, attrs, torch.Generator().manual_seed(0))
+    opt.zero_grad(), loss.backward(), opt.step()
+    loss_d, log_d = d_step(EditObjective(), layout, D, x, own, edited, target)
+    opt_d.zero_grad(), loss_d.backward(), opt_d.step()
+    assert all(np.isfinite(v) for v in {**log, **log_d}.values())
+    # own codes carry the labels for bound codes
+    assert torch.equal(own[:, 0:2].argmax(1), (attrs[:, 0] > 0).long())
+    after = [m.state_dict()[k] for m in (E, G, D) for k in list(m.state_dict())[:1]]
+    assert all(not torch.equal(a, c) for a, c in zip(before, after))
+
+
+@pytest.mark.data
+def test_training_run_on_real_faces_resumes_and_writes_a_bundle(tmp_path):
+    from training.edit_loop import EditTrainConfig, EditTrainer
+
+    data = need(CELEBA64)
+    kw = dict(data=str(data), out=str(tmp_path / "run"), image_size=32, content_channels=4, e_width=4, g_width=4, d_width=4,
+              batch_size=4, limit=80, holdout=16, eval_every=3, log_every=1, checkpoint_every=2, threads=1, device="cpu",
+              categorical=CODES, continuous="1")
+    EditTrainer(EditTrainConfig(**kw, steps=3)).run()
+    log = [json.loads(ln) for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    evals = [r["eval"] for r in log if "eval" in r]
+    assert evals and all(np.isfinite(v) for v in evals[-1].values())
+    assert {"psnr", "msssim", "d_glasses_on", "d_smile_off"} <= set(evals[-1])
+    trainer = EditTrainer(EditTrainConfig(**kw, steps=5))
+    assert trainer.step == 3  # resumed, runs only the remaining steps
+    bundle = trainer.run()
+    assert trainer.step == 5 and bundle.kind == "edit" and not bundle.can_sample
+    with pytest.raises(ValueError, match="other settings"):
+        EditTrainer(EditTrainConfig(**{**kw, "content_channels": 8}, steps=6))
+
+
+def test_bundle_round_trip_gives_identical_outputs(edit_bundle, tmp_path):
+    b = load_bundle(edit_bundle)
+    assert b.kind == "edit" and not b.can_sample and b.default_refine_steps == 0
+    cfg = json.loads((edit_bundle / "config.json").read_text())
+    assert cfg["kind"] == "edit" and cfg["network"]["kind"] == "edit" and cfg["can_sample"] is False
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    lat = b.predictor(x)
+    again = load_bundle(save_bundle(b, tmp_path / "copy"))
+    assert torch.equal(again.predictor(x), lat)
+    assert torch.equal(again.generator(lat), b.generator(lat))
+
+
+def test_runtime_front_ends_accept_the_edit_kind(edit_bundle, tmp_path):
+    import albumentations as A
+
+    import genaug
+
+    eng = genaug.Engine(str(edit_bundle), device="cpu", seed=0)
+    assert eng.refine_steps == eng.bundle.default_refine_steps == 0
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    out, info = eng.augment_tensor(x)
+    assert out.shape == x.shape and len(info.edits) == 4
+    # one encoder pass: the inverted latent is exactly the encoder's output
+    assert torch.allclose(info.latent, eng.bundle.predictor(x), atol=1e-6)
+    face = (np.random.default_rng(0).random((218, 178, 3)) * 255).astype(np.uint8)
+    aug = A.Compose([genaug.GenerativeFaceAug(bundle=str(edit_bundle), device="cpu", p=1.0)], seed=0)
+    assert aug(image=face)["image"].shape == face.shape
+    ds = genaug.GenerativeAugDataset([(face, 0)], variants=2, bundle=str(edit_bundle), device="cpu")
+    img, label = ds[1]
+    assert label == 0 and isinstance(img, np.ndarray) and img.shape == face.shape and img.dtype == np.uint8
