@@ -6,8 +6,9 @@ One step, on a batch x of real faces with attribute labels:
   E's estimate); c' = random codes.
   D: real/fake on x vs G(h, c'); its code head learns the bound attributes on real faces
      (AC-GAN) and the free codes on generated ones (InfoGAN).
-  E+G: reconstruction G(h, c) ~ x (L1 + MS-SSIM); G(h, c') realistic and showing c' to D's code
-     head; cycle G(E(G(h, c')).content, c) ~ x; E reads c' back from G(h, c') and the labels from x.
+  E+G: reconstruction G(h, c) ~ x (L1 + MS-SSIM); the edit realistic and showing c' to D's code
+     head, where the edit is what the runtime renders by default, x + G(h, c') - G(h, c)
+     (``edit_space="delta"``), or G(h, c'); cycle G(E(G(h, c')).content, c) ~ x; E reads c' back from G(h, c') and the labels from x.
 The loop itself (checkpoints, resume, time budget, logs, grids, bundle) is in :mod:`training.edit_loop`.
 """
 from __future__ import annotations
@@ -45,8 +46,11 @@ class EditObjective:
     lambda_cls_d: float = 1.0  # D: bound codes on real faces, free codes on generated ones
     lambda_cycle: float = 5.0  # L1 of G(E(G(h, c')).content, c) vs x
     lambda_enc: float = 1.0  # E: labels of real faces and the codes of edited ones
+    edit_space: str = "delta"  # what D judges as an edit: x + G(h, c') - G(h, c) (as the runtime renders) or G(h, c')
 
     def __post_init__(self) -> None:
+        if self.edit_space not in ("delta", "generated"):
+            raise ValueError(f"edit_space must be 'delta' or 'generated', got {self.edit_space!r}")
         if self.adv_loss not in ADV_LOSSES:
             raise ValueError(f"unknown adversarial loss {self.adv_loss!r}; choose from {ADV_LOSSES}")
 
@@ -139,6 +143,8 @@ def g_step(
     target = layout.random_codes(x.shape[0], generator, x.device)
     rec = G(_latent(h, own))
     edited = G(_latent(h, target))
+    if obj.edit_space == "delta":  # the photo plus the generator's change, as `mode="delta"` renders it
+        edited = x + edited - rec
     rec_loss = reconstruction_loss(rec, x, "l1+0.5*msssim").mean()
     fake_logit, fake_codes = D(edited)
     adv = g_adv_loss(obj.adv_loss, fake_logit)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import signal
 import time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -57,6 +58,7 @@ class EditTrainConfig:
     lambda_cls_d: float = 1.0
     lambda_cycle: float = 5.0
     lambda_enc: float = 1.0
+    edit_space: str = "delta"
     attributes: str = "auto"
     holdout: int = 256
     limit: int = 0
@@ -74,7 +76,8 @@ class EditTrainConfig:
                          e_width=self.e_width, g_norm="batch", e_norm="group", kind="edit", content_channels=self.content_channels)
 
     def objective(self) -> EditObjective:
-        return EditObjective(self.adv_loss, self.lambda_rec, self.lambda_cls, self.lambda_cls_d, self.lambda_cycle, self.lambda_enc)
+        return EditObjective(self.adv_loss, self.lambda_rec, self.lambda_cls, self.lambda_cls_d, self.lambda_cycle, self.lambda_enc,
+                             self.edit_space)
 
     def __post_init__(self) -> None:
         if self.batch_size < 2 or self.steps < 1 or self.minutes < 0:
@@ -178,9 +181,41 @@ class EditTrainer:
 
     # ------------------------------------------------------------- evaluation
     @torch.no_grad()
+    def recalibrate_batchnorm(self, batches: int = 16) -> None:
+        """Recompute the EMA generator's BatchNorm statistics for its own (averaged) weights.
+
+        The live generator's running statistics do not match the EMA weights, and codes reach G as
+        constant channels, so mismatched statistics shift exactly what an edit changes. We rerun
+        G_ema in training mode on the same two kinds of inputs a training step gives it (faces' own
+        codes and random codes), averaging the statistics over ``batches`` draws of each."""
+        bns = [m for m in self.G_ema.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not bns:
+            return
+        gen = torch.Generator().manual_seed(self.cfg.seed + 1)
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        self.G_ema.train()
+        for _ in range(batches):
+            idx = torch.randint(0, len(self.train_data), (self.cfg.batch_size,), generator=gen)
+            x = self.train_data.batch(idx, self.device)
+            attrs = None if self.train_data.attributes is None else self.train_data.attributes[idx].to(self.device)
+            raw = self.E_ema.forward_raw(x)
+            h = raw[:, : self.spec.noise_dim]
+            labels = self.layout.label_indices(attrs) if attrs is not None and self.layout.bound else {}
+            self.G_ema(torch.cat([h, self.layout.own_codes(raw[:, self.spec.noise_dim :], labels)], 1))
+            self.G_ema(torch.cat([h, self.layout.random_codes(len(x), gen, self.device)], 1))
+        self.G_ema.eval()
+        for m in bns:
+            m.momentum = 0.1
+
+    @torch.no_grad()
     def evaluate(self) -> dict[str, Any]:
         """Held-out faces: one-pass reconstruction and per-code edit success (delta edits)."""
         from genaug.metrics import attribute_names, attribute_probabilities, resolve_feature_net
+
+        self.recalibrate_batchnorm()
+        self.D.eval()
 
         x = self.held.batch(torch.arange(len(self.held)), self.device)
         lat = self.E_ema(x)
@@ -210,6 +245,7 @@ class EditTrainer:
                 if clf is not None and code.attribute in names:
                     p = attribute_probabilities(edited, clf)[:, names.index(code.attribute)]
                     out[f"clf_{tag}"] = ((p > 0.5) == bool(target)).float().mean().item()
+        self.D.train()
         return out
 
     @torch.no_grad()
@@ -227,6 +263,7 @@ class EditTrainer:
         save_image(torch.cat(rows), self.out / "samples" / f"{self.step:06d}.png", nrow=len(x), normalize=True, value_range=(-1, 1))
 
     def export(self) -> Bundle:
+        self.recalibrate_batchnorm()
         bundle = Bundle(self.spec, self.net, copy.deepcopy(self.G_ema).cpu(), copy.deepcopy(self.E_ema).cpu(),
                         framing=CELEBA_FRAMING, name=self.cfg.name,
                         training={"kind": "edit", "steps": self.step, "config": asdict(self.cfg), "data": str(self.cfg.data)})
@@ -238,8 +275,10 @@ class EditTrainer:
         cfg, t0 = self.cfg, time.time()
         from tqdm.auto import tqdm
 
+        stop = []
+        old = signal.signal(signal.SIGTERM, lambda *_: stop.append(1))  # finish the step, checkpoint, export
         bar = tqdm(total=cfg.steps, initial=self.step, desc="edit model", unit="step", mininterval=10)
-        while self.step < cfg.steps and not (cfg.minutes and time.time() - t0 > cfg.minutes * 60):
+        while self.step < cfg.steps and not stop and not (cfg.minutes and time.time() - t0 > cfg.minutes * 60):
             log = self.train_step()
             self.step += 1
             bar.update(1)
@@ -252,6 +291,7 @@ class EditTrainer:
                 self.write_grid()
                 self.export()
         bar.close()
+        signal.signal(signal.SIGTERM, old)
         self.save_checkpoint()
         self._log({"step": self.step, "eval": self.evaluate()})
         self.write_grid()

@@ -1,0 +1,57 @@
+"""The shipped default model edits real held-out faces (celeba_id200, people it never saw):
+switching a bound code on adds the attribute, switching it off removes it, as judged by the
+project's attribute classifier (an independent network trained on labelled CelebA faces).
+
+Slow (about a minute on 2 cores): ``python -m pytest -m slow tests/test_default_edits.py``.
+"""
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from conftest import CELEBA_ID200, need
+
+pytestmark = pytest.mark.slow
+
+# measured rates on 300 faces are in the model card; the bars sit below them with sampling margin
+MIN_SUCCESS = {("Eyeglasses", 1): 0.6, ("Smiling", 1): 0.6, ("Smiling", 0): 0.6, ("Mouth_Slightly_Open", 1): 0.6,
+               ("Mouth_Slightly_Open", 0): 0.6}
+
+
+@pytest.fixture(scope="module")
+def faces():
+    from training.evaluators import load_identity_folder
+
+    root = need(CELEBA_ID200)
+    data = load_identity_folder(root, 64)
+    with open(root / "attributes.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    names, table = rows[0][1:], {r[0]: [float(v) for v in r[1:]] for r in rows[1:]}
+    idx = data.where("test")[:240]
+    attrs = torch.tensor([table[data.paths[i]] for i in idx.tolist()])
+    return data.images[idx].float().div(127.5).sub(1), attrs, names
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("attribute,target", sorted(MIN_SUCCESS))
+def test_switching_a_bound_code_changes_the_attribute(faces, attribute, target):
+    import genaug
+    from genaug.metrics import attribute_names, attribute_probabilities, resolve_feature_net
+    from genaug.sweep import Edit
+
+    x, attrs, names = faces
+    eng = genaug.Engine("default", device="cpu", seed=0)
+    if attribute not in [c.attribute for c in eng.spec.codes]:
+        pytest.skip(f"the default model has no code bound to {attribute}")
+    rows = (attrs[:, names.index(attribute)] > 0) != bool(target)  # faces that need the change
+    xs = x[rows]
+    out, _ = eng.augment_tensor(xs, edits=[Edit(attribute, target)] * len(xs))
+    clf = resolve_feature_net(None, "attributes")
+    p = attribute_probabilities(out.cpu(), clf)[:, attribute_names(clf).index(attribute)]
+    p0 = attribute_probabilities(xs, clf)[:, attribute_names(clf).index(attribute)]
+    success = ((p > 0.5) if target else (p < 0.5)).float().mean().item()
+    before = ((p0 > 0.5) if target else (p0 < 0.5)).float().mean().item()
+    assert success >= MIN_SUCCESS[(attribute, target)], f"{attribute}->{target}: {success:.0%} of {len(xs)} faces (unedited {before:.0%})"
+    assert success > before + 0.3
