@@ -10,7 +10,7 @@ COMMANDS = {
     "demo": ("genaug.demo", "write a picture of real faces, their reconstructions and code sweeps"),
     "augment": ("genaug.demo", "augment your own face images (a file or a folder) into --out"),
     "info": ("genaug.demo", "list a bundle's codes and what they control"),
-    "expand": ("genaug.hdf5", "expand an image folder or HDF5 file into an augmented HDF5 dataset"),
+    "expand": ("genaug.expand_cli", "expand an image folder or HDF5 file into an augmented HDF5 dataset"),
     "train": ("training.cli", "train a controllable generator + latent predictor into a bundle"),
 }
 

@@ -61,25 +61,22 @@ def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> I
     with ``image=None`` a random generated face is swept in ``regenerate`` mode, which shows what
     each code controls on its own.
     """
-    from .render import to_model_frame
-    from .sweep import apply_edits
-
     bundle = engine.bundle
     if image is None:
         lat = bundle.spec.sample(1, generator=torch.Generator().manual_seed(seed)).to(engine.device)
-        with torch.no_grad():
-            x = bundle.generator(lat)
-        recon, caption, mode = x, "generated", "regenerate"
+        x = recon = engine.generate(lat)
+        caption, mode = "generated", "regenerate"
     else:
-        x = to_model_frame(image, bundle, framing="full")[0].unsqueeze(0).to(engine.device)
+        x = engine.frame([image], framing="full")[0].to(engine.device)
         inv = engine.invert(x)
         lat, recon, caption, mode = inv.latent, inv.recon, f"score {inv.score[0].item():.2f}", "delta"
     rows = []
     for ci in range(len(bundle.spec.codes)):
         values = demo_sweep_values(bundle, ci)
-        base = lat.expand(len(values), -1)
-        edited = apply_edits(base, bundle.spec, [Edit(ci, v) for v in values])
-        rows.append((ci, values, engine.render(x.expand(len(values), -1, -1, -1), base, edited, mode=mode)))
+        n = len(values)
+        out, _ = engine.render_edits(x.expand(n, -1, -1, -1), lat.expand(n, -1), [Edit(ci, v) for v in values],
+                                     base=recon.expand(n, -1, -1, -1), mode=mode)
+        rows.append((ci, values, out))
     ncol = max(2, max(len(v) for _, v, _ in rows))
     canvas = Image.new("RGB", (LABEL_W + ncol * CELL, 20 + (CELL + 16) * (1 + len(rows))), "white")
     draw = ImageDraw.Draw(canvas)

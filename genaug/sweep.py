@@ -7,8 +7,9 @@ the first n categories), or an explicit list. Each entry edits *one* code at a t
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Union
 
 import torch
 from torch import Tensor
@@ -89,6 +90,54 @@ def sweep(latent: Tensor, spec: LatentSpec, plan: Plan | None = None, strength: 
     return apply_edits(rep, spec, row_edits, strength), row_edits
 
 
+def default_codes(spec: LatentSpec) -> list[int]:
+    """The codes random edits touch when none are named: the spec's identity-safe codes
+    (``LatentSpec.default_codes``) where the spec says, else every code."""
+    codes = getattr(spec, "default_codes", None)
+    return list(codes) if codes is not None else list(range(len(spec.codes)))
+
+
+def derive_seed(seed: int, index: int) -> int:
+    """The seed of one item's randomness: a hash of (seed, item index) only, so sharded, resumed
+    and differently batched runs draw the same."""
+    digest = hashlib.blake2b(f"genaug-expand:{seed}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+@dataclass(frozen=True)
+class EditDraw:
+    """Sampled edit parameters as tensors (kornia style): draw first, then apply or replay."""
+
+    code: Tensor  # (N,) int64 code index
+    value: Tensor  # (N,) float64 category index or continuous value
+
+    def edits(self) -> list[Edit]:
+        return [Edit(int(c), float(v)) for c, v in zip(self.code.tolist(), self.value.tolist())]
+
+
+def draw_edits(
+    spec: LatentSpec,
+    n: int,
+    generator: torch.Generator | None = None,
+    codes: list[str | int] | None = None,
+    bounds: dict[str | int, tuple[float, float]] | None = None,
+) -> EditDraw:
+    """``n`` random edits: a code uniformly from ``codes`` (default :func:`default_codes`), then a
+    category uniformly, or a continuous value uniformly within ``bounds`` (default its range)."""
+    idx = [spec.code_index(c) for c in (codes if codes is not None else default_codes(spec))]
+    if not idx:
+        raise ValueError("random edits need at least one code")
+    ranges = {spec.code_index(k): v for k, v in (bounds or {}).items()}
+    code = torch.tensor(idx, dtype=torch.long)[torch.randint(0, len(idx), (n,), generator=generator)]
+    u = torch.rand(n, generator=generator).double()
+    k = torch.tensor([float(getattr(c, "k", 0)) for c in spec.codes], dtype=torch.float64)[code]
+    lo, hi = (torch.tensor([ranges.get(i, (getattr(c, "low", 0.0), getattr(c, "high", 0.0)))[j]
+                            for i, c in enumerate(spec.codes)], dtype=torch.float64)[code] for j in (0, 1))
+    categorical = torch.tensor([spec.is_categorical(i) for i in range(len(spec.codes))])[code]
+    value = torch.where(categorical, torch.minimum((u * k).floor(), k - 1), lo + (hi - lo) * u)
+    return EditDraw(code, value)
+
+
 def random_edits(
     spec: LatentSpec,
     n: int,
@@ -96,21 +145,17 @@ def random_edits(
     codes: list[str | int] | None = None,
     bounds: dict[str | int, tuple[float, float]] | None = None,
 ) -> list[Edit]:
-    """``n`` random edits: a code drawn uniformly from ``codes`` (default all), then a category
-    uniformly, or a continuous value uniformly within ``bounds`` (default the code's range)."""
-    idx = [spec.code_index(c) for c in (codes if codes is not None else range(len(spec.codes)))]
-    if not idx:
-        raise ValueError("random_edits needs at least one code")
-    bounds = {spec.code_index(k): v for k, v in (bounds or {}).items()}
-    pick = torch.randint(0, len(idx), (n,), generator=generator).tolist()
-    u = torch.rand(n, generator=generator).tolist()
-    out = []
-    for p, r in zip(pick, u):
-        ci = idx[p]
-        c: Any = spec.codes[ci]
-        if spec.is_categorical(ci):
-            out.append(Edit(ci, float(min(int(r * c.k), c.k - 1))))
-        else:
-            lo, hi = bounds.get(ci, (c.low, c.high))
-            out.append(Edit(ci, lo + (hi - lo) * r))
-    return out
+    """:func:`draw_edits` as a list of :class:`Edit`."""
+    return draw_edits(spec, n, generator, codes, bounds).edits()
+
+
+def variant_edits(
+    spec: LatentSpec,
+    seed: int,
+    index: int,
+    variants: int,
+    codes: list[str | int] | None = None,
+    bounds: dict[str | int, tuple[float, float]] | None = None,
+) -> list[Edit]:
+    """The ``variants`` edits of source ``index``: a pure function of (seed, index)."""
+    return random_edits(spec, variants, torch.Generator().manual_seed(derive_seed(seed, index)), codes, bounds)

@@ -17,8 +17,10 @@ import torch
 from PIL import Image
 
 from conftest import CELEBA_ID200, OLIVETTI, need
-from genaug.expand import ExpandError, expand_to_hdf5, sample_seed
-from genaug.hdf5 import HDF5FaceDataset, main
+from genaug.expand import ExpandError, expand_to_hdf5
+from genaug.expand_cli import main
+from genaug.sweep import derive_seed as sample_seed
+from genaug.hdf5 import HDF5FaceDataset
 
 FAST = dict(refine_steps=2, batch_size=4, block_size=3, device="cpu", progress=False)
 COMPARED = ("images", "codes", "score", "label", "source_index", "source_path", "variant")
