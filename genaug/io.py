@@ -106,3 +106,24 @@ def read_versioned_json(path: Path, fmt: str, version: int, error: type[Exceptio
         raise error(f"{path}: {what} format version {cfg.get('format_version')!r} is not supported "
                     f"(this genaug reads version {version})")
     return cfg
+
+
+def files_key(files: list[Path], root: Path, *settings: Any) -> str:
+    """A cache key over the content of every file (relative path and bytes) and ``settings``:
+    it changes whenever any file is edited, replaced, added, removed or reordered."""
+    h = hashlib.blake2b(json.dumps([str(s) for s in settings]).encode(), digest_size=12)
+    for p in files:
+        h.update(str(Path(p).relative_to(root)).encode() + b"\0")
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()
+
+
+def save_npz_atomic(path: str | Path, **arrays: Any) -> Path:
+    """``numpy.savez`` written atomically (parallel ranks may write the same cache at once)."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    return atomic_write(path, write)

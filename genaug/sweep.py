@@ -8,6 +8,7 @@ the first n categories), or an explicit list. Each entry edits *one* code at a t
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from typing import Union
 
@@ -157,5 +158,34 @@ def variant_edits(
     codes: list[str | int] | None = None,
     bounds: dict[str | int, tuple[float, float]] | None = None,
 ) -> list[Edit]:
-    """The ``variants`` edits of source ``index``: a pure function of (seed, index)."""
-    return random_edits(spec, variants, torch.Generator().manual_seed(derive_seed(seed, index)), codes, bounds)
+    """The ``variants`` edits of source ``index`` — a pure function of (seed, index) — drawn
+    *without replacement* so no two are the same: each variant picks a code uniformly among those
+    with edits left (default :func:`default_codes`), then an unused category of a categorical code
+    or a fresh uniform value of a continuous one (continuous codes never run out). When only
+    categorical codes are allowed and ``variants`` exceeds their categories, every distinct edit is
+    used once, then the plan starts again (edits repeat) and a warning says so."""
+    if variants < 0:
+        raise ValueError(f"variants must be >= 0, got {variants}")
+    idx = [spec.code_index(c) for c in (codes if codes is not None else default_codes(spec))]
+    if not idx:
+        raise ValueError("random edits need at least one code")
+    ranges = {spec.code_index(k): v for k, v in (bounds or {}).items()}
+    g = torch.Generator().manual_seed(derive_seed(seed, index))
+    left = {ci: list(range(spec.codes[ci].k)) for ci in idx if spec.is_categorical(ci)}  # type: ignore[attr-defined]
+    out: list[Edit] = []
+    for _ in range(variants):
+        open_codes = [ci for ci in idx if ci not in left or left[ci]]
+        if not open_codes:
+            if len(out) == sum(spec.codes[ci].k for ci in left):  # type: ignore[attr-defined]
+                warnings.warn(f"{variants} variants exceed the {len(out)} distinct edits of codes "
+                              f"{[spec.codes[ci].name for ci in idx]}; edits repeat", stacklevel=2)
+            left = {ci: list(range(spec.codes[ci].k)) for ci in left}  # type: ignore[attr-defined]
+            open_codes = idx
+        ci = open_codes[int(torch.randint(0, len(open_codes), (1,), generator=g))]
+        if ci in left:
+            out.append(Edit(ci, float(left[ci].pop(int(torch.randint(0, len(left[ci]), (1,), generator=g))))))
+        else:
+            c = spec.codes[ci]
+            lo, hi = ranges.get(ci, (c.low, c.high))  # type: ignore[attr-defined]
+            out.append(Edit(ci, lo + (hi - lo) * float(torch.rand(1, generator=g, dtype=torch.float64))))
+    return out

@@ -206,7 +206,7 @@ def test_genaug_train_help(capsys):
 
 
 def test_sweep_grid_parsing():
-    from training.sweep import combinations, parse_grid, run_name
+    from training.grid import combinations, parse_grid, run_name
 
     assert parse_grid("adv_loss=ns,hinge") == ("adv_loss", ["ns", "hinge"])
     assert parse_grid("lambda-info=0.5,1") == ("lambda_info", [0.5, 1.0])
@@ -225,7 +225,7 @@ def test_sweep_grid_parsing():
 
 
 def test_sweep_runs_every_combination_and_skips_finished(tmp_path, capsys):
-    from training.sweep import main
+    from training.grid import main
 
     data = write_faces(tmp_path / "faces", attributes=False)
     out = tmp_path / "sweep"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import MISSING, fields
 
 from .loop import TrainConfig, train
@@ -67,9 +68,16 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """``genaug train``: a bad path, an unreadable folder or a bad value is one line on stderr and
+    exit status 1 (unreadable files inside the folder are skipped with a warning)."""
     args = build_parser().parse_args(argv)
-    train(TrainConfig(**vars(args)))
+    try:
+        train(TrainConfig(**vars(args)))
+    except (OSError, ValueError, KeyError) as e:
+        print(f"genaug train: error: {str(e).strip(chr(39))}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import math
 import os
@@ -32,26 +31,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor, nn
 
 from genaug.bundle import CELEBA_FRAMING
 from genaug.features import EvaluatorConfig, FaceNet, load_evaluator, save_evaluator
-from training.data import list_images, load_face, load_faces
+from genaug.io import atomic_write, files_key, list_images, save_npz_atomic
+from training.data import load_face, load_faces
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 # ----------------------------------------------------------------------------- data helpers
 def load_framed_face(path: str | Path, size: int = 64) -> np.ndarray:
-    """One face as uint8 (size, size, 3). CelebA 178x218 aligned frames use the centre box
-    35,55,143,163 (genaug.bundle.CELEBA_FRAMING); other images a centre square crop."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if list(im.size) == CELEBA_FRAMING["reference_size"]:
-            im = im.crop(tuple(CELEBA_FRAMING["box"])).resize((size, size), Image.BICUBIC)
-            return np.asarray(im, dtype=np.uint8)
-    return load_face(path, size, 3)
+    """One face as uint8 (size, size, 3), framed like the bundles (genaug.bundle.CELEBA_FRAMING:
+    CelebA-shaped frames use the centre box 35,55,143,163, other images a centre square)."""
+    return load_face(path, size, 3, CELEBA_FRAMING)
 
 
 @dataclass
@@ -78,16 +72,14 @@ def load_identity_folder(root: str | Path, size: int = 64, cache_dir: str | Path
     if not files:
         raise ValueError(f"{root} is not an ImageFolder (<identity>/<image> sub-folders)")
     rel = [str(p.relative_to(root)) for p in files]
-    key = hashlib.sha1(f"idfolder|{root.resolve()}|{size}|{len(rel)}|{rel[0]}|{rel[-1]}".encode()).hexdigest()[:16]
+    key = files_key(files, root, "idfolder", size)
     cache = Path(cache_dir or os.environ.get("GENAUG_CACHE", Path.home() / ".cache" / "genaug")) / f"idfolder-{key}.npz"
     if cache.exists():
         arr = np.load(cache, allow_pickle=False)["images"]
     else:
         arr = np.stack([load_framed_face(p, size) for p in files])
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.stem + ".tmp.npz")
-        np.savez(tmp, images=arr)
-        tmp.replace(cache)
+        save_npz_atomic(cache, images=arr)
     classes = sorted({p.parent.name for p in files})
     idx = {c: i for i, c in enumerate(classes)}
     labels = torch.tensor([idx[p.parent.name] for p in files])
@@ -231,10 +223,9 @@ def train(cfg: TrainConfig) -> Path:
     budget = cfg.minutes * 60
 
     def save_ckpt() -> None:
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
-                    "gen": gen.get_state(), "state": json.dumps(state)}, tmp)
-        tmp.replace(ckpt)
+        payload = {"model": model.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
+                   "gen": gen.get_state(), "state": json.dumps(state)}
+        atomic_write(ckpt, lambda tmp: torch.save(payload, tmp))
 
     t_last = time.time()
     while state["elapsed"] < budget and state["epoch"] < cfg.max_epochs:

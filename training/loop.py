@@ -110,6 +110,14 @@ class TrainConfig:
             raise ValueError(f"unknown model kind {self.kind!r}; choose 'infogan' or 'began'")
         if self.adv_loss not in ADV_LOSSES:
             raise ValueError(f"unknown adversarial loss {self.adv_loss!r}; choose from {ADV_LOSSES}")
+        positive = ("image_size", "channels", "noise_dim", "batch_size", "steps", "d_steps", "log_every", "sample_every",
+                    "checkpoint_every", "lr_g", "lr_d", "lr_e")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        for name in ("predictor_steps", "holdout", "limit", "instance_noise", "instance_noise_steps", "ema"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         parse_policy(self.diffaug)
         parse_mix(self.predictor_loss)
         self.spec(), self.net(), self.objective()
