@@ -49,7 +49,7 @@ def run_augment(args: argparse.Namespace) -> Path:
 
     if args.variants < 1:
         raise ValueError(f"--variants must be >= 1, got {args.variants}")
-    if args.refine_steps < 0:
+    if args.refine_steps is not None and args.refine_steps < 0:
         raise ValueError(f"--refine-steps must be >= 0, got {args.refine_steps}")
     files = list_images(Path(args.input), "input image or folder")
     out = Path(args.out)

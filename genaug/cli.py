@@ -42,11 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     return int(importlib.import_module(COMMANDS[cmd][0]).main(rest) or 0)
 
 
-def add_model_args(parser: argparse.ArgumentParser, refine_steps: int = 20) -> None:
+def add_model_args(parser: argparse.ArgumentParser) -> None:
     """The options every command that runs the model shares."""
     parser.add_argument("--bundle", default="default", help="bundle folder or 'default' (the model shipped with genaug)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--refine-steps", type=int, default=refine_steps, help="latent refinement steps after the predictor")
+    parser.add_argument("--refine-steps", type=int, default=None, help="latent refinement steps after the predictor "
+                        "(default: the bundle's, 0 for the edit kind and 20 otherwise)")
 
 
 def run_guarded(prog: str, run: Callable[[Any], Any], args: Any) -> int:

@@ -144,15 +144,19 @@ def _demo_faces(paths: list[str], limit: int) -> list[tuple[Path, np.ndarray]]:
 def run_demo(args: argparse.Namespace) -> Path:
     from .engine import Engine
 
-    if args.max_faces < 0 or args.generated < 0 or args.refine_steps < 0:
+    if args.max_faces < 0 or args.generated < 0 or (args.refine_steps or 0) < 0:
         raise ValueError("--max-faces, --generated and --refine-steps must be >= 0")
     faces = _demo_faces(args.images or [], args.max_faces)
     if not faces and not args.generated:
         raise ValueError("nothing to show: --max-faces 0 and --generated 0")
     engine = Engine(args.bundle, device=args.device, refine_steps=args.refine_steps)
     panels = [face_panel(engine, image, p.name) for p, image in faces]
-    panels += [face_panel(engine, None, f"generated face {i + 1}", seed=args.seed + i) for i in range(args.generated)]
-    picture = vstack([hstack(panels), generated_panel(engine.bundle, 16, args.seed)])
+    can_sample = getattr(engine.bundle, "can_sample", True)  # the edit kind edits faces, it cannot invent them
+    panels += [face_panel(engine, None, f"generated face {i + 1}", seed=args.seed + i)
+               for i in range(args.generated if can_sample else 0)]
+    if not panels:
+        raise ValueError(f"bundle {engine.bundle.name!r} cannot generate faces: give real faces (--max-faces >= 1)")
+    picture = vstack([hstack(panels), *([generated_panel(engine.bundle, 16, args.seed)] if can_sample else [])])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     picture.save(out)
@@ -164,7 +168,7 @@ def run_demo(args: argparse.Namespace) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     d = argparse.ArgumentParser(prog="genaug demo", description="Write a picture of real faces, their reconstructions "
                                 "and a sweep of every code on each face.")
-    add_model_args(d, refine_steps=30)
+    add_model_args(d)
     d.add_argument("--out", default="genaug_demo.png", help="where to write the picture")
     d.add_argument("--images", nargs="*", help="extra face images or folders to include")
     d.add_argument("--max-faces", type=int, default=4, help="at most this many real faces")

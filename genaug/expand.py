@@ -50,7 +50,7 @@ class ExpandSettings:
     strength: float = 1.0
     mode: str = "delta"  # "delta" | "regenerate"
     codes: list[str] | None = None  # codes to edit (default: the identity-safe codes)
-    refine_steps: int = 20
+    refine_steps: int | None = None  # None = the bundle's default (resolved before the run key)
     refine_loss: str = "mse+msssim"
     framing: str = "auto"
     batch_size: int = 64
@@ -62,7 +62,7 @@ class ExpandSettings:
             raise ExpandError(f"--variants must be >= 1, got {self.variants}")
         if self.batch_size < 1 or self.block_size < 1:
             raise ExpandError("--batch-size and --block-size must be >= 1")
-        if self.refine_steps < 0:
+        if self.refine_steps is not None and self.refine_steps < 0:
             raise ExpandError(f"--refine-steps must be >= 0, got {self.refine_steps}")
         if self.strength < 0:
             raise ExpandError(f"--strength must be >= 0, got {self.strength}")
@@ -285,7 +285,7 @@ def expand_to_hdf5(
     strength: float = 1.0,
     mode: str = "delta",
     codes: list[str] | None = None,
-    refine_steps: int = 20,
+    refine_steps: int | None = None,
     refine_loss: str = "mse+msssim",
     framing: str = "auto",
     batch_size: int = 64,
@@ -325,7 +325,7 @@ def expand_to_hdf5(
         merge = world == 1 or (dist is not None and rank == 0)
     src = open_source(source)
     engine = _make_engine(bundle, rank_device(device, dist is not None), s, gate)
-    b = engine.bundle
+    s.refine_steps, b = engine.refine_steps, engine.bundle
     key_info = {"bundle": b.identity, "seed": seed, "settings": asdict(s), "source": src.fingerprint(),
                 "layout_version": LAYOUT_VERSION}
     run_key = hashlib.sha256(json.dumps(key_info, sort_keys=True).encode()).hexdigest()[:16]

@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("delta", "regenerate"), default="delta",
                    help="delta: x + G(edited) - G(latent) (keeps details); regenerate: G(edited)")
     p.add_argument("--codes", default=None, help="comma list of codes to edit (names or c<i>; default: the identity-safe codes)")
-    p.add_argument("--refine-steps", type=int, default=20, help="inversion refinement steps per image")
+    p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement steps per image "
+                   "(default: the bundle's, 0 for the edit kind and 20 otherwise)")
     p.add_argument("--refine-loss", default="mse+msssim", help="inversion refinement loss")
     p.add_argument("--framing", default="auto", help="how faces are framed for the model (see genaug.render)")
     p.add_argument("--batch-size", type=int, default=64, help="images per device batch")
