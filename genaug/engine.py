@@ -164,7 +164,7 @@ class Engine:
 
     def random_edits(self, n: int, generator: torch.Generator | None = None) -> list[Edit]:
         """``n`` random edits over the engine's ``codes`` within its ``bounds``."""
-        return random_edits(self.spec, n, generator or self.generator, self.codes, self.bounds)
+        return random_edits(self.spec, n, generator or self.generator, codes=self.codes, bounds=self.bounds)
 
     def _redraw(self, rows: list[int], generator: Generators) -> list[Edit]:
         if isinstance(generator, (list, tuple)):

@@ -259,6 +259,32 @@ def _expand_blocks(job: _Job, files: Any, todo: list[int], shape: tuple[int, int
     return rendered, skipped
 
 
+def _merge(files: RunFiles, b: Bundle, src: Source, s: ExpandSettings, shape: tuple[int, int, int], seed: int, compression: str,
+           command: list[str] | None, source: str | Path, progress: bool, say: Callable[[str], None]) -> tuple[int, list]:
+    """Merge every finished part into the output file; returns (records, skipped sources)."""
+    files.check_complete()
+    attrs = _file_attrs(b, src, s, seed, files.run_key, compression, command, source)
+    n_rec, skipped = merge_parts(files.parts_dir, files.n_blocks, files.out, shape, len(b.spec.code_names),
+                                 compression, attrs, progress)
+    shutil.rmtree(files.parts_dir, ignore_errors=True)
+    files.log(f"wrote {files.out}: {n_rec} records from {len(src) - len(skipped)} of {len(src)} source images")
+    describe_skipped(skipped, say)
+    return n_rec, skipped
+
+
+def _file_attrs(b: Bundle, src: Source, s: ExpandSettings, seed: int, run_key: str, compression: str,
+                command: list[str] | None, source: str | Path) -> dict[str, Any]:
+    """The merged file's attributes (see :mod:`genaug.hdf5`)."""
+    return {
+        "format": FORMAT, "layout_version": LAYOUT_VERSION, "genaug_version": __version__, "run_key": run_key,
+        "bundle_identity": b.identity, "bundle_name": b.name, "bundle_config": json.dumps(b.config()),
+        "seed": seed, "settings": json.dumps({**asdict(s), "compression": compression}),
+        "command": json.dumps(command if command is not None else sys.argv),
+        "class_names": json.dumps(src.class_names), "code_names": json.dumps(b.spec.code_names),
+        "source": str(Path(source).resolve()), "source_kind": src.kind, "n_source": len(src),
+    }
+
+
 def _make_engine(bundle: Any, device: str, s: ExpandSettings, gate: Any) -> Any:
     from .engine import Engine
 
@@ -352,18 +378,5 @@ def expand_to_hdf5(
                   "run the same command without --shard (or with --merge-only) to merge")
         describe_skipped(skipped_now, say)
         return ExpandResult(None, rendered, skipped_now, len(todo), files.n_blocks, elapsed, speed)
-    files.check_complete()
-    file_attrs = {
-        "format": FORMAT, "layout_version": LAYOUT_VERSION, "genaug_version": __version__, "run_key": run_key,
-        "bundle_identity": b.identity, "bundle_name": b.name, "bundle_config": json.dumps(b.config()),
-        "seed": seed, "settings": json.dumps({**asdict(s), "compression": compression}),
-        "command": json.dumps(command if command is not None else sys.argv),
-        "class_names": json.dumps(src.class_names), "code_names": json.dumps(b.spec.code_names),
-        "source": str(Path(source).resolve()), "source_kind": src.kind, "n_source": len(src),
-    }
-    n_rec, skipped = merge_parts(files.parts_dir, files.n_blocks, files.out, shape, len(b.spec.code_names), compression,
-                                 file_attrs, progress)
-    shutil.rmtree(files.parts_dir, ignore_errors=True)
-    files.log(f"wrote {files.out}: {n_rec} records from {len(src) - len(skipped)} of {len(src)} source images")
-    describe_skipped(skipped, say)
+    n_rec, skipped = _merge(files, b, src, s, shape, seed, compression, command, source, progress, say)
     return ExpandResult(files.out, n_rec, skipped, len(todo), files.n_blocks, time.time() - t0, speed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 import torch
 from torch import Tensor
@@ -139,15 +139,9 @@ def draw_edits(
     return EditDraw(code, value)
 
 
-def random_edits(
-    spec: LatentSpec,
-    n: int,
-    generator: torch.Generator | None = None,
-    codes: list[str | int] | None = None,
-    bounds: dict[str | int, tuple[float, float]] | None = None,
-) -> list[Edit]:
-    """:func:`draw_edits` as a list of :class:`Edit`."""
-    return draw_edits(spec, n, generator, codes, bounds).edits()
+def random_edits(spec: LatentSpec, n: int, generator: torch.Generator | None = None, **draw: Any) -> list[Edit]:
+    """:func:`draw_edits` (``codes``, ``bounds``) as a list of :class:`Edit`."""
+    return draw_edits(spec, n, generator, **draw).edits()
 
 
 def variant_edits(

@@ -27,7 +27,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
 
     Args:
         bundle: ``"default"`` or a bundle folder (a string, so the transform serialises).
-        codes: codes that may be edited (names, ``"c<i>"`` or indices); None = all.
+        codes: codes that may be edited (names, ``"c<i>"`` or indices); None = the identity-safe codes.
         mode: ``"delta"`` (add only the generator's change to the photo) or ``"regenerate"``.
         strength: edit strength, or a ``(low, high)`` range sampled per image.
         refine_steps / refine_loss: inversion refinement (0 = predictor only, fastest; None = the

@@ -26,6 +26,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +125,7 @@ def embed_all(model: nn.Module, images: Tensor, batch: int = 256) -> Tensor:
 
 # ----------------------------------------------------------------------------- training
 @dataclass
-class TrainConfig:
+class EvaluatorTrainConfig:
     kind: str
     data: str
     out: str
@@ -182,13 +183,8 @@ def _identity_split(data_dir: Path, files: list[str], min_images: int, seed: int
     return train, val, labels, len(keep)
 
 
-def train(cfg: TrainConfig) -> Path:
-    torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = load_faces(cfg.data, 64, 3)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+def _task(cfg: EvaluatorTrainConfig, data: Any) -> tuple[list[int], list[int], EvaluatorConfig, nn.Module, Tensor]:
+    """Train/validation rows, the evaluator config, the training head and the targets of ``cfg.kind``."""
     if cfg.kind == "identity":
         tr, va, labels, n_classes = _identity_split(Path(cfg.data), data.files, cfg.min_images, cfg.seed)
         ecfg = EvaluatorConfig("identity", cfg.input_size, cfg.crop, list(cfg.widths), cfg.embed_dim)
@@ -204,6 +200,17 @@ def train(cfg: TrainConfig) -> Path:
         head = nn.Identity()
         targets = (data.attributes > 0).float()
         print(f"attributes: {len(ecfg.outputs)} attributes, {len(tr)} train / {len(va)} val images")
+    return tr, va, ecfg, head, targets
+
+
+def train_evaluator(cfg: EvaluatorTrainConfig) -> Path:
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_faces(cfg.data, 64, 3)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    tr, va, ecfg, head, targets = _task(cfg, data)
     model = FaceNet(ecfg)
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     params = list(model.parameters()) + list(head.parameters())
@@ -265,6 +272,12 @@ def train(cfg: TrainConfig) -> Path:
             state["log"].append({"epoch": state["epoch"], "step": state["step"], **v})
             print(f"epoch {state['epoch']} validation {v}", flush=True)
             save_ckpt()
+    return _finish(cfg, out, model, head, ecfg, data, targets, tr, va, state)
+
+
+def _finish(cfg: EvaluatorTrainConfig, out: Path, model: FaceNet, head: nn.Module, ecfg: EvaluatorConfig, data: Any,
+            targets: Tensor, tr: list[int], va: list[int], state: dict[str, Any]) -> Path:
+    """Final validation, the training summary, the evaluator files (and their export)."""
     model.eval()
     final = validate(cfg.kind, model, head, data.images, targets, va)
     ecfg.training = {
@@ -363,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(1)
         evaluate(a.kind, a.weights, a.data)
         return
-    train(TrainConfig(
+    train_evaluator(EvaluatorTrainConfig(
         kind=a.cmd, data=a.data, out=a.out, minutes=a.minutes, max_epochs=a.max_epochs, batch_size=a.batch_size,
         lr=a.lr, min_images=a.min_images, margin=a.margin, scale=a.scale, input_size=a.input_size,
         widths=tuple(int(w) for w in a.widths.split(",")), threads=a.threads, seed=a.seed, export=a.export,
