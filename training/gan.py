@@ -24,7 +24,7 @@ from . import distributed
 from .augment import instance_noise_std
 from .data import FaceData
 from .infogan import make_objective
-from .predictor import PredictorConfig, PredictorObjective
+from .predictor import PredictorObjective
 
 
 def linear_decay(base_lr: float, progress: float, start: float) -> float:
@@ -47,7 +47,8 @@ class GanKind:
                  device: torch.device, world: int, gen: torch.Generator):
         self.cfg, self.spec, self.data, self.holdout, self.device, self.world, self.gen = \
             cfg, spec, data, holdout, device, world, gen
-        net = cfg.net()
+        self.sched = cfg.schedule
+        net, sched = cfg.network, cfg.schedule
         self.G = build_generator(spec, net).to(device)
         self.D = build_discriminator(spec, net).to(device)
         self.P = build_predictor(spec, net).to(device)
@@ -55,23 +56,23 @@ class GanKind:
             init_weights(m)
             distributed.broadcast_from_rank0(m, world)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        betas = (cfg.beta1, 0.999)
-        self.base_lr = {"G": cfg.lr_g, "D": cfg.lr_d, "E": cfg.lr_e}
+        betas = (sched.beta1, 0.999)
+        self.base_lr = {"G": sched.lr_g, "D": sched.lr_d, "E": sched.lr_e}
         self.opt = {
-            "G": torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=betas),
-            "D": torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=betas),
-            "E": torch.optim.Adam(self.P.parameters(), cfg.lr_e, betas=(0.9, 0.999)),
+            "G": torch.optim.Adam(self.G.parameters(), sched.lr_g, betas=betas),
+            "D": torch.optim.Adam(self.D.parameters(), sched.lr_d, betas=betas),
+            "E": torch.optim.Adam(self.P.parameters(), sched.lr_e, betas=(0.9, 0.999)),
         }
-        self.objective = make_objective(cfg.kind, spec, self.G, self.D, cfg.objective(), attr_cols)
+        self.objective = make_objective(cfg.kind, spec, self.G, self.D, cfg.objective, attr_cols)
         if world > 1:
             self.objective.began.reduce = self._mean_across_ranks
-        self.pred = PredictorObjective(spec, self.G_ema, self.P, PredictorConfig(cfg.predictor_loss, cfg.predictor_real_weight))
+        self.pred = PredictorObjective(spec, self.G_ema, self.P, cfg.predictor)
         self.fixed = spec.sample(64, generator=torch.Generator().manual_seed(cfg.seed + 12345)).to(device)
 
     # ----------------------------------------------------------- checkpoint
     @property
     def phases(self) -> list[tuple[str, int]]:
-        return [("gan", self.cfg.steps), ("predictor", self.cfg.predictor_steps)]
+        return [("gan", self.sched.steps), ("predictor", self.sched.predictor_steps)]
 
     def modules(self) -> dict[str, nn.Module]:
         """The checkpointed networks (checkpoint keys: E is the latent predictor)."""
@@ -97,7 +98,7 @@ class GanKind:
     # ---------------------------------------------------------------- steps
     def _set_lr(self, name: str, progress: float) -> None:
         for g in self.opt[name].param_groups:
-            g["lr"] = linear_decay(self.base_lr[name], progress, self.cfg.lr_decay_start)
+            g["lr"] = linear_decay(self.base_lr[name], progress, self.sched.lr_decay_start)
 
     def _real(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = torch.randint(0, len(self.data), (n,), generator=self.gen)
@@ -118,7 +119,7 @@ class GanKind:
         return self.gan_step(step) if phase == "gan" else self.predictor_step(step)
 
     def gan_step(self, step: int) -> dict[str, float]:
-        cfg = self.cfg
+        cfg = self.sched
         for k in ("G", "D"):
             self._set_lr(k, step / max(cfg.steps, 1))
         anneal = cfg.instance_noise_steps or cfg.steps // 2
@@ -145,9 +146,9 @@ class GanKind:
         return {**logs, **glogs, "instance_noise": sigma}
 
     def predictor_step(self, step: int) -> dict[str, float]:
-        self._set_lr("E", (step - self.cfg.steps) / max(self.cfg.predictor_steps, 1))
-        real, _ = self._real(self.cfg.batch_size)
-        loss, logs = self.pred.loss(self._latent(self.cfg.batch_size), real)
+        self._set_lr("E", (step - self.sched.steps) / max(self.sched.predictor_steps, 1))
+        real, _ = self._real(self.sched.batch_size)
+        loss, logs = self.pred.loss(self._latent(self.sched.batch_size), real)
         self._update("E", self.P, loss)
         return logs
 
@@ -171,10 +172,10 @@ class GanKind:
             return {**self.q_accuracy(), **heldout()}
         if phase == "gan":
             return self.q_accuracy()
-        return heldout() if step % (self.cfg.log_every * 4) == 0 or step == sum(n for _, n in self.phases) else {}
+        return heldout() if step % (self.sched.log_every * 4) == 0 or step == sum(n for _, n in self.phases) else {}
 
     def sample_due(self, step: int) -> bool:
-        return step % self.cfg.sample_every == 0 or step == self.cfg.steps
+        return step % self.sched.sample_every == 0 or step == self.sched.steps
 
     @torch.no_grad()
     def write_samples(self, out: Any, step: int) -> None:
@@ -189,6 +190,6 @@ class GanKind:
                        normalize=True, value_range=(-1, 1), padding=1)
 
     def bundle(self, training: dict[str, Any]) -> Bundle:
-        return Bundle(self.spec, self.cfg.net(), copy.deepcopy(self.G_ema).cpu(), copy.deepcopy(self.P).cpu().eval(),
-                      framing=CELEBA_FRAMING if self.cfg.framing == "celeba" else None, name=self.cfg.name,
+        return Bundle(self.spec, self.cfg.network, copy.deepcopy(self.G_ema).cpu(), copy.deepcopy(self.P).cpu().eval(),
+                      framing=CELEBA_FRAMING if self.cfg.options.framing == "celeba" else None, name=self.cfg.name,
                       training=training)

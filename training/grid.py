@@ -15,16 +15,17 @@ import json
 import re
 import sys
 import traceback
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from genaug.io import write_text_atomic
 
 from .cli import build_parser
-from .loop import TrainConfig, train
+from .config import TrainConfig, option_fields
+from .loop import train
 
-_TYPES = {f.name: f.type if isinstance(f.type, str) else f.type.__name__ for f in fields(TrainConfig)}
+_TYPES = {name: typ if isinstance(typ, str) else typ.__name__ for name, typ, _ in option_fields()}
 FIXED = ("data", "out")  # set by the grid itself
 
 
@@ -91,7 +92,7 @@ def run_grid(base: TrainConfig, grids: list[tuple[str, list[Any]]], keep_going: 
             results.append(RunResult(name, settings, "skipped", str(out), json.loads(metrics_file.read_text())))
         else:
             try:
-                cfg = replace(base, out=str(out), name=f"{base.name}-{name}", **settings)
+                cfg = base.replace(out=str(out), name=f"{base.name}-{name}", **settings)
                 train(cfg)
                 results.append(RunResult(name, settings, "done", str(out), json.loads(metrics_file.read_text())))
             except Exception as e:  # noqa: BLE001 - one bad combination must not stop the grid
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(build_grid_parser().parse_args(argv))
     grids = [parse_grid(g) for g in args.pop("grid")]
     stop = args.pop("stop_on_error")
-    results = run_grid(TrainConfig(**args), grids, keep_going=not stop)
+    results = run_grid(TrainConfig.from_flat(**args), grids, keep_going=not stop)
     print(format_table(results))
     print(f"results: {Path(args['out']) / 'results.jsonl'}")
     return 1 if any(r.status == "failed" for r in results) else 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,111 +19,19 @@ from tqdm.auto import tqdm
 
 from genaug.bundle import Bundle, save_bundle
 from genaug.io import atomic_write, write_json_atomic, write_text_atomic
-from genaug.latent import LatentSpec
-from genaug.nets import NetConfig
-from genaug.recon import parse_mix
 
 from . import distributed
-from .augment import parse_policy
+from .config import MODEL_KINDS, TrainConfig
 from .data import load_faces, split_holdout
 from .gan import GanKind
-from .infogan import ObjectiveConfig
-from .losses import ADV_LOSSES
 
 # model kind -> class with the step logic (see training.gan); a new kind adds a file and an entry
 KINDS: dict[str, Any] = {"infogan": GanKind, "began": GanKind}
+assert set(KINDS) == set(MODEL_KINDS)
+__all__ = ["KINDS", "TrainConfig", "Trainer", "train"]
 
 # settings that may change between a run and its resumption
 RESUMABLE_CHANGES = {"ema", "steps", "predictor_steps", "log_every", "sample_every", "checkpoint_every", "device", "name", "half", "overwrite"}
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run needs; saved to ``OUT/train_config.json``."""
-
-    data: str
-    out: str
-    kind: str = "infogan"
-    image_size: int = 64
-    channels: int = 3
-    noise_dim: int = 64
-    categorical: str = "10"
-    continuous: str = "2"
-    g_width: int = 32
-    d_width: int = 32
-    e_width: int = 32
-    g_norm: str = "batch"
-    spectral_norm: bool = False
-    noise_head: bool = False
-    batch_size: int = 64
-    steps: int = 10000
-    predictor_steps: int = 2000
-    d_steps: int = 1
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    lr_e: float = 5e-4
-    beta1: float = 0.5
-    lr_decay_start: float = 1.0
-    ema: float = 0.999
-    instance_noise: float = 0.0
-    instance_noise_steps: int = 0
-    instance_noise_power: float = 1.0
-    adv_loss: str = "ns"
-    lambda_info: float = 1.0
-    lambda_cont: float = 0.5
-    lambda_noise: float = 0.1
-    lambda_attr: float = 1.0
-    diffaug: str = ""
-    began_gamma: float = 0.5
-    began_lambda_k: float = 1e-3
-    predictor_loss: str = "mse+msssim"
-    predictor_real_weight: float = 1.0
-    attributes: str = "auto"
-    holdout: int = 256
-    limit: int = 0
-    framing: str = "celeba"
-    log_every: int = 50
-    sample_every: int = 500
-    checkpoint_every: int = 250
-    seed: int = 0
-    device: str = "auto"
-    name: str = "custom"
-    half: bool = False
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        if self.spectral_norm is False and self.adv_loss == "wgan":
-            self.spectral_norm = True  # Wasserstein needs a Lipschitz critic
-        # fail at once on a bad setting, not at the first step
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown model kind {self.kind!r}; choose 'infogan' or 'began'")
-        if self.adv_loss not in ADV_LOSSES:
-            raise ValueError(f"unknown adversarial loss {self.adv_loss!r}; choose from {ADV_LOSSES}")
-        positive = ("image_size", "channels", "noise_dim", "batch_size", "steps", "d_steps", "log_every", "sample_every",
-                    "checkpoint_every", "lr_g", "lr_d", "lr_e")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name in ("predictor_steps", "holdout", "limit", "instance_noise", "instance_noise_steps", "ema"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        parse_policy(self.diffaug)
-        parse_mix(self.predictor_loss)
-        self.spec(), self.net(), self.objective()
-
-    def spec(self) -> LatentSpec:
-        return LatentSpec.parse(self.noise_dim, self.categorical, self.continuous)
-
-    def _section(self, cls: type, **fixed: Any) -> Any:
-        """The config section ``cls`` (a dataclass) filled from the fields of the same name."""
-        names = ({f.name for f in fields(cls)} & {f.name for f in fields(self)}) - set(fixed)
-        return cls(**{k: getattr(self, k) for k in names}, **fixed)
-
-    def net(self) -> NetConfig:
-        return self._section(NetConfig, kind="dcgan", discriminator="began" if self.kind == "began" else "infogan")
-
-    def objective(self) -> ObjectiveConfig:
-        return self._section(ObjectiveConfig)
 
 
 class Trainer:
@@ -137,8 +44,10 @@ class Trainer:
         self.out = Path(cfg.out)
         torch.manual_seed(cfg.seed)
         self.spec = cfg.spec()
-        data = load_faces(cfg.data, cfg.image_size, cfg.channels, attributes=cfg.attributes, limit=cfg.limit or None)
-        self.train_data, self.holdout = split_holdout(data, cfg.holdout, cfg.seed)
+        opts = cfg.options
+        data = load_faces(cfg.data, cfg.network.image_size, cfg.network.channels, attributes=opts.attributes,
+                          limit=opts.limit or None)
+        self.train_data, self.holdout = split_holdout(data, opts.holdout, cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
         self.kind = KINDS[cfg.kind](cfg, self.spec, self.train_data, self.holdout, self._attribute_columns(),
                                     self.device, self.world, self.gen)
@@ -163,7 +72,7 @@ class Trainer:
         cfg_file = self.out / "train_config.json"
         if self.ckpt.exists() and not self.cfg.overwrite:
             saved = json.loads(cfg_file.read_text())
-            diff = {k for k, v in asdict(self.cfg).items() if k not in RESUMABLE_CHANGES and saved.get(k) != v}
+            diff = {k for k, v in self.cfg.flat().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v}
             if diff:
                 raise ValueError(
                     f"{self.out} holds a run with different settings ({sorted(diff)}); "
@@ -176,7 +85,7 @@ class Trainer:
         elif self.main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "log.jsonl").unlink(missing_ok=True)
-            write_json_atomic(cfg_file, asdict(self.cfg))
+            write_json_atomic(cfg_file, self.cfg.flat())
 
     def _load_checkpoint(self, state: dict[str, Any]) -> None:
         for k, m in self.kind.modules().items():
@@ -228,7 +137,7 @@ class Trainer:
         return self.kind.phases[-1][0]
 
     def _after_step(self, phase: str, logs: dict[str, float], bar: Any, t0: float) -> None:
-        cfg, step = self.cfg, self.step
+        cfg, step = self.cfg.schedule, self.step
         phase_ends = {sum(n for _, n in self.kind.phases[: i + 1]) for i in range(len(self.kind.phases))}
         if self.main and (step % cfg.log_every == 0 or step in phase_ends):
             rec: dict[str, Any] = {"step": step, "phase": phase, "sec": round(time.time() - t0, 1), **logs,
@@ -266,7 +175,7 @@ class Trainer:
         if not self.main:
             return None
         metrics = self.kind.evidence(self.phase_at(self.total - 1), self.total, final=True)
-        bundle = self.kind.bundle({"config": asdict(self.cfg), "steps": self.step, "metrics": metrics,
+        bundle = self.kind.bundle({"config": self.cfg.flat(), "steps": self.step, "metrics": metrics,
                                    "images": len(self.train_data)})
         save_bundle(bundle, self.out / "bundle", half=self.cfg.half)
         write_json_atomic(self.out / "metrics.json", metrics)
