@@ -2,9 +2,12 @@
 every item of a base dataset.
 
 On first use every image is inverted once, in batches on the engine's device (tqdm bar); the
-latents can be cached on disk (safetensors, keyed by bundle identity + settings) so a second run
-skips inversion. Item ``i`` is variant ``i % per_source`` of source ``i // per_source``; its edit
-is a pure function of ``(seed, i)``. Output type mirrors the input (PIL, HWC numpy, CHW tensor).
+latents can be cached on disk (:class:`genaug.cache.LatentStore`: one key per image content, valid
+for one bundle and inversion settings) so a second run inverts only images it has not seen. Item
+``i`` is variant ``i % per_source`` of source ``i // per_source``; the variants of a source are
+distinct edits, a pure function of ``(seed, source)`` (:func:`genaug.sweep.variant_edits`), and
+every item goes through :meth:`genaug.engine.Engine.render_edits` (gate included). Output type
+mirrors the input (PIL, HWC numpy, CHW tensor).
 """
 from __future__ import annotations
 
@@ -144,7 +147,7 @@ class GenerativeAugDataset(Dataset):
         e, n, bs = self.engine, len(self.base), self.engine.batch_size
         store = self._store()
         known = store.load() if store is not None else {}
-        keys: list[bytes] = []
+        stored, keys = list(known), []
         lat: list[Tensor] = [torch.empty(0)] * n
         score: list[Tensor] = [torch.empty(0)] * n
         for start in tqdm(range(0, n, bs), desc="genaug: inverting", unit="batch", disable=not self.progress):
@@ -160,7 +163,7 @@ class GenerativeAugDataset(Dataset):
             for i, k in zip(rows, batch_keys):
                 lat[i], score[i] = known[k]
         self.latents, self.scores = torch.stack(lat), torch.stack(score)
-        if store is not None:
+        if store is not None and keys != stored:
             store.save(keys, self.latents, self.scores)
         return self
 
