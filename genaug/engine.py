@@ -1,6 +1,7 @@
 """The engine: the one place that runs inversion, edits and rendering — batched, on one device,
-with a bounded latent cache and explicit seeds. Front ends (albumentations transform, torch
-dataset, HDF5 expansion, CLI) are thin adapters over it.
+with a bounded latent cache and explicit seeds. Every front end (albumentations transform, torch
+dataset, HDF5 expansion, ``augment``, ``demo``) inverts with :meth:`Engine.invert` and turns
+latents + edits into images with :meth:`Engine.render_edits` (strength, mode, identity gate).
 """
 from __future__ import annotations
 
