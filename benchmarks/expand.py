@@ -56,24 +56,22 @@ def make_bundle(spec: str, tmp: Path) -> str:
 def generation_alone(src: Path, a: argparse.Namespace) -> tuple[float, int]:
     """Images/s of the engine's work on the same images and batch size, without writing."""
     from genaug.engine import Engine
-    from genaug.expand import FolderSource, sample_seed, to_uint8
-    from genaug.render import to_model_frame
-    from genaug.sweep import apply_edits, random_edits
+    from genaug.expand import to_uint8
+    from genaug.sources import FolderSource
+    from genaug.sweep import variant_edits
 
     eng = Engine(a.bundle, device=a.device, refine_steps=a.refine_steps, batch_size=a.batch_size, cache_size=0)
     source = FolderSource(src)
     t0, n_out = time.time(), 0
     for lo in range(0, len(source), a.batch_size):
         idx = list(range(lo, min(lo + a.batch_size, len(source))))
-        x = torch.stack([to_model_frame(source.load(i, eng.channels), eng.bundle)[0] for i in idx]).to(eng.device)
-        inv = eng.invert(x)
-        rows = [(k, e) for k, i in enumerate(idx)
-                for e in random_edits(eng.spec, a.variants, torch.Generator().manual_seed(sample_seed(0, i)))]
+        x, _ = eng.frame([source.load(i, eng.channels) for i in idx])
+        inv = eng.invert(x.to(eng.device))
+        rows = [(k, e) for k, i in enumerate(idx) for e in variant_edits(eng.spec, 0, i, a.variants)]
         for c in range(0, len(rows), a.batch_size):
             chunk = rows[c:c + a.batch_size]
             ks = torch.tensor([k for k, _ in chunk], device=eng.device)
-            edited = apply_edits(inv.latent[ks], eng.spec, [e for _, e in chunk])
-            out = eng.render(x[ks], inv.latent[ks], edited, base=inv.recon[ks])
+            out, _ = eng.render_edits(x[ks], inv.latent[ks], [e for _, e in chunk], base=inv.recon[ks])
             _ = [to_uint8(o) for o in out]
             n_out += len(chunk)
     if eng.device.type == "cuda":

@@ -18,7 +18,7 @@ _LAZY = {
     "Engine": "genaug.engine",
     "GenerativeFaceAug": "genaug.transforms",
     "GenerativeAugDataset": "genaug.dataset",
-    "expand_to_hdf5": "genaug.hdf5",
+    "expand_to_hdf5": "genaug.expand",
     "HDF5FaceDataset": "genaug.hdf5",
 }
 

@@ -6,18 +6,16 @@ Loading never unpickles anything; a corrupt, truncated or mismatched bundle rais
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .device import resolve_device
+from .io import read_versioned_json, sha256_file, write_json_atomic, write_safetensors
 from .latent import LatentSpec
 from .nets import Generator, NetConfig, Predictor, build_generator, build_predictor
 
@@ -116,23 +114,6 @@ class Bundle:
         return load_bundle(path, device=device)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """Write ``path`` atomically (a per-process temporary file, then rename) and world-readable
-    (safetensors creates owner-only files; bundles, evaluators and caches are shared data)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.chmod(0o644)
-    tmp.replace(path)
-
-
 def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into folder ``path``; returns the folder."""
     out = Path(path)
@@ -147,8 +128,8 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
     weights = out / WEIGHTS_NAME
     write_safetensors(tensors, weights, {"format": FORMAT})
     cfg = bundle.config()
-    cfg["weights"] = {"file": WEIGHTS_NAME, "dtype": "float16" if half else "float32", "sha256": _sha256(weights)}
-    (out / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n")
+    cfg["weights"] = {"file": WEIGHTS_NAME, "dtype": "float16" if half else "float32", "sha256": sha256_file(weights)}
+    write_json_atomic(out / CONFIG_NAME, cfg)
     bundle.training["weights_sha256"] = cfg["weights"]["sha256"]
     bundle.path = str(out)
     return out
@@ -167,19 +148,6 @@ def _bundle_dir(path: str | Path) -> Path:
     if not (p / CONFIG_NAME).is_file():
         raise BundleError(f"{p} is not a genaug bundle: {CONFIG_NAME} is missing")
     return p
-
-
-def read_versioned_json(path: Path, fmt: str, version: int, error: type[Exception], what: str) -> dict[str, Any]:
-    """Parse a JSON config and check its ``format`` / ``format_version``; ``error`` names the problem."""
-    try:
-        cfg = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise error(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != fmt:
-        raise error(f"{path}: not a {what} config (format must be {fmt!r})")
-    if cfg.get("format_version") != version:
-        raise error(f"{path}: {what} format version {cfg.get('format_version')!r} is not supported (this genaug reads version {version})")
-    return cfg
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -204,7 +172,7 @@ def load_bundle(path: str | Path = "default", device: str | torch.device = "cpu"
     weights = folder / cfg["weights"].get("file", WEIGHTS_NAME)
     if not weights.is_file():
         raise BundleError(f"bundle weights missing: {weights}")
-    digest = _sha256(weights)
+    digest = sha256_file(weights)
     expected = cfg["weights"].get("sha256")
     if expected and digest != expected:
         raise BundleError(f"{weights}: checksum mismatch (file corrupt or truncated; expected sha256 {expected[:12]}…)")

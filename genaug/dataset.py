@@ -2,27 +2,28 @@
 every item of a base dataset.
 
 On first use every image is inverted once, in batches on the engine's device (tqdm bar); the
-latents can be cached on disk (safetensors, keyed by bundle identity + settings) so a second run
-skips inversion. Item ``i`` is variant ``i % per_source`` of source ``i // per_source``; its edit
-is a pure function of ``(seed, i)``. Output type mirrors the input (PIL, HWC numpy, CHW tensor).
+latents can be cached on disk (:class:`genaug.cache.LatentStore`: one key per image content, valid
+for one bundle and inversion settings) so a second run inverts only images it has not seen. Item
+``i`` is variant ``i % per_source`` of source ``i // per_source``; the variants of a source are
+distinct edits, a pure function of ``(seed, source)`` (:func:`genaug.sweep.variant_edits`), and
+every item goes through :meth:`genaug.engine.Engine.render_edits` (gate included). Output type
+mirrors the input (PIL, HWC numpy, CHW tensor).
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .bundle import Bundle, write_safetensors
-from .render import paste_back, render
-from .sweep import Edit, apply_edits
+from .bundle import Bundle
+from .cache import LatentStore, bundle_key, content_keys
+from .lazy import LazyEngine
+from .render import paste_back
+from .sweep import Edit, derive_seed, variant_edits
 
 
 @dataclass
@@ -54,6 +55,9 @@ class GenerativeAugDataset(Dataset):
         cache_path: file for the inverted latents (``.safetensors``); reused when it matches.
         return_meta: items become ``(image, target, SampleMeta)`` (or ``(image, SampleMeta)``).
         progress: show a tqdm bar while inverting.
+        gate / gate_threshold: identity gate (see :class:`~genaug.engine.Engine`); ``gate_threshold``
+            alone uses the identity embedder. Items with ``return_meta`` carry the edit applied
+            after the gate (``edit=None`` when every draw was rejected and the image is unchanged).
         lazy: invert on first access instead of at construction. Without it the inversion runs
             once, here, in the main process; with it, call :meth:`prepare` before a DataLoader
             with workers, or every worker inverts the whole dataset itself.
@@ -80,42 +84,30 @@ class GenerativeAugDataset(Dataset):
         progress: bool = True,
         engine: Any = None,
         lazy: bool = False,
+        gate: Any = None,
+        gate_threshold: float | None = None,
     ):
         if variants < 0 or (variants == 0 and not include_original):
             raise ValueError(f"variants must be >= 1 (or 0 with include_original=True), got {variants}")
         self.base, self.variants, self.include_original = base, int(variants), bool(include_original)
         self.seed, self.return_meta, self.progress = int(seed), bool(return_meta), bool(progress)
         self.cache_path = Path(cache_path) if cache_path is not None else None
-        self._engine_kw = dict(
-            bundle=bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, mode=mode,
-            strength=strength, framing=framing, codes=codes, bounds=bounds, batch_size=batch_size, cache_size=0,
+        engine_kw = dict(
+            bundle=bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, mode=mode, strength=strength,
+            framing=framing, codes=codes, bounds=bounds, batch_size=batch_size, cache_size=0,
+            gate=gate if gate is not None else ("identity" if gate_threshold is not None else None),
+            gate_threshold=gate_threshold or 0.0,
         )
-        self._engine, self._engine_pid = engine, (os.getpid() if engine is not None else None)
+        self._lazy = LazyEngine(engine) if engine is not None else LazyEngine(**engine_kw)
         self.latents: Tensor | None = None
         self.scores: Tensor | None = None
         if not lazy:
             self.prepare()
 
-    # ------------------------------------------------------------------ engine
     @property
     def engine(self) -> Any:
-        """The engine (created lazily; re-created on the CPU inside a forked DataLoader worker)."""
-        if self._engine is None or self._engine_pid != os.getpid():
-            from .engine import Engine
-
-            kw = dict(self._engine_kw)
-            if torch.utils.data.get_worker_info() is not None:
-                kw["device"] = "cpu"
-                if self._engine is not None:  # a user-given engine: reuse its bundle on the CPU
-                    kw["bundle"] = self._engine.bundle
-            self._engine, self._engine_pid = Engine(**kw), os.getpid()
-        return self._engine
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        if state["_engine"] is not None and isinstance(self._engine_kw["bundle"], (str, Path)):
-            state["_engine"], state["_engine_pid"] = None, None
-        return state
+        """The engine (created lazily; re-created on the CPU inside a DataLoader worker)."""
+        return self._lazy.get()
 
     # --------------------------------------------------------------- structure
     @property
@@ -135,51 +127,44 @@ class GenerativeAugDataset(Dataset):
         return self._split(self.base[src])
 
     # --------------------------------------------------------------- inversion
-    def _cache_key(self) -> str:
+    def _store(self) -> LatentStore | None:
+        if self.cache_path is None:
+            return None
         e = self.engine
-        first = e.frame([self._image(0)[0]])[0] if len(self.base) else torch.zeros(0)
-        last = e.frame([self._image(len(self.base) - 1)[0]])[0] if len(self.base) else torch.zeros(0)
-        fp = hashlib.blake2b(((torch.cat([first, last]) + 1) * 127.5).round().to(torch.uint8).numpy().tobytes(),
-                             digest_size=8).hexdigest()
-        return json.dumps({
-            "bundle": e.bundle.identity, "refine": [e.refine_steps, e.refine_loss, e.refine_lr], "framing": e.framing,
-            "n": len(self.base), "fingerprint": fp,
-        }, sort_keys=True)
-
-    def _load_cache(self, key: str) -> bool:
-        if self.cache_path is None or not self.cache_path.is_file():
-            return False
-        try:
-            with safe_open(str(self.cache_path), framework="pt") as f:
-                if (f.metadata() or {}).get("key") != key:
-                    return False
-                self.latents, self.scores = f.get_tensor("latent"), f.get_tensor("score")
-            return True
-        except Exception:  # unreadable cache: recompute
-            return False
+        return LatentStore(self.cache_path, {
+            "bundle": bundle_key(e.bundle), "refine": [e.refine_steps, e.refine_loss, e.refine_lr], "framing": e.framing,
+        })
 
     def prepare(self) -> "GenerativeAugDataset":
-        """Invert every image once (batched on the engine's device), or load the latent cache."""
+        """Invert every image once (batched on the engine's device); with ``cache_path``, images
+        whose content key is in the cache file reuse their latent and only the others are inverted."""
         if self.latents is not None:
             return self
         if len(self.base) == 0:
             raise ValueError("the base dataset is empty")
-        key = self._cache_key()
-        if self._load_cache(key):
-            return self
         from tqdm.auto import tqdm
 
         e, n, bs = self.engine, len(self.base), self.engine.batch_size
-        lat, score = [], []
+        store = self._store()
+        known = store.load() if store is not None else {}
+        stored, keys = list(known), []
+        lat: list[Tensor] = [torch.empty(0)] * n
+        score: list[Tensor] = [torch.empty(0)] * n
         for start in tqdm(range(0, n, bs), desc="genaug: inverting", unit="batch", disable=not self.progress):
-            x, _ = e.frame([self._image(i)[0] for i in range(start, min(start + bs, n))])
-            inv = e.invert(x.to(e.device))
-            lat.append(inv.latent.cpu())
-            score.append(inv.score.cpu())
-        self.latents, self.scores = torch.cat(lat), torch.cat(score)
-        if self.cache_path is not None:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            write_safetensors({"latent": self.latents.contiguous(), "score": self.scores.contiguous()}, self.cache_path, {"key": key})
+            rows = list(range(start, min(start + bs, n)))
+            x, _ = e.frame([self._image(i)[0] for i in rows])
+            batch_keys = content_keys(x)
+            keys += batch_keys
+            todo = [j for j, k in enumerate(batch_keys) if k not in known]
+            if todo:
+                inv = e.invert(x[todo].to(e.device))
+                for j, latent, s in zip(todo, inv.latent.cpu(), inv.score.cpu()):
+                    known[batch_keys[j]] = (latent, s)
+            for i, k in zip(rows, batch_keys):
+                lat[i], score[i] = known[k]
+        self.latents, self.scores = torch.stack(lat), torch.stack(score)
+        if store is not None and keys != stored:
+            store.save(keys, self.latents, self.scores)
         return self
 
     # ------------------------------------------------------------------- items
@@ -188,9 +173,9 @@ class GenerativeAugDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         return divmod(index % len(self), self.per_source)
 
-    def _edit(self, index: int) -> tuple[Edit, float]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        return self.engine.random_edits(1, g)[0], self.engine.strength
+    def _edit(self, src: int, variant: int) -> Edit:
+        e = self.engine
+        return variant_edits(e.spec, self.seed, src, self.variants, e.codes, e.bounds)[variant - int(self.include_original)]
 
     def meta(self, index: int) -> SampleMeta:
         """Metadata of sample ``index`` (source index, edit, reconstruction score)."""
@@ -199,7 +184,7 @@ class GenerativeAugDataset(Dataset):
         score = float(self.scores[src])
         if self.include_original and v == 0:
             return SampleMeta(src, v, True, None, "original", score)
-        edit, _ = self._edit(index % len(self))
+        edit = self._edit(src, v)
         return SampleMeta(src, v, False, edit, edit.describe(self.engine.spec), score)
 
     def __getitem__(self, index: int) -> Any:
@@ -208,11 +193,12 @@ class GenerativeAugDataset(Dataset):
         if not meta.original:
             e = self.engine
             x, (frame,) = e.frame([image])
-            latent = self.latents[meta.source : meta.source + 1].to(e.device)
-            edited = apply_edits(latent, e.spec, [meta.edit], e.strength)
-            base, new = e.generate(torch.cat([latent, edited])).split(1)
-            out = render(x.to(e.device), base, new, e.mode)
+            gate_draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
+            out, info = e.render_edits(x, self.latents[meta.source : meta.source + 1], [meta.edit],
+                                       score=self.scores[meta.source : meta.source + 1], generator=gate_draws)
             image = paste_back(out[0], image, frame)
+            applied = info.edits[0] if info.kept[0] else None
+            meta = replace(meta, edit=applied, description=applied.describe(e.spec) if applied else "unchanged (gate)")
         parts = (image, *(target or ()))
         if self.return_meta:
             parts = (*parts, meta)

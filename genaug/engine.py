@@ -1,19 +1,19 @@
 """The engine: the one place that runs inversion, edits and rendering — batched, on one device,
-with a bounded latent cache and explicit seeds. Front ends (albumentations transform, torch
-dataset, HDF5 expansion, CLI) are thin adapters over it.
+with a bounded latent cache and explicit seeds. Every front end (albumentations transform, torch
+dataset, HDF5 expansion, ``augment``, ``demo``) inverts with :meth:`Engine.invert` and turns
+latents + edits into images with :meth:`Engine.render_edits` (strength, mode, identity gate).
 """
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 import torch
 from torch import Tensor, nn
 
 from .bundle import Bundle, load_bundle
+from .cache import LatentCache, bundle_key, content_keys
 from .device import resolve_device
 from .invert import Inversion, invert
 from .recon import parse_mix
@@ -21,6 +21,7 @@ from .render import FRAMINGS, MODES, FrameInfo, paste_back, render, to_model_bat
 from .sweep import Edit, apply_edits, random_edits
 
 Gate = Callable[[Tensor, Tensor], Tensor]
+Generators = Union[torch.Generator, list[torch.Generator], None]
 
 
 @dataclass
@@ -36,40 +37,6 @@ class AugmentInfo:
     descriptions: list[str] = field(default_factory=list)
 
 
-class LatentCache:
-    """Bounded LRU: content key -> (latent, recon, score) on the engine's device."""
-
-    def __init__(self, size: int):
-        self.size = int(size)
-        self._d: OrderedDict[str, tuple[Tensor, Tensor, Tensor]] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: str) -> tuple[Tensor, Tensor, Tensor] | None:
-        v = self._d.get(key)
-        if v is None:
-            self.misses += 1
-            return None
-        self._d.move_to_end(key)
-        self.hits += 1
-        return v
-
-    def put(self, key: str, value: tuple[Tensor, Tensor, Tensor]) -> None:
-        if self.size <= 0:
-            return
-        self._d[key] = value
-        self._d.move_to_end(key)
-        while len(self._d) > self.size:
-            self._d.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-    def clear(self) -> None:
-        self._d.clear()
-        self.hits = self.misses = 0
-
-
 class Engine:
     """Invert faces, edit their codes and render the edits, batched on ``device``.
 
@@ -83,10 +50,12 @@ class Engine:
         strength: scales each edit (latent interpolation; 0 = no change, 1 = the edit).
         framing: ``"auto"``, ``"full"`` or ``"none"`` for user images (see :mod:`genaug.render`).
         feature_net: network for the ``feature`` refinement loss.
-        gate: ``gate(original, augmented) -> (N,)`` similarity; rows below ``gate_threshold`` are
-            re-drawn with a new random edit up to ``gate_retries`` times, then returned
-            *unchanged* (counted in ``stats["dropped"]``).
-        codes / bounds: which codes random edits may touch and continuous ranges.
+        gate: ``gate(original, augmented) -> (N,)`` similarity, or ``"identity"`` (the identity
+            embedder of :mod:`genaug.metrics`); rows below ``gate_threshold`` are re-drawn with a
+            new random edit up to ``gate_retries`` times, then returned *unchanged* (counted in
+            ``stats["dropped"]``).
+        codes / bounds: which codes random edits may touch (default: the identity-safe codes,
+            :func:`genaug.sweep.default_codes`) and continuous ranges.
         seed: seeds the engine's own generator (used when no generator is passed).
     """
 
@@ -103,7 +72,7 @@ class Engine:
         strength: float = 1.0,
         framing: str = "auto",
         feature_net: nn.Module | None = None,
-        gate: Gate | None = None,
+        gate: Gate | str | None = None,
         gate_threshold: float = 0.5,
         gate_retries: int = 2,
         codes: list[str | int] | None = None,
@@ -117,6 +86,10 @@ class Engine:
         if (refine_steps is not None and refine_steps < 0) or batch_size < 1 or cache_size < 0 or gate_retries < 0:
             raise ValueError("refine_steps, cache_size and gate_retries must be >= 0 and batch_size >= 1")
         parse_mix(refine_loss)
+        self.options = dict(refine_steps=refine_steps, refine_loss=refine_loss, refine_lr=refine_lr, batch_size=batch_size,
+                            cache_size=cache_size, mode=mode, strength=strength, framing=framing, feature_net=feature_net,
+                            gate=gate, gate_threshold=gate_threshold, gate_retries=gate_retries, codes=codes,
+                            bounds=bounds, seed=seed)
         self.device = resolve_device(device)
         if isinstance(bundle, Bundle):
             self.bundle = bundle.to(self.device)
@@ -129,20 +102,17 @@ class Engine:
         self.refine_steps, self.refine_loss, self.refine_lr = int(steps), refine_loss, float(refine_lr)
         self.batch_size, self.mode, self.strength, self.framing = int(batch_size), mode, float(strength), framing
         self.feature_net = feature_net.to(self.device).eval() if feature_net is not None else None
-        self.gate, self.gate_threshold, self.gate_retries = gate, float(gate_threshold), int(gate_retries)
+        self.gate = identity_gate(self.device) if gate == "identity" else gate
+        self.gate_threshold, self.gate_retries = float(gate_threshold), int(gate_retries)
         self.codes = [self.spec.code_index(c) for c in codes] if codes is not None else None
         self.bounds = bounds
         self.generator = torch.Generator()
         self.generator.manual_seed(seed) if seed is not None else self.generator.seed()
         self.cache = LatentCache(cache_size)
         self.stats = {"augmented": 0, "gated": 0, "dropped": 0}
-        self._settings = f"{self.bundle.identity}|{self.refine_steps}|{self.refine_loss}|{self.refine_lr}"
+        self._settings = f"{bundle_key(self.bundle)}|{self.refine_steps}|{self.refine_loss}|{self.refine_lr}"
 
     # ------------------------------------------------------------------ inversion
-    def _keys(self, x: Tensor) -> list[str]:
-        q = ((x.detach() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-        return [hashlib.blake2b(row.tobytes() + self._settings.encode(), digest_size=16).hexdigest() for row in q]
-
     def _check_batch(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor):
             raise ValueError(f"expected a tensor batch (N, C, S, S), got {type(x).__name__}")
@@ -174,7 +144,7 @@ class Engine:
     def invert_cached(self, x: Tensor) -> tuple[Inversion, int]:
         """Like :meth:`invert` but served from / stored in the latent cache; returns (inversion, hits)."""
         x = self._check_batch(x)
-        keys = self._keys(x)
+        keys = content_keys(x, self._settings)
         found = [self.cache.get(k) for k in keys]
         miss = [i for i, f in enumerate(found) if f is None]
         if miss:
@@ -185,7 +155,7 @@ class Engine:
         latent, recon, score = (torch.stack([f[k] for f in found]) for k in range(3))
         return Inversion(latent, score, recon), len(keys) - len(miss)
 
-    # -------------------------------------------------------------------- render
+    # ------------------------------------------------------------ edit + render
     @torch.no_grad()
     def generate(self, latent: Tensor) -> Tensor:
         """G(latent) in batches."""
@@ -193,20 +163,58 @@ class Engine:
         latent = latent.to(self.device)
         return torch.cat([g(latent[i : i + self.batch_size]) for i in range(0, latent.shape[0], self.batch_size)])
 
-    @torch.no_grad()
-    def render(
-        self, x: Tensor, latent: Tensor, edited: Tensor, mode: str | None = None,
-        strength: float | Tensor | None = None, base: Tensor | None = None,
-    ) -> Tensor:
-        """``regenerate``: G(edited); ``delta``: clamp(x + G(edited) - G(latent)). ``strength``
-        scales the image-space change; ``base`` = G(latent) if already known (saves a pass)."""
-        x = x.to(self.device)
-        base = self.generate(latent) if base is None else base.to(self.device)
-        return render(x, base, self.generate(edited), mode or self.mode, 1.0 if strength is None else strength)
-
     def random_edits(self, n: int, generator: torch.Generator | None = None) -> list[Edit]:
         """``n`` random edits over the engine's ``codes`` within its ``bounds``."""
-        return random_edits(self.spec, n, generator or self.generator, self.codes, self.bounds)
+        return random_edits(self.spec, n, generator or self.generator, codes=self.codes, bounds=self.bounds)
+
+    def _redraw(self, rows: list[int], generator: Generators) -> list[Edit]:
+        if isinstance(generator, (list, tuple)):
+            return [self.random_edits(1, generator[r])[0] for r in rows]
+        return self.random_edits(len(rows), generator)
+
+    @torch.no_grad()
+    def render_edits(
+        self, x: Tensor, latent: Tensor, edits: list[Edit], *, base: Tensor | None = None, score: Tensor | None = None,
+        strength: float | Tensor | None = None, mode: str | None = None, generator: Generators = None, hits: int = 0,
+    ) -> tuple[Tensor, AugmentInfo]:
+        """The one road from inverted faces to augmented ones, used by every front end.
+
+        ``x`` (N, C, S, S) in [-1, 1] are model-frame images, ``latent`` (N, D) their inversions,
+        ``edits`` one per row; ``strength`` (float or (N,)) scales each edit in latent space;
+        ``base`` = G(latent) if known. Rows the gate rejects are re-drawn from ``generator`` (one
+        generator, or one per row) up to ``gate_retries`` times, then returned unchanged."""
+        n = x.shape[0]
+        edits = list(edits)
+        if len(edits) != n or latent.shape[0] != n:
+            raise ValueError(f"need one latent and one edit per row: {latent.shape[0]} latents, {len(edits)} edits, {n} rows")
+        x, latent = x.to(self.device), latent.to(self.device)
+        base = self.generate(latent) if base is None else base.to(self.device)
+        strength = self.strength if strength is None else strength
+        mode, gen = mode or self.mode, generator or self.generator
+        edited = apply_edits(latent, self.spec, edits, strength)
+        out = render(x, base, self.generate(edited), mode)
+        kept = torch.ones(n, dtype=torch.bool)
+        if self.gate is not None:
+            bad = self.gate(x, out).reshape(-1).cpu() < self.gate_threshold
+            for _ in range(self.gate_retries):
+                rows = bad.nonzero().flatten().tolist()
+                if not rows:
+                    break
+                self.stats["gated"] += len(rows)
+                for r, e in zip(rows, self._redraw(rows, gen)):
+                    edits[r] = e
+                s_rows = strength[rows] if isinstance(strength, Tensor) and strength.ndim else strength
+                edited[rows] = apply_edits(latent[rows], self.spec, [edits[r] for r in rows], s_rows)
+                out[rows] = render(x[rows], base[rows], self.generate(edited[rows]), mode)
+                bad[rows] = self.gate(x[rows], out[rows]).reshape(-1).cpu() < self.gate_threshold
+            if bad.any():
+                out[bad.to(out.device)] = x[bad.to(x.device)]
+                kept = ~bad
+                self.stats["dropped"] += int(bad.sum())
+        self.stats["augmented"] += n
+        score = torch.full((n,), float("nan")) if score is None else score
+        info = AugmentInfo(edits, latent, edited, score, kept, hits, [e.describe(self.spec) for e in edits])
+        return out, info
 
     @torch.no_grad()
     def augment_tensor(
@@ -216,36 +224,13 @@ class Engine:
         """Augment a model-frame batch (N, C, S, S) in [-1, 1]: invert (cached), apply one edit per
         row (random when ``edits`` is None), render. Returns (batch on the device, AugmentInfo)."""
         x = self._check_batch(x)
-        n = x.shape[0]
         gen = generator or self.generator
-        edits = list(edits) if edits is not None else self.random_edits(n, gen)
-        if len(edits) != n:
-            raise ValueError(f"need one edit per row: {len(edits)} edits for a batch of {n}")
-        strength = self.strength if strength is None else strength
+        edits = list(edits) if edits is not None else self.random_edits(x.shape[0], gen)
+        if len(edits) != x.shape[0]:
+            raise ValueError(f"need one edit per row: {len(edits)} edits for a batch of {x.shape[0]}")
         inv, hits = self.invert_cached(x)
-        edited = apply_edits(inv.latent, self.spec, edits, strength)
-        out = self.render(x, inv.latent, edited, mode, base=inv.recon)
-        kept = torch.ones(n, dtype=torch.bool)
-        if self.gate is not None:
-            bad = (self.gate(x, out).reshape(-1).cpu() < self.gate_threshold)
-            for _ in range(self.gate_retries):
-                rows = bad.nonzero().flatten().tolist()
-                if not rows:
-                    break
-                self.stats["gated"] += len(rows)
-                for r, e in zip(rows, self.random_edits(len(rows), gen)):
-                    edits[r] = e
-                s_rows = strength[rows] if isinstance(strength, Tensor) and strength.ndim else strength
-                edited[rows] = apply_edits(inv.latent[rows], self.spec, [edits[r] for r in rows], s_rows)
-                out[rows] = self.render(x[rows], inv.latent[rows], edited[rows], mode, base=inv.recon[rows])
-                bad[rows] = self.gate(x[rows], out[rows]).reshape(-1).cpu() < self.gate_threshold
-            if bad.any():
-                out[bad.to(out.device)] = x[bad.to(x.device)]
-                kept = ~bad
-                self.stats["dropped"] += int(bad.sum())
-        self.stats["augmented"] += n
-        info = AugmentInfo(edits, inv.latent, edited, inv.score, kept, hits, [e.describe(self.spec) for e in edits])
-        return out, info
+        return self.render_edits(x, inv.latent, edits, base=inv.recon, score=inv.score, strength=strength, mode=mode,
+                                 generator=gen, hits=hits)
 
     # ---------------------------------------------------------------- user images
     def augment(
@@ -269,3 +254,10 @@ class Engine:
         """Model-frame results -> user images (pasting only the change back)."""
         out = out.cpu()
         return [paste_back(o, im, f) for o, im, f in zip(out, originals, frames)]
+
+
+def identity_gate(device: torch.device) -> Gate:
+    """The identity-similarity gate of :mod:`genaug.metrics` on ``device``."""
+    from .metrics import IdentityGate
+
+    return IdentityGate(device=device)

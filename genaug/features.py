@@ -8,8 +8,6 @@ Weights ship as float16 safetensors plus a JSON config (never pickles):
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from .bundle import read_versioned_json, write_safetensors
+from .io import read_versioned_json, sha256_file, write_json_atomic, write_safetensors
 
 EVALUATOR_FORMAT = "genaug-evaluator"
 EVALUATOR_VERSION = 1
@@ -132,10 +130,6 @@ class FaceNet(nn.Module):
         return self.head_output(self.trunk(self.prepare(x)))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def evaluator_paths(path: str | Path) -> tuple[Path, Path]:
     """``(weights.safetensors, config.json)`` for a weights path, a JSON path or a stem."""
     p = Path(path).expanduser()
@@ -157,9 +151,9 @@ def save_evaluator(model: FaceNet, path: str | Path, half: bool = True) -> Path:
     cfg = {
         "format": EVALUATOR_FORMAT, "format_version": EVALUATOR_VERSION, **model.cfg.to_dict(),
         "image": {"range": [-1.0, 1.0], "layout": "NCHW", "framing": "CelebA 64x64 (box 35,55,143,163)"},
-        "weights": {"file": weights.name, "dtype": "float16" if half else "float32", "sha256": _sha256(weights)},
+        "weights": {"file": weights.name, "dtype": "float16" if half else "float32", "sha256": sha256_file(weights)},
     }
-    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+    write_json_atomic(cfg_path, cfg)
     return weights
 
 
@@ -175,7 +169,7 @@ def load_evaluator(kind: str = "identity", path: str | Path | None = None, devic
     if raw.get("kind") != kind:
         raise EvaluatorError(f"{cfg_path}: is a {raw.get('kind')!r} evaluator, {kind!r} was requested")
     expected = raw.get("weights", {}).get("sha256")
-    if expected and _sha256(weights) != expected:
+    if expected and sha256_file(weights) != expected:
         raise EvaluatorError(f"{weights}: checksum mismatch (corrupt or truncated file)")
     try:
         cfg = EvaluatorConfig.from_dict(raw)

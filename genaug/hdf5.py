@@ -1,7 +1,8 @@
 """Expanded face datasets in HDF5: the file layout, the writer helpers and the reader.
 
-``genaug expand SOURCE OUT.h5`` / :func:`expand_to_hdf5` (implemented in :mod:`genaug.expand`)
-write one record per output image; :class:`HDF5FaceDataset` reads them back as a torch Dataset.
+``genaug expand SOURCE OUT.h5`` / :func:`genaug.expand.expand_to_hdf5` write one record per
+output image, block by block into part files (:class:`PartWriter`), then :func:`merge_parts`
+joins them; :class:`HDF5FaceDataset` reads the result back as a torch Dataset.
 
 Layout (plain HDF5, readable by h5py, h5dump, HDFView, pandas/PyTables, MATLAB, ...)::
 
@@ -28,11 +29,16 @@ Layout (plain HDF5, readable by h5py, h5dump, HDFView, pandas/PyTables, MATLAB, 
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
 import h5py
 import numpy as np
+from tqdm.auto import tqdm
+
+from .io import commit_file, temp_path
 
 FORMAT = "genaug-expanded"
 LAYOUT_VERSION = 1
@@ -89,6 +95,141 @@ def read_skipped(f: h5py.File) -> list[tuple[int, str, str]]:
     ]
 
 
+# --------------------------------------------------------------------------- writing parts
+class PartWriter(threading.Thread):
+    """Background thread writing record batches into part files (bounded queue).
+
+    Messages: ``("open", block)``, ``("rows", dict)``, ``("close", block, skipped)``, ``None`` (stop)."""
+
+    def __init__(self, parts_dir: Path, shape: tuple[int, int, int], n_codes: int, compression: str | None,
+                 attrs: dict[str, Any], queue_size: int = 8):
+        super().__init__(daemon=True, name="genaug-expand-writer")
+        self.parts_dir, self.shape, self.n_codes, self.compression, self.attrs = parts_dir, shape, n_codes, compression, attrs
+        self.q: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.error: BaseException | None = None
+        self.done_blocks: list[int] = []
+
+    def put(self, msg: Any) -> None:
+        while True:
+            if self.error is not None:
+                raise RuntimeError(f"HDF5 writer failed: {self.error!r}") from self.error
+            try:
+                self.q.put(msg, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Stop after the queued messages; raise if writing failed."""
+        self.put(None)
+        self.join()
+        if self.error is not None:
+            raise RuntimeError(f"HDF5 writer failed: {self.error!r}") from self.error
+
+    def stop(self) -> None:
+        """Stop a writer that is still running (after an error in the producer)."""
+        if self.is_alive():
+            self.error = self.error or RuntimeError("stopped")
+            try:
+                self.q.put_nowait(None)
+            except queue.Full:
+                pass
+
+    def run(self) -> None:
+        f: h5py.File | None = None
+        ds: dict[str, h5py.Dataset] = {}
+        n, tmp = 0, None
+        while True:
+            msg = self.q.get()
+            if msg is None:
+                return
+            if self.error is not None:
+                continue  # drain after a failure; the producer raises
+            try:
+                if msg[0] == "open":
+                    tmp = temp_path(self.parts_dir / part_name(msg[1]))
+                    f = h5py.File(tmp, "w")
+                    ds, n = create_records(f, 0, self.shape, self.n_codes, self.compression, resizable=True), 0
+                elif msg[0] == "rows":
+                    rows = msg[1]
+                    k = len(rows["score"])
+                    for name in RECORD_FIELDS:
+                        ds[name].resize(n + k, axis=0)
+                        ds[name][n:n + k] = rows[name]
+                    n += k
+                else:
+                    _, block, skipped = msg
+                    assert f is not None and tmp is not None
+                    write_skipped(f, skipped)
+                    f.attrs.update({**self.attrs, "block": block, "n_records": n, "complete": True})
+                    f.close()
+                    f = None
+                    commit_file(tmp, self.parts_dir / part_name(block))
+                    self.done_blocks.append(block)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the producer
+                self.error = e
+                if f is not None:
+                    f.close()
+
+
+def part_name(block: int) -> str:
+    return f"part-{block:06d}.h5"
+
+
+def part_status(path: Path, run_key: str) -> str:
+    """'ok', 'missing', 'corrupt' or 'other' (made by a different run)."""
+    if not path.exists():
+        return "missing"
+    try:
+        with h5py.File(path, "r") as f:
+            if not f.attrs.get("complete", False):
+                return "corrupt"
+            return "ok" if f.attrs.get("run_key") == run_key else "other"
+    except OSError:
+        return "corrupt"
+
+
+def merge_parts(parts_dir: Path, n_blocks: int, out: Path, shape: tuple[int, int, int], n_codes: int,
+                compression: str | None, attrs: dict[str, Any], progress: bool = True) -> tuple[int, list[tuple[int, str, str]]]:
+    """Concatenate the part files in block order into ``out`` (via ``out.tmp`` + atomic rename).
+    Compressed image chunks are copied as they are when the filters match. Returns
+    (records, skipped)."""
+    parts = [parts_dir / part_name(blk) for blk in range(n_blocks)]
+    counts = []
+    for p in parts:
+        with h5py.File(p, "r") as f:
+            counts.append(int(f.attrs["n_records"]))
+    total = sum(counts)
+    tmp = temp_path(out)
+    tmp.unlink(missing_ok=True)
+    skipped: list[tuple[int, str, str]] = []
+    with h5py.File(tmp, "w") as g:
+        ds = create_records(g, total, shape, n_codes, compression)
+        n = 0
+        for p in tqdm(parts, desc=f"merge {out.name}", unit="part", disable=not progress):
+            with h5py.File(p, "r") as f:
+                k = int(f.attrs["n_records"])
+                src_img = f["images"]
+                direct = (src_img.compression, src_img.compression_opts) == (ds["images"].compression, ds["images"].compression_opts) \
+                    and src_img.chunks == ds["images"].chunks and src_img.compression is not None
+                for j in range(k):
+                    if direct:
+                        mask, chunk = src_img.id.read_direct_chunk((j, 0, 0, 0))
+                        ds["images"].id.write_direct_chunk((n + j, 0, 0, 0), chunk, mask)
+                    else:
+                        ds["images"][n + j] = src_img[j]
+                for name in RECORD_FIELDS[1:]:
+                    if k:
+                        ds[name][n:n + k] = f[name][:k]
+                skipped += read_skipped(f)
+                n += k
+        write_skipped(g, skipped)
+        g.attrs.update({**attrs, "n_records": total, "n_skipped": len(skipped)})
+    commit_file(tmp, out)
+    return total, skipped
+
+
+# ---------------------------------------------------------------------------------- reading
 class HDF5FaceDataset:
     """A torch-compatible Dataset over an expanded file: ``(image, label)`` per record.
 
@@ -169,12 +310,3 @@ class HDF5FaceDataset:
             self.close()
         except Exception:
             pass
-
-
-def __getattr__(name: str) -> Any:
-    # expand_to_hdf5, main, ExpandResult live in genaug.expand (imported on first use).
-    if name in ("expand_to_hdf5", "main", "ExpandResult", "ExpandSettings"):
-        from . import expand
-
-        return getattr(expand, name)
-    raise AttributeError(f"module 'genaug.hdf5' has no attribute {name!r}")

@@ -82,13 +82,12 @@ def invert(
     loss: str = "mse+msssim",
     lr: float = 0.05,
     feature_net: nn.Module | None = None,
-    init: Tensor | None = None,
 ) -> Inversion:
-    """Invert a batch ``x`` (N, C, S, S) in [-1, 1]: predictor (or ``init`` raw latents), then
-    ``steps`` refinement steps (0 = predictor only)."""
+    """Invert a batch ``x`` (N, C, S, S) in [-1, 1]: predictor, then ``steps`` refinement steps
+    (0 = predictor only). The one inversion entry point (:meth:`genaug.engine.Engine.invert`)."""
     if steps < 0:
         raise ValueError(f"refine steps must be >= 0, got {steps}")
-    raw = predictor.forward_raw(x) if init is None else init
+    raw = predictor.forward_raw(x)
     if steps:
         raw = refine(generator, spec, x, raw, steps, loss, lr, feature_net)
     latent = raw_to_latent(spec, raw)

@@ -171,26 +171,20 @@ def _feather(h: int, w: int, inner: tuple[bool, bool, bool, bool], frac: float =
     return (ys[:, None] * xs[None, :])[None]
 
 
-def paste_back(model_out: Tensor, original: Any, info: FrameInfo, blend: str = "delta") -> Any:
-    """Write a model-frame result (C, S, S) in [-1, 1] back into a copy of ``original``.
-
-    ``blend="delta"`` adds only the change (``model_out - info.model_in``) resized to the face
-    box, keeping the original's detail and leaving unchanged pixels as they were;
-    ``blend="replace"`` writes the resized model output itself into the box. Where the box lies
-    inside the image its border is feathered, so the edit fades out instead of ending in a seam.
+def paste_back(model_out: Tensor, original: Any, info: FrameInfo) -> Any:
+    """Write a model-frame result (C, S, S) in [-1, 1] back into a copy of ``original``: only the
+    change (``model_out - info.model_in``), resized to the face box, is added, so the original's
+    detail stays and unchanged pixels stay as they were. Where the box lies inside the image its
+    border is feathered, so the edit fades out instead of ending in a seam.
     """
-    if blend not in ("delta", "replace"):
-        raise ValueError(f"blend must be 'delta' or 'replace', got {blend!r}")
     full = _to_chw01(original)[0].clone()
-    out = model_out.detach().float().cpu()
     colour = full[: info.channels]
     l, t, r, b = info.box
-    src = (out - info.model_in.cpu()) / 2 if blend == "delta" else (out + 1) / 2
-    src = F.interpolate(src[None], size=(b - t, r - l), mode="bilinear", align_corners=False)[0]
-    src = _colour(src, info.channels)
-    region = colour[:, t:b, l:r]
+    change = (model_out.detach().float().cpu() - info.model_in.cpu()) / 2
+    change = F.interpolate(change[None], size=(b - t, r - l), mode="bilinear", align_corners=False)[0]
+    change = _colour(change, info.channels)
     m = _feather(b - t, r - l, (l > 0, t > 0, r < colour.shape[2], b < colour.shape[1]))
-    colour[:, t:b, l:r] = (region + m * src if blend == "delta" else region + m * (src - region)).clamp(0, 1)
+    colour[:, t:b, l:r] = (colour[:, t:b, l:r] + m * change).clamp(0, 1)
     return _from_chw01(full, original, info)
 
 
@@ -221,18 +215,13 @@ def to_model_batch(images: list[Any], bundle: Any, framing: str = "auto") -> tup
 
 
 # ---------------------------------------------------------------------- render
-def render(
-    x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta", strength: float | Tensor = 1.0
-) -> Tensor:
+def render(x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta") -> Tensor:
     """Combine a model-frame input ``x`` with ``base = G(latent)`` and ``edited = G(edited latent)``.
 
-    ``regenerate``: ``base + s * (edited - base)`` (= ``edited`` at s=1);
-    ``delta``: ``clamp(x + s * (edited - base), -1, 1)`` — keeps what the generator cannot draw.
+    ``regenerate``: ``edited``; ``delta``: ``clamp(x + edited - base, -1, 1)`` — keeps what the
+    generator cannot draw. (Edit strength acts on the latent: :func:`genaug.sweep.apply_edits`.)
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    s = torch.as_tensor(strength, dtype=x.dtype, device=x.device)
-    if s.ndim == 1:
-        s = s.reshape(-1, 1, 1, 1)
-    change = s * (edited - base)
+    change = edited - base
     return (base + change if mode == "regenerate" else x + change).clamp(-1, 1)

@@ -7,6 +7,8 @@ the first n categories), or an explicit list. Each entry edits *one* code at a t
 """
 from __future__ import annotations
 
+import hashlib
+import warnings
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -89,28 +91,95 @@ def sweep(latent: Tensor, spec: LatentSpec, plan: Plan | None = None, strength: 
     return apply_edits(rep, spec, row_edits, strength), row_edits
 
 
-def random_edits(
+def default_codes(spec: LatentSpec) -> list[int]:
+    """The codes random edits touch when none are named: the spec's identity-safe codes
+    (``LatentSpec.default_codes``) where the spec says, else every code."""
+    codes = getattr(spec, "default_codes", None)
+    return list(codes) if codes is not None else list(range(len(spec.codes)))
+
+
+def derive_seed(seed: int, index: int) -> int:
+    """The seed of one item's randomness: a hash of (seed, item index) only, so sharded, resumed
+    and differently batched runs draw the same."""
+    digest = hashlib.blake2b(f"genaug-expand:{seed}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+@dataclass(frozen=True)
+class EditDraw:
+    """Sampled edit parameters as tensors (kornia style): draw first, then apply or replay."""
+
+    code: Tensor  # (N,) int64 code index
+    value: Tensor  # (N,) float64 category index or continuous value
+
+    def edits(self) -> list[Edit]:
+        return [Edit(int(c), float(v)) for c, v in zip(self.code.tolist(), self.value.tolist())]
+
+
+def draw_edits(
     spec: LatentSpec,
     n: int,
     generator: torch.Generator | None = None,
     codes: list[str | int] | None = None,
     bounds: dict[str | int, tuple[float, float]] | None = None,
-) -> list[Edit]:
-    """``n`` random edits: a code drawn uniformly from ``codes`` (default all), then a category
-    uniformly, or a continuous value uniformly within ``bounds`` (default the code's range)."""
-    idx = [spec.code_index(c) for c in (codes if codes is not None else range(len(spec.codes)))]
+) -> EditDraw:
+    """``n`` random edits: a code uniformly from ``codes`` (default :func:`default_codes`), then a
+    category uniformly, or a continuous value uniformly within ``bounds`` (default its range)."""
+    idx = [spec.code_index(c) for c in (codes if codes is not None else default_codes(spec))]
     if not idx:
-        raise ValueError("random_edits needs at least one code")
-    bounds = {spec.code_index(k): v for k, v in (bounds or {}).items()}
-    pick = torch.randint(0, len(idx), (n,), generator=generator).tolist()
-    u = torch.rand(n, generator=generator).tolist()
-    out = []
-    for p, r in zip(pick, u):
-        ci = idx[p]
-        c: Any = spec.codes[ci]
-        if spec.is_categorical(ci):
-            out.append(Edit(ci, float(min(int(r * c.k), c.k - 1))))
+        raise ValueError("random edits need at least one code")
+    ranges = {spec.code_index(k): v for k, v in (bounds or {}).items()}
+    code = torch.tensor(idx, dtype=torch.long)[torch.randint(0, len(idx), (n,), generator=generator)]
+    u = torch.rand(n, generator=generator).double()
+    k = torch.tensor([float(getattr(c, "k", 0)) for c in spec.codes], dtype=torch.float64)[code]
+    lo, hi = (torch.tensor([ranges.get(i, (getattr(c, "low", 0.0), getattr(c, "high", 0.0)))[j]
+                            for i, c in enumerate(spec.codes)], dtype=torch.float64)[code] for j in (0, 1))
+    categorical = torch.tensor([spec.is_categorical(i) for i in range(len(spec.codes))])[code]
+    value = torch.where(categorical, torch.minimum((u * k).floor(), k - 1), lo + (hi - lo) * u)
+    return EditDraw(code, value)
+
+
+def random_edits(spec: LatentSpec, n: int, generator: torch.Generator | None = None, **draw: Any) -> list[Edit]:
+    """:func:`draw_edits` (``codes``, ``bounds``) as a list of :class:`Edit`."""
+    return draw_edits(spec, n, generator, **draw).edits()
+
+
+def variant_edits(
+    spec: LatentSpec,
+    seed: int,
+    index: int,
+    variants: int,
+    codes: list[str | int] | None = None,
+    bounds: dict[str | int, tuple[float, float]] | None = None,
+) -> list[Edit]:
+    """The ``variants`` edits of source ``index`` — a pure function of (seed, index) — drawn
+    *without replacement* so no two are the same: each variant picks a code uniformly among those
+    with edits left (default :func:`default_codes`), then an unused category of a categorical code
+    or a fresh uniform value of a continuous one (continuous codes never run out). When only
+    categorical codes are allowed and ``variants`` exceeds their categories, every distinct edit is
+    used once, then the plan starts again (edits repeat) and a warning says so."""
+    if variants < 0:
+        raise ValueError(f"variants must be >= 0, got {variants}")
+    idx = [spec.code_index(c) for c in (codes if codes is not None else default_codes(spec))]
+    if not idx:
+        raise ValueError("random edits need at least one code")
+    ranges = {spec.code_index(k): v for k, v in (bounds or {}).items()}
+    g = torch.Generator().manual_seed(derive_seed(seed, index))
+    left = {ci: list(range(spec.codes[ci].k)) for ci in idx if spec.is_categorical(ci)}  # type: ignore[attr-defined]
+    out: list[Edit] = []
+    for _ in range(variants):
+        open_codes = [ci for ci in idx if ci not in left or left[ci]]
+        if not open_codes:
+            if len(out) == sum(spec.codes[ci].k for ci in left):  # type: ignore[attr-defined]
+                warnings.warn(f"{variants} variants exceed the {len(out)} distinct edits of codes "
+                              f"{[spec.codes[ci].name for ci in idx]}; edits repeat", stacklevel=2)
+            left = {ci: list(range(spec.codes[ci].k)) for ci in left}  # type: ignore[attr-defined]
+            open_codes = idx
+        ci = open_codes[int(torch.randint(0, len(open_codes), (1,), generator=g))]
+        if ci in left:
+            out.append(Edit(ci, float(left[ci].pop(int(torch.randint(0, len(left[ci]), (1,), generator=g))))))
         else:
-            lo, hi = bounds.get(ci, (c.low, c.high))
-            out.append(Edit(ci, lo + (hi - lo) * r))
+            c = spec.codes[ci]
+            lo, hi = ranges.get(ci, (c.low, c.high))  # type: ignore[attr-defined]
+            out.append(Edit(ci, lo + (hi - lo) * float(torch.rand(1, generator=g, dtype=torch.float64))))
     return out

@@ -16,7 +16,7 @@ import torch
 from albumentations.core.transforms_interface import BaseTransformInitSchema, ImageOnlyTransform
 from pydantic import Field, field_validator
 
-from .device import resolve_device
+from .lazy import LazyEngine
 from .sweep import Edit
 
 Strength = float | tuple[float, float]
@@ -27,7 +27,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
 
     Args:
         bundle: ``"default"`` or a bundle folder (a string, so the transform serialises).
-        codes: codes that may be edited (names, ``"c<i>"`` or indices); None = all.
+        codes: codes that may be edited (names, ``"c<i>"`` or indices); None = the identity-safe codes.
         mode: ``"delta"`` (add only the generator's change to the photo) or ``"regenerate"``.
         strength: edit strength, or a ``(low, high)`` range sampled per image.
         refine_steps / refine_loss: inversion refinement (0 = predictor only, fastest; None = the
@@ -99,36 +99,26 @@ class GenerativeFaceAug(ImageOnlyTransform):
         self.device = device
         self.cache_size = cache_size
         self.gate_threshold = gate_threshold
-        self._engine: Any = None
-        self._engine_pid: int | None = None
+        self._lazy = LazyEngine(
+            bundle=self.bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, cache_size=cache_size,
+            mode=mode, framing=framing, gate="identity" if gate_threshold is not None else None,
+            gate_threshold=gate_threshold or 0.0, codes=self.codes, bounds=self.bounds, seed=0,
+        )
         self._worker_tag: tuple[int, int] | None = None
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("bundle", "codes", "mode", "strength", "refine_steps", "refine_loss", "framing", "bounds",
                 "device", "cache_size", "gate_threshold")
 
-    # ------------------------------------------------------------------ engine
     @property
     def engine(self) -> Any:
         """The engine, loaded on first use in this process (CPU inside DataLoader workers)."""
-        if self._engine is None or self._engine_pid != os.getpid():
-            from .engine import Engine
+        return self._lazy.get()
 
-            in_worker = torch.utils.data.get_worker_info() is not None
-            device = resolve_device("cpu" if in_worker else self.device)
-            gate = _identity_gate(device) if self.gate_threshold is not None else None
-            self._engine = Engine(
-                self.bundle, device=device, refine_steps=self.refine_steps,
-                refine_loss=self.refine_loss, cache_size=self.cache_size, mode=self.mode, framing=self.framing,
-                gate=gate, gate_threshold=self.gate_threshold or 0.0, codes=self.codes, bounds=self.bounds, seed=0,
-            )
-            self._engine_pid = os.getpid()
-        return self._engine
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_engine"], state["_engine_pid"] = None, None
-        return state
+    @property
+    def _engine(self) -> Any:
+        """The engine if already loaded in this process, else None."""
+        return self._lazy.built
 
     # ------------------------------------------------------------------ params
     def _mix_worker_seed(self) -> None:
@@ -142,17 +132,6 @@ class GenerativeFaceAug(ImageOnlyTransform):
             self._worker_tag = tag
             self.set_random_seed((self.py_random.getrandbits(62) ^ info.seed) % 2**62)
 
-    def _sample_edit(self) -> Edit:
-        spec = self.engine.spec
-        idx = [spec.code_index(c) for c in self.codes] if self.codes is not None else list(range(len(spec.codes)))
-        ci = self.py_random.choice(idx)
-        code = spec.codes[ci]
-        if spec.is_categorical(ci):
-            return Edit(ci, float(self.py_random.randrange(code.k)))
-        bounds = {spec.code_index(k): v for k, v in (self.bounds or {}).items()}
-        lo, hi = bounds.get(ci, (code.low, code.high))
-        return Edit(ci, self.py_random.uniform(lo, hi))
-
     def _sample_strength(self) -> float:
         s = self.strength
         return float(s) if isinstance(s, (int, float)) else self.py_random.uniform(*s)
@@ -160,7 +139,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self._mix_worker_seed()
         n = len(data["images"]) if "images" in data and "image" not in data else 1
-        edits = [self._sample_edit() for _ in range(n)]
+        draw = torch.Generator().manual_seed(self.py_random.getrandbits(62))
+        edits = self.engine.random_edits(n, draw)
         return {
             "edits": edits,
             "strengths": [self._sample_strength() for _ in range(n)],
@@ -183,15 +163,3 @@ class GenerativeFaceAug(ImageOnlyTransform):
         self, images: np.ndarray, edits: list[Edit], strengths: list[float], gate_seed: int, **params: Any
     ) -> np.ndarray:
         return np.stack(self._run(list(images), edits, strengths, gate_seed))
-
-
-def _identity_gate(device: torch.device) -> Any:
-    """The identity-similarity gate from :mod:`genaug.metrics` (owned by the metrics module)."""
-    try:
-        from . import metrics
-    except ImportError as e:
-        raise ValueError(f"gate_threshold needs genaug.metrics, which is not available ({e})") from None
-    gate = getattr(metrics, "IdentityGate", None)
-    if gate is None:
-        raise ValueError("gate_threshold needs genaug.metrics.IdentityGate (original, augmented) -> (N,)")
-    return gate(device=device)

@@ -11,7 +11,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from genaug.bundle import FORMAT_VERSION, BundleError, _sha256, load_bundle, read_config, save_bundle
+from genaug.bundle import FORMAT_VERSION, BundleError, load_bundle, read_config, save_bundle
+from genaug.io import sha256_file
 
 from conftest import make_tiny_bundle
 
@@ -71,7 +72,7 @@ def edit_config(path: Path, fn) -> None:
 
 
 def fix_checksum(path: Path) -> None:
-    edit_config(path, lambda c: c["weights"].update(sha256=_sha256(path / "model.safetensors")))
+    edit_config(path, lambda c: c["weights"].update(sha256=sha256_file(path / "model.safetensors")))
 
 
 def test_missing_folder_and_config(saved, tmp_path):

@@ -121,3 +121,68 @@ def test_bad_arguments(kw):
         GenerativeAugDataset(Faces(n=0), **kw)
     with pytest.raises(IndexError):
         GenerativeAugDataset(Faces(), variants=1, **kw)[5]
+
+
+def test_editing_a_middle_image_gives_it_a_fresh_latent_and_keeps_the_others(kw, tmp_path, monkeypatch):
+    path = tmp_path / "latents.safetensors"
+    base = Faces()
+    first = GenerativeAugDataset(base, variants=1, cache_path=path, **kw)
+    base.arrays[2] = np.ascontiguousarray(base.arrays[2][::-1])  # the middle image changes
+    again = GenerativeAugDataset(base, variants=1, cache_path=path, lazy=True, **kw)
+    inverted = []
+    real = again.engine.invert
+    monkeypatch.setattr(again.engine, "invert", lambda x, *a, **k: inverted.append(len(x)) or real(x, *a, **k))
+    again.prepare()
+    assert inverted == [1], "only the edited image may be inverted again"
+    for i in (0, 1, 3, 4):
+        torch.testing.assert_close(again.latents[i], first.latents[i])
+    fresh = GenerativeAugDataset(base, variants=1, **kw)  # no cache: the expected latent
+    torch.testing.assert_close(again.latents[2], fresh.latents[2])
+    assert not torch.allclose(again.latents[2], first.latents[2])
+    reordered = Faces()
+    reordered.arrays = base.arrays[::-1]
+    back = GenerativeAugDataset(reordered, variants=1, cache_path=path, lazy=True, **kw)
+    monkeypatch.setattr(back.engine, "invert", lambda *a, **k: pytest.fail("reordered images must reuse their latents"))
+    back.prepare()
+    torch.testing.assert_close(back.latents[4], again.latents[0])
+
+
+def test_foreign_cache_file_is_rebuilt_with_a_message(kw, tmp_path):
+    path = tmp_path / "latents.safetensors"
+    path.write_bytes(b"not a safetensors file")
+    with pytest.warns(UserWarning, match="rebuilt"):
+        ds = GenerativeAugDataset(Faces(), variants=1, cache_path=path, **kw)
+    assert ds.latents.shape[0] == 5 and path.stat().st_size > 100
+
+
+class FirstCallRejects:
+    """A gate that rejects every row on its first call and accepts everything afterwards."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, original, augmented):
+        self.calls += 1
+        return torch.full((len(original),), 0.0 if self.calls == 1 else 1.0)
+
+
+def test_dataset_honours_the_gate(kw, trained_bundle_path):
+    from genaug.engine import Engine
+    from genaug.render import paste_back
+
+    engine_kw = dict(device="cpu", refine_steps=1, refine_loss="mse", codes=["smile"], cache_size=0)
+    gate = FirstCallRejects()
+    gated = Engine(trained_bundle_path, gate=gate, gate_threshold=0.5, **engine_kw)
+    ds = GenerativeAugDataset(Faces(), variants=2, engine=gated, return_meta=True, progress=False)
+    planned = ds.meta(3).edit
+    image, _, meta = ds[3]
+    assert gate.calls == 2 and gated.stats["gated"] == 1 and gated.stats["dropped"] == 0
+    assert meta.edit is not None and meta.edit != planned, "the rejected edit must be re-drawn"
+    plain = Engine(trained_bundle_path, **engine_kw)  # expected: the re-drawn edit rendered without a gate
+    x, (frame,) = plain.frame([Faces()[1][0]])
+    out, _ = plain.render_edits(x, ds.latents[1:2], [meta.edit])
+    np.testing.assert_array_equal(image, paste_back(out[0], Faces()[1][0], frame))
+    never = Engine(trained_bundle_path, gate=lambda a, b: torch.zeros(len(a)), gate_threshold=0.5, **engine_kw)
+    image, _, meta = GenerativeAugDataset(Faces(), variants=2, engine=never, return_meta=True, progress=False)[3]
+    np.testing.assert_array_equal(image, Faces()[1][0])
+    assert meta.edit is None and never.stats["dropped"] == 1

@@ -60,7 +60,7 @@ def test_divergence_is_detected(tmp_path):
     apart and the sync check stops the run."""
     script = tmp_path / "no_average.py"
     script.write_text(
-        "import training.loop as L\nL._average_gradients = lambda module, world: None\n"
+        "import training.distributed as D\nD.average_gradients = lambda module, world: None\n"
         "from training.cli import main\nmain()\n"
     )
     data = write_faces(tmp_path / "faces")

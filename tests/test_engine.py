@@ -201,7 +201,7 @@ def test_strength_zero_is_identity_in_delta_mode(engine):
     out, _ = engine.augment_tensor(x, [Edit(2, 1.0)] * 4, strength=0.0)
     torch.testing.assert_close(out, x)
     base = engine.generate(engine.spec.sample(2))
-    torch.testing.assert_close(engine.render(x[:2], engine.spec.sample(2), engine.spec.sample(2), strength=0.0), x[:2])
+    torch.testing.assert_close(engine.render_edits(x[:2], engine.spec.sample(2), [Edit(2, 1.0)] * 2, strength=0.0)[0], x[:2])
     assert base.shape == (2, 3, 32, 32)
 
 

@@ -17,8 +17,10 @@ import torch
 from PIL import Image
 
 from conftest import CELEBA_ID200, OLIVETTI, need
-from genaug.expand import ExpandError, expand_to_hdf5, sample_seed
-from genaug.hdf5 import HDF5FaceDataset, main
+from genaug.expand import ExpandError, expand_to_hdf5
+from genaug.expand_cli import main
+from genaug.sweep import derive_seed as sample_seed
+from genaug.hdf5 import HDF5FaceDataset
 
 FAST = dict(refine_steps=2, batch_size=4, block_size=3, device="cpu", progress=False)
 COMPARED = ("images", "codes", "score", "label", "source_index", "source_path", "variant")
@@ -91,6 +93,30 @@ def test_layout_and_metadata(reference, synth, tiny_bundle_path, tiny_spec):
         src = np.asarray(Image.open(synth / "alice" / "00.png").convert("RGB"))
         assert abs(f["images"][0].astype(int).mean() - src.astype(int).mean()) < 20
     assert not Path(str(reference) + ".parts").exists()
+
+
+def test_expansion_honours_the_gate(tmp_path, reference, synth, tiny_bundle_path):
+    """A gate that rejects only its first call re-draws exactly the rows of the first render
+    batch; a gate that rejects everything keeps every source unchanged."""
+    calls = []
+
+    def first_call_rejects(orig, aug):
+        calls.append(len(orig))
+        return torch.full((len(orig),), 0.0 if len(calls) == 1 else 1.0)
+
+    run = dict(bundle=tiny_bundle_path, include_original=True, seed=7, **FAST)
+    expand_to_hdf5(synth, tmp_path / "g.h5", 3, gate_threshold=0.5, gate=first_call_rejects, **run)
+    ref, got = records(reference), records(tmp_path / "g.h5")
+    first_batch = np.flatnonzero(ref["variant"] > 0)[: calls[0]]  # edited rows of the first render call
+    changed = ~np.all((ref["codes"] == got["codes"]) | (np.isnan(ref["codes"]) & np.isnan(got["codes"])), axis=1)
+    assert sorted(np.flatnonzero(changed)) == sorted(first_batch), "only the rejected rows get new edits"
+    assert np.array_equal(ref["images"][ref["variant"] == 0], got["images"][got["variant"] == 0])
+    expand_to_hdf5(synth, tmp_path / "n.h5", 3, gate_threshold=0.5, gate=lambda a, b: torch.zeros(len(a)), **run)
+    never = records(tmp_path / "n.h5")
+    originals = never["images"][never["variant"] == 0]
+    for v in (1, 2, 3):
+        assert np.array_equal(never["images"][never["variant"] == v], originals)
+    assert np.isnan(never["codes"]).all()
 
 
 def test_randomness_depends_on_seed_and_index_only():

@@ -15,7 +15,9 @@ from PIL import Image
 
 from genaug.bundle import load_bundle
 from genaug.nets import build_generator, init_weights
-from training.loop import TrainConfig, Trainer, fingerprint, train
+from training.distributed import fingerprint
+from training.gan import GanKind
+from training.loop import TrainConfig, train
 
 from conftest import CELEBA64, need
 
@@ -24,6 +26,11 @@ TINY = dict(
     batch_size=8, steps=3, predictor_steps=2, holdout=4, limit=16, log_every=1, sample_every=1000,
     checkpoint_every=1000, device="cpu",
 )
+
+
+def config(data, out, **settings) -> TrainConfig:
+    """A training config from option names, as the command line gives them."""
+    return TrainConfig.from_flat(data=str(data), out=str(out), **settings)
 
 
 def write_faces(root: Path, n: int = 12, attributes: bool = True) -> Path:
@@ -58,7 +65,7 @@ def read_log(out: Path) -> list[dict]:
 def check_run(out: Path, cfg: TrainConfig) -> None:
     """Finite losses at every logged step, grids, metrics and a loadable bundle that generates."""
     log = read_log(out)
-    assert [r["step"] for r in log] == list(range(1, cfg.steps + cfg.predictor_steps + 1))
+    assert [r["step"] for r in log] == list(range(1, cfg.schedule.steps + cfg.schedule.predictor_steps + 1))
     for rec in log:
         for k, v in rec.items():
             if isinstance(v, float):
@@ -67,10 +74,10 @@ def check_run(out: Path, cfg: TrainConfig) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {f"q_acc_{c.name}" for c in cfg.spec().categorical} | {"heldout_mse", "heldout_msssim"}
     assert all(math.isfinite(v) for v in metrics.values())
-    assert (out / "samples" / f"step_{cfg.steps:07d}.png").is_file()
+    assert (out / "samples" / f"step_{cfg.schedule.steps:07d}.png").is_file()
     assert {p.name for p in (out / "sweeps").glob("*.png")} == {f"{c.name}.png" for c in cfg.spec().codes}
     b = load_bundle(out / "bundle")
-    assert b.spec == cfg.spec() and b.training["steps"] == cfg.steps + cfg.predictor_steps
+    assert b.spec == cfg.spec() and b.training["steps"] == cfg.schedule.steps + cfg.schedule.predictor_steps
     lat = b.spec.sample(4, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         img = b.generator(lat)
@@ -80,12 +87,12 @@ def check_run(out: Path, cfg: TrainConfig) -> None:
 
 
 def test_infogan_trains_on_synthetic_folder(faces, tmp_path, capsys):
-    cfg = TrainConfig(str(faces), str(tmp_path / "run"), **TINY)
+    cfg = config(str(faces), str(tmp_path / "run"), **TINY)
     bundle = train(cfg)
     check_run(tmp_path / "run", cfg)
     assert bundle is not None and "wrote bundle" in capsys.readouterr().out
     torch.manual_seed(cfg.seed)  # the trainer's initial generator, rebuilt: training moved it
-    g0 = build_generator(cfg.spec(), cfg.net())
+    g0 = build_generator(cfg.spec(), cfg.network)
     init_weights(g0)
     assert not torch.equal(fingerprint(g0), fingerprint(bundle.generator))
     assert torch.equal(fingerprint(bundle.generator), fingerprint(load_bundle(tmp_path / "run" / "bundle").generator))
@@ -108,7 +115,7 @@ VARIANTS = {
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_variants_train_on_real_faces(variant, tmp_path):
     data = need(CELEBA64)
-    cfg = TrainConfig(str(data), str(tmp_path / variant), **{**TINY, **VARIANTS[variant]})
+    cfg = config(str(data), str(tmp_path / variant), **{**TINY, **VARIANTS[variant]})
     train(cfg)
     check_run(tmp_path / variant, cfg)
     log = read_log(tmp_path / variant)
@@ -124,7 +131,7 @@ def test_variants_train_on_real_faces(variant, tmp_path):
 
 
 def test_attribute_bound_code_on_synthetic_folder(faces, tmp_path):
-    cfg = TrainConfig(str(faces), str(tmp_path / "run"), **{**TINY, **VARIANTS["attribute_bound"]})
+    cfg = config(str(faces), str(tmp_path / "run"), **{**TINY, **VARIANTS["attribute_bound"]})
     train(cfg)
     check_run(tmp_path / "run", cfg)
     assert "attr" in read_log(tmp_path / "run")[0]
@@ -135,26 +142,26 @@ def test_unknown_settings_fail_clearly(faces, tmp_path):
                        ({"diffaug": "blur"}, "DiffAugment"), ({"predictor_loss": "lpipz"}, "lpipz"),
                        ({"image_size": 48}, "power of two"), ({"categorical": "a:2,a:3"}, "unique")]:
         with pytest.raises(ValueError, match=match):
-            TrainConfig(str(faces), str(tmp_path), **bad)
+            config(str(faces), str(tmp_path), **bad)
     with pytest.raises(ValueError, match="no attributes.csv"):
-        train(TrainConfig(str(write_faces(tmp_path / "plain", attributes=False)), str(tmp_path / "r"),
+        train(config(str(write_faces(tmp_path / "plain", attributes=False)), str(tmp_path / "r"),
                           **{**TINY, "categorical": "g:2:Eyeglasses"}))
 
 
 def test_resume_continues_from_the_checkpoint(faces, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    first = TrainConfig(str(faces), str(out), **{**TINY, "checkpoint_every": 2})
+    first = config(str(faces), str(out), **{**TINY, "checkpoint_every": 2})
     b1 = train(first)
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 5
     capsys.readouterr()
     # same settings, longer predictor phase: continues at step 5, G (frozen after the GAN phase) is kept
-    more = TrainConfig(str(faces), str(out), **{**TINY, "checkpoint_every": 2, "predictor_steps": 4})
+    more = config(str(faces), str(out), **{**TINY, "checkpoint_every": 2, "predictor_steps": 4})
     calls = {"gan_step": 0, "predictor_step": 0}
     for name in calls:
-        def counted(self, _orig=getattr(Trainer, name), _name=name):
+        def counted(self, step, _orig=getattr(GanKind, name), _name=name):
             calls[_name] += 1
-            return _orig(self)
-        monkeypatch.setattr(Trainer, name, counted)
+            return _orig(self, step)
+        monkeypatch.setattr(GanKind, name, counted)
     b2 = train(more)
     assert calls == {"gan_step": 0, "predictor_step": 2}  # only steps 6 and 7 ran
     assert f"resuming {out} at step 5" in capsys.readouterr().out
@@ -165,13 +172,13 @@ def test_resume_continues_from_the_checkpoint(faces, tmp_path, capsys, monkeypat
     # log lines written after the last checkpoint (an interrupted run) are dropped on resume
     with open(out / "log.jsonl", "a") as f:
         f.write(json.dumps({"step": 8, "phase": "predictor"}) + "\n")
-    train(TrainConfig(str(faces), str(out), **{**TINY, "checkpoint_every": 2, "predictor_steps": 5}))
+    train(config(str(faces), str(out), **{**TINY, "checkpoint_every": 2, "predictor_steps": 5}))
     assert [r["step"] for r in read_log(out)] == list(range(1, 9))
     # a different setting refuses to resume, unless told to start over
     with pytest.raises(ValueError, match=r"different settings \(\['lr_g'\]\)"):
-        train(TrainConfig(str(faces), str(out), **{**TINY, "lr_g": 1e-3}))
+        train(config(str(faces), str(out), **{**TINY, "lr_g": 1e-3}))
     capsys.readouterr()
-    train(TrainConfig(str(faces), str(out), **{**TINY, "lr_g": 1e-3, "overwrite": True}))
+    train(config(str(faces), str(out), **{**TINY, "lr_g": 1e-3, "overwrite": True}))
     assert "resuming" not in capsys.readouterr().out
     assert [r["step"] for r in read_log(out)] == list(range(1, 6))
     assert json.loads((out / "train_config.json").read_text())["lr_g"] == 1e-3
@@ -206,7 +213,7 @@ def test_genaug_train_help(capsys):
 
 
 def test_sweep_grid_parsing():
-    from training.sweep import combinations, parse_grid, run_name
+    from training.grid import combinations, parse_grid, run_name
 
     assert parse_grid("adv_loss=ns,hinge") == ("adv_loss", ["ns", "hinge"])
     assert parse_grid("lambda-info=0.5,1") == ("lambda_info", [0.5, 1.0])
@@ -225,7 +232,7 @@ def test_sweep_grid_parsing():
 
 
 def test_sweep_runs_every_combination_and_skips_finished(tmp_path, capsys):
-    from training.sweep import main
+    from training.grid import main
 
     data = write_faces(tmp_path / "faces", attributes=False)
     out = tmp_path / "sweep"

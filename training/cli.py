@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, fields
-
-from .loop import TrainConfig, train
+import sys
+from .config import TrainConfig, option_fields
+from .loop import train
 
 HELP = {
     "data": "image folder (flat or ImageFolder; any size: centre-cropped and resized)",
@@ -18,6 +18,10 @@ HELP = {
     "g_width": "generator channels at full resolution (doubling towards 4x4)",
     "d_width": "discriminator channels at full resolution",
     "e_width": "latent predictor channels at full resolution",
+    "max_width": "channel cap of every network", "d_norm": "discriminator normalisation: batch, group or none",
+    "e_norm": "latent predictor normalisation: batch, group or none", "q_hidden": "hidden units of the Q head",
+    "began_hidden": "BEGAN discriminator bottleneck size",
+    "predictor_latent_weight": "weight of the generated-pair latent regression term",
     "g_norm": "generator normalisation: batch, group or none",
     "spectral_norm": "spectral normalisation in D (implied by --adv-loss wgan)",
     "noise_head": "extended InfoGAN: D also regresses z (L2 weighted by --lambda-noise)",
@@ -55,21 +59,28 @@ HELP = {
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(prog="genaug train", description=__doc__)
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.name in ("data", "out"):
-            p.add_argument(f.name, help=HELP[f.name])
-        elif f.type in (bool, "bool"):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=HELP.get(f.name))
+    for name, typ, default in option_fields():
+        flag = "--" + name.replace("_", "-")
+        if name in ("data", "out"):
+            p.add_argument(name, help=HELP[name])
+        elif typ in (bool, "bool"):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=HELP.get(name))
         else:
-            typ = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
-            p.add_argument(flag, type=typ, default=None if f.default is MISSING else f.default, help=HELP.get(f.name))
+            cast = {"int": int, "float": float, "str": str}.get(typ if isinstance(typ, str) else typ.__name__, str)
+            p.add_argument(flag, type=cast, default=default, help=HELP.get(name))
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """``genaug train``: a bad path, an unreadable folder or a bad value is one line on stderr and
+    exit status 1 (unreadable files inside the folder are skipped with a warning)."""
     args = build_parser().parse_args(argv)
-    train(TrainConfig(**vars(args)))
+    try:
+        train(TrainConfig.from_flat(**vars(args)))
+    except (OSError, ValueError, KeyError) as e:
+        print(f"genaug train: error: {str(e).strip(chr(39))}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

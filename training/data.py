@@ -1,14 +1,13 @@
 """Training data: a folder of face images (flat or ImageFolder) held in memory as uint8 NCHW.
 
 Images of any size are centre-cropped to a square and resized to the model size. Decoded arrays
-are cached in ``~/.cache/genaug`` (keyed by folder, file list and size) so a resumed run starts
-at once. An optional CSV of attributes (CelebA style: ``filename,...,Attr,...`` with -1/+1
+are cached in ``~/.cache/genaug`` (keyed by the content of every file and the size) so a resumed
+run starts at once. An optional CSV of attributes (CelebA style: ``filename,...,Attr,...`` with -1/+1
 values) provides labels for attribute-bound codes.
 """
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,28 +18,17 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from tqdm.auto import tqdm
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+from genaug.io import files_key, list_images, save_npz_atomic
+from genaug.render import face_box
 
-
-def list_images(root: str | Path) -> list[Path]:
-    """All image files under ``root`` (recursively), sorted for a stable order."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
-    if not files:
-        raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) found under {root}")
-    return files
-
-
-def load_face(path: str | Path, size: int, channels: int = 3) -> np.ndarray:
-    """One image as uint8 (size, size, channels): centre square crop, bicubic resize."""
+def load_face(path: str | Path, size: int, channels: int = 3, framing: dict | None = None) -> np.ndarray:
+    """One image as uint8 (size, size, channels): the face box of ``framing`` (see
+    :func:`genaug.render.face_box`; None = the centred square), bicubic resize."""
     with Image.open(path) as im:
         im = im.convert("RGB" if channels == 3 else "L")
-        w, h = im.size
-        s = min(w, h)
-        im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-        if s != size:
+        box = face_box(im.height, im.width, framing)
+        im = im.crop(box)
+        if im.size != (size, size):
             im = im.resize((size, size), Image.BICUBIC)
         arr = np.asarray(im, dtype=np.uint8)
     return arr[..., None] if arr.ndim == 2 else arr
@@ -104,10 +92,10 @@ def load_faces(
     """Load (and cache) every face under ``root``. ``attributes="auto"`` uses ``root/attributes.csv``
     when present. Unreadable files are skipped with a warning naming them."""
     root = Path(root)
-    files = list_images(root)
+    files = list_images(root, "image folder")
     if limit:
         files = files[:limit]
-    key = hashlib.sha1(f"{root.resolve()}|{size}|{channels}|{len(files)}|{files[0]}|{files[-1]}".encode()).hexdigest()[:16]
+    key = files_key(files, root, "faces", size, channels)
     cache = Path(cache_dir or os.environ.get("GENAUG_CACHE", Path.home() / ".cache" / "genaug")) / f"faces-{key}.npz"
     if cache.exists():
         z = np.load(cache, allow_pickle=False)
@@ -121,11 +109,11 @@ def load_faces(
                 good.append(p)
             except (UnidentifiedImageError, OSError, ValueError) as e:
                 print(f"warning: skipped unreadable image {p}: {e}")
+        if not arrays:
+            raise ValueError(f"no readable images in {root} ({len(files)} file(s) could not be decoded)")
         arr = np.stack(arrays)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # ranks may decode at once
-        np.savez(tmp, images=arr, files=np.array([str(p) for p in good]))
-        tmp.replace(cache)
+        save_npz_atomic(cache, images=arr, files=np.array([str(p) for p in good]))
     images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
     attrs = names = None
     csv_path = root / "attributes.csv" if attributes == "auto" else (Path(attributes) if attributes else None)

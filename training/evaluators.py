@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import math
 import os
@@ -27,31 +26,27 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor, nn
 
 from genaug.bundle import CELEBA_FRAMING
 from genaug.features import EvaluatorConfig, FaceNet, load_evaluator, save_evaluator
-from training.data import list_images, load_face, load_faces
+from genaug.io import atomic_write, files_key, list_images, save_npz_atomic
+from training.data import load_face, load_faces
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 # ----------------------------------------------------------------------------- data helpers
 def load_framed_face(path: str | Path, size: int = 64) -> np.ndarray:
-    """One face as uint8 (size, size, 3). CelebA 178x218 aligned frames use the centre box
-    35,55,143,163 (genaug.bundle.CELEBA_FRAMING); other images a centre square crop."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if list(im.size) == CELEBA_FRAMING["reference_size"]:
-            im = im.crop(tuple(CELEBA_FRAMING["box"])).resize((size, size), Image.BICUBIC)
-            return np.asarray(im, dtype=np.uint8)
-    return load_face(path, size, 3)
+    """One face as uint8 (size, size, 3), framed like the bundles (genaug.bundle.CELEBA_FRAMING:
+    CelebA-shaped frames use the centre box 35,55,143,163, other images a centre square)."""
+    return load_face(path, size, 3, CELEBA_FRAMING)
 
 
 @dataclass
@@ -78,16 +73,14 @@ def load_identity_folder(root: str | Path, size: int = 64, cache_dir: str | Path
     if not files:
         raise ValueError(f"{root} is not an ImageFolder (<identity>/<image> sub-folders)")
     rel = [str(p.relative_to(root)) for p in files]
-    key = hashlib.sha1(f"idfolder|{root.resolve()}|{size}|{len(rel)}|{rel[0]}|{rel[-1]}".encode()).hexdigest()[:16]
+    key = files_key(files, root, "idfolder", size)
     cache = Path(cache_dir or os.environ.get("GENAUG_CACHE", Path.home() / ".cache" / "genaug")) / f"idfolder-{key}.npz"
     if cache.exists():
         arr = np.load(cache, allow_pickle=False)["images"]
     else:
         arr = np.stack([load_framed_face(p, size) for p in files])
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.stem + ".tmp.npz")
-        np.savez(tmp, images=arr)
-        tmp.replace(cache)
+        save_npz_atomic(cache, images=arr)
     classes = sorted({p.parent.name for p in files})
     idx = {c: i for i, c in enumerate(classes)}
     labels = torch.tensor([idx[p.parent.name] for p in files])
@@ -132,7 +125,7 @@ def embed_all(model: nn.Module, images: Tensor, batch: int = 256) -> Tensor:
 
 # ----------------------------------------------------------------------------- training
 @dataclass
-class TrainConfig:
+class EvaluatorTrainConfig:
     kind: str
     data: str
     out: str
@@ -190,13 +183,8 @@ def _identity_split(data_dir: Path, files: list[str], min_images: int, seed: int
     return train, val, labels, len(keep)
 
 
-def train(cfg: TrainConfig) -> Path:
-    torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = load_faces(cfg.data, 64, 3)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+def _task(cfg: EvaluatorTrainConfig, data: Any) -> tuple[list[int], list[int], EvaluatorConfig, nn.Module, Tensor]:
+    """Train/validation rows, the evaluator config, the training head and the targets of ``cfg.kind``."""
     if cfg.kind == "identity":
         tr, va, labels, n_classes = _identity_split(Path(cfg.data), data.files, cfg.min_images, cfg.seed)
         ecfg = EvaluatorConfig("identity", cfg.input_size, cfg.crop, list(cfg.widths), cfg.embed_dim)
@@ -212,6 +200,17 @@ def train(cfg: TrainConfig) -> Path:
         head = nn.Identity()
         targets = (data.attributes > 0).float()
         print(f"attributes: {len(ecfg.outputs)} attributes, {len(tr)} train / {len(va)} val images")
+    return tr, va, ecfg, head, targets
+
+
+def train_evaluator(cfg: EvaluatorTrainConfig) -> Path:
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_faces(cfg.data, 64, 3)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    tr, va, ecfg, head, targets = _task(cfg, data)
     model = FaceNet(ecfg)
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     params = list(model.parameters()) + list(head.parameters())
@@ -231,10 +230,9 @@ def train(cfg: TrainConfig) -> Path:
     budget = cfg.minutes * 60
 
     def save_ckpt() -> None:
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
-                    "gen": gen.get_state(), "state": json.dumps(state)}, tmp)
-        tmp.replace(ckpt)
+        payload = {"model": model.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
+                   "gen": gen.get_state(), "state": json.dumps(state)}
+        atomic_write(ckpt, lambda tmp: torch.save(payload, tmp))
 
     t_last = time.time()
     while state["elapsed"] < budget and state["epoch"] < cfg.max_epochs:
@@ -274,6 +272,12 @@ def train(cfg: TrainConfig) -> Path:
             state["log"].append({"epoch": state["epoch"], "step": state["step"], **v})
             print(f"epoch {state['epoch']} validation {v}", flush=True)
             save_ckpt()
+    return _finish(cfg, out, model, head, ecfg, data, targets, tr, va, state)
+
+
+def _finish(cfg: EvaluatorTrainConfig, out: Path, model: FaceNet, head: nn.Module, ecfg: EvaluatorConfig, data: Any,
+            targets: Tensor, tr: list[int], va: list[int], state: dict[str, Any]) -> Path:
+    """Final validation, the training summary, the evaluator files (and their export)."""
     model.eval()
     final = validate(cfg.kind, model, head, data.images, targets, va)
     ecfg.training = {
@@ -372,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(1)
         evaluate(a.kind, a.weights, a.data)
         return
-    train(TrainConfig(
+    train_evaluator(EvaluatorTrainConfig(
         kind=a.cmd, data=a.data, out=a.out, minutes=a.minutes, max_epochs=a.max_epochs, batch_size=a.batch_size,
         lr=a.lr, min_images=a.min_images, margin=a.margin, scale=a.scale, input_size=a.input_size,
         widths=tuple(int(w) for w in a.widths.split(",")), threads=a.threads, seed=a.seed, export=a.export,

@@ -1,4 +1,4 @@
-"""Hyper-parameter sweeps: ``python -m training.sweep DATA OUT --grid "adv_loss=ns,hinge"
+"""Hyper-parameter grids: ``python -m training.grid DATA OUT --grid "adv_loss=ns,hinge"
 --grid "lambda_info=0.5,1" --steps 200 [any training option]``.
 
 Every combination of the grids runs in turn into ``OUT/<run-name>`` (a run's name lists its grid
@@ -15,15 +15,18 @@ import json
 import re
 import sys
 import traceback
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cli import build_parser
-from .loop import TrainConfig, train
+from genaug.io import write_text_atomic
 
-_TYPES = {f.name: f.type if isinstance(f.type, str) else f.type.__name__ for f in fields(TrainConfig)}
-FIXED = ("data", "out")  # set by the sweep itself
+from .cli import build_parser
+from .config import TrainConfig, option_fields
+from .loop import train
+
+_TYPES = {name: typ if isinstance(typ, str) else typ.__name__ for name, typ, _ in option_fields()}
+FIXED = ("data", "out")  # set by the grid itself
 
 
 def _cast(key: str, text: str) -> Any:
@@ -74,8 +77,8 @@ def combinations(grids: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, vals)) for vals in itertools.product(*(v for _, v in grids))]
 
 
-def run_sweep(base: TrainConfig, grids: list[tuple[str, list[Any]]], keep_going: bool = True) -> list[RunResult]:
-    """Run every combination of ``grids`` over ``base`` (``base.out`` is the sweep folder)."""
+def run_grid(base: TrainConfig, grids: list[tuple[str, list[Any]]], keep_going: bool = True) -> list[RunResult]:
+    """Run every combination of ``grids`` over ``base`` (``base.out`` is the grid folder)."""
     root = Path(base.out)
     root.mkdir(parents=True, exist_ok=True)
     results: list[RunResult] = []
@@ -89,10 +92,10 @@ def run_sweep(base: TrainConfig, grids: list[tuple[str, list[Any]]], keep_going:
             results.append(RunResult(name, settings, "skipped", str(out), json.loads(metrics_file.read_text())))
         else:
             try:
-                cfg = replace(base, out=str(out), name=f"{base.name}-{name}", **settings)
+                cfg = base.replace(out=str(out), name=f"{base.name}-{name}", **settings)
                 train(cfg)
                 results.append(RunResult(name, settings, "done", str(out), json.loads(metrics_file.read_text())))
-            except Exception as e:  # noqa: BLE001 - one bad combination must not stop the sweep
+            except Exception as e:  # noqa: BLE001 - one bad combination must not stop the grid
                 if not keep_going:
                     raise
                 traceback.print_exc()
@@ -102,9 +105,7 @@ def run_sweep(base: TrainConfig, grids: list[tuple[str, list[Any]]], keep_going:
 
 
 def write_results(path: Path, results: list[RunResult]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r.__dict__) + "\n" for r in results))
-    tmp.replace(path)
+    write_text_atomic(path, "".join(json.dumps(r.__dict__) + "\n" for r in results))
 
 
 def format_table(results: list[RunResult]) -> str:
@@ -117,19 +118,19 @@ def format_table(results: list[RunResult]) -> str:
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def build_sweep_parser() -> argparse.ArgumentParser:
-    p = build_parser(argparse.ArgumentParser(prog="python -m training.sweep", description=__doc__.split("\n\n")[0]))
+def build_grid_parser() -> argparse.ArgumentParser:
+    p = build_parser(argparse.ArgumentParser(prog="python -m training.grid", description=__doc__.split("\n\n")[0]))
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                   help="a training option and its values to sweep (repeatable; the grids multiply)")
+                   help="a training option and its values to try (repeatable; the grids multiply)")
     p.add_argument("--stop-on-error", action="store_true", help="stop at the first failed run (default: record it and go on)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = vars(build_sweep_parser().parse_args(argv))
+    args = vars(build_grid_parser().parse_args(argv))
     grids = [parse_grid(g) for g in args.pop("grid")]
     stop = args.pop("stop_on_error")
-    results = run_sweep(TrainConfig(**args), grids, keep_going=not stop)
+    results = run_grid(TrainConfig.from_flat(**args), grids, keep_going=not stop)
     print(format_table(results))
     print(f"results: {Path(args['out']) / 'results.jsonl'}")
     return 1 if any(r.status == "failed" for r in results) else 0

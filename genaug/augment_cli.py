@@ -1,0 +1,99 @@
+"""``genaug augment IMAGE_OR_DIR --out DIR``: augmented variants of the user's own faces (same
+size as the inputs, ``NAME_augNN.png``) and a contact sheet. The variants of one image are
+distinct edits (:func:`genaug.sweep.variant_edits`); unreadable files are skipped and reported."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .cli import add_model_args, run_guarded
+from .demo import CELL, hstack, vstack
+from .io import list_images
+from .sweep import derive_seed, variant_edits
+
+SHEET_ROWS = 32
+
+
+def _load(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGBA" if im.mode in ("RGBA", "LA") else "RGB"))
+
+
+def augment_chunk(engine: Any, images: list[np.ndarray], first_index: int, variants: int, seed: int) -> list[list[Any]]:
+    """``variants`` augmentations of each image (one inversion per image); image ``k`` draws its
+    edits from (seed, first_index + k)."""
+    x, frames = engine.frame(images)
+    x = x.to(engine.device)
+    inv = engine.invert(x)
+    rows = [k for k in range(len(images)) for _ in range(variants)]
+    edits = [e for k in range(len(images))
+             for e in variant_edits(engine.spec, seed, first_index + k, variants, engine.codes, engine.bounds)]
+    gate_draws = [torch.Generator().manual_seed(derive_seed(derive_seed(seed, first_index + k), v))
+                  for k in range(len(images)) for v in range(variants)]
+    ks = torch.tensor(rows, device=engine.device)
+    out, _ = engine.render_edits(x[ks], inv.latent[ks], edits, base=inv.recon[ks], score=inv.score[ks], generator=gate_draws)
+    pasted = engine.unframe(out, [images[k] for k in rows], [frames[k] for k in rows])
+    return [pasted[k * variants:(k + 1) * variants] for k in range(len(images))]
+
+
+def run_augment(args: argparse.Namespace) -> Path:
+    from tqdm.auto import tqdm
+
+    from .engine import Engine
+
+    if args.variants < 1:
+        raise ValueError(f"--variants must be >= 1, got {args.variants}")
+    if args.refine_steps is not None and args.refine_steps < 0:
+        raise ValueError(f"--refine-steps must be >= 0, got {args.refine_steps}")
+    files = list_images(Path(args.input), "input image or folder")
+    out = Path(args.out)
+    engine = Engine(args.bundle, device=args.device, mode=args.mode, refine_steps=args.refine_steps, seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    sheet_rows, written, skipped = [], 0, []
+    bar = tqdm(total=len(files), desc="augmenting", unit="img")
+    for start in range(0, len(files), engine.batch_size):
+        chunk, images = [], []
+        for path in files[start : start + engine.batch_size]:
+            try:
+                images.append(_load(path))
+                chunk.append(path)
+            except (OSError, ValueError) as e:
+                skipped.append(path)
+                print(f"genaug augment: skipped {path}: {e}", file=sys.stderr)
+        if images:
+            for path, img, variants in zip(chunk, images, augment_chunk(engine, images, start, args.variants, args.seed)):
+                for i, v in enumerate(variants):
+                    Image.fromarray(v).save(out / f"{path.stem}_aug{i:02d}.png")
+                written += len(variants)
+                if len(sheet_rows) < SHEET_ROWS:
+                    cells = [Image.fromarray(a).convert("RGB").resize((CELL, CELL)) for a in [img, *variants]]
+                    sheet_rows.append(hstack(cells, gap=2))
+        bar.update(len(files[start : start + engine.batch_size]))
+    bar.close()
+    if not sheet_rows:
+        raise ValueError(f"none of the {len(files)} image(s) in {args.input} could be read")
+    vstack(sheet_rows, gap=2).save(out / "contact_sheet.png")
+    note = f"; skipped {len(skipped)} unreadable file(s)" if skipped else ""
+    print(f"wrote {written} augmented images and {out / 'contact_sheet.png'} to {out.resolve()}{note}")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genaug augment", description=__doc__)
+    p.add_argument("input", help="an image file or a folder of images")
+    add_model_args(p)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--variants", type=int, default=4, help="augmented variants per image (distinct edits)")
+    p.add_argument("--mode", default="delta", choices=["delta", "regenerate"], help="how edits are applied")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_guarded("genaug augment", run_augment, build_parser().parse_args(argv))

@@ -1,0 +1,54 @@
+"""The distributed environment that ``torchrun`` sets: rank, world size and local rank."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def launched(self) -> bool:
+        """True under torchrun with more than one process (a rendezvous address is set)."""
+        return self.world > 1 and "MASTER_ADDR" in os.environ
+
+
+def dist_env() -> DistEnv:
+    """``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` from the environment (defaults: one process)."""
+    env = os.environ
+    return DistEnv(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+
+def init_distributed(backend: str | None = None, timeout_s: float | None = None) -> Any:
+    """``torch.distributed``, initialised once, under torchrun with several processes; else None.
+    ``backend`` defaults to NCCL when CUDA is available, else gloo."""
+    if not dist_env().launched:
+        return None
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        kw = {"timeout": datetime.timedelta(seconds=timeout_s)} if timeout_s else {}
+        dist.init_process_group(backend, **kw)
+    return dist
+
+
+def rank_device(device: str, distributed: bool) -> str:
+    """``"auto"`` under several processes with CUDA -> this process's GPU (``LOCAL_RANK``)."""
+    import torch
+
+    if device == "auto" and distributed and torch.cuda.is_available():
+        return f"cuda:{dist_env().local_rank % torch.cuda.device_count()}"
+    return device

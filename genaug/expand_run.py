@@ -1,0 +1,123 @@
+"""The files of one expansion run: the finished output, ``OUT.h5.parts/`` with its manifest and
+part files, and the checks that make a resume safe (same run key, or refuse with what differs)."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import h5py
+
+from .hdf5 import part_name, part_status, read_skipped
+from .io import write_json_atomic
+from .sources import ExpandError
+
+MANIFEST = "manifest.json"
+KEYS = ("bundle", "seed", "settings", "source")
+
+
+@dataclass
+class RunFiles:
+    out: Path
+    run_key: str
+    key_info: dict[str, Any]
+    n_blocks: int
+    rank: int
+    log: Callable[[str], None]
+
+    @property
+    def parts_dir(self) -> Path:
+        return self.out.with_name(self.out.name + ".parts")
+
+    def finished_output(self, overwrite: bool) -> tuple[int, list[tuple[int, str, str]]] | None:
+        """(records, skipped) when ``out`` is already this run's finished file; None when there is
+        nothing (or ``overwrite`` removed it); ExpandError for another run's file."""
+        if not self.out.exists():
+            return None
+        same, n_out, skipped = False, 0, []
+        try:
+            with h5py.File(self.out, "r") as f:
+                same = f.attrs.get("run_key") == self.run_key
+                n_out = f["images"].shape[0]
+                skipped = read_skipped(f)
+        except (OSError, KeyError):
+            pass
+        if same and not overwrite:
+            if self.rank == 0 and self.parts_dir.exists():
+                shutil.rmtree(self.parts_dir, ignore_errors=True)
+            self.log(f"{self.out} is already complete ({n_out} records); nothing to do")
+            return n_out, skipped
+        if not overwrite:
+            raise ExpandError(f"{self.out} already exists (made by a different run or unreadable); pass --overwrite to replace it")
+        if self.rank == 0:
+            self.out.unlink()
+        return None
+
+    def write_manifest(self, extra: dict[str, Any], overwrite: bool) -> None:
+        """Record bundle, seed, settings and source of the parts; refuse parts of another run."""
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        path = self.parts_dir / MANIFEST
+        if path.exists():
+            try:
+                old = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                old = {}
+            if old.get("run_key") != self.run_key and not overwrite:
+                diff = [k for k in KEYS if old.get(k) != self.key_info[k]]
+                raise ExpandError(
+                    f"{self.parts_dir} holds parts of a different run ({', '.join(diff) or 'unreadable manifest'} differ: "
+                    f"{_describe_diff(old, self.key_info, diff)}); rerun with the original settings to resume, "
+                    "or pass --overwrite to discard them"
+                )
+        if self.rank == 0 or not path.exists():
+            manifest = {"run_key": self.run_key, **self.key_info, **extra, "n_blocks": self.n_blocks}
+            write_json_atomic(path, manifest, sort_keys=True)
+
+    def unfinished_blocks(self, blocks: Iterable[int], overwrite: bool) -> list[int]:
+        """The blocks among ``blocks`` without a finished part of this run (stale parts removed)."""
+        todo = []
+        for blk in blocks:
+            p = self.parts_dir / part_name(blk)
+            for stale in self.parts_dir.glob(part_name(blk) + ".*.tmp"):
+                stale.unlink(missing_ok=True)
+            status = part_status(p, self.run_key)
+            if status == "other" and not overwrite:
+                raise ExpandError(f"{p} was made by a different run; pass --overwrite to discard it")
+            if status in ("corrupt", "other"):
+                p.unlink()
+            if status != "ok":
+                todo.append(blk)
+        return todo
+
+    def check_complete(self) -> None:
+        missing = [blk for blk in range(self.n_blocks) if part_status(self.parts_dir / part_name(blk), self.run_key) != "ok"]
+        if missing:
+            raise ExpandError(
+                f"cannot merge: {len(missing)} of {self.n_blocks} blocks are not finished (e.g. {missing[:5]}); "
+                "run the missing shards (or the same command without --shard) first"
+            )
+
+
+def _describe_diff(old: dict[str, Any], new: dict[str, Any], keys: list[str]) -> str:
+    bits = []
+    for k in keys:
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            sub = [f"{kk}: {a.get(kk)!r} -> {b.get(kk)!r}" for kk in sorted(set(a) | set(b)) if a.get(kk) != b.get(kk)]
+            bits.append(f"{k} ({'; '.join(sub)})")
+        else:
+            bits.append(f"{k}: {a!r} -> {b!r}")
+    return ", ".join(bits)
+
+
+def describe_skipped(skipped: list[tuple[int, str, str]], log: Callable[[str], None]) -> None:
+    """Report unreadable sources (first 20)."""
+    if not skipped:
+        return
+    log(f"skipped {len(skipped)} unreadable source image(s) (listed in the file's 'skipped' group):")
+    for _, p, why in skipped[:20]:
+        log(f"  {p}: {why}")
+    if len(skipped) > 20:
+        log(f"  … and {len(skipped) - 20} more")

@@ -1,0 +1,47 @@
+"""``genaug info``: a bundle's codes, what they control and which ones random edits use."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from .bundle import BundleError, read_config
+from .cli import run_guarded
+from .latent import LatentSpec
+from .sweep import default_codes
+
+
+def run_info(args: argparse.Namespace) -> None:
+    cfg = read_config(args.bundle)
+    if args.json:
+        print(json.dumps(cfg, indent=2))
+        return
+    try:
+        spec = LatentSpec.from_dict(cfg["latent"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise BundleError(f"{args.bundle}: invalid latent config ({e})") from None
+    img = cfg.get("image", {})
+    print(f"bundle   {cfg.get('name')}  ({args.bundle})")
+    print(f"image    {img.get('size')}x{img.get('size')}, {img.get('channels')} channels; framing {cfg.get('framing')}")
+    print(f"latent   z: {spec.noise_dim} dims + {len(spec.codes)} codes")
+    metrics = cfg.get("training", {}).get("metrics")
+    if metrics:
+        print("metrics  " + ", ".join(f"{k}={v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float))))
+    safe = set(default_codes(spec))
+    print(f"\n{'#':>2}  {'name':<12} {'kind':<18} {'attribute':<12} {'random':<7} controls")
+    for i, c in enumerate(spec.codes):
+        kind = f"categorical k={c.k}" if spec.is_categorical(i) else f"continuous [{c.low:g},{c.high:g}]"
+        used = "yes" if i in safe else "no"
+        print(f"{i:>2}  {c.name:<12} {kind:<18} {c.attribute or '-':<12} {used:<7} "
+              f"{c.description or '(unnamed: see genaug demo)'}")
+    print("\nrandom: whether random edits (codes=None everywhere) use the code — only identity-safe codes are used")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genaug info", description="List a bundle's codes and what they control.")
+    p.add_argument("--bundle", default="default", help="bundle folder or 'default'")
+    p.add_argument("--json", action="store_true", help="print the whole config as JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_guarded("genaug info", run_info, build_parser().parse_args(argv))

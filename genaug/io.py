@@ -1,0 +1,129 @@
+"""Files: image discovery, atomic writes, checksums and versioned JSON configs.
+
+Every file genaug writes (bundles, evaluators, latent caches, HDF5 parts, manifests, checkpoints)
+goes through :func:`atomic_write`: a per-process temporary file beside the target, fsynced,
+renamed over it, the folder fsynced — all or nothing on disk, and world-readable.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTS and path.is_file()
+
+
+def list_images(root: str | Path, what: str = "image folder") -> list[Path]:
+    """Image files under ``root`` (recursively, hidden files and folders left out), sorted; a
+    single image file gives ``[root]``. Raises FileNotFoundError / ValueError naming the problem."""
+    root = Path(root)
+    if root.is_file():
+        if root.suffix.lower() not in IMAGE_EXTS:
+            raise ValueError(f"{root} is not an image file ({', '.join(sorted(IMAGE_EXTS))})")
+        return [root]
+    if not root.is_dir():
+        raise FileNotFoundError(f"{what} not found: {root}")
+    files = sorted(p for p in root.rglob("*")
+                   if is_image_file(p) and not any(s.startswith(".") for s in p.relative_to(root).parts))
+    if not files:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) found in {root}")
+    return files
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_path(path: str | Path) -> Path:
+    """The per-process temporary name beside ``path`` that :func:`commit_file` renames."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+
+
+def commit_file(tmp: Path, path: str | Path) -> Path:
+    """Make the finished ``tmp`` become ``path``: world-readable, fsync, rename, fsync the folder."""
+    path = Path(path)
+    tmp.chmod(0o644)
+    fsync_path(tmp)
+    os.replace(tmp, path)
+    fsync_path(path.parent)
+    return path
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp)`` on :func:`temp_path`, then :func:`commit_file` it (all or nothing)."""
+    tmp = temp_path(path)
+    try:
+        write(tmp)
+        return commit_file(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json_atomic(path: str | Path, data: Any, indent: int = 2, sort_keys: bool = False) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
+
+
+def write_safetensors(tensors: dict[str, Any], path: str | Path, metadata: dict[str, str]) -> Path:
+    """Write a safetensors file atomically and world-readable."""
+    from safetensors.torch import save_file
+
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_versioned_json(path: Path, fmt: str, version: int, error: type[Exception], what: str) -> dict[str, Any]:
+    """Parse a JSON config and check its ``format`` / ``format_version``; ``error`` names the problem."""
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(cfg, dict) or cfg.get("format") != fmt:
+        raise error(f"{path}: not a {what} config (format must be {fmt!r})")
+    if cfg.get("format_version") != version:
+        raise error(f"{path}: {what} format version {cfg.get('format_version')!r} is not supported "
+                    f"(this genaug reads version {version})")
+    return cfg
+
+
+def files_key(files: list[Path], root: Path, *settings: Any) -> str:
+    """A cache key over the content of every file (relative path and bytes) and ``settings``:
+    it changes whenever any file is edited, replaced, added, removed or reordered."""
+    h = hashlib.blake2b(json.dumps([str(s) for s in settings]).encode(), digest_size=12)
+    for p in files:
+        h.update(str(Path(p).relative_to(root)).encode() + b"\0")
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()
+
+
+def save_npz_atomic(path: str | Path, **arrays: Any) -> Path:
+    """``numpy.savez`` written atomically (parallel ranks may write the same cache at once)."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    return atomic_write(path, write)

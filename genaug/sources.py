@@ -1,0 +1,136 @@
+"""Expansion sources: a folder of images (flat or ImageFolder ``class/xxx.jpg``) or an HDF5 file
+with ``images`` (N,H,W[,C]) uint8 and optional ``labels``. Each gives paths, labels, decoded
+images and a fingerprint of its listing (part of an expansion's run key).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from PIL import Image
+
+from .io import IMAGE_EXTS, list_images
+
+
+class ExpandError(ValueError):
+    """A clear, user-facing problem with an expansion (bad source, settings, resume mismatch)."""
+
+
+def to_channels(arr: np.ndarray, channels: int) -> np.ndarray:
+    """HW / HWC uint8 -> HWC uint8 with ``channels`` channels."""
+    if arr.ndim == 3 and arr.shape[2] == channels:
+        return np.ascontiguousarray(arr)
+    img = Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+    out = np.array(img.convert("RGB" if channels == 3 else "L"))
+    return out[..., None] if out.ndim == 2 else out
+
+
+class FolderSource:
+    """A flat folder of images, or ImageFolder ``class/xxx.jpg`` (classes sorted -> labels)."""
+
+    kind = "folder"
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        try:
+            files = sorted(p.relative_to(self.root).as_posix() for p in list_images(self.root, "source folder"))
+        except ValueError as e:
+            raise ExpandError(str(e)) from None
+        nested = [f for f in files if "/" in f]
+        if nested and len(nested) != len(files):
+            top = [f for f in files if "/" not in f][:3]
+            raise ExpandError(
+                f"{self.root}: mixes images at the top level ({top}…) with class folders; "
+                "use a flat folder or an ImageFolder layout (class/xxx.jpg)"
+            )
+        self.class_names = sorted({f.split("/", 1)[0] for f in nested})
+        cls = {c: i for i, c in enumerate(self.class_names)}
+        self.paths = files
+        self.labels = np.array([cls[f.split("/", 1)[0]] if "/" in f else -1 for f in files], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def path(self, i: int) -> str:
+        return self.paths[i]
+
+    def label(self, i: int) -> int:
+        return int(self.labels[i])
+
+    def load(self, i: int, channels: int) -> np.ndarray:
+        with Image.open(self.root / self.paths[i]) as im:
+            im.load()
+            return to_channels(np.array(im.convert("RGB" if channels == 3 else "L")), channels)
+
+    def fingerprint(self) -> dict[str, Any]:
+        h = hashlib.sha256("\n".join(f"{p}\t{l}" for p, l in zip(self.paths, self.labels)).encode())
+        return {"kind": self.kind, "count": len(self), "listing_sha256": h.hexdigest()[:16]}
+
+
+class HDF5Source:
+    """An HDF5 file with ``images`` (N,H,W[,C]) uint8 and optional ``labels``/``label`` (N,)."""
+
+    kind = "hdf5"
+
+    def __init__(self, path: str | Path):
+        self.root = Path(path)
+        self._file: h5py.File | None = None
+        try:
+            with h5py.File(self.root, "r") as f:
+                if "images" not in f:
+                    raise ExpandError(f"{self.root}: HDF5 source needs an 'images' dataset (N,H,W,C) uint8")
+                ds = f["images"]
+                if ds.dtype != np.uint8 or ds.ndim not in (3, 4):
+                    raise ExpandError(f"{self.root}: 'images' must be uint8 (N,H,W) or (N,H,W,C), got {ds.dtype} {ds.shape}")
+                self.shape = ds.shape
+                key = "labels" if "labels" in f else "label" if "label" in f else None
+                self.labels = f[key][()].astype(np.int64) if key else np.full(ds.shape[0], -1, np.int64)
+                names = f.attrs.get("class_names", "[]")
+                self.class_names = list(json.loads(names)) if isinstance(names, str) else [
+                    n.decode() if isinstance(n, bytes) else str(n) for n in names
+                ]
+        except OSError as e:
+            raise ExpandError(f"{self.root}: cannot read HDF5 source ({e})") from None
+
+    def __len__(self) -> int:
+        return int(self.shape[0])
+
+    def path(self, i: int) -> str:
+        return f"images[{i}]"
+
+    def label(self, i: int) -> int:
+        return int(self.labels[i])
+
+    def load(self, i: int, channels: int) -> np.ndarray:
+        if self._file is None:
+            self._file = h5py.File(self.root, "r")
+        return to_channels(self._file["images"][i], channels)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"kind": self.kind, "count": len(self), "shape": list(self.shape),
+                "labels_sha256": hashlib.sha256(self.labels.tobytes()).hexdigest()[:16]}
+
+
+Source = FolderSource | HDF5Source
+
+
+def open_source(source: str | Path) -> Source:
+    """The source at ``source`` (folder or HDF5 file); ExpandError when missing, empty or unreadable."""
+    p = Path(source)
+    if not p.exists():
+        raise ExpandError(f"source not found: {p}")
+    if p.is_dir():
+        src: Source = FolderSource(p)
+    elif h5py.is_hdf5(p):
+        src = HDF5Source(p)
+    else:
+        raise ExpandError(f"source {p} is neither a folder of images nor an HDF5 file")
+    if len(src) == 0:
+        raise ExpandError(f"no images in {p} (looked for {', '.join(sorted(IMAGE_EXTS))})")
+    return src
+
+

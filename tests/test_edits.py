@@ -1,0 +1,54 @@
+"""Random edits: one drawing function, replayable, distinct variants per source, default codes."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from genaug.latent import LatentSpec
+from genaug.sweep import default_codes, derive_seed, draw_edits, random_edits, variant_edits
+
+SPEC = LatentSpec.parse(8, "glasses:2:Eyeglasses,3", "smile")
+
+
+def test_draws_replay_from_the_same_generator_and_respect_bounds():
+    a = draw_edits(SPEC, 50, torch.Generator().manual_seed(1), codes=["smile", "c1"], bounds={"smile": (0.2, 0.4)})
+    b = random_edits(SPEC, 50, torch.Generator().manual_seed(1), codes=["smile", "c1"], bounds={"smile": (0.2, 0.4)})
+    assert a.edits() == b and a.code.shape == a.value.shape == (50,)
+    assert {e.code for e in b} == {1, 2}
+    assert all(0.2 <= e.value <= 0.4 for e in b if e.code == 2)
+    assert all(e.value in (0.0, 1.0, 2.0) for e in b if e.code == 1)
+
+
+def test_variants_of_one_source_are_distinct_and_a_function_of_seed_and_index():
+    for index in range(20):
+        edits = variant_edits(SPEC, 0, index, 8)
+        assert len(set(edits)) == 8, edits
+        assert edits == variant_edits(SPEC, 0, index, 8)
+    assert variant_edits(SPEC, 0, 1, 8) != variant_edits(SPEC, 1, 1, 8)
+    assert variant_edits(SPEC, 0, 1, 8) != variant_edits(SPEC, 0, 2, 8)
+    assert derive_seed(0, 5) == derive_seed(0, 5) != derive_seed(0, 6)
+
+
+def test_only_categorical_codes_use_every_edit_once_then_repeat_with_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        five = variant_edits(SPEC, 3, 0, 5, codes=["glasses", "c1"])  # 2 + 3 categories: no warning
+    assert len(set(five)) == 5
+    with pytest.warns(UserWarning, match="exceed the 5 distinct edits"):
+        seven = variant_edits(SPEC, 3, 0, 7, codes=["glasses", "c1"])
+    assert len(set(seven[:5])) == 5 and set(seven[5:]) <= set(seven[:5])
+
+
+def test_default_codes_are_the_identity_safe_ones():
+    assert default_codes(SPEC) == getattr(SPEC, "default_codes", [0, 1, 2])
+
+    class SafeSpec:
+        codes, default_codes = SPEC.codes, [2]
+
+        def __getattr__(self, name):
+            return getattr(SPEC, name)
+
+    assert {e.code for e in random_edits(SafeSpec(), 30, torch.Generator().manual_seed(0))} == {2}
+    assert {e.code for e in variant_edits(SafeSpec(), 0, 0, 6)} == {2}

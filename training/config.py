@@ -1,0 +1,167 @@
+"""The training configuration: one nested dataclass with a section per concern — latent layout,
+network (:class:`genaug.nets.NetConfig` itself), objective, predictor, schedule and data options.
+
+The command line and ``OUT/train_config.json`` use a flat view: every section field is one option
+under its own name (predictor fields prefixed ``predictor_``), so ``--lr-g`` sets
+``schedule.lr_g`` and ``--predictor-loss`` sets ``predictor.loss``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from genaug.latent import LatentSpec
+from genaug.nets import NetConfig
+from genaug.recon import parse_mix
+
+from .augment import parse_policy
+from .infogan import ObjectiveConfig
+from .losses import ADV_LOSSES
+from .predictor import PredictorConfig
+
+MODEL_KINDS = ("infogan", "began")
+
+
+@dataclass
+class LatentConfig:
+    noise_dim: int = 64
+    categorical: str = "10"
+    continuous: str = "2"
+
+
+@dataclass
+class ScheduleConfig:
+    batch_size: int = 64
+    steps: int = 10000
+    predictor_steps: int = 2000
+    d_steps: int = 1
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    lr_e: float = 5e-4  # the latent predictor's learning rate
+    beta1: float = 0.5
+    lr_decay_start: float = 1.0
+    ema: float = 0.999
+    instance_noise: float = 0.0
+    instance_noise_steps: int = 0
+    instance_noise_power: float = 1.0
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 250
+
+    def validate(self) -> None:
+        for name in ("batch_size", "steps", "d_steps", "log_every", "sample_every", "checkpoint_every", "lr_g", "lr_d", "lr_e"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        for name in ("predictor_steps", "instance_noise", "instance_noise_steps", "ema"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
+class DataOptions:
+    attributes: str = "auto"
+    holdout: int = 256
+    limit: int = 0
+    framing: str = "celeba"
+
+
+def _network() -> NetConfig:
+    return NetConfig(g_width=32, d_width=32, e_width=32)
+
+
+# section name -> prefix of its fields in the flat view; fields the loop sets itself are left out
+SECTIONS = {"latent": "", "network": "", "objective": "", "predictor": "predictor_", "schedule": "", "options": ""}
+DERIVED = {("network", "kind"), ("network", "discriminator")}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved (flat) to ``OUT/train_config.json``."""
+
+    data: str
+    out: str
+    kind: str = "infogan"
+    latent: LatentConfig = field(default_factory=LatentConfig)
+    network: NetConfig = field(default_factory=_network)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    options: DataOptions = field(default_factory=DataOptions)
+    seed: int = 0
+    device: str = "auto"
+    name: str = "custom"
+    half: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        # fail at once on a bad setting, not at the first step
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {self.kind!r}; choose one of {MODEL_KINDS}")
+        if self.objective.adv_loss not in ADV_LOSSES:
+            raise ValueError(f"unknown adversarial loss {self.objective.adv_loss!r}; choose from {ADV_LOSSES}")
+        if self.objective.adv_loss == "wgan":
+            self.network.spectral_norm = True  # Wasserstein needs a Lipschitz critic
+        self.network = dataclasses.replace(self.network, kind="dcgan",
+                                           discriminator="began" if self.kind == "began" else "infogan")
+        self.schedule.validate()
+        for name in ("holdout", "limit"):
+            if getattr(self.options, name) < 0:
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self.options, name)}")
+        if self.latent.noise_dim <= 0:
+            raise ValueError(f"--noise-dim must be > 0, got {self.latent.noise_dim}")
+        parse_policy(self.objective.diffaug)
+        parse_mix(self.predictor.loss)
+        self.spec()
+
+    def spec(self) -> LatentSpec:
+        return LatentSpec.parse(self.latent.noise_dim, self.latent.categorical, self.latent.continuous)
+
+    # ----------------------------------------------------------- flat view
+    def flat(self) -> dict[str, Any]:
+        """Every setting under its option name (what train_config.json and the grid use)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in SECTIONS}
+        for section, prefix in SECTIONS.items():
+            for f in fields(getattr(self, section)):
+                if (section, f.name) not in DERIVED:
+                    out[prefix + f.name] = getattr(getattr(self, section), f.name)
+        return out
+
+    @classmethod
+    def from_flat(cls, **settings: Any) -> "TrainConfig":
+        """Build from option names (``data``, ``out``, ``lr_g``, ``predictor_loss``, ...)."""
+        where = option_sections()
+        unknown = set(settings) - set(where)
+        if unknown:
+            raise ValueError(f"unknown training options {sorted(unknown)}")
+        top = {k: v for k, v in settings.items() if where[k] is None}
+        parts: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+        for k, v in settings.items():
+            if where[k] is not None:
+                parts[where[k]][k[len(SECTIONS[where[k]]):]] = v
+        defaults = cls("", "")
+        sections = {s: dataclasses.replace(getattr(defaults, s), **kv) for s, kv in parts.items()}
+        return cls(**top, **sections)
+
+    def replace(self, **settings: Any) -> "TrainConfig":
+        return TrainConfig.from_flat(**{**self.flat(), **settings})
+
+
+def option_sections() -> dict[str, str | None]:
+    """option name -> its section (None for top-level settings)."""
+    defaults = TrainConfig("", "")
+    out: dict[str, str | None] = {f.name: None for f in fields(TrainConfig) if f.name not in SECTIONS}
+    for section, prefix in SECTIONS.items():
+        for f in fields(getattr(defaults, section)):
+            if (section, f.name) not in DERIVED:
+                out[prefix + f.name] = section
+    return out
+
+
+def option_fields() -> list[tuple[str, Any, Any]]:
+    """(option name, type, default) of every option, in declaration order."""
+    defaults = TrainConfig("", "").flat()
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    for section in SECTIONS:
+        types.update({SECTIONS[section] + f.name: f.type for f in fields(getattr(TrainConfig("", ""), section))})
+    return [(name, types[name], defaults[name]) for name in defaults]
