@@ -90,8 +90,8 @@ def flat_folder(root: Path, n: int, replace: dict[int, int] | None = None) -> Pa
     return root
 
 
-def expand(src: Path, out: Path, seed: int, bundle: Path) -> dict[str, np.ndarray]:
-    expand_to_hdf5(src, out, 2, bundle=bundle, seed=seed, **FAST)
+def expand(src: Path, out: Path, seed: int, bundle: Path, **overrides) -> dict[str, np.ndarray]:
+    expand_to_hdf5(src, out, 2, bundle=bundle, seed=seed, **{**FAST, **overrides})
     with h5py.File(out, "r") as f:
         return {k: f[k][()] for k in ("images", "codes", "source_index", "variant")}
 
@@ -105,9 +105,10 @@ def test_expansion_records_depend_on_seed_and_source_index_only(tmp_path, tiny_b
     other = expand(src, tmp_path / "other.h5", 6, tiny_bundle_path)
     assert (~np.isclose(a["codes"], other["codes"], equal_nan=True)).any(1).mean() > 0.5, "another seed, the same edits"
     assert not np.array_equal(a["images"], other["images"])
-    # image 2 replaced by another face and image 6 appended: source i's edits stay those of (seed, i);
-    # untouched sources keep their images (up to float noise of another batch composition)
-    changed = expand(flat_folder(tmp_path / "b", 7, replace={2: 99}), tmp_path / "b.h5", 5, tiny_bundle_path)
+    # image 2 replaced by another face, image 6 appended, other blocks and batches: source i's edits
+    # stay those of (seed, i); untouched sources keep their images (up to float noise of batching)
+    changed = expand(flat_folder(tmp_path / "b", 7, replace={2: 99}), tmp_path / "b.h5", 5, tiny_bundle_path,
+                     batch_size=3, block_size=4)
     assert len(changed["codes"]) == len(a["codes"]) + 2
     np.testing.assert_array_equal(changed["codes"][:12], a["codes"])
     for i in range(6):
