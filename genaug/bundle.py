@@ -169,13 +169,7 @@ def load_bundle(path: str | Path = "default", device: str | torch.device = "cpu"
         net = NetConfig.from_dict(cfg["network"])
     except (KeyError, TypeError, ValueError) as e:
         raise BundleError(f"{folder / CONFIG_NAME}: invalid latent/network config ({e})") from None
-    weights = folder / cfg["weights"].get("file", WEIGHTS_NAME)
-    if not weights.is_file():
-        raise BundleError(f"bundle weights missing: {weights}")
-    digest = sha256_file(weights)
-    expected = cfg["weights"].get("sha256")
-    if expected and digest != expected:
-        raise BundleError(f"{weights}: checksum mismatch (file corrupt or truncated; expected sha256 {expected[:12]}…)")
+    weights, digest = _checked_weights(folder, cfg["weights"])
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
@@ -187,6 +181,30 @@ def load_bundle(path: str | Path = "default", device: str | torch.device = "cpu"
     for prefix, module in (("generator", bundle.generator), ("predictor", bundle.predictor)):
         _load_into(module, prefix, tensors, weights)
     return bundle.to(device)
+
+
+def _checked_weights(folder: Path, info: Any) -> tuple[Path, str]:
+    """The weights file named by ``config.json`` and its sha256. The file must lie inside the bundle
+    folder (no absolute path, ``..`` or symlink leading out) and match the recorded sha256, which is
+    required: ``save_bundle`` always writes it, so a config without one was edited or hand-made."""
+    cfg_path = folder / CONFIG_NAME
+    if not isinstance(info, dict):
+        raise BundleError(f"{cfg_path}: 'weights' must be an object with 'file' and 'sha256'")
+    name = info.get("file", WEIGHTS_NAME)
+    root = folder.resolve()
+    weights = root / str(name)
+    if not isinstance(name, str) or Path(name).is_absolute() or not weights.resolve().is_relative_to(root):
+        raise BundleError(f"{cfg_path}: weights file {name!r} must be a path inside the bundle folder {root}")
+    if not weights.is_file():
+        raise BundleError(f"bundle weights missing: {weights}")
+    digest = sha256_file(weights)
+    expected = info.get("sha256")
+    if not expected:
+        raise BundleError(f"{cfg_path}: no weights sha256 recorded (genaug always writes one); if you trust "
+                          f"{weights.name}, add \"sha256\": \"{digest}\" to 'weights' or re-save the bundle")
+    if digest != expected:
+        raise BundleError(f"{weights}: checksum mismatch (file corrupt or truncated; expected sha256 {str(expected)[:12]}…)")
+    return weights, digest
 
 
 def _load_into(module: torch.nn.Module, prefix: str, tensors: dict[str, torch.Tensor], file: Path) -> None:

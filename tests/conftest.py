@@ -19,11 +19,41 @@ CELEBA_ID200 = SHARED_DATA / "celeba_id200"
 OLIVETTI = SHARED_DATA / "olivetti"
 
 
+_running: list[pytest.Item] = []  # the test being set up or run
+
+
 def need(path: Path) -> Path:
-    """Skip the calling test with a clear reason when a shared data folder is absent."""
+    """Skip the calling test with a clear reason when a shared data folder is absent.
+
+    Every test that calls it (directly or through a fixture) is marked ``data`` at collection, so
+    ``-m data`` / ``-m "not data"`` select by it; a call the marking could not see fails loudly."""
+    if _running and _running[-1].get_closest_marker("data") is None:
+        pytest.fail(f"{_running[-1].nodeid} reads {path} through a helper the data marking cannot see: "
+                    "call need() in the test or one of its fixtures, or mark it @pytest.mark.data")
     if not path.exists():
         pytest.skip(f"real face data not found at {path} (set GENAUG_SHARED_DATA to ../shared/data)")
     return path
+
+
+def _calls_need(code) -> bool:
+    """Whether a function's code (or a lambda / comprehension inside it) names ``need``."""
+    return "need" in code.co_names or any(_calls_need(c) for c in code.co_consts if hasattr(c, "co_names"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixture_defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        funcs = [getattr(item, "function", None)] + [d.func for defs in fixture_defs.values() for d in defs]
+        if any(_calls_need(f.__code__) for f in funcs if hasattr(f, "__code__")):
+            item.add_marker(pytest.mark.data)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    _running.append(item)
+    yield
+    _running.pop()
 
 
 @pytest.fixture(scope="session")

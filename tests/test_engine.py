@@ -231,23 +231,6 @@ def test_cache_hit_after_first_epoch(trained_bundle_path):
     assert third.cache_hits == 2  # the 4 oldest were evicted
 
 
-def test_gate_redraws_then_returns_unchanged(trained_bundle_path):
-    calls = []
-
-    def reject_all(orig, aug):
-        calls.append(len(orig))
-        return torch.zeros(len(orig))
-
-    e = Engine(trained_bundle_path, device="cpu", refine_steps=0, gate=reject_all, gate_threshold=0.5, gate_retries=2, seed=0)
-    x = torch.rand(4, 3, 32, 32) * 2 - 1
-    out, info = e.augment_tensor(x)
-    assert torch.equal(out, x) and not info.kept.any()
-    assert calls == [4, 4, 4] and e.stats["gated"] == 8 and e.stats["dropped"] == 4
-    ok = Engine(trained_bundle_path, device="cpu", refine_steps=0, gate=lambda a, b: torch.ones(len(a)), seed=0)
-    out, info = ok.augment_tensor(x)
-    assert info.kept.all() and ok.stats["dropped"] == 0 and not torch.equal(out, x)
-
-
 def test_engine_accepts_loaded_bundle(trained_bundle_path):
     e = Engine(load_bundle(trained_bundle_path), device="cpu", refine_steps=0)
     assert e.image_size == 32 and e.device == torch.device("cpu") and e.spec.code_names == ["glasses", "c1", "smile"]
