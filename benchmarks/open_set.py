@@ -204,7 +204,7 @@ def format_table(report: dict) -> str:
                          + " | ".join(f"{100 * r[m]['mean']:.1f} ± {100 * r[m]['std']:.1f}" for m in METRICS[1:]) + " |")
     for dname, per in report["paired_differences"].items():
         for name, r in per.items():
-            lines.append(f"| {name} | {dname} (± std [95 % CI]) | {format_difference(r['auc'], 1.0)} | "
+            lines.append(f"| {name} | {dname} (± std [95 % CI]) | {format_difference(r['auc'], 1.0, 3)} | "
                          + " | ".join(format_difference(r[m]) for m in METRICS[1:]) + " |")
     lines.append(f"wall-clock {report['wall_s']:.0f}s, CPU {report['cpu_s']:.0f}s (genaug expansion {report['genaug_prep_s']:.0f}s)")
     return "\n".join(lines)

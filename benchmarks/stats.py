@@ -40,9 +40,9 @@ def paired_difference(treated: list[float], control: list[float]) -> dict[str, f
     return out
 
 
-def format_difference(d: dict, scale: float = 100.0) -> str:
+def format_difference(d: dict, scale: float = 100.0, digits: int = 1) -> str:
     """'+1.2 ± 0.8 [-0.3, +2.7]' in points (``scale`` 100 turns fractions into percentage points)."""
-    if d["std"] is None:
-        return f"{scale * d['mean']:+.1f} (1 seed)"
-    return (f"{scale * d['mean']:+.1f} ± {scale * d['std']:.1f} "
-            f"[{scale * d['ci95_low']:+.1f}, {scale * d['ci95_high']:+.1f}]")
+    v = {k: None if d[k] is None else scale * d[k] for k in ("mean", "std", "ci95_low", "ci95_high")}
+    if v["std"] is None:
+        return f"{v['mean']:+.{digits}f} (1 seed)"
+    return f"{v['mean']:+.{digits}f} ± {v['std']:.{digits}f} [{v['ci95_low']:+.{digits}f}, {v['ci95_high']:+.{digits}f}]"
