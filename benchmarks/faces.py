@@ -176,18 +176,34 @@ def nearest_neighbour_top1(train: np.ndarray, train_labels: Tensor, test: np.nda
     return float((pred == test_labels).float().mean())
 
 
+class EmbedderJudge:
+    """The project's identity evaluator as a judge: cosine distance of its unit embeddings."""
+
+    name = "genaug evaluator_identity (the project's embedder)"
+
+    def __init__(self, device: str = "cpu"):
+        from genaug.metrics import resolve_feature_net
+
+        self.net = resolve_feature_net(None, "identity", device)
+
+    def embed(self, x: Tensor) -> Tensor:
+        from genaug.metrics import extract_features
+
+        return torch.nn.functional.normalize(extract_features(self.net, x), dim=1)
+
+    def distance(self, a: Tensor, b: Tensor) -> Tensor:
+        return 1 - (torch.nn.functional.normalize(a, dim=1) * torch.nn.functional.normalize(b, dim=1)).sum(1)
+
+
 def identity_judge(device: str = "cpu"):
-    """The strongest identity embedder installed: ``genaug.identity.get_judge()`` when that module
-    exists, else the project's own evaluator. Returns (name, embed(x NCHW [-1, 1]) -> (N, d))."""
+    """The strongest identity judge installed (``.name``, ``.embed(x NCHW [-1, 1]) -> (N, d)``,
+    ``.distance(a, b) -> (N,)``): ``genaug.identity.get_judge()`` when that module exists, else
+    the project's own evaluator."""
     try:
         from genaug.identity import get_judge
     except ImportError:
-        from genaug.metrics import extract_features, resolve_feature_net
-
-        net = resolve_feature_net(None, "identity", device)
-        return "genaug evaluator_identity (project embedder)", lambda x: extract_features(net, x)
-    judge = get_judge("auto")
-    return judge.name, judge.embed
+        return EmbedderJudge(device)
+    return get_judge("auto", device)
 
 
 def to_unit(images: Tensor) -> Tensor:

@@ -60,7 +60,7 @@ class OpenSetConfig:
     variants: int = 2
     refine_steps: int = 0
     strength: float = 1.0
-    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=1200, batch_size=64, scale=30.0, margin=0.2))
+    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=1000, batch_size=64, scale=30.0, margin=0.2))
 
 
 def training_faces(cfg: OpenSetConfig) -> tuple[Tensor, Tensor]:
@@ -215,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     d = OpenSetConfig()
     p.add_argument("--train-data", default=d.train_data, help="faces to train the embedder on (default celeba_train_64)")
-    p.add_argument("--verify-data", default=d.verify_data, help="ImageFolder of people never seen (default celeba_id200)")
+    p.add_argument("--verify-data", "--data", dest="verify_data", default=d.verify_data,
+                   help="ImageFolder of people the embedder never saw (default celeba_id200)")
     p.add_argument("--verify-split", default="test", choices=("test", "val", "train", "all"))
     p.add_argument("--pairs", default=None, help="a verification set in LFW pairs.txt format")
     p.add_argument("--pairs-root", default=None, help="folder with ROOT/name/name_000i.jpg (default: next to --pairs)")
