@@ -60,7 +60,7 @@ class OpenSetConfig:
     variants: int = 2
     refine_steps: int = 0
     strength: float = 1.0
-    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=1000, batch_size=64, scale=30.0, margin=0.2))
+    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=800, batch_size=64, scale=30.0, margin=0.2))
 
 
 def training_faces(cfg: OpenSetConfig) -> tuple[Tensor, Tensor]:
