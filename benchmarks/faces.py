@@ -108,8 +108,8 @@ def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: i
                      device: str = "auto", progress: bool = False) -> tuple[Tensor, float]:
     """``variants`` random genaug edits of each uint8 NCHW face, made once with
     ``genaug.expand_to_hdf5`` (seed 0) on a temporary folder of the faces; returns uint8
-    (N, variants, C, H, W) and the seconds it took. A face the expansion skipped keeps copies of
-    itself (counted in the returned tensor's absence of change; expansion reports skips)."""
+    (N, variants, C, H, W) and the seconds it took. A face the expansion skipped (it says so)
+    stands in for its own variants."""
     import h5py
     from PIL import Image
 
