@@ -15,7 +15,7 @@ CelebA box 35,55,143,163, resized to the model size) it measures, with the proje
   attribute (e.g. smile -> Smiling) the spread of P(bound attribute) across its values, and the
   mean |change| of all other attributes (should stay small);
 - edit size: mean |pixel change| and identity cosine of genaug's random edits, of the classical
-  pipeline of ``benchmarks/face_recognition.py`` and of another real photo of the same person;
+  pipeline of ``benchmarks/faces.py`` and of another real photo of the same person;
 - Fréchet distance on identity features (realism): real vs random samples G(z, c), real vs
   reconstructions and real vs random edits, with
   the real-vs-real floor (two disjoint halves of the real set).
@@ -71,9 +71,9 @@ def to_model(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
 
 def edit_size(x: torch.Tensor, aug: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, emb_net, seed: int) -> dict:
     """How far augmentations move a face: mean |pixel change| (0..255) and identity cosine, for
-    genaug's random edits, the classical pipeline of benchmarks/face_recognition.py, and another
+    genaug's random edits, the classical pipeline of benchmarks/faces.py, and another
     real photo of the same person (the variation a recogniser has to learn)."""
-    from benchmarks.face_recognition import classical_pipeline
+    from benchmarks.faces import classical_pipeline
 
     pipe = classical_pipeline(seed)
     classical = torch.stack([torch.from_numpy(pipe(image=a)["image"]).permute(2, 0, 1) for a in images.permute(0, 2, 3, 1).numpy()])

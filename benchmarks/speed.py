@@ -1,33 +1,42 @@
-"""Runtime speed: augmentation throughput with cached latents vs the raw generator, and inversion
-cost (predictor, predictor + K refinement steps, optimisation alone from a random start).
+"""Runtime speed, like with like.
 
     python benchmarks/speed.py [--bundle PATH] [--device auto] [--batch-size 64] [--out results.json]
+    python benchmarks/speed.py --quick --bundle PATH          # smoke test (seconds)
 
-Test faces: ``--batch-size`` real held-out faces (``--data``, default celeba_id200; people the
-default model never saw) or, with ``--data generated`` or when the folder is absent, generated
-faces. For each K in ``--steps``: ms/image and score of predictor + K Adam steps. Optimisation
-alone starts from a random latent and runs (scored every ``--chunk`` steps, up to ``--max-steps``)
-until it reaches the best of those scores; for each K the speedup is the random start's time to
-reach the same score over predictor + K's time (goal >= 20). Ratios, not absolute times, are comparable across machines.
+1. Cached augmentation vs the raw generator, on the SAME batch and latents: the batch's latents
+   are inverted once (filling the engine's cache); then, interleaved over ``--repeats`` rounds
+   after ``--warmup`` rounds, ``generator`` times G(edited latents) alone and ``augment (cached)``
+   times ``Engine.augment_tensor`` on that batch with the same edits (cache look-up by content
+   hash, applying the edits, one generator pass on the edited latents, the delta blend; the base
+   image G(latent) comes from the cache). Medians, quartiles and min/max per batch, for 1 thread
+   and for all threads.
+2. One ``GenerativeFaceAug`` call (inside ``A.Compose``) on a 178x218 photo, one thread:
+   ``uncached`` (a photo not seen before: framing, inversion with the default refinement, edit,
+   paste back), ``cached`` (the same photo again) and the classical albumentations pipeline of
+   the recognition benchmarks on the same photos; medians over ``--photos`` photos.
+3. Inversion cost: predictor + K refinement steps (``--steps``), against optimisation alone from a
+   random start until it reaches the same reconstruction score (scored every ``--chunk`` steps).
+Faces: real held-out faces (``--data``, default celeba_id200) or generated ones when absent.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import statistics
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from genaug.engine import Engine
-from genaug.invert import invert, latent_to_raw, raw_to_latent, refine
-from genaug.recon import reconstruction_score
-
-
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_id200"
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+from benchmarks.faces import ID200, classical_pipeline  # noqa: E402
+from benchmarks.report import emit  # noqa: E402
+from genaug.engine import Engine  # noqa: E402
+from genaug.invert import invert, latent_to_raw, raw_to_latent, refine  # noqa: E402
+from genaug.recon import reconstruction_score  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -35,17 +44,145 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn, device: torch.device, repeats: int) -> tuple[float, object]:
-    """Median seconds per call after one warm-up call, and the last call's result."""
-    out = fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2], out
+def spread(times_s: list[float]) -> dict[str, float]:
+    """Median, quartiles and extremes of a list of seconds, in ms."""
+    ms = sorted(1000 * t for t in times_s)
+    q = statistics.quantiles(ms, n=4) if len(ms) > 1 else [ms[0]] * 3
+    return {"median_ms": q[1] if len(ms) > 1 else ms[0], "q1_ms": q[0], "q3_ms": q[2], "min_ms": ms[0], "max_ms": ms[-1], "n": len(ms)}
+
+
+def interleaved(fns: dict[str, callable], device: torch.device, repeats: int, warmup: int) -> dict[str, dict]:
+    """Time each function once per round, rounds interleaved, after ``warmup`` untimed rounds."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for r in range(warmup + repeats):
+        for name, fn in fns.items():
+            _sync(device)
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            if r >= warmup:
+                times[name].append(time.perf_counter() - t)
+    return {k: spread(v) for k, v in times.items()}
+
+
+def test_faces(eng: Engine, data: str, n: int, seed: int) -> tuple[torch.Tensor, str]:
+    if data != "generated" and Path(data).is_dir():
+        from benchmarks.augmentation_quality import held_out_faces, to_model
+
+        return to_model(held_out_faces(data, n, seed)[0], eng.image_size, eng.channels).to(eng.device), f"real faces from {data}"
+    with torch.no_grad():
+        return eng.generate(eng.spec.sample(n, torch.Generator().manual_seed(seed))), "generated faces"
+
+
+def cached_vs_generator(eng: Engine, x: torch.Tensor, threads: list[int], repeats: int, warmup: int, seed: int) -> dict:
+    edits = eng.random_edits(len(x), torch.Generator().manual_seed(seed))
+    _, info = eng.augment_tensor(x, edits=edits)  # fills the cache; info.edited: the same latents G will see
+    edited, gen = info.edited, eng.bundle.generator
+    out = {}
+    for t in threads:
+        torch.set_num_threads(t)
+        with torch.no_grad():
+            res = interleaved({"generator": lambda: gen(edited), "augment (cached)": lambda: eng.augment_tensor(x, edits=edits)},
+                              eng.device, repeats, warmup)
+        res["ratio_augment_over_generator"] = res["augment (cached)"]["median_ms"] / res["generator"]["median_ms"]
+        out[str(t)] = res
+    return out
+
+
+def per_call(bundle: str, device: str, data: str, photos: int, seed: int) -> dict:
+    """ms per GenerativeFaceAug call on the folder's photos (celeba_id200: 178x218) or 178x218 noise,
+    one thread: uncached, cached, classical."""
+    import albumentations as A
+
+    from genaug.transforms import GenerativeFaceAug
+
+    torch.set_num_threads(1)
+    if Path(data).is_dir():
+        from PIL import Image
+
+        from training.data import list_images
+
+        imgs = [np.asarray(Image.open(f).convert("RGB")) for f in list_images(data)[: photos + 1]]
+        source = f"{len(imgs) - 1} photos of {imgs[0].shape[1]}x{imgs[0].shape[0]} from {data}"
+    else:
+        rng = np.random.default_rng(seed)
+        imgs = [rng.integers(0, 256, (218, 178, 3), dtype=np.uint8) for _ in range(photos + 1)]
+        source = "random 178x218 noise images (no face folder)"
+    pipe = A.Compose([GenerativeFaceAug(bundle=bundle, device=device, p=1.0)], seed=seed)
+    classical = classical_pipeline(seed)
+    pipe(image=imgs[-1])  # loads the model: not timed
+
+    def each(fn) -> dict:
+        ts = []
+        for im in imgs[:-1]:
+            t = time.perf_counter()
+            fn(im)
+            ts.append(time.perf_counter() - t)
+        return spread(ts)
+
+    return {"photos": source, "uncached": each(lambda im: pipe(image=im)), "cached": each(lambda im: pipe(image=im)),
+            "classical": each(lambda im: classical(image=im))}
+
+
+def inversion_cost(eng: Engine, x: torch.Tensor, steps: list[int], repeats: int, chunk: int, max_steps: int, loss: str, seed: int) -> dict:
+    """Predictor + K steps per K, and the random start's time to the same score."""
+    spec, gen_net, pred, n, dev = eng.spec, eng.bundle.generator, eng.bundle.predictor, len(x), eng.device
+    rows = []
+    for k in steps:
+        res = interleaved({"inv": lambda: invert(gen_net, pred, spec, x, k, loss)}, dev, max(1, repeats // 2), 1)["inv"]
+        rows.append({"K": k, "ms_per_image": res["median_ms"] / n,
+                     "score": invert(gen_net, pred, spec, x, k, loss).score.mean().item()})
+    target = max(r["score"] for r in rows)
+    raw = latent_to_raw(spec, spec.sample(n, torch.Generator().manual_seed(seed)).to(dev))
+    trace, done, spent = [], 0, 0.0
+    while done < max_steps:
+        _sync(dev)
+        t0 = time.perf_counter()
+        raw = refine(gen_net, spec, x, raw, chunk, loss)
+        _sync(dev)
+        spent, done = spent + time.perf_counter() - t0, done + chunk
+        with torch.no_grad():
+            trace.append((done, spent, reconstruction_score(gen_net(raw_to_latent(spec, raw)), x).mean().item()))
+        if trace[-1][2] >= target:
+            break
+    for r in rows:  # first point of the trace at the same score; a lower bound when never reached
+        hit = next((t for t in trace if t[2] >= r["score"]), None)
+        r.update(random_start_steps=hit[0] if hit else None, reached=hit is not None,
+                 random_start_ms_per_image=1000 * (hit[1] if hit else spent) / n)
+        r["speedup_at_equal_score"] = r["random_start_ms_per_image"] / r["ms_per_image"]
+    return {"rows": rows, "random_start_final": {"steps": done, "score": trace[-1][2] if trace else None}}
+
+
+DEFINITIONS = {
+    "generator": "one generator forward pass on the batch's edited latents (no cache, no blend)",
+    "augment (cached)": "Engine.augment_tensor on the same batch and edits with its latents cached: content-hash "
+                        "look-up, edits applied, one generator pass on the edited latents, delta blend",
+    "uncached": "one GenerativeFaceAug call in A.Compose on a photo not seen before: framing, inversion (predictor + "
+                "default refinement steps), edit, render, paste back",
+    "cached": "the same call on a photo already seen (latent from the cache)",
+    "classical": "the classical albumentations pipeline of the recognition benchmarks on the same photo",
+}
+
+
+def format_table(r: dict) -> str:
+    lines = [f"speed on {r['device']} ({r['faces']}, batch {r['batch_size']}); medians [q1, q3] in ms"]
+    for t, res in r["cached_vs_generator"].items():
+        g, a = res["generator"], res["augment (cached)"]
+        lines.append(f"{t} thread(s): generator {g['median_ms']:.1f} [{g['q1_ms']:.1f}, {g['q3_ms']:.1f}] ms/batch, "
+                     f"augment (cached) {a['median_ms']:.1f} [{a['q1_ms']:.1f}, {a['q3_ms']:.1f}] ms/batch, "
+                     f"ratio {res['ratio_augment_over_generator']:.2f}")
+    c = r["per_call"]
+    lines.append(f"GenerativeFaceAug per photo ({c['photos']}), 1 thread: uncached {c['uncached']['median_ms']:.0f} ms, "
+                 f"cached {c['cached']['median_ms']:.1f} ms, classical pipeline {c['classical']['median_ms']:.2f} ms")
+    if "inversion" in r:
+        lines.append(f"{'inversion':<22}{'ms/image':>9}  {'score':>6}  {'random start: steps':>20}  {'ms/image':>9}  {'speedup':>8}")
+    for row in r.get("inversion", {}).get("rows", []):
+        name = "predictor only" if row["K"] == 0 else f"predictor + {row['K']} steps"
+        st = str(row["random_start_steps"]) if row["reached"] else f">{r['inversion']['random_start_final']['steps']}"
+        lines.append(f"{name:<22}{row['ms_per_image']:9.2f}  {row['score']:6.3f}  {st:>20}  {row['random_start_ms_per_image']:9.1f}  "
+                     f"{row['speedup_at_equal_score']:7.1f}x" + ("" if row["reached"] else " (lower bound)"))
+    lines += [f"  {k}: {v}" for k, v in DEFINITIONS.items()]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -53,89 +190,33 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--bundle", default="default")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--steps", type=int, nargs="+", default=[0, 5, 20], help="K refinement steps after the predictor (several)")
+    ap.add_argument("--threads", type=int, nargs="+", default=None, help="thread counts (default: 1 and all cores)")
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--photos", type=int, default=8, help="178x218 photos for the per-call timing")
+    ap.add_argument("--steps", type=int, nargs="+", default=[0, 5, 20], help="K refinement steps after the predictor")
     ap.add_argument("--chunk", type=int, default=5, help="random-start optimisation is scored every CHUNK steps")
     ap.add_argument("--max-steps", type=int, default=2000, help="cap for optimisation from a random start")
     ap.add_argument("--loss", default="mse+msssim")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-inversion", action="store_true", help="skip part 3 (inversion cost)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", default=str(DEFAULT_DATA), help="ImageFolder of faces, or 'generated'")
+    ap.add_argument("--data", default=str(ID200), help="ImageFolder of faces, or 'generated'")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--quick", action="store_true", help="smoke test: batch 4, 2 repeats, 2 photos, K 0 2")
     a = ap.parse_args(argv)
-
+    if a.quick:
+        a.batch_size, a.repeats, a.warmup, a.photos, a.steps, a.max_steps = 4, 2, 1, 2, [0, 2], 20
+    threads = a.threads or sorted({1, os.cpu_count() or 1})
     eng = Engine(a.bundle, device=a.device, refine_steps=max(a.steps), refine_loss=a.loss, batch_size=a.batch_size, seed=a.seed)
-    dev, n, spec = eng.device, a.batch_size, eng.spec
-    g = torch.Generator().manual_seed(a.seed)
-    if a.data != "generated" and Path(a.data).is_dir():
-        from benchmarks.augmentation_quality import held_out_faces, to_model
-
-        faces = "real held-out faces from " + a.data
-        x = to_model(held_out_faces(a.data, n, a.seed)[0], eng.image_size, eng.channels).to(dev)
-    else:
-        faces = "generated faces"
-        with torch.no_grad():
-            x = eng.generate(spec.sample(n, g).to(dev))
-    gen_net, pred = eng.bundle.generator, eng.bundle.predictor
-    lat = spec.sample(n, g).to(dev)
-
-    # throughput: raw generator vs augment_tensor with cached latents
-    with torch.no_grad():
-        t_gen, _ = timed(lambda: gen_net(lat), dev, a.repeats)
-    eng.augment_tensor(x)  # fill the cache
-    t_aug, _ = timed(lambda: eng.augment_tensor(x), dev, a.repeats)
-
-    # inversion: predictor + K refinement steps, for each K
-    inv_rows = []
-    for k in a.steps:
-        t_k, inv = timed(lambda: invert(gen_net, pred, spec, x, k, a.loss), dev, a.repeats if k == 0 else max(1, a.repeats // 2))
-        inv_rows.append({"K": k, "ms_per_image": 1000 * t_k / n, "score": inv.score.mean().item()})
-
-    # optimisation alone from a random start, timed in chunks of --chunk steps (scoring not timed),
-    # until it reaches the best predictor + K score or --max-steps
-    target = max(r["score"] for r in inv_rows)
-    raw = latent_to_raw(spec, spec.sample(n, g).to(dev))
-    trace, steps, spent = [], 0, 0.0
-    while steps < a.max_steps:
-        _sync(dev)
-        t0 = time.perf_counter()
-        raw = refine(gen_net, spec, x, raw, a.chunk, a.loss)
-        _sync(dev)
-        spent += time.perf_counter() - t0
-        steps += a.chunk
-        with torch.no_grad():
-            score = reconstruction_score(gen_net(raw_to_latent(spec, raw)), x).mean().item()
-        trace.append((steps, spent, score))
-        if score >= target:
-            break
-    for r in inv_rows:  # first point of the trace at the same score; a lower bound when never reached
-        hit = next((t for t in trace if t[2] >= r["score"]), None)
-        r["random_start_steps"] = hit[0] if hit else None
-        r["random_start_ms_per_image"] = 1000 * (hit[1] if hit else spent) / n
-        r["speedup_at_equal_score"] = r["random_start_ms_per_image"] / r["ms_per_image"]
-        r["reached"] = hit is not None
-
-    res = {
-        "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
-        "bundle": a.bundle, "faces": faces, "image_size": eng.image_size, "batch_size": n, "loss": a.loss,
-        "generator_images_per_s": n / t_gen,
-        "augment_cached_images_per_s": n / t_aug,
-        "augment_vs_generator_ratio": t_gen / t_aug,
-        "random_start_final": {"steps": steps, "score": trace[-1][2] if trace else None},
-        "inversion": inv_rows,
-    }
-    flat = {k: v for k, v in res.items() if k != "inversion"}
-    width = max(map(len, flat))
-    for k, v in flat.items():
-        print(f"{k:<{width}}  {v:.4g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
-    print(f"\n{'inversion':<22}{'ms/image':>9}  {'score':>6}  {'random start: steps':>20}  {'ms/image':>9}  {'speedup':>8}")
-    for r in inv_rows:
-        name = "predictor only" if r["K"] == 0 else f"predictor + {r['K']} steps"
-        steps_txt = str(r["random_start_steps"]) if r["reached"] else f">{res['random_start_final']['steps']}"
-        print(f"{name:<22}{r['ms_per_image']:9.2f}  {r['score']:6.3f}  {steps_txt:>20}  {r['random_start_ms_per_image']:9.1f}  "
-              f"{r['speedup_at_equal_score']:7.1f}x" + ("" if r["reached"] else " (lower bound)"))
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
+    x, faces = test_faces(eng, a.data, a.batch_size, a.seed)
+    res = {"benchmark": "speed", "device": str(eng.device) + (f" ({torch.cuda.get_device_name(eng.device)})" if eng.device.type == "cuda" else ""),
+           "bundle": a.bundle, "faces": faces, "image_size": eng.image_size, "batch_size": a.batch_size, "loss": a.loss,
+           "definitions": DEFINITIONS, "cached_vs_generator": cached_vs_generator(eng, x, threads, a.repeats, a.warmup, a.seed)}
+    res["per_call"] = per_call(a.bundle, a.device, a.data, a.photos, a.seed)
+    torch.set_num_threads(1)
+    if not a.no_inversion:
+        res["inversion"] = inversion_cost(eng, x, a.steps, a.repeats, a.chunk, a.max_steps, a.loss, a.seed)
+    emit(res, format_table(res), a.out)
     return res
 
 

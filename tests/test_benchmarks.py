@@ -50,46 +50,163 @@ def evaluator_paths(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def test_help_documents_commands(capsys):
-    for name in ("face_recognition", "augmentation_quality"):
+    for name in ("few_shot", "open_set", "attribute_shift", "augmentation_quality"):
         with pytest.raises(SystemExit) as e:
             load_script(name).main(["--help"])
         assert e.value.code == 0
         out = capsys.readouterr().out
-        assert "--bundle" in out and "--out" in out
+        assert "--bundle" in out and "--out" in out and ("--quick" in out or name == "augmentation_quality")
 
 
-def test_face_recognition_quick(faces_folder, tiny_bundle_path, tmp_path):
-    fr = load_script("face_recognition")
-    out = tmp_path / "fr.json"
-    report = fr.main(["--data", str(faces_folder), "--quick", "--bundle", str(tiny_bundle_path), "--device", "cpu",
-                      "--out", str(out)])
-    saved = json.loads(out.read_text())
-    assert saved["arms"] == list(fr.ARMS) == list(report["results"])
-    assert saved["data"]["identities"] == 5 and saved["data"]["test_images"] == 10
-    for arm in fr.ARMS:
-        r = saved["results"][arm]["1"]
-        assert 0 <= r["top1_mean"] <= 1 and 0 <= r["auc_mean"] <= 1 and r["train_s_mean"] >= 0
-        assert len(r["runs"]) == 1 and set(r["runs"][0]) >= {"top1", "val_top1", "auc", "tar@far=1e-2", "train_s"}
-    assert set(saved["prep_s"]) == {"genaug", "classical+genaug", "classical+genaug-online"}
-    assert saved["engine_stats"]["augmented"] > 0
-    assert saved["config"]["seeds"] == 1 and saved["wall_s"] > 0
+def test_paired_difference_closed_form():
+    from benchmarks.stats import format_difference, paired_difference, t_quantile
+
+    # differences 1, 2, 3: mean 2, std 1, 95 % CI 2 -+ t(0.975, 2) / sqrt(3) with t = 4.302653
+    d = paired_difference([0.11, 0.22, 0.33], [0.10, 0.20, 0.30])
+    assert d["mean"] == pytest.approx(0.02) and d["std"] == pytest.approx(0.01)
+    half = 4.302653 * 0.01 / 3 ** 0.5
+    assert (d["ci95_low"], d["ci95_high"]) == (pytest.approx(0.02 - half), pytest.approx(0.02 + half))
+    assert d["per_seed"] == pytest.approx([0.01, 0.02, 0.03]) and d["n"] == 3
+    assert t_quantile(1) == pytest.approx(12.7062, abs=1e-3) and t_quantile(30) == pytest.approx(2.0423, abs=1e-3)
+    assert format_difference(d) == "+2.0 ± 1.0 [-0.5, +4.5]"
+    one = paired_difference([0.5], [0.25])
+    assert one["mean"] == 0.25 and one["ci95_low"] is None and format_difference(one) == "+25.0 (1 seed)"
+    with pytest.raises(ValueError, match="equal"):
+        paired_difference([1.0, 2.0], [1.0])
 
 
-def test_face_recognition_same_settings_and_seeding(faces_folder):
-    fr = load_script("face_recognition")
-    data = fr.load_identity_folder(faces_folder, 64)
-    splits = fr.make_splits(data)
+def test_t_quantile_without_scipy(monkeypatch):
+    from benchmarks import stats
+
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)  # import fails: the table answers
+    assert stats.t_quantile(2) == pytest.approx(4.303) and stats.t_quantile(40) == pytest.approx(2.021, abs=0.01)
+    with pytest.raises(ValueError, match="at least 2"):
+        stats.t_quantile(0)
+
+
+@pytest.fixture()
+def attributes_folder(faces_folder) -> Path:
+    """faces_folder plus an attributes.csv: photo 0 and 1 of each person wear 'Eyeglasses'."""
+    rows = ["path,Eyeglasses,Smiling"]
+    for p in sorted(faces_folder.rglob("*.png")):
+        rel = p.relative_to(faces_folder).as_posix()
+        rows.append(f"{rel},{1 if p.stem in ('00', '01') else -1},-1")
+    (faces_folder / "attributes.csv").write_text("\n".join(rows) + "\n")
+    return faces_folder
+
+
+def test_few_shot_quick(faces_folder, tiny_bundle_path, tmp_path):
+    fs = load_script("few_shot")
+    out = tmp_path / "fs.json"
+    fs.main(["--data", str(faces_folder), "--quick", "--bundle", str(tiny_bundle_path), "--arms", *fs.ARMS, "--out", str(out)])
+    r = json.loads(out.read_text())
+    assert list(r["results"]) == ["HOG 1-NN", *fs.ARMS]
+    assert r["data"]["identities"] == 5 and r["data"]["eval_images"] == 10 and r["eval_split"] == "test"
+    for arm, per_k in r["results"].items():
+        assert len(per_k["1"]["runs"]) == 2 and 0 <= per_k["1"]["mean"] <= 1
+    assert r["results"]["HOG 1-NN"]["1"]["mean"] > 0.2  # 5 distinct colour patterns: HOG finds some
+    assert set(r["paired_differences"]) == {"classical+genaug - classical", "classical - none", "genaug - none"}
+    d = r["paired_differences"]["classical+genaug - classical"]["1"]
+    runs = r["results"]
+    assert d["per_seed"] == pytest.approx([a["top1"] - b["top1"] for a, b in zip(runs["classical+genaug"]["1"]["runs"],
+                                                                                runs["classical"]["1"]["runs"])])
+    assert r["config"]["train"]["steps"] == 20 and r["genaug_prep_s"] > 0
+
+
+def test_few_shot_splits_and_arms(faces_folder):
+    from benchmarks.faces import load_people, make_splits, pick_shots
+    from benchmarks.recogniser import Augmenter
+
+    data = load_people(faces_folder)
+    splits = make_splits(data)
     assert not set(splits["test"].tolist()) & set(splits["train"].tolist())
-    a = fr.pick_shots(data.labels, splits["train"], 2, seed=0)
-    assert torch.equal(a, fr.pick_shots(data.labels, splits["train"], 2, seed=0))
-    assert len(a) == 10 and torch.bincount(data.labels[a]).tolist() == [2] * 5
-    assert [len(v) for v in splits.values()] == [15, 5, 10]
-    x = data.images[:4]
-    aug = fr.Augmenter("classical", 0, None, None, 0.5)
-    y = aug(x, torch.arange(4))
-    assert y.shape == x.shape and y.dtype == torch.uint8
-    assert torch.equal(y, fr.Augmenter("classical", 0, None, None, 0.5)(x, torch.arange(4)))
-    assert torch.equal(fr.Augmenter("none", 0, None, None, 0.5)(x, torch.arange(4)), x)
+    a = pick_shots(data.labels, splits["train"], 2, seed=0)
+    assert torch.equal(a, pick_shots(data.labels, splits["train"], 2, seed=0))
+    assert torch.bincount(data.labels[a]).tolist() == [2] * 5
+    x, rows = data.images[:4], torch.arange(4)
+    y = Augmenter("classical", 0)(x, rows)
+    assert y.shape == x.shape and y.dtype == torch.uint8 and torch.equal(y, Augmenter("classical", 0)(x, rows))
+    assert torch.equal(Augmenter("none", 0)(x, rows), x)
+    variants = torch.zeros(4, 3, *x.shape[1:], dtype=torch.uint8)  # every variant black
+    shown = Augmenter("genaug", 0, variants, p_genaug=1.0)(x, rows)
+    assert int(shown.max()) == 0
+    with pytest.raises(ValueError, match="needs genaug variants"):
+        Augmenter("classical+genaug", 0)
+
+
+def test_open_set_quick_and_pairs_file(faces_folder, tiny_bundle_path, tmp_path):
+    os_ = load_script("open_set")
+    lfw = tmp_path / "lfw"  # LFW layout: name/name_000i.jpg and pairs.txt
+    for p in sorted(faces_folder.glob("p*")):
+        (lfw / p.name).mkdir(parents=True)
+        for i, f in enumerate(sorted(p.glob("*.png"))[:3], 1):
+            Image.open(f).save(lfw / p.name / f"{p.name}_{i:04d}.jpg")
+    (lfw / "pairs.txt").write_text("1\t4\np0 1 2\np1\t1\t3\np0 1 p1 2\np2 3 p3 1\n")
+    out = tmp_path / "os.json"
+    os_.main(["--quick", "--train-data", str(faces_folder), "--verify-data", str(faces_folder), "--verify-split", "all",
+              "--pairs", str(lfw / "pairs.txt"), "--bundle", str(tiny_bundle_path), "--out", str(out)])
+    r = json.loads(out.read_text())
+    assert r["data"]["train_identities"] == 5 and r["data"]["pairs.txt_pairs"] == 4
+    assert set(r["results"]) == {"none", "classical", "classical+genaug"}
+    for per in r["results"].values():
+        assert set(per) == {"people", "pairs.txt"}
+        for m in ("auc", "tar@far=1e-3", "tar@far=1e-2"):
+            assert 0 <= per["people"][m]["mean"] <= 1 and per["people"][m]["n"] == 2
+    assert set(r["paired_differences"]["classical+genaug - classical"]["pairs.txt"]) == {"auc", "tar@far=1e-3", "tar@far=1e-2"}
+
+
+def test_read_pairs_rejects_bad_lines(tmp_path):
+    os_ = load_script("open_set")
+    (tmp_path / "a").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "a" / "a_0001.jpg")
+    (tmp_path / "bad.txt").write_text("a 1\n")
+    with pytest.raises(ValueError, match="expected 'name i j'"):
+        os_.read_pairs(tmp_path / "bad.txt", tmp_path)
+    (tmp_path / "missing.txt").write_text("a 1 2\n")
+    with pytest.raises(ValueError, match="a_0002.jpg not found"):
+        os_.read_pairs(tmp_path / "missing.txt", tmp_path)
+
+
+def test_attribute_shift_quick(attributes_folder, tiny_bundle_path, tmp_path, tiny_spec):
+    sh = load_script("attribute_shift")
+    out = tmp_path / "sh.json"
+    sh.main(["--quick", "--data", str(attributes_folder), "--bundle", str(tiny_bundle_path), "--out", str(out),
+             "--attributes", "Eyeglasses", "Smiling", "Young", "--max-train", "3"])
+    r = json.loads(out.read_text())
+    assert r["judge"]
+    eg = r["attributes"]["Eyeglasses"]
+    assert eg["people"] == 5 and eg["test_photos"] == 10 and eg["code"] == "glasses"  # found by its bound attribute
+    assert set(eg["results"]) == {"none", "classical", "classical+genaug", "enrol", "enrol+genaug"}
+    assert all(len(v["runs"]) == 2 for v in eg["results"].values())
+    assert set(eg["paired_differences"]) == {"classical+genaug - classical", "enrol+genaug - enrol"}
+    # nobody smiles in this folder; Young is not a column: both say why they were skipped
+    assert "fewer than 2 people" in r["attributes"]["Smiling"]["skipped"]
+    assert "not a column" in r["attributes"]["Young"]["skipped"]
+
+
+def test_attribute_shift_without_bound_code(attributes_folder, tmp_path, tiny_spec):
+    from conftest import make_tiny_bundle
+
+    from genaug.bundle import save_bundle
+    from genaug.latent import LatentSpec
+
+    unbound = tmp_path / "unbound"
+    save_bundle(make_tiny_bundle(LatentSpec.parse(8, "3", "smile")), unbound)
+    r = load_script("attribute_shift").main(["--quick", "--data", str(attributes_folder), "--bundle", str(unbound),
+                                             "--attributes", "Eyeglasses", "--out", str(tmp_path / "u.json")])
+    eg = r["attributes"]["Eyeglasses"]
+    assert eg["code"] is None and "no code bound to Eyeglasses" in eg["genaug_skipped"]
+    assert set(eg["results"]) == {"none", "classical", "enrol"} and eg["paired_differences"] == {}
+
+
+@pytest.mark.parametrize("protocol", ["few_shot", "open_set", "attribute_shift"])
+def test_missing_inputs_skip_with_reason(protocol, faces_folder, tiny_bundle_path, tmp_path):
+    out = tmp_path / "skip.json"
+    data_flag = "--train-data" if protocol == "open_set" else "--data"
+    folder = faces_folder if protocol == "attribute_shift" else tmp_path / "nowhere"  # no attributes.csv / no folder
+    r = load_script(protocol).main(["--quick", data_flag, str(folder), "--bundle", str(tiny_bundle_path), "--out", str(out)])
+    reason = json.loads(out.read_text())["skipped"]
+    assert r["skipped"] == reason and ("attributes.csv" in reason if protocol == "attribute_shift" else "not found" in reason)
 
 
 def test_augmentation_quality_quick(faces_folder, tiny_bundle_path, evaluator_paths, tmp_path, tiny_spec):
@@ -116,18 +233,22 @@ def test_augmentation_quality_quick(faces_folder, tiny_bundle_path, evaluator_pa
 
 
 @pytest.mark.parametrize("faces", ["generated", "folder"])
-def test_speed_runs_and_compares_at_equal_score(faces, faces_folder, tiny_bundle_path, tmp_path):
+def test_speed_quick_compares_like_with_like(faces, faces_folder, tiny_bundle_path, tmp_path):
     out = tmp_path / "speed.json"
     data = "generated" if faces == "generated" else str(faces_folder)
-    r = load_script("speed").main(["--bundle", str(tiny_bundle_path), "--device", "cpu", "--batch-size", "4", "--steps", "0", "3",
-                                   "--max-steps", "20", "--repeats", "1", "--data", data, "--out", str(out)])
+    r = load_script("speed").main(["--quick", "--bundle", str(tiny_bundle_path), "--device", "cpu", "--threads", "1", "2",
+                                   "--data", data, "--out", str(out)])
     assert json.loads(out.read_text())["batch_size"] == 4
     assert r["faces"].startswith("real" if faces == "folder" else "generated")
-    k0, k3 = r["inversion"]
-    assert (k0["K"], k3["K"]) == (0, 3) and k3["score"] >= k0["score"] - 1e-3  # refinement does not make it worse
-    final = r["random_start_final"]
-    for row in (k0, k3):
-        assert row["reached"] == (row["random_start_steps"] is not None)
-        assert row["reached"] or final["score"] < row["score"]
-        assert row["speedup_at_equal_score"] > 0
-    assert final["steps"] <= 20
+    assert set(r["cached_vs_generator"]) == {"1", "2"}
+    for res in r["cached_vs_generator"].values():
+        for k in ("generator", "augment (cached)"):
+            assert res[k]["n"] == 2 and res[k]["min_ms"] <= res[k]["median_ms"] <= res[k]["max_ms"]
+        assert res["ratio_augment_over_generator"] > 0
+    assert set(r["per_call"]) == {"photos", "uncached", "cached", "classical"} and r["per_call"]["uncached"]["n"] == 2
+    assert set(r["definitions"]) >= {"generator", "augment (cached)", "uncached", "cached", "classical"}
+    k0, k2 = r["inversion"]["rows"]
+    assert (k0["K"], k2["K"]) == (0, 2) and k2["score"] >= k0["score"] - 1e-3  # refinement does not make it worse
+    for row in (k0, k2):
+        assert row["reached"] == (row["random_start_steps"] is not None) and row["speedup_at_equal_score"] > 0
+    assert r["inversion"]["random_start_final"]["steps"] <= 20

@@ -1,0 +1,211 @@
+"""What the recognition benchmarks share about faces: the data folders, splits, the classical
+pipeline, the HOG 1-NN reference, genaug variants (offline expansion and attribute edits) and
+the identity judge used without training."""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from training.evaluators import IdentityFolder, load_identity_folder  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+ID200 = SHARED / "celeba_id200"
+TRAIN64 = SHARED / "celeba_train_64"
+
+
+
+class MissingInput(Exception):
+    """A protocol's input is absent: the protocol says why and skips."""
+
+
+def load_people(folder: str | Path) -> IdentityFolder:
+    """An ImageFolder of identities as 64x64 uint8 NCHW (CelebA frames cropped to the face box)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MissingInput(f"face folder {folder} not found")
+    return load_identity_folder(folder, 64)
+
+
+def subset(data: IdentityFolder, rows: Tensor) -> IdentityFolder:
+    rows = rows.tolist()
+    return IdentityFolder(data.images[rows], data.labels[rows], [data.paths[i] for i in rows], data.classes,
+                          None if data.splits is None else [data.splits[i] for i in rows])
+
+
+def make_splits(data: IdentityFolder, seed: int = 0) -> dict[str, Tensor]:
+    """train/val/test rows: the folder's splits.csv, else a seeded per-person split (10 % val,
+    10 % test with at least one each, two test photos where a person has >= 6)."""
+    if data.splits is not None:
+        return {s: data.where(s) for s in ("train", "val", "test")}
+    g = torch.Generator().manual_seed(seed)
+    out: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for c in range(len(data.classes)):
+        rows = torch.nonzero(data.labels == c).flatten()
+        rows = rows[torch.randperm(len(rows), generator=g)].tolist()
+        if len(rows) < 3:
+            continue
+        n_val = max(1, round(0.1 * len(rows)))
+        n_test = max(2 if len(rows) >= 6 else 1, n_val)
+        out["test"] += rows[:n_test]
+        out["val"] += rows[n_test : n_test + n_val]
+        out["train"] += rows[n_test + n_val :]
+    return {k: torch.tensor(sorted(v), dtype=torch.long) for k, v in out.items()}
+
+
+def pick_shots(labels: Tensor, rows: Tensor, k: int, seed: int) -> Tensor:
+    """k seeded rows per person out of ``rows`` (people with fewer keep all they have)."""
+    g = torch.Generator().manual_seed(1000 + seed)
+    picked = []
+    for c in torch.unique(labels[rows]).tolist():
+        mine = rows[labels[rows] == c]
+        picked.append(mine[torch.randperm(len(mine), generator=g)[:k]])
+    return torch.cat(picked)
+
+
+def read_attributes(folder: str | Path, paths: list[str]) -> dict[str, Tensor] | None:
+    """``folder/attributes.csv`` (path or filename column, then -1/+1 columns) as one bool tensor
+    per attribute aligned with ``paths``; None when the file is absent."""
+    f = Path(folder) / "attributes.csv"
+    if not f.is_file():
+        return None
+    with open(f, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    key = "path" if rows and "path" in rows[0] else "filename"
+    table = {r[key]: r for r in rows}
+    missing = [p for p in paths if p not in table and Path(p).name not in table]
+    if missing:
+        raise ValueError(f"{f}: no row for {len(missing)} images, e.g. {missing[0]}")
+    got = [table.get(p) or table[Path(p).name] for p in paths]
+    names = [n for n in rows[0] if n not in ("path", "filename", "identity", "celeba_identity", "split")]
+    return {n: torch.tensor([int(r[n]) > 0 for r in got]) for n in names}
+
+
+# ----------------------------------------------------------------------------- augmentation
+def classical_pipeline(seed: int):
+    """A strong classical pipeline (albumentations), HWC uint8 in and out."""
+    import albumentations as A
+
+    return A.Compose([
+        A.HorizontalFlip(p=0.5),
+        A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-12, 12), p=0.8),
+        A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03, p=0.8),
+        A.ToGray(p=0.1),
+        A.GaussianBlur(blur_limit=(3, 3), p=0.1),
+        A.CoarseDropout(num_holes_range=(1, 2), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25), p=0.3),
+    ], seed=seed)
+
+
+def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: int, strength: float = 1.0,
+                     device: str = "auto", progress: bool = False) -> tuple[Tensor, float]:
+    """``variants`` random genaug edits of each uint8 NCHW face, made once with
+    ``genaug.expand_to_hdf5`` (seed 0) on a temporary folder of the faces; returns uint8
+    (N, variants, C, H, W) and the seconds it took. A face the expansion skipped (it says so)
+    stands in for its own variants."""
+    import h5py
+    from PIL import Image
+
+    from genaug import expand_to_hdf5
+
+    t0 = time.time()
+    out = images.unsqueeze(1).repeat(1, variants, 1, 1, 1)
+    with tempfile.TemporaryDirectory(prefix="genaug-bench-") as tmp:
+        src = Path(tmp) / "faces" / "all"
+        src.mkdir(parents=True)
+        for i, im in enumerate(images):
+            Image.fromarray(im.permute(1, 2, 0).numpy()).save(src / f"{i:07d}.png")
+        h5 = Path(tmp) / "variants.h5"
+        res = expand_to_hdf5(src.parent, h5, variants, bundle=bundle, seed=0, size="source", framing="full",
+                             refine_steps=refine_steps, strength=strength, device=device, workers=1,
+                             progress=progress, overwrite=True, command=["benchmarks"])
+        with h5py.File(h5, "r") as f:
+            imgs = torch.from_numpy(f["images"][()]).permute(0, 3, 1, 2)
+            rows, var = f["source_index"][()], f["variant"][()]
+    out[torch.from_numpy(rows), torch.from_numpy(var.astype(np.int64)) - 1] = imgs
+    if res.skipped:
+        print(f"genaug expansion skipped {len(res.skipped)} faces (they stay unedited)", flush=True)
+    return out, time.time() - t0
+
+
+def bound_code(spec, attribute: str) -> tuple[int, float] | None:
+    """(code index, value that switches ``attribute`` on) for the code bound to it, else None."""
+    for i, c in enumerate(spec.codes):
+        if c.attribute == attribute:
+            return i, (1.0 if spec.is_categorical(i) else float(c.high))
+    return None
+
+
+def attribute_variants(images: Tensor, engine, code: int, value: float, strengths: list[float]) -> Tensor:
+    """One variant per strength of each uint8 NCHW face with ``code`` set to ``value`` (the
+    attribute switched on) through ``engine.augment``; returns uint8 (N, len(strengths), C, H, W)."""
+    from genaug.sweep import Edit
+
+    arrs = [np.ascontiguousarray(im.permute(1, 2, 0).numpy()) for im in images]
+    out = []
+    for s in strengths:
+        res = []
+        for i in range(0, len(arrs), engine.batch_size):
+            part = arrs[i : i + engine.batch_size]
+            edited, _ = engine.augment(part, edits=[Edit(code, value)] * len(part), strength=s, framing="full")
+            res += [torch.from_numpy(np.ascontiguousarray(e)).permute(2, 0, 1) for e in edited]
+        out.append(torch.stack(res))
+    return torch.stack(out, 1)
+
+
+# ----------------------------------------------------------------------------- reference and judge
+def hog_features(images: Tensor) -> np.ndarray:
+    """HOG descriptors (scikit-image) of uint8 NCHW faces, grey 64x64, L2-normalised."""
+    from skimage.feature import hog
+
+    grey = images.float().mul(torch.tensor([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)).sum(1).numpy()
+    feats = np.stack([hog(g, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2)) for g in grey])
+    return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+
+
+def nearest_neighbour_top1(train: np.ndarray, train_labels: Tensor, test: np.ndarray, test_labels: Tensor) -> float:
+    """Top-1 of 1-NN by cosine similarity between feature rows."""
+    pred = train_labels[torch.from_numpy((test @ train.T).argmax(1))]
+    return float((pred == test_labels).float().mean())
+
+
+class EmbedderJudge:
+    """The project's identity evaluator as a judge: cosine distance of its unit embeddings."""
+
+    name = "genaug evaluator_identity (the project's embedder)"
+
+    def __init__(self, device: str = "cpu"):
+        from genaug.metrics import resolve_feature_net
+
+        self.net = resolve_feature_net(None, "identity", device)
+
+    def embed(self, x: Tensor) -> Tensor:
+        from genaug.metrics import extract_features
+
+        return torch.nn.functional.normalize(extract_features(self.net, x), dim=1)
+
+    def distance(self, a: Tensor, b: Tensor) -> Tensor:
+        return 1 - (torch.nn.functional.normalize(a, dim=1) * torch.nn.functional.normalize(b, dim=1)).sum(1)
+
+
+def identity_judge(device: str = "cpu"):
+    """The strongest identity judge installed (``.name``, ``.embed(x NCHW [-1, 1]) -> (N, d)``,
+    ``.distance(a, b) -> (N,)``): ``genaug.identity.get_judge()`` when that module exists, else
+    the project's own evaluator."""
+    try:
+        from genaug.identity import get_judge
+    except ImportError:
+        return EmbedderJudge(device)
+    return get_judge("auto", device)
+
+
+def to_unit(images: Tensor) -> Tensor:
+    """uint8 NCHW -> float in [-1, 1]."""
+    return images.float().div(127.5).sub(1)
