@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from genaug.bundle import BundleError, _sha256, load_bundle
+from genaug.bundle import BundleError, load_bundle
+from genaug.io import sha256_file as _sha256
 
 
 @pytest.fixture()

@@ -57,7 +57,7 @@ class SameFace(Dataset):
 
 
 def epochs(aug_kw, loader_seed: int, n_epochs: int) -> list[list[np.ndarray]]:
-    pipe = A.Compose([GenerativeFaceAug(**aug_kw)], seed=0)
+    pipe = A.Compose([GenerativeFaceAug(codes=["smile"], **aug_kw)], seed=0)  # continuous: draws differ unless the RNG repeats
     loader = DataLoader(SameFace(pipe), batch_size=1, num_workers=2, generator=torch.Generator().manual_seed(loader_seed))
     return [[b[0].numpy() for b in loader] for _ in range(n_epochs)]
 
