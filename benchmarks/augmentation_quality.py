@@ -119,7 +119,7 @@ def run(bundle: str, folder: str | Path, n: int, refine_steps: int, device: str,
     rec = compute("reconstruction", original=x, reconstructed=recon)
     report: dict = {
         "benchmark": "augmentation_quality", "bundle": engine.bundle.name, "bundle_identity": engine.bundle.identity,
-        "n": len(x), "refine_steps": refine_steps, "strength": strength, "seed": seed,
+        "n": len(x), "refine_steps": engine.refine_steps, "strength": strength, "seed": seed,
         "reconstruction": {"score": round(rec["score_mean"], 4), "psnr": round(rec["psnr_mean"], 2)},
         "identity": {"reconstruction": round(identity_similarity(x, recon, emb_net).mean().item(), 4),
                      **{k: round(v, 4) for k, v in same_person_baselines(x, labels, emb_net).items()}},
@@ -152,12 +152,14 @@ def run(bundle: str, folder: str | Path, n: int, refine_steps: int, device: str,
         report["codes"][code.name] = entry
     aug, _ = engine.augment_tensor(x, generator=torch.Generator().manual_seed(seed))
     real_f = extract_features(emb_net, x)
-    samples = engine.generate(spec.sample(len(x), generator=torch.Generator().manual_seed(seed + 1))).cpu()
     def fd(images: torch.Tensor) -> dict:
         res = frechet_with_floor(real_f, extract_features(emb_net, images), seed)
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()}
 
-    report["frechet_identity_features"] = {"random_samples": fd(samples), "reconstruction": fd(recon), "random_edits": fd(aug.cpu())}
+    report["frechet_identity_features"] = {"reconstruction": fd(recon), "random_edits": fd(aug.cpu())}
+    if engine.bundle.can_sample:  # the edit kind has no prior to draw random faces from
+        samples = engine.generate(spec.sample(len(x), generator=torch.Generator().manual_seed(seed + 1))).cpu()
+        report["frechet_identity_features"]["random_samples"] = fd(samples)
     report["edit_size"] = edit_size(x, aug.cpu(), images, labels, emb_net, seed)
     report["wall_s"] = round(time.time() - t0, 1)
     return report
@@ -189,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", default="default")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="ImageFolder of held-out people (default: celeba_id200)")
     p.add_argument("--n", type=int, default=512, help="number of held-out faces")
-    p.add_argument("--refine-steps", type=int, default=20)
+    p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement (default: the bundle's own default)")
     p.add_argument("--strength", type=float, default=1.0)
     p.add_argument("--continuous-values", type=int, default=3, help="values swept per continuous code")
     p.add_argument("--device", default="auto")

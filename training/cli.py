@@ -9,7 +9,8 @@ from .loop import train
 HELP = {
     "data": "image folder (flat or ImageFolder; any size: centre-cropped and resized)",
     "out": "run folder: checkpoint, log.jsonl, samples/, sweeps/, bundle/ (same command resumes)",
-    "kind": "'infogan' (DCGAN D + Q head) or 'began' (InfoGAN-BEGAN hybrid, autoencoder D)",
+    "kind": "'infogan' (DCGAN D + Q head), 'began' (InfoGAN-BEGAN hybrid, autoencoder D) or 'edit' (encoder + "
+            "generator trained to edit real faces; its own options: `genaug train --kind edit --help`)",
     "image_size": "model resolution (power of two: 32, 64, 128)",
     "channels": "3 (RGB) or 1 (grayscale)",
     "noise_dim": "size of the incompressible noise z",
@@ -74,6 +75,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def main(argv: list[str] | None = None) -> int:
     """``genaug train``: a bad path, an unreadable folder or a bad value is one line on stderr and
     exit status 1 (unreadable files inside the folder are skipped with a warning)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _wants_edit_kind(argv):  # the edit-aware kind has its own settings: `genaug train --kind edit --help`
+        from .edit_loop import main as edit_main
+
+        return edit_main([a for i, a in enumerate(argv) if a not in ("--kind=edit",) and not
+                          (a == "--kind" or (i > 0 and argv[i - 1] == "--kind"))])
     args = build_parser().parse_args(argv)
     try:
         train(TrainConfig.from_flat(**vars(args)))
@@ -81,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genaug train: error: {str(e).strip(chr(39))}", file=sys.stderr)
         return 1
     return 0
+
+
+def _wants_edit_kind(argv: list[str]) -> bool:
+    return "--kind=edit" in argv or any(a == "--kind" and b == "edit" for a, b in zip(argv, argv[1:]))
 
 
 if __name__ == "__main__":

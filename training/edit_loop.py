@@ -298,25 +298,50 @@ class EditTrainer:
         return self.export()
 
 
+HELP = {
+    "data": "image folder of faces with attributes.csv (CelebA style) for the bound codes",
+    "out": "run folder: checkpoint, log.jsonl, samples/, bundle/ (the same command resumes)",
+    "content_channels": "channels of the encoder's S/8 content map (the part of the latent codes do not touch)",
+    "categorical": "codes NAME:K[:ATTRIBUTE] (bound codes learn from the attribute column)",
+    "continuous": "free continuous codes in [-1, 1]: a count or NAME list (InfoGAN: recovered by D's code head)",
+    "identity_unsafe": "codes left out of the default random augmentation (they change who someone looks like)",
+    "minutes": "wall-clock budget of this invocation (0 = none); checkpoint + bundle are written when it ends",
+    "edit_space": "what D judges as an edit: 'delta' (photo + generator change, as rendered) or 'generated'",
+    "lambda_rec": "weight of L1 + 0.5*(1 - MS-SSIM) of G(E(x)) vs x", "lambda_cls": "weight of the edit's code loss (G)",
+    "lambda_cls_d": "weight of D's code losses", "lambda_cycle": "weight of the cycle L1", "lambda_enc": "weight of E's code losses",
+    "eval_every": "steps between held-out evaluations, sample grids and bundle exports",
+    "threads": "torch CPU threads (0 = torch's default)", "half": "store bundle weights in float16",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.edit_loop", description=__doc__,
+    p = argparse.ArgumentParser(prog="genaug train --kind edit", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in fields(EditTrainConfig):
         if f.name in ("data", "out"):
-            p.add_argument(f.name)
+            p.add_argument(f.name, help=HELP[f.name])
         elif f.type in (bool, "bool"):
-            p.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=f.default)
+            p.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=f.default, help=HELP.get(f.name))
         else:
             typ = {"int": int, "float": float}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
-            p.add_argument("--" + f.name.replace("_", "-"), type=typ, default=None if f.default is MISSING else f.default)
+            p.add_argument("--" + f.name.replace("_", "-"), type=typ, default=None if f.default is MISSING else f.default,
+                           help=HELP.get(f.name))
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
-    cfg = EditTrainConfig(**vars(build_parser().parse_args(argv)))
-    bundle = EditTrainer(cfg).run()
+def main(argv: list[str] | None = None) -> int:
+    """A bad path or value is one line on stderr and exit status 1."""
+    import sys
+
+    args = build_parser().parse_args(argv)
+    try:
+        bundle = EditTrainer(EditTrainConfig(**vars(args))).run()
+    except (OSError, ValueError, KeyError) as e:
+        print(f"genaug train --kind edit: error: {str(e).strip(chr(39))}", file=sys.stderr)
+        return 1
     print(f"wrote {bundle.path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
