@@ -18,7 +18,7 @@ from .device import resolve_device
 from .invert import Inversion, invert
 from .recon import parse_mix
 from .render import FRAMINGS, MODES, FrameInfo, paste_back, render, to_model_batch
-from .sweep import Edit, apply_edits, random_edits
+from .sweep import Edit, apply_edits, random_edits, resolve_edits
 
 Gate = Callable[[Tensor, Tensor], Tensor]
 Generators = Union[torch.Generator, list[torch.Generator], None]
@@ -188,6 +188,7 @@ class Engine:
         if len(edits) != n or latent.shape[0] != n:
             raise ValueError(f"need one latent and one edit per row: {latent.shape[0]} latents, {len(edits)} edits, {n} rows")
         x, latent = x.to(self.device), latent.to(self.device)
+        edits = resolve_edits(latent, self.spec, edits)  # relative (random) edits -> what they became here
         base = self.generate(latent) if base is None else base.to(self.device)
         strength = self.strength if strength is None else strength
         mode, gen = mode or self.mode, generator or self.generator
@@ -201,7 +202,7 @@ class Engine:
                 if not rows:
                     break
                 self.stats["gated"] += len(rows)
-                for r, e in zip(rows, self._redraw(rows, gen)):
+                for r, e in zip(rows, resolve_edits(latent[rows], self.spec, self._redraw(rows, gen))):
                     edits[r] = e
                 s_rows = strength[rows] if isinstance(strength, Tensor) and strength.ndim else strength
                 edited[rows] = apply_edits(latent[rows], self.spec, [edits[r] for r in rows], s_rows)

@@ -23,14 +23,33 @@ Plan = dict[Union[str, int], Values]
 
 @dataclass(frozen=True)
 class Edit:
-    """Set one code to one value (a category index or a continuous value)."""
+    """Set one code to one value (a category index or a continuous value).
+
+    ``relative=True`` (categorical codes only; what random augmentation draws) moves the code
+    ``value`` categories on from the face's own category (argmax of its inverted latent), modulo
+    ``k``: an offset in 1..k-1 always changes the face (for a binary code it switches it), so a
+    random edit is never a no-op. :func:`resolve_edits` turns it into the absolute edit it became."""
 
     code: int
     value: float
+    relative: bool = False
 
     def describe(self, spec: LatentSpec) -> str:
         c = spec.codes[self.code]
+        if self.relative:
+            return f"{c.name}=switch" if getattr(c, "k", 0) == 2 else f"{c.name}+{int(self.value)}"
         return f"{c.name}={int(self.value) if spec.is_categorical(self.code) else round(self.value, 3)}"
+
+
+def resolve_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit]) -> list[Edit]:
+    """Relative categorical edits -> the absolute edits they mean for each row of ``latent``."""
+    out = []
+    for row, e in zip(latent, edits):
+        if e.relative:
+            sl, k = spec.code_slice(e.code), spec.codes[e.code].k  # type: ignore[attr-defined]
+            e = Edit(e.code, float((int(row[sl].argmax()) + int(e.value)) % k))
+        out.append(e)
+    return out
 
 
 def code_values(spec: LatentSpec, code: str | int, values: Values = "all") -> list[float]:
@@ -71,7 +90,7 @@ def apply_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], strength: f
     if len(edits) != latent.shape[0]:
         raise ValueError(f"need one edit per latent row: {len(edits)} edits for {latent.shape[0]} rows")
     target = latent.clone()
-    for row, e in enumerate(edits):
+    for row, e in enumerate(resolve_edits(latent, spec, edits)):
         sl = spec.code_slice(e.code)
         if spec.is_categorical(e.code):
             target[row, sl] = 0
@@ -110,10 +129,11 @@ class EditDraw:
     """Sampled edit parameters as tensors (kornia style): draw first, then apply or replay."""
 
     code: Tensor  # (N,) int64 code index
-    value: Tensor  # (N,) float64 category index or continuous value
+    value: Tensor  # (N,) float64 category offset (categorical: 1..k-1, relative) or continuous value
+    relative: Tensor  # (N,) bool: categorical rows, whose value is an offset from the face's category
 
     def edits(self) -> list[Edit]:
-        return [Edit(int(c), float(v)) for c, v in zip(self.code.tolist(), self.value.tolist())]
+        return [Edit(int(c), float(v), bool(r)) for c, v, r in zip(self.code.tolist(), self.value.tolist(), self.relative.tolist())]
 
 
 def draw_edits(
@@ -123,8 +143,9 @@ def draw_edits(
     codes: list[str | int] | None = None,
     bounds: dict[str | int, tuple[float, float]] | None = None,
 ) -> EditDraw:
-    """``n`` random edits: a code uniformly from ``codes`` (default :func:`default_codes`), then a
-    category uniformly, or a continuous value uniformly within ``bounds`` (default its range)."""
+    """``n`` random edits: a code uniformly from ``codes`` (default :func:`default_codes`), then
+    another category than the face's own uniformly (a relative edit, see :class:`Edit`), or a
+    continuous value uniformly within ``bounds`` (default its range)."""
     idx = [spec.code_index(c) for c in (codes if codes is not None else default_codes(spec))]
     if not idx:
         raise ValueError("random edits need at least one code")
@@ -135,8 +156,8 @@ def draw_edits(
     lo, hi = (torch.tensor([ranges.get(i, (getattr(c, "low", 0.0), getattr(c, "high", 0.0)))[j]
                             for i, c in enumerate(spec.codes)], dtype=torch.float64)[code] for j in (0, 1))
     categorical = torch.tensor([spec.is_categorical(i) for i in range(len(spec.codes))])[code]
-    value = torch.where(categorical, torch.minimum((u * k).floor(), k - 1), lo + (hi - lo) * u)
-    return EditDraw(code, value)
+    value = torch.where(categorical, 1 + torch.minimum((u * (k - 1)).floor(), k - 2), lo + (hi - lo) * u)
+    return EditDraw(code, value, categorical)
 
 
 def random_edits(spec: LatentSpec, n: int, generator: torch.Generator | None = None, **draw: Any) -> list[Edit]:
@@ -154,10 +175,11 @@ def variant_edits(
 ) -> list[Edit]:
     """The ``variants`` edits of source ``index`` — a pure function of (seed, index) — drawn
     *without replacement* so no two are the same: each variant picks a code uniformly among those
-    with edits left (default :func:`default_codes`), then an unused category of a categorical code
-    or a fresh uniform value of a continuous one (continuous codes never run out). When only
-    categorical codes are allowed and ``variants`` exceeds their categories, every distinct edit is
-    used once, then the plan starts again (edits repeat) and a warning says so."""
+    with edits left (default :func:`default_codes`), then an unused move of a categorical code to
+    another category than the face's own (relative edits: k-1 per code, so a binary code gives one
+    switch) or a fresh uniform value of a continuous one (continuous codes never run out). When only
+    categorical codes are allowed and ``variants`` exceeds their k-1 moves each, every distinct edit
+    is used once, then the plan starts again (edits repeat) and a warning says so."""
     if variants < 0:
         raise ValueError(f"variants must be >= 0, got {variants}")
     idx = [spec.code_index(c) for c in (codes if codes is not None else default_codes(spec))]
@@ -165,19 +187,19 @@ def variant_edits(
         raise ValueError("random edits need at least one code")
     ranges = {spec.code_index(k): v for k, v in (bounds or {}).items()}
     g = torch.Generator().manual_seed(derive_seed(seed, index))
-    left = {ci: list(range(spec.codes[ci].k)) for ci in idx if spec.is_categorical(ci)}  # type: ignore[attr-defined]
+    left = {ci: list(range(1, spec.codes[ci].k)) for ci in idx if spec.is_categorical(ci)}  # type: ignore[attr-defined]
     out: list[Edit] = []
     for _ in range(variants):
         open_codes = [ci for ci in idx if ci not in left or left[ci]]
         if not open_codes:
-            if len(out) == sum(spec.codes[ci].k for ci in left):  # type: ignore[attr-defined]
+            if len(out) == sum(spec.codes[ci].k - 1 for ci in left):  # type: ignore[attr-defined]
                 warnings.warn(f"{variants} variants exceed the {len(out)} distinct edits of codes "
                               f"{[spec.codes[ci].name for ci in idx]}; edits repeat", stacklevel=2)
-            left = {ci: list(range(spec.codes[ci].k)) for ci in left}  # type: ignore[attr-defined]
+            left = {ci: list(range(1, spec.codes[ci].k)) for ci in left}  # type: ignore[attr-defined]
             open_codes = idx
         ci = open_codes[int(torch.randint(0, len(open_codes), (1,), generator=g))]
         if ci in left:
-            out.append(Edit(ci, float(left[ci].pop(int(torch.randint(0, len(left[ci]), (1,), generator=g))))))
+            out.append(Edit(ci, float(left[ci].pop(int(torch.randint(0, len(left[ci]), (1,), generator=g)))), relative=True))
         else:
             c = spec.codes[ci]
             lo, hi = ranges.get(ci, (c.low, c.high))  # type: ignore[attr-defined]

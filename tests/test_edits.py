@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genaug.latent import LatentSpec
-from genaug.sweep import default_codes, derive_seed, draw_edits, random_edits, variant_edits
+from genaug.sweep import Edit, apply_edits, default_codes, derive_seed, draw_edits, random_edits, resolve_edits, variant_edits
 
 SPEC = LatentSpec.parse(8, "glasses:2:Eyeglasses,3", "smile")
 
@@ -34,11 +34,26 @@ def test_variants_of_one_source_are_distinct_and_a_function_of_seed_and_index():
 def test_only_categorical_codes_use_every_edit_once_then_repeat_with_a_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        five = variant_edits(SPEC, 3, 0, 5, codes=["glasses", "c1"])  # 2 + 3 categories: no warning
-    assert len(set(five)) == 5
-    with pytest.warns(UserWarning, match="exceed the 5 distinct edits"):
-        seven = variant_edits(SPEC, 3, 0, 7, codes=["glasses", "c1"])
-    assert len(set(seven[:5])) == 5 and set(seven[5:]) <= set(seven[:5])
+        three = variant_edits(SPEC, 3, 0, 3, codes=["glasses", "c1"])  # 1 + 2 moves to another category: no warning
+    assert len(set(three)) == 3 and all(e.relative for e in three)
+    assert sorted((e.code, e.value) for e in three) == [(0, 1.0), (1, 1.0), (1, 2.0)]
+    with pytest.warns(UserWarning, match="exceed the 3 distinct edits"):
+        five = variant_edits(SPEC, 3, 0, 5, codes=["glasses", "c1"])
+    assert len(set(five[:3])) == 3 and set(five[3:]) <= set(five[:3])
+
+
+def test_random_categorical_edits_always_change_the_face():
+    """A random categorical edit is relative: it never sets the category a face already has."""
+    lat = torch.zeros(6, SPEC.dim)
+    sl = SPEC.code_slice("glasses")
+    lat[:3, sl.start] = 1  # faces 0-2: category 0
+    lat[3:, sl.start + 1] = 1  # faces 3-5: category 1
+    edits = resolve_edits(lat, SPEC, [Edit(SPEC.code_index("glasses"), 1.0, relative=True)] * 6)
+    assert [e.value for e in edits] == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0] and not any(e.relative for e in edits)
+    draw = draw_edits(SPEC, 200, torch.Generator().manual_seed(0), codes=["c1"])
+    assert set(draw.value.tolist()) == {1.0, 2.0} and bool(draw.relative.all())  # offsets, never 0
+    edited = apply_edits(lat, SPEC, [Edit(SPEC.code_index("glasses"), 1.0, relative=True)] * 6)
+    assert torch.equal(edited[:, sl].argmax(1), torch.tensor([1, 1, 1, 0, 0, 0]))
 
 
 def test_default_codes_are_the_identity_safe_ones():
