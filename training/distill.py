@@ -1,0 +1,312 @@
+"""Distil dlib's face descriptor into the project's small torch embedder (the "student").
+
+    python -m training.distill teacher  --out /work/runs/distill --faces 4800      # dlib pass, cached, resumable
+    python -m training.distill train    --out /work/runs/distill --minutes 10 --export genaug/default
+    python -m training.distill evaluate --student /work/runs/distill/evaluator_student
+
+``teacher``: dlib's descriptors (:class:`genaug.identity.DlibJudge`, detection-free on the 64x64
+crops) of a seeded subset of ``celeba_train_64``, written every ``--save-every`` faces to
+``OUT/teacher.safetensors`` (atomic), so an interrupted pass continues where it stopped.
+``train``: starts from the shipped identity embedder (``evaluator_identity``) and fits its unit
+embedding times the teacher's mean descriptor norm to the descriptors (MSE on descriptors plus
+matching of all in-batch pair distances), budgeted in wall-clock minutes, checkpointed and
+resumable. It then calibrates the student's threshold at dlib's operating point (the false-accept
+rate dlib has at 0.6 on celeba_id200 ``val`` impostor pairs) and writes
+``OUT/evaluator_student.{safetensors,json}`` (``--export DIR`` copies them).
+``evaluate``: verification ROC AUC and TAR@FAR on celeba_id200 ``test`` pairs for teacher, student
+and the project's embedder, and the correlation of pair distances student <-> teacher.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import Tensor
+from tqdm import tqdm
+
+from genaug.bundle import write_safetensors
+from genaug.features import load_evaluator, save_evaluator
+from genaug.identity import DLIB_THRESHOLD, DlibJudge, EmbedderJudge, IdentityJudge, load_student
+from genaug.metrics import roc_auc, tar_at_far, verification_pairs
+from training.data import load_faces
+from training.evaluators import load_identity_folder, to_float
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+TEACHER_FILE = "teacher.safetensors"
+
+
+# ----------------------------------------------------------------------------- teacher cache
+def teacher_subset(n_total: int, n: int, seed: int) -> Tensor:
+    """Seeded indices of the faces the teacher describes (sorted, so the cache reads in order)."""
+    if not 0 < n <= n_total:
+        raise ValueError(f"--faces must be in 1..{n_total}, got {n}")
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+
+
+def read_teacher(path: Path) -> tuple[Tensor, Tensor, dict]:
+    """(face indices, descriptors so far, metadata) of a teacher cache file."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = dict(f.metadata() or {})
+    t = load_file(str(path))
+    return t["index"], t["descriptors"], meta
+
+
+def describe_faces(images: Tensor, idx: Tensor, out: Path, data: str, seed: int, save_every: int = 200,
+                   judge: IdentityJudge | None = None) -> tuple[Tensor, Tensor]:
+    """Teacher descriptors of ``images[idx]`` (uint8 NCHW), cached in ``out`` and resumed from it."""
+    meta = {"teacher": "dlib", "data": data, "seed": str(seed), "faces": str(len(idx))}
+    done = torch.empty(0, 128)
+    if out.exists():
+        old_idx, done, old_meta = read_teacher(out)
+        if {k: old_meta.get(k) for k in meta} != meta or not torch.equal(old_idx, idx[: len(old_idx)]):
+            raise ValueError(f"{out} was made for other settings ({old_meta}); use another --out or delete it")
+    judge = judge or DlibJudge()
+    parts = [done]
+    with tqdm(total=len(idx), initial=len(done), desc="dlib teacher", unit="face") as bar:
+        for start in range(len(done), len(idx), save_every):
+            chunk = idx[start : start + save_every]
+            parts.append(judge.embed(to_float(images[chunk])))
+            desc = torch.cat(parts)
+            write_safetensors({"index": idx[: len(desc)].contiguous(), "descriptors": desc.contiguous()}, out, meta)
+            bar.update(len(chunk))
+    return idx, torch.cat(parts)
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass
+class DistillConfig:
+    out: str
+    data: str = str(SHARED / "celeba_train_64")
+    minutes: float = 10.0
+    batch_size: int = 128
+    lr: float = 1e-3
+    pair_weight: float = 1.0
+    holdout: int = 300
+    threads: int = 1
+    seed: int = 0
+    export: str | None = None
+
+
+def distill_loss(student: Tensor, teacher: Tensor, pair_weight: float) -> Tensor:
+    """MSE on descriptors plus MSE between all in-batch pair distances of student and teacher."""
+    loss = F.mse_loss(student, teacher) * student.shape[1]
+    if pair_weight:
+        loss = loss + pair_weight * F.mse_loss(torch.cdist(student, student), torch.cdist(teacher, teacher))
+    return loss
+
+
+def _views(x: Tensor, gen: torch.Generator) -> Tensor:
+    """Light training jitter that dlib is nearly invariant to: +-2 px shifts, brightness/contrast."""
+    n = x.shape[0]
+    dx, dy = (torch.randint(-2, 3, (2,), generator=gen)).tolist()
+    x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    b = (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * 0.1
+    k = 1 + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * 0.1
+    m = x.mean((1, 2, 3), keepdim=True)
+    return ((x - m) * k + m + b).clamp(-1, 1)
+
+
+def train(cfg: DistillConfig) -> Path:
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    idx, desc, meta = read_teacher(out / TEACHER_FILE)
+    faces = load_faces(cfg.data, 64, 3)
+    images = faces.images[idx]
+    scale = float(desc.norm(dim=1).mean())
+    val = torch.arange(len(idx))[-cfg.holdout :]
+    tr = torch.arange(len(idx))[: -cfg.holdout]
+    model = load_evaluator("identity").train()
+    print(f"student: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {len(tr)} train / "
+          f"{len(val)} val faces, teacher mean norm {scale:.3f}")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    state = {"step": 0, "elapsed": 0.0, "log": []}
+    ckpt = out / "distill_checkpoint.pt"
+    if ckpt.exists():
+        c = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(c["model"])
+        opt.load_state_dict(c["opt"])
+        gen.set_state(c["gen"])
+        state = json.loads(c["state"])
+        print(f"resumed from {ckpt} at step {state['step']} ({state['elapsed'] / 60:.1f} min)")
+    budget, t_last = cfg.minutes * 60, time.time()
+    bar = tqdm(total=round(budget), initial=round(state["elapsed"]), desc="distill", unit="s")
+    while state["elapsed"] < budget:
+        model.train()
+        frac = state["elapsed"] / budget
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * min(1.0, (state["step"] + 1) / 50) * 0.5 * (1 + math.cos(math.pi * frac))
+        b = tr[torch.randint(0, len(tr), (cfg.batch_size,), generator=gen)]
+        x = _views(to_float(images[b]), gen)
+        loss = distill_loss(model(x) * scale, desc[b], cfg.pair_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        state["step"] += 1
+        now = time.time()
+        state["elapsed"] += now - t_last
+        bar.update(round(state["elapsed"]) - bar.n)
+        t_last = now
+        if state["step"] % 100 == 0 or state["elapsed"] >= budget:
+            v = holdout_error(model, images[val], desc[val], scale)
+            state["log"].append({"step": state["step"], "loss": round(loss.item(), 4), **v})
+            bar.write(f"step {state['step']} loss {loss.item():.4f} holdout {v}")
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                        "state": json.dumps(state)}, tmp)
+            tmp.replace(ckpt)
+    bar.close()
+    return export_student(model.eval(), cfg, state, meta, scale, len(tr))
+
+
+@torch.no_grad()
+def holdout_error(model, images: Tensor, desc: Tensor, scale: float) -> dict:
+    """Mean descriptor error and pair-distance correlation on held-out teacher faces."""
+    model.eval()
+    s = F.normalize(model(to_float(images)), dim=1) * scale
+    i, j = torch.triu_indices(len(s), len(s), 1)
+    ds, dt = (s[i] - s[j]).norm(dim=1), (desc[i] - desc[j]).norm(dim=1)
+    return {"descriptor_error": round(float((s - desc).norm(dim=1).mean()), 4),
+            "pair_distance_r": round(float(torch.corrcoef(torch.stack([ds, dt]))[0, 1]), 4)}
+
+
+def export_student(model, cfg: DistillConfig, state: dict, meta: dict, scale: float, n_train: int) -> Path:
+    out = Path(cfg.out)
+    weights = save_evaluator(model, out / "evaluator_student")
+    judge = EmbedderJudge(model, "student", DLIB_THRESHOLD, "euclidean", scale)
+    threshold, far = calibrate_threshold(judge, DlibJudge(), out)
+    model.cfg.training = {
+        "data": Path(cfg.data).name, "teacher": "dlib_face_recognition_resnet_model_v1 (detection-free, genaug.identity)",
+        "teacher_faces": int(meta.get("faces", 0)), "train_faces": n_train, "steps": state["step"],
+        "minutes": round(state["elapsed"] / 60, 2), "init": "evaluator_identity", "config": asdict(cfg),
+        "holdout": state["log"][-1] if state["log"] else {},
+        "distillation": {"scale": round(scale, 5), "threshold": round(threshold, 4), "far_at_dlib_0.6": far,
+                         "calibration": "celeba_id200 val impostor pairs"},
+        "command": "python -m training.distill " + " ".join(sys.argv[1:]),
+    }
+    weights = save_evaluator(model, out / "evaluator_student")
+    print(json.dumps(model.cfg.training, indent=1))
+    if cfg.export:
+        dst = Path(cfg.export)
+        dst.mkdir(parents=True, exist_ok=True)
+        for p in (weights, weights.with_suffix(".json")):
+            shutil.copy2(p, dst / p.name)
+        print(f"exported to {dst}")
+    return weights
+
+
+# ----------------------------------------------------------------------------- evaluation
+def split_faces(split: str, folder: Path = SHARED / "celeba_id200") -> tuple[Tensor, Tensor]:
+    """Float [-1, 1] 64x64 faces and identity labels of one celeba_id200 split."""
+    data = load_identity_folder(folder, 64)
+    idx = data.where(split)
+    return to_float(data.images[idx]), data.labels[idx]
+
+
+def cached_embed(judge: IdentityJudge, x: Tensor, cache: Path | None) -> Tensor:
+    """Embeddings of ``x``; dlib's are kept in ``cache`` (they take minutes)."""
+    if cache is not None and cache.exists():
+        e = load_file(str(cache))["embeddings"]
+        if len(e) == len(x):
+            return e
+    e = judge.embed(x)
+    if cache is not None:
+        write_safetensors({"embeddings": e.contiguous()}, cache, {"judge": judge.name})
+    return e
+
+
+def pair_distances(judge: IdentityJudge, emb: Tensor, labels: Tensor, seed: int = 0) -> tuple[Tensor, Tensor]:
+    gen, imp = verification_pairs(labels, seed=seed)
+    return judge.distance(emb[gen[:, 0]], emb[gen[:, 1]]), judge.distance(emb[imp[:, 0]], emb[imp[:, 1]])
+
+
+def calibrate_threshold(judge: IdentityJudge, teacher: IdentityJudge, cache_dir: Path) -> tuple[float, float]:
+    """Distance threshold of ``judge`` with dlib's false-accept rate at 0.6, on celeba_id200 val."""
+    x, labels = split_faces("val")
+    _, imp_t = pair_distances(teacher, cached_embed(teacher, x, cache_dir / "dlib_id200_val.safetensors"), labels)
+    far = float((imp_t < teacher.threshold).float().mean())
+    _, imp = pair_distances(judge, judge.embed(x), labels)
+    return float(torch.quantile(imp, far)), round(far, 5)
+
+
+def verification(dg: Tensor, di: Tensor, threshold: float) -> dict:
+    y = torch.cat([torch.ones(len(dg)), torch.zeros(len(di))])
+    return {"auc": round(roc_auc(torch.cat([-dg, -di]), y), 4), "tar@far=1e-2": round(tar_at_far(-dg, -di, 1e-2), 4),
+            "tar@far=1e-3": round(tar_at_far(-dg, -di, 1e-3), 4), "genuine_mean_distance": round(float(dg.mean()), 4),
+            "same_person_rate_genuine": round(float((dg < threshold).float().mean()), 4),
+            "false_accept_rate": round(float((di < threshold).float().mean()), 4)}
+
+
+def evaluate(student: str | None, out: Path) -> dict:
+    """Teacher, student and embedder on celeba_id200 test pairs + student<->teacher distance correlation."""
+    from genaug.identity import get_judge
+
+    x, labels = split_faces("test")
+    judges = {"dlib": DlibJudge(), "student": load_student(student), "embedder": get_judge("embedder")}
+    res, dists = {}, {}
+    for name, judge in judges.items():
+        cache = out / "dlib_id200_test.safetensors" if name == "dlib" else None
+        emb = cached_embed(judge, x, cache)
+        dg, di = pair_distances(judge, emb, labels)
+        dists[name] = torch.cat([dg, di])
+        res[name] = {**verification(dg, di, judge.threshold), "threshold": judge.threshold}
+    for name in ("student", "embedder"):
+        a, b = dists[name].double().numpy(), dists["dlib"].double().numpy()
+        ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+        res[name]["distance_correlation_with_dlib"] = {"pearson": round(float(np.corrcoef(a, b)[0, 1]), 4),
+                                                       "spearman": round(float(np.corrcoef(ra, rb)[0, 1]), 4)}
+    res["pairs"] = {"genuine": int(len(dg)), "impostor": int(len(di)), "faces": len(x), "split": "celeba_id200 test"}
+    print(json.dumps(res, indent=1))
+    (out / "distill_evaluation.json").write_text(json.dumps(res, indent=1) + "\n")
+    return res
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m training.distill", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("teacher", help="compute (or continue) the cached dlib descriptors")
+    t.add_argument("--faces", type=int, default=4800, help="faces of celeba_train_64 the teacher describes")
+    t.add_argument("--save-every", type=int, default=200)
+    s = sub.add_parser("train", help="train the student on the cached descriptors")
+    s.add_argument("--minutes", type=float, default=10.0)
+    s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--pair-weight", type=float, default=1.0)
+    s.add_argument("--export", default=None, help="also copy evaluator_student.* here (e.g. genaug/default)")
+    e = sub.add_parser("evaluate", help="teacher vs student vs embedder on celeba_id200 test pairs")
+    e.add_argument("--student", default=None, help="student weights stem (default: the shipped one)")
+    for q in (t, s, e):
+        q.add_argument("--out", required=True, help="work folder (teacher cache, checkpoints, results)")
+        q.add_argument("--data", default=str(SHARED / "celeba_train_64"))
+        q.add_argument("--threads", type=int, default=1)
+        q.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if a.cmd == "teacher":
+        faces = load_faces(a.data, 64, 3)
+        idx = teacher_subset(len(faces), a.faces, a.seed)
+        describe_faces(faces.images, idx, out / TEACHER_FILE, Path(a.data).name, a.seed, a.save_every)
+    elif a.cmd == "train":
+        train(DistillConfig(out=a.out, data=a.data, minutes=a.minutes, batch_size=a.batch_size, lr=a.lr,
+                            pair_weight=a.pair_weight, threads=a.threads, seed=a.seed, export=a.export))
+    else:
+        evaluate(a.student, out)
+
+
+if __name__ == "__main__":
+    main()
