@@ -8,9 +8,11 @@ CelebA box 35,55,143,163, resized to the model size) it measures, with the proje
 (``genaug.metrics``; ``--identity-weights`` / ``--attribute-weights`` to use others):
 
 - reconstruction: MS-SSIM score and PSNR of the inversion;
-- identity similarity (cosine of identity embeddings) original <-> reconstruction, original <->
-  edit for every value of every code, next to the same-person and different-person baselines
-  (pairs of real photos);
+- identity by the identity judge (``--judge``, default ``auto``: dlib's face descriptor when
+  ``genaug[faces]`` is installed, else the project's embedder; see ``genaug.identity``): same-person
+  rate and mean distance photo <-> reconstruction and photo <-> edit for every value of every code,
+  next to two real photos of the same person and two different people; every number names its judge;
+- identity similarity (cosine of the project's identity embeddings) for the same pairs;
 - attribute change per code: P(attribute) for each value of the code; for a code bound to an
   attribute (e.g. smile -> Smiling) the spread of P(bound attribute) across its values, and the
   mean |change| of all other attributes (should stay small);
@@ -38,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.report import emit  # noqa: E402
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+from genaug.identity import EmbedderJudge, IdentityJudge, get_judge  # noqa: E402
 from genaug.metrics import (  # noqa: E402
     attribute_names, attribute_probabilities, compute, extract_features, frechet_with_floor,
     identity_similarity, resolve_feature_net,
@@ -69,7 +72,34 @@ def to_model(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
     return x.clamp(-1, 1)
 
 
-def edit_size(x: torch.Tensor, aug: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, emb_net, seed: int) -> dict:
+def judge_stats(judge: IdentityJudge, a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    """Same-person rate, mean distance and near-duplicate rate (distance < 0.1) of paired embeddings."""
+    d = judge.distance(a, b)
+    return {"same_person_rate": round(float(judge.same_person(a, b).float().mean()), 4),
+            "mean_distance": round(float(d.mean()), 4), "near_duplicate_rate": round(float((d < 0.1).float().mean()), 4)}
+
+
+def make_judge(name: str, identity_weights: str | None) -> IdentityJudge:
+    """The identity judge by name; ``embedder`` with ``--identity-weights`` uses those weights."""
+    if name == "embedder" and identity_weights:
+        from genaug.identity import EMBEDDER_THRESHOLD
+
+        return EmbedderJudge(resolve_feature_net(identity_weights, "identity"), "embedder", EMBEDDER_THRESHOLD)
+    return get_judge(name)
+
+
+def judge_baselines(judge: IdentityJudge, emb: torch.Tensor, labels: torch.Tensor) -> dict[str, dict]:
+    """Judge statistics of two real photos of the same person and of two different people."""
+    i, j = torch.triu_indices(len(labels), len(labels), 1)
+    same = labels[i] == labels[j]
+    out = {"different_people": {**judge_stats(judge, emb[i[~same]], emb[j[~same]]), "pairs": int((~same).sum())}}
+    if same.any():
+        out["other_photo_same_person"] = {**judge_stats(judge, emb[i[same]], emb[j[same]]), "pairs": int(same.sum())}
+    return out
+
+
+def edit_size(x: torch.Tensor, aug: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, emb_net, seed: int,
+              judge: IdentityJudge | None = None, emb_x: torch.Tensor | None = None) -> dict:
     """How far augmentations move a face: mean |pixel change| (0..255) and identity cosine, for
     genaug's random edits, the classical pipeline of benchmarks/faces.py, and another
     real photo of the same person (the variation a recogniser has to learn)."""
@@ -79,15 +109,20 @@ def edit_size(x: torch.Tensor, aug: torch.Tensor, images: torch.Tensor, labels: 
     classical = torch.stack([torch.from_numpy(pipe(image=a)["image"]).permute(2, 0, 1) for a in images.permute(0, 2, 3, 1).numpy()])
     classical = to_model(classical, x.shape[-1], x.shape[1])
 
-    def size(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
-        return {"abs_change_255": round(float((a - b).abs().mean() * 127.5), 2),
-                "identity_similarity": round(float(identity_similarity(a, b, emb_net).mean()), 4)}
+    def size(a: torch.Tensor, b: torch.Tensor, ea: torch.Tensor | None = None, eb: torch.Tensor | None = None) -> dict:
+        res = {"abs_change_255": round(float((a - b).abs().mean() * 127.5), 2),
+               "identity_similarity": round(float(identity_similarity(a, b, emb_net).mean()), 4)}
+        if judge is not None:
+            ea = judge.embed(a) if ea is None else ea
+            res[judge.name] = judge_stats(judge, ea, judge.embed(b) if eb is None else eb)
+        return res
 
-    out = {"genaug_random_edits": size(x, aug), "classical_pipeline": size(x, classical)}
+    out = {"genaug_random_edits": size(x, aug, emb_x), "classical_pipeline": size(x, classical, emb_x)}
     i, j = torch.triu_indices(len(labels), len(labels), 1)
     same = labels[i] == labels[j]
     if same.any():
-        out["other_photo_same_person"] = {**size(x[i[same]], x[j[same]]), "pairs": int(same.sum())}
+        e = (emb_x[i[same]], emb_x[j[same]]) if emb_x is not None else (None, None)
+        out["other_photo_same_person"] = {**size(x[i[same]], x[j[same]], *e), "pairs": int(same.sum())}
     return out
 
 
@@ -103,13 +138,15 @@ def same_person_baselines(x: torch.Tensor, labels: torch.Tensor, emb_net) -> dic
 
 
 def run(bundle: str, folder: str | Path, n: int, refine_steps: int, device: str, strength: float, seed: int,
-        identity_weights: str | None, attribute_weights: str | None, continuous_values: int = 3) -> dict:
+        identity_weights: str | None, attribute_weights: str | None, continuous_values: int = 3,
+        judge_name: str = "auto") -> dict:
     from genaug import Engine
 
     t0 = time.time()
     engine = Engine(bundle, device=device, refine_steps=refine_steps, strength=strength, seed=seed)
     spec = engine.spec
     emb_net = resolve_feature_net(identity_weights, "identity")
+    judge = make_judge(judge_name, identity_weights)
     attr_net = resolve_feature_net(attribute_weights, "attributes")
     names = attribute_names(attr_net)
     images, labels = held_out_faces(folder, n, seed)
@@ -125,6 +162,10 @@ def run(bundle: str, folder: str | Path, n: int, refine_steps: int, device: str,
                      **{k: round(v, 4) for k, v in same_person_baselines(x, labels, emb_net).items()}},
         "codes": {},
     }
+    emb_x = judge.embed(x)
+    report["identity_judge"] = {"judge": judge.name, "threshold": judge.threshold, "description": judge.describe(),
+                                "reconstruction": judge_stats(judge, emb_x, judge.embed(recon)),
+                                **judge_baselines(judge, emb_x, labels)}
     p_orig = attribute_probabilities(x, attr_net)
     for ci, code in enumerate(spec.codes):
         cat = spec.is_categorical(ci)
@@ -140,7 +181,8 @@ def run(bundle: str, folder: str | Path, n: int, refine_steps: int, device: str,
             others = [i for i, a in enumerate(names) if a != bound]
             row = {"value": v, "identity_similarity": round(sim.mean().item(), 4),
                    "identity_similarity_p10": round(sim.quantile(0.1).item(), 4),
-                   "other_attributes_abs_change": round(d[others].mean().item(), 4)}
+                   "other_attributes_abs_change": round(d[others].mean().item(), 4),
+                   judge.name: judge_stats(judge, emb_x, judge.embed(out))}
             if bound:
                 row[f"P({bound})"] = round(p[:, names.index(bound)].mean().item(), 4)
             per_value.append(row)
@@ -160,7 +202,7 @@ def run(bundle: str, folder: str | Path, n: int, refine_steps: int, device: str,
     if engine.bundle.can_sample:  # the edit kind has no prior to draw random faces from
         samples = engine.generate(spec.sample(len(x), generator=torch.Generator().manual_seed(seed + 1))).cpu()
         report["frechet_identity_features"]["random_samples"] = fd(samples)
-    report["edit_size"] = edit_size(x, aug.cpu(), images, labels, emb_net, seed)
+    report["edit_size"] = edit_size(x, aug.cpu(), images, labels, emb_net, seed, judge, emb_x)
     report["wall_s"] = round(time.time() - t0, 1)
     return report
 
@@ -168,19 +210,30 @@ def run(bundle: str, folder: str | Path, n: int, refine_steps: int, device: str,
 def format_table(r: dict) -> str:
     lines = [f"augmentation quality of bundle {r['bundle']} ({r['bundle_identity']}) on {r['n']} held-out faces",
              f"reconstruction: MS-SSIM {r['reconstruction']['score']:.3f}, PSNR {r['reconstruction']['psnr']:.2f} dB",
-             "identity cosine: " + ", ".join(f"{k} {v:.3f}" for k, v in r["identity"].items()),
-             f"{'code':14s}{'value':>8s}  {'id sim':>7s}  {'id p10':>7s}  {'P(bound)':>9s}  {'others |dP|':>11s}"]
+             "identity cosine (project embedder): " + ", ".join(f"{k} {v:.3f}" for k, v in r["identity"].items())]
+    jd = r.get("identity_judge")
+    jn = jd["judge"] if jd else None
+    if jd:
+        lines.append(f"identity judge {jd['description']}: same-person rate / mean distance")
+        for k in ("reconstruction", "other_photo_same_person", "different_people"):
+            if k in jd:
+                lines.append(f"  photo vs {k:24s} {jd[k]['same_person_rate']:6.3f} / {jd[k]['mean_distance']:.3f}")
+    lines.append(f"{'code':14s}{'value':>8s}  {'id sim':>7s}  {'id p10':>7s}  {'P(bound)':>9s}  {'others |dP|':>11s}"
+                 + (f"  {jn + ' same':>12s}  {jn + ' dist':>12s}" if jn else ""))
     for name, c in r["codes"].items():
         for v in c["values"]:
             pb = next((val for k, val in v.items() if k.startswith("P(")), None)
+            js = f"  {v[jn]['same_person_rate']:12.3f}  {v[jn]['mean_distance']:12.3f}" if jn and jn in v else ""
             lines.append(f"{name:14s}{v['value']:8.2f}  {v['identity_similarity']:7.3f}  {v['identity_similarity_p10']:7.3f}  "
-                         f"{'-' if pb is None else f'{pb:.3f}':>9s}  {v['other_attributes_abs_change']:11.4f}")
+                         f"{'-' if pb is None else f'{pb:.3f}':>9s}  {v['other_attributes_abs_change']:11.4f}{js}")
         if "bound_attribute_spread" in c:
             lines.append(f"{'':14s}-> {c['attribute']}: spread {c['bound_attribute_spread']:.3f} (originals {c['bound_attribute_original']:.3f})")
     for k, v in r["frechet_identity_features"].items():
         lines.append(f"Fréchet distance (identity features), real vs {k}: {v['fd']:.4f} (real-vs-real floor {v['floor']:.4f}, n={v['n']})")
     for k, v in r.get("edit_size", {}).items():
-        lines.append(f"edit size, {k}: mean |pixel change| {v['abs_change_255']:.1f}/255, identity cosine {v['identity_similarity']:.3f}")
+        j = (f", {jn} distance {v[jn]['mean_distance']:.3f} (same person {v[jn]['same_person_rate']:.3f}, "
+             f"under 0.1: {v[jn]['near_duplicate_rate']:.3f})") if jn and jn in v else ""
+        lines.append(f"edit size, {k}: mean |pixel change| {v['abs_change_255']:.1f}/255, identity cosine {v['identity_similarity']:.3f}{j}")
     lines.append(f"wall-clock {r['wall_s']:.0f}s")
     return "\n".join(lines)
 
@@ -198,9 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--identity-weights", default=None, help="identity evaluator (default: shipped)")
     p.add_argument("--attribute-weights", default=None, help="attribute evaluator (default: shipped)")
+    p.add_argument("--judge", default=None, choices=("auto", "dlib", "student", "embedder"),
+                   help="identity judge (genaug.identity): auto = dlib when genaug[faces] is installed, else the "
+                        "project's embedder (default auto; --quick: embedder)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", default=None)
-    p.add_argument("--quick", action="store_true", help="smoke test: n=16, 1 refinement step")
+    p.add_argument("--quick", action="store_true", help="smoke test: n=16, 1 refinement step, embedder judge")
     return p
 
 
@@ -210,8 +266,9 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(a.threads)
     if a.quick:
         a.n, a.refine_steps, a.continuous_values = min(a.n, 16), 1, 2
+    judge = a.judge or ("embedder" if a.quick else "auto")
     r = run(a.bundle, a.data, a.n, a.refine_steps, a.device, a.strength, a.seed, a.identity_weights,
-            a.attribute_weights, a.continuous_values)
+            a.attribute_weights, a.continuous_values, judge)
     emit(r, format_table(r), a.out)
     return r
 
