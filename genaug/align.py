@@ -153,6 +153,39 @@ class FaceAligner:
         return out
 
 
+_ALIGNERS: dict[tuple[int, str], FaceAligner] = {}
+
+
+def get_aligner(size: int, faces: str = "largest") -> FaceAligner:
+    """A shared :class:`FaceAligner` per (size, faces); its ``stats`` count every image it saw."""
+    key = (int(size), faces)
+    if key not in _ALIGNERS:
+        _ALIGNERS[key] = FaceAligner(size, faces)
+    return _ALIGNERS[key]
+
+
+def augment_faces(engine, image, faces: str = "each", generator: torch.Generator | None = None):
+    """Edit every face (``"each"``) or the largest of one photo of any size and format with
+    ``engine`` (:class:`genaug.engine.Engine`); returns ``(image of the same type and shape, number
+    of faces edited)``. A photo without a face comes back unchanged with 0 (and is counted in
+    ``get_aligner(size, faces).stats["no_face"]``)."""
+    from .render import FrameInfo, _colour, _from_chw01, _to_chw01
+
+    full, kind, dtype, layout, shape = _to_chw01(image)
+    channels = 3 if full.shape[0] >= 3 else 1
+    info = FrameInfo(kind, shape, dtype, layout, channels, full.shape[0] in (2, 4), (0, 0, 0, 0), torch.empty(0))
+    colour = full[:channels]
+    found = get_aligner(engine.image_size, faces).align(colour)
+    if not found:
+        return _from_chw01(full, image, info), 0
+    x = torch.stack([_colour(c, engine.channels) for c, _ in found]) * 2 - 1
+    out, _ = engine.augment_tensor(x.to(engine.device), generator=generator)
+    for (_, al), o, xi in zip(found, out.cpu(), x):
+        colour = get_aligner(engine.image_size, faces).paste(colour, _colour((o - xi) / 2, channels), al)
+    full[:channels] = colour
+    return _from_chw01(full, image, info), len(found)
+
+
 def alignment_error(aligner: FaceAligner, frames: list[Tensor]) -> dict:
     """How well photos land on the canonical frame, in model pixels and in % of the template's
     inter-ocular distance: ``fit`` (the 5 detected landmarks after the similarity transform) and

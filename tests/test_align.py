@@ -1,0 +1,121 @@
+"""Framing for in-the-wild photos (genaug.align): detection, alignment, paste-back, no-face photos."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import OLIVETTI, need
+from genaug.demo import DEMO_FACES
+from genaug.identity import faces_extra_available
+
+pytestmark = pytest.mark.skipif(not faces_extra_available(), reason='dlib extra not installed (pip install "genaug[faces]")')
+
+
+def demo_photo() -> np.ndarray:
+    """The shipped public-domain demo face (uint8 HWC) at full size."""
+    return np.asarray(Image.open(DEMO_FACES[0]).convert("RGB"))
+
+
+def scene(faces: list[np.ndarray], size: tuple[int, int] = (300, 520), seed: int = 0) -> tuple[np.ndarray, list[tuple]]:
+    """Faces pasted side by side into a larger textured scene; returns it and each face's box."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(90, 160, (*size, 3), dtype=np.uint8)
+    boxes, left = [], 30
+    for f in faces:
+        h, w = f.shape[:2]
+        img[60 : 60 + h, left : left + w] = f
+        boxes.append((left, 60, left + w, 60 + h))
+        left += w + 60
+    return img, boxes
+
+
+def olivetti_face(size: int = 128) -> np.ndarray:
+    im = Image.open(need(OLIVETTI) / "s01" / "01.png").convert("RGB").resize((size, size), Image.BICUBIC)
+    return np.asarray(im)
+
+
+def frame_region(al, shape: tuple[int, int]) -> torch.Tensor:
+    """Bool (H, W): the bounding box of the model frame's corners in the photo, with 1 px of slack."""
+    inv = np.linalg.inv(np.vstack([al.matrix, [0, 0, 1]]))
+    s = al.size
+    corners = (np.array([[0, 0, 1], [s, 0, 1], [0, s, 1], [s, s, 1]]) @ inv.T)[:, :2]
+    (x0, y0), (x1, y1) = np.floor(corners.min(0)).astype(int), np.ceil(corners.max(0)).astype(int)
+    region = torch.zeros(shape, dtype=torch.bool)
+    region[max(y0 - 1, 0) : y1 + 2, max(x0 - 1, 0) : x1 + 2] = True
+    return region
+
+
+def to_chw(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)
+
+
+def test_detects_aligns_and_lands_on_the_template():
+    from genaug.align import CANONICAL_LANDMARKS, FaceAligner
+
+    aligner = FaceAligner(64)
+    img, (box,) = scene([demo_photo()])
+    (crop, al), = aligner.align(to_chw(img))
+    l, t, r, b = al.face.box
+    assert box[0] - 10 <= l and r <= box[2] + 10 and box[1] - 10 <= t and b <= box[3] + 10  # found where it was put
+    assert crop.shape == (3, 64, 64) and 0 <= crop.min() and crop.max() <= 1
+    err = np.linalg.norm(al.to_model(al.face.landmarks) - CANONICAL_LANDMARKS * 64, axis=1).mean()
+    assert err < 3.0, err  # the similarity fit brings the 5 landmarks within a few model pixels
+    assert aligner.stats == {"images": 1, "faces": 1, "no_face": 0}
+
+
+def test_each_or_largest_and_no_face_counted():
+    from genaug.align import FaceAligner
+
+    img, _ = scene([demo_photo(), olivetti_face(96)])
+    each = FaceAligner(64, "each").align(to_chw(img))
+    assert len(each) == 2 and {al.face.box[0] < 200 for _, al in each} == {True, False}  # one in each place
+    largest = FaceAligner(64, "largest")
+    (_, al), = largest.align(to_chw(img))
+    assert al.face.box == max((a.face for _, a in each), key=lambda f: f.area).box
+    blank = np.full((200, 300, 3), 128, np.uint8)
+    assert largest.align(to_chw(blank)) == []
+    assert largest.stats == {"images": 2, "faces": 1, "no_face": 1}
+    with pytest.raises(ValueError, match="faces must be"):
+        FaceAligner(64, "all")
+
+
+def test_paste_changes_only_the_face_region():
+    from genaug.align import FaceAligner
+
+    aligner = FaceAligner(64)
+    img, (box,) = scene([demo_photo()])
+    colour = to_chw(img)
+    (_, al), = aligner.align(colour)
+    out = aligner.paste(colour, torch.full((3, 64, 64), 0.2), al)
+    assert out.shape == colour.shape
+    changed = (out - colour).abs().amax(0) > 1e-6
+    l, t, r, b = al.face.box
+    qw, qh = (r - l) // 4, (b - t) // 4
+    assert changed[t + qh : b - qh, l + qw : r - qw].all()  # the middle of the detected face moved
+    outside = ~frame_region(al, changed.shape)
+    assert outside.sum() > 0.5 * outside.numel() and not changed[outside].any()  # the rest kept its values
+    with pytest.raises(ValueError, match="alignment was made for"):
+        aligner.paste(colour[:, :100], torch.zeros(3, 64, 64), al)
+
+
+def test_augment_faces_edits_each_face_of_a_photo_with_the_default_model():
+    from genaug.align import augment_faces, get_aligner
+    from genaug.engine import Engine
+
+    engine = Engine("default", device="cpu", refine_steps=0, seed=0)
+    img, boxes = scene([demo_photo(), olivetti_face(96)])
+    out, n = augment_faces(engine, img, "each", torch.Generator().manual_seed(0))
+    assert n == 2 and out.shape == img.shape and out.dtype == np.uint8
+    diff = np.abs(out.astype(int) - img.astype(int)).max(2) > 0
+    for l, t, r, b in boxes:
+        assert diff[t:b, l:r].mean() > 0.2  # each face changed
+    far = torch.ones(diff.shape, dtype=torch.bool)
+    for _, al in get_aligner(64, "each").align(to_chw(img)):
+        far &= ~frame_region(al, diff.shape)
+    assert far.sum() > 0.3 * far.numel() and not diff[far.numpy()].any()  # the scene around the faces kept its bytes
+    blank = np.full((120, 160, 3), 128, np.uint8)
+    before = get_aligner(64, "each").stats["no_face"]
+    same, n = augment_faces(engine, blank, "each")
+    assert n == 0 and np.array_equal(same, blank) and get_aligner(64, "each").stats["no_face"] == before + 1
