@@ -25,10 +25,14 @@ def _load(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGBA" if im.mode in ("RGBA", "LA") else "RGB"))
 
 
-def augment_chunk(engine: Any, images: list[np.ndarray], first_index: int, variants: int, seed: int) -> list[list[Any]]:
+def augment_chunk(engine: Any, images: list[np.ndarray], first_index: int, variants: int, seed: int,
+                  no_face: list[int] | None = None) -> list[list[Any]]:
     """``variants`` augmentations of each image (one inversion per image); image ``k`` draws its
-    edits from (seed, first_index + k)."""
+    edits from (seed, first_index + k). Images in which ``framing="detect"`` found no face come
+    back unchanged; their positions are appended to ``no_face``."""
     x, frames = engine.frame(images)
+    if no_face is not None:
+        no_face.extend(k for k, f in enumerate(frames) if f.no_face)
     x = x.to(engine.device)
     inv = engine.invert(x)
     rows = [k for k in range(len(images)) for _ in range(variants)]
@@ -53,9 +57,10 @@ def run_augment(args: argparse.Namespace) -> Path:
         raise ValueError(f"--refine-steps must be >= 0, got {args.refine_steps}")
     files = list_images(Path(args.input), "input image or folder")
     out = Path(args.out)
-    engine = Engine(args.bundle, device=args.device, mode=args.mode, refine_steps=args.refine_steps, seed=args.seed)
+    engine = Engine(args.bundle, device=args.device, mode=args.mode, refine_steps=args.refine_steps, seed=args.seed,
+                    framing=args.framing)
     out.mkdir(parents=True, exist_ok=True)
-    sheet_rows, written, skipped = [], 0, []
+    sheet_rows, written, skipped, faceless = [], 0, [], []
     bar = tqdm(total=len(files), desc="augmenting", unit="img")
     for start in range(0, len(files), engine.batch_size):
         chunk, images = [], []
@@ -67,7 +72,12 @@ def run_augment(args: argparse.Namespace) -> Path:
                 skipped.append(path)
                 print(f"genaug augment: skipped {path}: {e}", file=sys.stderr)
         if images:
-            for path, img, variants in zip(chunk, images, augment_chunk(engine, images, start, args.variants, args.seed)):
+            no_face: list[int] = []
+            done = augment_chunk(engine, images, start, args.variants, args.seed, no_face)
+            for k in no_face:
+                faceless.append(chunk[k])
+                print(f"genaug augment: no face found in {chunk[k]}: variants written unchanged", file=sys.stderr)
+            for path, img, variants in zip(chunk, images, done):
                 for i, v in enumerate(variants):
                     Image.fromarray(v).save(out / f"{path.stem}_aug{i:02d}.png")
                 written += len(variants)
@@ -80,6 +90,7 @@ def run_augment(args: argparse.Namespace) -> Path:
         raise ValueError(f"none of the {len(files)} image(s) in {args.input} could be read")
     vstack(sheet_rows, gap=2).save(out / "contact_sheet.png")
     note = f"; skipped {len(skipped)} unreadable file(s)" if skipped else ""
+    note += f"; no face found in {len(faceless)} image(s), written unchanged" if faceless else ""
     print(f"wrote {written} augmented images and {out / 'contact_sheet.png'} to {out.resolve()}{note}")
     return out
 
@@ -92,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", type=int, default=4, help="augmented variants per image (distinct edits)")
     p.add_argument("--mode", default="delta", choices=["delta", "regenerate"], help="how edits are applied")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--framing", default="auto", choices=["auto", "full", "detect"],
+                   help="auto: CelebA box for 178x218 frames, else the detected face (with genaug[faces]) or the "
+                        "centre square; detect: dlib's detector + 5-point alignment, photos without a face unchanged")
     return p
 
 

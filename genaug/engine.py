@@ -48,7 +48,7 @@ class Engine:
         batch_size: rows per network call. cache_size: latents kept (LRU, keyed by content).
         mode: ``"delta"`` (x + G(edited) - G(latent)) or ``"regenerate"`` (G(edited)).
         strength: scales each edit (latent interpolation; 0 = no change, 1 = the edit).
-        framing: ``"auto"``, ``"full"`` or ``"none"`` for user images (see :mod:`genaug.render`).
+        framing: ``"auto"``, ``"full"``, ``"none"`` or ``"detect"`` for user images (see :mod:`genaug.render`).
         feature_net: network for the ``feature`` refinement loss.
         gate: ``gate(original, augmented) -> (N,)`` similarity, or ``"identity"`` (the identity
             embedder of :mod:`genaug.metrics`); rows below ``gate_threshold`` are re-drawn with a
@@ -109,7 +109,7 @@ class Engine:
         self.generator = torch.Generator()
         self.generator.manual_seed(seed) if seed is not None else self.generator.seed()
         self.cache = LatentCache(cache_size)
-        self.stats = {"augmented": 0, "gated": 0, "dropped": 0}
+        self.stats = {"augmented": 0, "gated": 0, "dropped": 0, "no_face": 0}
         self._settings = f"{bundle_key(self.bundle)}|{self.refine_steps}|{self.refine_loss}|{self.refine_lr}"
 
     # ------------------------------------------------------------------ inversion
@@ -248,8 +248,11 @@ class Engine:
         return (res[0] if single else res), info
 
     def frame(self, images: list[Any], framing: str | None = None) -> tuple[Tensor, list[FrameInfo]]:
-        """User images -> model-frame batch (CPU) and FrameInfos."""
-        return to_model_batch(images, self.bundle, framing or self.framing)
+        """User images -> model-frame batch (CPU) and FrameInfos; counts ``framing="detect"``
+        images without a face (they come back unchanged) in ``stats["no_face"]``."""
+        x, frames = to_model_batch(images, self.bundle, framing or self.framing)
+        self.stats["no_face"] += sum(f.no_face for f in frames)
+        return x, frames
 
     def unframe(self, out: Tensor, originals: list[Any], frames: list[FrameInfo]) -> list[Any]:
         """Model-frame results -> user images (pasting only the change back)."""

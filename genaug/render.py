@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 MIN_SIDE = 16
-FRAMINGS = ("auto", "full", "none")
+FRAMINGS = ("auto", "full", "none", "detect")
 MODES = ("delta", "regenerate")
 _LUMA = (0.299, 0.587, 0.114)
 _FLOATS = (np.float16, np.float32, np.float64)
@@ -37,6 +37,8 @@ class FrameInfo:
     has_alpha: bool
     box: tuple[int, int, int, int]  # left, top, right, bottom in original pixels
     model_in: Tensor  # the model-frame input (C, S, S) in [-1, 1], to compute the change
+    alignment: Any = None  # genaug.align.Alignment when the face was detected and aligned
+    no_face: bool = False  # framing="detect" found no face: paste_back returns the image unchanged
 
 
 # ------------------------------------------------------------------ validation
@@ -114,20 +116,41 @@ def face_box(height: int, width: int, framing_cfg: dict | None, framing: str = "
     """Face box (left, top, right, bottom) for an image of this size.
 
     ``auto``: the bundle's reference box scaled to the image when the aspect ratio matches the
-    bundle's reference frame (e.g. CelebA 178x218), else the centred square. ``full``/``none``:
-    the centred square of the whole image.
+    bundle's reference frame (e.g. CelebA 178x218), else the centred square. ``full``/``none``/
+    ``detect`` (its fallback): the centred square of the whole image.
     """
     if framing not in FRAMINGS:
         raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
-    if framing == "auto" and framing_cfg and framing_cfg.get("reference_size") and framing_cfg.get("box"):
+    if framing == "auto" and is_known_frame(height, width, framing_cfg):
         rw, rh = framing_cfg["reference_size"]
-        if abs(width / height - rw / rh) < 0.01 * rw / rh:
-            l, t, r, b = framing_cfg["box"]
-            sx, sy = width / rw, height / rh
-            return round(l * sx), round(t * sy), round(r * sx), round(b * sy)
+        l, t, r, b = framing_cfg["box"]
+        sx, sy = width / rw, height / rh
+        return round(l * sx), round(t * sy), round(r * sx), round(b * sy)
     side = min(height, width)
     left, top = (width - side) // 2, (height - side) // 2
     return left, top, left + side, top + side
+
+
+def is_known_frame(height: int, width: int, framing_cfg: dict | None) -> bool:
+    """True when the image has the aspect ratio of the bundle's reference frame (e.g. CelebA 178x218)."""
+    if not (framing_cfg and framing_cfg.get("reference_size") and framing_cfg.get("box")):
+        return False
+    rw, rh = framing_cfg["reference_size"]
+    return abs(width / height - rw / rh) < 0.01 * rw / rh
+
+
+def _detect(colour: Tensor, bundle: Any, framing: str) -> Any:
+    """``detect`` (or ``auto`` on an image that is not a known frame, when dlib is installed): the
+    largest face aligned by :mod:`genaug.align` as ``(crop in [0, 1], Alignment)``, else None."""
+    from .identity import faces_extra_available
+
+    h, w = colour.shape[-2:]
+    if framing == "auto" and (is_known_frame(h, w, getattr(bundle, "framing", None)) or not faces_extra_available()):
+        return None
+    from .align import get_aligner
+
+    found = get_aligner(bundle.image_size).align(colour)
+    return found[0] if found else None
 
 
 def _colour(t: Tensor, channels: int) -> Tensor:
@@ -147,13 +170,19 @@ def to_model_frame(image: Any, bundle: Any, framing: str = "auto") -> tuple[Tens
     has_alpha = t.shape[0] == 4
     colour = t[:3] if has_alpha else t
     h, w = colour.shape[-2:]
+    detected = _detect(colour, bundle, framing) if framing in ("auto", "detect") else None
+    if detected is not None:
+        crop, al = detected
+        x = _colour(crop, bundle.channels) * 2 - 1
+        box = tuple(int(v) for v in al.face.box)
+        return x.contiguous(), FrameInfo(kind, shape, dtype, layout, colour.shape[0], has_alpha, box, x, alignment=al)
     box = face_box(h, w, getattr(bundle, "framing", None), framing)
     l, top, r, b = box
     crop = colour[:, top:b, l:r][None]
     size = bundle.image_size
     crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
     x = _colour(crop.clamp(0, 1), bundle.channels) * 2 - 1
-    info = FrameInfo(kind, shape, dtype, layout, colour.shape[0], has_alpha, box, x)
+    info = FrameInfo(kind, shape, dtype, layout, colour.shape[0], has_alpha, box, x, no_face=framing == "detect")
     return x.contiguous(), info
 
 
@@ -179,6 +208,14 @@ def paste_back(model_out: Tensor, original: Any, info: FrameInfo) -> Any:
     """
     full = _to_chw01(original)[0].clone()
     colour = full[: info.channels]
+    if info.no_face:  # framing="detect" found no face: the image comes back unchanged
+        return _from_chw01(full, original, info)
+    if info.alignment is not None:  # detected face: inverse warp through a feathered mask
+        from .align import get_aligner
+
+        change = _colour((out - info.model_in.cpu()) / 2, info.channels)
+        full[: info.channels] = get_aligner(info.alignment.size).paste(colour, change, info.alignment)
+        return _from_chw01(full, original, info)
     l, t, r, b = info.box
     change = (model_out.detach().float().cpu() - info.model_in.cpu()) / 2
     change = F.interpolate(change[None], size=(b - t, r - l), mode="bilinear", align_corners=False)[0]

@@ -32,7 +32,10 @@ class GenerativeFaceAug(ImageOnlyTransform):
         strength: edit strength, or a ``(low, high)`` range sampled per image.
         refine_steps / refine_loss: inversion refinement (0 = predictor only, fastest; None = the
             bundle's measured default: 0 for the edit kind, 20 otherwise).
-        framing: ``"auto"`` (CelebA box for 178x218-shaped images, else centre square) or ``"full"``.
+        framing: ``"auto"`` (CelebA box for 178x218-shaped images; other images: the largest face
+            detected and aligned when ``genaug[faces]`` is installed, else the centre square),
+            ``"full"`` or ``"detect"`` (detected faces only; no face: image unchanged, counted in
+            ``engine.stats["no_face"]``; see :mod:`genaug.align`).
         bounds: ``{code: (low, high)}`` ranges for continuous codes.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``; DataLoader workers always use the CPU.
         cache_size: inverted latents kept per process (keyed by image content).
@@ -50,7 +53,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         strength: Strength
         refine_steps: int | None = Field(default=None, ge=0)
         refine_loss: str
-        framing: Literal["auto", "full", "none"]
+        framing: Literal["auto", "full", "none", "detect"]
         bounds: dict[str, tuple[float, float]] | None
         device: str
         cache_size: int = Field(ge=0)
@@ -80,7 +83,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         strength: Strength = 1.0,
         refine_steps: int | None = None,
         refine_loss: str = "mse+msssim",
-        framing: Literal["auto", "full", "none"] = "auto",
+        framing: Literal["auto", "full", "none", "detect"] = "auto",
         bounds: dict[str, tuple[float, float]] | None = None,
         device: str = "auto",
         cache_size: int = 4096,

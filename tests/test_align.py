@@ -119,3 +119,39 @@ def test_augment_faces_edits_each_face_of_a_photo_with_the_default_model():
     before = get_aligner(64, "each").stats["no_face"]
     same, n = augment_faces(engine, blank, "each")
     assert n == 0 and np.array_equal(same, blank) and get_aligner(64, "each").stats["no_face"] == before + 1
+
+
+def test_generative_face_aug_detect_framing_on_an_in_the_wild_photo():
+    import genaug
+
+    aug = genaug.GenerativeFaceAug(framing="detect", refine_steps=0, device="cpu", p=1.0)
+    img, (box,) = scene([demo_photo()])
+    out = aug(image=img)["image"]
+    assert out.shape == img.shape and out.dtype == np.uint8
+    diff = torch.from_numpy(np.abs(out.astype(int) - img.astype(int)).max(2) > 0)
+    l, t, r, b = box
+    assert diff[t:b, l:r].float().mean() > 0.2  # the face was edited
+    from genaug.align import get_aligner
+
+    (_, al), = get_aligner(64).align(to_chw(img))
+    assert not diff[~frame_region(al, diff.shape)].any()  # only the face region changed
+    full = demo_photo()  # the shipped photo itself, at full size
+    assert aug(image=full)["image"].shape == full.shape
+    blank = np.full((150, 200, 3), 128, np.uint8)
+    before = aug.engine.stats["no_face"]
+    assert np.array_equal(aug(image=blank)["image"], blank)  # no face: unchanged, and counted
+    assert aug.engine.stats["no_face"] == before + 1
+
+
+def test_auto_framing_detects_only_outside_known_frames():
+    from genaug.bundle import load_bundle
+    from genaug.render import to_model_frame
+
+    bundle = load_bundle("default")
+    img, _ = scene([demo_photo()])
+    assert to_model_frame(img, bundle, "auto")[1].alignment is not None  # a photo: the detected face
+    celeba = np.zeros((218, 178, 3), np.uint8)  # a CelebA-shaped frame: its fixed box, no detection
+    _, info = to_model_frame(celeba, bundle, "auto")
+    assert info.alignment is None and not info.no_face and info.box == (35, 55, 143, 163)
+    assert to_model_frame(np.full((90, 90, 3), 128, np.uint8), bundle, "auto")[1].no_face is False  # no face: centre square
+    assert to_model_frame(np.full((90, 90, 3), 128, np.uint8), bundle, "detect")[1].no_face is True
