@@ -140,12 +140,14 @@ def is_known_frame(height: int, width: int, framing_cfg: dict | None) -> bool:
 
 
 def _detect(colour: Tensor, bundle: Any, framing: str) -> Any:
-    """``detect`` (or ``auto`` on an image that is not a known frame, when dlib is installed): the
-    largest face aligned by :mod:`genaug.align` as ``(crop in [0, 1], Alignment)``, else None."""
+    """``detect`` (or ``auto`` on an image that is neither a known frame nor already model-sized,
+    when dlib is installed): the largest face aligned by :mod:`genaug.align` as
+    ``(crop in [0, 1], Alignment)``, else None."""
     from .identity import faces_extra_available
 
     h, w = colour.shape[-2:]
-    if framing == "auto" and (is_known_frame(h, w, getattr(bundle, "framing", None)) or not faces_extra_available()):
+    known = is_known_frame(h, w, getattr(bundle, "framing", None)) or h == w == bundle.image_size
+    if framing == "auto" and (known or not faces_extra_available()):
         return None
     from .align import get_aligner
 

@@ -153,5 +153,7 @@ def test_auto_framing_detects_only_outside_known_frames():
     celeba = np.zeros((218, 178, 3), np.uint8)  # a CelebA-shaped frame: its fixed box, no detection
     _, info = to_model_frame(celeba, bundle, "auto")
     assert info.alignment is None and not info.no_face and info.box == (35, 55, 143, 163)
+    crop = np.asarray(Image.fromarray(demo_photo()).resize((64, 64)))  # already the model's size: kept as is
+    assert to_model_frame(crop, bundle, "auto")[1].alignment is None
     assert to_model_frame(np.full((90, 90, 3), 128, np.uint8), bundle, "auto")[1].no_face is False  # no face: centre square
     assert to_model_frame(np.full((90, 90, 3), 128, np.uint8), bundle, "detect")[1].no_face is True
