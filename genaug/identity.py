@@ -223,6 +223,14 @@ class EmbedderJudge(IdentityJudge):
         e = torch.cat(out) if out else torch.empty(0, self.net.out_dim)
         return F.normalize(e, dim=1) * self.scale
 
+    def embed_with_grad(self, x: Tensor) -> Tensor:
+        """Differentiable embeddings on ``x``'s device (the net in eval mode): an identity loss is
+        ``judge.distance(judge.embed_with_grad(edited), judge.embed(original).to(dev)).mean()``."""
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"expected an NCHW batch with 1 or 3 channels, got {tuple(x.shape)}")
+        self.net.to(x.device)
+        return F.normalize(self.net(x.float()), dim=1) * self.scale
+
     def distance(self, a: Tensor, b: Tensor) -> Tensor:
         if self.metric == "euclidean":
             return super().distance(a, b)

@@ -99,6 +99,9 @@ def test_embedder_judge_gates_the_engine(tiny_bundle_path):
     e = judge.embed(x)
     assert e.shape == (4, 128) and torch.allclose(judge.distance(e, e), torch.zeros(4), atol=1e-5)
     assert judge.same_person(e, e).all()
+    y = x.clone().requires_grad_(True)  # usable as an identity loss: gradients reach the image
+    judge.distance(judge.embed_with_grad(y), e.roll(1, 0)).sum().backward()
+    assert y.grad is not None and y.grad.abs().sum() > 0
     eng = Engine(tiny_bundle_path, device="cpu", refine_steps=0, seed=0, gate=judge, gate_threshold=1.01)
     out, info = eng.augment_tensor(x)  # no augmentation can be this similar: all dropped, returned unchanged
     assert eng.stats["dropped"] == 4 and not info.kept.any() and torch.equal(out.cpu(), x)
