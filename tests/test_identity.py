@@ -120,3 +120,46 @@ def test_student_judge_when_shipped(real_pairs):
     assert ea.shape == (6, 128)
     genuine, impostor = judge.distance(ea, eb), judge.distance(ea, eb.roll(1, 0))
     assert genuine.mean() < impostor.mean(), (genuine, impostor)
+
+
+class _CountingJudge(identity.IdentityJudge):
+    """A stand-in teacher: mean colour per channel tiled to 128-d; fails once after ``fail_after`` faces."""
+
+    name = "counting"
+
+    def __init__(self, fail_after: int | None = None):
+        self.seen, self.fail_after = 0, fail_after
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fail_after is not None and self.seen >= self.fail_after:
+            raise KeyboardInterrupt("interrupted")
+        self.seen += len(x)
+        return x.float().mean((2, 3)).repeat(1, 43)[:, :128]
+
+
+def test_teacher_cache_is_resumable_and_refuses_other_settings(tmp_path):
+    from training.distill import describe_faces, read_teacher, teacher_subset
+
+    images = torch.randint(0, 256, (40, 3, 64, 64), dtype=torch.uint8)
+    idx = teacher_subset(40, 25, seed=0)
+    assert torch.equal(idx, teacher_subset(40, 25, seed=0)) and len(set(idx.tolist())) == 25
+    cache = tmp_path / "teacher.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        describe_faces(images, idx, cache, "faces", 0, save_every=10, judge=_CountingJudge(fail_after=20))
+    assert len(read_teacher(cache)[1]) == 20  # two chunks were saved before the interruption
+    judge = _CountingJudge()
+    got_idx, desc = describe_faces(images, idx, cache, "faces", 0, save_every=10, judge=judge)
+    assert judge.seen == 5 and torch.equal(got_idx, idx)  # only the missing faces were described
+    assert torch.allclose(desc, _CountingJudge().embed(images[idx].float() / 127.5 - 1), atol=1e-6)
+    with pytest.raises(ValueError, match="other settings"):
+        describe_faces(images, teacher_subset(40, 25, seed=1), cache, "faces", 1, judge=_CountingJudge())
+
+
+def test_agreement_threshold_matches_the_teachers_same_person_rate():
+    from training.distill import agreement_threshold
+
+    g = torch.Generator().manual_seed(0)
+    teacher = torch.randn(60, 128, generator=g) * 0.07  # pair distances around 1.1 ...
+    teacher[1::2] = teacher[::2] + torch.randn(30, 128, generator=g) * 0.02  # ... 30 pairs close (< 0.6)
+    cal = agreement_threshold(teacher * 2.0, teacher)  # a judge with the teacher's distances doubled
+    assert cal["dlib_same_rate"] > 0 and abs(cal["threshold"] / 2.0 - 0.6) < 0.35 and cal["agrees_on_dlib_same"] > 0.9

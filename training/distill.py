@@ -7,9 +7,11 @@
 ``teacher``: dlib's descriptors (:class:`genaug.identity.DlibJudge`, detection-free on the 64x64
 crops) of a seeded subset of ``celeba_train_64``, written every ``--save-every`` faces to
 ``OUT/teacher.safetensors`` (atomic), so an interrupted pass continues where it stopped.
-``train``: starts from the shipped identity embedder (``evaluator_identity``) and fits its unit
-embedding times the teacher's mean descriptor norm to the descriptors (MSE on descriptors plus
-matching of all in-batch pair distances) on whatever part of the cache exists, budgeted in
+``train``: starts from the shipped identity embedder (``evaluator_identity``) with its head
+replaced by a ridge regression of the (unit) teacher descriptors on the embedder's trunk features,
+then fine-tunes its unit embedding times the teacher's mean descriptor norm towards the descriptors
+(MSE on descriptors plus matching of all in-batch pair distances) on whatever part of the cache
+exists, budgeted in
 *CPU* minutes of this process (a shared machine's load does not shorten training), checkpointed
 and resumable. The student's threshold is the distance that best reproduces dlib's decisions at
 0.6 on all pairs of held-out teacher faces; it writes ``OUT/evaluator_student.{safetensors,json}``
@@ -92,7 +94,8 @@ class DistillConfig:
     data: str = str(SHARED / "celeba_train_64")
     minutes: float = 10.0
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 3e-4
+    ridge: float = 300.0  # ridge penalty of the head's closed-form initialisation
     pair_weight: float = 1.0
     holdout: int = 150
     threads: int = 1
@@ -119,6 +122,24 @@ def _views(x: Tensor, gen: torch.Generator) -> Tensor:
     return ((x - m) * k + m + b).clamp(-1, 1)
 
 
+@torch.no_grad()
+def ridge_head(model, images: Tensor, desc: Tensor, penalty: float) -> None:
+    """Set the embedder's head (Linear + BatchNorm) to the ridge regression of the unit teacher
+    descriptors on the trunk features of ``images`` (BatchNorm made the identity)."""
+    model.eval()
+    feats = torch.cat([model.trunk_features(to_float(images[i : i + 256])) for i in range(0, len(images), 256)])
+    mu = feats.mean(0)
+    x = feats - mu
+    w = torch.linalg.solve(x.T @ x + penalty * torch.eye(x.shape[1]), x.T @ F.normalize(desc, dim=1))
+    lin, bn = model.head[1], model.head[2]
+    lin.weight.copy_(w.T)
+    lin.bias.copy_(F.normalize(desc, dim=1).mean(0) - mu @ w)
+    bn.running_mean.zero_()
+    bn.running_var.fill_(1 - bn.eps)
+    bn.weight.fill_(1)
+    bn.bias.zero_()
+
+
 def train(cfg: DistillConfig) -> Path:
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
@@ -128,7 +149,7 @@ def train(cfg: DistillConfig) -> Path:
     scale = float(desc.norm(dim=1).mean())
     val = torch.arange(len(idx))[-cfg.holdout :]
     tr = torch.arange(len(idx))[: -cfg.holdout]
-    model = load_evaluator("identity").train()
+    model = load_evaluator("identity")
     print(f"student: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {len(tr)} train / "
           f"{len(val)} val faces, teacher mean norm {scale:.3f}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -142,10 +163,14 @@ def train(cfg: DistillConfig) -> Path:
         gen.set_state(c["gen"])
         state = json.loads(c["state"])
         print(f"resumed from {ckpt} at step {state['step']} ({state['elapsed'] / 60:.1f} min)")
+    else:
+        ridge_head(model, images[tr], desc[tr], cfg.ridge)
+        state["log"].append({"step": 0, "init": "ridge head", **holdout_error(model, images[val], desc[val], scale)})
+        print(f"ridge head: holdout {state['log'][-1]}")
     budget, t_last = cfg.minutes * 60, time.process_time()
     bar = tqdm(total=round(budget), initial=round(state["elapsed"]), desc="distill (CPU s)", unit="s")
     while state["elapsed"] < budget:
-        model.train()
+        model.eval()  # fine-tuning with batch-norm statistics frozen (the ridge head assumes them)
         frac = state["elapsed"] / budget
         for g in opt.param_groups:
             g["lr"] = cfg.lr * min(1.0, (state["step"] + 1) / 50) * 0.5 * (1 + math.cos(math.pi * frac))
@@ -258,13 +283,16 @@ def verification(dg: Tensor, di: Tensor, threshold: float) -> dict:
             "false_accept_rate": round(float((di < threshold).float().mean()), 4)}
 
 
-def evaluate(student: str | None, out: Path) -> dict:
-    """Teacher, student and embedder on celeba_id200 test pairs + student<->teacher distance correlation."""
+def evaluate(student: str | None, out: Path, people: int = 200) -> dict:
+    """Teacher, student and embedder on celeba_id200 test pairs of the first ``people`` people, and
+    the correlation of pair distances student <-> teacher and embedder <-> teacher."""
     x, labels = split_faces("test")
+    keep = labels < people
+    x, labels = x[keep], labels[keep]
     judges = {"dlib": DlibJudge(), "student": load_student(student), "embedder": get_judge("embedder")}
     res, dists = {}, {}
     for name, judge in judges.items():
-        cache = out / "dlib_id200_test.safetensors" if name == "dlib" else None
+        cache = out / f"dlib_id200_test_{people}people.safetensors" if name == "dlib" else None
         emb = cached_embed(judge, x, cache)
         dg, di = pair_distances(judge, emb, labels)
         dists[name] = torch.cat([dg, di])
@@ -296,11 +324,13 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("train", help="train the student on the cached descriptors")
     s.add_argument("--minutes", type=float, default=10.0)
     s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--lr", type=float, default=3e-4)
+    s.add_argument("--ridge", type=float, default=300.0, help="ridge penalty of the head's initialisation")
     s.add_argument("--pair-weight", type=float, default=1.0)
     s.add_argument("--export", default=None, help="also copy evaluator_student.* here (e.g. genaug/default)")
     e = sub.add_parser("evaluate", help="teacher vs student vs embedder on celeba_id200 test pairs")
     e.add_argument("--student", default=None, help="student weights stem (default: the shipped one)")
+    e.add_argument("--people", type=int, default=200, help="use the test photos of the first N people (dlib: ~6 faces/s)")
     for q in (t, s, e):
         q.add_argument("--out", required=True, help="work folder (teacher cache, checkpoints, results)")
         q.add_argument("--data", default=str(SHARED / "celeba_train_64"))
@@ -315,10 +345,10 @@ def main(argv: list[str] | None = None) -> None:
         idx = teacher_subset(len(faces), a.faces, a.seed)
         describe_faces(faces.images, idx, out / TEACHER_FILE, Path(a.data).name, a.seed, a.save_every)
     elif a.cmd == "train":
-        train(DistillConfig(out=a.out, data=a.data, minutes=a.minutes, batch_size=a.batch_size, lr=a.lr,
+        train(DistillConfig(out=a.out, data=a.data, minutes=a.minutes, batch_size=a.batch_size, lr=a.lr, ridge=a.ridge,
                             pair_weight=a.pair_weight, threads=a.threads, seed=a.seed, export=a.export))
     else:
-        evaluate(a.student, out)
+        evaluate(a.student, out, a.people)
 
 
 if __name__ == "__main__":
