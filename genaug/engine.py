@@ -50,8 +50,8 @@ class Engine:
         strength: scales each edit (latent interpolation; 0 = no change, 1 = the edit).
         framing: ``"auto"``, ``"full"``, ``"none"`` or ``"detect"`` for user images (see :mod:`genaug.render`).
         feature_net: network for the ``feature`` refinement loss.
-        gate: ``gate(original, augmented) -> (N,)`` similarity, or ``"identity"`` (the identity
-            embedder of :mod:`genaug.metrics`); rows below ``gate_threshold`` are re-drawn with a
+        gate: ``gate(original, augmented) -> (N,)`` similarity, ``"identity"`` (the identity
+            embedder of :mod:`genaug.metrics`) or an identity judge's name (:mod:`genaug.identity`); rows below ``gate_threshold`` are re-drawn with a
             new random edit up to ``gate_retries`` times, then returned *unchanged* (counted in
             ``stats["dropped"]``).
         codes / bounds: which codes random edits may touch (default: the identity-safe codes,
@@ -102,7 +102,7 @@ class Engine:
         self.refine_steps, self.refine_loss, self.refine_lr = int(steps), refine_loss, float(refine_lr)
         self.batch_size, self.mode, self.strength, self.framing = int(batch_size), mode, float(strength), framing
         self.feature_net = feature_net.to(self.device).eval() if feature_net is not None else None
-        self.gate = identity_gate(self.device) if gate == "identity" else gate
+        self.gate = identity_gate(self.device, gate) if isinstance(gate, str) else gate
         self.gate_threshold, self.gate_retries = float(gate_threshold), int(gate_retries)
         self.codes = [self.spec.code_index(c) for c in codes] if codes is not None else None
         self.bounds = bounds
@@ -260,8 +260,14 @@ class Engine:
         return [paste_back(o, im, f) for o, im, f in zip(out, originals, frames)]
 
 
-def identity_gate(device: torch.device) -> Gate:
-    """The identity-similarity gate of :mod:`genaug.metrics` on ``device``."""
-    from .metrics import IdentityGate
+def identity_gate(device: torch.device, name: str = "identity") -> Gate:
+    """A gate by name: ``"identity"``, the identity-similarity gate of :mod:`genaug.metrics`;
+    ``"auto"``/``"dlib"``/``"student"``/``"embedder"``, a :mod:`genaug.identity` judge
+    (similarity = 1 - distance; its same-person threshold is ``judge.gate_threshold``)."""
+    if name == "identity":
+        from .metrics import IdentityGate
 
-    return IdentityGate(device=device)
+        return IdentityGate(device=device)
+    from .identity import get_judge
+
+    return get_judge(name, device)

@@ -172,6 +172,9 @@ class _Job:
                                            generator=gens)
                 for r, j in enumerate(rows):
                     k = chunk[j][0]
+                    if frames[k].no_face:  # framing="detect" found no face: the source, unedited
+                        images[j] = imgs[k] if self.out_hw is not None else to_uint8(x[k])
+                        continue
                     if info.kept[r]:
                         codes[j, info.edits[r].code] = info.edits[r].value
                     images[j] = paste_back(out[r], imgs[k], frames[k]) if self.out_hw is not None else to_uint8(out[r])
@@ -253,6 +256,9 @@ def _expand_blocks(job: _Job, files: Any, todo: list[int], shape: tuple[int, int
             if current is not None:
                 writer.put(("close", current, block_skipped))
         writer.finish()
+        if job.engine.stats["no_face"]:
+            say(f"no face found in {job.engine.stats['no_face']} source image(s) (framing=detect): "
+                "their records are the unedited source (codes NaN)")
     finally:
         bar.close()
         writer.stop()
@@ -292,7 +298,7 @@ def _make_engine(bundle: Any, device: str, s: ExpandSettings, gate: Any) -> Any:
         return Engine(
             bundle, device=device, refine_steps=s.refine_steps, refine_loss=s.refine_loss, batch_size=s.batch_size,
             mode=s.mode, strength=s.strength, framing=s.framing, cache_size=0, codes=s.codes,
-            gate=gate if gate is not None else ("identity" if s.gate_threshold is not None else None),
+            gate=gate if gate is not None else ("auto" if s.gate_threshold is not None else None),  # dlib when installed
             gate_threshold=s.gate_threshold if s.gate_threshold is not None else 0.0,
         )
     except KeyError as e:
@@ -334,8 +340,10 @@ def expand_to_hdf5(
     Resumable: call again with the same arguments after an interruption. ``shard="i/n"`` (or
     torchrun's RANK/WORLD_SIZE) expands blocks ``b % n == i`` only; ``merge`` (default: when
     not sharded; rank 0 under torchrun) merges all parts into ``out``; ``merge_only`` merges
-    finished parts without expanding anything. ``gate_threshold`` turns on the identity gate
-    (``gate`` replaces the identity embedder with any ``gate(original, augmented) -> (N,)``).
+    finished parts without expanding anything. ``gate_threshold`` turns on the identity gate: the
+    judge ``genaug.identity.get_judge("auto")`` (dlib's descriptor when ``genaug[faces]`` is
+    installed, similarity = 1 - distance, same person above 0.4; else the project's embedder,
+    cosine); ``gate`` replaces it with any ``gate(original, augmented) -> (N,)``.
     """
     t0 = time.time()
     s = ExpandSettings(variants, include_original, size, strength, mode, list(codes) if codes else None,

@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge-only", action="store_true", help="only merge finished parts into OUT (errors if some are missing)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT and parts made with other settings")
     p.add_argument("--gate-threshold", type=float, default=None, help="identity gate: re-draw variants whose identity "
-                   "similarity to the source is below this, then keep the source unchanged (default: off)")
+                   "similarity to the source is below this, then keep the source unchanged (default: off). Judge: dlib "
+                   "with genaug[faces] (1 - descriptor distance; 0.4 = dlib's same-person threshold), else the "
+                   "project's embedder (cosine)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 

@@ -206,7 +206,8 @@ def paste_back(model_out: Tensor, original: Any, info: FrameInfo) -> Any:
     """Write a model-frame result (C, S, S) in [-1, 1] back into a copy of ``original``: only the
     change (``model_out - info.model_in``), resized to the face box, is added, so the original's
     detail stays and unchanged pixels stay as they were. Where the box lies inside the image its
-    border is feathered, so the edit fades out instead of ending in a seam.
+    border is feathered, so the edit fades out instead of ending in a seam. A detected face
+    (``info.alignment``) goes back through the inverse warp; ``info.no_face``: returned unchanged.
     """
     full = _to_chw01(original)[0].clone()
     colour = full[: info.channels]
@@ -215,7 +216,7 @@ def paste_back(model_out: Tensor, original: Any, info: FrameInfo) -> Any:
     if info.alignment is not None:  # detected face: inverse warp through a feathered mask
         from .align import get_aligner
 
-        change = _colour((out - info.model_in.cpu()) / 2, info.channels)
+        change = _colour((model_out.detach().float().cpu() - info.model_in.cpu()) / 2, info.channels)
         full[: info.channels] = get_aligner(info.alignment.size).paste(colour, change, info.alignment)
         return _from_chw01(full, original, info)
     l, t, r, b = info.box

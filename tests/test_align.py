@@ -31,8 +31,10 @@ def scene(faces: list[np.ndarray], size: tuple[int, int] = (300, 520), seed: int
     return img, boxes
 
 
-def olivetti_face(size: int = 128) -> np.ndarray:
-    im = Image.open(need(OLIVETTI) / "s01" / "01.png").convert("RGB").resize((size, size), Image.BICUBIC)
+@pytest.fixture()
+def olivetti_face() -> np.ndarray:
+    """A real Olivetti face (uint8 HWC) scaled to 96 px."""
+    im = Image.open(need(OLIVETTI) / "s01" / "01.png").convert("RGB").resize((96, 96), Image.BICUBIC)
     return np.asarray(im)
 
 
@@ -65,10 +67,10 @@ def test_detects_aligns_and_lands_on_the_template():
     assert aligner.stats == {"images": 1, "faces": 1, "no_face": 0}
 
 
-def test_each_or_largest_and_no_face_counted():
+def test_each_or_largest_and_no_face_counted(olivetti_face):
     from genaug.align import FaceAligner
 
-    img, _ = scene([demo_photo(), olivetti_face(96)])
+    img, _ = scene([demo_photo(), olivetti_face])
     each = FaceAligner(64, "each").align(to_chw(img))
     assert len(each) == 2 and {al.face.box[0] < 200 for _, al in each} == {True, False}  # one in each place
     largest = FaceAligner(64, "largest")
@@ -100,12 +102,12 @@ def test_paste_changes_only_the_face_region():
         aligner.paste(colour[:, :100], torch.zeros(3, 64, 64), al)
 
 
-def test_augment_faces_edits_each_face_of_a_photo_with_the_default_model():
+def test_augment_faces_edits_each_face_of_a_photo_with_the_default_model(olivetti_face):
     from genaug.align import augment_faces, get_aligner
     from genaug.engine import Engine
 
     engine = Engine("default", device="cpu", refine_steps=0, seed=0)
-    img, boxes = scene([demo_photo(), olivetti_face(96)])
+    img, boxes = scene([demo_photo(), olivetti_face])
     out, n = augment_faces(engine, img, "each", torch.Generator().manual_seed(0))
     assert n == 2 and out.shape == img.shape and out.dtype == np.uint8
     diff = np.abs(out.astype(int) - img.astype(int)).max(2) > 0
@@ -157,3 +159,26 @@ def test_auto_framing_detects_only_outside_known_frames():
     assert to_model_frame(crop, bundle, "auto")[1].alignment is None
     assert to_model_frame(np.full((90, 90, 3), 128, np.uint8), bundle, "auto")[1].no_face is False  # no face: centre square
     assert to_model_frame(np.full((90, 90, 3), 128, np.uint8), bundle, "detect")[1].no_face is True
+
+
+def test_expand_with_detect_framing_edits_faces_and_keeps_faceless_sources(tmp_path, trained_bundle_path):
+    import h5py
+
+    from genaug.expand import expand_to_hdf5
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    img, (box,) = scene([demo_photo()], size=(260, 300))
+    Image.fromarray(img).save(src / "a_face.png")
+    Image.fromarray(np.full((260, 300, 3), 128, np.uint8)).save(src / "b_blank.png")
+    res = expand_to_hdf5(src, tmp_path / "out.h5", 2, bundle=trained_bundle_path, framing="detect", size="source",
+                         refine_steps=0, device="cpu", progress=False, seed=0)
+    assert res.n_records == 4
+    with h5py.File(tmp_path / "out.h5") as f:
+        images, paths, codes = f["images"][()], [p.decode() for p in f["source_path"][()]], f["codes"][()]
+    face, blank = [i for i, p in enumerate(paths) if "a_face" in p], [i for i, p in enumerate(paths) if "b_blank" in p]
+    l, t, r, b = box
+    for i in face:  # the face's variants changed inside the face, its shape kept
+        assert images[i].shape == img.shape and (images[i][t:b, l:r] != img[t:b, l:r]).any()
+    for i in blank:  # no face: the records are the source itself, unedited
+        assert (images[i] == 128).all() and np.isnan(codes[i]).all()

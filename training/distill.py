@@ -37,7 +37,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 from tqdm import tqdm
 
-from genaug.bundle import write_safetensors
+from genaug.io import write_safetensors
 from genaug.features import load_evaluator, save_evaluator
 from genaug.identity import DLIB_THRESHOLD, DlibJudge, IdentityJudge, get_judge, load_student
 from genaug.metrics import roc_auc, tar_at_far, verification_pairs
