@@ -182,3 +182,21 @@ def test_expand_with_detect_framing_edits_faces_and_keeps_faceless_sources(tmp_p
         assert images[i].shape == img.shape and (images[i][t:b, l:r] != img[t:b, l:r]).any()
     for i in blank:  # no face: the records are the source itself, unedited
         assert (images[i] == 128).all() and np.isnan(codes[i]).all()
+
+
+def test_genaug_augment_detect_framing_names_faceless_photos(tmp_path, trained_bundle_path, capsys):
+    from genaug.augment_cli import main
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    img, _ = scene([demo_photo()], size=(220, 260))
+    Image.fromarray(img).save(src / "face.png")
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(src / "wall.png")
+    out = tmp_path / "out"
+    assert main([str(src), "--out", str(out), "--bundle", str(trained_bundle_path), "--device", "cpu",
+                 "--refine-steps", "0", "--variants", "1", "--framing", "detect"]) == 0
+    err = capsys.readouterr().err
+    assert "no face found in" in err and "wall.png" in err and "face.png" not in err.replace("wall.png", "")
+    wall = np.asarray(Image.open(out / "wall_aug00.png"))
+    assert np.array_equal(wall, np.full((120, 160, 3), 90, np.uint8))  # written unchanged
+    assert np.asarray(Image.open(out / "face_aug00.png")).shape == img.shape
