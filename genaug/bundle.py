@@ -24,6 +24,8 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 DEFAULT_DIR = Path(__file__).with_name("default")
+# bundles shipped inside the package, loadable by name ("default" is the recommended one)
+NAMED_BUNDLES = {"default": DEFAULT_DIR, "infogan64": Path(__file__).with_name("models") / "infogan64"}
 
 # CelebA "aligned & cropped" 178x218 frames; faces were trained on this centre box.
 CELEBA_FRAMING = {"reference_size": [178, 218], "box": [35, 55, 143, 163]}
@@ -136,15 +138,16 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
 
 
 def _bundle_dir(path: str | Path) -> Path:
-    if str(path) == "default":
-        if not (DEFAULT_DIR / CONFIG_NAME).exists():
-            raise BundleError(f"the default bundle is missing from the installed package ({DEFAULT_DIR})")
-        return DEFAULT_DIR
+    if str(path) in NAMED_BUNDLES:
+        folder = NAMED_BUNDLES[str(path)]
+        if not (folder / CONFIG_NAME).exists():
+            raise BundleError(f"the {path!r} bundle is missing from the installed package ({folder})")
+        return folder
     p = Path(path).expanduser()
     if p.is_file():
         p = p.parent
     if not p.exists():
-        raise FileNotFoundError(f"bundle not found: {p} (give 'default' or a bundle folder)")
+        raise FileNotFoundError(f"bundle not found: {p} (give a bundle folder or a shipped name: {sorted(NAMED_BUNDLES)})")
     if not (p / CONFIG_NAME).is_file():
         raise BundleError(f"{p} is not a genaug bundle: {CONFIG_NAME} is missing")
     return p

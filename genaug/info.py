@@ -22,7 +22,11 @@ def run_info(args: argparse.Namespace) -> None:
     img = cfg.get("image", {})
     print(f"bundle   {cfg.get('name')}  ({args.bundle})")
     print(f"image    {img.get('size')}x{img.get('size')}, {img.get('channels')} channels; framing {cfg.get('framing')}")
-    print(f"latent   z: {spec.noise_dim} dims + {len(spec.codes)} codes")
+    kind = cfg.get("network", {}).get("kind", "dcgan")
+    print("kind     " + ("edit: encoder + generator trained to edit real faces (one encoder pass inverts a face; "
+                         "it cannot invent random faces)" if kind == "edit" else
+                         "dcgan: generator from noise + latent predictor (inversion refines the prediction)"))
+    print(f"latent   {'content map' if kind == 'edit' else 'z'}: {spec.noise_dim} dims + {len(spec.codes)} codes")
     metrics = cfg.get("training", {}).get("metrics")
     if metrics:
         print("metrics  " + ", ".join(f"{k}={v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float))))
