@@ -86,16 +86,19 @@ def identity_block(judge, x: torch.Tensor, out: torch.Tensor, labels: torch.Tens
 
 @torch.no_grad()
 def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: torch.Tensor, names: list[str],
-               refine_steps: int | None, seed: int, judge, clf) -> dict:
+               refine_steps: int | None, seed: int, judge, clf, strength: float | None = None) -> dict:
     from genaug import Engine, GenerativeFaceAug
 
     t0 = time.time()
     kw = {} if refine_steps is None else {"refine_steps": refine_steps}
-    engine = Engine(bundle, device="cpu", seed=seed, **kw)
+    defaults = GenerativeFaceAug()  # the transform's default edit settings, applied through the same engine
+    strength = float(getattr(defaults, "strength", 1.0)) if strength is None else strength
+    engine = Engine(bundle, device="cpu", seed=seed, strength=strength, **kw)
     spec = engine.spec
     one = engine.invert(x, steps=0)
     inv = engine.invert(x)
     res: dict = {"bundle": engine.bundle.name, "bundle_identity": engine.bundle.identity, "refine_steps": engine.refine_steps,
+                 "strength": strength, "edit_gain": engine.bundle.edit_gain,
                  "recon_one_pass": {"msssim": one.score.mean().item(), "psnr": psnr(one.recon, x).mean().item()},
                  "recon": {"msssim": inv.score.mean().item(), "psnr": psnr(inv.recon, x).mean().item()}, "edits": {}}
     clf_names = attribute_names(clf)
@@ -114,10 +117,8 @@ def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: torch.
             ok, ok0 = (p > 0.5) if target else (p < 0.5), (p0 > 0.5) if target else (p0 < 0.5)
             entry[tag] = {"n": int(rows.sum()), "success": ok.float().mean().item(), "unedited": ok0.float().mean().item()}
         res["edits"][code.attribute] = entry
-    defaults = GenerativeFaceAug()  # the transform's default edit settings, applied through the same engine
-    codes = getattr(defaults, "codes", None)
-    eng = Engine(bundle, device="cpu", seed=seed, strength=getattr(defaults, "strength", 1.0), mode=getattr(defaults, "mode", "delta"),
-                 codes=codes, **kw)
+    eng = Engine(bundle, device="cpu", seed=seed, strength=strength, mode=getattr(defaults, "mode", "delta"),
+                 codes=getattr(defaults, "codes", None), **kw)
     out, info = eng.augment_tensor(x, generator=torch.Generator().manual_seed(seed))
     res["identity"] = identity_block(judge, x, out.cpu(), labels)
     res["identity"]["codes_drawn"] = sorted({d.split("=")[0] for d in info.descriptions})
@@ -140,7 +141,7 @@ def format_table(r: dict) -> str:
                 vals.append("-")
         lines.append(f"{label:34s}" + "".join(col(v) for v in vals))
 
-    row("refine steps", lambda b: str(b["refine_steps"]))
+    row("refine steps / strength x gain", lambda b: f"{b['refine_steps']} / {b['strength']:g} x {b['edit_gain']:g}")
     row("recon one pass MS-SSIM / PSNR", lambda b: f"{b['recon_one_pass']['msssim']:.3f} / {b['recon_one_pass']['psnr']:.1f}")
     row("recon (default inv.) MS-SSIM / PSNR", lambda b: f"{b['recon']['msssim']:.3f} / {b['recon']['psnr']:.1f}")
     attrs = sorted({a for b in bs for a in b["edits"]})
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement (default: each bundle's default)")
+    p.add_argument("--strength", type=float, default=None, help="edit strength (default: the transform's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", default=None)
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     x, labels, attrs, names = load_faces_with_attributes(a.data, a.n, a.seed)
     judge, clf = get_judge(), resolve_feature_net(None, "attributes")
     r = {"benchmark": "edit_success", "data": str(a.data), "n": len(x), "seed": a.seed,
-         "bundles": [run_bundle(b, x, labels, attrs, names, a.refine_steps, a.seed, judge, clf) for b in a.bundles]}
+         "bundles": [run_bundle(b, x, labels, attrs, names, a.refine_steps, a.seed, judge, clf, a.strength) for b in a.bundles]}
     emit(r, format_table(r), a.out)
     return r
 

@@ -61,6 +61,12 @@ class Bundle:
         return self.kind != "edit"
 
     @property
+    def edit_gain(self) -> float:
+        """Latent-space scale of a full edit (``strength=1``), measured per bundle: how far past
+        the one-hot code an edit must go for the attribute to show on real faces."""
+        return float(self.runtime.get("edit_gain", 1.0))
+
+    @property
     def default_refine_steps(self) -> int:
         """Inversion refinement steps the engine uses unless told otherwise."""
         return int(self.runtime.get("refine_steps", 0 if self.kind == "edit" else 20))

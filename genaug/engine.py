@@ -47,7 +47,8 @@ class Engine:
             None = the bundle's measured default, ``bundle.default_refine_steps``).
         batch_size: rows per network call. cache_size: latents kept (LRU, keyed by content).
         mode: ``"delta"`` (x + G(edited) - G(latent)) or ``"regenerate"`` (G(edited)).
-        strength: scales each edit (latent interpolation; 0 = no change, 1 = the edit).
+        strength: scales each edit (latent interpolation; 0 = no change, 1 = the bundle's full edit,
+            i.e. the code moved ``bundle.edit_gain`` times the way to its new value).
         framing: ``"auto"``, ``"full"``, ``"none"`` or ``"detect"`` for user images (see :mod:`genaug.render`).
         feature_net: network for the ``feature`` refinement loss.
         gate: ``gate(original, augmented) -> (N,)`` similarity, ``"identity"`` (the identity
@@ -190,7 +191,7 @@ class Engine:
         x, latent = x.to(self.device), latent.to(self.device)
         edits = resolve_edits(latent, self.spec, edits)  # relative (random) edits -> what they became here
         base = self.generate(latent) if base is None else base.to(self.device)
-        strength = self.strength if strength is None else strength
+        strength = (self.strength if strength is None else strength) * self.bundle.edit_gain  # 1 = the bundle's full edit
         mode, gen = mode or self.mode, generator or self.generator
         edited = apply_edits(latent, self.spec, edits, strength)
         out = render(x, base, self.generate(edited), mode)
