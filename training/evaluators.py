@@ -295,8 +295,13 @@ def _finish(cfg: EvaluatorTrainConfig, out: Path, model: FaceNet, head: nn.Modul
         ecfg.training["per_attribute_val_accuracy"] = final.pop("per_attribute_accuracy")
     weights = save_evaluator(model, out / f"evaluator_{cfg.kind}")
     print(json.dumps(ecfg.training, indent=1))
-    if cfg.export:
-        dst = Path(cfg.export)
+    return export_evaluator(weights, cfg.export)
+
+
+def export_evaluator(weights: Path, export: str | None) -> Path:
+    """Copy an evaluator's weights and JSON into folder ``export`` (when given); returns ``weights``."""
+    if export:
+        dst = Path(export)
         dst.mkdir(parents=True, exist_ok=True)
         for p in (weights, weights.with_suffix(".json")):
             shutil.copy2(p, dst / p.name)
