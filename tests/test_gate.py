@@ -65,7 +65,7 @@ def test_rows_rejected_on_every_try_come_back_unchanged(trained_bundle_path):
     assert info.kept.tolist() == [False, True, False, True]
     assert torch.equal(out[0], x[0]) and torch.equal(out[2], x[2])
     assert not torch.equal(out[1], x[1]) and not torch.equal(out[3], x[3])
-    assert e.stats == {"augmented": 4, "gated": 4, "dropped": 2}
+    assert e.stats == {"augmented": 4, "gated": 4, "dropped": 2, "no_face": 0}
 
 
 def test_no_retries_means_drop_at_once(trained_bundle_path):
