@@ -99,7 +99,7 @@ def test_transform_gate_threshold_decides(trained_bundle_path):
     never = make(trained_bundle_path, 1.01)  # no cosine reaches it: every try rejected, image unchanged
     out = A.Compose([never], seed=0)(image=img)["image"]
     assert np.array_equal(out, img)
-    assert never.engine.stats == {"augmented": 1, "gated": 2, "dropped": 1}
+    assert never.engine.stats == {"augmented": 1, "gated": 2, "dropped": 1, "no_face": 0}
     always = make(trained_bundle_path, -1.01)
     out = A.Compose([always], seed=0)(image=img)["image"]
     assert not np.array_equal(out, img) and always.engine.stats["gated"] == 0
