@@ -86,7 +86,8 @@ def plan_edits(spec: LatentSpec, plan: Plan | None = None) -> list[Edit]:
 
 def apply_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], strength: float | Tensor = 1.0) -> Tensor:
     """Apply one edit per row of ``latent`` (``len(edits) == N``), interpolated by ``strength``
-    (0 = unchanged, 1 = the edit, >1 extrapolates). Returns a new (N, D) tensor."""
+    (0 = unchanged, 1 = the edit, >1 extrapolates; a continuous code stays within its range).
+    Returns a new (N, D) tensor."""
     if len(edits) != latent.shape[0]:
         raise ValueError(f"need one edit per latent row: {len(edits)} edits for {latent.shape[0]} rows")
     target = latent.clone()
@@ -98,7 +99,14 @@ def apply_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], strength: f
         else:
             target[row, sl] = e.value
     s = torch.as_tensor(strength, dtype=latent.dtype, device=latent.device).reshape(-1, 1)
-    return latent + s * (target - latent)
+    out = latent + s * (target - latent)
+    if spec.continuous:  # extrapolation (strength > 1) saturates at a continuous code's range
+        start = spec.noise_dim + spec.categorical_dim
+        lo = torch.tensor([c.low for c in spec.continuous], dtype=out.dtype, device=out.device)
+        hi = torch.tensor([c.high for c in spec.continuous], dtype=out.dtype, device=out.device)
+        edited = out[:, start:] != latent[:, start:]
+        out[:, start:] = torch.where(edited, torch.maximum(torch.minimum(out[:, start:], hi), lo), out[:, start:])
+    return out
 
 
 def sweep(latent: Tensor, spec: LatentSpec, plan: Plan | None = None, strength: float = 1.0) -> tuple[Tensor, list[Edit]]:
