@@ -55,10 +55,6 @@ def list_metrics() -> list[str]:
     return sorted(_METRICS)
 
 
-def is_valid_metric(name: str) -> bool:
-    return name in _METRICS
-
-
 def compute(name: str, **kwargs: Any) -> dict[str, Any]:
     """Run the registered metric ``name``; returns a dict of results."""
     if name not in _METRICS:
@@ -303,7 +299,7 @@ def _m_verif(features: Tensor, labels: Tensor, seed: int = 0) -> dict[str, Any]:
 
 
 __all__ = [
-    "register_metric", "compute", "list_metrics", "is_valid_metric", "resolve_feature_net", "extract_features",
+    "register_metric", "compute", "list_metrics", "resolve_feature_net", "extract_features",
     "feature_stats", "frechet_distance", "frechet_distance_from_stats", "frechet_with_floor", "reconstruction",
     "identity_similarity", "attribute_probabilities", "attribute_names", "attribute_change", "roc_auc",
     "tar_at_far", "verification_pairs", "verification_scores", "IdentityGate", "load_evaluator", "FaceNet",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import signal
 import time
 from dataclasses import MISSING, asdict, dataclass, fields
@@ -24,9 +23,12 @@ from torchvision.utils import save_image
 from genaug.bundle import CELEBA_FRAMING, Bundle, save_bundle
 from genaug.device import resolve_device
 from genaug.editnets import EditDiscriminator
+from genaug.io import write_json_atomic
 from genaug.nets import NetConfig, build_generator, build_predictor, init_weights
 from genaug.recon import psnr, reconstruction_score
 
+from .checkpoint import (append_log, check_resumable, load_checkpoint, load_state_dicts, save_checkpoint, state_dicts,
+                         truncate_log, update_ema)
 from .data import load_faces, split_holdout
 from .edit import DEFAULT_CODES, CodeLayout, EditObjective, d_step, edit_spec, g_step
 
@@ -118,40 +120,27 @@ class EditTrainer:
 
     def _check_config(self) -> None:
         path = self.out / "train_config.json"
-        now = asdict(self.cfg)
-        if path.exists():
-            old = json.loads(path.read_text())
-            diff = {k for k in now if k not in RESUMABLE and old.get(k) != now[k]}
-            if diff and (self.out / "checkpoint.pt").exists():
-                raise ValueError(f"{self.out} holds a run with other settings ({sorted(diff)}); use another folder")
-        path.write_text(json.dumps(now, indent=2) + "\n")
+        if path.exists() and (self.out / "checkpoint.pt").exists():
+            check_resumable(path, asdict(self.cfg), RESUMABLE, "another folder")
+        write_json_atomic(path, asdict(self.cfg))
 
     # ------------------------------------------------------------ checkpoints
     def _modules(self) -> dict[str, Any]:
         return {"E": self.E, "G": self.G, "D": self.D, "E_ema": self.E_ema, "G_ema": self.G_ema, "opt_g": self.opt_g, "opt_d": self.opt_d}
 
     def save_checkpoint(self) -> None:
-        state = {k: m.state_dict() for k, m in self._modules().items()}
-        state.update(step=torch.tensor(self.step), gen=self.gen.get_state())
-        tmp = self.ckpt.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.ckpt)
+        save_checkpoint(self.ckpt, {**state_dicts(self._modules()), "step": torch.tensor(self.step), "gen": self.gen.get_state()})
 
     def _load(self) -> None:
-        state = torch.load(self.ckpt, map_location=self.device, weights_only=True)
-        for k, m in self._modules().items():
-            m.load_state_dict(state[k])
+        state = load_checkpoint(self.ckpt, self.device)
+        load_state_dicts(self._modules(), state)
         self.step = int(state["step"])
         self.gen.set_state(state["gen"])
-        log = self.out / "log.jsonl"
-        if log.exists():  # drop lines an interrupted run wrote past its checkpoint
-            keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
-            log.write_text("".join(ln + "\n" for ln in keep))
+        truncate_log(self.out / "log.jsonl", self.step)
         print(f"resuming {self.out} at step {self.step}")
 
     def _log(self, rec: dict[str, Any]) -> None:
-        with open(self.out / "log.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        append_log(self.out / "log.jsonl", rec)
 
     # ------------------------------------------------------------------ steps
     def train_step(self) -> dict[str, float]:
@@ -167,17 +156,10 @@ class EditTrainer:
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
-        self._update_ema()
+        beta = self.cfg.ema if self.step > 200 else 0.0
+        update_ema(self.E_ema, self.E, beta)
+        update_ema(self.G_ema, self.G, beta)
         return {**log, **log_d}
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        d = self.cfg.ema if self.step > 200 else 0.0
-        for ema, live in ((self.E_ema, self.E), (self.G_ema, self.G)):
-            for pe, p in zip(ema.parameters(), live.parameters()):
-                pe.lerp_(p, 1 - d)
-            for be, b in zip(ema.buffers(), live.buffers()):
-                be.copy_(b)
 
     # ------------------------------------------------------------- evaluation
     @torch.no_grad()

@@ -22,6 +22,7 @@ from genaug.sweep import sweep
 
 from . import distributed
 from .augment import instance_noise_std
+from .checkpoint import update_ema
 from .data import FaceData
 from .infogan import make_objective
 from .predictor import PredictorObjective
@@ -30,14 +31,6 @@ from .predictor import PredictorObjective
 def linear_decay(base_lr: float, progress: float, start: float) -> float:
     """``base_lr`` until ``start`` (a fraction of the phase), then linearly down to 0 at the end."""
     return base_lr if progress < start or start >= 1 else base_lr * max(0.0, (1 - progress) / (1 - start))
-
-
-@torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
-    for pe, p in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(p, 1 - beta)
-    for be, b in zip(ema.buffers(), model.buffers()):
-        be.copy_(b)
 
 
 class GanKind:

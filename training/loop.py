@@ -18,9 +18,11 @@ import torch
 from tqdm.auto import tqdm
 
 from genaug.bundle import Bundle, save_bundle
-from genaug.io import atomic_write, write_json_atomic, write_text_atomic
+from genaug.io import write_json_atomic
 
 from . import distributed
+from .checkpoint import (append_log, check_resumable, load_checkpoint, load_state_dicts, save_checkpoint, state_dicts,
+                         truncate_log)
 from .config import MODEL_KINDS, TrainConfig
 from .data import load_faces, split_holdout
 from .gan import GanKind
@@ -71,16 +73,10 @@ class Trainer:
     def _resume_or_start(self) -> None:
         cfg_file = self.out / "train_config.json"
         if self.ckpt.exists() and not self.cfg.overwrite:
-            saved = json.loads(cfg_file.read_text())
-            diff = {k for k, v in self.cfg.flat().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v}
-            if diff:
-                raise ValueError(
-                    f"{self.out} holds a run with different settings ({sorted(diff)}); "
-                    "use another --out or --overwrite to start again"
-                )
-            self._load_checkpoint(torch.load(self.ckpt, map_location=self.device, weights_only=True))
+            check_resumable(cfg_file, self.cfg.flat(), RESUMABLE_CHANGES, "another --out, or --overwrite to start again")
+            self._load_checkpoint(load_checkpoint(self.ckpt, self.device))
             if self.main:
-                self._truncate_log()
+                truncate_log(self.out / "log.jsonl", self.step)
                 print(f"resuming {self.out} at step {self.step}")
         elif self.main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -88,10 +84,7 @@ class Trainer:
             write_json_atomic(cfg_file, self.cfg.flat())
 
     def _load_checkpoint(self, state: dict[str, Any]) -> None:
-        for k, m in self.kind.modules().items():
-            m.load_state_dict(state[k])
-        for k, o in self.kind.optimizers().items():
-            o.load_state_dict(state["opt_" + k])
+        load_state_dicts({**self.kind.modules(), **self._named_optimizers()}, state)
         self.kind.load_extra_state(state)
         self.step = int(state["step"])
         if self.rank < len(state["gen"]):
@@ -99,12 +92,8 @@ class Trainer:
         else:  # saved with fewer ranks: a fresh, distinct stream per rank
             self.gen.manual_seed(self.cfg.seed * 1000 + self.rank + 7919 * self.step)
 
-    def _truncate_log(self) -> None:
-        """Drop log lines written after the checkpoint (an interrupted run logs past it)."""
-        log = self.out / "log.jsonl"
-        if log.exists():
-            keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
-            write_text_atomic(log, "".join(ln + "\n" for ln in keep))
+    def _named_optimizers(self) -> dict[str, Any]:
+        return {"opt_" + k: o for k, o in self.kind.optimizers().items()}
 
     def save_checkpoint(self, collective: bool = True) -> None:
         """Write ``checkpoint.pt`` (rank 0). Collective unless ``collective=False`` (interrupts)."""
@@ -117,16 +106,12 @@ class Trainer:
                 self._log({"step": self.step, "phase": "sync", "world": self.world, "rank_spread": spread})
         if not self.main:
             return
-        state = {
-            **{k: m.state_dict() for k, m in self.kind.modules().items()},
-            **{"opt_" + k: o.state_dict() for k, o in self.kind.optimizers().items()},
-            **self.kind.extra_state(), "gen": gens, "step": torch.tensor(self.step),
-        }
-        atomic_write(self.ckpt, lambda tmp: torch.save(state, tmp))
+        state = {**state_dicts({**self.kind.modules(), **self._named_optimizers()}), **self.kind.extra_state(),
+                 "gen": gens, "step": torch.tensor(self.step)}
+        save_checkpoint(self.ckpt, state)
 
     def _log(self, record: dict[str, Any]) -> None:
-        with open(self.out / "log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_log(self.out / "log.jsonl", record)
 
     # ----------------------------------------------------------------- run
     def phase_at(self, step: int) -> str:

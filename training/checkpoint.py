@@ -1,0 +1,64 @@
+"""A run folder's resumable state, shared by every training run (:mod:`training.loop`,
+:mod:`training.edit_loop`): the settings check on resume, ``checkpoint.pt`` (written atomically,
+read with ``weights_only=True`` so loading never executes code), the JSON-lines log and its
+truncation back to the checkpoint's step, and the EMA update of averaged networks."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genaug.io import atomic_write, write_text_atomic
+
+
+def check_resumable(cfg_file: Path, settings: dict[str, Any], resumable: set[str], remedy: str) -> None:
+    """Raise if ``settings`` differ from the run saved in ``cfg_file`` in a key outside ``resumable``;
+    ``remedy`` says what other settings need (e.g. ``"another folder"``)."""
+    saved = json.loads(Path(cfg_file).read_text())
+    diff = sorted(k for k, v in settings.items() if k not in resumable and saved.get(k) != v)
+    if diff:
+        raise ValueError(f"{Path(cfg_file).parent} holds a run with different settings ({diff}); other settings need {remedy}")
+
+
+def state_dicts(parts: dict[str, Any]) -> dict[str, Any]:
+    """``name -> state_dict()`` of networks/optimizers (the checkpoint's entries)."""
+    return {k: p.state_dict() for k, p in parts.items()}
+
+
+def load_state_dicts(parts: dict[str, Any], state: dict[str, Any]) -> None:
+    for k, p in parts.items():
+        p.load_state_dict(state[k])
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` all or nothing (a crash mid-write leaves the old checkpoint)."""
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """Read a checkpoint as plain tensors and containers (``weights_only``: never runs code)."""
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def append_log(log: Path, record: dict[str, Any]) -> None:
+    with open(log, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def truncate_log(log: Path, step: int) -> None:
+    """Drop log lines written after ``step`` (an interrupted run logs past its checkpoint)."""
+    if log.exists():
+        keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        write_text_atomic(log, "".join(ln + "\n" for ln in keep))
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
+    """``ema <- beta * ema + (1 - beta) * model`` for parameters; buffers are copied."""
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(p, 1 - beta)
+    for be, b in zip(ema.buffers(), model.buffers()):
+        be.copy_(b)
