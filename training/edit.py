@@ -46,7 +46,7 @@ class EditObjective:
     lambda_cls_d: float = 1.0  # D: bound codes on real faces, free codes on generated ones
     lambda_cycle: float = 5.0  # L1 of G(E(G(h, c')).content, c) vs x
     lambda_enc: float = 1.0  # E: labels of real faces and the codes of edited ones
-    edit_space: str = "delta"  # what D judges as an edit: x + G(h, c') - G(h, c) (as the runtime renders) or G(h, c')
+    edit_space: str = "generated"  # what D judges as an edit: x + G(h, c') - G(h, c) (as the runtime renders) or G(h, c')
 
     def __post_init__(self) -> None:
         if self.edit_space not in ("delta", "generated"):

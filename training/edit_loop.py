@@ -60,7 +60,7 @@ class EditTrainConfig:
     lambda_cls_d: float = 1.0
     lambda_cycle: float = 5.0
     lambda_enc: float = 1.0
-    edit_space: str = "delta"
+    edit_space: str = "generated"
     attributes: str = "auto"
     holdout: int = 256
     limit: int = 0
