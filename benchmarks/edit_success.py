@@ -22,7 +22,6 @@ ImageFolder with an ``attributes.csv`` of -1/+1 columns works) and for each bund
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
@@ -37,28 +36,22 @@ from benchmarks.report import emit  # noqa: E402
 from genaug.metrics import attribute_names, attribute_probabilities, resolve_feature_net  # noqa: E402
 from genaug.recon import psnr, reconstruction_score  # noqa: E402
 from genaug.sweep import Edit  # noqa: E402
-from training.evaluators import load_identity_folder  # noqa: E402
+from benchmarks.faces import load_people, read_attributes  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_id200"
 
 
-def load_faces_with_attributes(folder: str | Path, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
-    """Up to ``n`` faces in [-1, 1] at 64 px, identity labels, -1/+1 attributes (N, A) and their names."""
-    folder = Path(folder)
-    data = load_identity_folder(folder, 64)
-    table_path = folder / "attributes.csv"
-    if not table_path.is_file():
-        raise SystemExit(f"edit_success: {table_path} is missing; this benchmark needs attribute labels")
-    with open(table_path, newline="") as f:
-        rows = list(csv.reader(f))
-    names, table = rows[0][1:], {r[0]: [float(v) for v in r[1:]] for r in rows[1:]}
+def load_faces_with_attributes(folder: str | Path, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Up to ``n`` faces in [-1, 1] at 64 px (test, then val, then train images), identity labels and
+    one bool tensor per attribute (``attributes.csv``)."""
+    data = load_people(folder)
+    attrs = read_attributes(folder, data.paths)
+    if attrs is None:
+        raise SystemExit(f"edit_success: {Path(folder) / 'attributes.csv'} is missing; this benchmark needs attribute labels")
     g = torch.Generator().manual_seed(seed)
     groups = [data.where(s) for s in ("test", "val", "train")] if data.splits is not None else [torch.arange(len(data.labels))]
-    order = [idx[torch.randperm(len(idx), generator=g)] for idx in groups]
-    idx = [i for i in torch.cat(order).tolist() if data.paths[i] in table][:n]
-    attrs = torch.tensor([table[data.paths[i]] for i in idx])
-    x = data.images[idx].float().div(127.5).sub(1)
-    return x, data.labels[idx], attrs, names
+    idx = torch.cat([i[torch.randperm(len(i), generator=g)] for i in groups])[:n]
+    return data.images[idx].float().div(127.5).sub(1), data.labels[idx], {k: v[idx] for k, v in attrs.items()}
 
 
 def get_judge():
@@ -85,7 +78,7 @@ def identity_block(judge, x: torch.Tensor, out: torch.Tensor, labels: torch.Tens
 
 
 @torch.no_grad()
-def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: torch.Tensor, names: list[str],
+def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: dict[str, torch.Tensor],
                refine_steps: int | None, seed: int, judge, clf, strength: float | None = None) -> dict:
     from genaug import Engine, GenerativeFaceAug
 
@@ -103,9 +96,9 @@ def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: torch.
                  "recon": {"msssim": inv.score.mean().item(), "psnr": psnr(inv.recon, x).mean().item()}, "edits": {}}
     clf_names = attribute_names(clf)
     for ci, code in enumerate(spec.codes):
-        if not spec.is_categorical(ci) or code.attribute not in names or code.attribute not in clf_names:
+        if not spec.is_categorical(ci) or code.attribute not in attrs or code.attribute not in clf_names:
             continue
-        has = attrs[:, names.index(code.attribute)] > 0
+        has = attrs[code.attribute]
         col = clf_names.index(code.attribute)
         entry = {"code": code.name}
         for target, rows, tag in ((1, ~has, "on"), (0, has, "off")):
@@ -173,10 +166,10 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(a.threads)
     if a.quick:
         a.n = min(a.n, 24)
-    x, labels, attrs, names = load_faces_with_attributes(a.data, a.n, a.seed)
+    x, labels, attrs = load_faces_with_attributes(a.data, a.n, a.seed)
     judge, clf = get_judge(), resolve_feature_net(None, "attributes")
     r = {"benchmark": "edit_success", "data": str(a.data), "n": len(x), "seed": a.seed,
-         "bundles": [run_bundle(b, x, labels, attrs, names, a.refine_steps, a.seed, judge, clf, a.strength) for b in a.bundles]}
+         "bundles": [run_bundle(b, x, labels, attrs, a.refine_steps, a.seed, judge, clf, a.strength) for b in a.bundles]}
     emit(r, format_table(r), a.out)
     return r
 

@@ -24,8 +24,8 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 DEFAULT_DIR = Path(__file__).with_name("default")
-# bundles shipped inside the package, loadable by name ("default" is the recommended one)
-NAMED_BUNDLES = {"default": DEFAULT_DIR, "infogan64": Path(__file__).with_name("models") / "infogan64"}
+# bundles shipped inside the package, loadable by name
+NAMED_BUNDLES = {"default": DEFAULT_DIR}
 
 # CelebA "aligned & cropped" 178x218 frames; faces were trained on this centre box.
 CELEBA_FRAMING = {"reference_size": [178, 218], "box": [35, 55, 143, 163]}

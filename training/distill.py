@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -42,7 +41,8 @@ from genaug.features import load_evaluator, save_evaluator
 from genaug.identity import DLIB_THRESHOLD, DlibJudge, IdentityJudge, get_judge, load_student
 from genaug.metrics import roc_auc, tar_at_far, verification_pairs
 from training.data import load_faces
-from training.evaluators import load_identity_folder, to_float
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.evaluators import export_evaluator, load_identity_folder, to_float
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TEACHER_FILE = "teacher.safetensors"
@@ -157,7 +157,7 @@ def train(cfg: DistillConfig) -> Path:
     state = {"step": 0, "elapsed": 0.0, "log": []}
     ckpt = out / "distill_checkpoint.pt"
     if ckpt.exists():
-        c = torch.load(ckpt, map_location="cpu", weights_only=True)
+        c = load_checkpoint(ckpt, torch.device("cpu"))
         model.load_state_dict(c["model"])
         opt.load_state_dict(c["opt"])
         gen.set_state(c["gen"])
@@ -189,10 +189,8 @@ def train(cfg: DistillConfig) -> Path:
             v = holdout_error(model, images[val], desc[val], scale)
             state["log"].append({"step": state["step"], "loss": round(loss.item(), 4), **v})
             bar.write(f"step {state['step']} loss {loss.item():.4f} holdout {v}")
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                        "state": json.dumps(state)}, tmp)
-            tmp.replace(ckpt)
+            save_checkpoint(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                                   "state": json.dumps(state)})
     bar.close()
     model.eval()
     with torch.no_grad():
@@ -241,13 +239,7 @@ def export_student(model, cfg: DistillConfig, state: dict, scale: float, n_teach
     }
     weights = save_evaluator(model, out / "evaluator_student")
     print(json.dumps(model.cfg.training, indent=1))
-    if cfg.export:
-        dst = Path(cfg.export)
-        dst.mkdir(parents=True, exist_ok=True)
-        for p in (weights, weights.with_suffix(".json")):
-            shutil.copy2(p, dst / p.name)
-        print(f"exported to {dst}")
-    return weights
+    return export_evaluator(weights, cfg.export)
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -36,7 +36,8 @@ from torch import Tensor, nn
 
 from genaug.bundle import CELEBA_FRAMING
 from genaug.features import EvaluatorConfig, FaceNet, load_evaluator, save_evaluator
-from genaug.io import atomic_write, files_key, list_images, save_npz_atomic
+from genaug.io import files_key, list_images, save_npz_atomic
+from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import load_face, load_faces
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -220,7 +221,7 @@ def train_evaluator(cfg: EvaluatorTrainConfig) -> Path:
     state = {"step": 0, "elapsed": 0.0, "epoch": 0, "log": []}
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
-        c = torch.load(ckpt, map_location="cpu", weights_only=True)
+        c = load_checkpoint(ckpt, torch.device("cpu"))
         model.load_state_dict(c["model"])
         head.load_state_dict(c["head"])
         opt.load_state_dict(c["opt"])
@@ -232,7 +233,7 @@ def train_evaluator(cfg: EvaluatorTrainConfig) -> Path:
     def save_ckpt() -> None:
         payload = {"model": model.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
                    "gen": gen.get_state(), "state": json.dumps(state)}
-        atomic_write(ckpt, lambda tmp: torch.save(payload, tmp))
+        save_checkpoint(ckpt, payload)
 
     t_last = time.time()
     while state["elapsed"] < budget and state["epoch"] < cfg.max_epochs:
