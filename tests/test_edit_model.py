@@ -77,7 +77,7 @@ def test_one_step_updates_every_network_without_nans():
     opt.zero_grad(), loss.backward(), opt.step()
     loss_d, log_d = d_step(EditObjective(), layout, D, x, own, edited, target)
     opt_d.zero_grad(), loss_d.backward(), opt_d.step()
-    assert all(np.isfinite(v) for v in {**log, **log_d}.values())
+    assert all(np.isfinite(float(v)) for v in {**log, **log_d}.values())
     # own codes carry the labels for bound codes
     assert torch.equal(own[:, 0:2].argmax(1), (attrs[:, 0] > 0).long())
     after = [m.state_dict()[k] for m in (E, G, D) for k in list(m.state_dict())[:1]]

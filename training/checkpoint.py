@@ -14,10 +14,12 @@ from torch import nn
 from genaug.io import atomic_write, write_text_atomic
 
 
-def check_resumable(cfg_file: Path, settings: dict[str, Any], resumable: set[str], remedy: str) -> None:
+def check_resumable(cfg_file: Path, settings: dict[str, Any], resumable: set[str], remedy: str,
+                    defaults: dict[str, Any] | None = None) -> None:
     """Raise if ``settings`` differ from the run saved in ``cfg_file`` in a key outside ``resumable``;
-    ``remedy`` says what other settings need (e.g. ``"another folder"``)."""
-    saved = json.loads(Path(cfg_file).read_text())
+    ``remedy`` says what other settings need (e.g. ``"another folder"``). A key the saved run lacks
+    (a setting added later) counts as its value in ``defaults``."""
+    saved = {**(defaults or {}), **json.loads(Path(cfg_file).read_text())}
     diff = sorted(k for k, v in settings.items() if k not in resumable and saved.get(k) != v)
     if diff:
         raise ValueError(f"{Path(cfg_file).parent} holds a run with different settings ({diff}); other settings need {remedy}")

@@ -127,14 +127,14 @@ def d_step(obj: EditObjective, layout: CodeLayout, D: torch.nn.Module, x: Tensor
     cls_real = layout.code_loss(real_codes, own, "bound") if layout.bound else adv.new_zeros(())
     q_fake = layout.code_loss(fake_codes, target, "free")
     loss = adv + obj.lambda_cls_d * (cls_real + q_fake)
-    return loss, {"d_adv": adv.item(), "d_cls_real": cls_real.item(), "d_q_fake": q_fake.item()}
+    return loss, {"d_adv": adv.detach(), "d_cls_real": cls_real.detach(), "d_q_fake": q_fake.detach()}
 
 
 def g_step(
     obj: EditObjective, layout: CodeLayout, E: torch.nn.Module, G: torch.nn.Module, D: torch.nn.Module,
     x: Tensor, attrs: Tensor | None, generator: torch.Generator,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, float]]:
-    """Encoder+generator loss. Returns (loss, own codes, edited images, target codes, log)."""
+    """Encoder+generator loss. Returns (loss, own codes, edited images, target codes, log of detached loss tensors)."""
     spec = layout.spec
     raw = E.forward_raw(x)
     h, raw_codes = raw[:, : spec.noise_dim], raw[:, spec.noise_dim :]
@@ -155,7 +155,7 @@ def g_step(
     if labels:
         enc = enc + layout.code_loss(raw_codes, own, "bound")
     loss = adv + obj.lambda_cls * cls + obj.lambda_rec * rec_loss + obj.lambda_cycle * cycle + obj.lambda_enc * enc
-    log = {"g_adv": adv.item(), "g_cls": cls.item(), "rec": rec_loss.item(), "cycle": cycle.item(), "enc": enc.item()}
+    log = {"g_adv": adv.detach(), "g_cls": cls.detach(), "rec": rec_loss.detach(), "cycle": cycle.detach(), "enc": enc.detach()}
     return loss, own.detach(), edited, target, log
 
 

@@ -49,6 +49,7 @@ class EditTrainConfig:
     g_width: int = 32
     d_width: int = 32
     batch_size: int = 32
+    balance: float = 0.0  # sample faces with weight freq(attribute value)^-balance (rarest bound code)
     steps: int = 100000
     minutes: float = 0.0  # wall-clock budget of this invocation (0 = none)
     lr: float = 2e-4
@@ -82,8 +83,8 @@ class EditTrainConfig:
                              self.edit_space)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 2 or self.steps < 1 or self.minutes < 0:
-            raise ValueError("batch_size must be >= 2, steps >= 1 and minutes >= 0")
+        if self.batch_size < 2 or self.steps < 1 or self.minutes < 0 or not 0 <= self.balance <= 1:
+            raise ValueError("batch_size must be >= 2, steps >= 1, minutes >= 0 and balance in [0, 1]")
         self.objective(), edit_spec(self.net(), self.categorical, self.continuous, self.identity_unsafe)
 
 
@@ -109,6 +110,11 @@ class EditTrainer:
         for m in (self.E, self.G, self.D):
             init_weights(m)
             m.to(self.device)
+        self.weights = self._sampling_weights()
+        if self.device.type == "cuda":  # the whole uint8 set lives on the GPU; no per-step uploads
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+            self.train_data.images = self.train_data.images.to(self.device)
         self.E_ema, self.G_ema = copy.deepcopy(self.E).eval(), copy.deepcopy(self.G).eval()
         betas = (cfg.beta1, 0.999)
         self.opt_g = torch.optim.Adam([*self.E.parameters(), *self.G.parameters()], cfg.lr, betas=betas)
@@ -121,7 +127,8 @@ class EditTrainer:
     def _check_config(self) -> None:
         path = self.out / "train_config.json"
         if path.exists() and (self.out / "checkpoint.pt").exists():
-            check_resumable(path, asdict(self.cfg), RESUMABLE, "another folder")
+            defaults = {f.name: f.default for f in fields(EditTrainConfig) if f.default is not MISSING}
+            check_resumable(path, asdict(self.cfg), RESUMABLE, "another folder", defaults)
         write_json_atomic(path, asdict(self.cfg))
 
     # ------------------------------------------------------------ checkpoints
@@ -142,9 +149,25 @@ class EditTrainer:
     def _log(self, rec: dict[str, Any]) -> None:
         append_log(self.out / "log.jsonl", rec)
 
+    def _sampling_weights(self) -> torch.Tensor | None:
+        """Per-face sampling weight: the rarest of its bound-code values, freq^-balance (None = uniform)."""
+        attrs = self.train_data.attributes
+        if not self.cfg.balance or attrs is None or not self.layout.bound:
+            return None
+        w = torch.zeros(len(attrs))
+        for col in self.layout.bound.values():
+            pos = attrs[:, col] > 0
+            freq = torch.where(pos, pos.float().mean(), 1 - pos.float().mean()).clamp_min(1.0 / len(attrs))
+            w = torch.maximum(w, freq.pow(-self.cfg.balance))
+        return w
+
     # ------------------------------------------------------------------ steps
-    def train_step(self) -> dict[str, float]:
-        idx = torch.randint(0, len(self.train_data), (self.cfg.batch_size,), generator=self.gen)
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One E+G and one D update; returns the losses as tensors (read only when logged: no GPU sync)."""
+        if self.weights is None:
+            idx = torch.randint(0, len(self.train_data), (self.cfg.batch_size,), generator=self.gen)
+        else:
+            idx = torch.multinomial(self.weights, self.cfg.batch_size, replacement=True, generator=self.gen)
         x = self.train_data.batch(idx, self.device)
         attrs = None if self.train_data.attributes is None else self.train_data.attributes[idx].to(self.device)
         self.E.train(), self.G.train(), self.D.train()
@@ -265,7 +288,7 @@ class EditTrainer:
             self.step += 1
             bar.update(1)
             if self.step % cfg.log_every == 0:
-                self._log({"step": self.step, "t": round(time.time() - t0, 1), **{k: round(v, 4) for k, v in log.items()}})
+                self._log({"step": self.step, "t": round(time.time() - t0, 1), **{k: round(float(v), 4) for k, v in log.items()}})
             if self.step % cfg.checkpoint_every == 0:
                 self.save_checkpoint()
             if self.step % cfg.eval_every == 0:
@@ -292,7 +315,8 @@ HELP = {
     "lambda_rec": "weight of L1 + 0.5*(1 - MS-SSIM) of G(E(x)) vs x", "lambda_cls": "weight of the edit's code loss (G)",
     "lambda_cls_d": "weight of D's code losses", "lambda_cycle": "weight of the cycle L1", "lambda_enc": "weight of E's code losses",
     "eval_every": "steps between held-out evaluations, sample grids and bundle exports",
-    "threads": "torch CPU threads (0 = torch's default)", "half": "store bundle weights in float16",
+    "threads": "torch CPU threads (0 = torch's default)",
+    "balance": "oversample rare attribute values: weight freq^-balance of each face's rarest bound-code value (0 = uniform, 0.5 = sqrt, 1 = balanced)", "half": "store bundle weights in float16",
 }
 
 
