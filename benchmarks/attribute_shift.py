@@ -57,7 +57,7 @@ class ShiftConfig:
     bundle: str = "default"
     device: str = "cpu"
     strengths: list[float] = field(default_factory=lambda: [1.0, 2.0])
-    refine_steps: int = 10
+    refine_steps: int | None = None  # None: the bundle's own default
     no_training: bool = True
     train: TrainSettings = field(default_factory=TrainSettings)
 
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", default="default", help="genaug bundle: 'default' or a bundle folder")
     p.add_argument("--device", default="cpu")
     p.add_argument("--strengths", type=float, nargs="+", default=d.strengths, help="edit strengths (one variant each)")
-    p.add_argument("--refine-steps", type=int, default=d.refine_steps)
+    p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement steps (default: the bundle's)")
     p.add_argument("--steps", type=int, default=d.train.steps)
     p.add_argument("--no-training-only", action="store_true", help="skip the trained arms")
     p.add_argument("--threads", type=int, default=1)

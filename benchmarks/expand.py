@@ -66,7 +66,8 @@ def generation_alone(src: Path, a: argparse.Namespace) -> tuple[float, int]:
     for lo in range(0, len(source), a.batch_size):
         idx = list(range(lo, min(lo + a.batch_size, len(source))))
         x, _ = eng.frame([source.load(i, eng.channels) for i in idx])
-        inv = eng.invert(x.to(eng.device))
+        x = x.to(eng.device)
+        inv = eng.invert(x)
         rows = [(k, e) for k, i in enumerate(idx) for e in variant_edits(eng.spec, 0, i, a.variants)]
         for c in range(0, len(rows), a.batch_size):
             chunk = rows[c:c + a.batch_size]

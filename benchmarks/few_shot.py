@@ -49,7 +49,7 @@ class FewShotConfig:
     device: str = "cpu"
     eval_split: str = "test"
     variants: int = 4
-    refine_steps: int = 10
+    refine_steps: int | None = None  # None: the bundle's own default
     strength: float = 1.0
     max_ids: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
@@ -103,7 +103,7 @@ def format_table(report: dict) -> str:
     ks = list(next(iter(report["results"].values())))
     lines = [f"few-shot identification on {Path(cfg['data']).name} ({report['data']['identities']} people, "
              f"{report['eval_split']} top-1 %, mean ± std over {cfg['seeds']} seeds; {t['steps']} AdamW steps of "
-             f"{t['batch_size']}, lr {t['lr']:g})",
+             f"{t['batch_size']}, lr {t['lr']:g}, weight decay {t['weight_decay']:g}, scale {t['scale']:g}, widths {t['widths']})",
              "| arm | " + " | ".join(f"k={k}" for k in ks) + " |", "| --- |" + " --- |" * len(ks)]
     for arm, per_k in report["results"].items():
         lines.append(f"| {arm} | " + " | ".join(f"{100 * per_k[k]['mean']:.1f} ± {100 * per_k[k]['std']:.1f}" for k in ks) + " |")
@@ -127,9 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=t.steps, help="optimiser steps per run (whatever k is)")
     p.add_argument("--batch-size", type=int, default=t.batch_size)
     p.add_argument("--lr", type=float, default=t.lr)
+    p.add_argument("--weight-decay", type=float, default=t.weight_decay)
+    p.add_argument("--scale", type=float, default=t.scale, help="cosine-softmax temperature")
+    p.add_argument("--widths", type=int, nargs="+", default=t.widths, help="recogniser stage widths")
     p.add_argument("--variants", type=int, default=d.variants, help="offline genaug variants per training photo")
     p.add_argument("--p-genaug", type=float, default=t.p_genaug, help="probability a sample is a genaug variant")
-    p.add_argument("--refine-steps", type=int, default=d.refine_steps, help="inversion refinement steps")
+    p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement steps (default: the bundle's)")
     p.add_argument("--strength", type=float, default=d.strength, help="genaug edit strength")
     p.add_argument("--max-ids", type=int, default=None, help="use only the first N identities")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -141,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     a = build_parser().parse_args(argv)
     torch.set_num_threads(a.threads)
-    t = TrainSettings(steps=a.steps, batch_size=a.batch_size, lr=a.lr, p_genaug=a.p_genaug)
+    t = TrainSettings(steps=a.steps, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, scale=a.scale,
+                      widths=a.widths, p_genaug=a.p_genaug)
     cfg = FewShotConfig(a.data, a.shots, a.seeds, a.arms, a.bundle, a.device, a.eval_split, a.variants,
                         a.refine_steps, a.strength, a.max_ids, t)
     if a.quick:

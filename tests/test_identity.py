@@ -153,6 +153,10 @@ def test_teacher_cache_is_resumable_and_refuses_other_settings(tmp_path):
     assert torch.allclose(desc, _CountingJudge().embed(images[idx].float() / 127.5 - 1), atol=1e-6)
     with pytest.raises(ValueError, match="other settings"):
         describe_faces(images, teacher_subset(40, 25, seed=1), cache, "faces", 1, judge=_CountingJudge())
+    more, judge = teacher_subset(40, 32, seed=0), _CountingJudge()  # more faces extend the same cache
+    assert torch.equal(more[:25], idx)
+    got_idx, desc = describe_faces(images, more, cache, "faces", 0, save_every=10, judge=judge)
+    assert judge.seen == 7 and len(desc) == 32 and torch.equal(read_teacher(cache)[0], more)
 
 
 def test_agreement_threshold_matches_the_teachers_same_person_rate():

@@ -50,10 +50,11 @@ TEACHER_FILE = "teacher.safetensors"
 
 # ----------------------------------------------------------------------------- teacher cache
 def teacher_subset(n_total: int, n: int, seed: int) -> Tensor:
-    """Seeded indices of the faces the teacher describes (sorted, so the cache reads in order)."""
+    """Seeded indices of the faces the teacher describes: a prefix of one seeded permutation, so a
+    larger ``n`` extends an existing cache instead of starting another."""
     if not 0 < n <= n_total:
         raise ValueError(f"--faces must be in 1..{n_total}, got {n}")
-    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n]
 
 
 def read_teacher(path: Path) -> tuple[Tensor, Tensor, dict]:
@@ -68,13 +69,16 @@ def read_teacher(path: Path) -> tuple[Tensor, Tensor, dict]:
 
 def describe_faces(images: Tensor, idx: Tensor, out: Path, data: str, seed: int, save_every: int = 200,
                    judge: IdentityJudge | None = None) -> tuple[Tensor, Tensor]:
-    """Teacher descriptors of ``images[idx]`` (uint8 NCHW), cached in ``out`` and resumed from it."""
-    meta = {"teacher": "dlib", "data": data, "seed": str(seed), "faces": str(len(idx))}
+    """Teacher descriptors of ``images[idx]`` (uint8 NCHW), cached in ``out`` and resumed from it
+    (also when ``idx`` extends the cached faces: more ``--faces`` continue the same cache)."""
+    meta = {"teacher": "dlib", "data": data, "seed": str(seed)}
     done = torch.empty(0, 128)
     if out.exists():
         old_idx, done, old_meta = read_teacher(out)
-        if {k: old_meta.get(k) for k in meta} != meta or not torch.equal(old_idx, idx[: len(old_idx)]):
+        n = min(len(old_idx), len(idx))
+        if {k: old_meta.get(k) for k in meta} != meta or not torch.equal(old_idx[:n], idx[:n]):
             raise ValueError(f"{out} was made for other settings ({old_meta}); use another --out or delete it")
+        done = done[: len(idx)]
     judge = judge or DlibJudge()
     parts = [done]
     with tqdm(total=len(idx), initial=len(done), desc="dlib teacher", unit="face") as bar:

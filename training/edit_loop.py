@@ -142,7 +142,7 @@ class EditTrainer:
         state = load_checkpoint(self.ckpt, self.device)
         load_state_dicts(self._modules(), state)
         self.step = int(state["step"])
-        self.gen.set_state(state["gen"])
+        self.gen.set_state(state["gen"].cpu())  # the checkpoint was mapped to the training device
         truncate_log(self.out / "log.jsonl", self.step)
         print(f"resuming {self.out} at step {self.step}")
 
