@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from .bundle import Bundle
 from .cache import LatentStore, bundle_key, content_keys
+from .identity import online_gate
 from .lazy import LazyEngine
 from .render import paste_back
 from .sweep import Edit, derive_seed, variant_edits
@@ -56,7 +57,7 @@ class GenerativeAugDataset(Dataset):
         return_meta: items become ``(image, target, SampleMeta)`` (or ``(image, SampleMeta)``).
         progress: show a tqdm bar while inverting.
         gate / gate_threshold: identity gate (see :class:`~genaug.engine.Engine`); ``gate_threshold``
-            alone uses the identity embedder. Items with ``return_meta`` carry the edit applied
+            alone uses ``genaug.identity.online_gate("auto")`` (the shipped student, else the embedder). Items with ``return_meta`` carry the edit applied
             after the gate (``edit=None`` when every draw was rejected and the image is unchanged).
         lazy: invert on first access instead of at construction. Without it the inversion runs
             once, here, in the main process; with it, call :meth:`prepare` before a DataLoader
@@ -95,7 +96,7 @@ class GenerativeAugDataset(Dataset):
         engine_kw = dict(
             bundle=bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, mode=mode, strength=strength,
             framing=framing, codes=codes, bounds=bounds, batch_size=batch_size, cache_size=0,
-            gate=gate if gate is not None else ("identity" if gate_threshold is not None else None),
+            gate=gate if gate is not None else (online_gate("auto") if gate_threshold is not None else None),
             gate_threshold=gate_threshold or 0.0,
         )
         self._lazy = LazyEngine(engine) if engine is not None else LazyEngine(**engine_kw)

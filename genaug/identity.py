@@ -244,6 +244,13 @@ def student_available() -> bool:
     return STUDENT_STEM.with_suffix(".json").is_file() and STUDENT_STEM.with_suffix(".safetensors").is_file()
 
 
+def online_gate(name: str = "auto") -> str:
+    """The gate name an online front end (transform, dataset) uses for ``name``: ``"auto"`` is the
+    distilled student when shipped (fast, in dlib's units: similarity = 1 - distance), else the
+    embedder's cosine gate ``"identity"`` — never dlib, which is too slow for a DataLoader."""
+    return ("student" if student_available() else "identity") if name == "auto" else name
+
+
 def load_student(path: str | Path | None = None, device: str | torch.device = "cpu") -> EmbedderJudge:
     """The distilled student: ``evaluator_student.*`` (shipped) or a weights path/stem."""
     stem = Path(path).with_suffix("") if path is not None else STUDENT_STEM
@@ -276,5 +283,5 @@ def get_judge(name: str = "auto", device: str | torch.device = "cpu") -> Identit
 
 __all__ = [
     "IdentityJudge", "DlibJudge", "EmbedderJudge", "JudgeFeatures", "FacesExtraMissing", "get_judge", "load_student",
-    "faces_extra_available", "student_available", "DLIB_THRESHOLD", "MODEL_FRAME_BOX", "JUDGES",
+    "faces_extra_available", "student_available", "online_gate", "DLIB_THRESHOLD", "MODEL_FRAME_BOX", "JUDGES",
 ]

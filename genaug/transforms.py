@@ -16,6 +16,7 @@ import torch
 from albumentations.core.transforms_interface import BaseTransformInitSchema, ImageOnlyTransform
 from pydantic import Field, field_validator
 
+from .identity import online_gate
 from .lazy import LazyEngine
 from .sweep import Edit
 
@@ -39,8 +40,12 @@ class GenerativeFaceAug(ImageOnlyTransform):
         bounds: ``{code: (low, high)}`` ranges for continuous codes.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``; DataLoader workers always use the CPU.
         cache_size: inverted latents kept per process (keyed by image content).
-        gate_threshold: if set, augmentations whose identity similarity (``genaug.metrics``)
-            is below it are re-drawn, then returned unchanged.
+        gate_threshold: if set, augmentations whose identity similarity to the photo is below it
+            are re-drawn, then returned unchanged.
+        gate: the identity judge of that similarity: ``"auto"`` (the distilled student shipped with
+            genaug, similarity = 1 - its dlib-unit distance, same person above about 0.59; else
+            ``"identity"``), ``"student"``, ``"embedder"`` or ``"identity"`` (the embedder's cosine
+            similarity, ``genaug.metrics``); ``"dlib"`` works but is slow (~8 faces/s per core).
         p: probability of applying the transform.
 
     Targets: image, images. Image types: uint8, float32.
@@ -58,6 +63,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         device: str
         cache_size: int = Field(ge=0)
         gate_threshold: float | None
+        gate: Literal["auto", "student", "embedder", "identity", "dlib"]
 
         @field_validator("strength")
         @classmethod
@@ -88,6 +94,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         device: str = "auto",
         cache_size: int = 4096,
         gate_threshold: float | None = None,
+        gate: Literal["auto", "student", "embedder", "identity", "dlib"] = "auto",
         p: float = 0.5,
     ):
         super().__init__(p=p)
@@ -101,17 +108,17 @@ class GenerativeFaceAug(ImageOnlyTransform):
         self.bounds = dict(bounds) if bounds is not None else None
         self.device = device
         self.cache_size = cache_size
-        self.gate_threshold = gate_threshold
+        self.gate_threshold, self.gate = gate_threshold, gate
         self._lazy = LazyEngine(
             bundle=self.bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, cache_size=cache_size,
-            mode=mode, framing=framing, gate="identity" if gate_threshold is not None else None,
+            mode=mode, framing=framing, gate=online_gate(gate) if gate_threshold is not None else None,
             gate_threshold=gate_threshold or 0.0, codes=self.codes, bounds=self.bounds, seed=0,
         )
         self._worker_tag: tuple[int, int] | None = None
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("bundle", "codes", "mode", "strength", "refine_steps", "refine_loss", "framing", "bounds",
-                "device", "cache_size", "gate_threshold")
+                "device", "cache_size", "gate_threshold", "gate")
 
     @property
     def engine(self) -> Any:

@@ -82,8 +82,8 @@ def _image(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (48, 48, 3), dtype=np.uint8)
 
 
-def make(path, threshold: float | None) -> GenerativeFaceAug:
-    return GenerativeFaceAug(bundle=str(path), refine_steps=0, device="cpu", p=1.0, gate_threshold=threshold)
+def make(path, threshold: float | None, gate: str = "identity") -> GenerativeFaceAug:
+    return GenerativeFaceAug(bundle=str(path), refine_steps=0, device="cpu", p=1.0, gate_threshold=threshold, gate=gate)
 
 
 def test_transform_builds_the_shipped_identity_gate(trained_bundle_path):
@@ -92,6 +92,18 @@ def test_transform_builds_the_shipped_identity_gate(trained_bundle_path):
     assert isinstance(gate, IdentityGate) and t.engine.gate_threshold == 0.3
     assert gate.embedder is resolve_feature_net(None, "identity")  # the shipped identity evaluator
     assert make(trained_bundle_path, None).engine.gate is None
+
+
+def test_transform_auto_gate_is_the_shipped_student(trained_bundle_path):
+    from genaug import identity
+
+    t = make(trained_bundle_path, 0.5, gate="auto")
+    if identity.student_available():  # the fast distilled judge, never dlib in the hot path
+        assert t.engine.gate is identity.get_judge("student") and t.engine.gate.name == "student"
+    else:
+        assert isinstance(t.engine.gate, IdentityGate)
+    restored = A.from_dict(A.to_dict(A.Compose([t])))  # the gate survives serialisation
+    assert restored.transforms[0].gate == "auto" and restored.transforms[0].gate_threshold == 0.5
 
 
 def test_transform_gate_threshold_decides(trained_bundle_path):
