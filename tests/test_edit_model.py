@@ -135,3 +135,31 @@ def test_runtime_front_ends_accept_the_edit_kind(edit_bundle, tmp_path):
     ds = genaug.GenerativeAugDataset([(face, 0)], variants=2, bundle=str(edit_bundle), device="cpu")
     img, label = ds[1]
     assert label == 0 and isinstance(img, np.ndarray) and img.shape == face.shape and img.dtype == np.uint8
+
+
+def test_identity_loss_from_a_frozen_judge_reaches_the_generator():
+    from genaug.features import EvaluatorConfig, FaceNet
+    from genaug.identity import EmbedderJudge
+
+    torch.manual_seed(0)
+    net = tiny_net()
+    spec = edit_spec(net, CODES, "2")
+    layout = CodeLayout(spec, ["Eyeglasses", "Smiling", "Male"])
+    b = Bundle.create(spec, net)
+    E, G, D = b.predictor, b.generator, EditDiscriminator(spec, net)
+    judge = EmbedderJudge(FaceNet(EvaluatorConfig(widths=[8, 16])), "tiny", 0.5, "euclidean", 1.5)
+    judge.net.requires_grad_(False)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    attrs = torch.tensor([[1, -1, 1], [-1, 1, -1]] * 2, dtype=torch.float)
+    only_id = EditObjective(lambda_rec=0, lambda_cls=0, lambda_cycle=0, lambda_enc=0, lambda_identity=1.0, adv_loss="ns")
+    with pytest.raises(ValueError, match="identity judge"):
+        g_step(only_id, layout, E, G, D, x, attrs, torch.Generator().manual_seed(0))
+    loss, _, edited, _, log = g_step(only_id, layout, E, G, D, x, attrs, torch.Generator().manual_seed(0), judge)
+    ident = judge.distance(judge.embed(edited.detach()), judge.embed(x))
+    assert torch.allclose(log["identity"], ident.mean(), atol=1e-4) and log["identity"] > 0
+    without = EditObjective(lambda_rec=0, lambda_cls=0, lambda_cycle=0, lambda_enc=0, lambda_identity=0.0, adv_loss="ns")
+    loss0 = g_step(without, layout, E, G, D, x, attrs, torch.Generator().manual_seed(0))[0]
+    assert torch.allclose(loss - loss0, log["identity"], atol=1e-4)  # the term is added with its weight
+    (loss - loss0).backward()  # the identity term's gradient alone
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
+    assert all(p.grad is None for p in judge.net.parameters())  # the judge stays frozen

@@ -47,6 +47,7 @@ class EditObjective:
     lambda_cycle: float = 5.0  # L1 of G(E(G(h, c')).content, c) vs x
     lambda_enc: float = 1.0  # E: labels of real faces and the codes of edited ones
     edit_space: str = "generated"  # what D judges as an edit: x + G(h, c') - G(h, c) (as the runtime renders) or G(h, c')
+    lambda_identity: float = 0.0  # a frozen identity judge's distance between x and its edit (needs a judge)
 
     def __post_init__(self) -> None:
         if self.edit_space not in ("delta", "generated"):
@@ -132,7 +133,7 @@ def d_step(obj: EditObjective, layout: CodeLayout, D: torch.nn.Module, x: Tensor
 
 def g_step(
     obj: EditObjective, layout: CodeLayout, E: torch.nn.Module, G: torch.nn.Module, D: torch.nn.Module,
-    x: Tensor, attrs: Tensor | None, generator: torch.Generator,
+    x: Tensor, attrs: Tensor | None, generator: torch.Generator, judge: Any = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, float]]:
     """Encoder+generator loss. Returns (loss, own codes, edited images, target codes, log of detached loss tensors)."""
     spec = layout.spec
@@ -156,6 +157,12 @@ def g_step(
         enc = enc + layout.code_loss(raw_codes, own, "bound")
     loss = adv + obj.lambda_cls * cls + obj.lambda_rec * rec_loss + obj.lambda_cycle * cycle + obj.lambda_enc * enc
     log = {"g_adv": adv.detach(), "g_cls": cls.detach(), "rec": rec_loss.detach(), "cycle": cycle.detach(), "enc": enc.detach()}
+    if obj.lambda_identity:
+        if judge is None:
+            raise ValueError("lambda_identity > 0 needs an identity judge (e.g. genaug.identity.get_judge('student'))")
+        ident = judge.distance(judge.embed_with_grad(edited), judge.embed_with_grad(x).detach()).mean()
+        loss = loss + obj.lambda_identity * ident
+        log["identity"] = ident.detach()
     return loss, own.detach(), edited, target, log
 
 

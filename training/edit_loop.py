@@ -62,6 +62,8 @@ class EditTrainConfig:
     lambda_cycle: float = 5.0
     lambda_enc: float = 1.0
     edit_space: str = "generated"
+    lambda_identity: float = 0.0
+    identity_judge: str = "student"
     attributes: str = "auto"
     holdout: int = 256
     limit: int = 0
@@ -80,7 +82,7 @@ class EditTrainConfig:
 
     def objective(self) -> EditObjective:
         return EditObjective(self.adv_loss, self.lambda_rec, self.lambda_cls, self.lambda_cls_d, self.lambda_cycle, self.lambda_enc,
-                             self.edit_space)
+                             self.edit_space, self.lambda_identity)
 
     def __post_init__(self) -> None:
         if self.batch_size < 2 or self.steps < 1 or self.minutes < 0 or not 0 <= self.balance <= 1:
@@ -111,6 +113,14 @@ class EditTrainer:
             init_weights(m)
             m.to(self.device)
         self.weights = self._sampling_weights()
+        self.judge = None
+        if cfg.lambda_identity:  # a frozen identity judge (the distilled student by default) as a loss
+            from genaug.identity import get_judge
+
+            self.judge = get_judge(cfg.identity_judge, self.device)
+            if not hasattr(self.judge, "embed_with_grad"):
+                raise ValueError(f"identity judge {cfg.identity_judge!r} is not differentiable; use 'student' or 'embedder'")
+            self.judge.net.requires_grad_(False)
         if self.device.type == "cuda":  # the whole uint8 set lives on the GPU; no per-step uploads
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -171,7 +181,7 @@ class EditTrainer:
         x = self.train_data.batch(idx, self.device)
         attrs = None if self.train_data.attributes is None else self.train_data.attributes[idx].to(self.device)
         self.E.train(), self.G.train(), self.D.train()
-        loss_g, own, edited, target, log = g_step(self.obj, self.layout, self.E, self.G, self.D, x, attrs, self.gen)
+        loss_g, own, edited, target, log = g_step(self.obj, self.layout, self.E, self.G, self.D, x, attrs, self.gen, self.judge)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -313,7 +323,9 @@ HELP = {
     "minutes": "wall-clock budget of this invocation (0 = none); checkpoint + bundle are written when it ends",
     "edit_space": "what D judges as an edit: 'delta' (photo + generator change, as rendered) or 'generated'",
     "lambda_rec": "weight of L1 + 0.5*(1 - MS-SSIM) of G(E(x)) vs x", "lambda_cls": "weight of the edit's code loss (G)",
-    "lambda_cls_d": "weight of D's code losses", "lambda_cycle": "weight of the cycle L1", "lambda_enc": "weight of E's code losses",
+    "lambda_cls_d": "weight of D's code losses",
+    "lambda_identity": "weight of the identity loss: a frozen judge's distance between a face and its edit (0 = off)",
+    "identity_judge": "judge of --lambda-identity: 'student' (the distilled dlib student shipped with genaug) or 'embedder'", "lambda_cycle": "weight of the cycle L1", "lambda_enc": "weight of E's code losses",
     "eval_every": "steps between held-out evaluations, sample grids and bundle exports",
     "threads": "torch CPU threads (0 = torch's default)",
     "balance": "oversample rare attribute values: weight freq^-balance of each face's rarest bound-code value (0 = uniform, 0.5 = sqrt, 1 = balanced)", "half": "store bundle weights in float16",
