@@ -21,6 +21,15 @@ def tiny_net(size: int = 32) -> NetConfig:
     return NetConfig(image_size=size, g_width=4, d_width=4, e_width=4, e_norm="group", kind="edit", content_channels=4)
 
 
+def tiny_edit_nets():
+    """Seeded untrained (layout, E, G, D) of the edit kind at 32 px with CODES + 2 free codes."""
+    torch.manual_seed(0)
+    net = tiny_net()
+    spec = edit_spec(net, CODES, "2")
+    b = Bundle.create(spec, net)
+    return CodeLayout(spec, ["Eyeglasses", "Smiling", "Male"]), b.predictor, b.generator, EditDiscriminator(spec, net)
+
+
 @pytest.fixture(scope="module")
 def edit_bundle(tmp_path_factory):
     torch.manual_seed(0)
@@ -62,12 +71,7 @@ def test_binding_to_a_missing_attribute_is_a_clear_error():
 
 
 def test_one_step_updates_every_network_without_nans():
-    torch.manual_seed(0)
-    net = tiny_net()
-    spec = edit_spec(net, CODES, "2")
-    layout = CodeLayout(spec, ["Eyeglasses", "Smiling", "Male"])
-    b = Bundle.create(spec, net)
-    E, G, D = b.predictor, b.generator, EditDiscriminator(spec, net)
+    layout, E, G, D = tiny_edit_nets()
     x = torch.rand(6, 3, 32, 32) * 2 - 1
     attrs = torch.tensor([[1, -1, 1], [-1, 1, -1]] * 3, dtype=torch.float)
     before = [m.state_dict()[k].clone() for m in (E, G, D) for k in list(m.state_dict())[:1]]
@@ -141,12 +145,7 @@ def test_identity_loss_from_a_frozen_judge_reaches_the_generator():
     from genaug.features import EvaluatorConfig, FaceNet
     from genaug.identity import EmbedderJudge
 
-    torch.manual_seed(0)
-    net = tiny_net()
-    spec = edit_spec(net, CODES, "2")
-    layout = CodeLayout(spec, ["Eyeglasses", "Smiling", "Male"])
-    b = Bundle.create(spec, net)
-    E, G, D = b.predictor, b.generator, EditDiscriminator(spec, net)
+    layout, E, G, D = tiny_edit_nets()
     judge = EmbedderJudge(FaceNet(EvaluatorConfig(widths=[8, 16])), "tiny", 0.5, "euclidean", 1.5)
     judge.net.requires_grad_(False)
     x = torch.rand(4, 3, 32, 32) * 2 - 1

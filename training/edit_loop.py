@@ -308,8 +308,9 @@ class EditTrainer:
         bar.close()
         signal.signal(signal.SIGTERM, old)
         self.save_checkpoint()
-        self._log({"step": self.step, "eval": self.evaluate()})
-        self.write_grid()
+        if self.step % cfg.eval_every:  # not evaluated at this step inside the loop
+            self._log({"step": self.step, "eval": self.evaluate()})
+            self.write_grid()
         return self.export()
 
 
