@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=t.weight_decay)
     p.add_argument("--scale", type=float, default=t.scale, help="cosine-softmax temperature")
     p.add_argument("--widths", type=int, nargs="+", default=t.widths, help="recogniser stage widths")
+    p.add_argument("--ema", type=float, default=t.ema, help="evaluate a moving average of the weights with this decay (0: off)")
+    p.add_argument("--label-smoothing", type=float, default=t.label_smoothing)
+    p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=t.flip_test,
+                   help="embed each test face as the mean of it and its mirror image")
     p.add_argument("--variants", type=int, default=d.variants, help="offline genaug variants per training photo")
     p.add_argument("--p-genaug", type=float, default=t.p_genaug, help="probability a sample is a genaug variant")
     p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement steps (default: the bundle's)")
@@ -145,7 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
     a = build_parser().parse_args(argv)
     torch.set_num_threads(a.threads)
     t = TrainSettings(steps=a.steps, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, scale=a.scale,
-                      widths=a.widths, p_genaug=a.p_genaug)
+                      widths=a.widths, p_genaug=a.p_genaug, ema=a.ema, label_smoothing=a.label_smoothing,
+                      flip_test=a.flip_test)
     cfg = FewShotConfig(a.data, a.shots, a.seeds, a.arms, a.bundle, a.device, a.eval_split, a.variants,
                         a.refine_steps, a.strength, a.max_ids, t)
     if a.quick:

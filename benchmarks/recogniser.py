@@ -34,6 +34,9 @@ class TrainSettings:
     scale: float = 16.0  # cosine-softmax temperature
     margin: float = 0.0  # CosFace additive margin (0: plain cosine softmax)
     p_genaug: float = 0.5  # probability that a sample is shown as one of its genaug variants
+    ema: float = 0.0  # evaluate an exponential moving average of the weights (0: the last weights)
+    label_smoothing: float = 0.0
+    flip_test: bool = False  # embed a face as the mean of itself and its mirror image
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,6 +88,7 @@ class Recogniser(nn.Module):
 
     def __init__(self, widths: list[int], embed_dim: int):
         super().__init__()
+        self.flip_test = False  # embed() averages a face with its mirror image
         layers: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
         cin = widths[0]
         for i, cout in enumerate(widths):
@@ -116,11 +120,17 @@ def learning_rate(s: TrainSettings, step: int) -> float:
 def train(images: Tensor, labels: Tensor, s: TrainSettings, augment: Augmenter, seed: int,
           device: torch.device) -> tuple[Recogniser, CosineHead, float]:
     """Train from scratch for ``s.steps`` steps on uint8 NCHW ``images`` (labels 0..C-1); batches
-    walk seeded permutations of the rows. Returns (net, head, seconds)."""
+    walk seeded permutations of the rows. Returns (net, head, seconds); with ``s.ema`` the two are
+    the weights' moving averages (batch-norm buffers included)."""
     torch.manual_seed(seed)
     n_classes = int(labels.max()) + 1
     net, head = make_net(s).to(device), CosineHead(s.embed_dim, n_classes, s.scale, s.margin).to(device)
     opt = torch.optim.AdamW([*net.parameters(), *head.parameters()], lr=s.lr, weight_decay=s.weight_decay)
+    avg = None
+    if s.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        avg = AveragedModel(nn.ModuleList([net, head]), multi_avg_fn=get_ema_multi_avg_fn(s.ema), use_buffers=True)
     g = torch.Generator().manual_seed(seed)
     order, pos = torch.randperm(len(images), generator=g), 0
     t0 = time.time()
@@ -134,10 +144,15 @@ def train(images: Tensor, labels: Tensor, s: TrainSettings, augment: Augmenter, 
         y = labels[rows].to(device)
         for grp in opt.param_groups:
             grp["lr"] = learning_rate(s, step)
-        loss = F.cross_entropy(head(net(x), y), y)
+        loss = F.cross_entropy(head(net(x), y), y, label_smoothing=s.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if avg is not None:
+            avg.update_parameters(nn.ModuleList([net, head]))
+    if avg is not None:
+        net, head = avg.module[0], avg.module[1]
+    net.flip_test = s.flip_test
     return net.eval(), head.eval(), time.time() - t0
 
 
@@ -145,7 +160,14 @@ def train(images: Tensor, labels: Tensor, s: TrainSettings, augment: Augmenter, 
 def embed(net: Recogniser, images: Tensor, device: torch.device, batch: int = 256) -> Tensor:
     """Unit embeddings (N, d) of uint8 NCHW faces."""
     net.eval()
-    return torch.cat([net(to_unit(images[i : i + batch]).to(device)).cpu() for i in range(0, len(images), batch)])
+    out = []
+    for i in range(0, len(images), batch):
+        x = to_unit(images[i : i + batch]).to(device)
+        e = net(x)
+        if getattr(net, "flip_test", False):
+            e = F.normalize(e + net(x.flip(-1)), dim=1)
+        out.append(e.cpu())
+    return torch.cat(out)
 
 
 @torch.no_grad()

@@ -162,3 +162,57 @@ def test_identity_loss_from_a_frozen_judge_reaches_the_generator():
     (loss - loss0).backward()  # the identity term's gradient alone
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
     assert all(p.grad is None for p in judge.net.parameters())  # the judge stays frozen
+
+
+def test_diffaugment_is_seeded_shifts_whole_pixels_and_cuts_a_hole():
+    from training.diffaug import translate_cutout
+
+    x = torch.rand(5, 3, 16, 16, requires_grad=True)
+    a = translate_cutout(x, torch.Generator().manual_seed(1), shift=0.125, cutout=0.25)
+    b = translate_cutout(x, torch.Generator().manual_seed(1), shift=0.125, cutout=0.25)
+    assert torch.equal(a, b) and a.shape == x.shape
+    assert not torch.equal(a, translate_cutout(x, torch.Generator().manual_seed(2)))
+    for img, out in zip(x.detach(), a.detach()):  # every output pixel is 0 or some input pixel of its image
+        vals = set(img.flatten().tolist()) | {0.0}
+        assert all(v in vals for v in out.flatten().tolist())
+        assert (out.abs().sum(0) == 0).sum() >= 16  # at least the 4x4 hole
+    a.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    only_shift = translate_cutout(x.detach(), torch.Generator().manual_seed(3), shift=0.0, cutout=0.0)
+    assert torch.equal(only_shift, x.detach())
+
+
+def test_d_augment_changes_what_d_sees_but_not_the_losses_shape():
+    layout, E, G, D = tiny_edit_nets()
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    attrs = torch.tensor([[1, -1, 1], [-1, 1, -1]] * 2, dtype=torch.float)
+    plain, aug = EditObjective(), EditObjective(d_augment=True)
+    _, own, edited, target, _ = g_step(plain, layout, E, G, D, x, attrs, torch.Generator().manual_seed(0))
+    l0 = d_step(plain, layout, D, x, own, edited, target)[0]
+    l1 = d_step(aug, layout, D, x, own, edited, target, torch.Generator().manual_seed(0))[0]
+    assert torch.isfinite(l1) and not torch.isclose(l0, l1)
+    with pytest.raises(ValueError, match="Generator"):
+        d_step(aug, layout, D, x, own, edited, target)
+
+
+@pytest.mark.data
+def test_fine_tune_starts_from_a_bundle_and_warms_d_up_alone(edit_bundle, tmp_path):
+    from training.edit_loop import EditTrainConfig, EditTrainer
+
+    data = need(CELEBA64)
+    kw = dict(data=str(data), image_size=32, content_channels=4, e_width=4, g_width=4, d_width=4, batch_size=4, limit=60,
+              holdout=8, eval_every=100, log_every=1, checkpoint_every=100, threads=1, device="cpu", categorical=CODES,
+              continuous="2", init_from=str(edit_bundle), d_warmup=2, d_augment=True)
+    src = load_bundle(edit_bundle)
+    t = EditTrainer(EditTrainConfig(**kw, out=str(tmp_path / "a"), steps=2))
+    assert all(torch.equal(p, q) for p, q in zip(t.G.state_dict().values(), src.generator.state_dict().values()))
+    d0 = [p.clone() for p in t.D.parameters()]
+    g0 = [p.clone() for p in t.G.parameters()]
+    t.run()
+    assert all(torch.equal(p, q) for p, q in zip(t.G.parameters(), g0))  # warm-up: G frozen
+    assert any(not torch.equal(p, q) for p, q in zip(t.D.parameters(), d0))  # ... D learns
+    t2 = EditTrainer(EditTrainConfig(**kw, out=str(tmp_path / "a"), steps=3))
+    t2.run()
+    assert any(not torch.equal(p, q) for p, q in zip(t2.G.parameters(), g0))  # after it, G learns too
+    with pytest.raises(ValueError, match="differ"):
+        EditTrainer(EditTrainConfig(**{**kw, "content_channels": 8}, out=str(tmp_path / "b"), steps=1))

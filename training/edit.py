@@ -48,6 +48,7 @@ class EditObjective:
     lambda_enc: float = 1.0  # E: labels of real faces and the codes of edited ones
     edit_space: str = "generated"  # what D judges as an edit: x + G(h, c') - G(h, c) (as the runtime renders) or G(h, c')
     lambda_identity: float = 0.0  # a frozen identity judge's distance between x and its edit (needs a judge)
+    d_augment: bool = False  # D sees real and edited faces through random translation + cutout (DiffAugment)
 
     def __post_init__(self) -> None:
         if self.edit_space not in ("delta", "generated"):
@@ -120,10 +121,22 @@ def _latent(h: Tensor, codes: Tensor) -> Tensor:
     return torch.cat([h, codes], 1)
 
 
-def d_step(obj: EditObjective, layout: CodeLayout, D: torch.nn.Module, x: Tensor, own: Tensor, edited: Tensor, target: Tensor) -> tuple[Tensor, dict[str, float]]:
+def _seen(obj: EditObjective, x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """What D is shown of ``x``: the images, or their DiffAugment view with ``obj.d_augment``."""
+    if not obj.d_augment:
+        return x
+    from .diffaug import translate_cutout
+
+    if generator is None:
+        raise ValueError("d_augment needs a seeded torch.Generator")
+    return translate_cutout(x, generator)
+
+
+def d_step(obj: EditObjective, layout: CodeLayout, D: torch.nn.Module, x: Tensor, own: Tensor, edited: Tensor, target: Tensor,
+           generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
     """Discriminator loss on real faces ``x`` (codes ``own``) and detached edits (codes ``target``)."""
-    real_logit, real_codes = D(x)
-    fake_logit, fake_codes = D(edited.detach())
+    real_logit, real_codes = D(_seen(obj, x, generator))
+    fake_logit, fake_codes = D(_seen(obj, edited.detach(), generator))
     adv = d_adv_loss(obj.adv_loss, real_logit, fake_logit)
     cls_real = layout.code_loss(real_codes, own, "bound") if layout.bound else adv.new_zeros(())
     q_fake = layout.code_loss(fake_codes, target, "free")
@@ -147,7 +160,7 @@ def g_step(
     if obj.edit_space == "delta":  # the photo plus the generator's change, as `mode="delta"` renders it
         edited = x + edited - rec
     rec_loss = reconstruction_loss(rec, x, "l1+0.5*msssim").mean()
-    fake_logit, fake_codes = D(edited)
+    fake_logit, fake_codes = D(_seen(obj, edited, generator))
     adv = g_adv_loss(obj.adv_loss, fake_logit)
     cls = layout.code_loss(fake_codes, target, "all")
     raw2 = E.forward_raw(edited)

@@ -64,6 +64,9 @@ class EditTrainConfig:
     edit_space: str = "generated"
     lambda_identity: float = 0.0
     identity_judge: str = "student"
+    d_augment: bool = False
+    init_from: str = ""  # start E and G from this bundle's networks (D starts fresh)
+    d_warmup: int = 0  # first steps train D alone (E and G frozen), e.g. after --init-from
     attributes: str = "auto"
     holdout: int = 256
     limit: int = 0
@@ -82,7 +85,7 @@ class EditTrainConfig:
 
     def objective(self) -> EditObjective:
         return EditObjective(self.adv_loss, self.lambda_rec, self.lambda_cls, self.lambda_cls_d, self.lambda_cycle, self.lambda_enc,
-                             self.edit_space, self.lambda_identity)
+                             self.edit_space, self.lambda_identity, self.d_augment)
 
     def __post_init__(self) -> None:
         if self.batch_size < 2 or self.steps < 1 or self.minutes < 0 or not 0 <= self.balance <= 1:
@@ -112,6 +115,8 @@ class EditTrainer:
         for m in (self.E, self.G, self.D):
             init_weights(m)
             m.to(self.device)
+        if cfg.init_from and not (self.out / "checkpoint.pt").exists():
+            self._init_from(cfg.init_from)
         self.weights = self._sampling_weights()
         self.judge = None
         if cfg.lambda_identity:  # a frozen identity judge (the distilled student by default) as a loss
@@ -140,6 +145,18 @@ class EditTrainer:
             defaults = {f.name: f.default for f in fields(EditTrainConfig) if f.default is not MISSING}
             check_resumable(path, asdict(self.cfg), RESUMABLE, "another folder", defaults)
         write_json_atomic(path, asdict(self.cfg))
+
+    def _init_from(self, path: str) -> None:
+        """Copy E and G from a bundle of the same kind, latent and network shape."""
+        from genaug.bundle import load_bundle
+
+        b = load_bundle(path)
+        if b.kind != "edit" or b.spec.to_dict() != self.spec.to_dict() or b.net.to_dict() != self.net.to_dict():
+            raise ValueError(f"--init-from {path}: its networks or latent differ from this run's "
+                             f"(kind {b.kind}, codes {b.spec.code_names}, network {b.net.to_dict()})")
+        self.E.load_state_dict(b.predictor.float().state_dict())
+        self.G.load_state_dict(b.generator.float().state_dict())
+        print(f"E and G start from {b.path or path} ({b.name}); D starts fresh")
 
     # ------------------------------------------------------------ checkpoints
     def _modules(self) -> dict[str, Any]:
@@ -181,11 +198,14 @@ class EditTrainer:
         x = self.train_data.batch(idx, self.device)
         attrs = None if self.train_data.attributes is None else self.train_data.attributes[idx].to(self.device)
         self.E.train(), self.G.train(), self.D.train()
-        loss_g, own, edited, target, log = g_step(self.obj, self.layout, self.E, self.G, self.D, x, attrs, self.gen, self.judge)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
-        loss_d, log_d = d_step(self.obj, self.layout, self.D, x, own, edited, target)
+        warmup = self.step < self.cfg.d_warmup  # D alone: E and G give it faces but do not learn
+        with torch.set_grad_enabled(not warmup):
+            loss_g, own, edited, target, log = g_step(self.obj, self.layout, self.E, self.G, self.D, x, attrs, self.gen, self.judge)
+        if not warmup:
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+        loss_d, log_d = d_step(self.obj, self.layout, self.D, x, own, edited, target, self.gen)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
@@ -329,6 +349,9 @@ HELP = {
     "identity_judge": "judge of --lambda-identity: 'student' (the distilled dlib student shipped with genaug) or 'embedder'", "lambda_cycle": "weight of the cycle L1", "lambda_enc": "weight of E's code losses",
     "eval_every": "steps between held-out evaluations, sample grids and bundle exports",
     "threads": "torch CPU threads (0 = torch's default)",
+    "d_augment": "show D real and edited faces through random translation + cutout (DiffAugment)",
+    "init_from": "bundle whose E and G this run starts from (same codes and network widths; D starts fresh)",
+    "d_warmup": "steps at the start that train D alone (E and G frozen), e.g. with --init-from",
     "balance": "oversample rare attribute values: weight freq^-balance of each face's rarest bound-code value (0 = uniform, 0.5 = sqrt, 1 = balanced)", "half": "store bundle weights in float16",
 }
 
