@@ -105,11 +105,12 @@ def classical_pipeline(seed: int):
 
 
 def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: int, strength: float = 1.0,
-                     device: str = "auto", progress: bool = False) -> tuple[Tensor, float]:
+                     device: str = "auto", progress: bool = False, codes: list[str] | None = None) -> tuple[Tensor, float]:
     """``variants`` random genaug edits of each uint8 NCHW face, made once with
     ``genaug.expand_to_hdf5`` (seed 0) on a temporary folder of the faces; returns uint8
     (N, variants, C, H, W) and the seconds it took. A face the expansion skipped (it says so)
-    stands in for its own variants."""
+    stands in for its own variants. ``codes``: the codes edits may move (None: the bundle's
+    identity-safe set)."""
     import h5py
     from PIL import Image
 
@@ -124,7 +125,7 @@ def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: i
             Image.fromarray(im.permute(1, 2, 0).numpy()).save(src / f"{i:07d}.png")
         h5 = Path(tmp) / "variants.h5"
         res = expand_to_hdf5(src.parent, h5, variants, bundle=bundle, seed=0, size="source", framing="full",
-                             refine_steps=refine_steps, strength=strength, device=device, workers=1,
+                             refine_steps=refine_steps, strength=strength, codes=codes, device=device, workers=1,
                              progress=progress, overwrite=True, command=["benchmarks"])
         with h5py.File(h5, "r") as f:
             imgs = torch.from_numpy(f["images"][()]).permute(0, 3, 1, 2)

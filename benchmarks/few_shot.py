@@ -51,6 +51,7 @@ class FewShotConfig:
     variants: int = 4
     refine_steps: int | None = None  # None: the bundle's own default
     strength: float = 1.0
+    codes: list[str] | None = None  # codes genaug edits may move (None: the bundle's identity-safe set)
     max_ids: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
 
@@ -59,7 +60,8 @@ def genaug_variants(cfg: FewShotConfig, images: Tensor, rows: Tensor) -> tuple[d
     """Offline variants of every row any run trains on: (row -> position, variants, seconds)."""
     if not any("genaug" in a for a in cfg.arms):
         return {}, None, 0.0
-    var, secs = offline_variants(images[rows], cfg.bundle, cfg.variants, cfg.refine_steps, cfg.strength, cfg.device)
+    var, secs = offline_variants(images[rows], cfg.bundle, cfg.variants, cfg.refine_steps, cfg.strength, cfg.device,
+                                 codes=cfg.codes)
     print(f"offline genaug: {cfg.variants} variants x {len(rows)} photos in {secs:.0f}s", flush=True)
     return {r: i for i, r in enumerate(rows.tolist())}, var, secs
 
@@ -138,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--p-genaug", type=float, default=t.p_genaug, help="probability a sample is a genaug variant")
     p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement steps (default: the bundle's)")
     p.add_argument("--strength", type=float, default=d.strength, help="genaug edit strength")
+    p.add_argument("--codes", nargs="+", default=None, help="codes genaug edits may move (default: the bundle's identity-safe set)")
     p.add_argument("--max-ids", type=int, default=None, help="use only the first N identities")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/few_shot_<bundle>.json)")
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
                       widths=a.widths, p_genaug=a.p_genaug, ema=a.ema, label_smoothing=a.label_smoothing,
                       flip_test=a.flip_test)
     cfg = FewShotConfig(a.data, a.shots, a.seeds, a.arms, a.bundle, a.device, a.eval_split, a.variants,
-                        a.refine_steps, a.strength, a.max_ids, t)
+                        a.refine_steps, a.strength, a.codes, a.max_ids, t)
     if a.quick:
         cfg.shots, cfg.seeds, cfg.variants, cfg.refine_steps, cfg.max_ids = [1], 2, 2, 1, cfg.max_ids or 8
         t.steps, t.batch_size = 20, 8
