@@ -113,6 +113,25 @@ def test_few_shot_quick(faces_folder, tiny_bundle_path, tmp_path):
     assert r["config"]["train"]["steps"] == 20 and r["genaug_prep_s"] > 0
 
 
+def test_recogniser_options_ema_and_mirror_invariant_embedding(faces_folder):
+    from benchmarks.faces import load_people
+    from benchmarks.recogniser import Augmenter, TrainSettings, embed, train
+
+    data = load_people(faces_folder)
+    s = TrainSettings(steps=6, batch_size=4, widths=[4, 8], embed_dim=8, ema=0.5, label_smoothing=0.1, flip_test=True)
+    net, head, _ = train(data.images, data.labels, s, Augmenter("none", 0), 0, torch.device("cpu"))
+    x = data.images[:3]
+    e, e_mirror = embed(net, x, torch.device("cpu")), embed(net, x.flip(-1), torch.device("cpu"))
+    assert torch.allclose(e, e_mirror, atol=1e-5) and torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
+    net.flip_test = False
+    assert not torch.allclose(embed(net, x, torch.device("cpu")), e_mirror, atol=1e-5)
+    from dataclasses import replace
+
+    plain, _, _ = train(data.images, data.labels, replace(s, ema=0.0), Augmenter("none", 0), 0, torch.device("cpu"))
+    averaged = dict(net.named_parameters())  # the EMA differs from the last weights of the same run
+    assert any(not torch.allclose(p, averaged[n]) for n, p in plain.named_parameters())
+
+
 def test_few_shot_splits_and_arms(faces_folder):
     from benchmarks.faces import load_people, make_splits, pick_shots
     from benchmarks.recogniser import Augmenter
