@@ -147,11 +147,12 @@ class EditTrainer:
         write_json_atomic(path, asdict(self.cfg))
 
     def _init_from(self, path: str) -> None:
-        """Copy E and G from a bundle of the same kind, latent and network shape."""
+        """Copy E and G from a bundle of the same kind, latent layout and network shape (code names may differ)."""
         from genaug.bundle import load_bundle
 
         b = load_bundle(path)
-        if b.kind != "edit" or b.spec.to_dict() != self.spec.to_dict() or b.net.to_dict() != self.net.to_dict():
+        shape = lambda s: (s.noise_dim, [(c.k, c.attribute) for c in s.categorical], len(s.continuous))  # noqa: E731
+        if b.kind != "edit" or shape(b.spec) != shape(self.spec) or b.net.to_dict() != self.net.to_dict():
             raise ValueError(f"--init-from {path}: its networks or latent differ from this run's "
                              f"(kind {b.kind}, codes {b.spec.code_names}, network {b.net.to_dict()})")
         self.E.load_state_dict(b.predictor.float().state_dict())
