@@ -110,13 +110,15 @@ def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: i
     ``genaug.expand_to_hdf5`` (seed 0) on a temporary folder of the faces; returns uint8
     (N, variants, C, H, W) and the seconds it took. A face the expansion skipped (it says so)
     stands in for its own variants. ``codes``: the codes edits may move (None: the bundle's
-    identity-safe set)."""
+    identity-safe set; ``["bound"]``: its identity-safe codes bound to an attribute)."""
     import h5py
     from PIL import Image
 
     from genaug import expand_to_hdf5
 
     t0 = time.time()
+    if codes == ["bound"]:
+        codes = bound_safe_codes(bundle)
     out = images.unsqueeze(1).repeat(1, variants, 1, 1, 1)
     with tempfile.TemporaryDirectory(prefix="genaug-bench-") as tmp:
         src = Path(tmp) / "faces" / "all"
@@ -134,6 +136,20 @@ def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: i
     if res.skipped:
         print(f"genaug expansion skipped {len(res.skipped)} faces (they stay unedited)", flush=True)
     return out, time.time() - t0
+
+
+def bound_safe_codes(bundle: str) -> list[str] | None:
+    """Names of the bundle's identity-safe codes that are bound to an attribute; None (every
+    identity-safe code) for a bundle without any, which it says."""
+    from genaug.bundle import load_bundle
+
+    spec = load_bundle(bundle).spec
+    names = [c.name for c in spec.codes if c.attribute and c.identity_safe]
+    if not names:
+        print(f"bundle {bundle!r} has no identity-safe code bound to an attribute: genaug variants move every "
+              f"identity-safe code of {spec.code_names}", flush=True)
+        return None
+    return names
 
 
 def bound_code(spec, attribute: str) -> tuple[int, float] | None:

@@ -51,7 +51,9 @@ class FewShotConfig:
     variants: int = 4
     refine_steps: int | None = None  # None: the bundle's own default
     strength: float = 1.0
-    codes: list[str] | None = None  # codes genaug edits may move (None: the bundle's identity-safe set)
+    # codes genaug edits may move: "bound" = the identity-safe codes bound to an attribute (val, k = 1,
+    # 2 seeds: classical+genaug 8.5 % with them, 7.2 % with every identity-safe code, classical 8.9 %)
+    codes: list[str] | None = field(default_factory=lambda: ["bound"])
     max_ids: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
 
@@ -140,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--p-genaug", type=float, default=t.p_genaug, help="probability a sample is a genaug variant")
     p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement steps (default: the bundle's)")
     p.add_argument("--strength", type=float, default=d.strength, help="genaug edit strength")
-    p.add_argument("--codes", nargs="+", default=None, help="codes genaug edits may move (default: the bundle's identity-safe set)")
+    p.add_argument("--codes", nargs="+", default=d.codes, help="codes genaug edits may move: names, 'bound' (the identity-safe "
+                   "codes bound to an attribute, the default: tuned on val) or 'all-safe' (every identity-safe code)")
     p.add_argument("--max-ids", type=int, default=None, help="use only the first N identities")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/few_shot_<bundle>.json)")
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
                       widths=a.widths, p_genaug=a.p_genaug, ema=a.ema, label_smoothing=a.label_smoothing,
                       flip_test=a.flip_test)
     cfg = FewShotConfig(a.data, a.shots, a.seeds, a.arms, a.bundle, a.device, a.eval_split, a.variants,
-                        a.refine_steps, a.strength, a.codes, a.max_ids, t)
+                        a.refine_steps, a.strength, None if a.codes == ["all-safe"] else a.codes, a.max_ids, t)
     if a.quick:
         cfg.shots, cfg.seeds, cfg.variants, cfg.refine_steps, cfg.max_ids = [1], 2, 2, 1, cfg.max_ids or 8
         t.steps, t.batch_size = 20, 8
