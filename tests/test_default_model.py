@@ -17,9 +17,9 @@ from genaug.sweep import Edit
 from conftest import CELEBA_ID200, need
 
 BOUND = {"glasses": "Eyeglasses", "smile": "Smiling", "male": "Male"}
-# measured on these 24 faces (the GPU-trained default): +0.03 (glasses are thin and faint at 64 px: a
-# known failure, see the model card), +0.72, +0.80; rose for all 24
-MIN_RISE = {"glasses": 0.015, "smile": 0.25, "male": 0.25}
+# measured on these 24 faces (the default: GPU-trained, then fine-tuned on the CPU): +0.054 (glasses
+# are thin and faint at 64 px: a known limit, see the model card), +0.74, +0.94; rose for all 24
+MIN_RISE = {"glasses": 0.025, "smile": 0.4, "male": 0.4}
 
 
 @pytest.fixture(scope="module")
@@ -81,5 +81,5 @@ def test_named_codes_move_their_attribute(engine, faces, code):
     rise = p[1] - p[0]
     assert rise.mean() > MIN_RISE[code], f"{code}: mean change of P({BOUND[code]}) {rise.mean():.3f}"
     assert (rise > 0).float().mean() > 0.7, f"{code}: P({BOUND[code]}) rose for only {(rise > 0).float().mean():.0%} of faces"
-    # measured: the encoder reads back every set category on all 24 faces, except glasses switched on (79 %)
+    # measured: the encoder reads back every set category on all 24 faces, except glasses switched on (88 %)
     assert min(recovered) > 0.7, f"{code}: predictor recovers the set category in {recovered}"
