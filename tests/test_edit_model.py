@@ -165,7 +165,7 @@ def test_identity_loss_from_a_frozen_judge_reaches_the_generator():
 
 
 def test_diffaugment_is_seeded_shifts_whole_pixels_and_cuts_a_hole():
-    from training.diffaug import translate_cutout
+    from training.augment import translate_cutout
 
     x = torch.rand(5, 3, 16, 16, requires_grad=True)
     a = translate_cutout(x, torch.Generator().manual_seed(1), shift=0.125, cutout=0.25)

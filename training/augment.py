@@ -1,6 +1,6 @@
 """Stabilisers applied to the discriminator's inputs: differentiable augmentation (DiffAugment:
-colour, translation, cutout — the same random transform for every image it is given) and
-annealed Gaussian instance noise."""
+colour, translation, cutout — ``diff_augment`` for the InfoGAN kinds, ``translate_cutout`` for the
+edit kind's ``--d-augment``) and annealed Gaussian instance noise."""
 from __future__ import annotations
 
 import torch
@@ -48,6 +48,31 @@ def diff_augment(x: Tensor, policy: str, generator: torch.Generator | None = Non
             xs = torch.arange(w, device=dev).view(1, 1, w)
             keep = ((ys - cy).abs() >= h // 4) | ((xs - cx).abs() >= w // 4)
             x = x * keep.unsqueeze(1).to(x.dtype)
+    return x
+
+
+def translate_cutout(x: Tensor, generator: torch.Generator, shift: float = 0.125, cutout: float = 0.25) -> Tensor:
+    """Shift each image by up to ``shift`` of its size (zero fill), then zero one random square of
+    side ``cutout`` of its size. NCHW in, same shape out; gradients flow to ``x``. Unlike
+    ``diff_augment`` the shifts are whole pixels and the hole is a quarter of the side by default, so
+    a bound attribute (glasses, a smile) mostly stays visible to D's code head; the parameters are
+    drawn on the CPU from ``generator`` (seeded, resumable) and applied on ``x``'s device."""
+    n, _, h, w = x.shape
+    if shift:
+        d = (torch.rand(n, 2, generator=generator) * 2 - 1) * shift
+        sx, sy = (d[:, 0] * w).round() / w * 2, (d[:, 1] * h).round() / h * 2  # whole pixels, in grid units
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1
+        theta[:, 0, 2], theta[:, 1, 2] = sx, sy
+        grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    if cutout:
+        ch, cw = max(1, round(h * cutout)), max(1, round(w * cutout))
+        cy = (torch.rand(n, generator=generator) * (h + 1 - ch)).long()
+        cx = (torch.rand(n, generator=generator) * (w + 1 - cw)).long()
+        ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+        hole = ((ys >= cy.view(n, 1, 1)) & (ys < (cy + ch).view(n, 1, 1)) & (xs >= cx.view(n, 1, 1)) & (xs < (cx + cw).view(n, 1, 1)))
+        x = x * (~hole).unsqueeze(1).to(x.device, x.dtype)
     return x
 
 

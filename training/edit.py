@@ -125,7 +125,7 @@ def _seen(obj: EditObjective, x: Tensor, generator: torch.Generator | None) -> T
     """What D is shown of ``x``: the images, or their DiffAugment view with ``obj.d_augment``."""
     if not obj.d_augment:
         return x
-    from .diffaug import translate_cutout
+    from .augment import translate_cutout
 
     if generator is None:
         raise ValueError("d_augment needs a seeded torch.Generator")
