@@ -109,8 +109,8 @@ def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: i
     """``variants`` random genaug edits of each uint8 NCHW face, made once with
     ``genaug.expand_to_hdf5`` (seed 0) on a temporary folder of the faces; returns uint8
     (N, variants, C, H, W) and the seconds it took. A face the expansion skipped (it says so)
-    stands in for its own variants. ``codes``: the codes edits may move (None: the bundle's
-    identity-safe set; ``["bound"]``: its identity-safe codes bound to an attribute)."""
+    stands in for its own variants. ``codes``: the codes edits may move (None or ``["all-safe"]``:
+    the bundle's identity-safe set; ``["bound"]``: its identity-safe codes bound to an attribute)."""
     import h5py
     from PIL import Image
 
@@ -119,6 +119,8 @@ def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: i
     t0 = time.time()
     if codes == ["bound"]:
         codes = bound_safe_codes(bundle)
+    elif codes == ["all-safe"]:
+        codes = None
     out = images.unsqueeze(1).repeat(1, variants, 1, 1, 1)
     with tempfile.TemporaryDirectory(prefix="genaug-bench-") as tmp:
         src = Path(tmp) / "faces" / "all"

@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
                       widths=a.widths, p_genaug=a.p_genaug, ema=a.ema, label_smoothing=a.label_smoothing,
                       flip_test=a.flip_test)
     cfg = FewShotConfig(a.data, a.shots, a.seeds, a.arms, a.bundle, a.device, a.eval_split, a.variants,
-                        a.refine_steps, a.strength, None if a.codes == ["all-safe"] else a.codes, a.max_ids, t)
+                        a.refine_steps, a.strength, a.codes, a.max_ids, t)
     if a.quick:
         cfg.shots, cfg.seeds, cfg.variants, cfg.refine_steps, cfg.max_ids = [1], 2, 2, 1, cfg.max_ids or 8
         t.steps, t.batch_size = 20, 8

@@ -25,7 +25,7 @@ import argparse
 import csv
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,8 @@ class OpenSetConfig:
     variants: int = 2
     refine_steps: int = 0
     strength: float = 1.0
-    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=800, batch_size=64, scale=30.0, margin=0.2, label_smoothing=0.0))
+    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=800, batch_size=64, scale=30.0, margin=0.2,
+                                                                       label_smoothing=0.0))
 
 
 def training_faces(cfg: OpenSetConfig) -> tuple[Tensor, Tensor]:
@@ -244,8 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     a = build_parser().parse_args(argv)
     torch.set_num_threads(a.threads)
-    t = TrainSettings(steps=a.steps, batch_size=a.batch_size, lr=a.lr, scale=30.0, margin=a.margin, p_genaug=a.p_genaug,
-                      label_smoothing=0.0)
+    t = replace(OpenSetConfig().train, steps=a.steps, batch_size=a.batch_size, lr=a.lr, margin=a.margin, p_genaug=a.p_genaug)
     cfg = OpenSetConfig(a.train_data, a.verify_data, a.verify_split, a.pairs, a.pairs_root, a.pairs_crop, a.max_per_id,
                         a.max_ids, a.seeds, a.arms, a.bundle, a.device, a.variants, a.refine_steps, a.strength, t)
     if a.quick:

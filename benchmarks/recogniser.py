@@ -167,7 +167,7 @@ def embed(net: Recogniser, images: Tensor, device: torch.device, batch: int = 25
     for i in range(0, len(images), batch):
         x = to_unit(images[i : i + batch]).to(device)
         e = net(x)
-        if getattr(net, "flip_test", False):
+        if net.flip_test:
             e = F.normalize(e + net(x.flip(-1)), dim=1)
         out.append(e.cpu())
     return torch.cat(out)
