@@ -101,10 +101,14 @@ def test_training_run_on_real_faces_resumes_and_writes_a_bundle(tmp_path):
     evals = [r["eval"] for r in log if "eval" in r]
     assert evals and all(np.isfinite(v) for v in evals[-1].values())
     assert {"psnr", "msssim", "d_glasses_on", "d_smile_off"} <= set(evals[-1])
-    trainer = EditTrainer(EditTrainConfig(**kw, steps=5))
+    trainer = EditTrainer(EditTrainConfig(**kw, steps=5, snapshots=True))  # snapshots may be switched on when resuming
     assert trainer.step == 3  # resumed, runs only the remaining steps
     bundle = trainer.run()
     assert trainer.step == 5 and bundle.kind == "edit" and not bundle.can_sample
+    snaps = sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir())
+    assert snaps == ["000005"]  # the final evaluation; step 3 was evaluated by the first run, without snapshots
+    snap = load_bundle(tmp_path / "run" / "snapshots" / "000005")
+    assert snap.training["steps"] == 5 and next(snap.generator.parameters()).dtype == torch.float16
     with pytest.raises(ValueError, match="other settings"):
         EditTrainer(EditTrainConfig(**{**kw, "content_channels": 8}, steps=6))
 

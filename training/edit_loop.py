@@ -78,6 +78,7 @@ class EditTrainConfig:
     device: str = "auto"
     name: str = "edit"
     half: bool = False
+    snapshots: bool = False  # keep every evaluated bundle (float16) in snapshots/<step>/
 
     def net(self) -> NetConfig:
         return NetConfig(image_size=self.image_size, channels=self.channels, g_width=self.g_width, d_width=self.d_width,
@@ -93,7 +94,7 @@ class EditTrainConfig:
         self.objective(), edit_spec(self.net(), self.categorical, self.continuous, self.identity_unsafe)
 
 
-RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", "threads", "device", "name", "half"}
+RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", "threads", "device", "name", "half", "snapshots"}
 
 
 class EditTrainer:
@@ -304,6 +305,8 @@ class EditTrainer:
                         framing=CELEBA_FRAMING, name=self.cfg.name,
                         training={"kind": "edit", "steps": self.step, "config": asdict(self.cfg), "data": str(self.cfg.data)})
         save_bundle(bundle, self.out / "bundle", half=self.cfg.half)
+        if self.cfg.snapshots:  # pick a point of the reconstruction/edit trade-off after the run
+            save_bundle(bundle, self.out / "snapshots" / f"{self.step:06d}", half=True)
         return bundle
 
     # -------------------------------------------------------------------- run
@@ -354,6 +357,7 @@ HELP = {
     "init_from": "bundle whose E and G this run starts from (same codes and network widths; D starts fresh)",
     "d_warmup": "steps at the start that train D alone (E and G frozen), e.g. with --init-from",
     "balance": "oversample rare attribute values: weight freq^-balance of each face's rarest bound-code value (0 = uniform, 0.5 = sqrt, 1 = balanced)", "half": "store bundle weights in float16",
+    "snapshots": "also keep each evaluation's bundle (float16) in snapshots/STEP/ to choose a checkpoint afterwards",
 }
 
 
