@@ -98,7 +98,7 @@ def main() -> None:
     p.add_argument("--sizes", default="64,640", help="two dataset sizes (source images), 10x apart")
     p.add_argument("--variants", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--refine-steps", type=int, default=20)
+    p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement (default: the bundle's own)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", type=Path, default=Path("bench_expand.json"))
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # internal: one memory run
@@ -110,6 +110,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         a.bundle = make_bundle(a.bundle, tmp)
+        if a.refine_steps is None:  # what expansion does by default: the bundle's own inversion
+            from genaug.bundle import load_bundle
+
+            a.refine_steps = load_bundle(a.bundle).default_refine_steps
         srcs = {n: make_source(a.source, n, tmp / f"src{n}") for n in sizes}
         # speed: same images, same batch size; warm-up on a few images first
         generation_alone(make_source(a.source, min(8, sizes[0]), tmp / "warm"), a)
