@@ -134,7 +134,8 @@ def format_table(r: dict) -> str:
                 vals.append("-")
         lines.append(f"{label:34s}" + "".join(col(v) for v in vals))
 
-    row("refine steps / strength x gain", lambda b: f"{b['refine_steps']} / {b['strength']:g} x {b['edit_gain']:g}")
+    gain = lambda g: "per edit" if isinstance(g, dict) else f"{g:g}"  # noqa: E731
+    row("refine steps / strength x gain", lambda b: f"{b['refine_steps']} / {b['strength']:g} x {gain(b['edit_gain'])}")
     row("recon one pass MS-SSIM / PSNR", lambda b: f"{b['recon_one_pass']['msssim']:.3f} / {b['recon_one_pass']['psnr']:.1f}")
     row("recon (default inv.) MS-SSIM / PSNR", lambda b: f"{b['recon']['msssim']:.3f} / {b['recon']['psnr']:.1f}")
     attrs = sorted({a for b in bs for a in b["edits"]})

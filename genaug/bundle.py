@@ -31,6 +31,15 @@ NAMED_BUNDLES = {"default": DEFAULT_DIR}
 CELEBA_FRAMING = {"reference_size": [178, 218], "box": [35, 55, 143, 163]}
 
 
+def gain_for(edit_gain: float | dict[str, float], spec: LatentSpec, code: int, value: float) -> float:
+    """The gain of setting code ``code`` to ``value`` under a runtime ``edit_gain`` (see :attr:`Bundle.edit_gain`)."""
+    if not isinstance(edit_gain, dict):
+        return float(edit_gain)
+    name = spec.codes[code].name
+    keys = ([f"{name}={int(value)}"] if spec.is_categorical(code) else []) + [name, "*"]
+    return float(next((edit_gain[k] for k in keys if k in edit_gain), 1.0))
+
+
 class BundleError(ValueError):
     """A bundle that cannot be loaded: missing, corrupt, truncated or mismatched."""
 
@@ -61,10 +70,29 @@ class Bundle:
         return self.kind != "edit"
 
     @property
-    def edit_gain(self) -> float:
-        """Latent-space scale of a full edit (``strength=1``), measured per bundle: how far past
-        the one-hot code an edit must go for the attribute to show on real faces."""
-        return float(self.runtime.get("edit_gain", 1.0))
+    def edit_gain(self) -> float | dict[str, float]:
+        """Latent-space scale of a full edit (``strength=1``), measured per bundle: how far along (or
+        past) the way to the new code value an edit goes for the attribute to show on real faces.
+        One number for every edit, or ``{"*": default, "code": gain, "code=value": gain}`` (the most
+        specific key wins; default 1), since codes and directions differ. See :meth:`gain_of`."""
+        return self.runtime.get("edit_gain", 1.0)
+
+    def gain_of(self, code: int, value: float) -> float:
+        """The gain of the edit that sets code ``code`` (index) to ``value`` (a category or a value)."""
+        return gain_for(self.edit_gain, self.spec, code, value)
+
+    def check_runtime(self) -> None:
+        """Raise :class:`BundleError` for a runtime section that does not fit this bundle's codes."""
+        g = self.edit_gain
+        items = g.items() if isinstance(g, dict) else [("*", g)]
+        known = {"*", *self.spec.code_names}
+        known |= {f"{c.name}={v}" for i, c in enumerate(self.spec.codes) if self.spec.is_categorical(i) for v in range(c.k)}
+        for key, val in items:
+            if key not in known:
+                raise BundleError(f"runtime edit_gain names {key!r}, which is not '*', a code or CODE=CATEGORY of "
+                                  f"this bundle (codes: {self.spec.code_names})")
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or not 0 < val < float("inf"):
+                raise BundleError(f"runtime edit_gain[{key!r}] must be a positive number, got {val!r}")
 
     @property
     def default_refine_steps(self) -> int:
@@ -124,6 +152,7 @@ class Bundle:
 
 def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into folder ``path``; returns the folder."""
+    bundle.check_runtime()
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
@@ -187,6 +216,7 @@ def load_bundle(path: str | Path = "default", device: str | torch.device = "cpu"
         spec, net, framing=cfg.get("framing"), training={**cfg.get("training", {}), "weights_sha256": digest},
         name=cfg.get("name", folder.name), path=str(folder), runtime=dict(cfg.get("runtime") or {}),
     )
+    bundle.check_runtime()
     for prefix, module in (("generator", bundle.generator), ("predictor", bundle.predictor)):
         _load_into(module, prefix, tensors, weights)
     return bundle.to(device)

@@ -48,7 +48,7 @@ class Engine:
         batch_size: rows per network call. cache_size: latents kept (LRU, keyed by content).
         mode: ``"delta"`` (x + G(edited) - G(latent)) or ``"regenerate"`` (G(edited)).
         strength: scales each edit (latent interpolation; 0 = no change, 1 = the bundle's full edit,
-            i.e. the code moved ``bundle.edit_gain`` times the way to its new value).
+            i.e. the code moved ``bundle.gain_of(code, value)`` times the way to its new value).
         framing: ``"auto"``, ``"full"``, ``"none"`` or ``"detect"`` for user images (see :mod:`genaug.render`).
         feature_net: network for the ``feature`` refinement loss.
         gate: ``gate(original, augmented) -> (N,)`` similarity, ``"identity"`` (the identity
@@ -191,7 +191,11 @@ class Engine:
         x, latent = x.to(self.device), latent.to(self.device)
         edits = resolve_edits(latent, self.spec, edits)  # relative (random) edits -> what they became here
         base = self.generate(latent) if base is None else base.to(self.device)
-        strength = (self.strength if strength is None else strength) * self.bundle.edit_gain  # 1 = the bundle's full edit
+        wanted = torch.as_tensor(self.strength if strength is None else strength, dtype=torch.float32).cpu().reshape(-1)
+        if wanted.numel() not in (1, n):
+            raise ValueError(f"strength must be a number or one value per row ({n}), got {wanted.numel()} values")
+        wanted = wanted.expand(n)
+        strength = wanted * self._gains(edits)  # 1 = the bundle's full edit of that code and direction
         mode, gen = mode or self.mode, generator or self.generator
         edited = apply_edits(latent, self.spec, edits, strength)
         out = render(x, base, self.generate(edited), mode)
@@ -205,7 +209,7 @@ class Engine:
                 self.stats["gated"] += len(rows)
                 for r, e in zip(rows, resolve_edits(latent[rows], self.spec, self._redraw(rows, gen))):
                     edits[r] = e
-                s_rows = strength[rows] if isinstance(strength, Tensor) and strength.ndim else strength
+                s_rows = wanted[rows] * self._gains([edits[r] for r in rows])
                 edited[rows] = apply_edits(latent[rows], self.spec, [edits[r] for r in rows], s_rows)
                 out[rows] = render(x[rows], base[rows], self.generate(edited[rows]), mode)
                 bad[rows] = self.gate(x[rows], out[rows]).reshape(-1).cpu() < self.gate_threshold
@@ -217,6 +221,10 @@ class Engine:
         score = torch.full((n,), float("nan")) if score is None else score
         info = AugmentInfo(edits, latent, edited, score, kept, hits, [e.describe(self.spec) for e in edits])
         return out, info
+
+    def _gains(self, edits: list[Edit]) -> Tensor:
+        """(N,) the bundle's gain of each (absolute) edit."""
+        return torch.tensor([self.bundle.gain_of(e.code, e.value) for e in edits], dtype=torch.float32)
 
     @torch.no_grad()
     def augment_tensor(

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .bundle import BundleError, read_config
+from .bundle import BundleError, gain_for, read_config
 from .cli import run_guarded
 from .latent import LatentSpec
 from .sweep import default_codes
@@ -31,13 +31,19 @@ def run_info(args: argparse.Namespace) -> None:
     if metrics:
         print("metrics  " + ", ".join(f"{k}={v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float))))
     safe = set(default_codes(spec))
-    print(f"\n{'#':>2}  {'name':<12} {'kind':<18} {'attribute':<12} {'random':<7} controls")
+    edit_gain = (cfg.get("runtime") or {}).get("edit_gain", 1.0)
+    aw = max([12] + [len(c.attribute or "") + 1 for c in spec.codes])
+    print(f"\n{'#':>2}  {'name':<12} {'kind':<18} {'attribute':<{aw}} {'random':<7} {'gain':<9} controls")
     for i, c in enumerate(spec.codes):
         kind = f"categorical k={c.k}" if spec.is_categorical(i) else f"continuous [{c.low:g},{c.high:g}]"
         used = "yes" if i in safe else "no"
-        print(f"{i:>2}  {c.name:<12} {kind:<18} {c.attribute or '-':<12} {used:<7} "
+        values = range(c.k) if spec.is_categorical(i) else [0.0]
+        gain = "/".join(f"{gain_for(edit_gain, spec, i, v):g}" for v in values)
+        print(f"{i:>2}  {c.name:<12} {kind:<18} {c.attribute or '-':<{aw}} {used:<7} {gain:<9} "
               f"{c.description or '(unnamed: see genaug demo)'}")
     print("\nrandom: whether random edits (codes=None everywhere) use the code — only identity-safe codes are used")
+    print("gain: how far a full edit (strength 1) moves the code, past its new value when > 1; for a categorical code "
+          "one gain per target category (0/1/...), measured per bundle")
 
 
 def build_parser() -> argparse.ArgumentParser:

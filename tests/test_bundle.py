@@ -178,3 +178,20 @@ def test_loading_never_unpickles(saved, monkeypatch):
     monkeypatch.setattr(torch, "load", refuse)
     with pytest.raises(BundleError, match="cannot read safetensors"):
         load_bundle(saved)
+
+
+def test_edit_gain_per_code_round_trips_and_bad_gains_are_refused(bundle, tmp_path):
+    bundle.runtime["edit_gain"] = {"*": 2.5, "glasses=1": 0.75}
+    again = load_bundle(save_bundle(bundle, tmp_path / "b"))
+    assert again.edit_gain == {"*": 2.5, "glasses=1": 0.75}
+    assert again.gain_of(0, 1) == 0.75 and again.gain_of(0, 0) == 2.5
+    for bad, match in (({"glases": 1.0}, "not '\\*', a code"), ({"glasses=2": 1.0}, "CODE=CATEGORY"), ({"*": 0}, "positive"),
+                       ({"glasses": "2"}, "positive"), (-1.0, "positive")):
+        bundle.runtime["edit_gain"] = bad
+        with pytest.raises(BundleError, match=match):
+            save_bundle(bundle, tmp_path / "bad")
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    cfg["runtime"]["edit_gain"] = {"nose": 2.0}  # a hand-edited config is checked on load too
+    (tmp_path / "b" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BundleError, match="nose"):
+        load_bundle(tmp_path / "b")

@@ -234,3 +234,20 @@ def test_cache_hit_after_first_epoch(trained_bundle_path):
 def test_engine_accepts_loaded_bundle(trained_bundle_path):
     e = Engine(load_bundle(trained_bundle_path), device="cpu", refine_steps=0)
     assert e.image_size == 32 and e.device == torch.device("cpu") and e.spec.code_names == ["glasses", "c1", "smile"]
+
+
+def test_per_code_and_direction_gains_scale_each_edit(trained_bundle_path):
+    """runtime edit_gain as a dict: the most specific key wins, and an edit at strength s with gain g
+    is the same as the plain bundle's edit at strength s * g."""
+    plain = load_bundle(trained_bundle_path)
+    tuned = load_bundle(trained_bundle_path)
+    tuned.runtime["edit_gain"] = {"*": 2.0, "glasses=1": 0.5, "c1": 1.5}
+    assert [tuned.gain_of(0, 1), tuned.gain_of(0, 0), tuned.gain_of(1, 2), tuned.gain_of(2, 0.3)] == [0.5, 2.0, 1.5, 2.0]
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    a, b = Engine(plain, device="cpu", refine_steps=0), Engine(tuned, device="cpu", refine_steps=0)
+    edits = [Edit(0, 1), Edit(0, 0), Edit(1, 2), Edit(2, -0.5)]
+    out_tuned, _ = b.augment_tensor(x, edits, strength=0.8)
+    out_plain, _ = a.augment_tensor(x, edits, strength=torch.tensor([0.4, 1.6, 1.2, 1.6]))
+    torch.testing.assert_close(out_tuned, out_plain)
+    with pytest.raises(ValueError, match="one value per row"):
+        a.augment_tensor(x, edits, strength=torch.tensor([0.5, 1.0]))
