@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     bundle.runtime = {**bundle.runtime, "edit_gain": gains}
     bundle.training = {**bundle.training, "edit_gain_calibration": {
         "faces": str(a.faces), "split": a.split, "n": len(x), "seed": a.seed, "tolerance": a.tolerance,
-        "curves": [{**c, "success": {str(g): s for g, s in c["success"].items()}} for c in curves]}}
+        "curves": [{**c, "success": {str(g): round(s, 4) for g, s in c["success"].items()}} for c in curves]}}
     half = read_config(a.bundle)["weights"].get("dtype") == "float16"
     out = save_bundle(bundle, a.out, half=half)
     print(f"wrote {out} with edit_gain {json.dumps(gains)}")
