@@ -9,7 +9,10 @@ smile needs 1.5 and removing glasses 2.5 — so one gain for every edit is a com
 code bound to an attribute, this switches it on for the faces whose label lacks the attribute
 and off for those that have it, at every gain of ``--gains``, asks the project's attribute
 classifier whether the attribute then shows, and keeps per code and direction the smallest gain
-within ``--tolerance`` of the best success rate. Other codes keep the bundle's previous gain
+within ``--tolerance`` of the best success rate. The grid's largest gain is the most an edit may
+move: the classifier keeps "succeeding" past it because the face falls apart (on the shipped model
+gain 3 leaves visible artifacts), so it is a cap judged on sample grids, not a free parameter to
+raise. Other codes keep the bundle's previous gain
 (``"*"``). Writes a copy of the bundle with the measured gains (the curves are recorded in its
 config, ``training.edit_gain_calibration``) and prints the curves.
 
@@ -33,7 +36,7 @@ from genaug.engine import Engine
 from genaug.metrics import attribute_names, attribute_probabilities, resolve_feature_net
 from genaug.sweep import Edit
 
-DEFAULT_GAINS = (0.5, 0.6, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+DEFAULT_GAINS = (0.5, 0.6, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5)
 
 
 def load_labelled(folder: str | Path, size: int, split: str | None, n: int, seed: int) -> tuple[Tensor, Tensor, list[str]]:
