@@ -15,12 +15,12 @@ from conftest import CELEBA_ID200, need
 
 pytestmark = pytest.mark.slow
 
-# measured on 300 held-out faces (benchmarks/edit_success.py, in the model card): adding a smile 83 %,
-# removing it 88 %, opening the mouth 92 %, closing it 73 %, removing bangs 98 %, removing glasses 100 %
-# (of 17); the bars sit below with sampling margin. Adding glasses is left out on purpose: it works on
-# about 10 % of faces (a known limit).
+# measured on 300 held-out faces (benchmarks/edit_success.py, in the model card), with the calibrated
+# per-edit gains: adding glasses 53 %, removing them 100 % (of 17), adding a smile 81 %, removing it
+# 88 %, opening the mouth 92 %, closing it 72 %, adding bangs 42 %, removing them 98 %; the bars sit
+# below with sampling margin.
 MIN_SUCCESS = {("Smiling", 1): 0.7, ("Smiling", 0): 0.75, ("Mouth_Slightly_Open", 1): 0.8, ("Mouth_Slightly_Open", 0): 0.6,
-               ("Bangs", 0): 0.85, ("Eyeglasses", 0): 0.75}
+               ("Bangs", 1): 0.33, ("Bangs", 0): 0.85, ("Eyeglasses", 1): 0.4, ("Eyeglasses", 0): 0.75}
 
 
 @pytest.fixture(scope="module")
