@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -77,13 +78,12 @@ def measure(bundle, x: Tensor, attrs: Tensor, names: list[str], gains: list[floa
     """One curve per (bound code, direction): ``{"key", "n", "success": {gain: rate}, "chosen"}``."""
     clf = resolve_feature_net(None, "attributes", device)
     judged = attribute_names(clf)
-    plain = load_bundle(bundle.path) if bundle.path else bundle
-    plain.runtime = {**plain.runtime, "edit_gain": 1.0}  # strength = gain below
+    plain = replace(bundle, runtime={**bundle.runtime, "edit_gain": 1.0})  # same networks; strength = gain below
     engine = Engine(plain, device=device, seed=0)
     inv = engine.invert(x)
     curves = []
     for ci, code in enumerate(engine.spec.codes):
-        attr = getattr(code, "attribute", None)
+        attr = code.attribute
         if not engine.spec.is_categorical(ci) or attr not in names or attr not in judged:
             continue
         has = attrs[:, names.index(attr)] > 0
