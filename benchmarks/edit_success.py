@@ -11,7 +11,9 @@ ImageFolder with an ``attributes.csv`` of -1/+1 columns works) and for each bund
 - edit success per code bound to an attribute: switching it on for the faces whose label says
   they lack the attribute, how often the project's attribute classifier then gives
   P(attribute) > 0.5; switching it off for faces that have it, how often P < 0.5 (``delta``
-  edits, strength 1). The classifier's rate on the unedited faces is printed beside it;
+  edits, strength 1). The classifier's rate on the unedited faces is printed beside it, then the
+  share of those edits the identity judge still calls the same person (a classifier "agrees"
+  with a face that has fallen apart; the judge does not);
 - identity under the transform's defaults (random edits of the identity-safe codes, as
   ``GenerativeFaceAug()`` draws them): mean distance photo <-> edit, the share of near-duplicates
   (distance < 0.1) and of edits the judge still calls the same person, next to a horizontal flip
@@ -109,6 +111,9 @@ def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: dict[s
             p, p0 = attribute_probabilities(out.cpu(), clf)[:, col], attribute_probabilities(xs, clf)[:, col]
             ok, ok0 = (p > 0.5) if target else (p < 0.5), (p0 > 0.5) if target else (p0 < 0.5)
             entry[tag] = {"n": int(rows.sum()), "success": ok.float().mean().item(), "unedited": ok0.float().mean().item()}
+            if judge is not None:  # an edit that "succeeds" on a face that fell apart shows here
+                d = judge.distance(xs, out.cpu())
+                entry[tag].update(same_person=(d < judge.threshold).float().mean().item(), distance=d.mean().item())
         res["edits"][code.attribute] = entry
     eng = Engine(bundle, device="cpu", seed=seed, strength=strength, mode=getattr(defaults, "mode", "delta"),
                  codes=getattr(defaults, "codes", None), **kw)
@@ -121,9 +126,9 @@ def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: dict[s
 
 def format_table(r: dict) -> str:
     bs = r["bundles"]
-    col = lambda s: f"{s:>22s}"  # noqa: E731
+    col = lambda s: f"{s:>25s}"  # noqa: E731
     lines = [f"edit success on {r['n']} held-out faces of {r['data']} (attribute judge: project classifier; identity judge: "
-             f"{bs[0]['identity'].get('judge')})", f"{'':34s}" + "".join(col(b["bundle"][:22]) for b in bs)]
+             f"{bs[0]['identity'].get('judge')})", f"{'':34s}" + "".join(col(b["bundle"][:25]) for b in bs)]
 
     def row(label: str, get) -> None:
         vals = []
@@ -141,7 +146,8 @@ def format_table(r: dict) -> str:
     attrs = sorted({a for b in bs for a in b["edits"]})
     for a in attrs:
         for tag in ("on", "off"):
-            row(f"{a} {tag} (unedited)", lambda b: f"{b['edits'][a][tag]['success']:.0%} ({b['edits'][a][tag]['unedited']:.0%}) n={b['edits'][a][tag]['n']}")
+            row(f"{a} {tag} (unedited) same", lambda b: f"{b['edits'][a][tag]['success']:.0%} ({b['edits'][a][tag]['unedited']:.0%}) "
+                f"{b['edits'][a][tag].get('same_person', float('nan')):.0%} n={b['edits'][a][tag]['n']}")
     row("identity: edit distance mean", lambda b: f"{b['identity']['edit_distance_mean']:.3f}")
     row("  near-duplicates (< 0.1)", lambda b: f"{b['identity']['near_duplicate_rate']:.0%}")
     row("  same person (< threshold)", lambda b: f"{b['identity']['same_person_rate']:.0%}")

@@ -31,13 +31,15 @@ NAMED_BUNDLES = {"default": DEFAULT_DIR}
 CELEBA_FRAMING = {"reference_size": [178, 218], "box": [35, 55, 143, 163]}
 
 
-def gain_for(edit_gain: float | dict[str, float], spec: LatentSpec, code: int, value: float) -> float:
-    """The gain of setting code ``code`` to ``value`` under a runtime ``edit_gain`` (see :attr:`Bundle.edit_gain`)."""
+def gain_for(edit_gain: float | dict[str, float], spec: LatentSpec, code: int, value: float, default: float = 1.0) -> float:
+    """The entry of a per-edit runtime table (``edit_gain``, ``edit_shift``: one number, or
+    ``{"*": g, "code": g, "code=value": g}``, the most specific key winning) for setting code
+    ``code`` to ``value``; ``default`` where the table names neither the edit nor ``"*"``."""
     if not isinstance(edit_gain, dict):
         return float(edit_gain)
     name = spec.codes[code].name
     keys = ([f"{name}={int(value)}"] if spec.is_categorical(code) else []) + [name, "*"]
-    return float(next((edit_gain[k] for k in keys if k in edit_gain), 1.0))
+    return float(next((edit_gain[k] for k in keys if k in edit_gain), default))
 
 
 class BundleError(ValueError):
@@ -57,6 +59,8 @@ class Bundle:
     name: str = "unnamed"
     path: str | None = None
     runtime: dict[str, Any] = field(default_factory=dict)  # measured runtime defaults, e.g. {"refine_steps": 0}
+    # categorical code name -> (k, noise_dim) mean latent content of real faces in each category
+    directions: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -81,18 +85,44 @@ class Bundle:
         """The gain of the edit that sets code ``code`` (index) to ``value`` (a category or a value)."""
         return gain_for(self.edit_gain, self.spec, code, value)
 
+    @property
+    def edit_shift(self) -> float | dict[str, float]:
+        """How far a full categorical edit also moves the latent content along the code's
+        :attr:`directions` (from the mean content of the face's category towards that of the new
+        one; 0, the default, leaves the content alone). Same table form as :attr:`edit_gain`."""
+        return self.runtime.get("edit_shift", 0.0)
+
+    def shift_of(self, code: int, value: float) -> float:
+        """The content shift of the edit that sets code ``code`` to ``value`` (0 without directions)."""
+        if self.spec.codes[code].name not in self.directions:
+            return 0.0
+        return gain_for(self.edit_shift, self.spec, code, value, default=0.0)
+
+    def direction_table(self) -> dict[int, torch.Tensor]:
+        """:attr:`directions` keyed by code index (what :func:`genaug.sweep.apply_edits` takes)."""
+        return {self.spec.code_index(name): t for name, t in self.directions.items()}
+
     def check_runtime(self) -> None:
-        """Raise :class:`BundleError` for a runtime section that does not fit this bundle's codes."""
-        g = self.edit_gain
-        items = g.items() if isinstance(g, dict) else [("*", g)]
+        """Raise :class:`BundleError` for a runtime section or directions that do not fit this bundle's codes."""
         known = {"*", *self.spec.code_names}
         known |= {f"{c.name}={v}" for i, c in enumerate(self.spec.codes) if self.spec.is_categorical(i) for v in range(c.k)}
-        for key, val in items:
-            if key not in known:
-                raise BundleError(f"runtime edit_gain names {key!r}, which is not '*', a code or CODE=CATEGORY of "
-                                  f"this bundle (codes: {self.spec.code_names})")
-            if isinstance(val, bool) or not isinstance(val, (int, float)) or not 0 < val < float("inf"):
-                raise BundleError(f"runtime edit_gain[{key!r}] must be a positive number, got {val!r}")
+        for table, positive in (("edit_gain", True), ("edit_shift", False)):
+            g = self.runtime.get(table, 1.0 if positive else 0.0)
+            for key, val in (g.items() if isinstance(g, dict) else [("*", g)]):
+                if key not in known:
+                    raise BundleError(f"runtime {table} names {key!r}, which is not '*', a code or CODE=CATEGORY of "
+                                      f"this bundle (codes: {self.spec.code_names})")
+                ok = not isinstance(val, bool) and isinstance(val, (int, float)) and 0 <= val < float("inf")
+                if not ok or (positive and val == 0):
+                    raise BundleError(f"runtime {table}[{key!r}] must be a {'positive' if positive else 'non-negative'} "
+                                      f"number, got {val!r}")
+        for name, t in self.directions.items():
+            i = self.spec.code_names.index(name) if name in self.spec.code_names else -1
+            if i < 0 or not self.spec.is_categorical(i):
+                raise BundleError(f"directions.{name}: not a categorical code of this bundle (codes: {self.spec.code_names})")
+            want = (self.spec.codes[i].k, self.spec.noise_dim)
+            if tuple(t.shape) != want or not t.is_floating_point() or not torch.isfinite(t).all():
+                raise BundleError(f"directions.{name}: expected finite floats of shape {want}, got {tuple(t.shape)} {t.dtype}")
 
     @property
     def default_refine_steps(self) -> int:
@@ -125,6 +155,7 @@ class Bundle:
         dev = resolve_device(device)
         self.generator.to(dev).eval()
         self.predictor.to(dev).eval()
+        self.directions = {k: v.to(dev, torch.float32) for k, v in self.directions.items()}
         return self
 
     def config(self) -> dict[str, Any]:
@@ -162,6 +193,8 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
             if half and v.is_floating_point():
                 v = v.half()
             tensors[f"{prefix}.{k}"] = v.contiguous()
+    for k, v in bundle.directions.items():
+        tensors[f"directions.{k}"] = v.detach().cpu().float().contiguous()
     weights = out / WEIGHTS_NAME
     write_safetensors(tensors, weights, {"format": FORMAT})
     cfg = bundle.config()
@@ -215,6 +248,7 @@ def load_bundle(path: str | Path = "default", device: str | torch.device = "cpu"
     bundle = Bundle.create(
         spec, net, framing=cfg.get("framing"), training={**cfg.get("training", {}), "weights_sha256": digest},
         name=cfg.get("name", folder.name), path=str(folder), runtime=dict(cfg.get("runtime") or {}),
+        directions={k[len("directions."):]: v.float() for k, v in tensors.items() if k.startswith("directions.")},
     )
     bundle.check_runtime()
     for prefix, module in (("generator", bundle.generator), ("predictor", bundle.predictor)):

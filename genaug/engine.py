@@ -48,7 +48,8 @@ class Engine:
         batch_size: rows per network call. cache_size: latents kept (LRU, keyed by content).
         mode: ``"delta"`` (x + G(edited) - G(latent)) or ``"regenerate"`` (G(edited)).
         strength: scales each edit (latent interpolation; 0 = no change, 1 = the bundle's full edit,
-            i.e. the code moved ``bundle.gain_of(code, value)`` times the way to its new value).
+            i.e. the code moved ``bundle.gain_of(code, value)`` times the way to its new value and
+            the content ``bundle.shift_of(code, value)`` along the code's direction).
         framing: ``"auto"``, ``"full"``, ``"none"`` or ``"detect"`` for user images (see :mod:`genaug.render`).
         feature_net: network for the ``feature`` refinement loss.
         gate: ``gate(original, augmented) -> (N,)`` similarity, ``"identity"`` (the identity
@@ -195,9 +196,8 @@ class Engine:
         if wanted.numel() not in (1, n):
             raise ValueError(f"strength must be a number or one value per row ({n}), got {wanted.numel()} values")
         wanted = wanted.expand(n)
-        strength = wanted * self._gains(edits)  # 1 = the bundle's full edit of that code and direction
         mode, gen = mode or self.mode, generator or self.generator
-        edited = apply_edits(latent, self.spec, edits, strength)
+        edited = self._apply(latent, edits, wanted)
         out = render(x, base, self.generate(edited), mode)
         kept = torch.ones(n, dtype=torch.bool)
         if self.gate is not None:
@@ -209,8 +209,7 @@ class Engine:
                 self.stats["gated"] += len(rows)
                 for r, e in zip(rows, resolve_edits(latent[rows], self.spec, self._redraw(rows, gen))):
                     edits[r] = e
-                s_rows = wanted[rows] * self._gains([edits[r] for r in rows])
-                edited[rows] = apply_edits(latent[rows], self.spec, [edits[r] for r in rows], s_rows)
+                edited[rows] = self._apply(latent[rows], [edits[r] for r in rows], wanted[rows])
                 out[rows] = render(x[rows], base[rows], self.generate(edited[rows]), mode)
                 bad[rows] = self.gate(x[rows], out[rows]).reshape(-1).cpu() < self.gate_threshold
             if bad.any():
@@ -222,9 +221,12 @@ class Engine:
         info = AugmentInfo(edits, latent, edited, score, kept, hits, [e.describe(self.spec) for e in edits])
         return out, info
 
-    def _gains(self, edits: list[Edit]) -> Tensor:
-        """(N,) the bundle's gain of each (absolute) edit."""
-        return torch.tensor([self.bundle.gain_of(e.code, e.value) for e in edits], dtype=torch.float32)
+    def _apply(self, latent: Tensor, edits: list[Edit], wanted: Tensor) -> Tensor:
+        """Absolute ``edits`` at user strengths ``wanted`` (N,), each scaled by the bundle's gain and
+        content shift for that code and direction (strength 1 = the bundle's full edit)."""
+        gain = torch.tensor([self.bundle.gain_of(e.code, e.value) for e in edits], dtype=torch.float32)
+        shift = torch.tensor([self.bundle.shift_of(e.code, e.value) for e in edits], dtype=torch.float32)
+        return apply_edits(latent, self.spec, edits, wanted * gain, self.bundle.direction_table(), wanted * shift)
 
     @torch.no_grad()
     def augment_tensor(

@@ -41,15 +41,26 @@ class Edit:
         return f"{c.name}={int(self.value) if spec.is_categorical(self.code) else round(self.value, 3)}"
 
 
-def resolve_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit]) -> list[Edit]:
-    """Relative categorical edits -> the absolute edits they mean for each row of ``latent``."""
-    out = []
-    for row, e in zip(latent, edits):
-        if e.relative:
-            sl, k = spec.code_slice(e.code), spec.codes[e.code].k  # type: ignore[attr-defined]
-            e = Edit(e.code, float((int(row[sl].argmax()) + int(e.value)) % k))
-        out.append(e)
+def categories(latent: Tensor, spec: LatentSpec) -> dict[int, list[int]]:
+    """Each categorical code's current category (argmax) per row of ``latent``, read in one transfer."""
+    if not spec.categorical:
+        return {}
+    codes = latent[:, spec.noise_dim : spec.noise_dim + spec.categorical_dim].detach().cpu()
+    out, start = {}, 0
+    for i, c in enumerate(spec.categorical):
+        out[i] = codes[:, start : start + c.k].argmax(1).tolist()
+        start += c.k
     return out
+
+
+def resolve_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], cats: dict[int, list[int]] | None = None) -> list[Edit]:
+    """Relative categorical edits -> the absolute edits they mean for each row of ``latent``
+    (``cats``: :func:`categories` of ``latent`` if already known)."""
+    if not any(e.relative for e in edits):
+        return list(edits)
+    cats = categories(latent, spec) if cats is None else cats
+    return [Edit(e.code, float((cats[e.code][row] + int(e.value)) % spec.codes[e.code].k)) if e.relative else e  # type: ignore[attr-defined]
+            for row, e in enumerate(edits)]
 
 
 def code_values(spec: LatentSpec, code: str | int, values: Values = "all") -> list[float]:
@@ -84,28 +95,59 @@ def plan_edits(spec: LatentSpec, plan: Plan | None = None) -> list[Edit]:
     return [Edit(spec.code_index(k), v) for k, vals in plan.items() for v in code_values(spec, k, vals)]
 
 
-def apply_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], strength: float | Tensor = 1.0) -> Tensor:
+def apply_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], strength: float | Tensor = 1.0,
+                directions: dict[int, Tensor] | None = None, shift: float | Tensor = 0.0) -> Tensor:
     """Apply one edit per row of ``latent`` (``len(edits) == N``), interpolated by ``strength``
     (0 = unchanged, 1 = the edit, >1 extrapolates; a continuous code stays within its range).
-    Returns a new (N, D) tensor."""
-    if len(edits) != latent.shape[0]:
-        raise ValueError(f"need one edit per latent row: {len(edits)} edits for {latent.shape[0]} rows")
-    target = latent.clone()
-    for row, e in enumerate(resolve_edits(latent, spec, edits)):
+    ``directions`` (code index -> (k, noise_dim) mean content per category, see
+    :attr:`genaug.bundle.Bundle.directions`) with ``shift`` (a number or one per row) also move the
+    content of a categorical edit by ``shift`` x (mean of the new category - mean of the face's).
+    Built on the host, applied in a few batched operations. Returns a new (N, D) tensor."""
+    n = latent.shape[0]
+    if len(edits) != n:
+        raise ValueError(f"need one edit per latent row: {len(edits)} edits for {n} rows")
+    cats = categories(latent, spec)
+    edits = resolve_edits(latent, spec, edits, cats)
+    nd = spec.noise_dim
+    cells: list[tuple[int, int]] = []  # (row, column of the code part) the edits set
+    values: list[float] = []
+    moves: list[tuple[int, int, int, int]] = []  # (row, code, from, to) of categorical edits
+    for row, e in enumerate(edits):
         sl = spec.code_slice(e.code)
         if spec.is_categorical(e.code):
-            target[row, sl] = 0
-            target[row, sl.start + int(e.value)] = 1
+            cells += [(row, c - nd) for c in range(sl.start, sl.stop)]
+            values += [float(c - sl.start == int(e.value)) for c in range(sl.start, sl.stop)]
+            moves.append((row, e.code, cats[e.code][row], int(e.value)))
         else:
-            target[row, sl] = e.value
-    s = torch.as_tensor(strength, dtype=latent.dtype, device=latent.device).reshape(-1, 1)
-    out = latent + s * (target - latent)
+            cells.append((row, sl.start - nd))
+            values.append(float(e.value))
+    dev = latent.device
+    mask = torch.zeros(n, spec.code_dim, dtype=torch.bool)
+    value = torch.zeros(n, spec.code_dim, dtype=latent.dtype)
+    if cells:
+        r, c = torch.tensor(cells).T
+        mask[r, c] = True
+        value[r, c] = torch.tensor(values, dtype=latent.dtype)
+    mask, value = mask.to(dev), value.to(dev)
+    s = torch.as_tensor(strength, dtype=latent.dtype, device=dev).reshape(-1, 1)
+    codes = latent[:, nd:]
+    moved = codes + s * (value - codes)
     if spec.continuous:  # extrapolation (strength > 1) saturates at a continuous code's range
-        start = spec.noise_dim + spec.categorical_dim
-        lo = torch.tensor([c.low for c in spec.continuous], dtype=out.dtype, device=out.device)
-        hi = torch.tensor([c.high for c in spec.continuous], dtype=out.dtype, device=out.device)
-        edited = out[:, start:] != latent[:, start:]
-        out[:, start:] = torch.where(edited, torch.maximum(torch.minimum(out[:, start:], hi), lo), out[:, start:])
+        start = spec.categorical_dim
+        lo = torch.tensor([c.low for c in spec.continuous], dtype=latent.dtype, device=dev)
+        hi = torch.tensor([c.high for c in spec.continuous], dtype=latent.dtype, device=dev)
+        moved[:, start:] = torch.maximum(torch.minimum(moved[:, start:], hi), lo)
+    out = torch.cat([latent[:, :nd], torch.where(mask, moved, codes)], 1)
+    moves = [m for m in moves if directions and m[1] in directions]
+    if moves:
+        order = sorted(directions)  # type: ignore[arg-type]
+        offset = dict(zip(order, [0, *torch.tensor([len(directions[c]) for c in order]).cumsum(0).tolist()]))  # type: ignore[index]
+        table = torch.cat([directions[c] for c in order]).to(dev, latent.dtype)  # type: ignore[index]
+        rows = torch.tensor([m[0] for m in moves], device=dev)
+        new, old = (torch.tensor([offset[m[1]] + m[j] for m in moves], device=dev) for j in (3, 2))
+        delta = table[new] - table[old]
+        amount = torch.as_tensor(shift, dtype=latent.dtype, device=dev).reshape(-1).expand(n)[rows]
+        out[rows, :nd] += amount[:, None] * delta
     return out
 
 

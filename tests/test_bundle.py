@@ -195,3 +195,27 @@ def test_edit_gain_per_code_round_trips_and_bad_gains_are_refused(bundle, tmp_pa
     (tmp_path / "b" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(BundleError, match="nose"):
         load_bundle(tmp_path / "b")
+
+
+def test_content_directions_round_trip_and_bad_ones_are_refused(bundle, tmp_path):
+    """Bundle.directions (per categorical code, (k, noise_dim)) travel in the safetensors file with
+    the runtime edit_shift table; a direction for an unknown or continuous code, of the wrong
+    shape or not finite, and a negative shift are refused on save."""
+    nd = bundle.spec.noise_dim
+    d = torch.randn(2, nd)
+    bundle.directions = {"glasses": d}
+    bundle.runtime["edit_shift"] = {"glasses=1": 2.0, "*": 0.5}
+    again = load_bundle(save_bundle(bundle, tmp_path / "b"))
+    torch.testing.assert_close(again.directions["glasses"], d)
+    assert again.shift_of(0, 1) == 2.0 and again.shift_of(0, 0) == 0.5
+    assert again.shift_of(1, 2) == 0.0  # no direction for c1: its edits never shift the content
+    assert set(again.direction_table()) == {0}
+    for bad, match in (({"nose": d}, "not a categorical code"), ({"smile": torch.randn(1, nd)}, "not a categorical code"),
+                       ({"glasses": torch.randn(3, nd)}, "shape"), ({"glasses": torch.full((2, nd), float("nan"))}, "finite")):
+        bundle.directions = bad
+        with pytest.raises(BundleError, match=match):
+            save_bundle(bundle, tmp_path / "bad")
+    bundle.directions = {"glasses": d}
+    bundle.runtime["edit_shift"] = {"glasses=1": -1.0}
+    with pytest.raises(BundleError, match="non-negative"):
+        save_bundle(bundle, tmp_path / "bad")

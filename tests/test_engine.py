@@ -251,3 +251,25 @@ def test_per_code_and_direction_gains_scale_each_edit(trained_bundle_path):
     torch.testing.assert_close(out_tuned, out_plain)
     with pytest.raises(ValueError, match="one value per row"):
         a.augment_tensor(x, edits, strength=torch.tensor([0.5, 1.0]))
+
+
+def test_content_shift_moves_a_categorical_edit_along_its_direction(trained_bundle_path):
+    """With directions and runtime edit_shift, switching glasses 0 -> 1 also moves the content by
+    shift x strength x (mean of category 1 - mean of category 0); other edits leave it alone."""
+    b = load_bundle(trained_bundle_path)
+    nd = b.spec.noise_dim
+    table = torch.randn(2, nd)
+    b.directions = {"glasses": table}
+    b.runtime["edit_shift"] = {"glasses=1": 2.0}
+    e = Engine(b, device="cpu", refine_steps=0)
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    latent = e.invert(x).latent
+    latent[:, nd : nd + 2] = torch.tensor([1.0, 0.0])  # every face "without glasses"
+    _, info = e.render_edits(x, latent, [Edit(0, 1), Edit(0, 1, relative=True), Edit(1, 2)], strength=0.5)
+    shift = table[1] - table[0]
+    torch.testing.assert_close(info.edited[0, :nd], latent[0, :nd] + 0.5 * 2.0 * shift)
+    torch.testing.assert_close(info.edited[1, :nd], latent[1, :nd] + 0.5 * 2.0 * shift)  # the switch became glasses=1
+    torch.testing.assert_close(info.edited[2, :nd], latent[2, :nd])  # c1 has no direction
+    b.runtime["edit_shift"] = {}
+    _, plain = Engine(b, device="cpu", refine_steps=0).render_edits(x, latent, [Edit(0, 1)] * 3)
+    torch.testing.assert_close(plain.edited[:, :nd], latent[:, :nd])  # shift 0 (the default): content untouched

@@ -1,0 +1,57 @@
+"""training.calibrate_edits: per-code, per-direction gains, content directions and shifts measured on labelled faces."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import CELEBA64, need
+from genaug.bundle import load_bundle
+from training.calibrate_edits import choose, main
+
+
+def _p(gain, shift, success, same, distance):
+    return {"gain": gain, "shift": shift, "success": success, "same": same, "distance": distance}
+
+
+def test_choose_keeps_the_person_then_takes_the_best_edit_that_moves_least():
+    points = [_p(1, 0, 0.40, 0.99, 0.10), _p(1, 1, 0.70, 0.93, 0.25), _p(2, 1, 0.71, 0.91, 0.30),
+              _p(2, 2, 0.95, 0.60, 0.70)]  # the last "succeeds" on faces that fell apart
+    assert choose(points, 0.9, 0.02) == points[1]  # 0.70 is within 0.02 of 0.71 and moves the face less
+    assert choose(points, 0.9, 0.0) == points[2]
+    assert choose(points, 0.5, 0.02) == points[3]
+    assert choose(points, 1.0, 0.02) == points[0]  # nothing keeps everyone: the point that keeps the most
+
+
+def test_bad_arguments_and_faces_without_labels_are_refused(tmp_path, capsys):
+    (tmp_path / "faces").mkdir()
+    assert main(["default", str(tmp_path / "faces"), "--out", str(tmp_path / "out"), "--judge", "none"]) == 1
+    assert "attributes.csv is missing" in capsys.readouterr().err
+    for bad in (["--gains", "0", "1"], ["--shifts", "-1"], ["--min-same", "1.5"]):
+        assert main(["default", str(tmp_path / "faces"), "--out", str(tmp_path / "out"), *bad]) == 1
+        assert "gains must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.data
+def test_calibrated_copy_keeps_the_networks_and_records_the_grid(tmp_path, capsys):
+    faces = need(CELEBA64)
+    out = tmp_path / "calibrated"
+    assert main(["default", str(faces), "--out", str(out), "--n", "48", "--directions", str(faces), "--directions-n", "96",
+                 "--gains", "0.5", "2", "--shifts", "0", "1", "--judge", "embedder", "--threads", "1"]) == 0
+    b, ref = load_bundle(out), load_bundle("default")
+    for mine, theirs in ((b.generator, ref.generator), (b.predictor, ref.predictor)):  # networks bit for bit
+        for (k, v), w in zip(mine.state_dict().items(), theirs.state_dict().values()):
+            assert torch.equal(v, w), k
+    bound = [c.name for c in b.spec.codes if c.attribute]
+    assert set(b.directions) <= set(bound) and b.directions
+    assert all(t.shape == (2, b.spec.noise_dim) for t in b.directions.values())
+    cal = b.training["edit_calibration"]
+    assert cal["judge"].startswith("embedder") and cal["min_same"] == 0.9
+    for c in cal["curves"]:
+        shifts = (0, 1) if c["key"].split("=")[0] in b.directions else (0,)  # codes without a direction: gains only
+        assert {(p["gain"], p["shift"]) for p in c["points"]} == {(g, s) for g in (0.5, 2) for s in shifts}
+        assert all(0 <= p["success"] <= 1 and 0 <= p["same"] <= 1 for p in c["points"])
+        assert b.edit_gain[c["key"]] == c["chosen"]["gain"] and b.edit_shift[c["key"]] == c["chosen"]["shift"]
+    default_gain = ref.edit_gain["*"] if isinstance(ref.edit_gain, dict) else ref.edit_gain
+    assert b.edit_gain["*"] == default_gain  # codes without labels keep the previous gain
+    assert "success/same-person" in capsys.readouterr().out
