@@ -170,6 +170,7 @@ class Bundle:
             "network": self.net.to_dict(),
             "image": {"size": self.image_size, "channels": self.channels, "range": [-1.0, 1.0], "layout": "NCHW"},
             "framing": self.framing,
+            "directions": sorted(self.directions),  # codes with a content direction (tensors directions.<code>)
             "training": {k: v for k, v in self.training.items() if k != "weights_sha256"},
         }
 

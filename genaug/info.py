@@ -32,18 +32,23 @@ def run_info(args: argparse.Namespace) -> None:
         print("metrics  " + ", ".join(f"{k}={v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float))))
     safe = set(default_codes(spec))
     edit_gain = (cfg.get("runtime") or {}).get("edit_gain", 1.0)
+    edit_shift = (cfg.get("runtime") or {}).get("edit_shift", 0.0)
+    directions = set(cfg.get("directions") or [])
     aw = max([12] + [len(c.attribute or "") + 1 for c in spec.codes])
-    print(f"\n{'#':>2}  {'name':<12} {'kind':<18} {'attribute':<{aw}} {'random':<7} {'gain':<9} controls")
+    print(f"\n{'#':>2}  {'name':<12} {'kind':<18} {'attribute':<{aw}} {'random':<7} {'gain':<9} {'shift':<7} controls")
     for i, c in enumerate(spec.codes):
         kind = f"categorical k={c.k}" if spec.is_categorical(i) else f"continuous [{c.low:g},{c.high:g}]"
         used = "yes" if i in safe else "no"
         values = range(c.k) if spec.is_categorical(i) else [0.0]
         gain = "/".join(f"{gain_for(edit_gain, spec, i, v):g}" for v in values)
-        print(f"{i:>2}  {c.name:<12} {kind:<18} {c.attribute or '-':<{aw}} {used:<7} {gain:<9} "
+        shift = "/".join(f"{gain_for(edit_shift, spec, i, v, 0.0):g}" for v in values) if c.name in directions else "-"
+        print(f"{i:>2}  {c.name:<12} {kind:<18} {c.attribute or '-':<{aw}} {used:<7} {gain:<9} {shift:<7} "
               f"{c.description or '(unnamed: see genaug demo)'}")
     print("\nrandom: whether random edits (codes=None everywhere) use the code — only identity-safe codes are used")
     print("gain: how far a full edit (strength 1) moves the code, past its new value when > 1; for a categorical code "
           "one gain per target category (0/1/...), measured per bundle")
+    print("shift: how far a full edit also moves the face's content along the code's direction (the mean content of "
+          "real faces in the new category minus that of the face's own); - where the bundle has no direction")
 
 
 def build_parser() -> argparse.ArgumentParser:
