@@ -67,3 +67,37 @@ def test_default_codes_are_the_identity_safe_ones():
 
     assert {e.code for e in random_edits(SafeSpec(), 30, torch.Generator().manual_seed(0))} == {2}
     assert {e.code for e in variant_edits(SafeSpec(), 0, 0, 6)} == {2}
+
+
+def test_apply_edits_is_batched_whatever_the_number_of_rows():
+    """The per-row work happens on host lists; the tensor operations applied to the latents (one
+    kernel launch each on a GPU) do not grow with the batch, and the result is the per-row edit."""
+    from torch.overrides import TorchFunctionMode
+
+    class Count(TorchFunctionMode):
+        n = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    spec = LatentSpec.parse(6, "glasses:2,3", "smile")
+    directions = {0: torch.randn(2, 6), 1: torch.randn(3, 6)}
+    counts = []
+    for n in (4, 64):
+        g = torch.Generator().manual_seed(n)
+        latent, edits = spec.sample(n, g), random_edits(spec, n, g)
+        strength, shift = 2 * torch.rand(n, generator=g), torch.rand(n, generator=g)
+        Count.n = 0
+        with Count():
+            out = apply_edits(latent, spec, edits, strength, directions, shift)
+        counts.append(Count.n)
+        for row in range(n):  # each row is its edit applied alone
+            one = apply_edits(latent[row : row + 1], spec, edits[row : row + 1], strength[row], directions, shift[row])
+            torch.testing.assert_close(out[row : row + 1], one)
+    assert counts[0] == counts[1], counts
+    latent = spec.sample(3, torch.Generator().manual_seed(0))
+    latent[:, 6:8] = torch.tensor([1.0, 0.0])  # glasses category 0
+    out = apply_edits(latent, spec, [Edit(0, 1)] * 3, 1.0, directions, torch.tensor([0.0, 1.0, 2.0]))
+    for row, s in enumerate((0.0, 1.0, 2.0)):
+        torch.testing.assert_close(out[row, :6], latent[row, :6] + s * (directions[0][1] - directions[0][0]))
