@@ -48,7 +48,7 @@ from genaug.render import render
 from genaug.sweep import Edit, apply_edits
 
 DEFAULT_GAINS = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5)
-DEFAULT_SHIFTS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+DEFAULT_SHIFTS = (0.0, 1.0, 2.0, 3.0)
 
 
 def load_labelled(folder: str | Path, size: int, split: str | None, n: int, seed: int) -> tuple[Tensor, Tensor, list[str]]:
