@@ -106,7 +106,9 @@ def apply_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], strength: f
     n = latent.shape[0]
     if len(edits) != n:
         raise ValueError(f"need one edit per latent row: {len(edits)} edits for {n} rows")
-    cats = categories(latent, spec)
+    # the faces' categories (one device-to-host read) are needed for relative edits and content shifts only
+    needed = bool(directions) or any(e.relative for e in edits)
+    cats = categories(latent, spec) if needed else {}
     edits = resolve_edits(latent, spec, edits, cats)
     nd = spec.noise_dim
     cells: list[tuple[int, int]] = []  # (row, column of the code part) the edits set
@@ -117,7 +119,8 @@ def apply_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], strength: f
         if spec.is_categorical(e.code):
             cells += [(row, c - nd) for c in range(sl.start, sl.stop)]
             values += [float(c - sl.start == int(e.value)) for c in range(sl.start, sl.stop)]
-            moves.append((row, e.code, cats[e.code][row], int(e.value)))
+            if directions and e.code in directions:
+                moves.append((row, e.code, cats[e.code][row], int(e.value)))
         else:
             cells.append((row, sl.start - nd))
             values.append(float(e.value))
@@ -138,7 +141,6 @@ def apply_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], strength: f
         hi = torch.tensor([c.high for c in spec.continuous], dtype=latent.dtype, device=dev)
         moved[:, start:] = torch.maximum(torch.minimum(moved[:, start:], hi), lo)
     out = torch.cat([latent[:, :nd], torch.where(mask, moved, codes)], 1)
-    moves = [m for m in moves if directions and m[1] in directions]
     if moves:
         order = sorted(directions)  # type: ignore[arg-type]
         offset = dict(zip(order, [0, *torch.tensor([len(directions[c]) for c in order]).cumsum(0).tolist()]))  # type: ignore[index]
