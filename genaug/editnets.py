@@ -2,16 +2,21 @@
 
 An encoder maps a real face to a *spatial content map* (``content_channels`` x S/8 x S/8) plus
 the codes; the generator decodes the content map with the codes injected at every resolution
-up to S/2, so changing a code changes the decoded face while the content keeps the person. Both
-speak the project's flat latent ``[content (flattened) | codes]``, so inversion, sweeps, the
-latent cache and rendering work unchanged; the content is not Gaussian, so this kind cannot
-sample random faces (:func:`can_sample`).
+up to S/2, so changing a code changes the decoded face while the content keeps the person.
+Optionally (``detail_channels`` > 0) the encoder also emits a *detail map* (S/4) that the
+generator adds, through one convolution, to its S/4 features: a skip that carries what the
+8x8 content cannot (sharpness, exact contours); ``training.detail`` trains it so that edits
+change faces as they did without it. Both networks speak the project's flat latent
+``[content | detail (flattened) | codes]``, so inversion, sweeps, the latent cache and rendering
+work unchanged; the content is not Gaussian, so this kind cannot sample random faces.
 
 The discriminator (training only) has a real/fake head and a code head: categorical logits for
 every categorical code (bound ones are trained on labelled real faces, AC-GAN style; free ones
 on generated faces, InfoGAN style) and means for the continuous codes.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -27,9 +32,15 @@ def content_shape(cfg: NetConfig) -> tuple[int, int, int]:
     return cfg.content_channels, side, side
 
 
+def detail_shape(cfg: NetConfig) -> tuple[int, int, int]:
+    """(channels, side, side) of the detail map (channels 0 when the model has none)."""
+    side = cfg.image_size // 4
+    return cfg.detail_channels, side, side
+
+
 def content_dim(cfg: NetConfig) -> int:
-    c, h, w = content_shape(cfg)
-    return c * h * w
+    """Size of the latent's non-code part: content map plus detail map, flattened."""
+    return math.prod(content_shape(cfg)) + math.prod(detail_shape(cfg))
 
 
 def _down(cin: int, cout: int, norm: str) -> list[nn.Module]:
@@ -50,14 +61,22 @@ class EditEncoder(nn.Module):
             *_down(w, 2 * w, cfg.e_norm), *_down(2 * w, 4 * w, cfg.e_norm),
         )  # S/8
         self.content = nn.Conv2d(4 * w, cfg.content_channels, 3, 1, 1)
+        self.detail = None  # S/4 features -> detail map
+        if cfg.detail_channels:
+            self.detail = nn.Sequential(nn.Conv2d(2 * w, 2 * w, 3, 1, 1), nn.LeakyReLU(0.2, True),
+                                        nn.Conv2d(2 * w, cfg.detail_channels, 3, 1, 1))
         self.codes = nn.Sequential(
             *_down(4 * w, 8 * w, cfg.e_norm), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
             nn.Linear(8 * w, 4 * w), nn.LeakyReLU(0.2, True), nn.Linear(4 * w, max(spec.code_dim, 1)),
         )
 
     def forward_raw(self, x: Tensor) -> Tensor:
-        h = self.features(x)
-        return torch.cat([self.content(h).flatten(1), self.codes(h)[:, : self.spec.code_dim]], 1)
+        quarter = self.features[:5](x)  # S/4: first convolution and one _down
+        h = self.features[5:](quarter)
+        parts = [self.content(h).flatten(1)]
+        if self.detail is not None:
+            parts.append(self.detail(quarter).flatten(1))
+        return torch.cat(parts + [self.codes(h)[:, : self.spec.code_dim]], 1)
 
     def forward(self, x: Tensor) -> Tensor:
         """A valid generator input: categorical parts as probabilities."""
@@ -84,7 +103,7 @@ class EditGenerator(nn.Module):
 
     def __init__(self, spec: LatentSpec, cfg: NetConfig):
         super().__init__()
-        self.spec, self.shape = spec, content_shape(cfg)
+        self.spec, self.shape, self.detail_shape = spec, content_shape(cfg), detail_shape(cfg)
         self.in_dim = spec.dim
         w, k = cfg.g_width, spec.code_dim
         self.stem = nn.Sequential(
@@ -92,18 +111,20 @@ class EditGenerator(nn.Module):
             nn.Conv2d(8 * w, 8 * w, 3, 1, 1, bias=cfg.g_norm == "none"), _norm(cfg.g_norm, 8 * w), nn.ReLU(True),
         )
         self.ups = nn.ModuleList([_Up(8 * w, k, 4 * w, cfg.g_norm), _Up(4 * w, k, 2 * w, cfg.g_norm)])
+        self.detail_in = nn.Conv2d(cfg.detail_channels, 4 * w, 3, 1, 1) if cfg.detail_channels else None
         self.out = nn.Sequential(
             nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.ReLU(True), nn.Conv2d(w, cfg.channels, 3, 1, 1), nn.Tanh()
         )
 
     def forward(self, latent: Tensor) -> Tensor:
-        n = latent.shape[0]
-        content = latent[:, : self.spec.noise_dim].reshape(n, *self.shape)
+        n, c = latent.shape[0], math.prod(self.shape)
+        content = latent[:, :c].reshape(n, *self.shape)
         codes = latent[:, self.spec.noise_dim :]
         h = self.stem(torch.cat([content, codes[:, :, None, None].expand(-1, -1, *self.shape[1:])], 1))
-        for up in self.ups:
-            h = up(h, codes)
-        return self.out(h)
+        h = self.ups[0](h, codes)
+        if self.detail_in is not None:  # the S/4 skip
+            h = h + self.detail_in(latent[:, c : self.spec.noise_dim].reshape(n, *self.detail_shape))
+        return self.out(self.ups[1](h, codes))
 
 
 class EditDiscriminator(nn.Module):

@@ -26,7 +26,10 @@ def run_info(args: argparse.Namespace) -> None:
     print("kind     " + ("edit: encoder + generator trained to edit real faces (one encoder pass inverts a face; "
                          "it cannot invent random faces)" if kind == "edit" else
                          "dcgan: generator from noise + latent predictor (inversion refines the prediction)"))
-    print(f"latent   {'content map' if kind == 'edit' else 'z'}: {spec.noise_dim} dims + {len(spec.codes)} codes")
+    net = cfg.get("network", {})
+    detail = net.get("detail_channels", 0)
+    what = "z" if kind != "edit" else "content map" + (f" + S/4 detail map ({detail} channels)" if detail else "")
+    print(f"latent   {what}: {spec.noise_dim} dims + {len(spec.codes)} codes")
     metrics = cfg.get("training", {}).get("metrics")
     if metrics:
         print("metrics  " + ", ".join(f"{k}={v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float))))

@@ -39,6 +39,7 @@ class NetConfig:
     began_hidden: int = 64  # BEGAN bottleneck size
     kind: str = "dcgan"  # "dcgan" (noise -> image, inverted after the fact) or "edit" (genaug.editnets)
     content_channels: int = 32  # edit kind: channels of the S/8 content map the encoder emits
+    detail_channels: int = 0  # edit kind: channels of an optional S/4 detail map (a skip the codes do not touch)
 
     def __post_init__(self) -> None:
         s = self.image_size
@@ -51,6 +52,8 @@ class NetConfig:
                 raise ValueError(f"{name} must be one of {NORMS}, got {getattr(self, name)!r}")
         if self.kind not in ("dcgan", "edit"):
             raise ValueError(f"network kind must be 'dcgan' or 'edit', got {self.kind!r}")
+        if self.detail_channels < 0 or (self.detail_channels and self.kind != "edit"):
+            raise ValueError(f"detail_channels must be >= 0 and only the edit kind has a detail map, got {self.detail_channels}")
         if self.discriminator not in ("infogan", "began"):
             raise ValueError(f"discriminator must be 'infogan' or 'began', got {self.discriminator!r}")
 
