@@ -42,6 +42,7 @@ class EditTrainConfig:
     image_size: int = 64
     channels: int = 3
     content_channels: int = 32
+    detail_channels: int = 0  # S/4 detail skip (0 = none; see training.detail to add one to a trained bundle)
     categorical: str = DEFAULT_CODES
     continuous: str = "3"
     identity_unsafe: str = "male"
@@ -82,7 +83,8 @@ class EditTrainConfig:
 
     def net(self) -> NetConfig:
         return NetConfig(image_size=self.image_size, channels=self.channels, g_width=self.g_width, d_width=self.d_width,
-                         e_width=self.e_width, g_norm="batch", e_norm="group", kind="edit", content_channels=self.content_channels)
+                         e_width=self.e_width, g_norm="batch", e_norm="group", kind="edit", content_channels=self.content_channels,
+                         detail_channels=self.detail_channels)
 
     def objective(self) -> EditObjective:
         return EditObjective(self.adv_loss, self.lambda_rec, self.lambda_cls, self.lambda_cls_d, self.lambda_cycle, self.lambda_enc,
@@ -342,6 +344,7 @@ HELP = {
     "data": "image folder of faces with attributes.csv (CelebA style) for the bound codes",
     "out": "run folder: checkpoint, log.jsonl, samples/, bundle/ (the same command resumes)",
     "content_channels": "channels of the encoder's S/8 content map (the part of the latent codes do not touch)",
+    "detail_channels": "channels of an S/4 detail skip (0 = none; 16 to continue the shipped default with --init-from)",
     "categorical": "codes NAME:K[:ATTRIBUTE] (bound codes learn from the attribute column)",
     "continuous": "free continuous codes in [-1, 1]: a count or NAME list (InfoGAN: recovered by D's code head)",
     "identity_unsafe": "codes left out of the default random augmentation (they change who someone looks like)",

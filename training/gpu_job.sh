@@ -27,7 +27,7 @@ fi
 python3 -c "import torch, albumentations, pytorch_msssim; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 [ -d "$W/celeba_train_64" ] || unzip -q .gpu/celeba_train_64_q85.zip -d "$W" || exit 1
 DATA=$W/celeba_train_64
-COMMON="--batch-size 128 --e-width 32 --g-width 32 --d-width 64 --content-channels 32 --edit-space generated
+COMMON="--batch-size 128 --e-width 32 --g-width 32 --d-width 64 --content-channels 32 --detail-channels 16 --edit-space generated
         --threads 4 --log-every 100 --eval-every ${GPUJOB_EVAL_EVERY:-750} --checkpoint-every 2000 --minutes $MIN --snapshots --half"
 # fine-tunes of the shipped default with a fresh, DiffAugment-ed D (the CPU fine-tune's recipe, 4x the batch)
 FT="--init-from default --d-warmup 300 --d-augment --lr 1e-4 --lambda-cls 6 --balance 0.5"
