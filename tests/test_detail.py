@@ -92,8 +92,27 @@ def faces_folder(tmp_path_factory):
     return dst
 
 
+def without_detail(b: Bundle) -> Bundle:
+    """The shipped default as it was before its detail skip: same weights, no detail map."""
+    from dataclasses import replace
+
+    from genaug.nets import build_generator, build_predictor
+
+    net = replace(b.net, detail_channels=0)
+    spec = replace(b.spec, noise_dim=content_dim(net))
+    g, p = build_generator(spec, net), build_predictor(spec, net)
+    for new, old in ((g, b.generator), (p, b.predictor)):
+        new.load_state_dict({k: v for k, v in old.float().state_dict().items() if not k.startswith(("detail.", "detail_in."))})
+    return replace(b, spec=spec, net=net, generator=g, predictor=p, path=None,
+                   directions={k: v[:, : spec.noise_dim] for k, v in b.directions.items()})
+
+
 def test_detail_training_learns_real_faces_keeps_edits_and_resumes(faces_folder, tmp_path):
-    args = ["default", str(faces_folder), "--out", str(tmp_path / "run"), "--channels", "8", "--lr", "1e-3",
+    base = load_bundle("default")
+    if not base.net.detail_channels:
+        pytest.skip("the shipped default has no detail skip")
+    save_bundle(without_detail(base), tmp_path / "base")
+    args = [str(tmp_path / "base"), str(faces_folder), "--out", str(tmp_path / "run"), "--channels", "8", "--lr", "1e-3",
             "--batch-size", "8", "--holdout", "12", "--eval-every", "1000", "--log-every", "10", "--device", "cpu"]
     assert main(args + ["--steps", "40"]) == 0
     ev = load_bundle(tmp_path / "run" / "bundle").training["detail"]["holdout"]
@@ -101,7 +120,7 @@ def test_detail_training_learns_real_faces_keeps_edits_and_resumes(faces_folder,
     assert ev["psnr"] > ev["psnr_base"] + 0.15  # held-out faces: the shipped model's reconstruction improved
     # what the edits change stays what it was (same scale as the reconstruction error would be: far below it)
     assert ev["edit_error"] < 0.1 * (1 - ev["msssim_base"]) + 0.02
-    trainer = DetailTrainer(DetailConfig("default", str(faces_folder), str(tmp_path / "run"), channels=8,
+    trainer = DetailTrainer(DetailConfig(str(tmp_path / "base"), str(faces_folder), str(tmp_path / "run"), channels=8,
                                          lr=1e-3, batch_size=8, holdout=12, eval_every=1000, log_every=10, device="cpu",
                                          steps=50))
     assert trainer.step == 40  # resumed from the checkpoint
@@ -110,5 +129,19 @@ def test_detail_training_learns_real_faces_keeps_edits_and_resumes(faces_folder,
     steps = [json.loads(ln)["step"] for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 50
     with pytest.raises(ValueError, match="different settings"):
-        DetailTrainer(DetailConfig("default", str(faces_folder), str(tmp_path / "run"),
+        DetailTrainer(DetailConfig(str(tmp_path / "base"), str(faces_folder), str(tmp_path / "run"),
                                                     channels=8, holdout=12, device="cpu"))
+
+
+def test_a_bundle_with_a_detail_map_trains_it_further_or_refuses_another_size(faces_folder, tmp_path):
+    if not load_bundle("default").net.detail_channels:
+        pytest.skip("the shipped default has no detail skip")
+    common = dict(batch_size=4, holdout=12, eval_every=1000, log_every=10, device="cpu", steps=3)
+    with pytest.raises(ValueError, match="already has a 16-channel detail map"):
+        DetailTrainer(DetailConfig("default", str(faces_folder), str(tmp_path / "a"), channels=8, **common))
+    trainer = DetailTrainer(DetailConfig("default", str(faces_folder), str(tmp_path / "b"), channels=16, **common))
+    ev = trainer.evaluate()  # before any step: the copy is the bundle itself
+    assert ev["psnr"] == pytest.approx(ev["psnr_base"], abs=1e-4) and ev["edit_error"] < 1e-5
+    trainer.run()
+    out = load_bundle(tmp_path / "b" / "bundle")
+    assert out.training["detail"]["continued"] and out.spec.noise_dim == load_bundle("default").spec.noise_dim

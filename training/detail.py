@@ -15,7 +15,8 @@ every other weight, the codes and the runtime tables stay as they were. Two loss
   change, so edits stay what the calibration measured while ``regenerate`` and the reported
   reconstruction get sharper.
 
-The run folder resumes (``checkpoint.pt``, same command; ``--minutes`` bounds one invocation), logs to
+Given a bundle that already has a detail map of ``--channels`` channels, it trains that map further
+(edit consistency then refers to the bundle as given). The run folder resumes (``checkpoint.pt``, same command; ``--minutes`` bounds one invocation), logs to
 ``log.jsonl`` and writes ``RUN/bundle`` at every evaluation: held-out reconstruction before and after
 and the edit-consistency error on held-out faces. Directions get zeros for the detail part; re-run
 ``training.calibrate_edits --directions`` on the result to measure its edits.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import sys
 import time
 from dataclasses import MISSING, asdict, dataclass, fields, replace
@@ -36,6 +38,7 @@ from torch import Tensor
 
 from genaug.bundle import Bundle, load_bundle, save_bundle
 from genaug.device import resolve_device
+from genaug.editnets import content_shape
 from genaug.io import write_json_atomic
 from genaug.nets import build_generator, build_predictor
 from genaug.recon import msssim_per_image, psnr
@@ -115,7 +118,7 @@ class DetailTrainer:
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.base = load_bundle(cfg.bundle).to(self.device)
-        self.bundle = add_detail(self.base, cfg.channels).to(self.device)
+        self.bundle = self._trainable(self.base, cfg.channels).to(self.device)
         write_json_atomic(path, asdict(cfg))
         for b in (self.base, self.bundle):
             for m in (b.generator, b.predictor):
@@ -140,6 +143,18 @@ class DetailTrainer:
             truncate_log(self.out / "log.jsonl", self.step)
             print(f"resuming {self.out} at step {self.step}")
 
+    @staticmethod
+    def _trainable(base: Bundle, channels: int) -> Bundle:
+        """A fresh detail map on ``base``, or a copy of ``base``'s own map of the same size (trained further)."""
+        have = base.net.detail_channels if base.kind == "edit" else 0
+        if not have:
+            return add_detail(base, channels)
+        if have != channels:
+            raise ValueError(f"{base.name!r} already has a {have}-channel detail map; --channels {channels} would replace "
+                             f"it (give --channels {have} to train it further)")
+        return replace(base, generator=copy.deepcopy(base.generator), predictor=copy.deepcopy(base.predictor),
+                       training=copy.deepcopy(base.training), path=None)
+
     def _edits(self, n: int, gen: torch.Generator) -> tuple[list, Tensor, Tensor]:
         """Random edits over every code with the bundle's own per-edit gains and shifts."""
         b = self.base
@@ -155,9 +170,12 @@ class DetailTrainer:
             ed0 = apply_edits(lat0, old.spec, edits[0], edits[1], old.direction_table(), edits[2])
             change0 = old.generator(ed0) - old.generator(lat0)
             quarter = new.predictor.features[:5](x)  # frozen: equals the base encoder's S/4 features
-        n0 = old.spec.noise_dim  # new latent = [old content | detail | codes]
-        detail = new.predictor.detail(quarter).flatten(1)  # edits leave it as it is (zero directions)
-        lat, ed = (torch.cat([t[:, :n0], detail, t[:, n0:]], 1) for t in (lat0, ed0))
+        # latent = [content (c0) | detail | codes]; the base's own detail part (if any) ends at n0
+        c0, n0 = math.prod(content_shape(new.net)), old.spec.noise_dim
+        detail = new.predictor.detail(quarter).flatten(1)
+        moved = ed0[:, c0:n0] - lat0[:, c0:n0] if n0 > c0 else 0.0  # what the edit's shift does to the detail map
+        lat = torch.cat([lat0[:, :c0], detail, lat0[:, n0:]], 1)
+        ed = torch.cat([ed0[:, :c0], detail + moved, ed0[:, n0:]], 1)
         rec, edited = new.generator(lat), new.generator(ed)
         ms = msssim_per_image(rec, x)
         return {"l1": F.l1_loss(rec, x), "msssim": ms.mean(), "edit": F.l1_loss(edited - rec, change0),
@@ -187,6 +205,7 @@ class DetailTrainer:
         b.name = self.cfg.name or f"{self.base.name}-detail"
         b.training = {k: v for k, v in self.base.training.items() if k != "weights_sha256"}
         b.training["detail"] = {"from": self.base.name, "from_identity": self.base.identity, "steps": self.step,
+                                "continued": bool(self.base.net.detail_channels),
                                 "config": asdict(self.cfg), "holdout": ev}
         return save_bundle(b, self.out / "bundle", half=self.cfg.half)
 
