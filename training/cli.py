@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from .config import TrainConfig, option_fields
+from .config import TrainConfig, add_options, option_fields
 from .loop import train
 
 HELP = {
@@ -60,15 +60,7 @@ HELP = {
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(prog="genaug train", description=__doc__)
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
-    for name, typ, default in option_fields():
-        flag = "--" + name.replace("_", "-")
-        if name in ("data", "out"):
-            p.add_argument(name, help=HELP[name])
-        elif typ in (bool, "bool"):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=HELP.get(name))
-        else:
-            cast = {"int": int, "float": float, "str": str}.get(typ if isinstance(typ, str) else typ.__name__, str)
-            p.add_argument(flag, type=cast, default=default, help=HELP.get(name))
+    add_options(p, option_fields(), HELP, positional=("data", "out"))
     return p
 
 

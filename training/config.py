@@ -7,8 +7,9 @@ under its own name (predictor fields prefixed ``predictor_``), so ``--lr-g`` set
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from genaug.latent import LatentSpec
@@ -165,3 +166,24 @@ def option_fields() -> list[tuple[str, Any, Any]]:
     for section in SECTIONS:
         types.update({SECTIONS[section] + f.name: f.type for f in fields(getattr(TrainConfig("", ""), section))})
     return [(name, types[name], defaults[name]) for name in defaults]
+
+
+def dataclass_options(cls: type) -> list[tuple[str, Any, Any]]:
+    """(option name, type, default) of every field of a flat config dataclass (no default: None)."""
+    return [(f.name, f.type, None if f.default is MISSING else f.default) for f in fields(cls)]
+
+
+def add_options(p: argparse.ArgumentParser, options: list[tuple[str, Any, Any]], helps: dict[str, str],
+                positional: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """One command-line option per (name, type, default): ``--name-with-dashes``, booleans as
+    ``--x/--no-x``; names in ``positional`` become positional arguments."""
+    for name, typ, default in options:
+        if name in positional:
+            p.add_argument(name, help=helps.get(name))
+        elif typ in (bool, "bool"):
+            p.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=default,
+                           help=helps.get(name))
+        else:
+            cast = {"int": int, "float": float}.get(typ if isinstance(typ, str) else typ.__name__, str)
+            p.add_argument("--" + name.replace("_", "-"), type=cast, default=default, help=helps.get(name))
+    return p

@@ -45,6 +45,7 @@ from genaug.recon import msssim_per_image, psnr
 from genaug.sweep import apply_edits, random_edits
 
 from .checkpoint import append_log, check_resumable, load_checkpoint, save_checkpoint, truncate_log
+from .config import add_options, dataclass_options
 from .data import load_faces, split_holdout
 
 
@@ -214,10 +215,12 @@ class DetailTrainer:
                                     "detail_in": self.bundle.generator.detail_in.state_dict(),
                                     "opt": self.opt.state_dict(), "gen": self.gen.get_state()})
 
+    def report(self, ev: dict[str, float], end: str = "") -> None:
+        print(f"step {self.step}: held-out {json.dumps({k: round(v, 4) for k, v in ev.items()})}{end}", flush=True)
+
     def run(self) -> Path:
         cfg, t0 = self.cfg, time.time()
-        ev = self.evaluate()
-        print(f"step {self.step}: held-out {json.dumps({k: round(v, 4) for k, v in ev.items()})}", flush=True)
+        self.report(self.evaluate())
         while self.step < cfg.steps and not (cfg.minutes and time.time() - t0 > cfg.minutes * 60):
             parts = self.train_step()
             self.step += 1
@@ -228,16 +231,15 @@ class DetailTrainer:
             if self.step % cfg.eval_every == 0:
                 ev = self.evaluate()
                 append_log(self.out / "log.jsonl", {"step": self.step, "eval": ev})
-                print(f"step {self.step}: held-out {json.dumps({k: round(v, 4) for k, v in ev.items()})}", flush=True)
+                self.report(ev)
                 self.save(ev)
             if self.step % cfg.checkpoint_every == 0:
                 self.save_checkpoint()
         self.save_checkpoint()
         ev = self.evaluate()
         out = self.save(ev)
-        print(f"step {self.step}: held-out {json.dumps({k: round(v, 4) for k, v in ev.items()})}; wrote {out}", flush=True)
+        self.report(ev, f"; wrote {out}")
         return out
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.detail", description=__doc__,
@@ -245,14 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("bundle", help="edit-kind bundle folder or 'default'")
     p.add_argument("data", help="training faces (an image folder in the model's frame, e.g. celeba_train_64)")
     p.add_argument("--out", required=True, help="run folder (same command resumes)")
-    for f in fields(DetailConfig):
-        if f.name in ("bundle", "data", "out"):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in (bool, "bool"):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
-        else:
-            p.add_argument(flag, type={"int": int, "float": float}.get(str(f.type), str), default=f.default)
+    add_options(p, [o for o in dataclass_options(DetailConfig) if o[0] not in ("bundle", "data", "out")], {})
     a = vars(p.parse_args(argv))
     try:
         DetailTrainer(DetailConfig(**a)).run()

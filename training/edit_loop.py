@@ -29,6 +29,7 @@ from genaug.recon import psnr, reconstruction_score
 
 from .checkpoint import (append_log, check_resumable, load_checkpoint, load_state_dicts, save_checkpoint, state_dicts,
                          truncate_log, update_ema)
+from .config import add_options, dataclass_options
 from .data import load_faces, split_holdout
 from .edit import DEFAULT_CODES, CodeLayout, EditObjective, d_step, edit_spec, g_step
 
@@ -367,15 +368,7 @@ HELP = {
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genaug train --kind edit", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in fields(EditTrainConfig):
-        if f.name in ("data", "out"):
-            p.add_argument(f.name, help=HELP[f.name])
-        elif f.type in (bool, "bool"):
-            p.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=f.default, help=HELP.get(f.name))
-        else:
-            typ = {"int": int, "float": float}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
-            p.add_argument("--" + f.name.replace("_", "-"), type=typ, default=None if f.default is MISSING else f.default,
-                           help=HELP.get(f.name))
+    add_options(p, dataclass_options(EditTrainConfig), HELP, positional=("data", "out"))
     return p
 
 
