@@ -232,6 +232,16 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return cfg
 
 
+def read_spec(path: str | Path) -> LatentSpec:
+    """A bundle's :class:`LatentSpec` from its config alone (cheap: no weights are read)."""
+    try:
+        return LatentSpec.from_dict(read_config(path)["latent"])
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, BundleError):
+            raise
+        raise BundleError(f"{_bundle_dir(path) / CONFIG_NAME}: invalid latent config ({e})") from None
+
+
 def load_bundle(path: str | Path = "default", device: str | torch.device = "cpu") -> Bundle:
     """Load a bundle folder (or ``"default"``, the model shipped with genaug) onto ``device``."""
     folder = _bundle_dir(path)

@@ -24,7 +24,7 @@ from .cache import LatentStore, bundle_key, content_keys
 from .identity import online_gate
 from .lazy import LazyEngine
 from .render import paste_back
-from .sweep import Edit, derive_seed, variant_edits
+from .sweep import Edit, check_edit_options, derive_seed, variant_edits
 
 
 @dataclass
@@ -99,6 +99,8 @@ class GenerativeAugDataset(Dataset):
             gate=gate if gate is not None else (online_gate("auto") if gate_threshold is not None else None),
             gate_threshold=gate_threshold or 0.0,
         )
+        if engine is None and isinstance(bundle, (str, Path)):
+            check_edit_options(str(bundle), codes, bounds)
         self._lazy = LazyEngine(engine) if engine is not None else LazyEngine(**engine_kw)
         self.latents: Tensor | None = None
         self.scores: Tensor | None = None

@@ -18,7 +18,7 @@ from .device import resolve_device
 from .invert import Inversion, invert
 from .recon import parse_mix
 from .render import FRAMINGS, MODES, FrameInfo, paste_back, render, to_model_batch
-from .sweep import Edit, apply_edits, random_edits, resolve_edits
+from .sweep import Edit, apply_edits, code_ranges, random_edits, resolve_edits
 
 Gate = Callable[[Tensor, Tensor], Tensor]
 Generators = Union[torch.Generator, list[torch.Generator], None]
@@ -107,6 +107,7 @@ class Engine:
         self.gate = identity_gate(self.device, gate) if isinstance(gate, str) else gate
         self.gate_threshold, self.gate_retries = float(gate_threshold), int(gate_retries)
         self.codes = [self.spec.code_index(c) for c in codes] if codes is not None else None
+        code_ranges(self.spec, bounds)  # a bad range is an error here, not at the first draw
         self.bounds = bounds
         self.generator = torch.Generator()
         self.generator.manual_seed(seed) if seed is not None else self.generator.seed()

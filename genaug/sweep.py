@@ -8,6 +8,7 @@ the first n categories), or an explicit list. Each entry edits *one* code at a t
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any, Union
@@ -188,6 +189,44 @@ class EditDraw:
         return [Edit(int(c), float(v), bool(r)) for c, v, r in zip(self.code.tolist(), self.value.tolist(), self.relative.tolist())]
 
 
+def code_ranges(spec: LatentSpec, bounds: dict[str | int, tuple[float, float]] | None) -> dict[int, tuple[float, float]]:
+    """``bounds`` ({code: (low, high)}) keyed by code index, checked: continuous codes only, finite,
+    ``low <= high`` and within the code's own range. Raises ``ValueError`` naming the problem."""
+    out = {}
+    for key, pair in (bounds or {}).items():
+        try:
+            ci = spec.code_index(key)
+        except KeyError as e:
+            raise ValueError(f"bounds: {e.args[0]}") from None
+        c = spec.codes[ci]
+        if spec.is_categorical(ci):
+            raise ValueError(f"bounds: {c.name!r} is a categorical code (categories 0..{c.k - 1}); bounds apply to "
+                             f"continuous codes only")
+        try:
+            lo, hi = (float(v) for v in pair)
+        except (TypeError, ValueError):
+            raise ValueError(f"bounds[{key!r}] must be a pair (low, high) of numbers, got {pair!r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and c.low <= lo <= hi <= c.high):
+            raise ValueError(f"bounds[{key!r}] = ({lo:g}, {hi:g}) must satisfy {c.low:g} <= low <= high <= {c.high:g} "
+                             f"(the range of code {c.name!r})")
+        out[ci] = (lo, hi)
+    return out
+
+
+def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[str | int, tuple[float, float]] | None) -> None:
+    """Fail fast, from the bundle's config alone: a missing bundle, an unknown code or a bad range
+    raises ``ValueError`` here instead of at the first image (perhaps inside a DataLoader worker)."""
+    from .bundle import read_spec
+
+    spec = read_spec(bundle)
+    for c in codes or []:
+        try:
+            spec.code_index(c)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"codes: {e.args[0]}") from None
+    code_ranges(spec, bounds)
+
+
 def draw_edits(
     spec: LatentSpec,
     n: int,
@@ -201,7 +240,7 @@ def draw_edits(
     idx = [spec.code_index(c) for c in (codes if codes is not None else default_codes(spec))]
     if not idx:
         raise ValueError("random edits need at least one code")
-    ranges = {spec.code_index(k): v for k, v in (bounds or {}).items()}
+    ranges = code_ranges(spec, bounds)
     code = torch.tensor(idx, dtype=torch.long)[torch.randint(0, len(idx), (n,), generator=generator)]
     u = torch.rand(n, generator=generator).double()
     k = torch.tensor([float(getattr(c, "k", 0)) for c in spec.codes], dtype=torch.float64)[code]
@@ -237,7 +276,7 @@ def variant_edits(
     idx = [spec.code_index(c) for c in (codes if codes is not None else default_codes(spec))]
     if not idx:
         raise ValueError("random edits need at least one code")
-    ranges = {spec.code_index(k): v for k, v in (bounds or {}).items()}
+    ranges = code_ranges(spec, bounds)
     g = torch.Generator().manual_seed(derive_seed(seed, index))
     left = {ci: list(range(1, spec.codes[ci].k)) for ci in idx if spec.is_categorical(ci)}  # type: ignore[attr-defined]
     out: list[Edit] = []

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 
 from .identity import online_gate
 from .lazy import LazyEngine
-from .sweep import Edit
+from .sweep import Edit, check_edit_options
 
 Strength = float | tuple[float, float]
 
@@ -115,6 +115,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
             gate_threshold=gate_threshold or 0.0, codes=self.codes, bounds=self.bounds, seed=0,
         )
         self._worker_tag: tuple[int, int] | None = None
+        check_edit_options(self.bundle, self.codes, self.bounds)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("bundle", "codes", "mode", "strength", "refine_steps", "refine_loss", "framing", "bounds",

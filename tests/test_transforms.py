@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import genaug
+from genaug.bundle import read_spec
 from genaug.transforms import GenerativeFaceAug
 
 
@@ -95,6 +96,29 @@ def test_codes_and_bounds_respected(aug_kw):
 def test_invalid_arguments_rejected(kw, match):
     with pytest.raises(ValueError, match=match):
         GenerativeFaceAug(**kw)
+
+
+def test_bundle_codes_and_bounds_checked_at_construction(trained_bundle_path, tmp_path):
+    """A wrong code, range or bundle is an error when the transform / dataset is built, not at the
+    first image (maybe in a DataLoader worker); checked from the config, no weights loaded."""
+    kw = dict(bundle=str(trained_bundle_path), device="cpu", p=1.0)
+    with pytest.raises(ValueError, match="unknown code 'nope'"):
+        GenerativeFaceAug(codes=["nope"], **kw)
+    with pytest.raises(ValueError, match="out of range"):
+        GenerativeFaceAug(codes=[99], **kw)
+    with pytest.raises(ValueError, match="low <= high"):
+        GenerativeFaceAug(codes=["smile"], bounds={"smile": (0.6, 0.2)}, **kw)
+    with pytest.raises(ValueError, match="low <= high"):
+        GenerativeFaceAug(bounds={"smile": (-3.0, 0.0)}, **kw)
+    first = read_spec(trained_bundle_path).codes[0]  # a categorical code
+    with pytest.raises(ValueError, match="categorical"):
+        GenerativeFaceAug(bounds={first.name: (0.0, 1.0)}, **kw)
+    with pytest.raises(FileNotFoundError, match="bundle not found"):
+        GenerativeFaceAug(bundle=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="unknown code"):
+        genaug.GenerativeAugDataset([(_image(), 0)], codes=["nope"], bundle=str(trained_bundle_path), lazy=True)
+    t = GenerativeFaceAug(codes=["smile"], bounds={"smile": (0.2, 0.4)}, **kw)
+    assert t._engine is None  # the check read the config only
 
 
 def test_bad_image_raises_value_error(aug_kw):
