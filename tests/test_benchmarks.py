@@ -218,6 +218,20 @@ def test_attribute_shift_without_bound_code(attributes_folder, tmp_path, tiny_sp
     assert set(eg["results"]) == {"none", "classical", "enrol"} and eg["paired_differences"] == {}
 
 
+def test_attribute_pairs_counts_pairs_across_and_without(attributes_folder, faces_folder, tmp_path):
+    ap = load_script("attribute_pairs")
+    r = ap.main(["--quick", "--data", str(attributes_folder), "--attributes", "Eyeglasses", "Smiling", "Young",
+                 "--out", str(tmp_path / "ap.json")])
+    eg = r["attributes"]["Eyeglasses"]  # per person: photos 00 and 01 wear glasses, 02-05 do not
+    assert eg["across"]["pairs"] == 5 * 2 * 4 and eg["without"]["pairs"] == 5 * 6
+    assert r["attributes"]["all"]["pairs"] == 5 * 15 and 0 <= eg["across"]["same_person_rate"] <= 1
+    assert r["attributes"]["Smiling"]["across"]["pairs"] == 0 and r["attributes"]["Smiling"]["across"]["same_person_rate"] is None
+    assert "not a column" in r["attributes"]["Young"]["skipped"]
+    assert json.loads((tmp_path / "ap.json").read_text())["attributes"]["Eyeglasses"] == eg
+    (attributes_folder / "attributes.csv").unlink()
+    assert "attributes.csv" in ap.main(["--quick", "--data", str(faces_folder), "--out", str(tmp_path / "s.json")])["skipped"]
+
+
 @pytest.mark.parametrize("protocol", ["few_shot", "open_set", "attribute_shift"])
 def test_missing_inputs_skip_with_reason(protocol, faces_folder, tiny_bundle_path, tmp_path):
     out = tmp_path / "skip.json"
