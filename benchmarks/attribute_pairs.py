@@ -36,12 +36,13 @@ def group_stats(d: torch.Tensor, threshold: float) -> dict:
             "distance_mean": float(d.mean()) if d.numel() else None}
 
 
-def measure(emb: torch.Tensor, labels: torch.Tensor, attrs: dict[str, torch.Tensor], names: list[str], judge) -> dict:
+def measure(emb: torch.Tensor, labels: torch.Tensor, attrs: dict[str, torch.Tensor], names: list[str], judge,
+            threshold: float) -> dict:
     """Per attribute, same-person pair statistics across / without it."""
     i, j = torch.triu_indices(len(labels), len(labels), 1)
     keep = labels[i] == labels[j]
     i, j = i[keep], j[keep]
-    d = torch.cat([judge.distance(emb[i[s:s + 4096]], emb[j[s:s + 4096]]) for s in range(0, len(i), 4096)]) if len(i) else torch.zeros(0)
+    d = judge.distance(emb[i], emb[j]) if len(i) else torch.zeros(0)
     out = {}
     for name in names:
         if name not in attrs:
@@ -49,8 +50,8 @@ def measure(emb: torch.Tensor, labels: torch.Tensor, attrs: dict[str, torch.Tens
             continue
         a = attrs[name]
         across, without = a[i] != a[j], ~a[i] & ~a[j]
-        out[name] = {"across": group_stats(d[across], judge.threshold), "without": group_stats(d[without], judge.threshold)}
-    out["all"] = group_stats(d, judge.threshold)
+        out[name] = {"across": group_stats(d[across], threshold), "without": group_stats(d[without], threshold)}
+    out["all"] = group_stats(d, threshold)
     return out
 
 
@@ -92,11 +93,11 @@ def main(argv: list[str] | None = None) -> dict:
         return skip("attribute_pairs", f"{Path(a.data) / 'attributes.csv'} is missing", a.out)
     n = min(40, len(data.labels)) if a.quick else len(data.labels)
     judge = identity_judge(a.device)
-    judge.threshold = float(getattr(judge, "threshold", 0.5))  # the project's embedder: cosine distance 0.5
+    threshold = float(getattr(judge, "threshold", 0.5))  # the project's embedder: cosine distance 0.5
     x = to_unit(data.images[:n])
     emb = torch.cat([judge.embed(x[s:s + 256]) for s in range(0, n, 256)])
-    r = {"benchmark": "attribute_pairs", "data": str(a.data), "photos": n, "judge": judge.name, "threshold": judge.threshold,
-         "attributes": measure(emb, data.labels[:n], {k: v[:n] for k, v in attrs.items()}, a.attributes, judge)}
+    r = {"benchmark": "attribute_pairs", "data": str(a.data), "photos": n, "judge": judge.name, "threshold": threshold,
+         "attributes": measure(emb, data.labels[:n], {k: v[:n] for k, v in attrs.items()}, a.attributes, judge, threshold)}
     r["wall_s"] = round(time.time() - t0, 1)
     emit(r, format_table(r), a.out)
     return r

@@ -234,11 +234,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 def read_spec(path: str | Path) -> LatentSpec:
     """A bundle's :class:`LatentSpec` from its config alone (cheap: no weights are read)."""
+    cfg = read_config(path)
     try:
-        return LatentSpec.from_dict(read_config(path)["latent"])
+        return LatentSpec.from_dict(cfg["latent"])
     except (KeyError, TypeError, ValueError) as e:
-        if isinstance(e, BundleError):
-            raise
         raise BundleError(f"{_bundle_dir(path) / CONFIG_NAME}: invalid latent config ({e})") from None
 
 
