@@ -98,6 +98,42 @@ class Bundle:
             return 0.0
         return gain_for(self.edit_shift, self.spec, code, value, default=0.0)
 
+    @property
+    def edit_transfer(self) -> dict[str, dict[str, float]]:
+        """Selective transfer per categorical edit, ``{"code=value" or "code": {"quantile": q,
+        "content": w, "detail": w}}``: after the code and shift move, the content / detail map inside
+        the region where the code's direction acts (cells whose direction energy is at or above its
+        ``q`` quantile) is pulled ``w`` of the way (1 = replaced) to the new category's mean, so the
+        face's own traces of the old category (glasses rims the detail skip copies) do not survive
+        the edit. Edits the table does not name transfer nothing. See :meth:`transfer_table`."""
+        return self.runtime.get("edit_transfer", {})
+
+    def transfer_table(self) -> dict[tuple[int, int], torch.Tensor]:
+        """``(code index, new category) -> (noise_dim,)`` transfer weights in [0, 1] (what
+        :func:`genaug.sweep.apply_edits` takes as ``transfer``), from :attr:`edit_transfer` and the
+        :attr:`directions`; empty for edits without an entry or a direction."""
+        from .editnets import content_shape, detail_shape
+
+        out = {}
+        for name, t in self.directions.items():
+            ci = self.spec.code_index(name)
+            for v in range(len(t)):
+                entry = next((self.edit_transfer[k] for k in (f"{name}={v}", name) if k in self.edit_transfer), None)
+                if not entry:
+                    continue
+                tc = t.detach().float().cpu()
+                energy = (tc - tc.mean(0)).pow(2).sum(0)
+                parts, start = [], 0
+                for shape, key in ((content_shape(self.net), "content"), (detail_shape(self.net), "detail")):
+                    size = shape[0] * shape[1] * shape[2]
+                    if size:
+                        e = energy[start : start + size].reshape(shape).sum(0)
+                        cell = (e >= torch.quantile(e.flatten(), float(entry.get("quantile", 0.0)))).float()
+                        parts.append((float(entry.get(key, 0.0)) * cell).expand(shape).flatten())
+                    start += size
+                out[(ci, v)] = torch.cat(parts)
+        return out
+
     def direction_table(self) -> dict[int, torch.Tensor]:
         """:attr:`directions` keyed by code index (what :func:`genaug.sweep.apply_edits` takes)."""
         return {self.spec.code_index(name): t for name, t in self.directions.items()}
@@ -116,6 +152,18 @@ class Bundle:
                 if not ok or (positive and val == 0):
                     raise BundleError(f"runtime {table}[{key!r}] must be a {'positive' if positive else 'non-negative'} "
                                       f"number, got {val!r}")
+        transfer = self.runtime.get("edit_transfer", {})
+        if not isinstance(transfer, dict):
+            raise BundleError(f"runtime edit_transfer must be a table {{'code=value': {{...}}}}, got {transfer!r}")
+        for key, entry in transfer.items():
+            if key == "*" or key not in known:
+                raise BundleError(f"runtime edit_transfer names {key!r}, which is not a code or CODE=CATEGORY of this bundle")
+            if self.kind != "edit" or key.split("=")[0] not in self.directions:
+                raise BundleError(f"runtime edit_transfer[{key!r}] needs an edit-kind bundle with a direction for that code")
+            bad = not isinstance(entry, dict) or set(entry) - {"quantile", "content", "detail"} or not all(
+                not isinstance(w, bool) and isinstance(w, (int, float)) and 0 <= w <= 1 for w in entry.values())
+            if bad:
+                raise BundleError(f"runtime edit_transfer[{key!r}] must hold 'quantile', 'content' and 'detail' in [0, 1], got {entry!r}")
         for name, t in self.directions.items():
             i = self.spec.code_names.index(name) if name in self.spec.code_names else -1
             if i < 0 or not self.spec.is_categorical(i):

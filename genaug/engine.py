@@ -113,6 +113,7 @@ class Engine:
         self.generator.manual_seed(seed) if seed is not None else self.generator.seed()
         self.cache = LatentCache(cache_size)
         self.stats = {"augmented": 0, "gated": 0, "dropped": 0, "no_face": 0}
+        self._transfer: dict | None = None  # the bundle's selective-transfer weights, built at the first edit
         self._settings = f"{bundle_key(self.bundle)}|{self.refine_steps}|{self.refine_loss}|{self.refine_lr}"
 
     # ------------------------------------------------------------------ inversion
@@ -224,10 +225,13 @@ class Engine:
 
     def _apply(self, latent: Tensor, edits: list[Edit], wanted: Tensor) -> Tensor:
         """Absolute ``edits`` at user strengths ``wanted`` (N,), each scaled by the bundle's gain and
-        content shift for that code and direction (strength 1 = the bundle's full edit)."""
+        content shift and selective transfer for that code and direction (strength 1 = the bundle's full edit)."""
         gain = torch.tensor([self.bundle.gain_of(e.code, e.value) for e in edits], dtype=torch.float32)
         shift = torch.tensor([self.bundle.shift_of(e.code, e.value) for e in edits], dtype=torch.float32)
-        return apply_edits(latent, self.spec, edits, wanted * gain, self.bundle.direction_table(), wanted * shift)
+        if self._transfer is None:
+            self._transfer = self.bundle.transfer_table()
+        return apply_edits(latent, self.spec, edits, wanted * gain, self.bundle.direction_table(), wanted * shift,
+                           self._transfer, wanted)
 
     @torch.no_grad()
     def augment_tensor(

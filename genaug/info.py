@@ -52,6 +52,11 @@ def run_info(args: argparse.Namespace) -> None:
           "one gain per target category (0/1/...), measured per bundle")
     print("shift: how far a full edit also moves the face's content along the code's direction (the mean content of "
           "real faces in the new category minus that of the face's own); - where the bundle has no direction")
+    transfer = (cfg.get("runtime") or {}).get("edit_transfer") or {}
+    for key, t in transfer.items():
+        print(f"transfer {key}: after the edit, the {int(round(100 * (1 - t.get('quantile', 0))))} % of the map where "
+              f"the direction acts most is pulled to the new category's mean (content {t.get('content', 0):g}, "
+              f"detail {t.get('detail', 0):g} of the way)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -97,12 +97,16 @@ def plan_edits(spec: LatentSpec, plan: Plan | None = None) -> list[Edit]:
 
 
 def apply_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], strength: float | Tensor = 1.0,
-                directions: dict[int, Tensor] | None = None, shift: float | Tensor = 0.0) -> Tensor:
+                directions: dict[int, Tensor] | None = None, shift: float | Tensor = 0.0,
+                transfer: dict[tuple[int, int], Tensor] | None = None, transfer_amount: float | Tensor = 1.0) -> Tensor:
     """Apply one edit per row of ``latent`` (``len(edits) == N``), interpolated by ``strength``
     (0 = unchanged, 1 = the edit, >1 extrapolates; a continuous code stays within its range).
     ``directions`` (code index -> (k, noise_dim) mean content per category, see
     :attr:`genaug.bundle.Bundle.directions`) with ``shift`` (a number or one per row) also move the
     content of a categorical edit by ``shift`` x (mean of the new category - mean of the face's).
+    ``transfer`` ((code, new category) -> (noise_dim,) weights in [0, 1], see
+    :meth:`genaug.bundle.Bundle.transfer_table`) then pulls those parts of the content towards the
+    new category's mean, by ``transfer_amount`` (clamped to [0, 1]; a number or one per row).
     Built on the host, applied in a few batched operations. Returns a new (N, D) tensor."""
     n = latent.shape[0]
     if len(edits) != n:
@@ -151,6 +155,11 @@ def apply_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], strength: f
         delta = table[new] - table[old]
         amount = torch.as_tensor(shift, dtype=latent.dtype, device=dev).reshape(-1).expand(n)[rows]
         out[rows, :nd] += amount[:, None] * delta
+        if transfer:
+            zero = torch.zeros(nd)
+            w = torch.stack([transfer.get((m[1], m[3]), zero) for m in moves]).to(dev, latent.dtype)
+            a = torch.as_tensor(transfer_amount, dtype=latent.dtype, device=dev).reshape(-1).expand(n)[rows].clamp(0, 1)
+            out[rows, :nd] += a[:, None] * w * (table[new] - out[rows, :nd])
     return out
 
 

@@ -47,7 +47,9 @@ def test_calibrated_copy_keeps_the_networks_and_records_the_grid(tmp_path, capsy
     assert all(t.shape == (2, b.spec.noise_dim) for t in b.directions.values())
     cal = b.training["edit_calibration"]
     assert cal["judge"].startswith("embedder") and cal["min_same"] == 0.9
-    for c in cal["curves"]:
+    before = ref.training["edit_calibration"]["curves"]
+    assert any(c not in before for c in cal["curves"])
+    for c in [c for c in cal["curves"] if c not in before]:  # a direction with too few faces keeps its old grid
         shifts = (0, 1) if c["key"].split("=")[0] in b.directions else (0,)  # codes without a direction: gains only
         assert {(p["gain"], p["shift"]) for p in c["points"]} == {(g, s) for g in (0.5, 2) for s in shifts}
         assert all(0 <= p["success"] <= 1 and 0 <= p["same"] <= 1 for p in c["points"])
@@ -55,3 +57,33 @@ def test_calibrated_copy_keeps_the_networks_and_records_the_grid(tmp_path, capsy
     default_gain = ref.edit_gain["*"] if isinstance(ref.edit_gain, dict) else ref.edit_gain
     assert b.edit_gain["*"] == default_gain  # codes without labels keep the previous gain
     assert "success/same-person" in capsys.readouterr().out
+
+
+def test_bad_transfers_are_refused(tmp_path, capsys):
+    (tmp_path / "faces").mkdir()
+    for bad in (["--transfers", "0.5:1"], ["--transfers", "none", "2:0:1"]):
+        assert main(["default", str(tmp_path / "faces"), "--out", str(tmp_path / "out"), *bad]) == 1
+        assert "transfer" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.data
+def test_some_codes_with_selective_transfers(tmp_path):
+    """--codes re-measures only those codes (the others keep their values and recorded grids);
+    --transfers adds selective-transfer settings to the grid and the chosen one lands in the runtime."""
+    faces = need(CELEBA64)
+    out = tmp_path / "calibrated"
+    assert main(["default", str(faces), "--out", str(out), "--n", "64", "--codes", "smile", "--gains", "1", "--shifts", "1",
+                 "--transfers", "none", "0.5:0:1", "--judge", "embedder", "--threads", "1"]) == 0
+    b, ref = load_bundle(out), load_bundle("default")
+    cal = b.training["edit_calibration"]
+    measured = [c for c in cal["curves"] if c["key"].startswith("smile=")]
+    assert {c["key"] for c in measured} == {"smile=0", "smile=1"} and cal["codes"] == ["smile"]
+    old = {c["key"] for c in ref.training["edit_calibration"]["curves"]} - {"smile=0", "smile=1"}
+    assert old <= {c["key"] for c in cal["curves"]}  # the other codes' grids are kept
+    for c in measured:
+        assert [p["transfer"] for p in c["points"]] == [None, {"quantile": 0.5, "content": 0.0, "detail": 1.0}]
+        assert b.edit_transfer.get(c["key"]) == c["chosen"]["transfer"]
+    for key in ("glasses=1", "glasses=0", "mouth=1"):  # not re-measured: unchanged
+        assert b.edit_gain[key] == ref.edit_gain[key] and b.edit_shift[key] == ref.edit_shift[key]
+        assert b.edit_transfer.get(key) == ref.edit_transfer.get(key)

@@ -18,11 +18,12 @@ from conftest import CELEBA_ID200, need
 pytestmark = pytest.mark.slow
 
 # measured on 300 held-out faces (benchmarks/edit_success.py, in the model card), with the detail
-# skip, its content directions and the gains + shifts calibrated under an identity floor: adding
-# glasses 80 %, removing them 65 % (of 17), adding a smile 96 %, removing it 96 %, opening the mouth
-# 95 %, closing it 90 %, adding bangs 48 %, removing them 82 %; the bars sit below with sampling margin.
+# skip, its content directions, the gains + shifts calibrated under an identity floor and a selective
+# transfer for glasses: adding glasses 86 %, removing them 76 % (of 17), adding a smile 96 %, removing
+# it 96 %, opening the mouth 95 %, closing it 90 %, adding bangs 48 %, removing them 82 %; the bars
+# sit below with sampling margin (without the transfer glasses were added on 80 %, removed on 65 %).
 MIN_SUCCESS = {("Smiling", 1): 0.85, ("Smiling", 0): 0.85, ("Mouth_Slightly_Open", 1): 0.85, ("Mouth_Slightly_Open", 0): 0.8,
-               ("Bangs", 1): 0.38, ("Bangs", 0): 0.65, ("Eyeglasses", 1): 0.72, ("Eyeglasses", 0): 0.35}
+               ("Bangs", 1): 0.38, ("Bangs", 0): 0.65, ("Eyeglasses", 1): 0.78, ("Eyeglasses", 0): 0.55}
 # dlib called 90-98 % of each direction's edits the same person; the previous calibration removed
 # glasses and bangs by destroying the face (40 % and 66 %), which this bar catches.
 MIN_SAME_PERSON = 0.8

@@ -118,11 +118,30 @@ def choose(points: list[dict], min_same: float, tolerance: float) -> dict:
     return min((p for p in ok if p["success"] >= best - tolerance), key=lambda p: (p["distance"], p["gain"], p["shift"]))
 
 
+def transfer_label(t: dict | None) -> str:
+    return "none" if not t else f"q{t['quantile']:g}/c{t['content']:g}/d{t['detail']:g}"
+
+
+def parse_transfer(text: str) -> dict[str, float] | None:
+    """``"none"`` or ``"Q:CONTENT:DETAIL"`` (numbers in [0, 1]) -> an ``edit_transfer`` entry."""
+    if text == "none":
+        return None
+    try:
+        q, wc, wd = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise ValueError(f"a transfer is 'none' or QUANTILE:CONTENT:DETAIL, got {text!r}") from None
+    if not all(0 <= v <= 1 for v in (q, wc, wd)):
+        raise ValueError(f"transfer {text!r}: each number must be in [0, 1]")
+    return {"quantile": q, "content": wc, "detail": wd}
+
+
 @torch.no_grad()
 def measure(bundle: Bundle, x: Tensor, attrs: Tensor, names: list[str], gains: list[float], shifts: list[float],
-            judge=None, min_same: float = 0.9, tolerance: float = 0.02, device: str = "cpu", min_faces: int = 10) -> list[dict]:
+            judge=None, min_same: float = 0.9, tolerance: float = 0.02, device: str = "cpu", min_faces: int = 10,
+            transfers: list[dict | None] = (None,), codes: list[str] | None = None) -> list[dict]:
     """One grid per (bound code, direction): ``{"key", "attribute", "n", "points", "chosen"}``; a
-    point is ``{"gain", "shift", "success", "same", "distance"}`` (``same`` = 1 without a judge)."""
+    point is ``{"gain", "shift", "transfer", "success", "same", "distance"}`` (``same`` = 1 without
+    a judge; ``transfer`` an ``edit_transfer`` entry or None). ``codes`` limits the codes measured."""
     clf = resolve_feature_net(None, "attributes", device)
     judged = attribute_names(clf)
     engine = Engine(replace(bundle, runtime={"refine_steps": bundle.default_refine_steps}), device=device, seed=0)
@@ -131,7 +150,7 @@ def measure(bundle: Bundle, x: Tensor, attrs: Tensor, names: list[str], gains: l
     curves = []
     for ci, code in enumerate(engine.spec.codes):
         attr = code.attribute
-        if not engine.spec.is_categorical(ci) or attr not in names or attr not in judged:
+        if not engine.spec.is_categorical(ci) or attr not in names or attr not in judged or (codes and code.name not in codes):
             continue
         has = attrs[:, names.index(attr)] > 0
         col = judged.index(attr)
@@ -142,33 +161,35 @@ def measure(bundle: Bundle, x: Tensor, attrs: Tensor, names: list[str], gains: l
             idx = rows.nonzero().flatten().to(inv.latent.device)
             xs, lat, base = x[idx].to(inv.latent.device), inv.latent[idx], inv.recon[idx]
             points = []
-            for g in gains:
-                for s in (shifts if ci in table else [0.0]):
-                    edited = apply_edits(lat, engine.spec, [Edit(ci, float(value))] * len(idx), g, table, s)
-                    out = render(xs, base, engine.generate(edited), "delta")
-                    p = attribute_probabilities(out, clf)[:, col]
-                    dist = judge.distance(xs, out).cpu() if judge is not None else torch.zeros(len(idx))
-                    same = (dist < judge.threshold).float().mean() if judge is not None else torch.tensor(1.0)
-                    points.append({"gain": g, "shift": s, "success": float(((p > 0.5) if value else (p < 0.5)).float().mean()),
-                                   "same": float(same), "distance": float(dist.mean())})
+            grid = [(g, s, t) for g in gains for s in (shifts if ci in table else [0.0]) for t in (transfers if ci in table else [None])]
+            for g, s, t in grid:
+                weights = replace(bundle, runtime={"edit_transfer": {f"{code.name}={value}": t}}).transfer_table() if t else None
+                edited = apply_edits(lat, engine.spec, [Edit(ci, float(value))] * len(idx), g, table, s, weights)
+                out = render(xs, base, engine.generate(edited), "delta")
+                p = attribute_probabilities(out, clf)[:, col]
+                dist = judge.distance(xs, out).cpu() if judge is not None else torch.zeros(len(idx))
+                same = (dist < judge.threshold).float().mean() if judge is not None else torch.tensor(1.0)
+                points.append({"gain": g, "shift": s, "transfer": t, "success": float(((p > 0.5) if value else (p < 0.5)).float().mean()),
+                               "same": float(same), "distance": float(dist.mean())})
             curves.append({"key": f"{code.name}={value}", "attribute": attr, "n": len(idx), "points": points,
                            "chosen": choose(points, min_same, tolerance)})
     return curves
 
 
 def format_curves(curves: list[dict]) -> str:
-    """Success % / same-person % per gain (rows) and shift (columns), the chosen point marked *."""
+    """Success % / same-person % per gain and transfer (rows) and shift (columns), the chosen point marked *."""
     lines = []
     for c in curves:
         shifts = sorted({p["shift"] for p in c["points"]})
-        lines.append(f"{c['key']} (n={c['n']}), success/same-person %, rows gain, columns shift " + " ".join(f"{s:g}" for s in shifts))
-        for g in sorted({p["gain"] for p in c["points"]}):
+        lines.append(f"{c['key']} (n={c['n']}), success/same-person %, rows gain [transfer], columns shift " + " ".join(f"{s:g}" for s in shifts))
+        rows = list(dict.fromkeys((p["gain"], transfer_label(p.get("transfer"))) for p in c["points"]))
+        for g, t in sorted(rows, key=lambda r: (r[0], r[1] != "none", r[1])):
             cells = []
             for s in shifts:
-                p = next(q for q in c["points"] if q["gain"] == g and q["shift"] == s)
+                p = next(q for q in c["points"] if q["gain"] == g and q["shift"] == s and transfer_label(q.get("transfer")) == t)
                 mark = "*" if p is c["chosen"] else " "
                 cells.append(f"{p['success']:4.0%}/{p['same']:4.0%}{mark}")
-            lines.append(f"  {g:<5g}" + "  ".join(cells))
+            lines.append(f"  {g:<5g}" + (f"{t:<14}" if any(p.get("transfer") for p in c["points"]) else "") + "  ".join(cells))
     return "\n".join(lines)
 
 
@@ -189,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--judge", default="auto", help="identity judge (auto, dlib, student, embedder) or 'none' (no identity floor)")
     p.add_argument("--min-same", type=float, default=0.9, help="share of edited faces the judge must still call the same person")
     p.add_argument("--tolerance", type=float, default=0.02, help="success this close to the best counts as the best")
+    p.add_argument("--transfers", nargs="+", default=["none"], help="selective-transfer settings to try per direction: "
+                   "'none' or QUANTILE:CONTENT:DETAIL (see Bundle.edit_transfer), e.g. none 0.5:0:1 0.75:1:1")
+    p.add_argument("--codes", nargs="*", default=None, help="calibrate only these codes (the others keep their values)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -196,18 +220,25 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
+        transfers = [parse_transfer(t) for t in a.transfers]
         if any(g <= 0 for g in a.gains) or any(s < 0 for s in a.shifts) or a.n < 1 or not 0 <= a.min_same <= 1:
             raise ValueError("gains must be positive, shifts non-negative, --n >= 1 and --min-same in [0, 1]")
         bundle = load_bundle(a.bundle)
         if a.directions:
             xd, ad, nd = load_labelled(a.directions, bundle.image_size, None, a.directions_n, a.seed)
             bundle = replace(bundle, directions=content_directions(bundle, xd, ad, nd, tuple(a.strata), a.device))
+            kept_transfer = {k: v for k, v in bundle.edit_transfer.items() if k.split("=")[0] in bundle.directions}
+            for k in sorted(set(bundle.edit_transfer) - set(kept_transfer)):
+                print(f"{k}: the new directions have none for this code; its selective transfer is dropped", file=sys.stderr)
+            bundle.runtime = {**{k: v for k, v in bundle.runtime.items() if k != "edit_transfer"},
+                              **({"edit_transfer": kept_transfer} if kept_transfer else {})}
             bundle.check_runtime()
         from genaug.identity import get_judge
 
         judge = None if a.judge == "none" else get_judge(a.judge, a.device)
         x, attrs, names = load_labelled(a.faces, bundle.image_size, a.split or None, a.n, a.seed)
-        curves = measure(bundle, x, attrs, names, sorted(a.gains), sorted(a.shifts), judge, a.min_same, a.tolerance, a.device)
+        curves = measure(bundle, x, attrs, names, sorted(a.gains), sorted(a.shifts), judge, a.min_same, a.tolerance, a.device,
+                         transfers=transfers, codes=a.codes)
     except (OSError, ValueError) as e:
         print(f"calibrate_edits: error: {e}", file=sys.stderr)
         return 1
@@ -217,14 +248,20 @@ def main(argv: list[str] | None = None) -> int:
         old = bundle.runtime.get(name, default)
         tables[name] = dict(old) if isinstance(old, dict) else {"*": float(old)}
         tables[name].update({c["key"]: c["chosen"]["gain" if name == "edit_gain" else "shift"] for c in curves})
-    bundle.runtime = {**bundle.runtime, **tables}
+    transfer = {k: v for k, v in bundle.edit_transfer.items() if k not in {c["key"] for c in curves}}
+    transfer.update({c["key"]: c["chosen"]["transfer"] for c in curves if c["chosen"].get("transfer")})
+    bundle.runtime = {**{k: v for k, v in bundle.runtime.items() if k != "edit_transfer"}, **tables,
+                      **({"edit_transfer": transfer} if transfer else {})}
     training = {k: v for k, v in bundle.training.items() if k not in ("edit_gain_calibration", "weights_sha256")}
+    # a calibration of some codes (--codes) keeps the recorded grids of the others
+    kept = [c for c in bundle.training.get("edit_calibration", {}).get("curves", []) if c["key"] not in {c["key"] for c in curves}]
     bundle.training = {**training, "edit_calibration": {
         "faces": str(a.faces), "split": a.split, "n": len(x), "seed": a.seed, "tolerance": a.tolerance,
         "judge": judge.describe() if judge is not None else None, "min_same": a.min_same,
         "directions": {"faces": str(a.directions), "n": a.directions_n, "strata": a.strata} if a.directions else None,
-        "curves": [{**c, "chosen": {"gain": c["chosen"]["gain"], "shift": c["chosen"]["shift"]},
-                    "points": [{k: round(v, 4) for k, v in q.items()} for q in c["points"]]} for c in curves]}}
+        "codes": a.codes, "curves": [*kept, *({**c, "chosen": {k: c["chosen"][k] for k in ("gain", "shift", "transfer")},
+                     "points": [{k: v if k == "transfer" else round(v, 4) for k, v in q.items()} for q in c["points"]]}
+                    for c in curves)]}}
     half = read_config(a.bundle)["weights"].get("dtype") == "float16"
     out = save_bundle(bundle, a.out, half=half)
     print(f"wrote {out}: edit_gain {json.dumps(tables['edit_gain'])}, edit_shift {json.dumps(tables['edit_shift'])}")
