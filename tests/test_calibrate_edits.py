@@ -61,24 +61,27 @@ def test_calibrated_copy_keeps_the_networks_and_records_the_grid(tmp_path, capsy
 
 def test_bad_transfers_are_refused(tmp_path, capsys):
     (tmp_path / "faces").mkdir()
-    for bad in (["--transfers", "0.5:1"], ["--transfers", "none", "2:0:1"]):
+    for bad, word in ((["--transfers", "0.5:1"], "transfer"), (["--transfers", "none", "2:0:1"], "transfer"),
+                      (["--max-faces", "-1"], "--max-faces")):
         assert main(["default", str(tmp_path / "faces"), "--out", str(tmp_path / "out"), *bad]) == 1
-        assert "transfer" in capsys.readouterr().err
+        assert word in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.data
 def test_some_codes_with_selective_transfers(tmp_path):
     """--codes re-measures only those codes (the others keep their values and recorded grids);
-    --transfers adds selective-transfer settings to the grid and the chosen one lands in the runtime."""
+    --transfers adds selective-transfer settings to the grid and the chosen one lands in the runtime;
+    --max-faces caps the faces per direction."""
     faces = need(CELEBA64)
     out = tmp_path / "calibrated"
     assert main(["default", str(faces), "--out", str(out), "--n", "64", "--codes", "smile", "--gains", "1", "--shifts", "1",
-                 "--transfers", "none", "0.5:0:1", "--judge", "embedder", "--threads", "1"]) == 0
+                 "--transfers", "none", "0.5:0:1", "--max-faces", "20", "--judge", "embedder", "--threads", "1"]) == 0
     b, ref = load_bundle(out), load_bundle("default")
     cal = b.training["edit_calibration"]
     measured = [c for c in cal["curves"] if c["key"].startswith("smile=")]
     assert {c["key"] for c in measured} == {"smile=0", "smile=1"} and cal["codes"] == ["smile"]
+    assert all(c["n"] == 20 for c in measured) and cal["max_faces"] == 20  # 64 faces, about half smile
     old = {c["key"] for c in ref.training["edit_calibration"]["curves"]} - {"smile=0", "smile=1"}
     assert old <= {c["key"] for c in cal["curves"]}  # the other codes' grids are kept
     for c in measured:

@@ -138,10 +138,13 @@ def parse_transfer(text: str) -> dict[str, float] | None:
 @torch.no_grad()
 def measure(bundle: Bundle, x: Tensor, attrs: Tensor, names: list[str], gains: list[float], shifts: list[float],
             judge=None, min_same: float = 0.9, tolerance: float = 0.02, device: str = "cpu", min_faces: int = 10,
-            transfers: list[dict | None] = (None,), codes: list[str] | None = None) -> list[dict]:
+            transfers: list[dict | None] = (None,), codes: list[str] | None = None, max_faces: int = 0,
+            seed: int = 0) -> list[dict]:
     """One grid per (bound code, direction): ``{"key", "attribute", "n", "points", "chosen"}``; a
     point is ``{"gain", "shift", "transfer", "success", "same", "distance"}`` (``same`` = 1 without
-    a judge; ``transfer`` an ``edit_transfer`` entry or None). ``codes`` limits the codes measured."""
+    a judge; ``transfer`` an ``edit_transfer`` entry or None). ``codes`` limits the codes measured;
+    ``max_faces`` (> 0) caps the faces per direction (a seeded random subset), so a large sample gives
+    the rare direction (removing glasses) many faces without multiplying the common one's cost."""
     clf = resolve_feature_net(None, "attributes", device)
     judged = attribute_names(clf)
     engine = Engine(replace(bundle, runtime={"refine_steps": bundle.default_refine_steps}), device=device, seed=0)
@@ -158,7 +161,11 @@ def measure(bundle: Bundle, x: Tensor, attrs: Tensor, names: list[str], gains: l
             if int(rows.sum()) < min_faces:
                 print(f"{code.name}={value}: only {int(rows.sum())} faces, kept the previous values", file=sys.stderr)
                 continue
-            idx = rows.nonzero().flatten().to(inv.latent.device)
+            idx = rows.nonzero().flatten()
+            if 0 < max_faces < len(idx):
+                g = torch.Generator().manual_seed(seed * 1000 + ci * 2 + value)
+                idx = idx[torch.randperm(len(idx), generator=g)[:max_faces]].sort().values
+            idx = idx.to(inv.latent.device)
             xs, lat, base = x[idx].to(inv.latent.device), inv.latent[idx], inv.recon[idx]
             points = []
             grid = [(g, s, t) for g in gains for s in (shifts if ci in table else [0.0]) for t in (transfers if ci in table else [None])]
@@ -213,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--transfers", nargs="+", default=["none"], help="selective-transfer settings to try per direction: "
                    "'none' or QUANTILE:CONTENT:DETAIL (see Bundle.edit_transfer), e.g. none 0.5:0:1 0.75:1:1")
     p.add_argument("--codes", nargs="*", default=None, help="calibrate only these codes (the others keep their values)")
+    p.add_argument("--max-faces", type=int, default=0, help="at most this many faces per code and direction "
+                   "(seeded subset; 0 = all): with a large --n the rare direction gets many faces cheaply")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -221,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(a.threads)
     try:
         transfers = [parse_transfer(t) for t in a.transfers]
-        if any(g <= 0 for g in a.gains) or any(s < 0 for s in a.shifts) or a.n < 1 or not 0 <= a.min_same <= 1:
-            raise ValueError("gains must be positive, shifts non-negative, --n >= 1 and --min-same in [0, 1]")
+        if any(g <= 0 for g in a.gains) or any(s < 0 for s in a.shifts) or a.n < 1 or not 0 <= a.min_same <= 1 or a.max_faces < 0:
+            raise ValueError("gains must be positive, shifts non-negative, --n >= 1, --max-faces >= 0 and --min-same in [0, 1]")
         bundle = load_bundle(a.bundle)
         if a.directions:
             xd, ad, nd = load_labelled(a.directions, bundle.image_size, None, a.directions_n, a.seed)
@@ -238,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         judge = None if a.judge == "none" else get_judge(a.judge, a.device)
         x, attrs, names = load_labelled(a.faces, bundle.image_size, a.split or None, a.n, a.seed)
         curves = measure(bundle, x, attrs, names, sorted(a.gains), sorted(a.shifts), judge, a.min_same, a.tolerance, a.device,
-                         transfers=transfers, codes=a.codes)
+                         transfers=transfers, codes=a.codes, max_faces=a.max_faces, seed=a.seed)
     except (OSError, ValueError) as e:
         print(f"calibrate_edits: error: {e}", file=sys.stderr)
         return 1
@@ -256,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     # a calibration of some codes (--codes) keeps the recorded grids of the others
     kept = [c for c in bundle.training.get("edit_calibration", {}).get("curves", []) if c["key"] not in {c["key"] for c in curves}]
     bundle.training = {**training, "edit_calibration": {
-        "faces": str(a.faces), "split": a.split, "n": len(x), "seed": a.seed, "tolerance": a.tolerance,
+        "faces": str(a.faces), "split": a.split, "n": len(x), "seed": a.seed, "max_faces": a.max_faces, "tolerance": a.tolerance,
         "judge": judge.describe() if judge is not None else None, "min_same": a.min_same,
         "directions": {"faces": str(a.directions), "n": a.directions_n, "strata": a.strata} if a.directions else None,
         "codes": a.codes, "curves": [*kept, *({**c, "chosen": {k: c["chosen"][k] for k in ("gain", "shift", "transfer")},
