@@ -105,7 +105,10 @@ class Bundle:
         the region where the code's direction acts (cells whose direction energy is at or above its
         ``q`` quantile) is pulled ``w`` of the way (1 = replaced) to the new category's mean, so the
         face's own traces of the old category (glasses rims the detail skip copies) do not survive
-        the edit. Edits the table does not name transfer nothing. See :meth:`transfer_table`."""
+        the edit. It acts also when the encoder already puts the face in the new category (the shift
+        is then zero): an explicit ``glasses=0`` still clears rims the encoder missed (it misses them
+        on about one glasses face in seven). Edits the table does not name transfer nothing. See
+        :meth:`transfer_table`."""
         return self.runtime.get("edit_transfer", {})
 
     def transfer_table(self) -> dict[tuple[int, int], torch.Tensor]:

@@ -32,6 +32,9 @@ def test_apply_edits_pulls_the_weighted_part_to_the_new_mean():
     # an edit the table does not name (towards category 1) transfers nothing
     back = apply_edits(out, spec, [Edit(0, 1)] * 4, 1.0, directions, 1.0, {(0, 0): w})
     torch.testing.assert_close(back, apply_edits(out, spec, [Edit(0, 1)] * 4, 1.0, directions, 1.0))
+    # a face already in the edit's category: no shift, but the transfer still clears the region
+    same = apply_edits(latent, spec, [Edit(0, 1)] * 4, 1.0, directions, 1.0, {(0, 1): w})
+    torch.testing.assert_close(same[:, :6], latent[:, :6] + w * (directions[0][1] - latent[:, :6]))
 
 
 def test_transfer_table_masks_the_direction_region_and_the_engine_uses_it(tmp_path):
