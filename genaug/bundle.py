@@ -46,6 +46,26 @@ class BundleError(ValueError):
     """A bundle that cannot be loaded: missing, corrupt, truncated or mismatched."""
 
 
+def transfer_weights(direction: torch.Tensor, entry: dict[str, float], net) -> torch.Tensor:
+    """(noise_dim,) weights of one ``edit_transfer`` entry for one code's (k, noise_dim) direction
+    table: ``entry["content"]`` / ``entry["detail"]`` on the cells of the content / detail map whose
+    direction energy (spread of the category means) is at or above the ``entry["quantile"]`` quantile,
+    0 elsewhere (CPU float32)."""
+    from .editnets import content_shape, detail_shape
+
+    t = direction.detach().float().cpu()
+    energy = (t - t.mean(0)).pow(2).sum(0)
+    parts, start = [], 0
+    for shape, key in ((content_shape(net), "content"), (detail_shape(net), "detail")):
+        size = shape[0] * shape[1] * shape[2]
+        if size:
+            e = energy[start : start + size].reshape(shape).sum(0)
+            cell = (e >= torch.quantile(e.flatten(), float(entry.get("quantile", 0.0)))).float()
+            parts.append((float(entry.get(key, 0.0)) * cell).expand(shape).flatten())
+        start += size
+    return torch.cat(parts)
+
+
 @dataclass
 class Bundle:
     """A controllable generator, its latent predictor and everything needed to use them."""
@@ -115,26 +135,13 @@ class Bundle:
         """``(code index, new category) -> (noise_dim,)`` transfer weights in [0, 1] (what
         :func:`genaug.sweep.apply_edits` takes as ``transfer``), from :attr:`edit_transfer` and the
         :attr:`directions`; empty for edits without an entry or a direction."""
-        from .editnets import content_shape, detail_shape
-
         out = {}
         for name, t in self.directions.items():
             ci = self.spec.code_index(name)
             for v in range(len(t)):
                 entry = next((self.edit_transfer[k] for k in (f"{name}={v}", name) if k in self.edit_transfer), None)
-                if not entry:
-                    continue
-                tc = t.detach().float().cpu()
-                energy = (tc - tc.mean(0)).pow(2).sum(0)
-                parts, start = [], 0
-                for shape, key in ((content_shape(self.net), "content"), (detail_shape(self.net), "detail")):
-                    size = shape[0] * shape[1] * shape[2]
-                    if size:
-                        e = energy[start : start + size].reshape(shape).sum(0)
-                        cell = (e >= torch.quantile(e.flatten(), float(entry.get("quantile", 0.0)))).float()
-                        parts.append((float(entry.get(key, 0.0)) * cell).expand(shape).flatten())
-                    start += size
-                out[(ci, v)] = torch.cat(parts)
+                if entry:
+                    out[(ci, v)] = transfer_weights(t, entry, self.net)
         return out
 
     def direction_table(self) -> dict[int, torch.Tensor]:

@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from genaug.bundle import Bundle, load_bundle, read_config, save_bundle
+from genaug.bundle import Bundle, load_bundle, read_config, save_bundle, transfer_weights
 from genaug.engine import Engine
 from genaug.metrics import attribute_names, attribute_probabilities, resolve_feature_net
 from genaug.render import render
@@ -118,6 +118,11 @@ def choose(points: list[dict], min_same: float, tolerance: float) -> dict:
     return min((p for p in ok if p["success"] >= best - tolerance), key=lambda p: (p["distance"], p["gain"], p["shift"]))
 
 
+def with_transfer(runtime: dict, transfer: dict) -> dict:
+    """``runtime`` with its ``edit_transfer`` table replaced by ``transfer`` (left out when empty)."""
+    return {**{k: v for k, v in runtime.items() if k != "edit_transfer"}, **({"edit_transfer": transfer} if transfer else {})}
+
+
 def transfer_label(t: dict | None) -> str:
     return "none" if not t else f"q{t['quantile']:g}/c{t['content']:g}/d{t['detail']:g}"
 
@@ -170,7 +175,7 @@ def measure(bundle: Bundle, x: Tensor, attrs: Tensor, names: list[str], gains: l
             points = []
             grid = [(g, s, t) for g in gains for s in (shifts if ci in table else [0.0]) for t in (transfers if ci in table else [None])]
             for g, s, t in grid:
-                weights = replace(bundle, runtime={"edit_transfer": {f"{code.name}={value}": t}}).transfer_table() if t else None
+                weights = {(ci, value): transfer_weights(table[ci], t, bundle.net)} if t else None
                 edited = apply_edits(lat, engine.spec, [Edit(ci, float(value))] * len(idx), g, table, s, weights)
                 out = render(xs, base, engine.generate(edited), "delta")
                 p = attribute_probabilities(out, clf)[:, col]
@@ -239,8 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             kept_transfer = {k: v for k, v in bundle.edit_transfer.items() if k.split("=")[0] in bundle.directions}
             for k in sorted(set(bundle.edit_transfer) - set(kept_transfer)):
                 print(f"{k}: the new directions have none for this code; its selective transfer is dropped", file=sys.stderr)
-            bundle.runtime = {**{k: v for k, v in bundle.runtime.items() if k != "edit_transfer"},
-                              **({"edit_transfer": kept_transfer} if kept_transfer else {})}
+            bundle.runtime = with_transfer(bundle.runtime, kept_transfer)
             bundle.check_runtime()
         from genaug.identity import get_judge
 
@@ -257,13 +261,13 @@ def main(argv: list[str] | None = None) -> int:
         old = bundle.runtime.get(name, default)
         tables[name] = dict(old) if isinstance(old, dict) else {"*": float(old)}
         tables[name].update({c["key"]: c["chosen"]["gain" if name == "edit_gain" else "shift"] for c in curves})
-    transfer = {k: v for k, v in bundle.edit_transfer.items() if k not in {c["key"] for c in curves}}
+    measured = {c["key"] for c in curves}
+    transfer = {k: v for k, v in bundle.edit_transfer.items() if k not in measured}
     transfer.update({c["key"]: c["chosen"]["transfer"] for c in curves if c["chosen"].get("transfer")})
-    bundle.runtime = {**{k: v for k, v in bundle.runtime.items() if k != "edit_transfer"}, **tables,
-                      **({"edit_transfer": transfer} if transfer else {})}
+    bundle.runtime = with_transfer({**bundle.runtime, **tables}, transfer)
     training = {k: v for k, v in bundle.training.items() if k not in ("edit_gain_calibration", "weights_sha256")}
     # a calibration of some codes (--codes) keeps the recorded grids of the others
-    kept = [c for c in bundle.training.get("edit_calibration", {}).get("curves", []) if c["key"] not in {c["key"] for c in curves}]
+    kept = [c for c in bundle.training.get("edit_calibration", {}).get("curves", []) if c["key"] not in measured]
     bundle.training = {**training, "edit_calibration": {
         "faces": str(a.faces), "split": a.split, "n": len(x), "seed": a.seed, "max_faces": a.max_faces, "tolerance": a.tolerance,
         "judge": judge.describe() if judge is not None else None, "min_same": a.min_same,
