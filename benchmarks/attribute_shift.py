@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strengths", type=float, nargs="+", default=d.strengths, help="edit strengths (one variant each)")
     p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement steps (default: the bundle's)")
     p.add_argument("--steps", type=int, default=d.train.steps)
+    p.add_argument("--p-genaug", type=float, default=d.train.p_genaug, help="probability a training sample is shown as a genaug variant")
     p.add_argument("--no-training-only", action="store_true", help="skip the trained arms")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/attribute_shift_<bundle>.json)")
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
     a = build_parser().parse_args(argv)
     torch.set_num_threads(a.threads)
     cfg = ShiftConfig(a.data, a.attributes, a.min_without, a.max_train, a.seeds, [] if a.no_training_only else a.arms,
-                      a.bundle, a.device, a.strengths, a.refine_steps, True, TrainSettings(steps=a.steps))
+                      a.bundle, a.device, a.strengths, a.refine_steps, True, TrainSettings(steps=a.steps, p_genaug=a.p_genaug))
     if a.quick:
         cfg.seeds, cfg.refine_steps, cfg.train.steps, cfg.train.batch_size = 2, 1, 20, 8
     out = a.out or default_out("attribute_shift", a.bundle, a.quick)

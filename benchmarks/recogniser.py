@@ -70,6 +70,8 @@ class Augmenter:
             raise ValueError(f"unknown arm {arm!r}; choose from {ARMS}")
         if "genaug" in arm and variants is None:
             raise ValueError(f"arm {arm!r} needs genaug variants")
+        if not 0.0 <= p_genaug <= 1.0:
+            raise ValueError(f"p_genaug is a probability in [0, 1], got {p_genaug!r}")
         self.arm, self.p = arm, p_genaug
         self.classical = classical_pipeline(seed) if arm.startswith("classical") else None
         self.variants = variants

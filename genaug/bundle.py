@@ -32,7 +32,7 @@ CELEBA_FRAMING = {"reference_size": [178, 218], "box": [35, 55, 143, 163]}
 
 
 def gain_for(edit_gain: float | dict[str, float], spec: LatentSpec, code: int, value: float, default: float = 1.0) -> float:
-    """The entry of a per-edit runtime table (``edit_gain``, ``edit_shift``: one number, or
+    """The entry of a per-edit runtime table (``edit_gain``, ``edit_shift``, ``edit_regenerate``: one number, or
     ``{"*": g, "code": g, "code=value": g}``, the most specific key winning) for setting code
     ``code`` to ``value``; ``default`` where the table names neither the edit nor ``"*"``."""
     if not isinstance(edit_gain, dict):
@@ -119,6 +119,19 @@ class Bundle:
         return gain_for(self.edit_shift, self.spec, code, value, default=0.0)
 
     @property
+    def edit_regenerate(self) -> float | dict[str, float]:
+        """Local regeneration per edit, same table form as :attr:`edit_gain` (0, the default, is off):
+        in ``delta`` mode, where an edit changes the face by more than this (mean absolute change
+        over channels on the [-1, 1] scale, smoothed), the photo's own residual (what the generator
+        does not draw) is dropped as well, so what a removal takes away — glasses rims, a smile —
+        does not survive from the photo. See :func:`genaug.render.render`."""
+        return self.runtime.get("edit_regenerate", 0.0)
+
+    def regenerate_of(self, code: int, value: float) -> float:
+        """The local-regeneration threshold of the edit that sets code ``code`` to ``value`` (0 = off)."""
+        return gain_for(self.edit_regenerate, self.spec, code, value, default=0.0)
+
+    @property
     def edit_transfer(self) -> dict[str, dict[str, float]]:
         """Selective transfer per categorical edit, ``{"code=value" or "code": {"quantile": q,
         "content": w, "detail": w}}``: after the code and shift move, the content / detail map inside
@@ -152,7 +165,7 @@ class Bundle:
         """Raise :class:`BundleError` for a runtime section or directions that do not fit this bundle's codes."""
         known = {"*", *self.spec.code_names}
         known |= {f"{c.name}={v}" for i, c in enumerate(self.spec.codes) if self.spec.is_categorical(i) for v in range(c.k)}
-        for table, positive in (("edit_gain", True), ("edit_shift", False)):
+        for table, positive in (("edit_gain", True), ("edit_shift", False), ("edit_regenerate", False)):
             g = self.runtime.get(table, 1.0 if positive else 0.0)
             for key, val in (g.items() if isinstance(g, dict) else [("*", g)]):
                 if key not in known:

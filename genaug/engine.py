@@ -46,7 +46,8 @@ class Engine:
         refine_steps / refine_loss / refine_lr: inversion refinement (0 steps = predictor only;
             None = the bundle's measured default, ``bundle.default_refine_steps``).
         batch_size: rows per network call. cache_size: latents kept (LRU, keyed by content).
-        mode: ``"delta"`` (x + G(edited) - G(latent)) or ``"regenerate"`` (G(edited)).
+        mode: ``"delta"`` (x + G(edited) - G(latent); where an edit with a local-regeneration
+            threshold, ``bundle.regenerate_of``, acts strongly: G(edited)) or ``"regenerate"`` (G(edited)).
         strength: scales each edit (latent interpolation; 0 = no change, 1 = the bundle's full edit,
             i.e. the code moved ``bundle.gain_of(code, value)`` times the way to its new value and
             the content ``bundle.shift_of(code, value)`` along the code's direction).
@@ -200,7 +201,7 @@ class Engine:
         wanted = wanted.expand(n)
         mode, gen = mode or self.mode, generator or self.generator
         edited = self._apply(latent, edits, wanted)
-        out = render(x, base, self.generate(edited), mode)
+        out = render(x, base, self.generate(edited), mode, self._local(edits))
         kept = torch.ones(n, dtype=torch.bool)
         if self.gate is not None:
             bad = self.gate(x, out).reshape(-1).cpu() < self.gate_threshold
@@ -212,7 +213,7 @@ class Engine:
                 for r, e in zip(rows, resolve_edits(latent[rows], self.spec, self._redraw(rows, gen))):
                     edits[r] = e
                 edited[rows] = self._apply(latent[rows], [edits[r] for r in rows], wanted[rows])
-                out[rows] = render(x[rows], base[rows], self.generate(edited[rows]), mode)
+                out[rows] = render(x[rows], base[rows], self.generate(edited[rows]), mode, self._local([edits[r] for r in rows]))
                 bad[rows] = self.gate(x[rows], out[rows]).reshape(-1).cpu() < self.gate_threshold
             if bad.any():
                 out[bad.to(out.device)] = x[bad.to(x.device)]
@@ -222,6 +223,10 @@ class Engine:
         score = torch.full((n,), float("nan")) if score is None else score
         info = AugmentInfo(edits, latent, edited, score, kept, hits, [e.describe(self.spec) for e in edits])
         return out, info
+
+    def _local(self, edits: list[Edit]) -> Tensor:
+        """Per-row local-regeneration thresholds of ``edits`` (the bundle's ``edit_regenerate``; 0 = off)."""
+        return torch.tensor([self.bundle.regenerate_of(e.code, e.value) for e in edits], dtype=torch.float32)
 
     def _apply(self, latent: Tensor, edits: list[Edit], wanted: Tensor) -> Tensor:
         """Absolute ``edits`` at user strengths ``wanted`` (N,), each scaled by the bundle's gain and

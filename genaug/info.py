@@ -57,6 +57,12 @@ def run_info(args: argparse.Namespace) -> None:
         print(f"transfer {key}: after the edit, the {int(round(100 * (1 - t.get('quantile', 0))))} % of the map where "
               f"the direction acts most is pulled to the new category's mean (content {t.get('content', 0):g}, "
               f"detail {t.get('detail', 0):g} of the way)")
+    regen = (cfg.get("runtime") or {}).get("edit_regenerate", 0.0)
+    regen = regen if isinstance(regen, dict) else {"*": regen}
+    for key, tau in regen.items():
+        if tau:
+            print(f"regenerate {key}: in delta mode, where the edit changes the face by about {tau:g} or more "
+                  f"(mean |change| on the [-1, 1] scale), the photo's own residual is dropped (the generator's face shows)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ alpha channel is kept and pixels outside the box are byte-identical.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -255,13 +256,36 @@ def to_model_batch(images: list[Any], bundle: Any, framing: str = "auto") -> tup
 
 
 # ---------------------------------------------------------------------- render
-def render(x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta") -> Tensor:
+def render(x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta", local: float | Tensor = 0.0) -> Tensor:
     """Combine a model-frame input ``x`` with ``base = G(latent)`` and ``edited = G(edited latent)``.
 
     ``regenerate``: ``edited``; ``delta``: ``clamp(x + edited - base, -1, 1)`` — keeps what the
-    generator cannot draw. (Edit strength acts on the latent: :func:`genaug.sweep.apply_edits`.)
+    generator cannot draw. ``local`` (``delta`` only; a threshold, or one per row; 0 = off): where
+    the edit changes the face by about that much or more (:func:`local_mask`), the photo's own
+    residual ``x - base`` is dropped too, so there the result is ``edited`` — what the edit removes
+    (glasses rims) does not survive from the photo. (Edit strength acts on the latent:
+    :func:`genaug.sweep.apply_edits`.)
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     change = edited - base
-    return (base + change if mode == "regenerate" else x + change).clamp(-1, 1)
+    if mode == "regenerate":
+        return (base + change).clamp(-1, 1)
+    out = x + change
+    tau = torch.as_tensor(local, dtype=x.dtype, device=x.device).reshape(-1)
+    if tau.numel() not in (1, len(x)) or not bool(torch.all(tau >= 0)):
+        raise ValueError(f"local must be a non-negative number or one per row ({len(x)}), got {tau.numel()} values")
+    on = tau.expand(len(x)) > 0
+    if bool(on.any()):
+        out[on] = out[on] + local_mask(change[on], tau.expand(len(x))[on]) * (base[on] - x[on])
+    return out.clamp(-1, 1)
+
+
+def local_mask(change: Tensor, tau: Tensor) -> Tensor:
+    """(N, 1, H, W) weights in [0, 1]: the mean absolute ``change`` over channels divided by the
+    per-row threshold ``tau`` (N,), clipped, then smoothed by a Gaussian of 1.5 px per 64 px."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    m = (change.abs().mean(1, keepdim=True) / tau.reshape(-1, 1, 1, 1)).clamp(0, 1)
+    sigma = 1.5 * change.shape[-1] / 64
+    return gaussian_blur(m, [2 * math.ceil(2 * sigma) + 1] * 2, [sigma, sigma]).clamp(0, 1)

@@ -21,7 +21,10 @@ calls the same person. Per code and direction it keeps the point with the best s
 that keep the person on at least ``--min-same`` of the faces (within ``--tolerance`` of that best,
 the one that moves the face least). The identity floor is what keeps the calibration honest: the
 classifier alone "agrees" with faces that have fallen apart (removing glasses at gain 2.5 leaves
-no face at all, and the classifier sees no glasses). Codes without labels keep the bundle's
+no face at all, and the classifier sees no glasses). Two more axes: ``--transfers`` (selective transfer,
+``Bundle.edit_transfer``) and ``--regenerate`` (local regeneration in delta mode,
+``Bundle.edit_regenerate``); ``current`` on any axis keeps each direction's own value, so one axis
+can be measured with the rest as it is. Codes without labels keep the bundle's
 previous values. Writes a copy of the bundle (the grid is recorded in its config,
 ``training.edit_calibration``) and prints it.
 
@@ -127,10 +130,27 @@ def transfer_label(t: dict | None) -> str:
     return "none" if not t else f"q{t['quantile']:g}/c{t['content']:g}/d{t['detail']:g}"
 
 
-def parse_transfer(text: str) -> dict[str, float] | None:
-    """``"none"`` or ``"Q:CONTENT:DETAIL"`` (numbers in [0, 1]) -> an ``edit_transfer`` entry."""
-    if text == "none":
+def point_label(p: dict) -> str:
+    """A grid row's label beside its gain: the transfer, then ``rTAU`` for a local regeneration."""
+    r = p.get("regenerate") or 0
+    return transfer_label(p.get("transfer")) + (f" r{r:g}" if r else "")
+
+
+def grid_value(text: str) -> float | None:
+    """A number of a grid axis, or ``"current"`` (None: each direction's own value)."""
+    if text == "current":
         return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'current', got {text!r}") from None
+
+
+def parse_transfer(text: str) -> dict[str, float] | str | None:
+    """``"none"``, ``"current"`` (each direction's own) or ``"Q:CONTENT:DETAIL"`` (numbers in [0, 1])
+    -> an ``edit_transfer`` entry."""
+    if text in ("none", "current"):
+        return None if text == "none" else text
     try:
         q, wc, wd = (float(v) for v in text.split(":"))
     except ValueError:
@@ -141,13 +161,15 @@ def parse_transfer(text: str) -> dict[str, float] | None:
 
 
 @torch.no_grad()
-def measure(bundle: Bundle, x: Tensor, attrs: Tensor, names: list[str], gains: list[float], shifts: list[float],
+def measure(bundle: Bundle, x: Tensor, attrs: Tensor, names: list[str], gains: list[float | None], shifts: list[float | None],
             judge=None, min_same: float = 0.9, tolerance: float = 0.02, device: str = "cpu", min_faces: int = 10,
-            transfers: list[dict | None] = (None,), codes: list[str] | None = None, max_faces: int = 0,
-            seed: int = 0) -> list[dict]:
+            transfers: list[dict | str | None] = (None,), codes: list[str] | None = None, max_faces: int = 0,
+            seed: int = 0, regenerates: list[float | None] = (0.0,)) -> list[dict]:
     """One grid per (bound code, direction): ``{"key", "attribute", "n", "points", "chosen"}``; a
-    point is ``{"gain", "shift", "transfer", "success", "same", "distance"}`` (``same`` = 1 without
-    a judge; ``transfer`` an ``edit_transfer`` entry or None). ``codes`` limits the codes measured;
+    point is ``{"gain", "shift", "transfer", "regenerate", "success", "same", "distance"}`` (``same`` = 1
+    without a judge; ``transfer`` an ``edit_transfer`` entry or None; ``regenerate`` a local-regeneration
+    threshold, 0 = off). A grid value None (``"current"`` for a transfer) stands for the direction's
+    own value in the bundle, so one axis can be measured with the others as they are. ``codes`` limits the codes measured;
     ``max_faces`` (> 0) caps the faces per direction (a seeded random subset), so a large sample gives
     the rare direction (removing glasses) many faces without multiplying the common one's cost."""
     clf = resolve_feature_net(None, "attributes", device)
@@ -172,18 +194,24 @@ def measure(bundle: Bundle, x: Tensor, attrs: Tensor, names: list[str], gains: l
                 idx = idx[torch.randperm(len(idx), generator=g)[:max_faces]].sort().values
             idx = idx.to(inv.latent.device)
             xs, lat, base = x[idx].to(inv.latent.device), inv.latent[idx], inv.recon[idx]
-            points = []
-            grid = [(g, s, t) for g in gains for s in (shifts if ci in table else [0.0]) for t in (transfers if ci in table else [None])]
-            for g, s, t in grid:
+            points, key = [], f"{code.name}={value}"
+            own = {"gain": bundle.gain_of(ci, value), "shift": bundle.shift_of(ci, value), "regenerate": bundle.regenerate_of(ci, value),
+                   "transfer": next((bundle.edit_transfer[k] for k in (key, code.name) if k in bundle.edit_transfer), None)}
+            grid = [(own["gain"] if g is None else g, own["shift"] if s is None else s,
+                     own["transfer"] if isinstance(t, str) else t, own["regenerate"] if r is None else r)
+                    for g in gains for s in (shifts if ci in table else [0.0])
+                    for t in (transfers if ci in table else [None]) for r in regenerates]
+            for g, s, t, r in dict.fromkeys((g, s, json.dumps(t), r) for g, s, t, r in grid):
+                t = json.loads(t)
                 weights = {(ci, value): transfer_weights(table[ci], t, bundle.net)} if t else None
                 edited = apply_edits(lat, engine.spec, [Edit(ci, float(value))] * len(idx), g, table, s, weights)
-                out = render(xs, base, engine.generate(edited), "delta")
+                out = render(xs, base, engine.generate(edited), "delta", r)
                 p = attribute_probabilities(out, clf)[:, col]
                 dist = judge.distance(xs, out).cpu() if judge is not None else torch.zeros(len(idx))
                 same = (dist < judge.threshold).float().mean() if judge is not None else torch.tensor(1.0)
-                points.append({"gain": g, "shift": s, "transfer": t, "success": float(((p > 0.5) if value else (p < 0.5)).float().mean()),
+                points.append({"gain": g, "shift": s, "transfer": t, "regenerate": r, "success": float(((p > 0.5) if value else (p < 0.5)).float().mean()),
                                "same": float(same), "distance": float(dist.mean())})
-            curves.append({"key": f"{code.name}={value}", "attribute": attr, "n": len(idx), "points": points,
+            curves.append({"key": key, "attribute": attr, "n": len(idx), "points": points,
                            "chosen": choose(points, min_same, tolerance)})
     return curves
 
@@ -194,14 +222,18 @@ def format_curves(curves: list[dict]) -> str:
     for c in curves:
         shifts = sorted({p["shift"] for p in c["points"]})
         lines.append(f"{c['key']} (n={c['n']}), success/same-person %, rows gain [transfer], columns shift " + " ".join(f"{s:g}" for s in shifts))
-        rows = list(dict.fromkeys((p["gain"], transfer_label(p.get("transfer"))) for p in c["points"]))
+        rows = list(dict.fromkeys((p["gain"], point_label(p)) for p in c["points"]))
         for g, t in sorted(rows, key=lambda r: (r[0], r[1] != "none", r[1])):
             cells = []
             for s in shifts:
-                p = next(q for q in c["points"] if q["gain"] == g and q["shift"] == s and transfer_label(q.get("transfer")) == t)
+                p = next((q for q in c["points"] if q["gain"] == g and q["shift"] == s and point_label(q) == t), None)
+                if p is None:  # "current" grids need not fill every cell
+                    cells.append(f"{'-':>10}")
+                    continue
                 mark = "*" if p is c["chosen"] else " "
                 cells.append(f"{p['success']:4.0%}/{p['same']:4.0%}{mark}")
-            lines.append(f"  {g:<5g}" + (f"{t:<14}" if any(p.get("transfer") for p in c["points"]) else "") + "  ".join(cells))
+            labelled = any(p.get("transfer") or p.get("regenerate") for p in c["points"])
+            lines.append(f"  {g:<5g}" + (f"{t:<19}" if labelled else "") + "  ".join(cells))
     return "\n".join(lines)
 
 
@@ -217,13 +249,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strata", nargs="*", default=["Male", "Young"], help="attributes the directions are balanced over")
     p.add_argument("--split", default="train", help="split of an ImageFolder with splits.csv ('' = every face)")
     p.add_argument("--n", type=int, default=800, help="faces (seeded random choice)")
-    p.add_argument("--gains", type=float, nargs="+", default=list(DEFAULT_GAINS))
-    p.add_argument("--shifts", type=float, nargs="+", default=list(DEFAULT_SHIFTS))
+    p.add_argument("--gains", type=grid_value, nargs="+", default=list(DEFAULT_GAINS),
+                   help="gains to try; 'current' = each direction's own")
+    p.add_argument("--shifts", type=grid_value, nargs="+", default=list(DEFAULT_SHIFTS),
+                   help="content shifts to try; 'current' = each direction's own")
+    p.add_argument("--regenerate", type=grid_value, nargs="+", default=[0.0], help="local-regeneration thresholds to "
+                   "try (see Bundle.edit_regenerate; 0 = off, 'current' = each direction's own), e.g. 0 0.15 0.3")
     p.add_argument("--judge", default="auto", help="identity judge (auto, dlib, student, embedder) or 'none' (no identity floor)")
     p.add_argument("--min-same", type=float, default=0.9, help="share of edited faces the judge must still call the same person")
     p.add_argument("--tolerance", type=float, default=0.02, help="success this close to the best counts as the best")
     p.add_argument("--transfers", nargs="+", default=["none"], help="selective-transfer settings to try per direction: "
-                   "'none' or QUANTILE:CONTENT:DETAIL (see Bundle.edit_transfer), e.g. none 0.5:0:1 0.75:1:1")
+                   "'none', 'current' (each direction's own) or QUANTILE:CONTENT:DETAIL (see Bundle.edit_transfer), "
+                   "e.g. none 0.5:0:1 0.75:1:1")
     p.add_argument("--codes", nargs="*", default=None, help="calibrate only these codes (the others keep their values)")
     p.add_argument("--max-faces", type=int, default=0, help="at most this many faces per code and direction "
                    "(seeded subset; 0 = all): with a large --n the rare direction gets many faces cheaply")
@@ -235,8 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(a.threads)
     try:
         transfers = [parse_transfer(t) for t in a.transfers]
-        if any(g <= 0 for g in a.gains) or any(s < 0 for s in a.shifts) or a.n < 1 or not 0 <= a.min_same <= 1 or a.max_faces < 0:
-            raise ValueError("gains must be positive, shifts non-negative, --n >= 1, --max-faces >= 0 and --min-same in [0, 1]")
+        known = lambda v: [x for x in v if x is not None]  # noqa: E731
+        if (any(g <= 0 for g in known(a.gains)) or any(s < 0 for s in known(a.shifts)) or any(r < 0 for r in known(a.regenerate))
+                or a.n < 1 or not 0 <= a.min_same <= 1 or a.max_faces < 0):
+            raise ValueError("gains must be positive, shifts and --regenerate non-negative, --n >= 1, --max-faces >= 0 "
+                             "and --min-same in [0, 1]")
         bundle = load_bundle(a.bundle)
         if a.directions:
             xd, ad, nd = load_labelled(a.directions, bundle.image_size, None, a.directions_n, a.seed)
@@ -250,17 +290,21 @@ def main(argv: list[str] | None = None) -> int:
 
         judge = None if a.judge == "none" else get_judge(a.judge, a.device)
         x, attrs, names = load_labelled(a.faces, bundle.image_size, a.split or None, a.n, a.seed)
-        curves = measure(bundle, x, attrs, names, sorted(a.gains), sorted(a.shifts), judge, a.min_same, a.tolerance, a.device,
-                         transfers=transfers, codes=a.codes, max_faces=a.max_faces, seed=a.seed)
+        order = lambda v: sorted(v, key=lambda x: (x is not None, x or 0))  # noqa: E731
+        curves = measure(bundle, x, attrs, names, order(a.gains), order(a.shifts), judge, a.min_same, a.tolerance, a.device,
+                         transfers=transfers, codes=a.codes, max_faces=a.max_faces, seed=a.seed, regenerates=order(a.regenerate))
     except (OSError, ValueError) as e:
         print(f"calibrate_edits: error: {e}", file=sys.stderr)
         return 1
     print(format_curves(curves))
     tables = {}
-    for name, default in (("edit_gain", 1.0), ("edit_shift", 0.0)):
+    for name, field, default in (("edit_gain", "gain", 1.0), ("edit_shift", "shift", 0.0), ("edit_regenerate", "regenerate", 0.0)):
         old = bundle.runtime.get(name, default)
         tables[name] = dict(old) if isinstance(old, dict) else {"*": float(old)}
-        tables[name].update({c["key"]: c["chosen"]["gain" if name == "edit_gain" else "shift"] for c in curves})
+        tables[name].update({c["key"]: c["chosen"][field] for c in curves})
+    if not any(tables["edit_regenerate"].values()):
+        tables.pop("edit_regenerate")  # never used: the runtime stays as it was
+        bundle.runtime.pop("edit_regenerate", None)
     measured = {c["key"] for c in curves}
     transfer = {k: v for k, v in bundle.edit_transfer.items() if k not in measured}
     transfer.update({c["key"]: c["chosen"]["transfer"] for c in curves if c["chosen"].get("transfer")})
@@ -272,12 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         "faces": str(a.faces), "split": a.split, "n": len(x), "seed": a.seed, "max_faces": a.max_faces, "tolerance": a.tolerance,
         "judge": judge.describe() if judge is not None else None, "min_same": a.min_same,
         "directions": {"faces": str(a.directions), "n": a.directions_n, "strata": a.strata} if a.directions else None,
-        "codes": a.codes, "curves": [*kept, *({**c, "chosen": {k: c["chosen"][k] for k in ("gain", "shift", "transfer")},
+        "codes": a.codes, "curves": [*kept, *({**c, "chosen": {k: c["chosen"][k] for k in ("gain", "shift", "transfer", "regenerate")},
                      "points": [{k: v if k == "transfer" else round(v, 4) for k, v in q.items()} for q in c["points"]]}
                     for c in curves)]}}
     half = read_config(a.bundle)["weights"].get("dtype") == "float16"
     out = save_bundle(bundle, a.out, half=half)
-    print(f"wrote {out}: edit_gain {json.dumps(tables['edit_gain'])}, edit_shift {json.dumps(tables['edit_shift'])}")
+    print(f"wrote {out}: " + ", ".join(f"{k} {json.dumps(v)}" for k, v in tables.items()))
     return 0
 
 
