@@ -152,10 +152,16 @@ class Bundle:
         for name, t in self.directions.items():
             ci = self.spec.code_index(name)
             for v in range(len(t)):
-                entry = next((self.edit_transfer[k] for k in (f"{name}={v}", name) if k in self.edit_transfer), None)
+                entry = self.transfer_of(ci, v)
                 if entry:
                     out[(ci, v)] = transfer_weights(t, entry, self.net)
         return out
+
+    def transfer_of(self, code: int, value: int) -> dict[str, float] | None:
+        """The :attr:`edit_transfer` entry of the edit that sets code ``code`` to category ``value``
+        (``"code=value"`` before ``"code"``), or None."""
+        name = self.spec.codes[code].name
+        return next((self.edit_transfer[k] for k in (f"{name}={int(value)}", name) if k in self.edit_transfer), None)
 
     def direction_table(self) -> dict[int, torch.Tensor]:
         """:attr:`directions` keyed by code index (what :func:`genaug.sweep.apply_edits` takes)."""

@@ -272,12 +272,15 @@ def render(x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta", local: 
     if mode == "regenerate":
         return (base + change).clamp(-1, 1)
     out = x + change
-    tau = torch.as_tensor(local, dtype=x.dtype, device=x.device).reshape(-1)
+    # the thresholds come from the host (the bundle's table): checked and selected there, no device sync
+    tau = torch.as_tensor(local, dtype=torch.float32, device="cpu").reshape(-1)
     if tau.numel() not in (1, len(x)) or not bool(torch.all(tau >= 0)):
         raise ValueError(f"local must be a non-negative number or one per row ({len(x)}), got {tau.numel()} values")
-    on = tau.expand(len(x)) > 0
+    tau = tau.expand(len(x))
+    on = tau > 0
     if bool(on.any()):
-        out[on] = out[on] + local_mask(change[on], tau.expand(len(x))[on]) * (base[on] - x[on])
+        rows = on.nonzero().flatten().to(x.device)
+        out[rows] += local_mask(change[rows], tau[on].to(x.device, x.dtype)) * (base[rows] - x[rows])
     return out.clamp(-1, 1)
 
 

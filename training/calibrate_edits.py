@@ -196,7 +196,7 @@ def measure(bundle: Bundle, x: Tensor, attrs: Tensor, names: list[str], gains: l
             xs, lat, base = x[idx].to(inv.latent.device), inv.latent[idx], inv.recon[idx]
             points, key = [], f"{code.name}={value}"
             own = {"gain": bundle.gain_of(ci, value), "shift": bundle.shift_of(ci, value), "regenerate": bundle.regenerate_of(ci, value),
-                   "transfer": next((bundle.edit_transfer[k] for k in (key, code.name) if k in bundle.edit_transfer), None)}
+                   "transfer": bundle.transfer_of(ci, value)}
             grid = [(own["gain"] if g is None else g, own["shift"] if s is None else s,
                      own["transfer"] if isinstance(t, str) else t, own["regenerate"] if r is None else r)
                     for g in gains for s in (shifts if ci in table else [0.0])
