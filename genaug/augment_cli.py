@@ -1,5 +1,5 @@
 """``genaug augment IMAGE_OR_DIR --out DIR``: augmented variants of the user's own faces (same
-size as the inputs, ``NAME_augNN.png``) and a contact sheet. The variants of one image are
+size as the inputs, ``NAME_augNN.png``, sub-folders mirrored) and a contact sheet. The variants of one image are
 distinct edits (:func:`genaug.sweep.variant_edits`); unreadable files are skipped and reported."""
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from PIL import Image
 from .cli import add_model_args, run_guarded
 from .demo import CELL, hstack, vstack
 from .io import list_images
+from .render import MIN_SIDE
 from .sweep import derive_seed, variant_edits
 
 SHEET_ROWS = 32
@@ -22,7 +23,22 @@ SHEET_ROWS = 32
 
 def _load(path: Path) -> np.ndarray:
     with Image.open(path) as im:
-        return np.asarray(im.convert("RGBA" if im.mode in ("RGBA", "LA") else "RGB"))
+        img = np.asarray(im.convert("RGBA" if im.mode in ("RGBA", "LA") else "RGB"))
+    if min(img.shape[:2]) < MIN_SIDE:
+        raise ValueError(f"image {img.shape[1]}x{img.shape[0]} is too small to hold a face (min side {MIN_SIDE} px)")
+    return img
+
+
+def output_stems(files: list[Path], root: Path) -> dict[Path, Path]:
+    """Where each input's variants go (``STEM_augNN.png`` below the output folder): the input's
+    folder below ``root`` is mirrored, and inputs sharing a stem in one folder (``a.jpg``, ``a.png``)
+    keep their extension in the name, so no output overwrites another."""
+    rel = {f: f.relative_to(root) if root.is_dir() else Path(f.name) for f in files}
+    stems: dict[Path, int] = {}
+    for r in rel.values():
+        stems[r.with_suffix("")] = stems.get(r.with_suffix(""), 0) + 1
+    return {f: r.with_suffix("") if stems[r.with_suffix("")] == 1 else r.with_name(r.stem + "_" + r.suffix.lstrip(".").lower())
+            for f, r in rel.items()}
 
 
 def augment_chunk(engine: Any, images: list[np.ndarray], first_index: int, variants: int, seed: int,
@@ -56,7 +72,10 @@ def run_augment(args: argparse.Namespace) -> Path:
     if args.refine_steps is not None and args.refine_steps < 0:
         raise ValueError(f"--refine-steps must be >= 0, got {args.refine_steps}")
     files = list_images(Path(args.input), "input image or folder")
+    names = output_stems(files, Path(args.input))
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder to write the variants into")
     engine = Engine(args.bundle, device=args.device, mode=args.mode, refine_steps=args.refine_steps, seed=args.seed,
                     framing=args.framing)
     out.mkdir(parents=True, exist_ok=True)
@@ -78,8 +97,10 @@ def run_augment(args: argparse.Namespace) -> Path:
                 faceless.append(chunk[k])
                 print(f"genaug augment: no face found in {chunk[k]}: variants written unchanged", file=sys.stderr)
             for path, img, variants in zip(chunk, images, done):
+                stem = out / names[path]
+                stem.parent.mkdir(parents=True, exist_ok=True)
                 for i, v in enumerate(variants):
-                    Image.fromarray(v).save(out / f"{path.stem}_aug{i:02d}.png")
+                    Image.fromarray(v).save(stem.with_name(f"{stem.name}_aug{i:02d}.png"))
                 written += len(variants)
                 if len(sheet_rows) < SHEET_ROWS:
                     cells = [Image.fromarray(a).convert("RGB").resize((CELL, CELL)) for a in [img, *variants]]

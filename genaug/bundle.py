@@ -310,8 +310,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 
 def read_spec(path: str | Path) -> LatentSpec:
-    """A bundle's :class:`LatentSpec` from its config alone (cheap: no weights are read)."""
+    """A bundle's :class:`LatentSpec` from its config alone (cheap: the weights file must exist
+    but is not read)."""
     cfg = read_config(path)
+    _weights_path(_bundle_dir(path), cfg["weights"])
     try:
         return LatentSpec.from_dict(cfg["latent"])
     except (KeyError, TypeError, ValueError) as e:
@@ -343,10 +345,9 @@ def load_bundle(path: str | Path = "default", device: str | torch.device = "cpu"
     return bundle.to(device)
 
 
-def _checked_weights(folder: Path, info: Any) -> tuple[Path, str]:
-    """The weights file named by ``config.json`` and its sha256. The file must lie inside the bundle
-    folder (no absolute path, ``..`` or symlink leading out) and match the recorded sha256, which is
-    required: ``save_bundle`` always writes it, so a config without one was edited or hand-made."""
+def _weights_path(folder: Path, info: Any) -> Path:
+    """The weights file named by ``config.json``: it must exist and lie inside the bundle folder
+    (no absolute path, ``..`` or symlink leading out)."""
     cfg_path = folder / CONFIG_NAME
     if not isinstance(info, dict):
         raise BundleError(f"{cfg_path}: 'weights' must be an object with 'file' and 'sha256'")
@@ -357,6 +358,15 @@ def _checked_weights(folder: Path, info: Any) -> tuple[Path, str]:
         raise BundleError(f"{cfg_path}: weights file {name!r} must be a path inside the bundle folder {root}")
     if not weights.is_file():
         raise BundleError(f"bundle weights missing: {weights}")
+    return weights
+
+
+def _checked_weights(folder: Path, info: Any) -> tuple[Path, str]:
+    """The weights file (:func:`_weights_path`) and its sha256, which must match the recorded one.
+    The record is required: ``save_bundle`` always writes it, so a config without one was edited or
+    hand-made."""
+    cfg_path = folder / CONFIG_NAME
+    weights = _weights_path(folder, info)
     digest = sha256_file(weights)
     expected = info.get("sha256")
     if not expected:

@@ -7,13 +7,16 @@ for one bundle and inversion settings) so a second run inverts only images it ha
 ``i`` is variant ``i % per_source`` of source ``i // per_source``; the variants of a source are
 distinct edits, a pure function of ``(seed, source)`` (:func:`genaug.sweep.variant_edits`), and
 every item goes through :meth:`genaug.engine.Engine.render_edits` (gate included). Output type
-mirrors the input (PIL, HWC numpy, CHW tensor).
+mirrors the input (PIL, HWC numpy, CHW tensor). A base dataset with random transforms of its own
+works (an item whose image differs from the one inverted is inverted again, so the edit is drawn
+on the face it is applied to) but costs an inversion per item: put random transforms after the
+wrapper where you can. With ``return_meta`` items end in a :class:`SampleMeta`, which the default
+``DataLoader`` collate batches.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -27,20 +30,36 @@ from .render import paste_back
 from .sweep import Edit, check_edit_options, derive_seed, variant_edits
 
 
-@dataclass
-class SampleMeta:
-    """Where a sample came from and what was done to it."""
+NO_VALUE = float("nan")  # one object, so two metas of an unchanged sample compare equal
+
+
+class SampleMeta(NamedTuple):
+    """Where a sample came from and what was done to it. A named tuple of plain values, so
+    ``DataLoader``'s default collate batches it (``code`` -1 / ``value`` NaN: no edit)."""
 
     source: int  # index in the base dataset
     variant: int  # 0..per_source-1 (0 is the original when include_original)
     original: bool
-    edit: Edit | None
+    code: int  # the edited code's index, -1 when the image is unchanged
+    value: float  # the value it was set to (category or continuous value; NaN when unchanged)
+    relative: bool  # value is a category offset from the face's own (a planned random edit)
     description: str
     score: float  # reconstruction score of the source's inversion
 
+    @classmethod
+    def of(cls, source: int, variant: int, edit: Edit | None, description: str, score: float, original: bool = False) -> "SampleMeta":
+        if edit is None:
+            return cls(source, variant, original, -1, NO_VALUE, False, description, score)
+        return cls(source, variant, original, int(edit.code), float(edit.value), bool(edit.relative), description, score)
+
+    @property
+    def edit(self) -> Edit | None:
+        """The edit as an :class:`~genaug.sweep.Edit` (None when the image is unchanged)."""
+        return None if self.code < 0 else Edit(self.code, self.value, self.relative)
+
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["edit"] = None if self.edit is None else {"code": self.edit.code, "value": self.edit.value}
+        d = {k: v for k, v in self._asdict().items() if k not in ("code", "value", "relative")}
+        d["edit"] = None if self.edit is None else {"code": self.code, "value": self.value}
         return d
 
 
@@ -104,6 +123,7 @@ class GenerativeAugDataset(Dataset):
         self._lazy = LazyEngine(engine) if engine is not None else LazyEngine(**engine_kw)
         self.latents: Tensor | None = None
         self.scores: Tensor | None = None
+        self.keys: list[bytes] = []  # content key of each source image as inverted
         if not lazy:
             self.prepare()
 
@@ -155,7 +175,7 @@ class GenerativeAugDataset(Dataset):
         score: list[Tensor] = [torch.empty(0)] * n
         for start in tqdm(range(0, n, bs), desc="genaug: inverting", unit="batch", disable=not self.progress):
             rows = list(range(start, min(start + bs, n)))
-            x, _ = e.frame([self._image(i)[0] for i in rows])
+            x, _ = e.frame([self._image(i)[0] for i in rows], count=False)
             batch_keys = content_keys(x)
             keys += batch_keys
             todo = [j for j, k in enumerate(batch_keys) if k not in known]
@@ -165,7 +185,7 @@ class GenerativeAugDataset(Dataset):
                     known[batch_keys[j]] = (latent, s)
             for i, k in zip(rows, batch_keys):
                 lat[i], score[i] = known[k]
-        self.latents, self.scores = torch.stack(lat), torch.stack(score)
+        self.latents, self.scores, self.keys = torch.stack(lat), torch.stack(score), keys
         if store is not None and keys != stored:
             store.save(keys, self.latents, self.scores)
         return self
@@ -186,9 +206,9 @@ class GenerativeAugDataset(Dataset):
         src, v = self._locate(index)
         score = float(self.scores[src])
         if self.include_original and v == 0:
-            return SampleMeta(src, v, True, None, "original", score)
+            return SampleMeta.of(src, v, None, "original", score, original=True)
         edit = self._edit(src, v)
-        return SampleMeta(src, v, False, edit, edit.describe(self.engine.spec), score)
+        return SampleMeta.of(src, v, edit, edit.describe(self.engine.spec), score)
 
     def __getitem__(self, index: int) -> Any:
         meta = self.meta(index)
@@ -196,16 +216,26 @@ class GenerativeAugDataset(Dataset):
         if not meta.original:
             e = self.engine
             x, (frame,) = e.frame([image])
+            latent, score = self._latent(meta.source, x)
             gate_draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
-            out, info = e.render_edits(x, self.latents[meta.source : meta.source + 1], [meta.edit],
-                                       score=self.scores[meta.source : meta.source + 1], generator=gate_draws)
+            out, info = e.render_edits(x, latent, [meta.edit], score=score, generator=gate_draws)
             image = paste_back(out[0], image, frame)
-            applied = info.edits[0] if info.kept[0] else None
-            meta = replace(meta, edit=applied, description=applied.describe(e.spec) if applied else "unchanged (gate)")
+            applied = info.edits[0] if info.kept[0] and not frame.no_face else None
+            why = "unchanged (no face found)" if frame.no_face else "unchanged (gate)"
+            meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
         parts = (image, *(target or ()))
         if self.return_meta:
             parts = (*parts, meta)
         return parts if len(parts) > 1 else parts[0]
+
+    def _latent(self, src: int, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The prepared latent of source ``src`` when ``x`` is the image it was inverted from; when the
+        base dataset returned another image this time (a random transform inside it), ``x`` itself
+        inverted, so the edit is drawn on the face it is applied to."""
+        if content_keys(x)[0] == self.keys[src]:
+            return self.latents[src : src + 1], self.scores[src : src + 1]
+        inv = self.engine.invert(x.to(self.engine.device))
+        return inv.latent.cpu(), inv.score.cpu()
 
     # -------------------------------------------------------------- batch path
     def augment_batch(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Any]:

@@ -5,6 +5,7 @@ latents + edits into images with :meth:`Engine.render_edits` (strength, mode, id
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -88,6 +89,10 @@ class Engine:
             raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
         if (refine_steps is not None and refine_steps < 0) or batch_size < 1 or cache_size < 0 or gate_retries < 0:
             raise ValueError("refine_steps, cache_size and gate_retries must be >= 0 and batch_size >= 1")
+        if not math.isfinite(strength) or strength < 0:
+            raise ValueError(f"strength must be a finite number >= 0, got {strength}")
+        if codes is not None and len(codes) == 0:
+            raise ValueError("codes: name at least one code, or pass None for the identity-safe codes")
         parse_mix(refine_loss)
         self.options = dict(refine_steps=refine_steps, refine_loss=refine_loss, refine_lr=refine_lr, batch_size=batch_size,
                             cache_size=cache_size, mode=mode, strength=strength, framing=framing, feature_net=feature_net,
@@ -198,6 +203,8 @@ class Engine:
         wanted = torch.as_tensor(self.strength if strength is None else strength, dtype=torch.float32).cpu().reshape(-1)
         if wanted.numel() not in (1, n):
             raise ValueError(f"strength must be a number or one value per row ({n}), got {wanted.numel()} values")
+        if not bool(torch.isfinite(wanted).all()) or bool((wanted < 0).any()):
+            raise ValueError(f"strength must be finite and >= 0, got {wanted.tolist()[:8]}")
         wanted = wanted.expand(n)
         mode, gen = mode or self.mode, generator or self.generator
         edited = self._apply(latent, edits, wanted)
@@ -268,11 +275,13 @@ class Engine:
         res = self.unframe(out, items, frames)
         return (res[0] if single else res), info
 
-    def frame(self, images: list[Any], framing: str | None = None) -> tuple[Tensor, list[FrameInfo]]:
+    def frame(self, images: list[Any], framing: str | None = None, count: bool = True) -> tuple[Tensor, list[FrameInfo]]:
         """User images -> model-frame batch (CPU) and FrameInfos; counts ``framing="detect"``
-        images without a face (they come back unchanged) in ``stats["no_face"]``."""
+        images without a face (they come back unchanged) in ``stats["no_face"]`` (unless ``count``
+        is False: framing for inversion only, the images are counted when they are augmented)."""
         x, frames = to_model_batch(images, self.bundle, framing or self.framing)
-        self.stats["no_face"] += sum(f.no_face for f in frames)
+        if count:
+            self.stats["no_face"] += sum(f.no_face for f in frames)
         return x, frames
 
     def unframe(self, out: Tensor, originals: list[Any], frames: list[FrameInfo]) -> list[Any]:

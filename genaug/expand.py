@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import sys
 import time
@@ -33,7 +34,7 @@ from .bundle import Bundle
 from .distenv import dist_env, init_distributed, rank_device
 from .expand_run import RunFiles, describe_skipped
 from .hdf5 import FORMAT, LAYOUT_VERSION, PartWriter, compression_args, merge_parts
-from .render import paste_back
+from .render import MIN_SIDE, paste_back
 from .sources import ExpandError, Source, open_source, to_channels
 from .sweep import derive_seed, variant_edits
 
@@ -64,8 +65,10 @@ class ExpandSettings:
             raise ExpandError("--batch-size and --block-size must be >= 1")
         if self.refine_steps is not None and self.refine_steps < 0:
             raise ExpandError(f"--refine-steps must be >= 0, got {self.refine_steps}")
-        if self.strength < 0:
-            raise ExpandError(f"--strength must be >= 0, got {self.strength}")
+        if not math.isfinite(self.strength) or self.strength < 0:
+            raise ExpandError(f"--strength must be a finite number >= 0, got {self.strength}")
+        if self.gate_threshold is not None and not math.isfinite(self.gate_threshold):
+            raise ExpandError(f"--gate-threshold must be a finite similarity, got {self.gate_threshold}")
         if self.mode not in ("delta", "regenerate"):
             raise ExpandError(f"--mode must be 'delta' or 'regenerate', got {self.mode!r}")
         if self.size not in ("model", "source"):
@@ -140,6 +143,8 @@ class _Job:
             img = self.src.load(i, channels)
         except Exception as e:  # noqa: BLE001 - every failure is reported, never silent
             return None, f"{type(e).__name__}: {e}"
+        if min(img.shape[:2]) < MIN_SIDE:
+            return None, f"image {img.shape[1]}x{img.shape[0]} is too small to hold a face (min side {MIN_SIDE} px)"
         if self.out_hw is not None and img.shape[:2] != self.out_hw:
             if not self.resize:
                 return None, (f"size {img.shape[1]}x{img.shape[0]} differs from the output size "
@@ -262,6 +267,7 @@ def _expand_blocks(job: _Job, files: Any, todo: list[int], shape: tuple[int, int
     finally:
         bar.close()
         writer.stop()
+        src.close()
     return rendered, skipped
 
 
@@ -289,6 +295,14 @@ def _file_attrs(b: Bundle, src: Source, s: ExpandSettings, seed: int, run_key: s
         "class_names": json.dumps(src.class_names), "code_names": json.dumps(b.spec.code_names),
         "source": str(Path(source).resolve()), "source_kind": src.kind, "n_source": len(src),
     }
+
+
+def _check_out(source: Path, out: Path) -> None:
+    """Refuse an output path that is a folder or the source itself (``--overwrite`` would delete it)."""
+    if out.is_dir():
+        raise ExpandError(f"output {out} is a folder; give the path of an .h5 file to write (e.g. {out / 'expanded.h5'})")
+    if out.exists() and out.samefile(source):
+        raise ExpandError(f"output {out} is the source file itself; write the expansion to another file")
 
 
 def _make_engine(bundle: Any, device: str, s: ExpandSettings, gate: Any) -> Any:
@@ -358,6 +372,7 @@ def expand_to_hdf5(
     if merge is None:
         merge = world == 1 or (dist is not None and rank == 0)
     src = open_source(source)
+    _check_out(Path(source), Path(out))
     engine = _make_engine(bundle, rank_device(device, dist is not None), s, gate)
     s.refine_steps, b = engine.refine_steps, engine.bundle
     key_info = {"bundle": b.identity, "seed": seed, "settings": asdict(s), "source": src.fingerprint(),

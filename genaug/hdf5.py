@@ -52,10 +52,12 @@ def compression_args(compression: str | None) -> dict[str, Any]:
         return {}
     if compression == "lzf":
         return {"compression": "lzf"}
-    if compression.startswith("gzip"):
-        level = int(compression.split("-", 1)[1]) if "-" in compression else 4
-        return {"compression": "gzip", "compression_opts": level}
-    raise ValueError(f"unknown compression {compression!r}: choose lzf, gzip, gzip-<0..9> or none")
+    if compression == "gzip":
+        return {"compression": "gzip", "compression_opts": 4}
+    level = compression[len("gzip-"):] if compression.startswith("gzip-") else ""
+    if level.isdigit() and 0 <= int(level) <= 9:
+        return {"compression": "gzip", "compression_opts": int(level)}
+    raise ValueError(f"unknown compression {compression!r}: choose lzf, gzip, gzip-<level> with level 0..9, or none")
 
 
 def create_records(
@@ -108,6 +110,8 @@ class PartWriter(threading.Thread):
         self.q: queue.Queue = queue.Queue(maxsize=queue_size)
         self.error: BaseException | None = None
         self.done_blocks: list[int] = []
+        self._f: h5py.File | None = None  # the part file being written and its temp path
+        self._tmp: Path | None = None
 
     def put(self, msg: Any) -> None:
         while True:
@@ -126,30 +130,45 @@ class PartWriter(threading.Thread):
         if self.error is not None:
             raise RuntimeError(f"HDF5 writer failed: {self.error!r}") from self.error
 
-    def stop(self) -> None:
-        """Stop a writer that is still running (after an error in the producer)."""
-        if self.is_alive():
-            self.error = self.error or RuntimeError("stopped")
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop a writer that is still running (after an error in the producer): it drops what is
+        queued, closes and deletes its unfinished part file, and is joined."""
+        if not self.is_alive():
+            return
+        self.error = self.error or RuntimeError("stopped")
+        try:
+            self.q.put(None, timeout=timeout)  # the writer drains the queue once error is set
+        except queue.Full:
+            return
+        self.join(timeout)
+
+    def _abandon(self) -> None:
+        """Close and remove the part file being written, if any."""
+        if self._f is not None:
             try:
-                self.q.put_nowait(None)
-            except queue.Full:
+                self._f.close()
+            except Exception:  # noqa: BLE001 - already failing; the temp file is removed below
                 pass
+            self._f = None
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
 
     def run(self) -> None:
-        f: h5py.File | None = None
         ds: dict[str, h5py.Dataset] = {}
-        n, tmp = 0, None
+        n = 0
         while True:
             msg = self.q.get()
             if msg is None:
+                self._abandon()
                 return
             if self.error is not None:
                 continue  # drain after a failure; the producer raises
             try:
                 if msg[0] == "open":
-                    tmp = temp_path(self.parts_dir / part_name(msg[1]))
-                    f = h5py.File(tmp, "w")
-                    ds, n = create_records(f, 0, self.shape, self.n_codes, self.compression, resizable=True), 0
+                    self._tmp = temp_path(self.parts_dir / part_name(msg[1]))
+                    self._f = h5py.File(self._tmp, "w")
+                    ds, n = create_records(self._f, 0, self.shape, self.n_codes, self.compression, resizable=True), 0
                 elif msg[0] == "rows":
                     rows = msg[1]
                     k = len(rows["score"])
@@ -159,17 +178,17 @@ class PartWriter(threading.Thread):
                     n += k
                 else:
                     _, block, skipped = msg
-                    assert f is not None and tmp is not None
-                    write_skipped(f, skipped)
-                    f.attrs.update({**self.attrs, "block": block, "n_records": n, "complete": True})
-                    f.close()
-                    f = None
-                    commit_file(tmp, self.parts_dir / part_name(block))
+                    assert self._f is not None and self._tmp is not None
+                    write_skipped(self._f, skipped)
+                    self._f.attrs.update({**self.attrs, "block": block, "n_records": n, "complete": True})
+                    self._f.close()
+                    self._f = None
+                    commit_file(self._tmp, self.parts_dir / part_name(block))
+                    self._tmp = None
                     self.done_blocks.append(block)
             except BaseException as e:  # noqa: BLE001 - re-raised in the producer
                 self.error = e
-                if f is not None:
-                    f.close()
+                self._abandon()
 
 
 def part_name(block: int) -> str:
@@ -200,6 +219,14 @@ def merge_parts(parts_dir: Path, n_blocks: int, out: Path, shape: tuple[int, int
         with h5py.File(p, "r") as f:
             counts.append(int(f.attrs["n_records"]))
     total = sum(counts)
+    if total == 0:
+        skipped = []
+        for p in parts:
+            with h5py.File(p, "r") as f:
+                skipped += read_skipped(f)
+        eg = "; ".join(f"{p}: {why}" for _, p, why in skipped[:3])
+        raise ValueError(f"nothing to write to {out}: none of the {len(skipped)} source image(s) could be used "
+                         f"(e.g. {eg})")
     tmp = temp_path(out)
     tmp.unlink(missing_ok=True)
     skipped: list[tuple[int, str, str]] = []
@@ -253,7 +280,10 @@ class HDF5FaceDataset:
         self._file: h5py.File | None = None
         if not Path(self.path).is_file():
             raise FileNotFoundError(f"no such HDF5 file: {self.path}")
+        if not h5py.is_hdf5(self.path):
+            raise ValueError(f"{self.path} is not an HDF5 file")
         with h5py.File(self.path, "r") as f:
+            self._label_key = "label" if "label" in f else "labels" if "labels" in f else None
             if "images" not in f:
                 raise ValueError(f"{self.path}: no 'images' dataset (not a genaug expanded file?)")
             n = f["images"].shape[0]
@@ -285,7 +315,7 @@ class HDF5FaceDataset:
         row = int(self._rows[i]) if self._rows is not None else i
         f = self._f()
         image = f["images"][row]
-        label = int(f["label"][row]) if "label" in f else -1
+        label = int(f[self._label_key][row]) if self._label_key else -1
         if self.transform is not None:
             image = self.transform(image=image)["image"]
         if not self.return_meta:

@@ -66,8 +66,15 @@ class FolderSource:
             im.load()
             return to_channels(np.array(im.convert("RGB" if channels == 3 else "L")), channels)
 
+    def close(self) -> None:
+        """Nothing to release (files are opened per image)."""
+
     def fingerprint(self) -> dict[str, Any]:
-        h = hashlib.sha256("\n".join(f"{p}\t{l}" for p, l in zip(self.paths, self.labels)).encode())
+        """Paths, labels, sizes and modification times: an edited or replaced file changes it."""
+        h = hashlib.sha256()
+        for p, l in zip(self.paths, self.labels):
+            st = (self.root / p).stat()
+            h.update(f"{p}\t{l}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
         return {"kind": self.kind, "count": len(self), "listing_sha256": h.hexdigest()[:16]}
 
 
@@ -88,12 +95,17 @@ class HDF5Source:
                     raise ExpandError(f"{self.root}: 'images' must be uint8 (N,H,W) or (N,H,W,C), got {ds.dtype} {ds.shape}")
                 self.shape = ds.shape
                 key = "labels" if "labels" in f else "label" if "label" in f else None
-                self.labels = f[key][()].astype(np.int64) if key else np.full(ds.shape[0], -1, np.int64)
+                self.labels = np.asarray(f[key][()]).astype(np.int64) if key else np.full(ds.shape[0], -1, np.int64)
+                if self.labels.shape != (ds.shape[0],):
+                    raise ExpandError(f"{self.root}: '{key}' has shape {self.labels.shape} but 'images' holds "
+                                      f"{ds.shape[0]} images; it must be ({ds.shape[0]},)")
                 names = f.attrs.get("class_names", "[]")
                 self.class_names = list(json.loads(names)) if isinstance(names, str) else [
                     n.decode() if isinstance(n, bytes) else str(n) for n in names
                 ]
-        except OSError as e:
+        except (OSError, TypeError, ValueError) as e:
+            if isinstance(e, ExpandError):
+                raise
             raise ExpandError(f"{self.root}: cannot read HDF5 source ({e})") from None
 
     def __len__(self) -> int:
@@ -110,9 +122,18 @@ class HDF5Source:
             self._file = h5py.File(self.root, "r")
         return to_channels(self._file["images"][i], channels)
 
+    def close(self) -> None:
+        """Close the file handle opened by :meth:`load` (reopened when needed)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
     def fingerprint(self) -> dict[str, Any]:
+        """Shape, labels, file size and modification time: a rewritten file changes it."""
+        st = self.root.stat()
         return {"kind": self.kind, "count": len(self), "shape": list(self.shape),
-                "labels_sha256": hashlib.sha256(self.labels.tobytes()).hexdigest()[:16]}
+                "labels_sha256": hashlib.sha256(self.labels.tobytes()).hexdigest()[:16],
+                "file": [st.st_size, st.st_mtime_ns]}
 
 
 Source = FolderSource | HDF5Source

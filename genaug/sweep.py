@@ -11,7 +11,7 @@ import hashlib
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 import torch
 from torch import Tensor
@@ -22,9 +22,9 @@ Values = Union[str, int, float, list]
 Plan = dict[Union[str, int], Values]
 
 
-@dataclass(frozen=True)
-class Edit:
-    """Set one code to one value (a category index or a continuous value).
+class Edit(NamedTuple):
+    """Set one code to one value (a category index or a continuous value). A named tuple, so a
+    replay holding edits serialises to JSON (``[code, value, relative]``) and loads back.
 
     ``relative=True`` (categorical codes only; what random augmentation draws) moves the code
     ``value`` categories on from the face's own category (argmax of its inverted latent), modulo
@@ -228,6 +228,8 @@ def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[
     from .bundle import read_spec
 
     spec = read_spec(bundle)
+    if codes is not None and len(codes) == 0:
+        raise ValueError("codes: name at least one code, or pass None for the identity-safe codes")
     for c in codes or []:
         try:
             spec.code_index(c)

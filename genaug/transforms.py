@@ -8,6 +8,7 @@ worker's seed so workers draw different augmentations (reproducible with a seede
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Literal
 
@@ -59,18 +60,35 @@ class GenerativeFaceAug(ImageOnlyTransform):
         refine_steps: int | None = Field(default=None, ge=0)
         refine_loss: str
         framing: Literal["auto", "full", "none", "detect"]
-        bounds: dict[str, tuple[float, float]] | None
+        bounds: dict[str | int, tuple[float, float]] | None
         device: str
         cache_size: int = Field(ge=0)
-        gate_threshold: float | None
+        gate_threshold: float | None = Field(default=None, allow_inf_nan=False)
         gate: Literal["auto", "student", "embedder", "identity", "dlib"]
 
         @field_validator("strength")
         @classmethod
         def _strength(cls, v: Strength) -> Strength:
             lo, hi = (v, v) if isinstance(v, (int, float)) else v
-            if lo < 0 or hi < lo:
-                raise ValueError(f"strength must be >= 0 or a range (low, high) with 0 <= low <= high, got {v}")
+            if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or hi < lo:
+                raise ValueError(f"strength must be finite and >= 0, or a range (low, high) with 0 <= low <= high, got {v}")
+            return v
+
+        @field_validator("codes")
+        @classmethod
+        def _codes(cls, v: list[str | int] | None) -> list[str | int] | None:
+            if v is not None and len(v) == 0:
+                raise ValueError("codes must name at least one code, or be None for the identity-safe codes")
+            return v
+
+        @field_validator("device")
+        @classmethod
+        def _device(cls, v: str) -> str:
+            if v != "auto":
+                try:
+                    torch.device(v)
+                except RuntimeError:
+                    raise ValueError(f"unknown device {v!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
             return v
 
         @field_validator("refine_loss")
@@ -160,6 +178,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
 
     # ------------------------------------------------------------------- apply
     def _run(self, images: list[np.ndarray], edits: list[Edit], strengths: list[float], gate_seed: int) -> list:
+        edits = [Edit(*e) for e in edits]  # also edits read back from a JSON replay ([code, value, relative])
         if len(edits) != len(images):  # params sampled for one image, replayed on several
             edits, strengths = [edits[0]] * len(images), [strengths[0]] * len(images)
         out, _ = self.engine.augment(

@@ -94,3 +94,63 @@ def test_train(tmp_path, folder, capsys):
     _one_line_error(capsys, "train", "no readable images")
     assert main(["train", str(folder), str(tmp_path / "run"), "--steps", "-5"]) == 1
     _one_line_error(capsys, "train", "steps")
+
+
+def test_expand_refuses_what_would_lose_data(tiny_bundle_path, tmp_path, folder, capsys):
+    import h5py
+
+    run = ["--bundle", str(tiny_bundle_path), "--refine-steps", "0", "--device", "cpu", "--quiet"]
+    src = tmp_path / "src.h5"
+    with h5py.File(src, "w") as f:
+        f["images"] = np.random.default_rng(1).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    assert main(["expand", str(src), str(src), *run, "--overwrite"]) == 2
+    _one_line_error(capsys, "expand", "source file itself")
+    assert src.exists() and h5py.File(src, "r")["images"].shape == (3, 32, 32, 3), "the source must survive"
+    (tmp_path / "outdir").mkdir()
+    assert main(["expand", str(folder), str(tmp_path / "outdir"), *run]) == 2
+    _one_line_error(capsys, "expand", "is a folder")
+    with h5py.File(tmp_path / "bad_labels.h5", "w") as f:
+        f["images"] = np.zeros((3, 32, 32, 3), np.uint8)
+        f["labels"] = np.arange(2)
+    assert main(["expand", str(tmp_path / "bad_labels.h5"), str(tmp_path / "o.h5"), *run]) == 2
+    _one_line_error(capsys, "expand", "'labels' has shape (2,)")
+    for opt, value, needle in (("--strength", "nan", "--strength"), ("--strength", "inf", "--strength"),
+                               ("--compression", "gzip-12", "gzip-12"), ("--compression", "gzip-x", "gzip-x"),
+                               ("--device", "gpu", "unknown device"), ("--gate-threshold", "nan", "--gate-threshold")):
+        assert main(["expand", str(folder), str(tmp_path / "o.h5"), *run, opt, value]) == 2, opt
+        _one_line_error(capsys, "expand", needle)
+    assert not (tmp_path / "o.h5").exists()
+
+
+def test_expand_skips_tiny_images_and_names_an_all_unusable_source(tiny_bundle_path, tmp_path, folder, capsys):
+    import h5py
+
+    run = ["--bundle", str(tiny_bundle_path), "--refine-steps", "0", "--device", "cpu", "--quiet"]
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "tiny.png")
+    assert main(["expand", str(folder), str(tmp_path / "o.h5"), *run, "--variants", "1"]) == 0
+    assert "tiny.png" in capsys.readouterr().err
+    with h5py.File(tmp_path / "o.h5", "r") as f:
+        assert f["images"].shape[0] == 1 and sorted(p.decode() for p in f["skipped/path"][()]) == ["broken.jpg", "tiny.png"]
+    (folder / "good.png").unlink()
+    assert main(["expand", str(folder), str(tmp_path / "none.h5"), *run]) == 2
+    _one_line_error(capsys, "expand", "none of the 2 source image(s) could be used", "too small")
+    assert not (tmp_path / "none.h5").exists()
+
+
+def test_augment_keeps_inputs_with_one_name_apart(trained_bundle_path, tmp_path, capsys):
+    d = tmp_path / "faces"
+    rng = np.random.default_rng(0)
+    for rel in ("a/x.png", "b/x.png", "b/x.jpg", "tiny.png"):
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (8, 8, 3) if "tiny" in rel else (48, 40, 3), dtype=np.uint8)).save(d / rel)
+    out = tmp_path / "out"
+    run = ["--bundle", str(trained_bundle_path), "--out", str(out), "--refine-steps", "0", "--device", "cpu"]
+    assert main(["augment", str(d), *run, "--variants", "2"]) == 0
+    assert "tiny.png" in capsys.readouterr().err
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*_aug*.png"))
+    assert written == ["a/x_aug00.png", "a/x_aug01.png", "b/x_jpg_aug00.png", "b/x_jpg_aug01.png",
+                       "b/x_png_aug00.png", "b/x_png_aug01.png"]
+    assert main(["augment", str(d), *run[:-4], "--out", str(out / "a" / "x_aug00.png")]) == 1
+    _one_line_error(capsys, "augment", "is a file")
+    assert main(["augment", str(d), *run, "--device", "gpu"]) == 1
+    _one_line_error(capsys, "augment", "unknown device")

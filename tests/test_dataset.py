@@ -186,3 +186,43 @@ def test_dataset_honours_the_gate(kw, trained_bundle_path):
     image, _, meta = GenerativeAugDataset(Faces(), variants=2, engine=never, return_meta=True, progress=False)[3]
     np.testing.assert_array_equal(image, Faces()[1][0])
     assert meta.edit is None and never.stats["dropped"] == 1
+
+
+def test_meta_batches_with_the_default_collate(kw):
+    ds = GenerativeAugDataset(Faces("tensor"), variants=2, include_original=True, return_meta=True, **kw)
+    images, targets, meta = next(iter(DataLoader(ds, batch_size=6)))
+    assert images.shape == (6, 3, 40, 40) and targets.tolist() == [0, 0, 0, 10, 10, 10]
+    assert isinstance(meta, SampleMeta) and meta.source.tolist() == [0, 0, 0, 1, 1, 1]
+    assert meta.original.tolist() == [True, False, False, True, False, False]
+    assert (meta.code[meta.original] == -1).all() and (meta.code[~meta.original] >= 0).all()
+    assert torch.isnan(meta.value[meta.original]).all() and len(meta.description) == 6
+
+
+class Shifting(Faces):
+    """A base dataset with a random transform inside: after ``prepare`` every item is another image."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __getitem__(self, i):
+        self.calls += 1
+        img, target = super().__getitem__(i)
+        return (np.ascontiguousarray(img[::-1]) if self.calls > len(self) else img), target
+
+
+def test_a_base_image_that_changed_since_prepare_is_inverted_again(kw):
+    from genaug.render import paste_back
+
+    base = Shifting()
+    ds = GenerativeAugDataset(base, variants=1, return_meta=True, **kw)
+    image, _, meta = ds[2]
+    shown = np.ascontiguousarray(Faces()[2][0][::-1])
+    e = ds.engine
+    x, (frame,) = e.frame([shown])
+    inv = e.invert(x)
+    assert not torch.allclose(inv.latent, ds.latents[2:3]), "the flipped face must invert elsewhere"
+    out, _ = e.render_edits(x, inv.latent, [ds.meta(2).edit], score=inv.score,
+                            generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(image, paste_back(out[0], shown, frame))
+    assert meta.score == pytest.approx(float(inv.score[0]))

@@ -142,9 +142,16 @@ def test_bad_batches_raise_value_error(engine, batch, match):
 
 
 def test_bad_settings_raise(trained_bundle_path):
-    for kw, match in [({"mode": "blend"}, "mode"), ({"framing": "x"}, "framing"), ({"refine_loss": "l7"}, "l7")]:
+    for kw, match in [({"mode": "blend"}, "mode"), ({"framing": "x"}, "framing"), ({"refine_loss": "l7"}, "l7"),
+                      ({"strength": float("nan")}, "strength"), ({"strength": -0.5}, "strength"),
+                      ({"codes": []}, "at least one"), ({"device": "gpu"}, "unknown device")]:
         with pytest.raises(ValueError, match=match):
-            Engine(trained_bundle_path, device="cpu", **kw)
+            Engine(trained_bundle_path, device=kw.pop("device", "cpu"), **kw)
+    e = Engine(trained_bundle_path, device="cpu", refine_steps=0)
+    x = torch.zeros(2, e.channels, e.image_size, e.image_size)
+    for bad in (float("inf"), torch.tensor([0.5, float("nan")]), -1.0):
+        with pytest.raises(ValueError, match="strength must be finite"):
+            e.augment_tensor(x, strength=bad)
 
 
 # ------------------------------------------------------------------- inversion

@@ -325,3 +325,40 @@ def test_cli_errors_and_help(tmp_path, capsys, tiny_bundle_path):
     assert main([str(tmp_path / "s"), str(tmp_path / "o.h5"), "--shard", "2of3", "--bundle", str(tiny_bundle_path)]) == 2
     assert "--shard must look like i/n" in capsys.readouterr().err
     assert main([str(tmp_path / "s"), str(tmp_path / "o.h5"), "--shard", "3/2", "--bundle", str(tiny_bundle_path)]) == 2
+
+
+def test_a_source_image_changed_in_place_is_not_resumed_as_the_same_run(tmp_path, tiny_bundle_path):
+    src = synth_folder(tmp_path / "src", per_class=2, classes=("x",))
+    out = tmp_path / "o.h5"
+    kw = dict(bundle=tiny_bundle_path, **FAST)
+    expand_to_hdf5(src, out, 1, shard="0/2", **kw)  # block 0 of 2 done, then the user edits a photo
+    Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(src / "x" / "00.png")
+    with pytest.raises(ExpandError, match="different run.*source"):
+        expand_to_hdf5(src, out, 1, **kw)
+
+
+def test_writer_stopped_after_a_producer_error_closes_and_removes_its_part(tmp_path):
+    from genaug.hdf5 import PartWriter
+
+    w = PartWriter(tmp_path, (8, 8, 3), 2, "lzf", {"run_key": "k"})
+    w.start()
+    w.put(("open", 0))
+    rows = {"images": np.zeros((2, 8, 8, 3), np.uint8), "label": np.zeros(2, np.int64),
+            "source_index": np.arange(2), "source_path": ["a", "b"], "variant": np.ones(2, np.int16),
+            "codes": np.zeros((2, 2), np.float32), "score": np.ones(2, np.float32)}
+    for _ in range(3):
+        w.put(("rows", rows))
+    w.stop()
+    assert not w.is_alive(), "stop() must join the writer thread"
+    assert list(tmp_path.iterdir()) == [], "the unfinished part file must be closed and removed"
+
+
+def test_reader_takes_labels_under_either_name_and_names_a_non_hdf5_file(tmp_path):
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((3, 16, 16, 3), np.uint8)
+        f["labels"] = np.array([4, 5, 6])
+    assert [HDF5FaceDataset(path)[i][1] for i in range(3)] == [4, 5, 6]
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(ValueError, match="not an HDF5 file"):
+        HDF5FaceDataset(tmp_path / "text.h5")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 
 import albumentations as A
 import numpy as np
@@ -91,7 +92,9 @@ def test_codes_and_bounds_respected(aug_kw):
 @pytest.mark.parametrize(
     "kw, match",
     [({"mode": "blend"}, "mode"), ({"strength": -1.0}, "strength"), ({"strength": (0.8, 0.2)}, "strength"),
-     ({"refine_steps": -1}, "refine_steps"), ({"refine_loss": "l7"}, "l7"), ({"p": 2.0}, "p")],
+     ({"refine_steps": -1}, "refine_steps"), ({"refine_loss": "l7"}, "l7"), ({"p": 2.0}, "p"),
+     ({"strength": float("nan")}, "finite"), ({"strength": (0.2, float("inf"))}, "finite"), ({"codes": []}, "at least one"),
+     ({"device": "gpu"}, "unknown device"), ({"gate_threshold": float("nan")}, "gate_threshold")],
 )
 def test_invalid_arguments_rejected(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -119,6 +122,22 @@ def test_bundle_codes_and_bounds_checked_at_construction(trained_bundle_path, tm
         genaug.GenerativeAugDataset([(_image(), 0)], codes=["nope"], bundle=str(trained_bundle_path), lazy=True)
     t = GenerativeFaceAug(codes=["smile"], bounds={"smile": (0.2, 0.4)}, **kw)
     assert t._engine is None  # the check read the config only
+    smile = read_spec(trained_bundle_path).code_index("smile")
+    assert GenerativeFaceAug(codes=[smile], bounds={smile: (0.2, 0.4)}, **kw).bounds == {smile: (0.2, 0.4)}  # by index
+    hollow = tmp_path / "hollow"
+    shutil.copytree(trained_bundle_path, hollow)
+    (hollow / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="weights missing"):
+        GenerativeFaceAug(bundle=str(hollow))
+
+
+def test_replay_survives_json(aug_kw):
+    import json
+
+    img = _image(3)
+    first = A.ReplayCompose([GenerativeFaceAug(**aug_kw)])(image=img)
+    replay = json.loads(json.dumps(first["replay"]))
+    np.testing.assert_array_equal(A.ReplayCompose.replay(replay, image=img)["image"], first["image"])
 
 
 def test_bad_image_raises_value_error(aug_kw):
