@@ -73,7 +73,8 @@ def pick_shots(labels: Tensor, rows: Tensor, k: int, seed: int) -> Tensor:
 
 def read_attributes(folder: str | Path, paths: list[str]) -> dict[str, Tensor] | None:
     """``folder/attributes.csv`` (path or filename column, then -1/+1 columns) as one bool tensor
-    per attribute aligned with ``paths``; None when the file is absent."""
+    per attribute aligned with ``paths``; columns holding anything else are not attributes.
+    None when the file is absent."""
     f = Path(folder) / "attributes.csv"
     if not f.is_file():
         return None
@@ -86,6 +87,8 @@ def read_attributes(folder: str | Path, paths: list[str]) -> dict[str, Tensor] |
         raise ValueError(f"{f}: no row for {len(missing)} images, e.g. {missing[0]}")
     got = [table.get(p) or table[Path(p).name] for p in paths]
     names = [n for n in rows[0] if n not in ("path", "filename", "identity", "celeba_identity", "split")]
+    # attributes are the -1/+1 (or 0/1) columns; any other column (an identity, a note) is not one
+    names = [n for n in names if all((r[n] or "").strip() in ("-1", "0", "1", "+1") for r in got)]
     return {n: torch.tensor([int(r[n]) > 0 for r in got]) for n in names}
 
 

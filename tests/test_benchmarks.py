@@ -288,3 +288,39 @@ def test_speed_quick_compares_like_with_like(faces, faces_folder, tiny_bundle_pa
     for row in (k0, k2):
         assert row["reached"] == (row["random_start_steps"] is not None) and row["speedup_at_equal_score"] > 0
     assert r["inversion"]["random_start_final"]["steps"] <= 20
+
+
+def test_make_identity_folder_from_flat_images_and_csv(faces_folder, tmp_path):
+    """A flat images/ folder + attributes.csv with an identity column becomes an ImageFolder the
+    protocols read; --attribute keeps only the people an attribute shift can use."""
+    mk = load_script("make_identity_folder")
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.faces import load_people, read_attributes
+
+    src = tmp_path / "flat"
+    (src / "images").mkdir(parents=True)
+    rows = ["filename,person,Eyeglasses"]
+    for p in sorted(faces_folder.rglob("*.png")):
+        name = f"{p.parent.name}_{p.name}"
+        (src / "images" / name).write_bytes(p.read_bytes())
+        glasses = p.parent.name in ("p0", "p1") and p.stem == "00"  # only two people ever wear glasses
+        rows.append(f"{name},{p.parent.name},{1 if glasses else -1}")
+    (src / "attributes.csv").write_text("\n".join(rows) + "\n")
+
+    got = mk.main([str(src), str(tmp_path / "all"), "--identity-column", "person"])
+    assert got == {"people": 5, "images": 30}
+    data = load_people(tmp_path / "all")
+    assert data.classes == ["p0", "p1", "p2", "p3", "p4"] and len(data.labels) == 30
+    original = load_people(faces_folder)
+    assert torch.equal(data.images, original.images)  # the same pixels, person by person
+    attrs = read_attributes(tmp_path / "all", data.paths)
+    assert int(attrs["Eyeglasses"].sum()) == 2
+
+    got = mk.make_identity_folder(src, tmp_path / "shift", "person", attribute="Eyeglasses", min_without=3)
+    assert got == {"people": 2, "images": 12}
+    for bad, msg in ((dict(identity_column="who"), "no column 'who'"), (dict(attribute="Hat"), "no column 'Hat'"),
+                     (dict(attribute="Eyeglasses", min_without=9), "no person")):
+        with pytest.raises(ValueError, match=msg):
+            mk.make_identity_folder(src, tmp_path / "bad", **{"identity_column": "person", **bad})
+    with pytest.raises(ValueError, match="not empty"):
+        mk.make_identity_folder(src, tmp_path / "all", "person")
