@@ -35,8 +35,8 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.faces import (ID200, MissingInput, attribute_variants, bound_code, identity_judge,  # noqa: E402
-                              load_people, pick_shots, read_attributes, to_unit)
+from benchmarks.faces import (ID200, MissingInput, attribute_variants, bound_code, eligible,  # noqa: E402
+                              identity_judge, load_people, pick_shots, read_attributes, to_unit)
 from benchmarks.recogniser import Augmenter, TrainSettings, classify, top1, train  # noqa: E402
 from benchmarks.report import default_out, emit, skip  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
@@ -60,13 +60,6 @@ class ShiftConfig:
     refine_steps: int | None = None  # None: the bundle's own default
     no_training: bool = True
     train: TrainSettings = field(default_factory=TrainSettings)
-
-
-def eligible(has: Tensor, labels: Tensor, min_without: int) -> Tensor:
-    """Labels of people with >= 1 photo with the attribute and >= ``min_without`` without."""
-    people = torch.unique(labels)
-    ok = [int(c) for c in people if has[labels == c].sum() >= 1 and (~has[labels == c]).sum() >= min_without]
-    return torch.tensor(ok, dtype=torch.long)
 
 
 @torch.no_grad()

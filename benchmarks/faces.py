@@ -71,6 +71,13 @@ def pick_shots(labels: Tensor, rows: Tensor, k: int, seed: int) -> Tensor:
     return torch.cat(picked)
 
 
+def eligible(has: Tensor, labels: Tensor, min_without: int) -> Tensor:
+    """Labels of people with >= 1 photo with the attribute and >= ``min_without`` without."""
+    people = torch.unique(labels)
+    ok = [int(c) for c in people if has[labels == c].sum() >= 1 and (~has[labels == c]).sum() >= min_without]
+    return torch.tensor(ok, dtype=torch.long)
+
+
 def read_attributes(folder: str | Path, paths: list[str]) -> dict[str, Tensor] | None:
     """``folder/attributes.csv`` (path or filename column, then -1/+1 columns) as one bool tensor
     per attribute aligned with ``paths``; columns holding anything else are not attributes.

@@ -15,8 +15,14 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-from collections import defaultdict
+import shutil
+import sys
 from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.faces import eligible  # noqa: E402
 
 
 def make_identity_folder(src: str | Path, out: str | Path, identity_column: str = "celeba_identity",
@@ -34,35 +40,32 @@ def make_identity_folder(src: str | Path, out: str | Path, identity_column: str 
     for need in (key or "filename/path", identity_column, *([attribute] if attribute else [])):
         if need not in rows[0]:
             raise ValueError(f"{table} has no column {need!r}; columns: {', '.join(rows[0])}")
-    people: dict[str, list[dict]] = defaultdict(list)
-    for r in rows:
-        people[r[identity_column]].append(r)
-    if attribute is not None:
-        people = {k: v for k, v in people.items() if sum(int(r[attribute]) > 0 for r in v) >= 1
-                  and sum(int(r[attribute]) <= 0 for r in v) >= min_without}
-    if not people:
+    if attribute is not None:  # the attribute-shift protocol's own rule (benchmarks.faces.eligible)
+        index = {n: i for i, n in enumerate(sorted({r[identity_column] for r in rows}))}
+        labels = torch.tensor([index[r[identity_column]] for r in rows])
+        keep = set(eligible(torch.tensor([int(r[attribute]) > 0 for r in rows]), labels, min_without).tolist())
+        rows = [r for r, c in zip(rows, labels.tolist()) if c in keep]
+    if not rows:
         raise ValueError(f"no person in {table} qualifies")
-    base = src / "images" if (src / "images").is_dir() else src
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} exists and is not empty")
-    kept = []
-    for person, photos in sorted(people.items()):
-        (out / person).mkdir(parents=True, exist_ok=True)
-        for r in photos:
-            image = (base / r[key]).resolve()
-            if not image.is_file():
-                raise ValueError(f"{image} (row {r[key]!r} of {table}) not found")
-            dest = out / person / Path(r[key]).name
-            if copy:
-                dest.write_bytes(image.read_bytes())
-            else:
-                os.symlink(image, dest)
-            kept.append(r)
+    base = src / "images" if (src / "images").is_dir() else src
+    images = [(base / r[key]).resolve() for r in rows]
+    missing = [i for i in images if not i.is_file()]
+    if missing:  # checked before anything is written, so a bad table leaves no half-built folder
+        raise ValueError(f"{len(missing)} images of {table} not found, e.g. {missing[0]}")
+    for r, image in zip(rows, images):
+        dest = out / r[identity_column] / Path(r[key]).name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if copy:
+            shutil.copyfile(image, dest)
+        else:
+            os.symlink(image, dest)
     with open(out / "attributes.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
-        w.writerows(kept)
-    return {"people": len(people), "images": len(kept)}
+        w.writerows(rows)
+    return {"people": len({r[identity_column] for r in rows}), "images": len(rows)}
 
 
 def main(argv: list[str] | None = None) -> dict:
