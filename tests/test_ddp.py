@@ -26,7 +26,10 @@ ARGS = [
 
 
 def torchrun(target: list[str], args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GENAUG_CACHE": str(tmp_path / "cache"), "NO_ALBUMENTATIONS_UPDATE": "1"}
+    # PYTHONPATH: a script target runs with its own folder on sys.path; this checkout's genaug, not an installed one
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GENAUG_CACHE": str(tmp_path / "cache"), "NO_ALBUMENTATIONS_UPDATE": "1",
+           "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *target, *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
