@@ -93,7 +93,7 @@ def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: dict[s
     one = engine.invert(x, steps=0)
     inv = engine.invert(x)
     res: dict = {"bundle": engine.bundle.name, "bundle_identity": engine.bundle.identity, "refine_steps": engine.refine_steps,
-                 "strength": strength, "edit_gain": engine.bundle.edit_gain,
+                 "strength": strength, "edit_recipes": {k: r.to_dict() for k, r in engine.bundle.recipes.items()},
                  "recon_one_pass": {"msssim": one.score.mean().item(), "psnr": psnr(one.recon, x).mean().item()},
                  "recon": {"msssim": inv.score.mean().item(), "psnr": psnr(inv.recon, x).mean().item()}, "edits": {}}
     clf_names = attribute_names(clf)
@@ -139,8 +139,9 @@ def format_table(r: dict) -> str:
                 vals.append("-")
         lines.append(f"{label:34s}" + "".join(col(v) for v in vals))
 
-    gain = lambda g: "per edit" if isinstance(g, dict) else f"{g:g}"  # noqa: E731
-    row("refine steps / strength x gain", lambda b: f"{b['refine_steps']} / {b['strength']:g} x {gain(b['edit_gain'])}")
+    gains = lambda b: {r.get("gain", 1.0) for r in b["edit_recipes"].values()} if "edit_recipes" in b else {b["edit_gain"]}  # noqa: E731
+    gain = lambda g: f"{next(iter(g)):g}" if len(g) == 1 and not isinstance(next(iter(g)), dict) else "per edit"  # noqa: E731
+    row("refine steps / strength x gain", lambda b: f"{b['refine_steps']} / {b['strength']:g} x {gain(gains(b))}")
     row("recon one pass MS-SSIM / PSNR", lambda b: f"{b['recon_one_pass']['msssim']:.3f} / {b['recon_one_pass']['psnr']:.1f}")
     row("recon (default inv.) MS-SSIM / PSNR", lambda b: f"{b['recon']['msssim']:.3f} / {b['recon']['psnr']:.1f}")
     attrs = sorted({a for b in bs for a in b["edits"]})

@@ -181,17 +181,17 @@ def test_loading_never_unpickles(saved, monkeypatch):
 
 
 def test_edit_gain_per_code_round_trips_and_bad_gains_are_refused(bundle, tmp_path):
-    bundle.runtime["edit_gain"] = {"*": 2.5, "glasses=1": 0.75}
+    bundle = bundle.with_recipes({"*": {"gain": 2.5}, "glasses=1": {"gain": 0.75}})
     again = load_bundle(save_bundle(bundle, tmp_path / "b"))
-    assert again.edit_gain == {"*": 2.5, "glasses=1": 0.75}
-    assert again.gain_of(0, 1) == 0.75 and again.gain_of(0, 0) == 2.5
-    for bad, match in (({"glases": 1.0}, "not '\\*', a code"), ({"glasses=2": 1.0}, "CODE=CATEGORY"), ({"*": 0}, "positive"),
-                       ({"glasses": "2"}, "positive"), (-1.0, "positive")):
-        bundle.runtime["edit_gain"] = bad
+    assert again.recipes == bundle.recipes
+    assert again.recipe(0, 1).gain == 0.75 and again.recipe(0, 0).gain == 2.5
+    for bad, match in (({"glases": {"gain": 1.0}}, "not a code"), ({"glasses=2": {"gain": 1.0}}, "CODE=CATEGORY"),
+                       ({"*": {"gain": 0}}, "positive"), ({"glasses": {"gain": "2"}}, "positive"), ({"*": {"gain": -1.0}}, "positive"),
+                       ({"*": {"speed": 1.0}}, "must be a table of")):
         with pytest.raises(BundleError, match=match):
-            save_bundle(bundle, tmp_path / "bad")
+            bundle.with_recipes(bad)
     cfg = json.loads((tmp_path / "b" / "config.json").read_text())
-    cfg["runtime"]["edit_gain"] = {"nose": 2.0}  # a hand-edited config is checked on load too
+    cfg["edit_recipes"]["nose"] = {"gain": 2.0}  # a hand-edited config is checked on load too
     (tmp_path / "b" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(BundleError, match="nose"):
         load_bundle(tmp_path / "b")
@@ -199,23 +199,21 @@ def test_edit_gain_per_code_round_trips_and_bad_gains_are_refused(bundle, tmp_pa
 
 def test_content_directions_round_trip_and_bad_ones_are_refused(bundle, tmp_path):
     """Bundle.directions (per categorical code, (k, noise_dim)) travel in the safetensors file with
-    the runtime edit_shift table; a direction for an unknown or continuous code, of the wrong
-    shape or not finite, and a negative shift are refused on save."""
+    the recipes' shifts; a direction for an unknown or continuous code, of the wrong shape or not
+    finite, and a negative shift are refused."""
     nd = bundle.spec.noise_dim
     d = torch.randn(2, nd)
     bundle.directions = {"glasses": d}
-    bundle.runtime["edit_shift"] = {"glasses=1": 2.0, "*": 0.5}
+    bundle = bundle.with_recipes({"glasses=1": {"shift": 2.0}, "*": {"shift": 0.5}})
     again = load_bundle(save_bundle(bundle, tmp_path / "b"))
     torch.testing.assert_close(again.directions["glasses"], d)
-    assert again.shift_of(0, 1) == 2.0 and again.shift_of(0, 0) == 0.5
-    assert again.shift_of(1, 2) == 0.0  # no direction for c1: its edits never shift the content
+    assert again.recipe(0, 1).shift == 2.0 and again.recipe(0, 0).shift == 0.5
+    assert again.recipe(1, 2).shift == 0.0  # no direction for c1: its edits never shift the content
     assert set(again.direction_table()) == {0}
     for bad, match in (({"nose": d}, "not a categorical code"), ({"smile": torch.randn(1, nd)}, "not a categorical code"),
                        ({"glasses": torch.randn(3, nd)}, "shape"), ({"glasses": torch.full((2, nd), float("nan"))}, "finite")):
         bundle.directions = bad
         with pytest.raises(BundleError, match=match):
             save_bundle(bundle, tmp_path / "bad")
-    bundle.directions = {"glasses": d}
-    bundle.runtime["edit_shift"] = {"glasses=1": -1.0}
     with pytest.raises(BundleError, match="non-negative"):
-        save_bundle(bundle, tmp_path / "bad")
+        bundle.with_recipes({"glasses=1": {"shift": -1.0}})

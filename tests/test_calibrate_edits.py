@@ -53,9 +53,10 @@ def test_calibrated_copy_keeps_the_networks_and_records_the_grid(tmp_path, capsy
         shifts = (0, 1) if c["key"].split("=")[0] in b.directions else (0,)  # codes without a direction: gains only
         assert {(p["gain"], p["shift"]) for p in c["points"]} == {(g, s) for g in (0.5, 2) for s in shifts}
         assert all(0 <= p["success"] <= 1 and 0 <= p["same"] <= 1 for p in c["points"])
-        assert b.edit_gain[c["key"]] == c["chosen"]["gain"] and b.edit_shift[c["key"]] == c["chosen"]["shift"]
-    default_gain = ref.edit_gain["*"] if isinstance(ref.edit_gain, dict) else ref.edit_gain
-    assert b.edit_gain["*"] == default_gain  # codes without labels keep the previous gain
+        assert b.recipes[c["key"]].gain == c["chosen"]["gain"] and b.recipes[c["key"]].shift == c["chosen"]["shift"]
+    unbound = [k for k in b.recipes if k.split("=")[0] not in bound]
+    assert unbound and all(b.recipes[k] == ref.recipes[k] for k in unbound)  # codes without labels keep their recipes
+    assert b.identity != ref.identity  # same weights, new recipes: a new model
     assert "success/same-person" in capsys.readouterr().out
 
 
@@ -71,7 +72,7 @@ def test_bad_transfers_are_refused(tmp_path, capsys):
 @pytest.mark.data
 def test_some_codes_with_selective_transfers(tmp_path):
     """--codes re-measures only those codes (the others keep their values and recorded grids);
-    --transfers adds selective-transfer settings to the grid and the chosen one lands in the runtime;
+    --transfers adds selective-transfer settings to the grid and the chosen one lands in the recipe;
     --max-faces caps the faces per direction."""
     faces = need(CELEBA64)
     out = tmp_path / "calibrated"
@@ -86,7 +87,6 @@ def test_some_codes_with_selective_transfers(tmp_path):
     assert old <= {c["key"] for c in cal["curves"]}  # the other codes' grids are kept
     for c in measured:
         assert [p["transfer"] for p in c["points"]] == [None, {"quantile": 0.5, "content": 0.0, "detail": 1.0}]
-        assert b.edit_transfer.get(c["key"]) == c["chosen"]["transfer"]
+        assert b.recipes[c["key"]].to_dict().get("transfer") == c["chosen"]["transfer"]
     for key in ("glasses=1", "glasses=0", "mouth=1"):  # not re-measured: unchanged
-        assert b.edit_gain[key] == ref.edit_gain[key] and b.edit_shift[key] == ref.edit_shift[key]
-        assert b.edit_transfer.get(key) == ref.edit_transfer.get(key)
+        assert b.recipes[key] == ref.recipes[key]

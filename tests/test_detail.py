@@ -25,7 +25,7 @@ def tiny_edit_bundle(size: int = 32) -> Bundle:
     spec = edit_spec(net, "glasses:2:Eyeglasses,smile:2:Smiling", "1", identity_unsafe="")
     b = Bundle.create(spec, net, framing=CELEBA_FRAMING, name="tiny-edit")  # PyTorch's default init: signals pass
     b.directions = {"glasses": torch.randn(2, spec.noise_dim)}
-    b.runtime = {"edit_gain": {"*": 1.5}, "edit_shift": {"glasses=1": 1.0}}
+    b = b.with_recipes({"*": {"gain": 1.5}, "glasses=1": {"shift": 1.0}})
     return evaluating(b.to("cpu"))
 
 

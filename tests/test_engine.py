@@ -245,12 +245,11 @@ def test_engine_accepts_loaded_bundle(trained_bundle_path):
 
 
 def test_per_code_and_direction_gains_scale_each_edit(trained_bundle_path):
-    """runtime edit_gain as a dict: the most specific key wins, and an edit at strength s with gain g
-    is the same as the plain bundle's edit at strength s * g."""
+    """Recipe gains from a partial table: the most specific key wins, and an edit at strength s with
+    gain g is the same as the plain bundle's edit at strength s * g."""
     plain = load_bundle(trained_bundle_path)
-    tuned = load_bundle(trained_bundle_path)
-    tuned.runtime["edit_gain"] = {"*": 2.0, "glasses=1": 0.5, "c1": 1.5}
-    assert [tuned.gain_of(0, 1), tuned.gain_of(0, 0), tuned.gain_of(1, 2), tuned.gain_of(2, 0.3)] == [0.5, 2.0, 1.5, 2.0]
+    tuned = load_bundle(trained_bundle_path).with_recipes({"*": {"gain": 2.0}, "glasses=1": {"gain": 0.5}, "c1": {"gain": 1.5}})
+    assert [tuned.recipe(0, 1).gain, tuned.recipe(0, 0).gain, tuned.recipe(1, 2).gain, tuned.recipe(2, 0.3).gain] == [0.5, 2.0, 1.5, 2.0]
     x = torch.rand(4, 3, 32, 32) * 2 - 1
     a, b = Engine(plain, device="cpu", refine_steps=0), Engine(tuned, device="cpu", refine_steps=0)
     edits = [Edit(0, 1), Edit(0, 0), Edit(1, 2), Edit(2, -0.5)]
@@ -262,13 +261,13 @@ def test_per_code_and_direction_gains_scale_each_edit(trained_bundle_path):
 
 
 def test_content_shift_moves_a_categorical_edit_along_its_direction(trained_bundle_path):
-    """With directions and runtime edit_shift, switching glasses 0 -> 1 also moves the content by
+    """With directions and a recipe shift, switching glasses 0 -> 1 also moves the content by
     shift x strength x (mean of category 1 - mean of category 0); other edits leave it alone."""
     b = load_bundle(trained_bundle_path)
     nd = b.spec.noise_dim
     table = torch.randn(2, nd)
     b.directions = {"glasses": table}
-    b.runtime["edit_shift"] = {"glasses=1": 2.0}
+    b = b.with_recipes({"glasses=1": {"shift": 2.0}})
     e = Engine(b, device="cpu", refine_steps=0)
     x = torch.rand(3, 3, 32, 32) * 2 - 1
     latent = e.invert(x).latent
@@ -278,6 +277,6 @@ def test_content_shift_moves_a_categorical_edit_along_its_direction(trained_bund
     torch.testing.assert_close(info.edited[0, :nd], latent[0, :nd] + 0.5 * 2.0 * shift)
     torch.testing.assert_close(info.edited[1, :nd], latent[1, :nd] + 0.5 * 2.0 * shift)  # the switch became glasses=1
     torch.testing.assert_close(info.edited[2, :nd], latent[2, :nd])  # c1 has no direction
-    b.runtime["edit_shift"] = {}
+    b = b.with_recipes({"glasses=1": {"shift": 0.0}})
     _, plain = Engine(b, device="cpu", refine_steps=0).render_edits(x, latent, [Edit(0, 1)] * 3)
     torch.testing.assert_close(plain.edited[:, :nd], latent[:, :nd])  # shift 0 (the default): content untouched

@@ -1,4 +1,4 @@
-"""Local regeneration (``runtime.edit_regenerate``): in delta mode, where an edit changes the face
+"""Local regeneration (an edit recipe's ``regenerate``): in delta mode, where an edit changes the face
 strongly, the photo's own residual is dropped too, so what a removal takes away does not survive."""
 from __future__ import annotations
 
@@ -49,18 +49,18 @@ def test_render_refuses_bad_thresholds(local):
 
 def test_bundle_table_engine_and_round_trip(tmp_path):
     b = tiny_edit_bundle()
-    b.runtime = {**b.runtime, "edit_regenerate": {"glasses=0": 0.2}}
+    b = replace(b, runtime={**b.runtime, "edit_regenerate": {"glasses=0": 0.2}})  # a format-1 table: read into recipes
     b.check_runtime()
     gi = b.spec.code_index("glasses")
-    assert b.regenerate_of(gi, 0) == 0.2 and b.regenerate_of(gi, 1) == 0.0
+    assert b.recipe(gi, 0).regenerate == 0.2 and b.recipe(gi, 1).regenerate == 0.0 and "edit_regenerate" not in b.runtime
     again = load_bundle(save_bundle(b, tmp_path / "b"))
-    assert again.edit_regenerate == {"glasses=0": 0.2}
+    assert again.recipes == b.recipes
     for bad in ({"glasses=0": -1.0}, {"nope": 0.2}, {"glasses=0": True}):
         with pytest.raises(BundleError, match="edit_regenerate"):
             replace(b, runtime={**b.runtime, "edit_regenerate": bad}).check_runtime()
 
     x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
-    off = Engine(replace(b, runtime={k: v for k, v in b.runtime.items() if k != "edit_regenerate"}), seed=0)
+    off = Engine(b.with_recipes({"glasses=0": {"regenerate": 0.0}}), seed=0)
     on = Engine(b, seed=0)
     lat = off.invert(x).latent
     edits = [Edit(gi, 0.0), Edit(gi, 1.0)] * 2
@@ -87,8 +87,8 @@ def test_calibration_measures_the_regenerate_axis_with_the_rest_as_it_is(tmp_pat
     for c in [c for c in b.training["edit_calibration"]["curves"] if c["key"].startswith("smile=")]:
         v = int(c["key"][-1])
         assert [(p["gain"], p["shift"], p["regenerate"]) for p in c["points"]] == [
-            (ref.gain_of(ci, v), ref.shift_of(ci, v), r) for r in (0.0, 0.3)]
-        assert b.regenerate_of(ci, v) == c["chosen"]["regenerate"]
+            (ref.recipe(ci, v).gain, ref.recipe(ci, v).shift, r) for r in (0.0, 0.3)]
+        assert b.recipe(ci, v).regenerate == c["chosen"]["regenerate"]
     assert "r0.3" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["default", str(faces), "--out", str(out), "--gains", "twice"])

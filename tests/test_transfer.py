@@ -1,4 +1,4 @@
-"""Selective transfer (``runtime.edit_transfer``): after a categorical edit, the part of the
+"""Selective transfer (an edit recipe's ``transfer``): after a categorical edit, the part of the
 content / detail map where the code's direction acts is pulled to the new category's mean."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from genaug.bundle import BundleError, load_bundle, save_bundle
 from genaug.engine import Engine
-from genaug.engine.edits import Edit, apply_edits
+from genaug.engine.edits import Edit, apply_edits, apply_recipes
 from genaug.models.latent import LatentSpec
 from tests.test_detail import tiny_edit_bundle
 from genaug.training.detail import add_detail
@@ -41,11 +41,10 @@ def test_transfer_table_masks_the_direction_region_and_the_engine_uses_it(tmp_pa
     b = add_detail(tiny_edit_bundle(), 2)
     nd = b.spec.noise_dim
     b.directions = {"glasses": torch.randn(2, nd, generator=torch.Generator().manual_seed(2))}
-    b.runtime = {**b.runtime, "edit_transfer": {"glasses=0": {"quantile": 0.5, "content": 0.0, "detail": 1.0}}}
+    b = b.with_recipes({"glasses=0": {"transfer": {"quantile": 0.5, "content": 0.0, "detail": 1.0}}})
     b.check_runtime()
-    table = b.transfer_table()
-    assert set(table) == {(0, 0)}  # glasses switched off only
-    w = table[(0, 0)]
+    assert b.recipe(0, 1).transfer is None  # glasses switched off only
+    w = b.transfer_weights(0, 0, b.recipe(0, 0).transfer)
     n_content = nd - 2 * 8 * 8
     assert w.shape == (nd,) and w[:n_content].sum() == 0
     detail = w[n_content:].reshape(2, 8, 8)
@@ -53,18 +52,18 @@ def test_transfer_table_masks_the_direction_region_and_the_engine_uses_it(tmp_pa
     energy = (b.directions["glasses"][1] - b.directions["glasses"][0])[n_content:].reshape(2, 8, 8).pow(2).sum(0)
     assert energy[detail[0] > 0].min() >= energy[detail[0] == 0].max()  # where the direction acts most
     again = load_bundle(save_bundle(b, tmp_path / "b"))  # travels in the config
-    assert again.edit_transfer == b.edit_transfer and torch.equal(again.transfer_table()[(0, 0)], w)
+    assert again.recipes == b.recipes and torch.equal(again.transfer_weights(0, 0, again.recipe(0, 0).transfer), w)
 
     x = torch.rand(3, 3, 32, 32) * 2 - 1
-    plain, moved = Engine(replace(b, runtime={k: v for k, v in b.runtime.items() if k != "edit_transfer"}), seed=0), Engine(b, seed=0)
-    lat = plain.invert(x).latent
+    plain = b.with_recipes({"glasses=0": {"transfer": None}})
+    lat = Engine(b, seed=0).invert(x).latent
     lat[:, nd : nd + 2] = torch.tensor([0.0, 1.0])  # faces with glasses
     off = [Edit(0, 0)] * 3
-    a, c = plain._apply(lat, off, torch.ones(3)), moved._apply(lat, off, torch.ones(3))
+    a, c = apply_recipes(lat, plain, off, torch.ones(3)), apply_recipes(lat, b, off, torch.ones(3))
     keep = w == 0
     torch.testing.assert_close(a[:, :nd][:, keep], c[:, :nd][:, keep])
     torch.testing.assert_close(c[:, :nd][:, ~keep], b.directions["glasses"][0][~keep].expand(3, -1))
-    torch.testing.assert_close(moved._apply(lat, off, torch.zeros(3)), lat)  # strength 0: unchanged
+    torch.testing.assert_close(apply_recipes(lat, b, off, torch.zeros(3)), lat)  # strength 0: unchanged
 
 
 @pytest.mark.parametrize("table, match", [
@@ -77,7 +76,7 @@ def test_transfer_table_masks_the_direction_region_and_the_engine_uses_it(tmp_pa
     ([0.5], "must be a table"),
 ])
 def test_bad_transfer_tables_are_refused(table, match):
+    """Format-1 ``runtime.edit_transfer`` tables are read into recipes and checked like them."""
     b = tiny_edit_bundle()
-    b.runtime = {**b.runtime, "edit_transfer": table}
     with pytest.raises(BundleError, match=match):
-        b.check_runtime()
+        replace(b, runtime={**b.runtime, "edit_transfer": table}).check_runtime()

@@ -3,9 +3,10 @@
     python -m genaug.training.calibrate_edits BUNDLE FACES --out CALIBRATED_BUNDLE \
         [--directions TRAINING_FACES] [--split train] [--n 800] [--judge auto] [--min-same 0.9]
 
-An edit of a bound code has two knobs, both stored in the bundle's runtime per code and direction
-(``"code=value"`` keys): ``edit_gain``, how far the code moves (1 = exactly to the new one-hot
-value), and ``edit_shift``, how far the latent content moves along the code's *direction* — the
+An edit of a bound code is done by its recipe (:class:`genaug.bundle.EditRecipe`, one per code and
+direction, ``"code=value"`` keys in the bundle's ``edit_recipes``). Two knobs matter most: ``gain``,
+how far the code moves (1 = exactly to the new one-hot value), and ``shift``, how far the latent
+content moves along the code's *direction* — the
 difference between the mean content of real faces in the new category and in the face's own
 (``Bundle.directions``; ``--directions`` computes them from labelled faces by
 :func:`content_directions`, within strata of ``--strata`` so that, e.g., the glasses direction does
@@ -22,11 +23,11 @@ that keep the person on at least ``--min-same`` of the faces (within ``--toleran
 the one that moves the face least). The identity floor is what keeps the calibration honest: the
 classifier alone "agrees" with faces that have fallen apart (removing glasses at gain 2.5 leaves
 no face at all, and the classifier sees no glasses). Two more axes: ``--transfers`` (selective transfer,
-``Bundle.edit_transfer``) and ``--regenerate`` (local regeneration in delta mode,
-``Bundle.edit_regenerate``); ``current`` on any axis keeps each direction's own value, so one axis
+the recipe's ``transfer``) and ``--regenerate`` (local regeneration in delta mode, its
+``regenerate``); ``current`` on any axis keeps each direction's own value, so one axis
 can be measured with the rest as it is. Codes without labels keep the bundle's
-previous values. Writes a copy of the bundle (the grid is recorded in its config,
-``training.edit_calibration``) and prints it.
+previous recipes. Writes a copy of the bundle with the new recipes (a new model: its identity
+changes) and records the grid in its config (``training.edit_calibration``), and prints it.
 
 FACES: a folder the training loader reads (flat images + ``attributes.csv``, faces already in the
 model's frame, e.g. ``celeba_train_64``) or an ImageFolder of people with ``attributes.csv`` keyed by
@@ -44,9 +45,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from genaug.bundle import Bundle, load_bundle, read_config, save_bundle, transfer_weights
+from genaug.bundle import Bundle, EditRecipe, Transfer, load_bundle, read_config, save_bundle
 from genaug.engine import Engine
-from genaug.engine.edits import Edit, apply_edits
+from genaug.engine.edits import Edit, apply_recipes
 from genaug.engine.render import render
 from genaug.faces.metrics import attribute_names, attribute_probabilities, resolve_feature_net
 
@@ -121,11 +122,6 @@ def choose(points: list[dict], min_same: float, tolerance: float) -> dict:
     return min((p for p in ok if p["success"] >= best - tolerance), key=lambda p: (p["distance"], p["gain"], p["shift"]))
 
 
-def with_transfer(runtime: dict, transfer: dict) -> dict:
-    """``runtime`` with its ``edit_transfer`` table replaced by ``transfer`` (left out when empty)."""
-    return {**{k: v for k, v in runtime.items() if k != "edit_transfer"}, **({"edit_transfer": transfer} if transfer else {})}
-
-
 def transfer_label(t: dict | None) -> str:
     return "none" if not t else f"q{t['quantile']:g}/c{t['content']:g}/d{t['detail']:g}"
 
@@ -146,9 +142,9 @@ def grid_value(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'current', got {text!r}") from None
 
 
-def parse_transfer(text: str) -> dict[str, float] | str | None:
+def parse_transfer(text: str) -> Transfer | str | None:
     """``"none"``, ``"current"`` (each direction's own) or ``"Q:CONTENT:DETAIL"`` (numbers in [0, 1])
-    -> an ``edit_transfer`` entry."""
+    -> a recipe's :class:`Transfer`."""
     if text in ("none", "current"):
         return None if text == "none" else text
     try:
@@ -157,17 +153,17 @@ def parse_transfer(text: str) -> dict[str, float] | str | None:
         raise ValueError(f"a transfer is 'none' or QUANTILE:CONTENT:DETAIL, got {text!r}") from None
     if not all(0 <= v <= 1 for v in (q, wc, wd)):
         raise ValueError(f"transfer {text!r}: each number must be in [0, 1]")
-    return {"quantile": q, "content": wc, "detail": wd}
+    return Transfer(q, wc, wd)
 
 
 @torch.no_grad()
 def measure(bundle: Bundle, x: Tensor, attrs: Tensor, names: list[str], gains: list[float | None], shifts: list[float | None],
             judge=None, min_same: float = 0.9, tolerance: float = 0.02, device: str = "cpu", min_faces: int = 10,
-            transfers: list[dict | str | None] = (None,), codes: list[str] | None = None, max_faces: int = 0,
+            transfers: list[Transfer | str | None] = (None,), codes: list[str] | None = None, max_faces: int = 0,
             seed: int = 0, regenerates: list[float | None] = (0.0,)) -> list[dict]:
     """One grid per (bound code, direction): ``{"key", "attribute", "n", "points", "chosen"}``; a
     point is ``{"gain", "shift", "transfer", "regenerate", "success", "same", "distance"}`` (``same`` = 1
-    without a judge; ``transfer`` an ``edit_transfer`` entry or None; ``regenerate`` a local-regeneration
+    without a judge; ``transfer`` a recipe's transfer as a table, or None; ``regenerate`` a local-regeneration
     threshold, 0 = off). A grid value None (``"current"`` for a transfer) stands for the direction's
     own value in the bundle, so one axis can be measured with the others as they are. ``codes`` limits the codes measured;
     ``max_faces`` (> 0) caps the faces per direction (a seeded random subset), so a large sample gives
@@ -195,22 +191,21 @@ def measure(bundle: Bundle, x: Tensor, attrs: Tensor, names: list[str], gains: l
             idx = idx.to(inv.latent.device)
             xs, lat, base = x[idx].to(inv.latent.device), inv.latent[idx], inv.recon[idx]
             points, key = [], f"{code.name}={value}"
-            own = {"gain": bundle.gain_of(ci, value), "shift": bundle.shift_of(ci, value), "regenerate": bundle.regenerate_of(ci, value),
-                   "transfer": bundle.transfer_of(ci, value)}
-            grid = [(own["gain"] if g is None else g, own["shift"] if s is None else s,
-                     own["transfer"] if isinstance(t, str) else t, own["regenerate"] if r is None else r)
+            own = bundle.recipe(ci, value)
+            grid = [EditRecipe(own.gain if g is None else g, own.shift if s is None else s, own.regenerate if r is None else r,
+                               own.transfer if isinstance(t, str) else t)
                     for g in gains for s in (shifts if ci in table else [0.0])
                     for t in (transfers if ci in table else [None]) for r in regenerates]
-            for g, s, t, r in dict.fromkeys((g, s, json.dumps(t), r) for g, s, t, r in grid):
-                t = json.loads(t)
-                weights = {(ci, value): transfer_weights(table[ci], t, bundle.net)} if t else None
-                edited = apply_edits(lat, engine.spec, [Edit(ci, float(value))] * len(idx), g, table, s, weights)
-                out = render(xs, base, engine.generate(edited), "delta", r)
+            for recipe in dict.fromkeys(grid):
+                edits = [Edit(ci, float(value))] * len(idx)
+                edited = apply_recipes(lat, bundle, edits, 1.0, [recipe] * len(idx))
+                out = render(xs, base, engine.generate(edited), "delta", recipe.regenerate)
                 p = attribute_probabilities(out, clf)[:, col]
                 dist = judge.distance(xs, out).cpu() if judge is not None else torch.zeros(len(idx))
                 same = (dist < judge.threshold).float().mean() if judge is not None else torch.tensor(1.0)
-                points.append({"gain": g, "shift": s, "transfer": t, "regenerate": r, "success": float(((p > 0.5) if value else (p < 0.5)).float().mean()),
-                               "same": float(same), "distance": float(dist.mean())})
+                success = float(((p > 0.5) if value else (p < 0.5)).float().mean())
+                points.append({"gain": recipe.gain, "shift": recipe.shift, "transfer": recipe.to_dict().get("transfer"),
+                               "regenerate": recipe.regenerate, "success": success, "same": float(same), "distance": float(dist.mean())})
             curves.append({"key": key, "attribute": attr, "n": len(idx), "points": points,
                            "chosen": choose(points, min_same, tolerance)})
     return curves
@@ -237,7 +232,7 @@ def format_curves(curves: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m genaug.training.calibrate_edits", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="bundle folder or 'default'")
@@ -254,12 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shifts", type=grid_value, nargs="+", default=list(DEFAULT_SHIFTS),
                    help="content shifts to try; 'current' = each direction's own")
     p.add_argument("--regenerate", type=grid_value, nargs="+", default=[0.0], help="local-regeneration thresholds to "
-                   "try (see Bundle.edit_regenerate; 0 = off, 'current' = each direction's own), e.g. 0 0.15 0.3")
+                   "try (see EditRecipe.regenerate; 0 = off, 'current' = each direction's own), e.g. 0 0.15 0.3")
     p.add_argument("--judge", default="auto", help="identity judge (auto, dlib, student, embedder) or 'none' (no identity floor)")
     p.add_argument("--min-same", type=float, default=0.9, help="share of edited faces the judge must still call the same person")
     p.add_argument("--tolerance", type=float, default=0.02, help="success this close to the best counts as the best")
     p.add_argument("--transfers", nargs="+", default=["none"], help="selective-transfer settings to try per direction: "
-                   "'none', 'current' (each direction's own) or QUANTILE:CONTENT:DETAIL (see Bundle.edit_transfer), "
+                   "'none', 'current' (each direction's own) or QUANTILE:CONTENT:DETAIL (see genaug.bundle.Transfer), "
                    "e.g. none 0.5:0:1 0.75:1:1")
     p.add_argument("--codes", nargs="*", default=None, help="calibrate only these codes (the others keep their values)")
     p.add_argument("--max-faces", type=int, default=0, help="at most this many faces per code and direction "
@@ -267,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
@@ -279,13 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                              "and --min-same in [0, 1]")
         bundle = load_bundle(a.bundle)
         if a.directions:
-            xd, ad, nd = load_labelled(a.directions, bundle.image_size, None, a.directions_n, a.seed)
-            bundle = replace(bundle, directions=content_directions(bundle, xd, ad, nd, tuple(a.strata), a.device))
-            kept_transfer = {k: v for k, v in bundle.edit_transfer.items() if k.split("=")[0] in bundle.directions}
-            for k in sorted(set(bundle.edit_transfer) - set(kept_transfer)):
-                print(f"{k}: the new directions have none for this code; its selective transfer is dropped", file=sys.stderr)
-            bundle.runtime = with_transfer(bundle.runtime, kept_transfer)
-            bundle.check_runtime()
+            bundle = with_new_directions(bundle, a)
         from genaug.faces.identity import get_judge
 
         judge = None if a.judge == "none" else get_judge(a.judge, a.device)
@@ -297,32 +290,41 @@ def main(argv: list[str] | None = None) -> int:
         print(f"calibrate_edits: error: {e}", file=sys.stderr)
         return 1
     print(format_curves(curves))
-    tables = {}
-    for name, field, default in (("edit_gain", "gain", 1.0), ("edit_shift", "shift", 0.0), ("edit_regenerate", "regenerate", 0.0)):
-        old = bundle.runtime.get(name, default)
-        tables[name] = dict(old) if isinstance(old, dict) else {"*": float(old)}
-        tables[name].update({c["key"]: c["chosen"][field] for c in curves})
-    if not any(tables["edit_regenerate"].values()):
-        tables.pop("edit_regenerate")  # never used: the runtime stays as it was
-        bundle.runtime.pop("edit_regenerate", None)
+    chosen = {c["key"]: {k: c["chosen"][k] for k in ("gain", "shift", "transfer", "regenerate")} for c in curves}
+    bundle = bundle.with_recipes(chosen)
+    bundle.training = {**{k: v for k, v in bundle.training.items() if k not in ("edit_gain_calibration", "weights_sha256")},
+                       "edit_calibration": calibration_record(bundle, curves, a, len(x), judge)}
+    half = read_config(a.bundle)["weights"].get("dtype") == "float16"
+    out = save_bundle(bundle, a.out, half=half)
+    print(f"wrote {out}: edit recipes " + json.dumps(chosen))
+    return 0
+
+
+def with_new_directions(bundle: Bundle, a: argparse.Namespace) -> Bundle:
+    """``bundle`` with content directions computed from ``--directions`` faces; a recipe's transfer
+    for a code the new directions lack is dropped (and said)."""
+    xd, ad, nd = load_labelled(a.directions, bundle.image_size, None, a.directions_n, a.seed)
+    bundle = replace(bundle, directions=content_directions(bundle, xd, ad, nd, tuple(a.strata), a.device))
+    lost = sorted(k for k, r in bundle.recipes.items() if r.transfer is not None and k.split("=")[0] not in bundle.directions)
+    for k in lost:
+        print(f"{k}: the new directions have none for this code; its selective transfer is dropped", file=sys.stderr)
+    bundle = bundle.with_recipes({k: {"transfer": None} for k in lost})
+    bundle.check_runtime()
+    return bundle
+
+
+def calibration_record(bundle: Bundle, curves: list[dict], a: argparse.Namespace, n: int, judge) -> dict:
+    """What ``training.edit_calibration`` records: the settings and every grid (a calibration of
+    some codes, ``--codes``, keeps the recorded grids of the others)."""
     measured = {c["key"] for c in curves}
-    transfer = {k: v for k, v in bundle.edit_transfer.items() if k not in measured}
-    transfer.update({c["key"]: c["chosen"]["transfer"] for c in curves if c["chosen"].get("transfer")})
-    bundle.runtime = with_transfer({**bundle.runtime, **tables}, transfer)
-    training = {k: v for k, v in bundle.training.items() if k not in ("edit_gain_calibration", "weights_sha256")}
-    # a calibration of some codes (--codes) keeps the recorded grids of the others
     kept = [c for c in bundle.training.get("edit_calibration", {}).get("curves", []) if c["key"] not in measured]
-    bundle.training = {**training, "edit_calibration": {
-        "faces": str(a.faces), "split": a.split, "n": len(x), "seed": a.seed, "max_faces": a.max_faces, "tolerance": a.tolerance,
+    return {
+        "faces": str(a.faces), "split": a.split, "n": n, "seed": a.seed, "max_faces": a.max_faces, "tolerance": a.tolerance,
         "judge": judge.describe() if judge is not None else None, "min_same": a.min_same,
         "directions": {"faces": str(a.directions), "n": a.directions_n, "strata": a.strata} if a.directions else None,
         "codes": a.codes, "curves": [*kept, *({**c, "chosen": {k: c["chosen"][k] for k in ("gain", "shift", "transfer", "regenerate")},
                      "points": [{k: v if k == "transfer" else round(v, 4) for k, v in q.items()} for q in c["points"]]}
-                    for c in curves)]}}
-    half = read_config(a.bundle)["weights"].get("dtype") == "float16"
-    out = save_bundle(bundle, a.out, half=half)
-    print(f"wrote {out}: " + ", ".join(f"{k} {json.dumps(v)}" for k, v in tables.items()))
-    return 0
+                    for c in curves)]}
 
 
 if __name__ == "__main__":

@@ -6,11 +6,11 @@ The edit kind keeps a person in an 8x8 content map, which caps how closely one e
 redraw a photo. This adds an S/4 *detail map* to the latent (``NetConfig.detail_channels``; see
 :mod:`genaug.models.editnets`): a new encoder head reads the encoder's S/4 features and a new, zero-initialised
 generator convolution adds the map to the generator's S/4 features. Only these two layers train;
-every other weight, the codes and the runtime tables stay as they were. Two losses:
+every other weight, the codes and the edit recipes stay as they were. Two losses:
 
 - reconstruction of G(E(x)) on real faces: L1 + (1 - MS-SSIM);
-- edit consistency (``--lambda-edit``): for random edits drawn with the bundle's own gains, shifts
-  and directions, the *change* an edit makes, G(edited) - G(latent), must equal the change the
+- edit consistency (``--lambda-edit``): for random edits applied with the bundle's own edit
+  recipes (:func:`genaug.engine.edits.apply_recipes`), the *change* an edit makes, G(edited) - G(latent), must equal the change the
   original bundle makes. In ``delta`` mode (the default) the augmented photo is the photo plus that
   change, so edits stay what the calibration measured while ``regenerate`` and the reported
   reconstruction get sharper.
@@ -38,7 +38,7 @@ from torch import Tensor
 
 from genaug.bundle import Bundle, load_bundle, save_bundle
 from genaug.device import resolve_device
-from genaug.engine.edits import apply_edits, random_edits
+from genaug.engine.edits import apply_recipes, random_edits
 from genaug.io import write_json_atomic
 from genaug.models.editnets import content_shape
 from genaug.models.recon import msssim_per_image, psnr
@@ -156,19 +156,15 @@ class DetailTrainer:
         return replace(base, generator=copy.deepcopy(base.generator), predictor=copy.deepcopy(base.predictor),
                        training=copy.deepcopy(base.training), path=None)
 
-    def _edits(self, n: int, gen: torch.Generator) -> tuple[list, Tensor, Tensor]:
-        """Random edits over every code with the bundle's own per-edit gains and shifts."""
-        b = self.base
-        edits = random_edits(b.spec, n, gen)
-        gains = torch.tensor([b.gain_of(e.code, e.value) for e in edits], device=self.device)
-        shifts = torch.tensor([b.shift_of(e.code, e.value) for e in edits], device=self.device)
-        return edits, gains, shifts
+    def _edits(self, n: int, gen: torch.Generator) -> list:
+        """Random edits over every code (applied with the bundle's own recipes)."""
+        return random_edits(self.base.spec, n, gen)
 
-    def _losses(self, x: Tensor, edits: tuple[list, Tensor, Tensor]) -> dict[str, Tensor]:
+    def _losses(self, x: Tensor, edits: list) -> dict[str, Tensor]:
         old, new = self.base, self.bundle
         with torch.no_grad():
             lat0 = old.predictor(x)
-            ed0 = apply_edits(lat0, old.spec, edits[0], edits[1], old.direction_table(), edits[2])
+            ed0 = apply_recipes(lat0, old, edits)
             change0 = old.generator(ed0) - old.generator(lat0)
             quarter = new.predictor.features[:5](x)  # frozen: equals the base encoder's S/4 features
         # latent = [content (c0) | detail | codes]; the base's own detail part (if any) ends at n0
@@ -195,8 +191,8 @@ class DetailTrainer:
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Held-out faces: one-pass reconstruction before / after and the edit-consistency error."""
-        x, (edits, gains, shifts) = self.held, self.held_edits
-        parts = self._losses(x, (edits, gains, shifts))
+        x = self.held
+        parts = self._losses(x, self.held_edits)
         base = self.base.generator(self.base.predictor(x))
         return {"psnr_base": float(psnr(base, x).mean()), "msssim_base": float(msssim_per_image(base, x).mean()),
                 "psnr": float(parts["psnr"]), "msssim": float(parts["msssim"]), "edit_error": float(parts["edit"])}

@@ -6,7 +6,7 @@ Loading never unpickles anything; a corrupt, truncated or mismatched bundle rais
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from ..models.config import NetConfig
 from ..models.latent import LatentSpec
 from ..models.nets import Generator, Predictor
 from ..models.registry import build_generator, build_predictor
+from .recipe import LEGACY_TABLES, EditRecipe, Transfer, edit_key, model_identity, parse_recipes, transfer_weights
 
 FORMAT = "genaug-bundle"
 FORMAT_VERSION = 1
@@ -30,49 +31,19 @@ DEFAULT_DIR = Path(__file__).parents[1] / "default"
 NAMED_BUNDLES = {"default": DEFAULT_DIR}
 
 
-def gain_for(edit_gain: float | dict[str, float], spec: LatentSpec, code: int, value: float, default: float = 1.0) -> float:
-    """The entry of a per-edit runtime table (``edit_gain``, ``edit_shift``, ``edit_regenerate``: one number, or
-    ``{"*": g, "code": g, "code=value": g}``, the most specific key winning) for setting code
-    ``code`` to ``value``; ``default`` where the table names neither the edit nor ``"*"``."""
-    if not isinstance(edit_gain, dict):
-        return float(edit_gain)
-    name = spec.codes[code].name
-    keys = ([f"{name}={int(value)}"] if spec.is_categorical(code) else []) + [name, "*"]
-    return float(next((edit_gain[k] for k in keys if k in edit_gain), default))
-
-
 class BundleError(ValueError):
     """A bundle that cannot be loaded: missing, corrupt, truncated or mismatched."""
 
 
-def transfer_weights(direction: torch.Tensor, entry: dict[str, float], net) -> torch.Tensor:
-    """(noise_dim,) weights of one ``edit_transfer`` entry for one code's (k, noise_dim) direction
-    table: ``entry["content"]`` / ``entry["detail"]`` on the cells of the content / detail map whose
-    direction energy (spread of the category means) is at or above the ``entry["quantile"]`` quantile,
-    0 elsewhere (CPU float32)."""
-    from ..models.editnets import content_shape, detail_shape
-
-    t = direction.detach().float().cpu()
-    energy = (t - t.mean(0)).pow(2).sum(0)
-    parts, start = [], 0
-    for shape, key in ((content_shape(net), "content"), (detail_shape(net), "detail")):
-        size = shape[0] * shape[1] * shape[2]
-        if size:
-            e = energy[start : start + size].reshape(shape).sum(0)
-            cell = (e >= torch.quantile(e.flatten(), float(entry.get("quantile", 0.0)))).float()
-            parts.append((float(entry.get(key, 0.0)) * cell).expand(shape).flatten())
-        start += size
-    return torch.cat(parts)
-
-
 @dataclass
 class Bundle:
-    """A controllable generator, its latent predictor and everything needed to use them."""
+    """A controllable generator, its encoder (image -> latent; ``predictor``, the latent predictor
+    of the ``dcgan`` kind) and everything needed to use them: latent layout, directions, edit recipes."""
 
     spec: LatentSpec
     net: NetConfig
     generator: Generator
-    predictor: Predictor
+    predictor: Predictor  # the encoder (the name is kept: it is the weights' prefix in model.safetensors)
     framing: dict[str, Any] | None = None
     training: dict[str, Any] = field(default_factory=dict)
     name: str = "unnamed"
@@ -80,6 +51,8 @@ class Bundle:
     runtime: dict[str, Any] = field(default_factory=dict)  # measured runtime defaults, e.g. {"refine_steps": 0}
     # categorical code name -> (k, noise_dim) mean latent content of real faces in each category
     directions: dict[str, torch.Tensor] = field(default_factory=dict)
+    # edit key ("code=value" or "code") -> how that edit acts (complete after __post_init__)
+    recipes: dict[str, EditRecipe] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -92,106 +65,51 @@ class Bundle:
         a real face, so it has no prior to sample from: it edits faces, it does not invent them."""
         return self.kind != "edit"
 
-    @property
-    def edit_gain(self) -> float | dict[str, float]:
-        """Latent-space scale of a full edit (``strength=1``), measured per bundle: how far along (or
-        past) the way to the new code value an edit goes for the attribute to show on real faces.
-        One number for every edit, or ``{"*": default, "code": gain, "code=value": gain}`` (the most
-        specific key wins; default 1), since codes and directions differ. See :meth:`gain_of`."""
-        return self.runtime.get("edit_gain", 1.0)
+    def __post_init__(self) -> None:
+        """Complete the recipes (format-1 runtime tables are read into them and leave the runtime)."""
+        legacy = {k: v for k, v in self.runtime.items() if k in LEGACY_TABLES}
+        try:
+            self.recipes = parse_recipes(self.spec, runtime=legacy, base=self.recipes)
+        except ValueError as e:
+            raise BundleError(str(e)) from None
+        self.runtime = {k: v for k, v in self.runtime.items() if k not in LEGACY_TABLES}
+        self._transfer_cache: dict[tuple[int, int, Transfer], torch.Tensor] = {}
 
-    def gain_of(self, code: int, value: float) -> float:
-        """The gain of the edit that sets code ``code`` (index) to ``value`` (a category or a value)."""
-        return gain_for(self.edit_gain, self.spec, code, value)
+    def recipe(self, code: int, value: float) -> EditRecipe:
+        """The recipe of the edit that sets code ``code`` (index) to ``value`` (a category or a
+        value); a code without a direction has no content shift or transfer."""
+        r = self.recipes[edit_key(self.spec, code, value)]
+        if self.spec.codes[code].name in self.directions:
+            return r
+        return replace(r, shift=0.0, transfer=None) if r.shift or r.transfer else r
 
-    @property
-    def edit_shift(self) -> float | dict[str, float]:
-        """How far a full categorical edit also moves the latent content along the code's
-        :attr:`directions` (from the mean content of the face's category towards that of the new
-        one; 0, the default, leaves the content alone). Same table form as :attr:`edit_gain`."""
-        return self.runtime.get("edit_shift", 0.0)
+    def with_recipes(self, table: dict[str, Any]) -> "Bundle":
+        """A copy whose recipes are these, over the current ones (``table`` as in ``edit_recipes``,
+        may be partial: ``{"glasses=1": {"shift": 2.0}, "*": {"gain": 1.5}}``)."""
+        try:
+            recipes = parse_recipes(self.spec, table, base=self.recipes)
+        except ValueError as e:
+            raise BundleError(str(e)) from None
+        return replace(self, recipes=recipes)
 
-    def shift_of(self, code: int, value: float) -> float:
-        """The content shift of the edit that sets code ``code`` to ``value`` (0 without directions)."""
-        if self.spec.codes[code].name not in self.directions:
-            return 0.0
-        return gain_for(self.edit_shift, self.spec, code, value, default=0.0)
-
-    @property
-    def edit_regenerate(self) -> float | dict[str, float]:
-        """Local regeneration per edit, same table form as :attr:`edit_gain` (0, the default, is off):
-        in ``delta`` mode, where an edit changes the face by more than this (mean absolute change
-        over channels on the [-1, 1] scale, smoothed), the photo's own residual (what the generator
-        does not draw) is dropped as well, so what a removal takes away — glasses rims, a smile —
-        does not survive from the photo. See :func:`genaug.engine.render.render`."""
-        return self.runtime.get("edit_regenerate", 0.0)
-
-    def regenerate_of(self, code: int, value: float) -> float:
-        """The local-regeneration threshold of the edit that sets code ``code`` to ``value`` (0 = off)."""
-        return gain_for(self.edit_regenerate, self.spec, code, value, default=0.0)
-
-    @property
-    def edit_transfer(self) -> dict[str, dict[str, float]]:
-        """Selective transfer per categorical edit, ``{"code=value" or "code": {"quantile": q,
-        "content": w, "detail": w}}``: after the code and shift move, the content / detail map inside
-        the region where the code's direction acts (cells whose direction energy is at or above its
-        ``q`` quantile) is pulled ``w`` of the way (1 = replaced) to the new category's mean, so the
-        face's own traces of the old category (glasses rims the detail skip copies) do not survive
-        the edit. It acts also when the encoder already puts the face in the new category (the shift
-        is then zero): an explicit ``glasses=0`` still clears rims the encoder missed (it misses them
-        on about one glasses face in seven). Edits the table does not name transfer nothing. See
-        :meth:`transfer_table`."""
-        return self.runtime.get("edit_transfer", {})
-
-    def transfer_table(self) -> dict[tuple[int, int], torch.Tensor]:
-        """``(code index, new category) -> (noise_dim,)`` transfer weights in [0, 1] (what
-        :func:`genaug.engine.edits.apply_edits` takes as ``transfer``), from :attr:`edit_transfer` and the
-        :attr:`directions`; empty for edits without an entry or a direction."""
-        out = {}
-        for name, t in self.directions.items():
-            ci = self.spec.code_index(name)
-            for v in range(len(t)):
-                entry = self.transfer_of(ci, v)
-                if entry:
-                    out[(ci, v)] = transfer_weights(t, entry, self.net)
-        return out
-
-    def transfer_of(self, code: int, value: int) -> dict[str, float] | None:
-        """The :attr:`edit_transfer` entry of the edit that sets code ``code`` to category ``value``
-        (``"code=value"`` before ``"code"``), or None."""
-        name = self.spec.codes[code].name
-        return next((self.edit_transfer[k] for k in (f"{name}={int(value)}", name) if k in self.edit_transfer), None)
+    def transfer_weights(self, code: int, value: int, transfer: Transfer) -> torch.Tensor:
+        """(noise_dim,) weights of ``transfer`` for the edit setting ``code`` to category ``value``
+        (see :func:`genaug.bundle.recipe.transfer_weights`; cached)."""
+        key = (code, int(value), transfer)
+        if key not in self._transfer_cache:
+            direction = self.directions[self.spec.codes[code].name]
+            self._transfer_cache[key] = transfer_weights(direction, transfer, self.net)
+        return self._transfer_cache[key]
 
     def direction_table(self) -> dict[int, torch.Tensor]:
         """:attr:`directions` keyed by code index (what :func:`genaug.engine.edits.apply_edits` takes)."""
         return {self.spec.code_index(name): t for name, t in self.directions.items()}
 
     def check_runtime(self) -> None:
-        """Raise :class:`BundleError` for a runtime section or directions that do not fit this bundle's codes."""
-        known = {"*", *self.spec.code_names}
-        known |= {f"{c.name}={v}" for i, c in enumerate(self.spec.codes) if self.spec.is_categorical(i) for v in range(c.k)}
-        for table, positive in (("edit_gain", True), ("edit_shift", False), ("edit_regenerate", False)):
-            g = self.runtime.get(table, 1.0 if positive else 0.0)
-            for key, val in (g.items() if isinstance(g, dict) else [("*", g)]):
-                if key not in known:
-                    raise BundleError(f"runtime {table} names {key!r}, which is not '*', a code or CODE=CATEGORY of "
-                                      f"this bundle (codes: {self.spec.code_names})")
-                ok = not isinstance(val, bool) and isinstance(val, (int, float)) and 0 <= val < float("inf")
-                if not ok or (positive and val == 0):
-                    raise BundleError(f"runtime {table}[{key!r}] must be a {'positive' if positive else 'non-negative'} "
-                                      f"number, got {val!r}")
-        transfer = self.runtime.get("edit_transfer", {})
-        if not isinstance(transfer, dict):
-            raise BundleError(f"runtime edit_transfer must be a table {{'code=value': {{...}}}}, got {transfer!r}")
-        for key, entry in transfer.items():
-            if key == "*" or key not in known:
-                raise BundleError(f"runtime edit_transfer names {key!r}, which is not a code or CODE=CATEGORY of this bundle")
-            if self.kind != "edit" or key.split("=")[0] not in self.directions:
-                raise BundleError(f"runtime edit_transfer[{key!r}] needs an edit-kind bundle with a direction for that code")
-            bad = not isinstance(entry, dict) or set(entry) - {"quantile", "content", "detail"} or not all(
-                not isinstance(w, bool) and isinstance(w, (int, float)) and 0 <= w <= 1 for w in entry.values())
-            if bad:
-                raise BundleError(f"runtime edit_transfer[{key!r}] must hold 'quantile', 'content' and 'detail' in [0, 1], got {entry!r}")
+        """Raise :class:`BundleError` for recipes or directions that do not fit this bundle's codes."""
+        for key, r in self.recipes.items():
+            if r.transfer is not None and (self.kind != "edit" or key.split("=")[0] not in self.directions):
+                raise BundleError(f"edit recipe {key!r}: a transfer needs an edit-kind bundle with a direction for that code")
         for name, t in self.directions.items():
             i = self.spec.code_names.index(name) if name in self.spec.code_names else -1
             if i < 0 or not self.spec.is_categorical(i):
@@ -224,8 +142,9 @@ class Bundle:
 
     @property
     def identity(self) -> str:
-        """Short content hash of the weights and config: names this exact model."""
-        return self.training.get("weights_sha256", "")[:16] or "unsaved"
+        """Short content hash of the weights and the edit recipes: names this exact model (a
+        re-calibrated bundle is a new one). With every recipe at its defaults, the weights' hash."""
+        return model_identity(self.training.get("weights_sha256", ""), self.recipes)
 
     def to(self, device: str | torch.device) -> "Bundle":
         dev = resolve_device(device)
@@ -242,6 +161,7 @@ class Bundle:
             "kind": self.kind,
             "can_sample": self.can_sample,
             "runtime": self.runtime,
+            "edit_recipes": {k: r.to_dict() for k, r in self.recipes.items()},
             "latent": self.spec.to_dict(),
             "network": self.net.to_dict(),
             "image": {"size": self.image_size, "channels": self.channels, "range": [-1.0, 1.0], "layout": "NCHW"},
@@ -337,11 +257,22 @@ def load_bundle(path: str | Path = "default", device: str | torch.device = "cpu"
         spec, net, framing=cfg.get("framing"), training={**cfg.get("training", {}), "weights_sha256": digest},
         name=cfg.get("name", folder.name), path=str(folder), runtime=dict(cfg.get("runtime") or {}),
         directions={k[len("directions."):]: v.float() for k, v in tensors.items() if k.startswith("directions.")},
+        recipes=_read_recipes(spec, cfg, folder),
     )
     bundle.check_runtime()
     for prefix, module in (("generator", bundle.generator), ("predictor", bundle.predictor)):
         _load_into(module, prefix, tensors, weights)
     return bundle.to(device)
+
+
+def _read_recipes(spec: LatentSpec, cfg: dict[str, Any], folder: Path) -> dict[str, EditRecipe]:
+    table = cfg.get("edit_recipes") or {}
+    if not isinstance(table, dict):
+        raise BundleError(f"{folder / CONFIG_NAME}: 'edit_recipes' must be a table of code=value -> recipe, got {table!r}")
+    try:
+        return parse_recipes(spec, table)
+    except ValueError as e:
+        raise BundleError(f"{folder / CONFIG_NAME}: {e}") from None
 
 
 def _weights_path(folder: Path, info: Any) -> Path:

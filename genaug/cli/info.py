@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..bundle.format import BundleError, gain_for, read_config
+from ..bundle.format import BundleError, read_config
+from ..bundle.recipe import EditRecipe, edit_key, model_identity, parse_recipes
 from ..engine.edits import default_codes
 from ..models.latent import LatentSpec
 from .common import run_guarded
@@ -33,18 +34,25 @@ def run_info(args: argparse.Namespace) -> None:
     metrics = cfg.get("training", {}).get("metrics")
     if metrics:
         print("metrics  " + ", ".join(f"{k}={v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float))))
+    try:
+        recipes = parse_recipes(spec, cfg.get("edit_recipes"), runtime=cfg.get("runtime"))
+    except ValueError as e:
+        raise BundleError(f"{args.bundle}: {e}") from None
+    print(f"identity {model_identity(str(cfg['weights'].get('sha256') or ''), recipes)} (weights and edit recipes)")
+    print_codes(spec, recipes, set(cfg.get("directions") or []))
+
+
+def print_codes(spec: LatentSpec, recipes: dict[str, EditRecipe], directions: set[str]) -> None:
+    """The code table (gain and shift from each edit's recipe), then the recipes' transfers and local regeneration."""
     safe = set(default_codes(spec))
-    edit_gain = (cfg.get("runtime") or {}).get("edit_gain", 1.0)
-    edit_shift = (cfg.get("runtime") or {}).get("edit_shift", 0.0)
-    directions = set(cfg.get("directions") or [])
     aw = max([12] + [len(c.attribute or "") + 1 for c in spec.codes])
     print(f"\n{'#':>2}  {'name':<12} {'kind':<18} {'attribute':<{aw}} {'random':<7} {'gain':<9} {'shift':<7} controls")
     for i, c in enumerate(spec.codes):
         kind = f"categorical k={c.k}" if spec.is_categorical(i) else f"continuous [{c.low:g},{c.high:g}]"
         used = "yes" if i in safe else "no"
-        values = range(c.k) if spec.is_categorical(i) else [0.0]
-        gain = "/".join(f"{gain_for(edit_gain, spec, i, v):g}" for v in values)
-        shift = "/".join(f"{gain_for(edit_shift, spec, i, v, 0.0):g}" for v in values) if c.name in directions else "-"
+        own = [recipes[edit_key(spec, i, v)] for v in (range(c.k) if spec.is_categorical(i) else [0.0])]
+        gain = "/".join(f"{r.gain:g}" for r in own)
+        shift = "/".join(f"{r.shift:g}" for r in own) if c.name in directions else "-"
         print(f"{i:>2}  {c.name:<12} {kind:<18} {c.attribute or '-':<{aw}} {used:<7} {gain:<9} {shift:<7} "
               f"{c.description or '(unnamed: see genaug demo)'}")
     print("\nrandom: whether random edits (codes=None everywhere) use the code — only identity-safe codes are used")
@@ -52,16 +60,15 @@ def run_info(args: argparse.Namespace) -> None:
           "one gain per target category (0/1/...), measured per bundle")
     print("shift: how far a full edit also moves the face's content along the code's direction (the mean content of "
           "real faces in the new category minus that of the face's own); - where the bundle has no direction")
-    transfer = (cfg.get("runtime") or {}).get("edit_transfer") or {}
-    for key, t in transfer.items():
-        print(f"transfer {key}: after the edit, the {int(round(100 * (1 - t.get('quantile', 0))))} % of the map where "
-              f"the direction acts most is pulled to the new category's mean (content {t.get('content', 0):g}, "
-              f"detail {t.get('detail', 0):g} of the way)")
-    regen = (cfg.get("runtime") or {}).get("edit_regenerate", 0.0)
-    regen = regen if isinstance(regen, dict) else {"*": regen}
-    for key, tau in regen.items():
-        if tau:
-            print(f"regenerate {key}: in delta mode, where the edit changes the face by about {tau:g} or more "
+    for key, r in recipes.items():
+        if r.transfer is not None and key.split("=")[0] in directions:
+            t = r.transfer
+            print(f"transfer {key}: after the edit, the {int(round(100 * (1 - t.quantile)))} % of the map where "
+                  f"the direction acts most is pulled to the new category's mean (content {t.content:g}, "
+                  f"detail {t.detail:g} of the way)")
+    for key, r in recipes.items():
+        if r.regenerate:
+            print(f"regenerate {key}: in delta mode, where the edit changes the face by about {r.regenerate:g} or more "
                   f"(mean |change| on the [-1, 1] scale), the photo's own residual is dropped (the generator's face shows)")
 
 

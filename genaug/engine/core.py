@@ -19,7 +19,7 @@ from ..faces.framing import FRAMINGS
 from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
-from .edits import Edit, apply_edits, code_ranges, random_edits, resolve_edits
+from .edits import Edit, apply_recipes, code_ranges, random_edits, resolve_edits
 from .invert import Inversion, invert
 from .render import MODES, paste_back, render, to_model_batch
 
@@ -50,10 +50,10 @@ class Engine:
             None = the bundle's measured default, ``bundle.default_refine_steps``).
         batch_size: rows per network call. cache_size: latents kept (LRU, keyed by content).
         mode: ``"delta"`` (x + G(edited) - G(latent); where an edit with a local-regeneration
-            threshold, ``bundle.regenerate_of``, acts strongly: G(edited)) or ``"regenerate"`` (G(edited)).
+            threshold, the recipe's ``regenerate``, acts strongly: G(edited)) or ``"regenerate"`` (G(edited)).
         strength: scales each edit (latent interpolation; 0 = no change, 1 = the bundle's full edit,
-            i.e. the code moved ``bundle.gain_of(code, value)`` times the way to its new value and
-            the content ``bundle.shift_of(code, value)`` along the code's direction).
+            i.e. the code moved the recipe's ``gain`` times the way to its new value and the content
+            its ``shift`` along the code's direction, see :meth:`genaug.bundle.Bundle.recipe`).
         framing: ``"auto"``, ``"full"``, ``"none"`` or ``"detect"`` for user images (see :mod:`genaug.engine.render`).
         feature_net: network for the ``feature`` refinement loss.
         gate: ``gate(original, augmented) -> (N,)`` similarity, ``"identity"`` (the identity
@@ -125,7 +125,6 @@ class Engine:
         self.generator.manual_seed(seed) if seed is not None else self.generator.seed()
         self.cache = LatentCache(cache_size)
         self.stats = {"augmented": 0, "gated": 0, "dropped": 0, "no_face": 0}
-        self._transfer: dict | None = None  # the bundle's selective-transfer weights, built at the first edit
         self._settings = f"{bundle_key(self.bundle)}|{self.refine_steps}|{self.refine_loss}|{self.refine_lr}"
 
     # ------------------------------------------------------------------ inversion
@@ -213,8 +212,7 @@ class Engine:
             raise ValueError(f"strength must be finite and >= 0, got {wanted.tolist()[:8]}")
         wanted = wanted.expand(n)
         mode, gen = mode or self.mode, generator or self.generator
-        edited = self._apply(latent, edits, wanted)
-        out = render(x, base, self.generate(edited), mode, self._local(edits))
+        edited, out = self._edit(x, base, latent, edits, wanted, mode)
         kept = torch.ones(n, dtype=torch.bool)
         if self.gate is not None:
             bad = self.gate(x, out).reshape(-1).cpu() < self.gate_threshold
@@ -225,8 +223,7 @@ class Engine:
                 self.stats["gated"] += len(rows)
                 for r, e in zip(rows, resolve_edits(latent[rows], self.spec, self._redraw(rows, gen))):
                     edits[r] = e
-                edited[rows] = self._apply(latent[rows], [edits[r] for r in rows], wanted[rows])
-                out[rows] = render(x[rows], base[rows], self.generate(edited[rows]), mode, self._local([edits[r] for r in rows]))
+                edited[rows], out[rows] = self._edit(x[rows], base[rows], latent[rows], [edits[r] for r in rows], wanted[rows], mode)
                 bad[rows] = self.gate(x[rows], out[rows]).reshape(-1).cpu() < self.gate_threshold
             if bad.any():
                 out[bad.to(out.device)] = x[bad.to(x.device)]
@@ -237,19 +234,14 @@ class Engine:
         info = AugmentInfo(edits, latent, edited, score, kept, hits, [e.describe(self.spec) for e in edits])
         return out, info
 
-    def _local(self, edits: list[Edit]) -> Tensor:
-        """Per-row local-regeneration thresholds of ``edits`` (the bundle's ``edit_regenerate``; 0 = off)."""
-        return torch.tensor([self.bundle.regenerate_of(e.code, e.value) for e in edits], dtype=torch.float32)
-
-    def _apply(self, latent: Tensor, edits: list[Edit], wanted: Tensor) -> Tensor:
-        """Absolute ``edits`` at user strengths ``wanted`` (N,), each scaled by the bundle's gain and
-        content shift and selective transfer for that code and direction (strength 1 = the bundle's full edit)."""
-        gain = torch.tensor([self.bundle.gain_of(e.code, e.value) for e in edits], dtype=torch.float32)
-        shift = torch.tensor([self.bundle.shift_of(e.code, e.value) for e in edits], dtype=torch.float32)
-        if self._transfer is None:
-            self._transfer = self.bundle.transfer_table()
-        return apply_edits(latent, self.spec, edits, wanted * gain, self.bundle.direction_table(), wanted * shift,
-                           self._transfer, wanted)
+    def _edit(self, x: Tensor, base: Tensor, latent: Tensor, edits: list[Edit], wanted: Tensor,
+              mode: str) -> tuple[Tensor, Tensor]:
+        """Absolute ``edits`` at user strengths ``wanted`` (N,) through the bundle's recipes
+        (:func:`apply_recipes`; strength 1 = the bundle's full edit), rendered: (edited latents, images)."""
+        recipes = [self.bundle.recipe(e.code, e.value) for e in edits]
+        edited = apply_recipes(latent, self.bundle, edits, wanted, recipes)
+        local = torch.tensor([r.regenerate for r in recipes], dtype=torch.float32)
+        return edited, render(x, base, self.generate(edited), mode, local)
 
     @torch.no_grad()
     def augment_tensor(

@@ -105,7 +105,7 @@ def apply_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], strength: f
     :attr:`genaug.bundle.Bundle.directions`) with ``shift`` (a number or one per row) also move the
     content of a categorical edit by ``shift`` x (mean of the new category - mean of the face's).
     ``transfer`` ((code, new category) -> (noise_dim,) weights in [0, 1], see
-    :meth:`genaug.bundle.Bundle.transfer_table`) then pulls those parts of the content towards the
+    :meth:`genaug.bundle.Bundle.transfer_weights`) then pulls those parts of the content towards the
     new category's mean, by ``transfer_amount`` (clamped to [0, 1]; a number or one per row).
     Built on the host, applied in a few batched operations. Returns a new (N, D) tensor."""
     n = latent.shape[0]
@@ -161,6 +161,34 @@ def apply_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], strength: f
             a = torch.as_tensor(transfer_amount, dtype=latent.dtype, device=dev).reshape(-1).expand(n)[rows].clamp(0, 1)
             out[rows, :nd] += a[:, None] * w * (table[new] - out[rows, :nd])
     return out
+
+
+def apply_recipes(latent: Tensor, bundle: Any, edits: list[Edit], strength: float | Tensor = 1.0,
+                  recipes: list[Any] | None = None) -> Tensor:
+    """The one place edit recipes act: ``edits`` (one per row; relative ones are resolved first,
+    so each row gets the recipe of the edit it becomes) applied by
+    :func:`apply_edits` with each edit's recipe (:meth:`genaug.bundle.Bundle.recipe`, or the given
+    ``recipes``, one per row): the code moves ``strength x gain`` of the way, the content
+    ``strength x shift`` along the code's direction, and the recipe's transfer pulls the
+    direction's region towards the new category by ``strength`` (clamped to [0, 1]). Strength 1 is
+    the bundle's full edit. (A recipe's ``regenerate`` acts in rendering, see :func:`render`.)"""
+    edits = resolve_edits(latent, bundle.spec, edits)
+    recipes = [bundle.recipe(e.code, e.value) for e in edits] if recipes is None else list(recipes)
+    if len(recipes) != len(edits):
+        raise ValueError(f"need one recipe per edit: {len(recipes)} recipes for {len(edits)} edits")
+    wanted = torch.as_tensor(strength, dtype=torch.float32).cpu().reshape(-1).expand(len(edits))
+    gain = torch.tensor([r.gain for r in recipes], dtype=torch.float32)
+    shift = torch.tensor([r.shift for r in recipes], dtype=torch.float32)
+    directions = bundle.direction_table()
+    transfer: dict[tuple[int, int], Tensor] = {}
+    for e, r in zip(edits, recipes):
+        if r.transfer is not None and e.code in directions:
+            key = (e.code, int(e.value))
+            weights = bundle.transfer_weights(e.code, int(e.value), r.transfer)
+            if key in transfer and transfer[key] is not weights:
+                raise ValueError(f"rows editing {key} carry different transfers; give one transfer per edit in a batch")
+            transfer[key] = weights
+    return apply_edits(latent, bundle.spec, edits, wanted * gain, directions, wanted * shift, transfer, wanted)
 
 
 def sweep(latent: Tensor, spec: LatentSpec, plan: Plan | None = None, strength: float = 1.0) -> tuple[Tensor, list[Edit]]:

@@ -36,10 +36,11 @@ class RunFiles:
         nothing (or ``overwrite`` removed it); ExpandError for another run's file."""
         if not self.out.exists():
             return None
-        same, n_out, skipped = False, 0, []
+        same, n_out, skipped, made_by = False, 0, [], None
         try:
             with h5py.File(self.out, "r") as f:
                 same = f.attrs.get("run_key") == self.run_key
+                made_by = f.attrs.get("bundle_identity")
                 n_out = f["images"].shape[0]
                 skipped = read_skipped(f)
         except (OSError, KeyError):
@@ -49,6 +50,9 @@ class RunFiles:
                 shutil.rmtree(self.parts_dir, ignore_errors=True)
             self.log(f"{self.out} is already complete ({n_out} records); nothing to do")
             return n_out, skipped
+        if not overwrite and made_by is not None and made_by != self.key_info.get("bundle"):
+            raise ExpandError(f"{self.out} was made by another model (bundle identity {made_by}, this run's is "
+                              f"{self.key_info.get('bundle')}: its weights or edit recipes changed); pass --overwrite to re-render it")
         if not overwrite:
             raise ExpandError(f"{self.out} already exists (made by a different run or unreadable); pass --overwrite to replace it")
         if self.rank == 0:
