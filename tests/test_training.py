@@ -272,3 +272,79 @@ def test_augmentation_on_gpu_with_the_loops_cpu_generator():
     obj = InfoGANObjective(TrainConfig("x", "y").spec(), None, None, ObjectiveConfig(diffaug="color,translation,cutout"), {})
     y = obj._d_in(x, 0.1, torch.Generator().manual_seed(0))
     assert y.device.type == "cuda" and y.std() > 0
+
+
+class ToyKind:
+    """A skeleton kind fitting y = 3x with one weight; can send itself SIGTERM at a chosen step."""
+
+    def __init__(self, out: Path, steps: int, kill_at: int = -1, **plan):
+        from genaug.training.skeleton import RngState, Run, RunPlan
+
+        self.w = torch.nn.Linear(1, 1, bias=False)
+        self.opt = torch.optim.SGD(self.w.parameters(), lr=0.1)
+        self.gen = torch.Generator().manual_seed(0)
+        self.kill_at, self.evals, self.exports = kill_at, [], []
+        self.parts = lambda: {"w": self.w, "opt": self.opt, "gen": RngState(self.gen)}
+        settings = {"lr": 0.1, "steps": steps}
+        self.runner = Run(self, RunPlan(out, steps, settings, {"steps"}, log_every=1, checkpoint_every=4, eval_every=5,
+                                        **plan))
+        self.runner.resume()
+
+    def train_step(self, step: int) -> dict:
+        if step == self.kill_at:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives during the step: the step finishes, then the run stops
+        x = torch.randn(16, 1, generator=self.gen)
+        loss = (self.w(x) - 3 * x).pow(2).mean()
+        self.opt.zero_grad(), loss.backward(), self.opt.step()
+        return {"loss": loss.detach()}
+
+    def evaluate(self, step: int) -> dict:
+        self.evals.append(step)
+        return {"w": self.w.weight.item()}
+
+    def export(self, step: int) -> float:
+        self.exports.append(step)
+        return self.w.weight.item()
+
+
+def test_skeleton_stops_on_sigterm_and_resumes_without_duplicate_log_lines(tmp_path, capsys):
+    out = tmp_path / "run"
+    a = ToyKind(out, steps=12, kill_at=6)
+    a.runner.run()
+    assert a.runner.step == 7 and a.runner.stopped_by == "SIGTERM"
+    assert "stopped by SIGTERM at step 7" in capsys.readouterr().out
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 7  # checkpointed at the stop, not at 4
+    assert a.evals == [5, 7] and a.exports == [7]  # periodic evaluation, then the final one and the export
+    b = ToyKind(out, steps=12)
+    assert b.runner.step == 7 and torch.equal(b.w.weight, a.w.weight)
+    assert torch.equal(b.gen.get_state(), a.gen.get_state())  # the data stream continues where it stopped
+    w = b.runner.run()
+    log = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in log if "loss" in r]
+    assert steps == list(range(1, 13))  # every step logged once across both invocations
+    assert [r["step"] for r in log if "eval" in r] == [5, 7, 10, 12]
+    assert abs(w - 3) < 0.3 and log[-2]["loss"] < log[0]["loss"]  # it learned
+    # a changed setting outside the resumable ones refuses; a tiny budget stops at once with a checkpoint
+    with pytest.raises(ValueError, match=r"different settings \(\['lr'\]\)"):
+        from genaug.training.skeleton import Run, RunPlan
+
+        Run(b, RunPlan(out, 12, {"lr": 0.2, "steps": 12}, {"steps"})).resume()
+    c = ToyKind(out, steps=20, minutes=1e-9)
+    c.runner.run()
+    assert c.runner.stopped_by == "budget" and c.runner.step == 12 and c.exports == [12]
+
+
+def test_train_dispatches_every_kind_through_the_registry(capsys):
+    from genaug.training.cli import KINDS, main
+
+    assert {"edit", "infogan", "began", "detail"} <= set(KINDS)
+    for kind, flag in (("edit", "--lambda-cycle"), ("infogan", "--lambda-info"), ("detail", "--lambda-edit")):
+        with pytest.raises(SystemExit) as e:
+            main(["--kind", kind, "--help"])
+        assert e.value.code == 0 and flag in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--kind", "vae", "x", "y"])
+    assert "invalid choice: 'vae'" in capsys.readouterr().err
