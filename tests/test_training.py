@@ -348,3 +348,35 @@ def test_train_dispatches_every_kind_through_the_registry(capsys):
     with pytest.raises(SystemExit):
         main(["--kind", "vae", "x", "y"])
     assert "invalid choice: 'vae'" in capsys.readouterr().err
+
+
+@pytest.mark.data
+def test_distill_kind_learns_real_faces_and_resumes_its_cpu_budget(tmp_path):
+    """The student fine-tunes towards a teacher's descriptors of real faces (the shipped student as a
+    fast stand-in for dlib); a second invocation continues the CPU-minute budget from the checkpoint."""
+    from genaug.faces.identity import get_judge, student_available
+    from genaug.training.data import load_faces
+    from genaug.training.distill import DistillConfig, describe_faces, teacher_subset, train
+
+    if not student_available():
+        pytest.skip("no distilled student shipped to act as the teacher")
+    src = tmp_path / "faces"
+    src.mkdir()
+    for f in sorted(need(CELEBA64).rglob("*.jpg"))[:200] or sorted(need(CELEBA64).rglob("*.png"))[:200]:
+        (src / f.name).symlink_to(f)
+    faces = load_faces(src, 64, 3)
+    out = tmp_path / "run"
+    out.mkdir()
+    describe_faces(faces.images, teacher_subset(len(faces), 120, 0), out / "teacher.safetensors", "faces", 0,
+                   judge=get_judge("student"))
+    cfg = dict(out=str(out), data=str(src), batch_size=16, holdout=30)
+    train(DistillConfig(**cfg, minutes=0.03))
+    first = torch.load(out / "distill_checkpoint.pt", weights_only=True)["step"]
+    train(DistillConfig(**cfg, minutes=0.08))
+    log = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
+    evals = [r for r in log if "eval" in r]
+    assert evals[0]["step"] == 0 and evals[0]["eval"]["init"] == "ridge head"
+    assert evals[-1]["step"] > first > 0  # the second call continued from the first one's checkpoint
+    assert [r["step"] for r in evals] == sorted({r["step"] for r in evals})  # no step logged twice
+    assert evals[-1]["eval"]["descriptor_error"] < evals[0]["eval"]["descriptor_error"]  # it learned
+    assert (out / "evaluator_student.safetensors").exists()

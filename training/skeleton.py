@@ -32,7 +32,8 @@ from .checkpoint import append_log, check_resumable, load_checkpoint, load_state
 class Kind(Protocol):
     """What a model kind gives the skeleton. Optional hooks: ``extra_state(collective)`` /
     ``load_extra_state(state)`` (checkpoint entries beyond ``parts``), ``log_extra(step)`` (metrics
-    added to a log line) and ``progress_keys`` (log keys shown on the progress bar)."""
+    added to a log line), ``finished()`` (a kind's own end, e.g. a CPU-time budget over all
+    invocations) and ``progress_keys`` (log keys shown on the progress bar)."""
 
     def parts(self) -> dict[str, Any]:
         """name -> object with ``state_dict()`` / ``load_state_dict()`` (networks, optimizers, RNGs)."""
@@ -65,7 +66,7 @@ class RunPlan:
     """How a run is driven; ``settings`` are saved to ``train_config.json``."""
 
     out: Path
-    steps: int
+    steps: int  # 0 = no step limit (the kind's ``finished()`` or the budget ends the run)
     settings: dict[str, Any]
     resumable: set[str]
     log_every: int = 50
@@ -81,6 +82,7 @@ class RunPlan:
     main: bool = True  # this process writes the folder (rank 0)
     log_time_key: str = "t"
     log_digits: int | None = 4  # losses rounded in the log (None = as given)
+    checkpoint_name: str = "checkpoint.pt"
 
 
 class Run:
@@ -89,7 +91,7 @@ class Run:
     def __init__(self, kind: Kind, plan: RunPlan, device: torch.device | str = "cpu"):
         self.kind, self.plan, self.device = kind, plan, torch.device(device)
         self.out, self.step, self.last_eval = Path(plan.out), 0, -1
-        self.ckpt, self.log_file = self.out / "checkpoint.pt", self.out / "log.jsonl"
+        self.ckpt, self.log_file = self.out / plan.checkpoint_name, self.out / "log.jsonl"
         self.stopped_by: str | None = None
 
     # ------------------------------------------------------------ folder
@@ -100,6 +102,9 @@ class Run:
             if cfg_file.exists():
                 check_resumable(cfg_file, plan.settings, plan.resumable, plan.remedy, plan.defaults)
             state = load_checkpoint(self.ckpt, self.device)
+            if "step" not in state:
+                raise ValueError(f"{self.ckpt} was written by an older genaug (no step count); resume it with that "
+                                 "version or start again in another folder")
             load_state_dicts(self.kind.parts(), state)
             if hasattr(self.kind, "load_extra_state"):
                 self.kind.load_extra_state(state)
@@ -136,7 +141,8 @@ class Run:
     def _number(self, v: Any) -> Any:
         if isinstance(v, str):
             return v
-        return float(v) if self.plan.log_digits is None else round(float(v), self.plan.log_digits)
+        v = float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+        return v if self.plan.log_digits is None else round(v, self.plan.log_digits)
 
     def _evaluate(self) -> None:
         if self.plan.main:
@@ -152,12 +158,14 @@ class Run:
         """Train until ``steps``, the budget or a signal; checkpoint; evaluate and export (see ``finish_on_stop``)."""
         plan, t0 = self.plan, time.time()
         restore = self._catch_signals()
-        bar = tqdm(total=plan.steps, initial=self.step, desc=plan.desc, unit="step", disable=not plan.main,
+        bar = tqdm(total=plan.steps or None, initial=self.step, desc=plan.desc, unit="step", disable=not plan.main,
                    mininterval=10, dynamic_ncols=True)
         try:
-            while self.step < plan.steps and not self.stopped_by:
+            while (not plan.steps or self.step < plan.steps) and not self.stopped_by:
                 if plan.minutes and time.time() - t0 > plan.minutes * 60:
                     self.stopped_by = "budget"
+                    break
+                if hasattr(self.kind, "finished") and self.kind.finished():
                     break
                 losses = self.kind.train_step(self.step)
                 self.step += 1
