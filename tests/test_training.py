@@ -274,6 +274,17 @@ def test_augmentation_on_gpu_with_the_loops_cpu_generator():
     assert y.device.type == "cuda" and y.std() > 0
 
 
+def linked_faces(root: Path, n: int) -> Path:
+    """The first ``n`` faces of celeba_train_64 (+ its attributes.csv) as links in ``root``: a small real set."""
+    data = need(CELEBA64)
+    (root / "images").mkdir(parents=True)
+    for f in sorted((data / "images").iterdir())[:n]:
+        (root / "images" / f.name).symlink_to(f)
+    lines = (data / "attributes.csv").read_text().splitlines()
+    (root / "attributes.csv").write_text("\n".join(lines[: n + 1]) + "\n")  # rows follow the sorted file names
+    return root
+
+
 class ToyKind:
     """A skeleton kind fitting y = 3x with one weight; can send itself SIGTERM at a chosen step."""
 
@@ -360,10 +371,7 @@ def test_distill_kind_learns_real_faces_and_resumes_its_cpu_budget(tmp_path):
 
     if not student_available():
         pytest.skip("no distilled student shipped to act as the teacher")
-    src = tmp_path / "faces"
-    src.mkdir()
-    for f in sorted(need(CELEBA64).rglob("*.jpg"))[:200] or sorted(need(CELEBA64).rglob("*.png"))[:200]:
-        (src / f.name).symlink_to(f)
+    src = linked_faces(tmp_path / "faces", 200)
     faces = load_faces(src, 64, 3)
     out = tmp_path / "run"
     out.mkdir()
@@ -380,3 +388,20 @@ def test_distill_kind_learns_real_faces_and_resumes_its_cpu_budget(tmp_path):
     assert [r["step"] for r in evals] == sorted({r["step"] for r in evals})  # no step logged twice
     assert evals[-1]["eval"]["descriptor_error"] < evals[0]["eval"]["descriptor_error"]  # it learned
     assert (out / "evaluator_student.safetensors").exists()
+
+
+@pytest.mark.data
+def test_evaluator_kind_learns_attributes_of_real_faces_and_resumes(tmp_path):
+    from genaug.training.evaluators import EvaluatorTrainConfig, train_evaluator
+
+    src = linked_faces(tmp_path / "faces", 400)
+    cfg = dict(kind="attributes", data=str(src), out=str(tmp_path / "run"), batch_size=32, holdout=100, lr=3e-3,
+               widths=(8, 16, 32, 64), embed_dim=32, minutes=5.0)
+    train_evaluator(EvaluatorTrainConfig(**cfg, max_epochs=2))  # 300 train faces: 9 steps an epoch
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 18
+    weights = train_evaluator(EvaluatorTrainConfig(**cfg, max_epochs=8))  # continues at epoch 2
+    log = [json.loads(ln) for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    evals = [(r["step"], r["eval"]) for r in log if "eval" in r]
+    assert [s for s, _ in evals] == [9 * e for e in range(1, 9)]  # one validation per epoch, none twice
+    assert evals[-1][1]["mean_auc"] > evals[0][1]["mean_auc"] + 0.05  # it learned (seeded: 0.51 -> 0.70)
+    assert json.loads(weights.with_suffix(".json").read_text())["training"]["epochs"] == 8

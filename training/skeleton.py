@@ -14,6 +14,7 @@ dict is logged as ``{"step", "eval"}``) and ``export(step)`` (the final bundle o
 """
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -100,7 +101,8 @@ class Run:
         plan, cfg_file = self.plan, self.out / "train_config.json"
         if self.ckpt.exists() and not plan.overwrite:
             if cfg_file.exists():
-                check_resumable(cfg_file, plan.settings, plan.resumable, plan.remedy, plan.defaults)
+                as_saved = json.loads(json.dumps(plan.settings))  # tuples compare as the lists JSON holds
+                check_resumable(cfg_file, as_saved, plan.resumable, plan.remedy, plan.defaults)
             state = load_checkpoint(self.ckpt, self.device)
             if "step" not in state:
                 raise ValueError(f"{self.ckpt} was written by an older genaug (no step count); resume it with that "
