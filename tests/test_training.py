@@ -405,3 +405,36 @@ def test_evaluator_kind_learns_attributes_of_real_faces_and_resumes(tmp_path):
     assert [s for s, _ in evals] == [9 * e for e in range(1, 9)]  # one validation per epoch, none twice
     assert evals[-1][1]["mean_auc"] > evals[0][1]["mean_auc"] + 0.05  # it learned (seeded: 0.51 -> 0.70)
     assert json.loads(weights.with_suffix(".json").read_text())["training"]["epochs"] == 8
+
+
+@pytest.mark.data
+def test_genaug_train_edit_stops_on_sigterm_and_the_same_command_resumes(tmp_path):
+    """A real run through ``genaug train --kind edit``: SIGTERM -> checkpoint + bundle, exit 0; the
+    same command (more steps) continues from the checkpoint and logs every step once."""
+    import os
+    import signal
+    import time
+
+    data, out = need(CELEBA64), tmp_path / "run"
+    cmd = [sys.executable, "-m", "genaug", "train", "--kind", "edit", str(data), str(out), "--image-size", "32",
+           "--content-channels", "4", "--e-width", "4", "--g-width", "4", "--d-width", "4", "--batch-size", "4",
+           "--limit", "60", "--holdout", "8", "--categorical", "glasses:2:Eyeglasses", "--identity-unsafe", "", "--continuous", "1",
+           "--log-every", "1", "--eval-every", "1000", "--checkpoint-every", "1000", "--threads", "1", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd + ["--steps", "100000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "log.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not (log.exists() and len(log.read_text().splitlines()) >= 3):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr[-2000:]
+    stopped = int(torch.load(out / "checkpoint.pt", weights_only=True)["step"])
+    assert f"stopped by SIGTERM at step {stopped}" in stdout and stopped >= 3
+    assert load_bundle(out / "bundle").training["steps"] == stopped
+    done = subprocess.run(cmd + ["--steps", str(stopped + 3)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming {out} at step {stopped}" in done.stdout
+    steps = [r["step"] for r in read_log(out) if "eval" not in r]
+    assert steps == list(range(1, stopped + 4))  # every step once, across the stop
+    assert load_bundle(out / "bundle").training["steps"] == stopped + 3
