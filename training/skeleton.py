@@ -94,6 +94,7 @@ class Run:
         self.out, self.step, self.last_eval = Path(plan.out), 0, -1
         self.ckpt, self.log_file = self.out / plan.checkpoint_name, self.out / "log.jsonl"
         self.stopped_by: str | None = None
+        self.saved_at = -1  # step of the last checkpoint this invocation wrote
 
     # ------------------------------------------------------------ folder
     def resume(self) -> int:
@@ -126,6 +127,7 @@ class Run:
         extra = self.kind.extra_state(collective) if hasattr(self.kind, "extra_state") else {}
         if self.plan.main:
             save_checkpoint(self.ckpt, {**state_dicts(self.kind.parts()), **extra, "step": torch.tensor(self.step)})
+        self.saved_at = self.step
 
     def log(self, record: dict[str, Any]) -> None:
         if self.plan.main:
@@ -182,7 +184,8 @@ class Run:
             bar.close()
             restore()
         signalled = self.stopped_by not in (None, "budget")
-        self.save_checkpoint(collective=not signalled)
+        if self.saved_at != self.step:
+            self.save_checkpoint(collective=not signalled)
         if signalled and plan.main:
             print(f"stopped by {self.stopped_by} at step {self.step}: checkpoint saved; the same command resumes")
         if signalled and not plan.finish_on_stop:
