@@ -272,3 +272,169 @@ def test_augmentation_on_gpu_with_the_loops_cpu_generator():
     obj = InfoGANObjective(TrainConfig("x", "y").spec(), None, None, ObjectiveConfig(diffaug="color,translation,cutout"), {})
     y = obj._d_in(x, 0.1, torch.Generator().manual_seed(0))
     assert y.device.type == "cuda" and y.std() > 0
+
+
+def linked_faces(root: Path, n: int) -> Path:
+    """The first ``n`` faces of celeba_train_64 (+ its attributes.csv) as links in ``root``: a small real set."""
+    data = need(CELEBA64)
+    (root / "images").mkdir(parents=True)
+    for f in sorted((data / "images").iterdir())[:n]:
+        (root / "images" / f.name).symlink_to(f)
+    lines = (data / "attributes.csv").read_text().splitlines()
+    (root / "attributes.csv").write_text("\n".join(lines[: n + 1]) + "\n")  # rows follow the sorted file names
+    return root
+
+
+class ToyKind:
+    """A skeleton kind fitting y = 3x with one weight; can send itself SIGTERM at a chosen step."""
+
+    def __init__(self, out: Path, steps: int, kill_at: int = -1, **plan):
+        from genaug.training.skeleton import RngState, Run, RunPlan
+
+        self.w = torch.nn.Linear(1, 1, bias=False)
+        self.opt = torch.optim.SGD(self.w.parameters(), lr=0.1)
+        self.gen = torch.Generator().manual_seed(0)
+        self.kill_at, self.evals, self.exports = kill_at, [], []
+        self.parts = lambda: {"w": self.w, "opt": self.opt, "gen": RngState(self.gen)}
+        settings = {"lr": 0.1, "steps": steps}
+        self.runner = Run(self, RunPlan(out, steps, settings, {"steps"}, log_every=1, checkpoint_every=4, eval_every=5,
+                                        **plan))
+        self.runner.resume()
+
+    def train_step(self, step: int) -> dict:
+        if step == self.kill_at:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives during the step: the step finishes, then the run stops
+        x = torch.randn(16, 1, generator=self.gen)
+        loss = (self.w(x) - 3 * x).pow(2).mean()
+        self.opt.zero_grad(), loss.backward(), self.opt.step()
+        return {"loss": loss.detach()}
+
+    def evaluate(self, step: int) -> dict:
+        self.evals.append(step)
+        return {"w": self.w.weight.item()}
+
+    def export(self, step: int) -> float:
+        self.exports.append(step)
+        return self.w.weight.item()
+
+
+def test_skeleton_stops_on_sigterm_and_resumes_without_duplicate_log_lines(tmp_path, capsys):
+    out = tmp_path / "run"
+    a = ToyKind(out, steps=12, kill_at=6)
+    a.runner.run()
+    assert a.runner.step == 7 and a.runner.stopped_by == "SIGTERM"
+    assert "stopped by SIGTERM at step 7" in capsys.readouterr().out
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 7  # checkpointed at the stop, not at 4
+    assert a.evals == [5, 7] and a.exports == [7]  # periodic evaluation, then the final one and the export
+    b = ToyKind(out, steps=12)
+    assert b.runner.step == 7 and torch.equal(b.w.weight, a.w.weight)
+    assert torch.equal(b.gen.get_state(), a.gen.get_state())  # the data stream continues where it stopped
+    w = b.runner.run()
+    log = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in log if "loss" in r]
+    assert steps == list(range(1, 13))  # every step logged once across both invocations
+    assert [r["step"] for r in log if "eval" in r] == [5, 7, 10, 12]
+    assert abs(w - 3) < 0.3 and log[-2]["loss"] < log[0]["loss"]  # it learned
+    # a changed setting outside the resumable ones refuses; a tiny budget stops at once with a checkpoint
+    with pytest.raises(ValueError, match=r"different settings \(\['lr'\]\)"):
+        from genaug.training.skeleton import Run, RunPlan
+
+        Run(b, RunPlan(out, 12, {"lr": 0.2, "steps": 12}, {"steps"})).resume()
+    c = ToyKind(out, steps=20, minutes=1e-9)
+    c.runner.run()
+    assert c.runner.stopped_by == "budget" and c.runner.step == 12 and c.exports == [12]
+
+
+def test_train_dispatches_every_kind_through_the_registry(capsys):
+    from genaug.training.cli import KINDS, main
+
+    assert {"edit", "infogan", "began", "detail"} <= set(KINDS)
+    for kind, flag in (("edit", "--lambda-cycle"), ("infogan", "--lambda-info"), ("detail", "--lambda-edit")):
+        with pytest.raises(SystemExit) as e:
+            main(["--kind", kind, "--help"])
+        assert e.value.code == 0 and flag in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--kind", "vae", "x", "y"])
+    assert "invalid choice: 'vae'" in capsys.readouterr().err
+
+
+@pytest.mark.data
+def test_distill_kind_learns_real_faces_and_resumes_its_cpu_budget(tmp_path):
+    """The student fine-tunes towards a teacher's descriptors of real faces (the shipped student as a
+    fast stand-in for dlib); a second invocation continues the CPU-minute budget from the checkpoint."""
+    from genaug.faces.identity import get_judge, student_available
+    from genaug.training.data import load_faces
+    from genaug.training.distill import DistillConfig, describe_faces, teacher_subset, train
+
+    if not student_available():
+        pytest.skip("no distilled student shipped to act as the teacher")
+    src = linked_faces(tmp_path / "faces", 200)
+    faces = load_faces(src, 64, 3)
+    out = tmp_path / "run"
+    out.mkdir()
+    describe_faces(faces.images, teacher_subset(len(faces), 120, 0), out / "teacher.safetensors", "faces", 0,
+                   judge=get_judge("student"))
+    cfg = dict(out=str(out), data=str(src), batch_size=16, holdout=30)
+    train(DistillConfig(**cfg, minutes=0.03))
+    first = torch.load(out / "distill_checkpoint.pt", weights_only=True)["step"]
+    train(DistillConfig(**cfg, minutes=0.08))
+    log = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
+    evals = [r for r in log if "eval" in r]
+    assert evals[0]["step"] == 0 and evals[0]["eval"]["init"] == "ridge head"
+    assert evals[-1]["step"] > first > 0  # the second call continued from the first one's checkpoint
+    assert [r["step"] for r in evals] == sorted({r["step"] for r in evals})  # no step logged twice
+    assert evals[-1]["eval"]["descriptor_error"] < evals[0]["eval"]["descriptor_error"]  # it learned
+    assert (out / "evaluator_student.safetensors").exists()
+
+
+@pytest.mark.data
+def test_evaluator_kind_learns_attributes_of_real_faces_and_resumes(tmp_path):
+    from genaug.training.evaluators import EvaluatorTrainConfig, train_evaluator
+
+    src = linked_faces(tmp_path / "faces", 400)
+    cfg = dict(kind="attributes", data=str(src), out=str(tmp_path / "run"), batch_size=32, holdout=100, lr=3e-3,
+               widths=(8, 16, 32, 64), embed_dim=32, minutes=5.0)
+    train_evaluator(EvaluatorTrainConfig(**cfg, max_epochs=2))  # 300 train faces: 9 steps an epoch
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 18
+    weights = train_evaluator(EvaluatorTrainConfig(**cfg, max_epochs=8))  # continues at epoch 2
+    log = [json.loads(ln) for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    evals = [(r["step"], r["eval"]) for r in log if "eval" in r]
+    assert [s for s, _ in evals] == [9 * e for e in range(1, 9)]  # one validation per epoch, none twice
+    assert evals[-1][1]["mean_auc"] > evals[0][1]["mean_auc"] + 0.05  # it learned (seeded: 0.51 -> 0.70)
+    assert json.loads(weights.with_suffix(".json").read_text())["training"]["epochs"] == 8
+
+
+@pytest.mark.data
+def test_genaug_train_edit_stops_on_sigterm_and_the_same_command_resumes(tmp_path):
+    """A real run through ``genaug train --kind edit``: SIGTERM -> checkpoint + bundle, exit 0; the
+    same command (more steps) continues from the checkpoint and logs every step once."""
+    import os
+    import signal
+    import time
+
+    data, out = need(CELEBA64), tmp_path / "run"
+    cmd = [sys.executable, "-m", "genaug", "train", "--kind", "edit", str(data), str(out), "--image-size", "32",
+           "--content-channels", "4", "--e-width", "4", "--g-width", "4", "--d-width", "4", "--batch-size", "4",
+           "--limit", "60", "--holdout", "8", "--categorical", "glasses:2:Eyeglasses", "--identity-unsafe", "", "--continuous", "1",
+           "--log-every", "1", "--eval-every", "1000", "--checkpoint-every", "1000", "--threads", "1", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd + ["--steps", "100000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "log.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not (log.exists() and len(log.read_text().splitlines()) >= 3):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr[-2000:]
+    stopped = int(torch.load(out / "checkpoint.pt", weights_only=True)["step"])
+    assert f"stopped by SIGTERM at step {stopped}" in stdout and stopped >= 3
+    assert load_bundle(out / "bundle").training["steps"] == stopped
+    done = subprocess.run(cmd + ["--steps", str(stopped + 3)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming {out} at step {stopped}" in done.stdout
+    steps = [r["step"] for r in read_log(out) if "eval" not in r]
+    assert steps == list(range(1, stopped + 4))  # every step once, across the stop
+    assert load_bundle(out / "bundle").training["steps"] == stopped + 3

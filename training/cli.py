@@ -1,18 +1,45 @@
-"""``genaug train`` / ``python -m genaug.training``: train a model of any kind into a bundle
-(``--kind edit``: encoder + generator that edit real faces; ``infogan`` / ``began``: a controllable
-generator from noise, then its encoder, the latent predictor)."""
+"""``genaug train`` / ``python -m genaug.training``: train a model of any kind into a bundle.
+
+Every kind is one entry of :data:`KINDS` and runs on :mod:`genaug.training.skeleton` (resume,
+checkpoints, JSON-lines log, SIGTERM/SIGINT, evaluation, export). ``--kind edit`` is the kind of
+the shipped default model: an edit-aware encoder + generator trained to edit real faces
+(``genaug train --kind edit --help``). ``infogan`` / ``began`` are the older kind: a controllable
+generator from noise, then an encoder fitted to it. ``detail`` adds a detail skip to a trained
+edit bundle (``genaug train --kind detail BUNDLE FACES --out RUN``)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from dataclasses import dataclass
+
 from .config import TrainConfig, add_options, option_fields
 from .loop import train
+
+
+@dataclass(frozen=True)
+class KindEntry:
+    """Where a kind's command line lives: ``module.function(argv) -> exit status``."""
+
+    module: str
+    function: str
+    summary: str
+
+
+# kind -> its command line; `genaug train --kind NAME` dispatches here (default: infogan)
+KINDS: dict[str, KindEntry] = {
+    "edit": KindEntry(".edit_loop", "main", "edit-aware encoder + generator (the shipped default model's kind)"),
+    "infogan": KindEntry(".cli", "gan_main", "InfoGAN generator from noise (DCGAN D + Q head), then its encoder"),
+    "began": KindEntry(".cli", "gan_main", "InfoGAN-BEGAN hybrid (autoencoder D), then its encoder"),
+    "detail": KindEntry(".detail", "main", "adds an S/4 detail skip to a trained edit bundle"),
+}
+DEFAULT_KIND = "infogan"
 
 HELP = {
     "data": "image folder (flat or ImageFolder; any size: centre-cropped and resized)",
     "out": "run folder: checkpoint, log.jsonl, samples/, sweeps/, bundle/ (same command resumes)",
-    "kind": "'infogan' (DCGAN D + Q head), 'began' (InfoGAN-BEGAN hybrid, autoencoder D) or 'edit' (encoder + "
-            "generator trained to edit real faces; its own options: `genaug train --kind edit --help`)",
+    "kind": "; ".join(f"'{k}': {e.summary}" for k, e in KINDS.items()) + " (each kind lists its own options: "
+            "`genaug train --kind edit --help`)",
     "image_size": "model resolution (power of two: 32, 64, 128)",
     "channels": "3 (RGB) or 1 (grayscale)",
     "noise_dim": "size of the incompressible noise z",
@@ -20,18 +47,18 @@ HELP = {
     "continuous": "continuous codes in [-1,1]: a count ('3') or comma list of NAME or NAME:ATTRIBUTE",
     "g_width": "generator channels at full resolution (doubling towards 4x4)",
     "d_width": "discriminator channels at full resolution",
-    "e_width": "latent predictor channels at full resolution",
+    "e_width": "encoder channels at full resolution",
     "max_width": "channel cap of every network", "d_norm": "discriminator normalisation: batch, group or none",
-    "e_norm": "latent predictor normalisation: batch, group or none", "q_hidden": "hidden units of the Q head",
+    "e_norm": "encoder normalisation: batch, group or none", "q_hidden": "hidden units of the Q head",
     "began_hidden": "BEGAN discriminator bottleneck size",
     "predictor_latent_weight": "weight of the generated-pair latent regression term",
     "g_norm": "generator normalisation: batch, group or none",
     "spectral_norm": "spectral normalisation in D (implied by --adv-loss wgan)",
     "noise_head": "extended InfoGAN: D also regresses z (L2 weighted by --lambda-noise)",
     "steps": "GAN training steps",
-    "predictor_steps": "latent-predictor steps after the GAN phase (against the frozen EMA generator)",
+    "predictor_steps": "encoder steps after the GAN phase (against the frozen EMA generator)",
     "d_steps": "discriminator steps per generator step",
-    "lr_g": "generator learning rate", "lr_d": "discriminator (+Q) learning rate", "lr_e": "predictor learning rate",
+    "lr_g": "generator learning rate", "lr_d": "discriminator (+Q) learning rate", "lr_e": "encoder learning rate",
     "lr_decay_start": "fraction of a phase after which the learning rate decays linearly to 0 (1 = no decay)",
     "ema": "generator EMA decay (0 disables)",
     "instance_noise": "initial std of Gaussian instance noise on D's inputs (0 = off)",
@@ -44,10 +71,10 @@ HELP = {
     "lambda_attr": "weight of the attribute-binding loss on real images",
     "diffaug": "differentiable augmentation of D's inputs: comma list of color,translation,cutout",
     "began_gamma": "BEGAN diversity ratio gamma", "began_lambda_k": "BEGAN k_t learning rate",
-    "predictor_loss": "predictor reconstruction loss on real faces: mse, ssim, msssim, l1 or a mix like 'mse+msssim'",
+    "predictor_loss": "encoder reconstruction loss on real faces: mse, ssim, msssim, l1 or a mix like 'mse+msssim'",
     "predictor_real_weight": "weight of the real-image reconstruction term (0 = generated pairs only)",
     "attributes": "attribute CSV ('auto' = DATA/attributes.csv when present)",
-    "holdout": "real faces held out to measure predictor reconstruction",
+    "holdout": "real faces held out to measure the encoder's reconstruction",
     "limit": "use only the first N images (0 = all)",
     "framing": "framing recorded in the bundle: 'celeba' (aligned 178x218, box 35,55,143,163) or 'none'",
     "log_every": "steps between log lines", "sample_every": "steps between sample/sweep grids",
@@ -66,15 +93,24 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``genaug train``: a bad path, an unreadable folder or a bad value is one line on stderr and
-    exit status 1 (unreadable files inside the folder are skipped with a warning)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if _wants_edit_kind(argv):  # the edit-aware kind has its own settings: `genaug train --kind edit --help`
-        from .edit_loop import main as edit_main
+def kind_option(p: argparse.ArgumentParser, kind: str) -> None:
+    """The ``--kind`` option of a kind's own parser (dispatch already happened in :func:`main`)."""
+    p.add_argument("--kind", choices=list(KINDS), default=kind, help=HELP["kind"])
 
-        return edit_main([a for i, a in enumerate(argv) if a not in ("--kind=edit",) and not
-                          (a == "--kind" or (i > 0 and argv[i - 1] == "--kind"))])
+
+def main(argv: list[str] | None = None) -> int:
+    """``genaug train [--kind KIND] ...``: run ``KINDS[KIND]``'s command line on the same arguments."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--kind", choices=list(KINDS), default=DEFAULT_KIND)
+    kind = pre.parse_known_args(argv)[0].kind
+    entry = KINDS[kind]
+    return getattr(importlib.import_module(entry.module, __package__), entry.function)(argv)
+
+
+def gan_main(argv: list[str]) -> int:
+    """The infogan / began command line: a bad path, an unreadable folder or a bad value is one line
+    on stderr and exit status 1 (unreadable files inside the folder are skipped with a warning)."""
     args = build_parser().parse_args(argv)
     try:
         train(TrainConfig.from_flat(**vars(args)))
@@ -84,9 +120,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _wants_edit_kind(argv: list[str]) -> bool:
-    return "--kind=edit" in argv or any(a == "--kind" and b == "edit" for a, b in zip(argv, argv[1:]))
-
-
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -16,8 +16,10 @@ every other weight, the codes and the edit recipes stay as they were. Two losses
   reconstruction get sharper.
 
 Given a bundle that already has a detail map of ``--channels`` channels, it trains that map further
-(edit consistency then refers to the bundle as given). The run folder resumes (``checkpoint.pt``, same command; ``--minutes`` bounds one invocation), logs to
-``log.jsonl`` and writes ``RUN/bundle`` at every evaluation: held-out reconstruction before and after
+(edit consistency then refers to the bundle as given). Runs on :mod:`genaug.training.skeleton`
+(also ``genaug train --kind detail BUNDLE FACES --out RUN``): the run folder resumes
+(``checkpoint.pt``, same command; ``--minutes`` or SIGTERM/SIGINT end one invocation with a
+checkpoint and a bundle), logs to ``log.jsonl`` and writes ``RUN/bundle`` at every evaluation: held-out reconstruction before and after
 and the edit-consistency error on held-out faces. Directions get zeros for the detail part; re-run
 ``genaug.training.calibrate_edits --directions`` on the result to measure its edits.
 """
@@ -28,9 +30,9 @@ import copy
 import json
 import math
 import sys
-import time
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -39,14 +41,14 @@ from torch import Tensor
 from genaug.bundle import Bundle, load_bundle, save_bundle
 from genaug.device import resolve_device
 from genaug.engine.edits import apply_recipes, random_edits
-from genaug.io import write_json_atomic
 from genaug.models.editnets import content_shape
 from genaug.models.recon import msssim_per_image, psnr
 from genaug.models.registry import build_generator, build_predictor
 
-from .checkpoint import append_log, check_resumable, load_checkpoint, save_checkpoint, truncate_log
+from .checkpoint import check_resumable
 from .config import add_options, dataclass_options
 from .data import load_faces, split_holdout
+from .skeleton import RngState, Run, RunPlan
 
 
 @dataclass
@@ -107,20 +109,19 @@ def detail_parameters(bundle: Bundle) -> list[torch.nn.Parameter]:
 
 
 class DetailTrainer:
+    """The detail kind on the skeleton: trains the detail layers of ``cfg.bundle`` (resumes ``cfg.out``)."""
+
     def __init__(self, cfg: DetailConfig):
         self.cfg, self.out = cfg, Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / "train_config.json"
+        path, defaults = self.out / "train_config.json", {f.name: f.default for f in fields(DetailConfig) if f.default is not MISSING}
         if path.exists() and (self.out / "checkpoint.pt").exists():
-            defaults = {f.name: f.default for f in fields(DetailConfig) if f.default is not MISSING}
-            check_resumable(path, asdict(cfg), RESUMABLE, "another folder", defaults)
+            check_resumable(path, asdict(cfg), RESUMABLE, "another folder", defaults)  # before the bundle loads
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.base = load_bundle(cfg.bundle).to(self.device)
         self.bundle = self._trainable(self.base, cfg.channels).to(self.device)
-        write_json_atomic(path, asdict(cfg))
         for b in (self.base, self.bundle):
             for m in (b.generator, b.predictor):
                 m.eval().requires_grad_(False)
@@ -133,16 +134,19 @@ class DetailTrainer:
         self.held_edits = self._edits(len(self.held), torch.Generator().manual_seed(cfg.seed + 1))
         self.opt = torch.optim.Adam(self.params, cfg.lr, betas=(0.5, 0.99))
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.step, self.ckpt = 0, self.out / "checkpoint.pt"
-        if self.ckpt.exists():
-            state = load_checkpoint(self.ckpt, self.device)
-            self.bundle.predictor.detail.load_state_dict(state["detail"])
-            self.bundle.generator.detail_in.load_state_dict(state["detail_in"])
-            self.opt.load_state_dict(state["opt"])
-            self.step = int(state["step"])
-            self.gen.set_state(state["gen"].cpu())
-            truncate_log(self.out / "log.jsonl", self.step)
-            print(f"resuming {self.out} at step {self.step}")
+        self.progress_keys, self.last_ev = ("psnr", "edit"), None
+        plan = RunPlan(self.out, cfg.steps, asdict(cfg), RESUMABLE, cfg.log_every, cfg.checkpoint_every, cfg.eval_every,
+                       cfg.minutes, defaults=defaults, desc="detail skip", log_digits=5)
+        self.runner = Run(self, plan, self.device)
+        self.runner.resume()
+
+    @property
+    def step(self) -> int:
+        return self.runner.step
+
+    def parts(self) -> dict[str, Any]:
+        return {"detail": self.bundle.predictor.detail, "detail_in": self.bundle.generator.detail_in, "opt": self.opt,
+                "gen": RngState(self.gen)}
 
     @staticmethod
     def _trainable(base: Bundle, channels: int) -> Bundle:
@@ -178,7 +182,7 @@ class DetailTrainer:
         return {"l1": F.l1_loss(rec, x), "msssim": ms.mean(), "edit": F.l1_loss(edited - rec, change0),
                 "psnr": psnr(rec.detach(), x).mean()}
 
-    def train_step(self) -> dict[str, Tensor]:
+    def train_step(self, step: int) -> dict[str, Tensor]:
         idx = torch.randint(0, len(self.train_data), (self.cfg.batch_size,), generator=self.gen)
         x = self.train_data.batch(idx, self.device)
         parts = self._losses(x, self._edits(len(x), self.gen))
@@ -188,8 +192,20 @@ class DetailTrainer:
         self.opt.step()
         return parts
 
+    def evaluate(self, step: int) -> dict[str, float]:
+        """Held-out scores, reported; ``RUN/bundle`` rewritten with them."""
+        self.last_ev = self.held_out()
+        self.report(self.last_ev)
+        self.save(self.last_ev)
+        return self.last_ev
+
+    def export(self, step: int) -> Path:
+        out = self.save(self.last_ev if self.last_ev is not None else self.held_out())
+        print(f"wrote {out}")
+        return out
+
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
+    def held_out(self) -> dict[str, float]:
         """Held-out faces: one-pass reconstruction before / after and the edit-consistency error."""
         x = self.held
         parts = self._losses(x, self.held_edits)
@@ -206,45 +222,27 @@ class DetailTrainer:
                                 "config": asdict(self.cfg), "holdout": ev}
         return save_bundle(b, self.out / "bundle", half=self.cfg.half)
 
-    def save_checkpoint(self) -> None:
-        save_checkpoint(self.ckpt, {"detail": self.bundle.predictor.detail.state_dict(), "step": torch.tensor(self.step),
-                                    "detail_in": self.bundle.generator.detail_in.state_dict(),
-                                    "opt": self.opt.state_dict(), "gen": self.gen.get_state()})
-
     def report(self, ev: dict[str, float], end: str = "") -> None:
         print(f"step {self.step}: held-out {json.dumps({k: round(v, 4) for k, v in ev.items()})}{end}", flush=True)
 
     def run(self) -> Path:
-        cfg, t0 = self.cfg, time.time()
-        self.report(self.evaluate())
-        while self.step < cfg.steps and not (cfg.minutes and time.time() - t0 > cfg.minutes * 60):
-            parts = self.train_step()
-            self.step += 1
-            if self.step % cfg.log_every == 0:
-                rec = {"step": self.step, **{k: round(float(v.detach()), 5) for k, v in parts.items()}}
-                append_log(self.out / "log.jsonl", rec)
-                print(" ".join(f"{k} {v}" for k, v in rec.items()), flush=True)
-            if self.step % cfg.eval_every == 0:
-                ev = self.evaluate()
-                append_log(self.out / "log.jsonl", {"step": self.step, "eval": ev})
-                self.report(ev)
-                self.save(ev)
-            if self.step % cfg.checkpoint_every == 0:
-                self.save_checkpoint()
-        self.save_checkpoint()
-        ev = self.evaluate()
-        out = self.save(ev)
-        self.report(ev, f"; wrote {out}")
-        return out
+        """Report the start, train to ``--steps`` / the budget / a signal; returns the bundle folder."""
+        self.report(self.held_out())
+        return self.runner.run()
+
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m genaug.training.detail", description=__doc__,
+    p = argparse.ArgumentParser(prog="genaug train --kind detail", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="edit-kind bundle folder or 'default'")
     p.add_argument("data", help="training faces (an image folder in the model's frame, e.g. celeba_train_64)")
     p.add_argument("--out", required=True, help="run folder (same command resumes)")
     add_options(p, [o for o in dataclass_options(DetailConfig) if o[0] not in ("bundle", "data", "out")], {})
+    from .cli import kind_option
+
+    kind_option(p, "detail")
     a = vars(p.parse_args(argv))
+    a.pop("kind")
     try:
         DetailTrainer(DetailConfig(**a)).run()
     except (OSError, ValueError) as e:

@@ -12,8 +12,8 @@ replaced by a ridge regression of the (unit) teacher descriptors on the embedder
 then fine-tunes its unit embedding times the teacher's mean descriptor norm towards the descriptors
 (MSE on descriptors plus matching of all in-batch pair distances) on whatever part of the cache
 exists, budgeted in
-*CPU* minutes of this process (a shared machine's load does not shorten training), checkpointed
-and resumable. The student's threshold is the distance that best reproduces dlib's decisions at
+*CPU* minutes of this process over all invocations (a shared machine's load does not shorten
+training), on :mod:`genaug.training.skeleton` (checkpointed, resumable, SIGTERM-safe, ``OUT/log.jsonl``). The student's threshold is the distance that best reproduces dlib's decisions at
 0.6 on all pairs of held-out teacher faces; it writes ``OUT/evaluator_student.{safetensors,json}``
 (``--export DIR`` copies them).
 ``evaluate``: verification ROC AUC and TAR@FAR on celeba_id200 ``test`` pairs for teacher, student
@@ -28,6 +28,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,9 +41,9 @@ from genaug.faces.features import load_evaluator, save_evaluator
 from genaug.faces.identity import DLIB_THRESHOLD, DlibJudge, IdentityJudge, get_judge, load_student
 from genaug.faces.metrics import roc_auc, tar_at_far, verification_pairs
 from genaug.io import write_safetensors
-from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_faces
 from .evaluators import export_evaluator, load_identity_folder, to_float
+from .skeleton import RngState, Run, RunPlan
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TEACHER_FILE = "teacher.safetensors"
@@ -144,62 +145,84 @@ def ridge_head(model, images: Tensor, desc: Tensor, penalty: float) -> None:
     bn.bias.zero_()
 
 
-def train(cfg: DistillConfig) -> Path:
-    torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    idx, desc, meta = read_teacher(out / TEACHER_FILE)
-    faces = load_faces(cfg.data, 64, 3)
-    images = faces.images[idx]
-    scale = float(desc.norm(dim=1).mean())
-    val = torch.arange(len(idx))[-cfg.holdout :]
-    tr = torch.arange(len(idx))[: -cfg.holdout]
-    model = load_evaluator("identity")
-    print(f"student: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {len(tr)} train / "
-          f"{len(val)} val faces, teacher mean norm {scale:.3f}")
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    state = {"step": 0, "elapsed": 0.0, "log": []}
-    ckpt = out / "distill_checkpoint.pt"
-    if ckpt.exists():
-        c = load_checkpoint(ckpt, torch.device("cpu"))
-        model.load_state_dict(c["model"])
-        opt.load_state_dict(c["opt"])
-        gen.set_state(c["gen"])
-        state = json.loads(c["state"])
-        print(f"resumed from {ckpt} at step {state['step']} ({state['elapsed'] / 60:.1f} min)")
-    else:
-        ridge_head(model, images[tr], desc[tr], cfg.ridge)
-        state["log"].append({"step": 0, "init": "ridge head", **holdout_error(model, images[val], desc[val], scale)})
-        print(f"ridge head: holdout {state['log'][-1]}")
-    budget, t_last = cfg.minutes * 60, time.process_time()
-    bar = tqdm(total=round(budget), initial=round(state["elapsed"]), desc="distill (CPU s)", unit="s")
-    while state["elapsed"] < budget:
+class DistillKind:
+    """The student's training on :mod:`genaug.training.skeleton`. The budget is *CPU* minutes over all
+    invocations (kept in the checkpoint); the learning rate follows a cosine over it."""
+
+    def __init__(self, cfg: DistillConfig):
+        torch.set_num_threads(cfg.threads)
+        self.cfg, out = cfg, Path(cfg.out)
+        idx, self.desc, _ = read_teacher(out / TEACHER_FILE)
+        self.n_teacher, self.images = len(idx), load_faces(cfg.data, 64, 3).images[idx]
+        self.scale = float(self.desc.norm(dim=1).mean())
+        self.val, self.tr = torch.arange(len(idx))[-cfg.holdout :], torch.arange(len(idx))[: -cfg.holdout]
+        self.model = load_evaluator("identity")
+        print(f"student: {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M parameters, {len(self.tr)} train / "
+              f"{len(self.val)} val faces, teacher mean norm {self.scale:.3f}")
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "log": []}
+        settings = {k: v for k, v in asdict(cfg).items() if k != "out"}
+        plan = RunPlan(out, 0, settings, {"minutes", "threads", "export"}, log_every=100, checkpoint_every=100,
+                       eval_every=100, checkpoint_name="distill_checkpoint.pt", desc="distill", log_time_key="sec")
+        self.runner, self.progress_keys, self.loss = Run(self, plan), ("loss",), float("nan")
+        if self.runner.resume() == 0:
+            ridge_head(self.model, self.images[self.tr], self.desc[self.tr], cfg.ridge)
+            self.state["log"].append({"step": 0, "init": "ridge head", **self._holdout()})
+            self.runner.log({"step": 0, "eval": self.state["log"][-1]})
+            print(f"ridge head: holdout {self.state['log'][-1]}")
+        else:
+            print(f"({self.state['elapsed'] / 60:.1f} CPU min so far)")
+        self.t_last = time.process_time()
+
+    def parts(self) -> dict[str, Any]:
+        return {"model": self.model, "opt": self.opt, "gen": RngState(self.gen)}
+
+    def extra_state(self, collective: bool) -> dict[str, Any]:
+        return {"state": json.dumps(self.state)}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.state = json.loads(state["state"])
+
+    def finished(self) -> bool:
+        return self.state["elapsed"] >= self.cfg.minutes * 60
+
+    def _holdout(self) -> dict:
+        return holdout_error(self.model, self.images[self.val], self.desc[self.val], self.scale)
+
+    def train_step(self, step: int) -> dict[str, Tensor]:
+        cfg, model = self.cfg, self.model
         model.eval()  # fine-tuning with batch-norm statistics frozen (the ridge head assumes them)
-        frac = state["elapsed"] / budget
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * min(1.0, (state["step"] + 1) / 50) * 0.5 * (1 + math.cos(math.pi * frac))
-        b = tr[torch.randint(0, len(tr), (cfg.batch_size,), generator=gen)]
-        x = _views(to_float(images[b]), gen)
-        loss = distill_loss(model(x) * scale, desc[b], cfg.pair_weight)
-        opt.zero_grad(set_to_none=True)
+        frac = self.state["elapsed"] / (cfg.minutes * 60)
+        for g in self.opt.param_groups:
+            g["lr"] = cfg.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * frac))
+        b = self.tr[torch.randint(0, len(self.tr), (cfg.batch_size,), generator=self.gen)]
+        x = _views(to_float(self.images[b]), self.gen)
+        loss = distill_loss(model(x) * self.scale, self.desc[b], cfg.pair_weight)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        state["step"] += 1
+        self.opt.step()
         now = time.process_time()
-        state["elapsed"] += now - t_last
-        bar.update(round(state["elapsed"]) - bar.n)
-        t_last = now
-        if state["step"] % 100 == 0 or state["elapsed"] >= budget:
-            v = holdout_error(model, images[val], desc[val], scale)
-            state["log"].append({"step": state["step"], "loss": round(loss.item(), 4), **v})
-            bar.write(f"step {state['step']} loss {loss.item():.4f} holdout {v}")
-            save_checkpoint(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                                   "state": json.dumps(state)})
-    bar.close()
-    model.eval()
-    with torch.no_grad():
-        held = F.normalize(model(to_float(images[val])), dim=1) * scale
-    return export_student(model, cfg, state, scale, len(idx), len(tr), agreement_threshold(held, desc[val]))
+        self.state["step"], self.state["elapsed"], self.t_last = step + 1, self.state["elapsed"] + now - self.t_last, now
+        self.loss = loss.item()
+        return {"loss": loss.detach()}
+
+    def evaluate(self, step: int) -> dict:
+        v = self._holdout()
+        self.state["log"].append({"step": step, "loss": round(self.loss, 4), **v})
+        return v
+
+    def export(self, step: int) -> Path:
+        self.model.eval()
+        with torch.no_grad():
+            held = F.normalize(self.model(to_float(self.images[self.val])), dim=1) * self.scale
+        return export_student(self.model, self.cfg, self.state, self.scale, self.n_teacher, len(self.tr),
+                              agreement_threshold(held, self.desc[self.val]))
+
+
+def train(cfg: DistillConfig) -> Path:
+    """Train (or continue) the student until its CPU-minute budget is spent; writes ``OUT/evaluator_student.*``."""
+    return DistillKind(cfg).runner.run()
 
 
 @torch.no_grad()

@@ -1,7 +1,10 @@
-"""Training run of the edit-aware kind (``genaug train --kind edit`` / ``python -m genaug.training.edit_loop``).
+"""The edit-aware kind, the shipped default model (``genaug train --kind edit`` /
+``python -m genaug.training.edit_loop``): an encoder E and generator G trained together to
+reconstruct real faces and switch attribute-bound codes, judged by a discriminator with a code head.
 
-Resumable (the same command continues from ``checkpoint.pt``), bounded by ``--steps`` and a
-wall-clock budget ``--minutes``, logs JSON lines, writes sample grids (photo | reconstruction |
+Runs on :mod:`genaug.training.skeleton` (the same command resumes from ``checkpoint.pt``; ``--steps``,
+a wall-clock budget ``--minutes`` or SIGTERM/SIGINT end it with a checkpoint and a bundle), logs
+JSON lines, writes sample grids (photo | reconstruction |
 each bound code switched) and evaluates held-out faces: reconstruction from one encoder pass
 (PSNR, MS-SSIM) and edit success (switching each bound code on/off, judged by D's own code head
 and, for monitoring only, by the project's attribute evaluator). ``bundle/`` is rewritten at every
@@ -11,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import signal
-import time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -23,17 +24,17 @@ from torchvision.utils import save_image
 from genaug.bundle import Bundle, save_bundle
 from genaug.device import resolve_device
 from genaug.faces.framing import CELEBA_FRAMING
-from genaug.io import write_json_atomic
 from genaug.models.config import NetConfig
 from genaug.models.editnets import EditDiscriminator
 from genaug.models.nets import init_weights
 from genaug.models.recon import psnr, reconstruction_score
 from genaug.models.registry import build_generator, build_predictor
 
-from .checkpoint import (append_log, check_resumable, load_checkpoint, load_state_dicts, save_checkpoint, state_dicts, truncate_log, update_ema)
+from .checkpoint import check_resumable, update_ema
 from .config import add_options, dataclass_options
 from .data import load_faces, split_holdout
 from .edit import DEFAULT_CODES, CodeLayout, EditObjective, d_step, edit_spec, g_step
+from .skeleton import RngState, Run, RunPlan
 
 
 @dataclass
@@ -103,10 +104,15 @@ RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", 
 
 
 class EditTrainer:
+    """The edit kind on the skeleton: builds E, G, D from ``cfg`` and resumes ``cfg.out`` if it holds a checkpoint."""
+
     def __init__(self, cfg: EditTrainConfig):
         self.cfg, self.out = cfg, Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._check_config()
+        defaults = {f.name: f.default for f in fields(EditTrainConfig) if f.default is not MISSING}
+        plan = RunPlan(self.out, cfg.steps, asdict(cfg), RESUMABLE, cfg.log_every, cfg.checkpoint_every, cfg.eval_every,
+                       cfg.minutes, defaults=defaults, desc="edit model")
+        if (self.out / "checkpoint.pt").exists() and (self.out / "train_config.json").exists():
+            check_resumable(self.out / "train_config.json", plan.settings, RESUMABLE, plan.remedy, defaults)  # before the data loads
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
@@ -141,16 +147,12 @@ class EditTrainer:
         self.opt_g = torch.optim.Adam([*self.E.parameters(), *self.G.parameters()], cfg.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr, betas=betas)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.step, self.ckpt = 0, self.out / "checkpoint.pt"
-        if self.ckpt.exists():
-            self._load()
+        self.runner = Run(self, plan, self.device)
+        self.runner.resume()
 
-    def _check_config(self) -> None:
-        path = self.out / "train_config.json"
-        if path.exists() and (self.out / "checkpoint.pt").exists():
-            defaults = {f.name: f.default for f in fields(EditTrainConfig) if f.default is not MISSING}
-            check_resumable(path, asdict(self.cfg), RESUMABLE, "another folder", defaults)
-        write_json_atomic(path, asdict(self.cfg))
+    @property
+    def step(self) -> int:
+        return self.runner.step
 
     def _init_from(self, path: str) -> None:
         """Copy E and G from a bundle of the same kind, latent layout and network shape (code names may differ)."""
@@ -165,23 +167,14 @@ class EditTrainer:
         self.G.load_state_dict(b.generator.float().state_dict())
         print(f"E and G start from {b.path or path} ({b.name}); D starts fresh")
 
-    # ------------------------------------------------------------ checkpoints
-    def _modules(self) -> dict[str, Any]:
-        return {"E": self.E, "G": self.G, "D": self.D, "E_ema": self.E_ema, "G_ema": self.G_ema, "opt_g": self.opt_g, "opt_d": self.opt_d}
+    # ------------------------------------------------------- skeleton hooks
+    def parts(self) -> dict[str, Any]:
+        return {"E": self.E, "G": self.G, "D": self.D, "E_ema": self.E_ema, "G_ema": self.G_ema, "opt_g": self.opt_g,
+                "opt_d": self.opt_d, "gen": RngState(self.gen)}
 
-    def save_checkpoint(self) -> None:
-        save_checkpoint(self.ckpt, {**state_dicts(self._modules()), "step": torch.tensor(self.step), "gen": self.gen.get_state()})
-
-    def _load(self) -> None:
-        state = load_checkpoint(self.ckpt, self.device)
-        load_state_dicts(self._modules(), state)
-        self.step = int(state["step"])
-        self.gen.set_state(state["gen"].cpu())  # the checkpoint was mapped to the training device
-        truncate_log(self.out / "log.jsonl", self.step)
-        print(f"resuming {self.out} at step {self.step}")
-
-    def _log(self, rec: dict[str, Any]) -> None:
-        append_log(self.out / "log.jsonl", rec)
+    def run(self) -> Bundle:
+        """Train (or continue) to ``--steps``, the budget or a signal; returns the exported bundle."""
+        return self.runner.run()
 
     def _sampling_weights(self) -> torch.Tensor | None:
         """Per-face sampling weight: the rarest of its bound-code values, freq^-balance (None = uniform)."""
@@ -196,8 +189,8 @@ class EditTrainer:
         return w
 
     # ------------------------------------------------------------------ steps
-    def train_step(self) -> dict[str, torch.Tensor]:
-        """One E+G and one D update; returns the losses as tensors (read only when logged: no GPU sync)."""
+    def train_step(self, step: int) -> dict[str, torch.Tensor]:
+        """One E+G and one D update at ``step``; returns the losses as tensors (read only when logged: no GPU sync)."""
         if self.weights is None:
             idx = torch.randint(0, len(self.train_data), (self.cfg.batch_size,), generator=self.gen)
         else:
@@ -205,7 +198,7 @@ class EditTrainer:
         x = self.train_data.batch(idx, self.device)
         attrs = None if self.train_data.attributes is None else self.train_data.attributes[idx].to(self.device)
         self.E.train(), self.G.train(), self.D.train()
-        warmup = self.step < self.cfg.d_warmup  # D alone: E and G give it faces but do not learn
+        warmup = step < self.cfg.d_warmup  # D alone: E and G give it faces but do not learn
         with torch.set_grad_enabled(not warmup):
             loss_g, own, edited, target, log = g_step(self.obj, self.layout, self.E, self.G, self.D, x, attrs, self.gen, self.judge)
         if not warmup:
@@ -216,7 +209,7 @@ class EditTrainer:
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
-        beta = self.cfg.ema if self.step > 200 else 0.0
+        beta = self.cfg.ema if step > 200 else 0.0
         update_ema(self.E_ema, self.E, beta)
         update_ema(self.G_ema, self.G, beta)
         return {**log, **log_d}
@@ -251,8 +244,15 @@ class EditTrainer:
         for m in bns:
             m.momentum = 0.1
 
+    def evaluate(self, step: int) -> dict[str, Any]:
+        """Held-out metrics, a sample grid and the bundle (rewritten at every evaluation)."""
+        result = self.held_out_scores()
+        self.write_grid()
+        self.export(step)
+        return result
+
     @torch.no_grad()
-    def evaluate(self) -> dict[str, Any]:
+    def held_out_scores(self) -> dict[str, Any]:
         """Held-out faces: one-pass reconstruction and per-code edit success (delta edits)."""
         from genaug.faces.metrics import attribute_names, attribute_probabilities, resolve_feature_net
 
@@ -304,7 +304,7 @@ class EditTrainer:
         (self.out / "samples").mkdir(exist_ok=True)
         save_image(torch.cat(rows), self.out / "samples" / f"{self.step:06d}.png", nrow=len(x), normalize=True, value_range=(-1, 1))
 
-    def export(self) -> Bundle:
+    def export(self, step: int | None = None) -> Bundle:
         self.recalibrate_batchnorm()
         bundle = Bundle(self.spec, self.net, copy.deepcopy(self.G_ema).cpu(), copy.deepcopy(self.E_ema).cpu(),
                         framing=CELEBA_FRAMING, name=self.cfg.name,
@@ -313,34 +313,6 @@ class EditTrainer:
         if self.cfg.snapshots:  # pick a point of the reconstruction/edit trade-off after the run
             save_bundle(bundle, self.out / "snapshots" / f"{self.step:06d}", half=True)
         return bundle
-
-    # -------------------------------------------------------------------- run
-    def run(self) -> Bundle:
-        cfg, t0 = self.cfg, time.time()
-        from tqdm.auto import tqdm
-
-        stop = []
-        old = signal.signal(signal.SIGTERM, lambda *_: stop.append(1))  # finish the step, checkpoint, export
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="edit model", unit="step", mininterval=10)
-        while self.step < cfg.steps and not stop and not (cfg.minutes and time.time() - t0 > cfg.minutes * 60):
-            log = self.train_step()
-            self.step += 1
-            bar.update(1)
-            if self.step % cfg.log_every == 0:
-                self._log({"step": self.step, "t": round(time.time() - t0, 1), **{k: round(float(v), 4) for k, v in log.items()}})
-            if self.step % cfg.checkpoint_every == 0:
-                self.save_checkpoint()
-            if self.step % cfg.eval_every == 0:
-                self._log({"step": self.step, "eval": self.evaluate()})
-                self.write_grid()
-                self.export()
-        bar.close()
-        signal.signal(signal.SIGTERM, old)
-        self.save_checkpoint()
-        if self.step % cfg.eval_every:  # not evaluated at this step inside the loop
-            self._log({"step": self.step, "eval": self.evaluate()})
-            self.write_grid()
-        return self.export()
 
 
 HELP = {
@@ -371,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genaug train --kind edit", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_options(p, dataclass_options(EditTrainConfig), HELP, positional=("data", "out"))
+    from .cli import kind_option
+
+    kind_option(p, "edit")
     return p
 
 
@@ -378,9 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     """A bad path or value is one line on stderr and exit status 1."""
     import sys
 
-    args = build_parser().parse_args(argv)
+    args = vars(build_parser().parse_args(argv))
+    args.pop("kind")
     try:
-        bundle = EditTrainer(EditTrainConfig(**vars(args))).run()
+        bundle = EditTrainer(EditTrainConfig(**args)).run()
     except (OSError, ValueError, KeyError) as e:
         print(f"genaug train --kind edit: error: {str(e).strip(chr(39))}", file=sys.stderr)
         return 1

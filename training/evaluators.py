@@ -11,8 +11,9 @@ embedding is L2-normalised. Quality is reported as verification ROC AUC / TAR@FA
 held-out random split; mean accuracy and ROC AUC.
 
 Training is budgeted in wall-clock minutes (``--minutes``): the learning rate follows a cosine
-over the elapsed fraction of the budget, so the number of steps depends on machine load. It
-checkpoints to ``--out/checkpoint.pt`` and resumes from it; the final float16 weights + JSON are
+over the elapsed fraction of the budget (over all invocations), so the number of steps depends on
+machine load. It runs on :mod:`genaug.training.skeleton`: checkpoints to ``--out/checkpoint.pt``,
+resumes from it, stops cleanly on SIGTERM/SIGINT and logs to ``--out/log.jsonl``; the final float16 weights + JSON are
 written to ``--out/evaluator_<kind>.*`` and, with ``--export DIR``, copied there.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from pathlib import Path
 
@@ -37,8 +38,8 @@ from torch import Tensor, nn
 from genaug.faces.features import EvaluatorConfig, FaceNet, load_evaluator, save_evaluator
 from genaug.faces.framing import CELEBA_FRAMING
 from genaug.io import files_key, list_images, save_npz_atomic
-from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_face, load_faces
+from .skeleton import RngState, Run, RunPlan
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -204,83 +205,94 @@ def _task(cfg: EvaluatorTrainConfig, data: Any) -> tuple[list[int], list[int], E
     return tr, va, ecfg, head, targets
 
 
-def train_evaluator(cfg: EvaluatorTrainConfig) -> Path:
-    torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = load_faces(cfg.data, 64, 3)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    tr, va, ecfg, head, targets = _task(cfg, data)
-    model = FaceNet(ecfg)
-    print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
-    params = list(model.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    tr_t = torch.tensor(tr)
-    steps_per_epoch = max(1, len(tr) // cfg.batch_size)
-    state = {"step": 0, "elapsed": 0.0, "epoch": 0, "log": []}
-    ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        c = load_checkpoint(ckpt, torch.device("cpu"))
-        model.load_state_dict(c["model"])
-        head.load_state_dict(c["head"])
-        opt.load_state_dict(c["opt"])
-        gen.set_state(c["gen"])
-        state = json.loads(c["state"])
-        print(f"resumed from {ckpt} at step {state['step']} ({state['elapsed'] / 60:.1f} min)")
-    budget = cfg.minutes * 60
+class EvaluatorKind:
+    """An evaluator's training on :mod:`genaug.training.skeleton`: epochs over a fresh order, a
+    wall-clock budget over all invocations (kept in the checkpoint), validation after each epoch."""
 
-    def save_ckpt() -> None:
-        payload = {"model": model.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
-                   "gen": gen.get_state(), "state": json.dumps(state)}
-        save_checkpoint(ckpt, payload)
+    def __init__(self, cfg: EvaluatorTrainConfig):
+        torch.set_num_threads(cfg.threads)
+        self.cfg, self.out = cfg, Path(cfg.out)
+        self.data = load_faces(cfg.data, 64, 3)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.tr, self.va, self.ecfg, self.head, self.targets = _task(cfg, self.data)
+        self.model = FaceNet(self.ecfg)
+        print(f"model: {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M parameters")
+        params = list(self.model.parameters()) + list(self.head.parameters())
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.steps_per_epoch = max(1, len(self.tr) // cfg.batch_size)
+        self.state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "epoch": 0, "log": []}
+        self.order: Tensor | None = None
+        self.last_val: tuple[int, dict] | None = None
+        settings = {k: v for k, v in asdict(cfg).items() if k != "out"}
+        plan = RunPlan(self.out, 0, settings, {"minutes", "max_epochs", "threads", "export"}, log_every=25,
+                       checkpoint_every=100, eval_every=self.steps_per_epoch, desc=f"evaluator {cfg.kind}",
+                       log_time_key="sec")
+        self.runner, self.progress_keys = Run(self, plan), ("loss",)
+        self.runner.resume()
+        self.t_last = time.time()
 
-    t_last = time.time()
-    while state["elapsed"] < budget and state["epoch"] < cfg.max_epochs:
+    def parts(self) -> dict[str, Any]:
+        return {"model": self.model, "head": self.head, "opt": self.opt, "gen": RngState(self.gen)}
+
+    def extra_state(self, collective: bool) -> dict[str, Any]:
+        return {"state": json.dumps(self.state)}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.state = json.loads(state["state"])
+
+    def finished(self) -> bool:
+        return self.state["elapsed"] >= self.cfg.minutes * 60 or self.state["epoch"] >= self.cfg.max_epochs
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        cfg, model = self.cfg, self.model
+        b = step % self.steps_per_epoch
+        if self.order is None or b == 0:  # a new epoch (or a resumed one): a fresh order
+            self.order = torch.tensor(self.tr)[torch.randperm(len(self.tr), generator=self.gen)]
         model.train()
-        order = tr_t[torch.randperm(len(tr_t), generator=gen)]
-        start = state["step"] % steps_per_epoch
-        for b in range(start, steps_per_epoch):
-            frac = min(state["elapsed"] / budget, 1.0)
-            warm = min(1.0, (state["step"] + 1) / 100)
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
-            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            x = jitter(data.images[idx], gen, cfg.crop, cfg.input_size, color=0.15)
-            y = targets[idx]
-            feats = model.head_output(model.trunk(x))
-            if cfg.kind == "identity":
-                loss = F.cross_entropy(head(feats, y), y)
-            else:
-                loss = F.binary_cross_entropy_with_logits(feats, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            now = time.time()
-            state["elapsed"] += now - t_last
-            t_last = now
-            state["step"] += 1
-            if state["step"] % 25 == 0:
-                print(f"step {state['step']} epoch {state['epoch']} loss {loss.item():.4f} lr {opt.param_groups[0]['lr']:.2e} "
-                      f"elapsed {state['elapsed'] / 60:.1f}/{cfg.minutes} min", flush=True)
-            if state["step"] % 100 == 0:
-                save_ckpt()
-            if state["elapsed"] >= budget:
-                break
+        frac, warm = min(self.state["elapsed"] / (cfg.minutes * 60), 1.0), min(1.0, (step + 1) / 100)
+        for g in self.opt.param_groups:
+            g["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
+        idx = self.order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        x = jitter(self.data.images[idx], self.gen, cfg.crop, cfg.input_size, color=0.15)
+        y = self.targets[idx]
+        feats = model.head_output(model.trunk(x))
+        if cfg.kind == "identity":
+            loss = F.cross_entropy(self.head(feats, y), y)
         else:
-            state["epoch"] += 1
-            v = validate(cfg.kind, model, head, data.images, targets, va)
-            state["log"].append({"epoch": state["epoch"], "step": state["step"], **v})
-            print(f"epoch {state['epoch']} validation {v}", flush=True)
-            save_ckpt()
-    return _finish(cfg, out, model, head, ecfg, data, targets, tr, va, state)
+            loss = F.binary_cross_entropy_with_logits(feats, y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        now = time.time()
+        self.state["elapsed"], self.t_last, self.state["step"] = self.state["elapsed"] + now - self.t_last, now, step + 1
+        if b == self.steps_per_epoch - 1:
+            self.state["epoch"] += 1
+        return {"loss": loss.detach(), "epoch": self.state["epoch"], "lr": self.opt.param_groups[0]["lr"]}
+
+    def evaluate(self, step: int) -> dict:
+        v = validate(self.cfg.kind, self.model, self.head, self.data.images, self.targets, self.va)
+        self.last_val = (step, v)
+        if step % self.steps_per_epoch == 0:  # an epoch's end (not a stop inside one)
+            self.state["log"].append({"epoch": self.state["epoch"], "step": step, **v})
+        return {k: x for k, x in v.items() if k != "per_attribute_accuracy"}
+
+    def export(self, step: int) -> Path:
+        final = self.last_val[1] if self.last_val and self.last_val[0] == step else None
+        return _finish(self.cfg, self.out, self.model, self.head, self.ecfg, self.data, self.targets, self.tr, self.va,
+                       self.state, final)
+
+
+def train_evaluator(cfg: EvaluatorTrainConfig) -> Path:
+    """Train (or continue) an evaluator until its budget or ``max_epochs``; writes ``OUT/evaluator_<kind>.*``."""
+    return EvaluatorKind(cfg).runner.run()
 
 
 def _finish(cfg: EvaluatorTrainConfig, out: Path, model: FaceNet, head: nn.Module, ecfg: EvaluatorConfig, data: Any,
-            targets: Tensor, tr: list[int], va: list[int], state: dict[str, Any]) -> Path:
-    """Final validation, the training summary, the evaluator files (and their export)."""
+            targets: Tensor, tr: list[int], va: list[int], state: dict[str, Any], final: dict | None = None) -> Path:
+    """Final validation (unless given), the training summary, the evaluator files (and their export)."""
     model.eval()
-    final = validate(cfg.kind, model, head, data.images, targets, va)
+    final = dict(final or validate(cfg.kind, model, head, data.images, targets, va))
     ecfg.training = {
         "data": Path(cfg.data).name, "steps": state["step"], "epochs": state["epoch"],
         "minutes": round(state["elapsed"] / 60, 2), "batch_size": cfg.batch_size, "seed": cfg.seed,

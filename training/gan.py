@@ -1,10 +1,10 @@
 """Step logic of the GAN kinds (``infogan`` and the ``began`` hybrid): a GAN phase (G against D + Q
 head), then a latent-predictor phase against the frozen EMA generator, then a bundle.
 
-A model kind is a class with ``phases`` (name, steps), ``step(phase)``, ``modules()`` /
-``optimizers()`` / ``extra_state()`` (what a checkpoint holds), ``evidence(phase, final)``
-(extra log metrics), ``write_samples(out, step)`` and ``bundle(...)``; :mod:`genaug.training.loop`
-runs any such class, so a new kind adds a file and one entry in ``genaug.training.loop.KINDS``.
+``GanKind`` has ``phases`` (name, steps), ``step(phase)``, ``modules()`` / ``optimizers()`` /
+``extra_state()`` (what a checkpoint holds), ``evidence(phase, final)`` (extra log metrics),
+``write_samples(out, step)`` and ``bundle(...)``; :class:`genaug.training.loop.Trainer` runs it on
+:mod:`genaug.training.skeleton` (a GAN variant adds a class and one entry in ``genaug.training.loop.GAN_KINDS``).
 """
 from __future__ import annotations
 

@@ -1,0 +1,203 @@
+"""The one training skeleton every kind runs on: a :class:`Run` owns the run folder and the loop
+around a kind's steps.
+
+A run folder holds ``train_config.json`` (the settings; a resumed run must match it outside the
+resumable ones), ``checkpoint.pt`` (every ``checkpoint_every`` steps and when the run stops),
+``log.jsonl`` (one JSON line per logged step, cut back to the checkpoint's step on resume, so a
+resumed run never logs a step twice) and whatever the kind's evaluation and export write.
+The same command resumes. SIGTERM / SIGINT finish the current step, checkpoint and end the run
+cleanly; so does the wall-clock budget (``minutes``).
+
+A kind implements :class:`Kind`: ``parts()`` (what the checkpoint holds), ``train_step(step)``
+(one update, returns its losses), ``evaluate(step)`` (periodic: held-out metrics, grids; its
+dict is logged as ``{"step", "eval"}``) and ``export(step)`` (the final bundle or weights).
+"""
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from genaug.io import write_json_atomic
+
+from .checkpoint import append_log, check_resumable, load_checkpoint, load_state_dicts, save_checkpoint, state_dicts, truncate_log
+
+
+class Kind(Protocol):
+    """What a model kind gives the skeleton. Optional hooks: ``extra_state(collective)`` /
+    ``load_extra_state(state)`` (checkpoint entries beyond ``parts``), ``log_extra(step)`` (metrics
+    added to a log line), ``finished()`` (a kind's own end, e.g. a CPU-time budget over all
+    invocations) and ``progress_keys`` (log keys shown on the progress bar)."""
+
+    def parts(self) -> dict[str, Any]:
+        """name -> object with ``state_dict()`` / ``load_state_dict()`` (networks, optimizers, RNGs)."""
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        """One update at ``step`` (0-based); returns its losses (tensors or floats)."""
+
+    def evaluate(self, step: int) -> dict[str, Any] | None:
+        """Periodic evaluation after ``step`` steps; the dict (if any) is logged."""
+
+    def export(self, step: int) -> Any:
+        """Write the final result after ``step`` steps and return it."""
+
+
+class RngState:
+    """A ``torch.Generator`` as a checkpoint part (its state tensor)."""
+
+    def __init__(self, gen: torch.Generator):
+        self.gen = gen
+
+    def state_dict(self) -> torch.Tensor:
+        return self.gen.get_state()
+
+    def load_state_dict(self, state: torch.Tensor) -> None:
+        self.gen.set_state(state.cpu())  # the checkpoint was mapped to the training device
+
+
+@dataclass
+class RunPlan:
+    """How a run is driven; ``settings`` are saved to ``train_config.json``."""
+
+    out: Path
+    steps: int  # 0 = no step limit (the kind's ``finished()`` or the budget ends the run)
+    settings: dict[str, Any]
+    resumable: set[str]
+    log_every: int = 50
+    checkpoint_every: int = 250
+    eval_every: int = 0  # 0 = evaluate only at the end
+    minutes: float = 0.0  # wall-clock budget of this invocation (0 = none)
+    remedy: str = "another folder"  # what a run with other settings needs
+    defaults: dict[str, Any] | None = None  # value of a setting an older saved run lacks
+    overwrite: bool = False  # start again even if a checkpoint exists
+    marks: set[int] = field(default_factory=set)  # steps that always log, evaluate and checkpoint (phase ends)
+    finish_on_stop: bool = True  # evaluate + export when stopped by a signal (else only checkpoint)
+    desc: str = "train"
+    main: bool = True  # this process writes the folder (rank 0)
+    log_time_key: str = "t"
+    log_digits: int | None = 4  # losses rounded in the log (None = as given)
+    checkpoint_name: str = "checkpoint.pt"
+
+
+class Run:
+    """Drives ``kind`` through ``plan``: resume, steps, logs, evaluation, checkpoints, export."""
+
+    def __init__(self, kind: Kind, plan: RunPlan, device: torch.device | str = "cpu"):
+        self.kind, self.plan, self.device = kind, plan, torch.device(device)
+        self.out, self.step, self.last_eval = Path(plan.out), 0, -1
+        self.ckpt, self.log_file = self.out / plan.checkpoint_name, self.out / "log.jsonl"
+        self.stopped_by: str | None = None
+        self.saved_at = -1  # step of the last checkpoint this invocation wrote
+
+    # ------------------------------------------------------------ folder
+    def resume(self) -> int:
+        """Check the settings against the saved run and load its checkpoint (or start the folder afresh)."""
+        plan, cfg_file = self.plan, self.out / "train_config.json"
+        if self.ckpt.exists() and not plan.overwrite:
+            if cfg_file.exists():
+                as_saved = json.loads(json.dumps(plan.settings))  # tuples compare as the lists JSON holds
+                check_resumable(cfg_file, as_saved, plan.resumable, plan.remedy, plan.defaults)
+            state = load_checkpoint(self.ckpt, self.device)
+            if "step" not in state:
+                raise ValueError(f"{self.ckpt} was written by an older genaug (no step count); resume it with that "
+                                 "version or start again in another folder")
+            load_state_dicts(self.kind.parts(), state)
+            if hasattr(self.kind, "load_extra_state"):
+                self.kind.load_extra_state(state)
+            self.step = int(state["step"])  # last_eval stays -1: a resumed run evaluates at its end
+            if plan.main:
+                truncate_log(self.log_file, self.step)
+                print(f"resuming {self.out} at step {self.step}")
+        elif plan.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.log_file.unlink(missing_ok=True)
+        if plan.main:
+            write_json_atomic(cfg_file, plan.settings)
+        return self.step
+
+    def save_checkpoint(self, collective: bool = True) -> None:
+        """Write ``checkpoint.pt`` (all or nothing). ``collective=False`` when ranks may not all be here."""
+        extra = self.kind.extra_state(collective) if hasattr(self.kind, "extra_state") else {}
+        if self.plan.main:
+            save_checkpoint(self.ckpt, {**state_dicts(self.kind.parts()), **extra, "step": torch.tensor(self.step)})
+        self.saved_at = self.step
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.plan.main:
+            append_log(self.log_file, record)
+
+    # --------------------------------------------------------------- run
+    def _log_step(self, losses: dict[str, Any], bar: Any, t0: float) -> None:
+        extra = self.kind.log_extra(self.step) if hasattr(self.kind, "log_extra") else {}
+        rec = {"step": self.step, self.plan.log_time_key: round(time.time() - t0, 1),
+               **{k: self._number(v) for k, v in losses.items()}, **extra}
+        self.log(rec)
+        shown = getattr(self.kind, "progress_keys", ())
+        bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items() if k in shown and not isinstance(v, str)}, refresh=False)
+
+    def _number(self, v: Any) -> Any:
+        if isinstance(v, str):
+            return v
+        v = float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+        return v if self.plan.log_digits is None else round(v, self.plan.log_digits)
+
+    def _evaluate(self) -> None:
+        if self.plan.main:
+            result = self.kind.evaluate(self.step)
+            if result:
+                self.log({"step": self.step, "eval": result})
+        self.last_eval = self.step
+
+    def _due(self, every: int) -> bool:
+        return (every > 0 and self.step % every == 0) or self.step in self.plan.marks
+
+    def run(self) -> Any:
+        """Train until ``steps``, the budget or a signal; checkpoint; evaluate and export (see ``finish_on_stop``)."""
+        plan, t0 = self.plan, time.time()
+        restore = self._catch_signals()
+        bar = tqdm(total=plan.steps or None, initial=self.step, desc=plan.desc, unit="step", disable=not plan.main,
+                   mininterval=10, dynamic_ncols=True)
+        try:
+            while (not plan.steps or self.step < plan.steps) and not self.stopped_by:
+                if plan.minutes and time.time() - t0 > plan.minutes * 60:
+                    self.stopped_by = "budget"
+                    break
+                if hasattr(self.kind, "finished") and self.kind.finished():
+                    break
+                losses = self.kind.train_step(self.step)
+                self.step += 1
+                bar.update(1)
+                if self._due(plan.log_every):
+                    self._log_step(losses, bar, t0)
+                if self._due(plan.checkpoint_every):
+                    self.save_checkpoint()
+                if self._due(plan.eval_every):
+                    self._evaluate()
+        finally:
+            bar.close()
+            restore()
+        signalled = self.stopped_by not in (None, "budget")
+        if self.saved_at != self.step:
+            self.save_checkpoint(collective=not signalled)
+        if signalled and plan.main:
+            print(f"stopped by {self.stopped_by} at step {self.step}: checkpoint saved; the same command resumes")
+        if signalled and not plan.finish_on_stop:
+            return None
+        if self.last_eval != self.step:
+            self._evaluate()
+        return self.kind.export(self.step)
+
+    def _catch_signals(self) -> Any:
+        """SIGTERM / SIGINT end the run after the current step; returns what restores the old handlers."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        names = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
+        old = {s: signal.signal(s, lambda s, _f: setattr(self, "stopped_by", names[s])) for s in names}
+        return lambda: [signal.signal(s, h) for s, h in old.items()]
