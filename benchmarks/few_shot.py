@@ -15,7 +15,7 @@ variants from ``genaug.expand_to_hdf5`` with probability ``--p-genaug``); ``clas
 nearest training photo by cosine) that shows how strong the recogniser is. Top-1 on the test
 split (``--eval-split``) of the folder's ``splits.csv``, else a seeded per-person split. Paired
 differences per seed: classical+genaug - classical and classical - none (mean, std, 95 % CI).
-Settings: lr, steps and batch size were tuned on celeba_id200's val split (see README Numbers).
+Settings: lr, steps and batch size were tuned on celeba_id200's val split (see docs/results.md).
 """
 from __future__ import annotations
 

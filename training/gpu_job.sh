@@ -1,5 +1,5 @@
 #!/bin/bash
-# One lent-GPU call (see README, "Training on a lent GPU"): unzip the carried CelebA pack, train
+# One lent-GPU call (see README, "Train your own bundle"): unzip the carried CelebA pack, train
 # edit-aware fine-tunes of the default side by side on the one GPU for a wall-clock budget, then measure GPU
 # throughput (cached augmentation and HDF5 expansion). Everything that comes back is in $OUT:
 # run_<v>.tgz (bundle/, chosen snapshots/, log.jsonl, last sample grids, train_config.json, stdout), speed_default.json,

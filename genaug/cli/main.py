@@ -11,7 +11,7 @@ COMMANDS = {
     "augment": ("genaug.cli.augment", "augment your own face images (a file or a folder) into --out"),
     "info": ("genaug.cli.info", "list a bundle's codes and what they control"),
     "expand": ("genaug.cli.expand", "expand an image folder or HDF5 file into an augmented HDF5 dataset"),
-    "train": ("genaug.training.cli", "train a model (kind edit, infogan or began) on a face folder into a bundle"),
+    "train": ("genaug.training.cli", "train a model into a bundle (kinds: edit = the shipped default's, infogan/began = the older kind, detail)"),
 }
 
 
