@@ -218,27 +218,29 @@ class BatchFaceAug(nn.Module):
         return (out, params) if self.return_params else out
 
     def _augment(self, x: Tensor, params: BatchParams, index: Tensor | None, eng: Any) -> tuple[Tensor, Tensor]:
-        dev = eng.device
+        dev, n = eng.device, x.shape[0]
         rows = params.apply.nonzero().flatten()
-        target = torch.full((x.shape[0],), float("nan"), device=dev)
+        target = torch.full((n,), float("nan"), device=dev)
         if len(rows) == 0:
             return x.clone(), target
         columns = [rows, params.code[rows], params.value[rows], params.relative[rows], params.strength[rows]]
         named = index[rows] if index is not None else None
         packed = _to_device(torch.stack([c.double() for c in columns + ([named] if named is not None else [])]), dev)
         rows_dev, code, relative = packed[0].long(), packed[1].long(), packed[3].bool()
-        xr = x.index_select(0, rows_dev)
-        x01 = xr.float() / 255 if xr.dtype == torch.uint8 else xr.float()
+        xr = x if len(rows) == n else x.index_select(0, rows_dev)
         box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
-        model_in = self._frame(x01, box, eng.image_size)
+        model_in = self._frame(xr, box, eng.image_size)
         if named is not None:
             latent, base = self._named(model_in, named, packed[5].long(), eng)
         else:
             latent, base = self._by_content(model_in, eng)
         edited, tgt, tau = edit_latents(latent, self._layout, self._recipe, code, packed[2], relative, packed[4].float())
-        result = blend(model_in, base, eng.generate(edited), self.mode, tau)
+        images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
+        result = self._paste(blend(model_in, base, images, self.mode, tau), model_in, xr, box)
+        if len(rows) == n:
+            return result, target.index_copy_(0, rows_dev, tgt.float())
         out = x.clone()
-        out.index_copy_(0, rows_dev, self._paste(result, model_in, x01, box, x.dtype))
+        out.index_copy_(0, rows_dev, result)
         return out, target.index_copy_(0, rows_dev, tgt.float())
 
     def _named(self, model_in: Tensor, named: Tensor, slots: Tensor, eng: Any) -> tuple[Tensor, Tensor]:
@@ -260,30 +262,32 @@ class BatchFaceAug(nn.Module):
         return self._content.gather(_to_device(slots, model_in.device))
 
     @staticmethod
-    def _frame(x01: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
-        """[0, 1] rows -> the model frame in [-1, 1] (as :func:`genaug.render.to_model_frame`)."""
+    def _frame(x: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
+        """Rows (uint8 or float in [0, 1]) -> the model frame in [-1, 1] (as :func:`genaug.render.to_model_frame`)."""
+        scale = 2 / 255 if x.dtype == torch.uint8 else 2.0
+        if box == (0, 0, size, size) and x.shape[-2:] == (size, size):
+            return torch.mul(x.float(), scale).sub_(1)
         left, top, right, bottom = box
-        crop = x01[:, :, top:bottom, left:right]
-        if crop.shape[-2:] != (size, size):
-            crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
-        return crop * 2 - 1
+        crop = (x.float() / 255 if x.dtype == torch.uint8 else x.float())[:, :, top:bottom, left:right]
+        crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return crop.clamp_(0, 1).mul_(2).sub_(1)
 
-    def _paste(self, result: Tensor, model_in: Tensor, x01: Tensor, box: tuple[int, int, int, int], dtype: torch.dtype) -> Tensor:
-        """Add the change ``result - model_in`` back into the [0, 1] rows (as :func:`genaug.render.paste_back`),
-        in ``dtype``."""
+    def _paste(self, result: Tensor, model_in: Tensor, x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
+        """Add the change ``result - model_in`` back into the rows ``x`` (as
+        :func:`genaug.render.paste_back`), in their dtype; works in place on ``result``."""
+        to_dtype = (lambda t: t.mul_(255).round_().to(torch.uint8)) if x.dtype == torch.uint8 else (lambda t: t.to(x.dtype))
+        if box == (0, 0, *result.shape[-2:][::-1]) and x.shape[-2:] == result.shape[-2:]:
+            return to_dtype(result.add_(1).mul_(0.5))  # the whole frame: x01 + (result - model_in) / 2
         left, top, right, bottom = box
-        change = (result - model_in) / 2
+        change = result.sub_(model_in).mul_(0.5)
         if change.shape[-2:] != (bottom - top, right - left):
             change = F.interpolate(change, size=(bottom - top, right - left), mode="bilinear", align_corners=False)
-        inner = (left > 0, top > 0, right < x01.shape[3], bottom < x01.shape[2])
+        inner = (left > 0, top > 0, right < x.shape[3], bottom < x.shape[2])
         if any(inner):
-            key = (*box, *x01.shape[2:])
+            key = (*box, *x.shape[2:])
             if key not in self._feathers:
-                self._feathers[key] = _feather(bottom - top, right - left, inner).to(x01.device)
-            change = change * self._feathers[key]
-        if box == (0, 0, x01.shape[3], x01.shape[2]):
-            out = (x01 + change).clamp(0, 1)
-        else:
-            out = x01.clone()
-            out[:, :, top:bottom, left:right] = (out[:, :, top:bottom, left:right] + change).clamp(0, 1)
-        return (out * 255).round().to(torch.uint8) if dtype == torch.uint8 else out.to(dtype)
+                self._feathers[key] = _feather(bottom - top, right - left, inner).to(x.device)
+            change = change.mul_(self._feathers[key])
+        out = x.float() / 255 if x.dtype == torch.uint8 else x.float().clone()
+        out[:, :, top:bottom, left:right] = (out[:, :, top:bottom, left:right] + change).clamp_(0, 1)
+        return to_dtype(out)

@@ -65,6 +65,7 @@ class RecipeTables:
     regenerate: Tensor  # (codes * kmax,) local-regeneration threshold (0 = off)
     transfer: Tensor  # (codes * kmax, noise_dim) selective-transfer weights in [0, 1]
     directions: Tensor  # (codes * kmax, noise_dim) mean content per category (0 without a direction)
+    moves: Tensor  # (codes * kmax * kmax, noise_dim) mean content of the new category - of the old, at code * kmax^2 + old * kmax + new
 
 
 def recipe_tables(bundle, layout: CodeLayout, device: torch.device | str) -> RecipeTables:
@@ -84,8 +85,10 @@ def recipe_tables(bundle, layout: CodeLayout, device: torch.device | str) -> Rec
                 transfer[row] = transfers[(ci, v)]
             if ci in dirs:
                 directions[row] = dirs[ci][v].float().cpu()
+    per_code = directions.reshape(len(spec.codes), kmax, 1, nd)
+    moves = (per_code.transpose(1, 2) - per_code).reshape(-1, nd)  # [code, old, new] = new - old
     dev = torch.device(device)
-    return RecipeTables(gain.to(dev), shift.to(dev), regen.to(dev), transfer.to(dev), directions.to(dev))
+    return RecipeTables(gain.to(dev), shift.to(dev), regen.to(dev), transfer.to(dev), directions.to(dev), moves.to(dev))
 
 
 def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code: Tensor, value: Tensor,
@@ -108,24 +111,29 @@ def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code:
     target = torch.where(cat, new.to(value.dtype), value)
     onehot = (col == (start + new)[:, None]).to(dtype)
     goal = torch.where(cat[:, None], onehot, value[:, None].to(dtype))
-    entry, old = code * layout.kmax + new, code * layout.kmax + torch.where(cat, current, 0)
+    kmax = layout.kmax
+    entry = code * kmax + new
+    move = (code * kmax + torch.where(cat, current, 0)) * kmax + new
     s = strength.to(dtype)
     moved = torch.addcmul(codes, (s * recipe.gain[entry])[:, None], goal - codes)
     moved = torch.maximum(torch.minimum(moved, layout.high), layout.low)  # continuous codes saturate at their range
-    towards = recipe.directions[entry]
-    content = torch.addcmul(latent[:, :nd], (s * recipe.shift[entry])[:, None], towards - recipe.directions[old])
-    content = torch.lerp(content, towards, recipe.transfer[entry] * s.clamp(0, 1)[:, None])
-    return torch.cat([content, torch.where(inside, moved, codes)], 1), target, recipe.regenerate[entry]
+    out = latent.clone()
+    out[:, nd:] = torch.where(inside, moved, codes)
+    content = out[:, :nd]
+    content.addcmul_((s * recipe.shift[entry])[:, None], recipe.moves.index_select(0, move))
+    content.lerp_(recipe.directions.index_select(0, entry), recipe.transfer.index_select(0, entry).mul_(s.clamp(0, 1)[:, None]))
+    return out, target, recipe.regenerate[entry]
 
 
 def blend(x: Tensor, base: Tensor, edited: Tensor, mode: str, tau: Tensor) -> Tensor:
     """:func:`genaug.render.render` for a device batch with one threshold per row (``tau`` (N,),
-    0 = off): local regeneration as a mask multiply over every row, no row selection on the host."""
+    0 = off): local regeneration as a mask multiply over every row, no row selection on the host.
+    Works in place on ``base`` and ``edited`` (the caller's own buffers), and returns ``edited``."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if mode == "regenerate":
-        return edited.clamp(-1, 1)
-    change = edited - base
+        return edited.clamp_(-1, 1)
+    change = edited.sub_(base)
     on = tau > 0
-    mask = local_mask(change, torch.where(on, tau, 1.0)) * on.to(x.dtype).reshape(-1, 1, 1, 1)
-    return torch.addcmul(x + change, mask, base - x).clamp(-1, 1)
+    mask = local_mask(change, torch.where(on, tau, 1.0)).mul_(on.to(x.dtype).reshape(-1, 1, 1, 1))
+    return change.add_(x).add_(base.sub_(x).mul_(mask)).clamp_(-1, 1)
