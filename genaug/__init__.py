@@ -16,6 +16,8 @@ from .nets import NetConfig  # noqa: E402
 
 _LAZY = {
     "Engine": "genaug.engine",
+    "BatchFaceAug": "genaug.batch",
+    "LatentTable": "genaug.latent_table",
     "GenerativeFaceAug": "genaug.transforms",
     "GenerativeAugDataset": "genaug.dataset",
     "expand_to_hdf5": "genaug.expand",

@@ -246,7 +246,7 @@ class BatchFaceAug(nn.Module):
     def _named(self, model_in: Tensor, named: Tensor, slots: Tensor, eng: Any) -> tuple[Tensor, Tensor]:
         """Latents of named rows (host indices ``named``, the same on the device as ``slots``)."""
         missing = self.table.missing(named)  # host: no device read
-        if bool(missing.any()):
+        if missing.numpy().any():
             miss = missing.nonzero().flatten()
             inv = eng.invert(model_in.index_select(0, miss.to(model_in.device)))
             self.table.store(named[miss], inv.latent, inv.recon)
@@ -255,7 +255,7 @@ class BatchFaceAug(nn.Module):
     def _by_content(self, model_in: Tensor, eng: Any) -> tuple[Tensor, Tensor]:
         """Latents of unnamed rows, found by the content key of their model-frame pixels."""
         slots, missing = self._slots.lookup(content_keys(model_in, eng._settings))
-        if bool(missing.any()):
+        if missing.numpy().any():
             miss = missing.nonzero().flatten()
             inv = eng.invert(model_in.index_select(0, miss.to(model_in.device)))
             self._content.store(slots[miss], inv.latent, inv.recon)

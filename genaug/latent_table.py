@@ -50,8 +50,9 @@ class LatentTable:
             raise ValueError(f"index must be a 1-d integer tensor (one dataset index per row), got "
                              f"{index.dtype} of shape {tuple(index.shape)}")
         index = index.to("cpu", torch.long)
-        if len(index) and (int(index.min()) < 0 or (self.capacity is not None and int(index.max()) >= self.capacity)):
-            raise ValueError(f"index values must lie in [0, {self.capacity or 'inf'}), got [{int(index.min())}, {int(index.max())}]")
+        values = index.numpy()  # host bookkeeping in numpy: no tensor reads
+        if len(values) and (values.min() < 0 or (self.capacity is not None and values.max() >= self.capacity)):
+            raise ValueError(f"index values must lie in [0, {self.capacity or 'inf'}), got [{values.min()}, {values.max()}]")
         return index
 
     def missing(self, index: Tensor) -> Tensor:
@@ -68,7 +69,7 @@ class LatentTable:
 
     def store(self, index: Tensor, latent: Tensor, base: Tensor) -> None:
         """Write rows into slots ``index`` (host long), allocating or growing the storage."""
-        size = self.capacity or max(int(index.max()) + 1, 2 * len(self.filled))
+        size = self.capacity or max(int(index.numpy().max()) + 1, 2 * len(self.filled))
         if self.latent is None or len(self.filled) < size:
             self._grow(size, latent, base)
         slots = index.to(latent.device)
