@@ -133,7 +133,7 @@ def blend(x: Tensor, base: Tensor, edited: Tensor, mode: str, tau: Tensor) -> Te
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if mode == "regenerate":
         return edited.clamp_(-1, 1)
-    change = edited.sub_(base)
     on = tau > 0
-    mask = local_mask(change, torch.where(on, tau, 1.0)).mul_(on.to(x.dtype).reshape(-1, 1, 1, 1))
-    return change.add_(x).add_(base.sub_(x).mul_(mask)).clamp_(-1, 1)
+    keep = local_mask(edited - base, torch.where(on, tau, 1.0)).mul_(on.to(x.dtype).reshape(-1, 1, 1, 1)).neg_().add_(1)
+    # x + change + mask * (base - x) = edited + (1 - mask) * (x - base)
+    return edited.addcmul_(keep, torch.sub(x, base, out=base)).clamp_(-1, 1)
