@@ -195,7 +195,7 @@ def batch_counts(aug, x: torch.Tensor, **kw) -> dict[str, int]:
     return {"aten_ops": sum(n.startswith("aten::") for n in names), "host_reads_and_syncs": sum(n in BATCH_READS for n in names)}
 
 
-def batch_vs_generator(bundle: str, device: str, x64: torch.Tensor, sizes: list[int], threads: list[int], repeats: int,
+def batch_vs_generator(bundle: str, device: str, faces: torch.Tensor, sizes: list[int], threads: list[int], repeats: int,
                        warmup: int, seed: int) -> dict:
     """Part 4: BatchFaceAug (cached: by content, by index; generator stubbed) vs the bare generator."""
     from genaug.batch import BatchFaceAug
@@ -203,7 +203,7 @@ def batch_vs_generator(bundle: str, device: str, x64: torch.Tensor, sizes: list[
 
     out: dict = {}
     for n in sizes:
-        x = ((x64.repeat((n + len(x64) - 1) // len(x64), 1, 1, 1)[:n] + 1) / 2).clamp(0, 1)  # the faces in [0, 1]
+        x = ((faces.repeat((n + len(faces) - 1) // len(faces), 1, 1, 1)[:n] + 1) / 2).clamp(0, 1)  # n faces in [0, 1]
         aug = BatchFaceAug(p=1.0, bundle=bundle, device=device, seed=seed, cache_size=max(n, 4096))
         x, idx = x.to(aug.device or x.device), torch.arange(n)
         aug(x, index=idx), aug(x)  # inverts once and fills both tables: everything below is cached
@@ -319,7 +319,8 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(1)
         if not a.no_inversion:
             res["inversion"] = inversion_cost(eng, x, a.steps, a.repeats, a.chunk, a.max_steps, a.loss, a.seed)
-    res["batch_transform"] = batch_vs_generator(a.bundle, str(eng.device), x, a.batch_sizes, threads, a.repeats, a.warmup, a.seed)
+    xb = x if len(x) >= max(a.batch_sizes) else test_faces(eng, a.data, max(a.batch_sizes), a.seed)[0]
+    res["batch_transform"] = batch_vs_generator(a.bundle, str(eng.device), xb, a.batch_sizes, threads, a.repeats, a.warmup, a.seed)
     torch.set_num_threads(1)
     emit(res, format_table(res), a.out)
     return res

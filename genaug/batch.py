@@ -36,7 +36,7 @@ from .bundle import Bundle
 from .cache import content_keys
 from .latent_table import ContentSlots, LatentTable
 from .render import MIN_SIDE, MODES, _feather, face_box
-from .sweep import Edit, EditDraw, draw_edits
+from .sweep import Edit, EditDraw, code_ranges, draw_edits
 
 
 @dataclass(frozen=True)
@@ -121,10 +121,15 @@ class BatchFaceAug(nn.Module):
         self._params: BatchParams | None = None
         self._engine: Any = None
         self._feathers: dict[tuple[int, int], Tensor] = {}
-        if isinstance(bundle, (str, Path)):
-            from .sweep import check_edit_options
-
-            check_edit_options(str(bundle), codes, bounds)  # fail now, not at the first batch
+        spec = self._spec()  # fail now, not at the first batch
+        if codes is not None and len(codes) == 0:
+            raise ValueError("codes: name at least one code, or pass None for the identity-safe codes")
+        for c in codes or []:
+            try:
+                spec.code_index(c)
+            except (KeyError, TypeError) as e:
+                raise ValueError(f"codes: {e.args[0]}") from None
+        code_ranges(spec, bounds)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
@@ -187,7 +192,8 @@ class BatchFaceAug(nn.Module):
             raise ValueError(f"params must be the BatchParams a call returned, got {type(params).__name__}")
         if any(len(getattr(params, f)) != n for f in ("apply", "code", "value", "relative", "strength")):
             raise ValueError(f"params were drawn for {len(params.apply)} rows, the batch has {n}")
-        return params
+        fields = (params.apply, params.code, params.value, params.relative, params.strength)
+        return BatchParams(*(f.cpu() for f in fields), params.target)  # host tensors (a no-op for drawn params)
 
     # ---------------------------------------------------------------- the call
     @torch.no_grad()

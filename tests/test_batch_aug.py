@@ -9,6 +9,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from genaug.batch import BatchFaceAug, BatchParams
 from genaug.batch_edits import edit_latents
+from genaug.bundle import load_bundle
 from genaug.engine import Engine
 from genaug.latent_table import ContentSlots, LatentTable
 from genaug.sweep import draw_edits
@@ -21,6 +22,21 @@ def engine() -> Engine:
     return Engine("default", device="cpu")
 
 
+@pytest.fixture(scope="module")
+def albumentations_aug():
+    from genaug.transforms import GenerativeFaceAug
+
+    return GenerativeFaceAug(device="cpu", p=1.0)
+
+
+def batch_aug(**kw) -> BatchFaceAug:
+    """A BatchFaceAug over the default bundle, loaded once for the module."""
+    global _BUNDLE
+    if "_BUNDLE" not in globals():
+        _BUNDLE = load_bundle("default")
+    return BatchFaceAug(bundle=_BUNDLE, **kw)
+
+
 def faces(n: int, size: tuple[int, int] = (64, 64), dtype: torch.dtype = torch.float32, seed: int = 0) -> torch.Tensor:
     x = torch.rand(n, 3, *size, generator=torch.Generator().manual_seed(seed))
     return (x * 255).round().to(torch.uint8) if dtype == torch.uint8 else x.to(dtype)
@@ -28,34 +44,32 @@ def faces(n: int, size: tuple[int, int] = (64, 64), dtype: torch.dtype = torch.f
 
 def test_seeded_generator_is_deterministic_and_params_replay():
     x = faces(8)
-    a, pa = BatchFaceAug(p=0.6, seed=1, strength=(0.5, 1.5), return_params=True)(x)
-    b, pb = BatchFaceAug(p=0.6, generator=torch.Generator().manual_seed(1), strength=(0.5, 1.5), return_params=True)(x)
+    a, pa = batch_aug(p=0.6, seed=1, strength=(0.5, 1.5), return_params=True)(x)
+    b, pb = batch_aug(p=0.6, generator=torch.Generator().manual_seed(1), strength=(0.5, 1.5), return_params=True)(x)
     assert torch.equal(a, b) and torch.equal(pa.code, pb.code) and torch.equal(pa.apply, pb.apply)
-    _, pc = BatchFaceAug(p=0.6, seed=2, return_params=True)(x)
+    _, pc = batch_aug(p=0.6, seed=2, return_params=True)(x)
     assert not (torch.equal(pa.code, pc.code) and torch.equal(pa.value, pc.value))
-    aug = BatchFaceAug(p=0.6, seed=9)
+    aug = batch_aug(p=0.6, seed=9)
     first = aug(x)
     params = aug._params
     assert isinstance(params, BatchParams) and not torch.equal(aug(x), first)  # the generator moved on
     assert torch.equal(aug(x, params=params), first)  # ...and the params replay the first call exactly
-    assert torch.equal(BatchFaceAug(p=0.0)(x, params=params), first)  # in a fresh transform too
+    assert torch.equal(batch_aug(p=0.0)(x, params=params), first)  # in a fresh transform too
     edited = params.apply
     assert torch.isnan(params.target[~edited]).all() and not torch.isnan(params.target[edited]).any()
 
 
 @pytest.mark.parametrize("size,dtype", [((64, 64), torch.float32), ((64, 64), torch.uint8), ((218, 178), torch.uint8),
                                         ((218, 178), torch.float32)])
-def test_matches_the_albumentations_transform(size, dtype):
+def test_matches_the_albumentations_transform(size, dtype, albumentations_aug):
     """Same edits, same images: the batch transform gives what GenerativeFaceAug gives (float:
     within FLOAT_TOL; uint8: at most one level, on under 0.1 % of the values)."""
-    from genaug.transforms import GenerativeFaceAug
-
     x = faces(6, size, dtype, seed=3)
-    out, p = BatchFaceAug(p=0.5, seed=1, strength=(0.5, 1.5), return_params=True)(x)
+    out, p = batch_aug(p=0.5, seed=1, strength=(0.5, 1.5), return_params=True)(x)
     rows = p.apply.nonzero().flatten()
     assert 0 < len(rows) < 6
     images = x[rows].permute(0, 2, 3, 1).numpy()
-    ref = GenerativeFaceAug(device="cpu", p=1.0).apply_to_images(
+    ref = albumentations_aug.apply_to_images(
         images, edits=[p.edits()[r] for r in rows], strengths=p.strength[rows].tolist(), gate_seed=0)
     ref = torch.from_numpy(np.ascontiguousarray(ref)).permute(0, 3, 1, 2)
     diff = (out[rows].double() - ref.double()).abs()
@@ -70,7 +84,7 @@ def test_matches_the_albumentations_transform(size, dtype):
 def test_edit_latents_match_the_engines_edits(engine):
     """The tensor gathers give the latents the engine builds per edit on the host (gain, shift,
     transfer, relative categories, continuous clamping at strength > 1)."""
-    aug = BatchFaceAug(p=1.0, codes=[c.name for c in engine.spec.codes])
+    aug = batch_aug(p=1.0, codes=[c.name for c in engine.spec.codes])
     aug._engine_on(engine.device)
     latent = engine.invert(faces(40, seed=5) * 2 - 1).latent
     d = draw_edits(engine.spec, 40, torch.Generator().manual_seed(6), codes=list(range(len(engine.spec.codes))))
@@ -87,18 +101,18 @@ def test_edit_latents_match_the_engines_edits(engine):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64, torch.uint8])
 def test_keeps_dtype_shape_device_and_image_type(dtype):
     x = faces(4, (70, 60), dtype)
-    out = BatchFaceAug(p=1.0, seed=0)(x)
+    out = batch_aug(p=1.0, seed=0)(x)
     assert out.dtype == dtype and out.shape == x.shape and out.device == x.device and not torch.equal(out, x)
     tv_tensors = pytest.importorskip("torchvision.tv_tensors")
     img = tv_tensors.Image(x)
-    out = BatchFaceAug(p=1.0, seed=0)(img)
+    out = batch_aug(p=1.0, seed=0)(img)
     assert type(out) is tv_tensors.Image and out.dtype == dtype and out.shape == x.shape
-    none = BatchFaceAug(p=0.0)(x)
+    none = batch_aug(p=0.0)(x)
     assert torch.equal(none, x) and none is not x
 
 
 def test_inside_a_training_step_no_graph_and_no_gradients_into_genaug():
-    aug = BatchFaceAug(p=1.0, seed=0)
+    aug = batch_aug(p=1.0, seed=0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2))
     x = faces(4).requires_grad_()
     out = aug(x)
@@ -111,7 +125,7 @@ def test_inside_a_training_step_no_graph_and_no_gradients_into_genaug():
 
 def test_named_images_use_the_table_and_match_content_keys(monkeypatch):
     x = faces(6)
-    aug = BatchFaceAug(p=1.0, seed=0, table=10)
+    aug = batch_aug(p=1.0, seed=0, table=10)
     by_content = aug(x)
     params = aug._params
     named = aug(x, index=torch.arange(6), params=params)
@@ -159,7 +173,7 @@ def test_latent_table_grows_and_refuses_other_settings():
 ])
 def test_rejects_bad_input_clearly(bad, match):
     with pytest.raises(ValueError, match=match):
-        BatchFaceAug(p=1.0)(bad(faces(2)))
+        batch_aug(p=1.0)(bad(faces(2)))
 
 
 def test_rejects_bad_options_index_and_params():
@@ -167,13 +181,13 @@ def test_rejects_bad_options_index_and_params():
                       ({"mode": "x"}, "mode"), ({"codes": ["nope"]}, "nope"), ({"cache_size": 0}, "cache_size")]:
         with pytest.raises(ValueError, match=match):
             BatchFaceAug(**kw)
-    aug = BatchFaceAug(p=1.0, seed=0)
+    aug = batch_aug(p=1.0, seed=0)
     x = faces(3)
     with pytest.raises(ValueError, match="one dataset index per row"):
         aug(x, index=torch.arange(4))
     with pytest.raises(ValueError, match="1-d integer tensor"):
         aug(x, index=torch.zeros(3))
-    _, params = BatchFaceAug(p=1.0, seed=0, return_params=True)(faces(2))
+    _, params = batch_aug(p=1.0, seed=0, return_params=True)(faces(2))
     with pytest.raises(ValueError, match="drawn for 2 rows"):
         aug(x, params=params)
 
@@ -192,7 +206,7 @@ def test_op_count_and_host_reads_do_not_grow_with_the_batch():
     call are the same at batch 8 and 32, named and by content (counts from torch.profiler, not times)."""
     counts = {}
     for n in (8, 32):
-        aug = BatchFaceAug(p=1.0, seed=0, check_values=False)
+        aug = batch_aug(p=1.0, seed=0, check_values=False)
         x, idx = faces(n), torch.arange(n)
         aug(x, index=idx)  # first call inverts and fills both tables (not the hot path)
         aug(x)
