@@ -8,13 +8,13 @@
 Per call: which rows are edited (probability ``p``), the code, its value and the strength are drawn
 on the host from the transform's CPU ``torch.Generator`` (the same draws on every device, like
 kornia's parameters) and sent in one non-blocking copy; the edited rows go through one batched
-pass on the device (frame, latent look-up, :mod:`genaug.batch_edits`, one generator pass, blend,
+pass on the device (frame, latent look-up, :mod:`genaug.engine.batch_edits`, one generator pass, blend,
 paste back). The output keeps the input's dtype, shape, device and ``tv_tensors.Image`` type;
 rows not drawn come back unchanged. Nothing is differentiable: the output is detached data.
 
 Latents: with ``index=`` (dataset indices, ideally on the host as a DataLoader yields them) they
-live in a :class:`genaug.latent_table.LatentTable` - no hashing, no device-to-host read; without,
-the model-frame pixels are hashed (:func:`genaug.cache.content_keys`) - one device-to-host read per
+live in a :class:`genaug.engine.latent_table.LatentTable` - no hashing, no device-to-host read; without,
+the model-frame pixels are hashed (:func:`genaug.engine.cache.content_keys`) - one device-to-host read per
 batch on an accelerator. A row seen for the first time is inverted (a host decision, outside the
 hot path). Value checks of float input read the batch's range: on by default on the CPU only.
 The identity gate is not offered here (it needs a host decision per row): use
@@ -31,12 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .batch_edits import blend, code_layout, edit_latents, recipe_tables
-from .bundle import Bundle
-from .cache import content_keys
-from .latent_table import ContentSlots, LatentTable
-from .render import MIN_SIDE, MODES, _feather, face_box
-from .sweep import Edit, EditDraw, code_ranges, draw_edits
+from .bundle.format import Bundle
+from .engine.batch_edits import blend, code_layout, edit_latents, recipe_tables
+from .engine.cache import content_keys
+from .engine.edits import Edit, EditDraw, code_ranges, draw_edits
+from .engine.latent_table import ContentSlots, LatentTable
+from .engine.render import MODES, _feather
+from .faces.framing import face_box
+from .images import MIN_SIDE
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class BatchParams:
     target: Tensor | None = None  # (N,) on the device: the absolute value each edited row got (NaN: not edited)
 
     def edits(self) -> list[Edit]:
-        """One :class:`genaug.sweep.Edit` per row (what the engine and the albumentations transform take)."""
+        """One :class:`genaug.engine.edits.Edit` per row (what the engine and the albumentations transform take)."""
         return EditDraw(self.code, self.value, self.relative).edits()
 
 
@@ -137,7 +139,7 @@ class BatchFaceAug(nn.Module):
     # ------------------------------------------------------------------ setup
     def _engine_on(self, device: torch.device) -> Any:
         if self._engine is None:
-            from .engine import Engine
+            from .engine.core import Engine
 
             eng = Engine(self.bundle, device=device, batch_size=self.batch_size, cache_size=0, mode=self.mode,
                          codes=self.codes, bounds=self.bounds)
@@ -183,7 +185,7 @@ class BatchFaceAug(nn.Module):
     def _spec(self) -> Any:
         if self._engine is not None:
             return self._engine.spec
-        from .bundle import read_spec
+        from .bundle.format import read_spec
 
         return self.bundle.spec if isinstance(self.bundle, Bundle) else read_spec(str(self.bundle))
 
@@ -269,7 +271,7 @@ class BatchFaceAug(nn.Module):
 
     @staticmethod
     def _frame(x: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
-        """Rows (uint8 or float in [0, 1]) -> the model frame in [-1, 1] (as :func:`genaug.render.to_model_frame`)."""
+        """Rows (uint8 or float in [0, 1]) -> the model frame in [-1, 1] (as :func:`genaug.engine.render.to_model_frame`)."""
         scale = 2 / 255 if x.dtype == torch.uint8 else 2.0
         if box == (0, 0, size, size) and x.shape[-2:] == (size, size):
             return torch.mul(x.float(), scale).sub_(1)
@@ -280,7 +282,7 @@ class BatchFaceAug(nn.Module):
 
     def _paste(self, result: Tensor, model_in: Tensor, x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
         """Add the change ``result - model_in`` back into the rows ``x`` (as
-        :func:`genaug.render.paste_back`), in their dtype; works in place on ``result``."""
+        :func:`genaug.engine.render.paste_back`), in their dtype; works in place on ``result``."""
         to_dtype = (lambda t: t.mul_(255).round_().to(torch.uint8)) if x.dtype == torch.uint8 else (lambda t: t.to(x.dtype))
         if box == (0, 0, *result.shape[-2:][::-1]) and x.shape[-2:] == result.shape[-2:]:
             return to_dtype(result.add_(1).mul_(0.5))  # the whole frame: x01 + (result - model_in) / 2

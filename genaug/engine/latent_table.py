@@ -4,7 +4,7 @@
 device, and on the host which slots are filled. Images the caller *names* (dataset indices, as a
 DataLoader yields them on the host) use their index as the slot: the look-up is one host gather
 and one device gather, no hashing and no device-to-host read. Unnamed images are found by content
-(:func:`genaug.cache.content_keys` of the model-frame pixels, as the engine's own cache does) through
+(:func:`genaug.engine.cache.content_keys` of the model-frame pixels, as the engine's own cache does) through
 :class:`ContentSlots`, a bounded key -> slot map that reuses the oldest slot when full.
 
 Name images only when the pixels at an index are the same at every call (genaug before any random

@@ -1,5 +1,5 @@
-"""Edits as tensors on the device: the batch path's version of :func:`genaug.sweep.apply_edits`
-and :func:`genaug.render.render` with no per-row Python and no device-to-host read.
+"""Edits as tensors on the device: the batch path's version of :func:`genaug.engine.edits.apply_edits`
+and :func:`genaug.engine.render.render` with no per-row Python and no device-to-host read.
 
 Per engine, two sets of tables are built once and kept on the device:
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .latent import LatentSpec
+from ..models.latent import LatentSpec
 from .render import MODES, local_mask
 
 
@@ -95,8 +95,8 @@ def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code:
                  relative: Tensor, strength: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """One edit per row, as tensors on the latent's device: ``code`` (N,) long, ``value`` (N,)
     (a category offset where ``relative``, else the category or continuous value), ``strength`` (N,).
-    Same result as :func:`genaug.sweep.apply_edits` with the bundle's gain, shift and transfer at
-    that strength (what :meth:`genaug.engine.Engine.render_edits` does).
+    Same result as :func:`genaug.engine.edits.apply_edits` with the bundle's gain, shift and transfer at
+    that strength (what :meth:`genaug.engine.core.Engine.render_edits` does).
 
     Returns (edited latents (N, D), the absolute target value per row (N,), the local-regeneration
     threshold per row (N,))."""
@@ -126,7 +126,7 @@ def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code:
 
 
 def blend(x: Tensor, base: Tensor, edited: Tensor, mode: str, tau: Tensor) -> Tensor:
-    """:func:`genaug.render.render` for a device batch with one threshold per row (``tau`` (N,),
+    """:func:`genaug.engine.render.render` for a device batch with one threshold per row (``tau`` (N,),
     0 = off): local regeneration as a mask multiply over every row, no row selection on the host.
     Works in place on ``base`` and ``edited`` (the caller's own buffers), and returns ``edited``."""
     if mode not in MODES:
