@@ -242,7 +242,8 @@ class BatchFaceAug(nn.Module):
             latent, base = self._named(model_in, named, packed[5].long(), eng)
         else:
             latent, base = self._by_content(model_in, eng)
-        edited, tgt, tau = edit_latents(latent, self._layout, self._recipe, code, packed[2], relative, packed[4].float())
+        edited, tgt, tau = edit_latents(latent, self._layout, self._recipe, code, packed[2], relative, packed[4].float(),
+                                        inplace=True)  # latent: a gathered copy
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
         result = self._paste(blend(model_in, base, images, self.mode, tau), model_in, xr, box)
         if len(rows) == n:

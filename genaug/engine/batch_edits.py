@@ -92,14 +92,14 @@ def recipe_tables(bundle, layout: CodeLayout, device: torch.device | str) -> Rec
 
 
 def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code: Tensor, value: Tensor,
-                 relative: Tensor, strength: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+                 relative: Tensor, strength: Tensor, inplace: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """One edit per row, as tensors on the latent's device: ``code`` (N,) long, ``value`` (N,)
     (a category offset where ``relative``, else the category or continuous value), ``strength`` (N,).
     Same result as :func:`genaug.engine.edits.apply_edits` with the bundle's gain, shift and transfer at
     that strength (what :meth:`genaug.engine.core.Engine.render_edits` does).
 
-    Returns (edited latents (N, D), the absolute target value per row (N,), the local-regeneration
-    threshold per row (N,))."""
+    Returns (edited latents (N, D) - ``latent`` itself, edited in place, when ``inplace`` -, the
+    absolute target value per row (N,), the local-regeneration threshold per row (N,))."""
     nd, dtype = layout.noise_dim, latent.dtype
     codes = latent[:, nd:]
     col = torch.arange(codes.shape[1], device=latent.device)
@@ -117,7 +117,7 @@ def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code:
     s = strength.to(dtype)
     moved = torch.addcmul(codes, (s * recipe.gain[entry])[:, None], goal - codes)
     moved = torch.maximum(torch.minimum(moved, layout.high), layout.low)  # continuous codes saturate at their range
-    out = latent.clone()
+    out = latent if inplace else latent.clone()
     out[:, nd:] = torch.where(inside, moved, codes)
     content = out[:, :nd]
     content.addcmul_((s * recipe.shift[entry])[:, None], recipe.moves.index_select(0, move))
@@ -134,6 +134,6 @@ def blend(x: Tensor, base: Tensor, edited: Tensor, mode: str, tau: Tensor) -> Te
     if mode == "regenerate":
         return edited.clamp_(-1, 1)
     on = tau > 0
-    keep = local_mask(edited - base, torch.where(on, tau, 1.0)).mul_(on.to(x.dtype).reshape(-1, 1, 1, 1)).neg_().add_(1)
+    keep = local_mask(edited - base, torch.where(on, tau, 1.0), scratch=True).mul_(on.to(x.dtype).reshape(-1, 1, 1, 1)).neg_().add_(1)
     # x + change + mask * (base - x) = edited + (1 - mask) * (x - base)
     return edited.addcmul_(keep, torch.sub(x, base, out=base)).clamp_(-1, 1)

@@ -137,10 +137,11 @@ def render(x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta", local: 
     return out.clamp(-1, 1)
 
 
-def local_mask(change: Tensor, tau: Tensor) -> Tensor:
+def local_mask(change: Tensor, tau: Tensor, scratch: bool = False) -> Tensor:
     """(N, 1, H, W) weights in [0, 1]: the mean absolute ``change`` over channels divided by the
-    per-row threshold ``tau`` (N,), clipped, then smoothed by a Gaussian of 1.5 px per 64 px."""
-    m = change.abs().sum(1, keepdim=True)
+    per-row threshold ``tau`` (N,), clipped, then smoothed by a Gaussian of 1.5 px per 64 px.
+    ``scratch``: ``change`` is a temporary the function may overwrite (saves a copy)."""
+    m = (change.abs_() if scratch else change.abs()).sum(1, keepdim=True)
     m = m.mul_((1 / (change.shape[1] * tau)).reshape(-1, 1, 1, 1)).clamp_(0, 1)
     return gaussian_blur(m, 1.5 * change.shape[-1] / 64).clamp_(0, 1)
 
