@@ -17,6 +17,14 @@
    the recognition benchmarks on the same photos; medians over ``--photos`` photos.
 3. Inversion cost: predictor + K refinement steps (``--steps``), against optimisation alone from a
    random start until it reaches the same reconstruction score (scored every ``--chunk`` steps).
+4. The batch transform (``genaug.BatchFaceAug``, p=1) like with like against the bare generator on
+   the same batch and edited latents, at each ``--batch-sizes`` and thread count (and on the GPU
+   when ``--device`` is one): latents found by content key and by caller-named indices (both
+   cached), the transform with the generator replaced by a stored output (its own cost, measured
+   directly), and ``Engine.augment_tensor`` (cached; also with the generator stubbed) for reference; the cost beyond the generator
+   per face (CPU time); and per batch, from torch.profiler, the number of aten operations and of
+   host reads / device syncs (``aten::item``, ``aten::_local_scalar_dense``, ``aten::is_nonzero``,
+   ``cudaStreamSynchronize``, ``cudaDeviceSynchronize``). ``--batch-only`` runs this part alone.
 Faces: real held-out faces (``--data``, default celeba_id200) or generated ones when absent.
 """
 from __future__ import annotations
@@ -166,21 +174,113 @@ DEFINITIONS = {
                 "default refinement steps), edit, render, paste back",
     "cached": "the same call on a photo already seen (latent from the cache)",
     "classical": "the classical albumentations pipeline of the recognition benchmarks on the same photo",
+    "batch (content key)": "genaug.BatchFaceAug(p=1) on the same batch in [0, 1], latents found by content key (cached)",
+    "batch (named)": "the same with index= (dataset indices; latents gathered from its LatentTable)",
+    "batch, generator stubbed": "batch (named) with the generator replaced by a stored output: the transform's own cost",
+    "batch (content key), generator stubbed": "batch (content key) with the generator replaced by a stored output",
+    "engine augment_tensor (cached)": "Engine.augment_tensor on the same batch and edits (the albumentations path's engine call)",
+    "engine augment_tensor, generator stubbed": "the same with the generator replaced by a stored output: the engine path's own cost",
 }
+
+
+BATCH_READS = ("aten::item", "aten::_local_scalar_dense", "aten::is_nonzero", "cudaStreamSynchronize", "cudaDeviceSynchronize")
+
+
+def batch_counts(aug, x: torch.Tensor, **kw) -> dict[str, int]:
+    """aten operations and host reads / device syncs of one call, from torch.profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if x.device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        aug(x, **kw)
+    names = [e.name for e in prof.events()]
+    return {"aten_ops": sum(n.startswith("aten::") for n in names), "host_reads_and_syncs": sum(n in BATCH_READS for n in names)}
+
+
+def batch_vs_generator(bundle: str, device: str, faces: torch.Tensor, sizes: list[int], threads: list[int], repeats: int,
+                       warmup: int, seed: int) -> dict:
+    """Part 4: BatchFaceAug (cached: by content, by index; generator stubbed) vs the bare generator."""
+    from genaug.batch import BatchFaceAug
+    from genaug.engine.batch_edits import edit_latents
+
+    out: dict = {}
+    for n in sizes:
+        x = ((faces.repeat((n + len(faces) - 1) // len(faces), 1, 1, 1)[:n] + 1) / 2).clamp(0, 1)  # n faces in [0, 1]
+        aug = BatchFaceAug(p=1.0, bundle=bundle, device=device, seed=seed, cache_size=max(n, 4096))
+        x, idx = x.to(aug.device or x.device), torch.arange(n)
+        aug(x, index=idx), aug(x)  # inverts once and fills both tables: everything below is cached
+        eng, params = aug._engine, aug.draw(n)
+        latent, base = aug.table.gather(idx.to(eng.device))
+        step = dict(code=params.code.to(eng.device), value=params.value.to(eng.device), relative=params.relative.to(eng.device),
+                    strength=params.strength.to(eng.device))
+        edited = edit_latents(latent, aug._layout, aug._recipe, **step)[0]
+        gen, stored = eng.bundle.generator, eng.bundle.generator(edited)
+
+        def stubbed(call):  # the generator replaced by its stored output: the cost of everything else
+            def run():
+                eng.bundle.generator = lambda z: stored[: len(z)].clone()
+                try:
+                    call()
+                finally:
+                    eng.bundle.generator = gen
+            return run
+
+        xm, edits = x * 2 - 1, params.edits()
+        eng.cache = type(eng.cache)(max(n, 4096))
+        eng.augment_tensor(xm, edits=edits, strength=params.strength)  # fills the engine's own cache
+        res: dict = {"counts": {"content": batch_counts(aug, x, params=params), "named": batch_counts(aug, x, index=idx, params=params)}}
+        for t in threads:
+            torch.set_num_threads(t)
+            with torch.no_grad():
+                r = interleaved({"generator": lambda: gen(edited), "batch (content key)": lambda: aug(x, params=params),
+                                 "batch (named)": lambda: aug(x, index=idx, params=params),
+                                 "batch, generator stubbed": stubbed(lambda: aug(x, index=idx, params=params)),
+                                 "batch (content key), generator stubbed": stubbed(lambda: aug(x, params=params)),
+                                 "engine augment_tensor (cached)": lambda: eng.augment_tensor(xm, edits=edits, strength=params.strength),
+                                 "engine augment_tensor, generator stubbed": stubbed(
+                                     lambda: eng.augment_tensor(xm, edits=edits, strength=params.strength))},
+                                eng.device, repeats, warmup)
+            g = r["generator"]["cpu"]["median_ms"]
+            r["beyond_generator_cpu_ms_per_face"] = {k: (r[k]["cpu"]["median_ms"] - g) / n for k in r if k != "generator"}
+            for k in [k for k in r if k.endswith("generator stubbed")]:
+                r["beyond_generator_cpu_ms_per_face"][k] = r[k]["cpu"]["median_ms"] / n
+            r["ratio_over_generator_wall"] = {k: r[k]["wall"]["median_ms"] / r["generator"]["wall"]["median_ms"]
+                                              for k in r if k not in ("generator", "beyond_generator_cpu_ms_per_face")}
+            res[str(t)] = r
+        out[str(n)] = res
+    return out
+
+
+def format_batch(part: dict, device: str) -> list[str]:
+    lines = [f"BatchFaceAug on {device}: median CPU ms per batch; beyond the generator in CPU ms per face; counts per batch"]
+    for n, res in part.items():
+        for t, r in res.items():
+            if t == "counts":
+                continue
+            b = r["beyond_generator_cpu_ms_per_face"]
+            lines.append(f"batch {n}, {t} thread(s): generator {r['generator']['cpu']['median_ms']:.1f}, "
+                         + ", ".join(f"{k} {r[k]['cpu']['median_ms']:.1f} (+{b[k]:.3f}/face)" for k in b))
+        c = res["counts"]
+        lines.append(f"batch {n}: aten ops / host reads+syncs per call: content {c['content']['aten_ops']} / "
+                     f"{c['content']['host_reads_and_syncs']}, named {c['named']['aten_ops']} / {c['named']['host_reads_and_syncs']}")
+    return lines
 
 
 def format_table(r: dict) -> str:
     lines = [f"speed on {r['device']} ({r['faces']}, batch {r['batch_size']}); medians [q1, q3] in ms, wall-clock / CPU"]
-    for t, res in r["cached_vs_generator"].items():
+    if "batch_transform" in r:
+        lines += format_batch(r["batch_transform"], r["device"])
+    for t, res in r.get("cached_vs_generator", {}).items():
         g, a = res["generator"], res["augment (cached)"]
         for clock in ("wall", "cpu"):
             lines.append(f"{t} thread(s), {clock}: generator {g[clock]['median_ms']:.1f} [{g[clock]['q1_ms']:.1f}, "
                          f"{g[clock]['q3_ms']:.1f}] ms/batch, augment (cached) {a[clock]['median_ms']:.1f} "
                          f"[{a[clock]['q1_ms']:.1f}, {a[clock]['q3_ms']:.1f}] ms/batch, "
                          f"ratio {res[f'ratio_augment_over_generator_{clock}']:.2f}")
-    c = r["per_call"]
-    lines.append(f"GenerativeFaceAug per photo ({c['photos']}), 1 thread, wall / CPU ms: "
-                 + ", ".join(f"{k} {c[k]['wall']['median_ms']:.1f} / {c[k]['cpu']['median_ms']:.1f}" for k in ("uncached", "cached", "classical")))
+    c = r.get("per_call")
+    if c:
+        lines.append(f"GenerativeFaceAug per photo ({c['photos']}), 1 thread, wall / CPU ms: "
+                     + ", ".join(f"{k} {c[k]['wall']['median_ms']:.1f} / {c[k]['cpu']['median_ms']:.1f}" for k in ("uncached", "cached", "classical")))
     if "inversion" in r:
         lines.append(f"{'inversion':<22}{'ms/image':>9}  {'CPU ms':>7}  {'score':>6}  {'random start: steps':>20}  {'CPU ms':>9}  {'speedup':>8}")
     for row in r.get("inversion", {}).get("rows", []):
@@ -210,20 +310,27 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=str(ID200), help="ImageFolder of faces, or 'generated'")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256], help="part 4: batch sizes")
+    ap.add_argument("--batch-only", action="store_true", help="run part 4 (the batch transform) alone")
     ap.add_argument("--quick", action="store_true", help="smoke test: batch 4, 2 repeats, 2 photos, K 0 2")
     a = ap.parse_args(argv)
     if a.quick:
-        a.batch_size, a.repeats, a.warmup, a.photos, a.steps, a.max_steps = 4, 2, 1, 2, [0, 2], 20
+        a.batch_size, a.repeats, a.warmup, a.photos, a.steps, a.max_steps, a.batch_sizes = 4, 2, 1, 2, [0, 2], 20, [4, 8]
     threads = a.threads or sorted({1, os.cpu_count() or 1})
     eng = Engine(a.bundle, device=a.device, refine_steps=max(a.steps), refine_loss=a.loss, batch_size=a.batch_size, seed=a.seed)
     x, faces = test_faces(eng, a.data, a.batch_size, a.seed)
     res = {"benchmark": "speed", "device": str(eng.device) + (f" ({torch.cuda.get_device_name(eng.device)})" if eng.device.type == "cuda" else ""),
            "bundle": a.bundle, "faces": faces, "image_size": eng.image_size, "batch_size": a.batch_size, "loss": a.loss,
-           "definitions": DEFINITIONS, "cached_vs_generator": cached_vs_generator(eng, x, threads, a.repeats, a.warmup, a.seed)}
-    res["per_call"] = per_call(a.bundle, a.device, a.data, a.photos, a.seed)
+           "definitions": DEFINITIONS}
+    if not a.batch_only:
+        res["cached_vs_generator"] = cached_vs_generator(eng, x, threads, a.repeats, a.warmup, a.seed)
+        res["per_call"] = per_call(a.bundle, a.device, a.data, a.photos, a.seed)
+        torch.set_num_threads(1)
+        if not a.no_inversion:
+            res["inversion"] = inversion_cost(eng, x, a.steps, a.repeats, a.chunk, a.max_steps, a.loss, a.seed)
+    xb = x if len(x) >= max(a.batch_sizes) else test_faces(eng, a.data, max(a.batch_sizes), a.seed)[0]
+    res["batch_transform"] = batch_vs_generator(a.bundle, str(eng.device), xb, a.batch_sizes, threads, a.repeats, a.warmup, a.seed)
     torch.set_num_threads(1)
-    if not a.no_inversion:
-        res["inversion"] = inversion_cost(eng, x, a.steps, a.repeats, a.chunk, a.max_steps, a.loss, a.seed)
     emit(res, format_table(res), a.out)
     return res
 

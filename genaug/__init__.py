@@ -15,6 +15,8 @@ from .models import CategoricalCode, ContinuousCode, LatentSpec, NetConfig  # no
 
 _LAZY = {
     "Engine": "genaug.engine.core",
+    "BatchFaceAug": "genaug.batch",
+    "LatentTable": "genaug.engine.latent_table",
     "GenerativeFaceAug": "genaug.transforms",
     "GenerativeAugDataset": "genaug.dataset",
     "expand_to_hdf5": "genaug.expand.pipeline",

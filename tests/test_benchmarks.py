@@ -288,6 +288,14 @@ def test_speed_quick_compares_like_with_like(faces, faces_folder, tiny_bundle_pa
     for row in (k0, k2):
         assert row["reached"] == (row["random_start_steps"] is not None) and row["speedup_at_equal_score"] > 0
     assert r["inversion"]["random_start_final"]["steps"] <= 20
+    batch = r["batch_transform"]
+    assert set(batch) == {"4", "8"} and set(batch["4"]) == {"counts", "1", "2"}
+    assert batch["4"]["counts"] == batch["8"]["counts"]  # operations and host reads per batch, not per face
+    for res in (batch["4"]["1"], batch["8"]["2"]):
+        assert set(res["beyond_generator_cpu_ms_per_face"]) == {"batch (content key)", "batch (named)", "batch, generator stubbed",
+                                                               "engine augment_tensor (cached)", "engine augment_tensor, generator stubbed",
+                                                               "batch (content key), generator stubbed"}
+        assert res["generator"]["cpu"]["n"] == 2 and res["batch, generator stubbed"]["cpu"]["median_ms"] > 0
 
 
 def test_make_identity_folder_from_flat_images_and_csv(faces_folder, tmp_path):

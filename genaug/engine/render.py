@@ -137,11 +137,27 @@ def render(x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta", local: 
     return out.clamp(-1, 1)
 
 
-def local_mask(change: Tensor, tau: Tensor) -> Tensor:
+def local_mask(change: Tensor, tau: Tensor, scratch: bool = False) -> Tensor:
     """(N, 1, H, W) weights in [0, 1]: the mean absolute ``change`` over channels divided by the
-    per-row threshold ``tau`` (N,), clipped, then smoothed by a Gaussian of 1.5 px per 64 px."""
-    from torchvision.transforms.functional import gaussian_blur
+    per-row threshold ``tau`` (N,), clipped, then smoothed by a Gaussian of 1.5 px per 64 px.
+    ``scratch``: ``change`` is a temporary the function may overwrite (saves a copy)."""
+    m = (change.abs_() if scratch else change.abs()).sum(1, keepdim=True)
+    m = m.mul_((1 / (change.shape[1] * tau)).reshape(-1, 1, 1, 1)).clamp_(0, 1)
+    return gaussian_blur(m, 1.5 * change.shape[-1] / 64).clamp_(0, 1)
 
-    m = (change.abs().mean(1, keepdim=True) / tau.reshape(-1, 1, 1, 1)).clamp(0, 1)
-    sigma = 1.5 * change.shape[-1] / 64
-    return gaussian_blur(m, [2 * math.ceil(2 * sigma) + 1] * 2, [sigma, sigma]).clamp(0, 1)
+
+def gaussian_blur(m: Tensor, sigma: float) -> Tensor:
+    """A Gaussian blur of (N, C, H, W) with reflected borders, kernel size 2 * ceil(2 sigma) + 1
+    (torchvision's ``gaussian_blur``, separable: a few in-place shifted sums instead of a 2-d convolution)."""
+    half = math.ceil(2 * sigma)
+    taps = torch.exp(-0.5 * (torch.linspace(-half, half, 2 * half + 1) / sigma) ** 2)
+    taps = (taps / taps.sum()).tolist()
+    h, w = m.shape[-2:]
+    padded = F.pad(m, (half, half, half, half), mode="reflect")
+    rows = padded[..., :, :w] * taps[0]
+    for i in range(1, len(taps)):
+        rows.add_(padded[..., :, i : i + w], alpha=taps[i])
+    out = rows[..., :h, :] * taps[0]
+    for i in range(1, len(taps)):
+        out.add_(rows[..., i : i + h, :], alpha=taps[i])
+    return out

@@ -1,0 +1,302 @@
+"""``BatchFaceAug``: genaug for batches already on the device, in the shape of
+``torchvision.transforms.v2`` and ``kornia.augmentation`` modules.
+
+    aug = genaug.BatchFaceAug(p=0.5, seed=0)          # device: the first batch's
+    for images, labels, index in loader:              # NCHW uint8 or float in [0, 1], any size
+        images = aug(images.cuda(), index=index)      # index: dataset indices -> latents kept on the device
+
+Per call: which rows are edited (probability ``p``), the code, its value and the strength are drawn
+on the host from the transform's CPU ``torch.Generator`` (the same draws on every device, like
+kornia's parameters) and sent in one non-blocking copy; the edited rows go through one batched
+pass on the device (frame, latent look-up, :mod:`genaug.engine.batch_edits`, one generator pass, blend,
+paste back). The output keeps the input's dtype, shape, device and ``tv_tensors.Image`` type;
+rows not drawn come back unchanged. Nothing is differentiable: the output is detached data.
+
+Latents: with ``index=`` (dataset indices, ideally on the host as a DataLoader yields them) they
+live in a :class:`genaug.engine.latent_table.LatentTable` - no hashing, no device-to-host read; without,
+the model-frame pixels are hashed (:func:`genaug.engine.cache.content_keys`) - one device-to-host read per
+batch on an accelerator. A row seen for the first time is inverted (a host decision, outside the
+hot path). Value checks of float input read the batch's range: on by default on the CPU only.
+The identity gate is not offered here (it needs a host decision per row): use
+:class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine` for it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .bundle.format import Bundle
+from .engine.batch_edits import blend, code_layout, edit_latents, recipe_tables
+from .engine.cache import content_keys
+from .engine.edits import Edit, EditDraw, code_ranges, draw_edits
+from .engine.latent_table import ContentSlots, LatentTable
+from .engine.render import MODES, _feather
+from .faces.framing import face_box
+from .images import MIN_SIDE
+
+
+@dataclass(frozen=True)
+class BatchParams:
+    """The sampled parameters of one call (kornia's ``_params``); pass them back to replay it."""
+
+    apply: Tensor  # (N,) bool: rows edited
+    code: Tensor  # (N,) long: code index
+    value: Tensor  # (N,) float64: category offset (relative rows), category, or continuous value
+    relative: Tensor  # (N,) bool
+    strength: Tensor  # (N,) float32
+    target: Tensor | None = None  # (N,) on the device: the absolute value each edited row got (NaN: not edited)
+
+    def edits(self) -> list[Edit]:
+        """One :class:`genaug.engine.edits.Edit` per row (what the engine and the albumentations transform take)."""
+        return EditDraw(self.code, self.value, self.relative).edits()
+
+
+def _tv_image_type() -> type | None:
+    try:
+        from torchvision import tv_tensors
+    except ImportError:  # pragma: no cover - torchvision is optional here
+        return None
+    return tv_tensors.Image
+
+
+def _to_device(t: Tensor, device: torch.device) -> Tensor:
+    """A host tensor on ``device`` without waiting for the device (pinned, non-blocking)."""
+    if device.type == "cpu":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+class BatchFaceAug(nn.Module):
+    """Edit one semantic code (glasses, smile, ...) of each face in a device batch.
+
+    Args:
+        p: probability that a row is edited.
+        codes: codes random edits may touch (None: the bundle's identity-safe codes).
+        strength: edit strength, or a ``(low, high)`` range drawn per row.
+        bundle: ``"default"``, a bundle folder or a :class:`genaug.Bundle`.
+        device: where the work runs (None: the first batch's device; batches elsewhere are copied there and back).
+        mode: ``"delta"`` or ``"regenerate"`` (see :class:`genaug.Engine`).
+        framing: ``"auto"`` (the bundle's CelebA box on 178x218-shaped batches, else the centred
+            square) or ``"full"`` (the centred square); no face detection on this path.
+        bounds: ``{code: (low, high)}`` ranges for continuous codes.
+        generator / seed: the CPU ``torch.Generator`` parameters are drawn from (or a seed for one).
+        return_params: return ``(out, params)`` instead of ``out`` (the params are kept in ``_params`` either way).
+        cache_size: slots for latents found by content (unnamed images); at least the batch size.
+        table: the :class:`LatentTable` for named images (``index=``), or its capacity (None: grows).
+        check_values: read the range of float input to reject values outside [0, 1] (one
+            device-to-host read); None = on the CPU only.
+        batch_size: rows per generator call.
+    """
+
+    def __init__(self, p: float = 0.5, codes: list[str | int] | None = None, strength: float | tuple[float, float] = 1.0,
+                 bundle: Bundle | str | Path = "default", device: str | torch.device | None = None, mode: str = "delta",
+                 framing: str = "auto", bounds: dict[str | int, tuple[float, float]] | None = None,
+                 generator: torch.Generator | None = None, seed: int | None = None, return_params: bool = False,
+                 cache_size: int = 4096, table: LatentTable | int | None = None, check_values: bool | None = None,
+                 batch_size: int = 256):
+        super().__init__()
+        if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
+            raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+        lo, hi = (strength, strength) if isinstance(strength, (int, float)) else tuple(strength)
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
+            raise ValueError(f"strength must be finite and >= 0, or a range (low, high) with 0 <= low <= high, got {strength!r}")
+        if mode not in MODES or framing not in ("auto", "full"):
+            raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")
+        if generator is not None and generator.device.type != "cpu":
+            raise ValueError("generator must be a CPU torch.Generator (parameters are drawn on the host)")
+        if cache_size < 1:
+            raise ValueError(f"cache_size must be >= 1, got {cache_size}")
+        self.p, self.strength_range, self.codes, self.bounds = float(p), (float(lo), float(hi)), codes, bounds
+        self.bundle, self.mode, self.framing, self.return_params = bundle, mode, framing, return_params
+        self.check_values, self.batch_size, self.cache_size = check_values, int(batch_size), int(cache_size)
+        self.device = torch.device(device) if device is not None else None
+        self.generator = generator or (torch.Generator().manual_seed(seed) if seed is not None else torch.Generator())
+        if generator is None and seed is None:
+            self.generator.seed()
+        self.table = table if isinstance(table, LatentTable) else LatentTable(table)
+        self._params: BatchParams | None = None
+        self._engine: Any = None
+        self._feathers: dict[tuple[int, int], Tensor] = {}
+        spec = self._spec()  # fail now, not at the first batch
+        if codes is not None and len(codes) == 0:
+            raise ValueError("codes: name at least one code, or pass None for the identity-safe codes")
+        for c in codes or []:
+            try:
+                spec.code_index(c)
+            except (KeyError, TypeError) as e:
+                raise ValueError(f"codes: {e.args[0]}") from None
+        code_ranges(spec, bounds)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
+
+    # ------------------------------------------------------------------ setup
+    def _engine_on(self, device: torch.device) -> Any:
+        if self._engine is None:
+            from .engine.core import Engine
+
+            eng = Engine(self.bundle, device=device, batch_size=self.batch_size, cache_size=0, mode=self.mode,
+                         codes=self.codes, bounds=self.bounds)
+            self._layout = code_layout(eng.spec, eng.device)
+            self._recipe = recipe_tables(eng.bundle, self._layout, eng.device)
+            self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
+            self.table.bind(eng._settings)
+            self._content.bind(eng._settings)
+            self._engine = eng
+        elif self._engine.device != device:
+            raise ValueError(f"this BatchFaceAug runs on {self._engine.device}, got a batch on {device}: "
+                             "pass device= to copy batches there, or use one transform per device")
+        return self._engine
+
+    def _check(self, x: Any) -> None:
+        if not isinstance(x, Tensor):
+            raise ValueError(f"expected an NCHW tensor batch, got {type(x).__name__}")
+        if x.ndim != 4:
+            raise ValueError(f"expected an NCHW batch (4 dims), got shape {tuple(x.shape)}")
+        if x.dtype != torch.uint8 and not x.is_floating_point():
+            raise ValueError(f"batch dtype must be uint8 (0..255) or float (0..1), got {x.dtype}")
+        n, c, h, w = x.shape
+        if n == 0:
+            raise ValueError("empty batch (N = 0)")
+        if min(h, w) < MIN_SIDE:
+            raise ValueError(f"images {h}x{w} are too small to hold a face (min side {MIN_SIDE} px)")
+        check = x.device.type == "cpu" if self.check_values is None else self.check_values
+        if check and x.is_floating_point():
+            lo, hi = (float(v) for v in torch.aminmax(x))
+            if not (0.0 <= lo and hi <= 1.0):
+                raise ValueError(f"float batches must hold values in [0, 1] without NaN, got [{lo:.3g}, {hi:.3g}] "
+                                 "(divide uint8 data by 255, or pass uint8)")
+
+    def draw(self, n: int) -> BatchParams:
+        """Parameters for a batch of ``n`` rows, from the transform's generator."""
+        g = self.generator
+        apply = torch.rand(n, generator=g) < self.p
+        d = draw_edits(self._spec(), n, g, codes=self.codes, bounds=self.bounds)
+        lo, hi = self.strength_range
+        strength = lo + (hi - lo) * torch.rand(n, generator=g)
+        return BatchParams(apply, d.code, d.value, d.relative, strength)
+
+    def _spec(self) -> Any:
+        if self._engine is not None:
+            return self._engine.spec
+        from .bundle.format import read_spec
+
+        return self.bundle.spec if isinstance(self.bundle, Bundle) else read_spec(str(self.bundle))
+
+    def _checked(self, params: Any, n: int) -> BatchParams:
+        if not isinstance(params, BatchParams):
+            raise ValueError(f"params must be the BatchParams a call returned, got {type(params).__name__}")
+        if any(len(getattr(params, f)) != n for f in ("apply", "code", "value", "relative", "strength")):
+            raise ValueError(f"params were drawn for {len(params.apply)} rows, the batch has {n}")
+        fields = (params.apply, params.code, params.value, params.relative, params.strength)
+        return BatchParams(*(f.cpu() for f in fields), params.target)  # host tensors (a no-op for drawn params)
+
+    # ---------------------------------------------------------------- the call
+    @torch.no_grad()
+    def forward(self, x: Tensor, index: Any = None, params: BatchParams | None = None) -> Any:
+        """Augment ``x`` (N, C, H, W), uint8 or float in [0, 1]. ``index``: the rows' dataset
+        indices (latents kept in ``table``); ``params``: replay a previous call's parameters."""
+        image_type = _tv_image_type()
+        wrapped = image_type is not None and isinstance(x, image_type)
+        t = x.as_subclass(Tensor) if wrapped else x
+        self._check(t)
+        eng = self._engine_on(self.device or t.device)
+        if t.shape[1] != eng.channels:
+            raise ValueError(f"batch must have the model's {eng.channels} channels in dim 1 (NCHW), got shape {tuple(t.shape)}")
+        n = t.shape[0]
+        params = self.draw(n) if params is None else self._checked(params, n)
+        if index is not None:
+            index = self.table.check(index)
+            if len(index) != n:
+                raise ValueError(f"index must hold one dataset index per row: {len(index)} for a batch of {n}")
+        out, target = self._augment(t.to(eng.device), params, index, eng)
+        params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target)
+        self._params = params
+        out = out.to(t.device)
+        if wrapped:
+            from torchvision import tv_tensors
+
+            out = tv_tensors.wrap(out, like=x)
+        return (out, params) if self.return_params else out
+
+    def _augment(self, x: Tensor, params: BatchParams, index: Tensor | None, eng: Any) -> tuple[Tensor, Tensor]:
+        dev, n = eng.device, x.shape[0]
+        rows = params.apply.nonzero().flatten()
+        target = torch.full((n,), float("nan"), device=dev)
+        if len(rows) == 0:
+            return x.clone(), target
+        columns = [rows, params.code[rows], params.value[rows], params.relative[rows], params.strength[rows]]
+        named = index[rows] if index is not None else None
+        packed = _to_device(torch.stack([c.double() for c in columns + ([named] if named is not None else [])]), dev)
+        rows_dev, code, relative = packed[0].long(), packed[1].long(), packed[3].bool()
+        xr = x if len(rows) == n else x.index_select(0, rows_dev)
+        box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
+        model_in = self._frame(xr, box, eng.image_size)
+        if named is not None:
+            latent, base = self._named(model_in, named, packed[5].long(), eng)
+        else:
+            latent, base = self._by_content(model_in, eng)
+        edited, tgt, tau = edit_latents(latent, self._layout, self._recipe, code, packed[2], relative, packed[4].float(),
+                                        inplace=True)  # latent: a gathered copy
+        images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
+        result = self._paste(blend(model_in, base, images, self.mode, tau), model_in, xr, box)
+        if len(rows) == n:
+            return result, target.index_copy_(0, rows_dev, tgt.float())
+        out = x.clone()
+        out.index_copy_(0, rows_dev, result)
+        return out, target.index_copy_(0, rows_dev, tgt.float())
+
+    def _named(self, model_in: Tensor, named: Tensor, slots: Tensor, eng: Any) -> tuple[Tensor, Tensor]:
+        """Latents of named rows (host indices ``named``, the same on the device as ``slots``)."""
+        missing = self.table.missing(named)  # host: no device read
+        if missing.numpy().any():
+            miss = missing.nonzero().flatten()
+            inv = eng.invert(model_in.index_select(0, miss.to(model_in.device)))
+            self.table.store(named[miss], inv.latent, inv.recon)
+        return self.table.gather(slots)
+
+    def _by_content(self, model_in: Tensor, eng: Any) -> tuple[Tensor, Tensor]:
+        """Latents of unnamed rows, found by the content key of their model-frame pixels."""
+        slots, missing = self._slots.lookup(content_keys(model_in, eng._settings))
+        if missing.numpy().any():
+            miss = missing.nonzero().flatten()
+            inv = eng.invert(model_in.index_select(0, miss.to(model_in.device)))
+            self._content.store(slots[miss], inv.latent, inv.recon)
+        return self._content.gather(_to_device(slots, model_in.device))
+
+    @staticmethod
+    def _frame(x: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
+        """Rows (uint8 or float in [0, 1]) -> the model frame in [-1, 1] (as :func:`genaug.engine.render.to_model_frame`)."""
+        scale = 2 / 255 if x.dtype == torch.uint8 else 2.0
+        if box == (0, 0, size, size) and x.shape[-2:] == (size, size):
+            return torch.mul(x.float(), scale).sub_(1)
+        left, top, right, bottom = box
+        crop = (x.float() / 255 if x.dtype == torch.uint8 else x.float())[:, :, top:bottom, left:right]
+        crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return crop.clamp_(0, 1).mul_(2).sub_(1)
+
+    def _paste(self, result: Tensor, model_in: Tensor, x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
+        """Add the change ``result - model_in`` back into the rows ``x`` (as
+        :func:`genaug.engine.render.paste_back`), in their dtype; works in place on ``result``."""
+        to_dtype = (lambda t: t.mul_(255).round_().to(torch.uint8)) if x.dtype == torch.uint8 else (lambda t: t.to(x.dtype))
+        if box == (0, 0, *result.shape[-2:][::-1]) and x.shape[-2:] == result.shape[-2:]:
+            return to_dtype(result.add_(1).mul_(0.5))  # the whole frame: x01 + (result - model_in) / 2
+        left, top, right, bottom = box
+        change = result.sub_(model_in).mul_(0.5)
+        if change.shape[-2:] != (bottom - top, right - left):
+            change = F.interpolate(change, size=(bottom - top, right - left), mode="bilinear", align_corners=False)
+        inner = (left > 0, top > 0, right < x.shape[3], bottom < x.shape[2])
+        if any(inner):
+            key = (*box, *x.shape[2:])
+            if key not in self._feathers:
+                self._feathers[key] = _feather(bottom - top, right - left, inner).to(x.device)
+            change = change.mul_(self._feathers[key])
+        out = x.float() / 255 if x.dtype == torch.uint8 else x.float().clone()
+        out[:, :, top:bottom, left:right] = (out[:, :, top:bottom, left:right] + change).clamp_(0, 1)
+        return to_dtype(out)

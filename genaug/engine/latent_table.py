@@ -1,0 +1,127 @@
+"""Device-resident latents for the batch path, gathered by tensor indexing.
+
+:class:`LatentTable` keeps, per slot, an inverted latent and its render ``G(latent)`` on the
+device, and on the host which slots are filled. Images the caller *names* (dataset indices, as a
+DataLoader yields them on the host) use their index as the slot: the look-up is one host gather
+and one device gather, no hashing and no device-to-host read. Unnamed images are found by content
+(:func:`genaug.engine.cache.content_keys` of the model-frame pixels, as the engine's own cache does) through
+:class:`ContentSlots`, a bounded key -> slot map that reuses the oldest slot when full.
+
+Name images only when the pixels at an index are the same at every call (genaug before any random
+transform); images that may change are safer found by content.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class LatentTable:
+    """Latents and renders by slot on one device. ``capacity``: the number of slots (indices must
+    lie in ``[0, capacity)``), or None to grow as larger indices arrive. Storage is allocated at the
+    first store: per slot the latent (D floats) and ``G(latent)`` (C x S x S floats); about 74 KB per
+    face for the default 64x64 bundle."""
+
+    def __init__(self, capacity: int | None = None):
+        if capacity is not None and (not isinstance(capacity, int) or capacity < 1):
+            raise ValueError(f"capacity must be a positive int or None (grow as needed), got {capacity!r}")
+        self.capacity = capacity
+        self.filled = torch.zeros(capacity or 0, dtype=torch.bool)  # host copy: which slots hold a latent
+        self.latent: Tensor | None = None
+        self.base: Tensor | None = None
+        self.settings: str | None = None  # bundle + inversion settings the latents were made with
+
+    def __len__(self) -> int:
+        return int(self.filled.sum())
+
+    def bind(self, settings: str) -> None:
+        """Tie the table to one bundle and inversion settings; another engine's latents are refused."""
+        if self.settings is None:
+            self.settings = settings
+        elif self.settings != settings:
+            raise ValueError(f"this LatentTable holds latents of {self.settings!r}, not {settings!r}: "
+                             "use one table per bundle and inversion settings")
+
+    def check(self, index: Tensor) -> Tensor:
+        """``index`` as a host long tensor, checked against the capacity (a device tensor is read once)."""
+        if not isinstance(index, Tensor):
+            index = torch.as_tensor(index)
+        if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool or index.ndim != 1:
+            raise ValueError(f"index must be a 1-d integer tensor (one dataset index per row), got "
+                             f"{index.dtype} of shape {tuple(index.shape)}")
+        index = index.to("cpu", torch.long)
+        values = index.numpy()  # host bookkeeping in numpy: no tensor reads
+        if len(values) and (values.min() < 0 or (self.capacity is not None and values.max() >= self.capacity)):
+            raise ValueError(f"index values must lie in [0, {self.capacity or 'inf'}), got [{values.min()}, {values.max()}]")
+        return index
+
+    def missing(self, index: Tensor) -> Tensor:
+        """Host bool (N,): rows of ``index`` (host long) whose slot holds no latent yet."""
+        known = index < len(self.filled)
+        out = torch.ones(len(index), dtype=torch.bool)
+        out[known] = ~self.filled[index[known]]
+        return out
+
+    def gather(self, slots: Tensor) -> tuple[Tensor, Tensor]:
+        """(latent, base) of ``slots`` (a long tensor on the table's device)."""
+        assert self.latent is not None and self.base is not None
+        return self.latent.index_select(0, slots), self.base.index_select(0, slots)
+
+    def store(self, index: Tensor, latent: Tensor, base: Tensor) -> None:
+        """Write rows into slots ``index`` (host long), allocating or growing the storage."""
+        size = self.capacity or max(int(index.numpy().max()) + 1, 2 * len(self.filled))
+        if self.latent is None or len(self.filled) < size:
+            self._grow(size, latent, base)
+        slots = index.to(latent.device)
+        self.latent.index_copy_(0, slots, latent)  # type: ignore[union-attr]
+        self.base.index_copy_(0, slots, base.to(self.base.dtype))  # type: ignore[union-attr]
+        self.filled[index] = True
+
+    def _grow(self, size: int, latent: Tensor, base: Tensor) -> None:
+        old = len(self.filled) if self.latent is not None else 0
+        new_latent = latent.new_zeros((size, *latent.shape[1:]))
+        new_base = base.new_zeros((size, *base.shape[1:]))
+        if old:
+            if self.latent.shape[1:] != latent.shape[1:] or self.latent.device != latent.device:  # type: ignore[union-attr]
+                raise ValueError(f"this LatentTable holds latents of shape {tuple(self.latent.shape[1:])} on "  # type: ignore[union-attr]
+                                 f"{self.latent.device}, got {tuple(latent.shape[1:])} on {latent.device}")  # type: ignore[union-attr]
+            new_latent[:old], new_base[:old] = self.latent, self.base
+        filled = torch.zeros(size, dtype=torch.bool)
+        filled[: len(self.filled)] = self.filled
+        self.latent, self.base, self.filled = new_latent, new_base, filled
+
+
+class ContentSlots:
+    """Content key -> slot of a :class:`LatentTable` of ``capacity`` slots; when full, the oldest
+    slot is reused (first in, first out)."""
+
+    def __init__(self, capacity: int):
+        if capacity < 1:
+            raise ValueError(f"the content cache needs at least one slot, got {capacity}")
+        self.capacity = int(capacity)
+        self.slot_of: dict[bytes, int] = {}
+        self.key_in: list[bytes | None] = [None] * self.capacity
+        self.next = 0
+
+    def lookup(self, keys: list[bytes]) -> tuple[Tensor, Tensor]:
+        """(slots (N,) host long, missing (N,) host bool); missing rows get fresh slots, evicting the
+        oldest slot not used by this batch (so at most ``capacity`` rows per batch)."""
+        if len(keys) > self.capacity:
+            raise ValueError(f"a batch of {len(keys)} images needs a content cache of at least {len(keys)} slots, "
+                             f"it has {self.capacity}: raise cache_size or name the images (index=)")
+        slots = [self.slot_of.get(k, -1) for k in keys]
+        missing = torch.tensor([s < 0 for s in slots], dtype=torch.bool)
+        in_use = set(slots)
+        for row in missing.nonzero().flatten().tolist():
+            key = keys[row]
+            if key in self.slot_of:  # the same new image twice in one batch
+                slots[row] = self.slot_of[key]
+                continue
+            while self.next in in_use:
+                self.next = (self.next + 1) % self.capacity
+            slot, self.next = self.next, (self.next + 1) % self.capacity
+            in_use.add(slot)
+            if self.key_in[slot] is not None:
+                del self.slot_of[self.key_in[slot]]  # type: ignore[arg-type]
+            self.key_in[slot], self.slot_of[key], slots[row] = key, slot, slot
+        return torch.tensor(slots, dtype=torch.long), missing

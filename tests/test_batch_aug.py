@@ -1,0 +1,218 @@
+"""BatchFaceAug: the batch transform for device tensors (genaug.batch) and its tensor edits."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+
+from genaug.batch import BatchFaceAug, BatchParams
+from genaug.engine.batch_edits import edit_latents
+from genaug.bundle.format import load_bundle
+from genaug.engine.core import Engine
+from genaug.engine.latent_table import ContentSlots, LatentTable
+from genaug.engine.edits import draw_edits
+
+FLOAT_TOL = 1e-5  # float outputs vs the engine / albumentations path (float rounding only)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine("default", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def albumentations_aug():
+    from genaug.transforms import GenerativeFaceAug
+
+    return GenerativeFaceAug(device="cpu", p=1.0)
+
+
+def batch_aug(**kw) -> BatchFaceAug:
+    """A BatchFaceAug over the default bundle, loaded once for the module."""
+    global _BUNDLE
+    if "_BUNDLE" not in globals():
+        _BUNDLE = load_bundle("default")
+    return BatchFaceAug(bundle=_BUNDLE, **kw)
+
+
+def faces(n: int, size: tuple[int, int] = (64, 64), dtype: torch.dtype = torch.float32, seed: int = 0) -> torch.Tensor:
+    x = torch.rand(n, 3, *size, generator=torch.Generator().manual_seed(seed))
+    return (x * 255).round().to(torch.uint8) if dtype == torch.uint8 else x.to(dtype)
+
+
+def test_seeded_generator_is_deterministic_and_params_replay():
+    x = faces(8)
+    a, pa = batch_aug(p=0.6, seed=1, strength=(0.5, 1.5), return_params=True)(x)
+    b, pb = batch_aug(p=0.6, generator=torch.Generator().manual_seed(1), strength=(0.5, 1.5), return_params=True)(x)
+    assert torch.equal(a, b) and torch.equal(pa.code, pb.code) and torch.equal(pa.apply, pb.apply)
+    _, pc = batch_aug(p=0.6, seed=2, return_params=True)(x)
+    assert not (torch.equal(pa.code, pc.code) and torch.equal(pa.value, pc.value))
+    aug = batch_aug(p=0.6, seed=9)
+    first = aug(x)
+    params = aug._params
+    assert isinstance(params, BatchParams) and not torch.equal(aug(x), first)  # the generator moved on
+    assert torch.equal(aug(x, params=params), first)  # ...and the params replay the first call exactly
+    assert torch.equal(batch_aug(p=0.0)(x, params=params), first)  # in a fresh transform too
+    edited = params.apply
+    assert torch.isnan(params.target[~edited]).all() and not torch.isnan(params.target[edited]).any()
+
+
+@pytest.mark.parametrize("size,dtype", [((64, 64), torch.float32), ((64, 64), torch.uint8), ((218, 178), torch.uint8),
+                                        ((218, 178), torch.float32)])
+def test_matches_the_albumentations_transform(size, dtype, albumentations_aug):
+    """Same edits, same images: the batch transform gives what GenerativeFaceAug gives (float:
+    within FLOAT_TOL; uint8: at most one level, on under 0.1 % of the values)."""
+    # distinct pixels per case: the engine's content keys quantize to uint8, so a float batch and its
+    # uint8 copy would share the cached latents of whichever came first
+    x = faces(6, size, dtype, seed=3 + size[0] + (dtype == torch.uint8))
+    out, p = batch_aug(p=0.5, seed=1, strength=(0.5, 1.5), return_params=True)(x)
+    rows = p.apply.nonzero().flatten()
+    assert 0 < len(rows) < 6
+    images = x[rows].permute(0, 2, 3, 1).numpy()
+    ref = albumentations_aug.apply_to_images(
+        images, edits=[p.edits()[r] for r in rows], strengths=p.strength[rows].tolist(), gate_seed=0)
+    ref = torch.from_numpy(np.ascontiguousarray(ref)).permute(0, 3, 1, 2)
+    diff = (out[rows].double() - ref.double()).abs()
+    if dtype == torch.uint8:
+        assert diff.max() <= 1 and (diff > 0).double().mean() < 1e-3
+    else:
+        assert diff.max() < FLOAT_TOL
+    assert diff.mean() < 1e-3 and not torch.equal(out[rows], x[rows])  # the edits did something
+    assert torch.equal(out[p.apply.logical_not()], x[p.apply.logical_not()])  # rows not drawn: unchanged
+
+
+def test_edit_latents_match_the_engines_edits(engine):
+    """The tensor gathers give the latents the engine builds per edit on the host (gain, shift,
+    transfer, relative categories, continuous clamping at strength > 1)."""
+    aug = batch_aug(p=1.0, codes=[c.name for c in engine.spec.codes])
+    aug._engine_on(engine.device)
+    latent = engine.invert(faces(40, seed=5) * 2 - 1).latent
+    d = draw_edits(engine.spec, 40, torch.Generator().manual_seed(6), codes=list(range(len(engine.spec.codes))))
+    strength = torch.rand(40, generator=torch.Generator().manual_seed(7)) * 2.5
+    ours, target, tau = edit_latents(latent, aug._layout, aug._recipe, d.code, d.value, d.relative, strength)
+    from genaug.engine.edits import resolve_edits
+
+    edits = resolve_edits(latent, engine.spec, d.edits())
+    assert torch.allclose(ours, engine._apply(latent, edits, strength), atol=1e-5)
+    assert torch.allclose(target, torch.tensor([e.value for e in edits], dtype=target.dtype))
+    assert torch.equal(tau, engine._local(edits))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64, torch.uint8])
+def test_keeps_dtype_shape_device_and_image_type(dtype):
+    x = faces(4, (70, 60), dtype)
+    out = batch_aug(p=1.0, seed=0)(x)
+    assert out.dtype == dtype and out.shape == x.shape and out.device == x.device and not torch.equal(out, x)
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    img = tv_tensors.Image(x)
+    out = batch_aug(p=1.0, seed=0)(img)
+    assert type(out) is tv_tensors.Image and out.dtype == dtype and out.shape == x.shape
+    none = batch_aug(p=0.0)(x)
+    assert torch.equal(none, x) and none is not x
+
+
+def test_inside_a_training_step_no_graph_and_no_gradients_into_genaug():
+    aug = batch_aug(p=1.0, seed=0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2))
+    x = faces(4).requires_grad_()
+    out = aug(x)
+    assert not out.requires_grad and out.grad_fn is None
+    net(out).sum().backward()
+    assert list(aug.parameters()) == [] and aug.state_dict() == {}  # genaug's weights are not the model's
+    assert all(p.grad is None for p in aug._engine.bundle.generator.parameters())
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_named_images_use_the_table_and_match_content_keys(monkeypatch):
+    x = faces(6)
+    aug = batch_aug(p=1.0, seed=0, table=10)
+    by_content = aug(x)
+    params = aug._params
+    named = aug(x, index=torch.arange(6), params=params)
+    assert torch.allclose(named, by_content, atol=1e-6) and len(aug.table) == 6
+    monkeypatch.setattr(aug._engine, "invert", lambda *a, **k: pytest.fail("a named, seen image was inverted again"))
+    assert torch.equal(aug(x, index=torch.arange(6), params=params), named)
+    assert torch.equal(aug(x, params=params), by_content)  # the content slots hold them too
+    with pytest.raises(ValueError, match=r"index values must lie in \[0, 10\)"):
+        aug(x, index=torch.arange(5, 11))
+
+
+def test_content_slots_never_evict_a_row_of_the_same_batch():
+    slots = ContentSlots(4)
+    first, missing = slots.lookup([b"a", b"b", b"c", b"d"])
+    assert missing.all() and sorted(first.tolist()) == [0, 1, 2, 3]
+    again, missing = slots.lookup([b"a", b"e", b"b", b"f"])  # a, b hit; e, f must not take a's or b's slot
+    assert missing.tolist() == [False, True, False, True]
+    assert again[0] == first[0] and again[2] == first[1] and len(set(again.tolist())) == 4
+    with pytest.raises(ValueError, match="at least 5 slots"):
+        slots.lookup([b"1", b"2", b"3", b"4", b"5"])
+
+
+def test_latent_table_grows_and_refuses_other_settings():
+    t = LatentTable()
+    t.bind("bundle-a")
+    t.store(torch.tensor([3]), torch.ones(1, 5), torch.zeros(1, 3, 4, 4))
+    t.store(torch.tensor([9]), 2 * torch.ones(1, 5), torch.zeros(1, 3, 4, 4))
+    assert len(t) == 2 and t.missing(torch.tensor([3, 9, 4, 100])).tolist() == [False, False, True, True]
+    assert torch.equal(t.gather(torch.tensor([9, 3]))[0][:, 0], torch.tensor([2.0, 1.0]))
+    with pytest.raises(ValueError, match="one table per bundle"):
+        t.bind("bundle-b")
+    with pytest.raises(ValueError, match="capacity"):
+        LatentTable(0)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (lambda x: x.numpy(), "expected an NCHW tensor"),
+    (lambda x: x[0], "4 dims"),
+    (lambda x: x.to(torch.int32), "dtype must be uint8"),
+    (lambda x: x[:, :2], "3 channels"),
+    (lambda x: x[:0], "empty batch"),
+    (lambda x: x * 255, r"values in \[0, 1\]"),
+    (lambda x: x.masked_fill(x > 0.99, float("nan")), "without NaN"),
+    (lambda x: x[:, :, :8, :8], "too small"),
+])
+def test_rejects_bad_input_clearly(bad, match):
+    with pytest.raises(ValueError, match=match):
+        batch_aug(p=1.0)(bad(faces(2)))
+
+
+def test_rejects_bad_options_index_and_params():
+    for kw, match in [({"p": 1.5}, "probability"), ({"strength": -1}, "strength"), ({"strength": (2, 1)}, "strength"),
+                      ({"mode": "x"}, "mode"), ({"codes": ["nope"]}, "nope"), ({"cache_size": 0}, "cache_size")]:
+        with pytest.raises(ValueError, match=match):
+            BatchFaceAug(**kw)
+    aug = batch_aug(p=1.0, seed=0)
+    x = faces(3)
+    with pytest.raises(ValueError, match="one dataset index per row"):
+        aug(x, index=torch.arange(4))
+    with pytest.raises(ValueError, match="1-d integer tensor"):
+        aug(x, index=torch.zeros(3))
+    _, params = batch_aug(p=1.0, seed=0, return_params=True)(faces(2))
+    with pytest.raises(ValueError, match="drawn for 2 rows"):
+        aug(x, params=params)
+
+
+def _profile_counts(aug: BatchFaceAug, x: torch.Tensor, **kw) -> tuple[int, int]:
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        aug(x, **kw)
+    names = [e.name for e in prof.events()]
+    ops = sum(n.startswith("aten::") for n in names)
+    reads = sum(n in ("aten::item", "aten::_local_scalar_dense", "aten::is_nonzero") for n in names)
+    return ops, reads
+
+
+def test_op_count_and_host_reads_do_not_grow_with_the_batch():
+    """Per batch, not per face: the tensor operations and host reads (item / is_nonzero) of a cached
+    call are the same at batch 8 and 32, named and by content (counts from torch.profiler, not times)."""
+    counts = {}
+    for n in (8, 32):
+        aug = batch_aug(p=1.0, seed=0, check_values=False)
+        x, idx = faces(n), torch.arange(n)
+        aug(x, index=idx)  # first call inverts and fills both tables (not the hot path)
+        aug(x)
+        params = aug.draw(n)
+        counts[n] = {"named": _profile_counts(aug, x, index=idx, params=params), "content": _profile_counts(aug, x, params=params)}
+    assert counts[8] == counts[32], counts
+    assert counts[8]["named"][1] == counts[8]["content"][1] == 0  # no tensor is read back on the host
