@@ -95,9 +95,12 @@ def test_edit_latents_match_the_engines_edits(engine):
     from genaug.engine.edits import resolve_edits
 
     edits = resolve_edits(latent, engine.spec, d.edits())
-    assert torch.allclose(ours, engine._apply(latent, edits, strength), atol=1e-5)
+    from genaug.engine.edits import apply_recipes
+
+    assert torch.allclose(ours, apply_recipes(latent, engine.bundle, edits, strength), atol=1e-5)
     assert torch.allclose(target, torch.tensor([e.value for e in edits], dtype=target.dtype))
-    assert torch.equal(tau, engine._local(edits))
+    regen = [engine.bundle.recipe(e.code, e.value).regenerate for e in edits]
+    assert torch.equal(tau, torch.tensor(regen, dtype=tau.dtype))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64, torch.uint8])

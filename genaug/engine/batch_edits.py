@@ -69,20 +69,21 @@ class RecipeTables:
 
 
 def recipe_tables(bundle, layout: CodeLayout, device: torch.device | str) -> RecipeTables:
-    """Build :class:`RecipeTables` from the bundle's per-edit getters (``gain_of``, ``shift_of``,
-    ``regenerate_of``, ``transfer_table``, ``direction_table``): the one place the batch path reads them."""
+    """Build :class:`RecipeTables` from the bundle's edit recipes (:meth:`genaug.bundle.Bundle.recipe`,
+    ``transfer_weights``, ``direction_table``): the one place the batch path reads them."""
     spec, kmax, nd = bundle.spec, layout.kmax, layout.noise_dim
     n = len(spec.codes) * kmax
     gain, shift, regen = torch.ones(n), torch.zeros(n), torch.zeros(n)
     transfer, directions = torch.zeros(n, nd), torch.zeros(n, nd)
-    transfers, dirs = bundle.transfer_table(), bundle.direction_table()
+    dirs = bundle.direction_table()
     for ci in range(len(spec.codes)):
         values = range(spec.codes[ci].k) if spec.is_categorical(ci) else [0]  # type: ignore[attr-defined]
         for v in values:
             row = ci * kmax + v
-            gain[row], shift[row], regen[row] = bundle.gain_of(ci, v), bundle.shift_of(ci, v), bundle.regenerate_of(ci, v)
-            if (ci, v) in transfers:
-                transfer[row] = transfers[(ci, v)]
+            r = bundle.recipe(ci, v)
+            gain[row], shift[row], regen[row] = r.gain, r.shift, r.regenerate
+            if r.transfer is not None and ci in dirs:
+                transfer[row] = bundle.transfer_weights(ci, v, r.transfer)
             if ci in dirs:
                 directions[row] = dirs[ci][v].float().cpu()
     per_code = directions.reshape(len(spec.codes), kmax, 1, nd)
