@@ -1,0 +1,156 @@
+"""Head pose (yaw): estimate it from 5 landmarks, and turn a face in a photo to a new yaw.
+
+Images are NCHW float batches in [-1, 1] (genaug's model convention) of any size, on any device;
+the result has the input's shape, dtype and device. Yaw is in degrees, positive when the nose
+points to the image's right (the person's left).
+
+:func:`estimate_yaw` fits the generic face's 3D landmarks (:mod:`genaug.faces.shape`) to the
+5 detected ones under weak perspective: in the face frame (eye line horizontal), the horizontal
+landmark coordinates are ``u = a x + b z + t`` with ``a = s cos(yaw)``, ``b = s sin(yaw)``; linear
+least squares gives ``yaw = atan2(b, a)``.
+
+:func:`rotate_yaw` re-projects the face with the generic depth map: each output pixel's
+face-frame point ``x'`` comes from the source point ``x`` solving ``x cos(t) + (z(x, y) - axis)
+sin(t) = x'`` (backward warping, a damped fixed-point iteration), i.e. the head turns about a
+vertical axis ``axis`` d in front of the head's centre. What turns into view is stretched from the
+near cheek and blended with the mirrored face (the face's symmetry), in proportion to the stretch.
+The displacement fades out between 0.85 and 1.1 head radii, so the background around the head
+stretches smoothly and everything farther away keeps its values; a request of 0 returns the input.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .shape import HEAD_A, FaceFrame, check_images, depth, depth_slope, face_landmarks, face_mask, landmarks_3d, per_image
+
+MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
+AXIS_DEPTH = 0.5  # the turning axis, in d in front of the head ellipsoid's centre
+SAMPLES = 96  # points across the head's width when solving for what a pixel sees
+CHUNK = 4_000_000  # pixels x samples per solving step (bounds memory)
+SOURCE_YAW_LIMIT = 40.0  # a photo's own yaw is taken as at most this (degrees) when turning it
+
+
+@dataclass
+class PoseFit:
+    """Weak-perspective pose of each face in its face frame: horizontal ``u = s (x cos(yaw) +
+    z sin(yaw)) + tu``, vertical ``v = s y + tv`` (pitch is not modelled); all ``(N,)``."""
+
+    frame: FaceFrame
+    yaw: Tensor  # radians
+    scale: Tensor
+    tu: Tensor
+    tv: Tensor
+
+
+def fit_pose(landmarks: Tensor) -> PoseFit:
+    """Least-squares fit of the generic face's 3D landmarks to ``landmarks`` (N, 5, 2)."""
+    frame = FaceFrame.from_landmarks(landmarks)
+    lm = landmarks.float().to(frame.centre.device)
+    u, v = frame.to_face(lm[..., 0][:, :, None], lm[..., 1][:, :, None])
+    u, v = u[..., 0], v[..., 0]  # (N, 5) face-frame coordinates
+    p3 = landmarks_3d().to(u.device)
+    mean3 = p3.mean(0)
+    design = torch.stack([p3[:, 0] - mean3[0], p3[:, 2] - mean3[2]], 1)  # (5, 2)
+    coef = torch.linalg.lstsq(design.expand(len(u), 5, 2), (u - u.mean(1, keepdim=True))[..., None]).solution[..., 0]
+    a, b = coef[:, 0], coef[:, 1]
+    scale = torch.hypot(a, b)
+    return PoseFit(frame, torch.atan2(b, a), scale, u.mean(1) - a * mean3[0] - b * mean3[2], v.mean(1) - scale * mean3[1])
+
+
+def estimate_yaw(images: Tensor | None = None, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
+    """Yaw in degrees ``(N,)`` of each face, from ``landmarks`` (N, 5, 2) or those found on ``images``."""
+    if landmarks is None:
+        if images is None:
+            raise ValueError("estimate_yaw needs images or landmarks")
+        landmarks = face_landmarks(check_images(images), None, framing)
+    return torch.rad2deg(fit_pose(landmarks).yaw)
+
+
+def _solve_head_x(u: Tensor, y: Tensor, angle: Tensor, axis: float) -> Tensor:
+    """Head-frame x of the point seen at ``u`` (face-frame units / scale) at yaw ``angle``: the
+    front-most solution of ``x cos + (depth(x, y) - axis) sin = u``. Per pixel, the head's width is
+    sampled at ``SAMPLES`` points; points whose projection falls behind an earlier one are hidden
+    (running maximum), and the visible one is found by binary search. Outside the head (depth 0)
+    the solution is linear. Negative angles use the face's left-right symmetry."""
+    sign = torch.where(angle < 0, -1.0, 1.0)[:, None, None]
+    u = u * sign
+    c, s = torch.cos(angle)[:, None, None], torch.sin(angle.abs())[:, None, None]
+    linear = (u + axis * s) / c
+    xs = torch.linspace(-HEAD_A, HEAD_A, SAMPLES, device=u.device)
+    out = torch.empty_like(u)
+    rows = max(1, CHUNK // (SAMPLES * u.shape[-1]))
+    for i in range(len(u)):
+        for r in range(0, u.shape[1], rows):
+            ui, yi = u[i, r : r + rows, :, None], y[i, r : r + rows, :, None]
+            proj = xs * c[i] + (depth(xs.expand(*yi.shape[:-1], -1), yi) - axis) * s[i]
+            front = proj.cummax(-1).values
+            k = torch.searchsorted(front, ui.contiguous()).clamp(1, SAMPLES - 1)
+            lo, hi = front.gather(-1, k - 1), front.gather(-1, k)
+            t = ((ui - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1)
+            x = xs[k - 1] + t * (xs[1] - xs[0])
+            inside = (ui >= front[..., :1]) & (ui <= front[..., -1:])
+            out[i, r : r + rows] = torch.where(inside, x, linear[i, r : r + rows, :, None])[..., 0]
+    return out * sign
+
+
+def _visibility(x: Tensor, y: Tensor, angle: Tensor) -> Tensor:
+    """Cosine between the surface normal at head point (x, y) and the view at yaw ``angle``."""
+    gx, gy = depth_slope(x, y)
+    c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    return (c + gx * s) / torch.sqrt(1 + gx * gx + gy * gy)
+
+
+def _smooth(t: Tensor) -> Tensor:
+    t = t.clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing: str = "auto",
+               symmetry: float = 0.8, axis: float = AXIS_DEPTH) -> Tensor:
+    """Turn each face by ``degrees`` (a number or one per image, within +-45) of yaw.
+
+    ``landmarks``: (N, 5, 2) pixels in dlib's order (found when None, see
+    :func:`genaug.faces.shape.face_landmarks`); ``symmetry``: at most this much of the mirrored face
+    fills what was seen edge-on and turns into view (0: stretch only)."""
+    images = check_images(images)
+    n, _, h, w = images.shape
+    deg = per_image(degrees, n, "yaw degrees", -MAX_YAW, MAX_YAW, images.device)
+    if not 0.0 <= symmetry <= 1.0:
+        raise ValueError(f"symmetry is a fraction in [0, 1], got {symmetry!r}")
+    if not bool((deg != 0).any()):
+        return images.clone()
+    pose = fit_pose(face_landmarks(images, landmarks, framing))
+    src = pose.yaw.clamp(-math.radians(SOURCE_YAW_LIMIT), math.radians(SOURCE_YAW_LIMIT))
+    dst = src + torch.deg2rad(deg)
+    s = pose.scale[:, None, None]
+    u_axis = (pose.tu + pose.scale * axis * torch.sin(src))[:, None, None]
+    u_out, v_out = pose.frame.pixel_grid(h, w)
+    y = (v_out - pose.tv[:, None, None]) / s
+    x = _solve_head_x((u_out - u_axis) / s, y, dst, axis)
+    z = depth(x, y) - axis
+    mask = face_mask(x, y)
+    cs, sn = torch.cos(src)[:, None, None], torch.sin(src)[:, None, None]
+    u_src = u_out + mask * (s * (x * cs + z * sn) + u_axis - u_out)
+    u_mirror = u_out + mask * (s * (-x * cs + z * sn) + u_axis - u_out)
+    seen, seen_mirror = _visibility(x, y, src), _visibility(-x, y, src)
+    in_source = _solve_head_x((u_src - u_axis) / s, y, src, axis)  # what the source shows there
+    hidden = _smooth((x - in_source).abs() / 0.08 - 0.5)
+    grazing = _smooth((seen_mirror - seen - 0.1) / 0.3) * _smooth((0.75 - seen) / 0.4)
+    fill = symmetry * mask * torch.maximum(hidden, grazing) * _smooth(seen_mirror / 0.3)
+    direct, mirrored = _sample(images, pose.frame, u_src, v_out), _sample(images, pose.frame, u_mirror, v_out)
+    out = direct + fill[:, None] * (mirrored - direct)
+    keep = (deg == 0)[:, None, None, None]
+    return torch.where(keep, images, out.clamp(-1, 1).to(images.dtype))
+
+
+def _sample(images: Tensor, frame: FaceFrame, u: Tensor, v: Tensor) -> Tensor:
+    """Bilinear samples of ``images`` at face-frame points (N, H, W); the border repeats."""
+    px, py = frame.to_image(u, v)
+    h, w = images.shape[-2:]
+    grid = torch.stack([px / max(w - 1, 1) * 2 - 1, py / max(h - 1, 1) * 2 - 1], -1)
+    return F.grid_sample(images.float(), grid.float(), mode="bilinear", padding_mode="border", align_corners=True)
