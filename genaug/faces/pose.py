@@ -26,12 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .shape import HEAD_A, FaceFrame, check_images, depth, depth_slope, face_landmarks, face_mask, landmarks_3d, per_image
+from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, depth, depth_slope, face_landmarks, face_mask, landmarks_3d, per_image
 
 MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
 AXIS_DEPTH = 0.5  # the turning axis, in d in front of the head ellipsoid's centre
-SAMPLES = 96  # points across the head's width when solving for what a pixel sees
-CHUNK = 4_000_000  # pixels x samples per solving step (bounds memory)
+SAMPLES = 160  # points across the head's width when solving for what a pixel sees
+ROWS, COLS = 256, 512  # the inverse-projection table: head rows x projected positions
+TABLE_Y = (HEAD_Y0 - HEAD_B - 0.05, HEAD_Y0 + HEAD_B + 0.05)
+TABLE_U = (-2.4, 2.4)
 SOURCE_YAW_LIMIT = 40.0  # a photo's own yaw is taken as at most this (degrees) when turning it
 
 
@@ -71,31 +73,38 @@ def estimate_yaw(images: Tensor | None = None, landmarks: Tensor | None = None, 
     return torch.rad2deg(fit_pose(landmarks).yaw)
 
 
+def _inverse_table(angle: Tensor, axis: float) -> Tensor:
+    """``(N, ROWS, COLS)``: for head rows ``y`` in TABLE_Y and projections ``u`` in TABLE_U, the
+    head-frame x of the front-most point with ``x cos + (depth(x, y) - axis) sin = u`` at yaw
+    ``angle`` (>= 0). Each row's head width is sampled at SAMPLES points; a point whose projection
+    falls behind an earlier one is hidden (running maximum); outside the head (depth 0) it is linear."""
+    dev = angle.device
+    c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    xs = torch.linspace(-HEAD_A, HEAD_A, SAMPLES, device=dev)
+    ys = torch.linspace(*TABLE_Y, ROWS, device=dev)[:, None]
+    us = torch.linspace(*TABLE_U, COLS, device=dev).expand(len(angle), ROWS, COLS)
+    front = (xs * c + (depth(xs.expand(ROWS, -1), ys.expand(-1, SAMPLES)) - axis) * s).cummax(-1).values
+    k = torch.searchsorted(front, us.contiguous()).clamp(1, SAMPLES - 1)
+    lo, hi = front.gather(-1, k - 1), front.gather(-1, k)
+    x = xs[k - 1] + ((us - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1) * (xs[1] - xs[0])
+    inside = (us >= front[..., :1]) & (us <= front[..., -1:])
+    return torch.where(inside, x, (us + axis * s) / c)
+
+
 def _solve_head_x(u: Tensor, y: Tensor, angle: Tensor, axis: float) -> Tensor:
-    """Head-frame x of the point seen at ``u`` (face-frame units / scale) at yaw ``angle``: the
-    front-most solution of ``x cos + (depth(x, y) - axis) sin = u``. Per pixel, the head's width is
-    sampled at ``SAMPLES`` points; points whose projection falls behind an earlier one are hidden
-    (running maximum), and the visible one is found by binary search. Outside the head (depth 0)
-    the solution is linear. Negative angles use the face's left-right symmetry."""
+    """Head-frame x of the point seen at ``u`` (face-frame units / scale) in head row ``y`` at yaw
+    ``angle``, ``(N, H, W)``: looked up in :func:`_inverse_table` (negative angles by the face's
+    left-right symmetry); beyond the table, the plane ``depth = 0``."""
     sign = torch.where(angle < 0, -1.0, 1.0)[:, None, None]
     u = u * sign
-    c, s = torch.cos(angle)[:, None, None], torch.sin(angle.abs())[:, None, None]
-    linear = (u + axis * s) / c
-    xs = torch.linspace(-HEAD_A, HEAD_A, SAMPLES, device=u.device)
-    out = torch.empty_like(u)
-    rows = max(1, CHUNK // (SAMPLES * u.shape[-1]))
-    for i in range(len(u)):
-        for r in range(0, u.shape[1], rows):
-            ui, yi = u[i, r : r + rows, :, None], y[i, r : r + rows, :, None]
-            proj = xs * c[i] + (depth(xs.expand(*yi.shape[:-1], -1), yi) - axis) * s[i]
-            front = proj.cummax(-1).values
-            k = torch.searchsorted(front, ui.contiguous()).clamp(1, SAMPLES - 1)
-            lo, hi = front.gather(-1, k - 1), front.gather(-1, k)
-            t = ((ui - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1)
-            x = xs[k - 1] + t * (xs[1] - xs[0])
-            inside = (ui >= front[..., :1]) & (ui <= front[..., -1:])
-            out[i, r : r + rows] = torch.where(inside, x, linear[i, r : r + rows, :, None])[..., 0]
-    return out * sign
+    table = _inverse_table(angle.abs(), axis)
+    gx = (u - TABLE_U[0]) / (TABLE_U[1] - TABLE_U[0]) * 2 - 1
+    gy = (y - TABLE_Y[0]) / (TABLE_Y[1] - TABLE_Y[0]) * 2 - 1
+    x = F.grid_sample(table[:, None], torch.stack([gx, gy], -1), mode="nearest", padding_mode="border",
+                      align_corners=True)[:, 0]
+    c, s = torch.cos(angle.abs())[:, None, None], torch.sin(angle.abs())[:, None, None]
+    outside = (gx.abs() > 1) | (gy.abs() > 1)
+    return torch.where(outside, (u + axis * s) / c, x) * sign
 
 
 def _visibility(x: Tensor, y: Tensor, angle: Tensor) -> Tensor:
@@ -108,6 +117,27 @@ def _visibility(x: Tensor, y: Tensor, angle: Tensor) -> Tensor:
 def _smooth(t: Tensor) -> Tensor:
     t = t.clamp(0, 1)
     return t * t * (3 - 2 * t)
+
+
+def source_yaw(pose: PoseFit) -> Tensor:
+    """The photo's yaw (radians) as the renderer uses it: clamped to +-SOURCE_YAW_LIMIT."""
+    limit = math.radians(SOURCE_YAW_LIMIT)
+    return pose.yaw.clamp(-limit, limit)
+
+
+def fade_beyond_limit(pose: PoseFit) -> Tensor:
+    """1 for photos within the renderer's yaw limit, fading to 0 ten degrees beyond it (N,)."""
+    return ((SOURCE_YAW_LIMIT + 10 - torch.rad2deg(pose.yaw).abs()) / 10).clamp(0, 1)
+
+
+def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH) -> tuple[Tensor, Tensor]:
+    """Head-frame (x, y) of the generic face's point each pixel shows ``(N, H, W)`` each."""
+    src = source_yaw(pose)
+    s = pose.scale[:, None, None]
+    u_axis = (pose.tu + pose.scale * axis * torch.sin(src))[:, None, None]
+    u, v = pose.frame.pixel_grid(height, width)
+    y = (v - pose.tv[:, None, None]) / s
+    return _solve_head_x((u - u_axis) / s, y, src, axis), y
 
 
 def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing: str = "auto",
@@ -142,6 +172,7 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     hidden = _smooth((x - in_source).abs() / 0.08 - 0.5)
     grazing = _smooth((seen_mirror - seen - 0.1) / 0.3) * _smooth((0.75 - seen) / 0.4)
     fill = symmetry * mask * torch.maximum(hidden, grazing) * _smooth(seen_mirror / 0.3)
+    fill = fill * fade_beyond_limit(pose)[:, None, None]  # near-profile photos: the mirror lands wrongly
     direct, mirrored = _sample(images, pose.frame, u_src, v_out), _sample(images, pose.frame, u_mirror, v_out)
     out = direct + fill[:, None] * (mirrored - direct)
     keep = (deg == 0)[:, None, None, None]

@@ -5,7 +5,7 @@ Face frame: origin at the midpoint of the two eye centres, unit = the inter-ocul
 centre to eye centre) ``d``, x along the eye line towards the image's right eye, y perpendicular
 to it (down the face), z towards the camera. The shape is a depth map ``z = depth(x, y)`` over that
 frame: an ellipsoidal head (half-width 1.35, half-height 1.95, centred 0.25 below the eyes, 1.1
-deep) plus a nose ridge rising to a tip 0.6 below the eyes and falling to the nose base, eye
+deep) plus a nose ridge rising to a tip 0.62 below the eyes and falling to the nose base, eye
 sockets, a brow ridge, cheekbones, lips and a chin (Gaussian bumps). ``z = 0`` is the plane through
 the head's centre; outside the head ellipse the depth is 0.
 
@@ -54,18 +54,17 @@ def depth(x: Tensor, y: Tensor) -> Tensor:
     r2 = (x / HEAD_A) ** 2 + ((y - HEAD_Y0) / HEAD_B) ** 2
     inside = (1 - r2).clamp(min=0)
     head = HEAD_C * torch.sqrt(inside)
-    # nose: a ridge from the nasion (y 0.05) rising to the tip (y 0.62), falling to the lip (y 0.9)
-    rise = ((y - 0.05) / 0.57).clamp(0, 1) ** 1.3
-    fall = (1 - ((y - 0.62) / 0.28).clamp(0, 1)) ** 2
-    height = 0.38 * torch.where(y < 0.62, rise, fall)
+    # nose: a ridge rising from the nasion to the tip (y 0.62) and falling to the lip, smooth in y
+    spread = torch.where(y < 0.62, torch.full_like(y, 0.32), torch.full_like(y, 0.12))
+    height = 0.32 * torch.exp(-0.5 * ((y - 0.62) / spread) ** 2)
     width = 0.10 + 0.10 * ((y - 0.05) / 0.57).clamp(0, 1)
     nose = height * torch.exp(-0.5 * (x / width) ** 2)
     features = (nose
                 - 0.13 * (_bump(x, y, 0.5, 0.0, 0.26, 0.18) + _bump(x, y, -0.5, 0.0, 0.26, 0.18))
                 + 0.06 * _bump(x, y, 0.0, -0.38, 0.7, 0.12)
-                + 0.05 * (_bump(x, y, 0.75, 0.45, 0.22, 0.22) + _bump(x, y, -0.75, 0.45, 0.22, 0.22))
-                + 0.07 * _bump(x, y, 0.0, 1.18, 0.33, 0.12)
-                + 0.08 * _bump(x, y, 0.0, 1.75, 0.3, 0.2))
+                + 0.04 * (_bump(x, y, 0.7, 0.45, 0.35, 0.45) + _bump(x, y, -0.7, 0.45, 0.35, 0.45))
+                + 0.04 * _bump(x, y, 0.0, 1.2, 0.35, 0.2)
+                + 0.06 * _bump(x, y, 0.0, 1.75, 0.35, 0.25))
     fade = (inside / 0.15).clamp(max=1)  # the features vanish towards the head's outline
     return head + features * fade
 
