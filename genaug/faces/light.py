@@ -78,15 +78,17 @@ def _luminance(images01: Tensor) -> Tensor:
 
 def _fit_sh(lum: Tensor, normal: Tensor, weight: Tensor) -> Tensor:
     """Weighted least squares ``lum ~ l0 + l . n`` per image, one reweighting pass; (N, 4)."""
-    basis = torch.cat([torch.ones_like(normal[:, :1]), normal], 1).flatten(2).transpose(1, 2)  # (N, P, 4)
-    target, wt = lum.flatten(1)[..., None], weight.flatten(1)[..., None]
+    dt = torch.float32 if lum.device.type == "mps" else torch.float64  # float64: batch-size independent sums
+    basis = torch.cat([torch.ones_like(normal[:, :1]), normal], 1).flatten(2).transpose(1, 2).to(dt)  # (N, P, 4)
+    target, weight = lum.flatten(1)[..., None].to(dt), weight.flatten(1)[..., None].to(dt)
+    wt = weight
     for _ in range(2):
-        a = (basis * wt).transpose(1, 2) @ basis + 1e-4 * torch.eye(4, device=lum.device)
+        a = (basis * wt).transpose(1, 2) @ basis + 1e-4 * torch.eye(4, device=lum.device, dtype=dt)
         coef = torch.linalg.solve(a, (basis * wt).transpose(1, 2) @ target)
         resid = (target - basis @ coef).abs()
         scale = (resid * wt).sum(1, keepdim=True) / wt.sum(1, keepdim=True).clamp(min=1)
-        wt = weight.flatten(1)[..., None] / (1 + (resid / (2 * scale + 1e-4)) ** 2)
-    return coef[..., 0]
+        wt = weight / (1 + (resid / (2 * scale + 1e-4)) ** 2)
+    return coef[..., 0].float()
 
 
 def estimate_light(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> LightEstimate:
@@ -152,4 +154,5 @@ def relight(images: Tensor, azimuth=0.0, elevation=0.0, strength=0.5, landmarks:
     new = new * (mean_fit / ((new * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)).clamp(min=1e-3))[:, None, None]
     ratio = 1 + k[:, None, None] * surf.mask * (new / fitted - 1)
     out = (x01 * ratio[:, None]).clamp(0, 1) * 2 - 1
+    out = torch.where(surf.mask[:, None] > 0, out, images.float())  # outside the face: the input's own values
     return torch.where((k == 0)[:, None, None, None], images, out.to(images.dtype))

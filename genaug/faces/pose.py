@@ -175,6 +175,7 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     fill = fill * fade_beyond_limit(pose)[:, None, None]  # near-profile photos: the mirror lands wrongly
     direct, mirrored = _sample(images, pose.frame, u_src, v_out), _sample(images, pose.frame, u_mirror, v_out)
     out = direct + fill[:, None] * (mirrored - direct)
+    out = torch.where(mask[:, None] > 0, out, images.float())  # beyond the fade: the input's own values
     keep = (deg == 0)[:, None, None, None]
     return torch.where(keep, images, out.clamp(-1, 1).to(images.dtype))
 
