@@ -149,3 +149,37 @@ def test_rotated_real_faces_turn_the_requested_way(frames):
     moved_left = estimate_yaw(rotate_yaw(x, -30.0, lm)) - yaw0
     assert (moved_right > 5).float().mean() >= 0.8 and (moved_left < -5).float().mean() >= 0.8
     assert float(moved_right.median()) > 15 and float(moved_left.median()) < -15
+
+
+def load_script(name: str):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look the module up while the script loads
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_pose_shift_quick(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("GENAUG_CACHE", str(tmp_path / "cache"))
+    x = ((smooth_faces(4, 64, 64) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    rng = np.random.default_rng(0)
+    for p in range(4):
+        (tmp_path / "people" / f"p{p}").mkdir(parents=True)
+        for i in range(3):
+            noisy = np.clip(x[p] + rng.normal(0, 8, x[p].shape), 0, 255).astype(np.uint8)
+            Image.fromarray(noisy).save(tmp_path / "people" / f"p{p}" / f"{i}.png")
+    out = tmp_path / "shift.json"
+    r = load_script("pose_shift").main(["--quick", "--data", str(tmp_path / "people"), "--out", str(out)])
+    assert out.is_file()
+    for shift in ("pose", "light"):
+        e = r["shifts"][shift]
+        assert e["people"] == 4 and e["variants_per_photo"] == 4
+        assert e["test_score_mean"] >= e["train_score_mean"]
+        assert {"classical+genaug - classical", "enrol+genaug - enrol"} <= set(e["paired_differences"])
