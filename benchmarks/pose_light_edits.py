@@ -2,6 +2,7 @@
 
     python benchmarks/pose_light_edits.py                 # 200 celeba_id200 frames + 200 utkface_128 crops
     python benchmarks/pose_light_edits.py --quick         # smoke test (a few faces)
+    python benchmarks/pose_light_edits.py --picture docs/pose_light.png   # the sweep picture
 
 On each photo at its own resolution (CelebA 178x218 aligned frames: one photo per person;
 UTKFace 128x128 crops: evenly spaced), with dlib's 5 landmarks (``genaug.faces.shape``):
@@ -90,11 +91,11 @@ def measure_set(name: str, cfg: argparse.Namespace, judge) -> dict:
         rec["yaw"].append(yaw0)
         rec["yaw_mirror"].append(estimate_yaw(x.flip(-1)))
         rec["side"].append(side0)
-        for deg in cfg.yaws:
+        for deg in cfg.yaws if "pose" in cfg.controls else []:
             out = rotate_yaw(x, deg, lm)
             rec.setdefault(f"yaw_move_{deg:+g}", []).append((estimate_yaw(out) - yaw0) * np.sign(deg))
             rec.setdefault(f"yaw_same_{deg:+g}", []).append(same_person(judge, name, x, out))
-        for az in (-cfg.azimuth, cfg.azimuth):
+        for az in (-cfg.azimuth, cfg.azimuth) if "light" in cfg.controls else []:
             out = relight(x, az, cfg.elevation, cfg.strength, lm)
             rec.setdefault(f"light_move_{az:+g}", []).append((estimate_light(out).side - side0) * np.sign(az))
             rec.setdefault(f"light_same_{az:+g}", []).append(same_person(judge, name, x, out))
@@ -108,12 +109,12 @@ def measure_set(name: str, cfg: argparse.Namespace, judge) -> dict:
                             "mirror_flips_sign_where_abs_gt5": float((torch.sign(mirror[turned]) == -torch.sign(yaw[turned])).float().mean()),
                             "mirror_corr": float(np.corrcoef(yaw.numpy(), -mirror.numpy())[0, 1])},
            "side_estimate": {"mean": float(side.mean()), "std": float(side.std())}, "pose": {}, "light": {}}
-    for deg in cfg.yaws:
+    for deg in cfg.yaws if "pose" in cfg.controls else []:
         move, same = r[f"yaw_move_{deg:+g}"], r[f"yaw_same_{deg:+g}"]
         out["pose"][f"{deg:+g}"] = {"mean_move_deg": float(move.mean()), "median_move_deg": float(move.median()),
                                     "success_rate": float((move >= cfg.min_move).float().mean()),
                                     "same_person_rate": float(same[~same.isnan()].mean()), "judged": int((~same.isnan()).sum())}
-    for az in (-cfg.azimuth, cfg.azimuth):
+    for az in (-cfg.azimuth, cfg.azimuth) if "light" in cfg.controls else []:
         move, same = r[f"light_move_{az:+g}"], r[f"light_same_{az:+g}"]
         out["light"][f"azimuth {az:+g}"] = {"mean_side_move": float(move.mean()), "mean_move_in_std": float(move.mean() / side.std()),
                                            "moved_rate_gt_half_std": float((move > 0.5 * side.std()).float().mean()),
@@ -139,10 +140,41 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+PICTURE_YAWS = (-30.0, -15.0, 0.0, 15.0, 30.0)
+PICTURE_LIGHTS = (("light left", -60.0, 15.0), ("light right", 60.0, 15.0), ("light above", 0.0, 55.0), ("light below", 0.0, -45.0))
+
+
+def picture(path: str, faces: int = 3, tile: int = 112) -> None:
+    """Real faces (``faces`` from each set, edited at their own resolution) across yaw and light
+    directions (strength 0.8), one row per face; CelebA frames shown around the face (150 px square)."""
+    from PIL import Image, ImageDraw
+
+    rows = []
+    for name in ("celeba_id200", "utkface_128"):
+        files = photo_files(name, 200)[3 :: 200 // faces][:faces]
+        x = load(files)
+        lm = face_landmarks(x)
+        cols = [rotate_yaw(x, d, lm) for d in PICTURE_YAWS] + [relight(x, a, e, 0.8, lm) for _, a, e in PICTURE_LIGHTS]
+        for i in range(len(x)):
+            tiles = [c[i, :, 34:184, 14:164] if name == "celeba_id200" else c[i] for c in cols]
+            tiles = torch.nn.functional.interpolate(torch.stack(tiles), size=(tile, tile), mode="bilinear", antialias=True)
+            rows.append(torch.cat(list(tiles), 2))
+    grid = ((torch.cat(rows, 1).permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    head = 16
+    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + head), "white")
+    canvas.paste(Image.fromarray(grid), (0, head))
+    draw = ImageDraw.Draw(canvas)
+    for j, label in enumerate([f"yaw {d:+.0f}" for d in PICTURE_YAWS] + [t for t, _, _ in PICTURE_LIGHTS]):
+        draw.text((j * tile + 4, 2), label, fill="black")
+    canvas.save(path, optimize=True)
+    print(f"wrote {path} ({Path(path).stat().st_size // 1024} KB)")
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", nargs="+", default=["celeba_id200", "utkface_128"], choices=["celeba_id200", "utkface_128"])
+    p.add_argument("--controls", nargs="+", default=["pose", "light"], choices=["pose", "light"])
     p.add_argument("--n", type=int, default=200, help="faces per set")
     p.add_argument("--yaws", type=float, nargs="+", default=[-30.0, 30.0])
     p.add_argument("--min-move", type=float, default=15.0)
@@ -153,8 +185,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/pose_light_edits.json)")
     p.add_argument("--quick", action="store_true", help="smoke test: 4 faces per set")
+    p.add_argument("--picture", default=None, help="only draw the sweep picture to this PNG (e.g. docs/pose_light.png)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.picture:
+        picture(a.picture)
+        return {"picture": a.picture}
     if a.quick:
         a.n, a.batch = 4, 4
     out = a.out or (None if a.quick else RESULTS / "pose_light_edits.json")

@@ -71,7 +71,11 @@ def face_measures(images: Tensor, data_key: str, batch: int = 64) -> dict[str, T
     from genaug.identity import faces_extra_available
 
     cache = Path(os.environ.get("GENAUG_CACHE", Path.home() / ".cache" / "genaug"))
-    key = hashlib.sha1(f"{data_key}|{images.shape}|{int(images[:, :, ::7, ::7].sum())}|dlib={faces_extra_available()}".encode()).hexdigest()[:16]
+    import genaug.faces.light as light_module
+
+    code = b"".join(Path(m).read_bytes() for m in sorted(Path(light_module.__file__).parent.glob("*.py")))  # stale after edits
+    key = hashlib.sha1(f"{data_key}|{images.shape}|{int(images[:, :, ::7, ::7].sum())}|dlib={faces_extra_available()}".encode()
+                       + code).hexdigest()[:16]
     path = cache / f"pose-light-{key}.pt"
     if path.is_file():
         return torch.load(path, weights_only=True)

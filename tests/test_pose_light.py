@@ -119,11 +119,9 @@ def test_relight_keeps_chroma():
     x = smooth_faces(1, 72, 64) * 0.5  # away from clipping
     lm = default_landmarks(72, 64, 1)
     out = relight(x, 50.0, 10.0, 1.0, lm)
-    a, b = (x + 1) / 2, (out + 1) / 2
+    a, b = ((x + 1) / 2) ** 2.2, ((out + 1) / 2) ** 2.2  # linear light
     ratio = b / a
-    unclipped = (b < 0.999).all(1)
-    assert unclipped.float().mean() > 0.5
-    assert (ratio.amax(1) - ratio.amin(1))[unclipped].abs().max() < 1e-4  # every channel scaled alike
+    assert (ratio.amax(1) - ratio.amin(1)).abs().max() < 1e-3  # every channel scaled alike, none clipped
     assert (ratio - 1).abs().max() > 0.05
 
 

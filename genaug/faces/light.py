@@ -8,9 +8,9 @@ Images are NCHW float batches in [-1, 1] of any size, on any device. Directions 
 The generic face (:mod:`genaug.faces.shape`) is placed by the 5 landmarks and the photo's own yaw
 (:func:`genaug.faces.pose.fit_pose`), so each face pixel has a surface normal ``n``. The photo's
 light is the first-order spherical-harmonics fit ``luminance ~ l0 + l . n`` over the inner face
-(weighted least squares, one reweighting pass against eyes, brows and hair). :func:`relight` keeps
-the photo's albedo and detail by multiplying each pixel's colour (all channels alike, so chroma
-is kept) by ``target / fitted`` shading, where the target mixes the fitted shading with a new
+(weighted least squares, one reweighting pass against eyes, brows and hair), in linear light
+(gamma 2.2 undone). :func:`relight` keeps the photo's albedo and detail by multiplying each pixel's
+linear colour (all channels alike, capped so none clips: chroma is kept) by ``target / fitted`` shading, where the target mixes the fitted shading with a new
 light, ``ambient + (1 - ambient) max(0, n . w)`` (attached shadows) times a cast-shadow term
 marched through the depth map (the nose's shadow), scaled to the face's mean brightness;
 ``strength`` 0 returns the input, 1 replaces the photo's light by the new one.
@@ -27,6 +27,7 @@ from .shape import check_images, depth, face_landmarks, normals, per_image
 
 _LUMA = (0.299, 0.587, 0.114)
 SHADOW_STEPS = 16
+GAMMA = 2.2  # images are taken as gamma-encoded; light is fitted and scaled in linear values
 SHADOW_DEPTH = 0.5  # how much of the new light a cast shadow takes away (the rest: skin's scattering)
 
 
@@ -66,8 +67,18 @@ def _surface(images: Tensor, landmarks: Tensor | None, framing: str) -> _Surface
     normal = torch.cat([xy, nz[:, None]], 1)
     inner = ((x / 0.9) ** 2 + ((y - 0.55) / 1.15) ** 2 < 1).float() * (nz > 0.2).float()
     face = torch.sqrt((x / 1.05) ** 2 + ((y - 0.45) / 1.55) ** 2)  # the face without hair and ears
-    mask = (1 - ((face - 0.8) / 0.25).clamp(0, 1)) ** 2 * (nz / 0.15).clamp(0, 1)
+    mask = _smoothstep((1.05 - face) / 0.45) * (nz / 0.15).clamp(0, 1)
     return _Surface(normal, (x, y), inner, mask, pose)
+
+
+def _smoothstep(t: Tensor) -> Tensor:
+    t = t.clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def to_linear(images: Tensor) -> Tensor:
+    """[-1, 1] sRGB-like values -> linear light in [0, 1] (gamma 2.2): shading multiplies light, not code values."""
+    return ((images.float() + 1) / 2).clamp(0, 1) ** GAMMA
 
 
 def _luminance(images01: Tensor) -> Tensor:
@@ -95,7 +106,7 @@ def estimate_light(images: Tensor, landmarks: Tensor | None = None, framing: str
     """The main light on each face (see :class:`LightEstimate`)."""
     images = check_images(images)
     surf = _surface(images, landmarks, framing)
-    coef = _fit_sh(_luminance((images.float() + 1) / 2), surf.normal, surf.fit_weight)
+    coef = _fit_sh(_luminance(to_linear(images)), surf.normal, surf.fit_weight)
     l0, lx, ly, lz = coef.unbind(1)
     front = (l0 + lz).clamp(min=1e-3)  # a frontal normal's brightness
     return LightEstimate(torch.rad2deg(torch.atan2(lx, front)), torch.rad2deg(torch.atan2(-ly, front)), lx / front, coef)
@@ -140,8 +151,8 @@ def relight(images: Tensor, azimuth=0.0, elevation=0.0, strength=0.5, landmarks:
         return images.clone()
     surf = _surface(images, landmarks, framing)
     k = k * fade_beyond_limit(surf.pose)  # the generic face is not placed on near-profile photos
-    x01 = (images.float() + 1) / 2
-    coef = _fit_sh(_luminance(x01), surf.normal, surf.fit_weight)
+    lin = to_linear(images)
+    coef = _fit_sh(_luminance(lin), surf.normal, surf.fit_weight)
     fitted = coef[:, :1, None] + (coef[:, 1:, None, None] * surf.normal).sum(1)
     weight = surf.fit_weight
     mean_fit = (fitted * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)
@@ -153,6 +164,7 @@ def relight(images: Tensor, azimuth=0.0, elevation=0.0, strength=0.5, landmarks:
     new = ambient + (1 - ambient) * lit
     new = new * (mean_fit / ((new * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)).clamp(min=1e-3))[:, None, None]
     ratio = 1 + k[:, None, None] * surf.mask * (new / fitted - 1)
-    out = (x01 * ratio[:, None]).clamp(0, 1) * 2 - 1
+    ratio = torch.minimum(ratio, 1 / lin.amax(1).clamp(min=1e-4))  # no channel clips: the hue stays
+    out = (lin * ratio[:, None]).clamp(0, 1) ** (1 / GAMMA) * 2 - 1
     out = torch.where(surf.mask[:, None] > 0, out, images.float())  # outside the face: the input's own values
     return torch.where((k == 0)[:, None, None, None], images, out.to(images.dtype))
