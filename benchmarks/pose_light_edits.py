@@ -13,8 +13,8 @@ UTKFace 128x128 crops: evenly spaced), with dlib's 5 landmarks (``genaug.faces.s
 * light: ``relight`` to azimuth +-``--azimuth`` (elevation ``--elevation``, strength
   ``--strength``); the move of ``estimate_light(...).side`` in the requested direction, in raw
   units and in standard deviations of the set's own ``side``.
-* identity: dlib (``genaug.identity.get_judge("dlib")``) on the model-frame crop of original and
-  result (CelebA: the frame's face box; UTKFace: ``genaug.align.FaceAligner``), same person below 0.6.
+* identity: dlib (``genaug.faces.identity.get_judge("dlib")``) on the model-frame crop of original and
+  result (CelebA: the frame's face box; UTKFace: ``genaug.faces.align.FaceAligner``), same person below 0.6.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def model_crops(name: str, x: Tensor) -> tuple[Tensor, Tensor]:
     if name == "celeba_id200":
         l, t, r, b = CELEBA_BOX
         return x[:, :, t:b, l:r], torch.ones(len(x), dtype=torch.bool)
-    from genaug.align import get_aligner
+    from genaug.faces.align import get_aligner
 
     aligner = get_aligner(128)
     crops, ok = [], []
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
         a.n, a.batch = 4, 4
     out = a.out or (None if a.quick else RESULTS / "pose_light_edits.json")
     t0 = time.time()
-    from genaug.identity import faces_extra_available, get_judge
+    from genaug.faces.identity import faces_extra_available, get_judge
 
     if not faces_extra_available():
         return skip("pose_light_edits", 'dlib is not installed (pip install "genaug[faces]")', out)

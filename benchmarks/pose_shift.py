@@ -68,7 +68,7 @@ class PoseShiftConfig:
 
 def face_measures(images: Tensor, data_key: str, batch: int = 64) -> dict[str, Tensor]:
     """Landmarks (N, 5, 2), yaw (N,) and side lighting (N,) of uint8 NCHW faces, cached per data set."""
-    from genaug.identity import faces_extra_available
+    from genaug.faces.identity import faces_extra_available
 
     cache = Path(os.environ.get("GENAUG_CACHE", Path.home() / ".cache" / "genaug"))
     import genaug.faces.light as light_module

@@ -134,7 +134,7 @@ def test_light_estimate_moves_the_requested_way_on_real_frames(frames):
 
 
 def test_rotated_real_faces_turn_the_requested_way(frames):
-    from genaug.identity import faces_extra_available
+    from genaug.faces.identity import faces_extra_available
 
     x = frames
     if not faces_extra_available():

@@ -26,7 +26,7 @@ from torch import Tensor
 
 # The head ellipsoid: half-width, half-height, centre below the eyes, half-depth (units of d).
 HEAD_A, HEAD_B, HEAD_Y0, HEAD_C = 1.35, 1.95, 0.25, 1.1
-# (x, y) of the 5 landmarks in the face frame, from genaug.align.CANONICAL_LANDMARKS (CelebA).
+# (x, y) of the 5 landmarks in the face frame, from genaug.faces.align.CANONICAL_LANDMARKS (CelebA).
 FRAME_LANDMARKS = np.array([[0.70, 0.0], [0.30, 0.0], [-0.70, 0.0], [-0.30, 0.0], [0.0, 0.77]], dtype=np.float32)
 # dlib's landmarks as fractions of (width, height), median over 60 photos each (python
 # benchmarks/pose_shift.py --measure-landmarks prints them): CelebA 178x218 aligned frames, the
@@ -184,7 +184,7 @@ def detect_landmarks(images: Tensor, framing: str = "auto") -> Tensor:
     """dlib's 5 landmarks ``(N, 5, 2)`` in pixels of the input: the frontal detector on the image
     (upsampled so its short side is >= 256 px), the largest face; where it finds none, the 5-point
     model refines the framing rule's face box."""
-    from ..identity import dlib_model, require_dlib
+    from .identity import dlib_model, require_dlib
 
     dlib = require_dlib()
     detector = _cached("detector", dlib.get_frontal_face_detector)
@@ -230,7 +230,7 @@ def _cached(key: str, make):
 def face_landmarks(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
     """Landmarks for a batch: the given ones (checked), else dlib's when the ``faces`` extra is
     installed, else the framing rule's; on the images' device."""
-    from ..identity import faces_extra_available
+    from .identity import faces_extra_available
 
     n, (h, w) = images.shape[0], images.shape[-2:]
     if landmarks is not None:
