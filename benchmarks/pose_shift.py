@@ -36,7 +36,7 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.attribute_shift import embedded, identify_by_templates  # noqa: E402
-from benchmarks.faces import ID200, MissingInput, identity_judge, load_people, to_unit  # noqa: E402
+from benchmarks.faces import ID200, MissingInput, identity_judge, load_people, subset, to_unit  # noqa: E402
 from benchmarks.recogniser import Augmenter, TrainSettings, classify, top1, train  # noqa: E402
 from benchmarks.report import RESULTS, emit, skip  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
@@ -63,6 +63,7 @@ class PoseShiftConfig:
     elevation: float = 15.0
     strength: float = 0.8
     no_training: bool = True
+    max_people: int | None = None  # the first N people of the folder (None: all)
     train: TrainSettings = field(default_factory=TrainSettings)
 
 
@@ -73,7 +74,8 @@ def face_measures(images: Tensor, data_key: str, batch: int = 64) -> dict[str, T
     cache = Path(os.environ.get("GENAUG_CACHE", Path.home() / ".cache" / "genaug"))
     import genaug.faces.light as light_module
 
-    code = b"".join(Path(m).read_bytes() for m in sorted(Path(light_module.__file__).parent.glob("*.py")))  # stale after edits
+    here = Path(light_module.__file__).parent
+    code = b"".join((here / f"{m}.py").read_bytes() for m in ("shape", "pose", "light"))  # stale after edits
     key = hashlib.sha1(f"{data_key}|{images.shape}|{int(images[:, :, ::7, ::7].sum())}|dlib={faces_extra_available()}".encode()
                        + code).hexdigest()[:16]
     path = cache / f"pose-light-{key}.pt"
@@ -151,6 +153,8 @@ def run(cfg: PoseShiftConfig) -> dict:
         raise ValueError("--train and --test must be >= 1")
     device = resolve_device(cfg.device)
     data = load_people(cfg.data)
+    if cfg.max_people is not None:
+        data = subset(data, torch.nonzero(data.labels < cfg.max_people).flatten())
     measures = face_measures(data.images, str(Path(cfg.data).resolve()))
     judge = identity_judge(str(device)) if cfg.no_training else None
     report: dict = {"benchmark": "pose_shift", "config": asdict(cfg), "judge": judge.name if judge else None, "shifts": {}}
@@ -217,6 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--strength", type=float, default=d.strength)
     p.add_argument("--steps", type=int, default=d.train.steps)
     p.add_argument("--p-genaug", type=float, default=d.train.p_genaug)
+    p.add_argument("--people", type=int, default=None, help="use only the first N people (default all)")
     p.add_argument("--no-training-arms", action="store_true", help="skip the dlib enrol arms")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/pose_shift.json)")
@@ -224,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     cfg = PoseShiftConfig(a.data, a.shifts, a.train, a.test, a.seeds, a.arms, a.device, a.yaws, a.azimuths, a.elevation,
-                          a.strength, not a.no_training_arms, TrainSettings(steps=a.steps, p_genaug=a.p_genaug))
+                          a.strength, not a.no_training_arms, a.people, TrainSettings(steps=a.steps, p_genaug=a.p_genaug))
     if a.quick:
         cfg.seeds, cfg.train_photos, cfg.test_photos, cfg.train.steps, cfg.train.batch_size = 2, 2, 1, 20, 8
     out = a.out or (None if a.quick else RESULTS / "pose_shift.json")

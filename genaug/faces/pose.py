@@ -87,8 +87,13 @@ def _inverse_table(angle: Tensor, axis: float) -> Tensor:
     k = torch.searchsorted(front, us.contiguous()).clamp(1, SAMPLES - 1)
     lo, hi = front.gather(-1, k - 1), front.gather(-1, k)
     x = xs[k - 1] + ((us - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1) * (xs[1] - xs[0])
+    # beyond the head's silhouette: the background plane, but never inside the head's outline
+    # (else a pixel just outside the silhouette would sample the face: a seam)
+    edge = HEAD_A * (1 - ((ys - HEAD_Y0) / HEAD_B) ** 2).clamp(min=0).sqrt()  # (ROWS, 1)
+    plane = (us + axis * s) / c
+    plane = torch.where(us > front[..., -1:], torch.maximum(plane, edge), torch.minimum(plane, -edge))
     inside = (us >= front[..., :1]) & (us <= front[..., -1:])
-    return torch.where(inside, x, (us + axis * s) / c)
+    return torch.where(inside, x, plane)
 
 
 def _solve_head_x(u: Tensor, y: Tensor, angle: Tensor, axis: float) -> Tensor:
@@ -163,7 +168,9 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     y = (v_out - pose.tv[:, None, None]) / s
     x = _solve_head_x((u_out - u_axis) / s, y, dst, axis)
     z = depth(x, y) - axis
-    mask = face_mask(x, y)
+    # the fade follows the head's outline on the background plane (smooth in the pixel, unlike the
+    # solved point, which jumps at occlusions: a fade on it leaves dotted seams)
+    mask = face_mask(((u_out - u_axis) / s + axis * torch.sin(dst)[:, None, None]) / torch.cos(dst)[:, None, None], y)
     cs, sn = torch.cos(src)[:, None, None], torch.sin(src)[:, None, None]
     u_src = u_out + mask * (s * (x * cs + z * sn) + u_axis - u_out)
     u_mirror = u_out + mask * (s * (-x * cs + z * sn) + u_axis - u_out)
