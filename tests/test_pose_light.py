@@ -181,3 +181,15 @@ def test_pose_shift_quick(tmp_path, monkeypatch):
         assert e["people"] == 4 and e["variants_per_photo"] == 4
         assert e["test_score_mean"] >= e["train_score_mean"]
         assert {"classical+genaug - classical", "enrol+genaug - enrol"} <= set(e["paired_differences"])
+
+
+def test_pose_light_edits_quick(tmp_path):
+    need(CELEBA_ID200)
+    from genaug.faces.identity import faces_extra_available
+
+    if not faces_extra_available():
+        pytest.skip('dlib is not installed (pip install "genaug[faces]")')
+    r = load_script("pose_light_edits").main(["--quick", "--sets", "celeba_id200", "--out", str(tmp_path / "e.json")])
+    s = r["sets"]["celeba_id200"]
+    assert s["faces"] == 4 and set(s["pose"]) == {"-30", "+30"} and len(s["light"]) == 2
+    assert all(0 <= p["success_rate"] <= 1 and 0 <= p["same_person_rate"] <= 1 for p in s["pose"].values())
