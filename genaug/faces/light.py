@@ -1,0 +1,170 @@
+"""Light: estimate the main light on a face, and move it (ratio-image relighting with the generic
+face's normals).
+
+Images are NCHW float batches in [-1, 1] of any size, on any device. Directions are in degrees:
+``azimuth`` positive when the light comes from the image's right (0: from the camera),
+``elevation`` positive when it comes from above.
+
+The generic face (:mod:`genaug.faces.shape`) is placed by the 5 landmarks and the photo's own yaw
+(:func:`genaug.faces.pose.fit_pose`), so each face pixel has a surface normal ``n``. The photo's
+light is the first-order spherical-harmonics fit ``luminance ~ l0 + l . n`` over the inner face
+(weighted least squares, one reweighting pass against eyes, brows and hair), in linear light
+(gamma 2.2 undone). :func:`relight` keeps the photo's albedo and detail by multiplying each pixel's
+linear colour (all channels alike, capped so none clips: chroma is kept) by ``target / fitted`` shading, where the target mixes the fitted shading with a new
+light, ``ambient + (1 - ambient) max(0, n . w)`` (attached shadows) times a cast-shadow term
+marched through the depth map (the nose's shadow), scaled to the face's mean brightness;
+``strength`` 0 returns the input, 1 replaces the photo's light by the new one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .pose import fade_beyond_limit, fit_pose, head_points, source_yaw
+from .shape import check_images, depth, face_landmarks, normals, per_image
+
+_LUMA = (0.299, 0.587, 0.114)
+SHADOW_STEPS = 16
+GAMMA = 2.2  # images are taken as gamma-encoded; light is fitted and scaled in linear values
+SHADOW_DEPTH = 0.5  # how much of the new light a cast shadow takes away (the rest: skin's scattering)
+
+
+@dataclass
+class LightEstimate:
+    """Per face ``(N,)``: the apparent direction of the fitted light, ``azimuth`` ``atan2(l_x, l0 + l_z)``
+    and ``elevation`` ``atan2(-l_y, l0 + l_z)`` (degrees; the ambient term is folded in, since ``l0`` and
+    ``l_z`` are barely separable over a face that mostly faces the camera), and ``side``,
+    the left-right shading gradient relative to the frontal brightness (``l_x / (l0 + l_z)``:
+    0 evenly lit, about +-0.5 strongly side-lit, positive lit from the image's right)."""
+
+    azimuth: Tensor
+    elevation: Tensor
+    side: Tensor
+    coefficients: Tensor  # (N, 4): l0, lx, ly, lz in image axes (x right, y down, z to the camera)
+
+
+@dataclass
+class _Surface:
+    normal: Tensor  # (N, 3, H, W) unit normals in image axes
+    head: tuple[Tensor, Tensor]  # head-frame (x, y) per pixel
+    fit_weight: Tensor  # (N, H, W) where the light is fitted (inner face)
+    mask: Tensor  # (N, H, W) where relighting applies (feathered head)
+    pose: object
+
+
+def _surface(images: Tensor, landmarks: Tensor | None, framing: str) -> _Surface:
+    n, _, h, w = images.shape
+    pose = fit_pose(face_landmarks(images, landmarks, framing))
+    x, y = head_points(pose, h, w)
+    nh = normals(x, y)  # (N, H, W, 3) head frame
+    yaw = source_yaw(pose)[:, None, None]
+    c, s = torch.cos(yaw), torch.sin(yaw)
+    nx, ny, nz = nh[..., 0] * c + nh[..., 2] * s, nh[..., 1], -nh[..., 0] * s + nh[..., 2] * c  # camera, face axes
+    ex, ey = pose.frame.ex[:, :, None, None], pose.frame.ey[:, :, None, None]
+    xy = nx[:, None] * ex + ny[:, None] * ey  # (N, 2, H, W) in image axes
+    normal = torch.cat([xy, nz[:, None]], 1)
+    inner = ((x / 0.9) ** 2 + ((y - 0.55) / 1.15) ** 2 < 1).float() * (nz > 0.2).float()
+    face = torch.sqrt((x / 1.05) ** 2 + ((y - 0.45) / 1.55) ** 2)  # the face without hair and ears
+    mask = _smoothstep((1.05 - face) / 0.45) * (nz / 0.15).clamp(0, 1)
+    return _Surface(normal, (x, y), inner, mask, pose)
+
+
+def _smoothstep(t: Tensor) -> Tensor:
+    t = t.clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def to_linear(images: Tensor) -> Tensor:
+    """[-1, 1] sRGB-like values -> linear light in [0, 1] (gamma 2.2): shading multiplies light, not code values."""
+    return ((images.float() + 1) / 2).clamp(0, 1) ** GAMMA
+
+
+def _luminance(images01: Tensor) -> Tensor:
+    if images01.shape[1] == 1:
+        return images01[:, 0]
+    return sum(wt * images01[:, i] for i, wt in enumerate(_LUMA))
+
+
+def _fit_sh(lum: Tensor, normal: Tensor, weight: Tensor) -> Tensor:
+    """Weighted least squares ``lum ~ l0 + l . n`` per image, one reweighting pass; (N, 4)."""
+    dt = torch.float32 if lum.device.type == "mps" else torch.float64  # float64: batch-size independent sums
+    basis = torch.cat([torch.ones_like(normal[:, :1]), normal], 1).flatten(2).transpose(1, 2).to(dt)  # (N, P, 4)
+    target, weight = lum.flatten(1)[..., None].to(dt), weight.flatten(1)[..., None].to(dt)
+    wt = weight
+    for _ in range(2):
+        a = (basis * wt).transpose(1, 2) @ basis + 1e-4 * torch.eye(4, device=lum.device, dtype=dt)
+        coef = torch.linalg.solve(a, (basis * wt).transpose(1, 2) @ target)
+        resid = (target - basis @ coef).abs()
+        scale = (resid * wt).sum(1, keepdim=True) / wt.sum(1, keepdim=True).clamp(min=1)
+        wt = weight / (1 + (resid / (2 * scale + 1e-4)) ** 2)
+    return coef[..., 0].float()
+
+
+def estimate_light(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> LightEstimate:
+    """The main light on each face (see :class:`LightEstimate`)."""
+    images = check_images(images)
+    surf = _surface(images, landmarks, framing)
+    coef = _fit_sh(_luminance(to_linear(images)), surf.normal, surf.fit_weight)
+    l0, lx, ly, lz = coef.unbind(1)
+    front = (l0 + lz).clamp(min=1e-3)  # a frontal normal's brightness
+    return LightEstimate(torch.rad2deg(torch.atan2(lx, front)), torch.rad2deg(torch.atan2(-ly, front)), lx / front, coef)
+
+
+def light_direction(azimuth: Tensor, elevation: Tensor) -> Tensor:
+    """Unit light directions ``(N, 3)`` in image axes from degrees."""
+    a, e = torch.deg2rad(azimuth), torch.deg2rad(elevation)
+    return torch.stack([torch.sin(a) * torch.cos(e), -torch.sin(e), torch.cos(a) * torch.cos(e)], 1)
+
+
+def _cast_shadow(surf: _Surface, direction: Tensor) -> Tensor:
+    """1 where the light reaches a point, towards 0 where the depth map blocks it (N, H, W)."""
+    pose, (x, y) = surf.pose, surf.head
+    ex, ey = pose.frame.ex, pose.frame.ey
+    fx, fy = (direction[:, :2] * ex).sum(1), (direction[:, :2] * ey).sum(1)  # face axes, camera frame
+    yaw = source_yaw(pose)
+    c, s = torch.cos(yaw), torch.sin(yaw)
+    hx, hz = fx * c - direction[:, 2] * s, fx * s + direction[:, 2] * c  # into the head frame
+    hx, hy, hz = (t[:, None, None] for t in (hx, fy, hz))
+    z0 = depth(x, y)
+    blocked = torch.zeros_like(x)
+    for t in torch.linspace(0.04, 1.2, SHADOW_STEPS).tolist():
+        above = depth(x + t * hx, y + t * hy) - (z0 + t * hz)
+        blocked = torch.maximum(blocked, (above / (0.05 + 0.15 * t)).clamp(0, 1))  # penumbra widens with distance
+    return 1 - SHADOW_DEPTH * blocked
+
+
+def relight(images: Tensor, azimuth=0.0, elevation=0.0, strength=0.5, landmarks: Tensor | None = None,
+            framing: str = "auto", ambient: float = 0.35, shadows: bool = True) -> Tensor:
+    """Move the main light on each face to (``azimuth``, ``elevation``) degrees, each within +-90,
+    with ``strength`` in [0, 1] (numbers or one per image); ``ambient`` in [0, 1) is the new light's
+    shadowless share. Faces turned beyond the renderer's yaw limit (near profile) fade to unchanged."""
+    images = check_images(images)
+    n = len(images)
+    az = per_image(azimuth, n, "light azimuth", -90, 90, images.device)
+    el = per_image(elevation, n, "light elevation", -90, 90, images.device)
+    k = per_image(strength, n, "light strength", 0, 1, images.device)
+    if not 0.0 <= ambient < 1.0:
+        raise ValueError(f"ambient is a fraction in [0, 1), got {ambient!r}")
+    if not bool((k > 0).any()):
+        return images.clone()
+    surf = _surface(images, landmarks, framing)
+    k = k * fade_beyond_limit(surf.pose)  # the generic face is not placed on near-profile photos
+    lin = to_linear(images)
+    coef = _fit_sh(_luminance(lin), surf.normal, surf.fit_weight)
+    fitted = coef[:, :1, None] + (coef[:, 1:, None, None] * surf.normal).sum(1)
+    weight = surf.fit_weight
+    mean_fit = (fitted * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)
+    fitted = torch.maximum(fitted, 0.2 * mean_fit[:, None, None])
+    direction = light_direction(az, el)
+    lit = (surf.normal * direction[:, :, None, None]).sum(1).clamp(min=0)
+    if shadows:
+        lit = lit * _cast_shadow(surf, direction)
+    new = ambient + (1 - ambient) * lit
+    new = new * (mean_fit / ((new * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)).clamp(min=1e-3))[:, None, None]
+    ratio = 1 + k[:, None, None] * surf.mask * (new / fitted - 1)
+    ratio = torch.minimum(ratio, 1 / lin.amax(1).clamp(min=1e-4))  # no channel clips: the hue stays
+    out = (lin * ratio[:, None]).clamp(0, 1) ** (1 / GAMMA) * 2 - 1
+    out = torch.where(surf.mask[:, None] > 0, out, images.float())  # outside the face: the input's own values
+    return torch.where((k == 0)[:, None, None, None], images, out.to(images.dtype))

@@ -1,0 +1,195 @@
+"""Head pose (yaw): estimate it from 5 landmarks, and turn a face in a photo to a new yaw.
+
+Images are NCHW float batches in [-1, 1] (genaug's model convention) of any size, on any device;
+the result has the input's shape, dtype and device. Yaw is in degrees, positive when the nose
+points to the image's right (the person's left).
+
+:func:`estimate_yaw` fits the generic face's 3D landmarks (:mod:`genaug.faces.shape`) to the
+5 detected ones under weak perspective: in the face frame (eye line horizontal), the horizontal
+landmark coordinates are ``u = a x + b z + t`` with ``a = s cos(yaw)``, ``b = s sin(yaw)``; linear
+least squares gives ``yaw = atan2(b, a)``.
+
+:func:`rotate_yaw` re-projects the face with the generic depth map: each output pixel's
+face-frame point ``x'`` comes from the source point ``x`` solving ``x cos(t) + (z(x, y) - axis)
+sin(t) = x'`` (backward warping, a damped fixed-point iteration), i.e. the head turns about a
+vertical axis ``axis`` d in front of the head's centre. What turns into view is stretched from the
+near cheek and blended with the mirrored face (the face's symmetry), in proportion to the stretch.
+The displacement fades out between 0.85 and 1.1 head radii, so the background around the head
+stretches smoothly and everything farther away keeps its values; a request of 0 returns the input.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, depth, depth_slope, face_landmarks, face_mask, landmarks_3d, per_image
+
+MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
+AXIS_DEPTH = 0.5  # the turning axis, in d in front of the head ellipsoid's centre
+SAMPLES = 160  # points across the head's width when solving for what a pixel sees
+ROWS, COLS = 256, 512  # the inverse-projection table: head rows x projected positions
+TABLE_Y = (HEAD_Y0 - HEAD_B - 0.05, HEAD_Y0 + HEAD_B + 0.05)
+TABLE_U = (-2.4, 2.4)
+SOURCE_YAW_LIMIT = 40.0  # a photo's own yaw is taken as at most this (degrees) when turning it
+
+
+@dataclass
+class PoseFit:
+    """Weak-perspective pose of each face in its face frame: horizontal ``u = s (x cos(yaw) +
+    z sin(yaw)) + tu``, vertical ``v = s y + tv`` (pitch is not modelled); all ``(N,)``."""
+
+    frame: FaceFrame
+    yaw: Tensor  # radians
+    scale: Tensor
+    tu: Tensor
+    tv: Tensor
+
+
+def fit_pose(landmarks: Tensor) -> PoseFit:
+    """Least-squares fit of the generic face's 3D landmarks to ``landmarks`` (N, 5, 2)."""
+    frame = FaceFrame.from_landmarks(landmarks)
+    lm = landmarks.float().to(frame.centre.device)
+    u, v = frame.to_face(lm[..., 0][:, :, None], lm[..., 1][:, :, None])
+    u, v = u[..., 0], v[..., 0]  # (N, 5) face-frame coordinates
+    p3 = landmarks_3d().to(u.device)
+    mean3 = p3.mean(0)
+    design = torch.stack([p3[:, 0] - mean3[0], p3[:, 2] - mean3[2]], 1)  # (5, 2)
+    coef = torch.linalg.lstsq(design.expand(len(u), 5, 2), (u - u.mean(1, keepdim=True))[..., None]).solution[..., 0]
+    a, b = coef[:, 0], coef[:, 1]
+    scale = torch.hypot(a, b)
+    return PoseFit(frame, torch.atan2(b, a), scale, u.mean(1) - a * mean3[0] - b * mean3[2], v.mean(1) - scale * mean3[1])
+
+
+def estimate_yaw(images: Tensor | None = None, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
+    """Yaw in degrees ``(N,)`` of each face, from ``landmarks`` (N, 5, 2) or those found on ``images``."""
+    if landmarks is None:
+        if images is None:
+            raise ValueError("estimate_yaw needs images or landmarks")
+        landmarks = face_landmarks(check_images(images), None, framing)
+    return torch.rad2deg(fit_pose(landmarks).yaw)
+
+
+def _inverse_table(angle: Tensor, axis: float) -> Tensor:
+    """``(N, ROWS, COLS)``: for head rows ``y`` in TABLE_Y and projections ``u`` in TABLE_U, the
+    head-frame x of the front-most point with ``x cos + (depth(x, y) - axis) sin = u`` at yaw
+    ``angle`` (>= 0). Each row's head width is sampled at SAMPLES points; a point whose projection
+    falls behind an earlier one is hidden (running maximum); outside the head (depth 0) it is linear."""
+    dev = angle.device
+    c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    xs = torch.linspace(-HEAD_A, HEAD_A, SAMPLES, device=dev)
+    ys = torch.linspace(*TABLE_Y, ROWS, device=dev)[:, None]
+    us = torch.linspace(*TABLE_U, COLS, device=dev).expand(len(angle), ROWS, COLS)
+    front = (xs * c + (depth(xs.expand(ROWS, -1), ys.expand(-1, SAMPLES)) - axis) * s).cummax(-1).values
+    k = torch.searchsorted(front, us.contiguous()).clamp(1, SAMPLES - 1)
+    lo, hi = front.gather(-1, k - 1), front.gather(-1, k)
+    x = xs[k - 1] + ((us - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1) * (xs[1] - xs[0])
+    # beyond the head's silhouette: the background plane, but never inside the head's outline
+    # (else a pixel just outside the silhouette would sample the face: a seam)
+    edge = HEAD_A * (1 - ((ys - HEAD_Y0) / HEAD_B) ** 2).clamp(min=0).sqrt()  # (ROWS, 1)
+    plane = (us + axis * s) / c
+    plane = torch.where(us > front[..., -1:], torch.maximum(plane, edge), torch.minimum(plane, -edge))
+    inside = (us >= front[..., :1]) & (us <= front[..., -1:])
+    return torch.where(inside, x, plane)
+
+
+def _solve_head_x(u: Tensor, y: Tensor, angle: Tensor, axis: float) -> Tensor:
+    """Head-frame x of the point seen at ``u`` (face-frame units / scale) in head row ``y`` at yaw
+    ``angle``, ``(N, H, W)``: looked up in :func:`_inverse_table` (negative angles by the face's
+    left-right symmetry); beyond the table, the plane ``depth = 0``."""
+    sign = torch.where(angle < 0, -1.0, 1.0)[:, None, None]
+    u = u * sign
+    table = _inverse_table(angle.abs(), axis)
+    gx = (u - TABLE_U[0]) / (TABLE_U[1] - TABLE_U[0]) * 2 - 1
+    gy = (y - TABLE_Y[0]) / (TABLE_Y[1] - TABLE_Y[0]) * 2 - 1
+    x = F.grid_sample(table[:, None], torch.stack([gx, gy], -1), mode="nearest", padding_mode="border",
+                      align_corners=True)[:, 0]
+    c, s = torch.cos(angle.abs())[:, None, None], torch.sin(angle.abs())[:, None, None]
+    outside = (gx.abs() > 1) | (gy.abs() > 1)
+    return torch.where(outside, (u + axis * s) / c, x) * sign
+
+
+def _visibility(x: Tensor, y: Tensor, angle: Tensor) -> Tensor:
+    """Cosine between the surface normal at head point (x, y) and the view at yaw ``angle``."""
+    gx, gy = depth_slope(x, y)
+    c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    return (c + gx * s) / torch.sqrt(1 + gx * gx + gy * gy)
+
+
+def _smooth(t: Tensor) -> Tensor:
+    t = t.clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def source_yaw(pose: PoseFit) -> Tensor:
+    """The photo's yaw (radians) as the renderer uses it: clamped to +-SOURCE_YAW_LIMIT."""
+    limit = math.radians(SOURCE_YAW_LIMIT)
+    return pose.yaw.clamp(-limit, limit)
+
+
+def fade_beyond_limit(pose: PoseFit) -> Tensor:
+    """1 for photos within the renderer's yaw limit, fading to 0 ten degrees beyond it (N,)."""
+    return ((SOURCE_YAW_LIMIT + 10 - torch.rad2deg(pose.yaw).abs()) / 10).clamp(0, 1)
+
+
+def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH) -> tuple[Tensor, Tensor]:
+    """Head-frame (x, y) of the generic face's point each pixel shows ``(N, H, W)`` each."""
+    src = source_yaw(pose)
+    s = pose.scale[:, None, None]
+    u_axis = (pose.tu + pose.scale * axis * torch.sin(src))[:, None, None]
+    u, v = pose.frame.pixel_grid(height, width)
+    y = (v - pose.tv[:, None, None]) / s
+    return _solve_head_x((u - u_axis) / s, y, src, axis), y
+
+
+def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing: str = "auto",
+               symmetry: float = 0.8, axis: float = AXIS_DEPTH) -> Tensor:
+    """Turn each face by ``degrees`` (a number or one per image, within +-45) of yaw.
+
+    ``landmarks``: (N, 5, 2) pixels in dlib's order (found when None, see
+    :func:`genaug.faces.shape.face_landmarks`); ``symmetry``: at most this much of the mirrored face
+    fills what was seen edge-on and turns into view (0: stretch only)."""
+    images = check_images(images)
+    n, _, h, w = images.shape
+    deg = per_image(degrees, n, "yaw degrees", -MAX_YAW, MAX_YAW, images.device)
+    if not 0.0 <= symmetry <= 1.0:
+        raise ValueError(f"symmetry is a fraction in [0, 1], got {symmetry!r}")
+    if not bool((deg != 0).any()):
+        return images.clone()
+    pose = fit_pose(face_landmarks(images, landmarks, framing))
+    src = pose.yaw.clamp(-math.radians(SOURCE_YAW_LIMIT), math.radians(SOURCE_YAW_LIMIT))
+    dst = src + torch.deg2rad(deg)
+    s = pose.scale[:, None, None]
+    u_axis = (pose.tu + pose.scale * axis * torch.sin(src))[:, None, None]
+    u_out, v_out = pose.frame.pixel_grid(h, w)
+    y = (v_out - pose.tv[:, None, None]) / s
+    x = _solve_head_x((u_out - u_axis) / s, y, dst, axis)
+    z = depth(x, y) - axis
+    # the fade follows the head's outline on the background plane (smooth in the pixel, unlike the
+    # solved point, which jumps at occlusions: a fade on it leaves dotted seams)
+    mask = face_mask(((u_out - u_axis) / s + axis * torch.sin(dst)[:, None, None]) / torch.cos(dst)[:, None, None], y)
+    cs, sn = torch.cos(src)[:, None, None], torch.sin(src)[:, None, None]
+    u_src = u_out + mask * (s * (x * cs + z * sn) + u_axis - u_out)
+    u_mirror = u_out + mask * (s * (-x * cs + z * sn) + u_axis - u_out)
+    seen, seen_mirror = _visibility(x, y, src), _visibility(-x, y, src)
+    in_source = _solve_head_x((u_src - u_axis) / s, y, src, axis)  # what the source shows there
+    hidden = _smooth((x - in_source).abs() / 0.08 - 0.5)
+    grazing = _smooth((seen_mirror - seen - 0.1) / 0.3) * _smooth((0.75 - seen) / 0.4)
+    fill = symmetry * mask * torch.maximum(hidden, grazing) * _smooth(seen_mirror / 0.3)
+    fill = fill * fade_beyond_limit(pose)[:, None, None]  # near-profile photos: the mirror lands wrongly
+    direct, mirrored = _sample(images, pose.frame, u_src, v_out), _sample(images, pose.frame, u_mirror, v_out)
+    out = direct + fill[:, None] * (mirrored - direct)
+    out = torch.where(mask[:, None] > 0, out, images.float())  # beyond the fade: the input's own values
+    keep = (deg == 0)[:, None, None, None]
+    return torch.where(keep, images, out.clamp(-1, 1).to(images.dtype))
+
+
+def _sample(images: Tensor, frame: FaceFrame, u: Tensor, v: Tensor) -> Tensor:
+    """Bilinear samples of ``images`` at face-frame points (N, H, W); the border repeats."""
+    px, py = frame.to_image(u, v)
+    h, w = images.shape[-2:]
+    grid = torch.stack([px / max(w - 1, 1) * 2 - 1, py / max(h - 1, 1) * 2 - 1], -1)
+    return F.grid_sample(images.float(), grid.float(), mode="bilinear", padding_mode="border", align_corners=True)

@@ -1,0 +1,248 @@
+"""A generic 3D face, written analytically (no scanned mesh: MIT like the rest of genaug), and how
+it is placed on a photo by dlib's 5 landmarks.
+
+Face frame: origin at the midpoint of the two eye centres, unit = the inter-ocular distance (eye
+centre to eye centre) ``d``, x along the eye line towards the image's right eye, y perpendicular
+to it (down the face), z towards the camera. The shape is a depth map ``z = depth(x, y)`` over that
+frame: an ellipsoidal head (half-width 1.35, half-height 1.95, centred 0.25 below the eyes, 1.1
+deep) plus a nose ridge rising to a tip 0.62 below the eyes and falling to the nose base, eye
+sockets, a brow ridge, cheekbones, lips and a chin (Gaussian bumps). ``z = 0`` is the plane through
+the head's centre; outside the head ellipse the depth is 0.
+
+Landmarks: ``(N, 5, 2)`` pixel coordinates (x, y; pixel centres at integers) in dlib's
+5-point order: image-right eye outer and inner corner, image-left eye outer and inner corner,
+nose base. :func:`face_landmarks` finds them with dlib's frontal detector + 5-point model when the
+``faces`` extra is installed (the 68-point model is never used), else places them by the framing
+rule (:func:`default_landmarks`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# The head ellipsoid: half-width, half-height, centre below the eyes, half-depth (units of d).
+HEAD_A, HEAD_B, HEAD_Y0, HEAD_C = 1.35, 1.95, 0.25, 1.1
+# (x, y) of the 5 landmarks in the face frame, from genaug.faces.align.CANONICAL_LANDMARKS (CelebA).
+FRAME_LANDMARKS = np.array([[0.70, 0.0], [0.30, 0.0], [-0.70, 0.0], [-0.30, 0.0], [0.0, 0.77]], dtype=np.float32)
+# dlib's landmarks as fractions of (width, height), median over 60 photos each (python
+# benchmarks/pose_shift.py --measure-landmarks prints them): CelebA 178x218 aligned frames, the
+# model frame (CelebA box 35,55,143,163 cropped square) and UTKFace's tighter square crops.
+FRAMING_LANDMARKS = {
+    "celeba_frame": [[0.6461, 0.5183], [0.5618, 0.5229], [0.3483, 0.5138], [0.4326, 0.5183], [0.4944, 0.6514]],
+    "model_frame": [[0.7500, 0.5312], [0.6055, 0.5449], [0.2461, 0.5352], [0.3945, 0.5430], [0.4941, 0.8125]],
+    "tight_crop": [[0.7656, 0.2969], [0.6094, 0.3047], [0.2266, 0.2969], [0.3750, 0.3047], [0.4844, 0.5859]],
+}
+FRAMINGS = ("auto", *FRAMING_LANDMARKS)
+CELEBA_ASPECT = 178 / 218
+
+
+def _bump(x: Tensor, y: Tensor, cx: float, cy: float, sx: float, sy: float) -> Tensor:
+    return torch.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
+
+
+def head_radius(x: Tensor, y: Tensor) -> Tensor:
+    """Normalised ellipse radius of the head (1 on its outline)."""
+    return torch.sqrt((x / HEAD_A) ** 2 + ((y - HEAD_Y0) / HEAD_B) ** 2)
+
+
+def depth(x: Tensor, y: Tensor) -> Tensor:
+    """Depth of the generic face at face-frame points (any shape; units of d, towards the camera)."""
+    r2 = (x / HEAD_A) ** 2 + ((y - HEAD_Y0) / HEAD_B) ** 2
+    inside = (1 - r2).clamp(min=0)
+    head = HEAD_C * torch.sqrt(inside)
+    # nose: a ridge rising from the nasion to the tip (y 0.62) and falling to the lip, smooth in y
+    spread = torch.where(y < 0.62, torch.full_like(y, 0.32), torch.full_like(y, 0.12))
+    height = 0.32 * torch.exp(-0.5 * ((y - 0.62) / spread) ** 2)
+    width = 0.10 + 0.10 * ((y - 0.05) / 0.57).clamp(0, 1)
+    nose = height * torch.exp(-0.5 * (x / width) ** 2)
+    features = (nose
+                - 0.13 * (_bump(x, y, 0.5, 0.0, 0.26, 0.18) + _bump(x, y, -0.5, 0.0, 0.26, 0.18))
+                + 0.06 * _bump(x, y, 0.0, -0.38, 0.7, 0.12)
+                + 0.04 * (_bump(x, y, 0.7, 0.45, 0.35, 0.45) + _bump(x, y, -0.7, 0.45, 0.35, 0.45))
+                + 0.04 * _bump(x, y, 0.0, 1.2, 0.35, 0.2)
+                + 0.06 * _bump(x, y, 0.0, 1.75, 0.35, 0.25))
+    fade = (inside / 0.15).clamp(max=1)  # the features vanish towards the head's outline
+    return head + features * fade
+
+
+def depth_slope(x: Tensor, y: Tensor, h: float = 1e-3) -> tuple[Tensor, Tensor]:
+    """(dz/dx, dz/dy) by central differences."""
+    return ((depth(x + h, y) - depth(x - h, y)) / (2 * h), (depth(x, y + h) - depth(x, y - h)) / (2 * h))
+
+
+def normals(x: Tensor, y: Tensor) -> Tensor:
+    """Unit surface normals ``(..., 3)`` in the face frame (z towards the camera)."""
+    gx, gy = depth_slope(x, y)
+    return F.normalize(torch.stack([-gx, -gy, torch.ones_like(gx)], -1), dim=-1)
+
+
+def landmarks_3d() -> Tensor:
+    """The 5 landmarks of the generic face ``(5, 3)`` (x, y, z) in the face frame."""
+    xy = torch.from_numpy(FRAME_LANDMARKS)
+    return torch.cat([xy, depth(xy[:, 0], xy[:, 1])[:, None]], 1)
+
+
+@dataclass
+class FaceFrame:
+    """Where the face frame sits in each image: eye midpoint ``centre`` (N, 2) pixels, unit
+    ``scale`` (N,) pixels per d, axes ``ex`` and ``ey`` (N, 2) (unit vectors in image axes)."""
+
+    centre: Tensor
+    scale: Tensor
+    ex: Tensor
+    ey: Tensor
+
+    @classmethod
+    def from_landmarks(cls, landmarks: Tensor) -> "FaceFrame":
+        lm = check_landmarks(landmarks)
+        right, left = lm[:, 0:2].mean(1), lm[:, 2:4].mean(1)
+        axis = right - left
+        scale = axis.norm(dim=1).clamp(min=1e-6)
+        ex = axis / scale[:, None]
+        ey = torch.stack([-ex[:, 1], ex[:, 0]], 1)
+        return cls((right + left) / 2, scale, ex, ey)
+
+    def to_face(self, px: Tensor, py: Tensor) -> tuple[Tensor, Tensor]:
+        """Image pixel grids ``(N, H, W)`` (or broadcastable) -> face-frame (x, y)."""
+        dx = px - self.centre[:, 0, None, None]
+        dy = py - self.centre[:, 1, None, None]
+        s = self.scale[:, None, None]
+        return ((dx * self.ex[:, 0, None, None] + dy * self.ex[:, 1, None, None]) / s,
+                (dx * self.ey[:, 0, None, None] + dy * self.ey[:, 1, None, None]) / s)
+
+    def to_image(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Face-frame (x, y) grids ``(N, H, W)`` -> image pixels (px, py)."""
+        s = self.scale[:, None, None]
+        return (self.centre[:, 0, None, None] + s * (x * self.ex[:, 0, None, None] + y * self.ey[:, 0, None, None]),
+                self.centre[:, 1, None, None] + s * (x * self.ex[:, 1, None, None] + y * self.ey[:, 1, None, None]))
+
+    def pixel_grid(self, height: int, width: int) -> tuple[Tensor, Tensor]:
+        """Face-frame coordinates of every pixel ``(N, H, W)`` each."""
+        dev = self.centre.device
+        py, px = torch.meshgrid(torch.arange(height, device=dev, dtype=torch.float32),
+                                torch.arange(width, device=dev, dtype=torch.float32), indexing="ij")
+        return self.to_face(px[None], py[None])
+
+
+def check_images(images: Tensor) -> Tensor:
+    """Validate an NCHW float batch in [-1, 1] (1 or 3 channels); returned unchanged."""
+    if not isinstance(images, Tensor) or images.ndim != 4:
+        raise ValueError(f"expected an NCHW image batch, got {getattr(images, 'shape', type(images).__name__)}")
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"expected 1 or 3 channels, got {images.shape[1]} (shape {tuple(images.shape)})")
+    if not images.is_floating_point():
+        raise ValueError(f"expected a float batch in [-1, 1], got dtype {images.dtype}")
+    if min(images.shape[-2:]) < 16:
+        raise ValueError(f"images of {tuple(images.shape[-2:])} are too small to hold a face (min side 16)")
+    if images.numel() and (not torch.isfinite(images).all() or images.min() < -1.001 or images.max() > 1.001):
+        raise ValueError("images must hold finite values in [-1, 1]")
+    return images
+
+
+def check_landmarks(landmarks: Tensor, n: int | None = None) -> Tensor:
+    lm = torch.as_tensor(landmarks, dtype=torch.float32)
+    if lm.ndim != 3 or lm.shape[1:] != (5, 2) or (n is not None and lm.shape[0] != n):
+        raise ValueError(f"landmarks must be (N, 5, 2) pixel coordinates in dlib's 5-point order"
+                         f"{f' with N = {n}' if n is not None else ''}, got {tuple(lm.shape)}")
+    if not torch.isfinite(lm).all():
+        raise ValueError("landmarks contain NaN or inf")
+    eyes = (lm[:, 0:2].mean(1) - lm[:, 2:4].mean(1)).norm(dim=1)
+    if (eyes < 1e-3).any():
+        raise ValueError("landmarks put both eyes on one point")
+    return lm
+
+
+def per_image(value, n: int, name: str, low: float, high: float, device) -> Tensor:
+    """A number or (N,) tensor/sequence -> float (N,) on ``device``, each in [low, high]."""
+    t = torch.as_tensor(value, dtype=torch.float32).flatten()
+    if t.numel() == 1:
+        t = t.expand(n)
+    if t.numel() != n:
+        raise ValueError(f"{name} needs one value or one per image ({n}), got {t.numel()}")
+    if not torch.isfinite(t).all() or (t < low).any() or (t > high).any():
+        raise ValueError(f"{name} must be finite and within [{low:g}, {high:g}], got {t.tolist()}")
+    return t.to(device)
+
+
+def default_landmarks(height: int, width: int, n: int = 1, framing: str = "auto") -> Tensor:
+    """The framing rule's landmarks ``(n, 5, 2)``: ``"auto"`` is ``"celeba_frame"`` for CelebA's
+    178x218 aspect, else ``"model_frame"`` (genaug's CelebA-box crops); ``"tight_crop"`` fits
+    UTKFace-like crops (eyes at 30 % of the height)."""
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
+    if framing == "auto":
+        framing = "celeba_frame" if abs(width / height - CELEBA_ASPECT) < 0.01 else "model_frame"
+    frac = torch.tensor(FRAMING_LANDMARKS[framing])
+    return (frac * torch.tensor([width - 1, height - 1])).expand(n, 5, 2).clone()
+
+
+def detect_landmarks(images: Tensor, framing: str = "auto") -> Tensor:
+    """dlib's 5 landmarks ``(N, 5, 2)`` in pixels of the input: the frontal detector on the image
+    (upsampled so its short side is >= 256 px), the largest face; where it finds none, the 5-point
+    model refines the framing rule's face box."""
+    from .identity import dlib_model, require_dlib
+
+    dlib = require_dlib()
+    detector = _cached("detector", dlib.get_frontal_face_detector)
+    predictor = _cached("predictor", lambda: dlib.shape_predictor(str(dlib_model("shape_predictor_5_face_landmarks.dat"))))
+    h, w = images.shape[-2:]
+    zoom = max(1.0, 256 / min(h, w))
+    size_h, size_w = round(h * zoom), round(w * zoom)
+    x = F.interpolate(images.detach().float().cpu().clamp(-1, 1), size=(size_h, size_w), mode="bilinear",
+                      align_corners=False) if zoom > 1 else images.detach().float().cpu()
+    rgb = _uint8(x)
+    fallback = default_landmarks(size_h, size_w, 1, framing)[0]
+    out = []
+    for im in rgb:
+        found = detector(im, 0)
+        box = max(found, key=lambda r: r.area()) if found else _box_from_landmarks(dlib, fallback)
+        out.append([(p.x, p.y) for p in predictor(im, box).parts()])
+    scale = torch.tensor([(w - 1) / max(size_w - 1, 1), (h - 1) / max(size_h - 1, 1)])
+    return torch.tensor(out, dtype=torch.float32).reshape(-1, 5, 2) * scale
+
+
+def _uint8(x: Tensor) -> np.ndarray:
+    x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+    return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _box_from_landmarks(dlib, lm: Tensor):
+    """dlib's detector box around landmarks (its median relation on UTKFace: 2.17 d wide, from
+    0.6 d above the eyes to 1.57 d below)."""
+    frame = FaceFrame.from_landmarks(lm[None])
+    cx, cy, d = float(frame.centre[0, 0]), float(frame.centre[0, 1]), float(frame.scale[0])
+    return dlib.rectangle(round(cx - 1.08 * d), round(cy - 0.6 * d), round(cx + 1.08 * d), round(cy + 1.57 * d))
+
+
+_CACHE: dict = {}
+
+
+def _cached(key: str, make):
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def face_landmarks(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
+    """Landmarks for a batch: the given ones (checked), else dlib's when the ``faces`` extra is
+    installed, else the framing rule's; on the images' device."""
+    from .identity import faces_extra_available
+
+    n, (h, w) = images.shape[0], images.shape[-2:]
+    if landmarks is not None:
+        lm = check_landmarks(landmarks, n)
+    elif faces_extra_available():
+        lm = detect_landmarks(images, framing)
+    else:
+        lm = default_landmarks(h, w, n, framing)
+    return lm.to(images.device)
+
+
+def face_mask(x: Tensor, y: Tensor, inner: float = 0.85, outer: float = 1.1) -> Tensor:
+    """1 inside ``inner`` head radii, smoothly 0 beyond ``outer``."""
+    t = ((head_radius(x, y) - inner) / (outer - inner)).clamp(0, 1)
+    return 1 - t * t * (3 - 2 * t)

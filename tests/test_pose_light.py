@@ -1,0 +1,195 @@
+"""Pose and light controls (genaug.faces): identity at 0, refusals, the estimates move the
+requested way, batched == per image."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import CELEBA_ID200, need
+from genaug.faces.light import estimate_light, relight
+from genaug.faces.pose import estimate_yaw, rotate_yaw
+from genaug.faces.shape import default_landmarks, depth, landmarks_3d, normals
+
+torch.set_num_threads(1)
+
+
+def smooth_faces(n: int = 3, h: int = 72, w: int = 64) -> torch.Tensor:
+    """Deterministic smooth colour images in [-1, 1] (structure everywhere, no face needed)."""
+    g = torch.Generator().manual_seed(0)
+    low = torch.rand(n, 3, 6, 6, generator=g) * 2 - 1
+    return torch.nn.functional.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp(-0.95, 0.95)
+
+
+def project(yaw_deg: float, scale: float = 30.0, centre=(60.0, 70.0), roll_deg: float = 0.0) -> torch.Tensor:
+    """The generic face's 3D landmarks seen at a yaw under weak perspective, as (1, 5, 2) pixels."""
+    p = landmarks_3d()
+    t, r = math.radians(yaw_deg), math.radians(roll_deg)
+    u = p[:, 0] * math.cos(t) + p[:, 2] * math.sin(t)
+    v = p[:, 1]
+    x = u * math.cos(r) - v * math.sin(r)
+    y = u * math.sin(r) + v * math.cos(r)
+    return torch.stack([centre[0] + scale * x, centre[1] + scale * y], 1)[None]
+
+
+@pytest.fixture
+def frames() -> torch.Tensor:
+    """The first photo of 6 celeba_id200 people (178x218 aligned frames) in [-1, 1]."""
+    from PIL import Image
+
+    files = [sorted(d.glob("*.jpg"))[0] for d in sorted(need(CELEBA_ID200).iterdir()) if d.is_dir()][:6]
+    return torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), np.float32) / 127.5 - 1).permute(2, 0, 1)
+                        for f in files])
+
+
+def test_shape_is_a_face():
+    x = torch.tensor([0.0, 0.0, 0.5, 1.3])
+    y = torch.tensor([0.62, -0.38, 0.0, 0.25])
+    z = depth(x, y)
+    assert z[0] > z[1] > z[2] > z[3] > 0  # nose tip, brow, eye socket, side of the head
+    assert depth(torch.tensor([3.0]), torch.tensor([0.0])) == 0  # outside the head
+    n = normals(torch.tensor([0.8, -0.8]), torch.tensor([0.3, 0.3]))
+    assert n[0, 0] > 0.2 and n[1, 0] < -0.2 and torch.allclose(n.norm(dim=1), torch.ones(2))
+
+
+@pytest.mark.parametrize("yaw", [-35.0, -20.0, 0.0, 10.0, 30.0])
+def test_estimate_yaw_recovers_a_projected_pose(yaw):
+    got = estimate_yaw(landmarks=project(yaw, roll_deg=12.0))
+    assert abs(float(got) - yaw) < 0.5
+
+
+def test_estimate_yaw_flips_sign_on_mirrored_landmarks():
+    lm = project(25.0)
+    mirrored = lm.clone()
+    mirrored[..., 0] = 200 - lm[..., 0]
+    mirrored = mirrored[:, [2, 3, 0, 1, 4]]  # dlib's order names the image-right eye first
+    assert float(estimate_yaw(landmarks=mirrored)) == pytest.approx(-float(estimate_yaw(landmarks=lm)), abs=1e-3)
+
+
+def test_zero_yaw_and_neutral_light_return_the_input_exactly():
+    x = smooth_faces()
+    lm = default_landmarks(72, 64, 3)
+    assert torch.equal(rotate_yaw(x, 0.0, lm), x)
+    assert torch.equal(relight(x, 60.0, 20.0, 0.0, lm), x)
+    mixed = rotate_yaw(x, torch.tensor([0.0, 20.0, 0.0]), lm)
+    assert torch.equal(mixed[0], x[0]) and torch.equal(mixed[2], x[2]) and not torch.equal(mixed[1], x[1])
+
+
+def test_far_background_is_untouched():
+    x = smooth_faces(1, 160, 160)
+    lm = default_landmarks(60, 60, 1, "model_frame") + 50  # a small face in the middle of a large image
+    for out in (rotate_yaw(x, 30.0, lm), relight(x, -60.0, 0.0, 1.0, lm)):
+        assert torch.equal(out[..., :10, :], x[..., :10, :]) and torch.equal(out[..., -10:, :], x[..., -10:, :])
+        assert not torch.equal(out, x)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x, lm: rotate_yaw(x, 60.0, lm), "yaw degrees"),
+    (lambda x, lm: rotate_yaw(x, float("nan"), lm), "yaw degrees"),
+    (lambda x, lm: rotate_yaw(x, [10.0, 20.0], lm), "one per image"),
+    (lambda x, lm: rotate_yaw(x, 10.0, lm[:, :4]), "landmarks"),
+    (lambda x, lm: rotate_yaw(x * 200, 10.0, lm), r"\[-1, 1\]"),
+    (lambda x, lm: rotate_yaw(x, 10.0, lm, symmetry=2.0), "symmetry"),
+    (lambda x, lm: relight(x, 120.0, 0.0, 0.5, lm), "azimuth"),
+    (lambda x, lm: relight(x, 0.0, -95.0, 0.5, lm), "elevation"),
+    (lambda x, lm: relight(x, 0.0, 0.0, 1.5, lm), "strength"),
+    (lambda x, lm: relight(x, 0.0, 0.0, 0.5, lm, ambient=1.0), "ambient"),
+    (lambda x, lm: relight(x[:, :2], 0.0, 0.0, 0.5, lm), "channels"),
+    (lambda x, lm: estimate_yaw(), "images or landmarks"),
+])
+def test_bad_values_are_refused(call, message):
+    x = smooth_faces()
+    with pytest.raises(ValueError, match=message):
+        call(x, default_landmarks(72, 64, 3))
+
+
+def test_batched_equals_per_image():
+    x = smooth_faces()
+    lm = default_landmarks(72, 64, 3) + torch.tensor([[[1.0, -1.0]], [[0.0, 0.0]], [[-2.0, 1.5]]])
+    degs, az = torch.tensor([-30.0, 15.0, 40.0]), torch.tensor([-60.0, 30.0, 0.0])
+    batch_pose, batch_light = rotate_yaw(x, degs, lm), relight(x, az, 20.0, 0.7, lm)
+    for i in range(3):
+        assert torch.allclose(rotate_yaw(x[i : i + 1], degs[i], lm[i : i + 1]), batch_pose[i : i + 1], atol=1e-5)
+        assert torch.allclose(relight(x[i : i + 1], az[i], 20.0, 0.7, lm[i : i + 1]), batch_light[i : i + 1], atol=1e-5)
+
+
+def test_relight_keeps_chroma():
+    x = smooth_faces(1, 72, 64) * 0.5  # away from clipping
+    lm = default_landmarks(72, 64, 1)
+    out = relight(x, 50.0, 10.0, 1.0, lm)
+    a, b = ((x + 1) / 2) ** 2.2, ((out + 1) / 2) ** 2.2  # linear light
+    ratio = b / a
+    assert (ratio.amax(1) - ratio.amin(1)).abs().max() < 1e-3  # every channel scaled alike, none clipped
+    assert (ratio - 1).abs().max() > 0.05
+
+
+def test_light_estimate_moves_the_requested_way_on_real_frames(frames):
+    x = frames
+    lm = default_landmarks(218, 178, len(x))  # the framing rule: no dlib needed
+    side0 = estimate_light(x, lm).side
+    right, left = estimate_light(relight(x, 60.0, 10.0, 0.8, lm), lm).side, estimate_light(relight(x, -60.0, 10.0, 0.8, lm), lm).side
+    assert (right - side0 > 0.15).all() and (side0 - left > 0.15).all()
+
+
+def test_rotated_real_faces_turn_the_requested_way(frames):
+    from genaug.faces.identity import faces_extra_available
+
+    x = frames
+    if not faces_extra_available():
+        pytest.skip('dlib is not installed (pip install "genaug[faces]")')
+    from genaug.faces.shape import face_landmarks
+
+    lm = face_landmarks(x)
+    yaw0 = estimate_yaw(landmarks=lm)
+    moved_right = estimate_yaw(rotate_yaw(x, 30.0, lm)) - yaw0
+    moved_left = estimate_yaw(rotate_yaw(x, -30.0, lm)) - yaw0
+    assert (moved_right > 5).float().mean() >= 0.8 and (moved_left < -5).float().mean() >= 0.8
+    assert float(moved_right.median()) > 15 and float(moved_left.median()) < -15
+
+
+def load_script(name: str):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look the module up while the script loads
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_pose_shift_quick(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("GENAUG_CACHE", str(tmp_path / "cache"))
+    x = ((smooth_faces(4, 64, 64) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    rng = np.random.default_rng(0)
+    for p in range(4):
+        (tmp_path / "people" / f"p{p}").mkdir(parents=True)
+        for i in range(3):
+            noisy = np.clip(x[p] + rng.normal(0, 8, x[p].shape), 0, 255).astype(np.uint8)
+            Image.fromarray(noisy).save(tmp_path / "people" / f"p{p}" / f"{i}.png")
+    out = tmp_path / "shift.json"
+    r = load_script("pose_shift").main(["--quick", "--data", str(tmp_path / "people"), "--out", str(out)])
+    assert out.is_file()
+    for shift in ("pose", "light"):
+        e = r["shifts"][shift]
+        assert e["people"] == 4 and e["variants_per_photo"] == 4
+        assert e["test_score_mean"] >= e["train_score_mean"]
+        assert {"classical+genaug - classical", "enrol+genaug - enrol"} <= set(e["paired_differences"])
+
+
+def test_pose_light_edits_quick(tmp_path):
+    need(CELEBA_ID200)
+    from genaug.faces.identity import faces_extra_available
+
+    if not faces_extra_available():
+        pytest.skip('dlib is not installed (pip install "genaug[faces]")')
+    r = load_script("pose_light_edits").main(["--quick", "--sets", "celeba_id200", "--out", str(tmp_path / "e.json")])
+    s = r["sets"]["celeba_id200"]
+    assert s["faces"] == 4 and set(s["pose"]) == {"-30", "+30"} and len(s["light"]) == 2
+    assert all(0 <= p["success_rate"] <= 1 and 0 <= p["same_person_rate"] <= 1 for p in s["pose"].values())
