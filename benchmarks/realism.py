@@ -160,6 +160,12 @@ def transform(bundle: str, kwargs: dict):
 
 def make_fakes(fs: FaceSet, arms: list[str], bundle: str, kwargs: dict, batch: int = 64) -> dict[str, np.ndarray]:
     """Each arm's augmented version of every photo, as the detector sees it: uint8 (N, S, S, 3)."""
+    return dict(iter_fakes(fs, arms, bundle, kwargs, batch))
+
+
+def iter_fakes(fs: FaceSet, arms: list[str], bundle: str, kwargs: dict, batch: int = 64):
+    """(arm, augmented photos as the detector sees them) one arm at a time (the transform, its
+    framing and its cached inversions are made once and shared by the arms)."""
     views = np.stack([fs.view(p) for p in fs.photos])
     out: dict[str, np.ndarray] = {}
     t = engine = frames = x = None
@@ -187,7 +193,7 @@ def make_fakes(fs: FaceSet, arms: list[str], bundle: str, kwargs: dict, batch: i
                     x, frames = engine.frame(fs.photos)
                 out[arm] = fixed_edit(fs, engine, x, frames, arm, t.strength, batch)
         print(f"  {fs.name}: made arm {arm} ({time.time() - t0:.0f}s)", flush=True)
-    return out
+        yield arm, out.pop(arm)
 
 
 def few_shot_variants(views: np.ndarray, bundle: str) -> np.ndarray:
@@ -329,27 +335,30 @@ class RealismConfig:
     detector: DetectorSettings = field(default_factory=DetectorSettings)
 
 
-def run(cfg: RealismConfig) -> dict:
+def run(cfg: RealismConfig, partial: str | Path | None = None) -> dict:
+    """Every set x arm; with ``partial``, the report so far is written there after each arm."""
     t_start = time.time()
     arms = expand_arms(cfg.arms, cfg.bundle)
     results: dict[str, dict] = {}
     for name in cfg.sets:
         fs = load_set(name, cfg.n)
-        fakes = make_fakes(fs, arms, cfg.bundle, cfg.genaug_kwargs)
-        real = fakes["real"] if "real" in fakes else np.stack([fs.view(p) for p in fs.photos])
-        per_arm = {}
-        for arm in arms:
+        real = np.stack([fs.view(p) for p in fs.photos])
+        per_arm: dict[str, dict] = {}
+        results[name] = {"photos": len(fs.photos), "people": int(len(np.unique(fs.people))), "detector_px": fs.size,
+                         "arms": per_arm, "paired_differences": {}}
+        for arm, fake in iter_fakes(fs, arms, cfg.bundle, cfg.genaug_kwargs):
             seeds = cfg.seeds if arm in HEADLINE or arm == "noise" else cfg.code_seeds
             t0 = time.time()
-            runs = [c2st(real, fakes[arm], fs.people, cfg.detector, s) for s in range(seeds)]
+            runs = [c2st(real, fake, fs.people, cfg.detector, s) for s in range(seeds)]
             per_arm[arm] = {**summarise([r["auc"] for r in runs]), "runs": runs}
             print(f"{name:13s} {arm:12s} AUC {per_arm[arm]['mean']:.3f} ({seeds} seeds, {time.time() - t0:.0f}s)", flush=True)
-        diffs = {f"{a} - classical": paired_difference([r["auc"] for r in per_arm[a]["runs"]],
+            if partial:
+                Path(partial).write_text(json.dumps({"benchmark": "realism", "partial": True, "config": asdict(cfg),
+                                                     "results": results}, indent=1) + "\n")
+        results[name]["paired_differences"] = {f"{a} - classical": paired_difference([r["auc"] for r in per_arm[a]["runs"]],
                                                        [r["auc"] for r in per_arm["classical"]["runs"]])
                  for a in ("genaug", "few_shot") if a in per_arm and "classical" in per_arm
                  and per_arm[a]["n"] == per_arm["classical"]["n"]}
-        results[name] = {"photos": len(fs.photos), "people": int(len(np.unique(fs.people))), "detector_px": fs.size,
-                         "arms": per_arm, "paired_differences": diffs}
     return {"benchmark": "realism", "config": asdict(cfg), "arms": arms, "results": results,
             "wall_s": round(time.time() - t_start, 1), "cpu_s": round(time.process_time(), 1)}
 
@@ -467,10 +476,12 @@ def main(argv: list[str] | None = None) -> dict:
             cfg.sets = ["synthetic"]
     out = a.out or (None if a.quick else Path(__file__).resolve().parent / "results" / "realism.json")
     try:
-        report = run(cfg)
+        report = run(cfg, partial=f"{out}.partial" if out else None)
     except MissingInput as e:
         return skip("realism", str(e), out)
     emit(report, format_table(report), out)
+    if out:
+        Path(f"{out}.partial").unlink(missing_ok=True)
     return report
 
 
