@@ -381,17 +381,27 @@ def format_table(report: dict) -> str:
 
 
 def merge(paths: list[str]) -> dict:
-    """One report from runs of the same settings on different sets (e.g. one process per set)."""
+    """One report from runs of the same settings on different sets or arms (one process each)."""
     reports = [json.loads(Path(p).read_text()) for p in paths]
-    first = reports[0]
+    same = ("seeds", "code_seeds", "n", "bundle", "genaug_kwargs", "detector")
     for p, r in zip(paths, reports):
-        other = {k: v for k, v in r["config"].items() if k != "sets"}
-        if other != {k: v for k, v in first["config"].items() if k != "sets"}:
-            raise ValueError(f"{p} was run with other settings than {paths[0]}: cannot merge")
-    merged = {**first, "results": {k: v for r in reports for k, v in r["results"].items()}, "merged_from": paths,
-              "wall_s": max(r["wall_s"] for r in reports), "cpu_s": round(sum(r["cpu_s"] for r in reports), 1)}
-    merged["config"] = {**first["config"], "sets": list(merged["results"])}
-    return merged
+        if any(r["config"][k] != reports[0]["config"][k] for k in same):
+            raise ValueError(f"{p} was run with other settings ({same}) than {paths[0]}: cannot merge")
+    results: dict[str, dict] = {}
+    for r in reports:
+        for name, res in r["results"].items():
+            into = results.setdefault(name, {**res, "arms": {}, "paired_differences": {}})
+            into["arms"].update(res["arms"])
+            into["paired_differences"].update(res["paired_differences"])
+    for res in results.values():  # pairs across processes: every arm of a set saw the same deals
+        arms = res["arms"]
+        res["paired_differences"].update({
+            f"{a} - classical": paired_difference([r["auc"] for r in arms[a]["runs"]], [r["auc"] for r in arms["classical"]["runs"]])
+            for a in ("genaug", "few_shot") if a in arms and "classical" in arms and arms[a]["n"] == arms["classical"]["n"]})
+    arms = list(dict.fromkeys(a for r in reports for a in r["arms"]))
+    config = {**reports[0]["config"], "sets": list(results), "arms": arms}
+    return {"benchmark": "realism", "config": config, "arms": arms, "results": results, "merged_from": paths,
+            "wall_s": max(r["wall_s"] for r in reports), "cpu_s": round(sum(r["cpu_s"] for r in reports), 1)}
 
 
 # ----------------------------------------------------------------------------- contact sheets
@@ -451,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/realism.json; --quick: print)")
     p.add_argument("--sheets", default=None, help="write contact sheets <DIR>/<set>.png and <DIR>/<set>_photometric.png (celeba_id200, utkface_128) and stop")
-    p.add_argument("--merge", nargs="+", default=None, help="merge these JSON reports (one per set) into --out and stop")
+    p.add_argument("--merge", nargs="+", default=None, help="merge these JSON reports (one per set or arm group) into --out and stop")
     p.add_argument("--sheet-faces", type=int, default=6, help="faces per contact-sheet row")
     p.add_argument("--quick", action="store_true", help="smoke test: synthetic set, 128 photos, 2 seeds (1 per code), 3 epochs")
     return p

@@ -60,3 +60,24 @@ def test_bad_arm_and_kwargs_are_named(realism, tiny_bundle_path, tmp_path, monke
         realism.main(["--quick", "--bundle", str(tiny_bundle_path), "--arms", "real", "hat=1", "--out", str(tmp_path / "x.json")])
     with pytest.raises(ValueError, match="JSON object"):
         realism.main(["--quick", "--genaug-kwargs", "[1]"])
+
+
+def test_merge_pairs_arms_from_separate_runs(realism, tmp_path):
+    def report(arms: dict[str, list[float]], seeds: int = 2) -> dict:
+        cfg = {"sets": ["s"], "arms": list(arms), "seeds": seeds, "code_seeds": 1, "n": 8, "bundle": "b",
+               "genaug_kwargs": {}, "detector": {"epochs": 1}}
+        res = {a: {**realism.summarise(v), "runs": [{"seed": i, "auc": x, "test": [2, 2]} for i, x in enumerate(v)]}
+               for a, v in arms.items()}
+        return {"config": cfg, "arms": list(arms), "results": {"s": {"photos": 8, "arms": res, "paired_differences": {}}},
+                "wall_s": 1.0, "cpu_s": 1.0}
+
+    paths = []
+    for i, arms in enumerate([{"real": [0.5, 0.52], "classical": [0.9, 0.8]}, {"genaug": [0.7, 0.7]}]):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(report(arms)))
+    m = realism.merge([str(p) for p in paths])
+    assert m["arms"] == ["real", "classical", "genaug"] and set(m["results"]["s"]["arms"]) == set(m["arms"])
+    assert m["results"]["s"]["paired_differences"]["genaug - classical"]["per_seed"] == pytest.approx([-0.2, -0.1])
+    (tmp_path / "2.json").write_text(json.dumps(report({"genaug": [0.7, 0.7, 0.7]}, seeds=3)))
+    with pytest.raises(ValueError, match="other settings"):
+        realism.merge([str(paths[0]), str(tmp_path / "2.json")])
