@@ -376,7 +376,8 @@ def format_table(report: dict) -> str:
         for k, v in r["paired_differences"].items():
             ci = "-" if v["ci95_low"] is None else f"[{v['ci95_low']:+.3f}, {v['ci95_high']:+.3f}]"
             lines.append(f"| {name} | {k} (paired) | {v['mean']:+.3f} | {ci} | {v['n']} | |")
-    lines.append(f"wall-clock {report['wall_s']:.0f}s, CPU {report['cpu_s']:.0f}s")
+    lines.append(f"wall-clock {report['wall_s']:.0f}s, CPU {report['cpu_s']:.0f}s"
+                 + (f"; PARTIAL (stopped early): {report['partial']}" if report.get("partial") else ""))
     return "\n".join(lines)
 
 
@@ -398,10 +399,13 @@ def merge(paths: list[str]) -> dict:
         res["paired_differences"].update({
             f"{a} - classical": paired_difference([r["auc"] for r in arms[a]["runs"]], [r["auc"] for r in arms["classical"]["runs"]])
             for a in ("genaug", "few_shot") if a in arms and "classical" in arms and arms[a]["n"] == arms["classical"]["n"]})
-    arms = list(dict.fromkeys(a for r in reports for a in r["arms"]))
+    arms = list(dict.fromkeys(a for res in results.values() for a in res["arms"]))
     config = {**reports[0]["config"], "sets": list(results), "arms": arms}
-    return {"benchmark": "realism", "config": config, "arms": arms, "results": results, "merged_from": paths,
-            "wall_s": max(r["wall_s"] for r in reports), "cpu_s": round(sum(r["cpu_s"] for r in reports), 1)}
+    out = {"benchmark": "realism", "config": config, "arms": arms, "results": results, "merged_from": paths,
+           "wall_s": max(r.get("wall_s", 0) for r in reports), "cpu_s": round(sum(r.get("cpu_s", 0) for r in reports), 1)}
+    if any(r.get("partial") for r in reports):  # a run stopped early (<out>.partial): say so
+        out["partial"] = [p for p, r in zip(paths, reports) if r.get("partial")]
+    return out
 
 
 # ----------------------------------------------------------------------------- contact sheets
