@@ -59,7 +59,7 @@ HEADLINE = ("real", "classical", "genaug", "few_shot")
 
 def make_edit(code: int, value: float):
     """A fixed edit for ``Engine.augment_tensor``: the one genaug internal this script uses."""
-    from genaug.sweep import Edit
+    from genaug.engine.edits import Edit
 
     return Edit(code, value)
 
