@@ -312,18 +312,19 @@ class Engine:
         return x, frames
 
     def unframe(self, out: Tensor, originals: list[Any], frames: list[FrameInfo], info: AugmentInfo | None = None) -> list[Any]:
-        """Model-frame results -> user images (pasting only the change back). With ``info``, rows
-        whose kept edit is an image-space control get it applied to the full photo at its own
-        resolution instead (:func:`genaug.engine.render.apply_control`)."""
+        """Model-frame results -> user images (:meth:`place` row by row; ``info``: the rows' AugmentInfo)."""
         out = out.cpu()
-        res = []
-        for r, (o, im, f) in enumerate(zip(out, originals, frames)):
-            control = control_of(self.spec, info.edits[r].code) if info is not None else None
-            if control is not None and bool(info.kept[r]) and not f.no_face:  # type: ignore[union-attr]
-                res.append(apply_control(control, info.edits[r].value, im, f))  # type: ignore[union-attr]
-            else:
-                res.append(paste_back(o, im, f))
-        return res
+        return [self.place(o, im, f, info.edits[r] if info is not None else None, bool(info.kept[r]) if info is not None else True)
+                for r, (o, im, f) in enumerate(zip(out, originals, frames))]
+
+    def place(self, out: Tensor, original: Any, frame: FrameInfo, edit: Edit | None = None, kept: bool = True) -> Any:
+        """One model-frame result (C, S, S) -> the user image: only the change pasted back, except
+        for a kept image-space control ``edit`` (yaw, light), which is applied to the full photo at its
+        own resolution instead (:func:`genaug.engine.render.apply_control`)."""
+        control = control_of(self.spec, edit.code) if edit is not None else None
+        if control is not None and kept and not frame.no_face:
+            return apply_control(control, edit.value, original, frame)  # type: ignore[union-attr]
+        return paste_back(out, original, frame)
 
 
 def identity_gate(device: torch.device, name: str = "identity") -> Gate:
