@@ -128,6 +128,7 @@ def test_expansion_records_control_values(tmp_path, tiny_bundle_path, tiny_spec)
     one = ~np.isnan(codes[:, n:])
     assert (one.sum(1) == 1).all()
     yaw, light = codes[one[:, 0], n], codes[one[:, 1], n + 1]
+    assert len(yaw) and len(light)
     assert np.all((np.abs(yaw) >= 2) & (np.abs(yaw) <= 30)) and np.all((np.abs(light) >= 2) & (np.abs(light) <= 75))
     plain = tmp_path / "p.h5"  # without a control, the file keeps the latent codes only
     expand_to_hdf5(src, plain, 1, bundle=tiny_bundle_path, seed=3, **FAST)
