@@ -142,3 +142,10 @@ def test_info_lists_controls(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert "image-space controls" in out and all(name in out for name in CONTROL_NAMES)
+
+
+def test_batch_transform_refuses_controls(trained_bundle_path):
+    from genaug.batch import BatchFaceAug
+
+    with pytest.raises(ValueError, match="image-space control"):
+        BatchFaceAug(codes=["smile", "yaw"], bundle=trained_bundle_path, device="cpu")
