@@ -37,6 +37,7 @@ from .engine.cache import content_keys
 from .engine.edits import Edit, EditDraw, code_ranges, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES, _feather
+from .faces.controls import CONTROL_NAMES
 from .faces.framing import face_box
 from .images import MIN_SIDE
 
@@ -127,6 +128,9 @@ class BatchFaceAug(nn.Module):
         if codes is not None and len(codes) == 0:
             raise ValueError("codes: name at least one code, or pass None for the identity-safe codes")
         for c in codes or []:
+            if c in CONTROL_NAMES and c not in spec.code_names:
+                raise ValueError(f"codes: {c!r} is an image-space control (rendered per photo), which BatchFaceAug does "
+                                 "not apply; use GenerativeFaceAug / GenerativeAugDataset for it")
             try:
                 spec.code_index(c)
             except (KeyError, TypeError) as e:

@@ -26,7 +26,6 @@ from .bundle.format import Bundle
 from .engine.cache import LatentStore, bundle_key, content_keys
 from .engine.edits import Edit, check_edit_options, derive_seed, variant_edits
 from .engine.lazy import LazyEngine
-from .engine.render import paste_back
 from .faces.identity import online_gate
 
 
@@ -219,7 +218,7 @@ class GenerativeAugDataset(Dataset):
             latent, score = self._latent(meta.source, x)
             gate_draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
             out, info = e.render_edits(x, latent, [meta.edit], score=score, generator=gate_draws)
-            image = paste_back(out[0], image, frame)
+            image = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]))
             applied = info.edits[0] if info.kept[0] and not frame.no_face else None
             why = "unchanged (no face found)" if frame.no_face else "unchanged (gate)"
             meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))

@@ -7,6 +7,7 @@ import json
 from ..bundle.format import BundleError, read_config
 from ..bundle.recipe import EditRecipe, edit_key, model_identity, parse_recipes
 from ..engine.edits import default_codes
+from ..faces.controls import CONTROL_NAMES, IMAGE_CONTROLS
 from ..models.latent import LatentSpec
 from .common import run_guarded
 
@@ -40,6 +41,15 @@ def run_info(args: argparse.Namespace) -> None:
         raise BundleError(f"{args.bundle}: {e}") from None
     print(f"identity {model_identity(str(cfg['weights'].get('sha256') or ''), recipes)} (weights and edit recipes)")
     print_codes(spec, recipes, set(cfg.get("directions") or []))
+    print_controls(spec)
+
+
+def print_controls(spec: LatentSpec) -> None:
+    """The image-space controls (rendered on the photo, not in the latent; opt-in by name in ``codes``)."""
+    print("\nimage-space controls (rendered on the photo at its own resolution; opt-in: codes=[..., name]):")
+    for j, name in enumerate(CONTROL_NAMES):
+        c = IMAGE_CONTROLS[name]
+        print(f"{len(spec.codes) + j:>2}  {name:<12} continuous [{c.low:g},{c.high:g}] {c.unit}  {c.summary}")
 
 
 def print_codes(spec: LatentSpec, recipes: dict[str, EditRecipe], directions: set[str]) -> None:

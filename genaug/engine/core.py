@@ -19,9 +19,9 @@ from ..faces.framing import FRAMINGS
 from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
-from .edits import Edit, apply_recipes, code_ranges, random_edits, resolve_edits
+from .edits import Edit, all_code_names, apply_recipes, code_index, code_ranges, control_of, random_edits, resolve_edits
 from .invert import Inversion, invert
-from .render import MODES, paste_back, render, to_model_batch
+from .render import MODES, apply_control, paste_back, render, to_model_batch
 
 Gate = Callable[[Tensor, Tensor], Tensor]
 Generators = Union[torch.Generator, list[torch.Generator], None]
@@ -61,7 +61,8 @@ class Engine:
             new random edit up to ``gate_retries`` times, then returned *unchanged* (counted in
             ``stats["dropped"]``).
         codes / bounds: which codes random edits may touch (default: the identity-safe codes,
-            :func:`genaug.engine.edits.default_codes`) and continuous ranges.
+            :func:`genaug.engine.edits.default_codes`) and continuous ranges; image-space controls
+            (``"yaw"``, ``"light"``, :mod:`genaug.faces.controls`) are opt-in by name.
         seed: seeds the engine's own generator (used when no generator is passed).
     """
 
@@ -118,7 +119,11 @@ class Engine:
         self.feature_net = feature_net.to(self.device).eval() if feature_net is not None else None
         self.gate = identity_gate(self.device, gate) if isinstance(gate, str) else gate
         self.gate_threshold, self.gate_retries = float(gate_threshold), int(gate_retries)
-        self.codes = [self.spec.code_index(c) for c in codes] if codes is not None else None
+        try:
+            self.codes = [code_index(self.spec, c) for c in codes] if codes is not None else None
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"codes: {e.args[0]}") from None
+        self.code_names = all_code_names(self.spec)  # latent codes, then image-space controls
         code_ranges(self.spec, bounds)  # a bad range is an error here, not at the first draw
         self.bounds = bounds
         self.generator = torch.Generator()
@@ -212,6 +217,7 @@ class Engine:
             raise ValueError(f"strength must be finite and >= 0, got {wanted.tolist()[:8]}")
         wanted = wanted.expand(n)
         mode, gen = mode or self.mode, generator or self.generator
+        edits = self._scale_controls(edits, wanted)
         edited, out = self._edit(x, base, latent, edits, wanted, mode)
         kept = torch.ones(n, dtype=torch.bool)
         if self.gate is not None:
@@ -221,7 +227,8 @@ class Engine:
                 if not rows:
                     break
                 self.stats["gated"] += len(rows)
-                for r, e in zip(rows, resolve_edits(latent[rows], self.spec, self._redraw(rows, gen))):
+                redrawn = self._scale_controls(resolve_edits(latent[rows], self.spec, self._redraw(rows, gen)), wanted[rows])
+                for r, e in zip(rows, redrawn):
                     edits[r] = e
                 edited[rows], out[rows] = self._edit(x[rows], base[rows], latent[rows], [edits[r] for r in rows], wanted[rows], mode)
                 bad[rows] = self.gate(x[rows], out[rows]).reshape(-1).cpu() < self.gate_threshold
@@ -234,10 +241,32 @@ class Engine:
         info = AugmentInfo(edits, latent, edited, score, kept, hits, [e.describe(self.spec) for e in edits])
         return out, info
 
+    def _scale_controls(self, edits: list[Edit], wanted: Tensor) -> list[Edit]:
+        """Image-space control edits at their user strengths: the value that is applied (and reported)."""
+        return [Edit(e.code, e.value * float(w), e.relative) if control_of(self.spec, e.code) is not None else e
+                for e, w in zip(edits, wanted.tolist())]
+
     def _edit(self, x: Tensor, base: Tensor, latent: Tensor, edits: list[Edit], wanted: Tensor,
               mode: str) -> tuple[Tensor, Tensor]:
         """Absolute ``edits`` at user strengths ``wanted`` (N,) through the bundle's recipes
-        (:func:`apply_recipes`; strength 1 = the bundle's full edit), rendered: (edited latents, images)."""
+        (:func:`apply_recipes`; strength 1 = the bundle's full edit), rendered: (edited latents, images).
+        Rows whose edit is an image-space control skip the generator: the control acts on ``x``
+        (their edited latent is the inverted one)."""
+        ctrl = [i for i, e in enumerate(edits) if control_of(self.spec, e.code) is not None]
+        if not ctrl:
+            return self._edit_latent(x, base, latent, edits, wanted, mode)
+        edited, out = latent.clone(), x.clone()
+        lat = [i for i in range(len(edits)) if i not in set(ctrl)]
+        if lat:
+            edited[lat], out[lat] = self._edit_latent(x[lat], base[lat], latent[lat], [edits[i] for i in lat], wanted[lat], mode)
+        for name in {control_of(self.spec, edits[i].code).name for i in ctrl}:  # type: ignore[union-attr]
+            rows = [i for i in ctrl if control_of(self.spec, edits[i].code).name == name]  # type: ignore[union-attr]
+            control = control_of(self.spec, edits[rows[0]].code)
+            out[rows] = control.apply(x[rows], [edits[i].value for i in rows], framing="model_frame")  # type: ignore[union-attr]
+        return edited, out
+
+    def _edit_latent(self, x: Tensor, base: Tensor, latent: Tensor, edits: list[Edit], wanted: Tensor,
+                     mode: str) -> tuple[Tensor, Tensor]:
         recipes = [self.bundle.recipe(e.code, e.value) for e in edits]
         edited = apply_recipes(latent, self.bundle, edits, wanted, recipes)
         local = torch.tensor([r.regenerate for r in recipes], dtype=torch.float32)
@@ -270,7 +299,7 @@ class Engine:
         items = [images] if single else list(images)
         x, frames = self.frame(items, framing)
         out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode)
-        res = self.unframe(out, items, frames)
+        res = self.unframe(out, items, frames, info)
         return (res[0] if single else res), info
 
     def frame(self, images: list[Any], framing: str | None = None, count: bool = True) -> tuple[Tensor, list[FrameInfo]]:
@@ -282,10 +311,20 @@ class Engine:
             self.stats["no_face"] += sum(f.no_face for f in frames)
         return x, frames
 
-    def unframe(self, out: Tensor, originals: list[Any], frames: list[FrameInfo]) -> list[Any]:
-        """Model-frame results -> user images (pasting only the change back)."""
+    def unframe(self, out: Tensor, originals: list[Any], frames: list[FrameInfo], info: AugmentInfo | None = None) -> list[Any]:
+        """Model-frame results -> user images (:meth:`place` row by row; ``info``: the rows' AugmentInfo)."""
         out = out.cpu()
-        return [paste_back(o, im, f) for o, im, f in zip(out, originals, frames)]
+        return [self.place(o, im, f, info.edits[r] if info is not None else None, bool(info.kept[r]) if info is not None else True)
+                for r, (o, im, f) in enumerate(zip(out, originals, frames))]
+
+    def place(self, out: Tensor, original: Any, frame: FrameInfo, edit: Edit | None = None, kept: bool = True) -> Any:
+        """One model-frame result (C, S, S) -> the user image: only the change pasted back, except
+        for a kept image-space control ``edit`` (yaw, light), which is applied to the full photo at its
+        own resolution instead (:func:`genaug.engine.render.apply_control`)."""
+        control = control_of(self.spec, edit.code) if edit is not None else None
+        if control is not None and kept and not frame.no_face:
+            return apply_control(control, edit.value, original, frame)  # type: ignore[union-attr]
+        return paste_back(out, original, frame)
 
 
 def identity_gate(device: torch.device, name: str = "identity") -> Gate:

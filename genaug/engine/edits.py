@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, Union
 import torch
 from torch import Tensor
 
+from ..faces.controls import CONTROL_NAMES, IMAGE_CONTROLS, ImageControl, check_bound
 from ..models.latent import LatentSpec
 
 Values = Union[str, int, float, list]
@@ -36,10 +37,38 @@ class Edit(NamedTuple):
     relative: bool = False
 
     def describe(self, spec: LatentSpec) -> str:
+        control = control_of(spec, self.code)
+        if control is not None:
+            return control.describe(self.value)
         c = spec.codes[self.code]
         if self.relative:
             return f"{c.name}=switch" if getattr(c, "k", 0) == 2 else f"{c.name}+{int(self.value)}"
         return f"{c.name}={int(self.value) if spec.is_categorical(self.code) else round(self.value, 3)}"
+
+
+def code_index(spec: LatentSpec, code: str | int) -> int:
+    """A code's index: the spec's latent codes (name, ``"c<i>"`` or index), then the image-space
+    controls (:mod:`genaug.faces.controls`) by name or index ``len(spec.codes) + j``. ``KeyError`` if unknown."""
+    n = len(spec.codes)
+    if isinstance(code, str) and code in IMAGE_CONTROLS and code not in spec.code_names:
+        return n + CONTROL_NAMES.index(code)
+    if isinstance(code, int) and not isinstance(code, bool) and n <= code < n + len(CONTROL_NAMES):
+        return code
+    try:
+        return spec.code_index(code)
+    except KeyError as e:
+        raise KeyError(f"{e.args[0]} (image-space controls: {CONTROL_NAMES})") from None
+
+
+def control_of(spec: LatentSpec, index: int) -> ImageControl | None:
+    """The image-space control at code index ``index`` (None for a latent code)."""
+    j = index - len(spec.codes)
+    return IMAGE_CONTROLS[CONTROL_NAMES[j]] if 0 <= j < len(CONTROL_NAMES) else None
+
+
+def all_code_names(spec: LatentSpec) -> list[str]:
+    """Latent code names, then the image-space controls' (the columns of an expansion's ``codes``)."""
+    return list(spec.code_names) + CONTROL_NAMES
 
 
 def categories(latent: Tensor, spec: LatentSpec) -> dict[int, list[int]]:
@@ -232,9 +261,18 @@ def code_ranges(spec: LatentSpec, bounds: dict[str | int, tuple[float, float]] |
     out = {}
     for key, pair in (bounds or {}).items():
         try:
-            ci = spec.code_index(key)
-        except KeyError as e:
+            ci = code_index(spec, key)
+        except (KeyError, TypeError) as e:
             raise ValueError(f"bounds: {e.args[0]}") from None
+        control = control_of(spec, ci)
+        if control is not None:
+            try:
+                lo, hi = (float(v) for v in pair)
+            except (TypeError, ValueError):
+                raise ValueError(f"bounds[{key!r}] must be a pair (low, high) of numbers, got {pair!r}") from None
+            check_bound(control, lo, hi)
+            out[ci] = (lo, hi)
+            continue
         c = spec.codes[ci]
         if spec.is_categorical(ci):
             raise ValueError(f"bounds: {c.name!r} is a categorical code (categories 0..{c.k - 1}); bounds apply to "
@@ -260,7 +298,7 @@ def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[
         raise ValueError("codes: name at least one code, or pass None for the identity-safe codes")
     for c in codes or []:
         try:
-            spec.code_index(c)
+            code_index(spec, c)
         except (KeyError, TypeError) as e:
             raise ValueError(f"codes: {e.args[0]}") from None
     code_ranges(spec, bounds)
@@ -276,17 +314,24 @@ def draw_edits(
     """``n`` random edits: a code uniformly from ``codes`` (default :func:`default_codes`), then
     another category than the face's own uniformly (a relative edit, see :class:`Edit`), or a
     continuous value uniformly within ``bounds`` (default its range)."""
-    idx = [spec.code_index(c) for c in (codes if codes is not None else default_codes(spec))]
+    idx = [code_index(spec, c) for c in (codes if codes is not None else default_codes(spec))]
     if not idx:
         raise ValueError("random edits need at least one code")
     ranges = code_ranges(spec, bounds)
     code = torch.tensor(idx, dtype=torch.long)[torch.randint(0, len(idx), (n,), generator=generator)]
     u = torch.rand(n, generator=generator).double()
-    k = torch.tensor([float(getattr(c, "k", 0)) for c in spec.codes], dtype=torch.float64)[code]
+    controls = [control_of(spec, len(spec.codes) + j) for j in range(len(CONTROL_NAMES))]
+    k = torch.tensor([float(getattr(c, "k", 0)) for c in spec.codes] + [0.0] * len(controls), dtype=torch.float64)[code]
     lo, hi = (torch.tensor([ranges.get(i, (getattr(c, "low", 0.0), getattr(c, "high", 0.0)))[j]
-                            for i, c in enumerate(spec.codes)], dtype=torch.float64)[code] for j in (0, 1))
-    categorical = torch.tensor([spec.is_categorical(i) for i in range(len(spec.codes))])[code]
+                            for i, c in enumerate(list(spec.codes) + controls)], dtype=torch.float64)[code] for j in (0, 1))
+    categorical = torch.tensor([spec.is_categorical(i) for i in range(len(spec.codes))] + [False] * len(controls))[code]
     value = torch.where(categorical, 1 + torch.minimum((u * (k - 1)).floor(), k - 2), lo + (hi - lo) * u)
+    step = torch.tensor([0.0] * len(spec.codes) + [c.min_step for c in controls], dtype=torch.float64)[code]
+    for _ in range(1000):  # a control drawn near 0 would be a no-op: re-draw it (bounds reach past min_step)
+        near = value.abs() < step
+        if not bool(near.any()):
+            break
+        value[near] = lo[near] + (hi[near] - lo[near]) * torch.rand(int(near.sum()), generator=generator).double()
     return EditDraw(code, value, categorical)
 
 
@@ -312,12 +357,12 @@ def variant_edits(
     is used once, then the plan starts again (edits repeat) and a warning says so."""
     if variants < 0:
         raise ValueError(f"variants must be >= 0, got {variants}")
-    idx = [spec.code_index(c) for c in (codes if codes is not None else default_codes(spec))]
+    idx = [code_index(spec, c) for c in (codes if codes is not None else default_codes(spec))]
     if not idx:
         raise ValueError("random edits need at least one code")
     ranges = code_ranges(spec, bounds)
     g = torch.Generator().manual_seed(derive_seed(seed, index))
-    left = {ci: list(range(1, spec.codes[ci].k)) for ci in idx if spec.is_categorical(ci)}  # type: ignore[attr-defined]
+    left = {ci: list(range(1, spec.codes[ci].k)) for ci in idx if control_of(spec, ci) is None and spec.is_categorical(ci)}  # type: ignore[attr-defined]
     out: list[Edit] = []
     for _ in range(variants):
         open_codes = [ci for ci in idx if ci not in left or left[ci]]
@@ -331,7 +376,12 @@ def variant_edits(
         if ci in left:
             out.append(Edit(ci, float(left[ci].pop(int(torch.randint(0, len(left[ci]), (1,), generator=g)))), relative=True))
         else:
-            c = spec.codes[ci]
-            lo, hi = ranges.get(ci, (c.low, c.high))  # type: ignore[attr-defined]
-            out.append(Edit(ci, lo + (hi - lo) * float(torch.rand(1, generator=g, dtype=torch.float64))))
+            c = control_of(spec, ci) or spec.codes[ci]
+            lo, hi = ranges.get(ci, (c.low, c.high))  # type: ignore[union-attr]
+            value = lo + (hi - lo) * float(torch.rand(1, generator=g, dtype=torch.float64))
+            for _ in range(1000):  # a control near 0 is a no-op: re-draw (its bounds reach past min_step)
+                if abs(value) >= getattr(c, "min_step", 0.0):
+                    break
+                value = lo + (hi - lo) * float(torch.rand(1, generator=g, dtype=torch.float64))
+            out.append(Edit(ci, value))
     return out

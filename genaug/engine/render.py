@@ -100,6 +100,24 @@ def paste_back(model_out: Tensor, original: Any, info: FrameInfo) -> Any:
     return from_chw01(full, original, info)
 
 
+def apply_control(control: Any, value: float, original: Any, info: FrameInfo) -> Any:
+    """An image-space control (:mod:`genaug.faces.controls`) applied to the FULL photo at its own
+    resolution (not a model-frame change pasted back): the face is placed by the detected 5 landmarks
+    (``info.alignment``) or by the framing rule's landmarks mapped into the face box."""
+    from ..faces.shape import default_landmarks
+
+    full = to_chw01(original)[0].clone()
+    colour = full[: info.channels]
+    if info.alignment is not None:
+        landmarks = torch.as_tensor(info.alignment.face.landmarks, dtype=torch.float32)[None]
+    else:
+        l, t, r, b = info.box
+        landmarks = default_landmarks(b - t, r - l, 1, "model_frame") + torch.tensor([float(l), float(t)])
+    out = control.apply(colour[None] * 2 - 1, value, landmarks=landmarks)[0]
+    full[: info.channels] = ((out + 1) / 2).clamp(0, 1)
+    return from_chw01(full, original, info)
+
+
 def to_model_batch(images: list[Any], bundle: Any, framing: str = "auto") -> tuple[Tensor, list[FrameInfo]]:
     """Several user images -> (N, C, S, S) batch and their FrameInfos."""
     if len(images) == 0:

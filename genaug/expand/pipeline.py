@@ -32,8 +32,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..bundle.format import Bundle
 from ..distenv import dist_env, init_distributed, rank_device
-from ..engine.edits import derive_seed, variant_edits
-from ..engine.render import paste_back
+from ..engine.edits import all_code_names, code_index, control_of, derive_seed, variant_edits
 from ..images import MIN_SIDE
 from .hdf5 import FORMAT, LAYOUT_VERSION, PartWriter, compression_args, merge_parts
 from .runs import RunFiles, describe_skipped
@@ -183,7 +182,7 @@ class _Job:
                         continue
                     if info.kept[r]:
                         codes[j, info.edits[r].code] = info.edits[r].value
-                    images[j] = paste_back(out[r], imgs[k], frames[k]) if self.out_hw is not None else to_uint8(out[r])
+                    images[j] = e.place(out[r], imgs[k], frames[k], info.edits[r], bool(info.kept[r])) if self.out_hw is not None else to_uint8(out[r])
             yield {
                 "images": np.stack([images[j] for j in range(len(chunk))]),
                 "label": np.array([self.src.label(idx[k]) for k, _, _ in chunk], np.int64),
@@ -272,12 +271,20 @@ def _expand_blocks(job: _Job, files: Any, todo: list[int], shape: tuple[int, int
     return rendered, skipped
 
 
+def code_columns(spec: Any, codes: list[str] | None) -> list[str]:
+    """The names of the ``codes`` dataset's columns: the latent codes, then the image-space controls
+    (yaw, light) when the expansion may draw one (else the file stays as without them)."""
+    if codes and any(control_of(spec, code_index(spec, c)) is not None for c in codes):
+        return all_code_names(spec)
+    return list(spec.code_names)
+
+
 def _merge(files: RunFiles, b: Bundle, src: Source, s: ExpandSettings, shape: tuple[int, int, int], seed: int, compression: str,
            command: list[str] | None, source: str | Path, progress: bool, say: Callable[[str], None]) -> tuple[int, list]:
     """Merge every finished part into the output file; returns (records, skipped sources)."""
     files.check_complete()
     attrs = _file_attrs(b, src, s, seed, files.run_key, compression, command, source)
-    n_rec, skipped = merge_parts(files.parts_dir, files.n_blocks, files.out, shape, len(b.spec.code_names),
+    n_rec, skipped = merge_parts(files.parts_dir, files.n_blocks, files.out, shape, len(code_columns(b.spec, s.codes)),
                                  compression, attrs, progress)
     shutil.rmtree(files.parts_dir, ignore_errors=True)
     files.log(f"wrote {files.out}: {n_rec} records from {len(src) - len(skipped)} of {len(src)} source images")
@@ -293,7 +300,7 @@ def _file_attrs(b: Bundle, src: Source, s: ExpandSettings, seed: int, run_key: s
         "bundle_identity": b.identity, "bundle_name": b.name, "bundle_config": json.dumps(b.config()),
         "seed": seed, "settings": json.dumps({**asdict(s), "compression": compression}),
         "command": json.dumps(command if command is not None else sys.argv),
-        "class_names": json.dumps(src.class_names), "code_names": json.dumps(b.spec.code_names),
+        "class_names": json.dumps(src.class_names), "code_names": json.dumps(code_columns(b.spec, s.codes)),
         "source": str(Path(source).resolve()), "source_kind": src.kind, "n_source": len(src),
     }
 
@@ -390,7 +397,7 @@ def expand_to_hdf5(
         dist.barrier()
     todo = [] if merge_only else files.unfinished_blocks(range(rank, files.n_blocks, world), overwrite)
     shape, out_hw, resize = _output_shape(src, engine, s)
-    job = _Job(src, engine, s, seed, out_hw, resize, b.spec.code_names)
+    job = _Job(src, engine, s, seed, out_hw, resize, code_columns(b.spec, s.codes))
     label = f"expand {files.out.name}" + (f" [shard {rank}/{world}]" if world > 1 else "")
     rendered, skipped_now = _expand_blocks(job, files, todo, shape, compression, workers, label, progress, say)
     elapsed = time.time() - t0

@@ -1,0 +1,88 @@
+"""Image-space controls: rendered edits (pose, light) that act on pixels, not on the latent.
+
+Each control takes one plain float per image, so an edit of a control is an ordinary
+``Edit(code, value)`` whose code index follows the latent codes (``len(spec.codes) + j``, see
+:func:`genaug.engine.edits.code_index`). Value 0 returns the input exactly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .light import relight
+from .pose import rotate_yaw
+
+LIGHT_ELEVATION = 15.0  # degrees: the main light a little above the face (helper D's measured setting)
+LIGHT_STRENGTH = 0.8
+
+
+@dataclass(frozen=True)
+class ImageControl:
+    """``apply(x, values, landmarks=None, framing="auto")``: NCHW [-1, 1] images, any size/device,
+    ``values`` a number or one per image within [``low``, ``high``]; ``min_step``: random draws
+    never come closer than this to 0 (a drawn variant is never a no-op). ``unit`` is for display."""
+
+    name: str
+    low: float
+    high: float
+    render: Callable[..., Tensor]
+    min_step: float = 2.0
+    unit: str = "deg"
+    summary: str = ""
+
+    def check(self, values, n: int) -> Tensor:
+        """``values`` -> float (n,) tensor, refused with ``ValueError`` unless finite and in range."""
+        try:
+            t = torch.as_tensor(values, dtype=torch.float32).flatten().cpu()
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{self.name}: expected a number or one number per image, got {values!r}") from None
+        if t.numel() == 1:
+            t = t.expand(n)
+        if t.numel() != n:
+            raise ValueError(f"{self.name}: need one value or one per image ({n}), got {t.numel()}")
+        bad = ~torch.isfinite(t) | (t < self.low) | (t > self.high)
+        if bool(bad.any()):
+            raise ValueError(f"{self.name} must be finite and within [{self.low:g}, {self.high:g}] {self.unit}, "
+                             f"got {t[bad].tolist()[:8]}")
+        return t
+
+    def apply(self, x: Tensor, values, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
+        v = self.check(values, x.shape[0])
+        if not bool((v != 0).any()):
+            return x.clone()
+        return self.render(x, v.to(x.device), landmarks, framing)
+
+    def describe(self, value: float) -> str:
+        return f"{self.name}={value:+.1f}"
+
+
+def _yaw(x: Tensor, v: Tensor, landmarks: Tensor | None, framing: str) -> Tensor:
+    return rotate_yaw(x, v, landmarks=landmarks, framing=framing)
+
+
+def _light(x: Tensor, v: Tensor, landmarks: Tensor | None, framing: str) -> Tensor:
+    strength = (v != 0).float() * LIGHT_STRENGTH  # azimuth 0 = the input (not a frontal relight)
+    return relight(x, v, LIGHT_ELEVATION, strength, landmarks=landmarks, framing=framing)
+
+
+IMAGE_CONTROLS: dict[str, ImageControl] = {
+    "yaw": ImageControl("yaw", -30.0, 30.0, _yaw, summary="turn the head left/right (rendered, generic 3D face)"),
+    "light": ImageControl("light", -75.0, 75.0, _light,
+                          summary=f"main light azimuth (elevation {LIGHT_ELEVATION:g}, strength {LIGHT_STRENGTH:g}; "
+                                  "shaded with a generic 3D face)"),
+}
+CONTROL_NAMES = list(IMAGE_CONTROLS)
+
+
+def check_bound(control: ImageControl, lo: float, hi: float) -> None:
+    """A ``bounds`` pair for a control: finite, ordered, within its range and reaching past ``min_step``."""
+    if not (math.isfinite(lo) and math.isfinite(hi) and control.low <= lo <= hi <= control.high):
+        raise ValueError(f"bounds[{control.name!r}] = ({lo:g}, {hi:g}) must satisfy {control.low:g} <= low <= high "
+                         f"<= {control.high:g} (the range of control {control.name!r})")
+    if hi < control.min_step and lo > -control.min_step:
+        raise ValueError(f"bounds[{control.name!r}] = ({lo:g}, {hi:g}) holds only values within {control.min_step:g} "
+                         f"of 0 (no change); widen it")
