@@ -1,0 +1,478 @@
+"""Realism: can a small CNN tell augmented photos from real ones? (classifier two-sample test)
+
+    python benchmarks/realism.py --threads 1 --out benchmarks/results/realism_before.json
+    python benchmarks/realism.py --sets utkface_64 --arms real classical genaug --seeds 5
+    python benchmarks/realism.py --genaug-kwargs '{"strength": 0.5}'   # measure transform settings
+    python benchmarks/realism.py --sheets docs/realism                 # contact sheets only (PNG)
+    python benchmarks/realism.py --quick                               # smoke test (seconds)
+
+Per face set and arm, a pool of ``--n`` photos is drawn once (seed 0) and every arm makes one
+augmented version of each. Per seed the pool's people are dealt into four disjoint quarters:
+real photos of quarter 1 and augmented photos of quarter 2 train the detector (a few conv
+layers + global pooling, ``Detector``), real photos of quarter 3 and augmented photos of quarter
+4 score it (ROC AUC). The detector never sees the same person twice, so it must learn what
+augmentation looks like, not who is in the pool; every arm sees the same deal per seed, so arms
+are paired. AUC 0.5: indistinguishable; 1.0: always spotted. Mean over seeds, 95 % t-interval.
+
+Sets (``--sets``): ``celeba_id200`` (178x218 frames, as the transform sees them; the detector
+reads the CelebA face box resized to 64 px: every pixel an edit changes lies in that box, and it
+is what the recognition benchmarks train on; people = the folder's identities), ``utkface_128``
+(128 px in-the-wild photos, detector at 128 px; each photo its own person) and ``utkface_64``
+(the same photos resized to 64x64 tight crops); ``synthetic`` (generated patterns, for tests).
+
+Arms (``--arms``): ``real`` (real vs real: the floor, ~0.5), ``classical`` (benchmarks.faces
+``classical_pipeline``, the recognisers' classical arm, on the detector's view), ``genaug``
+(``GenerativeFaceAug(p=1, **--genaug-kwargs)`` on the photo as the transform sees it: every
+output edited, so the number is the edits' realism, not diluted by ``p``), ``few_shot`` (one
+offline variant per photo made exactly as ``benchmarks/few_shot.py`` makes them, on the 64 px
+crops / the set's photos, ``framing="full"``), ``CODE=VALUE`` (every photo gets that fixed edit
+through the same transform's engine; ``codes`` expands to every identity-safe code and
+direction: categories 0/1, continuous codes at their low/high end) and ``noise`` (Gaussian noise
+sigma 25: a positive control). Headline arms use ``--seeds``, per-code arms ``--code-seeds``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.faces import ID200, SHARED, MissingInput, classical_pipeline, offline_variants  # noqa: E402
+from benchmarks.report import emit, skip  # noqa: E402
+from benchmarks.stats import mean_std, paired_difference, t_quantile  # noqa: E402
+
+UTK = SHARED / "utkface_128"
+CELEBA_BOX = (35, 55, 143, 163)  # CelebA's face box in a 178x218 frame (the bundles' framing)
+SETS = ("celeba_id200", "utkface_128", "utkface_64", "synthetic")
+HEADLINE = ("real", "classical", "genaug", "few_shot")
+
+
+def make_edit(code: int, value: float):
+    """A fixed edit for ``Engine.augment_tensor``: the one genaug internal this script uses."""
+    from genaug.sweep import Edit
+
+    return Edit(code, value)
+
+
+# ----------------------------------------------------------------------------- face sets
+@dataclass
+class FaceSet:
+    """Photos as the transform sees them (HWC uint8), a person id per photo, the detector's size."""
+
+    name: str
+    photos: list[np.ndarray]
+    people: np.ndarray
+    size: int
+    box: tuple[int, int, int, int] | None = None  # crop before resizing to ``size`` (None: whole photo)
+
+    def view(self, photo: np.ndarray) -> np.ndarray:
+        """What the detector (and the classical / few-shot arms) see of a photo."""
+        if self.box is None and photo.shape[:2] == (self.size, self.size):
+            return photo
+        im = Image.fromarray(photo)
+        im = im.crop(self.box) if self.box else im
+        return np.asarray(im.resize((self.size, self.size), Image.BICUBIC))
+
+
+def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        return np.asarray(im.resize((size, size), Image.BICUBIC) if size else im)
+
+
+def load_set(name: str, n: int) -> FaceSet:
+    """``n`` photos of set ``name``, drawn with seed 0 (celeba_id200: n // 200 per person)."""
+    rng = np.random.default_rng(0)
+    if name == "celeba_id200":
+        if not (ID200 / "splits.csv").is_file():
+            raise MissingInput(f"{ID200}/splits.csv not found")
+        with open(ID200 / "splits.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        by_person: dict[int, list[str]] = {}
+        for r in rows:
+            by_person.setdefault(int(r["identity"]), []).append(r["path"])
+        per = max(1, n // len(by_person))
+        picked = [(p, path) for p, paths in sorted(by_person.items())
+                  for path in rng.choice(sorted(paths), min(per, len(paths)), replace=False)]
+        return FaceSet(name, [read_rgb(ID200 / path) for _, path in picked], np.array([p for p, _ in picked]), 64,
+                       CELEBA_BOX)
+    if name in ("utkface_128", "utkface_64"):
+        files = sorted((UTK / "images").glob("*.jpg"))
+        if not files:
+            raise MissingInput(f"{UTK}/images not found")
+        chosen = sorted(rng.choice(len(files), min(n, len(files)), replace=False))
+        size = 128 if name == "utkface_128" else 64
+        return FaceSet(name, [read_rgb(files[i], size) for i in chosen], np.arange(len(chosen)), size)
+    if name == "synthetic":
+        return synthetic_set(n)
+    raise ValueError(f"unknown face set {name!r}; choose from {SETS}")
+
+
+def synthetic_set(n: int, size: int = 64) -> FaceSet:
+    """Smooth random colour patterns (a blurred face-like blob on a gradient), one 'person' each."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    photos = []
+    for _ in range(n):
+        cx, cy, r = rng.uniform(0.4, 0.6), rng.uniform(0.4, 0.6), rng.uniform(0.2, 0.35)
+        blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))[..., None]
+        bg = rng.uniform(40, 200, 3) * (0.6 + 0.4 * xx[..., None])
+        photos.append(np.clip(bg * (1 - blob) + rng.uniform(120, 230, 3) * blob, 0, 255).astype(np.uint8))
+    return FaceSet("synthetic", photos, np.arange(n), size)
+
+
+# ----------------------------------------------------------------------------- arms
+def code_arms(bundle: str) -> list[str]:
+    """``CODE=VALUE`` for every identity-safe code and direction of the bundle."""
+    import genaug
+
+    spec = genaug.load_bundle(bundle).spec
+    out = []
+    for i, c in enumerate(spec.codes):
+        if c.identity_safe:
+            values = range(c.k) if spec.is_categorical(i) else (c.low, c.high)
+            out += [f"{c.name}={v:g}" for v in values]
+    return out
+
+
+def expand_arms(arms: list[str], bundle: str) -> list[str]:
+    out: list[str] = []
+    for a in arms:
+        out += code_arms(bundle) if a == "codes" else [a]
+    return list(dict.fromkeys(out))
+
+
+def transform(bundle: str, kwargs: dict):
+    import genaug
+
+    return genaug.GenerativeFaceAug(**{"bundle": bundle, "device": "cpu", "p": 1.0, **kwargs})
+
+
+def make_fakes(fs: FaceSet, arms: list[str], bundle: str, kwargs: dict, batch: int = 64) -> dict[str, np.ndarray]:
+    """Each arm's augmented version of every photo, as the detector sees it: uint8 (N, S, S, 3)."""
+    views = np.stack([fs.view(p) for p in fs.photos])
+    out: dict[str, np.ndarray] = {}
+    t = engine = frames = x = None
+    for arm in arms:
+        t0 = time.time()
+        if arm == "real":
+            out[arm] = views
+        elif arm == "noise":
+            noise = np.random.default_rng(0).normal(0, 25, views.shape)
+            out[arm] = np.clip(views + noise, 0, 255).astype(np.uint8)
+        elif arm == "classical":
+            aug = classical_pipeline(0)
+            out[arm] = np.stack([aug(image=v)["image"] for v in views])
+        elif arm == "few_shot":
+            out[arm] = few_shot_variants(views, bundle)
+        else:
+            t = t or transform(bundle, kwargs)
+            if arm == "genaug":
+                t.set_random_seed(0)
+                res = [t(images=np.stack(fs.photos[i : i + batch]))["images"] for i in range(0, len(fs.photos), batch)]
+                out[arm] = np.stack([fs.view(p) for p in np.concatenate(res)])
+            else:
+                if engine is None:  # frame (and invert, cached) once for every fixed edit
+                    engine = t.engine
+                    x, frames = engine.frame(fs.photos)
+                out[arm] = fixed_edit(fs, engine, x, frames, arm, t.strength, batch)
+        print(f"  {fs.name}: made arm {arm} ({time.time() - t0:.0f}s)", flush=True)
+    return out
+
+
+def few_shot_variants(views: np.ndarray, bundle: str) -> np.ndarray:
+    """One variant per photo with benchmarks/few_shot.py's own settings (its FewShotConfig)."""
+    from benchmarks.few_shot import FewShotConfig
+
+    cfg = FewShotConfig()
+    images = torch.from_numpy(views).permute(0, 3, 1, 2).contiguous()
+    var, _ = offline_variants(images, bundle, 1, cfg.refine_steps, cfg.strength, "cpu", codes=cfg.codes)
+    return var[:, 0].permute(0, 2, 3, 1).numpy()
+
+
+def fixed_edit(fs: FaceSet, engine, x: torch.Tensor, frames: list, arm: str, strength, batch: int) -> np.ndarray:
+    """Every photo with the edit ``CODE=VALUE`` at the transform's strength (a range: its middle)."""
+    name, _, value = arm.partition("=")
+    try:
+        code = engine.spec.code_index(name)
+        value = float(value)
+    except (KeyError, ValueError):
+        raise ValueError(f"arm {arm!r}: expected one of {HEADLINE + ('noise', 'codes')} or CODE=VALUE with a code "
+                         f"of the bundle ({engine.spec.code_names})") from None
+    s = float(np.mean(strength))
+    res = []
+    for i in range(0, len(x), batch):
+        out, _ = engine.augment_tensor(x[i : i + batch], edits=[make_edit(code, value)] * len(x[i : i + batch]),
+                                       generator=torch.Generator().manual_seed(i), strength=s)
+        res += engine.unframe(out, fs.photos[i : i + batch], frames[i : i + batch])
+    return np.stack([fs.view(p) for p in res])
+
+
+# ----------------------------------------------------------------------------- the detector
+@dataclass
+class DetectorSettings:
+    """Chosen for power per CPU second on utkface_64, genaug defaults, 2 seeds (n 800): widths
+    16-32-64-64 for 8 epochs AUC 0.72, 24 epochs 0.86 (3x the time); 8-16-32-64 for 24 epochs 0.81."""
+
+    widths: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+
+
+class Detector(nn.Module):
+    """Real (0) vs augmented (1): conv-BN-ReLU-maxpool stages at full resolution, global average
+    pool, one logit. Inputs above 64 px get one more, narrower stage per doubling in front, so
+    every input ends at the same 4x4 map. (A stride-2 first convolution is cheaper but blind:
+    utkface_64 genaug defaults, 2 seeds: AUC 0.75 against 0.86 at full resolution.)"""
+
+    def __init__(self, widths: list[int], size: int):
+        super().__init__()
+        extra = max(0, int(np.log2(size / 64)))
+        widths = [max(2, widths[0] // 2 ** (extra - i)) for i in range(extra)] + list(widths)
+        layers, cin = [], 3
+        for w in widths:
+            layers += [nn.Conv2d(cin, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            cin = w
+        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).squeeze(1)
+
+
+def to_input(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+
+
+def train_detector(x: torch.Tensor, y: torch.Tensor, s: DetectorSettings, seed: int) -> Detector:
+    """AdamW with cosine decay for ``s.epochs`` passes; random horizontal flips (of both classes)."""
+    torch.manual_seed(seed)
+    net = Detector(s.widths, x.shape[-1])
+    opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    steps = s.epochs * max(1, len(x) // s.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, s.lr, total_steps=steps, pct_start=0.15)
+    g = torch.Generator().manual_seed(seed)
+    net.train()
+    for step in range(steps):
+        rows = torch.randint(len(x), (s.batch_size,), generator=g)
+        xb = x[rows]
+        flip = torch.rand(len(rows), generator=g) < 0.5
+        xb = torch.where(flip.reshape(-1, 1, 1, 1), xb.flip(-1), xb)
+        loss = F.binary_cross_entropy_with_logits(net(xb), y[rows])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return net.eval()
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC = P(score of a positive > score of a negative), ties counted half (Mann-Whitney U)."""
+    from scipy.stats import rankdata
+
+    labels = labels.astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if not n_pos or not n_neg:
+        raise ValueError("ROC AUC needs both classes")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def deal(people: np.ndarray, seed: int) -> list[np.ndarray]:
+    """The pool's rows in four quarters of disjoint people: real-train, fake-train, real-test, fake-test."""
+    ids = np.unique(people)
+    ids = ids[np.random.default_rng(1000 + seed).permutation(len(ids))]
+    return [np.flatnonzero(np.isin(people, q)) for q in np.array_split(ids, 4)]
+
+
+def c2st(real: np.ndarray, fake: np.ndarray, people: np.ndarray, s: DetectorSettings, seed: int) -> dict:
+    """One seed of the two-sample test: train on quarters 1-2, ROC AUC on quarters 3-4."""
+    rt, ft, re_, fe = deal(people, seed)
+    x = to_input(np.concatenate([real[rt], fake[ft]]))
+    y = torch.cat([torch.zeros(len(rt)), torch.ones(len(ft))])
+    net = train_detector(x, y, s, seed)
+    with torch.no_grad():
+        scores = torch.cat([net(b) for b in to_input(np.concatenate([real[re_], fake[fe]])).split(256)]).numpy()
+    return {"seed": seed, "auc": roc_auc(scores, np.r_[np.zeros(len(re_)), np.ones(len(fe))]),
+            "train": [len(rt), len(ft)], "test": [len(re_), len(fe)]}
+
+
+def summarise(aucs: list[float]) -> dict:
+    out = {**mean_std(aucs), "ci95_low": None, "ci95_high": None}
+    if len(aucs) > 1:
+        half = t_quantile(len(aucs) - 1) * out["std"] / len(aucs) ** 0.5
+        out.update(ci95_low=out["mean"] - half, ci95_high=out["mean"] + half)
+    return out
+
+
+# ----------------------------------------------------------------------------- protocol
+@dataclass
+class RealismConfig:
+    sets: list[str] = field(default_factory=lambda: ["celeba_id200", "utkface_128", "utkface_64"])
+    arms: list[str] = field(default_factory=lambda: [*HEADLINE, "codes"])
+    seeds: int = 5
+    code_seeds: int = 2  # 14 per-code arms per set: 2 seeds keep the full run near 25 CPU minutes
+    n: int = 800
+    bundle: str = "default"
+    genaug_kwargs: dict = field(default_factory=dict)
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+
+
+def run(cfg: RealismConfig) -> dict:
+    t_start = time.time()
+    arms = expand_arms(cfg.arms, cfg.bundle)
+    results: dict[str, dict] = {}
+    for name in cfg.sets:
+        fs = load_set(name, cfg.n)
+        fakes = make_fakes(fs, arms, cfg.bundle, cfg.genaug_kwargs)
+        real = fakes["real"] if "real" in fakes else np.stack([fs.view(p) for p in fs.photos])
+        per_arm = {}
+        for arm in arms:
+            seeds = cfg.seeds if arm in HEADLINE or arm == "noise" else cfg.code_seeds
+            t0 = time.time()
+            runs = [c2st(real, fakes[arm], fs.people, cfg.detector, s) for s in range(seeds)]
+            per_arm[arm] = {**summarise([r["auc"] for r in runs]), "runs": runs}
+            print(f"{name:13s} {arm:12s} AUC {per_arm[arm]['mean']:.3f} ({seeds} seeds, {time.time() - t0:.0f}s)", flush=True)
+        diffs = {f"{a} - classical": paired_difference([r["auc"] for r in per_arm[a]["runs"]],
+                                                       [r["auc"] for r in per_arm["classical"]["runs"]])
+                 for a in ("genaug", "few_shot") if a in per_arm and "classical" in per_arm
+                 and per_arm[a]["n"] == per_arm["classical"]["n"]}
+        results[name] = {"photos": len(fs.photos), "people": int(len(np.unique(fs.people))), "detector_px": fs.size,
+                         "arms": per_arm, "paired_differences": diffs}
+    return {"benchmark": "realism", "config": asdict(cfg), "arms": arms, "results": results,
+            "wall_s": round(time.time() - t_start, 1), "cpu_s": round(time.process_time(), 1)}
+
+
+def format_table(report: dict) -> str:
+    cfg, d = report["config"], report["config"]["detector"]
+    lines = [f"realism: classifier two-sample test, ROC AUC of a CNN telling real from augmented photos of other people "
+             f"(0.5 = indistinguishable), mean [95 % CI] over seeds; detector widths {d['widths']}, {d['epochs']} epochs; "
+             f"genaug kwargs {cfg['genaug_kwargs'] or 'defaults'} (p=1)",
+             "| set | arm | AUC | 95 % CI | seeds | test photos (real+aug) |", "| --- | --- | --- | --- | --- | --- |"]
+    for name, r in report["results"].items():
+        for arm, a in r["arms"].items():
+            ci = "-" if a["ci95_low"] is None else f"[{a['ci95_low']:.3f}, {a['ci95_high']:.3f}]"
+            lines.append(f"| {name} | {arm} | {a['mean']:.3f} | {ci} | {a['n']} | {sum(a['runs'][0]['test'])} |")
+        for k, v in r["paired_differences"].items():
+            ci = "-" if v["ci95_low"] is None else f"[{v['ci95_low']:+.3f}, {v['ci95_high']:+.3f}]"
+            lines.append(f"| {name} | {k} (paired) | {v['mean']:+.3f} | {ci} | {v['n']} | |")
+    lines.append(f"wall-clock {report['wall_s']:.0f}s, CPU {report['cpu_s']:.0f}s")
+    return "\n".join(lines)
+
+
+def merge(paths: list[str]) -> dict:
+    """One report from runs of the same settings on different sets (e.g. one process per set)."""
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    first = reports[0]
+    for p, r in zip(paths, reports):
+        other = {k: v for k, v in r["config"].items() if k != "sets"}
+        if other != {k: v for k, v in first["config"].items() if k != "sets"}:
+            raise ValueError(f"{p} was run with other settings than {paths[0]}: cannot merge")
+    merged = {**first, "results": {k: v for r in reports for k, v in r["results"].items()}, "merged_from": paths,
+              "wall_s": max(r["wall_s"] for r in reports), "cpu_s": round(sum(r["cpu_s"] for r in reports), 1)}
+    merged["config"] = {**first["config"], "sets": list(merged["results"])}
+    return merged
+
+
+# ----------------------------------------------------------------------------- contact sheets
+def contact_sheet(name: str, arms: list[str], bundle: str, kwargs: dict, faces: int, out: Path) -> Path:
+    """A PNG grid: the real photos in the first row, each arm's version below, labelled (256
+    colours, so a sheet stays small). The celeba_id200 sheet shows the face box at its own 108 px
+    (one photo each of ``faces`` people), the utkface_128 sheet its 128 px photos."""
+    from PIL import ImageDraw
+
+    fs = load_set(name, faces if name != "celeba_id200" else 200)
+    if name == "celeba_id200":
+        keep = np.linspace(0, len(fs.photos) - 1, faces).astype(int)
+        fs = FaceSet(name, [fs.photos[i] for i in keep], fs.people[keep], 108, CELEBA_BOX)
+    fakes = make_fakes(fs, ["real", *[a for a in arms if a != "real"]], bundle, kwargs)
+    label_w, s = 90, fs.size
+    sheet = Image.new("RGB", (label_w + faces * s, len(fakes) * s), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, (arm, imgs) in enumerate(fakes.items()):
+        draw.text((4, row * s + s // 2 - 6), arm, fill="black")
+        for col, im in enumerate(imgs[:faces]):
+            sheet.paste(Image.fromarray(im), (label_w + col * s, row * s))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(out, optimize=True)
+    print(f"wrote {out} ({out.stat().st_size // 1024} KB)")
+    return out
+
+
+def write_sheets(folder: Path, bundle: str, kwargs: dict, faces: int) -> dict[str, str]:
+    """<set>.png (defaults, few-shot variants, every categorical code and direction) and
+    <set>_photometric.png (every continuous code at both ends) for celeba_id200 and utkface_128."""
+    import genaug
+
+    spec = genaug.load_bundle(bundle).spec
+    arms = code_arms(bundle)
+    photometric = [a for a in arms if not spec.is_categorical(spec.code_index(a.split("=")[0]))]
+    semantic = ["genaug", "few_shot", *[a for a in arms if a not in photometric]]
+    return {f"{s}{tag}": str(contact_sheet(s, rows, bundle, kwargs, faces, folder / f"{s}{tag}.png"))
+            for s in ("celeba_id200", "utkface_128") for tag, rows in (("", semantic), ("_photometric", photometric))}
+
+
+# ----------------------------------------------------------------------------- command line
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    d, det = RealismConfig(), DetectorSettings()
+    p.add_argument("--sets", nargs="+", default=d.sets, choices=SETS)
+    p.add_argument("--arms", nargs="+", default=d.arms,
+                   help=f"{', '.join(HEADLINE)}, noise, codes (every identity-safe code and direction) or CODE=VALUE")
+    p.add_argument("--seeds", type=int, default=d.seeds, help="seeds of the headline arms (and noise)")
+    p.add_argument("--code-seeds", type=int, default=d.code_seeds, help="seeds of the CODE=VALUE arms")
+    p.add_argument("--n", type=int, default=d.n, help="photos per set (celeba_id200: n // 200 per person)")
+    p.add_argument("--bundle", default="default", help="genaug bundle: 'default' or a bundle folder")
+    p.add_argument("--genaug-kwargs", type=json.loads, default={},
+                   help="JSON of GenerativeFaceAug arguments for the genaug and CODE=VALUE arms, e.g. '{\"strength\": 0.5}'")
+    p.add_argument("--epochs", type=int, default=det.epochs, help="detector training epochs")
+    p.add_argument("--widths", type=int, nargs="+", default=det.widths, help="detector stage widths")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/realism.json; --quick: print)")
+    p.add_argument("--sheets", default=None, help="write contact sheets <DIR>/<set>.png and <DIR>/<set>_photometric.png (celeba_id200, utkface_128) and stop")
+    p.add_argument("--merge", nargs="+", default=None, help="merge these JSON reports (one per set) into --out and stop")
+    p.add_argument("--sheet-faces", type=int, default=6, help="faces per contact-sheet row")
+    p.add_argument("--quick", action="store_true", help="smoke test: synthetic set, 128 photos, 2 seeds (1 per code), 3 epochs")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = build_parser().parse_args(argv)
+    torch.set_num_threads(a.threads)
+    if not isinstance(a.genaug_kwargs, dict):
+        raise ValueError(f"--genaug-kwargs must be a JSON object, got {a.genaug_kwargs!r}")
+    if a.sheets:
+        return write_sheets(Path(a.sheets), a.bundle, a.genaug_kwargs, a.sheet_faces)
+    if a.merge:
+        report = merge(a.merge)
+        emit(report, format_table(report), a.out)
+        return report
+    cfg = RealismConfig(a.sets, a.arms, a.seeds, a.code_seeds, a.n, a.bundle, a.genaug_kwargs,
+                        DetectorSettings(widths=a.widths, epochs=a.epochs))
+    if a.quick:
+        cfg.n, cfg.seeds, cfg.code_seeds, cfg.detector.epochs = min(a.n, 128), 2, 1, 3
+        if a.sets == RealismConfig().sets:
+            cfg.sets = ["synthetic"]
+    out = a.out or (None if a.quick else Path(__file__).resolve().parent / "results" / "realism.json")
+    try:
+        report = run(cfg)
+    except MissingInput as e:
+        return skip("realism", str(e), out)
+    emit(report, format_table(report), out)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""benchmarks/realism.py: the classifier two-sample test's pieces and its --quick path."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.test_benchmarks import load_script
+
+
+@pytest.fixture(scope="module")
+def realism():
+    return load_script("realism")
+
+
+def test_roc_auc_closed_form_and_deal_is_disjoint(realism):
+    assert realism.roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
+    assert realism.roc_auc(np.array([1.0, 1.0]), np.array([0, 1])) == 0.5  # ties count half
+    with pytest.raises(ValueError, match="both classes"):
+        realism.roc_auc(np.array([0.1, 0.2]), np.array([1, 1]))
+    people = np.repeat(np.arange(20), 3)
+    quarters = realism.deal(people, seed=0)
+    assert sum(len(q) for q in quarters) == 60
+    sets = [set(people[q].tolist()) for q in quarters]
+    assert all(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1:])  # no person in two quarters
+    assert [q.tolist() for q in realism.deal(people, 1)] != [q.tolist() for q in quarters]
+
+
+def test_summary_interval_contains_mean(realism):
+    s = realism.summarise([0.6, 0.7, 0.8])
+    assert s["mean"] == pytest.approx(0.7) and s["n"] == 3
+    assert s["ci95_low"] == pytest.approx(0.7 - 4.302653 * 0.1 / 3 ** 0.5, abs=1e-4)
+    assert s["ci95_low"] < s["mean"] < s["ci95_high"]
+    assert realism.summarise([0.6])["ci95_low"] is None
+
+
+def test_quick_detects_noise_not_real(realism, tiny_bundle_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAUG_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "realism.json"
+    realism.main(["--quick", "--bundle", str(tiny_bundle_path), "--arms", "real", "noise", "classical", "genaug", "codes",
+                  "--out", str(out)])
+    r = json.loads(out.read_text())
+    arms = r["results"]["synthetic"]["arms"]
+    assert r["arms"][:4] == ["real", "noise", "classical", "genaug"]  # then every code and direction:
+    assert {"glasses=0", "glasses=1", "smile=-1", "smile=1"} <= set(r["arms"]) and len(r["arms"]) == 4 + 2 + 3 + 2
+    assert set(arms) == set(r["arms"])
+    for name, a in arms.items():
+        assert 0 <= a["mean"] <= 1 and len(a["runs"]) == a["n"] == (1 if "=" in name else 2)
+        assert all(run["test"] == [32, 32] and run["train"] == [32, 32] for run in a["runs"])
+    assert arms["noise"]["mean"] > 0.8  # the positive control: sigma-25 noise is spotted
+    assert abs(arms["real"]["mean"] - 0.5) < 0.25  # real vs real: chance
+    assert arms["noise"]["ci95_low"] <= arms["noise"]["mean"] <= arms["noise"]["ci95_high"]
+    assert set(r["results"]["synthetic"]["paired_differences"]) == {"genaug - classical"}
+
+
+def test_bad_arm_and_kwargs_are_named(realism, tiny_bundle_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAUG_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match="CODE=VALUE"):
+        realism.main(["--quick", "--bundle", str(tiny_bundle_path), "--arms", "real", "hat=1", "--out", str(tmp_path / "x.json")])
+    with pytest.raises(ValueError, match="JSON object"):
+        realism.main(["--quick", "--genaug-kwargs", "[1]"])
