@@ -1,7 +1,7 @@
 """Train the realism critic of the quality gate: a small CNN that tells real 64 px face crops from
 genaug outputs (and from synthetic blotches, local blur and a face tinted alone).
 
-    python -m training.quality --out /work/runs/quality --minutes 10 --export genaug/default
+    python -m training.quality --out /work/runs/quality3 --export genaug/default   # shipped: 619 steps in 25 min on a loaded CPU
 
 Faces (none of them scored by the benchmarks): ``celeba_train_64`` (``--celeba`` random faces)
 and ``utkface_128`` images with file index < ``UTK_CRITIC_LIMIT`` (3000, see
@@ -216,8 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bundle", default="default")
     p.add_argument("--celeba", type=int, default=4000)
     p.add_argument("--utk", type=int, default=UTK_CRITIC_LIMIT)
-    p.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128])
-    p.add_argument("--minutes", type=float, default=8.0)
+    p.add_argument("--widths", type=int, nargs="+", default=[8, 16, 32, 64])
+    p.add_argument("--minutes", type=float, default=25.0)
     p.add_argument("--steps", type=int, default=2000, help="at most this many steps (the budget may stop it first)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
