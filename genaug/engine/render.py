@@ -22,21 +22,14 @@ from ..images import FrameInfo, from_chw01, match_channels, to_chw01
 MODES = ("delta", "regenerate")
 
 
-def is_face_crop(height: int, width: int, image_size: int) -> bool:
-    """True for an image that is already a face crop: no side longer than twice the model's size
-    (a 64 or 128 px crop for a 64 px model). ``framing="auto"`` uses its centre square as it is:
-    detection there costs ~10x the edit and finds nothing a tight crop does not already show."""
-    return max(height, width) <= 2 * image_size
-
-
 def _detect(colour: Tensor, bundle: Any, framing: str) -> Any:
-    """``detect`` (or ``auto`` on an image that is neither a known frame nor already a face crop,
-    :func:`is_face_crop`, when dlib is installed): the largest face aligned by
-    :mod:`genaug.faces.align` as ``(crop in [0, 1], Alignment)``, else None."""
+    """``detect`` (or ``auto`` on an image that is neither a known frame nor already model-sized,
+    when dlib is installed): the largest face aligned by :mod:`genaug.faces.align` as
+    ``(crop in [0, 1], Alignment)``, else None."""
     from ..faces.identity import faces_extra_available
 
     h, w = colour.shape[-2:]
-    known = is_known_frame(h, w, getattr(bundle, "framing", None)) or is_face_crop(h, w, bundle.image_size)
+    known = is_known_frame(h, w, getattr(bundle, "framing", None)) or h == w == bundle.image_size
     if framing == "auto" and (known or not faces_extra_available()):
         return None
     from ..faces.align import get_aligner
