@@ -52,6 +52,7 @@ from benchmarks.report import emit, skip  # noqa: E402
 from benchmarks.stats import mean_std, paired_difference, t_quantile  # noqa: E402
 
 UTK = SHARED / "utkface_128"
+UTK_HELD_OUT = 3000  # utkface files with index < 3000 train the quality critic (training/quality.py): never scored here
 CELEBA_BOX = (35, 55, 143, 163)  # CelebA's face box in a 178x218 frame (the bundles' framing)
 SETS = ("celeba_id200", "utkface_128", "utkface_64", "synthetic")
 HEADLINE = ("real", "classical", "genaug", "few_shot")
@@ -107,7 +108,7 @@ def load_set(name: str, n: int) -> FaceSet:
         return FaceSet(name, [read_rgb(ID200 / path) for _, path in picked], np.array([p for p, _ in picked]), 64,
                        CELEBA_BOX)
     if name in ("utkface_128", "utkface_64"):
-        files = sorted((UTK / "images").glob("*.jpg"))
+        files = sorted((UTK / "images").glob("*.jpg"))[UTK_HELD_OUT:]
         if not files:
             raise MissingInput(f"{UTK}/images not found")
         chosen = sorted(rng.choice(len(files), min(n, len(files)), replace=False))

@@ -77,6 +77,8 @@ class GenerativeAugDataset(Dataset):
         gate / gate_threshold: identity gate (see :class:`~genaug.engine.Engine`); ``gate_threshold``
             alone uses ``genaug.faces.identity.online_gate("auto")`` (the shipped student, else the embedder). Items with ``return_meta`` carry the edit applied
             after the gate (``edit=None`` when every draw was rejected and the image is unchanged).
+        quality_threshold: quality gate (the shipped realism critic; ``"auto"`` = its own threshold;
+            see :class:`~genaug.engine.Engine`); None = off.
         lazy: invert on first access instead of at construction. Without it the inversion runs
             once, here, in the main process; with it, call :meth:`prepare` before a DataLoader
             with workers, or every worker inverts the whole dataset itself.
@@ -105,6 +107,7 @@ class GenerativeAugDataset(Dataset):
         lazy: bool = False,
         gate: Any = None,
         gate_threshold: float | None = None,
+        quality_threshold: float | str | None = None,
     ):
         if variants < 0 or (variants == 0 and not include_original):
             raise ValueError(f"variants must be >= 1 (or 0 with include_original=True), got {variants}")
@@ -115,7 +118,8 @@ class GenerativeAugDataset(Dataset):
             bundle=bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, mode=mode, strength=strength,
             framing=framing, codes=codes, bounds=bounds, batch_size=batch_size, cache_size=0,
             gate=gate if gate is not None else (online_gate("auto") if gate_threshold is not None else None),
-            gate_threshold=gate_threshold or 0.0,
+            gate_threshold=gate_threshold or 0.0, quality="critic" if quality_threshold is not None else None,
+            quality_threshold=quality_threshold if quality_threshold is not None else "auto",
         )
         if engine is None and isinstance(bundle, (str, Path)):
             check_edit_options(str(bundle), codes, bounds)

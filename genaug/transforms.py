@@ -47,6 +47,10 @@ class GenerativeFaceAug(ImageOnlyTransform):
             genaug, similarity = 1 - its dlib-unit distance, same person above about 0.59; else
             ``"identity"``), ``"student"``, ``"embedder"`` or ``"identity"`` (the embedder's cosine
             similarity, ``genaug.faces.metrics``); ``"dlib"`` works but is slow (~8 faces/s per core).
+        quality_threshold: the quality gate: augmentations the shipped realism critic
+            (:mod:`genaug.faces.quality`) scores below it (P(real) in [0, 1]; ``"auto"``: the
+            critic's threshold, which 98 % of real faces pass) are re-drawn, then returned
+            unchanged; None turns it off.
         p: probability of applying the transform.
 
     Targets: image, images. Image types: uint8, float32.
@@ -65,6 +69,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         cache_size: int = Field(ge=0)
         gate_threshold: float | None = Field(default=None, allow_inf_nan=False)
         gate: Literal["auto", "student", "embedder", "identity", "dlib"]
+        quality_threshold: float | Literal["auto"] | None = None
 
         @field_validator("strength")
         @classmethod
@@ -72,6 +77,13 @@ class GenerativeFaceAug(ImageOnlyTransform):
             lo, hi = (v, v) if isinstance(v, (int, float)) else v
             if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or hi < lo:
                 raise ValueError(f"strength must be finite and >= 0, or a range (low, high) with 0 <= low <= high, got {v}")
+            return v
+
+        @field_validator("quality_threshold")
+        @classmethod
+        def _quality(cls, v: float | str | None) -> float | str | None:
+            if isinstance(v, (int, float)) and not (math.isfinite(v) and 0.0 <= v <= 1.0):
+                raise ValueError(f"quality_threshold must be 'auto', None or a number in [0, 1], got {v}")
             return v
 
         @field_validator("codes")
@@ -113,6 +125,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         cache_size: int = 4096,
         gate_threshold: float | None = None,
         gate: Literal["auto", "student", "embedder", "identity", "dlib"] = "auto",
+        quality_threshold: float | Literal["auto"] | None = None,
         p: float = 0.5,
     ):
         super().__init__(p=p)
@@ -127,17 +140,19 @@ class GenerativeFaceAug(ImageOnlyTransform):
         self.device = device
         self.cache_size = cache_size
         self.gate_threshold, self.gate = gate_threshold, gate
+        self.quality_threshold = quality_threshold
         self._lazy = LazyEngine(
             bundle=self.bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, cache_size=cache_size,
             mode=mode, framing=framing, gate=online_gate(gate) if gate_threshold is not None else None,
-            gate_threshold=gate_threshold or 0.0, codes=self.codes, bounds=self.bounds, seed=0,
+            gate_threshold=gate_threshold or 0.0, quality="critic" if quality_threshold is not None else None,
+            quality_threshold=quality_threshold if quality_threshold is not None else "auto", codes=self.codes, bounds=self.bounds, seed=0,
         )
         self._worker_tag: tuple[int, int] | None = None
         check_edit_options(self.bundle, self.codes, self.bounds)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("bundle", "codes", "mode", "strength", "refine_steps", "refine_loss", "framing", "bounds",
-                "device", "cache_size", "gate_threshold", "gate")
+                "device", "cache_size", "gate_threshold", "gate", "quality_threshold")
 
     @property
     def engine(self) -> Any:

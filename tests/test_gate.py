@@ -65,7 +65,7 @@ def test_rows_rejected_on_every_try_come_back_unchanged(trained_bundle_path):
     assert info.kept.tolist() == [False, True, False, True]
     assert torch.equal(out[0], x[0]) and torch.equal(out[2], x[2])
     assert not torch.equal(out[1], x[1]) and not torch.equal(out[3], x[3])
-    assert e.stats == {"augmented": 4, "gated": 4, "dropped": 2, "no_face": 0}
+    assert e.stats == {"augmented": 4, "gated": 4, "dropped": 2, "no_face": 0, "quality_rejected": 0}
 
 
 def test_no_retries_means_drop_at_once(trained_bundle_path):
@@ -111,7 +111,7 @@ def test_transform_gate_threshold_decides(trained_bundle_path):
     never = make(trained_bundle_path, 1.01)  # no cosine reaches it: every try rejected, image unchanged
     out = A.Compose([never], seed=0)(image=img)["image"]
     assert np.array_equal(out, img)
-    assert never.engine.stats == {"augmented": 1, "gated": 2, "dropped": 1, "no_face": 0}
+    assert never.engine.stats == {"augmented": 1, "gated": 2, "dropped": 1, "no_face": 0, "quality_rejected": 0}
     always = make(trained_bundle_path, -1.01)
     out = A.Compose([always], seed=0)(image=img)["image"]
     assert not np.array_equal(out, img) and always.engine.stats["gated"] == 0

@@ -48,8 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "similarity to the source is below this, then keep the source unchanged (default: off). Judge: dlib "
                    "with genaug[faces] (1 - descriptor distance; 0.4 = dlib's same-person threshold), else the "
                    "project's embedder (cosine)")
+    p.add_argument("--quality-threshold", type=_quality, default=None, help="quality gate: re-draw variants the "
+                   "shipped realism critic scores below this P(real), then keep the source unchanged; 'auto' = the "
+                   "critic's own threshold, which 98%% of real faces pass (default: off)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
+
+
+def _quality(text: str) -> float | str:
+    return "auto" if text == "auto" else float(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             block_size=a.block_size, compression=a.compression, device=a.device, workers=a.workers, shard=a.shard,
             merge=True if a.merge_only else None, merge_only=a.merge_only, overwrite=a.overwrite,
             progress=not a.quiet, command=["genaug", "expand", *argv], gate_threshold=a.gate_threshold,
+            quality_threshold=a.quality_threshold,
         )
     except (ExpandError, BundleError, FileNotFoundError, ValueError, FacesExtraMissing) as e:
         print(f"genaug expand: error: {e}", file=sys.stderr)

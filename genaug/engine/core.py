@@ -60,6 +60,12 @@ class Engine:
             embedder of :mod:`genaug.faces.metrics`) or an identity judge's name (:mod:`genaug.faces.identity`); rows below ``gate_threshold`` are re-drawn with a
             new random edit up to ``gate_retries`` times, then returned *unchanged* (counted in
             ``stats["dropped"]``).
+        quality / quality_threshold: the quality gate, next to the identity gate: ``quality(original,
+            augmented) -> (N,)`` realism score or ``"critic"`` (the shipped realism critic,
+            :mod:`genaug.faces.quality`, P(real) of the augmented face); rows scoring below
+            ``quality_threshold`` (``"auto"``: the critic's own, which 98 % of real faces pass) are
+            re-drawn and finally kept unchanged like the identity gate's (a row must pass both);
+            ``stats["quality_rejected"]`` counts the critic's rejections over all tries.
         codes / bounds: which codes random edits may touch (default: the identity-safe codes,
             :func:`genaug.engine.edits.default_codes`) and continuous ranges; image-space controls
             (``"yaw"``, ``"light"``, :mod:`genaug.faces.controls`) are opt-in by name.
@@ -82,6 +88,8 @@ class Engine:
         gate: Gate | str | None = None,
         gate_threshold: float = 0.5,
         gate_retries: int = 2,
+        quality: Gate | str | None = None,
+        quality_threshold: float | str = "auto",
         codes: list[str | int] | None = None,
         bounds: dict[str | int, tuple[float, float]] | None = None,
         seed: int | None = None,
@@ -103,7 +111,8 @@ class Engine:
         parse_mix(refine_loss)
         self.options = dict(refine_steps=refine_steps, refine_loss=refine_loss, refine_lr=refine_lr, batch_size=batch_size,
                             cache_size=cache_size, mode=mode, strength=strength, framing=framing, feature_net=feature_net,
-                            gate=gate, gate_threshold=gate_threshold, gate_retries=gate_retries, codes=codes,
+                            gate=gate, gate_threshold=gate_threshold, gate_retries=gate_retries, quality=quality,
+                            quality_threshold=quality_threshold, codes=codes,
                             bounds=bounds, seed=seed)
         self.device = resolve_device(device)
         if isinstance(bundle, Bundle):
@@ -119,6 +128,7 @@ class Engine:
         self.feature_net = feature_net.to(self.device).eval() if feature_net is not None else None
         self.gate = identity_gate(self.device, gate) if isinstance(gate, str) else gate
         self.gate_threshold, self.gate_retries = float(gate_threshold), int(gate_retries)
+        self.quality, self.quality_threshold = quality_gate(self.device, quality, quality_threshold)
         try:
             self.codes = [code_index(self.spec, c) for c in codes] if codes is not None else None
         except (KeyError, TypeError) as e:
@@ -129,7 +139,7 @@ class Engine:
         self.generator = torch.Generator()
         self.generator.manual_seed(seed) if seed is not None else self.generator.seed()
         self.cache = LatentCache(cache_size)
-        self.stats = {"augmented": 0, "gated": 0, "dropped": 0, "no_face": 0}
+        self.stats = {"augmented": 0, "gated": 0, "dropped": 0, "no_face": 0, "quality_rejected": 0}
         self._settings = f"{bundle_key(self.bundle)}|{self.refine_steps}|{self.refine_loss}|{self.refine_lr}"
 
     # ------------------------------------------------------------------ inversion
@@ -220,8 +230,8 @@ class Engine:
         edits = self._scale_controls(edits, wanted)
         edited, out = self._edit(x, base, latent, edits, wanted, mode)
         kept = torch.ones(n, dtype=torch.bool)
-        if self.gate is not None:
-            bad = self.gate(x, out).reshape(-1).cpu() < self.gate_threshold
+        if self.gate is not None or self.quality is not None:
+            bad = self._rejects(x, out)
             for _ in range(self.gate_retries):
                 rows = bad.nonzero().flatten().tolist()
                 if not rows:
@@ -231,7 +241,7 @@ class Engine:
                 for r, e in zip(rows, redrawn):
                     edits[r] = e
                 edited[rows], out[rows] = self._edit(x[rows], base[rows], latent[rows], [edits[r] for r in rows], wanted[rows], mode)
-                bad[rows] = self.gate(x[rows], out[rows]).reshape(-1).cpu() < self.gate_threshold
+                bad[rows] = self._rejects(x[rows], out[rows])
             if bad.any():
                 out[bad.to(out.device)] = x[bad.to(x.device)]
                 kept = ~bad
@@ -245,6 +255,17 @@ class Engine:
         """Image-space control edits at their user strengths: the value that is applied (and reported)."""
         return [Edit(e.code, e.value * float(w), e.relative) if control_of(self.spec, e.code) is not None else e
                 for e, w in zip(edits, wanted.tolist())]
+
+    def _rejects(self, x: Tensor, out: Tensor) -> Tensor:
+        """(N,) bool on the host: rows the identity gate or the quality gate rejects."""
+        bad = torch.zeros(len(x), dtype=torch.bool)
+        if self.gate is not None:
+            bad |= self.gate(x, out).reshape(-1).cpu() < self.gate_threshold
+        if self.quality is not None:
+            poor = self.quality(x, out).reshape(-1).cpu() < self.quality_threshold
+            self.stats["quality_rejected"] += int(poor.sum())
+            bad |= poor
+        return bad
 
     def _edit(self, x: Tensor, base: Tensor, latent: Tensor, edits: list[Edit], wanted: Tensor,
               mode: str) -> tuple[Tensor, Tensor]:
@@ -338,3 +359,23 @@ def identity_gate(device: torch.device, name: str = "identity") -> Gate:
     from ..faces.identity import get_judge
 
     return get_judge(name, device)
+
+
+def quality_gate(device: torch.device, quality: Gate | str | None, threshold: float | str) -> tuple[Gate | None, float]:
+    """The quality gate and its threshold: ``"critic"`` is the shipped realism critic and
+    ``threshold="auto"`` its recommended threshold; any callable with a number works too."""
+    if quality is None:
+        return None, 0.0
+    if isinstance(quality, str):
+        if quality != "critic":
+            raise ValueError(f"quality must be 'critic', a callable(original, augmented) -> (N,) or None, got {quality!r}")
+        from ..faces.quality import get_critic
+
+        quality = get_critic(device)
+        auto = quality.threshold
+    elif threshold == "auto":
+        raise ValueError("quality_threshold='auto' needs quality='critic'; give a number for your own quality gate")
+    value = auto if threshold == "auto" else threshold
+    if isinstance(value, str) or not math.isfinite(float(value)) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"quality_threshold must be 'auto' or a number in [0, 1], got {threshold!r}")
+    return quality, float(value)

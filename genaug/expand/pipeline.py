@@ -57,6 +57,7 @@ class ExpandSettings:
     batch_size: int = 64
     block_size: int = 256
     gate_threshold: float | None = None  # identity gate (re-draw, then keep the source unchanged)
+    quality_threshold: float | str | None = None  # quality gate: the realism critic ("auto": its own threshold)
 
     def validate(self) -> None:
         if self.variants < 1:
@@ -69,6 +70,9 @@ class ExpandSettings:
             raise ExpandError(f"--strength must be a finite number >= 0, got {self.strength}")
         if self.gate_threshold is not None and not math.isfinite(self.gate_threshold):
             raise ExpandError(f"--gate-threshold must be a finite similarity, got {self.gate_threshold}")
+        q = self.quality_threshold
+        if q is not None and q != "auto" and not (isinstance(q, (int, float)) and 0.0 <= q <= 1.0):
+            raise ExpandError(f"--quality-threshold must be 'auto' or a number in [0, 1], got {q!r}")
         if self.mode not in ("delta", "regenerate"):
             raise ExpandError(f"--mode must be 'delta' or 'regenerate', got {self.mode!r}")
         if self.size not in ("model", "source"):
@@ -322,6 +326,8 @@ def _make_engine(bundle: Any, device: str, s: ExpandSettings, gate: Any) -> Any:
             mode=s.mode, strength=s.strength, framing=s.framing, cache_size=0, codes=s.codes,
             gate=gate if gate is not None else ("auto" if s.gate_threshold is not None else None),  # dlib when installed
             gate_threshold=s.gate_threshold if s.gate_threshold is not None else 0.0,
+            quality="critic" if s.quality_threshold is not None else None,
+            quality_threshold=s.quality_threshold if s.quality_threshold is not None else "auto",
         )
     except KeyError as e:
         raise ExpandError(str(e).strip("'\"")) from None
@@ -355,6 +361,7 @@ def expand_to_hdf5(
     command: list[str] | None = None,
     gate_threshold: float | None = None,
     gate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    quality_threshold: float | str | None = None,
 ) -> ExpandResult:
     """Expand ``source`` (image folder, ImageFolder or HDF5) into ``out`` with ``variants``
     identity-preserving variants per image (see the module docs and :mod:`genaug.expand.hdf5`).
@@ -366,10 +373,13 @@ def expand_to_hdf5(
     judge ``genaug.faces.identity.get_judge("auto")`` (dlib's descriptor when ``genaug[faces]`` is
     installed, similarity = 1 - distance, same person above 0.4; else the project's embedder,
     cosine); ``gate`` replaces it with any ``gate(original, augmented) -> (N,)``.
+    ``quality_threshold`` turns on the quality gate (the shipped realism critic,
+    :mod:`genaug.faces.quality`; ``"auto"``: its own threshold).
     """
     t0 = time.time()
     s = ExpandSettings(variants, include_original, size, strength, mode, list(codes) if codes else None,
-                       refine_steps, refine_loss, framing, batch_size, block_size, gate_threshold)
+                       refine_steps, refine_loss, framing, batch_size, block_size, gate_threshold,
+                       quality_threshold)
     s.validate()
     try:
         compression_args(compression)

@@ -22,7 +22,7 @@ from ..io import read_versioned_json, sha256_file, write_json_atomic, write_safe
 
 EVALUATOR_FORMAT = "genaug-evaluator"
 EVALUATOR_VERSION = 1
-KINDS = ("identity", "attributes")
+KINDS = ("identity", "attributes", "quality")  # quality: the realism critic, one logit (genaug.faces.quality)
 DEFAULT_DIR = Path(__file__).parents[1] / "default"
 
 
@@ -45,7 +45,7 @@ class EvaluatorConfig:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"evaluator kind must be one of {KINDS}, got {self.kind!r}")
-        if self.kind == "attributes" and not self.outputs:
+        if self.kind in ("attributes", "quality") and not self.outputs:
             raise ValueError("an attributes evaluator needs the list of attribute names (outputs)")
         if not 0.3 <= self.crop <= 1.0:
             raise ValueError(f"crop must be in [0.3, 1], got {self.crop}")
