@@ -36,7 +36,7 @@ from benchmarks.report import default_out, emit, skip  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
 from genaug.device import resolve_device  # noqa: E402
 
-PAIRS = (("classical+genaug", "classical"), ("classical", "none"), ("genaug", "none"))
+PAIRS = (("classical+genaug", "classical"), ("classical+genaug-pair", "classical"), ("classical", "none"), ("genaug", "none"))
 
 
 @dataclass
@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embed each test face as the mean of it and its mirror image")
     p.add_argument("--variants", type=int, default=d.variants, help="offline genaug variants per training photo")
     p.add_argument("--p-genaug", type=float, default=t.p_genaug, help="probability a sample is a genaug variant")
+    p.add_argument("--pair-weight", type=float, default=t.pair_weight,
+                   help="classical+genaug-pair: weight of the consistency term 1 - cos(variant, real)")
     p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement steps (default: the bundle's)")
     p.add_argument("--strength", type=float, default=d.strength, help="genaug edit strength")
     p.add_argument("--codes", nargs="+", default=d.codes, help="codes genaug edits may move: names, 'bound' (the identity-safe "
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     a = build_parser().parse_args(argv)
     torch.set_num_threads(a.threads)
     t = TrainSettings(steps=a.steps, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, scale=a.scale,
-                      widths=a.widths, p_genaug=a.p_genaug, ema=a.ema, label_smoothing=a.label_smoothing,
+                      widths=a.widths, p_genaug=a.p_genaug, pair_weight=a.pair_weight, ema=a.ema, label_smoothing=a.label_smoothing,
                       flip_test=a.flip_test)
     cfg = FewShotConfig(a.data, a.shots, a.seeds, a.arms, a.bundle, a.device, a.eval_split, a.variants,
                         a.refine_steps, a.strength, a.codes, a.max_ids, t)
