@@ -10,7 +10,7 @@ has it ("without"). The share of pairs the judge still calls the same person in 
 what the attribute alone costs the judge — e.g. how often dlib separates a person from themselves
 with glasses on — so that an edit's same-person rate can be read against reality: an edit that
 adds glasses and keeps the person on 90 % of faces does better than real glasses do if "across"
-is lower. No model is involved; the judge is ``genaug.identity.get_judge()`` (dlib's descriptor
+is lower. No model is involved; the judge is ``genaug.faces.identity.get_judge()`` (dlib's descriptor
 with ``genaug[faces]``), else the project's embedder.
 """
 from __future__ import annotations

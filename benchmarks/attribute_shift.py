@@ -15,7 +15,7 @@ with it is a test photo. Two settings:
   genaug shows (with probability ``--p-genaug``) the training photo with the attribute switched
   on: the code *bound* to that attribute in the bundle's latent spec set to its "on" value, at
   each of ``--strengths`` (``genaug.Engine``, delta mode). Test top-1 among the protocol's people.
-* no training: an identity judge (``genaug.identity.get_judge()`` when installed, else the
+* no training: an identity judge (``genaug.faces.identity.get_judge()`` when installed, else the
   project's embedder) enrols one photo per person — alone, or with its genaug variants as extra
   templates — and identifies each test photo by its most similar template.
 
@@ -41,7 +41,7 @@ from benchmarks.faces import (ID200, MissingInput, attribute_variants, bound_cod
 from benchmarks.recogniser import ARMS as ALL_ARMS, Augmenter, TrainSettings, classify, top1, train  # noqa: E402
 from benchmarks.report import default_out, emit, skip  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
-from genaug.device import resolve_device  # noqa: E402
+from genaug.device import resolve_device
 
 ARMS = ("none", "classical", "classical+genaug")  # the default arms
 DIFFERENCES = (("classical+genaug", "classical"), ("classical+genaug-pair", "classical"), ("enrol+genaug", "enrol"))

@@ -5,11 +5,11 @@
 
 On held-out faces of people the generator never saw (celeba_id200, ``test`` then ``val`` split,
 CelebA box 35,55,143,163, resized to the model size) it measures, with the project's evaluators
-(``genaug.metrics``; ``--identity-weights`` / ``--attribute-weights`` to use others):
+(``genaug.faces.metrics``; ``--identity-weights`` / ``--attribute-weights`` to use others):
 
 - reconstruction: MS-SSIM score and PSNR of the inversion;
 - identity by the identity judge (``--judge``, default ``auto``: dlib's face descriptor when
-  ``genaug[faces]`` is installed, else the project's embedder; see ``genaug.identity``): same-person
+  ``genaug[faces]`` is installed, else the project's embedder; see ``genaug.faces.identity``): same-person
   rate and mean distance photo <-> reconstruction and photo <-> edit for every value of every code,
   next to two real photos of the same person and two different people; every number names its judge;
 - identity similarity (cosine of the project's identity embeddings) for the same pairs;
@@ -40,13 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.report import emit  # noqa: E402
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from genaug.identity import EmbedderJudge, IdentityJudge, get_judge  # noqa: E402
-from genaug.metrics import (  # noqa: E402
-    attribute_names, attribute_probabilities, compute, extract_features, frechet_with_floor,
-    identity_similarity, resolve_feature_net,
-)
-from genaug.sweep import Edit, code_values  # noqa: E402
-from training.evaluators import load_identity_folder  # noqa: E402
+from genaug.faces.identity import EmbedderJudge, IdentityJudge, get_judge
+from genaug.faces.metrics import (attribute_names, attribute_probabilities, compute, extract_features, frechet_with_floor, identity_similarity, resolve_feature_net)
+from genaug.engine.edits import Edit, code_values
+from genaug.training.evaluators import load_identity_folder
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_id200"
 
@@ -82,7 +79,7 @@ def judge_stats(judge: IdentityJudge, a: torch.Tensor, b: torch.Tensor) -> dict[
 def make_judge(name: str, identity_weights: str | None) -> IdentityJudge:
     """The identity judge by name; ``embedder`` with ``--identity-weights`` uses those weights."""
     if name == "embedder" and identity_weights:
-        from genaug.identity import EMBEDDER_THRESHOLD
+        from genaug.faces.identity import EMBEDDER_THRESHOLD
 
         return EmbedderJudge(resolve_feature_net(identity_weights, "identity"), "embedder", EMBEDDER_THRESHOLD)
     return get_judge(name)
@@ -252,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--identity-weights", default=None, help="identity evaluator (default: shipped)")
     p.add_argument("--attribute-weights", default=None, help="attribute evaluator (default: shipped)")
     p.add_argument("--judge", default=None, choices=("auto", "dlib", "student", "embedder"),
-                   help="identity judge (genaug.identity): auto = dlib when genaug[faces] is installed, else the "
+                   help="identity judge (genaug.faces.identity): auto = dlib when genaug[faces] is installed, else the "
                         "project's embedder (default auto; --quick: embedder)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", default=None)

@@ -17,7 +17,7 @@ ImageFolder with an ``attributes.csv`` of -1/+1 columns works) and for each bund
 - identity under the transform's defaults (random edits of the identity-safe codes, as
   ``GenerativeFaceAug()`` draws them): mean distance photo <-> edit, the share of near-duplicates
   (distance < 0.1) and of edits the judge still calls the same person, next to a horizontal flip
-  and another photo of the same person. The judge is ``genaug.identity.get_judge()`` (dlib's
+  and another photo of the same person. The judge is ``genaug.faces.identity.get_judge()`` (dlib's
   descriptor when the ``faces`` extra is installed, else the project's embedder); its name is
   printed with the numbers.
 """
@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 from benchmarks.report import emit  # noqa: E402
 
-from genaug.metrics import attribute_names, attribute_probabilities, resolve_feature_net  # noqa: E402
-from genaug.recon import psnr, reconstruction_score  # noqa: E402
-from genaug.sweep import Edit  # noqa: E402
+from genaug.engine.edits import Edit
+from genaug.faces.metrics import attribute_names, attribute_probabilities, resolve_feature_net
+from genaug.models.recon import psnr, reconstruction_score
 from benchmarks.faces import load_people, read_attributes  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_id200"
@@ -58,7 +58,7 @@ def load_faces_with_attributes(folder: str | Path, n: int, seed: int) -> tuple[t
 
 def get_judge():
     try:
-        from genaug.identity import get_judge as _get
+        from genaug.faces.identity import get_judge as _get
     except ImportError:
         return None
     return _get("auto")
@@ -66,7 +66,7 @@ def get_judge():
 
 def identity_block(judge, x: torch.Tensor, out: torch.Tensor, labels: torch.Tensor) -> dict:
     if judge is None:
-        return {"judge": "none (genaug.identity unavailable)"}
+        return {"judge": "none (genaug.faces.identity unavailable)"}
     ex, eo, ef = judge.embed(x), judge.embed(out), judge.embed(x.flip(-1))
     d = judge.distance(ex, eo)
     i, j = torch.triu_indices(len(labels), len(labels), 1)

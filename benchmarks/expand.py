@@ -46,7 +46,7 @@ def make_bundle(spec: str, tmp: Path) -> str:
     from conftest import make_tiny_bundle
 
     from genaug.bundle import save_bundle
-    from genaug.latent import LatentSpec
+    from genaug.models.latent import LatentSpec
 
     path = tmp / "tiny-bundle"
     save_bundle(make_tiny_bundle(LatentSpec.parse(8, "glasses:2:Eyeglasses,3", "smile")), path)
@@ -56,9 +56,9 @@ def make_bundle(spec: str, tmp: Path) -> str:
 def generation_alone(src: Path, a: argparse.Namespace) -> tuple[float, int]:
     """Images/s of the engine's work on the same images and batch size, without writing."""
     from genaug.engine import Engine
-    from genaug.expand import to_uint8
-    from genaug.sources import FolderSource
-    from genaug.sweep import variant_edits
+    from genaug.expand.pipeline import to_uint8
+    from genaug.expand.sources import FolderSource
+    from genaug.engine.edits import variant_edits
 
     eng = Engine(a.bundle, device=a.device, refine_steps=a.refine_steps, batch_size=a.batch_size, cache_size=0)
     source = FolderSource(src)

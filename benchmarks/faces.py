@@ -15,7 +15,7 @@ from torch import Tensor
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from training.evaluators import IdentityFolder, load_identity_folder  # noqa: E402
+from genaug.training.evaluators import IdentityFolder, load_identity_folder
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 ID200 = SHARED / "celeba_id200"
@@ -175,7 +175,7 @@ def bound_code(spec, attribute: str) -> tuple[int, float] | None:
 def attribute_variants(images: Tensor, engine, code: int, value: float, strengths: list[float]) -> Tensor:
     """One variant per strength of each uint8 NCHW face with ``code`` set to ``value`` (the
     attribute switched on) through ``engine.augment``; returns uint8 (N, len(strengths), C, H, W)."""
-    from genaug.sweep import Edit
+    from genaug.engine.edits import Edit
 
     arrs = [np.ascontiguousarray(im.permute(1, 2, 0).numpy()) for im in images]
     out = []
@@ -211,12 +211,12 @@ class EmbedderJudge:
     name = "genaug evaluator_identity (the project's embedder)"
 
     def __init__(self, device: str = "cpu"):
-        from genaug.metrics import resolve_feature_net
+        from genaug.faces.metrics import resolve_feature_net
 
         self.net = resolve_feature_net(None, "identity", device)
 
     def embed(self, x: Tensor) -> Tensor:
-        from genaug.metrics import extract_features
+        from genaug.faces.metrics import extract_features
 
         return torch.nn.functional.normalize(extract_features(self.net, x), dim=1)
 
@@ -226,10 +226,10 @@ class EmbedderJudge:
 
 def identity_judge(device: str = "cpu"):
     """The strongest identity judge installed (``.name``, ``.embed(x NCHW [-1, 1]) -> (N, d)``,
-    ``.distance(a, b) -> (N,)``): ``genaug.identity.get_judge()`` when that module exists, else
+    ``.distance(a, b) -> (N,)``): ``genaug.faces.identity.get_judge()`` when that module exists, else
     the project's own evaluator."""
     try:
-        from genaug.identity import get_judge
+        from genaug.faces.identity import get_judge
     except ImportError:
         return EmbedderJudge(device)
     return get_judge("auto", device)

@@ -34,7 +34,7 @@ from benchmarks.faces import (ID200, MissingInput, hog_features, load_people, ma
 from benchmarks.recogniser import ARMS, Augmenter, TrainSettings, classify, top1, train  # noqa: E402
 from benchmarks.report import default_out, emit, skip  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
-from genaug.device import resolve_device  # noqa: E402
+from genaug.device import resolve_device
 
 PAIRS = (("classical+genaug", "classical"), ("classical+genaug-pair", "classical"), ("classical", "none"), ("genaug", "none"))
 

@@ -39,8 +39,8 @@ from benchmarks.faces import ID200, TRAIN64, MissingInput, load_people, make_spl
 from benchmarks.recogniser import ARMS, Augmenter, TrainSettings, embed, train  # noqa: E402
 from benchmarks.report import default_out, emit, skip  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
-from genaug.device import resolve_device  # noqa: E402
-from genaug.metrics import roc_auc, tar_at_far, verification_scores  # noqa: E402
+from genaug.device import resolve_device
+from genaug.faces.metrics import roc_auc, tar_at_far, verification_scores
 
 METRICS = ("auc", "tar@far=1e-3", "tar@far=1e-2")
 

@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 from benchmarks.faces import ID200, classical_pipeline  # noqa: E402
 from benchmarks.report import emit  # noqa: E402
-from genaug.engine import Engine  # noqa: E402
-from genaug.invert import invert, latent_to_raw, raw_to_latent, refine  # noqa: E402
-from genaug.recon import reconstruction_score  # noqa: E402
+from genaug.engine import Engine
+from genaug.engine.invert import invert, latent_to_raw, raw_to_latent, refine
+from genaug.models.recon import reconstruction_score
 
 
 def _sync(device: torch.device) -> None:
@@ -103,7 +103,7 @@ def per_call(bundle: str, device: str, data: str, photos: int, seed: int) -> dic
     if Path(data).is_dir():
         from PIL import Image
 
-        from training.data import list_images
+        from genaug.training.data import list_images
 
         imgs = [np.asarray(Image.open(f).convert("RGB")) for f in list_images(data)[: photos + 1]]
         source = f"{len(imgs) - 1} photos of {imgs[0].shape[1]}x{imgs[0].shape[0]} from {data}"

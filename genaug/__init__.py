@@ -11,15 +11,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 from .bundle import Bundle, BundleError, load_bundle, save_bundle  # noqa: E402
-from .latent import CategoricalCode, ContinuousCode, LatentSpec  # noqa: E402
-from .nets import NetConfig  # noqa: E402
+from .models import CategoricalCode, ContinuousCode, LatentSpec, NetConfig  # noqa: E402
 
 _LAZY = {
-    "Engine": "genaug.engine",
+    "Engine": "genaug.engine.core",
     "GenerativeFaceAug": "genaug.transforms",
     "GenerativeAugDataset": "genaug.dataset",
-    "expand_to_hdf5": "genaug.expand",
-    "HDF5FaceDataset": "genaug.hdf5",
+    "expand_to_hdf5": "genaug.expand.pipeline",
+    "HDF5FaceDataset": "genaug.expand.hdf5",
 }
 
 __all__ = [

@@ -2,10 +2,10 @@
 every item of a base dataset.
 
 On first use every image is inverted once, in batches on the engine's device (tqdm bar); the
-latents can be cached on disk (:class:`genaug.cache.LatentStore`: one key per image content, valid
+latents can be cached on disk (:class:`genaug.engine.cache.LatentStore`: one key per image content, valid
 for one bundle and inversion settings) so a second run inverts only images it has not seen. Item
 ``i`` is variant ``i % per_source`` of source ``i // per_source``; the variants of a source are
-distinct edits, a pure function of ``(seed, source)`` (:func:`genaug.sweep.variant_edits`), and
+distinct edits, a pure function of ``(seed, source)`` (:func:`genaug.engine.edits.variant_edits`), and
 every item goes through :meth:`genaug.engine.Engine.render_edits` (gate included). Output type
 mirrors the input (PIL, HWC numpy, CHW tensor). A base dataset with random transforms of its own
 works (an item whose image differs from the one inverted is inverted again, so the edit is drawn
@@ -22,12 +22,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .bundle import Bundle
-from .cache import LatentStore, bundle_key, content_keys
-from .identity import online_gate
-from .lazy import LazyEngine
-from .render import paste_back
-from .sweep import Edit, check_edit_options, derive_seed, variant_edits
+from .bundle.format import Bundle
+from .engine.cache import LatentStore, bundle_key, content_keys
+from .engine.edits import Edit, check_edit_options, derive_seed, variant_edits
+from .engine.lazy import LazyEngine
+from .engine.render import paste_back
+from .faces.identity import online_gate
 
 
 NO_VALUE = float("nan")  # one object, so two metas of an unchanged sample compare equal
@@ -54,7 +54,7 @@ class SampleMeta(NamedTuple):
 
     @property
     def edit(self) -> Edit | None:
-        """The edit as an :class:`~genaug.sweep.Edit` (None when the image is unchanged)."""
+        """The edit as an :class:`~genaug.engine.edits.Edit` (None when the image is unchanged)."""
         return None if self.code < 0 else Edit(self.code, self.value, self.relative)
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,7 +76,7 @@ class GenerativeAugDataset(Dataset):
         return_meta: items become ``(image, target, SampleMeta)`` (or ``(image, SampleMeta)``).
         progress: show a tqdm bar while inverting.
         gate / gate_threshold: identity gate (see :class:`~genaug.engine.Engine`); ``gate_threshold``
-            alone uses ``genaug.identity.online_gate("auto")`` (the shipped student, else the embedder). Items with ``return_meta`` carry the edit applied
+            alone uses ``genaug.faces.identity.online_gate("auto")`` (the shipped student, else the embedder). Items with ``return_meta`` carry the edit applied
             after the gate (``edit=None`` when every draw was rejected and the image is unchanged).
         lazy: invert on first access instead of at construction. Without it the inversion runs
             once, here, in the main process; with it, call :meth:`prepare` before a DataLoader

@@ -17,9 +17,9 @@ import torch
 from albumentations.core.transforms_interface import BaseTransformInitSchema, ImageOnlyTransform
 from pydantic import Field, field_validator
 
-from .identity import online_gate
-from .lazy import LazyEngine
-from .sweep import Edit, check_edit_options
+from .engine.edits import Edit, check_edit_options
+from .engine.lazy import LazyEngine
+from .faces.identity import online_gate
 
 Strength = float | tuple[float, float]
 
@@ -37,7 +37,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         framing: ``"auto"`` (CelebA box for 178x218-shaped images; other images: the largest face
             detected and aligned when ``genaug[faces]`` is installed, else the centre square),
             ``"full"`` or ``"detect"`` (detected faces only; no face: image unchanged, counted in
-            ``engine.stats["no_face"]``; see :mod:`genaug.align`).
+            ``engine.stats["no_face"]``; see :mod:`genaug.faces.align`).
         bounds: ``{code: (low, high)}`` ranges for continuous codes.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``; DataLoader workers always use the CPU.
         cache_size: inverted latents kept per process (keyed by image content).
@@ -46,7 +46,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         gate: the identity judge of that similarity: ``"auto"`` (the distilled student shipped with
             genaug, similarity = 1 - its dlib-unit distance, same person above about 0.59; else
             ``"identity"``), ``"student"``, ``"embedder"`` or ``"identity"`` (the embedder's cosine
-            similarity, ``genaug.metrics``); ``"dlib"`` works but is slow (~8 faces/s per core).
+            similarity, ``genaug.faces.metrics``); ``"dlib"`` works but is slow (~8 faces/s per core).
         p: probability of applying the transform.
 
     Targets: image, images. Image types: uint8, float32.
@@ -94,7 +94,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         @field_validator("refine_loss")
         @classmethod
         def _loss(cls, v: str) -> str:
-            from .recon import parse_mix
+            from .models.recon import parse_mix
 
             parse_mix(v)
             return v

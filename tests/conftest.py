@@ -9,9 +9,11 @@ import torch
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from genaug.bundle import CELEBA_FRAMING, Bundle, save_bundle  # noqa: E402
-from genaug.latent import LatentSpec  # noqa: E402
-from genaug.nets import NetConfig, init_weights  # noqa: E402
+from genaug.bundle import Bundle, save_bundle
+from genaug.faces.framing import CELEBA_FRAMING
+from genaug.models.config import NetConfig
+from genaug.models.latent import LatentSpec
+from genaug.models.nets import init_weights
 
 SHARED_DATA = Path(os.environ.get("GENAUG_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 CELEBA64 = SHARED_DATA / "celeba_train_64"

@@ -1,4 +1,4 @@
-"""Framing for in-the-wild photos (genaug.align): detection, alignment, paste-back, no-face photos."""
+"""Framing for in-the-wild photos (genaug.faces.align): detection, alignment, paste-back, no-face photos."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from conftest import OLIVETTI, need
-from genaug.demo import DEMO_FACES
-from genaug.identity import faces_extra_available
+from genaug.cli.demo import DEMO_FACES
+from genaug.faces.identity import faces_extra_available
 
 pytestmark = pytest.mark.skipif(not faces_extra_available(), reason='dlib extra not installed (pip install "genaug[faces]")')
 
@@ -54,7 +54,7 @@ def to_chw(img: np.ndarray) -> torch.Tensor:
 
 
 def test_detects_aligns_and_lands_on_the_template():
-    from genaug.align import CANONICAL_LANDMARKS, FaceAligner
+    from genaug.faces.align import CANONICAL_LANDMARKS, FaceAligner
 
     aligner = FaceAligner(64)
     img, (box,) = scene([demo_photo()])
@@ -68,7 +68,7 @@ def test_detects_aligns_and_lands_on_the_template():
 
 
 def test_each_or_largest_and_no_face_counted(olivetti_face):
-    from genaug.align import FaceAligner
+    from genaug.faces.align import FaceAligner
 
     img, _ = scene([demo_photo(), olivetti_face])
     each = FaceAligner(64, "each").align(to_chw(img))
@@ -84,7 +84,7 @@ def test_each_or_largest_and_no_face_counted(olivetti_face):
 
 
 def test_paste_changes_only_the_face_region():
-    from genaug.align import FaceAligner
+    from genaug.faces.align import FaceAligner
 
     aligner = FaceAligner(64)
     img, (box,) = scene([demo_photo()])
@@ -103,7 +103,7 @@ def test_paste_changes_only_the_face_region():
 
 
 def test_augment_faces_edits_each_face_of_a_photo_with_the_default_model(olivetti_face):
-    from genaug.align import augment_faces, get_aligner
+    from genaug.faces.align import augment_faces, get_aligner
     from genaug.engine import Engine
 
     engine = Engine("default", device="cpu", refine_steps=0, seed=0)
@@ -133,7 +133,7 @@ def test_generative_face_aug_detect_framing_on_an_in_the_wild_photo():
     diff = torch.from_numpy(np.abs(out.astype(int) - img.astype(int)).max(2) > 0)
     l, t, r, b = box
     assert diff[t:b, l:r].float().mean() > 0.2  # the face was edited
-    from genaug.align import get_aligner
+    from genaug.faces.align import get_aligner
 
     (_, al), = get_aligner(64).align(to_chw(img))
     assert not diff[~frame_region(al, diff.shape)].any()  # only the face region changed
@@ -147,7 +147,7 @@ def test_generative_face_aug_detect_framing_on_an_in_the_wild_photo():
 
 def test_auto_framing_detects_only_outside_known_frames():
     from genaug.bundle import load_bundle
-    from genaug.render import to_model_frame
+    from genaug.engine.render import to_model_frame
 
     bundle = load_bundle("default")
     img, _ = scene([demo_photo()])
@@ -185,7 +185,7 @@ def test_expand_with_detect_framing_edits_faces_and_keeps_faceless_sources(tmp_p
 
 
 def test_genaug_augment_detect_framing_names_faceless_photos(tmp_path, trained_bundle_path, capsys):
-    from genaug.augment_cli import main
+    from genaug.cli.augment import main
 
     src = tmp_path / "photos"
     src.mkdir()

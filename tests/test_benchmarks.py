@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from genaug.features import EvaluatorConfig, FaceNet, save_evaluator
+from genaug.faces.features import EvaluatorConfig, FaceNet, save_evaluator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -236,7 +236,7 @@ def test_attribute_shift_without_bound_code(attributes_folder, tmp_path, tiny_sp
     from conftest import make_tiny_bundle
 
     from genaug.bundle import save_bundle
-    from genaug.latent import LatentSpec
+    from genaug.models.latent import LatentSpec
 
     unbound = tmp_path / "unbound"
     save_bundle(make_tiny_bundle(LatentSpec.parse(8, "3", "smile")), unbound)

@@ -1,4 +1,4 @@
-"""training.calibrate_edits: per-code, per-direction gains, content directions and shifts measured on labelled faces."""
+"""genaug.training.calibrate_edits: per-code, per-direction gains, content directions and shifts measured on labelled faces."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 
 from conftest import CELEBA64, need
 from genaug.bundle import load_bundle
-from training.calibrate_edits import choose, main
+from genaug.training.calibrate_edits import choose, main
 
 
 def _p(gain, shift, success, same, distance):

@@ -154,3 +154,19 @@ def test_augment_keeps_inputs_with_one_name_apart(trained_bundle_path, tmp_path,
     _one_line_error(capsys, "augment", "is a file")
     assert main(["augment", str(d), *run, "--device", "gpu"]) == 1
     _one_line_error(capsys, "augment", "unknown device")
+
+
+@pytest.mark.parametrize("command", ["augment", "expand"])
+def test_detect_framing_without_the_faces_extra(command, trained_bundle_path, tmp_path, folder, monkeypatch, capsys):
+    """``--framing detect`` without dlib (simulated: the extra reports itself missing and no aligner
+    is cached) is one error line naming the install command and exit status 1, not a traceback."""
+    from genaug.faces import align, identity
+
+    monkeypatch.setattr(identity, "faces_extra_available", lambda: False)
+    monkeypatch.setattr(align, "_ALIGNERS", {})
+    (folder / "broken.jpg").unlink()
+    out = ["--out", str(tmp_path / "out")] if command == "augment" else [str(tmp_path / "out.h5"), "--variants", "1"]
+    code = main([command, str(folder), *out, "--bundle", str(trained_bundle_path), "--framing", "detect",
+                 "--refine-steps", "0", "--device", "cpu"])
+    assert code == (1 if command == "augment" else 2)  # expand's usage-error status, as in test_expand
+    _one_line_error(capsys, command, 'pip install "genaug[faces]"')

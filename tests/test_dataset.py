@@ -168,7 +168,7 @@ class FirstCallRejects:
 
 def test_dataset_honours_the_gate(kw, trained_bundle_path):
     from genaug.engine import Engine
-    from genaug.render import paste_back
+    from genaug.engine.render import paste_back
 
     engine_kw = dict(device="cpu", refine_steps=1, refine_loss="mse", codes=["smile"], cache_size=0)
     gate = FirstCallRejects()
@@ -212,7 +212,7 @@ class Shifting(Faces):
 
 
 def test_a_base_image_that_changed_since_prepare_is_inverted_again(kw):
-    from genaug.render import paste_back
+    from genaug.engine.render import paste_back
 
     base = Shifting()
     ds = GenerativeAugDataset(base, variants=1, return_meta=True, **kw)

@@ -26,14 +26,17 @@ ARGS = [
 
 
 def torchrun(target: list[str], args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GENAUG_CACHE": str(tmp_path / "cache"), "NO_ALBUMENTATIONS_UPDATE": "1"}
+    # PYTHONPATH: a script target runs with its own folder on sys.path; this checkout's genaug, not an installed one
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GENAUG_CACHE": str(tmp_path / "cache"), "NO_ALBUMENTATIONS_UPDATE": "1",
+           "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *target, *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
 def test_two_ranks_train_in_sync_and_resume(tmp_path):
     data, out = write_faces(tmp_path / "faces"), tmp_path / "run"
-    r = torchrun(["-m", "training"], [str(data), str(out), *ARGS, "--kind", "began", "--predictor-steps", "2"], tmp_path)
+    r = torchrun(["-m", "genaug.training"], [str(data), str(out), *ARGS, "--kind", "began", "--predictor-steps", "2"], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("wrote bundle") == 1  # rank 0 alone writes
     sync = [x for x in read_log(out) if x["phase"] == "sync"]
@@ -42,7 +45,7 @@ def test_two_ranks_train_in_sync_and_resume(tmp_path):
     assert b1.training["steps"] == 6
 
     # the same command with a longer predictor phase resumes at step 6 on both ranks
-    r = torchrun(["-m", "training"], [str(data), str(out), *ARGS, "--kind", "began", "--predictor-steps", "4"], tmp_path)
+    r = torchrun(["-m", "genaug.training"], [str(data), str(out), *ARGS, "--kind", "began", "--predictor-steps", "4"], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"resuming {out} at step 6" in r.stdout
     log = read_log(out)
@@ -60,8 +63,8 @@ def test_divergence_is_detected(tmp_path):
     apart and the sync check stops the run."""
     script = tmp_path / "no_average.py"
     script.write_text(
-        "import training.distributed as D\nD.average_gradients = lambda module, world: None\n"
-        "from training.cli import main\nmain()\n"
+        "import genaug.training.distributed as D\nD.average_gradients = lambda module, world: None\n"
+        "from genaug.training.cli import main\nmain()\n"
     )
     data = write_faces(tmp_path / "faces")
     r = torchrun([str(script)], [str(data), str(tmp_path / "run"), *ARGS, "--predictor-steps", "0"], tmp_path)

@@ -32,7 +32,7 @@ MIN_SAME_PERSON = 0.8
 
 @pytest.fixture(scope="module")
 def faces():
-    from training.evaluators import load_identity_folder
+    from genaug.training.evaluators import load_identity_folder
 
     root = need(CELEBA_ID200)
     data = load_identity_folder(root, 64)
@@ -48,8 +48,8 @@ def faces():
 @pytest.mark.parametrize("attribute,target", sorted(MIN_SUCCESS))
 def test_switching_a_bound_code_changes_the_attribute(faces, attribute, target):
     import genaug
-    from genaug.metrics import attribute_names, attribute_probabilities, resolve_feature_net
-    from genaug.sweep import Edit
+    from genaug.faces.metrics import attribute_names, attribute_probabilities, resolve_feature_net
+    from genaug.engine.edits import Edit
 
     x, attrs, names = faces
     eng = genaug.Engine("default", device="cpu", seed=0)
@@ -65,7 +65,7 @@ def test_switching_a_bound_code_changes_the_attribute(faces, attribute, target):
     before = ((p0 > 0.5) if target else (p0 < 0.5)).float().mean().item()
     assert success >= MIN_SUCCESS[(attribute, target)], f"{attribute}->{target}: {success:.0%} of {len(xs)} faces (unedited {before:.0%})"
     assert success > before + 0.1
-    from genaug.identity import get_judge
+    from genaug.faces.identity import get_judge
 
     judge = get_judge("auto")
     same = (judge.distance(xs, out.cpu()) < judge.threshold).float().mean().item()

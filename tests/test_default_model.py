@@ -10,9 +10,9 @@ from PIL import Image
 
 import genaug
 from genaug.engine import Engine
-from genaug.features import DEFAULT_DIR
-from genaug.metrics import attribute_names, attribute_probabilities, identity_similarity
-from genaug.sweep import Edit
+from genaug.engine.edits import Edit
+from genaug.faces.features import DEFAULT_DIR
+from genaug.faces.metrics import attribute_names, attribute_probabilities, identity_similarity
 
 from conftest import CELEBA_ID200, need
 

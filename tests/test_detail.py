@@ -1,4 +1,4 @@
-"""The edit kind's detail skip (``NetConfig.detail_channels``, ``training.detail``): it changes nothing
+"""The edit kind's detail skip (``NetConfig.detail_channels``, ``genaug.training.detail``): it changes nothing
 until trained, refuses what it cannot extend, round-trips, runs through the front ends, learns to
 reconstruct real faces while keeping each edit's change, and resumes."""
 from __future__ import annotations
@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from conftest import CELEBA64, make_tiny_bundle, need
-from genaug.bundle import CELEBA_FRAMING, Bundle, load_bundle, save_bundle
-from genaug.editnets import content_dim
-from genaug.nets import NetConfig
-from training.detail import DetailConfig, DetailTrainer, add_detail, main
-from training.edit import edit_spec
+from genaug.bundle import Bundle, load_bundle, save_bundle
+from genaug.faces.framing import CELEBA_FRAMING
+from genaug.models.config import NetConfig
+from genaug.models.editnets import content_dim
+from genaug.training.detail import DetailConfig, DetailTrainer, add_detail, main
+from genaug.training.edit import edit_spec
 
 
 def tiny_edit_bundle(size: int = 32) -> Bundle:
@@ -96,7 +97,7 @@ def without_detail(b: Bundle) -> Bundle:
     """The shipped default as it was before its detail skip: same weights, no detail map."""
     from dataclasses import replace
 
-    from genaug.nets import build_generator, build_predictor
+    from genaug.models.registry import build_generator, build_predictor
 
     net = replace(b.net, detail_channels=0)
     spec = replace(b.spec, noise_dim=content_dim(net))

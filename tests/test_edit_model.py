@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from conftest import CELEBA64, need
-from genaug.bundle import CELEBA_FRAMING, Bundle, load_bundle, save_bundle
-from genaug.editnets import EditDiscriminator, content_dim
-from genaug.nets import NetConfig, init_weights
-from training.edit import CodeLayout, EditObjective, d_step, edit_spec, g_step
+from genaug.bundle import Bundle, load_bundle, save_bundle
+from genaug.faces.framing import CELEBA_FRAMING
+from genaug.models.config import NetConfig
+from genaug.models.editnets import EditDiscriminator, content_dim
+from genaug.models.nets import init_weights
+from genaug.training.edit import CodeLayout, EditObjective, d_step, edit_spec, g_step
 
 CODES = "glasses:2:Eyeglasses,smile:2:Smiling,male:2:Male"
 
@@ -90,7 +92,7 @@ def test_one_step_updates_every_network_without_nans():
 
 @pytest.mark.data
 def test_training_run_on_real_faces_resumes_and_writes_a_bundle(tmp_path):
-    from training.edit_loop import EditTrainConfig, EditTrainer
+    from genaug.training.edit_loop import EditTrainConfig, EditTrainer
 
     data = need(CELEBA64)
     kw = dict(data=str(data), out=str(tmp_path / "run"), image_size=32, content_channels=4, e_width=4, g_width=4, d_width=4,
@@ -149,8 +151,8 @@ def test_runtime_front_ends_accept_the_edit_kind(edit_bundle, tmp_path):
 
 
 def test_identity_loss_from_a_frozen_judge_reaches_the_generator():
-    from genaug.features import EvaluatorConfig, FaceNet
-    from genaug.identity import EmbedderJudge
+    from genaug.faces.features import EvaluatorConfig, FaceNet
+    from genaug.faces.identity import EmbedderJudge
 
     layout, E, G, D = tiny_edit_nets()
     judge = EmbedderJudge(FaceNet(EvaluatorConfig(widths=[8, 16])), "tiny", 0.5, "euclidean", 1.5)
@@ -172,7 +174,7 @@ def test_identity_loss_from_a_frozen_judge_reaches_the_generator():
 
 
 def test_diffaugment_is_seeded_shifts_whole_pixels_and_cuts_a_hole():
-    from training.augment import translate_cutout
+    from genaug.training.augment import translate_cutout
 
     x = torch.rand(5, 3, 16, 16, requires_grad=True)
     a = translate_cutout(x, torch.Generator().manual_seed(1), shift=0.125, cutout=0.25)
@@ -204,7 +206,7 @@ def test_d_augment_changes_what_d_sees_but_not_the_losses_shape():
 
 @pytest.mark.data
 def test_fine_tune_starts_from_a_bundle_and_warms_d_up_alone(edit_bundle, tmp_path):
-    from training.edit_loop import EditTrainConfig, EditTrainer
+    from genaug.training.edit_loop import EditTrainConfig, EditTrainer
 
     data = need(CELEBA64)
     kw = dict(data=str(data), image_size=32, content_channels=4, e_width=4, g_width=4, d_width=4, batch_size=4, limit=60,

@@ -6,8 +6,8 @@ import warnings
 import pytest
 import torch
 
-from genaug.latent import LatentSpec
-from genaug.sweep import Edit, apply_edits, default_codes, derive_seed, draw_edits, random_edits, resolve_edits, variant_edits
+from genaug.models.latent import LatentSpec
+from genaug.engine.edits import (Edit, apply_edits, default_codes, derive_seed, draw_edits, random_edits, resolve_edits, variant_edits)
 
 SPEC = LatentSpec.parse(8, "glasses:2:Eyeglasses,3", "smile")
 

@@ -9,8 +9,9 @@ from PIL import Image
 from conftest import CELEBA_ID200, need
 from genaug.bundle import load_bundle
 from genaug.engine import Engine
-from genaug.render import face_box, paste_back, to_model_frame
-from genaug.sweep import Edit
+from genaug.engine.edits import Edit
+from genaug.engine.render import paste_back, to_model_frame
+from genaug.faces.framing import face_box
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from genaug.latent import LatentSpec
-from genaug.recon import ReconstructionLoss, reconstruction_loss, reconstruction_score
-from genaug.sweep import apply_edits, plan_edits, random_edits, sweep
+from genaug.engine.edits import apply_edits, plan_edits, random_edits, sweep
+from genaug.models.latent import LatentSpec
+from genaug.models.recon import ReconstructionLoss, reconstruction_loss, reconstruction_score
 
 
 def test_latent_sample_split_join_roundtrip():

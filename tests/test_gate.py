@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from genaug.engine import Engine
-from genaug.metrics import IdentityGate, resolve_feature_net
+from genaug.faces.metrics import IdentityGate, resolve_feature_net
 from genaug.transforms import GenerativeFaceAug
 
 
@@ -95,7 +95,7 @@ def test_transform_builds_the_shipped_identity_gate(trained_bundle_path):
 
 
 def test_transform_auto_gate_is_the_shipped_student(trained_bundle_path):
-    from genaug import identity
+    from genaug.faces import identity
 
     t = make(trained_bundle_path, 0.5, gate="auto")
     if identity.student_available():  # the fast distilled judge, never dlib in the hot path

@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 
 from conftest import CELEBA_ID200, OLIVETTI, need
+from genaug.cli.expand import main
 from genaug.expand import ExpandError, expand_to_hdf5
-from genaug.expand_cli import main
-from genaug.hdf5 import HDF5FaceDataset
+from genaug.expand.hdf5 import HDF5FaceDataset
 
 FAST = dict(refine_steps=2, batch_size=4, block_size=3, device="cpu", progress=False)
 COMPARED = ("images", "codes", "score", "label", "source_index", "source_path", "variant")
@@ -338,7 +338,7 @@ def test_a_source_image_changed_in_place_is_not_resumed_as_the_same_run(tmp_path
 
 
 def test_writer_stopped_after_a_producer_error_closes_and_removes_its_part(tmp_path):
-    from genaug.hdf5 import PartWriter
+    from genaug.expand.hdf5 import PartWriter
 
     w = PartWriter(tmp_path, (8, 8, 3), 2, "lzf", {"run_key": "k"})
     w.start()

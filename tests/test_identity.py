@@ -1,4 +1,4 @@
-"""The identity judges (genaug.identity): dlib's descriptor on real pairs, the torch judges, the gate."""
+"""The identity judges (genaug.faces.identity): dlib's descriptor on real pairs, the torch judges, the gate."""
 from __future__ import annotations
 
 import csv
@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 
 from conftest import CELEBA_ID200, need
-from genaug import identity
 from genaug.engine import Engine
-from genaug.identity import EmbedderJudge, FacesExtraMissing, faces_extra_available, get_judge
-from genaug.metrics import compute
+from genaug.faces import identity
+from genaug.faces.identity import EmbedderJudge, FacesExtraMissing, faces_extra_available, get_judge
+from genaug.faces.metrics import compute
 
 needs_dlib = pytest.mark.skipif(not faces_extra_available(), reason='dlib extra not installed (pip install "genaug[faces]")')
 
@@ -112,7 +112,7 @@ def test_embedder_judge_gates_the_engine(tiny_bundle_path):
 
 def test_student_judge_when_shipped(real_pairs):
     if not identity.student_available():
-        pytest.skip("no distilled student shipped in genaug/default (python -m training.distill)")
+        pytest.skip("no distilled student shipped in genaug/default (python -m genaug.training.distill)")
     a, b = real_pairs
     judge = get_judge("student")
     assert judge.name == "student" and judge.metric == "euclidean" and 0.2 < judge.threshold < 1.2
@@ -138,7 +138,7 @@ class _CountingJudge(identity.IdentityJudge):
 
 
 def test_teacher_cache_is_resumable_and_refuses_other_settings(tmp_path):
-    from training.distill import describe_faces, read_teacher, teacher_subset
+    from genaug.training.distill import describe_faces, read_teacher, teacher_subset
 
     images = torch.randint(0, 256, (40, 3, 64, 64), dtype=torch.uint8)
     idx = teacher_subset(40, 25, seed=0)
@@ -160,7 +160,7 @@ def test_teacher_cache_is_resumable_and_refuses_other_settings(tmp_path):
 
 
 def test_agreement_threshold_matches_the_teachers_same_person_rate():
-    from training.distill import agreement_threshold
+    from genaug.training.distill import agreement_threshold
 
     g = torch.Generator().manual_seed(0)
     teacher = torch.randn(60, 128, generator=g) * 0.07  # pair distances around 1.1 ...

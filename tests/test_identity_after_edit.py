@@ -22,8 +22,8 @@ from PIL import Image
 
 from conftest import CELEBA_ID200, need
 from genaug.engine import Engine
-from genaug.metrics import identity_similarity
-from genaug.sweep import Edit
+from genaug.engine.edits import Edit
+from genaug.faces.metrics import identity_similarity
 
 pytestmark = pytest.mark.data  # every test here reads celeba_id200 (through measure)
 

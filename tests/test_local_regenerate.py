@@ -10,10 +10,10 @@ import torch
 from conftest import CELEBA64, need
 from genaug.bundle import BundleError, load_bundle, save_bundle
 from genaug.engine import Engine
-from genaug.render import local_mask, render
-from genaug.sweep import Edit
+from genaug.engine.edits import Edit
+from genaug.engine.render import local_mask, render
 from tests.test_detail import tiny_edit_bundle
-from training.calibrate_edits import main
+from genaug.training.calibrate_edits import main
 
 
 def _batch():

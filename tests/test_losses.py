@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from genaug.latent import LatentSpec
-from genaug.nets import QOutput
-from training.losses import ADV_LOSSES, d_adv_loss, g_adv_loss, info_loss
+from genaug.models.latent import LatentSpec
+from genaug.models.nets import QOutput
+from genaug.training.losses import ADV_LOSSES, d_adv_loss, g_adv_loss, info_loss
 
 # logits chosen so every branch matters: hinge margins active and inactive on both sides,
 # real and fake of both signs, different means (a swapped real/fake changes the value)

@@ -8,8 +8,8 @@ import scipy.linalg
 import torch
 from torch import nn
 
-from genaug.features import EvaluatorConfig, FaceNet, save_evaluator
-from genaug.metrics import IdentityGate, compute, frechet_distance, identity_similarity
+from genaug.faces.features import EvaluatorConfig, FaceNet, save_evaluator
+from genaug.faces.metrics import IdentityGate, compute, frechet_distance, identity_similarity
 
 
 def linear_embedder(seed: int = 0, dim: int = 5, size: int = 8) -> tuple[nn.Module, np.ndarray]:

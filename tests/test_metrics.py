@@ -7,12 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from genaug import metrics
-from genaug.features import DEFAULT_DIR, EvaluatorConfig, EvaluatorError, FaceNet, load_evaluator, save_evaluator
-from genaug.metrics import (
-    attribute_change, compute, frechet_distance, frechet_distance_from_stats, frechet_with_floor,
-    list_metrics, register_metric, roc_auc, tar_at_far, verification_scores,
-)
+from genaug.faces import metrics
+from genaug.faces.features import DEFAULT_DIR, EvaluatorConfig, EvaluatorError, FaceNet, load_evaluator, save_evaluator
+from genaug.faces.metrics import (attribute_change, compute, frechet_distance, frechet_distance_from_stats, frechet_with_floor, list_metrics, register_metric, roc_auc, tar_at_far, verification_scores)
 
 ATTRS = ["Eyeglasses", "Smiling", "Male"]
 

@@ -14,10 +14,11 @@ import torch
 from PIL import Image
 
 from genaug.bundle import load_bundle
-from genaug.nets import build_generator, init_weights
-from training.distributed import fingerprint
-from training.gan import GanKind
-from training.loop import TrainConfig, train
+from genaug.models.nets import init_weights
+from genaug.models.registry import build_generator
+from genaug.training.distributed import fingerprint
+from genaug.training.gan import GanKind
+from genaug.training.loop import TrainConfig, train
 
 from conftest import CELEBA64, need
 
@@ -196,7 +197,7 @@ def test_fingerprint_sees_any_change():
 
 
 def test_cli_help_lists_the_options():
-    out = subprocess.run([sys.executable, "-m", "training", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "genaug.training", "--help"], capture_output=True, text=True, check=True).stdout
     for flag in ("--kind", "--adv-loss", "--noise-head", "--diffaug", "--instance-noise", "--steps",
                  "--predictor-steps", "--categorical", "--overwrite", "--lambda-info"):
         assert flag in out
@@ -213,7 +214,7 @@ def test_genaug_train_help(capsys):
 
 
 def test_sweep_grid_parsing():
-    from training.grid import combinations, parse_grid, run_name
+    from genaug.training.grid import combinations, parse_grid, run_name
 
     assert parse_grid("adv_loss=ns,hinge") == ("adv_loss", ["ns", "hinge"])
     assert parse_grid("lambda-info=0.5,1") == ("lambda_info", [0.5, 1.0])
@@ -232,7 +233,7 @@ def test_sweep_grid_parsing():
 
 
 def test_sweep_runs_every_combination_and_skips_finished(tmp_path, capsys):
-    from training.grid import main
+    from genaug.training.grid import main
 
     data = write_faces(tmp_path / "faces", attributes=False)
     out = tmp_path / "sweep"
@@ -265,7 +266,7 @@ def test_sweep_runs_every_combination_and_skips_finished(tmp_path, capsys):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_augmentation_on_gpu_with_the_loops_cpu_generator():
-    from training.infogan import InfoGANObjective, ObjectiveConfig
+    from genaug.training.infogan import InfoGANObjective, ObjectiveConfig
 
     x = torch.zeros(4, 3, 32, 32, device="cuda")
     obj = InfoGANObjective(TrainConfig("x", "y").spec(), None, None, ObjectiveConfig(diffaug="color,translation,cutout"), {})

@@ -9,10 +9,10 @@ import torch
 
 from genaug.bundle import BundleError, load_bundle, save_bundle
 from genaug.engine import Engine
-from genaug.latent import LatentSpec
-from genaug.sweep import Edit, apply_edits
+from genaug.engine.edits import Edit, apply_edits
+from genaug.models.latent import LatentSpec
 from tests.test_detail import tiny_edit_bundle
-from training.detail import add_detail
+from genaug.training.detail import add_detail
 
 
 def test_apply_edits_pulls_the_weighted_part_to_the_new_mean():

@@ -1,6 +1,6 @@
 """Per-code, per-direction edits calibrated on labelled real faces: gains, content directions, shifts.
 
-    python -m training.calibrate_edits BUNDLE FACES --out CALIBRATED_BUNDLE \
+    python -m genaug.training.calibrate_edits BUNDLE FACES --out CALIBRATED_BUNDLE \
         [--directions TRAINING_FACES] [--split train] [--n 800] [--judge auto] [--min-same 0.9]
 
 An edit of a bound code has two knobs, both stored in the bundle's runtime per code and direction
@@ -46,9 +46,9 @@ from torch import Tensor
 
 from genaug.bundle import Bundle, load_bundle, read_config, save_bundle, transfer_weights
 from genaug.engine import Engine
-from genaug.metrics import attribute_names, attribute_probabilities, resolve_feature_net
-from genaug.render import render
-from genaug.sweep import Edit, apply_edits
+from genaug.engine.edits import Edit, apply_edits
+from genaug.engine.render import render
+from genaug.faces.metrics import attribute_names, attribute_probabilities, resolve_feature_net
 
 DEFAULT_GAINS = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5)
 DEFAULT_SHIFTS = (0.0, 1.0, 2.0, 3.0)
@@ -238,7 +238,7 @@ def format_curves(curves: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.calibrate_edits", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m genaug.training.calibrate_edits", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="bundle folder or 'default'")
     p.add_argument("faces", help="labelled faces to calibrate on (see above)")
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{k}: the new directions have none for this code; its selective transfer is dropped", file=sys.stderr)
             bundle.runtime = with_transfer(bundle.runtime, kept_transfer)
             bundle.check_runtime()
-        from genaug.identity import get_judge
+        from genaug.faces.identity import get_judge
 
         judge = None if a.judge == "none" else get_judge(a.judge, a.device)
         x, attrs, names = load_labelled(a.faces, bundle.image_size, a.split or None, a.n, a.seed)

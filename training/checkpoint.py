@@ -1,5 +1,5 @@
-"""A run folder's resumable state, shared by every training run (:mod:`training.loop`,
-:mod:`training.edit_loop`): the settings check on resume, ``checkpoint.pt`` (written atomically,
+"""A run folder's resumable state, shared by every training run (:mod:`genaug.training.loop`,
+:mod:`genaug.training.edit_loop`): the settings check on resume, ``checkpoint.pt`` (written atomically,
 read with ``weights_only=True`` so loading never executes code), the JSON-lines log and its
 truncation back to the checkpoint's step, and the EMA update of averaged networks."""
 from __future__ import annotations

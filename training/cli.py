@@ -1,4 +1,6 @@
-"""``genaug train`` / ``python -m training``: train a controllable generator + latent predictor."""
+"""``genaug train`` / ``python -m genaug.training``: train a model of any kind into a bundle
+(``--kind edit``: encoder + generator that edit real faces; ``infogan`` / ``began``: a controllable
+generator from noise, then its encoder, the latent predictor)."""
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,5 @@
 """The training configuration: one nested dataclass with a section per concern — latent layout,
-network (:class:`genaug.nets.NetConfig` itself), objective, predictor, schedule and data options.
+network (:class:`genaug.models.nets.NetConfig` itself), objective, predictor, schedule and data options.
 
 The command line and ``OUT/train_config.json`` use a flat view: every section field is one option
 under its own name (predictor fields prefixed ``predictor_``), so ``--lr-g`` sets
@@ -12,9 +12,9 @@ import dataclasses
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from genaug.latent import LatentSpec
-from genaug.nets import NetConfig
-from genaug.recon import parse_mix
+from genaug.models.config import NetConfig
+from genaug.models.latent import LatentSpec
+from genaug.models.recon import parse_mix
 
 from .augment import parse_policy
 from .infogan import ObjectiveConfig

@@ -18,12 +18,12 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from genaug.faces.framing import face_box
 from genaug.io import files_key, list_images, save_npz_atomic
-from genaug.render import face_box
 
 def load_face(path: str | Path, size: int, channels: int = 3, framing: dict | None = None) -> np.ndarray:
     """One image as uint8 (size, size, channels): the face box of ``framing`` (see
-    :func:`genaug.render.face_box`; None = the centred square), bicubic resize."""
+    :func:`genaug.engine.render.face_box`; None = the centred square), bicubic resize."""
     with Image.open(path) as im:
         im = im.convert("RGB" if channels == 3 else "L")
         box = face_box(im.height, im.width, framing)

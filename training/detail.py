@@ -1,10 +1,10 @@
 """Give a trained edit-kind bundle a *detail skip* so that one encoder pass reconstructs a face sharply.
 
-    python -m training.detail BUNDLE FACES --out RUN [--channels 16] [--minutes 30] [--steps 20000]
+    python -m genaug.training.detail BUNDLE FACES --out RUN [--channels 16] [--minutes 30] [--steps 20000]
 
 The edit kind keeps a person in an 8x8 content map, which caps how closely one encoder pass can
 redraw a photo. This adds an S/4 *detail map* to the latent (``NetConfig.detail_channels``; see
-:mod:`genaug.editnets`): a new encoder head reads the encoder's S/4 features and a new, zero-initialised
+:mod:`genaug.models.editnets`): a new encoder head reads the encoder's S/4 features and a new, zero-initialised
 generator convolution adds the map to the generator's S/4 features. Only these two layers train;
 every other weight, the codes and the runtime tables stay as they were. Two losses:
 
@@ -19,7 +19,7 @@ Given a bundle that already has a detail map of ``--channels`` channels, it trai
 (edit consistency then refers to the bundle as given). The run folder resumes (``checkpoint.pt``, same command; ``--minutes`` bounds one invocation), logs to
 ``log.jsonl`` and writes ``RUN/bundle`` at every evaluation: held-out reconstruction before and after
 and the edit-consistency error on held-out faces. Directions get zeros for the detail part; re-run
-``training.calibrate_edits --directions`` on the result to measure its edits.
+``genaug.training.calibrate_edits --directions`` on the result to measure its edits.
 """
 from __future__ import annotations
 
@@ -38,11 +38,11 @@ from torch import Tensor
 
 from genaug.bundle import Bundle, load_bundle, save_bundle
 from genaug.device import resolve_device
-from genaug.editnets import content_shape
+from genaug.engine.edits import apply_edits, random_edits
 from genaug.io import write_json_atomic
-from genaug.nets import build_generator, build_predictor
-from genaug.recon import msssim_per_image, psnr
-from genaug.sweep import apply_edits, random_edits
+from genaug.models.editnets import content_shape
+from genaug.models.recon import msssim_per_image, psnr
+from genaug.models.registry import build_generator, build_predictor
 
 from .checkpoint import append_log, check_resumable, load_checkpoint, save_checkpoint, truncate_log
 from .config import add_options, dataclass_options
@@ -81,7 +81,7 @@ RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", 
 def add_detail(bundle: Bundle, channels: int) -> Bundle:
     """A copy of an edit-kind ``bundle`` with a ``channels``-deep detail map that changes nothing yet
     (the generator's detail convolution starts at zero); directions get zeros for the detail part."""
-    from genaug.editnets import content_dim
+    from genaug.models.editnets import content_dim
 
     if bundle.kind != "edit":
         raise ValueError(f"only edit-kind bundles take a detail skip; {bundle.name!r} is kind {bundle.kind!r}")
@@ -242,7 +242,7 @@ class DetailTrainer:
         return out
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.detail", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m genaug.training.detail", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="edit-kind bundle folder or 'default'")
     p.add_argument("data", help="training faces (an image folder in the model's frame, e.g. celeba_train_64)")
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         DetailTrainer(DetailConfig(**a)).run()
     except (OSError, ValueError) as e:
-        print(f"training.detail: error: {e}", file=sys.stderr)
+        print(f"genaug.training.detail: error: {e}", file=sys.stderr)
         return 1
     return 0
 

@@ -1,10 +1,10 @@
 """Distil dlib's face descriptor into the project's small torch embedder (the "student").
 
-    python -m training.distill teacher  --out /work/runs/distill --faces 4800      # dlib pass, cached, resumable
-    python -m training.distill train    --out /work/runs/distill --minutes 10 --export genaug/default
-    python -m training.distill evaluate --student /work/runs/distill/evaluator_student
+    python -m genaug.training.distill teacher  --out /work/runs/distill --faces 4800      # dlib pass, cached, resumable
+    python -m genaug.training.distill train    --out /work/runs/distill --minutes 10 --export genaug/default
+    python -m genaug.training.distill evaluate --student /work/runs/distill/evaluator_student
 
-``teacher``: dlib's descriptors (:class:`genaug.identity.DlibJudge`, detection-free on the 64x64
+``teacher``: dlib's descriptors (:class:`genaug.faces.identity.DlibJudge`, detection-free on the 64x64
 crops) of a seeded subset of ``celeba_train_64``, written every ``--save-every`` faces to
 ``OUT/teacher.safetensors`` (atomic), so an interrupted pass continues where it stopped.
 ``train``: starts from the shipped identity embedder (``evaluator_identity``) with its head
@@ -36,13 +36,13 @@ from safetensors.torch import load_file
 from torch import Tensor
 from tqdm import tqdm
 
+from genaug.faces.features import load_evaluator, save_evaluator
+from genaug.faces.identity import DLIB_THRESHOLD, DlibJudge, IdentityJudge, get_judge, load_student
+from genaug.faces.metrics import roc_auc, tar_at_far, verification_pairs
 from genaug.io import write_safetensors
-from genaug.features import load_evaluator, save_evaluator
-from genaug.identity import DLIB_THRESHOLD, DlibJudge, IdentityJudge, get_judge, load_student
-from genaug.metrics import roc_auc, tar_at_far, verification_pairs
-from training.data import load_faces
-from training.checkpoint import load_checkpoint, save_checkpoint
-from training.evaluators import export_evaluator, load_identity_folder, to_float
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import load_faces
+from .evaluators import export_evaluator, load_identity_folder, to_float
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TEACHER_FILE = "teacher.safetensors"
@@ -233,13 +233,13 @@ def export_student(model, cfg: DistillConfig, state: dict, scale: float, n_teach
                    calibration: dict) -> Path:
     out = Path(cfg.out)
     model.cfg.training = {
-        "data": Path(cfg.data).name, "teacher": "dlib_face_recognition_resnet_model_v1 (detection-free, genaug.identity)",
+        "data": Path(cfg.data).name, "teacher": "dlib_face_recognition_resnet_model_v1 (detection-free, genaug.faces.identity)",
         "teacher_faces": n_teacher, "train_faces": n_train, "steps": state["step"],
         "cpu_minutes": round(state["elapsed"] / 60, 2), "init": "evaluator_identity", "config": asdict(cfg),
         "holdout": state["log"][-1] if state["log"] else {},
         "distillation": {"scale": round(scale, 5), "threshold": calibration["threshold"],
                          "calibration": {**calibration, "on": f"all pairs of the {cfg.holdout} held-out teacher faces"}},
-        "command": "python -m training.distill " + " ".join(sys.argv[1:]),
+        "command": "python -m genaug.training.distill " + " ".join(sys.argv[1:]),
     }
     weights = save_evaluator(model, out / "evaluator_student")
     print(json.dumps(model.cfg.training, indent=1))
@@ -311,7 +311,7 @@ def evaluate(student: str | None, out: Path, people: int = 200) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m training.distill", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m genaug.training.distill", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("teacher", help="compute (or continue) the cached dlib descriptors")

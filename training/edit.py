@@ -9,7 +9,7 @@ One step, on a batch x of real faces with attribute labels:
   E+G: reconstruction G(h, c) ~ x (L1 + MS-SSIM); the edit realistic and showing c' to D's code
      head, where the edit is what the runtime renders by default, x + G(h, c') - G(h, c)
      (``edit_space="delta"``), or G(h, c'); cycle G(E(G(h, c')).content, c) ~ x; E reads c' back from G(h, c') and the labels from x.
-The loop itself (checkpoints, resume, time budget, logs, grids, bundle) is in :mod:`training.edit_loop`.
+The loop itself (checkpoints, resume, time budget, logs, grids, bundle) is in :mod:`genaug.training.edit_loop`.
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genaug.latent import LatentSpec
-from genaug.nets import NetConfig
-from genaug.recon import reconstruction_loss
+from genaug.models.config import NetConfig
+from genaug.models.latent import LatentSpec
+from genaug.models.recon import reconstruction_loss
 
 from .losses import ADV_LOSSES, d_adv_loss, g_adv_loss
 
@@ -62,7 +62,7 @@ def edit_spec(net: NetConfig, categorical: str, continuous: str, identity_unsafe
     in ``identity_unsafe`` are left out of the default random augmentation."""
     from dataclasses import replace
 
-    from genaug.editnets import content_dim
+    from genaug.models.editnets import content_dim
 
     spec = LatentSpec.parse(content_dim(net), categorical, continuous)
     unsafe = {s.strip() for s in identity_unsafe.split(",") if s.strip()}
@@ -172,7 +172,7 @@ def g_step(
     log = {"g_adv": adv.detach(), "g_cls": cls.detach(), "rec": rec_loss.detach(), "cycle": cycle.detach(), "enc": enc.detach()}
     if obj.lambda_identity:
         if judge is None:
-            raise ValueError("lambda_identity > 0 needs an identity judge (e.g. genaug.identity.get_judge('student'))")
+            raise ValueError("lambda_identity > 0 needs an identity judge (e.g. genaug.faces.identity.get_judge('student'))")
         ident = judge.distance(judge.embed_with_grad(edited), judge.embed_with_grad(x).detach()).mean()
         loss = loss + obj.lambda_identity * ident
         log["identity"] = ident.detach()

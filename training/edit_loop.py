@@ -1,4 +1,4 @@
-"""Training run of the edit-aware kind (``genaug train --kind edit`` / ``python -m training.edit_loop``).
+"""Training run of the edit-aware kind (``genaug train --kind edit`` / ``python -m genaug.training.edit_loop``).
 
 Resumable (the same command continues from ``checkpoint.pt``), bounded by ``--steps`` and a
 wall-clock budget ``--minutes``, logs JSON lines, writes sample grids (photo | reconstruction |
@@ -20,15 +20,17 @@ from typing import Any
 import torch
 from torchvision.utils import save_image
 
-from genaug.bundle import CELEBA_FRAMING, Bundle, save_bundle
+from genaug.bundle import Bundle, save_bundle
 from genaug.device import resolve_device
-from genaug.editnets import EditDiscriminator
+from genaug.faces.framing import CELEBA_FRAMING
 from genaug.io import write_json_atomic
-from genaug.nets import NetConfig, build_generator, build_predictor, init_weights
-from genaug.recon import psnr, reconstruction_score
+from genaug.models.config import NetConfig
+from genaug.models.editnets import EditDiscriminator
+from genaug.models.nets import init_weights
+from genaug.models.recon import psnr, reconstruction_score
+from genaug.models.registry import build_generator, build_predictor
 
-from .checkpoint import (append_log, check_resumable, load_checkpoint, load_state_dicts, save_checkpoint, state_dicts,
-                         truncate_log, update_ema)
+from .checkpoint import (append_log, check_resumable, load_checkpoint, load_state_dicts, save_checkpoint, state_dicts, truncate_log, update_ema)
 from .config import add_options, dataclass_options
 from .data import load_faces, split_holdout
 from .edit import DEFAULT_CODES, CodeLayout, EditObjective, d_step, edit_spec, g_step
@@ -43,7 +45,7 @@ class EditTrainConfig:
     image_size: int = 64
     channels: int = 3
     content_channels: int = 32
-    detail_channels: int = 0  # S/4 detail skip (0 = none; see training.detail to add one to a trained bundle)
+    detail_channels: int = 0  # S/4 detail skip (0 = none; see genaug.training.detail to add one to a trained bundle)
     categorical: str = DEFAULT_CODES
     continuous: str = "3"
     identity_unsafe: str = "male"
@@ -124,7 +126,7 @@ class EditTrainer:
         self.weights = self._sampling_weights()
         self.judge = None
         if cfg.lambda_identity:  # a frozen identity judge (the distilled student by default) as a loss
-            from genaug.identity import get_judge
+            from genaug.faces.identity import get_judge
 
             self.judge = get_judge(cfg.identity_judge, self.device)
             if not hasattr(self.judge, "embed_with_grad"):
@@ -252,7 +254,7 @@ class EditTrainer:
     @torch.no_grad()
     def evaluate(self) -> dict[str, Any]:
         """Held-out faces: one-pass reconstruction and per-code edit success (delta edits)."""
-        from genaug.metrics import attribute_names, attribute_probabilities, resolve_feature_net
+        from genaug.faces.metrics import attribute_names, attribute_probabilities, resolve_feature_net
 
         self.recalibrate_batchnorm()
         self.D.eval()

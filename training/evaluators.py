@@ -1,8 +1,8 @@
 """Train the project's evaluation models (identity embedder, attribute classifier).
 
-    python -m training.evaluators identity   --data ../shared/data/celeba_train_64 --out /work/runs/eval_identity
-    python -m training.evaluators attributes --data ../shared/data/celeba_train_64 --out /work/runs/eval_attributes
-    python -m training.evaluators evaluate   --kind identity --weights genaug/default/evaluator_identity
+    python -m genaug.training.evaluators identity   --data ../shared/data/celeba_train_64 --out /work/runs/eval_identity
+    python -m genaug.training.evaluators attributes --data ../shared/data/celeba_train_64 --out /work/runs/eval_attributes
+    python -m genaug.training.evaluators evaluate   --kind identity --weights genaug/default/evaluator_identity
 
 Identity: CosFace (additive cosine margin) head over CelebA identities with >= ``--min-images``
 images; one image per identity with >= ``min_images + 1`` is held out for validation. The
@@ -34,11 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genaug.bundle import CELEBA_FRAMING
-from genaug.features import EvaluatorConfig, FaceNet, load_evaluator, save_evaluator
+from genaug.faces.features import EvaluatorConfig, FaceNet, load_evaluator, save_evaluator
+from genaug.faces.framing import CELEBA_FRAMING
 from genaug.io import files_key, list_images, save_npz_atomic
-from training.checkpoint import load_checkpoint, save_checkpoint
-from training.data import load_face, load_faces
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import load_face, load_faces
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -285,7 +285,7 @@ def _finish(cfg: EvaluatorTrainConfig, out: Path, model: FaceNet, head: nn.Modul
         "data": Path(cfg.data).name, "steps": state["step"], "epochs": state["epoch"],
         "minutes": round(state["elapsed"] / 60, 2), "batch_size": cfg.batch_size, "seed": cfg.seed,
         "train_images": len(tr), "val_images": len(va), "validation": final,
-        "command": "python -m training.evaluators " + " ".join(sys.argv[1:]),
+        "command": "python -m genaug.training.evaluators " + " ".join(sys.argv[1:]),
     }
     if cfg.kind == "identity":
         ecfg.training.update(identities=int(targets.max()) + 1, min_images=cfg.min_images, margin=cfg.margin, scale=cfg.scale)
@@ -319,7 +319,7 @@ def validate(kind: str, model: FaceNet, head: nn.Module, images: Tensor, targets
     if kind == "identity":
         acc = (head(out).argmax(1) == y).float().mean().item()
         return {"val_top1": round(acc, 4)}
-    from genaug.metrics import roc_auc
+    from genaug.faces.metrics import roc_auc
 
     pred = out > 0
     per = (pred == (y > 0.5)).float().mean(0)
@@ -331,7 +331,7 @@ def validate(kind: str, model: FaceNet, head: nn.Module, images: Tensor, targets
 
 def verification_quality(model: nn.Module, folder: str | Path, seed: int = 0) -> dict:
     """Verification AUC / TAR@FAR on all genuine and sampled impostor pairs of an identity folder."""
-    from genaug.metrics import verification_scores
+    from genaug.faces.metrics import verification_scores
 
     data = load_identity_folder(folder, 64)
     emb = embed_all(model, data.images)
@@ -354,7 +354,7 @@ def evaluate(kind: str, weights: str | None, data: str | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m training.evaluators", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m genaug.training.evaluators", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 1)[1])
     sub = p.add_subparsers(dest="cmd", required=True)
     for kind in ("identity", "attributes"):

@@ -3,8 +3,8 @@ head), then a latent-predictor phase against the frozen EMA generator, then a bu
 
 A model kind is a class with ``phases`` (name, steps), ``step(phase)``, ``modules()`` /
 ``optimizers()`` / ``extra_state()`` (what a checkpoint holds), ``evidence(phase, final)``
-(extra log metrics), ``write_samples(out, step)`` and ``bundle(...)``; :mod:`training.loop`
-runs any such class, so a new kind adds a file and one entry in ``training.loop.KINDS``.
+(extra log metrics), ``write_samples(out, step)`` and ``bundle(...)``; :mod:`genaug.training.loop`
+runs any such class, so a new kind adds a file and one entry in ``genaug.training.loop.KINDS``.
 """
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ import torch
 from torch import nn
 from torchvision.utils import save_image
 
-from genaug.bundle import CELEBA_FRAMING, Bundle
-from genaug.latent import LatentSpec
-from genaug.nets import build_discriminator, build_generator, build_predictor, init_weights
-from genaug.sweep import sweep
+from genaug.bundle import Bundle
+from genaug.engine.edits import sweep
+from genaug.faces.framing import CELEBA_FRAMING
+from genaug.models.latent import LatentSpec
+from genaug.models.nets import build_discriminator, init_weights
+from genaug.models.registry import build_generator, build_predictor
 
 from . import distributed
 from .augment import instance_noise_std

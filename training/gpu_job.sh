@@ -40,7 +40,7 @@ PIDS=()
 LIMIT=$(python3 -c "print(int(float('$MIN') * 60 + 150))")
 for v in ${GPUJOB_VARIANTS:-a b c}; do
     # SIGTERM at the limit: the trainer finishes its step, checkpoints, evaluates and exports
-    timeout -k 60 "$LIMIT" python3 -m training.edit_loop "$DATA" "$W/run_$v" $COMMON ${VARIANT[$v]} \
+    timeout -k 60 "$LIMIT" python3 -m genaug.training.edit_loop "$DATA" "$W/run_$v" $COMMON ${VARIANT[$v]} \
         --name "edit64-gpu-ft-$v" ${GPUJOB_EXTRA:-} > "$W/run_$v.log" 2>&1 &
     PIDS+=($!)
 done

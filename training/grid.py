@@ -1,4 +1,4 @@
-"""Hyper-parameter grids: ``python -m training.grid DATA OUT --grid "adv_loss=ns,hinge"
+"""Hyper-parameter grids: ``python -m genaug.training.grid DATA OUT --grid "adv_loss=ns,hinge"
 --grid "lambda_info=0.5,1" --steps 200 [any training option]``.
 
 Every combination of the grids runs in turn into ``OUT/<run-name>`` (a run's name lists its grid
@@ -46,7 +46,7 @@ def parse_grid(spec: str) -> tuple[str, list[Any]]:
     if not sep or not values.strip():
         raise ValueError(f"--grid {spec!r}: expected KEY=V1,V2,...")
     if key not in _TYPES or key in FIXED:
-        raise ValueError(f"--grid {spec!r}: unknown training option {key!r} (see python -m training --help)")
+        raise ValueError(f"--grid {spec!r}: unknown training option {key!r} (see python -m genaug.training --help)")
     parts = values.split("|") if "|" in values else values.split(",")
     try:
         return key, [_cast(key, p.strip()) for p in parts]
@@ -119,7 +119,7 @@ def format_table(results: list[RunResult]) -> str:
 
 
 def build_grid_parser() -> argparse.ArgumentParser:
-    p = build_parser(argparse.ArgumentParser(prog="python -m training.grid", description=__doc__.split("\n\n")[0]))
+    p = build_parser(argparse.ArgumentParser(prog="python -m genaug.training.grid", description=__doc__.split("\n\n")[0]))
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="a training option and its values to try (repeatable; the grids multiply)")
     p.add_argument("--stop-on-error", action="store_true", help="stop at the first failed run (default: record it and go on)")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from genaug.latent import LatentSpec
+from genaug.models.latent import LatentSpec
 
 from .augment import diff_augment
 from .losses import BEGANBalance, ae_error, attribute_loss, d_adv_loss, g_adv_loss, info_loss, noise_loss

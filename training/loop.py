@@ -1,8 +1,8 @@
-"""The training loop: runs the phases of a model kind (``training.gan``: GAN phase, then the
+"""The training loop: runs the phases of a model kind (``genaug.training.gan``: GAN phase, then the
 latent-predictor phase) and writes a bundle. Resumable (``checkpoint.pt`` every N steps; the same
 command continues), logs JSON lines, writes sample and per-code sweep grids.
 
-Data parallel under ``torchrun`` (:mod:`training.distributed`): every rank draws its own
+Data parallel under ``torchrun`` (:mod:`genaug.training.distributed`): every rank draws its own
 ``batch_size`` images and latents (global batch = ``batch_size * world``); every checkpoint
 compares a fingerprint of all weights across ranks and stops the run if they drifted apart
 (logged as ``rank_spread``). Rank 0 alone writes the config, log, grids, checkpoint and bundle,
@@ -21,13 +21,12 @@ from genaug.bundle import Bundle, save_bundle
 from genaug.io import write_json_atomic
 
 from . import distributed
-from .checkpoint import (append_log, check_resumable, load_checkpoint, load_state_dicts, save_checkpoint, state_dicts,
-                         truncate_log)
+from .checkpoint import (append_log, check_resumable, load_checkpoint, load_state_dicts, save_checkpoint, state_dicts, truncate_log)
 from .config import MODEL_KINDS, TrainConfig
 from .data import load_faces, split_holdout
 from .gan import GanKind
 
-# model kind -> class with the step logic (see training.gan); a new kind adds a file and an entry
+# model kind -> class with the step logic (see genaug.training.gan); a new kind adds a file and an entry
 KINDS: dict[str, Any] = {"infogan": GanKind, "began": GanKind}
 assert set(KINDS) == set(MODEL_KINDS)
 __all__ = ["KINDS", "TrainConfig", "Trainer", "train"]

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genaug.latent import LatentSpec
-from genaug.nets import QOutput
+from genaug.models.latent import LatentSpec
+from genaug.models.nets import QOutput
 
 ADV_LOSSES = ("ns", "minimax", "hinge", "wgan", "lsgan")
 

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genaug.latent import LatentSpec
-from genaug.nets import Predictor
-from genaug.recon import reconstruction_loss, reconstruction_score
+from genaug.models.latent import LatentSpec
+from genaug.models.nets import Predictor
+from genaug.models.recon import reconstruction_loss, reconstruction_score
 
 
 @dataclass

@@ -10,8 +10,8 @@ from typing import Any, Callable, Iterable
 
 import h5py
 
+from ..io import write_json_atomic
 from .hdf5 import part_name, part_status, read_skipped
-from .io import write_json_atomic
 from .sources import ExpandError
 
 MANIFEST = "manifest.json"

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from .bundle import BundleError, gain_for, read_config
-from .cli import run_guarded
-from .latent import LatentSpec
-from .sweep import default_codes
+from ..bundle.format import BundleError, gain_for, read_config
+from ..engine.edits import default_codes
+from ..models.latent import LatentSpec
+from .common import run_guarded
 
 
 def run_info(args: argparse.Namespace) -> None:

@@ -29,7 +29,7 @@ class LazyEngine:
     def get(self) -> Any:
         """The engine, built on first use in this process (CPU inside DataLoader workers)."""
         if self.built is None:
-            from .engine import Engine
+            from .core import Engine
 
             kw = dict(self.engine_kw)
             if torch.utils.data.get_worker_info() is not None:

@@ -2,7 +2,7 @@
 
 Low-level functions work on NCHW image batches in [-1, 1] (or on feature matrices):
 
-- :func:`reconstruction` — MS-SSIM score (genaug.recon) and PSNR per image.
+- :func:`reconstruction` — MS-SSIM score (genaug.models.recon) and PSNR per image.
 - :func:`identity_similarity` — cosine of identity embeddings, per pair.
 - :func:`attribute_change` — P(attribute) before vs after an edit, per attribute.
 - :func:`frechet_distance` — Fréchet distance between two feature sets (float64, no scipy);
@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..models.recon import psnr, reconstruction_score
 from .features import FaceNet, evaluator_paths, load_evaluator
-from .recon import psnr, reconstruction_score
 
 FeatureNet = nn.Module | str | Path | None
 _METRICS: dict[str, Callable[..., dict[str, Any]]] = {}
@@ -144,7 +144,7 @@ def frechet_with_floor(real: Tensor, other: Tensor, seed: int = 0) -> dict[str, 
 
 # ----------------------------------------------------------------------------- per-image metrics
 def reconstruction(x: Tensor, y: Tensor) -> dict[str, Tensor]:
-    """Per image: ``score`` (MS-SSIM in [0, 1], genaug.recon.reconstruction_score) and ``psnr`` (dB)."""
+    """Per image: ``score`` (MS-SSIM in [0, 1], genaug.models.recon.reconstruction_score) and ``psnr`` (dB)."""
     return {"score": reconstruction_score(x, y), "psnr": psnr(x.float(), y.float())}
 
 

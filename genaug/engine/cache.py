@@ -20,7 +20,7 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
-from .io import write_safetensors
+from ..io import write_safetensors
 
 STORE_FORMAT = "genaug-latent-cache"
 STORE_VERSION = "2"

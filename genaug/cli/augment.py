@@ -1,6 +1,6 @@
 """``genaug augment IMAGE_OR_DIR --out DIR``: augmented variants of the user's own faces (same
 size as the inputs, ``NAME_augNN.png``, sub-folders mirrored) and a contact sheet. The variants of one image are
-distinct edits (:func:`genaug.sweep.variant_edits`); unreadable files are skipped and reported."""
+distinct edits (:func:`genaug.engine.edits.variant_edits`); unreadable files are skipped and reported."""
 from __future__ import annotations
 
 import argparse
@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cli import add_model_args, run_guarded
+from ..engine.edits import derive_seed, variant_edits
+from ..images import MIN_SIDE
+from ..io import list_images
+from .common import add_model_args, run_guarded
 from .demo import CELL, hstack, vstack
-from .io import list_images
-from .render import MIN_SIDE
-from .sweep import derive_seed, variant_edits
 
 SHEET_ROWS = 32
 
@@ -65,7 +65,7 @@ def augment_chunk(engine: Any, images: list[np.ndarray], first_index: int, varia
 def run_augment(args: argparse.Namespace) -> Path:
     from tqdm.auto import tqdm
 
-    from .engine import Engine
+    from ..engine.core import Engine
 
     if args.variants < 1:
         raise ValueError(f"--variants must be >= 1, got {args.variants}")

@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
+from .config import NetConfig, norm_layer
 from .latent import LatentSpec
-from .nets import NetConfig, _norm
 
 
 def content_shape(cfg: NetConfig) -> tuple[int, int, int]:
@@ -44,7 +44,7 @@ def content_dim(cfg: NetConfig) -> int:
 
 
 def _down(cin: int, cout: int, norm: str) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 4, 2, 1, bias=norm == "none"), _norm(norm, cout), nn.LeakyReLU(0.2, True)]
+    return [nn.Conv2d(cin, cout, 4, 2, 1, bias=norm == "none"), norm_layer(norm, cout), nn.LeakyReLU(0.2, True)]
 
 
 class EditEncoder(nn.Module):
@@ -90,7 +90,7 @@ class _Up(nn.Module):
     def __init__(self, cin: int, code_dim: int, cout: int, norm: str):
         super().__init__()
         self.body = nn.Sequential(
-            nn.ConvTranspose2d(cin + code_dim, cout, 4, 2, 1, bias=norm == "none"), _norm(norm, cout), nn.ReLU(True)
+            nn.ConvTranspose2d(cin + code_dim, cout, 4, 2, 1, bias=norm == "none"), norm_layer(norm, cout), nn.ReLU(True)
         )
 
     def forward(self, h: Tensor, codes: Tensor) -> Tensor:
@@ -107,8 +107,8 @@ class EditGenerator(nn.Module):
         self.in_dim = spec.dim
         w, k = cfg.g_width, spec.code_dim
         self.stem = nn.Sequential(
-            nn.Conv2d(cfg.content_channels + k, 8 * w, 3, 1, 1, bias=cfg.g_norm == "none"), _norm(cfg.g_norm, 8 * w), nn.ReLU(True),
-            nn.Conv2d(8 * w, 8 * w, 3, 1, 1, bias=cfg.g_norm == "none"), _norm(cfg.g_norm, 8 * w), nn.ReLU(True),
+            nn.Conv2d(cfg.content_channels + k, 8 * w, 3, 1, 1, bias=cfg.g_norm == "none"), norm_layer(cfg.g_norm, 8 * w), nn.ReLU(True),
+            nn.Conv2d(8 * w, 8 * w, 3, 1, 1, bias=cfg.g_norm == "none"), norm_layer(cfg.g_norm, 8 * w), nn.ReLU(True),
         )
         self.ups = nn.ModuleList([_Up(8 * w, k, 4 * w, cfg.g_norm), _Up(4 * w, k, 2 * w, cfg.g_norm)])
         self.detail_in = nn.Conv2d(cfg.detail_channels, 4 * w, 3, 1, 1) if cfg.detail_channels else None

@@ -1,14 +1,14 @@
-"""Offline dataset expansion: :func:`expand_to_hdf5` (``genaug expand``, see :mod:`genaug.expand_cli`).
+"""Offline dataset expansion: :func:`expand_to_hdf5` (``genaug expand``, see :mod:`genaug.cli.expand`).
 
-Pipeline: the source (:mod:`genaug.sources`) is cut into fixed blocks of ``block_size`` source
+Pipeline: the source (:mod:`genaug.expand.sources`) is cut into fixed blocks of ``block_size`` source
 indices. Each block is decoded by a thread pool (one batch ahead), framed, inverted and rendered
 in batches by the engine (:meth:`genaug.engine.Engine.render_edits`, gate included), and streamed
-by a background writer (:class:`genaug.hdf5.PartWriter`) into its own part file
+by a background writer (:class:`genaug.expand.hdf5.PartWriter`) into its own part file
 ``OUT.h5.parts/part-<block>.h5`` (written as a temp file, fsynced, atomically renamed). Finished
-parts are skipped on resume; the final step merges the parts in order (:func:`genaug.hdf5.merge_parts`)
+parts are skipped on resume; the final step merges the parts in order (:func:`genaug.expand.hdf5.merge_parts`)
 and atomically renames the result to ``OUT.h5``. Each record's randomness comes from (seed, source
 index) only and a block is always batched the same way, so a resumed, sharded or interrupted run
-gives the same bytes as a single uninterrupted one. File layout: :mod:`genaug.hdf5`.
+gives the same bytes as a single uninterrupted one. File layout: :mod:`genaug.expand.hdf5`.
 """
 from __future__ import annotations
 
@@ -29,14 +29,15 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import __version__
-from .bundle import Bundle
-from .distenv import dist_env, init_distributed, rank_device
-from .expand_run import RunFiles, describe_skipped
+from .. import __version__
+from ..bundle.format import Bundle
+from ..distenv import dist_env, init_distributed, rank_device
+from ..engine.edits import derive_seed, variant_edits
+from ..engine.render import paste_back
+from ..images import MIN_SIDE
 from .hdf5 import FORMAT, LAYOUT_VERSION, PartWriter, compression_args, merge_parts
-from .render import MIN_SIDE, paste_back
+from .runs import RunFiles, describe_skipped
 from .sources import ExpandError, Source, open_source, to_channels
-from .sweep import derive_seed, variant_edits
 
 __all__ = ["ExpandError", "ExpandResult", "ExpandSettings", "expand_to_hdf5"]
 
@@ -286,7 +287,7 @@ def _merge(files: RunFiles, b: Bundle, src: Source, s: ExpandSettings, shape: tu
 
 def _file_attrs(b: Bundle, src: Source, s: ExpandSettings, seed: int, run_key: str, compression: str,
                 command: list[str] | None, source: str | Path) -> dict[str, Any]:
-    """The merged file's attributes (see :mod:`genaug.hdf5`)."""
+    """The merged file's attributes (see :mod:`genaug.expand.hdf5`)."""
     return {
         "format": FORMAT, "layout_version": LAYOUT_VERSION, "genaug_version": __version__, "run_key": run_key,
         "bundle_identity": b.identity, "bundle_name": b.name, "bundle_config": json.dumps(b.config()),
@@ -306,7 +307,7 @@ def _check_out(source: Path, out: Path) -> None:
 
 
 def _make_engine(bundle: Any, device: str, s: ExpandSettings, gate: Any) -> Any:
-    from .engine import Engine
+    from ..engine.core import Engine
 
     try:
         return Engine(
@@ -349,13 +350,13 @@ def expand_to_hdf5(
     gate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> ExpandResult:
     """Expand ``source`` (image folder, ImageFolder or HDF5) into ``out`` with ``variants``
-    identity-preserving variants per image (see the module docs and :mod:`genaug.hdf5`).
+    identity-preserving variants per image (see the module docs and :mod:`genaug.expand.hdf5`).
 
     Resumable: call again with the same arguments after an interruption. ``shard="i/n"`` (or
     torchrun's RANK/WORLD_SIZE) expands blocks ``b % n == i`` only; ``merge`` (default: when
     not sharded; rank 0 under torchrun) merges all parts into ``out``; ``merge_only`` merges
     finished parts without expanding anything. ``gate_threshold`` turns on the identity gate: the
-    judge ``genaug.identity.get_judge("auto")`` (dlib's descriptor when ``genaug[faces]`` is
+    judge ``genaug.faces.identity.get_judge("auto")`` (dlib's descriptor when ``genaug[faces]`` is
     installed, similarity = 1 - distance, same person above 0.4; else the project's embedder,
     cosine); ``gate`` replaces it with any ``gate(original, augmented) -> (N,)``.
     """

@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .bundle import BundleError
-from .expand import ExpandError, expand_to_hdf5
+from ..bundle.format import BundleError
+from ..expand.pipeline import ExpandError, expand_to_hdf5
+from ..faces.identity import FacesExtraMissing
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement steps per image "
                    "(default: the bundle's, 0 for the edit kind and 20 otherwise)")
     p.add_argument("--refine-loss", default="mse+msssim", help="inversion refinement loss")
-    p.add_argument("--framing", default="auto", help="how faces are framed for the model (see genaug.render)")
+    p.add_argument("--framing", default="auto", help="how faces are framed for the model (see genaug.engine.render)")
     p.add_argument("--batch-size", type=int, default=64, help="images per device batch")
     p.add_argument("--block-size", type=int, default=256, help="source images per part file (the resume unit)")
     p.add_argument("--compression", default="lzf", help="image compression: lzf, gzip, gzip-<0..9> or none")
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             merge=True if a.merge_only else None, merge_only=a.merge_only, overwrite=a.overwrite,
             progress=not a.quiet, command=["genaug", "expand", *argv], gate_threshold=a.gate_threshold,
         )
-    except (ExpandError, BundleError, FileNotFoundError, ValueError) as e:
+    except (ExpandError, BundleError, FileNotFoundError, ValueError, FacesExtraMissing) as e:
         print(f"genaug expand: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -14,21 +14,20 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .device import resolve_device
-from .io import read_versioned_json, sha256_file, write_json_atomic, write_safetensors
-from .latent import LatentSpec
-from .nets import Generator, NetConfig, Predictor, build_generator, build_predictor
+from ..device import resolve_device
+from ..io import read_versioned_json, sha256_file, write_json_atomic, write_safetensors
+from ..models.config import NetConfig
+from ..models.latent import LatentSpec
+from ..models.nets import Generator, Predictor
+from ..models.registry import build_generator, build_predictor
 
 FORMAT = "genaug-bundle"
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-DEFAULT_DIR = Path(__file__).with_name("default")
+DEFAULT_DIR = Path(__file__).parents[1] / "default"
 # bundles shipped inside the package, loadable by name
 NAMED_BUNDLES = {"default": DEFAULT_DIR}
-
-# CelebA "aligned & cropped" 178x218 frames; faces were trained on this centre box.
-CELEBA_FRAMING = {"reference_size": [178, 218], "box": [35, 55, 143, 163]}
 
 
 def gain_for(edit_gain: float | dict[str, float], spec: LatentSpec, code: int, value: float, default: float = 1.0) -> float:
@@ -51,7 +50,7 @@ def transfer_weights(direction: torch.Tensor, entry: dict[str, float], net) -> t
     table: ``entry["content"]`` / ``entry["detail"]`` on the cells of the content / detail map whose
     direction energy (spread of the category means) is at or above the ``entry["quantile"]`` quantile,
     0 elsewhere (CPU float32)."""
-    from .editnets import content_shape, detail_shape
+    from ..models.editnets import content_shape, detail_shape
 
     t = direction.detach().float().cpu()
     energy = (t - t.mean(0)).pow(2).sum(0)
@@ -124,7 +123,7 @@ class Bundle:
         in ``delta`` mode, where an edit changes the face by more than this (mean absolute change
         over channels on the [-1, 1] scale, smoothed), the photo's own residual (what the generator
         does not draw) is dropped as well, so what a removal takes away — glasses rims, a smile —
-        does not survive from the photo. See :func:`genaug.render.render`."""
+        does not survive from the photo. See :func:`genaug.engine.render.render`."""
         return self.runtime.get("edit_regenerate", 0.0)
 
     def regenerate_of(self, code: int, value: float) -> float:
@@ -146,7 +145,7 @@ class Bundle:
 
     def transfer_table(self) -> dict[tuple[int, int], torch.Tensor]:
         """``(code index, new category) -> (noise_dim,)`` transfer weights in [0, 1] (what
-        :func:`genaug.sweep.apply_edits` takes as ``transfer``), from :attr:`edit_transfer` and the
+        :func:`genaug.engine.edits.apply_edits` takes as ``transfer``), from :attr:`edit_transfer` and the
         :attr:`directions`; empty for edits without an entry or a direction."""
         out = {}
         for name, t in self.directions.items():
@@ -164,7 +163,7 @@ class Bundle:
         return next((self.edit_transfer[k] for k in (f"{name}={int(value)}", name) if k in self.edit_transfer), None)
 
     def direction_table(self) -> dict[int, torch.Tensor]:
-        """:attr:`directions` keyed by code index (what :func:`genaug.sweep.apply_edits` takes)."""
+        """:attr:`directions` keyed by code index (what :func:`genaug.engine.edits.apply_edits` takes)."""
         return {self.spec.code_index(name): t for name, t in self.directions.items()}
 
     def check_runtime(self) -> None:

@@ -13,13 +13,15 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor, nn
 
-from .bundle import Bundle, load_bundle
+from ..bundle.format import Bundle, load_bundle
+from ..device import resolve_device
+from ..faces.framing import FRAMINGS
+from ..images import FrameInfo
+from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
-from .device import resolve_device
+from .edits import Edit, apply_edits, code_ranges, random_edits, resolve_edits
 from .invert import Inversion, invert
-from .recon import parse_mix
-from .render import FRAMINGS, MODES, FrameInfo, paste_back, render, to_model_batch
-from .sweep import Edit, apply_edits, code_ranges, random_edits, resolve_edits
+from .render import MODES, paste_back, render, to_model_batch
 
 Gate = Callable[[Tensor, Tensor], Tensor]
 Generators = Union[torch.Generator, list[torch.Generator], None]
@@ -52,14 +54,14 @@ class Engine:
         strength: scales each edit (latent interpolation; 0 = no change, 1 = the bundle's full edit,
             i.e. the code moved ``bundle.gain_of(code, value)`` times the way to its new value and
             the content ``bundle.shift_of(code, value)`` along the code's direction).
-        framing: ``"auto"``, ``"full"``, ``"none"`` or ``"detect"`` for user images (see :mod:`genaug.render`).
+        framing: ``"auto"``, ``"full"``, ``"none"`` or ``"detect"`` for user images (see :mod:`genaug.engine.render`).
         feature_net: network for the ``feature`` refinement loss.
         gate: ``gate(original, augmented) -> (N,)`` similarity, ``"identity"`` (the identity
-            embedder of :mod:`genaug.metrics`) or an identity judge's name (:mod:`genaug.identity`); rows below ``gate_threshold`` are re-drawn with a
+            embedder of :mod:`genaug.faces.metrics`) or an identity judge's name (:mod:`genaug.faces.identity`); rows below ``gate_threshold`` are re-drawn with a
             new random edit up to ``gate_retries`` times, then returned *unchanged* (counted in
             ``stats["dropped"]``).
         codes / bounds: which codes random edits may touch (default: the identity-safe codes,
-            :func:`genaug.sweep.default_codes`) and continuous ranges.
+            :func:`genaug.engine.edits.default_codes`) and continuous ranges.
         seed: seeds the engine's own generator (used when no generator is passed).
     """
 
@@ -87,6 +89,10 @@ class Engine:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
+        if framing == "detect":  # fail before any work when the faces extra is missing
+            from ..faces.identity import require_dlib
+
+            require_dlib()
         if (refine_steps is not None and refine_steps < 0) or batch_size < 1 or cache_size < 0 or gate_retries < 0:
             raise ValueError("refine_steps, cache_size and gate_retries must be >= 0 and batch_size >= 1")
         if not math.isfinite(strength) or strength < 0:
@@ -291,13 +297,13 @@ class Engine:
 
 
 def identity_gate(device: torch.device, name: str = "identity") -> Gate:
-    """A gate by name: ``"identity"``, the identity-similarity gate of :mod:`genaug.metrics`;
-    ``"auto"``/``"dlib"``/``"student"``/``"embedder"``, a :mod:`genaug.identity` judge
+    """A gate by name: ``"identity"``, the identity-similarity gate of :mod:`genaug.faces.metrics`;
+    ``"auto"``/``"dlib"``/``"student"``/``"embedder"``, a :mod:`genaug.faces.identity` judge
     (similarity = 1 - distance; its same-person threshold is ``judge.gate_threshold``)."""
     if name == "identity":
-        from .metrics import IdentityGate
+        from ..faces.metrics import IdentityGate
 
         return IdentityGate(device=device)
-    from .identity import get_judge
+    from ..faces.identity import get_judge
 
     return get_judge(name, device)

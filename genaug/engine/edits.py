@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Union
 import torch
 from torch import Tensor
 
-from .latent import LatentSpec
+from ..models.latent import LatentSpec
 
 Values = Union[str, int, float, list]
 Plan = dict[Union[str, int], Values]
@@ -225,7 +225,7 @@ def code_ranges(spec: LatentSpec, bounds: dict[str | int, tuple[float, float]] |
 def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[str | int, tuple[float, float]] | None) -> None:
     """Fail fast, from the bundle's config alone: a missing bundle, an unknown code or a bad range
     raises ``ValueError`` here instead of at the first image (perhaps inside a DataLoader worker)."""
-    from .bundle import read_spec
+    from ..bundle.format import read_spec
 
     spec = read_spec(bundle)
     if codes is not None and len(codes) == 0:

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from .io import IMAGE_EXTS, list_images
+from ..io import IMAGE_EXTS, list_images
 
 
 class ExpandError(ValueError):

@@ -1,89 +1,19 @@
-"""Networks: DCGAN-style generator, InfoGAN discriminator with Q head, BEGAN autoencoder
-discriminator, and the latent predictor (encoder) that inverts images into ``[z | codes]``.
+"""The ``dcgan`` kind's networks: DCGAN-style generator, InfoGAN discriminator with Q head, BEGAN
+autoencoder discriminator, and the latent predictor that inverts images into ``[z | codes]``.
 
-Every network is rebuilt from a :class:`NetConfig` plus a :class:`~genaug.latent.LatentSpec`,
+Every network is rebuilt from a :class:`~genaug.models.config.NetConfig` plus a
+:class:`~genaug.models.latent.LatentSpec`,
 so a bundle's JSON config fully describes it. Images are NCHW in [-1, 1].
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
+from .config import NetConfig, norm_layer
 from .latent import LatentSpec
-
-NORMS = ("batch", "group", "none")
-
-
-@dataclass
-class NetConfig:
-    """Architecture hyper-parameters. Widths are channels at the highest resolution; they double
-    towards 4x4 and are capped at ``max_width``."""
-
-    image_size: int = 64
-    channels: int = 3
-    g_width: int = 64
-    d_width: int = 64
-    e_width: int = 64
-    max_width: int = 512
-    g_norm: str = "batch"
-    d_norm: str = "batch"
-    e_norm: str = "group"
-    spectral_norm: bool = False  # on the discriminator (used with the Wasserstein/hinge losses)
-    discriminator: str = "infogan"  # "infogan" (DCGAN D + Q head) or "began" (autoencoder D)
-    q_hidden: int = 128
-    noise_head: bool = False  # extended InfoGAN: D also regresses z
-    began_hidden: int = 64  # BEGAN bottleneck size
-    kind: str = "dcgan"  # "dcgan" (noise -> image, inverted after the fact) or "edit" (genaug.editnets)
-    content_channels: int = 32  # edit kind: channels of the S/8 content map the encoder emits
-    detail_channels: int = 0  # edit kind: channels of an optional S/4 detail map (a skip the codes do not touch)
-
-    def __post_init__(self) -> None:
-        s = self.image_size
-        if s < 8 or s & (s - 1):
-            raise ValueError(f"image_size must be a power of two >= 8, got {s}")
-        if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        for name in ("g_norm", "d_norm", "e_norm"):
-            if getattr(self, name) not in NORMS:
-                raise ValueError(f"{name} must be one of {NORMS}, got {getattr(self, name)!r}")
-        if self.kind not in ("dcgan", "edit"):
-            raise ValueError(f"network kind must be 'dcgan' or 'edit', got {self.kind!r}")
-        if self.detail_channels < 0 or (self.detail_channels and self.kind != "edit"):
-            raise ValueError(f"detail_channels must be >= 0 and only the edit kind has a detail map, got {self.detail_channels}")
-        if self.discriminator not in ("infogan", "began"):
-            raise ValueError(f"discriminator must be 'infogan' or 'began', got {self.discriminator!r}")
-
-    @property
-    def n_levels(self) -> int:
-        """Number of 2x resolution steps between 4x4 and the image."""
-        return int(math.log2(self.image_size)) - 2
-
-    def widths(self, base: int) -> list[int]:
-        """Channels per level, highest resolution first."""
-        return [min(base * 2**i, self.max_width) for i in range(self.n_levels)]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "NetConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown network config keys {sorted(unknown)}")
-        return cls(**d)
-
-
-def _norm(kind: str, ch: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(ch)
-    if kind == "group":
-        return nn.GroupNorm(min(8, ch), ch)
-    return nn.Identity()
 
 
 class Generator(nn.Module):
@@ -95,10 +25,10 @@ class Generator(nn.Module):
         ch = cfg.widths(width or cfg.g_width)[::-1]  # 4x4 first
         self.in_dim = in_dim
         self.project = nn.Sequential(nn.Linear(in_dim, ch[0] * 16), nn.Unflatten(1, (ch[0], 4, 4)))
-        self.norm0 = nn.Sequential(_norm(norm, ch[0]), nn.ReLU(True))
+        self.norm0 = nn.Sequential(norm_layer(norm, ch[0]), nn.ReLU(True))
         layers: list[nn.Module] = []
         for a, b in zip(ch[:-1], ch[1:]):
-            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=norm == "none"), _norm(norm, b), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=norm == "none"), norm_layer(norm, b), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(ch[-1], cfg.channels, 4, 2, 1), nn.Tanh()]
         self.body = nn.Sequential(*layers)
 
@@ -118,7 +48,7 @@ class Trunk(nn.Module):
         for i, c in enumerate(ch):
             layers += [wrap(nn.Conv2d(prev, c, 4, 2, 1, bias=norm == "none" or i == 0))]
             if i > 0:
-                layers += [_norm(norm, c)]
+                layers += [norm_layer(norm, c)]
             layers += [nn.LeakyReLU(0.2, True)]
             prev = c
         layers += [nn.Flatten()]
@@ -218,25 +148,8 @@ class Predictor(nn.Module):
         return self.spec.join(parts.z, [p.softmax(1) for p in parts.categorical], parts.continuous)
 
 
-def build_generator(spec: LatentSpec, cfg: NetConfig) -> nn.Module:
-    if cfg.kind == "edit":
-        from .editnets import EditGenerator
-
-        return EditGenerator(spec, cfg)
-    return Generator(spec.dim, cfg)
-
-
 def build_discriminator(spec: LatentSpec, cfg: NetConfig) -> nn.Module:
     return BEGANDiscriminator(spec, cfg) if cfg.discriminator == "began" else Discriminator(spec, cfg)
-
-
-def build_predictor(spec: LatentSpec, cfg: NetConfig) -> nn.Module:
-    """The image -> latent network: the latent predictor, or the edit kind's encoder."""
-    if cfg.kind == "edit":
-        from .editnets import EditEncoder
-
-        return EditEncoder(spec, cfg)
-    return Predictor(spec, cfg)
 
 
 def init_weights(module: nn.Module) -> None:

@@ -18,12 +18,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from .io import read_versioned_json, sha256_file, write_json_atomic, write_safetensors
+from ..io import read_versioned_json, sha256_file, write_json_atomic, write_safetensors
 
 EVALUATOR_FORMAT = "genaug-evaluator"
 EVALUATOR_VERSION = 1
 KINDS = ("identity", "attributes")
-DEFAULT_DIR = Path(__file__).with_name("default")
+DEFAULT_DIR = Path(__file__).parents[1] / "default"
 
 
 class EvaluatorError(ValueError):

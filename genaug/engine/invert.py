@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .latent import LatentSpec
-from .recon import parse_mix, reconstruction_loss, reconstruction_score
+from ..models.latent import LatentSpec
+from ..models.recon import parse_mix, reconstruction_loss, reconstruction_score
 
 
 @dataclass

@@ -1,0 +1,182 @@
+"""``genaug demo``: one picture of real faces (a public-domain photo shipped with genaug, plus any
+given with ``--images``), their reconstructions, and a sweep of every code on each face; also the
+picture helpers ``genaug augment`` uses for its contact sheet.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from ..bundle.format import Bundle
+from ..engine.edits import Edit, code_values
+from ..io import list_images
+from .common import add_model_args, run_guarded
+
+ASSETS = Path(__file__).parents[1] / "assets"
+DEMO_FACES = [ASSETS / "astronaut_face.jpg"]
+CELL = 96  # display size of one face in the picture
+LABEL_W = 110
+
+
+def to_pil(t: torch.Tensor) -> Image.Image:
+    """CHW [-1,1] -> PIL at display size."""
+    arr = ((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    im = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    return im.convert("RGB").resize((CELL, CELL), Image.BICUBIC)
+
+
+def _value_label(bundle: Bundle, code: int, value: float) -> str:
+    return f"{int(value)}" if bundle.spec.is_categorical(code) else f"{value:+.1f}"
+
+
+def demo_sweep_values(bundle: Bundle, code: int) -> list[float]:
+    """Categories of a categorical code; 5 values across a continuous code's range."""
+    return code_values(bundle.spec, code, "all" if bundle.spec.is_categorical(code) else 5)
+
+
+def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> Image.Image:
+    """One face: input and reconstruction, then one row per code sweeping its values.
+
+    With ``image`` the face is inverted and edits are rendered in ``delta`` mode (what users get);
+    with ``image=None`` a random generated face is swept in ``regenerate`` mode, which shows what
+    each code controls on its own.
+    """
+    bundle = engine.bundle
+    if image is None:
+        lat = bundle.spec.sample(1, generator=torch.Generator().manual_seed(seed)).to(engine.device)
+        x = recon = engine.generate(lat)
+        caption, mode = "generated", "regenerate"
+    else:
+        x = engine.frame([image], framing="full")[0].to(engine.device)
+        inv = engine.invert(x)
+        lat, recon, caption, mode = inv.latent, inv.recon, f"score {inv.score[0].item():.2f}", "delta"
+    rows = []
+    for ci in range(len(bundle.spec.codes)):
+        values = demo_sweep_values(bundle, ci)
+        n = len(values)
+        out, _ = engine.render_edits(x.expand(n, -1, -1, -1), lat.expand(n, -1), [Edit(ci, v) for v in values],
+                                     base=recon.expand(n, -1, -1, -1), mode=mode)
+        rows.append((ci, values, out))
+    ncol = max(2, max(len(v) for _, v, _ in rows))
+    canvas = Image.new("RGB", (LABEL_W + ncol * CELL, 20 + (CELL + 16) * (1 + len(rows))), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((4, 4), f"{title}  ({mode})", fill="black")
+    y = 20
+    draw.text((4, y + CELL // 2 - 6), "input / recon" if image is not None else "random face", fill="black")
+    canvas.paste(to_pil(x[0]), (LABEL_W, y))
+    draw.text((LABEL_W, y + CELL + 2), "real face" if image is not None else "", fill="gray")
+    if image is not None:
+        canvas.paste(to_pil(recon[0]), (LABEL_W + CELL, y))
+        draw.text((LABEL_W + CELL, y + CELL + 2), caption, fill="gray")
+    for ci, values, outs in rows:
+        y += CELL + 16
+        code = bundle.spec.codes[ci]
+        label = code.name + (f"\n({code.attribute})" if code.attribute else "")  # descriptions: genaug info
+        draw.text((4, y + CELL // 2 - 12), label, fill="black")
+        for j, (v, o) in enumerate(zip(values, outs)):
+            canvas.paste(to_pil(o), (LABEL_W + j * CELL, y))
+            draw.text((LABEL_W + j * CELL + 2, y + CELL + 2), _value_label(bundle, ci, v), fill="gray")
+    return canvas
+
+
+def generated_panel(bundle: Bundle, n: int, seed: int) -> Image.Image:
+    """Random faces from the generator (what the model can draw on its own)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        imgs = bundle.generator(bundle.spec.sample(n, generator=g).to(bundle.device))
+    cols = min(n, 8)
+    rows = (n + cols - 1) // cols
+    canvas = Image.new("RGB", (cols * CELL, 20 + rows * CELL), "white")
+    ImageDraw.Draw(canvas).text((4, 4), f"random samples of {bundle.name}", fill="black")
+    for i, im in enumerate(imgs):
+        canvas.paste(to_pil(im), ((i % cols) * CELL, 20 + (i // cols) * CELL))
+    return canvas
+
+
+def hstack(panels: list[Image.Image], gap: int = 12) -> Image.Image:
+    w = sum(p.width for p in panels) + gap * (len(panels) - 1)
+    h = max(p.height for p in panels)
+    out = Image.new("RGB", (w, h), "white")
+    x = 0
+    for p in panels:
+        out.paste(p, (x, 0))
+        x += p.width + gap
+    return out
+
+
+def vstack(panels: list[Image.Image], gap: int = 12) -> Image.Image:
+    w = max(p.width for p in panels)
+    out = Image.new("RGB", (w, sum(p.height for p in panels) + gap * (len(panels) - 1)), "white")
+    y = 0
+    for p in panels:
+        out.paste(p, (0, y))
+        y += p.height + gap
+    return out
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _demo_faces(paths: list[str], limit: int) -> list[tuple[Path, np.ndarray]]:
+    """The shipped face plus the user's: a file that cannot be read is an error; unreadable files
+    inside a folder are skipped and reported."""
+    faces = []
+    for path in [*DEMO_FACES, *paths]:
+        for p in list_images(Path(path), "image or folder"):
+            if len(faces) == limit:
+                return faces
+            try:
+                faces.append((p, _load_rgb(p)))
+            except OSError as e:
+                if Path(path).is_file():
+                    raise OSError(f"cannot read image {p}: {e}") from None
+                print(f"genaug demo: skipped {p}: {e}", file=sys.stderr)
+    return faces
+
+
+def run_demo(args: argparse.Namespace) -> Path:
+    from ..engine.core import Engine
+
+    if args.max_faces < 0 or args.generated < 0 or (args.refine_steps or 0) < 0:
+        raise ValueError("--max-faces, --generated and --refine-steps must be >= 0")
+    faces = _demo_faces(args.images or [], args.max_faces)
+    if not faces and not args.generated:
+        raise ValueError("nothing to show: --max-faces 0 and --generated 0")
+    engine = Engine(args.bundle, device=args.device, refine_steps=args.refine_steps)
+    panels = [face_panel(engine, image, p.name) for p, image in faces]
+    can_sample = getattr(engine.bundle, "can_sample", True)  # the edit kind edits faces, it cannot invent them
+    panels += [face_panel(engine, None, f"generated face {i + 1}", seed=args.seed + i)
+               for i in range(args.generated if can_sample else 0)]
+    if not panels:
+        raise ValueError(f"bundle {engine.bundle.name!r} cannot generate faces: give real faces (--max-faces >= 1)")
+    picture = vstack([hstack(panels), *([generated_panel(engine.bundle, 16, args.seed)] if can_sample else [])])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(out)
+    print(f"wrote {out.resolve()} ({picture.width}x{picture.height}): {len(faces)} real face(s), "
+          f"their reconstructions and sweeps of {len(engine.spec.codes)} codes")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = argparse.ArgumentParser(prog="genaug demo", description="Write a picture of real faces, their reconstructions "
+                                "and a sweep of every code on each face.")
+    add_model_args(d)
+    d.add_argument("--out", default="genaug_demo.png", help="where to write the picture")
+    d.add_argument("--images", nargs="*", help="extra face images or folders to include")
+    d.add_argument("--max-faces", type=int, default=4, help="at most this many real faces")
+    d.add_argument("--generated", type=int, default=2, help="also sweep this many random generated faces")
+    d.add_argument("--seed", type=int, default=0, help="seed for the random samples")
+    return d
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_guarded("genaug demo", run_demo, args)

@@ -1,0 +1,44 @@
+"""The ``genaug`` command line: ``genaug COMMAND [options]``; ``genaug COMMAND --help`` for each."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+# command -> (module with a ``main(argv)``, one-line summary); imported only when used
+COMMANDS = {
+    "demo": ("genaug.cli.demo", "write a picture of real faces, their reconstructions and code sweeps"),
+    "augment": ("genaug.cli.augment", "augment your own face images (a file or a folder) into --out"),
+    "info": ("genaug.cli.info", "list a bundle's codes and what they control"),
+    "expand": ("genaug.cli.expand", "expand an image folder or HDF5 file into an augmented HDF5 dataset"),
+    "train": ("genaug.training.cli", "train a model (kind edit, infogan or began) on a face folder into a bundle"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: genaug COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<8} {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", "Run 'genaug COMMAND --help' for the options of a command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from .. import __version__
+
+        print(f"genaug {__version__}")
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        print(f"genaug: unknown command {cmd!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    return int(importlib.import_module(COMMANDS[cmd][0]).main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

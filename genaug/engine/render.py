@@ -1,0 +1,147 @@
+"""The model frame: user images (any format of :mod:`genaug.images`) -> model frame, and back.
+
+``to_model_frame`` converts one image into a CHW float tensor in [-1, 1] at the model's size, cropping the face
+box given by the framing. ``paste_back`` resizes the model output to that box and writes only the
+*change* into a copy of the original, so the result has the input's type, shape and dtype, the
+alpha channel is kept and pixels outside the box are byte-identical.
+
+``regenerate`` / ``delta`` rendering on model-frame batches lives here too (pure functions).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..faces.framing import face_box, is_known_frame
+from ..images import FrameInfo, from_chw01, match_channels, to_chw01
+
+MODES = ("delta", "regenerate")
+
+
+def _detect(colour: Tensor, bundle: Any, framing: str) -> Any:
+    """``detect`` (or ``auto`` on an image that is neither a known frame nor already model-sized,
+    when dlib is installed): the largest face aligned by :mod:`genaug.faces.align` as
+    ``(crop in [0, 1], Alignment)``, else None."""
+    from ..faces.identity import faces_extra_available
+
+    h, w = colour.shape[-2:]
+    known = is_known_frame(h, w, getattr(bundle, "framing", None)) or h == w == bundle.image_size
+    if framing == "auto" and (known or not faces_extra_available()):
+        return None
+    from ..faces.align import get_aligner
+
+    found = get_aligner(bundle.image_size).align(colour)
+    return found[0] if found else None
+
+
+def to_model_frame(image: Any, bundle: Any, framing: str = "auto") -> tuple[Tensor, FrameInfo]:
+    """One user image -> (CHW float32 tensor in [-1, 1] at the model's size/channels, FrameInfo)."""
+    t, kind, dtype, layout, shape = to_chw01(image)
+    has_alpha = t.shape[0] == 4
+    colour = t[:3] if has_alpha else t
+    h, w = colour.shape[-2:]
+    detected = _detect(colour, bundle, framing) if framing in ("auto", "detect") else None
+    if detected is not None:
+        crop, al = detected
+        x = match_channels(crop, bundle.channels) * 2 - 1
+        box = tuple(int(v) for v in al.face.box)
+        return x.contiguous(), FrameInfo(kind, shape, dtype, layout, colour.shape[0], has_alpha, box, x, alignment=al)
+    box = face_box(h, w, getattr(bundle, "framing", None), framing)
+    l, top, r, b = box
+    crop = colour[:, top:b, l:r][None]
+    size = bundle.image_size
+    crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    x = match_channels(crop.clamp(0, 1), bundle.channels) * 2 - 1
+    info = FrameInfo(kind, shape, dtype, layout, colour.shape[0], has_alpha, box, x, no_face=framing == "detect")
+    return x.contiguous(), info
+
+
+def _feather(h: int, w: int, inner: tuple[bool, bool, bool, bool], frac: float = 0.12) -> Tensor:
+    """(1, h, w) weights that ramp from ~0 to 1 over ``frac`` of the box at the sides of the box
+    that lie inside the image (left, top, right, bottom), so pasted edits leave no visible seam."""
+    ys, xs = torch.ones(h), torch.ones(w)
+    for ramp_dim, n_px, first, last in ((ys, h, inner[1], inner[3]), (xs, w, inner[0], inner[2])):
+        n = max(1, round(n_px * frac))
+        r = torch.linspace(0, 1, n + 2)[1:-1]
+        if first:
+            ramp_dim[:n] = torch.minimum(ramp_dim[:n], r)
+        if last:
+            ramp_dim[-n:] = torch.minimum(ramp_dim[-n:], r.flip(0))
+    return (ys[:, None] * xs[None, :])[None]
+
+
+def paste_back(model_out: Tensor, original: Any, info: FrameInfo) -> Any:
+    """Write a model-frame result (C, S, S) in [-1, 1] back into a copy of ``original``: only the
+    change (``model_out - info.model_in``), resized to the face box, is added, so the original's
+    detail stays and unchanged pixels stay as they were. Where the box lies inside the image its
+    border is feathered, so the edit fades out instead of ending in a seam. A detected face
+    (``info.alignment``) goes back through the inverse warp; ``info.no_face``: returned unchanged.
+    """
+    full = to_chw01(original)[0].clone()
+    colour = full[: info.channels]
+    if info.no_face:  # framing="detect" found no face: the image comes back unchanged
+        return from_chw01(full, original, info)
+    if info.alignment is not None:  # detected face: inverse warp through a feathered mask
+        from ..faces.align import get_aligner
+
+        change = match_channels((model_out.detach().float().cpu() - info.model_in.cpu()) / 2, info.channels)
+        full[: info.channels] = get_aligner(info.alignment.size).paste(colour, change, info.alignment)
+        return from_chw01(full, original, info)
+    l, t, r, b = info.box
+    change = (model_out.detach().float().cpu() - info.model_in.cpu()) / 2
+    change = F.interpolate(change[None], size=(b - t, r - l), mode="bilinear", align_corners=False)[0]
+    change = match_channels(change, info.channels)
+    m = _feather(b - t, r - l, (l > 0, t > 0, r < colour.shape[2], b < colour.shape[1]))
+    colour[:, t:b, l:r] = (colour[:, t:b, l:r] + m * change).clamp(0, 1)
+    return from_chw01(full, original, info)
+
+
+def to_model_batch(images: list[Any], bundle: Any, framing: str = "auto") -> tuple[Tensor, list[FrameInfo]]:
+    """Several user images -> (N, C, S, S) batch and their FrameInfos."""
+    if len(images) == 0:
+        raise ValueError("no images given (empty batch)")
+    frames = [to_model_frame(im, bundle, framing) for im in images]
+    return torch.stack([f[0] for f in frames]), [f[1] for f in frames]
+
+
+# ---------------------------------------------------------------------- render
+def render(x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta", local: float | Tensor = 0.0) -> Tensor:
+    """Combine a model-frame input ``x`` with ``base = G(latent)`` and ``edited = G(edited latent)``.
+
+    ``regenerate``: ``edited``; ``delta``: ``clamp(x + edited - base, -1, 1)`` — keeps what the
+    generator cannot draw. ``local`` (``delta`` only; a threshold, or one per row; 0 = off): where
+    the edit changes the face by about that much or more (:func:`local_mask`), the photo's own
+    residual ``x - base`` is dropped too, so there the result is ``edited`` — what the edit removes
+    (glasses rims) does not survive from the photo. (Edit strength acts on the latent:
+    :func:`genaug.engine.edits.apply_edits`.)
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    change = edited - base
+    if mode == "regenerate":
+        return (base + change).clamp(-1, 1)
+    out = x + change
+    # the thresholds come from the host (the bundle's table): checked and selected there, no device sync
+    tau = torch.as_tensor(local, dtype=torch.float32, device="cpu").reshape(-1)
+    if tau.numel() not in (1, len(x)) or not bool(torch.all(tau >= 0)):
+        raise ValueError(f"local must be a non-negative number or one per row ({len(x)}), got {tau.numel()} values")
+    tau = tau.expand(len(x))
+    on = tau > 0
+    if bool(on.any()):
+        rows = on.nonzero().flatten().to(x.device)
+        out[rows] += local_mask(change[rows], tau[on].to(x.device, x.dtype)) * (base[rows] - x[rows])
+    return out.clamp(-1, 1)
+
+
+def local_mask(change: Tensor, tau: Tensor) -> Tensor:
+    """(N, 1, H, W) weights in [0, 1]: the mean absolute ``change`` over channels divided by the
+    per-row threshold ``tau`` (N,), clipped, then smoothed by a Gaussian of 1.5 px per 64 px."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    m = (change.abs().mean(1, keepdim=True) / tau.reshape(-1, 1, 1, 1)).clamp(0, 1)
+    sigma = 1.5 * change.shape[-1] / 64
+    return gaussian_blur(m, [2 * math.ceil(2 * sigma) + 1] * 2, [sigma, sigma]).clamp(0, 1)

@@ -1,0 +1,129 @@
+"""Images at the user boundary: any common format (HWC uint8/float numpy, (H, W) or (H, W, 1)
+grayscale, RGBA, PIL, CHW tensor) -> a float CHW tensor in [0, 1], and back to the original's type,
+layout and dtype. :class:`FrameInfo` records how an image was brought into the model frame."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+MIN_SIDE = 16
+_LUMA = (0.299, 0.587, 0.114)
+_FLOATS = (np.float16, np.float32, np.float64)
+
+
+@dataclass
+class FrameInfo:
+    """How an image was brought into the model frame (enough to paste the result back)."""
+
+    kind: str  # "numpy", "pil" or "tensor"
+    shape: tuple[int, ...]  # original shape
+    dtype: Any  # original numpy/torch dtype (PIL: its mode)
+    layout: str  # "HW", "HWC" or "CHW"
+    channels: int  # colour channels without alpha (1 or 3)
+    has_alpha: bool
+    box: tuple[int, int, int, int]  # left, top, right, bottom in original pixels
+    model_in: Tensor  # the model-frame input (C, S, S) in [-1, 1], to compute the change
+    alignment: Any = None  # genaug.faces.align.Alignment when the face was detected and aligned
+    no_face: bool = False  # framing="detect" found no face: paste_back returns the image unchanged
+
+
+def _fail(msg: str) -> None:
+    raise ValueError(msg)
+
+
+def _check_float_range(t: Tensor, what: str) -> None:
+    if not torch.isfinite(t).all():
+        _fail(f"{what} contains NaN or inf values")
+    lo, hi = float(t.min()), float(t.max())
+    if lo < 0.0 or hi > 1.0:
+        _fail(f"{what}: float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
+              "(divide uint8 data by 255, or pass uint8)")
+
+
+def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
+    """Any supported image -> (float32 CHW tensor in [0, 1] incl. alpha, kind, dtype, layout, shape)."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        mode = image.mode
+        if mode not in ("L", "RGB", "RGBA"):
+            image = image.convert("RGBA" if "A" in mode else "RGB")
+        arr = np.array(image)
+        t, _, _, layout, shape = to_chw01(arr)
+        return t, "pil", mode, layout, shape
+    if isinstance(image, np.ndarray):
+        kind, shape, dtype = "numpy", image.shape, image.dtype
+        if image.dtype != np.uint8 and image.dtype not in _FLOATS:
+            _fail(f"unsupported image dtype {image.dtype}: use uint8 (0..255) or float32 (0..1)")
+        if image.ndim == 2:
+            layout = "HW"
+            t = torch.from_numpy(np.require(image, requirements=["C", "W"]))[None]
+        elif image.ndim == 3:
+            layout = "HWC"
+            if image.shape[2] not in (1, 3, 4):
+                _fail(f"HWC image must have 1, 3 or 4 channels, got shape {image.shape}")
+            t = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1)
+        else:
+            _fail(f"image must be (H, W) or (H, W, C), got an array of rank {image.ndim} with shape {image.shape}")
+    elif isinstance(image, Tensor):
+        kind, shape, dtype = "tensor", tuple(image.shape), image.dtype
+        if image.dtype != torch.uint8 and not image.is_floating_point():
+            _fail(f"unsupported tensor dtype {image.dtype}: use uint8 (0..255) or float (0..1)")
+        if image.ndim == 2:
+            layout, t = "HW", image[None]
+        elif image.ndim == 3:
+            layout, t = "CHW", image
+            if image.shape[0] not in (1, 3, 4):
+                _fail(f"CHW tensor must have 1, 3 or 4 channels first, got shape {tuple(image.shape)}")
+        else:
+            _fail(f"image tensor must be (C, H, W) or (H, W), got shape {tuple(image.shape)} "
+                  "(for batches use Engine.augment_tensor)")
+        t = t.detach().cpu()
+    else:
+        _fail(f"unsupported image type {type(image).__name__}: give a numpy array, PIL image or CHW tensor")
+    if t.numel() == 0:
+        _fail(f"image is empty (shape {tuple(shape)})")
+    h, w = t.shape[-2:]
+    if min(h, w) < MIN_SIDE:
+        _fail(f"image {h}x{w} is too small to hold a face (min side {MIN_SIDE} px)")
+    if t.dtype == torch.uint8:
+        t = t.float() / 255.0
+    else:
+        t = t.float()
+        _check_float_range(t, "image")
+    return t, kind, dtype, layout, tuple(shape)
+
+
+def match_channels(t: Tensor, channels: int) -> Tensor:
+    """(C, H, W) or (N, C, H, W) with C in {1, 3} -> ``channels`` channels."""
+    c = t.shape[-3]
+    if c == channels:
+        return t
+    if channels == 3:
+        return t.expand(*t.shape[:-3], 3, *t.shape[-2:])
+    w = torch.tensor(_LUMA, dtype=t.dtype, device=t.device).reshape(3, 1, 1)
+    return (t * w).sum(-3, keepdim=True)
+
+
+def from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
+    """Inverse of :func:`to_chw01`: back to the original's type, layout and dtype."""
+    if info.kind == "tensor":
+        res = t if info.layout == "CHW" else t[0]
+        if info.dtype == torch.uint8:
+            res = (res * 255).round().to(torch.uint8)
+        return res.to(dtype=info.dtype, device=original.device)
+    arr = t.permute(1, 2, 0) if info.layout == "HWC" else t[0]
+    if info.kind == "pil" or info.dtype == np.uint8:
+        arr_np = (arr * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+        if info.kind == "numpy":
+            return arr_np
+        from PIL import Image
+
+        return Image.fromarray(arr_np)
+    return arr.numpy().astype(info.dtype, copy=False)
