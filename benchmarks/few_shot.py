@@ -11,10 +11,12 @@ initialisation and the batch order), and each arm trains the same recogniser fro
 AdamW steps with warm-up + cosine whatever k is). Arms: ``none``; ``classical`` (flip, affine,
 colour, grey, blur, dropout); ``genaug`` (each sample shown as one of ``--variants`` offline
 variants from ``genaug.expand_to_hdf5`` with probability ``--p-genaug``); ``classical+genaug``
-(both). Every table also has ``HOG 1-NN``, a non-learned reference (scikit-image HOG features,
+(both); ``classical+genaug-pair`` (every sample shown as itself and as one of its variants, both
+classically augmented; loss on the real view plus ``--pair-weight`` * (1 - cos) pulling the
+variant's embedding to the real one's). Every table also has ``HOG 1-NN``, a non-learned reference (scikit-image HOG features,
 nearest training photo by cosine) that shows how strong the recogniser is. Top-1 on the test
 split (``--eval-split``) of the folder's ``splits.csv``, else a seeded per-person split. Paired
-differences per seed: classical+genaug - classical and classical - none (mean, std, 95 % CI).
+differences per seed: classical+genaug(-pair) - classical and classical - none (mean, std, 95 % CI).
 Settings: lr, steps and batch size were tuned on celeba_id200's val split (see README Numbers).
 """
 from __future__ import annotations
