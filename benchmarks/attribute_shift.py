@@ -21,7 +21,8 @@ with it is a test photo. Two settings:
 
 A bundle without a code bound to an attribute runs that attribute's non-genaug arms and says why
 the genaug ones are missing. Paired per-seed differences: classical+genaug - classical, and
-enrol+genaug - enrol (mean, std, 95 % CI).
+enrol+genaug - enrol (mean, std, 95 % CI); with ``--arms ... classical+genaug-pair`` (each sample
+and its variant, the variant's embedding pulled to the sample's) also that arm - classical.
 """
 from __future__ import annotations
 
@@ -37,12 +38,13 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.faces import (ID200, MissingInput, attribute_variants, bound_code, eligible,  # noqa: E402
                               identity_judge, load_people, pick_shots, read_attributes, to_unit)
-from benchmarks.recogniser import Augmenter, TrainSettings, classify, top1, train  # noqa: E402
+from benchmarks.recogniser import ARMS as ALL_ARMS, Augmenter, TrainSettings, classify, top1, train  # noqa: E402
 from benchmarks.report import default_out, emit, skip  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
 from genaug.device import resolve_device
 
-ARMS = ("none", "classical", "classical+genaug")
+ARMS = ("none", "classical", "classical+genaug")  # the default arms
+DIFFERENCES = (("classical+genaug", "classical"), ("classical+genaug-pair", "classical"), ("enrol+genaug", "enrol"))
 NO_TRAINING = ("enrol", "enrol+genaug")
 
 
@@ -145,7 +147,7 @@ def run(cfg: ShiftConfig) -> dict:
                  "paired_differences": {}}
         if code is None:
             entry["genaug_skipped"] = f"bundle {engine.bundle.name!r} has no code bound to {attr}"
-        for a, b in (("classical+genaug", "classical"), ("enrol+genaug", "enrol")):
+        for a, b in DIFFERENCES:
             if a in runs and b in runs:
                 entry["paired_differences"][f"{a} - {b}"] = paired_difference([r["top1"] for r in runs[a]], [r["top1"] for r in runs[b]])
         report["attributes"][attr] = entry
@@ -156,18 +158,19 @@ def run(cfg: ShiftConfig) -> dict:
 def format_table(report: dict) -> str:
     cfg = report["config"]
     cols = [*cfg["arms"], *(NO_TRAINING if cfg["no_training"] else ())]
+    names = [f"{a} - {b}" for a, b in DIFFERENCES if a != "classical+genaug-pair" or a in cfg["arms"]]
     lines = [f"attribute shift on {Path(cfg['data']).name}: learn from <= {cfg['max_train']} photos without the attribute "
              f"per person, test on photos with it (top-1 %, mean ± std over {cfg['seeds']} seeds; "
              f"no-training judge: {report['judge']})",
-             "| attribute | people | code | " + " | ".join(cols) + " | classical+genaug - classical | enrol+genaug - enrol |",
-             "| --- " * (5 + len(cols)) + "|"]
+             "| attribute | people | code | " + " | ".join(cols + names) + " |",
+             "| --- " * (3 + len(cols) + len(names)) + "|"]
     for attr, e in report["attributes"].items():
         if "skipped" in e:
             lines.append(f"| {attr} | skipped: {e['skipped']} |")
             continue
         cells = [f"{100 * e['results'][c]['mean']:.1f} ± {100 * e['results'][c]['std']:.1f}" if c in e["results"] else "-" for c in cols]
         diffs = [format_difference(e["paired_differences"][d]) if d in e["paired_differences"] else "-"
-                 for d in ("classical+genaug - classical", "enrol+genaug - enrol")]
+                 for d in names]
         lines.append(f"| {attr} | {e['people']} | {e['code'] or 'none bound'} | " + " | ".join(cells + diffs) + " |")
     lines.append(f"wall-clock {report['wall_s']:.0f}s, CPU {report['cpu_s']:.0f}s")
     return "\n".join(lines)
@@ -182,13 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-without", type=int, default=d.min_without, help="photos without the attribute a person needs")
     p.add_argument("--max-train", type=int, default=d.max_train, help="training photos per person (without the attribute)")
     p.add_argument("--seeds", type=int, default=d.seeds)
-    p.add_argument("--arms", nargs="+", default=d.arms, choices=ARMS)
+    p.add_argument("--arms", nargs="+", default=d.arms, choices=ALL_ARMS)
     p.add_argument("--bundle", default="default", help="genaug bundle: 'default' or a bundle folder")
     p.add_argument("--device", default="cpu")
     p.add_argument("--strengths", type=float, nargs="+", default=d.strengths, help="edit strengths (one variant each)")
     p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement steps (default: the bundle's)")
     p.add_argument("--steps", type=int, default=d.train.steps)
     p.add_argument("--p-genaug", type=float, default=d.train.p_genaug, help="probability a training sample is shown as a genaug variant")
+    p.add_argument("--pair-weight", type=float, default=d.train.pair_weight,
+                   help="classical+genaug-pair: weight of the consistency term 1 - cos(variant, real)")
     p.add_argument("--no-training-only", action="store_true", help="skip the trained arms")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/attribute_shift_<bundle>.json)")
@@ -200,7 +205,8 @@ def main(argv: list[str] | None = None) -> dict:
     a = build_parser().parse_args(argv)
     torch.set_num_threads(a.threads)
     cfg = ShiftConfig(a.data, a.attributes, a.min_without, a.max_train, a.seeds, [] if a.no_training_only else a.arms,
-                      a.bundle, a.device, a.strengths, a.refine_steps, True, TrainSettings(steps=a.steps, p_genaug=a.p_genaug))
+                      a.bundle, a.device, a.strengths, a.refine_steps, True, TrainSettings(steps=a.steps, p_genaug=a.p_genaug,
+                      pair_weight=a.pair_weight))
     if a.quick:
         cfg.seeds, cfg.refine_steps, cfg.train.steps, cfg.train.batch_size = 2, 1, 20, 8
     out = a.out or default_out("attribute_shift", a.bundle, a.quick)

@@ -17,7 +17,9 @@ never saw, by cosine similarity of embeddings: the ``--verify-split`` photos of 
 different-person pairs), and with ``--pairs`` a verification set in LFW's ``pairs.txt`` format
 (``name i j`` same / ``name1 i name2 j`` different; images ``ROOT/name/name_000i.jpg``, centre
 crop ``--pairs-crop`` of the side). Reported: ROC AUC, TAR at FAR 1e-3 and 1e-2 per arm (mean ±
-std over seeds) and the paired per-seed difference classical+genaug - classical.
+std over seeds) and the paired per-seed difference of each genaug arm (``classical+genaug``, and
+``classical+genaug-pair``: each sample and a variant of it, the variant's embedding pulled to the
+sample's, weight ``--pair-weight``) against classical.
 """
 from __future__ import annotations
 
@@ -180,11 +182,9 @@ def run(cfg: OpenSetConfig) -> dict:
             print(f"seed={s} {arm:18s} " + " ".join(f"{m}={first[m]:.3f}" for m in METRICS) + f" ({secs:.0f}s)", flush=True)
     results = {a: {n: {m: mean_std([r[m] for r in rs]) for m in METRICS} | {"runs": rs} for n, rs in per.items()}
                for a, per in runs.items()}
-    diffs = {}
-    if "classical+genaug" in runs and "classical" in runs:
-        diffs["classical+genaug - classical"] = {
-            n: {m: paired_difference([r[m] for r in runs["classical+genaug"][n]], [r[m] for r in runs["classical"][n]])
-                for m in METRICS} for n in runs["classical"]}
+    diffs = {f"{a} - classical": {
+        n: {m: paired_difference([r[m] for r in runs[a][n]], [r[m] for r in runs["classical"][n]]) for m in METRICS}
+        for n in runs["classical"]} for a in ("classical+genaug", "classical+genaug-pair") if a in runs and "classical" in runs}
     return {"benchmark": "open_set", "config": asdict(cfg),
             "data": {"train_photos": len(images), "train_identities": int(labels.max()) + 1,
                      **{f"{n}_photos": len(v[0]) for n, v in sets.items()}, **{f"{n}_pairs": len(v[1]) for n, v in pair_sets.items()}},
@@ -234,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, default=d.train.margin, help="CosFace margin")
     p.add_argument("--variants", type=int, default=d.variants)
     p.add_argument("--p-genaug", type=float, default=d.train.p_genaug)
+    p.add_argument("--pair-weight", type=float, default=d.train.pair_weight,
+                   help="classical+genaug-pair: weight of the consistency term 1 - cos(variant, real)")
     p.add_argument("--refine-steps", type=int, default=d.refine_steps)
     p.add_argument("--strength", type=float, default=d.strength)
     p.add_argument("--threads", type=int, default=1)
@@ -245,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     a = build_parser().parse_args(argv)
     torch.set_num_threads(a.threads)
-    t = replace(OpenSetConfig().train, steps=a.steps, batch_size=a.batch_size, lr=a.lr, margin=a.margin, p_genaug=a.p_genaug)
+    t = replace(OpenSetConfig().train, steps=a.steps, batch_size=a.batch_size, lr=a.lr, margin=a.margin, p_genaug=a.p_genaug,
+                pair_weight=a.pair_weight)
     cfg = OpenSetConfig(a.train_data, a.verify_data, a.verify_split, a.pairs, a.pairs_root, a.pairs_crop, a.max_per_id,
                         a.max_ids, a.seeds, a.arms, a.bundle, a.device, a.variants, a.refine_steps, a.strength, t)
     if a.quick:

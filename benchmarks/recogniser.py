@@ -1,7 +1,10 @@
 """The recogniser every learned arm trains: a small ResNet (torchvision basic blocks; a stride-2
 stem on the 64 px input, then stages of ``widths`` channels) with a cosine-softmax head (CosFace margin for open-set embedders), trained for a fixed
 number of AdamW steps (linear warm-up, cosine decay) whatever the number of photos, so arms and
-shot counts differ only in what the batches show."""
+shot counts differ only in what the batches show. The ``-pair`` arm shows every sample twice, as
+itself and as one of its genaug variants (each with the arm's classical augmentation): the
+classification loss sees the real view alone, and ``pair_weight`` * (1 - cosine) pulls the variant's
+embedding to the real one's (gradient through the variant only)."""
 from __future__ import annotations
 
 import math
@@ -15,7 +18,7 @@ from torch import Tensor, nn
 from benchmarks.faces import classical_pipeline, to_unit
 from torchvision.models.resnet import BasicBlock
 
-ARMS = ("none", "classical", "genaug", "classical+genaug")
+ARMS = ("none", "classical", "genaug", "classical+genaug", "classical+genaug-pair")
 
 
 @dataclass
@@ -38,9 +41,14 @@ class TrainSettings:
     scale: float = 16.0  # cosine-softmax temperature
     margin: float = 0.0  # CosFace additive margin (0: plain cosine softmax)
     p_genaug: float = 0.5  # probability that a sample is shown as one of its genaug variants
+    pair_weight: float = 1.0  # -pair arm: weight of the consistency term 1 - cos(variant, real)
     ema: float = 0.0  # evaluate an exponential moving average of the weights (0: the last weights)
     label_smoothing: float = 0.1
     flip_test: bool = False  # embed a face as the mean of itself and its mirror image
+
+    def __post_init__(self):
+        if self.pair_weight < 0:
+            raise ValueError(f"pair_weight is a non-negative loss weight, got {self.pair_weight!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,9 +69,15 @@ class CosineHead(nn.Module):
         return self.scale * cos
 
 
+def consistency(variant: Tensor, real: Tensor) -> Tensor:
+    """Mean ``1 - cos`` between paired embeddings (rows of two (N, d) tensors): 0 when they agree."""
+    return (1 - F.cosine_similarity(variant, real, dim=1)).mean()
+
+
 class Augmenter:
     """One arm's augmentation of a uint8 NCHW batch; ``variants`` is uint8 (N, V, C, H, W) over
-    the training rows (the genaug arms), ``rows`` index into it."""
+    the training rows (the genaug arms), ``rows`` index into it. A ``paired`` arm returns 2N rows:
+    the batch, then one variant of each of its samples."""
 
     def __init__(self, arm: str, seed: int, variants: Tensor | None = None, p_genaug: float = 0.5):
         if arm not in ARMS:
@@ -72,13 +86,16 @@ class Augmenter:
             raise ValueError(f"arm {arm!r} needs genaug variants")
         if not 0.0 <= p_genaug <= 1.0:
             raise ValueError(f"p_genaug is a probability in [0, 1], got {p_genaug!r}")
-        self.arm, self.p = arm, p_genaug
+        self.arm, self.p, self.paired = arm, p_genaug, arm.endswith("-pair")
         self.classical = classical_pipeline(seed) if arm.startswith("classical") else None
         self.variants = variants
         self.gen = torch.Generator().manual_seed(seed)
 
     def __call__(self, x: Tensor, rows: Tensor) -> Tensor:
-        if "genaug" in self.arm:
+        if self.paired:
+            pick = torch.randint(self.variants.shape[1], (len(x),), generator=self.gen)
+            x = torch.cat([x, self.variants[rows, pick]])
+        elif "genaug" in self.arm:
             use = torch.rand(len(x), generator=self.gen) < self.p
             pick = torch.randint(self.variants.shape[1], (len(x),), generator=self.gen)
             x = torch.where(use.reshape(-1, 1, 1, 1), self.variants[rows, pick], x)
@@ -150,7 +167,12 @@ def train(images: Tensor, labels: Tensor, s: TrainSettings, augment: Augmenter, 
         y = labels[rows].to(device)
         for grp in opt.param_groups:
             grp["lr"] = learning_rate(s, step)
-        loss = F.cross_entropy(head(net(x), y), y, label_smoothing=s.label_smoothing)
+        emb = net(x)
+        if augment.paired:  # one forward pass for both views, so batch norm sees them together
+            emb, emb_variant = emb.chunk(2)
+        loss = F.cross_entropy(head(emb, y), y, label_smoothing=s.label_smoothing)
+        if augment.paired:
+            loss = loss + s.pair_weight * consistency(emb_variant, emb.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

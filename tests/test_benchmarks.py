@@ -105,7 +105,8 @@ def test_few_shot_quick(faces_folder, tiny_bundle_path, tmp_path):
     for arm, per_k in r["results"].items():
         assert len(per_k["1"]["runs"]) == 2 and 0 <= per_k["1"]["mean"] <= 1
     assert r["results"]["HOG 1-NN"]["1"]["mean"] > 0.2  # 5 distinct colour patterns: HOG finds some
-    assert set(r["paired_differences"]) == {"classical+genaug - classical", "classical - none", "genaug - none"}
+    assert set(r["paired_differences"]) == {"classical+genaug - classical", "classical+genaug-pair - classical",
+                                            "classical - none", "genaug - none"}
     d = r["paired_differences"]["classical+genaug - classical"]["1"]
     runs = r["results"]
     assert d["per_seed"] == pytest.approx([a["top1"] - b["top1"] for a, b in zip(runs["classical+genaug"]["1"]["runs"],
@@ -153,6 +154,29 @@ def test_few_shot_splits_and_arms(faces_folder):
         Augmenter("classical+genaug", 0)
 
 
+def test_paired_view_consistency_and_batches(faces_folder):
+    from benchmarks.faces import load_people
+    from benchmarks.recogniser import Augmenter, TrainSettings, consistency, train
+
+    e = torch.nn.functional.normalize(torch.randn(6, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    assert float(consistency(e, e.clone())) == pytest.approx(0.0, abs=1e-6)
+    other = torch.nn.functional.normalize(e + 0.3 * torch.randn(6, 8, generator=torch.Generator().manual_seed(1)), dim=1)
+    assert float(consistency(other, e)) > 1e-3 and float(consistency(-e, e)) == pytest.approx(2.0)
+    data = load_people(faces_folder)
+    x, rows = data.images[:4], torch.arange(4)
+    variants = torch.zeros(4, 2, *x.shape[1:], dtype=torch.uint8)  # every variant black
+    aug = Augmenter("classical+genaug-pair", 0, variants)
+    shown = aug(x, rows)  # the batch (classically augmented), then one variant of each sample
+    assert aug.paired and shown.shape == (8, *x.shape[1:]) and int(shown[4:].max()) == 0 and int(shown[:4].max()) > 0
+    s = TrainSettings(steps=3, batch_size=4, widths=[4, 8], embed_dim=8)
+    v = torch.stack([data.images, data.images.flip(-1)], 1)
+    net, _, _ = train(data.images, data.labels, s, Augmenter("classical+genaug-pair", 0, v), 0, torch.device("cpu"))
+    plain, _, _ = train(data.images, data.labels, s, Augmenter("classical", 0), 0, torch.device("cpu"))
+    assert any(not torch.allclose(p, q) for p, q in zip(net.parameters(), plain.parameters()))
+    with pytest.raises(ValueError, match="pair_weight"):
+        TrainSettings(pair_weight=-1.0)
+
+
 def test_open_set_quick_and_pairs_file(faces_folder, tiny_bundle_path, tmp_path):
     os_ = load_script("open_set")
     lfw = tmp_path / "lfw"  # LFW layout: name/name_000i.jpg and pairs.txt
@@ -163,15 +187,18 @@ def test_open_set_quick_and_pairs_file(faces_folder, tiny_bundle_path, tmp_path)
     (lfw / "pairs.txt").write_text("1\t4\np0 1 2\np1\t1\t3\np0 1 p1 2\np2 3 p3 1\n")
     out = tmp_path / "os.json"
     os_.main(["--quick", "--train-data", str(faces_folder), "--verify-data", str(faces_folder), "--verify-split", "all",
-              "--pairs", str(lfw / "pairs.txt"), "--bundle", str(tiny_bundle_path), "--out", str(out)])
+              "--pairs", str(lfw / "pairs.txt"), "--bundle", str(tiny_bundle_path), "--out", str(out),
+              "--arms", "none", "classical", "classical+genaug", "classical+genaug-pair", "--pair-weight", "0.5"])
     r = json.loads(out.read_text())
     assert r["data"]["train_identities"] == 5 and r["data"]["pairs.txt_pairs"] == 4
-    assert set(r["results"]) == {"none", "classical", "classical+genaug"}
+    assert set(r["results"]) == {"none", "classical", "classical+genaug", "classical+genaug-pair"}
+    assert r["config"]["train"]["pair_weight"] == 0.5
     for per in r["results"].values():
         assert set(per) == {"people", "pairs.txt"}
         for m in ("auc", "tar@far=1e-3", "tar@far=1e-2"):
             assert 0 <= per["people"][m]["mean"] <= 1 and per["people"][m]["n"] == 2
-    assert set(r["paired_differences"]["classical+genaug - classical"]["pairs.txt"]) == {"auc", "tar@far=1e-3", "tar@far=1e-2"}
+    for d in ("classical+genaug - classical", "classical+genaug-pair - classical"):
+        assert set(r["paired_differences"][d]["pairs.txt"]) == {"auc", "tar@far=1e-3", "tar@far=1e-2"}
 
 
 def test_read_pairs_rejects_bad_lines(tmp_path):
@@ -190,14 +217,16 @@ def test_attribute_shift_quick(attributes_folder, tiny_bundle_path, tmp_path, ti
     sh = load_script("attribute_shift")
     out = tmp_path / "sh.json"
     sh.main(["--quick", "--data", str(attributes_folder), "--bundle", str(tiny_bundle_path), "--out", str(out),
-             "--attributes", "Eyeglasses", "Smiling", "Young", "--max-train", "3"])
+             "--attributes", "Eyeglasses", "Smiling", "Young", "--max-train", "3",
+             "--arms", "none", "classical", "classical+genaug", "classical+genaug-pair"])
     r = json.loads(out.read_text())
     assert r["judge"]
     eg = r["attributes"]["Eyeglasses"]
     assert eg["people"] == 5 and eg["test_photos"] == 10 and eg["code"] == "glasses"  # found by its bound attribute
-    assert set(eg["results"]) == {"none", "classical", "classical+genaug", "enrol", "enrol+genaug"}
+    assert set(eg["results"]) == {"none", "classical", "classical+genaug", "classical+genaug-pair", "enrol", "enrol+genaug"}
     assert all(len(v["runs"]) == 2 for v in eg["results"].values())
-    assert set(eg["paired_differences"]) == {"classical+genaug - classical", "enrol+genaug - enrol"}
+    assert set(eg["paired_differences"]) == {"classical+genaug - classical", "classical+genaug-pair - classical",
+                                             "enrol+genaug - enrol"}
     # nobody smiles in this folder; Young is not a column: both say why they were skipped
     assert "fewer than 2 people" in r["attributes"]["Smiling"]["skipped"]
     assert "not a column" in r["attributes"]["Young"]["skipped"]
