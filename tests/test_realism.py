@@ -14,17 +14,22 @@ def realism():
     return load_script("realism")
 
 
-def test_roc_auc_closed_form_and_deal_is_disjoint(realism):
-    assert realism.roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
-    assert realism.roc_auc(np.array([1.0, 1.0]), np.array([0, 1])) == 0.5  # ties count half
+@pytest.fixture(scope="module")
+def c2st():
+    return load_script("c2st")
+
+
+def test_roc_auc_closed_form_and_deal_is_disjoint(c2st):
+    assert c2st.roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
+    assert c2st.roc_auc(np.array([1.0, 1.0]), np.array([0, 1])) == 0.5  # ties count half
     with pytest.raises(ValueError, match="both classes"):
-        realism.roc_auc(np.array([0.1, 0.2]), np.array([1, 1]))
+        c2st.roc_auc(np.array([0.1, 0.2]), np.array([1, 1]))
     people = np.repeat(np.arange(20), 3)
-    quarters = realism.deal(people, seed=0)
+    quarters = c2st.deal(people, seed=0)
     assert sum(len(q) for q in quarters) == 60
     sets = [set(people[q].tolist()) for q in quarters]
     assert all(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1:])  # no person in two quarters
-    assert [q.tolist() for q in realism.deal(people, 1)] != [q.tolist() for q in quarters]
+    assert [q.tolist() for q in c2st.deal(people, 1)] != [q.tolist() for q in quarters]
 
 
 def test_summary_interval_contains_mean(realism):
