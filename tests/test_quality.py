@@ -72,3 +72,24 @@ def test_transform_wires_the_shipped_critic_and_round_trips():
     assert GenerativeFaceAug(quality_threshold="auto", framing="full").engine.quality_threshold == get_critic().threshold
     with pytest.raises(ValueError, match="quality_threshold"):
         GenerativeFaceAug(quality_threshold=1.5)
+
+
+def test_critic_training_runs_on_the_skeleton_and_resumes(tmp_path):
+    """training.quality on real faces: a short run writes its evaluator, and the same command with
+    more steps resumes from the checkpoint (the log holds each evaluation step once)."""
+    from conftest import SHARED_DATA
+    from genaug.training.quality import main
+
+    need(SHARED_DATA / "celeba_train_64")
+    need(SHARED_DATA / "utkface_128")
+    out = tmp_path / "critic"
+    args = ["--out", str(out), "--shared", str(SHARED_DATA), "--celeba", "48", "--utk", "24", "--batch", "8"]
+    main([*args, "--steps", "6"])
+    assert (out / "evaluator_quality.safetensors").exists()
+    main([*args, "--steps", "12"])
+    import json
+
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == [6, 12]
+    critic = get_critic("cpu", out / "evaluator_quality.safetensors")
+    assert critic(torch.zeros(2, 3, 64, 64), torch.zeros(2, 3, 64, 64)).shape == (2,)

@@ -1,7 +1,7 @@
 """Train the realism critic of the quality gate: a small CNN that tells real 64 px face crops from
 genaug outputs (and from synthetic blotches, local blur and a face tinted alone).
 
-    python -m training.quality --out /work/runs/quality3 --export genaug/default   # shipped: 619 steps in 25 min on a loaded CPU
+    python -m genaug.training.quality --out /work/runs/quality3 --export genaug/default   # shipped: 619 steps in 25 min on a loaded CPU
 
 Faces (none of them scored by the benchmarks): ``celeba_train_64`` (``--celeba`` random faces)
 and ``utkface_128`` images with file index < ``UTK_CRITIC_LIMIT`` (3000, see
@@ -11,7 +11,7 @@ Negatives, one per real face: the bundle's random edits at strengths U(0.5, 1.5)
 (3 of 4), or a synthetic corruption (1 of 4: dark or coloured blotches, a locally blurred face, the
 face box tinted alone). 10 % of the faces (and their negatives) are held out; the log reports their
 ROC AUC, and the recommended ``quality_threshold`` is the held-out real faces' 2 % quantile of the
-critic's score (so 98 % of real photos pass). One thread, wall-clock budget, a JSON-lines log.
+critic's score (so 98 % of real photos pass). Runs on the training skeleton (resume, checkpoint, JSON-lines log, SIGTERM, wall-clock budget).
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,8 @@ from torch import Tensor
 
 from genaug.faces.features import EvaluatorConfig, FaceNet, save_evaluator
 from genaug.faces.metrics import roc_auc
+
+from .skeleton import RngState, Run, RunPlan
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 UTK_CRITIC_LIMIT = 3000  # utkface_128 images with index < this train the critic; benchmarks use the rest
@@ -144,69 +145,81 @@ def make_data(args: argparse.Namespace, gen: torch.Generator, cache: Path) -> tu
     return real, to_float(to_u8(fake)), synth, names
 
 
+class QualityKind:
+    """The realism critic as a kind of :class:`~training.skeleton.Run`: cosine-decayed AdamW on real
+    (1) vs augmented (0) crops with random flips; evaluation on the held-out tenth; export writes the
+    evaluator (and copies it to ``--export``)."""
+
+    progress_keys = ("loss",)
+
+    def __init__(self, args: argparse.Namespace, real: Tensor, fake: Tensor, synth: Tensor):
+        self.args, self.gen = args, torch.Generator().manual_seed(args.seed)
+        perm = torch.randperm(len(real), generator=torch.Generator().manual_seed(args.seed))
+        n_val = len(real) // 10
+        val, tr = perm[:n_val], perm[n_val:]
+        self.real_val, self.fake_val, self.synth_val = real[val], fake[val], synth[val]
+        self.x = torch.cat([real[tr], fake[tr]])
+        self.y = torch.cat([torch.ones(len(tr)), torch.zeros(len(tr))])
+        torch.manual_seed(args.seed)
+        self.model = FaceNet(critic_config(args.widths))
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=1e-4)
+        self.result: dict = {}
+
+    def parts(self) -> dict:
+        return {"model": self.model, "opt": self.opt, "rng": RngState(self.gen)}
+
+    def train_step(self, step: int) -> dict:
+        for g in self.opt.param_groups:
+            g["lr"] = self.args.lr * 0.5 * (1 + math.cos(math.pi * step / self.args.steps))
+        idx = torch.randint(0, len(self.x), (self.args.batch,), generator=self.gen)
+        xb = self.x[idx]
+        flip = torch.rand(len(idx), generator=self.gen) < 0.5
+        xb[flip] = xb[flip].flip(-1)
+        self.model.train()
+        loss = F.binary_cross_entropy_with_logits(self.model(xb)[:, 0], self.y[idx])
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return {"loss": loss, "lr": self.opt.param_groups[0]["lr"]}
+
+    def evaluate(self, step: int) -> dict:
+        s_real, s_fake = scores(self.model, self.real_val), scores(self.model, self.fake_val)
+        threshold, vs, n = float(torch.quantile(s_real, 0.02)), self.synth_val, len(s_real)
+        self.result = dict(
+            steps=step, held_out_auc=roc_auc(torch.cat([s_real, s_fake]), torch.cat([torch.ones(n), torch.zeros(n)])),
+            threshold=round(threshold, 4), real_pass=float((s_real >= threshold).float().mean()),
+            genaug_rejected=float((s_fake[~vs] < threshold).float().mean()),
+            synthetic_rejected=float((s_fake[vs] < threshold).float().mean()))
+        return self.result
+
+    def export(self, step: int) -> Path:
+        a = self.args
+        training = dict(data=dict(celeba_train_64=a.celeba, utkface_128=f"{a.utk} of file index < {UTK_CRITIC_LIMIT}"),
+                        negatives="genaug random edits over every code at strength U(0.5,1.5) (3/4); synthetic blotches, "
+                                  "local blur, tinted face box (1/4)",
+                        bundle=a.bundle, seed=a.seed, score="P(real), sigmoid of the logit", **self.result)
+        self.model.cfg = critic_config(a.widths, training)
+        weights = save_evaluator(self.model, Path(a.out) / "evaluator_quality")
+        if a.export:
+            for f in (weights, weights.with_suffix(".json")):
+                shutil.copy2(f, Path(a.export) / f.name)
+        print(json.dumps(self.result))
+        return weights
+
+
 def train(args: argparse.Namespace) -> Path:
+    """Build the data (cached in the run folder), then run the critic on the training skeleton:
+    the same command resumes; ``--minutes`` bounds one invocation, ``--steps`` the whole run."""
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "log.jsonl", "a")
-
-    def note(**kv) -> None:
-        kv["t"] = round(time.time() - t0, 1)
-        log.write(json.dumps(kv) + "\n")
-        log.flush()
-        print(json.dumps(kv), flush=True)
-
-    t0 = time.time()
-    real, fake, synth, names = make_data(args, gen, out / "data.safetensors")
-    n = len(real)
-    perm = torch.randperm(n, generator=gen)
-    n_val = n // 10
-    val, tr = perm[:n_val], perm[n_val:]
-    note(event="data", real=n, genaug=int((~synth).sum()), synthetic=int(synth.sum()), held_out=n_val)
-    model = FaceNet(critic_config(args.widths))
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    x_tr = torch.cat([real[tr], fake[tr]])
-    y_tr = torch.cat([torch.ones(len(tr)), torch.zeros(len(tr))])
-    budget, step = args.minutes * 60, 0
-    t_train = time.time()
-    while time.time() - t_train < budget and step < args.steps:
-        frac = max((time.time() - t_train) / budget, step / args.steps)
-        for g in opt.param_groups:
-            g["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * frac))
-        idx = torch.randint(0, len(x_tr), (args.batch,), generator=gen)
-        xb = x_tr[idx]
-        flip = torch.rand(len(idx), generator=gen) < 0.5
-        xb[flip] = xb[flip].flip(-1)
-        model.train()
-        loss = F.binary_cross_entropy_with_logits(model(xb)[:, 0], y_tr[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        step += 1
-        if step % 100 == 0:
-            note(event="step", step=step, loss=round(float(loss), 4), lr=round(opt.param_groups[0]["lr"], 6))
-    s_real, s_fake = scores(model, real[val]), scores(model, fake[val])
-    threshold = float(torch.quantile(s_real, 0.02))
-    vs = synth[val]
-    result = dict(
-        steps=step, minutes=args.minutes, held_out_auc=roc_auc(torch.cat([s_real, s_fake]), torch.cat([torch.ones(n_val), torch.zeros(n_val)])),
-        threshold=round(threshold, 4), real_pass=float((s_real >= threshold).float().mean()),
-        genaug_rejected=float((s_fake[~vs] < threshold).float().mean()),
-        synthetic_rejected=float((s_fake[vs] < threshold).float().mean()),
-    )
-    note(event="done", **result)
-    training = dict(data=dict(celeba_train_64=args.celeba, utkface_128=f"{args.utk} of file index < {UTK_CRITIC_LIMIT}"),
-                    negatives="genaug random edits over every code at strength U(0.5,1.5) (3/4); synthetic blotches, "
-                              "local blur, tinted face box (1/4)",
-                    bundle=args.bundle, seed=args.seed, score="P(real), sigmoid of the logit", **result)
-    model.cfg = critic_config(args.widths, training)
-    weights = save_evaluator(model, out / "evaluator_quality")
-    if args.export:
-        for f in (weights, weights.with_suffix(".json")):
-            shutil.copy2(f, Path(args.export) / f.name)
-    return weights
+    real, fake, synth, _ = make_data(args, torch.Generator().manual_seed(args.seed), out / "data.safetensors")
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "shared")}
+    plan = RunPlan(out, args.steps, settings, {"minutes", "threads", "export", "steps"}, log_every=50,
+                   checkpoint_every=200, minutes=args.minutes, desc="quality critic")
+    run = Run(QualityKind(args, real, fake, synth), plan)
+    run.resume()
+    return run.run()
 
 
 def main(argv: list[str] | None = None) -> None:
