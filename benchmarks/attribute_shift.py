@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.faces import (ID200, MissingInput, attribute_variants, bound_code, eligible,  # noqa: E402
                               identity_judge, load_people, pick_shots, read_attributes, to_unit)
 from benchmarks.recogniser import ARMS as ALL_ARMS, Augmenter, TrainSettings, classify, top1, train  # noqa: E402
-from benchmarks.report import default_out, emit, skip  # noqa: E402
+from benchmarks.report import default_out, run_protocol  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
 from genaug.device import resolve_device
 
@@ -210,12 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     if a.quick:
         cfg.seeds, cfg.refine_steps, cfg.train.steps, cfg.train.batch_size = 2, 1, 20, 8
     out = a.out or default_out("attribute_shift", a.bundle, a.quick)
-    try:
-        report = run(cfg)
-    except MissingInput as e:
-        return skip("attribute_shift", str(e), out)
-    emit(report, format_table(report), out)
-    return report
+    return run_protocol("attribute_shift", lambda: run(cfg), format_table, out)
 
 
 if __name__ == "__main__":

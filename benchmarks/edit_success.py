@@ -37,7 +37,7 @@ from benchmarks.report import emit  # noqa: E402
 
 from genaug.engine.edits import Edit
 from genaug.faces.metrics import attribute_names, attribute_probabilities, resolve_feature_net
-from genaug.models.recon import psnr, reconstruction_score
+from genaug.models.recon import psnr
 from benchmarks.faces import load_people, read_attributes  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_id200"

@@ -31,10 +31,10 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.faces import (ID200, MissingInput, hog_features, load_people, make_splits,  # noqa: E402
+from benchmarks.faces import (ID200, hog_features, load_people, make_splits,  # noqa: E402
                               nearest_neighbour_top1, offline_variants, pick_shots, subset)
 from benchmarks.recogniser import ARMS, Augmenter, TrainSettings, classify, top1, train  # noqa: E402
-from benchmarks.report import default_out, emit, skip  # noqa: E402
+from benchmarks.report import default_out, run_protocol  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
 from genaug.device import resolve_device
 
@@ -169,12 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
         cfg.shots, cfg.seeds, cfg.variants, cfg.refine_steps, cfg.max_ids = [1], 2, 2, 1, cfg.max_ids or 8
         t.steps, t.batch_size = 20, 8
     out = a.out or default_out("few_shot", a.bundle, a.quick)
-    try:
-        report = run(cfg)
-    except MissingInput as e:
-        return skip("few_shot", str(e), out)
-    emit(report, format_table(report), out)
-    return report
+    return run_protocol("few_shot", lambda: run(cfg), format_table, out)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,9 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.faces import ID200, TRAIN64, MissingInput, load_people, make_splits, offline_variants  # noqa: E402
+from benchmarks.faces import ID200, TRAIN64, load_people, make_splits, offline_variants  # noqa: E402
 from benchmarks.recogniser import ARMS, Augmenter, TrainSettings, embed, train  # noqa: E402
-from benchmarks.report import default_out, emit, skip  # noqa: E402
+from benchmarks.report import default_out, run_protocol  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
 from genaug.device import resolve_device
 from genaug.faces.metrics import roc_auc, tar_at_far, verification_scores
@@ -254,12 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
     if a.quick:
         cfg.seeds, cfg.max_ids, t.steps, t.batch_size = 2, cfg.max_ids or 30, 20, 16
     out = a.out or default_out("open_set", a.bundle, a.quick)
-    try:
-        report = run(cfg)
-    except MissingInput as e:
-        return skip("open_set", str(e), out)
-    emit(report, format_table(report), out)
-    return report
+    return run_protocol("open_set", lambda: run(cfg), format_table, out)
 
 
 if __name__ == "__main__":

@@ -36,9 +36,9 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.attribute_shift import embedded, identify_by_templates  # noqa: E402
-from benchmarks.faces import ID200, MissingInput, identity_judge, load_people, subset, to_unit  # noqa: E402
+from benchmarks.faces import ID200, identity_judge, load_people, subset, to_unit  # noqa: E402
 from benchmarks.recogniser import Augmenter, TrainSettings, classify, top1, train  # noqa: E402
-from benchmarks.report import RESULTS, emit, skip  # noqa: E402
+from benchmarks.report import RESULTS, run_protocol  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
 from genaug.device import resolve_device  # noqa: E402
 from genaug.faces.light import estimate_light, relight  # noqa: E402
@@ -233,12 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
     if a.quick:
         cfg.seeds, cfg.train_photos, cfg.test_photos, cfg.train.steps, cfg.train.batch_size = 2, 2, 1, 20, 8
     out = a.out or (None if a.quick else RESULTS / "pose_shift.json")
-    try:
-        report = run(cfg)
-    except MissingInput as e:
-        return skip("pose_shift", str(e), out)
-    emit(report, format_table(report), out)
-    return report
+    return run_protocol("pose_shift", lambda: run(cfg), format_table, out)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -37,4 +37,18 @@ def skip(protocol: str, reason: str, out: str | Path | None) -> dict[str, Any]:
     """Report (and write) that ``protocol`` did not run and why."""
     report = {"benchmark": protocol, "skipped": reason}
     emit(report, f"{protocol}: skipped: {reason}", out)
+    return report
+
+
+def run_protocol(protocol: str, run: Callable[[], dict[str, Any]], format_table: Callable[[dict], str],
+                 out: str | Path | None) -> dict[str, Any]:
+    """Run a protocol: its report printed as a table and written to ``out`` as JSON, or a skip
+    report naming the reason when its faces are missing (:class:`benchmarks.faces.MissingInput`)."""
+    from benchmarks.faces import MissingInput
+
+    try:
+        report = run()
+    except MissingInput as e:
+        return skip(protocol, str(e), out)
+    emit(report, format_table(report), out)
     return report
