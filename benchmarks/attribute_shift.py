@@ -72,6 +72,15 @@ def identify_by_templates(judge, gallery: Tensor, owners: Tensor, probes: Tensor
     return top1(pred, probe_labels)
 
 
+def identify_with_variants(judge, enrol: Tensor, enrol_labels: Tensor, extra: Tensor, probes: Tensor,
+                           probe_labels: Tensor) -> float:
+    """:func:`identify_by_templates` with each person's gallery grown by the embeddings of their
+    genaug variants ``extra`` (P, V, C, H, W; person ``i`` owns enrol template ``i``)."""
+    gallery = torch.cat([enrol, judge.embed(to_unit(extra.flatten(0, 1)))])
+    owners = torch.cat([enrol_labels, enrol_labels.repeat_interleave(extra.shape[1])])
+    return identify_by_templates(judge, gallery, owners, probes, probe_labels)
+
+
 def embedded(judge, cache: dict[int, Tensor], images: Tensor, rows: list[int]) -> Tensor:
     """Judge embeddings of ``images[rows]``, each row embedded once (``cache``: row -> embedding)."""
     todo = [r for r in dict.fromkeys(rows) if r not in cache]
@@ -104,10 +113,8 @@ def shift_runs(cfg: ShiftConfig, images: Tensor, labels: Tensor, has: Tensor, en
             if "enrol+genaug" in runs:
                 pos = {r: i for i, r in enumerate(rows.tolist())}
                 extra = var[[pos[r] for r in first.tolist()]]  # (P, V, C, H, W)
-                more = judge.embed(to_unit(extra.flatten(0, 1)))
-                gallery = torch.cat([enrol, more])
-                owners = torch.cat([labels[first], labels[first].repeat_interleave(extra.shape[1])])
-                runs["enrol+genaug"].append({"seed": s, "top1": identify_by_templates(judge, gallery, owners, probes, labels[test])})
+                more = identify_with_variants(judge, enrol, labels[first], extra, probes, labels[test])
+                runs["enrol+genaug"].append({"seed": s, "top1": more})
         print(f"seed={s} " + " ".join(f"{a}={r[-1]['top1']:.3f}" for a, r in runs.items()), flush=True)
     return runs
 

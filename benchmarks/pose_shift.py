@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.attribute_shift import embedded, identify_by_templates  # noqa: E402
+from benchmarks.attribute_shift import embedded, identify_by_templates, identify_with_variants  # noqa: E402
 from benchmarks.faces import ID200, identity_judge, load_people, subset, to_unit  # noqa: E402
 from benchmarks.recogniser import Augmenter, TrainSettings, classify, top1, train  # noqa: E402
 from benchmarks.report import RESULTS, run_protocol  # noqa: E402
@@ -138,9 +138,7 @@ def shift_runs(cfg: PoseShiftConfig, images: Tensor, labels: Tensor, train_rows:
         enrol, probes = embedded(judge, cache, images, first.tolist()), embedded(judge, cache, images, test_rows.tolist())
         plain = identify_by_templates(judge, enrol, labels[first], probes, te_y)
         extra = var.reshape(-1, cfg.train_photos, *var.shape[1:])[:, 0]  # (P, V, C, H, W)
-        gallery = torch.cat([enrol, judge.embed(to_unit(extra.flatten(0, 1)))])
-        owners = torch.cat([labels[first], labels[first].repeat_interleave(extra.shape[1])])
-        more = identify_by_templates(judge, gallery, owners, probes, te_y)
+        more = identify_with_variants(judge, enrol, labels[first], extra, probes, te_y)
         for s in range(cfg.seeds):
             runs["enrol"].append({"seed": s, "top1": plain})
             runs["enrol+genaug"].append({"seed": s, "top1": more})
