@@ -115,20 +115,24 @@ def classical_pipeline(seed: int):
 
 
 def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: int, strength: float = 1.0,
-                     device: str = "auto", progress: bool = False, codes: list[str] | None = None) -> tuple[Tensor, float]:
+                     device: str = "auto", progress: bool = False, codes: list[str] | None = None,
+                     quality_threshold: float | str | None = None) -> tuple[Tensor, float]:
     """``variants`` random genaug edits of each uint8 NCHW face, made once with
     ``genaug.expand_to_hdf5`` (seed 0) on a temporary folder of the faces; returns uint8
     (N, variants, C, H, W) and the seconds it took. A face the expansion skipped (it says so)
     stands in for its own variants. ``codes``: the codes edits may move (None or ``["all-safe"]``:
-    the bundle's identity-safe set; ``["bound"]``: its identity-safe codes bound to an attribute)."""
+    the bundle's identity-safe set; ``"bound"`` among them: its identity-safe codes bound to an
+    attribute, e.g. ``["bound", "yaw"]``). ``quality_threshold``: the expansion's realism gate."""
     import h5py
     from PIL import Image
 
     from genaug import expand_to_hdf5
 
     t0 = time.time()
-    if codes == ["bound"]:
-        codes = bound_safe_codes(bundle)
+    if codes and "bound" in codes:
+        bound = bound_safe_codes(bundle)
+        rest = [c for c in codes if c != "bound"]
+        codes = None if bound is None and not rest else [*(bound or []), *rest]
     elif codes == ["all-safe"]:
         codes = None
     out = images.unsqueeze(1).repeat(1, variants, 1, 1, 1)
@@ -140,6 +144,7 @@ def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: i
         h5 = Path(tmp) / "variants.h5"
         res = expand_to_hdf5(src.parent, h5, variants, bundle=bundle, seed=0, size="source", framing="full",
                              refine_steps=refine_steps, strength=strength, codes=codes, device=device, workers=1,
+                             quality_threshold=quality_threshold,
                              progress=progress, overwrite=True, command=["benchmarks"])
         with h5py.File(h5, "r") as f:
             imgs = torch.from_numpy(f["images"][()]).permute(0, 3, 1, 2)

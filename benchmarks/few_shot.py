@@ -57,6 +57,7 @@ class FewShotConfig:
     # 2 seeds: classical+genaug 8.5 % with them, 7.2 % with every identity-safe code, classical 8.9 %)
     codes: list[str] | None = field(default_factory=lambda: ["bound"])
     max_ids: int | None = None
+    quality_threshold: float | str | None = None  # the expansion's realism gate ("auto": the bundle's)
     # 4,800 steps of 16 (val, k = 1, classical, 2 seeds: 10.1 % against 8.9 % for 1,600 of 32), on 2 threads
     train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=4800, batch_size=16))
 
@@ -66,7 +67,7 @@ def genaug_variants(cfg: FewShotConfig, images: Tensor, rows: Tensor) -> tuple[d
     if not any("genaug" in a for a in cfg.arms):
         return {}, None, 0.0
     var, secs = offline_variants(images[rows], cfg.bundle, cfg.variants, cfg.refine_steps, cfg.strength, cfg.device,
-                                 codes=cfg.codes)
+                                 codes=cfg.codes, quality_threshold=cfg.quality_threshold)
     print(f"offline genaug: {cfg.variants} variants x {len(rows)} photos in {secs:.0f}s", flush=True)
     return {r: i for i, r in enumerate(rows.tolist())}, var, secs
 
@@ -151,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codes", nargs="+", default=d.codes, help="codes genaug edits may move: names, 'bound' (the identity-safe "
                    "codes bound to an attribute, the default: tuned on val) or 'all-safe' (every identity-safe code)")
     p.add_argument("--max-ids", type=int, default=None, help="use only the first N identities")
+    p.add_argument("--quality-threshold", default=None, type=lambda v: v if v == "auto" else float(v),
+                   help="realism gate for the variants: 'auto' (the bundle's critic) or a number (default: off)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/few_shot_<bundle>.json)")
     p.add_argument("--quick", action="store_true", help="smoke test: 8 people, k=1, 2 seeds, 20 steps")
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
                       widths=a.widths, p_genaug=a.p_genaug, pair_weight=a.pair_weight, ema=a.ema, label_smoothing=a.label_smoothing,
                       flip_test=a.flip_test)
     cfg = FewShotConfig(a.data, a.shots, a.seeds, a.arms, a.bundle, a.device, a.eval_split, a.variants,
-                        a.refine_steps, a.strength, a.codes, a.max_ids, t)
+                        a.refine_steps, a.strength, a.codes, a.max_ids, a.quality_threshold, t)
     if a.quick:
         cfg.shots, cfg.seeds, cfg.variants, cfg.refine_steps, cfg.max_ids = [1], 2, 2, 1, cfg.max_ids or 8
         t.steps, t.batch_size = 20, 8

@@ -193,3 +193,19 @@ def test_pose_light_edits_quick(tmp_path):
     s = r["sets"]["celeba_id200"]
     assert s["faces"] == 4 and set(s["pose"]) == {"-30", "+30"} and len(s["light"]) == 2
     assert all(0 <= p["success_rate"] <= 1 and 0 <= p["same_person_rate"] <= 1 for p in s["pose"].values())
+
+
+def test_turning_outwards_stops_at_the_limit():
+    """A face already turned 30 deg may turn 15 deg further out, never 30 (past 45 the generic shape
+    and 5 landmarks fail); turning it back towards frontal is not limited."""
+    from genaug.faces.pose import TARGET_YAW_LIMIT
+
+    assert TARGET_YAW_LIMIT == 45.0
+    x = smooth_faces(1, 140, 120)
+    lm = project(-30.0)
+    out15, out30 = rotate_yaw(x, -15.0, lm), rotate_yaw(x, -30.0, lm)
+    assert torch.allclose(out15, out30, atol=1e-5)  # both stop at -45
+    back = rotate_yaw(x, 30.0, lm)
+    assert not torch.allclose(back, rotate_yaw(x, 15.0, lm), atol=1e-3)
+    beyond = project(-50.0)  # beyond the limit: every outward request renders the same (no turn)
+    assert torch.allclose(rotate_yaw(x, -30.0, beyond), rotate_yaw(x, -5.0, beyond), atol=1e-5)

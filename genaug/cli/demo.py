@@ -13,7 +13,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..bundle.format import Bundle
-from ..engine.edits import Edit, code_values
+from ..engine.edits import Edit, code_values, control_of
+from ..faces.controls import CONTROL_NAMES
 from ..io import list_images
 from .common import add_model_args, run_guarded
 
@@ -31,16 +32,30 @@ def to_pil(t: torch.Tensor) -> Image.Image:
 
 
 def _value_label(bundle: Bundle, code: int, value: float) -> str:
+    control = control_of(bundle.spec, code)
+    if control is not None:
+        return f"{value:+.0f} {control.unit}"
     return f"{int(value)}" if bundle.spec.is_categorical(code) else f"{value:+.1f}"
 
 
 def demo_sweep_values(bundle: Bundle, code: int) -> list[float]:
-    """Categories of a categorical code; 5 values across a continuous code's range."""
+    """Categories of a categorical code; 5 values across a continuous code's or an image-space
+    control's range (a control's middle value, 0, is the input)."""
+    control = control_of(bundle.spec, code)
+    if control is not None:
+        return np.linspace(control.low, control.high, 5).tolist()
     return code_values(bundle.spec, code, "all" if bundle.spec.is_categorical(code) else 5)
 
 
+def demo_codes(bundle: Bundle) -> list[int]:
+    """Every latent code, then the image-space controls (yaw, light) by their code index."""
+    n = len(bundle.spec.codes)
+    return list(range(n)) + [n + j for j in range(len(CONTROL_NAMES)) if CONTROL_NAMES[j] not in bundle.spec.code_names]
+
+
 def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> Image.Image:
-    """One face: input and reconstruction, then one row per code sweeping its values.
+    """One face: input and reconstruction, then one row per code sweeping its values, and one
+    per image-space control (yaw, light; rendered on the face itself).
 
     With ``image`` the face is inverted and edits are rendered in ``delta`` mode (what users get);
     with ``image=None`` a random generated face is swept in ``regenerate`` mode, which shows what
@@ -56,7 +71,7 @@ def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> I
         inv = engine.invert(x)
         lat, recon, caption, mode = inv.latent, inv.recon, f"score {inv.score[0].item():.2f}", "delta"
     rows = []
-    for ci in range(len(bundle.spec.codes)):
+    for ci in demo_codes(bundle):
         values = demo_sweep_values(bundle, ci)
         n = len(values)
         out, _ = engine.render_edits(x.expand(n, -1, -1, -1), lat.expand(n, -1), [Edit(ci, v) for v in values],
@@ -75,8 +90,12 @@ def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> I
         draw.text((LABEL_W + CELL, y + CELL + 2), caption, fill="gray")
     for ci, values, outs in rows:
         y += CELL + 16
-        code = bundle.spec.codes[ci]
-        label = code.name + (f"\n({code.attribute})" if code.attribute else "")  # descriptions: genaug info
+        control = control_of(bundle.spec, ci)
+        if control is not None:
+            label = f"{control.name}\n(rendered)"
+        else:
+            code = bundle.spec.codes[ci]
+            label = code.name + (f"\n({code.attribute})" if code.attribute else "")  # descriptions: genaug info
         draw.text((4, y + CELL // 2 - 12), label, fill="black")
         for j, (v, o) in enumerate(zip(values, outs)):
             canvas.paste(to_pil(o), (LABEL_W + j * CELL, y))
@@ -161,13 +180,13 @@ def run_demo(args: argparse.Namespace) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     picture.save(out)
     print(f"wrote {out.resolve()} ({picture.width}x{picture.height}): {len(faces)} real face(s), "
-          f"their reconstructions and sweeps of {len(engine.spec.codes)} codes")
+          f"their reconstructions and sweeps of {len(engine.spec.codes)} codes and the {', '.join(CONTROL_NAMES)} controls")
     return out
 
 
 def build_parser() -> argparse.ArgumentParser:
     d = argparse.ArgumentParser(prog="genaug demo", description="Write a picture of real faces, their reconstructions "
-                                "and a sweep of every code on each face.")
+                                "and a sweep of every code and image-space control (yaw, light) on each face.")
     add_model_args(d)
     d.add_argument("--out", default="genaug_demo.png", help="where to write the picture")
     d.add_argument("--images", nargs="*", help="extra face images or folders to include")

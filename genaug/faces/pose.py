@@ -35,6 +35,7 @@ ROWS, COLS = 256, 512  # the inverse-projection table: head rows x projected pos
 TABLE_Y = (HEAD_Y0 - HEAD_B - 0.05, HEAD_Y0 + HEAD_B + 0.05)
 TABLE_U = (-2.4, 2.4)
 SOURCE_YAW_LIMIT = 40.0  # a photo's own yaw is taken as at most this (degrees) when turning it
+TARGET_YAW_LIMIT = 45.0  # a turn outwards stops at this yaw (degrees): past it the generic shape and 5 landmarks fail
 
 
 @dataclass
@@ -147,7 +148,8 @@ def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH
 
 def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing: str = "auto",
                symmetry: float = 0.8, axis: float = AXIS_DEPTH) -> Tensor:
-    """Turn each face by ``degrees`` (a number or one per image, within +-45) of yaw.
+    """Turn each face by ``degrees`` (a number or one per image, within +-45) of yaw; a turn away
+    from frontal stops at +-``TARGET_YAW_LIMIT`` degrees (a photo already beyond it keeps its pose).
 
     ``landmarks``: (N, 5, 2) pixels in dlib's order (found when None, see
     :func:`genaug.faces.shape.face_landmarks`); ``symmetry``: at most this much of the mirrored face
@@ -161,7 +163,9 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
         return images.clone()
     pose = fit_pose(face_landmarks(images, landmarks, framing))
     src = pose.yaw.clamp(-math.radians(SOURCE_YAW_LIMIT), math.radians(SOURCE_YAW_LIMIT))
-    dst = src + torch.deg2rad(deg)
+    lim = torch.tensor(math.radians(TARGET_YAW_LIMIT), device=src.device)
+    dst = src + torch.deg2rad(deg)  # turning outwards stops at the limit (a photo beyond it stays where it is)
+    dst = torch.where(deg < 0, torch.maximum(dst, torch.minimum(src, -lim)), torch.minimum(dst, torch.maximum(src, lim)))
     s = pose.scale[:, None, None]
     u_axis = (pose.tu + pose.scale * axis * torch.sin(src))[:, None, None]
     u_out, v_out = pose.frame.pixel_grid(h, w)
