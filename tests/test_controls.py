@@ -34,6 +34,7 @@ def test_zero_returns_the_input_exactly(name):
 
 
 @pytest.mark.parametrize("name,bad", [("yaw", 31.0), ("yaw", float("nan")), ("light", -76.0), ("light", float("inf")),
+                                      ("light_up", -31.0), ("light_up", 61.0),
                                       ("yaw", "left"), ("yaw", [1.0, 2.0, 3.0])])
 def test_bad_values_refused(name, bad):
     with pytest.raises(ValueError, match=name):
@@ -42,7 +43,8 @@ def test_bad_values_refused(name, bad):
 
 def test_codes_bounds_and_draws(tiny_bundle_path, tiny_spec):
     n = len(tiny_spec.codes)
-    assert [code_index(tiny_spec, c) for c in CONTROL_NAMES] == [n, n + 1]
+    assert CONTROL_NAMES == ["yaw", "light", "light_up"]
+    assert [code_index(tiny_spec, c) for c in CONTROL_NAMES] == [n, n + 1, n + 2]
     assert all_code_names(tiny_spec) == list(tiny_spec.code_names) + CONTROL_NAMES
     check_edit_options(str(tiny_bundle_path), ["yaw", "light", "smile"], {"yaw": (-20, 20)})
     for codes, bounds, match in [(["yawn"], None, "yawn"), (["yaw"], {"yaw": (-40, 20)}, "yaw"),
@@ -118,18 +120,19 @@ def test_real_faces_dataset(tmp_path):
 def test_expansion_records_control_values(tmp_path, tiny_bundle_path, tiny_spec):
     src = synth_folder(tmp_path / "src", per_class=2)
     out = tmp_path / "c.h5"
-    expand_to_hdf5(src, out, 2, bundle=tiny_bundle_path, seed=3, codes=["yaw", "light"], **FAST)
+    expand_to_hdf5(src, out, 2, bundle=tiny_bundle_path, seed=3, codes=["yaw", "light", "light_up"], **FAST)
     n = len(tiny_spec.codes)
     with h5py.File(out, "r") as f:
         names = json.loads(f.attrs["code_names"])
         codes = f["codes"][()]
-    assert names == list(tiny_spec.code_names) + CONTROL_NAMES and codes.shape == (8, n + 2)
+    assert names == list(tiny_spec.code_names) + CONTROL_NAMES and codes.shape == (8, n + 3)
     assert np.isnan(codes[:, :n]).all()  # only controls were drawn
     one = ~np.isnan(codes[:, n:])
     assert (one.sum(1) == 1).all()
-    yaw, light = codes[one[:, 0], n], codes[one[:, 1], n + 1]
-    assert len(yaw) and len(light)
+    yaw, light, up = codes[one[:, 0], n], codes[one[:, 1], n + 1], codes[one[:, 2], n + 2]
+    assert len(yaw) and len(light) and len(up)
     assert np.all((np.abs(yaw) >= 2) & (np.abs(yaw) <= 30)) and np.all((np.abs(light) >= 2) & (np.abs(light) <= 75))
+    assert np.all((np.abs(up) >= 2) & (up >= -30) & (up <= 60))
     plain = tmp_path / "p.h5"  # without a control, the file keeps the latent codes only
     expand_to_hdf5(src, plain, 1, bundle=tiny_bundle_path, seed=3, **FAST)
     with h5py.File(plain, "r") as f:

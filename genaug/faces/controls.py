@@ -69,11 +69,19 @@ def _light(x: Tensor, v: Tensor, landmarks: Tensor | None, framing: str) -> Tens
     return relight(x, v, LIGHT_ELEVATION, strength, landmarks=landmarks, framing=framing)
 
 
+def _light_up(x: Tensor, v: Tensor, landmarks: Tensor | None, framing: str) -> Tensor:
+    strength = (v != 0).float() * LIGHT_STRENGTH  # elevation 0 = the input
+    return relight(x, 0.0, v, strength, landmarks=landmarks, framing=framing)
+
+
 IMAGE_CONTROLS: dict[str, ImageControl] = {
     "yaw": ImageControl("yaw", -30.0, 30.0, _yaw, summary="turn the head left/right (rendered, generic 3D face)"),
     "light": ImageControl("light", -75.0, 75.0, _light,
                           summary=f"main light azimuth (elevation {LIGHT_ELEVATION:g}, strength {LIGHT_STRENGTH:g}; "
                                   "shaded with a generic 3D face)"),
+    "light_up": ImageControl("light_up", -30.0, 60.0, _light_up,
+                             summary=f"main light elevation, in front of the face (strength {LIGHT_STRENGTH:g}; "
+                                     "shaded with a generic 3D face)"),
 }
 CONTROL_NAMES = list(IMAGE_CONTROLS)
 

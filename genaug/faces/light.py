@@ -17,6 +17,7 @@ marched through the depth map (the nose's shadow), scaled to the face's mean bri
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,7 @@ from .shape import check_images, depth, face_landmarks, normals, per_image
 _LUMA = (0.299, 0.587, 0.114)
 SHADOW_STEPS = 16
 GAMMA = 2.2  # images are taken as gamma-encoded; light is fitted and scaled in linear values
+SOFTEN = 0.12  # the shading change is blurred by this many d (eye-to-mouth units): no seams where the solved shape jumps
 SHADOW_DEPTH = 0.5  # how much of the new light a cast shadow takes away (the rest: skin's scattering)
 
 
@@ -112,6 +114,20 @@ def estimate_light(images: Tensor, landmarks: Tensor | None = None, framing: str
     return LightEstimate(torch.rad2deg(torch.atan2(lx, front)), torch.rad2deg(torch.atan2(-ly, front)), lx / front, coef)
 
 
+def _soften(change: Tensor, sigma: Tensor) -> Tensor:
+    """Each (H, W) map of ``change`` blurred by its own ``sigma`` pixels (torchvision's Gaussian):
+    the generic shape's normals jump where its solved point does (at the nose of a turned face),
+    and a sharp jump in shading reads as a seam."""
+    from torchvision.transforms.v2.functional import gaussian_blur
+
+    out = torch.empty_like(change)
+    for i, (m, sd) in enumerate(zip(change, sigma.tolist())):
+        sd = max(sd, 0.3)
+        size = 2 * int(math.ceil(2.5 * sd)) + 1
+        out[i] = gaussian_blur(m[None], [size, size], [sd, sd])[0] if size < min(m.shape) else m
+    return out
+
+
 def light_direction(azimuth: Tensor, elevation: Tensor) -> Tensor:
     """Unit light directions ``(N, 3)`` in image axes from degrees."""
     a, e = torch.deg2rad(azimuth), torch.deg2rad(elevation)
@@ -163,7 +179,7 @@ def relight(images: Tensor, azimuth=0.0, elevation=0.0, strength=0.5, landmarks:
         lit = lit * _cast_shadow(surf, direction)
     new = ambient + (1 - ambient) * lit
     new = new * (mean_fit / ((new * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)).clamp(min=1e-3))[:, None, None]
-    ratio = 1 + k[:, None, None] * surf.mask * (new / fitted - 1)
+    ratio = 1 + k[:, None, None] * surf.mask * _soften(new / fitted - 1, SOFTEN * surf.pose.scale * surf.pose.frame.scale)
     ratio = torch.minimum(ratio, 1 / lin.amax(1).clamp(min=1e-4))  # no channel clips: the hue stays
     out = (lin * ratio[:, None]).clamp(0, 1) ** (1 / GAMMA) * 2 - 1
     out = torch.where(surf.mask[:, None] > 0, out, images.float())  # outside the face: the input's own values
