@@ -21,7 +21,8 @@ from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
 from .edits import Edit, all_code_names, apply_recipes, code_index, code_ranges, control_of, random_edits, resolve_edits
 from .invert import Inversion, invert
-from .render import MODES, apply_control, paste_back, render, to_model_batch
+from .colour import colour_only, fit_colour, keep_grey
+from .render import MODES, apply_control, paste_back, recolour, render, to_model_batch
 
 Gate = Callable[[Tensor, Tensor], Tensor]
 Generators = Union[torch.Generator, list[torch.Generator], None]
@@ -291,7 +292,11 @@ class Engine:
         recipes = [self.bundle.recipe(e.code, e.value) for e in edits]
         edited = apply_recipes(latent, self.bundle, edits, wanted, recipes)
         local = torch.tensor([r.regenerate for r in recipes], dtype=torch.float32)
-        return edited, render(x, base, self.generate(edited), mode, local)
+        out = render(x, base, self.generate(edited), mode, local)
+        colour = [i for i, r in enumerate(recipes) if r.colour]
+        if colour and mode == "delta":  # a colour edit: the photo's own pixels through a colour transform
+            out[colour] = colour_only(x[colour], out[colour])
+        return edited, keep_grey(x, out)
 
     @torch.no_grad()
     def augment_tensor(
@@ -345,6 +350,8 @@ class Engine:
         control = control_of(self.spec, edit.code) if edit is not None else None
         if control is not None and kept and not frame.no_face:
             return apply_control(control, edit.value, original, frame)  # type: ignore[union-attr]
+        if edit is not None and kept and not frame.no_face and self.mode == "delta" and self.bundle.recipe(edit.code, edit.value).colour:
+            return recolour(original, fit_colour(frame.model_in[None].float(), out[None].float().cpu())[0], frame)
         return paste_back(out, original, frame)
 
 

@@ -100,6 +100,19 @@ def paste_back(model_out: Tensor, original: Any, info: FrameInfo) -> Any:
     return from_chw01(full, original, info)
 
 
+def recolour(original: Any, transform: Tensor, info: FrameInfo) -> Any:
+    """A colour edit (:mod:`genaug.engine.colour`): the whole photo through the colour ``transform``
+    (C, 3) fitted on its model frame - the background shifts with the face, texture stays exact."""
+    from .colour import apply_colour, keep_grey
+
+    full = to_chw01(original)[0].clone()
+    colour = full[: info.channels]
+    if colour.shape[0] == transform.shape[0]:
+        photo = colour[None] * 2 - 1
+        full[: info.channels] = (keep_grey(photo, apply_colour(photo, transform[None]))[0] + 1) / 2
+    return from_chw01(full, original, info)
+
+
 def apply_control(control: Any, value: float, original: Any, info: FrameInfo) -> Any:
     """An image-space control (:mod:`genaug.faces.controls`) applied to the FULL photo at its own
     resolution (not a model-frame change pasted back): the face is placed by the detected 5 landmarks

@@ -1,0 +1,88 @@
+"""Colour edits act on the whole photo as a colour transform; grey photos stay grey."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED_DATA, need
+from genaug.bundle.recipe import EditRecipe
+from genaug.engine.colour import apply_colour, fit_colour, is_grey, keep_grey
+
+torch.set_num_threads(1)
+
+
+def _photo(n: int = 2, h: int = 40, w: int = 36) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    low = torch.rand(n, 3, 5, 5, generator=g) * 1.6 - 0.8
+    return torch.nn.functional.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp(-0.9, 0.9)
+
+
+def test_fit_recovers_gain_saturation_and_offset():
+    x = _photo()
+    truth = torch.tensor([[[0.9, 0.2, 0.05], [0.7, 0.3, -0.1], [1.1, -0.1, 0.02]]] * 2)
+    y = apply_colour(x, truth)
+    got = fit_colour(x, y)
+    assert torch.allclose(apply_colour(x, got), y, atol=5e-3)
+    assert torch.allclose(fit_colour(x, x), torch.tensor([1.0, 0.0, 0.0]).expand(2, 3, 3), atol=1e-4)  # identity
+
+
+def test_grey_rows_stay_grey_and_colour_rows_are_untouched():
+    x = _photo()
+    x[1] = x[1].mean(0, keepdim=True)  # a black-and-white photo
+    out = x + torch.tensor([0.2, -0.1, 0.3])[None, :, None, None]  # a colour cast on both
+    assert is_grey(x).tolist() == [False, True]
+    kept = keep_grey(x, out)
+    assert torch.equal(kept[0], out[0])
+    assert torch.allclose(kept[1], kept[1].mean(0, keepdim=True).expand(3, -1, -1))
+
+
+def test_recipe_colour_flag_round_trips_and_is_checked():
+    r = EditRecipe(gain=2.0, colour=True)
+    assert EditRecipe.from_dict(r.to_dict()) == r and "colour" not in EditRecipe().to_dict()
+    with pytest.raises(ValueError, match="colour"):
+        EditRecipe(colour="yes")
+
+
+@pytest.fixture(scope="module")
+def engine():
+    import genaug
+
+    return genaug.Engine("default", seed=0)
+
+
+@pytest.fixture(scope="module")
+def utk_photo() -> np.ndarray:
+    from PIL import Image
+
+    files = sorted(need(SHARED_DATA / "utkface_128" / "images").glob("*.jpg"))
+    return np.asarray(Image.open(files[3001]).convert("RGB"))
+
+
+def test_default_colour_codes_change_the_whole_photo_by_a_colour_transform(engine, utk_photo):
+    from genaug.engine.edits import Edit
+
+    photo = np.zeros((160, 200, 3), np.uint8)
+    photo[:] = (40, 90, 160)  # a flat background around the face
+    face = utk_photo
+    photo[16:144, 36:164] = face
+    for name in ("tone", "shade", "warmth"):
+        code = engine.spec.code_index(name)
+        assert engine.bundle.recipe(code, 1.0).colour
+        out, _ = engine.augment(photo, edits=[Edit(code, 1.0)], framing="full")
+        src = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 127.5 - 1
+        dst = torch.from_numpy(out).permute(2, 0, 1)[None].float() / 127.5 - 1
+        assert (dst - src).abs().amax() > 0.05  # it changed
+        assert np.abs(out[:10].astype(int) - photo[:10]).max() > 3  # the background too, not the face alone
+        residual = (apply_colour(src, fit_colour(src, dst)) - dst).abs().mean()
+        assert residual < 2 / 255  # nothing but a colour transform: no redrawn texture
+
+
+def test_a_grey_photo_stays_grey_under_every_default_code(engine, utk_photo):
+    from genaug.engine.edits import Edit
+
+    grey = np.repeat(utk_photo.mean(2, keepdims=True).round().astype(np.uint8), 3, 2)
+    codes = [engine.spec.code_index(n) for n in ("glasses", "smile", "tone", "warmth")]
+    out, _ = engine.augment([grey] * len(codes), edits=[Edit(c, 1.0) for c in codes])
+    for o in out:
+        assert (o.max(2).astype(int) - o.min(2)).max() == 0
