@@ -53,11 +53,12 @@ class FewShotConfig:
     variants: int = 4
     refine_steps: int | None = None  # None: the bundle's own default
     strength: float = 1.0
-    # codes genaug edits may move: "bound" = the identity-safe codes bound to an attribute (val, k = 1,
-    # 2 seeds: classical+genaug 8.5 % with them, 7.2 % with every identity-safe code, classical 8.9 %)
-    codes: list[str] | None = field(default_factory=lambda: ["bound"])
+    # codes genaug edits may move (names, "bound": the identity-safe codes bound to an attribute, "all-safe").
+    # val, k = 1, 2 seeds (1 thread; classical 10.3 / 8.8 %): yaw + light with the quality gate 10.8 / 8.8 %,
+    # bound codes + yaw + light 9.0 / -; bound codes alone lost 1-2 points (docs/results.md)
+    codes: list[str] | None = field(default_factory=lambda: ["yaw", "light"])
     max_ids: int | None = None
-    quality_threshold: float | str | None = None  # the expansion's realism gate ("auto": the bundle's)
+    quality_threshold: float | str | None = "auto"  # the expansion's realism gate ("auto": the critic's own threshold)
     # 4,800 steps of 16 (val, k = 1, classical, 2 seeds: 10.1 % against 8.9 % for 1,600 of 32), on 2 threads
     train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=4800, batch_size=16))
 
@@ -149,11 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classical+genaug-pair: weight of the consistency term 1 - cos(variant, real)")
     p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement steps (default: the bundle's)")
     p.add_argument("--strength", type=float, default=d.strength, help="genaug edit strength")
-    p.add_argument("--codes", nargs="+", default=d.codes, help="codes genaug edits may move: names, 'bound' (the identity-safe "
-                   "codes bound to an attribute, the default: tuned on val) or 'all-safe' (every identity-safe code)")
+    p.add_argument("--codes", nargs="+", default=d.codes, help="codes genaug edits may move: names (default: yaw light, chosen on val), 'bound' (the "
+                   "identity-safe codes bound to an attribute) or 'all-safe' (every identity-safe code)")
     p.add_argument("--max-ids", type=int, default=None, help="use only the first N identities")
-    p.add_argument("--quality-threshold", default=None, type=lambda v: v if v == "auto" else float(v),
-                   help="realism gate for the variants: 'auto' (the bundle's critic) or a number (default: off)")
+    p.add_argument("--quality-threshold", default=d.quality_threshold, type=lambda v: None if v == "none" else v if v == "auto" else float(v),
+                   help="realism gate for the variants: 'auto' (the critic's threshold, the default), a number, or 'none'")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/few_shot_<bundle>.json)")
     p.add_argument("--quick", action="store_true", help="smoke test: 8 people, k=1, 2 seeds, 20 steps")

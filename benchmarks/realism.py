@@ -202,7 +202,8 @@ def few_shot_variants(views: np.ndarray, bundle: str) -> np.ndarray:
 
     cfg = FewShotConfig()
     images = torch.from_numpy(views).permute(0, 3, 1, 2).contiguous()
-    var, _ = offline_variants(images, bundle, 1, cfg.refine_steps, cfg.strength, "cpu", codes=cfg.codes)
+    var, _ = offline_variants(images, bundle, 1, cfg.refine_steps, cfg.strength, "cpu", codes=cfg.codes,
+                              quality_threshold=cfg.quality_threshold)
     return var[:, 0].permute(0, 2, 3, 1).numpy()
 
 
