@@ -346,11 +346,13 @@ class Engine:
     def place(self, out: Tensor, original: Any, frame: FrameInfo, edit: Edit | None = None, kept: bool = True) -> Any:
         """One model-frame result (C, S, S) -> the user image: only the change pasted back, except
         for a kept image-space control ``edit`` (yaw, light), which is applied to the full photo at its
-        own resolution instead (:func:`genaug.engine.render.apply_control`)."""
+        own resolution instead (:func:`genaug.engine.render.apply_control`), and a kept colour edit
+        (recipe ``colour``), whose colour transform recolours the whole photo (:func:`genaug.engine.render.recolour`)."""
         control = control_of(self.spec, edit.code) if edit is not None else None
         if control is not None and kept and not frame.no_face:
             return apply_control(control, edit.value, original, frame)  # type: ignore[union-attr]
-        if edit is not None and kept and not frame.no_face and self.mode == "delta" and self.bundle.recipe(edit.code, edit.value).colour:
+        if (control is None and edit is not None and kept and not frame.no_face and self.mode == "delta"
+                and self.bundle.recipe(edit.code, edit.value).colour):
             return recolour(original, fit_colour(frame.model_in[None].float(), out[None].float().cpu())[0], frame)
         return paste_back(out, original, frame)
 
