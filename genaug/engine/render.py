@@ -161,26 +161,37 @@ LOCAL_SIGMA = 1.5  # local-regeneration mask smoothing: Gaussian sigma in px per
 
 def local_mask(change: Tensor, tau: Tensor, scratch: bool = False) -> Tensor:
     """(N, 1, H, W) weights in [0, 1]: the mean absolute ``change`` over channels divided by the
-    per-row threshold ``tau`` (N,), clipped, then smoothed by about a Gaussian of 1.5 px per 64 px.
-    ``scratch``: ``change`` is a temporary the function may overwrite (saves a copy).
+    per-row threshold ``tau`` (N,; 0 = no mask), clipped, then smoothed by about a Gaussian of 1.5 px
+    per 64 px. ``scratch``: ``change`` is a temporary the function may overwrite (saves a copy).
+    (:func:`local_mask_of` with :func:`mask_weights`.)"""
+    magnitude = change.abs_() if scratch else change.abs()
+    return local_mask_of(magnitude, mask_weights(tau, change.shape[1]).to(change.device, change.dtype))
 
-    Computed at half resolution: the mean over channels and 2x2 blocks, divided by ``tau`` and
-    clipped, is blurred there and brought back by bilinear upsampling, the blur and the upsampling
-    as two small matrix products (:func:`_smoothing`; the 2x2 mean and the upsampling count in the
-    smoothing, so the whole is about a 1.5 px Gaussian at 64 px). Both render paths (the engine's
-    :func:`render` and the batch path's :func:`genaug.engine.batch_edits.blend`) use this function.
-    """
-    n, c, h, w = change.shape
-    a = change.abs_() if scratch else change.abs()
+
+def mask_weights(tau: Tensor, channels: int) -> Tensor:
+    """(N, 1, channels) weights of :func:`local_mask_of` for per-row thresholds ``tau`` (N,): the
+    mean over channels and 2x2 blocks divided by ``tau``; 0 where ``tau`` is 0 (no mask)."""
+    tau = torch.as_tensor(tau)
+    return torch.where(tau > 0, 1 / (4 * channels * tau), 0.0).reshape(-1, 1, 1).repeat(1, 1, channels)
+
+
+def local_mask_of(magnitude: Tensor, weights: Tensor) -> Tensor:
+    """:func:`local_mask` from the absolute change (N, C, H, W) and :func:`mask_weights` (N, 1, C)
+    (the batch path keeps those per edit in a table), at half resolution: the weighted sum over
+    channels and 2x2 blocks, clipped to [0, 1], is blurred there and brought back by bilinear
+    upsampling, the blur and the upsampling as two small matrix products (:func:`_smoothing`; the 2x2
+    mean and the upsampling count in the smoothing, so the whole is about a 1.5 px Gaussian at 64 px).
+    Both render paths (the engine's :func:`render` and the batch path's
+    :func:`genaug.engine.batch_edits.blend`) come here. ``magnitude`` is not changed."""
+    n, c, h, w = magnitude.shape
+    m = torch.bmm(weights, magnitude.reshape(n, c, h * w)).reshape(n, 1, h, w)  # weighted sum over channels
     if h % 2 or w % 2:  # odd sides: the last row / column is repeated to make whole 2x2 blocks
-        a = F.pad(a, (0, w % 2, 0, h % 2), mode="replicate")
-    a = torch.add(a[..., 0::2], a[..., 1::2])
-    a = torch.add(a[..., 0::2, :], a[..., 1::2, :])  # (N, C, H/2, W/2): sums over 2x2 blocks
-    weights = (1 / (4 * c * tau)).to(a.dtype).reshape(n, 1, 1).repeat(1, 1, c)  # mean over channels and block, / tau
-    m = torch.bmm(weights, a.reshape(n, c, -1)).reshape(n, 1, *a.shape[-2:]).clamp_(0, 1)
+        m = F.pad(m, (0, w % 2, 0, h % 2), mode="replicate")
+    m = torch.add(m[..., 0::2, :], m[..., 1::2, :])
+    m = torch.add(m[..., 0::2], m[..., 1::2]).clamp_(0, 1)  # (N, 1, H/2, W/2): over 2x2 blocks
     sigma = LOCAL_SIGMA * w / 64
-    rows = _smoothing(h, sigma, change.dtype, change.device)
-    cols = rows if w == h else _smoothing(w, sigma, change.dtype, change.device)
+    rows = _smoothing(h, sigma, magnitude.dtype, magnitude.device)
+    cols = rows if w == h else _smoothing(w, sigma, magnitude.dtype, magnitude.device)
     return torch.matmul(rows, torch.matmul(m, cols.T)).clamp_(0, 1)
 
 
