@@ -249,15 +249,16 @@ class BatchFaceAug(nn.Module):
         xr = x if every else x.index_select(0, cols["rows"])
         box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
         x01 = self._frame(xr, box, eng.image_size)  # the model frame in [0, 1]
+        result = torch.empty_like(x01, memory_format=torch.contiguous_format)  # the blend's output, scratch before
         if index is not None:
             latent, base01 = self._named(x01, torch.from_numpy(host["slots"]), cols["slots"], eng)
         else:  # a uint8 batch that is the model frame already is hashed as it is
             full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]
             pixels = xr if full and xr.dtype == torch.uint8 else None
-            latent, base01 = self._by_content(x01, pixels, eng, checked)
+            latent, base01 = self._by_content(x01, pixels, eng, checked, scratch=result)
         edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, inplace=True)  # a gathered copy
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
-        result = blend(x01, base01, images, self.mode, self._recipe.mask_weights.index_select(0, entry))
+        result = blend(x01, base01, images, self.mode, self._recipe.mask_weights.index_select(0, entry), out=result)
         result = self._paste(result, x01, xr, box)
         if every:
             return result, target
@@ -274,11 +275,13 @@ class BatchFaceAug(nn.Module):
             self.table.store(named[miss], inv.latent, inv.recon)
         return self.table.gather(slots)
 
-    def _by_content(self, x01: Tensor, pixels: Tensor | None, eng: Any, checked: bool) -> tuple[Tensor, Tensor]:
+    def _by_content(self, x01: Tensor, pixels: Tensor | None, eng: Any, checked: bool,
+                    scratch: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Latents of unnamed rows, found by the content key of their model-frame pixels quantized to
-        uint8 (``pixels``: those already, or None). ``checked``: ``x01`` is known to lie in [0, 1]."""
+        uint8 (``pixels``: those already, or None). ``checked``: ``x01`` is known to lie in [0, 1];
+        ``scratch``: a float buffer like ``x01`` to quantize in (saves a fresh allocation)."""
         if pixels is None:
-            pixels = x01.mul(255).round_()
+            pixels = torch.mul(x01, 255, out=scratch).round_()
             pixels = (pixels if checked else pixels.clamp_(0, 255)).to(torch.uint8)
         slots, missing = self._slots.lookup(pixel_keys(pixels, eng._settings))
         if missing.numpy().any():

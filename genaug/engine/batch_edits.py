@@ -176,7 +176,7 @@ def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code:
 _HALF = torch.tensor(0.5)  # a 0-dim constant: ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
 
 
-def blend(x01: Tensor, base01: Tensor, edited: Tensor, mode: str, weights: Tensor) -> Tensor:
+def blend(x01: Tensor, base01: Tensor, edited: Tensor, mode: str, weights: Tensor, out: Tensor | None = None) -> Tensor:
     """:func:`genaug.engine.render.render` for a device batch, on the image scale: ``x01`` is the
     model-frame input and ``base01`` the render ``(G(latent) + 1) / 2`` (as
     :class:`genaug.engine.latent_table.LatentTable` keeps it), both in [0, 1], ``edited`` the
@@ -185,14 +185,14 @@ def blend(x01: Tensor, base01: Tensor, edited: Tensor, mode: str, weights: Tenso
     (``RecipeTables.mask_weights``; 0 = off). Returns ``(render(2 x01 - 1, 2 base01 - 1, edited,
     mode, tau) + 1) / 2``, in [0, 1]. Local regeneration is a mask weight on every row, no row
     selection on the host. Works in place on ``base01`` and ``edited`` (the caller's own buffers):
-    six passes over the images, two of them the mask's."""
+    six passes over the images, two of them the mask's. ``out``: where to write the result (delta mode)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     e01 = torch.add(_HALF, edited, alpha=0.5, out=edited)  # (edited + 1) / 2
     if mode == "regenerate":
         return e01.clamp_(0, 1)
     half_change = torch.sub(e01, base01, out=base01)  # (edited - base) / 2
-    out = torch.add(x01, half_change)  # delta: x + change
+    out = torch.add(x01, half_change, out=out)  # delta: x + change
     mask = local_mask_of(half_change.abs_(), weights)
     # where the mask is 1 the photo's residual x - base goes too: the result is edited there
     return torch.lerp(out, e01, mask, out=out).clamp_(0, 1)
