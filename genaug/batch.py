@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
-from .engine.batch_edits import blend, code_layout, edit_latents, recipe_tables
-from .engine.cache import content_keys
+from .engine.batch_edits import PLAN_DTYPES, apply_plan, blend, code_layout, edit_plan, recipe_tables
+from .engine.cache import pixel_keys
 from .engine.edits import Edit, EditDraw, code_ranges, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES, _feather
@@ -158,7 +159,8 @@ class BatchFaceAug(nn.Module):
                              "pass device= to copy batches there, or use one transform per device")
         return self._engine
 
-    def _check(self, x: Any) -> None:
+    def _check(self, x: Any) -> bool:
+        """Refuse what is not an image batch; True when the float values were read and lie in [0, 1]."""
         if not isinstance(x, Tensor):
             raise ValueError(f"expected an NCHW tensor batch, got {type(x).__name__}")
         if x.ndim != 4:
@@ -176,6 +178,7 @@ class BatchFaceAug(nn.Module):
             if not (0.0 <= lo and hi <= 1.0):
                 raise ValueError(f"float batches must hold values in [0, 1] without NaN, got [{lo:.3g}, {hi:.3g}] "
                                  "(divide uint8 data by 255, or pass uint8)")
+        return bool(check and x.is_floating_point())
 
     def draw(self, n: int) -> BatchParams:
         """Parameters for a batch of ``n`` rows, from the transform's generator."""
@@ -209,7 +212,7 @@ class BatchFaceAug(nn.Module):
         image_type = _tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
         t = x.as_subclass(Tensor) if wrapped else x
-        self._check(t)
+        checked = self._check(t)
         eng = self._engine_on(self.device or t.device)
         if t.shape[1] != eng.channels:
             raise ValueError(f"batch must have the model's {eng.channels} channels in dim 1 (NCHW), got shape {tuple(t.shape)}")
@@ -219,7 +222,7 @@ class BatchFaceAug(nn.Module):
             index = self.table.check(index)
             if len(index) != n:
                 raise ValueError(f"index must hold one dataset index per row: {len(index)} for a batch of {n}")
-        out, target = self._augment(t.to(eng.device), params, index, eng)
+        out, target = self._augment(t.to(eng.device), params, index, eng, checked)
         params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target)
         self._params = params
         out = out.to(t.device)
@@ -229,70 +232,83 @@ class BatchFaceAug(nn.Module):
             out = tv_tensors.wrap(out, like=x)
         return (out, params) if self.return_params else out
 
-    def _augment(self, x: Tensor, params: BatchParams, index: Tensor | None, eng: Any) -> tuple[Tensor, Tensor]:
+    def _augment(self, x: Tensor, params: BatchParams, index: Tensor | None, eng: Any,
+                 checked: bool = False) -> tuple[Tensor, Tensor]:
+        """``checked``: float values of ``x`` are known to lie in [0, 1] (saves a clamp in the content keys)."""
         dev, n = eng.device, x.shape[0]
-        rows = params.apply.nonzero().flatten()
-        target = torch.full((n,), float("nan"), device=dev)
+        rows = np.flatnonzero(params.apply.numpy())  # host bookkeeping in numpy: no tensor operations
         if len(rows) == 0:
-            return x.clone(), target
-        columns = [rows, params.code[rows], params.value[rows], params.relative[rows], params.strength[rows]]
-        named = index[rows] if index is not None else None
-        packed = _to_device(torch.stack([c.double() for c in columns + ([named] if named is not None else [])]), dev)
-        rows_dev, code, relative = packed[0].long(), packed[1].long(), packed[3].bool()
-        xr = x if len(rows) == n else x.index_select(0, rows_dev)
+            return x.clone(), torch.full((n,), float("nan"), device=dev)
+        every = len(rows) == n
+        pick = (lambda t: t.numpy()) if every else (lambda t: t.numpy()[rows])
+        host = edit_plan(self._layout, pick(params.code), pick(params.value), pick(params.relative), pick(params.strength))
+        host["rows"] = rows
+        if index is not None:
+            host["slots"] = pick(index)
+        cols = _columns(host, {**PLAN_DTYPES, "rows": torch.long, "slots": torch.long}, dev)
+        xr = x if every else x.index_select(0, cols["rows"])
         box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
-        model_in = self._frame(xr, box, eng.image_size)
-        if named is not None:
-            latent, base = self._named(model_in, named, packed[5].long(), eng)
-        else:
-            latent, base = self._by_content(model_in, eng)
-        edited, tgt, tau = edit_latents(latent, self._layout, self._recipe, code, packed[2], relative, packed[4].float(),
-                                        inplace=True)  # latent: a gathered copy
+        x01 = self._frame(xr, box, eng.image_size)  # the model frame in [0, 1]
+        result = torch.empty_like(x01, memory_format=torch.contiguous_format)  # the blend's output, scratch before
+        if index is not None:
+            latent, base01 = self._named(x01, torch.from_numpy(host["slots"]), cols["slots"], eng)
+        else:  # a uint8 batch that is the model frame already is hashed as it is
+            full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]
+            pixels = xr if full and xr.dtype == torch.uint8 else None
+            latent, base01 = self._by_content(x01, pixels, eng, checked, scratch=result)
+        edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, inplace=True)  # a gathered copy
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
-        result = self._paste(blend(model_in, base, images, self.mode, tau), model_in, xr, box)
-        if len(rows) == n:
-            return result, target.index_copy_(0, rows_dev, tgt.float())
+        result = blend(x01, base01, images, self.mode, self._recipe.mask_weights.index_select(0, entry), out=result)
+        result = self._paste(result, x01, xr, box)
+        if every:
+            return result, target
         out = x.clone()
-        out.index_copy_(0, rows_dev, result)
-        return out, target.index_copy_(0, rows_dev, tgt.float())
+        out.index_copy_(0, cols["rows"], result)
+        return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["rows"], target)
 
-    def _named(self, model_in: Tensor, named: Tensor, slots: Tensor, eng: Any) -> tuple[Tensor, Tensor]:
+    def _named(self, x01: Tensor, named: Tensor, slots: Tensor, eng: Any) -> tuple[Tensor, Tensor]:
         """Latents of named rows (host indices ``named``, the same on the device as ``slots``)."""
         missing = self.table.missing(named)  # host: no device read
         if missing.numpy().any():
             miss = missing.nonzero().flatten()
-            inv = eng.invert(model_in.index_select(0, miss.to(model_in.device)))
+            inv = eng.invert(x01.index_select(0, miss.to(x01.device)).mul(2).sub_(1))
             self.table.store(named[miss], inv.latent, inv.recon)
         return self.table.gather(slots)
 
-    def _by_content(self, model_in: Tensor, eng: Any) -> tuple[Tensor, Tensor]:
-        """Latents of unnamed rows, found by the content key of their model-frame pixels."""
-        slots, missing = self._slots.lookup(content_keys(model_in, eng._settings))
+    def _by_content(self, x01: Tensor, pixels: Tensor | None, eng: Any, checked: bool,
+                    scratch: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Latents of unnamed rows, found by the content key of their model-frame pixels quantized to
+        uint8 (``pixels``: those already, or None). ``checked``: ``x01`` is known to lie in [0, 1];
+        ``scratch``: a float buffer like ``x01`` to quantize in (saves a fresh allocation)."""
+        if pixels is None:
+            pixels = torch.mul(x01, 255, out=scratch).round_()
+            pixels = (pixels if checked else pixels.clamp_(0, 255)).to(torch.uint8)
+        slots, missing = self._slots.lookup(pixel_keys(pixels, eng._settings))
         if missing.numpy().any():
             miss = missing.nonzero().flatten()
-            inv = eng.invert(model_in.index_select(0, miss.to(model_in.device)))
+            inv = eng.invert(x01.index_select(0, miss.to(x01.device)).mul(2).sub_(1))
             self._content.store(slots[miss], inv.latent, inv.recon)
-        return self._content.gather(_to_device(slots, model_in.device))
+        return self._content.gather(_to_device(slots, x01.device))
 
     @staticmethod
     def _frame(x: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
-        """Rows (uint8 or float in [0, 1]) -> the model frame in [-1, 1] (as :func:`genaug.engine.render.to_model_frame`)."""
-        scale = 2 / 255 if x.dtype == torch.uint8 else 2.0
+        """Rows (uint8 or float in [0, 1]) -> the model frame in [0, 1] (as :func:`genaug.engine.render.to_model_frame`,
+        before its ``* 2 - 1``); a float32 batch that is already the model frame is returned as it is (not copied)."""
         if box == (0, 0, size, size) and x.shape[-2:] == (size, size):
-            return torch.mul(x.float(), scale).sub_(1)
+            return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
         left, top, right, bottom = box
         crop = (x.float() / 255 if x.dtype == torch.uint8 else x.float())[:, :, top:bottom, left:right]
         crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return crop.clamp_(0, 1).mul_(2).sub_(1)
+        return crop.clamp_(0, 1)
 
-    def _paste(self, result: Tensor, model_in: Tensor, x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
-        """Add the change ``result - model_in`` back into the rows ``x`` (as
+    def _paste(self, result: Tensor, x01: Tensor, x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
+        """Add the change ``result - x01`` (model frame, [0, 1]) back into the rows ``x`` (as
         :func:`genaug.engine.render.paste_back`), in their dtype; works in place on ``result``."""
         to_dtype = (lambda t: t.mul_(255).round_().to(torch.uint8)) if x.dtype == torch.uint8 else (lambda t: t.to(x.dtype))
         if box == (0, 0, *result.shape[-2:][::-1]) and x.shape[-2:] == result.shape[-2:]:
-            return to_dtype(result.add_(1).mul_(0.5))  # the whole frame: x01 + (result - model_in) / 2
+            return to_dtype(result)  # the whole frame: x01 + (result - x01), already clamped to [0, 1]
         left, top, right, bottom = box
-        change = result.sub_(model_in).mul_(0.5)
+        change = result.sub_(x01)
         if change.shape[-2:] != (bottom - top, right - left):
             change = F.interpolate(change, size=(bottom - top, right - left), mode="bilinear", align_corners=False)
         inner = (left > 0, top > 0, right < x.shape[3], bottom < x.shape[2])
@@ -304,3 +320,18 @@ class BatchFaceAug(nn.Module):
         out = x.float() / 255 if x.dtype == torch.uint8 else x.float().clone()
         out[:, :, top:bottom, left:right] = (out[:, :, top:bottom, left:right] + change).clamp_(0, 1)
         return to_dtype(out)
+
+
+def _columns(columns: dict[str, np.ndarray], dtypes: dict[str, torch.dtype], device: torch.device) -> dict[str, Tensor]:
+    """Host columns (numpy, (N,) or (N, k)) as tensors of ``dtypes`` on ``device``: on the CPU each as
+    it is, elsewhere packed into one float64 tensor and sent in one non-blocking copy (exact for
+    integers below 2^53)."""
+    if device.type == "cpu":
+        return {k: torch.from_numpy(np.ascontiguousarray(c)).to(dtypes[k]) for k, c in columns.items()}
+    flat = [c.reshape(len(c), -1) for c in columns.values()]
+    packed = _to_device(torch.from_numpy(np.concatenate(flat, 1, dtype=np.float64)), device)
+    out, at = {}, 0
+    for (k, c), f in zip(columns.items(), flat):
+        out[k] = packed[:, at : at + f.shape[1]].reshape(c.shape).to(dtypes[k])
+        at += f.shape[1]
+    return out

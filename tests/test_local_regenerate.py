@@ -40,6 +40,21 @@ def test_render_drops_the_photo_residual_only_where_the_edit_acts():
     torch.testing.assert_close(render(x, base, edited, "regenerate", 0.3), edited)  # regenerate mode: unchanged meaning
 
 
+@pytest.mark.parametrize("size", [(64, 64), (65, 63), (33, 48)])
+def test_local_mask_is_a_smooth_weight_at_any_size(size):
+    """Computed at half resolution (odd sides repeat their last row / column): a weight in [0, 1]
+    of the image's size, 1 well inside a strong change, 0 far from it and where tau is 0."""
+    h, w = size
+    change = torch.zeros(3, 3, h, w)
+    change[:, :, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 0.6
+    m = local_mask(change, torch.tensor([0.3, 0.0, 0.3]))
+    assert m.shape == (3, 1, h, w) and 0 <= float(m.min()) and float(m.max()) <= 1
+    assert float(m[0, 0, h // 2, w // 2]) == pytest.approx(1, abs=1e-5) and float(m[0, 0, 0, 0]) == 0
+    assert float(m[1].abs().max()) == 0 and torch.equal(m[0], m[2])
+    steps = m[0, 0, h // 2].diff().abs()
+    assert float(steps.max()) < 0.5  # smooth: no jump from 0 to 1 between neighbours
+
+
 @pytest.mark.parametrize("local", [-0.1, torch.tensor([0.1, 0.2])])
 def test_render_refuses_bad_thresholds(local):
     x, base, edited = _batch()

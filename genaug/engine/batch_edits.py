@@ -1,40 +1,47 @@
 """Edits as tensors on the device: the batch path's version of :func:`genaug.engine.edits.apply_edits`
 and :func:`genaug.engine.render.render` with no per-row Python and no device-to-host read.
 
-Per engine, two sets of tables are built once and kept on the device:
+Per engine, two sets of tables are built once:
 
-* :class:`CodeLayout` (from the latent spec): where each code sits in the latent, its width
-  (``k`` for a categorical code, 1 for a continuous one) and the range of each code column;
+* :class:`CodeLayout` (from the latent spec): per code on the host, where it sits in the latent, its
+  width (``k`` for a categorical code, 1 for a continuous one) and the index arithmetic of the
+  recipe tables; per code column on the device, its range;
 * :class:`RecipeTables` (from the bundle's per-edit runtime settings, :func:`recipe_tables`, the one
-  place that reads them): gain, content shift, local-regeneration threshold and selective-transfer
-  weights, indexed by (code index, target category; 0 for continuous codes), plus the content
-  directions on the same index.
+  place that reads them), on the device: gain and local-regeneration threshold by (code index, target
+  category; 0 for continuous codes), and the content edit (shift along the code's direction, the
+  target category's mean content and selective-transfer weights) by (code, old category, new one).
 
-:func:`edit_latents` gathers each row's entries with tensor indexing and applies the edits in a
-fixed number of batched operations whatever the batch size; :func:`blend` renders them (``delta``
-with local regeneration as a mask multiply: a threshold of 0 multiplies by 0 instead of selecting rows).
+:func:`edit_plan` works out on the host, in numpy, all of an edit that does not depend on the
+latent; :func:`apply_plan` does the rest on the device in a fixed number of batched operations
+whatever the batch size (:func:`edit_latents` = both); :func:`blend` renders the edited batch
+(``delta`` with local regeneration as a mask weight: a threshold of 0 weighs 0 instead of selecting rows).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ..models.latent import LatentSpec
-from .render import MODES, local_mask
+from .render import MODES, local_mask_of, mask_weights
 
 
 @dataclass(frozen=True)
 class CodeLayout:
-    """The latent spec as device tensors (one entry per code, or per code column)."""
+    """The latent spec as tables: per code on the host (numpy, for :func:`edit_plan`), per code
+    column on the device."""
 
     noise_dim: int
     kmax: int  # the widest categorical code (1 without categorical codes)
-    start: Tensor  # (codes,) long: first column of the code inside the code part of the latent
-    width: Tensor  # (codes,) long: k for a categorical code, 1 for a continuous one
-    categorical: Tensor  # (codes,) bool
-    low: Tensor  # (code_dim,) range of each code column (-inf / inf for categorical columns)
+    per_code: np.ndarray  # (codes, 6) int64: first column of the code inside the code part of the latent,
+    #                       width (k for a categorical code, 1 for a continuous one), categorical (0 / 1),
+    #                       code * kmax, code * kmax^2 - categorical * first column * kmax, categorical * kmax
+    inside: np.ndarray  # (codes, code_dim) bool: the code's columns
+    columns: Tensor  # (code_dim,) long on the device: 0, 1, ..., code_dim - 1
+    low: Tensor  # (code_dim,) range of each code column (-inf / inf for categorical columns), on the device
     high: Tensor
 
 
@@ -49,23 +56,26 @@ def code_layout(spec: LatentSpec, device: torch.device | str) -> CodeLayout:
         lows += [-float("inf")] * w if cat else [float(c.low)]  # type: ignore[attr-defined]
         highs += [float("inf")] * w if cat else [float(c.high)]  # type: ignore[attr-defined]
         col += w
+    kmax = max([w for w, c in zip(widths, cats) if c], default=1)
+    start, width, cat = np.array(starts, dtype=np.int64), np.array(widths, dtype=np.int64), np.array(cats, dtype=np.int64)
+    code = np.arange(len(starts), dtype=np.int64)
+    per_code = np.stack([start, width, cat, code * kmax, code * kmax * kmax - cat * start * kmax, cat * kmax], 1)
+    inside = (np.arange(col) >= start[:, None]) & (np.arange(col) < (start + width)[:, None])
     dev = torch.device(device)
-    as_long = lambda v: torch.tensor(v, dtype=torch.long, device=dev)  # noqa: E731
-    return CodeLayout(spec.noise_dim, max([w for w, c in zip(widths, cats) if c], default=1), as_long(starts),
-                      as_long(widths), torch.tensor(cats, dtype=torch.bool, device=dev),
+    return CodeLayout(spec.noise_dim, kmax, per_code, inside, torch.arange(col, device=dev),
                       torch.tensor(lows, device=dev), torch.tensor(highs, device=dev))
 
 
 @dataclass(frozen=True)
 class RecipeTables:
-    """Per-edit runtime settings indexed by ``code * kmax + target category`` (0 for continuous codes)."""
+    """Per-edit runtime settings on the device, indexed by the edit's entry ``code * kmax + target
+    category`` (0 for continuous codes), or its move ``entry * kmax + old category`` ... see the fields."""
 
-    gain: Tensor  # (codes * kmax,) latent-space scale of a full edit
-    shift: Tensor  # (codes * kmax,) content shift along the code's direction
-    regenerate: Tensor  # (codes * kmax,) local-regeneration threshold (0 = off)
-    transfer: Tensor  # (codes * kmax, noise_dim) selective-transfer weights in [0, 1]
-    directions: Tensor  # (codes * kmax, noise_dim) mean content per category (0 without a direction)
-    moves: Tensor  # (codes * kmax * kmax, noise_dim) mean content of the new category - of the old, at code * kmax^2 + old * kmax + new
+    gain_regenerate: Tensor  # (codes * kmax, 2) by entry: latent-space scale of a full edit, local-regeneration threshold (0 = off)
+    mask_weights: Tensor  # (codes * kmax, 1, channels) by entry: the threshold as mask_weights for half changes (0 = off)
+    content: Tensor  # (codes * kmax * kmax, 3, noise_dim) by move (code * kmax^2 + old * kmax + new): the content
+    #                  shift of a full edit times (mean content of the new category - of the old), the mean
+    #                  content of the new category (0 without a direction), its selective-transfer weights in [0, 1]
 
 
 def recipe_tables(bundle, layout: CodeLayout, device: torch.device | str) -> RecipeTables:
@@ -86,55 +96,103 @@ def recipe_tables(bundle, layout: CodeLayout, device: torch.device | str) -> Rec
                 transfer[row] = bundle.transfer_weights(ci, v, r.transfer)
             if ci in dirs:
                 directions[row] = dirs[ci][v].float().cpu()
-    per_code = directions.reshape(len(spec.codes), kmax, 1, nd)
-    moves = (per_code.transpose(1, 2) - per_code).reshape(-1, nd)  # [code, old, new] = new - old
+    codes = len(spec.codes)
+    per_code = directions.reshape(codes, kmax, 1, nd)
+    moves = (per_code.transpose(1, 2) - per_code) * shift.reshape(codes, 1, kmax, 1)  # [code, old, new]
+    new = lambda t: t.reshape(codes, 1, kmax, nd).expand(codes, kmax, kmax, nd)  # noqa: E731 - [code, old, new] = t[code, new]
+    content = torch.stack([moves, new(directions), new(transfer)], 3).reshape(-1, 3, nd)
+    weights = mask_weights(regen / 2, bundle.channels)  # blend hands local_mask_of (edited - base) / 2
     dev = torch.device(device)
-    return RecipeTables(gain.to(dev), shift.to(dev), regen.to(dev), transfer.to(dev), directions.to(dev), moves.to(dev))
+    return RecipeTables(torch.stack([gain, regen], 1).to(dev), weights.to(dev), content.to(dev))
+
+
+def edit_plan(layout: CodeLayout, code: Any, value: Any, relative: Any, strength: Any) -> dict[str, np.ndarray]:
+    """The part of :func:`edit_latents` that does not depend on the latents, on the host in numpy
+    (no tensor operations): per row (N,) arrays of the drawn ``code``, ``value``, ``relative`` and
+    ``strength`` (numpy, or host tensors) -> per row columns for :func:`apply_plan` (:data:`PLAN_DTYPES`)."""
+    start, width, cat, entry, move, move_per_column = layout.per_code[np.asarray(code, dtype=np.int64)].T
+    value = np.asarray(value, dtype=np.float64)
+    rel = np.asarray(relative, dtype=bool) * cat  # relative categorical rows: 1
+    strength = np.asarray(strength, dtype=np.float32)
+    return {
+        # the new category = (column of the face's category * rel + offset) mod width (0 for continuous codes)
+        "rel": rel, "offset": np.round(value).astype(np.int64) - start * rel, "width": width, "start": start,
+        "categorical": cat.astype(bool), "value": value.astype(np.float32),  # the target: the new category, or value
+        "scale": np.where(cat, 1.0, value).astype(np.float32),  # goal: one-hot of the new category, or the value
+        "entry": entry, "move": move, "move_per_column": move_per_column,  # entry + new; move + column * that + new
+        "strength": strength, "transfer_strength": np.clip(strength, 0, 1),
+        "inside": layout.inside[code],  # (N, code_dim): the code's columns
+    }
+
+
+PLAN_DTYPES = {"rel": torch.long, "offset": torch.long, "width": torch.long, "start": torch.long,
+               "categorical": torch.bool, "value": torch.float32, "scale": torch.float32, "entry": torch.long,
+               "move": torch.long, "move_per_column": torch.long, "strength": torch.float32,
+               "transfer_strength": torch.float32, "inside": torch.bool}
+
+
+def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: dict[str, Tensor],
+               inplace: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The latent-dependent part of :func:`edit_latents`, in a fixed number of operations on the
+    device: ``plan`` is :func:`edit_plan`'s columns as tensors there (:data:`PLAN_DTYPES`).
+    Returns (edited latents, target value per row (float32), local-regeneration threshold per row,
+    :class:`RecipeTables` entry per row)."""
+    p, nd, dtype = plan, layout.noise_dim, latent.dtype
+    out = latent if inplace else latent.clone()
+    codes, content = out[:, nd:], out[:, :nd]
+    column = torch.where(p["inside"], codes, -torch.inf).argmax(1)  # the face's category, as a column
+    move = torch.addcmul(p["move"], column, p["move_per_column"])
+    new = column.mul_(p["rel"]).add_(p["offset"]).remainder_(p["width"])
+    move.add_(new)
+    entry = torch.add(p["entry"], new)
+    target = torch.where(p["categorical"], new, p["value"])
+    goal = (layout.columns == torch.add(p["start"], new)[:, None]).to(dtype).mul_(p["scale"][:, None].to(dtype))
+    settings = recipe.gain_regenerate.index_select(0, entry)
+    s = p["strength"].to(dtype)
+    moved = torch.addcmul(codes, (settings[:, 0] * s)[:, None], goal.sub_(codes))
+    moved = torch.clamp(moved, layout.low, layout.high)  # continuous codes saturate at their range
+    torch.where(p["inside"], moved, codes, out=codes)
+    shift, direction, transfer = recipe.content.index_select(0, move).unbind(1)
+    content.addcmul_(s[:, None], shift).lerp_(direction, transfer.mul_(p["transfer_strength"].to(dtype)[:, None]))
+    return out, target, settings[:, 1], entry
 
 
 def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code: Tensor, value: Tensor,
                  relative: Tensor, strength: Tensor, inplace: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-    """One edit per row, as tensors on the latent's device: ``code`` (N,) long, ``value`` (N,)
-    (a category offset where ``relative``, else the category or continuous value), ``strength`` (N,).
-    Same result as :func:`genaug.engine.edits.apply_edits` with the bundle's gain, shift and transfer at
-    that strength (what :meth:`genaug.engine.core.Engine.render_edits` does).
+    """One edit per row: ``code`` (N,) long, ``value`` (N,) (a category offset where ``relative``,
+    else the category or continuous value), ``strength`` (N,). Same result as
+    :func:`genaug.engine.edits.apply_edits` with the bundle's gain, shift and transfer at that
+    strength (what :meth:`genaug.engine.core.Engine.render_edits` does). The parameters are read to
+    the host for :func:`edit_plan` (the batch transform plans on the host before sending anything);
+    the rest is :func:`apply_plan` on the latent's device.
 
     Returns (edited latents (N, D) - ``latent`` itself, edited in place, when ``inplace`` -, the
     absolute target value per row (N,), the local-regeneration threshold per row (N,))."""
-    nd, dtype = layout.noise_dim, latent.dtype
-    codes = latent[:, nd:]
-    col = torch.arange(codes.shape[1], device=latent.device)
-    start, width, cat = layout.start[code], layout.width[code], layout.categorical[code]
-    inside = (col >= start[:, None]) & (col < (start + width)[:, None])  # (N, code_dim): the edited code's columns
-    current = torch.where(inside, codes, -torch.inf).argmax(1) - start  # the face's category (categorical rows)
-    steps = value.round().long()
-    new = torch.where(cat, torch.where(relative, current + steps, steps).remainder(width), 0)
-    target = torch.where(cat, new.to(value.dtype), value)
-    onehot = (col == (start + new)[:, None]).to(dtype)
-    goal = torch.where(cat[:, None], onehot, value[:, None].to(dtype))
-    kmax = layout.kmax
-    entry = code * kmax + new
-    move = (code * kmax + torch.where(cat, current, 0)) * kmax + new
-    s = strength.to(dtype)
-    moved = torch.addcmul(codes, (s * recipe.gain[entry])[:, None], goal - codes)
-    moved = torch.maximum(torch.minimum(moved, layout.high), layout.low)  # continuous codes saturate at their range
-    out = latent if inplace else latent.clone()
-    out[:, nd:] = torch.where(inside, moved, codes)
-    content = out[:, :nd]
-    content.addcmul_((s * recipe.shift[entry])[:, None], recipe.moves.index_select(0, move))
-    content.lerp_(recipe.directions.index_select(0, entry), recipe.transfer.index_select(0, entry).mul_(s.clamp(0, 1)[:, None]))
-    return out, target, recipe.regenerate[entry]
+    host = (t.detach().cpu().numpy() for t in (code, value, relative, strength))
+    plan = {k: torch.from_numpy(v).to(latent.device, PLAN_DTYPES[k]) for k, v in edit_plan(layout, *host).items()}
+    return apply_plan(latent, layout, recipe, plan, inplace)[:3]
 
 
-def blend(x: Tensor, base: Tensor, edited: Tensor, mode: str, tau: Tensor) -> Tensor:
-    """:func:`genaug.engine.render.render` for a device batch with one threshold per row (``tau`` (N,),
-    0 = off): local regeneration as a mask multiply over every row, no row selection on the host.
-    Works in place on ``base`` and ``edited`` (the caller's own buffers), and returns ``edited``."""
+_HALF = torch.tensor(0.5)  # a 0-dim constant: ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
+
+
+def blend(x01: Tensor, base01: Tensor, edited: Tensor, mode: str, weights: Tensor, out: Tensor | None = None) -> Tensor:
+    """:func:`genaug.engine.render.render` for a device batch, on the image scale: ``x01`` is the
+    model-frame input and ``base01`` the render ``(G(latent) + 1) / 2`` (as
+    :class:`genaug.engine.latent_table.LatentTable` keeps it), both in [0, 1], ``edited`` the
+    generator's render of the edited latents in [-1, 1]; ``weights`` (N, 1, C): each row's
+    local-regeneration threshold as :func:`genaug.engine.render.mask_weights` of half the threshold
+    (``RecipeTables.mask_weights``; 0 = off). Returns ``(render(2 x01 - 1, 2 base01 - 1, edited,
+    mode, tau) + 1) / 2``, in [0, 1]. Local regeneration is a mask weight on every row, no row
+    selection on the host. Works in place on ``base01`` and ``edited`` (the caller's own buffers):
+    six passes over the images, two of them the mask's. ``out``: where to write the result (delta mode)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    e01 = torch.add(_HALF, edited, alpha=0.5, out=edited)  # (edited + 1) / 2
     if mode == "regenerate":
-        return edited.clamp_(-1, 1)
-    on = tau > 0
-    keep = local_mask(edited - base, torch.where(on, tau, 1.0), scratch=True).mul_(on.to(x.dtype).reshape(-1, 1, 1, 1)).neg_().add_(1)
-    # x + change + mask * (base - x) = edited + (1 - mask) * (x - base)
-    return edited.addcmul_(keep, torch.sub(x, base, out=base)).clamp_(-1, 1)
+        return e01.clamp_(0, 1)
+    half_change = torch.sub(e01, base01, out=base01)  # (edited - base) / 2
+    out = torch.add(x01, half_change, out=out)  # delta: x + change
+    mask = local_mask_of(half_change.abs_(), weights)
+    # where the mask is 1 the photo's residual x - base goes too: the result is edited there
+    return torch.lerp(out, e01, mask, out=out).clamp_(0, 1)

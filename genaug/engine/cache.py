@@ -31,9 +31,13 @@ def content_keys(x: Tensor, settings: str = "") -> list[bytes]:
     """One key per row of a model-frame batch (N, C, S, S) in [-1, 1]: SHA-256 (hardware-accelerated
     on most CPUs) of its uint8 pixels + ``settings``, truncated to ``KEY_BYTES``. On an accelerator
     the pixels are read to the host once (uint8, a quarter of the floats)."""
-    q = x.detach().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+    return pixel_keys(x.detach().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8), settings)
+
+
+def pixel_keys(q: Tensor, settings: str = "") -> list[bytes]:
+    """:func:`content_keys` of a batch already quantized: uint8 pixels (N, ...) -> one key per row."""
     tail = settings.encode()
-    return [_key(row, tail) for row in q]
+    return [_key(row, tail) for row in q.detach().cpu().contiguous().numpy()]
 
 
 def _key(row: Any, tail: bytes) -> bytes:

@@ -12,6 +12,9 @@ transform); images that may change are safer found by content.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,17 +22,29 @@ from torch import Tensor
 class LatentTable:
     """Latents and renders by slot on one device. ``capacity``: the number of slots (indices must
     lie in ``[0, capacity)``), or None to grow as larger indices arrive. Storage is allocated at the
-    first store: per slot the latent (D floats) and ``G(latent)`` (C x S x S floats); about 74 KB per
-    face for the default 64x64 bundle."""
+    first store, one row per slot: the latent (D floats) and its render ``G(latent)`` (C x S x S
+    floats), the render on the image scale ``(G(latent) + 1) / 2`` in [0, 1] as the batch blend uses
+    it, so one gather reads both; about 74 KB per face for the default 64x64 bundle."""
 
     def __init__(self, capacity: int | None = None):
         if capacity is not None and (not isinstance(capacity, int) or capacity < 1):
             raise ValueError(f"capacity must be a positive int or None (grow as needed), got {capacity!r}")
         self.capacity = capacity
         self.filled = torch.zeros(capacity or 0, dtype=torch.bool)  # host copy: which slots hold a latent
-        self.latent: Tensor | None = None
-        self.base: Tensor | None = None
+        self.rows: Tensor | None = None  # (slots, D + C * S * S): latent, then the render on the image scale
+        self.latent_dim = 0
+        self.image_shape: tuple[int, ...] = ()
         self.settings: str | None = None  # bundle + inversion settings the latents were made with
+
+    @property
+    def latent(self) -> Tensor | None:
+        """(slots, D) latents (a view of the storage)."""
+        return None if self.rows is None else self.rows[:, : self.latent_dim]
+
+    @property
+    def base(self) -> Tensor | None:
+        """(slots, C, S, S) renders ``(G(latent) + 1) / 2`` (a view of the storage)."""
+        return None if self.rows is None else self._split(self.rows)[1]
 
     def __len__(self) -> int:
         return int(self.filled.sum())
@@ -57,38 +72,44 @@ class LatentTable:
 
     def missing(self, index: Tensor) -> Tensor:
         """Host bool (N,): rows of ``index`` (host long) whose slot holds no latent yet."""
-        known = index < len(self.filled)
-        out = torch.ones(len(index), dtype=torch.bool)
-        out[known] = ~self.filled[index[known]]
-        return out
+        index, filled = index.numpy(), self.filled.numpy()  # host bookkeeping in numpy: no tensor ops
+        if len(filled) == 0:
+            return torch.ones(len(index), dtype=torch.bool)
+        return torch.from_numpy(~filled[np.minimum(index, len(filled) - 1)] | (index >= len(filled)))
 
     def gather(self, slots: Tensor) -> tuple[Tensor, Tensor]:
-        """(latent, base) of ``slots`` (a long tensor on the table's device)."""
-        assert self.latent is not None and self.base is not None
-        return self.latent.index_select(0, slots), self.base.index_select(0, slots)
+        """(latents (N, D), renders on the image scale (N, C, S, S)) of ``slots`` (a long tensor on the
+        table's device): views of one gathered copy."""
+        assert self.rows is not None
+        return self._split(self.rows.index_select(0, slots))
+
+    def _split(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+        return rows[:, : self.latent_dim], rows[:, self.latent_dim :].unflatten(1, self.image_shape)
 
     def store(self, index: Tensor, latent: Tensor, base: Tensor) -> None:
-        """Write rows into slots ``index`` (host long), allocating or growing the storage."""
+        """Write rows into slots ``index`` (host long), allocating or growing the storage: ``latent``
+        and its render ``base = G(latent)`` in [-1, 1] (kept as ``(base + 1) / 2``)."""
         size = self.capacity or max(int(index.numpy().max()) + 1, 2 * len(self.filled))
-        if self.latent is None or len(self.filled) < size:
-            self._grow(size, latent, base)
-        slots = index.to(latent.device)
-        self.latent.index_copy_(0, slots, latent)  # type: ignore[union-attr]
-        self.base.index_copy_(0, slots, base.to(self.base.dtype))  # type: ignore[union-attr]
+        if self.rows is None:
+            self.latent_dim, self.image_shape = latent.shape[1], tuple(base.shape[1:])
+        elif (latent.shape[1], tuple(base.shape[1:])) != (self.latent_dim, self.image_shape) or self.rows.device != latent.device:
+            raise ValueError(f"this LatentTable holds latents of shape ({self.latent_dim},) and renders of shape "
+                             f"{self.image_shape} on {self.rows.device}, got {tuple(latent.shape[1:])} and "
+                             f"{tuple(base.shape[1:])} on {latent.device}")
+        if self.rows is None or len(self.filled) < size:
+            self._grow(size, latent)
+        rows = torch.cat([latent.to(self.rows.dtype), base.to(self.rows.dtype).add(1).mul_(0.5).flatten(1)], 1)  # type: ignore[union-attr]
+        self.rows.index_copy_(0, index.to(latent.device), rows)  # type: ignore[union-attr]
         self.filled[index] = True
 
-    def _grow(self, size: int, latent: Tensor, base: Tensor) -> None:
-        old = len(self.filled) if self.latent is not None else 0
-        new_latent = latent.new_zeros((size, *latent.shape[1:]))
-        new_base = base.new_zeros((size, *base.shape[1:]))
+    def _grow(self, size: int, latent: Tensor) -> None:
+        old = len(self.filled) if self.rows is not None else 0
+        rows = latent.new_zeros((size, self.latent_dim + math.prod(self.image_shape)))
         if old:
-            if self.latent.shape[1:] != latent.shape[1:] or self.latent.device != latent.device:  # type: ignore[union-attr]
-                raise ValueError(f"this LatentTable holds latents of shape {tuple(self.latent.shape[1:])} on "  # type: ignore[union-attr]
-                                 f"{self.latent.device}, got {tuple(latent.shape[1:])} on {latent.device}")  # type: ignore[union-attr]
-            new_latent[:old], new_base[:old] = self.latent, self.base
+            rows[:old] = self.rows
         filled = torch.zeros(size, dtype=torch.bool)
         filled[: len(self.filled)] = self.filled
-        self.latent, self.base, self.filled = new_latent, new_base, filled
+        self.rows, self.filled = rows, filled
 
 
 class ContentSlots:

@@ -9,6 +9,7 @@ alpha channel is kept and pixels outside the box are byte-identical.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -168,27 +169,70 @@ def render(x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta", local: 
     return out.clamp(-1, 1)
 
 
+LOCAL_SIGMA = 1.5  # local-regeneration mask smoothing: Gaussian sigma in px per 64 px of width
+
+
 def local_mask(change: Tensor, tau: Tensor, scratch: bool = False) -> Tensor:
     """(N, 1, H, W) weights in [0, 1]: the mean absolute ``change`` over channels divided by the
-    per-row threshold ``tau`` (N,), clipped, then smoothed by a Gaussian of 1.5 px per 64 px.
-    ``scratch``: ``change`` is a temporary the function may overwrite (saves a copy)."""
-    m = (change.abs_() if scratch else change.abs()).sum(1, keepdim=True)
-    m = m.mul_((1 / (change.shape[1] * tau)).reshape(-1, 1, 1, 1)).clamp_(0, 1)
-    return gaussian_blur(m, 1.5 * change.shape[-1] / 64).clamp_(0, 1)
+    per-row threshold ``tau`` (N,; 0 = no mask), clipped, then smoothed by about a Gaussian of 1.5 px
+    per 64 px. ``scratch``: ``change`` is a temporary the function may overwrite (saves a copy).
+    (:func:`local_mask_of` with :func:`mask_weights`.)"""
+    magnitude = change.abs_() if scratch else change.abs()
+    return local_mask_of(magnitude, mask_weights(tau, change.shape[1]).to(change.device, change.dtype))
 
 
-def gaussian_blur(m: Tensor, sigma: float) -> Tensor:
-    """A Gaussian blur of (N, C, H, W) with reflected borders, kernel size 2 * ceil(2 sigma) + 1
-    (torchvision's ``gaussian_blur``, separable: a few in-place shifted sums instead of a 2-d convolution)."""
-    half = math.ceil(2 * sigma)
-    taps = torch.exp(-0.5 * (torch.linspace(-half, half, 2 * half + 1) / sigma) ** 2)
-    taps = (taps / taps.sum()).tolist()
-    h, w = m.shape[-2:]
-    padded = F.pad(m, (half, half, half, half), mode="reflect")
-    rows = padded[..., :, :w] * taps[0]
-    for i in range(1, len(taps)):
-        rows.add_(padded[..., :, i : i + w], alpha=taps[i])
-    out = rows[..., :h, :] * taps[0]
-    for i in range(1, len(taps)):
-        out.add_(rows[..., i : i + h, :], alpha=taps[i])
-    return out
+def mask_weights(tau: Tensor, channels: int) -> Tensor:
+    """(N, 1, channels) weights of :func:`local_mask_of` for per-row thresholds ``tau`` (N,): the
+    mean over channels and 2x2 blocks divided by ``tau``; 0 where ``tau`` is 0 (no mask)."""
+    tau = torch.as_tensor(tau)
+    return torch.where(tau > 0, 1 / (4 * channels * tau), 0.0).reshape(-1, 1, 1).repeat(1, 1, channels)
+
+
+def local_mask_of(magnitude: Tensor, weights: Tensor) -> Tensor:
+    """:func:`local_mask` from the absolute change (N, C, H, W) and :func:`mask_weights` (N, 1, C)
+    (the batch path keeps those per edit in a table), at half resolution: the weighted sum over
+    channels and 2x2 blocks, clipped to [0, 1], is blurred there and brought back by bilinear
+    upsampling, the blur and the upsampling as two small matrix products (:func:`_smoothing`; the 2x2
+    mean and the upsampling count in the smoothing, so the whole is about a 1.5 px Gaussian at 64 px).
+    Both render paths (the engine's :func:`render` and the batch path's
+    :func:`genaug.engine.batch_edits.blend`) come here. ``magnitude`` is not changed."""
+    n, c, h, w = magnitude.shape
+    m = torch.bmm(weights, magnitude.reshape(n, c, h * w)).reshape(n, 1, h, w)  # weighted sum over channels
+    if h % 2 or w % 2:  # odd sides: the last row / column is repeated to make whole 2x2 blocks
+        m = F.pad(m, (0, w % 2, 0, h % 2), mode="replicate")
+    m = torch.add(m[..., 0::2, :], m[..., 1::2, :])
+    m = torch.add(m[..., 0::2], m[..., 1::2]).clamp_(0, 1)  # (N, 1, H/2, W/2): over 2x2 blocks
+    sigma = LOCAL_SIGMA * w / 64
+    rows = _smoothing(h, sigma, magnitude.dtype, magnitude.device)
+    cols = rows if w == h else _smoothing(w, sigma, magnitude.dtype, magnitude.device)
+    return torch.matmul(rows, torch.matmul(m, cols.T)).clamp_(0, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _smoothing(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """(size, ceil(size / 2)) matrix: a Gaussian blur on the half-resolution grid (reflected
+    borders, as torchvision's ``gaussian_blur``) followed by bilinear upsampling to ``size``
+    (``F.interpolate(..., scale_factor=2, mode="bilinear", align_corners=False)``).
+    The half-resolution sigma is what is left of ``sigma`` (full-resolution px) after the 2x2
+    average (variance 1/4 px^2) and the bilinear upsampling (2/3 px^2)."""
+    half_size = (size + 1) // 2
+    sigma_half = math.sqrt(max(sigma**2 - 0.25 - 2 / 3, 0.0)) / 2
+    blur = torch.eye(half_size, dtype=torch.float64)
+    if sigma_half > 1e-3:
+        reach = math.ceil(3 * sigma_half)
+        taps = torch.exp(-0.5 * (torch.arange(-reach, reach + 1, dtype=torch.float64) / sigma_half) ** 2)
+        taps /= taps.sum()
+        blur = torch.zeros(half_size, half_size, dtype=torch.float64)
+        period = max(2 * (half_size - 1), 1)
+        for i in range(half_size):
+            for k in range(-reach, reach + 1):
+                j = (i + k) % period
+                blur[i, min(j, period - j)] += taps[k + reach]
+    up = torch.zeros(size, half_size, dtype=torch.float64)
+    for y in range(size):
+        src = min(max((y + 0.5) / 2 - 0.5, 0.0), half_size - 1.0)
+        i0 = math.floor(src)
+        i1 = min(i0 + 1, half_size - 1)
+        up[y, i0] += 1 - (src - i0)
+        up[y, i1] += src - i0
+    return (up @ blur).to(device, dtype)
