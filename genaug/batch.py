@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from .bundle.format import Bundle
 from .engine.batch_edits import PLAN_DTYPES, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
+from .engine.colour import GREY_TOLERANCE, apply_colour, colour_only, fit_colour, keep_grey
 from .engine.edits import Edit, EditDraw, code_ranges, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES, _feather
@@ -150,6 +151,13 @@ class BatchFaceAug(nn.Module):
                          codes=self.codes, bounds=self.bounds)
             self._layout = code_layout(eng.spec, eng.device)
             self._recipe = recipe_tables(eng.bundle, self._layout, eng.device)
+            spec, kmax = eng.spec, self._layout.kmax
+            colour = np.zeros(len(spec.codes) * kmax, dtype=bool)  # by entry: the edit is a colour edit
+            for ci in range(len(spec.codes)):
+                for v in range(spec.codes[ci].k) if spec.is_categorical(ci) else [0]:
+                    colour[ci * kmax + v] = eng.bundle.recipe(ci, v).colour
+            self._colour_codes = colour.reshape(len(spec.codes), kmax).any(1)  # host: which rows to fit
+            self._colour_entries = torch.from_numpy(colour).to(eng.device)
             self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
             self.table.bind(eng._settings)
             self._content.bind(eng._settings)
@@ -259,12 +267,33 @@ class BatchFaceAug(nn.Module):
         edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, inplace=True)  # a gathered copy
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
         result = blend(x01, base01, images, self.mode, self._recipe.mask_weights.index_select(0, entry), out=result)
+        if self.mode == "delta":
+            result = keep_grey(x01, result, GREY_TOLERANCE / 2)
+        colour = np.flatnonzero(self._colour_codes[pick(params.code)]) if self.mode == "delta" else []
+        fit = None
+        if len(colour):  # colour edits: the photo through the colour transform of the change (engine.colour)
+            at = torch.from_numpy(colour).to(dev)
+            xm = x01.index_select(0, at).mul(2).sub_(1)
+            model_out = colour_only(xm, result.index_select(0, at).mul(2).sub_(1))  # as the engine renders it...
+            fit = (at, self._colour_entries.index_select(0, entry.index_select(0, at)), fit_colour(xm, model_out))  # ...and places it
         result = self._paste(result, x01, xr, box)
+        if fit is not None:
+            result = self._recolour(result, xr, *fit)
         if every:
             return result, target
         out = x.clone()
         out.index_copy_(0, cols["rows"], result)
         return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["rows"], target)
+
+    @staticmethod
+    def _recolour(result: Tensor, x: Tensor, at: Tensor, is_colour: Tensor, transform: Tensor) -> Tensor:
+        """Rows ``at`` whose edit is a colour edit (``is_colour``): the whole input row through its
+        colour ``transform`` (:func:`genaug.engine.render.recolour`), in the input's dtype."""
+        rows = x.index_select(0, at)
+        photo = rows.float().div(127.5).sub_(1) if x.dtype == torch.uint8 else rows.float().mul(2).sub_(1)
+        new = keep_grey(photo, apply_colour(photo, transform)).add_(1).mul_(0.5)
+        new = new.mul_(255).round_().to(torch.uint8) if x.dtype == torch.uint8 else new.to(x.dtype)
+        return result.index_copy_(0, at, torch.where(is_colour[:, None, None, None], new, result.index_select(0, at)))
 
     def _named(self, x01: Tensor, named: Tensor, slots: Tensor, eng: Any) -> tuple[Tensor, Tensor]:
         """Latents of named rows (host indices ``named``, the same on the device as ``slots``)."""

@@ -31,7 +31,18 @@ def fit_colour(src: Tensor, dst: Tensor) -> Tensor:
     reg = RIDGE * p * torch.eye(3, dtype=x.dtype, device=x.device)
     prior = torch.tensor([1.0, 0.0, 0.0], dtype=x.dtype, device=x.device)[:, None]  # the identity
     a = x.transpose(-1, -2) @ x + reg
-    return torch.linalg.solve(a, x.transpose(-1, -2) @ y + reg @ prior)[..., 0].to(src.dtype)
+    return (_inverse3(a) @ (x.transpose(-1, -2) @ y + reg @ prior))[..., 0].to(src.dtype)
+
+
+def _inverse3(a: Tensor) -> Tensor:
+    """Inverses of (..., 3, 3) matrices by their adjugate: no pivoting, no host read (unlike
+    ``torch.linalg``'s checks), fine for the well-conditioned ridge systems here."""
+    c = lambda i, j, k, l: a[..., i, j] * a[..., k, l] - a[..., i, l] * a[..., k, j]  # noqa: E731
+    adj = torch.stack([torch.stack([c(1, 1, 2, 2), -c(0, 1, 2, 2), c(0, 1, 1, 2)], -1),
+                       torch.stack([-c(1, 0, 2, 2), c(0, 0, 2, 2), -c(0, 0, 1, 2)], -1),
+                       torch.stack([c(1, 0, 2, 1), -c(0, 0, 2, 1), c(0, 0, 1, 1)], -1)], -2)
+    det = (a[..., 0, :] * adj[..., :, 0]).sum(-1)
+    return adj / det[..., None, None]
 
 
 def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
@@ -46,17 +57,18 @@ def colour_only(x: Tensor, out: Tensor) -> Tensor:
     return apply_colour(x, fit_colour(x, out))
 
 
-def is_grey(x: Tensor) -> Tensor:
-    """(N,) bool: rows whose channels are (nearly) equal everywhere (a black-and-white photo)."""
+def is_grey(x: Tensor, tolerance: float = GREY_TOLERANCE) -> Tensor:
+    """(N,) bool: rows whose channels are (nearly) equal everywhere (a black-and-white photo);
+    ``tolerance`` in the units of ``x`` (the default: model units, [-1, 1])."""
     if x.shape[1] == 1:
         return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
     spread = (x.amax(1) - x.amin(1)).flatten(1).mean(1)
-    return spread <= GREY_TOLERANCE
+    return spread <= tolerance
 
 
-def keep_grey(x: Tensor, out: Tensor) -> Tensor:
+def keep_grey(x: Tensor, out: Tensor, tolerance: float = GREY_TOLERANCE) -> Tensor:
     """``out`` with the rows whose input ``x`` is grey made grey (their channel mean)."""
     if x.shape[1] == 1:
         return out
-    grey = is_grey(x)
+    grey = is_grey(x, tolerance)
     return torch.where(grey[:, None, None, None], out.mean(1, keepdim=True).expand_as(out), out)
