@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from .bundle.format import Bundle
 from .engine.batch_edits import PLAN_DTYPES, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
-from .engine.colour import GREY_TOLERANCE, apply_colour, colour_only, fit_colour, keep_grey
+from .engine.colour import GREY_TOLERANCE, _grid, apply_colour, apply_colour01, fit_colour, is_grey
 from .engine.edits import Edit, EditDraw, code_ranges, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES, _feather
@@ -156,7 +156,10 @@ class BatchFaceAug(nn.Module):
             for ci in range(len(spec.codes)):
                 for v in range(spec.codes[ci].k) if spec.is_categorical(ci) else [0]:
                     colour[ci * kmax + v] = eng.bundle.recipe(ci, v).colour
-            self._colour_codes = colour.reshape(len(spec.codes), kmax).any(1)  # host: which rows to fit
+            per_code = colour.reshape(len(spec.codes), kmax)[:, :]
+            widths = [spec.codes[ci].k if spec.is_categorical(ci) else 1 for ci in range(len(spec.codes))]
+            self._colour_codes = per_code.any(1)  # host: which rows to fit
+            self._colour_all = np.array([per_code[ci, :w].all() for ci, w in enumerate(widths)])
             self._colour_entries = torch.from_numpy(colour).to(eng.device)
             self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
             self.table.bind(eng._settings)
@@ -267,15 +270,21 @@ class BatchFaceAug(nn.Module):
         edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, inplace=True)  # a gathered copy
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
         result = blend(x01, base01, images, self.mode, self._recipe.mask_weights.index_select(0, entry), out=result)
-        if self.mode == "delta":
-            result = keep_grey(x01, result, GREY_TOLERANCE / 2)
-        colour = np.flatnonzero(self._colour_codes[pick(params.code)]) if self.mode == "delta" else []
+        grey = np.flatnonzero(self._grey) if self.mode == "delta" else []  # host flags kept with the latents
+        if len(grey):
+            at = torch.from_numpy(grey).to(dev)
+            result.index_copy_(0, at, result.index_select(0, at).mean(1, keepdim=True).expand(-1, result.shape[1], -1, -1))
+        codes = pick(params.code)
+        colour = np.flatnonzero(self._colour_codes[codes]) if self.mode == "delta" else []
         fit = None
         if len(colour):  # colour edits: the photo through the colour transform of the change (engine.colour)
             at = torch.from_numpy(colour).to(dev)
-            xm = x01.index_select(0, at).mul(2).sub_(1)
-            model_out = colour_only(xm, result.index_select(0, at).mul(2).sub_(1))  # as the engine renders it...
-            fit = (at, self._colour_entries.index_select(0, entry.index_select(0, at)), fit_colour(xm, model_out))  # ...and places it
+            xg = _grid(x01).index_select(0, at).mul_(2).sub_(1)  # the fit reads a ~16 x 16 grid only
+            first = fit_colour(xg, _grid(result).index_select(0, at).mul_(2).sub_(1))
+            transform = fit_colour(xg, apply_colour(xg, first))  # as the engine renders (clamped), then places it
+            mixed = not self._colour_all[codes[colour]].all()  # a code with colour and non-colour recipes
+            fit = (at, self._colour_entries.index_select(0, entry.index_select(0, at)) if mixed else None, transform,
+                   np.flatnonzero(self._grey[colour]))
         result = self._paste(result, x01, xr, box)
         if fit is not None:
             result = self._recolour(result, xr, *fit)
@@ -286,22 +295,30 @@ class BatchFaceAug(nn.Module):
         return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["rows"], target)
 
     @staticmethod
-    def _recolour(result: Tensor, x: Tensor, at: Tensor, is_colour: Tensor, transform: Tensor) -> Tensor:
-        """Rows ``at`` whose edit is a colour edit (``is_colour``): the whole input row through its
-        colour ``transform`` (:func:`genaug.engine.render.recolour`), in the input's dtype."""
+    def _recolour(result: Tensor, x: Tensor, at: Tensor, is_colour: Tensor | None, transform: Tensor,
+                  grey: np.ndarray) -> Tensor:
+        """Rows ``at`` whose edit is a colour edit (``is_colour``; None: all of them): the whole
+        input row through its colour ``transform`` (:func:`genaug.engine.render.recolour`), in the
+        input's dtype; ``grey``: positions in ``at`` of black-and-white photos (kept grey)."""
         rows = x.index_select(0, at)
-        photo = rows.float().div(127.5).sub_(1) if x.dtype == torch.uint8 else rows.float().mul(2).sub_(1)
-        new = keep_grey(photo, apply_colour(photo, transform)).add_(1).mul_(0.5)
+        new = apply_colour01(rows.float().div_(255) if x.dtype == torch.uint8 else rows.float(), transform)
+        if len(grey):
+            g = torch.from_numpy(grey).to(new.device)
+            new.index_copy_(0, g, new.index_select(0, g).mean(1, keepdim=True).expand(-1, new.shape[1], -1, -1))
         new = new.mul_(255).round_().to(torch.uint8) if x.dtype == torch.uint8 else new.to(x.dtype)
-        return result.index_copy_(0, at, torch.where(is_colour[:, None, None, None], new, result.index_select(0, at)))
+        if is_colour is not None:
+            new = torch.where(is_colour[:, None, None, None], new, result.index_select(0, at))
+        return result.index_copy_(0, at, new)
 
     def _named(self, x01: Tensor, named: Tensor, slots: Tensor, eng: Any) -> tuple[Tensor, Tensor]:
         """Latents of named rows (host indices ``named``, the same on the device as ``slots``)."""
         missing = self.table.missing(named)  # host: no device read
         if missing.numpy().any():
             miss = missing.nonzero().flatten()
-            inv = eng.invert(x01.index_select(0, miss.to(x01.device)).mul(2).sub_(1))
-            self.table.store(named[miss], inv.latent, inv.recon)
+            photos = x01.index_select(0, miss.to(x01.device))
+            inv = eng.invert(photos.mul(2).sub(1))
+            self.table.store(named[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
+        self._grey = self.table.is_grey(named)  # host: black-and-white photos keep every edit grey
         return self.table.gather(slots)
 
     def _by_content(self, x01: Tensor, pixels: Tensor | None, eng: Any, checked: bool,
@@ -315,8 +332,10 @@ class BatchFaceAug(nn.Module):
         slots, missing = self._slots.lookup(pixel_keys(pixels, eng._settings))
         if missing.numpy().any():
             miss = missing.nonzero().flatten()
-            inv = eng.invert(x01.index_select(0, miss.to(x01.device)).mul(2).sub_(1))
-            self._content.store(slots[miss], inv.latent, inv.recon)
+            photos = x01.index_select(0, miss.to(x01.device))
+            inv = eng.invert(photos.mul(2).sub(1))
+            self._content.store(slots[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
+        self._grey = self._content.is_grey(slots)
         return self._content.gather(_to_device(slots, x01.device))
 
     @staticmethod

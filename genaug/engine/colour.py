@@ -21,17 +21,21 @@ RIDGE = 1e-4  # pulls the fitted transform towards the identity (flat or single-
 
 
 def fit_colour(src: Tensor, dst: Tensor) -> Tensor:
-    """Per row and channel, ``dst_c ~ a_c src_c + k_c lum(src) + b_c`` in least squares (a gain, a
-    saturation-like pull to the luminance and an offset: what exposure, white balance and colour
-    grading do; no channel leaks into another hue), ridge towards the identity: (N, C, 3)."""
-    lum = src.mean(1, keepdim=True)
-    x = torch.stack([src.flatten(2), lum.expand_as(src).flatten(2), torch.ones_like(src).flatten(2)], -1).double()
-    y = dst.flatten(2).double()[..., None]  # (N, C, P, 1)
-    p = x.shape[2]
-    reg = RIDGE * p * torch.eye(3, dtype=x.dtype, device=x.device)
-    prior = torch.tensor([1.0, 0.0, 0.0], dtype=x.dtype, device=x.device)[:, None]  # the identity
-    a = x.transpose(-1, -2) @ x + reg
-    return (_inverse3(a) @ (x.transpose(-1, -2) @ y + reg @ prior))[..., 0].to(src.dtype)
+    """Per row and channel, ``dst_c ~ a_c src_c + k_c lum(src) + b_c`` in least squares on a grid of
+    about 16 x 16 pixels (a gain, a saturation-like pull to the luminance and an offset: what
+    exposure, white balance and colour grading do; no channel leaks into another hue), ridge
+    towards the identity: (N, C, 3)."""
+    s, d = _grid(src).flatten(2).double(), _grid(dst).flatten(2).double()  # a global fit: ~256 samples are plenty
+    lum = s.mean(1, keepdim=True).expand_as(s)
+    n = float(s.shape[-1])
+    sx, sl = s.sum(-1), lum.sum(-1)
+    sxl = (s * lum).sum(-1)
+    reg = RIDGE * n  # pulls (a, k, b) towards the identity (1, 0, 0)
+    a = torch.stack([torch.stack([(s * s).sum(-1) + reg, sxl, sx], -1),
+                     torch.stack([sxl, (lum * lum).sum(-1) + reg, sl], -1),
+                     torch.stack([sx, sl, torch.full_like(sx, n + reg)], -1)], -2)  # (N, C, 3, 3) normal equations
+    rhs = torch.stack([(s * d).sum(-1) + reg, (lum * d).sum(-1), d.sum(-1)], -1)[..., None]
+    return (_inverse3(a) @ rhs)[..., 0].to(src.dtype)
 
 
 def _inverse3(a: Tensor) -> Tensor:
@@ -45,11 +49,27 @@ def _inverse3(a: Tensor) -> Tensor:
     return adj / det[..., None, None]
 
 
+def _grid(x: Tensor, samples: int = 16) -> Tensor:
+    """Every k-th pixel each way, about ``samples`` per side (the whole image below 2 * samples px;
+    a grid of the grid is the grid itself, so a fit on ``_grid(x)`` equals the fit on ``x``)."""
+    k = max(1, min(x.shape[-2:]) // samples)
+    return x[..., ::k, ::k]
+
+
 def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
     """``images`` (N, C, H, W) in [-1, 1] through the per-row ``transform`` of :func:`fit_colour`, clamped."""
     t = transform.to(images.device, images.dtype)[:, :, :, None, None]
     lum = images.mean(1, keepdim=True)
     return (t[:, :, 0] * images + t[:, :, 1] * lum + t[:, :, 2]).clamp(-1, 1)
+
+
+def apply_colour01(images: Tensor, transform: Tensor) -> Tensor:
+    """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): the same
+    transform, its offset moved to that scale."""
+    t = transform.to(images.device, images.dtype)[:, :, :, None, None]
+    a, k = t[:, :, 0], t[:, :, 1]
+    lum = images.mean(1, keepdim=True)
+    return (a * images + k * lum).add_((t[:, :, 2] + 1 - a - k) / 2).clamp_(0, 1)
 
 
 def colour_only(x: Tensor, out: Tensor) -> Tensor:
@@ -58,11 +78,13 @@ def colour_only(x: Tensor, out: Tensor) -> Tensor:
 
 
 def is_grey(x: Tensor, tolerance: float = GREY_TOLERANCE) -> Tensor:
-    """(N,) bool: rows whose channels are (nearly) equal everywhere (a black-and-white photo);
-    ``tolerance`` in the units of ``x`` (the default: model units, [-1, 1])."""
+    """(N,) bool: rows whose channels are (nearly) equal everywhere (a black-and-white photo;
+    judged on a grid of about 32 x 32 pixels); ``tolerance`` in the units of ``x`` (the default:
+    model units, [-1, 1])."""
     if x.shape[1] == 1:
         return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-    spread = (x.amax(1) - x.amin(1)).flatten(1).mean(1)
+    g = _grid(x, 32)
+    spread = (g.amax(1) - g.amin(1)).flatten(1).mean(1)
     return spread <= tolerance
 
 

@@ -31,6 +31,7 @@ class LatentTable:
             raise ValueError(f"capacity must be a positive int or None (grow as needed), got {capacity!r}")
         self.capacity = capacity
         self.filled = torch.zeros(capacity or 0, dtype=torch.bool)  # host copy: which slots hold a latent
+        self.grey = torch.zeros(capacity or 0, dtype=torch.bool)  # host: the slot's photo is black-and-white
         self.rows: Tensor | None = None  # (slots, D + C * S * S): latent, then the render on the image scale
         self.latent_dim = 0
         self.image_shape: tuple[int, ...] = ()
@@ -86,9 +87,14 @@ class LatentTable:
     def _split(self, rows: Tensor) -> tuple[Tensor, Tensor]:
         return rows[:, : self.latent_dim], rows[:, self.latent_dim :].unflatten(1, self.image_shape)
 
-    def store(self, index: Tensor, latent: Tensor, base: Tensor) -> None:
+    def is_grey(self, index: Tensor) -> np.ndarray:
+        """Host bool (N,): the stored photos of slots ``index`` (host long) that are black-and-white."""
+        return self.grey.numpy()[index.numpy()]
+
+    def store(self, index: Tensor, latent: Tensor, base: Tensor, grey: Tensor | None = None) -> None:
         """Write rows into slots ``index`` (host long), allocating or growing the storage: ``latent``
-        and its render ``base = G(latent)`` in [-1, 1] (kept as ``(base + 1) / 2``)."""
+        and its render ``base = G(latent)`` in [-1, 1] (kept as ``(base + 1) / 2``); ``grey``: (N,)
+        bool, the photos are black-and-white (:func:`genaug.engine.colour.is_grey`; kept on the host)."""
         size = self.capacity or max(int(index.numpy().max()) + 1, 2 * len(self.filled))
         if self.rows is None:
             self.latent_dim, self.image_shape = latent.shape[1], tuple(base.shape[1:])
@@ -101,15 +107,16 @@ class LatentTable:
         rows = torch.cat([latent.to(self.rows.dtype), base.to(self.rows.dtype).add(1).mul_(0.5).flatten(1)], 1)  # type: ignore[union-attr]
         self.rows.index_copy_(0, index.to(latent.device), rows)  # type: ignore[union-attr]
         self.filled[index] = True
+        self.grey[index] = False if grey is None else grey.cpu()
 
     def _grow(self, size: int, latent: Tensor) -> None:
         old = len(self.filled) if self.rows is not None else 0
         rows = latent.new_zeros((size, self.latent_dim + math.prod(self.image_shape)))
         if old:
             rows[:old] = self.rows
-        filled = torch.zeros(size, dtype=torch.bool)
-        filled[: len(self.filled)] = self.filled
-        self.rows, self.filled = rows, filled
+        filled, grey = torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool)
+        filled[: len(self.filled)], grey[: len(self.grey)] = self.filled, self.grey
+        self.rows, self.filled, self.grey = rows, filled, grey
 
 
 class ContentSlots:
