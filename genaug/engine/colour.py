@@ -26,27 +26,21 @@ def fit_colour(src: Tensor, dst: Tensor) -> Tensor:
     exposure, white balance and colour grading do; no channel leaks into another hue), ridge
     towards the identity: (N, C, 3)."""
     s, d = _grid(src).flatten(2).double(), _grid(dst).flatten(2).double()  # a global fit: ~256 samples are plenty
-    lum = s.mean(1, keepdim=True).expand_as(s)
-    n = float(s.shape[-1])
-    sx, sl = s.sum(-1), lum.sum(-1)
-    sxl = (s * lum).sum(-1)
-    reg = RIDGE * n  # pulls (a, k, b) towards the identity (1, 0, 0)
-    a = torch.stack([torch.stack([(s * s).sum(-1) + reg, sxl, sx], -1),
-                     torch.stack([sxl, (lum * lum).sum(-1) + reg, sl], -1),
-                     torch.stack([sx, sl, torch.full_like(sx, n + reg)], -1)], -2)  # (N, C, 3, 3) normal equations
-    rhs = torch.stack([(s * d).sum(-1) + reg, (lum * d).sum(-1), d.sum(-1)], -1)[..., None]
-    return (_inverse3(a) @ rhs)[..., 0].to(src.dtype)
+    x = torch.stack([s, s.mean(1, keepdim=True).expand_as(s), torch.ones_like(s)], -1)  # (N, C, P, 3)
+    xt = x.transpose(-1, -2)
+    reg = RIDGE * s.shape[-1] * torch.eye(3, dtype=x.dtype, device=x.device)  # pulls (a, k, b) to the identity (1, 0, 0)
+    return (_inverse3(xt @ x + reg) @ (xt @ d[..., None] + reg[:, :1]))[..., 0].to(src.dtype)
 
 
 def _inverse3(a: Tensor) -> Tensor:
     """Inverses of (..., 3, 3) matrices by their adjugate: no pivoting, no host read (unlike
     ``torch.linalg``'s checks), fine for the well-conditioned ridge systems here."""
-    c = lambda i, j, k, l: a[..., i, j] * a[..., k, l] - a[..., i, l] * a[..., k, j]  # noqa: E731
-    adj = torch.stack([torch.stack([c(1, 1, 2, 2), -c(0, 1, 2, 2), c(0, 1, 1, 2)], -1),
-                       torch.stack([-c(1, 0, 2, 2), c(0, 0, 2, 2), -c(0, 0, 1, 2)], -1),
-                       torch.stack([c(1, 0, 2, 1), -c(0, 0, 2, 1), c(0, 0, 1, 1)], -1)], -2)
-    det = (a[..., 0, :] * adj[..., :, 0]).sum(-1)
-    return adj / det[..., None, None]
+    a00, a01, a02, a10, a11, a12, a20, a21, a22 = a.flatten(-2).unbind(-1)
+    adj = torch.stack([a11 * a22 - a12 * a21, a02 * a21 - a01 * a22, a01 * a12 - a02 * a11,
+                       a12 * a20 - a10 * a22, a00 * a22 - a02 * a20, a02 * a10 - a00 * a12,
+                       a10 * a21 - a11 * a20, a01 * a20 - a00 * a21, a00 * a11 - a01 * a10], -1)
+    det = a00 * adj[..., 0] + a01 * adj[..., 3] + a02 * adj[..., 6]
+    return (adj / det[..., None]).unflatten(-1, (3, 3))
 
 
 def _grid(x: Tensor, samples: int = 16) -> Tensor:
