@@ -126,7 +126,9 @@ def test_augment_faces_edits_each_face_of_a_photo_with_the_default_model(olivett
 def test_generative_face_aug_detect_framing_on_an_in_the_wild_photo():
     import genaug
 
-    aug = genaug.GenerativeFaceAug(framing="detect", refine_steps=0, device="cpu", p=1.0)
+    # latent edits only: a colour edit (tone, shade, warmth) recolours the whole photo (tests/test_colour.py)
+    aug = genaug.GenerativeFaceAug(framing="detect", refine_steps=0, device="cpu", p=1.0,
+                                   codes=["glasses", "smile", "mouth", "bangs"])
     img, (box,) = scene([demo_photo()])
     out = aug(image=img)["image"]
     assert out.shape == img.shape and out.dtype == np.uint8
