@@ -67,7 +67,7 @@ def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> I
         x = recon = engine.generate(lat)
         caption, mode = "generated", "regenerate"
     else:
-        x = engine.frame([image], framing="full")[0].to(engine.device)
+        x = engine.frame([image])[0].to(engine.device)  # framed as the transform frames it (detected when it can)
         inv = engine.invert(x)
         lat, recon, caption, mode = inv.latent, inv.recon, f"score {inv.score[0].item():.2f}", "delta"
     rows = []
