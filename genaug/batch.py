@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from .bundle.format import Bundle
 from .engine.batch_edits import PLAN_DTYPES, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
-from .engine.colour import GREY_TOLERANCE, _grid, apply_colour, apply_colour01, fit_colour, is_grey
+from .engine.colour import GREY_TOLERANCE, apply_colour, apply_colour01, sample_grid, fit_colour, is_grey
 from .engine.edits import Edit, EditDraw, code_ranges, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES, _feather
@@ -156,7 +156,7 @@ class BatchFaceAug(nn.Module):
             for ci in range(len(spec.codes)):
                 for v in range(spec.codes[ci].k) if spec.is_categorical(ci) else [0]:
                     colour[ci * kmax + v] = eng.bundle.recipe(ci, v).colour
-            per_code = colour.reshape(len(spec.codes), kmax)[:, :]
+            per_code = colour.reshape(len(spec.codes), kmax)
             widths = [spec.codes[ci].k if spec.is_categorical(ci) else 1 for ci in range(len(spec.codes))]
             self._colour_codes = per_code.any(1)  # host: which rows to fit
             self._colour_all = np.array([per_code[ci, :w].all() for ci, w in enumerate(widths)])
@@ -262,15 +262,15 @@ class BatchFaceAug(nn.Module):
         x01 = self._frame(xr, box, eng.image_size)  # the model frame in [0, 1]
         result = torch.empty_like(x01, memory_format=torch.contiguous_format)  # the blend's output, scratch before
         if index is not None:
-            latent, base01 = self._named(x01, torch.from_numpy(host["slots"]), cols["slots"], eng)
+            latent, base01, grey_rows = self._named(x01, torch.from_numpy(host["slots"]), cols["slots"], eng)
         else:  # a uint8 batch that is the model frame already is hashed as it is
             full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]
             pixels = xr if full and xr.dtype == torch.uint8 else None
-            latent, base01 = self._by_content(x01, pixels, eng, checked, scratch=result)
+            latent, base01, grey_rows = self._by_content(x01, pixels, eng, checked, scratch=result)
         edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, inplace=True)  # a gathered copy
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
         result = blend(x01, base01, images, self.mode, self._recipe.mask_weights.index_select(0, entry), out=result)
-        grey = np.flatnonzero(self._grey) if self.mode == "delta" else []  # host flags kept with the latents
+        grey = np.flatnonzero(grey_rows) if self.mode == "delta" else []  # host flags kept with the latents
         if len(grey):
             at = torch.from_numpy(grey).to(dev)
             result.index_copy_(0, at, result.index_select(0, at).mean(1, keepdim=True).expand(-1, result.shape[1], -1, -1))
@@ -279,12 +279,12 @@ class BatchFaceAug(nn.Module):
         fit = None
         if len(colour):  # colour edits: the photo through the colour transform of the change (engine.colour)
             at = torch.from_numpy(colour).to(dev)
-            xg = _grid(x01).index_select(0, at).mul_(2).sub_(1)  # the fit reads a ~16 x 16 grid only
-            first = fit_colour(xg, _grid(result).index_select(0, at).mul_(2).sub_(1))
+            xg = sample_grid(x01).index_select(0, at).mul_(2).sub_(1)  # the fit reads a ~16 x 16 grid only
+            first = fit_colour(xg, sample_grid(result).index_select(0, at).mul_(2).sub_(1))
             transform = fit_colour(xg, apply_colour(xg, first))  # as the engine renders (clamped), then places it
             mixed = not self._colour_all[codes[colour]].all()  # a code with colour and non-colour recipes
             fit = (at, self._colour_entries.index_select(0, entry.index_select(0, at)) if mixed else None, transform,
-                   np.flatnonzero(self._grey[colour]))
+                   np.flatnonzero(grey_rows[colour]))
         result = self._paste(result, x01, xr, box)
         if fit is not None:
             result = self._recolour(result, xr, *fit)
@@ -310,22 +310,23 @@ class BatchFaceAug(nn.Module):
             new = torch.where(is_colour[:, None, None, None], new, result.index_select(0, at))
         return result.index_copy_(0, at, new)
 
-    def _named(self, x01: Tensor, named: Tensor, slots: Tensor, eng: Any) -> tuple[Tensor, Tensor]:
-        """Latents of named rows (host indices ``named``, the same on the device as ``slots``)."""
+    def _named(self, x01: Tensor, named: Tensor, slots: Tensor, eng: Any) -> tuple[Tensor, Tensor, np.ndarray]:
+        """Latents and renders of named rows (host indices ``named``, the same on the device as
+        ``slots``), and which rows' photos are black-and-white (host bool)."""
         missing = self.table.missing(named)  # host: no device read
         if missing.numpy().any():
             miss = missing.nonzero().flatten()
             photos = x01.index_select(0, miss.to(x01.device))
             inv = eng.invert(photos.mul(2).sub(1))
             self.table.store(named[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
-        self._grey = self.table.is_grey(named)  # host: black-and-white photos keep every edit grey
-        return self.table.gather(slots)
+        return (*self.table.gather(slots), self.table.is_grey(named))
 
     def _by_content(self, x01: Tensor, pixels: Tensor | None, eng: Any, checked: bool,
-                    scratch: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                    scratch: Tensor | None = None) -> tuple[Tensor, Tensor, np.ndarray]:
         """Latents of unnamed rows, found by the content key of their model-frame pixels quantized to
         uint8 (``pixels``: those already, or None). ``checked``: ``x01`` is known to lie in [0, 1];
-        ``scratch``: a float buffer like ``x01`` to quantize in (saves a fresh allocation)."""
+        ``scratch``: a float buffer like ``x01`` to quantize in (saves a fresh allocation). Also returns
+        which rows' photos are black-and-white (host bool, kept with the latents)."""
         if pixels is None:
             pixels = torch.mul(x01, 255, out=scratch).round_()
             pixels = (pixels if checked else pixels.clamp_(0, 255)).to(torch.uint8)
@@ -335,8 +336,7 @@ class BatchFaceAug(nn.Module):
             photos = x01.index_select(0, miss.to(x01.device))
             inv = eng.invert(photos.mul(2).sub(1))
             self._content.store(slots[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
-        self._grey = self._content.is_grey(slots)
-        return self._content.gather(_to_device(slots, x01.device))
+        return (*self._content.gather(_to_device(slots, x01.device)), self._content.is_grey(slots))
 
     @staticmethod
     def _frame(x: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:

@@ -25,7 +25,7 @@ def fit_colour(src: Tensor, dst: Tensor) -> Tensor:
     about 16 x 16 pixels (a gain, a saturation-like pull to the luminance and an offset: what
     exposure, white balance and colour grading do; no channel leaks into another hue), ridge
     towards the identity: (N, C, 3)."""
-    s, d = _grid(src).flatten(2).double(), _grid(dst).flatten(2).double()  # a global fit: ~256 samples are plenty
+    s, d = sample_grid(src).flatten(2).double(), sample_grid(dst).flatten(2).double()  # a global fit: ~256 samples are plenty
     x = torch.stack([s, s.mean(1, keepdim=True).expand_as(s), torch.ones_like(s)], -1)  # (N, C, P, 3)
     xt = x.transpose(-1, -2)
     reg = RIDGE * s.shape[-1] * torch.eye(3, dtype=x.dtype, device=x.device)  # pulls (a, k, b) to the identity (1, 0, 0)
@@ -43,9 +43,9 @@ def _inverse3(a: Tensor) -> Tensor:
     return (adj / det[..., None]).unflatten(-1, (3, 3))
 
 
-def _grid(x: Tensor, samples: int = 16) -> Tensor:
+def sample_grid(x: Tensor, samples: int = 16) -> Tensor:
     """Every k-th pixel each way, about ``samples`` per side (the whole image below 2 * samples px;
-    a grid of the grid is the grid itself, so a fit on ``_grid(x)`` equals the fit on ``x``)."""
+    a grid of the grid is the grid itself, so a fit on ``sample_grid(x)`` equals the fit on ``x``)."""
     k = max(1, min(x.shape[-2:]) // samples)
     return x[..., ::k, ::k]
 
@@ -77,7 +77,7 @@ def is_grey(x: Tensor, tolerance: float = GREY_TOLERANCE) -> Tensor:
     model units, [-1, 1])."""
     if x.shape[1] == 1:
         return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-    g = _grid(x, 32)
+    g = sample_grid(x, 32)
     spread = (g.amax(1) - g.amin(1)).flatten(1).mean(1)
     return spread <= tolerance
 
