@@ -20,6 +20,10 @@ from genaug.training.evaluators import IdentityFolder, load_identity_folder
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 ID200 = SHARED / "celeba_id200"
 TRAIN64 = SHARED / "celeba_train_64"
+# How the recogniser protocols make genaug variants (few-shot, open set): the rendered yaw and light
+# controls through the quality gate. Chosen on celeba_id200's val split (docs/results.md).
+RECOGNISER_CODES = ("yaw", "light")
+RECOGNISER_QUALITY = "auto"
 
 
 
@@ -112,6 +116,11 @@ def classical_pipeline(seed: int):
         A.GaussianBlur(blur_limit=(3, 3), p=0.1),
         A.CoarseDropout(num_holes_range=(1, 2), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25), p=0.3),
     ], seed=seed)
+
+
+def parse_quality(value: str) -> float | str | None:
+    """``--quality-threshold`` on the command line: 'auto', 'none' or a number."""
+    return None if value == "none" else value if value == "auto" else float(value)
 
 
 def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: int, strength: float = 1.0,

@@ -31,8 +31,8 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.faces import (ID200, hog_features, load_people, make_splits,  # noqa: E402
-                              nearest_neighbour_top1, offline_variants, pick_shots, subset)
+from benchmarks.faces import (ID200, RECOGNISER_CODES, RECOGNISER_QUALITY, hog_features, load_people,  # noqa: E402
+                              make_splits, nearest_neighbour_top1, offline_variants, parse_quality, pick_shots, subset)
 from benchmarks.recogniser import ARMS, Augmenter, TrainSettings, classify, top1, train  # noqa: E402
 from benchmarks.report import default_out, run_protocol  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
@@ -56,9 +56,9 @@ class FewShotConfig:
     # codes genaug edits may move (names, "bound": the identity-safe codes bound to an attribute, "all-safe").
     # val, k = 1, 2 seeds (1 thread; classical 10.3 / 8.8 %): yaw + light with the quality gate 10.8 / 8.8 %,
     # bound codes + yaw + light 9.0 / -; bound codes alone lost 1-2 points (docs/results.md)
-    codes: list[str] | None = field(default_factory=lambda: ["yaw", "light"])
+    codes: list[str] | None = field(default_factory=lambda: list(RECOGNISER_CODES))
     max_ids: int | None = None
-    quality_threshold: float | str | None = "auto"  # the expansion's realism gate ("auto": the critic's own threshold)
+    quality_threshold: float | str | None = RECOGNISER_QUALITY  # the expansion's realism gate ("auto": the critic's own threshold)
     # 4,800 steps of 16 (val, k = 1, classical, 2 seeds: 10.1 % against 8.9 % for 1,600 of 32), on 2 threads
     train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=4800, batch_size=16))
 
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codes", nargs="+", default=d.codes, help="codes genaug edits may move: names (default: yaw light, chosen on val), 'bound' (the "
                    "identity-safe codes bound to an attribute) or 'all-safe' (every identity-safe code)")
     p.add_argument("--max-ids", type=int, default=None, help="use only the first N identities")
-    p.add_argument("--quality-threshold", default=d.quality_threshold, type=lambda v: None if v == "none" else v if v == "auto" else float(v),
+    p.add_argument("--quality-threshold", default=d.quality_threshold, type=parse_quality,
                    help="realism gate for the variants: 'auto' (the critic's threshold, the default), a number, or 'none'")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/few_shot_<bundle>.json)")

@@ -35,7 +35,8 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.faces import ID200, TRAIN64, load_people, make_splits, offline_variants  # noqa: E402
+from benchmarks.faces import (ID200, RECOGNISER_CODES, RECOGNISER_QUALITY, TRAIN64, load_people, make_splits,  # noqa: E402
+                              offline_variants, parse_quality)
 from benchmarks.recogniser import ARMS, Augmenter, TrainSettings, embed, train  # noqa: E402
 from benchmarks.report import default_out, run_protocol  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
@@ -62,6 +63,8 @@ class OpenSetConfig:
     variants: int = 2
     refine_steps: int = 0
     strength: float = 1.0
+    codes: list[str] | None = field(default_factory=lambda: list(RECOGNISER_CODES))  # as few_shot.py (benchmarks.faces)
+    quality_threshold: float | str | None = RECOGNISER_QUALITY
     train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=800, batch_size=64, scale=30.0, margin=0.2,
                                                                        label_smoothing=0.0))
 
@@ -166,7 +169,8 @@ def run(cfg: OpenSetConfig) -> dict:
         pair_sets[Path(cfg.pairs).name] = (load_pair_images(files, cfg.pairs_crop), pairs)
     variants, prep_s = None, 0.0
     if any("genaug" in a for a in cfg.arms):
-        variants, prep_s = offline_variants(images, cfg.bundle, cfg.variants, cfg.refine_steps, cfg.strength, cfg.device)
+        variants, prep_s = offline_variants(images, cfg.bundle, cfg.variants, cfg.refine_steps, cfg.strength, cfg.device,
+                                            codes=cfg.codes, quality_threshold=cfg.quality_threshold)
         print(f"offline genaug: {cfg.variants} variants x {len(images)} photos in {prep_s:.0f}s", flush=True)
     runs: dict[str, dict[str, list[dict]]] = {a: {n: [] for n in [*sets, *pair_sets]} for a in cfg.arms}
     for s in range(cfg.seeds):
@@ -238,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classical+genaug-pair: weight of the consistency term 1 - cos(variant, real)")
     p.add_argument("--refine-steps", type=int, default=d.refine_steps)
     p.add_argument("--strength", type=float, default=d.strength)
+    p.add_argument("--codes", nargs="+", default=d.codes, help="codes genaug edits may move: names (default: yaw light, as "
+                   "few_shot.py), 'bound' (the identity-safe codes bound to an attribute) or 'all-safe'")
+    p.add_argument("--quality-threshold", default=d.quality_threshold, type=parse_quality,
+                   help="realism gate for the variants: 'auto' (the critic's threshold, the default), a number, or 'none'")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/open_set_<bundle>.json)")
     p.add_argument("--quick", action="store_true", help="smoke test: 30 identities, 2 seeds, 20 steps")
@@ -250,7 +258,8 @@ def main(argv: list[str] | None = None) -> dict:
     t = replace(OpenSetConfig().train, steps=a.steps, batch_size=a.batch_size, lr=a.lr, margin=a.margin, p_genaug=a.p_genaug,
                 pair_weight=a.pair_weight)
     cfg = OpenSetConfig(a.train_data, a.verify_data, a.verify_split, a.pairs, a.pairs_root, a.pairs_crop, a.max_per_id,
-                        a.max_ids, a.seeds, a.arms, a.bundle, a.device, a.variants, a.refine_steps, a.strength, t)
+                        a.max_ids, a.seeds, a.arms, a.bundle, a.device, a.variants, a.refine_steps, a.strength, a.codes,
+                        a.quality_threshold, t)
     if a.quick:
         cfg.seeds, cfg.max_ids, t.steps, t.batch_size = 2, cfg.max_ids or 30, 20, 16
     out = a.out or default_out("open_set", a.bundle, a.quick)
