@@ -193,6 +193,7 @@ def test_open_set_quick_and_pairs_file(faces_folder, tiny_bundle_path, tmp_path)
     assert r["data"]["train_identities"] == 5 and r["data"]["pairs.txt_pairs"] == 4
     assert set(r["results"]) == {"none", "classical", "classical+genaug", "classical+genaug-pair"}
     assert r["config"]["train"]["pair_weight"] == 0.5
+    assert r["config"]["codes"] == ["yaw", "light"] and r["config"]["quality_threshold"] == "auto"  # as few_shot.py
     for per in r["results"].values():
         assert set(per) == {"people", "pairs.txt"}
         for m in ("auc", "tar@far=1e-3", "tar@far=1e-2"):
