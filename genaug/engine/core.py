@@ -6,6 +6,7 @@ latents + edits into images with :meth:`Engine.render_edits` (strength, mode, id
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -105,8 +106,8 @@ class Engine:
             require_dlib()
         if (refine_steps is not None and refine_steps < 0) or batch_size < 1 or cache_size < 0 or gate_retries < 0:
             raise ValueError("refine_steps, cache_size and gate_retries must be >= 0 and batch_size >= 1")
-        if not math.isfinite(strength) or strength < 0:
-            raise ValueError(f"strength must be a finite number >= 0, got {strength}")
+        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not math.isfinite(strength) or strength < 0:
+            raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
         if codes is not None and len(codes) == 0:
             raise ValueError("codes: name at least one code, or pass None for the identity-safe codes")
         parse_mix(refine_loss)
