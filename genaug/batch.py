@@ -217,9 +217,22 @@ class BatchFaceAug(nn.Module):
 
     # ---------------------------------------------------------------- the call
     @torch.no_grad()
-    def forward(self, x: Tensor, index: Any = None, params: BatchParams | None = None) -> Any:
+    def forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None) -> Any:
         """Augment ``x`` (N, C, H, W), uint8 or float in [0, 1]. ``index``: the rows' dataset
-        indices (latents kept in ``table``); ``params``: replay a previous call's parameters."""
+        indices (latents kept in ``table``); ``params``: replay a previous call's parameters.
+        As in ``torchvision.transforms.v2``, further inputs (labels, ...) pass through unchanged:
+        ``aug(images, labels)`` returns ``(augmented, labels)``; the batch is the first
+        ``tv_tensors.Image`` among the inputs, else the first input."""
+        if others:
+            if any(isinstance(o, BatchParams) for o in others):
+                raise ValueError("pass replayed parameters by keyword: aug(x, params=params)")
+            image_type = _tv_image_type()
+            inputs = [x, *others]
+            at = next((i for i, o in enumerate(inputs) if image_type is not None and isinstance(o, image_type)), 0)
+            res = self.forward(inputs[at], index=index, params=params)
+            out, params = res if self.return_params else (res, None)
+            inputs[at] = out
+            return (tuple(inputs), params) if self.return_params else tuple(inputs)
         image_type = _tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
         t = x.as_subclass(Tensor) if wrapped else x
