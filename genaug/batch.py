@@ -36,7 +36,7 @@ from .bundle.format import Bundle
 from .engine.batch_edits import PLAN_DTYPES, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
 from .engine.colour import GREY_TOLERANCE, apply_colour, apply_colour01, sample_grid, fit_colour, is_grey
-from .engine.edits import Edit, EditDraw, code_ranges, draw_edits
+from .engine.edits import Edit, EditDraw, check_code_list, code_ranges, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES, _feather
 from .faces.controls import CONTROL_NAMES
@@ -127,8 +127,7 @@ class BatchFaceAug(nn.Module):
         self._engine: Any = None
         self._feathers: dict[tuple[int, int], Tensor] = {}
         spec = self._spec()  # fail now, not at the first batch
-        if codes is not None and len(codes) == 0:
-            raise ValueError("codes: name at least one code, or pass None for the identity-safe codes")
+        check_code_list(codes)
         for c in codes or []:
             if c in CONTROL_NAMES and c not in spec.code_names:
                 raise ValueError(f"codes: {c!r} is an image-space control (rendered per photo), which BatchFaceAug does "
