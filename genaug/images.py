@@ -128,5 +128,6 @@ def from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
             return arr_np
         from PIL import Image
 
-        return Image.fromarray(arr_np)
+        out = Image.fromarray(arr_np)
+        return out.convert("LA") if info.dtype == "LA" else out  # grey with alpha was read as RGBA
     return arr.numpy().astype(info.dtype, copy=False)
