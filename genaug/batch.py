@@ -36,7 +36,7 @@ from .bundle.format import Bundle
 from .engine.batch_edits import PLAN_DTYPES, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
 from .engine.colour import GREY_TOLERANCE, apply_colour, apply_colour01, sample_grid, fit_colour, is_grey
-from .engine.edits import Edit, EditDraw, code_ranges, draw_edits
+from .engine.edits import Edit, EditDraw, check_code_list, code_ranges, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES, _feather
 from .faces.controls import CONTROL_NAMES
@@ -127,8 +127,7 @@ class BatchFaceAug(nn.Module):
         self._engine: Any = None
         self._feathers: dict[tuple[int, int], Tensor] = {}
         spec = self._spec()  # fail now, not at the first batch
-        if codes is not None and len(codes) == 0:
-            raise ValueError("codes: name at least one code, or pass None for the identity-safe codes")
+        check_code_list(codes)
         for c in codes or []:
             if c in CONTROL_NAMES and c not in spec.code_names:
                 raise ValueError(f"codes: {c!r} is an image-space control (rendered per photo), which BatchFaceAug does "
@@ -217,9 +216,22 @@ class BatchFaceAug(nn.Module):
 
     # ---------------------------------------------------------------- the call
     @torch.no_grad()
-    def forward(self, x: Tensor, index: Any = None, params: BatchParams | None = None) -> Any:
+    def forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None) -> Any:
         """Augment ``x`` (N, C, H, W), uint8 or float in [0, 1]. ``index``: the rows' dataset
-        indices (latents kept in ``table``); ``params``: replay a previous call's parameters."""
+        indices (latents kept in ``table``); ``params``: replay a previous call's parameters.
+        As in ``torchvision.transforms.v2``, further inputs (labels, ...) pass through unchanged:
+        ``aug(images, labels)`` returns ``(augmented, labels)``; the batch is the first
+        ``tv_tensors.Image`` among the inputs, else the first input."""
+        if others:
+            if any(isinstance(o, BatchParams) for o in others):
+                raise ValueError("pass replayed parameters by keyword: aug(x, params=params)")
+            image_type = _tv_image_type()
+            inputs = [x, *others]
+            at = next((i for i, o in enumerate(inputs) if image_type is not None and isinstance(o, image_type)), 0)
+            res = self.forward(inputs[at], index=index, params=params)
+            out, params = res if self.return_params else (res, None)
+            inputs[at] = out
+            return (tuple(inputs), params) if self.return_params else tuple(inputs)
         image_type = _tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
         t = x.as_subclass(Tensor) if wrapped else x

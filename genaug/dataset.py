@@ -15,6 +15,9 @@ wrapper where you can. With ``return_meta`` items end in a :class:`SampleMeta`, 
 """
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,7 +27,7 @@ from torch.utils.data import Dataset
 
 from .bundle.format import Bundle
 from .engine.cache import LatentStore, bundle_key, content_keys
-from .engine.edits import Edit, check_edit_options, derive_seed, variant_edits
+from .engine.edits import Edit, check_edit_options, derive_seed, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
 from .faces.identity import online_gate
 
@@ -109,8 +112,14 @@ class GenerativeAugDataset(Dataset):
         gate_threshold: float | None = None,
         quality_threshold: float | str | None = None,
     ):
+        try:
+            variants = operator.index(variants)
+        except TypeError:
+            raise ValueError(f"variants must be a whole number, got {variants!r}") from None
         if variants < 0 or (variants == 0 and not include_original):
             raise ValueError(f"variants must be >= 1 (or 0 with include_original=True), got {variants}")
+        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not math.isfinite(strength) or strength < 0:
+            raise ValueError(f"strength must be a finite number >= 0 (one strength for every variant), got {strength!r}")
         self.base, self.variants, self.include_original = base, int(variants), bool(include_original)
         self.seed, self.return_meta, self.progress = int(seed), bool(return_meta), bool(progress)
         self.cache_path = Path(cache_path) if cache_path is not None else None
@@ -211,6 +220,8 @@ class GenerativeAugDataset(Dataset):
         if self.include_original and v == 0:
             return SampleMeta.of(src, v, None, "original", score, original=True)
         edit = self._edit(src, v)
+        if edit.relative:  # the category it lands on, as items' metas and HDF5 ``codes`` record it
+            edit = resolve_edits(self.latents[src : src + 1], self.engine.spec, [edit])[0]
         return SampleMeta.of(src, v, edit, edit.describe(self.engine.spec), score)
 
     def __getitem__(self, index: int) -> Any:
@@ -221,7 +232,8 @@ class GenerativeAugDataset(Dataset):
             x, (frame,) = e.frame([image])
             latent, score = self._latent(meta.source, x)
             gate_draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
-            out, info = e.render_edits(x, latent, [meta.edit], score=score, generator=gate_draws)
+            planned = self._edit(meta.source, meta.variant)  # relative: resolved on the latent used here
+            out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws)
             image = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]))
             applied = info.edits[0] if info.kept[0] and not frame.no_face else None
             why = "unchanged (no face found)" if frame.no_face else "unchanged (gate)"

@@ -13,6 +13,7 @@ from torch import Tensor
 MIN_SIDE = 16
 _LUMA = (0.299, 0.587, 0.114)
 _FLOATS = (np.float16, np.float32, np.float64)
+FLOAT_OVERSHOOT = 0.25  # float input this far outside [0, 1] (interpolation ringing) is clipped, not refused
 
 
 @dataclass
@@ -35,13 +36,16 @@ def _fail(msg: str) -> None:
     raise ValueError(msg)
 
 
-def _check_float_range(t: Tensor, what: str) -> None:
+def _check_float_range(t: Tensor, what: str) -> Tensor:
+    """``t`` clamped to [0, 1]: the overshoot of a cubic or Lanczos resize or rotation (within
+    ``FLOAT_OVERSHOOT``) is clipped; values further out are an error."""
     if not torch.isfinite(t).all():
         _fail(f"{what} contains NaN or inf values")
     lo, hi = float(t.min()), float(t.max())
-    if lo < 0.0 or hi > 1.0:
+    if lo < -FLOAT_OVERSHOOT or hi > 1.0 + FLOAT_OVERSHOOT:
         _fail(f"{what}: float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
-              "(divide uint8 data by 255, or pass uint8)")
+              "(divide uint8 data by 255, or pass uint8; put Normalize after genaug)")
+    return t.clamp(0.0, 1.0) if lo < 0.0 or hi > 1.0 else t
 
 
 def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
@@ -95,8 +99,7 @@ def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
     if t.dtype == torch.uint8:
         t = t.float() / 255.0
     else:
-        t = t.float()
-        _check_float_range(t, "image")
+        t = _check_float_range(t.float(), "image")
     return t, kind, dtype, layout, tuple(shape)
 
 
@@ -125,5 +128,6 @@ def from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
             return arr_np
         from PIL import Image
 
-        return Image.fromarray(arr_np)
+        out = Image.fromarray(arr_np)
+        return out.convert("LA") if info.dtype == "LA" else out  # grey with alpha was read as RGBA
     return arr.numpy().astype(info.dtype, copy=False)

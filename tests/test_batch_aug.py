@@ -116,6 +116,19 @@ def test_keeps_dtype_shape_device_and_image_type(dtype):
     assert torch.equal(none, x) and none is not x
 
 
+def test_inside_torchvision_v2_compose_labels_pass_through_and_are_never_an_index():
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    x, labels = faces(4), torch.tensor([0, 0, 1, 1])  # ImageFolder-like: labels repeat
+    alone = batch_aug(p=1.0, seed=0)(x)
+    out, got = v2.Compose([batch_aug(p=1.0, seed=0)])(tv_tensors.Image(x), labels)  # was: labels taken as index=
+    assert type(out) is tv_tensors.Image and torch.equal(out.as_subclass(torch.Tensor), alone) and got is labels
+    (first, second), params = batch_aug(p=1.0, seed=0, return_params=True)(labels, tv_tensors.Image(x))
+    assert first is labels and torch.equal(second, alone) and isinstance(params, BatchParams)
+    with pytest.raises(ValueError, match="by keyword"):
+        batch_aug(p=1.0, seed=0)(x, params)
+
+
 def test_inside_a_training_step_no_graph_and_no_gradients_into_genaug():
     aug = batch_aug(p=1.0, seed=0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2))

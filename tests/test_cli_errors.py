@@ -170,3 +170,23 @@ def test_detect_framing_without_the_faces_extra(command, trained_bundle_path, tm
                  "--refine-steps", "0", "--device", "cpu"])
     assert code == (1 if command == "augment" else 2)  # expand's usage-error status, as in test_expand
     _one_line_error(capsys, command, 'pip install "genaug[faces]"')
+
+
+def test_augment_names_codes_and_strength_and_keeps_a_grey_photo_grey(trained_bundle_path, tmp_path, capsys):
+    d = tmp_path / "faces"
+    d.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 40), dtype=np.uint8)).save(d / "grey.png")
+    run = ["augment", str(d), "--bundle", str(trained_bundle_path), "--out", str(tmp_path / "out"), "--refine-steps", "0",
+           "--device", "cpu", "--variants", "1"]
+    assert main([*run, "--codes", "nope"]) == 1
+    _one_line_error(capsys, "augment", "nope")
+    assert main([*run, "--codes", "smile", "--strength", "0"]) == 0
+    out = Image.open(tmp_path / "out" / "grey_aug00.png")  # was written as RGB
+    assert out.mode == "L" and np.array_equal(np.asarray(out), np.asarray(Image.open(d / "grey.png")))  # strength 0
+
+
+def test_expand_refuses_an_unknown_framing_before_reading_the_source(tiny_bundle_path, tmp_path, folder, capsys):
+    with pytest.raises(SystemExit):
+        main(["expand", str(folder), str(tmp_path / "o.h5"), "--bundle", str(tiny_bundle_path), "--framing", "centre"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'centre'" in err and "broken.jpg" not in err

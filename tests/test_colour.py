@@ -86,3 +86,16 @@ def test_a_grey_photo_stays_grey_under_every_default_code(engine, utk_photo):
     out, _ = engine.augment([grey] * len(codes), edits=[Edit(c, 1.0) for c in codes])
     for o in out:
         assert (o.max(2).astype(int) - o.min(2)).max() == 0
+
+
+def test_a_one_channel_photo_gets_the_colour_edit_as_its_luminance_change(engine, utk_photo):
+    from genaug.engine.edits import Edit
+
+    grey = utk_photo.mean(2).round().astype(np.uint8)  # (H, W): was returned unchanged by colour edits
+    for name in ("tone", "warmth"):
+        edit = Edit(engine.spec.code_index(name), 0.8)
+        flat, _ = engine.augment(grey, edits=[edit])
+        rgb, _ = engine.augment(np.repeat(grey[..., None], 3, 2), edits=[edit])
+        assert flat.shape == grey.shape and flat.dtype == np.uint8
+        assert np.abs(flat.astype(int) - grey).mean() > 1  # it changed
+        assert np.array_equal(flat, rgb[..., 0])  # as the same photo given as grey RGB

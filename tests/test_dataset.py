@@ -123,6 +123,19 @@ def test_bad_arguments(kw):
         GenerativeAugDataset(Faces(), variants=1, **kw)[5]
 
 
+@pytest.mark.parametrize("bad", [dict(variants=2.5), dict(strength=(0.5, 1.0)), dict(strength=-1.0)])
+def test_bad_variants_or_strength_fail_at_construction_with_a_clear_message(kw, bad):
+    name = next(iter(bad))  # 2.5 was silently cut to 2; a strength range failed in the engine with
+    with pytest.raises(ValueError, match=name):  # "must be real number, not tuple" (lazy: first item)
+        GenerativeAugDataset(Faces(), lazy=True, **{**kw, **bad})
+
+
+def test_meta_names_the_category_a_random_edit_lands_on_as_items_do(kw):
+    ds = GenerativeAugDataset(Faces(), variants=1, codes=["glasses"], return_meta=True, **kw)
+    for i in range(5):  # was value 1.0, relative=True ("glasses=switch") while the item said glasses=0 or 1
+        assert not ds.meta(i).relative and ds.meta(i) == ds[i][2]
+
+
 def test_editing_a_middle_image_gives_it_a_fresh_latent_and_keeps_the_others(kw, tmp_path, monkeypatch):
     path = tmp_path / "latents.safetensors"
     base = Faces()

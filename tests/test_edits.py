@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -101,3 +102,13 @@ def test_apply_edits_is_batched_whatever_the_number_of_rows():
     out = apply_edits(latent, spec, [Edit(0, 1)] * 3, 1.0, directions, torch.tensor([0.0, 1.0, 2.0]))
     for row, s in enumerate((0.0, 1.0, 2.0)):
         torch.testing.assert_close(out[row, :6], latent[row, :6] + s * (directions[0][1] - directions[0][0]))
+
+
+def test_a_bare_string_of_codes_is_refused_by_name_not_read_letter_by_letter(trained_bundle_path):
+    import genaug
+
+    kw = dict(codes="smile", bundle=str(trained_bundle_path))  # was: "unknown code 's'"
+    for build in (lambda: genaug.Engine(device="cpu", **kw), lambda: genaug.BatchFaceAug(**kw),
+                  lambda: genaug.GenerativeAugDataset([np.zeros((32, 32, 3), np.uint8)], lazy=True, **kw)):
+        with pytest.raises(ValueError, match=r"got the string 'smile' \(write \['smile'\]\)"):
+            build()

@@ -59,10 +59,11 @@ def test_augment_keeps_type_shape_dtype(engine, name):
 
 
 def test_pil_roundtrip(engine):
-    for mode in ("RGB", "L", "RGBA"):
+    for mode in ("RGB", "L", "RGBA", "LA"):  # LA came back as RGBA
         im = Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 50, 4), dtype=np.uint8)).convert(mode)
         out, _ = engine.augment(im, edits=[Edit(2, -1.0)])
         assert isinstance(out, Image.Image) and out.mode == mode and out.size == im.size
+    assert np.array_equal(np.asarray(out)[..., 1], np.asarray(im)[..., 1])  # LA: alpha kept
 
 
 def test_celeba_framing_box_and_paste_back(engine):

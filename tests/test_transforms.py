@@ -140,6 +140,18 @@ def test_replay_survives_json(aug_kw):
     np.testing.assert_array_equal(A.ReplayCompose.replay(replay, image=img)["image"], first["image"])
 
 
+def test_float_ringing_of_a_cubic_resize_upstream_is_clipped_not_refused(aug_kw):
+    import cv2
+
+    face = np.random.default_rng(5).random((48, 48, 3), dtype=np.float32)
+    resize = A.Resize(80, 72, interpolation=cv2.INTER_CUBIC)  # overshoots [0, 1] a little (was a ValueError)
+    assert resize(image=face)["image"].min() < 0 < 1 < resize(image=face)["image"].max()
+    out = A.Compose([resize, GenerativeFaceAug(**aug_kw)], seed=0)(image=face)["image"]
+    assert out.shape == (80, 72, 3) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    with pytest.raises(ValueError, match=r"float images must be in \[0, 1\].*Normalize after genaug"):
+        A.Compose([A.Normalize(), GenerativeFaceAug(**aug_kw)], seed=0)(image=face)
+
+
 def test_bad_image_raises_value_error(aug_kw):
     with pytest.raises(ValueError, match="too small"):
         A.Compose([GenerativeFaceAug(**aug_kw)])(image=_image(0, (8, 8, 3)))

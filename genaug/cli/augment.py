@@ -23,7 +23,8 @@ SHEET_ROWS = 32
 
 def _load(path: Path) -> np.ndarray:
     with Image.open(path) as im:
-        img = np.asarray(im.convert("RGBA" if im.mode in ("RGBA", "LA") else "RGB"))
+        mode = "RGBA" if im.mode in ("RGBA", "LA") else "L" if im.mode in ("L", "1") else "RGB"  # grey stays grey
+        img = np.asarray(im.convert(mode))
     if min(img.shape[:2]) < MIN_SIDE:
         raise ValueError(f"image {img.shape[1]}x{img.shape[0]} is too small to hold a face (min side {MIN_SIDE} px)")
     return img
@@ -76,8 +77,9 @@ def run_augment(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder to write the variants into")
+    codes = [c.strip() for c in args.codes.split(",") if c.strip()] if args.codes else None
     engine = Engine(args.bundle, device=args.device, mode=args.mode, refine_steps=args.refine_steps, seed=args.seed,
-                    framing=args.framing)
+                    framing=args.framing, codes=codes, strength=args.strength)
     out.mkdir(parents=True, exist_ok=True)
     sheet_rows, written, skipped, faceless = [], 0, [], []
     bar = tqdm(total=len(files), desc="augmenting", unit="img")
@@ -123,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--variants", type=int, default=4, help="augmented variants per image (distinct edits)")
     p.add_argument("--mode", default="delta", choices=["delta", "regenerate"], help="how edits are applied")
+    p.add_argument("--codes", default=None, help="comma list of codes to edit, e.g. smile,glasses or yaw,light "
+                   "(default: the identity-safe codes; genaug info lists them)")
+    p.add_argument("--strength", type=float, default=1.0, help="edit strength (0 = unchanged, 1 = full edit)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--framing", default="auto", choices=["auto", "full", "detect"],
                    help="auto: CelebA box for 178x218 frames, else the detected face (with genaug[faces]) or the "

@@ -288,14 +288,22 @@ def code_ranges(spec: LatentSpec, bounds: dict[str | int, tuple[float, float]] |
     return out
 
 
+def check_code_list(codes: Any) -> None:
+    """``codes`` is None or a non-empty list of code names / indices (a bare string would be read
+    letter by letter: ``"smile"`` as codes ``s``, ``m``, ...)."""
+    if isinstance(codes, (str, bytes)):
+        raise ValueError(f"codes must be a list of code names or indices, got the string {codes!r} (write [{codes!r}])")
+    if codes is not None and len(codes) == 0:
+        raise ValueError("codes: name at least one code, or pass None for the identity-safe codes")
+
+
 def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[str | int, tuple[float, float]] | None) -> None:
     """Fail fast, from the bundle's config alone: a missing bundle, an unknown code or a bad range
     raises ``ValueError`` here instead of at the first image (perhaps inside a DataLoader worker)."""
     from ..bundle.format import read_spec
 
     spec = read_spec(bundle)
-    if codes is not None and len(codes) == 0:
-        raise ValueError("codes: name at least one code, or pass None for the identity-safe codes")
+    check_code_list(codes)
     for c in codes or []:
         try:
             code_index(spec, c)

@@ -103,14 +103,15 @@ def paste_back(model_out: Tensor, original: Any, info: FrameInfo) -> Any:
 
 def recolour(original: Any, transform: Tensor, info: FrameInfo) -> Any:
     """A colour edit (:mod:`genaug.engine.colour`): the whole photo through the colour ``transform``
-    (C, 3) fitted on its model frame - the background shifts with the face, texture stays exact."""
+    (C, 3) fitted on its model frame - the background shifts with the face, texture stays exact.
+    A one-channel photo goes through it as a grey RGB photo (its luminance change)."""
     from .colour import apply_colour, keep_grey
 
     full = to_chw01(original)[0].clone()
     colour = full[: info.channels]
-    if colour.shape[0] == transform.shape[0]:
-        photo = colour[None] * 2 - 1
-        full[: info.channels] = (keep_grey(photo, apply_colour(photo, transform[None]))[0] + 1) / 2
+    photo = match_channels(colour, transform.shape[0])[None] * 2 - 1
+    out = keep_grey(photo, apply_colour(photo, transform[None]))[0]
+    full[: info.channels] = (match_channels(out, info.channels) + 1) / 2
     return from_chw01(full, original, info)
 
 
