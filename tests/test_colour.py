@@ -99,3 +99,19 @@ def test_a_one_channel_photo_gets_the_colour_edit_as_its_luminance_change(engine
         assert flat.shape == grey.shape and flat.dtype == np.uint8
         assert np.abs(flat.astype(int) - grey).mean() > 1  # it changed
         assert np.array_equal(flat, rgb[..., 0])  # as the same photo given as grey RGB
+
+
+def test_random_colour_edits_of_one_photo_are_distinct_variants():
+    """The photometric codes move at gain 1: at 2.5, 60 % of random values saturated at an end of
+    the range and repeated variants pixel for pixel."""
+    import albumentations as A
+    import numpy as np
+    from PIL import Image
+
+    import genaug
+    from genaug.demo import DEMO_FACES
+
+    photo = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB"))
+    aug = A.Compose([genaug.GenerativeFaceAug(p=1.0, codes=["tone", "shade", "warmth"])], seed=0)
+    outs = [aug(image=photo)["image"] for _ in range(16)]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(outs) for b in outs[i + 1 :])
