@@ -41,7 +41,7 @@ from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES, _feather
 from .faces.controls import CONTROL_NAMES
 from .faces.framing import face_box
-from .images import MIN_SIDE
+from .images import FLOAT_OVERSHOOT, MIN_SIDE
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,10 @@ class BatchFaceAug(nn.Module):
                              "pass device= to copy batches there, or use one transform per device")
         return self._engine
 
-    def _check(self, x: Any) -> bool:
-        """Refuse what is not an image batch; True when the float values were read and lie in [0, 1]."""
+    def _check(self, x: Any) -> tuple[Tensor, bool]:
+        """Refuse what is not an image batch; returns the batch (float values read and within
+        ``FLOAT_OVERSHOOT`` of [0, 1] - a cubic resize's ringing - clipped, as the per-image path does)
+        and whether its float values were read (then they lie in [0, 1])."""
         if not isinstance(x, Tensor):
             raise ValueError(f"expected an NCHW tensor batch, got {type(x).__name__}")
         if x.ndim != 4:
@@ -185,10 +187,12 @@ class BatchFaceAug(nn.Module):
         check = x.device.type == "cpu" if self.check_values is None else self.check_values
         if check and x.is_floating_point():
             lo, hi = (float(v) for v in torch.aminmax(x))
-            if not (0.0 <= lo and hi <= 1.0):
+            if not (-FLOAT_OVERSHOOT <= lo and hi <= 1.0 + FLOAT_OVERSHOOT):  # NaN fails both
                 raise ValueError(f"float batches must hold values in [0, 1] without NaN, got [{lo:.3g}, {hi:.3g}] "
-                                 "(divide uint8 data by 255, or pass uint8)")
-        return bool(check and x.is_floating_point())
+                                 "(divide uint8 data by 255, or pass uint8; put Normalize after genaug)")
+            if lo < 0.0 or hi > 1.0:
+                x = x.clamp(0.0, 1.0)
+        return x, bool(check and x.is_floating_point())
 
     def draw(self, n: int) -> BatchParams:
         """Parameters for a batch of ``n`` rows, from the transform's generator."""
@@ -235,7 +239,7 @@ class BatchFaceAug(nn.Module):
         image_type = _tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
         t = x.as_subclass(Tensor) if wrapped else x
-        checked = self._check(t)
+        t, checked = self._check(t)
         eng = self._engine_on(self.device or t.device)
         if t.shape[1] != eng.channels:
             raise ValueError(f"batch must have the model's {eng.channels} channels in dim 1 (NCHW), got shape {tuple(t.shape)}")

@@ -194,6 +194,15 @@ def test_rejects_bad_input_clearly(bad, match):
         batch_aug(p=1.0)(bad(faces(2)))
 
 
+def test_float_ringing_of_a_cubic_resize_is_clipped_as_in_the_per_image_path():
+    x = faces(2)
+    ringing = x.clone()
+    ringing[:, :, :4] = ringing[:, :, :4] * 1.2 - 0.1  # within 0.25 of [0, 1], as a cubic resize leaves it
+    assert ringing.min() < 0 and ringing.max() > 1
+    a, b = batch_aug(p=1.0, seed=3), batch_aug(p=1.0, seed=3)
+    assert torch.equal(a(ringing), b(ringing.clamp(0, 1)))
+
+
 def test_rejects_bad_options_index_and_params():
     for kw, match in [({"p": 1.5}, "probability"), ({"strength": -1}, "strength"), ({"strength": (2, 1)}, "strength"),
                       ({"mode": "x"}, "mode"), ({"codes": ["nope"]}, "nope"), ({"cache_size": 0}, "cache_size")]:
