@@ -9,7 +9,8 @@ Per call: which rows are edited (probability ``p``), the code, its value and the
 on the host from the transform's CPU ``torch.Generator`` (the same draws on every device, like
 kornia's parameters) and sent in one non-blocking copy; the edited rows go through one batched
 pass on the device (frame, latent look-up, :mod:`genaug.engine.batch_edits`, one generator pass, blend,
-paste back). The output keeps the input's dtype, shape, device and ``tv_tensors.Image`` type;
+paste back). The output keeps the input's dtype, shape, device and ``tv_tensors.Image`` type (grey
+and RGBA batches too: edited as grey RGB, alpha kept);
 rows not drawn come back unchanged. Nothing is differentiable: the output is detached data.
 
 Latents: with ``index=`` (dataset indices, ideally on the host as a DataLoader yields them) they
@@ -241,8 +242,12 @@ class BatchFaceAug(nn.Module):
         t = x.as_subclass(Tensor) if wrapped else x
         t, checked = self._check(t)
         eng = self._engine_on(self.device or t.device)
-        if t.shape[1] != eng.channels:
-            raise ValueError(f"batch must have the model's {eng.channels} channels in dim 1 (NCHW), got shape {tuple(t.shape)}")
+        c = t.shape[1]
+        if c != eng.channels and not (eng.channels == 3 and c in (1, 4)):
+            raise ValueError(f"batch must have the model's {eng.channels} channels (or 1: grey, 4: RGBA) in dim 1 (NCHW), "
+                             f"got shape {tuple(t.shape)}")
+        alpha = t[:, 3:] if c == 4 else None  # RGBA: the colour is edited, alpha kept; grey: edited as grey RGB
+        t = t.repeat(1, 3, 1, 1) if c == 1 else t[:, :3].contiguous() if c == 4 else t
         n = t.shape[0]
         params = self.draw(n) if params is None else self._checked(params, n)
         if index is not None:
@@ -253,6 +258,8 @@ class BatchFaceAug(nn.Module):
         params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target)
         self._params = params
         out = out.to(t.device)
+        if c != out.shape[1]:  # back to the input's channels (a grey photo stays grey: its channels are equal)
+            out = out[:, :1] if c == 1 else torch.cat([out, alpha], 1)
         if wrapped:
             from torchvision import tv_tensors
 

@@ -203,6 +203,20 @@ def test_float_ringing_of_a_cubic_resize_is_clipped_as_in_the_per_image_path():
     assert torch.equal(a(ringing), b(ringing.clamp(0, 1)))
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_grey_and_rgba_batches_are_edited_as_the_per_image_path_does(dtype):
+    rgb = faces(3, (72, 64), dtype, seed=5)
+    grey = rgb[:, :1]
+    out = batch_aug(p=1.0, seed=2)(grey)
+    assert out.shape == grey.shape and out.dtype == dtype
+    assert torch.equal(out, batch_aug(p=1.0, seed=2)(grey.repeat(1, 3, 1, 1))[:, :1])  # edited as grey RGB
+    assert not torch.equal(out, grey)
+    alpha = torch.full_like(grey, 200 if dtype == torch.uint8 else 0.8)
+    rgba = batch_aug(p=1.0, seed=2)(torch.cat([rgb, alpha], 1))
+    assert rgba.shape == (3, 4, 72, 64) and torch.equal(rgba[:, 3:], alpha)
+    assert torch.equal(rgba[:, :3], batch_aug(p=1.0, seed=2)(rgb))
+
+
 def test_rejects_bad_options_index_and_params():
     for kw, match in [({"p": 1.5}, "probability"), ({"strength": -1}, "strength"), ({"strength": (2, 1)}, "strength"),
                       ({"mode": "x"}, "mode"), ({"codes": ["nope"]}, "nope"), ({"cache_size": 0}, "cache_size")]:
