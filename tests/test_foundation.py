@@ -78,3 +78,16 @@ def test_reconstruction_loss_errors():
         ReconstructionLoss("lpips")
     with pytest.raises(ValueError, match="same shape|one shape"):
         reconstruction_loss(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 16, 16))
+
+
+def test_reconstruction_score_runs_without_onednn_and_restores_it():
+    from genaug.models.recon import msssim_per_image, reconstruction_score
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 64, 64, generator=g) * 2 - 1
+    y = (x + 0.2 * torch.randn(3, 3, 64, 64, generator=g)).clamp(-1, 1)
+    before = torch.backends.mkldnn.enabled
+    score = reconstruction_score(x, y)
+    assert torch.backends.mkldnn.enabled == before  # the global switch is put back
+    assert torch.allclose(score, msssim_per_image(x, y).clamp(0, 1), atol=1e-5)  # same values as with oneDNN
+    assert bool((score > 0.3).all() and (score < 1).all())
