@@ -11,7 +11,8 @@
    image G(latent) comes from the cache). Medians, quartiles and min/max per batch, for 1 thread
    and for all threads. Every timing is given as wall-clock and as this process's CPU time (all
    its threads): on a machine shared with other jobs the CPU time is the faithful one.
-2. One ``GenerativeFaceAug`` call (inside ``A.Compose``) on a 178x218 photo, one thread:
+2. One ``GenerativeFaceAug`` call (inside ``A.Compose``) on a 178x218 photo (``--call-sizes 64 128``:
+   on the ``--call-data`` photos resized to those squares, e.g. tight crops; this part alone), one thread:
    ``uncached`` (a photo not seen before: framing, inversion with the default refinement, edit,
    paste back), ``cached`` (the same photo again) and the classical albumentations pipeline of
    the recognition benchmarks on the same photos; medians over ``--photos`` photos.
@@ -100,9 +101,9 @@ def cached_vs_generator(eng: Engine, x: torch.Tensor, threads: list[int], repeat
     return out
 
 
-def per_call(bundle: str, device: str, data: str, photos: int, seed: int) -> dict:
-    """ms per GenerativeFaceAug call on the folder's photos (celeba_id200: 178x218) or 178x218 noise,
-    one thread: uncached, cached, classical."""
+def per_call(bundle: str, device: str, data: str, photos: int, seed: int, size: int | None = None) -> dict:
+    """ms per GenerativeFaceAug call on the folder's photos (celeba_id200: 178x218; ``size``: resized
+    to size x size, e.g. tight 64 px crops) or 178x218 noise, one thread: uncached, cached, classical."""
     import albumentations as A
 
     from genaug.transforms import GenerativeFaceAug
@@ -113,7 +114,8 @@ def per_call(bundle: str, device: str, data: str, photos: int, seed: int) -> dic
 
         from genaug.training.data import list_images
 
-        imgs = [np.asarray(Image.open(f).convert("RGB")) for f in list_images(data)[: photos + 1]]
+        imgs = [Image.open(f).convert("RGB") for f in list_images(data)[: photos + 1]]
+        imgs = [np.asarray(im.resize((size, size), Image.BILINEAR) if size else im) for im in imgs]
         source = f"{len(imgs) - 1} photos of {imgs[0].shape[1]}x{imgs[0].shape[0]} from {data}"
     else:
         rng = np.random.default_rng(seed)
@@ -277,9 +279,9 @@ def format_table(r: dict) -> str:
                          f"{g[clock]['q3_ms']:.1f}] ms/batch, augment (cached) {a[clock]['median_ms']:.1f} "
                          f"[{a[clock]['q1_ms']:.1f}, {a[clock]['q3_ms']:.1f}] ms/batch, "
                          f"ratio {res[f'ratio_augment_over_generator_{clock}']:.2f}")
-    c = r.get("per_call")
-    if c:
-        lines.append(f"GenerativeFaceAug per photo ({c['photos']}), 1 thread, wall / CPU ms: "
+    calls = {"": r["per_call"]} if "per_call" in r else {f" at {z}x{z}": c for z, c in r.get("per_call_sizes", {}).items()}
+    for size, c in calls.items():
+        lines.append(f"GenerativeFaceAug per photo{size} ({c['photos']}), 1 thread, wall / CPU ms: "
                      + ", ".join(f"{k} {c[k]['wall']['median_ms']:.1f} / {c[k]['cpu']['median_ms']:.1f}" for k in ("uncached", "cached", "classical")))
     if "inversion" in r:
         lines.append(f"{'inversion':<22}{'ms/image':>9}  {'CPU ms':>7}  {'score':>6}  {'random start: steps':>20}  {'CPU ms':>9}  {'speedup':>8}")
@@ -312,6 +314,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default=None)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256], help="part 4: batch sizes")
     ap.add_argument("--batch-only", action="store_true", help="run part 4 (the batch transform) alone")
+    ap.add_argument("--call-data", default=None, help="photos for part 2 (default: --data)")
+    ap.add_argument("--call-sizes", type=int, nargs="+", default=None,
+                    help="run part 2 alone, on the photos resized to each SxS (e.g. 64 128: tight crops)")
     ap.add_argument("--quick", action="store_true", help="smoke test: batch 4, 2 repeats, 2 photos, K 0 2")
     a = ap.parse_args(argv)
     if a.quick:
@@ -322,9 +327,14 @@ def main(argv: list[str] | None = None) -> dict:
     res = {"benchmark": "speed", "device": str(eng.device) + (f" ({torch.cuda.get_device_name(eng.device)})" if eng.device.type == "cuda" else ""),
            "bundle": a.bundle, "faces": faces, "image_size": eng.image_size, "batch_size": a.batch_size, "loss": a.loss,
            "definitions": DEFINITIONS}
+    if a.call_sizes:  # part 2 alone, on photos resized to each size
+        res["per_call_sizes"] = {str(z): per_call(a.bundle, a.device, a.call_data or a.data, a.photos, a.seed, z)
+                                 for z in a.call_sizes}
+        emit(res, format_table(res), a.out)
+        return res
     if not a.batch_only:
         res["cached_vs_generator"] = cached_vs_generator(eng, x, threads, a.repeats, a.warmup, a.seed)
-        res["per_call"] = per_call(a.bundle, a.device, a.data, a.photos, a.seed)
+        res["per_call"] = per_call(a.bundle, a.device, a.call_data or a.data, a.photos, a.seed)
         torch.set_num_threads(1)
         if not a.no_inversion:
             res["inversion"] = inversion_cost(eng, x, a.steps, a.repeats, a.chunk, a.max_steps, a.loss, a.seed)

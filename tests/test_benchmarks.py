@@ -328,6 +328,14 @@ def test_speed_quick_compares_like_with_like(faces, faces_folder, tiny_bundle_pa
         assert res["generator"]["cpu"]["n"] == 2 and res["batch, generator stubbed"]["cpu"]["median_ms"] > 0
 
 
+def test_speed_per_call_on_resized_crops(faces_folder, tiny_bundle_path):
+    r = load_script("speed").main(["--quick", "--bundle", str(tiny_bundle_path), "--device", "cpu", "--call-sizes", "32", "48",
+                                   "--data", str(faces_folder)])
+    assert set(r["per_call_sizes"]) == {"32", "48"} and "batch_transform" not in r  # part 2 alone
+    for size, c in r["per_call_sizes"].items():
+        assert f"of {size}x{size}" in c["photos"] and c["uncached"]["cpu"]["n"] == 2
+
+
 def test_make_identity_folder_from_flat_images_and_csv(faces_folder, tmp_path):
     """A flat images/ folder + attributes.csv with an identity column becomes an ImageFolder the
     protocols read; --attribute keeps only the people an attribute shift can use."""
