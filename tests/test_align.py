@@ -67,6 +67,24 @@ def test_detects_aligns_and_lands_on_the_template():
     assert aligner.stats == {"images": 1, "faces": 1, "no_face": 0}
 
 
+def test_a_photo_seen_again_reuses_its_detection():
+    from genaug.faces.align import FaceAligner
+
+    aligner = FaceAligner(64)
+    img, _ = scene([demo_photo()])
+    first = aligner.align(to_chw(img))
+    calls = []
+    dlib_detector = aligner.detector
+    aligner.detector = lambda *a: calls.append(1) or dlib_detector(*a)
+    again = aligner.align(to_chw(img.copy()))  # same pixels, another array: remembered by content
+    assert calls == [] and len(again) == len(first) == 1
+    assert again[0][1].face.box == first[0][1].face.box and torch.equal(again[0][0], first[0][0])
+    other = img.copy()
+    other[0, 0] = 255 - other[0, 0]  # one pixel differs: detected anew
+    aligner.align(to_chw(other))
+    assert calls == [1] and aligner.stats["images"] == 3
+
+
 def test_each_or_largest_and_no_face_counted(olivetti_face):
     from genaug.faces.align import FaceAligner
 
