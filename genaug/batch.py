@@ -81,7 +81,7 @@ class BatchFaceAug(nn.Module):
 
     Args:
         p: probability that a row is edited.
-        codes: codes random edits may touch (None: the bundle's identity-safe codes).
+        codes: codes random edits may touch (None: the bundle's random set: its identity-safe codes not marked ``random=False``).
         strength: edit strength, or a ``(low, high)`` range drawn per row.
         bundle: ``"default"``, a bundle folder or a :class:`genaug.Bundle`.
         device: where the work runs (None: the first batch's device; batches elsewhere are copied there and back).

@@ -29,7 +29,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
 
     Args:
         bundle: ``"default"`` or a bundle folder (a string, so the transform serialises).
-        codes: codes that may be edited (names, ``"c<i>"`` or indices); None = the identity-safe codes.
+        codes: codes that may be edited (names, ``"c<i>"`` or indices); None = the bundle's random set (identity-safe codes; `genaug info`).
         mode: ``"delta"`` (add only the generator's change to the photo) or ``"regenerate"``.
         strength: edit strength, or a ``(low, high)`` range sampled per image.
         refine_steps / refine_loss: inversion refinement (0 = predictor only, fastest; None = the
@@ -90,7 +90,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         @classmethod
         def _codes(cls, v: list[str | int] | None) -> list[str | int] | None:
             if v is not None and len(v) == 0:
-                raise ValueError("codes must name at least one code, or be None for the identity-safe codes")
+                raise ValueError("codes must name at least one code, or be None for the bundle's random set (identity-safe codes; `genaug info`)")
             return v
 
         @field_validator("device")

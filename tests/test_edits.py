@@ -57,6 +57,20 @@ def test_random_categorical_edits_always_change_the_face():
     assert torch.equal(edited[:, sl].argmax(1), torch.tensor([1, 1, 1, 0, 0, 0]))
 
 
+def test_codes_out_of_the_random_set_move_only_when_named():
+    from genaug.bundle import load_bundle
+    from genaug.models.latent import CategoricalCode, LatentSpec
+
+    spec = LatentSpec(4, [CategoricalCode("a", 2), CategoricalCode("b", 2, random=False), CategoricalCode("c", 2, identity_safe=False)])
+    assert spec.default_codes == [0]
+    d = spec.to_dict()
+    assert "random" not in d["categorical"][0] and d["categorical"][1]["random"] is False  # written only when False
+    assert LatentSpec.from_dict(d) == spec
+    assert {e.code for e in random_edits(spec, 20, torch.Generator().manual_seed(0), codes=["b"])} == {1}  # named: moved
+    shipped = load_bundle("default").spec  # drawn glasses and bangs look generated (realism C2ST 1.00 / 0.97)
+    assert [shipped.codes[i].name for i in default_codes(shipped)] == ["smile", "mouth", "tone", "shade", "warmth"]
+
+
 def test_default_codes_are_the_identity_safe_ones():
     assert default_codes(SPEC) == getattr(SPEC, "default_codes", [0, 1, 2])
 

@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", type=int, default=4, help="augmented variants per image (distinct edits)")
     p.add_argument("--mode", default="delta", choices=["delta", "regenerate"], help="how edits are applied")
     p.add_argument("--codes", default=None, help="comma list of codes to edit, e.g. smile,glasses or yaw,light "
-                   "(default: the identity-safe codes; genaug info lists them)")
+                   "(default: the bundle's random set (identity-safe codes; `genaug info`); genaug info lists them)")
     p.add_argument("--strength", type=float, default=1.0, help="edit strength (0 = unchanged, 1 = full edit)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--framing", default="auto", choices=["auto", "full", "detect"],

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strength", type=float, default=1.0, help="edit strength (0 = unchanged, 1 = full edit)")
     p.add_argument("--mode", choices=("delta", "regenerate"), default="delta",
                    help="delta: x + G(edited) - G(latent) (keeps details); regenerate: G(edited)")
-    p.add_argument("--codes", default=None, help="comma list of codes to edit (names or c<i>; default: the identity-safe codes)")
+    p.add_argument("--codes", default=None, help="comma list of codes to edit (names or c<i>; default: the bundle's random set (identity-safe codes; `genaug info`))")
     p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement steps per image "
                    "(default: the bundle's, 0 for the edit kind and 20 otherwise)")
     p.add_argument("--refine-loss", default="mse+msssim", help="inversion refinement loss")

@@ -65,7 +65,8 @@ def print_codes(spec: LatentSpec, recipes: dict[str, EditRecipe], directions: se
         shift = "/".join(f"{r.shift:g}" for r in own) if c.name in directions else "-"
         print(f"{i:>2}  {c.name:<12} {kind:<18} {c.attribute or '-':<{aw}} {used:<7} {gain:<9} {shift:<7} "
               f"{c.description or '(unnamed: see genaug demo)'}")
-    print("\nrandom: whether random edits (codes=None everywhere) use the code — only identity-safe codes are used")
+    print("\nrandom: whether random edits (codes=None everywhere) use the code — identity-safe codes in the bundle's random set; "
+          "the others are moved only when named (codes=[...])")
     print("gain: how far a full edit (strength 1) moves the code, past its new value when > 1; for a categorical code "
           "one gain per target category (0/1/...), measured per bundle")
     print("shift: how far a full edit also moves the face's content along the code's direction (the mean content of "

@@ -69,7 +69,7 @@ class Engine:
             ``quality_threshold`` (``"auto"``: the critic's own, which 98 % of real faces pass) are
             re-drawn and finally kept unchanged like the identity gate's (a row must pass both);
             ``stats["quality_rejected"]`` counts the critic's rejections over all tries.
-        codes / bounds: which codes random edits may touch (default: the identity-safe codes,
+        codes / bounds: which codes random edits may touch (default: the bundle's random set (identity-safe codes; `genaug info`),
             :func:`genaug.engine.edits.default_codes`) and continuous ranges; image-space controls
             (``"yaw"``, ``"light"``, :mod:`genaug.faces.controls`) are opt-in by name.
         seed: seeds the engine's own generator (used when no generator is passed).

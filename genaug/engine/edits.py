@@ -294,7 +294,7 @@ def check_code_list(codes: Any) -> None:
     if isinstance(codes, (str, bytes)):
         raise ValueError(f"codes must be a list of code names or indices, got the string {codes!r} (write [{codes!r}])")
     if codes is not None and len(codes) == 0:
-        raise ValueError("codes: name at least one code, or pass None for the identity-safe codes")
+        raise ValueError("codes: name at least one code, or pass None for the bundle's random set (identity-safe codes; `genaug info`)")
 
 
 def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[str | int, tuple[float, float]] | None) -> None:

@@ -49,7 +49,7 @@ class ExpandSettings:
     size: str = "model"  # "model" | "source" | "WxH"
     strength: float = 1.0
     mode: str = "delta"  # "delta" | "regenerate"
-    codes: list[str] | None = None  # codes to edit (default: the identity-safe codes)
+    codes: list[str] | None = None  # codes to edit (default: the bundle's random set (identity-safe codes; `genaug info`))
     refine_steps: int | None = None  # None = the bundle's default (resolved before the run key)
     refine_loss: str = "mse+msssim"
     framing: str = "auto"

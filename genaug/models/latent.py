@@ -22,6 +22,7 @@ class CategoricalCode:
     attribute: str | None = None  # dataset attribute bound to category 1 (binary attributes, k=2)
     description: str = ""
     identity_safe: bool = True  # may random augmentation move it? (False: changes who someone looks like)
+    random: bool = True  # in the random set (codes=None)? False: moved only when named (e.g. its drawn version looks generated)
 
     def __post_init__(self) -> None:
         if self.k < 2:
@@ -38,6 +39,7 @@ class ContinuousCode:
     attribute: str | None = None  # bound attribute: +1 maps to ``high``, -1 to ``low``
     description: str = ""
     identity_safe: bool = True
+    random: bool = True
 
     def __post_init__(self) -> None:
         if not self.low < self.high:
@@ -100,8 +102,8 @@ class LatentSpec:
 
     @property
     def default_codes(self) -> list[int]:
-        """Indices of the identity-safe codes: what random augmentation moves when ``codes=None``."""
-        return [i for i, c in enumerate(self.codes) if c.identity_safe]
+        """Indices of the identity-safe codes in the random set: what random augmentation moves when ``codes=None``."""
+        return [i for i, c in enumerate(self.codes) if c.identity_safe and c.random]
 
     def code_slice(self, code: str | int) -> slice:
         """Columns of the full latent that hold ``code``."""
@@ -192,8 +194,8 @@ class LatentSpec:
     def to_dict(self) -> dict[str, Any]:
         return {
             "noise_dim": self.noise_dim,
-            "categorical": [asdict(c) for c in self.categorical],
-            "continuous": [asdict(c) for c in self.continuous],
+            "categorical": [_code_dict(c) for c in self.categorical],
+            "continuous": [_code_dict(c) for c in self.continuous],
         }
 
     @classmethod
@@ -224,3 +226,11 @@ class LatentSpec:
             bits = item.split(":") if item else [f"c{idx}"]
             conts.append(ContinuousCode(bits[0] or f"c{idx}", attribute=bits[1] if len(bits) > 1 else None))
         return cls(noise_dim, cats, conts)
+
+
+def _code_dict(code: Code) -> dict[str, Any]:
+    """A code's fields; ``random`` only when False (bundles written before it keep their identity)."""
+    d = asdict(code)
+    if d["random"]:
+        del d["random"]
+    return d
