@@ -67,8 +67,8 @@ def test_codes_out_of_the_random_set_move_only_when_named():
     assert "random" not in d["categorical"][0] and d["categorical"][1]["random"] is False  # written only when False
     assert LatentSpec.from_dict(d) == spec
     assert {e.code for e in random_edits(spec, 20, torch.Generator().manual_seed(0), codes=["b"])} == {1}  # named: moved
-    shipped = load_bundle("default").spec  # drawn glasses and bangs look generated (realism C2ST 1.00 / 0.97)
-    assert [shipped.codes[i].name for i in default_codes(shipped)] == ["smile", "mouth", "tone", "shade", "warmth"]
+    shipped = load_bundle("default").spec  # drawn glasses, bangs, an opened mouth look generated (C2ST 1.00 / 0.97 / 0.96)
+    assert [shipped.codes[i].name for i in default_codes(shipped)] == ["smile", "tone", "shade", "warmth"]
 
 
 def test_default_codes_are_the_identity_safe_ones():
