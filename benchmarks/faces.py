@@ -129,8 +129,8 @@ def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: i
     """``variants`` random genaug edits of each uint8 NCHW face, made once with
     ``genaug.expand_to_hdf5`` (seed 0) on a temporary folder of the faces; returns uint8
     (N, variants, C, H, W) and the seconds it took. A face the expansion skipped (it says so)
-    stands in for its own variants. ``codes``: the codes edits may move (None or ``["all-safe"]``:
-    the bundle's identity-safe set; ``"bound"`` among them: its identity-safe codes bound to an
+    stands in for its own variants. ``codes``: the codes edits may move (None: the bundle's random set, as ``codes=None``;
+    ``["all-safe"]``: every identity-safe code; ``"bound"`` among them: its identity-safe codes bound to an
     attribute, e.g. ``["bound", "yaw"]``). ``quality_threshold``: the expansion's realism gate."""
     import h5py
     from PIL import Image
@@ -141,9 +141,9 @@ def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: i
     if codes and "bound" in codes:
         bound = bound_safe_codes(bundle)
         rest = [c for c in codes if c != "bound"]
-        codes = None if bound is None and not rest else [*(bound or []), *rest]
+        codes = [*(bound if bound is not None else safe_codes(bundle)), *rest]
     elif codes == ["all-safe"]:
-        codes = None
+        codes = safe_codes(bundle)  # every identity-safe code, also those out of the random set
     out = images.unsqueeze(1).repeat(1, variants, 1, 1, 1)
     with tempfile.TemporaryDirectory(prefix="genaug-bench-") as tmp:
         src = Path(tmp) / "faces" / "all"
@@ -162,6 +162,13 @@ def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: i
     if res.skipped:
         print(f"genaug expansion skipped {len(res.skipped)} faces (they stay unedited)", flush=True)
     return out, time.time() - t0
+
+
+def safe_codes(bundle: str) -> list[str]:
+    """Names of every identity-safe code of the bundle (the random set of ``codes=None`` may be smaller)."""
+    from genaug.bundle import load_bundle
+
+    return [c.name for c in load_bundle(bundle).spec.codes if c.identity_safe]
 
 
 def bound_safe_codes(bundle: str) -> list[str] | None:
