@@ -96,6 +96,8 @@ def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> I
         else:
             code = bundle.spec.codes[ci]
             label = code.name + (f"\n({code.attribute})" if code.attribute else "")  # descriptions: genaug info
+            if not getattr(code, "random", True) or not getattr(code, "identity_safe", True):
+                label += "\nnamed only"  # not in the random set of codes=None
         draw.text((4, y + CELL // 2 - 12), label, fill="black")
         for j, (v, o) in enumerate(zip(values, outs)):
             canvas.paste(to_pil(o), (LABEL_W + j * CELL, y))
