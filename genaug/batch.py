@@ -42,7 +42,7 @@ from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES, _feather
 from .faces.controls import CONTROL_NAMES
 from .faces.framing import face_box
-from .images import FLOAT_OVERSHOOT, MIN_SIDE
+from .images import MIN_SIDE, needs_clipping
 
 
 @dataclass(frozen=True)
@@ -187,11 +187,7 @@ class BatchFaceAug(nn.Module):
             raise ValueError(f"images {h}x{w} are too small to hold a face (min side {MIN_SIDE} px)")
         check = x.device.type == "cpu" if self.check_values is None else self.check_values
         if check and x.is_floating_point():
-            lo, hi = (float(v) for v in torch.aminmax(x))
-            if not (-FLOAT_OVERSHOOT <= lo and hi <= 1.0 + FLOAT_OVERSHOOT):  # NaN fails both
-                raise ValueError(f"float batches must hold values in [0, 1] without NaN, got [{lo:.3g}, {hi:.3g}] "
-                                 "(divide uint8 data by 255, or pass uint8; put Normalize after genaug)")
-            if lo < 0.0 or hi > 1.0:
+            if needs_clipping(*(float(v) for v in torch.aminmax(x)), "batch"):
                 x = x.clamp(0.0, 1.0)
         return x, bool(check and x.is_floating_point())
 

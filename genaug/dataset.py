@@ -15,8 +15,6 @@ wrapper where you can. With ``return_meta`` items end in a :class:`SampleMeta`, 
 """
 from __future__ import annotations
 
-import math
-import numbers
 import operator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,7 +25,7 @@ from torch.utils.data import Dataset
 
 from .bundle.format import Bundle
 from .engine.cache import LatentStore, bundle_key, content_keys
-from .engine.edits import Edit, check_edit_options, derive_seed, resolve_edits, variant_edits
+from .engine.edits import Edit, check_edit_options, check_strength, derive_seed, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
 from .faces.identity import online_gate
 
@@ -118,8 +116,7 @@ class GenerativeAugDataset(Dataset):
             raise ValueError(f"variants must be a whole number, got {variants!r}") from None
         if variants < 0 or (variants == 0 and not include_original):
             raise ValueError(f"variants must be >= 1 (or 0 with include_original=True), got {variants}")
-        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not math.isfinite(strength) or strength < 0:
-            raise ValueError(f"strength must be a finite number >= 0 (one strength for every variant), got {strength!r}")
+        check_strength(strength)  # one strength for every variant
         self.base, self.variants, self.include_original = base, int(variants), bool(include_original)
         self.seed, self.return_meta, self.progress = int(seed), bool(return_meta), bool(progress)
         self.cache_path = Path(cache_path) if cache_path is not None else None

@@ -36,16 +36,20 @@ def _fail(msg: str) -> None:
     raise ValueError(msg)
 
 
+def needs_clipping(lo: float, hi: float, what: str) -> bool:
+    """Judge float input by its range: values within ``FLOAT_OVERSHOOT`` of [0, 1] (the ringing of a
+    cubic or Lanczos resize or rotation) are to be clipped (True), further out (or NaN) an error."""
+    if not (-FLOAT_OVERSHOOT <= lo and hi <= 1.0 + FLOAT_OVERSHOOT):  # NaN fails both
+        _fail(f"{what}: float images must be in [0, 1] (values in [0, 1] without NaN), got [{lo:.3g}, {hi:.3g}] "
+              "(divide uint8 data by 255, or pass uint8; put Normalize after genaug)")
+    return lo < 0.0 or hi > 1.0
+
+
 def _check_float_range(t: Tensor, what: str) -> Tensor:
-    """``t`` clamped to [0, 1]: the overshoot of a cubic or Lanczos resize or rotation (within
-    ``FLOAT_OVERSHOOT``) is clipped; values further out are an error."""
+    """``t`` clamped to [0, 1] as :func:`needs_clipping` judges it."""
     if not torch.isfinite(t).all():
         _fail(f"{what} contains NaN or inf values")
-    lo, hi = float(t.min()), float(t.max())
-    if lo < -FLOAT_OVERSHOOT or hi > 1.0 + FLOAT_OVERSHOOT:
-        _fail(f"{what}: float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
-              "(divide uint8 data by 255, or pass uint8; put Normalize after genaug)")
-    return t.clamp(0.0, 1.0) if lo < 0.0 or hi > 1.0 else t
+    return t.clamp(0.0, 1.0) if needs_clipping(float(t.min()), float(t.max()), what) else t
 
 
 def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:

@@ -96,7 +96,7 @@ def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> I
         else:
             code = bundle.spec.codes[ci]
             label = code.name + (f"\n({code.attribute})" if code.attribute else "")  # descriptions: genaug info
-            if not getattr(code, "random", True) or not getattr(code, "identity_safe", True):
+            if ci not in bundle.spec.default_codes:
                 label += "\nnamed only"  # not in the random set of codes=None
         draw.text((4, y + CELL // 2 - 12), label, fill="black")
         for j, (v, o) in enumerate(zip(values, outs)):

@@ -6,7 +6,6 @@ latents + edits into images with :meth:`Engine.render_edits` (strength, mode, id
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -20,8 +19,8 @@ from ..faces.framing import FRAMINGS
 from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
-from .edits import (Edit, all_code_names, apply_recipes, check_code_list, code_index, code_ranges, control_of,
-                    random_edits, resolve_edits)
+from .edits import (Edit, all_code_names, apply_recipes, check_code_list, check_strength, code_index, code_ranges,
+                    control_of, random_edits, resolve_edits)
 from .invert import Inversion, invert
 from .colour import colour_only, fit_colour, keep_grey
 from .render import MODES, apply_control, paste_back, recolour, render, to_model_batch
@@ -107,8 +106,7 @@ class Engine:
             require_dlib()
         if (refine_steps is not None and refine_steps < 0) or batch_size < 1 or cache_size < 0 or gate_retries < 0:
             raise ValueError("refine_steps, cache_size and gate_retries must be >= 0 and batch_size >= 1")
-        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not math.isfinite(strength) or strength < 0:
-            raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
+        check_strength(strength)
         check_code_list(codes)
         parse_mix(refine_loss)
         self.options = dict(refine_steps=refine_steps, refine_loss=refine_loss, refine_lr=refine_lr, batch_size=batch_size,

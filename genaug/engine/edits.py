@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Union
@@ -286,6 +287,12 @@ def code_ranges(spec: LatentSpec, bounds: dict[str | int, tuple[float, float]] |
                              f"(the range of code {c.name!r})")
         out[ci] = (lo, hi)
     return out
+
+
+def check_strength(strength: Any) -> None:
+    """``strength`` is one finite real number >= 0 (not a bool, not a range)."""
+    if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not math.isfinite(strength) or strength < 0:
+        raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
 
 
 def check_code_list(codes: Any) -> None:
