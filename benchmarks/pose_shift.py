@@ -15,7 +15,7 @@ Every photo of ``--data`` (64 px model-frame crops, ``benchmarks.faces.load_peop
 * trained: the recogniser of ``benchmarks/recogniser.py`` (``TrainSettings``, as in the
   attribute shift) with arms ``none`` / ``classical`` / ``classical+genaug``; genaug shows (with
   probability ``--p-genaug``) one of the training photo's rendered variants: ``rotate_yaw`` at each
-  of ``--yaws``, or ``relight`` at azimuth +-``--azimuths`` (``--elevation``, ``--strength``).
+  of ``--yaws``, or ``relight`` at azimuth +-``--azimuths`` (``--elevation``, ``--strength``, ``--ambient``).
 * no training: dlib enrols each person's most frontal (evenly lit) photo, alone or with its
   variants as extra templates (``benchmarks.attribute_shift.identify_by_templates``).
 
@@ -62,6 +62,7 @@ class PoseShiftConfig:
     azimuths: list[float] = field(default_factory=lambda: [45.0, 70.0])
     elevation: float = 15.0
     strength: float = 0.8
+    ambient: float = 0.35  # the new light's shadowless share (relight's ``ambient``)
     no_training: bool = True
     max_people: int | None = None  # the first N people of the folder (None: all)
     train: TrainSettings = field(default_factory=TrainSettings)
@@ -115,7 +116,8 @@ def variants(shift: str, images: Tensor, landmarks: Tensor, cfg: PoseShiftConfig
     out = []
     for i in range(0, len(images), batch):
         x, lm = to_unit(images[i : i + batch]), landmarks[i : i + batch]
-        rendered = [rotate_yaw(x, v, lm) if shift == "pose" else relight(x, v, cfg.elevation, cfg.strength, lm) for v in settings]
+        rendered = [rotate_yaw(x, v, lm) if shift == "pose"
+                    else relight(x, v, cfg.elevation, cfg.strength, lm, ambient=cfg.ambient) for v in settings]
         out.append(torch.stack(rendered, 1))
     return ((torch.cat(out) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
@@ -217,6 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--azimuths", type=float, nargs="+", default=d.azimuths, help="relight variants at +- these azimuths")
     p.add_argument("--elevation", type=float, default=d.elevation)
     p.add_argument("--strength", type=float, default=d.strength)
+    p.add_argument("--ambient", type=float, default=d.ambient, help="relight variants' shadowless share of the new light")
     p.add_argument("--steps", type=int, default=d.train.steps)
     p.add_argument("--p-genaug", type=float, default=d.train.p_genaug)
     p.add_argument("--people", type=int, default=None, help="use only the first N people (default all)")
@@ -227,7 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     cfg = PoseShiftConfig(a.data, a.shifts, a.train, a.test, a.seeds, a.arms, a.device, a.yaws, a.azimuths, a.elevation,
-                          a.strength, not a.no_training_arms, a.people, TrainSettings(steps=a.steps, p_genaug=a.p_genaug))
+                          a.strength, a.ambient, not a.no_training_arms, a.people, TrainSettings(steps=a.steps, p_genaug=a.p_genaug))
     if a.quick:
         cfg.seeds, cfg.train_photos, cfg.test_photos, cfg.train.steps, cfg.train.batch_size = 2, 2, 1, 20, 8
     out = a.out or (None if a.quick else RESULTS / "pose_shift.json")

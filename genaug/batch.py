@@ -37,7 +37,7 @@ from .bundle.format import Bundle
 from .engine.batch_edits import PLAN_DTYPES, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
 from .engine.colour import GREY_TOLERANCE, apply_colour, apply_colour01, sample_grid, fit_colour, is_grey
-from .engine.edits import Edit, EditDraw, check_code_list, code_ranges, draw_edits
+from .engine.edits import Edit, EditDraw, check_code_list, code_ranges, default_codes, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES, _feather
 from .faces.controls import CONTROL_NAMES
@@ -81,7 +81,8 @@ class BatchFaceAug(nn.Module):
 
     Args:
         p: probability that a row is edited.
-        codes: codes random edits may touch (None: the bundle's random set: its identity-safe codes not marked ``random=False``).
+        codes: codes random edits may touch (None: the latent codes of the bundle's random set, its identity-safe
+            codes not marked ``random=False``; the set's image-space controls are left out, this path renders none).
         strength: edit strength, or a ``(low, high)`` range drawn per row.
         bundle: ``"default"``, a bundle folder or a :class:`genaug.Bundle`.
         device: where the work runs (None: the first batch's device; batches elsewhere are copied there and back).
@@ -195,7 +196,9 @@ class BatchFaceAug(nn.Module):
         """Parameters for a batch of ``n`` rows, from the transform's generator."""
         g = self.generator
         apply = torch.rand(n, generator=g) < self.p
-        d = draw_edits(self._spec(), n, g, codes=self.codes, bounds=self.bounds)
+        spec = self._spec()
+        codes = self.codes if self.codes is not None else default_codes(spec, controls=False)
+        d = draw_edits(spec, n, g, codes=codes, bounds=self.bounds)
         lo, hi = self.strength_range
         strength = lo + (hi - lo) * torch.rand(n, generator=g)
         return BatchParams(apply, d.code, d.value, d.relative, strength)

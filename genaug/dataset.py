@@ -230,7 +230,7 @@ class GenerativeAugDataset(Dataset):
             latent, score = self._latent(meta.source, x)
             gate_draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
             planned = self._edit(meta.source, meta.variant)  # relative: resolved on the latent used here
-            out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws)
+            out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True)
             image = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]))
             applied = info.edits[0] if info.kept[0] and not frame.no_face else None
             why = "unchanged (no face found)" if frame.no_face else "unchanged (gate)"

@@ -80,6 +80,12 @@ def test_engine_applies_controls_on_the_full_photo(trained_bundle_path, tiny_spe
     x = e.frame([photo])[0]
     out, info = e.augment_tensor(x, edits=[Edit(n, -20.0)])
     assert out.shape == x.shape and torch.equal(info.edited, info.latent) and not torch.equal(out.cpu(), x)
+    # placed: the caller renders the control on the full photo, so the model frame skips it (no gate judges it)
+    skipped, _ = e.augment_tensor(x, edits=[Edit(n, -20.0)], placed=True)
+    assert torch.equal(skipped.cpu(), x)
+    gated = Engine(trained_bundle_path, device="cpu", refine_steps=0, codes=["yaw"], quality="critic", quality_threshold=0.0)
+    judged, _ = gated.augment_tensor(x, edits=[Edit(n, -20.0)], placed=True)  # a gate judges the rendered frame
+    assert torch.allclose(judged, out, atol=1e-6)
 
 
 def test_transform_round_trip_and_changes_the_image(trained_bundle_path):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from genaug.faces.controls import CONTROL_NAMES
 from genaug.models.latent import LatentSpec
-from genaug.engine.edits import (Edit, apply_edits, default_codes, derive_seed, draw_edits, random_edits, resolve_edits, variant_edits)
+from genaug.engine.edits import (Edit, all_code_names, apply_edits, default_codes, derive_seed, draw_edits, random_edits, resolve_edits, variant_edits)
 
 SPEC = LatentSpec.parse(8, "glasses:2:Eyeglasses,3", "smile")
 
@@ -67,8 +68,23 @@ def test_codes_out_of_the_random_set_move_only_when_named():
     assert "random" not in d["categorical"][0] and d["categorical"][1]["random"] is False  # written only when False
     assert LatentSpec.from_dict(d) == spec
     assert {e.code for e in random_edits(spec, 20, torch.Generator().manual_seed(0), codes=["b"])} == {1}  # named: moved
-    shipped = load_bundle("default").spec  # drawn glasses, bangs, an opened mouth look generated (C2ST 1.00 / 0.97 / 0.96)
-    assert [shipped.codes[i].name for i in default_codes(shipped)] == ["smile", "tone", "shade", "warmth"]
+    shipped = load_bundle("default").spec  # drawn glasses, bangs, an opened mouth, a smile look generated (C2ST 1.00 / 0.97 / 0.96 / 0.85)
+    assert [all_code_names(shipped)[i] for i in default_codes(shipped)] == ["tone", "shade", "warmth", "light"]
+    assert [shipped.codes[i].name for i in default_codes(shipped, controls=False)] == ["tone", "shade", "warmth"]
+
+
+def test_random_controls_join_the_random_set_and_round_trip():
+    from genaug.models.latent import CategoricalCode, LatentSpec
+
+    spec = LatentSpec(4, [CategoricalCode("a", 2)], random_controls=["light"])
+    assert default_codes(spec) == [0, 1 + CONTROL_NAMES.index("light")]
+    assert default_codes(spec, controls=False) == [0]
+    assert LatentSpec.from_dict(spec.to_dict()) == spec and "random_controls" not in LatentSpec(4).to_dict()
+    drawn = {e.code for e in random_edits(spec, 64, torch.Generator().manual_seed(0))}
+    assert drawn == {0, 1 + CONTROL_NAMES.index("light")}
+    for bad in (["sunlight"], ["light", "light"], ["a"]):
+        with pytest.raises(ValueError, match="random_controls"):
+            LatentSpec(4, [CategoricalCode("a", 2)], random_controls=bad)
 
 
 def test_default_codes_are_the_identity_safe_ones():

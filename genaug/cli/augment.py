@@ -58,7 +58,8 @@ def augment_chunk(engine: Any, images: list[np.ndarray], first_index: int, varia
     gate_draws = [torch.Generator().manual_seed(derive_seed(derive_seed(seed, first_index + k), v))
                   for k in range(len(images)) for v in range(variants)]
     ks = torch.tensor(rows, device=engine.device)
-    out, info = engine.render_edits(x[ks], inv.latent[ks], edits, base=inv.recon[ks], score=inv.score[ks], generator=gate_draws)
+    out, info = engine.render_edits(x[ks], inv.latent[ks], edits, base=inv.recon[ks], score=inv.score[ks],
+                                    generator=gate_draws, placed=True)
     pasted = engine.unframe(out, [images[k] for k in rows], [frames[k] for k in rows], info)
     return [pasted[k * variants:(k + 1) * variants] for k in range(len(images))]
 

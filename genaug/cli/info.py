@@ -45,11 +45,14 @@ def run_info(args: argparse.Namespace) -> None:
 
 
 def print_controls(spec: LatentSpec) -> None:
-    """The image-space controls (rendered on the photo, not in the latent; opt-in by name in ``codes``)."""
-    print("\nimage-space controls (rendered on the photo at its own resolution; opt-in: codes=[..., name]):")
+    """The image-space controls (rendered on the photo, not in the latent; in the random set when the
+    bundle's latent spec lists them in ``random_controls``, else moved only when named in ``codes``)."""
+    print("\nimage-space controls (rendered on the photo at its own resolution; random: in the random set, "
+          "else moved only when named, codes=[..., name]):")
     for j, name in enumerate(CONTROL_NAMES):
         c = IMAGE_CONTROLS[name]
-        print(f"{len(spec.codes) + j:>2}  {name:<12} continuous [{c.low:g},{c.high:g}] {c.unit}  {c.summary}")
+        used = "yes" if name in getattr(spec, "random_controls", []) else "no"
+        print(f"{len(spec.codes) + j:>2}  {name:<12} continuous [{c.low:g},{c.high:g}] {c.unit}  random {used:<4} {c.summary}")
 
 
 def print_codes(spec: LatentSpec, recipes: dict[str, EditRecipe], directions: set[str]) -> None:

@@ -206,13 +206,17 @@ class Engine:
     def render_edits(
         self, x: Tensor, latent: Tensor, edits: list[Edit], *, base: Tensor | None = None, score: Tensor | None = None,
         strength: float | Tensor | None = None, mode: str | None = None, generator: Generators = None, hits: int = 0,
+        placed: bool = False,
     ) -> tuple[Tensor, AugmentInfo]:
         """The one road from inverted faces to augmented ones, used by every front end.
 
         ``x`` (N, C, S, S) in [-1, 1] are model-frame images, ``latent`` (N, D) their inversions,
         ``edits`` one per row; ``strength`` (float or (N,)) scales each edit in latent space;
         ``base`` = G(latent) if known. Rows the gate rejects are re-drawn from ``generator`` (one
-        generator, or one per row) up to ``gate_retries`` times, then returned unchanged."""
+        generator, or one per row) up to ``gate_retries`` times, then returned unchanged.
+        ``placed``: the caller puts every row into its photo with :meth:`place`, which renders an
+        image-space control (yaw, light) on the full photo, so control rows are rendered in the model
+        frame only when a gate judges them (else they come back as ``x``)."""
         n = x.shape[0]
         edits = list(edits)
         if len(edits) != n or latent.shape[0] != n:
@@ -228,7 +232,8 @@ class Engine:
         wanted = wanted.expand(n)
         mode, gen = mode or self.mode, generator or self.generator
         edits = self._scale_controls(edits, wanted)
-        edited, out = self._edit(x, base, latent, edits, wanted, mode)
+        frame_controls = not placed or self.gate is not None or self.quality is not None
+        edited, out = self._edit(x, base, latent, edits, wanted, mode, frame_controls)
         kept = torch.ones(n, dtype=torch.bool)
         if self.gate is not None or self.quality is not None:
             bad = self._rejects(x, out)
@@ -268,11 +273,11 @@ class Engine:
         return bad
 
     def _edit(self, x: Tensor, base: Tensor, latent: Tensor, edits: list[Edit], wanted: Tensor,
-              mode: str) -> tuple[Tensor, Tensor]:
+              mode: str, controls: bool = True) -> tuple[Tensor, Tensor]:
         """Absolute ``edits`` at user strengths ``wanted`` (N,) through the bundle's recipes
         (:func:`apply_recipes`; strength 1 = the bundle's full edit), rendered: (edited latents, images).
         Rows whose edit is an image-space control skip the generator: the control acts on ``x``
-        (their edited latent is the inverted one)."""
+        (their edited latent is the inverted one; ``controls`` False: they stay ``x``, see ``placed``)."""
         ctrl = [i for i, e in enumerate(edits) if control_of(self.spec, e.code) is not None]
         if not ctrl:
             return self._edit_latent(x, base, latent, edits, wanted, mode)
@@ -280,7 +285,7 @@ class Engine:
         lat = [i for i in range(len(edits)) if i not in set(ctrl)]
         if lat:
             edited[lat], out[lat] = self._edit_latent(x[lat], base[lat], latent[lat], [edits[i] for i in lat], wanted[lat], mode)
-        for name in {control_of(self.spec, edits[i].code).name for i in ctrl}:  # type: ignore[union-attr]
+        for name in {control_of(self.spec, edits[i].code).name for i in ctrl} if controls else ():  # type: ignore[union-attr]
             rows = [i for i in ctrl if control_of(self.spec, edits[i].code).name == name]  # type: ignore[union-attr]
             control = control_of(self.spec, edits[rows[0]].code)
             out[rows] = control.apply(x[rows], [edits[i].value for i in rows], framing="model_frame")  # type: ignore[union-attr]
@@ -300,10 +305,11 @@ class Engine:
     @torch.no_grad()
     def augment_tensor(
         self, x: Tensor, edits: list[Edit] | None = None, generator: torch.Generator | None = None,
-        strength: float | Tensor | None = None, mode: str | None = None,
+        strength: float | Tensor | None = None, mode: str | None = None, placed: bool = False,
     ) -> tuple[Tensor, AugmentInfo]:
         """Augment a model-frame batch (N, C, S, S) in [-1, 1]: invert (cached), apply one edit per
-        row (random when ``edits`` is None), render. Returns (batch on the device, AugmentInfo)."""
+        row (random when ``edits`` is None), render. Returns (batch on the device, AugmentInfo).
+        ``placed``: see :meth:`render_edits`."""
         x = self._check_batch(x)
         gen = generator or self.generator
         edits = list(edits) if edits is not None else self.random_edits(x.shape[0], gen)
@@ -311,7 +317,7 @@ class Engine:
             raise ValueError(f"need one edit per row: {len(edits)} edits for a batch of {x.shape[0]}")
         inv, hits = self.invert_cached(x)
         return self.render_edits(x, inv.latent, edits, base=inv.recon, score=inv.score, strength=strength, mode=mode,
-                                 generator=gen, hits=hits)
+                                 generator=gen, hits=hits, placed=placed)
 
     # ---------------------------------------------------------------- user images
     def augment(
@@ -323,7 +329,7 @@ class Engine:
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         x, frames = self.frame(items, framing)
-        out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode)
+        out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True)
         res = self.unframe(out, items, frames, info)
         return (res[0] if single else res), info
 

@@ -230,11 +230,14 @@ def sweep(latent: Tensor, spec: LatentSpec, plan: Plan | None = None, strength: 
     return apply_edits(rep, spec, row_edits, strength), row_edits
 
 
-def default_codes(spec: LatentSpec) -> list[int]:
-    """The codes random edits touch when none are named: the spec's identity-safe codes
-    (``LatentSpec.default_codes``) where the spec says, else every code."""
+def default_codes(spec: LatentSpec, controls: bool = True) -> list[int]:
+    """The codes random edits touch when none are named (the bundle's random set): the spec's
+    identity-safe latent codes in the set (``LatentSpec.default_codes``; every code for a spec
+    without it), then its ``random_controls`` (image-space controls; ``controls=False``: left out)."""
     codes = getattr(spec, "default_codes", None)
-    return list(codes) if codes is not None else list(range(len(spec.codes)))
+    latent = list(codes) if codes is not None else list(range(len(spec.codes)))
+    extra = getattr(spec, "random_controls", []) if controls else []
+    return latent + [len(spec.codes) + CONTROL_NAMES.index(name) for name in extra]
 
 
 def derive_seed(seed: int, index: int) -> int:

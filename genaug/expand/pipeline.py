@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..bundle.format import Bundle
 from ..distenv import dist_env, init_distributed, rank_device
-from ..engine.edits import all_code_names, code_index, control_of, derive_seed, variant_edits
+from ..engine.edits import all_code_names, code_index, control_of, default_codes, derive_seed, variant_edits
 from ..images import MIN_SIDE
 from .hdf5 import FORMAT, LAYOUT_VERSION, PartWriter, compression_args, merge_parts
 from .runs import RunFiles, describe_skipped
@@ -177,7 +177,7 @@ class _Job:
                 gens = [torch.Generator().manual_seed(derive_seed(derive_seed(self.seed, idx[chunk[j][0]]), chunk[j][1]))
                         for j in rows]
                 out, info = e.render_edits(x[ks], inv.latent[ks], [chunk[j][2] for j in rows], base=inv.recon[ks],
-                                           generator=gens)
+                                           generator=gens, placed=self.out_hw is not None)
                 for r, j in enumerate(rows):
                     k = chunk[j][0]
                     if frames[k].no_face:  # framing="detect" found no face: the source, unedited
@@ -276,8 +276,10 @@ def _expand_blocks(job: _Job, files: Any, todo: list[int], shape: tuple[int, int
 
 def code_columns(spec: Any, codes: list[str] | None) -> list[str]:
     """The names of the ``codes`` dataset's columns: the latent codes, then the image-space controls
-    (yaw, light) when the expansion may draw one (else the file stays as without them)."""
-    if codes and any(control_of(spec, code_index(spec, c)) is not None for c in codes):
+    (yaw, light) when the expansion may draw one — named, or in the bundle's random set when ``codes``
+    is None (else the file stays as without them)."""
+    drawn = [code_index(spec, c) for c in codes] if codes else default_codes(spec)
+    if any(control_of(spec, ci) is not None for ci in drawn):
         return all_code_names(spec)
     return list(spec.code_names)
 

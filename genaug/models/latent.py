@@ -65,6 +65,8 @@ class LatentSpec:
     noise_dim: int = 64
     categorical: list[CategoricalCode] = field(default_factory=list)
     continuous: list[ContinuousCode] = field(default_factory=list)
+    # image-space controls (genaug.faces.controls: yaw, light, light_up) that random edits draw too
+    random_controls: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.categorical = [c if isinstance(c, CategoricalCode) else CategoricalCode(**c) for c in self.categorical]
@@ -74,6 +76,13 @@ class LatentSpec:
         names = self.code_names
         if len(set(names)) != len(names):
             raise ValueError(f"code names must be unique, got {names}")
+        from ..faces.controls import CONTROL_NAMES
+
+        self.random_controls = list(self.random_controls)
+        bad = [c for c in self.random_controls if c not in CONTROL_NAMES or c in names]
+        if bad or len(set(self.random_controls)) != len(self.random_controls):
+            raise ValueError(f"random_controls must be distinct image-space controls {CONTROL_NAMES} (not code names), "
+                             f"got {self.random_controls}")
 
     # ----------------------------------------------------------------- layout
     @property
@@ -102,7 +111,8 @@ class LatentSpec:
 
     @property
     def default_codes(self) -> list[int]:
-        """Indices of the identity-safe codes in the random set: what random augmentation moves when ``codes=None``."""
+        """Indices of the identity-safe latent codes in the random set (with :attr:`random_controls`:
+        what random augmentation moves when ``codes=None``, :func:`genaug.engine.edits.default_codes`)."""
         return [i for i, c in enumerate(self.codes) if c.identity_safe and c.random]
 
     def code_slice(self, code: str | int) -> slice:
@@ -196,11 +206,13 @@ class LatentSpec:
             "noise_dim": self.noise_dim,
             "categorical": [_code_dict(c) for c in self.categorical],
             "continuous": [_code_dict(c) for c in self.continuous],
+            **({"random_controls": list(self.random_controls)} if self.random_controls else {}),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LatentSpec":
-        return cls(int(d["noise_dim"]), list(d.get("categorical", [])), list(d.get("continuous", [])))
+        return cls(int(d["noise_dim"]), list(d.get("categorical", [])), list(d.get("continuous", [])),
+                   list(d.get("random_controls", [])))
 
     @classmethod
     def parse(cls, noise_dim: int, categorical: str = "", continuous: str = "") -> "LatentSpec":
