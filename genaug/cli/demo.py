@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..bundle.format import Bundle
-from ..engine.edits import Edit, code_values, control_of
+from ..engine.edits import Edit, code_values, control_of, default_codes
 from ..faces.controls import CONTROL_NAMES
 from ..io import list_images
 from .common import add_model_args, run_guarded
@@ -88,6 +88,7 @@ def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> I
     if image is not None:
         canvas.paste(to_pil(recon[0]), (LABEL_W + CELL, y))
         draw.text((LABEL_W + CELL, y + CELL + 2), caption, fill="gray")
+    random_set = set(default_codes(bundle.spec))
     for ci, values, outs in rows:
         y += CELL + 16
         control = control_of(bundle.spec, ci)
@@ -96,8 +97,8 @@ def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> I
         else:
             code = bundle.spec.codes[ci]
             label = code.name + (f"\n({code.attribute})" if code.attribute else "")  # descriptions: genaug info
-            if ci not in bundle.spec.default_codes:
-                label += "\nnamed only"  # not in the random set of codes=None
+        if ci not in random_set:
+            label += "\nnamed only"  # not in the random set of codes=None
         draw.text((4, y + CELL // 2 - 12), label, fill="black")
         for j, (v, o) in enumerate(zip(values, outs)):
             canvas.paste(to_pil(o), (LABEL_W + j * CELL, y))
