@@ -101,9 +101,11 @@ def cached_vs_generator(eng: Engine, x: torch.Tensor, threads: list[int], repeat
     return out
 
 
-def per_call(bundle: str, device: str, data: str, photos: int, seed: int, size: int | None = None) -> dict:
-    """ms per GenerativeFaceAug call on the folder's photos (celeba_id200: 178x218; ``size``: resized
-    to size x size, e.g. tight 64 px crops) or 178x218 noise, one thread: uncached, cached, classical."""
+def per_call(bundle: str, device: str, data: str, photos: int, seed: int, size: int | None = None,
+             codes: list[str] | None = None) -> dict:
+    """ms per GenerativeFaceAug call (``codes``: its codes, None = the random set) on the folder's photos
+    (celeba_id200: 178x218; ``size``: resized to size x size, e.g. tight 64 px crops) or 178x218 noise,
+    one thread: uncached, cached, classical."""
     import albumentations as A
 
     from genaug.transforms import GenerativeFaceAug
@@ -121,7 +123,7 @@ def per_call(bundle: str, device: str, data: str, photos: int, seed: int, size: 
         rng = np.random.default_rng(seed)
         imgs = [rng.integers(0, 256, (218, 178, 3), dtype=np.uint8) for _ in range(photos + 1)]
         source = "random 178x218 noise images (no face folder)"
-    pipe = A.Compose([GenerativeFaceAug(bundle=bundle, device=device, p=1.0)], seed=seed)
+    pipe = A.Compose([GenerativeFaceAug(bundle=bundle, device=device, p=1.0, codes=codes)], seed=seed)
     classical = classical_pipeline(seed)
     pipe(image=imgs[-1])  # loads the model: not timed
 
@@ -279,9 +281,11 @@ def format_table(r: dict) -> str:
                          f"{g[clock]['q3_ms']:.1f}] ms/batch, augment (cached) {a[clock]['median_ms']:.1f} "
                          f"[{a[clock]['q1_ms']:.1f}, {a[clock]['q3_ms']:.1f}] ms/batch, "
                          f"ratio {res[f'ratio_augment_over_generator_{clock}']:.2f}")
-    calls = {"": r["per_call"]} if "per_call" in r else {f" at {z}x{z}": c for z, c in r.get("per_call_sizes", {}).items()}
+    calls = {"": r["per_call"]} if "per_call" in r else {f" at {z}x{z}" if z != "0" else "": c
+                                                          for z, c in r.get("per_call_sizes", {}).items()}
+    codes = f", codes {' '.join(r['call_codes'])}" if r.get("call_codes") else ""
     for size, c in calls.items():
-        lines.append(f"GenerativeFaceAug per photo{size} ({c['photos']}), 1 thread, wall / CPU ms: "
+        lines.append(f"GenerativeFaceAug{codes} per photo{size} ({c['photos']}), 1 thread, wall / CPU ms: "
                      + ", ".join(f"{k} {c[k]['wall']['median_ms']:.1f} / {c[k]['cpu']['median_ms']:.1f}" for k in ("uncached", "cached", "classical")))
     if "inversion" in r:
         lines.append(f"{'inversion':<22}{'ms/image':>9}  {'CPU ms':>7}  {'score':>6}  {'random start: steps':>20}  {'CPU ms':>9}  {'speedup':>8}")
@@ -316,7 +320,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch-only", action="store_true", help="run part 4 (the batch transform) alone")
     ap.add_argument("--call-data", default=None, help="photos for part 2 (default: --data)")
     ap.add_argument("--call-sizes", type=int, nargs="+", default=None,
-                    help="run part 2 alone, on the photos resized to each SxS (e.g. 64 128: tight crops)")
+                    help="run part 2 alone, on the photos resized to each SxS (e.g. 64 128: tight crops; 0: as they are)")
+    ap.add_argument("--call-codes", nargs="+", default=None, help="part 2: the transform's codes (default: the random set)")
     ap.add_argument("--quick", action="store_true", help="smoke test: batch 4, 2 repeats, 2 photos, K 0 2")
     a = ap.parse_args(argv)
     if a.quick:
@@ -328,8 +333,9 @@ def main(argv: list[str] | None = None) -> dict:
            "bundle": a.bundle, "faces": faces, "image_size": eng.image_size, "batch_size": a.batch_size, "loss": a.loss,
            "definitions": DEFINITIONS}
     if a.call_sizes:  # part 2 alone, on photos resized to each size
-        res["per_call_sizes"] = {str(z): per_call(a.bundle, a.device, a.call_data or a.data, a.photos, a.seed, z)
-                                 for z in a.call_sizes}
+        res["call_codes"] = a.call_codes
+        res["per_call_sizes"] = {str(z): per_call(a.bundle, a.device, a.call_data or a.data, a.photos, a.seed, z or None,
+                                                  a.call_codes) for z in a.call_sizes}
         emit(res, format_table(res), a.out)
         return res
     if not a.batch_only:
