@@ -142,3 +142,12 @@ def test_a_bare_string_of_codes_is_refused_by_name_not_read_letter_by_letter(tra
                   lambda: genaug.GenerativeAugDataset([np.zeros((32, 32, 3), np.uint8)], lazy=True, **kw)):
         with pytest.raises(ValueError, match=r"got the string 'smile' \(write \['smile'\]\)"):
             build()
+
+
+def test_batch_transform_draws_the_random_sets_latent_codes_only():
+    from genaug.batch import BatchFaceAug
+    from genaug.bundle import load_bundle
+
+    spec = load_bundle("default").spec
+    drawn = set(BatchFaceAug(p=1.0, seed=0).draw(256).code.tolist())  # the default's set holds the light control
+    assert drawn == set(default_codes(spec, controls=False)) and len(default_codes(spec)) > len(drawn)
