@@ -172,3 +172,15 @@ def test_latents_cached_by_content(aug_kw):
     comp(image=img)
     comp(image=img)
     assert t.engine.cache.hits == 1 and len(t.engine.cache) == 1
+
+
+def test_bundle_folder_as_path(tiny_bundle_path):
+    """A bundle folder given as a ``pathlib.Path`` (as the Dataset and BatchFaceAug take it) is
+    accepted and kept as a string, so ``to_dict`` / JSON / ``from_dict`` still round-trip."""
+    import json
+
+    t = GenerativeFaceAug(bundle=tiny_bundle_path, refine_steps=0, device="cpu", p=1.0)
+    assert t.bundle == str(tiny_bundle_path)
+    back = A.from_dict(json.loads(json.dumps(A.to_dict(t))))
+    assert back.bundle == str(tiny_bundle_path)
+    assert t(image=_image())["image"].shape == (48, 48, 3)
