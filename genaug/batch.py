@@ -24,6 +24,7 @@ The identity gate is not offered here (it needs a host decision per row): use
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,20 +108,24 @@ class BatchFaceAug(nn.Module):
         super().__init__()
         if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
-        lo, hi = (strength, strength) if isinstance(strength, (int, float)) else tuple(strength)
-        if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
+        lo, hi = (strength, strength) if isinstance(strength, numbers.Real) else tuple(strength) if isinstance(
+            strength, (tuple, list)) and len(strength) == 2 else (math.nan, math.nan)
+        if not (isinstance(lo, numbers.Real) and isinstance(hi, numbers.Real) and math.isfinite(lo) and math.isfinite(hi)
+                and 0 <= lo <= hi):
             raise ValueError(f"strength must be finite and >= 0, or a range (low, high) with 0 <= low <= high, got {strength!r}")
         if mode not in MODES or framing not in ("auto", "full"):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")
         if generator is not None and generator.device.type != "cpu":
             raise ValueError("generator must be a CPU torch.Generator (parameters are drawn on the host)")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise ValueError(f"seed must be a whole number, got {seed!r}")
         if cache_size < 1:
             raise ValueError(f"cache_size must be >= 1, got {cache_size}")
         self.p, self.strength_range, self.codes, self.bounds = float(p), (float(lo), float(hi)), codes, bounds
         self.bundle, self.mode, self.framing, self.return_params = bundle, mode, framing, return_params
         self.check_values, self.batch_size, self.cache_size = check_values, int(batch_size), int(cache_size)
         self.device = torch.device(device) if device is not None else None
-        self.generator = generator or (torch.Generator().manual_seed(seed) if seed is not None else torch.Generator())
+        self.generator = generator or (torch.Generator().manual_seed(int(seed)) if seed is not None else torch.Generator())
         if generator is None and seed is None:
             self.generator.seed()
         self.table = table if isinstance(table, LatentTable) else LatentTable(table)
@@ -180,6 +185,8 @@ class BatchFaceAug(nn.Module):
             raise ValueError(f"expected an NCHW batch (4 dims), got shape {tuple(x.shape)}")
         if x.dtype != torch.uint8 and not x.is_floating_point():
             raise ValueError(f"batch dtype must be uint8 (0..255) or float (0..1), got {x.dtype}")
+        if x.device.type == "meta":
+            raise ValueError("the batch is on the 'meta' device (shapes only, no pixels): genaug edits real images")
         n, c, h, w = x.shape
         if n == 0:
             raise ValueError("empty batch (N = 0)")
@@ -221,18 +228,10 @@ class BatchFaceAug(nn.Module):
         """Augment ``x`` (N, C, H, W), uint8 or float in [0, 1]. ``index``: the rows' dataset
         indices (latents kept in ``table``); ``params``: replay a previous call's parameters.
         As in ``torchvision.transforms.v2``, further inputs (labels, ...) pass through unchanged:
-        ``aug(images, labels)`` returns ``(augmented, labels)``; the batch is the first
-        ``tv_tensors.Image`` among the inputs, else the first input."""
-        if others:
-            if any(isinstance(o, BatchParams) for o in others):
-                raise ValueError("pass replayed parameters by keyword: aug(x, params=params)")
-            image_type = _tv_image_type()
-            inputs = [x, *others]
-            at = next((i for i, o in enumerate(inputs) if image_type is not None and isinstance(o, image_type)), 0)
-            res = self.forward(inputs[at], index=index, params=params)
-            out, params = res if self.return_params else (res, None)
-            inputs[at] = out
-            return (tuple(inputs), params) if self.return_params else tuple(inputs)
+        ``aug(images, labels)`` returns ``(augmented, labels)``, a dict sample comes back a dict; the
+        batch is the first ``tv_tensors.Image`` among the inputs, else the first tensor."""
+        if others or not isinstance(x, Tensor):  # (images, labels), a dict sample, ...: route the batch through
+            return self._route((x, *others), bool(others), index, params)
         image_type = _tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
         t = x.as_subclass(Tensor) if wrapped else x
@@ -255,11 +254,31 @@ class BatchFaceAug(nn.Module):
         self._params = params
         out = out.to(t.device)
         if c != out.shape[1]:  # back to the input's channels (a grey photo stays grey: its channels are equal)
-            out = out[:, :1] if c == 1 else torch.cat([out, alpha], 1)
+            out = out[:, :1].contiguous() if c == 1 else torch.cat([out, alpha], 1)
         if wrapped:
             from torchvision import tv_tensors
 
             out = tv_tensors.wrap(out, like=x)
+        return (out, params) if self.return_params else out
+
+    def _route(self, inputs: tuple, several: bool, index: Any, params: BatchParams | None) -> Any:
+        """As ``torchvision.transforms.v2``: in any structure of inputs (tuples, lists, dicts) the batch
+        is the first ``tv_tensors.Image``, else the first tensor; the rest pass through unchanged."""
+        from torch.utils._pytree import tree_flatten, tree_unflatten
+
+        flat, spec = tree_flatten(inputs)
+        if any(isinstance(o, BatchParams) for o in flat):
+            raise ValueError("pass replayed parameters by keyword: aug(x, params=params)")
+        image_type = _tv_image_type()
+        at = next((i for i, o in enumerate(flat) if image_type is not None and isinstance(o, image_type)), None)
+        at = at if at is not None else next((i for i, o in enumerate(flat) if isinstance(o, Tensor)), None)
+        if at is None:
+            raise ValueError(f"expected an NCHW tensor batch, got {type(inputs[0]).__name__}"
+                             + (" holding no tensor" if isinstance(inputs[0], (dict, list, tuple)) else ""))
+        res = self.forward(flat[at], index=index, params=params)
+        flat[at], params = res if self.return_params else (res, None)
+        out = tree_unflatten(flat, spec)
+        out = out if several else out[0]
         return (out, params) if self.return_params else out
 
     def _augment(self, x: Tensor, params: BatchParams, index: Tensor | None, eng: Any,

@@ -273,3 +273,41 @@ def test_host_columns_pack_for_an_accelerator_as_on_the_host(monkeypatch):
     packed = batch_module._columns(host, dtypes, torch.device("meta"))  # any non-CPU device takes the packed path
     for k, t in on_host.items():
         assert packed[k].dtype == t.dtype and torch.equal(packed[k], t), k
+
+
+def test_dict_and_nested_samples_as_in_torchvision_v2():
+    """``v2.Compose`` hands a dict sample to each transform as one argument: the batch inside is
+    found (first ``tv_tensors.Image``, else first tensor) and the rest comes back as it was."""
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    x, labels = faces(2), torch.tensor([3, 4])
+    alone = batch_aug(p=1.0, seed=0)(x)
+    got = v2.Compose([batch_aug(p=1.0, seed=0)])({"image": tv_tensors.Image(x), "label": labels, "name": "a"})
+    assert set(got) == {"image", "label", "name"} and type(got["image"]) is tv_tensors.Image
+    assert torch.equal(got["image"].as_subclass(torch.Tensor), alone) and got["label"] is labels and got["name"] == "a"
+    plain = batch_aug(p=1.0, seed=0)({"label": "x", "image": x})
+    assert torch.equal(plain["image"], alone) and plain["label"] == "x"
+    (first, [second]), params = batch_aug(p=1.0, seed=0, return_params=True)(labels, [tv_tensors.Image(x)])
+    assert first is labels and torch.equal(second.as_subclass(torch.Tensor), alone) and isinstance(params, BatchParams)
+    with pytest.raises(ValueError, match="holding no tensor"):
+        batch_aug(p=1.0)({"image": x.numpy()})
+
+
+def test_meta_device_seed_and_strength_types_refused_clearly():
+    with pytest.raises(ValueError, match="meta"):
+        batch_aug(p=1.0)(torch.zeros(2, 3, 64, 64, device="meta"))
+    with pytest.raises(ValueError, match="strength"):
+        batch_aug(strength="1")
+    with pytest.raises(ValueError, match="strength"):
+        batch_aug(strength=(0.5, 1.0, 2.0))
+    with pytest.raises(ValueError, match="seed"):
+        batch_aug(seed=1.5)
+    x = faces(2)  # a numpy integer seed is a seed
+    assert torch.equal(batch_aug(p=1.0, seed=np.int64(3))(x), batch_aug(p=1.0, seed=3)(x))
+
+
+def test_grey_batch_comes_back_contiguous():
+    grey = faces(2, dtype=torch.uint8)[:, :1]
+    out = batch_aug(p=1.0, seed=0)(grey)
+    assert out.shape == grey.shape and out.is_contiguous()
+    out.view(2, -1)  # a reshape-free flatten works on the result, as on the input
