@@ -308,6 +308,20 @@ def test_reader_with_albumentations(reference):
     np.testing.assert_array_equal(img, HDF5FaceDataset(reference)[0][0][:, ::-1])
 
 
+def test_reader_with_torchvision_transforms(reference):
+    """A torchvision transform (or any plain callable) gets the image itself, as torchvision's
+    datasets call it; ``target_transform`` the label; the reader is a torch ``Dataset``."""
+    from torch.utils.data import ConcatDataset, Dataset
+    from torchvision import transforms as T
+
+    ds = HDF5FaceDataset(reference, transform=T.ToTensor(), target_transform=lambda y: y + 100)
+    img, label = ds[0]
+    raw, raw_label = HDF5FaceDataset(reference)[0]
+    assert isinstance(img, torch.Tensor) and img.shape == (3, 32, 32) and label == raw_label + 100
+    np.testing.assert_allclose(img.permute(1, 2, 0).numpy(), raw / 255.0, atol=1e-6)
+    assert isinstance(ds, Dataset) and len(ds + ds) == 2 * len(ds) and isinstance(ds + ds, ConcatDataset)
+
+
 def test_cli_errors_and_help(tmp_path, capsys, tiny_bundle_path):
     with pytest.raises(SystemExit) as e:
         main(["--help"])

@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 import h5py
 import numpy as np
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..io import commit_file, temp_path
@@ -257,11 +258,22 @@ def merge_parts(parts_dir: Path, n_blocks: int, out: Path, shape: tuple[int, int
 
 
 # ---------------------------------------------------------------------------------- reading
-class HDF5FaceDataset:
-    """A torch-compatible Dataset over an expanded file: ``(image, label)`` per record.
+def _is_albumentations(transform: Any) -> bool:
+    """Whether ``transform`` takes albumentations' ``transform(image=...)`` call."""
+    try:
+        from albumentations.core.composition import BaseCompose
+        from albumentations.core.transforms_interface import BasicTransform
+    except ImportError:  # pragma: no cover - albumentations is a dependency
+        return False
+    return isinstance(transform, (BaseCompose, BasicTransform))
 
-    ``image`` is HWC uint8 numpy, or whatever ``transform(image=img)["image"]`` returns
-    (an albumentations transform). With ``return_meta=True`` items are
+
+class HDF5FaceDataset(Dataset):
+    """A torch Dataset over an expanded file: ``(image, label)`` per record.
+
+    ``image`` is HWC uint8 numpy, or what ``transform`` makes of it: an albumentations transform or
+    ``Compose`` is called as ``transform(image=img)["image"]``, any other callable (a torchvision
+    transform, a function) as ``transform(img)``; ``target_transform(label)`` likewise. With ``return_meta=True`` items are
     ``(image, label, meta)`` with ``meta`` = source_index, source_path, variant, codes, score.
     The file is opened lazily in each process (safe with DataLoader ``num_workers > 0``).
     ``variants`` keeps only records whose variant is in the given list (e.g. ``[0]``).
@@ -273,9 +285,10 @@ class HDF5FaceDataset:
         transform: Callable[..., Any] | None = None,
         return_meta: bool = False,
         variants: list[int] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
     ):
         self.path = str(path)
-        self.transform = transform
+        self.transform, self.target_transform = transform, target_transform
         self.return_meta = return_meta
         self._file: h5py.File | None = None
         if not Path(self.path).is_file():
@@ -317,7 +330,9 @@ class HDF5FaceDataset:
         image = f["images"][row]
         label = int(f[self._label_key][row]) if self._label_key else -1
         if self.transform is not None:
-            image = self.transform(image=image)["image"]
+            image = self.transform(image=image)["image"] if _is_albumentations(self.transform) else self.transform(image)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
         if not self.return_meta:
             return image, label
         sp = f["source_path"][row] if "source_path" in f else b""
