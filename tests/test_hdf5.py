@@ -376,3 +376,33 @@ def test_reader_takes_labels_under_either_name_and_names_a_non_hdf5_file(tmp_pat
     (tmp_path / "text.h5").write_text("not hdf5")
     with pytest.raises(ValueError, match="not an HDF5 file"):
         HDF5FaceDataset(tmp_path / "text.h5")
+
+
+def test_photos_read_upright_and_16_bit_grey_scaled(tmp_path):
+    """Phone photos carry their orientation in EXIF: expand (and augment) read them as a viewer
+    shows them; a 16-bit grey PNG is scaled to 8 bits, not clipped to white."""
+    from genaug.cli.augment import _load
+    from genaug.expand.sources import FolderSource
+
+    rng = np.random.default_rng(0)
+    upright = rng.integers(0, 256, (60, 40, 3), dtype=np.uint8)  # H 60, W 40
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, -1)))  # as the camera stored it: 40 x 60
+    exif = stored.getexif()
+    exif[0x0112] = 8  # "rotate 90 CW to view" (the stored image is turned 90 CCW)
+    stored.save(tmp_path / "phone.png", exif=exif)
+    grey16 = (rng.integers(0, 256, (32, 32)).astype(np.uint16) * 257)
+    Image.fromarray(grey16).save(tmp_path / "deep.png")
+    src = FolderSource(tmp_path)
+    assert src.paths == ["deep.png", "phone.png"]
+    np.testing.assert_array_equal(src.load(1, 3), upright)
+    np.testing.assert_array_equal(src.load(0, 1)[..., 0], grey16 // 257)
+    np.testing.assert_array_equal(_load(tmp_path / "phone.png"), upright)
+    np.testing.assert_array_equal(_load(tmp_path / "deep.png"), grey16 // 257)
+
+
+def test_channels_first_hdf5_source_refused_up_front(tmp_path):
+    src = tmp_path / "nchw.h5"
+    with h5py.File(src, "w") as f:
+        f["images"] = np.zeros((3, 3, 32, 32), np.uint8)
+    with pytest.raises(ExpandError, match="channels first"):
+        expand_to_hdf5(src, tmp_path / "o.h5", 1)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from ..engine.edits import derive_seed, variant_edits
 from ..images import MIN_SIDE
-from ..io import list_images
+from ..io import list_images, open_photo
 from .common import add_model_args, run_guarded
 from .demo import CELL, hstack, vstack
 
@@ -22,9 +22,9 @@ SHEET_ROWS = 32
 
 
 def _load(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        mode = "RGBA" if im.mode in ("RGBA", "LA") else "L" if im.mode in ("L", "1") else "RGB"  # grey stays grey
-        img = np.asarray(im.convert(mode))
+    im = open_photo(path)  # upright by EXIF, 16-bit grey scaled
+    mode = "RGBA" if im.mode in ("RGBA", "LA") else "L" if im.mode in ("L", "1") else "RGB"  # grey stays grey
+    img = np.asarray(im.convert(mode))
     if min(img.shape[:2]) < MIN_SIDE:
         raise ValueError(f"image {img.shape[1]}x{img.shape[0]} is too small to hold a face (min side {MIN_SIDE} px)")
     return img
