@@ -52,6 +52,19 @@ def _check_float_range(t: Tensor, what: str) -> Tensor:
     return t.clamp(0.0, 1.0) if needs_clipping(float(t.min()), float(t.max()), what) else t
 
 
+def eight_bit(im: Any) -> Any:
+    """A PIL image with integer grey pixels ("I;16*": 16-bit PNG / TIFF, "I": 32-bit) as an 8-bit
+    "L" image, scaled (PIL's own conversion clips them to white); other images as they are."""
+    if not im.mode.startswith("I"):
+        return im
+    from PIL import Image
+
+    a = np.asarray(im, dtype=np.float64)
+    if im.mode.startswith("I;16") or a.max() > 255:
+        a = a / 257.0
+    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
+
+
 def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
     """Any supported image -> (float32 CHW tensor in [0, 1] incl. alpha, kind, dtype, layout, shape)."""
     try:
@@ -59,6 +72,7 @@ def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
     except ImportError:  # pragma: no cover
         Image = None
     if Image is not None and isinstance(image, Image.Image):
+        image = eight_bit(image)
         mode = image.mode
         if mode not in ("L", "RGB", "RGBA"):
             image = image.convert("RGBA" if "A" in mode else "RGB")

@@ -41,17 +41,12 @@ def open_photo(path: str | Path) -> Any:
     orientation (phone photos), and a 16-bit grey image scaled to 8 bits ("L"), not clipped to white."""
     from PIL import Image, ImageOps
 
+    from .images import eight_bit
+
     with Image.open(path) as im:
         im.load()
         im = ImageOps.exif_transpose(im)
-    if im.mode.startswith("I"):  # integer grey: "I;16*" (16-bit PNG / TIFF) or "I" (32-bit)
-        import numpy as np
-
-        a = np.asarray(im, dtype=np.float64)
-        if im.mode.startswith("I;16") or a.max() > 255:
-            a = a / 257.0
-        im = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
-    return im
+    return eight_bit(im)
 
 
 def fsync_path(path: Path) -> None:
