@@ -92,6 +92,12 @@ class GenerativeFaceAug(ImageOnlyTransform):
                 raise ValueError(f"quality_threshold must be 'auto', None or a number in [0, 1], got {v}")
             return v
 
+        @field_validator("bounds")
+        @classmethod
+        def _bounds(cls, v: dict[str | int, tuple[float, float]] | None) -> dict[str | int, tuple[float, float]] | None:
+            # JSON turns the index keys of to_dict into strings ("5"): read them back as indices
+            return None if v is None else {int(k) if isinstance(k, str) and k.isdecimal() else k: r for k, r in v.items()}
+
         @field_validator("codes")
         @classmethod
         def _codes(cls, v: list[str | int] | None) -> list[str | int] | None:
