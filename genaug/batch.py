@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,31 +34,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
-from .engine.batch_edits import PLAN_DTYPES, apply_plan, blend, code_layout, edit_plan, recipe_tables
+from .engine.batch_edits import PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
 from .engine.colour import GREY_TOLERANCE, apply_colour, apply_colour01, sample_grid, fit_colour, is_grey
-from .engine.edits import Edit, EditDraw, check_code_list, code_ranges, draw_edits
+from .engine.edits import check_code_list, code_ranges, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES, _feather
 from .faces.controls import CONTROL_NAMES
 from .faces.framing import face_box
 from .images import MIN_SIDE, needs_clipping
-
-
-@dataclass(frozen=True)
-class BatchParams:
-    """The sampled parameters of one call (kornia's ``_params``); pass them back to replay it."""
-
-    apply: Tensor  # (N,) bool: rows edited
-    code: Tensor  # (N,) long: code index
-    value: Tensor  # (N,) float64: category offset (relative rows), category, or continuous value
-    relative: Tensor  # (N,) bool
-    strength: Tensor  # (N,) float32
-    target: Tensor | None = None  # (N,) on the device: the absolute value each edited row got (NaN: not edited)
-
-    def edits(self) -> list[Edit]:
-        """One :class:`genaug.engine.edits.Edit` per row (what the engine and the albumentations transform take)."""
-        return EditDraw(self.code, self.value, self.relative).edits()
 
 
 def _tv_image_type() -> type | None:
@@ -106,12 +89,11 @@ class BatchFaceAug(nn.Module):
                  cache_size: int = 4096, table: LatentTable | int | None = None, check_values: bool | None = None,
                  batch_size: int = 256):
         super().__init__()
-        if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
+        if not (isinstance(p, numbers.Real) and 0.0 <= p <= 1.0):  # numpy scalars too
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
-        lo, hi = (strength, strength) if isinstance(strength, numbers.Real) else tuple(strength) if isinstance(
-            strength, (tuple, list)) and len(strength) == 2 else (math.nan, math.nan)
-        if not (isinstance(lo, numbers.Real) and isinstance(hi, numbers.Real) and math.isfinite(lo) and math.isfinite(hi)
-                and 0 <= lo <= hi):
+        pair = (strength, strength) if isinstance(strength, numbers.Real) else tuple(strength) if isinstance(strength, (tuple, list)) else ()
+        lo, hi = pair if len(pair) == 2 else (None, None)
+        if not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in (lo, hi)) or not 0 <= lo <= hi:
             raise ValueError(f"strength must be finite and >= 0, or a range (low, high) with 0 <= low <= high, got {strength!r}")
         if mode not in MODES or framing not in ("auto", "full"):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")
@@ -143,6 +125,12 @@ class BatchFaceAug(nn.Module):
             except (KeyError, TypeError) as e:
                 raise ValueError(f"codes: {e.args[0]}") from None
         code_ranges(spec, bounds)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling / deepcopy / ``torch.save`` keep the settings, generator and named ``table``; the engine
+        and the content cache (~300 MB at the default ``cache_size``) are rebuilt at the next call."""
+        drop = ("_layout", "_recipe", "_colour_codes", "_colour_all", "_colour_entries", "_slots", "_content")
+        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "_engine": None, "_feathers": {}}
 
     def extra_repr(self) -> str:
         return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
