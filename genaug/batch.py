@@ -75,7 +75,7 @@ class BatchFaceAug(nn.Module):
         bounds: ``{code: (low, high)}`` ranges for continuous codes.
         generator / seed: the CPU ``torch.Generator`` parameters are drawn from (or a seed for one).
         return_params: return ``(out, params)`` instead of ``out`` (the params are kept in ``_params`` either way).
-        cache_size: slots for latents found by content (unnamed images); at least the batch size.
+        cache_size: slots for latents found by content (unnamed images; storage grows with use); at least the batch size.
         table: the :class:`LatentTable` for named images (``index=``), or its capacity (None: grows).
         check_values: read the range of float input to reject values outside [0, 1] (one
             device-to-host read); None = on the CPU only.

@@ -335,3 +335,25 @@ def test_numpy_probability_accepted():
     assert batch_aug(p=np.float32(0.5)).p == 0.5
     with pytest.raises(ValueError, match="probability"):
         batch_aug(p=np.float32(1.5))
+
+
+def test_content_cache_storage_grows_with_use_not_to_its_capacity():
+    """The content cache's storage (~74 KB a face) follows the faces seen, up to ``cache_size``:
+    a first batch of 4 allocated all 4096 slots (~300 MB, on the GPU too)."""
+    aug = batch_aug(p=1.0, seed=0)
+    x = faces(4)
+    first = aug(x)
+    assert aug._content.rows.shape[0] <= 8
+    for seed in range(1, 4):  # more faces: the storage doubles, rows already stored are kept
+        aug(faces(4, seed=seed))
+    assert 16 <= aug._content.rows.shape[0] <= 32
+    assert torch.equal(aug(x, params=batch_aug(p=1.0, seed=0).draw(4)), first)  # the first faces still cached right
+    small = batch_aug(p=1.0, seed=0, cache_size=5)
+    for seed in range(3):
+        small(faces(4, seed=seed))
+    assert small._content.rows.shape[0] == 5  # never beyond the capacity
+    t = LatentTable(10)
+    t.store(torch.tensor([2]), torch.ones(1, 3), torch.zeros(1, 1, 2, 2))
+    assert t.rows.shape[0] == 3 and t.missing(torch.tensor([2, 9])).tolist() == [False, True]
+    t.store(torch.tensor([9]), 2 * torch.ones(1, 3), torch.zeros(1, 1, 2, 2))
+    assert t.rows.shape[0] == 10 and torch.equal(t.gather(torch.tensor([9, 2]))[0][:, 0], torch.tensor([2.0, 1.0]))
