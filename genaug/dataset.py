@@ -29,6 +29,7 @@ from .engine.cache import LatentStore, bundle_key, content_keys
 from .engine.edits import Edit, check_edit_options, check_strength, derive_seed, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
 from .faces.identity import online_gate
+from .images import apply_transform
 
 
 IMAGE_KEYS = ("image", "img")  # where a dict sample holds its image
@@ -87,6 +88,9 @@ class GenerativeAugDataset(Dataset):
         seed: augmentations are a pure function of ``(seed, index)``.
         cache_path: file for the inverted latents (``.safetensors``); reused when it matches.
         return_meta: items become ``(image, target, SampleMeta)`` (or ``(image, SampleMeta)``).
+        transform / target_transform: applied to each item's image (original or variant, after genaug;
+            albumentations as ``transform(image=...)["image"]``, any other callable as ``transform(image)``)
+            and to its first target (``(image, target, ...)`` items), as torchvision datasets do.
         progress: show a tqdm bar while inverting.
         gate / gate_threshold: identity gate (see :class:`~genaug.engine.Engine`); ``gate_threshold``
             alone uses ``genaug.faces.identity.online_gate("auto")`` (the shipped student, else the embedder). Items with ``return_meta`` carry the edit applied
@@ -122,6 +126,8 @@ class GenerativeAugDataset(Dataset):
         gate: Any = None,
         gate_threshold: float | None = None,
         quality_threshold: float | str | None = None,
+        transform: Any = None,
+        target_transform: Any = None,
     ):
         try:
             variants = operator.index(variants)
@@ -133,6 +139,7 @@ class GenerativeAugDataset(Dataset):
         self.base, self.variants, self.include_original = base, int(variants), bool(include_original)
         self.seed, self.return_meta, self.progress = int(seed), bool(return_meta), bool(progress)
         self.cache_path = Path(cache_path) if cache_path is not None else None
+        self.transform, self.target_transform = transform, target_transform
         engine_kw = dict(
             bundle=bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, mode=mode, strength=strength,
             framing=framing, codes=codes, bounds=bounds, batch_size=batch_size, cache_size=0,
@@ -267,6 +274,10 @@ class GenerativeAugDataset(Dataset):
             applied = info.edits[0] if info.kept[0] and not frame.no_face else None
             why = "unchanged (no face found)" if frame.no_face else "unchanged (gate)"
             meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
+        if self.transform is not None:
+            image = apply_transform(self.transform, image)
+        if self.target_transform is not None and isinstance(target, tuple) and target:
+            target = (self.target_transform(target[0]), *target[1:])
         if isinstance(target, _DictRest):  # a dict sample comes back a dict (meta under "meta")
             return {**target.entries, target.key: image, **({"meta": meta} if self.return_meta else {})}
         parts = (image, *(target or ()))

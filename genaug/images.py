@@ -149,3 +149,15 @@ def from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
         out = Image.fromarray(arr_np)
         return out.convert("LA") if info.dtype == "LA" else out  # grey with alpha was read as RGBA
     return arr.numpy().astype(info.dtype, copy=False)
+
+
+def apply_transform(transform: Any, image: Any) -> Any:
+    """``transform`` of one image as its library calls it: an albumentations transform or
+    ``Compose`` as ``transform(image=image)["image"]``, any other callable (a torchvision
+    transform, a function) as ``transform(image)``."""
+    try:
+        from albumentations.core.composition import BaseCompose
+        from albumentations.core.transforms_interface import BasicTransform
+    except ImportError:  # pragma: no cover - albumentations is a dependency
+        return transform(image)
+    return transform(image=image)["image"] if isinstance(transform, (BaseCompose, BasicTransform)) else transform(image)

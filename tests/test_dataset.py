@@ -274,3 +274,22 @@ def test_bad_base_item_is_named_and_integer_like_indices_work(tiny_kw):
     assert np.array_equal(ds[torch.tensor(1)], ds[1]) and np.array_equal(ds[np.int64(1)], ds[1])
     with pytest.raises(TypeError, match="integers"):
         ds[1.0]
+
+
+def test_transforms_after_genaug_as_torchvision_datasets_take_them(tiny_kw):
+    """``transform`` / ``target_transform`` as on a torchvision dataset (ImageFolder of PIL images
+    -> ToTensor), or an albumentations pipeline; applied to the original and to every variant."""
+    import albumentations as A
+    from torchvision import transforms as T
+
+    base = Faces("pil", n=2)
+    ds = GenerativeAugDataset(base, variants=2, include_original=True, transform=T.ToTensor(),
+                              target_transform=lambda y: y + 1, **tiny_kw)
+    img, target = ds[0]
+    assert isinstance(img, torch.Tensor) and img.shape == (3, 40, 40) and target == 1
+    np.testing.assert_allclose(img.permute(1, 2, 0).numpy(), base.arrays[0] / 255, atol=1e-6)  # the original
+    images, targets = next(iter(DataLoader(ds, batch_size=6)))
+    assert images.shape == (6, 3, 40, 40) and targets.tolist() == [1, 1, 1, 11, 11, 11]
+    flip = GenerativeAugDataset(Faces(), variants=1, transform=A.HorizontalFlip(p=1.0), **tiny_kw)
+    plain = GenerativeAugDataset(Faces(), variants=1, **tiny_kw)
+    np.testing.assert_array_equal(flip[0][0], plain[0][0][:, ::-1])

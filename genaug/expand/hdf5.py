@@ -39,6 +39,7 @@ import numpy as np
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ..images import apply_transform
 from ..io import commit_file, temp_path
 
 FORMAT = "genaug-expanded"
@@ -258,16 +259,6 @@ def merge_parts(parts_dir: Path, n_blocks: int, out: Path, shape: tuple[int, int
 
 
 # ---------------------------------------------------------------------------------- reading
-def _is_albumentations(transform: Any) -> bool:
-    """Whether ``transform`` takes albumentations' ``transform(image=...)`` call."""
-    try:
-        from albumentations.core.composition import BaseCompose
-        from albumentations.core.transforms_interface import BasicTransform
-    except ImportError:  # pragma: no cover - albumentations is a dependency
-        return False
-    return isinstance(transform, (BaseCompose, BasicTransform))
-
-
 class HDF5FaceDataset(Dataset):
     """A torch Dataset over an expanded file: ``(image, label)`` per record.
 
@@ -330,7 +321,7 @@ class HDF5FaceDataset(Dataset):
         image = f["images"][row]
         label = int(f[self._label_key][row]) if self._label_key else -1
         if self.transform is not None:
-            image = self.transform(image=image)["image"] if _is_albumentations(self.transform) else self.transform(image)
+            image = apply_transform(self.transform, image)
         if self.target_transform is not None:
             label = self.target_transform(label)
         if not self.return_meta:
