@@ -322,6 +322,35 @@ def test_reader_with_torchvision_transforms(reference):
     assert isinstance(ds, Dataset) and len(ds + ds) == 2 * len(ds) and isinstance(ds + ds, ConcatDataset)
 
 
+class _HandleProbe(torch.utils.data.Dataset):
+    """Whether a DataLoader worker reads through the handle the parent process opened."""
+
+    def __init__(self, ds):
+        self.ds, self.parent_handle = ds, ds._f()
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        self.ds[i]
+        return int(self.ds._f() is self.parent_handle)
+
+
+def test_forked_workers_open_their_own_handle(reference):
+    """h5py handles are not fork-safe: a file the main process already read (``ds[0]``) is reopened
+    in each forked DataLoader worker, as the docs promise ("opened lazily in each process")."""
+    from torch.utils.data import DataLoader
+
+    ds = HDF5FaceDataset(reference)
+    first = ds[0][0]
+    probe = _HandleProbe(ds)
+    shared = list(DataLoader(probe, batch_size=2, num_workers=2, multiprocessing_context="fork"))
+    assert torch.cat(shared).tolist() == [0, 0, 0, 0]
+    np.testing.assert_array_equal(ds[0][0], first)  # the parent's handle still works
+    ds.close()
+    assert ds[1][0].shape == first.shape  # reopened after close
+
+
 def test_cli_errors_and_help(tmp_path, capsys, tiny_bundle_path):
     with pytest.raises(SystemExit) as e:
         main(["--help"])

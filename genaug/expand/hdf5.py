@@ -29,6 +29,7 @@ Layout (plain HDF5, readable by h5py, h5dump, HDFView, pandas/PyTables, MATLAB, 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
 from pathlib import Path
@@ -282,6 +283,7 @@ class HDF5FaceDataset(Dataset):
         self.transform, self.target_transform = transform, target_transform
         self.return_meta = return_meta
         self._file: h5py.File | None = None
+        self._pid = os.getpid()  # the process that opened ``_file``
         if not Path(self.path).is_file():
             raise FileNotFoundError(f"no such HDF5 file: {self.path}")
         if not h5py.is_hdf5(self.path):
@@ -303,8 +305,8 @@ class HDF5FaceDataset(Dataset):
         return self._n
 
     def _f(self) -> h5py.File:
-        if self._file is None:
-            self._file = h5py.File(self.path, "r")
+        if self._file is None or self._pid != os.getpid():  # a forked worker opens its own handle (h5py is not fork-safe)
+            self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
         return self._file
 
     def __getstate__(self) -> dict[str, Any]:
@@ -337,9 +339,9 @@ class HDF5FaceDataset(Dataset):
         return image, label, meta
 
     def close(self) -> None:
-        if self._file is not None:
+        if self._file is not None and self._pid == os.getpid():  # not a handle inherited from the parent
             self._file.close()
-            self._file = None
+        self._file = None
 
     def __del__(self) -> None:
         try:
