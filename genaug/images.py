@@ -138,7 +138,8 @@ def from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
         res = t if info.layout == "CHW" else t[0]
         if info.dtype == torch.uint8:
             res = (res * 255).round().to(torch.uint8)
-        return res.to(dtype=info.dtype, device=original.device)
+        res = res.to(dtype=info.dtype, device=original.device)
+        return res if type(original) is Tensor else res.as_subclass(type(original))  # a tv_tensors.Image stays one
     arr = t.permute(1, 2, 0) if info.layout == "HWC" else t[0]
     if info.kind == "pil" or info.dtype == np.uint8:
         arr_np = (arr * 255).round().clamp(0, 255).to(torch.uint8).numpy()

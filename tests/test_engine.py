@@ -294,3 +294,14 @@ def test_16_bit_grey_pil_image_is_scaled_not_clipped():
     t, kind, _, layout, _ = to_chw01(Image.fromarray(grey16))
     assert kind == "pil" and layout == "HW" and t.shape == (1, 32, 32)
     np.testing.assert_allclose(t[0].numpy() * 255, grey16 // 257, atol=1e-3)
+
+
+@pytest.mark.parametrize("code", ["smile", "tone", "yaw"])
+def test_tv_tensors_image_stays_an_image(tiny_bundle_path, code):
+    """A ``tv_tensors.Image`` (torchvision v2 pipelines before genaug) comes back as one, as the
+    original (``include_original``) does, for latent, colour and image-space edits alike."""
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    e = Engine(tiny_bundle_path, device="cpu", refine_steps=0, codes=[code] if code != "tone" else None)
+    for img in (tv_tensors.Image(torch.rand(3, 48, 40)), tv_tensors.Image(torch.randint(0, 256, (3, 48, 40), dtype=torch.uint8))):
+        out, _ = e.augment([img])
+        assert type(out[0]) is tv_tensors.Image and out[0].dtype == img.dtype and out[0].shape == img.shape
