@@ -176,12 +176,10 @@ class BatchFaceAug(nn.Module):
         if x.device.type == "meta":
             raise ValueError("the batch is on the 'meta' device (shapes only, no pixels): genaug edits real images")
         n, c, h, w = x.shape
-        if n == 0:
-            raise ValueError("empty batch (N = 0)")
         if min(h, w) < MIN_SIDE:
             raise ValueError(f"images {h}x{w} are too small to hold a face (min side {MIN_SIDE} px)")
         check = x.device.type == "cpu" if self.check_values is None else self.check_values
-        if check and x.is_floating_point():
+        if check and x.is_floating_point() and n:
             if needs_clipping(*(float(v) for v in torch.aminmax(x)), "batch"):
                 x = x.clamp(0.0, 1.0)
         return x, bool(check and x.is_floating_point())
@@ -233,6 +231,9 @@ class BatchFaceAug(nn.Module):
         t = t.repeat(1, 3, 1, 1) if c == 1 else t[:, :3].contiguous() if c == 4 else t
         n = t.shape[0]
         params = self.draw(n) if params is None else self._checked(params, n)
+        if n == 0:  # an empty batch (aug(x[rows]) with no rows) comes back empty, as in torchvision v2
+            self._params = params
+            return (x.clone(), params) if self.return_params else x.clone()
         if index is not None:
             index = self.table.check(index)
             if len(index) != n:

@@ -184,7 +184,6 @@ def test_latent_table_grows_and_refuses_other_settings():
     (lambda x: x[0], "4 dims"),
     (lambda x: x.to(torch.int32), "dtype must be uint8"),
     (lambda x: x[:, :2], "3 channels"),
-    (lambda x: x[:0], "empty batch"),
     (lambda x: x * 255, r"values in \[0, 1\]"),
     (lambda x: x.masked_fill(x > 0.99, float("nan")), "without NaN"),
     (lambda x: x[:, :, :8, :8], "too small"),
@@ -357,3 +356,17 @@ def test_content_cache_storage_grows_with_use_not_to_its_capacity():
     assert t.rows.shape[0] == 3 and t.missing(torch.tensor([2, 9])).tolist() == [False, True]
     t.store(torch.tensor([9]), 2 * torch.ones(1, 3), torch.zeros(1, 1, 2, 2))
     assert t.rows.shape[0] == 10 and torch.equal(t.gather(torch.tensor([9, 2]))[0][:, 0], torch.tensor([2.0, 1.0]))
+
+
+def test_empty_batch_comes_back_empty():
+    """``aug(x[rows])`` with no rows selected: an empty batch passes through (dtype, shape,
+    ``tv_tensors.Image`` kept; 0-row params), as in torchvision v2 (kornia #4429 makes the same
+    choice); other problems of an empty batch (channels, size) are still refused."""
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    aug = batch_aug(p=1.0, seed=0, return_params=True)
+    for x in (faces(2)[:0], faces(2, dtype=torch.uint8)[:0], tv_tensors.Image(faces(2)[:0, :1])):
+        out, params = aug(x)
+        assert type(out) is type(x) and out.shape == x.shape and out.dtype == x.dtype and len(params.apply) == 0
+    assert aug(faces(2))[0].shape == (2, 3, 64, 64)  # and the next batch is edited as usual
+    with pytest.raises(ValueError, match="3 channels"):
+        aug(faces(2)[:0, :2])
