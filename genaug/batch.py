@@ -215,7 +215,7 @@ class BatchFaceAug(nn.Module):
         indices (latents kept in ``table``); ``params``: replay a previous call's parameters.
         As in ``torchvision.transforms.v2``, further inputs (labels, ...) pass through unchanged:
         ``aug(images, labels)`` returns ``(augmented, labels)``, a dict sample comes back a dict; the
-        batch is the first ``tv_tensors.Image`` among the inputs, else the first tensor."""
+        batch is the first ``tv_tensors.Image`` among the inputs, else the first 4-dim tensor."""
         if others or not isinstance(x, Tensor):  # (images, labels), a dict sample, ...: route the batch through
             return self._route((x, *others), bool(others), index, params)
         image_type = _tv_image_type()
@@ -252,7 +252,7 @@ class BatchFaceAug(nn.Module):
 
     def _route(self, inputs: tuple, several: bool, index: Any, params: BatchParams | None) -> Any:
         """As ``torchvision.transforms.v2``: in any structure of inputs (tuples, lists, dicts) the batch
-        is the first ``tv_tensors.Image``, else the first tensor; the rest pass through unchanged."""
+        is the first ``tv_tensors.Image``, else the first 4-dim tensor; the rest pass through unchanged."""
         from torch.utils._pytree import tree_flatten, tree_unflatten
 
         flat, spec = tree_flatten(inputs)
@@ -260,10 +260,11 @@ class BatchFaceAug(nn.Module):
             raise ValueError("pass replayed parameters by keyword: aug(x, params=params)")
         image_type = _tv_image_type()
         at = next((i for i, o in enumerate(flat) if image_type is not None and isinstance(o, image_type)), None)
-        at = at if at is not None else next((i for i, o in enumerate(flat) if isinstance(o, Tensor)), None)
+        at = at if at is not None else next((i for i, o in enumerate(flat) if isinstance(o, Tensor) and o.ndim == 4), None)
         if at is None:
-            raise ValueError(f"expected an NCHW tensor batch, got {type(inputs[0]).__name__}"
-                             + (" holding no tensor" if isinstance(inputs[0], (dict, list, tuple)) else ""))
+            got = ", ".join(f"{type(o).__name__}{tuple(o.shape) if hasattr(o, 'shape') else ''}" for o in flat[:4])
+            raise ValueError(f"expected an NCHW tensor batch among the inputs (the first tv_tensors.Image, else "
+                             f"the first 4-dim tensor), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
         res = self.forward(flat[at], index=index, params=params)
         flat[at], params = res if self.return_params else (res, None)
         out = tree_unflatten(flat, spec)

@@ -288,8 +288,12 @@ def test_dict_and_nested_samples_as_in_torchvision_v2():
     assert torch.equal(plain["image"], alone) and plain["label"] == "x"
     (first, [second]), params = batch_aug(p=1.0, seed=0, return_params=True)(labels, [tv_tensors.Image(x)])
     assert first is labels and torch.equal(second.as_subclass(torch.Tensor), alone) and isinstance(params, BatchParams)
-    with pytest.raises(ValueError, match="holding no tensor"):
+    with pytest.raises(ValueError, match="NCHW tensor batch among the inputs.*ndarray"):
         batch_aug(p=1.0)({"image": x.numpy()})
+    with pytest.raises(ValueError, match=r"ndarray\(2, 3, 64, 64\), Tensor\(2,\)"):
+        batch_aug(p=1.0)(x.numpy(), labels)  # not the labels taken for the batch
+    got_labels, got = batch_aug(p=1.0, seed=0)(labels, x)  # the 4-dim tensor is the batch, wherever it is
+    assert got_labels is labels and torch.equal(got, alone)
 
 
 def test_meta_device_seed_and_strength_types_refused_clearly():
