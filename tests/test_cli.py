@@ -88,3 +88,12 @@ def test_augment_help_is_plain_text(capsys):
         main(["augment", "--help"])
     out = capsys.readouterr().out
     assert "``" not in out and ":func:" not in out and "NAME_augNN.png" in out
+
+
+def test_expand_help_describes_every_framing(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["expand", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "full or none (the centre square)" in out and "detect (dlib" in out
