@@ -24,7 +24,7 @@ The identity gate is not offered here (it needs a host decision per row): use
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -34,31 +34,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
-from .engine.batch_edits import PLAN_DTYPES, apply_plan, blend, code_layout, edit_plan, recipe_tables
+from .engine.batch_edits import PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
 from .engine.colour import GREY_TOLERANCE, apply_colour, apply_colour01, sample_grid, fit_colour, is_grey
-from .engine.edits import Edit, EditDraw, check_code_list, code_ranges, default_codes, draw_edits
+from .engine.edits import check_code_list, code_ranges, default_codes, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES, _feather
 from .faces.controls import CONTROL_NAMES
 from .faces.framing import face_box
 from .images import MIN_SIDE, needs_clipping
-
-
-@dataclass(frozen=True)
-class BatchParams:
-    """The sampled parameters of one call (kornia's ``_params``); pass them back to replay it."""
-
-    apply: Tensor  # (N,) bool: rows edited
-    code: Tensor  # (N,) long: code index
-    value: Tensor  # (N,) float64: category offset (relative rows), category, or continuous value
-    relative: Tensor  # (N,) bool
-    strength: Tensor  # (N,) float32
-    target: Tensor | None = None  # (N,) on the device: the absolute value each edited row got (NaN: not edited)
-
-    def edits(self) -> list[Edit]:
-        """One :class:`genaug.engine.edits.Edit` per row (what the engine and the albumentations transform take)."""
-        return EditDraw(self.code, self.value, self.relative).edits()
 
 
 def _tv_image_type() -> type | None:
@@ -92,7 +76,7 @@ class BatchFaceAug(nn.Module):
         bounds: ``{code: (low, high)}`` ranges for continuous codes.
         generator / seed: the CPU ``torch.Generator`` parameters are drawn from (or a seed for one).
         return_params: return ``(out, params)`` instead of ``out`` (the params are kept in ``_params`` either way).
-        cache_size: slots for latents found by content (unnamed images); at least the batch size.
+        cache_size: slots for latents found by content (unnamed images; storage grows with use); at least the batch size.
         table: the :class:`LatentTable` for named images (``index=``), or its capacity (None: grows).
         check_values: read the range of float input to reject values outside [0, 1] (one
             device-to-host read); None = on the CPU only.
@@ -106,22 +90,25 @@ class BatchFaceAug(nn.Module):
                  cache_size: int = 4096, table: LatentTable | int | None = None, check_values: bool | None = None,
                  batch_size: int = 256):
         super().__init__()
-        if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
+        if not (isinstance(p, numbers.Real) and 0.0 <= p <= 1.0):  # numpy scalars too
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
-        lo, hi = (strength, strength) if isinstance(strength, (int, float)) else tuple(strength)
-        if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
+        pair = (strength, strength) if isinstance(strength, numbers.Real) else tuple(strength) if isinstance(strength, (tuple, list)) else ()
+        lo, hi = pair if len(pair) == 2 else (None, None)
+        if not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in (lo, hi)) or not 0 <= lo <= hi:
             raise ValueError(f"strength must be finite and >= 0, or a range (low, high) with 0 <= low <= high, got {strength!r}")
         if mode not in MODES or framing not in ("auto", "full"):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")
         if generator is not None and generator.device.type != "cpu":
             raise ValueError("generator must be a CPU torch.Generator (parameters are drawn on the host)")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise ValueError(f"seed must be a whole number, got {seed!r}")
         if cache_size < 1:
             raise ValueError(f"cache_size must be >= 1, got {cache_size}")
         self.p, self.strength_range, self.codes, self.bounds = float(p), (float(lo), float(hi)), codes, bounds
         self.bundle, self.mode, self.framing, self.return_params = bundle, mode, framing, return_params
         self.check_values, self.batch_size, self.cache_size = check_values, int(batch_size), int(cache_size)
         self.device = torch.device(device) if device is not None else None
-        self.generator = generator or (torch.Generator().manual_seed(seed) if seed is not None else torch.Generator())
+        self.generator = generator or (torch.Generator().manual_seed(int(seed)) if seed is not None else torch.Generator())
         if generator is None and seed is None:
             self.generator.seed()
         self.table = table if isinstance(table, LatentTable) else LatentTable(table)
@@ -139,6 +126,12 @@ class BatchFaceAug(nn.Module):
             except (KeyError, TypeError) as e:
                 raise ValueError(f"codes: {e.args[0]}") from None
         code_ranges(spec, bounds)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling / deepcopy / ``torch.save`` keep the settings, generator and named ``table``; the engine
+        and the content cache (~300 MB at the default ``cache_size``) are rebuilt at the next call."""
+        drop = ("_layout", "_recipe", "_colour_codes", "_colour_all", "_colour_entries", "_slots", "_content")
+        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "_engine": None, "_feathers": {}}
 
     def extra_repr(self) -> str:
         return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
@@ -181,13 +174,13 @@ class BatchFaceAug(nn.Module):
             raise ValueError(f"expected an NCHW batch (4 dims), got shape {tuple(x.shape)}")
         if x.dtype != torch.uint8 and not x.is_floating_point():
             raise ValueError(f"batch dtype must be uint8 (0..255) or float (0..1), got {x.dtype}")
+        if x.device.type == "meta":
+            raise ValueError("the batch is on the 'meta' device (shapes only, no pixels): genaug edits real images")
         n, c, h, w = x.shape
-        if n == 0:
-            raise ValueError("empty batch (N = 0)")
         if min(h, w) < MIN_SIDE:
             raise ValueError(f"images {h}x{w} are too small to hold a face (min side {MIN_SIDE} px)")
         check = x.device.type == "cpu" if self.check_values is None else self.check_values
-        if check and x.is_floating_point():
+        if check and x.is_floating_point() and n:
             if needs_clipping(*(float(v) for v in torch.aminmax(x)), "batch"):
                 x = x.clamp(0.0, 1.0)
         return x, bool(check and x.is_floating_point())
@@ -224,18 +217,10 @@ class BatchFaceAug(nn.Module):
         """Augment ``x`` (N, C, H, W), uint8 or float in [0, 1]. ``index``: the rows' dataset
         indices (latents kept in ``table``); ``params``: replay a previous call's parameters.
         As in ``torchvision.transforms.v2``, further inputs (labels, ...) pass through unchanged:
-        ``aug(images, labels)`` returns ``(augmented, labels)``; the batch is the first
-        ``tv_tensors.Image`` among the inputs, else the first input."""
-        if others:
-            if any(isinstance(o, BatchParams) for o in others):
-                raise ValueError("pass replayed parameters by keyword: aug(x, params=params)")
-            image_type = _tv_image_type()
-            inputs = [x, *others]
-            at = next((i for i, o in enumerate(inputs) if image_type is not None and isinstance(o, image_type)), 0)
-            res = self.forward(inputs[at], index=index, params=params)
-            out, params = res if self.return_params else (res, None)
-            inputs[at] = out
-            return (tuple(inputs), params) if self.return_params else tuple(inputs)
+        ``aug(images, labels)`` returns ``(augmented, labels)``, a dict sample comes back a dict; the
+        batch is the first ``tv_tensors.Image`` among the inputs, else the first 4-dim tensor."""
+        if others or not isinstance(x, Tensor):  # (images, labels), a dict sample, ...: route the batch through
+            return self._route((x, *others), bool(others), index, params)
         image_type = _tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
         t = x.as_subclass(Tensor) if wrapped else x
@@ -249,6 +234,9 @@ class BatchFaceAug(nn.Module):
         t = t.repeat(1, 3, 1, 1) if c == 1 else t[:, :3].contiguous() if c == 4 else t
         n = t.shape[0]
         params = self.draw(n) if params is None else self._checked(params, n)
+        if n == 0:  # an empty batch (aug(x[rows]) with no rows) comes back empty, as in torchvision v2
+            self._params = params
+            return (x.clone(), params) if self.return_params else x.clone()
         if index is not None:
             index = self.table.check(index)
             if len(index) != n:
@@ -258,11 +246,32 @@ class BatchFaceAug(nn.Module):
         self._params = params
         out = out.to(t.device)
         if c != out.shape[1]:  # back to the input's channels (a grey photo stays grey: its channels are equal)
-            out = out[:, :1] if c == 1 else torch.cat([out, alpha], 1)
+            out = out[:, :1].contiguous() if c == 1 else torch.cat([out, alpha], 1)
         if wrapped:
             from torchvision import tv_tensors
 
             out = tv_tensors.wrap(out, like=x)
+        return (out, params) if self.return_params else out
+
+    def _route(self, inputs: tuple, several: bool, index: Any, params: BatchParams | None) -> Any:
+        """As ``torchvision.transforms.v2``: in any structure of inputs (tuples, lists, dicts) the batch
+        is the first ``tv_tensors.Image``, else the first 4-dim tensor; the rest pass through unchanged."""
+        from torch.utils._pytree import tree_flatten, tree_unflatten
+
+        flat, spec = tree_flatten(inputs)
+        if any(isinstance(o, BatchParams) for o in flat):
+            raise ValueError("pass replayed parameters by keyword: aug(x, params=params)")
+        image_type = _tv_image_type()
+        at = next((i for i, o in enumerate(flat) if image_type is not None and isinstance(o, image_type)), None)
+        at = at if at is not None else next((i for i, o in enumerate(flat) if isinstance(o, Tensor) and o.ndim == 4), None)
+        if at is None:
+            got = ", ".join(f"{type(o).__name__}{tuple(o.shape) if hasattr(o, 'shape') else ''}" for o in flat[:4])
+            raise ValueError(f"expected an NCHW tensor batch among the inputs (the first tv_tensors.Image, else "
+                             f"the first 4-dim tensor), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
+        res = self.forward(flat[at], index=index, params=params)
+        flat[at], params = res if self.return_params else (res, None)
+        out = tree_unflatten(flat, spec)
+        out = out if several else out[0]
         return (out, params) if self.return_params else out
 
     def _augment(self, x: Tensor, params: BatchParams, index: Tensor | None, eng: Any,

@@ -16,6 +16,7 @@ wrapper where you can. With ``return_meta`` items end in a :class:`SampleMeta`, 
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,6 +29,17 @@ from .engine.cache import LatentStore, bundle_key, content_keys
 from .engine.edits import Edit, check_edit_options, check_strength, derive_seed, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
 from .faces.identity import online_gate
+from .images import apply_transform
+
+
+IMAGE_KEYS = ("image", "img")  # where a dict sample holds its image
+
+
+class _DictRest(NamedTuple):
+    """What a dict sample holds besides its image (``key``: where the image goes back)."""
+
+    key: str
+    entries: dict[str, Any]
 
 
 NO_VALUE = float("nan")  # one object, so two metas of an unchanged sample compare equal
@@ -64,16 +76,21 @@ class SampleMeta(NamedTuple):
 
 
 class GenerativeAugDataset(Dataset):
-    """Wrap ``base`` (items ``image`` or ``(image, target, ...)``) to yield augmented variants.
+    """Wrap ``base`` (items ``image``, ``(image, target, ...)`` or dicts) to yield augmented variants.
 
     Args:
-        base: any map-style dataset of PIL images, HWC numpy arrays or CHW tensors.
+        base: any map-style dataset of PIL images, HWC numpy arrays or CHW tensors, bare, first in a
+            tuple / list, or under ``"image"`` (or ``"img"``) in a dict (which comes back a dict;
+            with ``return_meta`` the meta is its ``"meta"`` entry).
         variants: augmented samples per original. include_original: also yield the original.
         bundle / device / refine_* / mode / strength / framing / codes / bounds / batch_size:
             passed to :class:`~genaug.engine.Engine` (or give a ready ``engine``).
         seed: augmentations are a pure function of ``(seed, index)``.
         cache_path: file for the inverted latents (``.safetensors``); reused when it matches.
         return_meta: items become ``(image, target, SampleMeta)`` (or ``(image, SampleMeta)``).
+        transform / target_transform: applied to each item's image (original or variant, after genaug;
+            albumentations as ``transform(image=...)["image"]``, any other callable as ``transform(image)``)
+            and to its first target (``(image, target, ...)`` items), as torchvision datasets do.
         progress: show a tqdm bar while inverting.
         gate / gate_threshold: identity gate (see :class:`~genaug.engine.Engine`); ``gate_threshold``
             alone uses ``genaug.faces.identity.online_gate("auto")`` (the shipped student, else the embedder). Items with ``return_meta`` carry the edit applied
@@ -109,6 +126,8 @@ class GenerativeAugDataset(Dataset):
         gate: Any = None,
         gate_threshold: float | None = None,
         quality_threshold: float | str | None = None,
+        transform: Any = None,
+        target_transform: Any = None,
     ):
         try:
             variants = operator.index(variants)
@@ -120,6 +139,7 @@ class GenerativeAugDataset(Dataset):
         self.base, self.variants, self.include_original = base, int(variants), bool(include_original)
         self.seed, self.return_meta, self.progress = int(seed), bool(return_meta), bool(progress)
         self.cache_path = Path(cache_path) if cache_path is not None else None
+        self.transform, self.target_transform = transform, target_transform
         engine_kw = dict(
             bundle=bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, mode=mode, strength=strength,
             framing=framing, codes=codes, bounds=bounds, batch_size=batch_size, cache_size=0,
@@ -150,13 +170,28 @@ class GenerativeAugDataset(Dataset):
         return len(self.base) * self.per_source
 
     @staticmethod
-    def _split(item: Any) -> tuple[Any, tuple | None]:
+    def _split(item: Any, src: int) -> tuple[Any, Any]:
+        """An item -> (image, the rest): ``(image, target, ...)``, a dict sample (its ``"image"`` or
+        ``"img"`` entry; the other entries are the rest) or a bare image (rest None)."""
         if isinstance(item, (tuple, list)):
             return item[0], tuple(item[1:])
+        if isinstance(item, Mapping):
+            key = next((k for k in IMAGE_KEYS if k in item), None)
+            if key is None:
+                raise ValueError(f"base item {src} is a dict without an image entry {IMAGE_KEYS}: keys {list(item)}")
+            return item[key], _DictRest(key, {k: v for k, v in item.items() if k != key})
         return item, None
 
-    def _image(self, src: int) -> tuple[Any, tuple | None]:
-        return self._split(self.base[src])
+    def _image(self, src: int) -> tuple[Any, Any]:
+        return self._split(self.base[src], src)
+
+    def _frame(self, src: int, image: Any, count: bool = True) -> tuple[Tensor, Any]:
+        """``e.frame`` of one base item; a bad image is an error naming the item."""
+        try:
+            x, (frame,) = self.engine.frame([image], count=count)
+        except ValueError as e:
+            raise ValueError(f"base item {src}: {e}") from None
+        return x, frame
 
     # --------------------------------------------------------------- inversion
     def _store(self) -> LatentStore | None:
@@ -184,7 +219,7 @@ class GenerativeAugDataset(Dataset):
         score: list[Tensor] = [torch.empty(0)] * n
         for start in tqdm(range(0, n, bs), desc="genaug: inverting", unit="batch", disable=not self.progress):
             rows = list(range(start, min(start + bs, n)))
-            x, _ = e.frame([self._image(i)[0] for i in rows], count=False)
+            x = torch.cat([self._frame(i, self._image(i)[0], count=False)[0] for i in rows])
             batch_keys = content_keys(x)
             keys += batch_keys
             todo = [j for j, k in enumerate(batch_keys) if k not in known]
@@ -201,6 +236,10 @@ class GenerativeAugDataset(Dataset):
 
     # ------------------------------------------------------------------- items
     def _locate(self, index: int) -> tuple[int, int]:
+        try:
+            index = operator.index(index)  # a numpy or 0-d torch integer too
+        except TypeError:
+            raise TypeError(f"dataset indices must be integers, got {type(index).__name__}") from None
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         return divmod(index % len(self), self.per_source)
@@ -226,7 +265,7 @@ class GenerativeAugDataset(Dataset):
         image, target = self._image(meta.source)
         if not meta.original:
             e = self.engine
-            x, (frame,) = e.frame([image])
+            x, frame = self._frame(meta.source, image)
             latent, score = self._latent(meta.source, x)
             gate_draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
             planned = self._edit(meta.source, meta.variant)  # relative: resolved on the latent used here
@@ -235,6 +274,12 @@ class GenerativeAugDataset(Dataset):
             applied = info.edits[0] if info.kept[0] and not frame.no_face else None
             why = "unchanged (no face found)" if frame.no_face else "unchanged (gate)"
             meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
+        if self.transform is not None:
+            image = apply_transform(self.transform, image)
+        if self.target_transform is not None and isinstance(target, tuple) and target:
+            target = (self.target_transform(target[0]), *target[1:])
+        if isinstance(target, _DictRest):  # a dict sample comes back a dict (meta under "meta")
+            return {**target.entries, target.key: image, **({"meta": meta} if self.return_meta else {})}
         parts = (image, *(target or ()))
         if self.return_meta:
             parts = (*parts, meta)

@@ -52,6 +52,19 @@ def _check_float_range(t: Tensor, what: str) -> Tensor:
     return t.clamp(0.0, 1.0) if needs_clipping(float(t.min()), float(t.max()), what) else t
 
 
+def eight_bit(im: Any) -> Any:
+    """A PIL image with integer grey pixels ("I;16*": 16-bit PNG / TIFF, "I": 32-bit) as an 8-bit
+    "L" image, scaled (PIL's own conversion clips them to white); other images as they are."""
+    if not im.mode.startswith("I"):
+        return im
+    from PIL import Image
+
+    a = np.asarray(im, dtype=np.float64)
+    if im.mode.startswith("I;16") or a.max() > 255:
+        a = a / 257.0
+    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
+
+
 def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
     """Any supported image -> (float32 CHW tensor in [0, 1] incl. alpha, kind, dtype, layout, shape)."""
     try:
@@ -59,6 +72,7 @@ def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
     except ImportError:  # pragma: no cover
         Image = None
     if Image is not None and isinstance(image, Image.Image):
+        image = eight_bit(image)
         mode = image.mode
         if mode not in ("L", "RGB", "RGBA"):
             image = image.convert("RGBA" if "A" in mode else "RGB")
@@ -124,7 +138,8 @@ def from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
         res = t if info.layout == "CHW" else t[0]
         if info.dtype == torch.uint8:
             res = (res * 255).round().to(torch.uint8)
-        return res.to(dtype=info.dtype, device=original.device)
+        res = res.to(dtype=info.dtype, device=original.device)
+        return res if type(original) is Tensor else res.as_subclass(type(original))  # a tv_tensors.Image stays one
     arr = t.permute(1, 2, 0) if info.layout == "HWC" else t[0]
     if info.kind == "pil" or info.dtype == np.uint8:
         arr_np = (arr * 255).round().clamp(0, 255).to(torch.uint8).numpy()
@@ -135,3 +150,15 @@ def from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
         out = Image.fromarray(arr_np)
         return out.convert("LA") if info.dtype == "LA" else out  # grey with alpha was read as RGBA
     return arr.numpy().astype(info.dtype, copy=False)
+
+
+def apply_transform(transform: Any, image: Any) -> Any:
+    """``transform`` of one image as its library calls it: an albumentations transform or
+    ``Compose`` as ``transform(image=image)["image"]``, any other callable (a torchvision
+    transform, a function) as ``transform(image)``."""
+    try:
+        from albumentations.core.composition import BaseCompose
+        from albumentations.core.transforms_interface import BasicTransform
+    except ImportError:  # pragma: no cover - albumentations is a dependency
+        return transform(image)
+    return transform(image=image)["image"] if isinstance(transform, (BaseCompose, BasicTransform)) else transform(image)

@@ -1,4 +1,4 @@
-"""Files: image discovery, atomic writes, checksums and versioned JSON configs.
+"""Files: image discovery and reading, atomic writes, checksums and versioned JSON configs.
 
 Every file genaug writes (bundles, evaluators, latent caches, HDF5 parts, manifests, checkpoints)
 goes through :func:`atomic_write`: a per-process temporary file beside the target, fsynced,
@@ -34,6 +34,19 @@ def list_images(root: str | Path, what: str = "image folder") -> list[Path]:
     if not files:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) found in {root}")
     return files
+
+
+def open_photo(path: str | Path) -> Any:
+    """A photo file as a loaded PIL image, as a viewer shows it: turned upright by its EXIF
+    orientation (phone photos), and a 16-bit grey image scaled to 8 bits ("L"), not clipped to white."""
+    from PIL import Image, ImageOps
+
+    from .images import eight_bit
+
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+    return eight_bit(im)
 
 
 def fsync_path(path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -28,7 +29,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
     """Edit one semantic code of the face (glasses, smile, ...) with the bundle's generator.
 
     Args:
-        bundle: ``"default"`` or a bundle folder (a string, so the transform serialises).
+        bundle: ``"default"`` or a bundle folder (a string or path; kept as a string, so the transform serialises).
         codes: codes that may be edited (names, ``"c<i>"`` or indices); None = the bundle's random set (identity-safe codes; `genaug info`).
         mode: ``"delta"`` (add only the generator's change to the photo) or ``"regenerate"``.
         strength: edit strength, or a ``(low, high)`` range sampled per image.
@@ -57,7 +58,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
     """
 
     class InitSchema(BaseTransformInitSchema):
-        bundle: str
+        bundle: str | Path
         codes: list[str | int] | None
         mode: Literal["delta", "regenerate"]
         strength: Strength
@@ -70,6 +71,11 @@ class GenerativeFaceAug(ImageOnlyTransform):
         gate_threshold: float | None = Field(default=None, allow_inf_nan=False)
         gate: Literal["auto", "student", "embedder", "identity", "dlib"]
         quality_threshold: float | Literal["auto"] | None = None
+
+        @field_validator("bundle")
+        @classmethod
+        def _bundle(cls, v: str | Path) -> str:
+            return os.fspath(v)  # a bundle folder given as a Path is kept as a string, so the transform serialises
 
         @field_validator("strength")
         @classmethod
@@ -85,6 +91,12 @@ class GenerativeFaceAug(ImageOnlyTransform):
             if isinstance(v, (int, float)) and not (math.isfinite(v) and 0.0 <= v <= 1.0):
                 raise ValueError(f"quality_threshold must be 'auto', None or a number in [0, 1], got {v}")
             return v
+
+        @field_validator("bounds")
+        @classmethod
+        def _bounds(cls, v: dict[str | int, tuple[float, float]] | None) -> dict[str | int, tuple[float, float]] | None:
+            # JSON turns the index keys of to_dict into strings ("5"): read them back as indices
+            return None if v is None else {int(k) if isinstance(k, str) and k.isdecimal() else k: r for k, r in v.items()}
 
         @field_validator("codes")
         @classmethod
@@ -113,7 +125,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
 
     def __init__(
         self,
-        bundle: str = "default",
+        bundle: str | Path = "default",
         codes: list[str | int] | None = None,
         mode: Literal["delta", "regenerate"] = "delta",
         strength: Strength = 1.0,

@@ -66,3 +66,34 @@ def test_missing_bundle_is_a_clear_error(tmp_path, capsys):
 def test_module_entry_point():
     r = subprocess.run([sys.executable, "-m", "genaug", "--help"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "expand" in r.stdout
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tiny_bundle_path):
+    """``genaug info | head -1``: the reader stops early; genaug ends without an error line."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "genaug", "info", "--bundle", str(tiny_bundle_path), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # before genaug writes anything: every write meets a closed pipe
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Broken pipe" not in err and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_augment_help_is_plain_text(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["augment", "--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and ":func:" not in out and "NAME_augNN.png" in out
+
+
+def test_expand_help_describes_every_framing(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["expand", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "full or none (the centre square)" in out and "detect (dlib" in out

@@ -158,3 +158,19 @@ def test_batch_transform_refuses_controls(trained_bundle_path):
 
     with pytest.raises(ValueError, match="image-space control"):
         BatchFaceAug(codes=["smile", "yaw"], bundle=trained_bundle_path, device="cpu")
+
+
+@pytest.mark.parametrize("name", ["yaw", "light"])
+def test_strength_above_one_saturates_a_control_at_its_range(tiny_bundle_path, name):
+    """``strength`` has no upper limit (> 1 extrapolates a latent edit, saturating at a continuous
+    code's range); a control drawn near its end and scaled past it saturates too, not an error
+    in the middle of training."""
+    e = Engine(tiny_bundle_path, device="cpu", refine_steps=0, codes=[name])
+    control = IMAGE_CONTROLS[name]
+    x = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    out, info = e.augment([x], edits=[Edit(code_index(e.spec, name), control.high * 0.9, False)], strength=torch.tensor([2.0]))
+    assert out[0].shape == x.shape and info.edits[0].value == control.high
+    t = A.Compose([GenerativeFaceAug(bundle=str(tiny_bundle_path), codes=[name], strength=(1.5, 2.0), refine_steps=0,
+                                     device="cpu", p=1.0)], seed=0)
+    for _ in range(4):
+        assert t(image=x)["image"].shape == x.shape

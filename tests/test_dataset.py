@@ -239,3 +239,57 @@ def test_a_base_image_that_changed_since_prepare_is_inverted_again(kw):
                             generator=torch.Generator().manual_seed(0))
     np.testing.assert_array_equal(image, paste_back(out[0], shown, frame))
     assert meta.score == pytest.approx(float(inv.score[0]))
+
+
+@pytest.fixture()
+def tiny_kw(tiny_bundle_path):
+    return dict(bundle=tiny_bundle_path, device="cpu", refine_steps=0, progress=False)
+
+
+def test_dict_samples_come_back_as_dicts(tiny_kw):
+    """A base of dict samples (Hugging Face style ``{"image": ..., "label": ...}``, or ``"img"``)
+    is wrapped like tuples: the image edited, the other entries carried over, meta under "meta"."""
+    base = [{"image": a, "label": i, "name": f"f{i}"} for i, a in enumerate(Faces().arrays[:2])]
+    ds = GenerativeAugDataset(base, variants=2, return_meta=True, **tiny_kw)
+    item = ds[3]
+    assert set(item) == {"image", "label", "name", "meta"} and item["label"] == 1 and item["name"] == "f1"
+    assert item["image"].shape == (40, 40, 3) and item["meta"].source == 1
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    assert batch["image"].shape == (4, 40, 40, 3) and batch["label"].tolist() == [0, 0, 1, 1]
+    img = GenerativeAugDataset([{"img": base[0]["image"]}], variants=1, **tiny_kw)[0]
+    assert set(img) == {"img"}
+    with pytest.raises(ValueError, match="without an image entry"):
+        GenerativeAugDataset([{"pixels": base[0]["image"]}], variants=1, **tiny_kw)
+
+
+def test_bad_base_item_is_named_and_integer_like_indices_work(tiny_kw):
+    good = Faces().arrays[0]
+    base = [good] * 5 + [good[:8, :8]]
+    with pytest.raises(ValueError, match="base item 5: image 8x8 is too small"):
+        GenerativeAugDataset(base, variants=1, **tiny_kw)
+    lazy = GenerativeAugDataset([good, np.zeros((40, 40, 5), np.uint8)], variants=1, lazy=True, **tiny_kw)
+    with pytest.raises(ValueError, match="base item 1: "):
+        lazy.prepare()
+    ds = GenerativeAugDataset([good], variants=2, **tiny_kw)
+    assert np.array_equal(ds[torch.tensor(1)], ds[1]) and np.array_equal(ds[np.int64(1)], ds[1])
+    with pytest.raises(TypeError, match="integers"):
+        ds[1.0]
+
+
+def test_transforms_after_genaug_as_torchvision_datasets_take_them(tiny_kw):
+    """``transform`` / ``target_transform`` as on a torchvision dataset (ImageFolder of PIL images
+    -> ToTensor), or an albumentations pipeline; applied to the original and to every variant."""
+    import albumentations as A
+    from torchvision import transforms as T
+
+    base = Faces("pil", n=2)
+    ds = GenerativeAugDataset(base, variants=2, include_original=True, transform=T.ToTensor(),
+                              target_transform=lambda y: y + 1, **tiny_kw)
+    img, target = ds[0]
+    assert isinstance(img, torch.Tensor) and img.shape == (3, 40, 40) and target == 1
+    np.testing.assert_allclose(img.permute(1, 2, 0).numpy(), base.arrays[0] / 255, atol=1e-6)  # the original
+    images, targets = next(iter(DataLoader(ds, batch_size=6)))
+    assert images.shape == (6, 3, 40, 40) and targets.tolist() == [1, 1, 1, 11, 11, 11]
+    flip = GenerativeAugDataset(Faces(), variants=1, transform=A.HorizontalFlip(p=1.0), **tiny_kw)
+    plain = GenerativeAugDataset(Faces(), variants=1, **tiny_kw)
+    np.testing.assert_array_equal(flip[0][0], plain[0][0][:, ::-1])

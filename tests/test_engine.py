@@ -281,3 +281,27 @@ def test_content_shift_moves_a_categorical_edit_along_its_direction(trained_bund
     b = b.with_recipes({"glasses=1": {"shift": 0.0}})
     _, plain = Engine(b, device="cpu", refine_steps=0).render_edits(x, latent, [Edit(0, 1)] * 3)
     torch.testing.assert_close(plain.edited[:, :nd], latent[:, :nd])  # shift 0 (the default): content untouched
+
+
+def test_16_bit_grey_pil_image_is_scaled_not_clipped():
+    """A PIL image of a 16-bit grey PNG ("I;16") is read as its 8-bit values (PIL's own
+    conversion would clip nearly every pixel to white)."""
+    from PIL import Image
+
+    from genaug.images import to_chw01
+
+    grey16 = np.random.default_rng(0).integers(0, 256, (32, 32)).astype(np.uint16) * 257
+    t, kind, _, layout, _ = to_chw01(Image.fromarray(grey16))
+    assert kind == "pil" and layout == "HW" and t.shape == (1, 32, 32)
+    np.testing.assert_allclose(t[0].numpy() * 255, grey16 // 257, atol=1e-3)
+
+
+@pytest.mark.parametrize("code", ["smile", "tone", "yaw"])
+def test_tv_tensors_image_stays_an_image(tiny_bundle_path, code):
+    """A ``tv_tensors.Image`` (torchvision v2 pipelines before genaug) comes back as one, as the
+    original (``include_original``) does, for latent, colour and image-space edits alike."""
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    e = Engine(tiny_bundle_path, device="cpu", refine_steps=0, codes=[code] if code != "tone" else None)
+    for img in (tv_tensors.Image(torch.rand(3, 48, 40)), tv_tensors.Image(torch.randint(0, 256, (3, 48, 40), dtype=torch.uint8))):
+        out, _ = e.augment([img])
+        assert type(out[0]) is tv_tensors.Image and out[0].dtype == img.dtype and out[0].shape == img.shape

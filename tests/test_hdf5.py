@@ -308,6 +308,49 @@ def test_reader_with_albumentations(reference):
     np.testing.assert_array_equal(img, HDF5FaceDataset(reference)[0][0][:, ::-1])
 
 
+def test_reader_with_torchvision_transforms(reference):
+    """A torchvision transform (or any plain callable) gets the image itself, as torchvision's
+    datasets call it; ``target_transform`` the label; the reader is a torch ``Dataset``."""
+    from torch.utils.data import ConcatDataset, Dataset
+    from torchvision import transforms as T
+
+    ds = HDF5FaceDataset(reference, transform=T.ToTensor(), target_transform=lambda y: y + 100)
+    img, label = ds[0]
+    raw, raw_label = HDF5FaceDataset(reference)[0]
+    assert isinstance(img, torch.Tensor) and img.shape == (3, 32, 32) and label == raw_label + 100
+    np.testing.assert_allclose(img.permute(1, 2, 0).numpy(), raw / 255.0, atol=1e-6)
+    assert isinstance(ds, Dataset) and len(ds + ds) == 2 * len(ds) and isinstance(ds + ds, ConcatDataset)
+
+
+class _HandleProbe(torch.utils.data.Dataset):
+    """Whether a DataLoader worker reads through the handle the parent process opened."""
+
+    def __init__(self, ds):
+        self.ds, self.parent_handle = ds, ds._f()
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        self.ds[i]
+        return int(self.ds._f() is self.parent_handle)
+
+
+def test_forked_workers_open_their_own_handle(reference):
+    """h5py handles are not fork-safe: a file the main process already read (``ds[0]``) is reopened
+    in each forked DataLoader worker, as the docs promise ("opened lazily in each process")."""
+    from torch.utils.data import DataLoader
+
+    ds = HDF5FaceDataset(reference)
+    first = ds[0][0]
+    probe = _HandleProbe(ds)
+    shared = list(DataLoader(probe, batch_size=2, num_workers=2, multiprocessing_context="fork"))
+    assert torch.cat(shared).tolist() == [0, 0, 0, 0]
+    np.testing.assert_array_equal(ds[0][0], first)  # the parent's handle still works
+    ds.close()
+    assert ds[1][0].shape == first.shape  # reopened after close
+
+
 def test_cli_errors_and_help(tmp_path, capsys, tiny_bundle_path):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
@@ -362,3 +405,33 @@ def test_reader_takes_labels_under_either_name_and_names_a_non_hdf5_file(tmp_pat
     (tmp_path / "text.h5").write_text("not hdf5")
     with pytest.raises(ValueError, match="not an HDF5 file"):
         HDF5FaceDataset(tmp_path / "text.h5")
+
+
+def test_photos_read_upright_and_16_bit_grey_scaled(tmp_path):
+    """Phone photos carry their orientation in EXIF: expand (and augment) read them as a viewer
+    shows them; a 16-bit grey PNG is scaled to 8 bits, not clipped to white."""
+    from genaug.cli.augment import _load
+    from genaug.expand.sources import FolderSource
+
+    rng = np.random.default_rng(0)
+    upright = rng.integers(0, 256, (60, 40, 3), dtype=np.uint8)  # H 60, W 40
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, -1)))  # as the camera stored it: 40 x 60
+    exif = stored.getexif()
+    exif[0x0112] = 8  # "rotate 90 CW to view" (the stored image is turned 90 CCW)
+    stored.save(tmp_path / "phone.png", exif=exif)
+    grey16 = (rng.integers(0, 256, (32, 32)).astype(np.uint16) * 257)
+    Image.fromarray(grey16).save(tmp_path / "deep.png")
+    src = FolderSource(tmp_path)
+    assert src.paths == ["deep.png", "phone.png"]
+    np.testing.assert_array_equal(src.load(1, 3), upright)
+    np.testing.assert_array_equal(src.load(0, 1)[..., 0], grey16 // 257)
+    np.testing.assert_array_equal(_load(tmp_path / "phone.png"), upright)
+    np.testing.assert_array_equal(_load(tmp_path / "deep.png"), grey16 // 257)
+
+
+def test_channels_first_hdf5_source_refused_up_front(tmp_path):
+    src = tmp_path / "nchw.h5"
+    with h5py.File(src, "w") as f:
+        f["images"] = np.zeros((3, 3, 32, 32), np.uint8)
+    with pytest.raises(ExpandError, match="channels first"):
+        expand_to_hdf5(src, tmp_path / "o.h5", 1)

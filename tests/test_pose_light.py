@@ -209,3 +209,22 @@ def test_turning_outwards_stops_at_the_limit():
     assert not torch.allclose(back, rotate_yaw(x, 15.0, lm), atol=1e-3)
     beyond = project(-50.0)  # beyond the limit: every outward request renders the same (no turn)
     assert torch.allclose(rotate_yaw(x, -30.0, beyond), rotate_yaw(x, -5.0, beyond), atol=1e-5)
+
+
+def test_relight_of_a_black_or_flat_photo_is_finite():
+    """A black photo (or a black grey one) has no shading to fit: relighting it must not divide 0 by 0
+    (it gave NaN pixels through ``GenerativeFaceAug(codes=["light"])`` on float input)."""
+    for img in (torch.full((2, 3, 64, 64), -1.0), torch.full((1, 1, 64, 64), -1.0), torch.zeros(1, 3, 64, 64)):
+        out = relight(img, azimuth=60.0, elevation=10.0, strength=1.0)
+        assert torch.isfinite(out).all() and out.shape == img.shape
+
+
+def test_light_control_on_a_black_float_image_through_the_transform():
+    import albumentations as A
+
+    import genaug
+
+    t = A.Compose([genaug.GenerativeFaceAug(p=1.0, codes=["light"], framing="full", device="cpu")], seed=0)
+    for _ in range(3):
+        out = t(image=np.zeros((64, 64, 3), np.float32))["image"]
+        assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0

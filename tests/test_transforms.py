@@ -172,3 +172,29 @@ def test_latents_cached_by_content(aug_kw):
     comp(image=img)
     comp(image=img)
     assert t.engine.cache.hits == 1 and len(t.engine.cache) == 1
+
+
+def test_bundle_folder_as_path(tiny_bundle_path):
+    """A bundle folder given as a ``pathlib.Path`` (as the Dataset and BatchFaceAug take it) is
+    accepted and kept as a string, so ``to_dict`` / JSON / ``from_dict`` still round-trip."""
+    import json
+
+    t = GenerativeFaceAug(bundle=tiny_bundle_path, refine_steps=0, device="cpu", p=1.0)
+    assert t.bundle == str(tiny_bundle_path)
+    back = A.from_dict(json.loads(json.dumps(A.to_dict(t))))
+    assert back.bundle == str(tiny_bundle_path)
+    assert t(image=_image())["image"].shape == (48, 48, 3)
+
+
+def test_bounds_by_code_index_survive_json(tiny_bundle_path, tmp_path):
+    """``bounds={5: ...}`` (a code by index, as the docs allow) survives ``A.save`` / ``A.load``
+    and ``to_dict`` through JSON, whose object keys are strings."""
+    import json
+
+    spec = read_spec(tiny_bundle_path)
+    ci = next(i for i in range(len(spec.codes)) if not spec.is_categorical(i))  # a continuous code
+    t = GenerativeFaceAug(bundle=str(tiny_bundle_path), codes=[ci], bounds={ci: (0.0, 0.5)}, refine_steps=0, device="cpu", p=1.0)
+    back = A.from_dict(json.loads(json.dumps(A.to_dict(t))))
+    assert back.bounds == {ci: (0.0, 0.5)} and back.codes == [ci]
+    A.save(A.Compose([t]), str(tmp_path / "p.json"))
+    assert A.load(str(tmp_path / "p.json")).transforms[0].bounds == {ci: (0.0, 0.5)}

@@ -1,6 +1,5 @@
-"""``genaug augment IMAGE_OR_DIR --out DIR``: augmented variants of the user's own faces (same
-size as the inputs, ``NAME_augNN.png``, sub-folders mirrored) and a contact sheet. The variants of one image are
-distinct edits (:func:`genaug.engine.edits.variant_edits`); unreadable files are skipped and reported."""
+"""``genaug augment IMAGE_OR_DIR --out DIR``: augmented variants of the user's own faces (the
+variants of one image are distinct edits, :func:`genaug.engine.edits.variant_edits`)."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +13,7 @@ from PIL import Image
 
 from ..engine.edits import derive_seed, variant_edits
 from ..images import MIN_SIDE
-from ..io import list_images
+from ..io import list_images, open_photo
 from .common import add_model_args, run_guarded
 from .demo import CELL, hstack, vstack
 
@@ -22,9 +21,9 @@ SHEET_ROWS = 32
 
 
 def _load(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        mode = "RGBA" if im.mode in ("RGBA", "LA") else "L" if im.mode in ("L", "1") else "RGB"  # grey stays grey
-        img = np.asarray(im.convert(mode))
+    im = open_photo(path)  # upright by EXIF, 16-bit grey scaled
+    mode = "RGBA" if im.mode in ("RGBA", "LA") else "L" if im.mode in ("L", "1") else "RGB"  # grey stays grey
+    img = np.asarray(im.convert(mode))
     if min(img.shape[:2]) < MIN_SIDE:
         raise ValueError(f"image {img.shape[1]}x{img.shape[0]} is too small to hold a face (min side {MIN_SIDE} px)")
     return img
@@ -120,14 +119,17 @@ def run_augment(args: argparse.Namespace) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="genaug augment", description=__doc__)
+    p = argparse.ArgumentParser(prog="genaug augment", description=(
+        "Write augmented variants of your own face images: OUT/NAME_augNN.png, the same size as each input, "
+        "sub-folders mirrored, and a contact sheet. The variants of one image are distinct edits; unreadable "
+        "files are skipped and reported."))
     p.add_argument("input", help="an image file or a folder of images")
     add_model_args(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--variants", type=int, default=4, help="augmented variants per image (distinct edits)")
     p.add_argument("--mode", default="delta", choices=["delta", "regenerate"], help="how edits are applied")
     p.add_argument("--codes", default=None, help="comma list of codes to edit, e.g. smile,glasses or yaw,light "
-                   "(default: the bundle's random set (identity-safe codes; `genaug info`); genaug info lists them)")
+                   "(default: the bundle's random set of identity-safe codes; `genaug info` lists them)")
     p.add_argument("--strength", type=float, default=1.0, help="edit strength (0 = unchanged, 1 = full edit)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--framing", default="auto", choices=["auto", "full", "detect"],

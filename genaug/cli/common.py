@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Callable
 
@@ -22,6 +23,9 @@ def run_guarded(prog: str, run: Callable[[Any], Any], args: Any) -> int:
     extra (``faces``, e.g. for ``--framing detect``) is such a problem too."""
     try:
         run(args)
+    except BrokenPipeError:  # the output's reader stopped (``genaug info | head``): end quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 1
     except (OSError, ValueError, FacesExtraMissing) as e:  # BundleError, ExpandError and PIL's errors are among these
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1

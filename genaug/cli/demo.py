@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from ..bundle.format import Bundle
 from ..engine.edits import Edit, code_values, control_of, default_codes
 from ..faces.controls import CONTROL_NAMES
-from ..io import list_images
+from ..io import list_images, open_photo
 from .common import add_model_args, run_guarded
 
 ASSETS = Path(__file__).parents[1] / "assets"
@@ -142,8 +142,7 @@ def vstack(panels: list[Image.Image], gap: int = 12) -> Image.Image:
 
 
 def _load_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    return np.asarray(open_photo(path).convert("RGB"))  # upright by EXIF, 16-bit grey scaled
 
 
 def _demo_faces(paths: list[str], limit: int) -> list[tuple[Path, np.ndarray]]:

@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the bundle's, 0 for the edit kind and 20 otherwise)")
     p.add_argument("--refine-loss", default="mse+msssim", help="inversion refinement loss")
     p.add_argument("--framing", default="auto", choices=FRAMINGS, help="how faces are framed for the model: auto (CelebA "
-                   "box for 178x218 frames, else the detected face with genaug[faces] or the centre square), full, detect")
+                   "box for 178x218 frames, else the detected face with genaug[faces] or the centre square), full or none (the "
+                   "centre square), detect (dlib's detector + 5-point alignment; photos without a face unchanged)")
     p.add_argument("--batch-size", type=int, default=64, help="images per device batch")
     p.add_argument("--block-size", type=int, default=256, help="source images per part file (the resume unit)")
     p.add_argument("--compression", default="lzf", help="image compression: lzf, gzip, gzip-<0..9> or none")

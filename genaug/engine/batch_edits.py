@@ -26,7 +26,24 @@ import torch
 from torch import Tensor
 
 from ..models.latent import LatentSpec
+from .edits import Edit, EditDraw
 from .render import MODES, local_mask_of, mask_weights
+
+
+@dataclass(frozen=True)
+class BatchParams:
+    """The sampled parameters of one call (kornia's ``_params``); pass them back to replay it."""
+
+    apply: Tensor  # (N,) bool: rows edited
+    code: Tensor  # (N,) long: code index
+    value: Tensor  # (N,) float64: category offset (relative rows), category, or continuous value
+    relative: Tensor  # (N,) bool
+    strength: Tensor  # (N,) float32
+    target: Tensor | None = None  # (N,) on the device: the absolute value each edited row got (NaN: not edited)
+
+    def edits(self) -> list[Edit]:
+        """One :class:`genaug.engine.edits.Edit` per row (what the engine and the albumentations transform take)."""
+        return EditDraw(self.code, self.value, self.relative).edits()
 
 
 @dataclass(frozen=True)

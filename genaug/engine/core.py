@@ -257,9 +257,13 @@ class Engine:
         return out, info
 
     def _scale_controls(self, edits: list[Edit], wanted: Tensor) -> list[Edit]:
-        """Image-space control edits at their user strengths: the value that is applied (and reported)."""
-        return [Edit(e.code, e.value * float(w), e.relative) if control_of(self.spec, e.code) is not None else e
-                for e, w in zip(edits, wanted.tolist())]
+        """Image-space control edits at their user strengths: the value that is applied (and reported);
+        a strength above 1 saturates at the control's range, as it does at a continuous code's."""
+        out = []
+        for e, w in zip(edits, wanted.tolist()):
+            c = control_of(self.spec, e.code)
+            out.append(e if c is None else Edit(e.code, min(max(e.value * float(w), c.low), c.high), e.relative))
+        return out
 
     def _rejects(self, x: Tensor, out: Tensor) -> Tensor:
         """(N,) bool on the host: rows the identity gate or the quality gate rejects."""

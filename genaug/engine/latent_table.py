@@ -22,8 +22,8 @@ from torch import Tensor
 class LatentTable:
     """Latents and renders by slot on one device. ``capacity``: the number of slots (indices must
     lie in ``[0, capacity)``), or None to grow as larger indices arrive. Storage is allocated at the
-    first store, one row per slot: the latent (D floats) and its render ``G(latent)`` (C x S x S
-    floats), the render on the image scale ``(G(latent) + 1) / 2`` in [0, 1] as the batch blend uses
+    first store and doubles as higher slots fill (never beyond the capacity), one row per slot: the
+    latent (D floats) and its render ``G(latent)`` (C x S x S floats), the render on the image scale ``(G(latent) + 1) / 2`` in [0, 1] as the batch blend uses
     it, so one gather reads both; about 74 KB per face for the default 64x64 bundle."""
 
     def __init__(self, capacity: int | None = None):
@@ -95,14 +95,16 @@ class LatentTable:
         """Write rows into slots ``index`` (host long), allocating or growing the storage: ``latent``
         and its render ``base = G(latent)`` in [-1, 1] (kept as ``(base + 1) / 2``); ``grey``: (N,)
         bool, the photos are black-and-white (:func:`genaug.engine.colour.is_grey`; kept on the host)."""
-        size = self.capacity or max(int(index.numpy().max()) + 1, 2 * len(self.filled))
+        allocated = 0 if self.rows is None else len(self.rows)
+        size = max(int(index.numpy().max()) + 1, 2 * allocated)  # storage doubles as slots fill, up to the capacity
+        size = min(size, self.capacity) if self.capacity else size
         if self.rows is None:
             self.latent_dim, self.image_shape = latent.shape[1], tuple(base.shape[1:])
         elif (latent.shape[1], tuple(base.shape[1:])) != (self.latent_dim, self.image_shape) or self.rows.device != latent.device:
             raise ValueError(f"this LatentTable holds latents of shape ({self.latent_dim},) and renders of shape "
                              f"{self.image_shape} on {self.rows.device}, got {tuple(latent.shape[1:])} and "
                              f"{tuple(base.shape[1:])} on {latent.device}")
-        if self.rows is None or len(self.filled) < size:
+        if self.rows is None or len(self.rows) <= int(index.numpy().max()):
             self._grow(size, latent)
         rows = torch.cat([latent.to(self.rows.dtype), base.to(self.rows.dtype).add(1).mul_(0.5).flatten(1)], 1)  # type: ignore[union-attr]
         self.rows.index_copy_(0, index.to(latent.device), rows)  # type: ignore[union-attr]
@@ -110,13 +112,15 @@ class LatentTable:
         self.grey[index] = False if grey is None else grey.cpu()
 
     def _grow(self, size: int, latent: Tensor) -> None:
-        old = len(self.filled) if self.rows is not None else 0
+        old = len(self.rows) if self.rows is not None else 0
         rows = latent.new_zeros((size, self.latent_dim + math.prod(self.image_shape)))
         if old:
             rows[:old] = self.rows
-        filled, grey = torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool)
-        filled[: len(self.filled)], grey[: len(self.grey)] = self.filled, self.grey
-        self.rows, self.filled, self.grey = rows, filled, grey
+        self.rows = rows
+        if size > len(self.filled):  # host flags: as many as the capacity from the start, else as the storage
+            filled, grey = torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool)
+            filled[: len(self.filled)], grey[: len(self.grey)] = self.filled, self.grey
+            self.filled, self.grey = filled, grey
 
 
 class ContentSlots:

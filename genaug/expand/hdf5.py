@@ -29,6 +29,7 @@ Layout (plain HDF5, readable by h5py, h5dump, HDFView, pandas/PyTables, MATLAB, 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
 from pathlib import Path
@@ -36,8 +37,10 @@ from typing import Any, Callable
 
 import h5py
 import numpy as np
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ..images import apply_transform
 from ..io import commit_file, temp_path
 
 FORMAT = "genaug-expanded"
@@ -257,11 +260,12 @@ def merge_parts(parts_dir: Path, n_blocks: int, out: Path, shape: tuple[int, int
 
 
 # ---------------------------------------------------------------------------------- reading
-class HDF5FaceDataset:
-    """A torch-compatible Dataset over an expanded file: ``(image, label)`` per record.
+class HDF5FaceDataset(Dataset):
+    """A torch Dataset over an expanded file: ``(image, label)`` per record.
 
-    ``image`` is HWC uint8 numpy, or whatever ``transform(image=img)["image"]`` returns
-    (an albumentations transform). With ``return_meta=True`` items are
+    ``image`` is HWC uint8 numpy, or what ``transform`` makes of it: an albumentations transform or
+    ``Compose`` is called as ``transform(image=img)["image"]``, any other callable (a torchvision
+    transform, a function) as ``transform(img)``; ``target_transform(label)`` likewise. With ``return_meta=True`` items are
     ``(image, label, meta)`` with ``meta`` = source_index, source_path, variant, codes, score.
     The file is opened lazily in each process (safe with DataLoader ``num_workers > 0``).
     ``variants`` keeps only records whose variant is in the given list (e.g. ``[0]``).
@@ -273,11 +277,13 @@ class HDF5FaceDataset:
         transform: Callable[..., Any] | None = None,
         return_meta: bool = False,
         variants: list[int] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
     ):
         self.path = str(path)
-        self.transform = transform
+        self.transform, self.target_transform = transform, target_transform
         self.return_meta = return_meta
         self._file: h5py.File | None = None
+        self._pid = os.getpid()  # the process that opened ``_file``
         if not Path(self.path).is_file():
             raise FileNotFoundError(f"no such HDF5 file: {self.path}")
         if not h5py.is_hdf5(self.path):
@@ -299,8 +305,8 @@ class HDF5FaceDataset:
         return self._n
 
     def _f(self) -> h5py.File:
-        if self._file is None:
-            self._file = h5py.File(self.path, "r")
+        if self._file is None or self._pid != os.getpid():  # a forked worker opens its own handle (h5py is not fork-safe)
+            self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
         return self._file
 
     def __getstate__(self) -> dict[str, Any]:
@@ -317,7 +323,9 @@ class HDF5FaceDataset:
         image = f["images"][row]
         label = int(f[self._label_key][row]) if self._label_key else -1
         if self.transform is not None:
-            image = self.transform(image=image)["image"]
+            image = apply_transform(self.transform, image)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
         if not self.return_meta:
             return image, label
         sp = f["source_path"][row] if "source_path" in f else b""
@@ -331,9 +339,9 @@ class HDF5FaceDataset:
         return image, label, meta
 
     def close(self) -> None:
-        if self._file is not None:
+        if self._file is not None and self._pid == os.getpid():  # not a handle inherited from the parent
             self._file.close()
-            self._file = None
+        self._file = None
 
     def __del__(self) -> None:
         try:

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from ..io import IMAGE_EXTS, list_images
+from ..io import IMAGE_EXTS, list_images, open_photo
 
 
 class ExpandError(ValueError):
@@ -62,9 +62,8 @@ class FolderSource:
         return int(self.labels[i])
 
     def load(self, i: int, channels: int) -> np.ndarray:
-        with Image.open(self.root / self.paths[i]) as im:
-            im.load()
-            return to_channels(np.array(im.convert("RGB" if channels == 3 else "L")), channels)
+        im = open_photo(self.root / self.paths[i])  # upright by EXIF, 16-bit grey scaled
+        return to_channels(np.array(im.convert("RGB" if channels == 3 else "L")), channels)
 
     def close(self) -> None:
         """Nothing to release (files are opened per image)."""
@@ -93,6 +92,9 @@ class HDF5Source:
                 ds = f["images"]
                 if ds.dtype != np.uint8 or ds.ndim not in (3, 4):
                     raise ExpandError(f"{self.root}: 'images' must be uint8 (N,H,W) or (N,H,W,C), got {ds.dtype} {ds.shape}")
+                if ds.ndim == 4 and ds.shape[3] not in (1, 3, 4):
+                    hint = " (channels first? store (N,H,W,C): np.moveaxis(images, 1, -1))" if ds.shape[1] in (1, 3, 4) else ""
+                    raise ExpandError(f"{self.root}: 'images' (N,H,W,C) must have 1, 3 or 4 channels last, got shape {ds.shape}{hint}")
                 self.shape = ds.shape
                 key = "labels" if "labels" in f else "label" if "label" in f else None
                 self.labels = np.asarray(f[key][()]).astype(np.int64) if key else np.full(ds.shape[0], -1, np.int64)

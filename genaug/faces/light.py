@@ -194,7 +194,7 @@ def relight(images: Tensor, azimuth=0.0, elevation=0.0, strength=0.5, landmarks:
     fitted = coef[:, :1, None] + (coef[:, 1:, None, None] * surf.normal).sum(1)
     weight = surf.fit_weight
     mean_fit = (fitted * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)
-    fitted = torch.maximum(fitted, 0.2 * mean_fit[:, None, None])
+    fitted = torch.maximum(fitted, 0.2 * mean_fit[:, None, None]).clamp(min=1e-6)  # a black photo: no 0 / 0
     direction = light_direction(az, el)
     lit = (surf.normal * direction[:, :, None, None]).sum(1).clamp(min=0)
     if shadows:
