@@ -86,7 +86,10 @@ def test_faces(eng: Engine, data: str, n: int, seed: int) -> tuple[torch.Tensor,
 
 
 def cached_vs_generator(eng: Engine, x: torch.Tensor, threads: list[int], repeats: int, warmup: int, seed: int) -> dict:
-    edits = eng.random_edits(len(x), torch.Generator().manual_seed(seed))
+    from genaug.engine.edits import default_codes, random_edits
+
+    # latent edits: the random set's image-space controls never reach the generator
+    edits = random_edits(eng.spec, len(x), torch.Generator().manual_seed(seed), codes=default_codes(eng.spec, controls=False))
     _, info = eng.augment_tensor(x, edits=edits)  # fills the cache; info.edited: the same latents G will see
     edited, gen = info.edited, eng.bundle.generator
     out = {}

@@ -40,7 +40,7 @@ from torch import Tensor
 
 from genaug.bundle import Bundle, load_bundle, save_bundle
 from genaug.device import resolve_device
-from genaug.engine.edits import apply_recipes, random_edits
+from genaug.engine.edits import apply_recipes, default_codes, random_edits
 from genaug.models.editnets import content_shape
 from genaug.models.recon import msssim_per_image, psnr
 from genaug.models.registry import build_generator, build_predictor
@@ -161,8 +161,8 @@ class DetailTrainer:
                        training=copy.deepcopy(base.training), path=None)
 
     def _edits(self, n: int, gen: torch.Generator) -> list:
-        """Random edits over every code (applied with the bundle's own recipes)."""
-        return random_edits(self.base.spec, n, gen)
+        """Random edits over the random set's latent codes (applied with the bundle's own recipes)."""
+        return random_edits(self.base.spec, n, gen, codes=default_codes(self.base.spec, controls=False))
 
     def _losses(self, x: Tensor, edits: list) -> dict[str, Tensor]:
         old, new = self.base, self.bundle
