@@ -55,13 +55,17 @@ def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
     return (t[:, :, 0] * images + t[:, :, 1] * lum + t[:, :, 2]).clamp(-1, 1)
 
 
-def apply_colour01(images: Tensor, transform: Tensor) -> Tensor:
+def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None) -> Tensor:
     """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): the same
-    transform, its offset moved to that scale."""
-    t = transform.to(images.device, images.dtype)[:, :, :, None, None]
-    a, k = t[:, :, 0], t[:, :, 1]
-    lum = images.mean(1, keepdim=True)
-    return (a * images + k * lum).add_((t[:, :, 2] + 1 - a - k) / 2).clamp_(0, 1)
+    transform, its offset moved to that scale, as one per-row matrix (channels x channels) and offset
+    in one batched matrix product (one pass over the pixels); ``out``: where to write it."""
+    t = transform.to(images.device, images.dtype)
+    a, k = t[..., 0], t[..., 1]
+    matrix = torch.diag_embed(a).add_(k[..., None] / images.shape[1])  # a_c x_c + k_c mean(x)
+    offset = ((t[..., 2] + 1 - a - k) / 2)[..., None]
+    flat = torch.baddbmm(offset, matrix, images.reshape(*images.shape[:2], -1),
+                         out=None if out is None else out.view(*images.shape[:2], -1))
+    return flat.clamp_(0, 1).view(images.shape)
 
 
 def colour_only(x: Tensor, out: Tensor) -> Tensor:
