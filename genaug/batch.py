@@ -36,7 +36,7 @@ from .bundle.format import Bundle
 from .engine.batch_edits import PLAN_DTYPES, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
 from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour
-from .engine.colour import GREY_TOLERANCE, apply_colour, sample_grid, fit_colour, is_grey
+from .engine.colour import GREY_TOLERANCE, sample_grid, fit_colour, is_grey
 from .engine.edits import Edit, EditDraw, check_code_list, code_ranges, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES
@@ -317,8 +317,7 @@ class BatchFaceAug(nn.Module):
                                sample_grid(images).index_select(0, bt))
                 dst.append(make_grey(g, np.flatnonzero(grey[a:])))
             xg, dg = xg.mul_(2).sub_(1), (dst[0] if len(dst) == 1 else torch.cat(dst)).mul(2).sub_(1)
-            first = fit_colour(xg, dg)
-            transform = fit_colour(xg, apply_colour(xg, first))  # as the engine renders (clamped), then places it
+            transform = fit_colour(xg, dg, refit=True)  # as the engine renders (clamped), then places it
         parts = []  # (destination rows in x, rows)
         if a:
             result = paste(result, sub(x01, whole), xr if full else sub(xr, whole), box, self._feathers)

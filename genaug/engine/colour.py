@@ -20,25 +20,37 @@ GREY_TOLERANCE = 4 / 255  # largest mean channel spread (model units, [-1, 1]) o
 RIDGE = 1e-4  # pulls the fitted transform towards the identity (flat or single-colour faces)
 
 
-def fit_colour(src: Tensor, dst: Tensor) -> Tensor:
+def fit_colour(src: Tensor, dst: Tensor, refit: bool = False) -> Tensor:
     """Per row and channel, ``dst_c ~ a_c src_c + k_c lum(src) + b_c`` in least squares on a grid of
     about 16 x 16 pixels (a gain, a saturation-like pull to the luminance and an offset: what
     exposure, white balance and colour grading do; no channel leaks into another hue), ridge
-    towards the identity: (N, C, 3)."""
+    towards the identity: (N, C, 3). ``refit``: the fit of ``src`` through that transform as
+    :func:`apply_colour` renders it (clamped), the system solved once for both."""
     s, d = sample_grid(src).flatten(2).double(), sample_grid(dst).flatten(2).double()  # a global fit: ~256 samples are plenty
     x = torch.stack([s, s.mean(1, keepdim=True).expand_as(s), torch.ones_like(s)], -1)  # (N, C, P, 3)
     xt = x.transpose(-1, -2)
     reg = RIDGE * s.shape[-1] * torch.eye(3, dtype=x.dtype, device=x.device)  # pulls (a, k, b) to the identity (1, 0, 0)
-    return _solve3(xt @ x + reg, xt @ d[..., None] + reg[:, :1])[..., 0].to(src.dtype)
+    inverse, det = _inverse3(xt @ x + reg)
+    t = (inverse @ (xt @ d[..., None] + reg[:, :1])).div_(det)[..., 0].to(src.dtype)
+    if refit:
+        d = sample_grid(apply_colour(src, t)).flatten(2).double()
+        t = (inverse @ (xt @ d[..., None] + reg[:, :1])).div_(det)[..., 0].to(src.dtype)
+    return t
+
+
+def _inverse3(a: Tensor) -> tuple[Tensor, Tensor]:
+    """(det(a) a^-1, det(a)[..., None, None]) for (..., 3, 3) matrices ``a`` (see :func:`_solve3`)."""
+    r0, r1, r2 = a.unbind(-2)
+    cols = torch.stack([torch.linalg.cross(r1, r2), torch.linalg.cross(r2, r0), torch.linalg.cross(r0, r1)], -1)
+    return cols, (r0 * cols[..., 0]).sum(-1)[..., None, None]
 
 
 def _solve3(a: Tensor, b: Tensor) -> Tensor:
     """``a^-1 b`` for (..., 3, 3) matrices ``a``: the inverse's columns are cross products of
     ``a``'s rows over the determinant. No pivoting and no host read (``torch.linalg``'s solvers
     read back), a handful of operations; fine for the well-conditioned ridge systems here."""
-    r0, r1, r2 = a.unbind(-2)
-    cols = torch.stack([torch.linalg.cross(r1, r2), torch.linalg.cross(r2, r0), torch.linalg.cross(r0, r1)], -1)
-    return (cols @ b).div_((r0 * cols[..., 0]).sum(-1)[..., None, None])
+    cols, det = _inverse3(a)
+    return (cols @ b).div_(det)
 
 
 def sample_grid(x: Tensor, samples: int = 16) -> Tensor:
