@@ -164,6 +164,9 @@ class BatchFaceAug(nn.Module):
             # regeneration), 2 the colour transform alone (every entry colour, no local regeneration): blended on the grid
             self._kind = np.where(every & ~local.reshape(len(spec.codes), kmax).any(1), 2, per_code.any(1).astype(int))
             self._colour_all = every
+            content = self._recipe.content.reshape(len(spec.codes), -1, *self._recipe.content.shape[1:]).cpu()
+            self._recipe_has = np.stack([content[:, :, 0].flatten(1).ne(0).any(1).numpy(),  # host, by code: a content shift,
+                                         content[:, :, 2].flatten(1).ne(0).any(1).numpy()], 1)  # a selective transfer
             self._colour_entries = torch.from_numpy(colour).to(eng.device)
             self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
             self.table.bind(eng._settings)
@@ -270,7 +273,8 @@ class BatchFaceAug(nn.Module):
                  checked: bool = False) -> tuple[Tensor, Tensor]:
         """``checked``: float values of ``x`` are known to lie in [0, 1] (saves a clamp in the content keys).
         The edited rows are worked in the order of their code's kind (``_kind``: blended whole, then
-        blended whole and colour-fitted, then colour transform alone) and written back by index."""
+        blended whole and colour-fitted, then colour transform alone; within a kind, rows with a content
+        edit first), so each step reads a slice, and written back by index."""
         dev, n = eng.device, x.shape[0]
         rows = np.flatnonzero(params.apply.numpy())  # host bookkeeping in numpy: no tensor operations
         if len(rows) == 0:
@@ -279,67 +283,65 @@ class BatchFaceAug(nn.Module):
         pick = (lambda t: t.numpy()) if every else (lambda t: t.numpy()[rows])
         codes = pick(params.code)
         kind = self._kind[codes] if delta else np.zeros(m, dtype=np.int64)
-        order = np.argsort(kind, kind="stable")
-        a0, a = int((kind == 0).sum()), int((kind < 2).sum())  # order[:a0] plain, [a0:a] fitted too, [a:] grid only
+        shift, transfer = self._recipe_has[:, 0][codes], self._recipe_has[:, 1][codes]
+        order = np.lexsort((~transfer, ~shift, kind))
+        identity = every and np.array_equal(order, np.arange(m))
+        pick = (lambda t, pick=pick: pick(t)[order]) if not identity else pick
+        codes, shift, transfer = codes[order], shift[order], transfer[order]
+        a0, a = int((kind == 0).sum()), int((kind < 2).sum())  # [:a0] plain, [a0:a] fitted too, [a:] grid only
+        prefix = lambda f: int(f.sum()) if not np.diff(f.astype(np.int8)).clip(0).any() else None  # noqa: E731
         host = edit_plan(self._layout, codes, pick(params.value), pick(params.relative), pick(params.strength))
-        host.update(rows=rows, order=order, dest=rows[order])
+        host["dest"] = rows[order]
         if index is not None:
             host["slots"] = pick(index)
-        cols = _columns(host, {**PLAN_DTYPES, "rows": torch.long, "slots": torch.long, "order": torch.long, "dest": torch.long}, dev)
-        xr = x if every else x.index_select(0, cols["rows"])
+        cols = _columns(host, {**PLAN_DTYPES, "dest": torch.long, "slots": torch.long}, dev)
+        xr = x if identity else x.index_select(0, cols["dest"])  # the rows in that order
         box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
         x01 = frame(xr, box, eng.image_size)  # the model frame in [0, 1]
         full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]  # no crop, no resize
         if index is not None:
-            table, slots, grey_rows = self.table, *self._named(x01, torch.from_numpy(host["slots"]), cols["slots"], eng)
+            table, slots, grey = self.table, *self._named(x01, torch.from_numpy(host["slots"]), cols["slots"], eng)
         else:  # a uint8 batch that is the model frame already is hashed as it is
-            table, slots, grey_rows = self._content, *self._by_content(x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked)
-        edited, target, _, entry = apply_plan(table.gather_latent(slots), self._layout, self._recipe, cols, inplace=True)
+            table, slots, grey = self._content, *self._by_content(x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked)
+        edited, target, _, entry = apply_plan(table.gather_latent(slots), self._layout, self._recipe, cols, inplace=True,
+                                              content_rows=prefix(shift), transfer_rows=prefix(transfer))
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
-        identity = np.array_equal(order, np.arange(m))
-        sub = lambda t, at: t if at is None else t.index_select(0, at)  # noqa: E731
-        whole = None if identity and a == m else cols["order"][:a]  # positions of the rows blended whole
-        grey = grey_rows[order] if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents, in order
-        result = None
+        grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
+        parts = []  # (first row, rows in x's dtype)
         if a:
-            base = table.gather_base(sub(slots, whole))
-            weights = self._recipe.mask_weights.index_select(0, sub(entry, whole))
-            result = make_grey(blend(sub(x01, whole), base, sub(images, whole), self.mode, weights), np.flatnonzero(grey[:a]))
-        transform = None
+            base, weights = table.gather_base(slots[:a]), self._recipe.mask_weights.index_select(0, entry[:a])
+            result = make_grey(blend(x01[:a], base, images[:a], self.mode, weights), np.flatnonzero(grey[:a]))
         if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour)
-            at = cols["order"][a0:]
             k = max(1, eng.image_size // 16)
-            xg = sample_grid(x01).index_select(0, at)  # the fit reads a ~16 x 16 grid only
+            xg = sample_grid(x01[a0:]).clone(memory_format=torch.contiguous_format)  # the fit reads a ~16 x 16 grid only
             dst = [sample_grid(result[a0:])] if a > a0 else []
             if m > a:
-                bt = cols["order"][a:]
-                g = grid_blend(xg[a - a0:], table.gather_base(slots.index_select(0, bt), k),
-                               sample_grid(images).index_select(0, bt))
+                g = grid_blend(xg[a - a0:], table.gather_base(slots[a:], k), sample_grid(images[a:]).contiguous())
                 dst.append(make_grey(g, np.flatnonzero(grey[a:])))
             xg, dg = xg.mul_(2).sub_(1), (dst[0] if len(dst) == 1 else torch.cat(dst)).mul(2).sub_(1)
             transform = fit_colour(xg, dg, refit=True)  # as the engine renders (clamped), then places it
-        parts = []  # (destination rows in x, rows)
         if a:
-            result = paste(result, sub(x01, whole), xr if full else sub(xr, whole), box, self._feathers)
+            result = paste(result, x01[:a], xr[:a], box, self._feathers)
             if a > a0:  # colour-fitted rows blended whole: colour entries take the colour transform
-                new = recolour(sub(xr, cols["order"][a0:a]), transform[: a - a0], np.flatnonzero(grey[a0:a]))
-                mixed = not self._colour_all[codes[order[a0:a]]].all()  # a code with colour and non-colour recipes
-                if mixed:
-                    is_colour = self._colour_entries.index_select(0, entry.index_select(0, cols["order"][a0:a]))
+                new = recolour(xr[a0:a], transform[: a - a0], np.flatnonzero(grey[a0:a]))
+                if not self._colour_all[codes[a0:a]].all():  # a code with colour and non-colour recipes
+                    is_colour = self._colour_entries.index_select(0, entry[a0:a])
                     new = torch.where(is_colour[:, None, None, None], new, result[a0:])
                 result[a0:] = new
-            parts.append((cols["dest"][:a], result))
+            parts.append((0, result))
         if m > a:
-            parts.append((cols["dest"][a:], recolour(sub(xr, cols["order"][a:]), transform[a - a0:], np.flatnonzero(grey[a:]))))
-        if every and identity and len(parts) == 1:
-            out = parts[0][1]
-        else:
-            out = x.clone() if not every else torch.empty_like(x)
-            for dest, part in parts:
-                out.index_copy_(0, dest, part)
-        if every:
+            parts.append((a, recolour(xr[a:], transform[a - a0:], np.flatnonzero(grey[a:]))))
+        if identity and len(parts) == 1:
+            return parts[0][1], target
+        out = torch.empty_like(x) if every else x.clone()
+        for at, part in parts:
+            if identity:
+                out[at : at + len(part)] = part
+            else:
+                out.index_copy_(0, cols["dest"][at : at + len(part)], part)
+        if identity:
             return out, target
-        return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["rows"], target)
+        return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
 
     def _named(self, x01: Tensor, named: Tensor, slots: Tensor, eng: Any) -> tuple[Tensor, np.ndarray]:
         """Table slots of named rows (host indices ``named``, the same on the device as ``slots``),
