@@ -27,14 +27,14 @@ def fit_colour(src: Tensor, dst: Tensor, refit: bool = False) -> Tensor:
     towards the identity: (N, C, 3). ``refit``: the fit of ``src`` through that transform as
     :func:`apply_colour` renders it (clamped), the system solved once for both."""
     s, d = sample_grid(src).flatten(2).double(), sample_grid(dst).flatten(2).double()  # a global fit: ~256 samples are plenty
-    x = torch.stack([s, s.mean(1, keepdim=True).expand_as(s), torch.ones_like(s)], -1)  # (N, C, P, 3)
-    xt = x.transpose(-1, -2)
+    x = torch.stack([s, s.mean(1, keepdim=True).expand_as(s), torch.ones_like(s)], -1).flatten(0, 1)  # (N C, P, 3)
+    xt = x.transpose(-1, -2)  # bmm reads the transposed view as it is (a 4-d matmul would copy it)
     reg = RIDGE * s.shape[-1] * torch.eye(3, dtype=x.dtype, device=x.device)  # pulls (a, k, b) to the identity (1, 0, 0)
-    inverse, det = _inverse3(xt @ x + reg)
-    t = (inverse @ (xt @ d[..., None] + reg[:, :1])).div_(det)[..., 0].to(src.dtype)
+    inverse, det = _inverse3(torch.bmm(xt, x).add_(reg))
+    solve = lambda d: torch.bmm(inverse, torch.bmm(xt, d.reshape(len(x), -1, 1)).add_(reg[:, :1])).div_(det)  # noqa: E731
+    t = solve(d).reshape(*s.shape[:2], 3).to(src.dtype)
     if refit:
-        d = sample_grid(apply_colour(src, t)).flatten(2).double()
-        t = (inverse @ (xt @ d[..., None] + reg[:, :1])).div_(det)[..., 0].to(src.dtype)
+        t = solve(sample_grid(apply_colour(src, t)).flatten(2).double()).reshape(*s.shape[:2], 3).to(src.dtype)
     return t
 
 
