@@ -291,10 +291,10 @@ class BatchFaceAug(nn.Module):
         a0, a = int((kind == 0).sum()), int((kind < 2).sum())  # [:a0] plain, [a0:a] fitted too, [a:] grid only
         prefix = lambda f: int(f.sum()) if not np.diff(f.astype(np.int8)).clip(0).any() else None  # noqa: E731
         host = edit_plan(self._layout, codes, pick(params.value), pick(params.relative), pick(params.strength))
-        host["dest"] = rows[order]
+        host.update(dest=rows[order], inverse=np.argsort(order))
         if index is not None:
             host["slots"] = pick(index)
-        cols = _columns(host, {**PLAN_DTYPES, "dest": torch.long, "slots": torch.long}, dev)
+        cols = _columns(host, {**PLAN_DTYPES, "dest": torch.long, "inverse": torch.long, "slots": torch.long}, dev)
         xr = x if identity else x.index_select(0, cols["dest"])  # the rows in that order
         box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
         x01 = frame(xr, box, eng.image_size)  # the model frame in [0, 1]
@@ -308,9 +308,11 @@ class BatchFaceAug(nn.Module):
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
         grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
         parts = []  # (first row, rows in x's dtype)
+        buf = torch.empty_like(xr) if delta and full and xr.dtype == torch.float32 else None  # results, in that order
         if a:
             base, weights = table.gather_base(slots[:a]), self._recipe.mask_weights.index_select(0, entry[:a])
-            result = make_grey(blend(x01[:a], base, images[:a], self.mode, weights), np.flatnonzero(grey[:a]))
+            result = blend(x01[:a], base, images[:a], self.mode, weights, out=None if buf is None else buf[:a])
+            result = make_grey(result, np.flatnonzero(grey[:a]))
         if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour)
             k = max(1, eng.image_size // 16)
             xg = sample_grid(x01[a0:]).clone(memory_format=torch.contiguous_format)  # the fit reads a ~16 x 16 grid only
@@ -330,7 +332,11 @@ class BatchFaceAug(nn.Module):
                 result[a0:] = new
             parts.append((0, result))
         if m > a:
-            parts.append((a, recolour(xr[a:], transform[a - a0:], np.flatnonzero(grey[a:]))))
+            parts.append((a, recolour(xr[a:], transform[a - a0:], np.flatnonzero(grey[a:]), None if buf is None else buf[a:])))
+        if buf is not None:  # written in place: one gather back to the rows' places
+            out = buf if identity else buf.index_select(0, cols["inverse"]) if every else x.clone().index_copy_(0, cols["dest"], buf)
+            return out, target if identity else target.index_select(0, cols["inverse"]) if every else \
+                torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
         if identity and len(parts) == 1:
             return parts[0][1], target
         out = torch.empty_like(x) if every else x.clone()

@@ -44,11 +44,12 @@ def make_grey(t: Tensor, grey: np.ndarray) -> Tensor:
     return t
 
 
-def recolour(rows: Tensor, transform: Tensor, grey: np.ndarray) -> Tensor:
+def recolour(rows: Tensor, transform: Tensor, grey: np.ndarray, out: Tensor | None = None) -> Tensor:
     """Whole input ``rows`` (uint8 or float in [0, 1]) through their colour ``transform``
     (:func:`genaug.engine.render.recolour`), in their dtype; ``grey``: host positions of
-    black-and-white photos (kept grey)."""
-    new = make_grey(apply_colour01(rows.float().div_(255) if rows.dtype == torch.uint8 else rows.float(), transform), grey)
+    black-and-white photos (kept grey); ``out``: where to write float32 results (not ``rows``)."""
+    src = rows.float().div_(255) if rows.dtype == torch.uint8 else rows.float()
+    new = make_grey(apply_colour01(src, transform, out=out if rows.dtype == torch.float32 else None), grey)
     return new.mul_(255).round_().to(torch.uint8) if rows.dtype == torch.uint8 else new.to(rows.dtype)
 
 
