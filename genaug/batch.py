@@ -299,16 +299,17 @@ class BatchFaceAug(nn.Module):
         box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
         x01 = frame(xr, box, eng.image_size)  # the model frame in [0, 1]
         full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]  # no crop, no resize
+        buf = torch.empty_like(xr) if delta and full and xr.dtype == torch.float32 else None  # results, in that order
         if index is not None:
             table, slots, grey = self.table, *self._named(x01, torch.from_numpy(host["slots"]), cols["slots"], eng)
         else:  # a uint8 batch that is the model frame already is hashed as it is
-            table, slots, grey = self._content, *self._by_content(x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked)
+            table, slots, grey = self._content, *self._by_content(x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked,
+                                                                         scratch=buf)
         edited, target, _, entry = apply_plan(table.gather_latent(slots), self._layout, self._recipe, cols, inplace=True,
                                               content_rows=prefix(shift), transfer_rows=prefix(transfer))
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
         grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
         parts = []  # (first row, rows in x's dtype)
-        buf = torch.empty_like(xr) if delta and full and xr.dtype == torch.float32 else None  # results, in that order
         if a:
             base, weights = table.gather_base(slots[:a]), self._recipe.mask_weights.index_select(0, entry[:a])
             result = blend(x01[:a], base, images[:a], self.mode, weights, out=None if buf is None else buf[:a])
@@ -360,13 +361,15 @@ class BatchFaceAug(nn.Module):
             self.table.store(named[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
         return slots, self.table.is_grey(named)
 
-    def _by_content(self, x01: Tensor, pixels: Tensor | None, eng: Any, checked: bool) -> tuple[Tensor, np.ndarray]:
+    def _by_content(self, x01: Tensor, pixels: Tensor | None, eng: Any, checked: bool,
+                    scratch: Tensor | None = None) -> tuple[Tensor, np.ndarray]:
         """Content-table slots (on the device) of unnamed rows, found by the content key of their model-frame
         pixels quantized to uint8 (``pixels``: those already, or None), inverting those not stored yet.
-        ``checked``: ``x01`` is known to lie in [0, 1]. Also returns which rows' photos are
+        ``checked``: ``x01`` is known to lie in [0, 1]; ``scratch``: a float buffer like ``x01`` to quantize
+        in (saves an allocation). Also returns which rows' photos are
         black-and-white (host bool, kept with the latents)."""
         if pixels is None:
-            pixels = torch.mul(x01, 255).round_()
+            pixels = torch.mul(x01, 255, out=scratch).round_()
             pixels = (pixels if checked else pixels.clamp_(0, 255)).to(torch.uint8)
         slots, missing = self._slots.lookup(pixel_keys(pixels, eng._settings))
         if missing.numpy().any():
