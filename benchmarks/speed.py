@@ -221,7 +221,10 @@ def batch_vs_generator(bundle: str, device: str, faces: torch.Tensor, sizes: lis
         step = dict(code=params.code.to(eng.device), value=params.value.to(eng.device), relative=params.relative.to(eng.device),
                     strength=params.strength.to(eng.device))
         edited = edit_latents(latent, aug._layout, aug._recipe, **step)[0]
-        gen, stored = eng.bundle.generator, eng.bundle.generator(edited)
+        gen, seen = eng.bundle.generator, []
+        eng.bundle.generator = lambda z: seen.append(gen(z)) or seen[-1]  # what the transform's own pass returns
+        aug(x, index=idx, params=params)
+        eng.bundle.generator, stored = gen, seen[-1]  # (its rows come in the transform's order, not edited's)
 
         def stubbed(call):  # the generator replaced by its stored output: the cost of everything else
             def run():

@@ -30,16 +30,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
 from .engine.batch_edits import PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
-from .engine.colour import GREY_TOLERANCE, apply_colour, apply_colour01, sample_grid, fit_colour, is_grey
+from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour
+from .engine.colour import GREY_TOLERANCE, sample_grid, fit_colour, is_grey
 from .engine.edits import check_code_list, code_ranges, default_codes, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
-from .engine.render import MODES, _feather
+from .engine.render import MODES
 from .faces.controls import CONTROL_NAMES
 from .faces.framing import face_box
 from .images import MIN_SIDE, needs_clipping
@@ -147,13 +147,20 @@ class BatchFaceAug(nn.Module):
             self._recipe = recipe_tables(eng.bundle, self._layout, eng.device)
             spec, kmax = eng.spec, self._layout.kmax
             colour = np.zeros(len(spec.codes) * kmax, dtype=bool)  # by entry: the edit is a colour edit
+            local = np.zeros(len(spec.codes) * kmax, dtype=bool)  # by entry: local regeneration
             for ci in range(len(spec.codes)):
                 for v in range(spec.codes[ci].k) if spec.is_categorical(ci) else [0]:
-                    colour[ci * kmax + v] = eng.bundle.recipe(ci, v).colour
-            per_code = colour.reshape(len(spec.codes), kmax)
-            widths = [spec.codes[ci].k if spec.is_categorical(ci) else 1 for ci in range(len(spec.codes))]
-            self._colour_codes = per_code.any(1)  # host: which rows to fit
-            self._colour_all = np.array([per_code[ci, :w].all() for ci, w in enumerate(widths)])
+                    r = eng.bundle.recipe(ci, v)
+                    colour[ci * kmax + v], local[ci * kmax + v] = r.colour, r.regenerate > 0
+            per_code, widths = colour.reshape(len(spec.codes), kmax), [w for w in self._layout.per_code[:, 1]]
+            every = np.array([per_code[ci, :w].all() for ci, w in enumerate(widths)])
+            # host, by code: 0 blended whole, 1 blended whole and colour-fitted (some entries colour, or local
+            # regeneration), 2 the colour transform alone (every entry colour, no local regeneration): blended on the grid
+            self._kind = np.where(every & ~local.reshape(len(spec.codes), kmax).any(1), 2, per_code.any(1).astype(int))
+            self._colour_all = every
+            content = self._recipe.content.reshape(len(spec.codes), -1, *self._recipe.content.shape[1:]).cpu()
+            self._recipe_has = np.stack([content[:, :, 0].flatten(1).ne(0).any(1).numpy(),  # host, by code: a content shift,
+                                         content[:, :, 2].flatten(1).ne(0).any(1).numpy()], 1)  # a selective transfer
             self._colour_entries = torch.from_numpy(colour).to(eng.device)
             self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
             self.table.bind(eng._settings)
@@ -276,88 +283,103 @@ class BatchFaceAug(nn.Module):
 
     def _augment(self, x: Tensor, params: BatchParams, index: Tensor | None, eng: Any,
                  checked: bool = False) -> tuple[Tensor, Tensor]:
-        """``checked``: float values of ``x`` are known to lie in [0, 1] (saves a clamp in the content keys)."""
+        """``checked``: float values of ``x`` are known to lie in [0, 1] (saves a clamp in the content keys).
+        The edited rows are worked in the order of their code's kind (``_kind``: blended whole, then
+        blended whole and colour-fitted, then colour transform alone; within a kind, rows with a content
+        edit first), so each step reads a slice, and written back by index."""
         dev, n = eng.device, x.shape[0]
         rows = np.flatnonzero(params.apply.numpy())  # host bookkeeping in numpy: no tensor operations
         if len(rows) == 0:
             return x.clone(), torch.full((n,), float("nan"), device=dev)
-        every = len(rows) == n
+        every, m, delta = len(rows) == n, len(rows), self.mode == "delta"
         pick = (lambda t: t.numpy()) if every else (lambda t: t.numpy()[rows])
-        host = edit_plan(self._layout, pick(params.code), pick(params.value), pick(params.relative), pick(params.strength))
-        host["rows"] = rows
+        codes = pick(params.code)
+        kind = self._kind[codes] if delta else np.zeros(m, dtype=np.int64)
+        shift, transfer = self._recipe_has[:, 0][codes], self._recipe_has[:, 1][codes]
+        order = np.lexsort((~transfer, ~shift, kind))
+        identity = every and np.array_equal(order, np.arange(m))
+        pick = (lambda t, pick=pick: pick(t)[order]) if not identity else pick
+        codes, shift, transfer = codes[order], shift[order], transfer[order]
+        a0, a = int((kind == 0).sum()), int((kind < 2).sum())  # [:a0] plain, [a0:a] fitted too, [a:] grid only
+        prefix = lambda f: int(f.sum()) if not np.diff(f.astype(np.int8)).clip(0).any() else None  # noqa: E731
+        host = edit_plan(self._layout, codes, pick(params.value), pick(params.relative), pick(params.strength))
+        host.update(dest=rows[order], inverse=np.argsort(order))
         if index is not None:
             host["slots"] = pick(index)
-        cols = _columns(host, {**PLAN_DTYPES, "rows": torch.long, "slots": torch.long}, dev)
-        xr = x if every else x.index_select(0, cols["rows"])
+        cols = _columns(host, {**PLAN_DTYPES, "dest": torch.long, "inverse": torch.long, "slots": torch.long}, dev)
+        xr = x if identity else x.index_select(0, cols["dest"])  # the rows in that order
         box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
-        x01 = self._frame(xr, box, eng.image_size)  # the model frame in [0, 1]
-        result = torch.empty_like(x01, memory_format=torch.contiguous_format)  # the blend's output, scratch before
+        x01 = frame(xr, box, eng.image_size)  # the model frame in [0, 1]
+        full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]  # no crop, no resize
+        buf = torch.empty_like(xr) if delta and full and xr.dtype == torch.float32 else None  # results, in that order
         if index is not None:
-            latent, base01, grey_rows = self._named(x01, torch.from_numpy(host["slots"]), cols["slots"], eng)
+            table, slots, grey = self.table, *self._named(x01, torch.from_numpy(host["slots"]), cols["slots"], eng)
         else:  # a uint8 batch that is the model frame already is hashed as it is
-            full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]
-            pixels = xr if full and xr.dtype == torch.uint8 else None
-            latent, base01, grey_rows = self._by_content(x01, pixels, eng, checked, scratch=result)
-        edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, inplace=True)  # a gathered copy
+            table, slots, grey = self._content, *self._by_content(x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked,
+                                                                         scratch=buf)
+        edited, target, _, entry = apply_plan(table.gather_latent(slots), self._layout, self._recipe, cols, inplace=True,
+                                              content_rows=prefix(shift), transfer_rows=prefix(transfer))
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
-        result = blend(x01, base01, images, self.mode, self._recipe.mask_weights.index_select(0, entry), out=result)
-        grey = np.flatnonzero(grey_rows) if self.mode == "delta" else []  # host flags kept with the latents
-        if len(grey):
-            at = torch.from_numpy(grey).to(dev)
-            result.index_copy_(0, at, result.index_select(0, at).mean(1, keepdim=True).expand(-1, result.shape[1], -1, -1))
-        codes = pick(params.code)
-        colour = np.flatnonzero(self._colour_codes[codes]) if self.mode == "delta" else []
-        fit = None
-        if len(colour):  # colour edits: the photo through the colour transform of the change (engine.colour)
-            at = torch.from_numpy(colour).to(dev)
-            xg = sample_grid(x01).index_select(0, at).mul_(2).sub_(1)  # the fit reads a ~16 x 16 grid only
-            first = fit_colour(xg, sample_grid(result).index_select(0, at).mul_(2).sub_(1))
-            transform = fit_colour(xg, apply_colour(xg, first))  # as the engine renders (clamped), then places it
-            mixed = not self._colour_all[codes[colour]].all()  # a code with colour and non-colour recipes
-            fit = (at, self._colour_entries.index_select(0, entry.index_select(0, at)) if mixed else None, transform,
-                   np.flatnonzero(grey_rows[colour]))
-        result = self._paste(result, x01, xr, box)
-        if fit is not None:
-            result = self._recolour(result, xr, *fit)
-        if every:
-            return result, target
-        out = x.clone()
-        out.index_copy_(0, cols["rows"], result)
-        return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["rows"], target)
+        grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
+        parts = []  # (first row, rows in x's dtype)
+        if a:
+            base, weights = table.gather_base(slots[:a]), self._recipe.mask_weights.index_select(0, entry[:a])
+            result = blend(x01[:a], base, images[:a], self.mode, weights, out=None if buf is None else buf[:a])
+            result = make_grey(result, np.flatnonzero(grey[:a]))
+        if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour)
+            k = max(1, eng.image_size // 16)
+            xg = sample_grid(x01[a0:]).clone(memory_format=torch.contiguous_format)  # the fit reads a ~16 x 16 grid only
+            dst = [sample_grid(result[a0:])] if a > a0 else []
+            if m > a:
+                g = grid_blend(xg[a - a0:], table.gather_base(slots[a:], k), sample_grid(images[a:]).contiguous())
+                dst.append(make_grey(g, np.flatnonzero(grey[a:])))
+            xg, dg = xg.mul_(2).sub_(1), (dst[0] if len(dst) == 1 else torch.cat(dst)).mul(2).sub_(1)
+            transform = fit_colour(xg, dg, refit=True)  # as the engine renders (clamped), then places it
+        if a:
+            result = paste(result, x01[:a], xr[:a], box, self._feathers)
+            if a > a0:  # colour-fitted rows blended whole: colour entries take the colour transform
+                new = recolour(xr[a0:a], transform[: a - a0], np.flatnonzero(grey[a0:a]))
+                if not self._colour_all[codes[a0:a]].all():  # a code with colour and non-colour recipes
+                    is_colour = self._colour_entries.index_select(0, entry[a0:a])
+                    new = torch.where(is_colour[:, None, None, None], new, result[a0:])
+                result[a0:] = new
+            parts.append((0, result))
+        if m > a:
+            parts.append((a, recolour(xr[a:], transform[a - a0:], np.flatnonzero(grey[a:]), None if buf is None else buf[a:])))
+        if buf is not None:  # written in place: one gather back to the rows' places
+            out = buf if identity else buf.index_select(0, cols["inverse"]) if every else x.clone().index_copy_(0, cols["dest"], buf)
+            return out, target if identity else target.index_select(0, cols["inverse"]) if every else \
+                torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
+        if identity and len(parts) == 1:
+            return parts[0][1], target
+        out = torch.empty_like(x) if every else x.clone()
+        for at, part in parts:
+            if identity:
+                out[at : at + len(part)] = part
+            else:
+                out.index_copy_(0, cols["dest"][at : at + len(part)], part)
+        if identity:
+            return out, target
+        return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
 
-    @staticmethod
-    def _recolour(result: Tensor, x: Tensor, at: Tensor, is_colour: Tensor | None, transform: Tensor,
-                  grey: np.ndarray) -> Tensor:
-        """Rows ``at`` whose edit is a colour edit (``is_colour``; None: all of them): the whole
-        input row through its colour ``transform`` (:func:`genaug.engine.render.recolour`), in the
-        input's dtype; ``grey``: positions in ``at`` of black-and-white photos (kept grey)."""
-        rows = x.index_select(0, at)
-        new = apply_colour01(rows.float().div_(255) if x.dtype == torch.uint8 else rows.float(), transform)
-        if len(grey):
-            g = torch.from_numpy(grey).to(new.device)
-            new.index_copy_(0, g, new.index_select(0, g).mean(1, keepdim=True).expand(-1, new.shape[1], -1, -1))
-        new = new.mul_(255).round_().to(torch.uint8) if x.dtype == torch.uint8 else new.to(x.dtype)
-        if is_colour is not None:
-            new = torch.where(is_colour[:, None, None, None], new, result.index_select(0, at))
-        return result.index_copy_(0, at, new)
-
-    def _named(self, x01: Tensor, named: Tensor, slots: Tensor, eng: Any) -> tuple[Tensor, Tensor, np.ndarray]:
-        """Latents and renders of named rows (host indices ``named``, the same on the device as
-        ``slots``), and which rows' photos are black-and-white (host bool)."""
+    def _named(self, x01: Tensor, named: Tensor, slots: Tensor, eng: Any) -> tuple[Tensor, np.ndarray]:
+        """Table slots of named rows (host indices ``named``, the same on the device as ``slots``),
+        inverting those not stored yet, and which rows' photos are black-and-white (host bool)."""
         missing = self.table.missing(named)  # host: no device read
         if missing.numpy().any():
             miss = missing.nonzero().flatten()
             photos = x01.index_select(0, miss.to(x01.device))
             inv = eng.invert(photos.mul(2).sub(1))
             self.table.store(named[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
-        return (*self.table.gather(slots), self.table.is_grey(named))
+        return slots, self.table.is_grey(named)
 
     def _by_content(self, x01: Tensor, pixels: Tensor | None, eng: Any, checked: bool,
-                    scratch: Tensor | None = None) -> tuple[Tensor, Tensor, np.ndarray]:
-        """Latents of unnamed rows, found by the content key of their model-frame pixels quantized to
-        uint8 (``pixels``: those already, or None). ``checked``: ``x01`` is known to lie in [0, 1];
-        ``scratch``: a float buffer like ``x01`` to quantize in (saves a fresh allocation). Also returns
-        which rows' photos are black-and-white (host bool, kept with the latents)."""
+                    scratch: Tensor | None = None) -> tuple[Tensor, np.ndarray]:
+        """Content-table slots (on the device) of unnamed rows, found by the content key of their model-frame
+        pixels quantized to uint8 (``pixels``: those already, or None), inverting those not stored yet.
+        ``checked``: ``x01`` is known to lie in [0, 1]; ``scratch``: a float buffer like ``x01`` to quantize
+        in (saves an allocation). Also returns which rows' photos are
+        black-and-white (host bool, kept with the latents)."""
         if pixels is None:
             pixels = torch.mul(x01, 255, out=scratch).round_()
             pixels = (pixels if checked else pixels.clamp_(0, 255)).to(torch.uint8)
@@ -367,38 +389,7 @@ class BatchFaceAug(nn.Module):
             photos = x01.index_select(0, miss.to(x01.device))
             inv = eng.invert(photos.mul(2).sub(1))
             self._content.store(slots[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
-        return (*self._content.gather(_to_device(slots, x01.device)), self._content.is_grey(slots))
-
-    @staticmethod
-    def _frame(x: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
-        """Rows (uint8 or float in [0, 1]) -> the model frame in [0, 1] (as :func:`genaug.engine.render.to_model_frame`,
-        before its ``* 2 - 1``); a float32 batch that is already the model frame is returned as it is (not copied)."""
-        if box == (0, 0, size, size) and x.shape[-2:] == (size, size):
-            return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-        left, top, right, bottom = box
-        crop = (x.float() / 255 if x.dtype == torch.uint8 else x.float())[:, :, top:bottom, left:right]
-        crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return crop.clamp_(0, 1)
-
-    def _paste(self, result: Tensor, x01: Tensor, x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
-        """Add the change ``result - x01`` (model frame, [0, 1]) back into the rows ``x`` (as
-        :func:`genaug.engine.render.paste_back`), in their dtype; works in place on ``result``."""
-        to_dtype = (lambda t: t.mul_(255).round_().to(torch.uint8)) if x.dtype == torch.uint8 else (lambda t: t.to(x.dtype))
-        if box == (0, 0, *result.shape[-2:][::-1]) and x.shape[-2:] == result.shape[-2:]:
-            return to_dtype(result)  # the whole frame: x01 + (result - x01), already clamped to [0, 1]
-        left, top, right, bottom = box
-        change = result.sub_(x01)
-        if change.shape[-2:] != (bottom - top, right - left):
-            change = F.interpolate(change, size=(bottom - top, right - left), mode="bilinear", align_corners=False)
-        inner = (left > 0, top > 0, right < x.shape[3], bottom < x.shape[2])
-        if any(inner):
-            key = (*box, *x.shape[2:])
-            if key not in self._feathers:
-                self._feathers[key] = _feather(bottom - top, right - left, inner).to(x.device)
-            change = change.mul_(self._feathers[key])
-        out = x.float() / 255 if x.dtype == torch.uint8 else x.float().clone()
-        out[:, :, top:bottom, left:right] = (out[:, :, top:bottom, left:right] + change).clamp_(0, 1)
-        return to_dtype(out)
+        return _to_device(slots, x01.device), self._content.is_grey(slots)
 
 
 def _columns(columns: dict[str, np.ndarray], dtypes: dict[str, torch.dtype], device: torch.device) -> dict[str, Tensor]:

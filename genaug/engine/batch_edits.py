@@ -149,9 +149,12 @@ PLAN_DTYPES = {"rel": torch.long, "offset": torch.long, "width": torch.long, "st
 
 
 def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: dict[str, Tensor],
-               inplace: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+               inplace: bool = False, content_rows: int | None = None,
+               transfer_rows: int | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The latent-dependent part of :func:`edit_latents`, in a fixed number of operations on the
     device: ``plan`` is :func:`edit_plan`'s columns as tensors there (:data:`PLAN_DTYPES`).
+    ``content_rows`` / ``transfer_rows``: only the first that many rows have a content shift /
+    a selective transfer (their recipe entries are zero for the rest: the same result, less work; None: all).
     Returns (edited latents, target value per row (float32), local-regeneration threshold per row,
     :class:`RecipeTables` entry per row)."""
     p, nd, dtype = plan, layout.noise_dim, latent.dtype
@@ -169,8 +172,10 @@ def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: d
     moved = torch.addcmul(codes, (settings[:, 0] * s)[:, None], goal.sub_(codes))
     moved = torch.clamp(moved, layout.low, layout.high)  # continuous codes saturate at their range
     torch.where(p["inside"], moved, codes, out=codes)
-    shift, direction, transfer = recipe.content.index_select(0, move).unbind(1)
-    content.addcmul_(s[:, None], shift).lerp_(direction, transfer.mul_(p["transfer_strength"].to(dtype)[:, None]))
+    c, t, table = content_rows, transfer_rows, recipe.content
+    content[:c].addcmul_(s[:c, None], table[:, 0].index_select(0, move[:c]))
+    transfer = table[:, 2].index_select(0, move[:t]).mul_(p["transfer_strength"][:t].to(dtype)[:, None])
+    content[:t].lerp_(table[:, 1].index_select(0, move[:t]), transfer)
     return out, target, settings[:, 1], entry
 
 

@@ -20,25 +20,37 @@ GREY_TOLERANCE = 4 / 255  # largest mean channel spread (model units, [-1, 1]) o
 RIDGE = 1e-4  # pulls the fitted transform towards the identity (flat or single-colour faces)
 
 
-def fit_colour(src: Tensor, dst: Tensor) -> Tensor:
+def fit_colour(src: Tensor, dst: Tensor, refit: bool = False) -> Tensor:
     """Per row and channel, ``dst_c ~ a_c src_c + k_c lum(src) + b_c`` in least squares on a grid of
     about 16 x 16 pixels (a gain, a saturation-like pull to the luminance and an offset: what
     exposure, white balance and colour grading do; no channel leaks into another hue), ridge
-    towards the identity: (N, C, 3)."""
+    towards the identity: (N, C, 3). ``refit``: the fit of ``src`` through that transform as
+    :func:`apply_colour` renders it (clamped), the system solved once for both."""
     s, d = sample_grid(src).flatten(2).double(), sample_grid(dst).flatten(2).double()  # a global fit: ~256 samples are plenty
-    x = torch.stack([s, s.mean(1, keepdim=True).expand_as(s), torch.ones_like(s)], -1)  # (N, C, P, 3)
-    xt = x.transpose(-1, -2)
+    x = torch.stack([s, s.mean(1, keepdim=True).expand_as(s), torch.ones_like(s)], -1).flatten(0, 1)  # (N C, P, 3)
+    xt = x.transpose(-1, -2)  # bmm reads the transposed view as it is (a 4-d matmul would copy it)
     reg = RIDGE * s.shape[-1] * torch.eye(3, dtype=x.dtype, device=x.device)  # pulls (a, k, b) to the identity (1, 0, 0)
-    return _solve3(xt @ x + reg, xt @ d[..., None] + reg[:, :1])[..., 0].to(src.dtype)
+    inverse, det = _inverse3(torch.bmm(xt, x).add_(reg))
+    solve = lambda d: torch.bmm(inverse, torch.bmm(xt, d.reshape(len(x), -1, 1)).add_(reg[:, :1])).div_(det)  # noqa: E731
+    t = solve(d).reshape(*s.shape[:2], 3).to(src.dtype)
+    if refit:
+        t = solve(sample_grid(apply_colour(src, t)).flatten(2).double()).reshape(*s.shape[:2], 3).to(src.dtype)
+    return t
+
+
+def _inverse3(a: Tensor) -> tuple[Tensor, Tensor]:
+    """(det(a) a^-1, det(a)[..., None, None]) for (..., 3, 3) matrices ``a`` (see :func:`_solve3`)."""
+    r0, r1, r2 = a.unbind(-2)
+    cols = torch.stack([torch.linalg.cross(r1, r2), torch.linalg.cross(r2, r0), torch.linalg.cross(r0, r1)], -1)
+    return cols, (r0 * cols[..., 0]).sum(-1)[..., None, None]
 
 
 def _solve3(a: Tensor, b: Tensor) -> Tensor:
     """``a^-1 b`` for (..., 3, 3) matrices ``a``: the inverse's columns are cross products of
     ``a``'s rows over the determinant. No pivoting and no host read (``torch.linalg``'s solvers
     read back), a handful of operations; fine for the well-conditioned ridge systems here."""
-    r0, r1, r2 = a.unbind(-2)
-    cols = torch.stack([torch.linalg.cross(r1, r2), torch.linalg.cross(r2, r0), torch.linalg.cross(r0, r1)], -1)
-    return (cols @ b).div_((r0 * cols[..., 0]).sum(-1)[..., None, None])
+    cols, det = _inverse3(a)
+    return (cols @ b).div_(det)
 
 
 def sample_grid(x: Tensor, samples: int = 16) -> Tensor:
@@ -55,13 +67,17 @@ def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
     return (t[:, :, 0] * images + t[:, :, 1] * lum + t[:, :, 2]).clamp(-1, 1)
 
 
-def apply_colour01(images: Tensor, transform: Tensor) -> Tensor:
+def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None) -> Tensor:
     """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): the same
-    transform, its offset moved to that scale."""
-    t = transform.to(images.device, images.dtype)[:, :, :, None, None]
-    a, k = t[:, :, 0], t[:, :, 1]
-    lum = images.mean(1, keepdim=True)
-    return (a * images + k * lum).add_((t[:, :, 2] + 1 - a - k) / 2).clamp_(0, 1)
+    transform, its offset moved to that scale, as one per-row matrix (channels x channels) and offset
+    in one batched matrix product (one pass over the pixels); ``out``: where to write it."""
+    t = transform.to(images.device, images.dtype)
+    a, k = t[..., 0], t[..., 1]
+    matrix = torch.diag_embed(a).add_(k[..., None] / images.shape[1])  # a_c x_c + k_c mean(x)
+    offset = ((t[..., 2] + 1 - a - k) / 2)[..., None]
+    flat = torch.baddbmm(offset, matrix, images.reshape(*images.shape[:2], -1),
+                         out=None if out is None else out.view(*images.shape[:2], -1))
+    return flat.clamp_(0, 1).view(images.shape)
 
 
 def colour_only(x: Tensor, out: Tensor) -> Tensor:

@@ -84,6 +84,17 @@ class LatentTable:
         assert self.rows is not None
         return self._split(self.rows.index_select(0, slots))
 
+    def gather_latent(self, slots: Tensor) -> Tensor:
+        """(N, D) latents of ``slots`` (a long tensor on the table's device), a gathered copy."""
+        assert self.rows is not None
+        return self.latent.index_select(0, slots)  # type: ignore[union-attr]
+
+    def gather_base(self, slots: Tensor, step: int = 1) -> Tensor:
+        """(N, C, S', S') renders on the image scale of ``slots``, every ``step``-th pixel each way
+        (:func:`genaug.engine.colour.sample_grid`'s grid), a gathered copy."""
+        assert self.rows is not None
+        return self.base[:, :, ::step, ::step].index_select(0, slots)  # type: ignore[index]
+
     def _split(self, rows: Tensor) -> tuple[Tensor, Tensor]:
         return rows[:, : self.latent_dim], rows[:, self.latent_dim :].unflatten(1, self.image_shape)
 
