@@ -33,9 +33,9 @@ import torch
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
-from .engine.batch_edits import PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, recipe_tables
+from .engine.batch_edits import _HALF, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
-from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour
+from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour, workspace
 from .engine.colour import GREY_TOLERANCE, sample_grid, fit_colour, is_grey
 from .engine.edits import check_code_list, code_ranges, default_codes, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
@@ -115,6 +115,7 @@ class BatchFaceAug(nn.Module):
         self._params: BatchParams | None = None
         self._engine: Any = None
         self._feathers: dict[tuple[int, int], Tensor] = {}
+        self._work: dict[tuple, Tensor] = {}  # work buffers kept across calls (never returned)
         spec = self._spec()  # fail now, not at the first batch
         check_code_list(codes)
         for c in codes or []:
@@ -131,7 +132,7 @@ class BatchFaceAug(nn.Module):
         """Pickling / deepcopy / ``torch.save`` keep the settings, generator and named ``table``; the engine
         and the content cache (~300 MB at the default ``cache_size``) are rebuilt at the next call."""
         drop = ("_layout", "_recipe", "_colour_codes", "_colour_all", "_colour_entries", "_slots", "_content")
-        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "_engine": None, "_feathers": {}}
+        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "_engine": None, "_feathers": {}, "_work": {}}
 
     def extra_repr(self) -> str:
         return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
@@ -317,7 +318,8 @@ class BatchFaceAug(nn.Module):
         else:  # a uint8 batch that is the model frame already is hashed as it is
             table, slots, grey = self._content, *self._by_content(x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked,
                                                                          scratch=buf)
-        edited, target, _, entry = apply_plan(table.gather_latent(slots), self._layout, self._recipe, cols, inplace=True,
+        latent = table.gather_latent(slots, workspace(self._work, "latent", (m, table.latent_dim), table.rows.dtype, dev))
+        edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, inplace=True,
                                               content_rows=prefix(shift), transfer_rows=prefix(transfer))
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
         grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
@@ -377,12 +379,11 @@ class BatchFaceAug(nn.Module):
                     scratch: Tensor | None = None) -> tuple[Tensor, np.ndarray]:
         """Content-table slots (on the device) of unnamed rows, found by the content key of their model-frame
         pixels quantized to uint8 (``pixels``: those already, or None), inverting those not stored yet.
-        ``checked``: ``x01`` is known to lie in [0, 1]; ``scratch``: a float buffer like ``x01`` to quantize
-        in (saves an allocation). Also returns which rows' photos are
+        ``checked``: ``x01`` is known to lie in [0, 1]; ``scratch``: a float buffer like ``x01`` to quantize in. Also returns which rows' photos are
         black-and-white (host bool, kept with the latents)."""
-        if pixels is None:
-            pixels = torch.mul(x01, 255, out=scratch).round_()
-            pixels = (pixels if checked else pixels.clamp_(0, 255)).to(torch.uint8)
+        if pixels is None:  # 255 x + 1/2 truncated: rounded half up, in a work buffer kept across calls
+            q = torch.add(_HALF, x01, alpha=255, out=workspace(self._work, "q", x01.shape, x01.dtype, x01.device) if scratch is None else scratch)
+            pixels = workspace(self._work, "pixels", q.shape, torch.uint8, q.device).copy_(q if checked else q.clamp_(0, 255))
         slots, missing = self._slots.lookup(pixel_keys(pixels, eng._settings))
         if missing.numpy().any():
             miss = missing.nonzero().flatten()

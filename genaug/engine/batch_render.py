@@ -7,6 +7,8 @@ is needed (:func:`grid_blend`), so they skip the whole-image passes of :func:`ge
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,6 +28,16 @@ def frame(x: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
     crop = (x.float() / 255 if x.dtype == torch.uint8 else x.float())[:, :, top:bottom, left:right]
     crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return crop.clamp_(0, 1)
+
+
+def workspace(cache: dict, name: str, shape: tuple, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A work buffer of ``shape`` kept in ``cache`` by name, dtype and device and reused across calls (no
+    fresh pages to fault in; it grows to the largest size asked, one per name): for intermediate results
+    only, never for what a call returns."""
+    key, size = (name, dtype, device), math.prod(shape)
+    if key not in cache or cache[key].numel() < size:
+        cache[key] = torch.empty(size, dtype=dtype, device=device)
+    return cache[key][:size].view(shape)
 
 
 def grid_blend(x01: Tensor, base01: Tensor, edited: Tensor) -> Tensor:
