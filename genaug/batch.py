@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
-from .engine.batch_edits import _HALF, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, recipe_tables
+from .engine.batch_edits import _HALF, _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
 from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour, workspace
 from .engine.colour import GREY_TOLERANCE, sample_grid, fit_colour, is_grey
@@ -319,8 +319,7 @@ class BatchFaceAug(nn.Module):
             table, slots, grey = self._content, *self._by_content(x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked,
                                                                          scratch=buf)
         latent = table.gather_latent(slots, workspace(self._work, "latent", (m, table.latent_dim), table.rows.dtype, dev))
-        edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, inplace=True,
-                                              content_rows=prefix(shift), transfer_rows=prefix(transfer))
+        edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, True, prefix(shift), prefix(transfer))
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
         grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
         parts = []  # (first row, rows in x's dtype)
@@ -330,12 +329,12 @@ class BatchFaceAug(nn.Module):
             result = make_grey(result, np.flatnonzero(grey[:a]))
         if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour)
             k = max(1, eng.image_size // 16)
-            xg = sample_grid(x01[a0:]).clone(memory_format=torch.contiguous_format)  # the fit reads a ~16 x 16 grid only
+            xg = sample_grid(x01[a0:])  # the fit reads a ~16 x 16 grid only
             dst = [sample_grid(result[a0:])] if a > a0 else []
             if m > a:
-                g = grid_blend(xg[a - a0:], table.gather_base(slots[a:], k), sample_grid(images[a:]).contiguous())
+                g = grid_blend(xg[a - a0:], table.gather_base(slots[a:], k), sample_grid(images[a:]))
                 dst.append(make_grey(g, np.flatnonzero(grey[a:])))
-            xg, dg = xg.mul_(2).sub_(1), (dst[0] if len(dst) == 1 else torch.cat(dst)).mul(2).sub_(1)
+            xg, dg = torch.add(_MINUS_ONE, xg, alpha=2), torch.add(_MINUS_ONE, dst[0] if len(dst) == 1 else torch.cat(dst), alpha=2)
             transform = fit_colour(xg, dg, refit=True)  # as the engine renders (clamped), then places it
         if a:
             result = paste(result, x01[:a], xr[:a], box, self._feathers)
@@ -378,12 +377,12 @@ class BatchFaceAug(nn.Module):
     def _by_content(self, x01: Tensor, pixels: Tensor | None, eng: Any, checked: bool,
                     scratch: Tensor | None = None) -> tuple[Tensor, np.ndarray]:
         """Content-table slots (on the device) of unnamed rows, found by the content key of their model-frame
-        pixels quantized to uint8 (``pixels``: those already, or None), inverting those not stored yet.
-        ``checked``: ``x01`` is known to lie in [0, 1]; ``scratch``: a float buffer like ``x01`` to quantize in. Also returns which rows' photos are
-        black-and-white (host bool, kept with the latents)."""
-        if pixels is None:  # 255 x + 1/2 truncated: rounded half up, in a work buffer kept across calls
+        pixels quantized to uint8 (``pixels``: those already, or None: ``x01`` rounded half up, in ``scratch``
+        (a float buffer like it) or a kept one; ``checked``: ``x01`` lies in [0, 1]), inverting those not
+        stored yet; and which rows' photos are black-and-white (host bool, kept with the latents)."""
+        if pixels is None:
             q = torch.add(_HALF, x01, alpha=255, out=workspace(self._work, "q", x01.shape, x01.dtype, x01.device) if scratch is None else scratch)
-            pixels = workspace(self._work, "pixels", q.shape, torch.uint8, q.device).copy_(q if checked else q.clamp_(0, 255))
+            pixels = workspace(self._work, "pixels", q.shape, torch.uint8, q.device).copy_(q if checked else q.clamp_(0, 255))  # truncates
         slots, missing = self._slots.lookup(pixel_keys(pixels, eng._settings))
         if missing.numpy().any():
             miss = missing.nonzero().flatten()

@@ -198,6 +198,7 @@ def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code:
 
 
 _HALF = torch.tensor(0.5)  # a 0-dim constant: ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
+_MINUS_ONE = torch.tensor(-1.0)  # ``torch.add(_MINUS_ONE, t, alpha=2)`` is ``2 t - 1`` in one pass
 
 
 def blend(x01: Tensor, base01: Tensor, edited: Tensor, mode: str, weights: Tensor, out: Tensor | None = None) -> Tensor:

@@ -43,9 +43,8 @@ def workspace(cache: dict, name: str, shape: tuple, dtype: torch.dtype, device: 
 def grid_blend(x01: Tensor, base01: Tensor, edited: Tensor) -> Tensor:
     """:func:`genaug.engine.batch_edits.blend` in delta mode without local regeneration (a mask weight
     of 0), on grids of pixels (the same operations, so the same values): ``clamp(x01 + (edited + 1) / 2
-    - base01, 0, 1)``; works in place on ``edited``."""
-    e01 = torch.add(_HALF, edited, alpha=0.5, out=edited)
-    return torch.add(x01, e01.sub_(base01)).clamp_(0, 1)
+    - base01, 0, 1)``, a new tensor (views of larger images welcome)."""
+    return torch.add(_HALF, edited, alpha=0.5).sub_(base01).add_(x01).clamp_(0, 1)
 
 
 def make_grey(t: Tensor, grey: np.ndarray) -> Tensor:

@@ -35,8 +35,9 @@ def fit_colour(src: Tensor, dst: Tensor, refit: bool = False) -> Tensor:
     inverse, det = _inverse3(gram.index_select(1, pick_a).add_(reg_a).view(n * c, 3, 3))
     solve = lambda xtd: torch.bmm(inverse, xtd.add_(reg_b).view(n * c, 3, 1)).div_(det).view(n, c, 3).to(src.dtype)  # noqa: E731
     t = solve(gram.index_select(1, pick_b))  # X^T d (+ the ridge's pull to a = 1)
-    if refit:
-        d2 = sample_grid(apply_colour(src, t)).flatten(2).double()
+    if refit:  # src through t as apply_colour renders it (clamped), on the grid, in double: a s + k lum + b
+        td = t.double()
+        d2 = torch.addcmul(td[..., 2:], td[..., :1], f[:, :c]).addcmul_(td[..., 1:2], f[:, c : c + 1]).clamp_(-1, 1)
         t = solve(torch.bmm(f[:, : c + 2], d2.transpose(1, 2)).flatten(1).index_select(1, _refit_picks(c, f.device)))
     return t
 
@@ -99,14 +100,27 @@ def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
 def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None) -> Tensor:
     """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): the same
     transform, its offset moved to that scale, as one per-row matrix (channels x channels) and offset
-    in one batched matrix product (one pass over the pixels); ``out``: where to write it."""
-    t = transform.to(images.device, images.dtype)
-    a, k = t[..., 0], t[..., 1]
-    matrix = torch.diag_embed(a).add_(k[..., None] / images.shape[1])  # a_c x_c + k_c mean(x)
-    offset = ((t[..., 2] + 1 - a - k) / 2)[..., None]
-    flat = torch.baddbmm(offset, matrix, images.reshape(*images.shape[:2], -1),
-                         out=None if out is None else out.view(*images.shape[:2], -1))
+    (both one product of the transforms with a constant) in one batched matrix product (one pass over
+    the pixels); ``out``: where to write it."""
+    n, c = images.shape[:2]
+    weights, bias = _colour01_map(c, images.dtype, images.device)
+    m = torch.addmm(bias, transform.to(images.device, images.dtype).reshape(n, 3 * c), weights).view(n, c, c + 1)
+    flat = torch.baddbmm(m[..., c:], m[..., :c], images.reshape(n, c, -1), out=None if out is None else out.view(n, c, -1))
     return flat.clamp_(0, 1).view(images.shape)
+
+
+def _colour01_map(c: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(3 C, C (C + 1)) weights and bias taking a row's transform (a, k, b per channel) to its matrix on
+    the image scale, ``a_i [i = j] + k_i / C``, then its offset ``(b_i + 1 - a_i - k_i) / 2``."""
+    key = ("01", c, dtype, device)
+    if key not in _PICKS:
+        w = torch.zeros(c, 3, c, c + 1, dtype=torch.float64)
+        for i in range(c):
+            w[i, 0, i, i], w[i, 1, i, :c], w[i, :, i, c] = 1.0, 1.0 / c, torch.tensor([-0.5, -0.5, 0.5], dtype=torch.float64)
+        bias = torch.zeros(c, c + 1, dtype=torch.float64)
+        bias[:, c] = 0.5
+        _PICKS[key] = (w.reshape(3 * c, c * (c + 1)).to(device, dtype), bias.flatten().to(device, dtype))
+    return _PICKS[key]
 
 
 def colour_only(x: Tensor, out: Tensor) -> Tensor:
