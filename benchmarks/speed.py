@@ -238,6 +238,7 @@ def batch_vs_generator(bundle: str, device: str, faces: torch.Tensor, sizes: lis
         xm, edits = x * 2 - 1, params.edits()
         eng.cache = type(eng.cache)(max(n, 4096))
         eng.augment_tensor(xm, edits=edits, strength=params.strength)  # fills the engine's own cache
+        torch.set_num_threads(min(threads))  # counts under one thread setting at every size (some ops split work by thread)
         res: dict = {"counts": {"content": batch_counts(aug, x, params=params), "named": batch_counts(aug, x, index=idx, params=params)}}
         for t in threads:
             torch.set_num_threads(t)

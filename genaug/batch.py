@@ -33,9 +33,9 @@ import torch
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
-from .engine.batch_edits import PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, recipe_tables
+from .engine.batch_edits import _HALF, _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
-from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour
+from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour, workspace
 from .engine.colour import GREY_TOLERANCE, sample_grid, fit_colour, is_grey
 from .engine.edits import check_code_list, code_ranges, default_codes, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
@@ -115,6 +115,7 @@ class BatchFaceAug(nn.Module):
         self._params: BatchParams | None = None
         self._engine: Any = None
         self._feathers: dict[tuple[int, int], Tensor] = {}
+        self._work: dict[tuple, Tensor] = {}  # work buffers kept across calls (never returned)
         spec = self._spec()  # fail now, not at the first batch
         check_code_list(codes)
         for c in codes or []:
@@ -131,7 +132,7 @@ class BatchFaceAug(nn.Module):
         """Pickling / deepcopy / ``torch.save`` keep the settings, generator and named ``table``; the engine
         and the content cache (~300 MB at the default ``cache_size``) are rebuilt at the next call."""
         drop = ("_layout", "_recipe", "_colour_codes", "_colour_all", "_colour_entries", "_slots", "_content")
-        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "_engine": None, "_feathers": {}}
+        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "_engine": None, "_feathers": {}, "_work": {}}
 
     def extra_repr(self) -> str:
         return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
@@ -317,8 +318,8 @@ class BatchFaceAug(nn.Module):
         else:  # a uint8 batch that is the model frame already is hashed as it is
             table, slots, grey = self._content, *self._by_content(x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked,
                                                                          scratch=buf)
-        edited, target, _, entry = apply_plan(table.gather_latent(slots), self._layout, self._recipe, cols, inplace=True,
-                                              content_rows=prefix(shift), transfer_rows=prefix(transfer))
+        latent = table.gather_latent(slots, workspace(self._work, "latent", (m, table.latent_dim), table.rows.dtype, dev))
+        edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, True, prefix(shift), prefix(transfer))
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
         grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
         parts = []  # (first row, rows in x's dtype)
@@ -328,12 +329,12 @@ class BatchFaceAug(nn.Module):
             result = make_grey(result, np.flatnonzero(grey[:a]))
         if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour)
             k = max(1, eng.image_size // 16)
-            xg = sample_grid(x01[a0:]).clone(memory_format=torch.contiguous_format)  # the fit reads a ~16 x 16 grid only
+            xg = sample_grid(x01[a0:])  # the fit reads a ~16 x 16 grid only
             dst = [sample_grid(result[a0:])] if a > a0 else []
             if m > a:
-                g = grid_blend(xg[a - a0:], table.gather_base(slots[a:], k), sample_grid(images[a:]).contiguous())
+                g = grid_blend(xg[a - a0:], table.gather_base(slots[a:], k), sample_grid(images[a:]))
                 dst.append(make_grey(g, np.flatnonzero(grey[a:])))
-            xg, dg = xg.mul_(2).sub_(1), (dst[0] if len(dst) == 1 else torch.cat(dst)).mul(2).sub_(1)
+            xg, dg = torch.add(_MINUS_ONE, xg, alpha=2), torch.add(_MINUS_ONE, dst[0] if len(dst) == 1 else torch.cat(dst), alpha=2)
             transform = fit_colour(xg, dg, refit=True)  # as the engine renders (clamped), then places it
         if a:
             result = paste(result, x01[:a], xr[:a], box, self._feathers)
@@ -376,13 +377,12 @@ class BatchFaceAug(nn.Module):
     def _by_content(self, x01: Tensor, pixels: Tensor | None, eng: Any, checked: bool,
                     scratch: Tensor | None = None) -> tuple[Tensor, np.ndarray]:
         """Content-table slots (on the device) of unnamed rows, found by the content key of their model-frame
-        pixels quantized to uint8 (``pixels``: those already, or None), inverting those not stored yet.
-        ``checked``: ``x01`` is known to lie in [0, 1]; ``scratch``: a float buffer like ``x01`` to quantize
-        in (saves an allocation). Also returns which rows' photos are
-        black-and-white (host bool, kept with the latents)."""
+        pixels quantized to uint8 (``pixels``: those already, or None: ``x01`` rounded half up, in ``scratch``
+        (a float buffer like it) or a kept one; ``checked``: ``x01`` lies in [0, 1]), inverting those not
+        stored yet; and which rows' photos are black-and-white (host bool, kept with the latents)."""
         if pixels is None:
-            pixels = torch.mul(x01, 255, out=scratch).round_()
-            pixels = (pixels if checked else pixels.clamp_(0, 255)).to(torch.uint8)
+            q = torch.add(_HALF, x01, alpha=255, out=workspace(self._work, "q", x01.shape, x01.dtype, x01.device) if scratch is None else scratch)
+            pixels = workspace(self._work, "pixels", q.shape, torch.uint8, q.device).copy_(q if checked else q.clamp_(0, 255))  # truncates
         slots, missing = self._slots.lookup(pixel_keys(pixels, eng._settings))
         if missing.numpy().any():
             miss = missing.nonzero().flatten()

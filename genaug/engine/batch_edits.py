@@ -173,9 +173,11 @@ def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: d
     moved = torch.clamp(moved, layout.low, layout.high)  # continuous codes saturate at their range
     torch.where(p["inside"], moved, codes, out=codes)
     c, t, table = content_rows, transfer_rows, recipe.content
-    content[:c].addcmul_(s[:c, None], table[:, 0].index_select(0, move[:c]))
-    transfer = table[:, 2].index_select(0, move[:t]).mul_(p["transfer_strength"][:t].to(dtype)[:, None])
-    content[:t].lerp_(table[:, 1].index_select(0, move[:t]), transfer)
+    if c != 0:  # (no rows with a content shift / a transfer: nothing to do)
+        content[:c].addcmul_(s[:c, None], table[:, 0].index_select(0, move[:c]))
+    if t != 0:
+        transfer = table[:, 2].index_select(0, move[:t]).mul_(p["transfer_strength"][:t].to(dtype)[:, None])
+        content[:t].lerp_(table[:, 1].index_select(0, move[:t]), transfer)
     return out, target, settings[:, 1], entry
 
 
@@ -196,6 +198,7 @@ def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code:
 
 
 _HALF = torch.tensor(0.5)  # a 0-dim constant: ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
+_MINUS_ONE = torch.tensor(-1.0)  # ``torch.add(_MINUS_ONE, t, alpha=2)`` is ``2 t - 1`` in one pass
 
 
 def blend(x01: Tensor, base01: Tensor, edited: Tensor, mode: str, weights: Tensor, out: Tensor | None = None) -> Tensor:

@@ -7,6 +7,8 @@ is needed (:func:`grid_blend`), so they skip the whole-image passes of :func:`ge
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -28,12 +30,21 @@ def frame(x: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
     return crop.clamp_(0, 1)
 
 
+def workspace(cache: dict, name: str, shape: tuple, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A work buffer of ``shape`` kept in ``cache`` by name, dtype and device and reused across calls (no
+    fresh pages to fault in; it grows to the largest size asked, one per name): for intermediate results
+    only, never for what a call returns."""
+    key, size = (name, dtype, device), math.prod(shape)
+    if key not in cache or cache[key].numel() < size:
+        cache[key] = torch.empty(size, dtype=dtype, device=device)
+    return cache[key][:size].view(shape)
+
+
 def grid_blend(x01: Tensor, base01: Tensor, edited: Tensor) -> Tensor:
     """:func:`genaug.engine.batch_edits.blend` in delta mode without local regeneration (a mask weight
     of 0), on grids of pixels (the same operations, so the same values): ``clamp(x01 + (edited + 1) / 2
-    - base01, 0, 1)``; works in place on ``edited``."""
-    e01 = torch.add(_HALF, edited, alpha=0.5, out=edited)
-    return torch.add(x01, e01.sub_(base01)).clamp_(0, 1)
+    - base01, 0, 1)``, a new tensor (views of larger images welcome)."""
+    return torch.add(_HALF, edited, alpha=0.5).sub_(base01).add_(x01).clamp_(0, 1)
 
 
 def make_grey(t: Tensor, grey: np.ndarray) -> Tensor:

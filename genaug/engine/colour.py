@@ -25,17 +25,47 @@ def fit_colour(src: Tensor, dst: Tensor, refit: bool = False) -> Tensor:
     about 16 x 16 pixels (a gain, a saturation-like pull to the luminance and an offset: what
     exposure, white balance and colour grading do; no channel leaks into another hue), ridge
     towards the identity: (N, C, 3). ``refit``: the fit of ``src`` through that transform as
-    :func:`apply_colour` renders it (clamped), the system solved once for both."""
-    s, d = sample_grid(src).flatten(2).double(), sample_grid(dst).flatten(2).double()  # a global fit: ~256 samples are plenty
-    x = torch.stack([s, s.mean(1, keepdim=True).expand_as(s), torch.ones_like(s)], -1).flatten(0, 1)  # (N C, P, 3)
-    xt = x.transpose(-1, -2)  # bmm reads the transposed view as it is (a 4-d matmul would copy it)
-    reg = RIDGE * s.shape[-1] * torch.eye(3, dtype=x.dtype, device=x.device)  # pulls (a, k, b) to the identity (1, 0, 0)
-    inverse, det = _inverse3(torch.bmm(xt, x).add_(reg))
-    solve = lambda d: torch.bmm(inverse, torch.bmm(xt, d.reshape(len(x), -1, 1)).add_(reg[:, :1])).div_(det)  # noqa: E731
-    t = solve(d).reshape(*s.shape[:2], 3).to(src.dtype)
-    if refit:
-        t = solve(sample_grid(apply_colour(src, t)).flatten(2).double()).reshape(*s.shape[:2], 3).to(src.dtype)
+    :func:`apply_colour` renders it (clamped), the system solved once for both. The normal
+    equations of all channels come from one Gram product per row (channels, luminance, ones, targets)."""
+    s = sample_grid(src)  # a global fit: ~256 samples are plenty
+    n, c = s.shape[:2]
+    f = torch.cat([s, s.mean(1, keepdim=True), s.new_ones(n, 1, *s.shape[2:]), sample_grid(dst)], 1).flatten(2).double()
+    pick_a, pick_b, reg_a, reg_b = _normal_picks(c, f.shape[-1], f.device)
+    gram = torch.bmm(f, f.transpose(1, 2)).flatten(1)  # (N, (2 C + 2)^2): regressors s_c, lum, 1, then targets d_c
+    inverse, det = _inverse3(gram.index_select(1, pick_a).add_(reg_a).view(n * c, 3, 3))
+    solve = lambda xtd: torch.bmm(inverse, xtd.add_(reg_b).view(n * c, 3, 1)).div_(det).view(n, c, 3).to(src.dtype)  # noqa: E731
+    t = solve(gram.index_select(1, pick_b))  # X^T d (+ the ridge's pull to a = 1)
+    if refit:  # src through t as apply_colour renders it (clamped), on the grid, in double: a s + k lum + b
+        td = t.double()
+        d2 = torch.addcmul(td[..., 2:], td[..., :1], f[:, :c]).addcmul_(td[..., 1:2], f[:, c : c + 1]).clamp_(-1, 1)
+        t = solve(torch.bmm(f[:, : c + 2], d2.transpose(1, 2)).flatten(1).index_select(1, _refit_picks(c, f.device)))
     return t
+
+
+_PICKS: dict = {}
+
+
+def _normal_picks(c: int, p: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Flat positions in the Gram matrix of the normal matrices (C x 3 x 3) and right-hand sides (C x 3) of
+    the channels' fits, and the ridge added to each (``RIDGE * p`` on the diagonal, to ``a``'s equation)."""
+    key = ("normal", c, p, device)
+    if key not in _PICKS:
+        k, reg = 2 * c + 2, RIDGE * p
+        regressors = [[i, c, c + 1] for i in range(c)]
+        a = [r * k + q for rows in regressors for r in rows for q in rows]
+        b = [r * k + c + 2 + i for i, rows in enumerate(regressors) for r in rows]
+        _PICKS[key] = (torch.tensor(a, device=device), torch.tensor(b, device=device),
+                       torch.eye(3, dtype=torch.float64).mul(reg).repeat(c, 1).flatten().to(device),
+                       torch.tensor([reg, 0.0, 0.0] * c, dtype=torch.float64, device=device))
+    return _PICKS[key]
+
+
+def _refit_picks(c: int, device: torch.device) -> Tensor:
+    """Flat positions of channel ``i``'s right-hand side in ``X^T d`` of shape (C + 2, C)."""
+    key = ("refit", c, device)
+    if key not in _PICKS:
+        _PICKS[key] = torch.tensor([r * c + i for i in range(c) for r in (i, c, c + 1)], device=device)
+    return _PICKS[key]
 
 
 def _inverse3(a: Tensor) -> tuple[Tensor, Tensor]:
@@ -70,14 +100,27 @@ def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
 def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None) -> Tensor:
     """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): the same
     transform, its offset moved to that scale, as one per-row matrix (channels x channels) and offset
-    in one batched matrix product (one pass over the pixels); ``out``: where to write it."""
-    t = transform.to(images.device, images.dtype)
-    a, k = t[..., 0], t[..., 1]
-    matrix = torch.diag_embed(a).add_(k[..., None] / images.shape[1])  # a_c x_c + k_c mean(x)
-    offset = ((t[..., 2] + 1 - a - k) / 2)[..., None]
-    flat = torch.baddbmm(offset, matrix, images.reshape(*images.shape[:2], -1),
-                         out=None if out is None else out.view(*images.shape[:2], -1))
+    (both one product of the transforms with a constant) in one batched matrix product (one pass over
+    the pixels); ``out``: where to write it."""
+    n, c = images.shape[:2]
+    weights, bias = _colour01_map(c, images.dtype, images.device)
+    m = torch.addmm(bias, transform.to(images.device, images.dtype).reshape(n, 3 * c), weights).view(n, c, c + 1)
+    flat = torch.baddbmm(m[..., c:], m[..., :c], images.reshape(n, c, -1), out=None if out is None else out.view(n, c, -1))
     return flat.clamp_(0, 1).view(images.shape)
+
+
+def _colour01_map(c: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(3 C, C (C + 1)) weights and bias taking a row's transform (a, k, b per channel) to its matrix on
+    the image scale, ``a_i [i = j] + k_i / C``, then its offset ``(b_i + 1 - a_i - k_i) / 2``."""
+    key = ("01", c, dtype, device)
+    if key not in _PICKS:
+        w = torch.zeros(c, 3, c, c + 1, dtype=torch.float64)
+        for i in range(c):
+            w[i, 0, i, i], w[i, 1, i, :c], w[i, :, i, c] = 1.0, 1.0 / c, torch.tensor([-0.5, -0.5, 0.5], dtype=torch.float64)
+        bias = torch.zeros(c, c + 1, dtype=torch.float64)
+        bias[:, c] = 0.5
+        _PICKS[key] = (w.reshape(3 * c, c * (c + 1)).to(device, dtype), bias.flatten().to(device, dtype))
+    return _PICKS[key]
 
 
 def colour_only(x: Tensor, out: Tensor) -> Tensor:

@@ -84,10 +84,10 @@ class LatentTable:
         assert self.rows is not None
         return self._split(self.rows.index_select(0, slots))
 
-    def gather_latent(self, slots: Tensor) -> Tensor:
-        """(N, D) latents of ``slots`` (a long tensor on the table's device), a gathered copy."""
+    def gather_latent(self, slots: Tensor, out: Tensor | None = None) -> Tensor:
+        """(N, D) latents of ``slots`` (a long tensor on the table's device), a gathered copy (into ``out``)."""
         assert self.rows is not None
-        return self.latent.index_select(0, slots)  # type: ignore[union-attr]
+        return torch.index_select(self.latent, 0, slots, out=out)  # type: ignore[arg-type]
 
     def gather_base(self, slots: Tensor, step: int = 1) -> Tensor:
         """(N, C, S', S') renders on the image scale of ``slots``, every ``step``-th pixel each way
