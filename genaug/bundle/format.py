@@ -214,7 +214,9 @@ def _bundle_dir(path: str | Path) -> Path:
     if not p.exists():
         raise FileNotFoundError(f"bundle not found: {p} (give a bundle folder or a shipped name: {sorted(NAMED_BUNDLES)})")
     if not (p / CONFIG_NAME).is_file():
-        raise BundleError(f"{p} is not a genaug bundle: {CONFIG_NAME} is missing")
+        inner = p / "bundle"  # a training run folder holds its bundle in bundle/
+        hint = f" (a training run folder? its bundle is {inner})" if (inner / CONFIG_NAME).is_file() else ""
+        raise BundleError(f"{p} is not a genaug bundle: {CONFIG_NAME} is missing{hint}")
     return p
 
 
