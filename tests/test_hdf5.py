@@ -435,3 +435,16 @@ def test_channels_first_hdf5_source_refused_up_front(tmp_path):
         f["images"] = np.zeros((3, 3, 32, 32), np.uint8)
     with pytest.raises(ExpandError, match="channels first"):
         expand_to_hdf5(src, tmp_path / "o.h5", 1)
+
+
+def test_reader_refuses_variants_the_file_lacks(reference, tmp_path):
+    """``variants=[0]`` from a file written without ``--include-original`` (or a variant past
+    ``--variants``) was an empty dataset, so a DataLoader silently yielded nothing."""
+    assert len(HDF5FaceDataset(reference, variants=[1, 3])) == 16 and len(HDF5FaceDataset(reference, variants=0)) == 8
+    with pytest.raises(ValueError, match=r"holds no variant \[4\] \(it holds \[0, 1, 2, 3\]"):
+        HDF5FaceDataset(reference, variants=[1, 4])
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f["images"] = np.zeros((2, 16, 16, 3), np.uint8)
+    with pytest.raises(ValueError, match="no 'variant' dataset"):
+        HDF5FaceDataset(plain, variants=[0])
