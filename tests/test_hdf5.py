@@ -448,3 +448,17 @@ def test_reader_refuses_variants_the_file_lacks(reference, tmp_path):
         f["images"] = np.zeros((2, 16, 16, 3), np.uint8)
     with pytest.raises(ValueError, match="no 'variant' dataset"):
         HDF5FaceDataset(plain, variants=[0])
+
+
+def test_variants_0_with_the_originals_converts_the_source(tmp_path, reference, synth, tiny_bundle_path, capsys):
+    """``--variants 0 --include-original`` (as ``GenerativeAugDataset(variants=0, include_original=True)``)
+    writes the originals only, the same records as variant 0 of a full run; ``--variants 0`` alone stays refused."""
+    out = tmp_path / "originals.h5"
+    expand_to_hdf5(synth, out, 0, bundle=tiny_bundle_path, include_original=True, seed=7, **FAST)
+    ours, ref = records(out), records(reference)
+    keep = ref["variant"] == 0
+    for k in COMPARED:
+        want = ref[k][keep]
+        assert np.array_equal(ours[k], want, equal_nan=True) if want.dtype.kind == "f" else np.array_equal(ours[k], want), k
+    assert main([str(synth), str(tmp_path / "none.h5"), "--variants", "0", "--bundle", str(tiny_bundle_path)]) == 2
+    assert "or 0 with --include-original" in capsys.readouterr().err

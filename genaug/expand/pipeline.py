@@ -59,8 +59,8 @@ class ExpandSettings:
     quality_threshold: float | str | None = None  # quality gate: the realism critic ("auto": its own threshold)
 
     def validate(self) -> None:
-        if self.variants < 1:
-            raise ExpandError(f"--variants must be >= 1, got {self.variants}")
+        if self.variants < 0 or (self.variants == 0 and not self.include_original):
+            raise ExpandError(f"--variants must be >= 1 (or 0 with --include-original: the originals only), got {self.variants}")
         if self.batch_size < 1 or self.block_size < 1:
             raise ExpandError("--batch-size and --block-size must be >= 1")
         if self.refine_steps is not None and self.refine_steps < 0:
