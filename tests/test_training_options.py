@@ -24,6 +24,11 @@ EDIT_TINY = ["--image-size", "16", "--content-channels", "2", "--e-width", "4", 
              "--threads", "1", "--device", "cpu"]
 
 
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("GENAUG_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("steps", -5, "--steps must be >= 1, got -5"), ("steps", 0, "--steps must be >= 1, got 0"),
     ("batch_size", 1, "--batch-size must be >= 2, got 1"), ("minutes", -1.0, "--minutes must be >= 0, got -1"),
@@ -82,3 +87,20 @@ def test_a_corrupt_checkpoint_is_one_clear_error(tmp_path):
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     with pytest.raises(ValueError, match="checkpoint.pt: not a readable checkpoint"):
         load_checkpoint(ckpt, torch.device("cpu"))
+
+
+def test_a_bound_attribute_the_data_lacks_is_named_with_a_suggestion(tmp_path, capsys):
+    from genaug.models.latent import LatentSpec
+    from genaug.training.cli import gan_main
+    from genaug.training.edit import CodeLayout
+
+    spec = LatentSpec.parse(4, "glasses:2:Eyeglass")
+    with pytest.raises(ValueError, match=r"lacks \(did you mean Eyeglasses\?\)"):
+        CodeLayout(spec, ["Eyeglasses", "Smiling"])
+    with pytest.raises(ValueError, match=r"the data has no attributes.csv \(give --attributes FILE, or leave the code "
+                                         r"unbound: glasses:2\)"):
+        CodeLayout(spec, None)
+    faces = write_faces(tmp_path / "faces", n=4)
+    assert gan_main([str(faces), str(tmp_path / "run"), "--categorical", "glasses:2:Eyeglass", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # the KeyError's message, not its repr in quotes
+    assert err.startswith("genaug train: error: attribute 'Eyeglass' not in the attribute file"), err
