@@ -462,3 +462,10 @@ def test_variants_0_with_the_originals_converts_the_source(tmp_path, reference, 
         assert np.array_equal(ours[k], want, equal_nan=True) if want.dtype.kind == "f" else np.array_equal(ours[k], want), k
     assert main([str(synth), str(tmp_path / "none.h5"), "--variants", "0", "--bundle", str(tiny_bundle_path)]) == 2
     assert "or 0 with --include-original" in capsys.readouterr().err
+
+
+def test_an_output_written_as_a_folder_is_refused(tmp_path, synth, tiny_bundle_path, capsys):
+    """``genaug expand faces/ out/new/`` wrote a file named ``out/new``."""
+    assert main([str(synth), str(tmp_path / "new") + "/", "--bundle", str(tiny_bundle_path)]) == 2
+    assert "is a folder; give the path of an .h5 file" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -310,10 +311,12 @@ def _file_attrs(b: Bundle, src: Source, s: ExpandSettings, seed: int, run_key: s
     }
 
 
-def _check_out(source: Path, out: Path) -> None:
-    """Refuse an output path that is a folder or the source itself (``--overwrite`` would delete it)."""
-    if out.is_dir():
-        raise ExpandError(f"output {out} is a folder; give the path of an .h5 file to write (e.g. {out / 'expanded.h5'})")
+def _check_out(source: Path, given: str | Path) -> None:
+    """Refuse an output path that is a folder, is written as one (``out/new/``: it would have become
+    a file named ``new``) or is the source itself (``--overwrite`` would delete it)."""
+    out = Path(given)
+    if out.is_dir() or str(given).endswith(("/", os.sep)):
+        raise ExpandError(f"output {given} is a folder; give the path of an .h5 file to write (e.g. {out / 'expanded.h5'})")
     if out.exists() and out.samefile(source):
         raise ExpandError(f"output {out} is the source file itself; write the expansion to another file")
 
@@ -391,7 +394,7 @@ def expand_to_hdf5(
     if merge is None:
         merge = world == 1 or (dist is not None and rank == 0)
     src = open_source(source)
-    _check_out(Path(source), Path(out))
+    _check_out(Path(source), out)
     engine = _make_engine(bundle, rank_device(device, dist is not None), s, gate)
     s.refine_steps, b = engine.refine_steps, engine.bundle
     key_info = {"bundle": b.identity, "seed": seed, "settings": asdict(s), "source": src.fingerprint(),
