@@ -227,3 +227,13 @@ def test_content_directions_round_trip_and_bad_ones_are_refused(bundle, tmp_path
             save_bundle(bundle, tmp_path / "bad")
     with pytest.raises(BundleError, match="non-negative"):
         bundle.with_recipes({"glasses=1": {"shift": -1.0}})
+
+
+def test_save_and_load_read_a_home_path_alike(bundle, tmp_path, monkeypatch):
+    """``save_pretrained("~/models/x")`` made a folder named ``~`` in the working folder, where
+    ``load_bundle("~/models/x")`` (which expands ``~``) did not look."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert bundle.save_pretrained("~/models/x") == tmp_path / "home" / "models" / "x"
+    assert not (tmp_path / "~").exists()
+    assert load_bundle("~/models/x").identity == bundle.identity

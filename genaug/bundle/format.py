@@ -181,7 +181,7 @@ class Bundle:
 def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into folder ``path``; returns the folder."""
     bundle.check_runtime()
-    out = Path(path)
+    out = Path(path).expanduser()  # as load_bundle reads it: "~/models/x" is in the home folder, not ./~
     out.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     for prefix, module in (("generator", bundle.generator), ("predictor", bundle.predictor)):
