@@ -469,3 +469,13 @@ def test_an_output_written_as_a_folder_is_refused(tmp_path, synth, tiny_bundle_p
     assert main([str(synth), str(tmp_path / "new") + "/", "--bundle", str(tiny_bundle_path)]) == 2
     assert "is a folder; give the path of an .h5 file" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+def test_home_paths_are_expanded_as_a_shell_would(tmp_path, synth, tiny_bundle_path, monkeypatch):
+    """``expand_to_hdf5("~/faces", "~/out.h5")`` looked for a folder named ``~`` in the working folder."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(synth, tmp_path / "home" / "faces")
+    expand_to_hdf5("~/faces", "~/out.h5", 1, bundle=tiny_bundle_path, seed=7, **FAST)
+    assert (tmp_path / "home" / "out.h5").is_file() and not (tmp_path / "~").exists()
+    assert len(HDF5FaceDataset("~/out.h5")) == 8

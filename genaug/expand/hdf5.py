@@ -280,7 +280,7 @@ class HDF5FaceDataset(Dataset):
         variants: list[int] | None = None,
         target_transform: Callable[[int], Any] | None = None,
     ):
-        self.path = str(path)
+        self.path = os.path.expanduser(path)
         self.transform, self.target_transform = transform, target_transform
         self.return_meta = return_meta
         self._file: h5py.File | None = None

@@ -381,6 +381,7 @@ def expand_to_hdf5(
     :mod:`genaug.faces.quality`; ``"auto"``: its own threshold).
     """
     t0 = time.time()
+    source, out = os.path.expanduser(source), os.path.expanduser(out)  # "~/faces" as a shell reads it
     s = ExpandSettings(variants, include_original, size, strength, mode, list(codes) if codes else None,
                        refine_steps, refine_loss, framing, batch_size, block_size, gate_threshold,
                        quality_threshold)
