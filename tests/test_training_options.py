@@ -104,3 +104,14 @@ def test_a_bound_attribute_the_data_lacks_is_named_with_a_suggestion(tmp_path, c
     assert gan_main([str(faces), str(tmp_path / "run"), "--categorical", "glasses:2:Eyeglass", "--device", "cpu"]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]  # the KeyError's message, not its repr in quotes
     assert err.startswith("genaug train: error: attribute 'Eyeglass' not in the attribute file"), err
+
+
+def test_a_run_folder_that_is_a_file_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch):
+    """It was ``[Errno 17] File exists: 'notes.txt`` (a quote stripped) after the faces were decoded."""
+    import genaug.training.edit_loop as edit_loop
+
+    (tmp_path / "notes.txt").write_text("x")
+    monkeypatch.setattr(edit_loop, "load_faces", lambda *a, **k: pytest.fail("the data loaded first"))
+    assert edit_main([str(tmp_path), str(tmp_path / "notes.txt"), *EDIT_TINY, "--steps", "1"]) == 1
+    assert capsys.readouterr().err.strip() == (f"genaug train --kind edit: error: run folder {tmp_path / 'notes.txt'} is a "
+                                               "file; give a folder (it holds checkpoint.pt, log.jsonl, bundle/)")

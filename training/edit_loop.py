@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bundle = EditTrainer(EditTrainConfig(**args)).run()
     except (OSError, ValueError, KeyError) as e:
-        print(f"genaug train --kind edit: error: {str(e).strip(chr(39))}", file=sys.stderr)
+        print(f"genaug train --kind edit: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         return 1
     print(f"wrote {bundle.path}")
     return 0
