@@ -122,3 +122,15 @@ def test_a_training_run_folder_given_as_bundle_points_to_its_bundle(tiny_bundle_
     shutil.copytree(tiny_bundle_path, run / "bundle")
     assert main(["info", str(run)]) == 1
     assert f"its bundle is {run / 'bundle'}" in capsys.readouterr().err
+
+
+def test_info_checks_the_weights_it_describes(tiny_bundle_path, tmp_path, capsys):
+    """A bundle whose weights are missing or corrupt was listed as fine, with an identity it does not have."""
+    import shutil
+
+    for name, damage, message in [("gone", lambda w: w.unlink(), "bundle weights missing"),
+                                  ("bad", lambda w: w.write_bytes(w.read_bytes()[:-8]), "checksum mismatch")]:
+        shutil.copytree(tiny_bundle_path, tmp_path / name)
+        damage(tmp_path / name / "model.safetensors")
+        assert main(["info", str(tmp_path / name)]) == 1
+        assert message in capsys.readouterr().err

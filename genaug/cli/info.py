@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..bundle.format import BundleError, read_config
+from ..bundle.format import BundleError, _bundle_dir, _checked_weights, read_config
 from ..bundle.recipe import EditRecipe, edit_key, model_identity, parse_recipes
 from ..engine.edits import default_codes
 from ..faces.controls import CONTROL_NAMES, IMAGE_CONTROLS
@@ -14,6 +14,7 @@ from .common import run_guarded
 
 def run_info(args: argparse.Namespace) -> None:
     cfg = read_config(args.bundle)
+    _checked_weights(_bundle_dir(args.bundle), cfg["weights"])  # a missing or corrupt weights file is not a usable bundle
     if args.json:
         print(json.dumps(cfg, indent=2))
         return
