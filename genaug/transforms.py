@@ -72,9 +72,13 @@ class GenerativeFaceAug(ImageOnlyTransform):
         gate: Literal["auto", "student", "embedder", "identity", "dlib"]
         quality_threshold: float | Literal["auto"] | None = None
 
-        @field_validator("bundle")
+        @field_validator("bundle", mode="before")
         @classmethod
-        def _bundle(cls, v: str | Path) -> str:
+        def _bundle(cls, v: Any) -> str:
+            if not isinstance(v, (str, os.PathLike)):  # e.g. a loaded genaug.Bundle, which Engine takes
+                where = f" (this one was loaded from {v.path!r}: pass that)" if getattr(v, "path", None) else ""
+                raise ValueError(f"bundle must be 'default' or a bundle folder (str or Path), got {type(v).__name__}; the "
+                                 f"transform names its bundle so it serialises: save_pretrained(folder), pass the folder{where}")
             return os.fspath(v)  # a bundle folder given as a Path is kept as a string, so the transform serialises
 
         @field_validator("strength")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from genaug.bundle import FORMAT_VERSION, BundleError, load_bundle, read_config, save_bundle
+from genaug.bundle import FORMAT_VERSION, BundleError, load_bundle, read_config, read_spec, save_bundle
 from genaug.io import sha256_file
 
 from conftest import make_tiny_bundle
@@ -112,6 +112,16 @@ def test_invalid_latent_or_network_config(saved):
     edit_config(saved, lambda c: c["network"].update(image_size=48))
     with pytest.raises(BundleError, match="invalid latent/network config"):
         load_bundle(saved)
+
+
+def test_a_misspelt_latent_key_is_refused_like_a_network_one(saved):
+    """``"random_control": ["light"]`` (for ``random_controls``) was dropped without a word, so the
+    bundle loaded with no control in its random set; unknown network keys were already refused."""
+    edit_config(saved, lambda c: c["latent"].update(random_control=["light"]))
+    with pytest.raises(BundleError, match=r"unknown latent config keys \['random_control'\]"):
+        load_bundle(saved)
+    with pytest.raises(BundleError, match="random_control"):
+        read_spec(saved)
 
 
 def test_missing_truncated_or_corrupt_weights(saved, tmp_path):
@@ -217,3 +227,13 @@ def test_content_directions_round_trip_and_bad_ones_are_refused(bundle, tmp_path
             save_bundle(bundle, tmp_path / "bad")
     with pytest.raises(BundleError, match="non-negative"):
         bundle.with_recipes({"glasses=1": {"shift": -1.0}})
+
+
+def test_save_and_load_read_a_home_path_alike(bundle, tmp_path, monkeypatch):
+    """``save_pretrained("~/models/x")`` made a folder named ``~`` in the working folder, where
+    ``load_bundle("~/models/x")`` (which expands ``~``) did not look."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert bundle.save_pretrained("~/models/x") == tmp_path / "home" / "models" / "x"
+    assert not (tmp_path / "~").exists()
+    assert load_bundle("~/models/x").identity == bundle.identity

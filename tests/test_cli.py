@@ -97,3 +97,40 @@ def test_expand_help_describes_every_framing(capsys):
         main(["expand", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "full or none (the centre square)" in out and "detect (dlib" in out
+
+
+def test_info_takes_the_bundle_as_an_argument(tiny_bundle_path, tmp_path, capsys):
+    """``genaug info BUNDLE`` as every other command takes its input (``--bundle`` still works)."""
+    assert main(["info", str(tiny_bundle_path)]) == 0
+    assert "tiny-test" in capsys.readouterr().out
+    assert main(["info", str(tiny_bundle_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "tiny-test"
+    assert main(["info", str(tmp_path / "missing")]) == 1
+    assert "bundle not found" in capsys.readouterr().err
+    try:
+        main(["info", str(tiny_bundle_path), "--bundle", str(tmp_path)])
+    except SystemExit as e:
+        assert e.code == 2 and "two bundles given" in capsys.readouterr().err
+    else:
+        raise AssertionError("two different bundles were accepted")
+
+
+def test_a_training_run_folder_given_as_bundle_points_to_its_bundle(tiny_bundle_path, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_bundle_path, run / "bundle")
+    assert main(["info", str(run)]) == 1
+    assert f"its bundle is {run / 'bundle'}" in capsys.readouterr().err
+
+
+def test_info_checks_the_weights_it_describes(tiny_bundle_path, tmp_path, capsys):
+    """A bundle whose weights are missing or corrupt was listed as fine, with an identity it does not have."""
+    import shutil
+
+    for name, damage, message in [("gone", lambda w: w.unlink(), "bundle weights missing"),
+                                  ("bad", lambda w: w.write_bytes(w.read_bytes()[:-8]), "checksum mismatch")]:
+        shutil.copytree(tiny_bundle_path, tmp_path / name)
+        damage(tmp_path / name / "model.safetensors")
+        assert main(["info", str(tmp_path / name)]) == 1
+        assert message in capsys.readouterr().err

@@ -305,3 +305,22 @@ def test_tv_tensors_image_stays_an_image(tiny_bundle_path, code):
     for img in (tv_tensors.Image(torch.rand(3, 48, 40)), tv_tensors.Image(torch.randint(0, 256, (3, 48, 40), dtype=torch.uint8))):
         out, _ = e.augment([img])
         assert type(out[0]) is tv_tensors.Image and out[0].dtype == img.dtype and out[0].shape == img.shape
+
+
+def test_edits_by_name_or_as_tuples_and_bad_edits_named(engine):
+    """``Edit("glasses", 1)`` and ``("glasses", 1)`` (a replay's JSON) work as ``Edit(0, 1)``; an unknown
+    code, a category the code lacks or a non-finite value is a ValueError naming the edit (was a
+    TypeError / IndexError / KeyError from inside the renderer)."""
+    x = generated(engine, 2)
+    ref, info = engine.augment_tensor(x, edits=[Edit(0, 1), Edit(2, 0.5)])
+    for edits in ([Edit("glasses", 1), Edit("c2", 0.5)], [("glasses", 1), ["c2", 0.5, False]], [(np.int64(0), 1), (2, 0.5)]):
+        out, got = engine.augment_tensor(x, edits=edits)
+        assert got.edits == info.edits and torch.equal(out, ref)
+    assert engine.augment_tensor(x[:1], edits=[("glasses", 1, True)])[1].edits[0].relative is False  # resolved
+    for bad, match in [(Edit(99, 1), "edits\\[0\\].*out of range"), (Edit("nope", 1), "unknown code 'nope'"),
+                       (Edit("glasses", 7), "glasses takes a category 0..1, got 7"),
+                       (Edit("glasses", 0.5), "glasses takes a category"), (Edit("glasses", 0, True), "category 1..1"),
+                       (("c2", float("nan")), "takes a finite number"), (Edit("c2", 1, True), "relative edits move categorical"),
+                       ("glasses", "an edit is Edit"), ((0,), "an edit is Edit")]:
+        with pytest.raises(ValueError, match=match):
+            engine.augment_tensor(x[:1], edits=[bad])

@@ -435,3 +435,47 @@ def test_channels_first_hdf5_source_refused_up_front(tmp_path):
         f["images"] = np.zeros((3, 3, 32, 32), np.uint8)
     with pytest.raises(ExpandError, match="channels first"):
         expand_to_hdf5(src, tmp_path / "o.h5", 1)
+
+
+def test_reader_refuses_variants_the_file_lacks(reference, tmp_path):
+    """``variants=[0]`` from a file written without ``--include-original`` (or a variant past
+    ``--variants``) was an empty dataset, so a DataLoader silently yielded nothing."""
+    assert len(HDF5FaceDataset(reference, variants=[1, 3])) == 16 and len(HDF5FaceDataset(reference, variants=0)) == 8
+    with pytest.raises(ValueError, match=r"holds no variant \[4\] \(it holds \[0, 1, 2, 3\]"):
+        HDF5FaceDataset(reference, variants=[1, 4])
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f["images"] = np.zeros((2, 16, 16, 3), np.uint8)
+    with pytest.raises(ValueError, match="no 'variant' dataset"):
+        HDF5FaceDataset(plain, variants=[0])
+
+
+def test_variants_0_with_the_originals_converts_the_source(tmp_path, reference, synth, tiny_bundle_path, capsys):
+    """``--variants 0 --include-original`` (as ``GenerativeAugDataset(variants=0, include_original=True)``)
+    writes the originals only, the same records as variant 0 of a full run; ``--variants 0`` alone stays refused."""
+    out = tmp_path / "originals.h5"
+    expand_to_hdf5(synth, out, 0, bundle=tiny_bundle_path, include_original=True, seed=7, **FAST)
+    ours, ref = records(out), records(reference)
+    keep = ref["variant"] == 0
+    for k in COMPARED:
+        want = ref[k][keep]
+        assert np.array_equal(ours[k], want, equal_nan=True) if want.dtype.kind == "f" else np.array_equal(ours[k], want), k
+    assert main([str(synth), str(tmp_path / "none.h5"), "--variants", "0", "--bundle", str(tiny_bundle_path)]) == 2
+    assert "or 0 with --include-original" in capsys.readouterr().err
+
+
+def test_an_output_written_as_a_folder_is_refused(tmp_path, synth, tiny_bundle_path, capsys):
+    """``genaug expand faces/ out/new/`` wrote a file named ``out/new``."""
+    assert main([str(synth), str(tmp_path / "new") + "/", "--bundle", str(tiny_bundle_path)]) == 2
+    assert "is a folder; give the path of an .h5 file" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+def test_home_paths_are_expanded_as_a_shell_would(tmp_path, synth, tiny_bundle_path, monkeypatch):
+    """``expand_to_hdf5("~/faces", "~/out.h5")`` looked for a folder named ``~`` in the working folder."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(synth, tmp_path / "home" / "faces")
+    expand_to_hdf5("~/faces", "~/out.h5", 1, bundle=tiny_bundle_path, seed=7, **FAST)
+    assert (tmp_path / "home" / "out.h5").is_file() and not (tmp_path / "~").exists()
+    assert len(HDF5FaceDataset("~/out.h5")) == 8

@@ -198,3 +198,10 @@ def test_bounds_by_code_index_survive_json(tiny_bundle_path, tmp_path):
     assert back.bounds == {ci: (0.0, 0.5)} and back.codes == [ci]
     A.save(A.Compose([t]), str(tmp_path / "p.json"))
     assert A.load(str(tmp_path / "p.json")).transforms[0].bounds == {ci: (0.0, 0.5)}
+
+
+def test_a_loaded_bundle_is_refused_with_what_to_pass(tiny_bundle_path):
+    """``Engine`` takes a loaded ``Bundle``; the transform names a folder (it serialises). Given a
+    ``Bundle`` it said only pydantic's 'Input should be a valid string ... is-instance[Path]'."""
+    with pytest.raises(ValueError, match=f"got Bundle; .*save_pretrained.*loaded from '{tiny_bundle_path}'"):
+        GenerativeFaceAug(bundle=genaug.load_bundle(tiny_bundle_path))

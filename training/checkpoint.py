@@ -5,6 +5,7 @@ truncation back to the checkpoint's step, and the EMA update of averaged network
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,23 @@ def check_resumable(cfg_file: Path, settings: dict[str, Any], resumable: set[str
                     defaults: dict[str, Any] | None = None) -> None:
     """Raise if ``settings`` differ from the run saved in ``cfg_file`` in a key outside ``resumable``;
     ``remedy`` says what other settings need (e.g. ``"another folder"``). A key the saved run lacks
-    (a setting added later) counts as its value in ``defaults``."""
+    (a setting added later) counts as its value in ``defaults``. ``out`` (the run folder itself,
+    which may have been moved) is not compared, and a path spelt another way (``faces`` and
+    ``./faces``, relative or absolute) is the same setting when both spellings name one existing file."""
     saved = {**(defaults or {}), **json.loads(Path(cfg_file).read_text())}
-    diff = sorted(k for k, v in settings.items() if k not in resumable and saved.get(k) != v)
+    diff = sorted(k for k, v in settings.items() if k not in resumable and k != "out" and not _same(saved.get(k), v))
     if diff:
         raise ValueError(f"{Path(cfg_file).parent} holds a run with different settings ({diff}); other settings need {remedy}")
+
+
+def _same(saved: Any, now: Any) -> bool:
+    """Equal settings, or two existing paths that resolve to the same file or folder."""
+    if saved == now:
+        return True
+    if not (isinstance(saved, str) and isinstance(now, str) and saved and now):
+        return False
+    a, b = Path(saved).expanduser(), Path(now).expanduser()
+    return a.exists() and b.exists() and a.resolve() == b.resolve()
 
 
 def state_dicts(parts: dict[str, Any]) -> dict[str, Any]:
@@ -41,8 +54,15 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
-    """Read a checkpoint as plain tensors and containers (``weights_only``: never runs code)."""
-    return torch.load(path, map_location=device, weights_only=True)
+    """Read a checkpoint as plain tensors and containers (``weights_only``: never runs code). A file
+    that is not one (truncated, corrupt, or holding objects other than tensors) is a ``ValueError``
+    naming it, not torch's traceback."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0]
+        raise ValueError(f"{path}: not a readable checkpoint ({first[:160]}); delete it (or start the run "
+                         "in another folder) to train from the start") from None
 
 
 def append_log(log: Path, record: dict[str, Any]) -> None:

@@ -115,7 +115,7 @@ def gan_main(argv: list[str]) -> int:
     try:
         train(TrainConfig.from_flat(**vars(args)))
     except (OSError, ValueError, KeyError) as e:
-        print(f"genaug train: error: {str(e).strip(chr(39))}", file=sys.stderr)
+        print(f"genaug train: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         return 1
     return 0
 

@@ -168,6 +168,15 @@ def option_fields() -> list[tuple[str, Any, Any]]:
     return [(name, types[name], defaults[name]) for name in defaults]
 
 
+def check_at_least(cfg: Any, minimums: dict[str, float]) -> None:
+    """Raise ``ValueError`` naming the first option of ``cfg`` below its minimum (``--steps must be
+    >= 1, got -5``), so a bad value is refused before any work, one option at a time."""
+    for name, low in minimums.items():
+        value = getattr(cfg, name)
+        if value < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {low:g}, got {value:g}")
+
+
 def dataclass_options(cls: type) -> list[tuple[str, Any, Any]]:
     """(option name, type, default) of every field of a flat config dataclass (no default: None)."""
     return [(f.name, f.type, None if f.default is MISSING else f.default) for f in fields(cls)]

@@ -125,7 +125,9 @@ def load_faces(
 
 
 def split_holdout(data: FaceData, n_holdout: int, seed: int = 0) -> tuple[FaceData, FaceData]:
-    """Deterministic train / held-out split."""
+    """Deterministic train / held-out split: ``n_holdout`` faces (at most a fifth of them) held out."""
+    if n_holdout < 0:
+        raise ValueError(f"--holdout must be >= 0, got {n_holdout}")
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     n_holdout = min(n_holdout, len(data) // 5)
     return data.subset(perm[n_holdout:]), data.subset(perm[:n_holdout])

@@ -46,7 +46,7 @@ from genaug.models.recon import msssim_per_image, psnr
 from genaug.models.registry import build_generator, build_predictor
 
 from .checkpoint import check_resumable
-from .config import add_options, dataclass_options
+from .config import add_options, check_at_least, dataclass_options
 from .data import load_faces, split_holdout
 from .skeleton import RngState, Run, RunPlan
 
@@ -73,8 +73,8 @@ class DetailConfig:
     half: bool = False
 
     def __post_init__(self) -> None:
-        if self.channels < 1 or self.steps < 1 or self.batch_size < 2 or self.minutes < 0 or self.lambda_edit < 0:
-            raise ValueError("channels and steps must be >= 1, batch_size >= 2, minutes and lambda_edit >= 0")
+        check_at_least(self, {"channels": 1, "steps": 1, "batch_size": 2, "minutes": 0, "lambda_edit": 0, "holdout": 0,
+                              "log_every": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 0})
 
 
 RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", "threads", "device", "name", "half"}
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         DetailTrainer(DetailConfig(**a)).run()
     except (OSError, ValueError) as e:
-        print(f"genaug.training.detail: error: {e}", file=sys.stderr)
+        print(f"genaug train --kind detail: error: {e}", file=sys.stderr)
         return 1
     return 0
 

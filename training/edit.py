@@ -13,6 +13,8 @@ The loop itself (checkpoints, resume, time budget, logs, grids, bundle) is in :m
 """
 from __future__ import annotations
 
+import difflib
+
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -81,8 +83,13 @@ class CodeLayout:
         self.bound: dict[int, int] = {}  # categorical code index -> attribute column
         for i, c in enumerate(spec.categorical):
             if c.attribute is not None:
-                if not attribute_names or c.attribute not in attribute_names:
-                    raise ValueError(f"code {c.name!r} is bound to attribute {c.attribute!r}, which the data's attributes.csv lacks")
+                if not attribute_names:
+                    raise ValueError(f"code {c.name!r} is bound to attribute {c.attribute!r}, but the data has no attributes.csv "
+                                     f"(give --attributes FILE, or leave the code unbound: {c.name}:{c.k})")
+                if c.attribute not in attribute_names:
+                    close = difflib.get_close_matches(c.attribute, attribute_names, n=3)
+                    raise ValueError(f"code {c.name!r} is bound to attribute {c.attribute!r}, which the data's attributes.csv "
+                                     f"lacks" + (f" (did you mean {', '.join(close)}?)" if close else f" (it has {attribute_names})"))
                 if c.k != 2:
                     raise ValueError(f"code {c.name!r}: only binary (k=2) codes can be bound to an attribute")
                 self.bound[i] = attribute_names.index(c.attribute)

@@ -31,7 +31,7 @@ from genaug.models.recon import psnr, reconstruction_score
 from genaug.models.registry import build_generator, build_predictor
 
 from .checkpoint import check_resumable, update_ema
-from .config import add_options, dataclass_options
+from .config import add_options, check_at_least, dataclass_options
 from .data import load_faces, split_holdout
 from .edit import DEFAULT_CODES, CodeLayout, EditObjective, d_step, edit_spec, g_step
 from .skeleton import RngState, Run, RunPlan
@@ -95,8 +95,10 @@ class EditTrainConfig:
                              self.edit_space, self.lambda_identity, self.d_augment)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 2 or self.steps < 1 or self.minutes < 0 or not 0 <= self.balance <= 1:
-            raise ValueError("batch_size must be >= 2, steps >= 1, minutes >= 0 and balance in [0, 1]")
+        check_at_least(self, {"batch_size": 2, "steps": 1, "minutes": 0, "balance": 0, "holdout": 0, "limit": 0,
+                              "log_every": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 0, "d_warmup": 0})
+        if self.balance > 1:
+            raise ValueError(f"--balance must be in [0, 1], got {self.balance:g}")
         self.objective(), edit_spec(self.net(), self.categorical, self.continuous, self.identity_unsafe)
 
 
@@ -358,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bundle = EditTrainer(EditTrainConfig(**args)).run()
     except (OSError, ValueError, KeyError) as e:
-        print(f"genaug train --kind edit: error: {str(e).strip(chr(39))}", file=sys.stderr)
+        print(f"genaug train --kind edit: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         return 1
     print(f"wrote {bundle.path}")
     return 0

@@ -85,6 +85,10 @@ class RunPlan:
     log_digits: int | None = 4  # losses rounded in the log (None = as given)
     checkpoint_name: str = "checkpoint.pt"
 
+    def __post_init__(self) -> None:
+        if Path(self.out).exists() and not Path(self.out).is_dir():  # refused before the data loads
+            raise ValueError(f"run folder {self.out} is a file; give a folder (it holds checkpoint.pt, log.jsonl, bundle/)")
+
 
 class Run:
     """Drives ``kind`` through ``plan``: resume, steps, logs, evaluation, checkpoints, export."""

@@ -181,7 +181,7 @@ class Bundle:
 def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into folder ``path``; returns the folder."""
     bundle.check_runtime()
-    out = Path(path)
+    out = Path(path).expanduser()  # as load_bundle reads it: "~/models/x" is in the home folder, not ./~
     out.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     for prefix, module in (("generator", bundle.generator), ("predictor", bundle.predictor)):
@@ -214,7 +214,9 @@ def _bundle_dir(path: str | Path) -> Path:
     if not p.exists():
         raise FileNotFoundError(f"bundle not found: {p} (give a bundle folder or a shipped name: {sorted(NAMED_BUNDLES)})")
     if not (p / CONFIG_NAME).is_file():
-        raise BundleError(f"{p} is not a genaug bundle: {CONFIG_NAME} is missing")
+        inner = p / "bundle"  # a training run folder holds its bundle in bundle/
+        hint = f" (a training run folder? its bundle is {inner})" if (inner / CONFIG_NAME).is_file() else ""
+        raise BundleError(f"{p} is not a genaug bundle: {CONFIG_NAME} is missing{hint}")
     return p
 
 

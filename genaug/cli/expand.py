@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="folder of images (flat or class sub-folders) or HDF5 file with 'images' (N,H,W,C) uint8 "
                    "and optional 'labels'")
     p.add_argument("out", help="output HDF5 file (parts are kept in OUT.parts/ until the merge)")
-    p.add_argument("--variants", type=int, default=8, help="augmented variants per source image")
+    p.add_argument("--variants", type=int, default=8, help="augmented variants per source image (0 with --include-original: "
+                   "the originals only, framed as the variants would be)")
     p.add_argument("--bundle", default="default", help="model bundle: 'default' or a bundle folder")
     p.add_argument("--include-original", action="store_true", help="also store each source image (variant 0)")
     p.add_argument("--seed", type=int, default=0, help="seed; each image's edits depend only on (seed, source index)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..bundle.format import BundleError, read_config
+from ..bundle.format import BundleError, _bundle_dir, _checked_weights, read_config
 from ..bundle.recipe import EditRecipe, edit_key, model_identity, parse_recipes
 from ..engine.edits import default_codes
 from ..faces.controls import CONTROL_NAMES, IMAGE_CONTROLS
@@ -14,6 +14,7 @@ from .common import run_guarded
 
 def run_info(args: argparse.Namespace) -> None:
     cfg = read_config(args.bundle)
+    _checked_weights(_bundle_dir(args.bundle), cfg["weights"])  # a missing or corrupt weights file is not a usable bundle
     if args.json:
         print(json.dumps(cfg, indent=2))
         return
@@ -88,10 +89,17 @@ def print_codes(spec: LatentSpec, recipes: dict[str, EditRecipe], directions: se
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genaug info", description="List a bundle's codes and what they control.")
-    p.add_argument("--bundle", default="default", help="bundle folder or 'default'")
+    p.add_argument("path", nargs="?", default=None, metavar="BUNDLE",
+                   help="bundle folder or 'default' (the same as --bundle; default: default)")
+    p.add_argument("--bundle", default=None, help="bundle folder or 'default' (default: default)")
     p.add_argument("--json", action="store_true", help="print the whole config as JSON")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_guarded("genaug info", run_info, build_parser().parse_args(argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.path is not None and args.bundle is not None and args.path != args.bundle:
+        parser.error(f"two bundles given ({args.path!r} and --bundle {args.bundle!r}); name one")
+    args.bundle = args.path or args.bundle or "default"
+    return run_guarded("genaug info", run_info, args)

@@ -19,8 +19,8 @@ from ..faces.framing import FRAMINGS
 from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
-from .edits import (Edit, all_code_names, apply_recipes, check_code_list, check_strength, code_index, code_ranges,
-                    control_of, random_edits, resolve_edits)
+from .edits import (Edit, all_code_names, apply_recipes, check_code_list, check_edits, check_strength, code_index,
+                    code_ranges, control_of, random_edits, resolve_edits)
 from .invert import Inversion, invert
 from .colour import colour_only, fit_colour, keep_grey
 from .render import MODES, apply_control, paste_back, recolour, render, to_model_batch
@@ -218,7 +218,7 @@ class Engine:
         image-space control (yaw, light) on the full photo, so control rows are rendered in the model
         frame only when a gate judges them (else they come back as ``x``)."""
         n = x.shape[0]
-        edits = list(edits)
+        edits = check_edits(self.spec, edits)
         if len(edits) != n or latent.shape[0] != n:
             raise ValueError(f"need one latent and one edit per row: {latent.shape[0]} latents, {len(edits)} edits, {n} rows")
         x, latent = x.to(self.device), latent.to(self.device)
@@ -312,7 +312,8 @@ class Engine:
         strength: float | Tensor | None = None, mode: str | None = None, placed: bool = False,
     ) -> tuple[Tensor, AugmentInfo]:
         """Augment a model-frame batch (N, C, S, S) in [-1, 1]: invert (cached), apply one edit per
-        row (random when ``edits`` is None), render. Returns (batch on the device, AugmentInfo).
+        row (random when ``edits`` is None; ``Edit("smile", 1)`` or ``("yaw", 20.0)``: a code by name or
+        index, see :func:`genaug.engine.edits.check_edits`), render. Returns (batch on the device, AugmentInfo).
         ``placed``: see :meth:`render_edits`."""
         x = self._check_batch(x)
         gen = generator or self.generator

@@ -84,6 +84,33 @@ def categories(latent: Tensor, spec: LatentSpec) -> dict[int, list[int]]:
     return out
 
 
+def check_edits(spec: LatentSpec, edits: Any) -> list[Edit]:
+    """Edits as given by a user, as the engine applies them: each an :class:`Edit` or a
+    ``(code, value[, relative])`` tuple or list (a replay's JSON), ``code`` a name, ``"c<i>"`` or
+    index; a categorical value must be a category (relative: an offset 1..k-1). ``ValueError``
+    naming the edit otherwise."""
+    out = []
+    for i, e in enumerate(edits):
+        try:
+            code, value, *rest = e
+            if len(rest) > 1:
+                raise ValueError("too many fields")
+            ci = code_index(spec, int(code) if isinstance(code, numbers.Integral) and not isinstance(code, bool) else code)
+            value, relative = float(value), bool(rest[0]) if rest else False
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise ValueError(f"edits[{i}] = {e!r}: an edit is Edit(code, value) or (code, value[, relative]) with code "
+                             f"a name or index ({(err.args or [''])[0]})") from None
+        categorical = control_of(spec, ci) is None and spec.is_categorical(ci)
+        k = getattr(spec.codes[ci], "k", 0) if categorical else 0
+        if not math.isfinite(value) or (categorical and (value != int(value) or not int(relative) <= value < k)):
+            want = f"a category {int(relative)}..{k - 1}" if categorical else "a finite number"
+            raise ValueError(f"edits[{i}]: {all_code_names(spec)[ci]} takes {want}, got {value:g}")
+        if relative and not categorical:
+            raise ValueError(f"edits[{i}]: relative edits move categorical codes; {all_code_names(spec)[ci]} is continuous")
+        out.append(Edit(ci, value, relative))
+    return out
+
+
 def resolve_edits(latent: Tensor, spec: LatentSpec, edits: list[Edit], cats: dict[int, list[int]] | None = None) -> list[Edit]:
     """Relative categorical edits -> the absolute edits they mean for each row of ``latent``
     (``cats``: :func:`categories` of ``latent`` if already known)."""

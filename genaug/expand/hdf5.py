@@ -268,7 +268,8 @@ class HDF5FaceDataset(Dataset):
     transform, a function) as ``transform(img)``; ``target_transform(label)`` likewise. With ``return_meta=True`` items are
     ``(image, label, meta)`` with ``meta`` = source_index, source_path, variant, codes, score.
     The file is opened lazily in each process (safe with DataLoader ``num_workers > 0``).
-    ``variants`` keeps only records whose variant is in the given list (e.g. ``[0]``).
+    ``variants`` keeps only records whose variant is in the given list (e.g. ``[0]``); asking for one
+    the file lacks is a ``ValueError``.
     """
 
     def __init__(
@@ -279,7 +280,7 @@ class HDF5FaceDataset(Dataset):
         variants: list[int] | None = None,
         target_transform: Callable[[int], Any] | None = None,
     ):
-        self.path = str(path)
+        self.path = os.path.expanduser(path)
         self.transform, self.target_transform = transform, target_transform
         self.return_meta = return_meta
         self._file: h5py.File | None = None
@@ -295,11 +296,20 @@ class HDF5FaceDataset(Dataset):
             n = f["images"].shape[0]
             self.code_names: list[str] = list(json.loads(f.attrs.get("code_names", "[]")))
             self.class_names: list[str] = list(json.loads(f.attrs.get("class_names", "[]")))
-            if variants is not None and "variant" in f:
-                self._rows: np.ndarray | None = np.flatnonzero(np.isin(f["variant"][()], variants))
-            else:
-                self._rows = None
+            self._rows: np.ndarray | None = None if variants is None else self._select(f, variants)
         self._n = n if self._rows is None else len(self._rows)
+
+    def _select(self, f: h5py.File, variants: Any) -> np.ndarray:
+        """Rows whose variant is in ``variants``; asking for one the file lacks (``[0]`` from a file
+        written without ``--include-original``) is an error, not an empty dataset."""
+        if "variant" not in f:
+            raise ValueError(f"{self.path}: no 'variant' dataset to select variants {variants!r} from")
+        have = f["variant"][()]
+        missing = sorted(set(np.atleast_1d(variants).tolist()) - set(have.tolist()))
+        if missing:
+            raise ValueError(f"{self.path} holds no variant {missing} (it holds {sorted(set(have.tolist()))}; "
+                             "0 is the original, written with --include-original)")
+        return np.flatnonzero(np.isin(have, variants))
 
     def __len__(self) -> int:
         return self._n

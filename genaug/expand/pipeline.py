@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -59,8 +60,8 @@ class ExpandSettings:
     quality_threshold: float | str | None = None  # quality gate: the realism critic ("auto": its own threshold)
 
     def validate(self) -> None:
-        if self.variants < 1:
-            raise ExpandError(f"--variants must be >= 1, got {self.variants}")
+        if self.variants < 0 or (self.variants == 0 and not self.include_original):
+            raise ExpandError(f"--variants must be >= 1 (or 0 with --include-original: the originals only), got {self.variants}")
         if self.batch_size < 1 or self.block_size < 1:
             raise ExpandError("--batch-size and --block-size must be >= 1")
         if self.refine_steps is not None and self.refine_steps < 0:
@@ -310,10 +311,12 @@ def _file_attrs(b: Bundle, src: Source, s: ExpandSettings, seed: int, run_key: s
     }
 
 
-def _check_out(source: Path, out: Path) -> None:
-    """Refuse an output path that is a folder or the source itself (``--overwrite`` would delete it)."""
-    if out.is_dir():
-        raise ExpandError(f"output {out} is a folder; give the path of an .h5 file to write (e.g. {out / 'expanded.h5'})")
+def _check_out(source: Path, given: str | Path) -> None:
+    """Refuse an output path that is a folder, is written as one (``out/new/``: it would have become
+    a file named ``new``) or is the source itself (``--overwrite`` would delete it)."""
+    out = Path(given)
+    if out.is_dir() or str(given).endswith(("/", os.sep)):
+        raise ExpandError(f"output {given} is a folder; give the path of an .h5 file to write (e.g. {out / 'expanded.h5'})")
     if out.exists() and out.samefile(source):
         raise ExpandError(f"output {out} is the source file itself; write the expansion to another file")
 
@@ -378,6 +381,7 @@ def expand_to_hdf5(
     :mod:`genaug.faces.quality`; ``"auto"``: its own threshold).
     """
     t0 = time.time()
+    source, out = os.path.expanduser(source), os.path.expanduser(out)  # "~/faces" as a shell reads it
     s = ExpandSettings(variants, include_original, size, strength, mode, list(codes) if codes else None,
                        refine_steps, refine_loss, framing, batch_size, block_size, gate_threshold,
                        quality_threshold)
@@ -391,7 +395,7 @@ def expand_to_hdf5(
     if merge is None:
         merge = world == 1 or (dist is not None and rank == 0)
     src = open_source(source)
-    _check_out(Path(source), Path(out))
+    _check_out(Path(source), out)
     engine = _make_engine(bundle, rank_device(device, dist is not None), s, gate)
     s.refine_steps, b = engine.refine_steps, engine.bundle
     key_info = {"bundle": b.identity, "seed": seed, "settings": asdict(s), "source": src.fingerprint(),

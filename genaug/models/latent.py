@@ -211,6 +211,10 @@ class LatentSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LatentSpec":
+        unknown = set(d) - {"noise_dim", "categorical", "continuous", "random_controls"}
+        if unknown:  # a misspelt key (``random_control``) would otherwise be dropped without a word
+            raise ValueError(f"unknown latent config keys {sorted(unknown)} (known: noise_dim, categorical, continuous, "
+                             "random_controls)")
         return cls(int(d["noise_dim"]), list(d.get("categorical", [])), list(d.get("continuous", [])),
                    list(d.get("random_controls", [])))
 
