@@ -183,6 +183,18 @@ def test_pose_shift_quick(tmp_path, monkeypatch):
         assert {"classical+genaug - classical", "enrol+genaug - enrol"} <= set(e["paired_differences"])
 
 
+def test_pose_shift_varied_rows_draw_each_persons_non_test_photos():
+    varied_rows = load_script("pose_shift").varied_rows
+    labels = torch.tensor([0] * 6 + [1] * 4 + [2] * 5)
+    test_rows = torch.tensor([0, 1, 6, 7])  # person 2 has no test photos: left out, like the split does
+    rows = varied_rows(labels, test_rows, 2, seed=0)
+    assert labels[rows].tolist() == [0, 0, 1, 1]
+    assert not set(rows.tolist()) & set(test_rows.tolist())
+    assert torch.equal(rows, varied_rows(labels, test_rows, 2, seed=0))
+    draws = {tuple(varied_rows(labels, test_rows, 2, seed=s)[:2].tolist()) for s in range(8)}
+    assert len(draws) > 1  # the seed picks the photos
+
+
 def test_pose_light_edits_quick(tmp_path):
     need(CELEBA_ID200)
     from genaug.faces.identity import faces_extra_available
