@@ -77,7 +77,9 @@ def run_augment(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder to write the variants into")
-    codes = [c.strip() for c in args.codes.split(",") if c.strip()] if args.codes else None
+    codes = [c.strip() for c in args.codes.split(",") if c.strip()] if args.codes is not None else None
+    if codes == []:
+        raise ValueError(f"--codes {args.codes!r} names no code: name some (smile,yaw) or leave --codes out for the random set")
     engine = Engine(args.bundle, device=args.device, mode=args.mode, refine_steps=args.refine_steps, seed=args.seed,
                     framing=args.framing, codes=codes, strength=args.strength)
     out.mkdir(parents=True, exist_ok=True)

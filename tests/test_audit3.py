@@ -1,0 +1,49 @@
+"""A third user audit: what users of albumentations, PyTorch, torchvision and h5py try first and
+what the front ends promised but did not do (each test failed before its fix)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genaug.cli import main
+from genaug.expand import ExpandError, expand_to_hdf5
+
+
+@pytest.fixture()
+def faces(tmp_path):
+    d = tmp_path / "faces"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    return d
+
+
+@pytest.mark.parametrize("codes, needle", [("smile", "the string 'smile'"), ([], "name at least one code")])
+def test_expand_refuses_a_string_or_empty_codes(faces, tmp_path, codes, needle):
+    # codes="smile" was read letter by letter (unknown code 's'); codes=[] silently meant the random set
+    with pytest.raises(ExpandError, match=needle):
+        expand_to_hdf5(faces, tmp_path / "o.h5", 1, codes=codes, device="cpu", progress=False)
+    assert not (tmp_path / "o.h5").exists()
+
+
+@pytest.mark.parametrize("cmd", ["expand", "augment"])
+@pytest.mark.parametrize("codes", ["", ","])
+def test_cli_codes_naming_no_code_is_refused(faces, tmp_path, capsys, cmd, codes):
+    # `--codes ""` (an unset shell variable) silently edited the random set
+    out = tmp_path / ("o.h5" if cmd == "expand" else "out")
+    argv = [cmd, str(faces), str(out)] if cmd == "expand" else [cmd, str(faces), "--out", str(out)]
+    assert main([*argv, "--codes", codes, "--device", "cpu"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"genaug {cmd}: error: --codes") and "names no code" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kw, needle", [(dict(size="8x8"), "--size 8x8 is too small"),
+                                        (dict(variants=1.5), "--variants must be a whole number")])
+def test_expand_refuses_bad_size_and_variants_up_front(faces, tmp_path, kw, needle):
+    # --size 8x8 failed mid-run on the first record (parts left behind); variants=1.5 was a bare TypeError
+    with pytest.raises(ExpandError, match=needle):
+        expand_to_hdf5(faces, tmp_path / "o.h5", **{"variants": 1, **kw}, device="cpu", progress=False)
+    assert not (tmp_path / "o.h5.parts").exists()
