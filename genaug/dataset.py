@@ -15,6 +15,8 @@ wrapper where you can. With ``return_meta`` items end in a :class:`SampleMeta`, 
 """
 from __future__ import annotations
 
+import math
+import numbers
 import operator
 from collections.abc import Mapping
 from pathlib import Path
@@ -136,6 +138,10 @@ class GenerativeAugDataset(Dataset):
         if variants < 0 or (variants == 0 and not include_original):
             raise ValueError(f"variants must be >= 1 (or 0 with include_original=True), got {variants}")
         check_strength(strength)  # one strength for every variant
+        if gate_threshold is not None and not math.isfinite(gate_threshold):  # NaN: the gate would never act
+            raise ValueError(f"gate_threshold must be a finite similarity, got {gate_threshold}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ValueError(f"seed must be a whole number, got {seed!r}")
         self.base, self.variants, self.include_original = base, int(variants), bool(include_original)
         self.seed, self.return_meta, self.progress = int(seed), bool(return_meta), bool(progress)
         self.cache_path = Path(cache_path) if cache_path is not None else None

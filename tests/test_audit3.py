@@ -47,3 +47,20 @@ def test_expand_refuses_bad_size_and_variants_up_front(faces, tmp_path, kw, need
     with pytest.raises(ExpandError, match=needle):
         expand_to_hdf5(faces, tmp_path / "o.h5", **{"variants": 1, **kw}, device="cpu", progress=False)
     assert not (tmp_path / "o.h5.parts").exists()
+
+
+def test_a_nan_gate_threshold_and_a_non_integer_seed_are_refused(tiny_bundle_path):
+    # NaN: no similarity is below it, so the identity gate silently never acted; seed=1.7 became 1
+    import math
+
+    from genaug import GenerativeAugDataset
+    from genaug.engine import Engine
+
+    base = [np.zeros((32, 32, 3), np.uint8)]
+    with pytest.raises(ValueError, match="gate_threshold must be a finite"):
+        Engine(tiny_bundle_path, device="cpu", gate_threshold=math.nan)
+    for kw, needle in [(dict(gate_threshold=math.nan), "gate_threshold must be a finite"),
+                       (dict(seed=1.7), "seed must be a whole number"), (dict(seed="a"), "seed must be a whole number")]:
+        with pytest.raises(ValueError, match=needle):
+            GenerativeAugDataset(base, variants=1, bundle=tiny_bundle_path, device="cpu", lazy=True, **kw)
+    assert len(GenerativeAugDataset(base, variants=1, bundle=tiny_bundle_path, device="cpu", lazy=True, seed=np.int64(3))) == 1
