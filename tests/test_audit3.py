@@ -64,3 +64,24 @@ def test_a_nan_gate_threshold_and_a_non_integer_seed_are_refused(tiny_bundle_pat
         with pytest.raises(ValueError, match=needle):
             GenerativeAugDataset(base, variants=1, bundle=tiny_bundle_path, device="cpu", lazy=True, **kw)
     assert len(GenerativeAugDataset(base, variants=1, bundle=tiny_bundle_path, device="cpu", lazy=True, seed=np.int64(3))) == 1
+
+
+def test_hdf5_reader_refuses_a_float_index_and_an_empty_variant_list(tmp_path):
+    # ds[1.5] returned record 1 (lists, GenerativeAugDataset: TypeError); variants=[] gave an empty dataset
+    import h5py
+    import torch
+
+    from genaug.expand.hdf5 import HDF5FaceDataset
+
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((4, 16, 16, 3), np.uint8)
+        f["label"] = np.arange(4)
+        f["variant"] = np.array([1, 2, 1, 2], np.int16)
+    ds = HDF5FaceDataset(path)
+    with pytest.raises(TypeError, match="indices must be integers"):
+        ds[1.5]
+    assert ds[np.int64(1)][1] == 1 and ds[torch.tensor(2)][1] == 2 and ds[-1][1] == 3
+    with pytest.raises(ValueError, match="at least one variant"):
+        HDF5FaceDataset(path, variants=[])
+    assert len(HDF5FaceDataset(path, variants=[2])) == 2

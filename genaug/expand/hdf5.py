@@ -29,6 +29,7 @@ Layout (plain HDF5, readable by h5py, h5dump, HDFView, pandas/PyTables, MATLAB, 
 from __future__ import annotations
 
 import json
+import operator
 import os
 import queue
 import threading
@@ -305,6 +306,8 @@ class HDF5FaceDataset(Dataset):
         if "variant" not in f:
             raise ValueError(f"{self.path}: no 'variant' dataset to select variants {variants!r} from")
         have = f["variant"][()]
+        if np.size(variants) == 0:  # not an empty dataset
+            raise ValueError(f"variants must name at least one variant (0 = the original, 1.. the variants), got {variants!r}")
         missing = sorted(set(np.atleast_1d(variants).tolist()) - set(have.tolist()))
         if missing:
             raise ValueError(f"{self.path} holds no variant {missing} (it holds {sorted(set(have.tolist()))}; "
@@ -325,6 +328,10 @@ class HDF5FaceDataset(Dataset):
         return state
 
     def __getitem__(self, i: int) -> tuple[Any, ...]:
+        try:
+            i = operator.index(i)  # a numpy or 0-d torch integer too; 1.5 is not an index
+        except TypeError:
+            raise TypeError(f"dataset indices must be integers, got {type(i).__name__}") from None
         if not -self._n <= i < self._n:
             raise IndexError(f"index {i} out of range for {self._n} records")
         i = int(i) % self._n
