@@ -85,3 +85,48 @@ def test_hdf5_reader_refuses_a_float_index_and_an_empty_variant_list(tmp_path):
     with pytest.raises(ValueError, match="at least one variant"):
         HDF5FaceDataset(path, variants=[])
     assert len(HDF5FaceDataset(path, variants=[2])) == 2
+
+
+def _batch(n=2, size=64):
+    import torch
+
+    return torch.from_numpy(np.random.default_rng(1).integers(0, 255, (n, 3, size, size), dtype=np.uint8))
+
+
+_DEFAULT = []
+
+
+def _batch_aug(**kw):
+    """A BatchFaceAug over the default bundle (the edit kind: one encoder pass inverts), loaded once."""
+    from genaug import BatchFaceAug
+    from genaug.bundle.format import load_bundle
+
+    if not _DEFAULT:
+        _DEFAULT.append(load_bundle("default"))
+    return BatchFaceAug(bundle=_DEFAULT[0], device="cpu", **kw)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_batch_aug_keeps_channels_last_memory_format(dtype):
+    # a channels_last batch (the layout a CNN trained with channels_last feeds) came back contiguous NCHW
+    import torch
+
+    x = _batch()
+    x = x if dtype == "uint8" else x.float() / 255
+    cl = x.contiguous(memory_format=torch.channels_last)
+    aug = _batch_aug(p=1.0, seed=0)
+    ref = aug(x)
+    out = aug(cl, params=aug._params)
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    assert ref.is_contiguous()  # the same edits (float: within the layouts' kernel rounding)
+    assert (out.float() - ref.float()).abs().max() <= (1 if dtype == "uint8" else 1e-5)
+    for c, rows in ((1, x[:, :1]), (4, torch.cat([x, x[:, :1]], 1))):  # grey and RGBA too
+        y = aug(rows.contiguous(memory_format=torch.channels_last))
+        assert y.shape[1] == c and y.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_batch_aug_names_a_channels_last_shaped_batch():
+    # an (N, H, W, C) batch was refused as "images 32x3 are too small to hold a face"
+    aug = _batch_aug(p=1.0, seed=0)
+    with pytest.raises(ValueError, match=r"looks channels-last \(NHWC\).*permute\(0, 3, 1, 2\)"):
+        aug(_batch().permute(0, 2, 3, 1).contiguous())
