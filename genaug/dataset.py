@@ -137,6 +137,9 @@ class GenerativeAugDataset(Dataset):
             raise ValueError(f"variants must be a whole number, got {variants!r}") from None
         if variants < 0 or (variants == 0 and not include_original):
             raise ValueError(f"variants must be >= 1 (or 0 with include_original=True), got {variants}")
+        if isinstance(base, torch.utils.data.IterableDataset) or not (hasattr(base, "__len__") and hasattr(base, "__getitem__")):
+            raise TypeError(f"base must be a map-style dataset (len(base) and base[i]), got {type(base).__name__}: "
+                            "collect an iterable or IterableDataset into a list first")
         check_strength(strength)  # one strength for every variant
         if gate_threshold is not None and not math.isfinite(gate_threshold):  # NaN: the gate would never act
             raise ValueError(f"gate_threshold must be a finite similarity, got {gate_threshold}")

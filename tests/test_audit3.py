@@ -130,3 +130,23 @@ def test_batch_aug_names_a_channels_last_shaped_batch():
     aug = _batch_aug(p=1.0, seed=0)
     with pytest.raises(ValueError, match=r"looks channels-last \(NHWC\).*permute\(0, 3, 1, 2\)"):
         aug(_batch().permute(0, 2, 3, 1).contiguous())
+
+
+def test_dataset_names_a_base_that_is_not_map_style(tiny_bundle_path):
+    # an iterator or IterableDataset failed with "object of type 'list_iterator' has no len()" from inside prepare
+    import torch
+
+    from genaug import GenerativeAugDataset
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield np.zeros((32, 32, 3), np.uint8)
+
+        def __len__(self):
+            return 1
+
+    images = [np.zeros((32, 32, 3), np.uint8)]
+    for base in (iter(images), (im for im in images), Stream()):
+        with pytest.raises(TypeError, match="base must be a map-style dataset"):
+            GenerativeAugDataset(base, variants=1, bundle=tiny_bundle_path, device="cpu", lazy=True)
+    assert len(GenerativeAugDataset(images, variants=2, bundle=tiny_bundle_path, device="cpu", lazy=True)) == 2
