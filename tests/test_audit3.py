@@ -150,3 +150,22 @@ def test_dataset_names_a_base_that_is_not_map_style(tiny_bundle_path):
         with pytest.raises(TypeError, match="base must be a map-style dataset"):
             GenerativeAugDataset(base, variants=1, bundle=tiny_bundle_path, device="cpu", lazy=True)
     assert len(GenerativeAugDataset(images, variants=2, bundle=tiny_bundle_path, device="cpu", lazy=True)) == 2
+
+
+def test_numpy_integer_codes_are_indices(tmp_path, faces):
+    # codes=list(np.arange(5, 8)) crashed with "'numpy.int64' object has no attribute 'startswith'" (Engine,
+    # GenerativeAugDataset, BatchFaceAug) and expand_to_hdf5 with "Object of type int64 is not JSON serializable"
+    import torch
+
+    from genaug.engine import Engine
+
+    codes = list(np.arange(5, 8))
+    assert Engine("default", device="cpu", codes=codes).codes == [5, 6, 7]
+    assert Engine("default", device="cpu", codes=[torch.tensor(6)]).codes == [6]
+    aug = _batch_aug(p=1.0, seed=0, codes=codes)
+    aug(_batch())
+    assert set(aug._params.code.tolist()) <= {5, 6, 7}
+    with pytest.raises(ValueError, match="code must be a name or an index, got float"):
+        Engine("default", device="cpu", codes=[5.0])
+    r = expand_to_hdf5(faces, tmp_path / "o.h5", 1, codes=codes, device="cpu", progress=False)
+    assert r.n_records == 2

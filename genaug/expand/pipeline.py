@@ -391,7 +391,9 @@ def expand_to_hdf5(
         check_code_list(codes)  # "smile" would be read letter by letter, [] as the random set
     except ValueError as e:
         raise ExpandError(str(e).replace("codes", "--codes", 1)) from None
-    s = ExpandSettings(variants, include_original, size, strength, mode, list(codes) if codes is not None else None,
+    if codes is not None:  # numpy integers (np.arange) as plain ints: the run key is JSON
+        codes = [int(c) if isinstance(c, numbers.Integral) and not isinstance(c, bool) else c for c in codes]
+    s = ExpandSettings(variants, include_original, size, strength, mode, codes,
                        refine_steps, refine_loss, framing, batch_size, block_size, gate_threshold,
                        quality_threshold)
     s.validate()
