@@ -169,3 +169,16 @@ def test_numpy_integer_codes_are_indices(tmp_path, faces):
         Engine("default", device="cpu", codes=[5.0])
     r = expand_to_hdf5(faces, tmp_path / "o.h5", 1, codes=codes, device="cpu", progress=False)
     assert r.n_records == 2
+
+
+def test_augment_writes_a_grey_photo_with_alpha_back_as_grey_with_alpha(tmp_path, capsys):
+    # an "LA" PNG (grey + transparency) came back RGBA, while "L" stays "L" and the transform keeps PIL "LA"
+    d = tmp_path / "faces"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    la = np.dstack([rng.integers(0, 255, (40, 40), dtype=np.uint8), np.full((40, 40), 200, np.uint8)])
+    Image.fromarray(la, "LA").save(d / "ga.png")
+    assert main(["augment", str(d), "--out", str(tmp_path / "out"), "--device", "cpu", "--variants", "1"]) == 0
+    out = Image.open(tmp_path / "out" / "ga_aug00.png")
+    assert out.mode == "LA" and out.size == (40, 40)
+    assert np.array_equal(np.asarray(out)[..., 1], la[..., 1])  # alpha kept

@@ -18,11 +18,14 @@ from .common import add_model_args, run_guarded
 from .demo import CELL, hstack, vstack
 
 SHEET_ROWS = 32
+_GREY_ALPHA: set[Path] = set()  # inputs read as LA (grey with alpha)
 
 
 def _load(path: Path) -> np.ndarray:
     im = open_photo(path)  # upright by EXIF, 16-bit grey scaled
     mode = "RGBA" if im.mode in ("RGBA", "LA") else "L" if im.mode in ("L", "1") else "RGB"  # grey stays grey
+    # grey with alpha is edited as RGBA (grey kept), written back as LA
+    (_GREY_ALPHA.add if im.mode == "LA" else _GREY_ALPHA.discard)(Path(path))
     img = np.asarray(im.convert(mode))
     if min(img.shape[:2]) < MIN_SIDE:
         raise ValueError(f"image {img.shape[1]}x{img.shape[0]} is too small to hold a face (min side {MIN_SIDE} px)")
@@ -104,7 +107,8 @@ def run_augment(args: argparse.Namespace) -> Path:
                 stem = out / names[path]
                 stem.parent.mkdir(parents=True, exist_ok=True)
                 for i, v in enumerate(variants):
-                    Image.fromarray(v).save(stem.with_name(f"{stem.name}_aug{i:02d}.png"))
+                    im = Image.fromarray(v)
+                    (im.convert("LA") if Path(path) in _GREY_ALPHA else im).save(stem.with_name(f"{stem.name}_aug{i:02d}.png"))
                 written += len(variants)
                 if len(sheet_rows) < SHEET_ROWS:
                     cells = [Image.fromarray(a).convert("RGB").resize((CELL, CELL)) for a in [img, *variants]]
