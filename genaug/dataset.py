@@ -147,7 +147,10 @@ class GenerativeAugDataset(Dataset):
             raise ValueError(f"seed must be a whole number, got {seed!r}")
         self.base, self.variants, self.include_original = base, int(variants), bool(include_original)
         self.seed, self.return_meta, self.progress = int(seed), bool(return_meta), bool(progress)
-        self.cache_path = Path(cache_path) if cache_path is not None else None
+        self.cache_path = Path(cache_path).expanduser() if cache_path is not None else None  # "~/x" as a shell reads it
+        if self.cache_path is not None and self.cache_path.is_dir():  # found only when saving, after the inversion
+            raise ValueError(f"cache_path {cache_path} is a folder: give a file in it, e.g. "
+                             f"{self.cache_path / 'faces.latents.safetensors'}")
         self.transform, self.target_transform = transform, target_transform
         engine_kw = dict(
             bundle=bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, mode=mode, strength=strength,

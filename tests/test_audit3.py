@@ -182,3 +182,20 @@ def test_augment_writes_a_grey_photo_with_alpha_back_as_grey_with_alpha(tmp_path
     out = Image.open(tmp_path / "out" / "ga_aug00.png")
     assert out.mode == "LA" and out.size == (40, 40)
     assert np.array_equal(np.asarray(out)[..., 1], la[..., 1])  # alpha kept
+
+
+def test_dataset_cache_path_expands_home_and_refuses_a_folder(tiny_bundle_path, tmp_path, monkeypatch):
+    # cache_path="~/x.safetensors" wrote ./~/x.safetensors; a folder failed after the whole inversion
+    # ("[Errno 21] Is a directory: 'cdir.5133.tmp' -> 'cdir'")
+    from genaug import GenerativeAugDataset
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    base = [np.zeros((32, 32, 3), np.uint8)]
+    kw = dict(variants=1, bundle=tiny_bundle_path, device="cpu", refine_steps=0, progress=False)
+    GenerativeAugDataset(base, cache_path="~/faces.latents.safetensors", **kw)
+    assert (home / "faces.latents.safetensors").is_file() and not (cwd / "~").exists()
+    with pytest.raises(ValueError, match="is a folder: give a file in it"):
+        GenerativeAugDataset(base, cache_path=tmp_path, **kw)
