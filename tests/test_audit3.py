@@ -199,3 +199,21 @@ def test_dataset_cache_path_expands_home_and_refuses_a_folder(tiny_bundle_path, 
     assert (home / "faces.latents.safetensors").is_file() and not (cwd / "~").exists()
     with pytest.raises(ValueError, match="is a folder: give a file in it"):
         GenerativeAugDataset(base, cache_path=tmp_path, **kw)
+
+
+def test_expand_refuses_a_seed_beyond_64_bits_and_a_failed_merge_leaves_no_temp_file(faces, tmp_path, monkeypatch):
+    # --seed 99999999999999999999999 ran every block, then failed at the merge with h5py's traceback
+    # ("Object dtype dtype('O') has no native HDF5 equivalent"), leaving OUT.<pid>.tmp beside the output
+    import genaug.expand.pipeline as pipeline
+
+    out = tmp_path / "o.h5"
+    with pytest.raises(ExpandError, match="--seed must be a whole number that fits in 64 bits"):
+        expand_to_hdf5(faces, out, 1, seed=10**23, device="cpu", progress=False)
+    assert not (tmp_path / "o.h5.parts").exists()
+    attrs = pipeline._file_attrs
+    monkeypatch.setattr(pipeline, "_file_attrs", lambda *a, **k: {**attrs(*a, **k), "unwritable": 10**23})
+    with pytest.raises(TypeError):
+        expand_to_hdf5(faces, out, 1, device="cpu", progress=False)
+    assert not out.exists() and not list(tmp_path.glob("o.h5*.tmp"))
+    monkeypatch.setattr(pipeline, "_file_attrs", attrs)
+    assert expand_to_hdf5(faces, out, 1, device="cpu", progress=False).n_records == 2  # resumes and merges

@@ -233,6 +233,17 @@ def merge_parts(parts_dir: Path, n_blocks: int, out: Path, shape: tuple[int, int
                          f"(e.g. {eg})")
     tmp = temp_path(out)
     tmp.unlink(missing_ok=True)
+    try:
+        total, skipped = _write_merged(tmp, parts, total, shape, n_codes, compression, attrs, out, progress)
+    except BaseException:  # no half-written OUT.<pid>.tmp left beside the output
+        tmp.unlink(missing_ok=True)
+        raise
+    commit_file(tmp, out)
+    return total, skipped
+
+
+def _write_merged(tmp: Path, parts: list[Path], total: int, shape: Any, n_codes: int, compression: str,
+                  attrs: dict[str, Any], out: Path, progress: bool) -> tuple[int, list[tuple[int, str, str]]]:
     skipped: list[tuple[int, str, str]] = []
     with h5py.File(tmp, "w") as g:
         ds = create_records(g, total, shape, n_codes, compression)
@@ -256,7 +267,6 @@ def merge_parts(parts_dir: Path, n_blocks: int, out: Path, shape: tuple[int, int
                 n += k
         write_skipped(g, skipped)
         g.attrs.update({**attrs, "n_records": total, "n_skipped": len(skipped)})
-    commit_file(tmp, out)
     return total, skipped
 
 

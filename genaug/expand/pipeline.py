@@ -391,6 +391,8 @@ def expand_to_hdf5(
         check_code_list(codes)  # "smile" would be read letter by letter, [] as the random set
     except ValueError as e:
         raise ExpandError(str(e).replace("codes", "--codes", 1)) from None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -2**63 <= seed < 2**63:
+        raise ExpandError(f"--seed must be a whole number that fits in 64 bits (the file's 'seed' attribute), got {seed!r}")
     if codes is not None:  # numpy integers (np.arange) as plain ints: the run key is JSON
         codes = [int(c) if isinstance(c, numbers.Integral) and not isinstance(c, bool) else c for c in codes]
     s = ExpandSettings(variants, include_original, size, strength, mode, codes,
