@@ -217,3 +217,9 @@ def test_expand_refuses_a_seed_beyond_64_bits_and_a_failed_merge_leaves_no_temp_
     assert not out.exists() and not list(tmp_path.glob("o.h5*.tmp"))
     monkeypatch.setattr(pipeline, "_file_attrs", attrs)
     assert expand_to_hdf5(faces, out, 1, device="cpu", progress=False).n_records == 2  # resumes and merges
+
+
+def test_augment_names_a_seed_beyond_64_bits(faces, tmp_path, capsys):
+    # was "genaug augment: error: Overflow when unpacking long long", naming no option
+    assert main(["augment", str(faces), "--out", str(tmp_path / "out"), "--seed", str(10**23), "--device", "cpu"]) == 1
+    assert "--seed must fit in 64 bits" in capsys.readouterr().err

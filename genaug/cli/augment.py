@@ -73,6 +73,8 @@ def run_augment(args: argparse.Namespace) -> Path:
 
     if args.variants < 1:
         raise ValueError(f"--variants must be >= 1, got {args.variants}")
+    if not -2**63 <= args.seed < 2**63:  # torch's generators take 64 bits ("Overflow when unpacking long long")
+        raise ValueError(f"--seed must fit in 64 bits, got {args.seed}")
     if args.refine_steps is not None and args.refine_steps < 0:
         raise ValueError(f"--refine-steps must be >= 0, got {args.refine_steps}")
     files = list_images(Path(args.input), "input image or folder")
