@@ -100,8 +100,9 @@ class BatchFaceAug(nn.Module):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")
         if generator is not None and generator.device.type != "cpu":
             raise ValueError("generator must be a CPU torch.Generator (parameters are drawn on the host)")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise ValueError(f"seed must be a whole number, got {seed!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or not -2**63 <= seed < 2**64):  # torch.Generator's range
+            raise ValueError(f"seed must be a whole number that fits in 64 bits, got {seed!r}")
         if cache_size < 1:
             raise ValueError(f"cache_size must be >= 1, got {cache_size}")
         self.p, self.strength_range, self.codes, self.bounds = float(p), (float(lo), float(hi)), codes, bounds

@@ -223,3 +223,10 @@ def test_augment_names_a_seed_beyond_64_bits(faces, tmp_path, capsys):
     # was "genaug augment: error: Overflow when unpacking long long", naming no option
     assert main(["augment", str(faces), "--out", str(tmp_path / "out"), "--seed", str(10**23), "--device", "cpu"]) == 1
     assert "--seed must fit in 64 bits" in capsys.readouterr().err
+
+
+def test_batch_aug_names_a_seed_beyond_64_bits():
+    # was torch's "Overflow when unpacking long long"
+    with pytest.raises(ValueError, match="seed must be a whole number that fits in 64 bits"):
+        _batch_aug(seed=10**23)
+    assert _batch_aug(seed=2**64 - 1).generator.initial_seed() == 2**64 - 1
