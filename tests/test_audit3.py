@@ -230,3 +230,21 @@ def test_batch_aug_names_a_seed_beyond_64_bits():
     with pytest.raises(ValueError, match="seed must be a whole number that fits in 64 bits"):
         _batch_aug(seed=10**23)
     assert _batch_aug(seed=2**64 - 1).generator.initial_seed() == 2**64 - 1
+
+
+def test_ctrl_c_ends_a_command_with_one_line(faces, tmp_path, capsys, monkeypatch):
+    # Ctrl-C during `genaug expand` (resumable by design) printed a page of traceback from inside torch
+    import genaug.expand.pipeline as pipeline
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "_expand_blocks", interrupted)
+    try:
+        code = main(["expand", str(faces), str(tmp_path / "o.h5"), "--variants", "1", "--device", "cpu", "--quiet"])
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped genaug's command line")
+    assert code == 130
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and err.splitlines()[-1] == (
+        "genaug expand: interrupted (finished blocks are kept: rerun the same command to resume)")
