@@ -248,3 +248,17 @@ def test_ctrl_c_ends_a_command_with_one_line(faces, tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and err.splitlines()[-1] == (
         "genaug expand: interrupted (finished blocks are kept: rerun the same command to resume)")
+
+
+def test_demo_out_may_be_a_folder_and_a_bad_extension_is_named(tiny_bundle_path, tmp_path, capsys, monkeypatch):
+    # --out FOLDER (as augment's --out) failed after the work with "unknown file extension: "; --out x.txt likewise
+    import genaug.cli.demo as demo
+
+    monkeypatch.setattr(demo, "face_panel", lambda *a, **k: Image.new("RGB", (8, 8)))  # the sweeps are not the point
+    run = ["demo", "--bundle", str(tiny_bundle_path), "--refine-steps", "0", "--generated", "0", "--max-faces", "1",
+           "--device", "cpu"]
+    assert main([*run, "--out", str(tmp_path / "x.txt")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("genaug demo: error: --out") and "'.txt'" in err, err
+    assert main([*run, "--out", str(tmp_path)]) == 0
+    assert Image.open(tmp_path / "genaug_demo.png").size[0] > 0
