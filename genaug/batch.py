@@ -100,8 +100,9 @@ class BatchFaceAug(nn.Module):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")
         if generator is not None and generator.device.type != "cpu":
             raise ValueError("generator must be a CPU torch.Generator (parameters are drawn on the host)")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise ValueError(f"seed must be a whole number, got {seed!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or not -2**63 <= seed < 2**64):  # torch.Generator's range
+            raise ValueError(f"seed must be a whole number that fits in 64 bits, got {seed!r}")
         if cache_size < 1:
             raise ValueError(f"cache_size must be >= 1, got {cache_size}")
         self.p, self.strength_range, self.codes, self.bounds = float(p), (float(lo), float(hi)), codes, bounds
@@ -185,6 +186,9 @@ class BatchFaceAug(nn.Module):
         if x.device.type == "meta":
             raise ValueError("the batch is on the 'meta' device (shapes only, no pixels): genaug edits real images")
         n, c, h, w = x.shape
+        if c not in (1, 3, 4) and w in (1, 3, 4):  # (N, H, W, C): say so, not "images Wx3 are too small"
+            raise ValueError(f"expected an NCHW batch, got shape {tuple(x.shape)}, which looks channels-last (NHWC): "
+                             "pass x.permute(0, 3, 1, 2) (channels_last memory format is fine)")
         if min(h, w) < MIN_SIDE:
             raise ValueError(f"images {h}x{w} are too small to hold a face (min side {MIN_SIDE} px)")
         check = x.device.type == "cpu" if self.check_values is None else self.check_values
@@ -255,6 +259,8 @@ class BatchFaceAug(nn.Module):
         out = out.to(t.device)
         if c != out.shape[1]:  # back to the input's channels (a grey photo stays grey: its channels are equal)
             out = out[:, :1].contiguous() if c == 1 else torch.cat([out, alpha], 1)
+        if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):  # as the input's layout
+            out = out.contiguous(memory_format=torch.channels_last)
         if wrapped:
             from torchvision import tv_tensors
 

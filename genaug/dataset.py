@@ -15,6 +15,8 @@ wrapper where you can. With ``return_meta`` items end in a :class:`SampleMeta`, 
 """
 from __future__ import annotations
 
+import math
+import numbers
 import operator
 from collections.abc import Mapping
 from pathlib import Path
@@ -135,10 +137,20 @@ class GenerativeAugDataset(Dataset):
             raise ValueError(f"variants must be a whole number, got {variants!r}") from None
         if variants < 0 or (variants == 0 and not include_original):
             raise ValueError(f"variants must be >= 1 (or 0 with include_original=True), got {variants}")
+        if isinstance(base, torch.utils.data.IterableDataset) or not (hasattr(base, "__len__") and hasattr(base, "__getitem__")):
+            raise TypeError(f"base must be a map-style dataset (len(base) and base[i]), got {type(base).__name__}: "
+                            "collect an iterable or IterableDataset into a list first")
         check_strength(strength)  # one strength for every variant
+        if gate_threshold is not None and not math.isfinite(gate_threshold):  # NaN: the gate would never act
+            raise ValueError(f"gate_threshold must be a finite similarity, got {gate_threshold}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ValueError(f"seed must be a whole number, got {seed!r}")
         self.base, self.variants, self.include_original = base, int(variants), bool(include_original)
         self.seed, self.return_meta, self.progress = int(seed), bool(return_meta), bool(progress)
-        self.cache_path = Path(cache_path) if cache_path is not None else None
+        self.cache_path = Path(cache_path).expanduser() if cache_path is not None else None  # "~/x" as a shell reads it
+        if self.cache_path is not None and self.cache_path.is_dir():  # found only when saving, after the inversion
+            raise ValueError(f"cache_path {cache_path} is a folder: give a file in it, e.g. "
+                             f"{self.cache_path / 'faces.latents.safetensors'}")
         self.transform, self.target_transform = transform, target_transform
         engine_kw = dict(
             bundle=bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, mode=mode, strength=strength,

@@ -18,11 +18,14 @@ from .common import add_model_args, run_guarded
 from .demo import CELL, hstack, vstack
 
 SHEET_ROWS = 32
+_GREY_ALPHA: set[Path] = set()  # inputs read as LA (grey with alpha)
 
 
 def _load(path: Path) -> np.ndarray:
     im = open_photo(path)  # upright by EXIF, 16-bit grey scaled
     mode = "RGBA" if im.mode in ("RGBA", "LA") else "L" if im.mode in ("L", "1") else "RGB"  # grey stays grey
+    # grey with alpha is edited as RGBA (grey kept), written back as LA
+    (_GREY_ALPHA.add if im.mode == "LA" else _GREY_ALPHA.discard)(Path(path))
     img = np.asarray(im.convert(mode))
     if min(img.shape[:2]) < MIN_SIDE:
         raise ValueError(f"image {img.shape[1]}x{img.shape[0]} is too small to hold a face (min side {MIN_SIDE} px)")
@@ -70,6 +73,8 @@ def run_augment(args: argparse.Namespace) -> Path:
 
     if args.variants < 1:
         raise ValueError(f"--variants must be >= 1, got {args.variants}")
+    if not -2**63 <= args.seed < 2**63:  # torch's generators take 64 bits ("Overflow when unpacking long long")
+        raise ValueError(f"--seed must fit in 64 bits, got {args.seed}")
     if args.refine_steps is not None and args.refine_steps < 0:
         raise ValueError(f"--refine-steps must be >= 0, got {args.refine_steps}")
     files = list_images(Path(args.input), "input image or folder")
@@ -77,7 +82,9 @@ def run_augment(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder to write the variants into")
-    codes = [c.strip() for c in args.codes.split(",") if c.strip()] if args.codes else None
+    codes = [c.strip() for c in args.codes.split(",") if c.strip()] if args.codes is not None else None
+    if codes == []:
+        raise ValueError(f"--codes {args.codes!r} names no code: name some (smile,yaw) or leave --codes out for the random set")
     engine = Engine(args.bundle, device=args.device, mode=args.mode, refine_steps=args.refine_steps, seed=args.seed,
                     framing=args.framing, codes=codes, strength=args.strength)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,7 +109,8 @@ def run_augment(args: argparse.Namespace) -> Path:
                 stem = out / names[path]
                 stem.parent.mkdir(parents=True, exist_ok=True)
                 for i, v in enumerate(variants):
-                    Image.fromarray(v).save(stem.with_name(f"{stem.name}_aug{i:02d}.png"))
+                    im = Image.fromarray(v)
+                    (im.convert("LA") if Path(path) in _GREY_ALPHA else im).save(stem.with_name(f"{stem.name}_aug{i:02d}.png"))
                 written += len(variants)
                 if len(sheet_rows) < SHEET_ROWS:
                     cells = [Image.fromarray(a).convert("RGB").resize((CELL, CELL)) for a in [img, *variants]]

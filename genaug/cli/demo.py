@@ -167,6 +167,11 @@ def run_demo(args: argparse.Namespace) -> Path:
 
     if args.max_faces < 0 or args.generated < 0 or (args.refine_steps or 0) < 0:
         raise ValueError("--max-faces, --generated and --refine-steps must be >= 0")
+    out = Path(args.out).expanduser()
+    if out.is_dir():  # a folder, as `genaug augment --out` takes: the picture goes into it
+        out = out / "genaug_demo.png"
+    if out.suffix.lower() not in Image.registered_extensions():  # checked before the work, not by PIL's save after it
+        raise ValueError(f"--out {args.out}: give a picture file (.png, .jpg, ...) or a folder, not {out.suffix or 'no extension'!r}")
     faces = _demo_faces(args.images or [], args.max_faces)
     if not faces and not args.generated:
         raise ValueError("nothing to show: --max-faces 0 and --generated 0")
@@ -178,7 +183,6 @@ def run_demo(args: argparse.Namespace) -> Path:
     if not panels:
         raise ValueError(f"bundle {engine.bundle.name!r} cannot generate faces: give real faces (--max-faces >= 1)")
     picture = vstack([hstack(panels), *([generated_panel(engine.bundle, 16, args.seed)] if can_sample else [])])
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     picture.save(out)
     print(f"wrote {out.resolve()} ({picture.width}x{picture.height}): {len(faces)} real face(s), "
@@ -190,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = argparse.ArgumentParser(prog="genaug demo", description="Write a picture of real faces, their reconstructions "
                                 "and a sweep of every code and image-space control (yaw, light) on each face.")
     add_model_args(d)
-    d.add_argument("--out", default="genaug_demo.png", help="where to write the picture")
+    d.add_argument("--out", default="genaug_demo.png", help="where to write the picture (a folder: genaug_demo.png in it)")
     d.add_argument("--images", nargs="*", help="extra face images or folders to include")
     d.add_argument("--max-faces", type=int, default=4, help="at most this many real faces")
     d.add_argument("--generated", type=int, default=2, help="also sweep this many random generated faces")

@@ -66,10 +66,15 @@ def _quality(text: str) -> float | str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = build_parser().parse_args(argv)
+    codes = [c.strip() for c in a.codes.split(",") if c.strip()] if a.codes is not None else None
+    if codes == []:
+        print(f"genaug expand: error: --codes {a.codes!r} names no code: name some (smile,yaw) or leave --codes out "
+              "for the random set", file=sys.stderr)
+        return 2
     try:
         expand_to_hdf5(
             a.source, a.out, a.variants, bundle=a.bundle, include_original=a.include_original, seed=a.seed, size=a.size,
-            strength=a.strength, mode=a.mode, codes=[c.strip() for c in a.codes.split(",") if c.strip()] if a.codes else None,
+            strength=a.strength, mode=a.mode, codes=codes,
             refine_steps=a.refine_steps, refine_loss=a.refine_loss, framing=a.framing, batch_size=a.batch_size,
             block_size=a.block_size, compression=a.compression, device=a.device, workers=a.workers, shard=a.shard,
             merge=True if a.merge_only else None, merge_only=a.merge_only, overwrite=a.overwrite,

@@ -37,7 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     if cmd not in COMMANDS:
         print(f"genaug: unknown command {cmd!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    return int(importlib.import_module(COMMANDS[cmd][0]).main(rest) or 0)
+    try:
+        return int(importlib.import_module(COMMANDS[cmd][0]).main(rest) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a page of traceback from wherever the work was
+        hint = " (finished blocks are kept: rerun the same command to resume)" if cmd == "expand" else ""
+        print(f"genaug {cmd}: interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ Layout (plain HDF5, readable by h5py, h5dump, HDFView, pandas/PyTables, MATLAB, 
 from __future__ import annotations
 
 import json
+import operator
 import os
 import queue
 import threading
@@ -232,6 +233,17 @@ def merge_parts(parts_dir: Path, n_blocks: int, out: Path, shape: tuple[int, int
                          f"(e.g. {eg})")
     tmp = temp_path(out)
     tmp.unlink(missing_ok=True)
+    try:
+        total, skipped = _write_merged(tmp, parts, total, shape, n_codes, compression, attrs, out, progress)
+    except BaseException:  # no half-written OUT.<pid>.tmp left beside the output
+        tmp.unlink(missing_ok=True)
+        raise
+    commit_file(tmp, out)
+    return total, skipped
+
+
+def _write_merged(tmp: Path, parts: list[Path], total: int, shape: Any, n_codes: int, compression: str,
+                  attrs: dict[str, Any], out: Path, progress: bool) -> tuple[int, list[tuple[int, str, str]]]:
     skipped: list[tuple[int, str, str]] = []
     with h5py.File(tmp, "w") as g:
         ds = create_records(g, total, shape, n_codes, compression)
@@ -255,7 +267,6 @@ def merge_parts(parts_dir: Path, n_blocks: int, out: Path, shape: tuple[int, int
                 n += k
         write_skipped(g, skipped)
         g.attrs.update({**attrs, "n_records": total, "n_skipped": len(skipped)})
-    commit_file(tmp, out)
     return total, skipped
 
 
@@ -305,6 +316,8 @@ class HDF5FaceDataset(Dataset):
         if "variant" not in f:
             raise ValueError(f"{self.path}: no 'variant' dataset to select variants {variants!r} from")
         have = f["variant"][()]
+        if np.size(variants) == 0:  # not an empty dataset
+            raise ValueError(f"variants must name at least one variant (0 = the original, 1.. the variants), got {variants!r}")
         missing = sorted(set(np.atleast_1d(variants).tolist()) - set(have.tolist()))
         if missing:
             raise ValueError(f"{self.path} holds no variant {missing} (it holds {sorted(set(have.tolist()))}; "
@@ -325,6 +338,10 @@ class HDF5FaceDataset(Dataset):
         return state
 
     def __getitem__(self, i: int) -> tuple[Any, ...]:
+        try:
+            i = operator.index(i)  # a numpy or 0-d torch integer too; 1.5 is not an index
+        except TypeError:
+            raise TypeError(f"dataset indices must be integers, got {type(i).__name__}") from None
         if not -self._n <= i < self._n:
             raise IndexError(f"index {i} out of range for {self._n} records")
         i = int(i) % self._n

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 import shutil
 import sys
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..bundle.format import Bundle
 from ..distenv import dist_env, init_distributed, rank_device
-from ..engine.edits import all_code_names, code_index, control_of, default_codes, derive_seed, variant_edits
+from ..engine.edits import all_code_names, check_code_list, code_index, control_of, default_codes, derive_seed, variant_edits
 from ..images import MIN_SIDE
 from .hdf5 import FORMAT, LAYOUT_VERSION, PartWriter, compression_args, merge_parts
 from .runs import RunFiles, describe_skipped
@@ -60,6 +61,8 @@ class ExpandSettings:
     quality_threshold: float | str | None = None  # quality gate: the realism critic ("auto": its own threshold)
 
     def validate(self) -> None:
+        if isinstance(self.variants, bool) or not isinstance(self.variants, numbers.Integral):
+            raise ExpandError(f"--variants must be a whole number, got {self.variants!r}")
         if self.variants < 0 or (self.variants == 0 and not self.include_original):
             raise ExpandError(f"--variants must be >= 1 (or 0 with --include-original: the originals only), got {self.variants}")
         if self.batch_size < 1 or self.block_size < 1:
@@ -91,6 +94,8 @@ def parse_size(size: str) -> tuple[int, int]:
             raise ValueError
     except ValueError:
         raise ExpandError(f"--size must be 'model', 'source' or WIDTHxHEIGHT like 178x218, got {size!r}") from None
+    if min(w, h) < MIN_SIDE:  # every record would be refused as too small to hold a face, mid-run
+        raise ExpandError(f"--size {size} is too small to hold a face (min side {MIN_SIDE} px)")
     return w, h
 
 
@@ -382,7 +387,15 @@ def expand_to_hdf5(
     """
     t0 = time.time()
     source, out = os.path.expanduser(source), os.path.expanduser(out)  # "~/faces" as a shell reads it
-    s = ExpandSettings(variants, include_original, size, strength, mode, list(codes) if codes else None,
+    try:
+        check_code_list(codes)  # "smile" would be read letter by letter, [] as the random set
+    except ValueError as e:
+        raise ExpandError(str(e).replace("codes", "--codes", 1)) from None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -2**63 <= seed < 2**63:
+        raise ExpandError(f"--seed must be a whole number that fits in 64 bits (the file's 'seed' attribute), got {seed!r}")
+    if codes is not None:  # numpy integers (np.arange) as plain ints: the run key is JSON
+        codes = [int(c) if isinstance(c, numbers.Integral) and not isinstance(c, bool) else c for c in codes]
+    s = ExpandSettings(variants, include_original, size, strength, mode, codes,
                        refine_steps, refine_loss, framing, batch_size, block_size, gate_threshold,
                        quality_threshold)
     s.validate()

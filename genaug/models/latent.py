@@ -6,6 +6,8 @@ first, then continuous ones, in the order given.
 """
 from __future__ import annotations
 
+import operator
+
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -129,6 +131,11 @@ class LatentSpec:
         n = len(self.codes)
         if isinstance(code, bool):
             raise TypeError("code must be a name or an index, not a bool")
+        if not isinstance(code, (str, int)):
+            try:  # a numpy or 0-d torch integer (codes from np.arange, np.random.choice) is an index
+                code = operator.index(code)
+            except TypeError:
+                raise TypeError(f"code must be a name or an index, got {type(code).__name__} {code!r}") from None
         if isinstance(code, int):
             if not -n <= code < n:
                 raise KeyError(f"code index {code} out of range: this latent has {n} codes {self.code_names}")
