@@ -141,8 +141,8 @@ class GenerativeAugDataset(Dataset):
             raise TypeError(f"base must be a map-style dataset (len(base) and base[i]), got {type(base).__name__}: "
                             "collect an iterable or IterableDataset into a list first")
         check_strength(strength)  # one strength for every variant
-        if gate_threshold is not None and (not math.isfinite(gate_threshold) or gate_threshold > 1):  # NaN: never acts; > 1: always
-            raise ValueError(f"gate_threshold must be a finite similarity of at most 1 (1 - distance), got {gate_threshold}")
+        if gate_threshold is not None and not math.isfinite(gate_threshold):  # NaN: the gate would never act
+            raise ValueError(f"gate_threshold must be a finite similarity, got {gate_threshold}")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ValueError(f"seed must be a whole number, got {seed!r}")
         self.base, self.variants, self.include_original = base, int(variants), bool(include_original)

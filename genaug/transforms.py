@@ -68,7 +68,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         bounds: dict[str | int, tuple[float, float]] | None
         device: str
         cache_size: int = Field(ge=0)
-        gate_threshold: float | None = Field(default=None, allow_inf_nan=False, le=1.0)
+        gate_threshold: float | None = Field(default=None, allow_inf_nan=False)
         gate: Literal["auto", "student", "embedder", "identity", "dlib"]
         quality_threshold: float | Literal["auto"] | None = None
 
