@@ -361,7 +361,7 @@ class Engine:
         own resolution instead (:func:`genaug.engine.render.apply_control`), and a kept colour edit
         (recipe ``colour``), whose colour transform recolours the whole photo (:func:`genaug.engine.render.recolour`)."""
         control = control_of(self.spec, edit.code) if edit is not None else None
-        if control is not None and kept and not frame.no_face:
+        if control is not None and kept:  # no face placed (detect: none; auto: none found): unchanged
             return apply_control(control, edit.value, original, frame)  # type: ignore[union-attr]
         if (control is None and edit is not None and kept and not frame.no_face and self.mode == "delta"
                 and self.bundle.recipe(edit.code, edit.value).colour):
