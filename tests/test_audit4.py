@@ -38,3 +38,31 @@ def test_rendered_light_still_lights_a_found_face():
     out = A.Compose([genaug.GenerativeFaceAug(codes=["light"], p=1.0)], seed=0)(image=canvas)["image"]
     changed = np.abs(out.astype(int) - canvas.astype(int)).max(2) > 2
     assert changed[40:168, 100:228].mean() > 0.1 and not changed[:, :90].any() and not changed[:, 240:].any()
+
+
+@pytest.mark.skipif(not faces_extra_available(), reason="needs the faces extra (dlib) for auto framing's face search")
+def test_dataset_and_expand_record_no_light_where_no_face_was_found(tmp_path, trained_bundle_path):
+    import h5py
+    from PIL import Image
+
+    from genaug.expand import expand_to_hdf5
+
+    img = _texture()
+    ds = genaug.GenerativeAugDataset([img], variants=2, codes=["light"], return_meta=True, bundle=trained_bundle_path,
+                                     device="cpu", refine_steps=0, progress=False)
+    for i in range(len(ds)):
+        out, meta = ds[i]
+        assert np.array_equal(out, img) and meta.code == -1 and meta.description == "unchanged (no face found)"
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(img).save(src / "texture.png")
+    for size in ("source", "model"):
+        out_h5 = tmp_path / f"{size}.h5"
+        expand_to_hdf5(src, out_h5, 2, bundle=trained_bundle_path, codes=["light"], size=size, refine_steps=0,
+                       device="cpu", progress=False, seed=0)
+        with h5py.File(out_h5) as f:
+            images, codes = f["images"][()], f["codes"][()]
+        assert np.isnan(codes).all()  # no light recorded
+        assert (images == images[:1]).all()  # both variants the unedited source (or its unedited model crop)
+        if size == "source":
+            assert np.array_equal(images[0], img)
