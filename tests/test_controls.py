@@ -127,7 +127,8 @@ def test_real_faces_dataset(tmp_path):
 def test_expansion_records_control_values(tmp_path, tiny_bundle_path, tiny_spec):
     src = synth_folder(tmp_path / "src", per_class=2)
     out = tmp_path / "c.h5"
-    expand_to_hdf5(src, out, 2, bundle=tiny_bundle_path, seed=3, codes=["yaw", "light", "light_up"], **FAST)
+    # noise stands in for face crops: framing="full" (auto framing finds no face in it, so no control is applied)
+    expand_to_hdf5(src, out, 2, bundle=tiny_bundle_path, seed=3, codes=["yaw", "light", "light_up"], framing="full", **FAST)
     n = len(tiny_spec.codes)
     with h5py.File(out, "r") as f:
         names = json.loads(f.attrs["code_names"])
