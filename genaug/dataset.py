@@ -283,8 +283,9 @@ class GenerativeAugDataset(Dataset):
             planned = self._edit(meta.source, meta.variant)  # relative: resolved on the latent used here
             out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True)
             image = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]))
-            applied = info.edits[0] if info.kept[0] and not frame.no_face else None
-            why = "unchanged (no face found)" if frame.no_face else "unchanged (gate)"
+            faceless = frame.no_face or e.unplaced(info.edits[0], frame)  # a light / turn needs a found face
+            applied = info.edits[0] if info.kept[0] and not faceless else None
+            why = "unchanged (no face found)" if faceless else "unchanged (gate)"
             meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
         if self.transform is not None:
             image = apply_transform(self.transform, image)

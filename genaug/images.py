@@ -30,6 +30,7 @@ class FrameInfo:
     model_in: Tensor  # the model-frame input (C, S, S) in [-1, 1], to compute the change
     alignment: Any = None  # genaug.faces.align.Alignment when the face was detected and aligned
     no_face: bool = False  # framing="detect" found no face: paste_back returns the image unchanged
+    guessed: bool = False  # framing="auto" looked for a face and found none: the box is the centre-square guess
 
 
 def _fail(msg: str) -> None:

@@ -36,7 +36,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
         refine_steps / refine_loss: inversion refinement (0 = predictor only, fastest; None = the
             bundle's measured default: 0 for the edit kind, 20 otherwise).
         framing: ``"auto"`` (CelebA box for 178x218-shaped images; other images: the largest face
-            detected and aligned when ``genaug[faces]`` is installed, else the centre square),
+            detected and aligned when ``genaug[faces]`` is installed, else the centre square; where
+            no face is found there, a drawn ``light`` / ``yaw`` leaves the image unchanged),
             ``"full"`` or ``"detect"`` (detected faces only; no face: image unchanged, counted in
             ``engine.stats["no_face"]``; see :mod:`genaug.faces.align`).
         bounds: ``{code: (low, high)}`` ranges for continuous codes.

@@ -89,8 +89,9 @@ def test_engine_applies_controls_on_the_full_photo(trained_bundle_path, tiny_spe
 
 
 def test_transform_round_trip_and_changes_the_image(trained_bundle_path):
+    # noise stands in for a face crop: framing="full" (auto framing finds no face in it and leaves it alone)
     t = GenerativeFaceAug(bundle=str(trained_bundle_path), refine_steps=0, device="cpu", p=1.0, codes=["yaw"],
-                          bounds={"yaw": (10, 30)})
+                          bounds={"yaw": (10, 30)}, framing="full")
     back = A.from_dict(A.to_dict(A.Compose([t])))
     t2 = back.transforms[0]
     assert t2.codes == ["yaw"] and tuple(t2.bounds["yaw"]) == (10, 30)
@@ -105,7 +106,7 @@ def test_dataset_with_controls(trained_bundle_path, tiny_spec):
     rng = np.random.default_rng(0)
     base = [rng.integers(0, 256, (48, 40, 3), dtype=np.uint8) for _ in range(3)]
     ds = GenerativeAugDataset(base, variants=2, codes=["yaw", "light"], return_meta=True, bundle=trained_bundle_path,
-                              device="cpu", refine_steps=0, progress=False)
+                              device="cpu", refine_steps=0, progress=False, framing="full")  # noise as face crops
     for i in range(len(ds)):
         img, meta = ds[i]
         assert img.shape == base[0].shape and img.dtype == np.uint8
@@ -126,7 +127,8 @@ def test_real_faces_dataset(tmp_path):
 def test_expansion_records_control_values(tmp_path, tiny_bundle_path, tiny_spec):
     src = synth_folder(tmp_path / "src", per_class=2)
     out = tmp_path / "c.h5"
-    expand_to_hdf5(src, out, 2, bundle=tiny_bundle_path, seed=3, codes=["yaw", "light", "light_up"], **FAST)
+    # noise stands in for face crops: framing="full" (auto framing finds no face in it, so no control is applied)
+    expand_to_hdf5(src, out, 2, bundle=tiny_bundle_path, seed=3, codes=["yaw", "light", "light_up"], framing="full", **FAST)
     n = len(tiny_spec.codes)
     with h5py.File(out, "r") as f:
         names = json.loads(f.attrs["code_names"])

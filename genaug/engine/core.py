@@ -355,13 +355,19 @@ class Engine:
         return [self.place(o, im, f, info.edits[r] if info is not None else None, bool(info.kept[r]) if info is not None else True)
                 for r, (o, im, f) in enumerate(zip(out, originals, frames))]
 
+    def unplaced(self, edit: Edit | None, frame: FrameInfo) -> bool:
+        """True when ``edit`` is an image-space control (yaw, light) and no face was placed in ``frame``
+        (``detect`` found none; ``auto`` looked for one and found none): :meth:`place` returns the
+        photo unchanged, so the edit is not applied (not recorded as one)."""
+        return edit is not None and (frame.no_face or frame.guessed) and control_of(self.spec, edit.code) is not None
+
     def place(self, out: Tensor, original: Any, frame: FrameInfo, edit: Edit | None = None, kept: bool = True) -> Any:
         """One model-frame result (C, S, S) -> the user image: only the change pasted back, except
         for a kept image-space control ``edit`` (yaw, light), which is applied to the full photo at its
         own resolution instead (:func:`genaug.engine.render.apply_control`), and a kept colour edit
         (recipe ``colour``), whose colour transform recolours the whole photo (:func:`genaug.engine.render.recolour`)."""
         control = control_of(self.spec, edit.code) if edit is not None else None
-        if control is not None and kept and not frame.no_face:
+        if control is not None and kept:  # no face placed (detect: none; auto: none found): unchanged
             return apply_control(control, edit.value, original, frame)  # type: ignore[union-attr]
         if (control is None and edit is not None and kept and not frame.no_face and self.mode == "delta"
                 and self.bundle.recipe(edit.code, edit.value).colour):

@@ -23,15 +23,21 @@ from ..images import FrameInfo, from_chw01, match_channels, to_chw01
 MODES = ("delta", "regenerate")
 
 
-def _detect(colour: Tensor, bundle: Any, framing: str) -> Any:
-    """``detect`` (or ``auto`` on an image that is neither a known frame nor already model-sized,
-    when dlib is installed): the largest face aligned by :mod:`genaug.faces.align` as
-    ``(crop in [0, 1], Alignment)``, else None."""
+def _searches(h: int, w: int, bundle: Any, framing: str) -> bool:
+    """True when this framing looks for the face with dlib: ``detect``, or ``auto`` on an image that
+    is neither a known frame nor already model-sized, when the ``faces`` extra is installed."""
     from ..faces.identity import faces_extra_available
 
-    h, w = colour.shape[-2:]
+    if framing != "auto":
+        return framing == "detect"
     known = is_known_frame(h, w, getattr(bundle, "framing", None)) or h == w == bundle.image_size
-    if framing == "auto" and (known or not faces_extra_available()):
+    return not known and faces_extra_available()
+
+
+def _detect(colour: Tensor, bundle: Any, framing: str) -> Any:
+    """Where :func:`_searches`: the largest face aligned by :mod:`genaug.faces.align` as
+    ``(crop in [0, 1], Alignment)``, else None."""
+    if not _searches(*colour.shape[-2:], bundle, framing):
         return None
     from ..faces.align import get_aligner
 
@@ -57,7 +63,8 @@ def to_model_frame(image: Any, bundle: Any, framing: str = "auto") -> tuple[Tens
     size = bundle.image_size
     crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
     x = match_channels(crop.clamp(0, 1), bundle.channels) * 2 - 1
-    info = FrameInfo(kind, shape, dtype, layout, colour.shape[0], has_alpha, box, x, no_face=framing == "detect")
+    guessed = framing == "auto" and _searches(h, w, bundle, framing)  # looked for a face, found none
+    info = FrameInfo(kind, shape, dtype, layout, colour.shape[0], has_alpha, box, x, no_face=framing == "detect", guessed=guessed)
     return x.contiguous(), info
 
 
@@ -118,10 +125,15 @@ def recolour(original: Any, transform: Tensor, info: FrameInfo) -> Any:
 def apply_control(control: Any, value: float, original: Any, info: FrameInfo) -> Any:
     """An image-space control (:mod:`genaug.faces.controls`) applied to the FULL photo at its own
     resolution (not a model-frame change pasted back): the face is placed by the detected 5 landmarks
-    (``info.alignment``) or by the framing rule's landmarks mapped into the face box."""
+    (``info.alignment``) or by the framing rule's landmarks mapped into the face box. Where no face
+    was placed (``info.no_face``, or ``info.guessed``: ``auto`` framing looked for one and found
+    none) the photo comes back unchanged: a rendered light or turn needs a face where it is drawn
+    (on a texture or an undetected face the framing rule's guess paints a ghost face)."""
     from ..faces.shape import default_landmarks
 
     full = to_chw01(original)[0].clone()
+    if info.no_face or info.guessed:
+        return from_chw01(full, original, info)
     colour = full[: info.channels]
     if info.alignment is not None:
         landmarks = torch.as_tensor(info.alignment.face.landmarks, dtype=torch.float32)[None]

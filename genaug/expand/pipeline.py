@@ -186,7 +186,7 @@ class _Job:
                                            generator=gens, placed=self.out_hw is not None)
                 for r, j in enumerate(rows):
                     k = chunk[j][0]
-                    if frames[k].no_face:  # framing="detect" found no face: the source, unedited
+                    if frames[k].no_face or e.unplaced(info.edits[r], frames[k]):  # no face found: the source, unedited
                         images[j] = imgs[k] if self.out_hw is not None else to_uint8(x[k])
                         continue
                     if info.kept[r]:

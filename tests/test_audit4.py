@@ -1,0 +1,68 @@
+"""Audit 4: the default transform on photos unlike the training frames (non-faces, undetected faces)."""
+from __future__ import annotations
+
+import albumentations as A
+import numpy as np
+import pytest
+
+import genaug
+from genaug.faces.identity import faces_extra_available
+
+
+def _texture() -> np.ndarray:
+    """A 240x320 colour gradient with noise: no face anywhere, not a known frame."""
+    yy, xx = np.mgrid[0:240, 0:320]
+    g = np.stack([xx / 320 * 255, yy / 240 * 255, np.full_like(xx, 128.0)], -1)
+    return np.clip(g + np.random.default_rng(0).normal(0, 20, g.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.skipif(not faces_extra_available(), reason="needs the faces extra (dlib) for auto framing's face search")
+@pytest.mark.parametrize("code", ["light", "yaw"])
+def test_rendered_controls_leave_an_image_without_a_face_alone(code):
+    # auto framing looks for a face, finds none and falls back to the centre square; a rendered light
+    # or turn placed there by the framing rule's landmarks painted a ghost face on the texture
+    img = _texture()
+    aug = genaug.GenerativeFaceAug(codes=[code], p=1.0)
+    for seed in (0, 1):
+        assert np.array_equal(A.Compose([aug], seed=seed)(image=img)["image"], img)
+
+
+@pytest.mark.skipif(not faces_extra_available(), reason="needs the faces extra (dlib) for auto framing's face search")
+def test_rendered_light_still_lights_a_found_face():
+    from genaug.demo import DEMO_FACES
+    from PIL import Image
+
+    face = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB"))
+    canvas = np.full((240, 320, 3), 110, np.uint8)  # not a known frame nor model-sized: auto framing detects
+    canvas[40:168, 100:228] = face
+    out = A.Compose([genaug.GenerativeFaceAug(codes=["light"], p=1.0)], seed=0)(image=canvas)["image"]
+    changed = np.abs(out.astype(int) - canvas.astype(int)).max(2) > 2
+    assert changed[40:168, 100:228].mean() > 0.1 and not changed[:, :90].any() and not changed[:, 240:].any()
+
+
+@pytest.mark.skipif(not faces_extra_available(), reason="needs the faces extra (dlib) for auto framing's face search")
+def test_dataset_and_expand_record_no_light_where_no_face_was_found(tmp_path, trained_bundle_path):
+    import h5py
+    from PIL import Image
+
+    from genaug.expand import expand_to_hdf5
+
+    img = _texture()
+    ds = genaug.GenerativeAugDataset([img], variants=2, codes=["light"], return_meta=True, bundle=trained_bundle_path,
+                                     device="cpu", refine_steps=0, progress=False)
+    for i in range(len(ds)):
+        out, meta = ds[i]
+        assert np.array_equal(out, img) and meta.code == -1 and meta.description == "unchanged (no face found)"
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(img).save(src / "texture.png")
+    for size in ("source", "model"):
+        out_h5 = tmp_path / f"{size}.h5"
+        expand_to_hdf5(src, out_h5, 2, bundle=trained_bundle_path, codes=["light"], size=size, refine_steps=0,
+                       device="cpu", progress=False, seed=0)
+        with h5py.File(out_h5) as f:
+            images, codes = f["images"][()], f["codes"][()]
+        assert np.isnan(codes).all()  # no light recorded
+        assert (images == images[:1]).all()  # both variants the unedited source (or its unedited model crop)
+        if size == "source":
+            assert np.array_equal(images[0], img)
