@@ -31,17 +31,15 @@ def reference_keys(q: torch.Tensor, settings: str) -> list[bytes]:
     seed = int.from_bytes(hashlib.sha256(f"{nbytes}:{settings}".encode()).digest()[:8], "little")
     u = np.uint64
     with np.errstate(over="ignore"):
-        z = u(seed) + np.arange(1, 2 * w.shape[1] + 1, dtype=u) * u(0x9E3779B97F4A7C15)
+        z = u(seed) + np.arange(1, 2 * w.shape[1] + 3, dtype=u) * u(0x9E3779B97F4A7C15)
         z = (z ^ (z >> u(30))) * u(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> u(27))) * u(0x94D049BB133111EB)
         z ^= z >> u(31)
-        a, b = z[: w.shape[1]], z[w.shape[1] :] | u(1)
-        v = w ^ a
+        a, b, c = z[: w.shape[1]] | u(1), z[w.shape[1] : -2] | u(1), z[-2:]
+        v = w ^ (w >> u(32))
+        v *= a
         v ^= v >> u(32)
-        v *= u(0xBF58476D1CE4E5B9)
-        v ^= v >> u(32)
-        v *= u(0x94D049BB133111EB)
-        lanes = np.stack([v.sum(1, dtype=u), (v * b).sum(1, dtype=u)], 1).astype("<u8").tobytes()
+        lanes = (np.stack([v.sum(1, dtype=u), (v * b).sum(1, dtype=u)], 1) + c).astype("<u8").tobytes()
     return [lanes[i : i + KEY_BYTES] for i in range(0, len(lanes), KEY_BYTES)]
 
 
@@ -73,6 +71,8 @@ def test_moved_pixels_and_other_settings_change_the_key():
     keys = {name: key(t.contiguous()) for name, t in changed.items()}
     assert base not in keys.values() and len(set(keys.values())) == len(keys), keys
     assert key(q, "other bundle|steps=4") != base and key(q, "") != base
+    black = torch.zeros_like(q)
+    assert key(black) != key(black, "other bundle|steps=4")
 
 
 def test_structured_images_differ():

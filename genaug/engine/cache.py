@@ -28,7 +28,7 @@ from .batch_render import workspace
 STORE_FORMAT = "genaug-latent-cache"
 STORE_VERSION = "4"  # 3: SHA-256 content keys; 4: tensor-op content keys (pixel_keys)
 KEY_BYTES = 16
-_M1, _M2, _LOW32 = 0xBF58476D1CE4E5B9 - (1 << 64), 0x94D049BB133111EB - (1 << 64), 0xFFFFFFFF  # splitmix64's multipliers, as int64
+_LOW32 = 0xFFFFFFFF
 
 
 def content_keys(x: Tensor, settings: str = "", work: dict | None = None) -> list[bytes]:
@@ -42,31 +42,30 @@ def pixel_keys(q: Tensor, settings: str = "", work: dict | None = None) -> list[
     in a fixed number of integer tensor operations, then one (N, 16) read to the host.
 
     The row's bytes, as 64-bit words w_i (zero-padded, in the machine's byte order: little-endian
-    on x86, ARM and GPUs), are mixed one by one, v_i = M2 * xs(M1 * xs(w_i ^ a_i)) with xs(x) = x ^ (x >> 32),
-    a bijection of w_i in which every bit of v_i depends on every bit of w_i (so a changed pixel
-    changes v_i, whichever byte of the word it is), and summed in two lanes, sum(v_i) and
-    sum(b_i * v_i) mod 2^64. The per-position keys a_i and odd b_i are splitmix64 draws seeded by
-    SHA-256 of the row's length and ``settings``: a pixel moved (mirrored, rolled, swapped rows or
-    channels) is mixed with another key. Integer operations only, so the key is the same on every
-    device and thread count. ``work``: a dict keeping work buffers across calls
+    on x86, ARM and GPUs), are mixed one by one, v_i = xs(a_i * xs(w_i)) with xs(x) = x ^ (x >>> 32)
+    and a_i odd: a bijection of w_i in which every bit of v_i depends on every bit of w_i (so a
+    changed pixel changes v_i, whichever byte of the word it is); then summed in two lanes,
+    c_1 + sum(v_i) and c_2 + sum(b_i * v_i) mod 2^64. The keys a_i, odd b_i and c are splitmix64
+    draws seeded by SHA-256 of the row's length and ``settings``: a pixel moved (mirrored, rolled,
+    swapped rows or channels) is mixed with another key. Integer operations only, so the key is the
+    same on every device and thread count. ``work``: a dict keeping work buffers across calls
     (:func:`genaug.engine.batch_render.workspace`)."""
     n = q.shape[0]
     if n == 0:
         return []
     words = _words(q.detach().reshape(n, -1))
-    a, b = _position_keys(settings, q[0].numel(), q.device)
+    a, b, c = _keys(settings, q[0].numel(), q.device)
     work = {} if work is None else work
-    v = torch.bitwise_xor(words, a, out=workspace(work, "key", words.shape, torch.long, q.device))
     tmp = workspace(work, "key2", words.shape, torch.long, q.device)
-    _xorshift(v, tmp).mul_(_M1)
-    _xorshift(v, tmp).mul_(_M2)
-    lanes = torch.stack([v.sum(1), v.mul_(b).sum(1)], 1).cpu().numpy().astype("<i8").tobytes()
+    v = torch.bitwise_xor(words, _shift32(words, tmp), out=workspace(work, "key", words.shape, torch.long, q.device))
+    v = v.mul_(a).bitwise_xor_(_shift32(v, tmp))
+    lanes = torch.stack([v.sum(1), v.mul_(b).sum(1)], 1).add_(c).cpu().numpy().astype("<i8").tobytes()
     return [lanes[i : i + KEY_BYTES] for i in range(0, len(lanes), KEY_BYTES)]
 
 
-def _xorshift(v: Tensor, tmp: Tensor) -> Tensor:
-    """``v ^= v >> 32`` in place, the shift logical (int64 shifts are arithmetic)."""
-    return v.bitwise_xor_(torch.bitwise_right_shift(v, 32, out=tmp).bitwise_and_(_LOW32))
+def _shift32(v: Tensor, out: Tensor) -> Tensor:
+    """``v >> 32``, logical (int64 shifts are arithmetic), into ``out``."""
+    return torch.bitwise_right_shift(v, 32, out=out).bitwise_and_(_LOW32)
 
 
 def _words(rows: Tensor) -> Tensor:
@@ -78,17 +77,17 @@ def _words(rows: Tensor) -> Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _position_keys(settings: str, nbytes: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """(a, b): per-word keys of :func:`pixel_keys` for rows of ``nbytes`` bytes, b odd."""
+def _keys(settings: str, nbytes: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """(a, b, c) of :func:`pixel_keys` for rows of ``nbytes`` bytes: a, b odd, one per word; c (2,)."""
     words = -(-nbytes // 8)
     seed = int.from_bytes(hashlib.sha256(f"{nbytes}:{settings}".encode()).digest()[:8], "little")
     with np.errstate(over="ignore"):  # splitmix64, in wrapping uint64 arithmetic: distinct draws
-        z = np.uint64(seed) + np.arange(1, 2 * words + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z = np.uint64(seed) + np.arange(1, 2 * words + 3, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z ^= z >> np.uint64(31)
     k = torch.from_numpy(z.view(np.int64)).to(device)
-    return k[:words], k[words:] | 1
+    return k[:words] | 1, k[words : 2 * words] | 1, k[2 * words :]
 
 
 def bundle_key(bundle: Any) -> str:
