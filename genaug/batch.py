@@ -15,9 +15,9 @@ rows not drawn come back unchanged. Nothing is differentiable: the output is det
 
 Latents: with ``index=`` (dataset indices, ideally on the host as a DataLoader yields them) they
 live in a :class:`genaug.engine.latent_table.LatentTable` - no hashing, no device-to-host read; without,
-the model-frame pixels are hashed (:func:`genaug.engine.cache.content_keys`) - one device-to-host read per
-batch on an accelerator. A row seen for the first time is inverted (a host decision, outside the
-hot path). Value checks of float input read the batch's range: on by default on the CPU only.
+the model-frame pixels are hashed on the device (:func:`genaug.engine.cache.pixel_keys`) - one
+device-to-host read of the (N, 16) keys per batch on an accelerator. A row seen for the first time is
+inverted (a host decision, outside the hot path). Value checks of float input read the batch's range: on by default on the CPU only.
 The identity gate is not offered here (it needs a host decision per row): use
 :class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine` for it.
 """
