@@ -17,7 +17,8 @@ Latents: with ``index=`` (dataset indices, ideally on the host as a DataLoader y
 live in a :class:`genaug.engine.latent_table.LatentTable` - no hashing, no device-to-host read; without,
 the model-frame pixels are hashed on the device (:func:`genaug.engine.cache.pixel_keys`) - one
 device-to-host read of the (N, 16) keys per batch on an accelerator. A row seen for the first time is
-inverted (a host decision, outside the hot path). Value checks of float input read the batch's range: on by default on the CPU only.
+inverted (a host decision, outside the hot path). Value checks of float input read the batch's range:
+on by default on the CPU only.
 The identity gate is not offered here (it needs a host decision per row): use
 :class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine` for it.
 """

@@ -94,6 +94,8 @@ def test_same_pixels_same_key_on_a_copy_a_view_and_in_any_batch():
     assert not channels_last.is_contiguous() and pixel_keys(channels_last, SETTINGS) == keys
     offset = torch.cat([torch.zeros(3, dtype=torch.uint8), q.flatten()])[3:].view_as(q)  # storage offset 3 bytes
     assert offset.storage_offset() == 3 and pixel_keys(offset, SETTINGS) == keys
+    transposed = q.reshape(5, -1).t().contiguous().t()  # (5, B) with strides (1, 5)
+    assert not transposed.is_contiguous() and pixel_keys(transposed, SETTINGS) == keys
     assert pixel_keys(q[:0], SETTINGS) == []
 
 

@@ -31,10 +31,10 @@ KEY_BYTES = 16
 _LOW32 = 0xFFFFFFFF
 
 
-def content_keys(x: Tensor, settings: str = "", work: dict | None = None) -> list[bytes]:
+def content_keys(x: Tensor, settings: str = "") -> list[bytes]:
     """One key per row of a model-frame batch (N, C, S, S) in [-1, 1]: :func:`pixel_keys` of its pixels
     quantized to uint8."""
-    return pixel_keys(x.detach().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8), settings, work)
+    return pixel_keys(x.detach().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8), settings)
 
 
 def pixel_keys(q: Tensor, settings: str = "", work: dict | None = None) -> list[bytes]:
@@ -72,7 +72,7 @@ def _words(rows: Tensor) -> Tensor:
     """(N, B) uint8 rows as (N, ceil(B / 8)) int64 words: a view when they allow it, else a zero-padded copy."""
     pad = -rows.shape[1] % 8
     if pad or not rows.is_contiguous() or rows.storage_offset() % 8:
-        rows = torch.nn.functional.pad(rows, (0, pad)) if pad else rows.clone()
+        rows = torch.nn.functional.pad(rows, (0, pad)) if pad else rows.clone(memory_format=torch.contiguous_format)
     return rows.view(torch.long)
 
 
