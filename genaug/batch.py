@@ -15,9 +15,10 @@ rows not drawn come back unchanged. Nothing is differentiable: the output is det
 
 Latents: with ``index=`` (dataset indices, ideally on the host as a DataLoader yields them) they
 live in a :class:`genaug.engine.latent_table.LatentTable` - no hashing, no device-to-host read; without,
-the model-frame pixels are hashed (:func:`genaug.engine.cache.content_keys`) - one device-to-host read per
-batch on an accelerator. A row seen for the first time is inverted (a host decision, outside the
-hot path). Value checks of float input read the batch's range: on by default on the CPU only.
+the model-frame pixels are hashed on the device (:func:`genaug.engine.cache.pixel_keys`) - one
+device-to-host read of the (N, 16) keys per batch on an accelerator. A row seen for the first time is
+inverted (a host decision, outside the hot path). Value checks of float input read the batch's range:
+on by default on the CPU only.
 The identity gate is not offered here (it needs a host decision per row): use
 :class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine` for it.
 """
@@ -33,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
-from .engine.batch_edits import _HALF, _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, recipe_tables
+from .engine.batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
 from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour, workspace
 from .engine.colour import GREY_TOLERANCE, sample_grid, fit_colour, is_grey
@@ -43,6 +44,10 @@ from .engine.render import MODES
 from .faces.controls import CONTROL_NAMES
 from .faces.framing import face_box
 from .images import MIN_SIDE, needs_clipping
+
+
+_ROUNDER = 1.5 * 2**23  # floats in [2^23, 2^24) are whole numbers: _ROUNDER + 255 x holds 255 x rounded in its low byte
+_ROUND = torch.tensor(_ROUNDER)  # 0-dim: ``torch.add(_ROUND, x, alpha=255)`` in one pass
 
 
 def _tv_image_type() -> type | None:
@@ -383,13 +388,14 @@ class BatchFaceAug(nn.Module):
     def _by_content(self, x01: Tensor, pixels: Tensor | None, eng: Any, checked: bool,
                     scratch: Tensor | None = None) -> tuple[Tensor, np.ndarray]:
         """Content-table slots (on the device) of unnamed rows, found by the content key of their model-frame
-        pixels quantized to uint8 (``pixels``: those already, or None: ``x01`` rounded half up, in ``scratch``
-        (a float buffer like it) or a kept one; ``checked``: ``x01`` lies in [0, 1]), inverting those not
+        pixels quantized to uint8 (``pixels``: those already, or None: ``255 x01`` rounded to nearest, in ``scratch``
+        (a float32 buffer like it) or a kept one; ``checked``: ``x01`` lies in [0, 1]), inverting those not
         stored yet; and which rows' photos are black-and-white (host bool, kept with the latents)."""
         if pixels is None:
-            q = torch.add(_HALF, x01, alpha=255, out=workspace(self._work, "q", x01.shape, x01.dtype, x01.device) if scratch is None else scratch)
-            pixels = workspace(self._work, "pixels", q.shape, torch.uint8, q.device).copy_(q if checked else q.clamp_(0, 255))  # truncates
-        slots, missing = self._slots.lookup(pixel_keys(pixels, eng._settings))
+            q = torch.add(_ROUND, x01, alpha=255, out=workspace(self._work, "q", x01.shape, torch.float32, x01.device) if scratch is None else scratch)
+            q = q if checked else q.clamp_(_ROUNDER, _ROUNDER + 255)
+            pixels = workspace(self._work, "pixels", q.shape, torch.uint8, q.device).copy_(q.view(torch.int32))  # its low byte
+        slots, missing = self._slots.lookup(pixel_keys(pixels, eng._settings, self._work))
         if missing.numpy().any():
             miss = missing.nonzero().flatten()
             photos = x01.index_select(0, miss.to(x01.device))

@@ -232,11 +232,14 @@ def test_rejects_bad_options_index_and_params():
         aug(x, params=params)
 
 
+VIEWS = ("aten::narrow", "aten::slice", "aten::as_strided")  # no work; torch's CPU cat narrows per input above a size
+
+
 def _profile_counts(aug: BatchFaceAug, x: torch.Tensor, **kw) -> tuple[int, int]:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         aug(x, **kw)
     names = [e.name for e in prof.events()]
-    ops = sum(n.startswith("aten::") for n in names)
+    ops = sum(n.startswith("aten::") and n not in VIEWS for n in names)
     reads = sum(n in ("aten::item", "aten::_local_scalar_dense", "aten::is_nonzero") for n in names)
     return ops, reads
 

@@ -9,6 +9,7 @@ message saying why.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import warnings
@@ -16,34 +17,77 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from torch import Tensor
 
 from ..io import write_safetensors
+from .batch_render import workspace
 
 STORE_FORMAT = "genaug-latent-cache"
-STORE_VERSION = "3"  # 3: SHA-256 content keys
+STORE_VERSION = "4"  # 3: SHA-256 content keys; 4: tensor-op content keys (pixel_keys)
 KEY_BYTES = 16
+_LOW32 = 0xFFFFFFFF
 
 
 def content_keys(x: Tensor, settings: str = "") -> list[bytes]:
-    """One key per row of a model-frame batch (N, C, S, S) in [-1, 1]: SHA-256 (hardware-accelerated
-    on most CPUs) of its uint8 pixels + ``settings``, truncated to ``KEY_BYTES``. On an accelerator
-    the pixels are read to the host once (uint8, a quarter of the floats)."""
+    """One key per row of a model-frame batch (N, C, S, S) in [-1, 1]: :func:`pixel_keys` of its pixels
+    quantized to uint8."""
     return pixel_keys(x.detach().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8), settings)
 
 
-def pixel_keys(q: Tensor, settings: str = "") -> list[bytes]:
-    """:func:`content_keys` of a batch already quantized: uint8 pixels (N, ...) -> one key per row."""
-    tail = settings.encode()
-    return [_key(row, tail) for row in q.detach().cpu().contiguous().numpy()]
+def pixel_keys(q: Tensor, settings: str = "", work: dict | None = None) -> list[bytes]:
+    """One ``KEY_BYTES`` key per row of uint8 pixels (N, ...) and ``settings``, hashed on their device
+    in a fixed number of integer tensor operations, then one (N, 16) read to the host.
+
+    The row's bytes, as 64-bit words w_i (zero-padded, in the machine's byte order: little-endian
+    on x86, ARM and GPUs), are mixed one by one, v_i = xs(a_i * xs(w_i)) with xs(x) = x ^ (x >>> 32)
+    and a_i odd: a bijection of w_i in which every bit of v_i depends on every bit of w_i (so a
+    changed pixel changes v_i, whichever byte of the word it is); then summed in two lanes,
+    c_1 + sum(v_i) and c_2 + sum(b_i * v_i) mod 2^64. The keys a_i, odd b_i and c are splitmix64
+    draws seeded by SHA-256 of the row's length and ``settings``: a pixel moved (mirrored, rolled,
+    swapped rows or channels) is mixed with another key. Integer operations only, so the key is the
+    same on every device and thread count. ``work``: a dict keeping work buffers across calls
+    (:func:`genaug.engine.batch_render.workspace`)."""
+    n = q.shape[0]
+    if n == 0:
+        return []
+    words = _words(q.detach().reshape(n, -1))
+    a, b, c = _keys(settings, q[0].numel(), q.device)
+    work = {} if work is None else work
+    tmp = workspace(work, "key2", words.shape, torch.long, q.device)
+    v = torch.bitwise_xor(words, _shift32(words, tmp), out=workspace(work, "key", words.shape, torch.long, q.device))
+    v = v.mul_(a).bitwise_xor_(_shift32(v, tmp))
+    lanes = torch.stack([v.sum(1), v.mul_(b).sum(1)], 1).add_(c).cpu().numpy().astype("<i8").tobytes()
+    return [lanes[i : i + KEY_BYTES] for i in range(0, len(lanes), KEY_BYTES)]
 
 
-def _key(row: Any, tail: bytes) -> bytes:
-    h = hashlib.sha256(row)
-    h.update(tail)
-    return h.digest()[:KEY_BYTES]
+def _shift32(v: Tensor, out: Tensor) -> Tensor:
+    """``v >> 32``, logical (int64 shifts are arithmetic), into ``out``."""
+    return torch.bitwise_right_shift(v, 32, out=out).bitwise_and_(_LOW32)
+
+
+def _words(rows: Tensor) -> Tensor:
+    """(N, B) uint8 rows as (N, ceil(B / 8)) int64 words: a view when they allow it, else a zero-padded copy."""
+    pad = -rows.shape[1] % 8
+    if pad or not rows.is_contiguous() or rows.storage_offset() % 8:
+        rows = torch.nn.functional.pad(rows, (0, pad)) if pad else rows.clone(memory_format=torch.contiguous_format)
+    return rows.view(torch.long)
+
+
+@functools.lru_cache(maxsize=16)
+def _keys(settings: str, nbytes: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """(a, b, c) of :func:`pixel_keys` for rows of ``nbytes`` bytes: a, b odd, one per word; c (2,)."""
+    words = -(-nbytes // 8)
+    seed = int.from_bytes(hashlib.sha256(f"{nbytes}:{settings}".encode()).digest()[:8], "little")
+    with np.errstate(over="ignore"):  # splitmix64, in wrapping uint64 arithmetic: distinct draws
+        z = np.uint64(seed) + np.arange(1, 2 * words + 3, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    k = torch.from_numpy(z.view(np.int64)).to(device)
+    return k[:words] | 1, k[words : 2 * words] | 1, k[2 * words :]
 
 
 def bundle_key(bundle: Any) -> str:

@@ -12,6 +12,7 @@ transform); images that may change are safer found by content.
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -152,10 +153,10 @@ class ContentSlots:
         if len(keys) > self.capacity:
             raise ValueError(f"a batch of {len(keys)} images needs a content cache of at least {len(keys)} slots, "
                              f"it has {self.capacity}: raise cache_size or name the images (index=)")
-        slots = [self.slot_of.get(k, -1) for k in keys]
-        missing = torch.tensor([s < 0 for s in slots], dtype=torch.bool)
-        in_use = set(slots)
-        for row in missing.nonzero().flatten().tolist():
+        slots = np.fromiter(map(self.slot_of.get, keys, itertools.repeat(-1)), np.int64, len(keys))  # host bookkeeping in numpy
+        missing = slots < 0
+        in_use = set(slots.tolist()) if missing.any() else set()
+        for row in np.flatnonzero(missing).tolist():
             key = keys[row]
             if key in self.slot_of:  # the same new image twice in one batch
                 slots[row] = self.slot_of[key]
@@ -167,4 +168,4 @@ class ContentSlots:
             if self.key_in[slot] is not None:
                 del self.slot_of[self.key_in[slot]]  # type: ignore[arg-type]
             self.key_in[slot], self.slot_of[key], slots[row] = key, slot, slot
-        return torch.tensor(slots, dtype=torch.long), missing
+        return torch.from_numpy(slots), torch.from_numpy(missing)
