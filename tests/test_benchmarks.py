@@ -326,6 +326,7 @@ def test_speed_quick_compares_like_with_like(faces, faces_folder, tiny_bundle_pa
                                                                "engine augment_tensor (cached)", "engine augment_tensor, generator stubbed",
                                                                "batch (content key), generator stubbed"}
         assert res["generator"]["cpu"]["n"] == 2 and res["batch, generator stubbed"]["cpu"]["median_ms"] > 0
+        assert res["stub_output_cpu_ms"] > 0  # the stub's own output copy, subtracted from the stubbed rows
 
 
 def test_speed_per_call_on_resized_crops(faces_folder, tiny_bundle_path):
