@@ -28,6 +28,18 @@ def test_rendered_controls_leave_an_image_without_a_face_alone(code):
 
 
 @pytest.mark.skipif(not faces_extra_available(), reason="needs the faces extra (dlib) for auto framing's face search")
+def test_engine_augment_reports_an_unplaced_control_as_not_applied():
+    from genaug.engine.edits import Edit
+
+    aug = genaug.GenerativeFaceAug(codes=["light"], p=1.0)
+    e, img = aug.engine, _texture()
+    light = e.code_names.index("light")
+    out, info = e.augment([img], edits=[Edit(light, 40.0)])
+    assert np.array_equal(out[0], img)
+    assert not bool(info.kept[0]) and info.descriptions[0] == "unchanged (no face found)"
+
+
+@pytest.mark.skipif(not faces_extra_available(), reason="needs the faces extra (dlib) for auto framing's face search")
 def test_rendered_light_still_lights_a_found_face():
     from genaug.demo import DEMO_FACES
     from PIL import Image

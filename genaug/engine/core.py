@@ -332,12 +332,16 @@ class Engine:
         strength: float | Tensor | None = None, mode: str | None = None, framing: str | None = None,
     ) -> tuple[Any, AugmentInfo]:
         """Augment user images of any size/format (one image or a list): frame, augment, paste back.
-        Returns outputs of the same type/shape/dtype as the inputs, and the AugmentInfo."""
+        Returns outputs of the same type/shape/dtype as the inputs, and the AugmentInfo (a yaw or light
+        edit of a photo without a found face comes back unchanged: ``kept`` False, described as such)."""
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         x, frames = self.frame(items, framing)
         out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True)
         res = self.unframe(out, items, frames, info)
+        for r, f in enumerate(frames):
+            if self.unplaced(info.edits[r], f):
+                info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
         return (res[0] if single else res), info
 
     def frame(self, images: list[Any], framing: str | None = None, count: bool = True) -> tuple[Tensor, list[FrameInfo]]:
