@@ -56,6 +56,7 @@ def test_compose_seed_reproduces_and_params_replay(aug_kw):
 def test_replay_compose_replays_the_same_augmentation(aug_kw):
     img = _image(7, (60, 50, 3))
     pipe = A.ReplayCompose([A.HorizontalFlip(p=0.5), GenerativeFaceAug(**aug_kw)])
+    pipe.set_random_seed(0)  # ReplayCompose takes no seed=; unseeded, a draw of the tiny bundle can round to no change
     first = pipe(image=img)
     again = A.ReplayCompose.replay(first["replay"], image=img)
     np.testing.assert_array_equal(again["image"], first["image"])
