@@ -38,7 +38,7 @@ from .engine.batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan
 from .engine.cache import pixel_keys
 from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour, workspace
 from .engine.colour import GREY_TOLERANCE, sample_grid, fit_colour, is_grey
-from .engine.edits import check_code_list, code_ranges, default_codes, draw_edits
+from .engine.edits import check_code_list, check_seed, code_ranges, default_codes, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
 from .engine.render import MODES
 from .faces.controls import CONTROL_NAMES
@@ -105,9 +105,8 @@ class BatchFaceAug(nn.Module):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")
         if generator is not None and generator.device.type != "cpu":
             raise ValueError("generator must be a CPU torch.Generator (parameters are drawn on the host)")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or not -2**63 <= seed < 2**64):  # torch.Generator's range
-            raise ValueError(f"seed must be a whole number that fits in 64 bits, got {seed!r}")
+        if seed is not None:
+            check_seed(seed, high=2**64)  # torch.Generator's range
         if cache_size < 1:
             raise ValueError(f"cache_size must be >= 1, got {cache_size}")
         self.p, self.strength_range, self.codes, self.bounds = float(p), (float(lo), float(hi)), codes, bounds

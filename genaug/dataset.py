@@ -16,7 +16,6 @@ wrapper where you can. With ``return_meta`` items end in a :class:`SampleMeta`, 
 from __future__ import annotations
 
 import math
-import numbers
 import operator
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +27,7 @@ from torch.utils.data import Dataset
 
 from .bundle.format import Bundle
 from .engine.cache import LatentStore, bundle_key, content_keys
-from .engine.edits import Edit, check_edit_options, check_strength, derive_seed, resolve_edits, variant_edits
+from .engine.edits import Edit, check_edit_options, check_seed, check_strength, derive_seed, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
 from .faces.identity import online_gate
 from .images import apply_transform
@@ -143,10 +142,8 @@ class GenerativeAugDataset(Dataset):
         check_strength(strength)  # one strength for every variant
         if gate_threshold is not None and not math.isfinite(gate_threshold):  # NaN: the gate would never act
             raise ValueError(f"gate_threshold must be a finite similarity, got {gate_threshold}")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise ValueError(f"seed must be a whole number, got {seed!r}")
         self.base, self.variants, self.include_original = base, int(variants), bool(include_original)
-        self.seed, self.return_meta, self.progress = int(seed), bool(return_meta), bool(progress)
+        self.seed, self.return_meta, self.progress = check_seed(seed), bool(return_meta), bool(progress)
         self.cache_path = Path(cache_path).expanduser() if cache_path is not None else None  # "~/x" as a shell reads it
         if self.cache_path is not None and self.cache_path.is_dir():  # found only when saving, after the inversion
             raise ValueError(f"cache_path {cache_path} is a folder: give a file in it, e.g. "

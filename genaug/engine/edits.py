@@ -267,6 +267,14 @@ def default_codes(spec: LatentSpec, controls: bool = True) -> list[int]:
     return latent + [len(spec.codes) + CONTROL_NAMES.index(name) for name in extra]
 
 
+def check_seed(seed: Any, name: str = "seed", high: int | None = None) -> int:
+    """``seed`` as an int, refused by ``name`` unless a whole number (not a bool) and, with ``high``,
+    within ``[-2**63, high)`` (2**63: an int64 such as an HDF5 attribute; 2**64: torch.Generator's range)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or (high is not None and not -2**63 <= seed < high):
+        raise ValueError(f"{name} must be a whole number{' that fits in 64 bits' if high else ''}, got {seed!r}")
+    return int(seed)
+
+
 def derive_seed(seed: int, index: int) -> int:
     """The seed of one item's randomness: a hash of (seed, item index) only, so sharded, resumed
     and differently batched runs draw the same."""

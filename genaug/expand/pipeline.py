@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..bundle.format import Bundle
 from ..distenv import dist_env, init_distributed, rank_device
-from ..engine.edits import all_code_names, check_code_list, code_index, control_of, default_codes, derive_seed, variant_edits
+from ..engine.edits import all_code_names, check_code_list, check_seed, code_index, control_of, default_codes, derive_seed, variant_edits
 from ..images import MIN_SIDE
 from .hdf5 import FORMAT, LAYOUT_VERSION, PartWriter, compression_args, merge_parts
 from .runs import RunFiles, describe_skipped
@@ -391,8 +391,10 @@ def expand_to_hdf5(
         check_code_list(codes)  # "smile" would be read letter by letter, [] as the random set
     except ValueError as e:
         raise ExpandError(str(e).replace("codes", "--codes", 1)) from None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -2**63 <= seed < 2**63:
-        raise ExpandError(f"--seed must be a whole number that fits in 64 bits (the file's 'seed' attribute), got {seed!r}")
+    try:
+        check_seed(seed, "--seed", high=2**63)  # the file's 'seed' attribute is an int64
+    except ValueError as e:
+        raise ExpandError(str(e)) from None
     if codes is not None:  # numpy integers (np.arange) as plain ints: the run key is JSON
         codes = [int(c) if isinstance(c, numbers.Integral) and not isinstance(c, bool) else c for c in codes]
     s = ExpandSettings(variants, include_original, size, strength, mode, codes,
