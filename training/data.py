@@ -3,7 +3,8 @@
 Images of any size are centre-cropped to a square and resized to the model size. Decoded arrays
 are cached in ``~/.cache/genaug`` (keyed by the content of every file and the size) so a resumed
 run starts at once. An optional CSV of attributes (CelebA style: ``filename,...,Attr,...`` with -1/+1
-values) provides labels for attribute-bound codes.
+values) provides labels for attribute-bound codes; an empty cell is an unknown label (held as 0), so faces
+without labels (e.g. another face set) can train alongside labelled ones.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def load_face(path: str | Path, size: int, channels: int = 3, framing: dict | No
 
 @dataclass
 class FaceData:
-    """In-memory faces (uint8, N x C x S x S), optional attribute labels (N x A, -1/+1) and names."""
+    """In-memory faces (uint8, N x C x S x S), optional attribute labels (N x A, -1/+1, 0 = unknown) and names."""
 
     images: Tensor
     files: list[str]
@@ -67,9 +68,10 @@ def _read_attributes(csv_path: Path, files: list[Path], root: Path) -> tuple[Ten
     with open(csv_path, newline="") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
-    # attribute columns are those whose values are all -1/1 (or 0/1)
-    cols = [i for i in range(1, len(header)) if all(r[i] in ("-1", "1", "0") for r in body[:200])]
-    table = {r[0]: [float(r[i]) for i in cols] for r in body}
+    # attribute columns are those whose values are all -1/1 (or 0/1); an empty cell is an unknown label
+    cols = [i for i in range(1, len(header)) if all(r[i] in ("-1", "1", "0", "") for r in body[:200])
+            and any(r[i] != "" for r in body)]
+    table = {r[0]: [float(r[i]) if r[i] != "" else float("nan") for i in cols] for r in body}
     out = []
     for p in files:
         key = p.name if p.name in table else str(p.relative_to(root))
@@ -78,6 +80,7 @@ def _read_attributes(csv_path: Path, files: list[Path], root: Path) -> tuple[Ten
         out.append(table[key])
     t = torch.tensor(out)
     t[t == 0] = -1
+    t[t.isnan()] = 0  # unknown: bound codes learn nothing from this face's missing labels
     return t, [header[i] for i in cols]
 
 

@@ -95,28 +95,44 @@ class CodeLayout:
                 self.bound[i] = attribute_names.index(c.attribute)
 
     def label_indices(self, attrs: Tensor) -> dict[int, Tensor]:
-        """Category index (0/1) of each bound code from -1/+1 attribute labels."""
+        """Category index (0/1) of each bound code from -1/+1 attribute labels (0 = unknown reads as 0;
+        :meth:`label_known` says which rows are known)."""
         return {i: (attrs[:, col] > 0).long() for i, col in self.bound.items()}
 
-    def own_codes(self, raw_codes: Tensor, labels: dict[int, Tensor]) -> Tensor:
-        """Codes that describe the faces themselves: labels for bound codes, E's estimate otherwise."""
+    def label_known(self, attrs: Tensor | None) -> dict[int, Tensor] | None:
+        """Per bound code, which rows have a label (attribute value != 0); None when every row has one."""
+        if attrs is None or not self.bound or bool((attrs[:, list(self.bound.values())] != 0).all()):
+            return None
+        return {i: attrs[:, col] != 0 for i, col in self.bound.items()}
+
+    def own_codes(self, raw_codes: Tensor, labels: dict[int, Tensor], known: dict[int, Tensor] | None = None) -> Tensor:
+        """Codes that describe the faces themselves: labels for bound codes (where ``known``), E's
+        estimate otherwise."""
         spec, n = self.spec, raw_codes.shape[0]
         parts = spec.split(torch.cat([raw_codes.new_zeros(n, spec.noise_dim), raw_codes], 1))
         cats = [labels[i] if i in labels else p.softmax(1) for i, p in enumerate(parts.categorical)]
+        if known is not None:
+            cats = [torch.where(known[i][:, None], F.one_hot(c, p.shape[1]).to(p.dtype), p.softmax(1)) if i in known else c
+                    for i, (c, p) in enumerate(zip(cats, parts.categorical))]
         joined = spec.join(parts.z, cats, parts.continuous.clamp(-1, 1))
         return joined[:, spec.noise_dim :]
 
     def random_codes(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
         return self.spec.sample(n, generator=generator).to(device)[:, self.spec.noise_dim :]
 
-    def code_loss(self, pred: Tensor, target: Tensor, which: str = "all") -> Tensor:
+    def code_loss(self, pred: Tensor, target: Tensor, which: str = "all", known: dict[int, Tensor] | None = None) -> Tensor:
         """Cross-entropy per categorical code + MSE for continuous ones between a code head's output
-        ``pred`` and target codes (one-hot / values). ``which``: all, bound or free."""
+        ``pred`` and target codes (one-hot / values). ``which``: all, bound or free; ``known``: per
+        code, the rows that count (unlabelled faces teach a bound code nothing)."""
         spec = self.spec
         loss, start = pred.new_zeros(()), 0
         for i, c in enumerate(spec.categorical):
             use = which == "all" or (which == "bound") == (i in self.bound)
-            if use:
+            if use and known is not None and i in known:
+                ce = F.cross_entropy(pred[:, start : start + c.k], target[:, start : start + c.k].argmax(1), reduction="none")
+                w = known[i].to(ce.dtype)
+                loss = loss + (ce * w).sum() / w.sum().clamp_min(1)
+            elif use:
                 loss = loss + F.cross_entropy(pred[:, start : start + c.k], target[:, start : start + c.k].argmax(1))
             start += c.k
         if which != "bound" and spec.continuous_dim:
@@ -140,12 +156,13 @@ def _seen(obj: EditObjective, x: Tensor, generator: torch.Generator | None) -> T
 
 
 def d_step(obj: EditObjective, layout: CodeLayout, D: torch.nn.Module, x: Tensor, own: Tensor, edited: Tensor, target: Tensor,
-           generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
-    """Discriminator loss on real faces ``x`` (codes ``own``) and detached edits (codes ``target``)."""
+           generator: torch.Generator | None = None, known: dict[int, Tensor] | None = None) -> tuple[Tensor, dict[str, float]]:
+    """Discriminator loss on real faces ``x`` (codes ``own``; bound codes learnt from the rows
+    ``known`` has, all rows when None) and detached edits (codes ``target``)."""
     real_logit, real_codes = D(_seen(obj, x, generator))
     fake_logit, fake_codes = D(_seen(obj, edited.detach(), generator))
     adv = d_adv_loss(obj.adv_loss, real_logit, fake_logit)
-    cls_real = layout.code_loss(real_codes, own, "bound") if layout.bound else adv.new_zeros(())
+    cls_real = layout.code_loss(real_codes, own, "bound", known) if layout.bound else adv.new_zeros(())
     q_fake = layout.code_loss(fake_codes, target, "free")
     loss = adv + obj.lambda_cls_d * (cls_real + q_fake)
     return loss, {"d_adv": adv.detach(), "d_cls_real": cls_real.detach(), "d_q_fake": q_fake.detach()}
@@ -160,7 +177,8 @@ def g_step(
     raw = E.forward_raw(x)
     h, raw_codes = raw[:, : spec.noise_dim], raw[:, spec.noise_dim :]
     labels = layout.label_indices(attrs) if attrs is not None and layout.bound else {}
-    own = layout.own_codes(raw_codes, labels)
+    known = layout.label_known(attrs)
+    own = layout.own_codes(raw_codes, labels, known)
     target = layout.random_codes(x.shape[0], generator, x.device)
     rec = G(_latent(h, own))
     edited = G(_latent(h, target))
@@ -174,7 +192,7 @@ def g_step(
     cycle = (G(_latent(raw2[:, : spec.noise_dim], own)) - x).abs().mean()
     enc = layout.code_loss(raw2[:, spec.noise_dim :], target, "all")
     if labels:
-        enc = enc + layout.code_loss(raw_codes, own, "bound")
+        enc = enc + layout.code_loss(raw_codes, own, "bound", known)
     loss = adv + obj.lambda_cls * cls + obj.lambda_rec * rec_loss + obj.lambda_cycle * cycle + obj.lambda_enc * enc
     log = {"g_adv": adv.detach(), "g_cls": cls.detach(), "rec": rec_loss.detach(), "cycle": cycle.detach(), "enc": enc.detach()}
     if obj.lambda_identity:

@@ -185,8 +185,10 @@ class EditTrainer:
             return None
         w = torch.zeros(len(attrs))
         for col in self.layout.bound.values():
-            pos = attrs[:, col] > 0
-            freq = torch.where(pos, pos.float().mean(), 1 - pos.float().mean()).clamp_min(1.0 / len(attrs))
+            pos, known = attrs[:, col] > 0, attrs[:, col] != 0
+            share = pos[known].float().mean() if known.any() else pos.float().new_tensor(0.5)
+            freq = torch.where(pos, share, 1 - share).clamp_min(1.0 / len(attrs))
+            freq = torch.where(known, freq, torch.ones_like(freq))  # an unlabelled face: weight 1 for this code
             w = torch.maximum(w, freq.pow(-self.cfg.balance))
         return w
 
@@ -207,7 +209,7 @@ class EditTrainer:
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
-        loss_d, log_d = d_step(self.obj, self.layout, self.D, x, own, edited, target, self.gen)
+        loss_d, log_d = d_step(self.obj, self.layout, self.D, x, own, edited, target, self.gen, self.layout.label_known(attrs))
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
@@ -240,7 +242,8 @@ class EditTrainer:
             raw = self.E_ema.forward_raw(x)
             h = raw[:, : self.spec.noise_dim]
             labels = self.layout.label_indices(attrs) if attrs is not None and self.layout.bound else {}
-            self.G_ema(torch.cat([h, self.layout.own_codes(raw[:, self.spec.noise_dim :], labels)], 1))
+            own = self.layout.own_codes(raw[:, self.spec.noise_dim :], labels, self.layout.label_known(attrs))
+            self.G_ema(torch.cat([h, own], 1))
             self.G_ema(torch.cat([h, self.layout.random_codes(len(x), gen, self.device)], 1))
         self.G_ema.eval()
         for m in bns:
@@ -275,7 +278,8 @@ class EditTrainer:
             code = self.spec.categorical[i]
             sl = self.spec.code_slice(i)
             has = attrs[:, col] > 0 if attrs is not None else torch.zeros(len(x), dtype=torch.bool)
-            for target, rows in ((1, ~has), (0, has)):
+            lacks = attrs[:, col] < 0 if attrs is not None else ~has  # labelled faces only
+            for target, rows in ((1, lacks), (0, has)):
                 if rows.sum() == 0:
                     continue
                 e = lat[rows.to(lat.device)].clone()
