@@ -62,6 +62,7 @@ class ShiftConfig:
     refine_steps: int | None = None  # None: the bundle's own default
     no_training: bool = True
     train: TrainSettings = field(default_factory=TrainSettings)
+    edit: str = ""  # "CODE=VALUE": the variants' edit for every attribute (e.g. "eyeglasses=1"); "": the bound code
 
 
 @torch.no_grad()
@@ -119,6 +120,26 @@ def shift_runs(cfg: ShiftConfig, images: Tensor, labels: Tensor, has: Tensor, en
     return runs
 
 
+def named_edit(spec, edit: str) -> tuple[int, float]:
+    """``"CODE=VALUE"`` (a latent code or an image-space control) -> (code index, value)."""
+    from genaug.engine.edits import code_index
+
+    name, sep, value = edit.partition("=")
+    try:
+        return code_index(spec, name.strip()), float(value)
+    except (KeyError, ValueError):
+        raise ValueError(f"--edit must be CODE=VALUE with a code or control of the bundle, got {edit!r}") from None
+
+
+def code_name(spec, code: tuple[int, float] | None) -> str | None:
+    from genaug.faces.controls import CONTROL_NAMES
+
+    if code is None:
+        return None
+    i, n = code[0], len(spec.codes)
+    return spec.codes[i].name if i < n else CONTROL_NAMES[i - n]
+
+
 def run(cfg: ShiftConfig) -> dict:
     t_start = time.time()
     if cfg.min_without < 1 or cfg.max_train < 1:
@@ -144,12 +165,12 @@ def run(cfg: ShiftConfig) -> dict:
             continue
         rows = torch.nonzero(torch.isin(data.labels, people)).flatten()
         labels = torch.searchsorted(people, data.labels[rows])
-        code = bound_code(engine.spec, attr)
+        code = bound_code(engine.spec, attr) if not cfg.edit else named_edit(engine.spec, cfg.edit)
         t0 = time.time()
-        print(f"{attr}: {len(people)} people, code {engine.spec.codes[code[0]].name if code else None}", flush=True)
+        print(f"{attr}: {len(people)} people, code {code_name(engine.spec, code)}", flush=True)
         runs = shift_runs(cfg, data.images[rows], labels, attrs[attr][rows], engine, code, judge, device)
         entry = {"people": len(people), "test_photos": int(attrs[attr][rows].sum()),
-                 "code": engine.spec.codes[code[0]].name if code else None, "seconds": round(time.time() - t0, 1),
+                 "code": code_name(engine.spec, code), "seconds": round(time.time() - t0, 1),
                  "results": {a: {**mean_std([r["top1"] for r in rs]), "runs": rs} for a, rs in runs.items()},
                  "paired_differences": {}}
         if code is None:
@@ -202,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair-weight", type=float, default=d.train.pair_weight,
                    help="classical+genaug-pair: weight of the consistency term 1 - cos(variant, real)")
     p.add_argument("--no-training-only", action="store_true", help="skip the trained arms")
+    p.add_argument("--edit", default="", help="CODE=VALUE: the variants' edit for every attribute instead of the code bound "
+                                              "to it (e.g. eyeglasses=1, the rendered frames)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/attribute_shift_<bundle>.json)")
     p.add_argument("--quick", action="store_true", help="smoke test: 2 seeds, 20 steps")
@@ -213,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(a.threads)
     cfg = ShiftConfig(a.data, a.attributes, a.min_without, a.max_train, a.seeds, [] if a.no_training_only else a.arms,
                       a.bundle, a.device, a.strengths, a.refine_steps, True, TrainSettings(steps=a.steps, p_genaug=a.p_genaug,
-                      pair_weight=a.pair_weight))
+                      pair_weight=a.pair_weight), a.edit)
     if a.quick:
         cfg.seeds, cfg.refine_steps, cfg.train.steps, cfg.train.batch_size = 2, 1, 20, 8
     out = a.out or default_out("attribute_shift", a.bundle, a.quick)

@@ -40,7 +40,7 @@ from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour, 
 from .engine.colour import GREY_TOLERANCE, sample_grid, fit_colour, is_grey
 from .engine.edits import check_code_list, check_seed, code_ranges, default_codes, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
-from .engine.render import MODES
+from .engine.render import MODES, luma_only
 from .faces.controls import CONTROL_NAMES
 from .faces.framing import face_box
 from .images import MIN_SIDE, needs_clipping
@@ -136,7 +136,8 @@ class BatchFaceAug(nn.Module):
     def __getstate__(self) -> dict[str, Any]:
         """Pickling / deepcopy / ``torch.save`` keep the settings, generator and named ``table``; the engine
         and the content cache (~300 MB at the default ``cache_size``) are rebuilt at the next call."""
-        drop = ("_layout", "_recipe", "_colour_codes", "_colour_all", "_colour_entries", "_slots", "_content")
+        drop = ("_layout", "_recipe", "_colour_codes", "_colour_all", "_colour_entries", "_luma_code", "_luma_entries",
+                "_slots", "_content")
         return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "_engine": None, "_feathers": {}, "_work": {}}
 
     def extra_repr(self) -> str:
@@ -168,6 +169,12 @@ class BatchFaceAug(nn.Module):
             self._recipe_has = np.stack([content[:, :, 0].flatten(1).ne(0).any(1).numpy(),  # host, by code: a content shift,
                                          content[:, :, 2].flatten(1).ne(0).any(1).numpy()], 1)  # a selective transfer
             self._colour_entries = torch.from_numpy(colour).to(eng.device)
+            luma = np.zeros(len(spec.codes) * kmax, dtype=np.float32)  # by entry: 1 = a brightness-only edit
+            for ci in range(len(spec.codes)):
+                for v in range(spec.codes[ci].k) if spec.is_categorical(ci) else [0]:
+                    luma[ci * kmax + v] = eng.bundle.recipe(ci, v).luma
+            self._luma_code = luma.reshape(len(spec.codes), kmax).any(1)  # host, by code: some entry is luma
+            self._luma_entries = torch.from_numpy(luma).to(eng.device)
             self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
             self.table.bind(eng._settings)
             self._content.bind(eng._settings)
@@ -336,6 +343,8 @@ class BatchFaceAug(nn.Module):
         if a:
             base, weights = table.gather_base(slots[:a]), self._recipe.mask_weights.index_select(0, entry[:a])
             result = blend(x01[:a], base, images[:a], self.mode, weights, out=None if buf is None else buf[:a])
+            if delta and self._luma_code[codes[:a]].any():  # brightness-only edits keep the photo's colour
+                result.copy_(luma_only(x01[:a], result, self._luma_entries.index_select(0, entry[:a])).clamp_(0, 1))
             result = make_grey(result, np.flatnonzero(grey[:a]))
         if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour)
             k = max(1, eng.image_size // 16)

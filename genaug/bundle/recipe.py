@@ -4,8 +4,10 @@ An edit sets a code to a value (``glasses=1``: glasses on). Its recipe says how 
 (``gain``; 1 = exactly to the new value), how far the latent content moves along the code's
 direction (``shift``), how much of the content inside the direction's region is pulled to the new
 category's mean (``transfer``), where the photo's own residual is dropped in ``delta`` rendering
-(``regenerate``) and whether the edit is a colour change of the whole photo (``colour``: its rendered
-change reduced to a per-photo colour transform, :mod:`genaug.engine.colour`). :func:`genaug.engine.edits.apply_recipes` is the one place they act.
+(``regenerate``), whether the edit is a colour change of the whole photo (``colour``: its rendered
+change reduced to a per-photo colour transform, :mod:`genaug.engine.colour`) and whether its rendered
+change reaches the photo's brightness only (``luma``: the photo keeps its own colour, so the generator's
+colour noise — green or pink blotches — does not reach it). :func:`genaug.engine.edits.apply_recipes` is the one place they act.
 
 A bundle stores them in ``config.json`` as one table ``"edit_recipes"``, keyed ``"code=value"``
 (a categorical code set to a category) or ``"code"`` (a continuous code), every entry complete.
@@ -56,12 +58,16 @@ class EditRecipe:
     regenerate: float = 0.0
     transfer: Transfer | None = None
     colour: bool = False
+    luma: bool = False
 
     def __post_init__(self) -> None:
         if self.transfer is not None and not isinstance(self.transfer, Transfer):
             raise ValueError(f"transfer must be a Transfer or None, got {self.transfer!r}")
-        if not isinstance(self.colour, bool):
-            raise ValueError(f"colour must be true or false, got {self.colour!r}")
+        for name in ("colour", "luma"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.colour and self.luma:
+            raise ValueError("an edit is either a colour edit (colour) or a brightness-only one (luma), not both")
         for name, positive in (("gain", True), ("shift", False), ("regenerate", False)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf") or (positive and v == 0):
@@ -69,7 +75,7 @@ class EditRecipe:
             object.__setattr__(self, name, float(v))
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None and not (k == "colour" and v is False)}
+        return {k: v for k, v in asdict(self).items() if v is not None and not (k in ("colour", "luma") and v is False)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EditRecipe":

@@ -34,7 +34,7 @@ def to_pil(t: torch.Tensor) -> Image.Image:
 def _value_label(bundle: Bundle, code: int, value: float) -> str:
     control = control_of(bundle.spec, code)
     if control is not None:
-        return f"{value:+.0f} {control.unit}"
+        return f"{value:+.0f} {control.unit}" if control.unit else f"{value:.2f}"
     return f"{int(value)}" if bundle.spec.is_categorical(code) else f"{value:+.1f}"
 
 
@@ -48,7 +48,7 @@ def demo_sweep_values(bundle: Bundle, code: int) -> list[float]:
 
 
 def demo_codes(bundle: Bundle) -> list[int]:
-    """Every latent code, then the image-space controls (yaw, light) by their code index."""
+    """Every latent code, then the image-space controls (yaw, light, eyeglasses) by their code index."""
     n = len(bundle.spec.codes)
     return list(range(n)) + [n + j for j in range(len(CONTROL_NAMES)) if CONTROL_NAMES[j] not in bundle.spec.code_names]
 

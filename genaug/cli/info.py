@@ -53,7 +53,8 @@ def print_controls(spec: LatentSpec) -> None:
     for j, name in enumerate(CONTROL_NAMES):
         c = IMAGE_CONTROLS[name]
         used = "yes" if name in getattr(spec, "random_controls", []) else "no"
-        print(f"{len(spec.codes) + j:>2}  {name:<12} continuous [{c.low:g},{c.high:g}] {c.unit}  random {used:<4} {c.summary}")
+        span = f"continuous [{c.low:g},{c.high:g}] {c.unit}".rstrip()
+        print(f"{len(spec.codes) + j:>2}  {name:<12} {span:<24} random {used:<4} {c.summary}")
 
 
 def print_codes(spec: LatentSpec, recipes: dict[str, EditRecipe], directions: set[str]) -> None:
@@ -81,6 +82,10 @@ def print_codes(spec: LatentSpec, recipes: dict[str, EditRecipe], directions: se
             print(f"transfer {key}: after the edit, the {int(round(100 * (1 - t.quantile)))} % of the map where "
                   f"the direction acts most is pulled to the new category's mean (content {t.content:g}, "
                   f"detail {t.detail:g} of the way)")
+    luma = [key for key, r in recipes.items() if r.luma]
+    if luma:
+        print(f"luma {', '.join(luma)}: in delta mode the edit's change reaches the photo's brightness only "
+              f"(the photo keeps its own colour: no tints or colour blotches from the generator)")
     for key, r in recipes.items():
         if r.regenerate:
             print(f"regenerate {key}: in delta mode, where the edit changes the face by about {r.regenerate:g} or more "

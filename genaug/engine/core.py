@@ -23,7 +23,7 @@ from .edits import (Edit, all_code_names, apply_recipes, check_code_list, check_
                     code_ranges, control_of, random_edits, resolve_edits)
 from .invert import Inversion, invert
 from .colour import colour_only, fit_colour, keep_grey
-from .render import MODES, apply_control, paste_back, recolour, render, to_model_batch
+from .render import MODES, apply_control, luma_only, paste_back, recolour, render, to_model_batch
 
 Gate = Callable[[Tensor, Tensor], Tensor]
 Generators = Union[torch.Generator, list[torch.Generator], None]
@@ -306,6 +306,9 @@ class Engine:
         colour = [i for i, r in enumerate(recipes) if r.colour]
         if colour and mode == "delta":  # a colour edit: the photo's own pixels through a colour transform
             out[colour] = colour_only(x[colour], out[colour])
+        luma = [i for i, r in enumerate(recipes) if r.luma]
+        if luma and mode == "delta":  # a brightness-only edit: the photo keeps its colour
+            out[luma] = luma_only(x[luma], out[luma]).clamp_(-1, 1)
         return edited, keep_grey(x, out)
 
     @torch.no_grad()

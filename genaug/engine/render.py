@@ -182,6 +182,24 @@ def render(x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta", local: 
     return out.clamp(-1, 1)
 
 
+LUMA = (0.299, 0.587, 0.114)  # Rec. 601 luma weights: the brightness a ``luma`` edit changes
+
+
+def luma_only(x: Tensor, out: Tensor, weight: Tensor | None = None) -> Tensor:
+    """A ``luma`` edit (:class:`genaug.bundle.EditRecipe`): the change ``out - x`` of images (N, 3, H, W),
+    one scale for both) reduced to its luma and added to every channel alike — the photo keeps its own
+    colour, the generator's tints and colour blotches do not reach it. ``weight`` (N,) in [0, 1]: per
+    row, how much of the change's colour is dropped (default: all). Not clamped. One channel: ``out``."""
+    if x.shape[1] != 3:
+        return out
+    change = out - x
+    y = torch.tensordot(change, change.new_tensor(LUMA), dims=([1], [0])).unsqueeze(1)  # (N, 1, H, W)
+    chroma = change.sub_(y)  # the change's colour
+    if weight is not None:
+        chroma.mul_(weight.to(chroma.dtype).reshape(-1, 1, 1, 1))
+    return out - chroma
+
+
 LOCAL_SIGMA = 1.5  # local-regeneration mask smoothing: Gaussian sigma in px per 64 px of width
 
 

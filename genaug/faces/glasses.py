@@ -1,0 +1,140 @@
+"""Eyeglasses drawn on a photo: thin frames placed by the face's 5 landmarks (an image-space control).
+
+The generator's glasses are a smear a detector spots on every photo (realism C2ST 1.00); frames are
+simple shapes, so genaug draws them instead, at the photo's own resolution: two rounded lenses
+(superellipses) centred on the eyes, a bridge and the temples' first stretch, anti-aliased, with a
+soft shadow below the rims and a lens that dims what is behind it. Each face gets its own pair
+(:class:`GlassesStyle`: lens shape, rim thickness, frame colour from black to gold, clear or sun
+lenses, darker at the top), drawn from the photo and its landmarks, so a photo always gets the same glasses. They sit in the face
+frame of :mod:`genaug.faces.shape` (eye line horizontal, unit = the eye distance) and follow its
+pose: a turned face foreshortens them horizontally (:func:`genaug.faces.pose.fit_pose`); near-profile
+faces fade to unchanged, as the other rendered controls do.
+
+Images are NCHW float batches in [-1, 1] of any size and device; ``strength`` (a number or one per
+image, in [0, 1]) is the frames' opacity, 0 returns the input.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .pose import fade_beyond_limit, fit_pose
+from .shape import check_images, face_landmarks, per_image
+
+LENS_X = 0.5  # lens centres: the eyes (eye distances from the eye midpoint; y down)
+BRIDGE_Y = -0.02  # the bridge's height
+TEMPLE = 0.15  # the temples' visible stretch beyond each lens (they turn back towards the ears)
+SHADOW = 0.22  # darkening under a rim (soft, offset downwards)
+# frame colours on the [0, 1] scale: black, dark brown, dark blue-grey, tortoiseshell, silver, gold
+COLOURS = ((0.06, 0.06, 0.06), (0.20, 0.12, 0.08), (0.16, 0.18, 0.22), (0.32, 0.20, 0.12), (0.62, 0.62, 0.64), (0.66, 0.55, 0.32))
+METAL = 4  # colours from this index on are thin metal frames
+
+
+@dataclass
+class GlassesStyle:
+    """One pair per face, (N,) tensors: lens half-width / half-height / superellipse exponent /
+    vertical offset, rim thickness (eye distances), frame colour (N, 3) in [0, 1], lens tint (0 clear,
+    0.6 sunglasses)."""
+
+    a: Tensor
+    b: Tensor
+    p: Tensor
+    y: Tensor
+    rim: Tensor
+    colour: Tensor
+    tint: Tensor
+
+    @classmethod
+    def draw(cls, n: int, generator: torch.Generator) -> "GlassesStyle":
+        u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=generator)  # noqa: E731
+        kind = torch.randint(0, len(COLOURS), (n,), generator=generator)
+        metal = kind >= METAL
+        rim = torch.where(metal, u(0.015, 0.025), u(0.025, 0.05))
+        sun = torch.rand(n, generator=generator) < 0.45  # CelebA's "Eyeglasses" are half sunglasses
+        tint = torch.where(sun, u(0.55, 0.85), u(0.0, 0.08))
+        return cls(u(0.36, 0.44), u(0.21, 0.30), u(2.0, 4.0), u(0.03, 0.09), rim, torch.tensor(COLOURS)[kind], tint)
+
+    def to(self, device) -> "GlassesStyle":
+        return GlassesStyle(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+
+def style_for(images: Tensor, landmarks: Tensor) -> GlassesStyle:
+    """A style per face drawn from the photo (an 8 x 8 thumbnail) and its landmarks: a photo always
+    gets the same pair, every photo its own."""
+    thumbs = F.adaptive_avg_pool2d(images.detach().float(), 8).add(1).mul(127.5).round().to(torch.uint8).cpu()
+    styles = []
+    for lm, thumb in zip(landmarks.detach().cpu().float(), thumbs):
+        key = hashlib.blake2b(lm.round().numpy().tobytes() + thumb.numpy().tobytes(), digest_size=8).digest()
+        styles.append(GlassesStyle.draw(1, torch.Generator().manual_seed(int.from_bytes(key, "little") >> 1)))
+    return GlassesStyle(*(torch.cat([getattr(s, f.name) for s in styles]) for f in fields(GlassesStyle)))
+
+
+def _cover(dist: Tensor, half: Tensor, px: Tensor) -> Tensor:
+    """Anti-aliased coverage of a band ``|dist| <= half`` (eye-distance units), ``px`` = one pixel."""
+    return ((half - dist.abs()) / px + 0.5).clamp(0, 1)
+
+
+def _segment(x: Tensor, y: Tensor, x0, x1, y0: float) -> Tensor:
+    """Distance to the horizontal segment from (x0, y0) to (x1, y0) (x0 <= x1, numbers or (N, 1, 1))."""
+    dx = x - torch.minimum(torch.maximum(x, torch.as_tensor(x0)), torch.as_tensor(x1))
+    return torch.sqrt(dx * dx + (y - y0) ** 2)
+
+
+def _lens_distance(x: Tensor, y: Tensor, cx: float, st: GlassesStyle) -> tuple[Tensor, Tensor]:
+    """Approximate distance to a lens outline (eye-distance units) and whether a point is inside."""
+    a, b, p, y0 = (t[:, None, None] for t in (st.a, st.b, st.p, st.y))
+    r = ((x - cx).abs() / a) ** p + ((y - y0).abs() / b) ** p
+    r = r.clamp(min=1e-12) ** (1 / p)
+    return (r - 1) * torch.minimum(a, b), r < 1
+
+
+def frames_coverage(x: Tensor, y: Tensor, px: Tensor, st: GlassesStyle) -> tuple[Tensor, Tensor, Tensor]:
+    """(rims + bridge + temples, lens interior, shadow) coverage in [0, 1] on face-frame grids (N, H, W)."""
+    half = torch.maximum(st.rim[:, None, None] / 2, 0.5 * px)  # never thinner than a pixel
+    rim, inside, shadow = torch.zeros_like(x), torch.zeros_like(x), torch.zeros_like(x)
+    for cx in (-LENS_X, LENS_X):
+        d, ins = _lens_distance(x, y, cx, st)
+        rim = torch.maximum(rim, _cover(d, half, px))
+        inside = torch.maximum(inside, ins.float())
+        ds, _ = _lens_distance(x, y - 2.5 * st.rim[:, None, None], cx, st)  # the rim's shadow falls a little below it
+        shadow = torch.maximum(shadow, _cover(ds, 2 * half, 3 * px))
+    a = st.a[:, None, None]
+    inner, outer = LENS_X - 0.97 * a, LENS_X + 0.97 * a
+    rim = torch.maximum(rim, _cover(_segment(x, y, -inner, inner, BRIDGE_Y), 0.8 * half, px))
+    for sign in (-1.0, 1.0):
+        lo, hi = (outer, outer + TEMPLE) if sign > 0 else (-outer - TEMPLE, -outer)
+        fade = (1 - ((x.abs() - outer) / TEMPLE).clamp(0, 1)) ** 0.5  # the temple turns away towards the ear
+        rim = torch.maximum(rim, _cover(_segment(x, y, lo, hi, -0.02), 0.8 * half, px) * fade)
+    y0, b = st.y[:, None, None], st.b[:, None, None]
+    gradient = 1.15 - 0.3 * ((y - y0) / b).clamp(-1, 1)  # a lens is a little darker at the top
+    return rim, inside * (1 - rim) * gradient, shadow * (1 - rim) * (1 - inside)
+
+
+def add_glasses(images: Tensor, strength=1.0, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
+    """Draw eyeglass frames on each face (``strength`` in [0, 1]: their opacity; 0 = the input).
+    ``landmarks`` (N, 5, 2) pixels as :func:`genaug.faces.shape.face_landmarks` gives them."""
+    images = check_images(images)
+    n, c, h, w = images.shape
+    k = per_image(strength, n, "glasses strength", 0, 1, images.device)
+    if not bool((k > 0).any()):
+        return images.clone()
+    lm = face_landmarks(images, landmarks, framing).float()
+    pose = fit_pose(lm)
+    st = style_for(images, lm).to(images.device)
+    k = k * fade_beyond_limit(pose).to(k.device)
+    u, v = pose.frame.pixel_grid(h, w)
+    s = pose.scale.clamp(min=0.5)[:, None, None]  # true eye distance / projected one: vertical lengths
+    x, y = u, v / s
+    px = (1.25 / pose.frame.scale.clamp(min=1e-3))[:, None, None]  # an edge's soft width (a pixel and a bit), eye distances
+    rim, lens, shadow = frames_coverage(x, y, px, st)
+    k = k[:, None, None].to(images.device)
+    rim, lens, shadow = (t.to(images.device, images.dtype) * k for t in (rim, lens, shadow))
+    base = (images + 1) / 2
+    base = base * (1 - SHADOW * shadow - st.tint[:, None, None].to(images.dtype) * lens).clamp(min=0)[:, None]
+    colour = st.colour.to(images.dtype) if c == 3 else st.colour.to(images.dtype).mean(1, keepdim=True)
+    out = base * (1 - rim[:, None]) + colour[:, :, None, None] * rim[:, None]
+    return (out * 2 - 1).clamp(-1, 1)
