@@ -82,3 +82,22 @@ def test_the_control_in_the_transform_round_trips_and_draws_frames():
     out = aug(image=photo)["image"]
     assert out.shape == photo.shape and out.dtype == np.uint8
     assert ((out.astype(int) - photo).sum(2) < -150).sum() > 30  # dark frames drawn on the face
+
+
+def test_frames_are_as_sharp_as_the_photo():
+    from genaug.faces.glasses import _blur, photo_blur
+    from genaug.faces.pose import fit_pose
+
+    g = torch.Generator().manual_seed(0)
+    sharp = (torch.rand(1, 3, 128, 128, generator=g) * 0.6 - 0.3)
+    soft = _blur(sharp, torch.tensor([3.0]))
+    lm = default_landmarks(128, 128, 1, "model_frame")
+    pose = fit_pose(lm)
+    u, v = pose.frame.pixel_grid(128, 128)
+    assert photo_blur(sharp, u, v).item() < 1.0 < 1.2 < photo_blur(soft, u, v).item()
+
+    def edge(x):  # the steepest step of the drawn change
+        d = (add_glasses(x, 1.0, landmarks=lm) - x).mean(1)
+        return (d[:, :, 1:] - d[:, :, :-1]).abs().amax().item()
+
+    assert edge(soft) < 0.6 * edge(sharp)

@@ -5,7 +5,8 @@ simple shapes, so genaug draws them instead, at the photo's own resolution: two 
 (superellipses) centred on the eyes, a bridge and the temples' first stretch, anti-aliased, with a
 soft shadow below the rims and a lens that dims what is behind it. Each face gets its own pair
 (:class:`GlassesStyle`: lens shape, rim thickness, frame colour from black to gold, clear or sun
-lenses, darker at the top), drawn from the photo and its landmarks, so a photo always gets the same glasses. They sit in the face
+lenses, darker at the top), drawn from the photo and its landmarks, so a photo always gets the same glasses;
+the frames are blurred to the photo's own sharpness around the face (:func:`photo_blur`). They sit in the face
 frame of :mod:`genaug.faces.shape` (eye line horizontal, unit = the eye distance) and follow its
 pose: a turned face foreshortens them horizontally (:func:`genaug.faces.pose.fit_pose`); near-profile
 faces fade to unchanged, as the other rendered controls do.
@@ -114,6 +115,36 @@ def frames_coverage(x: Tensor, y: Tensor, px: Tensor, st: GlassesStyle) -> tuple
     return rim, inside * (1 - rim) * gradient, shadow * (1 - rim) * (1 - inside)
 
 
+def photo_blur(images: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """Each photo's blur around the face, as a Gaussian sigma in pixels (N,): the share of the luma
+    gradient's energy that survives a further 1 px blur is ``s / sqrt(s^2 + 1)`` for an edge blurred
+    by ``s``, so ``s = R / sqrt(1 - R^2)``. ``x``, ``y``: face-frame grids (N, H, W)."""
+    luma = images.mean(1, keepdim=True) if images.shape[1] == 1 else (images * images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    region = ((x.abs() < 0.9) & (y > -0.6) & (y < 1.0)).unsqueeze(1).to(images.dtype)
+    def energy(t: Tensor) -> Tensor:
+        gx, gy = t[..., :, 1:] - t[..., :, :-1], t[..., 1:, :] - t[..., :-1, :]
+        return (gx[..., :-1, :] ** 2 + gy[..., :, :-1] ** 2).mul(region[..., :-1, :-1]).sum((1, 2, 3))
+    ratio = (energy(_blur(luma, torch.ones(len(images), device=images.device))) / energy(luma).clamp(min=1e-12)).clamp(0, 0.99)
+    return ratio / (1 - ratio**2).sqrt()
+
+
+def _blur(t: Tensor, sigma: Tensor) -> Tensor:
+    """Gaussian blur of (N, C, H, W) with a sigma per image (pixels; <= 0.3: unchanged)."""
+    out = t.clone()
+    for i, s in enumerate(sigma.tolist()):
+        if s <= 0.3:
+            continue
+        r = max(1, int(3 * s + 0.5))
+        k = torch.exp(-0.5 * (torch.arange(-r, r + 1, device=t.device, dtype=t.dtype) / s) ** 2)
+        k = (k / k.sum()).view(1, 1, 1, -1).expand(t.shape[1], 1, 1, -1)
+        row = F.conv2d(F.pad(t[i : i + 1], (r, r, 0, 0), mode="replicate"), k, groups=t.shape[1])
+        out[i : i + 1] = F.conv2d(F.pad(row, (0, 0, r, r), mode="replicate"), k.transpose(2, 3), groups=t.shape[1])
+    return out
+
+
+DRAWN_SIGMA = 0.6  # the drawn edges' own softness, pixels
+
+
 def add_glasses(images: Tensor, strength=1.0, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
     """Draw eyeglass frames on each face (``strength`` in [0, 1]: their opacity; 0 = the input).
     ``landmarks`` (N, 5, 2) pixels as :func:`genaug.faces.shape.face_landmarks` gives them."""
@@ -131,6 +162,9 @@ def add_glasses(images: Tensor, strength=1.0, landmarks: Tensor | None = None, f
     x, y = u, v / s
     px = (1.25 / pose.frame.scale.clamp(min=1e-3))[:, None, None]  # an edge's soft width (a pixel and a bit), eye distances
     rim, lens, shadow = frames_coverage(x, y, px, st)
+    # as sharp as the photo: a blurred face gets blurred frames
+    extra = (photo_blur(images, x, y) ** 2 - DRAWN_SIGMA**2).clamp(min=0).sqrt()
+    rim, lens, shadow = _blur(torch.stack([rim, lens, shadow], 1), extra).unbind(1)
     k = k[:, None, None].to(images.device)
     rim, lens, shadow = (t.to(images.device, images.dtype) * k for t in (rim, lens, shadow))
     base = (images + 1) / 2
