@@ -86,12 +86,12 @@ def add(images: np.ndarray, arm: str, batch: int = 64) -> np.ndarray:
     return np.stack(out)
 
 
-def run(n: int, seeds: int, arms: list[str], settings: DetectorSettings, judge_n: int = 0) -> dict:
+def run(n: int, seeds: int, arms: list[str], settings: DetectorSettings, judge_n: int = 0, data: Path = DATA) -> dict:
     t0 = time.time()
-    worn, worn_other, bare = pick(DATA, n)
+    worn, worn_other, bare = pick(Path(data), n)
     real, others, plain = load(worn), load(worn_other), load(bare)
     people = np.arange(n)  # one photo per identity, the sides of disjoint identities: rows are people
-    report: dict = {"benchmark": "glasses_realism", "data": str(DATA), "n": n, "seeds": seeds, "arms": {}}
+    report: dict = {"benchmark": "glasses_realism", "data": str(data), "n": n, "seeds": seeds, "arms": {}}
     for arm in arms:
         fake = others if arm == "real" else plain if arm == "none" else add(plain, arm)
         aucs = [c2st(real, fake, people, settings, s)["auc"] for s in range(seeds)]
@@ -157,19 +157,22 @@ def format_table(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(DATA), help="CelebA-style faces: images/ + attributes.csv with celeba_identity, "
+                                                      "Eyeglasses, Male, Young (default celeba_train_64)")
     p.add_argument("--n", type=int, default=400, help="photos per side (celeba_train_64 has 821 identities with eyeglasses)")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--judge-n", type=int, default=300, help="celeba_id200 photos for the classifier / identity check (0: skip)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=str(RESULTS / "glasses_realism.json"))
+    p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/glasses_realism.json; --quick: print)")
     p.add_argument("--quick", action="store_true", help="smoke test: 64 photos, 2 seeds, 2 epochs")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     settings = DetectorSettings()
     if a.quick:
-        a.n, a.seeds, settings.epochs, a.out, a.judge_n = 64, 2, 2, None, min(a.judge_n, 8)
-    return run_protocol("glasses_realism", lambda: run(a.n, a.seeds, a.arms, settings, a.judge_n), format_table, a.out)
+        a.n, a.seeds, settings.epochs, a.judge_n = 64, 2, 2, min(a.judge_n, 8)
+    out = a.out or (None if a.quick else RESULTS / "glasses_realism.json")
+    return run_protocol("glasses_realism", lambda: run(a.n, a.seeds, a.arms, settings, a.judge_n, Path(a.data)), format_table, out)
 
 
 if __name__ == "__main__":

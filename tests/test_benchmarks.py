@@ -371,3 +371,21 @@ def test_make_identity_folder_from_flat_images_and_csv(faces_folder, tmp_path):
             mk.make_identity_folder(src, tmp_path / "bad", **{"identity_column": "person", **bad})
     with pytest.raises(ValueError, match="not empty"):
         mk.make_identity_folder(src, tmp_path / "all", "person")
+
+
+def test_glasses_realism_skips_without_faces(tmp_path):
+    gr = load_script("glasses_realism")
+    r = gr.main(["--quick", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "g.json")])
+    assert "not found" in r["skipped"] and json.loads((tmp_path / "g.json").read_text())["skipped"] == r["skipped"]
+
+
+@pytest.mark.data
+def test_glasses_realism_quick_on_celeba(tmp_path):
+    from conftest import CELEBA64, CELEBA_ID200, need
+
+    need(CELEBA64), need(CELEBA_ID200)
+    r = load_script("glasses_realism").main(["--quick", "--data", str(CELEBA64), "--out", str(tmp_path / "g.json")])
+    assert set(r["arms"]) == {"real", "none", "latent", "rendered"}
+    assert all(0 <= a["mean"] <= 1 for a in r["arms"].values())
+    judged = r["judged_celeba_id200"]
+    assert judged["n"] == 8 and 0 <= judged["rendered"]["success"] <= 1
