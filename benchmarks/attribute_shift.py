@@ -62,7 +62,7 @@ class ShiftConfig:
     refine_steps: int | None = None  # None: the bundle's own default
     no_training: bool = True
     train: TrainSettings = field(default_factory=TrainSettings)
-    edit: str = ""  # "CODE=VALUE": the variants' edit for every attribute (e.g. "eyeglasses=1"); "": the bound code
+    edit: str = ""  # "CODE=VALUE": the variants' edit for every attribute (e.g. "drawn_glasses=1"); "": the bound code
 
 
 @torch.no_grad()
@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classical+genaug-pair: weight of the consistency term 1 - cos(variant, real)")
     p.add_argument("--no-training-only", action="store_true", help="skip the trained arms")
     p.add_argument("--edit", default="", help="CODE=VALUE: the variants' edit for every attribute instead of the code bound "
-                                              "to it (e.g. eyeglasses=1, the rendered frames)")
+                                              "to it (e.g. drawn_glasses=1, the drawn frames)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/attribute_shift_<bundle>.json)")
     p.add_argument("--quick", action="store_true", help="smoke test: 2 seeds, 20 steps")

@@ -14,7 +14,7 @@ disjoint rows (train on one real and one augmented quarter, score ROC AUC on the
 Arms: ``real`` (real glasses photos against other real glasses photos: the floor, ~0.5),
 ``none`` (photos without glasses, unedited: how visible glasses themselves are, ~1.0), ``latent``
 (the model's bound ``glasses`` code set on, ``genaug.Engine``, delta mode), ``rendered`` (the
-``eyeglasses`` image-space control, :mod:`genaug.faces.glasses`, at value 1).
+``drawn_glasses`` image-space control, :mod:`genaug.faces.glasses`, at value 1).
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def add(images: np.ndarray, arm: str, batch: int = 64) -> np.ndarray:
     from genaug.engine.edits import Edit, code_index
 
     engine = Engine("default", seed=0)
-    edit = Edit(code_index(engine.spec, "glasses" if arm == "latent" else "eyeglasses"), 1.0)
+    edit = Edit(code_index(engine.spec, "glasses" if arm == "latent" else "drawn_glasses"), 1.0)
     out = []
     for i in range(0, len(images), batch):
         part = [np.ascontiguousarray(a) for a in images[i : i + batch]]
@@ -125,7 +125,7 @@ def judged(n: int, seed: int = 0) -> dict:
     judge = get_judge("dlib") if faces_extra_available() else None
     base = unit(photos)
     out = {"n": len(rows), "judge": judge.name if judge else None}
-    for arm, code in (("latent", "glasses"), ("rendered", "eyeglasses")):
+    for arm, code in (("latent", "glasses"), ("rendered", "drawn_glasses")):
         aug = GenerativeFaceAug(p=1.0, codes=[code], device="cpu")
         aug.set_random_seed(seed)
         edited = unit([aug(image=p)["image"] for p in photos])

@@ -209,13 +209,15 @@ def few_shot_variants(views: np.ndarray, bundle: str) -> np.ndarray:
 
 def fixed_edit(fs: FaceSet, engine, x: torch.Tensor, frames: list, arm: str, strength, batch: int) -> np.ndarray:
     """Every photo with the edit ``CODE=VALUE`` at the transform's strength (a range: its middle)."""
+    from genaug.engine.edits import all_code_names, code_index
+
     name, _, value = arm.partition("=")
     try:
-        code = engine.spec.code_index(name)
+        code = code_index(engine.spec, name)  # a latent code or an image-space control
         value = float(value)
     except (KeyError, ValueError):
         raise ValueError(f"arm {arm!r}: expected one of {HEADLINE + ('noise', 'codes')} or CODE=VALUE with a code "
-                         f"of the bundle ({engine.spec.code_names})") from None
+                         f"or control of the bundle ({all_code_names(engine.spec)})") from None
     s = float(np.mean(strength))
     res = []
     for i in range(0, len(x), batch):
@@ -336,9 +338,13 @@ def contact_sheet(name: str, arms: list[str], bundle: str, kwargs: dict, faces: 
     return out
 
 
+CONTROL_ARMS = ("yaw=-30", "yaw=30", "light=-60", "light=60", "light_up=45", "drawn_glasses=1")  # the controls' sheet
+
+
 def write_sheets(folder: Path, bundle: str, kwargs: dict, faces: int) -> dict[str, str]:
-    """<set>.png (defaults, few-shot variants, every categorical code and direction) and
-    <set>_photometric.png (every continuous code at both ends) for celeba_id200 and utkface_128."""
+    """<set>.png (defaults, few-shot variants, every categorical code and direction),
+    <set>_photometric.png (every continuous code at both ends) and <set>_controls.png (the image-space
+    controls at :data:`CONTROL_ARMS`) for celeba_id200 and utkface_128."""
     import genaug
 
     spec = genaug.load_bundle(bundle).spec
@@ -346,7 +352,8 @@ def write_sheets(folder: Path, bundle: str, kwargs: dict, faces: int) -> dict[st
     photometric = [a for a in arms if not spec.is_categorical(spec.code_index(a.split("=")[0]))]
     semantic = ["genaug", "few_shot", *[a for a in arms if a not in photometric]]
     return {f"{s}{tag}": str(contact_sheet(s, rows, bundle, kwargs, faces, folder / f"{s}{tag}.png"))
-            for s in ("celeba_id200", "utkface_128") for tag, rows in (("", semantic), ("_photometric", photometric))}
+            for s in ("celeba_id200", "utkface_128")
+            for tag, rows in (("", semantic), ("_photometric", photometric), ("_controls", list(CONTROL_ARMS)))}
 
 
 # ----------------------------------------------------------------------------- command line

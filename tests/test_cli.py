@@ -41,7 +41,7 @@ def test_demo_sweeps_the_image_space_controls(tiny_bundle_path):
     bundle = load_bundle(str(tiny_bundle_path))
     codes = demo_codes(bundle)
     names = [control_of(bundle.spec, c).name for c in codes if control_of(bundle.spec, c) is not None]
-    assert names == ["yaw", "light", "light_up", "eyeglasses"] and len(codes) == len(bundle.spec.codes) + 4
+    assert names == ["yaw", "light", "light_up", "drawn_glasses"] and len(codes) == len(bundle.spec.codes) + 4
     assert demo_sweep_values(bundle, codes[-4]) == [-30.0, -15.0, 0.0, 15.0, 30.0]
     assert demo_sweep_values(bundle, codes[-1]) == [0.0, 0.25, 0.5, 0.75, 1.0]
 

@@ -1,4 +1,4 @@
-"""Image-space controls (yaw, light, eyeglasses) usable like codes: engine, transform, dataset, expansion, info."""
+"""Image-space controls (yaw, light, drawn_glasses) usable like codes: engine, transform, dataset, expansion, info."""
 from __future__ import annotations
 
 import json
@@ -34,7 +34,7 @@ def test_zero_returns_the_input_exactly(name):
 
 
 @pytest.mark.parametrize("name,bad", [("yaw", 31.0), ("yaw", float("nan")), ("light", -76.0), ("light", float("inf")),
-                                      ("light_up", -31.0), ("light_up", 61.0), ("eyeglasses", -0.1), ("eyeglasses", 1.5),
+                                      ("light_up", -31.0), ("light_up", 61.0), ("drawn_glasses", -0.1), ("drawn_glasses", 1.5),
                                       ("yaw", "left"), ("yaw", [1.0, 2.0, 3.0])])
 def test_bad_values_refused(name, bad):
     with pytest.raises(ValueError, match=name):
@@ -43,7 +43,7 @@ def test_bad_values_refused(name, bad):
 
 def test_codes_bounds_and_draws(tiny_bundle_path, tiny_spec):
     n = len(tiny_spec.codes)
-    assert CONTROL_NAMES == ["yaw", "light", "light_up", "eyeglasses"]
+    assert CONTROL_NAMES == ["yaw", "light", "light_up", "drawn_glasses"]
     assert [code_index(tiny_spec, c) for c in CONTROL_NAMES] == [n, n + 1, n + 2, n + 3]
     assert all_code_names(tiny_spec) == list(tiny_spec.code_names) + CONTROL_NAMES
     check_edit_options(str(tiny_bundle_path), ["yaw", "light", "smile"], {"yaw": (-20, 20)})

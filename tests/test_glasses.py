@@ -75,9 +75,9 @@ def test_the_control_in_the_transform_round_trips_and_draws_frames():
 
     import genaug
 
-    aug = GenerativeFaceAug(p=1.0, codes=["eyeglasses"], device="cpu")
+    aug = GenerativeFaceAug(p=1.0, codes=["drawn_glasses"], device="cpu")
     again = A.from_dict(A.to_dict(aug))
-    assert again.codes == ["eyeglasses"]
+    assert again.codes == ["drawn_glasses"]
     photo = np.asarray(Image.open(Path(genaug.__file__).parent / "assets" / "astronaut_face.jpg").convert("RGB"))
     out = aug(image=photo)["image"]
     assert out.shape == photo.shape and out.dtype == np.uint8
@@ -101,3 +101,13 @@ def test_frames_are_as_sharp_as_the_photo():
         return (d[:, :, 1:] - d[:, :, :-1]).abs().amax().item()
 
     assert edge(soft) < 0.6 * edge(sharp)
+
+
+def test_the_drawn_control_and_the_models_glasses_have_distinct_names():
+    from genaug.bundle.format import load_bundle
+    from genaug.engine.edits import code_index
+    from genaug.faces.controls import CONTROL_NAMES
+
+    spec = load_bundle("default").spec
+    assert code_index(spec, "drawn_glasses") == len(spec.codes) + CONTROL_NAMES.index("drawn_glasses")
+    assert code_index(spec, "glasses") == code_index(spec, "Eyeglasses") == 0  # the latent code (and its attribute)

@@ -48,7 +48,7 @@ def demo_sweep_values(bundle: Bundle, code: int) -> list[float]:
 
 
 def demo_codes(bundle: Bundle) -> list[int]:
-    """Every latent code, then the image-space controls (yaw, light, eyeglasses) by their code index."""
+    """Every latent code, then the image-space controls (yaw, light, drawn_glasses) by their code index."""
     n = len(bundle.spec.codes)
     return list(range(n)) + [n + j for j in range(len(CONTROL_NAMES)) if CONTROL_NAMES[j] not in bundle.spec.code_names]
 

@@ -1,4 +1,4 @@
-"""Image-space controls: rendered edits (pose, light, eyeglasses) that act on pixels, not on the latent.
+"""Image-space controls: rendered edits (pose, light, drawn eyeglasses) that act on pixels, not on the latent.
 
 Each control takes one plain float per image, so an edit of a control is an ordinary
 ``Edit(code, value)`` whose code index follows the latent codes (``len(spec.codes) + j``, see
@@ -75,7 +75,7 @@ def _light_up(x: Tensor, v: Tensor, landmarks: Tensor | None, framing: str) -> T
     return relight(x, 0.0, v, strength, landmarks=landmarks, framing=framing)
 
 
-def _eyeglasses(x: Tensor, v: Tensor, landmarks: Tensor | None, framing: str) -> Tensor:
+def _drawn_glasses(x: Tensor, v: Tensor, landmarks: Tensor | None, framing: str) -> Tensor:
     return add_glasses(x, v, landmarks=landmarks, framing=framing)
 
 
@@ -87,7 +87,7 @@ IMAGE_CONTROLS: dict[str, ImageControl] = {
     "light_up": ImageControl("light_up", -30.0, 60.0, _light_up,
                              summary=f"main light elevation, in front of the face (strength {LIGHT_STRENGTH:g}; "
                                      "shaded with a generic 3D face)"),
-    "eyeglasses": ImageControl("eyeglasses", 0.0, 1.0, _eyeglasses, min_step=0.6, unit="",
+    "drawn_glasses": ImageControl("drawn_glasses", 0.0, 1.0, _drawn_glasses, min_step=0.6, unit="",
                                summary="draw eyeglass frames (value: their opacity; placed by the 5 landmarks)"),
 }
 CONTROL_NAMES = list(IMAGE_CONTROLS)
