@@ -124,7 +124,7 @@ def named_edit(spec, edit: str) -> tuple[int, float]:
     """``"CODE=VALUE"`` (a latent code or an image-space control) -> (code index, value)."""
     from genaug.engine.edits import code_index
 
-    name, sep, value = edit.partition("=")
+    name, _, value = edit.partition("=")
     try:
         return code_index(spec, name.strip()), float(value)
     except (KeyError, ValueError):
@@ -132,12 +132,9 @@ def named_edit(spec, edit: str) -> tuple[int, float]:
 
 
 def code_name(spec, code: tuple[int, float] | None) -> str | None:
-    from genaug.faces.controls import CONTROL_NAMES
+    from genaug.engine.edits import all_code_names
 
-    if code is None:
-        return None
-    i, n = code[0], len(spec.codes)
-    return spec.codes[i].name if i < n else CONTROL_NAMES[i - n]
+    return None if code is None else all_code_names(spec)[code[0]]
 
 
 def run(cfg: ShiftConfig) -> dict:

@@ -155,10 +155,11 @@ class BatchFaceAug(nn.Module):
             spec, kmax = eng.spec, self._layout.kmax
             colour = np.zeros(len(spec.codes) * kmax, dtype=bool)  # by entry: the edit is a colour edit
             local = np.zeros(len(spec.codes) * kmax, dtype=bool)  # by entry: local regeneration
+            luma = np.zeros(len(spec.codes) * kmax, dtype=np.float32)  # by entry: 1 = a brightness-only edit
             for ci in range(len(spec.codes)):
                 for v in range(spec.codes[ci].k) if spec.is_categorical(ci) else [0]:
                     r = eng.bundle.recipe(ci, v)
-                    colour[ci * kmax + v], local[ci * kmax + v] = r.colour, r.regenerate > 0
+                    colour[ci * kmax + v], local[ci * kmax + v], luma[ci * kmax + v] = r.colour, r.regenerate > 0, r.luma
             per_code, widths = colour.reshape(len(spec.codes), kmax), [w for w in self._layout.per_code[:, 1]]
             every = np.array([per_code[ci, :w].all() for ci, w in enumerate(widths)])
             # host, by code: 0 blended whole, 1 blended whole and colour-fitted (some entries colour, or local
@@ -169,10 +170,6 @@ class BatchFaceAug(nn.Module):
             self._recipe_has = np.stack([content[:, :, 0].flatten(1).ne(0).any(1).numpy(),  # host, by code: a content shift,
                                          content[:, :, 2].flatten(1).ne(0).any(1).numpy()], 1)  # a selective transfer
             self._colour_entries = torch.from_numpy(colour).to(eng.device)
-            luma = np.zeros(len(spec.codes) * kmax, dtype=np.float32)  # by entry: 1 = a brightness-only edit
-            for ci in range(len(spec.codes)):
-                for v in range(spec.codes[ci].k) if spec.is_categorical(ci) else [0]:
-                    luma[ci * kmax + v] = eng.bundle.recipe(ci, v).luma
             self._luma_code = luma.reshape(len(spec.codes), kmax).any(1)  # host, by code: some entry is luma
             self._luma_entries = torch.from_numpy(luma).to(eng.device)
             self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)

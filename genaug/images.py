@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 MIN_SIDE = 16
-_LUMA = (0.299, 0.587, 0.114)
+LUMA = (0.299, 0.587, 0.114)  # Rec. 601 luma weights (grey conversion, brightness-only edits, light)
 _FLOATS = (np.float16, np.float32, np.float64)
 FLOAT_OVERSHOOT = 0.25  # float input this far outside [0, 1] (interpolation ringing) is clipped, not refused
 
@@ -129,7 +129,7 @@ def match_channels(t: Tensor, channels: int) -> Tensor:
         return t
     if channels == 3:
         return t.expand(*t.shape[:-3], 3, *t.shape[-2:])
-    w = torch.tensor(_LUMA, dtype=t.dtype, device=t.device).reshape(3, 1, 1)
+    w = torch.tensor(LUMA, dtype=t.dtype, device=t.device).reshape(3, 1, 1)
     return (t * w).sum(-3, keepdim=True)
 
 

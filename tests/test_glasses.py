@@ -85,12 +85,13 @@ def test_the_control_in_the_transform_round_trips_and_draws_frames():
 
 
 def test_frames_are_as_sharp_as_the_photo():
-    from genaug.faces.glasses import _blur, photo_blur
+    from genaug.faces.glasses import photo_blur
+    from genaug.faces.shape import blur_each
     from genaug.faces.pose import fit_pose
 
     g = torch.Generator().manual_seed(0)
     sharp = (torch.rand(1, 3, 128, 128, generator=g) * 0.6 - 0.3)
-    soft = _blur(sharp, torch.tensor([3.0]))
+    soft = blur_each(sharp, [3.0])
     lm = default_landmarks(128, 128, 1, "model_frame")
     pose = fit_pose(lm)
     u, v = pose.frame.pixel_grid(128, 128)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..faces.framing import face_box, is_known_frame
-from ..images import FrameInfo, from_chw01, match_channels, to_chw01
+from ..images import LUMA, FrameInfo, from_chw01, match_channels, to_chw01
 
 MODES = ("delta", "regenerate")
 
@@ -180,9 +180,6 @@ def render(x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta", local: 
         rows = on.nonzero().flatten().to(x.device)
         out[rows] += local_mask(change[rows], tau[on].to(x.device, x.dtype)) * (base[rows] - x[rows])
     return out.clamp(-1, 1)
-
-
-LUMA = (0.299, 0.587, 0.114)  # Rec. 601 luma weights: the brightness a ``luma`` edit changes
 
 
 def luma_only(x: Tensor, out: Tensor, weight: Tensor | None = None) -> Tensor:

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .pose import fade_beyond_limit, fit_pose
-from .shape import check_images, face_landmarks, per_image
+from ..images import LUMA
+from .shape import blur_each, check_images, face_landmarks, per_image
 
 LENS_X = 0.5  # lens centres: the eyes (eye distances from the eye midpoint; y down)
 BRIDGE_Y = -0.02  # the bridge's height
@@ -119,27 +120,13 @@ def photo_blur(images: Tensor, x: Tensor, y: Tensor) -> Tensor:
     """Each photo's blur around the face, as a Gaussian sigma in pixels (N,): the share of the luma
     gradient's energy that survives a further 1 px blur is ``s / sqrt(s^2 + 1)`` for an edge blurred
     by ``s``, so ``s = R / sqrt(1 - R^2)``. ``x``, ``y``: face-frame grids (N, H, W)."""
-    luma = images.mean(1, keepdim=True) if images.shape[1] == 1 else (images * images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    luma = images.mean(1, keepdim=True) if images.shape[1] == 1 else (images * images.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
     region = ((x.abs() < 0.9) & (y > -0.6) & (y < 1.0)).unsqueeze(1).to(images.dtype)
     def energy(t: Tensor) -> Tensor:
         gx, gy = t[..., :, 1:] - t[..., :, :-1], t[..., 1:, :] - t[..., :-1, :]
         return (gx[..., :-1, :] ** 2 + gy[..., :, :-1] ** 2).mul(region[..., :-1, :-1]).sum((1, 2, 3))
-    ratio = (energy(_blur(luma, torch.ones(len(images), device=images.device))) / energy(luma).clamp(min=1e-12)).clamp(0, 0.99)
+    ratio = (energy(blur_each(luma, [1.0] * len(images))) / energy(luma).clamp(min=1e-12)).clamp(0, 0.99)
     return ratio / (1 - ratio**2).sqrt()
-
-
-def _blur(t: Tensor, sigma: Tensor) -> Tensor:
-    """Gaussian blur of (N, C, H, W) with a sigma per image (pixels; <= 0.3: unchanged)."""
-    out = t.clone()
-    for i, s in enumerate(sigma.tolist()):
-        if s <= 0.3:
-            continue
-        r = max(1, int(3 * s + 0.5))
-        k = torch.exp(-0.5 * (torch.arange(-r, r + 1, device=t.device, dtype=t.dtype) / s) ** 2)
-        k = (k / k.sum()).view(1, 1, 1, -1).expand(t.shape[1], 1, 1, -1)
-        row = F.conv2d(F.pad(t[i : i + 1], (r, r, 0, 0), mode="replicate"), k, groups=t.shape[1])
-        out[i : i + 1] = F.conv2d(F.pad(row, (0, 0, r, r), mode="replicate"), k.transpose(2, 3), groups=t.shape[1])
-    return out
 
 
 DRAWN_SIGMA = 0.6  # the drawn edges' own softness, pixels
@@ -164,7 +151,7 @@ def add_glasses(images: Tensor, strength=1.0, landmarks: Tensor | None = None, f
     rim, lens, shadow = frames_coverage(x, y, px, st)
     # as sharp as the photo: a blurred face gets blurred frames
     extra = (photo_blur(images, x, y) ** 2 - DRAWN_SIGMA**2).clamp(min=0).sqrt()
-    rim, lens, shadow = _blur(torch.stack([rim, lens, shadow], 1), extra).unbind(1)
+    rim, lens, shadow = blur_each(torch.stack([rim, lens, shadow], 1), [e if e > 0.3 else 0.0 for e in extra.tolist()]).unbind(1)
     k = k[:, None, None].to(images.device)
     rim, lens, shadow = (t.to(images.device, images.dtype) * k for t in (rim, lens, shadow))
     base = (images + 1) / 2

@@ -18,7 +18,6 @@ marched through the depth map (the nose's shadow), scaled to the face's mean bri
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import torch
@@ -26,9 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .pose import fade_beyond_limit, fit_pose, head_points, source_yaw
-from .shape import check_images, depth, face_landmarks, normals, per_image
+from ..images import LUMA
+from .shape import blur_each, check_images, depth, face_landmarks, normals, per_image
 
-_LUMA = (0.299, 0.587, 0.114)
 SHADOW_STEPS = 16
 GAMMA = 2.2  # images are taken as gamma-encoded; light is fitted and scaled in linear values
 SOFTEN = 0.12  # the shading change is blurred by this many d (eye-to-mouth units): no seams where the solved shape jumps
@@ -88,7 +87,7 @@ def to_linear(images: Tensor) -> Tensor:
 def _luminance(images01: Tensor) -> Tensor:
     if images01.shape[1] == 1:
         return images01[:, 0]
-    return sum(wt * images01[:, i] for i, wt in enumerate(_LUMA))
+    return sum(wt * images01[:, i] for i, wt in enumerate(LUMA))
 
 
 def _fit_sh(lum: Tensor, normal: Tensor, weight: Tensor) -> Tensor:
@@ -117,17 +116,10 @@ def estimate_light(images: Tensor, landmarks: Tensor | None = None, framing: str
 
 
 def _soften(change: Tensor, sigma: Tensor) -> Tensor:
-    """Each (H, W) map of ``change`` blurred by its own ``sigma`` pixels (torchvision's Gaussian):
-    the generic shape's normals jump where its solved point does (at the nose of a turned face),
-    and a sharp jump in shading reads as a seam."""
-    from torchvision.transforms.v2.functional import gaussian_blur
-
-    out = torch.empty_like(change)
-    for i, (m, sd) in enumerate(zip(change, sigma.tolist())):
-        sd = max(sd, 0.3)
-        size = 2 * int(math.ceil(2.5 * sd)) + 1
-        out[i] = gaussian_blur(m[None], [size, size], [sd, sd])[0] if size < min(m.shape) else m
-    return out
+    """Each (H, W) map of ``change`` blurred by its own ``sigma`` pixels (at least 0.3; torchvision's
+    Gaussian): the generic shape's normals jump where its solved point does (at the nose of a turned
+    face), and a sharp jump in shading reads as a seam."""
+    return blur_each(change, [max(sd, 0.3) for sd in sigma.tolist()])
 
 
 def light_direction(azimuth: Tensor, elevation: Tensor) -> Tensor:

@@ -17,6 +17,8 @@ rule (:func:`default_landmarks`).
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,6 +128,19 @@ class FaceFrame:
         py, px = torch.meshgrid(torch.arange(height, device=dev, dtype=torch.float32),
                                 torch.arange(width, device=dev, dtype=torch.float32), indexing="ij")
         return self.to_face(px[None], py[None])
+
+
+def blur_each(maps: Tensor, sigma: list[float]) -> Tensor:
+    """Each image of ``maps`` (N, H, W) or (N, C, H, W) blurred by its own Gaussian ``sigma`` in pixels
+    (torchvision's, reach 2.5 sigma); a sigma of 0 or less, or a kernel as wide as the image: unchanged."""
+    from torchvision.transforms.v2.functional import gaussian_blur
+
+    out = maps.clone()
+    for i, sd in enumerate(sigma):
+        size = 2 * int(math.ceil(2.5 * sd)) + 1
+        if sd > 0 and size < min(maps.shape[-2:]):
+            out[i : i + 1] = gaussian_blur(maps[i : i + 1], [size, size], [sd, sd])
+    return out
 
 
 def check_images(images: Tensor) -> Tensor:
