@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from .bundle.format import Bundle
 from .engine.batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, recipe_tables
 from .engine.cache import pixel_keys
-from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour, workspace
+from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour, to_device, workspace
 from .engine.colour import GREY_TOLERANCE, sample_grid, fit_colour, is_grey
 from .engine.edits import check_code_list, check_seed, code_ranges, default_codes, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable
@@ -56,13 +56,6 @@ def _tv_image_type() -> type | None:
     except ImportError:  # pragma: no cover - torchvision is optional here
         return None
     return tv_tensors.Image
-
-
-def _to_device(t: Tensor, device: torch.device) -> Tensor:
-    """A host tensor on ``device`` without waiting for the device (pinned, non-blocking)."""
-    if device.type == "cpu":
-        return t
-    return t.pin_memory().to(device, non_blocking=True)
 
 
 class BatchFaceAug(nn.Module):
@@ -406,7 +399,7 @@ class BatchFaceAug(nn.Module):
             photos = x01.index_select(0, miss.to(x01.device))
             inv = eng.invert(photos.mul(2).sub(1))
             self._content.store(slots[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
-        return _to_device(slots, x01.device), self._content.is_grey(slots)
+        return to_device(slots, x01.device), self._content.is_grey(slots)
 
 
 def _columns(columns: dict[str, np.ndarray], dtypes: dict[str, torch.dtype], device: torch.device) -> dict[str, Tensor]:
@@ -416,7 +409,7 @@ def _columns(columns: dict[str, np.ndarray], dtypes: dict[str, torch.dtype], dev
     if device.type == "cpu":
         return {k: torch.from_numpy(np.ascontiguousarray(c)).to(dtypes[k]) for k, c in columns.items()}
     flat = [c.reshape(len(c), -1) for c in columns.values()]
-    packed = _to_device(torch.from_numpy(np.concatenate(flat, 1, dtype=np.float64)), device)
+    packed = to_device(torch.from_numpy(np.concatenate(flat, 1, dtype=np.float64)), device)
     out, at = {}, 0
     for (k, c), f in zip(columns.items(), flat):
         out[k] = packed[:, at : at + f.shape[1]].reshape(c.shape).to(dtypes[k])

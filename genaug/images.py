@@ -3,6 +3,7 @@ grayscale, RGBA, PIL, CHW tensor) -> a float CHW tensor in [0, 1], and back to t
 layout and dtype. :class:`FrameInfo` records how an image was brought into the model frame."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +123,12 @@ def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
     return t, kind, dtype, layout, tuple(shape)
 
 
+@functools.lru_cache(maxsize=16)
+def luma_weights(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """:data:`LUMA` as a (3,) tensor, made once per dtype and device (no host-to-device copy per call)."""
+    return torch.tensor(LUMA, dtype=dtype, device=device)
+
+
 def match_channels(t: Tensor, channels: int) -> Tensor:
     """(C, H, W) or (N, C, H, W) with C in {1, 3} -> ``channels`` channels."""
     c = t.shape[-3]
@@ -129,7 +136,7 @@ def match_channels(t: Tensor, channels: int) -> Tensor:
         return t
     if channels == 3:
         return t.expand(*t.shape[:-3], 3, *t.shape[-2:])
-    w = torch.tensor(LUMA, dtype=t.dtype, device=t.device).reshape(3, 1, 1)
+    w = luma_weights(t.dtype, t.device).reshape(3, 1, 1)
     return (t * w).sum(-3, keepdim=True)
 
 

@@ -271,7 +271,7 @@ def test_host_columns_pack_for_an_accelerator_as_on_the_host(monkeypatch):
     host["slots"] = np.arange(100, 116)
     dtypes = {**PLAN_DTYPES, "slots": torch.long}
     on_host = batch_module._columns(host, dtypes, torch.device("cpu"))
-    monkeypatch.setattr(batch_module, "_to_device", lambda t, device: t)
+    monkeypatch.setattr(batch_module, "to_device", lambda t, device: t)
     packed = batch_module._columns(host, dtypes, torch.device("meta"))  # any non-CPU device takes the packed path
     for k, t in on_host.items():
         assert packed[k].dtype == t.dtype and torch.equal(packed[k], t), k
@@ -377,3 +377,44 @@ def test_empty_batch_comes_back_empty():
     assert aug(faces(2))[0].shape == (2, 3, 64, 64)  # and the next batch is edited as usual
     with pytest.raises(ValueError, match="3 channels"):
         aug(faces(2)[:0, :2])
+
+
+class _BlockingCopies(torch.overrides.TorchFunctionMode):
+    """Records host-to-device copies that make the host wait for the device: ``.to(device)`` of a host
+    tensor without ``non_blocking=True``, and tensors made from host data straight on a device."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.Tensor.to and args and args[0].device.type == "cpu" and not kwargs.get("non_blocking", False):
+            dev = next((a for a in (*args[1:], kwargs.get("device")) if isinstance(a, (str, torch.device))), None)
+            if dev is not None and torch.device(dev).type != "cpu":
+                self.found.append(f"Tensor.to({dev})")
+        if func in (torch.tensor, torch.as_tensor, torch.Tensor.new_tensor) and kwargs.get("device", "cpu") != "cpu" \
+                or func is torch.Tensor.new_tensor and args[0].device.type != "cpu":
+            self.found.append(func.__name__)
+        return func(*args, **kwargs)
+
+
+def test_grey_rows_and_brightness_only_edits_do_not_wait_for_the_device(monkeypatch):
+    """On an accelerator the per-call steps send host positions with a non-blocking copy and reuse
+    their constants: no copy that makes the host wait (shapes on the 'meta' device; pinning needs a GPU)."""
+    from genaug.engine import batch_render
+    from genaug.engine.render import luma_only
+
+    monkeypatch.setattr(batch_render, "to_device", lambda t, device: t.to(device, non_blocking=True))
+    t = torch.zeros(4, 3, 8, 8, device="meta")
+    transform = torch.zeros(4, 3, 3, device="meta")
+    batch_render.recolour(t, transform, np.array([], dtype=np.int64)), luma_only(t, t)  # constants made once per device
+    with _BlockingCopies() as mode:
+        batch_render.make_grey(t, np.array([1, 3]))
+        batch_render.recolour(t, transform, np.array([0]))
+        luma_only(t, t, torch.ones(4, device="meta"))
+    assert mode.found == []
+    with _BlockingCopies() as mode:  # the check itself sees what the old code did
+        torch.from_numpy(np.array([1, 3])).to(t.device)
+        t.new_tensor((0.299, 0.587, 0.114))
+    assert len(mode.found) == 2, mode.found

@@ -11,7 +11,8 @@ from genaug.bundle import EditRecipe
 from genaug.bundle.format import load_bundle, save_bundle
 from genaug.engine.core import Engine
 from genaug.engine.edits import Edit
-from genaug.engine.render import LUMA, luma_only
+from genaug.engine.render import luma_only
+from genaug.images import LUMA
 from genaug.transforms import GenerativeFaceAug
 
 BOUND = ("glasses", "smile", "mouth", "bangs", "male")

@@ -47,10 +47,18 @@ def grid_blend(x01: Tensor, base01: Tensor, edited: Tensor) -> Tensor:
     return torch.add(_HALF, edited, alpha=0.5).sub_(base01).add_(x01).clamp_(0, 1)
 
 
+def to_device(t: Tensor, device: torch.device) -> Tensor:
+    """A host tensor on ``device`` without waiting for the device (pinned, non-blocking): a plain
+    ``.to(device)`` of pageable memory waits for the device's queue (a host sync per call)."""
+    if device.type == "cpu":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def make_grey(t: Tensor, grey: np.ndarray) -> Tensor:
     """Rows ``grey`` (host positions) of ``t`` replaced by their channel mean, in place."""
     if len(grey):
-        at = torch.from_numpy(grey).to(t.device)
+        at = to_device(torch.from_numpy(grey), t.device)
         t.index_copy_(0, at, t.index_select(0, at).mean(1, keepdim=True).expand(-1, t.shape[1], -1, -1))
     return t
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..faces.framing import face_box, is_known_frame
-from ..images import LUMA, FrameInfo, from_chw01, match_channels, to_chw01
+from ..images import FrameInfo, from_chw01, luma_weights, match_channels, to_chw01
 
 MODES = ("delta", "regenerate")
 
@@ -190,7 +190,7 @@ def luma_only(x: Tensor, out: Tensor, weight: Tensor | None = None) -> Tensor:
     if x.shape[1] != 3:
         return out
     change = out - x
-    y = torch.tensordot(change, change.new_tensor(LUMA), dims=([1], [0])).unsqueeze(1)  # (N, 1, H, W)
+    y = torch.tensordot(change, luma_weights(change.dtype, change.device), dims=([1], [0])).unsqueeze(1)  # (N, 1, H, W)
     chroma = change.sub_(y)  # the change's colour
     if weight is not None:
         chroma.mul_(weight.to(chroma.dtype).reshape(-1, 1, 1, 1))

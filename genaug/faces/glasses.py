@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .pose import fade_beyond_limit, fit_pose
-from ..images import LUMA
+from ..images import luma_weights
 from .shape import blur_each, check_images, face_landmarks, per_image
 
 LENS_X = 0.5  # lens centres: the eyes (eye distances from the eye midpoint; y down)
@@ -120,7 +120,7 @@ def photo_blur(images: Tensor, x: Tensor, y: Tensor) -> Tensor:
     """Each photo's blur around the face, as a Gaussian sigma in pixels (N,): the share of the luma
     gradient's energy that survives a further 1 px blur is ``s / sqrt(s^2 + 1)`` for an edge blurred
     by ``s``, so ``s = R / sqrt(1 - R^2)``. ``x``, ``y``: face-frame grids (N, H, W)."""
-    luma = images.mean(1, keepdim=True) if images.shape[1] == 1 else (images * images.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    luma = images.mean(1, keepdim=True) if images.shape[1] == 1 else (images * luma_weights(images.dtype, images.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
     region = ((x.abs() < 0.9) & (y > -0.6) & (y < 1.0)).unsqueeze(1).to(images.dtype)
     def energy(t: Tensor) -> Tensor:
         gx, gy = t[..., :, 1:] - t[..., :, :-1], t[..., 1:, :] - t[..., :-1, :]
