@@ -20,10 +20,11 @@ def _photo(n: int = 2, h: int = 40, w: int = 36) -> torch.Tensor:
 
 def test_fit_recovers_gain_saturation_and_offset():
     x = _photo()
-    truth = torch.tensor([[[0.9, 0.2, 0.05], [0.7, 0.3, -0.1], [1.1, -0.1, 0.02]]] * 2)
+    truth = torch.tensor([[[0.9, 0.2, 0.05], [0.7, 0.3, -0.04], [1.05, -0.1, 0.02]]] * 2)
     y = apply_colour(x, truth)
     got = fit_colour(x, y)
-    assert torch.allclose(apply_colour(x, got), y, atol=5e-3)
+    assert torch.allclose(got, truth, atol=1e-2)  # (a few pixels clipped at white)
+    assert torch.allclose(apply_colour(x, got), y, atol=6e-3)
     assert torch.allclose(fit_colour(x, x), torch.tensor([1.0, 0.0, 0.0]).expand(2, 3, 3), atol=1e-4)  # identity
 
 
@@ -115,3 +116,31 @@ def test_random_colour_edits_of_one_photo_are_distinct_variants():
     aug = A.Compose([genaug.GenerativeFaceAug(p=1.0, codes=["tone", "shade", "warmth"])], seed=0)
     outs = [aug(image=photo)["image"] for _ in range(16)]
     assert all(not np.array_equal(a, b) for i, a in enumerate(outs) for b in outs[i + 1 :])
+
+
+def test_black_stays_black_under_colour_edits():
+    """The offset of a colour transform fades out towards black: the black corners an aligner leaves
+    (and black borders, night skies) keep their black under every colour edit, in the engine and on the
+    batch path (before: 22 % of rotated utkface crops' black corners took a tint above 8 / 255)."""
+    from PIL import Image
+
+    import genaug
+    from genaug.demo import DEMO_FACES
+    from genaug.engine.colour import black_weight
+    from genaug.engine.edits import Edit
+
+    assert black_weight(torch.tensor([0.0, 0.5])).tolist() == [0.0, 1.0]
+    x = _photo()
+    t = torch.tensor([[[1.0, 0.0, 0.3], [1.0, 0.0, -0.2], [0.8, 0.1, 0.25]]] * 2)  # strong offsets
+    x[:, :, :4] = -1  # a black band
+    assert torch.equal(apply_colour(x, t)[:, :, :4], x[:, :, :4])
+    photo = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB").rotate(12))  # black corners
+    black = photo.max(2) == 0
+    eng = genaug.Engine("default", seed=0, device="cpu")
+    batch = genaug.BatchFaceAug(p=1.0, seed=0, codes=["tone", "shade", "warmth"], device="cpu")
+    rows = torch.from_numpy(photo.copy()).permute(2, 0, 1)[None].repeat(6, 1, 1, 1)
+    edits = [Edit(eng.spec.code_index(n), v) for n in ("tone", "shade", "warmth") for v in (-1.0, 1.0)]
+    outs, _ = eng.augment([photo] * len(edits), edits=edits)
+    for i, out in enumerate([*outs, *batch(rows).permute(0, 2, 3, 1).numpy()]):
+        assert i >= len(outs) or np.abs(out.astype(int) - photo).max() > 3  # the photo changed (at full strength)
+        assert out[black].max() <= 1  # its black did not

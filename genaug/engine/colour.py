@@ -4,9 +4,10 @@ A photometric code (tone, shade, warmth: a recipe with ``colour=True``) changes 
 was lit and developed, not the face: drawn through the generator it also redraws texture (smears)
 and, pasted into a larger photo, tints the face alone. So its rendered change is reduced to the
 colour transform that best explains it - per photo and channel a gain, a pull towards the
-luminance (saturation) and an offset, least squares over the model frame with a ridge towards the
-identity - and that transform is applied
-to every pixel of the photo: exact texture, the background shifts with the face.
+luminance (saturation) and an offset that fades out towards black (black stays black, as under a
+camera's gains: black corners and borders take no tint), least squares over the model frame with a
+ridge towards the identity - and that transform is applied to every pixel of the photo: exact
+texture, the background shifts with the face.
 
 A grey photo (all channels equal) stays grey: an edit that would add colour to it (a blue cast from
 the glasses code) keeps only its luminance change.
@@ -17,29 +18,43 @@ import torch
 from torch import Tensor
 
 GREY_TOLERANCE = 4 / 255  # largest mean channel spread (model units, [-1, 1]) of a grey photo
-RIDGE = 1e-4  # pulls the fitted transform towards the identity (flat or single-colour faces)
+RIDGE = 2.5e-5  # pulls the fitted transform towards the identity (flat or single-colour faces; image-scale units)
 
 
 def fit_colour(src: Tensor, dst: Tensor, refit: bool = False) -> Tensor:
-    """Per row and channel, ``dst_c ~ a_c src_c + k_c lum(src) + b_c`` in least squares on a grid of
-    about 16 x 16 pixels (a gain, a saturation-like pull to the luminance and an offset: what
-    exposure, white balance and colour grading do; no channel leaks into another hue), ridge
-    towards the identity: (N, C, 3). ``refit``: the fit of ``src`` through that transform as
-    :func:`apply_colour` renders it (clamped), the system solved once for both. The normal
-    equations of all channels come from one Gram product per row (channels, luminance, ones, targets)."""
-    s = sample_grid(src)  # a global fit: ~256 samples are plenty
+    """Per row and channel, on the image scale [0, 1] (``src``, ``dst`` in model units [-1, 1]),
+    ``dst_c ~ a_c src_c + k_c lum(src) + b_c w(lum(src))`` in least squares on a grid of about 16 x 16
+    pixels (a gain, a saturation-like pull to the luminance and an offset that fades out towards black,
+    :func:`black_weight`: what exposure, white balance and colour grading do - black stays black; no
+    channel leaks into another hue), ridge towards the identity: (N, C, 3). ``refit``: the fit of ``src``
+    through that transform as :func:`apply_colour` renders it (clamped), the system solved once for both.
+    The normal equations of all channels come from one Gram product per row (channels, luminance,
+    offset weight, targets)."""
+    s = torch.add(_HALF, sample_grid(src), alpha=0.5)  # a global fit: ~256 samples are plenty
     n, c = s.shape[:2]
-    f = torch.cat([s, s.mean(1, keepdim=True), s.new_ones(n, 1, *s.shape[2:]), sample_grid(dst)], 1).flatten(2).double()
+    lum = s.mean(1, keepdim=True)
+    f = torch.cat([s, lum, black_weight(lum), torch.add(_HALF, sample_grid(dst), alpha=0.5)], 1).flatten(2).double()
     pick_a, pick_b, reg_a, reg_b = _normal_picks(c, f.shape[-1], f.device)
-    gram = torch.bmm(f, f.transpose(1, 2)).flatten(1)  # (N, (2 C + 2)^2): regressors s_c, lum, 1, then targets d_c
+    gram = torch.bmm(f, f.transpose(1, 2)).flatten(1)  # (N, (2 C + 2)^2): regressors s_c, lum, w, then targets d_c
     inverse, det = _inverse3(gram.index_select(1, pick_a).add_(reg_a).view(n * c, 3, 3))
     solve = lambda xtd: torch.bmm(inverse, xtd.add_(reg_b).view(n * c, 3, 1)).div_(det).view(n, c, 3).to(src.dtype)  # noqa: E731
     t = solve(gram.index_select(1, pick_b))  # X^T d (+ the ridge's pull to a = 1)
-    if refit:  # src through t as apply_colour renders it (clamped), on the grid, in double: a s + k lum + b
+    if refit:  # src through t as apply_colour renders it (clamped), on the grid, in double: a s + k lum + b w
         td = t.double()
-        d2 = torch.addcmul(td[..., 2:], td[..., :1], f[:, :c]).addcmul_(td[..., 1:2], f[:, c : c + 1]).clamp_(-1, 1)
-        t = solve(torch.bmm(f[:, : c + 2], d2.transpose(1, 2)).flatten(1).index_select(1, _refit_picks(c, f.device)))
+        d2 = torch.mul(td[..., 2:], f[:, c + 1 : c + 2]).addcmul_(td[..., :1], f[:, :c]).addcmul_(td[..., 1:2], f[:, c : c + 1])
+        t = solve(torch.bmm(f[:, : c + 2], d2.clamp_(0, 1).transpose(1, 2)).flatten(1).index_select(1, _refit_picks(c, f.device)))
     return t
+
+
+BLACK_RAMP = 0.15  # luminance (image scale) below which a colour transform's offset fades out linearly to 0 at black
+_HALF = torch.tensor(0.5)  # ``torch.add(_HALF, t, alpha=0.5)``: model units -> image scale in one pass
+
+
+def black_weight(lum: Tensor) -> Tensor:
+    """How much of the colour transform's offset reaches a pixel of luminance ``lum`` (image scale):
+    0 at black, rising linearly to 1 at ``BLACK_RAMP``. Black borders, dark hair and night photos keep
+    their black instead of taking the offset's tint (a camera's gains scale light; they add none)."""
+    return lum.mul(1 / BLACK_RAMP).clamp_(0, 1)
 
 
 _PICKS: dict = {}
@@ -92,35 +107,20 @@ def sample_grid(x: Tensor, samples: int = 16) -> Tensor:
 
 def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
     """``images`` (N, C, H, W) in [-1, 1] through the per-row ``transform`` of :func:`fit_colour`, clamped."""
-    t = transform.to(images.device, images.dtype)[:, :, :, None, None]
-    lum = images.mean(1, keepdim=True)
-    return (t[:, :, 0] * images + t[:, :, 1] * lum + t[:, :, 2]).clamp(-1, 1)
+    return apply_colour01(torch.add(_HALF, images, alpha=0.5), transform).mul_(2).sub_(1)
 
 
 def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None) -> Tensor:
-    """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): the same
-    transform, its offset moved to that scale, as one per-row matrix (channels x channels) and offset
-    (both one product of the transforms with a constant) in one batched matrix product (one pass over
-    the pixels); ``out``: where to write it."""
+    """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): per row one
+    channels x channels matrix (the gains and the luminance pull) in one batched matrix product, then
+    the offset weighted by :func:`black_weight` of each pixel's luminance; ``out``: where to write it."""
     n, c = images.shape[:2]
-    weights, bias = _colour01_map(c, images.dtype, images.device)
-    m = torch.addmm(bias, transform.to(images.device, images.dtype).reshape(n, 3 * c), weights).view(n, c, c + 1)
-    flat = torch.baddbmm(m[..., c:], m[..., :c], images.reshape(n, c, -1), out=None if out is None else out.view(n, c, -1))
-    return flat.clamp_(0, 1).view(images.shape)
-
-
-def _colour01_map(c: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
-    """(3 C, C (C + 1)) weights and bias taking a row's transform (a, k, b per channel) to its matrix on
-    the image scale, ``a_i [i = j] + k_i / C``, then its offset ``(b_i + 1 - a_i - k_i) / 2``."""
-    key = ("01", c, dtype, device)
-    if key not in _PICKS:
-        w = torch.zeros(c, 3, c, c + 1, dtype=torch.float64)
-        for i in range(c):
-            w[i, 0, i, i], w[i, 1, i, :c], w[i, :, i, c] = 1.0, 1.0 / c, torch.tensor([-0.5, -0.5, 0.5], dtype=torch.float64)
-        bias = torch.zeros(c, c + 1, dtype=torch.float64)
-        bias[:, c] = 0.5
-        _PICKS[key] = (w.reshape(3 * c, c * (c + 1)).to(device, dtype), bias.flatten().to(device, dtype))
-    return _PICKS[key]
+    t = transform.to(images.device, images.dtype)
+    m = torch.diag_embed(t[..., 0]).add_(t[..., 1:2].div(c))  # a_i [i = j] + k_i / C
+    flat = images.reshape(n, c, -1)
+    new = torch.bmm(m, flat, out=None if out is None else out.view(n, c, -1))
+    new.addcmul_(t[..., 2:], black_weight(flat.mean(1, keepdim=True)))
+    return new.clamp_(0, 1).view(images.shape)
 
 
 def colour_only(x: Tensor, out: Tensor) -> Tensor:
