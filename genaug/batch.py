@@ -24,6 +24,7 @@ The identity gate is not offered here (it needs a host decision per row): use
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from pathlib import Path
@@ -254,7 +255,8 @@ class BatchFaceAug(nn.Module):
             index = self.table.check(index)
             if len(index) != n:
                 raise ValueError(f"index must hold one dataset index per row: {len(index)} for a batch of {n}")
-        out, target = self._augment(t.to(eng.device), params, index, eng, checked)
+        with _no_autocast(eng.device):  # inside a mixed-precision step genaug still runs in its own precision
+            out, target = self._augment(t.to(eng.device), params, index, eng, checked)
         params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target)
         self._params = params
         out = out.to(t.device)
@@ -400,6 +402,11 @@ class BatchFaceAug(nn.Module):
             inv = eng.invert(photos.mul(2).sub(1))
             self._content.store(slots[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
         return to_device(slots, x01.device), self._content.is_grey(slots)
+
+
+def _no_autocast(device: torch.device) -> Any:
+    """Autocast switched off on ``device`` (the networks and latent tables keep their own dtype)."""
+    return torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else contextlib.nullcontext()
 
 
 def _columns(columns: dict[str, np.ndarray], dtypes: dict[str, torch.dtype], device: torch.device) -> dict[str, Tensor]:

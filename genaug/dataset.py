@@ -140,8 +140,8 @@ class GenerativeAugDataset(Dataset):
             raise TypeError(f"base must be a map-style dataset (len(base) and base[i]), got {type(base).__name__}: "
                             "collect an iterable or IterableDataset into a list first")
         check_strength(strength)  # one strength for every variant
-        if gate_threshold is not None and not math.isfinite(gate_threshold):  # NaN: the gate would never act
-            raise ValueError(f"gate_threshold must be a finite similarity, got {gate_threshold}")
+        if gate_threshold is not None and (not math.isfinite(gate_threshold) or gate_threshold > 1):  # NaN: never acts; > 1: always
+            raise ValueError(f"gate_threshold must be a finite similarity <= 1 (above 1 every edit is rejected), got {gate_threshold}")
         self.base, self.variants, self.include_original = base, int(variants), bool(include_original)
         self.seed, self.return_meta, self.progress = check_seed(seed), bool(return_meta), bool(progress)
         self.cache_path = Path(cache_path).expanduser() if cache_path is not None else None  # "~/x" as a shell reads it

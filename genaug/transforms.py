@@ -69,7 +69,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         bounds: dict[str | int, tuple[float, float]] | None
         device: str
         cache_size: int = Field(ge=0)
-        gate_threshold: float | None = Field(default=None, allow_inf_nan=False)
+        gate_threshold: float | None = Field(default=None, allow_inf_nan=False, le=1.0)  # a similarity: above 1 rejects every edit
         gate: Literal["auto", "student", "embedder", "identity", "dlib"]
         quality_threshold: float | Literal["auto"] | None = None
 

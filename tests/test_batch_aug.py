@@ -418,3 +418,20 @@ def test_grey_rows_and_brightness_only_edits_do_not_wait_for_the_device(monkeypa
         torch.from_numpy(np.array([1, 3])).to(t.device)
         t.new_tensor((0.299, 0.587, 0.114))
     assert len(mode.found) == 2, mode.found
+
+
+def test_runs_inside_a_mixed_precision_step():
+    """Under ``torch.autocast`` (a mixed-precision training step) new and stored faces are edited as
+    without it: genaug keeps its own precision; the batch comes back in its dtype."""
+    x = faces(3)
+    want = batch_aug(p=1.0, seed=0)(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        aug = batch_aug(p=1.0, seed=0)
+        got = aug(x)  # inverts inside the autocast region
+        again = aug(x, params=aug._params)  # cached
+    assert got.dtype == x.dtype and torch.allclose(got, want, atol=FLOAT_TOL) and torch.equal(again, got)
+
+
+def test_sparse_ids_as_index_are_refused_with_the_memory_they_would_take():
+    with pytest.raises(ValueError, match=r"LatentTable of 1,000,000,000,001 slots .* GiB.*dataset position"):
+        batch_aug(p=1.0, seed=0)(faces(2), index=[10**12, 3])

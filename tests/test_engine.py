@@ -146,7 +146,8 @@ def test_bad_batches_raise_value_error(engine, batch, match):
 def test_bad_settings_raise(trained_bundle_path):
     for kw, match in [({"mode": "blend"}, "mode"), ({"framing": "x"}, "framing"), ({"refine_loss": "l7"}, "l7"),
                       ({"strength": float("nan")}, "strength"), ({"strength": -0.5}, "strength"),
-                      ({"codes": []}, "at least one"), ({"device": "gpu"}, "unknown device")]:
+                      ({"codes": []}, "at least one"), ({"device": "gpu"}, "unknown device"),
+                      ({"batch_size": 0}, "batch_size must be >= 1, got 0"), ({"refine_steps": -1}, "refine_steps must be >= 0, got -1")]:
         with pytest.raises(ValueError, match=match):
             Engine(trained_bundle_path, device=kw.pop("device", "cpu"), **kw)
     e = Engine(trained_bundle_path, device="cpu", refine_steps=0)
@@ -309,8 +310,9 @@ def test_tv_tensors_image_stays_an_image(tiny_bundle_path, code):
 
 def test_edits_by_name_or_as_tuples_and_bad_edits_named(engine):
     """``Edit("glasses", 1)`` and ``("glasses", 1)`` (a replay's JSON) work as ``Edit(0, 1)``; an unknown
-    code, a category the code lacks or a non-finite value is a ValueError naming the edit (was a
-    TypeError / IndexError / KeyError from inside the renderer)."""
+    code, a category the code lacks, a value outside a continuous code's or control's range (was clamped
+    silently while the replay recorded the value given) or a non-finite value is a ValueError naming the
+    edit (was a TypeError / IndexError / KeyError from inside the renderer)."""
     x = generated(engine, 2)
     ref, info = engine.augment_tensor(x, edits=[Edit(0, 1), Edit(2, 0.5)])
     for edits in ([Edit("glasses", 1), Edit("c2", 0.5)], [("glasses", 1), ["c2", 0.5, False]], [(np.int64(0), 1), (2, 0.5)]):
@@ -320,7 +322,8 @@ def test_edits_by_name_or_as_tuples_and_bad_edits_named(engine):
     for bad, match in [(Edit(99, 1), "edits\\[0\\].*out of range"), (Edit("nope", 1), "unknown code 'nope'"),
                        (Edit("glasses", 7), "glasses takes a category 0..1, got 7"),
                        (Edit("glasses", 0.5), "glasses takes a category"), (Edit("glasses", 0, True), "category 1..1"),
-                       (("c2", float("nan")), "takes a finite number"), (Edit("c2", 1, True), "relative edits move categorical"),
+                       (("c2", float("nan")), r"takes a value in \[-1, 1\], got nan"), (Edit("c2", 1, True), "relative edits move categorical"),
+                       (("smile", 50.0), r"smile takes a value in \[-1, 1\], got 50"), (("yaw", 1000), r"yaw takes a value in \[-30, 30\]"),
                        ("glasses", "an edit is Edit"), ((0,), "an edit is Edit")]:
         with pytest.raises(ValueError, match=match):
             engine.augment_tensor(x[:1], edits=[bad])

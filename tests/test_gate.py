@@ -108,7 +108,7 @@ def test_transform_auto_gate_is_the_shipped_student(trained_bundle_path):
 
 def test_transform_gate_threshold_decides(trained_bundle_path):
     img = _image()
-    never = make(trained_bundle_path, 1.01)  # no cosine reaches it: every try rejected, image unchanged
+    never = make(trained_bundle_path, 1.0)  # no edit keeps a cosine of 1: every try rejected, image unchanged
     out = A.Compose([never], seed=0)(image=img)["image"]
     assert np.array_equal(out, img)
     assert never.engine.stats == {"augmented": 1, "gated": 2, "dropped": 1, "no_face": 0, "quality_rejected": 0}
@@ -130,3 +130,13 @@ def test_real_gate_keeps_only_rows_at_or_above_the_threshold(trained_bundle_path
     assert 0 < gated.stats["gated"] < 12 and info.kept.any()
     assert (score[info.kept] >= threshold - 1e-5).all()
     assert torch.equal(out[~info.kept], x[~info.kept])
+
+
+def test_a_gate_threshold_above_1_is_refused_by_the_front_ends(trained_bundle_path):
+    """A similarity never exceeds 1: such a threshold would return every photo unedited."""
+    from genaug import GenerativeAugDataset
+
+    with pytest.raises(ValueError, match="less than or equal to 1"):
+        make(trained_bundle_path, 5.0)
+    with pytest.raises(ValueError, match="gate_threshold must be a finite similarity <= 1"):
+        GenerativeAugDataset([torch.zeros(3, 64, 64)], bundle=trained_bundle_path, gate_threshold=5.0)

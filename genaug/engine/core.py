@@ -104,8 +104,10 @@ class Engine:
             from ..faces.identity import require_dlib
 
             require_dlib()
-        if (refine_steps is not None and refine_steps < 0) or batch_size < 1 or cache_size < 0 or gate_retries < 0:
-            raise ValueError("refine_steps, cache_size and gate_retries must be >= 0 and batch_size >= 1")
+        for name, value, low in (("refine_steps", refine_steps, 0), ("batch_size", batch_size, 1), ("cache_size", cache_size, 0),
+                                 ("gate_retries", gate_retries, 0)):
+            if value is not None and value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value!r}")
         check_strength(strength)
         check_code_list(codes)
         parse_mix(refine_loss)

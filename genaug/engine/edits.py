@@ -100,10 +100,14 @@ def check_edits(spec: LatentSpec, edits: Any) -> list[Edit]:
         except (TypeError, ValueError, KeyError, AttributeError) as err:
             raise ValueError(f"edits[{i}] = {e!r}: an edit is Edit(code, value) or (code, value[, relative]) with code "
                              f"a name or index ({(err.args or [''])[0]})") from None
-        categorical = control_of(spec, ci) is None and spec.is_categorical(ci)
+        control = control_of(spec, ci)
+        categorical = control is None and spec.is_categorical(ci)
         k = getattr(spec.codes[ci], "k", 0) if categorical else 0
-        if not math.isfinite(value) or (categorical and (value != int(value) or not int(relative) <= value < k)):
-            want = f"a category {int(relative)}..{k - 1}" if categorical else "a finite number"
+        lo, hi = (control.low, control.high) if control is not None else \
+            (-math.inf, math.inf) if categorical else (spec.codes[ci].low, spec.codes[ci].high)  # type: ignore[union-attr]
+        if not math.isfinite(value) or (categorical and (value != int(value) or not int(relative) <= value < k)) \
+                or not lo <= value <= hi:  # a continuous value past its range would be clamped to the end: refused
+            want = f"a category {int(relative)}..{k - 1}" if categorical else f"a value in [{lo:g}, {hi:g}]"
             raise ValueError(f"edits[{i}]: {all_code_names(spec)[ci]} takes {want}, got {value:g}")
         if relative and not categorical:
             raise ValueError(f"edits[{i}]: relative edits move categorical codes; {all_code_names(spec)[ci]} is continuous")

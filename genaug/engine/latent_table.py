@@ -125,7 +125,14 @@ class LatentTable:
 
     def _grow(self, size: int, latent: Tensor) -> None:
         old = len(self.rows) if self.rows is not None else 0
-        rows = latent.new_zeros((size, self.latent_dim + math.prod(self.image_shape)))
+        width = self.latent_dim + math.prod(self.image_shape)
+        try:
+            rows = latent.new_zeros((size, width))
+        except (RuntimeError, MemoryError):  # (CUDA's out-of-memory error is a RuntimeError)
+            raise ValueError(f"index {size - 1} needs a LatentTable of {size:,} slots ({size * width * latent.element_size() / 2**30:,.1f} "
+                             f"GiB on {latent.device}), more than can be allocated: one slot per index up to the largest, "
+                             "so name images by dataset position (0..N-1), not by sparse ids, or leave index out "
+                             "(images found by content)") from None
         if old:
             rows[:old] = self.rows
         self.rows = rows

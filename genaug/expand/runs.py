@@ -117,10 +117,10 @@ def _describe_diff(old: dict[str, Any], new: dict[str, Any], keys: list[str]) ->
 
 
 def describe_skipped(skipped: list[tuple[int, str, str]], log: Callable[[str], None]) -> None:
-    """Report unreadable sources (first 20)."""
+    """Report the sources left out and why (first 20): unreadable, or not the size the run writes."""
     if not skipped:
         return
-    log(f"skipped {len(skipped)} unreadable source image(s) (listed in the file's 'skipped' group):")
+    log(f"skipped {len(skipped)} source image(s) (listed with the reason in the file's 'skipped' group):")
     for _, p, why in skipped[:20]:
         log(f"  {p}: {why}")
     if len(skipped) > 20:
