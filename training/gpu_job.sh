@@ -39,8 +39,10 @@ echo "faces: celeba $(ls "$W/celeba/images" | wc -l), mixed $(ls "$W/mixed/image
 # 1. the batch path and the expansion on the idle device (issue 32)
 timeout 100 python3 benchmarks/speed.py --batch-only --bundle default --device "$DEV" --batch-sizes 64 256 --threads 1 \
     --data "$W/celeba" --out "$OUT/speed_batch_gpu.json" ${GPUJOB_BENCH_EXTRA:-} | tail -40
-timeout 45 python3 benchmarks/expand.py --bundle default --source "$W/celeba/images" --sizes ${GPUJOB_EXPAND_SIZES:-256,2560} \
-    --variants 8 --batch-size 256 --device "$DEV" --json "$OUT/expand_default.json" | tail -15
+# (2026-12-04 its 45 s cap ended it with nothing written: each size runs in a fresh subprocess that loads
+# torch, CUDA and the model first; now 120 s, and its output kept whole in the log)
+timeout 120 python3 benchmarks/expand.py --bundle default --source "$W/celeba/images" --sizes ${GPUJOB_EXPAND_SIZES:-256,2560} \
+    --variants 8 --batch-size 256 --device "$DEV" --json "$OUT/expand_default.json" 2>&1 | tee "$OUT/expand_default.log" | tail -15
 date
 
 # 2. fine-tunes of the shipped default, side by side (a fresh DiffAugment-ed D; a lower lr than the
