@@ -80,9 +80,28 @@ def test_zero_yaw_and_neutral_light_return_the_input_exactly():
 def test_far_background_is_untouched():
     x = smooth_faces(1, 160, 160)
     lm = default_landmarks(60, 60, 1, "model_frame") + 50  # a small face in the middle of a large image
-    for out in (rotate_yaw(x, 30.0, lm), relight(x, -60.0, 0.0, 1.0, lm)):
+    for out in (rotate_yaw(x, 30.0, lm, keep_eyes=False), relight(x, -60.0, 0.0, 1.0, lm)):
         assert torch.equal(out[..., :10, :], x[..., :10, :]) and torch.equal(out[..., -10:, :], x[..., -10:, :])
         assert not torch.equal(out, x)
+
+
+def test_a_turned_head_keeps_its_eyes_in_place_and_the_photo_moves_by_whole_pixels():
+    """As a face set aligned by the eyes shows a turned head: the eyes stay where they were (the centroid
+    of red marks on the four eye corners moves less than half a pixel; 4 px without), the background moves
+    with the head by whole pixels (exact values)."""
+    x = smooth_faces(1, 160, 160) * 0.3  # muted colours: only the marks are strongly red
+    lm = default_landmarks(60, 60, 1, "model_frame") + 50
+    for px, py in lm[0, :4].round().long().tolist():
+        x[0, :, py - 1 : py + 2, px - 1 : px + 2] = torch.tensor([1.0, -1.0, -1.0])[:, None, None]
+
+    def marks(t):
+        ys, xs = torch.nonzero((t[0, 0] - t[0, 1]) > 1.2, as_tuple=True)
+        return torch.stack([xs.float().mean(), ys.float().mean()])
+
+    moved, still = rotate_yaw(x, 30.0, lm), rotate_yaw(x, 30.0, lm, keep_eyes=False)
+    assert (marks(moved) - marks(x)).abs().max() < 0.5 and (marks(still) - marks(x)).abs().max() > 2
+    dx = next((d for d in range(-12, 13) if torch.equal(moved[..., :10, 20:-20], x[..., :10, 20 + d : 140 + d])), 0)
+    assert dx != 0  # the far background: the input moved by whole pixels
 
 
 @pytest.mark.parametrize("call, message", [

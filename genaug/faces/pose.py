@@ -147,13 +147,15 @@ def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH
 
 
 def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing: str = "auto",
-               symmetry: float = 0.8, axis: float = AXIS_DEPTH) -> Tensor:
+               symmetry: float = 0.8, axis: float = AXIS_DEPTH, keep_eyes: bool = True) -> Tensor:
     """Turn each face by ``degrees`` (a number or one per image, within +-45) of yaw; a turn away
     from frontal stops at +-``TARGET_YAW_LIMIT`` degrees (a photo already beyond it keeps its pose).
 
     ``landmarks``: (N, 5, 2) pixels in dlib's order (found when None, see
     :func:`genaug.faces.shape.face_landmarks`); ``symmetry``: at most this much of the mirrored face
-    fills what was seen edge-on and turns into view (0: stretch only)."""
+    fills what was seen edge-on and turns into view (0: stretch only); ``keep_eyes``: the whole photo moves
+    with the head by the whole pixels that keep the eyes where they were, as a face set aligned by its eyes
+    shows turned heads (the edge the photo leaves is filled by reflection); else the head turns in place."""
     images = check_images(images)
     n, _, h, w = images.shape
     deg = per_image(degrees, n, "yaw degrees", -MAX_YAW, MAX_YAW, images.device)
@@ -168,7 +170,13 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     dst = torch.where(deg < 0, torch.maximum(dst, torch.minimum(src, -lim)), torch.minimum(dst, torch.maximum(src, lim)))
     s = pose.scale[:, None, None]
     u_axis = (pose.tu + pose.scale * axis * torch.sin(src))[:, None, None]
-    u_out, v_out = pose.frame.pixel_grid(h, w)
+    # the photo moves with the head by the whole pixels that keep the eyes in place (as an aligner placed them)
+    z_eyes = landmarks_3d()[:4, 2].mean().item()
+    eyes = pose.scale * (z_eyes - axis) * (torch.sin(dst) - torch.sin(src)) * pose.frame.scale  # their move, px
+    offset = torch.round(eyes[:, None] * pose.frame.ex) if keep_eyes else torch.zeros(n, 2, device=src.device)
+    py, px = torch.meshgrid(torch.arange(h, device=src.device, dtype=torch.float32),
+                            torch.arange(w, device=src.device, dtype=torch.float32), indexing="ij")
+    u_out, v_out = pose.frame.to_face(px[None] + offset[:, 0, None, None], py[None] + offset[:, 1, None, None])
     y = (v_out - pose.tv[:, None, None]) / s
     x = _solve_head_x((u_out - u_axis) / s, y, dst, axis)
     z = depth(x, y) - axis
@@ -182,13 +190,35 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     in_source = _solve_head_x((u_src - u_axis) / s, y, src, axis)  # what the source shows there
     hidden = _smooth((x - in_source).abs() / 0.08 - 0.5)
     grazing = _smooth((seen_mirror - seen - 0.1) / 0.3) * _smooth((0.75 - seen) / 0.4)
-    fill = symmetry * mask * torch.maximum(hidden, grazing) * _smooth(seen_mirror / 0.3)
+    fill = symmetry * mask * torch.maximum(hidden, grazing) * _smooth(seen_mirror / 0.3) * _face_region(x, y)
     fill = fill * fade_beyond_limit(pose)[:, None, None]  # near-profile photos: the mirror lands wrongly
     direct, mirrored = _sample(images, pose.frame, u_src, v_out), _sample(images, pose.frame, u_mirror, v_out)
     out = direct + fill[:, None] * (mirrored - direct)
-    out = torch.where(mask[:, None] > 0, out, images.float())  # beyond the fade: the input's own values
+    out = torch.where(mask[:, None] > 0, out, _shift(images.float(), offset))  # beyond the fade: the input's own values
     keep = (deg == 0)[:, None, None, None]
     return torch.where(keep, images, out.clamp(-1, 1).to(images.dtype))
+
+
+def _shift(images: Tensor, offset: Tensor) -> Tensor:
+    """Each image's pixel (x, y) taken from (x + dx, y + dy), whole pixels ``offset`` (N, 2); the edge
+    filled by reflection."""
+    pad = int(offset.abs().max().item())
+    if pad == 0:
+        return images
+    h, w = images.shape[-2:]
+    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect" if pad < min(h, w) else "replicate")
+    return torch.stack([padded[i, :, pad + dy : pad + dy + h, pad + dx : pad + dx + w]
+                        for i, (dx, dy) in enumerate(offset.long().tolist())])
+
+
+FACE_X, FACE_Y0, FACE_Y = 1.05, 0.47, 1.4  # the face itself (cheekbones, brow to chin) in the face frame
+
+
+def _face_region(x: Tensor, y: Tensor) -> Tensor:
+    """1 on the face itself, fading to 0 at its outline: the mirrored face fills only there (beyond it,
+    the mirror of the other cheek's outline, hair and background would show as a translucent ghost)."""
+    r = torch.sqrt((x / FACE_X) ** 2 + ((y - FACE_Y0) / FACE_Y) ** 2)
+    return _smooth((1.0 - r) / 0.15)
 
 
 def _sample(images: Tensor, frame: FaceFrame, u: Tensor, v: Tensor) -> Tensor:
@@ -196,4 +226,4 @@ def _sample(images: Tensor, frame: FaceFrame, u: Tensor, v: Tensor) -> Tensor:
     px, py = frame.to_image(u, v)
     h, w = images.shape[-2:]
     grid = torch.stack([px / max(w - 1, 1) * 2 - 1, py / max(h - 1, 1) * 2 - 1], -1)
-    return F.grid_sample(images.float(), grid.float(), mode="bilinear", padding_mode="border", align_corners=True)
+    return F.grid_sample(images.float(), grid.float(), mode="bicubic", padding_mode="reflection", align_corners=True)
