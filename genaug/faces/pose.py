@@ -15,7 +15,9 @@ sin(t) = x'`` (backward warping, a damped fixed-point iteration), i.e. the head 
 vertical axis ``axis`` d in front of the head's centre. What turns into view is stretched from the
 near cheek and blended with the mirrored face (the face's symmetry), in proportion to the stretch.
 The displacement fades out between 0.85 and 1.1 head radii, so the background around the head
-stretches smoothly and everything farther away keeps its values; a request of 0 returns the input.
+stretches smoothly and everything farther away keeps its values, moved with the head by the whole pixels
+that keep the eyes in place (as a face set aligned by the eyes shows a turned head); the mirrored face
+fills only the face itself; a request of 0 returns the input.
 """
 from __future__ import annotations
 
