@@ -80,7 +80,7 @@ def _drawn_glasses(x: Tensor, v: Tensor, landmarks: Tensor | None, framing: str)
 
 
 IMAGE_CONTROLS: dict[str, ImageControl] = {
-    "yaw": ImageControl("yaw", -30.0, 30.0, _yaw, summary="turn the head left/right (rendered, generic 3D face)"),
+    "yaw": ImageControl("yaw", -30.0, 30.0, _yaw, summary="turn the head left/right (rendered, generic 3D face; the eyes stay in place)"),
     "light": ImageControl("light", -75.0, 75.0, _light,
                           summary=f"main light azimuth (elevation {LIGHT_ELEVATION:g}, strength {LIGHT_STRENGTH:g}; "
                                   "shaded with a generic 3D face)"),
