@@ -18,7 +18,9 @@ Sets (``--sets``): ``celeba_id200`` (178x218 frames, as the transform sees them;
 reads the CelebA face box resized to 64 px: every pixel an edit changes lies in that box, and it
 is what the recognition benchmarks train on; people = the folder's identities), ``utkface_128``
 (128 px in-the-wild photos, detector at 128 px; each photo its own person) and ``utkface_64``
-(the same photos resized to 64x64 tight crops); ``synthetic`` (generated patterns, for tests).
+(the same photos resized to 64x64 tight crops), ``utkface_rotated`` (the 128 px photos rotated by up to 15
+degrees with black corners, as a face aligner leaves them; real and augmented alike); ``synthetic``
+(generated patterns, for tests).
 
 Arms (``--arms``): ``real`` (real vs real: the floor, ~0.5), ``classical`` (benchmarks.faces
 ``classical_pipeline``, the recognisers' classical arm, on the detector's view), ``genaug``
@@ -53,7 +55,7 @@ from benchmarks.stats import paired_difference  # noqa: E402
 UTK = SHARED / "utkface_128"
 UTK_HELD_OUT = 3000  # utkface files with index < 3000 train the quality critic (training/quality.py): never scored here
 CELEBA_BOX = (35, 55, 143, 163)  # CelebA's face box in a 178x218 frame (the bundles' framing)
-SETS = ("celeba_id200", "utkface_128", "utkface_64", "synthetic")
+SETS = ("celeba_id200", "utkface_128", "utkface_64", "utkface_rotated", "synthetic")
 HEADLINE = ("real", "classical", "genaug", "few_shot")
 
 
@@ -106,13 +108,17 @@ def load_set(name: str, n: int) -> FaceSet:
                   for path in rng.choice(sorted(paths), min(per, len(paths)), replace=False)]
         return FaceSet(name, [read_rgb(ID200 / path) for _, path in picked], np.array([p for p, _ in picked]), 64,
                        CELEBA_BOX)
-    if name in ("utkface_128", "utkface_64"):
+    if name in ("utkface_128", "utkface_64", "utkface_rotated"):
         files = sorted((UTK / "images").glob("*.jpg"))[UTK_HELD_OUT:]
         if not files:
             raise MissingInput(f"{UTK}/images not found")
         chosen = sorted(rng.choice(len(files), min(n, len(files)), replace=False))
-        size = 128 if name == "utkface_128" else 64
-        return FaceSet(name, [read_rgb(files[i], size) for i in chosen], np.arange(len(chosen)), size)
+        size = 64 if name == "utkface_64" else 128
+        photos = [read_rgb(files[i], size) for i in chosen]
+        if name == "utkface_rotated":  # rotated by up to 15 degrees with black corners, as an aligner leaves them
+            angles = rng.uniform(-15, 15, len(photos))
+            photos = [np.asarray(Image.fromarray(p).rotate(float(a), resample=Image.BILINEAR)) for p, a in zip(photos, angles)]
+        return FaceSet(name, photos, np.arange(len(chosen)), size)
     if name == "synthetic":
         return synthetic_set(n)
     raise ValueError(f"unknown face set {name!r}; choose from {SETS}")
