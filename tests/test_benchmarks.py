@@ -389,3 +389,18 @@ def test_glasses_realism_quick_on_celeba(tmp_path):
     assert all(0 <= a["mean"] <= 1 for a in r["arms"].values())
     judged = r["judged_celeba_id200"]
     assert judged["n"] == 8 and 0 <= judged["rendered"]["success"] <= 1
+
+
+def test_realism_rotated_set_has_black_corners_as_an_aligner_leaves():
+    """``--sets utkface_rotated``: the held-out utkface_128 photos rotated by up to 15 degrees (seeded),
+    black corners included, the same people as utkface_128."""
+    from conftest import SHARED_DATA, need
+
+    need(SHARED_DATA / "utkface_128" / "images")
+    realism = load_script("realism")
+    rotated, plain = realism.load_set("utkface_rotated", 6), realism.load_set("utkface_128", 6)
+    assert rotated.size == 128 and len(rotated.photos) == len(plain.photos) == 6
+    corners = [p[:3, :3].max() for p in rotated.photos]
+    assert sum(c == 0 for c in corners) >= 3 and not np.array_equal(rotated.photos[0], plain.photos[0])
+    again = realism.load_set("utkface_rotated", 6)
+    assert all(np.array_equal(a, b) for a, b in zip(rotated.photos, again.photos))  # seeded
