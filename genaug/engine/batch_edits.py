@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..models.latent import LatentSpec
+from .colour import _HALF
 from .edits import Edit, EditDraw
 from .render import MODES, local_mask_of, mask_weights
 
@@ -197,7 +198,6 @@ def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code:
     return apply_plan(latent, layout, recipe, plan, inplace)[:3]
 
 
-_HALF = torch.tensor(0.5)  # a 0-dim constant: ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
 _MINUS_ONE = torch.tensor(-1.0)  # ``torch.add(_MINUS_ONE, t, alpha=2)`` is ``2 t - 1`` in one pass
 
 

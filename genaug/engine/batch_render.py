@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .batch_edits import _HALF
-from .colour import apply_colour01
+from .colour import _HALF, apply_colour01
 from .render import _feather
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+_HALF = torch.tensor(0.5)  # a 0-dim constant: ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
+
 GREY_TOLERANCE = 4 / 255  # largest mean channel spread (model units, [-1, 1]) of a grey photo
 RIDGE = 2.5e-5  # pulls the fitted transform towards the identity (flat or single-colour faces; image-scale units)
 
@@ -47,7 +49,6 @@ def fit_colour(src: Tensor, dst: Tensor, refit: bool = False) -> Tensor:
 
 
 BLACK_RAMP = 0.15  # luminance (image scale) below which a colour transform's offset fades out linearly to 0 at black
-_HALF = torch.tensor(0.5)  # ``torch.add(_HALF, t, alpha=0.5)``: model units -> image scale in one pass
 
 
 def black_weight(lum: Tensor) -> Tensor:

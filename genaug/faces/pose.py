@@ -176,9 +176,7 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     z_eyes = landmarks_3d()[:4, 2].mean().item()
     eyes = pose.scale * (z_eyes - axis) * (torch.sin(dst) - torch.sin(src)) * pose.frame.scale  # their move, px
     offset = torch.round(eyes[:, None] * pose.frame.ex) if keep_eyes else torch.zeros(n, 2, device=src.device)
-    py, px = torch.meshgrid(torch.arange(h, device=src.device, dtype=torch.float32),
-                            torch.arange(w, device=src.device, dtype=torch.float32), indexing="ij")
-    u_out, v_out = pose.frame.to_face(px[None] + offset[:, 0, None, None], py[None] + offset[:, 1, None, None])
+    u_out, v_out = pose.frame.pixel_grid(h, w, offset)
     y = (v_out - pose.tv[:, None, None]) / s
     x = _solve_head_x((u_out - u_axis) / s, y, dst, axis)
     z = depth(x, y) - axis

@@ -18,7 +18,6 @@ rule (:func:`default_landmarks`).
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,12 +121,15 @@ class FaceFrame:
         return (self.centre[:, 0, None, None] + s * (x * self.ex[:, 0, None, None] + y * self.ey[:, 0, None, None]),
                 self.centre[:, 1, None, None] + s * (x * self.ex[:, 1, None, None] + y * self.ey[:, 1, None, None]))
 
-    def pixel_grid(self, height: int, width: int) -> tuple[Tensor, Tensor]:
-        """Face-frame coordinates of every pixel ``(N, H, W)`` each."""
+    def pixel_grid(self, height: int, width: int, offset: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Face-frame coordinates of every pixel ``(N, H, W)`` each; ``offset`` (N, 2): per image, the
+        pixel (x, y) each output pixel is taken from is moved by this many pixels."""
         dev = self.centre.device
         py, px = torch.meshgrid(torch.arange(height, device=dev, dtype=torch.float32),
                                 torch.arange(width, device=dev, dtype=torch.float32), indexing="ij")
-        return self.to_face(px[None], py[None])
+        if offset is None:
+            return self.to_face(px[None], py[None])
+        return self.to_face(px[None] + offset[:, 0, None, None], py[None] + offset[:, 1, None, None])
 
 
 def blur_each(maps: Tensor, sigma: list[float]) -> Tensor:
