@@ -123,21 +123,44 @@ def parse_quality(value: str) -> float | str | None:
     return None if value == "none" else value if value == "auto" else float(value)
 
 
+def photo_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size
+
+
+def frame_like_people(photo: np.ndarray, size: int) -> np.ndarray:
+    """An HWC uint8 photo framed and resized exactly as :func:`load_people` frames a file."""
+    from PIL import Image
+
+    from genaug.faces.framing import CELEBA_FRAMING, face_box
+
+    box = face_box(photo.shape[0], photo.shape[1], CELEBA_FRAMING)
+    return np.asarray(Image.fromarray(photo).crop(box).resize((size, size), Image.BICUBIC))
+
+
 def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: int, strength: float = 1.0,
                      device: str = "auto", progress: bool = False, codes: list[str] | None = None,
-                     quality_threshold: float | str | None = None) -> tuple[Tensor, float]:
+                     quality_threshold: float | str | None = None, files: list[Path] | None = None) -> tuple[Tensor, float]:
     """``variants`` random genaug edits of each uint8 NCHW face, made once with
     ``genaug.expand_to_hdf5`` (seed 0) on a temporary folder of the faces; returns uint8
     (N, variants, C, H, W) and the seconds it took. A face the expansion skipped (it says so)
     stands in for its own variants. ``codes``: the codes edits may move (None: the bundle's random set, as ``codes=None``;
     ``["all-safe"]``: every identity-safe code; ``"bound"`` among them: its identity-safe codes bound to an
-    attribute, e.g. ``["bound", "yaw"]``). ``quality_threshold``: the expansion's realism gate."""
+    attribute, e.g. ``["bound", "yaw"]``). ``quality_threshold``: the expansion's realism gate.
+    ``files``: the photos the faces were framed from (one per face, one size, as ``load_people`` frames
+    them): the edits are made on the photos at their own resolution (the transform's own framing), then
+    each variant is framed like its face — as a user augments photos before cropping them."""
     import h5py
     from PIL import Image
 
     from genaug import expand_to_hdf5
 
     t0 = time.time()
+    if files is not None and (len(files) != len(images) or len({photo_size(f) for f in files}) != 1):
+        print("genaug variants: the photos differ in size (or in number from the faces): edited on the crops", flush=True)
+        files = None
     if codes and "bound" in codes:
         bound = bound_safe_codes(bundle)
         rest = [c for c in codes if c != "bound"]
@@ -149,14 +172,23 @@ def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: i
         src = Path(tmp) / "faces" / "all"
         src.mkdir(parents=True)
         for i, im in enumerate(images):
-            Image.fromarray(im.permute(1, 2, 0).numpy()).save(src / f"{i:07d}.png")
+            if files is None:
+                Image.fromarray(im.permute(1, 2, 0).numpy()).save(src / f"{i:07d}.png")
+            else:
+                (src / f"{i:07d}{Path(files[i]).suffix}").symlink_to(Path(files[i]).resolve())
         h5 = Path(tmp) / "variants.h5"
-        res = expand_to_hdf5(src.parent, h5, variants, bundle=bundle, seed=0, size="source", framing="full",
+        res = expand_to_hdf5(src.parent, h5, variants, bundle=bundle, seed=0, size="source",
+                             framing="full" if files is None else "auto",
                              refine_steps=refine_steps, strength=strength, codes=codes, device=device, workers=1,
                              quality_threshold=quality_threshold,
                              progress=progress, overwrite=True, command=["benchmarks"])
         with h5py.File(h5, "r") as f:
-            imgs = torch.from_numpy(f["images"][()]).permute(0, 3, 1, 2)
+            if files is None:
+                imgs = f["images"][()]
+            else:  # frame each edited photo like its face (read in slices: the photos are large)
+                d = f["images"]
+                imgs = np.stack([frame_like_people(im, images.shape[-1]) for i in range(0, len(d), 256) for im in d[i : i + 256]])
+            imgs = torch.from_numpy(imgs).permute(0, 3, 1, 2)
             rows, var = f["source_index"][()], f["variant"][()]
     out[torch.from_numpy(rows), torch.from_numpy(var.astype(np.int64)) - 1] = imgs
     if res.skipped:

@@ -38,6 +38,7 @@ from benchmarks.report import default_out, run_protocol  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
 from genaug.device import resolve_device
 
+RENDER_AT = ("photo", "crop")
 PAIRS = (("classical+genaug", "classical"), ("classical+genaug-pair", "classical"), ("classical", "none"), ("genaug", "none"))
 
 
@@ -59,16 +60,22 @@ class FewShotConfig:
     codes: list[str] | None = field(default_factory=lambda: list(RECOGNISER_CODES))
     max_ids: int | None = None
     quality_threshold: float | str | None = RECOGNISER_QUALITY  # the expansion's realism gate ("auto": the critic's own threshold)
+    # "photo": variants made on the folder's photos at their own resolution, then framed like the faces
+    # (as a user augments photos before cropping); "crop": on the 64 px crops
+    render_at: str = "photo"
     # 4,800 steps of 16 (val, k = 1, classical, 2 seeds: 10.1 % against 8.9 % for 1,600 of 32), on 2 threads
     train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=4800, batch_size=16))
 
 
-def genaug_variants(cfg: FewShotConfig, images: Tensor, rows: Tensor) -> tuple[dict[int, int], Tensor | None, float]:
+def genaug_variants(cfg: FewShotConfig, data, rows: Tensor) -> tuple[dict[int, int], Tensor | None, float]:
     """Offline variants of every row any run trains on: (row -> position, variants, seconds)."""
     if not any("genaug" in a for a in cfg.arms):
         return {}, None, 0.0
-    var, secs = offline_variants(images[rows], cfg.bundle, cfg.variants, cfg.refine_steps, cfg.strength, cfg.device,
-                                 codes=cfg.codes, quality_threshold=cfg.quality_threshold)
+    if cfg.render_at not in RENDER_AT:
+        raise ValueError(f"render_at must be one of {RENDER_AT}, got {cfg.render_at!r}")
+    files = [Path(cfg.data) / data.paths[r] for r in rows.tolist()] if cfg.render_at == "photo" else None
+    var, secs = offline_variants(data.images[rows], cfg.bundle, cfg.variants, cfg.refine_steps, cfg.strength, cfg.device,
+                                 codes=cfg.codes, quality_threshold=cfg.quality_threshold, files=files)
     print(f"offline genaug: {cfg.variants} variants x {len(rows)} photos in {secs:.0f}s", flush=True)
     return {r: i for i, r in enumerate(rows.tolist())}, var, secs
 
@@ -82,7 +89,7 @@ def run(cfg: FewShotConfig) -> dict:
     splits = make_splits(data)
     ev = splits[cfg.eval_split]
     shots = {(k, s): pick_shots(data.labels, splits["train"], k, s) for k in cfg.shots for s in range(cfg.seeds)}
-    pos, var, prep_s = genaug_variants(cfg, data.images, torch.unique(torch.cat(list(shots.values()))))
+    pos, var, prep_s = genaug_variants(cfg, data, torch.unique(torch.cat(list(shots.values()))))
     ev_hog = hog_features(data.images[ev])
     runs: dict[str, dict[str, list[dict]]] = {a: {str(k): [] for k in cfg.shots} for a in ["HOG 1-NN", *cfg.arms]}
     for (k, s), rows in shots.items():
@@ -155,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-ids", type=int, default=None, help="use only the first N identities")
     p.add_argument("--quality-threshold", default=d.quality_threshold, type=parse_quality,
                    help="realism gate for the variants: 'auto' (the critic's threshold, the default), a number, or 'none'")
+    p.add_argument("--render-at", default=d.render_at, choices=RENDER_AT,
+                   help="make the variants on the folder's photos, then frame them (photo), or on the 64 px crops (crop)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/few_shot_<bundle>.json)")
     p.add_argument("--quick", action="store_true", help="smoke test: 8 people, k=1, 2 seeds, 20 steps")
@@ -168,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
                       widths=a.widths, p_genaug=a.p_genaug, pair_weight=a.pair_weight, ema=a.ema, label_smoothing=a.label_smoothing,
                       flip_test=a.flip_test)
     cfg = FewShotConfig(a.data, a.shots, a.seeds, a.arms, a.bundle, a.device, a.eval_split, a.variants,
-                        a.refine_steps, a.strength, a.codes, a.max_ids, a.quality_threshold, t)
+                        a.refine_steps, a.strength, a.codes, a.max_ids, a.quality_threshold, a.render_at, t)
     if a.quick:
         cfg.shots, cfg.seeds, cfg.variants, cfg.refine_steps, cfg.max_ids = [1], 2, 2, 1, cfg.max_ids or 8
         t.steps, t.batch_size = 20, 8

@@ -34,12 +34,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.attribute_shift import embedded, identify_by_templates, identify_with_variants  # noqa: E402
-from benchmarks.faces import ID200, identity_judge, load_people, subset, to_unit  # noqa: E402
+from benchmarks.faces import ID200, frame_like_people, identity_judge, load_people, subset, to_unit  # noqa: E402
 from benchmarks.recogniser import Augmenter, TrainSettings, classify, top1, train  # noqa: E402
 from benchmarks.report import RESULTS, run_protocol  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
@@ -50,6 +51,7 @@ from genaug.faces.shape import face_landmarks  # noqa: E402
 
 ARMS = ("none", "classical", "classical+genaug", "classical-varied")
 SHIFTS = ("pose", "light")
+RENDER_AT = ("photo", "crop")
 DIFFS = ("classical+genaug - classical", "classical-varied - classical", "enrol+genaug - enrol")
 
 
@@ -69,6 +71,9 @@ class PoseShiftConfig:
     elevation: float = 15.0
     strength: float = 1.0
     ambient: float = 0.15  # the new light's shadowless share (relight's ``ambient``)
+    # "photo": variants rendered on the folder's own photos (landmarks found there), then framed like
+    # the 64 px crops, as a user applies the transform before cropping; "crop": on the 64 px crops
+    render_at: str = "photo"
     no_training: bool = True
     max_people: int | None = None  # the first N people of the folder (None: all)
     train: TrainSettings = field(default_factory=TrainSettings)
@@ -127,17 +132,36 @@ def varied_rows(labels: Tensor, test_rows: Tensor, n_train: int, seed: int) -> T
     return torch.cat(rows)
 
 
+def render(shift: str, x: Tensor, lm: Tensor, cfg: PoseShiftConfig) -> Tensor:
+    """(N, V, C, H, W) in [-1, 1]: every setting of ``cfg`` rendered on unit images ``x``."""
+    settings = cfg.yaws if shift == "pose" else [s * a for a in cfg.azimuths for s in (-1, 1)]
+    return torch.stack([rotate_yaw(x, v, lm) if shift == "pose"
+                        else relight(x, v, cfg.elevation, cfg.strength, lm, ambient=cfg.ambient) for v in settings], 1)
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
 def variants(shift: str, images: Tensor, landmarks: Tensor, cfg: PoseShiftConfig, batch: int = 64) -> Tensor:
     """uint8 (N, V, C, H, W): each face rendered at every yaw of ``cfg.yaws`` (pose) or lit from
-    every azimuth +-``cfg.azimuths`` (light)."""
-    settings = cfg.yaws if shift == "pose" else [s * a for a in cfg.azimuths for s in (-1, 1)]
+    every azimuth +-``cfg.azimuths`` (light), on the 64 px crops."""
+    return torch.cat([to_uint8(render(shift, to_unit(images[i : i + batch]), landmarks[i : i + batch], cfg))
+                      for i in range(0, len(images), batch)])
+
+
+def photo_variants(shift: str, files: list[Path], cfg: PoseShiftConfig, size: int = 64) -> Tensor:
+    """uint8 (N, V, C, size, size): each photo rendered at its own resolution (dlib's landmarks found on
+    it), then framed and resized exactly as ``load_people`` frames the photo itself."""
+    from PIL import Image
+
     out = []
-    for i in range(0, len(images), batch):
-        x, lm = to_unit(images[i : i + batch]), landmarks[i : i + batch]
-        rendered = [rotate_yaw(x, v, lm) if shift == "pose"
-                    else relight(x, v, cfg.elevation, cfg.strength, lm, ambient=cfg.ambient) for v in settings]
-        out.append(torch.stack(rendered, 1))
-    return ((torch.cat(out) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    for f in files:
+        with Image.open(f) as im:
+            x = to_unit(torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)[None])
+        rendered = to_uint8(render(shift, x, face_landmarks(x), cfg))[0].permute(0, 2, 3, 1).numpy()  # (V, H, W, C)
+        out.append(torch.from_numpy(np.stack([frame_like_people(v, size) for v in rendered])).permute(0, 3, 1, 2))
+    return torch.stack(out)
 
 
 def shift_runs(cfg: PoseShiftConfig, images: Tensor, labels: Tensor, train_rows: Tensor, test_rows: Tensor,
@@ -173,6 +197,8 @@ def run(cfg: PoseShiftConfig) -> dict:
     t_start = time.time()
     if cfg.train_photos < 1 or cfg.test_photos < 1:
         raise ValueError("--train and --test must be >= 1")
+    if cfg.render_at not in RENDER_AT:
+        raise ValueError(f"--render-at must be one of {RENDER_AT}, got {cfg.render_at!r}")
     device = resolve_device(cfg.device)
     data = load_people(cfg.data)
     if cfg.max_people is not None:
@@ -189,7 +215,10 @@ def run(cfg: PoseShiftConfig) -> dict:
         people = torch.unique(data.labels[train_rows])
         labels = torch.searchsorted(people, data.labels)
         t0 = time.time()
-        var = variants(shift, data.images[train_rows], measures["landmarks"][train_rows], cfg)
+        if cfg.render_at == "photo":
+            var = photo_variants(shift, [Path(cfg.data) / data.paths[i] for i in train_rows.tolist()], cfg)
+        else:
+            var = variants(shift, data.images[train_rows], measures["landmarks"][train_rows], cfg)
         print(f"{shift}: {len(people)} people, |{'yaw' if shift == 'pose' else 'side'}| train {score[train_rows].mean():.2f} "
               f"test {score[test_rows].mean():.2f}; variants {time.time() - t0:.0f}s", flush=True)
         runs = shift_runs(cfg, data.images, labels, train_rows, test_rows, var, judge, device)
@@ -242,6 +271,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--elevation", type=float, default=d.elevation)
     p.add_argument("--strength", type=float, default=d.strength)
     p.add_argument("--ambient", type=float, default=d.ambient, help="relight variants' shadowless share of the new light")
+    p.add_argument("--render-at", default=d.render_at, choices=RENDER_AT,
+                   help="render the variants on the folder's photos, then frame them (photo), or on the 64 px crops (crop)")
     p.add_argument("--steps", type=int, default=d.train.steps)
     p.add_argument("--p-genaug", type=float, default=d.train.p_genaug)
     p.add_argument("--people", type=int, default=None, help="use only the first N people (default all)")
@@ -252,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     cfg = PoseShiftConfig(a.data, a.shifts, a.train, a.test, a.seeds, a.arms, a.device, a.yaws, a.azimuths, a.elevation,
-                          a.strength, a.ambient, not a.no_training_arms, a.people, TrainSettings(steps=a.steps, p_genaug=a.p_genaug))
+                          a.strength, a.ambient, a.render_at, not a.no_training_arms, a.people, TrainSettings(steps=a.steps, p_genaug=a.p_genaug))
     if a.quick:
         cfg.seeds, cfg.train_photos, cfg.test_photos, cfg.train.steps, cfg.train.batch_size = 2, 2, 1, 20, 8
     out = a.out or (None if a.quick else RESULTS / "pose_shift.json")

@@ -76,6 +76,7 @@ class FaceSet:
     people: np.ndarray
     size: int
     box: tuple[int, int, int, int] | None = None  # crop before resizing to ``size`` (None: whole photo)
+    paths: list[Path] | None = None  # the photos' files (None: generated)
 
     def view(self, photo: np.ndarray) -> np.ndarray:
         """What the detector (and the classical / few-shot arms) see of a photo."""
@@ -107,7 +108,7 @@ def load_set(name: str, n: int) -> FaceSet:
         picked = [(p, path) for p, paths in sorted(by_person.items())
                   for path in rng.choice(sorted(paths), min(per, len(paths)), replace=False)]
         return FaceSet(name, [read_rgb(ID200 / path) for _, path in picked], np.array([p for p, _ in picked]), 64,
-                       CELEBA_BOX)
+                       CELEBA_BOX, [ID200 / path for _, path in picked])
     if name in ("utkface_128", "utkface_64", "utkface_rotated"):
         files = sorted((UTK / "images").glob("*.jpg"))[UTK_HELD_OUT:]
         if not files:
@@ -118,7 +119,7 @@ def load_set(name: str, n: int) -> FaceSet:
         if name == "utkface_rotated":  # rotated by up to 15 degrees with black corners, as an aligner leaves them
             angles = rng.uniform(-15, 15, len(photos))
             photos = [np.asarray(Image.fromarray(p).rotate(float(a), resample=Image.BILINEAR)) for p, a in zip(photos, angles)]
-        return FaceSet(name, photos, np.arange(len(chosen)), size)
+        return FaceSet(name, photos, np.arange(len(chosen)), size, paths=[files[i] for i in chosen])
     if name == "synthetic":
         return synthetic_set(n)
     raise ValueError(f"unknown face set {name!r}; choose from {SETS}")
@@ -214,7 +215,9 @@ def few_shot_variants(views: np.ndarray, bundle: str) -> np.ndarray:
 
 
 def fixed_edit(fs: FaceSet, engine, x: torch.Tensor, frames: list, arm: str, strength, batch: int) -> np.ndarray:
-    """Every photo with the edit ``CODE=VALUE`` at the transform's strength (a range: its middle)."""
+    """Every photo with the edit ``CODE=VALUE`` at the transform's strength (a range: its middle), made and put
+    into the photo as ``GenerativeFaceAug`` does (``Engine.unframe`` with the edits: a control rendered on the full
+    photo, a colour edit recolouring the whole photo)."""
     from genaug.engine.edits import all_code_names, code_index
 
     name, _, value = arm.partition("=")
@@ -226,10 +229,10 @@ def fixed_edit(fs: FaceSet, engine, x: torch.Tensor, frames: list, arm: str, str
                          f"or control of the bundle ({all_code_names(engine.spec)})") from None
     s = float(np.mean(strength))
     res = []
-    for i in range(0, len(x), batch):
-        out, _ = engine.augment_tensor(x[i : i + batch], edits=[make_edit(code, value)] * len(x[i : i + batch]),
-                                       generator=torch.Generator().manual_seed(i), strength=s)
-        res += engine.unframe(out, fs.photos[i : i + batch], frames[i : i + batch])
+    for i in range(0, len(x), batch):  # placed as the transform places it: a control on the full photo, a colour
+        out, info = engine.augment_tensor(x[i : i + batch], edits=[make_edit(code, value)] * len(x[i : i + batch]),
+                                          generator=torch.Generator().manual_seed(i), strength=s, placed=True)
+        res += engine.unframe(out, fs.photos[i : i + batch], frames[i : i + batch], info)  # edit recolouring the photo
     return np.stack([fs.view(p) for p in res])
 
 
@@ -243,6 +246,7 @@ class RealismConfig:
     n: int = 800
     bundle: str = "default"
     genaug_kwargs: dict = field(default_factory=dict)
+    reference: str = "pool"  # the real side: the pool's photos, or "turned" ones (benchmarks.turned)
     detector: DetectorSettings = field(default_factory=DetectorSettings)
 
 
@@ -257,6 +261,12 @@ def run(cfg: RealismConfig, partial: str | Path | None = None) -> dict:
         per_arm: dict[str, dict] = {}
         results[name] = {"photos": len(fs.photos), "people": int(len(np.unique(fs.people))), "detector_px": fs.size,
                          "arms": per_arm, "paired_differences": {}}
+        if cfg.reference == "turned":  # real side: turned heads; the arm ``real`` then measures the pose gap itself
+            from benchmarks.turned import turned_views
+
+            real, yaw = turned_views(fs)
+            results[name]["reference"] = {"kind": "turned", "abs_yaw_mean": float(yaw.mean()),
+                                          "abs_yaw_quartiles": np.percentile(yaw, [25, 50, 75]).round(1).tolist()}
         for arm, fake in iter_fakes(fs, arms, cfg.bundle, cfg.genaug_kwargs):
             seeds = cfg.seeds if arm in HEADLINE or arm == "noise" else cfg.code_seeds
             t0 = time.time()
@@ -295,9 +305,10 @@ def format_table(report: dict) -> str:
 def merge(paths: list[str]) -> dict:
     """One report from runs of the same settings on different sets or arms (one process each)."""
     reports = [json.loads(Path(p).read_text()) for p in paths]
-    same = ("seeds", "code_seeds", "n", "bundle", "genaug_kwargs", "detector")
+    same = ("seeds", "code_seeds", "n", "bundle", "genaug_kwargs", "detector", "reference")
+    setting = lambda r, k: r["config"].get(k, "pool" if k == "reference" else None)  # noqa: E731 - reports before --reference
     for p, r in zip(paths, reports):
-        if any(r["config"][k] != reports[0]["config"][k] for k in same):
+        if any(setting(r, k) != setting(reports[0], k) for k in same):
             raise ValueError(f"{p} was run with other settings ({same}) than {paths[0]}: cannot merge")
     results: dict[str, dict] = {}
     for r in reports:
@@ -376,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", default="default", help="genaug bundle: 'default' or a bundle folder")
     p.add_argument("--genaug-kwargs", type=json.loads, default={},
                    help="JSON of GenerativeFaceAug arguments for the genaug and CODE=VALUE arms, e.g. '{\"strength\": 0.5}'")
+    p.add_argument("--reference", default="pool", choices=("pool", "turned"),
+                   help="the real photos: the pool's, or real turned heads (pose-matched, for yaw arms; arm 'real' then "
+                        "measures the pose gap)")
     p.add_argument("--epochs", type=int, default=det.epochs, help="detector training epochs")
     p.add_argument("--widths", type=int, nargs="+", default=det.widths, help="detector stage widths")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -398,7 +412,7 @@ def main(argv: list[str] | None = None) -> dict:
         report = merge(a.merge)
         emit(report, format_table(report), a.out)
         return report
-    cfg = RealismConfig(a.sets, a.arms, a.seeds, a.code_seeds, a.n, a.bundle, a.genaug_kwargs,
+    cfg = RealismConfig(a.sets, a.arms, a.seeds, a.code_seeds, a.n, a.bundle, a.genaug_kwargs, a.reference,
                         DetectorSettings(widths=a.widths, epochs=a.epochs))
     if a.quick:
         cfg.n, cfg.seeds, cfg.code_seeds, cfg.detector.epochs = min(a.n, 128), 2, 1, 3

@@ -404,3 +404,31 @@ def test_realism_rotated_set_has_black_corners_as_an_aligner_leaves():
     assert sum(c == 0 for c in corners) >= 3 and not np.array_equal(rotated.photos[0], plain.photos[0])
     again = realism.load_set("utkface_rotated", 6)
     assert all(np.array_equal(a, b) for a, b in zip(rotated.photos, again.photos))  # seeded
+
+
+def test_offline_variants_on_the_photos_are_framed_like_the_faces(tmp_path, monkeypatch, tiny_bundle_path, capsys):
+    """``files=``: the edits are made on the 178x218 photos (their own framing), then each variant is
+    cropped and resized as its 64 px face was; photos of mixed sizes fall back to the crops, saying so."""
+    monkeypatch.setenv("GENAUG_CACHE", str(tmp_path / "cache"))
+    from benchmarks.faces import load_people, offline_variants
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:218, 0:178]
+    for i in range(4):
+        face = np.exp(-((xx - 89) ** 2 / 40**2 + (yy - 109) ** 2 / 52**2))[..., None]
+        im = 60 + 150 * face * rng.uniform(0.6, 1, 3) + rng.normal(0, 3, (218, 178, 3))
+        (tmp_path / "people" / f"p{i // 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(im, 0, 255).astype(np.uint8)).save(tmp_path / "people" / f"p{i // 2}" / f"{i}.png")
+    data = load_people(tmp_path / "people")
+    files = [tmp_path / "people" / q for q in data.paths]
+    kw = dict(codes=["light"], device="cpu")
+    on_photos, _ = offline_variants(data.images, str(tiny_bundle_path), 2, 0, files=files, **kw)
+    on_crops, _ = offline_variants(data.images, str(tiny_bundle_path), 2, 0, **kw)
+    assert on_photos.shape == on_crops.shape == (4, 2, 3, 64, 64)
+    own = (on_photos.float() - data.images[:, None].float()).abs().mean((2, 3, 4))
+    other = (on_photos.float() - data.images.flip(0)[:, None].float()).abs().mean((2, 3, 4))
+    assert (own < other).all()  # each variant is its own face, framed the same way
+    assert not torch.equal(on_photos, on_crops)  # and it was made on the photo
+    Image.fromarray(np.zeros((100, 90, 3), np.uint8)).save(tmp_path / "odd.png")
+    fallback, _ = offline_variants(data.images[:2], str(tiny_bundle_path), 1, 0, files=[files[0], tmp_path / "odd.png"], **kw)
+    assert fallback.shape == (2, 1, 3, 64, 64) and "edited on the crops" in capsys.readouterr().out

@@ -3,6 +3,7 @@ requested way, batched == per image."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,6 +203,36 @@ def test_pose_shift_quick(tmp_path, monkeypatch):
         assert {"classical+genaug - classical", "enrol+genaug - enrol"} <= set(e["paired_differences"])
 
 
+def celeba_shaped_folder(root: Path, people: int = 2, each: int = 2) -> Path:
+    """178x218 photos (CelebA's frame shape, so they are framed by its face box), a smooth face each."""
+    from PIL import Image
+
+    x = ((smooth_faces(people * each, 218, 178) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for i, im in enumerate(x):
+        (root / f"p{i // each}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(root / f"p{i // each}" / f"{i}.png")
+    return root
+
+
+def test_pose_shift_renders_on_the_photos_and_frames_the_variants_like_the_faces(tmp_path, monkeypatch):
+    """--render-at photo: a variant is the photo rendered at its own size, then cropped to the face box
+    and resized exactly as the 64 px faces are (a yaw of 0 gives the face itself, pixel for pixel)."""
+    monkeypatch.setenv("GENAUG_CACHE", str(tmp_path / "cache"))
+    ps = load_script("pose_shift")
+    from benchmarks.faces import load_people
+
+    root = celeba_shaped_folder(tmp_path / "people")
+    data = load_people(root)
+    files = [root / q for q in data.paths]
+    same = ps.photo_variants("pose", files, ps.PoseShiftConfig(yaws=[0.0]))
+    assert same.shape == (4, 1, 3, 64, 64) and same.dtype == torch.uint8
+    assert torch.equal(same[:, 0], data.images)
+    turned = ps.photo_variants("pose", files, ps.PoseShiftConfig(yaws=[25.0]))
+    assert (turned[:, 0].float() - data.images.float()).abs().mean() > 2  # the turn is there
+    with pytest.raises(ValueError, match="render-at"):
+        ps.run(ps.PoseShiftConfig(data=str(root), render_at="thumbnail"))
+
+
 def test_pose_shift_varied_rows_draw_each_persons_non_test_photos():
     varied_rows = load_script("pose_shift").varied_rows
     labels = torch.tensor([0] * 6 + [1] * 4 + [2] * 5)
@@ -259,3 +290,38 @@ def test_light_control_on_a_black_float_image_through_the_transform():
     for _ in range(3):
         out = t(image=np.zeros((64, 64, 3), np.float32))["image"]
         assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_a_known_frame_places_controls_by_the_faces_own_landmarks():
+    """On CelebA-shaped frames the framing rule knows the face box but not the face: with dlib installed the
+    controls are placed by its 5-point model refined from that box (close to what the detector finds; the
+    rule's own guess is frontal and several times farther off), and the transform's turn is exactly
+    ``rotate_yaw`` with those landmarks."""
+    from PIL import Image
+
+    from genaug.engine import Engine
+    from genaug.engine.edits import Edit
+    from genaug.faces.framing import CELEBA_FRAMING, face_box
+    from genaug.faces.identity import faces_extra_available
+    from genaug.faces.shape import default_landmarks, detect_landmarks, refine_landmarks
+
+    root = need(CELEBA_ID200)
+    if not faces_extra_available():
+        pytest.skip('dlib is not installed (pip install "genaug[faces]")')
+    files = sorted(root.glob("0[0-4]*/*.jpg"))[::40][:8]
+    photos = [np.array(Image.open(f).convert("RGB")) for f in files]
+    x = torch.stack([torch.from_numpy(p).permute(2, 0, 1) for p in photos]).float() / 127.5 - 1
+    l, t, r, b = face_box(218, 178, CELEBA_FRAMING)
+    guess = (default_landmarks(b - t, r - l, 1, "model_frame") + torch.tensor([float(l), float(t)])).expand(len(x), 5, 2)
+    refined, detected = refine_landmarks(x, guess), detect_landmarks(x)
+    eyes = (detected[:, 0] - detected[:, 2]).norm(dim=-1, keepdim=True)
+    err_refined = ((refined - detected).norm(dim=-1) / eyes).mean(1)
+    err_guess = ((guess - detected).norm(dim=-1) / eyes).mean(1)
+    assert float(err_refined.max()) < 0.05 and float(err_refined.mean()) < float(err_guess.mean()) / 2
+    eng = Engine("default", device="cpu")
+    xm, frames = eng.frame(photos[:2])
+    out, info = eng.augment_tensor(xm, edits=[Edit("yaw", 20.0)] * 2, placed=True)
+    placed = eng.unframe(out, photos[:2], frames, info)
+    direct = rotate_yaw(x[:2], 20.0, refined[:2])
+    want = ((direct + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert all(np.abs(p.astype(int) - w).max() <= 1 for p, w in zip(placed, want))

@@ -86,3 +86,34 @@ def test_merge_pairs_arms_from_separate_runs(realism, tmp_path):
     (tmp_path / "2.json").write_text(json.dumps(report({"genaug": [0.7, 0.7, 0.7]}, seeds=3)))
     with pytest.raises(ValueError, match="other settings"):
         realism.merge([str(paths[0]), str(tmp_path / "2.json")])
+
+
+def test_fixed_edits_are_placed_as_the_transform_places_them(realism):
+    """A ``CODE=VALUE`` arm puts a control into the photo as GenerativeFaceAug does: ``rotate_yaw`` on the
+    full photo (placed by the face's own landmarks where dlib is installed), not a 64 px model-frame change
+    pasted back (what the per-code numbers measured before 2026-12-05: ghosted edges)."""
+    import torch
+
+    from conftest import CELEBA_ID200, need
+    from genaug.engine.edits import code_index
+    from genaug.faces.framing import CELEBA_FRAMING, face_box
+    from genaug.faces.identity import faces_extra_available
+    from genaug.faces.pose import rotate_yaw
+    from genaug.faces.shape import default_landmarks, refine_landmarks
+
+    need(CELEBA_ID200)
+    fs = realism.load_set("celeba_id200", 200)
+    fs = realism.FaceSet(fs.name, fs.photos[:4], fs.people[:4], 108, realism.CELEBA_BOX, fs.paths[:4])
+    t = realism.transform("default", {})
+    x, frames = t.engine.frame(fs.photos)
+    got = realism.fixed_edit(fs, t.engine, x, frames, "yaw=10", t.strength, 64).astype(int)
+    photos = torch.stack([torch.from_numpy(p.copy()).permute(2, 0, 1) for p in fs.photos]).float() / 127.5 - 1
+    l, top, r, b = face_box(218, 178, CELEBA_FRAMING)
+    lm = (default_landmarks(b - top, r - l, 1, "model_frame") + torch.tensor([float(l), float(top)])).expand(4, 5, 2)
+    lm = refine_landmarks(photos, lm) if faces_extra_available() else lm
+    turned = ((rotate_yaw(photos, 10.0, lm) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    want = np.stack([fs.view(p) for p in turned]).astype(int)
+    assert np.abs(got - want).max() <= 1
+    out, _ = t.engine.augment_tensor(x, edits=[realism.make_edit(code_index(t.engine.spec, "yaw"), 10.0)] * 4)
+    pasted = np.stack([fs.view(p) for p in t.engine.unframe(out, fs.photos, frames)]).astype(int)  # no edits given
+    assert np.abs(pasted - want).mean() > 2  # the old way is another picture

@@ -125,22 +125,27 @@ def recolour(original: Any, transform: Tensor, info: FrameInfo) -> Any:
 def apply_control(control: Any, value: float, original: Any, info: FrameInfo) -> Any:
     """An image-space control (:mod:`genaug.faces.controls`) applied to the FULL photo at its own
     resolution (not a model-frame change pasted back): the face is placed by the detected 5 landmarks
-    (``info.alignment``) or by the framing rule's landmarks mapped into the face box. Where no face
+    (``info.alignment``) or by the framing rule's landmarks mapped into the face box (refined to the face's own by
+    dlib's 5-point model where the ``faces`` extra is installed). Where no face
     was placed (``info.no_face``, or ``info.guessed``: ``auto`` framing looked for one and found
     none) the photo comes back unchanged: a rendered light or turn needs a face where it is drawn
     (on a texture or an undetected face the framing rule's guess paints a ghost face)."""
-    from ..faces.shape import default_landmarks
+    from ..faces.identity import faces_extra_available
+    from ..faces.shape import default_landmarks, refine_landmarks
 
     full = to_chw01(original)[0].clone()
     if info.no_face or info.guessed:
         return from_chw01(full, original, info)
     colour = full[: info.channels]
+    x = colour[None] * 2 - 1
     if info.alignment is not None:
         landmarks = torch.as_tensor(info.alignment.face.landmarks, dtype=torch.float32)[None]
-    else:
+    else:  # a known frame: the framing rule's landmarks, refined to the face's own by dlib where installed
         l, t, r, b = info.box
         landmarks = default_landmarks(b - t, r - l, 1, "model_frame") + torch.tensor([float(l), float(t)])
-    out = control.apply(colour[None] * 2 - 1, value, landmarks=landmarks)[0]
+        if faces_extra_available():
+            landmarks = refine_landmarks(x, landmarks)
+    out = control.apply(x, value, landmarks=landmarks)[0]
     full[: info.channels] = ((out + 1) / 2).clamp(0, 1)
     return from_chw01(full, original, info)
 

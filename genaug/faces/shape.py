@@ -222,6 +222,19 @@ def detect_landmarks(images: Tensor, framing: str = "auto") -> Tensor:
     return torch.tensor(out, dtype=torch.float32).reshape(-1, 5, 2) * scale
 
 
+def refine_landmarks(images: Tensor, guess: Tensor) -> Tensor:
+    """dlib's 5-point model run in the face box around ``guess`` (N, 5, 2) (e.g. the framing rule's
+    landmarks of a known frame): the face's own landmarks without running the detector (about a
+    millisecond a face); in pixels of ``images`` (N, C, H, W) in [-1, 1]."""
+    from .identity import dlib_model, require_dlib
+
+    dlib = require_dlib()
+    predictor = _cached("predictor", lambda: dlib.shape_predictor(str(dlib_model("shape_predictor_5_face_landmarks.dat"))))
+    out = [[(p.x, p.y) for p in predictor(im, _box_from_landmarks(dlib, g)).parts()]
+           for im, g in zip(_uint8(images.detach().float().cpu().clamp(-1, 1)), check_landmarks(guess, len(images)).cpu())]
+    return torch.tensor(out, dtype=torch.float32).reshape(-1, 5, 2).to(images.device)
+
+
 def _uint8(x: Tensor) -> np.ndarray:
     x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
     return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
