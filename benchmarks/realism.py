@@ -119,7 +119,8 @@ def load_set(name: str, n: int) -> FaceSet:
         if name == "utkface_rotated":  # rotated by up to 15 degrees with black corners, as an aligner leaves them
             angles = rng.uniform(-15, 15, len(photos))
             photos = [np.asarray(Image.fromarray(p).rotate(float(a), resample=Image.BILINEAR)) for p, a in zip(photos, angles)]
-        return FaceSet(name, photos, np.arange(len(chosen)), size, paths=[files[i] for i in chosen])
+        return FaceSet(name, photos, np.arange(len(chosen)), size,  # rotated: not the files' pictures any more
+                       paths=None if name == "utkface_rotated" else [files[i] for i in chosen])
     if name == "synthetic":
         return synthetic_set(n)
     raise ValueError(f"unknown face set {name!r}; choose from {SETS}")
@@ -187,7 +188,7 @@ def iter_fakes(fs: FaceSet, arms: list[str], bundle: str, kwargs: dict, batch: i
             aug = classical_pipeline(0)
             out[arm] = np.stack([aug(image=v)["image"] for v in views])
         elif arm == "few_shot":
-            out[arm] = few_shot_variants(views, bundle)
+            out[arm] = few_shot_variants(views, bundle, fs.paths)
         else:
             t = t or transform(bundle, kwargs)
             if arm == "genaug":
@@ -203,14 +204,17 @@ def iter_fakes(fs: FaceSet, arms: list[str], bundle: str, kwargs: dict, batch: i
         yield arm, out.pop(arm)
 
 
-def few_shot_variants(views: np.ndarray, bundle: str) -> np.ndarray:
-    """One variant per photo with benchmarks/few_shot.py's own settings (its FewShotConfig)."""
+def few_shot_variants(views: np.ndarray, bundle: str, files: list[Path] | None = None) -> np.ndarray:
+    """One variant per photo with benchmarks/few_shot.py's own settings (its FewShotConfig): made on the
+    photos ``files`` (``render_at="photo"``; the views are those photos framed as ``load_people`` frames
+    them), else on the views."""
     from benchmarks.few_shot import FewShotConfig
 
     cfg = FewShotConfig()
     images = torch.from_numpy(views).permute(0, 3, 1, 2).contiguous()
     var, _ = offline_variants(images, bundle, 1, cfg.refine_steps, cfg.strength, "cpu", codes=cfg.codes,
-                              quality_threshold=cfg.quality_threshold)
+                              quality_threshold=cfg.quality_threshold,
+                              files=files if cfg.render_at == "photo" else None)
     return var[:, 0].permute(0, 2, 3, 1).numpy()
 
 

@@ -16,7 +16,8 @@ vertical axis ``axis`` d in front of the head's centre. What turns into view is 
 near cheek and blended with the mirrored face (the face's symmetry), in proportion to the stretch.
 The displacement fades out between 0.85 and 1.1 head radii, so the background around the head
 stretches smoothly and everything farther away keeps its values, moved with the head by the whole pixels
-that keep the eyes in place (as a face set aligned by the eyes shows a turned head); the mirrored face
+that keep the eyes in place (as a face set aligned by the eyes shows a turned head; the move eases to 0 in a
+band along the edge it would leave empty, stretching what is there instead of reflecting it); the mirrored face
 fills only the face itself; a request of 0 returns the input.
 """
 from __future__ import annotations
@@ -157,7 +158,8 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     :func:`genaug.faces.shape.face_landmarks`); ``symmetry``: at most this much of the mirrored face
     fills what was seen edge-on and turns into view (0: stretch only); ``keep_eyes``: the whole photo moves
     with the head by the whole pixels that keep the eyes where they were, as a face set aligned by its eyes
-    shows turned heads (the edge the photo leaves is filled by reflection); else the head turns in place."""
+    shows turned heads (towards the edge the move would leave empty it eases to 0 in a band, stretching what is
+    there); else the head turns in place."""
     images = check_images(images)
     n, _, h, w = images.shape
     deg = per_image(degrees, n, "yaw degrees", -MAX_YAW, MAX_YAW, images.device)
@@ -176,7 +178,8 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     z_eyes = landmarks_3d()[:4, 2].mean().item()
     eyes = pose.scale * (z_eyes - axis) * (torch.sin(dst) - torch.sin(src)) * pose.frame.scale  # their move, px
     offset = torch.round(eyes[:, None] * pose.frame.ex) if keep_eyes else torch.zeros(n, 2, device=src.device)
-    u_out, v_out = pose.frame.pixel_grid(h, w, offset)
+    field = _edge_field(offset, h, w)  # whole pixels, eased to 0 at the edge the move would leave empty
+    u_out, v_out = pose.frame.pixel_grid(h, w, field)
     y = (v_out - pose.tv[:, None, None]) / s
     x = _solve_head_x((u_out - u_axis) / s, y, dst, axis)
     z = depth(x, y) - axis
@@ -194,21 +197,44 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     fill = fill * fade_beyond_limit(pose)[:, None, None]  # near-profile photos: the mirror lands wrongly
     direct, mirrored = _sample(images, pose.frame, u_src, v_out), _sample(images, pose.frame, u_mirror, v_out)
     out = direct + fill[:, None] * (mirrored - direct)
-    out = torch.where(mask[:, None] > 0, out, _shift(images.float(), offset))  # beyond the fade: the input's own values
+    out = torch.where(mask[:, None] > 0, out, _shift(images.float(), offset, field))  # beyond the fade: the input's own values
     keep = (deg == 0)[:, None, None, None]
     return torch.where(keep, images, out.clamp(-1, 1).to(images.dtype))
 
 
-def _shift(images: Tensor, offset: Tensor) -> Tensor:
-    """Each image's pixel (x, y) taken from (x + dx, y + dy), whole pixels ``offset`` (N, 2); the edge
-    filled by reflection."""
+EDGE_BAND = 4.0  # the band easing the photo's move to 0 at an edge, in multiples of the move
+
+
+def _edge_field(offset: Tensor, h: int, w: int) -> Tensor:
+    """Per-pixel offsets (N, 2, H, W) from whole-pixel ones (N, 2): the move itself, except in a band of
+    ``EDGE_BAND`` times the move along the edge it would leave empty, where it eases linearly to 0 at
+    the edge (the band's content is stretched there, as a wider view would show more of it; a reflected
+    strip repeats the edge mirror-wise, which a detector spots)."""
+    dev, out = offset.device, []
+    for axis, size in ((0, w), (1, h)):
+        d = offset[:, axis, None]  # (N, 1)
+        pos = torch.arange(size, device=dev, dtype=torch.float32)[None]
+        band = (EDGE_BAND * d.abs()).clamp(min=1.0)
+        ramp = torch.where(d > 0, (size - 1 - pos) / band, pos / band).clamp(max=1.0)
+        out.append((d * ramp)[:, None, :] if axis == 0 else (d * ramp)[:, :, None])
+    return torch.stack([out[0].expand(-1, h, w), out[1].expand(-1, h, w)], 1)
+
+
+def _shift(images: Tensor, offset: Tensor, field: Tensor) -> Tensor:
+    """Each image's pixel (x, y) taken from (x, y) + ``field`` (N, 2, H, W): where that is the whole-pixel
+    ``offset`` (N, 2), the input's values exactly; in the eased band, bicubic samples."""
     pad = int(offset.abs().max().item())
     if pad == 0:
         return images
     h, w = images.shape[-2:]
-    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect" if pad < min(h, w) else "replicate")
-    return torch.stack([padded[i, :, pad + dy : pad + dy + h, pad + dx : pad + dx + w]
-                        for i, (dx, dy) in enumerate(offset.long().tolist())])
+    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
+    whole = torch.stack([padded[i, :, pad + dy : pad + dy + h, pad + dx : pad + dx + w]
+                         for i, (dx, dy) in enumerate(offset.long().tolist())])
+    py, px = torch.meshgrid(torch.arange(h, device=images.device, dtype=torch.float32),
+                            torch.arange(w, device=images.device, dtype=torch.float32), indexing="ij")
+    grid = torch.stack([(px + field[:, 0]) / max(w - 1, 1) * 2 - 1, (py + field[:, 1]) / max(h - 1, 1) * 2 - 1], -1)
+    eased = (field != offset[:, :, None, None]).any(1, keepdim=True)
+    return torch.where(eased, F.grid_sample(images, grid, mode="bicubic", padding_mode="border", align_corners=True), whole)
 
 
 FACE_X, FACE_Y0, FACE_Y = 1.05, 0.47, 1.4  # the face itself (cheekbones, brow to chin) in the face frame

@@ -122,14 +122,16 @@ class FaceFrame:
                 self.centre[:, 1, None, None] + s * (x * self.ex[:, 1, None, None] + y * self.ey[:, 1, None, None]))
 
     def pixel_grid(self, height: int, width: int, offset: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Face-frame coordinates of every pixel ``(N, H, W)`` each; ``offset`` (N, 2): per image, the
-        pixel (x, y) each output pixel is taken from is moved by this many pixels."""
+        """Face-frame coordinates of every pixel ``(N, H, W)`` each; ``offset`` (N, 2), or per pixel
+        (N, 2, H, W): the pixel (x, y) each output pixel is taken from is moved by this many pixels."""
         dev = self.centre.device
         py, px = torch.meshgrid(torch.arange(height, device=dev, dtype=torch.float32),
                                 torch.arange(width, device=dev, dtype=torch.float32), indexing="ij")
         if offset is None:
             return self.to_face(px[None], py[None])
-        return self.to_face(px[None] + offset[:, 0, None, None], py[None] + offset[:, 1, None, None])
+        if offset.ndim == 2:
+            offset = offset[:, :, None, None]
+        return self.to_face(px[None] + offset[:, 0], py[None] + offset[:, 1])
 
 
 def blur_each(maps: Tensor, sigma: list[float]) -> Tensor:
