@@ -11,7 +11,7 @@ import torch
 
 from conftest import CELEBA_ID200, need
 from genaug.faces.light import estimate_light, relight
-from genaug.faces.pose import estimate_yaw, rotate_yaw
+from genaug.faces.pose import EDGE_BAND, estimate_yaw, rotate_yaw
 from genaug.faces.shape import default_landmarks, depth, landmarks_3d, normals
 
 torch.set_num_threads(1)
@@ -101,8 +101,11 @@ def test_a_turned_head_keeps_its_eyes_in_place_and_the_photo_moves_by_whole_pixe
 
     moved, still = rotate_yaw(x, 30.0, lm), rotate_yaw(x, 30.0, lm, keep_eyes=False)
     assert (marks(moved) - marks(x)).abs().max() < 0.5 and (marks(still) - marks(x)).abs().max() > 2
-    dx = next((d for d in range(-12, 13) if torch.equal(moved[..., :10, 20:-20], x[..., :10, 20 + d : 140 + d])), 0)
-    assert dx != 0  # the far background: the input moved by whole pixels
+    dx = next((d for d in range(-12, 13) if torch.equal(moved[..., :10, 40:-40], x[..., :10, 40 + d : 120 + d])), 0)
+    assert dx != 0  # the far background: the input moved by whole pixels (away from the eased edge band)
+    col = -1 if dx > 0 else 0  # the edge the move would leave empty: eased to 0 there (no reflected strip)
+    assert torch.allclose(moved[..., :10, col], x[..., :10, col], atol=1e-4)
+    assert EDGE_BAND * abs(dx) < 40  # the band stays clear of the columns checked above
 
 
 @pytest.mark.parametrize("call, message", [

@@ -202,7 +202,7 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     return torch.where(keep, images, out.clamp(-1, 1).to(images.dtype))
 
 
-EDGE_BAND = 4.0  # the band easing the photo's move to 0 at an edge, in multiples of the move
+EDGE_BAND = 8.0  # the band easing the photo's move to 0 at an edge, in multiples of the move
 
 
 def _edge_field(offset: Tensor, h: int, w: int) -> Tensor:
