@@ -10,7 +10,8 @@ initialisation and the batch order), and each arm trains the same recogniser fro
 (``benchmarks/recogniser.py``: FaceNet at 64 px, cosine softmax, a fixed budget of ``--steps``
 AdamW steps with warm-up + cosine whatever k is). Arms: ``none``; ``classical`` (flip, affine,
 colour, grey, blur, dropout); ``genaug`` (each sample shown as one of ``--variants`` offline
-variants from ``genaug.expand_to_hdf5`` with probability ``--p-genaug``); ``classical+genaug``
+variants from ``genaug.expand_to_hdf5`` with probability ``--p-genaug``; made on the folder's photos at their own
+size and framed like the 64 px faces, ``--render-at photo``, the default; ``crop``: on the crops); ``classical+genaug``
 (both); ``classical+genaug-pair`` (every sample shown as itself and as one of its variants, both
 classically augmented; loss on the real view plus ``--pair-weight`` * (1 - cos) pulling the
 variant's embedding to the real one's). Every table also has ``HOG 1-NN``, a non-learned reference (scikit-image HOG features,

@@ -15,7 +15,9 @@ Every photo of ``--data`` (64 px model-frame crops, ``benchmarks.faces.load_peop
 * trained: the recogniser of ``benchmarks/recogniser.py`` (``TrainSettings``, as in the
   attribute shift) with arms ``none`` / ``classical`` / ``classical+genaug``; genaug shows (with
   probability ``--p-genaug``) one of the training photo's rendered variants: ``rotate_yaw`` at each
-  of ``--yaws``, or ``relight`` at azimuth +-``--azimuths`` (``--elevation``, ``--strength``, ``--ambient``).
+  of ``--yaws``, or ``relight`` at azimuth +-``--azimuths`` (``--elevation``, ``--strength``, ``--ambient``),
+  rendered on the folder's photos at their own size and framed like the 64 px faces (``--render-at photo``,
+  the default; ``crop``: on the 64 px crops).
   ``classical-varied`` is the headroom: classical augmentation, but as many training photos drawn at
   random (seeded) from each person's photos outside the test ones — what real variation in the
   training photos buys on the same test photos, the most any augmenter could be expected to add.
