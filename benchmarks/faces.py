@@ -291,3 +291,8 @@ def identity_judge(device: str = "cpu"):
 def to_unit(images: Tensor) -> Tensor:
     """uint8 NCHW -> float in [-1, 1]."""
     return images.float().div(127.5).sub(1)
+
+
+def from_unit(x: Tensor) -> Tensor:
+    """Float in [-1, 1] -> uint8 (the inverse of :func:`to_unit`, rounded)."""
+    return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)

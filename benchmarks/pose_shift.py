@@ -42,7 +42,7 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.attribute_shift import embedded, identify_by_templates, identify_with_variants  # noqa: E402
-from benchmarks.faces import ID200, frame_like_people, identity_judge, load_people, subset, to_unit  # noqa: E402
+from benchmarks.faces import ID200, frame_like_people, from_unit, identity_judge, load_people, subset, to_unit  # noqa: E402
 from benchmarks.recogniser import Augmenter, TrainSettings, classify, top1, train  # noqa: E402
 from benchmarks.report import RESULTS, run_protocol  # noqa: E402
 from benchmarks.stats import format_difference, mean_std, paired_difference  # noqa: E402
@@ -141,14 +141,10 @@ def render(shift: str, x: Tensor, lm: Tensor, cfg: PoseShiftConfig) -> Tensor:
                         else relight(x, v, cfg.elevation, cfg.strength, lm, ambient=cfg.ambient) for v in settings], 1)
 
 
-def to_uint8(x: Tensor) -> Tensor:
-    return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
 def variants(shift: str, images: Tensor, landmarks: Tensor, cfg: PoseShiftConfig, batch: int = 64) -> Tensor:
     """uint8 (N, V, C, H, W): each face rendered at every yaw of ``cfg.yaws`` (pose) or lit from
     every azimuth +-``cfg.azimuths`` (light), on the 64 px crops."""
-    return torch.cat([to_uint8(render(shift, to_unit(images[i : i + batch]), landmarks[i : i + batch], cfg))
+    return torch.cat([from_unit(render(shift, to_unit(images[i : i + batch]), landmarks[i : i + batch], cfg))
                       for i in range(0, len(images), batch)])
 
 
@@ -161,7 +157,7 @@ def photo_variants(shift: str, files: list[Path], cfg: PoseShiftConfig, size: in
     for f in files:
         with Image.open(f) as im:
             x = to_unit(torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)[None])
-        rendered = to_uint8(render(shift, x, face_landmarks(x), cfg))[0].permute(0, 2, 3, 1).numpy()  # (V, H, W, C)
+        rendered = from_unit(render(shift, x, face_landmarks(x), cfg))[0].permute(0, 2, 3, 1).numpy()  # (V, H, W, C)
         out.append(torch.from_numpy(np.stack([frame_like_people(v, size) for v in rendered])).permute(0, 3, 1, 2))
     return torch.stack(out)
 

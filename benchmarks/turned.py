@@ -25,9 +25,10 @@ def most_turned(paths: list[Path], people: np.ndarray, candidates: dict, read) -
     """For the pool's photos (``paths``, one person each in ``people``): per person as many of the
     ``candidates[person]`` photos (``[(path, |yaw|), ...]``) as the pool holds of them, most turned
     first; ``read(path)`` loads one. Returns the photos in the pool's order and their |yaw|."""
+    ranked_of = {p: sorted(c, key=lambda c: -c[1]) for p, c in candidates.items()}
     photos, yaws, used = [], [], {}
     for p in people.tolist():
-        ranked = sorted(candidates[p], key=lambda c: -c[1])
+        ranked = ranked_of[p]
         k = used.get(p, 0)
         path, yaw = ranked[min(k, len(ranked) - 1)]
         used[p] = k + 1

@@ -248,7 +248,7 @@ def _face_region(x: Tensor, y: Tensor) -> Tensor:
 
 
 def _sample(images: Tensor, frame: FaceFrame, u: Tensor, v: Tensor) -> Tensor:
-    """Bilinear samples of ``images`` at face-frame points (N, H, W); the border repeats."""
+    """Bicubic samples of ``images`` at face-frame points (N, H, W); beyond the border, its reflection."""
     px, py = frame.to_image(u, v)
     h, w = images.shape[-2:]
     grid = torch.stack([px / max(w - 1, 1) * 2 - 1, py / max(h - 1, 1) * 2 - 1], -1)
