@@ -328,3 +328,38 @@ def test_a_known_frame_places_controls_by_the_faces_own_landmarks():
     direct = rotate_yaw(x[:2], 20.0, refined[:2])
     want = ((direct + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     assert all(np.abs(p.astype(int) - w).max() <= 1 for p, w in zip(placed, want))
+
+
+def test_a_call_of_controls_alone_does_not_invert_the_faces(monkeypatch):
+    """Where every edit is an image-space control rendered on the photo (the transform's path) nothing needs
+    the latent: the faces are not inverted (``latent`` reported as NaN); one latent edit in the batch inverts."""
+    from PIL import Image
+
+    from genaug.engine import Engine
+    from genaug.engine.edits import Edit
+
+    photo = np.asarray(Image.open(Path(__file__).parents[1] / "genaug" / "assets" / "astronaut_face.jpg").convert("RGB"))
+    eng = Engine("default", device="cpu", framing="full")
+    inverted, invert = [], eng.invert
+    monkeypatch.setattr(eng, "invert", lambda x, *a, **k: inverted.append(len(x)) or invert(x, *a, **k))
+    out, info = eng.augment([photo, photo], edits=[Edit("light", 50.0), Edit("yaw", -20.0)])
+    assert inverted == [] and torch.isnan(info.latent).all() and bool(info.kept.all())
+    assert all(np.abs(o.astype(int) - photo).mean() > 1 for o in out)
+    _, info = eng.augment([photo, photo], edits=[Edit("light", 50.0), Edit("tone", 0.5)])
+    assert inverted == [2] and not torch.isnan(info.latent).any()
+
+
+def test_the_surface_table_is_the_analytic_shape():
+    """``surface`` looks the generic face up in a table: on the face it is ``depth`` and ``depth_slope``
+    to well under what a pixel shows; beyond the head, 0; any input shape."""
+    from genaug.faces.shape import depth_slope, head_radius, surface
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(20000, generator=g) * 3 - 1.5, torch.rand(20000, generator=g) * 4.2 - 1.8
+    s, (gx, gy), r = surface(x, y), depth_slope(x, y), head_radius(x, y)
+    face = r < 0.9
+    assert float((s[face, 0] - depth(x, y)[face]).abs().max()) < 1e-3
+    assert float((s[face, 1] - gx[face]).abs().max()) < 0.01 and float((s[face, 2] - gy[face]).abs().max()) < 0.1
+    assert float(s[r > 1.05].abs().max()) == 0.0
+    assert surface(x.reshape(2, 100, 100), y.reshape(2, 100, 100)).shape == (2, 100, 100, 3)
+    assert torch.equal(surface(x, y, slopes=False)[..., 0], s[..., 0])

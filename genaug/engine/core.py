@@ -321,12 +321,19 @@ class Engine:
         """Augment a model-frame batch (N, C, S, S) in [-1, 1]: invert (cached), apply one edit per
         row (random when ``edits`` is None; ``Edit("smile", 1)`` or ``("yaw", 20.0)``: a code by name or
         index, see :func:`genaug.engine.edits.check_edits`), render. Returns (batch on the device, AugmentInfo).
-        ``placed``: see :meth:`render_edits`."""
+        ``placed``: see :meth:`render_edits` (when every edit is then such a control and no gate judges it, the
+        faces are not inverted: ``latent`` and ``edited`` are NaN)."""
         x = self._check_batch(x)
         gen = generator or self.generator
         edits = list(edits) if edits is not None else self.random_edits(x.shape[0], gen)
         if len(edits) != x.shape[0]:
             raise ValueError(f"need one edit per row: {len(edits)} edits for a batch of {x.shape[0]}")
+        edits = check_edits(self.spec, edits)
+        if placed and self.gate is None and self.quality is None and all(control_of(self.spec, e.code) is not None for e in edits):
+            # every row is an image-space control the caller renders on its photo: nothing needs the latent
+            # (reported as NaN), so the face is not inverted
+            nan = torch.full((x.shape[0], self.spec.dim), float("nan"), device=self.device)
+            return self.render_edits(x, nan, edits, base=x, strength=strength, mode=mode, generator=gen, placed=True)
         inv, hits = self.invert_cached(x)
         return self.render_edits(x, inv.latent, edits, base=inv.recon, score=inv.score, strength=strength, mode=mode,
                                  generator=gen, hits=hits, placed=placed)

@@ -17,7 +17,6 @@ marched through the depth map (the nose's shadow), scaled to the face's mean bri
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +25,7 @@ from torch import Tensor
 
 from .pose import fade_beyond_limit, fit_pose, head_points, source_yaw
 from ..images import LUMA
-from .shape import blur_each, check_images, depth, face_landmarks, normals, per_image
+from .shape import blur_each, check_images, face_landmarks, normals, per_image, surface
 
 SHADOW_STEPS = 16
 GAMMA = 2.2  # images are taken as gamma-encoded; light is fitted and scaled in linear values
@@ -128,26 +127,6 @@ def light_direction(azimuth: Tensor, elevation: Tensor) -> Tensor:
     return torch.stack([torch.sin(a) * torch.cos(e), -torch.sin(e), torch.cos(a) * torch.cos(e)], 1)
 
 
-DEPTH_GRID = (-1.6, 1.6, -1.9, 2.4, 320, 432)  # x0, x1, y0, y1, columns, rows: ~0.01 d per cell
-
-
-@functools.lru_cache(maxsize=8)
-def _depth_table(device: torch.device) -> Tensor:
-    """The generic depth map sampled on DEPTH_GRID (1, 1, rows, cols): the shadow march looks it up
-    (bilinear) instead of evaluating the analytic shape at every step."""
-    x0, x1, y0, y1, nx, ny = DEPTH_GRID
-    ys, xs = torch.meshgrid(torch.linspace(y0, y1, ny), torch.linspace(x0, x1, nx), indexing="ij")
-    return depth(xs, ys)[None, None].to(device)
-
-
-def _depth_lookup(x: Tensor, y: Tensor) -> Tensor:
-    """:func:`depth` at face-frame points (N, H, W) from :func:`_depth_table` (0 beyond it: outside the head)."""
-    x0, x1, y0, y1, _, _ = DEPTH_GRID
-    grid = torch.stack([(x - x0) / (x1 - x0) * 2 - 1, (y - y0) / (y1 - y0) * 2 - 1], -1)
-    table = _depth_table(x.device).expand(len(x), -1, -1, -1)
-    return F.grid_sample(table, grid.to(table.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0]
-
-
 def _cast_shadow(surf: _Surface, direction: Tensor) -> Tensor:
     """1 where the light reaches a point, towards 0 where the depth map blocks it (N, H, W)."""
     pose, (x, y) = surf.pose, surf.head
@@ -157,10 +136,10 @@ def _cast_shadow(surf: _Surface, direction: Tensor) -> Tensor:
     c, s = torch.cos(yaw), torch.sin(yaw)
     hx, hz = fx * c - direction[:, 2] * s, fx * s + direction[:, 2] * c  # into the head frame
     hx, hy, hz = (t[:, None, None] for t in (hx, fy, hz))
-    z0 = depth(x, y)
+    z0 = surface(x, y, slopes=False)[..., 0]
     blocked = torch.zeros_like(x)
     for t in torch.linspace(0.04, 1.2, SHADOW_STEPS).tolist():
-        above = _depth_lookup(x + t * hx, y + t * hy) - (z0 + t * hz)
+        above = surface(x + t * hx, y + t * hy, slopes=False)[..., 0] - (z0 + t * hz)
         blocked = torch.maximum(blocked, (above / (0.05 + 0.15 * t)).clamp(0, 1))  # penumbra widens with distance
     return 1 - SHADOW_DEPTH * blocked
 

@@ -22,6 +22,7 @@ fills only the face itself; a request of 0 returns the input.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, depth, depth_slope, face_landmarks, face_mask, landmarks_3d, per_image
+from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, depth, face_landmarks, face_mask, landmarks_3d, per_image, surface
 
 MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
 AXIS_DEPTH = 0.5  # the turning axis, in d in front of the head ellipsoid's centre
@@ -84,10 +85,9 @@ def _inverse_table(angle: Tensor, axis: float) -> Tensor:
     falls behind an earlier one is hidden (running maximum); outside the head (depth 0) it is linear."""
     dev = angle.device
     c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
-    xs = torch.linspace(-HEAD_A, HEAD_A, SAMPLES, device=dev)
-    ys = torch.linspace(*TABLE_Y, ROWS, device=dev)[:, None]
+    xs, ys, zs = _head_rows(dev)
     us = torch.linspace(*TABLE_U, COLS, device=dev).expand(len(angle), ROWS, COLS)
-    front = (xs * c + (depth(xs.expand(ROWS, -1), ys.expand(-1, SAMPLES)) - axis) * s).cummax(-1).values
+    front = (xs * c + (zs - axis) * s).cummax(-1).values
     k = torch.searchsorted(front, us.contiguous()).clamp(1, SAMPLES - 1)
     lo, hi = front.gather(-1, k - 1), front.gather(-1, k)
     x = xs[k - 1] + ((us - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1) * (xs[1] - xs[0])
@@ -98,6 +98,14 @@ def _inverse_table(angle: Tensor, axis: float) -> Tensor:
     plane = torch.where(us > front[..., -1:], torch.maximum(plane, edge), torch.minimum(plane, -edge))
     inside = (us >= front[..., :1]) & (us <= front[..., -1:])
     return torch.where(inside, x, plane)
+
+
+@functools.lru_cache(maxsize=8)
+def _head_rows(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """The points :func:`_inverse_table` turns: x (SAMPLES,) across the head, rows y (ROWS, 1) and their depth (ROWS, SAMPLES)."""
+    xs = torch.linspace(-HEAD_A, HEAD_A, SAMPLES)
+    ys = torch.linspace(*TABLE_Y, ROWS)[:, None]
+    return xs.to(device), ys.to(device), depth(xs.expand(ROWS, -1), ys.expand(-1, SAMPLES)).to(device)
 
 
 def _solve_head_x(u: Tensor, y: Tensor, angle: Tensor, axis: float) -> Tensor:
@@ -116,9 +124,8 @@ def _solve_head_x(u: Tensor, y: Tensor, angle: Tensor, axis: float) -> Tensor:
     return torch.where(outside, (u + axis * s) / c, x) * sign
 
 
-def _visibility(x: Tensor, y: Tensor, angle: Tensor) -> Tensor:
-    """Cosine between the surface normal at head point (x, y) and the view at yaw ``angle``."""
-    gx, gy = depth_slope(x, y)
+def _visibility(gx: Tensor, gy: Tensor, angle: Tensor) -> Tensor:
+    """Cosine between the surface normal with depth slopes ``gx``, ``gy`` and the view at yaw ``angle``."""
     c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
     return (c + gx * s) / torch.sqrt(1 + gx * gx + gy * gy)
 
@@ -182,14 +189,15 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     u_out, v_out = pose.frame.pixel_grid(h, w, field)
     y = (v_out - pose.tv[:, None, None]) / s
     x = _solve_head_x((u_out - u_axis) / s, y, dst, axis)
-    z = depth(x, y) - axis
+    z, gx, gy = surface(x, y).unbind(-1)
+    z = z - axis
     # the fade follows the head's outline on the background plane (smooth in the pixel, unlike the
     # solved point, which jumps at occlusions: a fade on it leaves dotted seams)
     mask = face_mask(((u_out - u_axis) / s + axis * torch.sin(dst)[:, None, None]) / torch.cos(dst)[:, None, None], y)
     cs, sn = torch.cos(src)[:, None, None], torch.sin(src)[:, None, None]
     u_src = u_out + mask * (s * (x * cs + z * sn) + u_axis - u_out)
     u_mirror = u_out + mask * (s * (-x * cs + z * sn) + u_axis - u_out)
-    seen, seen_mirror = _visibility(x, y, src), _visibility(-x, y, src)
+    seen, seen_mirror = _visibility(gx, gy, src), _visibility(-gx, gy, src)  # the shape is symmetric: at -x, the slope -gx
     in_source = _solve_head_x((u_src - u_axis) / s, y, src, axis)  # what the source shows there
     hidden = _smooth((x - in_source).abs() / 0.08 - 0.5)
     grazing = _smooth((seen_mirror - seen - 0.1) / 0.3) * _smooth((0.75 - seen) / 0.4)

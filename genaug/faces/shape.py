@@ -17,6 +17,7 @@ rule (:func:`default_landmarks`).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -75,9 +76,31 @@ def depth_slope(x: Tensor, y: Tensor, h: float = 1e-3) -> tuple[Tensor, Tensor]:
     return ((depth(x + h, y) - depth(x - h, y)) / (2 * h), (depth(x, y + h) - depth(x, y - h)) / (2 * h))
 
 
+SURFACE_GRID = (-1.6, 1.6, -1.9, 2.4, 320, 432)  # x0, x1, y0, y1, columns, rows: ~0.01 d per cell, the whole head
+
+
+@functools.lru_cache(maxsize=8)
+def _surface_table(device: torch.device) -> Tensor:
+    """:func:`depth` and :func:`depth_slope` sampled on SURFACE_GRID, (1, 3, rows, cols)."""
+    x0, x1, y0, y1, nx, ny = SURFACE_GRID
+    ys, xs = torch.meshgrid(torch.linspace(y0, y1, ny), torch.linspace(x0, x1, nx), indexing="ij")
+    return torch.stack([depth(xs, ys), *depth_slope(xs, ys)])[None].to(device)
+
+
+def surface(x: Tensor, y: Tensor, slopes: bool = True) -> Tensor:
+    """The generic face at face-frame points ``x``, ``y`` (any shape), looked up (bilinear) in a table of
+    :func:`depth` and :func:`depth_slope` instead of evaluated per point: ``(..., 3)`` depth, dz/dx, dz/dy
+    (``slopes`` False: ``(..., 1)``, depth); 0 beyond the table (outside the head)."""
+    x0, x1, y0, y1, _, _ = SURFACE_GRID
+    table = _surface_table(x.device)[:, : 3 if slopes else 1]
+    grid = torch.stack([(x - x0) * (2 / (x1 - x0)) - 1, (y - y0) * (2 / (y1 - y0)) - 1], -1).reshape(1, 1, -1, 2)
+    out = F.grid_sample(table, grid.to(table.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out[0, :, 0].T.reshape(*x.shape, -1)
+
+
 def normals(x: Tensor, y: Tensor) -> Tensor:
-    """Unit surface normals ``(..., 3)`` in the face frame (z towards the camera)."""
-    gx, gy = depth_slope(x, y)
+    """Unit surface normals ``(..., 3)`` of the generic face at face-frame points (z towards the camera)."""
+    _, gx, gy = surface(x, y).unbind(-1)
     return F.normalize(torch.stack([-gx, -gy, torch.ones_like(gx)], -1), dim=-1)
 
 
