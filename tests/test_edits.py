@@ -69,7 +69,7 @@ def test_codes_out_of_the_random_set_move_only_when_named():
     assert LatentSpec.from_dict(d) == spec
     assert {e.code for e in random_edits(spec, 20, torch.Generator().manual_seed(0), codes=["b"])} == {1}  # named: moved
     shipped = load_bundle("default").spec  # drawn glasses, bangs, an opened mouth, a smile look generated (C2ST 1.00 / 0.97 / 0.96 / 0.85)
-    assert [all_code_names(shipped)[i] for i in default_codes(shipped)] == ["tone", "shade", "warmth", "light"]
+    assert [all_code_names(shipped)[i] for i in default_codes(shipped)] == ["tone", "shade", "warmth", "light", "yaw"]
     assert [shipped.codes[i].name for i in default_codes(shipped, controls=False)] == ["tone", "shade", "warmth"]
 
 
