@@ -35,12 +35,12 @@ import torch
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
-from .engine.batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, recipe_tables
+from .engine.batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, plan_columns, recipe_tables
 from .engine.cache import pixel_keys
 from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour, to_device, workspace
 from .engine.colour import GREY_TOLERANCE, sample_grid, fit_colour, is_grey
 from .engine.edits import check_code_list, check_seed, code_ranges, default_codes, draw_edits
-from .engine.latent_table import ContentSlots, LatentTable
+from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES, luma_only
 from .faces.controls import CONTROL_NAMES
 from .faces.framing import face_box
@@ -223,7 +223,7 @@ class BatchFaceAug(nn.Module):
         if any(len(getattr(params, f)) != n for f in ("apply", "code", "value", "relative", "strength")):
             raise ValueError(f"params were drawn for {len(params.apply)} rows, the batch has {n}")
         fields = (params.apply, params.code, params.value, params.relative, params.strength)
-        return BatchParams(*(f.cpu() for f in fields), params.target)  # host tensors (a no-op for drawn params)
+        return BatchParams(*(f if f.device.type == "cpu" else f.cpu() for f in fields), params.target)  # host tensors
 
     # ---------------------------------------------------------------- the call
     @torch.no_grad()
@@ -256,10 +256,10 @@ class BatchFaceAug(nn.Module):
             if len(index) != n:
                 raise ValueError(f"index must hold one dataset index per row: {len(index)} for a batch of {n}")
         with _no_autocast(eng.device):  # inside a mixed-precision step genaug still runs in its own precision
-            out, target = self._augment(t.to(eng.device), params, index, eng, checked)
+            out, target = self._augment(t if t.device == eng.device else t.to(eng.device), params, index, eng, checked)
         params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target)
         self._params = params
-        out = out.to(t.device)
+        out = out if out.device == t.device else out.to(t.device)
         if c != out.shape[1]:  # back to the input's channels (a grey photo stays grey: its channels are equal)
             out = out[:, :1].contiguous() if c == 1 else torch.cat([out, alpha], 1)
         if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):  # as the input's layout
@@ -298,11 +298,11 @@ class BatchFaceAug(nn.Module):
         blended whole and colour-fitted, then colour transform alone; within a kind, rows with a content
         edit first), so each step reads a slice, and written back by index."""
         dev, n = eng.device, x.shape[0]
-        rows = np.flatnonzero(params.apply.numpy())  # host bookkeeping in numpy: no tensor operations
+        rows = np.flatnonzero(host_array(params.apply))  # host bookkeeping in numpy: no tensor operations
         if len(rows) == 0:
             return x.clone(), torch.full((n,), float("nan"), device=dev)
         every, m, delta = len(rows) == n, len(rows), self.mode == "delta"
-        pick = (lambda t: t.numpy()) if every else (lambda t: t.numpy()[rows])
+        pick = host_array if every else (lambda t: host_array(t)[rows])
         codes = pick(params.code)
         kind = self._kind[codes] if delta else np.zeros(m, dtype=np.int64)
         shift, transfer = self._recipe_has[:, 0][codes], self._recipe_has[:, 1][codes]
@@ -312,8 +312,11 @@ class BatchFaceAug(nn.Module):
         codes, shift, transfer = codes[order], shift[order], transfer[order]
         a0, a = int((kind == 0).sum()), int((kind < 2).sum())  # [:a0] plain, [a0:a] fitted too, [a:] grid only
         prefix = lambda f: int(f.sum()) if not np.diff(f.astype(np.int8)).clip(0).any() else None  # noqa: E731
-        host = edit_plan(self._layout, codes, pick(params.value), pick(params.relative), pick(params.strength))
-        host.update(dest=rows[order], inverse=np.argsort(order))
+        content_rows, transfer_rows = prefix(shift), prefix(transfer)
+        host = plan_columns(edit_plan(self._layout, codes, pick(params.value), pick(params.relative), pick(params.strength)),
+                            content_rows, transfer_rows)
+        if not identity:  # (the identity order reads neither)
+            host.update(dest=rows[order], inverse=np.argsort(order))
         if index is not None:
             host["slots"] = pick(index)
         cols = _columns(host, {**PLAN_DTYPES, "dest": torch.long, "inverse": torch.long, "slots": torch.long}, dev)
@@ -323,12 +326,12 @@ class BatchFaceAug(nn.Module):
         full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]  # no crop, no resize
         buf = torch.empty_like(xr) if delta and full and xr.dtype == torch.float32 else None  # results, in that order
         if index is not None:
-            table, slots, grey = self.table, *self._named(x01, torch.from_numpy(host["slots"]), cols["slots"], eng)
+            table, slots, grey = self.table, *self._named(x01, host["slots"], cols["slots"], eng)
         else:  # a uint8 batch that is the model frame already is hashed as it is
             table, slots, grey = self._content, *self._by_content(x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked,
                                                                          scratch=buf)
         latent = table.gather_latent(slots, workspace(self._work, "latent", (m, table.latent_dim), table.rows.dtype, dev))
-        edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, True, prefix(shift), prefix(transfer))
+        edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, True, content_rows, transfer_rows)
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
         grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
         parts = []  # (first row, rows in x's dtype)
@@ -374,15 +377,15 @@ class BatchFaceAug(nn.Module):
             return out, target
         return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
 
-    def _named(self, x01: Tensor, named: Tensor, slots: Tensor, eng: Any) -> tuple[Tensor, np.ndarray]:
-        """Table slots of named rows (host indices ``named``, the same on the device as ``slots``),
+    def _named(self, x01: Tensor, named: np.ndarray, slots: Tensor, eng: Any) -> tuple[Tensor, np.ndarray]:
+        """Table slots of named rows (host indices ``named``, numpy, the same on the device as ``slots``),
         inverting those not stored yet, and which rows' photos are black-and-white (host bool)."""
-        missing = self.table.missing(named)  # host: no device read
-        if missing.numpy().any():
-            miss = missing.nonzero().flatten()
+        missing = self.table.missing_rows(named)  # host: no device read
+        if missing.any():
+            miss = torch.from_numpy(np.flatnonzero(missing))
             photos = x01.index_select(0, miss.to(x01.device))
             inv = eng.invert(photos.mul(2).sub(1))
-            self.table.store(named[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
+            self.table.store(torch.from_numpy(named)[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
         return slots, self.table.is_grey(named)
 
     def _by_content(self, x01: Tensor, pixels: Tensor | None, eng: Any, checked: bool,
@@ -396,7 +399,7 @@ class BatchFaceAug(nn.Module):
             q = q if checked else q.clamp_(_ROUNDER, _ROUNDER + 255)
             pixels = workspace(self._work, "pixels", q.shape, torch.uint8, q.device).copy_(q.view(torch.int32))  # its low byte
         slots, missing = self._slots.lookup(pixel_keys(pixels, eng._settings, self._work))
-        if missing.numpy().any():
+        if host_array(missing).any():
             miss = missing.nonzero().flatten()
             photos = x01.index_select(0, miss.to(x01.device))
             inv = eng.invert(photos.mul(2).sub(1))
@@ -409,16 +412,24 @@ def _no_autocast(device: torch.device) -> Any:
     return torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else contextlib.nullcontext()
 
 
+_NUMPY_DTYPES = {torch.long: np.int64, torch.int32: np.int32, torch.bool: np.bool_, torch.float32: np.float32,
+                 torch.float64: np.float64}
+
+
 def _columns(columns: dict[str, np.ndarray], dtypes: dict[str, torch.dtype], device: torch.device) -> dict[str, Tensor]:
-    """Host columns (numpy, (N,) or (N, k)) as tensors of ``dtypes`` on ``device``: on the CPU each as
-    it is, elsewhere packed into one float64 tensor and sent in one non-blocking copy (exact for
-    integers below 2^53)."""
+    """Host columns (numpy, (N,) or (N, k)) as tensors of ``dtypes`` on ``device``, converted on the host
+    (numpy): on the CPU each as it is, elsewhere the bytes of all packed into one buffer (widest items
+    first, so each column starts aligned) and sent in one non-blocking copy; the columns are views of
+    it (no conversion on the device)."""
+    host = {k: np.ascontiguousarray(c, dtype=_NUMPY_DTYPES[dtypes[k]]) for k, c in columns.items()}
     if device.type == "cpu":
-        return {k: torch.from_numpy(np.ascontiguousarray(c)).to(dtypes[k]) for k, c in columns.items()}
-    flat = [c.reshape(len(c), -1) for c in columns.values()]
-    packed = to_device(torch.from_numpy(np.concatenate(flat, 1, dtype=np.float64)), device)
+        return {k: torch.from_numpy(c) for k, c in host.items()}
+    order = sorted(host, key=lambda k: -host[k].itemsize)  # (a stable sort)
+    packed = to_device(torch.from_numpy(np.concatenate([host[k].reshape(-1).view(np.uint8) for k in order])), device)
     out, at = {}, 0
-    for (k, c), f in zip(columns.items(), flat):
-        out[k] = packed[:, at : at + f.shape[1]].reshape(c.shape).to(dtypes[k])
-        at += f.shape[1]
+    for k in order:
+        c = host[k]
+        out[k] = packed[at : at + c.nbytes].view(dtypes[k])
+        out[k] = out[k] if c.ndim == 1 else out[k].view(c.shape)
+        at += c.nbytes
     return out

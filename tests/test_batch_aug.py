@@ -232,6 +232,49 @@ def test_rejects_bad_options_index_and_params():
         aug(x, params=params)
 
 
+def test_plan_made_on_the_host_gives_the_device_plans_latents():
+    """Without relative categorical rows edit_plan works out the new categories on the host (fewer device
+    operations): apply_plan gives what the device plan gives, bit for bit, with and without content rows."""
+    from genaug.engine import batch_edits
+    from genaug.engine.batch_edits import PLAN_DTYPES, apply_plan, plan_columns
+
+    aug = batch_aug(p=1.0, seed=0)
+    aug._engine_on(torch.device("cpu"))
+    spec, g, n = aug._spec(), torch.Generator().manual_seed(3), 40
+    tensors = lambda plan: {k: torch.from_numpy(np.ascontiguousarray(v)).to(PLAN_DTYPES[k]) for k, v in plan.items()}
+    for relative in (False, True):
+        d = draw_edits(spec, n, g, codes=list(range(len(spec.codes))))
+        rel = d.relative & (torch.rand(n, generator=g) < 0.5) if relative else torch.zeros(n, dtype=torch.bool)
+        latent = torch.randn(n, aug._layout.noise_dim + len(aug._layout.columns), generator=g)
+        plan = batch_edits.edit_plan(aug._layout, d.code.numpy(), d.value.numpy(), rel.numpy(), (torch.rand(n, generator=g) * 2.5).numpy())
+        assert ("goal" in plan) == (not relative)
+        device_plan = tensors({k: v for k, v in plan.items() if k not in ("entry_new", "move_new", "target", "goal")})
+        for c, t in ((None, None), (0, 0), (n, 0), (0, n), (7, 3)):
+            want = apply_plan(latent, aug._layout, aug._recipe, device_plan, False, c, t)
+            got = apply_plan(latent, aug._layout, aug._recipe, tensors(plan_columns(plan, c, t)), False, c, t)
+            assert all(torch.equal(w, x) for w, x in zip(want, got)), (relative, c, t)
+
+
+def test_adjugate_in_one_cross_product_is_the_three_cross_products():
+    from genaug.engine.colour import _inverse3
+
+    a = torch.randn(500, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 50
+    r0, r1, r2 = a.unbind(-2)
+    cols = torch.stack([torch.linalg.cross(r1, r2), torch.linalg.cross(r2, r0), torch.linalg.cross(r0, r1)], -1)
+    got, det = _inverse3(a)
+    assert torch.equal(got, cols) and torch.equal(det, (r0 * cols[..., 0]).sum(-1)[..., None, None])
+
+
+def test_host_array_shares_the_tensors_memory():
+    from genaug.engine.latent_table import host_array
+
+    t = torch.arange(5)
+    a = host_array(t)
+    assert a.dtype == np.int64 and np.shares_memory(a, t.numpy()) and host_array(a) is a
+    assert host_array(torch.tensor([True, False])).dtype == bool
+    assert np.array_equal(host_array(torch.ones(2, requires_grad=True)), [1.0, 1.0])
+
+
 VIEWS = ("aten::narrow", "aten::slice", "aten::as_strided")  # no work; torch's CPU cat narrows per input above a size
 
 

@@ -132,7 +132,7 @@ def edit_plan(layout: CodeLayout, code: Any, value: Any, relative: Any, strength
     value = np.asarray(value, dtype=np.float64)
     rel = np.asarray(relative, dtype=bool) * cat  # relative categorical rows: 1
     strength = np.asarray(strength, dtype=np.float32)
-    return {
+    plan = {
         # the new category = (column of the face's category * rel + offset) mod width (0 for continuous codes)
         "rel": rel, "offset": np.round(value).astype(np.int64) - start * rel, "width": width, "start": start,
         "categorical": cat.astype(bool), "value": value.astype(np.float32),  # the target: the new category, or value
@@ -141,12 +141,34 @@ def edit_plan(layout: CodeLayout, code: Any, value: Any, relative: Any, strength
         "strength": strength, "transfer_strength": np.clip(strength, 0, 1),
         "inside": layout.inside[code],  # (N, code_dim): the code's columns
     }
+    if not rel.any():  # no relative categorical row: the new category, and what follows from it, is known here
+        new = np.remainder(plan["offset"], width)
+        onehot = np.arange(layout.inside.shape[1]) == (start + new)[:, None]
+        plan.update(entry_new=entry + new, move_new=move + new,
+                    target=np.where(plan["categorical"], new.astype(np.float32), plan["value"]),
+                    goal=onehot.astype(np.float32) * plan["scale"][:, None])
+    return plan
 
 
 PLAN_DTYPES = {"rel": torch.long, "offset": torch.long, "width": torch.long, "start": torch.long,
                "categorical": torch.bool, "value": torch.float32, "scale": torch.float32, "entry": torch.long,
                "move": torch.long, "move_per_column": torch.long, "strength": torch.float32,
-               "transfer_strength": torch.float32, "inside": torch.bool}
+               "transfer_strength": torch.float32, "inside": torch.bool,
+               # planned on the host when no row is a relative categorical edit (no row's new category depends on its face):
+               "entry_new": torch.long, "move_new": torch.long, "target": torch.float32, "goal": torch.float32}
+KNOWN_NEW = ("rel", "offset", "width", "start", "categorical", "value", "scale", "entry", "move")  # unread when "goal" is planned
+
+
+def plan_columns(plan: dict[str, np.ndarray], content_rows: int | None = None,
+                 transfer_rows: int | None = None) -> dict[str, np.ndarray]:
+    """``plan`` (:func:`edit_plan`) less the columns :func:`apply_plan` will not read with these
+    ``content_rows`` / ``transfer_rows`` (fewer tensors to make and send)."""
+    drop = set(KNOWN_NEW) if "goal" in plan else {"entry_new", "move_new", "target", "goal"}
+    if content_rows == 0 and transfer_rows == 0:
+        drop |= {"move", "move_new", "move_per_column"}
+    if transfer_rows == 0:
+        drop.add("transfer_strength")
+    return {k: v for k, v in plan.items() if k not in drop}
 
 
 def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: dict[str, Tensor],
@@ -161,25 +183,49 @@ def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: d
     p, nd, dtype = plan, layout.noise_dim, latent.dtype
     out = latent if inplace else latent.clone()
     codes, content = out[:, nd:], out[:, :nd]
-    column = torch.where(p["inside"], codes, -torch.inf).argmax(1)  # the face's category, as a column
-    move = torch.addcmul(p["move"], column, p["move_per_column"])
-    new = column.mul_(p["rel"]).add_(p["offset"]).remainder_(p["width"])
-    move.add_(new)
-    entry = torch.add(p["entry"], new)
-    target = torch.where(p["categorical"], new, p["value"])
-    goal = (layout.columns == torch.add(p["start"], new)[:, None]).to(dtype).mul_(p["scale"][:, None].to(dtype))
+    c, t, table = content_rows, transfer_rows, recipe.content
+    as_dtype = (lambda v: v) if dtype == torch.float32 else (lambda v: v.to(dtype))  # the plan's floats are float32
+    if "goal" in p:  # the new categories were known on the host (edit_plan): the face's category only places the move
+        entry, target, move = p["entry_new"], p["target"], None
+        if c != 0 or t != 0:
+            column = torch.where(p["inside"], codes, _minus_inf(dtype, codes.device)).argmax(1)  # the face's category, as a column
+            move = torch.addcmul(p["move_new"], column, p["move_per_column"])
+        change = torch.sub(p["goal"], codes)
+    else:
+        column = torch.where(p["inside"], codes, _minus_inf(dtype, codes.device)).argmax(1)  # the face's category, as a column
+        move = torch.addcmul(p["move"], column, p["move_per_column"]) if c != 0 or t != 0 else None
+        new = column.mul_(p["rel"]).add_(p["offset"]).remainder_(p["width"])
+        if move is not None:
+            move.add_(new)
+        entry = torch.add(p["entry"], new)
+        target = torch.where(p["categorical"], new, p["value"])
+        goal = (layout.columns == torch.add(p["start"], new)[:, None]).to(dtype).mul_(as_dtype(p["scale"][:, None]))
+        change = goal.sub_(codes)
     settings = recipe.gain_regenerate.index_select(0, entry)
-    s = p["strength"].to(dtype)
-    moved = torch.addcmul(codes, (settings[:, 0] * s)[:, None], goal.sub_(codes))
+    s = as_dtype(p["strength"])
+    moved = torch.addcmul(codes, (settings[:, 0] * s)[:, None], change)
     moved = torch.clamp(moved, layout.low, layout.high)  # continuous codes saturate at their range
     torch.where(p["inside"], moved, codes, out=codes)
-    c, t, table = content_rows, transfer_rows, recipe.content
-    if c != 0:  # (no rows with a content shift / a transfer: nothing to do)
-        content[:c].addcmul_(s[:c, None], table[:, 0].index_select(0, move[:c]))
-    if t != 0:
-        transfer = table[:, 2].index_select(0, move[:t]).mul_(p["transfer_strength"][:t].to(dtype)[:, None])
-        content[:t].lerp_(table[:, 1].index_select(0, move[:t]), transfer)
+    if c != 0 or t != 0:  # (no rows with a content shift / a transfer: nothing to do)
+        rows = table.index_select(0, move[: None if c is None or t is None else max(c, t)])  # one gather for both
+        if c != 0:
+            content[:c].addcmul_(s[:c, None], rows[:c, 0])
+        if t != 0:
+            transfer = rows[:t, 2].mul_(as_dtype(p["transfer_strength"][:t])[:, None])
+            content[:t].lerp_(rows[:t, 1], transfer)
     return out, target, settings[:, 1], entry
+
+
+_MINUS_INF: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+
+def _minus_inf(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """-inf as a 0-dim tensor of ``dtype`` on ``device``, made once (a Python scalar is made into a tensor
+    at every call; a host tensor would be copied to an accelerator at every call)."""
+    key = (dtype, device)
+    if key not in _MINUS_INF:
+        _MINUS_INF[key] = torch.full((), -torch.inf, dtype=dtype, device=device)
+    return _MINUS_INF[key]
 
 
 def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code: Tensor, value: Tensor,

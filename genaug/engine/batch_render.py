@@ -22,7 +22,7 @@ def frame(x: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
     """Rows (uint8 or float in [0, 1]) -> the model frame in [0, 1] (as :func:`genaug.engine.render.to_model_frame`,
     before its ``* 2 - 1``); a float32 batch that is already the model frame is returned as it is (not copied)."""
     if box == (0, 0, size, size) and x.shape[-2:] == (size, size):
-        return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+        return x.float().div_(255) if x.dtype == torch.uint8 else x if x.dtype == torch.float32 else x.float()
     left, top, right, bottom = box
     crop = (x.float() / 255 if x.dtype == torch.uint8 else x.float())[:, :, top:bottom, left:right]
     crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -66,16 +66,16 @@ def recolour(rows: Tensor, transform: Tensor, grey: np.ndarray, out: Tensor | No
     """Whole input ``rows`` (uint8 or float in [0, 1]) through their colour ``transform``
     (:func:`genaug.engine.render.recolour`), in their dtype; ``grey``: host positions of
     black-and-white photos (kept grey); ``out``: where to write float32 results (not ``rows``)."""
-    src = rows.float().div_(255) if rows.dtype == torch.uint8 else rows.float()
+    src = rows.float().div_(255) if rows.dtype == torch.uint8 else rows if rows.dtype == torch.float32 else rows.float()
     new = make_grey(apply_colour01(src, transform, out=out if rows.dtype == torch.float32 else None), grey)
-    return new.mul_(255).round_().to(torch.uint8) if rows.dtype == torch.uint8 else new.to(rows.dtype)
+    return new.mul_(255).round_().to(torch.uint8) if rows.dtype == torch.uint8 else new if new.dtype == rows.dtype else new.to(rows.dtype)
 
 
 def paste(result: Tensor, x01: Tensor, x: Tensor, box: tuple[int, int, int, int], feathers: dict) -> Tensor:
     """Add the change ``result - x01`` (model frame, [0, 1]) back into the rows ``x`` (as
     :func:`genaug.engine.render.paste_back`), in their dtype; works in place on ``result``.
     ``feathers``: a cache of the paste's edge weights by box and row size."""
-    to_dtype = (lambda t: t.mul_(255).round_().to(torch.uint8)) if x.dtype == torch.uint8 else (lambda t: t.to(x.dtype))
+    to_dtype = (lambda t: t.mul_(255).round_().to(torch.uint8)) if x.dtype == torch.uint8 else (lambda t: t if t.dtype == x.dtype else t.to(x.dtype))
     if box == (0, 0, *result.shape[-2:][::-1]) and x.shape[-2:] == result.shape[-2:]:
         return to_dtype(result)  # the whole frame: x01 + (result - x01), already clamped to [0, 1]
     left, top, right, bottom = box

@@ -55,7 +55,12 @@ def black_weight(lum: Tensor) -> Tensor:
     """How much of the colour transform's offset reaches a pixel of luminance ``lum`` (image scale):
     0 at black, rising linearly to 1 at ``BLACK_RAMP``. Black borders, dark hair and night photos keep
     their black instead of taking the offset's tint (a camera's gains scale light; they add none)."""
+    if lum.dtype == torch.float32:  # by a float32 0-dim constant: the same product, no scalar conversion per call
+        return torch.mul(lum, _INV_RAMP).clamp_(0, 1)
     return lum.mul(1 / BLACK_RAMP).clamp_(0, 1)
+
+
+_INV_RAMP = torch.tensor(1 / BLACK_RAMP, dtype=torch.float32)  # the float32 value ``lum.mul(1 / BLACK_RAMP)`` multiplies by
 
 
 _PICKS: dict = {}
@@ -85,10 +90,15 @@ def _refit_picks(c: int, device: torch.device) -> Tensor:
 
 
 def _inverse3(a: Tensor) -> tuple[Tensor, Tensor]:
-    """(det(a) a^-1, det(a)[..., None, None]) for (..., 3, 3) matrices ``a`` (see :func:`_solve3`)."""
-    r0, r1, r2 = a.unbind(-2)
-    cols = torch.stack([torch.linalg.cross(r1, r2), torch.linalg.cross(r2, r0), torch.linalg.cross(r0, r1)], -1)
-    return cols, (r0 * cols[..., 0]).sum(-1)[..., None, None]
+    """(det(a) a^-1, det(a)[..., None, None]) for (..., 3, 3) matrices ``a`` (see :func:`_solve3`): column j of
+    the adjugate is the cross product of rows j + 1 and j + 2 (mod 3), all three in one ``linalg.cross``
+    along the columns of the rows gathered once."""
+    key = ("rows", a.device)
+    if key not in _PICKS:
+        _PICKS[key] = torch.tensor([1, 2, 0, 2, 0, 1], device=a.device)
+    g = a.index_select(-2, _PICKS[key])  # rows 1, 2, 0, then 2, 0, 1
+    cols = torch.linalg.cross(g[..., :3, :].transpose(-1, -2), g[..., 3:, :].transpose(-1, -2), dim=-2)
+    return cols, (a[..., 0, :] * cols[..., 0]).sum(-1)[..., None, None]
 
 
 def _solve3(a: Tensor, b: Tensor) -> Tensor:
@@ -103,7 +113,7 @@ def sample_grid(x: Tensor, samples: int = 16) -> Tensor:
     """Every k-th pixel each way, about ``samples`` per side (the whole image below 2 * samples px;
     a grid of the grid is the grid itself, so a fit on ``sample_grid(x)`` equals the fit on ``x``)."""
     k = max(1, min(x.shape[-2:]) // samples)
-    return x[..., ::k, ::k]
+    return x if k == 1 else x[..., ::k, ::k]
 
 
 def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
@@ -116,12 +126,23 @@ def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None)
     channels x channels matrix (the gains and the luminance pull) in one batched matrix product, then
     the offset weighted by :func:`black_weight` of each pixel's luminance; ``out``: where to write it."""
     n, c = images.shape[:2]
-    t = transform.to(images.device, images.dtype)
-    m = torch.diag_embed(t[..., 0]).add_(t[..., 1:2].div(c))  # a_i [i = j] + k_i / C
+    t = transform if (transform.device, transform.dtype) == (images.device, images.dtype) else transform.to(images.device, images.dtype)
+    m = torch.diag_embed(t[..., 0]).add_(t[..., 1:2].div(_channels(c, t.dtype)))  # a_i [i = j] + k_i / C
     flat = images.reshape(n, c, -1)
     new = torch.bmm(m, flat, out=None if out is None else out.view(n, c, -1))
     new.addcmul_(t[..., 2:], black_weight(flat.mean(1, keepdim=True)))
     return new.clamp_(0, 1).view(images.shape)
+
+
+def _channels(c: int, dtype: torch.dtype) -> Tensor | int:
+    """``c`` as a 0-dim host tensor of ``dtype`` (float32: the value a Python scalar ``c`` becomes in the
+    division, without its conversion per call; other dtypes: ``c`` itself)."""
+    if dtype != torch.float32:
+        return c
+    key = ("channels", c)
+    if key not in _PICKS:
+        _PICKS[key] = torch.tensor(float(c), dtype=torch.float32)
+    return _PICKS[key]
 
 
 def colour_only(x: Tensor, out: Tensor) -> Tensor:

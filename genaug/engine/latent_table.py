@@ -20,6 +20,18 @@ import torch
 from torch import Tensor
 
 
+def host_array(t: Tensor | np.ndarray) -> np.ndarray:
+    """A host tensor's values as a numpy array sharing its memory, without the four tensor operations
+    of ``Tensor.numpy()`` (detach, to, resolve_conj, resolve_neg: host time per call on the hot path);
+    numpy arrays pass through."""
+    if isinstance(t, np.ndarray):
+        return t
+    try:
+        return np.from_dlpack(t)
+    except (RuntimeError, TypeError, BufferError, ValueError):  # conjugate / negative views, grad, ...
+        return t.detach().numpy()
+
+
 class LatentTable:
     """Latents and renders by slot on one device. ``capacity``: the number of slots (indices must
     lie in ``[0, capacity)``), or None to grow as larger indices arrive. Storage is allocated at the
@@ -66,18 +78,23 @@ class LatentTable:
         if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool or index.ndim != 1:
             raise ValueError(f"index must be a 1-d integer tensor (one dataset index per row), got "
                              f"{index.dtype} of shape {tuple(index.shape)}")
-        index = index.to("cpu", torch.long)
-        values = index.numpy()  # host bookkeeping in numpy: no tensor reads
+        if index.device.type != "cpu" or index.dtype != torch.long:
+            index = index.to("cpu", torch.long)
+        values = host_array(index)  # host bookkeeping in numpy: no tensor reads
         if len(values) and (values.min() < 0 or (self.capacity is not None and values.max() >= self.capacity)):
             raise ValueError(f"index values must lie in [0, {self.capacity or 'inf'}), got [{values.min()}, {values.max()}]")
         return index
 
-    def missing(self, index: Tensor) -> Tensor:
-        """Host bool (N,): rows of ``index`` (host long) whose slot holds no latent yet."""
-        index, filled = index.numpy(), self.filled.numpy()  # host bookkeeping in numpy: no tensor ops
+    def missing(self, index: Tensor | np.ndarray) -> Tensor:
+        """Host bool (N,): rows of ``index`` (host long, or numpy) whose slot holds no latent yet."""
+        return torch.from_numpy(self.missing_rows(index))
+
+    def missing_rows(self, index: Tensor | np.ndarray) -> np.ndarray:
+        """:meth:`missing` as a numpy array (no tensor operations)."""
+        index, filled = host_array(index), host_array(self.filled)  # host bookkeeping in numpy: no tensor ops
         if len(filled) == 0:
-            return torch.ones(len(index), dtype=torch.bool)
-        return torch.from_numpy(~filled[np.minimum(index, len(filled) - 1)] | (index >= len(filled)))
+            return np.ones(len(index), dtype=bool)
+        return ~filled[np.minimum(index, len(filled) - 1)] | (index >= len(filled))
 
     def gather(self, slots: Tensor) -> tuple[Tensor, Tensor]:
         """(latents (N, D), renders on the image scale (N, C, S, S)) of ``slots`` (a long tensor on the
@@ -99,9 +116,9 @@ class LatentTable:
     def _split(self, rows: Tensor) -> tuple[Tensor, Tensor]:
         return rows[:, : self.latent_dim], rows[:, self.latent_dim :].unflatten(1, self.image_shape)
 
-    def is_grey(self, index: Tensor) -> np.ndarray:
-        """Host bool (N,): the stored photos of slots ``index`` (host long) that are black-and-white."""
-        return self.grey.numpy()[index.numpy()]
+    def is_grey(self, index: Tensor | np.ndarray) -> np.ndarray:
+        """Host bool (N,): the stored photos of slots ``index`` (host long, or numpy) that are black-and-white."""
+        return host_array(self.grey)[host_array(index)]
 
     def store(self, index: Tensor, latent: Tensor, base: Tensor, grey: Tensor | None = None) -> None:
         """Write rows into slots ``index`` (host long), allocating or growing the storage: ``latent``
