@@ -37,7 +37,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
             bundle's measured default: 0 for the edit kind, 20 otherwise).
         framing: ``"auto"`` (CelebA box for 178x218-shaped images; other images: the largest face
             detected and aligned when ``genaug[faces]`` is installed, else the centre square; where
-            no face is found there, a drawn ``light`` / ``yaw`` leaves the image unchanged),
+            no face is found there, a drawn ``light`` / ``yaw`` is re-drawn among the latent codes in ``codes``
+            (none there: the image comes back unchanged)),
             ``"full"`` or ``"detect"`` (detected faces only; no face: image unchanged, counted in
             ``engine.stats["no_face"]``; see :mod:`genaug.faces.align`).
         bounds: ``{code: (low, high)}`` ranges for continuous codes.
@@ -213,8 +214,9 @@ class GenerativeFaceAug(ImageOnlyTransform):
         edits = [Edit(*e) for e in edits]  # also edits read back from a JSON replay ([code, value, relative])
         if len(edits) != len(images):  # params sampled for one image, replayed on several
             edits, strengths = [edits[0]] * len(images), [strengths[0]] * len(images)
-        out, _ = self.engine.augment(
-            list(images), edits=edits, strength=torch.tensor(strengths), generator=torch.Generator().manual_seed(gate_seed)
+        out, _ = self.engine.augment(  # a drawn yaw / light on a photo without a found face: re-drawn among the latent codes
+            list(images), edits=edits, strength=torch.tensor(strengths), generator=torch.Generator().manual_seed(gate_seed),
+            redraw_unplaced=True,
         )
         return out
 

@@ -78,3 +78,26 @@ def test_dataset_and_expand_record_no_light_where_no_face_was_found(tmp_path, tr
         assert (images == images[:1]).all()  # both variants the unedited source (or its unedited model crop)
         if size == "source":
             assert np.array_equal(images[0], img)
+
+
+@pytest.mark.skipif(not faces_extra_available(), reason="needs the faces extra (dlib) for auto framing's face search")
+def test_a_drawn_control_without_a_face_is_redrawn_among_the_latent_codes():
+    """Where no face is found, a randomly drawn yaw / light cannot be placed: the transform draws a latent code
+    instead (p=1 still edits), the same on a replay; the engine keeps an edit it was given."""
+    from genaug.engine.edits import Edit
+
+    img = _texture()
+    aug = genaug.GenerativeFaceAug(codes=["yaw", "light", "tone"], p=1.0)
+    t = A.Compose([aug], seed=0, save_applied_params=True)
+    drawn = []
+    for _ in range(12):
+        res = t(image=img)
+        edit = Edit(*res["applied_transforms"][0][1]["edits"][0])
+        drawn.append(edit.code)
+        assert not np.array_equal(res["image"], img)  # every draw edits, also the yaw / light ones
+        assert np.array_equal(A.ReplayCompose.replay if False else aug.apply(img, **res["applied_transforms"][0][1]), res["image"])
+    names = aug.engine.code_names
+    assert {names[c] for c in drawn} >= {"tone"} and {names[c] for c in drawn} & {"yaw", "light"}  # controls were drawn
+    e = aug.engine
+    out, info = e.augment([img], edits=[Edit(names.index("yaw"), 20.0)])  # named by the caller: kept, not replaced
+    assert np.array_equal(out[0], img) and info.descriptions[0] == "unchanged (no face found)"

@@ -20,7 +20,7 @@ from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
 from .edits import (Edit, all_code_names, apply_recipes, check_code_list, check_edits, check_strength, code_index,
-                    code_ranges, control_of, random_edits, resolve_edits)
+                    code_ranges, control_of, default_codes, random_edits, resolve_edits)
 from .invert import Inversion, invert
 from .colour import colour_only, fit_colour, keep_grey
 from .render import MODES, apply_control, luma_only, paste_back, recolour, render, to_model_batch
@@ -342,19 +342,40 @@ class Engine:
     def augment(
         self, images: Any, edits: list[Edit] | None = None, generator: torch.Generator | None = None,
         strength: float | Tensor | None = None, mode: str | None = None, framing: str | None = None,
+        redraw_unplaced: bool = False,
     ) -> tuple[Any, AugmentInfo]:
         """Augment user images of any size/format (one image or a list): frame, augment, paste back.
         Returns outputs of the same type/shape/dtype as the inputs, and the AugmentInfo (a yaw or light
-        edit of a photo without a found face comes back unchanged: ``kept`` False, described as such)."""
+        edit of a photo without a found face comes back unchanged: ``kept`` False, described as such).
+        Random edits (``edits`` None, or ``redraw_unplaced`` for edits the caller drew at random) that are
+        such controls on a photo without a found face are re-drawn from ``generator`` among the engine's
+        latent codes, if it has any (the transform: ``p=1`` still edits a face the detector misses)."""
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         x, frames = self.frame(items, framing)
+        if edits is None or redraw_unplaced:
+            gen = generator or self.generator
+            edits = self._redraw_unplaced(check_edits(self.spec, edits if edits is not None else self.random_edits(len(items), gen)),
+                                          frames, gen)
         out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True)
         res = self.unframe(out, items, frames, info)
         for r, f in enumerate(frames):
             if self.unplaced(info.edits[r], f):
                 info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
         return (res[0] if single else res), info
+
+    def _redraw_unplaced(self, edits: list[Edit], frames: list[FrameInfo], generator: torch.Generator) -> list[Edit]:
+        """``edits`` with each control that :meth:`unplaced` would leave undone re-drawn among the engine's
+        latent codes (none left: unchanged)."""
+        rows = [r for r, (e, f) in enumerate(zip(edits, frames)) if self.unplaced(e, f)]
+        codes = [c for c in (self.codes if self.codes is not None else default_codes(self.spec)) if control_of(self.spec, c) is None]
+        if not rows or not codes:
+            return edits
+        drawn = random_edits(self.spec, len(rows), generator, codes=codes, bounds=self.bounds)
+        out = list(edits)
+        for r, e in zip(rows, drawn):
+            out[r] = e
+        return out
 
     def frame(self, images: list[Any], framing: str | None = None, count: bool = True) -> tuple[Tensor, list[FrameInfo]]:
         """User images -> model-frame batch (CPU) and FrameInfos; counts ``framing="detect"``
