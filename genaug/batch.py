@@ -39,11 +39,11 @@ from .engine.batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan
 from .engine.cache import pixel_keys
 from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour, to_device, workspace
 from .engine.colour import GREY_TOLERANCE, sample_grid, fit_colour, is_grey
-from .engine.edits import check_code_list, check_seed, code_ranges, default_codes, draw_edits
+from .engine.edits import check_code_list, check_seed, code_index, code_ranges, control_of, default_codes, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES, luma_only
-from .faces.controls import CONTROL_NAMES
 from .faces.framing import face_box
+from .faces.shape import default_landmarks
 from .images import MIN_SIDE, needs_clipping
 
 
@@ -65,7 +65,10 @@ class BatchFaceAug(nn.Module):
     Args:
         p: probability that a row is edited.
         codes: codes random edits may touch (None: the latent codes of the bundle's random set, its identity-safe
-            codes not marked ``random=False``; the set's image-space controls are left out, this path renders none).
+            codes not marked ``random=False``; the set's image-space controls are left out). Image-space controls
+            named here (``"yaw"``, ``"light"``, ...) are rendered on the batch at its own size, placed by the framing
+            rule's landmarks in the face box (no detection or refinement on this path), one batched call per control
+            (their renderers read a few values to the host).
         strength: edit strength, or a ``(low, high)`` range drawn per row.
         bundle: ``"default"``, a bundle folder or a :class:`genaug.Bundle`.
         device: where the work runs (None: the first batch's device; batches elsewhere are copied there and back).
@@ -118,11 +121,8 @@ class BatchFaceAug(nn.Module):
         spec = self._spec()  # fail now, not at the first batch
         check_code_list(codes)
         for c in codes or []:
-            if c in CONTROL_NAMES and c not in spec.code_names:
-                raise ValueError(f"codes: {c!r} is an image-space control (rendered per photo), which BatchFaceAug does "
-                                 "not apply; use GenerativeFaceAug / GenerativeAugDataset for it")
             try:
-                spec.code_index(c)
+                code_index(spec, c)  # a latent code or an image-space control
             except (KeyError, TypeError) as e:
                 raise ValueError(f"codes: {e.args[0]}") from None
         code_ranges(spec, bounds)
@@ -255,8 +255,16 @@ class BatchFaceAug(nn.Module):
             index = self.table.check(index)
             if len(index) != n:
                 raise ValueError(f"index must hold one dataset index per row: {len(index)} for a batch of {n}")
+        control = host_array(params.code) >= len(eng.spec.codes)  # rows drawn an image-space control (named in codes)
+        rendered = host_array(params.apply) & control if control.any() else None
+        latent = params if rendered is None else BatchParams(torch.from_numpy(host_array(params.apply) & ~control),
+                                                             torch.from_numpy(np.where(control, 0, host_array(params.code))),
+                                                             params.value, params.relative, params.strength)
         with _no_autocast(eng.device):  # inside a mixed-precision step genaug still runs in its own precision
-            out, target = self._augment(t if t.device == eng.device else t.to(eng.device), params, index, eng, checked)
+            td = t if t.device == eng.device else t.to(eng.device)
+            out, target = self._augment(td, latent, index, eng, checked)
+            if rendered is not None and rendered.any():
+                out, target = self._controls(td, out, target, params, rendered, eng)
         params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target)
         self._params = params
         out = out if out.device == t.device else out.to(t.device)
@@ -376,6 +384,30 @@ class BatchFaceAug(nn.Module):
         if identity:
             return out, target
         return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
+
+    def _controls(self, x: Tensor, out: Tensor, target: Tensor, params: BatchParams, rows: np.ndarray,
+                  eng: Any) -> tuple[Tensor, Tensor]:
+        """The rows drawn an image-space control (yaw, light, ...), rendered on the batch at its own size, placed by
+        the framing rule's landmarks in the face box (no detection, no refinement on this path), one batched call
+        per control; the value applied is the drawn one times the row's strength, within the control's range."""
+        box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
+        l, t, r, b = box
+        out = out.clone() if out is x else out
+        target = target.clone()
+        codes = host_array(params.code)
+        for ci in np.unique(codes[rows]):
+            at = np.flatnonzero(rows & (codes == ci))
+            pick = torch.from_numpy(at).to(x.device)
+            c = control_of(eng.spec, int(ci))
+            value = torch.from_numpy(np.clip(host_array(params.value)[at] * host_array(params.strength)[at], c.low, c.high)).float()
+            xr = x.index_select(0, pick)
+            xf = (xr.float() / 255 if xr.dtype == torch.uint8 else xr.float()) * 2 - 1
+            marks = (default_landmarks(b - t, r - l, len(pick), "model_frame") + torch.tensor([float(l), float(t)])).to(x.device)
+            res = ((c.apply(xf, value, landmarks=marks) + 1) / 2).clamp(0, 1)
+            res = (res * 255).round().to(torch.uint8) if x.dtype == torch.uint8 else res.to(x.dtype)
+            out.index_copy_(0, pick, res)
+            target.index_copy_(0, pick, value.to(target.device, target.dtype))
+        return out, target
 
     def _named(self, x01: Tensor, named: np.ndarray, slots: Tensor, eng: Any) -> tuple[Tensor, np.ndarray]:
         """Table slots of named rows (host indices ``named``, numpy, the same on the device as ``slots``),

@@ -478,3 +478,40 @@ def test_runs_inside_a_mixed_precision_step():
 def test_sparse_ids_as_index_are_refused_with_the_memory_they_would_take():
     with pytest.raises(ValueError, match=r"LatentTable of 1,000,000,000,001 slots .* GiB.*dataset position"):
         batch_aug(p=1.0, seed=0)(faces(2), index=[10**12, 3])
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_named_image_space_controls_are_rendered_on_the_batch(dtype):
+    """``codes`` may name yaw / light: those rows are rendered at the batch's own size, placed by the framing
+    rule's landmarks in the face box (no detection on this path), exactly as the control renders them; the value
+    applied (drawn value x strength) is the row's target; latent rows beside them are edited as without them;
+    the params replay the call; dtype and shape are kept."""
+    from PIL import Image
+
+    from genaug.demo import DEMO_FACES
+    from genaug.engine.edits import control_of
+    from genaug.faces.shape import default_landmarks
+
+    face = torch.from_numpy(np.asarray(Image.open(DEMO_FACES[0]).convert("RGB").resize((96, 96))).copy()).permute(2, 0, 1)
+    x = face.expand(6, -1, -1, -1).contiguous()
+    x = x if dtype == torch.uint8 else x.float() / 255
+    aug = batch_aug(p=1.0, seed=3, codes=["yaw", "light", "tone"], strength=(0.5, 1.0))
+    out = aug(x)
+    params, spec = aug._params, aug._engine.spec
+    assert out.shape == x.shape and out.dtype == dtype and torch.equal(aug(x, params=params), out)
+    ctrl = [r for r in range(6) if control_of(spec, int(params.code[r])) is not None]
+    assert ctrl and len(ctrl) < 6  # controls and a latent code drawn in one batch
+    marks = default_landmarks(96, 96, 1, "model_frame")  # the model-sized square: the whole image is the face box
+    x1 = x.float() / 255 if dtype == torch.uint8 else x
+    for r in ctrl:
+        c = control_of(spec, int(params.code[r]))
+        value = min(max(float(params.value[r]) * float(params.strength[r]), c.low), c.high)
+        assert float(params.target[r]) == pytest.approx(value, abs=1e-4)
+        want = ((c.apply(x1[r : r + 1] * 2 - 1, value, landmarks=marks) + 1) / 2).clamp(0, 1)[0]
+        got = out[r].float() / 255 if dtype == torch.uint8 else out[r]
+        assert float((got - want).abs().max()) <= (1 / 255 if dtype == torch.uint8 else 1e-6)
+        assert float((got - x1[r]).abs().mean()) > 1e-3  # it changed the face
+    latent_rows = [r for r in range(6) if r not in ctrl]
+    only = BatchParams(params.apply.clone(), params.code.clone(), params.value, params.relative, params.strength)
+    only.apply[ctrl] = False
+    assert torch.equal(batch_aug(p=1.0, codes=["tone"])(x, params=only)[latent_rows], out[latent_rows])

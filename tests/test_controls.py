@@ -155,11 +155,16 @@ def test_info_lists_controls(capsys):
     assert "image-space controls" in out and all(name in out for name in CONTROL_NAMES)
 
 
-def test_batch_transform_refuses_controls(trained_bundle_path):
+def test_batch_transform_takes_controls_and_refuses_bad_ones(trained_bundle_path):
+    """Named controls are rendered on the batch (tests/test_batch_aug.py); an unknown name or a bound
+    outside a control's range is refused when the transform is built, naming it."""
     from genaug.batch import BatchFaceAug
 
-    with pytest.raises(ValueError, match="image-space control"):
-        BatchFaceAug(codes=["smile", "yaw"], bundle=trained_bundle_path, device="cpu")
+    assert BatchFaceAug(codes=["smile", "yaw"], bundle=trained_bundle_path, device="cpu").codes == ["smile", "yaw"]
+    with pytest.raises(ValueError, match="yawn.*image-space controls"):
+        BatchFaceAug(codes=["smile", "yawn"], bundle=trained_bundle_path, device="cpu")
+    with pytest.raises(ValueError, match=r"bounds\['yaw'\]"):
+        BatchFaceAug(codes=["yaw"], bounds={"yaw": (-50, 50)}, bundle=trained_bundle_path, device="cpu")
 
 
 @pytest.mark.parametrize("name", ["yaw", "light"])
