@@ -278,6 +278,7 @@ class GenerativeAugDataset(Dataset):
             latent, score = self._latent(meta.source, x)
             gate_draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
             planned = self._edit(meta.source, meta.variant)  # relative: resolved on the latent used here
+            planned = e.replace_unplaced([planned], [frame], gate_draws)[0]  # a turn / light with no face: a latent code
             out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True)
             image = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]))
             faceless = frame.no_face or e.unplaced(info.edits[0], frame)  # a light / turn needs a found face

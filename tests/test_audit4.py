@@ -101,3 +101,31 @@ def test_a_drawn_control_without_a_face_is_redrawn_among_the_latent_codes():
     e = aug.engine
     out, info = e.augment([img], edits=[Edit(names.index("yaw"), 20.0)])  # named by the caller: kept, not replaced
     assert np.array_equal(out[0], img) and info.descriptions[0] == "unchanged (no face found)"
+
+
+@pytest.mark.skipif(not faces_extra_available(), reason="needs the faces extra (dlib) for auto framing's face search")
+def test_dataset_and_expand_redraw_a_planned_control_without_a_face(tmp_path):
+    """A planned yaw / light variant of a photo without a found face becomes a latent-code edit (drawn from the
+    variant's own seed: the same every epoch and on a resumed expansion) instead of a copy of the source."""
+    import h5py
+    from PIL import Image
+
+    from genaug.expand import expand_to_hdf5
+
+    img, codes = _texture(), ["yaw", "light", "tone"]
+    ds = genaug.GenerativeAugDataset([img], variants=6, codes=codes, return_meta=True, device="cpu", progress=False)
+    planned = {ds.meta(i).description.split("=")[0] for i in range(len(ds))}
+    assert planned & {"yaw", "light"}  # controls were planned
+    for i in range(len(ds)):
+        out, meta = ds[i]
+        assert meta.description.startswith("tone=") and not np.array_equal(out, img)
+        assert np.array_equal(ds[i][0], out)  # the same on every read
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(img).save(src / "texture.png")
+    expand_to_hdf5(src, tmp_path / "x.h5", 6, codes=codes, size="source", device="cpu", progress=False, seed=0)
+    with h5py.File(tmp_path / "x.h5") as f:
+        names, values, images = f.attrs["code_names"], f["codes"][()], f["images"][()]
+    tone = list(__import__("json").loads(names)).index("tone")
+    assert np.isfinite(values[:, tone]).all() and np.isnan(np.delete(values, tone, 1)).all()
+    assert not any(np.array_equal(im, img) for im in images)

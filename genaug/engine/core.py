@@ -355,7 +355,7 @@ class Engine:
         x, frames = self.frame(items, framing)
         if edits is None or redraw_unplaced:
             gen = generator or self.generator
-            edits = self._redraw_unplaced(check_edits(self.spec, edits if edits is not None else self.random_edits(len(items), gen)),
+            edits = self.replace_unplaced(check_edits(self.spec, edits if edits is not None else self.random_edits(len(items), gen)),
                                           frames, gen)
         out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True)
         res = self.unframe(out, items, frames, info)
@@ -364,9 +364,9 @@ class Engine:
                 info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
         return (res[0] if single else res), info
 
-    def _redraw_unplaced(self, edits: list[Edit], frames: list[FrameInfo], generator: torch.Generator) -> list[Edit]:
-        """``edits`` with each control that :meth:`unplaced` would leave undone re-drawn among the engine's
-        latent codes (none left: unchanged)."""
+    def replace_unplaced(self, edits: list[Edit], frames: list[FrameInfo], generator: torch.Generator) -> list[Edit]:
+        """``edits`` with each control that :meth:`unplaced` would leave undone (no face found) re-drawn from
+        ``generator`` among the engine's latent codes (it has none: unchanged) — random edits only."""
         rows = [r for r, (e, f) in enumerate(zip(edits, frames)) if self.unplaced(e, f)]
         codes = [c for c in (self.codes if self.codes is not None else default_codes(self.spec)) if control_of(self.spec, c) is None]
         if not rows or not codes:

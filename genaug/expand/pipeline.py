@@ -182,7 +182,8 @@ class _Job:
                 ks = torch.tensor([chunk[j][0] for j in rows], device=x.device)
                 gens = [torch.Generator().manual_seed(derive_seed(derive_seed(self.seed, idx[chunk[j][0]]), chunk[j][1]))
                         for j in rows]
-                out, info = e.render_edits(x[ks], inv.latent[ks], [chunk[j][2] for j in rows], base=inv.recon[ks],
+                planned = [e.replace_unplaced([chunk[j][2]], [frames[chunk[j][0]]], g)[0] for j, g in zip(rows, gens)]  # no face: a latent code
+                out, info = e.render_edits(x[ks], inv.latent[ks], planned, base=inv.recon[ks],
                                            generator=gens, placed=self.out_hw is not None)
                 for r, j in enumerate(rows):
                     k = chunk[j][0]
