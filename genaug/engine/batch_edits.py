@@ -18,6 +18,7 @@ whatever the batch size (:func:`edit_latents` = both); :func:`blend` renders the
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ import torch
 from torch import Tensor
 
 from ..models.latent import LatentSpec
-from .colour import _HALF
+from .colour import _HALF, constant
 from .edits import Edit, EditDraw
 from .render import MODES, local_mask_of, mask_weights
 
@@ -188,11 +189,11 @@ def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: d
     if "goal" in p:  # the new categories were known on the host (edit_plan): the face's category only places the move
         entry, target, move = p["entry_new"], p["target"], None
         if c != 0 or t != 0:
-            column = torch.where(p["inside"], codes, _minus_inf(dtype, codes.device)).argmax(1)  # the face's category, as a column
+            column = torch.where(p["inside"], codes, constant(-math.inf, dtype, codes.device)).argmax(1)  # the face's category, as a column
             move = torch.addcmul(p["move_new"], column, p["move_per_column"])
         change = torch.sub(p["goal"], codes)
     else:
-        column = torch.where(p["inside"], codes, _minus_inf(dtype, codes.device)).argmax(1)  # the face's category, as a column
+        column = torch.where(p["inside"], codes, constant(-math.inf, dtype, codes.device)).argmax(1)  # the face's category, as a column
         move = torch.addcmul(p["move"], column, p["move_per_column"]) if c != 0 or t != 0 else None
         new = column.mul_(p["rel"]).add_(p["offset"]).remainder_(p["width"])
         if move is not None:
@@ -214,18 +215,6 @@ def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: d
             transfer = rows[:t, 2].mul_(as_dtype(p["transfer_strength"][:t])[:, None])
             content[:t].lerp_(rows[:t, 1], transfer)
     return out, target, settings[:, 1], entry
-
-
-_MINUS_INF: dict[tuple[torch.dtype, torch.device], Tensor] = {}
-
-
-def _minus_inf(dtype: torch.dtype, device: torch.device) -> Tensor:
-    """-inf as a 0-dim tensor of ``dtype`` on ``device``, made once (a Python scalar is made into a tensor
-    at every call; a host tensor would be copied to an accelerator at every call)."""
-    key = (dtype, device)
-    if key not in _MINUS_INF:
-        _MINUS_INF[key] = torch.full((), -torch.inf, dtype=dtype, device=device)
-    return _MINUS_INF[key]
 
 
 def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code: Tensor, value: Tensor,

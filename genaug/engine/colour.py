@@ -14,6 +14,8 @@ the glasses code) keeps only its luminance change.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -56,11 +58,15 @@ def black_weight(lum: Tensor) -> Tensor:
     0 at black, rising linearly to 1 at ``BLACK_RAMP``. Black borders, dark hair and night photos keep
     their black instead of taking the offset's tint (a camera's gains scale light; they add none)."""
     if lum.dtype == torch.float32:  # by a float32 0-dim constant: the same product, no scalar conversion per call
-        return torch.mul(lum, _INV_RAMP).clamp_(0, 1)
+        return torch.mul(lum, constant(1 / BLACK_RAMP)).clamp_(0, 1)
     return lum.mul(1 / BLACK_RAMP).clamp_(0, 1)
 
 
-_INV_RAMP = torch.tensor(1 / BLACK_RAMP, dtype=torch.float32)  # the float32 value ``lum.mul(1 / BLACK_RAMP)`` multiplies by
+@functools.lru_cache(maxsize=None)
+def constant(value: float, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Tensor:
+    """``value`` as a 0-dim tensor of ``dtype`` on ``device``, made once: the batch path's hot operations take it
+    instead of a Python scalar (made into a tensor at every call) or a host tensor (copied to an accelerator)."""
+    return torch.full((), value, dtype=dtype, device=device)
 
 
 _PICKS: dict = {}
@@ -127,22 +133,11 @@ def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None)
     the offset weighted by :func:`black_weight` of each pixel's luminance; ``out``: where to write it."""
     n, c = images.shape[:2]
     t = transform if (transform.device, transform.dtype) == (images.device, images.dtype) else transform.to(images.device, images.dtype)
-    m = torch.diag_embed(t[..., 0]).add_(t[..., 1:2].div(_channels(c, t.dtype)))  # a_i [i = j] + k_i / C
+    m = torch.diag_embed(t[..., 0]).add_(t[..., 1:2].div(constant(float(c)) if t.dtype == torch.float32 else c))  # a_i [i = j] + k_i / C
     flat = images.reshape(n, c, -1)
     new = torch.bmm(m, flat, out=None if out is None else out.view(n, c, -1))
     new.addcmul_(t[..., 2:], black_weight(flat.mean(1, keepdim=True)))
     return new.clamp_(0, 1).view(images.shape)
-
-
-def _channels(c: int, dtype: torch.dtype) -> Tensor | int:
-    """``c`` as a 0-dim host tensor of ``dtype`` (float32: the value a Python scalar ``c`` becomes in the
-    division, without its conversion per call; other dtypes: ``c`` itself)."""
-    if dtype != torch.float32:
-        return c
-    key = ("channels", c)
-    if key not in _PICKS:
-        _PICKS[key] = torch.tensor(float(c), dtype=torch.float32)
-    return _PICKS[key]
 
 
 def colour_only(x: Tensor, out: Tensor) -> Tensor:

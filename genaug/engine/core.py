@@ -368,8 +368,10 @@ class Engine:
         """``edits`` with each control that :meth:`unplaced` would leave undone (no face found) re-drawn from
         ``generator`` among the engine's latent codes (it has none: unchanged) — random edits only."""
         rows = [r for r, (e, f) in enumerate(zip(edits, frames)) if self.unplaced(e, f)]
+        if not rows:  # (the usual case: every control has its face)
+            return edits
         codes = [c for c in (self.codes if self.codes is not None else default_codes(self.spec)) if control_of(self.spec, c) is None]
-        if not rows or not codes:
+        if not codes:
             return edits
         drawn = random_edits(self.spec, len(rows), generator, codes=codes, bounds=self.bounds)
         out = list(edits)
