@@ -9,7 +9,9 @@ UTKFace 128x128 crops: evenly spaced), with dlib's 5 landmarks (``genaug.faces.s
 
 * pose: ``rotate_yaw`` by each of ``--yaws``; the yaw estimated on the result (landmarks found
   again) minus the photo's, in the requested direction, is the *move*; success = move >=
-  ``--min-move`` degrees. Also the yaw estimate's spread and its sign on the mirrored photos.
+  ``--min-move`` degrees; also among the faces with room to turn (not already turned ``--min-move``
+  or more the requested way: a turn outwards stops at 45 degrees). Also the yaw estimate's spread and
+  its sign on the mirrored photos.
 * light: ``relight`` to azimuth +-``--azimuth`` (elevation ``--elevation``, strength
   ``--strength``); the move of ``estimate_light(...).side`` in the requested direction, in raw
   units and in standard deviations of the set's own ``side``.
@@ -111,8 +113,11 @@ def measure_set(name: str, cfg: argparse.Namespace, judge) -> dict:
            "side_estimate": {"mean": float(side.mean()), "std": float(side.std())}, "pose": {}, "light": {}}
     for deg in cfg.yaws if "pose" in cfg.controls else []:
         move, same = r[f"yaw_move_{deg:+g}"], r[f"yaw_same_{deg:+g}"]
+        room = yaw * np.sign(deg) < cfg.min_move  # not already turned min_move or more the requested way
         out["pose"][f"{deg:+g}"] = {"mean_move_deg": float(move.mean()), "median_move_deg": float(move.median()),
                                     "success_rate": float((move >= cfg.min_move).float().mean()),
+                                    "success_rate_with_room": float((move[room] >= cfg.min_move).float().mean()),
+                                    "faces_with_room": int(room.sum()),
                                     "same_person_rate": float(same[~same.isnan()].mean()), "judged": int((~same.isnan()).sum())}
     for az in (-cfg.azimuth, cfg.azimuth) if "light" in cfg.controls else []:
         move, same = r[f"light_move_{az:+g}"], r[f"light_same_{az:+g}"]
@@ -126,12 +131,12 @@ def format_table(report: dict) -> str:
     c = report["config"]
     lines = [f"pose: rotate_yaw, success = estimated yaw moves >= {c['min_move']} deg the requested way; "
              f"light: relight azimuth +-{c['azimuth']}, elevation {c['elevation']}, strength {c['strength']}",
-             "| set | faces | yaw std | mirror flips sign | request | success | mean move | dlib same person |", "| --- " * 8 + "|"]
+             "| set | faces | yaw std | mirror flips sign | request | success (faces with room) | mean move | dlib same person |", "| --- " * 8 + "|"]
     for name, s in report["sets"].items():
         ye = s["yaw_estimate"]
         for req, p in s["pose"].items():
             lines.append(f"| {name} | {s['faces']} | {ye['std']:.1f} | {100 * ye['mirror_flips_sign_where_abs_gt5']:.0f} % | yaw {req} | "
-                         f"{100 * p['success_rate']:.0f} % | {p['mean_move_deg']:+.1f} deg | {100 * p['same_person_rate']:.0f} % |")
+                         f"{100 * p['success_rate']:.0f} % ({100 * p['success_rate_with_room']:.0f} % of {p['faces_with_room']}) | {p['mean_move_deg']:+.1f} deg | {100 * p['same_person_rate']:.0f} % |")
         for req, p in s["light"].items():
             lines.append(f"| {name} | {s['faces']} | side std {s['side_estimate']['std']:.2f} | | {req} | "
                          f"{100 * p['moved_rate_gt_half_std']:.0f} % moved > std/2 | {p['mean_side_move']:+.2f} ({p['mean_move_in_std']:+.1f} std) | "
