@@ -59,6 +59,8 @@ def _tv_image_type() -> type | None:
     return tv_tensors.Image
 
 
+GEOMETRIC_CONTROLS = frozenset({"yaw"})  # controls that move pixels: refused beside boxes, masks, keypoints
+
 class BatchFaceAug(nn.Module):
     """Edit one semantic code (glasses, smile, ...) of each face in a device batch.
 
@@ -76,12 +78,13 @@ class BatchFaceAug(nn.Module):
         framing: ``"auto"`` (the bundle's CelebA box on 178x218-shaped batches, else the centred
             square) or ``"full"`` (the centred square); no face detection on this path.
         bounds: ``{code: (low, high)}`` ranges for continuous codes.
-        generator / seed: the CPU ``torch.Generator`` parameters are drawn from (or a seed for one).
+        generator / seed: the CPU ``torch.Generator`` parameters are drawn from (or a seed for one); neither:
+            torch's global CPU generator (``torch.manual_seed`` makes the draws repeat, as in torchvision v2).
         return_params: return ``(out, params)`` instead of ``out`` (the params are kept in ``_params`` either way).
         cache_size: slots for latents found by content (unnamed images; storage grows with use); at least the batch size.
         table: the :class:`LatentTable` for named images (``index=``), or its capacity (None: grows).
         check_values: read the range of float input to reject values outside [0, 1] (one
-            device-to-host read); None = on the CPU only.
+            device-to-host read); None = every batch on the CPU, the first batch elsewhere.
         batch_size: rows per generator call.
     """
 
@@ -110,9 +113,9 @@ class BatchFaceAug(nn.Module):
         self.bundle, self.mode, self.framing, self.return_params = bundle, mode, framing, return_params
         self.check_values, self.batch_size, self.cache_size = check_values, int(batch_size), int(cache_size)
         self.device = torch.device(device) if device is not None else None
-        self.generator = generator or (torch.Generator().manual_seed(int(seed)) if seed is not None else torch.Generator())
-        if generator is None and seed is None:
-            self.generator.seed()
+        # neither given: draw from torch's global CPU generator, as torchvision v2 and kornia do (torch.manual_seed applies)
+        self.generator = generator or (torch.Generator().manual_seed(int(seed)) if seed is not None else None)
+        self._values_checked = False  # check_values=None: the first batch off the CPU is read once
         self.table = table if isinstance(table, LatentTable) else LatentTable(table)
         self._params: BatchParams | None = None
         self._engine: Any = None
@@ -193,15 +196,16 @@ class BatchFaceAug(nn.Module):
                              "pass x.permute(0, 3, 1, 2) (channels_last memory format is fine)")
         if min(h, w) < MIN_SIDE:
             raise ValueError(f"images {h}x{w} are too small to hold a face (min side {MIN_SIDE} px)")
-        check = x.device.type == "cpu" if self.check_values is None else self.check_values
+        check = (x.device.type == "cpu" or not getattr(self, "_values_checked", False)) if self.check_values is None else self.check_values
         if check and x.is_floating_point() and n:
+            self._values_checked = True
             if needs_clipping(*(float(v) for v in torch.aminmax(x)), "batch"):
                 x = x.clamp(0.0, 1.0)
         return x, bool(check and x.is_floating_point())
 
     def draw(self, n: int) -> BatchParams:
         """Parameters for a batch of ``n`` rows, from the transform's generator."""
-        g = self.generator
+        g = self.generator if self.generator is not None else torch.default_generator
         apply = torch.rand(n, generator=g) < self.p
         spec = self._spec()
         codes = self.codes if self.codes is not None else default_codes(spec, controls=False)
@@ -226,8 +230,13 @@ class BatchFaceAug(nn.Module):
         return BatchParams(*(f if f.device.type == "cpu" else f.cpu() for f in fields), params.target)  # host tensors
 
     # ---------------------------------------------------------------- the call
-    @torch.no_grad()
     def forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None) -> Any:
+        # the work buffers and latent tables outlive the call: never made as inference tensors (a first call
+        # under torch.inference_mode would break every later call outside it)
+        with torch.inference_mode(False), torch.no_grad():
+            return self._forward(x, *others, index=index, params=params)
+
+    def _forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None) -> Any:
         """Augment ``x`` (N, C, H, W), uint8 or float in [0, 1]. ``index``: the rows' dataset
         indices (latents kept in ``table``); ``params``: replay a previous call's parameters.
         As in ``torchvision.transforms.v2``, further inputs (labels, ...) pass through unchanged:
@@ -293,6 +302,15 @@ class BatchFaceAug(nn.Module):
             got = ", ".join(f"{type(o).__name__}{tuple(o.shape) if hasattr(o, 'shape') else ''}" for o in flat[:4])
             raise ValueError(f"expected an NCHW tensor batch among the inputs (the first tv_tensors.Image, else "
                              f"the first 4-dim tensor), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
+        if GEOMETRIC_CONTROLS & set(self.codes or []):
+            from torchvision import tv_tensors
+
+            kinds = tuple(getattr(tv_tensors, k) for k in ("BoundingBoxes", "Mask", "KeyPoints") if hasattr(tv_tensors, k))
+            moved = sorted({type(o).__name__ for o in flat if isinstance(o, kinds)})
+            if moved:
+                raise ValueError(f"codes {sorted(GEOMETRIC_CONTROLS & set(self.codes))} turn the head and move the photo by a few "
+                                 f"pixels, but {', '.join(moved)} passed with the batch would come back unmoved: leave "
+                                 "those codes out here, or apply them before making such targets")
         res = self.forward(flat[at], index=index, params=params)
         flat[at], params = res if self.return_params else (res, None)
         out = tree_unflatten(flat, spec)

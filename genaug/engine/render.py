@@ -131,7 +131,7 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo) ->
     none) the photo comes back unchanged: a rendered light or turn needs a face where it is drawn
     (on a texture or an undetected face the framing rule's guess paints a ghost face)."""
     from ..faces.identity import faces_extra_available
-    from ..faces.shape import default_landmarks, refine_landmarks
+    from ..faces.shape import default_landmarks, landmarks_in_order, refine_landmarks
 
     full = to_chw01(original)[0].clone()
     if info.no_face or info.guessed:
@@ -145,6 +145,8 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo) ->
         landmarks = default_landmarks(b - t, r - l, 1, "model_frame") + torch.tensor([float(l), float(t)])
         if faces_extra_available():
             landmarks = refine_landmarks(x, landmarks)
+    if not bool(landmarks_in_order(landmarks)[0]):  # not a face's layout (none in 6,200 real detections): leave it
+        return from_chw01(full, original, info)
     out = control.apply(x, value, landmarks=landmarks)[0]
     full[: info.channels] = ((out + 1) / 2).clamp(0, 1)
     return from_chw01(full, original, info)

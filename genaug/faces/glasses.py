@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .pose import fade_beyond_limit, fit_pose
+from ..engine.colour import keep_grey
 from ..images import luma_weights
 from .shape import blur_each, check_images, face_landmarks, per_image
 
@@ -67,6 +68,7 @@ class GlassesStyle:
 def style_for(images: Tensor, landmarks: Tensor) -> GlassesStyle:
     """A style per face drawn from the photo (an 8 x 8 thumbnail) and its landmarks: a photo always
     gets the same pair, every photo its own."""
+    images = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images  # grey: as its RGB repeat (the batch path's)
     thumbs = F.adaptive_avg_pool2d(images.detach().float(), 8).add(1).mul(127.5).round().to(torch.uint8).cpu()
     styles = []
     for lm, thumb in zip(landmarks.detach().cpu().float(), thumbs):
@@ -158,4 +160,5 @@ def add_glasses(images: Tensor, strength=1.0, landmarks: Tensor | None = None, f
     base = base * (1 - SHADOW * shadow - st.tint[:, None, None].to(images.dtype) * lens).clamp(min=0)[:, None]
     colour = st.colour.to(images.dtype) if c == 3 else st.colour.to(images.dtype).mean(1, keepdim=True)
     out = base * (1 - rim[:, None]) + colour[:, :, None, None] * rim[:, None]
-    return (out * 2 - 1).clamp(-1, 1)
+    out = keep_grey(images, (out * 2 - 1).clamp(-1, 1))  # a black-and-white photo gets grey frames
+    return torch.where((k == 0)[:, None], images, out.to(images.dtype))  # strength 0: the input, exactly

@@ -198,9 +198,38 @@ def check_landmarks(landmarks: Tensor, n: int | None = None) -> Tensor:
     return lm
 
 
+def landmarks_in_order(lm: Tensor) -> Tensor:
+    """(N,) bool: in the eyes' frame the nose (point 4) lies below the eye line and each eye's inner corner
+    (points 1, 3) nearer the eyes' midpoint than its outer one (points 0, 2) - dlib's 5-point order."""
+    right, left = lm[:, 0:2].mean(1), lm[:, 2:4].mean(1)
+    centre, axis = (right + left) / 2, right - left
+    ey = torch.stack([-axis[:, 1], axis[:, 0]], 1)
+    u = ((lm - centre[:, None]) * axis[:, None]).sum(-1) / (axis * axis).sum(1, keepdim=True)  # in eye distances
+    v = ((lm[:, 4] - centre) * ey).sum(1) / (axis * axis).sum(1)
+    return (v >= 0.15) & (u[:, 1].abs() < u[:, 0].abs()) & (u[:, 3].abs() < u[:, 2].abs())
+
+
+def check_landmark_order(lm: Tensor) -> Tensor:
+    """Refuse given landmarks that are not in dlib's 5-point order (image-right eye outer, inner corner,
+    image-left eye outer, inner corner, nose base): in the eyes' frame the nose lies below the eye line and each
+    eye's inner corner nearer the eyes' midpoint than its outer one. (MTCNN / RetinaFace order - eye centres,
+    nose tip, mouth corners - or swapped eyes fail this.)"""
+    bad = ~landmarks_in_order(lm)
+    if bool(bad.any()):
+        rows = bad.nonzero()[:, 0].tolist()
+        raise ValueError(f"landmarks of image(s) {rows[:8]} are not in dlib's 5-point order (image-right eye outer and "
+                         "inner corner, image-left eye outer and inner corner, nose base, in pixels (x, y)): the nose must "
+                         "lie below the eye line and each inner corner nearer the other eye (MTCNN / RetinaFace order "
+                         "differs: reorder, or leave landmarks=None to find them)")
+    return lm
+
+
 def per_image(value, n: int, name: str, low: float, high: float, device) -> Tensor:
     """A number or (N,) tensor/sequence -> float (N,) on ``device``, each in [low, high]."""
-    t = torch.as_tensor(value, dtype=torch.float32).flatten()
+    try:
+        t = torch.as_tensor(value, dtype=torch.float32).flatten()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name}: expected a number or one number per image, got {value!r}") from None
     if t.numel() == 1:
         t = t.expand(n)
     if t.numel() != n:
@@ -295,7 +324,7 @@ def face_landmarks(images: Tensor, landmarks: Tensor | None = None, framing: str
 
     n, (h, w) = images.shape[0], images.shape[-2:]
     if landmarks is not None:
-        lm = check_landmarks(landmarks, n)
+        lm = check_landmark_order(check_landmarks(landmarks, n))
     elif faces_extra_available():
         lm = detect_landmarks(images, framing)
     else:

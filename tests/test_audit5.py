@@ -1,0 +1,98 @@
+"""Audit 5: the batch transform and the control functions used as PyTorch / kornia users use them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import genaug
+from genaug.demo import DEMO_FACES
+from genaug.faces.glasses import add_glasses
+from genaug.faces.pose import estimate_yaw, rotate_yaw
+from genaug.faces.shape import default_landmarks, landmarks_in_order
+
+
+def _faces(n: int = 2, size: int = 96) -> torch.Tensor:
+    """(n, 3, size, size) uint8: the shipped public-domain face, mirrored on odd rows."""
+    im = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB").resize((size, size), Image.BICUBIC))
+    x = torch.from_numpy(im.copy()).permute(2, 0, 1)
+    return torch.stack([x if i % 2 == 0 else x.flip(-1) for i in range(n)])
+
+
+def test_batch_transform_works_after_a_first_call_under_inference_mode():
+    # a validation / sanity-check step under torch.inference_mode came first; its kept buffers and latents
+    # were inference tensors and every later (training) call failed writing into them
+    aug = genaug.BatchFaceAug(p=1.0, seed=0)
+    x = _faces(2)
+    with torch.inference_mode():
+        first = aug(x)
+    again = aug(x)  # outside inference mode: same images, same kind of call
+    assert again.shape == first.shape and again.dtype == torch.uint8
+    assert not again.is_inference()
+    out = aug(x, index=torch.tensor([0, 1]))
+    assert out.shape == x.shape
+
+
+def test_batch_transform_follows_torch_manual_seed_without_its_own_seed():
+    # torchvision v2 and kornia draw from the global RNG: torch.manual_seed makes a run repeat
+    torch.manual_seed(0)
+    a = genaug.BatchFaceAug(p=0.5).draw(32)
+    torch.manual_seed(0)
+    b = genaug.BatchFaceAug(p=0.5).draw(32)
+    torch.manual_seed(1)
+    c = genaug.BatchFaceAug(p=0.5).draw(32)
+    assert torch.equal(a.apply, b.apply) and torch.equal(a.code, b.code) and torch.equal(a.value, b.value)
+    assert not (torch.equal(a.apply, c.apply) and torch.equal(a.code, c.code))
+    s1, s2 = genaug.BatchFaceAug(p=0.5, seed=3).draw(8), genaug.BatchFaceAug(p=0.5, seed=3).draw(8)
+    assert torch.equal(s1.code, s2.code)  # an own seed still wins over the global state
+
+
+def test_batch_yaw_refuses_boxes_it_would_not_move():
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    x = tv_tensors.Image(_faces(2))
+    boxes = tv_tensors.BoundingBoxes(torch.tensor([[10, 10, 80, 80], [5, 5, 60, 70]]), format="XYXY", canvas_size=(96, 96))
+    with pytest.raises(ValueError, match="BoundingBoxes"):
+        genaug.BatchFaceAug(p=1.0, codes=["yaw"], seed=0)(x, boxes)
+    out, same = genaug.BatchFaceAug(p=1.0, codes=["tone"], seed=0)(x, boxes)  # a colour code moves nothing
+    assert torch.equal(same, boxes) and out.shape == x.shape
+
+
+def test_landmarks_in_another_five_point_order_are_refused():
+    x = _faces(1).float() / 127.5 - 1
+    dlib = default_landmarks(96, 96, 1, "model_frame")
+    assert bool(landmarks_in_order(dlib).all())
+    right, left, nose = dlib[:, 0:2].mean(1), dlib[:, 2:4].mean(1), dlib[:, 4]
+    d = float((right - left).norm())
+    mtcnn = torch.stack([left, right, nose - torch.tensor([0.0, 0.15 * d]),
+                         nose + torch.tensor([-0.45 * d, 0.55 * d]), nose + torch.tensor([0.45 * d, 0.55 * d])], 1)
+    swapped = dlib[:, [2, 3, 0, 1, 4]]
+    for bad in (mtcnn, swapped):
+        assert not bool(landmarks_in_order(bad).any())
+        with pytest.raises(ValueError, match="dlib's 5-point order"):
+            estimate_yaw(landmarks=bad)
+        with pytest.raises(ValueError, match="dlib's 5-point order"):
+            rotate_yaw(x, 20, landmarks=bad)
+    assert rotate_yaw(x, 20, landmarks=dlib).shape == x.shape
+
+
+@pytest.mark.parametrize("value", ["10", None, [1.0, "a"]])
+def test_control_values_of_the_wrong_type_get_a_named_error(value):
+    x = _faces(1).float() / 127.5 - 1
+    with pytest.raises(ValueError, match="yaw degrees"):
+        rotate_yaw(x, value, landmarks=default_landmarks(96, 96, 1, "model_frame"))
+
+
+def test_drawn_glasses_keep_grey_photos_grey_dtype_and_untouched_rows():
+    lm = default_landmarks(96, 96, 2, "model_frame")
+    grey = (_faces(2).float().mean(1, keepdim=True).expand(-1, 3, -1, -1) / 127.5 - 1).contiguous()
+    out = add_glasses(grey, 1.0, landmarks=lm)
+    assert (out - grey).abs().amax() > 0.1  # frames were drawn ...
+    assert float((out.amax(1) - out.amin(1)).abs().max()) < 1e-6  # ... in grey
+    colour = _faces(2).float() / 127.5 - 1
+    assert float((add_glasses(colour, 1.0, landmarks=lm).amax(1) - add_glasses(colour, 1.0, landmarks=lm).amin(1)).max()) > 0.0
+    half = add_glasses(colour.half(), torch.tensor([0.0, 1.0]), landmarks=lm)
+    assert half.dtype == torch.float16
+    assert torch.equal(half[0], colour.half()[0])  # strength 0 in a mixed batch: the input, exactly
+    one = grey[:, :1].contiguous()  # a 1-channel photo: the same frames as its RGB repeat (as the batch path draws)
+    assert torch.allclose(add_glasses(one, 1.0, landmarks=lm), out[:, :1], atol=1e-5)
