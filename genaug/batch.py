@@ -43,6 +43,7 @@ from .engine.edits import check_code_list, check_seed, code_index, code_ranges, 
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES, luma_only
 from .faces.framing import face_box
+from .faces.controls import GEOMETRIC_CONTROLS
 from .faces.shape import default_landmarks
 from .images import MIN_SIDE, needs_clipping
 
@@ -59,7 +60,6 @@ def _tv_image_type() -> type | None:
     return tv_tensors.Image
 
 
-GEOMETRIC_CONTROLS = frozenset({"yaw"})  # controls that move pixels: refused beside boxes, masks, keypoints
 
 class BatchFaceAug(nn.Module):
     """Edit one semantic code (glasses, smile, ...) of each face in a device batch.

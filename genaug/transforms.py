@@ -18,9 +18,12 @@ import torch
 from albumentations.core.transforms_interface import BaseTransformInitSchema, ImageOnlyTransform
 from pydantic import Field, field_validator
 
-from .engine.edits import Edit, check_edit_options
+from .engine.edits import Edit, check_edit_options, code_index, default_codes, random_edits
 from .engine.lazy import LazyEngine
+from .faces.controls import GEOMETRIC_CONTROLS
 from .faces.identity import online_gate
+
+GEOMETRIC_TARGETS = ("bboxes", "keypoints", "mask", "masks")  # what a Compose may carry beside the image
 
 Strength = float | tuple[float, float]
 
@@ -202,7 +205,18 @@ class GenerativeFaceAug(ImageOnlyTransform):
         self._mix_worker_seed()
         n = len(data["images"]) if "images" in data and "image" not in data else 1
         draw = torch.Generator().manual_seed(self.py_random.getrandbits(62))
-        edits = self.engine.random_edits(n, draw)
+        eng = self.engine
+        if any(len(data[k]) for k in GEOMETRIC_TARGETS if data.get(k) is not None):  # yaw would move what they mark
+            codes = eng.codes if eng.codes is not None else default_codes(eng.spec)
+            named = [c for c in codes if eng.code_names[code_index(eng.spec, c)] in GEOMETRIC_CONTROLS]
+            if eng.codes is not None and named:
+                raise ValueError(f"codes {named} turn the head and move the photo by a few pixels, but this call's "
+                                 f"{', '.join(k for k in GEOMETRIC_TARGETS if data.get(k) is not None and len(data[k]))} "
+                                 "would come back unmoved (an image-only transform): leave those codes out of this Compose")
+            kept = [c for c in codes if c not in named]  # the default random set without yaw
+            edits = random_edits(eng.spec, n, draw, codes=kept, bounds=eng.bounds)
+        else:
+            edits = eng.random_edits(n, draw)
         return {
             "edits": edits,
             "strengths": [self._sample_strength() for _ in range(n)],

@@ -96,3 +96,25 @@ def test_drawn_glasses_keep_grey_photos_grey_dtype_and_untouched_rows():
     assert torch.equal(half[0], colour.half()[0])  # strength 0 in a mixed batch: the input, exactly
     one = grey[:, :1].contiguous()  # a 1-channel photo: the same frames as its RGB repeat (as the batch path draws)
     assert torch.allclose(add_glasses(one, 1.0, landmarks=lm), out[:, :1], atol=1e-5)
+
+
+def test_albumentations_transform_keeps_yaw_away_from_boxes_and_keypoints():
+    # an image-only transform: yaw moves the photo (and the nose), keypoints or boxes in the same Compose would
+    # come back unmoved - the defaults leave yaw out of such calls, a named yaw is refused
+    import albumentations as A
+
+    face = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB").resize((96, 96), Image.BICUBIC))
+    aug = genaug.GenerativeFaceAug(p=1.0)
+    aug.set_random_seed(0)
+    yaw = aug.engine.code_names.index("yaw")
+    plain = [e.code for _ in range(40) for e in aug.get_params_dependent_on_data({}, {"image": face})["edits"]]
+    marked = [e.code for _ in range(40)
+              for e in aug.get_params_dependent_on_data({}, {"image": face, "keypoints": np.array([[30.0, 40.0]])})["edits"]]
+    assert yaw in plain  # the default set does draw yaw ...
+    assert yaw not in marked and len(set(marked)) > 1  # ... but not beside keypoints
+    compose = A.Compose([genaug.GenerativeFaceAug(p=1.0, codes=["yaw"])], keypoint_params=A.KeypointParams(format="xy"), seed=0)
+    with pytest.raises(ValueError, match="keypoints"):
+        compose(image=face, keypoints=[(30.0, 40.0)])
+    out = A.Compose([genaug.GenerativeFaceAug(p=1.0, codes=["tone"])], keypoint_params=A.KeypointParams(format="xy"),
+                    seed=0)(image=face, keypoints=[(30.0, 40.0)])
+    assert np.allclose(np.asarray(out["keypoints"]), [[30.0, 40.0]])

@@ -91,6 +91,7 @@ IMAGE_CONTROLS: dict[str, ImageControl] = {
                                summary="draw eyeglass frames (value: their opacity; placed by the 5 landmarks)"),
 }
 CONTROL_NAMES = list(IMAGE_CONTROLS)
+GEOMETRIC_CONTROLS = frozenset({"yaw"})  # controls that move pixels (boxes, masks, keypoints beside them would not follow)
 
 
 def check_bound(control: ImageControl, lo: float, hi: float) -> None:
