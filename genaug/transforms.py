@@ -197,6 +197,10 @@ class GenerativeFaceAug(ImageOnlyTransform):
             self._worker_tag = tag
             self.set_random_seed((self.py_random.getrandbits(62) ^ info.seed) % 2**62)
 
+    def should_apply(self, force_apply: bool = False) -> bool:
+        self._mix_worker_seed()  # the p-decision is the first draw of a call: workers must differ from it on
+        return super().should_apply(force_apply=force_apply)
+
     def _sample_strength(self) -> float:
         s = self.strength
         return float(s) if isinstance(s, (int, float)) else self.py_random.uniform(*s)

@@ -118,3 +118,30 @@ def test_albumentations_transform_keeps_yaw_away_from_boxes_and_keypoints():
     out = A.Compose([genaug.GenerativeFaceAug(p=1.0, codes=["tone"])], keypoint_params=A.KeypointParams(format="xy"),
                     seed=0)(image=face, keypoints=[(30.0, 40.0)])
     assert np.allclose(np.asarray(out["keypoints"]), [[30.0, 40.0]])
+
+
+class _Decisions(torch.utils.data.Dataset):
+    """Each item: 16 apply-or-skip decisions of one transform (p = 0.5) in the worker that loads it."""
+
+    def __init__(self, aug):
+        self.aug = aug
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int):
+        return torch.tensor([self.aug.should_apply() for _ in range(16)]), torch.utils.data.get_worker_info().id
+
+
+def test_dataloader_workers_make_their_own_apply_decisions():
+    # forked workers start from one random state: the p-decision (albumentations' first draw of a call) came
+    # before the worker's seed was mixed in, so every worker skipped and edited the same positions
+    aug = genaug.GenerativeFaceAug(p=0.5)
+    aug.set_random_seed(0)
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(_Decisions(aug), batch_size=None, num_workers=2, multiprocessing_context="fork")
+    first = {}
+    for decisions, worker in loader:
+        first.setdefault(int(worker), decisions)
+    assert set(first) == {0, 1}
+    assert not torch.equal(first[0], first[1])
