@@ -48,18 +48,32 @@ def demo_sweep_values(bundle: Bundle, code: int) -> list[float]:
 
 
 def demo_codes(bundle: Bundle) -> list[int]:
-    """Every latent code, then the image-space controls (yaw, light, drawn_glasses) by their code index."""
+    """Every latent code and image-space control (yaw, light, drawn_glasses) by code index: first the random set
+    (what ``codes=None`` draws), then the other controls, then the other latent codes (named only)."""
     n = len(bundle.spec.codes)
-    return list(range(n)) + [n + j for j in range(len(CONTROL_NAMES)) if CONTROL_NAMES[j] not in bundle.spec.code_names]
+    every = list(range(n)) + [n + j for j in range(len(CONTROL_NAMES)) if CONTROL_NAMES[j] not in bundle.spec.code_names]
+    first = [c for c in default_codes(bundle.spec) if c in every]
+    return first + [c for c in every if c >= n and c not in first] + [c for c in every if c < n and c not in first]
+
+
+def photo_to_pil(photo: np.ndarray) -> Image.Image:
+    """An HWC (or HW) uint8 photo -> a CELL x CELL picture, its aspect kept (letterboxed on white)."""
+    im = Image.fromarray(photo).convert("RGB")
+    scale = CELL / max(im.size)
+    im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BICUBIC)
+    cell = Image.new("RGB", (CELL, CELL), "white")
+    cell.paste(im, ((CELL - im.width) // 2, (CELL - im.height) // 2))
+    return cell
 
 
 def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> Image.Image:
     """One face: input and reconstruction, then one row per code sweeping its values, and one
     per image-space control (yaw, light; rendered on the face itself).
 
-    With ``image`` the face is inverted and edits are rendered in ``delta`` mode (what users get);
-    with ``image=None`` a random generated face is swept in ``regenerate`` mode, which shows what
-    each code controls on its own.
+    With ``image`` each edit is made as the transform makes it (``Engine.augment``: framed, edited in
+    ``delta`` mode and pasted back, controls rendered on the photo at its own resolution) and the photo is
+    shown whole; with ``image=None`` a random generated face is swept in ``regenerate`` mode, which shows
+    what each code controls on its own.
     """
     bundle = engine.bundle
     if image is None:
@@ -74,16 +88,22 @@ def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> I
     for ci in demo_codes(bundle):
         values = demo_sweep_values(bundle, ci)
         n = len(values)
-        out, _ = engine.render_edits(x.expand(n, -1, -1, -1), lat.expand(n, -1), [Edit(ci, v) for v in values],
-                                     base=recon.expand(n, -1, -1, -1), mode=mode)
-        rows.append((ci, values, out))
+        edits = [Edit(ci, v) for v in values]
+        if image is None:
+            out, _ = engine.render_edits(x.expand(n, -1, -1, -1), lat.expand(n, -1), edits, base=recon.expand(n, -1, -1, -1),
+                                         mode=mode)
+            cells = [to_pil(o) for o in out]
+        else:
+            photos, _ = engine.augment([image] * n, edits=edits)
+            cells = [photo_to_pil(o) for o in photos]
+        rows.append((ci, values, cells))
     ncol = max(2, max(len(v) for _, v, _ in rows))
     canvas = Image.new("RGB", (LABEL_W + ncol * CELL, 20 + (CELL + 16) * (1 + len(rows))), "white")
     draw = ImageDraw.Draw(canvas)
     draw.text((4, 4), f"{title}  ({mode})", fill="black")
     y = 20
     draw.text((4, y + CELL // 2 - 6), "input / recon" if image is not None else "random face", fill="black")
-    canvas.paste(to_pil(x[0]), (LABEL_W, y))
+    canvas.paste(to_pil(x[0]) if image is None else photo_to_pil(image), (LABEL_W, y))
     draw.text((LABEL_W, y + CELL + 2), "real face" if image is not None else "", fill="gray")
     if image is not None:
         canvas.paste(to_pil(recon[0]), (LABEL_W + CELL, y))
@@ -101,7 +121,7 @@ def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> I
             label += "\nnamed only"  # not in the random set of codes=None
         draw.text((4, y + CELL // 2 - 12), label, fill="black")
         for j, (v, o) in enumerate(zip(values, outs)):
-            canvas.paste(to_pil(o), (LABEL_W + j * CELL, y))
+            canvas.paste(o, (LABEL_W + j * CELL, y))
             draw.text((LABEL_W + j * CELL + 2, y + CELL + 2), _value_label(bundle, ci, v), fill="gray")
     return canvas
 
