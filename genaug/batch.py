@@ -39,7 +39,7 @@ from .engine.batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan
 from .engine.cache import pixel_keys
 from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour, to_device, workspace
 from .engine.colour import GREY_TOLERANCE, sample_grid, fit_colour, is_grey
-from .engine.edits import check_code_list, check_seed, code_index, code_ranges, control_of, default_codes, draw_edits
+from .engine.edits import check_codes, check_seed, code_ranges, control_of, default_codes, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES, luma_only
 from .faces.framing import face_box
@@ -122,12 +122,7 @@ class BatchFaceAug(nn.Module):
         self._feathers: dict[tuple[int, int], Tensor] = {}
         self._work: dict[tuple, Tensor] = {}  # work buffers kept across calls (never returned)
         spec = self._spec()  # fail now, not at the first batch
-        check_code_list(codes)
-        for c in codes or []:
-            try:
-                code_index(spec, c)  # a latent code or an image-space control
-            except (KeyError, TypeError) as e:
-                raise ValueError(f"codes: {e.args[0]}") from None
+        check_codes(spec, codes)  # latent codes or image-space controls, each once
         code_ranges(spec, bounds)
 
     def __getstate__(self) -> dict[str, Any]:

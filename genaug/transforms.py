@@ -18,7 +18,7 @@ import torch
 from albumentations.core.transforms_interface import BaseTransformInitSchema, ImageOnlyTransform
 from pydantic import Field, field_validator
 
-from .engine.edits import Edit, check_edit_options, code_index, default_codes, random_edits
+from .engine.edits import Edit, check_code_list, check_edit_options, code_index, default_codes, random_edits
 from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS
 from .faces.identity import online_gate
@@ -94,9 +94,11 @@ class GenerativeFaceAug(ImageOnlyTransform):
                 raise ValueError(f"strength must be finite and >= 0, or a range (low, high) with 0 <= low <= high, got {v}")
             return v
 
-        @field_validator("quality_threshold")
+        @field_validator("quality_threshold", mode="before")
         @classmethod
         def _quality(cls, v: float | str | None) -> float | str | None:
+            if isinstance(v, bool):  # True would read as 1.0: reject every edit
+                raise ValueError(f"quality_threshold must be 'auto', None or a number in [0, 1], got {v}")
             if isinstance(v, (int, float)) and not (math.isfinite(v) and 0.0 <= v <= 1.0):
                 raise ValueError(f"quality_threshold must be 'auto', None or a number in [0, 1], got {v}")
             return v
@@ -107,11 +109,12 @@ class GenerativeFaceAug(ImageOnlyTransform):
             # JSON turns the index keys of to_dict into strings ("5"): read them back as indices
             return None if v is None else {int(k) if isinstance(k, str) and k.isdecimal() else k: r for k, r in v.items()}
 
-        @field_validator("codes")
+        @field_validator("codes", mode="before")
         @classmethod
         def _codes(cls, v: list[str | int] | None) -> list[str | int] | None:
-            if v is not None and len(v) == 0:
+            if v is not None and not isinstance(v, (str, bytes)) and len(v) == 0:
                 raise ValueError("codes must name at least one code, or be None for the bundle's random set (identity-safe codes; `genaug info`)")
+            check_code_list(v)  # before pydantic reads True as 1
             return v
 
         @field_validator("device")

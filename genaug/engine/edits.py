@@ -344,6 +344,23 @@ def check_code_list(codes: Any) -> None:
         raise ValueError(f"codes must be a list of code names or indices, got the string {codes!r} (write [{codes!r}])")
     if codes is not None and len(codes) == 0:
         raise ValueError("codes: name at least one code, or pass None for the bundle's random set (identity-safe codes; `genaug info`)")
+    for c in codes or []:
+        if isinstance(c, bool) or (isinstance(c, numbers.Integral) and c < 0):
+            raise ValueError(f"codes: {c!r} is not a code name or index (indices count from 0; `genaug info` lists them)")
+
+
+def check_codes(spec: LatentSpec, codes: Any) -> None:
+    """:func:`check_code_list`, and every code known to ``spec`` and named once."""
+    check_code_list(codes)
+    seen: dict[int, Any] = {}
+    for c in codes or []:
+        try:
+            i = code_index(spec, c)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"codes: {e.args[0]}") from None
+        if i in seen:
+            raise ValueError(f"codes: {seen[i]!r} and {c!r} name the same code (each code once; it would be drawn twice as often)")
+        seen[i] = c
 
 
 def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[str | int, tuple[float, float]] | None) -> None:
@@ -352,12 +369,7 @@ def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[
     from ..bundle.format import read_spec
 
     spec = read_spec(bundle)
-    check_code_list(codes)
-    for c in codes or []:
-        try:
-            code_index(spec, c)
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"codes: {e.args[0]}") from None
+    check_codes(spec, codes)
     code_ranges(spec, bounds)
 
 

@@ -101,4 +101,5 @@ def check_bound(control: ImageControl, lo: float, hi: float) -> None:
                          f"<= {control.high:g} (the range of control {control.name!r})")
     if hi < control.min_step and lo > -control.min_step:
         raise ValueError(f"bounds[{control.name!r}] = ({lo:g}, {hi:g}) holds only values within {control.min_step:g} "
-                         f"of 0 (no change); widen it")
+                         f"of 0, which random draws of {control.name!r} skip (a variant must differ visibly from the photo); "
+                         f"reach past it, or name the value in an edit (Engine.augment(edits=...))")
