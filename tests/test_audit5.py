@@ -145,3 +145,15 @@ def test_dataloader_workers_make_their_own_apply_decisions():
         first.setdefault(int(worker), decisions)
     assert set(first) == {0, 1}
     assert not torch.equal(first[0], first[1])
+
+
+@pytest.mark.parametrize("codes, message", [(["tone", 5], "name the same code"), (["smile", "smile"], "name the same code"),
+                                            ([-1], "not a code name or index"), ([True], "not a code name or index")])
+def test_odd_code_lists_are_refused_by_every_front_end(codes, message):
+    # [-1] read as the last latent code, [True] as code 1, a duplicate drawn twice as often - all silently
+    for make in (lambda: genaug.GenerativeFaceAug(codes=codes), lambda: genaug.BatchFaceAug(codes=codes),
+                 lambda: genaug.Engine(codes=codes)):
+        with pytest.raises(ValueError, match=message):
+            make()
+    with pytest.raises(ValueError, match="quality_threshold"):
+        genaug.GenerativeFaceAug(quality_threshold=True)  # read as 1.0: every edit rejected
