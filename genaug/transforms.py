@@ -172,6 +172,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
             quality_threshold=quality_threshold if quality_threshold is not None else "auto", codes=self.codes, bounds=self.bounds, seed=0,
         )
         self._worker_tag: tuple[int, int] | None = None
+        self.last_info: Any = None  # the AugmentInfo of the last call (what it applied)
         check_edit_options(self.bundle, self.codes, self.bounds)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
@@ -235,10 +236,11 @@ class GenerativeFaceAug(ImageOnlyTransform):
         edits = [Edit(*e) for e in edits]  # also edits read back from a JSON replay ([code, value, relative])
         if len(edits) != len(images):  # params sampled for one image, replayed on several
             edits, strengths = [edits[0]] * len(images), [strengths[0]] * len(images)
-        out, _ = self.engine.augment(  # a drawn yaw / light on a photo without a found face: re-drawn among the latent codes
+        out, info = self.engine.augment(  # a drawn yaw / light on a photo without a found face: re-drawn among the latent codes
             list(images), edits=edits, strength=torch.tensor(strengths), generator=torch.Generator().manual_seed(gate_seed),
             redraw_unplaced=True,
         )
+        self.last_info = info  # what was applied (after re-draws and gates); the params record what was drawn
         return out
 
     def apply(self, img: np.ndarray, edits: list[Edit], strengths: list[float], gate_seed: int, **params: Any) -> np.ndarray:

@@ -157,3 +157,16 @@ def test_odd_code_lists_are_refused_by_every_front_end(codes, message):
             make()
     with pytest.raises(ValueError, match="quality_threshold"):
         genaug.GenerativeFaceAug(quality_threshold=True)  # read as 1.0: every edit rejected
+
+
+def test_the_transform_reports_what_it_applied_not_only_what_it_drew():
+    import albumentations as A
+
+    noise = np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    aug = genaug.GenerativeFaceAug(p=1.0, codes=["yaw"])
+    assert aug.last_info is None
+    out = A.Compose([aug], seed=0)(image=noise)["image"]
+    assert np.array_equal(out, noise) == (not bool(aug.last_info.kept[0]))
+    face = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB"))
+    A.Compose([aug], seed=0)(image=face)
+    assert bool(aug.last_info.kept[0]) and aug.last_info.descriptions[0].startswith("yaw")
