@@ -48,7 +48,7 @@ def test_codes_bounds_and_draws(tiny_bundle_path, tiny_spec):
     assert all_code_names(tiny_spec) == list(tiny_spec.code_names) + CONTROL_NAMES
     check_edit_options(str(tiny_bundle_path), ["yaw", "light", "smile"], {"yaw": (-20, 20)})
     for codes, bounds, match in [(["yawn"], None, "yawn"), (["yaw"], {"yaw": (-40, 20)}, "yaw"),
-                                 (["yaw"], {"yaw": (-1, 1)}, "widen"), (["light"], {"light": (1, "x")}, "light")]:
+                                 (["yaw"], {"yaw": (-1, 1)}, "reach past it"), (["light"], {"light": (1, "x")}, "light")]:
         with pytest.raises(ValueError, match=match):
             check_edit_options(str(tiny_bundle_path), codes, bounds)
     g = torch.Generator().manual_seed(0)
