@@ -36,6 +36,9 @@ from .images import apply_transform
 IMAGE_KEYS = ("image", "img")  # where a dict sample holds its image
 
 
+TARGET_KEYS = ("label", "target", "labels", "targets")  # a dict sample's entry target_transform applies to
+
+
 class _DictRest(NamedTuple):
     """What a dict sample holds besides its image (``key``: where the image goes back)."""
 
@@ -192,7 +195,20 @@ class GenerativeAugDataset(Dataset):
         return item, None
 
     def _image(self, src: int) -> tuple[Any, Any]:
-        return self._split(self.base[src], src)
+        try:
+            item = self.base[src]
+        except (IndexError, KeyError, TypeError):
+            raise
+        except Exception as e:  # a corrupt file behind an ImageFolder, ...: say which item
+            path = getattr(self.base, "samples", None)
+            where = f" ({path[src][0]})" if isinstance(path, list) and 0 <= src < len(path) else ""
+            msg = f"base item {src}{where} could not be read: {e}"
+            try:
+                named = type(e)(msg)
+            except Exception:  # an exception type that takes other arguments
+                named = RuntimeError(msg)
+            raise named from e
+        return self._split(item, src)
 
     def _frame(self, src: int, image: Any, count: bool = True) -> tuple[Tensor, Any]:
         """``e.frame`` of one base item; a bad image is an error naming the item."""
@@ -226,18 +242,23 @@ class GenerativeAugDataset(Dataset):
         stored, keys = list(known), []
         lat: list[Tensor] = [torch.empty(0)] * n
         score: list[Tensor] = [torch.empty(0)] * n
-        for start in tqdm(range(0, n, bs), desc="genaug: inverting", unit="batch", disable=not self.progress):
-            rows = list(range(start, min(start + bs, n)))
-            x = torch.cat([self._frame(i, self._image(i)[0], count=False)[0] for i in rows])
-            batch_keys = content_keys(x)
-            keys += batch_keys
-            todo = [j for j, k in enumerate(batch_keys) if k not in known]
-            if todo:
-                inv = e.invert(x[todo].to(e.device))
-                for j, latent, s in zip(todo, inv.latent.cpu(), inv.score.cpu()):
-                    known[batch_keys[j]] = (latent, s)
-            for i, k in zip(rows, batch_keys):
-                lat[i], score[i] = known[k]
+        try:
+            for start in tqdm(range(0, n, bs), desc="genaug: inverting", unit="batch", disable=not self.progress):
+                rows = list(range(start, min(start + bs, n)))
+                x = torch.cat([self._frame(i, self._image(i)[0], count=False)[0] for i in rows])
+                batch_keys = content_keys(x)
+                todo = [j for j, k in enumerate(batch_keys) if k not in known]
+                if todo:
+                    inv = e.invert(x[todo].to(e.device))
+                    for j, latent, s in zip(todo, inv.latent.cpu(), inv.score.cpu()):
+                        known[batch_keys[j]] = (latent, s)
+                for i, k in zip(rows, batch_keys):
+                    lat[i], score[i] = known[k]
+                keys += batch_keys
+        except BaseException:  # a bad item or Ctrl-C: keep what was inverted, the next run starts from it
+            if store is not None and keys and len(keys) > len(stored):
+                store.save(keys, torch.stack(lat[: len(keys)]), torch.stack(score[: len(keys)]))
+            raise
         self.latents, self.scores, self.keys = torch.stack(lat), torch.stack(score), keys
         if store is not None and keys != stored:
             store.save(keys, self.latents, self.scores)
@@ -287,10 +308,17 @@ class GenerativeAugDataset(Dataset):
             meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
         if self.transform is not None:
             image = apply_transform(self.transform, image)
+        if isinstance(target, _DictRest):  # a dict sample comes back a dict (meta under "meta")
+            entries = dict(target.entries)
+            if self.target_transform is not None:  # applied to its label entry
+                label = next((k for k in TARGET_KEYS if k in entries), None)
+                if label is None:
+                    raise ValueError(f"target_transform: dict sample {meta.source} has no label entry {TARGET_KEYS}: "
+                                     f"keys {list(entries)}")
+                entries[label] = self.target_transform(entries[label])
+            return {**entries, target.key: image, **({"meta": meta} if self.return_meta else {})}
         if self.target_transform is not None and isinstance(target, tuple) and target:
             target = (self.target_transform(target[0]), *target[1:])
-        if isinstance(target, _DictRest):  # a dict sample comes back a dict (meta under "meta")
-            return {**target.entries, target.key: image, **({"meta": meta} if self.return_meta else {})}
         parts = (image, *(target or ()))
         if self.return_meta:
             parts = (*parts, meta)

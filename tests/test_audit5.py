@@ -170,3 +170,38 @@ def test_the_transform_reports_what_it_applied_not_only_what_it_drew():
     face = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB"))
     A.Compose([aug], seed=0)(image=face)
     assert bool(aug.last_info.kept[0]) and aug.last_info.descriptions[0].startswith("yaw")
+
+
+class _Dicts(torch.utils.data.Dataset):
+    def __init__(self, bad: int | None = None):
+        self.face, self.bad = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB")), bad
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, i: int):
+        if i == self.bad:
+            raise OSError("Truncated File Read")
+        return {"image": np.ascontiguousarray(np.roll(self.face, i, 1)), "label": i}
+
+
+def test_dataset_dict_samples_keep_their_shape_under_target_transform_and_bad_items_are_named(tmp_path):
+    ds = genaug.GenerativeAugDataset(_Dicts(), variants=2, target_transform=lambda y: y * 10)
+    s = ds[5]  # source 2, variant 1
+    assert isinstance(s, dict) and s["label"] == 20 and s["image"].shape == ds.base.face.shape
+    cache = tmp_path / "c.safetensors"
+    with pytest.raises(OSError, match="base item 2 could not be read"):
+        genaug.GenerativeAugDataset(_Dicts(bad=2), variants=1, cache_path=str(cache))
+    with pytest.raises(ValueError, match="gate_threshold"):
+        genaug.Engine(gate_threshold=5.0)  # no similarity reaches it: every edit would be dropped
+
+
+def test_augment_cli_skips_its_own_output_inside_the_input(tmp_path):
+    from genaug.cli.main import main
+
+    src = tmp_path / "faces"
+    src.mkdir()
+    Image.open(DEMO_FACES[0]).save(src / "a.png")
+    for _ in range(2):
+        assert main(["augment", str(src), "--out", str(src / "aug"), "--variants", "1"]) == 0
+    assert sorted(p.name for p in (src / "aug").rglob("*.png") if p.name != "contact_sheet.png") == ["a_aug00.png"]

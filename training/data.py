@@ -128,9 +128,12 @@ def load_faces(
 
 
 def split_holdout(data: FaceData, n_holdout: int, seed: int = 0) -> tuple[FaceData, FaceData]:
-    """Deterministic train / held-out split: ``n_holdout`` faces (at most a fifth of them) held out."""
+    """Deterministic train / held-out split: ``n_holdout`` faces (at most a fifth of them, at least one) held out."""
     if n_holdout < 0:
         raise ValueError(f"--holdout must be >= 0, got {n_holdout}")
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
-    n_holdout = min(n_holdout, len(data) // 5)
+    asked = n_holdout
+    n_holdout = min(n_holdout, max(len(data) // 5, 1 if len(data) >= 2 else 0))  # a fifth at most; one of a few faces
+    if n_holdout == 0:  # the held-out metrics and sample grid need faces the run did not train on
+        raise ValueError(f"no faces held out (--holdout {asked} of {len(data)} faces): give --holdout >= 1 and at least 2 faces")
     return data.subset(perm[n_holdout:]), data.subset(perm[:n_holdout])

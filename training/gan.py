@@ -136,6 +136,7 @@ class GanKind:
         self.D.requires_grad_(True)
         distributed.average_gradients(self.G, self.world)
         distributed.average_buffers(self.G, self.world)
+        distributed.average_buffers(self.D, self.world)  # D's BatchNorm statistics moved on each rank's own fakes
         self.opt["G"].step()
         update_ema(self.G_ema, self.G, cfg.ema if step > 100 else 0.0)
         return {**logs, **glogs, "instance_noise": sigma}

@@ -15,6 +15,7 @@ dict is logged as ``{"step", "eval"}``) and ``export(step)`` (the final bundle o
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import threading
 import time
@@ -122,6 +123,14 @@ class Run:
         elif plan.main:
             self.out.mkdir(parents=True, exist_ok=True)
             self.log_file.unlink(missing_ok=True)
+            # starting again: the old run's checkpoint and outputs go too (a kill before the new run's first
+            # checkpoint would otherwise resume the old weights under the new settings)
+            if plan.overwrite:
+                self.ckpt.unlink(missing_ok=True)
+                for old in ("bundle", "samples"):
+                    if (self.out / old).is_dir():
+                        shutil.rmtree(self.out / old)
+                (self.out / "metrics.json").unlink(missing_ok=True)
         if plan.main:
             write_json_atomic(cfg_file, plan.settings)
         return self.step

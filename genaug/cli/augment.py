@@ -77,9 +77,13 @@ def run_augment(args: argparse.Namespace) -> Path:
         raise ValueError(f"--seed must fit in 64 bits, got {args.seed}")
     if args.refine_steps is not None and args.refine_steps < 0:
         raise ValueError(f"--refine-steps must be >= 0, got {args.refine_steps}")
-    files = list_images(Path(args.input), "input image or folder")
-    names = output_stems(files, Path(args.input))
     out = Path(args.out)
+    files = list_images(Path(args.input), "input image or folder")
+    inside = out.resolve()  # an --out inside the input folder: a rerun must not augment the earlier variants
+    files = [f for f in files if inside != f.resolve() and inside not in f.resolve().parents]
+    if not files:
+        raise ValueError(f"no input images in {args.input} outside --out {args.out}")
+    names = output_stems(files, Path(args.input))
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder to write the variants into")
     codes = [c.strip() for c in args.codes.split(",") if c.strip()] if args.codes is not None else None
