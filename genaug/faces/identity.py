@@ -8,7 +8,7 @@ One interface, :class:`IdentityJudge`, and three judges behind it:
   optional extra ``pip install "genaug[faces]"`` (dlib-bin, face-recognition-models); ~6-8 faces/s
   per CPU core, so it belongs in offline work (expansion, metrics, reports).
 - ``"student"`` — the project's small torch embedder distilled from dlib's descriptors
-  (``genaug/default/evaluator_student.*``, ``python -m training.distill``); fast, for the online gate
+  (``genaug/default/evaluator_student.*``, ``python -m genaug.training.distill``); fast, for the online gate
   and as an identity loss.
 - ``"embedder"`` — the project's own identity evaluator (``genaug/default/evaluator_identity.*``).
 
@@ -39,7 +39,7 @@ DLIB_THRESHOLD = 0.6  # dlib's same-person threshold on descriptor (Euclidean) d
 MODEL_FRAME_BOX = (0.0703, 0.2578, 0.9102, 1.0977)
 # The project's embedder: the cosine distance below which it calls as many pairs the same person
 # as dlib does at 0.6 (1.1 % of all pairs of 150 held-out celeba_train_64 faces; measured by
-# ``python -m training.distill evaluate``, "agreement_threshold_teacher_holdout").
+# ``python -m genaug.training.distill evaluate``, "agreement_threshold_teacher_holdout").
 EMBEDDER_THRESHOLD = 0.45
 STUDENT_STEM = DEFAULT_DIR / "evaluator_student"
 _JUDGES: dict[tuple[str, str], "IdentityJudge"] = {}
@@ -274,7 +274,7 @@ def get_judge(name: str = "auto", device: str | torch.device = "cpu") -> Identit
             _JUDGES[key] = DlibJudge()  # dlib runs on the CPU whatever the device
         elif name == "student":
             if not student_available():
-                raise FileNotFoundError(f"no distilled student at {STUDENT_STEM}.*; train one with `python -m training.distill`")
+                raise FileNotFoundError(f"no distilled student at {STUDENT_STEM}.*; train one with `python -m genaug.training.distill`")
             _JUDGES[key] = load_student(device=device)
         else:
             _JUDGES[key] = EmbedderJudge(load_evaluator("identity", device=device), "embedder", EMBEDDER_THRESHOLD, device=device)
