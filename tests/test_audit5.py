@@ -193,7 +193,7 @@ def test_dataset_dict_samples_keep_their_shape_under_target_transform_and_bad_it
     with pytest.raises(OSError, match="base item 2 could not be read"):
         genaug.GenerativeAugDataset(_Dicts(bad=2), variants=1, cache_path=str(cache))
     with pytest.raises(ValueError, match="gate_threshold"):
-        genaug.Engine(gate_threshold=5.0)  # no similarity reaches it: every edit would be dropped
+        genaug.Engine(gate="auto", gate_threshold=5.0)  # no similarity reaches it: every edit would be dropped
 
 
 def test_augment_cli_skips_its_own_output_inside_the_input(tmp_path):

@@ -111,8 +111,10 @@ class Engine:
         check_strength(strength)
         check_code_list(codes)
         parse_mix(refine_loss)
-        if not math.isfinite(float(gate_threshold)) or float(gate_threshold) > 1:  # NaN: never acts; > 1: rejects every edit
-            raise ValueError(f"gate_threshold must be a finite similarity <= 1, got {gate_threshold}")
+        if not math.isfinite(float(gate_threshold)):  # NaN: no similarity is below it, the gate would never act
+            raise ValueError(f"gate_threshold must be a finite similarity, got {gate_threshold}")
+        if isinstance(gate, str) and float(gate_threshold) > 1:  # a shipped judge's similarity never passes 1
+            raise ValueError(f"gate_threshold must be <= 1 for the {gate!r} judge (above it every edit is rejected), got {gate_threshold}")
         self.options = dict(refine_steps=refine_steps, refine_loss=refine_loss, refine_lr=refine_lr, batch_size=batch_size,
                             cache_size=cache_size, mode=mode, strength=strength, framing=framing, feature_net=feature_net,
                             gate=gate, gate_threshold=gate_threshold, gate_retries=gate_retries, quality=quality,

@@ -71,8 +71,8 @@ class ExpandSettings:
             raise ExpandError(f"--refine-steps must be >= 0, got {self.refine_steps}")
         if not math.isfinite(self.strength) or self.strength < 0:
             raise ExpandError(f"--strength must be a finite number >= 0, got {self.strength}")
-        if self.gate_threshold is not None and not (math.isfinite(self.gate_threshold) and self.gate_threshold <= 1):
-            raise ExpandError(f"--gate-threshold must be a finite similarity <= 1 (above 1 every edit is rejected), got {self.gate_threshold}")
+        if self.gate_threshold is not None and not math.isfinite(self.gate_threshold):
+            raise ExpandError(f"--gate-threshold must be a finite similarity, got {self.gate_threshold}")
         q = self.quality_threshold
         if q is not None and q != "auto" and not (isinstance(q, (int, float)) and 0.0 <= q <= 1.0):
             raise ExpandError(f"--quality-threshold must be 'auto' or a number in [0, 1], got {q!r}")
