@@ -134,6 +134,8 @@ class GenerativeAugDataset(Dataset):
         target_transform: Any = None,
     ):
         try:
+            if isinstance(variants, bool):  # True is not a count
+                raise TypeError
             variants = operator.index(variants)
         except TypeError:
             raise ValueError(f"variants must be a whole number, got {variants!r}") from None
