@@ -205,3 +205,15 @@ def test_augment_cli_skips_its_own_output_inside_the_input(tmp_path):
     for _ in range(2):
         assert main(["augment", str(src), "--out", str(src / "aug"), "--variants", "1"]) == 0
     assert sorted(p.name for p in (src / "aug").rglob("*.png") if p.name != "contact_sheet.png") == ["a_aug00.png"]
+
+
+def test_a_grid_stops_when_a_run_is_stopped_by_a_signal(tmp_path, monkeypatch):
+    # train() returns None when SIGTERM / Ctrl-C stopped it (checkpoint saved): the grid recorded it as failed
+    # (no metrics.json) and went on with the next runs
+    from genaug.training import grid
+    from genaug.training.config import TrainConfig
+
+    calls = []
+    monkeypatch.setattr(grid, "train", lambda cfg: calls.append(cfg.out))
+    results = grid.run_grid(TrainConfig(data=str(tmp_path), out=str(tmp_path / "grid")), [("lambda_info", [0.5, 1.0])])
+    assert len(calls) == 1 and [r.status for r in results] == ["interrupted"]

@@ -93,7 +93,11 @@ def run_grid(base: TrainConfig, grids: list[tuple[str, list[Any]]], keep_going: 
         else:
             try:
                 cfg = base.replace(out=str(out), name=f"{base.name}-{name}", **settings)
-                train(cfg)
+                if train(cfg) is None:  # stopped by a signal (checkpoint saved): the grid stops too, the same command resumes
+                    results.append(RunResult(name, settings, "interrupted", str(out)))
+                    write_results(root / "results.jsonl", results)
+                    print(f"grid interrupted at {name}: the same command resumes it", flush=True)
+                    return results
                 results.append(RunResult(name, settings, "done", str(out), json.loads(metrics_file.read_text())))
             except Exception as e:  # noqa: BLE001 - one bad combination must not stop the grid
                 if not keep_going:
