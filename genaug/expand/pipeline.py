@@ -274,6 +274,10 @@ def _expand_blocks(job: _Job, files: Any, todo: list[int], shape: tuple[int, int
         if job.engine.stats["no_face"]:
             say(f"no face found in {job.engine.stats['no_face']} source image(s) (framing=detect): "
                 "their records are the unedited source (codes NaN)")
+        if job.engine.stats["dropped"]:  # the gates rejected every try: those records are the unedited source
+            say(f"{job.engine.stats['dropped']} variant(s) kept the unedited source after the gates rejected every re-draw "
+                f"(identity gate re-draws {job.engine.stats['gated']}, quality rejections {job.engine.stats['quality_rejected']}; "
+                "codes NaN)")
     finally:
         bar.close()
         writer.stop()
