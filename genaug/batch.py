@@ -60,7 +60,6 @@ def _tv_image_type() -> type | None:
     return tv_tensors.Image
 
 
-
 class BatchFaceAug(nn.Module):
     """Edit one semantic code (glasses, smile, ...) of each face in a device batch.
 

@@ -18,7 +18,7 @@ import torch
 from albumentations.core.transforms_interface import BaseTransformInitSchema, ImageOnlyTransform
 from pydantic import Field, field_validator
 
-from .engine.edits import Edit, check_code_list, check_edit_options, code_index, default_codes, random_edits
+from .engine.edits import Edit, check_code_list, check_edit_options, default_codes, random_edits
 from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS
 from .faces.identity import online_gate
@@ -214,14 +214,15 @@ class GenerativeFaceAug(ImageOnlyTransform):
         n = len(data["images"]) if "images" in data and "image" not in data else 1
         draw = torch.Generator().manual_seed(self.py_random.getrandbits(62))
         eng = self.engine
-        if any(len(data[k]) for k in GEOMETRIC_TARGETS if data.get(k) is not None):  # yaw would move what they mark
-            codes = eng.codes if eng.codes is not None else default_codes(eng.spec)
-            named = [c for c in codes if eng.code_names[code_index(eng.spec, c)] in GEOMETRIC_CONTROLS]
-            if eng.codes is not None and named:
-                raise ValueError(f"codes {named} turn the head and move the photo by a few pixels, but this call's "
-                                 f"{', '.join(k for k in GEOMETRIC_TARGETS if data.get(k) is not None and len(data[k]))} "
-                                 "would come back unmoved (an image-only transform): leave those codes out of this Compose")
-            kept = [c for c in codes if c not in named]  # the default random set without yaw
+        marked = [k for k in GEOMETRIC_TARGETS if data.get(k) is not None and len(data[k])]
+        if marked:  # yaw would move what they mark
+            codes = eng.codes if eng.codes is not None else default_codes(eng.spec)  # code indices
+            moving = [eng.code_names[c] for c in codes if eng.code_names[c] in GEOMETRIC_CONTROLS]
+            if eng.codes is not None and moving:
+                raise ValueError(f"codes {moving} turn the head and move the photo by a few pixels, but this call's "
+                                 f"{', '.join(marked)} would come back unmoved (an image-only transform): leave those "
+                                 "codes out of this Compose")
+            kept = [c for c in codes if eng.code_names[c] not in GEOMETRIC_CONTROLS]  # the random set without yaw
             edits = random_edits(eng.spec, n, draw, codes=kept, bounds=eng.bounds)
         else:
             edits = eng.random_edits(n, draw)

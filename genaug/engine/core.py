@@ -19,7 +19,7 @@ from ..faces.framing import FRAMINGS
 from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
-from .edits import (Edit, all_code_names, apply_recipes, check_code_list, check_codes, check_edits, check_strength, code_index,
+from .edits import (Edit, all_code_names, apply_recipes, check_code_list, check_codes, check_edits, check_strength,
                     code_ranges, control_of, default_codes, random_edits, resolve_edits)
 from .invert import Inversion, invert
 from .colour import colour_only, fit_colour, keep_grey
@@ -135,8 +135,7 @@ class Engine:
         self.gate = identity_gate(self.device, gate) if isinstance(gate, str) else gate
         self.gate_threshold, self.gate_retries = float(gate_threshold), int(gate_retries)
         self.quality, self.quality_threshold = quality_gate(self.device, quality, quality_threshold)
-        check_codes(self.spec, codes)  # known, each once
-        self.codes = [code_index(self.spec, c) for c in codes] if codes is not None else None
+        self.codes = check_codes(self.spec, codes)  # indices: known codes, each once
         self.code_names = all_code_names(self.spec)  # latent codes, then image-space controls
         code_ranges(self.spec, bounds)  # a bad range is an error here, not at the first draw
         self.bounds = bounds

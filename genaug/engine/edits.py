@@ -349,8 +349,8 @@ def check_code_list(codes: Any) -> None:
             raise ValueError(f"codes: {c!r} is not a code name or index (indices count from 0; `genaug info` lists them)")
 
 
-def check_codes(spec: LatentSpec, codes: Any) -> None:
-    """:func:`check_code_list`, and every code known to ``spec`` and named once."""
+def check_codes(spec: LatentSpec, codes: Any) -> list[int] | None:
+    """:func:`check_code_list`, and every code known to ``spec`` and named once; their indices (None for None)."""
     check_code_list(codes)
     seen: dict[int, Any] = {}
     for c in codes or []:
@@ -361,6 +361,7 @@ def check_codes(spec: LatentSpec, codes: Any) -> None:
         if i in seen:
             raise ValueError(f"codes: {seen[i]!r} and {c!r} name the same code (each code once; it would be drawn twice as often)")
         seen[i] = c
+    return None if codes is None else list(seen)
 
 
 def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[str | int, tuple[float, float]] | None) -> None:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, check_landmark_order, check_landmarks, depth, face_landmarks, face_mask, landmarks_3d, per_image, surface
+from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, depth, face_landmarks, face_mask, given_landmarks, landmarks_3d, per_image, surface
 
 MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
 AXIS_DEPTH = 0.5  # the turning axis, in d in front of the head ellipsoid's centre
@@ -76,7 +76,7 @@ def estimate_yaw(images: Tensor | None = None, landmarks: Tensor | None = None, 
             raise ValueError("estimate_yaw needs images or landmarks")
         landmarks = face_landmarks(check_images(images), None, framing)
     else:
-        landmarks = check_landmark_order(check_landmarks(landmarks))
+        landmarks = given_landmarks(landmarks)
     return torch.rad2deg(fit_pose(landmarks).yaw)
 
 

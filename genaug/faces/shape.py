@@ -224,6 +224,11 @@ def check_landmark_order(lm: Tensor) -> Tensor:
     return lm
 
 
+def given_landmarks(landmarks: Tensor, n: int | None = None) -> Tensor:
+    """Landmarks a caller passed: :func:`check_landmarks` and :func:`check_landmark_order`."""
+    return check_landmark_order(check_landmarks(landmarks, n))
+
+
 def per_image(value, n: int, name: str, low: float, high: float, device) -> Tensor:
     """A number or (N,) tensor/sequence -> float (N,) on ``device``, each in [low, high]."""
     try:
@@ -324,7 +329,7 @@ def face_landmarks(images: Tensor, landmarks: Tensor | None = None, framing: str
 
     n, (h, w) = images.shape[0], images.shape[-2:]
     if landmarks is not None:
-        lm = check_landmark_order(check_landmarks(landmarks, n))
+        lm = given_landmarks(landmarks, n)
     elif faces_extra_available():
         lm = detect_landmarks(images, framing)
     else:
