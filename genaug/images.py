@@ -55,16 +55,20 @@ def _check_float_range(t: Tensor, what: str) -> Tensor:
 
 
 def eight_bit(im: Any) -> Any:
-    """A PIL image with integer grey pixels ("I;16*": 16-bit PNG / TIFF, "I": 32-bit) as an 8-bit
-    "L" image, scaled (PIL's own conversion clips them to white); other images as they are."""
-    if not im.mode.startswith("I"):
+    """A PIL image with integer or float grey pixels as an 8-bit "L" image, scaled (PIL's own conversion
+    clips them to white or black): "I;16*" (16-bit PNG / TIFF) and "I" above 255 by 1/257; "F" (32-bit float
+    TIFF) as [0, 1] when its values lie there, else as 0..255 (above 255: by 1/257). Other images as they are."""
+    if not im.mode.startswith(("I", "F")):
         return im
     from PIL import Image
 
     a = np.asarray(im, dtype=np.float64)
-    if im.mode.startswith("I;16") or a.max() > 255:
+    top = float(np.nanmax(a)) if a.size and not np.isnan(a).all() else 0.0
+    if im.mode == "F" and top <= 1.0:
+        a = a * 255.0
+    elif im.mode.startswith("I;16") or top > 255:
         a = a / 257.0
-    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
+    return Image.fromarray(np.clip(np.rint(np.nan_to_num(a)), 0, 255).astype(np.uint8))
 
 
 def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:

@@ -6,6 +6,7 @@ renamed over it, the folder fsynced — all or nothing on disk, and world-readab
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ def list_images(root: str | Path, what: str = "image folder") -> list[Path]:
 
 def open_photo(path: str | Path) -> Any:
     """A photo file as a loaded PIL image, as a viewer shows it: turned upright by its EXIF
-    orientation (phone photos), and a 16-bit grey image scaled to 8 bits ("L"), not clipped to white."""
+    orientation (phone photos), and a 16-bit or float grey image scaled to 8 bits ("L"), not clipped."""
     from PIL import Image, ImageOps
 
     from .images import eight_bit
@@ -61,6 +62,31 @@ def temp_path(path: str | Path) -> Path:
     """The per-process temporary name beside ``path`` that :func:`commit_file` renames."""
     path = Path(path)
     return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Remove the :func:`temp_path` files of ``path`` whose process is gone (a killed run's leftovers);
+    returns them. Temporaries of a live process (or, off POSIX, of any other process) are kept."""
+    path = Path(path)
+    gone = []
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 1 : -len(".tmp")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            gone.append(tmp)
+    return gone
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":  # (os.kill(pid, 0) would end the process on Windows)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 def commit_file(tmp: Path, path: str | Path) -> Path:

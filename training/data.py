@@ -20,12 +20,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from genaug.faces.framing import face_box
-from genaug.io import files_key, list_images, save_npz_atomic
+from genaug.io import files_key, list_images, open_photo, save_npz_atomic
 
 def load_face(path: str | Path, size: int, channels: int = 3, framing: dict | None = None) -> np.ndarray:
     """One image as uint8 (size, size, channels): the face box of ``framing`` (see
     :func:`genaug.engine.render.face_box`; None = the centred square), bicubic resize."""
-    with Image.open(path) as im:
+    with open_photo(path) as im:  # upright by EXIF, 16-bit / float grey scaled to 8 bits
         im = im.convert("RGB" if channels == 3 else "L")
         box = face_box(im.height, im.width, framing)
         im = im.crop(box)
@@ -66,8 +66,15 @@ class FaceData:
 
 def _read_attributes(csv_path: Path, files: list[Path], root: Path) -> tuple[Tensor, list[str]]:
     with open(csv_path, newline="") as f:
-        rows = list(csv.reader(f))
-    header, body = rows[0], rows[1:]
+        rows = [(n, r) for n, r in enumerate(csv.reader(f), 1) if any(c.strip() for c in r)]  # blank lines skipped
+    if not rows:
+        raise ValueError(f"{csv_path}: empty attribute file (expected a header 'filename,Attr,...' and one row per image)")
+    header, body = rows[0][1], rows[1:]
+    short = [n for n, r in body if len(r) != len(header)]
+    if short:
+        raise ValueError(f"{csv_path}: line {short[0]} has a different number of cells than the header's {len(header)}"
+                         f"{f' ({len(short)} such lines)' if len(short) > 1 else ''}")
+    body = [r for _, r in body]
     # attribute columns are those whose values are all -1/1 (or 0/1); an empty cell is an unknown label
     cols = [i for i in range(1, len(header)) if all(r[i] in ("-1", "1", "0", "") for r in body[:200])
             and any(r[i] != "" for r in body)]
@@ -100,10 +107,9 @@ def load_faces(
         files = files[:limit]
     key = files_key(files, root, "faces", size, channels)
     cache = Path(cache_dir or os.environ.get("GENAUG_CACHE", Path.home() / ".cache" / "genaug")) / f"faces-{key}.npz"
-    if cache.exists():
+    if cache.exists():  # paths kept relative to the folder: the cache serves any spelling of it (relative, absolute)
         z = np.load(cache, allow_pickle=False)
-        arr, kept = z["images"], [str(s) for s in z["files"]]
-        good = [Path(s) for s in kept]
+        arr, good = z["images"], [root / str(s) for s in z["files"]]
     else:
         arrays, good = [], []
         for p in tqdm(files, desc=f"decoding {root.name}", unit="img", leave=False):
@@ -116,7 +122,7 @@ def load_faces(
             raise ValueError(f"no readable images in {root} ({len(files)} file(s) could not be decoded)")
         arr = np.stack(arrays)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        save_npz_atomic(cache, images=arr, files=np.array([str(p) for p in good]))
+        save_npz_atomic(cache, images=arr, files=np.array([str(p.relative_to(root)) for p in good]))
     images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
     attrs = names = None
     csv_path = root / "attributes.csv" if attributes == "auto" else (Path(attributes) if attributes else None)

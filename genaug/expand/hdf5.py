@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..images import apply_transform
-from ..io import commit_file, temp_path
+from ..io import commit_file, remove_stale_temps, temp_path
 
 FORMAT = "genaug-expanded"
 LAYOUT_VERSION = 1
@@ -233,6 +233,7 @@ def merge_parts(parts_dir: Path, n_blocks: int, out: Path, shape: tuple[int, int
                          f"(e.g. {eg})")
     tmp = temp_path(out)
     tmp.unlink(missing_ok=True)
+    remove_stale_temps(out)  # an earlier merge killed outright (SIGKILL, power loss) left OUT.<pid>.tmp
     try:
         total, skipped = _write_merged(tmp, parts, total, shape, n_codes, compression, attrs, out, progress)
     except BaseException:  # no half-written OUT.<pid>.tmp left beside the output

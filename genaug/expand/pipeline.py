@@ -423,26 +423,27 @@ def expand_to_hdf5(
     run_key = hashlib.sha256(json.dumps(key_info, sort_keys=True).encode()).hexdigest()[:16]
     say = lambda m: tqdm.write(m, file=sys.stderr)  # noqa: E731 - skip reports are always shown
     files = RunFiles(Path(out), run_key, key_info, -(-len(src) // s.block_size), rank, say if progress else (lambda m: None))
-    done = files.finished_output(overwrite)
-    if done is not None:
-        n_out, skipped = done
-        return ExpandResult(files.out, n_out, skipped, 0, files.n_blocks, time.time() - t0)
-    files.write_manifest({"bundle_name": b.name, "n_source": len(src), "genaug_version": __version__}, overwrite)
-    if dist is not None:
-        dist.barrier()
-    todo = [] if merge_only else files.unfinished_blocks(range(rank, files.n_blocks, world), overwrite)
-    shape, out_hw, resize = _output_shape(src, engine, s)
-    job = _Job(src, engine, s, seed, out_hw, resize, code_columns(b.spec, s.codes))
-    label = f"expand {files.out.name}" + (f" [shard {rank}/{world}]" if world > 1 else "")
-    rendered, skipped_now = _expand_blocks(job, files, todo, shape, compression, workers, label, progress, say)
-    elapsed = time.time() - t0
-    speed = rendered / elapsed if elapsed > 0 else 0.0
-    if dist is not None:
-        dist.barrier()
-    if not merge:
-        files.log(f"shard {rank}/{world}: {len(todo)} blocks expanded ({rendered} images, {speed:.1f} img/s); "
-                  "run the same command without --shard (or with --merge-only) to merge")
-        describe_skipped(skipped_now, say)
-        return ExpandResult(None, rendered, skipped_now, len(todo), files.n_blocks, elapsed, speed)
-    n_rec, skipped = _merge(files, b, src, s, shape, seed, compression, command, source, progress, say)
-    return ExpandResult(files.out, n_rec, skipped, len(todo), files.n_blocks, time.time() - t0, speed)
+    with files.locked(world):
+        done = files.finished_output(overwrite)
+        if done is not None:
+            n_out, skipped = done
+            return ExpandResult(files.out, n_out, skipped, 0, files.n_blocks, time.time() - t0)
+        files.write_manifest({"bundle_name": b.name, "n_source": len(src), "genaug_version": __version__}, overwrite)
+        if dist is not None:
+            dist.barrier()
+        todo = [] if merge_only else files.unfinished_blocks(range(rank, files.n_blocks, world), overwrite)
+        shape, out_hw, resize = _output_shape(src, engine, s)
+        job = _Job(src, engine, s, seed, out_hw, resize, code_columns(b.spec, s.codes))
+        label = f"expand {files.out.name}" + (f" [shard {rank}/{world}]" if world > 1 else "")
+        rendered, skipped_now = _expand_blocks(job, files, todo, shape, compression, workers, label, progress, say)
+        elapsed = time.time() - t0
+        speed = rendered / elapsed if elapsed > 0 else 0.0
+        if dist is not None:
+            dist.barrier()
+        if not merge:
+            files.log(f"shard {rank}/{world}: {len(todo)} blocks expanded ({rendered} images, {speed:.1f} img/s); "
+                      "run the same command without --shard (or with --merge-only) to merge")
+            describe_skipped(skipped_now, say)
+            return ExpandResult(None, rendered, skipped_now, len(todo), files.n_blocks, elapsed, speed)
+        n_rec, skipped = _merge(files, b, src, s, shape, seed, compression, command, source, progress, say)
+        return ExpandResult(files.out, n_rec, skipped, len(todo), files.n_blocks, time.time() - t0, speed)

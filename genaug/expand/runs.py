@@ -2,11 +2,12 @@
 part files, and the checks that make a resume safe (same run key, or refuse with what differs)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import h5py
 
@@ -30,6 +31,29 @@ class RunFiles:
     @property
     def parts_dir(self) -> Path:
         return self.out.with_name(self.out.name + ".parts")
+
+    @contextlib.contextmanager
+    def locked(self, world: int) -> Iterator[None]:
+        """Hold this run's lock (one per shard, in the parts folder) for the call: a second expansion of the
+        same output (or shard) started while the first runs is refused, instead of deleting its half-written parts."""
+        from filelock import FileLock, Timeout
+
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        path = self.parts_dir / ("lock" if world == 1 else f"lock-{self.rank}-of-{world}")
+        lock = FileLock(path, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            shard = f" (shard {self.rank}/{world})" if world > 1 else ""
+            raise ExpandError(f"another expansion is writing {self.out}{shard} now (it holds {path}): wait for it "
+                              "to finish, or stop it and run this again (it resumes)") from None
+        try:
+            yield
+        finally:
+            lock.release()
+            with contextlib.suppress(OSError):  # nothing else there (the run stopped early, or merged): no folder left
+                if self.parts_dir.exists() and all(p.name.startswith("lock") for p in self.parts_dir.iterdir()):
+                    shutil.rmtree(self.parts_dir)
 
     def finished_output(self, overwrite: bool) -> tuple[int, list[tuple[int, str, str]]] | None:
         """(records, skipped) when ``out`` is already this run's finished file; None when there is
