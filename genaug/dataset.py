@@ -281,7 +281,8 @@ class GenerativeAugDataset(Dataset):
         return variant_edits(e.spec, self.seed, src, self.variants, e.codes, e.bounds)[variant - int(self.include_original)]
 
     def meta(self, index: int) -> SampleMeta:
-        """Metadata of sample ``index`` (source index, edit, reconstruction score)."""
+        """Metadata of sample ``index`` (source index, edit, reconstruction score) as planned, without rendering it;
+        the sample itself reports the edit as applied (a ``yaw`` scaled into the face's room, see ``ImageControl.fit``)."""
         self.prepare()
         src, v = self._locate(index)
         score = float(self.scores[src])
@@ -303,9 +304,9 @@ class GenerativeAugDataset(Dataset):
             planned = self._edit(meta.source, meta.variant)  # relative: resolved on the latent used here
             planned = e.replace_unplaced([planned], [frame], gate_draws)[0]  # a turn / light with no face: a latent code
             out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True)
-            image = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]))
+            image, placed = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]), drawn=True)  # yaw: scaled into its room
             faceless = frame.no_face or e.unplaced(info.edits[0], frame)  # a light / turn needs a found face
-            applied = info.edits[0] if info.kept[0] and not faceless else None
+            applied = placed if info.kept[0] and not faceless else None
             why = "unchanged (no face found)" if faceless else "unchanged (gate)"
             meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
         if self.transform is not None:

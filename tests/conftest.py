@@ -19,6 +19,7 @@ SHARED_DATA = Path(os.environ.get("GENAUG_SHARED_DATA", Path(__file__).resolve()
 CELEBA64 = SHARED_DATA / "celeba_train_64"
 CELEBA_ID200 = SHARED_DATA / "celeba_id200"
 OLIVETTI = SHARED_DATA / "olivetti"
+UTKFACE = SHARED_DATA / "utkface_128"
 
 
 _running: list[pytest.Item] = []  # the test being set up or run

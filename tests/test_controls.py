@@ -74,9 +74,9 @@ def test_engine_applies_controls_on_the_full_photo(trained_bundle_path, tiny_spe
     # the control acts at the photo's resolution: the same as applying it to the photo directly (no 32 px change)
     frame = e.frame([photo])[1][0]
     from genaug.engine.render import apply_control
-    assert np.array_equal(outs[0], apply_control(IMAGE_CONTROLS["yaw"], 25.0, photo, frame))
+    assert np.array_equal(outs[0], apply_control(IMAGE_CONTROLS["yaw"], 25.0, photo, frame)[0])
     half, _ = e.augment(photo, edits=[Edit(n, 25.0)], strength=0.5)  # strength scales the angle
-    assert np.array_equal(half, apply_control(IMAGE_CONTROLS["yaw"], 12.5, photo, frame))
+    assert np.array_equal(half, apply_control(IMAGE_CONTROLS["yaw"], 12.5, photo, frame)[0])
     x = e.frame([photo])[0]
     out, info = e.augment_tensor(x, edits=[Edit(n, -20.0)])
     assert out.shape == x.shape and torch.equal(info.edited, info.latent) and not torch.equal(out.cpu(), x)

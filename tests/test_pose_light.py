@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CELEBA_ID200, need
+from conftest import CELEBA_ID200, UTKFACE, need
 from genaug.faces.light import estimate_light, relight
 from genaug.faces.pose import EDGE_BAND, estimate_yaw, rotate_yaw
 from genaug.faces.shape import default_landmarks, depth, landmarks_3d, normals
@@ -363,3 +363,79 @@ def test_the_surface_table_is_the_analytic_shape():
     assert float(s[r > 1.05].abs().max()) == 0.0
     assert surface(x.reshape(2, 100, 100), y.reshape(2, 100, 100)).shape == (2, 100, 100, 3)
     assert torch.equal(surface(x, y, slopes=False)[..., 0], s[..., 0])
+
+
+def test_a_turn_is_fitted_to_the_faces_room():
+    """A face turned 25 deg can turn 20 deg further out (the 45 deg stop): a request beyond is clipped to what
+    is rendered; random draws are scaled into the room, so they stay distinct instead of piling up at the stop,
+    and a face with no room one way turns the other (never a no-op draw) unless the bounds forbid it."""
+    from genaug.faces.controls import IMAGE_CONTROLS
+    from genaug.faces.pose import turn_room
+
+    yaw = IMAGE_CONTROLS["yaw"]
+    x = smooth_faces(1, 140, 120)
+    lm = project(25.0)
+    below, above = turn_room(x, lm)[0].tolist()
+    assert below == pytest.approx(45.0) and above == pytest.approx(20.0, abs=0.5)
+    asked = torch.tensor([30.0, 25.0, -30.0, 10.0])
+    clipped = yaw.fit(x.expand(4, -1, -1, -1), asked, lm.expand(4, -1, -1))
+    assert clipped.tolist() == pytest.approx([above, above, -30.0, 10.0])
+    assert torch.allclose(rotate_yaw(x, 30.0, lm), rotate_yaw(x, float(clipped[0]), lm), atol=1e-5)  # what is rendered
+    drawn = yaw.fit(x.expand(4, -1, -1, -1), asked, lm.expand(4, -1, -1), drawn=(-30.0, 30.0))
+    assert drawn.tolist() == pytest.approx([above, above * 25 / 30, -30.0, above / 3])
+    assert len(set(drawn.tolist())) == 4
+    edge = project(-44.0)  # 5 deg of room towards -45 (its own yaw is read as at most 40): a drawn turn that would
+    assert yaw.fit(x, -6.0, edge, drawn=(-30.0, 30.0)).item() == pytest.approx(6.0)  # come within 2 deg of 0 goes the other way
+    assert yaw.fit(x, -6.0, edge, drawn=(-30.0, -5.0)).item() == pytest.approx(-1.0)  # unless the bounds keep it on that side
+    assert yaw.fit(x, 0.0, lm).item() == 0.0
+    with pytest.raises(ValueError, match="yaw must be finite"):
+        yaw.fit(x, 60.0, lm)
+
+
+def test_the_transform_records_the_turn_it_rendered_on_a_turned_face(tmp_path):
+    """On real faces turned towards the stop, the transform's random turns are scaled into the face's room: the
+    recorded value is the one rendered, the variants differ, and the expansion's HDF5 ``codes`` hold those values."""
+    import json
+
+    import albumentations as A
+    import h5py
+    from PIL import Image
+
+    import genaug
+    from genaug.faces.identity import faces_extra_available
+    from genaug.faces.pose import turn_room
+
+    root = need(UTKFACE)
+    if not faces_extra_available():
+        pytest.skip('dlib is not installed (pip install "genaug[faces]")')
+    eng = genaug.Engine("default", device="cpu", codes=["yaw"])
+    turned = []
+    for f in sorted((root / "images").glob("*.jpg"))[3000:3200]:
+        photo = np.asarray(Image.open(f).convert("RGB"))
+        frame = eng.frame([photo])[1][0]
+        if frame.alignment is not None:
+            room = turn_room(torch.zeros(1, 3, *photo.shape[:2]), torch.as_tensor(frame.alignment.face.landmarks)[None].float())[0]
+            if min(room.tolist()) < 20:
+                turned.append((f, photo, room))
+        if len(turned) == 2:
+            break
+    assert len(turned) == 2
+    for f, photo, room in turned:
+        aug = genaug.GenerativeFaceAug(codes=["yaw"], p=1.0)
+        pipe = A.Compose([aug], seed=0)
+        outs, values = [], []
+        for _ in range(8):
+            outs.append(pipe(image=photo)["image"])
+            values.append(aug.last_info.edits[0].value)
+        assert all(-room[0] - 1e-3 <= v <= room[1] + 1e-3 and abs(v) >= 1.0 for v in values), (values, room)
+        assert len({o.tobytes() for o in outs}) == 8
+    src = tmp_path / "src"
+    src.mkdir()
+    for f, _, _ in turned:
+        (src / f.name).write_bytes(f.read_bytes())
+    out = genaug.expand_to_hdf5(src, tmp_path / "o.h5", 6, codes=["yaw"], size="source", device="cpu", progress=False).path
+    with h5py.File(out) as h:
+        codes, idx = h["codes"][()][:, json.loads(h.attrs["code_names"]).index("yaw")], h["source_index"][()]
+    for i, (_, _, room) in enumerate(turned):
+        v = codes[idx == i]
+        assert np.all((v >= -room[0].item() - 1e-3) & (v <= room[1].item() + 1e-3)) and len(set(v.tolist())) == 6, (v, room)

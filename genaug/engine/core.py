@@ -352,12 +352,13 @@ class Engine:
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         x, frames = self.frame(items, framing)
-        if edits is None or redraw_unplaced:
+        drawn = edits is None or redraw_unplaced
+        if drawn:
             gen = generator or self.generator
             edits = self.replace_unplaced(check_edits(self.spec, edits if edits is not None else self.random_edits(len(items), gen)),
                                           frames, gen)
         out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True)
-        res = self.unframe(out, items, frames, info)
+        res = self.unframe(out, items, frames, info, drawn)
         for r, f in enumerate(frames):
             if self.unplaced(info.edits[r], f):
                 info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
@@ -387,11 +388,19 @@ class Engine:
             self.stats["no_face"] += sum(f.no_face for f in frames)
         return x, frames
 
-    def unframe(self, out: Tensor, originals: list[Any], frames: list[FrameInfo], info: AugmentInfo | None = None) -> list[Any]:
-        """Model-frame results -> user images (:meth:`place` row by row; ``info``: the rows' AugmentInfo)."""
+    def unframe(self, out: Tensor, originals: list[Any], frames: list[FrameInfo], info: AugmentInfo | None = None,
+                drawn: bool = False) -> list[Any]:
+        """Model-frame results -> user images (:meth:`place` row by row; ``info``: the rows' AugmentInfo, whose
+        control edits are updated to the values applied; ``drawn``: the edits were drawn at random)."""
         out = out.cpu()
-        return [self.place(o, im, f, info.edits[r] if info is not None else None, bool(info.kept[r]) if info is not None else True)
-                for r, (o, im, f) in enumerate(zip(out, originals, frames))]
+        res = []
+        for r, (o, im, f) in enumerate(zip(out, originals, frames)):
+            edit = info.edits[r] if info is not None else None
+            image, applied = self.place(o, im, f, edit, bool(info.kept[r]) if info is not None else True, drawn)
+            if info is not None and applied is not edit:
+                info.edits[r], info.descriptions[r] = applied, applied.describe(self.spec)  # type: ignore[union-attr]
+            res.append(image)
+        return res
 
     def unplaced(self, edit: Edit | None, frame: FrameInfo) -> bool:
         """True when ``edit`` is an image-space control (yaw, light) and no face was placed in ``frame``
@@ -399,18 +408,22 @@ class Engine:
         photo unchanged, so the edit is not applied (not recorded as one)."""
         return edit is not None and (frame.no_face or frame.guessed) and control_of(self.spec, edit.code) is not None
 
-    def place(self, out: Tensor, original: Any, frame: FrameInfo, edit: Edit | None = None, kept: bool = True) -> Any:
-        """One model-frame result (C, S, S) -> the user image: only the change pasted back, except
-        for a kept image-space control ``edit`` (yaw, light), which is applied to the full photo at its
-        own resolution instead (:func:`genaug.engine.render.apply_control`), and a kept colour edit
-        (recipe ``colour``), whose colour transform recolours the whole photo (:func:`genaug.engine.render.recolour`)."""
+    def place(self, out: Tensor, original: Any, frame: FrameInfo, edit: Edit | None = None, kept: bool = True,
+              drawn: bool = False) -> tuple[Any, Edit | None]:
+        """One model-frame result (C, S, S) -> (the user image, the edit as applied): only the change pasted back,
+        except for a kept image-space control ``edit`` (yaw, light), which is applied to the full photo at its
+        own resolution instead (:func:`genaug.engine.render.apply_control`; its value fitted to what the face allows:
+        clipped, or when ``drawn`` at random, scaled into it), and a kept colour edit (recipe ``colour``), whose colour
+        transform recolours the whole photo (:func:`genaug.engine.render.recolour`)."""
         control = control_of(self.spec, edit.code) if edit is not None else None
         if control is not None and kept:  # no face placed (detect: none; auto: none found): unchanged
-            return apply_control(control, edit.value, original, frame)  # type: ignore[union-attr]
+            bounds = code_ranges(self.spec, self.bounds).get(edit.code, (control.low, control.high)) if drawn else None  # type: ignore[union-attr]
+            image, value = apply_control(control, edit.value, original, frame, bounds)  # type: ignore[union-attr]
+            return image, edit if value == edit.value else Edit(edit.code, value)  # type: ignore[union-attr]
         if (control is None and edit is not None and kept and not frame.no_face and self.mode == "delta"
                 and self.bundle.recipe(edit.code, edit.value).colour):
-            return recolour(original, fit_colour(frame.model_in[None].float(), out[None].float().cpu())[0], frame)
-        return paste_back(out, original, frame)
+            return recolour(original, fit_colour(frame.model_in[None].float(), out[None].float().cpu())[0], frame), edit
+        return paste_back(out, original, frame), edit
 
 
 def identity_gate(device: torch.device, name: str = "identity") -> Gate:

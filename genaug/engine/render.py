@@ -122,20 +122,23 @@ def recolour(original: Any, transform: Tensor, info: FrameInfo) -> Any:
     return from_chw01(full, original, info)
 
 
-def apply_control(control: Any, value: float, original: Any, info: FrameInfo) -> Any:
+def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
+                  drawn: tuple[float, float] | None = None) -> tuple[Any, float]:
     """An image-space control (:mod:`genaug.faces.controls`) applied to the FULL photo at its own
     resolution (not a model-frame change pasted back): the face is placed by the detected 5 landmarks
     (``info.alignment``) or by the framing rule's landmarks mapped into the face box (refined to the face's own by
-    dlib's 5-point model where the ``faces`` extra is installed). Where no face
-    was placed (``info.no_face``, or ``info.guessed``: ``auto`` framing looked for one and found
-    none) the photo comes back unchanged: a rendered light or turn needs a face where it is drawn
-    (on a texture or an undetected face the framing rule's guess paints a ghost face)."""
+    dlib's 5-point model where the ``faces`` extra is installed). Returns the photo and the value applied: the value
+    fitted to what the face allows (:meth:`ImageControl.fit`: clipped, or for a value drawn at random from ``drawn`` =
+    (low, high), scaled into it). Where no face was placed (``info.no_face``, or ``info.guessed``: ``auto`` framing
+    looked for one and found none) the photo comes back unchanged (the value as given; landmarks out of
+    order: value 0): a rendered light or turn needs a face
+    where it is drawn (on a texture or an undetected face the framing rule's guess paints a ghost face)."""
     from ..faces.identity import faces_extra_available
     from ..faces.shape import default_landmarks, landmarks_in_order, refine_landmarks
 
     full = to_chw01(original)[0].clone()
-    if info.no_face or info.guessed:
-        return from_chw01(full, original, info)
+    if info.no_face or info.guessed:  # (the engine reports such an edit as not applied: ``Engine.unplaced``)
+        return from_chw01(full, original, info), float(value)
     colour = full[: info.channels]
     x = colour[None] * 2 - 1
     if info.alignment is not None:
@@ -146,10 +149,11 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo) ->
         if faces_extra_available():
             landmarks = refine_landmarks(x, landmarks)
     if not bool(landmarks_in_order(landmarks)[0]):  # not a face's layout (none in 6,200 real detections): leave it
-        return from_chw01(full, original, info)
-    out = control.apply(x, value, landmarks=landmarks)[0]
+        return from_chw01(full, original, info), 0.0
+    applied = control.fit(x, value, landmarks=landmarks, drawn=drawn)
+    out = control.apply(x, applied, landmarks=landmarks)[0]
     full[: info.channels] = ((out + 1) / 2).clamp(0, 1)
-    return from_chw01(full, original, info)
+    return from_chw01(full, original, info), float(applied[0])
 
 
 def to_model_batch(images: list[Any], bundle: Any, framing: str = "auto") -> tuple[Tensor, list[FrameInfo]]:

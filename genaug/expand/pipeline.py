@@ -190,9 +190,13 @@ class _Job:
                     if frames[k].no_face or e.unplaced(info.edits[r], frames[k]):  # no face found: the source, unedited
                         images[j] = imgs[k] if self.out_hw is not None else to_uint8(x[k])
                         continue
+                    applied = info.edits[r]
+                    if self.out_hw is not None:  # a control's value as applied to the face (yaw: scaled into its room)
+                        images[j], applied = e.place(out[r], imgs[k], frames[k], info.edits[r], bool(info.kept[r]), drawn=True)
+                    else:
+                        images[j] = to_uint8(out[r])
                     if info.kept[r]:
-                        codes[j, info.edits[r].code] = info.edits[r].value
-                    images[j] = e.place(out[r], imgs[k], frames[k], info.edits[r], bool(info.kept[r])) if self.out_hw is not None else to_uint8(out[r])
+                        codes[j, applied.code] = applied.value
             yield {
                 "images": np.stack([images[j] for j in range(len(chunk))]),
                 "label": np.array([self.src.label(idx[k]) for k, _, _ in chunk], np.int64),

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .glasses import add_glasses
 from .light import relight
-from .pose import rotate_yaw
+from .pose import rotate_yaw, turn_room
 
 LIGHT_ELEVATION = 15.0  # degrees: the main light a little above the face (helper D's measured setting)
 LIGHT_STRENGTH = 0.8
@@ -25,7 +25,9 @@ LIGHT_STRENGTH = 0.8
 class ImageControl:
     """``apply(x, values, landmarks=None, framing="auto")``: NCHW [-1, 1] images, any size/device,
     ``values`` a number or one per image within [``low``, ``high``]; ``min_step``: random draws
-    never come closer than this to 0 (a drawn variant is never a no-op). ``unit`` is for display."""
+    never come closer than this to 0 (a drawn variant is never a no-op). ``unit`` is for display; ``room``: for a
+    control whose reach depends on the face, ``room(x, landmarks, framing)`` -> (N, 2) magnitudes it can reach
+    below and above 0 (see :meth:`fit`)."""
 
     name: str
     low: float
@@ -34,6 +36,7 @@ class ImageControl:
     min_step: float = 2.0
     unit: str = "deg"
     summary: str = ""
+    room: Callable[..., Tensor] | None = None
 
     def check(self, values, n: int) -> Tensor:
         """``values`` -> float (n,) tensor, refused with ``ValueError`` unless finite and in range."""
@@ -56,6 +59,28 @@ class ImageControl:
         if not bool((v != 0).any()):
             return x.clone()
         return self.render(x, v.to(x.device), landmarks, framing)
+
+    def fit(self, x: Tensor, values, landmarks: Tensor | None = None, framing: str = "auto",
+            drawn: tuple[float, float] | None = None) -> Tensor:
+        """The values :meth:`apply` renders for ``values`` (CPU float (N,)): a request beyond what the face allows
+        (``yaw``: a turn away from frontal stops at 45 degrees, so a face turned 25 degrees turns at most 20 further
+        that way) is clipped to it; values drawn at random from ``drawn`` = (low, high) are scaled into it instead
+        (low..0..high onto what the face reaches), so draws stay distinct, and one that would come within ``min_step``
+        of 0 that way (a face already turned to the limit) turns the other way if the bounds reach there.
+        Controls without a ``room``: as given."""
+        v = self.check(values, x.shape[0])
+        if self.room is None or not bool((v != 0).any()):
+            return v
+        room = self.room(x, landmarks, framing).float().cpu()
+        below, above = room[:, 0], room[:, 1]
+        if drawn is not None:  # v = t * high (or t * low), t in [0, 1]: t times what the face reaches on that side
+            lo, hi = drawn
+            reach_up, reach_down = above.clamp(max=max(hi, 0.0)), below.clamp(max=max(-lo, 0.0))
+            t = torch.where(v > 0, v / max(hi, 1e-9), v / min(lo, -1e-9)).clamp(0, 1)
+            own = torch.where(v > 0, t * reach_up, -t * reach_down)
+            other = torch.where(v > 0, -t * reach_down, t * reach_up)  # a face with no room that way turns the other
+            return torch.where((own.abs() < self.min_step) & (other.abs() >= self.min_step), other, own)
+        return torch.maximum(torch.minimum(v, above), -below)
 
     def describe(self, value: float) -> str:
         return f"{self.name}={value:+.1f}"
@@ -80,7 +105,8 @@ def _drawn_glasses(x: Tensor, v: Tensor, landmarks: Tensor | None, framing: str)
 
 
 IMAGE_CONTROLS: dict[str, ImageControl] = {
-    "yaw": ImageControl("yaw", -30.0, 30.0, _yaw, summary="turn the head left/right (rendered, generic 3D face; the eyes stay in place)"),
+    "yaw": ImageControl("yaw", -30.0, 30.0, _yaw, summary="turn the head left/right (rendered, generic 3D face; the eyes stay in place)",
+                        room=turn_room),
     "light": ImageControl("light", -75.0, 75.0, _light,
                           summary=f"main light azimuth (elevation {LIGHT_ELEVATION:g}, strength {LIGHT_STRENGTH:g}; "
                                   "shaded with a generic 3D face)"),

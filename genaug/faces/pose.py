@@ -158,6 +158,14 @@ def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH
     return _solve_head_x((u - u_axis) / s, y, src, axis), y
 
 
+def turn_room(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
+    """(N, 2) degrees each face can turn with :func:`rotate_yaw`: towards negative yaw, towards positive (a turn
+    away from frontal stops at ``TARGET_YAW_LIMIT``, a request at ``MAX_YAW``). ``landmarks`` as for rotate_yaw."""
+    images = check_images(images)
+    src = torch.rad2deg(fit_pose(face_landmarks(images, landmarks, framing)).yaw).clamp(-SOURCE_YAW_LIMIT, SOURCE_YAW_LIMIT)
+    return torch.stack([(TARGET_YAW_LIMIT + src).clamp(0, MAX_YAW), (TARGET_YAW_LIMIT - src).clamp(0, MAX_YAW)], 1)
+
+
 def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing: str = "auto",
                symmetry: float = 0.8, axis: float = AXIS_DEPTH, keep_eyes: bool = True) -> Tensor:
     """Turn each face by ``degrees`` (a number or one per image, within +-45) of yaw; a turn away
