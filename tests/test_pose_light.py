@@ -439,3 +439,14 @@ def test_the_transform_records_the_turn_it_rendered_on_a_turned_face(tmp_path):
     for i, (_, _, room) in enumerate(turned):
         v = codes[idx == i]
         assert np.all((v >= -room[0].item() - 1e-3) & (v <= room[1].item() + 1e-3)) and len(set(v.tolist())) == 6, (v, room)
+
+
+def test_a_turned_face_turning_back_is_stretched_not_mirrored():
+    """The mirrored face fills what turns into view on the way out only: turning a turned face back towards frontal,
+    it left seams and doubled nose edges (utkface_128 sheets), so there the turn equals the stretch-only render."""
+    x = smooth_faces(1, 140, 120)
+    lm = project(30.0)
+    back = rotate_yaw(x, -10.0, lm)
+    assert torch.equal(back, rotate_yaw(x, -10.0, lm, symmetry=0.0))
+    out = rotate_yaw(x, 10.0, lm)  # away from frontal: the mirror still fills
+    assert not torch.allclose(out, rotate_yaw(x, 10.0, lm, symmetry=0.0), atol=1e-3)

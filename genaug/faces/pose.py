@@ -13,7 +13,8 @@ least squares gives ``yaw = atan2(b, a)``.
 face-frame point ``x'`` comes from the source point ``x`` solving ``x cos(t) + (z(x, y) - axis)
 sin(t) = x'`` (backward warping, a damped fixed-point iteration), i.e. the head turns about a
 vertical axis ``axis`` d in front of the head's centre. What turns into view is stretched from the
-near cheek and blended with the mirrored face (the face's symmetry), in proportion to the stretch.
+near cheek and, on a turn away from frontal, blended with the mirrored face (the face's symmetry), in proportion
+to the stretch (turning a turned face back, the mirror left seams: there it is stretched only).
 The displacement fades out between 0.85 and 1.1 head radii, so the background around the head
 stretches smoothly and everything farther away keeps its values, moved with the head by the whole pixels
 that keep the eyes in place (as a face set aligned by the eyes shows a turned head; the move eases to 0 in a
@@ -143,6 +144,14 @@ def source_yaw(pose: PoseFit) -> Tensor:
     return pose.yaw.clamp(-limit, limit)
 
 
+def towards_side(src: Tensor, dst: Tensor) -> Tensor:
+    """(N,) 1 for a turn away from frontal (``|dst| >= |src|``), 0 for one towards it by 3 degrees or more. The mirrored
+    face fills what turns into view only on the way out: turning a turned face back, its mirror (placed by a generic
+    shape on landmarks that drift when the head is turned) lands a few pixels off and leaves seams and doubled nose
+    edges, even for a 4-degree turn, where stretching what the photo shows does not (utkface_128 sheets, 2026-12-05)."""
+    return 1 - _smooth((src.abs() - dst.abs()) / math.radians(3.0))
+
+
 def fade_beyond_limit(pose: PoseFit) -> Tensor:
     """1 for photos within the renderer's yaw limit, fading to 0 ten degrees beyond it (N,)."""
     return ((SOURCE_YAW_LIMIT + 10 - torch.rad2deg(pose.yaw).abs()) / 10).clamp(0, 1)
@@ -173,7 +182,8 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
 
     ``landmarks``: (N, 5, 2) pixels in dlib's order (found when None, see
     :func:`genaug.faces.shape.face_landmarks`); ``symmetry``: at most this much of the mirrored face
-    fills what was seen edge-on and turns into view (0: stretch only); ``keep_eyes``: the whole photo moves
+    fills what was seen edge-on and turns into view on a turn away from frontal (0: stretch only; a turn back towards
+    frontal only stretches, see :func:`towards_side`); ``keep_eyes``: the whole photo moves
     with the head by the whole pixels that keep the eyes where they were, as a face set aligned by its eyes
     shows turned heads (towards the edge the move would leave empty it eases to 0 in a band, stretching what is
     there); else the head turns in place."""
@@ -213,6 +223,7 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     grazing = _smooth((seen_mirror - seen - 0.1) / 0.3) * _smooth((0.75 - seen) / 0.4)
     fill = symmetry * mask * torch.maximum(hidden, grazing) * _smooth(seen_mirror / 0.3) * _face_region(x, y)
     fill = fill * fade_beyond_limit(pose)[:, None, None]  # near-profile photos: the mirror lands wrongly
+    fill = fill * towards_side(src, dst)[:, None, None]  # a turned face turning back: the mirror leaves seams
     direct, mirrored = _sample(images, pose.frame, u_src, v_out), _sample(images, pose.frame, u_mirror, v_out)
     out = direct + fill[:, None] * (mirrored - direct)
     out = torch.where(mask[:, None] > 0, out, _shift(images.float(), offset, field))  # beyond the fade: the input's own values
