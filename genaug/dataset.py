@@ -303,7 +303,7 @@ class GenerativeAugDataset(Dataset):
             gate_draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
             planned = self._edit(meta.source, meta.variant)  # relative: resolved on the latent used here
             planned = e.replace_unplaced([planned], [frame], gate_draws)[0]  # a turn / light with no face: a latent code
-            out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True)
+            out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True, drawn=True)
             image, placed = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]), drawn=True)  # yaw: scaled into its room
             faceless = frame.no_face or e.unplaced(info.edits[0], frame)  # a light / turn needs a found face
             applied = placed if info.kept[0] and not faceless else None

@@ -439,6 +439,15 @@ def test_the_transform_records_the_turn_it_rendered_on_a_turned_face(tmp_path):
     for i, (_, _, room) in enumerate(turned):
         v = codes[idx == i]
         assert np.all((v >= -room[0].item() - 1e-3) & (v <= room[1].item() + 1e-3)) and len(set(v.tolist())) == 6, (v, room)
+    # at the model's size (the default) the turn is rendered in the 64 px frame, placed by the landmarks found there
+    out = genaug.expand_to_hdf5(src, tmp_path / "m.h5", 6, codes=["yaw"], device="cpu", progress=False).path
+    with h5py.File(out) as h:
+        codes, idx = h["codes"][()][:, json.loads(h.attrs["code_names"]).index("yaw")], h["source_index"][()]
+    for i, (_, photo, _) in enumerate(turned):
+        room = turn_room(eng.frame([photo])[0], None, "model_frame")[0]
+        v = codes[idx == i]
+        assert np.all((v >= -room[0].item() - 1e-3) & (v <= room[1].item() + 1e-3)) and len(set(v.tolist())) == 6, (v, room)
+    assert min(float(turn_room(eng.frame([p])[0], None, "model_frame")[0].min()) for _, p, _ in turned) < 25
 
 
 def test_a_turned_face_turning_back_is_stretched_not_mirrored():

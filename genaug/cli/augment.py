@@ -61,8 +61,8 @@ def augment_chunk(engine: Any, images: list[np.ndarray], first_index: int, varia
                   for k in range(len(images)) for v in range(variants)]
     ks = torch.tensor(rows, device=engine.device)
     out, info = engine.render_edits(x[ks], inv.latent[ks], edits, base=inv.recon[ks], score=inv.score[ks],
-                                    generator=gate_draws, placed=True)
-    pasted = engine.unframe(out, [images[k] for k in rows], [frames[k] for k in rows], info)
+                                    generator=gate_draws, placed=True, drawn=True)
+    pasted = engine.unframe(out, [images[k] for k in rows], [frames[k] for k in rows], info, drawn=True)
     return [pasted[k * variants:(k + 1) * variants] for k in range(len(images))]
 
 

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from ..bundle.format import Bundle, load_bundle
 from ..device import resolve_device
 from ..faces.framing import FRAMINGS
+from ..faces.shape import face_landmarks
 from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
@@ -209,7 +210,7 @@ class Engine:
     def render_edits(
         self, x: Tensor, latent: Tensor, edits: list[Edit], *, base: Tensor | None = None, score: Tensor | None = None,
         strength: float | Tensor | None = None, mode: str | None = None, generator: Generators = None, hits: int = 0,
-        placed: bool = False,
+        placed: bool = False, drawn: bool = False,
     ) -> tuple[Tensor, AugmentInfo]:
         """The one road from inverted faces to augmented ones, used by every front end.
 
@@ -219,7 +220,9 @@ class Engine:
         generator, or one per row) up to ``gate_retries`` times, then returned unchanged.
         ``placed``: the caller puts every row into its photo with :meth:`place`, which renders an
         image-space control (yaw, light) on the full photo, so control rows are rendered in the model
-        frame only when a gate judges them (else they come back as ``x``)."""
+        frame only when a gate judges them (else they come back as ``x``). A control's value is fitted to what the
+        face allows (:meth:`genaug.faces.controls.ImageControl.fit`: clipped, or scaled into it when ``drawn`` at
+        random) and reported as rendered (when ``placed``, :meth:`place` fits and reports it on the photo)."""
         n = x.shape[0]
         edits = check_edits(self.spec, edits)
         if len(edits) != n or latent.shape[0] != n:
@@ -236,7 +239,7 @@ class Engine:
         mode, gen = mode or self.mode, generator or self.generator
         edits = self._scale_controls(edits, wanted)
         frame_controls = not placed or self.gate is not None or self.quality is not None
-        edited, out = self._edit(x, base, latent, edits, wanted, mode, frame_controls)
+        edited, out = self._edit(x, base, latent, edits, wanted, mode, frame_controls, drawn, record=not placed)
         kept = torch.ones(n, dtype=torch.bool)
         if self.gate is not None or self.quality is not None:
             bad = self._rejects(x, out)
@@ -248,7 +251,10 @@ class Engine:
                 redrawn = self._scale_controls(resolve_edits(latent[rows], self.spec, self._redraw(rows, gen)), wanted[rows])
                 for r, e in zip(rows, redrawn):
                     edits[r] = e
-                edited[rows], out[rows] = self._edit(x[rows], base[rows], latent[rows], [edits[r] for r in rows], wanted[rows], mode)
+                sub = [edits[r] for r in rows]
+                edited[rows], out[rows] = self._edit(x[rows], base[rows], latent[rows], sub, wanted[rows], mode, True, True, not placed)
+                for r, e in zip(rows, sub):  # (as rendered)
+                    edits[r] = e
                 bad[rows] = self._rejects(x[rows], out[rows])
             if bad.any():
                 out[bad.to(out.device)] = x[bad.to(x.device)]
@@ -280,11 +286,12 @@ class Engine:
         return bad
 
     def _edit(self, x: Tensor, base: Tensor, latent: Tensor, edits: list[Edit], wanted: Tensor,
-              mode: str, controls: bool = True) -> tuple[Tensor, Tensor]:
+              mode: str, controls: bool = True, drawn: bool = False, record: bool = True) -> tuple[Tensor, Tensor]:
         """Absolute ``edits`` at user strengths ``wanted`` (N,) through the bundle's recipes
         (:func:`apply_recipes`; strength 1 = the bundle's full edit), rendered: (edited latents, images).
         Rows whose edit is an image-space control skip the generator: the control acts on ``x``
-        (their edited latent is the inverted one; ``controls`` False: they stay ``x``, see ``placed``)."""
+        (their edited latent is the inverted one; ``controls`` False: they stay ``x``, see ``placed``), its value fitted
+        to the face (``drawn``: scaled into what it allows) and, when ``record``, written back into ``edits``."""
         ctrl = [i for i, e in enumerate(edits) if control_of(self.spec, e.code) is not None]
         if not ctrl:
             return self._edit_latent(x, base, latent, edits, wanted, mode)
@@ -295,8 +302,18 @@ class Engine:
         for name in {control_of(self.spec, edits[i].code).name for i in ctrl} if controls else ():  # type: ignore[union-attr]
             rows = [i for i in ctrl if control_of(self.spec, edits[i].code).name == name]  # type: ignore[union-attr]
             control = control_of(self.spec, edits[rows[0]].code)
-            out[rows] = control.apply(x[rows], [edits[i].value for i in rows], framing="model_frame")  # type: ignore[union-attr]
+            lm = face_landmarks(x[rows], None, "model_frame") if control.room is not None else None  # type: ignore[union-attr]
+            bounds = self.drawn_range(edits[rows[0]].code) if drawn else None
+            values = control.fit(x[rows], [edits[i].value for i in rows], lm, "model_frame", bounds)  # type: ignore[union-attr]
+            out[rows] = control.apply(x[rows], values, landmarks=lm, framing="model_frame")  # type: ignore[union-attr]
+            for i, v in zip(rows, values.tolist()) if record else ():
+                edits[i] = edits[i] if v == edits[i].value else Edit(edits[i].code, v)
         return edited, out
+
+    def drawn_range(self, code: int) -> tuple[float, float]:
+        """The (low, high) random draws of control ``code`` come from (the engine's ``bounds``, else its range)."""
+        control = control_of(self.spec, code)
+        return code_ranges(self.spec, self.bounds).get(code, (control.low, control.high))  # type: ignore[union-attr]
 
     def _edit_latent(self, x: Tensor, base: Tensor, latent: Tensor, edits: list[Edit], wanted: Tensor,
                      mode: str) -> tuple[Tensor, Tensor]:
@@ -324,6 +341,7 @@ class Engine:
         faces are not inverted: ``latent`` and ``edited`` are NaN)."""
         x = self._check_batch(x)
         gen = generator or self.generator
+        drawn = edits is None
         edits = list(edits) if edits is not None else self.random_edits(x.shape[0], gen)
         if len(edits) != x.shape[0]:
             raise ValueError(f"need one edit per row: {len(edits)} edits for a batch of {x.shape[0]}")
@@ -332,10 +350,10 @@ class Engine:
             # every row is an image-space control the caller renders on its photo: nothing needs the latent
             # (reported as NaN), so the face is not inverted
             nan = torch.full((x.shape[0], self.spec.dim), float("nan"), device=self.device)
-            return self.render_edits(x, nan, edits, base=x, strength=strength, mode=mode, generator=gen, placed=True)
+            return self.render_edits(x, nan, edits, base=x, strength=strength, mode=mode, generator=gen, placed=True, drawn=drawn)
         inv, hits = self.invert_cached(x)
         return self.render_edits(x, inv.latent, edits, base=inv.recon, score=inv.score, strength=strength, mode=mode,
-                                 generator=gen, hits=hits, placed=placed)
+                                 generator=gen, hits=hits, placed=placed, drawn=drawn)
 
     # ---------------------------------------------------------------- user images
     def augment(
@@ -417,7 +435,7 @@ class Engine:
         transform recolours the whole photo (:func:`genaug.engine.render.recolour`)."""
         control = control_of(self.spec, edit.code) if edit is not None else None
         if control is not None and kept:  # no face placed (detect: none; auto: none found): unchanged
-            bounds = code_ranges(self.spec, self.bounds).get(edit.code, (control.low, control.high)) if drawn else None  # type: ignore[union-attr]
+            bounds = self.drawn_range(edit.code) if drawn else None  # type: ignore[union-attr]
             image, value = apply_control(control, edit.value, original, frame, bounds)  # type: ignore[union-attr]
             return image, edit if value == edit.value else Edit(edit.code, value)  # type: ignore[union-attr]
         if (control is None and edit is not None and kept and not frame.no_face and self.mode == "delta"

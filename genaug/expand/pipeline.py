@@ -184,7 +184,7 @@ class _Job:
                         for j in rows]
                 planned = [e.replace_unplaced([chunk[j][2]], [frames[chunk[j][0]]], g)[0] for j, g in zip(rows, gens)]  # no face: a latent code
                 out, info = e.render_edits(x[ks], inv.latent[ks], planned, base=inv.recon[ks],
-                                           generator=gens, placed=self.out_hw is not None)
+                                           generator=gens, placed=self.out_hw is not None, drawn=True)
                 for r, j in enumerate(rows):
                     k = chunk[j][0]
                     if frames[k].no_face or e.unplaced(info.edits[r], frames[k]):  # no face found: the source, unedited
