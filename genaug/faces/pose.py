@@ -171,7 +171,7 @@ def turn_room(images: Tensor, landmarks: Tensor | None = None, framing: str = "a
     """(N, 2) degrees each face can turn with :func:`rotate_yaw`: towards negative yaw, towards positive (a turn
     away from frontal stops at ``TARGET_YAW_LIMIT``, a request at ``MAX_YAW``). ``landmarks`` as for rotate_yaw."""
     images = check_images(images)
-    src = torch.rad2deg(fit_pose(face_landmarks(images, landmarks, framing)).yaw).clamp(-SOURCE_YAW_LIMIT, SOURCE_YAW_LIMIT)
+    src = torch.rad2deg(source_yaw(fit_pose(face_landmarks(images, landmarks, framing))))
     return torch.stack([(TARGET_YAW_LIMIT + src).clamp(0, MAX_YAW), (TARGET_YAW_LIMIT - src).clamp(0, MAX_YAW)], 1)
 
 
