@@ -105,7 +105,8 @@ def _drawn_glasses(x: Tensor, v: Tensor, landmarks: Tensor | None, framing: str)
 
 
 IMAGE_CONTROLS: dict[str, ImageControl] = {
-    "yaw": ImageControl("yaw", -30.0, 30.0, _yaw, summary="turn the head left/right (rendered, generic 3D face; the eyes stay in place)",
+    "yaw": ImageControl("yaw", -30.0, 30.0, _yaw, summary="turn the head left/right (rendered, generic 3D face; the eyes stay in place; "
+                        "stops 45 deg from frontal: random turns are scaled into what the face can turn)",
                         room=turn_room),
     "light": ImageControl("light", -75.0, 75.0, _light,
                           summary=f"main light azimuth (elevation {LIGHT_ELEVATION:g}, strength {LIGHT_STRENGTH:g}; "
