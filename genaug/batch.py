@@ -122,7 +122,7 @@ class BatchFaceAug(nn.Module):
         self._work: dict[tuple, Tensor] = {}  # work buffers kept across calls (never returned)
         spec = self._spec()  # fail now, not at the first batch
         check_codes(spec, codes)  # latent codes or image-space controls, each once
-        self._ranges = code_ranges(spec, bounds)
+        code_ranges(spec, bounds)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickling / deepcopy / ``torch.save`` keep the settings, generator and named ``table``; the engine
@@ -415,7 +415,7 @@ class BatchFaceAug(nn.Module):
             xr = x.index_select(0, pick)
             xf = (xr.float() / 255 if xr.dtype == torch.uint8 else xr.float()) * 2 - 1
             marks = (default_landmarks(b - t, r - l, len(pick), "model_frame") + torch.tensor([float(l), float(t)])).to(x.device)
-            value = c.fit(xf, value, landmarks=marks, drawn=self._ranges.get(int(ci), (c.low, c.high)))  # yaw: into the face's room
+            value = c.fit(xf, value, landmarks=marks, drawn=eng.drawn_range(int(ci)))  # yaw: into the face's room
             res = ((c.apply(xf, value, landmarks=marks) + 1) / 2).clamp(0, 1)
             res = (res * 255).round().to(torch.uint8) if x.dtype == torch.uint8 else res.to(x.dtype)
             out.index_copy_(0, pick, res)

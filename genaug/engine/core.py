@@ -138,7 +138,7 @@ class Engine:
         self.quality, self.quality_threshold = quality_gate(self.device, quality, quality_threshold)
         self.codes = check_codes(self.spec, codes)  # indices: known codes, each once
         self.code_names = all_code_names(self.spec)  # latent codes, then image-space controls
-        code_ranges(self.spec, bounds)  # a bad range is an error here, not at the first draw
+        self._ranges = code_ranges(self.spec, bounds)  # a bad range is an error here, not at the first draw
         self.bounds = bounds
         self.generator = torch.Generator()
         self.generator.manual_seed(seed) if seed is not None else self.generator.seed()
@@ -252,7 +252,8 @@ class Engine:
                 for r, e in zip(rows, redrawn):
                     edits[r] = e
                 sub = [edits[r] for r in rows]
-                edited[rows], out[rows] = self._edit(x[rows], base[rows], latent[rows], sub, wanted[rows], mode, True, True, not placed)
+                edited[rows], out[rows] = self._edit(x[rows], base[rows], latent[rows], sub, wanted[rows], mode,
+                                                     drawn=True, record=not placed)  # re-draws are random
                 for r, e in zip(rows, sub):  # (as rendered)
                     edits[r] = e
                 bad[rows] = self._rejects(x[rows], out[rows])
@@ -313,7 +314,7 @@ class Engine:
     def drawn_range(self, code: int) -> tuple[float, float]:
         """The (low, high) random draws of control ``code`` come from (the engine's ``bounds``, else its range)."""
         control = control_of(self.spec, code)
-        return code_ranges(self.spec, self.bounds).get(code, (control.low, control.high))  # type: ignore[union-attr]
+        return self._ranges.get(code, (control.low, control.high))  # type: ignore[union-attr]
 
     def _edit_latent(self, x: Tensor, base: Tensor, latent: Tensor, edits: list[Edit], wanted: Tensor,
                      mode: str) -> tuple[Tensor, Tensor]:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import h5py
 
-from ..io import write_json_atomic
+from ..io import remove_stale_temps, write_json_atomic
 from .hdf5 import part_name, part_status, read_skipped
 from .sources import ExpandError
 
@@ -108,8 +108,7 @@ class RunFiles:
         todo = []
         for blk in blocks:
             p = self.parts_dir / part_name(blk)
-            for stale in self.parts_dir.glob(part_name(blk) + ".*.tmp"):
-                stale.unlink(missing_ok=True)
+            remove_stale_temps(p)  # a killed run's half-written part (under the run lock, no live run writes it)
             status = part_status(p, self.run_key)
             if status == "other" and not overwrite:
                 raise ExpandError(f"{p} was made by a different run; pass --overwrite to discard it")
