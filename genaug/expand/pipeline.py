@@ -190,11 +190,10 @@ class _Job:
                     if frames[k].no_face or e.unplaced(info.edits[r], frames[k]):  # no face found: the source, unedited
                         images[j] = imgs[k] if self.out_hw is not None else to_uint8(x[k])
                         continue
-                    applied = info.edits[r]
                     if self.out_hw is not None:  # a control's value as applied to the face (yaw: scaled into its room)
                         images[j], applied = e.place(out[r], imgs[k], frames[k], info.edits[r], bool(info.kept[r]), drawn=True)
                     else:
-                        images[j] = to_uint8(out[r])
+                        images[j], applied = to_uint8(out[r]), info.edits[r]
                     if info.kept[r]:
                         codes[j, applied.code] = applied.value
             yield {
