@@ -158,6 +158,8 @@ def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: i
     from genaug import expand_to_hdf5
 
     t0 = time.time()
+    if codes and any("+" in c for c in codes):
+        return chained_variants(images, bundle, variants, refine_steps, strength, device, codes, quality_threshold, files), time.time() - t0
     if files is not None and (len(files) != len(images) or len({photo_size(f) for f in files}) != 1):
         print("genaug variants: the photos differ in size (or in number from the faces): edited on the crops", flush=True)
         files = None
@@ -194,6 +196,33 @@ def offline_variants(images: Tensor, bundle: str, variants: int, refine_steps: i
     if res.skipped:
         print(f"genaug expansion skipped {len(res.skipped)} faces (they stay unedited)", flush=True)
     return out, time.time() - t0
+
+
+def chained_variants(images: Tensor, bundle: str, variants: int, refine_steps: int | None, strength: float, device: str,
+                     codes: list[str], quality_threshold: float | str | None, files: list[Path] | None) -> Tensor:
+    """Variants whose every edit chains several codes (``codes=["yaw+light"]``: a turn, then a relight), made the
+    way a user chains them: ``A.Compose`` of one ``GenerativeFaceAug(p=1)`` per code (seed 0), on the photos at
+    their own size (``files``) then framed like the faces, or on the crops. One entry only."""
+    import albumentations as A
+
+    from genaug import GenerativeFaceAug
+    from genaug.io import open_photo
+
+    if len(codes) != 1:
+        raise ValueError(f"chained codes: give one entry such as 'yaw+light', got {codes}")
+    stages = [GenerativeFaceAug(bundle=bundle, codes=[c], p=1.0, strength=strength, refine_steps=refine_steps,
+                                device=device, quality_threshold=quality_threshold,
+                                framing="auto" if files is not None else "full") for c in codes[0].split("+")]
+    chain = A.Compose(stages, seed=0)
+    size = images.shape[-1]
+    out = images.unsqueeze(1).repeat(1, variants, 1, 1, 1)
+    for i in range(len(images)):
+        photo = np.asarray(open_photo(files[i]).convert("RGB")) if files is not None else images[i].permute(1, 2, 0).numpy()
+        for v in range(variants):
+            edited = chain(image=photo)["image"]
+            edited = frame_like_people(edited, size) if files is not None else edited
+            out[i, v] = torch.from_numpy(np.array(edited)).permute(2, 0, 1)
+    return out
 
 
 def safe_codes(bundle: str) -> list[str]:

@@ -138,14 +138,49 @@ def test_batched_equals_per_image():
         assert torch.allclose(relight(x[i : i + 1], az[i], 20.0, 0.7, lm[i : i + 1]), batch_light[i : i + 1], atol=1e-5)
 
 
-def test_relight_keeps_chroma():
+def test_relight_keeps_hue():
     x = smooth_faces(1, 72, 64) * 0.5  # away from clipping
     lm = default_landmarks(72, 64, 1)
     out = relight(x, 50.0, 10.0, 1.0, lm)
     a, b = ((x + 1) / 2) ** 2.2, ((out + 1) / 2) ** 2.2  # linear light
-    ratio = b / a
-    assert (ratio.amax(1) - ratio.amin(1)).abs().max() < 1e-3  # every channel scaled alike, none clipped
-    assert (ratio - 1).abs().max() > 0.05
+    luma = torch.tensor([0.299, 0.587, 0.114])[None, :, None, None]
+    la, lb = (a * luma).sum(1, keepdim=True), (b * luma).sum(1, keepdim=True)
+    da, db = a / la - 1, b / lb - 1  # each pixel's colour off grey
+    coloured = da.norm(dim=1) > 0.05
+    cos = torch.nn.functional.cosine_similarity(da, db, dim=1)[coloured]
+    assert coloured.sum() > 100 and cos.min() > 0.999  # no pixel changes hue (only its saturation may change)
+    assert ((lb / la) - 1).abs().max() > 0.05  # the light did move
+
+
+def test_relight_colour_follows_shading():
+    """Skin in shadow is more saturated (warmer) than lit skin; a shadow relit bright must lose that saturation
+    as the photo's lit side shows, not keep it (the orange patches of a hard-lit photo relit from its shadow side);
+    a photo whose colour does not change with shading keeps every pixel's saturation."""
+    from genaug.faces.light import _surface, light_direction
+
+    h, w = 96, 80
+    lm = default_landmarks(h, w, 1)
+    grey = torch.zeros(1, 3, h, w)
+    surf = _surface(grey, lm, "auto")
+    lit = (surf.normal * light_direction(torch.tensor([-60.0]), torch.tensor([10.0]))[:, :, None, None]).sum(1).clamp(min=0)
+    shading = 0.15 + 0.85 * lit  # lit from the image's left
+    skin = torch.tensor([1.35, 0.88, 0.62])[None, :, None, None]  # linear colour over luminance (luma 1)
+    for dependent in (True, False):
+        sat = (shading[:, None] ** -0.5) if dependent else torch.ones_like(shading[:, None])  # more saturated in shadow
+        lin = 0.6 * shading[:, None] * (1 + (skin - 1) * 0.5 * sat)
+        x = lin.clamp(0, 1) ** (1 / 2.2) * 2 - 1
+        out = relight(x, 60.0, 10.0, 1.0, lm)  # now from the right: the shadow side is brightened
+        a, b = ((x + 1) / 2) ** 2.2, ((out + 1) / 2) ** 2.2
+        luma = torch.tensor([0.299, 0.587, 0.114])[None, :, None, None]
+        la, lb = (a * luma).sum(1), (b * luma).sum(1)
+        brightened = (lb / la > 1.5) & (surf.mask > 0.9)
+        sa, sb = (a / la[:, None] - 1).norm(dim=1), (b / lb[:, None] - 1).norm(dim=1)
+        change = (sb[brightened] / sa[brightened]).mean()
+        assert brightened.sum() > 50
+        if dependent:
+            assert change < 0.9, change  # the brightened shadow loses its extra saturation
+        else:
+            assert (change - 1).abs() < 0.02, change
 
 
 def test_light_estimate_moves_the_requested_way_on_real_frames(frames):

@@ -30,6 +30,8 @@ from .shape import blur_each, check_images, face_landmarks, normals, per_image, 
 SHADOW_STEPS = 16
 GAMMA = 2.2  # images are taken as gamma-encoded; light is fitted and scaled in linear values
 SOFTEN = 0.12  # the shading change is blurred by this many d (eye-to-mouth units): no seams where the solved shape jumps
+SATURATION_RIDGE = 0.01  # shrinks the shading-to-saturation slope of faces whose shading barely varies (variance of log shading)
+SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays within exp(+-0.3)
 SHADOW_DEPTH = 0.5  # how much of the new light a cast shadow takes away (the rest: skin's scattering)
 
 
@@ -104,6 +106,29 @@ def _fit_sh(lum: Tensor, normal: Tensor, weight: Tensor) -> Tensor:
     return coef[..., 0].float()
 
 
+def _shading_saturation(lin: Tensor, fitted: Tensor, weight: Tensor, ridge: float = SATURATION_RIDGE) -> Tensor:
+    """(N,): how each face's log colour saturation (distance of linear colour over luminance from grey) changes
+    per unit of log shading over the inner face - shadowed skin is more saturated - a weighted least-squares
+    slope shrunk towards 0 (``ridge``) where the photo's shading barely varies."""
+    lum = _luminance(lin).clamp(min=1e-4)
+    sat, s = (lin / lum[:, None] - 1).norm(dim=1).clamp(min=1e-3).log(), fitted.log()
+    wsum = weight.sum((1, 2)).clamp(min=1)
+    centred = s - ((s * weight).sum((1, 2)) / wsum)[:, None, None]
+    var = (centred * centred * weight).sum((1, 2)) / wsum
+    return (sat * centred * weight).sum((1, 2)) / wsum / (var + ridge)
+
+
+def _follow_saturation(lin: Tensor, slope: Tensor, change: Tensor) -> Tensor:
+    """``lin`` (linear RGB after the shading ``change``, a log ratio per pixel) with each pixel's saturation
+    scaled as the photo's own changes with shading (``slope``, :func:`_shading_saturation`; by a factor within
+    ``exp(+-SATURATION_MAX)``), its hue and luminance kept: a brightened shadow loses its orange, it does not
+    turn into an orange patch."""
+    lum = _luminance(lin)
+    grey = lum[:, None].expand_as(lin)
+    factor = (slope[:, None, None] * change).clamp(-SATURATION_MAX, SATURATION_MAX).exp()
+    return (grey + (lin - grey) * factor[:, None]).clamp(min=0)
+
+
 def estimate_light(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> LightEstimate:
     """The main light on each face (see :class:`LightEstimate`)."""
     images = check_images(images)
@@ -174,6 +199,9 @@ def relight(images: Tensor, azimuth=0.0, elevation=0.0, strength=0.5, landmarks:
     new = new * (mean_fit / ((new * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)).clamp(min=1e-3))[:, None, None]
     ratio = 1 + k[:, None, None] * surf.mask * _soften(new / fitted - 1, SOFTEN * surf.pose.scale * surf.pose.frame.scale)
     ratio = torch.minimum(ratio, 1 / lin.amax(1).clamp(min=1e-4))  # no channel clips: the hue stays
-    out = (lin * ratio[:, None]).clamp(0, 1) ** (1 / GAMMA) * 2 - 1
+    lin = lin * ratio[:, None]
+    if lin.shape[1] == 3:  # skin is warmer in shadow: its colour follows the new shading as the photo's does
+        lin = _follow_saturation(lin, _shading_saturation(to_linear(images), fitted, weight), ratio.clamp(min=1e-6).log())
+    out = lin.clamp(0, 1) ** (1 / GAMMA) * 2 - 1
     out = torch.where(surf.mask[:, None] > 0, out, images.float())  # outside the face: the input's own values
     return torch.where((k == 0)[:, None, None, None], images, out.to(images.dtype))
