@@ -494,3 +494,16 @@ def test_a_turned_face_turning_back_is_stretched_not_mirrored():
     assert torch.equal(back, rotate_yaw(x, -10.0, lm, symmetry=0.0))
     out = rotate_yaw(x, 10.0, lm)  # away from frontal: the mirror still fills
     assert not torch.allclose(out, rotate_yaw(x, 10.0, lm, symmetry=0.0), atol=1e-3)
+
+
+def test_light_estimate_is_bounded_on_real_faces():
+    """The fit splits the frontal brightness into l0 + lz; on some faces it made the two cancel, and ``side``
+    (l_x over that sum) read 181 on utkface_128's 01593.jpg (side-lit faces read about +-1)."""
+    from PIL import Image
+
+    files = sorted((need(UTKFACE) / "images").glob("*.jpg"))
+    pick = [f for f in files if f.name == "01593.jpg"] + files[::600]
+    x = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), np.float32) / 127.5 - 1).permute(2, 0, 1)
+                     for f in pick])
+    side = estimate_light(x).side
+    assert torch.isfinite(side).all() and side.abs().max() < 3, side

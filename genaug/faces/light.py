@@ -10,10 +10,12 @@ The generic face (:mod:`genaug.faces.shape`) is placed by the 5 landmarks and th
 light is the first-order spherical-harmonics fit ``luminance ~ l0 + l . n`` over the inner face
 (weighted least squares, one reweighting pass against eyes, brows and hair), in linear light
 (gamma 2.2 undone). :func:`relight` keeps the photo's albedo and detail by multiplying each pixel's
-linear colour (all channels alike, capped so none clips: chroma is kept) by ``target / fitted`` shading, where the target mixes the fitted shading with a new
+linear colour (all channels alike, capped so none clips) by ``target / fitted`` shading, where the target mixes the fitted shading with a new
 light, ``ambient + (1 - ambient) max(0, n . w)`` (attached shadows) times a cast-shadow term
 marched through the depth map (the nose's shadow), scaled to the face's mean brightness;
-``strength`` 0 returns the input, 1 replaces the photo's light by the new one.
+``strength`` 0 returns the input, 1 replaces the photo's light by the new one. Each pixel keeps its hue and
+its new luminance, while its saturation follows the change of shading as the photo's own skin does (skin in
+shadow is more saturated: a shadow lit up loses that, it does not become an orange patch).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from .shape import blur_each, check_images, face_landmarks, normals, per_image, 
 SHADOW_STEPS = 16
 GAMMA = 2.2  # images are taken as gamma-encoded; light is fitted and scaled in linear values
 SOFTEN = 0.12  # the shading change is blurred by this many d (eye-to-mouth units): no seams where the solved shape jumps
+FRONT_FLOOR = 0.5  # estimate_light: a frontal normal's brightness is at least this share of the face's mean
 SATURATION_RIDGE = 0.01  # shrinks the shading-to-saturation slope of faces whose shading barely varies (variance of log shading)
 SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays within exp(+-0.3)
 SHADOW_DEPTH = 0.5  # how much of the new light a cast shadow takes away (the rest: skin's scattering)
@@ -135,7 +138,11 @@ def estimate_light(images: Tensor, landmarks: Tensor | None = None, framing: str
     surf = _surface(images, landmarks, framing)
     coef = _fit_sh(_luminance(to_linear(images)), surf.normal, surf.fit_weight)
     l0, lx, ly, lz = coef.unbind(1)
-    front = (l0 + lz).clamp(min=1e-3)  # a frontal normal's brightness
+    # a frontal normal's brightness; l0 and lz are barely separable, and where the fit splits them into large
+    # opposite terms (l0 + lz near 0 on a lit face) at least half the face's mean fitted brightness, not 0
+    fitted = coef[:, :1, None] + (coef[:, 1:, None, None] * surf.normal).sum(1)
+    mean_fit = (fitted * surf.fit_weight).sum((1, 2)) / surf.fit_weight.sum((1, 2)).clamp(min=1)
+    front = torch.maximum(l0 + lz, FRONT_FLOOR * mean_fit).clamp(min=1e-3)
     return LightEstimate(torch.rad2deg(torch.atan2(lx, front)), torch.rad2deg(torch.atan2(-ly, front)), lx / front, coef)
 
 
