@@ -206,9 +206,10 @@ def relight(images: Tensor, azimuth=0.0, elevation=0.0, strength=0.5, landmarks:
     new = new * (mean_fit / ((new * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)).clamp(min=1e-3))[:, None, None]
     ratio = 1 + k[:, None, None] * surf.mask * _soften(new / fitted - 1, SOFTEN * surf.pose.scale * surf.pose.frame.scale)
     ratio = torch.minimum(ratio, 1 / lin.amax(1).clamp(min=1e-4))  # no channel clips: the hue stays
+    slope = _shading_saturation(lin, fitted, weight) if lin.shape[1] == 3 else None
     lin = lin * ratio[:, None]
-    if lin.shape[1] == 3:  # skin is warmer in shadow: its colour follows the new shading as the photo's does
-        lin = _follow_saturation(lin, _shading_saturation(to_linear(images), fitted, weight), ratio.clamp(min=1e-6).log())
+    if slope is not None:  # skin is more saturated in shadow: its colour follows the new shading as the photo's does
+        lin = _follow_saturation(lin, slope, ratio.clamp(min=1e-6).log())
     out = lin.clamp(0, 1) ** (1 / GAMMA) * 2 - 1
     out = torch.where(surf.mask[:, None] > 0, out, images.float())  # outside the face: the input's own values
     return torch.where((k == 0)[:, None, None, None], images, out.to(images.dtype))
