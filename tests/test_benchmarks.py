@@ -432,3 +432,22 @@ def test_offline_variants_on_the_photos_are_framed_like_the_faces(tmp_path, monk
     Image.fromarray(np.zeros((100, 90, 3), np.uint8)).save(tmp_path / "odd.png")
     fallback, _ = offline_variants(data.images[:2], str(tiny_bundle_path), 1, 0, files=[files[0], tmp_path / "odd.png"], **kw)
     assert fallback.shape == (2, 1, 3, 64, 64) and "edited on the crops" in capsys.readouterr().out
+
+
+def test_chained_variants_apply_every_code_in_turn(tmp_path, monkeypatch, tiny_bundle_path):
+    """``codes=["light+yaw"]``: each variant is relit, then turned (A.Compose of one transform per code, seed 0); it
+    repeats with the seed; one chained entry only."""
+    monkeypatch.setenv("GENAUG_CACHE", str(tmp_path / "cache"))
+    from benchmarks.faces import offline_variants
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:64, 0:64]
+    face = np.exp(-((xx - 32) ** 2 / 14**2 + (yy - 32) ** 2 / 18**2))[..., None]
+    images = torch.stack([torch.from_numpy(np.clip(60 + 150 * face * rng.uniform(0.6, 1, 3), 0, 255).astype(np.uint8)).permute(2, 0, 1)
+                          for _ in range(2)])
+    chained, _ = offline_variants(images, str(tiny_bundle_path), 2, 0, codes=["light+yaw"], device="cpu")
+    again, _ = offline_variants(images, str(tiny_bundle_path), 2, 0, codes=["light+yaw"], device="cpu")
+    assert chained.shape == (2, 2, 3, 64, 64) and chained.dtype == torch.uint8 and torch.equal(chained, again)
+    assert (chained.float() - images[:, None].float()).abs().mean() > 0.5  # edited
+    with pytest.raises(ValueError, match="one entry"):
+        offline_variants(images, str(tiny_bundle_path), 1, 0, codes=["light+yaw", "glasses"], device="cpu")
