@@ -109,16 +109,27 @@ def _fit_sh(lum: Tensor, normal: Tensor, weight: Tensor) -> Tensor:
     return coef[..., 0].float()
 
 
+def _face_mean(t: Tensor, weight: Tensor) -> Tensor:
+    """(N,): the ``weight``-ed mean of each (H, W) map of ``t`` (the inner face, where the light is fitted)."""
+    return (t * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)
+
+
+def _fit_light(lin: Tensor, surf: _Surface) -> tuple[Tensor, Tensor, Tensor]:
+    """Each face's fitted light: the coefficients (N, 4), the fitted shading per pixel (N, H, W) and its mean
+    over the inner face (N,)."""
+    coef = _fit_sh(_luminance(lin), surf.normal, surf.fit_weight)
+    fitted = coef[:, :1, None] + (coef[:, 1:, None, None] * surf.normal).sum(1)
+    return coef, fitted, _face_mean(fitted, surf.fit_weight)
+
+
 def _shading_saturation(lin: Tensor, fitted: Tensor, weight: Tensor, ridge: float = SATURATION_RIDGE) -> Tensor:
     """(N,): how each face's log colour saturation (distance of linear colour over luminance from grey) changes
     per unit of log shading over the inner face - shadowed skin is more saturated - a weighted least-squares
     slope shrunk towards 0 (``ridge``) where the photo's shading barely varies."""
     lum = _luminance(lin).clamp(min=1e-4)
     sat, s = (lin / lum[:, None] - 1).norm(dim=1).clamp(min=1e-3).log(), fitted.log()
-    wsum = weight.sum((1, 2)).clamp(min=1)
-    centred = s - ((s * weight).sum((1, 2)) / wsum)[:, None, None]
-    var = (centred * centred * weight).sum((1, 2)) / wsum
-    return (sat * centred * weight).sum((1, 2)) / wsum / (var + ridge)
+    centred = s - _face_mean(s, weight)[:, None, None]
+    return _face_mean(sat * centred, weight) / (_face_mean(centred * centred, weight) + ridge)
 
 
 def _follow_saturation(lin: Tensor, slope: Tensor, change: Tensor) -> Tensor:
@@ -136,12 +147,10 @@ def estimate_light(images: Tensor, landmarks: Tensor | None = None, framing: str
     """The main light on each face (see :class:`LightEstimate`)."""
     images = check_images(images)
     surf = _surface(images, landmarks, framing)
-    coef = _fit_sh(_luminance(to_linear(images)), surf.normal, surf.fit_weight)
+    coef, _, mean_fit = _fit_light(to_linear(images), surf)
     l0, lx, ly, lz = coef.unbind(1)
     # a frontal normal's brightness; l0 and lz are barely separable, and where the fit splits them into large
     # opposite terms (l0 + lz near 0 on a lit face) at least half the face's mean fitted brightness, not 0
-    fitted = coef[:, :1, None] + (coef[:, 1:, None, None] * surf.normal).sum(1)
-    mean_fit = (fitted * surf.fit_weight).sum((1, 2)) / surf.fit_weight.sum((1, 2)).clamp(min=1)
     front = torch.maximum(l0 + lz, FRONT_FLOOR * mean_fit).clamp(min=1e-3)
     return LightEstimate(torch.rad2deg(torch.atan2(lx, front)), torch.rad2deg(torch.atan2(-ly, front)), lx / front, coef)
 
@@ -193,17 +202,15 @@ def relight(images: Tensor, azimuth=0.0, elevation=0.0, strength=0.5, landmarks:
     surf = _surface(images, landmarks, framing)
     k = k * fade_beyond_limit(surf.pose)  # the generic face is not placed on near-profile photos
     lin = to_linear(images)
-    coef = _fit_sh(_luminance(lin), surf.normal, surf.fit_weight)
-    fitted = coef[:, :1, None] + (coef[:, 1:, None, None] * surf.normal).sum(1)
+    _, fitted, mean_fit = _fit_light(lin, surf)
     weight = surf.fit_weight
-    mean_fit = (fitted * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)
     fitted = torch.maximum(fitted, 0.2 * mean_fit[:, None, None]).clamp(min=1e-6)  # a black photo: no 0 / 0
     direction = light_direction(az, el)
     lit = (surf.normal * direction[:, :, None, None]).sum(1).clamp(min=0)
     if shadows:
         lit = lit * _cast_shadow(surf, direction)
     new = ambient + (1 - ambient) * lit
-    new = new * (mean_fit / ((new * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)).clamp(min=1e-3))[:, None, None]
+    new = new * (mean_fit / _face_mean(new, weight).clamp(min=1e-3))[:, None, None]
     ratio = 1 + k[:, None, None] * surf.mask * _soften(new / fitted - 1, SOFTEN * surf.pose.scale * surf.pose.frame.scale)
     ratio = torch.minimum(ratio, 1 / lin.amax(1).clamp(min=1e-4))  # no channel clips: the hue stays
     slope = _shading_saturation(lin, fitted, weight) if lin.shape[1] == 3 else None
