@@ -1,7 +1,9 @@
 """genaug: generative, identity-preserving data augmentation for face datasets.
 
-Public names are imported lazily so ``import genaug`` stays light (albumentations, h5py and
-the engine load on first use).
+Public names are imported lazily (h5py and the engine load on first use), except the
+albumentations transform: albumentations finds a saved pipeline's classes in a registry filled
+when a class is defined, so ``import genaug`` defines it and ``A.load`` / ``A.from_dict`` /
+``ReplayCompose.replay`` work in a fresh process.
 """
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ __version__ = "0.1.0"
 
 from .bundle import Bundle, BundleError, load_bundle, save_bundle  # noqa: E402
 from .models import CategoricalCode, ContinuousCode, LatentSpec, NetConfig  # noqa: E402
+from .transforms import GenerativeFaceAug  # noqa: E402  (registers it with albumentations' serialization)
 
 _LAZY = {
     "Engine": "genaug.engine.core",
     "BatchFaceAug": "genaug.batch",
     "LatentTable": "genaug.engine.latent_table",
-    "GenerativeFaceAug": "genaug.transforms",
     "GenerativeAugDataset": "genaug.dataset",
     "expand_to_hdf5": "genaug.expand.pipeline",
     "HDF5FaceDataset": "genaug.expand.hdf5",
@@ -25,7 +27,7 @@ _LAZY = {
 
 __all__ = [
     "Bundle", "BundleError", "load_bundle", "save_bundle", "CategoricalCode", "ContinuousCode", "LatentSpec",
-    "NetConfig", *_LAZY,
+    "NetConfig", "GenerativeFaceAug", *_LAZY,
 ]
 
 

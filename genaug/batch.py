@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
+from .device import resolve_device
 from .engine.batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, plan_columns, recipe_tables
 from .engine.cache import pixel_keys
 from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour, to_device, workspace
@@ -111,7 +112,7 @@ class BatchFaceAug(nn.Module):
         self.p, self.strength_range, self.codes, self.bounds = float(p), (float(lo), float(hi)), codes, bounds
         self.bundle, self.mode, self.framing, self.return_params = bundle, mode, framing, return_params
         self.check_values, self.batch_size, self.cache_size = check_values, int(batch_size), int(cache_size)
-        self.device = torch.device(device) if device is not None else None
+        self.device = resolve_device(device) if device is not None else None
         # neither given: draw from torch's global CPU generator, as torchvision v2 and kornia do (torch.manual_seed applies)
         self.generator = generator or (torch.Generator().manual_seed(int(seed)) if seed is not None else None)
         self._values_checked = False  # check_values=None: the first batch off the CPU is read once
@@ -240,8 +241,9 @@ class BatchFaceAug(nn.Module):
             return self._route((x, *others), bool(others), index, params)
         image_type = _tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
-        t = x.as_subclass(Tensor) if wrapped else x
-        t, checked = self._check(t)
+        given = x.as_subclass(Tensor) if wrapped else x
+        t, checked = self._check(given)
+        clipped = t is not given  # float ringing clipped to [0, 1] for the edit
         eng = self._engine_on(self.device or t.device)
         c = t.shape[1]
         if c != eng.channels and not (eng.channels == 3 and c in (1, 4)):
@@ -273,6 +275,9 @@ class BatchFaceAug(nn.Module):
         out = out if out.device == t.device else out.to(t.device)
         if c != out.shape[1]:  # back to the input's channels (a grey photo stays grey: its channels are equal)
             out = out[:, :1].contiguous() if c == 1 else torch.cat([out, alpha], 1)
+        if clipped:  # rows not drawn come back as given, unclipped
+            keep = ~torch.from_numpy(host_array(params.apply)).to(out.device)
+            out = torch.where(keep[:, None, None, None], given, out)
         if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):  # as the input's layout
             out = out.contiguous(memory_format=torch.channels_last)
         if wrapped:

@@ -172,6 +172,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
             quality_threshold=quality_threshold if quality_threshold is not None else "auto", codes=self.codes, bounds=self.bounds, seed=0,
         )
         self._worker_tag: tuple[int, int] | None = None
+        self._geometric_aliases: dict[str, str] = {}  # Compose(additional_targets=) names of masks, boxes, keypoints
         self.last_info: Any = None  # the AugmentInfo of the last call (what it applied)
         check_edit_options(self.bundle, self.codes, self.bounds)
 
@@ -201,6 +202,14 @@ class GenerativeFaceAug(ImageOnlyTransform):
             self._worker_tag = tag
             self.set_random_seed((self.py_random.getrandbits(62) ^ info.seed) % 2**62)
 
+    def add_targets(self, additional_targets: dict[str, str]) -> None:
+        super().add_targets(additional_targets)  # (it keeps only the image-like ones this transform edits)
+        self._geometric_aliases.update({k: v for k, v in additional_targets.items() if v in GEOMETRIC_TARGETS})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.last_info = None  # a call that p skips (or a replay that skips it) applied nothing
+        return super().__call__(*args, **kwargs)
+
     def should_apply(self, force_apply: bool = False) -> bool:
         self._mix_worker_seed()  # the p-decision is the first draw of a call: workers must differ from it on
         return super().should_apply(force_apply=force_apply)
@@ -214,7 +223,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
         n = len(data["images"]) if "images" in data and "image" not in data else 1
         draw = torch.Generator().manual_seed(self.py_random.getrandbits(62))
         eng = self.engine
-        marked = [k for k in GEOMETRIC_TARGETS if data.get(k) is not None and len(data[k])]
+        kinds = {**{k: k for k in GEOMETRIC_TARGETS}, **self._geometric_aliases}  # with additional_targets={"mask2": "mask"}
+        marked = [k for k, v in data.items() if k in kinds and v is not None and len(v)]
         if marked:  # yaw would move what they mark
             codes = eng.codes if eng.codes is not None else default_codes(eng.spec)  # code indices
             moving = [eng.code_names[c] for c in codes if eng.code_names[c] in GEOMETRIC_CONTROLS]

@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quality(text: str) -> float | str:
-    return "auto" if text == "auto" else float(text)
+    try:
+        return "auto" if text == "auto" else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

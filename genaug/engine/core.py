@@ -379,7 +379,7 @@ class Engine:
         out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True)
         res = self.unframe(out, items, frames, info, drawn)
         for r, f in enumerate(frames):
-            if self.unplaced(info.edits[r], f):
+            if f.no_face or self.unplaced(info.edits[r], f):  # framing="detect" without a face: nothing was edited
                 info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
         return (res[0] if single else res), info
 

@@ -431,6 +431,8 @@ def expand_to_hdf5(
         if done is not None:
             n_out, skipped = done
             return ExpandResult(files.out, n_out, skipped, 0, files.n_blocks, time.time() - t0)
+        if merge_only:  # nothing to merge yet: say so before writing anything (a manifest alone would block the real run)
+            files.check_complete()
         files.write_manifest({"bundle_name": b.name, "n_source": len(src), "genaug_version": __version__}, overwrite)
         if dist is not None:
             dist.barrier()

@@ -153,7 +153,8 @@ def open_source(source: str | Path) -> Source:
     else:
         raise ExpandError(f"source {p} is neither a folder of images nor an HDF5 file")
     if len(src) == 0:
-        raise ExpandError(f"no images in {p} (looked for {', '.join(sorted(IMAGE_EXTS))})")
+        looked = f"looked for {', '.join(sorted(IMAGE_EXTS))}" if p.is_dir() else "its 'images' dataset has 0 rows"
+        raise ExpandError(f"no images in {p} ({looked})")
     return src
 
 
