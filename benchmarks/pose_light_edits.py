@@ -10,7 +10,7 @@ UTKFace 128x128 crops: evenly spaced), with dlib's 5 landmarks (``genaug.faces.s
 * pose: ``rotate_yaw`` by each of ``--yaws``; the yaw estimated on the result (landmarks found
   again) minus the photo's, in the requested direction, is the *move*; success = move >=
   ``--min-move`` degrees; also among the faces with room to turn (not already turned ``--min-move``
-  or more the requested way: a turn outwards stops at 45 degrees). Also the yaw estimate's spread and
+  or more the requested way: a turn outwards stops at 35 degrees). Also the yaw estimate's spread and
   its sign on the mirrored photos.
 * light: ``relight`` to azimuth +-``--azimuth`` (elevation ``--elevation``, strength
   ``--strength``); the move of ``estimate_light(...).side`` in the requested direction, in raw

@@ -296,19 +296,46 @@ def test_pose_light_edits_quick(tmp_path):
 
 
 def test_turning_outwards_stops_at_the_limit():
-    """A face already turned 30 deg may turn 15 deg further out, never 30 (past 45 the generic shape
-    and 5 landmarks fail); turning it back towards frontal is not limited."""
+    """A face already turned 25 deg may turn 10 deg further out, never 30 (past 35 the generic nose smears
+    into the cheek); turning it back towards frontal is not limited."""
     from genaug.faces.pose import TARGET_YAW_LIMIT
 
-    assert TARGET_YAW_LIMIT == 45.0
+    assert TARGET_YAW_LIMIT == 35.0
     x = smooth_faces(1, 140, 120)
-    lm = project(-30.0)
+    lm = project(-25.0)
     out15, out30 = rotate_yaw(x, -15.0, lm), rotate_yaw(x, -30.0, lm)
-    assert torch.allclose(out15, out30, atol=1e-5)  # both stop at -45
+    assert torch.allclose(out15, out30, atol=1e-5)  # both stop at -35
+    assert not torch.allclose(out15, rotate_yaw(x, -5.0, lm), atol=1e-3)  # a turn within the limit is rendered
     back = rotate_yaw(x, 30.0, lm)
     assert not torch.allclose(back, rotate_yaw(x, 15.0, lm), atol=1e-3)
     beyond = project(-50.0)  # beyond the limit: every outward request renders the same (no turn)
     assert torch.allclose(rotate_yaw(x, -30.0, beyond), rotate_yaw(x, -5.0, beyond), atol=1e-5)
+
+
+def test_the_largest_outward_turn_reads_at_least_as_turned_as_30_degrees():
+    """Past about 35 deg the generic nose smears into the cheek and dlib reads the render as *less* turned (with the
+    stop at 45: -25 deg for a -45 request, -29 for -30, on frontal celeba_id200 faces); the stop keeps turns where
+    the render still reads as turned."""
+    from PIL import Image
+
+    from genaug.faces.identity import faces_extra_available
+    from genaug.faces.pose import MAX_YAW
+
+    files = [sorted(d.glob("*.jpg"))[0] for d in sorted(need(CELEBA_ID200).iterdir()) if d.is_dir()][:60]
+    if not faces_extra_available():
+        pytest.skip('dlib is not installed (pip install "genaug[faces]")')
+    from genaug.faces.shape import face_landmarks
+
+    x = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), np.float32) / 127.5 - 1).permute(2, 0, 1)
+                     for f in files])
+    lm = face_landmarks(x)
+    front = estimate_yaw(landmarks=lm).abs() < 7
+    assert int(front.sum()) >= 8
+    x, lm = x[front], lm[front]
+    for sign in (-1.0, 1.0):
+        at30 = estimate_yaw(rotate_yaw(x, sign * 30.0, lm)) * sign
+        at_max = estimate_yaw(rotate_yaw(x, sign * MAX_YAW, lm)) * sign
+        assert at30.mean() > 20 and at_max.mean() >= at30.mean(), (sign, at30.mean(), at_max.mean())
 
 
 def test_relight_of_a_black_or_flat_photo_is_finite():
@@ -401,7 +428,7 @@ def test_the_surface_table_is_the_analytic_shape():
 
 
 def test_a_turn_is_fitted_to_the_faces_room():
-    """A face turned 25 deg can turn 20 deg further out (the 45 deg stop): a request beyond is clipped to what
+    """A face turned 25 deg can turn 10 deg further out (the 35 deg stop): a request beyond is clipped to what
     is rendered; random draws are scaled into the room, so they stay distinct instead of piling up at the stop,
     and a face with no room one way turns the other (never a no-op draw) unless the bounds forbid it."""
     from genaug.faces.controls import IMAGE_CONTROLS
@@ -411,7 +438,7 @@ def test_a_turn_is_fitted_to_the_faces_room():
     x = smooth_faces(1, 140, 120)
     lm = project(25.0)
     below, above = turn_room(x, lm)[0].tolist()
-    assert below == pytest.approx(45.0) and above == pytest.approx(20.0, abs=0.5)
+    assert below == pytest.approx(45.0) and above == pytest.approx(10.0, abs=0.5)
     asked = torch.tensor([30.0, 25.0, -30.0, 10.0])
     clipped = yaw.fit(x.expand(4, -1, -1, -1), asked, lm.expand(4, -1, -1))
     assert clipped.tolist() == pytest.approx([above, above, -30.0, 10.0])
@@ -419,9 +446,9 @@ def test_a_turn_is_fitted_to_the_faces_room():
     drawn = yaw.fit(x.expand(4, -1, -1, -1), asked, lm.expand(4, -1, -1), drawn=(-30.0, 30.0))
     assert drawn.tolist() == pytest.approx([above, above * 25 / 30, -30.0, above / 3])
     assert len(set(drawn.tolist())) == 4
-    edge = project(-44.0)  # 5 deg of room towards -45 (its own yaw is read as at most 40): a drawn turn that would
-    assert yaw.fit(x, -6.0, edge, drawn=(-30.0, 30.0)).item() == pytest.approx(6.0)  # come within 2 deg of 0 goes the other way
-    assert yaw.fit(x, -6.0, edge, drawn=(-30.0, -5.0)).item() == pytest.approx(-1.0)  # unless the bounds keep it on that side
+    edge = project(-30.0)  # 5 deg of room towards -35: a drawn turn that would
+    assert yaw.fit(x, -6.0, edge, drawn=(-30.0, 30.0)).item() == pytest.approx(6.0, abs=1e-4)  # come within 2 deg of 0 goes the other way
+    assert yaw.fit(x, -6.0, edge, drawn=(-30.0, -5.0)).item() == pytest.approx(-1.0, abs=1e-4)  # unless the bounds keep it on that side
     assert yaw.fit(x, 0.0, lm).item() == 0.0
     with pytest.raises(ValueError, match="yaw must be finite"):
         yaw.fit(x, 60.0, lm)

@@ -40,7 +40,7 @@ ROWS, COLS = 256, 512  # the inverse-projection table: head rows x projected pos
 TABLE_Y = (HEAD_Y0 - HEAD_B - 0.05, HEAD_Y0 + HEAD_B + 0.05)
 TABLE_U = (-2.4, 2.4)
 SOURCE_YAW_LIMIT = 40.0  # a photo's own yaw is taken as at most this (degrees) when turning it
-TARGET_YAW_LIMIT = 45.0  # a turn outwards stops at this yaw (degrees): past it the generic shape and 5 landmarks fail
+TARGET_YAW_LIMIT = 35.0  # a turn outwards stops at this yaw (degrees): past it the generic nose smears into the cheek
 
 
 @dataclass
