@@ -81,7 +81,9 @@ def test_zero_yaw_and_neutral_light_return_the_input_exactly():
 def test_far_background_is_untouched():
     x = smooth_faces(1, 160, 160)
     lm = default_landmarks(60, 60, 1, "model_frame") + 50  # a small face in the middle of a large image
+    given = x.clone()
     for out in (rotate_yaw(x, 30.0, lm, keep_eyes=False), relight(x, -60.0, 0.0, 1.0, lm)):
+        assert torch.equal(x, given)  # the input itself is never written
         assert torch.equal(out[..., :10, :], x[..., :10, :]) and torch.equal(out[..., -10:, :], x[..., -10:, :])
         assert not torch.equal(out, x)
 
@@ -336,6 +338,34 @@ def test_the_largest_outward_turn_reads_at_least_as_turned_as_30_degrees():
         at30 = estimate_yaw(rotate_yaw(x, sign * 30.0, lm)) * sign
         at_max = estimate_yaw(rotate_yaw(x, sign * MAX_YAW, lm)) * sign
         assert at30.mean() > 20 and at_max.mean() >= at30.mean(), (sign, at30.mean(), at_max.mean())
+
+
+def test_a_face_in_a_large_photo_is_rendered_on_its_head_alone(monkeypatch):
+    """On a 12 MP photo `light` took minutes (a Gaussian over every pixel) and `yaw` ~2 GB: both now work on the
+    head's box when the photo is much larger (``REGION_GAIN``), with the values of rendering the whole photo."""
+    import genaug.faces.pose as P
+
+    x = smooth_faces(2, 300, 400)
+    lm = torch.cat([project(10.0, scale=30, centre=(150, 120)), project(-20.0, scale=25, centre=(250, 160))])
+    boxes = P.head_boxes(P.fit_pose(lm), 300, 400, torch.zeros(2))
+    assert P.worth_cropping(boxes, 300, 400) and all((b - t) * (r - l) < 300 * 400 / 2 for t, b, l, r in boxes)
+    turned, lit = rotate_yaw(x, torch.tensor([25.0, -30.0]), lm), relight(x, torch.tensor([60.0, -40.0]), 15.0, 0.8, lm)
+    monkeypatch.setattr(P, "REGION_GAIN", float("inf"))  # the whole photo
+    turned_whole, lit_whole = rotate_yaw(x, torch.tensor([25.0, -30.0]), lm), relight(x, torch.tensor([60.0, -40.0]), 15.0, 0.8, lm)
+    assert not torch.allclose(turned_whole, x, atol=0.05) and not torch.allclose(lit_whole, x, atol=0.05)
+    assert torch.allclose(turned, turned_whole, atol=1e-5)  # the moved photo around the head too
+    assert (lit - lit_whole).abs().max() < 1 / 255  # (the shape's creases amplify float rounding of the shifted frame)
+
+
+def test_blur_each_is_torchvisions_gaussian_blur():
+    from torchvision.transforms.v2.functional import gaussian_blur
+
+    from genaug.faces.shape import blur_each
+
+    maps = torch.rand(2, 3, 40, 52, generator=torch.Generator().manual_seed(0))
+    out = blur_each(maps, [0.0, 3.3])
+    assert torch.equal(out[0], maps[0])
+    assert torch.allclose(out[1:], gaussian_blur(maps[1:], [19, 19], [3.3, 3.3]), atol=1e-5)
 
 
 def test_relight_of_a_black_or_flat_photo_is_finite():

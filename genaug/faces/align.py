@@ -33,6 +33,24 @@ CANONICAL_LANDMARKS = np.array(
     [[0.7500, 0.5312], [0.6055, 0.5449], [0.2461, 0.5352], [0.3945, 0.5430], [0.4941, 0.8125]], dtype=np.float32)
 _OVERSAMPLE = 4  # warp at 4x the model size, then area-downsample (no aliasing on large photos)
 DETECTION_CACHE = 8192  # photos whose faces are remembered by content (a training loop sees each photo every epoch)
+DETECT_SIDE = 1024  # a larger photo is searched for faces at this long side first (a 12 MP photo: seconds -> ~0.3 s)
+
+
+def find_faces(detector, rgb: np.ndarray, upsample: int) -> list:
+    """dlib's detector boxes in ``rgb``'s (H, W, 3) uint8 pixels. A photo longer than :data:`DETECT_SIDE` is
+    searched at that size first (area-downsampled; the boxes scaled back), and at full size only where that
+    finds nothing (a face too small to show there)."""
+    h, w = rgb.shape[:2]
+    scale = max(h, w) / DETECT_SIDE
+    if scale > 1:
+        small = cv2.resize(rgb, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA)
+        found = detector(small, upsample)
+        if len(found):
+            dlib = require_dlib()
+            sx, sy = w / small.shape[1], h / small.shape[0]
+            return [dlib.rectangle(round(r.left() * sx), round(r.top() * sy), round(r.right() * sx), round(r.bottom() * sy))
+                    for r in found]
+    return list(detector(rgb, upsample))
 
 
 @dataclass
@@ -106,7 +124,7 @@ class FaceAligner:
         found = self._found.get(key)
         if found is None:
             faces = []
-            for r in self.detector(rgb, self.upsample):
+            for r in find_faces(self.detector, rgb, self.upsample):
                 pts = self.landmarker(rgb, r).parts()
                 faces.append(DetectedFace((r.left(), r.top(), r.right(), r.bottom()),
                                           np.array([(p.x, p.y) for p in pts], dtype=np.float32)))

@@ -157,6 +157,29 @@ def fade_beyond_limit(pose: PoseFit) -> Tensor:
     return ((SOURCE_YAW_LIMIT + 10 - torch.rad2deg(pose.yaw).abs()) / 10).clamp(0, 1)
 
 
+HEAD_REACH = 1.3  # a turn or relight changes nothing beyond 1.1 head radii; this many bound the work
+REGION_GAIN = 2.0  # a photo with this many times the pixels of its head's box is worked on that box alone
+
+
+def head_boxes(pose: PoseFit, height: int, width: int, pad: Tensor) -> list[tuple[int, int, int, int]]:
+    """Each face's (top, bottom, left, right) pixel box, within the image: the head out to HEAD_REACH
+    radii and ``pad`` (N,) pixels more."""
+    s, frame = pose.scale, pose.frame
+    cu, cv, ru, rv = pose.tu, pose.tv + s * HEAD_Y0, s * HEAD_A * HEAD_REACH, s * HEAD_B * HEAD_REACH
+    u = torch.stack([cu - ru, cu + ru, cu - ru, cu + ru], 1)[:, :, None]
+    v = torch.stack([cv - rv, cv - rv, cv + rv, cv + rv], 1)[:, :, None]
+    px, py = (t[..., 0] for t in frame.to_image(u, v))
+    lo_x, hi_x = (px.amin(1) - pad).floor().clamp(0, width), (px.amax(1) + pad).ceil().clamp(0, width)
+    lo_y, hi_y = (py.amin(1) - pad).floor().clamp(0, height), (py.amax(1) + pad).ceil().clamp(0, height)
+    boxes = [(int(t), int(b), int(l), int(r)) for t, b, l, r in zip(lo_y.tolist(), hi_y.tolist(), lo_x.tolist(), hi_x.tolist())]
+    return [box if min(box[1] - box[0], box[3] - box[2]) >= 16 else (0, height, 0, width) for box in boxes]  # a tiny face: all
+
+
+def worth_cropping(boxes: list[tuple[int, int, int, int]], height: int, width: int) -> bool:
+    """Whether some box is small enough against its photo (``REGION_GAIN``) to work on it alone."""
+    return any((b - t) * (r - l) * REGION_GAIN < height * width for t, b, l, r in boxes)
+
+
 def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH) -> tuple[Tensor, Tensor]:
     """Head-frame (x, y) of the generic face's point each pixel shows ``(N, H, W)`` each."""
     src = source_yaw(pose)
@@ -194,18 +217,38 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
         raise ValueError(f"symmetry is a fraction in [0, 1], got {symmetry!r}")
     if not bool((deg != 0).any()):
         return images.clone()
-    pose = fit_pose(face_landmarks(images, landmarks, framing))
+    pose_landmarks = face_landmarks(images, landmarks, framing)
+    pose = fit_pose(pose_landmarks)
     src = pose.yaw.clamp(-math.radians(SOURCE_YAW_LIMIT), math.radians(SOURCE_YAW_LIMIT))
     lim = torch.tensor(math.radians(TARGET_YAW_LIMIT), device=src.device)
     dst = src + torch.deg2rad(deg)  # turning outwards stops at the limit (a photo beyond it stays where it is)
     dst = torch.where(deg < 0, torch.maximum(dst, torch.minimum(src, -lim)), torch.minimum(dst, torch.maximum(src, lim)))
-    s = pose.scale[:, None, None]
-    u_axis = (pose.tu + pose.scale * axis * torch.sin(src))[:, None, None]
     # the photo moves with the head by the whole pixels that keep the eyes in place (as an aligner placed them)
     z_eyes = landmarks_3d()[:4, 2].mean().item()
     eyes = pose.scale * (z_eyes - axis) * (torch.sin(dst) - torch.sin(src)) * pose.frame.scale  # their move, px
     offset = torch.round(eyes[:, None] * pose.frame.ex) if keep_eyes else torch.zeros(n, 2, device=src.device)
     field = _edge_field(offset, h, w)  # whole pixels, eased to 0 at the edge the move would leave empty
+    boxes = head_boxes(pose, h, w, (EDGE_BAND + 1) * offset.abs().amax(1) + 4)
+    if worth_cropping(boxes, h, w):  # a face in a large photo: the photo moved, the head turned on its box alone
+        out = _shift(images.float(), offset, field)
+        out = out.clone() if out.data_ptr() == images.data_ptr() else out  # (no move: never write into the input)
+        for i, (t, b, l, r) in enumerate(boxes):
+            box = fit_pose(pose_landmarks[i : i + 1] - torch.tensor([l, t], dtype=pose_landmarks.dtype, device=src.device))
+            out[i : i + 1, :, t:b, l:r] = _turn(images[i : i + 1, :, t:b, l:r], box, src[i : i + 1], dst[i : i + 1],
+                                                field[i : i + 1, :, t:b, l:r], out[i : i + 1, :, t:b, l:r], symmetry, axis)
+    else:
+        out = _turn(images, pose, src, dst, field, _shift(images.float(), offset, field), symmetry, axis)
+    keep = (deg == 0)[:, None, None, None]
+    return torch.where(keep, images, out.clamp(-1, 1).to(images.dtype))
+
+
+def _turn(images: Tensor, pose: PoseFit, src: Tensor, dst: Tensor, field: Tensor, background: Tensor, symmetry: float,
+          axis: float) -> Tensor:
+    """:func:`rotate_yaw`'s render: each head turned from ``src`` to ``dst`` (radians), the photo's pixels moved by
+    ``field`` (N, 2, H, W); beyond the head's fade, ``background`` (the photo moved by it)."""
+    h, w = images.shape[-2:]
+    s = pose.scale[:, None, None]
+    u_axis = (pose.tu + pose.scale * axis * torch.sin(src))[:, None, None]
     u_out, v_out = pose.frame.pixel_grid(h, w, field)
     y = (v_out - pose.tv[:, None, None]) / s
     x = _solve_head_x((u_out - u_axis) / s, y, dst, axis)
@@ -226,9 +269,7 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     fill = fill * towards_side(src, dst)[:, None, None]  # a turned face turning back: the mirror leaves seams
     direct, mirrored = _sample(images, pose.frame, u_src, v_out), _sample(images, pose.frame, u_mirror, v_out)
     out = direct + fill[:, None] * (mirrored - direct)
-    out = torch.where(mask[:, None] > 0, out, _shift(images.float(), offset, field))  # beyond the fade: the input's own values
-    keep = (deg == 0)[:, None, None, None]
-    return torch.where(keep, images, out.clamp(-1, 1).to(images.dtype))
+    return torch.where(mask[:, None] > 0, out, background)  # beyond the fade: the input's own values
 
 
 EDGE_BAND = 8.0  # the band easing the photo's move to 0 at an edge, in multiples of the move
