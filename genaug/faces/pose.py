@@ -302,9 +302,21 @@ def _shift(images: Tensor, offset: Tensor, field: Tensor) -> Tensor:
                          for i, (dx, dy) in enumerate(offset.long().tolist())])
     py, px = torch.meshgrid(torch.arange(h, device=images.device, dtype=torch.float32),
                             torch.arange(w, device=images.device, dtype=torch.float32), indexing="ij")
-    grid = torch.stack([(px + field[:, 0]) / max(w - 1, 1) * 2 - 1, (py + field[:, 1]) / max(h - 1, 1) * 2 - 1], -1)
-    eased = (field != offset[:, :, None, None]).any(1, keepdim=True)
-    return torch.where(eased, F.grid_sample(images, grid, mode="bicubic", padding_mode="border", align_corners=True), whole)
+    for i in range(len(images)):  # the eased band: the columns (rows) where the move along x (y) is eased, sampled alone
+        for cut in ((slice(None), _eased(field[i, 0, 0], offset[i, 0])), (_eased(field[i, 1, :, 0], offset[i, 1]), slice(None))):
+            if cut[0] is None or cut[1] is None:
+                continue
+            f = field[i : i + 1, :, cut[0], cut[1]]
+            grid = torch.stack([(px[cut] + f[:, 0]) / max(w - 1, 1) * 2 - 1, (py[cut] + f[:, 1]) / max(h - 1, 1) * 2 - 1], -1)
+            whole[i : i + 1, :, cut[0], cut[1]] = F.grid_sample(images[i : i + 1], grid, mode="bicubic", padding_mode="border",
+                                                               align_corners=True)
+    return whole
+
+
+def _eased(moves: Tensor, whole: Tensor) -> slice | None:
+    """The span of a row (column) of moves that differs from the whole-pixel move, as a slice (None: none)."""
+    at = torch.nonzero(moves != whole).flatten()
+    return slice(int(at.min()), int(at.max()) + 1) if len(at) else None
 
 
 FACE_X, FACE_Y0, FACE_Y = 1.05, 0.47, 1.4  # the face itself (cheekbones, brow to chin) in the face frame
