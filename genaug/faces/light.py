@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .pose import fade_beyond_limit, fit_pose, head_boxes, head_points, source_yaw, worth_cropping
+from .pose import PoseFit, fade_beyond_limit, fit_pose, head_crops, head_points, source_yaw
 from ..images import LUMA
 from .shape import blur_each, check_images, face_landmarks, normals, per_image, surface
 
@@ -61,9 +61,9 @@ class _Surface:
     pose: object
 
 
-def _surface(images: Tensor, landmarks: Tensor | None, framing: str) -> _Surface:
+def _surface(images: Tensor, landmarks: Tensor | None, framing: str, pose: PoseFit | None = None) -> _Surface:
     n, _, h, w = images.shape
-    pose = fit_pose(face_landmarks(images, landmarks, framing))
+    pose = pose if pose is not None else fit_pose(face_landmarks(images, landmarks, framing))
     x, y = head_points(pose, h, w)
     nh = normals(x, y)  # (N, H, W, 3) head frame
     yaw = source_yaw(pose)[:, None, None]
@@ -202,20 +202,19 @@ def relight(images: Tensor, azimuth=0.0, elevation=0.0, strength=0.5, landmarks:
     landmarks = face_landmarks(images, landmarks, framing)
     h, w = images.shape[-2:]
     pose = fit_pose(landmarks)
-    boxes = head_boxes(pose, h, w, 2.5 * SOFTEN * pose.scale * pose.frame.scale + 2)  # the head and the blur's reach
-    if not worth_cropping(boxes, h, w):
-        return _relight(images, az, el, k, landmarks, ambient, shadows)
+    boxes = head_crops(pose, h, w, 2.5 * SOFTEN * pose.scale * pose.frame.scale + 2)  # the head and the blur's reach
+    if boxes is None:
+        return _relight(images, az, el, k, pose, ambient, shadows)
     out = images.clone()  # a face in a large photo: relit on its head's box alone (the same values there)
     for i, (t, b, l, r) in enumerate(boxes):
-        at = torch.tensor([l, t], dtype=landmarks.dtype, device=landmarks.device)
         out[i : i + 1, :, t:b, l:r] = _relight(images[i : i + 1, :, t:b, l:r], az[i : i + 1], el[i : i + 1], k[i : i + 1],
-                                               landmarks[i : i + 1] - at, ambient, shadows)
+                                               pose.in_box(i, l, t), ambient, shadows)
     return out
 
 
-def _relight(images: Tensor, az: Tensor, el: Tensor, k: Tensor, landmarks: Tensor, ambient: float, shadows: bool) -> Tensor:
-    """:func:`relight` of a checked batch with its landmarks, values one per image."""
-    surf = _surface(images, landmarks, "auto")
+def _relight(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, ambient: float, shadows: bool) -> Tensor:
+    """:func:`relight` of a checked batch with its faces' poses, values one per image."""
+    surf = _surface(images, None, "auto", pose)
     k = k * fade_beyond_limit(surf.pose)  # the generic face is not placed on near-profile photos
     lin = to_linear(images)
     _, fitted, mean_fit = _fit_light(lin, surf)

@@ -54,6 +54,13 @@ class PoseFit:
     tu: Tensor
     tv: Tensor
 
+    def in_box(self, i: int, left: int, top: int) -> "PoseFit":
+        """Face ``i``'s pose in the crop of its image from pixel (left, top) on: the same fit, its frame moved
+        (the face-frame coordinates of every pixel come out the same, bit for bit)."""
+        f, at = self.frame, slice(i, i + 1)
+        centre = f.centre[at] - torch.tensor([left, top], dtype=f.centre.dtype, device=f.centre.device)
+        return PoseFit(FaceFrame(centre, f.scale[at], f.ex[at], f.ey[at]), self.yaw[at], self.scale[at], self.tu[at], self.tv[at])
+
 
 def fit_pose(landmarks: Tensor) -> PoseFit:
     """Least-squares fit of the generic face's 3D landmarks to ``landmarks`` (N, 5, 2)."""
@@ -159,11 +166,15 @@ def fade_beyond_limit(pose: PoseFit) -> Tensor:
 
 HEAD_REACH = 1.3  # a turn or relight changes nothing beyond 1.1 head radii; this many bound the work
 REGION_GAIN = 2.0  # a photo with this many times the pixels of its head's box is worked on that box alone
+CROP_PIXELS = 512 * 512  # photos up to this size are worked on whole (cheap; no host read of the boxes on a device)
 
 
-def head_boxes(pose: PoseFit, height: int, width: int, pad: Tensor) -> list[tuple[int, int, int, int]]:
-    """Each face's (top, bottom, left, right) pixel box, within the image: the head out to HEAD_REACH
-    radii and ``pad`` (N,) pixels more."""
+def head_crops(pose: PoseFit, height: int, width: int, pad: Tensor) -> list[tuple[int, int, int, int]] | None:
+    """Each face's (top, bottom, left, right) pixel box within the image - the head out to HEAD_REACH radii and
+    ``pad`` (N,) pixels more - where some face's box is worth working on alone (a photo larger than CROP_PIXELS with
+    REGION_GAIN times its pixels); else None (work on the whole photo)."""
+    if height * width <= CROP_PIXELS:
+        return None
     s, frame = pose.scale, pose.frame
     cu, cv, ru, rv = pose.tu, pose.tv + s * HEAD_Y0, s * HEAD_A * HEAD_REACH, s * HEAD_B * HEAD_REACH
     u = torch.stack([cu - ru, cu + ru, cu - ru, cu + ru], 1)[:, :, None]
@@ -172,12 +183,8 @@ def head_boxes(pose: PoseFit, height: int, width: int, pad: Tensor) -> list[tupl
     lo_x, hi_x = (px.amin(1) - pad).floor().clamp(0, width), (px.amax(1) + pad).ceil().clamp(0, width)
     lo_y, hi_y = (py.amin(1) - pad).floor().clamp(0, height), (py.amax(1) + pad).ceil().clamp(0, height)
     boxes = [(int(t), int(b), int(l), int(r)) for t, b, l, r in zip(lo_y.tolist(), hi_y.tolist(), lo_x.tolist(), hi_x.tolist())]
-    return [box if min(box[1] - box[0], box[3] - box[2]) >= 16 else (0, height, 0, width) for box in boxes]  # a tiny face: all
-
-
-def worth_cropping(boxes: list[tuple[int, int, int, int]], height: int, width: int) -> bool:
-    """Whether some box is small enough against its photo (``REGION_GAIN``) to work on it alone."""
-    return any((b - t) * (r - l) * REGION_GAIN < height * width for t, b, l, r in boxes)
+    boxes = [box if min(box[1] - box[0], box[3] - box[2]) >= 16 else (0, height, 0, width) for box in boxes]  # tiny: all
+    return boxes if any((b - t) * (r - l) * REGION_GAIN < height * width for t, b, l, r in boxes) else None
 
 
 def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH) -> tuple[Tensor, Tensor]:
@@ -217,8 +224,7 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
         raise ValueError(f"symmetry is a fraction in [0, 1], got {symmetry!r}")
     if not bool((deg != 0).any()):
         return images.clone()
-    pose_landmarks = face_landmarks(images, landmarks, framing)
-    pose = fit_pose(pose_landmarks)
+    pose = fit_pose(face_landmarks(images, landmarks, framing))
     src = pose.yaw.clamp(-math.radians(SOURCE_YAW_LIMIT), math.radians(SOURCE_YAW_LIMIT))
     lim = torch.tensor(math.radians(TARGET_YAW_LIMIT), device=src.device)
     dst = src + torch.deg2rad(deg)  # turning outwards stops at the limit (a photo beyond it stays where it is)
@@ -228,13 +234,12 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     eyes = pose.scale * (z_eyes - axis) * (torch.sin(dst) - torch.sin(src)) * pose.frame.scale  # their move, px
     offset = torch.round(eyes[:, None] * pose.frame.ex) if keep_eyes else torch.zeros(n, 2, device=src.device)
     field = _edge_field(offset, h, w)  # whole pixels, eased to 0 at the edge the move would leave empty
-    boxes = head_boxes(pose, h, w, (EDGE_BAND + 1) * offset.abs().amax(1) + 4)
-    if worth_cropping(boxes, h, w):  # a face in a large photo: the photo moved, the head turned on its box alone
+    boxes = head_crops(pose, h, w, (EDGE_BAND + 1) * offset.abs().amax(1) + 4)
+    if boxes is not None:  # a face in a large photo: the photo moved, the head turned on its box alone
         out = _shift(images.float(), offset, field)
         out = out.clone() if out.data_ptr() == images.data_ptr() else out  # (no move: never write into the input)
         for i, (t, b, l, r) in enumerate(boxes):
-            box = fit_pose(pose_landmarks[i : i + 1] - torch.tensor([l, t], dtype=pose_landmarks.dtype, device=src.device))
-            out[i : i + 1, :, t:b, l:r] = _turn(images[i : i + 1, :, t:b, l:r], box, src[i : i + 1], dst[i : i + 1],
+            out[i : i + 1, :, t:b, l:r] = _turn(images[i : i + 1, :, t:b, l:r], pose.in_box(i, l, t), src[i : i + 1], dst[i : i + 1],
                                                 field[i : i + 1, :, t:b, l:r], out[i : i + 1, :, t:b, l:r], symmetry, axis)
     else:
         out = _turn(images, pose, src, dst, field, _shift(images.float(), offset, field), symmetry, axis)
