@@ -307,7 +307,11 @@ def _shift(images: Tensor, offset: Tensor, field: Tensor) -> Tensor:
                          for i, (dx, dy) in enumerate(offset.long().tolist())])
     py, px = torch.meshgrid(torch.arange(h, device=images.device, dtype=torch.float32),
                             torch.arange(w, device=images.device, dtype=torch.float32), indexing="ij")
-    for i in range(len(images)):  # the eased band: the columns (rows) where the move along x (y) is eased, sampled alone
+    if h * w <= CROP_PIXELS:  # one batched pass (no host reads: device batches of model frames)
+        grid = torch.stack([(px + field[:, 0]) / max(w - 1, 1) * 2 - 1, (py + field[:, 1]) / max(h - 1, 1) * 2 - 1], -1)
+        eased = (field != offset[:, :, None, None]).any(1, keepdim=True)
+        return torch.where(eased, F.grid_sample(images, grid, mode="bicubic", padding_mode="border", align_corners=True), whole)
+    for i in range(len(images)):  # a large photo: the columns (rows) where the move along x (y) is eased, sampled alone
         for cut in ((slice(None), _eased(field[i, 0, 0], offset[i, 0])), (_eased(field[i, 1, :, 0], offset[i, 1]), slice(None))):
             if cut[0] is None or cut[1] is None:
                 continue
