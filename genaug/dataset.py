@@ -305,7 +305,7 @@ class GenerativeAugDataset(Dataset):
             planned = e.replace_unplaced([planned], [frame], gate_draws)[0]  # a turn / light with no face: a latent code
             out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True, drawn=True)
             image, placed = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]), drawn=True)  # yaw: scaled into its room
-            faceless = frame.no_face or e.unplaced(info.edits[0], frame)  # a light / turn needs a found face
+            faceless = e.faceless(info.edits[0], frame)
             applied = placed if info.kept[0] and not faceless else None
             why = "unchanged (no face found)" if faceless else "unchanged (gate)"
             meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))

@@ -379,7 +379,7 @@ class Engine:
         out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True)
         res = self.unframe(out, items, frames, info, drawn)
         for r, f in enumerate(frames):
-            if f.no_face or self.unplaced(info.edits[r], f):  # framing="detect" without a face: nothing was edited
+            if self.faceless(info.edits[r], f):
                 info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
         return (res[0] if single else res), info
 
@@ -426,6 +426,11 @@ class Engine:
         (``detect`` found none; ``auto`` looked for one and found none): :meth:`place` returns the
         photo unchanged, so the edit is not applied (not recorded as one)."""
         return edit is not None and (frame.no_face or frame.guessed) and control_of(self.spec, edit.code) is not None
+
+    def faceless(self, edit: Edit | None, frame: FrameInfo) -> bool:
+        """True when the photo comes back unedited for want of a face: ``detect`` found none, or ``edit`` is a
+        control with no face placed (:meth:`unplaced`)."""
+        return frame.no_face or self.unplaced(edit, frame)
 
     def place(self, out: Tensor, original: Any, frame: FrameInfo, edit: Edit | None = None, kept: bool = True,
               drawn: bool = False) -> tuple[Any, Edit | None]:

@@ -187,7 +187,7 @@ class _Job:
                                            generator=gens, placed=self.out_hw is not None, drawn=True)
                 for r, j in enumerate(rows):
                     k = chunk[j][0]
-                    if frames[k].no_face or e.unplaced(info.edits[r], frames[k]):  # no face found: the source, unedited
+                    if e.faceless(info.edits[r], frames[k]):  # no face found: the source, unedited
                         images[j] = imgs[k] if self.out_hw is not None else to_uint8(x[k])
                         continue
                     if self.out_hw is not None:  # a control's value as applied to the face (yaw: scaled into its room)

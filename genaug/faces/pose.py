@@ -237,7 +237,6 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     boxes = head_crops(pose, h, w, (EDGE_BAND + 1) * offset.abs().amax(1) + 4)
     if boxes is not None:  # a face in a large photo: the photo moved, the head turned on its box alone
         out = _shift(images.float(), offset, field)
-        out = out.clone() if out.data_ptr() == images.data_ptr() else out  # (no move: never write into the input)
         for i, (t, b, l, r) in enumerate(boxes):
             out[i : i + 1, :, t:b, l:r] = _turn(images[i : i + 1, :, t:b, l:r], pose.in_box(i, l, t), src[i : i + 1], dst[i : i + 1],
                                                 field[i : i + 1, :, t:b, l:r], out[i : i + 1, :, t:b, l:r], symmetry, axis)
@@ -300,7 +299,7 @@ def _shift(images: Tensor, offset: Tensor, field: Tensor) -> Tensor:
     ``offset`` (N, 2), the input's values exactly; in the eased band, bicubic samples."""
     pad = int(offset.abs().max().item())
     if pad == 0:
-        return images
+        return images.clone()  # a new tensor always: callers write into it
     h, w = images.shape[-2:]
     padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
     whole = torch.stack([padded[i, :, pad + dy : pad + dy + h, pad + dx : pad + dx + w]
