@@ -268,7 +268,7 @@ def _turn(images: Tensor, pose: PoseFit, src: Tensor, dst: Tensor, field: Tensor
     in_source = _solve_head_x((u_src - u_axis) / s, y, src, axis)  # what the source shows there
     hidden = _smooth((x - in_source).abs() / 0.08 - 0.5)
     grazing = _smooth((seen_mirror - seen - 0.1) / 0.3) * _smooth((0.75 - seen) / 0.4)
-    fill = symmetry * mask * torch.maximum(hidden, grazing) * _smooth(seen_mirror / 0.3) * _face_region(x, y)
+    fill = symmetry * mask * torch.maximum(hidden, grazing) * _smooth(seen_mirror / 0.3) * _mirror_region(x, y)
     fill = fill * fade_beyond_limit(pose)[:, None, None]  # near-profile photos: the mirror lands wrongly
     fill = fill * towards_side(src, dst)[:, None, None]  # a turned face turning back: the mirror leaves seams
     direct, mirrored = _sample(images, pose.frame, u_src, v_out), _sample(images, pose.frame, u_mirror, v_out)
@@ -328,13 +328,18 @@ def _eased(moves: Tensor, whole: Tensor) -> slice | None:
 
 
 FACE_X, FACE_Y0, FACE_Y = 1.05, 0.47, 1.4  # the face itself (cheekbones, brow to chin) in the face frame
+NOSE_X = (0.30, 0.45)  # the mirror is kept off |x| < 0.30 (the nose and its sides), fully on beyond 0.45
 
 
-def _face_region(x: Tensor, y: Tensor) -> Tensor:
-    """1 on the face itself, fading to 0 at its outline: the mirrored face fills only there (beyond it,
-    the mirror of the other cheek's outline, hair and background would show as a translucent ghost)."""
+def _mirror_region(x: Tensor, y: Tensor) -> Tensor:
+    """Where the mirrored face may fill (1) at head-frame points: the face itself, fading to 0 at its outline
+    (beyond it, the mirror of the other cheek's outline, hair and background would show as a translucent ghost),
+    but not the nose and its sides. There the generic nose's occlusion never matches the photo's nose, and the
+    mirrored strip it asked for was the other side of the nose: a dark crease from the eye towards the mouth
+    on most outward turns (utkface_128 sheets, 2026-12-05); stretched, the photo's own nose shows there."""
     r = torch.sqrt((x / FACE_X) ** 2 + ((y - FACE_Y0) / FACE_Y) ** 2)
-    return _smooth((1.0 - r) / 0.15)
+    beside_nose = _smooth((NOSE_X[1] - x.abs()) / (NOSE_X[1] - NOSE_X[0]))
+    return _smooth((1.0 - r) / 0.15) * (1 - beside_nose)
 
 
 def _sample(images: Tensor, frame: FaceFrame, u: Tensor, v: Tensor) -> Tensor:
