@@ -276,9 +276,13 @@ class GenerativeAugDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         return divmod(index % len(self), self.per_source)
 
-    def _edit(self, src: int, variant: int) -> Edit:
+    def _plan(self, src: int) -> list[Edit]:
+        """The edits of source ``src``'s variants (without the original), a pure function of ``(seed, src)``."""
         e = self.engine
-        return variant_edits(e.spec, self.seed, src, self.variants, e.codes, e.bounds)[variant - int(self.include_original)]
+        return variant_edits(e.spec, self.seed, src, self.variants, e.codes, e.bounds)
+
+    def _edit(self, src: int, variant: int) -> Edit:
+        return self._plan(src)[variant - int(self.include_original)]
 
     def meta(self, index: int) -> SampleMeta:
         """Metadata of sample ``index`` (source index, edit, reconstruction score) as planned, without rendering it;
@@ -301,8 +305,10 @@ class GenerativeAugDataset(Dataset):
             x, frame = self._frame(meta.source, image)
             latent, score = self._latent(meta.source, x)
             gate_draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
-            planned = self._edit(meta.source, meta.variant)  # relative: resolved on the latent used here
-            planned = e.replace_unplaced([planned], [frame], gate_draws)[0]  # a turn / light with no face: a latent code
+            first = meta.source * self.per_source + int(self.include_original)  # the item of the source's first variant
+            planned = e.replace_unplaced_variant(  # a turn / light with no face: a latent code no other variant moves
+                self._plan(meta.source), frame, meta.variant - int(self.include_original), gate_draws,
+                lambda j: derive_seed(self.seed, first + j))  # relative: resolved on the latent used here
             out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True, drawn=True)
             image, placed = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]), drawn=True)  # yaw: scaled into its room
             faceless = e.faceless(info.edits[0], frame)

@@ -87,6 +87,8 @@ def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
         return t, "pil", mode, layout, shape
     if isinstance(image, np.ndarray):
         kind, shape, dtype = "numpy", image.shape, image.dtype
+        if not image.dtype.isnative:  # big-endian floats (FITS, some HDF5 / raw files): the same values, native order
+            image = image.astype(image.dtype.newbyteorder("="))
         if image.dtype != np.uint8 and image.dtype not in _FLOATS:
             _fail(f"unsupported image dtype {image.dtype}: use uint8 (0..255) or float32 (0..1)")
         if image.ndim == 2:

@@ -3,6 +3,7 @@ variants of one image are distinct edits, :func:`genaug.engine.edits.variant_edi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,17 @@ def output_stems(files: list[Path], root: Path) -> dict[Path, Path]:
             for f, r in rel.items()}
 
 
-def augment_chunk(engine: Any, images: list[np.ndarray], first_index: int, variants: int, seed: int,
+def file_index(name: Path) -> int:
+    """The item index an input's edits are drawn from: a hash of its path below the input folder, so a file gets
+    the same variants for a seed whatever else the folder holds (files added, removed or unreadable)."""
+    digest = hashlib.blake2b(name.as_posix().encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def augment_chunk(engine: Any, images: list[np.ndarray], indices: list[int], variants: int, seed: int,
                   no_face: list[int] | None = None) -> list[list[Any]]:
     """``variants`` augmentations of each image (one inversion per image); image ``k`` draws its
-    edits from (seed, first_index + k). Images in which ``framing="detect"`` found no face come
+    edits from (seed, indices[k]) (:func:`file_index`). Images in which ``framing="detect"`` found no face come
     back unchanged; their positions are appended to ``no_face``."""
     x, frames = engine.frame(images)
     if no_face is not None:
@@ -56,8 +64,8 @@ def augment_chunk(engine: Any, images: list[np.ndarray], first_index: int, varia
     inv = engine.invert(x)
     rows = [k for k in range(len(images)) for _ in range(variants)]
     edits = [e for k in range(len(images))
-             for e in variant_edits(engine.spec, seed, first_index + k, variants, engine.codes, engine.bounds)]
-    gate_draws = [torch.Generator().manual_seed(derive_seed(derive_seed(seed, first_index + k), v))
+             for e in variant_edits(engine.spec, seed, indices[k], variants, engine.codes, engine.bounds)]
+    gate_draws = [torch.Generator().manual_seed(derive_seed(derive_seed(seed, indices[k]), v))
                   for k in range(len(images)) for v in range(variants)]
     ks = torch.tensor(rows, device=engine.device)
     out, info = engine.render_edits(x[ks], inv.latent[ks], edits, base=inv.recon[ks], score=inv.score[ks],
@@ -83,7 +91,8 @@ def run_augment(args: argparse.Namespace) -> Path:
     files = [f for f in files if inside != f.resolve() and inside not in f.resolve().parents]
     if not files:
         raise ValueError(f"no input images in {args.input} outside --out {args.out}")
-    names = output_stems(files, Path(args.input))
+    root = Path(args.input)
+    names = output_stems(files, root)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder to write the variants into")
     codes = [c.strip() for c in args.codes.split(",") if c.strip()] if args.codes is not None else None
@@ -95,17 +104,18 @@ def run_augment(args: argparse.Namespace) -> Path:
     sheet_rows, written, skipped, faceless = [], 0, [], []
     bar = tqdm(total=len(files), desc="augmenting", unit="img")
     for start in range(0, len(files), engine.batch_size):
-        chunk, images = [], []
+        chunk, images, indices = [], [], []
         for path in files[start : start + engine.batch_size]:
             try:
                 images.append(_load(path))
                 chunk.append(path)
+                indices.append(file_index(path.relative_to(root) if root.is_dir() else Path(path.name)))
             except (OSError, ValueError) as e:
                 skipped.append(path)
                 print(f"genaug augment: skipped {path}: {e}", file=sys.stderr)
         if images:
             no_face: list[int] = []
-            done = augment_chunk(engine, images, start, args.variants, args.seed, no_face)
+            done = augment_chunk(engine, images, indices, args.variants, args.seed, no_face)
             for k in no_face:
                 faceless.append(chunk[k])
                 print(f"genaug augment: no face found in {chunk[k]}: variants written unchanged", file=sys.stderr)
@@ -124,7 +134,7 @@ def run_augment(args: argparse.Namespace) -> Path:
     if not sheet_rows:
         raise ValueError(f"none of the {len(files)} image(s) in {args.input} could be read")
     vstack(sheet_rows, gap=2).save(out / "contact_sheet.png")
-    note = f"; skipped {len(skipped)} unreadable file(s)" if skipped else ""
+    note = f"; skipped {len(skipped)} file(s) (unreadable or too small)" if skipped else ""
     note += f"; no face found in {len(faceless)} image(s), written unchanged" if faceless else ""
     print(f"wrote {written} augmented images and {out / 'contact_sheet.png'} to {out.resolve()}{note}")
     return out

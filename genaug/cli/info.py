@@ -54,7 +54,7 @@ def print_controls(spec: LatentSpec) -> None:
         c = IMAGE_CONTROLS[name]
         used = "yes" if name in getattr(spec, "random_controls", []) else "no"
         span = f"continuous [{c.low:g},{c.high:g}] {c.unit}".rstrip()
-        print(f"{len(spec.codes) + j:>2}  {name:<12} {span:<24} random {used:<4} {c.summary}")
+        print(f"{len(spec.codes) + j:>2}  {name:<13} {span:<24} random {used:<4} {c.summary}")
 
 
 def print_codes(spec: LatentSpec, recipes: dict[str, EditRecipe], directions: set[str]) -> None:

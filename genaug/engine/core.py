@@ -21,7 +21,7 @@ from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
 from .edits import (Edit, all_code_names, apply_recipes, check_code_list, check_codes, check_edits, check_strength,
-                    code_ranges, control_of, default_codes, random_edits, resolve_edits)
+                    code_ranges, control_of, default_codes, random_edits, redraw_distinct, resolve_edits)
 from .invert import Inversion, invert
 from .colour import colour_only, fit_colour, keep_grey
 from .render import MODES, apply_control, luma_only, paste_back, recolour, render, to_model_batch
@@ -397,6 +397,19 @@ class Engine:
         for r, e in zip(rows, drawn):
             out[r] = e
         return out
+
+    def replace_unplaced_variant(self, plan: list[Edit], frame: FrameInfo, v: int, generator: torch.Generator,
+                                 seed_of: Callable[[int], int]) -> Edit:
+        """Variant ``v`` of a source's ``plan`` (its variant edits) as drawn for the photo of ``frame``: a control
+        that :meth:`unplaced` would leave undone re-drawn among the latent codes like :meth:`replace_unplaced`, from
+        ``generator`` (variant ``v``'s draws; ``seed_of(j)``: the seed of variant ``j``'s), but not onto a categorical
+        move another variant of the source makes (:func:`redraw_distinct`), so the variants stay distinct."""
+        redraw = [self.unplaced(e, frame) for e in plan]
+        codes = [c for c in (self.codes if self.codes is not None else default_codes(self.spec)) if control_of(self.spec, c) is None]
+        if not redraw[v] or not codes:
+            return plan[v]
+        gens = [generator if j == v else torch.Generator().manual_seed(seed_of(j)) for j in range(v + 1)]
+        return redraw_distinct(self.spec, plan, redraw, gens, codes, self.bounds)[v]
 
     def frame(self, images: list[Any], framing: str | None = None, count: bool = True) -> tuple[Tensor, list[FrameInfo]]:
         """User images -> model-frame batch (CPU) and FrameInfos; counts ``framing="detect"``

@@ -92,7 +92,7 @@ def parse_size(size: str) -> tuple[int, int]:
         w, h = (int(v) for v in size.lower().split("x"))
         if w < 1 or h < 1:
             raise ValueError
-    except ValueError:
+    except (ValueError, AttributeError):  # AttributeError: not a string (64)
         raise ExpandError(f"--size must be 'model', 'source' or WIDTHxHEIGHT like 178x218, got {size!r}") from None
     if min(w, h) < MIN_SIDE:  # every record would be refused as too small to hold a face, mid-run
         raise ExpandError(f"--size {size} is too small to hold a face (min side {MIN_SIDE} px)")
@@ -170,8 +170,8 @@ class _Job:
         inv = e.invert(x)
         score = inv.score.detach().float().cpu().numpy()
         plan: list[tuple[int, int, Any]] = []  # (sample k, variant, edit or None for the original)
-        for k, i in enumerate(idx):
-            edits = variant_edits(e.spec, self.seed, i, s.variants, e.codes, e.bounds)
+        plans = [variant_edits(e.spec, self.seed, i, s.variants, e.codes, e.bounds) for i in idx]  # each source's edits
+        for k, edits in enumerate(plans):
             plan += ([(k, 0, None)] if s.include_original else []) + [(k, v + 1, ed) for v, ed in enumerate(edits)]
         for c0 in range(0, len(plan), s.batch_size):
             chunk = plan[c0:c0 + s.batch_size]
@@ -182,7 +182,9 @@ class _Job:
                 ks = torch.tensor([chunk[j][0] for j in rows], device=x.device)
                 gens = [torch.Generator().manual_seed(derive_seed(derive_seed(self.seed, idx[chunk[j][0]]), chunk[j][1]))
                         for j in rows]
-                planned = [e.replace_unplaced([chunk[j][2]], [frames[chunk[j][0]]], g)[0] for j, g in zip(rows, gens)]  # no face: a latent code
+                planned = [e.replace_unplaced_variant(  # no face: a latent code no other variant of the source moves
+                    plans[chunk[j][0]], frames[chunk[j][0]], chunk[j][1] - 1, g,
+                    lambda v, i=idx[chunk[j][0]]: derive_seed(derive_seed(self.seed, i), v + 1)) for j, g in zip(rows, gens)]
                 out, info = e.render_edits(x[ks], inv.latent[ks], planned, base=inv.recon[ks],
                                            generator=gens, placed=self.out_hw is not None, drawn=True)
                 for r, j in enumerate(rows):
@@ -358,7 +360,7 @@ def expand_to_hdf5(
     bundle: str | Path | Bundle = "default",
     include_original: bool = False,
     seed: int = 0,
-    size: str = "model",
+    size: str | tuple[int, int] = "model",
     strength: float = 1.0,
     mode: str = "delta",
     codes: list[str] | None = None,
@@ -405,6 +407,8 @@ def expand_to_hdf5(
         raise ExpandError(str(e)) from None
     if codes is not None:  # numpy integers (np.arange) as plain ints: the run key is JSON
         codes = [int(c) if isinstance(c, numbers.Integral) and not isinstance(c, bool) else c for c in codes]
+    if isinstance(size, (tuple, list)):  # (W, H), as PIL gives sizes: the run key keeps the CLI's "WxH"
+        size = "x".join(str(v) for v in size)
     s = ExpandSettings(variants, include_original, size, strength, mode, codes,
                        refine_steps, refine_loss, framing, batch_size, block_size, gate_threshold,
                        quality_threshold)

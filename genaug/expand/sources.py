@@ -97,7 +97,12 @@ class HDF5Source:
                     raise ExpandError(f"{self.root}: 'images' (N,H,W,C) must have 1, 3 or 4 channels last, got shape {ds.shape}{hint}")
                 self.shape = ds.shape
                 key = "labels" if "labels" in f else "label" if "label" in f else None
-                self.labels = np.asarray(f[key][()]).astype(np.int64) if key else np.full(ds.shape[0], -1, np.int64)
+                raw = np.asarray(f[key][()]) if key else np.full(ds.shape[0], -1, np.int64)
+                if raw.dtype.kind == "f" and not (np.isfinite(raw) & (raw == np.round(raw))).all():  # 4.5 -> 4, NaN -> -2**63
+                    bad = raw[~(np.isfinite(raw) & (raw == np.round(raw)))]
+                    raise ExpandError(f"{self.root}: '{key}' must hold whole class indices (-1: none), got {raw.dtype} "
+                                      f"values such as {bad[:3].tolist()}")
+                self.labels = raw.astype(np.int64)
                 if self.labels.shape != (ds.shape[0],):
                     raise ExpandError(f"{self.root}: '{key}' has shape {self.labels.shape} but 'images' holds "
                                       f"{ds.shape[0]} images; it must be ({ds.shape[0]},)")
