@@ -111,3 +111,19 @@ def test_augment_gives_a_file_the_same_variants_whatever_else_the_folder_holds(t
             assert np.array_equal(read(tmp_path / "one" / f"{stem}_aug{v:02d}.png"), read(tmp_path / "two" / f"{stem}_aug{v:02d}.png"))
     first, second = (read(tmp_path / "one" / f"c_aug{v:02d}.png").astype(int) for v in (0, 1))
     assert np.abs(first - second).mean() > 0.5  # the variants do follow the draw (else the test could not fail)
+
+
+def test_a_turn_moves_a_cut_outs_alpha_with_its_pixels():
+    """``yaw`` moved the colour channels with the head while the alpha channel stayed put: a cut-out's mask no longer
+    covered its face. An alpha equal to the red channel must stay equal to it through a turn."""
+    from PIL import Image
+
+    from conftest import CELEBA_ID200, need
+
+    photo = np.asarray(Image.open(sorted(sorted(need(CELEBA_ID200).glob("0*"))[0].glob("*.jpg"))[0]).convert("RGB"))
+    rgba = np.concatenate([photo, photo[..., :1]], -1)
+    aug = genaug.GenerativeFaceAug(codes=["yaw"], bounds={"yaw": (20, 30)}, p=1.0)
+    out = aug(image=rgba)["image"]
+    assert out.shape == rgba.shape and out.dtype == np.uint8
+    assert np.abs(out[..., 0].astype(int) - photo[..., 0]).mean() > 1  # the head did turn
+    assert np.abs(out[..., 3].astype(int) - out[..., 0]).max() <= 1  # and the alpha turned with it

@@ -133,6 +133,7 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
     looked for one and found none) the photo comes back unchanged (the value as given; landmarks out of
     order: value 0): a rendered light or turn needs a face
     where it is drawn (on a texture or an undetected face the framing rule's guess paints a ghost face)."""
+    from ..faces.controls import GEOMETRIC_CONTROLS
     from ..faces.identity import faces_extra_available
     from ..faces.shape import default_landmarks, landmarks_in_order, refine_landmarks
 
@@ -153,6 +154,9 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
     applied = control.fit(x, value, landmarks=landmarks, drawn=drawn)
     out = control.apply(x, applied, landmarks=landmarks)[0]
     full[: info.channels] = ((out + 1) / 2).clamp(0, 1)
+    if info.has_alpha and control.name in GEOMETRIC_CONTROLS:  # a cut-out's alpha moves with the pixels it covers
+        alpha = full[info.channels :][None].expand(-1, 3, -1, -1) * 2 - 1
+        full[info.channels] = ((control.apply(alpha, applied, landmarks=landmarks)[0, 0] + 1) / 2).clamp(0, 1)
     return from_chw01(full, original, info), float(applied[0])
 
 
