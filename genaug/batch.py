@@ -38,8 +38,8 @@ from .bundle.format import Bundle
 from .device import resolve_device
 from .engine.batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, plan_columns, recipe_tables
 from .engine.cache import pixel_keys
-from .engine.batch_render import frame, grid_blend, make_grey, paste, recolour, to_device, workspace
-from .engine.colour import GREY_TOLERANCE, sample_grid, fit_colour, is_grey
+from .engine.batch_render import columns as _columns, frame, grid_blend, make_grey, paste, recolour, to_device
+from .engine.colour import _HALF, GREY_TOLERANCE, fit_regressors, is_grey, part, sample_grid, workspace
 from .engine.edits import check_codes, check_seed, code_ranges, control_of, default_codes, draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES, luma_only
@@ -121,6 +121,7 @@ class BatchFaceAug(nn.Module):
         self._engine: Any = None
         self._feathers: dict[tuple[int, int], Tensor] = {}
         self._work: dict[tuple, Tensor] = {}  # work buffers kept across calls (never returned)
+        self._views: dict[tuple, tuple[Tensor, Tensor]] = {}  # views of the tables' storage (_stored)
         spec = self._spec()  # fail now, not at the first batch
         check_codes(spec, codes)  # latent codes or image-space controls, each once
         code_ranges(spec, bounds)
@@ -130,7 +131,7 @@ class BatchFaceAug(nn.Module):
         and the content cache (~300 MB at the default ``cache_size``) are rebuilt at the next call."""
         drop = ("_layout", "_recipe", "_colour_codes", "_colour_all", "_colour_entries", "_luma_code", "_luma_entries",
                 "_slots", "_content")
-        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "_engine": None, "_feathers": {}, "_work": {}}
+        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "_engine": None, "_feathers": {}, "_work": {}, "_views": {}}
 
     def extra_repr(self) -> str:
         return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
@@ -194,7 +195,7 @@ class BatchFaceAug(nn.Module):
         check = (x.device.type == "cpu" or not getattr(self, "_values_checked", False)) if self.check_values is None else self.check_values
         if check and x.is_floating_point() and n:
             self._values_checked = True
-            if needs_clipping(*(float(v) for v in torch.aminmax(x)), "batch"):
+            if needs_clipping(*(float(host_array(v) if x.device.type == "cpu" else v) for v in torch.aminmax(x)), "batch"):
                 x = x.clamp(0.0, 1.0)
         return x, bool(check and x.is_floating_point())
 
@@ -338,8 +339,10 @@ class BatchFaceAug(nn.Module):
         a0, a = int((kind == 0).sum()), int((kind < 2).sum())  # [:a0] plain, [a0:a] fitted too, [a:] grid only
         prefix = lambda f: int(f.sum()) if not np.diff(f.astype(np.int8)).clip(0).any() else None  # noqa: E731
         content_rows, transfer_rows = prefix(shift), prefix(transfer)
-        host = plan_columns(edit_plan(self._layout, codes, pick(params.value), pick(params.relative), pick(params.strength)),
-                            content_rows, transfer_rows)
+        table = self.table if index is not None else self._content
+        float32 = table.rows is not None and table.rows.dtype == torch.float32  # (the first call: the latents are not made yet)
+        host = plan_columns(edit_plan(self._layout, codes, pick(params.value), pick(params.relative), pick(params.strength),
+                                      self._recipe), content_rows, transfer_rows, float32, entries=a > 0)
         if not identity:  # (the identity order reads neither)
             host.update(dest=rows[order], inverse=np.argsort(order))
         if index is not None:
@@ -351,32 +354,38 @@ class BatchFaceAug(nn.Module):
         full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]  # no crop, no resize
         buf = torch.empty_like(xr) if delta and full and xr.dtype == torch.float32 else None  # results, in that order
         if index is not None:
-            table, slots, grey = self.table, *self._named(x01, host["slots"], cols["slots"], eng)
+            slots, grey = self._named(x01, host["slots"], cols["slots"], eng)
         else:  # a uint8 batch that is the model frame already is hashed as it is
-            table, slots, grey = self._content, *self._by_content(x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked,
-                                                                         scratch=buf)
-        latent = table.gather_latent(slots, workspace(self._work, "latent", (m, table.latent_dim), table.rows.dtype, dev))
+            slots, grey = self._by_content(x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked, scratch=buf)
+        latent = torch.index_select(self._stored(table), 0, slots,
+                                    out=workspace(self._work, "latent", (m, table.latent_dim), table.rows.dtype, dev))
         edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, True, content_rows, transfer_rows)
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
         grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
         parts = []  # (first row, rows in x's dtype)
         if a:
-            base, weights = table.gather_base(slots[:a]), self._recipe.mask_weights.index_select(0, entry[:a])
-            result = blend(x01[:a], base, images[:a], self.mode, weights, out=None if buf is None else buf[:a])
+            base = self._stored(table, 1).index_select(0, _rows(slots, 0, a))
+            weights = self._recipe.mask_weights.index_select(0, _rows(entry, 0, a))
+            result = blend(_rows(x01, 0, a), base, _rows(images, 0, a), self.mode, weights, out=None if buf is None else _rows(buf, 0, a))
             if delta and self._luma_code[codes[:a]].any():  # brightness-only edits keep the photo's colour
-                result.copy_(luma_only(x01[:a], result, self._luma_entries.index_select(0, entry[:a])).clamp_(0, 1))
+                result.copy_(luma_only(_rows(x01, 0, a), result, self._luma_entries.index_select(0, _rows(entry, 0, a))).clamp_(0, 1))
             result = make_grey(result, np.flatnonzero(grey[:a]))
-        if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour)
-            k = max(1, eng.image_size // 16)
-            xg = sample_grid(x01[a0:])  # the fit reads a ~16 x 16 grid only
-            dst = [sample_grid(result[a0:])] if a > a0 else []
+        if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour), fitted on a grid
+            xg = sample_grid(_rows(x01, a0))  # the fit reads a ~16 x 16 grid only
+            c = xg.shape[1]
+            f = workspace(self._work, "fit", (m - a0, 2 * c + 2, *xg.shape[2:]), torch.float32, dev)
+            part(f, (None, (0, c))).copy_(xg)
+            dst = part(f, (None, (c + 2, 2 * c + 2)))
+            if a > a0:
+                dst[: a - a0].copy_(sample_grid(result[a0:]))
             if m > a:
-                g = grid_blend(xg[a - a0:], table.gather_base(slots[a:], k), sample_grid(images[a:]))
-                dst.append(make_grey(g, np.flatnonzero(grey[a:])))
-            xg, dg = torch.add(_MINUS_ONE, xg, alpha=2), torch.add(_MINUS_ONE, dst[0] if len(dst) == 1 else torch.cat(dst), alpha=2)
-            transform = fit_colour(xg, dg, refit=True)  # as the engine renders (clamped), then places it
+                g = grid_blend(_rows(xg, a - a0), self._stored(table, max(1, eng.image_size // 16)).index_select(0, _rows(slots, a)),
+                               sample_grid(_rows(images, a)), out=_rows(dst, a - a0))
+                make_grey(g, np.flatnonzero(grey[a:]))
+            torch.add(_MINUS_ONE, f, alpha=2, out=f)  # to model units and back, as the engine's fit sees them
+            transform = fit_regressors(torch.add(_HALF, f, alpha=0.5, out=f), True, self._work)
         if a:
-            result = paste(result, x01[:a], xr[:a], box, self._feathers)
+            result = paste(result, _rows(x01, 0, a), _rows(xr, 0, a), box, self._feathers)
             if a > a0:  # colour-fitted rows blended whole: colour entries take the colour transform
                 new = recolour(xr[a0:a], transform[: a - a0], np.flatnonzero(grey[a0:a]))
                 if not self._colour_all[codes[a0:a]].all():  # a code with colour and non-colour recipes
@@ -385,7 +394,8 @@ class BatchFaceAug(nn.Module):
                 result[a0:] = new
             parts.append((0, result))
         if m > a:
-            parts.append((a, recolour(xr[a:], transform[a - a0:], np.flatnonzero(grey[a:]), None if buf is None else buf[a:])))
+            parts.append((a, recolour(_rows(xr, a), _rows(transform, a - a0), np.flatnonzero(grey[a:]),
+                                      None if buf is None else _rows(buf, a), self._work)))
         if buf is not None:  # written in place: one gather back to the rows' places
             out = buf if identity else buf.index_select(0, cols["inverse"]) if every else x.clone().index_copy_(0, cols["dest"], buf)
             return out, target if identity else target.index_select(0, cols["inverse"]) if every else \
@@ -393,11 +403,11 @@ class BatchFaceAug(nn.Module):
         if identity and len(parts) == 1:
             return parts[0][1], target
         out = torch.empty_like(x) if every else x.clone()
-        for at, part in parts:
+        for at, done in parts:
             if identity:
-                out[at : at + len(part)] = part
+                out[at : at + len(done)] = done
             else:
-                out.index_copy_(0, cols["dest"][at : at + len(part)], part)
+                out.index_copy_(0, cols["dest"][at : at + len(done)], done)
         if identity:
             return out, target
         return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
@@ -427,6 +437,17 @@ class BatchFaceAug(nn.Module):
             target.index_copy_(0, pick, value.to(target.device, target.dtype))
         return out, target
 
+    def _stored(self, table: LatentTable, step: int | None = None) -> Tensor:
+        """A view of ``table``'s storage, made once per storage: its latents (``step`` None), or its renders
+        every ``step``-th pixel each way (1: whole)."""
+        key = (id(table), step)
+        hit = self._views.get(key)
+        if hit is None or hit[0] is not table.rows:
+            rows, d = table.rows, table.latent_dim
+            view = rows[:, :d] if step is None else rows[:, d:].unflatten(1, table.image_shape)[:, :, ::step, ::step]
+            hit = self._views[key] = (rows, view)
+        return hit[1]
+
     def _named(self, x01: Tensor, named: np.ndarray, slots: Tensor, eng: Any) -> tuple[Tensor, np.ndarray]:
         """Table slots of named rows (host indices ``named``, numpy, the same on the device as ``slots``),
         inverting those not stored yet, and which rows' photos are black-and-white (host bool)."""
@@ -445,9 +466,11 @@ class BatchFaceAug(nn.Module):
         (a float32 buffer like it) or a kept one; ``checked``: ``x01`` lies in [0, 1]), inverting those not
         stored yet; and which rows' photos are black-and-white (host bool, kept with the latents)."""
         if pixels is None:
-            q = torch.add(_ROUND, x01, alpha=255, out=workspace(self._work, "q", x01.shape, torch.float32, x01.device) if scratch is None else scratch)
-            q = q if checked else q.clamp_(_ROUNDER, _ROUNDER + 255)
-            pixels = workspace(self._work, "pixels", q.shape, torch.uint8, q.device).copy_(q.view(torch.int32))  # its low byte
+            dev = x01.device
+            q = torch.add(_ROUND, x01, alpha=255, out=workspace(self._work, "q", x01.shape, torch.float32, dev) if scratch is None else scratch)
+            q = q if checked else q.clamp_(_ROUNDER, _ROUNDER + 255)  # (Python bounds: the vectorized kernel)
+            bits = workspace(self._work, "q", q.shape, torch.int32, dev) if scratch is None else q.view(torch.int32)
+            pixels = workspace(self._work, "pixels", q.shape, torch.uint8, dev).copy_(bits)  # its low byte
         slots, missing = self._slots.lookup(pixel_keys(pixels, eng._settings, self._work))
         if host_array(missing).any():
             miss = missing.nonzero().flatten()
@@ -457,29 +480,11 @@ class BatchFaceAug(nn.Module):
         return to_device(slots, x01.device), self._content.is_grey(slots)
 
 
+def _rows(t: Tensor, start: int, stop: int | None = None) -> Tensor:
+    """``t[start:stop]``, or ``t`` itself (no view operation) when that is all of it."""
+    return t if start == 0 and (stop is None or stop >= len(t)) else t[start:stop]
+
+
 def _no_autocast(device: torch.device) -> Any:
     """Autocast switched off on ``device`` (the networks and latent tables keep their own dtype)."""
     return torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else contextlib.nullcontext()
-
-
-_NUMPY_DTYPES = {torch.long: np.int64, torch.int32: np.int32, torch.bool: np.bool_, torch.float32: np.float32,
-                 torch.float64: np.float64}
-
-
-def _columns(columns: dict[str, np.ndarray], dtypes: dict[str, torch.dtype], device: torch.device) -> dict[str, Tensor]:
-    """Host columns (numpy, (N,) or (N, k)) as tensors of ``dtypes`` on ``device``, converted on the host
-    (numpy): on the CPU each as it is, elsewhere the bytes of all packed into one buffer (widest items
-    first, so each column starts aligned) and sent in one non-blocking copy; the columns are views of
-    it (no conversion on the device)."""
-    host = {k: np.ascontiguousarray(c, dtype=_NUMPY_DTYPES[dtypes[k]]) for k, c in columns.items()}
-    if device.type == "cpu":
-        return {k: torch.from_numpy(c) for k, c in host.items()}
-    order = sorted(host, key=lambda k: -host[k].itemsize)  # (a stable sort)
-    packed = to_device(torch.from_numpy(np.concatenate([host[k].reshape(-1).view(np.uint8) for k in order])), device)
-    out, at = {}, 0
-    for k in order:
-        c = host[k]
-        out[k] = packed[at : at + c.nbytes].view(dtypes[k])
-        out[k] = out[k] if c.ndim == 1 else out[k].view(c.shape)
-        at += c.nbytes
-    return out

@@ -300,22 +300,24 @@ def test_op_count_and_host_reads_do_not_grow_with_the_batch():
         counts[n] = {"named": _profile_counts(aug, x, index=idx, params=params), "content": _profile_counts(aug, x, params=params)}
     assert counts[8] == counts[32], counts
     assert counts[8]["named"][1] == counts[8]["content"][1] == 0  # no tensor is read back on the host
+    # 227 / 243 (views not counted) since 2026-12-05, were 293 / 329: ~170 of them the generator's
+    assert counts[8]["named"][0] <= 240 and counts[8]["content"][0] <= 260, counts
 
 
 def test_host_columns_pack_for_an_accelerator_as_on_the_host(monkeypatch):
     """Off the CPU the per-row plan travels packed in one float64 copy: unpacked, the same tensors."""
-    import genaug.batch as batch_module
+    import genaug.engine.batch_render as batch_module
     from genaug.engine.batch_edits import PLAN_DTYPES, edit_plan
 
     aug = batch_aug(p=1.0, seed=0)
     aug._engine_on(torch.device("cpu"))
     p = aug.draw(16)
-    host = edit_plan(aug._layout, p.code, p.value, p.relative, p.strength)
+    host = edit_plan(aug._layout, p.code, p.value, p.relative, p.strength, aug._recipe)  # with (N, 1) rates
     host["slots"] = np.arange(100, 116)
     dtypes = {**PLAN_DTYPES, "slots": torch.long}
-    on_host = batch_module._columns(host, dtypes, torch.device("cpu"))
+    on_host = batch_module.columns(host, dtypes, torch.device("cpu"))
     monkeypatch.setattr(batch_module, "to_device", lambda t, device: t)
-    packed = batch_module._columns(host, dtypes, torch.device("meta"))  # any non-CPU device takes the packed path
+    packed = batch_module.columns(host, dtypes, torch.device("meta"))  # any non-CPU device takes the packed path
     for k, t in on_host.items():
         assert packed[k].dtype == t.dtype and torch.equal(packed[k], t), k
 

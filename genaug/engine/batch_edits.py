@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from ..models.latent import LatentSpec
-from .colour import _HALF, constant
+from .colour import _HALF, constant, part
 from .edits import Edit, EditDraw
 from .render import MODES, local_mask_of, mask_weights
 
@@ -95,6 +95,7 @@ class RecipeTables:
     content: Tensor  # (codes * kmax * kmax, 3, noise_dim) by move (code * kmax^2 + old * kmax + new): the content
     #                  shift of a full edit times (mean content of the new category - of the old), the mean
     #                  content of the new category (0 without a direction), its selective-transfer weights in [0, 1]
+    host: np.ndarray | None = None  # gain_regenerate on the host (float32), for :func:`edit_plan`
 
 
 def recipe_tables(bundle, layout: CodeLayout, device: torch.device | str) -> RecipeTables:
@@ -122,13 +123,17 @@ def recipe_tables(bundle, layout: CodeLayout, device: torch.device | str) -> Rec
     content = torch.stack([moves, new(directions), new(transfer)], 3).reshape(-1, 3, nd)
     weights = mask_weights(regen / 2, bundle.channels)  # blend hands local_mask_of (edited - base) / 2
     dev = torch.device(device)
-    return RecipeTables(torch.stack([gain, regen], 1).to(dev), weights.to(dev), content.to(dev))
+    settings = torch.stack([gain, regen], 1)
+    return RecipeTables(settings.to(dev), weights.to(dev), content.to(dev), settings.numpy().copy())
 
 
-def edit_plan(layout: CodeLayout, code: Any, value: Any, relative: Any, strength: Any) -> dict[str, np.ndarray]:
+def edit_plan(layout: CodeLayout, code: Any, value: Any, relative: Any, strength: Any,
+              recipe: RecipeTables | None = None) -> dict[str, np.ndarray]:
     """The part of :func:`edit_latents` that does not depend on the latents, on the host in numpy
     (no tensor operations): per row (N,) arrays of the drawn ``code``, ``value``, ``relative`` and
-    ``strength`` (numpy, or host tensors) -> per row columns for :func:`apply_plan` (:data:`PLAN_DTYPES`)."""
+    ``strength`` (numpy, or host tensors) -> per row columns for :func:`apply_plan` (:data:`PLAN_DTYPES`).
+    With ``recipe`` and no relative categorical row, also each row's gain times strength (float32, as the
+    device multiplies them) and local-regeneration threshold."""
     start, width, cat, entry, move, move_per_column = layout.per_code[np.asarray(code, dtype=np.int64)].T
     value = np.asarray(value, dtype=np.float64)
     rel = np.asarray(relative, dtype=bool) * cat  # relative categorical rows: 1
@@ -148,6 +153,9 @@ def edit_plan(layout: CodeLayout, code: Any, value: Any, relative: Any, strength
         plan.update(entry_new=entry + new, move_new=move + new,
                     target=np.where(plan["categorical"], new.astype(np.float32), plan["value"]),
                     goal=onehot.astype(np.float32) * plan["scale"][:, None])
+        if recipe is not None and recipe.host is not None:
+            gain, threshold = recipe.host[plan["entry_new"]].T
+            plan.update(rate=(gain * strength)[:, None], threshold=threshold)
     return plan
 
 
@@ -156,15 +164,20 @@ PLAN_DTYPES = {"rel": torch.long, "offset": torch.long, "width": torch.long, "st
                "move": torch.long, "move_per_column": torch.long, "strength": torch.float32,
                "transfer_strength": torch.float32, "inside": torch.bool,
                # planned on the host when no row is a relative categorical edit (no row's new category depends on its face):
-               "entry_new": torch.long, "move_new": torch.long, "target": torch.float32, "goal": torch.float32}
+               "entry_new": torch.long, "move_new": torch.long, "target": torch.float32, "goal": torch.float32,
+               "rate": torch.float32, "threshold": torch.float32}
 KNOWN_NEW = ("rel", "offset", "width", "start", "categorical", "value", "scale", "entry", "move")  # unread when "goal" is planned
 
 
 def plan_columns(plan: dict[str, np.ndarray], content_rows: int | None = None,
-                 transfer_rows: int | None = None) -> dict[str, np.ndarray]:
+                 transfer_rows: int | None = None, float32: bool = False, entries: bool = True) -> dict[str, np.ndarray]:
     """``plan`` (:func:`edit_plan`) less the columns :func:`apply_plan` will not read with these
-    ``content_rows`` / ``transfer_rows`` (fewer tensors to make and send)."""
-    drop = set(KNOWN_NEW) if "goal" in plan else {"entry_new", "move_new", "target", "goal"}
+    ``content_rows`` / ``transfer_rows`` (fewer tensors to make and send). ``float32``: the latents are float32
+    (the planned rates apply); ``entries``: the caller reads the rows' recipe entries (else, with the rates, the
+    entries and thresholds are not sent)."""
+    drop = set(KNOWN_NEW) if "goal" in plan else {"entry_new", "move_new", "target", "goal", "rate", "threshold"}
+    if "rate" in plan and float32:
+        drop |= {"threshold"} | ({"strength"} if content_rows == 0 else set()) | (set() if entries else {"entry_new"})
     if content_rows == 0 and transfer_rows == 0:
         drop |= {"move", "move_new", "move_per_column"}
     if transfer_rows == 0:
@@ -183,11 +196,11 @@ def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: d
     :class:`RecipeTables` entry per row)."""
     p, nd, dtype = plan, layout.noise_dim, latent.dtype
     out = latent if inplace else latent.clone()
-    codes, content = out[:, nd:], out[:, :nd]
+    codes = part(out, (None, (nd, None)))  # (a view kept with a work buffer)
     c, t, table = content_rows, transfer_rows, recipe.content
     as_dtype = (lambda v: v) if dtype == torch.float32 else (lambda v: v.to(dtype))  # the plan's floats are float32
     if "goal" in p:  # the new categories were known on the host (edit_plan): the face's category only places the move
-        entry, target, move = p["entry_new"], p["target"], None
+        entry, target, move = p.get("entry_new"), p["target"], None
         if c != 0 or t != 0:
             column = torch.where(p["inside"], codes, constant(-math.inf, dtype, codes.device)).argmax(1)  # the face's category, as a column
             move = torch.addcmul(p["move_new"], column, p["move_per_column"])
@@ -202,19 +215,24 @@ def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: d
         target = torch.where(p["categorical"], new, p["value"])
         goal = (layout.columns == torch.add(p["start"], new)[:, None]).to(dtype).mul_(as_dtype(p["scale"][:, None]))
         change = goal.sub_(codes)
-    settings = recipe.gain_regenerate.index_select(0, entry)
-    s = as_dtype(p["strength"])
-    moved = torch.addcmul(codes, (settings[:, 0] * s)[:, None], change)
+    s = as_dtype(p["strength"]) if "strength" in p else None
+    if "goal" in p and "rate" in p and dtype == torch.float32:  # gain x strength and threshold planned on the host
+        rate, threshold = p["rate"], p.get("threshold")
+    else:
+        settings = recipe.gain_regenerate.index_select(0, entry)
+        rate, threshold = (settings[:, 0] * s)[:, None], settings[:, 1]
+    moved = torch.addcmul(codes, rate, change)
     moved = torch.clamp(moved, layout.low, layout.high)  # continuous codes saturate at their range
     torch.where(p["inside"], moved, codes, out=codes)
     if c != 0 or t != 0:  # (no rows with a content shift / a transfer: nothing to do)
         rows = table.index_select(0, move[: None if c is None or t is None else max(c, t)])  # one gather for both
+        content = out[:, :nd]
         if c != 0:
             content[:c].addcmul_(s[:c, None], rows[:c, 0])
         if t != 0:
             transfer = rows[:t, 2].mul_(as_dtype(p["transfer_strength"][:t])[:, None])
             content[:t].lerp_(rows[:t, 1], transfer)
-    return out, target, settings[:, 1], entry
+    return out, target, threshold, entry
 
 
 def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code: Tensor, value: Tensor,
@@ -229,7 +247,7 @@ def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code:
     Returns (edited latents (N, D) - ``latent`` itself, edited in place, when ``inplace`` -, the
     absolute target value per row (N,), the local-regeneration threshold per row (N,))."""
     host = (t.detach().cpu().numpy() for t in (code, value, relative, strength))
-    plan = {k: torch.from_numpy(v).to(latent.device, PLAN_DTYPES[k]) for k, v in edit_plan(layout, *host).items()}
+    plan = {k: torch.from_numpy(v).to(latent.device, PLAN_DTYPES[k]) for k, v in edit_plan(layout, *host, recipe=recipe).items()}
     return apply_plan(latent, layout, recipe, plan, inplace)[:3]
 
 

@@ -1,13 +1,12 @@
 """Image-side steps of the batch transform (:class:`genaug.BatchFaceAug`) on device batches: the model
-frame, the blend on the colour fit's grid alone, the colour transform of whole rows, the paste back.
+frame, the blend on the colour fit's grid alone, the colour transform of whole rows, the paste back, and the
+per-row plan's host columns sent to the device (:func:`columns`).
 
 Rows whose code is a colour code without local regeneration come out as the colour transform of the
 photo alone (:mod:`genaug.engine.colour`): of their generator blend only the ~16 x 16 grid the fit reads
 is needed (:func:`grid_blend`), so they skip the whole-image passes of :func:`genaug.engine.batch_edits.blend`.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
@@ -29,21 +28,11 @@ def frame(x: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
     return crop.clamp_(0, 1)
 
 
-def workspace(cache: dict, name: str, shape: tuple, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """A work buffer of ``shape`` kept in ``cache`` by name, dtype and device and reused across calls (no
-    fresh pages to fault in; it grows to the largest size asked, one per name): for intermediate results
-    only, never for what a call returns."""
-    key, size = (name, dtype, device), math.prod(shape)
-    if key not in cache or cache[key].numel() < size:
-        cache[key] = torch.empty(size, dtype=dtype, device=device)
-    return cache[key][:size].view(shape)
-
-
-def grid_blend(x01: Tensor, base01: Tensor, edited: Tensor) -> Tensor:
+def grid_blend(x01: Tensor, base01: Tensor, edited: Tensor, out: Tensor | None = None) -> Tensor:
     """:func:`genaug.engine.batch_edits.blend` in delta mode without local regeneration (a mask weight
     of 0), on grids of pixels (the same operations, so the same values): ``clamp(x01 + (edited + 1) / 2
-    - base01, 0, 1)``, a new tensor (views of larger images welcome)."""
-    return torch.add(_HALF, edited, alpha=0.5).sub_(base01).add_(x01).clamp_(0, 1)
+    - base01, 0, 1)``, a new tensor or ``out`` (views of larger images welcome)."""
+    return torch.add(_HALF, edited, alpha=0.5, out=out).sub_(base01).add_(x01).clamp_(0, 1)
 
 
 def to_device(t: Tensor, device: torch.device) -> Tensor:
@@ -62,12 +51,13 @@ def make_grey(t: Tensor, grey: np.ndarray) -> Tensor:
     return t
 
 
-def recolour(rows: Tensor, transform: Tensor, grey: np.ndarray, out: Tensor | None = None) -> Tensor:
+def recolour(rows: Tensor, transform: Tensor, grey: np.ndarray, out: Tensor | None = None, work: dict | None = None) -> Tensor:
     """Whole input ``rows`` (uint8 or float in [0, 1]) through their colour ``transform``
     (:func:`genaug.engine.render.recolour`), in their dtype; ``grey``: host positions of
-    black-and-white photos (kept grey); ``out``: where to write float32 results (not ``rows``)."""
+    black-and-white photos (kept grey); ``out``: where to write float32 results (not ``rows``);
+    ``work``: work buffers kept across calls."""
     src = rows.float().div_(255) if rows.dtype == torch.uint8 else rows if rows.dtype == torch.float32 else rows.float()
-    new = make_grey(apply_colour01(src, transform, out=out if rows.dtype == torch.float32 else None), grey)
+    new = make_grey(apply_colour01(src, transform, out=out if rows.dtype == torch.float32 else None, work=work), grey)
     return new.mul_(255).round_().to(torch.uint8) if rows.dtype == torch.uint8 else new if new.dtype == rows.dtype else new.to(rows.dtype)
 
 
@@ -91,3 +81,26 @@ def paste(result: Tensor, x01: Tensor, x: Tensor, box: tuple[int, int, int, int]
     out = x.float() / 255 if x.dtype == torch.uint8 else x.float().clone()
     out[:, :, top:bottom, left:right] = (out[:, :, top:bottom, left:right] + change).clamp_(0, 1)
     return to_dtype(out)
+
+
+_NUMPY_DTYPES = {torch.long: np.int64, torch.int32: np.int32, torch.bool: np.bool_, torch.float32: np.float32,
+                 torch.float64: np.float64}
+
+
+def columns(host_columns: dict[str, np.ndarray], dtypes: dict[str, torch.dtype], device: torch.device) -> dict[str, Tensor]:
+    """Host columns (numpy, (N,) or (N, k)) as tensors of ``dtypes`` on ``device``, converted on the host
+    (numpy): on the CPU each as it is, elsewhere the bytes of all packed into one buffer (widest items
+    first, so each column starts aligned) and sent in one non-blocking copy; the columns are views of
+    it (no conversion on the device)."""
+    host = {k: np.ascontiguousarray(c, dtype=_NUMPY_DTYPES[dtypes[k]]) for k, c in host_columns.items()}
+    if device.type == "cpu":
+        return {k: torch.from_numpy(c) for k, c in host.items()}
+    order = sorted(host, key=lambda k: -host[k].itemsize)  # (a stable sort)
+    packed = to_device(torch.from_numpy(np.concatenate([host[k].reshape(-1).view(np.uint8) for k in order])), device)
+    out, at = {}, 0
+    for k in order:
+        c = host[k]
+        out[k] = packed[at : at + c.nbytes].view(dtypes[k])
+        out[k] = out[k] if c.ndim == 1 else out[k].view(c.shape)
+        at += c.nbytes
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import json
 import warnings
 from collections import OrderedDict
@@ -23,12 +24,12 @@ from safetensors import safe_open
 from torch import Tensor
 
 from ..io import write_safetensors
-from .batch_render import workspace
+from .colour import part, workspace
+from .latent_table import host_array
 
 STORE_FORMAT = "genaug-latent-cache"
 STORE_VERSION = "4"  # 3: SHA-256 content keys; 4: tensor-op content keys (pixel_keys)
 KEY_BYTES = 16
-_LOW32 = 0xFFFFFFFF
 
 
 def content_keys(x: Tensor, settings: str = "") -> list[bytes]:
@@ -49,23 +50,25 @@ def pixel_keys(q: Tensor, settings: str = "", work: dict | None = None) -> list[
     draws seeded by SHA-256 of the row's length and ``settings``: a pixel moved (mirrored, rolled,
     swapped rows or channels) is mixed with another key. Integer operations only, so the key is the
     same on every device and thread count. ``work``: a dict keeping work buffers across calls
-    (:func:`genaug.engine.batch_render.workspace`)."""
+    (:func:`genaug.engine.colour.workspace`)."""
     n = q.shape[0]
     if n == 0:
         return []
-    words = _words(q.detach().reshape(n, -1))
-    a, b, c = _keys(settings, q[0].numel(), q.device)
+    words = _words(q.view(n, -1) if q.is_contiguous() else q.reshape(n, -1))
+    a, b, c = _keys(settings, math.prod(q.shape[1:]), q.device)
     work = {} if work is None else work
-    tmp = workspace(work, "key2", words.shape, torch.long, q.device)
-    v = torch.bitwise_xor(words, _shift32(words, tmp), out=workspace(work, "key", words.shape, torch.long, q.device))
-    v = v.mul_(a).bitwise_xor_(_shift32(v, tmp))
-    lanes = torch.stack([v.sum(1), v.mul_(b).sum(1)], 1).add_(c).cpu().numpy().astype("<i8").tobytes()
-    return [lanes[i : i + KEY_BYTES] for i in range(0, len(lanes), KEY_BYTES)]
-
-
-def _shift32(v: Tensor, out: Tensor) -> Tensor:
-    """``v >> 32``, logical (int64 shifts are arithmetic), into ``out``."""
-    return torch.bitwise_right_shift(v, 32, out=out).bitwise_and_(_LOW32)
+    lanes = workspace(work, "key", (n, 2, words.shape[1]), torch.long, q.device)  # v_i, then b_i v_i
+    v = part(lanes, (None, 0))
+    # xs(x) = x ^ (x >>> 32) flips the low 32-bit half of x by its high half: one op on the int32 halves (little-endian)
+    low, high = (part(workspace(work, "key", (n, 2, words.shape[1], 2), torch.int32, q.device), (None, 0, None, i)) for i in (0, 1))
+    v.copy_(words)
+    low.bitwise_xor_(high)
+    v.mul_(a)
+    low.bitwise_xor_(high)
+    torch.mul(v, b, out=part(lanes, (None, 1)))
+    sums = torch.sum(lanes, 2, out=workspace(work, "key_sums", (n, 2), torch.long, q.device)).add_(c)
+    keys = host_array(sums if sums.device.type == "cpu" else sums.cpu()).astype("<i8").tobytes()
+    return [keys[i : i + KEY_BYTES] for i in range(0, len(keys), KEY_BYTES)]
 
 
 def _words(rows: Tensor) -> Tensor:

@@ -15,6 +15,8 @@ the glasses code) keeps only its luminance change.
 from __future__ import annotations
 
 import functools
+import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -25,28 +27,60 @@ GREY_TOLERANCE = 4 / 255  # largest mean channel spread (model units, [-1, 1]) o
 RIDGE = 2.5e-5  # pulls the fitted transform towards the identity (flat or single-colour faces; image-scale units)
 
 
-def fit_colour(src: Tensor, dst: Tensor, refit: bool = False) -> Tensor:
+def fit_colour(src: Tensor, dst: Tensor, refit: bool = False, work: dict | None = None) -> Tensor:
     """Per row and channel, on the image scale [0, 1] (``src``, ``dst`` in model units [-1, 1]),
     ``dst_c ~ a_c src_c + k_c lum(src) + b_c w(lum(src))`` in least squares on a grid of about 16 x 16
     pixels (a gain, a saturation-like pull to the luminance and an offset that fades out towards black,
     :func:`black_weight`: what exposure, white balance and colour grading do - black stays black; no
     channel leaks into another hue), ridge towards the identity: (N, C, 3). ``refit``: the fit of ``src``
     through that transform as :func:`apply_colour` renders it (clamped), the system solved once for both.
-    The normal equations of all channels come from one Gram product per row (channels, luminance,
-    offset weight, targets)."""
-    s = torch.add(_HALF, sample_grid(src), alpha=0.5)  # a global fit: ~256 samples are plenty
-    n, c = s.shape[:2]
-    lum = s.mean(1, keepdim=True)
-    f = torch.cat([s, lum, black_weight(lum), torch.add(_HALF, sample_grid(dst), alpha=0.5)], 1).flatten(2).double()
-    pick_a, pick_b, reg_a, reg_b = _normal_picks(c, f.shape[-1], f.device)
-    gram = torch.bmm(f, f.transpose(1, 2)).flatten(1)  # (N, (2 C + 2)^2): regressors s_c, lum, w, then targets d_c
-    inverse, det = _inverse3(gram.index_select(1, pick_a).add_(reg_a).view(n * c, 3, 3))
-    solve = lambda xtd: torch.bmm(inverse, xtd.add_(reg_b).view(n * c, 3, 1)).div_(det).view(n, c, 3).to(src.dtype)  # noqa: E731
-    t = solve(gram.index_select(1, pick_b))  # X^T d (+ the ridge's pull to a = 1)
+    ``work``: a dict of work buffers kept across calls (:func:`workspace`; the result is then one of them)."""
+    s, d = sample_grid(src), sample_grid(dst)  # a global fit: ~256 samples are plenty
+    work, c = {} if work is None else work, s.shape[1]
+    f = workspace(work, "fit", (s.shape[0], 2 * c + 2, *s.shape[2:]), s.dtype, s.device)
+    torch.add(_HALF, s, alpha=0.5, out=part(f, (None, (0, c))))
+    torch.add(_HALF, d, alpha=0.5, out=part(f, (None, (c + 2, 2 * c + 2))))
+    return fit_regressors(f, refit, work)
+
+
+def fit_regressors(f: Tensor, refit: bool, work: dict) -> Tensor:
+    """:func:`fit_colour` from a work buffer ``f`` (N, 2 C + 2, H, W) holding the photo ``s`` in ``[:, :C]`` and
+    the target ``d`` in ``[:, C + 2:]`` on the image scale: fills in the luminance and the offset weight, then
+    solves. The normal equations of all channels come from one Gram product per row (channels, luminance,
+    offset weight, targets), in float64; the 3 x 3 systems by their adjugate (:func:`_adjugate`)."""
+    n, k, dev = f.shape[0], f.shape[1], f.device
+    c, p, one = (k - 2) // 2, f.shape[2] * f.shape[3], torch.float64
+    lum, wgt = part(f, (None, (c, c + 1))), part(f, (None, (c + 1, c + 2)))
+    if f.dtype in (torch.float32, torch.float64):  # the mean and black_weight, with no scalar made per call
+        torch.sum(part(f, (None, (0, c))), 1, keepdim=True, out=lum).div_(constant(float(c), f.dtype, dev))
+        torch.mul(lum, constant(1 / BLACK_RAMP, f.dtype, dev), out=wgt).clamp_(0, 1)
+    else:
+        torch.mean(part(f, (None, (0, c))), 1, keepdim=True, out=lum)
+        wgt.copy_(black_weight(lum))
+    f64 = workspace(work, "fit64", (n, k, p), one, dev)
+    workspace(work, "fit64", f.shape, one, dev).copy_(f)
+    pick_a, pick_b, reg_a, reg_b = _normal_picks(c, p, dev)
+    gram = torch.bmm(f64, part(f64, "T"), out=workspace(work, "gram", (n, k, k), one, dev))
+    flat = workspace(work, "gram", (n, k * k), one, dev, gram)
+    a = torch.index_select(flat, 1, pick_a, out=workspace(work, "a", (n, c * 9), one, dev)).add_(reg_a)
+    inverse, det = _adjugate(a, c, work)
+
+    def solve(xtd: Tensor, name: str) -> Tensor:  # X^T d (+ the ridge's pull to a = 1) -> the transform, in f's dtype
+        xtd.add_(reg_b)
+        torch.bmm(inverse, workspace(work, name, (n * c, 3, 1), one, dev, xtd), out=workspace(work, name + "r", (n * c, 3, 1), one, dev))
+        workspace(work, name + "r", (n * c, 3), one, dev).div_(det)  # (the adjugate's product over the determinant)
+        return workspace(work, name + "t", (n, c, 3), f.dtype, dev).copy_(workspace(work, name + "r", (n, c, 3), one, dev))
+
+    t = solve(torch.index_select(flat, 1, pick_b, out=workspace(work, "b", (n, c * 3), one, dev)), "b")
     if refit:  # src through t as apply_colour renders it (clamped), on the grid, in double: a s + k lum + b w
-        td = t.double()
-        d2 = torch.mul(td[..., 2:], f[:, c + 1 : c + 2]).addcmul_(td[..., :1], f[:, :c]).addcmul_(td[..., 1:2], f[:, c : c + 1])
-        t = solve(torch.bmm(f[:, : c + 2], d2.clamp_(0, 1).transpose(1, 2)).flatten(1).index_select(1, _refit_picks(c, f.device)))
+        td = workspace(work, "td", (n, c, 3), one, dev).copy_(t)
+        d2 = torch.mul(part(td, (None, None, (2, 3))), part(f64, (None, (c + 1, c + 2))),
+                       out=workspace(work, "d2", (n, c, p), one, dev))
+        d2.addcmul_(part(td, (None, None, (0, 1))), part(f64, (None, (0, c))))
+        d2.addcmul_(part(td, (None, None, (1, 2))), part(f64, (None, (c, c + 1)))).clamp_(0, 1)
+        g2 = torch.bmm(part(f64, (None, (0, c + 2))), part(d2, "T"), out=workspace(work, "gram2", (n, c + 2, c), one, dev))
+        t = solve(torch.index_select(workspace(work, "gram2", (n, (c + 2) * c), one, dev, g2), 1, _refit_picks(c, dev),
+                                     out=workspace(work, "b2", (n, c * 3), one, dev)), "b2")
     return t
 
 
@@ -67,6 +101,39 @@ def constant(value: float, dtype: torch.dtype = torch.float32, device: torch.dev
     """``value`` as a 0-dim tensor of ``dtype`` on ``device``, made once: the batch path's hot operations take it
     instead of a Python scalar (made into a tensor at every call) or a host tensor (copied to an accelerator)."""
     return torch.full((), value, dtype=dtype, device=device)
+
+
+def workspace(cache: dict, name: str, shape: tuple, dtype: torch.dtype, device: torch.device, like: Tensor | None = None) -> Tensor:
+    """A work buffer viewed as ``shape`` and ``dtype``, kept in ``cache`` by name and device and reused across calls
+    (no fresh pages to fault in; it grows to the largest size asked; views of one name in other dtypes alias it).
+    Each view is made once and kept with the buffer (no view operations per call). ``like``: a view of it the
+    caller holds (checked). For intermediate results only, never for what a call returns."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = cache.get((name, device))
+    if raw is None or raw.numel() < nbytes:
+        raw = cache[(name, device)] = torch.empty(nbytes, dtype=torch.uint8, device=device)
+        raw._genaug_views = {}
+    key, views = (tuple(shape), dtype), raw._genaug_views
+    view = views.get(key)
+    if view is None:
+        if len(views) >= 16:  # shapes that vary from call to call (rows per kind of edit): keep the latest few
+            views.clear()
+        view = views[key] = raw[:nbytes].view(dtype).view(key[0])
+        view._genaug_parts = {}
+    assert like is None or like.data_ptr() == view.data_ptr()
+    return view
+
+
+def part(t: Tensor, index: Any) -> Tensor:
+    """``t[index]``, for a :func:`workspace` view ``t`` made once and kept with it: ``index`` a tuple with per dim
+    None (all), an int (that entry) or (start, stop); or ``"T"``, the last two dims swapped."""
+    parts = getattr(t, "_genaug_parts", None)  # (any other tensor: the view, made now)
+    view = None if parts is None else parts.get(index)
+    if view is None:
+        view = t.transpose(-1, -2) if index == "T" else t[tuple(slice(None) if i is None else i if isinstance(i, int) else slice(*i) for i in index)]
+        if parts is not None:
+            parts[index] = view
+    return view
 
 
 _PICKS: dict = {}
@@ -95,22 +162,36 @@ def _refit_picks(c: int, device: torch.device) -> Tensor:
     return _PICKS[key]
 
 
+def _adjugate(a: Tensor, c: int, work: dict) -> tuple[Tensor, Tensor]:
+    """(det(m) m^-1 (N C, 3, 3), det(m) (N C, 1)) of the 3 x 3 matrices ``m`` flattened in ``a`` (N, C * 9): column j
+    of the adjugate is the cross product of rows j + 1 and j + 2 (mod 3), all in one ``linalg.cross`` of the rows
+    gathered once each way; the determinant is row 0 times column 0. No pivoting and no host read (``torch.linalg``'s
+    solvers read back); fine for the well-conditioned ridge systems here."""
+    n, dev = a.shape[0], a.device
+    key = ("adjugate", c, dev)
+    if key not in _PICKS:  # u[.., i, j] = m[.., (j + 1) % 3, i], v: (j + 2) % 3; row 0
+        at = lambda shift: [b * 9 + (j + shift) % 3 * 3 + i for b in range(c) for i in range(3) for j in range(3)]  # noqa: E731
+        _PICKS[key] = tuple(torch.tensor(p, device=dev) for p in (at(1), at(2), [b * 9 + q for b in range(c) for q in range(3)]))
+    pick_u, pick_v, pick_row = _PICKS[key]
+    u = torch.index_select(a, 1, pick_u, out=workspace(work, "adj_u", (n, c * 9), a.dtype, dev))
+    v = torch.index_select(a, 1, pick_v, out=workspace(work, "adj_v", (n, c * 9), a.dtype, dev))
+    cols = workspace(work, "adj", (n * c, 3, 3), a.dtype, dev)
+    torch.linalg.cross(workspace(work, "adj_u", (n * c, 3, 3), a.dtype, dev, u),
+                       workspace(work, "adj_v", (n * c, 3, 3), a.dtype, dev, v), dim=-2, out=cols)
+    row = torch.index_select(a, 1, pick_row, out=workspace(work, "adj_r", (n, c * 3), a.dtype, dev))
+    det = torch.mul(workspace(work, "adj_r", (n * c, 3), a.dtype, dev, row), part(cols, (None, None, 0)),
+                    out=workspace(work, "adj_d", (n * c, 3), a.dtype, dev))
+    return cols, torch.sum(det, -1, keepdim=True, out=workspace(work, "det", (n * c, 1), a.dtype, dev))
+
+
 def _inverse3(a: Tensor) -> tuple[Tensor, Tensor]:
-    """(det(a) a^-1, det(a)[..., None, None]) for (..., 3, 3) matrices ``a`` (see :func:`_solve3`): column j of
-    the adjugate is the cross product of rows j + 1 and j + 2 (mod 3), all three in one ``linalg.cross``
-    along the columns of the rows gathered once."""
-    key = ("rows", a.device)
-    if key not in _PICKS:
-        _PICKS[key] = torch.tensor([1, 2, 0, 2, 0, 1], device=a.device)
-    g = a.index_select(-2, _PICKS[key])  # rows 1, 2, 0, then 2, 0, 1
-    cols = torch.linalg.cross(g[..., :3, :].transpose(-1, -2), g[..., 3:, :].transpose(-1, -2), dim=-2)
-    return cols, (a[..., 0, :] * cols[..., 0]).sum(-1)[..., None, None]
+    """(det(a) a^-1, det(a)[..., None, None]) for (..., 3, 3) matrices ``a`` (:func:`_adjugate`; new tensors)."""
+    cols, det = _adjugate(a.reshape(-1, 9), 1, {})
+    return cols.view(a.shape), det.view(*a.shape[:-2], 1, 1)
 
 
 def _solve3(a: Tensor, b: Tensor) -> Tensor:
-    """``a^-1 b`` for (..., 3, 3) matrices ``a``: the inverse's columns are cross products of
-    ``a``'s rows over the determinant. No pivoting and no host read (``torch.linalg``'s solvers
-    read back), a handful of operations; fine for the well-conditioned ridge systems here."""
+    """``a^-1 b`` for (..., 3, 3) matrices ``a`` (:func:`_adjugate`)."""
     cols, det = _inverse3(a)
     return (cols @ b).div_(det)
 
@@ -119,7 +200,10 @@ def sample_grid(x: Tensor, samples: int = 16) -> Tensor:
     """Every k-th pixel each way, about ``samples`` per side (the whole image below 2 * samples px;
     a grid of the grid is the grid itself, so a fit on ``sample_grid(x)`` equals the fit on ``x``)."""
     k = max(1, min(x.shape[-2:]) // samples)
-    return x if k == 1 else x[..., ::k, ::k]
+    if k == 1:
+        return x
+    *lead, h, w = x.shape  # x[..., ::k, ::k] in one view operation
+    return x.as_strided((*lead, -(-h // k), -(-w // k)), (*x.stride()[:-2], x.stride(-2) * k, x.stride(-1) * k), x.storage_offset())
 
 
 def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
@@ -127,17 +211,32 @@ def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
     return apply_colour01(torch.add(_HALF, images, alpha=0.5), transform).mul_(2).sub_(1)
 
 
-def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None) -> Tensor:
+def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None, work: dict | None = None) -> Tensor:
     """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): per row one
     channels x channels matrix (the gains and the luminance pull) in one batched matrix product, then
-    the offset weighted by :func:`black_weight` of each pixel's luminance; ``out``: where to write it."""
+    the offset weighted by :func:`black_weight` of each pixel's luminance; ``out``: where to write it;
+    ``work``: work buffers kept across calls (:func:`workspace`)."""
     n, c = images.shape[:2]
     t = transform if (transform.device, transform.dtype) == (images.device, images.dtype) else transform.to(images.device, images.dtype)
-    m = torch.diag_embed(t[..., 0]).add_(t[..., 1:2].div(constant(float(c)) if t.dtype == torch.float32 else c))  # a_i [i = j] + k_i / C
-    flat = images.reshape(n, c, -1)
+    dev, work, fast = images.device, {} if work is None else work, images.dtype in (torch.float32, torch.float64)
+    gain, pull, offset = (part(t, (None, None, (i, i + 1))) for i in range(3))
+    pull = torch.div(pull, constant(float(c), t.dtype, dev), out=workspace(work, "pull", (n, c, 1), t.dtype, dev)) if fast else pull / c
+    m = torch.addcmul(pull, gain, _eye(c, t.dtype, dev), out=workspace(work, "m", (n, c, c), t.dtype, dev))  # a_i [i = j] + k_i / C
+    flat = images.view(n, c, -1) if images.is_contiguous() else images.reshape(n, c, -1)
     new = torch.bmm(m, flat, out=None if out is None else out.view(n, c, -1))
-    new.addcmul_(t[..., 2:], black_weight(flat.mean(1, keepdim=True)))
-    return new.clamp_(0, 1).view(images.shape)
+    if fast:  # black_weight of the luminance, with no scalar made per call
+        lum = torch.sum(flat, 1, keepdim=True, out=workspace(work, "lum", (n, 1, flat.shape[2]), flat.dtype, dev))
+        lum.div_(constant(float(c), lum.dtype, dev))
+        weight = torch.mul(lum, constant(1 / BLACK_RAMP, lum.dtype, dev), out=lum).clamp_(0, 1)
+    else:
+        weight = black_weight(flat.mean(1, keepdim=True))
+    new.addcmul_(offset, weight).clamp_(0, 1)
+    return out if out is not None and out.shape == images.shape else new.view(images.shape)
+
+
+@functools.lru_cache(maxsize=None)
+def _eye(c: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    return torch.eye(c, dtype=dtype, device=device)
 
 
 def colour_only(x: Tensor, out: Tensor) -> Tensor:
