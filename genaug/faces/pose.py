@@ -13,8 +13,8 @@ least squares gives ``yaw = atan2(b, a)``.
 face-frame point ``x'`` comes from the source point ``x`` solving ``x cos(t) + (z(x, y) - axis)
 sin(t) = x'`` (backward warping, a damped fixed-point iteration), i.e. the head turns about a
 vertical axis ``axis`` d in front of the head's centre. What turns into view is stretched from the
-near cheek and, on a turn away from frontal, blended with the mirrored face (the face's symmetry), in proportion
-to the stretch (turning a turned face back, the mirror left seams: there it is stretched only).
+near cheek and, on a turn away from frontal, blended with the mirrored face (the face's symmetry; on the cheeks, not
+beside the nose), in proportion to the stretch (turning a turned face back, the mirror left seams: there it is stretched only).
 The displacement fades out between 0.85 and 1.1 head radii, so the background around the head
 stretches smoothly and everything farther away keeps its values, moved with the head by the whole pixels
 that keep the eyes in place (as a face set aligned by the eyes shows a turned head; the move eases to 0 in a
