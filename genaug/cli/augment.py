@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codes", default=None, help="comma list of codes to edit, e.g. smile,glasses or yaw,light "
                    "(default: the bundle's random set of identity-safe codes; `genaug info` lists them)")
     p.add_argument("--strength", type=float, default=1.0, help="edit strength (0 = unchanged, 1 = full edit)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=int, default=0, help="seed; each image's variants depend only on (seed, its path below the input folder)")
     p.add_argument("--framing", default="auto", choices=["auto", "full", "detect"],
                    help="auto: CelebA box for 178x218 frames, else the detected face (with genaug[faces]) or the "
                         "centre square; detect: dlib's detector + 5-point alignment, photos without a face unchanged")
