@@ -54,6 +54,23 @@ def _check_float_range(t: Tensor, what: str) -> Tensor:
     return t.clamp(0.0, 1.0) if needs_clipping(float(t.min()), float(t.max()), what) else t
 
 
+def grey_white(im: Any) -> float:
+    """The pixel value that reads as white in a PIL image with integer or float grey pixels ("I;16*", "I", "F"):
+    65535 for "I;16*" and for "I" / "F" above 255; 1 for "F" within [0, 1]; else 255. :func:`to_chw01` reads such
+    an image by it and :func:`from_chw01` writes the result back by the same value, so the scale is kept."""
+    a = np.asarray(im, dtype=np.float64)
+    top = float(np.nanmax(a)) if a.size and not np.isnan(a).all() else 0.0
+    if im.mode == "F" and top <= 1.0:
+        return 1.0
+    return 65535.0 if im.mode.startswith("I;16") or top > 255 else 255.0
+
+
+def _grey01(im: Any) -> np.ndarray:
+    """A PIL "I;16*", "I" or "F" image as float32 (H, W) in [0, 1], scaled by :func:`grey_white` (NaN as black)."""
+    a = np.asarray(im, dtype=np.float64) / grey_white(im)
+    return np.clip(np.nan_to_num(a), 0.0, 1.0).astype(np.float32)
+
+
 def eight_bit(im: Any) -> Any:
     """A PIL image with integer or float grey pixels as an 8-bit "L" image, scaled (PIL's own conversion
     clips them to white or black): "I;16*" (16-bit PNG / TIFF) and "I" above 255 by 1/257; "F" (32-bit float
@@ -62,13 +79,7 @@ def eight_bit(im: Any) -> Any:
         return im
     from PIL import Image
 
-    a = np.asarray(im, dtype=np.float64)
-    top = float(np.nanmax(a)) if a.size and not np.isnan(a).all() else 0.0
-    if im.mode == "F" and top <= 1.0:
-        a = a * 255.0
-    elif im.mode.startswith("I;16") or top > 255:
-        a = a / 257.0
-    return Image.fromarray(np.clip(np.rint(np.nan_to_num(a)), 0, 255).astype(np.uint8))
+    return Image.fromarray(np.rint(_grey01(im) * 255.0).astype(np.uint8))
 
 
 def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
@@ -78,11 +89,13 @@ def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
     except ImportError:  # pragma: no cover
         Image = None
     if Image is not None and isinstance(image, Image.Image):
-        image = eight_bit(image)
         mode = image.mode
-        if mode not in ("L", "RGB", "RGBA"):
-            image = image.convert("RGBA" if "A" in mode else "RGB")
-        arr = np.array(image)
+        if mode.startswith(("I", "F")):  # 16-bit / 32-bit grey: read unrounded, written back in its mode and scale
+            arr = _grey01(image)
+        else:
+            if mode not in ("L", "RGB", "RGBA"):
+                image = image.convert("RGBA" if "A" in mode else "RGB")
+            arr = np.array(image)
         t, _, _, layout, shape = to_chw01(arr)
         return t, "pil", mode, layout, shape
     if isinstance(image, np.ndarray):
@@ -155,6 +168,18 @@ def from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
         res = res.to(dtype=info.dtype, device=original.device)
         return res if type(original) is Tensor else res.as_subclass(type(original))  # a tv_tensors.Image stays one
     arr = t.permute(1, 2, 0) if info.layout == "HWC" else t[0]
+    if info.kind == "pil" and info.dtype.startswith(("I", "F")):  # 16-bit / 32-bit grey, as to_chw01 read it
+        from PIL import Image
+
+        a = arr.double().numpy() * grey_white(original)
+        if info.dtype == "F":
+            return Image.fromarray(a.astype(np.float32))
+        if info.dtype == "I":
+            return Image.fromarray(np.rint(a).astype(np.int32))
+        raw = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2", "I;16N": "=u2"}.get(info.dtype)
+        if raw is None:  # a rarer integer mode (I;16S, I;32...): as 32-bit "I", the values kept
+            return Image.fromarray(np.rint(a).astype(np.int32))
+        return Image.frombytes(info.dtype, (a.shape[1], a.shape[0]), np.rint(a).astype(raw).tobytes())
     if info.kind == "pil" or info.dtype == np.uint8:
         arr_np = (arr * 255).round().clamp(0, 255).to(torch.uint8).numpy()
         if info.kind == "numpy":

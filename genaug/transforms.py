@@ -208,7 +208,28 @@ class GenerativeFaceAug(ImageOnlyTransform):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.last_info = None  # a call that p skips (or a replay that skips it) applied nothing
+        if self.replay_mode and self.applied_in_replay:  # a replay does not draw: check the record's edits
+            self._check_replayed_edits(self.params.get("edits", []), kwargs)
         return super().__call__(*args, **kwargs)
+
+    def _marked(self, data: dict[str, Any]) -> list[str]:
+        """The targets of this call that mark places in the image (boxes, masks, keypoints), non-empty ones only."""
+        kinds = {**{k: k for k in GEOMETRIC_TARGETS}, **self._geometric_aliases}  # with additional_targets={"mask2": "mask"}
+        return [k for k, v in data.items() if k in kinds and v is not None and len(v)]
+
+    def _check_replayed_edits(self, edits: list[Any], data: dict[str, Any]) -> None:
+        """A replayed record that drew a head turn is refused beside boxes / masks / keypoints, as a fresh call
+        never draws one there (they would come back unmoved)."""
+        marked = self._marked(data)
+        if not marked or not edits:
+            return
+        names = self.engine.code_names
+        moving = sorted({names[int(e[0])] for e in edits if names[int(e[0])] in GEOMETRIC_CONTROLS})
+        if moving:
+            raise ValueError(f"this replay's record drew {moving}, which turns the head and moves the photo by a few "
+                             f"pixels, but this call's {', '.join(marked)} would come back unmoved (an image-only "
+                             "transform): replay it without those targets, or draw a fresh record with them "
+                             "(a call with them never draws a turn)")
 
     def should_apply(self, force_apply: bool = False) -> bool:
         self._mix_worker_seed()  # the p-decision is the first draw of a call: workers must differ from it on
@@ -223,8 +244,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         n = len(data["images"]) if "images" in data and "image" not in data else 1
         draw = torch.Generator().manual_seed(self.py_random.getrandbits(62))
         eng = self.engine
-        kinds = {**{k: k for k in GEOMETRIC_TARGETS}, **self._geometric_aliases}  # with additional_targets={"mask2": "mask"}
-        marked = [k for k, v in data.items() if k in kinds and v is not None and len(v)]
+        marked = self._marked(data)
         if marked:  # yaw would move what they mark
             codes = eng.codes if eng.codes is not None else default_codes(eng.spec)  # code indices
             moving = [eng.code_names[c] for c in codes if eng.code_names[c] in GEOMETRIC_CONTROLS]

@@ -127,3 +127,80 @@ def test_a_turn_moves_a_cut_outs_alpha_with_its_pixels():
     assert out.shape == rgba.shape and out.dtype == np.uint8
     assert np.abs(out[..., 0].astype(int) - photo[..., 0]).mean() > 1  # the head did turn
     assert np.abs(out[..., 3].astype(int) - out[..., 0]).max() <= 1  # and the alpha turned with it
+
+
+@pytest.mark.parametrize("mode, white", [("I;16", 65535), ("I;16B", 65535), ("I", 65535), ("F", 1.0), ("F", 255.0)])
+def test_16_bit_and_float_pil_images_keep_their_mode_and_scale(mode, white):
+    """A 16-bit PNG or float TIFF given as a PIL image came back as an 8-bit "L" variant, while the original
+    (``include_original=True``) kept its mode: the variants were read down to 8 bits and never written back.
+    Each variant now has its base image's mode and scale (16-bit white is 65535, float white 1.0 or 255)."""
+    from PIL import Image
+
+    grey = np.random.default_rng(0).integers(40, 220, (64, 64)).astype(np.float64)
+    base = grey / 255 * white
+    if mode.startswith("I;16"):
+        pil = Image.frombytes(mode, (64, 64), np.rint(base).astype(">u2" if mode.endswith("B") else "<u2").tobytes())
+    else:
+        pil = Image.fromarray(np.rint(base).astype(np.int32) if mode == "I" else base.astype(np.float32))
+    kw = dict(variants=1, include_original=True, codes=["tone"], framing="full", refine_steps=0, device="cpu",
+              progress=False, seed=0)
+    ds = genaug.GenerativeAugDataset([(pil, 1)], **kw)
+    assert ds[0][0] is pil
+    out = ds[1][0]
+    assert out.mode == mode and out.size == pil.size
+    ref = np.asarray(genaug.GenerativeAugDataset([(Image.fromarray(grey.astype(np.uint8)), 1)], **kw)[1][0], np.float64)
+    got = np.asarray(out, np.float64) / white * 255
+    assert np.abs(ref - grey).mean() > 0.5  # the variant is an edit (else the test could not tell scales apart)
+    assert np.abs(got - ref).max() <= 1.0  # the same edit, in the base image's scale
+
+
+def test_hdf5_dataset_refuses_labels_that_are_not_class_indices(tmp_path):
+    """``HDF5FaceDataset`` read a foreign file's float label with ``int()``: 4.5 came back as class 4, and NaN failed
+    with "cannot convert float NaN to integer" naming neither file nor record. Such labels are now refused by name,
+    as the expansion's HDF5 source refuses them; whole numbers stored as floats are still class indices."""
+    import h5py
+
+    from genaug.expand import HDF5FaceDataset
+
+    path = tmp_path / "foreign.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((3, 16, 16, 3), np.uint8)
+        f["labels"] = np.array([3.0, 4.5, np.nan])
+    ds = HDF5FaceDataset(path)
+    assert ds[0][1] == 3 and type(ds[0][1]) is int
+    with pytest.raises(ValueError, match=r"foreign\.h5: 'labels' of record 1 is 4\.5, not a whole class index"):
+        ds[1]
+    with pytest.raises(ValueError, match=r"foreign\.h5: 'labels' of record 2 is nan, not a whole class index"):
+        ds[-1]
+
+
+def test_demo_refuses_generated_faces_from_an_edit_model(tmp_path, capsys):
+    """``genaug demo --generated 3`` with the default (edit-kind) bundle wrote a picture without any generated face and
+    said nothing: an edit model cannot invent faces, so the option was dropped silently. An explicit count is now
+    refused by name (the default, and ``--generated 0``, still show the real faces only)."""
+    from genaug.cli.main import main
+
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--generated", "3", "--out", str(out), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "--generated 3:" in err and "cannot generate random ones" in err
+    assert not out.exists()
+    from genaug.cli.demo import build_parser
+
+    assert "only for bundles that can generate faces" in " ".join(build_parser().format_help().split())
+
+
+@pytest.mark.filterwarnings("ignore:Got processor for bboxes")  # the Compose holds no geometric transform
+def test_replaying_a_drawn_turn_beside_boxes_is_refused():
+    """A fresh call with boxes, masks or keypoints never draws ``yaw`` (or refuses codes=["yaw"]), since the head
+    would turn while the boxes stay put; but ``A.ReplayCompose.replay`` of a record that drew a turn skipped that
+    check and returned the turned face with its boxes unmoved. The replay is now refused by name."""
+    img = np.random.default_rng(0).integers(40, 220, (64, 64, 3), dtype=np.uint8)
+    aug = A.ReplayCompose([genaug.GenerativeFaceAug(p=1, codes=["yaw"], framing="full", refine_steps=0, device="cpu")],
+                          bbox_params=A.BboxParams("pascal_voc", label_fields=[]))
+    record = aug(image=img)["replay"]
+    assert [aug.transforms[0].engine.code_names[e[0]] for e in record["transforms"][0]["params"]["edits"]] == ["yaw"]
+    boxes = np.array([[10.0, 10.0, 50.0, 50.0]])
+    with pytest.raises(ValueError, match=r"this replay's record drew \['yaw'\].* this call's bboxes would come back unmoved"):
+        A.ReplayCompose.replay(record, image=img, bboxes=boxes)
+    assert A.ReplayCompose.replay(record, image=img, bboxes=np.zeros((0, 4)))["image"].shape == img.shape  # none to move

@@ -185,7 +185,7 @@ def _demo_faces(paths: list[str], limit: int) -> list[tuple[Path, np.ndarray]]:
 def run_demo(args: argparse.Namespace) -> Path:
     from ..engine.core import Engine
 
-    if args.max_faces < 0 or args.generated < 0 or (args.refine_steps or 0) < 0:
+    if args.max_faces < 0 or (args.generated or 0) < 0 or (args.refine_steps or 0) < 0:
         raise ValueError("--max-faces, --generated and --refine-steps must be >= 0")
     out = Path(args.out).expanduser()
     if out.is_dir():  # a folder, as `genaug augment --out` takes: the picture goes into it
@@ -193,13 +193,16 @@ def run_demo(args: argparse.Namespace) -> Path:
     if out.suffix.lower() not in Image.registered_extensions():  # checked before the work, not by PIL's save after it
         raise ValueError(f"--out {args.out}: give a picture file (.png, .jpg, ...) or a folder, not {out.suffix or 'no extension'!r}")
     faces = _demo_faces(args.images or [], args.max_faces)
-    if not faces and not args.generated:
+    if not faces and args.generated == 0:
         raise ValueError("nothing to show: --max-faces 0 and --generated 0")
     engine = Engine(args.bundle, device=args.device, refine_steps=args.refine_steps)
-    panels = [face_panel(engine, image, p.name) for p, image in faces]
     can_sample = getattr(engine.bundle, "can_sample", True)  # the edit kind edits faces, it cannot invent them
-    panels += [face_panel(engine, None, f"generated face {i + 1}", seed=args.seed + i)
-               for i in range(args.generated if can_sample else 0)]
+    if args.generated and not can_sample:  # asked for, not the default: refused rather than dropped
+        raise ValueError(f"--generated {args.generated}: bundle {engine.bundle.name!r} is an edit model, it edits real "
+                         "faces and cannot generate random ones (drop --generated, or give it 0)")
+    generated = (2 if args.generated is None else args.generated) if can_sample else 0
+    panels = [face_panel(engine, image, p.name) for p, image in faces]
+    panels += [face_panel(engine, None, f"generated face {i + 1}", seed=args.seed + i) for i in range(generated)]
     if not panels:
         raise ValueError(f"bundle {engine.bundle.name!r} cannot generate faces: give real faces (--max-faces >= 1)")
     picture = vstack([hstack(panels), *([generated_panel(engine.bundle, 16, args.seed)] if can_sample else [])])
@@ -217,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="genaug_demo.png", help="where to write the picture (a folder: genaug_demo.png in it)")
     d.add_argument("--images", nargs="*", help="extra face images or folders to include")
     d.add_argument("--max-faces", type=int, default=4, help="at most this many real faces")
-    d.add_argument("--generated", type=int, default=2, help="also sweep this many random generated faces")
+    d.add_argument("--generated", type=int, default=None, help="also sweep this many random generated faces (default 2); "
+                   "only for bundles that can generate faces: an edit model (the default bundle) shows none")
     d.add_argument("--seed", type=int, default=0, help="seed for the random samples")
     return d
 

@@ -338,6 +338,16 @@ class HDF5FaceDataset(Dataset):
         state["_file"] = None  # each worker opens its own handle
         return state
 
+    def _label(self, f: h5py.File, row: int, i: int) -> int:
+        """Record ``row``'s label as an int; a float one that is not a whole number (4.5, NaN) is an error, not
+        truncated (as :class:`~genaug.expand.sources.HDF5Source` refuses such labels when expanding)."""
+        value = f[self._label_key][row]
+        if np.asarray(value).dtype.kind == "f" and not (np.isfinite(value) and value == np.round(value)):
+            item = f"item {i} (record {row} of the file)" if row != i else f"record {row}"
+            raise ValueError(f"{self.path}: '{self._label_key}' of {item} is {float(value)!r}, "
+                             "not a whole class index (-1: none)")
+        return int(value)
+
     def __getitem__(self, i: int) -> tuple[Any, ...]:
         try:
             i = operator.index(i)  # a numpy or 0-d torch integer too; 1.5 is not an index
@@ -349,7 +359,7 @@ class HDF5FaceDataset(Dataset):
         row = int(self._rows[i]) if self._rows is not None else i
         f = self._f()
         image = f["images"][row]
-        label = int(f[self._label_key][row]) if self._label_key else -1
+        label = self._label(f, row, i) if self._label_key else -1
         if self.transform is not None:
             image = apply_transform(self.transform, image)
         if self.target_transform is not None:
