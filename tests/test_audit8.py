@@ -1,5 +1,7 @@
-"""An eighth user audit (2026-12-05): variants of a photo without a found face that came out identical, and
-big-endian float images (each test failed before its fix)."""
+"""An eighth user audit (2026-12-05, seventh session), as albumentations, PyTorch and h5py users would meet it: variants
+of a photo without a found face that came out identical, big-endian float images, size pairs and float labels in the
+expansion, `genaug augment`'s per-file draws, a cut-out's alpha through a turn, 16-bit / float PIL images, demo and
+replay checks (each test failed before its fix)."""
 from __future__ import annotations
 
 import albumentations as A
