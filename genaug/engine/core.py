@@ -383,13 +383,18 @@ class Engine:
                 info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
         return (res[0] if single else res), info
 
+    def _latent_codes(self) -> list[int]:
+        """The engine's codes (its ``codes``, else the bundle's random set) that move the latent, not an image-space
+        control: what a control with no face to place it is re-drawn among."""
+        return [c for c in (self.codes if self.codes is not None else default_codes(self.spec)) if control_of(self.spec, c) is None]
+
     def replace_unplaced(self, edits: list[Edit], frames: list[FrameInfo], generator: torch.Generator) -> list[Edit]:
         """``edits`` with each control that :meth:`unplaced` would leave undone (no face found) re-drawn from
         ``generator`` among the engine's latent codes (it has none: unchanged) — random edits only."""
         rows = [r for r, (e, f) in enumerate(zip(edits, frames)) if self.unplaced(e, f)]
         if not rows:  # (the usual case: every control has its face)
             return edits
-        codes = [c for c in (self.codes if self.codes is not None else default_codes(self.spec)) if control_of(self.spec, c) is None]
+        codes = self._latent_codes()
         if not codes:
             return edits
         drawn = random_edits(self.spec, len(rows), generator, codes=codes, bounds=self.bounds)
@@ -405,7 +410,7 @@ class Engine:
         ``generator`` (variant ``v``'s draws; ``seed_of(j)``: the seed of variant ``j``'s), but not onto a categorical
         move another variant of the source makes (:func:`redraw_distinct`), so the variants stay distinct."""
         redraw = [self.unplaced(e, frame) for e in plan]
-        codes = [c for c in (self.codes if self.codes is not None else default_codes(self.spec)) if control_of(self.spec, c) is None]
+        codes = self._latent_codes()
         if not redraw[v] or not codes:
             return plan[v]
         gens = [generator if j == v else torch.Generator().manual_seed(seed_of(j)) for j in range(v + 1)]
