@@ -66,6 +66,7 @@ class FewShotConfig:
     render_at: str = "photo"
     # 4,800 steps of 16 (val, k = 1, classical, 2 seeds: 10.1 % against 8.9 % for 1,600 of 32), on 2 threads
     train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=4800, batch_size=16))
+    first_seed: int = 0  # seeds first_seed .. first_seed + seeds - 1
 
 
 def genaug_variants(cfg: FewShotConfig, data, rows: Tensor) -> tuple[dict[int, int], Tensor | None, float]:
@@ -89,7 +90,7 @@ def run(cfg: FewShotConfig) -> dict:
         data = subset(data, torch.nonzero(data.labels < cfg.max_ids).flatten())
     splits = make_splits(data)
     ev = splits[cfg.eval_split]
-    shots = {(k, s): pick_shots(data.labels, splits["train"], k, s) for k in cfg.shots for s in range(cfg.seeds)}
+    shots = {(k, s): pick_shots(data.labels, splits["train"], k, s) for k in cfg.shots for s in range(cfg.first_seed, cfg.first_seed + cfg.seeds)}
     pos, var, prep_s = genaug_variants(cfg, data, torch.unique(torch.cat(list(shots.values()))))
     ev_hog = hog_features(data.images[ev])
     runs: dict[str, dict[str, list[dict]]] = {a: {str(k): [] for k in cfg.shots} for a in ["HOG 1-NN", *cfg.arms]}
@@ -138,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=d.data, help="ImageFolder of identities (default: celeba_id200)")
     p.add_argument("--shots", type=int, nargs="+", default=d.shots, help="training photos per person")
     p.add_argument("--seeds", type=int, default=d.seeds)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds FIRST..FIRST+SEEDS-1 (more seeds later; benchmarks/pool_seeds.py joins the runs)")
     p.add_argument("--arms", nargs="+", default=d.arms, choices=ARMS)
     p.add_argument("--bundle", default="default", help="genaug bundle: 'default' or a bundle folder")
     p.add_argument("--device", default="cpu")
@@ -179,6 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
                       flip_test=a.flip_test)
     cfg = FewShotConfig(a.data, a.shots, a.seeds, a.arms, a.bundle, a.device, a.eval_split, a.variants,
                         a.refine_steps, a.strength, a.codes, a.max_ids, a.quality_threshold, a.render_at, t)
+    cfg.first_seed = a.first_seed
     if a.quick:
         cfg.shots, cfg.seeds, cfg.variants, cfg.refine_steps, cfg.max_ids = [1], 2, 2, 1, cfg.max_ids or 8
         t.steps, t.batch_size = 20, 8

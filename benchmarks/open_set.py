@@ -67,6 +67,7 @@ class OpenSetConfig:
     quality_threshold: float | str | None = RECOGNISER_QUALITY
     train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=800, batch_size=64, scale=30.0, margin=0.2,
                                                                        label_smoothing=0.0))
+    first_seed: int = 0  # seeds first_seed .. first_seed + seeds - 1
 
 
 def training_faces(cfg: OpenSetConfig) -> tuple[Tensor, Tensor]:
@@ -173,7 +174,7 @@ def run(cfg: OpenSetConfig) -> dict:
                                             codes=cfg.codes, quality_threshold=cfg.quality_threshold)
         print(f"offline genaug: {cfg.variants} variants x {len(images)} photos in {prep_s:.0f}s", flush=True)
     runs: dict[str, dict[str, list[dict]]] = {a: {n: [] for n in [*sets, *pair_sets]} for a in cfg.arms}
-    for s in range(cfg.seeds):
+    for s in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
         for arm in cfg.arms:
             aug = Augmenter(arm, s, variants if "genaug" in arm else None, cfg.train.p_genaug)
             net, _, secs = train(images, labels, cfg.train, aug, s, device)
@@ -229,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-per-id", type=int, default=None, help="cap training photos per identity (seeded)")
     p.add_argument("--max-ids", type=int, default=None, help="train on the first N identities only")
     p.add_argument("--seeds", type=int, default=d.seeds)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds FIRST..FIRST+SEEDS-1 (more seeds later; benchmarks/pool_seeds.py joins the runs)")
     p.add_argument("--arms", nargs="+", default=d.arms, choices=ARMS)
     p.add_argument("--bundle", default="default", help="genaug bundle: 'default' or a bundle folder")
     p.add_argument("--device", default="cpu")
@@ -260,6 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = OpenSetConfig(a.train_data, a.verify_data, a.verify_split, a.pairs, a.pairs_root, a.pairs_crop, a.max_per_id,
                         a.max_ids, a.seeds, a.arms, a.bundle, a.device, a.variants, a.refine_steps, a.strength, a.codes,
                         a.quality_threshold, t)
+    cfg.first_seed = a.first_seed
     if a.quick:
         cfg.seeds, cfg.max_ids, t.steps, t.batch_size = 2, cfg.max_ids or 30, 20, 16
     out = a.out or default_out("open_set", a.bundle, a.quick)

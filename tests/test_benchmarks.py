@@ -451,3 +451,28 @@ def test_chained_variants_apply_every_code_in_turn(tmp_path, monkeypatch, tiny_b
     assert (chained.float() - images[:, None].float()).abs().mean() > 0.5  # edited
     with pytest.raises(ValueError, match="one entry"):
         offline_variants(images, str(tiny_bundle_path), 1, 0, codes=["light+yaw", "glasses"], device="cpu")
+
+
+def test_pool_seeds_joins_later_seeds_and_refuses_other_runs(faces_folder, tmp_path):
+    fs, pool = load_script("few_shot"), load_script("pool_seeds")
+    outs = []
+    for first in (0, 1):  # seeds 0, 1 then 1, 2: seed 1 is run twice and must come out the same
+        outs.append(tmp_path / f"fs{first}.json")
+        fs.main(["--data", str(faces_folder), "--quick", "--arms", "none", "classical", "--first-seed", str(first),
+                 "--out", str(outs[-1])])
+    a, b = (json.loads(o.read_text()) for o in outs)
+    assert [r["seed"] for r in b["results"]["classical"]["1"]["runs"]] == [1, 2]
+    assert b["results"]["classical"]["1"]["runs"][0]["top1"] == a["results"]["classical"]["1"]["runs"][1]["top1"]
+    pooled = pool.main([str(o) for o in outs] + ["--out", str(tmp_path / "pooled.json")])
+    d = pooled["paired_differences"]["classical - none"]["1"]["top1"]
+    by_seed = {r["seed"]: r["top1"] for rep in (a, b) for arm in ("classical", "none") for r in rep["results"][arm]["1"]["runs"]
+               if arm == "classical"}
+    nones = {r["seed"]: r["top1"] for rep in (a, b) for r in rep["results"]["none"]["1"]["runs"]}
+    assert pooled["seeds"] == [0, 1, 2] and d["n"] == 3
+    assert d["per_seed"] == pytest.approx([by_seed[s] - nones[s] for s in (0, 1, 2)])
+    b["results"]["classical"]["1"]["runs"][0]["top1"] += 0.1  # seed 1 no longer the same run
+    with pytest.raises(ValueError, match="seed 1 differs"):
+        pool.pool([a, b])
+    b["config"]["variants"] = 7
+    with pytest.raises(ValueError, match="variants"):
+        pool.pool([a, json.loads(outs[1].read_text()) | {"config": b["config"]}])
