@@ -584,3 +584,34 @@ def test_the_mirror_never_fills_beside_the_nose(src):
     assert near_nose.sum() > 200
     assert (mirrored - stretched)[near_nose].abs().max() < 1e-6
     assert (mirrored - stretched)[~near_nose].abs().max() > 0.005  # farther out it still fills (the cheek's outline)
+
+
+@pytest.mark.parametrize("scale", [34.0, 45.0])
+def test_relight_leaves_no_unlit_line_along_a_turned_nose(scale):
+    """Where the generic nose is seen edge-on (a face turned ~40 deg) the relighting mask dipped to 0 along a
+    one-pixel line that kept the photo's own light: a bright (or dark) thread down the nose's flank."""
+    import torch.nn.functional as F
+    from genaug.faces.light import _surface
+
+    lm, x = project(38.0, scale=scale, centre=(64.0, 56.0)), torch.zeros(1, 3, 128, 128)  # flat grey: any line is ours
+    inner = F.max_pool2d((_surface(x, lm, "auto").mask < 0.5).float()[None], 9, 1, 4)[0, 0] == 0  # well inside the face
+    lum = relight(x, 70.0, 0.0, 1.0, lm).mean(1, keepdim=True)
+    med = F.pad(lum, (1, 1, 1, 1), mode="replicate").unfold(2, 3, 1).unfold(3, 3, 1).reshape(1, 1, 128, 128, 9).median(-1).values
+    assert float(((lum - med).abs()[0, 0] * inner).max()) < 0.007  # was 0.012 on the line; smooth shading ~0.003
+
+
+def test_relight_gives_a_darkened_clipped_highlight_the_skins_colour():
+    """A highlight the camera clipped (red at its maximum) has lost its hue: darkened as it was, it turned
+    yellow-green. Darkened by a new light, it takes the face's unclipped skin colour."""
+    import torch.nn.functional as F
+
+    h = w = 128
+    skin = torch.tensor([0.95, 0.62, 0.45]) ** 2.2  # linear skin colour
+    yy, xx = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    spot = ((xx - 48) ** 2 + (yy - 50) ** 2) < 12 ** 2  # on the face's left cheek
+    x = ((skin[:, None, None] * (0.55 + 1.5 * spot.float())).clamp(0, 1) ** (1 / 2.2) * 2 - 1)[None]  # red clips there
+    out = relight(x, 70.0, 0.0, 1.0, project(0.0, scale=34.0, centre=(64.0, 60.0)))  # lit from the right
+    lin = ((out[0][:, spot] + 1) / 2) ** 2.2
+    assert float(lin.mean(1).sum()) < float((((x[0][:, spot] + 1) / 2) ** 2.2).mean(1).sum())  # the spot darkened
+    cos = F.cosine_similarity(lin / lin.mean(0) - 1, (skin / skin.mean() - 1)[:, None], dim=0)
+    assert float(cos.mean()) > 0.99  # was 0.94: the clipped colour, darkened

@@ -35,6 +35,8 @@ SOFTEN = 0.12  # the shading change is blurred by this many d (eye-to-mouth unit
 FRONT_FLOOR = 0.5  # estimate_light: a frontal normal's brightness is at least this share of the face's mean
 SATURATION_RIDGE = 0.01  # shrinks the shading-to-saturation slope of faces whose shading barely varies (variance of log shading)
 SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays within exp(+-0.3)
+CLIP_FROM = 0.85  # a pixel whose largest channel passes this (of 1) is taken as clipped, its hue lost
+UNCLIP_DARKEN = 0.25  # darkened by this share or more, a clipped pixel takes the face's skin colour
 SHADOW_DEPTH = 0.5  # how much of the new light a cast shadow takes away (the rest: skin's scattering)
 
 
@@ -143,6 +145,19 @@ def _follow_saturation(lin: Tensor, slope: Tensor, change: Tensor) -> Tensor:
     return (grey + (lin - grey) * factor[:, None]).clamp(min=0)
 
 
+def _unclip(lin: Tensor, ratio: Tensor, images: Tensor, weight: Tensor) -> Tensor:
+    """``lin`` (linear RGB, shading changed by ``ratio``) with the colour of pixels the photo clipped (a channel near
+    its maximum: the highlight's hue is lost, darkening it shows a yellow-green or grey patch) moved towards the
+    face's unclipped skin colour as far as the new light darkens them; luminance kept."""
+    clipped = _smoothstep((((images.float() + 1) / 2).amax(1) - CLIP_FROM) / (1 - CLIP_FROM))
+    skin_w = weight * (1 - clipped)
+    lum = _luminance(lin).clamp(min=1e-6)
+    chroma = lin / lum[:, None]  # unit luminance
+    skin = (chroma * skin_w[:, None]).sum((2, 3)) / skin_w.sum((1, 2)).clamp(min=1)[:, None]  # (N, 3)
+    w = clipped * ((1 - ratio) / UNCLIP_DARKEN).clamp(0, 1) * (skin_w.sum((1, 2)) > 0).float()[:, None, None]
+    return lin + w[:, None] * (lum[:, None] * skin[:, :, None, None] - lin)
+
+
 def estimate_light(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> LightEstimate:
     """The main light on each face (see :class:`LightEstimate`)."""
     images = check_images(images)
@@ -226,12 +241,16 @@ def _relight(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, a
         lit = lit * _cast_shadow(surf, direction)
     new = ambient + (1 - ambient) * lit
     new = new * (mean_fit / _face_mean(new, weight).clamp(min=1e-3))[:, None, None]
-    ratio = 1 + k[:, None, None] * surf.mask * _soften(new / fitted - 1, SOFTEN * surf.pose.scale * surf.pose.frame.scale)
+    sigma = SOFTEN * surf.pose.scale * surf.pose.frame.scale
+    mask = _soften(surf.mask, sigma)  # the mask dips where the generic nose is seen edge-on: unblurred, a line stays unlit
+    ratio = 1 + k[:, None, None] * mask * _soften(new / fitted - 1, sigma)
     ratio = torch.minimum(ratio, 1 / lin.amax(1).clamp(min=1e-4))  # no channel clips: the hue stays
     slope = _shading_saturation(lin, fitted, weight) if lin.shape[1] == 3 else None
     lin = lin * ratio[:, None]
+    if slope is not None:
+        lin = _unclip(lin, ratio, images, weight)
     if slope is not None:  # skin is more saturated in shadow: its colour follows the new shading as the photo's does
         lin = _follow_saturation(lin, slope, ratio.clamp(min=1e-6).log())
     out = lin.clamp(0, 1) ** (1 / GAMMA) * 2 - 1
-    out = torch.where(surf.mask[:, None] > 0, out, images.float())  # outside the face: the input's own values
+    out = torch.where(mask[:, None] > 0, out, images.float())  # outside the face: the input's own values
     return torch.where((k == 0)[:, None, None, None], images, out.to(images.dtype))
