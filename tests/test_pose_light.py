@@ -615,3 +615,19 @@ def test_relight_gives_a_darkened_clipped_highlight_the_skins_colour():
     assert float(lin.mean(1).sum()) < float((((x[0][:, spot] + 1) / 2) ** 2.2).mean(1).sum())  # the spot darkened
     cos = F.cosine_similarity(lin / lin.mean(0) - 1, (skin / skin.mean() - 1)[:, None], dim=0)
     assert float(cos.mean()) > 0.99  # was 0.94: the clipped colour, darkened
+
+
+def test_relight_brightens_bright_skin_without_a_flat_white_patch():
+    """Brightening bright skin was capped hard at the first channel to reach 1: 40 % of the brightened pixels came out
+    one flat white patch without texture. The cap is soft now: none is flat and the skin's texture stays in order."""
+    h = w = 128
+    skin = torch.tensor([0.95, 0.75, 0.62]) ** 2.2
+    tex = 1 + 0.06 * torch.randn(1, 1, h, w, generator=torch.Generator().manual_seed(0))
+    x = (skin[None, :, None, None] * 0.85 * tex).clamp(0, 1) ** (1 / 2.2) * 2 - 1
+    out = relight(x, -70.0, 0.0, 1.0, project(0.0, scale=34.0, centre=(64.0, 60.0)))
+    a, b = ((x + 1) / 2) ** 2.2, ((out + 1) / 2) ** 2.2
+    la, lb = a.mean(1)[0], b.mean(1)[0]
+    up = lb / la > 1.15
+    assert int(up.sum()) > 500 and float(b[0].amax(0).max()) <= 1.0
+    assert float(((b[0].amax(0) > 0.999) & up).sum()) == 0  # was 40 % of them
+    assert float(torch.corrcoef(torch.stack([la[up], lb[up]]))[0, 1]) > 0.8  # was 0.64: the texture keeps its order

@@ -35,6 +35,7 @@ SOFTEN = 0.12  # the shading change is blurred by this many d (eye-to-mouth unit
 FRONT_FLOOR = 0.5  # estimate_light: a frontal normal's brightness is at least this share of the face's mean
 SATURATION_RIDGE = 0.01  # shrinks the shading-to-saturation slope of faces whose shading barely varies (variance of log shading)
 SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays within exp(+-0.3)
+KNEE = 0.7  # brightening is compressed above this linear value (or the pixel's own, when higher)
 CLIP_FROM = 0.85  # a pixel whose largest channel passes this (of 1) is taken as clipped, its hue lost
 UNCLIP_DARKEN = 0.25  # darkened by this share or more, a clipped pixel takes the face's skin colour
 SHADOW_DEPTH = 0.5  # how much of the new light a cast shadow takes away (the rest: skin's scattering)
@@ -145,6 +146,17 @@ def _follow_saturation(lin: Tensor, slope: Tensor, change: Tensor) -> Tensor:
     return (grey + (lin - grey) * factor[:, None]).clamp(min=0)
 
 
+def _soft_cap(ratio: Tensor, peak: Tensor) -> Tensor:
+    """``ratio`` (N, H, W) limited so that no channel passes 1, softly: a brightening that would carry a pixel's largest
+    channel ``peak`` past ``max(KNEE, peak)`` is compressed exponentially towards 1 (slope 1 at the knee). A hard cap
+    at 1 flattened brightened cheeks into one white patch without texture."""
+    peak = peak.clamp(min=1e-4)
+    t = peak * ratio
+    knee = peak.clamp(min=KNEE)
+    soft = knee + (1 - knee) * (1 - torch.exp(-(t - knee) / (1 - knee).clamp(min=1e-6)))
+    return torch.where(t > knee, soft, t) / peak
+
+
 def _unclip(lin: Tensor, ratio: Tensor, images: Tensor, weight: Tensor) -> Tensor:
     """``lin`` (linear RGB, shading changed by ``ratio``) with the colour of pixels the photo clipped (a channel near
     its maximum: the highlight's hue is lost, darkening it shows a yellow-green or grey patch) moved towards the
@@ -244,7 +256,7 @@ def _relight(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, a
     sigma = SOFTEN * surf.pose.scale * surf.pose.frame.scale
     mask = _soften(surf.mask, sigma)  # the mask dips where the generic nose is seen edge-on: unblurred, a line stays unlit
     ratio = 1 + k[:, None, None] * mask * _soften(new / fitted - 1, sigma)
-    ratio = torch.minimum(ratio, 1 / lin.amax(1).clamp(min=1e-4))  # no channel clips: the hue stays
+    ratio = _soft_cap(ratio, lin.amax(1))  # no channel clips (the hue stays), bright skin keeps its texture
     slope = _shading_saturation(lin, fitted, weight) if lin.shape[1] == 3 else None
     lin = lin * ratio[:, None]
     if slope is not None:
