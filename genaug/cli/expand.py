@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=not a.quiet, command=["genaug", "expand", *argv], gate_threshold=a.gate_threshold,
             quality_threshold=a.quality_threshold,
         )
-    except (ExpandError, BundleError, FileNotFoundError, ValueError, FacesExtraMissing) as e:
+    except (ExpandError, BundleError, OSError, ValueError, FacesExtraMissing) as e:  # OSError: an unwritable OUT folder
         print(f"genaug expand: error: {e}", file=sys.stderr)
         return 2
     return 0

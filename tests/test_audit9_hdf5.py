@@ -1,0 +1,41 @@
+"""A ninth user audit (2026-12-05), as an h5py user of the offline expansion would meet it: `genaug expand` and
+`expand_to_hdf5` on unwritable outputs, odd HDF5 sources, numpy-typed options and reruns (each test failed before its
+fix)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from genaug.cli.expand import main
+from genaug.expand import ExpandError, expand_to_hdf5
+
+FAST = dict(refine_steps=0, batch_size=4, block_size=4, device="cpu", progress=False)
+
+
+@pytest.fixture()
+def faces(tmp_path) -> Path:
+    d = tmp_path / "faces"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    return d
+
+
+def _cli(faces: Path, out: Path, bundle: Path, *extra: str) -> list[str]:
+    return ["expand", str(faces), str(out), "--variants", "1", "--bundle", str(bundle), "--refine-steps", "0",
+            "--device", "cpu", "--quiet", *extra]
+
+
+def test_cli_an_output_it_cannot_create_is_one_line_not_a_traceback(faces, tmp_path, tiny_bundle_path, capsys):
+    # an OUT under a read-only folder (PermissionError / "Read-only file system") or under a file (NotADirectoryError)
+    # ended `genaug expand` in a traceback from pathlib's mkdir of OUT.parts: only FileNotFoundError was caught
+    (tmp_path / "notes.txt").write_text("x")
+    out = tmp_path / "notes.txt" / "o.h5"
+    assert main(_cli(faces, out, tiny_bundle_path)[1:]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genaug expand: error:") and "Not a directory" in err and "Traceback" not in err
