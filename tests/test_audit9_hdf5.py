@@ -39,3 +39,19 @@ def test_cli_an_output_it_cannot_create_is_one_line_not_a_traceback(faces, tmp_p
     assert main(_cli(faces, out, tiny_bundle_path)[1:]) == 2
     err = capsys.readouterr().err
     assert err.startswith("genaug expand: error:") and "Not a directory" in err and "Traceback" not in err
+
+
+def test_cli_a_full_disk_mid_run_is_one_line_not_a_traceback(faces, tmp_path, tiny_bundle_path, capsys, monkeypatch):
+    # a disk filling up while a part is written (h5py: RuntimeError "... file write failed: ... errno = 28, error
+    # message = 'No space left on device'") reached the user as RuntimeError("HDF5 writer failed: ...") and a traceback
+    import genaug.expand.hdf5 as hdf5
+
+    def full_disk(f, skipped):
+        raise RuntimeError("Can't decrement id ref count (file write failed: errno = 28, error message = "
+                           "'No space left on device')")
+
+    monkeypatch.setattr(hdf5, "write_skipped", full_disk)
+    assert main(_cli(faces, tmp_path / "o.h5", tiny_bundle_path)[1:]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genaug expand: error: HDF5 writer failed") and "No space left on device" in err
+    assert not list(Path(str(tmp_path / "o.h5") + ".parts").glob("*.tmp"))  # the half-written part is removed

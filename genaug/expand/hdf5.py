@@ -117,10 +117,15 @@ class PartWriter(threading.Thread):
         self._f: h5py.File | None = None  # the part file being written and its temp path
         self._tmp: Path | None = None
 
+    def _raise(self) -> None:
+        """Re-raise the writer's failure: an I/O one (a full disk: h5py's RuntimeError names errno 28) as OSError."""
+        kind = OSError if isinstance(self.error, (OSError, RuntimeError)) else RuntimeError
+        raise kind(f"HDF5 writer failed: {self.error!r}") from self.error
+
     def put(self, msg: Any) -> None:
         while True:
             if self.error is not None:
-                raise RuntimeError(f"HDF5 writer failed: {self.error!r}") from self.error
+                self._raise()
             try:
                 self.q.put(msg, timeout=0.5)
                 return
@@ -132,7 +137,7 @@ class PartWriter(threading.Thread):
         self.put(None)
         self.join()
         if self.error is not None:
-            raise RuntimeError(f"HDF5 writer failed: {self.error!r}") from self.error
+            self._raise()
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop a writer that is still running (after an error in the producer): it drops what is
