@@ -55,3 +55,20 @@ def test_cli_a_full_disk_mid_run_is_one_line_not_a_traceback(faces, tmp_path, ti
     err = capsys.readouterr().err
     assert err.startswith("genaug expand: error: HDF5 writer failed") and "No space left on device" in err
     assert not list(Path(str(tmp_path / "o.h5") + ".parts").glob("*.tmp"))  # the half-written part is removed
+
+
+def test_cli_a_full_disk_at_the_merge_is_one_line_and_keeps_the_parts(faces, tmp_path, tiny_bundle_path, capsys, monkeypatch):
+    # the merge on a full disk (h5py: RuntimeError "Unable to flush raw data (... 'No space left on device')") ended
+    # `genaug expand` in a traceback too
+    import genaug.expand.hdf5 as hdf5
+
+    def full_disk(tmp, *a, **k):
+        Path(tmp).write_bytes(b"half")
+        raise RuntimeError("Unable to flush raw data (file write failed: errno = 28, error message = 'No space left on device')")
+
+    monkeypatch.setattr(hdf5, "_write_merged", full_disk)
+    out = tmp_path / "o.h5"
+    assert main(_cli(faces, out, tiny_bundle_path)[1:]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genaug expand: error: writing") and "No space left on device" in err
+    assert list(Path(str(out) + ".parts").glob("part-*.h5")) and not list(tmp_path.glob("o.h5.*.tmp"))

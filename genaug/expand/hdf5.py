@@ -241,8 +241,10 @@ def merge_parts(parts_dir: Path, n_blocks: int, out: Path, shape: tuple[int, int
     remove_stale_temps(out)  # an earlier merge killed outright (SIGKILL, power loss) left OUT.<pid>.tmp
     try:
         total, skipped = _write_merged(tmp, parts, total, shape, n_codes, compression, attrs, out, progress)
-    except BaseException:  # no half-written OUT.<pid>.tmp left beside the output
+    except BaseException as e:  # no half-written OUT.<pid>.tmp left beside the output
         tmp.unlink(missing_ok=True)
+        if isinstance(e, RuntimeError):  # h5py's write failure (a full disk): an I/O error, as the part writer's
+            raise OSError(f"writing {out} failed: {e}") from e
         raise
     commit_file(tmp, out)
     return total, skipped
