@@ -72,3 +72,16 @@ def test_cli_a_full_disk_at_the_merge_is_one_line_and_keeps_the_parts(faces, tmp
     err = capsys.readouterr().err
     assert err.startswith("genaug expand: error: writing") and "No space left on device" in err
     assert list(Path(str(out) + ".parts").glob("part-*.h5")) and not list(tmp_path.glob("o.h5.*.tmp"))
+
+
+def test_an_hdf5_source_whose_images_is_a_group_is_refused_by_name(tmp_path, capsys):
+    # a common per-image layout (images/0, images/1, ...) failed with AttributeError: 'Group' object has no attribute
+    # 'dtype' (a traceback from `genaug expand`)
+    src = tmp_path / "per_image.h5"
+    with h5py.File(src, "w") as f:
+        for i in range(2):
+            f[f"images/{i}"] = np.zeros((40, 40, 3), np.uint8)
+    with pytest.raises(ExpandError, match="'images' is a group"):
+        expand_to_hdf5(src, tmp_path / "o.h5", 1, **FAST)
+    assert main([str(src), str(tmp_path / "o.h5"), "--device", "cpu", "--quiet"]) == 2
+    assert "'images' is a group (2 members)" in capsys.readouterr().err

@@ -90,6 +90,8 @@ class HDF5Source:
                 if "images" not in f:
                     raise ExpandError(f"{self.root}: HDF5 source needs an 'images' dataset (N,H,W,C) uint8")
                 ds = f["images"]
+                if not isinstance(ds, h5py.Dataset):  # a group of per-image datasets: no .dtype (an AttributeError)
+                    raise ExpandError(f"{self.root}: 'images' is a group ({len(ds)} members), not one (N,H,W,C) uint8 dataset")
                 if ds.dtype != np.uint8 or ds.ndim not in (3, 4):
                     raise ExpandError(f"{self.root}: 'images' must be uint8 (N,H,W) or (N,H,W,C), got {ds.dtype} {ds.shape}")
                 if ds.ndim == 4 and ds.shape[3] not in (1, 3, 4):
