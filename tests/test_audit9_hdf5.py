@@ -85,3 +85,22 @@ def test_an_hdf5_source_whose_images_is_a_group_is_refused_by_name(tmp_path, cap
         expand_to_hdf5(src, tmp_path / "o.h5", 1, **FAST)
     assert main([str(src), str(tmp_path / "o.h5"), "--device", "cpu", "--quiet"]) == 2
     assert "'images' is a group (2 members)" in capsys.readouterr().err
+
+
+def test_numpy_scalar_options_are_taken_and_an_int_strength_is_the_same_run(faces, tmp_path, tiny_bundle_path):
+    # options from a numpy sweep (`for seed in np.arange(3)`, a config read through numpy) passed the checks, then
+    # failed with "Object of type int64 is not JSON serializable" (the run key); strength=1 and strength=1.0 (the
+    # CLI's) were different runs, so the CLI refused to resume or finish an API run's parts
+    out = tmp_path / "o.h5"
+    kw = dict(FAST, bundle=tiny_bundle_path, batch_size=np.int64(2), block_size=np.int64(1))
+    res = expand_to_hdf5(faces, out, np.int64(2), seed=np.int64(3), strength=np.float32(0.5), quality_threshold=None, **kw)
+    assert res.n_records == 4
+    with h5py.File(out) as f:
+        assert f.attrs["seed"] == 3 and '"variants": 2' in f.attrs["settings"] and '"strength": 0.5' in f.attrs["settings"]
+    plain = dict(FAST, bundle=tiny_bundle_path, batch_size=2, block_size=1)
+    assert expand_to_hdf5(faces, out, 2, seed=3, strength=0.5, **plain).blocks_done == 0  # the same run: complete
+    out1 = tmp_path / "one.h5"
+    expand_to_hdf5(faces, out1, 1, strength=1, **FAST, bundle=tiny_bundle_path)
+    assert main(_cli(faces, out1, tiny_bundle_path, "--block-size", "4", "--batch-size", "4")[1:]) == 0  # already complete
+    with pytest.raises(ExpandError, match="whole numbers"):
+        expand_to_hdf5(faces, tmp_path / "x.h5", 1, **{**FAST, "batch_size": 2.5}, bundle=tiny_bundle_path)

@@ -65,8 +65,8 @@ class ExpandSettings:
             raise ExpandError(f"--variants must be a whole number, got {self.variants!r}")
         if self.variants < 0 or (self.variants == 0 and not self.include_original):
             raise ExpandError(f"--variants must be >= 1 (or 0 with --include-original: the originals only), got {self.variants}")
-        if self.batch_size < 1 or self.block_size < 1:
-            raise ExpandError("--batch-size and --block-size must be >= 1")
+        if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in (self.batch_size, self.block_size)):
+            raise ExpandError(f"--batch-size and --block-size must be whole numbers >= 1, got {self.batch_size!r}, {self.block_size!r}")
         if self.refine_steps is not None and self.refine_steps < 0:
             raise ExpandError(f"--refine-steps must be >= 0, got {self.refine_steps}")
         if not math.isfinite(self.strength) or self.strength < 0:
@@ -74,12 +74,16 @@ class ExpandSettings:
         if self.gate_threshold is not None and not math.isfinite(self.gate_threshold):
             raise ExpandError(f"--gate-threshold must be a finite similarity, got {self.gate_threshold}")
         q = self.quality_threshold
-        if q is not None and q != "auto" and not (isinstance(q, (int, float)) and 0.0 <= q <= 1.0):
+        if q is not None and q != "auto" and not (isinstance(q, numbers.Real) and 0.0 <= q <= 1.0):
             raise ExpandError(f"--quality-threshold must be 'auto' or a number in [0, 1], got {q!r}")
         if self.mode not in ("delta", "regenerate"):
             raise ExpandError(f"--mode must be 'delta' or 'regenerate', got {self.mode!r}")
         if self.size not in ("model", "source"):
             parse_size(self.size)
+        # numpy scalars as plain ones (the run key is JSON: np.int64 failed to serialise) and 1 as 1.0 (the same run key)
+        self.variants, self.batch_size, self.block_size = int(self.variants), int(self.batch_size), int(self.block_size)
+        self.include_original, self.strength = bool(self.include_original), float(self.strength)
+        self.gate_threshold, self.quality_threshold = (v if v is None or v == "auto" else float(v) for v in (self.gate_threshold, q))
 
     @property
     def rows_per_source(self) -> int:
@@ -402,7 +406,7 @@ def expand_to_hdf5(
     except ValueError as e:
         raise ExpandError(str(e).replace("codes", "--codes", 1)) from None
     try:
-        check_seed(seed, "--seed", high=2**63)  # the file's 'seed' attribute is an int64
+        seed = check_seed(seed, "--seed", high=2**63)  # the file's 'seed' attribute is an int64; np.int64 as an int
     except ValueError as e:
         raise ExpandError(str(e)) from None
     if codes is not None:  # numpy integers (np.arange) as plain ints: the run key is JSON
