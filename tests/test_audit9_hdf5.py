@@ -104,3 +104,18 @@ def test_numpy_scalar_options_are_taken_and_an_int_strength_is_the_same_run(face
     assert main(_cli(faces, out1, tiny_bundle_path, "--block-size", "4", "--batch-size", "4")[1:]) == 0  # already complete
     with pytest.raises(ExpandError, match="whole numbers"):
         expand_to_hdf5(faces, tmp_path / "x.h5", 1, **{**FAST, "batch_size": 2.5}, bundle=tiny_bundle_path)
+
+
+def test_rerunning_a_finished_expansion_with_another_compression_is_not_a_silent_no_op(faces, tmp_path, tiny_bundle_path):
+    # compression is not part of the run key (parts merge into any filter), so a finished lzf file rerun with
+    # --compression gzip (README: what h5dump / MATLAB need) said "already complete; nothing to do" and stayed lzf
+    out = tmp_path / "o.h5"
+    kw = dict(FAST, bundle=tiny_bundle_path)
+    expand_to_hdf5(faces, out, 1, compression="lzf", **kw)
+    assert expand_to_hdf5(faces, out, 1, compression="lzf", **kw).blocks_done == 0  # the same command: nothing to do
+    with pytest.raises(ExpandError, match="compressed with lzf, not gzip; pass --overwrite"):
+        expand_to_hdf5(faces, out, 1, compression="gzip", **kw)
+    expand_to_hdf5(faces, out, 1, compression="gzip", overwrite=True, **kw)
+    with h5py.File(out) as f:
+        assert (f["images"].compression, f["images"].compression_opts) == ("gzip", 4)
+    assert expand_to_hdf5(faces, out, 1, compression="gzip-4", **kw).blocks_done == 0  # the same filter

@@ -433,7 +433,8 @@ def expand_to_hdf5(
                 "layout_version": LAYOUT_VERSION}
     run_key = hashlib.sha256(json.dumps(key_info, sort_keys=True).encode()).hexdigest()[:16]
     say = lambda m: tqdm.write(m, file=sys.stderr)  # noqa: E731 - skip reports are always shown
-    files = RunFiles(Path(out), run_key, key_info, -(-len(src) // s.block_size), rank, say if progress else (lambda m: None))
+    files = RunFiles(Path(out), run_key, key_info, -(-len(src) // s.block_size), rank, say if progress else (lambda m: None),
+                     compression)
     with files.locked(world):
         done = files.finished_output(overwrite)
         if done is not None:

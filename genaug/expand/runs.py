@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Iterator
 import h5py
 
 from ..io import remove_stale_temps, write_json_atomic
-from .hdf5 import part_name, part_status, read_skipped
+from .hdf5 import compression_args, part_name, part_status, read_skipped
 from .sources import ExpandError
 
 MANIFEST = "manifest.json"
@@ -27,6 +27,7 @@ class RunFiles:
     n_blocks: int
     rank: int
     log: Callable[[str], None]
+    compression: str | None = None  # the images' filter the finished output must have (not part of the run key)
 
     @property
     def parts_dir(self) -> Path:
@@ -60,15 +61,21 @@ class RunFiles:
         nothing (or ``overwrite`` removed it); ExpandError for another run's file."""
         if not self.out.exists():
             return None
-        same, n_out, skipped, made_by = False, 0, [], None
+        same, n_out, skipped, made_by, stored = False, 0, [], None, None
         try:
             with h5py.File(self.out, "r") as f:
                 same = f.attrs.get("run_key") == self.run_key
                 made_by = f.attrs.get("bundle_identity")
                 n_out = f["images"].shape[0]
                 skipped = read_skipped(f)
+                stored = (f["images"].compression, f["images"].compression_opts)
         except (OSError, KeyError):
             pass
+        want = compression_args(self.compression) if self.compression is not None else None
+        if same and not overwrite and want is not None and stored != (want.get("compression"), want.get("compression_opts")):
+            have = f"{stored[0]}-{stored[1]}" if stored[0] == "gzip" else stored[0] or "none"
+            raise ExpandError(f"{self.out} is already complete, but its images are compressed with {have}, not "
+                              f"{self.compression}; pass --overwrite to write it again with --compression {self.compression}")
         if same and not overwrite:
             if self.rank == 0 and self.parts_dir.exists():
                 shutil.rmtree(self.parts_dir, ignore_errors=True)
