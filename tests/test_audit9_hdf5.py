@@ -148,3 +148,16 @@ def test_a_chunked_compressed_hdf5_source_inflates_each_chunk_once(tmp_path, mon
         assert source.load(i, 3).shape == (48, 48, 3)
     source.close()
     assert read[0] < 2 * src.stat().st_size, f"read {read[0]} bytes from a {src.stat().st_size}-byte file"
+
+
+def test_class_names_stored_as_a_fixed_length_string_attribute_are_read_as_json(tmp_path):
+    # a JSON list in a fixed-length (bytes) string attribute (h5py `attrs.create(..., dtype="S32")`, C / MATLAB writers)
+    # was iterated byte by byte: class_names ['91', '34', '97', ...] went silently into the expanded file
+    from genaug.expand.sources import HDF5Source
+
+    src = tmp_path / "faces.h5"
+    with h5py.File(src, "w") as f:
+        f["images"] = np.zeros((2, 20, 20, 3), np.uint8)
+        f["labels"] = [0, 1]
+        f.attrs["class_names"] = np.bytes_(b'["alice", "bob"]')
+    assert HDF5Source(src).class_names == ["alice", "bob"]

@@ -112,6 +112,7 @@ class HDF5Source:
                     raise ExpandError(f"{self.root}: '{key}' has shape {self.labels.shape} but 'images' holds "
                                       f"{ds.shape[0]} images; it must be ({ds.shape[0]},)")
                 names = f.attrs.get("class_names", "[]")
+                names = names.decode() if isinstance(names, bytes) else names  # a fixed-length string attr: one JSON text
                 self.class_names = list(json.loads(names)) if isinstance(names, str) else [
                     n.decode() if isinstance(n, bytes) else str(n) for n in names
                 ]
