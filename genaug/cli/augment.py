@@ -41,8 +41,17 @@ def output_stems(files: list[Path], root: Path) -> dict[Path, Path]:
     stems: dict[Path, int] = {}
     for r in rel.values():
         stems[r.with_suffix("")] = stems.get(r.with_suffix(""), 0) + 1
-    return {f: r.with_suffix("") if stems[r.with_suffix("")] == 1 else r.with_name(r.stem + "_" + r.suffix.lstrip(".").lower())
-            for f, r in rel.items()}
+    names = {f: r.with_suffix("") if stems[r.with_suffix("")] == 1 else r.with_name(r.stem + "_" + r.suffix.lstrip(".").lower())
+             for f, r in rel.items()}
+    taken: set[str] = set()  # a.jpg + a.JPG, or a.png + a_png.jpg, still meet: number the later ones (any case of a name)
+    for f, name in names.items():
+        n, base = 1, name
+        while name.as_posix().lower() in taken:
+            n += 1
+            name = base.with_name(f"{base.name}_{n}")
+        names[f] = name
+        taken.add(name.as_posix().lower())
+    return names
 
 
 def file_index(name: Path) -> int:
