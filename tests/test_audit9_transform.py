@@ -6,6 +6,7 @@ from pathlib import Path
 import albumentations as A
 import numpy as np
 import pytest
+from PIL import Image
 
 import genaug
 from genaug.cli.augment import output_stems
@@ -18,3 +19,21 @@ def test_augment_names_inputs_whose_names_differ_only_in_case_or_suffix_apart(tm
     names = output_stems(files, tmp_path)
     assert len({n.as_posix().lower() for n in names.values()}) == len(files), names
     assert names[tmp_path / "b.jpg"] == Path("b_jpg") and names[tmp_path / "sub/c.png"] == Path("sub/c")
+
+
+@pytest.mark.parametrize("mode", ["P", "L"])
+def test_augment_keeps_the_transparency_of_a_palette_or_grey_cut_out(tmp_path, mode):
+    # a PNG whose transparency is a palette entry or a tRNS grey level was read as RGB / L: the variants came back
+    # opaque, the cut-out's background painted in
+    from genaug.cli.augment import _load
+
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(30, 220, (40, 40, 3), dtype=np.uint8)).convert(mode)
+    path = tmp_path / "cut.png"
+    rgb.save(path, transparency=int(np.asarray(rgb)[0, 0]))  # a palette index / grey level the image uses
+    want = np.asarray(Image.open(path).convert("RGBA"))[..., 3]
+    assert want.min() == 0 < want.max()
+    img = _load(path)
+    assert img.shape == (40, 40, 4) and np.array_equal(img[..., 3], want)
+    if mode == "L":  # grey kept grey, written back as grey with alpha
+        assert np.array_equal(img[..., 0], img[..., 1])

@@ -24,6 +24,8 @@ _GREY_ALPHA: set[Path] = set()  # inputs read as LA (grey with alpha)
 
 def _load(path: Path) -> np.ndarray:
     im = open_photo(path)  # upright by EXIF, 16-bit grey scaled
+    if im.mode not in ("RGBA", "LA") and ("transparency" in im.info or im.mode in ("PA", "La", "RGBa")):
+        im = im.convert("LA" if im.mode in ("L", "La") else "RGBA")  # a palette / tRNS cut-out: its alpha kept
     mode = "RGBA" if im.mode in ("RGBA", "LA") else "L" if im.mode in ("L", "1") else "RGB"  # grey stays grey
     # grey with alpha is edited as RGBA (grey kept), written back as LA
     (_GREY_ALPHA.add if im.mode == "LA" else _GREY_ALPHA.discard)(Path(path))
