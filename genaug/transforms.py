@@ -266,6 +266,9 @@ class GenerativeFaceAug(ImageOnlyTransform):
     def _run(self, images: list[np.ndarray], edits: list[Edit], strengths: list[float], gate_seed: int) -> list:
         edits = [Edit(*e) for e in edits]  # also edits read back from a JSON replay ([code, value, relative])
         if len(edits) != len(images):  # params sampled for one image, replayed on several
+            if len(edits) != 1:  # a batch's record on another batch: each image's own edit has no image here
+                raise ValueError(f"these params hold the edits of a batch of {len(edits)} images, but this call has "
+                                 f"{len(images)}: replay a batch's record on a batch of that size (one image's on any)")
             edits, strengths = [edits[0]] * len(images), [strengths[0]] * len(images)
         out, info = self.engine.augment(  # a drawn yaw / light on a photo without a found face: re-drawn among the latent codes
             list(images), edits=edits, strength=torch.tensor(strengths), generator=torch.Generator().manual_seed(gate_seed),

@@ -37,3 +37,18 @@ def test_augment_keeps_the_transparency_of_a_palette_or_grey_cut_out(tmp_path, m
     assert img.shape == (40, 40, 4) and np.array_equal(img[..., 3], want)
     if mode == "L":  # grey kept grey, written back as grey with alpha
         assert np.array_equal(img[..., 0], img[..., 1])
+
+
+def test_a_batch_record_replayed_on_a_batch_of_another_size_is_refused():
+    # the record of a 3-image `images=` call replayed on 2 images gave both the first image's edit, silently
+    rng = np.random.default_rng(0)
+    batch = rng.integers(40, 220, (3, 48, 48, 3), dtype=np.uint8)
+    aug = A.ReplayCompose([genaug.GenerativeFaceAug(p=1, codes=["tone", "shade"], framing="full", device="cpu")])
+    aug.set_random_seed(0)
+    first = aug(images=batch)
+    assert len({tuple(e) for e in first["replay"]["transforms"][0]["params"]["edits"]}) == 3
+    np.testing.assert_array_equal(A.ReplayCompose.replay(first["replay"], images=batch)["images"], first["images"])
+    with pytest.raises(ValueError, match="edits of a batch of 3 images, but this call has 2"):
+        A.ReplayCompose.replay(first["replay"], images=batch[:2])
+    one = aug(image=batch[0])["replay"]  # one image's record still applies to a whole batch
+    assert A.ReplayCompose.replay(one, images=batch)["images"].shape == batch.shape
