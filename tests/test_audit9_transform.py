@@ -52,3 +52,15 @@ def test_a_batch_record_replayed_on_a_batch_of_another_size_is_refused():
         A.ReplayCompose.replay(first["replay"], images=batch[:2])
     one = aug(image=batch[0])["replay"]  # one image's record still applies to a whole batch
     assert A.ReplayCompose.replay(one, images=batch)["images"].shape == batch.shape
+
+
+def test_two_ranges_for_one_code_are_refused():
+    # bounds={"tone": (0, 0.5), 5: (-1, -0.5)} name one code twice (as codes=["tone", 5] is refused): the last range
+    # won and the other was dropped unseen
+    from genaug.bundle import read_spec
+
+    tone = read_spec("default").code_index("tone")
+    with pytest.raises(ValueError, match="already given a range"):
+        genaug.GenerativeFaceAug(codes=["tone"], bounds={"tone": (0.0, 0.5), tone: (-1.0, -0.5)})
+    with pytest.raises(ValueError, match="already given a range"):
+        genaug.GenerativeFaceAug(bounds={f"c{tone}": (0.0, 0.5), "tone": (0.0, 0.5)})

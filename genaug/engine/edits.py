@@ -307,6 +307,8 @@ def code_ranges(spec: LatentSpec, bounds: dict[str | int, tuple[float, float]] |
             ci = code_index(spec, key)
         except (KeyError, TypeError) as e:
             raise ValueError(f"bounds: {e.args[0]}") from None
+        if ci in out:  # "tone" and 5: one range would be dropped unseen
+            raise ValueError(f"bounds: {key!r} names a code already given a range (by another name or index); give each code one range")
         control = control_of(spec, ci)
         if control is not None:
             try:
