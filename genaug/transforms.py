@@ -86,6 +86,13 @@ class GenerativeFaceAug(ImageOnlyTransform):
                                  f"transform names its bundle so it serialises: save_pretrained(folder), pass the folder{where}")
             return os.fspath(v)  # a bundle folder given as a Path is kept as a string, so the transform serialises
 
+        @field_validator("strength", mode="before")
+        @classmethod
+        def _strength_not_bool(cls, v: Any) -> Any:
+            if isinstance(v, bool) or (isinstance(v, (tuple, list)) and any(isinstance(x, bool) for x in v)):  # pydantic reads 1.0 / 0.0
+                raise ValueError(f"strength must be a number >= 0 or a range (low, high), got {v!r}")
+            return v
+
         @field_validator("strength")
         @classmethod
         def _strength(cls, v: Strength) -> Strength:

@@ -64,3 +64,11 @@ def test_two_ranges_for_one_code_are_refused():
         genaug.GenerativeFaceAug(codes=["tone"], bounds={"tone": (0.0, 0.5), tone: (-1.0, -0.5)})
     with pytest.raises(ValueError, match="already given a range"):
         genaug.GenerativeFaceAug(bounds={f"c{tone}": (0.0, 0.5), "tone": (0.0, 0.5)})
+
+
+@pytest.mark.parametrize("strength", [False, True, (False, True)])
+def test_a_bool_strength_is_refused(strength):
+    # strength=False read as 0.0: every call a silent no-op while last_info recorded an edit (Engine(strength=...) refuses
+    # a bool)
+    with pytest.raises(ValueError, match="strength must be a number"):
+        genaug.GenerativeFaceAug(strength=strength)
