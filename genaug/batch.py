@@ -99,7 +99,7 @@ class BatchFaceAug(nn.Module):
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
         pair = (strength, strength) if isinstance(strength, numbers.Real) else tuple(strength) if isinstance(strength, (tuple, list)) else ()
         lo, hi = pair if len(pair) == 2 else (None, None)
-        if not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in (lo, hi)) or not 0 <= lo <= hi:
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)) or not 0 <= lo <= hi:
             raise ValueError(f"strength must be finite and >= 0, or a range (low, high) with 0 <= low <= high, got {strength!r}")
         if mode not in MODES or framing not in ("auto", "full"):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")

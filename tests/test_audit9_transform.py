@@ -72,3 +72,9 @@ def test_a_bool_strength_is_refused(strength):
     # a bool)
     with pytest.raises(ValueError, match="strength must be a number"):
         genaug.GenerativeFaceAug(strength=strength)
+
+
+@pytest.mark.parametrize("strength", [False, True, (False, 1.0)])
+def test_a_bool_strength_is_refused_by_the_batch_transform_too(strength):
+    with pytest.raises(ValueError, match="strength"):
+        genaug.BatchFaceAug(strength=strength)
