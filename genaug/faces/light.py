@@ -160,9 +160,10 @@ def _soft_cap(ratio: Tensor, peak: Tensor) -> Tensor:
 def _unclip(lin: Tensor, ratio: Tensor, images: Tensor, weight: Tensor) -> Tensor:
     """``lin`` (linear RGB, shading changed by ``ratio``) with the colour of pixels the photo clipped (a channel near
     its maximum: the highlight's hue is lost, darkening it shows a yellow-green or grey patch) moved towards the
-    face's unclipped skin colour as far as the new light darkens them; luminance kept."""
-    clipped = _smoothstep((((images.float() + 1) / 2).amax(1) - CLIP_FROM) / (1 - CLIP_FROM))
-    skin_w = weight * (1 - clipped)
+    face's brightest unclipped skin colour as far as the new light darkens them; luminance kept."""
+    peak = ((images.float() + 1) / 2).amax(1)
+    clipped = _smoothstep((peak - CLIP_FROM) / (1 - CLIP_FROM))
+    skin_w = weight * (1 - clipped) * peak ** 4  # the brightest unclipped skin: shadowed skin is more saturated
     lum = _luminance(lin).clamp(min=1e-6)
     chroma = lin / lum[:, None]  # unit luminance
     skin = (chroma * skin_w[:, None]).sum((2, 3)) / skin_w.sum((1, 2)).clamp(min=1)[:, None]  # (N, 3)
