@@ -195,7 +195,8 @@ class BatchFaceAug(nn.Module):
         check = (x.device.type == "cpu" or not getattr(self, "_values_checked", False)) if self.check_values is None else self.check_values
         if check and x.is_floating_point() and n:
             self._values_checked = True
-            if needs_clipping(*(float(host_array(v) if x.device.type == "cpu" else v) for v in torch.aminmax(x)), "batch"):
+            cpu = x.device.type == "cpu" and x.dtype != torch.bfloat16  # (numpy has no bfloat16)
+            if needs_clipping(*(float(host_array(v) if cpu else v) for v in torch.aminmax(x)), "batch"):
                 x = x.clamp(0.0, 1.0)
         return x, bool(check and x.is_floating_point())
 
