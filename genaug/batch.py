@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from .bundle.format import Bundle
 from .device import resolve_device
+from .distenv import mix_worker_seed
 from .engine.batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, plan_columns, recipe_tables
 from .engine.cache import pixel_keys
 from .engine.batch_render import columns as _columns, frame, grid_blend, make_grey, paste, recolour, to_device
@@ -202,6 +203,8 @@ class BatchFaceAug(nn.Module):
 
     def draw(self, n: int) -> BatchParams:
         """Parameters for a batch of ``n`` rows, from the transform's generator."""
+        if self.generator is not None:  # its own generator, copied into forked DataLoader workers: mixed with theirs
+            self._worker_tag = mix_worker_seed(self.generator, getattr(self, "_worker_tag", None))
         g = self.generator if self.generator is not None else torch.default_generator
         apply = torch.rand(n, generator=g) < self.p
         spec = self._spec()

@@ -1,4 +1,4 @@
-"""The distributed environment that ``torchrun`` sets: rank, world size and local rank."""
+"""The distributed environment that ``torchrun`` sets: rank, world size and local rank; DataLoader workers' seeds."""
 from __future__ import annotations
 
 import os
@@ -52,3 +52,16 @@ def rank_device(device: str, distributed: bool) -> str:
     if device == "auto" and distributed and torch.cuda.is_available():
         return f"cuda:{dist_env().local_rank % torch.cuda.device_count()}"
     return device
+
+
+def mix_worker_seed(generator: Any, tag: Any) -> Any:
+    """In a DataLoader worker, re-seed ``generator`` (a CPU ``torch.Generator``) once per worker from its own
+    state and the worker's seed, so forked workers (which start with identical copies) draw differently and a
+    seeded DataLoader repeats; returns the tag to pass next time (unchanged outside workers)."""
+    import torch
+
+    info = torch.utils.data.get_worker_info()
+    if info is None or tag == (os.getpid(), int(info.seed)):
+        return tag
+    generator.manual_seed((int(torch.randint(2**62, (), generator=generator)) ^ int(info.seed)) % 2**62)
+    return (os.getpid(), int(info.seed))
