@@ -306,13 +306,16 @@ class BatchFaceAug(nn.Module):
             got = ", ".join(f"{type(o).__name__}{tuple(o.shape) if hasattr(o, 'shape') else ''}" for o in flat[:4])
             raise ValueError(f"expected an NCHW tensor batch among the inputs (the first tv_tensors.Image, else "
                              f"the first 4-dim tensor), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
-        if GEOMETRIC_CONTROLS & set(self.codes or []):
+        latent = self._spec()  # the codes by name or index, and a replay's drawn ones: what may turn the head
+        drawn = (check_codes(latent, self.codes) or []) + (params.code[params.apply].tolist() if isinstance(params, BatchParams) else [])
+        turning = sorted(GEOMETRIC_CONTROLS & {getattr(control_of(latent, int(i)), "name", None) for i in drawn})
+        if turning:
             from torchvision import tv_tensors
 
             kinds = tuple(getattr(tv_tensors, k) for k in ("BoundingBoxes", "Mask", "KeyPoints") if hasattr(tv_tensors, k))
             moved = sorted({type(o).__name__ for o in flat if isinstance(o, kinds)})
             if moved:
-                raise ValueError(f"codes {sorted(GEOMETRIC_CONTROLS & set(self.codes))} turn the head and move the photo by a few "
+                raise ValueError(f"codes {turning} turn the head and move the photo by a few "
                                  f"pixels, but {', '.join(moved)} passed with the batch would come back unmoved: leave "
                                  "those codes out here, or apply them before making such targets")
         res = self.forward(flat[at], index=index, params=params)
