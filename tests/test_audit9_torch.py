@@ -75,3 +75,24 @@ def test_the_batch_guard_for_boxes_sees_yaw_named_by_index_and_in_replayed_param
         tone(x, boxes, params=turned)
     out, same = tone(x, boxes)  # its own draws move nothing
     assert torch.equal(same, boxes) and out.shape == x.shape
+
+
+def test_loading_genaug_leaves_torchs_global_random_stream_alone():
+    # loading a bundle or an evaluator built its nets with a random init (then overwritten) from torch's global RNG:
+    # BatchFaceAug() without a seed drew other edits under torch.manual_seed(0) once its model was loaded (a second
+    # seeded run in the same process did not repeat the first), and building a Dataset shifted the user's stream
+    from genaug.bundle.format import load_bundle
+    from genaug.faces.features import load_evaluator
+
+    x = _faces(4)
+    aug = genaug.BatchFaceAug(p=0.5, codes=["tone", "shade"], return_params=True)
+    torch.manual_seed(0)
+    first = [aug(x)[1] for _ in range(2)]  # the first call loads the model
+    torch.manual_seed(0)
+    again = [aug(x)[1] for _ in range(2)]
+    for a, b in zip(first, again):
+        assert torch.equal(a.apply, b.apply) and torch.equal(a.code, b.code) and torch.equal(a.value, b.value)
+    for load in (lambda: load_bundle("default"), lambda: load_evaluator("quality")):
+        torch.manual_seed(0)
+        load()
+        assert torch.equal(torch.rand(4), torch.manual_seed(0) and torch.rand(4))

@@ -255,12 +255,13 @@ def load_bundle(path: str | Path = "default", device: str | torch.device = "cpu"
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise BundleError(f"{weights}: cannot read safetensors file ({e})") from None
-    bundle = Bundle.create(
-        spec, net, framing=cfg.get("framing"), training={**cfg.get("training", {}), "weights_sha256": digest},
-        name=cfg.get("name", folder.name), path=str(folder), runtime=dict(cfg.get("runtime") or {}),
-        directions={k[len("directions."):]: v.float() for k, v in tensors.items() if k.startswith("directions.")},
-        recipes=_read_recipes(spec, cfg, folder),
-    )
+    with torch.random.fork_rng(devices=[]):  # the nets' random init (overwritten below) leaves torch's global RNG alone
+        bundle = Bundle.create(
+            spec, net, framing=cfg.get("framing"), training={**cfg.get("training", {}), "weights_sha256": digest},
+            name=cfg.get("name", folder.name), path=str(folder), runtime=dict(cfg.get("runtime") or {}),
+            directions={k[len("directions."):]: v.float() for k, v in tensors.items() if k.startswith("directions.")},
+            recipes=_read_recipes(spec, cfg, folder),
+        )
     bundle.check_runtime()
     for prefix, module in (("generator", bundle.generator), ("predictor", bundle.predictor)):
         _load_into(module, prefix, tensors, weights)

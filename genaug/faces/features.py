@@ -176,7 +176,8 @@ def load_evaluator(kind: str = "identity", path: str | Path | None = None, devic
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, TypeError) as e:
         raise EvaluatorError(f"{weights}: cannot load evaluator ({e})") from None
-    model = FaceNet(cfg)
+    with torch.random.fork_rng(devices=[]):  # its random init (overwritten below) leaves torch's global RNG alone
+        model = FaceNet(cfg)
     own = model.state_dict()
     if set(own) != set(tensors) or any(own[k].shape != tensors[k].shape for k in own):
         raise EvaluatorError(f"{weights}: weights do not match the architecture in {cfg_path.name}")
