@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
-from .device import resolve_device
+from .device import float32_default, resolve_device
 from .distenv import mix_worker_seed
 from .engine.batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, plan_columns, recipe_tables
 from .engine.cache import pixel_keys
@@ -233,7 +233,7 @@ class BatchFaceAug(nn.Module):
     def forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None) -> Any:
         # the work buffers and latent tables outlive the call: never made as inference tensors (a first call
         # under torch.inference_mode would break every later call outside it)
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad(), float32_default():  # (under a float64 default too)
             return self._forward(x, *others, index=index, params=params)
 
     def _forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None) -> Any:

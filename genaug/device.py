@@ -1,5 +1,8 @@
-"""Device selection shared by every front end."""
+"""Device selection shared by every front end; the float32 default dtype genaug works in."""
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 
@@ -15,3 +18,18 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} requested but CUDA is not available")
     return dev
+
+
+@contextlib.contextmanager
+def float32_default() -> Iterator[None]:
+    """torch's default dtype float32 inside (tensors made without a dtype match the float32 model), restored after:
+    genaug keeps working under a user's ``torch.set_default_dtype(torch.float64)``."""
+    was = torch.get_default_dtype()
+    if was == torch.float32:
+        yield
+        return
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(was)

@@ -96,3 +96,22 @@ def test_loading_genaug_leaves_torchs_global_random_stream_alone():
         torch.manual_seed(0)
         load()
         assert torch.equal(torch.rand(4), torch.manual_seed(0) and torch.rand(4))
+
+
+def test_genaug_works_under_a_float64_default_dtype():
+    # torch.set_default_dtype(torch.float64) (a scientific user's setting) made the loaded nets float64 while genaug
+    # feeds them float32: every front end crashed ("Input type (float) and bias type (double) should be the same")
+    x = _faces(2)
+    ref = genaug.BatchFaceAug(p=1.0, seed=0, codes=["tone", "smile"])(x)
+    face = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB").resize((64, 64), Image.BICUBIC))
+    was = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        out = genaug.BatchFaceAug(p=1.0, seed=0, codes=["tone", "smile"])(x)
+        assert torch.get_default_dtype() == torch.float64  # the user's setting is left as it was
+        ds = genaug.GenerativeAugDataset([(face, 0)], variants=1, gate_threshold=0.5, progress=False)
+        image, label = ds[0]
+    finally:
+        torch.set_default_dtype(was)
+    assert out.dtype == torch.uint8 and (out.int() - ref.int()).abs().max() <= 1
+    assert image.shape == face.shape and image.dtype == np.uint8 and label == 0

@@ -148,8 +148,8 @@ class Bundle:
 
     def to(self, device: str | torch.device) -> "Bundle":
         dev = resolve_device(device)
-        self.generator.to(dev).eval()
-        self.predictor.to(dev).eval()
+        self.generator.to(dev, torch.float32).eval()  # float32 even under torch.set_default_dtype(torch.float64)
+        self.predictor.to(dev, torch.float32).eval()
         self.directions = {k: v.to(dev, torch.float32) for k, v in self.directions.items()}
         return self
 

@@ -182,4 +182,4 @@ def load_evaluator(kind: str = "identity", path: str | Path | None = None, devic
     if set(own) != set(tensors) or any(own[k].shape != tensors[k].shape for k in own):
         raise EvaluatorError(f"{weights}: weights do not match the architecture in {cfg_path.name}")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()})
-    return model.to(device).eval()
+    return model.to(device, torch.float32).eval()  # float32 under a float64 default dtype too
