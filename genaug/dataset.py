@@ -27,8 +27,10 @@ from torch.utils.data import Dataset
 
 from .bundle.format import Bundle
 from .engine.cache import LatentStore, bundle_key, content_keys
-from .engine.edits import Edit, check_edit_options, check_seed, check_strength, derive_seed, resolve_edits, variant_edits
+from .engine.edits import (Edit, check_edit_options, check_seed, check_strength, default_codes, derive_seed, redraw_distinct,
+                           resolve_edits, variant_edits)
 from .engine.lazy import LazyEngine
+from .faces.controls import GEOMETRIC_CONTROLS, geometric_targets
 from .faces.identity import online_gate
 from .images import apply_transform
 
@@ -167,6 +169,7 @@ class GenerativeAugDataset(Dataset):
         self.latents: Tensor | None = None
         self.scores: Tensor | None = None
         self.keys: list[bytes] = []  # content key of each source image as inverted
+        self.marked: list[bool] = []  # each source's targets mark places in its image (boxes, masks, keypoints)
         if not lazy:
             self.prepare()
 
@@ -241,13 +244,18 @@ class GenerativeAugDataset(Dataset):
         e, n, bs = self.engine, len(self.base), self.engine.batch_size
         store = self._store()
         known = store.load() if store is not None else {}
-        stored, keys = list(known), []
+        stored, keys, marked = list(known), [], []
         lat: list[Tensor] = [torch.empty(0)] * n
         score: list[Tensor] = [torch.empty(0)] * n
         try:
             for start in tqdm(range(0, n, bs), desc="genaug: inverting", unit="batch", disable=not self.progress):
                 rows = list(range(start, min(start + bs, n)))
-                x = torch.cat([self._frame(i, self._image(i)[0], count=False)[0] for i in rows])
+                frames = []
+                for i in rows:
+                    image, rest = self._image(i)
+                    marked.append(self._marked(i, rest))
+                    frames.append(self._frame(i, image, count=False)[0])
+                x = torch.cat(frames)
                 batch_keys = content_keys(x)
                 todo = [j for j, k in enumerate(batch_keys) if k not in known]
                 if todo:
@@ -261,7 +269,7 @@ class GenerativeAugDataset(Dataset):
             if store is not None and keys and len(keys) > len(stored):
                 store.save(keys, torch.stack(lat[: len(keys)]), torch.stack(score[: len(keys)]))
             raise
-        self.latents, self.scores, self.keys = torch.stack(lat), torch.stack(score), keys
+        self.latents, self.scores, self.keys, self.marked = torch.stack(lat), torch.stack(score), keys, marked
         if store is not None and keys != stored:
             store.save(keys, self.latents, self.scores)
         return self
@@ -276,23 +284,45 @@ class GenerativeAugDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         return divmod(index % len(self), self.per_source)
 
-    def _plan(self, src: int) -> list[Edit]:
-        """The edits of source ``src``'s variants (without the original), a pure function of ``(seed, src)``."""
-        e = self.engine
-        return variant_edits(e.spec, self.seed, src, self.variants, e.codes, e.bounds)
+    def _marked(self, src: int, rest: Any) -> bool:
+        """True when base item ``src``'s targets mark places in its image (boxes, masks, keypoints:
+        :func:`~genaug.faces.controls.geometric_targets`), which a head turn would leave unmoved; named codes that
+        turn the head are refused beside them (random ones are re-drawn, see :meth:`_plan`)."""
+        marked = geometric_targets(rest)
+        names = self.engine.code_names if marked and self.engine.codes else []
+        turning = [names[c] for c in self.engine.codes if names[c] in GEOMETRIC_CONTROLS] if names else []
+        if turning:
+            raise ValueError(f"codes {turning} turn the head and move the photo by a few pixels, but base item {src}'s "
+                             f"{', '.join(marked)} would come back unmoved (genaug edits the image only): leave those codes out")
+        return bool(marked)
 
-    def _edit(self, src: int, variant: int) -> Edit:
-        return self._plan(src)[variant - int(self.include_original)]
+    def _plan(self, src: int, marked: bool = False) -> list[Edit]:
+        """The edits of source ``src``'s variants (without the original), a pure function of ``(seed, src)``; with
+        ``marked`` (its targets mark places in the image) a head turn among them is re-drawn among the random set's
+        other codes, from variant ``j``'s own seed, not onto a move another variant makes (``redraw_distinct``)."""
+        e = self.engine
+        plan = variant_edits(e.spec, self.seed, src, self.variants, e.codes, e.bounds)
+        turns = [marked and e.code_names[p.code] in GEOMETRIC_CONTROLS for p in plan]
+        if not any(turns):
+            return plan
+        keep = [c for c in default_codes(e.spec) if e.code_names[c] not in GEOMETRIC_CONTROLS]
+        if not keep:
+            raise ValueError(f"base item {src}'s targets mark places in the image, which a head turn would leave "
+                             "unmoved, and the bundle's random set only turns the head: name other codes")
+        first = src * self.per_source + int(self.include_original)  # the item of the source's first variant
+        gens = [torch.Generator().manual_seed(derive_seed(derive_seed(self.seed, first + j), 1)) for j in range(len(plan))]
+        return redraw_distinct(e.spec, plan, turns, gens, keep, e.bounds)
 
     def meta(self, index: int) -> SampleMeta:
-        """Metadata of sample ``index`` (source index, edit, reconstruction score) as planned, without rendering it;
-        the sample itself reports the edit as applied (a ``yaw`` scaled into the face's room, see ``ImageControl.fit``)."""
+        """Metadata of sample ``index`` (source index, edit, reconstruction score) as planned (beside boxes, masks or
+        keypoints without a head turn, see :meth:`_plan`), without rendering it; the sample itself reports the edit
+        as applied (a ``yaw`` scaled into the face's room, see ``ImageControl.fit``)."""
         self.prepare()
         src, v = self._locate(index)
         score = float(self.scores[src])
         if self.include_original and v == 0:
             return SampleMeta.of(src, v, None, "original", score, original=True)
-        edit = self._edit(src, v)
+        edit = self._plan(src, self.marked[src])[v - int(self.include_original)]
         if edit.relative:  # the category it lands on, as items' metas and HDF5 ``codes`` record it
             edit = resolve_edits(self.latents[src : src + 1], self.engine.spec, [edit])[0]
         return SampleMeta.of(src, v, edit, edit.describe(self.engine.spec), score)
@@ -300,6 +330,7 @@ class GenerativeAugDataset(Dataset):
     def __getitem__(self, index: int) -> Any:
         meta = self.meta(index)
         image, target = self._image(meta.source)
+        marked = self._marked(meta.source, target)  # boxes, masks, keypoints: no head turn
         if not meta.original:
             e = self.engine
             x, frame = self._frame(meta.source, image)
@@ -307,7 +338,7 @@ class GenerativeAugDataset(Dataset):
             gate_draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
             first = meta.source * self.per_source + int(self.include_original)  # the item of the source's first variant
             planned = e.replace_unplaced_variant(  # a turn / light with no face: a latent code no other variant moves
-                self._plan(meta.source), frame, meta.variant - int(self.include_original), gate_draws,
+                self._plan(meta.source, marked), frame, meta.variant - int(self.include_original), gate_draws,
                 lambda j: derive_seed(self.seed, first + j))  # relative: resolved on the latent used here
             out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True, drawn=True)
             image, placed = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]), drawn=True)  # yaw: scaled into its room

@@ -115,3 +115,61 @@ def test_genaug_works_under_a_float64_default_dtype():
         torch.set_default_dtype(was)
     assert out.dtype == torch.uint8 and (out.int() - ref.int()).abs().max() <= 1
     assert image.shape == face.shape and image.dtype == np.uint8 and label == 0
+
+
+def _face_hwc(size: int = 64) -> np.ndarray:
+    return np.asarray(Image.open(DEMO_FACES[0]).convert("RGB").resize((size, size), Image.BICUBIC))
+
+
+def test_the_dataset_redraws_a_head_turn_beside_boxes_masks_and_keypoints():
+    # a detection / face-parsing / landmark dataset: the default random set's yaw turned the face and shifted the
+    # photo by a few pixels while the sample's boxes, masks and keypoints came back unmoved; a turn planned there is
+    # now re-drawn among the random set's other codes (the albumentations front end draws without it), and plain
+    # samples keep exactly the plan (and images) they had
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    face = _face_hwc()
+    boxes = tv_tensors.BoundingBoxes(torch.tensor([[10, 10, 50, 50]]), format="XYXY", canvas_size=(64, 64))
+    kw = dict(variants=4, progress=False, return_meta=True, device="cpu")
+    plain = genaug.GenerativeAugDataset([(face, 0)], **kw)
+    planned = [plain.meta(i).description for i in range(4)]
+    assert planned == ["yaw=+11.7", "yaw=+26.8", "yaw=+19.5", "shade=-0.318"]  # as the unmodified dataset plans it
+    plain_items = [plain[i] for i in range(4)]
+
+    def key(m):  # an applied value is the float32 one rendered
+        return m.code, round(m.value, 4), m.description
+
+    assert [m.description.split("=")[0] for _, _, m in plain_items] == ["yaw"] * 3 + ["shade"]
+    for sample in [(face, {"boxes": boxes, "labels": torch.tensor([1])}),
+                   (face, {"keypoints": torch.zeros(5, 2)}),
+                   {"image": face, "masks": np.zeros((64, 64), np.uint8), "label": 0}]:
+        ds = genaug.GenerativeAugDataset([sample], engine=plain.engine, **kw)
+        items = [ds[i] for i in range(4)]
+        metas = [it["meta"] if isinstance(it, dict) else it[2] for it in items]
+        assert not any(m.description.startswith("yaw") for m in metas), [m.description for m in metas]
+        assert [key(ds.meta(i)) for i in range(4)] == [key(m) for m in metas]  # meta() reports what the items applied
+        assert len({m.edit for m in metas}) == 4  # the variants stay distinct
+        assert metas[3:] == [m for _, _, m in plain_items[3:]]  # only the turns were re-drawn...
+        for it, (img, _, _) in zip(items[3:], plain_items[3:]):  # ... the other variants are the plain ones
+            np.testing.assert_array_equal(it["image"] if isinstance(it, dict) else it[0], img)
+        again = genaug.GenerativeAugDataset([sample], engine=plain.engine, **kw)
+        assert [again.meta(i) for i in range(4)] == [ds.meta(i) for i in range(4)]  # a pure function of (seed, index)
+
+
+def test_the_dataset_refuses_named_head_turns_beside_boxes():
+    # codes=["yaw", ...] on a detection dataset turned the faces and returned the boxes unmoved; as the albumentations
+    # and batch front ends, naming a turn beside such targets is now a clear error (by name or by index, lazy or not)
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    from genaug.engine.edits import code_index
+
+    face = _face_hwc()
+    boxes = tv_tensors.BoundingBoxes(torch.tensor([[10, 10, 50, 50]]), format="XYXY", canvas_size=(64, 64))
+    yaw = code_index(genaug.GenerativeAugDataset([face], variants=1, progress=False, device="cpu").engine.spec, "yaw")
+    for base, kind in [([(face, {"boxes": boxes})], "BoundingBoxes"), ([{"image": face, "landmarks": np.zeros((5, 2))}], "landmarks")]:
+        with pytest.raises(ValueError, match=rf"codes \['yaw'\].*{kind}.*unmoved"):
+            genaug.GenerativeAugDataset(base, variants=2, codes=["yaw", "tone"], progress=False, device="cpu")
+        ds = genaug.GenerativeAugDataset(base, variants=2, codes=[yaw, "tone"], progress=False, device="cpu", lazy=True)
+        with pytest.raises(ValueError, match=rf"codes \['yaw'\].*{kind}.*unmoved"):
+            ds[1]
+    ds = genaug.GenerativeAugDataset([(face, {"boxes": boxes})], variants=2, codes=["tone", "light"], progress=False,
+                                     device="cpu", return_meta=True)
+    assert {ds[i][2].description.split("=")[0] for i in range(2)} <= {"tone", "light"}  # other codes: as named

@@ -414,8 +414,8 @@ def random_edits(spec: LatentSpec, n: int, generator: torch.Generator | None = N
 
 def redraw_distinct(spec: LatentSpec, plan: list[Edit], redraw: list[bool], generators: list[torch.Generator],
                     codes: list[int], bounds: dict[str | int, tuple[float, float]] | None = None) -> list[Edit]:
-    """``plan`` (one source's variant edits) with the entries flagged in ``redraw`` drawn anew among ``codes``
-    (latent codes), entry ``j`` from ``generators[j]`` (one per entry up to the last flagged), as :func:`random_edits`
+    """``plan`` (one source's variant edits) with the entries flagged in ``redraw`` drawn anew among ``codes`` (latent
+    codes or controls), entry ``j`` from ``generators[j]`` (one per entry up to the last flagged), as :func:`random_edits`
     draws, except that a categorical move another entry makes is not drawn again: the variants stay distinct (once
     every move is taken they may repeat, as :func:`variant_edits`' do)."""
     used = {(e.code, e.value) for e, r in zip(plan, redraw) if not r and e.relative}
@@ -424,7 +424,7 @@ def redraw_distinct(spec: LatentSpec, plan: list[Edit], redraw: list[bool], gene
         if not redraw[j]:
             continue
         free = {c: [m for m in range(1, spec.codes[c].k) if (c, float(m)) not in used]  # type: ignore[attr-defined]
-                for c in codes if spec.is_categorical(c)}
+                for c in codes if control_of(spec, c) is None and spec.is_categorical(c)}
         edit = random_edits(spec, 1, g, codes=[c for c in codes if free.get(c, True)] or codes, bounds=bounds)[0]
         if edit.relative and free[edit.code] and (edit.code, edit.value) in used:  # an unused move of that code instead
             edit = Edit(edit.code, float(free[edit.code][int(torch.randint(0, len(free[edit.code]), (1,), generator=g))]), True)

@@ -7,8 +7,10 @@ Each control takes one plain float per image, so an edit of a control is an ordi
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -119,6 +121,27 @@ IMAGE_CONTROLS: dict[str, ImageControl] = {
 }
 CONTROL_NAMES = list(IMAGE_CONTROLS)
 GEOMETRIC_CONTROLS = frozenset({"yaw"})  # controls that move pixels (boxes, masks, keypoints beside them would not follow)
+GEOMETRIC_KEYS = ("boxes", "bboxes", "bbox", "masks", "mask", "keypoints", "landmarks")  # dict entries marking places
+GEOMETRIC_TYPES = ("BoundingBoxes", "Mask", "KeyPoints")  # torchvision.tv_tensors classes that do
+
+
+def geometric_targets(sample: Any) -> list[str]:
+    """What in ``sample`` (a dataset item's targets: tuples, lists, dicts, nested) marks places in its image, which a
+    :data:`GEOMETRIC_CONTROLS` edit would leave unmoved: ``tv_tensors.BoundingBoxes`` / ``Mask`` / ``KeyPoints`` and
+    dict entries under :data:`GEOMETRIC_KEYS` (not None); their class names and keys, sorted (``[]``: none)."""
+    tv = sys.modules.get("torchvision.tv_tensors")  # (a tv_tensor in the sample means torchvision is imported)
+    kinds = tuple(getattr(tv, k) for k in GEOMETRIC_TYPES if hasattr(tv, k)) if tv is not None else ()
+    found, todo = set(), [sample]
+    while todo:
+        o = todo.pop()
+        if kinds and isinstance(o, kinds):
+            found.add(next(k.__name__ for k in kinds if isinstance(o, k)))
+        elif isinstance(o, Mapping):
+            found.update(repr(k) for k, v in o.items() if isinstance(k, str) and k.lower() in GEOMETRIC_KEYS and v is not None)
+            todo += o.values()
+        elif isinstance(o, (tuple, list)):
+            todo += o
+    return sorted(found)
 
 
 def check_bound(control: ImageControl, lo: float, hi: float) -> None:
