@@ -631,3 +631,17 @@ def test_relight_brightens_bright_skin_without_a_flat_white_patch():
     assert int(up.sum()) > 500 and float(b[0].amax(0).max()) <= 1.0
     assert float(((b[0].amax(0) > 0.999) & up).sum()) == 0  # was 40 % of them
     assert float(torch.corrcoef(torch.stack([la[up], lb[up]]))[0, 1]) > 0.8  # was 0.64: the texture keeps its order
+
+
+def test_a_close_up_larger_than_the_work_size_is_shaded_small_and_matches(monkeypatch):
+    """A face filling a large photo is shaded at WORK_PIXELS and the (smooth) shading change upsampled: the same
+    picture within a couple of grey levels, not minutes of work on a 12 MP close-up."""
+    import genaug.faces.light as light
+
+    x = smooth_faces(2, 256, 224) * 0.7
+    lm = default_landmarks(256, 224, 2)
+    full = relight(x, torch.tensor([60.0, -45.0]), 10.0, 0.8, lm)
+    monkeypatch.setattr(light, "WORK_PIXELS", 96 * 96)
+    small = relight(x, torch.tensor([60.0, -45.0]), 10.0, 0.8, lm)
+    assert (full - x).abs().max() > 0.1  # the light did move
+    assert float((small - full).abs().max()) < 1.5 / 127.5 and float((small - full).abs().mean()) < 0.1 / 127.5  # 0.47 / 0.04 levels

@@ -19,6 +19,7 @@ shadow is more saturated: a shadow lit up loses that, it does not become an oran
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +31,7 @@ from ..images import LUMA
 from .shape import blur_each, check_images, face_landmarks, normals, per_image, surface
 
 SHADOW_STEPS = 16
+WORK_PIXELS = 768 * 768  # a face region larger than this is shaded at this size (the change upsampled)
 GAMMA = 2.2  # images are taken as gamma-encoded; light is fitted and scaled in linear values
 SOFTEN = 0.12  # the shading change is blurred by this many d (eye-to-mouth units): no seams where the solved shape jumps
 FRONT_FLOOR = 0.5  # estimate_light: a frontal normal's brightness is at least this share of the face's mean
@@ -232,16 +234,37 @@ def relight(images: Tensor, azimuth=0.0, elevation=0.0, strength=0.5, landmarks:
     pose = fit_pose(landmarks)
     boxes = head_crops(pose, h, w, 2.5 * SOFTEN * pose.scale * pose.frame.scale + 2)  # the head and the blur's reach
     if boxes is None:
-        return _relight(images, az, el, k, pose, ambient, shadows)
+        return _relight(images, az, el, k, pose, landmarks, ambient, shadows)
     out = images.clone()  # a face in a large photo: relit on its head's box alone (the same values there)
     for i, (t, b, l, r) in enumerate(boxes):
+        corner = torch.tensor([l, t], dtype=landmarks.dtype, device=landmarks.device)
         out[i : i + 1, :, t:b, l:r] = _relight(images[i : i + 1, :, t:b, l:r], az[i : i + 1], el[i : i + 1], k[i : i + 1],
-                                               pose.in_box(i, l, t), ambient, shadows)
+                                               pose.in_box(i, l, t), landmarks[i : i + 1] - corner, ambient, shadows)
     return out
 
 
-def _relight(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, ambient: float, shadows: bool) -> Tensor:
-    """:func:`relight` of a checked batch with its faces' poses, values one per image."""
+def _relight(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, landmarks: Tensor, ambient: float,
+             shadows: bool) -> Tensor:
+    """:func:`relight` of a checked batch (or one face's box of a photo) with its faces' poses and ``landmarks`` in its
+    pixels, values one per image. A region larger than WORK_PIXELS is shaded at that many pixels and the shading change,
+    smooth by construction, upsampled: a close-up filling a 12 MP photo is relit in seconds, not a minute."""
+    h, w = images.shape[-2:]
+    f = math.sqrt(WORK_PIXELS / (h * w))
+    if f >= 1:
+        return _apply_shading(images, *_shading(images, az, el, k, pose, ambient, shadows))
+    size = (max(16, round(h * f)), max(16, round(w * f)))
+    small = F.interpolate(images.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+    at = torch.tensor([size[1] / w, size[0] / h], device=landmarks.device)
+    ratio, mask, weight, slope, k = _shading(small, az, el, k, fit_pose((landmarks.float() + 0.5) * at - 0.5), ambient, shadows)
+    up = [F.interpolate(m[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0] for m in (ratio, mask, weight)]
+    return _apply_shading(images, *up, slope, k)
+
+
+def _shading(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, ambient: float,
+             shadows: bool) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor]:
+    """The new light on a checked batch: the shading ratio ``1 + k mask change`` (N, H, W), the softened mask (N, H, W),
+    the inner-face weight (N, H, W), each face's saturation slope (N,) (None for grey images) and the strengths,
+    faded on near-profile photos (N,)."""
     surf = _surface(images, None, "auto", pose)
     k = k * fade_beyond_limit(surf.pose)  # the generic face is not placed on near-profile photos
     lin = to_linear(images)
@@ -257,12 +280,18 @@ def _relight(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, a
     sigma = SOFTEN * surf.pose.scale * surf.pose.frame.scale
     mask = _soften(surf.mask, sigma)  # the mask dips where the generic nose is seen edge-on: unblurred, a line stays unlit
     ratio = 1 + k[:, None, None] * mask * _soften(new / fitted - 1, sigma)
-    ratio = _soft_cap(ratio, lin.amax(1))  # no channel clips (the hue stays), bright skin keeps its texture
     slope = _shading_saturation(lin, fitted, weight) if lin.shape[1] == 3 else None
+    return ratio, mask, weight, slope, k
+
+
+def _apply_shading(images: Tensor, ratio: Tensor, mask: Tensor, weight: Tensor, slope: Tensor | None, k: Tensor) -> Tensor:
+    """``images`` re-shaded by ``ratio`` (see :func:`_shading`), pixel by pixel."""
+    lin = to_linear(images)
+    ratio = _soft_cap(ratio, lin.amax(1))  # no channel clips (the hue stays), bright skin keeps its texture
     lin = lin * ratio[:, None]
     if slope is not None:
         lin = _unclip(lin, ratio, images, weight)
-    if slope is not None:  # skin is more saturated in shadow: its colour follows the new shading as the photo's does
+        # skin is more saturated in shadow: its colour follows the new shading as the photo's does
         lin = _follow_saturation(lin, slope, ratio.clamp(min=1e-6).log())
     out = lin.clamp(0, 1) ** (1 / GAMMA) * 2 - 1
     out = torch.where(mask[:, None] > 0, out, images.float())  # outside the face: the input's own values
