@@ -41,7 +41,8 @@ from .engine.batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan
 from .engine.cache import pixel_keys
 from .engine.batch_render import columns as _columns, frame, grid_blend, make_grey, paste, recolour, to_device
 from .engine.colour import _HALF, GREY_TOLERANCE, fit_regressors, is_grey, part, sample_grid, workspace
-from .engine.edits import check_codes, check_seed, code_ranges, control_of, default_codes, draw_edits
+from .engine.codes import check_codes, check_seed, code_ranges, control_of, default_codes
+from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES, luma_only
 from .faces.framing import face_box

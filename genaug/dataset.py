@@ -27,8 +27,8 @@ from torch.utils.data import Dataset
 
 from .bundle.format import Bundle
 from .engine.cache import LatentStore, bundle_key, content_keys
-from .engine.edits import (Edit, check_edit_options, check_seed, check_strength, default_codes, derive_seed, redraw_distinct,
-                           resolve_edits, variant_edits)
+from .engine.codes import check_edit_options, check_seed, check_strength, default_codes
+from .engine.edits import Edit, derive_seed, redraw_distinct, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS, geometric_targets
 from .faces.identity import online_gate

@@ -18,7 +18,8 @@ import torch
 from albumentations.core.transforms_interface import BaseTransformInitSchema, ImageOnlyTransform
 from pydantic import Field, field_validator
 
-from .engine.edits import Edit, check_code_list, check_edit_options, default_codes, random_edits
+from .engine.codes import check_code_list, check_edit_options, default_codes
+from .engine.edits import Edit, random_edits
 from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS
 from .faces.identity import online_gate

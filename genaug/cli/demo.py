@@ -13,7 +13,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..bundle.format import Bundle
-from ..engine.edits import Edit, code_values, control_of, default_codes
+from ..engine.codes import control_of, default_codes
+from ..engine.edits import Edit, code_values
 from ..faces.controls import CONTROL_NAMES
 from ..io import list_images, open_photo
 from .common import add_model_args, run_guarded

@@ -6,7 +6,7 @@ import json
 
 from ..bundle.format import BundleError, _bundle_dir, _checked_weights, read_config
 from ..bundle.recipe import EditRecipe, edit_key, model_identity, parse_recipes
-from ..engine.edits import default_codes
+from ..engine.codes import default_codes
 from ..faces.controls import CONTROL_NAMES, IMAGE_CONTROLS
 from ..models.latent import LatentSpec
 from .common import run_guarded

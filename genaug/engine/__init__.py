@@ -1,6 +1,6 @@
-"""The engine: inversion (:mod:`.invert`), edits (:mod:`.edits`), rendering and the model frame
-(:mod:`.render`), latent caches (:mod:`.cache`, :mod:`.lazy`) and :class:`~.core.Engine`, which
-ties them to a bundle. ``Engine`` and ``AugmentInfo`` are imported on first use."""
+"""The engine: inversion (:mod:`.invert`), edits (:mod:`.edits`; codes and option checks:
+:mod:`.codes`), rendering and the model frame (:mod:`.render`), latent caches (:mod:`.cache`,
+:mod:`.lazy`) and :class:`~.core.Engine`, which ties them to a bundle. ``Engine`` and ``AugmentInfo`` are imported on first use."""
 from __future__ import annotations
 
 from typing import Any

@@ -20,8 +20,8 @@ from ..faces.shape import face_landmarks
 from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
-from .edits import (Edit, all_code_names, apply_recipes, check_code_list, check_codes, check_edits, check_strength,
-                    code_ranges, control_of, default_codes, random_edits, redraw_distinct, resolve_edits)
+from .codes import all_code_names, check_code_list, check_codes, check_strength, code_ranges, control_of, default_codes
+from .edits import Edit, apply_recipes, check_edits, random_edits, redraw_distinct, resolve_edits
 from .invert import Inversion, invert
 from .colour import colour_only, fit_colour, keep_grey
 from .render import MODES, apply_control, luma_only, paste_back, recolour, render, to_model_batch
@@ -70,7 +70,7 @@ class Engine:
             re-drawn and finally kept unchanged like the identity gate's (a row must pass both);
             ``stats["quality_rejected"]`` counts the critic's rejections over all tries.
         codes / bounds: which codes random edits may touch (default: the bundle's random set (identity-safe codes; `genaug info`),
-            :func:`genaug.engine.edits.default_codes`) and continuous ranges; image-space controls
+            :func:`genaug.engine.codes.default_codes`) and continuous ranges; image-space controls
             (``"yaw"``, ``"light"``, :mod:`genaug.faces.controls`) are opt-in by name.
         seed: seeds the engine's own generator (used when no generator is passed).
     """

@@ -17,8 +17,10 @@ from typing import Any, NamedTuple, Union
 import torch
 from torch import Tensor
 
-from ..faces.controls import CONTROL_NAMES, IMAGE_CONTROLS, ImageControl, check_bound
+from ..faces.controls import CONTROL_NAMES
 from ..models.latent import LatentSpec
+from .codes import all_code_names, code_index, code_ranges, control_of, default_codes
+from .codes import check_edit_options  # noqa: F401  (imported from here by tests and tools)
 
 Values = Union[str, int, float, list]
 Plan = dict[Union[str, int], Values]
@@ -45,31 +47,6 @@ class Edit(NamedTuple):
         if self.relative:
             return f"{c.name}=switch" if getattr(c, "k", 0) == 2 else f"{c.name}+{int(self.value)}"
         return f"{c.name}={int(self.value) if spec.is_categorical(self.code) else round(self.value, 3)}"
-
-
-def code_index(spec: LatentSpec, code: str | int) -> int:
-    """A code's index: the spec's latent codes (name, ``"c<i>"`` or index), then the image-space
-    controls (:mod:`genaug.faces.controls`) by name or index ``len(spec.codes) + j``. ``KeyError`` if unknown."""
-    n = len(spec.codes)
-    if isinstance(code, str) and code in IMAGE_CONTROLS and code not in spec.code_names:
-        return n + CONTROL_NAMES.index(code)
-    if isinstance(code, int) and not isinstance(code, bool) and n <= code < n + len(CONTROL_NAMES):
-        return code
-    try:
-        return spec.code_index(code)
-    except KeyError as e:
-        raise KeyError(f"{e.args[0]} (image-space controls: {CONTROL_NAMES})") from None
-
-
-def control_of(spec: LatentSpec, index: int) -> ImageControl | None:
-    """The image-space control at code index ``index`` (None for a latent code)."""
-    j = index - len(spec.codes)
-    return IMAGE_CONTROLS[CONTROL_NAMES[j]] if 0 <= j < len(CONTROL_NAMES) else None
-
-
-def all_code_names(spec: LatentSpec) -> list[str]:
-    """Latent code names, then the image-space controls' (the columns of an expansion's ``codes``)."""
-    return list(spec.code_names) + CONTROL_NAMES
 
 
 def categories(latent: Tensor, spec: LatentSpec) -> dict[int, list[int]]:
@@ -261,24 +238,6 @@ def sweep(latent: Tensor, spec: LatentSpec, plan: Plan | None = None, strength: 
     return apply_edits(rep, spec, row_edits, strength), row_edits
 
 
-def default_codes(spec: LatentSpec, controls: bool = True) -> list[int]:
-    """The codes random edits touch when none are named (the bundle's random set): the spec's
-    identity-safe latent codes in the set (``LatentSpec.default_codes``; every code for a spec
-    without it), then its ``random_controls`` (image-space controls; ``controls=False``: left out)."""
-    codes = getattr(spec, "default_codes", None)
-    latent = list(codes) if codes is not None else list(range(len(spec.codes)))
-    extra = getattr(spec, "random_controls", []) if controls else []
-    return latent + [len(spec.codes) + CONTROL_NAMES.index(name) for name in extra]
-
-
-def check_seed(seed: Any, name: str = "seed", high: int | None = None) -> int:
-    """``seed`` as an int, refused by ``name`` unless a whole number (not a bool) and, with ``high``,
-    within ``[-2**63, high)`` (2**63: an int64 such as an HDF5 attribute; 2**64: torch.Generator's range)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or (high is not None and not -2**63 <= seed < high):
-        raise ValueError(f"{name} must be a whole number{' that fits in 64 bits' if high else ''}, got {seed!r}")
-    return int(seed)
-
-
 def derive_seed(seed: int, index: int) -> int:
     """The seed of one item's randomness: a hash of (seed, item index) only, so sharded, resumed
     and differently batched runs draw the same."""
@@ -296,84 +255,6 @@ class EditDraw:
 
     def edits(self) -> list[Edit]:
         return [Edit(int(c), float(v), bool(r)) for c, v, r in zip(self.code.tolist(), self.value.tolist(), self.relative.tolist())]
-
-
-def code_ranges(spec: LatentSpec, bounds: dict[str | int, tuple[float, float]] | None) -> dict[int, tuple[float, float]]:
-    """``bounds`` ({code: (low, high)}) keyed by code index, checked: continuous codes only, finite,
-    ``low <= high`` and within the code's own range. Raises ``ValueError`` naming the problem."""
-    out = {}
-    for key, pair in (bounds or {}).items():
-        try:
-            ci = code_index(spec, key)
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"bounds: {e.args[0]}") from None
-        if ci in out:  # "tone" and 5: one range would be dropped unseen
-            raise ValueError(f"bounds: {key!r} names a code already given a range (by another name or index); give each code one range")
-        control = control_of(spec, ci)
-        if control is not None:
-            try:
-                lo, hi = (float(v) for v in pair)
-            except (TypeError, ValueError):
-                raise ValueError(f"bounds[{key!r}] must be a pair (low, high) of numbers, got {pair!r}") from None
-            check_bound(control, lo, hi)
-            out[ci] = (lo, hi)
-            continue
-        c = spec.codes[ci]
-        if spec.is_categorical(ci):
-            raise ValueError(f"bounds: {c.name!r} is a categorical code (categories 0..{c.k - 1}); bounds apply to "
-                             f"continuous codes only")
-        try:
-            lo, hi = (float(v) for v in pair)
-        except (TypeError, ValueError):
-            raise ValueError(f"bounds[{key!r}] must be a pair (low, high) of numbers, got {pair!r}") from None
-        if not (math.isfinite(lo) and math.isfinite(hi) and c.low <= lo <= hi <= c.high):
-            raise ValueError(f"bounds[{key!r}] = ({lo:g}, {hi:g}) must satisfy {c.low:g} <= low <= high <= {c.high:g} "
-                             f"(the range of code {c.name!r})")
-        out[ci] = (lo, hi)
-    return out
-
-
-def check_strength(strength: Any) -> None:
-    """``strength`` is one finite real number >= 0 (not a bool, not a range)."""
-    if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not math.isfinite(strength) or strength < 0:
-        raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
-
-
-def check_code_list(codes: Any) -> None:
-    """``codes`` is None or a non-empty list of code names / indices (a bare string would be read
-    letter by letter: ``"smile"`` as codes ``s``, ``m``, ...)."""
-    if isinstance(codes, (str, bytes)):
-        raise ValueError(f"codes must be a list of code names or indices, got the string {codes!r} (write [{codes!r}])")
-    if codes is not None and len(codes) == 0:
-        raise ValueError("codes: name at least one code, or pass None for the bundle's random set (identity-safe codes; `genaug info`)")
-    for c in codes or []:
-        if isinstance(c, bool) or (isinstance(c, numbers.Integral) and c < 0):
-            raise ValueError(f"codes: {c!r} is not a code name or index (indices count from 0; `genaug info` lists them)")
-
-
-def check_codes(spec: LatentSpec, codes: Any) -> list[int] | None:
-    """:func:`check_code_list`, and every code known to ``spec`` and named once; their indices (None for None)."""
-    check_code_list(codes)
-    seen: dict[int, Any] = {}
-    for c in codes or []:
-        try:
-            i = code_index(spec, c)
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"codes: {e.args[0]}") from None
-        if i in seen:
-            raise ValueError(f"codes: {seen[i]!r} and {c!r} name the same code (each code once; it would be drawn twice as often)")
-        seen[i] = c
-    return None if codes is None else list(seen)
-
-
-def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[str | int, tuple[float, float]] | None) -> None:
-    """Fail fast, from the bundle's config alone: a missing bundle, an unknown code or a bad range
-    raises ``ValueError`` here instead of at the first image (perhaps inside a DataLoader worker)."""
-    from ..bundle.format import read_spec
-
-    spec = read_spec(bundle)
-    check_codes(spec, codes)
-    code_ranges(spec, bounds)
 
 
 def draw_edits(

@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..bundle.format import Bundle
 from ..distenv import dist_env, init_distributed, rank_device
-from ..engine.edits import all_code_names, check_code_list, check_seed, code_index, control_of, default_codes, derive_seed, variant_edits
+from ..engine.codes import all_code_names, check_code_list, check_seed, code_index, control_of, default_codes
+from ..engine.edits import derive_seed, variant_edits
 from ..images import MIN_SIDE
 from .hdf5 import FORMAT, LAYOUT_VERSION, PartWriter, compression_args, merge_parts
 from .runs import RunFiles, describe_skipped

@@ -2,7 +2,7 @@
 
 Each control takes one plain float per image, so an edit of a control is an ordinary
 ``Edit(code, value)`` whose code index follows the latent codes (``len(spec.codes) + j``, see
-:func:`genaug.engine.edits.code_index`). Value 0 returns the input exactly.
+:func:`genaug.engine.codes.code_index`). Value 0 returns the input exactly.
 """
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ class LatentSpec:
     @property
     def default_codes(self) -> list[int]:
         """Indices of the identity-safe latent codes in the random set (with :attr:`random_controls`:
-        what random augmentation moves when ``codes=None``, :func:`genaug.engine.edits.default_codes`)."""
+        what random augmentation moves when ``codes=None``, :func:`genaug.engine.codes.default_codes`)."""
         return [i for i, c in enumerate(self.codes) if c.identity_safe and c.random]
 
     def code_slice(self, code: str | int) -> slice:
