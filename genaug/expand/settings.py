@@ -1,0 +1,133 @@
+"""What an expansion is asked for, checked before any work starts: :class:`ExpandSettings`
+(everything that changes the records, part of the run key), ``--size`` and ``--shard`` parsing, the
+output path and the records' shape, and the columns of the ``codes`` dataset (see
+:mod:`genaug.expand.hdf5`). Used by :func:`genaug.expand.pipeline.expand_to_hdf5`.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..distenv import dist_env
+from ..engine.codes import all_code_names, code_index, control_of, default_codes
+from ..images import MIN_SIDE
+from .sources import ExpandError, Source
+
+
+@dataclass
+class ExpandSettings:
+    """Everything that changes the records (part of the run key; a resume must match it)."""
+
+    variants: int = 8
+    include_original: bool = False
+    size: str = "model"  # "model" | "source" | "WxH"
+    strength: float = 1.0
+    mode: str = "delta"  # "delta" | "regenerate"
+    codes: list[str] | None = None  # codes to edit (default: the bundle's random set (identity-safe codes; `genaug info`))
+    refine_steps: int | None = None  # None = the bundle's default (resolved before the run key)
+    refine_loss: str = "mse+msssim"
+    framing: str = "auto"
+    batch_size: int = 64
+    block_size: int = 256
+    gate_threshold: float | None = None  # identity gate (re-draw, then keep the source unchanged)
+    quality_threshold: float | str | None = None  # quality gate: the realism critic ("auto": its own threshold)
+
+    def validate(self) -> None:
+        if isinstance(self.variants, bool) or not isinstance(self.variants, numbers.Integral):
+            raise ExpandError(f"--variants must be a whole number, got {self.variants!r}")
+        if self.variants < 0 or (self.variants == 0 and not self.include_original):
+            raise ExpandError(f"--variants must be >= 1 (or 0 with --include-original: the originals only), got {self.variants}")
+        if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in (self.batch_size, self.block_size)):
+            raise ExpandError(f"--batch-size and --block-size must be whole numbers >= 1, got {self.batch_size!r}, {self.block_size!r}")
+        if self.refine_steps is not None and self.refine_steps < 0:
+            raise ExpandError(f"--refine-steps must be >= 0, got {self.refine_steps}")
+        if not math.isfinite(self.strength) or self.strength < 0:
+            raise ExpandError(f"--strength must be a finite number >= 0, got {self.strength}")
+        if self.gate_threshold is not None and not math.isfinite(self.gate_threshold):
+            raise ExpandError(f"--gate-threshold must be a finite similarity, got {self.gate_threshold}")
+        q = self.quality_threshold
+        if q is not None and q != "auto" and not (isinstance(q, numbers.Real) and 0.0 <= q <= 1.0):
+            raise ExpandError(f"--quality-threshold must be 'auto' or a number in [0, 1], got {q!r}")
+        if self.mode not in ("delta", "regenerate"):
+            raise ExpandError(f"--mode must be 'delta' or 'regenerate', got {self.mode!r}")
+        if self.size not in ("model", "source"):
+            parse_size(self.size)
+        # numpy scalars as plain ones (the run key is JSON: np.int64 failed to serialise) and 1 as 1.0 (the same run key)
+        self.variants, self.batch_size, self.block_size = int(self.variants), int(self.batch_size), int(self.block_size)
+        self.include_original, self.strength = bool(self.include_original), float(self.strength)
+        self.gate_threshold, self.quality_threshold = (v if v is None or v == "auto" else float(v) for v in (self.gate_threshold, q))
+
+    @property
+    def rows_per_source(self) -> int:
+        return self.variants + int(self.include_original)
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """``"WxH"`` -> (W, H)."""
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+        if w < 1 or h < 1:
+            raise ValueError
+    except (ValueError, AttributeError):  # AttributeError: not a string (64)
+        raise ExpandError(f"--size must be 'model', 'source' or WIDTHxHEIGHT like 178x218, got {size!r}") from None
+    if min(w, h) < MIN_SIDE:  # every record would be refused as too small to hold a face, mid-run
+        raise ExpandError(f"--size {size} is too small to hold a face (min side {MIN_SIDE} px)")
+    return w, h
+
+
+def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n); None -> torchrun's RANK/WORLD_SIZE, else (0, 1)."""
+    if shard is None:
+        env = dist_env()
+        return env.rank, env.world
+    if isinstance(shard, tuple):
+        i, n = shard
+    else:
+        try:
+            i, n = (int(v) for v in str(shard).split("/"))
+        except ValueError:
+            raise ExpandError(f"--shard must look like i/n (e.g. 0/4), got {shard!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ExpandError(f"--shard i/n needs n >= 1 and 0 <= i < n, got {i}/{n}")
+    return i, n
+
+
+def output_shape(src: Source, engine: Any, s: ExpandSettings) -> tuple[tuple[int, int, int], tuple[int, int] | None, bool]:
+    """(H, W, C) of the records, the fixed source size (None for model size), resize flag."""
+    c = engine.channels
+    if s.size == "model":
+        return (engine.image_size, engine.image_size, c), None, False
+    if s.size != "source":
+        w, h = parse_size(s.size)
+        return (h, w, c), (h, w), True
+    for i in range(len(src)):  # the first readable image fixes the size
+        try:
+            h, w = src.load(i, c).shape[:2]
+            return (h, w, c), (h, w), False
+        except Exception:  # noqa: BLE001 - reported when its block is expanded
+            continue
+    raise ExpandError(f"no readable images in {src.root}")
+
+
+def code_columns(spec: Any, codes: list[str] | None) -> list[str]:
+    """The names of the ``codes`` dataset's columns: the latent codes, then the image-space controls
+    (yaw, light) when the expansion may draw one — named, or in the bundle's random set when ``codes``
+    is None (else the file stays as without them)."""
+    drawn = [code_index(spec, c) for c in codes] if codes else default_codes(spec)
+    if any(control_of(spec, ci) is not None for ci in drawn):
+        return all_code_names(spec)
+    return list(spec.code_names)
+
+
+def check_out(source: Path, given: str | Path) -> None:
+    """Refuse an output path that is a folder, is written as one (``out/new/``: it would have become
+    a file named ``new``) or is the source itself (``--overwrite`` would delete it)."""
+    out = Path(given)
+    if out.is_dir() or str(given).endswith(("/", os.sep)):
+        raise ExpandError(f"output {given} is a folder; give the path of an .h5 file to write (e.g. {out / 'expanded.h5'})")
+    if out.exists() and out.samefile(source):
+        raise ExpandError(f"output {out} is the source file itself; write the expansion to another file")
