@@ -24,7 +24,6 @@ The identity gate is not offered here (it needs a host decision per row): use
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 from pathlib import Path
@@ -35,24 +34,22 @@ import torch
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
-from .device import float32_default, resolve_device
+from .device import float32_default, no_autocast, resolve_device
 from .distenv import mix_worker_seed
-from .engine.batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, plan_columns, recipe_tables
-from .engine.cache import pixel_keys
-from .engine.batch_render import columns as _columns, frame, grid_blend, make_grey, paste, recolour, to_device
-from .engine.colour import _HALF, GREY_TOLERANCE, fit_regressors, is_grey, part, sample_grid, workspace
+from .engine.batch_edits import (_MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, plan_columns,
+                                 recipe_kinds, recipe_tables)
+from .engine.batch_latents import content_slots, named_slots, stored
+from .engine.batch_render import columns as _columns, frame, grid_blend, make_grey, paste, recolour, render_controls
+from .engine.colour import _HALF, fit_regressors, part, sample_grid, workspace
 from .engine.codes import check_codes, check_seed, code_ranges, control_of, default_codes
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES, luma_only
 from .faces.framing import face_box
 from .faces.controls import GEOMETRIC_CONTROLS
-from .faces.shape import default_landmarks
 from .images import MIN_SIDE, needs_clipping
 
 
-_ROUNDER = 1.5 * 2**23  # floats in [2^23, 2^24) are whole numbers: _ROUNDER + 255 x holds 255 x rounded in its low byte
-_ROUND = torch.tensor(_ROUNDER)  # 0-dim: ``torch.add(_ROUND, x, alpha=255)`` in one pass
 
 
 def _tv_image_type() -> type | None:
@@ -123,7 +120,7 @@ class BatchFaceAug(nn.Module):
         self._engine: Any = None
         self._feathers: dict[tuple[int, int], Tensor] = {}
         self._work: dict[tuple, Tensor] = {}  # work buffers kept across calls (never returned)
-        self._views: dict[tuple, tuple[Tensor, Tensor]] = {}  # views of the tables' storage (_stored)
+        self._views: dict[tuple, tuple[Tensor, Tensor]] = {}  # views of the tables' storage (batch_latents.stored)
         spec = self._spec()  # fail now, not at the first batch
         check_codes(spec, codes)  # latent codes or image-space controls, each once
         code_ranges(spec, bounds)
@@ -147,26 +144,8 @@ class BatchFaceAug(nn.Module):
                          codes=self.codes, bounds=self.bounds)
             self._layout = code_layout(eng.spec, eng.device)
             self._recipe = recipe_tables(eng.bundle, self._layout, eng.device)
-            spec, kmax = eng.spec, self._layout.kmax
-            colour = np.zeros(len(spec.codes) * kmax, dtype=bool)  # by entry: the edit is a colour edit
-            local = np.zeros(len(spec.codes) * kmax, dtype=bool)  # by entry: local regeneration
-            luma = np.zeros(len(spec.codes) * kmax, dtype=np.float32)  # by entry: 1 = a brightness-only edit
-            for ci in range(len(spec.codes)):
-                for v in range(spec.codes[ci].k) if spec.is_categorical(ci) else [0]:
-                    r = eng.bundle.recipe(ci, v)
-                    colour[ci * kmax + v], local[ci * kmax + v], luma[ci * kmax + v] = r.colour, r.regenerate > 0, r.luma
-            per_code, widths = colour.reshape(len(spec.codes), kmax), [w for w in self._layout.per_code[:, 1]]
-            every = np.array([per_code[ci, :w].all() for ci, w in enumerate(widths)])
-            # host, by code: 0 blended whole, 1 blended whole and colour-fitted (some entries colour, or local
-            # regeneration), 2 the colour transform alone (every entry colour, no local regeneration): blended on the grid
-            self._kind = np.where(every & ~local.reshape(len(spec.codes), kmax).any(1), 2, per_code.any(1).astype(int))
-            self._colour_all = every
-            content = self._recipe.content.reshape(len(spec.codes), -1, *self._recipe.content.shape[1:]).cpu()
-            self._recipe_has = np.stack([content[:, :, 0].flatten(1).ne(0).any(1).numpy(),  # host, by code: a content shift,
-                                         content[:, :, 2].flatten(1).ne(0).any(1).numpy()], 1)  # a selective transfer
-            self._colour_entries = torch.from_numpy(colour).to(eng.device)
-            self._luma_code = luma.reshape(len(spec.codes), kmax).any(1)  # host, by code: some entry is luma
-            self._luma_entries = torch.from_numpy(luma).to(eng.device)
+            (self._kind, self._colour_all, self._recipe_has, self._colour_entries, self._luma_code,
+             self._luma_entries) = recipe_kinds(eng.bundle, self._layout, self._recipe, eng.device)
             self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
             self.table.bind(eng._settings)
             self._content.bind(eng._settings)
@@ -271,11 +250,11 @@ class BatchFaceAug(nn.Module):
         latent = params if rendered is None else BatchParams(torch.from_numpy(host_array(params.apply) & ~control),
                                                              torch.from_numpy(np.where(control, 0, host_array(params.code))),
                                                              params.value, params.relative, params.strength)
-        with _no_autocast(eng.device):  # inside a mixed-precision step genaug still runs in its own precision
+        with no_autocast(eng.device):  # inside a mixed-precision step genaug still runs in its own precision
             td = t if t.device == eng.device else t.to(eng.device)
             out, target = self._augment(td, latent, index, eng, checked)
             if rendered is not None and rendered.any():
-                out, target = self._controls(td, out, target, params, rendered, eng)
+                out, target = render_controls(td, out, target, params, rendered, eng, self.framing)
         params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target)
         self._params = params
         out = out if out.device == t.device else out.to(t.device)
@@ -362,17 +341,18 @@ class BatchFaceAug(nn.Module):
         full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]  # no crop, no resize
         buf = torch.empty_like(xr) if delta and full and xr.dtype == torch.float32 else None  # results, in that order
         if index is not None:
-            slots, grey = self._named(x01, host["slots"], cols["slots"], eng)
+            slots, grey = named_slots(self.table, x01, host["slots"], cols["slots"], eng)
         else:  # a uint8 batch that is the model frame already is hashed as it is
-            slots, grey = self._by_content(x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked, scratch=buf)
-        latent = torch.index_select(self._stored(table), 0, slots,
+            slots, grey = content_slots(self._slots, self._content, x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked,
+                                        self._work, scratch=buf)
+        latent = torch.index_select(stored(self._views, table), 0, slots,
                                     out=workspace(self._work, "latent", (m, table.latent_dim), table.rows.dtype, dev))
         edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, True, content_rows, transfer_rows)
         images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
         grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
         parts = []  # (first row, rows in x's dtype)
         if a:
-            base = self._stored(table, 1).index_select(0, _rows(slots, 0, a))
+            base = stored(self._views, table, 1).index_select(0, _rows(slots, 0, a))
             weights = self._recipe.mask_weights.index_select(0, _rows(entry, 0, a))
             result = blend(_rows(x01, 0, a), base, _rows(images, 0, a), self.mode, weights, out=None if buf is None else _rows(buf, 0, a))
             if delta and self._luma_code[codes[:a]].any():  # brightness-only edits keep the photo's colour
@@ -387,7 +367,7 @@ class BatchFaceAug(nn.Module):
             if a > a0:
                 dst[: a - a0].copy_(sample_grid(result[a0:]))
             if m > a:
-                g = grid_blend(_rows(xg, a - a0), self._stored(table, max(1, eng.image_size // 16)).index_select(0, _rows(slots, a)),
+                g = grid_blend(_rows(xg, a - a0), stored(self._views, table, max(1, eng.image_size // 16)).index_select(0, _rows(slots, a)),
                                sample_grid(_rows(images, a)), out=_rows(dst, a - a0))
                 make_grey(g, np.flatnonzero(grey[a:]))
             torch.add(_MINUS_ONE, f, alpha=2, out=f)  # to model units and back, as the engine's fit sees them
@@ -420,79 +400,7 @@ class BatchFaceAug(nn.Module):
             return out, target
         return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
 
-    def _controls(self, x: Tensor, out: Tensor, target: Tensor, params: BatchParams, rows: np.ndarray,
-                  eng: Any) -> tuple[Tensor, Tensor]:
-        """The rows drawn an image-space control (yaw, light, ...), rendered on the batch at its own size, placed by
-        the framing rule's landmarks in the face box (no detection, no refinement on this path), one batched call
-        per control; the value applied is the drawn one times the row's strength, within the control's range."""
-        box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
-        l, t, r, b = box
-        out = out.clone() if out is x else out
-        target = target.clone()
-        codes = host_array(params.code)
-        for ci in np.unique(codes[rows]):
-            at = np.flatnonzero(rows & (codes == ci))
-            pick = torch.from_numpy(at).to(x.device)
-            c = control_of(eng.spec, int(ci))
-            value = torch.from_numpy(np.clip(host_array(params.value)[at] * host_array(params.strength)[at], c.low, c.high)).float()
-            xr = x.index_select(0, pick)
-            xf = (xr.float() / 255 if xr.dtype == torch.uint8 else xr.float()) * 2 - 1
-            marks = (default_landmarks(b - t, r - l, len(pick), "model_frame") + torch.tensor([float(l), float(t)])).to(x.device)
-            value = c.fit(xf, value, landmarks=marks, drawn=eng.drawn_range(int(ci)))  # yaw: into the face's room
-            res = ((c.apply(xf, value, landmarks=marks) + 1) / 2).clamp(0, 1)
-            res = (res * 255).round().to(torch.uint8) if x.dtype == torch.uint8 else res.to(x.dtype)
-            out.index_copy_(0, pick, res)
-            target.index_copy_(0, pick, value.to(target.device, target.dtype))
-        return out, target
-
-    def _stored(self, table: LatentTable, step: int | None = None) -> Tensor:
-        """A view of ``table``'s storage, made once per storage: its latents (``step`` None), or its renders
-        every ``step``-th pixel each way (1: whole)."""
-        key = (id(table), step)
-        hit = self._views.get(key)
-        if hit is None or hit[0] is not table.rows:
-            rows, d = table.rows, table.latent_dim
-            view = rows[:, :d] if step is None else rows[:, d:].unflatten(1, table.image_shape)[:, :, ::step, ::step]
-            hit = self._views[key] = (rows, view)
-        return hit[1]
-
-    def _named(self, x01: Tensor, named: np.ndarray, slots: Tensor, eng: Any) -> tuple[Tensor, np.ndarray]:
-        """Table slots of named rows (host indices ``named``, numpy, the same on the device as ``slots``),
-        inverting those not stored yet, and which rows' photos are black-and-white (host bool)."""
-        missing = self.table.missing_rows(named)  # host: no device read
-        if missing.any():
-            miss = torch.from_numpy(np.flatnonzero(missing))
-            photos = x01.index_select(0, miss.to(x01.device))
-            inv = eng.invert(photos.mul(2).sub(1))
-            self.table.store(torch.from_numpy(named)[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
-        return slots, self.table.is_grey(named)
-
-    def _by_content(self, x01: Tensor, pixels: Tensor | None, eng: Any, checked: bool,
-                    scratch: Tensor | None = None) -> tuple[Tensor, np.ndarray]:
-        """Content-table slots (on the device) of unnamed rows, found by the content key of their model-frame
-        pixels quantized to uint8 (``pixels``: those already, or None: ``255 x01`` rounded to nearest, in ``scratch``
-        (a float32 buffer like it) or a kept one; ``checked``: ``x01`` lies in [0, 1]), inverting those not
-        stored yet; and which rows' photos are black-and-white (host bool, kept with the latents)."""
-        if pixels is None:
-            dev = x01.device
-            q = torch.add(_ROUND, x01, alpha=255, out=workspace(self._work, "q", x01.shape, torch.float32, dev) if scratch is None else scratch)
-            q = q if checked else q.clamp_(_ROUNDER, _ROUNDER + 255)  # (Python bounds: the vectorized kernel)
-            bits = workspace(self._work, "q", q.shape, torch.int32, dev) if scratch is None else q.view(torch.int32)
-            pixels = workspace(self._work, "pixels", q.shape, torch.uint8, dev).copy_(bits)  # its low byte
-        slots, missing = self._slots.lookup(pixel_keys(pixels, eng._settings, self._work))
-        if host_array(missing).any():
-            miss = missing.nonzero().flatten()
-            photos = x01.index_select(0, miss.to(x01.device))
-            inv = eng.invert(photos.mul(2).sub(1))
-            self._content.store(slots[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
-        return to_device(slots, x01.device), self._content.is_grey(slots)
-
 
 def _rows(t: Tensor, start: int, stop: int | None = None) -> Tensor:
     """``t[start:stop]``, or ``t`` itself (no view operation) when that is all of it."""
     return t if start == 0 and (stop is None or stop >= len(t)) else t[start:stop]
-
-
-def _no_autocast(device: torch.device) -> Any:
-    """Autocast switched off on ``device`` (the networks and latent tables keep their own dtype)."""
-    return torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else contextlib.nullcontext()

@@ -1,8 +1,9 @@
-"""Device selection shared by every front end; the float32 default dtype genaug works in."""
+"""Device selection shared by every front end; the float32 default dtype genaug works in, and autocast off."""
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -33,3 +34,8 @@ def float32_default() -> Iterator[None]:
         yield
     finally:
         torch.set_default_dtype(was)
+
+
+def no_autocast(device: torch.device) -> Any:
+    """Autocast switched off on ``device`` (the networks and latent tables keep their own dtype)."""
+    return torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else contextlib.nullcontext()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -125,6 +125,42 @@ def recipe_tables(bundle, layout: CodeLayout, device: torch.device | str) -> Rec
     dev = torch.device(device)
     settings = torch.stack([gain, regen], 1)
     return RecipeTables(settings.to(dev), weights.to(dev), content.to(dev), settings.numpy().copy())
+
+
+class RecipeKinds(NamedTuple):
+    """What the batch path decides from the recipes' flags, by code (host) or by entry (device)."""
+
+    kind: np.ndarray  # host, by code: 0 blended whole, 1 also colour-fitted, 2 the colour transform alone
+    colour_all: np.ndarray  # host, by code: every entry a colour edit
+    recipe_has: np.ndarray  # host, by code: (a content shift, a selective transfer)
+    colour_entries: Tensor  # device, by entry: the edit is a colour edit
+    luma_code: np.ndarray  # host, by code: some entry is a brightness-only edit
+    luma_entries: Tensor  # device, by entry: 1 = a brightness-only edit
+
+
+def recipe_kinds(bundle: Any, layout: CodeLayout, recipe: RecipeTables, device: torch.device | str) -> RecipeKinds:
+    """:class:`RecipeKinds` from the bundle's recipes (their ``colour``, ``regenerate`` and ``luma`` flags) and the
+    :class:`RecipeTables` built from them: how the batch transform works each code's rows."""
+    spec, kmax = bundle.spec, layout.kmax
+    colour = np.zeros(len(spec.codes) * kmax, dtype=bool)  # by entry: the edit is a colour edit
+    local = np.zeros(len(spec.codes) * kmax, dtype=bool)  # by entry: local regeneration
+    luma = np.zeros(len(spec.codes) * kmax, dtype=np.float32)  # by entry: 1 = a brightness-only edit
+    for ci in range(len(spec.codes)):
+        for v in range(spec.codes[ci].k) if spec.is_categorical(ci) else [0]:
+            r = bundle.recipe(ci, v)
+            colour[ci * kmax + v], local[ci * kmax + v], luma[ci * kmax + v] = r.colour, r.regenerate > 0, r.luma
+    per_code, widths = colour.reshape(len(spec.codes), kmax), [w for w in layout.per_code[:, 1]]
+    every = np.array([per_code[ci, :w].all() for ci, w in enumerate(widths)])
+    # host, by code: 0 blended whole, 1 blended whole and colour-fitted (some entries colour, or local
+    # regeneration), 2 the colour transform alone (every entry colour, no local regeneration): blended on the grid
+    kind = np.where(every & ~local.reshape(len(spec.codes), kmax).any(1), 2, per_code.any(1).astype(int))
+    content = recipe.content.reshape(len(spec.codes), -1, *recipe.content.shape[1:]).cpu()
+    recipe_has = np.stack([content[:, :, 0].flatten(1).ne(0).any(1).numpy(),  # host, by code: a content shift,
+                           content[:, :, 2].flatten(1).ne(0).any(1).numpy()], 1)  # a selective transfer
+    colour_entries = torch.from_numpy(colour).to(device)
+    luma_code = luma.reshape(len(spec.codes), kmax).any(1)  # host, by code: some entry is luma
+    luma_entries = torch.from_numpy(luma).to(device)
+    return RecipeKinds(kind, every, recipe_has, colour_entries, luma_code, luma_entries)
 
 
 def edit_plan(layout: CodeLayout, code: Any, value: Any, relative: Any, strength: Any,

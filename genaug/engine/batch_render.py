@@ -1,6 +1,7 @@
 """Image-side steps of the batch transform (:class:`genaug.BatchFaceAug`) on device batches: the model
-frame, the blend on the colour fit's grid alone, the colour transform of whole rows, the paste back, and the
-per-row plan's host columns sent to the device (:func:`columns`).
+frame, the blend on the colour fit's grid alone, the colour transform of whole rows, the paste back, the
+per-row plan's host columns sent to the device (:func:`columns`), and the rows drawn an image-space control
+rendered on the batch at its own size (:func:`render_controls`).
 
 Rows whose code is a colour code without local regeneration come out as the colour transform of the
 photo alone (:mod:`genaug.engine.colour`): of their generator blend only the ~16 x 16 grid the fit reads
@@ -8,12 +9,19 @@ is needed (:func:`grid_blend`), so they skip the whole-image passes of :func:`ge
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..faces.framing import face_box
+from ..faces.shape import default_landmarks
+from .batch_edits import BatchParams
+from .codes import control_of
 from .colour import _HALF, apply_colour01
+from .latent_table import host_array
 from .render import _feather
 
 
@@ -104,3 +112,29 @@ def columns(host_columns: dict[str, np.ndarray], dtypes: dict[str, torch.dtype],
         out[k] = out[k] if c.ndim == 1 else out[k].view(c.shape)
         at += c.nbytes
     return out
+
+
+def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams, rows: np.ndarray,
+                    eng: Any, framing: str) -> tuple[Tensor, Tensor]:
+    """The rows drawn an image-space control (yaw, light, ...), rendered on the batch at its own size, placed by
+    the framing rule's landmarks in the face box (no detection, no refinement on this path), one batched call
+    per control; the value applied is the drawn one times the row's strength, within the control's range."""
+    box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), framing)
+    l, t, r, b = box
+    out = out.clone() if out is x else out
+    target = target.clone()
+    codes = host_array(params.code)
+    for ci in np.unique(codes[rows]):
+        at = np.flatnonzero(rows & (codes == ci))
+        pick = torch.from_numpy(at).to(x.device)
+        c = control_of(eng.spec, int(ci))
+        value = torch.from_numpy(np.clip(host_array(params.value)[at] * host_array(params.strength)[at], c.low, c.high)).float()
+        xr = x.index_select(0, pick)
+        xf = (xr.float() / 255 if xr.dtype == torch.uint8 else xr.float()) * 2 - 1
+        marks = (default_landmarks(b - t, r - l, len(pick), "model_frame") + torch.tensor([float(l), float(t)])).to(x.device)
+        value = c.fit(xf, value, landmarks=marks, drawn=eng.drawn_range(int(ci)))  # yaw: into the face's room
+        res = ((c.apply(xf, value, landmarks=marks) + 1) / 2).clamp(0, 1)
+        res = (res * 255).round().to(torch.uint8) if x.dtype == torch.uint8 else res.to(x.dtype)
+        out.index_copy_(0, pick, res)
+        target.index_copy_(0, pick, value.to(target.device, target.dtype))
+    return out, target
