@@ -5,7 +5,6 @@ latents + edits into images with :meth:`Engine.render_edits` (strength, mode, id
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -24,9 +23,9 @@ from .codes import all_code_names, check_code_list, check_codes, check_strength,
 from .edits import Edit, apply_recipes, check_edits, random_edits, redraw_distinct, resolve_edits
 from .invert import Inversion, invert
 from .colour import colour_only, fit_colour, keep_grey
-from .render import MODES, apply_control, luma_only, paste_back, recolour, render, to_model_batch
+from .gates import Gate, check_gate_threshold, identity_gate, quality_gate
+from .render import MODES, apply_control, check_model_batch, luma_only, paste_back, recolour, render, to_model_batch
 
-Gate = Callable[[Tensor, Tensor], Tensor]
 Generators = Union[torch.Generator, list[torch.Generator], None]
 
 
@@ -112,10 +111,7 @@ class Engine:
         check_strength(strength)
         check_code_list(codes)
         parse_mix(refine_loss)
-        if not math.isfinite(float(gate_threshold)):  # NaN: no similarity is below it, the gate would never act
-            raise ValueError(f"gate_threshold must be a finite similarity, got {gate_threshold}")
-        if isinstance(gate, str) and float(gate_threshold) > 1:  # a shipped judge's similarity never passes 1
-            raise ValueError(f"gate_threshold must be <= 1 for the {gate!r} judge (above it every edit is rejected), got {gate_threshold}")
+        check_gate_threshold(gate, gate_threshold)
         self.options = dict(refine_steps=refine_steps, refine_loss=refine_loss, refine_lr=refine_lr, batch_size=batch_size,
                             cache_size=cache_size, mode=mode, strength=strength, framing=framing, feature_net=feature_net,
                             gate=gate, gate_threshold=gate_threshold, gate_retries=gate_retries, quality=quality,
@@ -147,26 +143,9 @@ class Engine:
         self._settings = f"{bundle_key(self.bundle)}|{self.refine_steps}|{self.refine_loss}|{self.refine_lr}"
 
     # ------------------------------------------------------------------ inversion
-    def _check_batch(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor):
-            raise ValueError(f"expected a tensor batch (N, C, S, S), got {type(x).__name__}")
-        want = (self.channels, self.image_size, self.image_size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != want:
-            raise ValueError(f"expected a batch of shape (N, {want[0]}, {want[1]}, {want[2]}) in [-1, 1], got {tuple(x.shape)} "
-                             "(use Engine.augment for images of any size)")
-        if x.shape[0] == 0:
-            raise ValueError("empty batch (N = 0)")
-        if not x.is_floating_point():
-            raise ValueError(f"batch must be a float tensor in [-1, 1], got dtype {x.dtype}")
-        if not torch.isfinite(x).all():
-            raise ValueError("batch contains NaN or inf values")
-        if x.min() < -1.001 or x.max() > 1.001:
-            raise ValueError(f"batch values must be in [-1, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]")
-        return x.to(self.device, torch.float32)
-
     def invert(self, x: Tensor, steps: int | None = None) -> Inversion:
         """Invert a batch (N, C, S, S) in [-1, 1] (no cache): predictor, then refinement."""
-        x = self._check_batch(x)
+        x = check_model_batch(x, self.channels, self.image_size, self.device)
         steps = self.refine_steps if steps is None else steps
         g, p = self.bundle.generator, self.bundle.predictor
         outs = [
@@ -177,7 +156,7 @@ class Engine:
 
     def invert_cached(self, x: Tensor) -> tuple[Inversion, int]:
         """Like :meth:`invert` but served from / stored in the latent cache; returns (inversion, hits)."""
-        x = self._check_batch(x)
+        x = check_model_batch(x, self.channels, self.image_size, self.device)
         keys = content_keys(x, self._settings)
         found = [self.cache.get(k) for k in keys]
         miss = [i for i, f in enumerate(found) if f is None]
@@ -340,7 +319,7 @@ class Engine:
         index, see :func:`genaug.engine.edits.check_edits`), render. Returns (batch on the device, AugmentInfo).
         ``placed``: see :meth:`render_edits` (when every edit is then such a control and no gate judges it, the
         faces are not inverted: ``latent`` and ``edited`` are NaN)."""
-        x = self._check_batch(x)
+        x = check_model_batch(x, self.channels, self.image_size, self.device)
         gen = generator or self.generator
         drawn = edits is None
         edits = list(edits) if edits is not None else self.random_edits(x.shape[0], gen)
@@ -468,34 +447,3 @@ class Engine:
         return paste_back(out, original, frame), edit
 
 
-def identity_gate(device: torch.device, name: str = "identity") -> Gate:
-    """A gate by name: ``"identity"``, the identity-similarity gate of :mod:`genaug.faces.metrics`;
-    ``"auto"``/``"dlib"``/``"student"``/``"embedder"``, a :mod:`genaug.faces.identity` judge
-    (similarity = 1 - distance; its same-person threshold is ``judge.gate_threshold``)."""
-    if name == "identity":
-        from ..faces.metrics import IdentityGate
-
-        return IdentityGate(device=device)
-    from ..faces.identity import get_judge
-
-    return get_judge(name, device)
-
-
-def quality_gate(device: torch.device, quality: Gate | str | None, threshold: float | str) -> tuple[Gate | None, float]:
-    """The quality gate and its threshold: ``"critic"`` is the shipped realism critic and
-    ``threshold="auto"`` its recommended threshold; any callable with a number works too."""
-    if quality is None:
-        return None, 0.0
-    if isinstance(quality, str):
-        if quality != "critic":
-            raise ValueError(f"quality must be 'critic', a callable(original, augmented) -> (N,) or None, got {quality!r}")
-        from ..faces.quality import get_critic
-
-        quality = get_critic(device)
-        auto = quality.threshold
-    elif threshold == "auto":
-        raise ValueError("quality_threshold='auto' needs quality='critic'; give a number for your own quality gate")
-    value = auto if threshold == "auto" else threshold
-    if isinstance(value, str) or not math.isfinite(float(value)) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"quality_threshold must be 'auto' or a number in [0, 1], got {threshold!r}")
-    return quality, float(value)

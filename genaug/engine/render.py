@@ -168,6 +168,26 @@ def to_model_batch(images: list[Any], bundle: Any, framing: str = "auto") -> tup
     return torch.stack([f[0] for f in frames]), [f[1] for f in frames]
 
 
+def check_model_batch(x: Tensor, channels: int, size: int, device: torch.device) -> Tensor:
+    """A model-frame batch (N, ``channels``, ``size``, ``size``) in [-1, 1], checked (a ``ValueError`` naming what is
+    wrong), as float32 on ``device``."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"expected a tensor batch (N, C, S, S), got {type(x).__name__}")
+    want = (channels, size, size)
+    if x.ndim != 4 or tuple(x.shape[1:]) != want:
+        raise ValueError(f"expected a batch of shape (N, {want[0]}, {want[1]}, {want[2]}) in [-1, 1], got {tuple(x.shape)} "
+                         "(use Engine.augment for images of any size)")
+    if x.shape[0] == 0:
+        raise ValueError("empty batch (N = 0)")
+    if not x.is_floating_point():
+        raise ValueError(f"batch must be a float tensor in [-1, 1], got dtype {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError("batch contains NaN or inf values")
+    if x.min() < -1.001 or x.max() > 1.001:
+        raise ValueError(f"batch values must be in [-1, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]")
+    return x.to(device, torch.float32)
+
+
 # ---------------------------------------------------------------------- render
 def render(x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta", local: float | Tensor = 0.0) -> Tensor:
     """Combine a model-frame input ``x`` with ``base = G(latent)`` and ``edited = G(edited latent)``.
