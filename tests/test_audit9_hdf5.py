@@ -161,3 +161,15 @@ def test_class_names_stored_as_a_fixed_length_string_attribute_are_read_as_json(
         f["labels"] = [0, 1]
         f.attrs["class_names"] = np.bytes_(b'["alice", "bob"]')
     assert HDF5Source(src).class_names == ["alice", "bob"]
+
+
+def test_overwrite_never_deletes_an_output_path_that_is_not_hdf5(faces, tmp_path, tiny_bundle_path, capsys):
+    # `genaug expand faces/ faces/0.png --overwrite` deleted the source photo (any existing OUT was unlinked)
+    victim = faces / "0.png"
+    before = victim.read_bytes()
+    assert main(_cli(faces, victim, tiny_bundle_path, "--overwrite")[1:]) == 2
+    err = capsys.readouterr().err
+    assert "is not an HDF5 file" in err and victim.read_bytes() == before
+    with pytest.raises(ExpandError, match="not an HDF5 file"):
+        expand_to_hdf5(faces, victim, 1, bundle=tiny_bundle_path, overwrite=True, **FAST)
+    assert victim.read_bytes() == before
