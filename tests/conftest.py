@@ -22,6 +22,18 @@ OLIVETTI = SHARED_DATA / "olivetti"
 UTKFACE = SHARED_DATA / "utkface_128"
 
 
+def noise_pngs(folder: Path, shape: tuple[int, int, int] = (40, 40, 3), n: int = 2, high: int = 256) -> Path:
+    """``folder`` (made) with ``n`` seeded random-noise PNGs ``0.png`` ... of ``shape`` (a source for expansion tests)."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, high, shape, dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
 _running: list[pytest.Item] = []  # the test being set up or run
 
 

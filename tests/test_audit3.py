@@ -6,18 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import noise_pngs
 from genaug.cli import main
 from genaug.expand import ExpandError, expand_to_hdf5
 
 
 @pytest.fixture()
 def faces(tmp_path):
-    d = tmp_path / "faces"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(d / f"{i}.png")
-    return d
+    return noise_pngs(tmp_path / "faces", high=255)
 
 
 @pytest.mark.parametrize("codes, needle", [("smile", "the string 'smile'"), ([], "name at least one code")])

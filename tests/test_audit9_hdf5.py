@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import noise_pngs
 from genaug.cli.expand import main
 from genaug.expand import ExpandError, expand_to_hdf5
 
@@ -18,12 +19,7 @@ FAST = dict(refine_steps=0, batch_size=4, block_size=4, device="cpu", progress=F
 
 @pytest.fixture()
 def faces(tmp_path) -> Path:
-    d = tmp_path / "faces"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(d / f"{i}.png")
-    return d
+    return noise_pngs(tmp_path / "faces", (40, 36, 3))
 
 
 def _cli(faces: Path, out: Path, bundle: Path, *extra: str) -> list[str]:
