@@ -8,7 +8,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import noise_pngs
 from genaug.cli.expand import main
