@@ -56,7 +56,7 @@ def test_an_early_error_leaves_no_parts_folder(tmp_path, tiny_bundle_path):
     src = synth_folder(tmp_path / "src", per_class=2)
     out = tmp_path / "o.h5"
     out.write_bytes(b"not an expansion")
-    with pytest.raises(ExpandError, match="already exists"):
+    with pytest.raises(ExpandError, match="is not an HDF5 file"):
         expand_to_hdf5(src, out, 1, bundle=tiny_bundle_path, **FAST)
     assert not (tmp_path / "o.h5.parts").exists()
 
