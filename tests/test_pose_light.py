@@ -645,3 +645,18 @@ def test_a_close_up_larger_than_the_work_size_is_shaded_small_and_matches(monkey
     small = relight(x, torch.tensor([60.0, -45.0]), 10.0, 0.8, lm)
     assert (full - x).abs().max() > 0.1  # the light did move
     assert float((small - full).abs().max()) < 1.5 / 127.5 and float((small - full).abs().mean()) < 0.1 / 127.5  # 0.47 / 0.04 levels
+
+
+def test_the_clipped_colour_keeps_luminance_on_a_small_dark_face():
+    """The skin colour a darkened clipped pixel takes is a weighted mean: on a small, dark face the weights sum below 1,
+    and dividing by at least 1 shrank it (the pixel came out darker and greyer than its luminance)."""
+    from genaug.faces.light import _luminance, _unclip
+
+    x = torch.full((1, 3, 16, 16), -0.45)  # dark skin-grey
+    x[:, 0] = -0.3
+    x[:, :, 6:8, 6:8] = 1.0  # a clipped highlight
+    lin, ratio = ((x + 1) / 2) ** 2.2 * 0.5, torch.full((1, 16, 16), 0.5)  # darkened to half
+    out = _unclip(lin, ratio, x, torch.full((1, 16, 16), 0.1))
+    spot = (slice(None), slice(6, 8), slice(6, 8))
+    assert torch.allclose(_luminance(out)[spot], _luminance(lin)[spot], rtol=1e-4)  # was 0.38 of it
+    assert float(out[0, 0, 6, 6]) > float(out[0, 2, 6, 6])  # and it took the skin's warmth

@@ -168,8 +168,9 @@ def _unclip(lin: Tensor, ratio: Tensor, images: Tensor, weight: Tensor) -> Tenso
     skin_w = weight * (1 - clipped) * peak ** 4  # the brightest unclipped skin: shadowed skin is more saturated
     lum = _luminance(lin).clamp(min=1e-6)
     chroma = lin / lum[:, None]  # unit luminance
-    skin = (chroma * skin_w[:, None]).sum((2, 3)) / skin_w.sum((1, 2)).clamp(min=1)[:, None]  # (N, 3)
-    w = clipped * ((1 - ratio) / UNCLIP_DARKEN).clamp(0, 1) * (skin_w.sum((1, 2)) > 0).float()[:, None, None]
+    total = skin_w.sum((1, 2))
+    skin = (chroma * skin_w[:, None]).sum((2, 3)) / total.clamp(min=1e-6)[:, None]  # (N, 3), a weighted mean
+    w = clipped * ((1 - ratio) / UNCLIP_DARKEN).clamp(0, 1) * (total > 1e-3).float()[:, None, None]
     return lin + w[:, None] * (lum[:, None] * skin[:, :, None, None] - lin)
 
 
