@@ -78,3 +78,17 @@ def test_a_bool_strength_is_refused(strength):
 def test_a_bool_strength_is_refused_by_the_batch_transform_too(strength):
     with pytest.raises(ValueError, match="strength"):
         genaug.BatchFaceAug(strength=strength)
+
+
+def test_bounds_for_a_code_random_edits_never_draw_warn():
+    # bounds={"yaw": ...} beside codes=["light"] (a code random edits never draw) was ignored without a word
+    with pytest.warns(UserWarning, match=r"bounds for \['yaw'\] have no effect"):
+        genaug.GenerativeFaceAug(codes=["light"], bounds={"yaw": (-20.0, 20.0)})
+    with pytest.warns(UserWarning, match=r"bounds for \['shade'\] have no effect"):
+        genaug.GenerativeFaceAug(codes=["tone"], bounds={"shade": (0.0, 0.5)})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        genaug.GenerativeFaceAug(codes=["yaw", "light"], bounds={"yaw": (-20.0, 20.0)})  # the README's example
+        genaug.GenerativeFaceAug(bounds={"yaw": (-15.0, 15.0)})  # yaw is in the default random set

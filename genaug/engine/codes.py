@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any
 
 from ..faces.controls import CONTROL_NAMES, IMAGE_CONTROLS, ImageControl, check_bound
@@ -130,5 +131,10 @@ def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[
     from ..bundle.format import read_spec
 
     spec = read_spec(bundle)
-    check_codes(spec, codes)
-    code_ranges(spec, bounds)
+    named = check_codes(spec, codes)
+    drawn = set(named if named is not None else default_codes(spec))
+    unused = [all_code_names(spec)[c] for c in code_ranges(spec, bounds) if c not in drawn]
+    if unused:  # a range for a code random edits never draw: likely meant for codes= too
+        warnings.warn(f"bounds for {unused} have no effect: random edits draw only "
+                      f"{[all_code_names(spec)[c] for c in sorted(drawn)]} (name those codes in codes= to draw them)",
+                      UserWarning, stacklevel=3)
