@@ -81,9 +81,6 @@ class RunFiles:
                 shutil.rmtree(self.parts_dir, ignore_errors=True)
             self.log(f"{self.out} is already complete ({n_out} records); nothing to do")
             return n_out, skipped
-        if not h5py.is_hdf5(self.out):  # a photo, a note: never deleted, even with --overwrite
-            raise ExpandError(f"{self.out} exists and is not an HDF5 file; genaug does not replace it (--overwrite replaces "
-                              "HDF5 files only): write the expansion to another path")
         if not overwrite and made_by is not None and made_by != self.key_info.get("bundle"):
             raise ExpandError(f"{self.out} was made by another model (bundle identity {made_by}, this run's is "
                               f"{self.key_info.get('bundle')}: its weights or edit recipes changed); pass --overwrite to re-render it")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
+
 from ..distenv import dist_env
 from ..engine.codes import all_code_names, code_index, control_of, default_codes
 from ..images import MIN_SIDE
@@ -125,9 +127,12 @@ def code_columns(spec: Any, codes: list[str] | None) -> list[str]:
 
 def check_out(source: Path, given: str | Path) -> None:
     """Refuse an output path that is a folder, is written as one (``out/new/``: it would have become
-    a file named ``new``) or is the source itself (``--overwrite`` would delete it)."""
+    a file named ``new``), is the source itself or an existing file that is not HDF5 (``--overwrite`` would delete it)."""
     out = Path(given)
     if out.is_dir() or str(given).endswith(("/", os.sep)):
         raise ExpandError(f"output {given} is a folder; give the path of an .h5 file to write (e.g. {out / 'expanded.h5'})")
     if out.exists() and out.samefile(source):
         raise ExpandError(f"output {out} is the source file itself; write the expansion to another file")
+    if out.exists() and not h5py.is_hdf5(out):  # a photo, a note: never deleted, even with --overwrite
+        raise ExpandError(f"{out} exists and is not an HDF5 file; genaug does not replace it (--overwrite replaces "
+                          "HDF5 files only): write the expansion to another path")
