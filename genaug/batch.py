@@ -39,14 +39,14 @@ from .distenv import mix_worker_seed
 from .engine.batch_edits import (_MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, plan_columns,
                                  recipe_kinds, recipe_tables)
 from .engine.batch_latents import content_slots, named_slots, stored
-from .engine.batch_render import columns as _columns, frame, grid_blend, make_grey, paste, recolour, render_controls
+from .engine.batch_render import columns, frame, grid_blend, make_grey, paste, recolour, render_controls
 from .engine.colour import _HALF, fit_regressors, part, sample_grid, workspace
 from .engine.codes import check_codes, check_seed, code_ranges, control_of, default_codes
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES, luma_only
 from .faces.framing import face_box
-from .faces.controls import GEOMETRIC_CONTROLS
+from .faces.controls import GEOMETRIC_CONTROLS, geometric_targets
 from .images import MIN_SIDE, needs_clipping
 
 
@@ -286,14 +286,11 @@ class BatchFaceAug(nn.Module):
             got = ", ".join(f"{type(o).__name__}{tuple(o.shape) if hasattr(o, 'shape') else ''}" for o in flat[:4])
             raise ValueError(f"expected an NCHW tensor batch among the inputs (the first tv_tensors.Image, else "
                              f"the first 4-dim tensor), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
-        latent = self._spec()  # the codes by name or index, and a replay's drawn ones: what may turn the head
-        drawn = (check_codes(latent, self.codes) or []) + (params.code[params.apply].tolist() if isinstance(params, BatchParams) else [])
-        turning = sorted(GEOMETRIC_CONTROLS & {getattr(control_of(latent, int(i)), "name", None) for i in drawn})
+        latent_spec = self._spec()  # the codes by name or index, and a replay's drawn ones: what may turn the head
+        drawn = (check_codes(latent_spec, self.codes) or []) + (params.code[params.apply].tolist() if isinstance(params, BatchParams) else [])
+        turning = sorted(GEOMETRIC_CONTROLS & {getattr(control_of(latent_spec, int(i)), "name", None) for i in drawn})
         if turning:
-            from torchvision import tv_tensors
-
-            kinds = tuple(getattr(tv_tensors, k) for k in ("BoundingBoxes", "Mask", "KeyPoints") if hasattr(tv_tensors, k))
-            moved = sorted({type(o).__name__ for o in flat if isinstance(o, kinds)})
+            moved = geometric_targets(flat)  # the tv_tensors that mark places (boxes, masks, keypoints)
             if moved:
                 raise ValueError(f"codes {turning} turn the head and move the photo by a few "
                                  f"pixels, but {', '.join(moved)} passed with the batch would come back unmoved: leave "
@@ -334,7 +331,7 @@ class BatchFaceAug(nn.Module):
             host.update(dest=rows[order], inverse=np.argsort(order))
         if index is not None:
             host["slots"] = pick(index)
-        cols = _columns(host, {**PLAN_DTYPES, "dest": torch.long, "inverse": torch.long, "slots": torch.long}, dev)
+        cols = columns(host, {**PLAN_DTYPES, "dest": torch.long, "inverse": torch.long, "slots": torch.long}, dev)
         xr = x if identity else x.index_select(0, cols["dest"])  # the rows in that order
         box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
         x01 = frame(xr, box, eng.image_size)  # the model frame in [0, 1]

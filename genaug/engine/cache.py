@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import json
+import math
 import warnings
 from collections import OrderedDict
 from pathlib import Path

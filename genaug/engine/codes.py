@@ -133,8 +133,9 @@ def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[
     spec = read_spec(bundle)
     named = check_codes(spec, codes)
     drawn = set(named if named is not None else default_codes(spec))
-    unused = [all_code_names(spec)[c] for c in code_ranges(spec, bounds) if c not in drawn]
+    names = all_code_names(spec)
+    unused = [names[c] for c in code_ranges(spec, bounds) if c not in drawn]
     if unused:  # a range for a code random edits never draw: likely meant for codes= too
         warnings.warn(f"bounds for {unused} have no effect: random edits draw only "
-                      f"{[all_code_names(spec)[c] for c in sorted(drawn)]} (name those codes in codes= to draw them)",
+                      f"{[names[c] for c in sorted(drawn)]} (name those codes in codes= to draw them)",
                       UserWarning, stacklevel=3)
