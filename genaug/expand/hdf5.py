@@ -279,6 +279,13 @@ def _write_merged(tmp: Path, parts: list[Path], total: int, shape: Any, n_codes:
 
 
 # ---------------------------------------------------------------------------------- reading
+def not_class_index(labels: Any) -> np.ndarray:
+    """Where ``labels`` (any shape) are floats that are not whole class indices (4.5, NaN, inf): an integer cast
+    would truncate them silently. Integer labels: all False."""
+    a = np.asarray(labels)
+    return ~(np.isfinite(a) & (a == np.round(a))) if a.dtype.kind == "f" else np.zeros(a.shape, dtype=bool)
+
+
 class HDF5FaceDataset(Dataset):
     """A torch Dataset over an expanded file: ``(image, label)`` per record.
 
@@ -349,7 +356,7 @@ class HDF5FaceDataset(Dataset):
         """Record ``row``'s label as an int; a float one that is not a whole number (4.5, NaN) is an error, not
         truncated (as :class:`~genaug.expand.sources.HDF5Source` refuses such labels when expanding)."""
         value = f[self._label_key][row]
-        if np.asarray(value).dtype.kind == "f" and not (np.isfinite(value) and value == np.round(value)):
+        if not_class_index(value).any():
             item = f"item {i} (record {row} of the file)" if row != i else f"record {row}"
             raise ValueError(f"{self.path}: '{self._label_key}' of {item} is {float(value)!r}, "
                              "not a whole class index (-1: none)")

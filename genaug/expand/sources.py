@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..io import IMAGE_EXTS, list_images, open_photo
+from .hdf5 import not_class_index
 
 
 class ExpandError(ValueError):
@@ -103,8 +104,8 @@ class HDF5Source:
                 self.shape = ds.shape
                 key = "labels" if "labels" in f else "label" if "label" in f else None
                 raw = np.asarray(f[key][()]) if key else np.full(ds.shape[0], -1, np.int64)
-                if raw.dtype.kind == "f" and not (np.isfinite(raw) & (raw == np.round(raw))).all():  # 4.5 -> 4, NaN -> -2**63
-                    bad = raw[~(np.isfinite(raw) & (raw == np.round(raw)))]
+                bad = raw[not_class_index(raw)]  # a cast would make 4.5 -> 4, NaN -> -2**63
+                if bad.size:
                     raise ExpandError(f"{self.root}: '{key}' must hold whole class indices (-1: none), got {raw.dtype} "
                                       f"values such as {bad[:3].tolist()}")
                 self.labels = raw.astype(np.int64)
