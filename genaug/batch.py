@@ -24,7 +24,6 @@ The identity gate is not offered here (it needs a host decision per row): use
 """
 from __future__ import annotations
 
-import math
 import numbers
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from .engine.batch_edits import (_MINUS_ONE, PLAN_DTYPES, BatchParams, apply_pla
 from .engine.batch_latents import content_slots, named_slots, stored
 from .engine.batch_render import columns, frame, grid_blend, make_grey, paste, recolour, render_controls
 from .engine.colour import _HALF, fit_regressors, part, sample_grid, workspace
-from .engine.codes import check_codes, check_seed, code_ranges, control_of, default_codes
+from .engine.codes import check_codes, check_seed, code_ranges, control_of, default_codes, strength_range
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES, luma_only
@@ -96,10 +95,7 @@ class BatchFaceAug(nn.Module):
         super().__init__()
         if not (isinstance(p, numbers.Real) and 0.0 <= p <= 1.0):  # numpy scalars too
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
-        pair = (strength, strength) if isinstance(strength, numbers.Real) else tuple(strength) if isinstance(strength, (tuple, list)) else ()
-        lo, hi = pair if len(pair) == 2 else (None, None)
-        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)) or not 0 <= lo <= hi:
-            raise ValueError(f"strength must be finite and >= 0, or a range (low, high) with 0 <= low <= high, got {strength!r}")
+        lo, hi = strength_range(strength)
         if mode not in MODES or framing not in ("auto", "full"):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")
         if generator is not None and generator.device.type != "cpu":

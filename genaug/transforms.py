@@ -18,7 +18,7 @@ import torch
 from albumentations.core.transforms_interface import BaseTransformInitSchema, ImageOnlyTransform
 from pydantic import Field, field_validator
 
-from .engine.codes import check_code_list, check_edit_options, default_codes
+from .engine.codes import check_code_list, check_edit_options, default_codes, strength_range
 from .engine.edits import Edit, random_edits
 from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS
@@ -89,17 +89,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
 
         @field_validator("strength", mode="before")
         @classmethod
-        def _strength_not_bool(cls, v: Any) -> Any:
-            if isinstance(v, bool) or (isinstance(v, (tuple, list)) and any(isinstance(x, bool) for x in v)):  # pydantic reads 1.0 / 0.0
-                raise ValueError(f"strength must be a number >= 0 or a range (low, high), got {v!r}")
-            return v
-
-        @field_validator("strength")
-        @classmethod
-        def _strength(cls, v: Strength) -> Strength:
-            lo, hi = (v, v) if isinstance(v, (int, float)) else v
-            if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or hi < lo:
-                raise ValueError(f"strength must be finite and >= 0, or a range (low, high) with 0 <= low <= high, got {v}")
+        def _strength(cls, v: Any) -> Any:  # before pydantic's coercion, which reads True / False as 1.0 / 0.0
+            strength_range(v)
             return v
 
         @field_validator("quality_threshold", mode="before")

@@ -98,6 +98,17 @@ def check_strength(strength: Any) -> None:
         raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
 
 
+def strength_range(strength: Any) -> tuple[float, float]:
+    """A front end's ``strength``: a number >= 0, or a range (low, high) with 0 <= low <= high drawn from per image;
+    finite, no bool (``False`` would read as 0: every call a no-op). Returns (low, high); ValueError otherwise."""
+    pair = (strength, strength) if isinstance(strength, numbers.Real) else tuple(strength) if isinstance(strength, (tuple, list)) else ()
+    if (len(pair) != 2 or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in pair)
+            or not 0 <= pair[0] <= pair[1]):
+        raise ValueError(f"strength must be a number >= 0 (finite, not a bool) or a range (low, high) with 0 <= low <= high, "
+                         f"got {strength!r}")
+    return float(pair[0]), float(pair[1])
+
+
 def check_code_list(codes: Any) -> None:
     """``codes`` is None or a non-empty list of code names / indices (a bare string would be read
     letter by letter: ``"smile"`` as codes ``s``, ``m``, ...)."""
