@@ -1,0 +1,134 @@
+"""The engine's user-photo side: frame photos of any size into the model's frame, and put each
+result back into its photo (the change pasted back; an image-space control rendered on the photo
+itself; a colour edit as one transform of the whole photo). :class:`genaug.engine.core.Engine` has
+these methods; the model-frame work (inversion, edits, gates) is in ``core``.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from torch import Tensor
+
+from ..images import FrameInfo
+from .codes import control_of, default_codes
+from .colour import fit_colour
+from .edits import Edit, check_edits, random_edits, redraw_distinct
+from .render import apply_control, paste_back, recolour, to_model_batch
+
+if TYPE_CHECKING:
+    from .core import AugmentInfo
+
+
+class PhotoIO:
+    """:class:`~genaug.engine.core.Engine`'s methods for user photos (framing, placing results back)."""
+
+    def augment(
+        self, images: Any, edits: list[Edit] | None = None, generator: torch.Generator | None = None,
+        strength: float | Tensor | None = None, mode: str | None = None, framing: str | None = None,
+        redraw_unplaced: bool = False,
+    ) -> tuple[Any, AugmentInfo]:
+        """Augment user images of any size/format (one image or a list): frame, augment, paste back.
+        Returns outputs of the same type/shape/dtype as the inputs, and the AugmentInfo (a yaw or light
+        edit of a photo without a found face comes back unchanged: ``kept`` False, described as such).
+        Random edits (``edits`` None, or ``redraw_unplaced`` for edits the caller drew at random) that are
+        such controls on a photo without a found face are re-drawn from ``generator`` among the engine's
+        latent codes, if it has any (the transform: ``p=1`` still edits a face the detector misses)."""
+        single = not isinstance(images, (list, tuple))
+        items = [images] if single else list(images)
+        x, frames = self.frame(items, framing)
+        drawn = edits is None or redraw_unplaced
+        if drawn:
+            gen = generator or self.generator
+            edits = self.replace_unplaced(check_edits(self.spec, edits if edits is not None else self.random_edits(len(items), gen)),
+                                          frames, gen)
+        out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True)
+        res = self.unframe(out, items, frames, info, drawn)
+        for r, f in enumerate(frames):
+            if self.faceless(info.edits[r], f):
+                info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
+        return (res[0] if single else res), info
+
+    def _latent_codes(self) -> list[int]:
+        """The engine's codes (its ``codes``, else the bundle's random set) that move the latent, not an image-space
+        control: what a control with no face to place it is re-drawn among."""
+        return [c for c in (self.codes if self.codes is not None else default_codes(self.spec)) if control_of(self.spec, c) is None]
+
+    def replace_unplaced(self, edits: list[Edit], frames: list[FrameInfo], generator: torch.Generator) -> list[Edit]:
+        """``edits`` with each control that :meth:`unplaced` would leave undone (no face found) re-drawn from
+        ``generator`` among the engine's latent codes (it has none: unchanged) — random edits only."""
+        rows = [r for r, (e, f) in enumerate(zip(edits, frames)) if self.unplaced(e, f)]
+        if not rows:  # (the usual case: every control has its face)
+            return edits
+        codes = self._latent_codes()
+        if not codes:
+            return edits
+        drawn = random_edits(self.spec, len(rows), generator, codes=codes, bounds=self.bounds)
+        out = list(edits)
+        for r, e in zip(rows, drawn):
+            out[r] = e
+        return out
+
+    def replace_unplaced_variant(self, plan: list[Edit], frame: FrameInfo, v: int, generator: torch.Generator,
+                                 seed_of: Callable[[int], int]) -> Edit:
+        """Variant ``v`` of a source's ``plan`` (its variant edits) as drawn for the photo of ``frame``: a control
+        that :meth:`unplaced` would leave undone re-drawn among the latent codes like :meth:`replace_unplaced`, from
+        ``generator`` (variant ``v``'s draws; ``seed_of(j)``: the seed of variant ``j``'s), but not onto a categorical
+        move another variant of the source makes (:func:`redraw_distinct`), so the variants stay distinct."""
+        redraw = [self.unplaced(e, frame) for e in plan]
+        codes = self._latent_codes()
+        if not redraw[v] or not codes:
+            return plan[v]
+        gens = [generator if j == v else torch.Generator().manual_seed(seed_of(j)) for j in range(v + 1)]
+        return redraw_distinct(self.spec, plan, redraw, gens, codes, self.bounds)[v]
+
+    def frame(self, images: list[Any], framing: str | None = None, count: bool = True) -> tuple[Tensor, list[FrameInfo]]:
+        """User images -> model-frame batch (CPU) and FrameInfos; counts ``framing="detect"``
+        images without a face (they come back unchanged) in ``stats["no_face"]`` (unless ``count``
+        is False: framing for inversion only, the images are counted when they are augmented)."""
+        x, frames = to_model_batch(images, self.bundle, framing or self.framing)
+        if count:
+            self.stats["no_face"] += sum(f.no_face for f in frames)
+        return x, frames
+
+    def unframe(self, out: Tensor, originals: list[Any], frames: list[FrameInfo], info: AugmentInfo | None = None,
+                drawn: bool = False) -> list[Any]:
+        """Model-frame results -> user images (:meth:`place` row by row; ``info``: the rows' AugmentInfo, whose
+        control edits are updated to the values applied; ``drawn``: the edits were drawn at random)."""
+        out = out.cpu()
+        res = []
+        for r, (o, im, f) in enumerate(zip(out, originals, frames)):
+            edit = info.edits[r] if info is not None else None
+            image, applied = self.place(o, im, f, edit, bool(info.kept[r]) if info is not None else True, drawn)
+            if info is not None and applied is not edit:
+                info.edits[r], info.descriptions[r] = applied, applied.describe(self.spec)  # type: ignore[union-attr]
+            res.append(image)
+        return res
+
+    def unplaced(self, edit: Edit | None, frame: FrameInfo) -> bool:
+        """True when ``edit`` is an image-space control (yaw, light) and no face was placed in ``frame``
+        (``detect`` found none; ``auto`` looked for one and found none): :meth:`place` returns the
+        photo unchanged, so the edit is not applied (not recorded as one)."""
+        return edit is not None and (frame.no_face or frame.guessed) and control_of(self.spec, edit.code) is not None
+
+    def faceless(self, edit: Edit | None, frame: FrameInfo) -> bool:
+        """True when the photo comes back unedited for want of a face: ``detect`` found none, or ``edit`` is a
+        control with no face placed (:meth:`unplaced`)."""
+        return frame.no_face or self.unplaced(edit, frame)
+
+    def place(self, out: Tensor, original: Any, frame: FrameInfo, edit: Edit | None = None, kept: bool = True,
+              drawn: bool = False) -> tuple[Any, Edit | None]:
+        """One model-frame result (C, S, S) -> (the user image, the edit as applied): only the change pasted back,
+        except for a kept image-space control ``edit`` (yaw, light), which is applied to the full photo at its
+        own resolution instead (:func:`genaug.engine.render.apply_control`; its value fitted to what the face allows:
+        clipped, or when ``drawn`` at random, scaled into it), and a kept colour edit (recipe ``colour``), whose colour
+        transform recolours the whole photo (:func:`genaug.engine.render.recolour`)."""
+        control = control_of(self.spec, edit.code) if edit is not None else None
+        if control is not None and kept:  # no face placed (detect: none; auto: none found): unchanged
+            bounds = self.drawn_range(edit.code) if drawn else None  # type: ignore[union-attr]
+            image, value = apply_control(control, edit.value, original, frame, bounds)  # type: ignore[union-attr]
+            return image, edit if value == edit.value else Edit(edit.code, value)  # type: ignore[union-attr]
+        if (control is None and edit is not None and kept and not frame.no_face and self.mode == "delta"
+                and self.bundle.recipe(edit.code, edit.value).colour):
+            return recolour(original, fit_colour(frame.model_in[None].float(), out[None].float().cpu())[0], frame), edit
+        return paste_back(out, original, frame), edit
