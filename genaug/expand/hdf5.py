@@ -286,6 +286,18 @@ def not_class_index(labels: Any) -> np.ndarray:
     return ~(np.isfinite(a) & (a == np.round(a))) if a.dtype.kind == "f" else np.zeros(a.shape, dtype=bool)
 
 
+LABEL_KEYS = ("label", "labels")  # genaug's record field, then the name most HDF5 face sets use
+
+
+def label_key(f: h5py.File, where: Any) -> str | None:
+    """The labels dataset of an open HDF5 file, the same for every reader: ``label`` (genaug's records), else
+    ``labels``, else None. A file holding both with different values is refused (which one is meant?)."""
+    keys = [k for k in LABEL_KEYS if k in f]
+    if len(keys) == 2 and not np.array_equal(f["label"][()], f["labels"][()]):
+        raise ValueError(f"{where}: holds both 'label' and 'labels' with different values; keep the one meant")
+    return keys[0] if keys else None
+
+
 class HDF5FaceDataset(Dataset):
     """A torch Dataset over an expanded file: ``(image, label)`` per record.
 
@@ -316,7 +328,7 @@ class HDF5FaceDataset(Dataset):
         if not h5py.is_hdf5(self.path):
             raise ValueError(f"{self.path} is not an HDF5 file")
         with h5py.File(self.path, "r") as f:
-            self._label_key = "label" if "label" in f else "labels" if "labels" in f else None
+            self._label_key = label_key(f, self.path)
             if "images" not in f:
                 raise ValueError(f"{self.path}: no 'images' dataset (not a genaug expanded file?)")
             n = f["images"].shape[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..io import IMAGE_EXTS, list_images, open_photo
-from .hdf5 import not_class_index
+from .hdf5 import label_key, not_class_index
 
 
 class ExpandError(ValueError):
@@ -49,7 +50,14 @@ class FolderSource:
                 f"{self.root}: mixes images at the top level ({top}…) with class folders; "
                 "use a flat folder or an ImageFolder layout (class/xxx.jpg)"
             )
-        self.class_names = sorted({f.split("/", 1)[0] for f in nested})
+        # every class folder numbered, as torchvision's ImageFolder numbers them (a folder without images too:
+        # dropping it would shift the labels of the classes after it against the user's ImageFolder)
+        folders = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")) if nested else []
+        empty = sorted(set(folders) - {f.split("/", 1)[0] for f in nested})
+        if empty:
+            warnings.warn(f"{self.root}: class folder(s) {empty[:5]} hold no images; they keep their labels "
+                          "(as torchvision's ImageFolder(allow_empty=True) numbers them)", UserWarning, stacklevel=3)
+        self.class_names = folders
         cls = {c: i for i, c in enumerate(self.class_names)}
         self.paths = files
         self.labels = np.array([cls[f.split("/", 1)[0]] if "/" in f else -1 for f in files], dtype=np.int64)
@@ -80,7 +88,7 @@ class FolderSource:
 
 
 class HDF5Source:
-    """An HDF5 file with ``images`` (N,H,W[,C]) uint8 and optional ``labels``/``label`` (N,)."""
+    """An HDF5 file with ``images`` (N,H,W[,C]) uint8 and optional ``label`` or ``labels`` (N,) (:func:`~genaug.expand.hdf5.label_key`)."""
 
     kind = "hdf5"
 
@@ -102,7 +110,10 @@ class HDF5Source:
                     hint = " (channels first? store (N,H,W,C): np.moveaxis(images, 1, -1))" if ds.shape[1] in (1, 3, 4) else ""
                     raise ExpandError(f"{self.root}: 'images' (N,H,W,C) must have 1, 3 or 4 channels last, got shape {ds.shape}{hint}")
                 self.shape = ds.shape
-                key = "labels" if "labels" in f else "label" if "label" in f else None
+                try:
+                    key = label_key(f, self.root)
+                except ValueError as e:
+                    raise ExpandError(str(e)) from None
                 raw = np.asarray(f[key][()]) if key else np.full(ds.shape[0], -1, np.int64)
                 bad = raw[not_class_index(raw)]  # a cast would make 4.5 -> 4, NaN -> -2**63
                 if bad.size:
