@@ -8,6 +8,7 @@ worker's seed so workers draw different augmentations (reproducible with a seede
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -190,6 +191,13 @@ class GenerativeFaceAug(ImageOnlyTransform):
         return self._lazy.built
 
     # ------------------------------------------------------------------ params
+    def set_random_seed(self, seed: int | None) -> None:
+        """As albumentations does, but a seed is salted with this transform's name first: ``A.Compose(seed=...)`` seeds
+        every transform with the same number, so a ``p=0.5`` GenerativeFaceAug would apply exactly when a ``p=0.5``
+        flip before it flips (and its draws would repeat the other transforms'); still reproduced by the seed."""
+        salted = hashlib.blake2b(f"genaug.GenerativeFaceAug/{seed}".encode(), digest_size=8).digest()
+        super().set_random_seed(None if seed is None else int.from_bytes(salted, "little") % 2**62)
+
     def _mix_worker_seed(self) -> None:
         """In a DataLoader worker, re-mix the random state with the worker's seed once, so forked
         workers (which start with identical states) draw different augmentations."""
