@@ -259,7 +259,7 @@ class BatchFaceAug(nn.Module):
         if clipped:  # rows not drawn come back as given, unclipped
             keep = ~torch.from_numpy(host_array(params.apply)).to(out.device)
             out = torch.where(keep[:, None, None, None], given, out)
-        if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):  # as the input's layout
+        if _channels_last(x):  # as the input's layout
             out = out.contiguous(memory_format=torch.channels_last)
         if wrapped:
             from torchvision import tv_tensors
@@ -332,7 +332,10 @@ class BatchFaceAug(nn.Module):
         box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
         x01 = frame(xr, box, eng.image_size)  # the model frame in [0, 1]
         full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]  # no crop, no resize
-        buf = torch.empty_like(xr) if delta and full and xr.dtype == torch.float32 else None  # results, in that order
+        # results, in that order; contiguous or channels_last (as the input), the layouts the steps view flat
+        # (empty_like would copy any strides, e.g. x.transpose(2, 3)'s, which the colour step cannot view as (N, C, H * W))
+        layout = torch.channels_last if _channels_last(xr) else torch.contiguous_format
+        buf = torch.empty_like(xr, memory_format=layout) if delta and full and xr.dtype == torch.float32 else None
         if index is not None:
             slots, grey = named_slots(self.table, x01, host["slots"], cols["slots"], eng)
         else:  # a uint8 batch that is the model frame already is hashed as it is
@@ -392,6 +395,11 @@ class BatchFaceAug(nn.Module):
         if identity:
             return out, target
         return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
+
+
+def _channels_last(t: Tensor) -> bool:
+    """``t`` is laid out channels_last (and not also plain contiguous, as a 1-channel or 1x1 batch can be)."""
+    return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
 
 
 def _rows(t: Tensor, start: int, stop: int | None = None) -> Tensor:

@@ -1,0 +1,32 @@
+"""Audit 10 (torch): the batch transform and the Dataset wrapper as a demanding PyTorch / torchvision user runs them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import genaug
+from genaug.demo import DEMO_FACES
+
+torch.set_num_threads(1)
+
+
+def _faces(n: int = 2, size: int = 64) -> torch.Tensor:
+    """(n, 3, size, size) uint8: the shipped public-domain face, mirrored on odd rows."""
+    im = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB").resize((size, size), Image.BICUBIC))
+    x = torch.from_numpy(im.copy()).permute(2, 0, 1)
+    return torch.stack([x if i % 2 == 0 else x.flip(-1) for i in range(n)])
+
+
+def test_a_float_batch_with_height_and_width_strides_swapped_is_edited():
+    # x.transpose(2, 3) / x.mT of a float32 batch at the model's frame size: the work buffer copied the input's
+    # strides (torch.empty_like) and the colour step's out.view(n, c, -1) of it raised "view size is not compatible
+    # with input tensor's size and stride" - a RuntimeError from inside genaug for a valid batch
+    x = _faces(4).float().div(255).transpose(2, 3)
+    assert not x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
+    aug = genaug.BatchFaceAug(p=1.0, seed=0, return_params=True)  # the default colour codes: rows kept in order
+    out, params = aug(x)
+    ref, _ = aug(x.contiguous(), params=params)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert torch.equal(out, ref)
