@@ -25,6 +25,7 @@ The identity gate is not offered here (it needs a host decision per row): use
 from __future__ import annotations
 
 import numbers
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,13 @@ def _tv_image_type() -> type | None:
     except ImportError:  # pragma: no cover - torchvision is optional here
         return None
     return tv_tensors.Image
+
+
+def _other_tv_tensor(o: Any) -> bool:
+    """``o`` is a torchvision tv_tensor that is not an ``Image`` (a ``Mask``, ``BoundingBoxes``, ``Video``, ...): as in
+    ``torchvision.transforms.v2``, never the image, whatever its shape (a tv_tensor means torchvision is imported)."""
+    tv = sys.modules.get("torchvision.tv_tensors")
+    return tv is not None and isinstance(o, tv.TVTensor) and not isinstance(o, tv.Image)
 
 
 class BatchFaceAug(nn.Module):
@@ -218,7 +226,7 @@ class BatchFaceAug(nn.Module):
         As in ``torchvision.transforms.v2``, further inputs (labels, ...) pass through unchanged:
         ``aug(images, labels)`` returns ``(augmented, labels)``, a dict sample comes back a dict; the
         batch is the first ``tv_tensors.Image`` among the inputs, else the first 4-dim tensor."""
-        if others or not isinstance(x, Tensor):  # (images, labels), a dict sample, ...: route the batch through
+        if others or not isinstance(x, Tensor) or _other_tv_tensor(x):  # (images, labels), a dict sample, a bare Mask...: routed
             return self._route((x, *others), bool(others), index, params)
         image_type = _tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
@@ -269,7 +277,8 @@ class BatchFaceAug(nn.Module):
 
     def _route(self, inputs: tuple, several: bool, index: Any, params: BatchParams | None) -> Any:
         """As ``torchvision.transforms.v2``: in any structure of inputs (tuples, lists, dicts) the batch
-        is the first ``tv_tensors.Image``, else the first 4-dim tensor; the rest pass through unchanged."""
+        is the first ``tv_tensors.Image``, else the first plain 4-dim tensor (a ``tv_tensors.Mask`` is never
+        the image); the rest pass through unchanged."""
         from torch.utils._pytree import tree_flatten, tree_unflatten
 
         flat, spec = tree_flatten(inputs)
@@ -277,11 +286,12 @@ class BatchFaceAug(nn.Module):
             raise ValueError("pass replayed parameters by keyword: aug(x, params=params)")
         image_type = _tv_image_type()
         at = next((i for i, o in enumerate(flat) if image_type is not None and isinstance(o, image_type)), None)
-        at = at if at is not None else next((i for i, o in enumerate(flat) if isinstance(o, Tensor) and o.ndim == 4), None)
+        at = at if at is not None else next((i for i, o in enumerate(flat) if isinstance(o, Tensor) and o.ndim == 4
+                                             and not _other_tv_tensor(o)), None)
         if at is None:
             got = ", ".join(f"{type(o).__name__}{tuple(o.shape) if hasattr(o, 'shape') else ''}" for o in flat[:4])
             raise ValueError(f"expected an NCHW tensor batch among the inputs (the first tv_tensors.Image, else "
-                             f"the first 4-dim tensor), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
+                             f"the first plain 4-dim tensor), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
         latent_spec = self._spec()  # the codes by name or index, and a replay's drawn ones: what may turn the head
         drawn = (check_codes(latent_spec, self.codes) or []) + (params.code[params.apply].tolist() if isinstance(params, BatchParams) else [])
         turning = sorted(GEOMETRIC_CONTROLS & {getattr(control_of(latent_spec, int(i)), "name", None) for i in drawn})

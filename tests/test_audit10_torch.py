@@ -30,3 +30,19 @@ def test_a_float_batch_with_height_and_width_strides_swapped_is_edited():
     ref, _ = aug(x.contiguous(), params=params)
     assert out.shape == x.shape and out.dtype == x.dtype
     assert torch.equal(out, ref)
+
+
+def test_a_mask_before_a_plain_image_batch_is_not_taken_for_the_batch():
+    # {"masks": tv_tensors.Mask (N, 1, H, W), "image": plain tensor}: the batch was "the first 4-dim tensor", so the
+    # mask was edited as a grey photo and the photo came back untouched; as in torchvision.transforms.v2, a tv_tensor
+    # that is not an Image (Mask, BoundingBoxes, ...) is never the image - the batch is the first *plain* 4-dim tensor
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    x = _faces(2)
+    mask = tv_tensors.Mask(torch.randint(0, 2, (2, 1, 64, 64), dtype=torch.uint8) * 255)
+    aug = genaug.BatchFaceAug(p=1.0, seed=0, codes=["tone"], return_params=True)
+    out, params = aug({"masks": mask, "image": x})
+    assert torch.equal(out["masks"], mask) and type(out["masks"]) is tv_tensors.Mask
+    ref, _ = aug(x, params=params)
+    assert torch.equal(out["image"], ref) and not torch.equal(ref, x)
+    with pytest.raises(ValueError, match="NCHW tensor batch"):  # a bare mask is no photo either
+        aug(mask)
