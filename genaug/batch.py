@@ -296,7 +296,7 @@ class BatchFaceAug(nn.Module):
         drawn = (check_codes(latent_spec, self.codes) or []) + (params.code[params.apply].tolist() if isinstance(params, BatchParams) else [])
         turning = sorted(GEOMETRIC_CONTROLS & {getattr(control_of(latent_spec, int(i)), "name", None) for i in drawn})
         if turning:
-            moved = geometric_targets(flat)  # the tv_tensors that mark places (boxes, masks, keypoints)
+            moved = geometric_targets(inputs)  # tv_tensors and dict entries that mark places (boxes, masks, keypoints)
             if moved:
                 raise ValueError(f"codes {turning} turn the head and move the photo by a few "
                                  f"pixels, but {', '.join(moved)} passed with the batch would come back unmoved: leave "

@@ -46,3 +46,17 @@ def test_a_mask_before_a_plain_image_batch_is_not_taken_for_the_batch():
     assert torch.equal(out["image"], ref) and not torch.equal(ref, x)
     with pytest.raises(ValueError, match="NCHW tensor batch"):  # a bare mask is no photo either
         aug(mask)
+
+
+def test_the_batch_guard_for_a_turn_sees_boxes_under_a_dict_key_as_the_dataset_does():
+    # GenerativeAugDataset refuses a named yaw beside a dict entry "boxes" / "keypoints" / "masks" (plain tensors), but
+    # BatchFaceAug's guard read the flattened leaves, which had lost their keys: aug({"image": x, "boxes": b}) turned
+    # the heads and returned the boxes unmoved, without a word
+    x = _faces(2)
+    boxes = torch.tensor([[10.0, 10, 50, 50]] * 2)
+    aug = genaug.BatchFaceAug(p=1.0, seed=0, codes=["yaw"])
+    for sample in ({"image": x, "boxes": boxes}, (x, {"keypoints": torch.zeros(2, 5, 2), "labels": torch.zeros(2)})):
+        with pytest.raises(ValueError, match="turn the head"):
+            aug(sample)
+    out, labels = aug(x, torch.arange(2))  # a plain (images, labels) pair is still turned
+    assert out.shape == x.shape and torch.equal(labels, torch.arange(2))
