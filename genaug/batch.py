@@ -225,7 +225,7 @@ class BatchFaceAug(nn.Module):
         indices (latents kept in ``table``); ``params``: replay a previous call's parameters.
         As in ``torchvision.transforms.v2``, further inputs (labels, ...) pass through unchanged:
         ``aug(images, labels)`` returns ``(augmented, labels)``, a dict sample comes back a dict; the
-        batch is the first ``tv_tensors.Image`` among the inputs, else the first 4-dim tensor."""
+        batch is the first ``tv_tensors.Image`` among the inputs, else the first plain 4-dim tensor (not a Mask)."""
         if others or not isinstance(x, Tensor) or _other_tv_tensor(x):  # (images, labels), a dict sample, a bare Mask...: routed
             return self._route((x, *others), bool(others), index, params)
         image_type = _tv_image_type()
