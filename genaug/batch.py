@@ -25,6 +25,7 @@ The identity gate is not offered here (it needs a host decision per row): use
 from __future__ import annotations
 
 import numbers
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,13 @@ def _tv_image_type() -> type | None:
     except ImportError:  # pragma: no cover - torchvision is optional here
         return None
     return tv_tensors.Image
+
+
+def _other_tv_tensor(o: Any) -> bool:
+    """``o`` is a torchvision tv_tensor that is not an ``Image`` (a ``Mask``, ``BoundingBoxes``, ``Video``, ...): as in
+    ``torchvision.transforms.v2``, never the image, whatever its shape (a tv_tensor means torchvision is imported)."""
+    tv = sys.modules.get("torchvision.tv_tensors")
+    return tv is not None and isinstance(o, tv.TVTensor) and not isinstance(o, tv.Image)
 
 
 class BatchFaceAug(nn.Module):
@@ -217,8 +225,8 @@ class BatchFaceAug(nn.Module):
         indices (latents kept in ``table``); ``params``: replay a previous call's parameters.
         As in ``torchvision.transforms.v2``, further inputs (labels, ...) pass through unchanged:
         ``aug(images, labels)`` returns ``(augmented, labels)``, a dict sample comes back a dict; the
-        batch is the first ``tv_tensors.Image`` among the inputs, else the first 4-dim tensor."""
-        if others or not isinstance(x, Tensor):  # (images, labels), a dict sample, ...: route the batch through
+        batch is the first ``tv_tensors.Image`` among the inputs, else the first plain 4-dim tensor (not a Mask)."""
+        if others or not isinstance(x, Tensor) or _other_tv_tensor(x):  # (images, labels), a dict sample, a bare Mask...: routed
             return self._route((x, *others), bool(others), index, params)
         image_type = _tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
@@ -259,7 +267,7 @@ class BatchFaceAug(nn.Module):
         if clipped:  # rows not drawn come back as given, unclipped
             keep = ~torch.from_numpy(host_array(params.apply)).to(out.device)
             out = torch.where(keep[:, None, None, None], given, out)
-        if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):  # as the input's layout
+        if _channels_last(x):  # as the input's layout
             out = out.contiguous(memory_format=torch.channels_last)
         if wrapped:
             from torchvision import tv_tensors
@@ -269,7 +277,8 @@ class BatchFaceAug(nn.Module):
 
     def _route(self, inputs: tuple, several: bool, index: Any, params: BatchParams | None) -> Any:
         """As ``torchvision.transforms.v2``: in any structure of inputs (tuples, lists, dicts) the batch
-        is the first ``tv_tensors.Image``, else the first 4-dim tensor; the rest pass through unchanged."""
+        is the first ``tv_tensors.Image``, else the first plain 4-dim tensor (a ``tv_tensors.Mask`` is never
+        the image); the rest pass through unchanged."""
         from torch.utils._pytree import tree_flatten, tree_unflatten
 
         flat, spec = tree_flatten(inputs)
@@ -277,16 +286,17 @@ class BatchFaceAug(nn.Module):
             raise ValueError("pass replayed parameters by keyword: aug(x, params=params)")
         image_type = _tv_image_type()
         at = next((i for i, o in enumerate(flat) if image_type is not None and isinstance(o, image_type)), None)
-        at = at if at is not None else next((i for i, o in enumerate(flat) if isinstance(o, Tensor) and o.ndim == 4), None)
+        at = at if at is not None else next((i for i, o in enumerate(flat) if isinstance(o, Tensor) and o.ndim == 4
+                                             and not _other_tv_tensor(o)), None)
         if at is None:
             got = ", ".join(f"{type(o).__name__}{tuple(o.shape) if hasattr(o, 'shape') else ''}" for o in flat[:4])
             raise ValueError(f"expected an NCHW tensor batch among the inputs (the first tv_tensors.Image, else "
-                             f"the first 4-dim tensor), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
+                             f"the first plain 4-dim tensor), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
         latent_spec = self._spec()  # the codes by name or index, and a replay's drawn ones: what may turn the head
         drawn = (check_codes(latent_spec, self.codes) or []) + (params.code[params.apply].tolist() if isinstance(params, BatchParams) else [])
         turning = sorted(GEOMETRIC_CONTROLS & {getattr(control_of(latent_spec, int(i)), "name", None) for i in drawn})
         if turning:
-            moved = geometric_targets(flat)  # the tv_tensors that mark places (boxes, masks, keypoints)
+            moved = geometric_targets(inputs)  # tv_tensors and dict entries that mark places (boxes, masks, keypoints)
             if moved:
                 raise ValueError(f"codes {turning} turn the head and move the photo by a few "
                                  f"pixels, but {', '.join(moved)} passed with the batch would come back unmoved: leave "
@@ -332,7 +342,10 @@ class BatchFaceAug(nn.Module):
         box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
         x01 = frame(xr, box, eng.image_size)  # the model frame in [0, 1]
         full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]  # no crop, no resize
-        buf = torch.empty_like(xr) if delta and full and xr.dtype == torch.float32 else None  # results, in that order
+        # results, in that order; contiguous or channels_last (as the input), the layouts the steps view flat
+        # (empty_like would copy any strides, e.g. x.transpose(2, 3)'s, which the colour step cannot view as (N, C, H * W))
+        layout = torch.channels_last if _channels_last(xr) else torch.contiguous_format
+        buf = torch.empty_like(xr, memory_format=layout) if delta and full and xr.dtype == torch.float32 else None
         if index is not None:
             slots, grey = named_slots(self.table, x01, host["slots"], cols["slots"], eng)
         else:  # a uint8 batch that is the model frame already is hashed as it is
@@ -392,6 +405,11 @@ class BatchFaceAug(nn.Module):
         if identity:
             return out, target
         return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
+
+
+def _channels_last(t: Tensor) -> bool:
+    """``t`` is laid out channels_last (and not also plain contiguous, as a 1-channel or 1x1 batch can be)."""
+    return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
 
 
 def _rows(t: Tensor, start: int, stop: int | None = None) -> Tensor:
