@@ -25,7 +25,6 @@ The identity gate is not offered here (it needs a host decision per row): use
 from __future__ import annotations
 
 import numbers
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,33 +37,17 @@ from .device import float32_default, no_autocast, resolve_device
 from .distenv import mix_worker_seed
 from .engine.batch_edits import (_MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, plan_columns,
                                  recipe_kinds, recipe_tables)
+from .engine.batch_inputs import batch_position, other_tv_tensor, tv_image_type
 from .engine.batch_latents import content_slots, named_slots, stored
 from .engine.batch_render import columns, frame, grid_blend, make_grey, paste, recolour, render_controls
 from .engine.colour import _HALF, fit_regressors, part, sample_grid, workspace
-from .engine.codes import check_codes, check_seed, code_ranges, control_of, default_codes, strength_range
+from .engine.codes import all_code_names, check_codes, check_seed, code_ranges, control_of, default_codes, strength_range
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES, luma_only
 from .faces.framing import face_box
 from .faces.controls import GEOMETRIC_CONTROLS, geometric_targets
 from .images import MIN_SIDE, needs_clipping
-
-
-
-
-def _tv_image_type() -> type | None:
-    try:
-        from torchvision import tv_tensors
-    except ImportError:  # pragma: no cover - torchvision is optional here
-        return None
-    return tv_tensors.Image
-
-
-def _other_tv_tensor(o: Any) -> bool:
-    """``o`` is a torchvision tv_tensor that is not an ``Image`` (a ``Mask``, ``BoundingBoxes``, ``Video``, ...): as in
-    ``torchvision.transforms.v2``, never the image, whatever its shape (a tv_tensor means torchvision is imported)."""
-    tv = sys.modules.get("torchvision.tv_tensors")
-    return tv is not None and isinstance(o, tv.TVTensor) and not isinstance(o, tv.Image)
 
 
 class BatchFaceAug(nn.Module):
@@ -101,7 +84,7 @@ class BatchFaceAug(nn.Module):
                  cache_size: int = 4096, table: LatentTable | int | None = None, check_values: bool | None = None,
                  batch_size: int = 256):
         super().__init__()
-        if not (isinstance(p, numbers.Real) and 0.0 <= p <= 1.0):  # numpy scalars too
+        if isinstance(p, bool) or not (isinstance(p, numbers.Real) and 0.0 <= p <= 1.0):  # numpy scalars too; True is no p
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
         lo, hi = strength_range(strength)
         if mode not in MODES or framing not in ("auto", "full"):
@@ -110,8 +93,8 @@ class BatchFaceAug(nn.Module):
             raise ValueError("generator must be a CPU torch.Generator (parameters are drawn on the host)")
         if seed is not None:
             check_seed(seed, high=2**64)  # torch.Generator's range
-        if cache_size < 1:
-            raise ValueError(f"cache_size must be >= 1, got {cache_size}")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, numbers.Integral) or cache_size < 1:
+            raise ValueError(f"cache_size must be a whole number >= 1, got {cache_size!r}")
         self.p, self.strength_range, self.codes, self.bounds = float(p), (float(lo), float(hi)), codes, bounds
         self.bundle, self.mode, self.framing, self.return_params = bundle, mode, framing, return_params
         self.check_values, self.batch_size, self.cache_size = check_values, int(batch_size), int(cache_size)
@@ -151,7 +134,7 @@ class BatchFaceAug(nn.Module):
             (self._kind, self._colour_all, self._recipe_has, self._colour_entries, self._luma_code,
              self._luma_entries) = recipe_kinds(eng.bundle, self._layout, self._recipe, eng.device)
             self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
-            self.table.bind(eng._settings)
+            self.table.bind(f"{eng._settings}|framing={self.framing}")  # a shared table: latents of one framing
             self._content.bind(eng._settings)
             self._engine = eng
         elif self._engine.device != device:
@@ -187,6 +170,8 @@ class BatchFaceAug(nn.Module):
 
     def draw(self, n: int) -> BatchParams:
         """Parameters for a batch of ``n`` rows, from the transform's generator."""
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+            raise ValueError(f"draw(n): n is the batch's row count, a whole number >= 0, got {n!r}")
         if self.generator is not None:  # its own generator, copied into forked DataLoader workers: mixed with theirs
             self._worker_tag = mix_worker_seed(self.generator, getattr(self, "_worker_tag", None))
         g = self.generator if self.generator is not None else torch.default_generator
@@ -211,7 +196,12 @@ class BatchFaceAug(nn.Module):
         if any(len(getattr(params, f)) != n for f in ("apply", "code", "value", "relative", "strength")):
             raise ValueError(f"params were drawn for {len(params.apply)} rows, the batch has {n}")
         fields = (params.apply, params.code, params.value, params.relative, params.strength)
-        return BatchParams(*(f if f.device.type == "cpu" else f.cpu() for f in fields), params.target)  # host tensors
+        params = BatchParams(*(f if f.device.type == "cpu" else f.cpu() for f in fields), params.target)  # host tensors
+        codes, known = host_array(params.code), len(all_code_names(self._spec()))
+        if len(codes) and not (0 <= codes.min() and codes.max() < known):  # (numpy: no tensor read on the hot path)
+            raise ValueError(f"params name code indices {sorted(set(codes.tolist()))[:8]}, but this transform's bundle has "
+                             f"{known} codes (0..{known - 1}): params of another bundle?")
+        return params
 
     # ---------------------------------------------------------------- the call
     def forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None) -> Any:
@@ -226,9 +216,9 @@ class BatchFaceAug(nn.Module):
         As in ``torchvision.transforms.v2``, further inputs (labels, ...) pass through unchanged:
         ``aug(images, labels)`` returns ``(augmented, labels)``, a dict sample comes back a dict; the
         batch is the first ``tv_tensors.Image`` among the inputs, else the first plain 4-dim tensor (not a Mask)."""
-        if others or not isinstance(x, Tensor) or _other_tv_tensor(x):  # (images, labels), a dict sample, a bare Mask...: routed
+        if others or not isinstance(x, Tensor) or other_tv_tensor(x):  # (images, labels), a dict sample, a bare Mask...: routed
             return self._route((x, *others), bool(others), index, params)
-        image_type = _tv_image_type()
+        image_type = tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
         given = x.as_subclass(Tensor) if wrapped else x
         t, checked = self._check(given)
@@ -242,13 +232,13 @@ class BatchFaceAug(nn.Module):
         t = t.repeat(1, 3, 1, 1) if c == 1 else t[:, :3].contiguous() if c == 4 else t
         n = t.shape[0]
         params = self.draw(n) if params is None else self._checked(params, n)
-        if n == 0:  # an empty batch (aug(x[rows]) with no rows) comes back empty, as in torchvision v2
-            self._params = params
-            return (x.clone(), params) if self.return_params else x.clone()
         if index is not None:
             index = self.table.check(index)
             if len(index) != n:
                 raise ValueError(f"index must hold one dataset index per row: {len(index)} for a batch of {n}")
+        if n == 0:  # an empty batch (aug(x[rows]) with no rows) comes back empty, as in torchvision v2
+            self._params = params
+            return (x.clone(), params) if self.return_params else x.clone()
         control = host_array(params.code) >= len(eng.spec.codes)  # rows drawn an image-space control (named in codes)
         rendered = host_array(params.apply) & control if control.any() else None
         latent = params if rendered is None else BatchParams(torch.from_numpy(host_array(params.apply) & ~control),
@@ -276,22 +266,14 @@ class BatchFaceAug(nn.Module):
         return (out, params) if self.return_params else out
 
     def _route(self, inputs: tuple, several: bool, index: Any, params: BatchParams | None) -> Any:
-        """As ``torchvision.transforms.v2``: in any structure of inputs (tuples, lists, dicts) the batch
-        is the first ``tv_tensors.Image``, else the first plain 4-dim tensor (a ``tv_tensors.Mask`` is never
-        the image); the rest pass through unchanged."""
+        """As ``torchvision.transforms.v2``: the batch found in any structure of inputs (:mod:`genaug.engine.batch_inputs`),
+        the rest passed through unchanged."""
         from torch.utils._pytree import tree_flatten, tree_unflatten
 
         flat, spec = tree_flatten(inputs)
         if any(isinstance(o, BatchParams) for o in flat):
             raise ValueError("pass replayed parameters by keyword: aug(x, params=params)")
-        image_type = _tv_image_type()
-        at = next((i for i, o in enumerate(flat) if image_type is not None and isinstance(o, image_type)), None)
-        at = at if at is not None else next((i for i, o in enumerate(flat) if isinstance(o, Tensor) and o.ndim == 4
-                                             and not _other_tv_tensor(o)), None)
-        if at is None:
-            got = ", ".join(f"{type(o).__name__}{tuple(o.shape) if hasattr(o, 'shape') else ''}" for o in flat[:4])
-            raise ValueError(f"expected an NCHW tensor batch among the inputs (the first tv_tensors.Image, else "
-                             f"the first plain 4-dim tensor), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
+        at = batch_position(flat, inputs)
         latent_spec = self._spec()  # the codes by name or index, and a replay's drawn ones: what may turn the head
         drawn = (check_codes(latent_spec, self.codes) or []) + (params.code[params.apply].tolist() if isinstance(params, BatchParams) else [])
         turning = sorted(GEOMETRIC_CONTROLS & {getattr(control_of(latent_spec, int(i)), "name", None) for i in drawn})

@@ -60,3 +60,45 @@ def test_the_batch_guard_for_a_turn_sees_boxes_under_a_dict_key_as_the_dataset_d
             aug(sample)
     out, labels = aug(x, torch.arange(2))  # a plain (images, labels) pair is still turned
     assert out.shape == x.shape and torch.equal(labels, torch.arange(2))
+
+
+def test_options_a_user_could_mistype_are_refused_as_the_transform_refuses_them():
+    # p=True read as 1.0 (a bool strength was refused), cache_size=2.5 truncated to 2, draw(-1) a torch RuntimeError
+    with pytest.raises(ValueError, match="p must be"):
+        genaug.BatchFaceAug(p=True)
+    for bad in (2.5, True, 0):
+        with pytest.raises(ValueError, match="cache_size"):
+            genaug.BatchFaceAug(cache_size=bad)
+    aug = genaug.BatchFaceAug(p=1.0, seed=0)
+    for bad in (-1, 2.0, True):
+        with pytest.raises(ValueError, match=r"draw\(n\)"):
+            aug.draw(bad)
+    assert len(aug.draw(0).apply) == 0
+
+
+def test_replayed_params_naming_codes_the_bundle_lacks_are_a_value_error():
+    # params of another bundle (or hand-built) with a code index beyond this bundle's codes failed deep inside with
+    # AttributeError: 'NoneType' object has no attribute 'low' / a numpy IndexError
+    aug = genaug.BatchFaceAug(p=1.0, seed=0)
+    params = aug.draw(2)
+    params.code[1] = 999
+    with pytest.raises(ValueError, match="code indices"):
+        aug(_faces(2), params=params)
+
+
+def test_an_empty_batch_still_checks_its_index():
+    # aug(x[rows], index=idx[rows]) with mismatched selections returned the empty batch and hid the bug until a
+    # non-empty selection came
+    aug = genaug.BatchFaceAug(p=1.0, seed=0)
+    with pytest.raises(ValueError, match="one dataset index per row"):
+        aug(_faces(2)[:0], index=torch.arange(2))
+
+
+def test_one_latent_table_is_not_shared_by_transforms_that_frame_photos_differently():
+    # the table was bound to the bundle and inversion settings only: a transform with framing='full' read the latents
+    # another stored for the same indices under framing='auto' (other frames of other-sized photos)
+    table = genaug.LatentTable(8)
+    x, idx = _faces(2, size=80), torch.arange(2)
+    genaug.BatchFaceAug(p=1.0, seed=0, table=table, framing="auto")(x, index=idx)
+    with pytest.raises(ValueError, match="LatentTable holds latents"):
+        genaug.BatchFaceAug(p=1.0, seed=0, table=table, framing="full")(x, index=idx)
