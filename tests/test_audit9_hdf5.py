@@ -39,13 +39,13 @@ def test_cli_an_output_it_cannot_create_is_one_line_not_a_traceback(faces, tmp_p
 def test_cli_a_full_disk_mid_run_is_one_line_not_a_traceback(faces, tmp_path, tiny_bundle_path, capsys, monkeypatch):
     # a disk filling up while a part is written (h5py: RuntimeError "... file write failed: ... errno = 28, error
     # message = 'No space left on device'") reached the user as RuntimeError("HDF5 writer failed: ...") and a traceback
-    import genaug.expand.hdf5 as hdf5
+    import genaug.expand.parts as parts
 
     def full_disk(f, skipped):
         raise RuntimeError("Can't decrement id ref count (file write failed: errno = 28, error message = "
                            "'No space left on device')")
 
-    monkeypatch.setattr(hdf5, "write_skipped", full_disk)
+    monkeypatch.setattr(parts, "write_skipped", full_disk)
     assert main(_cli(faces, tmp_path / "o.h5", tiny_bundle_path)[1:]) == 2
     err = capsys.readouterr().err
     assert err.startswith("genaug expand: error: HDF5 writer failed") and "No space left on device" in err
@@ -55,13 +55,13 @@ def test_cli_a_full_disk_mid_run_is_one_line_not_a_traceback(faces, tmp_path, ti
 def test_cli_a_full_disk_at_the_merge_is_one_line_and_keeps_the_parts(faces, tmp_path, tiny_bundle_path, capsys, monkeypatch):
     # the merge on a full disk (h5py: RuntimeError "Unable to flush raw data (... 'No space left on device')") ended
     # `genaug expand` in a traceback too
-    import genaug.expand.hdf5 as hdf5
+    import genaug.expand.parts as parts
 
     def full_disk(tmp, *a, **k):
         Path(tmp).write_bytes(b"half")
         raise RuntimeError("Unable to flush raw data (file write failed: errno = 28, error message = 'No space left on device')")
 
-    monkeypatch.setattr(hdf5, "_write_merged", full_disk)
+    monkeypatch.setattr(parts, "_write_merged", full_disk)
     out = tmp_path / "o.h5"
     assert main(_cli(faces, out, tiny_bundle_path)[1:]) == 2
     err = capsys.readouterr().err

@@ -381,7 +381,7 @@ def test_a_source_image_changed_in_place_is_not_resumed_as_the_same_run(tmp_path
 
 
 def test_writer_stopped_after_a_producer_error_closes_and_removes_its_part(tmp_path):
-    from genaug.expand.hdf5 import PartWriter
+    from genaug.expand.parts import PartWriter
 
     w = PartWriter(tmp_path, (8, 8, 3), 2, "lzf", {"run_key": "k"})
     w.start()

@@ -1,5 +1,5 @@
 """Offline expansion into HDF5: sources (:mod:`.sources`), the checked settings (:mod:`.settings`), the
-pipeline (:mod:`.pipeline`), run bookkeeping (:mod:`.runs`) and the HDF5 format and reader (:mod:`.hdf5`). The public names are
+pipeline (:mod:`.pipeline`), run bookkeeping (:mod:`.runs`), the part files and their merge (:mod:`.parts`) and the HDF5 format and reader (:mod:`.hdf5`). The public names are
 imported on first use."""
 from __future__ import annotations
 

@@ -3,9 +3,9 @@
 Pipeline: the source (:mod:`genaug.expand.sources`) is cut into fixed blocks of ``block_size`` source
 indices. Each block is decoded by a thread pool (one batch ahead), framed, inverted and rendered
 in batches by the engine (:meth:`genaug.engine.Engine.render_edits`, gate included), and streamed
-by a background writer (:class:`genaug.expand.hdf5.PartWriter`) into its own part file
+by a background writer (:class:`genaug.expand.parts.PartWriter`) into its own part file
 ``OUT.h5.parts/part-<block>.h5`` (written as a temp file, fsynced, atomically renamed). Finished
-parts are skipped on resume; the final step merges the parts in order (:func:`genaug.expand.hdf5.merge_parts`)
+parts are skipped on resume; the final step merges the parts in order (:func:`genaug.expand.parts.merge_parts`)
 and atomically renames the result to ``OUT.h5``. Each record's randomness comes from (seed, source
 index) only and a block is always batched the same way, so a resumed, sharded or interrupted run
 gives the same bytes as a single uninterrupted one. File layout: :mod:`genaug.expand.hdf5`.
@@ -35,7 +35,8 @@ from ..distenv import init_distributed, rank_device
 from ..engine.codes import check_code_list, check_seed
 from ..engine.edits import derive_seed, variant_edits
 from ..images import MIN_SIDE
-from .hdf5 import FORMAT, LAYOUT_VERSION, PartWriter, compression_args, merge_parts
+from .hdf5 import FORMAT, LAYOUT_VERSION, compression_args
+from .parts import PartWriter, merge_parts
 from .runs import RunFiles, describe_skipped
 from .settings import ExpandSettings, check_out, code_columns, output_shape, parse_shard
 from .sources import ExpandError, Source, open_source, to_channels

@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterable, Iterator
 import h5py
 
 from ..io import remove_stale_temps, write_json_atomic
-from .hdf5 import compression_args, part_name, part_status, read_skipped
+from .hdf5 import compression_args, read_skipped
+from .parts import part_name, part_status
 from .sources import ExpandError
 
 MANIFEST = "manifest.json"
