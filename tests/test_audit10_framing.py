@@ -1,0 +1,63 @@
+"""A tenth user audit: photos with real pose and lighting variation and unusual framings (faces turned, upside
+down, cut by the border, tiny, absent; grey, RGBA, odd sizes) through every front end. Each test failed before its fix."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import genaug
+from genaug.faces.identity import faces_extra_available
+
+
+def _texture(h: int = 120, w: int = 160) -> np.ndarray:
+    """A colour gradient with noise: no face anywhere, not a known frame."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    g = np.stack([xx / w * 255, yy / h * 255, np.full_like(xx, 128.0)], -1)
+    return np.clip(g + np.random.default_rng(0).normal(0, 20, g.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.skipif(not faces_extra_available(), reason="needs the faces extra (dlib) for auto framing's face search")
+def test_augment_redraws_a_planned_turn_or_light_on_a_photo_without_a_face_and_says_so(tmp_path, capsys):
+    # `genaug augment` planned yaw / light variants for a photo in which no face was found, rendered nothing and wrote
+    # them as unchanged copies among the "augmented images" without a word (the transform, the Dataset and expand
+    # re-draw such a control among the latent codes, or report the photo as having no face)
+    from PIL import Image
+
+    from genaug.cli.augment import main
+
+    torch.set_num_threads(1)
+    src = tmp_path / "in"
+    src.mkdir()
+    img = _texture()
+    Image.fromarray(img).save(src / "texture.png")
+    # with latent codes beside them, a turn or light planned there becomes a latent edit: every variant differs
+    assert main([str(src), "--out", str(tmp_path / "a"), "--codes", "yaw,light,tone", "--variants", "6",
+                 "--device", "cpu"]) == 0
+    for v in range(6):
+        out = np.asarray(Image.open(tmp_path / "a" / f"texture_aug{v:02d}.png"))
+        assert not np.array_equal(out, img), f"variant {v} is the unchanged photo"
+    capsys.readouterr()
+    # with controls only, nothing can be drawn instead: the photo is reported, not counted as augmented silently
+    assert main([str(src), "--out", str(tmp_path / "b"), "--codes", "yaw,light", "--variants", "2",
+                 "--device", "cpu"]) == 0
+    err = capsys.readouterr()
+    assert "no face found in" in err.err and "texture.png" in err.err
+    assert "no face found in 1 image(s)" in err.out
+
+
+def test_batch_yaw_moves_an_rgba_batchs_alpha_with_its_pixels():
+    # BatchFaceAug(codes=["yaw"]) turned the colour of an RGBA batch and moved the photo by a few pixels while its alpha
+    # stayed put (the per-image path moves it, tests/test_audit8.py): a cut-out's mask no longer covered its face.
+    # An alpha equal to the red channel must stay equal to it through a turn.
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:109, 0:89]
+    base = np.stack([(np.sin(xx / 5.0 + k) * np.cos(yy / 7.0) + 1) * 100 + 20 for k in range(3)], 0)
+    rgb = torch.from_numpy(np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8))[None].repeat(2, 1, 1, 1)
+    x = torch.cat([rgb, rgb[:, :1]], 1)  # (2, 4, 109, 89): a CelebA-shaped frame, alpha = red
+    aug = genaug.BatchFaceAug(p=1.0, codes=["yaw"], bounds={"yaw": (20, 30)}, seed=0, device="cpu")
+    out = aug(x)
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    assert (out[:, 0].int() - x[:, 0].int()).abs().float().mean() > 1  # the head did turn
+    assert (out[:, 3].int() - out[:, 0].int()).abs().max() <= 1  # and the alpha turned with it
