@@ -61,3 +61,25 @@ def test_batch_yaw_moves_an_rgba_batchs_alpha_with_its_pixels():
     assert out.shape == x.shape and out.dtype == torch.uint8
     assert (out[:, 0].int() - x[:, 0].int()).abs().float().mean() > 1  # the head did turn
     assert (out[:, 3].int() - out[:, 0].int()).abs().max() <= 1  # and the alpha turned with it
+
+
+def test_drawn_glasses_on_a_large_photo_are_drawn_on_the_heads_box(monkeypatch):
+    # drawn_glasses computed its frames, the photo's sharpness and two blurs over every pixel of the photo: a face in a
+    # 12 MP photo took ~18 s a call on one thread (yaw 3 s, light a few), where yaw and light work on the head's box.
+    # The frames must be drawn on the head's box, with the same result as over the whole photo.
+    from genaug.faces import glasses
+
+    torch.set_num_threads(1)
+    h, w = 600, 800
+    rng = torch.Generator().manual_seed(0)
+    x = (torch.rand(1, 3, h, w, generator=rng) * 0.6 - 0.3)
+    lm = torch.tensor([[[434.0, 300.0], [410.0, 301.0], [366.0, 300.0], [390.0, 301.0], [400.0, 331.0]]])  # d = 44 px
+    seen = []
+    real = glasses.frames_coverage
+    monkeypatch.setattr(glasses, "frames_coverage", lambda x_, *a: seen.append(x_.shape[-2:].numel()) or real(x_, *a))
+    out = glasses.add_glasses(x, 1.0, landmarks=lm)
+    assert seen and max(seen) * 4 < h * w, f"frames drawn over {max(seen)} pixels of a {h * w}-pixel photo"
+    monkeypatch.setattr(glasses, "head_crops", lambda *a, **k: None, raising=False)  # the whole photo, as before
+    whole = glasses.add_glasses(x, 1.0, landmarks=lm)
+    assert (out - whole).abs().max() < 1e-4
+    assert (out - x).abs().amax(1)[0, 280:320, 330:470].max() > 0.2  # the frames are there
