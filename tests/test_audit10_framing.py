@@ -83,3 +83,26 @@ def test_drawn_glasses_on_a_large_photo_are_drawn_on_the_heads_box(monkeypatch):
     whole = glasses.add_glasses(x, 1.0, landmarks=lm)
     assert (out - whole).abs().max() < 1e-4
     assert (out - x).abs().amax(1)[0, 280:320, 330:470].max() > 0.2  # the frames are there
+
+
+def test_relight_keeps_the_luminance_and_hue_of_a_darkened_overexposed_highlight():
+    # on an overexposed face (utkface_128 photos brightened 1.6x, light=+75) the darkened clipped highlight came out a
+    # flat, saturated orange patch (HSV saturation 0.80 where the photo's bright skin has 0.65): the skin colour it
+    # takes and the saturation the new shading gives it carried the red channel past 1, and clamping it channel by
+    # channel changed its hue and lowered its luminance, against the module's "each pixel keeps its hue and its new
+    # luminance, no channel clips". Such a pixel is brought into range towards its luminance's grey instead.
+    from genaug.faces.light import _apply_shading, _luminance
+
+    x = torch.empty(1, 3, 32, 32)
+    x[:, 0], x[:, 1], x[:, 2] = 0.8, 0.2, -0.1  # skin (sRGB 0.9, 0.6, 0.45 in [-1, 1])
+    x[:, :, 8:24, 8:24] = 1.0  # a highlight the camera clipped white
+    ones = torch.ones(1, 32, 32)
+    out = _apply_shading(x, 0.6 * ones, ones, ones, torch.tensor([-1.6]), torch.tensor([1.0]))  # darkened to 0.6
+    lin = ((out + 1) / 2) ** 2.2
+    spot = lin[:, :, 10:22, 10:22]
+    assert float(spot.max()) <= 1.0
+    assert torch.allclose(_luminance(spot), torch.full_like(_luminance(spot), 0.6), atol=0.01)  # was 0.53: red clamped
+    skin = ((x[0, :, 0, 0] + 1) / 2) ** 2.2
+    chroma = spot[0, :, 6, 6] / _luminance(spot)[0, 6, 6] - 1
+    own = skin / _luminance(skin[None, :, None, None]).flatten() - 1
+    assert float(torch.nn.functional.cosine_similarity(chroma, own, dim=0)) > 0.99  # the skin's hue
