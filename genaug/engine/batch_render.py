@@ -137,8 +137,11 @@ def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams,
         xf = (xr.float() / 255 if xr.dtype == torch.uint8 else xr.float()) * 2 - 1
         marks = (default_landmarks(b - t, r - l, len(pick), "model_frame") + torch.tensor([float(l), float(t)])).to(x.device)
         value = c.fit(xf, value, landmarks=marks, drawn=eng.drawn_range(int(ci)))  # yaw: into the face's room
-        res = ((c.apply(xf, value, landmarks=marks) + 1) / 2).clamp(0, 1)
+        done = c.apply(xf, value, landmarks=marks)
+        res = ((done + 1) / 2).clamp(0, 1)
         res = (res * 255).round().to(torch.uint8) if x.dtype == torch.uint8 else res.to(x.dtype)
+        if x.dtype != torch.uint8:  # pixels the control left as they were: the batch's own values, not their trip via [-1, 1]
+            res = torch.where(done == xf, xr, res)
         out.index_copy_(0, pick, res)
         target.index_copy_(0, pick, value.to(target.device, target.dtype))
         if alpha is not None and c.name in GEOMETRIC_CONTROLS:  # a cut-out's alpha moves with the pixels it covers
