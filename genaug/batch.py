@@ -248,7 +248,9 @@ class BatchFaceAug(nn.Module):
             td = t if t.device == eng.device else t.to(eng.device)
             out, target = self._augment(td, latent, index, eng, checked)
             if rendered is not None and rendered.any():
-                out, target = render_controls(td, out, target, params, rendered, eng, self.framing)
+                a = alpha if alpha is None or alpha.device == eng.device else alpha.to(eng.device)
+                out, target, a = render_controls(td, out, target, params, rendered, eng, self.framing, a)  # (a yaw moves alpha)
+                alpha = a if a is None or a.device == t.device else a.to(t.device)
         params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target)
         self._params = params
         out = out if out.device == t.device else out.to(t.device)

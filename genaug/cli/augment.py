@@ -66,22 +66,26 @@ def file_index(name: Path) -> int:
 def augment_chunk(engine: Any, images: list[np.ndarray], indices: list[int], variants: int, seed: int,
                   no_face: list[int] | None = None) -> list[list[Any]]:
     """``variants`` augmentations of each image (one inversion per image); image ``k`` draws its
-    edits from (seed, indices[k]) (:func:`file_index`). Images in which ``framing="detect"`` found no face come
-    back unchanged; their positions are appended to ``no_face``."""
+    edits from (seed, indices[k]) (:func:`file_index`). A planned ``yaw`` / ``light`` on an image in which no face
+    was found is re-drawn among the latent codes (:meth:`Engine.replace_unplaced_variant`, as the Dataset and
+    expand do); images with variants that still come back unchanged for want of a face (``framing="detect"`` found
+    none, or only controls may be drawn) have their positions appended to ``no_face``."""
     x, frames = engine.frame(images)
-    if no_face is not None:
-        no_face.extend(k for k, f in enumerate(frames) if f.no_face)
     x = x.to(engine.device)
     inv = engine.invert(x)
     rows = [k for k in range(len(images)) for _ in range(variants)]
-    edits = [e for k in range(len(images))
-             for e in variant_edits(engine.spec, seed, indices[k], variants, engine.codes, engine.bounds)]
-    gate_draws = [torch.Generator().manual_seed(derive_seed(derive_seed(seed, indices[k]), v))
-                  for k in range(len(images)) for v in range(variants)]
+    seeds = [derive_seed(seed, indices[k]) for k in range(len(images))]
+    gate_draws = [torch.Generator().manual_seed(derive_seed(seeds[k], v)) for k in range(len(images)) for v in range(variants)]
+    plans = [variant_edits(engine.spec, seed, indices[k], variants, engine.codes, engine.bounds) for k in range(len(images))]
+    edits = [engine.replace_unplaced_variant(plans[k], frames[k], v, gate_draws[k * variants + v],
+                                             lambda j, s=seeds[k]: derive_seed(s, j))
+             for k in range(len(images)) for v in range(variants)]
     ks = torch.tensor(rows, device=engine.device)
     out, info = engine.render_edits(x[ks], inv.latent[ks], edits, base=inv.recon[ks], score=inv.score[ks],
                                     generator=gate_draws, placed=True, drawn=True)
     pasted = engine.unframe(out, [images[k] for k in rows], [frames[k] for k in rows], info, drawn=True)
+    if no_face is not None:
+        no_face.extend(sorted({k for r, k in enumerate(rows) if engine.faceless(info.edits[r], frames[k])}))
     return [pasted[k * variants:(k + 1) * variants] for k in range(len(images))]
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..faces.controls import GEOMETRIC_CONTROLS
 from ..faces.framing import face_box
 from ..faces.shape import default_landmarks
 from .batch_edits import BatchParams
@@ -115,14 +116,17 @@ def columns(host_columns: dict[str, np.ndarray], dtypes: dict[str, torch.dtype],
 
 
 def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams, rows: np.ndarray,
-                    eng: Any, framing: str) -> tuple[Tensor, Tensor]:
+                    eng: Any, framing: str, alpha: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
     """The rows drawn an image-space control (yaw, light, ...), rendered on the batch at its own size, placed by
     the framing rule's landmarks in the face box (no detection, no refinement on this path), one batched call
-    per control; the value applied is the drawn one times the row's strength, within the control's range."""
+    per control; the value applied is the drawn one times the row's strength, within the control's range.
+    ``alpha`` (N, 1, H, W), an RGBA batch's: a control that moves pixels (yaw) moves it with them, as the per-image
+    path does (:func:`genaug.engine.render.apply_control`); returned as (out, target, alpha)."""
     box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), framing)
     l, t, r, b = box
     out = out.clone() if out is x else out
     target = target.clone()
+    alpha = alpha.clone() if alpha is not None else None
     codes = host_array(params.code)
     for ci in np.unique(codes[rows]):
         at = np.flatnonzero(rows & (codes == ci))
@@ -133,8 +137,16 @@ def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams,
         xf = (xr.float() / 255 if xr.dtype == torch.uint8 else xr.float()) * 2 - 1
         marks = (default_landmarks(b - t, r - l, len(pick), "model_frame") + torch.tensor([float(l), float(t)])).to(x.device)
         value = c.fit(xf, value, landmarks=marks, drawn=eng.drawn_range(int(ci)))  # yaw: into the face's room
-        res = ((c.apply(xf, value, landmarks=marks) + 1) / 2).clamp(0, 1)
+        done = c.apply(xf, value, landmarks=marks)
+        res = ((done + 1) / 2).clamp(0, 1)
         res = (res * 255).round().to(torch.uint8) if x.dtype == torch.uint8 else res.to(x.dtype)
+        if x.dtype != torch.uint8:  # pixels the control left as they were: the batch's own values, not their trip via [-1, 1]
+            res = torch.where(done == xf, xr, res)
         out.index_copy_(0, pick, res)
         target.index_copy_(0, pick, value.to(target.device, target.dtype))
-    return out, target
+        if alpha is not None and c.name in GEOMETRIC_CONTROLS:  # a cut-out's alpha moves with the pixels it covers
+            ar = alpha.index_select(0, pick)
+            af = ((ar.float() / 255 if ar.dtype == torch.uint8 else ar.float()) * 2 - 1).expand(-1, 3, -1, -1)
+            moved = ((c.apply(af, value, landmarks=marks)[:, :1] + 1) / 2).clamp(0, 1)
+            alpha.index_copy_(0, pick, (moved * 255).round().to(torch.uint8) if ar.dtype == torch.uint8 else moved.to(ar.dtype))
+    return out, target, alpha

@@ -153,7 +153,8 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
         return from_chw01(full, original, info), 0.0
     applied = control.fit(x, value, landmarks=landmarks, drawn=drawn)
     out = control.apply(x, applied, landmarks=landmarks)[0]
-    full[: info.channels] = ((out + 1) / 2).clamp(0, 1)
+    # pixels the control left as they were keep the photo's own values (a float photo's, not their trip through [-1, 1])
+    full[: info.channels] = torch.where(out == x[0], colour, ((out + 1) / 2).clamp(0, 1))
     if info.has_alpha and control.name in GEOMETRIC_CONTROLS:  # a cut-out's alpha moves with the pixels it covers
         alpha = full[info.channels :][None].expand(-1, 3, -1, -1) * 2 - 1
         full[info.channels] = ((control.apply(alpha, applied, landmarks=landmarks)[0, 0] + 1) / 2).clamp(0, 1)

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .pose import fade_beyond_limit, fit_pose
-from ..engine.colour import keep_grey
+from .pose import PoseFit, fade_beyond_limit, fit_pose, head_crops
+from ..engine.colour import is_grey
 from ..images import luma_weights
 from .shape import blur_each, check_images, face_landmarks, per_image
 
@@ -63,6 +63,10 @@ class GlassesStyle:
 
     def to(self, device) -> "GlassesStyle":
         return GlassesStyle(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+    def row(self, i: int) -> "GlassesStyle":
+        """Face ``i``'s pair alone (a batch of one)."""
+        return GlassesStyle(*(getattr(self, f.name)[i : i + 1] for f in fields(self)))
 
 
 def style_for(images: Tensor, landmarks: Tensor) -> GlassesStyle:
@@ -136,7 +140,9 @@ DRAWN_SIGMA = 0.6  # the drawn edges' own softness, pixels
 
 def add_glasses(images: Tensor, strength=1.0, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
     """Draw eyeglass frames on each face (``strength`` in [0, 1]: their opacity; 0 = the input).
-    ``landmarks`` (N, 5, 2) pixels as :func:`genaug.faces.shape.face_landmarks` gives them."""
+    ``landmarks`` (N, 5, 2) pixels as :func:`genaug.faces.shape.face_landmarks` gives them. A face in a photo much
+    larger than its head is drawn on its head's box alone (:func:`genaug.faces.pose.head_crops`), as ``yaw`` and
+    ``light`` are: the same frames, without working on every pixel of a 12 MP photo."""
     images = check_images(images)
     n, c, h, w = images.shape
     k = per_image(strength, n, "glasses strength", 0, 1, images.device)
@@ -144,8 +150,23 @@ def add_glasses(images: Tensor, strength=1.0, landmarks: Tensor | None = None, f
         return images.clone()
     lm = face_landmarks(images, landmarks, framing).float()
     pose = fit_pose(lm)
-    st = style_for(images, lm).to(images.device)
+    st = style_for(images, lm).to(images.device)  # from the whole photo: the same pair whatever is worked on
     k = k * fade_beyond_limit(pose).to(k.device)
+    grey = is_grey(images)  # a black-and-white photo gets grey frames (judged on the whole photo)
+    boxes = head_crops(pose, h, w, pose.frame.scale + 8)  # the head, an eye distance and the blurs' reach more
+    if boxes is None:
+        return _draw(images, k, pose, st, grey)
+    out = images.clone()
+    for i, (t, b, l, r) in enumerate(boxes):
+        out[i : i + 1, :, t:b, l:r] = _draw(images[i : i + 1, :, t:b, l:r], k[i : i + 1], pose.in_box(i, l, t), st.row(i),
+                                            grey[i : i + 1])
+    return out
+
+
+def _draw(images: Tensor, k: Tensor, pose: PoseFit, st: GlassesStyle, grey: Tensor) -> Tensor:
+    """:func:`add_glasses` of a checked batch (or one face's box of a photo) with its faces' poses in its pixels, the
+    opacities ``k`` (N,), the pairs ``st`` and which photos are black-and-white (``grey`` (N,) bool)."""
+    c, h, w = images.shape[1:]
     u, v = pose.frame.pixel_grid(h, w)
     s = pose.scale.clamp(min=0.5)[:, None, None]  # true eye distance / projected one: vertical lengths
     x, y = u, v / s
@@ -160,5 +181,6 @@ def add_glasses(images: Tensor, strength=1.0, landmarks: Tensor | None = None, f
     base = base * (1 - SHADOW * shadow - st.tint[:, None, None].to(images.dtype) * lens).clamp(min=0)[:, None]
     colour = st.colour.to(images.dtype) if c == 3 else st.colour.to(images.dtype).mean(1, keepdim=True)
     out = base * (1 - rim[:, None]) + colour[:, :, None, None] * rim[:, None]
-    out = keep_grey(images, (out * 2 - 1).clamp(-1, 1))  # a black-and-white photo gets grey frames
+    out = (out * 2 - 1).clamp(-1, 1)
+    out = torch.where(grey[:, None, None, None], out.mean(1, keepdim=True).expand_as(out), out)  # (colour.keep_grey)
     return torch.where((k == 0)[:, None], images, out.to(images.dtype))  # strength 0: the input, exactly

@@ -174,6 +174,18 @@ def _unclip(lin: Tensor, ratio: Tensor, images: Tensor, weight: Tensor) -> Tenso
     return lin + w[:, None] * (lum[:, None] * skin[:, :, None, None] - lin)
 
 
+def _into_gamut(lin: Tensor) -> Tensor:
+    """``lin`` (linear RGB, (N, 3, H, W)) with each pixel whose largest channel passes 1 moved towards the grey of its
+    luminance until none does: its hue and luminance kept, its saturation lowered (a pixel brighter than white: white).
+    Clamping such a pixel channel by channel (the skin colour a darkened clipped highlight takes, or one whose
+    saturation the new shading raised) kept its other channels: on an overexposed face a flat, saturated orange patch."""
+    lum = _luminance(lin)[:, None]
+    top = lin.amax(1, keepdim=True)
+    over = top > 1
+    scale = ((1 - lum) / (top - lum).clamp(min=1e-6)).clamp(0, 1)
+    return torch.where(over, lum.clamp(max=1) + scale * (lin - lum), lin)
+
+
 def estimate_light(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> LightEstimate:
     """The main light on each face (see :class:`LightEstimate`)."""
     images = check_images(images)
@@ -294,6 +306,7 @@ def _apply_shading(images: Tensor, ratio: Tensor, mask: Tensor, weight: Tensor, 
         lin = _unclip(lin, ratio, images, weight)
         # skin is more saturated in shadow: its colour follows the new shading as the photo's does
         lin = _follow_saturation(lin, slope, ratio.clamp(min=1e-6).log())
+        lin = _into_gamut(lin)  # no channel clips: the hue and luminance stay
     out = lin.clamp(0, 1) ** (1 / GAMMA) * 2 - 1
     out = torch.where(mask[:, None] > 0, out, images.float())  # outside the face: the input's own values
     return torch.where((k == 0)[:, None, None, None], images, out.to(images.dtype))
