@@ -342,9 +342,10 @@ class GenerativeAugDataset(Dataset):
                 lambda j: derive_seed(self.seed, first + j))  # relative: resolved on the latent used here
             out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True, drawn=True)
             image, placed = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]), drawn=True)  # yaw: scaled into its room
-            faceless = e.faceless(info.edits[0], frame)
-            applied = placed if info.kept[0] and not faceless else None
-            why = "unchanged (no face found)" if faceless else "unchanged (gate)"
+            faceless, undone = e.faceless(info.edits[0], frame), e.undone(info.edits[0], placed)
+            applied = placed if info.kept[0] and not faceless and not undone else None
+            why = ("unchanged (no face found)" if faceless else "unchanged (no room for the control on this face)"
+                   if undone else "unchanged (gate)")
             meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
         if self.transform is not None:
             image = apply_transform(self.transform, image)

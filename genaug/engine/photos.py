@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -102,6 +103,8 @@ class PhotoIO:
             image, applied = self.place(o, im, f, edit, bool(info.kept[r]) if info is not None else True, drawn)
             if info is not None and applied is not edit:
                 info.edits[r], info.descriptions[r] = applied, applied.describe(self.spec)  # type: ignore[union-attr]
+            if info is not None and self.undone(edit, applied):
+                info.kept[r], info.descriptions[r] = False, "unchanged (no room for the control on this face)"
             res.append(image)
         return res
 
@@ -116,6 +119,13 @@ class PhotoIO:
         control with no face placed (:meth:`unplaced`)."""
         return frame.no_face or self.unplaced(edit, frame)
 
+    def undone(self, edit: Edit | None, applied: Edit | None) -> bool:
+        """True when an image-space control that asked for a change (``edit``) left the photo as it was (``applied``,
+        from :meth:`place`, is 0): a face with no room to turn that way (a turn outwards stops at 35 degrees), or a
+        near-profile face the light or the frames fade out on. Front ends report such a row unchanged, not edited."""
+        return (edit is not None and applied is not None and edit.value != 0 and applied.value == 0
+                and control_of(self.spec, edit.code) is not None)
+
     def place(self, out: Tensor, original: Any, frame: FrameInfo, edit: Edit | None = None, kept: bool = True,
               drawn: bool = False) -> tuple[Any, Edit | None]:
         """One model-frame result (C, S, S) -> (the user image, the edit as applied): only the change pasted back,
@@ -127,8 +137,18 @@ class PhotoIO:
         if control is not None and kept:  # no face placed (detect: none; auto: none found): unchanged
             bounds = self.drawn_range(edit.code) if drawn else None  # type: ignore[union-attr]
             image, value = apply_control(control, edit.value, original, frame, bounds)  # type: ignore[union-attr]
+            if value != 0 and not self.unplaced(edit, frame) and _same(image, original):  # faded out on this face: nothing
+                value = 0.0
             return image, edit if value == edit.value else Edit(edit.code, value)  # type: ignore[union-attr]
         if (control is None and edit is not None and kept and not frame.no_face and self.mode == "delta"
                 and self.bundle.recipe(edit.code, edit.value).colour):
             return recolour(original, fit_colour(frame.model_in[None].float(), out[None].float().cpu())[0], frame), edit
         return paste_back(out, original, frame), edit
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The photo ``a`` equals ``b`` value for value (numpy arrays, PIL images, tensors)."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b.to(a.device)))
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
