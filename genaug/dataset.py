@@ -289,7 +289,7 @@ class GenerativeAugDataset(Dataset):
         :func:`~genaug.faces.controls.geometric_targets`), which a head turn would leave unmoved; named codes that
         turn the head are refused beside them (random ones are re-drawn, see :meth:`_plan`)."""
         marked = geometric_targets(rest)
-        names = self.engine.code_names if marked and self.engine.codes else []
+        names = self.engine.code_names if marked and self.engine.codes and self.variants else []  # variants=0: no edit
         turning = [names[c] for c in self.engine.codes if names[c] in GEOMETRIC_CONTROLS] if names else []
         if turning:
             raise ValueError(f"codes {turning} turn the head and move the photo by a few pixels, but base item {src}'s "

@@ -102,3 +102,18 @@ def test_one_latent_table_is_not_shared_by_transforms_that_frame_photos_differen
     genaug.BatchFaceAug(p=1.0, seed=0, table=table, framing="auto")(x, index=idx)
     with pytest.raises(ValueError, match="LatentTable holds latents"):
         genaug.BatchFaceAug(p=1.0, seed=0, table=table, framing="full")(x, index=idx)
+
+
+def test_a_dataset_with_no_variants_serves_boxed_samples_though_its_codes_turn_the_head():
+    # variants=0 (augmentation off, e.g. for evaluation, the codes left configured): nothing is edited, yet a sample
+    # with boxes was refused ("codes ['yaw'] turn the head ...") when the dataset was prepared
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    face = _faces(1)[0].permute(1, 2, 0).numpy()
+    boxes = tv_tensors.BoundingBoxes(torch.tensor([[10, 10, 50, 50]]), format="XYXY", canvas_size=(64, 64))
+    ds = genaug.GenerativeAugDataset([(face, {"boxes": boxes})], variants=0, include_original=True, codes=["yaw"],
+                                     progress=False, device="cpu")
+    image, target = ds[0]
+    assert np.array_equal(image, face) and target["boxes"] is boxes
+    with pytest.raises(ValueError, match="turn the head"):  # with variants the refusal stands
+        genaug.GenerativeAugDataset([(face, {"boxes": boxes})], variants=1, codes=["yaw"], progress=False,
+                                    device="cpu")[0]
