@@ -6,7 +6,6 @@ User photos (framing, placing results back) are the methods of :class:`genaug.en
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
@@ -20,7 +19,7 @@ from ..faces.shape import face_landmarks
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
 from .codes import all_code_names, check_code_list, check_codes, check_strength, code_ranges, control_of
-from .edits import Edit, apply_recipes, check_edits, random_edits, resolve_edits
+from .edits import AugmentInfo, Edit, apply_recipes, check_edits, random_edits, resolve_edits
 from .invert import Inversion, invert
 from .photos import PhotoIO
 from .colour import colour_only, keep_grey
@@ -28,19 +27,6 @@ from .gates import Gate, check_gate_threshold, identity_gate, quality_gate
 from .render import MODES, check_model_batch, luma_only, render
 
 Generators = Union[torch.Generator, list[torch.Generator], None]
-
-
-@dataclass
-class AugmentInfo:
-    """What :meth:`Engine.augment_tensor` did to each row."""
-
-    edits: list[Edit]
-    latent: Tensor  # (N, D) inverted latents
-    edited: Tensor  # (N, D) latents after the edits
-    score: Tensor  # (N,) reconstruction score of the inversion
-    kept: Tensor  # (N,) bool: False where the gate rejected every try (row returned unchanged)
-    cache_hits: int = 0
-    descriptions: list[str] = field(default_factory=list)
 
 
 class Engine(PhotoIO):

@@ -11,7 +11,7 @@ import hashlib
 import math
 import numbers
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Union
 
 import torch
@@ -243,6 +243,19 @@ def derive_seed(seed: int, index: int) -> int:
     and differently batched runs draw the same."""
     digest = hashlib.blake2b(f"genaug-expand:{seed}:{index}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
+
+
+@dataclass
+class AugmentInfo:
+    """What :meth:`genaug.engine.core.Engine.augment_tensor` (and ``augment``) did to each row."""
+
+    edits: list[Edit]  # as applied (a control's value as fitted to the face)
+    latent: Tensor  # (N, D) inverted latents
+    edited: Tensor  # (N, D) latents after the edits
+    score: Tensor  # (N,) reconstruction score of the inversion
+    kept: Tensor  # (N,) bool: False where the row came back unchanged (a gate rejected every try, no face, no room)
+    cache_hits: int = 0
+    descriptions: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

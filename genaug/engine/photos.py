@@ -5,7 +5,7 @@ these methods; the model-frame work (inversion, edits, gates) is in ``core``.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -14,11 +14,8 @@ from torch import Tensor
 from ..images import FrameInfo
 from .codes import control_of, default_codes
 from .colour import fit_colour
-from .edits import Edit, check_edits, random_edits, redraw_distinct
+from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
 from .render import apply_control, paste_back, recolour, to_model_batch
-
-if TYPE_CHECKING:
-    from .core import AugmentInfo
 
 
 class PhotoIO:
