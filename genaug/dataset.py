@@ -266,8 +266,9 @@ class GenerativeAugDataset(Dataset):
                     lat[i], score[i] = known[k]
                 keys += batch_keys
         except BaseException:  # a bad item or Ctrl-C: keep what was inverted, the next run starts from it
-            if store is not None and keys and len(keys) > len(stored):
-                store.save(keys, torch.stack(lat[: len(keys)]), torch.stack(score[: len(keys)]))
+            if store is not None and len(known) > len(stored):  # (with the rows the file held: none is lost)
+                rows = list(known)
+                store.save(rows, torch.stack([known[k][0] for k in rows]), torch.stack([known[k][1] for k in rows]))
             raise
         self.latents, self.scores, self.keys, self.marked = torch.stack(lat), torch.stack(score), keys, marked
         if store is not None and keys != stored:
