@@ -48,3 +48,21 @@ def test_what_was_inverted_before_an_unreadable_image_stays_in_the_cache(tmp_pat
     engine.invert = lambda x, *a, **k: calls.append(len(x)) or invert(x, *a, **k)
     ds.prepare()
     assert calls == [], f"inverted again: {calls}"
+
+
+def test_the_datasets_gate_auto_is_the_online_judge_not_dlib(tiny_bundle_path):
+    # README (Quality gates): "Online the judge is gate="auto": the distilled student shipped with genaug ...; offline
+    # expansion uses get_judge("auto") (dlib when installed)". GenerativeAugDataset(gate="auto") handed the name to the
+    # Engine, whose "auto" is get_judge("auto"): dlib's descriptor when the faces extra is installed (6-8 faces/s,
+    # "never the online gate"), where the transform's gate="auto" and the Dataset's gate_threshold alone use the student
+    from genaug.faces.identity import get_judge, online_gate
+
+    ds = genaug.GenerativeAugDataset(_noise(1, seed=0), variants=1, bundle=tiny_bundle_path, device="cpu", lazy=True,
+                                     progress=False, gate="auto", gate_threshold=0.5)
+    if online_gate("auto") == "student":  # shipped with genaug
+        assert ds.engine.gate is get_judge("student", "cpu"), ds.engine.gate
+    else:
+        assert type(ds.engine.gate).__name__ == "IdentityGate", ds.engine.gate
+    named = genaug.GenerativeAugDataset(_noise(1, seed=0), variants=1, bundle=tiny_bundle_path, device="cpu", lazy=True,
+                                        progress=False, gate="embedder", gate_threshold=0.5)
+    assert named.engine.gate is get_judge("embedder", "cpu")  # a judge named otherwise is kept
