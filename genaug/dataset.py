@@ -98,8 +98,8 @@ class GenerativeAugDataset(Dataset):
             albumentations as ``transform(image=...)["image"]``, any other callable as ``transform(image)``)
             and to its first target (``(image, target, ...)`` items), as torchvision datasets do.
         progress: show a tqdm bar while inverting.
-        gate / gate_threshold: identity gate (see :class:`~genaug.engine.Engine`); ``gate_threshold``
-            alone uses ``genaug.faces.identity.online_gate("auto")`` (the shipped student, else the embedder). Items with ``return_meta`` carry the edit applied
+        gate / gate_threshold: identity gate (see :class:`~genaug.engine.Engine`); ``gate="auto"`` or ``gate_threshold``
+            alone uses ``genaug.faces.identity.online_gate("auto")`` (the shipped student, else the embedder; not dlib). Items with ``return_meta`` carry the edit applied
             after the gate (``edit=None`` when every draw was rejected and the image is unchanged).
         quality_threshold: quality gate (the shipped realism critic; ``"auto"`` = its own threshold;
             see :class:`~genaug.engine.Engine`); None = off.
@@ -159,7 +159,8 @@ class GenerativeAugDataset(Dataset):
         engine_kw = dict(
             bundle=bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, mode=mode, strength=strength,
             framing=framing, codes=codes, bounds=bounds, batch_size=batch_size, cache_size=0,
-            gate=gate if gate is not None else (online_gate("auto") if gate_threshold is not None else None),
+            gate=online_gate(gate) if isinstance(gate, str) else gate if gate is not None else (  # "auto": the online judge
+                online_gate("auto") if gate_threshold is not None else None),
             gate_threshold=gate_threshold or 0.0, quality="critic" if quality_threshold is not None else None,
             quality_threshold=quality_threshold if quality_threshold is not None else "auto",
         )
@@ -266,8 +267,9 @@ class GenerativeAugDataset(Dataset):
                     lat[i], score[i] = known[k]
                 keys += batch_keys
         except BaseException:  # a bad item or Ctrl-C: keep what was inverted, the next run starts from it
-            if store is not None and keys and len(keys) > len(stored):
-                store.save(keys, torch.stack(lat[: len(keys)]), torch.stack(score[: len(keys)]))
+            if store is not None and len(known) > len(stored):  # (with the rows the file held: none is lost)
+                rows = list(known)
+                store.save(rows, torch.stack([known[k][0] for k in rows]), torch.stack([known[k][1] for k in rows]))
             raise
         self.latents, self.scores, self.keys, self.marked = torch.stack(lat), torch.stack(score), keys, marked
         if store is not None and keys != stored:

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate-threshold", type=float, default=None, help="identity gate: re-draw variants whose identity "
                    "similarity to the source is below this, then keep the source unchanged (default: off). Judge: dlib "
                    "with genaug[faces] (1 - descriptor distance; 0.4 = dlib's same-person threshold), else the "
-                   "shipped student judge (cosine, genaug/default/evaluator_student.*)")
+                   "shipped student judge (1 - its distance in dlib's units, same person above about 0.59; "
+                   "genaug/default/evaluator_student.*)")
     p.add_argument("--quality-threshold", type=_quality, default=None, help="quality gate: re-draw variants the "
                    "shipped realism critic scores below this P(real), then keep the source unchanged; 'auto' = the "
                    "critic's own threshold, which 98%% of real faces pass (default: off)")

@@ -281,8 +281,8 @@ def expand_to_hdf5(
     not sharded; rank 0 under torchrun) merges all parts into ``out``; ``merge_only`` merges
     finished parts without expanding anything. ``gate_threshold`` turns on the identity gate: the
     judge ``genaug.faces.identity.get_judge("auto")`` (dlib's descriptor when ``genaug[faces]`` is
-    installed, similarity = 1 - distance, same person above 0.4; else the project's embedder,
-    cosine); ``gate`` replaces it with any ``gate(original, augmented) -> (N,)``.
+    installed, similarity = 1 - distance, same person above 0.4; else the shipped student, 1 - its distance in
+    dlib's units, same person above about 0.59; else the project's embedder, cosine); ``gate`` replaces it with any ``gate(original, augmented) -> (N,)``.
     ``quality_threshold`` turns on the quality gate (the shipped realism critic,
     :mod:`genaug.faces.quality`; ``"auto"``: its own threshold).
     """
