@@ -56,8 +56,8 @@ class Engine(PhotoIO):
             re-drawn and finally kept unchanged like the identity gate's (a row must pass both);
             ``stats["quality_rejected"]`` counts the critic's rejections over all tries.
         codes / bounds: which codes random edits may touch (default: the bundle's random set (identity-safe codes; `genaug info`),
-            :func:`genaug.engine.codes.default_codes`) and continuous ranges; image-space controls
-            (``"yaw"``, ``"light"``, :mod:`genaug.faces.controls`) are opt-in by name.
+            :func:`genaug.engine.codes.default_codes`) and continuous ranges; of the image-space controls
+            (:mod:`genaug.faces.controls`) the default's random set holds ``yaw`` and ``light``, the others are named.
         seed: seeds the engine's own generator (used when no generator is passed).
     """
 
