@@ -57,7 +57,7 @@ class Engine(PhotoIO):
             ``stats["quality_rejected"]`` counts the critic's rejections over all tries.
         codes / bounds: which codes random edits may touch (default: the bundle's random set (identity-safe codes; `genaug info`),
             :func:`genaug.engine.codes.default_codes`) and continuous ranges; of the image-space controls
-            (:mod:`genaug.faces.controls`) the default's random set holds ``yaw`` and ``light``, the others are named.
+            (:mod:`genaug.faces.controls`) a bundle's random set may hold some (the default's: ``yaw``, ``light``), the rest are named.
         seed: seeds the engine's own generator (used when no generator is passed).
     """
 
