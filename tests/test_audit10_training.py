@@ -119,3 +119,39 @@ def test_torchrun_is_refused_by_the_edit_kind(faces, tmp_path, capsys, monkeypat
     err = last_err(capsys)
     assert "torchrun" in err and "one process" in err, err
     assert not (tmp_path / "run" / "log.jsonl").exists()
+
+
+def _attribute_folder(tmp_path, column: list[str], rows: int = 12):
+    """``write_faces`` (12 images) with its Eyeglasses column replaced by ``column``; ``rows`` > 12 adds rows
+    for images the folder does not hold (an attribute file for a larger set)."""
+    root = write_faces(tmp_path / "faces", n=12)
+    lines = [ln.split(",") for ln in (root / "attributes.csv").read_text().splitlines()]
+    lines += [[f"extra{i}.png", str(i), "1", "1"] for i in range(rows - 12)]
+    for r, v in zip(lines[1:], column):
+        r[2] = v
+    (root / "attributes.csv").write_text("\n".join(",".join(r) for r in lines) + "\n")
+    return root
+
+
+def test_pandas_style_labels_with_unknowns_are_read(tmp_path):
+    """pandas writes a column with empty (unknown) cells as floats: "1.0", "-1.0", "" -- the README's
+    mix of labelled and unlabelled faces. Such a column was not taken for an attribute at all."""
+    from genaug.training.data import load_faces
+
+    root = _attribute_folder(tmp_path, ["1.0", "-1.0", "", "1.0", "0.0", "-1.0"] * 2)
+    data = load_faces(root, 16)
+    col = data.attribute_names.index("Eyeglasses")
+    assert data.attributes[:6, col].tolist() == [1, -1, 0, 1, -1, -1]
+
+
+@pytest.mark.parametrize("bad", ["2", "yes"])
+def test_a_bound_column_with_other_values_is_named_not_called_missing(tmp_path, capsys, bad):
+    """A value other than -1/1/0/empty made the column silently stop being an attribute: binding a
+    code to it said "attributes.csv lacks 'Eyeglasses' (it has ['Smiling'])" -- it is there. And
+    only the first 200 rows were looked at: a "2" further down counted as +1, a "yes" failed
+    with float()'s "could not convert string to float: 'yes'" naming neither file nor line."""
+    root = _attribute_folder(tmp_path, ["1", "-1"] * 110 + [bad] + ["1"] * 9, rows=230)
+    assert edit_main([str(root), str(tmp_path / "run"), *EDIT_TINY, "--steps", "1"]) == 1
+    err = last_err(capsys)
+    assert "lacks" not in err and "could not convert" not in err, err
+    assert "Eyeglasses" in err and f"line 222: '{bad}'" in err, err

@@ -78,11 +78,17 @@ def edit_spec(net: NetConfig, categorical: str, continuous: str, identity_unsafe
 class CodeLayout:
     """Which latent columns hold which code, and which categorical codes are bound to a label."""
 
-    def __init__(self, spec: LatentSpec, attribute_names: list[str] | None):
+    def __init__(self, spec: LatentSpec, attribute_names: list[str] | None, not_labels: dict[str, str] | None = None):
+        """``not_labels``: columns of the attribute file that hold other values (:attr:`FaceData.not_labels`)."""
+        from .data import not_a_label
+
         self.spec = spec
         self.bound: dict[int, int] = {}  # categorical code index -> attribute column
         for i, c in enumerate(spec.categorical):
             if c.attribute is not None:
+                if c.attribute in (not_labels or {}):
+                    raise ValueError(f"code {c.name!r} is bound to attribute {c.attribute!r}, but "
+                                     + not_a_label(c.attribute, not_labels[c.attribute]))
                 if not attribute_names:
                     raise ValueError(f"code {c.name!r} is bound to attribute {c.attribute!r}, but the data has no attributes.csv "
                                      f"(give --attributes FILE, or leave the code unbound: {c.name}:{c.k})")

@@ -130,7 +130,7 @@ class EditTrainer:
         self.train_data, self.held = split_holdout(data, cfg.holdout, cfg.seed)
         self.net, self.obj = cfg.net(), cfg.objective()
         self.spec = edit_spec(self.net, cfg.categorical, cfg.continuous, cfg.identity_unsafe)
-        self.layout = CodeLayout(self.spec, data.attribute_names)
+        self.layout = CodeLayout(self.spec, data.attribute_names, data.not_labels)
         self.E, self.G = build_predictor(self.spec, self.net), build_generator(self.spec, self.net)
         self.D = EditDiscriminator(self.spec, self.net)
         for m in (self.E, self.G, self.D):
