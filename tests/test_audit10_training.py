@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from genaug.training.edit_loop import EditTrainConfig
 from genaug.training.edit_loop import main as edit_main
 
 from test_training import config, read_log, write_faces
@@ -155,3 +156,38 @@ def test_a_bound_column_with_other_values_is_named_not_called_missing(tmp_path, 
     err = last_err(capsys)
     assert "lacks" not in err and "could not convert" not in err, err
     assert "Eyeglasses" in err and f"line 222: '{bad}'" in err, err
+
+
+def test_edit_kind_refuses_a_continuous_code_bound_to_an_attribute(tmp_path):
+    """The edit kind binds only categorical codes (D's code head learns ``NAME:2:ATTR``);
+    ``--continuous smile:Smiling`` trained a free code but wrote ``attribute: Smiling`` into the
+    bundle, so ``genaug info`` showed a binding no step ever trained."""
+    with pytest.raises(ValueError, match=r"--continuous 'smile:Smiling'.*binds only categorical codes.*smile:2:Smiling"):
+        EditTrainConfig("faces", "run", categorical="glasses:2:Eyeglasses", continuous="smile:Smiling",
+                        identity_unsafe="")
+
+
+def test_default_descriptions_go_only_to_codes_bound_as_the_default_binds_them():
+    """A code's description came from its name alone: an unbound (free) ``smile:2`` or a
+    ``glasses:2:Smiling`` was described as "not smiling / smiling" / "eyeglasses off / on" in the
+    bundle and ``genaug info``, whatever it learned."""
+    from genaug.models.config import NetConfig
+    from genaug.training.edit import edit_spec
+
+    net = NetConfig(image_size=16, kind="edit", content_channels=2)
+    spec = edit_spec(net, "glasses:2:Smiling,smile:2,mouth:2:Mouth_Slightly_Open", "male", "")
+    assert [c.description for c in spec.codes] == ["", "", "mouth closed (0) / slightly open (1)", ""]
+
+
+@pytest.mark.parametrize("categorical, continuous, message", [
+    ("glasses:two:Eyeglasses", "1", r"--categorical 'glasses:two:Eyeglasses': K must be a whole number, got 'two'"),
+    ("glasses:2:Eyeglasses:x", "1", r"--categorical 'glasses:2:Eyeglasses:x': expected K, NAME:K or NAME:K:ATTRIBUTE"),
+    ("glasses:2:Eyeglasses", "-1", r"--continuous '-1': expected a count or a comma list of NAME"),
+])
+def test_a_mistyped_code_spec_names_the_option_and_item(categorical, continuous, message):
+    """"glasses:two:Eyeglasses" failed with int()'s "invalid literal for int() with base 10: 'two'";
+    an extra ":x" was dropped silently; ``--continuous -1`` made a code named "-1"."""
+    with pytest.raises(ValueError, match=message):
+        EditTrainConfig("faces", "run", categorical=categorical, continuous=continuous, identity_unsafe="")
+    with pytest.raises(ValueError, match=message):
+        config("faces", "run", categorical=categorical, continuous=continuous)
