@@ -191,3 +191,13 @@ def test_a_mistyped_code_spec_names_the_option_and_item(categorical, continuous,
         EditTrainConfig("faces", "run", categorical=categorical, continuous=continuous, identity_unsafe="")
     with pytest.raises(ValueError, match=message):
         config("faces", "run", categorical=categorical, continuous=continuous)
+
+
+def test_grid_refuses_a_bad_grid_in_one_line(tmp_path, capsys):
+    """``python -m genaug.training.grid ... --grid advloss=ns`` printed a traceback."""
+    from genaug.training.grid import main
+
+    assert main([str(tmp_path), str(tmp_path / "grid"), "--grid", "advloss=ns"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("python -m genaug.training.grid: error: --grid 'advloss=ns': unknown training option 'advloss' "
+                   "(see python -m genaug.training --help)"), err
