@@ -99,7 +99,8 @@ class Run:
         self.out, self.step, self.last_eval = Path(plan.out), 0, -1
         self.ckpt, self.log_file = self.out / plan.checkpoint_name, self.out / "log.jsonl"
         self.stopped_by: str | None = None
-        self.saved_at = -1  # step of the last checkpoint this invocation wrote
+        self.saved_at = -1  # step of the last checkpoint this invocation wrote (or resumed from)
+        self.logged_eval = -1  # step whose evaluation log.jsonl already holds (from the invocation that checkpointed it)
 
     # ------------------------------------------------------------ folder
     def resume(self) -> int:
@@ -126,10 +127,11 @@ class Run:
             self.saved_at = self.step  # the checkpoint holds this step: nothing new to save until a step runs
             if plan.main:
                 kept = truncate_log(self.log_file, self.step)
-                # the step was evaluated before the checkpoint's invocation ended: rerunning a finished command
-                # does not evaluate (and log) it again; otherwise (last_eval -1) a resumed run evaluates at its end
+                # the step was evaluated before the checkpoint's invocation ended: a resumed run still evaluates at
+                # its end (last_eval stays -1; a kind's export may need it), but a rerun of a finished command does not
+                # log that step's evaluation twice
                 if any(r.get("step") == self.step and "eval" in r for r in kept):
-                    self.last_eval = self.step
+                    self.logged_eval = self.step
                 print(f"resuming {self.out} at step {self.step}")
         elif plan.main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -175,7 +177,7 @@ class Run:
     def _evaluate(self) -> None:
         if self.plan.main:
             result = self.kind.evaluate(self.step)
-            if result:
+            if result and self.step != self.logged_eval:
                 self.log({"step": self.step, "eval": result})
         self.last_eval = self.step
 
