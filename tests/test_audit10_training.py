@@ -201,3 +201,16 @@ def test_grid_refuses_a_bad_grid_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == ("python -m genaug.training.grid: error: --grid 'advloss=ns': unknown training option 'advloss' "
                    "(see python -m genaug.training --help)"), err
+
+
+def test_with_snapshots_the_run_reports_and_returns_its_bundle(faces, tmp_path, capsys):
+    """With ``--snapshots`` the snapshot was saved after ``bundle/``, so the command ended with
+    "wrote RUN/snapshots/000002" (a float16 copy) and the returned Bundle pointed there."""
+    from genaug.bundle import load_bundle
+
+    out = tmp_path / "run"
+    assert edit_main([str(faces), str(out), *EDIT_TINY, "--steps", "2", "--snapshots"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"wrote {out / 'bundle'}"
+    assert (out / "snapshots" / "000002" / "config.json").is_file()
+    assert json.loads((out / "bundle" / "config.json").read_text())["weights"]["dtype"] == "float32"  # not the snapshot's
+    assert load_bundle(out / "bundle").training["steps"] == 2

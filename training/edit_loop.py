@@ -322,9 +322,9 @@ class EditTrainer:
         bundle = Bundle(self.spec, self.net, copy.deepcopy(self.G_ema).cpu(), copy.deepcopy(self.E_ema).cpu(),
                         framing=CELEBA_FRAMING, name=self.cfg.name,
                         training={"kind": "edit", "steps": self.step, "config": asdict(self.cfg), "data": str(self.cfg.data)})
-        save_bundle(bundle, self.out / "bundle", half=self.cfg.half)
         if self.cfg.snapshots:  # pick a point of the reconstruction/edit trade-off after the run
             save_bundle(bundle, self.out / "snapshots" / f"{self.step:06d}", half=True)
+        save_bundle(bundle, self.out / "bundle", half=self.cfg.half)  # last: the returned bundle's path and hash are its
         return bundle
 
 
