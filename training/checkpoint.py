@@ -70,11 +70,22 @@ def append_log(log: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def truncate_log(log: Path, step: int) -> None:
-    """Drop log lines written after ``step`` (an interrupted run logs past its checkpoint)."""
-    if log.exists():
-        keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        write_text_atomic(log, "".join(ln + "\n" for ln in keep))
+def truncate_log(log: Path, step: int) -> list[dict[str, Any]]:
+    """Drop log lines written after ``step`` (an interrupted run logs past its checkpoint) and a line
+    that does not parse (torn by a kill or a full disk mid-write); returns the records kept."""
+    if not log.exists():
+        return []
+    kept: list[tuple[str, dict[str, Any]]] = []
+    for ln in log.read_text().splitlines():
+        try:
+            rec = json.loads(ln) if ln.strip() else None
+        except ValueError:
+            print(f"warning: {log}: dropped an unreadable line (cut off when the run was killed?): {ln[:80]!r}")
+            continue
+        if isinstance(rec, dict) and rec.get("step", 0) <= step:
+            kept.append((ln, rec))
+    write_text_atomic(log, "".join(ln + "\n" for ln, _ in kept))
+    return [rec for _, rec in kept]
 
 
 @torch.no_grad()

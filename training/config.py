@@ -116,7 +116,7 @@ class TrainConfig:
         self.spec()
 
     def spec(self) -> LatentSpec:
-        return LatentSpec.parse(self.latent.noise_dim, self.latent.categorical, self.latent.continuous)
+        return parse_codes(self.latent.noise_dim, self.latent.categorical, self.latent.continuous)
 
     # ----------------------------------------------------------- flat view
     def flat(self) -> dict[str, Any]:
@@ -146,6 +146,35 @@ class TrainConfig:
 
     def replace(self, **settings: Any) -> "TrainConfig":
         return TrainConfig.from_flat(**{**self.flat(), **settings})
+
+
+def parse_codes(noise_dim: int, categorical: str, continuous: str) -> LatentSpec:
+    """:meth:`LatentSpec.parse` of ``--categorical`` / ``--continuous``, with a mistyped item named with its
+    option (``--categorical 'glasses:two:Eyeglasses': K must be a whole number, got 'two'``) instead of
+    int()'s message, an item with more parts or a number where a name belongs refused instead of kept."""
+    for item in (x.strip() for x in categorical.split(",") if x.strip()):
+        bits = item.split(":")
+        if len(bits) > 3 or not all(b.strip() for b in bits):
+            raise ValueError(f"--categorical {item!r}: expected K, NAME:K or NAME:K:ATTRIBUTE (e.g. glasses:2:Eyeglasses)")
+        k = bits[0] if len(bits) == 1 else bits[1]
+        if not k.strip().isdigit():
+            raise ValueError(f"--categorical {item!r}: K must be a whole number, got {k!r}")
+    items = [x.strip() for x in continuous.split(",") if x.strip()]
+    if not (len(items) == 1 and items[0].isdigit()):
+        for item in items:
+            bits = item.split(":")
+            if len(bits) > 2 or not all(b.strip() for b in bits) or _is_number(bits[0]):
+                raise ValueError(f"--continuous {item!r}: expected a count or a comma list of NAME or NAME:ATTRIBUTE "
+                                 "(e.g. '3' or 'tone,light')")
+    return LatentSpec.parse(noise_dim, categorical, continuous)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def option_sections() -> dict[str, str | None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,13 @@ class FaceData:
     files: list[str]
     attributes: Tensor | None = None
     attribute_names: list[str] | None = None
+    not_labels: dict[str, str] = field(default_factory=dict)  # CSV column -> its first value other than -1/1/0/empty
+
+    def why_not(self, name: str) -> str:
+        """Why attribute ``name`` is not among the labels: a column holding other values, or none of that name."""
+        if name in self.not_labels:
+            return not_a_label(name, self.not_labels[name])
+        return f"the attribute file has no column {name!r} (its attributes: {self.attribute_names})"
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -53,6 +60,8 @@ class FaceData:
 
     def attribute_index(self, name: str) -> int:
         if not self.attribute_names or name not in self.attribute_names:
+            if name in self.not_labels:
+                raise KeyError(f"attribute {name!r}: {self.why_not(name)}")
             raise KeyError(f"attribute {name!r} not in the attribute file (has {self.attribute_names})")
         return self.attribute_names.index(name)
 
@@ -60,11 +69,37 @@ class FaceData:
         idx = torch.as_tensor(idx, dtype=torch.long)
         return FaceData(
             self.images[idx], [self.files[i] for i in idx.tolist()],
-            None if self.attributes is None else self.attributes[idx], self.attribute_names,
+            None if self.attributes is None else self.attributes[idx], self.attribute_names, self.not_labels,
         )
 
 
-def _read_attributes(csv_path: Path, files: list[Path], root: Path) -> tuple[Tensor, list[str]]:
+def not_a_label(name: str, where: str) -> str:
+    """Why column ``name`` of an attribute file is no attribute: ``where`` is its first other value."""
+    return (f"its column {name!r} in the attribute file holds values other than labels ({where}; a label is -1, 1, "
+            "0 (read as -1) or empty (unknown))")
+
+
+def _label(cell: str) -> float | None:
+    """An attribute cell as a label: -1, 1 or 0 (also written ``1.0``, ``+1``), nan when empty; None otherwise."""
+    cell = cell.strip()
+    if not cell:
+        return float("nan")
+    try:
+        v = float(cell)
+    except ValueError:
+        return None
+    return v if v in (-1.0, 0.0, 1.0) else None
+
+
+_FAST = {"-1": -1.0, "1": 1.0, "0": 0.0, "": float("nan")}  # the usual cells, without parsing
+
+
+def _read_attributes(csv_path: Path, files: list[Path], root: Path,
+                     not_labels: dict[str, str] | None = None) -> tuple[Tensor, list[str]]:
+    """Labels of ``files`` from ``csv_path`` and the names of its attribute columns. A column is an
+    attribute when every cell is -1, 1 or 0 (0 reads as -1) or empty (unknown); the other columns
+    (identities, ages, a mistyped label) go to ``not_labels`` with their first other value, so a code
+    bound to one can be told why."""
     with open(csv_path, newline="") as f:
         rows = [(n, r) for n, r in enumerate(csv.reader(f), 1) if any(c.strip() for c in r)]  # blank lines skipped
     if not rows:
@@ -74,18 +109,24 @@ def _read_attributes(csv_path: Path, files: list[Path], root: Path) -> tuple[Ten
     if short:
         raise ValueError(f"{csv_path}: line {short[0]} has a different number of cells than the header's {len(header)}"
                          f"{f' ({len(short)} such lines)' if len(short) > 1 else ''}")
-    body = [r for _, r in body]
-    # attribute columns are those whose values are all -1/1 (or 0/1); an empty cell is an unknown label
-    cols = [i for i in range(1, len(header)) if all(r[i] in ("-1", "1", "0", "") for r in body[:200])
-            and any(r[i] != "" for r in body)]
-    table = {r[0]: [float(r[i]) if r[i] != "" else float("nan") for i in cols] for r in body}
+    cols, values = [], {}
+    for i in range(1, len(header)):
+        labels = [_FAST.get(r[i]) if r[i] in _FAST else _label(r[i]) for _, r in body]
+        bad = next((k for k, v in enumerate(labels) if v is None), None)
+        if bad is not None:
+            if not_labels is not None:
+                not_labels[header[i]] = f"line {body[bad][0]}: {body[bad][1][i]!r}"
+        elif any(v == v for v in labels):  # not every cell empty
+            cols.append(i)
+            values[i] = labels
+    table = {r[0]: [values[i][k] for i in cols] for k, (_, r) in enumerate(body)}
     out = []
     for p in files:
         key = p.name if p.name in table else str(p.relative_to(root))
         if key not in table:
             raise ValueError(f"{csv_path}: no attribute row for image {key}")
         out.append(table[key])
-    t = torch.tensor(out)
+    t = torch.tensor(out, dtype=torch.float32).reshape(len(out), len(cols))
     t[t == 0] = -1
     t[t.isnan()] = 0  # unknown: bound codes learn nothing from this face's missing labels
     return t, [header[i] for i in cols]
@@ -125,12 +166,13 @@ def load_faces(
         save_npz_atomic(cache, images=arr, files=np.array([str(p.relative_to(root)) for p in good]))
     images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
     attrs = names = None
+    not_labels: dict[str, str] = {}
     csv_path = root / "attributes.csv" if attributes == "auto" else (Path(attributes) if attributes else None)
     if csv_path is not None and csv_path.exists():
-        attrs, names = _read_attributes(csv_path, good, root)
+        attrs, names = _read_attributes(csv_path, good, root, not_labels)
     elif attributes not in ("auto", None):
         raise FileNotFoundError(f"attribute file not found: {csv_path}")
-    return FaceData(images, [str(p) for p in good], attrs, names)
+    return FaceData(images, [str(p) for p in good], attrs, names, not_labels)
 
 
 def split_holdout(data: FaceData, n_holdout: int, seed: int = 0) -> tuple[FaceData, FaceData]:

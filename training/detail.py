@@ -48,6 +48,7 @@ from genaug.models.registry import build_generator, build_predictor
 from .checkpoint import check_resumable
 from .config import add_options, check_at_least, dataclass_options
 from .data import load_faces, split_holdout
+from .distributed import single_process
 from .skeleton import RngState, Run, RunPlan
 
 
@@ -71,13 +72,15 @@ class DetailConfig:
     device: str = "auto"
     name: str = ""  # bundle name (default: the source bundle's name + "-detail")
     half: bool = False
+    overwrite: bool = False  # start the run folder again (its checkpoint and bundle removed)
 
     def __post_init__(self) -> None:
         check_at_least(self, {"channels": 1, "steps": 1, "batch_size": 2, "minutes": 0, "lambda_edit": 0, "holdout": 0,
                               "log_every": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 0})
 
 
-RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", "threads", "device", "name", "half"}
+RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", "threads", "device", "name", "half", "overwrite"}
+REMEDY = "another folder, or --overwrite to start again"
 
 
 def add_detail(bundle: Bundle, channels: int) -> Bundle:
@@ -113,9 +116,13 @@ class DetailTrainer:
 
     def __init__(self, cfg: DetailConfig):
         self.cfg, self.out = cfg, Path(cfg.out)
-        path, defaults = self.out / "train_config.json", {f.name: f.default for f in fields(DetailConfig) if f.default is not MISSING}
-        if path.exists() and (self.out / "checkpoint.pt").exists():
-            check_resumable(path, asdict(cfg), RESUMABLE, "another folder", defaults)  # before the bundle loads
+        single_process("detail")
+        # "kind" is saved with the settings: another kind's run folder is refused by name (a run saved before it was: detail)
+        path, defaults = self.out / "train_config.json", {"kind": "detail", **{f.name: f.default for f in fields(DetailConfig)
+                                                                                if f.default is not MISSING}}
+        self.settings = {"kind": "detail", **asdict(cfg)}
+        if path.exists() and (self.out / "checkpoint.pt").exists() and not cfg.overwrite:
+            check_resumable(path, self.settings, RESUMABLE, REMEDY, defaults)  # before the bundle loads
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
@@ -135,8 +142,8 @@ class DetailTrainer:
         self.opt = torch.optim.Adam(self.params, cfg.lr, betas=(0.5, 0.99))
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.progress_keys, self.last_ev = ("psnr", "edit"), None
-        plan = RunPlan(self.out, cfg.steps, asdict(cfg), RESUMABLE, cfg.log_every, cfg.checkpoint_every, cfg.eval_every,
-                       cfg.minutes, defaults=defaults, desc="detail skip", log_digits=5)
+        plan = RunPlan(self.out, cfg.steps, self.settings, RESUMABLE, cfg.log_every, cfg.checkpoint_every, cfg.eval_every,
+                       cfg.minutes, remedy=REMEDY, defaults=defaults, overwrite=cfg.overwrite, desc="detail skip", log_digits=5)
         self.runner = Run(self, plan, self.device)
         self.runner.resume()
 

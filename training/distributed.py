@@ -31,6 +31,14 @@ def setup(device: str) -> tuple[DistEnv, torch.device]:
     return env, dev
 
 
+def single_process(kind: str) -> None:
+    """Refuse to run a kind that trains in one process under ``torchrun`` with several processes
+    (each would train its own copy into the same run folder)."""
+    if dist_env().world > 1:
+        raise ValueError(f"the {kind} kind trains in one process: run it without torchrun (torchrun's data-parallel "
+                         "training is for --kind infogan and began)")
+
+
 def broadcast_from_rank0(module: nn.Module, world: int) -> None:
     if world > 1:
         for t in module.state_dict().values():

@@ -66,23 +66,38 @@ def edit_spec(net: NetConfig, categorical: str, continuous: str, identity_unsafe
 
     from genaug.models.editnets import content_dim
 
-    spec = LatentSpec.parse(content_dim(net), categorical, continuous)
+    from .config import parse_codes
+
+    spec = parse_codes(content_dim(net), categorical, continuous)
+    for c in spec.continuous:
+        if c.attribute is not None:  # D's code head learns bound categorical codes only; this one would train free
+            raise ValueError(f"--continuous '{c.name}:{c.attribute}': the edit kind binds only categorical codes to an "
+                             f"attribute (--categorical {c.name}:2:{c.attribute}); --continuous takes free codes (NAME)")
     unsafe = {s.strip() for s in identity_unsafe.split(",") if s.strip()}
     missing = unsafe - set(spec.code_names)
     if missing:
         raise ValueError(f"identity_unsafe names unknown codes {sorted(missing)}; codes are {spec.code_names}")
-    fix = lambda c: replace(c, identity_safe=c.name not in unsafe, description=c.description or DESCRIPTIONS.get(c.name, ""))  # noqa: E731
-    return LatentSpec(spec.noise_dim, [fix(c) for c in spec.categorical], [fix(c) for c in spec.continuous])
+    # the default codes' descriptions only where a code is bound as the default binds it (a free "smile:2" is not a smile)
+    bound = {(c.name, c.attribute) for c in LatentSpec.parse(0, DEFAULT_CODES).categorical}
+    fix = lambda c, default="": replace(c, identity_safe=c.name not in unsafe, description=c.description or default)  # noqa: E731
+    cats = [fix(c, DESCRIPTIONS.get(c.name, "") if (c.name, c.attribute) in bound else "") for c in spec.categorical]
+    return LatentSpec(spec.noise_dim, cats, [fix(c) for c in spec.continuous])
 
 
 class CodeLayout:
     """Which latent columns hold which code, and which categorical codes are bound to a label."""
 
-    def __init__(self, spec: LatentSpec, attribute_names: list[str] | None):
+    def __init__(self, spec: LatentSpec, attribute_names: list[str] | None, not_labels: dict[str, str] | None = None):
+        """``not_labels``: columns of the attribute file that hold other values (:attr:`FaceData.not_labels`)."""
+        from .data import not_a_label
+
         self.spec = spec
         self.bound: dict[int, int] = {}  # categorical code index -> attribute column
         for i, c in enumerate(spec.categorical):
             if c.attribute is not None:
+                if c.attribute in (not_labels or {}):
+                    raise ValueError(f"code {c.name!r} is bound to attribute {c.attribute!r}, but "
+                                     + not_a_label(c.attribute, not_labels[c.attribute]))
                 if not attribute_names:
                     raise ValueError(f"code {c.name!r} is bound to attribute {c.attribute!r}, but the data has no attributes.csv "
                                      f"(give --attributes FILE, or leave the code unbound: {c.name}:{c.k})")

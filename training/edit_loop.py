@@ -33,6 +33,7 @@ from genaug.models.registry import build_generator, build_predictor
 from .checkpoint import check_resumable, update_ema
 from .config import add_options, check_at_least, dataclass_options
 from .data import load_faces, split_holdout
+from .distributed import single_process
 from .edit import DEFAULT_CODES, CodeLayout, EditObjective, d_step, edit_spec, g_step
 from .skeleton import RngState, Run, RunPlan
 
@@ -84,6 +85,7 @@ class EditTrainConfig:
     name: str = "edit"
     half: bool = False
     snapshots: bool = False  # keep every evaluated bundle (float16) in snapshots/<step>/
+    overwrite: bool = False  # start the run folder again (its checkpoint, bundle and samples removed)
 
     def net(self) -> NetConfig:
         return NetConfig(image_size=self.image_size, channels=self.channels, g_width=self.g_width, d_width=self.d_width,
@@ -102,7 +104,9 @@ class EditTrainConfig:
         self.objective(), edit_spec(self.net(), self.categorical, self.continuous, self.identity_unsafe)
 
 
-RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", "threads", "device", "name", "half", "snapshots"}
+RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", "threads", "device", "name", "half", "snapshots",
+             "overwrite"}
+REMEDY = "another folder, or --overwrite to start again"
 
 
 class EditTrainer:
@@ -110,10 +114,13 @@ class EditTrainer:
 
     def __init__(self, cfg: EditTrainConfig):
         self.cfg, self.out = cfg, Path(cfg.out)
-        defaults = {f.name: f.default for f in fields(EditTrainConfig) if f.default is not MISSING}
-        plan = RunPlan(self.out, cfg.steps, asdict(cfg), RESUMABLE, cfg.log_every, cfg.checkpoint_every, cfg.eval_every,
-                       cfg.minutes, defaults=defaults, desc="edit model")
-        if (self.out / "checkpoint.pt").exists() and (self.out / "train_config.json").exists():
+        single_process("edit")
+        # "kind" is saved with the settings: another kind's run folder is refused by name (a run saved before it was: edit)
+        defaults = {"kind": "edit", **{f.name: f.default for f in fields(EditTrainConfig) if f.default is not MISSING}}
+        plan = RunPlan(self.out, cfg.steps, {"kind": "edit", **asdict(cfg)}, RESUMABLE, cfg.log_every, cfg.checkpoint_every,
+                       cfg.eval_every, cfg.minutes, remedy=REMEDY, defaults=defaults, overwrite=cfg.overwrite, desc="edit model")
+        resuming = (self.out / "checkpoint.pt").exists() and not cfg.overwrite
+        if resuming and (self.out / "train_config.json").exists():
             check_resumable(self.out / "train_config.json", plan.settings, RESUMABLE, plan.remedy, defaults)  # before the data loads
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -123,13 +130,13 @@ class EditTrainer:
         self.train_data, self.held = split_holdout(data, cfg.holdout, cfg.seed)
         self.net, self.obj = cfg.net(), cfg.objective()
         self.spec = edit_spec(self.net, cfg.categorical, cfg.continuous, cfg.identity_unsafe)
-        self.layout = CodeLayout(self.spec, data.attribute_names)
+        self.layout = CodeLayout(self.spec, data.attribute_names, data.not_labels)
         self.E, self.G = build_predictor(self.spec, self.net), build_generator(self.spec, self.net)
         self.D = EditDiscriminator(self.spec, self.net)
         for m in (self.E, self.G, self.D):
             init_weights(m)
             m.to(self.device)
-        if cfg.init_from and not (self.out / "checkpoint.pt").exists():
+        if cfg.init_from and not resuming:
             self._init_from(cfg.init_from)
         self.weights = self._sampling_weights()
         self.judge = None
@@ -315,9 +322,9 @@ class EditTrainer:
         bundle = Bundle(self.spec, self.net, copy.deepcopy(self.G_ema).cpu(), copy.deepcopy(self.E_ema).cpu(),
                         framing=CELEBA_FRAMING, name=self.cfg.name,
                         training={"kind": "edit", "steps": self.step, "config": asdict(self.cfg), "data": str(self.cfg.data)})
-        save_bundle(bundle, self.out / "bundle", half=self.cfg.half)
         if self.cfg.snapshots:  # pick a point of the reconstruction/edit trade-off after the run
             save_bundle(bundle, self.out / "snapshots" / f"{self.step:06d}", half=True)
+        save_bundle(bundle, self.out / "bundle", half=self.cfg.half)  # last: the returned bundle's path and hash are its
         return bundle
 
 
@@ -342,6 +349,7 @@ HELP = {
     "d_warmup": "steps at the start that train D alone (E and G frozen), e.g. with --init-from",
     "balance": "oversample rare attribute values: weight freq^-balance of each face's rarest bound-code value (0 = uniform, 0.5 = sqrt, 1 = balanced)", "half": "store bundle weights in float16",
     "snapshots": "also keep each evaluation's bundle (float16) in snapshots/STEP/ to choose a checkpoint afterwards",
+    "overwrite": "start the run folder again instead of resuming it (its checkpoint, log, bundle, samples and snapshots go)",
 }
 
 

@@ -131,10 +131,17 @@ def build_grid_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """A bad --grid or option value is one line on stderr and exit status 2 (before any run starts)."""
     args = vars(build_grid_parser().parse_args(argv))
-    grids = [parse_grid(g) for g in args.pop("grid")]
     stop = args.pop("stop_on_error")
-    results = run_grid(TrainConfig.from_flat(**args), grids, keep_going=not stop)
+    try:
+        grids = [parse_grid(g) for g in args.pop("grid")]
+        base = TrainConfig.from_flat(**args)
+        combinations(grids)
+    except ValueError as e:
+        print(f"python -m genaug.training.grid: error: {e}", file=sys.stderr)
+        return 2
+    results = run_grid(base, grids, keep_going=not stop)
     print(format_table(results))
     print(f"results: {Path(args['out']) / 'results.jsonl'}")
     return 1 if any(r.status == "failed" for r in results) else 0

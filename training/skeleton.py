@@ -99,7 +99,8 @@ class Run:
         self.out, self.step, self.last_eval = Path(plan.out), 0, -1
         self.ckpt, self.log_file = self.out / plan.checkpoint_name, self.out / "log.jsonl"
         self.stopped_by: str | None = None
-        self.saved_at = -1  # step of the last checkpoint this invocation wrote
+        self.saved_at = -1  # step of the last checkpoint this invocation wrote (or resumed from)
+        self.logged_eval = -1  # step whose evaluation log.jsonl already holds (from the invocation that checkpointed it)
 
     # ------------------------------------------------------------ folder
     def resume(self) -> int:
@@ -113,12 +114,24 @@ class Run:
             if "step" not in state:
                 raise ValueError(f"{self.ckpt} was written by an older genaug (no step count); resume it with that "
                                  "version or start again in another folder")
-            load_state_dicts(self.kind.parts(), state)
-            if hasattr(self.kind, "load_extra_state"):
-                self.kind.load_extra_state(state)
-            self.step = int(state["step"])  # last_eval stays -1: a resumed run evaluates at its end
+            try:
+                load_state_dicts(self.kind.parts(), state)
+                if hasattr(self.kind, "load_extra_state"):
+                    self.kind.load_extra_state(state)
+            except (KeyError, RuntimeError, ValueError, IndexError) as e:  # another kind's parts or other shapes
+                why = f"it has no {e.args[0]!r}" if isinstance(e, KeyError) and e.args else \
+                    (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+                raise ValueError(f"{self.ckpt} does not fit this run (written by another kind or with other networks: "
+                                 f"{why}); other settings need {plan.remedy}") from None
+            self.step = int(state["step"])
+            self.saved_at = self.step  # the checkpoint holds this step: nothing new to save until a step runs
             if plan.main:
-                truncate_log(self.log_file, self.step)
+                kept = truncate_log(self.log_file, self.step)
+                # the step was evaluated before the checkpoint's invocation ended: a resumed run still evaluates at
+                # its end (last_eval stays -1; a kind's export may need it), but a rerun of a finished command does not
+                # log that step's evaluation twice
+                if any(r.get("step") == self.step and "eval" in r for r in kept):
+                    self.logged_eval = self.step
                 print(f"resuming {self.out} at step {self.step}")
         elif plan.main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +140,7 @@ class Run:
             # checkpoint would otherwise resume the old weights under the new settings)
             if plan.overwrite:
                 self.ckpt.unlink(missing_ok=True)
-                for old in ("bundle", "samples"):
+                for old in ("bundle", "samples", "sweeps", "snapshots"):
                     if (self.out / old).is_dir():
                         shutil.rmtree(self.out / old)
                 (self.out / "metrics.json").unlink(missing_ok=True)
@@ -164,7 +177,7 @@ class Run:
     def _evaluate(self) -> None:
         if self.plan.main:
             result = self.kind.evaluate(self.step)
-            if result:
+            if result and self.step != self.logged_eval:
                 self.log({"step": self.step, "eval": result})
         self.last_eval = self.step
 
