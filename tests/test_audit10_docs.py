@@ -66,3 +66,13 @@ def test_the_datasets_gate_auto_is_the_online_judge_not_dlib(tiny_bundle_path):
     named = genaug.GenerativeAugDataset(_noise(1, seed=0), variants=1, bundle=tiny_bundle_path, device="cpu", lazy=True,
                                         progress=False, gate="embedder", gate_threshold=0.5)
     assert named.engine.gate is get_judge("embedder", "cpu")  # a judge named otherwise is kept
+
+
+def test_demo_out_may_name_a_folder_that_does_not_exist_yet(tiny_bundle_path, tmp_path):
+    # `genaug demo --out results` (its help: "a folder: genaug_demo.png in it") refused a folder not made yet:
+    # "give a picture file (.png, .jpg, ...) or a folder, not 'no extension'"
+    from genaug.cli.main import main
+
+    out = tmp_path / "results"
+    assert main(["demo", "--bundle", str(tiny_bundle_path), "--out", str(out), "--refine-steps", "0", "--device", "cpu"]) == 0
+    assert (out / "genaug_demo.png").is_file()

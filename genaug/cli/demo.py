@@ -189,7 +189,7 @@ def run_demo(args: argparse.Namespace) -> Path:
     if args.max_faces < 0 or (args.generated or 0) < 0 or (args.refine_steps or 0) < 0:
         raise ValueError("--max-faces, --generated and --refine-steps must be >= 0")
     out = Path(args.out).expanduser()
-    if out.is_dir():  # a folder, as `genaug augment --out` takes: the picture goes into it
+    if out.is_dir() or not out.suffix:  # a folder (made if new), as `genaug augment --out` takes: the picture goes into it
         out = out / "genaug_demo.png"
     if out.suffix.lower() not in Image.registered_extensions():  # checked before the work, not by PIL's save after it
         raise ValueError(f"--out {args.out}: give a picture file (.png, .jpg, ...) or a folder, not {out.suffix or 'no extension'!r}")
