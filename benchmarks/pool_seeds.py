@@ -2,6 +2,7 @@
 
     python benchmarks/few_shot.py --seeds 3 --first-seed 3 --out more.json   # seeds 3..5, later
     python benchmarks/pool_seeds.py benchmarks/results/few_shot_x.json more.json --out pooled.json
+    python benchmarks/pool_seeds.py old.json:classical new.json --out pooled.json   # only old.json's classical arm
 
 Every input must be the same protocol (``few_shot`` or ``open_set``) with the same configuration apart from
 its seeds and arms. Per arm and group (k, or verification set) the runs are joined by seed; a seed present in two
@@ -93,13 +94,27 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def read_report(spec: str) -> dict:
+    """A report from ``PATH`` or ``PATH:ARM,ARM`` (only those arms of it; a PATH that exists as given is read whole)."""
+    path, arms = (spec, None) if Path(spec).exists() or ":" not in spec else spec.rsplit(":", 1)
+    report = json.loads(Path(path).read_text())
+    if arms is not None:
+        keep = arms.split(",")
+        missing = sorted(set(keep) - set(report["results"]))
+        if missing:
+            raise ValueError(f"{path} has no arm(s) {missing}; it has {sorted(report['results'])}")
+        report["results"] = {k: v for k, v in report["results"].items() if k in keep}
+    return report
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("reports", nargs="+", type=Path, help="JSON reports of one protocol")
+    p.add_argument("reports", nargs="+", help="JSON reports of one protocol; REPORT:ARM,ARM takes only those arms of it "
+                   "(e.g. the classical arm of a run whose genaug arm a code change has since replaced)")
     p.add_argument("--out", type=Path, default=None, help="write the pooled JSON here (else print it)")
     a = p.parse_args(argv)
-    report = pool([json.loads(f.read_text()) for f in a.reports])
+    report = pool([read_report(r) for r in a.reports])
     emit(report, format_table(report), a.out)
     return report
 

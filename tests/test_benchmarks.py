@@ -473,6 +473,18 @@ def test_pool_seeds_joins_later_seeds_and_refuses_other_runs(faces_folder, tmp_p
     b["results"]["classical"]["1"]["runs"][0]["top1"] += 0.1  # seed 1 no longer the same run
     with pytest.raises(ValueError, match="seed 1 differs"):
         pool.pool([a, b])
+    new = json.loads(outs[1].read_text())  # seeds 1, 2 again, their 'none' arm changed (as by a code change)
+    for run in new["results"]["none"]["1"]["runs"]:
+        run["top1"] += 0.05
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(new))
+    with pytest.raises(ValueError, match="seed 1 differs"):  # both arms of the first file: seed 1's 'none' clashes
+        pool.main([str(outs[0]), str(changed)])
+    only = pool.main([f"{outs[0]}:classical", str(changed)])  # only the first file's 'classical' arm
+    assert only["results"]["none"]["1"]["runs"] == new["results"]["none"]["1"]["runs"]  # seeds 1, 2 of the new file
+    assert [r["seed"] for r in only["results"]["classical"]["1"]["runs"]] == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"no arm\(s\) \['genaug'\]"):
+        pool.main([f"{outs[0]}:genaug", str(changed)])
     b["config"]["variants"] = 7
     with pytest.raises(ValueError, match="variants"):
         pool.pool([a, json.loads(outs[1].read_text()) | {"config": b["config"]}])
