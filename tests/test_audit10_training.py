@@ -214,3 +214,15 @@ def test_with_snapshots_the_run_reports_and_returns_its_bundle(faces, tmp_path, 
     assert (out / "snapshots" / "000002" / "config.json").is_file()
     assert json.loads((out / "bundle" / "config.json").read_text())["weights"]["dtype"] == "float32"  # not the snapshot's
     assert load_bundle(out / "bundle").training["steps"] == 2
+
+
+def test_a_mismatched_init_from_is_refused_before_the_faces_load(faces, tmp_path, capsys, monkeypatch):
+    """``--init-from`` a bundle of another shape was refused only after the faces had loaded (minutes on CelebA)."""
+    import genaug.training.edit_loop as edit_loop
+
+    def no_faces(*a, **k):
+        raise AssertionError("the faces were loaded before --init-from was checked")
+
+    monkeypatch.setattr(edit_loop, "load_faces", no_faces)
+    assert edit_main([str(faces), str(tmp_path / "run"), *EDIT_TINY, "--steps", "1", "--init-from", "default"]) == 1
+    assert "--init-from default: its networks or latent differ" in capsys.readouterr().err

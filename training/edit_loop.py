@@ -126,18 +126,21 @@ class EditTrainer:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
-        data = load_faces(cfg.data, cfg.image_size, cfg.channels, cfg.attributes, cfg.limit or None)
-        self.train_data, self.held = split_holdout(data, cfg.holdout, cfg.seed)
         self.net, self.obj = cfg.net(), cfg.objective()
         self.spec = edit_spec(self.net, cfg.categorical, cfg.continuous, cfg.identity_unsafe)
+        init = self._init_bundle(cfg.init_from) if cfg.init_from and not resuming else None  # before the data loads
+        data = load_faces(cfg.data, cfg.image_size, cfg.channels, cfg.attributes, cfg.limit or None)
+        self.train_data, self.held = split_holdout(data, cfg.holdout, cfg.seed)
         self.layout = CodeLayout(self.spec, data.attribute_names, data.not_labels)
         self.E, self.G = build_predictor(self.spec, self.net), build_generator(self.spec, self.net)
         self.D = EditDiscriminator(self.spec, self.net)
         for m in (self.E, self.G, self.D):
             init_weights(m)
             m.to(self.device)
-        if cfg.init_from and not resuming:
-            self._init_from(cfg.init_from)
+        if init is not None:
+            self.E.load_state_dict(init.predictor.float().state_dict())
+            self.G.load_state_dict(init.generator.float().state_dict())
+            print(f"E and G start from {init.path or cfg.init_from} ({init.name}); D starts fresh")
         self.weights = self._sampling_weights()
         self.judge = None
         if cfg.lambda_identity:  # a frozen identity judge (the distilled student by default) as a loss
@@ -163,8 +166,9 @@ class EditTrainer:
     def step(self) -> int:
         return self.runner.step
 
-    def _init_from(self, path: str) -> None:
-        """Copy E and G from a bundle of the same kind, latent layout and network shape (code names may differ)."""
+    def _init_bundle(self, path: str) -> Any:
+        """The bundle E and G start from, checked to be of the same kind, latent layout and network shape (code names
+        may differ) before the faces load (minutes on CelebA)."""
         from genaug.bundle import load_bundle
 
         b = load_bundle(path)
@@ -172,9 +176,7 @@ class EditTrainer:
         if b.kind != "edit" or shape(b.spec) != shape(self.spec) or b.net.to_dict() != self.net.to_dict():
             raise ValueError(f"--init-from {path}: its networks or latent differ from this run's "
                              f"(kind {b.kind}, codes {b.spec.code_names}, network {b.net.to_dict()})")
-        self.E.load_state_dict(b.predictor.float().state_dict())
-        self.G.load_state_dict(b.generator.float().state_dict())
-        print(f"E and G start from {b.path or path} ({b.name}); D starts fresh")
+        return b
 
     # ------------------------------------------------------- skeleton hooks
     def parts(self) -> dict[str, Any]:
