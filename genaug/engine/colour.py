@@ -255,9 +255,10 @@ def is_grey(x: Tensor, tolerance: float = GREY_TOLERANCE) -> Tensor:
     return spread <= tolerance
 
 
-def keep_grey(x: Tensor, out: Tensor, tolerance: float = GREY_TOLERANCE) -> Tensor:
-    """``out`` with the rows whose input ``x`` is grey made grey (their channel mean)."""
+def keep_grey(x: Tensor, out: Tensor, tolerance: float = GREY_TOLERANCE, grey: Tensor | None = None) -> Tensor:
+    """``out`` with the rows whose input ``x`` is grey made grey (their channel mean); ``grey`` (N,) bool: which rows
+    are, when judged elsewhere (on the whole photo of a crop ``x``)."""
     if x.shape[1] == 1:
         return out
-    grey = is_grey(x, tolerance)
+    grey = is_grey(x, tolerance) if grey is None else grey
     return torch.where(grey[:, None, None, None], out.mean(1, keepdim=True).expand_as(out), out)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .pose import PoseFit, fade_beyond_limit, fit_pose, head_crops
-from ..engine.colour import is_grey
+from ..engine.colour import is_grey, keep_grey
 from ..images import luma_weights
 from .shape import blur_each, check_images, face_landmarks, per_image
 
@@ -181,6 +181,5 @@ def _draw(images: Tensor, k: Tensor, pose: PoseFit, st: GlassesStyle, grey: Tens
     base = base * (1 - SHADOW * shadow - st.tint[:, None, None].to(images.dtype) * lens).clamp(min=0)[:, None]
     colour = st.colour.to(images.dtype) if c == 3 else st.colour.to(images.dtype).mean(1, keepdim=True)
     out = base * (1 - rim[:, None]) + colour[:, :, None, None] * rim[:, None]
-    out = (out * 2 - 1).clamp(-1, 1)
-    out = torch.where(grey[:, None, None, None], out.mean(1, keepdim=True).expand_as(out), out)  # (colour.keep_grey)
+    out = keep_grey(images, (out * 2 - 1).clamp(-1, 1), grey=grey)  # a black-and-white photo gets grey frames
     return torch.where((k == 0)[:, None], images, out.to(images.dtype))  # strength 0: the input, exactly
