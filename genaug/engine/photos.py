@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -134,18 +133,8 @@ class PhotoIO:
         if control is not None and kept:  # no face placed (detect: none; auto: none found): unchanged
             bounds = self.drawn_range(edit.code) if drawn else None  # type: ignore[union-attr]
             image, value = apply_control(control, edit.value, original, frame, bounds)  # type: ignore[union-attr]
-            if value != 0 and not self.unplaced(edit, frame) and _same(image, original):  # faded out on this face: nothing
-                value = 0.0
             return image, edit if value == edit.value else Edit(edit.code, value)  # type: ignore[union-attr]
         if (control is None and edit is not None and kept and not frame.no_face and self.mode == "delta"
                 and self.bundle.recipe(edit.code, edit.value).colour):
             return recolour(original, fit_colour(frame.model_in[None].float(), out[None].float().cpu())[0], frame), edit
         return paste_back(out, original, frame), edit
-
-
-def _same(a: Any, b: Any) -> bool:
-    """The photo ``a`` equals ``b`` value for value (numpy arrays, PIL images, tensors)."""
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
-        return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b.to(a.device)))
-    a, b = np.asarray(a), np.asarray(b)
-    return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))

@@ -129,7 +129,7 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
     (``info.alignment``) or by the framing rule's landmarks mapped into the face box (refined to the face's own by
     dlib's 5-point model where the ``faces`` extra is installed). Returns the photo and the value applied: the value
     fitted to what the face allows (:meth:`ImageControl.fit`: clipped, or for a value drawn at random from ``drawn`` =
-    (low, high), scaled into it). Where no face was placed (``info.no_face``, or ``info.guessed``: ``auto`` framing
+    (low, high), scaled into it; 0 when the render changed nothing). Where no face was placed (``info.no_face``, or ``info.guessed``: ``auto`` framing
     looked for one and found none) the photo comes back unchanged (the value as given; landmarks out of
     order: value 0): a rendered light or turn needs a face
     where it is drawn (on a texture or an undetected face the framing rule's guess paints a ghost face)."""
@@ -153,8 +153,11 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
         return from_chw01(full, original, info), 0.0
     applied = control.fit(x, value, landmarks=landmarks, drawn=drawn)
     out = control.apply(x, applied, landmarks=landmarks)[0]
+    same = out == x[0]
+    if bool(same.all()):  # faded out on this face (near profile): applied as nothing
+        return from_chw01(full, original, info), 0.0
     # pixels the control left as they were keep the photo's own values (a float photo's, not their trip through [-1, 1])
-    full[: info.channels] = torch.where(out == x[0], colour, ((out + 1) / 2).clamp(0, 1))
+    full[: info.channels] = torch.where(same, colour, ((out + 1) / 2).clamp(0, 1))
     if info.has_alpha and control.name in GEOMETRIC_CONTROLS:  # a cut-out's alpha moves with the pixels it covers
         alpha = full[info.channels :][None].expand(-1, 3, -1, -1) * 2 - 1
         full[info.channels] = ((control.apply(alpha, applied, landmarks=landmarks)[0, 0] + 1) / 2).clamp(0, 1)
