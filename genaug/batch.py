@@ -44,7 +44,7 @@ from .engine.colour import _HALF, fit_regressors, part, sample_grid, workspace
 from .engine.codes import all_code_names, check_codes, check_seed, code_ranges, control_of, default_codes, strength_range
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
-from .engine.render import MODES, luma_only
+from .engine.render import MODES, luma_only, within_region
 from .faces.framing import face_box
 from .faces.controls import GEOMETRIC_CONTROLS, geometric_targets
 from .images import MIN_SIDE, needs_clipping
@@ -116,7 +116,7 @@ class BatchFaceAug(nn.Module):
         """Pickling / deepcopy / ``torch.save`` keep the settings, generator and named ``table``; the engine
         and the content cache (~300 MB at the default ``cache_size``) are rebuilt at the next call."""
         drop = ("_layout", "_recipe", "_colour_codes", "_colour_all", "_colour_entries", "_luma_code", "_luma_entries",
-                "_slots", "_content")
+                "_region_code", "_region_entries", "_slots", "_content")
         return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "_engine": None, "_feathers": {}, "_work": {}, "_views": {}}
 
     def extra_repr(self) -> str:
@@ -131,8 +131,8 @@ class BatchFaceAug(nn.Module):
                          codes=self.codes, bounds=self.bounds)
             self._layout = code_layout(eng.spec, eng.device)
             self._recipe = recipe_tables(eng.bundle, self._layout, eng.device)
-            (self._kind, self._colour_all, self._recipe_has, self._colour_entries, self._luma_code,
-             self._luma_entries) = recipe_kinds(eng.bundle, self._layout, self._recipe, eng.device)
+            (self._kind, self._colour_all, self._recipe_has, self._colour_entries, self._luma_code, self._luma_entries,
+             self._region_code, self._region_entries) = recipe_kinds(eng.bundle, self._layout, self._recipe, eng.device)
             self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
             self.table.bind(f"{eng._settings}|framing={self.framing}")  # a shared table: latents of one framing
             self._content.bind(eng._settings)
@@ -347,6 +347,8 @@ class BatchFaceAug(nn.Module):
             result = blend(_rows(x01, 0, a), base, _rows(images, 0, a), self.mode, weights, out=None if buf is None else _rows(buf, 0, a))
             if delta and self._luma_code[codes[:a]].any():  # brightness-only edits keep the photo's colour
                 result.copy_(luma_only(_rows(x01, 0, a), result, self._luma_entries.index_select(0, _rows(entry, 0, a))).clamp_(0, 1))
+            if delta and self._region_code[codes[:a]].any():  # the change kept where the edit belongs on the face
+                result = within_region(_rows(x01, 0, a), result, self._region_entries.index_select(0, _rows(entry, 0, a)))
             result = make_grey(result, np.flatnonzero(grey[:a]))
         if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour), fitted on a grid
             xg = sample_grid(_rows(x01, a0))  # the fit reads a ~16 x 16 grid only

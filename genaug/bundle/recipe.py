@@ -7,7 +7,10 @@ category's mean (``transfer``), where the photo's own residual is dropped in ``d
 (``regenerate``), whether the edit is a colour change of the whole photo (``colour``: its rendered
 change reduced to a per-photo colour transform, :mod:`genaug.engine.colour`) and whether its rendered
 change reaches the photo's brightness only (``luma``: the photo keeps its own colour, so the generator's
-colour noise — green or pink blotches — does not reach it). :func:`genaug.engine.edits.apply_recipes` is the one place they act.
+colour noise — green or pink blotches — does not reach it) and where on the face it may act (``region``: an
+ellipse of the model frame outside which the rendered change fades out, so what the generator redraws
+elsewhere — blotches on the cheeks of a mouth edit — does not reach the photo).
+:func:`genaug.engine.edits.apply_recipes` is the one place the latent settings act, :func:`genaug.engine.render.region_mask` the region's.
 
 A bundle stores them in ``config.json`` as one table ``"edit_recipes"``, keyed ``"code=value"``
 (a categorical code set to a category) or ``"code"`` (a continuous code), every entry complete.
@@ -59,8 +62,19 @@ class EditRecipe:
     transfer: Transfer | None = None
     colour: bool = False
     luma: bool = False
+    region: tuple[float, float, float, float] | None = None  # (centre x, centre y, half width, half height), frame fractions
 
     def __post_init__(self) -> None:
+        if self.region is not None:
+            r = self.region
+            if (not isinstance(r, (list, tuple)) or len(r) != 4
+                    or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in r)
+                    or not (0 <= r[0] <= 1 and 0 <= r[1] <= 1 and 0 < r[2] <= 2 and 0 < r[3] <= 2)):
+                raise ValueError("region must be [centre x, centre y, half width, half height] as fractions of the frame "
+                                 f"(centre in [0, 1], half sides in (0, 2]), got {r!r}")
+            object.__setattr__(self, "region", tuple(float(v) for v in r))
+        if self.region is not None and self.colour:
+            raise ValueError("a colour edit recolours the whole photo: it takes no region")
         if self.transfer is not None and not isinstance(self.transfer, Transfer):
             raise ValueError(f"transfer must be a Transfer or None, got {self.transfer!r}")
         for name in ("colour", "luma"):
@@ -75,7 +89,10 @@ class EditRecipe:
             object.__setattr__(self, name, float(v))
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None and not (k in ("colour", "luma") and v is False)}
+        d = {k: v for k, v in asdict(self).items() if v is not None and not (k in ("colour", "luma") and v is False)}
+        if "region" in d:
+            d["region"] = list(d["region"])
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EditRecipe":

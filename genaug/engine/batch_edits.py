@@ -29,7 +29,7 @@ from torch import Tensor
 from ..models.latent import LatentSpec
 from .colour import _HALF, constant, part
 from .edits import Edit, EditDraw
-from .render import MODES, local_mask_of, mask_weights
+from .render import MODES, local_mask_of, mask_weights, region_mask
 
 
 @dataclass(frozen=True)
@@ -136,19 +136,26 @@ class RecipeKinds(NamedTuple):
     colour_entries: Tensor  # device, by entry: the edit is a colour edit
     luma_code: np.ndarray  # host, by code: some entry is a brightness-only edit
     luma_entries: Tensor  # device, by entry: 1 = a brightness-only edit
+    region_code: np.ndarray  # host, by code: some entry acts in a region of the face
+    region_entries: Tensor  # device, by entry: (entries, 1, S, S) region weights (ones without a region)
 
 
 def recipe_kinds(bundle: Any, layout: CodeLayout, recipe: RecipeTables, device: torch.device | str) -> RecipeKinds:
-    """:class:`RecipeKinds` from the bundle's recipes (their ``colour``, ``regenerate`` and ``luma`` flags) and the
+    """:class:`RecipeKinds` from the bundle's recipes (their ``colour``, ``regenerate``, ``luma`` and ``region`` settings) and the
     :class:`RecipeTables` built from them: how the batch transform works each code's rows."""
     spec, kmax = bundle.spec, layout.kmax
     colour = np.zeros(len(spec.codes) * kmax, dtype=bool)  # by entry: the edit is a colour edit
     local = np.zeros(len(spec.codes) * kmax, dtype=bool)  # by entry: local regeneration
     luma = np.zeros(len(spec.codes) * kmax, dtype=np.float32)  # by entry: 1 = a brightness-only edit
+    size = bundle.image_size
+    regions = torch.ones(len(spec.codes) * kmax, 1, size, size)  # by entry: where the change may act
+    has_region = np.zeros(len(spec.codes) * kmax, dtype=bool)
     for ci in range(len(spec.codes)):
         for v in range(spec.codes[ci].k) if spec.is_categorical(ci) else [0]:
             r = bundle.recipe(ci, v)
             colour[ci * kmax + v], local[ci * kmax + v], luma[ci * kmax + v] = r.colour, r.regenerate > 0, r.luma
+            if r.region is not None:
+                regions[ci * kmax + v, 0], has_region[ci * kmax + v] = region_mask(r.region, size, size), True
     per_code, widths = colour.reshape(len(spec.codes), kmax), [w for w in layout.per_code[:, 1]]
     every = np.array([per_code[ci, :w].all() for ci, w in enumerate(widths)])
     # host, by code: 0 blended whole, 1 blended whole and colour-fitted (some entries colour, or local
@@ -160,7 +167,8 @@ def recipe_kinds(bundle: Any, layout: CodeLayout, recipe: RecipeTables, device: 
     colour_entries = torch.from_numpy(colour).to(device)
     luma_code = luma.reshape(len(spec.codes), kmax).any(1)  # host, by code: some entry is luma
     luma_entries = torch.from_numpy(luma).to(device)
-    return RecipeKinds(kind, every, recipe_has, colour_entries, luma_code, luma_entries)
+    region_code = has_region.reshape(len(spec.codes), kmax).any(1)
+    return RecipeKinds(kind, every, recipe_has, colour_entries, luma_code, luma_entries, region_code, regions.to(device))
 
 
 def edit_plan(layout: CodeLayout, code: Any, value: Any, relative: Any, strength: Any,

@@ -24,7 +24,7 @@ from .invert import Inversion, invert
 from .photos import PhotoIO
 from .colour import colour_only, keep_grey
 from .gates import Gate, check_gate_threshold, identity_gate, quality_gate
-from .render import MODES, check_model_batch, luma_only, render
+from .render import MODES, check_model_batch, luma_only, region_mask, render, within_region
 
 Generators = Union[torch.Generator, list[torch.Generator], None]
 
@@ -294,6 +294,11 @@ class Engine(PhotoIO):
         luma = [i for i, r in enumerate(recipes) if r.luma]
         if luma and mode == "delta":  # a brightness-only edit: the photo keeps its colour
             out[luma] = luma_only(x[luma], out[luma]).clamp_(-1, 1)
+        regional = [i for i, r in enumerate(recipes) if r.region is not None]
+        if regional and mode == "delta":  # the change kept where the edit belongs on the face
+            h, w = x.shape[-2:]
+            masks = torch.stack([region_mask(recipes[i].region, h, w, out.dtype, out.device) for i in regional])[:, None]
+            out[regional] = within_region(x[regional], out[regional], masks)
         return edited, keep_grey(x, out)
 
     @torch.no_grad()

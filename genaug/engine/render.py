@@ -236,6 +236,33 @@ def luma_only(x: Tensor, out: Tensor, weight: Tensor | None = None) -> Tensor:
     return out - chroma
 
 
+REGION_FEATHER = 0.35  # a region's change fades from 1 at 0.65 of the ellipse's radius to 0 at its edge
+
+
+@functools.lru_cache(maxsize=64)
+def _region_mask(region: tuple[float, float, float, float], h: int, w: int) -> Tensor:
+    cx, cy, ax, ay = region
+    ys, xs = (torch.arange(h, dtype=torch.float64) + 0.5) / h, (torch.arange(w, dtype=torch.float64) + 0.5) / w
+    d = (((xs[None] - cx) / ax) ** 2 + ((ys[:, None] - cy) / ay) ** 2).sqrt()
+    return ((1 - d) / REGION_FEATHER).clamp(0, 1).float()
+
+
+def region_mask(region: tuple[float, float, float, float] | None, h: int, w: int, dtype: torch.dtype = torch.float32,
+                device: torch.device | str = "cpu") -> Tensor:
+    """(H, W) weights in [0, 1] of an edit's ``region`` (:class:`genaug.bundle.EditRecipe`: an ellipse
+    ``(centre x, centre y, half width, half height)`` in fractions of the model frame): 1 inside 0.65 of
+    its radius, fading linearly to 0 at its edge; all ones without a region."""
+    if region is None:
+        return torch.ones(h, w, dtype=dtype, device=device)
+    return _region_mask(tuple(float(v) for v in region), h, w).to(device, dtype)
+
+
+def within_region(x: Tensor, out: Tensor, masks: Tensor) -> Tensor:
+    """The change ``out - x`` of images (N, C, H, W) kept inside each row's region: ``x + masks * (out - x)``
+    with ``masks`` (N, 1, H, W) from :func:`region_mask` (in place on ``out``)."""
+    return torch.lerp(x, out, masks, out=out) if out.dtype == x.dtype else x + masks * (out - x)
+
+
 LOCAL_SIGMA = 1.5  # local-regeneration mask smoothing: Gaussian sigma in px per 64 px of width
 
 
