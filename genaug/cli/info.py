@@ -86,6 +86,13 @@ def print_codes(spec: LatentSpec, recipes: dict[str, EditRecipe], directions: se
     if luma:
         print(f"luma {', '.join(luma)}: in delta mode the edit's change reaches the photo's brightness only "
               f"(the photo keeps its own colour: no tints or colour blotches from the generator)")
+    regions: dict[tuple, list[str]] = {}
+    for key, r in recipes.items():
+        if r.region is not None:
+            regions.setdefault(r.region, []).append(key)
+    for (cx, cy, ax, ay), keys in regions.items():
+        print(f"region {', '.join(keys)}: in delta mode the change is kept inside an ellipse of the model frame (centre "
+              f"{cx:g}, {cy:g}; half sides {ax:g}, {ay:g} of the frame) and fades out towards its edge")
     for key, r in recipes.items():
         if r.regenerate:
             print(f"regenerate {key}: in delta mode, where the edit changes the face by about {r.regenerate:g} or more "
