@@ -25,7 +25,7 @@ from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS
 from .faces.identity import online_gate
 
-GEOMETRIC_TARGETS = ("bboxes", "keypoints", "mask", "masks")  # what a Compose may carry beside the image
+GEOMETRIC_TARGETS = ("bboxes", "keypoints", "mask", "masks", "mask3d", "masks3d")  # what a Compose may carry beside the image
 
 Strength = float | tuple[float, float]
 
