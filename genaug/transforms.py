@@ -25,7 +25,7 @@ from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS
 from .faces.identity import online_gate
 
-GEOMETRIC_TARGETS = ("bboxes", "keypoints", "mask", "masks")  # what a Compose may carry beside the image
+GEOMETRIC_TARGETS = ("bboxes", "keypoints", "mask", "masks", "mask3d", "masks3d")  # what a Compose may carry beside the image
 
 Strength = float | tuple[float, float]
 
@@ -94,6 +94,13 @@ class GenerativeFaceAug(ImageOnlyTransform):
             strength_range(v)
             return v
 
+        @field_validator("gate_threshold", "refine_steps", "cache_size", mode="before")
+        @classmethod
+        def _not_bool(cls, v: Any, info: Any) -> Any:  # pydantic reads True as 1: gate_threshold=True rejected every edit
+            if isinstance(v, bool):
+                raise ValueError(f"{info.field_name} must be a number, got {v}")
+            return v
+
         @field_validator("quality_threshold", mode="before")
         @classmethod
         def _quality(cls, v: float | str | None) -> float | str | None:
@@ -112,6 +119,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
         @field_validator("codes", mode="before")
         @classmethod
         def _codes(cls, v: list[str | int] | None) -> list[str | int] | None:
+            if isinstance(v, np.ndarray):  # np.array(["smile", "tone"]): plain names / indices
+                v = v.tolist()
             if v is not None and not isinstance(v, (str, bytes)) and len(v) == 0:
                 raise ValueError("codes must name at least one code, or be None for the bundle's random set (identity-safe codes; `genaug info`)")
             check_code_list(v)  # before pydantic reads True as 1

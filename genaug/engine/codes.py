@@ -114,9 +114,12 @@ def check_code_list(codes: Any) -> None:
     letter by letter: ``"smile"`` as codes ``s``, ``m``, ...)."""
     if isinstance(codes, (str, bytes)):
         raise ValueError(f"codes must be a list of code names or indices, got the string {codes!r} (write [{codes!r}])")
+    if isinstance(codes, (set, frozenset)):  # its order (which the draws follow) changes with each run's string hashing
+        raise ValueError(f"codes must be a list, got a set {codes!r}: a set's order changes from run to run, and so would "
+                         f"a seed's draws (write sorted(...) or a list)")
     if codes is not None and len(codes) == 0:
         raise ValueError("codes: name at least one code, or pass None for the bundle's random set (identity-safe codes; `genaug info`)")
-    for c in codes or []:
+    for c in list(codes) if codes is not None else []:
         if isinstance(c, bool) or (isinstance(c, numbers.Integral) and c < 0):
             raise ValueError(f"codes: {c!r} is not a code name or index (indices count from 0; `genaug info` lists them)")
 
@@ -125,7 +128,7 @@ def check_codes(spec: LatentSpec, codes: Any) -> list[int] | None:
     """:func:`check_code_list`, and every code known to ``spec`` and named once; their indices (None for None)."""
     check_code_list(codes)
     seen: dict[int, Any] = {}
-    for c in codes or []:
+    for c in list(codes) if codes is not None else []:
         try:
             i = code_index(spec, c)
         except (KeyError, TypeError) as e:
