@@ -117,7 +117,16 @@ class BatchFaceAug(nn.Module):
         and the content cache (~300 MB at the default ``cache_size``) are rebuilt at the next call."""
         drop = ("_layout", "_recipe", "_colour_codes", "_colour_all", "_colour_entries", "_luma_code", "_luma_entries",
                 "_slots", "_content")
-        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "_engine": None, "_feathers": {}, "_work": {}, "_views": {}}
+        state, g = {k: v for k, v in self.__dict__.items() if k not in drop}, self.generator
+        # the generator as bytes: torch sends a Generator (its state, a temporary tensor) to a spawned worker
+        # (macOS, Windows) through shared memory freed before the worker reads it
+        return {**state, "generator": None if g is None else g.get_state().numpy().tobytes(), "_engine": None, "_feathers": {},
+                "_work": {}, "_views": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if isinstance(self.generator, bytes):
+            self.generator = torch.Generator().set_state(torch.frombuffer(bytearray(self.generator), dtype=torch.uint8))
 
     def extra_repr(self) -> str:
         return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
