@@ -93,8 +93,9 @@ class BatchFaceAug(nn.Module):
             raise ValueError("generator must be a CPU torch.Generator (parameters are drawn on the host)")
         if seed is not None:
             check_seed(seed, high=2**64)  # torch.Generator's range
-        if isinstance(cache_size, bool) or not isinstance(cache_size, numbers.Integral) or cache_size < 1:
-            raise ValueError(f"cache_size must be a whole number >= 1, got {cache_size!r}")
+        for name, v in (("cache_size", cache_size), ("batch_size", batch_size)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
         self.p, self.strength_range, self.codes, self.bounds = float(p), (float(lo), float(hi)), codes, bounds
         self.bundle, self.mode, self.framing, self.return_params = bundle, mode, framing, return_params
         self.check_values, self.batch_size, self.cache_size = check_values, int(batch_size), int(cache_size)
