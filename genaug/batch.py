@@ -114,14 +114,12 @@ class BatchFaceAug(nn.Module):
         code_ranges(spec, bounds)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickling / deepcopy / ``torch.save`` keep the settings, generator and named ``table``; the engine
-        and the content cache (~300 MB at the default ``cache_size``) are rebuilt at the next call."""
+        """Pickling / deepcopy / ``torch.save`` keep the settings, generator (as bytes: a spawned DataLoader worker cannot
+        read a pickled torch.Generator) and named ``table``; the engine and the content cache (~300 MB) are rebuilt."""
         drop = ("_layout", "_recipe", "_colour_codes", "_colour_all", "_colour_entries", "_luma_code", "_luma_entries",
                 "_slots", "_content")
-        state, g = {k: v for k, v in self.__dict__.items() if k not in drop}, self.generator
-        # the generator as bytes: torch sends a Generator (its state, a temporary tensor) to a spawned worker
-        # (macOS, Windows) through shared memory freed before the worker reads it
-        return {**state, "generator": None if g is None else g.get_state().numpy().tobytes(), "_engine": None, "_feathers": {},
+        g = None if self.generator is None else self.generator.get_state().numpy().tobytes()
+        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "generator": g, "_engine": None, "_feathers": {},
                 "_work": {}, "_views": {}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
