@@ -93,8 +93,9 @@ class BatchFaceAug(nn.Module):
             raise ValueError("generator must be a CPU torch.Generator (parameters are drawn on the host)")
         if seed is not None:
             check_seed(seed, high=2**64)  # torch.Generator's range
-        if isinstance(cache_size, bool) or not isinstance(cache_size, numbers.Integral) or cache_size < 1:
-            raise ValueError(f"cache_size must be a whole number >= 1, got {cache_size!r}")
+        for name, v in (("cache_size", cache_size), ("batch_size", batch_size)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
         self.p, self.strength_range, self.codes, self.bounds = float(p), (float(lo), float(hi)), codes, bounds
         self.bundle, self.mode, self.framing, self.return_params = bundle, mode, framing, return_params
         self.check_values, self.batch_size, self.cache_size = check_values, int(batch_size), int(cache_size)
@@ -113,11 +114,18 @@ class BatchFaceAug(nn.Module):
         code_ranges(spec, bounds)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickling / deepcopy / ``torch.save`` keep the settings, generator and named ``table``; the engine
-        and the content cache (~300 MB at the default ``cache_size``) are rebuilt at the next call."""
+        """Pickling / deepcopy / ``torch.save`` keep the settings, generator (as bytes: a spawned DataLoader worker cannot
+        read a pickled torch.Generator) and named ``table``; the engine and the content cache (~300 MB) are rebuilt."""
         drop = ("_layout", "_recipe", "_colour_codes", "_colour_all", "_colour_entries", "_luma_code", "_luma_entries",
                 "_region_code", "_region_entries", "_slots", "_content")
-        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "_engine": None, "_feathers": {}, "_work": {}, "_views": {}}
+        g = None if self.generator is None else self.generator.get_state().numpy().tobytes()
+        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "generator": g, "_engine": None, "_feathers": {},
+                "_work": {}, "_views": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if isinstance(self.generator, bytes):
+            self.generator = torch.Generator().set_state(torch.frombuffer(bytearray(self.generator), dtype=torch.uint8))
 
     def extra_repr(self) -> str:
         return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"

@@ -353,6 +353,9 @@ class GenerativeAugDataset(Dataset):
             image = apply_transform(self.transform, image)
         if isinstance(target, _DictRest):  # a dict sample comes back a dict (meta under "meta")
             entries = dict(target.entries)
+            if self.return_meta and "meta" in entries:  # not overwritten silently
+                raise ValueError(f"dict sample {meta.source} has a 'meta' entry of its own, which return_meta=True would "
+                                 "replace: rename it, or leave return_meta off and read ds.meta(i)")
             if self.target_transform is not None:  # applied to its label entry
                 label = next((k for k in TARGET_KEYS if k in entries), None)
                 if label is None:

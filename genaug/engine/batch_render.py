@@ -85,6 +85,8 @@ def paste(result: Tensor, x01: Tensor, x: Tensor, box: tuple[int, int, int, int]
     if any(inner):
         key = (*box, *x.shape[2:])
         if key not in feathers:
+            if len(feathers) >= 16:  # photo sizes that vary from call to call (multi-scale training): not one per size
+                feathers.clear()
             feathers[key] = _feather(bottom - top, right - left, inner).to(x.device)
         change = change.mul_(feathers[key])
     out = x.float() / 255 if x.dtype == torch.uint8 else x.float().clone()

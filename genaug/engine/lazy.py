@@ -7,7 +7,6 @@ options. Pickling drops a built engine whenever it can be rebuilt from its argum
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,7 +39,12 @@ class LazyEngine:
         return self._engine
 
     def __getstate__(self) -> dict[str, Any]:
+        """A built engine is dropped and rebuilt from its arguments (a given engine: its options, bundle and device):
+        its ``torch.Generator`` cannot be sent to a spawned DataLoader worker (macOS, Windows)."""
         state = self.__dict__.copy()
-        if isinstance(self.engine_kw.get("bundle"), (str, Path)):
+        if not self.engine_kw and hasattr(self._engine, "options"):  # a user-given engine
+            e = self._engine
+            state["engine_kw"] = {**e.options, "bundle": e.bundle, "device": e.device}
+        if state["engine_kw"]:
             state["_engine"], state["_pid"] = None, None
         return state

@@ -162,6 +162,7 @@ class HDF5FaceDataset(Dataset):
         if "variant" not in f:
             raise ValueError(f"{self.path}: no 'variant' dataset to select variants {variants!r} from")
         have = f["variant"][()]
+        variants = sorted(variants) if isinstance(variants, (set, frozenset)) else variants  # {0, 1}: not one object
         if np.size(variants) == 0:  # not an empty dataset
             raise ValueError(f"variants must name at least one variant (0 = the original, 1.. the variants), got {variants!r}")
         missing = sorted(set(np.atleast_1d(variants).tolist()) - set(have.tolist()))
