@@ -59,7 +59,7 @@ def output_stems(files: list[Path], root: Path) -> dict[Path, Path]:
 def file_index(name: Path) -> int:
     """The item index an input's edits are drawn from: a hash of its path below the input folder, so a file gets
     the same variants for a seed whatever else the folder holds (files added, removed or unreadable)."""
-    digest = hashlib.blake2b(name.as_posix().encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(name.as_posix().encode("utf-8", "surrogateescape"), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
 
 
@@ -122,9 +122,10 @@ def run_augment(args: argparse.Namespace) -> Path:
         chunk, images, indices = [], [], []
         for path in files[start : start + engine.batch_size]:
             try:
+                index = file_index(path.relative_to(root) if root.is_dir() else Path(path.name))
                 images.append(_load(path))
                 chunk.append(path)
-                indices.append(file_index(path.relative_to(root) if root.is_dir() else Path(path.name)))
+                indices.append(index)
             except (OSError, ValueError) as e:
                 skipped.append(path)
                 print(f"genaug augment: skipped {path}: {e}", file=sys.stderr)

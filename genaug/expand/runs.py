@@ -20,6 +20,12 @@ MANIFEST = "manifest.json"
 KEYS = ("bundle", "seed", "settings", "source")
 
 
+def parts_dir_of(out: str | Path) -> Path:
+    """Where the part files of the expansion into ``out`` are kept until the merge: ``OUT.parts/``."""
+    out = Path(out)
+    return out.with_name(out.name + ".parts")
+
+
 @dataclass
 class RunFiles:
     out: Path
@@ -32,7 +38,7 @@ class RunFiles:
 
     @property
     def parts_dir(self) -> Path:
-        return self.out.with_name(self.out.name + ".parts")
+        return parts_dir_of(self.out)
 
     @contextlib.contextmanager
     def locked(self, world: int) -> Iterator[None]:
