@@ -84,3 +84,22 @@ def test_expand_help_does_not_append_default_none_to_options_that_describe_their
         main(["expand", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: None)" not in text and "(default: off)" in text and "(default: lzf)" in text
+
+
+def test_augment_writes_into_a_folder_above_its_input(tmp_path, tiny_bundle_path):
+    # `genaug augment photos/raw --out photos` (or one photo of it) was refused as "no input images in photos/raw
+    # outside --out photos": every input lies below --out, taken for an --out inside the input folder
+    raw = noise_pngs(tmp_path / "photos" / "raw", (40, 40, 3), n=1)
+    common = ["--variants", "1", "--bundle", str(tiny_bundle_path), "--device", "cpu"]
+    assert main(["augment", str(raw), "--out", str(tmp_path / "photos"), *common]) == 0
+    assert main(["augment", str(raw / "0.png"), "--out", str(tmp_path), *common]) == 0
+    assert (tmp_path / "photos" / "0_aug00.png").is_file() and (tmp_path / "0_aug00.png").is_file()
+    assert main(["augment", str(raw), "--out", str(raw), *common]) == 1  # inside (here: at) the input: still refused
+
+
+def test_demo_does_not_write_its_picture_over_one_of_the_images(tmp_path, tiny_bundle_path, capsys):
+    # `genaug demo --images me.jpg --out me.jpg` replaced the user's photo with the demo picture
+    photo = noise_pngs(tmp_path / "me", (40, 40, 3), n=1) / "0.png"
+    before = photo.read_bytes()
+    assert main(["demo", "--images", str(photo), "--out", str(photo), "--bundle", str(tiny_bundle_path), "--device", "cpu"]) == 1
+    assert photo.read_bytes() == before and "is one of the --images" in capsys.readouterr().err

@@ -102,8 +102,9 @@ def run_augment(args: argparse.Namespace) -> Path:
         raise ValueError(f"--refine-steps must be >= 0, got {args.refine_steps}")
     out = Path(args.out)
     files = list_images(Path(args.input), "input image or folder")
-    inside = out.resolve()  # an --out inside the input folder: a rerun must not augment the earlier variants
-    files = [f for f in files if inside != f.resolve() and inside not in f.resolve().parents]
+    inside, top = out.resolve(), Path(args.input).resolve()
+    if inside == top or top in inside.parents:  # an --out inside the input folder: a rerun must not augment the
+        files = [f for f in files if inside not in f.resolve().parents]  # earlier variants (an --out above it may hold them)
     if not files:
         raise ValueError(f"no input images in {args.input} outside --out {args.out}")
     root = Path(args.input)
