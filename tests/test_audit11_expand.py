@@ -103,3 +103,18 @@ def test_demo_does_not_write_its_picture_over_one_of_the_images(tmp_path, tiny_b
     before = photo.read_bytes()
     assert main(["demo", "--images", str(photo), "--out", str(photo), "--bundle", str(tiny_bundle_path), "--device", "cpu"]) == 1
     assert photo.read_bytes() == before and "is one of the --images" in capsys.readouterr().err
+
+
+def test_a_run_that_stopped_before_its_first_part_does_not_block_the_corrected_rerun(tmp_path, tiny_bundle_path):
+    # --size source on a folder with no readable image stopped after writing OUT.parts/manifest.json; once the user
+    # added a photo, the rerun was refused: "holds parts of a different run (source differ ...)" with no part there
+    root = tmp_path / "faces"
+    root.mkdir()
+    (root / "a.png").write_bytes(b"not an image")
+    out = tmp_path / "o.h5"
+    with pytest.raises(ExpandError, match="no readable images"):
+        expand_to_hdf5(root, out, 1, size="source", bundle=tiny_bundle_path, **FAST)
+    noise_pngs(root / "x", (40, 40, 3), n=1)
+    (root / "x" / "0.png").rename(root / "b.png")
+    res = expand_to_hdf5(root, out, 1, size="source", bundle=tiny_bundle_path, **FAST)
+    assert res.n_records == 1 and [p for _, p, _ in res.skipped] == ["a.png"]

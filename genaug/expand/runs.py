@@ -106,7 +106,9 @@ class RunFiles:
                 old = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 old = {}
-            if old.get("run_key") != self.run_key and not overwrite:
+            # refused only when there are parts to lose: a run that stopped before its first part (no readable
+            # image for --size source) must not block the corrected rerun
+            if old.get("run_key") != self.run_key and not overwrite and any(self.parts_dir.glob("part-*.h5")):
                 diff = [k for k in KEYS if old.get(k) != self.key_info[k]]
                 raise ExpandError(
                     f"{self.parts_dir} holds parts of a different run ({', '.join(diff) or 'unreadable manifest'} differ: "
