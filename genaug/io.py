@@ -21,7 +21,7 @@ def is_image_file(path: Path) -> bool:
 
 
 def list_images(root: str | Path, what: str = "image folder") -> list[Path]:
-    """Image files under ``root`` (recursively, hidden files and folders left out), sorted; a
+    """Image files under ``root`` (recursively, linked folders followed, hidden files and folders left out), sorted; a
     single image file gives ``[root]``. Raises FileNotFoundError / ValueError naming the problem."""
     root = Path(root)
     if root.is_file():
