@@ -21,7 +21,7 @@ def is_image_file(path: Path) -> bool:
 
 
 def list_images(root: str | Path, what: str = "image folder") -> list[Path]:
-    """Image files under ``root`` (recursively, hidden files and folders left out), sorted; a
+    """Image files under ``root`` (recursively, linked folders followed, hidden files and folders left out), sorted; a
     single image file gives ``[root]``. Raises FileNotFoundError / ValueError naming the problem."""
     root = Path(root)
     if root.is_file():
@@ -30,11 +30,37 @@ def list_images(root: str | Path, what: str = "image folder") -> list[Path]:
         return [root]
     if not root.is_dir():
         raise FileNotFoundError(f"{what} not found: {root}")
-    files = sorted(p for p in root.rglob("*")
-                   if is_image_file(p) and not any(s.startswith(".") for s in p.relative_to(root).parts))
+    files = sorted(_walk_images(root, frozenset({os.path.realpath(root)})))
     if not files:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) found in {root}")
     return files
+
+
+def _walk_images(folder: Path, above: frozenset[str]) -> list[Path]:
+    """The images below ``folder``; linked folders are followed (a class folder may be a link, as torchvision's
+    ImageFolder reads it), except a link back to a folder ``above`` it (a loop)."""
+    files = []
+    try:
+        entries = list(os.scandir(folder))
+    except PermissionError:  # an unreadable folder is left out, as before
+        return files
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(folder, entry.name)
+        if entry.is_dir():
+            real = os.path.realpath(path)
+            if real not in above:
+                files += _walk_images(path, above | {real})
+        elif is_image_file(path):
+            files.append(path)
+    return files
+
+
+def printable(name: str) -> str:
+    """A file name as UTF-8 text: bytes that are not UTF-8 (which Python keeps as surrogates, and which HDF5's
+    UTF-8 strings refuse) written as ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def open_photo(path: str | Path) -> Any:

@@ -59,7 +59,7 @@ def output_stems(files: list[Path], root: Path) -> dict[Path, Path]:
 def file_index(name: Path) -> int:
     """The item index an input's edits are drawn from: a hash of its path below the input folder, so a file gets
     the same variants for a seed whatever else the folder holds (files added, removed or unreadable)."""
-    digest = hashlib.blake2b(name.as_posix().encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(name.as_posix().encode("utf-8", "surrogateescape"), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
 
 
@@ -102,8 +102,9 @@ def run_augment(args: argparse.Namespace) -> Path:
         raise ValueError(f"--refine-steps must be >= 0, got {args.refine_steps}")
     out = Path(args.out)
     files = list_images(Path(args.input), "input image or folder")
-    inside = out.resolve()  # an --out inside the input folder: a rerun must not augment the earlier variants
-    files = [f for f in files if inside != f.resolve() and inside not in f.resolve().parents]
+    inside, top = out.resolve(), Path(args.input).resolve()
+    if inside == top or top in inside.parents:  # an --out inside the input folder: a rerun must not augment the
+        files = [f for f in files if inside not in f.resolve().parents]  # earlier variants (an --out above it may hold them)
     if not files:
         raise ValueError(f"no input images in {args.input} outside --out {args.out}")
     root = Path(args.input)
@@ -122,9 +123,10 @@ def run_augment(args: argparse.Namespace) -> Path:
         chunk, images, indices = [], [], []
         for path in files[start : start + engine.batch_size]:
             try:
+                index = file_index(path.relative_to(root) if root.is_dir() else Path(path.name))
                 images.append(_load(path))
                 chunk.append(path)
-                indices.append(file_index(path.relative_to(root) if root.is_dir() else Path(path.name)))
+                indices.append(index)
             except (OSError, ValueError) as e:
                 skipped.append(path)
                 print(f"genaug augment: skipped {path}: {e}", file=sys.stderr)

@@ -194,6 +194,8 @@ def run_demo(args: argparse.Namespace) -> Path:
     if out.suffix.lower() not in Image.registered_extensions():  # checked before the work, not by PIL's save after it
         raise ValueError(f"--out {args.out}: give a picture file (.png, .jpg, ...) or a folder, not {out.suffix or 'no extension'!r}")
     faces = _demo_faces(args.images or [], args.max_faces)
+    if any(p.resolve() == out.resolve() for p, _ in faces):  # the picture would replace one of the user's photos
+        raise ValueError(f"--out {args.out} is one of the --images; write the picture to another path")
     if not faces and args.generated == 0:
         raise ValueError("nothing to show: --max-faces 0 and --generated 0")
     engine = Engine(args.bundle, device=args.device, refine_steps=args.refine_steps)

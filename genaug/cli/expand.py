@@ -10,13 +10,21 @@ from ..faces.framing import FRAMINGS
 from ..faces.identity import FacesExtraMissing
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default appended to its help, but not "(default: None)" after a help that says what None
+    means ("default: off", "default: the bundle's")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="genaug expand",
         description="Expand an image folder (flat or ImageFolder class/xxx.jpg) or an HDF5 file of faces into an "
         "HDF5 dataset of identity-preserving variants. Crash-safe and resumable: rerun the same command after an "
         "interruption. Scale out with torchrun --nproc_per_node N or --shard i/n (then merge).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     p.add_argument("source", help="folder of images (flat or class sub-folders) or HDF5 file with 'images' (N,H,W,C) uint8 "
                    "and optional 'labels'")

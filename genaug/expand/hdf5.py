@@ -99,9 +99,11 @@ def read_skipped(f: h5py.File) -> list[tuple[int, str, str]]:
 
 # ---------------------------------------------------------------------------------- reading
 def not_class_index(labels: Any) -> np.ndarray:
-    """Where ``labels`` (any shape) are floats that are not whole class indices (4.5, NaN, inf): an integer cast
-    would truncate them silently. Integer labels: all False."""
+    """Where ``labels`` (any shape) are not whole class indices: floats such as 4.5, NaN, inf (an integer cast
+    would truncate them silently) and names (strings: a cast fails on them). Integer labels: all False."""
     a = np.asarray(labels)
+    if a.dtype.kind in "SUO":
+        return np.ones(a.shape, dtype=bool)
     return ~(np.isfinite(a) & (a == np.round(a))) if a.dtype.kind == "f" else np.zeros(a.shape, dtype=bool)
 
 
@@ -190,7 +192,7 @@ class HDF5FaceDataset(Dataset):
         value = f[self._label_key][row]
         if not_class_index(value).any():
             item = f"item {i} (record {row} of the file)" if row != i else f"record {row}"
-            raise ValueError(f"{self.path}: '{self._label_key}' of {item} is {float(value)!r}, "
+            raise ValueError(f"{self.path}: '{self._label_key}' of {item} is {np.asarray(value).tolist()!r}, "
                              "not a whole class index (-1: none)")
         return int(value)
 

@@ -35,9 +35,10 @@ from ..distenv import init_distributed, rank_device
 from ..engine.codes import check_code_list, check_seed
 from ..engine.edits import derive_seed, variant_edits
 from ..images import MIN_SIDE
+from ..io import printable
 from .hdf5 import FORMAT, LAYOUT_VERSION, compression_args
 from .parts import PartWriter, merge_parts
-from .runs import RunFiles, describe_skipped
+from .runs import RunFiles, describe_skipped, parts_dir_of
 from .settings import ExpandSettings, check_out, code_columns, output_shape, parse_shard
 from .sources import ExpandError, Source, open_source, to_channels
 
@@ -79,7 +80,7 @@ class _Job:
         try:
             img = self.src.load(i, channels)
         except Exception as e:  # noqa: BLE001 - every failure is reported, never silent
-            return None, f"{type(e).__name__}: {e}"
+            return None, printable(f"{type(e).__name__}: {e}")  # the reason may name a file name that is not UTF-8
         if min(img.shape[:2]) < MIN_SIDE:
             return None, f"image {img.shape[1]}x{img.shape[0]} is too small to hold a face (min side {MIN_SIDE} px)"
         if self.out_hw is not None and img.shape[:2] != self.out_hw:
@@ -223,7 +224,7 @@ def _file_attrs(b: Bundle, src: Source, s: ExpandSettings, seed: int, run_key: s
         "seed": seed, "settings": json.dumps({**asdict(s), "compression": compression}),
         "command": json.dumps(command if command is not None else sys.argv),
         "class_names": json.dumps(src.class_names), "code_names": json.dumps(code_columns(b.spec, s.codes)),
-        "source": str(Path(source).resolve()), "source_kind": src.kind, "n_source": len(src),
+        "source": printable(str(Path(source).resolve())), "source_kind": src.kind, "n_source": len(src),
     }
 
 
@@ -312,7 +313,7 @@ def expand_to_hdf5(
     dist = init_distributed("gloo", timeout_s=86400) if shard is None else None
     if merge is None:
         merge = world == 1 or (dist is not None and rank == 0)
-    src = open_source(source)
+    src = open_source(source, skip=parts_dir_of(out))  # OUT inside the source folder
     check_out(Path(source), out)
     engine = _make_engine(bundle, rank_device(device, dist is not None), s, gate)
     s.refine_steps, b = engine.refine_steps, engine.bundle

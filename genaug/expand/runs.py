@@ -20,6 +20,12 @@ MANIFEST = "manifest.json"
 KEYS = ("bundle", "seed", "settings", "source")
 
 
+def parts_dir_of(out: str | Path) -> Path:
+    """Where the part files of the expansion into ``out`` are kept until the merge: ``OUT.parts/``."""
+    out = Path(out)
+    return out.with_name(out.name + ".parts")
+
+
 @dataclass
 class RunFiles:
     out: Path
@@ -32,7 +38,7 @@ class RunFiles:
 
     @property
     def parts_dir(self) -> Path:
-        return self.out.with_name(self.out.name + ".parts")
+        return parts_dir_of(self.out)
 
     @contextlib.contextmanager
     def locked(self, world: int) -> Iterator[None]:
@@ -100,7 +106,9 @@ class RunFiles:
                 old = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 old = {}
-            if old.get("run_key") != self.run_key and not overwrite:
+            # refused only when there are parts to lose: a run that stopped before its first part (no readable
+            # image for --size source) must not block the corrected rerun
+            if old.get("run_key") != self.run_key and not overwrite and any(self.parts_dir.glob("part-*.h5")):
                 diff = [k for k in KEYS if old.get(k) != self.key_info[k]]
                 raise ExpandError(
                     f"{self.parts_dir} holds parts of a different run ({', '.join(diff) or 'unreadable manifest'} differ: "

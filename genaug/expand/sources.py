@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from ..io import IMAGE_EXTS, list_images, open_photo
+from ..io import IMAGE_EXTS, list_images, open_photo, printable
 from .hdf5 import label_key, not_class_index
 
 
@@ -37,7 +37,7 @@ class FolderSource:
 
     kind = "folder"
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, skip: Path | None = None):
         self.root = Path(root)
         try:
             files = sorted(p.relative_to(self.root).as_posix() for p in list_images(self.root, "source folder"))
@@ -52,7 +52,9 @@ class FolderSource:
             )
         # every class folder numbered, as torchvision's ImageFolder numbers them (a folder without images too:
         # dropping it would shift the labels of the classes after it against the user's ImageFolder)
-        folders = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")) if nested else []
+        # ``skip``: an expansion's own parts folder when OUT is inside the source (not a class: a resume would renumber)
+        folders = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                         and not (skip is not None and p.name == skip.name and p.parent.resolve() == skip.parent.resolve())) if nested else []
         empty = sorted(set(folders) - {f.split("/", 1)[0] for f in nested})
         if empty:
             warnings.warn(f"{self.root}: class folder(s) {empty[:5]} hold no images; they keep their labels "
@@ -66,7 +68,7 @@ class FolderSource:
         return len(self.paths)
 
     def path(self, i: int) -> str:
-        return self.paths[i]
+        return printable(self.paths[i])
 
     def label(self, i: int) -> int:
         return int(self.labels[i])
@@ -83,7 +85,7 @@ class FolderSource:
         h = hashlib.sha256()
         for p, l in zip(self.paths, self.labels):
             st = (self.root / p).stat()
-            h.update(f"{p}\t{l}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+            h.update(f"{p}\t{l}\t{st.st_size}\t{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
         return {"kind": self.kind, "count": len(self), "listing_sha256": h.hexdigest()[:16]}
 
 
@@ -117,8 +119,10 @@ class HDF5Source:
                 raw = np.asarray(f[key][()]) if key else np.full(ds.shape[0], -1, np.int64)
                 bad = raw[not_class_index(raw)]  # a cast would make 4.5 -> 4, NaN -> -2**63
                 if bad.size:
+                    names = " (class names: store their indices, np.unique(names, return_inverse=True)[1], and the names " \
+                            "as the file's class_names attribute)" if raw.dtype.kind in "SUO" else ""
                     raise ExpandError(f"{self.root}: '{key}' must hold whole class indices (-1: none), got {raw.dtype} "
-                                      f"values such as {bad[:3].tolist()}")
+                                      f"values such as {bad[:3].tolist()}{names}")
                 self.labels = raw.astype(np.int64)
                 if self.labels.shape != (ds.shape[0],):
                     raise ExpandError(f"{self.root}: '{key}' has shape {self.labels.shape} but 'images' holds "
@@ -170,13 +174,14 @@ class HDF5Source:
 Source = FolderSource | HDF5Source
 
 
-def open_source(source: str | Path) -> Source:
-    """The source at ``source`` (folder or HDF5 file); ExpandError when missing, empty or unreadable."""
+def open_source(source: str | Path, skip: Path | None = None) -> Source:
+    """The source at ``source`` (folder or HDF5 file; ``skip``: a folder in it that is not a class); ExpandError
+    when missing, empty or unreadable."""
     p = Path(source)
     if not p.exists():
         raise ExpandError(f"source not found: {p}")
     if p.is_dir():
-        src: Source = FolderSource(p)
+        src: Source = FolderSource(p, skip)
     elif h5py.is_hdf5(p):
         src = HDF5Source(p)
     else:
