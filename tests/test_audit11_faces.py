@@ -45,3 +45,27 @@ def test_augment_faces_renders_a_control_on_the_photo_not_a_blurred_model_frame_
     assert detail > 0.2, f"the frames' change is blurred (detail {detail:.3f}; drawn on the photo: ~0.3, pasted: ~0.09)"
     for l, t, r, b in ((20, 20, 340, 340), (360, 20, 584, 244)):
         assert (np.abs(change[t:b, l:r]).max(2) > 20).mean() > 0.02  # each face got its frames
+
+
+def test_a_colour_edit_that_changed_no_pixel_is_reported_unchanged():
+    # A continuous colour code (tone, shade, warmth) is set to a drawn value; drawn at about the value the face already
+    # has (or on a black photo, which stays black) the photo came back byte for byte as given while last_info said
+    # the edit was applied (kept True, "tone=-0.55"): about one colour draw in twenty on real faces.
+    from PIL import Image
+
+    from genaug.demo import DEMO_FACES
+
+    torch.set_num_threads(1)
+    engine = genaug.Engine(device="cpu", seed=0)
+    black = np.zeros((128, 128, 3), np.uint8)
+    out, info = engine.augment(black, edits=[("tone", 0.5)])
+    assert np.array_equal(out, black)
+    assert not bool(info.kept[0]) and info.descriptions[0].startswith("unchanged")
+    face = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB"))
+    _, info = engine.augment(face, edits=[("warmth", 1.0)])
+    own = float(info.latent[0, engine.spec.noise_dim + engine.spec.categorical_dim + 2].clamp(-1, 1))  # its warmth
+    out, info = engine.augment(face, edits=[("warmth", own)])
+    assert np.array_equal(out, face)  # (the shipped model: not one pixel moves)
+    assert not bool(info.kept[0]) and info.descriptions[0].startswith("unchanged")
+    out, info = engine.augment(face, edits=[("warmth", -1.0 if own > 0 else 1.0)])  # (far from it: applied, and reported so)
+    assert not np.array_equal(out, face) and bool(info.kept[0]) and info.descriptions[0].startswith("warmth=")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -102,8 +103,23 @@ class PhotoIO:
                 info.edits[r], info.descriptions[r] = applied, applied.describe(self.spec)  # type: ignore[union-attr]
             if info is not None and self.undone(edit, applied):
                 info.kept[r], info.descriptions[r] = False, "unchanged (no room for the control on this face)"
+            elif info is not None and bool(info.kept[r]) and self.recoloured_nothing(edit, f, im, image):
+                info.kept[r], info.descriptions[r] = False, "unchanged (the colour edit changed no pixel of this photo)"
             res.append(image)
         return res
+
+    def recoloured_nothing(self, edit: Edit | None, frame: FrameInfo, original: Any, image: Any) -> bool:
+        """True when a colour edit (recipe ``colour``: tone, shade, warmth) came back as the photo it was given, value
+        for value: a continuous code set to about the value the face already had (or a black photo), so it is
+        reported unchanged, not applied."""
+        if (edit is None or frame.no_face or self.mode != "delta" or control_of(self.spec, edit.code) is not None
+                or not self.bundle.recipe(edit.code, edit.value).colour):
+            return False
+        if isinstance(original, Tensor):
+            return isinstance(image, Tensor) and torch.equal(original, image)
+        if hasattr(original, "tobytes") and not hasattr(original, "shape"):  # PIL
+            return original.tobytes() == image.tobytes()
+        return bool(np.array_equal(original, image))
 
     def unplaced(self, edit: Edit | None, frame: FrameInfo) -> bool:
         """True when ``edit`` is an image-space control (yaw, light) and no face was placed in ``frame``
