@@ -124,7 +124,8 @@ def test_augment_faces_edits_each_face_of_a_photo_with_the_default_model(olivett
     from genaug.faces.align import augment_faces, get_aligner
     from genaug.engine import Engine
 
-    engine = Engine("default", device="cpu", refine_steps=0, seed=0)
+    # latent codes: their change is pasted back through the inverse warp (a rendered turn moves the whole photo)
+    engine = Engine("default", device="cpu", refine_steps=0, seed=0, codes=["tone", "shade", "warmth"])
     img, boxes = scene([demo_photo(), olivetti_face])
     out, n = augment_faces(engine, img, "each", torch.Generator().manual_seed(0))
     assert n == 2 and out.shape == img.shape and out.dtype == np.uint8

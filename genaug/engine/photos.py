@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from ..images import FrameInfo
+from ..faces.controls import GEOMETRIC_CONTROLS
+from ..images import FrameInfo, from_chw01, match_channels, to_chw01
 from .codes import control_of, default_codes
 from .colour import fit_colour
 from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
@@ -101,8 +103,23 @@ class PhotoIO:
                 info.edits[r], info.descriptions[r] = applied, applied.describe(self.spec)  # type: ignore[union-attr]
             if info is not None and self.undone(edit, applied):
                 info.kept[r], info.descriptions[r] = False, "unchanged (no room for the control on this face)"
+            elif info is not None and bool(info.kept[r]) and self.recoloured_nothing(edit, f, im, image):
+                info.kept[r], info.descriptions[r] = False, "unchanged (the colour edit changed no pixel of this photo)"
             res.append(image)
         return res
+
+    def recoloured_nothing(self, edit: Edit | None, frame: FrameInfo, original: Any, image: Any) -> bool:
+        """True when a colour edit (recipe ``colour``: tone, shade, warmth) came back as the photo it was given, value
+        for value: a continuous code set to about the value the face already had (or a black photo), so it is
+        reported unchanged, not applied."""
+        if (edit is None or frame.no_face or self.mode != "delta" or control_of(self.spec, edit.code) is not None
+                or not self.bundle.recipe(edit.code, edit.value).colour):
+            return False
+        if isinstance(original, Tensor):
+            return isinstance(image, Tensor) and torch.equal(original, image)
+        if hasattr(original, "tobytes") and not hasattr(original, "shape"):  # PIL
+            return original.tobytes() == image.tobytes()
+        return bool(np.array_equal(original, image))
 
     def unplaced(self, edit: Edit | None, frame: FrameInfo) -> bool:
         """True when ``edit`` is an image-space control (yaw, light) and no face was placed in ``frame``
@@ -138,3 +155,40 @@ class PhotoIO:
                 and self.bundle.recipe(edit.code, edit.value).colour):
             return recolour(original, fit_colour(frame.model_in[None].float(), out[None].float().cpu())[0], frame), edit
         return paste_back(out, original, frame), edit
+
+    def augment_faces(self, image: Any, faces: str = "each", generator: torch.Generator | None = None) -> tuple[Any, int]:
+        """:func:`genaug.faces.align.augment_faces`: one random edit per detected face (every face, or the largest),
+        a latent edit's model-frame change pasted back through the inverse warp, an image-space control rendered on
+        the photo by :meth:`place` (turns last: a turn moves the photo, so the faces still to turn are found again).
+        Returns the photo (its type and shape) and the number of faces edited."""
+        from ..faces.align import follow_faces, get_aligner
+
+        full, kind, dtype, layout, shape = to_chw01(image)
+        channels = 3 if full.shape[0] >= 3 else 1
+        info = FrameInfo(kind, shape, dtype, layout, channels, full.shape[0] in (2, 4), (0, 0, 0, 0), torch.empty(0))
+        colour, aligner = full[:channels], get_aligner(self.image_size, faces)
+        found = aligner.align(colour)
+        if not found:
+            return from_chw01(full, image, info), 0
+        x = torch.stack([match_channels(c, self.channels) for c, _ in found]) * 2 - 1
+        out, res = self.augment_tensor(x.to(self.device), generator=generator, placed=True)
+        out = out.cpu()
+        controls = [control_of(self.spec, e.code) for e in res.edits]
+        for (_, al), o, xi, c in zip(found, out, x, controls):
+            if c is None:  # a latent edit (or a row a gate kept unchanged): its change through the inverse warp
+                colour = aligner.paste(colour, match_channels((o - xi) / 2, channels), al)
+        full[:channels] = colour
+        photo, edited, aligned = from_chw01(full, image, info), len(found), [al for _, al in found]
+        todo = sorted((r for r, c in enumerate(controls) if c is not None), key=lambda r: controls[r].name in GEOMETRIC_CONTROLS)
+        for i, r in enumerate(todo):
+            if aligned[r] is None:  # lost after a turn moved the photo: left as it is
+                edited -= 1
+                continue
+            frame = FrameInfo(kind, shape, dtype, layout, channels, info.has_alpha, aligned[r].face.box, x[r], alignment=aligned[r])
+            photo, applied = self.place(out[r], photo, frame, res.edits[r], bool(res.kept[r]), drawn=True)
+            edited -= int(applied.value == 0)  # faded out on this face, or no room to turn
+            if controls[r].name in GEOMETRIC_CONTROLS and applied.value != 0 and i + 1 < len(todo):
+                rest = todo[i + 1 :]
+                for j, al in zip(rest, follow_faces(aligner, to_chw01(photo)[0][:channels], [aligned[j] for j in rest])):
+                    aligned[j] = al
+        return photo, edited

@@ -199,23 +199,24 @@ def get_aligner(size: int, faces: str = "largest") -> FaceAligner:
 def augment_faces(engine, image, faces: str = "each", generator: torch.Generator | None = None):
     """Edit every face (``"each"``) or the largest of one photo of any size and format with
     ``engine`` (:class:`genaug.engine.Engine`); returns ``(image of the same type and shape, number
-    of faces edited)``. A photo without a face comes back unchanged with 0 (and is counted in
-    ``get_aligner(size, faces).stats["no_face"]``)."""
-    from ..images import FrameInfo, match_channels as _colour, from_chw01 as _from_chw01, to_chw01 as _to_chw01
+    of faces edited)``. A latent edit is made in the model frame and its change pasted back through the inverse
+    warp; an image-space control (yaw, light, drawn glasses) is rendered on the photo at its own size by the face's
+    landmarks (:meth:`genaug.engine.photos.PhotoIO.augment_faces`). A photo without a face comes back unchanged with
+    0 (and is counted in ``get_aligner(size, faces).stats["no_face"]``)."""
+    return engine.augment_faces(image, faces, generator)
 
-    full, kind, dtype, layout, shape = _to_chw01(image)
-    channels = 3 if full.shape[0] >= 3 else 1
-    info = FrameInfo(kind, shape, dtype, layout, channels, full.shape[0] in (2, 4), (0, 0, 0, 0), torch.empty(0))
-    colour = full[:channels]
-    found = get_aligner(engine.image_size, faces).align(colour)
-    if not found:
-        return _from_chw01(full, image, info), 0
-    x = torch.stack([_colour(c, engine.channels) for c, _ in found]) * 2 - 1
-    out, _ = engine.augment_tensor(x.to(engine.device), generator=generator)
-    for (_, al), o, xi in zip(found, out.cpu(), x):
-        colour = get_aligner(engine.image_size, faces).paste(colour, _colour((o - xi) / 2, channels), al)
-    full[:channels] = colour
-    return _from_chw01(full, image, info), len(found)
+
+def follow_faces(aligner: FaceAligner, colour: Tensor, faces: list[Alignment | None]) -> list[Alignment | None]:
+    """After a turn moved the photo ``colour`` (C, H, W) by a few pixels: each of ``faces`` re-placed by the face
+    detected nearest to where it was (within its eye distance), else None (lost)."""
+    now = aligner.detect(colour)
+    out = []
+    for al in faces:
+        old = None if al is None else al.face.landmarks
+        near = None if old is None else min(now, key=lambda f: float(np.linalg.norm(f.landmarks.mean(0) - old.mean(0))), default=None)
+        ok = near is not None and np.linalg.norm(near.landmarks.mean(0) - old.mean(0)) <= np.linalg.norm(old[0] - old[2])
+        out.append(aligner.alignment(near, al.image_hw) if ok else None)
+    return out
 
 
 def alignment_error(aligner: FaceAligner, frames: list[Tensor]) -> dict:
