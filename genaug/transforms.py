@@ -9,6 +9,7 @@ worker's seed so workers draw different augmentations (reproducible with a seede
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from pathlib import Path
@@ -201,10 +202,13 @@ class GenerativeFaceAug(ImageOnlyTransform):
 
     # ------------------------------------------------------------------ params
     def set_random_seed(self, seed: int | None) -> None:
-        """As albumentations does, but a seed is salted with this transform's name first: ``A.Compose(seed=...)`` seeds
-        every transform with the same number, so a ``p=0.5`` GenerativeFaceAug would apply exactly when a ``p=0.5``
-        flip before it flips (and its draws would repeat the other transforms'); still reproduced by the seed."""
-        salted = hashlib.blake2b(f"genaug.GenerativeFaceAug/{seed}".encode(), digest_size=8).digest()
+        """As albumentations does, but a seed is salted with this transform's name and settings first:
+        ``A.Compose(seed=...)`` seeds every transform with the same number, so a ``p=0.5`` GenerativeFaceAug would
+        apply exactly when a ``p=0.5`` flip before it flips, and two GenerativeFaceAugs of one pipeline
+        (``codes=["yaw"]`` and ``codes=["light"]``) would fire together; still reproduced by the seed."""
+        settings = {k: getattr(self, k, None) for k in ("p", *self.get_transform_init_args_names())}
+        text = f"genaug.GenerativeFaceAug/{seed}/{json.dumps(settings, sort_keys=True, default=str)}"
+        salted = hashlib.blake2b(text.encode(), digest_size=8).digest()
         super().set_random_seed(None if seed is None else int.from_bytes(salted, "little") % 2**62)
 
     def _mix_worker_seed(self) -> None:

@@ -48,3 +48,16 @@ def test_a_turn_is_never_drawn_beside_a_3d_mask(mask_key):
     aug.set_random_seed(0)
     drawn = {names[int(aug.get_params_dependent_on_data({}, data)["edits"][0].code)] for _ in range(40)}
     assert "yaw" not in drawn and len(drawn) > 2, drawn
+
+
+def test_two_transforms_of_one_seeded_pipeline_do_not_fire_together():
+    """A.Compose(seed=) seeds every transform with one number; two GenerativeFaceAugs with other settings
+    (one turning heads, one relighting) must still draw their p decisions independently."""
+    import albumentations as A
+
+    turn = genaug.GenerativeFaceAug(p=0.5, codes=["yaw"])
+    relight = genaug.GenerativeFaceAug(p=0.5, codes=["light"])
+    A.Compose([turn, relight], seed=0)  # sets both seeds
+    a = [turn.py_random.random() < 0.5 for _ in range(64)]
+    b = [relight.py_random.random() < 0.5 for _ in range(64)]
+    assert sum(x == y for x, y in zip(a, b)) < 56  # 64 of 64 equal when both streams are one
