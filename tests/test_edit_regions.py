@@ -19,6 +19,14 @@ MOUTH = (0.5, 0.86, 0.30, 0.18)
 
 
 @pytest.fixture(scope="module")
+def plain_bundle(tmp_path_factory):
+    """The default bundle with no region on any edit, saved."""
+    b = load_bundle("default")
+    b = b.with_recipes({k: {**r.to_dict(), "region": None} for k, r in b.recipes.items() if r.region is not None})
+    return save_bundle(b, tmp_path_factory.mktemp("plain") / "bundle", half=True)
+
+
+@pytest.fixture(scope="module")
 def region_bundle(tmp_path_factory):
     """The default bundle with every ``mouth`` and ``glasses`` edit kept to a region, saved."""
     b = load_bundle("default")
@@ -46,9 +54,9 @@ def test_region_mask_is_one_inside_and_zero_outside():
     assert torch.equal(region_mask(None, 8, 8), torch.ones(8, 8))
 
 
-def test_engine_keeps_a_region_edit_inside_its_region(region_bundle):
+def test_engine_keeps_a_region_edit_inside_its_region(plain_bundle, region_bundle):
     x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 1.2 - 0.6
-    plain, placed = Engine("default", device="cpu"), Engine(region_bundle, device="cpu")
+    plain, placed = Engine(plain_bundle, device="cpu"), Engine(region_bundle, device="cpu")
     edits = [Edit(2, 1), Edit(2, 0), Edit(0, 1)]  # mouth open, closed, glasses on
     inv = plain.invert(x)
     full, _ = plain.render_edits(x, inv.latent, edits, base=inv.recon)
@@ -59,7 +67,8 @@ def test_engine_keeps_a_region_edit_inside_its_region(region_bundle):
         assert (full[row] - x[row])[:, outside].abs().mean() > 1e-3  # the unrestricted edit acts there ...
         assert torch.equal(kept[row][:, outside], x[row][:, outside])  # ... the region edit does not
         assert torch.allclose(kept[row][:, inside], full[row][:, inside], atol=1e-6)  # the same edit inside
-    assert load_bundle(region_bundle).recipe(2, 1).region == MOUTH and load_bundle("default").recipe(2, 1).region is None
+    assert load_bundle(region_bundle).recipe(2, 1).region == MOUTH and load_bundle(plain_bundle).recipe(2, 1).region is None
+    assert load_bundle("default").recipe(1, 0).region is not None  # the default keeps smile and mouth edits to the lower face
 
 
 def test_batch_path_renders_regions_as_the_albumentations_transform(region_bundle):
