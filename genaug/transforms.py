@@ -202,11 +202,12 @@ class GenerativeFaceAug(ImageOnlyTransform):
 
     # ------------------------------------------------------------------ params
     def set_random_seed(self, seed: int | None) -> None:
-        """As albumentations does, but a seed is salted with this transform's name and settings first:
-        ``A.Compose(seed=...)`` seeds every transform with the same number, so a ``p=0.5`` GenerativeFaceAug would
+        """As albumentations does, but a seed is salted with this transform's name and draw settings (p, codes,
+        strength, bounds) first: ``A.Compose(seed=...)`` seeds every transform with the same number, so a ``p=0.5`` GenerativeFaceAug would
         apply exactly when a ``p=0.5`` flip before it flips, and two GenerativeFaceAugs of one pipeline
         (``codes=["yaw"]`` and ``codes=["light"]``) would fire together; still reproduced by the seed."""
-        settings = {k: getattr(self, k, None) for k in ("p", *self.get_transform_init_args_names())}
+        settings = {k: getattr(self, k, None) for k in ("p", "codes", "strength")}  # what draws (no paths, devices)
+        settings["bounds"] = sorted((str(k), v) for k, v in (getattr(self, "bounds", None) or {}).items())  # (keys: names or indices)
         text = f"genaug.GenerativeFaceAug/{seed}/{json.dumps(settings, sort_keys=True, default=str)}"
         salted = hashlib.blake2b(text.encode(), digest_size=8).digest()
         super().set_random_seed(None if seed is None else int.from_bytes(salted, "little") % 2**62)
