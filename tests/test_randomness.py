@@ -30,7 +30,7 @@ def aug_kw(trained_bundle_path):
 def test_images_target_equals_single_image_calls_with_the_same_params(aug_kw):
     t = GenerativeFaceAug(codes=["smile"], strength=(0.3, 1.0), **aug_kw)  # continuous: edits all differ
     images = np.stack([_image(i) for i in range(4)])
-    out = A.Compose([t], seed=1)(images=images)["images"]  # (seed 0 draws a smile of -0.03 for one image: a no-op there)
+    out = A.Compose([t], seed=2)(images=images)["images"]  # (seeds 0 and 1 draw a smile near 0 for one image: a no-op there)
     params = t.get_applied_params()
     edits, strengths = params["edits"], params["strengths"]
     assert out.shape == images.shape and out.dtype == np.uint8
