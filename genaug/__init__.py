@@ -31,6 +31,11 @@ __all__ = [
 ]
 
 
+def __dir__() -> list[str]:
+    """The module's names and the lazy public ones (``dir(genaug)`` and tab completion list ``Engine`` before first use)."""
+    return sorted(set(globals()) | set(_LAZY))
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)

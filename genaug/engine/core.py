@@ -6,6 +6,7 @@ User photos (framing, placing results back) are the methods of :class:`genaug.en
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Union
 
@@ -95,6 +96,10 @@ class Engine(PhotoIO):
                                  ("gate_retries", gate_retries, 0)):
             if value is not None and value < low:
                 raise ValueError(f"{name} must be >= {low}, got {value!r}")
+        if not (isinstance(refine_lr, (int, float)) and math.isfinite(refine_lr) and refine_lr > 0):
+            raise ValueError(f"refine_lr must be a finite number > 0, got {refine_lr!r}")
+        if gate is not None and not isinstance(gate, str) and not callable(gate):
+            raise ValueError(f"gate must be a judge's name or a callable(original, augmented) -> (N,), got {gate!r}")
         check_strength(strength)
         check_code_list(codes)
         parse_mix(refine_loss)
@@ -158,9 +163,13 @@ class Engine(PhotoIO):
     # ------------------------------------------------------------ edit + render
     @torch.no_grad()
     def generate(self, latent: Tensor) -> Tensor:
-        """G(latent) in batches."""
+        """G(latent) in batches: (N, D) latents (any float dtype) -> (N, C, S, S) float32 images in [-1, 1]."""
         g = self.bundle.generator
-        latent = latent.to(self.device)
+        if not isinstance(latent, Tensor) or latent.ndim != 2 or latent.shape[1] != self.spec.dim:
+            raise ValueError(f"latent must be an (N, {self.spec.dim}) tensor, got {tuple(getattr(latent, 'shape', ())) or type(latent).__name__}")
+        latent = latent.to(self.device, torch.float32)
+        if not len(latent):
+            return torch.empty(0, self.channels, self.image_size, self.image_size, device=self.device)
         return torch.cat([g(latent[i : i + self.batch_size]) for i in range(0, latent.shape[0], self.batch_size)])
 
     def random_edits(self, n: int, generator: torch.Generator | None = None) -> list[Edit]:
@@ -225,11 +234,13 @@ class Engine(PhotoIO):
                 bad[rows] = self._rejects(x[rows], out[rows])
             if bad.any():
                 out[bad.to(out.device)] = x[bad.to(x.device)]
+                edited[bad.to(edited.device)] = latent[bad.to(latent.device)]  # unchanged rows: their own latent
                 kept = ~bad
                 self.stats["dropped"] += int(bad.sum())
         self.stats["augmented"] += n
         score = torch.full((n,), float("nan")) if score is None else score
-        info = AugmentInfo(edits, latent, edited, score, kept, hits, [e.describe(self.spec) for e in edits])
+        info = AugmentInfo(edits, latent, edited, score, kept, hits,
+                           [e.describe(self.spec) if k else "unchanged (rejected by the gates)" for e, k in zip(edits, kept.tolist())])
         return out, info
 
     def _scale_controls(self, edits: list[Edit], wanted: Tensor) -> list[Edit]:

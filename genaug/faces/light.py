@@ -189,6 +189,9 @@ def _into_gamut(lin: Tensor) -> Tensor:
 def estimate_light(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> LightEstimate:
     """The main light on each face (see :class:`LightEstimate`)."""
     images = check_images(images)
+    if not len(images):  # an empty batch: empty estimates (as estimate_yaw and relight return)
+        empty = images.new_zeros(0, dtype=torch.float32)
+        return LightEstimate(empty, empty.clone(), empty.clone(), images.new_zeros(0, 4, dtype=torch.float32))
     surf = _surface(images, landmarks, framing)
     coef, _, mean_fit = _fit_light(to_linear(images), surf)
     l0, lx, ly, lz = coef.unbind(1)
