@@ -132,6 +132,16 @@ def _read_attributes(csv_path: Path, files: list[Path], root: Path,
     return t, [header[i] for i in cols]
 
 
+def _in_run_folder(file: Path, root: Path, exclude: str | Path | None) -> bool:
+    """Whether ``file`` lies in a training run folder below ``root`` (``exclude`` or one holding ``train_config.json``)."""
+    skip = Path(exclude).resolve() if exclude is not None else None
+    for rel in file.relative_to(root).parents[:-1]:  # its folders below root
+        folder = root / rel
+        if (folder / "train_config.json").is_file() or (skip is not None and folder.resolve() == skip):
+            return True
+    return False
+
+
 def load_faces(
     root: str | Path,
     size: int,
@@ -139,11 +149,16 @@ def load_faces(
     attributes: str | Path | None = "auto",
     limit: int | None = None,
     cache_dir: str | Path | None = None,
+    exclude: str | Path | None = None,
 ) -> FaceData:
     """Load (and cache) every face under ``root``. ``attributes="auto"`` uses ``root/attributes.csv``
-    when present. Unreadable files are skipped with a warning naming them."""
+    when present. Unreadable files are skipped with a warning naming them. Training run folders inside
+    ``root`` (``exclude``, or any folder with a ``train_config.json``: their sample grids are no faces)
+    are left out."""
     root = Path(root)
-    files = list_images(root, "image folder")
+    files = [f for f in list_images(root, "image folder") if not _in_run_folder(f, root, exclude)]
+    if not files:
+        raise ValueError(f"no images found in {root} outside training run folders")
     if limit:
         files = files[:limit]
     key = files_key(files, root, "faces", size, channels)

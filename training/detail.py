@@ -135,7 +135,7 @@ class DetailTrainer:
         self.params = detail_parameters(self.bundle)
         for q in self.params:
             q.requires_grad_(True)
-        data = load_faces(cfg.data, self.base.image_size, self.base.channels, None)
+        data = load_faces(cfg.data, self.base.image_size, self.base.channels, None, exclude=cfg.out)
         self.train_data, held = split_holdout(data, cfg.holdout, cfg.seed)
         self.held = held.images.float().div(127.5).sub(1).to(self.device)
         self.held_edits = self._edits(len(self.held), torch.Generator().manual_seed(cfg.seed + 1))

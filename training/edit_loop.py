@@ -129,7 +129,7 @@ class EditTrainer:
         self.net, self.obj = cfg.net(), cfg.objective()
         self.spec = edit_spec(self.net, cfg.categorical, cfg.continuous, cfg.identity_unsafe)
         init = self._init_bundle(cfg.init_from) if cfg.init_from and not resuming else None  # before the data loads
-        data = load_faces(cfg.data, cfg.image_size, cfg.channels, cfg.attributes, cfg.limit or None)
+        data = load_faces(cfg.data, cfg.image_size, cfg.channels, cfg.attributes, cfg.limit or None, exclude=cfg.out)
         self.train_data, self.held = split_holdout(data, cfg.holdout, cfg.seed)
         self.layout = CodeLayout(self.spec, data.attribute_names, data.not_labels)
         self.E, self.G = build_predictor(self.spec, self.net), build_generator(self.spec, self.net)

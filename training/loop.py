@@ -48,7 +48,7 @@ class Trainer:
         self.spec = cfg.spec()
         opts = cfg.options
         data = load_faces(cfg.data, cfg.network.image_size, cfg.network.channels, attributes=opts.attributes,
-                          limit=opts.limit or None)
+                          limit=opts.limit or None, exclude=cfg.out)
         self.train_data, self.holdout = split_holdout(data, opts.holdout, cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
         self.kind = GAN_KINDS[cfg.kind](cfg, self.spec, self.train_data, self.holdout, self._attribute_columns(),

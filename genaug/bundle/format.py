@@ -227,6 +227,13 @@ def read_config(path: str | Path) -> dict[str, Any]:
     for key in ("latent", "network", "weights"):
         if key not in cfg:
             raise BundleError(f"{cfg_path}: missing required key {key!r}")
+    for key in ("latent", "network", "weights", "runtime", "training", "edit_recipes", "framing", "image"):
+        v = cfg.get(key)
+        if not isinstance(v, dict) and not (v is None and key not in ("latent", "network", "weights")):
+            raise BundleError(f"{cfg_path}: {key!r} must be an object ({{...}}), got {v!r}"[:300])
+    steps = (cfg.get("runtime") or {}).get("refine_steps", 0)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise BundleError(f"{cfg_path}: runtime refine_steps must be a whole number >= 0, got {steps!r}")
     return cfg
 
 

@@ -27,6 +27,7 @@ class CategoricalCode:
     random: bool = True  # in the random set (codes=None)? False: moved only when named (e.g. its drawn version looks generated)
 
     def __post_init__(self) -> None:
+        _check_flags(self)
         if self.k < 2:
             raise ValueError(f"categorical code {self.name!r}: k must be >= 2, got {self.k}")
 
@@ -44,11 +45,19 @@ class ContinuousCode:
     random: bool = True
 
     def __post_init__(self) -> None:
+        _check_flags(self)
         if not self.low < self.high:
             raise ValueError(f"continuous code {self.name!r}: need low < high, got [{self.low}, {self.high}]")
 
 
 Code = CategoricalCode | ContinuousCode
+
+
+def _check_flags(code: Code) -> None:
+    """``identity_safe`` / ``random`` must be true or false (a hand-edited ``"random": "no"`` is truthy)."""
+    for flag in ("identity_safe", "random"):
+        if not isinstance(getattr(code, flag), bool):
+            raise ValueError(f"code {code.name!r}: {flag} must be true or false, got {getattr(code, flag)!r}")
 
 
 @dataclass
