@@ -131,3 +131,17 @@ def trained_bundle_path(tmp_path_factory, tiny_spec) -> Path:
     path = tmp_path_factory.mktemp("bundles") / "tiny-trained"
     save_bundle(make_trained_bundle(tiny_spec), path)
     return path
+
+
+def batch_and_transform(bundle: Path, codes: list[str], x: torch.Tensor, seed: int = 3):
+    """``BatchFaceAug`` on ``x`` (NCHW float in [0, 1]) and ``GenerativeFaceAug`` on the same images with the edits and
+    strengths it drew: (batch output, transform output as NCHW, the drawn params)."""
+    import numpy as np
+
+    from genaug.batch import BatchFaceAug
+    from genaug.transforms import GenerativeFaceAug
+
+    out, p = BatchFaceAug(p=1.0, codes=codes, bundle=str(bundle), seed=seed, return_params=True)(x)
+    ref = GenerativeFaceAug(p=1.0, bundle=str(bundle), device="cpu").apply_to_images(
+        x.permute(0, 2, 3, 1).numpy(), edits=p.edits(), strengths=p.strength.tolist(), gate_seed=0)
+    return out, torch.from_numpy(np.ascontiguousarray(ref)).permute(0, 3, 1, 2), p

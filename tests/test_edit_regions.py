@@ -3,17 +3,15 @@ model frame and fades out beyond it; the recipe round-trips and is checked, and 
 as the albumentations transform does."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from conftest import batch_and_transform
 
-from genaug.batch import BatchFaceAug
 from genaug.bundle import EditRecipe
 from genaug.bundle.format import load_bundle, save_bundle
 from genaug.engine.core import Engine
 from genaug.engine.edits import Edit
 from genaug.engine.render import region_mask
-from genaug.transforms import GenerativeFaceAug
 
 MOUTH = (0.5, 0.86, 0.30, 0.18)
 
@@ -73,11 +71,7 @@ def test_engine_keeps_a_region_edit_inside_its_region(plain_bundle, region_bundl
 
 def test_batch_path_renders_regions_as_the_albumentations_transform(region_bundle):
     x = torch.rand(6, 3, 64, 64, generator=torch.Generator().manual_seed(5))
-    aug = BatchFaceAug(p=1.0, codes=["mouth", "glasses", "tone"], bundle=str(region_bundle), seed=3, return_params=True)
-    out, p = aug(x)
-    ref = GenerativeFaceAug(p=1.0, bundle=str(region_bundle), device="cpu").apply_to_images(
-        x.permute(0, 2, 3, 1).numpy(), edits=p.edits(), strengths=p.strength.tolist(), gate_seed=0)
-    ref = torch.from_numpy(np.ascontiguousarray(ref)).permute(0, 3, 1, 2)
+    out, ref, p = batch_and_transform(region_bundle, ["mouth", "glasses", "tone"], x)
     assert (out - ref).abs().max() < 1e-5
     mouth = [i for i, c in enumerate(p.code.tolist()) if c == 2]
     assert mouth, "the seed draws no mouth edit"

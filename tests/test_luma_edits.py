@@ -2,18 +2,16 @@
 the photo keeps its own colour; the recipe round-trips, and the batch path renders it as the engine does."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from conftest import batch_and_transform
 
-from genaug.batch import BatchFaceAug
 from genaug.bundle import EditRecipe
 from genaug.bundle.format import load_bundle, save_bundle
 from genaug.engine.core import Engine
 from genaug.engine.edits import Edit
 from genaug.engine.render import luma_only
 from genaug.images import LUMA
-from genaug.transforms import GenerativeFaceAug
 
 BOUND = ("glasses", "smile", "mouth", "bangs", "male")
 
@@ -72,11 +70,7 @@ def test_engine_luma_edit_changes_brightness_only(luma_bundle):
 
 def test_batch_path_renders_luma_as_the_albumentations_transform(luma_bundle):
     x = faces(6, seed=5)
-    aug = BatchFaceAug(p=1.0, codes=["smile", "glasses", "tone"], bundle=str(luma_bundle), seed=3, return_params=True)
-    out, p = aug(x)
-    ref = GenerativeFaceAug(p=1.0, bundle=str(luma_bundle), device="cpu").apply_to_images(
-        x.permute(0, 2, 3, 1).numpy(), edits=p.edits(), strengths=p.strength.tolist(), gate_seed=0)
-    ref = torch.from_numpy(np.ascontiguousarray(ref)).permute(0, 3, 1, 2)
+    out, ref, p = batch_and_transform(luma_bundle, ["smile", "glasses", "tone"], x)
     assert (out - ref).abs().max() < 1e-5
     bound = [i for i, c in enumerate(p.code.tolist()) if c in (0, 1)]
     assert bound  # some rows drew a bound (luma) edit
