@@ -98,7 +98,7 @@ def test_bad_recipe_tables_in_a_config_are_refused(trained_bundle_path, tmp_path
     folder = save_bundle(load_bundle(trained_bundle_path), tmp_path / "b")
     cfg = json.loads((folder / "config.json").read_text())
     for table, match in (({"glasses=1": {"transfer": {"quantile": 2}}}, "in \\[0, 1\\]"), ({"glasses=1": 1.0}, "must be a table"),
-                         ({"glasses=1": {"gain": 0}}, "positive"), ([1], "must be a table")):
+                         ({"glasses=1": {"gain": 0}}, "positive"), ([1], "'edit_recipes' must be an object")):
         (folder / "config.json").write_text(json.dumps({**cfg, "edit_recipes": table}))
         with pytest.raises(BundleError, match=match):
             load_bundle(folder)
