@@ -259,8 +259,8 @@ def region_mask(region: tuple[float, float, float, float] | None, h: int, w: int
 
 def within_region(x: Tensor, out: Tensor, masks: Tensor) -> Tensor:
     """The change ``out - x`` of images (N, C, H, W) kept inside each row's region: ``x + masks * (out - x)``
-    with ``masks`` (N, 1, H, W) from :func:`region_mask` (in place on ``out``)."""
-    return torch.lerp(x, out, masks, out=out) if out.dtype == x.dtype else x + masks * (out - x)
+    with ``masks`` (N, 1, H, W) from :func:`region_mask` (in place on ``out``; one dtype for all three)."""
+    return torch.lerp(x, out, masks, out=out)
 
 
 LOCAL_SIGMA = 1.5  # local-regeneration mask smoothing: Gaussian sigma in px per 64 px of width
