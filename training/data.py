@@ -132,14 +132,18 @@ def _read_attributes(csv_path: Path, files: list[Path], root: Path,
     return t, [header[i] for i in cols]
 
 
-def _in_run_folder(file: Path, root: Path, exclude: str | Path | None) -> bool:
-    """Whether ``file`` lies in a training run folder below ``root`` (``exclude`` or one holding ``train_config.json``)."""
+def _outside_run_folders(files: list[Path], root: Path, exclude: str | Path | None) -> list[Path]:
+    """``files`` less those in a training run folder below ``root`` (``exclude`` or one holding ``train_config.json``);
+    each folder is looked at once."""
     skip = Path(exclude).resolve() if exclude is not None else None
-    for rel in file.relative_to(root).parents[:-1]:  # its folders below root
-        folder = root / rel
-        if (folder / "train_config.json").is_file() or (skip is not None and folder.resolve() == skip):
-            return True
-    return False
+    run: dict[Path, bool] = {}
+
+    def is_run(folder: Path) -> bool:
+        if folder not in run:
+            run[folder] = (folder / "train_config.json").is_file() or (skip is not None and folder.resolve() == skip)
+        return run[folder]
+
+    return [f for f in files if not any(is_run(root / rel) for rel in f.relative_to(root).parents[:-1])]
 
 
 def load_faces(
@@ -156,7 +160,7 @@ def load_faces(
     ``root`` (``exclude``, or any folder with a ``train_config.json``: their sample grids are no faces)
     are left out."""
     root = Path(root)
-    files = [f for f in list_images(root, "image folder") if not _in_run_folder(f, root, exclude)]
+    files = _outside_run_folders(list_images(root, "image folder"), root, exclude)
     if not files:
         raise ValueError(f"no images found in {root} outside training run folders")
     if limit:
