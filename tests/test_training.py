@@ -438,3 +438,15 @@ def test_genaug_train_edit_stops_on_sigterm_and_the_same_command_resumes(tmp_pat
     steps = [r["step"] for r in read_log(out) if "eval" not in r]
     assert steps == list(range(1, stopped + 4))  # every step once, across the stop
     assert load_bundle(out / "bundle").training["steps"] == stopped + 3
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it(tmp_path):
+    out = tmp_path / "run"
+    a = ToyKind(out, steps=4)  # resumed: holds the folder until its run ends
+    with pytest.raises(OSError, match="another training run is using"):  # one line from `genaug train`
+        ToyKind(out, steps=4)
+    assert abs(a.runner.run()) > 0 and a.runner.lock is None  # released when the run ends
+    b = ToyKind(out, steps=8)  # the folder is free again: the same command resumes
+    assert b.runner.step == 4
+    b.runner.run()
+    assert b.runner.step == 8

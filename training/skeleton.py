@@ -4,7 +4,8 @@ around a kind's steps.
 A run folder holds ``train_config.json`` (the settings; a resumed run must match it outside the
 resumable ones), ``checkpoint.pt`` (every ``checkpoint_every`` steps and when the run stops),
 ``log.jsonl`` (one JSON line per logged step, cut back to the checkpoint's step on resume, so a
-resumed run never logs a step twice) and whatever the kind's evaluation and export write.
+resumed run never logs a step twice), ``.lock`` (held while a run uses the folder: a second run on
+the same folder is refused, not interleaved) and whatever the kind's evaluation and export write.
 The same command resumes. SIGTERM / SIGINT finish the current step, checkpoint and end the run
 cleanly; so does the wall-clock budget (``minutes``).
 
@@ -15,6 +16,7 @@ dict is logged as ``{"step", "eval"}``) and ``export(step)`` (the final bundle o
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import threading
@@ -27,6 +29,11 @@ import torch
 from tqdm.auto import tqdm
 
 from genaug.io import write_json_atomic
+
+try:
+    import fcntl  # POSIX; elsewhere a run folder is not locked
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from .checkpoint import append_log, check_resumable, load_checkpoint, load_state_dicts, save_checkpoint, state_dicts, truncate_log
 
@@ -101,10 +108,43 @@ class Run:
         self.stopped_by: str | None = None
         self.saved_at = -1  # step of the last checkpoint this invocation wrote (or resumed from)
         self.logged_eval = -1  # step whose evaluation log.jsonl already holds (from the invocation that checkpointed it)
+        self.lock: int | None = None  # descriptor of the folder's ``.lock`` while this run holds it
+
+    # ------------------------------------------------------------ lock
+    def acquire(self) -> None:
+        """Hold the run folder (an OS lock on ``.lock``, released when the run ends or its process dies): a
+        second run on the same folder would interleave checkpoints and log lines, so it is refused."""
+        if not self.plan.main or self.lock is not None or fcntl is None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise BlockingIOError(f"another training run is using {self.out}; wait for it to end (or stop it: it "
+                               "checkpoints on SIGTERM), or give another folder") from None
+        self.lock = fd
+
+    def release(self) -> None:
+        if self.lock is not None:
+            os.close(self.lock)  # closing the descriptor drops the lock
+            self.lock = None
+
+    def __del__(self) -> None:
+        self.release()
 
     # ------------------------------------------------------------ folder
     def resume(self) -> int:
         """Check the settings against the saved run and load its checkpoint (or start the folder afresh)."""
+        self.acquire()
+        try:
+            return self._resume()
+        except BaseException:
+            self.release()
+            raise
+
+    def _resume(self) -> int:
         plan, cfg_file = self.plan, self.out / "train_config.json"
         if self.ckpt.exists() and not plan.overwrite:
             if cfg_file.exists():
@@ -187,6 +227,13 @@ class Run:
     def run(self) -> Any:
         """Train until ``steps``, the budget or a signal; checkpoint; evaluate and export (see ``finish_on_stop``)."""
         plan, t0 = self.plan, time.time()
+        self.acquire()
+        try:
+            return self._run(plan, t0)
+        finally:
+            self.release()
+
+    def _run(self, plan: RunPlan, t0: float) -> Any:
         restore = self._catch_signals()
         bar = tqdm(total=plan.steps or None, initial=self.step, desc=plan.desc, unit="step", disable=not plan.main,
                    mininterval=10, dynamic_ncols=True)
