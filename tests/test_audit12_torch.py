@@ -42,3 +42,24 @@ def test_to_device_moves_the_batch_transform_as_an_nn_module_moves(bundle):
     seq = nn.Sequential(genaug.BatchFaceAug(bundle=bundle, p=1.0, seed=0), nn.Identity())
     seq.to(torch.device("meta"))  # a parent module's .to() reaches it
     assert seq[0].device == torch.device("meta")
+
+
+def test_the_hdf5_reader_is_a_context_manager_as_an_h5py_file_is(tmp_path):
+    # `with HDF5FaceDataset(path) as ds:` was "TypeError: 'HDF5FaceDataset' object does not support the context manager
+    # protocol"; an h5py user closes files that way
+    import h5py
+    import numpy as np
+
+    from genaug.hdf5 import HDF5FaceDataset
+
+    path = tmp_path / "faces.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((2, 8, 8, 3), np.uint8)
+        f["label"] = np.array([3, 4])
+    with HDF5FaceDataset(path) as ds:
+        assert ds[1][1] == 4
+        handle = ds._file
+        assert handle is not None and bool(handle)
+    assert ds._file is None and not bool(handle)  # closed at the end of the block
+    assert ds[0][1] == 3  # and opened again when read later
+    ds.close()
