@@ -177,7 +177,7 @@ class BatchFaceAug(nn.Module):
             self._engine = eng
         elif self._engine.device != device:
             raise ValueError(f"this BatchFaceAug runs on {self._engine.device}, got a batch on {device}: "
-                             "pass device= to copy batches there, or use one transform per device")
+                             "move it with .to(device) (or pass device=) to copy batches there, or use one transform per device")
         return self._engine
 
     def _check(self, x: Any) -> tuple[Tensor, bool]:
