@@ -164,8 +164,8 @@ class BatchFaceAug(nn.Module):
             if device.type == "meta":
                 raise ValueError("this BatchFaceAug was moved to the 'meta' device (shapes only, no weights): "
                                  "genaug edits real images, move it with .to('cpu') or .to('cuda')")
-            eng = Engine(self.bundle if bundle is None else bundle, device=device, batch_size=self.batch_size, cache_size=0, mode=self.mode,
-                         codes=self.codes, bounds=self.bounds)
+            eng = Engine(self.bundle if bundle is None else bundle, device=device, batch_size=self.batch_size, cache_size=0,
+                         mode=self.mode, codes=self.codes, bounds=self.bounds)
             self._layout = code_layout(eng.spec, eng.device)
             self._recipe = recipe_tables(eng.bundle, self._layout, eng.device)
             (self._kind, self._colour_all, self._recipe_has, self._colour_entries, self._luma_code, self._luma_entries,
