@@ -62,7 +62,8 @@ class BatchFaceAug(nn.Module):
             (their renderers read a few values to the host).
         strength: edit strength, or a ``(low, high)`` range drawn per row.
         bundle: ``"default"``, a bundle folder or a :class:`genaug.Bundle`.
-        device: where the work runs (None: the first batch's device; batches elsewhere are copied there and back).
+        device: where the work runs (None: the first batch's device; batches elsewhere are copied there and back);
+            ``.to(device)``, ``.cuda()``, ``.cpu()`` set it and move a built engine, as for any ``nn.Module``.
         mode: ``"delta"`` or ``"regenerate"`` (see :class:`genaug.Engine`).
         framing: ``"auto"`` (the bundle's CelebA box on 178x218-shaped batches, else the centred
             square) or ``"full"`` (the centred square); no face detection on this path.
@@ -127,27 +128,56 @@ class BatchFaceAug(nn.Module):
         if isinstance(self.generator, bytes):
             self.generator = torch.Generator().set_state(torch.frombuffer(bytearray(self.generator), dtype=torch.uint8))
 
+    def _apply(self, fn: Any, recurse: bool = True) -> "BatchFaceAug":
+        """``.to(device)``, ``.cuda()``, ``.cpu()`` (and a parent module's): the work moves there - ``device`` is recorded
+        (later batches elsewhere are copied there and back) and a built engine's networks and latent tables are moved.
+        The device is read off ``fn`` applied to an empty CPU and meta probe; a dtype-only ``fn`` (``.half()``) moves nothing."""
+        super()._apply(fn, recurse)
+        on_cpu = fn(torch.empty(0)).device  # (.cuda() without CUDA: torch's error, here)
+        try:
+            if fn(torch.empty(0, device="meta")).device != on_cpu:  # each probe stayed where it was: no device in fn
+                return self
+        except NotImplementedError:  # "cannot copy out of meta tensor": fn moves data (to on_cpu's device)
+            pass
+        except RuntimeError:  # an fn only CPU tensors take (.share_memory()): no move
+            return self
+        self.device, eng = on_cpu, self._engine
+        if eng is not None and eng.device != on_cpu:  # device buffers are rebuilt there
+            self._engine, self._feathers, self._work, self._views = None, {}, {}, {}
+        if on_cpu.type == "meta":  # shapes only: nothing of the engine or tables goes there (a later .to() rebuilds)
+            return self
+        for table in (self.table, getattr(self, "_content", None)):  # the latents found so far go along
+            if table is not None and table.rows is not None and table.rows.device != on_cpu:
+                table.rows = table.rows.to(on_cpu)
+        if eng is not None and self._engine is None:  # its networks moved in place (no reload; same bundle_key, so the
+            self._engine_on(on_cpu, eng.bundle.to(on_cpu))  # tables stay bound)
+        return self
+
     def extra_repr(self) -> str:
         return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
 
     # ------------------------------------------------------------------ setup
-    def _engine_on(self, device: torch.device) -> Any:
+    def _engine_on(self, device: torch.device, bundle: Bundle | None = None) -> Any:
         if self._engine is None:
             from .engine.core import Engine
 
-            eng = Engine(self.bundle, device=device, batch_size=self.batch_size, cache_size=0, mode=self.mode,
-                         codes=self.codes, bounds=self.bounds)
+            if device.type == "meta":
+                raise ValueError("this BatchFaceAug was moved to the 'meta' device (shapes only, no weights): "
+                                 "genaug edits real images, move it with .to('cpu') or .to('cuda')")
+            eng = Engine(self.bundle if bundle is None else bundle, device=device, batch_size=self.batch_size, cache_size=0,
+                         mode=self.mode, codes=self.codes, bounds=self.bounds)
             self._layout = code_layout(eng.spec, eng.device)
             self._recipe = recipe_tables(eng.bundle, self._layout, eng.device)
             (self._kind, self._colour_all, self._recipe_has, self._colour_entries, self._luma_code, self._luma_entries,
              self._region_code, self._region_entries) = recipe_kinds(eng.bundle, self._layout, self._recipe, eng.device)
-            self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
+            if getattr(self, "_content", None) is None:  # (kept when .to() moved the transform)
+                self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
             self.table.bind(f"{eng._settings}|framing={self.framing}")  # a shared table: latents of one framing
             self._content.bind(eng._settings)
             self._engine = eng
         elif self._engine.device != device:
             raise ValueError(f"this BatchFaceAug runs on {self._engine.device}, got a batch on {device}: "
-                             "pass device= to copy batches there, or use one transform per device")
+                             "move it with .to(device) (or pass device=) to copy batches there, or use one transform per device")
         return self._engine
 
     def _check(self, x: Any) -> tuple[Tensor, bool]:

@@ -126,7 +126,8 @@ class HDF5FaceDataset(Dataset):
     ``Compose`` is called as ``transform(image=img)["image"]``, any other callable (a torchvision
     transform, a function) as ``transform(img)``; ``target_transform(label)`` likewise. With ``return_meta=True`` items are
     ``(image, label, meta)`` with ``meta`` = source_index, source_path, variant, codes, score.
-    The file is opened lazily in each process (safe with DataLoader ``num_workers > 0``).
+    The file is opened lazily in each process (safe with DataLoader ``num_workers > 0``); ``close()`` or a ``with``
+    block closes this process's handle.
     ``variants`` keeps only records whose variant is in the given list (e.g. ``[0]``); asking for one
     the file lacks is a ``ValueError``.
     """
@@ -228,6 +229,14 @@ class HDF5FaceDataset(Dataset):
         if self._file is not None and self._pid == os.getpid():  # not a handle inherited from the parent
             self._file.close()
         self._file = None
+
+    def __enter__(self) -> "HDF5FaceDataset":
+        """``with HDF5FaceDataset(path) as ds:`` closes this process's handle at the end, as ``h5py.File`` does (a later
+        item opens it again)."""
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def __del__(self) -> None:
         try:
