@@ -38,3 +38,17 @@ def test_a_strength_range_given_as_a_numpy_array_is_read_as_a_pair():
     t = genaug.GenerativeFaceAug(strength=np.array([0.5, 1.0]))
     assert t.strength == (0.5, 1.0) and all(type(v) is float for v in t.strength)
     assert A.from_dict(json.loads(json.dumps(A.to_dict(t)))).strength == (0.5, 1.0)
+
+
+def test_edit_recipes_take_numpy_numbers():
+    # EditRecipe(gain=np.float32(0.5)) (a value measured with numpy) said "gain must be a positive number, got
+    # np.float32(0.5)"; a numpy region, transfer share or np.True_ colour were refused the same way
+    from genaug.bundle import EditRecipe
+    from genaug.bundle.recipe import Transfer
+
+    r = EditRecipe(gain=np.float32(0.5), shift=np.int64(1), region=np.array([0.5, 0.7, 0.3, 0.2], np.float32),
+                   transfer=Transfer(content=np.float32(1.0)), luma=np.True_)
+    assert r.gain == 0.5 and r.luma is True and r.region == pytest.approx((0.5, 0.7, 0.3, 0.2))
+    assert EditRecipe.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+    with pytest.raises(ValueError, match="gain"):
+        EditRecipe(gain=np.float32("nan"))
