@@ -20,7 +20,7 @@ import torch
 from albumentations.core.transforms_interface import BaseTransformInitSchema, ImageOnlyTransform
 from pydantic import Field, field_validator
 
-from .engine.codes import check_code_list, check_edit_options, default_codes, strength_range
+from .engine.codes import all_code_names, check_code_list, check_codes, check_edit_options, default_codes, strength_range
 from .engine.edits import Edit, random_edits
 from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS
@@ -62,7 +62,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
             unchanged; None turns it off.
         p: probability of applying the transform.
 
-    Targets: image, images. Image types: uint8, float32.
+    Targets: image, images. Image types: uint8, float32. It leaves bboxes, keypoints and masks unmoved, so beside
+    them its random set leaves ``yaw`` (which moves the photo) out and a named ``yaw`` is refused on every call.
     """
 
     class InitSchema(BaseTransformInitSchema):
@@ -92,6 +93,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
         @field_validator("strength", mode="before")
         @classmethod
         def _strength(cls, v: Any) -> Any:  # before pydantic's coercion, which reads True / False as 1.0 / 0.0
+            if isinstance(v, np.ndarray):  # np.array([0.5, 1.0]): a plain number or pair
+                v = v.tolist() if v.ndim == 0 else tuple(v.tolist())
             strength_range(v)
             return v
 
@@ -142,7 +145,10 @@ class GenerativeFaceAug(ImageOnlyTransform):
         def _loss(cls, v: str) -> str:
             from .models.recon import parse_mix
 
-            parse_mix(v)
+            if any(kind == "feature" for _, kind in parse_mix(v)):
+                raise ValueError(f"refine_loss {v!r}: the 'feature' loss needs a feature network, which GenerativeFaceAug "
+                                 "cannot take (it serialises by its arguments): use 'mse', 'l1', 'ssim', 'msssim' or a mix, "
+                                 "or genaug.Engine(feature_net=...)")
             return v
 
     def __init__(
@@ -185,6 +191,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         self._geometric_aliases: dict[str, str] = {}  # Compose(additional_targets=) names of masks, boxes, keypoints
         self.last_info: Any = None  # the AugmentInfo of the last call (what it applied)
         check_edit_options(self.bundle, self.codes, self.bounds)
+        self._turns = _named_turns(self.bundle, self.codes)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("bundle", "codes", "mode", "strength", "refine_steps", "refine_loss", "framing", "bounds",
@@ -229,6 +236,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.last_info = None  # a call that p skips (or a replay that skips it) applied nothing
+        if not self.replay_mode and self.p > 0:  # before the p draw: the refusal must not depend on it
+            self._refuse_named_turns(kwargs)
         if self.replay_mode and self.applied_in_replay:  # a replay does not draw: check the record's edits
             self._check_replayed_edits(self.params.get("edits", []), kwargs)
         return super().__call__(*args, **kwargs)
@@ -237,6 +246,15 @@ class GenerativeFaceAug(ImageOnlyTransform):
         """The targets of this call that mark places in the image (boxes, masks, keypoints), non-empty ones only."""
         kinds = {**{k: k for k in GEOMETRIC_TARGETS}, **self._geometric_aliases}  # with additional_targets={"mask2": "mask"}
         return [k for k, v in data.items() if k in kinds and v is not None and len(v)]
+
+    def _refuse_named_turns(self, data: dict[str, Any]) -> list[str]:
+        """This call's marking targets (:meth:`_marked`); ValueError if ``codes`` names a turn beside them."""
+        marked = self._marked(data)
+        if marked and self._turns:
+            raise ValueError(f"codes {self._turns} turn the head and move the photo by a few pixels, but this call's "
+                             f"{', '.join(marked)} would come back unmoved (an image-only transform): leave those "
+                             "codes out of this Compose")
+        return marked
 
     def _check_replayed_edits(self, edits: list[Any], data: dict[str, Any]) -> None:
         """A replayed record that drew a head turn is refused beside boxes / masks / keypoints, as a fresh call
@@ -265,14 +283,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
         n = len(data["images"]) if "images" in data and "image" not in data else 1
         draw = torch.Generator().manual_seed(self.py_random.getrandbits(62))
         eng = self.engine
-        marked = self._marked(data)
-        if marked:  # yaw would move what they mark
+        if self._refuse_named_turns(data):  # yaw would move what they mark
             codes = eng.codes if eng.codes is not None else default_codes(eng.spec)  # code indices
-            moving = [eng.code_names[c] for c in codes if eng.code_names[c] in GEOMETRIC_CONTROLS]
-            if eng.codes is not None and moving:
-                raise ValueError(f"codes {moving} turn the head and move the photo by a few pixels, but this call's "
-                                 f"{', '.join(marked)} would come back unmoved (an image-only transform): leave those "
-                                 "codes out of this Compose")
             kept = [c for c in codes if eng.code_names[c] not in GEOMETRIC_CONTROLS]  # the random set without yaw
             edits = random_edits(eng.spec, n, draw, codes=kept, bounds=eng.bounds)
         else:
@@ -305,3 +317,14 @@ class GenerativeFaceAug(ImageOnlyTransform):
         self, images: np.ndarray, edits: list[Edit], strengths: list[float], gate_seed: int, **params: Any
     ) -> np.ndarray:
         return np.stack(self._run(list(images), edits, strengths, gate_seed))
+
+
+def _named_turns(bundle: str, codes: list[str | int] | None) -> list[str]:
+    """The codes named in ``codes`` that turn the head (:data:`GEOMETRIC_CONTROLS`), from the bundle's config alone."""
+    if codes is None:
+        return []
+    from .bundle.format import read_spec
+
+    spec = read_spec(bundle)
+    names = all_code_names(spec)
+    return [names[i] for i in check_codes(spec, codes) or [] if names[i] in GEOMETRIC_CONTROLS]

@@ -23,15 +23,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..models.latent import LatentSpec
 
 # format-1 runtime table -> recipe field
 LEGACY_TABLES = {"edit_gain": "gain", "edit_shift": "shift", "edit_regenerate": "regenerate", "edit_transfer": "transfer"}
+
+
+def _is_number(v: Any) -> bool:
+    """A real number, numpy's included (``np.float32`` is no ``float``), and not a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class Transfer:
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            if not _is_number(v) or not 0 <= v <= 1:
                 raise ValueError(f"transfer {f.name} must be a number in [0, 1], got {v!r}")
             object.__setattr__(self, f.name, float(v))
 
@@ -66,9 +73,9 @@ class EditRecipe:
 
     def __post_init__(self) -> None:
         if self.region is not None:
-            r = self.region
+            r = tuple(self.region.tolist()) if isinstance(self.region, np.ndarray) else self.region
             if (not isinstance(r, (list, tuple)) or len(r) != 4
-                    or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in r)
+                    or not all(_is_number(v) for v in r)
                     or not (0 <= r[0] <= 1 and 0 <= r[1] <= 1 and 0 < r[2] <= 2 and 0 < r[3] <= 2)):
                 raise ValueError("region must be [centre x, centre y, half width, half height] as fractions of the frame "
                                  f"(centre in [0, 1], half sides in (0, 2]), got {r!r}")
@@ -78,13 +85,14 @@ class EditRecipe:
         if self.transfer is not None and not isinstance(self.transfer, Transfer):
             raise ValueError(f"transfer must be a Transfer or None, got {self.transfer!r}")
         for name in ("colour", "luma"):
-            if not isinstance(getattr(self, name), bool):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
         if self.colour and self.luma:
             raise ValueError("an edit is either a colour edit (colour) or a brightness-only one (luma), not both")
         for name, positive in (("gain", True), ("shift", False), ("regenerate", False)):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf") or (positive and v == 0):
+            if not _is_number(v) or not 0 <= v < float("inf") or (positive and v == 0):
                 raise ValueError(f"{name} must be a {'positive' if positive else 'non-negative'} number, got {v!r}")
             object.__setattr__(self, name, float(v))
 
