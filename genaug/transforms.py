@@ -27,6 +27,8 @@ from .faces.controls import GEOMETRIC_CONTROLS
 from .faces.identity import online_gate
 
 GEOMETRIC_TARGETS = ("bboxes", "keypoints", "mask", "masks", "mask3d", "masks3d")  # what a Compose may carry beside the image
+ENGINE_ARGS = frozenset(("bundle", "codes", "mode", "refine_steps", "refine_loss", "framing", "bounds", "device", "cache_size",
+                         "gate_threshold", "gate", "quality_threshold"))  # init arguments the engine is built from
 
 Strength = float | tuple[float, float]
 
@@ -192,6 +194,17 @@ class GenerativeFaceAug(ImageOnlyTransform):
         self.last_info: Any = None  # the AugmentInfo of the last call (what it applied)
         check_edit_options(self.bundle, self.codes, self.bounds)
         self._turns = _named_turns(self.bundle, self.codes)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """An engine argument set after construction (``aug.codes = ["yaw"]``) is validated and takes effect as if given
+        to ``__init__`` (the engine is rebuilt on next use), so what runs is what ``to_dict`` saves."""
+        if name in ENGINE_ARGS and "_turns" in self.__dict__:
+            args = {k: getattr(self, k) for k in self.get_transform_init_args_names()}
+            fresh = type(self)(**{**args, name: value}, p=self.p)
+            for k in (*ENGINE_ARGS, "_lazy", "_turns"):
+                object.__setattr__(self, k, fresh.__dict__[k])
+            return
+        super().__setattr__(name, value)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("bundle", "codes", "mode", "strength", "refine_steps", "refine_loss", "framing", "bounds",

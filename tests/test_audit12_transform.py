@@ -52,3 +52,19 @@ def test_edit_recipes_take_numpy_numbers():
     assert EditRecipe.from_dict(json.loads(json.dumps(r.to_dict()))) == r
     with pytest.raises(ValueError, match="gain"):
         EditRecipe(gain=np.float32("nan"))
+
+
+def test_an_engine_argument_set_after_construction_takes_effect_and_is_validated():
+    import pydantic
+
+    aug = genaug.GenerativeFaceAug(p=1.0, device="cpu")
+    face = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    aug(image=face)  # the engine is built with the default codes
+    aug.codes = ["tone"]
+    assert aug.engine.options["codes"] == ["tone"]  # not the engine built before the change
+    aug(image=face)
+    assert aug.last_info.descriptions[0].startswith("tone")
+    assert A.from_dict(A.to_dict(aug)).codes == ["tone"]
+    with pytest.raises((ValueError, pydantic.ValidationError)):
+        aug.codes = ["no_such_code"]
+    assert aug.codes == ["tone"]  # a refused value leaves the transform as it was
