@@ -42,3 +42,24 @@ def test_controls_on_a_model_sized_photo_are_placed_on_its_own_face():
         rows = np.nonzero(change > 12)[0]
         eyes, nose = _eye_and_nose_rows(photo)
         assert np.median(rows) < (eyes + nose) / 2, f"frames centred on row {np.median(rows):.0f}: eyes {eyes:.0f}, nose {nose:.0f}"
+
+
+@pytest.mark.parametrize("size, box", [((500, 500), (300, 350)), ((600, 800), (300, 500))])
+def test_drawn_glasses_keep_a_colour_face_on_a_grey_scene_in_colour(size, box):
+    # add_glasses judged "a black-and-white photo" on a 32 x 32 grid of the whole photo: a colour face small in a
+    # grey scene (a studio backdrop, a grey wall) read as grey, and the face's whole head box came back black and white.
+    from genaug.faces.glasses import add_glasses
+    from genaug.faces.shape import default_landmarks
+
+    g = torch.Generator().manual_seed(0)
+    scene = torch.full((1, 3, *size), -0.3)
+    top, left = box
+    face = torch.nn.functional.interpolate(torch.rand(1, 3, 6, 6, generator=g) * 1.6 - 0.8, size=(64, 64), mode="bicubic",
+                                           align_corners=False).clamp(-0.9, 0.9)
+    scene[..., top : top + 64, left : left + 64] = face
+    lm = default_landmarks(64, 64, 1, "model_frame") + torch.tensor([float(left), float(top)])
+    out = add_glasses(scene, 0.8, landmarks=lm)
+    patch = out[0, :, top : top + 64, left : left + 64]
+    assert float((patch - face[0]).abs().max()) > 0.3  # the frames are drawn
+    spread = lambda t: float((t.amax(0) - t.amin(0)).mean())  # noqa: E731 - how far from grey
+    assert spread(patch) > 0.8 * spread(face[0]), "the colour face came back black and white"
