@@ -508,7 +508,7 @@ def test_the_transform_records_the_turn_it_rendered_on_a_turned_face(tmp_path):
         frame = eng.frame([photo])[1][0]
         if frame.alignment is not None:
             room = turn_room(torch.zeros(1, 3, *photo.shape[:2]), torch.as_tensor(frame.alignment.face.landmarks)[None].float())[0]
-            if min(room.tolist()) < 20:
+            if min(room.tolist()) < 20 and max(room.tolist()) > 0:  # turned, yet not beyond the limit (no room at all)
                 turned.append((f, photo, room))
         if len(turned) == 2:
             break

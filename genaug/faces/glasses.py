@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .pose import PoseFit, fade_beyond_limit, fit_pose, head_crops
-from ..engine.colour import is_grey, keep_grey
+from ..engine.colour import GREY_TOLERANCE, is_grey, keep_grey
 from ..images import luma_weights
-from .shape import blur_each, check_images, face_landmarks, per_image
+from .shape import blur_each, check_images, face_landmarks, head_radius, per_image
 
 LENS_X = 0.5  # lens centres: the eyes (eye distances from the eye midpoint; y down)
 BRIDGE_Y = -0.02  # the bridge's height
@@ -152,22 +152,33 @@ def add_glasses(images: Tensor, strength=1.0, landmarks: Tensor | None = None, f
     pose = fit_pose(lm)
     st = style_for(images, lm).to(images.device)  # from the whole photo: the same pair whatever is worked on
     k = k * fade_beyond_limit(pose).to(k.device)
-    grey = is_grey(images)  # a black-and-white photo gets grey frames (judged on the whole photo)
     boxes = head_crops(pose, h, w, pose.frame.scale + 8)  # the head, an eye distance and the blurs' reach more
     if boxes is None:
-        return _draw(images, k, pose, st, grey)
+        return _draw(images, k, pose, st)
     out = images.clone()
     for i, (t, b, l, r) in enumerate(boxes):
-        out[i : i + 1, :, t:b, l:r] = _draw(images[i : i + 1, :, t:b, l:r], k[i : i + 1], pose.in_box(i, l, t), st.row(i),
-                                            grey[i : i + 1])
+        out[i : i + 1, :, t:b, l:r] = _draw(images[i : i + 1, :, t:b, l:r], k[i : i + 1], pose.in_box(i, l, t), st.row(i))
     return out
 
 
-def _draw(images: Tensor, k: Tensor, pose: PoseFit, st: GlassesStyle, grey: Tensor) -> Tensor:
+def face_is_grey(images: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    """(N,) bool: each face's head (face-frame grids ``u``, ``v`` (N, H, W)) has (nearly) equal channels - a
+    black-and-white photo. Judged on the head, not the whole photo: a colour face on a grey backdrop, or small in a
+    large grey scene, is a colour face (judged on the photo, its head's box came back grey); a head wholly outside
+    the pixels: the whole photo."""
+    if images.shape[1] == 1:
+        return torch.ones(len(images), dtype=torch.bool, device=images.device)
+    head = (head_radius(u, v) < 1).to(images.dtype)
+    spread = ((images.amax(1) - images.amin(1)) * head).sum((1, 2)) / head.sum((1, 2)).clamp(min=1)
+    return torch.where(head.sum((1, 2)) > 0, spread <= GREY_TOLERANCE, is_grey(images))
+
+
+def _draw(images: Tensor, k: Tensor, pose: PoseFit, st: GlassesStyle) -> Tensor:
     """:func:`add_glasses` of a checked batch (or one face's box of a photo) with its faces' poses in its pixels, the
-    opacities ``k`` (N,), the pairs ``st`` and which photos are black-and-white (``grey`` (N,) bool)."""
+    opacities ``k`` (N,) and the pairs ``st``."""
     c, h, w = images.shape[1:]
     u, v = pose.frame.pixel_grid(h, w)
+    grey = face_is_grey(images, u, v)  # a black-and-white photo gets grey frames (the head's box holds the head)
     s = pose.scale.clamp(min=0.5)[:, None, None]  # true eye distance / projected one: vertical lengths
     x, y = u, v / s
     px = (1.25 / pose.frame.scale.clamp(min=1e-3))[:, None, None]  # an edge's soft width (a pixel and a bit), eye distances

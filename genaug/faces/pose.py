@@ -197,18 +197,29 @@ def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH
     return _solve_head_x((u - u_axis) / s, y, src, axis), y
 
 
+def beyond_limit(pose: PoseFit) -> Tensor:
+    """(N,) bool: photos turned beyond ``SOURCE_YAW_LIMIT`` (near profile), which :func:`rotate_yaw` leaves as they are:
+    the renderer would take them as turned 40 degrees, and turning one back smeared hair, background and a doubled
+    nose across the face (utkface_128 faces at 41-42 degrees, audit 12)."""
+    return torch.rad2deg(pose.yaw).abs() > SOURCE_YAW_LIMIT
+
+
 def turn_room(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
     """(N, 2) degrees each face can turn with :func:`rotate_yaw`: towards negative yaw, towards positive (a turn
-    away from frontal stops at ``TARGET_YAW_LIMIT``, a request at ``MAX_YAW``). ``landmarks`` as for rotate_yaw."""
+    away from frontal stops at ``TARGET_YAW_LIMIT``, a request at ``MAX_YAW``; a face beyond ``SOURCE_YAW_LIMIT``:
+    none). ``landmarks`` as for rotate_yaw."""
     images = check_images(images)
-    src = torch.rad2deg(source_yaw(fit_pose(face_landmarks(images, landmarks, framing))))
-    return torch.stack([(TARGET_YAW_LIMIT + src).clamp(0, MAX_YAW), (TARGET_YAW_LIMIT - src).clamp(0, MAX_YAW)], 1)
+    pose = fit_pose(face_landmarks(images, landmarks, framing))
+    src = torch.rad2deg(source_yaw(pose))
+    room = torch.stack([(TARGET_YAW_LIMIT + src).clamp(0, MAX_YAW), (TARGET_YAW_LIMIT - src).clamp(0, MAX_YAW)], 1)
+    return torch.where(beyond_limit(pose)[:, None], torch.zeros_like(room), room)
 
 
 def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing: str = "auto",
                symmetry: float = 0.8, axis: float = AXIS_DEPTH, keep_eyes: bool = True) -> Tensor:
     """Turn each face by ``degrees`` (a number or one per image, within +-45) of yaw; a turn away
-    from frontal stops at +-``TARGET_YAW_LIMIT`` degrees (a photo already beyond it keeps its pose).
+    from frontal stops at +-``TARGET_YAW_LIMIT`` degrees (a photo already beyond it keeps its pose), and a photo
+    turned beyond ``SOURCE_YAW_LIMIT`` (near profile) is returned as it is, either way (:func:`beyond_limit`).
 
     ``landmarks``: (N, 5, 2) pixels in dlib's order (found when None, see
     :func:`genaug.faces.shape.face_landmarks`); ``symmetry``: at most this much of the mirrored face
@@ -225,6 +236,9 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     if not bool((deg != 0).any()):
         return images.clone()
     pose = fit_pose(face_landmarks(images, landmarks, framing))
+    deg = torch.where(beyond_limit(pose).to(deg.device), torch.zeros_like(deg), deg)  # near profile: left as it is
+    if not bool((deg != 0).any()):
+        return images.clone()
     src = pose.yaw.clamp(-math.radians(SOURCE_YAW_LIMIT), math.radians(SOURCE_YAW_LIMIT))
     lim = torch.tensor(math.radians(TARGET_YAW_LIMIT), device=src.device)
     dst = src + torch.deg2rad(deg)  # turning outwards stops at the limit (a photo beyond it stays where it is)

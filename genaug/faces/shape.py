@@ -270,10 +270,11 @@ def default_landmarks(height: int, width: int, n: int = 1, framing: str = "auto"
     return (frac * torch.tensor([width - 1, height - 1])).expand(n, 5, 2).clone()
 
 
-def detect_landmarks(images: Tensor, framing: str = "auto") -> Tensor:
+def detect_landmarks(images: Tensor, framing: str = "auto", fallback: Tensor | None = None) -> Tensor:
     """dlib's 5 landmarks ``(N, 5, 2)`` in pixels of the input: the frontal detector on the image
     (upsampled so its short side is >= 256 px), the largest face; where it finds none, the 5-point
-    model refines the framing rule's face box."""
+    model refines the framing rule's face box (``fallback`` (N, 5, 2), pixels of the input: the box around
+    these landmarks instead, refined at the input's size as :func:`refine_landmarks` does)."""
     from .align import find_faces
     from .identity import require_dlib
 
@@ -285,14 +286,19 @@ def detect_landmarks(images: Tensor, framing: str = "auto") -> Tensor:
     x = F.interpolate(images.detach().float().cpu().clamp(-1, 1), size=(size_h, size_w), mode="bilinear",
                       align_corners=False) if zoom > 1 else images.detach().float().cpu()
     rgb = _uint8(x)
-    fallback = default_landmarks(size_h, size_w, 1, framing)[0]
-    out = []
-    for im in rgb:
+    guess = default_landmarks(size_h, size_w, 1, framing)[0]
+    out, missed = [], []
+    for i, im in enumerate(rgb):
         found = find_faces(detector, im, 0)
-        box = max(found, key=lambda r: r.area()) if found else _box_from_landmarks(dlib, fallback)
+        if not found and fallback is not None:
+            missed.append(i)
+        box = max(found, key=lambda r: r.area()) if found else _box_from_landmarks(dlib, guess)
         out.append([(p.x, p.y) for p in predictor(im, box).parts()])
     scale = torch.tensor([(w - 1) / max(size_w - 1, 1), (h - 1) / max(size_h - 1, 1)])
-    return torch.tensor(out, dtype=torch.float32).reshape(-1, 5, 2) * scale
+    lm = torch.tensor(out, dtype=torch.float32).reshape(-1, 5, 2) * scale
+    if missed:
+        lm[missed] = refine_landmarks(images[missed], check_landmarks(fallback, len(images))[missed]).cpu()
+    return lm
 
 
 def refine_landmarks(images: Tensor, guess: Tensor) -> Tensor:
