@@ -1,0 +1,84 @@
+"""A twelfth user audit, the offline expansion and the command line as an h5py / shell user meets them: a huge
+``--variants``, an empty or root output path, a thumbnail that fixed ``--size source``, warnings shown as Python shows
+them and skip lines printed onto the progress bar (each test failed before its fix)."""
+from __future__ import annotations
+
+import re
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import noise_pngs
+from genaug.cli.main import main
+from genaug.expand import ExpandError, expand_to_hdf5
+from genaug.expand.settings import ExpandSettings
+
+FAST = dict(refine_steps=0, batch_size=2, block_size=2, device="cpu", progress=False, workers=1)
+
+
+def test_variants_beyond_the_int16_variant_column_are_refused_up_front():
+    # --variants 40000 rendered 32767 variants of the first image (hours), then died with numpy's OverflowError
+    # traceback ("Python integer 32768 out of bounds for int16") building the 'variant' column
+    ExpandSettings(variants=32767).validate()
+    with pytest.raises(ExpandError, match=r"--variants must be at most 32767 .*int16.*got 40000"):
+        ExpandSettings(variants=40000).validate()
+
+
+def test_an_empty_or_root_output_path_and_an_empty_source_are_named(tmp_path, monkeypatch, tiny_bundle_path):
+    # OUT "" / "." / "/" failed with "PosixPath('.') has an empty name"; SOURCE "" expanded the current folder
+    src = noise_pngs(tmp_path / "faces", n=1)
+    monkeypatch.chdir(tmp_path / "faces")
+    kw = dict(bundle=tiny_bundle_path, **FAST)
+    with pytest.raises(ExpandError, match="output path is empty"):
+        expand_to_hdf5(src, "", 1, **kw)
+    for out in (".", "/"):
+        with pytest.raises(ExpandError, match=rf"output {re.escape(out)} is a folder"):
+            expand_to_hdf5(src, out, 1, **kw)
+    with pytest.raises(ExpandError, match="source path is empty"):
+        expand_to_hdf5("", tmp_path / "o.h5", 1, **kw)
+    assert not (tmp_path / "o.h5").exists() and not (tmp_path / "o.h5.parts").exists()
+
+
+def test_size_source_is_fixed_by_the_first_usable_image_not_a_thumbnail(tmp_path, tiny_bundle_path):
+    # a 10x10 thumbnail sorted first fixed the output size at 10x10: every face was skipped as "size 40x40 differs
+    # from the output size 10x10", and the run ended "nothing to write"
+    src = noise_pngs(tmp_path / "faces", (40, 40, 3), n=2)
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(src / "+thumb.png")
+    out = tmp_path / "o.h5"
+    res = expand_to_hdf5(src, out, 1, size="source", bundle=tiny_bundle_path, **FAST)
+    assert res.n_records == 2
+    with h5py.File(out, "r") as f:
+        assert f["images"].shape == (2, 40, 40, 3)
+        assert [p.decode() for p in f["skipped/path"][()]] == ["+thumb.png"]
+        assert "too small" in f["skipped/reason"][0].decode()
+
+
+def test_cli_warnings_are_one_line_naming_the_command(tmp_path, tiny_bundle_path, capsys):
+    # a warning (an empty class folder) showed as "/…/genaug/expand/pipeline.py:316: UserWarning: …" followed by the
+    # library's source line that warned
+    root = tmp_path / "people"
+    noise_pngs(root / "bob", n=1)
+    (root / "ann").mkdir()
+    run = ["--bundle", str(tiny_bundle_path), "--refine-steps", "0", "--device", "cpu", "--quiet", "--variants", "1"]
+    assert main(["expand", str(root), str(tmp_path / "o.h5"), *run]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^genaug expand: warning: .*\['ann'\] hold no images", err, re.M), err
+    assert ".py:" not in err and "UserWarning" not in err and "open_source(" not in err
+
+
+def test_augment_skip_lines_are_not_written_onto_the_progress_bar(tmp_path, tiny_bundle_path, capsys):
+    # "augmenting:   0%|          | 0/2 [00:00<?, ?img/s]genaug augment: skipped …": print() wrote the line after the
+    # bar's text; and augment had no --quiet for scripts and logs
+    src = noise_pngs(tmp_path / "faces", n=1)
+    (src / "00_broken.jpg").write_bytes(b"not a jpeg")
+    run = ["--bundle", str(tiny_bundle_path), "--device", "cpu", "--variants", "1"]
+    assert main(["augment", str(src), "--out", str(tmp_path / "a"), *run]) == 0
+    err = capsys.readouterr().err
+    lines = re.split(r"[\r\n]", err)
+    assert any(l.startswith("genaug augment: skipped") for l in lines), err
+    assert not any("genaug augment: skipped" in l and not l.startswith("genaug augment") for l in lines), err
+    assert main(["augment", str(src), "--out", str(tmp_path / "b"), *run, "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "augmenting" not in err and "genaug augment: skipped" in err
