@@ -3,7 +3,14 @@
 them and skip lines printed onto the progress bar (each test failed before its fix)."""
 from __future__ import annotations
 
+import os
 import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -15,6 +22,7 @@ from genaug.cli.main import main
 from genaug.expand import ExpandError, expand_to_hdf5
 from genaug.expand.settings import ExpandSettings
 
+ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(refine_steps=0, batch_size=2, block_size=2, device="cpu", progress=False, workers=1)
 
 
@@ -82,3 +90,33 @@ def test_augment_skip_lines_are_not_written_onto_the_progress_bar(tmp_path, tiny
     assert main(["augment", str(src), "--out", str(tmp_path / "b"), *run, "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "augmenting" not in err and "genaug augment: skipped" in err
+
+
+def _expand_with_file_size_limit(src, out, bundle, limit: int, variants: int) -> subprocess.CompletedProcess:
+    """``genaug expand`` in a child whose files cannot grow past ``limit`` bytes (RLIMIT_FSIZE: writes fail with
+    EFBIG as on a full disk, and the child survives to say so, or crashes: a segfault must not pass as an error)."""
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    cmd = [sys.executable, "-m", "genaug", "expand", str(src), str(out), "--bundle", str(bundle), "--refine-steps", "0",
+           "--device", "cpu", "--quiet", "--workers", "1", "--compression", "none", "--block-size", "1", "--variants",
+           str(variants)]
+    return subprocess.run(cmd, preexec_fn=limited, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file size limits")
+def test_a_full_disk_is_one_error_line_not_a_segfault(tmp_path, tiny_bundle_path):
+    # a disk filling up while a part or the merged file was written: after the one-line error the process died of
+    # SIGSEGV (exit status 139, "Segmentation fault"), HDF5 flushing the failed file's cached chunks as they were
+    # freed; the merge's error also spanned two lines (HDF5's "time = …\n, filename = …")
+    src = noise_pngs(tmp_path / "faces", (32, 32, 3), n=2)
+    out = tmp_path / "o.h5"
+    for limit, variants, what in ((12_000, 6, "HDF5 writer failed"), (480_000, 80, f"writing {out} failed")):
+        shutil.rmtree(tmp_path / "o.h5.parts", ignore_errors=True)
+        r = _expand_with_file_size_limit(src, out, tiny_bundle_path, limit, variants)
+        assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+        assert r.stderr.startswith(f"genaug expand: error: {what}") and r.stderr.count("\n") == 1, r.stderr
+        assert "File too large" in r.stderr and not out.exists()
