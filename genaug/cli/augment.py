@@ -118,7 +118,7 @@ def run_augment(args: argparse.Namespace) -> Path:
                     framing=args.framing, codes=codes, strength=args.strength)
     out.mkdir(parents=True, exist_ok=True)
     sheet_rows, written, skipped, faceless = [], 0, [], []
-    bar = tqdm(total=len(files), desc="augmenting", unit="img")
+    bar = tqdm(total=len(files), desc="augmenting", unit="img", disable=getattr(args, "quiet", False))
     for start in range(0, len(files), engine.batch_size):
         chunk, images, indices = [], [], []
         for path in files[start : start + engine.batch_size]:
@@ -129,13 +129,13 @@ def run_augment(args: argparse.Namespace) -> Path:
                 indices.append(index)
             except (OSError, ValueError) as e:
                 skipped.append(path)
-                print(f"genaug augment: skipped {path}: {e}", file=sys.stderr)
+                tqdm.write(f"genaug augment: skipped {path}: {e}", file=sys.stderr)  # above the bar, not on its line
         if images:
             no_face: list[int] = []
             done = augment_chunk(engine, images, indices, args.variants, args.seed, no_face)
             for k in no_face:
                 faceless.append(chunk[k])
-                print(f"genaug augment: no face found in {chunk[k]}: variants written unchanged", file=sys.stderr)
+                tqdm.write(f"genaug augment: no face found in {chunk[k]}: variants written unchanged", file=sys.stderr)
             for path, img, variants in zip(chunk, images, done):
                 stem = out / names[path]
                 stem.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--framing", default="auto", choices=["auto", "full", "detect"],
                    help="auto: CelebA box for 178x218 frames, else the detected face (with genaug[faces]) or the "
                         "centre square; detect: dlib's detector + 5-point alignment, photos without a face unchanged")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (skipped files are still reported)")
     return p
 
 

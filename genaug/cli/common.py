@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import Any, Callable
+import warnings
+from typing import Any, Callable, Iterator
 
 from ..faces.identity import FacesExtraMissing
 
@@ -30,3 +32,20 @@ def run_guarded(prog: str, run: Callable[[Any], Any], args: Any) -> int:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def one_line_warnings(prog: str) -> Iterator[None]:
+    """Show a warning as one line ``PROG: warning: ...`` on stderr (written above any progress bar), not as Python
+    shows it: the library's file path and line number, then the source line that warned."""
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"{prog}: warning: {message}", file=sys.stderr if file is None else file)
+
+    saved = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved

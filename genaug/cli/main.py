@@ -5,6 +5,8 @@ import importlib
 import os
 import sys
 
+from .common import one_line_warnings
+
 # command -> (module with a ``main(argv)``, one-line summary); imported only when used
 COMMANDS = {
     "demo": ("genaug.cli.demo", "write a picture of real faces, their reconstructions and code sweeps"),
@@ -38,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genaug: unknown command {cmd!r}\n\n{usage()}", file=sys.stderr)
         return 2
     try:
-        return int(importlib.import_module(COMMANDS[cmd][0]).main(rest) or 0)
+        with one_line_warnings(f"genaug {cmd}"):
+            return int(importlib.import_module(COMMANDS[cmd][0]).main(rest) or 0)
     except KeyboardInterrupt:  # Ctrl-C: one line, not a page of traceback from wherever the work was
         hint = " (finished blocks are kept: rerun the same command to resume)" if cmd == "expand" else ""
         print(f"genaug {cmd}: interrupted{hint}", file=sys.stderr)

@@ -32,7 +32,7 @@ class PartWriter(threading.Thread):
     def _raise(self) -> None:
         """Re-raise the writer's failure: an I/O one (a full disk: h5py's RuntimeError names errno 28) as OSError."""
         kind = OSError if isinstance(self.error, (OSError, RuntimeError)) else RuntimeError
-        raise kind(f"HDF5 writer failed: {self.error!r}") from self.error
+        raise kind(f"HDF5 writer failed: {type(self.error).__name__}: {one_line(self.error)}") from self.error
 
     def put(self, msg: Any) -> None:
         while True:
@@ -88,7 +88,9 @@ class PartWriter(threading.Thread):
             try:
                 if msg[0] == "open":
                     self._tmp = temp_path(self.parts_dir / part_name(msg[1]))
-                    self._f = h5py.File(self._tmp, "w")
+                    # no chunk cache: rows go to disk as written, so a full disk fails that write, and no dirty chunk is
+                    # left for HDF5 to flush when the failed file's datasets are freed (it crashed the process: SIGSEGV)
+                    self._f = h5py.File(self._tmp, "w", rdcc_nbytes=0)
                     ds, n = create_records(self._f, 0, self.shape, self.n_codes, self.compression, resizable=True), 0
                 elif msg[0] == "rows":
                     rows = msg[1]
@@ -110,6 +112,11 @@ class PartWriter(threading.Thread):
             except BaseException as e:  # noqa: BLE001 - re-raised in the producer
                 self.error = e
                 self._abandon()
+
+
+def one_line(e: BaseException) -> str:
+    """An error's text on one line (HDF5's file-write errors span two: "time = ...\n, filename = ...")."""
+    return " ".join(str(e).split())
 
 
 def part_name(block: int) -> str:
@@ -155,8 +162,8 @@ def merge_parts(parts_dir: Path, n_blocks: int, out: Path, shape: tuple[int, int
         total, skipped = _write_merged(tmp, parts, total, shape, n_codes, compression, attrs, out, progress)
     except BaseException as e:  # no half-written OUT.<pid>.tmp left beside the output
         tmp.unlink(missing_ok=True)
-        if isinstance(e, RuntimeError):  # h5py's write failure (a full disk): an I/O error, as the part writer's
-            raise OSError(f"writing {out} failed: {e}") from e
+        if isinstance(e, (OSError, RuntimeError)):  # h5py's write failure (a full disk): an I/O error, as the part
+            raise OSError(f"writing {out} failed: {one_line(e)}") from e  # writer's (its text spans lines)
         raise
     commit_file(tmp, out)
     return total, skipped
@@ -165,7 +172,7 @@ def merge_parts(parts_dir: Path, n_blocks: int, out: Path, shape: tuple[int, int
 def _write_merged(tmp: Path, parts: list[Path], total: int, shape: Any, n_codes: int, compression: str,
                   attrs: dict[str, Any], out: Path, progress: bool) -> tuple[int, list[tuple[int, str, str]]]:
     skipped: list[tuple[int, str, str]] = []
-    with h5py.File(tmp, "w") as g:
+    with h5py.File(tmp, "w", rdcc_nbytes=0) as g:  # no chunk cache: see PartWriter (a full disk crashed the process)
         ds = create_records(g, total, shape, n_codes, compression)
         n = 0
         for p in tqdm(parts, desc=f"merge {out.name}", unit="part", disable=not progress):

@@ -313,8 +313,8 @@ def expand_to_hdf5(
     dist = init_distributed("gloo", timeout_s=86400) if shard is None else None
     if merge is None:
         merge = world == 1 or (dist is not None and rank == 0)
+    check_out(Path(source), out)  # before the parts folder is named: "." or "/" has no name to add ".parts" to
     src = open_source(source, skip=parts_dir_of(out))  # OUT inside the source folder
-    check_out(Path(source), out)
     engine = _make_engine(bundle, rank_device(device, dist is not None), s, gate)
     s.refine_steps, b = engine.refine_steps, engine.bundle
     key_info = {"bundle": b.identity, "seed": seed, "settings": asdict(s), "source": src.fingerprint(),

@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from ..distenv import dist_env
 from ..engine.codes import all_code_names, code_index, control_of, default_codes
 from ..images import MIN_SIDE
 from .sources import ExpandError, Source
+
+MAX_VARIANTS = int(np.iinfo(np.int16).max)  # variants per source the int16 ``variant`` dataset can number
 
 
 @dataclass
@@ -43,6 +46,8 @@ class ExpandSettings:
             raise ExpandError(f"--variants must be a whole number, got {self.variants!r}")
         if self.variants < 0 or (self.variants == 0 and not self.include_original):
             raise ExpandError(f"--variants must be >= 1 (or 0 with --include-original: the originals only), got {self.variants}")
+        if self.variants > MAX_VARIANTS:  # the file's variant column is int16: refused up front, not after the rendering
+            raise ExpandError(f"--variants must be at most {MAX_VARIANTS} (the records' 'variant' column is int16), got {self.variants}")
         if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in (self.batch_size, self.block_size)):
             raise ExpandError(f"--batch-size and --block-size must be whole numbers >= 1, got {self.batch_size!r}, {self.block_size!r}")
         if self.refine_steps is not None and self.refine_steps < 0:
@@ -106,13 +111,14 @@ def output_shape(src: Source, engine: Any, s: ExpandSettings) -> tuple[tuple[int
     if s.size != "source":
         w, h = parse_size(s.size)
         return (h, w, c), (h, w), True
-    for i in range(len(src)):  # the first readable image fixes the size
+    for i in range(len(src)):  # the first usable image fixes the size (a thumbnail under MIN_SIDE is skipped, not the size)
         try:
             h, w = src.load(i, c).shape[:2]
-            return (h, w, c), (h, w), False
         except Exception:  # noqa: BLE001 - reported when its block is expanded
             continue
-    raise ExpandError(f"no readable images in {src.root}")
+        if min(h, w) >= MIN_SIDE:
+            return (h, w, c), (h, w), False
+    raise ExpandError(f"no readable images of at least {MIN_SIDE} px a side in {src.root}")
 
 
 def code_columns(spec: Any, codes: list[str] | None) -> list[str]:
@@ -128,10 +134,12 @@ def code_columns(spec: Any, codes: list[str] | None) -> list[str]:
 def check_out(source: Path, given: str | Path) -> None:
     """Refuse an output path that is a folder, is written as one (``out/new/``: it would have become
     a file named ``new``), is the source itself or an existing file that is not HDF5 (``--overwrite`` would delete it)."""
+    if not str(given).strip():  # Path("") is ".": the folder, or a parts folder named ".parts" beside nothing
+        raise ExpandError("output path is empty; give the path of an .h5 file to write (e.g. expanded.h5)")
     out = Path(given)
     if out.is_dir() or str(given).endswith(("/", os.sep)):
         raise ExpandError(f"output {given} is a folder; give the path of an .h5 file to write (e.g. {out / 'expanded.h5'})")
-    if out.exists() and out.samefile(source):
+    if out.exists() and source.exists() and out.samefile(source):
         raise ExpandError(f"output {out} is the source file itself; write the expansion to another file")
     if out.exists() and not h5py.is_hdf5(out):  # a photo, a note: never deleted, even with --overwrite
         raise ExpandError(f"{out} exists and is not an HDF5 file; genaug does not replace it (--overwrite replaces "

@@ -177,6 +177,8 @@ Source = FolderSource | HDF5Source
 def open_source(source: str | Path, skip: Path | None = None) -> Source:
     """The source at ``source`` (folder or HDF5 file; ``skip``: a folder in it that is not a class); ExpandError
     when missing, empty or unreadable."""
+    if not str(source).strip():  # Path("") is "." : the current folder would be expanded
+        raise ExpandError("source path is empty; give a folder of images or an HDF5 file")
     p = Path(source)
     if not p.exists():
         raise ExpandError(f"source not found: {p}")
