@@ -120,3 +120,13 @@ def test_a_full_disk_is_one_error_line_not_a_segfault(tmp_path, tiny_bundle_path
         assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
         assert r.stderr.startswith(f"genaug expand: error: {what}") and r.stderr.count("\n") == 1, r.stderr
         assert "File too large" in r.stderr and not out.exists()
+
+
+def test_a_file_given_as_a_bundle_is_named_not_its_folder(tmp_path, capsys):
+    from genaug.cli.main import main
+
+    h5 = tmp_path / "out.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n")
+    assert main(["info", str(h5)]) != 0
+    err = capsys.readouterr().err
+    assert f"{h5} is not a genaug bundle" in err and len(err.strip().splitlines()) == 1

@@ -208,14 +208,17 @@ def _bundle_dir(path: str | Path) -> Path:
         if not (folder / CONFIG_NAME).exists():
             raise BundleError(f"the {path!r} bundle is missing from the installed package ({folder})")
         return folder
-    p = Path(path).expanduser()
-    if p.is_file():
+    p = given = Path(path).expanduser()
+    if p.is_file():  # a file of a bundle (its config.json or weights): its folder
         p = p.parent
     if not p.exists():
         raise FileNotFoundError(f"bundle not found: {p} (give a bundle folder or a shipped name: {sorted(NAMED_BUNDLES)})")
     if not (p / CONFIG_NAME).is_file():
         inner = p / "bundle"  # a training run folder holds its bundle in bundle/
         hint = f" (a training run folder? its bundle is {inner})" if (inner / CONFIG_NAME).is_file() else ""
+        if given != p:
+            raise BundleError(f"{given} is not a genaug bundle: give a bundle folder (its {CONFIG_NAME} and weights), "
+                              f"not a file; {p} has no {CONFIG_NAME}")
         raise BundleError(f"{p} is not a genaug bundle: {CONFIG_NAME} is missing{hint}")
     return p
 
