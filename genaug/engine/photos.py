@@ -41,7 +41,7 @@ class PhotoIO:
             gen = generator or self.generator
             edits = self.replace_unplaced(check_edits(self.spec, edits if edits is not None else self.random_edits(len(items), gen)),
                                           frames, gen)
-        out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True)
+        out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True, frames=frames)
         res = self.unframe(out, items, frames, info, drawn)
         for r, f in enumerate(frames):
             if self.faceless(info.edits[r], f):
