@@ -342,7 +342,8 @@ class GenerativeAugDataset(Dataset):
             planned = e.replace_unplaced_variant(  # a turn / light with no face: a latent code no other variant moves
                 self._plan(meta.source, marked), frame, meta.variant - int(self.include_original), gate_draws,
                 lambda j: derive_seed(self.seed, first + j))  # relative: resolved on the latent used here
-            out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True, drawn=True)
+            out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True, drawn=True,
+                                       frames=[frame])  # a gate's re-draw: no turn / light without a face
             image, placed = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]), drawn=True)  # yaw: scaled into its room
             faceless, undone = e.faceless(info.edits[0], frame), e.undone(info.edits[0], placed)
             applied = placed if info.kept[0] and not faceless and not undone else None

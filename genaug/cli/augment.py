@@ -82,7 +82,8 @@ def augment_chunk(engine: Any, images: list[np.ndarray], indices: list[int], var
              for k in range(len(images)) for v in range(variants)]
     ks = torch.tensor(rows, device=engine.device)
     out, info = engine.render_edits(x[ks], inv.latent[ks], edits, base=inv.recon[ks], score=inv.score[ks],
-                                    generator=gate_draws, placed=True, drawn=True)
+                                    generator=gate_draws, placed=True, drawn=True,
+                                    frames=[frames[k] for k in rows])
     pasted = engine.unframe(out, [images[k] for k in rows], [frames[k] for k in rows], info, drawn=True)
     if no_face is not None:
         no_face.extend(sorted({k for r, k in enumerate(rows) if engine.faceless(info.edits[r], frames[k])}))

@@ -17,6 +17,7 @@ from ..bundle.format import Bundle, load_bundle
 from ..device import resolve_device
 from ..faces.framing import FRAMINGS
 from ..faces.shape import face_landmarks
+from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
 from .codes import all_code_names, check_code_list, check_codes, check_strength, code_ranges, control_of
@@ -28,6 +29,7 @@ from .gates import Gate, check_gate_threshold, identity_gate, quality_gate
 from .render import MODES, check_model_batch, luma_only, region_mask, render, within_region
 
 Generators = Union[torch.Generator, list[torch.Generator], None]
+COLOUR_MARGIN = 0.02  # least code move of a random colour edit: twice the largest move seen to leave an 8-bit photo as it was
 
 
 class Engine(PhotoIO):
@@ -176,16 +178,23 @@ class Engine(PhotoIO):
         """``n`` random edits over the engine's ``codes`` within its ``bounds``."""
         return random_edits(self.spec, n, generator or self.generator, codes=self.codes, bounds=self.bounds)
 
-    def _redraw(self, rows: list[int], generator: Generators) -> list[Edit]:
-        if isinstance(generator, (list, tuple)):
-            return [self.random_edits(1, generator[r])[0] for r in rows]
-        return self.random_edits(len(rows), generator)
+    def _redraw(self, rows: list[int], generator: Generators, frames: list[FrameInfo] | None = None) -> list[Edit]:
+        """New random edits for ``rows`` (a gate rejected them), from ``generator`` (one, or one per row); with the rows'
+        photo ``frames``, a control drawn for a photo without a placed face (it would do nothing there) is re-drawn
+        among the latent codes, as :meth:`replace_unplaced` does for the first draw."""
+        per_row = isinstance(generator, (list, tuple))
+        drawn = [self.random_edits(1, generator[r])[0] for r in rows] if per_row else self.random_edits(len(rows), generator)
+        if frames is None:
+            return drawn
+        if per_row:
+            return [self.replace_unplaced([e], [frames[r]], generator[r])[0] for e, r in zip(drawn, rows)]  # type: ignore[index]
+        return self.replace_unplaced(drawn, [frames[r] for r in rows], generator)  # type: ignore[arg-type]
 
     @torch.no_grad()
     def render_edits(
         self, x: Tensor, latent: Tensor, edits: list[Edit], *, base: Tensor | None = None, score: Tensor | None = None,
         strength: float | Tensor | None = None, mode: str | None = None, generator: Generators = None, hits: int = 0,
-        placed: bool = False, drawn: bool = False,
+        placed: bool = False, drawn: bool = False, frames: list[FrameInfo] | None = None,
     ) -> tuple[Tensor, AugmentInfo]:
         """The one road from inverted faces to augmented ones, used by every front end.
 
@@ -197,11 +206,16 @@ class Engine(PhotoIO):
         image-space control (yaw, light) on the full photo, so control rows are rendered in the model
         frame only when a gate judges them (else they come back as ``x``). A control's value is fitted to what the
         face allows (:meth:`genaug.faces.controls.ImageControl.fit`: clipped, or scaled into it when ``drawn`` at
-        random) and reported as rendered (when ``placed``, :meth:`place` fits and reports it on the photo)."""
+        random) and reported as rendered (when ``placed``, :meth:`place` fits and reports it on the photo). A random
+        (``drawn``) colour edit is moved at least :data:`COLOUR_MARGIN` from the face's own value (:meth:`_colour_margin`)
+        and reported as moved.
+        ``frames``: the rows' photos (:meth:`frame`), when ``placed``: a gate's re-draw for a photo without a placed face
+        is among the latent codes (a yaw or light there would leave it unchanged, see :meth:`unplaced`)."""
         n = x.shape[0]
         edits = check_edits(self.spec, edits)
-        if len(edits) != n or latent.shape[0] != n:
-            raise ValueError(f"need one latent and one edit per row: {latent.shape[0]} latents, {len(edits)} edits, {n} rows")
+        if len(edits) != n or latent.shape[0] != n or (frames is not None and len(frames) != n):
+            frame_count = "" if frames is None else f", {len(frames)} frames"
+            raise ValueError(f"need one latent and one edit per row: {latent.shape[0]} latents, {len(edits)} edits{frame_count}, {n} rows")
         x, latent = x.to(self.device), latent.to(self.device)
         edits = resolve_edits(latent, self.spec, edits)  # relative (random) edits -> what they became here
         base = self.generate(latent) if base is None else base.to(self.device)
@@ -213,6 +227,8 @@ class Engine(PhotoIO):
         wanted = wanted.expand(n)
         mode, gen = mode or self.mode, generator or self.generator
         edits = self._scale_controls(edits, wanted)
+        if drawn:  # a random colour edit moves the photo's colour (not left at about the face's own)
+            edits = self._colour_margin(edits, latent, wanted, mode)
         frame_controls = not placed or self.gate is not None or self.quality is not None
         edited, out = self._edit(x, base, latent, edits, wanted, mode, frame_controls, drawn, record=not placed)
         kept = torch.ones(n, dtype=torch.bool)
@@ -223,7 +239,8 @@ class Engine(PhotoIO):
                 if not rows:
                     break
                 self.stats["gated"] += len(rows)
-                redrawn = self._scale_controls(resolve_edits(latent[rows], self.spec, self._redraw(rows, gen)), wanted[rows])
+                redrawn = self._scale_controls(resolve_edits(latent[rows], self.spec, self._redraw(rows, gen, frames)), wanted[rows])
+                redrawn = self._colour_margin(redrawn, latent[rows], wanted[rows], mode)
                 for r, e in zip(rows, redrawn):
                     edits[r] = e
                 sub = [edits[r] for r in rows]
@@ -250,6 +267,32 @@ class Engine(PhotoIO):
         for e, w in zip(edits, wanted.tolist()):
             c = control_of(self.spec, e.code)
             out.append(e if c is None else Edit(e.code, min(max(e.value * float(w), c.low), c.high), e.relative))
+        return out
+
+    def _colour_margin(self, edits: list[Edit], latent: Tensor, wanted: Tensor, mode: str) -> list[Edit]:
+        """Random ``edits`` with each colour edit (recipe ``colour``, ``delta`` mode) that would move its code less than
+        :data:`COLOUR_MARGIN` at its strength (``wanted``) from the face's own value in ``latent`` moved to that margin,
+        on the side of the drawn value (else the other), within the code's drawn range (neither side fits: left as
+        drawn). An 8-bit photo takes no change from a smaller move (it came back unchanged, about 1 in 100 draws); a
+        value at the margin or past it is kept, so the value applied (reported, recorded) gives the same photo."""
+        rows = [r for r, e in enumerate(edits) if mode == "delta" and control_of(self.spec, e.code) is None
+                and not self.spec.is_categorical(e.code) and self.bundle.recipe(e.code, e.value).colour]
+        if not rows:
+            return edits
+        cols = torch.tensor([self.spec.code_slice(edits[r].code).start for r in rows], device=latent.device)
+        own = latent[torch.tensor(rows, device=latent.device), cols].double().cpu().tolist()  # one read
+        out = list(edits)
+        for r, o in zip(rows, own):
+            e = edits[r]
+            move = float(wanted[r]) * self.bundle.recipe(e.code, e.value).gain
+            if not (move > 0 and math.isfinite(o)) or abs(e.value - o) * move >= COLOUR_MARGIN:
+                continue
+            low, high = self._ranges.get(e.code, (self.spec.codes[e.code].low, self.spec.codes[e.code].high))  # type: ignore[union-attr]
+            side = 1.0 if e.value > o or (e.value == o and o < (low + high) / 2) else -1.0
+            for v in (o + side * COLOUR_MARGIN / move, o - side * COLOUR_MARGIN / move):
+                if low <= v <= high:
+                    out[r] = Edit(e.code, v)
+                    break
         return out
 
     def _rejects(self, x: Tensor, out: Tensor) -> Tensor:
@@ -316,15 +359,17 @@ class Engine(PhotoIO):
     def augment_tensor(
         self, x: Tensor, edits: list[Edit] | None = None, generator: torch.Generator | None = None,
         strength: float | Tensor | None = None, mode: str | None = None, placed: bool = False,
+        frames: list[FrameInfo] | None = None, drawn: bool | None = None,
     ) -> tuple[Tensor, AugmentInfo]:
         """Augment a model-frame batch (N, C, S, S) in [-1, 1]: invert (cached), apply one edit per
         row (random when ``edits`` is None; ``Edit("smile", 1)`` or ``("yaw", 20.0)``: a code by name or
         index, see :func:`genaug.engine.edits.check_edits`), render. Returns (batch on the device, AugmentInfo).
         ``placed``: see :meth:`render_edits` (when every edit is then such a control and no gate judges it, the
-        faces are not inverted: ``latent`` and ``edited`` are NaN)."""
+        faces are not inverted: ``latent`` and ``edited`` are NaN; ``frames``: see :meth:`render_edits`). ``drawn``: the
+        edits are random (default: when ``edits`` is None; a front end that drew them says so), see :meth:`render_edits`."""
         x = check_model_batch(x, self.channels, self.image_size, self.device)
         gen = generator or self.generator
-        drawn = edits is None
+        drawn = edits is None if drawn is None else bool(drawn)
         edits = list(edits) if edits is not None else self.random_edits(x.shape[0], gen)
         if len(edits) != x.shape[0]:
             raise ValueError(f"need one edit per row: {len(edits)} edits for a batch of {x.shape[0]}")
@@ -333,7 +378,8 @@ class Engine(PhotoIO):
             # every row is an image-space control the caller renders on its photo: nothing needs the latent
             # (reported as NaN), so the face is not inverted
             nan = torch.full((x.shape[0], self.spec.dim), float("nan"), device=self.device)
-            return self.render_edits(x, nan, edits, base=x, strength=strength, mode=mode, generator=gen, placed=True, drawn=drawn)
+            return self.render_edits(x, nan, edits, base=x, strength=strength, mode=mode, generator=gen, placed=True, drawn=drawn,
+                                     frames=frames)
         inv, hits = self.invert_cached(x)
         return self.render_edits(x, inv.latent, edits, base=inv.recon, score=inv.score, strength=strength, mode=mode,
-                                 generator=gen, hits=hits, placed=placed, drawn=drawn)
+                                 generator=gen, hits=hits, placed=placed, drawn=drawn, frames=frames)

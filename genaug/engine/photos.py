@@ -32,7 +32,8 @@ class PhotoIO:
         edit of a photo without a found face comes back unchanged: ``kept`` False, described as such).
         Random edits (``edits`` None, or ``redraw_unplaced`` for edits the caller drew at random) that are
         such controls on a photo without a found face are re-drawn from ``generator`` among the engine's
-        latent codes, if it has any (the transform: ``p=1`` still edits a face the detector misses)."""
+        latent codes, if it has any (the transform: ``p=1`` still edits a face the detector misses), and such a colour
+        edit moves the code at least a margin from the face's own value (:meth:`Engine.render_edits`)."""
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         x, frames = self.frame(items, framing)
@@ -41,7 +42,8 @@ class PhotoIO:
             gen = generator or self.generator
             edits = self.replace_unplaced(check_edits(self.spec, edits if edits is not None else self.random_edits(len(items), gen)),
                                           frames, gen)
-        out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True)
+        out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True, frames=frames,
+                                         drawn=drawn)
         res = self.unframe(out, items, frames, info, drawn)
         for r, f in enumerate(frames):
             if self.faceless(info.edits[r], f):

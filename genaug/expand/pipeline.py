@@ -115,7 +115,8 @@ class _Job:
                     plans[chunk[j][0]], frames[chunk[j][0]], chunk[j][1] - 1, g,
                     lambda v, i=idx[chunk[j][0]]: derive_seed(derive_seed(self.seed, i), v + 1)) for j, g in zip(rows, gens)]
                 out, info = e.render_edits(x[ks], inv.latent[ks], planned, base=inv.recon[ks],
-                                           generator=gens, placed=self.out_hw is not None, drawn=True)
+                                           generator=gens, placed=self.out_hw is not None, drawn=True,
+                                           frames=[frames[chunk[j][0]] for j in rows])
                 for r, j in enumerate(rows):
                     k = chunk[j][0]
                     if e.faceless(info.edits[r], frames[k]):  # no face found: the source, unedited
