@@ -21,7 +21,7 @@ from albumentations.core.transforms_interface import BaseTransformInitSchema, Im
 from pydantic import Field, field_validator
 
 from .engine.codes import all_code_names, check_code_list, check_codes, check_edit_options, default_codes, strength_range
-from .engine.edits import Edit, random_edits
+from .engine.edits import Edit
 from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS
 from .faces.identity import online_gate
@@ -295,21 +295,23 @@ class GenerativeFaceAug(ImageOnlyTransform):
         self._mix_worker_seed()
         n = len(data["images"]) if "images" in data and "image" not in data else 1
         draw = torch.Generator().manual_seed(self.py_random.getrandbits(62))
-        eng = self.engine
-        if self._refuse_named_turns(data):  # yaw would move what they mark
-            codes = eng.codes if eng.codes is not None else default_codes(eng.spec)  # code indices
-            kept = [c for c in codes if eng.code_names[c] not in GEOMETRIC_CONTROLS]  # the random set without yaw
-            edits = random_edits(eng.spec, n, draw, codes=kept, bounds=eng.bounds)
-        else:
-            edits = eng.random_edits(n, draw)
+        still = bool(self._refuse_named_turns(data))  # boxes, masks or keypoints: yaw would move what they mark
         return {
-            "edits": edits,
+            "edits": self.engine.random_edits(n, draw, self._still_codes() if still else None),
             "strengths": [self._sample_strength() for _ in range(n)],
             "gate_seed": self.py_random.getrandbits(32),
+            "still": still,
         }
 
+    def _still_codes(self) -> list[int]:
+        """The engine's random set without the controls that move the photo (yaw): drawn beside boxes, masks or keypoints."""
+        eng = self.engine
+        codes = eng.codes if eng.codes is not None else default_codes(eng.spec)  # code indices
+        return [c for c in codes if eng.code_names[c] not in GEOMETRIC_CONTROLS]
+
     # ------------------------------------------------------------------- apply
-    def _run(self, images: list[np.ndarray], edits: list[Edit], strengths: list[float], gate_seed: int) -> list:
+    def _run(self, images: list[np.ndarray], edits: list[Edit], strengths: list[float], gate_seed: int,
+             still: bool = False) -> list:
         edits = [Edit(*e) for e in edits]  # also edits read back from a JSON replay ([code, value, relative])
         if len(edits) != len(images):  # params sampled for one image, replayed on several
             if len(edits) != 1:  # a batch's record on another batch: each image's own edit has no image here
@@ -318,18 +320,20 @@ class GenerativeFaceAug(ImageOnlyTransform):
             edits, strengths = [edits[0]] * len(images), [strengths[0]] * len(images)
         out, info = self.engine.augment(  # a drawn yaw / light on a photo without a found face: re-drawn among the latent codes
             list(images), edits=edits, strength=torch.tensor(strengths), generator=torch.Generator().manual_seed(gate_seed),
-            redraw_unplaced=True,
+            redraw_unplaced=True, redraw_codes=self._still_codes() if still else None,  # a gate's re-draws too
         )
         self.last_info = info  # what was applied (after re-draws and gates); the params record what was drawn
         return out
 
-    def apply(self, img: np.ndarray, edits: list[Edit], strengths: list[float], gate_seed: int, **params: Any) -> np.ndarray:
-        return self._run([img], edits[:1], strengths[:1], gate_seed)[0]
+    def apply(self, img: np.ndarray, edits: list[Edit], strengths: list[float], gate_seed: int, still: bool = False,
+              **params: Any) -> np.ndarray:
+        return self._run([img], edits[:1], strengths[:1], gate_seed, still)[0]
 
     def apply_to_images(
-        self, images: np.ndarray, edits: list[Edit], strengths: list[float], gate_seed: int, **params: Any
+        self, images: np.ndarray, edits: list[Edit], strengths: list[float], gate_seed: int, still: bool = False,
+        **params: Any
     ) -> np.ndarray:
-        return np.stack(self._run(list(images), edits, strengths, gate_seed))
+        return np.stack(self._run(list(images), edits, strengths, gate_seed, still))
 
 
 def _named_turns(bundle: str, codes: list[str | int] | None) -> list[str]:

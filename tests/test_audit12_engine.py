@@ -107,3 +107,25 @@ def test_the_transform_replays_a_colour_edit_pushed_off_the_faces_own_value(engi
     applied = aug.last_info.edits[0]
     assert not np.array_equal(first, photo) and applied.value == pytest.approx(own - 0.02, abs=1e-4)
     assert np.array_equal(aug.apply(photo, **params), first)
+
+
+def test_a_gate_redraw_beside_keypoints_is_never_a_turn(engine):
+    # beside keypoints the transform leaves yaw out of its draw; a gate's re-draw drew among every code again, so
+    # the head turned while the keypoints came back unmoved
+    import os
+
+    import albumentations as A
+    from PIL import Image
+
+    from genaug.demo import DEMO_FACES
+
+    face = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB").resize((178, 218)))
+    aug = genaug.GenerativeFaceAug(p=1.0, device="cpu", gate_threshold=0.5)
+    aug._lazy._engine, aug._lazy._pid = _gated(engine), os.getpid()  # each call's first try rejected, re-drawn once
+    pipe = A.Compose([aug], keypoint_params=A.KeypointParams(format="xy"), seed=0)
+    names = engine.code_names
+    applied = []
+    for _ in range(16):
+        pipe(image=face, keypoints=[(80.0, 100.0)])
+        applied += [names[e.code] for e in aug.last_info.edits]
+    assert len(applied) == 16 and "yaw" not in applied

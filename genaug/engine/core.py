@@ -174,16 +174,20 @@ class Engine(PhotoIO):
             return torch.empty(0, self.channels, self.image_size, self.image_size, device=self.device)
         return torch.cat([g(latent[i : i + self.batch_size]) for i in range(0, latent.shape[0], self.batch_size)])
 
-    def random_edits(self, n: int, generator: torch.Generator | None = None) -> list[Edit]:
-        """``n`` random edits over the engine's ``codes`` within its ``bounds``."""
-        return random_edits(self.spec, n, generator or self.generator, codes=self.codes, bounds=self.bounds)
+    def random_edits(self, n: int, generator: torch.Generator | None = None, codes: list[int] | None = None) -> list[Edit]:
+        """``n`` random edits over ``codes`` (default: the engine's ``codes``) within the engine's ``bounds``."""
+        return random_edits(self.spec, n, generator or self.generator, codes=self.codes if codes is None else codes,
+                            bounds=self.bounds)
 
-    def _redraw(self, rows: list[int], generator: Generators, frames: list[FrameInfo] | None = None) -> list[Edit]:
-        """New random edits for ``rows`` (a gate rejected them), from ``generator`` (one, or one per row); with the rows'
-        photo ``frames``, a control drawn for a photo without a placed face (it would do nothing there) is re-drawn
-        among the latent codes, as :meth:`replace_unplaced` does for the first draw."""
+    def _redraw(self, rows: list[int], generator: Generators, frames: list[FrameInfo] | None = None,
+                codes: list[int] | None = None) -> list[Edit]:
+        """New random edits for ``rows`` (a gate rejected them) among ``codes`` (default: the engine's), from
+        ``generator`` (one, or one per row); with the rows' photo ``frames``, a control drawn for a photo without a
+        placed face (it would do nothing there) is re-drawn among the latent codes, as :meth:`replace_unplaced` does
+        for the first draw."""
         per_row = isinstance(generator, (list, tuple))
-        drawn = [self.random_edits(1, generator[r])[0] for r in rows] if per_row else self.random_edits(len(rows), generator)
+        drawn = ([self.random_edits(1, generator[r], codes)[0] for r in rows] if per_row
+                 else self.random_edits(len(rows), generator, codes))
         if frames is None:
             return drawn
         if per_row:
@@ -195,6 +199,7 @@ class Engine(PhotoIO):
         self, x: Tensor, latent: Tensor, edits: list[Edit], *, base: Tensor | None = None, score: Tensor | None = None,
         strength: float | Tensor | None = None, mode: str | None = None, generator: Generators = None, hits: int = 0,
         placed: bool = False, drawn: bool = False, frames: list[FrameInfo] | None = None,
+        redraw_codes: list[int] | None = None,
     ) -> tuple[Tensor, AugmentInfo]:
         """The one road from inverted faces to augmented ones, used by every front end.
 
@@ -210,7 +215,9 @@ class Engine(PhotoIO):
         (``drawn``) colour edit is moved at least :data:`COLOUR_MARGIN` from the face's own value (:meth:`_colour_margin`)
         and reported as moved.
         ``frames``: the rows' photos (:meth:`frame`), when ``placed``: a gate's re-draw for a photo without a placed face
-        is among the latent codes (a yaw or light there would leave it unchanged, see :meth:`unplaced`)."""
+        is among the latent codes (a yaw or light there would leave it unchanged, see :meth:`unplaced`).
+        ``redraw_codes``: what a gate's re-draws are drawn among (default: the engine's ``codes``; the transform leaves
+        ``yaw`` out beside boxes, masks or keypoints)."""
         n = x.shape[0]
         edits = check_edits(self.spec, edits)
         if len(edits) != n or latent.shape[0] != n or (frames is not None and len(frames) != n):
@@ -239,7 +246,7 @@ class Engine(PhotoIO):
                 if not rows:
                     break
                 self.stats["gated"] += len(rows)
-                redrawn = self._scale_controls(resolve_edits(latent[rows], self.spec, self._redraw(rows, gen, frames)), wanted[rows])
+                redrawn = self._scale_controls(resolve_edits(latent[rows], self.spec, self._redraw(rows, gen, frames, redraw_codes)), wanted[rows])
                 redrawn = self._colour_margin(redrawn, latent[rows], wanted[rows], mode)
                 for r, e in zip(rows, redrawn):
                     edits[r] = e
@@ -359,18 +366,19 @@ class Engine(PhotoIO):
     def augment_tensor(
         self, x: Tensor, edits: list[Edit] | None = None, generator: torch.Generator | None = None,
         strength: float | Tensor | None = None, mode: str | None = None, placed: bool = False,
-        frames: list[FrameInfo] | None = None, drawn: bool | None = None,
+        frames: list[FrameInfo] | None = None, drawn: bool | None = None, redraw_codes: list[int] | None = None,
     ) -> tuple[Tensor, AugmentInfo]:
         """Augment a model-frame batch (N, C, S, S) in [-1, 1]: invert (cached), apply one edit per
         row (random when ``edits`` is None; ``Edit("smile", 1)`` or ``("yaw", 20.0)``: a code by name or
         index, see :func:`genaug.engine.edits.check_edits`), render. Returns (batch on the device, AugmentInfo).
         ``placed``: see :meth:`render_edits` (when every edit is then such a control and no gate judges it, the
         faces are not inverted: ``latent`` and ``edited`` are NaN; ``frames``: see :meth:`render_edits`). ``drawn``: the
-        edits are random (default: when ``edits`` is None; a front end that drew them says so), see :meth:`render_edits`."""
+        edits are random (default: when ``edits`` is None; a front end that drew them says so), see :meth:`render_edits`;
+        ``redraw_codes``: the random set of a gate's re-draws (and of the draw when ``edits`` is None)."""
         x = check_model_batch(x, self.channels, self.image_size, self.device)
         gen = generator or self.generator
         drawn = edits is None if drawn is None else bool(drawn)
-        edits = list(edits) if edits is not None else self.random_edits(x.shape[0], gen)
+        edits = list(edits) if edits is not None else self.random_edits(x.shape[0], gen, redraw_codes)
         if len(edits) != x.shape[0]:
             raise ValueError(f"need one edit per row: {len(edits)} edits for a batch of {x.shape[0]}")
         edits = check_edits(self.spec, edits)
@@ -379,7 +387,8 @@ class Engine(PhotoIO):
             # (reported as NaN), so the face is not inverted
             nan = torch.full((x.shape[0], self.spec.dim), float("nan"), device=self.device)
             return self.render_edits(x, nan, edits, base=x, strength=strength, mode=mode, generator=gen, placed=True, drawn=drawn,
-                                     frames=frames)
+                                     frames=frames, redraw_codes=redraw_codes)
         inv, hits = self.invert_cached(x)
         return self.render_edits(x, inv.latent, edits, base=inv.recon, score=inv.score, strength=strength, mode=mode,
-                                 generator=gen, hits=hits, placed=placed, drawn=drawn, frames=frames)
+                                 generator=gen, hits=hits, placed=placed, drawn=drawn, frames=frames,
+                                 redraw_codes=redraw_codes)

@@ -25,7 +25,7 @@ class PhotoIO:
     def augment(
         self, images: Any, edits: list[Edit] | None = None, generator: torch.Generator | None = None,
         strength: float | Tensor | None = None, mode: str | None = None, framing: str | None = None,
-        redraw_unplaced: bool = False,
+        redraw_unplaced: bool = False, redraw_codes: list[int] | None = None,
     ) -> tuple[Any, AugmentInfo]:
         """Augment user images of any size/format (one image or a list): frame, augment, paste back.
         Returns outputs of the same type/shape/dtype as the inputs, and the AugmentInfo (a yaw or light
@@ -33,17 +33,18 @@ class PhotoIO:
         Random edits (``edits`` None, or ``redraw_unplaced`` for edits the caller drew at random) that are
         such controls on a photo without a found face are re-drawn from ``generator`` among the engine's
         latent codes, if it has any (the transform: ``p=1`` still edits a face the detector misses), and such a colour
-        edit moves the code at least a margin from the face's own value (:meth:`Engine.render_edits`)."""
+        edit moves the code at least a margin from the face's own value (:meth:`Engine.render_edits`). ``redraw_codes``:
+        the random set of the draw and of a gate's re-draws (default: the engine's ``codes``)."""
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         x, frames = self.frame(items, framing)
         drawn = edits is None or redraw_unplaced
         if drawn:
             gen = generator or self.generator
-            edits = self.replace_unplaced(check_edits(self.spec, edits if edits is not None else self.random_edits(len(items), gen)),
+            edits = self.replace_unplaced(check_edits(self.spec, edits if edits is not None else self.random_edits(len(items), gen, redraw_codes)),
                                           frames, gen)
         out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True, frames=frames,
-                                         drawn=drawn)
+                                         drawn=drawn, redraw_codes=redraw_codes)
         res = self.unframe(out, items, frames, info, drawn)
         for r, f in enumerate(frames):
             if self.faceless(info.edits[r], f):
