@@ -66,7 +66,8 @@ class ImageControl:
             drawn: tuple[float, float] | None = None) -> Tensor:
         """The values :meth:`apply` renders for ``values`` (CPU float (N,)): a request beyond what the face allows
         (``yaw``: a turn away from frontal stops at 35 degrees, so a face turned 25 degrees turns at most 10 further
-        that way) is clipped to it; values drawn at random from ``drawn`` = (low, high) are scaled into it instead
+        that way; a turn back from a face turned more than 30 degrees stops before its far cheek smears, 21 degrees
+        from 35, :func:`genaug.faces.pose.back_reach`) is clipped to it; values drawn at random from ``drawn`` = (low, high) are scaled into it instead
         (low..0..high onto what the face reaches), so draws stay distinct, and one that would come within ``min_step``
         of 0 that way (a face already turned to the limit) turns the other way if the bounds reach there.
         Controls without a ``room``: as given."""
@@ -108,7 +109,8 @@ def _drawn_glasses(x: Tensor, v: Tensor, landmarks: Tensor | None, framing: str)
 
 IMAGE_CONTROLS: dict[str, ImageControl] = {
     "yaw": ImageControl("yaw", -30.0, 30.0, _yaw, summary="turn the head left/right (rendered, generic 3D face; the eyes stay in place; "
-                        "stops 35 deg from frontal: random turns are scaled into what the face can turn)",
+                        "stops 35 deg from frontal; a face turned over 30 deg turns back less: 21 deg from 35; "
+                        "random turns are scaled into what the face can turn)",
                         room=turn_room),
     "light": ImageControl("light", -75.0, 75.0, _light,
                           summary=f"main light azimuth (elevation {LIGHT_ELEVATION:g}, strength {LIGHT_STRENGTH:g}; "

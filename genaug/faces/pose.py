@@ -14,7 +14,8 @@ face-frame point ``x'`` comes from the source point ``x`` solving ``x cos(t) + (
 sin(t) = x'`` (backward warping, a damped fixed-point iteration), i.e. the head turns about a
 vertical axis ``axis`` d in front of the head's centre. What turns into view is stretched from the
 near cheek and, on a turn away from frontal, blended with the mirrored face (the face's symmetry; on the cheeks, not
-beside the nose), in proportion to the stretch (turning a turned face back, the mirror left seams: there it is stretched only).
+beside the nose), in proportion to the stretch (turning a turned face back, the mirror left seams: there it is stretched only, so a turn back from a strongly
+turned face stops before the far cheek, seen nearly edge-on, is stretched more than twice its width: :func:`back_reach`).
 The displacement fades out between 0.85 and 1.1 head radii, so the background around the head
 stretches smoothly and everything farther away keeps its values, moved with the head by the whole pixels
 that keep the eyes in place (as a face set aligned by the eyes shows a turned head; the move eases to 0 in a
@@ -41,6 +42,8 @@ TABLE_Y = (HEAD_Y0 - HEAD_B - 0.05, HEAD_Y0 + HEAD_B + 0.05)
 TABLE_U = (-2.4, 2.4)
 SOURCE_YAW_LIMIT = 40.0  # a photo's own yaw is taken as at most this (degrees) when turning it
 TARGET_YAW_LIMIT = 35.0  # a turn outwards stops at this yaw (degrees): past it the generic nose smears into the cheek
+BACK_STRETCH_LIMIT = 2.15  # a turn back towards frontal stops where the far cheek is drawn this many times wider than in the photo
+FAR_CHEEK_SLOPE = 0.8  # the far cheek's depth slope (generic head at x 0.9, y 0.8: the cheek beside the mouth and jaw)
 
 
 @dataclass
@@ -159,6 +162,30 @@ def towards_side(src: Tensor, dst: Tensor) -> Tensor:
     return 1 - _smooth((src.abs() - dst.abs()) / math.radians(3.0))
 
 
+def far_cheek_stretch(src: Tensor, dst: Tensor) -> Tensor:
+    """How many times wider the far cheek (the side the face is turned away from, depth slope FAR_CHEEK_SLOPE) is
+    drawn at yaw ``dst`` than the photo at ``src`` shows it (radians, ``src`` >= 0 and ``dst`` <= ``src``; the
+    ratio of its projected widths)."""
+    g = FAR_CHEEK_SLOPE
+    return (torch.cos(dst) - g * torch.sin(dst)) / (torch.cos(src) - g * torch.sin(src))
+
+
+def back_reach(src: Tensor) -> Tensor:
+    """(N,) radians a face at yaw ``src`` (radians, any sign) may turn back towards frontal: unlimited (inf) when it
+    reaches frontal with the far cheek stretched at most BACK_STRETCH_LIMIT times; else as far as that stretch. A
+    turn back only stretches what the photo shows (:func:`towards_side`), and from a strongly turned face the far
+    cheek, seen nearly edge-on, was stretched 3-4 times: its few columns of jaw, beard, lips, hair and background
+    smeared across the face and the nose edge doubled (utkface_128 faces at 33-40 degrees turned back 20-30, audit 12
+    sheets; about 2 rendered cleanly). From 33 degrees this allows 24 back, from 35 21, from 37 18, from 40 14; a face at 30
+    degrees or less turns back without limit (to frontal and past it, up to the outward stop on the other side)."""
+    s = src.abs()
+    g, m = FAR_CHEEK_SLOPE, BACK_STRETCH_LIMIT
+    reach_frontal = far_cheek_stretch(s, torch.zeros_like(s)) <= m
+    phase = math.atan(g)  # cos(d) - g sin(d) = hypot(1, g) cos(d + phase)
+    least = torch.acos((m * (torch.cos(s) - g * torch.sin(s)) / math.hypot(1.0, g)).clamp(-1, 1)) - phase
+    return torch.where(reach_frontal, torch.full_like(s, math.inf), (s - least).clamp(min=0))
+
+
 def fade_beyond_limit(pose: PoseFit) -> Tensor:
     """1 for photos within the renderer's yaw limit, fading to 0 ten degrees beyond it (N,)."""
     return ((SOURCE_YAW_LIMIT + 10 - torch.rad2deg(pose.yaw).abs()) / 10).clamp(0, 1)
@@ -206,20 +233,26 @@ def beyond_limit(pose: PoseFit) -> Tensor:
 
 def turn_room(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
     """(N, 2) degrees each face can turn with :func:`rotate_yaw`: towards negative yaw, towards positive (a turn
-    away from frontal stops at ``TARGET_YAW_LIMIT``, a request at ``MAX_YAW``; a face beyond ``SOURCE_YAW_LIMIT``:
-    none). ``landmarks`` as for rotate_yaw."""
+    away from frontal stops at ``TARGET_YAW_LIMIT``, a request at ``MAX_YAW``; a turn back from a face turned more
+    than 30 degrees at :func:`back_reach`; a face beyond ``SOURCE_YAW_LIMIT``: none). ``landmarks`` as for
+    rotate_yaw."""
     images = check_images(images)
     pose = fit_pose(face_landmarks(images, landmarks, framing))
     src = torch.rad2deg(source_yaw(pose))
-    room = torch.stack([(TARGET_YAW_LIMIT + src).clamp(0, MAX_YAW), (TARGET_YAW_LIMIT - src).clamp(0, MAX_YAW)], 1)
+    back = torch.rad2deg(back_reach(torch.deg2rad(src)))  # a strongly turned face turning back: see back_reach
+    below = torch.where(src > 0, torch.minimum(TARGET_YAW_LIMIT + src, back), TARGET_YAW_LIMIT + src)
+    above = torch.where(src < 0, torch.minimum(TARGET_YAW_LIMIT - src, back), TARGET_YAW_LIMIT - src)
+    room = torch.stack([below.clamp(0, MAX_YAW), above.clamp(0, MAX_YAW)], 1)
     return torch.where(beyond_limit(pose)[:, None], torch.zeros_like(room), room)
 
 
 def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing: str = "auto",
                symmetry: float = 0.8, axis: float = AXIS_DEPTH, keep_eyes: bool = True) -> Tensor:
     """Turn each face by ``degrees`` (a number or one per image, within +-45) of yaw; a turn away
-    from frontal stops at +-``TARGET_YAW_LIMIT`` degrees (a photo already beyond it keeps its pose), and a photo
-    turned beyond ``SOURCE_YAW_LIMIT`` (near profile) is returned as it is, either way (:func:`beyond_limit`).
+    from frontal stops at +-``TARGET_YAW_LIMIT`` degrees (a photo already beyond it keeps its pose), a turn back
+    towards frontal from a face turned more than 30 degrees stops at :func:`back_reach` (from 35 degrees 21 back:
+    further, its far cheek smeared), and a photo turned beyond ``SOURCE_YAW_LIMIT`` (near profile) is
+    returned as it is, either way (:func:`beyond_limit`).
 
     ``landmarks``: (N, 5, 2) pixels in dlib's order (found when None, see
     :func:`genaug.faces.shape.face_landmarks`); ``symmetry``: at most this much of the mirrored face
@@ -243,6 +276,8 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     lim = torch.tensor(math.radians(TARGET_YAW_LIMIT), device=src.device)
     dst = src + torch.deg2rad(deg)  # turning outwards stops at the limit (a photo beyond it stays where it is)
     dst = torch.where(deg < 0, torch.maximum(dst, torch.minimum(src, -lim)), torch.minimum(dst, torch.maximum(src, lim)))
+    back = back_reach(src)  # turning a strongly turned face back stops before its far cheek smears
+    dst = torch.where(src > 0, torch.maximum(dst, src - back), torch.where(src < 0, torch.minimum(dst, src + back), dst))
     # the photo moves with the head by the whole pixels that keep the eyes in place (as an aligner placed them)
     z_eyes = landmarks_3d()[:4, 2].mean().item()
     eyes = pose.scale * (z_eyes - axis) * (torch.sin(dst) - torch.sin(src)) * pose.frame.scale  # their move, px
