@@ -19,6 +19,9 @@ the model-frame pixels are hashed on the device (:func:`genaug.engine.cache.pixe
 device-to-host read of the (N, 16) keys per batch on an accelerator. A row seen for the first time is
 inverted (a host decision, outside the hot path). Value checks of float input read the batch's range:
 on by default on the CPU only.
+Image-space controls named in ``codes`` are placed by the framing rule's landmarks, or by the caller's
+(``aug(x, landmarks=lm)``: (N, 5, 2) dlib-order points in pixels of the batch, e.g. ``aug.find_landmarks(x)`` computed
+once per dataset on the host; :mod:`genaug.engine.batch_landmarks`).
 The identity gate is not offered here (it needs a host decision per row): use
 :class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine` for it.
 """
@@ -38,6 +41,7 @@ from .distenv import mix_worker_seed
 from .engine.batch_edits import (_MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, plan_columns,
                                  recipe_kinds, recipe_tables)
 from .engine.batch_inputs import batch_position, other_tv_tensor, tv_image_type
+from .engine.batch_landmarks import check_landmark_values, check_landmarks, find_landmarks
 from .engine.batch_latents import content_slots, named_slots, stored
 from .engine.batch_render import columns, frame, grid_blend, make_grey, paste, recolour, render_controls
 from .engine.colour import _HALF, fit_regressors, part, sample_grid, workspace
@@ -59,7 +63,8 @@ class BatchFaceAug(nn.Module):
             codes not marked ``random=False``; the set's image-space controls are left out). Image-space controls
             named here (``"yaw"``, ``"light"``, ...) are rendered on the batch at its own size, placed by the framing
             rule's landmarks in the face box (no detection or refinement on this path), one batched call per control
-            (their renderers read a few values to the host).
+            (their renderers read a few values to the host). Pass ``landmarks=`` to the call to place them on your
+            faces instead (see :meth:`forward`, :meth:`find_landmarks`).
         strength: edit strength, or a ``(low, high)`` range drawn per row.
         bundle: ``"default"``, a bundle folder or a :class:`genaug.Bundle`.
         device: where the work runs (None: the first batch's device; batches elsewhere are copied there and back);
@@ -76,6 +81,13 @@ class BatchFaceAug(nn.Module):
         check_values: read the range of float input to reject values outside [0, 1] (one
             device-to-host read); None = every batch on the CPU, the first batch elsewhere.
         batch_size: rows per generator call.
+
+    Call: ``aug(x, *others, index=None, params=None, landmarks=None)``; ``landmarks``: an (N, 5, 2) float tensor of
+    each face's 5 landmarks in dlib's order (:mod:`genaug.faces.shape`) in pixels of ``x`` (pixel centres at integers),
+    on the host or the device, where image-space controls are placed instead of the framing rule's guess (a row all
+    NaN: the rule's). Checked up front (shape, dtype; values - finite, inside the image, a face's order - on the host
+    at once for a CPU tensor, otherwise by one read in calls that render a control: a call of latent-code rows never
+    reads them) and recorded in the returned params (``params.landmarks``), so ``aug(x, params=params)`` replays it.
     """
 
     def __init__(self, p: float = 0.5, codes: list[str | int] | None = None, strength: float | tuple[float, float] = 1.0,
@@ -228,13 +240,34 @@ class BatchFaceAug(nn.Module):
 
         return self.bundle.spec if isinstance(self.bundle, Bundle) else read_spec(str(self.bundle))
 
+    def find_landmarks(self, x: Tensor) -> Tensor:
+        """dlib's 5 landmarks of each face in a batch ``x`` (NCHW, uint8 or float in [0, 1], as the call takes it), for
+        ``aug(x, landmarks=...)``: (N, 5, 2) float32 on the host, in pixels of ``x``, placed as :class:`genaug.GenerativeFaceAug`
+        and :meth:`genaug.Engine.augment` place their controls on such photos (a row dlib cannot place in a face's order:
+        NaN, the framing rule's). Runs dlib per face on the host (ms each; the ``faces`` extra): compute them once per
+        dataset, at the size the batch will have, and look them up by index in the loop
+        (:func:`genaug.engine.batch_landmarks.find_landmarks`)."""
+        with torch.inference_mode(False), torch.no_grad():
+            if not isinstance(x, Tensor) or x.ndim != 4:
+                raise ValueError(f"expected an NCHW batch, got {getattr(x, 'shape', type(x).__name__)}")
+            return find_landmarks(x, face_box(x.shape[2], x.shape[3], self._framing_config(), self.framing))
+
+    def _framing_config(self) -> dict | None:
+        """The bundle's framing settings (its reference frame and face box), from its config alone when not loaded."""
+        if self._engine is not None or isinstance(self.bundle, Bundle):
+            return getattr(self._engine.bundle if self._engine is not None else self.bundle, "framing", None)
+        from .bundle.format import read_config
+
+        return read_config(str(self.bundle)).get("framing")
+
     def _checked(self, params: Any, n: int) -> BatchParams:
         if not isinstance(params, BatchParams):
             raise ValueError(f"params must be the BatchParams a call returned, got {type(params).__name__}")
         if any(len(getattr(params, f)) != n for f in ("apply", "code", "value", "relative", "strength")):
             raise ValueError(f"params were drawn for {len(params.apply)} rows, the batch has {n}")
         fields = (params.apply, params.code, params.value, params.relative, params.strength)
-        params = BatchParams(*(f if f.device.type == "cpu" else f.cpu() for f in fields), params.target)  # host tensors
+        params = BatchParams(*(f if f.device.type == "cpu" else f.cpu() for f in fields), params.target,  # host tensors
+                             None if params.landmarks is None else check_landmarks(params.landmarks, n))  # (kept where they are)
         codes, known = host_array(params.code), len(all_code_names(self._spec()))
         if len(codes) and not (0 <= codes.min() and codes.max() < known):  # (numpy: no tensor read on the hot path)
             raise ValueError(f"params name code indices {sorted(set(codes.tolist()))[:8]}, but this transform's bundle has "
@@ -242,20 +275,25 @@ class BatchFaceAug(nn.Module):
         return params
 
     # ---------------------------------------------------------------- the call
-    def forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None) -> Any:
+    def forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,
+                landmarks: Tensor | None = None) -> Any:
         # the work buffers and latent tables outlive the call: never made as inference tensors (a first call
         # under torch.inference_mode would break every later call outside it)
         with torch.inference_mode(False), torch.no_grad(), float32_default():  # (under a float64 default too)
-            return self._forward(x, *others, index=index, params=params)
+            return self._forward(x, *others, index=index, params=params, landmarks=landmarks)
 
-    def _forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None) -> Any:
+    def _forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,
+                 landmarks: Tensor | None = None) -> Any:
         """Augment ``x`` (N, C, H, W), uint8 or float in [0, 1]. ``index``: the rows' dataset
-        indices (latents kept in ``table``); ``params``: replay a previous call's parameters.
+        indices (latents kept in ``table``); ``params``: replay a previous call's parameters (its landmarks too, unless
+        ``landmarks`` is given); ``landmarks``: (N, 5, 2) float, dlib's 5 points of each face in pixels of ``x`` (a NaN
+        row: the framing rule's), where the image-space controls are placed (:mod:`genaug.engine.batch_landmarks`;
+        :meth:`find_landmarks` computes them once per dataset).
         As in ``torchvision.transforms.v2``, further inputs (labels, ...) pass through unchanged:
         ``aug(images, labels)`` returns ``(augmented, labels)``, a dict sample comes back a dict; the
         batch is the first ``tv_tensors.Image`` among the inputs, else the first plain 4-dim tensor (not a Mask)."""
         if others or not isinstance(x, Tensor) or other_tv_tensor(x):  # (images, labels), a dict sample, a bare Mask...: routed
-            return self._route((x, *others), bool(others), index, params)
+            return self._route((x, *others), bool(others), index, params, landmarks)
         image_type = tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
         given = x.as_subclass(Tensor) if wrapped else x
@@ -270,15 +308,21 @@ class BatchFaceAug(nn.Module):
         t = t.repeat(1, 3, 1, 1) if c == 1 else t[:, :3].contiguous() if c == 4 else t
         n = t.shape[0]
         params = self.draw(n) if params is None else self._checked(params, n)
+        marks = params.landmarks if landmarks is None else check_landmarks(landmarks, n)  # (shape and dtype: no read)
+        if marks is not None and marks.device.type == "cpu":  # values read on the host now (no device involved);
+            check_landmark_values(marks, t.shape[2], t.shape[3])  # elsewhere only in calls that render a control
         if index is not None:
             index = self.table.check(index)
             if len(index) != n:
                 raise ValueError(f"index must hold one dataset index per row: {len(index)} for a batch of {n}")
         if n == 0:  # an empty batch (aug(x[rows]) with no rows) comes back empty, as in torchvision v2
+            params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, params.target, marks)
             self._params = params
             return (x.clone(), params) if self.return_params else x.clone()
         control = host_array(params.code) >= len(eng.spec.codes)  # rows drawn an image-space control (named in codes)
         rendered = host_array(params.apply) & control if control.any() else None
+        if marks is not None and marks.device.type != "cpu" and rendered is not None and rendered.any():
+            check_landmark_values(marks, t.shape[2], t.shape[3])  # (one read, before any work: the renderers read anyway)
         latent = params if rendered is None else BatchParams(torch.from_numpy(host_array(params.apply) & ~control),
                                                              torch.from_numpy(np.where(control, 0, host_array(params.code))),
                                                              params.value, params.relative, params.strength)
@@ -287,9 +331,9 @@ class BatchFaceAug(nn.Module):
             out, target = self._augment(td, latent, index, eng, checked)
             if rendered is not None and rendered.any():
                 a = alpha if alpha is None or alpha.device == eng.device else alpha.to(eng.device)
-                out, target, a = render_controls(td, out, target, params, rendered, eng, self.framing, a)  # (a yaw moves alpha)
+                out, target, a = render_controls(td, out, target, params, rendered, eng, self.framing, a, marks)  # (a yaw moves alpha)
                 alpha = a if a is None or a.device == t.device else a.to(t.device)
-        params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target)
+        params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target, marks)
         self._params = params
         out = out if out.device == t.device else out.to(t.device)
         if c != out.shape[1]:  # back to the input's channels (a grey photo stays grey: its channels are equal)
@@ -305,7 +349,7 @@ class BatchFaceAug(nn.Module):
             out = tv_tensors.wrap(out, like=x)
         return (out, params) if self.return_params else out
 
-    def _route(self, inputs: tuple, several: bool, index: Any, params: BatchParams | None) -> Any:
+    def _route(self, inputs: tuple, several: bool, index: Any, params: BatchParams | None, landmarks: Tensor | None = None) -> Any:
         """As ``torchvision.transforms.v2``: the batch found in any structure of inputs (:mod:`genaug.engine.batch_inputs`),
         the rest passed through unchanged."""
         from torch.utils._pytree import tree_flatten, tree_unflatten
@@ -323,7 +367,7 @@ class BatchFaceAug(nn.Module):
                 raise ValueError(f"codes {turning} turn the head and move the photo by a few "
                                  f"pixels, but {', '.join(moved)} passed with the batch would come back unmoved: leave "
                                  "those codes out here, or apply them before making such targets")
-        res = self.forward(flat[at], index=index, params=params)
+        res = self.forward(flat[at], index=index, params=params, landmarks=landmarks)
         flat[at], params = res if self.return_params else (res, None)
         out = tree_unflatten(flat, spec)
         out = out if several else out[0]

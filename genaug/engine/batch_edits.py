@@ -42,6 +42,8 @@ class BatchParams:
     relative: Tensor  # (N,) bool
     strength: Tensor  # (N,) float32
     target: Tensor | None = None  # (N,) on the device: the absolute value each edited row got (NaN: not edited)
+    landmarks: Tensor | None = None  # (N, 5, 2) float32 where given (aug(x, landmarks=)): where controls were placed
+    #                                  (a NaN row, or None: the framing rule's landmarks)
 
     def edits(self) -> list[Edit]:
         """One :class:`genaug.engine.edits.Edit` per row (what the engine and the albumentations transform take)."""

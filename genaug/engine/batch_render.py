@@ -20,6 +20,7 @@ from ..faces.controls import GEOMETRIC_CONTROLS
 from ..faces.framing import face_box
 from ..faces.shape import default_landmarks
 from .batch_edits import BatchParams
+from .batch_landmarks import placed
 from .codes import control_of
 from .colour import _HALF, apply_colour01
 from .latent_table import host_array
@@ -118,10 +119,12 @@ def columns(host_columns: dict[str, np.ndarray], dtypes: dict[str, torch.dtype],
 
 
 def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams, rows: np.ndarray,
-                    eng: Any, framing: str, alpha: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+                    eng: Any, framing: str, alpha: Tensor | None = None,
+                    landmarks: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
     """The rows drawn an image-space control (yaw, light, ...), rendered on the batch at its own size, placed by
-    the framing rule's landmarks in the face box (no detection, no refinement on this path), one batched call
-    per control; the value applied is the drawn one times the row's strength, within the control's range.
+    the caller's ``landmarks`` (N, 5, 2) (checked: :mod:`genaug.engine.batch_landmarks`) where given, else (None, or
+    a NaN row) by the framing rule's landmarks in the face box (no detection, no refinement on this path), one batched
+    call per control; the value applied is the drawn one times the row's strength, within the control's range.
     ``alpha`` (N, 1, H, W), an RGBA batch's: a control that moves pixels (yaw) moves it with them, as the per-image
     path does (:func:`genaug.engine.render.apply_control`); returned as (out, target, alpha)."""
     box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), framing)
@@ -130,6 +133,8 @@ def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams,
     target = target.clone()
     alpha = alpha.clone() if alpha is not None else None
     codes = host_array(params.code)
+    if landmarks is not None and landmarks.device != x.device:  # (a host tensor: one non-blocking copy)
+        landmarks = to_device(landmarks, x.device) if landmarks.device.type == "cpu" else landmarks.to(x.device)
     for ci in np.unique(codes[rows]):
         at = np.flatnonzero(rows & (codes == ci))
         pick = torch.from_numpy(at).to(x.device)
@@ -138,6 +143,8 @@ def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams,
         xr = x.index_select(0, pick)
         xf = (xr.float() / 255 if xr.dtype == torch.uint8 else xr.float()) * 2 - 1
         marks = (default_landmarks(b - t, r - l, len(pick), "model_frame") + torch.tensor([float(l), float(t)])).to(x.device)
+        if landmarks is not None:  # the caller's, where a row has them
+            marks = placed(marks, landmarks.index_select(0, pick))
         value = c.fit(xf, value, landmarks=marks, drawn=eng.drawn_range(int(ci)))  # yaw: into the face's room
         done = c.apply(xf, value, landmarks=marks)
         res = ((done + 1) / 2).clamp(0, 1)
