@@ -2,8 +2,9 @@
 spent wall-clock budget says so; ``--attributes ""`` trains without labels (was 'attribute file not found: None');
 faces in CelebA's original 178x218 frame (e.g. an ImageFolder of celeba_id200) are trained on the box the bundle
 records as its framing (was the centred square: another crop than the one augmentation feeds the model); every
-option of the edit and detail kinds' --help says its default; an unreadable file's warning goes to stderr (it was
-printed on stdout into the decoding bar). Tiny runs (16 px, a few steps)."""
+option of the edit and detail kinds' --help says its default; a resumed run with another setting says what it was
+(and another kind's folder names the kinds); an unreadable file's warning goes to stderr (it was printed on stdout
+into the decoding bar). Tiny runs (16 px, a few steps)."""
 from __future__ import annotations
 
 import re
@@ -157,3 +158,19 @@ def test_an_unreadable_file_is_warned_about_on_stderr(tmp_path, capsys):
     assert len(load_faces(faces, 16)) == 4
     out = capsys.readouterr()
     assert "notes.png" in out.err and "notes.png" not in out.out
+
+
+def test_a_resumed_run_with_another_setting_says_what_it_was(tmp_path, capsys):
+    """'holds a run with different settings (['lr'])' left the user to dig out the old value from train_config.json;
+    another kind's folder listed ~40 settings, the kind among them."""
+    faces = write_faces(tmp_path / "faces", n=12)
+    run = tmp_path / "run"
+    assert edit_main([str(faces), str(run), *EDIT_TINY, "--steps", "1"]) == 0
+    capsys.readouterr()
+    assert edit_main([str(faces), str(run), *EDIT_TINY, "--steps", "2", "--lr", "0.001"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "different settings (['lr']): lr was 0.0002, now 0.001; other settings need another folder" in err, err
+    assert train_main([str(faces), str(run), *GAN_TINY]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("holds a run of kind 'edit', not 'infogan'; another kind needs another --out, or --overwrite to "
+                        "start again") and "batch_size" not in err, err
