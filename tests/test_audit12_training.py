@@ -3,8 +3,9 @@ spent wall-clock budget says so; ``--attributes ""`` trains without labels (was 
 faces in CelebA's original 178x218 frame (e.g. an ImageFolder of celeba_id200) are trained on the box the bundle
 records as its framing (was the centred square: another crop than the one augmentation feeds the model); every
 option of the edit and detail kinds' --help says its default; a resumed run with another setting says what it was
-(and another kind's folder names the kinds); an unreadable file's warning goes to stderr (it was printed on stdout
-into the decoding bar). Tiny runs (16 px, a few steps)."""
+(and another kind's folder names the kinds); --image-size 8, --ema >= 1 and --lr <= 0 are one line each; an
+unreadable file's warning goes to stderr (it was printed on stdout into the decoding bar). Tiny runs (16 px, a few
+steps)."""
 from __future__ import annotations
 
 import re
@@ -174,3 +175,27 @@ def test_a_resumed_run_with_another_setting_says_what_it_was(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.endswith("holds a run of kind 'edit', not 'infogan'; another kind needs another --out, or --overwrite to "
                         "start again") and "batch_size" not in err, err
+
+
+@pytest.mark.parametrize("kind, bad, named", [
+    ("edit", ["--image-size", "8"], "--image-size must be >= 16 for the edit kind, got 8"),
+    ("edit", ["--ema", "2"], "--ema must be in [0, 1)"), ("edit", ["--ema", "1"], "--ema must be in [0, 1)"),
+    ("edit", ["--lr", "-1"], "--lr must be > 0, got -1"), ("infogan", ["--ema", "1.5"], "--ema must be in [0, 1)"),
+])
+def test_a_bad_value_is_one_line_naming_its_option(tmp_path, capsys, kind, bad, named):
+    """--image-size 8 crashed in D with torch's 'Kernel size can't be greater than actual input size' traceback;
+    --ema 2 (or 1) trained and exported diverging (or untrained) averaged networks without a word; --lr -1 was
+    torch's 'Invalid learning rate: -1.0'."""
+    faces = write_faces(tmp_path / "faces", n=12)
+    opts = [*EDIT_TINY, "--steps", "1"] if kind == "edit" else GAN_TINY
+    assert train_main([str(faces), str(tmp_path / "run"), "--kind", kind, *opts, *bad]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and named in err[0], err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_the_detail_kind_refuses_a_learning_rate_of_zero():
+    from genaug.training.detail import DetailConfig
+
+    with pytest.raises(ValueError, match="--lr must be > 0, got 0"):
+        DetailConfig("default", "faces", "run", lr=0)

@@ -57,6 +57,8 @@ class ScheduleConfig:
         for name in ("predictor_steps", "instance_noise", "instance_noise_steps", "ema"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.ema >= 1:  # 1 would export the untrained generator, > 1 diverges
+            raise ValueError(f"--ema must be in [0, 1) (0 = no averaging), got {self.ema:g}")
 
 
 @dataclass

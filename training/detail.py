@@ -77,6 +77,8 @@ class DetailConfig:
     def __post_init__(self) -> None:
         check_at_least(self, {"channels": 1, "steps": 1, "batch_size": 2, "minutes": 0, "lambda_edit": 0, "holdout": 0,
                               "log_every": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 0})
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr:g}")
 
 
 RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", "threads", "device", "name", "half", "overwrite"}

@@ -101,6 +101,12 @@ class EditTrainConfig:
                               "log_every": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 0, "d_warmup": 0})
         if self.balance > 1:
             raise ValueError(f"--balance must be in [0, 1], got {self.balance:g}")
+        if not 0 <= self.ema < 1:  # 1 would export the untrained networks, > 1 diverges
+            raise ValueError(f"--ema must be in [0, 1) (0 = no averaging), got {self.ema:g}")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr:g}")
+        if self.image_size < 16:  # the S/8 content map and D's last convolution need 2x2 at least
+            raise ValueError(f"--image-size must be >= 16 for the edit kind, got {self.image_size}")
         self.objective(), edit_spec(self.net(), self.categorical, self.continuous, self.identity_unsafe)
 
 
