@@ -199,3 +199,14 @@ def test_the_detail_kind_refuses_a_learning_rate_of_zero():
 
     with pytest.raises(ValueError, match="--lr must be > 0, got 0"):
         DetailConfig("default", "faces", "run", lr=0)
+
+
+def test_edit_calibration_frames_a_flat_folder_of_celeba_frames_as_an_imagefolder(tmp_path):
+    """A flat folder of 178x218 aligned CelebA pictures (img_align_celeba) was measured on the centred square, an
+    ImageFolder of the same pictures on the face box."""
+    from genaug.training.calibrate_edits import load_labelled
+
+    faces = celeba_frames(tmp_path / "faces")
+    (faces / "attributes.csv").write_text("filename,Smiling\n" + "".join(f"{i}.png,{1 - 2 * (i % 2)}\n" for i in range(6)))
+    x, _, _ = load_labelled(faces, 16, None, 6, 0)
+    assert x.min() > 0.9  # the white face box only, in [-1, 1]
