@@ -1,6 +1,7 @@
 """Training data: a folder of face images (flat or ImageFolder) held in memory as uint8 NCHW.
 
-Images of any size are centre-cropped to a square and resized to the model size. Decoded arrays
+Images of any size are cut to a square and resized to the model size: the face box of the framing the
+model records when a picture is in its reference frame (CelebA's 178x218), else the centred square. Decoded arrays
 are cached in ``~/.cache/genaug`` (keyed by the content of every file and the size) so a resumed
 run starts at once. An optional CSV of attributes (CelebA style: ``filename,...,Attr,...`` with -1/+1
 values) provides labels for attribute-bound codes; an empty cell is an unknown label (held as 0), so faces
