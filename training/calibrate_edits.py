@@ -49,6 +49,7 @@ from genaug.bundle import Bundle, EditRecipe, Transfer, load_bundle, read_config
 from genaug.engine import Engine
 from genaug.engine.edits import Edit, apply_recipes
 from genaug.engine.render import render
+from genaug.faces.framing import CELEBA_FRAMING
 from genaug.faces.metrics import attribute_names, attribute_probabilities, resolve_feature_net
 
 DEFAULT_GAINS = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5)
@@ -73,7 +74,7 @@ def load_labelled(folder: str | Path, size: int, split: str | None, n: int, seed
             rows = torch.tensor([i for i, s in enumerate(people.splits) if s == split])
         images = people.images
     else:
-        data = load_faces(root, size, attributes=csv_path)
+        data = load_faces(root, size, attributes=csv_path, framing=CELEBA_FRAMING)  # CelebA frames cut as the ImageFolder's
         images, attrs, names, rows = data.images, data.attributes, data.attribute_names, torch.arange(len(data))
     if len(rows) == 0:
         raise ValueError(f"no faces in {root} for split {split!r}")

@@ -36,7 +36,8 @@ KINDS: dict[str, KindEntry] = {
 DEFAULT_KIND = "infogan"
 
 HELP = {
-    "data": "image folder (flat or ImageFolder; any size: centre-cropped and resized)",
+    "data": "image folder (flat or ImageFolder; any size, resized: a picture in CelebA's 178x218 frame is cut to its "
+            "face box with --framing celeba, any other to its centred square)",
     "out": "run folder: checkpoint, log.jsonl, samples/, sweeps/, bundle/ (same command resumes)",
     "kind": "; ".join(f"'{k}': {e.summary}" for k, e in KINDS.items()) + " (each kind lists its own options: "
             "`genaug train --kind edit --help`)",

@@ -57,6 +57,8 @@ class ScheduleConfig:
         for name in ("predictor_steps", "instance_noise", "instance_noise_steps", "ema"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.ema >= 1:  # 1 would export the untrained generator, > 1 diverges
+            raise ValueError(f"--ema must be in [0, 1) (0 = no averaging), got {self.ema:g}")
 
 
 @dataclass
@@ -214,14 +216,19 @@ def dataclass_options(cls: type) -> list[tuple[str, Any, Any]]:
 def add_options(p: argparse.ArgumentParser, options: list[tuple[str, Any, Any]], helps: dict[str, str],
                 positional: tuple[str, ...] = ()) -> argparse.ArgumentParser:
     """One command-line option per (name, type, default): ``--name-with-dashes``, booleans as
-    ``--x/--no-x``; names in ``positional`` become positional arguments."""
+    ``--x/--no-x``; names in ``positional`` become positional arguments. Every option's help ends
+    with its default (whatever the parser's formatter; argparse lists an option without help text
+    with no word at all)."""
     for name, typ, default in options:
         if name in positional:
             p.add_argument(name, help=helps.get(name))
-        elif typ in (bool, "bool"):
-            p.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=default,
-                           help=helps.get(name))
+            continue
+        if typ in (bool, "bool"):
+            action = p.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction,
+                                    default=default, help=helps.get(name))
         else:
             cast = {"int": int, "float": float}.get(typ if isinstance(typ, str) else typ.__name__, str)
-            p.add_argument("--" + name.replace("_", "-"), type=cast, default=default, help=helps.get(name))
+            action = p.add_argument("--" + name.replace("_", "-"), type=cast, default=default, help=helps.get(name))
+        if "%(default)" not in (action.help or ""):
+            action.help = f"{action.help or ''} (default: %(default)s)".lstrip()
     return p

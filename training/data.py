@@ -1,6 +1,7 @@
 """Training data: a folder of face images (flat or ImageFolder) held in memory as uint8 NCHW.
 
-Images of any size are centre-cropped to a square and resized to the model size. Decoded arrays
+Images of any size are cut to a square and resized to the model size: the face box of the framing the
+model records when a picture is in its reference frame (CelebA's 178x218), else the centred square. Decoded arrays
 are cached in ``~/.cache/genaug`` (keyed by the content of every file and the size) so a resumed
 run starts at once. An optional CSV of attributes (CelebA style: ``filename,...,Attr,...`` with -1/+1
 values) provides labels for attribute-bound codes; an empty cell is an unknown label (held as 0), so faces
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from tqdm.auto import tqdm
 
 from genaug.faces.framing import face_box
 from genaug.io import files_key, list_images, open_photo, save_npz_atomic
+
 
 def load_face(path: str | Path, size: int, channels: int = 3, framing: dict | None = None) -> np.ndarray:
     """One image as uint8 (size, size, channels): the face box of ``framing`` (see
@@ -154,18 +157,21 @@ def load_faces(
     limit: int | None = None,
     cache_dir: str | Path | None = None,
     exclude: str | Path | None = None,
+    framing: dict | None = None,
 ) -> FaceData:
     """Load (and cache) every face under ``root``. ``attributes="auto"`` uses ``root/attributes.csv``
-    when present. Unreadable files are skipped with a warning naming them. Training run folders inside
-    ``root`` (``exclude``, or any folder with a ``train_config.json``: their sample grids are no faces)
-    are left out."""
+    when present; ``None`` or ``""``: no labels. Unreadable files are skipped with a warning naming them.
+    Training run folders inside ``root`` (``exclude``, or any folder with a ``train_config.json``: their
+    sample grids are no faces) are left out. ``framing``: the framing the model records (e.g. CelebA's):
+    a picture in its reference frame is cut to its face box, as augmentation cuts it; any other picture
+    (and every picture when None) to its centred square."""
     root = Path(root)
     files = _outside_run_folders(list_images(root, "image folder"), root, exclude)
     if not files:
         raise ValueError(f"no images found in {root} outside training run folders")
     if limit:
         files = files[:limit]
-    key = files_key(files, root, "faces", size, channels)
+    key = files_key(files, root, "faces", size, channels, *([framing] if framing else []))
     cache = Path(cache_dir or os.environ.get("GENAUG_CACHE", Path.home() / ".cache" / "genaug")) / f"faces-{key}.npz"
     if cache.exists():  # paths kept relative to the folder: the cache serves any spelling of it (relative, absolute)
         z = np.load(cache, allow_pickle=False)
@@ -174,10 +180,10 @@ def load_faces(
         arrays, good = [], []
         for p in tqdm(files, desc=f"decoding {root.name}", unit="img", leave=False):
             try:
-                arrays.append(load_face(p, size, channels))
+                arrays.append(load_face(p, size, channels, framing))
                 good.append(p)
             except (UnidentifiedImageError, OSError, ValueError) as e:
-                print(f"warning: skipped unreadable image {p}: {e}")
+                tqdm.write(f"warning: skipped unreadable image {p}: {e}", file=sys.stderr)
         if not arrays:
             raise ValueError(f"no readable images in {root} ({len(files)} file(s) could not be decoded)")
         arr = np.stack(arrays)
@@ -189,7 +195,7 @@ def load_faces(
     csv_path = root / "attributes.csv" if attributes == "auto" else (Path(attributes) if attributes else None)
     if csv_path is not None and csv_path.exists():
         attrs, names = _read_attributes(csv_path, good, root, not_labels)
-    elif attributes not in ("auto", None):
+    elif attributes not in ("auto", None, ""):
         raise FileNotFoundError(f"attribute file not found: {csv_path}")
     return FaceData(images, [str(p) for p in good], attrs, names, not_labels)
 

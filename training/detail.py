@@ -77,6 +77,8 @@ class DetailConfig:
     def __post_init__(self) -> None:
         check_at_least(self, {"channels": 1, "steps": 1, "batch_size": 2, "minutes": 0, "lambda_edit": 0, "holdout": 0,
                               "log_every": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 0})
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr:g}")
 
 
 RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", "threads", "device", "name", "half", "overwrite"}
@@ -135,7 +137,7 @@ class DetailTrainer:
         self.params = detail_parameters(self.bundle)
         for q in self.params:
             q.requires_grad_(True)
-        data = load_faces(cfg.data, self.base.image_size, self.base.channels, None, exclude=cfg.out)
+        data = load_faces(cfg.data, self.base.image_size, self.base.channels, None, exclude=cfg.out, framing=self.base.framing)
         self.train_data, held = split_holdout(data, cfg.holdout, cfg.seed)
         self.held = held.images.float().div(127.5).sub(1).to(self.device)
         self.held_edits = self._edits(len(self.held), torch.Generator().manual_seed(cfg.seed + 1))
@@ -238,13 +240,28 @@ class DetailTrainer:
         return self.runner.run()
 
 
+HELP = {
+    "channels": "channels of the S/4 detail map", "steps": "training steps in all (a resumed run continues to this count)",
+    "minutes": "wall-clock budget of this invocation (0 = none); checkpoint + bundle are written when it ends",
+    "batch_size": "faces per step", "lr": "Adam learning rate of the two detail layers",
+    "lambda_edit": "weight of edit consistency (an edit's change stays the original bundle's)",
+    "holdout": "faces held out for the evaluation (at most a fifth of them)", "log_every": "steps between log.jsonl lines",
+    "eval_every": "steps between held-out evaluations and bundle exports",
+    "checkpoint_every": "steps between checkpoints (a run also checkpoints when it stops)",
+    "threads": "torch CPU threads (0 = torch's default)", "seed": "random seed (held-out split, batches, edits)",
+    "device": "auto, cpu, cuda or cuda:N", "name": "bundle name ('' = the source bundle's name + '-detail')",
+    "half": "store bundle weights in float16",
+    "overwrite": "start the run folder again instead of resuming it (its checkpoint, log and bundle go)",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="genaug train --kind detail", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="edit-kind bundle folder or 'default'")
     p.add_argument("data", help="training faces (an image folder in the model's frame, e.g. celeba_train_64)")
     p.add_argument("--out", required=True, help="run folder (same command resumes)")
-    add_options(p, [o for o in dataclass_options(DetailConfig) if o[0] not in ("bundle", "data", "out")], {})
+    add_options(p, [o for o in dataclass_options(DetailConfig) if o[0] not in ("bundle", "data", "out")], HELP)
     from .cli import kind_option
 
     kind_option(p, "detail")

@@ -101,6 +101,12 @@ class EditTrainConfig:
                               "log_every": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 0, "d_warmup": 0})
         if self.balance > 1:
             raise ValueError(f"--balance must be in [0, 1], got {self.balance:g}")
+        if not 0 <= self.ema < 1:  # 1 would export the untrained networks, > 1 diverges
+            raise ValueError(f"--ema must be in [0, 1) (0 = no averaging), got {self.ema:g}")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr:g}")
+        if self.image_size < 16:  # the S/8 content map and D's last convolution need 2x2 at least
+            raise ValueError(f"--image-size must be >= 16 for the edit kind, got {self.image_size}")
         self.objective(), edit_spec(self.net(), self.categorical, self.continuous, self.identity_unsafe)
 
 
@@ -111,6 +117,8 @@ REMEDY = "another folder, or --overwrite to start again"
 
 class EditTrainer:
     """The edit kind on the skeleton: builds E, G, D from ``cfg`` and resumes ``cfg.out`` if it holds a checkpoint."""
+
+    progress_keys = ("rec", "g_adv", "d_adv")  # log keys shown on the progress bar
 
     def __init__(self, cfg: EditTrainConfig):
         self.cfg, self.out = cfg, Path(cfg.out)
@@ -129,7 +137,8 @@ class EditTrainer:
         self.net, self.obj = cfg.net(), cfg.objective()
         self.spec = edit_spec(self.net, cfg.categorical, cfg.continuous, cfg.identity_unsafe)
         init = self._init_bundle(cfg.init_from) if cfg.init_from and not resuming else None  # before the data loads
-        data = load_faces(cfg.data, cfg.image_size, cfg.channels, cfg.attributes, cfg.limit or None, exclude=cfg.out)
+        data = load_faces(cfg.data, cfg.image_size, cfg.channels, cfg.attributes, cfg.limit or None, exclude=cfg.out,
+                          framing=CELEBA_FRAMING)  # cut as augmentation will cut them: the bundle records this framing
         self.train_data, self.held = split_holdout(data, cfg.holdout, cfg.seed)
         self.layout = CodeLayout(self.spec, data.attribute_names, data.not_labels)
         self.E, self.G = build_predictor(self.spec, self.net), build_generator(self.spec, self.net)
@@ -331,7 +340,20 @@ class EditTrainer:
 
 
 HELP = {
-    "data": "image folder of faces with attributes.csv (CelebA style) for the bound codes",
+    "data": "image folder of faces (flat or ImageFolder; pictures in CelebA's 178x218 frame are cut to its face box, "
+            "others to their centred square) with attributes.csv (CelebA style) for the bound codes",
+    "image_size": "model resolution (a power of two: 32, 64, 128)", "channels": "3 (RGB) or 1 (grayscale)",
+    "e_width": "encoder channels at full resolution", "g_width": "generator channels at full resolution",
+    "d_width": "discriminator channels at full resolution", "batch_size": "faces per step",
+    "steps": "training steps in all (a resumed run continues to this count)", "lr": "Adam learning rate of E+G and D",
+    "beta1": "Adam beta1", "ema": "decay of the exported (averaged) E and G after step 200 (0 = no averaging)",
+    "adv_loss": "adversarial loss: ns (non-saturating), minimax, hinge, wgan or lsgan",
+    "attributes": "attribute CSV ('auto' = DATA/attributes.csv when present; '' = none)",
+    "holdout": "faces held out for the evaluation and sample grids (at most a fifth of them)",
+    "limit": "use only the first N images (0 = all)", "log_every": "steps between log.jsonl lines",
+    "checkpoint_every": "steps between checkpoints (a run also checkpoints when it stops)",
+    "seed": "random seed (held-out split, initialisation, batches, codes)", "device": "auto, cpu, cuda or cuda:N",
+    "name": "bundle name",
     "out": "run folder: checkpoint, log.jsonl, samples/, bundle/ (the same command resumes)",
     "content_channels": "channels of the encoder's S/8 content map (the part of the latent codes do not touch)",
     "detail_channels": "channels of an S/4 detail skip (0 = none; 16 to continue the shipped default with --init-from)",

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from genaug.bundle import Bundle, save_bundle
+from genaug.faces.framing import CELEBA_FRAMING
 from genaug.io import write_json_atomic
 
 from . import distributed
@@ -48,7 +49,8 @@ class Trainer:
         self.spec = cfg.spec()
         opts = cfg.options
         data = load_faces(cfg.data, cfg.network.image_size, cfg.network.channels, attributes=opts.attributes,
-                          limit=opts.limit or None, exclude=cfg.out)
+                          limit=opts.limit or None, exclude=cfg.out,
+                          framing=CELEBA_FRAMING if opts.framing == "celeba" else None)  # as the bundle records
         self.train_data, self.holdout = split_holdout(data, opts.holdout, cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
         self.kind = GAN_KINDS[cfg.kind](cfg, self.spec, self.train_data, self.holdout, self._attribute_columns(),

@@ -261,6 +261,9 @@ class Run:
             self.save_checkpoint(collective=not signalled)
         if signalled and plan.main:
             print(f"stopped by {self.stopped_by} at step {self.step}: checkpoint saved; the same command resumes")
+        elif self.stopped_by == "budget" and plan.main:
+            print(f"wall-clock budget of {plan.minutes:g} minutes spent at step {self.step}: checkpoint saved; "
+                  "the same command resumes")
         if signalled and not plan.finish_on_stop:
             return None
         if self.last_eval != self.step:
