@@ -199,7 +199,7 @@ class BatchFaceAug(nn.Module):
         if not isinstance(x, Tensor):
             raise ValueError(f"expected an NCHW tensor batch, got {type(x).__name__}")
         if x.ndim != 4:
-            raise ValueError(f"expected an NCHW batch (4 dims), got shape {tuple(x.shape)}")
+            raise ValueError(f"expected an NCHW batch (4 dims) or one CHW image, got shape {tuple(x.shape)}")
         if x.dtype != torch.uint8 and not x.is_floating_point():
             raise ValueError(f"batch dtype must be uint8 (0..255) or float (0..1), got {x.dtype}")
         if x.device.type == "meta":
@@ -294,6 +294,8 @@ class BatchFaceAug(nn.Module):
         batch is the first ``tv_tensors.Image`` among the inputs, else the first plain 4-dim tensor (not a Mask)."""
         if others or not isinstance(x, Tensor) or other_tv_tensor(x):  # (images, labels), a dict sample, a bare Mask...: routed
             return self._route((x, *others), bool(others), index, params, landmarks)
+        if x.ndim == 3:  # one (C, H, W) image, as a per-sample torchvision v2 pipeline hands it: a batch of one
+            return self._one(x, index, params, landmarks)
         image_type = tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
         given = x.as_subclass(Tensor) if wrapped else x
@@ -344,6 +346,20 @@ class BatchFaceAug(nn.Module):
         if _channels_last(x):  # as the input's layout
             out = out.contiguous(memory_format=torch.channels_last)
         if wrapped:
+            from torchvision import tv_tensors
+
+            out = tv_tensors.wrap(out, like=x)
+        return (out, params) if self.return_params else out
+
+    def _one(self, x: Tensor, index: Any, params: BatchParams | None, landmarks: Tensor | None) -> Any:
+        """One (C, H, W) image edited as a batch of one and returned (C, H, W), its type kept (``index``: one dataset
+        index; ``landmarks``: (5, 2) or (1, 5, 2); the params are a batch of one's)."""
+        index = None if index is None else torch.as_tensor(index).reshape(-1)
+        landmarks = landmarks[None] if isinstance(landmarks, Tensor) and landmarks.ndim == 2 else landmarks
+        res = self._forward(x.as_subclass(Tensor)[None], index=index, params=params, landmarks=landmarks)
+        out, params = res if self.return_params else (res, None)
+        out = out[0]
+        if type(x) is not Tensor and tv_image_type() is not None and isinstance(x, tv_image_type()):
             from torchvision import tv_tensors
 
             out = tv_tensors.wrap(out, like=x)

@@ -63,3 +63,21 @@ def test_the_hdf5_reader_is_a_context_manager_as_an_h5py_file_is(tmp_path):
     assert ds._file is None and not bool(handle)  # closed at the end of the block
     assert ds[0][1] == 3  # and opened again when read later
     ds.close()
+
+
+def test_one_chw_image_is_a_batch_of_one_as_in_a_per_sample_torchvision_pipeline(bundle):
+    # torchvision v2 transforms take one (C, H, W) image as a dataset's per-sample transform; BatchFaceAug refused it
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    aug = genaug.BatchFaceAug(bundle=bundle, p=1.0, seed=0, codes=["tone"], return_params=True)
+    x = _batch(1)
+    ref, params = aug(x)
+    one, p1 = aug(x[0], params=params)
+    assert one.shape == x[0].shape and torch.equal(one, ref[0]) and not torch.equal(one, x[0])
+    img = tv_tensors.Image(x[0])
+    pipe = v2.Compose([v2.ToDtype(torch.float32, scale=True), genaug.BatchFaceAug(bundle=bundle, p=1.0, seed=0, codes=["tone"])])
+    out = pipe(img)
+    assert type(out) is tv_tensors.Image and out.shape == img.shape
+    sample, label = aug(x[0], torch.tensor(3), params=params)[0]  # (image, label): the plain CHW tensor is the image
+    assert torch.equal(sample, ref[0]) and int(label) == 3

@@ -181,7 +181,7 @@ def test_latent_table_grows_and_refuses_other_settings():
 
 @pytest.mark.parametrize("bad,match", [
     (lambda x: x.numpy(), "expected an NCHW tensor"),
-    (lambda x: x[0], "4 dims"),
+    (lambda x: x[0, 0], "4 dims"),
     (lambda x: x.to(torch.int32), "dtype must be uint8"),
     (lambda x: x[:, :2], "3 channels"),
     (lambda x: x * 255, r"values in \[0, 1\]"),

@@ -29,10 +29,11 @@ def batch_position(flat: list[Any], inputs: tuple) -> int:
     """The position of the image batch in ``flat`` (the flattened ``inputs``); a ValueError when there is none."""
     image_type = tv_image_type()
     at = next((i for i, o in enumerate(flat) if image_type is not None and isinstance(o, image_type)), None)
-    at = at if at is not None else next((i for i, o in enumerate(flat) if isinstance(o, Tensor) and o.ndim == 4
-                                         and not other_tv_tensor(o)), None)
+    for dims in (4, 3):  # else the first plain NCHW batch, else the first plain CHW image (a per-sample pipeline's)
+        at = at if at is not None else next((i for i, o in enumerate(flat) if isinstance(o, Tensor) and o.ndim == dims
+                                             and not other_tv_tensor(o)), None)
     if at is None:
         got = ", ".join(f"{type(o).__name__}{tuple(o.shape) if hasattr(o, 'shape') else ''}" for o in flat[:4])
         raise ValueError(f"expected an NCHW tensor batch among the inputs (the first tv_tensors.Image, else "
-                         f"the first plain 4-dim tensor), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
+                         f"the first plain 4-dim tensor, else 3-dim: one CHW image), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
     return at
