@@ -210,3 +210,17 @@ def test_edit_calibration_frames_a_flat_folder_of_celeba_frames_as_an_imagefolde
     (faces / "attributes.csv").write_text("filename,Smiling\n" + "".join(f"{i}.png,{1 - 2 * (i % 2)}\n" for i in range(6)))
     x, _, _ = load_labelled(faces, 16, None, 6, 0)
     assert x.min() > 0.9  # the white face box only, in [-1, 1]
+
+
+# ----------------------------------------------------------------- audit 12, training: resume, --kind help, lock
+
+@pytest.mark.parametrize("kind", ["edit", "infogan", "began", "detail"])
+def test_each_kinds_help_names_its_kind_and_the_choices(kind, capsys):
+    """``genaug train --kind began --help`` said '--kind KIND ... (default: infogan)' (no choices, another kind);
+    the detail kind's said no kind at all."""
+    with pytest.raises(SystemExit):
+        train_main(["--kind", kind, "--help"])
+    block = help_blocks(capsys.readouterr().out)["--kind"]
+    assert "--kind {edit,infogan,began,detail}" in block and block.endswith(f"(default: {kind})"), block
+
+
