@@ -224,3 +224,46 @@ def test_each_kinds_help_names_its_kind_and_the_choices(kind, capsys):
     assert "--kind {edit,infogan,began,detail}" in block and block.endswith(f"(default: {kind})"), block
 
 
+@pytest.mark.parametrize("kind", ["edit", "infogan", "detail"])
+def test_a_busy_run_folder_is_refused_before_the_faces_load(tmp_path, capsys, monkeypatch, kind):
+    """The run folder's lock was taken only when the run resumed, after the faces loaded (minutes on CelebA) and the
+    networks were built. It is now the first thing a kind does, and an error while building releases it."""
+    import fcntl
+    import os
+
+    from genaug.training import detail, edit_loop, loop
+
+    loaded = []
+
+    def refused(what):
+        def load(*a, **k):
+            loaded.append(what)
+            raise ValueError(f"no {what} here")
+        return load
+
+    for mod in (edit_loop, loop, detail):
+        monkeypatch.setattr(mod, "load_faces", refused("faces"))
+    monkeypatch.setattr(detail, "load_bundle", refused("bundle"))
+    faces, run = write_faces(tmp_path / "faces", n=12), tmp_path / "run"
+    run.mkdir()
+    fd = os.open(run / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another run holds the folder
+    args = {"edit": [str(faces), str(run), "--kind", "edit", *EDIT_TINY, "--steps", "1"],
+            "infogan": [str(faces), str(run), "--kind", "infogan", *GAN_TINY],
+            "detail": ["--kind", "detail", "default", str(faces), "--out", str(run), "--steps", "1"]}[kind]
+    try:
+        assert train_main(args) == 1
+    finally:
+        os.close(fd)
+    assert "another training run is using" in capsys.readouterr().err and not loaded
+    assert train_main(args) == 1 and loaded  # an error while building (here: loading) releases the folder
+    fd = os.open(run / ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+    os.close(fd)
+    capsys.readouterr()
+
+
+def test_a_failed_start_leaves_no_empty_run_folder(tmp_path, capsys):
+    """The lock is taken before the faces load; a run folder it created is removed again when the start fails."""
+    assert edit_main([str(tmp_path / "no-faces"), str(tmp_path / "run"), *EDIT_TINY, "--steps", "1"]) == 1
+    assert not (tmp_path / "run").exists() and "no-faces" in capsys.readouterr().err
