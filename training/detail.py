@@ -47,7 +47,7 @@ from genaug.models.registry import build_generator, build_predictor
 
 from .checkpoint import check_resumable
 from .config import add_options, check_at_least, dataclass_options
-from .data import load_faces, split_holdout
+from .data import faces_record, load_faces, split_holdout
 from .distributed import single_process
 from .skeleton import FolderLock, RngState, Run, RunPlan
 
@@ -152,7 +152,8 @@ class DetailTrainer:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.progress_keys, self.last_ev = ("psnr", "edit"), None
         plan = RunPlan(self.out, cfg.steps, self.settings, RESUMABLE, cfg.log_every, cfg.checkpoint_every, cfg.eval_every,
-                       cfg.minutes, remedy=REMEDY, defaults=defaults, overwrite=cfg.overwrite, desc="detail skip", log_digits=5)
+                       cfg.minutes, remedy=REMEDY, defaults=defaults, overwrite=cfg.overwrite, desc="detail skip",
+                       log_digits=5, faces=faces_record(data, held, cfg.data))  # other faces on resume: refused
         self.runner = Run(self, plan, self.device, lock=self.folder)
         self.runner.resume()
 

@@ -32,7 +32,7 @@ from genaug.models.registry import build_generator, build_predictor
 
 from .checkpoint import check_resumable, update_ema
 from .config import add_options, check_at_least, dataclass_options
-from .data import load_faces, split_holdout
+from .data import faces_record, load_faces, split_holdout
 from .distributed import single_process
 from .edit import DEFAULT_CODES, CodeLayout, EditObjective, d_step, edit_spec, g_step
 from .skeleton import FolderLock, RngState, Run, RunPlan
@@ -147,6 +147,7 @@ class EditTrainer:
         data = load_faces(cfg.data, cfg.image_size, cfg.channels, cfg.attributes, cfg.limit or None, exclude=cfg.out,
                           framing=CELEBA_FRAMING)  # cut as augmentation will cut them: the bundle records this framing
         self.train_data, self.held = split_holdout(data, cfg.holdout, cfg.seed)
+        plan.faces = faces_record(data, self.held, cfg.data)  # other faces on resume: refused (they reshuffle the split)
         self.layout = CodeLayout(self.spec, data.attribute_names, data.not_labels)
         self.E, self.G = build_predictor(self.spec, self.net), build_generator(self.spec, self.net)
         self.D = EditDiscriminator(self.spec, self.net)

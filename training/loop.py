@@ -23,7 +23,7 @@ from genaug.io import write_json_atomic
 
 from . import distributed
 from .config import MODEL_KINDS, TrainConfig
-from .data import load_faces, split_holdout
+from .data import faces_record, load_faces, split_holdout
 from .gan import GanKind
 from .skeleton import FolderLock, Run, RunPlan
 
@@ -68,7 +68,7 @@ class Trainer:
         plan = RunPlan(self.out, self.total, cfg.flat(), RESUMABLE_CHANGES, sched.log_every, sched.checkpoint_every,
                        sched.sample_every, remedy="another --out, or --overwrite to start again", overwrite=cfg.overwrite,
                        marks=ends, finish_on_stop=False, desc=f"train {cfg.kind}", main=self.main, log_time_key="sec",
-                       log_digits=None)
+                       log_digits=None, faces=faces_record(data, self.holdout, cfg.data))  # other faces: refused
         self.progress_keys = PROGRESS_KEYS
         self.runner = Run(self, plan, self.device, lock=self.folder)
         self.runner.resume()

@@ -3,6 +3,8 @@ around a kind's steps.
 
 A run folder holds ``train_config.json`` (the settings; a resumed run must match it outside the
 resumable ones), ``checkpoint.pt`` (every ``checkpoint_every`` steps and when the run stops),
+``faces.json`` (how many faces the run loaded, a hash of their file names and
+the held-out faces' names: a resume on other faces is refused, since they reshuffle the held-out split),
 ``log.jsonl`` (one JSON line per logged step, cut back to the checkpoint's step on resume, so a
 resumed run never logs a step twice), ``.lock`` (held while a run uses the folder: a second run on
 the same folder is refused, not interleaved) and whatever the kind's evaluation and export write.
@@ -36,7 +38,8 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-from .checkpoint import append_log, check_resumable, load_checkpoint, load_state_dicts, save_checkpoint, state_dicts, truncate_log
+from .checkpoint import (FACES_FILE, append_log, check_resumable, check_same_faces, load_checkpoint, load_state_dicts,
+                         save_checkpoint, state_dicts, truncate_log)
 
 
 class Kind(Protocol):
@@ -93,6 +96,7 @@ class RunPlan:
     log_time_key: str = "t"
     log_digits: int | None = 4  # losses rounded in the log (None = as given)
     checkpoint_name: str = "checkpoint.pt"
+    faces: dict[str, Any] | None = None  # faces + held-out split (data.faces_record): faces.json, checked on resume
 
     def __post_init__(self) -> None:
         if Path(self.out).exists() and not Path(self.out).is_dir():  # refused before the data loads
@@ -194,11 +198,13 @@ class Run:
             raise
 
     def _resume(self) -> int:
-        plan, cfg_file = self.plan, self.out / "train_config.json"
+        plan, cfg_file, faces_file = self.plan, self.out / "train_config.json", self.out / FACES_FILE
         if self.ckpt.exists() and not plan.overwrite:
             if cfg_file.exists():
                 as_saved = json.loads(json.dumps(plan.settings))  # tuples compare as the lists JSON holds
                 check_resumable(cfg_file, as_saved, plan.resumable, plan.remedy, plan.defaults)
+            if plan.faces is not None and faces_file.exists():  # a run saved before faces.json: resumed as it is
+                check_same_faces(faces_file, plan.faces, plan.settings.get("data", "the faces folder"), plan.remedy)
             state = load_checkpoint(self.ckpt, self.device)
             if "step" not in state:
                 raise ValueError(f"{self.ckpt} was written by an older genaug (no step count); resume it with that "
@@ -235,6 +241,8 @@ class Run:
                 (self.out / "metrics.json").unlink(missing_ok=True)
         if plan.main:
             write_json_atomic(cfg_file, plan.settings)
+            if plan.faces is not None:
+                write_json_atomic(faces_file, plan.faces)
         return self.step
 
     def save_checkpoint(self, collective: bool = True) -> None:
