@@ -8,6 +8,7 @@ unreadable file's warning goes to stderr (it was printed on stdout into the deco
 steps)."""
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -210,3 +211,96 @@ def test_edit_calibration_frames_a_flat_folder_of_celeba_frames_as_an_imagefolde
     (faces / "attributes.csv").write_text("filename,Smiling\n" + "".join(f"{i}.png,{1 - 2 * (i % 2)}\n" for i in range(6)))
     x, _, _ = load_labelled(faces, 16, None, 6, 0)
     assert x.min() > 0.9  # the white face box only, in [-1, 1]
+
+
+# ----------------------------------------------------------------- audit 12, training: resume, --kind help, lock
+
+@pytest.mark.parametrize("kind", ["edit", "infogan"])
+def test_a_resume_on_faces_added_since_the_run_started_is_refused(tmp_path, capsys, kind):
+    """Faces added to FACES/ reshuffled the held-out split on resume (a permutation of all faces loaded): faces the
+    run had trained on became held-out ones and the logged held-out metrics were contaminated, without a word.
+    The run folder now records its faces (faces.json); a resume on others is one line, the same faces resume."""
+    faces, run = write_faces(tmp_path / "faces", n=12), tmp_path / "run"
+    opts = [*EDIT_TINY, "--steps", "1"] if kind == "edit" else GAN_TINY
+    more = [*EDIT_TINY, "--steps", "2"] if kind == "edit" else [*GAN_TINY, "--predictor-steps", "2"]
+    assert train_main([str(faces), str(run), "--kind", kind, *opts]) == 0
+    held = json.loads((run / "faces.json").read_text())["holdout"]
+    assert len(held) == 2 and all(h.startswith("images/") for h in held)
+    write_faces(faces, n=15)  # three faces added
+    capsys.readouterr()
+    assert train_main([str(faces), str(run), "--kind", kind, *more]) == 1
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]  # past the decoding bar
+    assert len(err) == 1 and f"{faces} changed since this run started (12 faces then, 15 now): resume on the same " \
+        "faces" in err[0] and "--overwrite" in err[0], err
+    assert json.loads((run / "faces.json").read_text())["holdout"] == held  # the record is kept
+    for extra in ("0012", "0013", "0014"):
+        (faces / "images" / f"{extra}.png").unlink()
+    assert train_main([str(faces), str(run), "--kind", kind, *more]) == 0, capsys.readouterr().err
+    assert "resuming" in capsys.readouterr().out
+
+
+def test_a_renamed_face_is_refused_and_a_run_saved_before_faces_json_still_resumes(tmp_path, capsys):
+    faces, run = write_faces(tmp_path / "faces", n=12, attributes=False), tmp_path / "run"
+    opts = [*EDIT_TINY, "--attributes", "", "--categorical", "a:2"]
+    assert edit_main([str(faces), str(run), *opts, "--steps", "1"]) == 0
+    (faces / "images" / "0003.png").rename(faces / "images" / "0003b.png")
+    assert edit_main([str(faces), str(run), *opts, "--steps", "2"]) == 1
+    assert "changed since this run started (12 faces then, 12 now, other files)" in capsys.readouterr().err
+    (run / "faces.json").unlink()  # a run folder written before the record: resumed as it is (and recorded now)
+    assert edit_main([str(faces), str(run), *opts, "--steps", "2"]) == 0
+    assert f"resuming {run} at step 1" in capsys.readouterr().out and (run / "faces.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["edit", "infogan", "began", "detail"])
+def test_each_kinds_help_names_its_kind_and_the_choices(kind, capsys):
+    """``genaug train --kind began --help`` said '--kind KIND ... (default: infogan)' (no choices, another kind);
+    the detail kind's said no kind at all."""
+    with pytest.raises(SystemExit):
+        train_main(["--kind", kind, "--help"])
+    block = help_blocks(capsys.readouterr().out)["--kind"]
+    assert "--kind {edit,infogan,began,detail}" in block and block.endswith(f"(default: {kind})"), block
+
+
+@pytest.mark.parametrize("kind", ["edit", "infogan", "detail"])
+def test_a_busy_run_folder_is_refused_before_the_faces_load(tmp_path, capsys, monkeypatch, kind):
+    """The run folder's lock was taken only when the run resumed, after the faces loaded (minutes on CelebA) and the
+    networks were built. It is now the first thing a kind does, and an error while building releases it."""
+    import fcntl
+    import os
+
+    from genaug.training import detail, edit_loop, loop
+
+    loaded = []
+
+    def refused(what):
+        def load(*a, **k):
+            loaded.append(what)
+            raise ValueError(f"no {what} here")
+        return load
+
+    for mod in (edit_loop, loop, detail):
+        monkeypatch.setattr(mod, "load_faces", refused("faces"))
+    monkeypatch.setattr(detail, "load_bundle", refused("bundle"))
+    faces, run = write_faces(tmp_path / "faces", n=12), tmp_path / "run"
+    run.mkdir()
+    fd = os.open(run / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another run holds the folder
+    args = {"edit": [str(faces), str(run), "--kind", "edit", *EDIT_TINY, "--steps", "1"],
+            "infogan": [str(faces), str(run), "--kind", "infogan", *GAN_TINY],
+            "detail": ["--kind", "detail", "default", str(faces), "--out", str(run), "--steps", "1"]}[kind]
+    try:
+        assert train_main(args) == 1
+    finally:
+        os.close(fd)
+    assert "another training run is using" in capsys.readouterr().err and not loaded
+    assert train_main(args) == 1 and loaded  # an error while building (here: loading) releases the folder
+    fd = os.open(run / ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+    os.close(fd)
+    capsys.readouterr()
+
+
+def test_a_failed_start_leaves_no_empty_run_folder(tmp_path, capsys):
+    """The lock is taken before the faces load; a run folder it created is removed again when the start fails."""
+    assert edit_main([str(tmp_path / "no-faces"), str(tmp_path / "run"), *EDIT_TINY, "--steps", "1"]) == 1
+    assert not (tmp_path / "run").exists() and "no-faces" in capsys.readouterr().err

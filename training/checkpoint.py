@@ -33,6 +33,24 @@ def check_resumable(cfg_file: Path, settings: dict[str, Any], resumable: set[str
                          f"other settings need {remedy}")
 
 
+FACES_FILE = "faces.json"  # a run folder's record of its faces and held-out split (genaug.training.data.faces_record)
+
+
+def check_same_faces(faces_file: Path, now: dict[str, Any], data: str, remedy: str) -> None:
+    """Raise if the faces a resumed run loaded (``now``, a :func:`genaug.training.data.faces_record`) are not those
+    recorded in ``faces_file`` when it started: faces added, removed or renamed reshuffle the held-out split, so
+    faces it trained on would be held out and its held-out metrics contaminated."""
+    then = json.loads(Path(faces_file).read_text())
+    if then.get("files_sha256") != now["files_sha256"]:
+        n0, n1 = then.get("faces"), now["faces"]
+        other = "" if n0 != n1 else ", other files"
+        raise ValueError(f"{data} changed since this run started ({n0} faces then, {n1} now{other}): resume on the "
+                         f"same faces (the held-out split depends on them), or start {remedy}")
+    if then.get("holdout") is not None and then["holdout"] != now["holdout"]:
+        raise ValueError(f"{data}: this run's held-out faces are split otherwise now (by another genaug version?): "
+                         f"resume with the version that started it, or start {remedy}")
+
+
 def _same(saved: Any, now: Any) -> bool:
     """Equal settings, or two existing paths that resolve to the same file or folder."""
     if saved == now:

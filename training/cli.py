@@ -87,32 +87,39 @@ HELP = {
 }
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    p = parser or argparse.ArgumentParser(prog="genaug train", description=__doc__)
+def build_parser(parser: argparse.ArgumentParser | None = None, kind: str = DEFAULT_KIND) -> argparse.ArgumentParser:
+    """The infogan / began command line; ``kind`` is the one its ``--kind`` (listed with the choices) says."""
+    p = parser or argparse.ArgumentParser(prog=f"genaug train --kind {kind}", description=__doc__)
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
-    add_options(p, option_fields(), HELP, positional=("data", "out"))
+    add_options(p, [o for o in option_fields() if o[0] != "kind"], HELP, positional=("data", "out"))
+    kind_option(p, kind)
     return p
 
 
 def kind_option(p: argparse.ArgumentParser, kind: str) -> None:
-    """The ``--kind`` option of a kind's own parser (dispatch already happened in :func:`main`)."""
-    p.add_argument("--kind", choices=list(KINDS), default=kind, help=HELP["kind"])
+    """The ``--kind`` option of a kind's own parser (dispatch already happened in :func:`main`): its help lists the
+    choices and says the kind of this command line."""
+    p.add_argument("--kind", choices=list(KINDS), default=kind, help=HELP["kind"] + " (default: %(default)s)")
+
+
+def dispatched_kind(argv: list[str]) -> str:
+    """The ``--kind`` of ``argv`` (:data:`DEFAULT_KIND` when none; an unknown one is argparse's usage error)."""
+    pre = argparse.ArgumentParser(prog="genaug train", add_help=False)
+    pre.add_argument("--kind", choices=list(KINDS), default=DEFAULT_KIND)
+    return pre.parse_known_args(argv)[0].kind
 
 
 def main(argv: list[str] | None = None) -> int:
     """``genaug train [--kind KIND] ...``: run ``KINDS[KIND]``'s command line on the same arguments."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--kind", choices=list(KINDS), default=DEFAULT_KIND)
-    kind = pre.parse_known_args(argv)[0].kind
-    entry = KINDS[kind]
+    entry = KINDS[dispatched_kind(argv)]
     return getattr(importlib.import_module(entry.module, __package__), entry.function)(argv)
 
 
 def gan_main(argv: list[str]) -> int:
     """The infogan / began command line: a bad path, an unreadable folder or a bad value is one line
     on stderr and exit status 1 (unreadable files inside the folder are skipped with a warning)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(kind=dispatched_kind(argv)).parse_args(argv)
     try:
         train(TrainConfig.from_flat(**vars(args)))
     except (OSError, ValueError, KeyError) as e:

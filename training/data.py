@@ -10,6 +10,7 @@ without labels (e.g. another face set) can train alongside labelled ones.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -210,3 +211,18 @@ def split_holdout(data: FaceData, n_holdout: int, seed: int = 0) -> tuple[FaceDa
     if n_holdout == 0:  # the held-out metrics and sample grid need faces the run did not train on
         raise ValueError(f"no faces held out (--holdout {asked} of {len(data)} faces): give --holdout >= 1 and at least 2 faces")
     return data.subset(perm[n_holdout:]), data.subset(perm[:n_holdout])
+
+
+def faces_record(data: FaceData, held: FaceData, root: str | Path) -> dict[str, object]:
+    """What a run folder records of its faces (``faces.json``, checked on resume): their count, a hash of their sorted
+    file names (relative to ``root``) and the held-out faces' names. The split is a permutation of the faces
+    loaded, so adding, removing or renaming any face reshuffles it."""
+    root = Path(root)
+
+    def rel(f: str) -> str:
+        p = Path(f)
+        return (p.relative_to(root) if p.is_relative_to(root) else p).as_posix()
+
+    names = sorted(rel(f) for f in data.files)
+    return {"faces": len(names), "files_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest(),
+            "holdout": sorted(rel(f) for f in held.files)}

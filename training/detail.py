@@ -47,9 +47,9 @@ from genaug.models.registry import build_generator, build_predictor
 
 from .checkpoint import check_resumable
 from .config import add_options, check_at_least, dataclass_options
-from .data import load_faces, split_holdout
+from .data import faces_record, load_faces, split_holdout
 from .distributed import single_process
-from .skeleton import RngState, Run, RunPlan
+from .skeleton import FolderLock, RngState, Run, RunPlan
 
 
 @dataclass
@@ -117,6 +117,13 @@ class DetailTrainer:
     """The detail kind on the skeleton: trains the detail layers of ``cfg.bundle`` (resumes ``cfg.out``)."""
 
     def __init__(self, cfg: DetailConfig):
+        # the run folder is held first (a second run on it is refused before the bundle and the faces load); an error
+        # while building releases it, else the run does when it ends
+        self.folder = FolderLock(cfg.out)
+        with self.folder.released_on_error():
+            self._build(cfg)
+
+    def _build(self, cfg: DetailConfig) -> None:
         self.cfg, self.out = cfg, Path(cfg.out)
         single_process("detail")
         # "kind" is saved with the settings: another kind's run folder is refused by name (a run saved before it was: detail)
@@ -145,8 +152,9 @@ class DetailTrainer:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.progress_keys, self.last_ev = ("psnr", "edit"), None
         plan = RunPlan(self.out, cfg.steps, self.settings, RESUMABLE, cfg.log_every, cfg.checkpoint_every, cfg.eval_every,
-                       cfg.minutes, remedy=REMEDY, defaults=defaults, overwrite=cfg.overwrite, desc="detail skip", log_digits=5)
-        self.runner = Run(self, plan, self.device)
+                       cfg.minutes, remedy=REMEDY, defaults=defaults, overwrite=cfg.overwrite, desc="detail skip",
+                       log_digits=5, faces=faces_record(data, held, cfg.data))  # other faces on resume: refused
+        self.runner = Run(self, plan, self.device, lock=self.folder)
         self.runner.resume()
 
     @property

@@ -32,10 +32,10 @@ from genaug.models.registry import build_generator, build_predictor
 
 from .checkpoint import check_resumable, update_ema
 from .config import add_options, check_at_least, dataclass_options
-from .data import load_faces, split_holdout
+from .data import faces_record, load_faces, split_holdout
 from .distributed import single_process
 from .edit import DEFAULT_CODES, CodeLayout, EditObjective, d_step, edit_spec, g_step
-from .skeleton import RngState, Run, RunPlan
+from .skeleton import FolderLock, RngState, Run, RunPlan
 
 
 @dataclass
@@ -121,6 +121,13 @@ class EditTrainer:
     progress_keys = ("rec", "g_adv", "d_adv")  # log keys shown on the progress bar
 
     def __init__(self, cfg: EditTrainConfig):
+        # the run folder is held first: a second run on it is refused at once, not after the faces load and the
+        # networks build; an error while building releases it, else the run does when it ends
+        self.folder = FolderLock(cfg.out)
+        with self.folder.released_on_error():
+            self._build(cfg)
+
+    def _build(self, cfg: EditTrainConfig) -> None:
         self.cfg, self.out = cfg, Path(cfg.out)
         single_process("edit")
         # "kind" is saved with the settings: another kind's run folder is refused by name (a run saved before it was: edit)
@@ -140,6 +147,7 @@ class EditTrainer:
         data = load_faces(cfg.data, cfg.image_size, cfg.channels, cfg.attributes, cfg.limit or None, exclude=cfg.out,
                           framing=CELEBA_FRAMING)  # cut as augmentation will cut them: the bundle records this framing
         self.train_data, self.held = split_holdout(data, cfg.holdout, cfg.seed)
+        plan.faces = faces_record(data, self.held, cfg.data)  # other faces on resume: refused (they reshuffle the split)
         self.layout = CodeLayout(self.spec, data.attribute_names, data.not_labels)
         self.E, self.G = build_predictor(self.spec, self.net), build_generator(self.spec, self.net)
         self.D = EditDiscriminator(self.spec, self.net)
@@ -168,7 +176,7 @@ class EditTrainer:
         self.opt_g = torch.optim.Adam([*self.E.parameters(), *self.G.parameters()], cfg.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr, betas=betas)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.runner = Run(self, plan, self.device)
+        self.runner = Run(self, plan, self.device, lock=self.folder)
         self.runner.resume()
 
     @property

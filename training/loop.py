@@ -23,9 +23,9 @@ from genaug.io import write_json_atomic
 
 from . import distributed
 from .config import MODEL_KINDS, TrainConfig
-from .data import load_faces, split_holdout
+from .data import faces_record, load_faces, split_holdout
 from .gan import GanKind
-from .skeleton import Run, RunPlan
+from .skeleton import FolderLock, Run, RunPlan
 
 # GAN kind -> class with its step logic (see genaug.training.gan); the command-line registry is genaug.training.cli.KINDS
 GAN_KINDS: dict[str, Any] = {"infogan": GanKind, "began": GanKind}
@@ -44,6 +44,13 @@ class Trainer:
         self.cfg = cfg
         env, self.device = distributed.setup(cfg.device)
         self.rank, self.world, self.main = env.rank, env.world, env.main
+        # the run folder is held (by rank 0) before the faces load and the networks build: a second run on it is
+        # refused at once; an error while building releases it, else the run does when it ends
+        self.folder = FolderLock(cfg.out, self.main)
+        with self.folder.released_on_error():
+            self._build(cfg)
+
+    def _build(self, cfg: TrainConfig) -> None:
         self.out = Path(cfg.out)
         torch.manual_seed(cfg.seed)
         self.spec = cfg.spec()
@@ -61,9 +68,9 @@ class Trainer:
         plan = RunPlan(self.out, self.total, cfg.flat(), RESUMABLE_CHANGES, sched.log_every, sched.checkpoint_every,
                        sched.sample_every, remedy="another --out, or --overwrite to start again", overwrite=cfg.overwrite,
                        marks=ends, finish_on_stop=False, desc=f"train {cfg.kind}", main=self.main, log_time_key="sec",
-                       log_digits=None)
+                       log_digits=None, faces=faces_record(data, self.holdout, cfg.data))  # other faces: refused
         self.progress_keys = PROGRESS_KEYS
-        self.runner = Run(self, plan, self.device)
+        self.runner = Run(self, plan, self.device, lock=self.folder)
         self.runner.resume()
 
     @property

@@ -3,6 +3,8 @@ around a kind's steps.
 
 A run folder holds ``train_config.json`` (the settings; a resumed run must match it outside the
 resumable ones), ``checkpoint.pt`` (every ``checkpoint_every`` steps and when the run stops),
+``faces.json`` (how many faces the run loaded, a hash of their file names and
+the held-out faces' names: a resume on other faces is refused, since they reshuffle the held-out split),
 ``log.jsonl`` (one JSON line per logged step, cut back to the checkpoint's step on resume, so a
 resumed run never logs a step twice), ``.lock`` (held while a run uses the folder: a second run on
 the same folder is refused, not interleaved) and whatever the kind's evaluation and export write.
@@ -21,9 +23,10 @@ import shutil
 import signal
 import threading
 import time
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -35,7 +38,8 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-from .checkpoint import append_log, check_resumable, load_checkpoint, load_state_dicts, save_checkpoint, state_dicts, truncate_log
+from .checkpoint import (FACES_FILE, append_log, check_resumable, check_same_faces, load_checkpoint, load_state_dicts,
+                         save_checkpoint, state_dicts, truncate_log)
 
 
 class Kind(Protocol):
@@ -92,30 +96,32 @@ class RunPlan:
     log_time_key: str = "t"
     log_digits: int | None = 4  # losses rounded in the log (None = as given)
     checkpoint_name: str = "checkpoint.pt"
+    faces: dict[str, Any] | None = None  # faces + held-out split (data.faces_record): faces.json, checked on resume
 
     def __post_init__(self) -> None:
         if Path(self.out).exists() and not Path(self.out).is_dir():  # refused before the data loads
             raise ValueError(f"run folder {self.out} is a file; give a folder (it holds checkpoint.pt, log.jsonl, bundle/)")
 
 
-class Run:
-    """Drives ``kind`` through ``plan``: resume, steps, logs, evaluation, checkpoints, export."""
+class FolderLock:
+    """Holds a run folder: an OS lock on ``OUT/.lock``, released by :meth:`release` or when the process dies. A
+    second run on the same folder would interleave checkpoints and log lines, so it is refused. A kind takes it
+    first (:meth:`released_on_error`), before its faces load and its networks build, so a busy folder is said at
+    once; the :class:`Run` it hands the lock to releases it when the run ends. ``main=False`` (ranks > 0 of a
+    distributed run) holds nothing."""
 
-    def __init__(self, kind: Kind, plan: RunPlan, device: torch.device | str = "cpu"):
-        self.kind, self.plan, self.device = kind, plan, torch.device(device)
-        self.out, self.step, self.last_eval = Path(plan.out), 0, -1
-        self.ckpt, self.log_file = self.out / plan.checkpoint_name, self.out / "log.jsonl"
-        self.stopped_by: str | None = None
-        self.saved_at = -1  # step of the last checkpoint this invocation wrote (or resumed from)
-        self.logged_eval = -1  # step whose evaluation log.jsonl already holds (from the invocation that checkpointed it)
-        self.lock: int | None = None  # descriptor of the folder's ``.lock`` while this run holds it
+    def __init__(self, out: str | Path, main: bool = True):
+        self.out, self.main = Path(out), main
+        self.fd: int | None = None
+        self.created = False  # the folder did not exist before this lock (removed again if nothing else lands in it)
 
-    # ------------------------------------------------------------ lock
-    def acquire(self) -> None:
-        """Hold the run folder (an OS lock on ``.lock``, released when the run ends or its process dies): a
-        second run on the same folder would interleave checkpoints and log lines, so it is refused."""
-        if not self.plan.main or self.lock is not None or fcntl is None:
-            return
+    def acquire(self) -> "FolderLock":
+        if self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"run folder {self.out} is a file; give a folder (it holds checkpoint.pt, log.jsonl, "
+                             "bundle/)")
+        if not self.main or self.fd is not None or fcntl is None:
+            return self
+        self.created = self.created or not self.out.exists()
         self.out.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -123,13 +129,60 @@ class Run:
         except OSError:
             os.close(fd)
             raise BlockingIOError(f"another training run is using {self.out}; wait for it to end (or stop it: it "
-                               "checkpoints on SIGTERM), or give another folder") from None
-        self.lock = fd
+                                  "checkpoints on SIGTERM), or give another folder") from None
+        self.fd = fd
+        return self
 
     def release(self) -> None:
-        if self.lock is not None:
-            os.close(self.lock)  # closing the descriptor drops the lock
-            self.lock = None
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the lock
+            self.fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+    @contextmanager
+    def released_on_error(self) -> Iterator["FolderLock"]:
+        """Acquire; on an error inside the block release (and remove a folder this lock created that holds
+        nothing else), then re-raise. Without an error the lock stays held (the run releases it)."""
+        self.acquire()
+        try:
+            yield self
+        except BaseException:
+            if self.fd is not None and self.created and [p.name for p in self.out.iterdir()] == [".lock"]:
+                (self.out / ".lock").unlink(missing_ok=True)  # while still held: no other run locks the old file
+                self.release()
+                with suppress(OSError):
+                    self.out.rmdir()
+            self.release()
+            raise
+
+
+class Run:
+    """Drives ``kind`` through ``plan``: resume, steps, logs, evaluation, checkpoints, export."""
+
+    def __init__(self, kind: Kind, plan: RunPlan, device: torch.device | str = "cpu", lock: FolderLock | None = None):
+        self.kind, self.plan, self.device = kind, plan, torch.device(device)
+        self.out, self.step, self.last_eval = Path(plan.out), 0, -1
+        self.ckpt, self.log_file = self.out / plan.checkpoint_name, self.out / "log.jsonl"
+        self.stopped_by: str | None = None
+        self.saved_at = -1  # step of the last checkpoint this invocation wrote (or resumed from)
+        self.logged_eval = -1  # step whose evaluation log.jsonl already holds (from the invocation that checkpointed it)
+        # the folder's ``.lock``: a kind takes it before its faces load and networks build, and hands it over
+        self.folder_lock = lock if lock is not None else FolderLock(self.out, plan.main)
+
+    # ------------------------------------------------------------ lock
+    @property
+    def lock(self) -> int | None:
+        """Descriptor of the folder's ``.lock`` while this run holds it."""
+        return self.folder_lock.fd
+
+    def acquire(self) -> None:
+        """Hold the run folder (see :class:`FolderLock`; a kind that took it before its data loaded passed it in)."""
+        self.folder_lock.acquire()
+
+    def release(self) -> None:
+        self.folder_lock.release()
 
     def __del__(self) -> None:
         self.release()
@@ -145,11 +198,13 @@ class Run:
             raise
 
     def _resume(self) -> int:
-        plan, cfg_file = self.plan, self.out / "train_config.json"
+        plan, cfg_file, faces_file = self.plan, self.out / "train_config.json", self.out / FACES_FILE
         if self.ckpt.exists() and not plan.overwrite:
             if cfg_file.exists():
                 as_saved = json.loads(json.dumps(plan.settings))  # tuples compare as the lists JSON holds
                 check_resumable(cfg_file, as_saved, plan.resumable, plan.remedy, plan.defaults)
+            if plan.faces is not None and faces_file.exists():  # a run saved before faces.json: resumed as it is
+                check_same_faces(faces_file, plan.faces, plan.settings.get("data", "the faces folder"), plan.remedy)
             state = load_checkpoint(self.ckpt, self.device)
             if "step" not in state:
                 raise ValueError(f"{self.ckpt} was written by an older genaug (no step count); resume it with that "
@@ -186,6 +241,8 @@ class Run:
                 (self.out / "metrics.json").unlink(missing_ok=True)
         if plan.main:
             write_json_atomic(cfg_file, plan.settings)
+            if plan.faces is not None:
+                write_json_atomic(faces_file, plan.faces)
         return self.step
 
     def save_checkpoint(self, collective: bool = True) -> None:
