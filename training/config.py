@@ -208,6 +208,15 @@ def check_at_least(cfg: Any, minimums: dict[str, float]) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be >= {low:g}, got {value:g}")
 
 
+RUN_HELP = {  # the help of the run options the edit and detail kinds share (each kind adds its own)
+    "steps": "training steps in all (a resumed run continues to this count)",
+    "minutes": "wall-clock budget of this invocation (0 = none); checkpoint + bundle are written when it ends",
+    "batch_size": "faces per step", "log_every": "steps between log.jsonl lines",
+    "checkpoint_every": "steps between checkpoints (a run also checkpoints when it stops)",
+    "device": "auto, cpu, cuda or cuda:N",
+}
+
+
 def dataclass_options(cls: type) -> list[tuple[str, Any, Any]]:
     """(option name, type, default) of every field of a flat config dataclass (no default: None)."""
     return [(f.name, f.type, None if f.default is MISSING else f.default) for f in fields(cls)]

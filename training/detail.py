@@ -46,7 +46,7 @@ from genaug.models.recon import msssim_per_image, psnr
 from genaug.models.registry import build_generator, build_predictor
 
 from .checkpoint import check_resumable
-from .config import add_options, check_at_least, dataclass_options
+from .config import RUN_HELP, add_options, check_at_least, dataclass_options
 from .data import faces_record, load_faces, split_holdout
 from .distributed import single_process
 from .skeleton import FolderLock, RngState, Run, RunPlan
@@ -249,15 +249,12 @@ class DetailTrainer:
 
 
 HELP = {
-    "channels": "channels of the S/4 detail map", "steps": "training steps in all (a resumed run continues to this count)",
-    "minutes": "wall-clock budget of this invocation (0 = none); checkpoint + bundle are written when it ends",
-    "batch_size": "faces per step", "lr": "Adam learning rate of the two detail layers",
+    **RUN_HELP, "channels": "channels of the S/4 detail map", "lr": "Adam learning rate of the two detail layers",
     "lambda_edit": "weight of edit consistency (an edit's change stays the original bundle's)",
-    "holdout": "faces held out for the evaluation (at most a fifth of them)", "log_every": "steps between log.jsonl lines",
+    "holdout": "faces held out for the evaluation (at most a fifth of them)",
     "eval_every": "steps between held-out evaluations and bundle exports",
-    "checkpoint_every": "steps between checkpoints (a run also checkpoints when it stops)",
     "threads": "torch CPU threads (0 = torch's default)", "seed": "random seed (held-out split, batches, edits)",
-    "device": "auto, cpu, cuda or cuda:N", "name": "bundle name ('' = the source bundle's name + '-detail')",
+    "name": "bundle name ('' = the source bundle's name + '-detail')",
     "half": "store bundle weights in float16",
     "overwrite": "start the run folder again instead of resuming it (its checkpoint, log and bundle go)",
 }

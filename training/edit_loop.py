@@ -31,7 +31,7 @@ from genaug.models.recon import psnr, reconstruction_score
 from genaug.models.registry import build_generator, build_predictor
 
 from .checkpoint import check_resumable, update_ema
-from .config import add_options, check_at_least, dataclass_options
+from .config import RUN_HELP, add_options, check_at_least, dataclass_options
 from .data import faces_record, load_faces, split_holdout
 from .distributed import single_process
 from .edit import DEFAULT_CODES, CodeLayout, EditObjective, d_step, edit_spec, g_step
@@ -348,19 +348,18 @@ class EditTrainer:
 
 
 HELP = {
+    **RUN_HELP,
     "data": "image folder of faces (flat or ImageFolder; pictures in CelebA's 178x218 frame are cut to its face box, "
             "others to their centred square) with attributes.csv (CelebA style) for the bound codes",
     "image_size": "model resolution (a power of two: 32, 64, 128)", "channels": "3 (RGB) or 1 (grayscale)",
     "e_width": "encoder channels at full resolution", "g_width": "generator channels at full resolution",
-    "d_width": "discriminator channels at full resolution", "batch_size": "faces per step",
-    "steps": "training steps in all (a resumed run continues to this count)", "lr": "Adam learning rate of E+G and D",
+    "d_width": "discriminator channels at full resolution", "lr": "Adam learning rate of E+G and D",
     "beta1": "Adam beta1", "ema": "decay of the exported (averaged) E and G after step 200 (0 = no averaging)",
     "adv_loss": "adversarial loss: ns (non-saturating), minimax, hinge, wgan or lsgan",
     "attributes": "attribute CSV ('auto' = DATA/attributes.csv when present; '' = none)",
     "holdout": "faces held out for the evaluation and sample grids (at most a fifth of them)",
-    "limit": "use only the first N images (0 = all)", "log_every": "steps between log.jsonl lines",
-    "checkpoint_every": "steps between checkpoints (a run also checkpoints when it stops)",
-    "seed": "random seed (held-out split, initialisation, batches, codes)", "device": "auto, cpu, cuda or cuda:N",
+    "limit": "use only the first N images (0 = all)",
+    "seed": "random seed (held-out split, initialisation, batches, codes)",
     "name": "bundle name",
     "out": "run folder: checkpoint, log.jsonl, samples/, bundle/ (the same command resumes)",
     "content_channels": "channels of the encoder's S/8 content map (the part of the latent codes do not touch)",
@@ -368,7 +367,6 @@ HELP = {
     "categorical": "codes NAME:K[:ATTRIBUTE] (bound codes learn from the attribute column)",
     "continuous": "free continuous codes in [-1, 1]: a count or NAME list (InfoGAN: recovered by D's code head)",
     "identity_unsafe": "codes left out of the default random augmentation (they change who someone looks like)",
-    "minutes": "wall-clock budget of this invocation (0 = none); checkpoint + bundle are written when it ends",
     "edit_space": "what D judges as an edit: 'delta' (photo + generator change, as rendered) or 'generated'",
     "lambda_rec": "weight of L1 + 0.5*(1 - MS-SSIM) of G(E(x)) vs x", "lambda_cls": "weight of the edit's code loss (G)",
     "lambda_cls_d": "weight of D's code losses",
