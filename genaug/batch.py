@@ -40,17 +40,16 @@ from .device import float32_default, no_autocast, resolve_device
 from .distenv import mix_worker_seed
 from .engine.batch_edits import (_MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, plan_columns,
                                  recipe_kinds, recipe_tables)
-from .engine.batch_inputs import batch_position, other_tv_tensor, tv_image_type
+from .engine.batch_inputs import one_image, other_tv_tensor, route, tv_image_type
 from .engine.batch_landmarks import check_landmark_values, check_landmarks, find_landmarks
 from .engine.batch_latents import content_slots, named_slots, stored
 from .engine.batch_render import columns, frame, grid_blend, make_grey, paste, recolour, render_controls
 from .engine.colour import _HALF, fit_regressors, part, sample_grid, workspace
-from .engine.codes import all_code_names, check_codes, check_seed, code_ranges, control_of, default_codes, strength_range
+from .engine.codes import all_code_names, check_codes, check_seed, code_ranges, default_codes, strength_range
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES, luma_only, within_region
 from .faces.framing import face_box
-from .faces.controls import GEOMETRIC_CONTROLS, geometric_targets
 from .images import MIN_SIDE, needs_clipping
 
 
@@ -293,9 +292,9 @@ class BatchFaceAug(nn.Module):
         ``aug(images, labels)`` returns ``(augmented, labels)``, a dict sample comes back a dict; the
         batch is the first ``tv_tensors.Image`` among the inputs, else the first plain 4-dim tensor (not a Mask)."""
         if others or not isinstance(x, Tensor) or other_tv_tensor(x):  # (images, labels), a dict sample, a bare Mask...: routed
-            return self._route((x, *others), bool(others), index, params, landmarks)
+            return route(self, (x, *others), bool(others), index, params, landmarks)
         if x.ndim == 3:  # one (C, H, W) image, as a per-sample torchvision v2 pipeline hands it: a batch of one
-            return self._one(x, index, params, landmarks)
+            return one_image(self, x, index, params, landmarks)
         image_type = tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
         given = x.as_subclass(Tensor) if wrapped else x
@@ -349,44 +348,6 @@ class BatchFaceAug(nn.Module):
             from torchvision import tv_tensors
 
             out = tv_tensors.wrap(out, like=x)
-        return (out, params) if self.return_params else out
-
-    def _one(self, x: Tensor, index: Any, params: BatchParams | None, landmarks: Tensor | None) -> Any:
-        """One (C, H, W) image edited as a batch of one and returned (C, H, W), its type kept (``index``: one dataset
-        index; ``landmarks``: (5, 2) or (1, 5, 2); the params are a batch of one's)."""
-        index = None if index is None else torch.as_tensor(index).reshape(-1)
-        landmarks = landmarks[None] if isinstance(landmarks, Tensor) and landmarks.ndim == 2 else landmarks
-        res = self._forward(x.as_subclass(Tensor)[None], index=index, params=params, landmarks=landmarks)
-        out, params = res if self.return_params else (res, None)
-        out = out[0]
-        if type(x) is not Tensor and tv_image_type() is not None and isinstance(x, tv_image_type()):
-            from torchvision import tv_tensors
-
-            out = tv_tensors.wrap(out, like=x)
-        return (out, params) if self.return_params else out
-
-    def _route(self, inputs: tuple, several: bool, index: Any, params: BatchParams | None, landmarks: Tensor | None = None) -> Any:
-        """As ``torchvision.transforms.v2``: the batch found in any structure of inputs (:mod:`genaug.engine.batch_inputs`),
-        the rest passed through unchanged."""
-        from torch.utils._pytree import tree_flatten, tree_unflatten
-
-        flat, spec = tree_flatten(inputs)
-        if any(isinstance(o, BatchParams) for o in flat):
-            raise ValueError("pass replayed parameters by keyword: aug(x, params=params)")
-        at = batch_position(flat, inputs)
-        latent_spec = self._spec()  # the codes by name or index, and a replay's drawn ones: what may turn the head
-        drawn = (check_codes(latent_spec, self.codes) or []) + (params.code[params.apply].tolist() if isinstance(params, BatchParams) else [])
-        turning = sorted(GEOMETRIC_CONTROLS & {getattr(control_of(latent_spec, int(i)), "name", None) for i in drawn})
-        if turning:
-            moved = geometric_targets(inputs)  # tv_tensors and dict entries that mark places (boxes, masks, keypoints)
-            if moved:
-                raise ValueError(f"codes {turning} turn the head and move the photo by a few "
-                                 f"pixels, but {', '.join(moved)} passed with the batch would come back unmoved: leave "
-                                 "those codes out here, or apply them before making such targets")
-        res = self.forward(flat[at], index=index, params=params, landmarks=landmarks)
-        flat[at], params = res if self.return_params else (res, None)
-        out = tree_unflatten(flat, spec)
-        out = out if several else out[0]
         return (out, params) if self.return_params else out
 
     def _augment(self, x: Tensor, params: BatchParams, index: Tensor | None, eng: Any,

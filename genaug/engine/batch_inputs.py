@@ -1,12 +1,18 @@
 """Where :class:`genaug.BatchFaceAug` finds its image batch among the inputs, as ``torchvision.transforms.v2``
-does: in any structure (tuples, lists, dicts) the first ``tv_tensors.Image``, else the first plain 4-dim tensor;
-a tv_tensor of another kind (``Mask``, ``BoundingBoxes``, ``Video``) is never the batch. The rest pass through."""
+does: in any structure (tuples, lists, dicts) the first ``tv_tensors.Image``, else the first plain 4-dim tensor
+(else 3-dim: one image); a tv_tensor of another kind (``Mask``, ``BoundingBoxes``, ``Video``) is never the batch.
+The rest pass through (:func:`route`); one (C, H, W) image is a batch of one (:func:`one_image`)."""
 from __future__ import annotations
 
 import sys
 from typing import Any
 
+import torch
 from torch import Tensor
+
+from ..faces.controls import GEOMETRIC_CONTROLS, geometric_targets
+from .batch_edits import BatchParams
+from .codes import check_codes, control_of
 
 
 def tv_image_type() -> type | None:
@@ -37,3 +43,44 @@ def batch_position(flat: list[Any], inputs: tuple) -> int:
         raise ValueError(f"expected an NCHW tensor batch among the inputs (the first tv_tensors.Image, else "
                          f"the first plain 4-dim tensor, else 3-dim: one CHW image), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
     return at
+
+
+def one_image(aug: Any, x: Tensor, index: Any, params: BatchParams | None, landmarks: Tensor | None) -> Any:
+    """One (C, H, W) image through ``aug`` (a :class:`genaug.BatchFaceAug`) as a batch of one, returned (C, H, W) with
+    its type kept (``index``: one dataset index; ``landmarks``: (5, 2) or (1, 5, 2); the params are a batch of one's)."""
+    index = None if index is None else torch.as_tensor(index).reshape(-1)
+    landmarks = landmarks[None] if isinstance(landmarks, Tensor) and landmarks.ndim == 2 else landmarks
+    res = aug._forward(x.as_subclass(Tensor)[None], index=index, params=params, landmarks=landmarks)
+    out, params = res if aug.return_params else (res, None)
+    out = out[0]
+    if type(x) is not Tensor and tv_image_type() is not None and isinstance(x, tv_image_type()):
+        from torchvision import tv_tensors
+
+        out = tv_tensors.wrap(out, like=x)
+    return (out, params) if aug.return_params else out
+
+
+def route(aug: Any, inputs: tuple, several: bool, index: Any, params: BatchParams | None, landmarks: Tensor | None = None) -> Any:
+    """``aug`` on the batch found in any structure of ``inputs`` (:func:`batch_position`), the rest passed through
+    unchanged, as ``torchvision.transforms.v2`` does; refused when a code that turns the head would leave boxes, masks or
+    keypoints among them unmoved."""
+    from torch.utils._pytree import tree_flatten, tree_unflatten
+
+    flat, spec = tree_flatten(inputs)
+    if any(isinstance(o, BatchParams) for o in flat):
+        raise ValueError("pass replayed parameters by keyword: aug(x, params=params)")
+    at = batch_position(flat, inputs)
+    latent_spec = aug._spec()  # the codes by name or index, and a replay's drawn ones: what may turn the head
+    drawn = (check_codes(latent_spec, aug.codes) or []) + (params.code[params.apply].tolist() if isinstance(params, BatchParams) else [])
+    turning = sorted(GEOMETRIC_CONTROLS & {getattr(control_of(latent_spec, int(i)), "name", None) for i in drawn})
+    if turning:
+        moved = geometric_targets(inputs)  # tv_tensors and dict entries that mark places (boxes, masks, keypoints)
+        if moved:
+            raise ValueError(f"codes {turning} turn the head and move the photo by a few "
+                             f"pixels, but {', '.join(moved)} passed with the batch would come back unmoved: leave "
+                             "those codes out here, or apply them before making such targets")
+    res = aug.forward(flat[at], index=index, params=params, landmarks=landmarks)
+    flat[at], params = res if aug.return_params else (res, None)
+    out = tree_unflatten(flat, spec)
+    out = out if several else out[0]
+    return (out, params) if aug.return_params else out
