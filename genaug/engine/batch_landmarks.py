@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..faces.shape import landmarks_in_order
 from .latent_table import host_array
 
 # dlib's order, for messages
@@ -63,16 +64,11 @@ def check_landmark_values(landmarks: Tensor, height: int, width: int) -> None:
         raise ValueError(f"landmarks of row(s) {bad[:8].tolist()} lie outside the {height}x{width} images (x in [-0.5, "
                          f"{width - 0.5}], y in [-0.5, {height - 0.5}], pixels of the batch): landmarks of the photos "
                          "before a resize or crop?")
-    right, left = g[:, 0:2].mean(1), g[:, 2:4].mean(1)
-    axis = right - left
+    axis = g[:, 0:2].mean(1) - g[:, 2:4].mean(1)
     d2 = (axis * axis).sum(1)
     if (d2 < 1e-6).any():
         raise ValueError(f"landmarks of row(s) {rows[d2 < 1e-6][:8].tolist()} put both eyes on one point")
-    # genaug.faces.shape.landmarks_in_order, in numpy
-    centre, ey = (right + left) / 2, np.stack([-axis[:, 1], axis[:, 0]], 1)
-    u = ((g - centre[:, None]) * axis[:, None]).sum(-1) / d2[:, None]
-    v = ((g[:, 4] - centre) * ey).sum(1) / d2
-    ok = (v >= 0.15) & (np.abs(u[:, 1]) < np.abs(u[:, 0])) & (np.abs(u[:, 3]) < np.abs(u[:, 2]))
+    ok = landmarks_in_order(g)  # (in numpy: no tensor operation)
     if not ok.all():
         raise ValueError(f"landmarks of row(s) {rows[~ok][:8].tolist()} are not in dlib's 5-point order ({ORDER}; (x, y) "
                          "pixels): the nose must lie below the eye line and each inner corner nearer the other eye "
@@ -97,7 +93,7 @@ def find_landmarks(x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
     place. A row dlib puts out of a face's order (none in 6,200 real detections) or a point outside the image is NaN
     (placed by the framing rule; the per-photo path leaves a face out of order unedited).
     Needs the ``faces`` extra (dlib)."""
-    from ..faces.shape import default_landmarks, detect_landmarks, landmarks_in_order, refine_landmarks
+    from ..faces.shape import place_landmarks
 
     if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] not in (1, 3, 4):
         raise ValueError(f"expected an NCHW batch with 1, 3 or 4 channels, got {getattr(x, 'shape', type(x).__name__)}")
@@ -107,10 +103,7 @@ def find_landmarks(x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
     n, (h, w) = x.shape[0], x.shape[-2:]
     if n == 0:
         return torch.empty(0, 5, 2)
-    l, t, r, b = box
-    rule = default_landmarks(b - t, r - l, n, "model_frame") + torch.tensor([float(l), float(t)])
-    lm = detect_landmarks(x, fallback=rule) if box == (0, 0, w, h) else refine_landmarks(x, rule)
-    lm = lm.float().cpu()
+    lm = place_landmarks(x, box).float().cpu()
     outside = ((lm < -0.5) | (lm > torch.tensor([w - 0.5, h - 0.5]))).flatten(1).any(1)
     lm[~landmarks_in_order(lm) | outside] = float("nan")
     return lm

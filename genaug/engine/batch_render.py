@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ..faces.controls import GEOMETRIC_CONTROLS
 from ..faces.framing import face_box
-from ..faces.shape import default_landmarks
+from ..faces.shape import box_landmarks
 from .batch_edits import BatchParams
 from .batch_landmarks import placed
 from .codes import control_of
@@ -128,7 +128,6 @@ def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams,
     ``alpha`` (N, 1, H, W), an RGBA batch's: a control that moves pixels (yaw) moves it with them, as the per-image
     path does (:func:`genaug.engine.render.apply_control`); returned as (out, target, alpha)."""
     box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), framing)
-    l, t, r, b = box
     out = out.clone() if out is x else out
     target = target.clone()
     alpha = alpha.clone() if alpha is not None else None
@@ -142,7 +141,7 @@ def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams,
         value = torch.from_numpy(np.clip(host_array(params.value)[at] * host_array(params.strength)[at], c.low, c.high)).float()
         xr = x.index_select(0, pick)
         xf = (xr.float() / 255 if xr.dtype == torch.uint8 else xr.float()) * 2 - 1
-        marks = (default_landmarks(b - t, r - l, len(pick), "model_frame") + torch.tensor([float(l), float(t)])).to(x.device)
+        marks = box_landmarks(box, len(pick)).to(x.device)
         if landmarks is not None:  # the caller's, where a row has them
             marks = placed(marks, landmarks.index_select(0, pick))
         value = c.fit(xf, value, landmarks=marks, drawn=eng.drawn_range(int(ci)))  # yaw: into the face's room

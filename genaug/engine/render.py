@@ -135,7 +135,7 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
     where it is drawn (on a texture or an undetected face the framing rule's guess paints a ghost face)."""
     from ..faces.controls import GEOMETRIC_CONTROLS
     from ..faces.identity import faces_extra_available
-    from ..faces.shape import default_landmarks, detect_landmarks, landmarks_in_order, refine_landmarks
+    from ..faces.shape import box_landmarks, landmarks_in_order, place_landmarks
 
     full = to_chw01(original)[0].clone()
     if info.no_face or info.guessed:  # (the engine reports such an edit as not applied: ``Engine.unplaced``)
@@ -144,16 +144,8 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
     x = colour[None] * 2 - 1
     if info.alignment is not None:
         landmarks = torch.as_tensor(info.alignment.face.landmarks, dtype=torch.float32)[None]
-    else:  # a known frame: the framing rule's landmarks, refined to the face's own by dlib where installed
-        l, t, r, b = info.box
-        landmarks = default_landmarks(b - t, r - l, 1, "model_frame") + torch.tensor([float(l), float(t)])
-        if faces_extra_available() and (l, t, r, b) == (0, 0, x.shape[-1], x.shape[-2]):
-            # a photo taken whole (model-sized, or framing "full"): only assumed to be framed as the model's crops
-            # (an Olivetti or a 64 px UTKFace face is not: the rule's box put the eyes on the mouth), so the
-            # detector's face, the rule's box refined where it finds none
-            landmarks = detect_landmarks(x, fallback=landmarks)
-        elif faces_extra_available():  # a known frame's box (CelebA's aligned frames): refined in place
-            landmarks = refine_landmarks(x, landmarks)
+    else:  # a known frame or a photo taken whole: placed by dlib where installed, else by the framing rule
+        landmarks = place_landmarks(x, info.box) if faces_extra_available() else box_landmarks(info.box)
     if not bool(landmarks_in_order(landmarks)[0]):  # not a face's layout (none in 6,200 real detections): leave it
         return from_chw01(full, original, info), 0.0
     applied = control.fit(x, value, landmarks=landmarks, drawn=drawn)

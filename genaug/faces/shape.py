@@ -214,13 +214,15 @@ def check_landmarks(landmarks: Tensor, n: int | None = None) -> Tensor:
 
 def landmarks_in_order(lm: Tensor) -> Tensor:
     """(N,) bool: in the eyes' frame the nose (point 4) lies below the eye line and each eye's inner corner
-    (points 1, 3) nearer the eyes' midpoint than its outer one (points 0, 2) - dlib's 5-point order."""
+    (points 1, 3) nearer the eyes' midpoint than its outer one (points 0, 2) - dlib's 5-point order. ``lm`` (N, 5, 2):
+    a tensor, or a numpy array (then a numpy result: checks on the host without tensor operations)."""
     right, left = lm[:, 0:2].mean(1), lm[:, 2:4].mean(1)
     centre, axis = (right + left) / 2, right - left
-    ey = torch.stack([-axis[:, 1], axis[:, 0]], 1)
-    u = ((lm - centre[:, None]) * axis[:, None]).sum(-1) / (axis * axis).sum(1, keepdim=True)  # in eye distances
-    v = ((lm[:, 4] - centre) * ey).sum(1) / (axis * axis).sum(1)
-    return (v >= 0.15) & (u[:, 1].abs() < u[:, 0].abs()) & (u[:, 3].abs() < u[:, 2].abs())
+    d2 = (axis * axis).sum(1)
+    u = ((lm - centre[:, None]) * axis[:, None]).sum(-1) / d2[:, None]  # in eye distances
+    nose = lm[:, 4] - centre
+    v = (nose[:, 1] * axis[:, 0] - nose[:, 0] * axis[:, 1]) / d2  # along the eye line's normal (image down)
+    return (v >= 0.15) & (abs(u[:, 1]) < abs(u[:, 0])) & (abs(u[:, 3]) < abs(u[:, 2]))
 
 
 def check_landmark_order(lm: Tensor) -> Tensor:
@@ -268,6 +270,23 @@ def default_landmarks(height: int, width: int, n: int = 1, framing: str = "auto"
         framing = "celeba_frame" if abs(width / height - CELEBA_ASPECT) < 0.01 else "model_frame"
     frac = torch.tensor(FRAMING_LANDMARKS[framing])
     return (frac * torch.tensor([width - 1, height - 1])).expand(n, 5, 2).clone()
+
+
+def box_landmarks(box: tuple[int, int, int, int], n: int = 1) -> Tensor:
+    """The framing rule's 5 landmarks (n, 5, 2) in the face box ``box`` = (left, top, right, bottom), pixels."""
+    l, t, r, b = box
+    return default_landmarks(b - t, r - l, n, "model_frame") + torch.tensor([float(l), float(t)])
+
+
+def place_landmarks(images: Tensor, box: tuple[int, int, int, int]) -> Tensor:
+    """Where image-space controls are placed on ``images`` (N, C, H, W) in [-1, 1] whose framing puts the face in
+    ``box``: on a photo taken whole (``box`` the whole image: a model-sized crop, or framing ``"full"``, which need not
+    be framed like the model's crops - an Olivetti or a 64 px UTKFace face is not, and the rule's box put the eyes on
+    the mouth) the detector's face, the rule's box refined where it finds none; in a known frame's box (CelebA's
+    aligned frames) the rule's landmarks refined in place. Needs dlib (the ``faces`` extra)."""
+    rule = box_landmarks(box, len(images))
+    whole = tuple(box) == (0, 0, images.shape[-1], images.shape[-2])
+    return detect_landmarks(images, fallback=rule) if whole else refine_landmarks(images, rule)
 
 
 def detect_landmarks(images: Tensor, framing: str = "auto", fallback: Tensor | None = None) -> Tensor:
