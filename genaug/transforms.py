@@ -191,7 +191,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         )
         self._worker_tag: tuple[int, int] | None = None
         self._geometric_aliases: dict[str, str] = {}  # Compose(additional_targets=) names of masks, boxes, keypoints
-        self.last_info: Any = None  # the AugmentInfo of the last call (what it applied)
+        self.last_info = None
         check_edit_options(self.bundle, self.codes, self.bounds)
         self._turns = _named_turns(self.bundle, self.codes)
 
@@ -205,6 +205,26 @@ class GenerativeFaceAug(ImageOnlyTransform):
                 object.__setattr__(self, k, fresh.__dict__[k])
             return
         super().__setattr__(name, value)
+
+    @property
+    def last_info(self) -> Any:
+        """What this transform's last call applied: a :class:`genaug.engine.AugmentInfo` (``edits`` after re-draws and
+        gates, ``kept``, ``descriptions``), or None when that call was skipped by this transform's own ``p`` (or
+        replayed as not applied). The params record what was drawn; this, what was applied.
+
+        It is the last call *of this transform*, not always the last call of a pipeline holding it: albumentations
+        calls a transform only when it reaches it, so when ``A.OneOf`` / ``A.SomeOf`` picks another transform, or
+        an enclosing ``A.Compose(p<1)`` / ``A.OneOf`` skips the block, this transform is not called and
+        ``last_info`` still describes an earlier call (as albumentations' own ``params`` do; a pipeline's call has
+        no hook that reaches transforms it does not run). Per pipeline call: set ``aug.last_info = None`` before it
+        (it stays None unless this transform ran), or build the outer ``A.Compose`` with
+        ``save_applied_params=True``: its result's ``applied_transforms`` names this transform only when it ran.
+        Inside a DataLoader worker it is the worker's copy that records."""
+        return self._last_info
+
+    @last_info.setter
+    def last_info(self, info: Any) -> None:
+        self._last_info = info
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("bundle", "codes", "mode", "strength", "refine_steps", "refine_loss", "framing", "bounds",

@@ -217,7 +217,7 @@ def test_expand_refuses_a_seed_beyond_64_bits_and_a_failed_merge_leaves_no_temp_
 
 def test_augment_names_a_seed_beyond_64_bits(faces, tmp_path, capsys):
     # was "genaug augment: error: Overflow when unpacking long long", naming no option
-    assert main(["augment", str(faces), "--out", str(tmp_path / "out"), "--seed", str(10**23), "--device", "cpu"]) == 1
+    assert main(["augment", str(faces), "--out", str(tmp_path / "out"), "--seed", str(10**23), "--device", "cpu"]) == 2
     assert "--seed must fit in 64 bits" in capsys.readouterr().err
 
 
@@ -253,7 +253,7 @@ def test_demo_out_may_be_a_folder_and_a_bad_extension_is_named(tiny_bundle_path,
     monkeypatch.setattr(demo, "face_panel", lambda *a, **k: Image.new("RGB", (8, 8)))  # the sweeps are not the point
     run = ["demo", "--bundle", str(tiny_bundle_path), "--refine-steps", "0", "--generated", "0", "--max-faces", "1",
            "--device", "cpu"]
-    assert main([*run, "--out", str(tmp_path / "x.txt")]) == 1
+    assert main([*run, "--out", str(tmp_path / "x.txt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("genaug demo: error: --out") and "'.txt'" in err, err
     assert main([*run, "--out", str(tmp_path)]) == 0

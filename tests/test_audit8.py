@@ -183,7 +183,7 @@ def test_demo_refuses_generated_faces_from_an_edit_model(tmp_path, capsys):
     from genaug.cli.main import main
 
     out = tmp_path / "demo.png"
-    assert main(["demo", "--generated", "3", "--out", str(out), "--device", "cpu"]) == 1
+    assert main(["demo", "--generated", "3", "--out", str(out), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "--generated 3:" in err and "cannot generate random ones" in err
     assert not out.exists()

@@ -31,7 +31,7 @@ def test_cli_an_output_it_cannot_create_is_one_line_not_a_traceback(faces, tmp_p
     # ended `genaug expand` in a traceback from pathlib's mkdir of OUT.parts: only FileNotFoundError was caught
     (tmp_path / "notes.txt").write_text("x")
     out = tmp_path / "notes.txt" / "o.h5"
-    assert main(_cli(faces, out, tiny_bundle_path)[1:]) == 2
+    assert main(_cli(faces, out, tiny_bundle_path)[1:]) == 1
     err = capsys.readouterr().err
     assert err.startswith("genaug expand: error:") and "Not a directory" in err and "Traceback" not in err
 
@@ -46,7 +46,7 @@ def test_cli_a_full_disk_mid_run_is_one_line_not_a_traceback(faces, tmp_path, ti
                            "'No space left on device')")
 
     monkeypatch.setattr(parts, "write_skipped", full_disk)
-    assert main(_cli(faces, tmp_path / "o.h5", tiny_bundle_path)[1:]) == 2
+    assert main(_cli(faces, tmp_path / "o.h5", tiny_bundle_path)[1:]) == 1
     err = capsys.readouterr().err
     assert err.startswith("genaug expand: error: HDF5 writer failed") and "No space left on device" in err
     assert not list(Path(str(tmp_path / "o.h5") + ".parts").glob("*.tmp"))  # the half-written part is removed
@@ -63,7 +63,7 @@ def test_cli_a_full_disk_at_the_merge_is_one_line_and_keeps_the_parts(faces, tmp
 
     monkeypatch.setattr(parts, "_write_merged", full_disk)
     out = tmp_path / "o.h5"
-    assert main(_cli(faces, out, tiny_bundle_path)[1:]) == 2
+    assert main(_cli(faces, out, tiny_bundle_path)[1:]) == 1
     err = capsys.readouterr().err
     assert err.startswith("genaug expand: error: writing") and "No space left on device" in err
     assert list(Path(str(out) + ".parts").glob("part-*.h5")) and not list(tmp_path.glob("o.h5.*.tmp"))
@@ -78,7 +78,7 @@ def test_an_hdf5_source_whose_images_is_a_group_is_refused_by_name(tmp_path, cap
             f[f"images/{i}"] = np.zeros((40, 40, 3), np.uint8)
     with pytest.raises(ExpandError, match="'images' is a group"):
         expand_to_hdf5(src, tmp_path / "o.h5", 1, **FAST)
-    assert main([str(src), str(tmp_path / "o.h5"), "--device", "cpu", "--quiet"]) == 2
+    assert main([str(src), str(tmp_path / "o.h5"), "--device", "cpu", "--quiet"]) == 1
     assert "'images' is a group (2 members)" in capsys.readouterr().err
 
 
@@ -162,7 +162,7 @@ def test_overwrite_never_deletes_an_output_path_that_is_not_hdf5(faces, tmp_path
     # `genaug expand faces/ faces/0.png --overwrite` deleted the source photo (any existing OUT was unlinked)
     victim = faces / "0.png"
     before = victim.read_bytes()
-    assert main(_cli(faces, victim, tiny_bundle_path, "--overwrite")[1:]) == 2
+    assert main(_cli(faces, victim, tiny_bundle_path, "--overwrite")[1:]) == 1
     err = capsys.readouterr().err
     assert "is not an HDF5 file" in err and victim.read_bytes() == before
     with pytest.raises(ExpandError, match="not an HDF5 file"):

@@ -48,7 +48,7 @@ def test_demo(tiny_bundle_path, tmp_path, folder, capsys):
     _one_line_error(capsys, "demo", "broken.jpg")
     assert main([*run, "--images", str(folder)]) == 0
     assert "skipped" in capsys.readouterr().err and (tmp_path / "d.png").is_file()
-    assert main([*run, "--max-faces", "-1"]) == 1
+    assert main([*run, "--max-faces", "-1"]) == 2
     _one_line_error(capsys, "demo", "--max-faces")
 
 
@@ -61,7 +61,7 @@ def test_augment(trained_bundle_path, tmp_path, folder, capsys):
     _one_line_error(capsys, "augment", "no images")
     assert main(["augment", str(folder / "broken.jpg"), *run]) == 1
     _one_line_error(capsys, "augment", "could be read")
-    assert main(["augment", str(folder), *run, "--variants", "0"]) == 1
+    assert main(["augment", str(folder), *run, "--variants", "0"]) == 2
     _one_line_error(capsys, "augment", "--variants")
     assert main(["augment", str(folder), *run, "--variants", "3"]) == 0
     assert "skipped" in capsys.readouterr().err
@@ -71,10 +71,10 @@ def test_augment(trained_bundle_path, tmp_path, folder, capsys):
 
 def test_expand(tiny_bundle_path, tmp_path, folder, capsys):
     run = ["--bundle", str(tiny_bundle_path), "--refine-steps", "0", "--device", "cpu", "--quiet"]
-    assert main(["expand", str(tmp_path / "missing"), str(tmp_path / "o.h5"), *run]) == 2
+    assert main(["expand", str(tmp_path / "missing"), str(tmp_path / "o.h5"), *run]) == 1
     _one_line_error(capsys, "expand", "source not found")
     (tmp_path / "fake.h5").write_bytes(b"not hdf5")
-    assert main(["expand", str(tmp_path / "fake.h5"), str(tmp_path / "o.h5"), *run]) == 2
+    assert main(["expand", str(tmp_path / "fake.h5"), str(tmp_path / "o.h5"), *run]) == 1
     _one_line_error(capsys, "expand", "neither")
     assert main(["expand", str(folder), str(tmp_path / "o.h5"), *run, "--variants", "0"]) == 2
     _one_line_error(capsys, "expand", "--variants")
@@ -103,16 +103,16 @@ def test_expand_refuses_what_would_lose_data(tiny_bundle_path, tmp_path, folder,
     src = tmp_path / "src.h5"
     with h5py.File(src, "w") as f:
         f["images"] = np.random.default_rng(1).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
-    assert main(["expand", str(src), str(src), *run, "--overwrite"]) == 2
+    assert main(["expand", str(src), str(src), *run, "--overwrite"]) == 1
     _one_line_error(capsys, "expand", "source file itself")
     assert src.exists() and h5py.File(src, "r")["images"].shape == (3, 32, 32, 3), "the source must survive"
     (tmp_path / "outdir").mkdir()
-    assert main(["expand", str(folder), str(tmp_path / "outdir"), *run]) == 2
+    assert main(["expand", str(folder), str(tmp_path / "outdir"), *run]) == 1
     _one_line_error(capsys, "expand", "is a folder")
     with h5py.File(tmp_path / "bad_labels.h5", "w") as f:
         f["images"] = np.zeros((3, 32, 32, 3), np.uint8)
         f["labels"] = np.arange(2)
-    assert main(["expand", str(tmp_path / "bad_labels.h5"), str(tmp_path / "o.h5"), *run]) == 2
+    assert main(["expand", str(tmp_path / "bad_labels.h5"), str(tmp_path / "o.h5"), *run]) == 1
     _one_line_error(capsys, "expand", "'labels' has shape (2,)")
     for opt, value, needle in (("--strength", "nan", "--strength"), ("--strength", "inf", "--strength"),
                                ("--compression", "gzip-12", "gzip-12"), ("--compression", "gzip-x", "gzip-x"),
@@ -132,7 +132,7 @@ def test_expand_skips_tiny_images_and_names_an_all_unusable_source(tiny_bundle_p
     with h5py.File(tmp_path / "o.h5", "r") as f:
         assert f["images"].shape[0] == 1 and sorted(p.decode() for p in f["skipped/path"][()]) == ["broken.jpg", "tiny.png"]
     (folder / "good.png").unlink()
-    assert main(["expand", str(folder), str(tmp_path / "none.h5"), *run]) == 2
+    assert main(["expand", str(folder), str(tmp_path / "none.h5"), *run]) == 1
     _one_line_error(capsys, "expand", "none of the 2 source image(s) could be used", "too small")
     assert not (tmp_path / "none.h5").exists()
 
@@ -152,7 +152,7 @@ def test_augment_keeps_inputs_with_one_name_apart(trained_bundle_path, tmp_path,
                        "b/x_png_aug00.png", "b/x_png_aug01.png"]
     assert main(["augment", str(d), *run[:-4], "--out", str(out / "a" / "x_aug00.png")]) == 1
     _one_line_error(capsys, "augment", "is a file")
-    assert main(["augment", str(d), *run, "--device", "gpu"]) == 1
+    assert main(["augment", str(d), *run, "--device", "gpu"]) == 2
     _one_line_error(capsys, "augment", "unknown device")
 
 
@@ -168,7 +168,7 @@ def test_detect_framing_without_the_faces_extra(command, trained_bundle_path, tm
     out = ["--out", str(tmp_path / "out")] if command == "augment" else [str(tmp_path / "out.h5"), "--variants", "1"]
     code = main([command, str(folder), *out, "--bundle", str(trained_bundle_path), "--framing", "detect",
                  "--refine-steps", "0", "--device", "cpu"])
-    assert code == (1 if command == "augment" else 2)  # expand's usage-error status, as in test_expand
+    assert code == 1  # a missing extra is a failure (1), not a usage error (2)
     _one_line_error(capsys, command, 'pip install "genaug[faces]"')
 
 
@@ -178,7 +178,7 @@ def test_augment_names_codes_and_strength_and_keeps_a_grey_photo_grey(trained_bu
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 40), dtype=np.uint8)).save(d / "grey.png")
     run = ["augment", str(d), "--bundle", str(trained_bundle_path), "--out", str(tmp_path / "out"), "--refine-steps", "0",
            "--device", "cpu", "--variants", "1"]
-    assert main([*run, "--codes", "nope"]) == 1
+    assert main([*run, "--codes", "nope"]) == 2
     _one_line_error(capsys, "augment", "nope")
     assert main([*run, "--codes", "smile", "--strength", "0"]) == 0
     out = Image.open(tmp_path / "out" / "grey_aug00.png")  # was written as RGB

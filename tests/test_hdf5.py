@@ -145,7 +145,7 @@ def test_refuses_to_resume_with_other_seed(tmp_path, synth, tiny_bundle_path):
     with pytest.raises(ExpandError, match="different run.*seed: 1 -> 2"):
         expand_to_hdf5(synth, out, 2, seed=2, **kw)
     assert main([str(synth), str(out), "--variants", "2", "--seed", "2", "--bundle", str(tiny_bundle_path),
-                 "--device", "cpu", "--quiet", "--refine-steps", "2", "--batch-size", "4", "--block-size", "3"]) == 2
+                 "--device", "cpu", "--quiet", "--refine-steps", "2", "--batch-size", "4", "--block-size", "3"]) == 1
     res = expand_to_hdf5(synth, out, 2, seed=2, overwrite=True, **kw)
     assert res.blocks_done == 3 and res.n_records == 16
     with h5py.File(out) as f:
@@ -359,10 +359,10 @@ def test_cli_errors_and_help(tmp_path, capsys, tiny_bundle_path):
     for opt in ("--variants", "--bundle", "--include-original", "--seed", "--size", "--shard", "--merge-only",
                 "--overwrite", "--compression", "--block-size"):
         assert opt in text
-    assert main([str(tmp_path / "nope"), str(tmp_path / "o.h5")]) == 2
+    assert main([str(tmp_path / "nope"), str(tmp_path / "o.h5")]) == 1
     assert "source not found" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert main([str(tmp_path / "empty"), str(tmp_path / "o.h5"), "--bundle", str(tiny_bundle_path)]) == 2
+    assert main([str(tmp_path / "empty"), str(tmp_path / "o.h5"), "--bundle", str(tiny_bundle_path)]) == 1
     assert "no images" in capsys.readouterr().err
     synth_folder(tmp_path / "s", per_class=1, classes=("a",))
     assert main([str(tmp_path / "s"), str(tmp_path / "o.h5"), "--shard", "2of3", "--bundle", str(tiny_bundle_path)]) == 2
@@ -466,7 +466,7 @@ def test_variants_0_with_the_originals_converts_the_source(tmp_path, reference, 
 
 def test_an_output_written_as_a_folder_is_refused(tmp_path, synth, tiny_bundle_path, capsys):
     """``genaug expand faces/ out/new/`` wrote a file named ``out/new``."""
-    assert main([str(synth), str(tmp_path / "new") + "/", "--bundle", str(tiny_bundle_path)]) == 2
+    assert main([str(synth), str(tmp_path / "new") + "/", "--bundle", str(tiny_bundle_path)]) == 1
     assert "is a folder; give the path of an .h5 file" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
 

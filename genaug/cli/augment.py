@@ -12,10 +12,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..engine.codes import check_strength
 from ..engine.edits import derive_seed, variant_edits
 from ..images import MIN_SIDE
 from ..io import list_images, open_photo
-from .common import add_model_args, run_guarded
+from .common import (EXIT_STATUS, UsageError, add_model_args, check_model_args, checking_arguments, parse_codes,
+                     run_guarded)
 from .demo import CELL, hstack, vstack
 
 SHEET_ROWS = 32
@@ -96,11 +98,13 @@ def run_augment(args: argparse.Namespace) -> Path:
     from ..engine.core import Engine
 
     if args.variants < 1:
-        raise ValueError(f"--variants must be >= 1, got {args.variants}")
+        raise UsageError(f"--variants must be >= 1, got {args.variants}")
     if not -2**63 <= args.seed < 2**63:  # torch's generators take 64 bits ("Overflow when unpacking long long")
-        raise ValueError(f"--seed must fit in 64 bits, got {args.seed}")
-    if args.refine_steps is not None and args.refine_steps < 0:
-        raise ValueError(f"--refine-steps must be >= 0, got {args.refine_steps}")
+        raise UsageError(f"--seed must fit in 64 bits, got {args.seed}")
+    with checking_arguments():
+        check_strength(args.strength)
+    codes = parse_codes(args.codes)
+    check_model_args(args.bundle, args.device, args.refine_steps, codes)
     out = Path(args.out)
     files = list_images(Path(args.input), "input image or folder")
     inside, top = out.resolve(), Path(args.input).resolve()
@@ -112,9 +116,6 @@ def run_augment(args: argparse.Namespace) -> Path:
     names = output_stems(files, root)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder to write the variants into")
-    codes = [c.strip() for c in args.codes.split(",") if c.strip()] if args.codes is not None else None
-    if codes == []:
-        raise ValueError(f"--codes {args.codes!r} names no code: name some (smile,yaw) or leave --codes out for the random set")
     engine = Engine(args.bundle, device=args.device, mode=args.mode, refine_steps=args.refine_steps, seed=args.seed,
                     framing=args.framing, codes=codes, strength=args.strength)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genaug augment", description=(
         "Write augmented variants of your own face images: OUT/NAME_augNN.png, the same size as each input, "
         "sub-folders mirrored, and a contact sheet. The variants of one image are distinct edits; unreadable "
-        "files are skipped and reported."))
+        "files are skipped and reported."), epilog=EXIT_STATUS)
     p.add_argument("input", help="an image file or a folder of images")
     add_model_args(p)
     p.add_argument("--out", required=True, help="output folder")

@@ -1,4 +1,10 @@
-"""What every ``genaug`` command shares: the model options and the one-line error exit."""
+"""What every ``genaug`` command shares: the model options, the exit statuses and the one-line error exit.
+
+Exit status (:data:`EXIT_STATUS`): 0 done; 1 the work failed (a missing, unreadable or corrupt input, an output
+that cannot be written, a full disk, a missing optional extra); 2 a usage error: an argument that no file could
+make right (malformed, out of range, options that contradict each other, a code or device that does not exist),
+as argparse's own errors; 130 interrupted (Ctrl-C). Arguments are checked before any input is read.
+"""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +17,54 @@ from typing import Any, Callable, Iterator
 from ..faces.identity import FacesExtraMissing
 
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_STATUS = ("exit status: 0 done; 1 failed (a missing, unreadable or corrupt input, an output that cannot be "
+               "written, a full disk, a missing extra); 2 usage error (a malformed or out-of-range value, an unknown "
+               "code or device, contradictory options); 130 interrupted (Ctrl-C)")
+
+
+class UsageError(ValueError):
+    """An argument that cannot be used whatever the files hold: exit status 2, as argparse's errors."""
+
+
+@contextlib.contextmanager
+def checking_arguments() -> Iterator[None]:
+    """Inside, a ``ValueError`` (a library's check of a value) is a :class:`UsageError`. Read no file inside: a
+    missing bundle (``BundleError``, a ValueError too) is a failure, not a usage error."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def parse_codes(text: str | None) -> list[str] | None:
+    """``--codes smile,yaw`` -> ``["smile", "yaw"]``; None (no option) -> None; :class:`UsageError` for one naming none."""
+    codes = [c.strip() for c in text.split(",") if c.strip()] if text is not None else None
+    if codes == []:
+        raise UsageError(f"--codes {text!r} names no code: name some (smile,yaw) or leave --codes out for the random set")
+    return codes
+
+
+def check_model_args(bundle: str, device: str, refine_steps: int | None, codes: list[str] | None = None) -> None:
+    """The shared model options and ``codes`` (:class:`UsageError` for a bad one): ``refine_steps`` >= 0, a
+    device torch knows and has, and codes the bundle has (its config is read, after the other checks)."""
+    from ..bundle.format import read_spec
+    from ..device import resolve_device
+    from ..engine.codes import check_code_list, check_codes
+
+    with checking_arguments():
+        if refine_steps is not None and refine_steps < 0:
+            raise ValueError(f"--refine-steps must be >= 0, got {refine_steps}")
+        resolve_device(device)
+        check_code_list(codes)
+    if codes is not None:
+        spec = read_spec(bundle)  # a missing or broken bundle: a failure (1)
+        with checking_arguments():
+            check_codes(spec, codes)
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """The options every command that runs the model shares."""
     parser.add_argument("--bundle", default="default", help="bundle folder or 'default' (the model shipped with genaug)")
@@ -20,18 +74,18 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def run_guarded(prog: str, run: Callable[[Any], Any], args: Any) -> int:
-    """Run a command: a user-facing problem (missing or unreadable file, bad value) becomes one
-    line ``PROG: error: ...`` on stderr and exit status 1, never a traceback. A missing optional
-    extra (``faces``, e.g. for ``--framing detect``) is such a problem too."""
+    """Run a command: a user-facing problem becomes one line ``PROG: error: ...`` on stderr, never a
+    traceback, and the exit status of the module docs: 2 for a :class:`UsageError`, 1 for the others (a missing
+    or unreadable file, bad data, an I/O error, a missing optional extra such as ``faces`` for ``--framing detect``)."""
     try:
         run(args)
     except BrokenPipeError:  # the output's reader stopped (``genaug info | head``): end quietly, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
-        return 1
+        return EXIT_FAILED
     except (OSError, ValueError, FacesExtraMissing) as e:  # BundleError, ExpandError and PIL's errors are among these
         print(f"{prog}: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_USAGE if isinstance(e, UsageError) else EXIT_FAILED
+    return EXIT_OK
 
 
 @contextlib.contextmanager

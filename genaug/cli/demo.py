@@ -17,7 +17,7 @@ from ..engine.codes import control_of, default_codes
 from ..engine.edits import Edit, code_values
 from ..faces.controls import CONTROL_NAMES
 from ..io import list_images, open_photo
-from .common import add_model_args, run_guarded
+from .common import EXIT_STATUS, UsageError, add_model_args, check_model_args, run_guarded
 
 ASSETS = Path(__file__).parents[1] / "assets"
 DEMO_FACES = [ASSETS / "astronaut_face.jpg"]
@@ -186,28 +186,30 @@ def _demo_faces(paths: list[str], limit: int) -> list[tuple[Path, np.ndarray]]:
 def run_demo(args: argparse.Namespace) -> Path:
     from ..engine.core import Engine
 
-    if args.max_faces < 0 or (args.generated or 0) < 0 or (args.refine_steps or 0) < 0:
-        raise ValueError("--max-faces, --generated and --refine-steps must be >= 0")
+    if args.max_faces < 0 or (args.generated or 0) < 0:
+        raise UsageError("--max-faces and --generated must be >= 0")
+    if args.max_faces == 0 and args.generated == 0:
+        raise UsageError("nothing to show: --max-faces 0 and --generated 0")
+    check_model_args(args.bundle, args.device, args.refine_steps)
     out = Path(args.out).expanduser()
     if out.is_dir() or not out.suffix:  # a folder (made if new), as `genaug augment --out` takes: the picture goes into it
         out = out / "genaug_demo.png"
     if out.suffix.lower() not in Image.registered_extensions():  # checked before the work, not by PIL's save after it
-        raise ValueError(f"--out {args.out}: give a picture file (.png, .jpg, ...) or a folder, not {out.suffix or 'no extension'!r}")
+        raise UsageError(f"--out {args.out}: give a picture file (.png, .jpg, ...) or a folder, "
+                         f"not {out.suffix or 'no extension'!r}")
     faces = _demo_faces(args.images or [], args.max_faces)
     if any(p.resolve() == out.resolve() for p, _ in faces):  # the picture would replace one of the user's photos
         raise ValueError(f"--out {args.out} is one of the --images; write the picture to another path")
-    if not faces and args.generated == 0:
-        raise ValueError("nothing to show: --max-faces 0 and --generated 0")
     engine = Engine(args.bundle, device=args.device, refine_steps=args.refine_steps)
     can_sample = getattr(engine.bundle, "can_sample", True)  # the edit kind edits faces, it cannot invent them
     if args.generated and not can_sample:  # asked for, not the default: refused rather than dropped
-        raise ValueError(f"--generated {args.generated}: bundle {engine.bundle.name!r} is an edit model, it edits real "
+        raise UsageError(f"--generated {args.generated}: bundle {engine.bundle.name!r} is an edit model, it edits real "
                          "faces and cannot generate random ones (drop --generated, or give it 0)")
     generated = (2 if args.generated is None else args.generated) if can_sample else 0
+    if not faces and not generated:
+        raise UsageError(f"bundle {engine.bundle.name!r} cannot generate faces: give real faces (--max-faces >= 1)")
     panels = [face_panel(engine, image, p.name) for p, image in faces]
     panels += [face_panel(engine, None, f"generated face {i + 1}", seed=args.seed + i) for i in range(generated)]
-    if not panels:
-        raise ValueError(f"bundle {engine.bundle.name!r} cannot generate faces: give real faces (--max-faces >= 1)")
     picture = vstack([hstack(panels), *([generated_panel(engine.bundle, 16, args.seed)] if can_sample else [])])
     out.parent.mkdir(parents=True, exist_ok=True)
     picture.save(out)
@@ -218,7 +220,8 @@ def run_demo(args: argparse.Namespace) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     d = argparse.ArgumentParser(prog="genaug demo", description="Write a picture of real faces, their reconstructions "
-                                "and a sweep of every code and image-space control (yaw, light) on each face.")
+                                "and a sweep of every code and image-space control (yaw, light) on each face.",
+                                epilog=EXIT_STATUS)
     add_model_args(d)
     d.add_argument("--out", default="genaug_demo.png", help="where to write the picture (a folder: genaug_demo.png in it)")
     d.add_argument("--images", nargs="*", help="extra face images or folders to include")

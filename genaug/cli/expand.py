@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..bundle.format import BundleError
-from ..expand.pipeline import ExpandError, expand_to_hdf5
+from ..expand.pipeline import expand_to_hdf5
+from ..expand.settings import check_arguments
 from ..faces.framing import FRAMINGS
-from ..faces.identity import FacesExtraMissing
+from .common import EXIT_STATUS, check_model_args, checking_arguments, parse_codes, run_guarded
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Expand an image folder (flat or ImageFolder class/xxx.jpg) or an HDF5 file of faces into an "
         "HDF5 dataset of identity-preserving variants. Crash-safe and resumable: rerun the same command after an "
         "interruption. Scale out with torchrun --nproc_per_node N or --shard i/n (then merge).",
-        formatter_class=_Help,
+        epilog=EXIT_STATUS, formatter_class=_Help,
     )
     p.add_argument("source", help="folder of images (flat or class sub-folders) or HDF5 file with 'images' (N,H,W,C) uint8 "
                    "and optional 'labels'")
@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", default=None, help="i/n: expand only blocks b with b %% n == i (no merge); "
                    "default under torchrun: RANK/WORLD_SIZE (rank 0 merges)")
     p.add_argument("--merge-only", action="store_true", help="only merge finished parts into OUT (errors if some are missing)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT and parts made with other settings")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT (kept until the new one is "
+                   "complete: room for both is needed) and discard parts made with other settings")
     p.add_argument("--gate-threshold", type=float, default=None, help="identity gate: re-draw variants whose identity "
                    "similarity to the source is below this, then keep the source unchanged (default: off). Judge: dlib "
                    "with genaug[faces] (1 - descriptor distance; 0.4 = dlib's same-person threshold), else the "
@@ -75,25 +76,23 @@ def _quality(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
+def run_expand(a: argparse.Namespace, argv: list[str]) -> None:
+    """Check the arguments (a bad one: :class:`UsageError`, before any file is read), then expand (``argv`` is
+    recorded in the file)."""
+    codes = parse_codes(a.codes)
+    kw = dict(variants=a.variants, include_original=a.include_original, seed=a.seed, size=a.size, strength=a.strength,
+              mode=a.mode, codes=codes, refine_steps=a.refine_steps, refine_loss=a.refine_loss, framing=a.framing,
+              batch_size=a.batch_size, block_size=a.block_size, compression=a.compression, shard=a.shard,
+              gate_threshold=a.gate_threshold, quality_threshold=a.quality_threshold)
+    with checking_arguments():
+        check_arguments(**kw)
+    check_model_args(a.bundle, a.device, a.refine_steps, codes)
+    expand_to_hdf5(a.source, a.out, bundle=a.bundle, device=a.device, workers=a.workers,
+                   merge=True if a.merge_only else None, merge_only=a.merge_only, overwrite=a.overwrite,
+                   progress=not a.quiet, command=["genaug", "expand", *argv], **kw)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = build_parser().parse_args(argv)
-    codes = [c.strip() for c in a.codes.split(",") if c.strip()] if a.codes is not None else None
-    if codes == []:
-        print(f"genaug expand: error: --codes {a.codes!r} names no code: name some (smile,yaw) or leave --codes out "
-              "for the random set", file=sys.stderr)
-        return 2
-    try:
-        expand_to_hdf5(
-            a.source, a.out, a.variants, bundle=a.bundle, include_original=a.include_original, seed=a.seed, size=a.size,
-            strength=a.strength, mode=a.mode, codes=codes,
-            refine_steps=a.refine_steps, refine_loss=a.refine_loss, framing=a.framing, batch_size=a.batch_size,
-            block_size=a.block_size, compression=a.compression, device=a.device, workers=a.workers, shard=a.shard,
-            merge=True if a.merge_only else None, merge_only=a.merge_only, overwrite=a.overwrite,
-            progress=not a.quiet, command=["genaug", "expand", *argv], gate_threshold=a.gate_threshold,
-            quality_threshold=a.quality_threshold,
-        )
-    except (ExpandError, BundleError, OSError, ValueError, FacesExtraMissing) as e:  # OSError: an unwritable OUT folder
-        print(f"genaug expand: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_guarded("genaug expand", lambda args: run_expand(args, argv), a)

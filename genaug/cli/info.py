@@ -9,7 +9,7 @@ from ..bundle.recipe import EditRecipe, edit_key, model_identity, parse_recipes
 from ..engine.codes import default_codes
 from ..faces.controls import CONTROL_NAMES, IMAGE_CONTROLS
 from ..models.latent import LatentSpec
-from .common import run_guarded
+from .common import EXIT_STATUS, run_guarded
 
 
 def run_info(args: argparse.Namespace) -> None:
@@ -100,7 +100,8 @@ def print_codes(spec: LatentSpec, recipes: dict[str, EditRecipe], directions: se
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="genaug info", description="List a bundle's codes and what they control.")
+    p = argparse.ArgumentParser(prog="genaug info", description="List a bundle's codes and what they control.",
+                                epilog=EXIT_STATUS)
     p.add_argument("path", nargs="?", default=None, metavar="BUNDLE",
                    help="bundle folder or 'default' (the same as --bundle; default: default)")
     p.add_argument("--bundle", default=None, help="bundle folder or 'default' (default: default)")

@@ -1,11 +1,18 @@
-"""The ``genaug`` command line: ``genaug COMMAND [options]``; ``genaug COMMAND --help`` for each."""
+"""The ``genaug`` command line: ``genaug COMMAND [options]``; ``genaug COMMAND --help`` for each.
+
+Exit status, every command (:mod:`genaug.cli.common`): 0 done; 1 failed (a missing, unreadable or corrupt input,
+an output that cannot be written, a full disk, a missing optional extra); 2 usage error (an unknown command or
+option, a malformed or out-of-range value, an unknown code or device, contradictory options: argparse's status);
+130 interrupted (Ctrl-C).
+"""
 from __future__ import annotations
 
 import importlib
 import os
 import sys
+import textwrap
 
-from .common import one_line_warnings
+from .common import EXIT_INTERRUPTED, EXIT_STATUS, EXIT_USAGE, one_line_warnings
 
 # command -> (module with a ``main(argv)``, one-line summary); imported only when used
 COMMANDS = {
@@ -20,7 +27,8 @@ COMMANDS = {
 def usage() -> str:
     lines = ["usage: genaug COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<8} {summary}" for name, (_, summary) in COMMANDS.items()]
-    lines += ["", "Run 'genaug COMMAND --help' for the options of a command."]
+    lines += ["", "Run 'genaug COMMAND --help' for the options of a command.", ""]
+    lines += [textwrap.fill(EXIT_STATUS, 100, subsequent_indent="  ")]
     return "\n".join(lines)
 
 
@@ -38,14 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
         print(f"genaug: unknown command {cmd!r}\n\n{usage()}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         with one_line_warnings(f"genaug {cmd}"):
             return int(importlib.import_module(COMMANDS[cmd][0]).main(rest) or 0)
     except KeyboardInterrupt:  # Ctrl-C: one line, not a page of traceback from wherever the work was
         hint = " (finished blocks are kept: rerun the same command to resume)" if cmd == "expand" else ""
         print(f"genaug {cmd}: interrupted{hint}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 import os
 import shutil
 import sys
@@ -32,14 +31,13 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..bundle.format import Bundle
 from ..distenv import init_distributed, rank_device
-from ..engine.codes import check_code_list, check_seed
 from ..engine.edits import derive_seed, variant_edits
 from ..images import MIN_SIDE
 from ..io import printable
-from .hdf5 import FORMAT, LAYOUT_VERSION, compression_args
+from .hdf5 import FORMAT, LAYOUT_VERSION
 from .parts import PartWriter, merge_parts
 from .runs import RunFiles, describe_skipped, parts_dir_of
-from .settings import ExpandSettings, check_out, code_columns, output_shape, parse_shard
+from .settings import ExpandSettings, check_arguments, check_out, code_columns, output_shape
 from .sources import ExpandError, Source, open_source, to_channels
 
 __all__ = ["ExpandError", "ExpandResult", "ExpandSettings", "expand_to_hdf5"]
@@ -281,7 +279,9 @@ def expand_to_hdf5(
     Resumable: call again with the same arguments after an interruption. ``shard="i/n"`` (or
     torchrun's RANK/WORLD_SIZE) expands blocks ``b % n == i`` only; ``merge`` (default: when
     not sharded; rank 0 under torchrun) merges all parts into ``out``; ``merge_only`` merges
-    finished parts without expanding anything. ``gate_threshold`` turns on the identity gate: the
+    finished parts without expanding anything. ``overwrite`` replaces an ``out`` made by another run (and
+    discards its parts); the old ``out`` stays, readable, until the new one is complete (then an atomic rename), so
+    a run that fails or is interrupted leaves it as it was, and rerunning resumes. ``gate_threshold`` turns on the identity gate: the
     judge ``genaug.faces.identity.get_judge("auto")`` (dlib's descriptor when ``genaug[faces]`` is
     installed, similarity = 1 - distance, same person above 0.4; else the shipped student, 1 - its distance in
     dlib's units, same person above about 0.59; else the project's embedder, cosine); ``gate`` replaces it with any ``gate(original, augmented) -> (N,)``.
@@ -290,27 +290,10 @@ def expand_to_hdf5(
     """
     t0 = time.time()
     source, out = os.path.expanduser(source), os.path.expanduser(out)  # "~/faces" as a shell reads it
-    try:
-        check_code_list(codes)  # "smile" would be read letter by letter, [] as the random set
-    except ValueError as e:
-        raise ExpandError(str(e).replace("codes", "--codes", 1)) from None
-    try:
-        seed = check_seed(seed, "--seed", high=2**63)  # the file's 'seed' attribute is an int64; np.int64 as an int
-    except ValueError as e:
-        raise ExpandError(str(e)) from None
-    if codes is not None:  # numpy integers (np.arange) as plain ints: the run key is JSON
-        codes = [int(c) if isinstance(c, numbers.Integral) and not isinstance(c, bool) else c for c in codes]
-    if isinstance(size, (tuple, list)):  # (W, H), as PIL gives sizes: the run key keeps the CLI's "WxH"
-        size = "x".join(str(v) for v in size)
-    s = ExpandSettings(variants, include_original, size, strength, mode, codes,
-                       refine_steps, refine_loss, framing, batch_size, block_size, gate_threshold,
-                       quality_threshold)
-    s.validate()
-    try:
-        compression_args(compression)
-    except ValueError as e:
-        raise ExpandError(str(e)) from None
-    rank, world = parse_shard(shard)
+    s, seed, (rank, world) = check_arguments(
+        variants, include_original=include_original, seed=seed, size=size, strength=strength, mode=mode, codes=codes,
+        refine_steps=refine_steps, refine_loss=refine_loss, framing=framing, batch_size=batch_size, block_size=block_size,
+        compression=compression, shard=shard, gate_threshold=gate_threshold, quality_threshold=quality_threshold)
     dist = init_distributed("gloo", timeout_s=86400) if shard is None else None
     if merge is None:
         merge = world == 1 or (dist is not None and rank == 0)

@@ -64,8 +64,10 @@ class RunFiles:
                     shutil.rmtree(self.parts_dir)
 
     def finished_output(self, overwrite: bool) -> tuple[int, list[tuple[int, str, str]]] | None:
-        """(records, skipped) when ``out`` is already this run's finished file; None when there is
-        nothing (or ``overwrite`` removed it); ExpandError for another run's file."""
+        """(records, skipped) when ``out`` is already this run's finished file; None when there is nothing to
+        keep (no ``out``, or ``overwrite``); ExpandError for another run's file. ``overwrite`` deletes nothing here:
+        the old ``out`` stays readable until the merge's atomic rename replaces it (an interrupted or failed
+        run leaves it as it was)."""
         if not self.out.exists():
             return None
         same, n_out, skipped, made_by, stored = False, 0, [], None, None
@@ -93,8 +95,6 @@ class RunFiles:
                               f"{self.key_info.get('bundle')}: its weights or edit recipes changed); pass --overwrite to re-render it")
         if not overwrite:
             raise ExpandError(f"{self.out} already exists (made by a different run or unreadable); pass --overwrite to replace it")
-        if self.rank == 0:
-            self.out.unlink()
         return None
 
     def write_manifest(self, extra: dict[str, Any], overwrite: bool) -> None:

@@ -1,4 +1,4 @@
-"""What an expansion is asked for, checked before any work starts: :class:`ExpandSettings`
+"""What an expansion is asked for, checked before any work starts (:func:`check_arguments`): :class:`ExpandSettings`
 (everything that changes the records, part of the run key), ``--size`` and ``--shard`` parsing, the
 output path and the records' shape, and the columns of the ``codes`` dataset (see
 :mod:`genaug.expand.hdf5`). Used by :func:`genaug.expand.pipeline.expand_to_hdf5`.
@@ -16,8 +16,10 @@ import h5py
 import numpy as np
 
 from ..distenv import dist_env
-from ..engine.codes import all_code_names, code_index, control_of, default_codes
+from ..engine.codes import all_code_names, check_code_list, check_seed, code_index, control_of, default_codes
 from ..images import MIN_SIDE
+from ..models.recon import parse_mix
+from .hdf5 import compression_args
 from .sources import ExpandError, Source
 
 MAX_VARIANTS = int(np.iinfo(np.int16).max)  # variants per source the int16 ``variant`` dataset can number
@@ -61,6 +63,10 @@ class ExpandSettings:
             raise ExpandError(f"--quality-threshold must be 'auto' or a number in [0, 1], got {q!r}")
         if self.mode not in ("delta", "regenerate"):
             raise ExpandError(f"--mode must be 'delta' or 'regenerate', got {self.mode!r}")
+        try:
+            parse_mix(self.refine_loss)
+        except ValueError as e:
+            raise ExpandError(f"--refine-loss: {e}") from None
         if self.size not in ("model", "source"):
             parse_size(self.size)
         # numpy scalars as plain ones (the run key is JSON: np.int64 failed to serialise) and 1 as 1.0 (the same run key)
@@ -71,6 +77,39 @@ class ExpandSettings:
     @property
     def rows_per_source(self) -> int:
         return self.variants + int(self.include_original)
+
+
+def check_arguments(
+    variants: int = 8, *, include_original: bool = False, seed: int = 0, size: str | tuple[int, int] = "model",
+    strength: float = 1.0, mode: str = "delta", codes: list[str] | None = None, refine_steps: int | None = None,
+    refine_loss: str = "mse+msssim", framing: str = "auto", batch_size: int = 64, block_size: int = 256,
+    compression: str = "lzf", shard: str | tuple[int, int] | None = None, gate_threshold: float | None = None,
+    quality_threshold: float | str | None = None,
+) -> tuple[ExpandSettings, int, tuple[int, int]]:
+    """The values of :func:`expand_to_hdf5`'s arguments (those of the same names), checked before any file or
+    model is read: ``(settings, seed, (rank, world))``, or an :class:`ExpandError` naming the option. The codes'
+    names are checked against the bundle later (by the engine)."""
+    try:
+        check_code_list(codes)  # "smile" would be read letter by letter, [] as the random set
+    except ValueError as e:
+        raise ExpandError(str(e).replace("codes", "--codes", 1)) from None
+    try:
+        seed = check_seed(seed, "--seed", high=2**63)  # the file's 'seed' attribute is an int64; np.int64 as an int
+    except ValueError as e:
+        raise ExpandError(str(e)) from None
+    if codes is not None:  # numpy integers (np.arange) as plain ints: the run key is JSON
+        codes = [int(c) if isinstance(c, numbers.Integral) and not isinstance(c, bool) else c for c in codes]
+    if isinstance(size, (tuple, list)):  # (W, H), as PIL gives sizes: the run key keeps the CLI's "WxH"
+        size = "x".join(str(v) for v in size)
+    s = ExpandSettings(variants, include_original, size, strength, mode, codes,
+                       refine_steps, refine_loss, framing, batch_size, block_size, gate_threshold,
+                       quality_threshold)
+    s.validate()
+    try:
+        compression_args(compression)
+    except ValueError as e:
+        raise ExpandError(str(e)) from None
+    return s, seed, parse_shard(shard)
 
 
 def parse_size(size: str) -> tuple[int, int]:

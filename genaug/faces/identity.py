@@ -20,6 +20,7 @@ augmented)`` (``1 - distance``, higher = more alike) is usable as the engine's q
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 from pathlib import Path
@@ -216,6 +217,7 @@ class EmbedderJudge(IdentityJudge):
         self.net = net.to(device).eval()
         self.name, self.threshold, self.metric, self.scale = name, float(threshold), metric, float(scale)
         self.device, self.batch_size = torch.device(device), int(batch_size)
+        self._copies: dict[torch.device, nn.Module] = {}  # the net on other devices (embed_with_grad)
 
     @torch.no_grad()
     def embed(self, x: Tensor) -> Tensor:
@@ -229,8 +231,17 @@ class EmbedderJudge(IdentityJudge):
         ``judge.distance(judge.embed_with_grad(edited), judge.embed(original).to(dev)).mean()``."""
         if x.ndim != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected an NCHW batch with 1 or 3 channels, got {tuple(x.shape)}")
-        self.net.to(x.device)
-        return F.normalize(self.net(x.float()), dim=1) * self.scale
+        return F.normalize(self._net_on(x.device)(x.float()), dim=1) * self.scale
+
+    def _net_on(self, device: torch.device) -> nn.Module:
+        """The net on ``device``: ``self.net`` where it lies, else a copy made once per device. ``self.net`` never
+        moves: ``embed`` and a gate sharing this (cached) judge keep finding it on ``self.device``."""
+        here = next(self.net.parameters()).device
+        if device == here:
+            return self.net
+        if device not in self._copies:  # a judge's weights are fixed: the copy is never refreshed
+            self._copies[device] = copy.deepcopy(self.net).to(device).eval()
+        return self._copies[device]
 
     def distance(self, a: Tensor, b: Tensor) -> Tensor:
         if self.metric == "euclidean":
