@@ -121,34 +121,29 @@ def run_augment(args: argparse.Namespace) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     sheet_rows, written, skipped, faceless = [], 0, [], []
     bar = tqdm(total=len(files), desc="augmenting", unit="img", disable=getattr(args, "quiet", False))
-    for start in range(0, len(files), engine.batch_size):
-        chunk, images, indices = [], [], []
-        for path in files[start : start + engine.batch_size]:
-            try:
-                index = file_index(path.relative_to(root) if root.is_dir() else Path(path.name))
-                images.append(_load(path))
-                chunk.append(path)
-                indices.append(index)
-            except (OSError, ValueError) as e:
-                skipped.append(path)
-                tqdm.write(f"genaug augment: skipped {path}: {e}", file=sys.stderr)  # above the bar, not on its line
-        if images:
-            no_face: list[int] = []
-            done = augment_chunk(engine, images, indices, args.variants, args.seed, no_face)
-            for k in no_face:
-                faceless.append(chunk[k])
-                tqdm.write(f"genaug augment: no face found in {chunk[k]}: variants written unchanged", file=sys.stderr)
-            for path, img, variants in zip(chunk, images, done):
-                stem = out / names[path]
-                stem.parent.mkdir(parents=True, exist_ok=True)
-                for i, v in enumerate(variants):
-                    im = Image.fromarray(v)
-                    (im.convert("LA") if Path(path) in _GREY_ALPHA else im).save(stem.with_name(f"{stem.name}_aug{i:02d}.png"))
-                written += len(variants)
-                if len(sheet_rows) < SHEET_ROWS:
-                    cells = [Image.fromarray(a).convert("RGB").resize((CELL, CELL)) for a in [img, *variants]]
-                    sheet_rows.append(hstack(cells, gap=2))
-        bar.update(len(files[start : start + engine.batch_size]))
+    for path in files:  # one file per pass: its variants do not depend on the files beside it in a batch
+        bar.update(1)       # (the inversion's float sums follow the batch size)
+        try:
+            index = file_index(path.relative_to(root) if root.is_dir() else Path(path.name))
+            img = _load(path)
+        except (OSError, ValueError) as e:
+            skipped.append(path)
+            tqdm.write(f"genaug augment: skipped {path}: {e}", file=sys.stderr)  # above the bar, not on its line
+            continue
+        no_face: list[int] = []
+        variants = augment_chunk(engine, [img], [index], args.variants, args.seed, no_face)[0]
+        if no_face:
+            faceless.append(path)
+            tqdm.write(f"genaug augment: no face found in {path}: variants written unchanged", file=sys.stderr)
+        stem = out / names[path]
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        for i, v in enumerate(variants):
+            im = Image.fromarray(v)
+            (im.convert("LA") if Path(path) in _GREY_ALPHA else im).save(stem.with_name(f"{stem.name}_aug{i:02d}.png"))
+        written += len(variants)
+        if len(sheet_rows) < SHEET_ROWS:
+            cells = [Image.fromarray(a).convert("RGB").resize((CELL, CELL)) for a in [img, *variants]]
+            sheet_rows.append(hstack(cells, gap=2))
     bar.close()
     if not sheet_rows:
         raise ValueError(f"none of the {len(files)} image(s) in {args.input} could be read")
