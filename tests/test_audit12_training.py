@@ -189,7 +189,7 @@ def test_a_bad_value_is_one_line_naming_its_option(tmp_path, capsys, kind, bad, 
     torch's 'Invalid learning rate: -1.0'."""
     faces = write_faces(tmp_path / "faces", n=12)
     opts = [*EDIT_TINY, "--steps", "1"] if kind == "edit" else GAN_TINY
-    assert train_main([str(faces), str(tmp_path / "run"), "--kind", kind, *opts, *bad]) == 1
+    assert train_main([str(faces), str(tmp_path / "run"), "--kind", kind, *opts, *bad]) == 2  # a usage error
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and named in err[0], err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()

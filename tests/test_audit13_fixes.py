@@ -136,3 +136,22 @@ def test_last_info_says_what_it_describes_inside_one_of():
         ran.append("GenerativeFaceAug" in [name for name, _ in res["applied_transforms"]])
         assert (aug.last_info is not None) == ran[-1]
     assert any(ran) and not all(ran)
+
+
+@pytest.mark.parametrize("kind, bad", [("edit", ["--steps", "-5"]), ("infogan", ["--lr-g", "0"]), ("detail", ["--lr", "0"])])
+def test_genaug_train_exits_two_for_a_bad_value_and_one_for_a_missing_folder(tmp_path, capsys, kind, bad):
+    """``genaug train`` exited 1 for every error, a bad ``--steps`` as a missing folder; the other commands' rule
+    holds for it too: 2 for a value no file could make right, 1 for a path that is not there."""
+    from genaug.training.cli import main as train_main
+    from test_audit12_training import GAN_TINY
+    from test_training_options import EDIT_TINY
+
+    missing = str(tmp_path / "no-faces")
+    args = {"edit": [missing, str(tmp_path / "run"), "--kind", "edit", *EDIT_TINY, "--steps", "1"],
+            "infogan": [missing, str(tmp_path / "run"), "--kind", "infogan", *GAN_TINY],
+            "detail": ["--kind", "detail", "default", missing, "--out", str(tmp_path / "run"), "--steps", "1"]}[kind]
+    assert train_main([*args, *bad]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("genaug train") and bad[0] in err[0], err
+    assert train_main(args) == 1  # the folder of faces is not there: a failure
+    assert "no-faces" in capsys.readouterr().err

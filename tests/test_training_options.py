@@ -102,7 +102,7 @@ def test_a_bound_attribute_the_data_lacks_is_named_with_a_suggestion(tmp_path, c
         CodeLayout(spec, None)
     faces = write_faces(tmp_path / "faces", n=4)
     assert gan_main([str(faces), str(tmp_path / "run"), "--categorical", "glasses:2:Eyeglass", "--device", "cpu"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()[-1]  # the KeyError's message, not its repr in quotes
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # the message, not a repr in quotes
     assert err.startswith("genaug train: error: attribute 'Eyeglass' not in the attribute file"), err
 
 

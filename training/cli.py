@@ -117,15 +117,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def gan_main(argv: list[str]) -> int:
-    """The infogan / began command line: a bad path, an unreadable folder or a bad value is one line
-    on stderr and exit status 1 (unreadable files inside the folder are skipped with a warning)."""
-    args = build_parser(kind=dispatched_kind(argv)).parse_args(argv)
-    try:
-        train(TrainConfig.from_flat(**vars(args)))
-    except (OSError, ValueError, KeyError) as e:
-        print(f"genaug train: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
-        return 1
-    return 0
+    """The infogan / began command line: a bad value is one line on stderr and exit status 2 (a usage error), a bad
+    path or an unreadable folder 1 (unreadable files inside the folder are skipped with a warning)."""
+    from genaug.cli.common import checking_arguments, run_guarded
+
+    def run(args: argparse.Namespace) -> None:
+        with checking_arguments():
+            cfg = TrainConfig.from_flat(**vars(args))
+        train(cfg)
+
+    return run_guarded("genaug train", run, build_parser(kind=dispatched_kind(argv)).parse_args(argv))
 
 
 if __name__ == "__main__":

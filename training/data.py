@@ -65,8 +65,8 @@ class FaceData:
     def attribute_index(self, name: str) -> int:
         if not self.attribute_names or name not in self.attribute_names:
             if name in self.not_labels:
-                raise KeyError(f"attribute {name!r}: {self.why_not(name)}")
-            raise KeyError(f"attribute {name!r} not in the attribute file (has {self.attribute_names})")
+                raise ValueError(f"attribute {name!r}: {self.why_not(name)}")
+            raise ValueError(f"attribute {name!r} not in the attribute file (has {self.attribute_names})")
         return self.attribute_names.index(name)
 
     def subset(self, idx: Tensor | list[int]) -> "FaceData":

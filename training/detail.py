@@ -29,7 +29,6 @@ import argparse
 import copy
 import json
 import math
-import sys
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -272,12 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     kind_option(p, "detail")
     a = vars(p.parse_args(argv))
     a.pop("kind")
-    try:
-        DetailTrainer(DetailConfig(**a)).run()
-    except (OSError, ValueError) as e:
-        print(f"genaug train --kind detail: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    from genaug.cli.common import checking_arguments, run_guarded
+
+    def run(a: dict) -> None:
+        with checking_arguments():  # a bad value: exit status 2; a bad path or bundle: 1
+            cfg = DetailConfig(**a)
+        DetailTrainer(cfg).run()
+
+    return run_guarded("genaug train --kind detail", run, a)
 
 
 if __name__ == "__main__":

@@ -394,18 +394,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """A bad path or value is one line on stderr and exit status 1."""
-    import sys
+    """A bad value is one line on stderr and exit status 2 (a usage error), a bad path or unreadable data 1
+    (:mod:`genaug.cli.common`)."""
+    from genaug.cli.common import checking_arguments, run_guarded
 
     args = vars(build_parser().parse_args(argv))
     args.pop("kind")
-    try:
-        bundle = EditTrainer(EditTrainConfig(**args)).run()
-    except (OSError, ValueError, KeyError) as e:
-        print(f"genaug train --kind edit: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
-        return 1
-    print(f"wrote {bundle.path}")
-    return 0
+
+    def run(args: dict) -> None:
+        with checking_arguments():
+            cfg = EditTrainConfig(**args)
+        print(f"wrote {EditTrainer(cfg).run().path}")
+
+    return run_guarded("genaug train --kind edit", run, args)
 
 
 if __name__ == "__main__":
