@@ -50,25 +50,27 @@ def _face(bundle) -> torch.Tensor:
 def test_a_colour_value_near_the_faces_own_is_moved_as_the_engine_moves_it(bundle):
     # synthetic and deterministic: values 0.001 off the face's own tone, shade and warmth (the first two rows came back
     # bit-identical); the batch path moves them as Engine.augment does, on the drawn side or, past the drawn range,
-    # the other, and leaves a value far from the face's own as drawn
-    x = _face(bundle)[None].repeat(4, 1, 1, 1)
-    idx = torch.zeros(4, dtype=torch.long)
+    # the other, and leaves a value far from the face's own as drawn (beside a relative glasses edit: the plan whose new
+    # categories are found on the device)
+    x = _face(bundle)[None].repeat(5, 1, 1, 1)
+    idx = torch.zeros(5, dtype=torch.long)
     first = BatchFaceAug(p=1.0, bundle=bundle, seed=0)
     first(x[:1], index=idx[:1])
     spec = bundle.spec
-    code = torch.tensor([spec.code_index(c) for c in ("tone", "shade", "warmth", "tone")])
-    own = first.table.gather(idx[:1])[0][0, [spec.code_slice(int(c)).start for c in code]].double()
+    code = torch.tensor([spec.code_index(c) for c in ("tone", "shade", "warmth", "tone", "glasses")])
+    own = first.table.gather(idx[:1])[0][0, [spec.code_slice(int(c)).start for c in code[:4]]].double()
     bounds = {"warmth": (-1.0, float(own[2]) + 0.01)}  # own + the margin lies past it: moved down
     aug = BatchFaceAug(p=1.0, bundle=bundle, bounds=bounds, table=first.table, return_params=True)
-    value = own + torch.tensor([0.001, -0.001, 0.001, 0.5], dtype=torch.float64)
-    strength = torch.tensor([1.0, 0.5, 1.0, 1.0])
-    params = BatchParams(torch.ones(4, dtype=torch.bool), code, value, torch.zeros(4, dtype=torch.bool), strength)
+    value = torch.cat([own + torch.tensor([0.001, -0.001, 0.001, 0.5], dtype=torch.float64), torch.ones(1, dtype=torch.float64)])
+    strength = torch.tensor([1.0, 0.5, 1.0, 1.0, 1.0])
+    relative = torch.tensor([False, False, False, False, True])
+    params = BatchParams(torch.ones(5, dtype=torch.bool), code, value, relative, strength)
     out, p = aug(x, index=idx, params=params)
     assert not (out == x).flatten(1).all(1).any()
-    gain = torch.tensor([bundle.recipe(int(c), 0).gain for c in code], dtype=torch.float64)
-    expected = own + torch.tensor([1.0, -1.0, -1.0, 0.0], dtype=torch.float64) * COLOUR_MARGIN / (gain * strength)
+    gain = torch.tensor([bundle.recipe(int(c), 0).gain for c in code[:4]], dtype=torch.float64)
+    expected = own + torch.tensor([1.0, -1.0, -1.0, 0.0], dtype=torch.float64) * COLOUR_MARGIN / (gain * strength[:4])
     expected[3] = value[3]
-    assert torch.allclose(p.target.double(), expected, atol=1e-5), (p.target, expected)
+    assert torch.allclose(p.target[:4].double(), expected, atol=1e-5), (p.target, expected)
     assert torch.equal(p.value, value)  # the params keep the draw (replayed: moved alike)
     assert torch.equal(aug(x, index=idx, params=p)[0], out)
     eng = Engine(bundle, device="cpu", framing="full", bounds=bounds)  # the per-photo path on the same draw

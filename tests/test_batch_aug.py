@@ -315,7 +315,8 @@ def test_host_columns_pack_for_an_accelerator_as_on_the_host(monkeypatch):
     aug = batch_aug(p=1.0, seed=0)
     aug._engine_on(torch.device("cpu"))
     p = aug.draw(16)
-    host = edit_plan(aug._layout, p.code, p.value, p.relative, p.strength, aug._recipe)  # with (N, 1) rates
+    host = edit_plan(aug._layout, p.code, p.value, p.relative, p.strength, aug._recipe, aug._margin)  # (N, 1) rates,
+    assert "margin" in host and "margin_at" in host  # the colour margin's columns
     host["slots"] = np.arange(100, 116)
     dtypes = {**PLAN_DTYPES, "slots": torch.long}
     on_host = batch_module.columns(host, dtypes, torch.device("cpu"))

@@ -1,7 +1,8 @@
 """The one batched pass of :class:`genaug.BatchFaceAug` over the rows drawn a latent-code edit (:func:`augment_rows`):
 the rows put in the order of their code's kind, the per-row plan made on the host and sent in one copy, the model
-frame, the latent look-up (:mod:`genaug.engine.batch_latents`), the edit (:mod:`genaug.engine.batch_edits`), one
-generator pass, the blend and the colour fit, the paste back (:mod:`genaug.engine.batch_render`), written back by index.
+frame, the latent look-up (:mod:`genaug.engine.batch_latents`), the edit (:mod:`genaug.engine.batch_edits`: a random
+colour edit moved off the face's own value there), one generator pass, the blend and the colour fit, the paste back
+(:mod:`genaug.engine.batch_render`), written back by index.
 """
 from __future__ import annotations
 
