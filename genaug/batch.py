@@ -8,8 +8,10 @@
 Per call: which rows are edited (probability ``p``), the code, its value and the strength are drawn
 on the host from the transform's CPU ``torch.Generator`` (the same draws on every device, like
 kornia's parameters) and sent in one non-blocking copy; the edited rows go through one batched
-pass on the device (frame, latent look-up, :mod:`genaug.engine.batch_edits`, one generator pass, blend,
-paste back). The output keeps the input's dtype, shape, device and ``tv_tensors.Image`` type (grey
+pass on the device (:mod:`genaug.engine.batch_pass`: frame, latent look-up, :mod:`genaug.engine.batch_edits`, one
+generator pass, blend, paste back). A random colour edit is moved at least ``COLOUR_MARGIN`` off the face's own value
+on the device, as :class:`genaug.Engine` moves it (``params.value`` keeps the draw, ``params.target`` the value
+applied; a replay of the params moves it alike). The output keeps the input's dtype, shape, device and ``tv_tensors.Image`` type (grey
 and RGBA batches too: edited as grey RGB, alpha kept);
 rows not drawn come back unchanged. Nothing is differentiable: the output is detached data.
 
@@ -38,17 +40,15 @@ from torch import Tensor, nn
 from .bundle.format import Bundle
 from .device import float32_default, no_autocast, resolve_device
 from .distenv import mix_worker_seed
-from .engine.batch_edits import (_MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, code_layout, edit_plan, plan_columns,
-                                 recipe_kinds, recipe_tables)
+from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe_kinds, recipe_tables
 from .engine.batch_inputs import one_image, other_tv_tensor, route, tv_image_type
 from .engine.batch_landmarks import check_landmark_values, check_landmarks, find_landmarks
-from .engine.batch_latents import content_slots, named_slots, stored
-from .engine.batch_render import columns, frame, grid_blend, make_grey, paste, recolour, render_controls
-from .engine.colour import _HALF, fit_regressors, part, sample_grid, workspace
+from .engine.batch_pass import augment_rows, channels_last
+from .engine.batch_render import render_controls
 from .engine.codes import all_code_names, check_codes, check_seed, code_ranges, default_codes, strength_range
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
-from .engine.render import MODES, luma_only, within_region
+from .engine.render import MODES
 from .faces.framing import face_box
 from .images import MIN_SIDE, needs_clipping
 
@@ -128,7 +128,7 @@ class BatchFaceAug(nn.Module):
     def __getstate__(self) -> dict[str, Any]:
         """Pickling / deepcopy / ``torch.save`` keep the settings, generator (as bytes: a spawned DataLoader worker cannot
         read a pickled torch.Generator) and named ``table``; the engine and the content cache (~300 MB) are rebuilt."""
-        drop = ("_layout", "_recipe", "_colour_codes", "_colour_all", "_colour_entries", "_luma_code", "_luma_entries",
+        drop = ("_layout", "_recipe", "_margin", "_colour_codes", "_colour_all", "_colour_entries", "_luma_code", "_luma_entries",
                 "_region_code", "_region_entries", "_slots", "_content")
         g = None if self.generator is None else self.generator.get_state().numpy().tobytes()
         return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "generator": g, "_engine": None, "_feathers": {},
@@ -170,7 +170,7 @@ class BatchFaceAug(nn.Module):
     # ------------------------------------------------------------------ setup
     def _engine_on(self, device: torch.device, bundle: Bundle | None = None) -> Any:
         if self._engine is None:
-            from .engine.core import Engine
+            from .engine.core import COLOUR_MARGIN, Engine
 
             if device.type == "meta":
                 raise ValueError("this BatchFaceAug was moved to the 'meta' device (shapes only, no weights): "
@@ -181,6 +181,9 @@ class BatchFaceAug(nn.Module):
             self._recipe = recipe_tables(eng.bundle, self._layout, eng.device)
             (self._kind, self._colour_all, self._recipe_has, self._colour_entries, self._luma_code, self._luma_entries,
              self._region_code, self._region_entries) = recipe_kinds(eng.bundle, self._layout, self._recipe, eng.device)
+            # a random colour edit moved at least COLOUR_MARGIN off the face's own value, as the engine moves it
+            self._margin = (colour_margins(eng.spec, self._colour_all, code_ranges(eng.spec, self.bounds), COLOUR_MARGIN)
+                            if self.mode == "delta" else None)
             if getattr(self, "_content", None) is None:  # (kept when .to() moved the transform)
                 self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
             self.table.bind(f"{eng._settings}|framing={self.framing}")  # a shared table: latents of one framing
@@ -329,7 +332,7 @@ class BatchFaceAug(nn.Module):
                                                              params.value, params.relative, params.strength)
         with no_autocast(eng.device):  # inside a mixed-precision step genaug still runs in its own precision
             td = t if t.device == eng.device else t.to(eng.device)
-            out, target = self._augment(td, latent, index, eng, checked)
+            out, target = augment_rows(self, td, latent, index, eng, checked)
             if rendered is not None and rendered.any():
                 a = alpha if alpha is None or alpha.device == eng.device else alpha.to(eng.device)
                 out, target, a = render_controls(td, out, target, params, rendered, eng, self.framing, a, marks)  # (a yaw moves alpha)
@@ -342,121 +345,10 @@ class BatchFaceAug(nn.Module):
         if clipped:  # rows not drawn come back as given, unclipped
             keep = ~torch.from_numpy(host_array(params.apply)).to(out.device)
             out = torch.where(keep[:, None, None, None], given, out)
-        if _channels_last(x):  # as the input's layout
+        if channels_last(x):  # as the input's layout
             out = out.contiguous(memory_format=torch.channels_last)
         if wrapped:
             from torchvision import tv_tensors
 
             out = tv_tensors.wrap(out, like=x)
         return (out, params) if self.return_params else out
-
-    def _augment(self, x: Tensor, params: BatchParams, index: Tensor | None, eng: Any,
-                 checked: bool = False) -> tuple[Tensor, Tensor]:
-        """``checked``: float values of ``x`` are known to lie in [0, 1] (saves a clamp in the content keys).
-        The edited rows are worked in the order of their code's kind (``_kind``: blended whole, then
-        blended whole and colour-fitted, then colour transform alone; within a kind, rows with a content
-        edit first), so each step reads a slice, and written back by index."""
-        dev, n = eng.device, x.shape[0]
-        rows = np.flatnonzero(host_array(params.apply))  # host bookkeeping in numpy: no tensor operations
-        if len(rows) == 0:
-            return x.clone(), torch.full((n,), float("nan"), device=dev)
-        every, m, delta = len(rows) == n, len(rows), self.mode == "delta"
-        pick = host_array if every else (lambda t: host_array(t)[rows])
-        codes = pick(params.code)
-        kind = self._kind[codes] if delta else np.zeros(m, dtype=np.int64)
-        shift, transfer = self._recipe_has[:, 0][codes], self._recipe_has[:, 1][codes]
-        order = np.lexsort((~transfer, ~shift, kind))
-        identity = every and np.array_equal(order, np.arange(m))
-        pick = (lambda t, pick=pick: pick(t)[order]) if not identity else pick
-        codes, shift, transfer = codes[order], shift[order], transfer[order]
-        a0, a = int((kind == 0).sum()), int((kind < 2).sum())  # [:a0] plain, [a0:a] fitted too, [a:] grid only
-        prefix = lambda f: int(f.sum()) if not np.diff(f.astype(np.int8)).clip(0).any() else None  # noqa: E731
-        content_rows, transfer_rows = prefix(shift), prefix(transfer)
-        table = self.table if index is not None else self._content
-        float32 = table.rows is not None and table.rows.dtype == torch.float32  # (the first call: the latents are not made yet)
-        host = plan_columns(edit_plan(self._layout, codes, pick(params.value), pick(params.relative), pick(params.strength),
-                                      self._recipe), content_rows, transfer_rows, float32, entries=a > 0)
-        if not identity:  # (the identity order reads neither)
-            host.update(dest=rows[order], inverse=np.argsort(order))
-        if index is not None:
-            host["slots"] = pick(index)
-        cols = columns(host, {**PLAN_DTYPES, "dest": torch.long, "inverse": torch.long, "slots": torch.long}, dev)
-        xr = x if identity else x.index_select(0, cols["dest"])  # the rows in that order
-        box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), self.framing)
-        x01 = frame(xr, box, eng.image_size)  # the model frame in [0, 1]
-        full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]  # no crop, no resize
-        # results, in that order; contiguous or channels_last (as the input), the layouts the steps view flat
-        # (empty_like would copy any strides, e.g. x.transpose(2, 3)'s, which the colour step cannot view as (N, C, H * W))
-        layout = torch.channels_last if _channels_last(xr) else torch.contiguous_format
-        buf = torch.empty_like(xr, memory_format=layout) if delta and full and xr.dtype == torch.float32 else None
-        if index is not None:
-            slots, grey = named_slots(self.table, x01, host["slots"], cols["slots"], eng)
-        else:  # a uint8 batch that is the model frame already is hashed as it is
-            slots, grey = content_slots(self._slots, self._content, x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked,
-                                        self._work, scratch=buf)
-        latent = torch.index_select(stored(self._views, table), 0, slots,
-                                    out=workspace(self._work, "latent", (m, table.latent_dim), table.rows.dtype, dev))
-        edited, target, _, entry = apply_plan(latent, self._layout, self._recipe, cols, True, content_rows, transfer_rows)
-        images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
-        grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
-        parts = []  # (first row, rows in x's dtype)
-        if a:
-            base = stored(self._views, table, 1).index_select(0, _rows(slots, 0, a))
-            weights = self._recipe.mask_weights.index_select(0, _rows(entry, 0, a))
-            result = blend(_rows(x01, 0, a), base, _rows(images, 0, a), self.mode, weights, out=None if buf is None else _rows(buf, 0, a))
-            if delta and self._luma_code[codes[:a]].any():  # brightness-only edits keep the photo's colour
-                result.copy_(luma_only(_rows(x01, 0, a), result, self._luma_entries.index_select(0, _rows(entry, 0, a))).clamp_(0, 1))
-            if delta and self._region_code[codes[:a]].any():  # the change kept where the edit belongs on the face
-                result = within_region(_rows(x01, 0, a), result, self._region_entries.index_select(0, _rows(entry, 0, a)))
-            result = make_grey(result, np.flatnonzero(grey[:a]))
-        if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour), fitted on a grid
-            xg = sample_grid(_rows(x01, a0))  # the fit reads a ~16 x 16 grid only
-            c = xg.shape[1]
-            f = workspace(self._work, "fit", (m - a0, 2 * c + 2, *xg.shape[2:]), torch.float32, dev)
-            part(f, (None, (0, c))).copy_(xg)
-            dst = part(f, (None, (c + 2, 2 * c + 2)))
-            if a > a0:
-                dst[: a - a0].copy_(sample_grid(result[a0:]))
-            if m > a:
-                g = grid_blend(_rows(xg, a - a0), stored(self._views, table, max(1, eng.image_size // 16)).index_select(0, _rows(slots, a)),
-                               sample_grid(_rows(images, a)), out=_rows(dst, a - a0))
-                make_grey(g, np.flatnonzero(grey[a:]))
-            torch.add(_MINUS_ONE, f, alpha=2, out=f)  # to model units and back, as the engine's fit sees them
-            transform = fit_regressors(torch.add(_HALF, f, alpha=0.5, out=f), True, self._work)
-        if a:
-            result = paste(result, _rows(x01, 0, a), _rows(xr, 0, a), box, self._feathers)
-            if a > a0:  # colour-fitted rows blended whole: colour entries take the colour transform
-                new = recolour(xr[a0:a], transform[: a - a0], np.flatnonzero(grey[a0:a]))
-                if not self._colour_all[codes[a0:a]].all():  # a code with colour and non-colour recipes
-                    is_colour = self._colour_entries.index_select(0, entry[a0:a])
-                    new = torch.where(is_colour[:, None, None, None], new, result[a0:])
-                result[a0:] = new
-            parts.append((0, result))
-        if m > a:
-            parts.append((a, recolour(_rows(xr, a), _rows(transform, a - a0), np.flatnonzero(grey[a:]),
-                                      None if buf is None else _rows(buf, a), self._work)))
-        if buf is not None:  # written in place: one gather back to the rows' places
-            out = buf if identity else buf.index_select(0, cols["inverse"]) if every else x.clone().index_copy_(0, cols["dest"], buf)
-            return out, target if identity else target.index_select(0, cols["inverse"]) if every else \
-                torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
-        if identity and len(parts) == 1:
-            return parts[0][1], target
-        out = torch.empty_like(x) if every else x.clone()
-        for at, done in parts:
-            if identity:
-                out[at : at + len(done)] = done
-            else:
-                out.index_copy_(0, cols["dest"][at : at + len(done)], done)
-        if identity:
-            return out, target
-        return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
-
-
-def _channels_last(t: Tensor) -> bool:
-    """``t`` is laid out channels_last (and not also plain contiguous, as a 1-channel or 1x1 batch can be)."""
-    return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
-
-
-def _rows(t: Tensor, start: int, stop: int | None = None) -> Tensor:
-    """``t[start:stop]``, or ``t`` itself (no view operation) when that is all of it."""
-    return t if start == 0 and (stop is None or stop >= len(t)) else t[start:stop]

@@ -317,17 +317,21 @@ class GenerativeAugDataset(Dataset):
 
     def meta(self, index: int) -> SampleMeta:
         """Metadata of sample ``index`` (source index, edit, reconstruction score) as planned (beside boxes, masks or
-        keypoints without a head turn, see :meth:`_plan`), without rendering it; the sample itself reports the edit
-        as applied (a ``yaw`` scaled into the face's room, see ``ImageControl.fit``)."""
+        keypoints without a head turn, see :meth:`_plan`), without rendering it: the category a relative edit lands on
+        and a colour edit's value moved off the face's own (``Engine._colour_margin``), as the sample applies them;
+        the sample itself reports the edit as applied (also a ``yaw`` scaled into the face's room, see
+        ``ImageControl.fit``, and a gate's re-draw)."""
         self.prepare()
         src, v = self._locate(index)
         score = float(self.scores[src])
         if self.include_original and v == 0:
             return SampleMeta.of(src, v, None, "original", score, original=True)
+        e, latent = self.engine, self.latents[src : src + 1]
         edit = self._plan(src, self.marked[src])[v - int(self.include_original)]
         if edit.relative:  # the category it lands on, as items' metas and HDF5 ``codes`` record it
-            edit = resolve_edits(self.latents[src : src + 1], self.engine.spec, [edit])[0]
-        return SampleMeta.of(src, v, edit, edit.describe(self.engine.spec), score)
+            edit = resolve_edits(latent, e.spec, [edit])[0]
+        edit = e._colour_margin([edit], latent, torch.tensor([e.strength], dtype=torch.float32), e.mode)[0]  # (as drawn=True)
+        return SampleMeta.of(src, v, edit, edit.describe(e.spec), score)
 
     def __getitem__(self, index: int) -> Any:
         meta = self.meta(index)

@@ -9,7 +9,8 @@ Per engine, two sets of tables are built once:
 * :class:`RecipeTables` (from the bundle's per-edit runtime settings, :func:`recipe_tables`, the one
   place that reads them), on the device: gain and local-regeneration threshold by (code index, target
   category; 0 for continuous codes), and the content edit (shift along the code's direction, the
-  target category's mean content and selective-transfer weights) by (code, old category, new one).
+  target category's mean content and selective-transfer weights) by (code, old category, new one);
+* :func:`colour_margins` (host, by code): the least code move of a random colour edit and its drawn range.
 
 :func:`edit_plan` works out on the host, in numpy, all of an edit that does not depend on the
 latent; :func:`apply_plan` does the rest on the device in a fixed number of batched operations
@@ -38,10 +39,11 @@ class BatchParams:
 
     apply: Tensor  # (N,) bool: rows edited
     code: Tensor  # (N,) long: code index
-    value: Tensor  # (N,) float64: category offset (relative rows), category, or continuous value
+    value: Tensor  # (N,) float64 as drawn: category offset (relative rows), category, or continuous value
     relative: Tensor  # (N,) bool
     strength: Tensor  # (N,) float32
-    target: Tensor | None = None  # (N,) on the device: the absolute value each edited row got (NaN: not edited)
+    target: Tensor | None = None  # (N,) on the device: the absolute value each edited row got (NaN: not edited; a
+    #                               random colour edit moved off the face's own value: see colour_margins)
     landmarks: Tensor | None = None  # (N, 5, 2) float32 where given (aug(x, landmarks=)): where controls were placed
     #                                  (a NaN row, or None: the framing rule's landmarks)
 
@@ -174,13 +176,15 @@ def recipe_kinds(bundle: Any, layout: CodeLayout, recipe: RecipeTables, device: 
 
 
 def edit_plan(layout: CodeLayout, code: Any, value: Any, relative: Any, strength: Any,
-              recipe: RecipeTables | None = None) -> dict[str, np.ndarray]:
+              recipe: RecipeTables | None = None, margin: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The part of :func:`edit_latents` that does not depend on the latents, on the host in numpy
     (no tensor operations): per row (N,) arrays of the drawn ``code``, ``value``, ``relative`` and
     ``strength`` (numpy, or host tensors) -> per row columns for :func:`apply_plan` (:data:`PLAN_DTYPES`).
     With ``recipe`` and no relative categorical row, also each row's gain times strength (float32, as the
-    device multiplies them) and local-regeneration threshold."""
-    start, width, cat, entry, move, move_per_column = layout.per_code[np.asarray(code, dtype=np.int64)].T
+    device multiplies them) and local-regeneration threshold. With ``margin`` (:func:`colour_margins`) and a
+    colour row, the columns :func:`colour_margin` reads."""
+    code = np.asarray(code, dtype=np.int64)
+    start, width, cat, entry, move, move_per_column = layout.per_code[code].T
     value = np.asarray(value, dtype=np.float64)
     rel = np.asarray(relative, dtype=bool) * cat  # relative categorical rows: 1
     strength = np.asarray(strength, dtype=np.float32)
@@ -202,6 +206,9 @@ def edit_plan(layout: CodeLayout, code: Any, value: Any, relative: Any, strength
         if recipe is not None and recipe.host is not None:
             gain, threshold = recipe.host[plan["entry_new"]].T
             plan.update(rate=(gain * strength)[:, None], threshold=threshold)
+    if margin is not None and margin[code, 0].any():  # colour rows: the code's column, and (N, 4) least move, the side
+        least, low, high = margin[code].T  # of a value at the face's own (1: up), the drawn range less the value
+        plan.update(margin_at=start[:, None], margin=np.stack([least, value < (low + high) / 2, low - value, high - value], 1))
     return plan
 
 
@@ -211,7 +218,8 @@ PLAN_DTYPES = {"rel": torch.long, "offset": torch.long, "width": torch.long, "st
                "transfer_strength": torch.float32, "inside": torch.bool,
                # planned on the host when no row is a relative categorical edit (no row's new category depends on its face):
                "entry_new": torch.long, "move_new": torch.long, "target": torch.float32, "goal": torch.float32,
-               "rate": torch.float32, "threshold": torch.float32}
+               "rate": torch.float32, "threshold": torch.float32,
+               "margin_at": torch.long, "margin": torch.float32}  # colour rows (colour_margins)
 KNOWN_NEW = ("rel", "offset", "width", "start", "categorical", "value", "scale", "entry", "move")  # unread when "goal" is planned
 
 
@@ -267,6 +275,8 @@ def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: d
     else:
         settings = recipe.gain_regenerate.index_select(0, entry)
         rate, threshold = (settings[:, 0] * s)[:, None], settings[:, 1]
+    if "margin_at" in p:  # random colour edits: moved off the face's own value
+        target = colour_margin(change, rate, p, target)
     moved = torch.addcmul(codes, rate, change)
     moved = torch.clamp(moved, layout.low, layout.high)  # continuous codes saturate at their range
     torch.where(p["inside"], moved, codes, out=codes)
@@ -279,6 +289,40 @@ def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: d
             transfer = rows[:t, 2].mul_(as_dtype(p["transfer_strength"][:t])[:, None])
             content[:t].lerp_(rows[:t, 1], transfer)
     return out, target, threshold, entry
+
+
+def colour_margins(spec: LatentSpec, colour: np.ndarray, ranges: dict[int, tuple[float, float]],
+                   least: float) -> np.ndarray | None:
+    """The batch path's :meth:`genaug.engine.core.Engine._colour_margin` table, on the host by code: (codes, 3) float64
+    of the least code move at strength 1 x gain (``least``, :data:`genaug.engine.core.COLOUR_MARGIN`; 0: none) of a
+    continuous code whose recipe is ``colour`` (``colour`` by code), and the (low, high) its random draws come from
+    (``ranges``, else the code's range). None when no code has one."""
+    table = np.zeros((len(spec.codes), 3))
+    for ci, c in enumerate(spec.codes):
+        if colour[ci] and not spec.is_categorical(ci):
+            table[ci] = (least, *ranges.get(ci, (c.low, c.high)))  # type: ignore[attr-defined]
+    return table if table[:, 0].any() else None
+
+
+def colour_margin(change: Tensor, rate: Tensor, p: dict[str, Tensor], target: Tensor) -> Tensor:
+    """:meth:`genaug.engine.core.Engine._colour_margin` on the device, in a fixed number of operations: a row whose
+    code change ``change`` (N, code_dim; the value less the face's own in column ``margin_at``) moves its code less
+    than the least move at its ``rate`` (gain x strength, (N, 1)) is moved to it, on the side of the value (else the
+    other), within the drawn range (neither fits: as drawn). ``p``: :func:`edit_plan`'s ``margin_at`` and ``margin``
+    columns (a least move of 0: no margin). Works in place on ``change``; returns ``target`` (N,) moved with it (the
+    value applied)."""
+    at, margin = p["margin_at"], p["margin"] if p["margin"].dtype == change.dtype else p["margin"].to(change.dtype)
+    least, tie, low, high = (margin[:, i : i + 1] for i in range(4))
+    asked = change.gather(1, at)  # value - own
+    step = least / rate  # the code change that moves the code the least move
+    off = torch.add(_MINUS_ONE, torch.heaviside(asked, tie), alpha=2).mul_(step)  # +-step, on the value's side (0: tie's)
+    first = off - asked  # own + off - value
+    second = torch.sub(first, off, alpha=2)  # own - off - value
+    zero = constant(0.0, change.dtype, change.device)
+    shift = torch.where(first.clamp(low, high) == first, first, torch.where(second.clamp(low, high) == second, second, zero))
+    shift = torch.where(first.mul_(off) > zero, shift, zero)  # first on off's side: |asked| < step (NaN: no)
+    change.scatter_add_(1, at, shift)
+    return target + shift.view(-1)
 
 
 def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code: Tensor, value: Tensor,

@@ -281,7 +281,8 @@ class Engine(PhotoIO):
         :data:`COLOUR_MARGIN` at its strength (``wanted``) from the face's own value in ``latent`` moved to that margin,
         on the side of the drawn value (else the other), within the code's drawn range (neither side fits: left as
         drawn). An 8-bit photo takes no change from a smaller move (it came back unchanged, about 1 in 100 draws); a
-        value at the margin or past it is kept, so the value applied (reported, recorded) gives the same photo."""
+        value at the margin or past it is kept, so the value applied (reported, recorded) gives the same photo. The batch
+        path's twin, on the device: :func:`genaug.engine.batch_edits.colour_margin`."""
         rows = [r for r, e in enumerate(edits) if mode == "delta" and control_of(self.spec, e.code) is None
                 and not self.spec.is_categorical(e.code) and self.bundle.recipe(e.code, e.value).colour]
         if not rows:

@@ -1,0 +1,136 @@
+"""The one batched pass of :class:`genaug.BatchFaceAug` over the rows drawn a latent-code edit (:func:`augment_rows`):
+the rows put in the order of their code's kind, the per-row plan made on the host and sent in one copy, the model
+frame, the latent look-up (:mod:`genaug.engine.batch_latents`), the edit (:mod:`genaug.engine.batch_edits`: a random
+colour edit moved off the face's own value there), one generator pass, the blend and the colour fit, the paste back
+(:mod:`genaug.engine.batch_render`), written back by index.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..faces.framing import face_box
+from .batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, edit_plan, plan_columns
+from .batch_latents import content_slots, named_slots, stored
+from .batch_render import columns, frame, grid_blend, make_grey, paste, recolour
+from .colour import _HALF, fit_regressors, part, sample_grid, workspace
+from .latent_table import host_array
+from .render import luma_only, within_region
+
+
+def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None, eng: Any,
+                 checked: bool = False) -> tuple[Tensor, Tensor]:
+    """The latent-code rows of ``params`` edited in ``x`` (on ``eng``'s device) by the transform ``aug`` (its tables and
+    work buffers, built by ``BatchFaceAug._engine_on``): returns (batch, target value per row, NaN where not edited).
+    ``index``: the rows' dataset indices (latents from ``aug.table``; None: found by content);
+    ``checked``: float values of ``x`` are known to lie in [0, 1] (saves a clamp in the content keys).
+    The edited rows are worked in the order of their code's kind (``_kind``: blended whole, then
+    blended whole and colour-fitted, then colour transform alone; within a kind, rows with a content
+    edit first), so each step reads a slice, and written back by index."""
+    dev, n = eng.device, x.shape[0]
+    rows = np.flatnonzero(host_array(params.apply))  # host bookkeeping in numpy: no tensor operations
+    if len(rows) == 0:
+        return x.clone(), torch.full((n,), float("nan"), device=dev)
+    every, m, delta = len(rows) == n, len(rows), aug.mode == "delta"
+    pick = host_array if every else (lambda t: host_array(t)[rows])
+    codes = pick(params.code)
+    kind = aug._kind[codes] if delta else np.zeros(m, dtype=np.int64)
+    shift, transfer = aug._recipe_has[:, 0][codes], aug._recipe_has[:, 1][codes]
+    order = np.lexsort((~transfer, ~shift, kind))
+    identity = every and np.array_equal(order, np.arange(m))
+    pick = (lambda t, pick=pick: pick(t)[order]) if not identity else pick
+    codes, shift, transfer = codes[order], shift[order], transfer[order]
+    a0, a = int((kind == 0).sum()), int((kind < 2).sum())  # [:a0] plain, [a0:a] fitted too, [a:] grid only
+    prefix = lambda f: int(f.sum()) if not np.diff(f.astype(np.int8)).clip(0).any() else None  # noqa: E731
+    content_rows, transfer_rows = prefix(shift), prefix(transfer)
+    table = aug.table if index is not None else aug._content
+    float32 = table.rows is not None and table.rows.dtype == torch.float32  # (the first call: the latents are not made yet)
+    host = plan_columns(edit_plan(aug._layout, codes, pick(params.value), pick(params.relative), pick(params.strength),
+                                  aug._recipe, aug._margin), content_rows, transfer_rows, float32, entries=a > 0)
+    if not identity:  # (the identity order reads neither)
+        host.update(dest=rows[order], inverse=np.argsort(order))
+    if index is not None:
+        host["slots"] = pick(index)
+    cols = columns(host, {**PLAN_DTYPES, "dest": torch.long, "inverse": torch.long, "slots": torch.long}, dev)
+    xr = x if identity else x.index_select(0, cols["dest"])  # the rows in that order
+    box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), aug.framing)
+    x01 = frame(xr, box, eng.image_size)  # the model frame in [0, 1]
+    full = box == (0, 0, eng.image_size, eng.image_size) and xr.shape[-2:] == x01.shape[-2:]  # no crop, no resize
+    # results, in that order; contiguous or channels_last (as the input), the layouts the steps view flat
+    # (empty_like would copy any strides, e.g. x.transpose(2, 3)'s, which the colour step cannot view as (N, C, H * W))
+    layout = torch.channels_last if channels_last(xr) else torch.contiguous_format
+    buf = torch.empty_like(xr, memory_format=layout) if delta and full and xr.dtype == torch.float32 else None
+    if index is not None:
+        slots, grey = named_slots(aug.table, x01, host["slots"], cols["slots"], eng)
+    else:  # a uint8 batch that is the model frame already is hashed as it is
+        slots, grey = content_slots(aug._slots, aug._content, x01, xr if full and xr.dtype == torch.uint8 else None, eng, checked,
+                                    aug._work, scratch=buf)
+    latent = torch.index_select(stored(aug._views, table), 0, slots,
+                                out=workspace(aug._work, "latent", (m, table.latent_dim), table.rows.dtype, dev))
+    edited, target, _, entry = apply_plan(latent, aug._layout, aug._recipe, cols, True, content_rows, transfer_rows)
+    images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
+    grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
+    parts = []  # (first row, rows in x's dtype)
+    if a:
+        base = stored(aug._views, table, 1).index_select(0, _rows(slots, 0, a))
+        weights = aug._recipe.mask_weights.index_select(0, _rows(entry, 0, a))
+        result = blend(_rows(x01, 0, a), base, _rows(images, 0, a), aug.mode, weights, out=None if buf is None else _rows(buf, 0, a))
+        if delta and aug._luma_code[codes[:a]].any():  # brightness-only edits keep the photo's colour
+            result.copy_(luma_only(_rows(x01, 0, a), result, aug._luma_entries.index_select(0, _rows(entry, 0, a))).clamp_(0, 1))
+        if delta and aug._region_code[codes[:a]].any():  # the change kept where the edit belongs on the face
+            result = within_region(_rows(x01, 0, a), result, aug._region_entries.index_select(0, _rows(entry, 0, a)))
+        result = make_grey(result, np.flatnonzero(grey[:a]))
+    if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour), fitted on a grid
+        xg = sample_grid(_rows(x01, a0))  # the fit reads a ~16 x 16 grid only
+        c = xg.shape[1]
+        f = workspace(aug._work, "fit", (m - a0, 2 * c + 2, *xg.shape[2:]), torch.float32, dev)
+        part(f, (None, (0, c))).copy_(xg)
+        dst = part(f, (None, (c + 2, 2 * c + 2)))
+        if a > a0:
+            dst[: a - a0].copy_(sample_grid(result[a0:]))
+        if m > a:
+            g = grid_blend(_rows(xg, a - a0), stored(aug._views, table, max(1, eng.image_size // 16)).index_select(0, _rows(slots, a)),
+                           sample_grid(_rows(images, a)), out=_rows(dst, a - a0))
+            make_grey(g, np.flatnonzero(grey[a:]))
+        torch.add(_MINUS_ONE, f, alpha=2, out=f)  # to model units and back, as the engine's fit sees them
+        transform = fit_regressors(torch.add(_HALF, f, alpha=0.5, out=f), True, aug._work)
+    if a:
+        result = paste(result, _rows(x01, 0, a), _rows(xr, 0, a), box, aug._feathers)
+        if a > a0:  # colour-fitted rows blended whole: colour entries take the colour transform
+            new = recolour(xr[a0:a], transform[: a - a0], np.flatnonzero(grey[a0:a]))
+            if not aug._colour_all[codes[a0:a]].all():  # a code with colour and non-colour recipes
+                is_colour = aug._colour_entries.index_select(0, entry[a0:a])
+                new = torch.where(is_colour[:, None, None, None], new, result[a0:])
+            result[a0:] = new
+        parts.append((0, result))
+    if m > a:
+        parts.append((a, recolour(_rows(xr, a), _rows(transform, a - a0), np.flatnonzero(grey[a:]),
+                                  None if buf is None else _rows(buf, a), aug._work)))
+    if buf is not None:  # written in place: one gather back to the rows' places
+        out = buf if identity else buf.index_select(0, cols["inverse"]) if every else x.clone().index_copy_(0, cols["dest"], buf)
+        return out, target if identity else target.index_select(0, cols["inverse"]) if every else \
+            torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
+    if identity and len(parts) == 1:
+        return parts[0][1], target
+    out = torch.empty_like(x) if every else x.clone()
+    for at, done in parts:
+        if identity:
+            out[at : at + len(done)] = done
+        else:
+            out.index_copy_(0, cols["dest"][at : at + len(done)], done)
+    if identity:
+        return out, target
+    return out, torch.full((n,), float("nan"), device=dev).index_copy_(0, cols["dest"], target)
+
+
+def channels_last(t: Tensor) -> bool:
+    """``t`` is laid out channels_last (and not also plain contiguous, as a 1-channel or 1x1 batch can be)."""
+    return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+
+
+def _rows(t: Tensor, start: int, stop: int | None = None) -> Tensor:
+    """``t[start:stop]``, or ``t`` itself (no view operation) when that is all of it."""
+    return t if start == 0 and (stop is None or stop >= len(t)) else t[start:stop]
