@@ -33,11 +33,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, depth, face_landmarks, face_mask, given_landmarks, landmarks_3d, per_image, surface
+from .warp import CHUNK_PIXELS, CROP_PIXELS, EDGE_BAND, WORK_PIXELS, bicubic_at, eased_move, move_photo, span
 
 MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
 AXIS_DEPTH = 0.5  # the turning axis, in d in front of the head ellipsoid's centre
 SAMPLES = 160  # points across the head's width when solving for what a pixel sees
 ROWS, COLS = 256, 512  # the inverse-projection table: head rows x projected positions
+SMOOTH_READ_PX = 1.0  # a turn reads the table bilinearly where its columns lie this many photo pixels apart or more
 TABLE_Y = (HEAD_Y0 - HEAD_B - 0.05, HEAD_Y0 + HEAD_B + 0.05)
 TABLE_U = (-2.4, 2.4)
 SOURCE_YAW_LIMIT = 40.0  # a photo's own yaw is taken as at most this (degrees) when turning it
@@ -121,17 +123,21 @@ def _head_rows(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     return xs.to(device), ys.to(device), depth(xs.expand(ROWS, -1), ys.expand(-1, SAMPLES)).to(device)
 
 
-def _solve_head_x(u: Tensor, y: Tensor, angle: Tensor, axis: float) -> Tensor:
+def _solve_head_x(u: Tensor, y: Tensor, angle: Tensor, axis: float, smooth: Tensor | None = None) -> Tensor:
     """Head-frame x of the point seen at ``u`` (face-frame units / scale) in head row ``y`` at yaw
     ``angle``, ``(N, H, W)``: looked up in :func:`_inverse_table` (negative angles by the face's
-    left-right symmetry); beyond the table, the plane ``depth = 0``."""
+    left-right symmetry), the nearest entry or, for images where ``smooth`` (N,) holds, bilinearly;
+    beyond the table, the plane ``depth = 0``."""
     sign = torch.where(angle < 0, -1.0, 1.0)[:, None, None]
     u = u * sign
     table = _inverse_table(angle.abs(), axis)
     gx = (u - TABLE_U[0]) / (TABLE_U[1] - TABLE_U[0]) * 2 - 1
     gy = (y - TABLE_Y[0]) / (TABLE_Y[1] - TABLE_Y[0]) * 2 - 1
-    x = F.grid_sample(table[:, None], torch.stack([gx, gy], -1), mode="nearest", padding_mode="border",
-                      align_corners=True)[:, 0]
+    grid = torch.stack([gx, gy], -1)
+    x = F.grid_sample(table[:, None], grid, mode="nearest", padding_mode="border", align_corners=True)[:, 0]
+    if smooth is not None:
+        read = F.grid_sample(table[:, None], grid, mode="bilinear", padding_mode="border", align_corners=True)[:, 0]
+        x = torch.where(smooth[:, None, None], read, x)
     c, s = torch.cos(angle.abs())[:, None, None], torch.sin(angle.abs())[:, None, None]
     outside = (gx.abs() > 1) | (gy.abs() > 1)
     return torch.where(outside, (u + axis * s) / c, x) * sign
@@ -193,7 +199,6 @@ def fade_beyond_limit(pose: PoseFit) -> Tensor:
 
 HEAD_REACH = 1.3  # a turn or relight changes nothing beyond 1.1 head radii; this many bound the work
 REGION_GAIN = 2.0  # a photo with this many times the pixels of its head's box is worked on that box alone
-CROP_PIXELS = 512 * 512  # photos up to this size are worked on whole (cheap; no host read of the boxes on a device)
 
 
 def head_crops(pose: PoseFit, height: int, width: int, pad: Tensor) -> list[tuple[int, int, int, int]] | None:
@@ -282,15 +287,15 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     z_eyes = landmarks_3d()[:4, 2].mean().item()
     eyes = pose.scale * (z_eyes - axis) * (torch.sin(dst) - torch.sin(src)) * pose.frame.scale  # their move, px
     offset = torch.round(eyes[:, None] * pose.frame.ex) if keep_eyes else torch.zeros(n, 2, device=src.device)
-    field = _edge_field(offset, h, w)  # whole pixels, eased to 0 at the edge the move would leave empty
+    field = eased_move(offset, h, w)  # whole pixels, eased to 0 at the edge the move would leave empty
     boxes = head_crops(pose, h, w, (EDGE_BAND + 1) * offset.abs().amax(1) + 4)
     if boxes is not None:  # a face in a large photo: the photo moved, the head turned on its box alone
-        out = _shift(images.float(), offset, field)
+        out = move_photo(images.float(), offset, field)
         for i, (t, b, l, r) in enumerate(boxes):
             out[i : i + 1, :, t:b, l:r] = _turn(images[i : i + 1, :, t:b, l:r], pose.in_box(i, l, t), src[i : i + 1], dst[i : i + 1],
                                                 field[i : i + 1, :, t:b, l:r], out[i : i + 1, :, t:b, l:r], symmetry, axis)
     else:
-        out = _turn(images, pose, src, dst, field, _shift(images.float(), offset, field), symmetry, axis)
+        out = _turn(images, pose, src, dst, field, move_photo(images.float(), offset, field), symmetry, axis)
     keep = (deg == 0)[:, None, None, None]
     return torch.where(keep, images, out.clamp(-1, 1).to(images.dtype))
 
@@ -298,13 +303,61 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
 def _turn(images: Tensor, pose: PoseFit, src: Tensor, dst: Tensor, field: Tensor, background: Tensor, symmetry: float,
           axis: float) -> Tensor:
     """:func:`rotate_yaw`'s render: each head turned from ``src`` to ``dst`` (radians), the photo's pixels moved by
-    ``field`` (N, 2, H, W); beyond the head's fade, ``background`` (the photo moved by it)."""
+    ``field`` (N, 2, H, W); beyond the head's fade, ``background`` (the photo moved by it). A region larger than
+    WORK_PIXELS has its turn's map (:func:`_turn_map`) found at that many pixels and upsampled, then its pixels
+    sampled once at full size: as sharp as the photo, a close-up filling a 12 MP photo turned in seconds."""
     h, w = images.shape[-2:]
+    f = math.sqrt(WORK_PIXELS / (h * w))
+    dev = images.device
+    if f >= 1:
+        ys, xs = torch.arange(h, device=dev, dtype=torch.float32), torch.arange(w, device=dev, dtype=torch.float32)
+        direct, mirror, fill, mask = _turn_map(pose, src, dst, xs[None, None] + field[:, 0], ys[None, :, None] + field[:, 1],
+                                               symmetry, axis)
+        direct, mirrored = bicubic_at(images, *direct), bicubic_at(images, *mirror)
+        out = direct + fill[:, None] * (mirrored - direct)
+        return torch.where(mask[:, None] > 0, out, background)  # beyond the fade: the input's own values
+    size = (max(16, round(h * f)), max(16, round(w * f)))
+    ys, xs = ((torch.arange(m, device=dev, dtype=torch.float32) + 0.5) * (n / m) - 0.5 for m, n in zip(size, (h, w)))
+    # the move there: x by column, y by row (eased_move), piecewise linear
+    fx, fy = (F.interpolate(g.float(), size=m, mode="linear", align_corners=False)[:, 0] for g, m in
+              ((field[:, :1, 0], size[1]), (field[:, 1:, :, 0], size[0])))
+    px, py = (xs + fx)[:, None].expand(-1, *size), (ys + fy)[:, :, None].expand(-1, *size)
+    direct, mirror, fill, mask = _turn_map(pose, src, dst, px, py, symmetry, axis)
+    x0, y0 = xs[None, None].expand_as(px), ys[None, :, None].expand_as(py)  # each output pixel, whose move is upsampled
+    moves = torch.stack([direct[0] - x0, direct[1] - y0, mirror[0] - x0, mirror[1] - y0, fill, mask], 1)
+    moves = F.interpolate(moves, size=(h, w), mode="bilinear", align_corners=False)  # smooth: upsampled, px at full size
+    out, rows = background.clone(), max(1, CHUNK_PIXELS // w)
+    xs = torch.arange(w, device=dev, dtype=torch.float32)
+    for t in range(0, h, rows):  # a band of rows at a time (in cache), where the head is
+        band = moves[:, :, t : t + rows]
+        inside = band[:, 5:] > 0
+        if not bool(inside.any()):
+            continue
+        ys = torch.arange(t, t + band.shape[2], device=dev, dtype=torch.float32)[:, None]
+        pixels = bicubic_at(images, xs + band[:, 0], ys + band[:, 1])
+        part = span(band[:, 4] > 0)  # the mirrored face fills a part of the head (none on a turn back)
+        if part is not None:
+            at = (slice(None), slice(None), slice(part[0], part[1]), slice(part[2], part[3]))
+            fill, mirror = band[at][:, 4:5], band[at][:, 2:4]
+            mirrored = bicubic_at(images, xs[part[2] : part[3]] + mirror[:, 0], ys[part[0] : part[1]] + mirror[:, 1])
+            pixels[at] = pixels[at] + fill * (mirrored - pixels[at])
+        out[:, :, t : t + rows] = torch.where(inside, pixels, out[:, :, t : t + rows])
+    return out
+
+
+def _turn_map(pose: PoseFit, src: Tensor, dst: Tensor, px: Tensor, py: Tensor, symmetry: float,
+              axis: float) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor], Tensor, Tensor]:
+    """Where :func:`_turn` takes output pixels at image points ``px``, ``py`` (N, H, W) from (the photo's pixels
+    moved by the field): the image points of the turned head's own view and of its mirror (x, y each), the share of
+    the mirror and the head's fade (N, H, W). On a face whose inverse table columns lie SMOOTH_READ_PX or more pixels
+    apart the table is read bilinearly: read nearest, a large face turned in blocks of repeated columns (7 px wide on a
+    close-up filling a 2048 px photo); on smaller faces, nearest (as ever)."""
     s = pose.scale[:, None, None]
     u_axis = (pose.tu + pose.scale * axis * torch.sin(src))[:, None, None]
-    u_out, v_out = pose.frame.pixel_grid(h, w, field)
+    u_out, v_out = pose.frame.to_face(px, py)
     y = (v_out - pose.tv[:, None, None]) / s
-    x = _solve_head_x((u_out - u_axis) / s, y, dst, axis)
+    smooth = (TABLE_U[1] - TABLE_U[0]) / (COLS - 1) * pose.scale * pose.frame.scale >= SMOOTH_READ_PX
+    x = _solve_head_x((u_out - u_axis) / s, y, dst, axis, smooth)
     z, gx, gy = surface(x, y).unbind(-1)
     z = z - axis
     # the fade follows the head's outline on the background plane (smooth in the pixel, unlike the
@@ -314,66 +367,13 @@ def _turn(images: Tensor, pose: PoseFit, src: Tensor, dst: Tensor, field: Tensor
     u_src = u_out + mask * (s * (x * cs + z * sn) + u_axis - u_out)
     u_mirror = u_out + mask * (s * (-x * cs + z * sn) + u_axis - u_out)
     seen, seen_mirror = _visibility(gx, gy, src), _visibility(-gx, gy, src)  # the shape is symmetric: at -x, the slope -gx
-    in_source = _solve_head_x((u_src - u_axis) / s, y, src, axis)  # what the source shows there
+    in_source = _solve_head_x((u_src - u_axis) / s, y, src, axis, smooth)  # what the source shows there
     hidden = _smooth((x - in_source).abs() / 0.08 - 0.5)
     grazing = _smooth((seen_mirror - seen - 0.1) / 0.3) * _smooth((0.75 - seen) / 0.4)
     fill = symmetry * mask * torch.maximum(hidden, grazing) * _smooth(seen_mirror / 0.3) * _mirror_region(x, y)
     fill = fill * fade_beyond_limit(pose)[:, None, None]  # near-profile photos: the mirror lands wrongly
     fill = fill * towards_side(src, dst)[:, None, None]  # a turned face turning back: the mirror leaves seams
-    direct, mirrored = _sample(images, pose.frame, u_src, v_out), _sample(images, pose.frame, u_mirror, v_out)
-    out = direct + fill[:, None] * (mirrored - direct)
-    return torch.where(mask[:, None] > 0, out, background)  # beyond the fade: the input's own values
-
-
-EDGE_BAND = 8.0  # the band easing the photo's move to 0 at an edge, in multiples of the move
-
-
-def _edge_field(offset: Tensor, h: int, w: int) -> Tensor:
-    """Per-pixel offsets (N, 2, H, W) from whole-pixel ones (N, 2): the move itself, except in a band of
-    ``EDGE_BAND`` times the move along the edge it would leave empty, where it eases linearly to 0 at
-    the edge (the band's content is stretched there, as a wider view would show more of it; a reflected
-    strip repeats the edge mirror-wise, which a detector spots)."""
-    dev, out = offset.device, []
-    for axis, size in ((0, w), (1, h)):
-        d = offset[:, axis, None]  # (N, 1)
-        pos = torch.arange(size, device=dev, dtype=torch.float32)[None]
-        band = (EDGE_BAND * d.abs()).clamp(min=1.0)
-        ramp = torch.where(d > 0, (size - 1 - pos) / band, pos / band).clamp(max=1.0)
-        out.append((d * ramp)[:, None, :] if axis == 0 else (d * ramp)[:, :, None])
-    return torch.stack([out[0].expand(-1, h, w), out[1].expand(-1, h, w)], 1)
-
-
-def _shift(images: Tensor, offset: Tensor, field: Tensor) -> Tensor:
-    """Each image's pixel (x, y) taken from (x, y) + ``field`` (N, 2, H, W): where that is the whole-pixel
-    ``offset`` (N, 2), the input's values exactly; in the eased band, bicubic samples."""
-    pad = int(offset.abs().max().item())
-    if pad == 0:
-        return images.clone()  # a new tensor always: callers write into it
-    h, w = images.shape[-2:]
-    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
-    whole = torch.stack([padded[i, :, pad + dy : pad + dy + h, pad + dx : pad + dx + w]
-                         for i, (dx, dy) in enumerate(offset.long().tolist())])
-    py, px = torch.meshgrid(torch.arange(h, device=images.device, dtype=torch.float32),
-                            torch.arange(w, device=images.device, dtype=torch.float32), indexing="ij")
-    if h * w <= CROP_PIXELS:  # one batched pass (no host reads: device batches of model frames)
-        grid = torch.stack([(px + field[:, 0]) / max(w - 1, 1) * 2 - 1, (py + field[:, 1]) / max(h - 1, 1) * 2 - 1], -1)
-        eased = (field != offset[:, :, None, None]).any(1, keepdim=True)
-        return torch.where(eased, F.grid_sample(images, grid, mode="bicubic", padding_mode="border", align_corners=True), whole)
-    for i in range(len(images)):  # a large photo: the columns (rows) where the move along x (y) is eased, sampled alone
-        for cut in ((slice(None), _eased(field[i, 0, 0], offset[i, 0])), (_eased(field[i, 1, :, 0], offset[i, 1]), slice(None))):
-            if cut[0] is None or cut[1] is None:
-                continue
-            f = field[i : i + 1, :, cut[0], cut[1]]
-            grid = torch.stack([(px[cut] + f[:, 0]) / max(w - 1, 1) * 2 - 1, (py[cut] + f[:, 1]) / max(h - 1, 1) * 2 - 1], -1)
-            whole[i : i + 1, :, cut[0], cut[1]] = F.grid_sample(images[i : i + 1], grid, mode="bicubic", padding_mode="border",
-                                                               align_corners=True)
-    return whole
-
-
-def _eased(moves: Tensor, whole: Tensor) -> slice | None:
-    """The span of a row (column) of moves that differs from the whole-pixel move, as a slice (None: none)."""
-    at = torch.nonzero(moves != whole).flatten()
-    return slice(int(at.min()), int(at.max()) + 1) if len(at) else None
+    return pose.frame.to_image(u_src, v_out), pose.frame.to_image(u_mirror, v_out), fill, mask
 
 
 FACE_X, FACE_Y0, FACE_Y = 1.05, 0.47, 1.4  # the face itself (cheekbones, brow to chin) in the face frame
@@ -389,11 +389,3 @@ def _mirror_region(x: Tensor, y: Tensor) -> Tensor:
     r = torch.sqrt((x / FACE_X) ** 2 + ((y - FACE_Y0) / FACE_Y) ** 2)
     beside_nose = _smooth((NOSE_X[1] - x.abs()) / (NOSE_X[1] - NOSE_X[0]))
     return _smooth((1.0 - r) / 0.15) * (1 - beside_nose)
-
-
-def _sample(images: Tensor, frame: FaceFrame, u: Tensor, v: Tensor) -> Tensor:
-    """Bicubic samples of ``images`` at face-frame points (N, H, W); beyond the border, its reflection."""
-    px, py = frame.to_image(u, v)
-    h, w = images.shape[-2:]
-    grid = torch.stack([px / max(w - 1, 1) * 2 - 1, py / max(h - 1, 1) * 2 - 1], -1)
-    return F.grid_sample(images.float(), grid.float(), mode="bicubic", padding_mode="reflection", align_corners=True)
