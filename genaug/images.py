@@ -83,7 +83,8 @@ def eight_bit(im: Any) -> Any:
 
 
 def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
-    """Any supported image -> (float32 CHW tensor in [0, 1] incl. alpha, kind, dtype, layout, shape)."""
+    """Any supported image -> (float32 CHW tensor in [0, 1] incl. alpha, kind, dtype, layout, shape). A float32
+    image's tensor can be a view of it: clone it before writing into it."""
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover
