@@ -194,3 +194,29 @@ def test_an_expanded_file_of_wild_photos_read_with_h5py(tmp_path, utk):
         assert np.array_equal(ds[torch.tensor(4)][0], stored[4])
         with pytest.raises(TypeError, match="indices must be integers"):
             ds[0:2]
+
+
+def test_numpy_and_torch_integers_name_the_image_space_controls_as_ints_do():
+    """``codes=np.array([8, 9])`` (yaw, light by index, as ``genaug info`` numbers them) was 'code index 8 out of range:
+    this latent has 8 codes' in the Dataset wrapper, the batch transform and the engine, while ``[8, 9]`` worked (a
+    numpy or 0-d torch integer reached only the latent codes); ``codes=[5.0]`` was read as 5 by the transform alone."""
+    from genaug.bundle.format import read_spec
+    from genaug.engine.codes import all_code_names
+
+    names = all_code_names(read_spec("default"))
+    yaw, light = names.index("yaw"), names.index("light")
+    assert yaw >= len(read_spec("default").codes)  # a control: numbered after the latent codes
+    face = demo_face()
+    engine = genaug.Engine(device="cpu", codes=[np.int64(yaw), torch.tensor(light)])
+    assert engine.codes == [yaw, light]
+    ds = genaug.GenerativeAugDataset([face], variants=2, codes=np.array([yaw, light]), bounds={np.int64(yaw): (5, 10)},
+                                     lazy=True, progress=False)
+    assert {ds.meta(i).description.split("=")[0] for i in range(2)} <= {"yaw", "light"}
+    _, params = genaug.BatchFaceAug(p=1.0, codes=np.array([yaw, light]), seed=0, return_params=True)(
+        torch.from_numpy(face.copy()).permute(2, 0, 1)[None])
+    assert params.edits()[0].code in (yaw, light)
+    _, info = engine.augment(face, edits=[(torch.tensor(yaw), 10.0)])
+    assert info.descriptions == ["yaw=+10.0"]
+    for make in (lambda: genaug.GenerativeFaceAug(codes=[5.0]), lambda: genaug.Engine(codes=[5.0])):
+        with pytest.raises(ValueError, match="code must be a name or an index, got float 5.0"):
+            make()
