@@ -199,7 +199,8 @@ def test_an_expanded_file_of_wild_photos_read_with_h5py(tmp_path, utk):
 def test_numpy_and_torch_integers_name_the_image_space_controls_as_ints_do():
     """``codes=np.array([8, 9])`` (yaw, light by index, as ``genaug info`` numbers them) was 'code index 8 out of range:
     this latent has 8 codes' in the Dataset wrapper, the batch transform and the engine, while ``[8, 9]`` worked (a
-    numpy or 0-d torch integer reached only the latent codes); ``codes=[5.0]`` was read as 5 by the transform alone."""
+    numpy or 0-d torch integer reached only the latent codes); ``--codes c8`` (the CLI's "names or c<i>") was an
+    unknown code; ``codes=[5.0]`` was read as 5 by the transform alone."""
     from genaug.bundle.format import read_spec
     from genaug.engine.codes import all_code_names
 
@@ -208,7 +209,9 @@ def test_numpy_and_torch_integers_name_the_image_space_controls_as_ints_do():
     assert yaw >= len(read_spec("default").codes)  # a control: numbered after the latent codes
     face = demo_face()
     engine = genaug.Engine(device="cpu", codes=[np.int64(yaw), torch.tensor(light)])
-    assert engine.codes == [yaw, light]
+    assert engine.codes == [yaw, light] and genaug.Engine(device="cpu", codes=[f"c{yaw}", "c5"]).codes == [yaw, 5]
+    with pytest.raises(ValueError, match="unknown code 'c99'"):
+        genaug.Engine(device="cpu", codes=["c99"])
     ds = genaug.GenerativeAugDataset([face], variants=2, codes=np.array([yaw, light]), bounds={np.int64(yaw): (5, 10)},
                                      lazy=True, progress=False)
     assert {ds.meta(i).description.split("=")[0] for i in range(2)} <= {"yaw", "light"}

@@ -17,12 +17,14 @@ from ..models.latent import LatentSpec
 
 def code_index(spec: LatentSpec, code: str | int) -> int:
     """A code's index: the spec's latent codes (name, ``"c<i>"`` or index), then the image-space
-    controls (:mod:`genaug.faces.controls`) by name or index ``len(spec.codes) + j``. ``KeyError`` if unknown."""
+    controls (:mod:`genaug.faces.controls`) by name, index ``len(spec.codes) + j`` or its ``"c<i>"``. ``KeyError`` if unknown."""
     n = len(spec.codes)
     if not isinstance(code, (str, int)) and _index(code) is not None:  # a numpy or 0-d torch integer: its index (controls' too)
         code = _index(code)
     if isinstance(code, str) and code in IMAGE_CONTROLS and code not in spec.code_names:
         return n + CONTROL_NAMES.index(code)
+    if isinstance(code, str) and code not in spec.code_names and code[:1] == "c" and code[1:].isdecimal():
+        code = int(code[1:]) if n <= int(code[1:]) < n + len(CONTROL_NAMES) else code  # "c8": as `genaug info` numbers controls
     if isinstance(code, int) and not isinstance(code, bool) and n <= code < n + len(CONTROL_NAMES):
         return code
     try:
