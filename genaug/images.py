@@ -166,6 +166,9 @@ def from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
         res = t if info.layout == "CHW" else t[0]
         if info.dtype == torch.uint8:
             res = (res * 255).round().to(torch.uint8)
+        elif info.dtype == torch.float64:  # what the float32 work left as it was keeps the photo's own value
+            own = original.detach().cpu()
+            res = torch.where(res == own.float(), own, res.double())
         res = res.to(dtype=info.dtype, device=original.device)
         return res if type(original) is Tensor else res.as_subclass(type(original))  # a tv_tensors.Image stays one
     arr = t.permute(1, 2, 0) if info.layout == "HWC" else t[0]
@@ -189,7 +192,11 @@ def from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
 
         out = Image.fromarray(arr_np)
         return out.convert("LA") if info.dtype == "LA" else out  # grey with alpha was read as RGBA
-    return arr.numpy().astype(info.dtype, copy=False)
+    res = arr.numpy()
+    if np.dtype(info.dtype).itemsize > 4:  # float64: what the float32 work left as it was keeps the photo's own value
+        own = np.asarray(original)
+        res = np.where(res == own.astype(np.float32), own, res)
+    return res.astype(info.dtype, copy=False)
 
 
 def apply_transform(transform: Any, image: Any) -> Any:

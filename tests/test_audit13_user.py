@@ -223,3 +223,24 @@ def test_numpy_and_torch_integers_name_the_image_space_controls_as_ints_do():
     for make in (lambda: genaug.GenerativeFaceAug(codes=[5.0]), lambda: genaug.Engine(codes=[5.0])):
         with pytest.raises(ValueError, match="code must be a name or an index, got float 5.0"):
             make()
+
+
+def test_a_float64_photo_keeps_its_own_values_where_nothing_was_edited():
+    """``img / 255.0`` makes float64 photos: every pixel came back through float32 (up to 3e-8 off), so a photo
+    reported "unchanged (no face found)" was not the photo given, a request of 0 was not the input, and a light
+    changed the background (float32 photos keep their values there)."""
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0, 1, (80, 100, 3))  # float64, no face
+    t = genaug.GenerativeFaceAug(p=1.0, codes=["yaw"], device="cpu")
+    out = A.Compose([t], seed=0)(image=noise)["image"]
+    assert t.last_info.descriptions == ["unchanged (no face found)"]
+    assert out.dtype == np.float64 and np.array_equal(out, noise)
+    canvas = 0.3 + 0.2 * rng.uniform(0, 1, (200, 260, 3))  # the face on a textured scene
+    canvas[36:164, 66:194] = demo_face() / 255.0
+    engine = t.engine
+    for photo in (canvas, torch.from_numpy(canvas.copy()).permute(2, 0, 1)):
+        same = (lambda a, b: torch.equal(a, b)) if isinstance(photo, torch.Tensor) else np.array_equal
+        out, info = engine.augment([photo, photo], edits=[("yaw", 0.0), ("light", 40.0)])
+        assert same(out[0], photo) and info.descriptions[1] == "light=+40.0" and not same(out[1], photo)
+        lit = out[1].permute(1, 2, 0).numpy() if isinstance(photo, torch.Tensor) else out[1]
+        assert out[1].dtype == photo.dtype and np.array_equal(lit[:, :40], canvas[:, :40])  # beside the head
