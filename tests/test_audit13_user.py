@@ -244,3 +244,18 @@ def test_a_float64_photo_keeps_its_own_values_where_nothing_was_edited():
         assert same(out[0], photo) and info.descriptions[1] == "light=+40.0" and not same(out[1], photo)
         lit = out[1].permute(1, 2, 0).numpy() if isinstance(photo, torch.Tensor) else out[1]
         assert out[1].dtype == photo.dtype and np.array_equal(lit[:, :40], canvas[:, :40])  # beside the head
+
+
+@pytest.mark.xfail(strict=True, reason="batch path (genaug/engine/batch_*.py, not this audit's to edit): an edited row of "
+                   "a float64 batch comes back through float32 everywhere (1.5e-8 off beside the face box); float32 "
+                   "batches keep their pixels there")
+def test_the_batch_transform_keeps_a_float64_batchs_pixels_beside_the_face_box():
+    """As the per-photo path now does: a latent edit of a float64 batch (``x.double() / 255`` in a training loop)
+    changes only the face box's pixels; the rows' other pixels keep their values, as for float32 batches."""
+    canvas = 0.3 + 0.2 * torch.rand(3, 200, 260, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    canvas[:, 36:164, 66:194] = torch.from_numpy(demo_face().copy()).permute(2, 0, 1) / 255.0
+    x = canvas[None].repeat(2, 1, 1, 1)
+    for dtype in (torch.float32, torch.float64):
+        out = genaug.BatchFaceAug(p=1.0, seed=1, codes=["smile"])(x.to(dtype))
+        assert out.dtype == dtype and not torch.equal(out, x.to(dtype))
+        assert torch.equal(out[..., :20], x.to(dtype)[..., :20]), dtype  # beside the centred square the batch edits
