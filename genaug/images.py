@@ -83,7 +83,8 @@ def eight_bit(im: Any) -> Any:
 
 
 def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
-    """Any supported image -> (float32 CHW tensor in [0, 1] incl. alpha, kind, dtype, layout, shape)."""
+    """Any supported image -> (float32 CHW tensor in [0, 1] incl. alpha, kind, dtype, layout, shape). A float32
+    image's tensor can be a view of it: clone it before writing into it."""
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover
@@ -165,6 +166,9 @@ def from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
         res = t if info.layout == "CHW" else t[0]
         if info.dtype == torch.uint8:
             res = (res * 255).round().to(torch.uint8)
+        elif info.dtype == torch.float64:  # what the float32 work left as it was keeps the photo's own value
+            own = original.detach().cpu()
+            res = torch.where(res == own.float(), own, res.double())
         res = res.to(dtype=info.dtype, device=original.device)
         return res if type(original) is Tensor else res.as_subclass(type(original))  # a tv_tensors.Image stays one
     arr = t.permute(1, 2, 0) if info.layout == "HWC" else t[0]
@@ -188,7 +192,11 @@ def from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
 
         out = Image.fromarray(arr_np)
         return out.convert("LA") if info.dtype == "LA" else out  # grey with alpha was read as RGBA
-    return arr.numpy().astype(info.dtype, copy=False)
+    res = arr.numpy()
+    if np.dtype(info.dtype).itemsize > 4:  # float64: what the float32 work left as it was keeps the photo's own value
+        own = np.asarray(original)
+        res = np.where(res == own.astype(np.float32), own, res)
+    return res.astype(info.dtype, copy=False)
 
 
 def apply_transform(transform: Any, image: Any) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import warnings
 from typing import Any
 
@@ -16,10 +17,14 @@ from ..models.latent import LatentSpec
 
 def code_index(spec: LatentSpec, code: str | int) -> int:
     """A code's index: the spec's latent codes (name, ``"c<i>"`` or index), then the image-space
-    controls (:mod:`genaug.faces.controls`) by name or index ``len(spec.codes) + j``. ``KeyError`` if unknown."""
+    controls (:mod:`genaug.faces.controls`) by name, index ``len(spec.codes) + j`` or its ``"c<i>"``. ``KeyError`` if unknown."""
     n = len(spec.codes)
+    if not isinstance(code, (str, int)) and _index(code) is not None:  # a numpy or 0-d torch integer: its index (controls' too)
+        code = _index(code)
     if isinstance(code, str) and code in IMAGE_CONTROLS and code not in spec.code_names:
         return n + CONTROL_NAMES.index(code)
+    if isinstance(code, str) and code not in spec.code_names and code[:1] == "c" and code[1:].isdecimal():
+        code = int(code[1:]) if n <= int(code[1:]) < n + len(CONTROL_NAMES) else code  # "c8": as `genaug info` numbers controls
     if isinstance(code, int) and not isinstance(code, bool) and n <= code < n + len(CONTROL_NAMES):
         return code
     try:
@@ -120,8 +125,23 @@ def check_code_list(codes: Any) -> None:
     if codes is not None and len(codes) == 0:
         raise ValueError("codes: name at least one code, or pass None for the bundle's random set (identity-safe codes; `genaug info`)")
     for c in list(codes) if codes is not None else []:
-        if isinstance(c, bool) or (isinstance(c, numbers.Integral) and c < 0):
+        if isinstance(c, str):
+            continue
+        i = _index(c)
+        if isinstance(c, bool) or (i is not None and i < 0):
             raise ValueError(f"codes: {c!r} is not a code name or index (indices count from 0; `genaug info` lists them)")
+        if i is None:  # 5.0 (which pydantic would read as 5 in the transform alone), a bool tensor
+            raise ValueError(f"codes: code must be a name or an index, got {type(c).__name__} {c!r}")
+
+
+def _index(c: Any) -> int | None:
+    """``c`` as an index (a Python, numpy or 0-d torch integer, not a bool), else None."""
+    if isinstance(c, bool) or str(getattr(c, "dtype", "")) in ("bool", "torch.bool"):
+        return None
+    try:
+        return operator.index(c)
+    except TypeError:
+        return None
 
 
 def check_codes(spec: LatentSpec, codes: Any) -> list[int] | None:

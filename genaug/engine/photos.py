@@ -167,6 +167,7 @@ class PhotoIO:
         from ..faces.align import follow_faces, get_aligner
 
         full, kind, dtype, layout, shape = to_chw01(image)
+        full = full.clone()  # a float photo's tensor is a view of it: the caller's photo must not change
         channels = 3 if full.shape[0] >= 3 else 1
         info = FrameInfo(kind, shape, dtype, layout, channels, full.shape[0] in (2, 4), (0, 0, 0, 0), torch.empty(0))
         colour, aligner = full[:channels], get_aligner(self.image_size, faces)
