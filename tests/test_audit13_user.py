@@ -246,9 +246,6 @@ def test_a_float64_photo_keeps_its_own_values_where_nothing_was_edited():
         assert out[1].dtype == photo.dtype and np.array_equal(lit[:, :40], canvas[:, :40])  # beside the head
 
 
-@pytest.mark.xfail(strict=True, reason="batch path (genaug/engine/batch_*.py, not this audit's to edit): an edited row of "
-                   "a float64 batch comes back through float32 everywhere (1.5e-8 off beside the face box); float32 "
-                   "batches keep their pixels there")
 def test_the_batch_transform_keeps_a_float64_batchs_pixels_beside_the_face_box():
     """As the per-photo path now does: a latent edit of a float64 batch (``x.double() / 255`` in a training loop)
     changes only the face box's pixels; the rows' other pixels keep their values, as for float32 batches."""

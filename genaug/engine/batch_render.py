@@ -90,8 +90,9 @@ def paste(result: Tensor, x01: Tensor, x: Tensor, box: tuple[int, int, int, int]
                 feathers.clear()
             feathers[key] = _feather(bottom - top, right - left, inner).to(x.device)
         change = change.mul_(feathers[key])
-    out = x.float() / 255 if x.dtype == torch.uint8 else x.float().clone()
-    out[:, :, top:bottom, left:right] = (out[:, :, top:bottom, left:right] + change).clamp_(0, 1)
+    out = x.float() / 255 if x.dtype == torch.uint8 else x.clone() if x.dtype == torch.float64 else x.float().clone()
+    # (a float64 row keeps its own pixels beside the box; half precision is summed in float32)
+    out[:, :, top:bottom, left:right] = (out[:, :, top:bottom, left:right] + change.to(out.dtype)).clamp_(0, 1)
     return to_dtype(out)
 
 
