@@ -155,3 +155,23 @@ def test_genaug_train_exits_two_for_a_bad_value_and_one_for_a_missing_folder(tmp
     assert len(err) == 1 and err[0].startswith("genaug train") and bad[0] in err[0], err
     assert train_main(args) == 1  # the folder of faces is not there: a failure
     assert "no-faces" in capsys.readouterr().err
+
+
+def test_an_expanded_file_still_being_written_is_named_with_what_to_do(tmp_path):
+    """HDF5FaceDataset on a file another process holds open for writing raised h5py's bare 'unable to lock file,
+    errno = 11' — nothing said which process or what to do."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "faces.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((2, 8, 8, 3), np.uint8)
+    writer = subprocess.Popen([sys.executable, "-c", "import h5py, sys; f = h5py.File(sys.argv[1], 'a'); print('open', "
+                               "flush=True); sys.stdin.read()", str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "open"
+        with pytest.raises(OSError, match=r"open for writing in another process .*HDF5_USE_FILE_LOCKING=FALSE"):
+            genaug.HDF5FaceDataset(path)
+    finally:
+        writer.communicate("")
+    assert len(genaug.HDF5FaceDataset(path)) == 2  # the writer gone: readable

@@ -119,6 +119,19 @@ def label_key(f: h5py.File, where: Any) -> str | None:
     return keys[0] if keys else None
 
 
+def open_for_reading(path: str) -> h5py.File:
+    """``h5py.File(path, "r")``; a file another process holds open for writing (HDF5's file lock) is an
+    ``OSError`` that says so and how to read it anyway, not HDF5's bare "unable to lock file"."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        if "lock" not in str(e).lower():
+            raise
+        raise OSError(f"{path} is open for writing in another process (HDF5 file lock: {e}); wait for it to finish "
+                      "(a `genaug expand` still running?), or set HDF5_USE_FILE_LOCKING=FALSE before h5py is imported to "
+                      "read it anyway") from None
+
+
 class HDF5FaceDataset(Dataset):
     """A torch Dataset over an expanded file: ``(image, label)`` per record.
 
@@ -149,7 +162,7 @@ class HDF5FaceDataset(Dataset):
             raise FileNotFoundError(f"no such HDF5 file: {self.path}")
         if not h5py.is_hdf5(self.path):
             raise ValueError(f"{self.path} is not an HDF5 file")
-        with h5py.File(self.path, "r") as f:
+        with open_for_reading(self.path) as f:
             self._label_key = label_key(f, self.path)
             if "images" not in f:
                 raise ValueError(f"{self.path}: no 'images' dataset (not a genaug expanded file?)")
@@ -179,7 +192,7 @@ class HDF5FaceDataset(Dataset):
 
     def _f(self) -> h5py.File:
         if self._file is None or self._pid != os.getpid():  # a forked worker opens its own handle (h5py is not fork-safe)
-            self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
+            self._file, self._pid = open_for_reading(self.path), os.getpid()
         return self._file
 
     def __getstate__(self) -> dict[str, Any]:
