@@ -97,3 +97,26 @@ def test_the_margin_adds_the_same_few_operations_at_any_batch_size(bundle):
         aug._margin = margin
         added[n] = (with_margin[0] - without[0], with_margin[1])
     assert added[8] == added[32] and added[8][1] == 0 and 0 < added[8][0] <= 30, added  # 26 (2026-12-06)
+
+
+def test_work_buffer_views_are_kept_for_every_row_count():
+    """With several latent codes drawn, the rows per kind of edit vary from call to call; the work buffers kept only
+    16 views per buffer, so at batch 64 a call re-made most of them (68 more aten::view per call than at batch 8,
+    views of shapes seen a call before). Now every shape seen is kept, and a new row count is one slice of a view
+    kept per trailing shape, not a reshape."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from genaug.engine.colour import workspace
+
+    work: dict = {}
+    shapes = [(n, 7, 3) for n in range(64, 0, -1)]  # the largest first: the buffer is not re-allocated below
+    views = [workspace(work, "fit", s, torch.float32, torch.device("cpu")) for s in shapes]
+    assert [tuple(v.shape) for v in views] == shapes and len({v.data_ptr() for v in views}) == 1
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        again = [workspace(work, "fit", s, torch.float32, torch.device("cpu")) for s in shapes]
+    assert not [e.name for e in prof.events() if e.name.startswith("aten::")] and all(a is b for a, b in zip(views, again))
+    workspace(work, "fit", (5, 7, 3), torch.float64, torch.device("cpu"))  # another dtype's first view: made once
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        workspace(work, "fit", (9, 7, 3), torch.float64, torch.device("cpu"))  # a new row count of it: one slice
+    made = [e.name for e in prof.events() if e.name.startswith("aten::")]
+    assert "aten::view" not in made and made.count("aten::slice") == 1, made

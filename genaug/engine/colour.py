@@ -106,19 +106,28 @@ def constant(value: float, dtype: torch.dtype = torch.float32, device: torch.dev
 def workspace(cache: dict, name: str, shape: tuple, dtype: torch.dtype, device: torch.device, like: Tensor | None = None) -> Tensor:
     """A work buffer viewed as ``shape`` and ``dtype``, kept in ``cache`` by name and device and reused across calls
     (no fresh pages to fault in; it grows to the largest size asked; views of one name in other dtypes alias it).
-    Each view is made once and kept with the buffer (no view operations per call). ``like``: a view of it the
-    caller holds (checked). For intermediate results only, never for what a call returns."""
-    nbytes = math.prod(shape) * dtype.itemsize
+    Each view is made once and kept with the buffer (no view operations per call once a shape was seen), as the
+    first ``shape[0]`` rows of one view per trailing shape and dtype (a new number of rows — they vary from call
+    to call with the rows per kind of edit — costs one slice, no reshaping view). ``like``: a view of it the caller
+    holds (checked). For intermediate results only, never for what a call returns."""
+    row = math.prod(shape[1:]) * dtype.itemsize
+    if row == 0:
+        return torch.empty(shape, dtype=dtype, device=device)
     raw = cache.get((name, device))
-    if raw is None or raw.numel() < nbytes:
-        raw = cache[(name, device)] = torch.empty(nbytes, dtype=torch.uint8, device=device)
+    if raw is None or raw.numel() < shape[0] * row:
+        raw = cache[(name, device)] = torch.empty(max(shape[0], 1) * row, dtype=torch.uint8, device=device)
         raw._genaug_views = {}
-    key, views = (tuple(shape), dtype), raw._genaug_views
+    views = raw._genaug_views
+    key = (tuple(shape), dtype)
     view = views.get(key)
     if view is None:
-        if len(views) >= 16:  # shapes that vary from call to call (rows per kind of edit): keep the latest few
+        if len(views) >= 512:  # shapes that vary without end (photo sizes of multi-scale training): start again
             views.clear()
-        view = views[key] = raw[:nbytes].view(dtype).view(key[0])
+        full = views.get((tuple(shape[1:]), dtype, "all"))
+        if full is None:
+            rows = raw.numel() // row
+            full = views[(tuple(shape[1:]), dtype, "all")] = raw[: rows * row].view(dtype).view(rows, *shape[1:])
+        view = views[key] = full[: shape[0]]
         view._genaug_parts = {}
     assert like is None or like.data_ptr() == view.data_ptr()
     return view
