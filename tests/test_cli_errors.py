@@ -92,7 +92,7 @@ def test_train(tmp_path, folder, capsys):
     (only_bad / "x.png").write_text("not an image")
     assert main(["train", str(only_bad), str(tmp_path / "run"), "--device", "cpu"]) == 1
     _one_line_error(capsys, "train", "no readable images")
-    assert main(["train", str(folder), str(tmp_path / "run"), "--steps", "-5"]) == 1
+    assert main(["train", str(folder), str(tmp_path / "run"), "--steps", "-5"]) == 2  # a usage error
     _one_line_error(capsys, "train", "steps")
 
 
