@@ -100,19 +100,17 @@ class GenerativeFaceAug(ImageOnlyTransform):
             strength_range(v)
             return v
 
-        @field_validator("gate_threshold", "refine_steps", "cache_size", mode="before")
+        @field_validator("gate_threshold", "refine_steps", "cache_size", "quality_threshold", mode="before")
         @classmethod
         def _not_bool(cls, v: Any, info: Any) -> Any:  # pydantic reads True as 1: gate_threshold=True rejected every edit
-            if isinstance(v, bool):
-                raise ValueError(f"{info.field_name} must be a number, got {v}")
+            if isinstance(v, (bool, np.bool_)) or (isinstance(v, (np.ndarray, torch.Tensor)) and v.dtype in (np.bool_, torch.bool)):
+                raise ValueError(f"{info.field_name} must be a number, got {v!r}")
             return v
 
-        @field_validator("quality_threshold", mode="before")
+        @field_validator("quality_threshold")
         @classmethod
-        def _quality(cls, v: float | str | None) -> float | str | None:
-            if isinstance(v, bool):  # True would read as 1.0: reject every edit
-                raise ValueError(f"quality_threshold must be 'auto', None or a number in [0, 1], got {v}")
-            if isinstance(v, (int, float)) and not (math.isfinite(v) and 0.0 <= v <= 1.0):
+        def _quality(cls, v: float | str | None) -> float | str | None:  # after pydantic made a float of np.float32, "0.5"
+            if isinstance(v, float) and not (math.isfinite(v) and 0.0 <= v <= 1.0):  # above 1: every edit rejected
                 raise ValueError(f"quality_threshold must be 'auto', None or a number in [0, 1], got {v}")
             return v
 
@@ -127,8 +125,6 @@ class GenerativeFaceAug(ImageOnlyTransform):
         def _codes(cls, v: list[str | int] | None) -> list[str | int] | None:
             if isinstance(v, np.ndarray):  # np.array(["smile", "tone"]): plain names / indices
                 v = v.tolist()
-            if v is not None and not isinstance(v, (str, bytes)) and len(v) == 0:
-                raise ValueError("codes must name at least one code, or be None for the bundle's random set (identity-safe codes; `genaug info`)")
             check_code_list(v)  # before pydantic reads True as 1
             return v
 
@@ -196,12 +192,13 @@ class GenerativeFaceAug(ImageOnlyTransform):
         self._turns = _named_turns(self.bundle, self.codes)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """An engine argument set after construction (``aug.codes = ["yaw"]``) is validated and takes effect as if given
-        to ``__init__`` (the engine is rebuilt on next use), so what runs is what ``to_dict`` saves."""
-        if name in ENGINE_ARGS and "_turns" in self.__dict__:
+        """An argument set after construction (``aug.codes = ["yaw"]``, ``aug.strength = (0.5, 1.0)``) is validated and
+        takes effect as if given to ``__init__`` (an engine argument rebuilds the engine on next use), so what runs is
+        what ``to_dict`` saves."""
+        if name in self.get_transform_init_args_names() and "_turns" in self.__dict__:
             args = {k: getattr(self, k) for k in self.get_transform_init_args_names()}
             fresh = type(self)(**{**args, name: value}, p=self.p)
-            for k in (*ENGINE_ARGS, "_lazy", "_turns"):
+            for k in (*ENGINE_ARGS, "_lazy", "_turns") if name in ENGINE_ARGS else (name,):
                 object.__setattr__(self, k, fresh.__dict__[k])
             return
         super().__setattr__(name, value)

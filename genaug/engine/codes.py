@@ -122,6 +122,10 @@ def check_code_list(codes: Any) -> None:
     if isinstance(codes, (set, frozenset)):  # its order (which the draws follow) changes with each run's string hashing
         raise ValueError(f"codes must be a list, got a set {codes!r}: a set's order changes from run to run, and so would "
                          f"a seed's draws (write sorted(...) or a list)")
+    if codes is not None and not hasattr(codes, "__len__"):  # a ValueError: albumentations reads a TypeError of its
+        # schema as a warning and builds the transform from every default
+        fix = "list(...)" if hasattr(codes, "__iter__") else f"[{codes!r}]"
+        raise ValueError(f"codes must be a list of code names or indices, got {type(codes).__name__} {codes!r} (write {fix})")
     if codes is not None and len(codes) == 0:
         raise ValueError("codes: name at least one code, or pass None for the bundle's random set (identity-safe codes; `genaug info`)")
     for c in list(codes) if codes is not None else []:

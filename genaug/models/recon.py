@@ -9,6 +9,7 @@ training and by inversion; :class:`ReconstructionLoss` wraps it as a module. Kin
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 
 import torch
@@ -27,6 +28,9 @@ def parse_mix(kind: str) -> list[tuple[float, str]]:
         if not m or m.group(2) not in KINDS:
             raise ValueError(f"unknown reconstruction loss {part!r} in {kind!r}; choose from {KINDS} or a mix like 'mse+msssim'")
         terms.append((float(m.group(1)) if m.group(1) else 1.0, m.group(2)))
+    if not all(math.isfinite(w) and w >= 0 for w, _ in terms) or not any(w > 0 for w, _ in terms):
+        raise ValueError(f"reconstruction loss {kind!r}: each weight must be finite and >= 0, one of them > 0 "
+                         "(a negative weight would maximise the error)")
     return terms
 
 
