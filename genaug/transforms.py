@@ -64,7 +64,11 @@ class GenerativeFaceAug(ImageOnlyTransform):
             unchanged; None turns it off.
         p: probability of applying the transform.
 
-    Targets: image, images. Image types: uint8, float32. It leaves bboxes, keypoints and masks unmoved, so beside
+    Targets: image, images. Image types: uint8, float32, RGB (as albumentations expects: convert ``cv2.imread``'s BGR
+    with ``cv2.cvtColor(img, cv2.COLOR_BGR2RGB)``; a BGR face is inverted worse and its colour edits go the other
+    way, ``warmth`` making it blue). Unlike albumentations' own transforms, which apply one draw to every image of
+    ``images=`` (a video clip), it draws one edit per image of ``images=``; the frames of ``volume=`` and the images
+    named in ``additional_targets`` share the call's one edit. It leaves bboxes, keypoints and masks unmoved, so beside
     them its random set leaves ``yaw`` (which moves the photo) out and a named ``yaw`` is refused on every call.
     """
 

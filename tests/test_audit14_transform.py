@@ -114,3 +114,13 @@ def test_copies_and_pickles_of_a_seeded_pipeline_go_on_drawing_as_the_original()
     want = [pipe(image=_face(i))["image"] for i in range(3)]
     for c in copies:
         assert all(np.array_equal(c(image=_face(i))["image"], w) for i, w in enumerate(want))
+
+
+def test_the_frames_of_a_volume_share_one_edit_as_the_docstring_says():
+    clip = np.stack([_face(i) for i in range(3)])
+    aug = genaug.GenerativeFaceAug(codes=["tone", "warmth"], strength=(0.5, 1.0), p=1.0, device="cpu")
+    out = A.Compose([aug], seed=1)(volume=clip)["volume"]
+    params = aug.get_applied_params()
+    assert out.shape == clip.shape and len(set(map(tuple, aug.last_info.edits))) == 1
+    for frame, edited in zip(clip, out):
+        np.testing.assert_allclose(edited, aug.apply(frame, **params), atol=1)
