@@ -5,7 +5,6 @@ images and a fingerprint of its listing (part of an expansion's run key).
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import warnings
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..io import IMAGE_EXTS, list_images, open_photo, printable
-from .hdf5 import label_key, not_class_index
+from .hdf5 import label_key, names_attr, not_class_index
 
 
 class ExpandError(ValueError):
@@ -127,11 +126,7 @@ class HDF5Source:
                 if self.labels.shape != (ds.shape[0],):
                     raise ExpandError(f"{self.root}: '{key}' has shape {self.labels.shape} but 'images' holds "
                                       f"{ds.shape[0]} images; it must be ({ds.shape[0]},)")
-                names = f.attrs.get("class_names", "[]")
-                names = names.decode() if isinstance(names, bytes) else names  # a fixed-length string attr: one JSON text
-                self.class_names = list(json.loads(names)) if isinstance(names, str) else [
-                    n.decode() if isinstance(n, bytes) else str(n) for n in names
-                ]
+                self.class_names = names_attr(f, "class_names", self.root)
         except (OSError, TypeError, ValueError) as e:
             if isinstance(e, ExpandError):
                 raise
