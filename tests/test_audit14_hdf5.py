@@ -172,3 +172,15 @@ def test_ctrl_c_keeps_a_block_whose_rows_were_all_queued_for_the_writer(tmp_path
     assert [p.name for p in (tmp_path / "o.h5.parts").glob("part-*")] == ["part-000000.h5"]
     monkeypatch.undo()
     assert expand_to_hdf5(src, out, 1, bundle=tiny_bundle_path, **FAST).blocks_done == 1
+
+
+def test_a_broken_link_among_the_sources_is_listed_as_skipped_not_silently_left_out(tmp_path, tiny_bundle_path):
+    # a link whose target is gone (a symlinked dataset with a file deleted from the store) vanished from the listing:
+    # no record, no entry in 'skipped', nothing said — "unreadable files are skipped and listed in the file"
+    src = noise_pngs(tmp_path / "src", (40, 36, 3), n=2)
+    (src / "2.png").symlink_to(tmp_path / "gone.png")
+    out = tmp_path / "o.h5"
+    expand_to_hdf5(src, out, 1, bundle=tiny_bundle_path, **FAST)
+    with h5py.File(out) as f:
+        assert f["skipped/path"].asstr()[()].tolist() == ["2.png"] and f.attrs["n_skipped"] == 1
+        assert "No such file" in f["skipped/reason"].asstr()[0] and f["images"].shape[0] == 2

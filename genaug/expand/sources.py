@@ -39,7 +39,8 @@ class FolderSource:
     def __init__(self, root: str | Path, skip: Path | None = None):
         self.root = Path(root)
         try:
-            files = sorted(p.relative_to(self.root).as_posix() for p in list_images(self.root, "source folder"))
+            files = sorted(p.relative_to(self.root).as_posix()  # a broken link too: skipped and listed as unreadable
+                           for p in list_images(self.root, "source folder", broken_links=True))
         except ValueError as e:
             raise ExpandError(str(e)) from None
         nested = [f for f in files if "/" in f]
@@ -83,7 +84,8 @@ class FolderSource:
         """Paths, labels, sizes and modification times: an edited or replaced file changes it."""
         h = hashlib.sha256()
         for p, l in zip(self.paths, self.labels):
-            st = (self.root / p).stat()
+            path = self.root / p
+            st = path.stat() if path.exists() else path.lstat()  # a broken link: skipped as unreadable when loaded
             h.update(f"{p}\t{l}\t{st.st_size}\t{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
         return {"kind": self.kind, "count": len(self), "listing_sha256": h.hexdigest()[:16]}
 
