@@ -184,3 +184,37 @@ def test_a_broken_link_among_the_sources_is_listed_as_skipped_not_silently_left_
     with h5py.File(out) as f:
         assert f["skipped/path"].asstr()[()].tolist() == ["2.png"] and f.attrs["n_skipped"] == 1
         assert "No such file" in f["skipped/reason"].asstr()[0] and f["images"].shape[0] == 2
+
+
+def test_real_faces_read_back_as_torchvision_imagefolder_numbers_them(tmp_path):
+    """Three people of celeba_id200 (two photos each, linked in): the originals read back through a DataLoader with
+    two workers carry the labels and order of ``torchvision.datasets.ImageFolder`` on the same folder."""
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import ImageFolder
+
+    from conftest import CELEBA_ID200, need
+
+    people = tmp_path / "people"
+    for who in ("007", "003", "005"):
+        (people / who).mkdir(parents=True)
+        for photo in sorted((need(CELEBA_ID200) / who).glob("*.jpg"))[:2]:
+            (people / who / photo.name).symlink_to(photo)
+    out = tmp_path / "people.h5"
+    expand_to_hdf5(people, out, 1, include_original=True, **FAST)
+    folder = ImageFolder(people)
+    with HDF5FaceDataset(out, variants=[0], return_meta=True) as ds:
+        assert ds.class_names == folder.classes == ["003", "005", "007"]
+        got = [(int(lab), path) for _, labels, meta in DataLoader(ds, batch_size=4, num_workers=2)
+               for lab, path in zip(labels, meta["source_path"])]
+    assert got == [(t, Path(p).relative_to(people).as_posix()) for p, t in folder.samples]
+    with h5py.File(out) as f:
+        assert f["images"].shape == (12, 64, 64, 3) and f["variant"][()].tolist() == [0, 1] * 6
+
+
+def test_a_gate_without_a_threshold_is_refused_not_silently_inactive(tmp_path, tiny_bundle_path):
+    # expand_to_hdf5(gate=judge) without gate_threshold gated at 0.0: a gate scoring similarities in [0, 1] re-drew
+    # nothing (even one rejecting every edit), and the run cost the judge's time for no effect
+    src = noise_pngs(tmp_path / "src", (40, 36, 3), n=1)
+    with pytest.raises(ExpandError, match="gate= needs gate_threshold="):
+        expand_to_hdf5(src, tmp_path / "o.h5", 1, gate=reject_all, bundle=tiny_bundle_path, **FAST)
+    assert not (tmp_path / "o.h5").exists() and not (tmp_path / "o.h5.parts").exists()

@@ -301,7 +301,7 @@ def expand_to_hdf5(
     a run that fails or is interrupted leaves it as it was, and rerunning resumes. ``gate_threshold`` turns on the identity gate: the
     judge ``genaug.faces.identity.get_judge("auto")`` (dlib's descriptor when ``genaug[faces]`` is
     installed, similarity = 1 - distance, same person above 0.4; else the shipped student, 1 - its distance in
-    dlib's units, same person above about 0.59; else the project's embedder, cosine); ``gate`` replaces it with any ``gate(original, augmented) -> (N,)``.
+    dlib's units, same person above about 0.59; else the project's embedder, cosine); ``gate`` replaces it with any ``gate(original, augmented) -> (N,)`` (``gate_threshold`` still needed).
     ``quality_threshold`` turns on the quality gate (the shipped realism critic,
     :mod:`genaug.faces.quality`; ``"auto"``: its own threshold).
     """
@@ -311,6 +311,8 @@ def expand_to_hdf5(
         variants, include_original=include_original, seed=seed, size=size, strength=strength, mode=mode, codes=codes,
         refine_steps=refine_steps, refine_loss=refine_loss, framing=framing, batch_size=batch_size, block_size=block_size,
         compression=compression, shard=shard, gate_threshold=gate_threshold, quality_threshold=quality_threshold)
+    if gate is not None and gate_threshold is None:  # the engine's threshold would be 0.0: a gate that re-draws nothing
+        raise ExpandError("gate= needs gate_threshold= (the similarity below which a variant is re-drawn)")
     dist = init_distributed("gloo", timeout_s=86400) if shard is None else None
     if merge is None:
         merge = world == 1 or (dist is not None and rank == 0)
