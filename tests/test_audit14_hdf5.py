@@ -218,3 +218,15 @@ def test_a_gate_without_a_threshold_is_refused_not_silently_inactive(tmp_path, t
     with pytest.raises(ExpandError, match="gate= needs gate_threshold="):
         expand_to_hdf5(src, tmp_path / "o.h5", 1, gate=reject_all, bundle=tiny_bundle_path, **FAST)
     assert not (tmp_path / "o.h5").exists() and not (tmp_path / "o.h5.parts").exists()
+
+
+@pytest.mark.parametrize("labels", [[[4], [5], [6]], [4, 5]], ids=["n-by-1", "one-short"])
+def test_labels_that_are_not_one_per_image_are_named_by_the_reader_up_front(tmp_path, labels):
+    # labels (N, 1) failed on the first item ("only 0-dimensional arrays can be converted", numpy's deprecation) and a
+    # list one short failed in h5py at the last item of an epoch ("Index (2) out of range"); the expander named both
+    path = tmp_path / "faces.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((3, 16, 16, 3), np.uint8)
+        f["labels"] = np.array(labels)
+    with pytest.raises(ValueError, match=r"'labels' has shape .* but 'images' holds 3 images; it must be \(3,\)"):
+        HDF5FaceDataset(path)

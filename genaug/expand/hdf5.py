@@ -203,6 +203,9 @@ class HDF5FaceDataset(Dataset):
             if "images" not in f:
                 raise ValueError(f"{self.path}: no 'images' dataset (not a genaug expanded file?)")
             self._records = f["images"].shape[0]
+            if self._label_key and f[self._label_key].shape != (self._records,):  # (N, 1), or not one per image
+                raise ValueError(f"{self.path}: '{self._label_key}' has shape {f[self._label_key].shape} but 'images' "
+                                 f"holds {self._records} images; it must be ({self._records},)")
             self.code_names: list[str] = names_attr(f, "code_names", self.path)
             self.class_names: list[str] = names_attr(f, "class_names", self.path)
             self._rows: np.ndarray | None = None if variants is None else self._select(f, variants)
