@@ -21,7 +21,7 @@ Layout (plain HDF5, readable by h5py, h5dump, HDFView, pandas/PyTables, MATLAB, 
                                         (MS-SSIM in [0, 1], higher is better)
     skipped/      group: source_index int64, path utf-8, reason utf-8 (K,) — unreadable inputs
 
-    Records are ordered by source index, then variant.
+    Records are ordered by source index, then variant. Each dataset's attribute ``description`` says what it holds.
     File attributes: format="genaug-expanded", layout_version, genaug_version, bundle_identity,
     bundle_config (JSON), seed, settings (JSON), command (JSON argv), run_key (hash of bundle,
     seed, settings and source listing), class_names (JSON list), code_names, source, n_skipped.
