@@ -20,9 +20,10 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTS and path.is_file()
 
 
-def list_images(root: str | Path, what: str = "image folder") -> list[Path]:
-    """Image files under ``root`` (recursively, linked folders followed, hidden files and folders left out), sorted; a
-    single image file gives ``[root]``. Raises FileNotFoundError / ValueError naming the problem."""
+def list_images(root: str | Path, what: str = "image folder", broken_links: bool = False) -> list[Path]:
+    """Image files under ``root`` (recursively, linked folders followed, hidden files and folders left out; broken
+    links named as images too with ``broken_links``, for a reader that reports them), sorted; a single image file
+    gives ``[root]``. Raises FileNotFoundError / ValueError naming the problem."""
     root = Path(root)
     if root.is_file():
         if root.suffix.lower() not in IMAGE_EXTS:
@@ -30,13 +31,13 @@ def list_images(root: str | Path, what: str = "image folder") -> list[Path]:
         return [root]
     if not root.is_dir():
         raise FileNotFoundError(f"{what} not found: {root}")
-    files = sorted(_walk_images(root, frozenset({os.path.realpath(root)})))
+    files = sorted(_walk_images(root, frozenset({os.path.realpath(root)}), broken_links))
     if not files:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) found in {root}")
     return files
 
 
-def _walk_images(folder: Path, above: frozenset[str]) -> list[Path]:
+def _walk_images(folder: Path, above: frozenset[str], broken_links: bool) -> list[Path]:
     """The images below ``folder``; linked folders are followed (a class folder may be a link, as torchvision's
     ImageFolder reads it), except a link back to a folder ``above`` it (a loop)."""
     files = []
@@ -51,8 +52,8 @@ def _walk_images(folder: Path, above: frozenset[str]) -> list[Path]:
         if entry.is_dir():
             real = os.path.realpath(path)
             if real not in above:
-                files += _walk_images(path, above | {real})
-        elif is_image_file(path):
+                files += _walk_images(path, above | {real}, broken_links)
+        elif is_image_file(path) or (broken_links and entry.is_symlink() and path.suffix.lower() in IMAGE_EXTS):
             files.append(path)
     return files
 

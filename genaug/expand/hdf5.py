@@ -21,7 +21,7 @@ Layout (plain HDF5, readable by h5py, h5dump, HDFView, pandas/PyTables, MATLAB, 
                                         (MS-SSIM in [0, 1], higher is better)
     skipped/      group: source_index int64, path utf-8, reason utf-8 (K,) — unreadable inputs
 
-    Records are ordered by source index, then variant.
+    Records are ordered by source index, then variant. Each dataset's attribute ``description`` says what it holds.
     File attributes: format="genaug-expanded", layout_version, genaug_version, bundle_identity,
     bundle_config (JSON), seed, settings (JSON), command (JSON argv), run_key (hash of bundle,
     seed, settings and source listing), class_names (JSON list), code_names, source, n_skipped.
@@ -44,6 +44,18 @@ FORMAT = "genaug-expanded"
 LAYOUT_VERSION = 1
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")
+# each dataset's ``description`` attribute: the file says what its columns mean (HDFView, h5dump, ``ds.attrs``)
+DESCRIPTIONS = {
+    "images": "uint8 (N, H, W, C) output images, one record per row, ordered by source_index then variant",
+    "label": "class index of the source (names: file attribute class_names, a JSON list), -1 if none",
+    "source_index": "index of the source image this record was made from (sorted file order, or the source HDF5's row)",
+    "source_path": "path of the source image relative to the source (file attribute source), or images[i] for HDF5",
+    "variant": "0 = the original (--include-original), 1..V = the variants of the source",
+    "codes": "value set per code (category index or continuous value), NaN = unedited; columns: file attribute "
+             "code_names (a JSON list)",
+    "score": "reconstruction score (MS-SSIM in [0, 1], higher is better) of the source's inversion",
+    "skipped": "source images left out (unreadable, too small, or not the output size), with the reason",
+}
 
 
 def compression_args(compression: str | None) -> dict[str, Any]:
@@ -76,12 +88,15 @@ def create_records(
     }
     for name, dt in (("label", np.int64), ("source_index", np.int64), ("source_path", STR), ("variant", np.int16), ("score", np.float32)):
         ds[name] = f.create_dataset(name, (n,), dt, maxshape=mx, chunks=(4096,) if resizable else None)
+    for name, d in ds.items():
+        d.attrs["description"] = DESCRIPTIONS[name]
     return ds
 
 
 def write_skipped(f: h5py.File, skipped: list[tuple[int, str, str]]) -> None:
     """The ``skipped`` group: (source_index, path, reason) of every unreadable input."""
     g = f.create_group("skipped")
+    g.attrs["description"] = DESCRIPTIONS["skipped"]
     g.create_dataset("source_index", data=np.array([s[0] for s in skipped], dtype=np.int64))
     g.create_dataset("path", data=[s[1] for s in skipped], dtype=STR, shape=(len(skipped),))
     g.create_dataset("reason", data=[s[2] for s in skipped], dtype=STR, shape=(len(skipped),))
@@ -98,6 +113,23 @@ def read_skipped(f: h5py.File) -> list[tuple[int, str, str]]:
 
 
 # ---------------------------------------------------------------------------------- reading
+def names_attr(f: h5py.File, key: str, where: Any) -> list[str]:
+    """A list of names stored as a file attribute (``class_names``, ``code_names``): a JSON text, as genaug writes
+    it, or an array of strings (fixed or variable length), as h5py stores ``f.attrs[key] = ["alice", "bob"]``."""
+    value = f.attrs.get(key, "[]")
+    if isinstance(value, bytes):  # a fixed-length string attribute: one JSON text
+        value = value.decode()
+    if not isinstance(value, str):
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in np.atleast_1d(value)]
+    try:
+        names = json.loads(value)
+    except json.JSONDecodeError:
+        names = None
+    if not isinstance(names, list):
+        raise ValueError(f"{where}: attribute {key!r} must be a JSON list or an array of names, got {value[:80]!r}")
+    return [str(n) for n in names]
+
+
 def not_class_index(labels: Any) -> np.ndarray:
     """Where ``labels`` (any shape) are not whole class indices: floats such as 4.5, NaN, inf (an integer cast
     would truncate them silently) and names (strings: a cast fails on them). Integer labels: all False."""
@@ -159,18 +191,29 @@ class HDF5FaceDataset(Dataset):
         self._file: h5py.File | None = None
         self._pid = os.getpid()  # the process that opened ``_file``
         if not Path(self.path).is_file():
-            raise FileNotFoundError(f"no such HDF5 file: {self.path}")
+            parts = Path(self.path + ".parts")  # genaug.expand.runs.parts_dir_of
+            hint = (f" (an expansion into it is unfinished: {parts} holds its parts; rerun the same `genaug expand` "
+                    "command to finish it)") if parts.is_dir() else " (it is a folder)" if Path(self.path).is_dir() else ""
+            raise FileNotFoundError(f"no such HDF5 file: {self.path}{hint}")
         if not h5py.is_hdf5(self.path):
             raise ValueError(f"{self.path} is not an HDF5 file")
+        self._inode = self._stat()  # the file measured here: one put in its place later is refused, not read
         with open_for_reading(self.path) as f:
             self._label_key = label_key(f, self.path)
             if "images" not in f:
                 raise ValueError(f"{self.path}: no 'images' dataset (not a genaug expanded file?)")
-            n = f["images"].shape[0]
-            self.code_names: list[str] = list(json.loads(f.attrs.get("code_names", "[]")))
-            self.class_names: list[str] = list(json.loads(f.attrs.get("class_names", "[]")))
+            self._records = f["images"].shape[0]
+            if self._label_key and f[self._label_key].shape != (self._records,):  # (N, 1), or not one per image
+                raise ValueError(f"{self.path}: '{self._label_key}' has shape {f[self._label_key].shape} but 'images' "
+                                 f"holds {self._records} images; it must be ({self._records},)")
+            self.code_names: list[str] = names_attr(f, "code_names", self.path)
+            self.class_names: list[str] = names_attr(f, "class_names", self.path)
             self._rows: np.ndarray | None = None if variants is None else self._select(f, variants)
-        self._n = n if self._rows is None else len(self._rows)
+        self._n = self._records if self._rows is None else len(self._rows)
+
+    def _stat(self) -> tuple[int, int]:
+        st = os.stat(self.path)
+        return st.st_dev, st.st_ino
 
     def _select(self, f: h5py.File, variants: Any) -> np.ndarray:
         """Rows whose variant is in ``variants``; asking for one the file lacks (``[0]`` from a file
@@ -192,7 +235,13 @@ class HDF5FaceDataset(Dataset):
 
     def _f(self) -> h5py.File:
         if self._file is None or self._pid != os.getpid():  # a forked worker opens its own handle (h5py is not fork-safe)
-            self._file, self._pid = open_for_reading(self.path), os.getpid()
+            inode = self._stat()
+            f = open_for_reading(self.path)
+            if inode != self._inode or f["images"].shape[0] != self._records:  # `genaug expand --overwrite` renamed a
+                f.close()  # new file into place: its records are not the ones counted (and selected) here
+                raise RuntimeError(f"{self.path} was replaced or rewritten since this HDF5FaceDataset read it "
+                                   f"({self._records} records); create a new HDF5FaceDataset to read the file now there")
+            self._file, self._pid = f, os.getpid()
         return self._file
 
     def __getstate__(self) -> dict[str, Any]:

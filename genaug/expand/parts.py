@@ -52,14 +52,15 @@ class PartWriter(threading.Thread):
             self._raise()
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Stop a writer that is still running (after an error in the producer): it drops what is
-        queued, closes and deletes its unfinished part file, and is joined."""
+        """Stop a writer that is still running (after an error or Ctrl-C in the producer): it writes what is queued
+        (a block whose rows were all queued is finished: its part is kept), closes and deletes its unfinished part
+        file, and is joined."""
         if not self.is_alive():
             return
-        self.error = self.error or RuntimeError("stopped")
         try:
-            self.q.put(None, timeout=timeout)  # the writer drains the queue once error is set
-        except queue.Full:
+            self.q.put(None, timeout=timeout)
+        except queue.Full:  # the writer is stuck: it drops the rest
+            self.error = self.error or RuntimeError("stopped")
             return
         self.join(timeout)
 

@@ -32,6 +32,7 @@ from .. import __version__
 from ..bundle.format import Bundle
 from ..distenv import init_distributed, rank_device
 from ..engine.edits import derive_seed, variant_edits
+from ..faces.identity import faces_extra_available
 from ..images import MIN_SIDE
 from ..io import printable
 from .hdf5 import FORMAT, LAYOUT_VERSION
@@ -227,6 +228,22 @@ def _file_attrs(b: Bundle, src: Source, s: ExpandSettings, seed: int, run_key: s
     }
 
 
+def _gate_name(gate: Any) -> str | None:
+    """The identity gate as the run key records it: a shipped judge's name ("dlib", "student"), else the callable's
+    qualified name and a hash of its code (a resume or rerun with another gate is then another run, not a silent mix
+    or no-op; values a closure captures are not seen)."""
+    if gate is None:
+        return None
+    name = getattr(gate, "name", None)
+    if isinstance(name, str) and type(gate).__module__.startswith("genaug."):
+        return name
+    fn = gate if hasattr(gate, "__qualname__") else type(gate)
+    code = getattr(fn, "__code__", None)
+    body = "" if code is None else ":" + hashlib.sha256(code.co_code + repr(
+        (code.co_names, [c for c in code.co_consts if not hasattr(c, "co_code")])).encode()).hexdigest()[:12]
+    return f"{getattr(fn, '__module__', '?')}.{fn.__qualname__}{body}"
+
+
 def _make_engine(bundle: Any, device: str, s: ExpandSettings, gate: Any) -> Any:
     from ..engine.core import Engine
 
@@ -284,7 +301,7 @@ def expand_to_hdf5(
     a run that fails or is interrupted leaves it as it was, and rerunning resumes. ``gate_threshold`` turns on the identity gate: the
     judge ``genaug.faces.identity.get_judge("auto")`` (dlib's descriptor when ``genaug[faces]`` is
     installed, similarity = 1 - distance, same person above 0.4; else the shipped student, 1 - its distance in
-    dlib's units, same person above about 0.59; else the project's embedder, cosine); ``gate`` replaces it with any ``gate(original, augmented) -> (N,)``.
+    dlib's units, same person above about 0.59; else the project's embedder, cosine); ``gate`` replaces it with any ``gate(original, augmented) -> (N,)`` (``gate_threshold`` still needed).
     ``quality_threshold`` turns on the quality gate (the shipped realism critic,
     :mod:`genaug.faces.quality`; ``"auto"``: its own threshold).
     """
@@ -294,6 +311,8 @@ def expand_to_hdf5(
         variants, include_original=include_original, seed=seed, size=size, strength=strength, mode=mode, codes=codes,
         refine_steps=refine_steps, refine_loss=refine_loss, framing=framing, batch_size=batch_size, block_size=block_size,
         compression=compression, shard=shard, gate_threshold=gate_threshold, quality_threshold=quality_threshold)
+    if gate is not None and gate_threshold is None:  # the engine's threshold would be 0.0: a gate that re-draws nothing
+        raise ExpandError("gate= needs gate_threshold= (the similarity below which a variant is re-drawn)")
     dist = init_distributed("gloo", timeout_s=86400) if shard is None else None
     if merge is None:
         merge = world == 1 or (dist is not None and rank == 0)
@@ -302,7 +321,8 @@ def expand_to_hdf5(
     engine = _make_engine(bundle, rank_device(device, dist is not None), s, gate)
     s.refine_steps, b = engine.refine_steps, engine.bundle
     key_info = {"bundle": b.identity, "seed": seed, "settings": asdict(s), "source": src.fingerprint(),
-                "layout_version": LAYOUT_VERSION}
+                "layout_version": LAYOUT_VERSION, "gate": _gate_name(engine.gate),
+                "faces_extra": faces_extra_available()}  # dlib frames (framing auto) and places the controls' landmarks
     run_key = hashlib.sha256(json.dumps(key_info, sort_keys=True).encode()).hexdigest()[:16]
     say = lambda m: tqdm.write(m, file=sys.stderr)  # noqa: E731 - skip reports are always shown
     files = RunFiles(Path(out), run_key, key_info, -(-len(src) // s.block_size), rank, say if progress else (lambda m: None),

@@ -17,7 +17,7 @@ from .parts import part_name, part_status
 from .sources import ExpandError
 
 MANIFEST = "manifest.json"
-KEYS = ("bundle", "seed", "settings", "source")
+KEYS = ("bundle", "seed", "settings", "source", "gate", "faces_extra")
 
 
 def parts_dir_of(out: str | Path) -> Path:

@@ -5,7 +5,6 @@ images and a fingerprint of its listing (part of an expansion's run key).
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import warnings
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..io import IMAGE_EXTS, list_images, open_photo, printable
-from .hdf5 import label_key, not_class_index
+from .hdf5 import label_key, names_attr, not_class_index
 
 
 class ExpandError(ValueError):
@@ -40,7 +39,8 @@ class FolderSource:
     def __init__(self, root: str | Path, skip: Path | None = None):
         self.root = Path(root)
         try:
-            files = sorted(p.relative_to(self.root).as_posix() for p in list_images(self.root, "source folder"))
+            files = sorted(p.relative_to(self.root).as_posix()  # a broken link too: skipped and listed as unreadable
+                           for p in list_images(self.root, "source folder", broken_links=True))
         except ValueError as e:
             raise ExpandError(str(e)) from None
         nested = [f for f in files if "/" in f]
@@ -84,7 +84,8 @@ class FolderSource:
         """Paths, labels, sizes and modification times: an edited or replaced file changes it."""
         h = hashlib.sha256()
         for p, l in zip(self.paths, self.labels):
-            st = (self.root / p).stat()
+            path = self.root / p
+            st = path.stat() if path.exists() else path.lstat()  # a broken link: skipped as unreadable when loaded
             h.update(f"{p}\t{l}\t{st.st_size}\t{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
         return {"kind": self.kind, "count": len(self), "listing_sha256": h.hexdigest()[:16]}
 
@@ -127,11 +128,7 @@ class HDF5Source:
                 if self.labels.shape != (ds.shape[0],):
                     raise ExpandError(f"{self.root}: '{key}' has shape {self.labels.shape} but 'images' holds "
                                       f"{ds.shape[0]} images; it must be ({ds.shape[0]},)")
-                names = f.attrs.get("class_names", "[]")
-                names = names.decode() if isinstance(names, bytes) else names  # a fixed-length string attr: one JSON text
-                self.class_names = list(json.loads(names)) if isinstance(names, str) else [
-                    n.decode() if isinstance(n, bytes) else str(n) for n in names
-                ]
+                self.class_names = names_attr(f, "class_names", self.root)
         except (OSError, TypeError, ValueError) as e:
             if isinstance(e, ExpandError):
                 raise
