@@ -116,10 +116,17 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def commit_file(tmp: Path, path: str | Path) -> Path:
-    """Make the finished ``tmp`` become ``path``: world-readable, fsync, rename, fsync the folder."""
+    """Make the finished ``tmp`` become ``path``: the mode a new file gets under the process's umask
+    (a temporary file is private), fsync, rename, fsync the folder."""
     path = Path(path)
-    tmp.chmod(0o644)
+    tmp.chmod(0o666 & ~_umask())
     fsync_path(tmp)
     os.replace(tmp, path)
     fsync_path(path.parent)

@@ -230,3 +230,20 @@ def test_labels_that_are_not_one_per_image_are_named_by_the_reader_up_front(tmp_
         f["labels"] = np.array(labels)
     with pytest.raises(ValueError, match=r"'labels' has shape .* but 'images' holds 3 images; it must be \(3,\)"):
         HDF5FaceDataset(path)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_finished_files_follow_the_umask(tmp_path):
+    """A committed file gets the mode a new file would (0o666 & ~umask), not 0o644 whatever the umask:
+    with umask 077 face data stays private."""
+    from genaug.io import atomic_write
+
+    old = os.umask(0o077)
+    try:
+        out = atomic_write(tmp_path / "private.bin", lambda p: p.write_bytes(b"x"))
+        os.umask(0o002)
+        shared = atomic_write(tmp_path / "shared.bin", lambda p: p.write_bytes(b"x"))
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert shared.stat().st_mode & 0o777 == 0o664
