@@ -45,3 +45,25 @@ def test_gates_and_judges_leave_a_callers_net_as_it_was():
     assert not gate.embedder.training and not judge.net.training
     ready = _lent_net().eval()
     assert IdentityGate(ready).embedder is ready and EmbedderJudge(ready, "mine", 0.5).net is ready
+
+
+def test_a_yaw_on_a_photo_reads_its_range_once(monkeypatch):
+    """The photo path fits a control's value to the face (``turn_room``) and renders it (``rotate_yaw``), each of which
+    validates its images; on a 12 MP photo each range read cost ~0.15 s. Now: once per photo."""
+    import numpy as np
+    from PIL import Image
+
+    from genaug.engine.edits import Edit
+
+    photo = np.asarray(Image.open(genaug.__path__[0] + "/assets/astronaut_face.jpg").convert("RGB"))
+    engine = genaug.Engine("default", device="cpu", framing="full")
+    reads, aminmax = [], torch.aminmax  # check_images reads the range in one aminmax pass
+
+    def counted(t, *args, **kwargs):
+        reads.extend([tuple(t.shape)] if t.shape[-2:] == photo.shape[:2] else [])
+        return aminmax(t, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "aminmax", counted)
+    out, info = engine.augment(photo, edits=[Edit("yaw", 20.0)])
+    assert info.edits[0].value != 0 and np.abs(out.astype(int) - photo).max() > 0  # it turned
+    assert reads == [(1, 3, *photo.shape[:2])]  # was twice

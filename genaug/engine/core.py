@@ -333,8 +333,7 @@ class Engine(PhotoIO):
             control = control_of(self.spec, edits[rows[0]].code)
             lm = face_landmarks(x[rows], None, "model_frame") if control.room is not None else None  # type: ignore[union-attr]
             bounds = self.drawn_range(edits[rows[0]].code) if drawn else None
-            values = control.fit(x[rows], [edits[i].value for i in rows], lm, "model_frame", bounds)  # type: ignore[union-attr]
-            out[rows] = control.apply(x[rows], values, landmarks=lm, framing="model_frame")  # type: ignore[union-attr]
+            out[rows], values = control.fit_apply(x[rows], [edits[i].value for i in rows], lm, "model_frame", bounds)  # type: ignore[union-attr]
             for i, v in zip(rows, values.tolist()) if record else ():
                 edits[i] = edits[i] if v == edits[i].value else Edit(edits[i].code, v)
         return edited, out

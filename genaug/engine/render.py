@@ -148,8 +148,8 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
         landmarks = place_landmarks(x, info.box) if faces_extra_available() else box_landmarks(info.box)
     if not bool(landmarks_in_order(landmarks)[0]):  # not a face's layout (none in 6,200 real detections): leave it
         return from_chw01(full, original, info), 0.0
-    applied = control.fit(x, value, landmarks=landmarks, drawn=drawn)
-    out = control.apply(x, applied, landmarks=landmarks)[0]
+    out, applied = control.fit_apply(x, value, landmarks=landmarks, drawn=drawn)
+    out = out[0]
     same = out == x[0]
     if bool(same.all()):  # faded out on this face (near profile): applied as nothing
         return from_chw01(full, original, info), 0.0

@@ -17,8 +17,11 @@ rule (:func:`default_landmarks`).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,8 +185,14 @@ def _gaussian_blur(maps: Tensor, size: int, sigma: float) -> Tensor:
     return x.reshape(shape)
 
 
+_CHECKED: ContextVar[Tensor | None] = ContextVar("genaug_checked_images", default=None)
+
+
 def check_images(images: Tensor) -> Tensor:
-    """Validate an NCHW float batch in [-1, 1] (1 or 3 channels); returned unchanged."""
+    """Validate an NCHW float batch in [-1, 1] (1 or 3 channels); returned unchanged (at once for the batch of an
+    enclosing :func:`images_checked`)."""
+    if images is _CHECKED.get():
+        return images
     if not isinstance(images, Tensor) or images.ndim != 4:
         raise ValueError(f"expected an NCHW image batch, got {getattr(images, 'shape', type(images).__name__)}")
     if images.shape[1] not in (1, 3):
@@ -197,6 +206,17 @@ def check_images(images: Tensor) -> Tensor:
         if not (-1.001 <= lo and hi <= 1.001):
             raise ValueError("images must hold finite values in [-1, 1]")
     return images
+
+
+@contextlib.contextmanager
+def images_checked(images: Tensor) -> Iterator[Tensor]:
+    """``images`` validated by :func:`check_images` once for the block: the renders called on this same tensor inside
+    it (a control's fit, then its render) do not read a 12 MP photo's range again."""
+    token = _CHECKED.set(check_images(images))
+    try:
+        yield images
+    finally:
+        _CHECKED.reset(token)
 
 
 def check_landmarks(landmarks: Tensor, n: int | None = None) -> Tensor:
