@@ -67,3 +67,25 @@ def test_a_yaw_on_a_photo_reads_its_range_once(monkeypatch):
     out, info = engine.augment(photo, edits=[Edit("yaw", 20.0)])
     assert info.edits[0].value != 0 and np.abs(out.astype(int) - photo).max() > 0  # it turned
     assert reads == [(1, 3, *photo.shape[:2])]  # was twice
+
+
+def test_a_large_relight_of_saturated_pixels_matches_the_full_size_render(monkeypatch):
+    """A region larger than WORK_PIXELS is shaded on a small image. Made by averaging, its pixels mixed clipped and
+    black channels into colours no pixel has (unclipped 'skin'), and the clipped pixels took that colour: saturated
+    synthetic photos came out up to 227-255 levels off the full-size render (random 0/255 channels, 8 px colour
+    blocks; 99th percentile 217 / 254). Sampled, the small image's means are the photo's own pixels'."""
+    import genaug.faces.light as light
+    from genaug.faces.shape import default_landmarks
+
+    g = torch.Generator().manual_seed(0)
+    binary = torch.randint(0, 2, (1, 3, 256, 256), generator=g).float()
+    blocks = torch.randint(0, 2, (1, 3, 32, 32), generator=g).float().repeat_interleave(8, 2).repeat_interleave(8, 3)
+    noise = torch.randint(0, 256, (1, 3, 256, 256), generator=g).float() / 255
+    x = torch.cat([binary, blocks, noise]) * 2 - 1
+    args = (torch.tensor([60.0, -45.0, 60.0]), 10.0, 0.8, default_landmarks(256, 256, 3))
+    full = light.relight(x, *args)
+    monkeypatch.setattr(light, "WORK_PIXELS", 96 * 96)
+    off = (light.relight(x, *args) - full).abs().amax(1).flatten(1) * 127.5  # levels, per pixel
+    assert float((full - x).abs().max()) > 0.3  # the light did move
+    assert float(off[:2].max()) < 4 and float(off.quantile(0.99, dim=1).max()) < 4  # 2.1 / 0.5 / 41 (99 %: 1.7 / 0.3 / 2.8)
+    assert float(off.mean()) < 0.3  # 0.15 (was 20)
