@@ -89,3 +89,30 @@ def test_a_large_relight_of_saturated_pixels_matches_the_full_size_render(monkey
     assert float((full - x).abs().max()) > 0.3  # the light did move
     assert float(off[:2].max()) < 4 and float(off.quantile(0.99, dim=1).max()) < 4  # 2.1 / 0.5 / 41 (99 %: 1.7 / 0.3 / 2.8)
     assert float(off.mean()) < 0.3  # 0.15 (was 20)
+
+
+def test_drawn_glasses_do_not_depend_on_the_photos_dtype():
+    """A photo's pair is drawn from a hash of its thumbnail: the mean of float values, whose 8-bit levels often average
+    to a half on a small photo, rounded up or down with the dtype's last bits (6 of 20 64 px photos got another pair
+    as float64 than as float32). Now the thumbnail of the 8-bit picture: one pair from uint8, float32 and float64."""
+    import numpy as np
+    from PIL import Image
+
+    from genaug.engine.edits import Edit
+    from genaug.faces.glasses import add_glasses, style_for
+    from genaug.faces.shape import face_landmarks
+
+    face = Image.open(genaug.__path__[0] + "/assets/astronaut_face.jpg").convert("RGB").resize((64, 64), Image.BICUBIC)
+    engine = genaug.Engine("default", device="cpu", framing="full")
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        picture = np.clip(np.asarray(face) + rng.integers(-3, 4, (64, 64, 3)), 0, 255).astype(np.uint8)
+        u8 = torch.from_numpy(picture).permute(2, 0, 1)[None]
+        photos = [u8.float() / 127.5 - 1, (u8.float() / 255) * 2 - 1, (u8.double() / 255) * 2 - 1]
+        lm = face_landmarks(photos[0])
+        styles = [style_for(x, lm) for x in photos]
+        assert all(torch.equal(s.colour, styles[0].colour) and torch.equal(s.a, styles[0].a) for s in styles)
+        outs = [add_glasses(x, 1.0, lm) for x in photos]
+        assert all(float((o.double() - outs[0].double()).abs().max()) * 127.5 <= 1 for o in outs)
+        drawn = [engine.augment(p, edits=[Edit("drawn_glasses", 1.0)])[0] for p in (picture, picture / np.float32(255), picture / 255.0)]
+        assert all(np.abs(d * (255 if d.dtype != np.uint8 else 1) - drawn[0].astype(float)).max() <= 1 for d in drawn)
