@@ -116,3 +116,24 @@ def test_drawn_glasses_do_not_depend_on_the_photos_dtype():
         assert all(float((o.double() - outs[0].double()).abs().max()) * 127.5 <= 1 for o in outs)
         drawn = [engine.augment(p, edits=[Edit("drawn_glasses", 1.0)])[0] for p in (picture, picture / np.float32(255), picture / 255.0)]
         assert all(np.abs(d * (255 if d.dtype != np.uint8 else 1) - drawn[0].astype(float)).max() <= 1 for d in drawn)
+
+
+def test_given_landmarks_outside_the_photo_are_refused_by_name():
+    """rotate_yaw with landmarks of a face the photo does not show turned nothing but moved the whole photo by the
+    eyes' move. As the batch path refuses them (``BatchFaceAug(landmarks=)``), every rendered control now does."""
+    from genaug.faces.glasses import add_glasses
+    from genaug.faces.light import relight
+    from genaug.faces.pose import rotate_yaw, turn_room
+    from genaug.faces.shape import default_landmarks
+
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    lm = default_landmarks(64, 64, 2)
+    away = lm.clone()
+    away[1] += torch.tensor([200.0, 0.0])  # image 1's face lies right of the photo
+    for render in (lambda m: rotate_yaw(x, 20.0, m), lambda m: turn_room(x, m), lambda m: relight(x, 60.0, 10.0, 0.8, m),
+                   lambda m: add_glasses(x, 1.0, m)):
+        with pytest.raises(ValueError, match=r"landmarks of image\(s\) \[1\] lie outside the 64x64 images"):
+            render(away)
+    edge = lm.clone()
+    edge[:, :, 0] += 63.5 - float(lm[0, :, 0].max())  # the right eye's outer corner on the last pixel's edge: inside
+    assert rotate_yaw(x, 20.0, edge).shape == x.shape

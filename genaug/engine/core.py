@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..bundle.format import Bundle, load_bundle
 from ..device import module_on, resolve_device
 from ..faces.framing import FRAMINGS
-from ..faces.shape import face_landmarks
+from ..faces.shape import default_landmarks, face_landmarks, landmarks_inside
 from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
@@ -332,6 +332,9 @@ class Engine(PhotoIO):
             rows = [i for i in ctrl if control_of(self.spec, edits[i].code).name == name]  # type: ignore[union-attr]
             control = control_of(self.spec, edits[rows[0]].code)
             lm = face_landmarks(x[rows], None, "model_frame") if control.room is not None else None  # type: ignore[union-attr]
+            if lm is not None:  # a point dlib put outside the frame: the framing rule's there (as the batch path's)
+                rule = default_landmarks(*x.shape[-2:], len(rows), "model_frame").to(lm.device)
+                lm = torch.where(landmarks_inside(lm, *x.shape[-2:])[:, None, None], lm, rule)
             bounds = self.drawn_range(edits[rows[0]].code) if drawn else None
             out[rows], values = control.fit_apply(x[rows], [edits[i].value for i in rows], lm, "model_frame", bounds)  # type: ignore[union-attr]
             for i, v in zip(rows, values.tolist()) if record else ():

@@ -260,6 +260,13 @@ def check_landmark_order(lm: Tensor) -> Tensor:
     return lm
 
 
+def landmarks_inside(lm: Tensor, height: int, width: int) -> Tensor:
+    """(N,) bool: each row's 5 points lie inside a ``height`` x ``width`` image (pixel centres at integers: x in
+    [-0.5, width - 0.5], y in [-0.5, height - 0.5])."""
+    limit = torch.tensor([width - 0.5, height - 0.5], dtype=lm.dtype, device=lm.device)
+    return ((lm >= -0.5) & (lm <= limit)).flatten(1).all(1)
+
+
 def given_landmarks(landmarks: Tensor, n: int | None = None) -> Tensor:
     """Landmarks a caller passed: :func:`check_landmarks` and :func:`check_landmark_order`."""
     return check_landmark_order(check_landmarks(landmarks, n))
@@ -383,13 +390,17 @@ def _cached(key: str, make):
 
 
 def face_landmarks(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
-    """Landmarks for a batch: the given ones (checked), else dlib's when the ``faces`` extra is
-    installed, else the framing rule's; on the images' device."""
+    """Landmarks for a batch: the given ones (checked: a face's order, inside the images - as the batch path checks
+    them), else dlib's when the ``faces`` extra is installed, else the framing rule's; on the images' device."""
     from .identity import faces_extra_available
 
     n, (h, w) = images.shape[0], images.shape[-2:]
     if landmarks is not None:
         lm = given_landmarks(landmarks, n)
+        outside = (~landmarks_inside(lm, h, w)).nonzero()[:, 0].tolist()
+        if outside:  # a face the images do not show: a turn moved the photo alone
+            raise ValueError(f"landmarks of image(s) {outside[:8]} lie outside the {h}x{w} images (x in [-0.5, {w - 0.5}], "
+                             f"y in [-0.5, {h - 0.5}], pixels of the images): landmarks of the photos before a resize or crop?")
     elif faces_extra_available():
         lm = detect_landmarks(images, framing)
     else:
