@@ -160,8 +160,8 @@ class BatchFaceAug(nn.Module):
         for table in (self.table, getattr(self, "_content", None)):  # the latents found so far go along
             if table is not None and table.rows is not None and table.rows.device != on_cpu:
                 table.rows = table.rows.to(on_cpu)
-        if eng is not None and self._engine is None:  # its networks moved in place (no reload; same bundle_key, so the
-            self._engine_on(on_cpu, eng.bundle.to(on_cpu))  # tables stay bound)
+        if eng is not None and self._engine is None:  # its bundle there (no reload; the same bundle_key, so the tables
+            self._engine_on(on_cpu, eng.bundle.on(on_cpu))  # stay bound; a caller's bundle is not moved: a copy)
         return self
 
     def extra_repr(self) -> str:

@@ -1,7 +1,9 @@
-"""Device selection shared by every front end; the float32 default dtype genaug works in, and autocast off."""
+"""Device selection shared by every front end; the float32 default dtype genaug works in, autocast off, and a
+caller's network on a device without moving it."""
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,6 +36,20 @@ def float32_default() -> Iterator[None]:
         yield
     finally:
         torch.set_default_dtype(was)
+
+
+def module_on(net: torch.nn.Module, device: str | torch.device, dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """``net`` in eval mode on ``device`` (its floating tensors in ``dtype`` when given) without changing the caller's
+    module: ``net`` itself when it already is so, else an eval-mode copy there (``nn.Module.to`` and ``.eval()`` act in
+    place, and a library must not move or switch a network it was lent)."""
+    dev = torch.empty(0, device=device).device  # "cuda" -> "cuda:0", as the tensors report it
+    tensors = [*net.parameters(), *net.buffers()]
+    ready = (not any(m.training for m in net.modules()) and all(t.device == dev for t in tensors)
+             and (dtype is None or all(t.dtype == dtype for t in tensors if t.is_floating_point())))
+    if ready:
+        return net
+    moved = copy.deepcopy(net).to(dev) if dtype is None else copy.deepcopy(net).to(dev, dtype)
+    return moved.eval()
 
 
 def no_autocast(device: torch.device) -> Any:

@@ -14,7 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from ..device import resolve_device
+from ..device import module_on, resolve_device
 from ..io import read_versioned_json, sha256_file, write_json_atomic, write_safetensors
 from ..models.config import NetConfig
 from ..models.latent import LatentSpec
@@ -147,11 +147,22 @@ class Bundle:
         return model_identity(self.training.get("weights_sha256", ""), self.recipes)
 
     def to(self, device: str | torch.device) -> "Bundle":
+        """Move this bundle's networks (float32, eval mode) and directions to ``device`` in place; returns it."""
         dev = resolve_device(device)
         self.generator.to(dev, torch.float32).eval()  # float32 even under torch.set_default_dtype(torch.float64)
         self.predictor.to(dev, torch.float32).eval()
         self.directions = {k: v.to(dev, torch.float32) for k, v in self.directions.items()}
         return self
+
+    def on(self, device: str | torch.device) -> "Bundle":
+        """This bundle on ``device`` (float32, eval mode) without changing it: itself where it already is so, else a
+        copy there. :class:`genaug.Engine` takes a caller's bundle this way; :meth:`to` moves in place."""
+        dev = resolve_device(device)
+        nets = [module_on(m, dev, torch.float32) for m in (self.generator, self.predictor)]
+        directions = {k: v.to(dev, torch.float32) for k, v in self.directions.items()}
+        if nets[0] is self.generator and nets[1] is self.predictor and all(directions[k] is v for k, v in self.directions.items()):
+            return self
+        return replace(self, generator=nets[0], predictor=nets[1], directions=directions)
 
     def config(self) -> dict[str, Any]:
         return {

@@ -93,7 +93,7 @@ def find_landmarks(x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
     place. A row dlib puts out of a face's order (none in 6,200 real detections) or a point outside the image is NaN
     (placed by the framing rule; the per-photo path leaves a face out of order unedited).
     Needs the ``faces`` extra (dlib)."""
-    from ..faces.shape import place_landmarks
+    from ..faces.shape import landmarks_inside, place_landmarks
 
     if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] not in (1, 3, 4):
         raise ValueError(f"expected an NCHW batch with 1, 3 or 4 channels, got {getattr(x, 'shape', type(x).__name__)}")
@@ -104,6 +104,5 @@ def find_landmarks(x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
     if n == 0:
         return torch.empty(0, 5, 2)
     lm = place_landmarks(x, box).float().cpu()
-    outside = ((lm < -0.5) | (lm > torch.tensor([w - 0.5, h - 0.5]))).flatten(1).any(1)
-    lm[~landmarks_in_order(lm) | outside] = float("nan")
+    lm[~(landmarks_in_order(lm) & landmarks_inside(lm, h, w))] = float("nan")
     return lm

@@ -145,8 +145,7 @@ def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams,
         marks = box_landmarks(box, len(pick)).to(x.device)
         if landmarks is not None:  # the caller's, where a row has them
             marks = placed(marks, landmarks.index_select(0, pick))
-        value = c.fit(xf, value, landmarks=marks, drawn=eng.drawn_range(int(ci)))  # yaw: into the face's room
-        done = c.apply(xf, value, landmarks=marks)
+        done, value = c.fit_apply(xf, value, landmarks=marks, drawn=eng.drawn_range(int(ci)))  # yaw: into the face's room
         res = ((done + 1) / 2).clamp(0, 1)
         res = (res * 255).round().to(torch.uint8) if x.dtype == torch.uint8 else res.to(x.dtype)
         if x.dtype != torch.uint8:  # pixels the control left as they were: the batch's own values, not their trip via [-1, 1]

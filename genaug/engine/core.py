@@ -14,9 +14,9 @@ import torch
 from torch import Tensor, nn
 
 from ..bundle.format import Bundle, load_bundle
-from ..device import resolve_device
+from ..device import module_on, resolve_device
 from ..faces.framing import FRAMINGS
-from ..faces.shape import face_landmarks
+from ..faces.shape import default_landmarks, face_landmarks, landmarks_inside
 from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
@@ -112,8 +112,8 @@ class Engine(PhotoIO):
                             quality_threshold=quality_threshold, codes=codes,
                             bounds=bounds, seed=seed)
         self.device = resolve_device(device)
-        if isinstance(bundle, Bundle):
-            self.bundle = bundle.to(self.device)
+        if isinstance(bundle, Bundle):  # the caller's bundle is not moved: a copy when it lies elsewhere
+            self.bundle = bundle.on(self.device)
         else:
             self.bundle = load_bundle(bundle, device=self.device)
         self.spec = self.bundle.spec
@@ -122,7 +122,7 @@ class Engine(PhotoIO):
         steps = self.bundle.default_refine_steps if refine_steps is None else refine_steps
         self.refine_steps, self.refine_loss, self.refine_lr = int(steps), refine_loss, float(refine_lr)
         self.batch_size, self.mode, self.strength, self.framing = int(batch_size), mode, float(strength), framing
-        self.feature_net = feature_net.to(self.device).eval() if feature_net is not None else None
+        self.feature_net = module_on(feature_net, self.device) if feature_net is not None else None
         self.gate = identity_gate(self.device, gate) if isinstance(gate, str) else gate
         self.gate_threshold, self.gate_retries = float(gate_threshold), int(gate_retries)
         self.quality, self.quality_threshold = quality_gate(self.device, quality, quality_threshold)
@@ -332,9 +332,11 @@ class Engine(PhotoIO):
             rows = [i for i in ctrl if control_of(self.spec, edits[i].code).name == name]  # type: ignore[union-attr]
             control = control_of(self.spec, edits[rows[0]].code)
             lm = face_landmarks(x[rows], None, "model_frame") if control.room is not None else None  # type: ignore[union-attr]
+            if lm is not None:  # a point dlib put outside the frame: the framing rule's there (as the batch path's)
+                rule = default_landmarks(*x.shape[-2:], len(rows), "model_frame").to(lm.device)
+                lm = torch.where(landmarks_inside(lm, *x.shape[-2:])[:, None, None], lm, rule)
             bounds = self.drawn_range(edits[rows[0]].code) if drawn else None
-            values = control.fit(x[rows], [edits[i].value for i in rows], lm, "model_frame", bounds)  # type: ignore[union-attr]
-            out[rows] = control.apply(x[rows], values, landmarks=lm, framing="model_frame")  # type: ignore[union-attr]
+            out[rows], values = control.fit_apply(x[rows], [edits[i].value for i in rows], lm, "model_frame", bounds)  # type: ignore[union-attr]
             for i, v in zip(rows, values.tolist()) if record else ():
                 edits[i] = edits[i] if v == edits[i].value else Edit(edits[i].code, v)
         return edited, out

@@ -131,11 +131,11 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
     fitted to what the face allows (:meth:`ImageControl.fit`: clipped, or for a value drawn at random from ``drawn`` =
     (low, high), scaled into it; 0 when the render changed nothing). Where no face was placed (``info.no_face``, or ``info.guessed``: ``auto`` framing
     looked for one and found none) the photo comes back unchanged (the value as given; landmarks out of
-    order: value 0): a rendered light or turn needs a face
+    order or outside the photo: value 0): a rendered light or turn needs a face
     where it is drawn (on a texture or an undetected face the framing rule's guess paints a ghost face)."""
     from ..faces.controls import GEOMETRIC_CONTROLS
     from ..faces.identity import faces_extra_available
-    from ..faces.shape import box_landmarks, landmarks_in_order, place_landmarks
+    from ..faces.shape import box_landmarks, landmarks_in_order, landmarks_inside, place_landmarks
 
     full = to_chw01(original)[0].clone()
     if info.no_face or info.guessed:  # (the engine reports such an edit as not applied: ``Engine.unplaced``)
@@ -146,10 +146,10 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
         landmarks = torch.as_tensor(info.alignment.face.landmarks, dtype=torch.float32)[None]
     else:  # a known frame or a photo taken whole: placed by dlib where installed, else by the framing rule
         landmarks = place_landmarks(x, info.box) if faces_extra_available() else box_landmarks(info.box)
-    if not bool(landmarks_in_order(landmarks)[0]):  # not a face's layout (none in 6,200 real detections): leave it
-        return from_chw01(full, original, info), 0.0
-    applied = control.fit(x, value, landmarks=landmarks, drawn=drawn)
-    out = control.apply(x, applied, landmarks=landmarks)[0]
+    if not bool(landmarks_in_order(landmarks)[0] & landmarks_inside(landmarks, *x.shape[-2:])[0]):
+        return from_chw01(full, original, info), 0.0  # not a face's layout (none in 6,200 real detections), or not inside
+    out, applied = control.fit_apply(x, value, landmarks=landmarks, drawn=drawn)
+    out = out[0]
     same = out == x[0]
     if bool(same.all()):  # faded out on this face (near profile): applied as nothing
         return from_chw01(full, original, info), 0.0

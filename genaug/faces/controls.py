@@ -18,6 +18,7 @@ from torch import Tensor
 from .glasses import add_glasses
 from .light import relight
 from .pose import rotate_yaw, turn_room
+from .shape import images_checked
 
 LIGHT_ELEVATION = 15.0  # degrees: the main light a little above the face (helper D's measured setting)
 LIGHT_STRENGTH = 0.8
@@ -84,6 +85,13 @@ class ImageControl:
             other = torch.where(v > 0, -t * reach_down, t * reach_up)  # a face with no room that way turns the other
             return torch.where((own.abs() < self.min_step) & (other.abs() >= self.min_step), other, own)
         return torch.maximum(torch.minimum(v, above), -below)
+
+    def fit_apply(self, x: Tensor, values, landmarks: Tensor | None = None, framing: str = "auto",
+                  drawn: tuple[float, float] | None = None) -> tuple[Tensor, Tensor]:
+        """(:meth:`apply` of the values :meth:`fit` gives, those values): the images checked once, not by each."""
+        with images_checked(x):
+            v = self.fit(x, values, landmarks, framing, drawn)
+            return self.apply(x, v, landmarks, framing), v
 
     def describe(self, value: float) -> str:
         return f"{self.name}={value:+.1f}"

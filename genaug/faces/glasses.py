@@ -70,10 +70,12 @@ class GlassesStyle:
 
 
 def style_for(images: Tensor, landmarks: Tensor) -> GlassesStyle:
-    """A style per face drawn from the photo (an 8 x 8 thumbnail) and its landmarks: a photo always
-    gets the same pair, every photo its own."""
+    """A style per face drawn from the photo (an 8 x 8 thumbnail of its 8-bit picture) and its landmarks: a photo always
+    gets the same pair, whatever its dtype (a uint8 photo, or it / 255 in float32 or float64), every photo its own."""
     images = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images  # grey: as its RGB repeat (the batch path's)
-    thumbs = F.adaptive_avg_pool2d(images.detach().float(), 8).add(1).mul(127.5).round().to(torch.uint8).cpu()
+    # the mean of float values whose 8-bit levels average to a half rounded up or down with the dtype's last bits
+    levels = images.detach().add(1).mul_(127.5).round_().clamp_(0, 255).float()  # the same integers from any dtype
+    thumbs = F.adaptive_avg_pool2d(levels, 8).round().to(torch.uint8).cpu()
     styles = []
     for lm, thumb in zip(landmarks.detach().cpu().float(), thumbs):
         key = hashlib.blake2b(lm.round().numpy().tobytes() + thumb.numpy().tobytes(), digest_size=8).digest()

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..device import module_on
 from .features import DEFAULT_DIR, FaceNet, load_evaluator
 
 JUDGES = ("auto", "dlib", "student", "embedder")
@@ -214,7 +215,7 @@ class EmbedderJudge(IdentityJudge):
                  device: str | torch.device = "cpu", batch_size: int = 256):
         if metric not in ("cosine", "euclidean"):
             raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
-        self.net = net.to(device).eval()
+        self.net = module_on(net, device)  # a caller's module is not moved or switched to eval: a copy where needed
         self.name, self.threshold, self.metric, self.scale = name, float(threshold), metric, float(scale)
         self.device, self.batch_size = torch.device(device), int(batch_size)
         self._copies: dict[torch.device, nn.Module] = {}  # the net on other devices (embed_with_grad)

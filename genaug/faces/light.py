@@ -290,13 +290,16 @@ def _relight(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, l
     """:func:`relight` of a checked batch (or one face's box of a photo) with its faces' poses and ``landmarks`` in its
     pixels, values one per image. A region larger than WORK_PIXELS is shaded at that many pixels and the shading change,
     smooth by construction, upsampled (the skin colour of clipped highlights, a mean, found there too), the per-pixel
-    steps run on bands of rows: a close-up filling a 12 MP photo is relit in seconds, not a minute."""
+    steps run on bands of rows: a close-up filling a 12 MP photo is relit in seconds, not a minute. The small image is
+    a grid of the photo's own pixels (nearest), not their averages: the means found there (light fit, skin colour,
+    saturation slope) weigh each pixel by what it is - clipped, saturated - and an average of clipped and dark channels
+    looks like unclipped skin no pixel of the photo has (saturated pixels then came out up to 255 levels off)."""
     h, w = images.shape[-2:]
     f = math.sqrt(WORK_PIXELS / (h * w))
     if f >= 1:
         return _apply_shading(images, *_shading(images, az, el, k, pose, ambient, shadows))
     size = (max(16, round(h * f)), max(16, round(w * f)))
-    small = F.interpolate(images.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+    small = F.interpolate(images.float(), size=size, mode="nearest-exact")
     at = torch.tensor([size[1] / w, size[0] / h], device=landmarks.device)
     ratio, mask, weight, slope, k = _shading(small, az, el, k, fit_pose((landmarks.float() + 0.5) * at - 0.5), ambient, shadows)
     colour, total = _skin_colour(to_linear(small), small, weight)  # a mean: found small (weights summed as at full size)

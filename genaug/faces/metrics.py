@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..device import module_on
 from ..models.recon import psnr, reconstruction_score
 from .features import FaceNet, evaluator_paths, load_evaluator
 
@@ -254,10 +255,9 @@ class IdentityGate:
     """
 
     def __init__(self, embedder: FeatureNet = None, device: str | torch.device | None = None):
-        self.embedder = resolve_feature_net(embedder, "identity")
-        if device is not None:
-            self.embedder.to(device)
-        self.embedder.eval()
+        net = resolve_feature_net(embedder, "identity", "cpu" if device is None else device)
+        here = next((p.device for p in net.parameters()), torch.device("cpu"))
+        self.embedder = module_on(net, here if device is None else device)  # a caller's module is not moved: a copy
 
     @torch.no_grad()
     def __call__(self, original: Tensor, augmented: Tensor) -> Tensor:

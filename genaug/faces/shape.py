@@ -17,8 +17,11 @@ rule (:func:`default_landmarks`).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,8 +185,14 @@ def _gaussian_blur(maps: Tensor, size: int, sigma: float) -> Tensor:
     return x.reshape(shape)
 
 
+_CHECKED: ContextVar[Tensor | None] = ContextVar("genaug_checked_images", default=None)
+
+
 def check_images(images: Tensor) -> Tensor:
-    """Validate an NCHW float batch in [-1, 1] (1 or 3 channels); returned unchanged."""
+    """Validate an NCHW float batch in [-1, 1] (1 or 3 channels); returned unchanged (at once for the batch of an
+    enclosing :func:`images_checked`)."""
+    if images is _CHECKED.get():
+        return images
     if not isinstance(images, Tensor) or images.ndim != 4:
         raise ValueError(f"expected an NCHW image batch, got {getattr(images, 'shape', type(images).__name__)}")
     if images.shape[1] not in (1, 3):
@@ -197,6 +206,17 @@ def check_images(images: Tensor) -> Tensor:
         if not (-1.001 <= lo and hi <= 1.001):
             raise ValueError("images must hold finite values in [-1, 1]")
     return images
+
+
+@contextlib.contextmanager
+def images_checked(images: Tensor) -> Iterator[Tensor]:
+    """``images`` validated by :func:`check_images` once for the block: the renders called on this same tensor inside
+    it (a control's fit, then its render) do not read a 12 MP photo's range again."""
+    token = _CHECKED.set(check_images(images))
+    try:
+        yield images
+    finally:
+        _CHECKED.reset(token)
 
 
 def check_landmarks(landmarks: Tensor, n: int | None = None) -> Tensor:
@@ -238,6 +258,13 @@ def check_landmark_order(lm: Tensor) -> Tensor:
                          "lie below the eye line and each inner corner nearer the other eye (MTCNN / RetinaFace order "
                          "differs: reorder, or leave landmarks=None to find them)")
     return lm
+
+
+def landmarks_inside(lm: Tensor, height: int, width: int) -> Tensor:
+    """(N,) bool: each row's 5 points lie inside a ``height`` x ``width`` image (pixel centres at integers: x in
+    [-0.5, width - 0.5], y in [-0.5, height - 0.5])."""
+    limit = torch.tensor([width - 0.5, height - 0.5], dtype=lm.dtype, device=lm.device)
+    return ((lm >= -0.5) & (lm <= limit)).flatten(1).all(1)
 
 
 def given_landmarks(landmarks: Tensor, n: int | None = None) -> Tensor:
@@ -363,13 +390,17 @@ def _cached(key: str, make):
 
 
 def face_landmarks(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
-    """Landmarks for a batch: the given ones (checked), else dlib's when the ``faces`` extra is
-    installed, else the framing rule's; on the images' device."""
+    """Landmarks for a batch: the given ones (checked: a face's order, inside the images - as the batch path checks
+    them), else dlib's when the ``faces`` extra is installed, else the framing rule's; on the images' device."""
     from .identity import faces_extra_available
 
     n, (h, w) = images.shape[0], images.shape[-2:]
     if landmarks is not None:
         lm = given_landmarks(landmarks, n)
+        outside = (~landmarks_inside(lm, h, w)).nonzero()[:, 0].tolist()
+        if outside:  # a face the images do not show: a turn moved the photo alone
+            raise ValueError(f"landmarks of image(s) {outside[:8]} lie outside the {h}x{w} images (x in [-0.5, {w - 0.5}], "
+                             f"y in [-0.5, {h - 0.5}], pixels of the images): landmarks of the photos before a resize or crop?")
     elif faces_extra_available():
         lm = detect_landmarks(images, framing)
     else:
