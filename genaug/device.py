@@ -38,11 +38,23 @@ def float32_default() -> Iterator[None]:
         torch.set_default_dtype(was)
 
 
+def canonical_device(device: str | torch.device) -> torch.device:
+    """``device`` as its tensors report it, so that two names of one device compare equal: ``"cpu:0"`` -> ``cpu``,
+    ``"cuda"`` -> ``cuda:N`` (the current CUDA device; ``cuda:0`` without CUDA), ``"mps"`` -> ``mps:0``."""
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        return torch.device("cpu")
+    if dev.index is None:
+        cuda = dev.type == "cuda" and torch.cuda.is_available()
+        return torch.device(dev.type, torch.cuda.current_device() if cuda else 0)
+    return dev
+
+
 def module_on(net: torch.nn.Module, device: str | torch.device, dtype: torch.dtype | None = None) -> torch.nn.Module:
     """``net`` in eval mode on ``device`` (its floating tensors in ``dtype`` when given) without changing the caller's
     module: ``net`` itself when it already is so, else an eval-mode copy there (``nn.Module.to`` and ``.eval()`` act in
     place, and a library must not move or switch a network it was lent)."""
-    dev = torch.empty(0, device=device).device  # "cuda" -> "cuda:0", as the tensors report it
+    dev = canonical_device(device)  # "cuda" -> "cuda:0", as the tensors report it
     tensors = [*net.parameters(), *net.buffers()]
     ready = (not any(m.training for m in net.modules()) and all(t.device == dev for t in tensors)
              and (dtype is None or all(t.dtype == dtype for t in tensors if t.is_floating_point())))

@@ -23,6 +23,7 @@ from .hdf5 import compression_args
 from .sources import ExpandError, Source
 
 MAX_VARIANTS = int(np.iinfo(np.int16).max)  # variants per source the int16 ``variant`` dataset can number
+MAX_CHUNK_BYTES = 2**32 - 1  # HDF5's largest chunk: one record (H x W x up to 3 bytes) is one chunk of ``images``
 
 
 @dataclass
@@ -122,6 +123,9 @@ def parse_size(size: str) -> tuple[int, int]:
         raise ExpandError(f"--size must be 'model', 'source' or WIDTHxHEIGHT like 178x218, got {size!r}") from None
     if min(w, h) < MIN_SIDE:  # every record would be refused as too small to hold a face, mid-run
         raise ExpandError(f"--size {size} is too small to hold a face (min side {MIN_SIDE} px)")
+    if w * h * 3 > MAX_CHUNK_BYTES:  # else h5py fails at the first record written, after the first batch's work
+        raise ExpandError(f"--size {size} is too large: a {w}x{h} RGB record is {w * h * 3} bytes, over HDF5's chunk limit "
+                          f"of {MAX_CHUNK_BYTES} bytes (4 GiB; each record is one chunk)")
     return w, h
 
 

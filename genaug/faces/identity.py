@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..device import module_on
+from ..device import canonical_device, module_on
 from .features import DEFAULT_DIR, FaceNet, load_evaluator
 
 JUDGES = ("auto", "dlib", "student", "embedder")
@@ -237,7 +237,7 @@ class EmbedderJudge(IdentityJudge):
     def _net_on(self, device: torch.device) -> nn.Module:
         """The net on ``device``: ``self.net`` where it lies, else a copy made once per device. ``self.net`` never
         moves: ``embed`` and a gate sharing this (cached) judge keep finding it on ``self.device``."""
-        here = next(self.net.parameters()).device
+        device, here = canonical_device(device), next(self.net.parameters()).device  # "cuda" is "cuda:0", not a copy
         if device == here:
             return self.net
         if device not in self._copies:  # a judge's weights are fixed: the copy is never refreshed

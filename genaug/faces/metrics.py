@@ -93,10 +93,12 @@ def extract_features(net: FeatureNet, images: Tensor | Iterable[Tensor], batch_s
     net = resolve_feature_net(net)
     was_training = net.training
     net.eval()
-    dev = next((p.device for p in net.parameters()), torch.device("cpu"))
-    batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)] if isinstance(images, Tensor) else images
-    out = [net(b.to(dev).float()).flatten(1).double().cpu() for b in batches]
-    net.train(was_training)
+    try:  # the caller's mode back, also after an error (a bad batch, out of memory)
+        dev = next((p.device for p in net.parameters()), torch.device("cpu"))
+        batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)] if isinstance(images, Tensor) else images
+        out = [net(b.to(dev).float()).flatten(1).double().cpu() for b in batches]
+    finally:
+        net.train(was_training)
     if not out:
         raise ValueError("no images given")
     return torch.cat(out)
