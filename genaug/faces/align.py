@@ -34,15 +34,16 @@ CANONICAL_LANDMARKS = np.array(
 _OVERSAMPLE = 4  # warp at 4x the model size, then area-downsample (no aliasing on large photos)
 DETECTION_CACHE = 8192  # photos whose faces are remembered by content (a training loop sees each photo every epoch)
 DETECT_SIDE = 1024  # a larger photo is searched for faces at this long side first (a 12 MP photo: seconds -> ~0.3 s)
+TURNED_SIDE = 512  # ... and a photo with no upright face is searched turned at this long side at most
 QUARTER_TURNS = (1, 3, 2)  # np.rot90 turns a photo with no upright face is searched in: sideways both ways, upside down
 
 
-def find_faces(detector, rgb: np.ndarray, upsample: int) -> list:
-    """dlib's detector boxes in ``rgb``'s (H, W, 3) uint8 pixels. A photo longer than :data:`DETECT_SIDE` is
+def find_faces(detector, rgb: np.ndarray, upsample: int, side: int = DETECT_SIDE, full_size: bool = True) -> list:
+    """dlib's detector boxes in ``rgb``'s (H, W, 3) uint8 pixels. A photo longer than ``side`` is
     searched at that size first (area-downsampled; the boxes scaled back), and at full size only where that
-    finds nothing (a face too small to show there)."""
+    finds nothing (a face too small to show there) and ``full_size``."""
     h, w = rgb.shape[:2]
-    scale = max(h, w) / DETECT_SIDE
+    scale = max(h, w) / side
     if scale > 1:
         small = cv2.resize(rgb, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA)
         found = detector(small, upsample)
@@ -51,6 +52,8 @@ def find_faces(detector, rgb: np.ndarray, upsample: int) -> list:
             sx, sy = w / small.shape[1], h / small.shape[0]
             return [dlib.rectangle(round(r.left() * sx), round(r.top() * sy), round(r.right() * sx), round(r.bottom() * sy))
                     for r in found]
+        if not full_size:
+            return []
     return list(detector(rgb, upsample))
 
 
@@ -65,11 +68,12 @@ def detect_faces(detector, landmarker, rgb: np.ndarray, upsample: int) -> list[D
     """Faces (detector box and 5 landmarks) in ``rgb``'s (H, W, 3) uint8 pixels, largest first. dlib's
     detector finds faces rolled up to about 40 degrees; where the upright photo has none, it is searched
     turned by :data:`QUARTER_TURNS` (a phone photo held sideways, or loaded without its EXIF orientation) and
-    the first turn with a face gives its faces, their landmarks mapped back to the photo's pixels."""
+    the first turn with a face gives its faces, their landmarks mapped back to the photo's pixels. A turned photo is
+    searched at :data:`TURNED_SIDE` at most (a photo without any face: 4 searches, the turned ones cheap)."""
     h, w = rgb.shape[:2]
     for k in (0, *QUARTER_TURNS):
         view = np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
-        found = find_faces(detector, view, upsample)
+        found = find_faces(detector, view, upsample) if not k else find_faces(detector, view, upsample, TURNED_SIDE, False)
         if not found:
             continue
         faces = []
