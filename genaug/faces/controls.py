@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from .glasses import add_glasses
+from .glasses import add_glasses, glasses_room
 from .light import relight
 from .pose import rotate_yaw, turn_room
 from .shape import images_checked
@@ -127,7 +127,8 @@ IMAGE_CONTROLS: dict[str, ImageControl] = {
                              summary=f"main light elevation, in front of the face (strength {LIGHT_STRENGTH:g}; "
                                      "shaded with a generic 3D face)"),
     "drawn_glasses": ImageControl("drawn_glasses", 0.0, 1.0, _drawn_glasses, min_step=0.6, unit="",
-                               summary="draw eyeglass frames (value: their opacity; placed by the 5 landmarks)"),
+                               summary="draw eyeglass frames (value: their opacity; placed by the 5 landmarks; "
+                                       "none on a face turned beyond 40 deg)", room=glasses_room),
 }
 CONTROL_NAMES = list(IMAGE_CONTROLS)
 GEOMETRIC_CONTROLS = frozenset({"yaw"})  # controls that move pixels (boxes, masks, keypoints beside them would not follow)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .pose import PoseFit, fade_beyond_limit, fit_pose, head_crops
+from .pose import PoseFit, beyond_limit, fit_pose, head_crops
 from ..engine.colour import GREY_TOLERANCE, is_grey, keep_grey
 from ..images import luma_weights
 from .shape import blur_each, check_images, face_landmarks, head_radius, per_image
@@ -144,7 +144,9 @@ def add_glasses(images: Tensor, strength=1.0, landmarks: Tensor | None = None, f
     """Draw eyeglass frames on each face (``strength`` in [0, 1]: their opacity; 0 = the input).
     ``landmarks`` (N, 5, 2) pixels as :func:`genaug.faces.shape.face_landmarks` gives them. A face in a photo much
     larger than its head is drawn on its head's box alone (:func:`genaug.faces.pose.head_crops`), as ``yaw`` and
-    ``light`` are: the same frames, without working on every pixel of a 12 MP photo."""
+    ``light`` are: the same frames, without working on every pixel of a 12 MP photo. A face turned beyond
+    ``SOURCE_YAW_LIMIT`` (near profile) is left as it is, as :func:`genaug.faces.pose.rotate_yaw` leaves it: frames
+    faded there read as grey smudges over the eye and cheek (:func:`glasses_room`)."""
     images = check_images(images)
     n, c, h, w = images.shape
     k = per_image(strength, n, "glasses strength", 0, 1, images.device)
@@ -153,7 +155,7 @@ def add_glasses(images: Tensor, strength=1.0, landmarks: Tensor | None = None, f
     lm = face_landmarks(images, landmarks, framing).float()
     pose = fit_pose(lm)
     st = style_for(images, lm).to(images.device)  # from the whole photo: the same pair whatever is worked on
-    k = k * fade_beyond_limit(pose).to(k.device)
+    k = torch.where(beyond_limit(pose).to(k.device), torch.zeros_like(k), k)  # near profile: left as it is
     boxes = head_crops(pose, h, w, pose.frame.scale + 8)  # the head, an eye distance and the blurs' reach more
     if boxes is None:
         return _draw(images, k, pose, st)
@@ -161,6 +163,13 @@ def add_glasses(images: Tensor, strength=1.0, landmarks: Tensor | None = None, f
     for i, (t, b, l, r) in enumerate(boxes):
         out[i : i + 1, :, t:b, l:r] = _draw(images[i : i + 1, :, t:b, l:r], k[i : i + 1], pose.in_box(i, l, t), st.row(i))
     return out
+
+
+def glasses_room(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
+    """(N, 2) opacities each face can take below and above 0: (0, 1), or (0, 0) for a face :func:`add_glasses`
+    leaves as it is (near profile)."""
+    pose = fit_pose(face_landmarks(check_images(images), landmarks, framing))
+    return torch.stack([torch.zeros(len(pose.yaw)), (~beyond_limit(pose)).float().cpu()], 1)
 
 
 def face_is_grey(images: Tensor, u: Tensor, v: Tensor) -> Tensor:

@@ -199,6 +199,7 @@ def fade_beyond_limit(pose: PoseFit) -> Tensor:
 
 HEAD_REACH = 1.3  # a turn or relight changes nothing beyond 1.1 head radii; this many bound the work
 REGION_GAIN = 2.0  # a photo with this many times the pixels of its head's box is worked on that box alone
+SCENE_GAIN = 2.0  # ... and is a scene (a group photo, a small face in a large one), not a face crop: see in_scene
 
 
 def head_crops(pose: PoseFit, height: int, width: int, pad: Tensor) -> list[tuple[int, int, int, int]] | None:
@@ -217,6 +218,16 @@ def head_crops(pose: PoseFit, height: int, width: int, pad: Tensor) -> list[tupl
     boxes = [(int(t), int(b), int(l), int(r)) for t, b, l, r in zip(lo_y.tolist(), hi_y.tolist(), lo_x.tolist(), hi_x.tolist())]
     boxes = [box if min(box[1] - box[0], box[3] - box[2]) >= 16 else (0, height, 0, width) for box in boxes]  # tiny: all
     return boxes if any((b - t) * (r - l) * REGION_GAIN < height * width for t, b, l, r in boxes) else None
+
+
+def in_scene(pose: PoseFit, height: int, width: int) -> Tensor:
+    """(N,) bool: photos with SCENE_GAIN times the pixels of their head's box (out to HEAD_REACH radii) or more - a
+    scene or a group photo, not a face crop (CelebA's 178x218 frames, LFW-like 250 px frames and loose or tight crops
+    are below). :func:`rotate_yaw` leaves such a photo in place and turns the head in it: moving the whole photo
+    with the eyes moved the other faces of a group photo and stretched a band as wide as a face along an edge."""
+    s = pose.scale * pose.frame.scale  # pixels per unit of the generic head
+    box = (2 * HEAD_REACH * s) ** 2 * HEAD_A * HEAD_B
+    return box * SCENE_GAIN <= height * width
 
 
 def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH) -> tuple[Tensor, Tensor]:
@@ -265,7 +276,8 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     frontal only stretches, see :func:`towards_side`); ``keep_eyes``: the whole photo moves
     with the head by the whole pixels that keep the eyes where they were, as a face set aligned by its eyes
     shows turned heads (towards the edge the move would leave empty it eases to 0 in a band, stretching what is
-    there); else the head turns in place."""
+    there) - except in a scene (:func:`in_scene`: a group photo, a small face in a large one), which stays in
+    place; else the head turns in place."""
     images = check_images(images)
     n, _, h, w = images.shape
     deg = per_image(degrees, n, "yaw degrees", -MAX_YAW, MAX_YAW, images.device)
@@ -287,6 +299,7 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     z_eyes = landmarks_3d()[:4, 2].mean().item()
     eyes = pose.scale * (z_eyes - axis) * (torch.sin(dst) - torch.sin(src)) * pose.frame.scale  # their move, px
     offset = torch.round(eyes[:, None] * pose.frame.ex) if keep_eyes else torch.zeros(n, 2, device=src.device)
+    offset = torch.where(in_scene(pose, h, w)[:, None], torch.zeros_like(offset), offset)  # a scene stays in place
     field = eased_move(offset, h, w)  # whole pixels, eased to 0 at the edge the move would leave empty
     boxes = head_crops(pose, h, w, (EDGE_BAND + 1) * offset.abs().amax(1) + 4)
     if boxes is not None:  # a face in a large photo: the photo moved, the head turned on its box alone
