@@ -101,8 +101,12 @@ class BatchFaceAug(nn.Module):
         lo, hi = strength_range(strength)
         if mode not in MODES or framing not in ("auto", "full"):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")
-        if generator is not None and generator.device.type != "cpu":
-            raise ValueError("generator must be a CPU torch.Generator (parameters are drawn on the host)")
+        if generator is not None and not (isinstance(generator, torch.Generator) and generator.device.type == "cpu"):
+            got = (f"one on {generator.device}" if isinstance(generator, torch.Generator) else
+                   f"{type(generator).__module__}.{type(generator).__qualname__}")
+            raise ValueError(f"generator must be a CPU torch.Generator (parameters are drawn on the host), got {got}")
+        if generator is not None and seed is not None:  # one would be ignored
+            raise ValueError("give generator or seed, not both (seed=s is generator=torch.Generator().manual_seed(s))")
         if seed is not None:
             check_seed(seed, high=2**64)  # torch.Generator's range
         for name, v in (("cache_size", cache_size), ("batch_size", batch_size)):
@@ -163,6 +167,13 @@ class BatchFaceAug(nn.Module):
         if eng is not None and self._engine is None:  # its networks moved in place (no reload; same bundle_key, so the
             self._engine_on(on_cpu, eng.bundle.to(on_cpu))  # tables stay bound)
         return self
+
+    def __prepare_scriptable__(self) -> "BatchFaceAug":
+        """``torch.jit.script`` (of this module or a model holding it) is refused with a reason, as
+        ``torchvision.transforms.v2`` refuses it."""
+        raise RuntimeError("BatchFaceAug cannot be scripted (torch.jit.script): it draws its edits on the host and reads "
+                           "values back per call; apply it to the batch outside the scripted model (torch.compile is fine: "
+                           "it runs BatchFaceAug eagerly)")
 
     def extra_repr(self) -> str:
         return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
@@ -279,6 +290,11 @@ class BatchFaceAug(nn.Module):
     # ---------------------------------------------------------------- the call
     def forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,
                 landmarks: Tensor | None = None) -> Any:
+        if _compiling():  # inside torch.compile (its own or a parent model's): run eagerly, as torch.compiler.disable does
+            return _eager_forward()(self, x, *others, index=index, params=params, landmarks=landmarks)
+        if torch.jit.is_tracing():  # (torch.jit.trace, torch.onnx.export) a trace would freeze one call's random draws
+            raise RuntimeError("BatchFaceAug cannot be traced (torch.jit.trace, torch.onnx.export): it draws its edits on "
+                               "the host per call; apply it to the batch outside the traced model")
         # the work buffers and latent tables outlive the call: never made as inference tensors (a first call
         # under torch.inference_mode would break every later call outside it)
         with torch.inference_mode(False), torch.no_grad(), float32_default():  # (under a float64 default too)
@@ -352,3 +368,17 @@ class BatchFaceAug(nn.Module):
 
             out = tv_tensors.wrap(out, like=x)
         return (out, params) if self.return_params else out
+
+
+_compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # (torch >= 2.3; True while dynamo traces)
+_EAGER: Any = None
+
+
+def _eager_forward() -> Any:
+    """``BatchFaceAug.forward`` wrapped by ``torch.compiler.disable``, made on first use under ``torch.compile`` (importing
+    dynamo up front costs seconds): dynamo would trace genaug's host draws and reads and recompile it nearly every call
+    (tens of seconds per call for a call of 0.1 s), so a compiled model runs it eagerly, breaking its graph there."""
+    global _EAGER
+    if _EAGER is None:
+        _EAGER = torch.compiler.disable(BatchFaceAug.forward)
+    return _EAGER

@@ -1,0 +1,93 @@
+"""Audit 14 (torch): ``genaug.BatchFaceAug`` and ``genaug.GenerativeAugDataset`` as an experienced PyTorch /
+torchvision user drives them - compiled and scripted models, generator arguments, ... Each test failed before its fix."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import genaug
+from conftest import UTKFACE, need
+from genaug.bundle.format import load_bundle
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return load_bundle("default")
+
+
+@pytest.fixture(scope="module")
+def faces() -> torch.Tensor:
+    """(4, 3, 64, 64) uint8: the first four utkface_128 photos (faces in the wild) at 64 px."""
+    files = sorted((need(UTKFACE) / "images").glob("*.jpg"))[:4]
+    ims = [np.asarray(Image.open(f).convert("RGB").resize((64, 64), Image.BICUBIC)) for f in files]
+    return torch.from_numpy(np.stack(ims)).permute(0, 3, 1, 2).contiguous()
+
+
+def test_a_compiled_model_runs_the_batch_transform_eagerly(bundle, faces):
+    # torch.compile(nn.Sequential(BatchFaceAug(...), model)) traced genaug's host draws and reads: graph breaks and a
+    # recompile nearly every call (34, 41, 21 s for calls of 0.1 s on one thread); it now runs eagerly inside
+    # (torch.compiler.disable), so a compiled model gives the eager result and nothing of genaug is compiled
+    pytest.importorskip("torch._dynamo")
+    import torch._dynamo
+
+    aug = genaug.BatchFaceAug(bundle=bundle, p=0.5, seed=0)
+    x = faces.float() / 255
+    params = aug.draw(len(x))
+    ref = aug(x, params=params)
+    torch._dynamo.reset()
+    graphs: list[list[str]] = []
+
+    def backend(gm, example_inputs):  # records the ops of each compiled graph
+        graphs.append([str(n.target) for n in gm.graph.nodes if n.op.startswith("call")])
+        return gm.forward
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.aug, self.conv = genaug.BatchFaceAug(bundle=bundle, p=1.0, seed=0), nn.Conv2d(3, 2, 3)
+
+        def forward(self, x):
+            return self.conv(self.aug(x * 0.5 + 0.25)).relu()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert torch.equal(torch.compile(aug, backend=backend)(x, params=params), ref)
+        assert graphs == [], graphs  # genaug's work ran eagerly, not in a graph
+        model = torch.compile(Net(), backend=backend)
+        for n in (4, 3, 2):
+            assert model(x[:n]).shape == (n, 2, 62, 62)
+    assert graphs and all(len(g) <= 2 for g in graphs), graphs  # the model's own ops only (x * 0.5 + 0.25; conv, relu)
+    torch._dynamo.reset()
+
+
+def test_scripting_or_tracing_it_is_refused_with_a_reason(bundle, faces):
+    # torch.jit.script(aug) failed with "Error inferring type for _work: {...}" and a dump of tensors; torch.jit.trace
+    # with "draw(n): n is the batch's row count, ... got tensor(4)"; both now say why and what to do (as v2 transforms)
+    aug = genaug.BatchFaceAug(bundle=bundle, p=1.0, seed=0)
+    aug(faces)  # built, with work buffers
+    for make in (lambda: torch.jit.script(aug), lambda: torch.jit.script(nn.Sequential(aug, nn.Identity()))):
+        with pytest.raises(RuntimeError, match="cannot be scripted"):
+            make()
+    with pytest.raises(RuntimeError, match="cannot be traced"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.trace(aug, (faces,))
+
+
+def test_generator_and_seed_together_or_a_foreign_generator_are_refused(bundle):
+    # BatchFaceAug(generator=g, seed=1) ignored the seed silently; generator=np.random.default_rng(0) (or an int) failed
+    # with "AttributeError: ... has no attribute 'device'"
+    with pytest.raises(ValueError, match="not both"):
+        genaug.BatchFaceAug(bundle=bundle, generator=torch.Generator(), seed=1)
+    for g in (np.random.default_rng(0), 3):
+        with pytest.raises(ValueError, match="CPU torch.Generator"):
+            genaug.BatchFaceAug(bundle=bundle, generator=g)
+    a = genaug.BatchFaceAug(bundle=bundle, p=0.5, generator=torch.Generator().manual_seed(5))
+    b = genaug.BatchFaceAug(bundle=bundle, p=0.5, seed=5)  # the same draws
+    assert torch.equal(a.draw(16).apply, b.draw(16).apply)
