@@ -290,9 +290,16 @@ class BatchFaceAug(nn.Module):
     # ---------------------------------------------------------------- the call
     def forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,
                 landmarks: Tensor | None = None) -> Any:
+        if _exporting():  # (torch.export, the dynamo-based torch.onnx.export) a graph would freeze one call's draws
+            raise RuntimeError("BatchFaceAug cannot be exported (torch.export, torch.onnx.export): it draws its edits on "
+                               "the host per call; apply it to the batch outside the exported model")
         if _compiling():  # inside torch.compile (its own or a parent model's): run eagerly, as torch.compiler.disable does
-            return _eager_forward()(self, x, *others, index=index, params=params, landmarks=landmarks)
-        if torch.jit.is_tracing():  # (torch.jit.trace, torch.onnx.export) a trace would freeze one call's random draws
+            return _eager_call()(self, x, *others, index=index, params=params, landmarks=landmarks)
+        return self._call(x, *others, index=index, params=params, landmarks=landmarks)
+
+    def _call(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,
+              landmarks: Tensor | None = None) -> Any:
+        if torch.jit.is_tracing():  # (torch.jit.trace, the TorchScript torch.onnx.export) a trace would freeze one call's draws
             raise RuntimeError("BatchFaceAug cannot be traced (torch.jit.trace, torch.onnx.export): it draws its edits on "
                                "the host per call; apply it to the batch outside the traced model")
         # the work buffers and latent tables outlive the call: never made as inference tensors (a first call
@@ -371,14 +378,15 @@ class BatchFaceAug(nn.Module):
 
 
 _compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # (torch >= 2.3; True while dynamo traces)
+_exporting = getattr(torch.compiler, "is_exporting", lambda: False)
 _EAGER: Any = None
 
 
-def _eager_forward() -> Any:
-    """``BatchFaceAug.forward`` wrapped by ``torch.compiler.disable``, made on first use under ``torch.compile`` (importing
+def _eager_call() -> Any:
+    """``BatchFaceAug._call`` wrapped by ``torch.compiler.disable``, made on first use under ``torch.compile`` (importing
     dynamo up front costs seconds): dynamo would trace genaug's host draws and reads and recompile it nearly every call
     (tens of seconds per call for a call of 0.1 s), so a compiled model runs it eagerly, breaking its graph there."""
     global _EAGER
     if _EAGER is None:
-        _EAGER = torch.compiler.disable(BatchFaceAug.forward)
+        _EAGER = torch.compiler.disable(BatchFaceAug._call)
     return _EAGER

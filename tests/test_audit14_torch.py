@@ -67,17 +67,24 @@ def test_a_compiled_model_runs_the_batch_transform_eagerly(bundle, faces):
     torch._dynamo.reset()
 
 
-def test_scripting_or_tracing_it_is_refused_with_a_reason(bundle, faces):
+def test_scripting_tracing_or_exporting_it_is_refused_with_a_reason(bundle, faces):
     # torch.jit.script(aug) failed with "Error inferring type for _work: {...}" and a dump of tensors; torch.jit.trace
-    # with "draw(n): n is the batch's row count, ... got tensor(4)"; both now say why and what to do (as v2 transforms)
+    # with "draw(n): n is the batch's row count, ... got tensor(4)"; torch.export.export with ".numpy() is not supported
+    # for tensor subclasses" (strict: "Could not guard on data-dependent expression"); each now says why and what to do
     aug = genaug.BatchFaceAug(bundle=bundle, p=1.0, seed=0)
     aug(faces)  # built, with work buffers
     for make in (lambda: torch.jit.script(aug), lambda: torch.jit.script(nn.Sequential(aug, nn.Identity()))):
         with pytest.raises(RuntimeError, match="cannot be scripted"):
             make()
-    with pytest.raises(RuntimeError, match="cannot be traced"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.jit.trace(aug, (faces,))
+        with pytest.raises(RuntimeError, match="cannot be traced"):
+            torch.jit.trace(aug, (faces,))
+        if hasattr(torch, "export") and hasattr(torch.compiler, "is_exporting"):
+            for strict in (False, True):
+                with pytest.raises(RuntimeError, match="cannot be exported"):
+                    torch.export.export(nn.Sequential(aug, nn.Identity()), (faces,), strict=strict)
+    assert torch.equal(aug(faces, params=aug._params), aug(faces, params=aug._params))  # and it still works
 
 
 def test_generator_and_seed_together_or_a_foreign_generator_are_refused(bundle):
