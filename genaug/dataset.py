@@ -374,7 +374,7 @@ class GenerativeAugDataset(Dataset):
         parts = (image, *(target or ()))
         if self.return_meta:
             parts = (*parts, meta)
-        return parts if len(parts) > 1 else parts[0]
+        return parts if target is not None or self.return_meta else image  # an (image,) item stays a 1-tuple
 
     def _latent(self, src: int, x: Tensor) -> tuple[Tensor, Tensor]:
         """The prepared latent of source ``src`` when ``x`` is the image it was inverted from; when the

@@ -98,3 +98,20 @@ def test_generator_and_seed_together_or_a_foreign_generator_are_refused(bundle):
     a = genaug.BatchFaceAug(bundle=bundle, p=0.5, generator=torch.Generator().manual_seed(5))
     b = genaug.BatchFaceAug(bundle=bundle, p=0.5, seed=5)  # the same draws
     assert torch.equal(a.draw(16).apply, b.draw(16).apply)
+
+
+def test_a_tensor_dataset_keeps_its_one_tuples_through_the_wrapper(faces):
+    # GenerativeAugDataset(TensorDataset(images)) returned the bare image for an (image,) item, so the loader yielded a
+    # tensor, not [images]: `for (images,) in loader` unpacked the batch along its rows (silently at batch size 1)
+    from torch.utils.data import DataLoader, TensorDataset
+
+    base = TensorDataset(faces)
+    ds = genaug.GenerativeAugDataset(base, variants=2, progress=False, device="cpu", include_original=True)
+    item = ds[1]
+    assert isinstance(item, tuple) and len(item) == 1 and item[0].shape == (3, 64, 64) and item[0].dtype == torch.uint8
+    assert torch.equal(ds[0][0], faces[0])  # the original
+    (images,) = next(iter(DataLoader(ds, batch_size=1)))
+    assert images.shape == (1, 3, 64, 64)
+    assert isinstance(genaug.GenerativeAugDataset(list(faces), variants=1, progress=False, device="cpu")[0], torch.Tensor)
+    image, meta = genaug.GenerativeAugDataset(base, variants=1, progress=False, device="cpu", return_meta=True)[0]
+    assert image.shape == (3, 64, 64) and meta.source == 0
