@@ -30,6 +30,7 @@ The identity gate is not offered here (it needs a host decision per row): use
 from __future__ import annotations
 
 import numbers
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,7 @@ class BatchFaceAug(nn.Module):
         self._feathers: dict[tuple[int, int], Tensor] = {}
         self._work: dict[tuple, Tensor] = {}  # work buffers kept across calls (never returned)
         self._views: dict[tuple, tuple[Tensor, Tensor]] = {}  # views of the tables' storage (batch_latents.stored)
+        self._lock = threading.RLock()  # one call at a time: the work buffers and tables are shared across calls
         spec = self._spec()  # fail now, not at the first batch
         check_codes(spec, codes)  # latent codes or image-space controls, each once
         code_ranges(spec, bounds)
@@ -136,10 +138,11 @@ class BatchFaceAug(nn.Module):
                 "_region_code", "_region_entries", "_slots", "_content")
         g = None if self.generator is None else self.generator.get_state().numpy().tobytes()
         return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "generator": g, "_engine": None, "_feathers": {},
-                "_work": {}, "_views": {}}
+                "_work": {}, "_views": {}, "_lock": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self._lock = threading.RLock()
         if isinstance(self.generator, bytes):
             self.generator = torch.Generator().set_state(torch.frombuffer(bytearray(self.generator), dtype=torch.uint8))
 
@@ -303,8 +306,8 @@ class BatchFaceAug(nn.Module):
             raise RuntimeError("BatchFaceAug cannot be traced (torch.jit.trace, torch.onnx.export): it draws its edits on "
                                "the host per call; apply it to the batch outside the traced model")
         # the work buffers and latent tables outlive the call: never made as inference tensors (a first call
-        # under torch.inference_mode would break every later call outside it)
-        with torch.inference_mode(False), torch.no_grad(), float32_default():  # (under a float64 default too)
+        # under torch.inference_mode would break every later call outside it); threads calling one transform take turns
+        with self._lock, torch.inference_mode(False), torch.no_grad(), float32_default():  # (under a float64 default too)
             return self._forward(x, *others, index=index, params=params, landmarks=landmarks)
 
     def _forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,

@@ -2,6 +2,7 @@
 torchvision user drives them - compiled and scripted models, generator arguments, ... Each test failed before its fix."""
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -115,3 +116,47 @@ def test_a_tensor_dataset_keeps_its_one_tuples_through_the_wrapper(faces):
     assert isinstance(genaug.GenerativeAugDataset(list(faces), variants=1, progress=False, device="cpu")[0], torch.Tensor)
     image, meta = genaug.GenerativeAugDataset(base, variants=1, progress=False, device="cpu", return_meta=True)[0]
     assert image.shape == (3, 64, 64) and meta.source == 0
+
+
+def test_threads_sharing_one_transform_get_the_serial_results(bundle, faces):
+    # a thread pool calling one BatchFaceAug (a per-sample v2 pipeline run by threads, a prefetch thread beside the
+    # training loop) got wrong images silently: calls shared its work buffers (129 of 160 outputs differed); calls now
+    # take turns
+    from concurrent.futures import ThreadPoolExecutor
+
+    aug = genaug.BatchFaceAug(bundle=bundle, p=1.0, seed=0)
+    batches = [faces[:2], faces[2:], faces[:2].flip(-1), faces[2:].flip(-1)]
+    params = [aug.draw(2) for _ in batches]
+    named = [torch.arange(2) + 2 * i for i in range(4)]
+    ref = [aug(b, params=p) for b, p in zip(batches, params)] + [aug(b, params=p, index=i) for b, p, i in zip(batches, params, named)]
+
+    def call(i: int) -> torch.Tensor:
+        k = i % 8
+        return aug(batches[k % 4], params=params[k % 4], index=None if k < 4 else named[k % 4])
+
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(call, range(24)))
+    assert sum(not torch.equal(o, ref[i % 8]) for i, o in enumerate(outs)) == 0
+    twin = copy.deepcopy(aug)  # (the lock is not copied: each copy has its own)
+    assert twin._lock is not aug._lock and torch.equal(twin(batches[0], params=params[0]), ref[0])
+
+
+def test_per_sample_v2_pipelines_around_it(bundle, faces):
+    # a per-sample torchvision pipeline handing it a PIL image said only "got Image"; it now names the fix
+    # (v2.ToImage() first). Normalize before genaug is a clear error; after it, and inside RandomApply, it works
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    from torchvision import tv_tensors
+
+    aug = genaug.BatchFaceAug(bundle=bundle, p=1.0, seed=0)
+    pil = Image.fromarray(faces[0].permute(1, 2, 0).numpy())
+    with pytest.raises(ValueError, match=r"v2.ToImage\(\)"):
+        v2.Compose([v2.RandomHorizontalFlip(), aug])(pil, 3)
+    pipe = v2.Compose([v2.ToImage(), v2.RandomHorizontalFlip(p=1.0), v2.RandomApply([aug], p=1.0),
+                       v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)])
+    out, label = pipe(pil, 3)
+    assert type(out) is tv_tensors.Image and out.shape == (3, 64, 64) and out.dtype == torch.float32 and label == 3
+    flipped = aug(tv_tensors.Image(faces[:1].flip(-1)), params=aug._params)[0]
+    assert torch.allclose(out, (flipped.float() / 255 - 0.5) / 0.5, atol=1e-6)  # the pipeline's genaug step, replayed
+    normalized = v2.Normalize([0.5] * 3, [0.5] * 3)(faces.float() / 255)
+    with pytest.raises(ValueError, match="put Normalize after genaug"):
+        aug(normalized)
