@@ -24,13 +24,14 @@ on by default on the CPU only.
 Image-space controls named in ``codes`` are placed by the framing rule's landmarks, or by the caller's
 (``aug(x, landmarks=lm)``: (N, 5, 2) dlib-order points in pixels of the batch, e.g. ``aug.find_landmarks(x)`` computed
 once per dataset on the host; :mod:`genaug.engine.batch_landmarks`).
+Inside ``torch.compile`` (its own or a model's) it runs eagerly, a graph break; ``torch.jit`` and ``torch.export`` refuse
+it with a reason; threads sharing one transform take turns (:mod:`genaug.engine.batch_calls`).
 The identity gate is not offered here (it needs a host decision per row): use
 :class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine` for it.
 """
 from __future__ import annotations
 
 import numbers
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from torch import Tensor, nn
 from .bundle.format import Bundle
 from .device import float32_default, no_autocast, resolve_device
 from .distenv import mix_worker_seed
+from .engine.batch_calls import Turns, compiling, exporting
 from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe_kinds, recipe_tables
 from .engine.batch_inputs import one_image, other_tv_tensor, route, tv_image_type
 from .engine.batch_landmarks import check_landmark_values, check_landmarks, find_landmarks
@@ -126,7 +128,7 @@ class BatchFaceAug(nn.Module):
         self._feathers: dict[tuple[int, int], Tensor] = {}
         self._work: dict[tuple, Tensor] = {}  # work buffers kept across calls (never returned)
         self._views: dict[tuple, tuple[Tensor, Tensor]] = {}  # views of the tables' storage (batch_latents.stored)
-        self._lock = threading.RLock()  # one call at a time: the work buffers and tables are shared across calls
+        self._lock = Turns()  # one call at a time: the work buffers and tables are shared across calls
         spec = self._spec()  # fail now, not at the first batch
         check_codes(spec, codes)  # latent codes or image-space controls, each once
         code_ranges(spec, bounds)
@@ -138,11 +140,10 @@ class BatchFaceAug(nn.Module):
                 "_region_code", "_region_entries", "_slots", "_content")
         g = None if self.generator is None else self.generator.get_state().numpy().tobytes()
         return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "generator": g, "_engine": None, "_feathers": {},
-                "_work": {}, "_views": {}, "_lock": None}
+                "_work": {}, "_views": {}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._lock = threading.RLock()
         if isinstance(self.generator, bytes):
             self.generator = torch.Generator().set_state(torch.frombuffer(bytearray(self.generator), dtype=torch.uint8))
 
@@ -293,10 +294,10 @@ class BatchFaceAug(nn.Module):
     # ---------------------------------------------------------------- the call
     def forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,
                 landmarks: Tensor | None = None) -> Any:
-        if _exporting():  # (torch.export, the dynamo-based torch.onnx.export) a graph would freeze one call's draws
+        if exporting():  # (torch.export, the dynamo-based torch.onnx.export) a graph would freeze one call's draws
             raise RuntimeError("BatchFaceAug cannot be exported (torch.export, torch.onnx.export): it draws its edits on "
                                "the host per call; apply it to the batch outside the exported model")
-        if _compiling():  # inside torch.compile (its own or a parent model's): run eagerly, as torch.compiler.disable does
+        if compiling():  # inside torch.compile (its own or a parent model's): run eagerly, as torch.compiler.disable does
             return _eager_call()(self, x, *others, index=index, params=params, landmarks=landmarks)
         return self._call(x, *others, index=index, params=params, landmarks=landmarks)
 
@@ -380,8 +381,6 @@ class BatchFaceAug(nn.Module):
         return (out, params) if self.return_params else out
 
 
-_compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # (torch >= 2.3; True while dynamo traces)
-_exporting = getattr(torch.compiler, "is_exporting", lambda: False)
 _EAGER: Any = None
 
 
