@@ -116,6 +116,8 @@ def test_a_tensor_dataset_keeps_its_one_tuples_through_the_wrapper(faces):
     assert isinstance(genaug.GenerativeAugDataset(list(faces), variants=1, progress=False, device="cpu")[0], torch.Tensor)
     image, meta = genaug.GenerativeAugDataset(base, variants=1, progress=False, device="cpu", return_meta=True)[0]
     assert image.shape == (3, 64, 64) and meta.source == 0
+    with pytest.raises(TypeError, match="Subset"):  # (a slice: the error says how to take a part)
+        ds[1:3]
 
 
 def test_threads_sharing_one_transform_get_the_serial_results(bundle, faces):
