@@ -24,6 +24,8 @@ on by default on the CPU only.
 Image-space controls named in ``codes`` are placed by the framing rule's landmarks, or by the caller's
 (``aug(x, landmarks=lm)``: (N, 5, 2) dlib-order points in pixels of the batch, e.g. ``aug.find_landmarks(x)`` computed
 once per dataset on the host; :mod:`genaug.engine.batch_landmarks`).
+Inside ``torch.compile`` (its own or a model's) it runs eagerly, a graph break; ``torch.jit`` and ``torch.export`` refuse
+it with a reason; threads sharing one transform take turns (:mod:`genaug.engine.batch_calls`).
 The identity gate is not offered here (it needs a host decision per row): use
 :class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine` for it.
 """
@@ -40,6 +42,7 @@ from torch import Tensor, nn
 from .bundle.format import Bundle
 from .device import float32_default, no_autocast, resolve_device
 from .distenv import mix_worker_seed
+from .engine.batch_calls import Turns, compiling, exporting
 from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe_kinds, recipe_tables
 from .engine.batch_inputs import one_image, other_tv_tensor, route, tv_image_type
 from .engine.batch_landmarks import check_landmark_values, check_landmarks, find_landmarks
@@ -101,8 +104,12 @@ class BatchFaceAug(nn.Module):
         lo, hi = strength_range(strength)
         if mode not in MODES or framing not in ("auto", "full"):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")
-        if generator is not None and generator.device.type != "cpu":
-            raise ValueError("generator must be a CPU torch.Generator (parameters are drawn on the host)")
+        if generator is not None and not (isinstance(generator, torch.Generator) and generator.device.type == "cpu"):
+            got = (f"one on {generator.device}" if isinstance(generator, torch.Generator) else
+                   f"{type(generator).__module__}.{type(generator).__qualname__}")
+            raise ValueError(f"generator must be a CPU torch.Generator (parameters are drawn on the host), got {got}")
+        if generator is not None and seed is not None:  # one would be ignored
+            raise ValueError("give generator or seed, not both (seed=s is generator=torch.Generator().manual_seed(s))")
         if seed is not None:
             check_seed(seed, high=2**64)  # torch.Generator's range
         for name, v in (("cache_size", cache_size), ("batch_size", batch_size)):
@@ -121,6 +128,7 @@ class BatchFaceAug(nn.Module):
         self._feathers: dict[tuple[int, int], Tensor] = {}
         self._work: dict[tuple, Tensor] = {}  # work buffers kept across calls (never returned)
         self._views: dict[tuple, tuple[Tensor, Tensor]] = {}  # views of the tables' storage (batch_latents.stored)
+        self._lock = Turns()  # one call at a time: the work buffers and tables are shared across calls
         spec = self._spec()  # fail now, not at the first batch
         check_codes(spec, codes)  # latent codes or image-space controls, each once
         code_ranges(spec, bounds)
@@ -163,6 +171,13 @@ class BatchFaceAug(nn.Module):
         if eng is not None and self._engine is None:  # its bundle there (no reload; the same bundle_key, so the tables
             self._engine_on(on_cpu, eng.bundle.on(on_cpu))  # stay bound; a caller's bundle is not moved: a copy)
         return self
+
+    def __prepare_scriptable__(self) -> "BatchFaceAug":
+        """``torch.jit.script`` (of this module or a model holding it) is refused with a reason, as
+        ``torchvision.transforms.v2`` refuses it."""
+        raise RuntimeError("BatchFaceAug cannot be scripted (torch.jit.script): it draws its edits on the host and reads "
+                           "values back per call; apply it to the batch outside the scripted model (torch.compile is fine: "
+                           "it runs BatchFaceAug eagerly)")
 
     def extra_repr(self) -> str:
         return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
@@ -279,9 +294,21 @@ class BatchFaceAug(nn.Module):
     # ---------------------------------------------------------------- the call
     def forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,
                 landmarks: Tensor | None = None) -> Any:
+        if exporting():  # (torch.export, the dynamo-based torch.onnx.export) a graph would freeze one call's draws
+            raise RuntimeError("BatchFaceAug cannot be exported (torch.export, torch.onnx.export): it draws its edits on "
+                               "the host per call; apply it to the batch outside the exported model")
+        if compiling():  # inside torch.compile (its own or a parent model's): run eagerly, as torch.compiler.disable does
+            return _eager_call()(self, x, *others, index=index, params=params, landmarks=landmarks)
+        return self._call(x, *others, index=index, params=params, landmarks=landmarks)
+
+    def _call(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,
+              landmarks: Tensor | None = None) -> Any:
+        if torch.jit.is_tracing():  # (torch.jit.trace, the TorchScript torch.onnx.export) a trace would freeze one call's draws
+            raise RuntimeError("BatchFaceAug cannot be traced (torch.jit.trace, torch.onnx.export): it draws its edits on "
+                               "the host per call; apply it to the batch outside the traced model")
         # the work buffers and latent tables outlive the call: never made as inference tensors (a first call
-        # under torch.inference_mode would break every later call outside it)
-        with torch.inference_mode(False), torch.no_grad(), float32_default():  # (under a float64 default too)
+        # under torch.inference_mode would break every later call outside it); threads calling one transform take turns
+        with self._lock, torch.inference_mode(False), torch.no_grad(), float32_default():  # (under a float64 default too)
             return self._forward(x, *others, index=index, params=params, landmarks=landmarks)
 
     def _forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,
@@ -352,3 +379,16 @@ class BatchFaceAug(nn.Module):
 
             out = tv_tensors.wrap(out, like=x)
         return (out, params) if self.return_params else out
+
+
+_EAGER: Any = None
+
+
+def _eager_call() -> Any:
+    """``BatchFaceAug._call`` wrapped by ``torch.compiler.disable``, made on first use under ``torch.compile`` (importing
+    dynamo up front costs seconds): dynamo would trace genaug's host draws and reads and recompile it nearly every call
+    (tens of seconds per call for a call of 0.1 s), so a compiled model runs it eagerly, breaking its graph there."""
+    global _EAGER
+    if _EAGER is None:
+        _EAGER = torch.compiler.disable(BatchFaceAug._call)
+    return _EAGER

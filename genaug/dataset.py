@@ -281,7 +281,8 @@ class GenerativeAugDataset(Dataset):
         try:
             index = operator.index(index)  # a numpy or 0-d torch integer too
         except TypeError:
-            raise TypeError(f"dataset indices must be integers, got {type(index).__name__}") from None
+            hint = " (a part of the dataset: torch.utils.data.Subset(ds, indices))" if isinstance(index, (slice, list)) else ""
+            raise TypeError(f"dataset indices must be integers, got {type(index).__name__}{hint}") from None
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         return divmod(index % len(self), self.per_source)
@@ -373,7 +374,7 @@ class GenerativeAugDataset(Dataset):
         parts = (image, *(target or ()))
         if self.return_meta:
             parts = (*parts, meta)
-        return parts if len(parts) > 1 else parts[0]
+        return parts if target is not None or self.return_meta else image  # an (image,) item stays a 1-tuple
 
     def _latent(self, src: int, x: Tensor) -> tuple[Tensor, Tensor]:
         """The prepared latent of source ``src`` when ``x`` is the image it was inverted from; when the

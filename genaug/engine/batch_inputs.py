@@ -40,8 +40,10 @@ def batch_position(flat: list[Any], inputs: tuple) -> int:
                                              and not other_tv_tensor(o)), None)
     if at is None:
         got = ", ".join(f"{type(o).__name__}{tuple(o.shape) if hasattr(o, 'shape') else ''}" for o in flat[:4])
+        pil = any(type(o).__module__.startswith("PIL.") for o in flat)  # a per-sample v2 pipeline before v2.ToImage()
         raise ValueError(f"expected an NCHW tensor batch among the inputs (the first tv_tensors.Image, else "
-                         f"the first plain 4-dim tensor, else 3-dim: one CHW image), got {got or type(inputs[0]).__name__ + ' holding no tensor'}")
+                         f"the first plain 4-dim tensor, else 3-dim: one CHW image), got {got or type(inputs[0]).__name__ + ' holding no tensor'}"
+                         + (": put v2.ToImage() (or v2.PILToTensor()) before BatchFaceAug for PIL images" if pil else ""))
     return at
 
 
