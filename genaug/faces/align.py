@@ -38,10 +38,11 @@ TURNED_SIDE = 512  # ... and a photo with no upright face is searched turned at 
 QUARTER_TURNS = (1, 3, 2)  # np.rot90 turns a photo with no upright face is searched in: sideways both ways, upside down
 
 
-def find_faces(detector, rgb: np.ndarray, upsample: int, side: int = DETECT_SIDE, full_size: bool = True) -> list:
-    """dlib's detector boxes in ``rgb``'s (H, W, 3) uint8 pixels. A photo longer than ``side`` is
-    searched at that size first (area-downsampled; the boxes scaled back), and at full size only where that
-    finds nothing (a face too small to show there) and ``full_size``."""
+def find_faces(detector, rgb: np.ndarray, upsample: int, side: int | None = None, full_size: bool = True) -> list:
+    """dlib's detector boxes in ``rgb``'s (H, W, 3) uint8 pixels. A photo longer than ``side`` (None:
+    :data:`DETECT_SIDE`) is searched at that size first (area-downsampled; the boxes scaled back), and at full size
+    only where that finds nothing (a face too small to show there) and ``full_size``."""
+    side = DETECT_SIDE if side is None else side
     h, w = rgb.shape[:2]
     scale = max(h, w) / side
     if scale > 1:
