@@ -109,10 +109,11 @@ def place_landmarks(images: Tensor, box: tuple[int, int, int, int]) -> Tensor:
 
 def detect_landmarks(images: Tensor, framing: str = "auto", fallback: Tensor | None = None) -> Tensor:
     """dlib's 5 landmarks ``(N, 5, 2)`` in pixels of the input: the frontal detector on the image
-    (upsampled so its short side is >= 256 px), the largest face; where it finds none, the 5-point
+    (upsampled so its short side is >= 256 px; where it finds no upright face, the photo turned, padded and rolled:
+    :func:`genaug.faces.align.detect_faces`), the largest face; where it finds none, the 5-point
     model refines the framing rule's face box (``fallback`` (N, 5, 2), pixels of the input: the box around
     these landmarks instead, refined at the input's size as :func:`refine_landmarks` does)."""
-    from .align import find_faces
+    from .align import detect_faces
     from .identity import require_dlib
 
     dlib = require_dlib()
@@ -125,13 +126,13 @@ def detect_landmarks(images: Tensor, framing: str = "auto", fallback: Tensor | N
     guess = default_landmarks(size_h, size_w, 1, framing)[0]
     out, missed = [], []
     for i, im in enumerate(rgb):
-        found = find_faces(detector, im, 0)
+        found = detect_faces(detector, predictor, im, 0)
         if not found and fallback is not None:
             missed.append(i)
-        box = max(found, key=lambda r: r.area()) if found else _box_from_landmarks(dlib, guess)
-        out.append([(p.x, p.y) for p in predictor(im, box).parts()])
+        out.append(found[0].landmarks if found else
+                   np.array([(p.x, p.y) for p in predictor(im, _box_from_landmarks(dlib, guess)).parts()], np.float32))
     scale = torch.tensor([(w - 1) / max(size_w - 1, 1), (h - 1) / max(size_h - 1, 1)])
-    lm = torch.tensor(out, dtype=torch.float32).reshape(-1, 5, 2) * scale
+    lm = torch.from_numpy(np.array(out, np.float32)).reshape(-1, 5, 2) * scale
     if missed:
         lm[missed] = refine_landmarks(images[missed], check_landmarks(fallback, len(images))[missed]).cpu()
     return lm
