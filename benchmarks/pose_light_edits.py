@@ -5,7 +5,7 @@
     python benchmarks/pose_light_edits.py --picture docs/pose_light.png   # the sweep picture
 
 On each photo at its own resolution (CelebA 178x218 aligned frames: one photo per person;
-UTKFace 128x128 crops: evenly spaced), with dlib's 5 landmarks (``genaug.faces.shape``):
+UTKFace 128x128 crops: evenly spaced), with dlib's 5 landmarks (``genaug.faces.landmarks``):
 
 * pose: ``rotate_yaw`` by each of ``--yaws``; the yaw estimated on the result (landmarks found
   again) minus the photo's, in the requested direction, is the *move*; success = move >=
@@ -34,7 +34,7 @@ from benchmarks.faces import ID200, SHARED, MissingInput  # noqa: E402
 from benchmarks.report import RESULTS, emit, skip  # noqa: E402
 from genaug.faces.light import estimate_light, relight  # noqa: E402
 from genaug.faces.pose import estimate_yaw, rotate_yaw  # noqa: E402
-from genaug.faces.shape import face_landmarks  # noqa: E402
+from genaug.faces.landmarks import face_landmarks  # noqa: E402
 
 UTK = SHARED / "utkface_128"
 CELEBA_BOX = (35, 55, 143, 163)

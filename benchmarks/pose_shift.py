@@ -6,7 +6,7 @@ them in their most turned (most side-lit) ones — the variation that separates 
     python benchmarks/pose_shift.py --quick                  # smoke test (seconds)
 
 Every photo of ``--data`` (64 px model-frame crops, ``benchmarks.faces.load_people``) gets dlib's
-5 landmarks (``genaug.faces.shape.face_landmarks``; the framing rule without dlib), its yaw
+5 landmarks (``genaug.faces.landmarks.face_landmarks``; the framing rule without dlib), its yaw
 (``genaug.faces.pose.estimate_yaw``) and its side lighting (``genaug.faces.light.estimate_light``
 ``.side``); they are cached under ``$GENAUG_CACHE`` (default ``~/.cache/genaug``). Per person, the
 ``--train`` photos with the smallest ``|yaw|`` (``|side|``) are the training photos and the
@@ -49,7 +49,7 @@ from benchmarks.stats import format_difference, mean_std, paired_difference  # n
 from genaug.device import resolve_device  # noqa: E402
 from genaug.faces.light import estimate_light, relight  # noqa: E402
 from genaug.faces.pose import estimate_yaw, rotate_yaw  # noqa: E402
-from genaug.faces.shape import face_landmarks  # noqa: E402
+from genaug.faces.landmarks import face_landmarks  # noqa: E402
 
 ARMS = ("none", "classical", "classical+genaug", "classical-varied")
 SHIFTS = ("pose", "light")

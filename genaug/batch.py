@@ -85,7 +85,7 @@ class BatchFaceAug(nn.Module):
         batch_size: rows per generator call.
 
     Call: ``aug(x, *others, index=None, params=None, landmarks=None)``; ``landmarks``: an (N, 5, 2) float tensor of
-    each face's 5 landmarks in dlib's order (:mod:`genaug.faces.shape`) in pixels of ``x`` (pixel centres at integers),
+    each face's 5 landmarks in dlib's order (:mod:`genaug.faces.landmarks`) in pixels of ``x`` (pixel centres at integers),
     on the host or the device, where image-space controls are placed instead of the framing rule's guess (a row all
     NaN: the rule's). Checked up front (shape, dtype; values - finite, inside the image, a face's order - on the host
     at once for a CPU tensor, otherwise by one read in calls that render a control: a call of latent-code rows never

@@ -11,7 +11,7 @@ import torch
 from conftest import CELEBA_ID200, UTKFACE, need
 from genaug.batch import BatchFaceAug, BatchParams
 from genaug.bundle.format import load_bundle
-from genaug.faces.shape import default_landmarks
+from genaug.faces.landmarks import default_landmarks
 
 _BUNDLE = []
 

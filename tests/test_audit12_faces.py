@@ -15,7 +15,7 @@ needs_dlib = pytest.mark.skipif(not faces_extra_available(), reason="needs the f
 
 
 def _eye_and_nose_rows(photo: np.ndarray) -> tuple[float, float]:
-    from genaug.faces.shape import detect_landmarks
+    from genaug.faces.landmarks import detect_landmarks
 
     x = torch.from_numpy(photo.astype(np.float32) / 127.5 - 1)
     lm = detect_landmarks(x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None])[0]
@@ -49,7 +49,7 @@ def test_drawn_glasses_keep_a_colour_face_on_a_grey_scene_in_colour(size, box):
     # add_glasses judged "a black-and-white photo" on a 32 x 32 grid of the whole photo: a colour face small in a
     # grey scene (a studio backdrop, a grey wall) read as grey, and the face's whole head box came back black and white.
     from genaug.faces.glasses import add_glasses
-    from genaug.faces.shape import default_landmarks
+    from genaug.faces.landmarks import default_landmarks
 
     g = torch.Generator().manual_seed(0)
     scene = torch.full((1, 3, *size), -0.3)

@@ -15,7 +15,8 @@ from test_pose_light import project, smooth_faces
 from genaug.faces import light, pose
 from genaug.faces.light import relight
 from genaug.faces.pose import rotate_yaw
-from genaug.faces.shape import blur_each, default_landmarks
+from genaug.faces.landmarks import default_landmarks
+from genaug.faces.shape import blur_each
 
 torch.set_num_threads(1)
 LEVEL = 1 / 127.5  # one grey level of 255 in [-1, 1]

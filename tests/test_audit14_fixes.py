@@ -75,7 +75,7 @@ def test_a_large_relight_of_saturated_pixels_matches_the_full_size_render(monkey
     synthetic photos came out up to 227-255 levels off the full-size render (random 0/255 channels, 8 px colour
     blocks; 99th percentile 217 / 254). Sampled, the small image's means are the photo's own pixels'."""
     import genaug.faces.light as light
-    from genaug.faces.shape import default_landmarks
+    from genaug.faces.landmarks import default_landmarks
 
     g = torch.Generator().manual_seed(0)
     binary = torch.randint(0, 2, (1, 3, 256, 256), generator=g).float()
@@ -100,7 +100,7 @@ def test_drawn_glasses_do_not_depend_on_the_photos_dtype():
 
     from genaug.engine.edits import Edit
     from genaug.faces.glasses import add_glasses, style_for
-    from genaug.faces.shape import face_landmarks
+    from genaug.faces.landmarks import face_landmarks
 
     face = Image.open(genaug.__path__[0] + "/assets/astronaut_face.jpg").convert("RGB").resize((64, 64), Image.BICUBIC)
     engine = genaug.Engine("default", device="cpu", framing="full")
@@ -124,7 +124,7 @@ def test_given_landmarks_outside_the_photo_are_refused_by_name():
     from genaug.faces.glasses import add_glasses
     from genaug.faces.light import relight
     from genaug.faces.pose import rotate_yaw, turn_room
-    from genaug.faces.shape import default_landmarks
+    from genaug.faces.landmarks import default_landmarks
 
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     lm = default_landmarks(64, 64, 2)

@@ -34,7 +34,7 @@ def _three_dtypes(a: np.ndarray) -> list[torch.Tensor]:
 def test_detected_landmarks_do_not_depend_on_the_photos_dtype():
     # upsampled (64 -> 256 px) before the rounding to 8 bits, a float64 photo's last bits broke the ties of the
     # bilinear halves differently: its landmarks moved 0.25 px against the same photo as uint8 or float32
-    from genaug.faces.shape import detect_landmarks
+    from genaug.faces.landmarks import detect_landmarks
 
     a = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((64, 64), Image.BILINEAR))[None].copy()
     u8, f32, f64 = (detect_landmarks(x) for x in _three_dtypes(a))
@@ -44,7 +44,7 @@ def test_detected_landmarks_do_not_depend_on_the_photos_dtype():
 @needs_dlib
 def test_real_faces_get_the_same_landmarks_from_any_dtype():
     # 128 px UTKFace faces (zoom 2): before, 30 of 50 photos from index 3000 moved by 0.5-1.0 px as float64
-    from genaug.faces.shape import detect_landmarks
+    from genaug.faces.landmarks import detect_landmarks
 
     files = sorted((need(UTKFACE) / "images").glob("*.jpg"))[3000:3004]
     a = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])

@@ -91,7 +91,7 @@ def test_a_face_crop_still_moves_with_its_eyes():
     """The scene rule leaves face crops as they were: a loose 128 px crop turned moves as a whole (its eyes kept), so
     pixels far from the face change too."""
     from genaug.faces.pose import fit_pose, in_scene, rotate_yaw
-    from genaug.faces.shape import face_landmarks
+    from genaug.faces.landmarks import face_landmarks
 
     x = torch.from_numpy(utk(need(UTKFACE), 3000).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
     lm = face_landmarks(x)

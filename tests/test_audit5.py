@@ -10,7 +10,7 @@ import genaug
 from genaug.demo import DEMO_FACES
 from genaug.faces.glasses import add_glasses
 from genaug.faces.pose import estimate_yaw, rotate_yaw
-from genaug.faces.shape import default_landmarks, landmarks_in_order
+from genaug.faces.landmarks import default_landmarks, landmarks_in_order
 
 
 def _faces(n: int = 2, size: int = 96) -> torch.Tensor:

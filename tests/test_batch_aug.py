@@ -496,7 +496,7 @@ def test_named_image_space_controls_are_rendered_on_the_batch(dtype):
 
     from genaug.demo import DEMO_FACES
     from genaug.engine.edits import control_of
-    from genaug.faces.shape import default_landmarks
+    from genaug.faces.landmarks import default_landmarks
 
     face = torch.from_numpy(np.asarray(Image.open(DEMO_FACES[0]).convert("RGB").resize((96, 96))).copy()).permute(2, 0, 1)
     x = face.expand(6, -1, -1, -1).contiguous()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from genaug.faces.glasses import add_glasses
-from genaug.faces.shape import default_landmarks
+from genaug.faces.landmarks import default_landmarks
 from genaug.transforms import GenerativeFaceAug
 
 

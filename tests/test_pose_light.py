@@ -12,7 +12,8 @@ import torch
 from conftest import CELEBA_ID200, UTKFACE, need
 from genaug.faces.light import estimate_light, relight
 from genaug.faces.pose import EDGE_BAND, estimate_yaw, rotate_yaw
-from genaug.faces.shape import default_landmarks, depth, landmarks_3d, normals
+from genaug.faces.landmarks import default_landmarks
+from genaug.faces.shape import depth, landmarks_3d, normals
 
 torch.set_num_threads(1)
 
@@ -200,7 +201,7 @@ def test_rotated_real_faces_turn_the_requested_way(frames):
     x = frames
     if not faces_extra_available():
         pytest.skip('dlib is not installed (pip install "genaug[faces]")')
-    from genaug.faces.shape import face_landmarks
+    from genaug.faces.landmarks import face_landmarks
 
     lm = face_landmarks(x)
     yaw0 = estimate_yaw(landmarks=lm)
@@ -327,7 +328,7 @@ def test_the_largest_outward_turn_reads_at_least_as_turned_as_30_degrees():
     files = [sorted(d.glob("*.jpg"))[0] for d in sorted(need(CELEBA_ID200).iterdir()) if d.is_dir()][:60]
     if not faces_extra_available():
         pytest.skip('dlib is not installed (pip install "genaug[faces]")')
-    from genaug.faces.shape import face_landmarks
+    from genaug.faces.landmarks import face_landmarks
 
     x = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), np.float32) / 127.5 - 1).permute(2, 0, 1)
                      for f in files])
@@ -400,7 +401,7 @@ def test_a_known_frame_places_controls_by_the_faces_own_landmarks():
     from genaug.engine.edits import Edit
     from genaug.faces.framing import CELEBA_FRAMING, face_box
     from genaug.faces.identity import faces_extra_available
-    from genaug.faces.shape import default_landmarks, detect_landmarks, refine_landmarks
+    from genaug.faces.landmarks import default_landmarks, detect_landmarks, refine_landmarks
 
     root = need(CELEBA_ID200)
     if not faces_extra_available():

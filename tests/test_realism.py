@@ -99,7 +99,7 @@ def test_fixed_edits_are_placed_as_the_transform_places_them(realism):
     from genaug.faces.framing import CELEBA_FRAMING, face_box
     from genaug.faces.identity import faces_extra_available
     from genaug.faces.pose import rotate_yaw
-    from genaug.faces.shape import default_landmarks, refine_landmarks
+    from genaug.faces.landmarks import default_landmarks, refine_landmarks
 
     need(CELEBA_ID200)
     fs = realism.load_set("celeba_id200", 200)

@@ -2,7 +2,7 @@
 keypoints beside an image batch): where the image-space controls (``yaw``, ``light``, ``drawn_glasses``, ...) are
 placed instead of the framing rule's guess in the face box.
 
-``lm``: an (N, 5, 2) float tensor, dlib's 5-point order (:mod:`genaug.faces.shape`: image-right eye outer and inner
+``lm``: an (N, 5, 2) float tensor, dlib's 5-point order (:mod:`genaug.faces.landmarks`: image-right eye outer and inner
 corner, image-left eye outer and inner corner, nose base), (x, y) in pixels of the batch with pixel centres at
 integers; a row all NaN is placed by the framing rule. :func:`check_landmarks` reads only the tensor's metadata;
 :func:`check_landmark_values` reads its values (free for a CPU tensor; one device-to-host read of the (N, 5, 2)
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..faces.shape import landmarks_in_order
+from ..faces.landmarks import landmarks_in_order
 from .latent_table import host_array
 
 # dlib's order, for messages
@@ -44,7 +44,7 @@ def check_landmarks(landmarks: Any, n: int) -> Tensor:
 def check_landmark_values(landmarks: Tensor, height: int, width: int) -> None:
     """Refuse (``ValueError``) landmarks whose values cannot place a face in a ``height`` x ``width`` batch: a row that mixes
     NaN and numbers, inf, points outside the image (pixel centres at integers: x in [-0.5, width - 0.5]), both eyes on one
-    point, or not a face's order (:func:`genaug.faces.shape.landmarks_in_order`: MTCNN / RetinaFace order or swapped eyes).
+    point, or not a face's order (:func:`genaug.faces.landmarks.landmarks_in_order`: MTCNN / RetinaFace order or swapped eyes).
     Rows all NaN are left to the framing rule. Works in numpy on the host (a CPU tensor: no tensor operation)."""
     lm = host_array(landmarks) if landmarks.device.type == "cpu" else landmarks.cpu().numpy()
     lm = lm.astype(np.float64)
@@ -93,7 +93,7 @@ def find_landmarks(x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
     place. A row dlib puts out of a face's order (none in 6,200 real detections) or a point outside the image is NaN
     (placed by the framing rule; the per-photo path leaves a face out of order unedited).
     Needs the ``faces`` extra (dlib)."""
-    from ..faces.shape import landmarks_inside, place_landmarks
+    from ..faces.landmarks import landmarks_inside, place_landmarks
 
     if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] not in (1, 3, 4):
         raise ValueError(f"expected an NCHW batch with 1, 3 or 4 channels, got {getattr(x, 'shape', type(x).__name__)}")

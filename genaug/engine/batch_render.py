@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ..faces.controls import GEOMETRIC_CONTROLS
 from ..faces.framing import face_box
-from ..faces.shape import box_landmarks
+from ..faces.landmarks import box_landmarks
 from .batch_edits import BatchParams
 from .batch_landmarks import placed
 from .codes import control_of

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..bundle.format import Bundle, load_bundle
 from ..device import module_on, resolve_device
 from ..faces.framing import FRAMINGS
-from ..faces.shape import default_landmarks, face_landmarks, landmarks_inside
+from ..faces.landmarks import default_landmarks, face_landmarks, landmarks_inside
 from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys

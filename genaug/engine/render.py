@@ -135,7 +135,7 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
     where it is drawn (on a texture or an undetected face the framing rule's guess paints a ghost face)."""
     from ..faces.controls import GEOMETRIC_CONTROLS
     from ..faces.identity import faces_extra_available
-    from ..faces.shape import box_landmarks, landmarks_in_order, landmarks_inside, place_landmarks
+    from ..faces.landmarks import box_landmarks, landmarks_in_order, landmarks_inside, place_landmarks
 
     full = to_chw01(original)[0].clone()
     if info.no_face or info.guessed:  # (the engine reports such an edit as not applied: ``Engine.unplaced``)

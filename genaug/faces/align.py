@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -34,16 +35,18 @@ CANONICAL_LANDMARKS = np.array(
 _OVERSAMPLE = 4  # warp at 4x the model size, then area-downsample (no aliasing on large photos)
 DETECTION_CACHE = 8192  # photos whose faces are remembered by content (a training loop sees each photo every epoch)
 DETECT_SIDE = 1024  # a larger photo is searched for faces at this long side first (a 12 MP photo: seconds -> ~0.3 s)
-TURNED_SIDE = 512  # ... and a photo with no upright face is searched turned at this long side at most
+TURNED_SIDE = 512  # a photo with no upright face is searched in its other views (turned, padded, rolled) at this long side at most
 QUARTER_TURNS = (1, 3, 2)  # np.rot90 turns a photo with no upright face is searched in: sideways both ways, upside down
+EDGE_PAD = 0.25  # ... then upright with a border of this fraction of each side (a face cut by the photo's edge)
+ROLLS = (45, -45)  # ... then rolled by these degrees (a face rolled between what upright and a quarter turn find)
 
 
 def find_faces(detector, rgb: np.ndarray, upsample: int, side: int | None = None, full_size: bool = True) -> list:
-    """dlib's detector boxes in ``rgb``'s (H, W, 3) uint8 pixels. A photo longer than ``side`` (None:
+    """dlib's detector boxes in ``rgb``'s (H, W, 3) uint8 pixels. A photo longer than ``side`` (default
     :data:`DETECT_SIDE`) is searched at that size first (area-downsampled; the boxes scaled back), and at full size
     only where that finds nothing (a face too small to show there) and ``full_size``."""
-    side = DETECT_SIDE if side is None else side
     h, w = rgb.shape[:2]
+    side = DETECT_SIDE if side is None else side
     scale = max(h, w) / side
     if scale > 1:
         small = cv2.resize(rgb, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA)
@@ -58,31 +61,68 @@ def find_faces(detector, rgb: np.ndarray, upsample: int, side: int | None = None
     return list(detector(rgb, upsample))
 
 
-def _unturn(points: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
-    """(K, 2) pixel (x, y) points of ``np.rot90(photo, k)`` -> the same points in the (h, w) photo."""
-    x, y = points[:, 0], points[:, 1]
-    back = {0: (x, y), 1: (w - 1 - y, x), 2: (w - 1 - x, h - 1 - y), 3: (y, h - 1 - x)}[k % 4]
-    return np.stack(back, 1).astype(np.float32)
+def _turn_matrix(k: int, h: int, w: int) -> np.ndarray:
+    """The (2, 3) matrix taking (h, w) photo pixels (x, y) to pixels of ``np.rot90(photo, k)``."""
+    return {1: np.array([[0.0, 1, 0], [-1, 0, w - 1]]), 2: np.array([[-1.0, 0, w - 1], [0, -1, h - 1]]),
+            3: np.array([[0.0, -1, h - 1], [1, 0, 0]])}[k % 4]
+
+
+def _canvas(rgb: np.ndarray, degrees: float, pad: float) -> tuple[np.ndarray, np.ndarray]:
+    """``rgb`` turned by ``degrees`` (counter-clockwise) on a canvas holding all of it and a border of ``pad`` of its
+    sides, filled with the mean of its edge pixels; and the (2, 3) matrix taking its pixels to the canvas's."""
+    h, w = rgb.shape[:2]
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
+    corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], np.float64) @ m[:, :2].T + m[:, 2]
+    lo, hi = corners.min(0), corners.max(0)
+    margin = np.round(pad * np.array([w, h]))
+    m[:, 2] += margin - lo
+    size = tuple(int(v) for v in np.ceil(hi - lo + 2 * margin) + 1)
+    edge = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).reshape(-1, rgb.shape[2])
+    fill = tuple(float(v) for v in edge.mean(0))
+    return cv2.warpAffine(rgb, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=fill), m
+
+
+def _views(rgb: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The views of ``rgb`` (H, W, 3) that :func:`detect_faces` searches, each made when reached: (pixels, the (2, 3)
+    matrix taking photo pixels to the view's). The upright photo, then turned by :data:`QUARTER_TURNS`, then
+    (from the photo at :data:`TURNED_SIDE` at most) padded by :data:`EDGE_PAD` and rolled by :data:`ROLLS`."""
+    h, w = rgb.shape[:2]
+    yield rgb, np.eye(2, 3)
+    for k in QUARTER_TURNS:
+        yield np.ascontiguousarray(np.rot90(rgb, k)), _turn_matrix(k, h, w)
+    zoom = min(1.0, TURNED_SIDE / max(h, w))
+    small = cv2.resize(rgb, (max(1, round(w * zoom)), max(1, round(h * zoom))), interpolation=cv2.INTER_AREA) if zoom < 1 else rgb
+    to_small = np.diag([small.shape[1] / w, small.shape[0] / h, 1.0])
+    for degrees, pad in ((0, EDGE_PAD), *((r, 0) for r in ROLLS)):
+        view, m = _canvas(small, degrees, pad)
+        yield view, m @ to_small
+
+
+def _back(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """(K, 2) pixel (x, y) points of a view -> the same points in the photo (``matrix``: photo -> view)."""
+    inv = cv2.invertAffineTransform(matrix)
+    return (points @ inv[:, :2].T + inv[:, 2]).astype(np.float32)
 
 
 def detect_faces(detector, landmarker, rgb: np.ndarray, upsample: int) -> list[DetectedFace]:
     """Faces (detector box and 5 landmarks) in ``rgb``'s (H, W, 3) uint8 pixels, largest first. dlib's
-    detector finds faces rolled up to about 40 degrees; where the upright photo has none, it is searched
-    turned by :data:`QUARTER_TURNS` (a phone photo held sideways, or loaded without its EXIF orientation) and
-    the first turn with a face gives its faces, their landmarks mapped back to the photo's pixels. A turned photo is
-    searched at :data:`TURNED_SIDE` at most (a photo without any face: 4 searches, the turned ones cheap)."""
-    h, w = rgb.shape[:2]
-    for k in (0, *QUARTER_TURNS):
-        view = np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
-        found = find_faces(detector, view, upsample) if not k else find_faces(detector, view, upsample, TURNED_SIDE, False)
+    detector finds upright faces rolled up to about 40 degrees; where the upright photo has none, it searches the
+    photo's other :func:`_views`: turned by quarter turns (a phone photo held sideways, or loaded without its EXIF
+    orientation; upside down), padded (a face cut by the photo's edge) and rolled by 45 degrees both ways. The first
+    view with a face gives its faces, their boxes and landmarks mapped back to the photo's pixels (landmarks of a
+    face cut by the edge may lie outside the photo). Views after the upright photo are searched at
+    :data:`TURNED_SIDE` at most."""
+    for i, (view, m) in enumerate(_views(rgb)):
+        found = find_faces(detector, view, upsample) if not i else find_faces(detector, view, upsample, TURNED_SIDE, False)
         if not found:
             continue
         faces = []
         for r in found:
             pts = np.array([(p.x, p.y) for p in landmarker(view, r).parts()], dtype=np.float32)
-            corners = _unturn(np.array([[r.left(), r.top()], [r.right(), r.bottom()]], np.float32), k, h, w)
+            corners = _back(np.array([[r.left(), r.top()], [r.right(), r.top()], [r.left(), r.bottom()],
+                                      [r.right(), r.bottom()]], np.float64), m)
             lo, hi = corners.min(0), corners.max(0)
-            faces.append(DetectedFace((int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])), _unturn(pts, k, h, w)))
+            faces.append(DetectedFace((int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])), _back(pts, m)))
         return sorted(faces, key=lambda f: -f.area)
     return []
 

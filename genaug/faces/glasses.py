@@ -26,7 +26,8 @@ from torch import Tensor
 from .pose import PoseFit, beyond_limit, fit_pose, head_crops
 from ..engine.colour import GREY_TOLERANCE, is_grey, keep_grey
 from ..images import luma_weights
-from .shape import blur_each, check_images, face_landmarks, head_radius, per_image
+from .landmarks import face_landmarks
+from .shape import blur_each, check_images, head_radius, per_image
 
 LENS_X = 0.5  # lens centres: the eyes (eye distances from the eye midpoint; y down)
 BRIDGE_Y = -0.02  # the bridge's height
@@ -142,7 +143,7 @@ DRAWN_SIGMA = 0.6  # the drawn edges' own softness, pixels
 
 def add_glasses(images: Tensor, strength=1.0, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
     """Draw eyeglass frames on each face (``strength`` in [0, 1]: their opacity; 0 = the input).
-    ``landmarks`` (N, 5, 2) pixels as :func:`genaug.faces.shape.face_landmarks` gives them. A face in a photo much
+    ``landmarks`` (N, 5, 2) pixels as :func:`genaug.faces.landmarks.face_landmarks` gives them. A face in a photo much
     larger than its head is drawn on its head's box alone (:func:`genaug.faces.pose.head_crops`), as ``yaw`` and
     ``light`` are: the same frames, without working on every pixel of a 12 MP photo. A face turned beyond
     ``SOURCE_YAW_LIMIT`` (near profile) is left as it is, as :func:`genaug.faces.pose.rotate_yaw` leaves it: frames

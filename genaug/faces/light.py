@@ -28,7 +28,8 @@ from torch import Tensor
 
 from ..images import LUMA
 from .pose import PoseFit, fade_beyond_limit, fit_pose, head_crops, head_points, source_yaw
-from .shape import blur_each, check_images, face_landmarks, normals, per_image, surface
+from .landmarks import face_landmarks
+from .shape import blur_each, check_images, normals, per_image, surface
 from .warp import CHUNK_PIXELS, WORK_PIXELS
 
 SHADOW_STEPS = 16

@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, depth, face_landmarks, face_mask, given_landmarks, landmarks_3d, per_image, surface
+from .landmarks import face_landmarks, given_landmarks
+from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, depth, face_mask, landmarks_3d, per_image, surface
 from .warp import CHUNK_PIXELS, CROP_PIXELS, EDGE_BAND, WORK_PIXELS, bicubic_at, eased_move, move_photo, span
 
 MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
@@ -271,7 +272,7 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     returned as it is, either way (:func:`beyond_limit`).
 
     ``landmarks``: (N, 5, 2) pixels in dlib's order (found when None, see
-    :func:`genaug.faces.shape.face_landmarks`); ``symmetry``: at most this much of the mirrored face
+    :func:`genaug.faces.landmarks.face_landmarks`); ``symmetry``: at most this much of the mirrored face
     fills what was seen edge-on and turns into view on a turn away from frontal (0: stretch only; a turn back towards
     frontal only stretches, see :func:`towards_side`); ``keep_eyes``: the whole photo moves
     with the head by the whole pixels that keep the eyes where they were, as a face set aligned by its eyes
