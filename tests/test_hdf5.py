@@ -410,7 +410,7 @@ def test_reader_takes_labels_under_either_name_and_names_a_non_hdf5_file(tmp_pat
 def test_photos_read_upright_and_16_bit_grey_scaled(tmp_path):
     """Phone photos carry their orientation in EXIF: expand (and augment) read them as a viewer
     shows them; a 16-bit grey PNG is scaled to 8 bits, not clipped to white."""
-    from genaug.cli.augment import _load
+    from genaug.cli.augment import _read
     from genaug.expand.sources import FolderSource
 
     rng = np.random.default_rng(0)
@@ -425,8 +425,8 @@ def test_photos_read_upright_and_16_bit_grey_scaled(tmp_path):
     assert src.paths == ["deep.png", "phone.png"]
     np.testing.assert_array_equal(src.load(1, 3), upright)
     np.testing.assert_array_equal(src.load(0, 1)[..., 0], grey16 // 257)
-    np.testing.assert_array_equal(_load(tmp_path / "phone.png"), upright)
-    np.testing.assert_array_equal(_load(tmp_path / "deep.png"), grey16 // 257)
+    np.testing.assert_array_equal(_read(tmp_path / "phone.png").pixels, upright)
+    np.testing.assert_array_equal(_read(tmp_path / "deep.png").pixels, grey16 // 257)
 
 
 def test_channels_first_hdf5_source_refused_up_front(tmp_path):

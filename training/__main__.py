@@ -1,3 +1,6 @@
-from .cli import main
+"""``python -m genaug.training`` (and ``torchrun -m genaug.training``): ``genaug train``, with its exit statuses."""
+import sys
 
-main()
+from genaug.cli.main import main
+
+sys.exit(main(["train", *sys.argv[1:]]))

@@ -45,6 +45,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from genaug.cli.common import plain_doc
 from genaug.bundle import Bundle, EditRecipe, Transfer, load_bundle, read_config, save_bundle
 from genaug.engine import Engine
 from genaug.engine.edits import Edit, apply_recipes
@@ -234,7 +235,7 @@ def format_curves(curves: list[dict]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m genaug.training.calibrate_edits", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m genaug.training.calibrate_edits", description=plain_doc(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="bundle folder or 'default'")
     p.add_argument("faces", help="labelled faces to calibrate on (see above)")

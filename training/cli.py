@@ -13,8 +13,10 @@ import importlib
 import sys
 from dataclasses import dataclass
 
+from genaug.cli.common import plain_doc
+
 from .config import TrainConfig, add_options, option_fields
-from .loop import train
+from .loop import Trainer
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ HELP = {
 
 def build_parser(parser: argparse.ArgumentParser | None = None, kind: str = DEFAULT_KIND) -> argparse.ArgumentParser:
     """The infogan / began command line; ``kind`` is the one its ``--kind`` (listed with the choices) says."""
-    p = parser or argparse.ArgumentParser(prog=f"genaug train --kind {kind}", description=__doc__)
+    p = parser or argparse.ArgumentParser(prog=f"genaug train --kind {kind}", description=plain_doc(__doc__))
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     add_options(p, [o for o in option_fields() if o[0] != "kind"], HELP, positional=("data", "out"))
     kind_option(p, kind)
@@ -119,12 +121,14 @@ def main(argv: list[str] | None = None) -> int:
 def gan_main(argv: list[str]) -> int:
     """The infogan / began command line: a bad value is one line on stderr and exit status 2 (a usage error), a bad
     path or an unreadable folder 1 (unreadable files inside the folder are skipped with a warning)."""
-    from genaug.cli.common import checking_arguments, run_guarded
+    from genaug.cli.common import checking_arguments, run_guarded, stop_status
 
-    def run(args: argparse.Namespace) -> None:
+    def run(args: argparse.Namespace) -> int:
         with checking_arguments():
             cfg = TrainConfig.from_flat(**vars(args))
-        train(cfg)
+        trainer = Trainer(cfg)
+        trainer.train()
+        return stop_status(trainer.runner.stopped_by)
 
     return run_guarded("genaug train", run, build_parser(kind=dispatched_kind(argv)).parse_args(argv))
 

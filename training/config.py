@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
@@ -52,13 +53,13 @@ class ScheduleConfig:
 
     def validate(self) -> None:
         for name in ("batch_size", "steps", "d_steps", "log_every", "sample_every", "checkpoint_every", "lr_g", "lr_d", "lr_e"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name in ("predictor_steps", "instance_noise", "instance_noise_steps", "ema"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+            check_above(self, name, 0)
+        check_at_least(self, {"predictor_steps": 0, "instance_noise": 0, "instance_noise_steps": 0, "ema": 0,
+                              "beta1": 0, "lr_decay_start": 0, "instance_noise_power": 0})
         if self.ema >= 1:  # 1 would export the untrained generator, > 1 diverges
             raise ValueError(f"--ema must be in [0, 1) (0 = no averaging), got {self.ema:g}")
+        if self.beta1 >= 1:
+            raise ValueError(f"--beta1 must be in [0, 1), got {self.beta1:g}")
 
 
 @dataclass
@@ -113,6 +114,9 @@ class TrainConfig:
                 raise ValueError(f"--{name} must be >= 0, got {getattr(self.options, name)}")
         if self.latent.noise_dim <= 0:
             raise ValueError(f"--noise-dim must be > 0, got {self.latent.noise_dim}")
+        check_at_least(self.objective, {"lambda_info": 0, "lambda_cont": 0, "lambda_noise": 0, "lambda_attr": 0,
+                                        "began_gamma": 0, "began_lambda_k": 0})
+        check_at_least(self.predictor, {"real_weight": 0, "latent_weight": 0}, prefix="predictor_")
         parse_policy(self.objective.diffaug)
         parse_mix(self.predictor.loss)
         self.spec()
@@ -199,13 +203,35 @@ def option_fields() -> list[tuple[str, Any, Any]]:
     return [(name, types[name], defaults[name]) for name in defaults]
 
 
-def check_at_least(cfg: Any, minimums: dict[str, float]) -> None:
+def check_at_least(cfg: Any, minimums: dict[str, float], prefix: str = "") -> None:
     """Raise ``ValueError`` naming the first option of ``cfg`` below its minimum (``--steps must be
-    >= 1, got -5``), so a bad value is refused before any work, one option at a time."""
+    >= 1, got -5``) or not a finite number (NaN passes every comparison), so a bad value is refused before any
+    work, one option at a time. ``prefix``: the options' prefix in the flat view (``predictor_``)."""
     for name, low in minimums.items():
-        value = getattr(cfg, name)
+        value = _finite(cfg, name, prefix)
         if value < low:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= {low:g}, got {value:g}")
+            raise ValueError(f"--{(prefix + name).replace('_', '-')} must be >= {low:g}, got {value:g}")
+
+
+def check_above(cfg: Any, name: str, low: float) -> None:
+    """As :func:`check_at_least`, for an option that must be above ``low`` (a learning rate above 0)."""
+    if _finite(cfg, name) <= low:
+        raise ValueError(f"--{name.replace('_', '-')} must be > {low:g}, got {getattr(cfg, name):g}")
+
+
+def _finite(cfg: Any, name: str, prefix: str = "") -> Any:
+    value = getattr(cfg, name)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"--{(prefix + name).replace('_', '-')} must be a finite number, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse's type of a float option: ``nan``, ``inf`` and ``1e999`` are refused as argparse's own errors."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 RUN_HELP = {  # the help of the run options the edit and detail kinds share (each kind adds its own)
@@ -236,7 +262,7 @@ def add_options(p: argparse.ArgumentParser, options: list[tuple[str, Any, Any]],
             action = p.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction,
                                     default=default, help=helps.get(name))
         else:
-            cast = {"int": int, "float": float}.get(typ if isinstance(typ, str) else typ.__name__, str)
+            cast = {"int": int, "float": finite_float}.get(typ if isinstance(typ, str) else typ.__name__, str)
             action = p.add_argument("--" + name.replace("_", "-"), type=cast, default=default, help=helps.get(name))
         if "%(default)" not in (action.help or ""):
             action.help = f"{action.help or ''} (default: %(default)s)".lstrip()

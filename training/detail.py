@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from genaug.cli.common import plain_doc
 from genaug.bundle import Bundle, load_bundle, save_bundle
 from genaug.device import resolve_device
 from genaug.engine.edits import apply_recipes, default_codes, random_edits
@@ -45,7 +46,7 @@ from genaug.models.recon import msssim_per_image, psnr
 from genaug.models.registry import build_generator, build_predictor
 
 from .checkpoint import check_resumable
-from .config import RUN_HELP, add_options, check_at_least, dataclass_options
+from .config import RUN_HELP, add_options, check_above, check_at_least, dataclass_options
 from .data import faces_record, load_faces, split_holdout
 from .distributed import single_process
 from .skeleton import FolderLock, RngState, Run, RunPlan
@@ -76,8 +77,7 @@ class DetailConfig:
     def __post_init__(self) -> None:
         check_at_least(self, {"channels": 1, "steps": 1, "batch_size": 2, "minutes": 0, "lambda_edit": 0, "holdout": 0,
                               "log_every": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 0})
-        if self.lr <= 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr:g}")
+        check_above(self, "lr", 0)
 
 
 RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", "threads", "device", "name", "half", "overwrite"}
@@ -260,7 +260,7 @@ HELP = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="genaug train --kind detail", description=__doc__,
+    p = argparse.ArgumentParser(prog="genaug train --kind detail", description=plain_doc(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="edit-kind bundle folder or 'default'")
     p.add_argument("data", help="training faces (an image folder in the model's frame, e.g. celeba_train_64)")
@@ -271,12 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     kind_option(p, "detail")
     a = vars(p.parse_args(argv))
     a.pop("kind")
-    from genaug.cli.common import checking_arguments, run_guarded
+    from genaug.cli.common import checking_arguments, run_guarded, stop_status
 
-    def run(a: dict) -> None:
+    def run(a: dict) -> int:
         with checking_arguments():  # a bad value: exit status 2; a bad path or bundle: 1
             cfg = DetailConfig(**a)
-        DetailTrainer(cfg).run()
+        trainer = DetailTrainer(cfg)
+        trainer.run()
+        return stop_status(trainer.runner.stopped_by)
 
     return run_guarded("genaug train --kind detail", run, a)
 

@@ -37,6 +37,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 from tqdm import tqdm
 
+from genaug.cli.common import plain_doc
 from genaug.faces.features import load_evaluator, save_evaluator
 from genaug.faces.identity import DLIB_THRESHOLD, DlibJudge, IdentityJudge, get_judge, load_student
 from genaug.faces.metrics import roc_auc, tar_at_far, verification_pairs
@@ -334,7 +335,7 @@ def evaluate(student: str | None, out: Path, people: int = 200) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m genaug.training.distill", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m genaug.training.distill", description=plain_doc(__doc__.split("\n\n")[0]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("teacher", help="compute (or continue) the cached dlib descriptors")

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torchvision.utils import save_image
 
+from genaug.cli.common import plain_doc
 from genaug.bundle import Bundle, save_bundle
 from genaug.device import resolve_device
 from genaug.faces.framing import CELEBA_FRAMING
@@ -31,7 +32,7 @@ from genaug.models.recon import psnr, reconstruction_score
 from genaug.models.registry import build_generator, build_predictor
 
 from .checkpoint import check_resumable, update_ema
-from .config import RUN_HELP, add_options, check_at_least, dataclass_options
+from .config import RUN_HELP, add_options, check_above, check_at_least, dataclass_options
 from .data import faces_record, load_faces, split_holdout
 from .distributed import single_process
 from .edit import DEFAULT_CODES, CodeLayout, EditObjective, d_step, edit_spec, g_step
@@ -98,13 +99,16 @@ class EditTrainConfig:
 
     def __post_init__(self) -> None:
         check_at_least(self, {"batch_size": 2, "steps": 1, "minutes": 0, "balance": 0, "holdout": 0, "limit": 0,
-                              "log_every": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 0, "d_warmup": 0})
+                              "log_every": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 0, "d_warmup": 0,
+                              "beta1": 0, "lambda_rec": 0, "lambda_cls": 0, "lambda_cls_d": 0, "lambda_cycle": 0,
+                              "lambda_enc": 0, "lambda_identity": 0})
         if self.balance > 1:
             raise ValueError(f"--balance must be in [0, 1], got {self.balance:g}")
         if not 0 <= self.ema < 1:  # 1 would export the untrained networks, > 1 diverges
             raise ValueError(f"--ema must be in [0, 1) (0 = no averaging), got {self.ema:g}")
-        if self.lr <= 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr:g}")
+        if self.beta1 >= 1:
+            raise ValueError(f"--beta1 must be in [0, 1), got {self.beta1:g}")
+        check_above(self, "lr", 0)
         if self.image_size < 16:  # the S/8 content map and D's last convolution need 2x2 at least
             raise ValueError(f"--image-size must be >= 16 for the edit kind, got {self.image_size}")
         self.objective(), edit_spec(self.net(), self.categorical, self.continuous, self.identity_unsafe)
@@ -384,7 +388,7 @@ HELP = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="genaug train --kind edit", description=__doc__,
+    p = argparse.ArgumentParser(prog="genaug train --kind edit", description=plain_doc(__doc__),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_options(p, dataclass_options(EditTrainConfig), HELP, positional=("data", "out"))
     from .cli import kind_option
@@ -396,15 +400,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """A bad value is one line on stderr and exit status 2 (a usage error), a bad path or unreadable data 1
     (:mod:`genaug.cli.common`)."""
-    from genaug.cli.common import checking_arguments, run_guarded
+    from genaug.cli.common import checking_arguments, run_guarded, stop_status
 
     args = vars(build_parser().parse_args(argv))
     args.pop("kind")
 
-    def run(args: dict) -> None:
+    def run(args: dict) -> int:
         with checking_arguments():
             cfg = EditTrainConfig(**args)
-        print(f"wrote {EditTrainer(cfg).run().path}")
+        trainer = EditTrainer(cfg)
+        print(f"wrote {trainer.run().path}")
+        return stop_status(trainer.runner.stopped_by)
 
     return run_guarded("genaug train --kind edit", run, args)
 

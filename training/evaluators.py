@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genaug.cli.common import plain_doc
 from genaug.faces.features import EvaluatorConfig, FaceNet, load_evaluator, save_evaluator
 from genaug.faces.framing import CELEBA_FRAMING
 from genaug.io import files_key, list_images, save_npz_atomic
@@ -366,7 +367,7 @@ def evaluate(kind: str, weights: str | None, data: str | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m genaug.training.evaluators", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m genaug.training.evaluators", description=plain_doc(__doc__.split("\n\n")[0]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 1)[1])
     sub = p.add_subparsers(dest="cmd", required=True)
     for kind in ("identity", "attributes"):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genaug.cli.common import plain_doc
 from genaug.io import write_text_atomic
 
 from .cli import build_parser
@@ -123,7 +124,7 @@ def format_table(results: list[RunResult]) -> str:
 
 
 def build_grid_parser() -> argparse.ArgumentParser:
-    p = build_parser(argparse.ArgumentParser(prog="python -m genaug.training.grid", description=__doc__.split("\n\n")[0]))
+    p = build_parser(argparse.ArgumentParser(prog="python -m genaug.training.grid", description=plain_doc(__doc__.split("\n\n")[0])))
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="a training option and its values to try (repeatable; the grids multiply)")
     p.add_argument("--stop-on-error", action="store_true", help="stop at the first failed run (default: record it and go on)")

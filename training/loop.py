@@ -143,13 +143,16 @@ class Trainer:
         """Train to the end of the last phase; None on ranks > 0 and when stopped by a signal."""
         return self.runner.run()
 
+    def train(self) -> Bundle | None:
+        """:meth:`run`, then the other ranks wait until rank 0 has written the bundle; the process group ends."""
+        try:
+            bundle = self.run()
+            distributed.barrier(self.world)
+            return bundle
+        finally:
+            distributed.shutdown(self.world)
+
 
 def train(cfg: TrainConfig) -> Bundle | None:
-    """Run (or resume) a training run; returns the bundle on rank 0."""
-    trainer = Trainer(cfg)
-    try:
-        bundle = trainer.run()
-        distributed.barrier(trainer.world)  # the others wait until rank 0 has written the bundle
-        return bundle
-    finally:
-        distributed.shutdown(trainer.world)
+    """Run (or resume) a training run; returns the bundle on rank 0 (None when a signal stopped it)."""
+    return Trainer(cfg).train()

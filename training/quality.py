@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from genaug.cli.common import plain_doc
 from genaug.faces.features import EvaluatorConfig, FaceNet, save_evaluator
 from genaug.faces.metrics import roc_auc
 
@@ -223,7 +224,7 @@ def train(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m genaug.training.quality", description=plain_doc(__doc__.split("\n\n")[0]))
     p.add_argument("--out", required=True)
     p.add_argument("--shared", default=str(SHARED))
     p.add_argument("--bundle", default="default")

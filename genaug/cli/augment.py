@@ -1,12 +1,13 @@
-"""``genaug augment IMAGE_OR_DIR --out DIR``: augmented variants of the user's own faces (the
+"""``genaug augment INPUT [INPUT ...] --out DIR``: augmented variants of the user's own faces (the
 variants of one image are distinct edits, :func:`genaug.engine.edits.variant_edits`)."""
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -15,47 +16,88 @@ from PIL import Image
 from ..engine.codes import check_strength
 from ..engine.edits import derive_seed, variant_edits
 from ..images import MIN_SIDE
-from ..io import list_images, open_photo
+from ..io import IMAGE_EXTS, atomic_write, list_images, open_photo
 from .common import (EXIT_STATUS, UsageError, add_model_args, check_model_args, checking_arguments, parse_codes,
                      run_guarded)
 from .demo import CELL, hstack, vstack
 
 SHEET_ROWS = 32
-_GREY_ALPHA: set[Path] = set()  # inputs read as LA (grey with alpha)
+SAME_COLOURS = {"RGB", "RGBA", "L", "LA", "P", "PA", "1", "La", "RGBa"}  # modes read without a colour conversion
 
 
-def _load(path: Path) -> np.ndarray:
+class Photo(NamedTuple):
+    """An input as it is edited and written back: its pixels (HW grey, HWC RGB or RGBA), the PIL mode its variants
+    are saved in (grey with alpha, edited as RGBA, goes back to LA) and its ICC profile (kept, so a Display P3 or
+    Adobe RGB photo's variants show its colours; None after a colour conversion such as CMYK's)."""
+
+    pixels: np.ndarray
+    mode: str
+    icc_profile: bytes | None
+
+
+def _read(path: Path) -> Photo:
     im = open_photo(path)  # upright by EXIF, 16-bit grey scaled
+    icc = im.info.get("icc_profile") if im.mode in SAME_COLOURS else None
     if im.mode not in ("RGBA", "LA") and ("transparency" in im.info or im.mode in ("PA", "La", "RGBa")):
         im = im.convert("LA" if im.mode in ("L", "La") else "RGBA")  # a palette / tRNS cut-out: its alpha kept
     mode = "RGBA" if im.mode in ("RGBA", "LA") else "L" if im.mode in ("L", "1") else "RGB"  # grey stays grey
-    # grey with alpha is edited as RGBA (grey kept), written back as LA
-    (_GREY_ALPHA.add if im.mode == "LA" else _GREY_ALPHA.discard)(Path(path))
     img = np.asarray(im.convert(mode))
     if min(img.shape[:2]) < MIN_SIDE:
         raise ValueError(f"image {img.shape[1]}x{img.shape[0]} is too small to hold a face (min side {MIN_SIDE} px)")
-    return img
+    return Photo(img, "LA" if im.mode == "LA" else mode, icc or None)
 
 
-def output_stems(files: list[Path], root: Path) -> dict[Path, Path]:
-    """Where each input's variants go (``STEM_augNN.png`` below the output folder): the input's
-    folder below ``root`` is mirrored, and inputs sharing a stem in one folder (``a.jpg``, ``a.png``)
+def _save(pixels: np.ndarray, photo: Photo, path: Path) -> None:
+    """A variant as a PNG in the input's mode and ICC profile, all or nothing (an interrupted run leaves no torn file)."""
+    im = Image.fromarray(pixels).convert(photo.mode)
+    atomic_write(path, lambda tmp: im.save(tmp, format="PNG", icc_profile=photo.icc_profile))
+
+
+def input_files(inputs: list[str], out: Path) -> tuple[dict[Path, Path], list[Path]]:
+    """(each input image -> its name below its input, the named files that are not images). The name (a folder's
+    files: their path below it; a file: its name) is what its outputs mirror and its edits are drawn from
+    (:func:`file_index`). An input that does not exist is read as a glob pattern (a quoted ``'photos/*.jpg'``, or
+    a shell that does not expand them); an ``out`` inside an input folder is left out (a rerun must not augment
+    the earlier variants); a file named twice counts once."""
+    found: dict[Path, tuple[Path, Path]] = {}
+    others: list[Path] = []
+    out = out.resolve()
+    for text in inputs:
+        roots = [Path(text)]
+        if not roots[0].exists() and any(c in text for c in "*?["):
+            roots = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
+            if not roots:
+                raise FileNotFoundError(f"no file matches {text!r}")
+        for root in roots:
+            if root.is_file() and root.suffix.lower() not in IMAGE_EXTS:
+                others.append(root)  # `photos/*` names notes.txt too
+                continue
+            top = root.resolve()
+            inside = root.is_dir() and (out == top or top in out.parents)
+            for f in list_images(root, "input image or folder"):
+                if not (inside and out in f.resolve().parents):
+                    found.setdefault(f.resolve(), (f, f.relative_to(root) if root.is_dir() else Path(f.name)))
+    return dict(found.values()), others
+
+
+def output_stems(names: dict[Path, Path]) -> dict[Path, Path]:
+    """Where each input's variants go (``STEM_augNN.png`` below the output folder), from its name below its input
+    (:func:`input_files`): sub-folders are mirrored, and inputs sharing a stem in one folder (``a.jpg``, ``a.png``)
     keep their extension in the name, so no output overwrites another."""
-    rel = {f: f.relative_to(root) if root.is_dir() else Path(f.name) for f in files}
     stems: dict[Path, int] = {}
-    for r in rel.values():
+    for r in names.values():
         stems[r.with_suffix("")] = stems.get(r.with_suffix(""), 0) + 1
-    names = {f: r.with_suffix("") if stems[r.with_suffix("")] == 1 else r.with_name(r.stem + "_" + r.suffix.lstrip(".").lower())
-             for f, r in rel.items()}
+    out = {f: r.with_suffix("") if stems[r.with_suffix("")] == 1 else r.with_name(r.stem + "_" + r.suffix.lstrip(".").lower())
+           for f, r in names.items()}
     taken: set[str] = set()  # a.jpg + a.JPG, or a.png + a_png.jpg, still meet: number the later ones (any case of a name)
-    for f, name in names.items():
+    for f, name in out.items():
         n, base = 1, name
         while name.as_posix().lower() in taken:
             n += 1
             name = base.with_name(f"{base.name}_{n}")
-        names[f] = name
+        out[f] = name
         taken.add(name.as_posix().lower())
-    return names
+    return out
 
 
 def file_index(name: Path) -> int:
@@ -106,52 +148,57 @@ def run_augment(args: argparse.Namespace) -> Path:
     codes = parse_codes(args.codes)
     check_model_args(args.bundle, args.device, args.refine_steps, codes)
     out = Path(args.out)
-    files = list_images(Path(args.input), "input image or folder")
-    inside, top = out.resolve(), Path(args.input).resolve()
-    if inside == top or top in inside.parents:  # an --out inside the input folder: a rerun must not augment the
-        files = [f for f in files if inside not in f.resolve().parents]  # earlier variants (an --out above it may hold them)
-    if not files:
-        raise ValueError(f"no input images in {args.input} outside --out {args.out}")
-    root = Path(args.input)
-    names = output_stems(files, root)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder to write the variants into")
+    names, others = input_files(args.inputs, out)
+    if not names:
+        what = f"{others[0]} is not an image file ({', '.join(sorted(IMAGE_EXTS))})" if len(others) == 1 and \
+            len(args.inputs) == 1 else f"no input images in {' '.join(args.inputs)} outside --out {args.out}"
+        raise ValueError(what)
+    stems = output_stems(names)
     engine = Engine(args.bundle, device=args.device, mode=args.mode, refine_steps=args.refine_steps, seed=args.seed,
                     framing=args.framing, codes=codes, strength=args.strength)
     out.mkdir(parents=True, exist_ok=True)
-    sheet_rows, written, skipped, faceless = [], 0, [], []
-    bar = tqdm(total=len(files), desc="augmenting", unit="img", disable=getattr(args, "quiet", False))
-    for path in files:  # one file per pass: its variants do not depend on the files beside it in a batch
-        bar.update(1)       # (the inversion's float sums follow the batch size)
+    sheet_rows, written, skipped, faceless = [], 0, list(others), []
+    for path in others:
+        print(f"genaug augment: skipped {path}: not an image file", file=sys.stderr)
+    bar = tqdm(total=len(names), desc="augmenting", unit="img", disable=getattr(args, "quiet", False))
+    for path, name in names.items():  # one file per pass: its variants do not depend on the files beside it in a batch
+        bar.update(1)                  # (the inversion's float sums follow the batch size)
         try:
-            index = file_index(path.relative_to(root) if root.is_dir() else Path(path.name))
-            img = _load(path)
+            photo = _read(path)
         except (OSError, ValueError) as e:
             skipped.append(path)
             tqdm.write(f"genaug augment: skipped {path}: {e}", file=sys.stderr)  # above the bar, not on its line
             continue
         no_face: list[int] = []
-        variants = augment_chunk(engine, [img], [index], args.variants, args.seed, no_face)[0]
+        variants = augment_chunk(engine, [photo.pixels], [file_index(name)], args.variants, args.seed, no_face)[0]
         if no_face:
             faceless.append(path)
             tqdm.write(f"genaug augment: no face found in {path}: variants written unchanged", file=sys.stderr)
-        stem = out / names[path]
+        stem = out / stems[path]
         stem.parent.mkdir(parents=True, exist_ok=True)
         for i, v in enumerate(variants):
-            im = Image.fromarray(v)
-            (im.convert("LA") if Path(path) in _GREY_ALPHA else im).save(stem.with_name(f"{stem.name}_aug{i:02d}.png"))
+            _save(v, photo, stem.with_name(f"{stem.name}_aug{i:02d}.png"))
         written += len(variants)
         if len(sheet_rows) < SHEET_ROWS:
-            cells = [Image.fromarray(a).convert("RGB").resize((CELL, CELL)) for a in [img, *variants]]
+            cells = [Image.fromarray(a).convert("RGB").resize((CELL, CELL)) for a in [photo.pixels, *variants]]
             sheet_rows.append(hstack(cells, gap=2))
     bar.close()
     if not sheet_rows:
-        raise ValueError(f"none of the {len(files)} image(s) in {args.input} could be read")
-    vstack(sheet_rows, gap=2).save(out / "contact_sheet.png")
-    note = f"; skipped {len(skipped)} file(s) (unreadable or too small)" if skipped else ""
-    note += f"; no face found in {len(faceless)} image(s), written unchanged" if faceless else ""
+        raise ValueError(f"none of the {len(names)} image(s) in {' '.join(args.inputs)} could be read")
+    sheet = vstack(sheet_rows, gap=2)
+    atomic_write(out / "contact_sheet.png", lambda tmp: sheet.save(tmp, format="PNG"))
+    note = f"; skipped {len(skipped)} file(s) (not images, unreadable or too small): {named(skipped)}" if skipped else ""
+    note += f"; no face found in {len(faceless)} image(s), written unchanged: {named(faceless)}" if faceless else ""
     print(f"wrote {written} augmented images and {out / 'contact_sheet.png'} to {out.resolve()}{note}")
     return out
+
+
+def named(paths: list[Path], most: int = 5) -> str:
+    """The first ``most`` of ``paths``, and how many more."""
+    more = f" and {len(paths) - most} more" if len(paths) > most else ""
+    return ", ".join(str(p) for p in paths[:most]) + more
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Write augmented variants of your own face images: OUT/NAME_augNN.png, the same size as each input, "
         "sub-folders mirrored, and a contact sheet. The variants of one image are distinct edits; unreadable "
         "files are skipped and reported."), epilog=EXIT_STATUS)
-    p.add_argument("input", help="an image file or a folder of images")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images (several, or a glob "
+                   "such as 'photos/*.jpg'; a folder's sub-folders are mirrored below --out)")
     add_model_args(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--variants", type=int, default=4, help="augmented variants per image (distinct edits)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import warnings
 from typing import Any, Callable, Iterator
@@ -76,15 +77,45 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 def run_guarded(prog: str, run: Callable[[Any], Any], args: Any) -> int:
     """Run a command: a user-facing problem becomes one line ``PROG: error: ...`` on stderr, never a
     traceback, and the exit status of the module docs: 2 for a :class:`UsageError`, 1 for the others (a missing
-    or unreadable file, bad data, an I/O error, a missing optional extra such as ``faces`` for ``--framing detect``)."""
+    or unreadable file, bad data, an I/O error, a missing optional extra such as ``faces`` for ``--framing detect``).
+    A ``run`` that returns an int returns its own status (:func:`stop_status`); else 0."""
     try:
-        run(args)
+        status = run(args)
     except BrokenPipeError:  # the output's reader stopped (``genaug info | head``): end quietly, as other tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
-        return EXIT_FAILED
+        return _quiet_stdout()
     except (OSError, ValueError, FacesExtraMissing) as e:  # BundleError, ExpandError and PIL's errors are among these
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_USAGE if isinstance(e, UsageError) else EXIT_FAILED
+    return status if isinstance(status, int) else EXIT_OK
+
+
+def stop_status(stopped_by: str | None) -> int:
+    """The exit status of a training run that ended: 130 when Ctrl-C (SIGINT) stopped it (its checkpoint saved: the
+    same command resumes), as every command's Ctrl-C; 0 when it ran its steps or budget, or SIGTERM stopped it (a
+    scheduler's stop of a run that checkpointed as asked)."""
+    return EXIT_INTERRUPTED if stopped_by == "SIGINT" else EXIT_OK
+
+
+def plain_doc(doc: str | None) -> str:
+    """A module docstring as a help page's plain text: reST roles (``:mod:`x```) and double backquotes dropped."""
+    return re.sub(r"``(.+?)``", r"'\1'", re.sub(r":\w+:`~?(.+?)`", r"\1", doc or ""), flags=re.S)
+
+
+def _quiet_stdout() -> int:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+    return EXIT_FAILED
+
+
+def print_or_fail(prog: str, text: str) -> int:
+    """Print ``text`` (a help page, the version): 0, or as :func:`run_guarded` ends when stdout cannot take it (a
+    closed pipe: 1 quietly; a full disk: one line, 1)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        return _quiet_stdout()
+    except OSError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return _quiet_stdout()
     return EXIT_OK
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 import textwrap
 
-from .common import EXIT_INTERRUPTED, EXIT_STATUS, EXIT_USAGE, one_line_warnings
+from .common import EXIT_INTERRUPTED, EXIT_STATUS, EXIT_USAGE, one_line_warnings, print_or_fail
 
 # command -> (module with a ``main(argv)``, one-line summary); imported only when used
 COMMANDS = {
@@ -36,13 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(usage())
-        return 0
+        return print_or_fail("genaug", usage())
     if argv[0] in ("-V", "--version"):
         from .. import __version__
 
-        print(f"genaug {__version__}")
-        return 0
+        return print_or_fail("genaug", f"genaug {__version__}")
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
         print(f"genaug: unknown command {cmd!r}\n\n{usage()}", file=sys.stderr)
