@@ -181,3 +181,14 @@ def test_augment_keeps_the_icc_profile_and_leaves_no_torn_file_on_ctrl_c(tiny_bu
     left = sorted((tmp_path / "cut").rglob("*"))
     assert [p.name for p in left if p.is_file()] == ["a_aug00.png"]
     Image.open(left[0]).load()  # complete
+
+
+def test_demo_refuses_an_out_below_a_file_before_the_work(tmp_path, monkeypatch, capsys):
+    """`genaug demo --out some_file/x.png` failed only after loading the model and rendering every sweep."""
+    import genaug.cli.demo as demo
+
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("x")
+    monkeypatch.setattr(demo, "_demo_faces", lambda *a: pytest.fail("the work started"))
+    assert demo.main(["--out", str(blocker / "sub" / "x.png")]) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err

@@ -197,6 +197,9 @@ def run_demo(args: argparse.Namespace) -> Path:
     if out.suffix.lower() not in Image.registered_extensions():  # checked before the work, not by PIL's save after it
         raise UsageError(f"--out {args.out}: give a picture file (.png, .jpg, ...) or a folder, "
                          f"not {out.suffix or 'no extension'!r}")
+    blocked = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:  # checked before the work, not by mkdir after it
+        raise NotADirectoryError(f"--out {args.out}: {blocked} is a file, not a folder")
     faces = _demo_faces(args.images or [], args.max_faces)
     if any(p.resolve() == out.resolve() for p, _ in faces):  # the picture would replace one of the user's photos
         raise ValueError(f"--out {args.out} is one of the --images; write the picture to another path")
