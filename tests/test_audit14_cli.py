@@ -192,3 +192,17 @@ def test_demo_refuses_an_out_below_a_file_before_the_work(tmp_path, monkeypatch,
     monkeypatch.setattr(demo, "_demo_faces", lambda *a: pytest.fail("the work started"))
     assert demo.main(["--out", str(blocker / "sub" / "x.png")]) == 1
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_augment_names_files_an_earlier_run_with_more_variants_left(tiny_bundle_path, tmp_path, capsys):
+    """A rerun with fewer --variants into the same folder left the earlier run's extra _augNN files beside the new
+    ones without a word (a training set read from the folder mixes both runs): they stay, and the summary names them."""
+    src = _photos(tmp_path / "in")
+    common = ["--bundle", str(tiny_bundle_path), "--quiet", "--out", str(tmp_path / "out")]
+    assert main(["augment", str(src), "--variants", "3", *common]) == 0
+    capsys.readouterr()
+    assert main(["augment", str(src), "--variants", "1", *common]) == 0
+    summary = capsys.readouterr().out
+    n = 3  # a.JPG, b.png, sub/c.png
+    assert f"{2 * n} file(s) of an earlier run with more --variants left" in summary and "_aug02.png" in summary
+    assert len(list((tmp_path / "out").rglob("*_aug02.png"))) == n  # never deleted

@@ -159,7 +159,7 @@ def run_augment(args: argparse.Namespace) -> Path:
     engine = Engine(args.bundle, device=args.device, mode=args.mode, refine_steps=args.refine_steps, seed=args.seed,
                     framing=args.framing, codes=codes, strength=args.strength)
     out.mkdir(parents=True, exist_ok=True)
-    sheet_rows, written, skipped, faceless = [], 0, list(others), []
+    sheet_rows, written, skipped, faceless, stale = [], 0, list(others), [], []
     for path in others:
         print(f"genaug augment: skipped {path}: not an image file", file=sys.stderr)
     bar = tqdm(total=len(names), desc="augmenting", unit="img", disable=getattr(args, "quiet", False))
@@ -181,6 +181,10 @@ def run_augment(args: argparse.Namespace) -> Path:
         for i, v in enumerate(variants):
             _save(v, photo, stem.with_name(f"{stem.name}_aug{i:02d}.png"))
         written += len(variants)
+        i = len(variants)  # an earlier run with more --variants: its extra files stay (never deleted), and are named
+        while (old := stem.with_name(f"{stem.name}_aug{i:02d}.png")).is_file():
+            stale.append(old)
+            i += 1
         if len(sheet_rows) < SHEET_ROWS:
             cells = [Image.fromarray(a).convert("RGB").resize((CELL, CELL)) for a in [photo.pixels, *variants]]
             sheet_rows.append(hstack(cells, gap=2))
@@ -191,6 +195,8 @@ def run_augment(args: argparse.Namespace) -> Path:
     atomic_write(out / "contact_sheet.png", lambda tmp: sheet.save(tmp, format="PNG"))
     note = f"; skipped {len(skipped)} file(s) (not images, unreadable or too small): {named(skipped)}" if skipped else ""
     note += f"; no face found in {len(faceless)} image(s), written unchanged: {named(faceless)}" if faceless else ""
+    note += (f"; {len(stale)} file(s) of an earlier run with more --variants left in {out}: {named(stale)}"
+             if stale else "")
     print(f"wrote {written} augmented images and {out / 'contact_sheet.png'} to {out.resolve()}{note}")
     return out
 
