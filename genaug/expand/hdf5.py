@@ -191,9 +191,7 @@ class HDF5FaceDataset(Dataset):
         self._file: h5py.File | None = None
         self._pid = os.getpid()  # the process that opened ``_file``
         if not Path(self.path).is_file():
-            from .runs import parts_dir_of  # (runs imports this module)
-
-            parts = parts_dir_of(self.path)
+            parts = Path(self.path + ".parts")  # genaug.expand.runs.parts_dir_of
             hint = (f" (an expansion into it is unfinished: {parts} holds its parts; rerun the same `genaug expand` "
                     "command to finish it)") if parts.is_dir() else " (it is a folder)" if Path(self.path).is_dir() else ""
             raise FileNotFoundError(f"no such HDF5 file: {self.path}{hint}")
