@@ -26,7 +26,7 @@ from torch import Tensor
 from .pose import PoseFit, beyond_limit, fit_pose, head_crops
 from ..engine.colour import GREY_TOLERANCE, is_grey, keep_grey
 from ..images import luma_weights
-from .landmarks import face_landmarks
+from .landmarks import eight_bit_levels, face_landmarks
 from .shape import blur_each, check_images, head_radius, per_image
 
 LENS_X = 0.5  # lens centres: the eyes (eye distances from the eye midpoint; y down)
@@ -74,9 +74,8 @@ def style_for(images: Tensor, landmarks: Tensor) -> GlassesStyle:
     """A style per face drawn from the photo (an 8 x 8 thumbnail of its 8-bit picture) and its landmarks: a photo always
     gets the same pair, whatever its dtype (a uint8 photo, or it / 255 in float32 or float64), every photo its own."""
     images = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images  # grey: as its RGB repeat (the batch path's)
-    # the mean of float values whose 8-bit levels average to a half rounded up or down with the dtype's last bits
-    levels = images.detach().add(1).mul_(127.5).round_().clamp_(0, 255).float()  # the same integers from any dtype
-    thumbs = F.adaptive_avg_pool2d(levels, 8).round().to(torch.uint8).cpu()
+    # (the mean of the float values themselves: a block averaging to a half rounded with the dtype's last bits)
+    thumbs = F.adaptive_avg_pool2d(eight_bit_levels(images), 8).round().to(torch.uint8).cpu()
     styles = []
     for lm, thumb in zip(landmarks.detach().cpu().float(), thumbs):
         key = hashlib.blake2b(lm.round().numpy().tobytes() + thumb.numpy().tobytes(), digest_size=8).digest()

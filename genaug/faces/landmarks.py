@@ -121,7 +121,7 @@ def detect_landmarks(images: Tensor, framing: str = "auto", fallback: Tensor | N
     h, w = images.shape[-2:]
     zoom = max(1.0, 256 / min(h, w))
     size_h, size_w = round(h * zoom), round(w * zoom)
-    x = _levels(images) / 255.0 * 2 - 1  # the photo's 8-bit picture first: the same landmarks from any dtype
+    x = eight_bit_levels(images).cpu() / 255.0 * 2 - 1  # the photo's 8-bit picture first: the same landmarks from any dtype
     rgb = _uint8(F.interpolate(x, size=(size_h, size_w), mode="bilinear", align_corners=False) if zoom > 1 else x)
     guess = default_landmarks(size_h, size_w, 1, framing)[0]
     out, missed = [], []
@@ -158,10 +158,10 @@ def _predictor(dlib):
     return _cached("predictor", lambda: dlib.shape_predictor(str(dlib_model("shape_predictor_5_face_landmarks.dat"))))
 
 
-def _levels(images: Tensor) -> Tensor:
-    """The 8-bit levels (0..255, float32, on the CPU) of ``images`` in [-1, 1], rounded in their own dtype: the same
-    integers from a uint8 photo and from it / 255 in float32 or float64."""
-    return images.detach().cpu().add(1).mul(127.5).round().clamp(0, 255).float()
+def eight_bit_levels(images: Tensor) -> Tensor:
+    """The 8-bit levels (0..255, float32) of ``images`` in [-1, 1], rounded in their own dtype: the same integers from
+    a uint8 photo and from it / 255 in float32 or float64 (what detection and the drawn glasses' style read)."""
+    return images.detach().add(1).mul(127.5).round().clamp(0, 255).float()
 
 
 def _uint8(x: Tensor) -> np.ndarray:
