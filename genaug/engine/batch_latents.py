@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .cache import pixel_keys
 from .batch_render import to_device
-from .colour import GREY_TOLERANCE, is_grey, workspace
+from .colour import is_grey, workspace
 from .latent_table import ContentSlots, LatentTable, host_array
 
 _ROUNDER = 1.5 * 2**23  # floats in [2^23, 2^24) are whole numbers: _ROUNDER + 255 x holds 255 x rounded in its low byte
@@ -41,7 +41,7 @@ def named_slots(table: LatentTable, x01: Tensor, named: np.ndarray, slots: Tenso
         miss = torch.from_numpy(np.flatnonzero(missing))
         photos = x01.index_select(0, miss.to(x01.device))
         inv = eng.invert(photos.mul(2).sub(1))
-        table.store(torch.from_numpy(named)[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
+        table.store(torch.from_numpy(named)[miss], inv.latent, inv.recon, is_grey(photos, low=0.0))
     return slots, table.is_grey(named)
 
 
@@ -62,5 +62,5 @@ def content_slots(slots_of: ContentSlots, content: LatentTable, x01: Tensor, pix
         miss = missing.nonzero().flatten()
         photos = x01.index_select(0, miss.to(x01.device))
         inv = eng.invert(photos.mul(2).sub(1))
-        content.store(slots[miss], inv.latent, inv.recon, is_grey(photos, GREY_TOLERANCE / 2))
+        content.store(slots[miss], inv.latent, inv.recon, is_grey(photos, low=0.0))
     return to_device(slots, x01.device), content.is_grey(slots)

@@ -82,7 +82,7 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
             result.copy_(luma_only(_rows(x01, 0, a), result, aug._luma_entries.index_select(0, _rows(entry, 0, a))).clamp_(0, 1))
         if delta and aug._region_code[codes[:a]].any():  # the change kept where the edit belongs on the face
             result = within_region(_rows(x01, 0, a), result, aug._region_entries.index_select(0, _rows(entry, 0, a)))
-        result = make_grey(result, np.flatnonzero(grey[:a]))
+        result = make_grey(result, np.flatnonzero(grey[:a]), _rows(x01, 0, a))
     if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour), fitted on a grid
         xg = sample_grid(_rows(x01, a0))  # the fit reads a ~16 x 16 grid only
         c = xg.shape[1]

@@ -22,7 +22,7 @@ from ..faces.landmarks import box_landmarks
 from .batch_edits import BatchParams
 from .batch_landmarks import placed
 from .codes import control_of
-from .colour import _HALF, apply_colour01
+from .colour import _HALF, apply_colour01, grey_like
 from .latent_table import host_array
 from .render import _feather
 
@@ -53,11 +53,15 @@ def to_device(t: Tensor, device: torch.device) -> Tensor:
     return t.pin_memory().to(device, non_blocking=True)
 
 
-def make_grey(t: Tensor, grey: np.ndarray) -> Tensor:
-    """Rows ``grey`` (host positions) of ``t`` replaced by their channel mean, in place."""
+def make_grey(t: Tensor, grey: np.ndarray, ref: Tensor | None = None) -> Tensor:
+    """Rows ``grey`` (host positions) of ``t`` (in [0, 1]) replaced by their channel mean, in place - plus the
+    own colour of the black-and-white photos ``ref`` (like ``t``) where given (:func:`genaug.engine.colour.grey_like`)."""
     if len(grey):
         at = to_device(torch.from_numpy(grey), t.device)
-        t.index_copy_(0, at, t.index_select(0, at).mean(1, keepdim=True).expand(-1, t.shape[1], -1, -1))
+        rows = t.index_select(0, at)
+        new = rows.mean(1, keepdim=True).expand(-1, t.shape[1], -1, -1) if ref is None else \
+            grey_like(ref.index_select(0, at), rows).clamp_(0, 1)
+        t.index_copy_(0, at, new)
     return t
 
 
@@ -67,7 +71,7 @@ def recolour(rows: Tensor, transform: Tensor, grey: np.ndarray, out: Tensor | No
     black-and-white photos (kept grey); ``out``: where to write float32 results (not ``rows``);
     ``work``: work buffers kept across calls."""
     src = rows.float().div_(255) if rows.dtype == torch.uint8 else rows if rows.dtype == torch.float32 else rows.float()
-    new = make_grey(apply_colour01(src, transform, out=out if rows.dtype == torch.float32 else None, work=work), grey)
+    new = make_grey(apply_colour01(src, transform, out=out if rows.dtype == torch.float32 else None, work=work), grey, src)
     return new.mul_(255).round_().to(torch.uint8) if rows.dtype == torch.uint8 else new if new.dtype == rows.dtype else new.to(rows.dtype)
 
 

@@ -173,15 +173,16 @@ def glasses_room(images: Tensor, landmarks: Tensor | None = None, framing: str =
 
 
 def face_is_grey(images: Tensor, u: Tensor, v: Tensor) -> Tensor:
-    """(N,) bool: each face's head (face-frame grids ``u``, ``v`` (N, H, W)) has (nearly) equal channels - a
-    black-and-white photo. Judged on the head, not the whole photo: a colour face on a grey backdrop, or small in a
+    """(N,) bool: each face's head (face-frame grids ``u``, ``v`` (N, H, W)) is black-and-white, as
+    :func:`genaug.engine.colour.is_grey` judges a photo. Judged on the head, not the whole photo: a colour face on a grey backdrop, or small in a
     large grey scene, is a colour face (judged on the photo, its head's box came back grey); a head wholly outside
     the pixels: the whole photo."""
     if images.shape[1] == 1:
         return torch.ones(len(images), dtype=torch.bool, device=images.device)
     head = (head_radius(u, v) < 1).to(images.dtype)
-    spread = ((images.amax(1) - images.amin(1)) * head).sum((1, 2)) / head.sum((1, 2)).clamp(min=1)
-    return torch.where(head.sum((1, 2)) > 0, spread <= GREY_TOLERANCE, is_grey(images))
+    hi = images.amax(1)
+    spread, bright = ((hi - images.amin(1)) * head).sum((1, 2)), ((hi + 1) * head).sum((1, 2))
+    return torch.where(head.sum((1, 2)) > 0, spread <= GREY_TOLERANCE * bright, is_grey(images))
 
 
 def _draw(images: Tensor, k: Tensor, pose: PoseFit, st: GlassesStyle) -> Tensor:
