@@ -57,3 +57,40 @@ def test_a_grid_that_cannot_write_its_folder_is_one_line_and_1(tmp_path, capsys)
     assert grid.main([str(tmp_path), str(tmp_path / "file" / "grid"), "--grid", "lambda_info=0.5"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("python -m genaug.training.grid: error: "), err
+
+
+BAD_P = [2, -0.1, float("nan"), float("inf"), "x", None]
+
+
+@pytest.mark.parametrize("value", BAD_P, ids=repr)
+def test_a_bad_p_set_after_construction_is_refused_naming_p(value):
+    """``aug.p = 2`` (or NaN, a string) was taken as it came, while the other later-set arguments are validated:
+    p = 2 always applied, NaN never, "x" failed at the first image (perhaps in a DataLoader worker)."""
+    import genaug
+
+    aug = genaug.GenerativeFaceAug(codes=["tone"], p=0.5, device="cpu")
+    with pytest.raises(ValueError, match=r"p must be a probability in \[0, 1\]"):
+        aug.p = value
+    assert aug.p == 0.5
+    batch = genaug.BatchFaceAug(p=0.5)
+    with pytest.raises(ValueError, match=r"p must be a probability in \[0, 1\]"):
+        batch.p = value
+    assert batch.p == 0.5
+
+
+def test_a_good_p_set_later_is_read_as_a_float_and_serialises():
+    import albumentations as A
+    import numpy as np
+
+    import genaug
+
+    aug = genaug.GenerativeFaceAug(codes=["tone"], p=0.5, device="cpu")
+    aug.p = np.float32(0.25)
+    assert type(aug.p) is float and aug.p == 0.25
+    assert A.from_dict(A.to_dict(aug)).p == 0.25
+    aug.p = 0.0  # skipped: the photo back unchanged, no model loaded
+    image = np.full((64, 64, 3), 128, np.uint8)
+    assert np.array_equal(A.Compose([aug], seed=0)(image=image)["image"], image) and aug._engine is None
+    batch = genaug.BatchFaceAug(p=0.5)
+    batch.p = np.float32(0.25)
+    assert type(batch.p) is float and batch.p == 0.25 and "p=0.25" in repr(batch)
