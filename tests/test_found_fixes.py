@@ -4,14 +4,38 @@ model were made once per user (landmarks, aligner, identity judge); ``ImageContr
 landmarks twice; the ``OUT.parts`` rule was written twice (expand.hdf5 and expand.runs)."""
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from genaug.training import grid
 
 from test_audit12_training import GAN_TINY
 from test_training import write_faces
+
+ROOT = Path(__file__).resolve().parents[1]
+ASTRONAUT = ROOT / "genaug" / "assets" / "astronaut_face.jpg"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def _faces_extra() -> None:
+    from genaug.faces.identity import faces_extra_available
+
+    if not faces_extra_available():
+        pytest.skip('needs the faces extra (pip install "genaug[faces]")')
+
+
+def _astronaut(size: int = 128) -> torch.Tensor:
+    """The shipped face as a (1, 3, size, size) batch in [-1, 1]."""
+    rgb = np.array(Image.open(ASTRONAUT).convert("RGB").resize((size, size), Image.BICUBIC))
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1
 
 
 @pytest.fixture(autouse=True)
@@ -94,3 +118,50 @@ def test_a_good_p_set_later_is_read_as_a_float_and_serialises():
     batch = genaug.BatchFaceAug(p=0.5)
     batch.p = np.float32(0.25)
     assert type(batch.p) is float and batch.p == 0.25 and "p=0.25" in repr(batch)
+
+
+def test_one_dlib_detector_and_5_point_model_serve_landmarks_aligners_and_the_judge(monkeypatch):
+    """The landmarks' cache, each FaceAligner and the DlibJudge each made their own (a 5-point model: ~9 MB)."""
+    _faces_extra()
+    from genaug.faces import align, landmarks
+    from genaug.faces.identity import DlibJudge
+
+    used, detect = [], align.detect_faces
+    monkeypatch.setattr(align, "detect_faces", lambda det, pred, *a: used.append((det, pred)) or detect(det, pred, *a))
+    landmarks.detect_landmarks(_astronaut())
+    (detector, predictor), = used
+    aligners = align.FaceAligner(64), align.FaceAligner(128, "each")
+    assert all(a.detector is detector and a.landmarker is predictor for a in aligners)
+    assert DlibJudge().landmarker is predictor
+
+
+RACE = f"""
+import threading
+import numpy as np
+from PIL import Image
+from genaug.faces.align import FaceAligner
+detector = FaceAligner(64).detector
+face = Image.open({str(ASTRONAUT)!r}).convert("RGB")
+photos = [np.asarray(face.resize((s, s))) for s in (128, 160, 200, 240)]
+photos += [np.ascontiguousarray(p[:, ::-1]) for p in photos]
+boxes = lambda p: [(r.left(), r.top(), r.right(), r.bottom()) for r in detector(p, 1)]
+alone = [boxes(p) for p in photos]
+wrong = []
+def run(order):
+    for _ in range(20):
+        wrong.extend(i for i in order if boxes(photos[i]) != alone[i])
+threads = [threading.Thread(target=run, args=(o,)) for o in (range(8), range(7, -1, -1))]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(len(wrong))
+"""
+
+
+def test_threads_sharing_the_face_detector_take_turns():
+    """dlib's detector is not safe to call from two threads at once (its scanner keeps the photo's pyramid, and the
+    call lets go of the GIL): two threads on one aligner's detector (get_aligner shares one per size) found other
+    boxes or crashed the process (free(): invalid pointer, a segfault). Now that one detector serves every user,
+    its calls take turns."""
+    _faces_extra()
+    r = subprocess.run([sys.executable, "-c", RACE], env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "0", (r.returncode, r.stdout[-200:], r.stderr[-500:])

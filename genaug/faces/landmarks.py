@@ -114,10 +114,9 @@ def detect_landmarks(images: Tensor, framing: str = "auto", fallback: Tensor | N
     model refines the framing rule's face box (``fallback`` (N, 5, 2), pixels of the input: the box around
     these landmarks instead, refined at the input's size as :func:`refine_landmarks` does)."""
     from .align import detect_faces
-    from .identity import require_dlib
+    from .identity import dlib_detector, dlib_predictor, require_dlib
 
-    dlib = require_dlib()
-    detector, predictor = _cached("detector", dlib.get_frontal_face_detector), _predictor(dlib)
+    dlib, detector, predictor = require_dlib(), dlib_detector(), dlib_predictor()
     h, w = images.shape[-2:]
     zoom = max(1.0, 256 / min(h, w))
     size_h, size_w = round(h * zoom), round(w * zoom)
@@ -142,20 +141,12 @@ def refine_landmarks(images: Tensor, guess: Tensor) -> Tensor:
     """dlib's 5-point model run in the face box around ``guess`` (N, 5, 2) (e.g. the framing rule's
     landmarks of a known frame): the face's own landmarks without running the detector (2-3 ms a
     178x218 face against ~10 ms with it); in pixels of ``images`` (N, C, H, W) in [-1, 1]."""
-    from .identity import require_dlib
+    from .identity import dlib_predictor, require_dlib
 
-    dlib = require_dlib()
-    predictor = _predictor(dlib)
+    dlib, predictor = require_dlib(), dlib_predictor()
     out = [[(p.x, p.y) for p in predictor(im, _box_from_landmarks(dlib, g)).parts()]
            for im, g in zip(_uint8(images.detach().float().cpu().clamp(-1, 1)), check_landmarks(guess, len(images)).cpu())]
     return torch.tensor(out, dtype=torch.float32).reshape(-1, 5, 2).to(images.device)
-
-
-def _predictor(dlib):
-    """dlib's 5-point shape predictor, loaded once."""
-    from .identity import dlib_model
-
-    return _cached("predictor", lambda: dlib.shape_predictor(str(dlib_model("shape_predictor_5_face_landmarks.dat"))))
 
 
 def eight_bit_levels(images: Tensor) -> Tensor:
@@ -175,15 +166,6 @@ def _box_from_landmarks(dlib, lm: Tensor):
     right, left = lm[0:2].mean(0), lm[2:4].mean(0)
     (cx, cy), d = ((right + left) / 2).tolist(), float((right - left).norm())
     return dlib.rectangle(round(cx - 1.08 * d), round(cy - 0.6 * d), round(cx + 1.08 * d), round(cy + 1.57 * d))
-
-
-_CACHE: dict = {}
-
-
-def _cached(key: str, make):
-    if key not in _CACHE:
-        _CACHE[key] = make()
-    return _CACHE[key]
 
 
 def face_landmarks(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
