@@ -165,3 +165,21 @@ def test_threads_sharing_the_face_detector_take_turns():
     _faces_extra()
     r = subprocess.run([sys.executable, "-c", RACE], env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "0", (r.returncode, r.stdout[-200:], r.stderr[-500:])
+
+
+@pytest.mark.parametrize("name, value, drawn", [("yaw", 20.0, None), ("yaw", 25.0, (-30.0, 30.0)), ("drawn_glasses", 0.8, None)])
+def test_fit_apply_finds_a_photos_landmarks_once(monkeypatch, name, value, drawn):
+    """``fit_apply(x, v)`` without landmarks ran dlib's detector twice on the photo: once for the face's room (fit),
+    again to render (apply). The same values and pixels as fit, then apply."""
+    _faces_extra()
+    from genaug.faces import landmarks
+    from genaug.faces.controls import IMAGE_CONTROLS
+
+    control, x = IMAGE_CONTROLS[name], _astronaut()
+    fitted = control.fit(x, value, drawn=drawn)
+    alone = control.apply(x, fitted)
+    calls, detect = [], landmarks.detect_landmarks
+    monkeypatch.setattr(landmarks, "detect_landmarks", lambda *a, **k: calls.append(1) or detect(*a, **k))
+    out, values = control.fit_apply(x, value, drawn=drawn)
+    assert len(calls) == 1 and torch.equal(values, fitted) and torch.equal(out, alone)
+    assert control.fit_apply(x, value, drawn=drawn)[0] is not out and len(calls) == 2  # found again on the next call

@@ -8,6 +8,10 @@ dlib's 5-point order: image-right eye outer and inner corner, image-left eye out
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -23,6 +27,7 @@ FRAMING_LANDMARKS = {
 }
 FRAMINGS = ("auto", *FRAMING_LANDMARKS)
 CELEBA_ASPECT = 178 / 218
+_FOUND: ContextVar[tuple[Tensor, dict[str, Tensor]] | None] = ContextVar("genaug_found_landmarks", default=None)
 
 
 def check_landmarks(landmarks: Tensor, n: int | None = None) -> Tensor:
@@ -180,8 +185,21 @@ def face_landmarks(images: Tensor, landmarks: Tensor | None = None, framing: str
         if outside:  # a face the images do not show: a turn moved the photo alone
             raise ValueError(f"landmarks of image(s) {outside[:8]} lie outside the {h}x{w} images (x in [-0.5, {w - 0.5}], "
                              f"y in [-0.5, {h - 0.5}], pixels of the images): landmarks of the photos before a resize or crop?")
-    elif faces_extra_available():
-        lm = detect_landmarks(images, framing)
     else:
-        lm = default_landmarks(h, w, n, framing)
+        found = _FOUND.get()
+        memo = found[1] if found is not None and found[0] is images else {}
+        if framing not in memo:
+            memo[framing] = detect_landmarks(images, framing) if faces_extra_available() else default_landmarks(h, w, n, framing)
+        lm = memo[framing].clone()
     return lm.to(images.device)
+
+
+@contextlib.contextmanager
+def landmarks_found_once(images: Tensor) -> Iterator[Tensor]:
+    """Inside, :func:`face_landmarks` finds the landmarks of this same ``images`` tensor (none given) once per framing:
+    a control's fit, then its render, run the detector once."""
+    token = _FOUND.set((images, {}))
+    try:
+        yield images
+    finally:
+        _FOUND.reset(token)
