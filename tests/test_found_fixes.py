@@ -183,3 +183,18 @@ def test_fit_apply_finds_a_photos_landmarks_once(monkeypatch, name, value, drawn
     out, values = control.fit_apply(x, value, drawn=drawn)
     assert len(calls) == 1 and torch.equal(values, fitted) and torch.equal(out, alone)
     assert control.fit_apply(x, value, drawn=drawn)[0] is not out and len(calls) == 2  # found again on the next call
+
+
+def test_the_parts_folder_rule_has_one_home(tmp_path):
+    """``OUT.parts`` was written twice: expand.runs.parts_dir_of and HDF5FaceDataset's hint (``path + ".parts"``, so
+    ``out.h5/`` looked for ``out.h5/.parts``); runs imports it from expand.hdf5 (hdf5 importing runs is a circle)."""
+    import re
+
+    from genaug.expand import hdf5, runs
+
+    assert runs.parts_dir_of is hdf5.parts_dir_of
+    parts = hdf5.parts_dir_of(tmp_path / "out.h5")
+    parts.mkdir()
+    for name in ("out.h5", "out.h5/"):
+        with pytest.raises(FileNotFoundError, match=f"unfinished: {re.escape(str(parts))} holds its parts"):
+            hdf5.HDF5FaceDataset(f"{tmp_path}/{name}")
