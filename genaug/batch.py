@@ -99,8 +99,7 @@ class BatchFaceAug(nn.Module):
                  cache_size: int = 4096, table: LatentTable | int | None = None, check_values: bool | None = None,
                  batch_size: int = 256):
         super().__init__()
-        if isinstance(p, bool) or not (isinstance(p, numbers.Real) and 0.0 <= p <= 1.0):  # numpy scalars too; True is no p
-            raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+        self.p = p  # (checked: __setattr__)
         lo, hi = strength_range(strength)
         if mode not in MODES or framing not in ("auto", "full"):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")
@@ -115,7 +114,7 @@ class BatchFaceAug(nn.Module):
         for name, v in (("cache_size", cache_size), ("batch_size", batch_size)):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
-        self.p, self.strength_range, self.codes, self.bounds = float(p), (float(lo), float(hi)), codes, bounds
+        self.strength_range, self.codes, self.bounds = (float(lo), float(hi)), codes, bounds
         self.bundle, self.mode, self.framing, self.return_params = bundle, mode, framing, return_params
         self.check_values, self.batch_size, self.cache_size = check_values, int(batch_size), int(cache_size)
         self.device = resolve_device(device) if device is not None else None
@@ -132,6 +131,14 @@ class BatchFaceAug(nn.Module):
         spec = self._spec()  # fail now, not at the first batch
         check_codes(spec, codes)  # latent codes or image-space controls, each once
         code_ranges(spec, bounds)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``p``, given or set later (``aug.p = 0.3``): a probability in [0, 1], kept as a float (True is no p)."""
+        if name == "p":
+            if isinstance(value, bool) or not (isinstance(value, numbers.Real) and 0.0 <= value <= 1.0):
+                raise ValueError(f"p must be a probability in [0, 1], got {value!r}")
+            value = float(value)
+        super().__setattr__(name, value)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickling / deepcopy / ``torch.save`` keep the settings, generator (as bytes: a spawned DataLoader worker cannot

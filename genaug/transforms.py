@@ -96,6 +96,17 @@ class GenerativeFaceAug(ImageOnlyTransform):
                                  f"transform names its bundle so it serialises: save_pretrained(folder), pass the folder{where}")
             return os.fspath(v)  # a bundle folder given as a Path is kept as a string, so the transform serialises
 
+        @field_validator("p", mode="before")
+        @classmethod
+        def _p(cls, v: Any) -> Any:  # before albumentations' range check, which read NaN as "more than 1"
+            try:
+                ok = 0.0 <= float(v) <= 1.0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"p must be a probability in [0, 1], got {v!r}")
+            return v
+
         @field_validator("strength", mode="before")
         @classmethod
         def _strength(cls, v: Any) -> Any:  # before pydantic's coercion, which reads True / False as 1.0 / 0.0
@@ -196,12 +207,12 @@ class GenerativeFaceAug(ImageOnlyTransform):
         self._turns = _named_turns(self.bundle, self.codes)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """An argument set after construction (``aug.codes = ["yaw"]``, ``aug.strength = (0.5, 1.0)``) is validated and
-        takes effect as if given to ``__init__`` (an engine argument rebuilds the engine on next use), so what runs is
-        what ``to_dict`` saves."""
-        if name in self.get_transform_init_args_names() and "_turns" in self.__dict__:
+        """An argument set after construction (``aug.codes = ["yaw"]``, ``aug.strength = (0.5, 1.0)``, ``aug.p = 0.3``)
+        is validated and takes effect as if given to ``__init__`` (an engine argument rebuilds the engine on next use),
+        so what runs is what ``to_dict`` saves."""
+        if (name == "p" or name in self.get_transform_init_args_names()) and "_turns" in self.__dict__:
             args = {k: getattr(self, k) for k in self.get_transform_init_args_names()}
-            fresh = type(self)(**{**args, name: value}, p=self.p)
+            fresh = type(self)(**{**args, "p": self.p, name: value})
             for k in (*ENGINE_ARGS, "_lazy", "_turns") if name in ENGINE_ARGS else (name,):
                 object.__setattr__(self, k, fresh.__dict__[k])
             return

@@ -214,6 +214,15 @@ def test_a_grid_stops_when_a_run_is_stopped_by_a_signal(tmp_path, monkeypatch):
     from genaug.training.config import TrainConfig
 
     calls = []
-    monkeypatch.setattr(grid, "train", lambda cfg: calls.append(cfg.out))
+
+    class Stopped:  # a Trainer whose run SIGTERM stopped: train() gives None
+        def __init__(self, cfg):
+            calls.append(cfg.out)
+            self.runner = type("Run", (), {"stopped_by": "SIGTERM"})()
+
+        def train(self):
+            return None
+
+    monkeypatch.setattr(grid, "Trainer", Stopped)
     results = grid.run_grid(TrainConfig(data=str(tmp_path), out=str(tmp_path / "grid")), [("lambda_info", [0.5, 1.0])])
-    assert len(calls) == 1 and [r.status for r in results] == ["interrupted"]
+    assert len(calls) == 1 and [(r.status, r.stopped_by) for r in results] == [("interrupted", "SIGTERM")]

@@ -6,6 +6,10 @@ settings, e.g. ``adv_loss-hinge_lambda_info-0.5``) with the other options shared
 same command skips finished runs (those with ``metrics.json``) and resumes an interrupted one from
 its checkpoint. Results go to ``OUT/results.jsonl`` (one JSON line per run: name, settings,
 status, final metrics) and a table is printed.
+
+Exit status, as ``genaug train``'s: 0 every run done; 1 a run failed (or the grid could not start); 2 a usage error
+(a bad --grid or option value); 130 Ctrl-C (the run's checkpoint saved: the same command resumes). SIGTERM stops the
+grid as Ctrl-C does, with status 0 (a scheduler's stop, checkpointed as asked).
 """
 from __future__ import annotations
 
@@ -19,15 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genaug.cli.common import plain_doc
+from genaug.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, plain_doc, run_guarded, stop_status
 from genaug.io import write_text_atomic
 
 from .cli import build_parser
 from .config import TrainConfig, option_fields
-from .loop import train
+from .loop import Trainer
 
 _TYPES = {name: typ if isinstance(typ, str) else typ.__name__ for name, typ, _ in option_fields()}
 FIXED = ("data", "out")  # set by the grid itself
+PROG = "python -m genaug.training.grid"
 
 
 def _cast(key: str, text: str) -> Any:
@@ -65,10 +70,11 @@ def run_name(settings: dict[str, Any]) -> str:
 class RunResult:
     name: str
     settings: dict[str, Any]
-    status: str  # "done" (ran now), "skipped" (finished before) or "failed"
+    status: str  # "done" (ran now), "skipped" (finished before), "failed" or "interrupted"
     out: str
     metrics: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    stopped_by: str | None = None  # an interrupted run's signal: "SIGINT" (Ctrl-C) or "SIGTERM"
 
 
 def combinations(grids: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
@@ -93,9 +99,9 @@ def run_grid(base: TrainConfig, grids: list[tuple[str, list[Any]]], keep_going: 
             results.append(RunResult(name, settings, "skipped", str(out), json.loads(metrics_file.read_text())))
         else:
             try:
-                cfg = base.replace(out=str(out), name=f"{base.name}-{name}", **settings)
-                if train(cfg) is None:  # stopped by a signal (checkpoint saved): the grid stops too, the same command resumes
-                    results.append(RunResult(name, settings, "interrupted", str(out)))
+                trainer = Trainer(base.replace(out=str(out), name=f"{base.name}-{name}", **settings))
+                if trainer.train() is None:  # stopped by a signal (checkpoint saved): the grid stops too, the same command resumes
+                    results.append(RunResult(name, settings, "interrupted", str(out), stopped_by=trainer.runner.stopped_by))
                     write_results(root / "results.jsonl", results)
                     print(f"grid interrupted at {name}: the same command resumes it", flush=True)
                     return results
@@ -124,7 +130,7 @@ def format_table(results: list[RunResult]) -> str:
 
 
 def build_grid_parser() -> argparse.ArgumentParser:
-    p = build_parser(argparse.ArgumentParser(prog="python -m genaug.training.grid", description=plain_doc(__doc__.split("\n\n")[0])))
+    p = build_parser(argparse.ArgumentParser(prog=PROG, description=plain_doc(__doc__.split("\n\n")[0])))
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="a training option and its values to try (repeatable; the grids multiply)")
     p.add_argument("--stop-on-error", action="store_true", help="stop at the first failed run (default: record it and go on)")
@@ -132,7 +138,8 @@ def build_grid_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """A bad --grid or option value is one line on stderr and exit status 2 (before any run starts)."""
+    """The exit status of the module docs: a bad --grid or option value is one line on stderr and 2 (before any run
+    starts); a grid folder that cannot be made, one line and 1; Ctrl-C, one line (outside a run's steps) and 130."""
     args = vars(build_grid_parser().parse_args(argv))
     stop = args.pop("stop_on_error")
     try:
@@ -140,12 +147,21 @@ def main(argv: list[str] | None = None) -> int:
         base = TrainConfig.from_flat(**args)
         combinations(grids)
     except ValueError as e:
-        print(f"python -m genaug.training.grid: error: {e}", file=sys.stderr)
-        return 2
-    results = run_grid(base, grids, keep_going=not stop)
-    print(format_table(results))
-    print(f"results: {Path(args['out']) / 'results.jsonl'}")
-    return 1 if any(r.status == "failed" for r in results) else 0
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def run(_: None) -> int:
+        results = run_grid(base, grids, keep_going=not stop)
+        print(format_table(results))
+        print(f"results: {Path(args['out']) / 'results.jsonl'}")
+        stopped_by = results[-1].stopped_by if results else None  # (only the last run can be interrupted)
+        return stop_status(stopped_by) or (EXIT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK)
+
+    try:
+        return run_guarded(PROG, run, None)
+    except KeyboardInterrupt:  # outside a run's steps (its faces loading, say): one line, not a traceback
+        print(f"{PROG}: interrupted (finished runs are kept: the same command resumes)", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -58,6 +58,12 @@ DESCRIPTIONS = {
 }
 
 
+def parts_dir_of(out: str | Path) -> Path:
+    """Where the part files of the expansion into ``out`` are kept until the merge: ``OUT.parts/``."""
+    out = Path(out)
+    return out.with_name(out.name + ".parts")
+
+
 def compression_args(compression: str | None) -> dict[str, Any]:
     """h5py keyword arguments for ``--compression`` (lzf, gzip, gzip-<level>, none)."""
     if compression in (None, "none"):
@@ -191,7 +197,7 @@ class HDF5FaceDataset(Dataset):
         self._file: h5py.File | None = None
         self._pid = os.getpid()  # the process that opened ``_file``
         if not Path(self.path).is_file():
-            parts = Path(self.path + ".parts")  # genaug.expand.runs.parts_dir_of
+            parts = parts_dir_of(self.path)
             hint = (f" (an expansion into it is unfinished: {parts} holds its parts; rerun the same `genaug expand` "
                     "command to finish it)") if parts.is_dir() else " (it is a folder)" if Path(self.path).is_dir() else ""
             raise FileNotFoundError(f"no such HDF5 file: {self.path}{hint}")

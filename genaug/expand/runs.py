@@ -12,18 +12,12 @@ from typing import Any, Callable, Iterable, Iterator
 import h5py
 
 from ..io import remove_stale_temps, write_json_atomic
-from .hdf5 import compression_args, read_skipped
+from .hdf5 import compression_args, parts_dir_of, read_skipped
 from .parts import part_name, part_status
 from .sources import ExpandError
 
 MANIFEST = "manifest.json"
 KEYS = ("bundle", "seed", "settings", "source", "gate", "faces_extra")
-
-
-def parts_dir_of(out: str | Path) -> Path:
-    """Where the part files of the expansion into ``out`` are kept until the merge: ``OUT.parts/``."""
-    out = Path(out)
-    return out.with_name(out.name + ".parts")
 
 
 @dataclass

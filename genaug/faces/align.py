@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .identity import dlib_model, require_dlib
+from .identity import dlib_detector, dlib_predictor, require_dlib
 
 FACES = ("largest", "each")
 # Where dlib's 5 landmarks (outer/inner corner of the image-right eye, outer/inner corner of the
@@ -179,10 +179,8 @@ class FaceAligner:
             raise ValueError(f"faces must be one of {FACES}, got {faces!r}")
         if size < 16 or upsample < 0 or not 0 <= feather < 0.5:
             raise ValueError(f"need size >= 16, upsample >= 0 and feather in [0, 0.5), got {size}, {upsample}, {feather}")
-        dlib = require_dlib()
         self.size, self.faces, self.upsample, self.feather = int(size), faces, int(upsample), float(feather)
-        self.detector = dlib.get_frontal_face_detector()
-        self.landmarker = dlib.shape_predictor(str(dlib_model("shape_predictor_5_face_landmarks.dat")))
+        self.detector, self.landmarker = dlib_detector(), dlib_predictor()  # the process's, shared
         self.template = CANONICAL_LANDMARKS * self.size
         self.stats = {"images": 0, "faces": 0, "no_face": 0}
         self._found: OrderedDict[bytes, tuple[DetectedFace, ...]] = OrderedDict()  # by the photo's content

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from .glasses import add_glasses, glasses_room
+from .landmarks import landmarks_found_once
 from .light import relight
 from .pose import rotate_yaw, turn_room
 from .shape import images_checked
@@ -88,8 +89,9 @@ class ImageControl:
 
     def fit_apply(self, x: Tensor, values, landmarks: Tensor | None = None, framing: str = "auto",
                   drawn: tuple[float, float] | None = None) -> tuple[Tensor, Tensor]:
-        """(:meth:`apply` of the values :meth:`fit` gives, those values): the images checked once, not by each."""
-        with images_checked(x):
+        """(:meth:`apply` of the values :meth:`fit` gives, those values): the images checked, and their landmarks found
+        (none given), once, not by each."""
+        with images_checked(x), landmarks_found_once(x):
             v = self.fit(x, values, landmarks, framing, drawn)
             return self.apply(x, v, landmarks, framing), v
 

@@ -24,6 +24,7 @@ import copy
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..device import canonical_device, module_on
+from ..engine.batch_calls import Turns
 from .features import DEFAULT_DIR, FaceNet, load_evaluator
 
 JUDGES = ("auto", "dlib", "student", "embedder")
@@ -45,6 +47,7 @@ MODEL_FRAME_BOX = (0.0703, 0.2578, 0.9102, 1.0977)
 EMBEDDER_THRESHOLD = 0.45
 STUDENT_STEM = DEFAULT_DIR / "evaluator_student"
 _JUDGES: dict[tuple[str, str], "IdentityJudge"] = {}
+_DLIB_MODELS: dict[str, Any] = {}  # dlib's detector and 5-point model, made once per process (dlib_detector, dlib_predictor)
 
 
 class FacesExtraMissing(ImportError):
@@ -88,6 +91,34 @@ def dlib_model(name: str) -> Path:
     if not path.is_file():
         raise FacesExtraMissing(f"{path} is missing: reinstall face-recognition-models")
     return path
+
+
+def dlib_detector() -> "TakingTurns":
+    """dlib's frontal face detector, made once per process and shared (:mod:`.landmarks`, every
+    :class:`genaug.faces.align.FaceAligner`); threads call it in turn: one detector called from two threads at once
+    found other boxes or crashed the process (its scanner keeps the photo's pyramid, and the call lets go of the GIL)."""
+    if "detector" not in _DLIB_MODELS:
+        _DLIB_MODELS["detector"] = TakingTurns(require_dlib().get_frontal_face_detector())
+    return _DLIB_MODELS["detector"]
+
+
+def dlib_predictor() -> Any:
+    """dlib's 5-point shape predictor, loaded once per process and shared (:mod:`.landmarks`, every aligner,
+    :class:`DlibJudge`; safe to call from several threads at once)."""
+    if "predictor" not in _DLIB_MODELS:
+        _DLIB_MODELS["predictor"] = require_dlib().shape_predictor(str(dlib_model("shape_predictor_5_face_landmarks.dat")))
+    return _DLIB_MODELS["predictor"]
+
+
+class TakingTurns:
+    """A callable that threads call one at a time (:class:`genaug.engine.batch_calls.Turns`)."""
+
+    def __init__(self, fn: Any):
+        self.fn, self._turns = fn, Turns()
+
+    def __call__(self, *args: Any) -> Any:
+        with self._turns:
+            return self.fn(*args)
 
 
 def check_batch(x: Tensor) -> Tensor:
@@ -184,7 +215,7 @@ class DlibJudge(IdentityJudge):
         self._dlib = dlib
         self.upsample, self.chip_size, self.padding = int(upsample), int(chip_size), float(padding)
         self.box = dlib.rectangle(*(round(v * upsample) for v in box))
-        self.landmarker = dlib.shape_predictor(str(dlib_model("shape_predictor_5_face_landmarks.dat")))
+        self.landmarker = dlib_predictor()
         self.encoder = dlib.face_recognition_model_v1(str(dlib_model("dlib_face_recognition_resnet_model_v1.dat")))
 
     def landmarks(self, x: Tensor) -> Tensor:

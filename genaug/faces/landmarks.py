@@ -8,6 +8,10 @@ dlib's 5-point order: image-right eye outer and inner corner, image-left eye out
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -23,6 +27,7 @@ FRAMING_LANDMARKS = {
 }
 FRAMINGS = ("auto", *FRAMING_LANDMARKS)
 CELEBA_ASPECT = 178 / 218
+_FOUND: ContextVar[tuple[Tensor, dict[str, Tensor]] | None] = ContextVar("genaug_found_landmarks", default=None)
 
 
 def check_landmarks(landmarks: Tensor, n: int | None = None) -> Tensor:
@@ -114,10 +119,9 @@ def detect_landmarks(images: Tensor, framing: str = "auto", fallback: Tensor | N
     model refines the framing rule's face box (``fallback`` (N, 5, 2), pixels of the input: the box around
     these landmarks instead, refined at the input's size as :func:`refine_landmarks` does)."""
     from .align import detect_faces
-    from .identity import require_dlib
+    from .identity import dlib_detector, dlib_predictor, require_dlib
 
-    dlib = require_dlib()
-    detector, predictor = _cached("detector", dlib.get_frontal_face_detector), _predictor(dlib)
+    dlib, detector, predictor = require_dlib(), dlib_detector(), dlib_predictor()
     h, w = images.shape[-2:]
     zoom = max(1.0, 256 / min(h, w))
     size_h, size_w = round(h * zoom), round(w * zoom)
@@ -142,20 +146,12 @@ def refine_landmarks(images: Tensor, guess: Tensor) -> Tensor:
     """dlib's 5-point model run in the face box around ``guess`` (N, 5, 2) (e.g. the framing rule's
     landmarks of a known frame): the face's own landmarks without running the detector (2-3 ms a
     178x218 face against ~10 ms with it); in pixels of ``images`` (N, C, H, W) in [-1, 1]."""
-    from .identity import require_dlib
+    from .identity import dlib_predictor, require_dlib
 
-    dlib = require_dlib()
-    predictor = _predictor(dlib)
+    dlib, predictor = require_dlib(), dlib_predictor()
     out = [[(p.x, p.y) for p in predictor(im, _box_from_landmarks(dlib, g)).parts()]
            for im, g in zip(_uint8(images.detach().float().cpu().clamp(-1, 1)), check_landmarks(guess, len(images)).cpu())]
     return torch.tensor(out, dtype=torch.float32).reshape(-1, 5, 2).to(images.device)
-
-
-def _predictor(dlib):
-    """dlib's 5-point shape predictor, loaded once."""
-    from .identity import dlib_model
-
-    return _cached("predictor", lambda: dlib.shape_predictor(str(dlib_model("shape_predictor_5_face_landmarks.dat"))))
 
 
 def eight_bit_levels(images: Tensor) -> Tensor:
@@ -177,15 +173,6 @@ def _box_from_landmarks(dlib, lm: Tensor):
     return dlib.rectangle(round(cx - 1.08 * d), round(cy - 0.6 * d), round(cx + 1.08 * d), round(cy + 1.57 * d))
 
 
-_CACHE: dict = {}
-
-
-def _cached(key: str, make):
-    if key not in _CACHE:
-        _CACHE[key] = make()
-    return _CACHE[key]
-
-
 def face_landmarks(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
     """Landmarks for a batch: the given ones (checked: a face's order, inside the images - as the batch path checks
     them), else dlib's when the ``faces`` extra is installed, else the framing rule's; on the images' device."""
@@ -198,8 +185,21 @@ def face_landmarks(images: Tensor, landmarks: Tensor | None = None, framing: str
         if outside:  # a face the images do not show: a turn moved the photo alone
             raise ValueError(f"landmarks of image(s) {outside[:8]} lie outside the {h}x{w} images (x in [-0.5, {w - 0.5}], "
                              f"y in [-0.5, {h - 0.5}], pixels of the images): landmarks of the photos before a resize or crop?")
-    elif faces_extra_available():
-        lm = detect_landmarks(images, framing)
     else:
-        lm = default_landmarks(h, w, n, framing)
+        found = _FOUND.get()
+        memo = found[1] if found is not None and found[0] is images else {}
+        if framing not in memo:
+            memo[framing] = detect_landmarks(images, framing) if faces_extra_available() else default_landmarks(h, w, n, framing)
+        lm = memo[framing].clone()
     return lm.to(images.device)
+
+
+@contextlib.contextmanager
+def landmarks_found_once(images: Tensor) -> Iterator[Tensor]:
+    """Inside, :func:`face_landmarks` finds the landmarks of this same ``images`` tensor (none given) once per framing:
+    a control's fit, then its render, run the detector once."""
+    token = _FOUND.set((images, {}))
+    try:
+        yield images
+    finally:
+        _FOUND.reset(token)
