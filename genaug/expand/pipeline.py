@@ -35,9 +35,9 @@ from ..engine.edits import derive_seed, variant_edits
 from ..faces.identity import faces_extra_available
 from ..images import MIN_SIDE
 from ..io import printable
-from .hdf5 import FORMAT, LAYOUT_VERSION
+from .hdf5 import FORMAT, LAYOUT_VERSION, parts_dir_of
 from .parts import PartWriter, merge_parts
-from .runs import RunFiles, describe_skipped, parts_dir_of
+from .runs import RunFiles, describe_skipped
 from .settings import ExpandSettings, check_arguments, check_out, code_columns, output_shape
 from .sources import ExpandError, Source, open_source, to_channels
 
