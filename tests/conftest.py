@@ -1,9 +1,11 @@
-"""Shared fixtures: tiny bundles built in the test session, and the real-face data folder."""
+"""Shared fixtures and helpers: tiny bundles built in the test session, the shipped default bundle, the real-face
+data folder, and the photos tests are made of (the shipped demo face, utkface_128 photos, noise)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from genaug.bundle import Bundle, save_bundle
 from genaug.faces.framing import CELEBA_FRAMING
+from genaug.faces.identity import faces_extra_available
 from genaug.models.config import NetConfig
 from genaug.models.latent import LatentSpec
 from genaug.models.nets import init_weights
@@ -21,10 +24,12 @@ CELEBA_ID200 = SHARED_DATA / "celeba_id200"
 OLIVETTI = SHARED_DATA / "olivetti"
 UTKFACE = SHARED_DATA / "utkface_128"
 
+needs_dlib = pytest.mark.skipif(not faces_extra_available(),
+                                reason='needs the faces extra (dlib): pip install "genaug[faces]"')
+
 
 def noise_pngs(folder: Path, shape: tuple[int, int, int] = (40, 40, 3), n: int = 2, high: int = 256) -> Path:
     """``folder`` (made) with ``n`` seeded random-noise PNGs ``0.png`` ... of ``shape`` (a source for expansion tests)."""
-    import numpy as np
     from PIL import Image
 
     folder.mkdir(parents=True)
@@ -136,8 +141,6 @@ def trained_bundle_path(tmp_path_factory, tiny_spec) -> Path:
 def batch_and_transform(bundle: Path, codes: list[str], x: torch.Tensor, seed: int = 3):
     """``BatchFaceAug`` on ``x`` (NCHW float in [0, 1]) and ``GenerativeFaceAug`` on the same images with the edits and
     strengths it drew: (batch output, transform output as NCHW, the drawn params)."""
-    import numpy as np
-
     from genaug.batch import BatchFaceAug
     from genaug.transforms import GenerativeFaceAug
 
@@ -145,3 +148,102 @@ def batch_and_transform(bundle: Path, codes: list[str], x: torch.Tensor, seed: i
     ref = GenerativeFaceAug(p=1.0, bundle=str(bundle), device="cpu").apply_to_images(
         x.permute(0, 2, 3, 1).numpy(), edits=p.edits(), strengths=p.strength.tolist(), gate_seed=0)
     return out, torch.from_numpy(np.ascontiguousarray(ref)).permute(0, 3, 1, 2), p
+
+
+@pytest.fixture()
+def noise_faces(tmp_path) -> Path:
+    """Two 40 x 40 noise PNGs in ``tmp_path/faces``."""
+    return noise_pngs(tmp_path / "faces", high=255)
+
+
+def noise_photo(seed: int = 0, size: int = 64) -> np.ndarray:
+    """A seeded (size, size, 3) uint8 photo of random levels 60-199: no face in it."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(60, 200, (size, size, 3), dtype=np.uint8)
+
+
+def demo_face(size: int | None = None) -> np.ndarray:
+    """The public-domain face shipped with genaug, (128, 128, 3) uint8, or resized (bicubic) to ``size`` x ``size``."""
+    from PIL import Image
+
+    from genaug.cli.demo import DEMO_FACES
+
+    face = Image.open(DEMO_FACES[0]).convert("RGB")
+    return np.asarray(face if size is None else face.resize((size, size), Image.BICUBIC))
+
+
+def demo_faces(n: int = 2, size: int = 64) -> torch.Tensor:
+    """(n, 3, size, size) uint8: the shipped public-domain face, mirrored on odd rows."""
+    x = torch.from_numpy(demo_face(size).copy()).permute(2, 0, 1)
+    return torch.stack([x if i % 2 == 0 else x.flip(-1) for i in range(n)])
+
+
+def resized(a: np.ndarray, w: int, h: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(a).resize((w, h), Image.BICUBIC))
+
+
+def utk_photo(folder: Path, i: int) -> np.ndarray:
+    """utkface_128 photo number ``i`` (128 x 128 RGB uint8) of ``folder`` (``need(UTKFACE)``)."""
+    from PIL import Image
+
+    return np.asarray(Image.open(folder / "images" / f"{i:05d}.jpg").convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def utk_photos() -> list[np.ndarray]:
+    """The first three utkface_128 photos (128 x 128 RGB uint8, faces in the wild)."""
+    from PIL import Image
+
+    files = sorted((need(UTKFACE) / "images").glob("*.jpg"))[:3]
+    return [np.asarray(Image.open(f).convert("RGB")) for f in files]
+
+
+@pytest.fixture(scope="module")
+def utk_faces() -> torch.Tensor:
+    """(4, 3, 64, 64) uint8: the first four utkface_128 photos (faces in the wild) at 64 px."""
+    from PIL import Image
+
+    files = sorted((need(UTKFACE) / "images").glob("*.jpg"))[:4]
+    ims = [np.asarray(Image.open(f).convert("RGB").resize((64, 64), Image.BICUBIC)) for f in files]
+    return torch.from_numpy(np.stack(ims)).permute(0, 3, 1, 2).contiguous()
+
+
+@pytest.fixture(scope="module")
+def default_bundle() -> Bundle:
+    """The shipped default bundle, loaded once per test module."""
+    from genaug.bundle.format import load_bundle
+
+    return load_bundle("default")
+
+
+@pytest.fixture(scope="module")
+def default_engine():
+    """An Engine over the shipped default bundle (no refinement, seed 0), built once per test module."""
+    from genaug.engine import Engine
+
+    return Engine(device="cpu", refine_steps=0, seed=0)
+
+
+_DEFAULT_BUNDLE: list[Bundle] = []
+
+
+def batch_aug(**kw):
+    """A BatchFaceAug over the shipped default bundle, loaded once."""
+    from genaug.batch import BatchFaceAug
+    from genaug.bundle.format import load_bundle
+
+    if not _DEFAULT_BUNDLE:
+        _DEFAULT_BUNDLE.append(load_bundle("default"))
+    return BatchFaceAug(bundle=_DEFAULT_BUNDLE[0], **kw)
+
+
+def last_err(capsys) -> str:
+    """The last line the command wrote to stderr."""
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def noise_batch(n: int = 2, size: int = 64) -> torch.Tensor:
+    """A seeded (n, 3, size, size) uint8 batch of random levels: no face in it."""
+    return torch.from_numpy(np.random.default_rng(1).integers(0, 255, (n, 3, size, size), dtype=np.uint8))

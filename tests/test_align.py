@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import OLIVETTI, need
+import genaug
+from conftest import OLIVETTI, demo_face, need
 from genaug.cli.demo import DEMO_FACES
 from genaug.faces.identity import faces_extra_available
 
@@ -221,3 +222,58 @@ def test_genaug_augment_detect_framing_names_faceless_photos(tmp_path, trained_b
     wall = np.asarray(Image.open(out / "wall_aug00.png"))
     assert np.array_equal(wall, np.full((120, 160, 3), 90, np.uint8))  # written unchanged
     assert np.asarray(Image.open(out / "face_aug00.png")).shape == img.shape
+
+
+def _two_face_scene() -> np.ndarray:
+    """The shipped demo face at 320 px and mirrored at 224 px, side by side on a grey scene."""
+    import cv2
+    from PIL import Image
+
+    from genaug.demo import DEMO_FACES
+
+    face = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB"))
+    a = cv2.resize(face, (320, 320), interpolation=cv2.INTER_CUBIC)
+    b = cv2.resize(np.ascontiguousarray(face[:, ::-1]), (224, 224), interpolation=cv2.INTER_CUBIC)
+    img = np.full((360, 604, 3), 120, np.uint8)
+    img[20:340, 20:340], img[20:244, 360:584] = a, b
+    return img
+
+
+def test_augment_faces_renders_a_control_on_the_photo_not_a_blurred_model_frame_change():
+    # genaug.align.augment_faces rendered yaw / light / drawn glasses on each face's 64 px model frame and pasted that
+    # change back upsampled: on a 320 px face the frames came out as a blurred grey band with a ghost rim and a turn
+    # doubled the nose (the transform renders them on the photo at its own size). The frames' change must keep its
+    # fine detail (rims a few pixels wide), and both faces must be edited.
+    import cv2
+
+    from genaug.align import augment_faces
+
+    torch.set_num_threads(1)
+    img = _two_face_scene()
+    engine = genaug.Engine(device="cpu", codes=["drawn_glasses"], seed=0)
+    out, n = augment_faces(engine, img, "each", torch.Generator().manual_seed(0))
+    assert n == 2 and out.shape == img.shape and out.dtype == np.uint8
+    change = out.astype(np.float32) - img
+    detail = np.abs(change - cv2.GaussianBlur(change, (0, 0), 2)).mean() / np.abs(change).mean()
+    assert detail > 0.2, f"the frames' change is blurred (detail {detail:.3f}; drawn on the photo: ~0.3, pasted: ~0.09)"
+    for l, t, r, b in ((20, 20, 340, 340), (360, 20, 584, 244)):
+        assert (np.abs(change[t:b, l:r]).max(2) > 20).mean() > 0.02  # each face got its frames
+
+
+def test_augment_faces_leaves_a_float_photo_it_was_given_as_it_was():
+    """``genaug.align.augment_faces(engine, photo)`` wrote the faces' edits into the caller's float32 photo (numpy or
+    tensor) and returned a view of it: a before / after comparison showed no change, and the next epoch's photo was
+    the last epoch's variant."""
+    from genaug.align import augment_faces
+
+    face = demo_face()
+    two = np.concatenate([face, face[:, ::-1]], 1).astype(np.float32) / 255  # two faces side by side
+    engine = genaug.Engine(device="cpu", codes=["tone", "smile"])  # latent edits: pasted through the inverse warp
+    for photo in (two.copy(), torch.from_numpy(two.copy()).permute(2, 0, 1)):
+        before = photo.clone() if isinstance(photo, torch.Tensor) else photo.copy()
+        out, edited = augment_faces(engine, photo, generator=torch.Generator().manual_seed(0))
+        assert edited == 2
+        same = torch.equal(photo, before) if isinstance(photo, torch.Tensor) else np.array_equal(photo, before)
+        assert same, "the caller's photo was changed in place"
+        changed = (out - before).abs().max() if isinstance(out, torch.Tensor) else np.abs(out - before).max()
+        assert float(changed) > 0.01 and type(out) is type(photo) and out.shape == photo.shape and out.dtype == photo.dtype

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from conftest import batch_aug
 from genaug.batch import BatchFaceAug, BatchParams
 from genaug.engine.batch_edits import edit_latents
-from genaug.bundle.format import load_bundle
 from genaug.engine.core import Engine
 from genaug.engine.latent_table import ContentSlots, LatentTable
 from genaug.engine.edits import draw_edits
@@ -27,14 +27,6 @@ def albumentations_aug():
     from genaug.transforms import GenerativeFaceAug
 
     return GenerativeFaceAug(device="cpu", p=1.0)
-
-
-def batch_aug(**kw) -> BatchFaceAug:
-    """A BatchFaceAug over the default bundle, loaded once for the module."""
-    global _BUNDLE
-    if "_BUNDLE" not in globals():
-        _BUNDLE = load_bundle("default")
-    return BatchFaceAug(bundle=_BUNDLE, **kw)
 
 
 def faces(n: int, size: tuple[int, int] = (64, 64), dtype: torch.dtype = torch.float32, seed: int = 0) -> torch.Tensor:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +21,9 @@ EDIT_TINY = ["--image-size", "16", "--content-channels", "2", "--e-width", "4", 
              "--batch-size", "4", "--holdout", "2", "--categorical", "glasses:2:Eyeglasses", "--identity-unsafe", "",
              "--continuous", "1", "--log-every", "1", "--eval-every", "1000", "--checkpoint-every", "1000",
              "--threads", "1", "--device", "cpu"]
+GAN_TINY = ["--image-size", "16", "--g-width", "4", "--d-width", "4", "--e-width", "4", "--batch-size", "4",
+            "--holdout", "2", "--categorical", "2", "--continuous", "1", "--predictor-steps", "1", "--steps", "1",
+            "--device", "cpu"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,121 @@
+"""genaug.Engine called directly: generate and render_edits on odd batches, options checked at construction,
+and the identity gate's re-draws (what the rows report; no turn or light where the first draw could have none)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import genaug
+from genaug.engine.codes import control_of
+
+
+def test_generate_takes_any_float_latent_and_an_empty_batch(default_engine):
+    # float64 latents crashed inside the generator ("expected scalar type Double"), an empty batch in torch.cat, and a
+    # 1-D latent with an IndexError
+    z = torch.zeros(2, default_engine.spec.dim)
+    assert torch.equal(default_engine.generate(z.double()), default_engine.generate(z))
+    assert default_engine.generate(z[:0]).shape == (0, default_engine.channels, default_engine.image_size, default_engine.image_size)
+    with pytest.raises(ValueError, match="latent must be an"):
+        default_engine.generate(z[0])
+
+
+def test_render_edits_of_an_empty_batch_is_empty(default_engine):
+    x = torch.zeros(0, default_engine.channels, default_engine.image_size, default_engine.image_size)
+    out, info = default_engine.render_edits(x, torch.zeros(0, default_engine.spec.dim), [])
+    assert out.shape == x.shape and info.edits == [] and info.descriptions == []
+
+
+@pytest.mark.parametrize("kw, match", [(dict(refine_lr=float("nan")), "refine_lr"), (dict(refine_lr=-0.1), "refine_lr"),
+                                       (dict(gate=3), "gate must be")])
+def test_bad_options_fail_at_construction(kw, match):
+    # a NaN / negative refine_lr failed at the first inversion (Adam's error), a gate that is not callable at the first
+    # gated call ("'int' object is not callable")
+    with pytest.raises(ValueError, match=match):
+        genaug.Engine(device="cpu", **kw)
+
+
+def _faces(engine, n: int = 2) -> torch.Tensor:
+    """``n`` model-frame faces (the generator's own, so no data folder is needed)."""
+    g = torch.Generator().manual_seed(0)
+    return engine.generate(torch.randn(n, engine.spec.dim, generator=g) * 0.5).clamp(-1, 1)
+
+
+def test_rows_the_gate_drops_are_reported_unchanged(default_engine):
+    # a row every try of which the gate rejected came back as the source (kept False) but AugmentInfo still described
+    # the last edit tried ("tone=0.5") and its edited latent: what the row reports was not done
+    e = genaug.Engine(bundle=default_engine.bundle, device="cpu", refine_steps=0, seed=0, gate_retries=1,
+                      gate=lambda a, b: torch.tensor([1.0, 0.0])[: len(a)] if len(a) == 2 else torch.zeros(len(a)))
+    x = _faces(e)
+    out, info = e.augment_tensor(x, edits=[("tone", 0.5), ("tone", 0.5)])
+    assert info.kept.tolist() == [True, False] and torch.equal(out[1], x[1])
+    assert info.descriptions[0] == "tone=0.5" and info.descriptions[1].startswith("unchanged")
+    assert torch.equal(info.edited[1], info.latent[1]) and not torch.equal(info.edited[0], info.latent[0])
+
+
+def _noise_photos(n: int, seed: int = 0) -> list[np.ndarray]:
+    """Photos with no face in them: ``framing="auto"`` looks for one, finds none and guesses the centre square."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (50, 60, 3), dtype=np.uint8) for _ in range(n)]
+
+
+class _FirstTryFails:
+    """A gate that rejects every row of its odd calls and passes every row of its even ones: each call's first try
+    fails and its one re-draw passes."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, original: torch.Tensor, augmented: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return torch.full((len(original),), 0.0 if self.calls % 2 else 1.0)
+
+
+def _gated(engine) -> genaug.Engine:
+    return genaug.Engine(bundle=engine.bundle, device="cpu", refine_steps=0, seed=0, gate=_FirstTryFails(), gate_retries=1)
+
+
+def test_a_gate_redraw_on_a_photo_without_a_face_is_no_turn_or_light(default_engine):
+    # the first draw of a photo with no face found re-drew a yaw / light among the latent codes, but a gate's re-draw
+    # did not: about 1 in 4 rejected rows came back "unchanged (no face found)" though the gate passed the re-draw
+    e = _gated(default_engine)
+    assert any(control_of(e.spec, c) is not None for c in genaug.engine.codes.default_codes(e.spec))
+    photos = _noise_photos(12)
+    _, frames = e.frame(photos, count=False)
+    assert all(f.guessed for f in frames)
+    _, info = e.augment(photos, generator=torch.Generator().manual_seed(1))
+    assert e.stats["gated"] == 12 and e.stats["dropped"] == 0
+    assert all(control_of(e.spec, ed.code) is None for ed in info.edits), info.descriptions
+    assert info.kept.all() and not any(d.startswith("unchanged") for d in info.descriptions)
+
+
+def test_a_dataset_gate_redraw_on_a_photo_without_a_face_is_no_turn_or_light(default_engine):
+    # the Dataset (and expand, `genaug augment`) re-draw each rejected row from its own generator: same defect
+    e = _gated(default_engine)
+    ds = genaug.GenerativeAugDataset([(p, 0) for p in _noise_photos(6, seed=1)], variants=3, engine=e, progress=False,
+                                     return_meta=True, seed=0)
+    metas = [ds[i][-1] for i in range(len(ds))]
+    assert e.stats["gated"] == len(ds) and e.stats["dropped"] == 0
+    assert not any(m.description.startswith("unchanged") for m in metas), [m.description for m in metas]
+
+
+def test_a_gate_redraw_beside_keypoints_is_never_a_turn(default_engine):
+    # beside keypoints the transform leaves yaw out of its draw; a gate's re-draw drew among every code again, so
+    # the head turned while the keypoints came back unmoved
+    import os
+
+    import albumentations as A
+    from PIL import Image
+
+    from genaug.demo import DEMO_FACES
+
+    face = np.asarray(Image.open(DEMO_FACES[0]).convert("RGB").resize((178, 218)))
+    aug = genaug.GenerativeFaceAug(p=1.0, device="cpu", gate_threshold=0.5)
+    aug._lazy._engine, aug._lazy._pid = _gated(default_engine), os.getpid()  # each call's first try rejected, re-drawn once
+    pipe = A.Compose([aug], keypoint_params=A.KeypointParams(format="xy"), seed=0)
+    names = default_engine.code_names
+    applied = []
+    for _ in range(16):
+        pipe(image=face, keypoints=[(80.0, 100.0)])
+        applied += [names[e.code] for e in aug.last_info.edits]
+    assert len(applied) == 16 and "yaw" not in applied
