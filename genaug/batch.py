@@ -25,7 +25,9 @@ Image-space controls named in ``codes`` are placed by the framing rule's landmar
 (``aug(x, landmarks=lm)``: (N, 5, 2) dlib-order points in pixels of the batch, e.g. ``aug.find_landmarks(x)`` computed
 once per dataset on the host; :mod:`genaug.engine.batch_landmarks`).
 Inside ``torch.compile`` (its own or a model's) it runs eagerly, a graph break; ``torch.jit`` and ``torch.export`` refuse
-it with a reason; threads sharing one transform take turns (:mod:`genaug.engine.batch_calls`).
+it with a reason; a script's default dtype around a call changes
+nothing (:func:`genaug.device.torch_defaults`); threads sharing one transform take
+turns (:mod:`genaug.engine.batch_calls`).
 The identity gate is not offered here (it needs a host decision per row): use
 :class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine` for it.
 """
@@ -40,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
-from .device import float32_default, no_autocast, resolve_device
+from .device import no_autocast, resolve_device, torch_defaults
 from .distenv import mix_worker_seed
 from .engine.batch_calls import Turns, compiling, exporting
 from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe_kinds, recipe_tables
@@ -235,6 +237,7 @@ class BatchFaceAug(nn.Module):
                 x = x.clamp(0.0, 1.0)
         return x, bool(check and x.is_floating_point())
 
+    @torch_defaults()  # float32 draws: the same params as a call's under a float64 default
     def draw(self, n: int) -> BatchParams:
         """Parameters for a batch of ``n`` rows, from the transform's generator."""
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
@@ -307,8 +310,9 @@ class BatchFaceAug(nn.Module):
             raise RuntimeError("BatchFaceAug cannot be traced (torch.jit.trace, torch.onnx.export): it draws its edits on "
                                "the host per call; apply it to the batch outside the traced model")
         # the work buffers and latent tables outlive the call: never made as inference tensors (a first call
-        # under torch.inference_mode would break every later call outside it); threads calling one transform take turns
-        with self._lock, torch.inference_mode(False), torch.no_grad(), float32_default():  # (under a float64 default too)
+        # under torch.inference_mode would break every later call outside it); threads calling one transform take turns;
+        # genaug's own torch settings (torch_defaults: under a float64 default too)
+        with self._lock, torch.inference_mode(False), torch.no_grad(), torch_defaults():
             return self._forward(x, *others, index=index, params=params, landmarks=landmarks)
 
     def _forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,

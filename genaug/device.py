@@ -1,5 +1,5 @@
-"""Device selection shared by every front end; the float32 default dtype genaug works in, autocast off, and a
-caller's network on a device without moving it."""
+"""Device selection shared by every front end; genaug's own torch settings (the float32 default dtype) around its
+work, autocast off, and a caller's network on a device without moving it."""
 from __future__ import annotations
 
 import contextlib
@@ -24,18 +24,16 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 
 @contextlib.contextmanager
-def float32_default() -> Iterator[None]:
-    """torch's default dtype float32 inside (tensors made without a dtype match the float32 model), restored after:
-    genaug keeps working under a user's ``torch.set_default_dtype(torch.float64)``."""
-    was = torch.get_default_dtype()
-    if was == torch.float32:
+def torch_defaults() -> Iterator[None]:
+    """genaug's own torch settings inside, whatever a training script set around the call, restored after: the
+    float32 default dtype (tensors made without a dtype match the float32 networks, and seeded draws repeat: a float64
+    ``torch.rand`` draws other numbers). Free when nothing is set."""
+    with contextlib.ExitStack() as stack:
+        if torch.get_default_dtype() != torch.float32:
+            was = torch.get_default_dtype()
+            torch.set_default_dtype(torch.float32)
+            stack.callback(torch.set_default_dtype, was)
         yield
-        return
-    torch.set_default_dtype(torch.float32)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(was)
 
 
 def canonical_device(device: str | torch.device) -> torch.device:
