@@ -25,8 +25,8 @@ Image-space controls named in ``codes`` are placed by the framing rule's landmar
 (``aug(x, landmarks=lm)``: (N, 5, 2) dlib-order points in pixels of the batch, e.g. ``aug.find_landmarks(x)`` computed
 once per dataset on the host; :mod:`genaug.engine.batch_landmarks`).
 Inside ``torch.compile`` (its own or a model's) it runs eagerly, a graph break; ``torch.jit`` and ``torch.export`` refuse
-it with a reason; a script's default dtype around a call changes
-nothing (:func:`genaug.device.torch_defaults`); threads sharing one transform take
+it with a reason; a script's default dtype and autocast around a call
+change nothing (:func:`genaug.device.torch_defaults`); threads sharing one transform take
 turns (:mod:`genaug.engine.batch_calls`).
 The identity gate is not offered here (it needs a host decision per row): use
 :class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine` for it.
@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
-from .device import no_autocast, resolve_device, torch_defaults
+from .device import resolve_device, torch_defaults
 from .distenv import mix_worker_seed
 from .engine.batch_calls import Turns, compiling, exporting
 from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe_kinds, recipe_tables
@@ -361,13 +361,12 @@ class BatchFaceAug(nn.Module):
         latent = params if rendered is None else BatchParams(torch.from_numpy(host_array(params.apply) & ~control),
                                                              torch.from_numpy(np.where(control, 0, host_array(params.code))),
                                                              params.value, params.relative, params.strength)
-        with no_autocast(eng.device):  # inside a mixed-precision step genaug still runs in its own precision
-            td = t if t.device == eng.device else t.to(eng.device)
-            out, target = augment_rows(self, td, latent, index, eng, checked)
-            if rendered is not None and rendered.any():
-                a = alpha if alpha is None or alpha.device == eng.device else alpha.to(eng.device)
-                out, target, a = render_controls(td, out, target, params, rendered, eng, self.framing, a, marks)  # (a yaw moves alpha)
-                alpha = a if a is None or a.device == t.device else a.to(t.device)
+        td = t if t.device == eng.device else t.to(eng.device)
+        out, target = augment_rows(self, td, latent, index, eng, checked)
+        if rendered is not None and rendered.any():
+            a = alpha if alpha is None or alpha.device == eng.device else alpha.to(eng.device)
+            out, target, a = render_controls(td, out, target, params, rendered, eng, self.framing, a, marks)  # (a yaw moves alpha)
+            alpha = a if a is None or a.device == t.device else a.to(t.device)
         params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target, marks)
         self._params = params
         out = out if out.device == t.device else out.to(t.device)

@@ -1,5 +1,5 @@
-"""Device selection shared by every front end; genaug's own torch settings (the float32 default dtype) around its
-work, autocast off, and a caller's network on a device without moving it."""
+"""Device selection shared by every front end; genaug's own torch settings (dtype, autocast) around its
+work, and a caller's network on a device without moving it."""
 from __future__ import annotations
 
 import contextlib
@@ -27,13 +27,24 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 def torch_defaults() -> Iterator[None]:
     """genaug's own torch settings inside, whatever a training script set around the call, restored after: the
     float32 default dtype (tensors made without a dtype match the float32 networks, and seeded draws repeat: a float64
-    ``torch.rand`` draws other numbers). Free when nothing is set."""
+    ``torch.rand`` draws other numbers) and autocast off (the networks run in their own precision inside a
+    mixed-precision step). Free when nothing is set."""
     with contextlib.ExitStack() as stack:
         if torch.get_default_dtype() != torch.float32:
             was = torch.get_default_dtype()
             torch.set_default_dtype(torch.float32)
             stack.callback(torch.set_default_dtype, was)
+        for kind in ("cpu", "cuda"):
+            if _autocast_on(kind):
+                stack.enter_context(torch.autocast(kind, enabled=False))
         yield
+
+
+def _autocast_on(kind: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(kind)  # (torch >= 2.4)
+    except TypeError:
+        return torch.is_autocast_cpu_enabled() if kind == "cpu" else torch.is_autocast_enabled()
 
 
 def canonical_device(device: str | torch.device) -> torch.device:
@@ -60,8 +71,3 @@ def module_on(net: torch.nn.Module, device: str | torch.device, dtype: torch.dty
         return net
     moved = copy.deepcopy(net).to(dev) if dtype is None else copy.deepcopy(net).to(dev, dtype)
     return moved.eval()
-
-
-def no_autocast(device: torch.device) -> Any:
-    """Autocast switched off on ``device`` (the networks and latent tables keep their own dtype)."""
-    return torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else contextlib.nullcontext()

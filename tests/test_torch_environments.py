@@ -88,6 +88,16 @@ def test_a_float64_default_dtype_changes_no_draw_and_no_pixel(bundle, face, batc
     assert torch.equal(got_params.value, params.value) and torch.equal(got_params.strength, params.strength)
 
 
+def test_the_transform_and_the_dataset_run_inside_autocast(bundle, face):
+    # a DataLoader iterated inside a torch.autocast region (or the transform called there) crashed deep in the
+    # engine: "Index put requires the source and destination dtypes match, got Float ... and BFloat16"
+    want, items = transform_out(face)[0], dataset_items(bundle, face)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, got_items = transform_out(face)[0], dataset_items(bundle, face)
+        assert torch.is_autocast_enabled("cpu")  # still on for the user's own code
+    assert np.array_equal(got, want) and same_arrays(got_items, items)
+
+
 @pytest.mark.parametrize("setting", ["deterministic", "no_grad", "grad_disabled", "inference_mode", "threads",
                                      "requires_grad", "channels_last", "strided", "expanded"])
 def test_batch_settings_and_layouts_that_change_nothing(bundle, batch, setting):
