@@ -25,8 +25,8 @@ Image-space controls named in ``codes`` are placed by the framing rule's landmar
 (``aug(x, landmarks=lm)``: (N, 5, 2) dlib-order points in pixels of the batch, e.g. ``aug.find_landmarks(x)`` computed
 once per dataset on the host; :mod:`genaug.engine.batch_landmarks`).
 Inside ``torch.compile`` (its own or a model's) it runs eagerly, a graph break; ``torch.jit`` and ``torch.export`` refuse
-it with a reason; a script's default dtype and autocast around a call
-change nothing (:func:`genaug.device.torch_defaults`); threads sharing one transform take
+it with a reason; a script's default dtype or device and autocast
+around a call change nothing (:func:`genaug.device.torch_defaults`); threads sharing one transform take
 turns (:mod:`genaug.engine.batch_calls`).
 The identity gate is not offered here (it needs a host decision per row): use
 :class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine` for it.
@@ -94,6 +94,7 @@ class BatchFaceAug(nn.Module):
     reads them) and recorded in the returned params (``params.landmarks``), so ``aug(x, params=params)`` replays it.
     """
 
+    @torch_defaults()  # its host tables on the CPU, also when built under torch.device("meta") with a model
     def __init__(self, p: float = 0.5, codes: list[str | int] | None = None, strength: float | tuple[float, float] = 1.0,
                  bundle: Bundle | str | Path = "default", device: str | torch.device | None = None, mode: str = "delta",
                  framing: str = "auto", bounds: dict[str | int, tuple[float, float]] | None = None,
@@ -267,7 +268,7 @@ class BatchFaceAug(nn.Module):
         NaN, the framing rule's). Runs dlib per face on the host (ms each; the ``faces`` extra): compute them once per
         dataset, at the size the batch will have, and look them up by index in the loop
         (:func:`genaug.engine.batch_landmarks.find_landmarks`)."""
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad(), torch_defaults():
             if not isinstance(x, Tensor) or x.ndim != 4:
                 raise ValueError(f"expected an NCHW batch, got {getattr(x, 'shape', type(x).__name__)}")
             return find_landmarks(x, face_box(x.shape[2], x.shape[3], self._framing_config(), self.framing))

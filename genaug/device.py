@@ -1,4 +1,4 @@
-"""Device selection shared by every front end; genaug's own torch settings (dtype, autocast) around its
+"""Device selection shared by every front end; genaug's own torch settings (dtype, default device, autocast) around its
 work, and a caller's network on a device without moving it."""
 from __future__ import annotations
 
@@ -27,17 +27,28 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 def torch_defaults() -> Iterator[None]:
     """genaug's own torch settings inside, whatever a training script set around the call, restored after: the
     float32 default dtype (tensors made without a dtype match the float32 networks, and seeded draws repeat: a float64
-    ``torch.rand`` draws other numbers) and autocast off (the networks run in their own precision inside a
-    mixed-precision step). Free when nothing is set."""
+    ``torch.rand`` draws other numbers), the CPU as default device (host draws, generators and tables: under
+    ``torch.set_default_device("cuda")`` or ``"meta"`` too; the networks' device is the engine's) and autocast off
+    (the networks run in their own precision inside a mixed-precision step). Free when nothing is set."""
     with contextlib.ExitStack() as stack:
         if torch.get_default_dtype() != torch.float32:
             was = torch.get_default_dtype()
             torch.set_default_dtype(torch.float32)
             stack.callback(torch.set_default_dtype, was)
+        if _default_device().type != "cpu":
+            stack.enter_context(torch.device("cpu"))
         for kind in ("cpu", "cuda"):
             if _autocast_on(kind):
                 stack.enter_context(torch.autocast(kind, enabled=False))
         yield
+
+
+def _default_device() -> torch.device:
+    modes = getattr(torch._C, "_len_torch_function_stack", None)
+    if modes is not None and modes() == 0:  # a default device is a mode on this stack (a cheap test for every call)
+        return torch.device("cpu")
+    get = getattr(torch, "get_default_device", None)  # (torch >= 2.3)
+    return get() if get is not None else torch.empty(0).device
 
 
 def _autocast_on(kind: str) -> bool:

@@ -98,6 +98,18 @@ def test_the_transform_and_the_dataset_run_inside_autocast(bundle, face):
     assert np.array_equal(got, want) and same_arrays(got_items, items)
 
 
+def test_a_default_device_set_by_the_script_is_not_genaugs(bundle, face, batch):
+    # torch.set_default_device("cuda") (here "meta", its stand-in without a GPU) put genaug's host draws, tables and
+    # freshly loaded networks there: every front end crashed inside torch ("Cannot copy out of meta tensor; no data!")
+    want, items = genaug.BatchFaceAug(p=1.0, seed=0, codes=["tone", "yaw"])(batch), dataset_items(bundle, face)
+    with default_device("meta"):
+        aug = genaug.BatchFaceAug(p=1.0, seed=0, codes=["tone", "yaw"])  # loads its own model: "default"
+        got, named = aug(batch), genaug.BatchFaceAug(p=1.0, seed=0, codes=["tone", "yaw"])(batch, index=[0, 1, 2])
+        got_items = dataset_items(bundle, face)
+        assert torch.empty(0).device.type == "meta"  # still the user's default
+    assert torch.equal(got, want) and torch.equal(named, want) and same_arrays(got_items, items)
+
+
 @pytest.mark.parametrize("setting", ["deterministic", "no_grad", "grad_disabled", "inference_mode", "threads",
                                      "requires_grad", "channels_last", "strided", "expanded"])
 def test_batch_settings_and_layouts_that_change_nothing(bundle, batch, setting):
