@@ -4,6 +4,9 @@ them, or a clear refusal. Each test of a fix failed before it."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
+from pathlib import Path
 
 import albumentations as A
 import numpy as np
@@ -16,6 +19,7 @@ from genaug.bundle.format import load_bundle
 from genaug.demo import DEMO_FACES
 
 torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +112,20 @@ def test_a_default_device_set_by_the_script_is_not_genaugs(bundle, face, batch):
         got_items = dataset_items(bundle, face)
         assert torch.empty(0).device.type == "meta"  # still the user's default
     assert torch.equal(got, want) and torch.equal(named, want) and same_arrays(got_items, items)
+
+
+def test_genaug_imported_under_another_default_device_works_on_the_cpu(batch, tmp_path):
+    # genaug's module-level constants were made on whatever default device the importing script had set
+    # ("cuda"; here "meta"): a later CPU call mixed devices ("Tensor on device cpu is not on the expected device meta")
+    want = genaug.BatchFaceAug(p=1.0, seed=0)(batch)
+    torch.save(batch, tmp_path / "x.pt")
+    code = ("import sys, torch; torch.set_num_threads(1); torch.set_default_device('meta'); import genaug; "
+            "aug = genaug.BatchFaceAug(p=1.0, seed=0); torch.set_default_device(None); "
+            "torch.save(aug(torch.load(sys.argv[1])), sys.argv[2])")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.pt"), str(tmp_path / "out.pt")], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert torch.equal(torch.load(tmp_path / "out.pt"), want)
 
 
 @pytest.mark.parametrize("setting", ["deterministic", "no_grad", "grad_disabled", "inference_mode", "threads",
