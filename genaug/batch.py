@@ -25,8 +25,8 @@ Image-space controls named in ``codes`` are placed by the framing rule's landmar
 (``aug(x, landmarks=lm)``: (N, 5, 2) dlib-order points in pixels of the batch, e.g. ``aug.find_landmarks(x)`` computed
 once per dataset on the host; :mod:`genaug.engine.batch_landmarks`).
 Inside ``torch.compile`` (its own or a model's) it runs eagerly, a graph break; ``torch.jit`` and ``torch.export`` refuse
-it with a reason; a script's default dtype or device and autocast
-around a call change nothing (:func:`genaug.device.torch_defaults`); threads sharing one transform take
+it with a reason; a script's default dtype or device, autocast and
+inference mode around a call change nothing (:func:`genaug.device.torch_defaults`); threads sharing one transform take
 turns (:mod:`genaug.engine.batch_calls`).
 The identity gate is not offered here (it needs a host decision per row): use
 :class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine` for it.
@@ -268,7 +268,7 @@ class BatchFaceAug(nn.Module):
         NaN, the framing rule's). Runs dlib per face on the host (ms each; the ``faces`` extra): compute them once per
         dataset, at the size the batch will have, and look them up by index in the loop
         (:func:`genaug.engine.batch_landmarks.find_landmarks`)."""
-        with torch.inference_mode(False), torch.no_grad(), torch_defaults():
+        with torch_defaults(), torch.no_grad():
             if not isinstance(x, Tensor) or x.ndim != 4:
                 raise ValueError(f"expected an NCHW batch, got {getattr(x, 'shape', type(x).__name__)}")
             return find_landmarks(x, face_box(x.shape[2], x.shape[3], self._framing_config(), self.framing))
@@ -310,10 +310,10 @@ class BatchFaceAug(nn.Module):
         if torch.jit.is_tracing():  # (torch.jit.trace, the TorchScript torch.onnx.export) a trace would freeze one call's draws
             raise RuntimeError("BatchFaceAug cannot be traced (torch.jit.trace, torch.onnx.export): it draws its edits on "
                                "the host per call; apply it to the batch outside the traced model")
-        # the work buffers and latent tables outlive the call: never made as inference tensors (a first call
-        # under torch.inference_mode would break every later call outside it); threads calling one transform take turns;
-        # genaug's own torch settings (torch_defaults: under a float64 default too)
-        with self._lock, torch.inference_mode(False), torch.no_grad(), torch_defaults():
+        # genaug's own settings (torch_defaults): the work buffers and latent tables outlive the call, so they are never
+        # inference tensors (a first call under torch.inference_mode would break every later call outside it), nor made
+        # under a float64 default, set_default_device or autocast around it; threads calling one transform take turns
+        with self._lock, torch_defaults(), torch.no_grad():
             return self._forward(x, *others, index=index, params=params, landmarks=landmarks)
 
     def _forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,

@@ -28,8 +28,9 @@ def torch_defaults() -> Iterator[None]:
     """genaug's own torch settings inside, whatever a training script set around the call, restored after: the
     float32 default dtype (tensors made without a dtype match the float32 networks, and seeded draws repeat: a float64
     ``torch.rand`` draws other numbers), the CPU as default device (host draws, generators and tables: under
-    ``torch.set_default_device("cuda")`` or ``"meta"`` too; the networks' device is the engine's) and autocast off
-    (the networks run in their own precision inside a mixed-precision step). Free when nothing is set."""
+    ``torch.set_default_device("cuda")`` or ``"meta"`` too; the networks' device is the engine's), autocast off
+    (the networks run in their own precision inside a mixed-precision step) and inference mode off (a refinement's
+    gradients, and tensors kept across calls, which an inference tensor would break outside it). Free when nothing is set."""
     with contextlib.ExitStack() as stack:
         if torch.get_default_dtype() != torch.float32:
             was = torch.get_default_dtype()
@@ -40,6 +41,8 @@ def torch_defaults() -> Iterator[None]:
         for kind in ("cpu", "cuda"):
             if _autocast_on(kind):
                 stack.enter_context(torch.autocast(kind, enabled=False))
+        if torch.is_inference_mode_enabled():
+            stack.enter_context(torch.inference_mode(False))
         yield
 
 

@@ -128,6 +128,21 @@ def test_genaug_imported_under_another_default_device_works_on_the_cpu(batch, tm
     assert torch.equal(torch.load(tmp_path / "out.pt"), want)
 
 
+def test_inference_mode_leaves_refinement_working(bundle, face):
+    # an engine built under torch.inference_mode() (a first call in a validation step, a Dataset built there) loaded
+    # its networks as inference tensors: inversion refinement (refine_steps > 0; the InfoGAN kind's default) then
+    # failed there and in every later call: "Inference tensors cannot be saved for backward"
+    want = transform_out(face, refine_steps=2)[0]
+    aug = genaug.GenerativeFaceAug(p=1.0, refine_steps=2)
+    with torch.inference_mode():
+        first = A.Compose([aug], seed=0)(image=face)["image"]
+        ds = genaug.GenerativeAugDataset([(face, 0)], variants=1, bundle=bundle, device="cpu", progress=False,
+                                         refine_steps=2)
+    later = A.Compose([aug], seed=0)(image=face)["image"]
+    assert np.array_equal(first, want) and np.array_equal(later, want)
+    assert ds[0][0].shape == face.shape
+
+
 @pytest.mark.parametrize("setting", ["deterministic", "no_grad", "grad_disabled", "inference_mode", "threads",
                                      "requires_grad", "channels_last", "strided", "expanded"])
 def test_batch_settings_and_layouts_that_change_nothing(bundle, batch, setting):
