@@ -24,8 +24,8 @@ on by default on the CPU only.
 Image-space controls named in ``codes`` are placed by the framing rule's landmarks, or by the caller's
 (``aug(x, landmarks=lm)``: (N, 5, 2) dlib-order points in pixels of the batch, e.g. ``aug.find_landmarks(x)`` computed
 once per dataset on the host; :mod:`genaug.engine.batch_landmarks`).
-Inside ``torch.compile`` (its own or a model's) it runs eagerly, a graph break; ``torch.jit`` and ``torch.export`` refuse
-it with a reason; a script's default dtype or device, autocast and
+Inside ``torch.compile`` (its own or a model's) it runs eagerly, a graph break; ``torch.jit``, ``torch.export`` and the
+``torch.func`` transforms (``vmap``, ``grad``, ...) refuse it with a reason; a script's default dtype or device, autocast and
 inference mode around a call change nothing (:func:`genaug.device.torch_defaults`); threads sharing one transform take
 turns (:mod:`genaug.engine.batch_calls`).
 The identity gate is not offered here (it needs a host decision per row): use
@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from .bundle.format import Bundle
 from .device import resolve_device, torch_defaults
 from .distenv import mix_worker_seed
-from .engine.batch_calls import Turns, compiling, exporting
+from .engine.batch_calls import Turns, compiling, exporting, transformed
 from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe_kinds, recipe_tables
 from .engine.batch_inputs import one_image, other_tv_tensor, route, tv_image_type
 from .engine.batch_landmarks import check_landmark_values, check_landmarks, find_landmarks
@@ -310,6 +310,9 @@ class BatchFaceAug(nn.Module):
         if torch.jit.is_tracing():  # (torch.jit.trace, the TorchScript torch.onnx.export) a trace would freeze one call's draws
             raise RuntimeError("BatchFaceAug cannot be traced (torch.jit.trace, torch.onnx.export): it draws its edits on "
                                "the host per call; apply it to the batch outside the traced model")
+        if transformed():  # (torch.func.vmap, grad, jvp...) a batched or tracked wrapper has no storage to read
+            raise RuntimeError("BatchFaceAug cannot run inside a torch.func transform (vmap, grad, jacrev, jvp, ...): it "
+                               "draws its edits on the host and returns detached data; call it on the whole batch outside")
         # genaug's own settings (torch_defaults): the work buffers and latent tables outlive the call, so they are never
         # inference tensors (a first call under torch.inference_mode would break every later call outside it), nor made
         # under a float64 default, set_default_device or autocast around it; threads calling one transform take turns

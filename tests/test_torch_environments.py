@@ -143,6 +143,21 @@ def test_inference_mode_leaves_refinement_working(bundle, face):
     assert ds[0][0].shape == face.shape
 
 
+@pytest.mark.parametrize("wrap", ["vmap", "grad", "functionalize"])
+def test_torch_func_transforms_are_refused_clearly(bundle, batch, wrap):
+    # inside torch.func.vmap / grad / jvp the batch is a wrapper without storage: genaug failed deep inside
+    # ("Cannot access data pointer of Tensor that doesn't have storage", "vmap: called random operation ...");
+    # functionalize ran, but left functional tensors in genaug's process-wide caches, which broke later engines
+    aug = genaug.BatchFaceAug(p=1.0, seed=0, bundle=bundle)
+    x = batch.float() / 255
+    call = {"vmap": lambda: torch.func.vmap(aug)(x[:, None]),
+            "grad": lambda: torch.func.grad(lambda t: aug(t).sum())(x),
+            "functionalize": lambda: torch.func.functionalize(aug)(x)}[wrap]
+    with pytest.raises(RuntimeError, match=r"BatchFaceAug cannot run inside a torch\.func transform"):
+        call()
+    assert torch.equal(aug(x), genaug.BatchFaceAug(p=1.0, seed=0, bundle=bundle)(x))  # and it still works outside
+
+
 @pytest.mark.parametrize("setting", ["deterministic", "no_grad", "grad_disabled", "inference_mode", "threads",
                                      "requires_grad", "channels_last", "strided", "expanded"])
 def test_batch_settings_and_layouts_that_change_nothing(bundle, batch, setting):
