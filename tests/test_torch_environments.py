@@ -196,3 +196,11 @@ def _threads(n: int):
         yield
     finally:
         torch.set_num_threads(was)
+
+
+def test_a_meta_tensor_image_is_refused_naming_its_item(bundle):
+    # an image tensor on the 'meta' device (shapes only: a dataset built under torch.device("meta")) failed deep
+    # inside torch, "Cannot copy out of meta tensor; no data!"; the batch transform already refused such a batch
+    with pytest.raises(ValueError, match=r"base item 0: image is on the 'meta' device \(shapes only, no pixels\)"):
+        genaug.GenerativeAugDataset([(torch.empty(3, 64, 64, device="meta"), 0)], variants=1, bundle=bundle, device="cpu",
+                                    progress=False)
