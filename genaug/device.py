@@ -1,11 +1,10 @@
-"""Device selection shared by every front end; genaug's own torch settings (dtype, default device, autocast) around its
-work, and a caller's network on a device without moving it."""
+"""Device selection shared by every front end; genaug's own torch settings (dtype, default device, autocast, inference
+mode) around its work, and a caller's network on a device without moving it."""
 from __future__ import annotations
 
 import contextlib
 import copy
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 

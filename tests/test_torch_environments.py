@@ -123,7 +123,7 @@ def test_genaug_imported_under_another_default_device_works_on_the_cpu(batch, tm
             "aug = genaug.BatchFaceAug(p=1.0, seed=0); torch.set_default_device(None); "
             "torch.save(aug(torch.load(sys.argv[1])), sys.argv[2])")
     run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.pt"), str(tmp_path / "out.pt")], cwd=REPO,
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     assert torch.equal(torch.load(tmp_path / "out.pt"), want)
 
