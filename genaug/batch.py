@@ -24,8 +24,10 @@ on by default on the CPU only.
 Image-space controls named in ``codes`` are placed by the framing rule's landmarks, or by the caller's
 (``aug(x, landmarks=lm)``: (N, 5, 2) dlib-order points in pixels of the batch, e.g. ``aug.find_landmarks(x)`` computed
 once per dataset on the host; :mod:`genaug.engine.batch_landmarks`).
-Inside ``torch.compile`` (its own or a model's) it runs eagerly, a graph break; ``torch.jit`` and ``torch.export`` refuse
-it with a reason; threads sharing one transform take turns (:mod:`genaug.engine.batch_calls`).
+Inside ``torch.compile`` (its own or a model's) it runs eagerly, a graph break; ``torch.jit``, ``torch.export`` and the
+``torch.func`` transforms (``vmap``, ``grad``, ...) refuse it with a reason; a script's default dtype or device, autocast and
+inference mode around a call change nothing (:func:`genaug.device.torch_defaults`); threads sharing one transform take
+turns (:mod:`genaug.engine.batch_calls`).
 The identity gate is not offered here (it needs a host decision per row): use
 :class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine` for it.
 """
@@ -40,9 +42,9 @@ import torch
 from torch import Tensor, nn
 
 from .bundle.format import Bundle
-from .device import float32_default, no_autocast, resolve_device
+from .device import resolve_device, torch_defaults
 from .distenv import mix_worker_seed
-from .engine.batch_calls import Turns, compiling, exporting
+from .engine.batch_calls import Turns, compiling, exporting, transformed
 from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe_kinds, recipe_tables
 from .engine.batch_inputs import one_image, other_tv_tensor, route, tv_image_type
 from .engine.batch_landmarks import check_landmark_values, check_landmarks, find_landmarks
@@ -92,6 +94,7 @@ class BatchFaceAug(nn.Module):
     reads them) and recorded in the returned params (``params.landmarks``), so ``aug(x, params=params)`` replays it.
     """
 
+    @torch_defaults()  # its host tables on the CPU, also when built under torch.device("meta") with a model
     def __init__(self, p: float = 0.5, codes: list[str | int] | None = None, strength: float | tuple[float, float] = 1.0,
                  bundle: Bundle | str | Path = "default", device: str | torch.device | None = None, mode: str = "delta",
                  framing: str = "auto", bounds: dict[str | int, tuple[float, float]] | None = None,
@@ -242,6 +245,7 @@ class BatchFaceAug(nn.Module):
                 x = x.clamp(0.0, 1.0)
         return x, bool(check and x.is_floating_point())
 
+    @torch_defaults()  # float32 draws: the same params as a call's under a float64 default
     def draw(self, n: int) -> BatchParams:
         """Parameters for a batch of ``n`` rows, from the transform's generator."""
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
@@ -271,7 +275,7 @@ class BatchFaceAug(nn.Module):
         NaN, the framing rule's). Runs dlib per face on the host (ms each; the ``faces`` extra): compute them once per
         dataset, at the size the batch will have, and look them up by index in the loop
         (:func:`genaug.engine.batch_landmarks.find_landmarks`)."""
-        with torch.inference_mode(False), torch.no_grad():
+        with torch_defaults(), torch.no_grad():
             if not isinstance(x, Tensor) or x.ndim != 4:
                 raise ValueError(f"expected an NCHW batch, got {getattr(x, 'shape', type(x).__name__)}")
             return find_landmarks(x, face_box(x.shape[2], x.shape[3], self._framing_config(), self.framing))
@@ -313,9 +317,13 @@ class BatchFaceAug(nn.Module):
         if torch.jit.is_tracing():  # (torch.jit.trace, the TorchScript torch.onnx.export) a trace would freeze one call's draws
             raise RuntimeError("BatchFaceAug cannot be traced (torch.jit.trace, torch.onnx.export): it draws its edits on "
                                "the host per call; apply it to the batch outside the traced model")
-        # the work buffers and latent tables outlive the call: never made as inference tensors (a first call
-        # under torch.inference_mode would break every later call outside it); threads calling one transform take turns
-        with self._lock, torch.inference_mode(False), torch.no_grad(), float32_default():  # (under a float64 default too)
+        if transformed():  # (torch.func.vmap, grad, jvp...) a batched or tracked wrapper has no storage to read
+            raise RuntimeError("BatchFaceAug cannot run inside a torch.func transform (vmap, grad, jacrev, jvp, ...): it "
+                               "draws its edits on the host and returns detached data; call it on the whole batch outside")
+        # genaug's own settings (torch_defaults): the work buffers and latent tables outlive the call, so they are never
+        # inference tensors (a first call under torch.inference_mode would break every later call outside it), nor made
+        # under a float64 default, set_default_device or autocast around it; threads calling one transform take turns
+        with self._lock, torch_defaults(), torch.no_grad():
             return self._forward(x, *others, index=index, params=params, landmarks=landmarks)
 
     def _forward(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,
@@ -364,13 +372,12 @@ class BatchFaceAug(nn.Module):
         latent = params if rendered is None else BatchParams(torch.from_numpy(host_array(params.apply) & ~control),
                                                              torch.from_numpy(np.where(control, 0, host_array(params.code))),
                                                              params.value, params.relative, params.strength)
-        with no_autocast(eng.device):  # inside a mixed-precision step genaug still runs in its own precision
-            td = t if t.device == eng.device else t.to(eng.device)
-            out, target = augment_rows(self, td, latent, index, eng, checked)
-            if rendered is not None and rendered.any():
-                a = alpha if alpha is None or alpha.device == eng.device else alpha.to(eng.device)
-                out, target, a = render_controls(td, out, target, params, rendered, eng, self.framing, a, marks)  # (a yaw moves alpha)
-                alpha = a if a is None or a.device == t.device else a.to(t.device)
+        td = t if t.device == eng.device else t.to(eng.device)
+        out, target = augment_rows(self, td, latent, index, eng, checked)
+        if rendered is not None and rendered.any():
+            a = alpha if alpha is None or alpha.device == eng.device else alpha.to(eng.device)
+            out, target, a = render_controls(td, out, target, params, rendered, eng, self.framing, a, marks)  # (a yaw moves alpha)
+            alpha = a if a is None or a.device == t.device else a.to(t.device)
         params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target, marks)
         self._params = params
         out = out if out.device == t.device else out.to(t.device)

@@ -26,6 +26,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .bundle.format import Bundle
+from .device import torch_defaults
 from .engine.cache import LatentStore, bundle_key, content_keys
 from .engine.codes import check_edit_options, check_seed, check_strength, default_codes
 from .engine.edits import Edit, derive_seed, redraw_distinct, resolve_edits, variant_edits
@@ -323,6 +324,10 @@ class GenerativeAugDataset(Dataset):
         the sample itself reports the edit as applied (also a ``yaw`` scaled into the face's room, see
         ``ImageControl.fit``, and a gate's re-draw)."""
         self.prepare()
+        with torch_defaults():  # genaug's own dtype, default device and precision (the draws repeat under any)
+            return self._meta(index)
+
+    def _meta(self, index: int) -> SampleMeta:
         src, v = self._locate(index)
         score = float(self.scores[src])
         if self.include_original and v == 0:
@@ -339,22 +344,8 @@ class GenerativeAugDataset(Dataset):
         image, target = self._image(meta.source)
         marked = self._marked(meta.source, target)  # boxes, masks, keypoints: no head turn
         if not meta.original:
-            e = self.engine
-            x, frame = self._frame(meta.source, image)
-            latent, score = self._latent(meta.source, x)
-            gate_draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
-            first = meta.source * self.per_source + int(self.include_original)  # the item of the source's first variant
-            planned = e.replace_unplaced_variant(  # a turn / light with no face: a latent code no other variant moves
-                self._plan(meta.source, marked), frame, meta.variant - int(self.include_original), gate_draws,
-                lambda j: derive_seed(self.seed, first + j))  # relative: resolved on the latent used here
-            out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True, drawn=True,
-                                       frames=[frame])  # a gate's re-draw: no turn / light without a face
-            image, placed = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]), drawn=True)  # yaw: scaled into its room
-            faceless, undone = e.faceless(info.edits[0], frame), e.undone(info.edits[0], placed)
-            applied = placed if info.kept[0] and not faceless and not undone else None
-            why = ("unchanged (no face found)" if faceless else "unchanged (no room for the control on this face)"
-                   if undone else "unchanged (gate)")
-            meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
+            with torch_defaults():  # (the base dataset and the transforms run in the caller's settings)
+                image, meta = self._variant(index, meta, image, marked)
         if self.transform is not None:
             image = apply_transform(self.transform, image)
         if isinstance(target, _DictRest):  # a dict sample comes back a dict (meta under "meta")
@@ -375,6 +366,26 @@ class GenerativeAugDataset(Dataset):
         if self.return_meta:
             parts = (*parts, meta)
         return parts if target is not None or self.return_meta else image  # an (image,) item stays a 1-tuple
+
+    def _variant(self, index: int, meta: SampleMeta, image: Any, marked: bool) -> tuple[Any, SampleMeta]:
+        """Item ``index``'s variant of its source's ``image`` and its meta as applied."""
+        e = self.engine
+        x, frame = self._frame(meta.source, image)
+        latent, score = self._latent(meta.source, x)
+        gate_draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
+        first = meta.source * self.per_source + int(self.include_original)  # the item of the source's first variant
+        planned = e.replace_unplaced_variant(  # a turn / light with no face: a latent code no other variant moves
+            self._plan(meta.source, marked), frame, meta.variant - int(self.include_original), gate_draws,
+            lambda j: derive_seed(self.seed, first + j))  # relative: resolved on the latent used here
+        out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True, drawn=True,
+                                   frames=[frame])  # a gate's re-draw: no turn / light without a face
+        image, placed = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]), drawn=True)  # yaw: scaled into its room
+        faceless, undone = e.faceless(info.edits[0], frame), e.undone(info.edits[0], placed)
+        applied = placed if info.kept[0] and not faceless and not undone else None
+        why = ("unchanged (no face found)" if faceless else "unchanged (no room for the control on this face)"
+               if undone else "unchanged (gate)")
+        meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
+        return image, meta
 
     def _latent(self, src: int, x: Tensor) -> tuple[Tensor, Tensor]:
         """The prepared latent of source ``src`` when ``x`` is the image it was inverted from; when the

@@ -1,11 +1,10 @@
-"""Device selection shared by every front end; the float32 default dtype genaug works in, autocast off, and a
-caller's network on a device without moving it."""
+"""Device selection shared by every front end; genaug's own torch settings (dtype, default device, autocast, inference
+mode) around its work, and a caller's network on a device without moving it."""
 from __future__ import annotations
 
 import contextlib
 import copy
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 
@@ -24,18 +23,41 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 
 @contextlib.contextmanager
-def float32_default() -> Iterator[None]:
-    """torch's default dtype float32 inside (tensors made without a dtype match the float32 model), restored after:
-    genaug keeps working under a user's ``torch.set_default_dtype(torch.float64)``."""
-    was = torch.get_default_dtype()
-    if was == torch.float32:
+def torch_defaults() -> Iterator[None]:
+    """genaug's own torch settings inside, whatever a training script set around the call, restored after: the
+    float32 default dtype (tensors made without a dtype match the float32 networks, and seeded draws repeat: a float64
+    ``torch.rand`` draws other numbers), the CPU as default device (host draws, generators and tables: under
+    ``torch.set_default_device("cuda")`` or ``"meta"`` too; the networks' device is the engine's), autocast off
+    (the networks run in their own precision inside a mixed-precision step) and inference mode off (a refinement's
+    gradients, and tensors kept across calls, which an inference tensor would break outside it). Free when nothing is set."""
+    with contextlib.ExitStack() as stack:
+        if torch.get_default_dtype() != torch.float32:
+            was = torch.get_default_dtype()
+            torch.set_default_dtype(torch.float32)
+            stack.callback(torch.set_default_dtype, was)
+        if _default_device().type != "cpu":
+            stack.enter_context(torch.device("cpu"))
+        for kind in ("cpu", "cuda"):
+            if _autocast_on(kind):
+                stack.enter_context(torch.autocast(kind, enabled=False))
+        if torch.is_inference_mode_enabled():
+            stack.enter_context(torch.inference_mode(False))
         yield
-        return
-    torch.set_default_dtype(torch.float32)
+
+
+def _default_device() -> torch.device:
+    modes = getattr(torch._C, "_len_torch_function_stack", None)
+    if modes is not None and modes() == 0:  # a default device is a mode on this stack (a cheap test for every call)
+        return torch.device("cpu")
+    get = getattr(torch, "get_default_device", None)  # (torch >= 2.3)
+    return get() if get is not None else torch.empty(0).device
+
+
+def _autocast_on(kind: str) -> bool:
     try:
-        yield
-    finally:
-        torch.set_default_dtype(was)
+        return torch.is_autocast_enabled(kind)  # (torch >= 2.4)
+    except TypeError:
+        return torch.is_autocast_cpu_enabled() if kind == "cpu" else torch.is_autocast_enabled()
 
 
 def canonical_device(device: str | torch.device) -> torch.device:
@@ -62,8 +84,3 @@ def module_on(net: torch.nn.Module, device: str | torch.device, dtype: torch.dty
         return net
     moved = copy.deepcopy(net).to(dev) if dtype is None else copy.deepcopy(net).to(dev, dtype)
     return moved.eval()
-
-
-def no_autocast(device: torch.device) -> Any:
-    """Autocast switched off on ``device`` (the networks and latent tables keep their own dtype)."""
-    return torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else contextlib.nullcontext()

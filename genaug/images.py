@@ -117,6 +117,8 @@ def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
             _fail(f"image must be (H, W) or (H, W, C), got an array of rank {image.ndim} with shape {image.shape}")
     elif isinstance(image, Tensor):
         kind, shape, dtype = "tensor", tuple(image.shape), image.dtype
+        if image.device.type == "meta":  # (torch.device("meta") around the dataset's construction) not "cannot copy out"
+            _fail("image is on the 'meta' device (shapes only, no pixels): genaug edits real images")
         if image.dtype != torch.uint8 and not image.is_floating_point():
             _fail(f"unsupported tensor dtype {image.dtype}: use uint8 (0..255) or float (0..1)")
         if image.ndim == 2:

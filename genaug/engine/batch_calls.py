@@ -1,6 +1,7 @@
 """How :class:`genaug.BatchFaceAug`'s calls run beside threads and compilers: threads calling one transform take turns
-(:class:`Turns`; its work buffers and latent tables are shared across calls), and :func:`compiling` / :func:`exporting` say
-when dynamo traces the call (``torch.compile`` runs it eagerly, ``torch.export`` is refused)."""
+(:class:`Turns`; its work buffers and latent tables are shared across calls), :func:`compiling` / :func:`exporting` say
+when dynamo traces the call (``torch.compile`` runs it eagerly, ``torch.export`` is refused) and :func:`transformed` when
+a ``torch.func`` transform wraps it (refused)."""
 from __future__ import annotations
 
 import os
@@ -32,3 +33,10 @@ class Turns:
 
 compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # (torch >= 2.3; True while dynamo traces)
 exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # (torch.export, the dynamo-based torch.onnx.export)
+
+
+def transformed() -> bool:
+    """True inside a ``torch.func`` transform (``vmap``, ``grad``, ``jacrev``, ``jvp``, ``functionalize``): its tensors are
+    wrappers without storage, which genaug's host reads and tables cannot take."""
+    peek = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)
+    return peek is not None and peek() is not None

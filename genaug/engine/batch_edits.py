@@ -341,7 +341,8 @@ def edit_latents(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, code:
     return apply_plan(latent, layout, recipe, plan, inplace)[:3]
 
 
-_MINUS_ONE = torch.tensor(-1.0)  # ``torch.add(_MINUS_ONE, t, alpha=2)`` is ``2 t - 1`` in one pass
+_MINUS_ONE = torch.tensor(-1.0, dtype=torch.float32, device="cpu")  # (host float32 under any importer's defaults)
+# ``torch.add(_MINUS_ONE, t, alpha=2)`` is ``2 t - 1`` in one pass
 
 
 def blend(x01: Tensor, base01: Tensor, edited: Tensor, mode: str, weights: Tensor, out: Tensor | None = None) -> Tensor:

@@ -18,7 +18,8 @@ from .colour import is_grey, workspace
 from .latent_table import ContentSlots, LatentTable, host_array
 
 _ROUNDER = 1.5 * 2**23  # floats in [2^23, 2^24) are whole numbers: _ROUNDER + 255 x holds 255 x rounded in its low byte
-_ROUND = torch.tensor(_ROUNDER)  # 0-dim: ``torch.add(_ROUND, x, alpha=255)`` in one pass
+_ROUND = torch.tensor(_ROUNDER, dtype=torch.float32, device="cpu")  # 0-dim: ``torch.add(_ROUND, x, alpha=255)`` in one
+# pass (host float32 under any importer's defaults)
 
 
 def stored(views: dict, table: LatentTable, step: int | None = None) -> Tensor:

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-_HALF = torch.tensor(0.5)  # a 0-dim constant: ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
+_HALF = torch.tensor(0.5, dtype=torch.float32, device="cpu")  # a 0-dim constant (host float32 under any importer's
+# defaults): ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
 
 GREY_TOLERANCE = 0.05  # largest channel spread of a black-and-white photo, relative to its brightest channel (is_grey)
 RIDGE = 2.5e-5  # pulls the fitted transform towards the identity (flat or single-colour faces; image-scale units)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..bundle.format import Bundle, load_bundle
-from ..device import module_on, resolve_device
+from ..device import module_on, resolve_device, torch_defaults
 from ..faces.framing import FRAMINGS
 from ..faces.landmarks import default_landmarks, face_landmarks, landmarks_inside
 from ..images import FrameInfo
@@ -64,6 +64,7 @@ class Engine(PhotoIO):
         seed: seeds the engine's own generator (used when no generator is passed).
     """
 
+    @torch_defaults()
     def __init__(
         self,
         bundle: Bundle | str | Path = "default",
@@ -137,6 +138,7 @@ class Engine(PhotoIO):
         self._settings = f"{bundle_key(self.bundle)}|{self.refine_steps}|{self.refine_loss}|{self.refine_lr}"
 
     # ------------------------------------------------------------------ inversion
+    @torch_defaults()
     def invert(self, x: Tensor, steps: int | None = None) -> Inversion:
         """Invert a batch (N, C, S, S) in [-1, 1] (no cache): predictor, then refinement."""
         x = check_model_batch(x, self.channels, self.image_size, self.device)
@@ -148,6 +150,7 @@ class Engine(PhotoIO):
         ]
         return Inversion(*(torch.cat([getattr(o, f) for o in outs]) for f in ("latent", "score", "recon")))
 
+    @torch_defaults()
     def invert_cached(self, x: Tensor) -> tuple[Inversion, int]:
         """Like :meth:`invert` but served from / stored in the latent cache; returns (inversion, hits)."""
         x = check_model_batch(x, self.channels, self.image_size, self.device)
@@ -163,6 +166,7 @@ class Engine(PhotoIO):
         return Inversion(latent, score, recon), len(keys) - len(miss)
 
     # ------------------------------------------------------------ edit + render
+    @torch_defaults()
     @torch.no_grad()
     def generate(self, latent: Tensor) -> Tensor:
         """G(latent) in batches: (N, D) latents (any float dtype) -> (N, C, S, S) float32 images in [-1, 1]."""
@@ -174,6 +178,7 @@ class Engine(PhotoIO):
             return torch.empty(0, self.channels, self.image_size, self.image_size, device=self.device)
         return torch.cat([g(latent[i : i + self.batch_size]) for i in range(0, latent.shape[0], self.batch_size)])
 
+    @torch_defaults()
     def random_edits(self, n: int, generator: torch.Generator | None = None, codes: list[int] | None = None) -> list[Edit]:
         """``n`` random edits over ``codes`` (default: the engine's ``codes``) within the engine's ``bounds``."""
         return random_edits(self.spec, n, generator or self.generator, codes=self.codes if codes is None else codes,
@@ -194,6 +199,7 @@ class Engine(PhotoIO):
             return [self.replace_unplaced([e], [frames[r]], generator[r])[0] for e, r in zip(drawn, rows)]  # type: ignore[index]
         return self.replace_unplaced(drawn, [frames[r] for r in rows], generator)  # type: ignore[arg-type]
 
+    @torch_defaults()
     @torch.no_grad()
     def render_edits(
         self, x: Tensor, latent: Tensor, edits: list[Edit], *, base: Tensor | None = None, score: Tensor | None = None,
@@ -365,6 +371,7 @@ class Engine(PhotoIO):
             out[regional] = within_region(x[regional], out[regional], masks)
         return edited, keep_grey(x, out)
 
+    @torch_defaults()
     @torch.no_grad()
     def augment_tensor(
         self, x: Tensor, edits: list[Edit] | None = None, generator: torch.Generator | None = None,

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..device import torch_defaults
 from ..faces.controls import GEOMETRIC_CONTROLS
 from ..images import FrameInfo, from_chw01, match_channels, to_chw01
 from .codes import control_of, default_codes
@@ -22,6 +23,7 @@ from .render import apply_control, paste_back, recolour, to_model_batch
 class PhotoIO:
     """:class:`~genaug.engine.core.Engine`'s methods for user photos (framing, placing results back)."""
 
+    @torch_defaults()
     def augment(
         self, images: Any, edits: list[Edit] | None = None, generator: torch.Generator | None = None,
         strength: float | Tensor | None = None, mode: str | None = None, framing: str | None = None,
@@ -56,6 +58,7 @@ class PhotoIO:
         control: what a control with no face to place it is re-drawn among."""
         return [c for c in (self.codes if self.codes is not None else default_codes(self.spec)) if control_of(self.spec, c) is None]
 
+    @torch_defaults()
     def replace_unplaced(self, edits: list[Edit], frames: list[FrameInfo], generator: torch.Generator) -> list[Edit]:
         """``edits`` with each control that :meth:`unplaced` would leave undone (no face found) re-drawn from
         ``generator`` among the engine's latent codes (it has none: unchanged) — random edits only."""
@@ -71,6 +74,7 @@ class PhotoIO:
             out[r] = e
         return out
 
+    @torch_defaults()
     def replace_unplaced_variant(self, plan: list[Edit], frame: FrameInfo, v: int, generator: torch.Generator,
                                  seed_of: Callable[[int], int]) -> Edit:
         """Variant ``v`` of a source's ``plan`` (its variant edits) as drawn for the photo of ``frame``: a control
@@ -84,6 +88,7 @@ class PhotoIO:
         gens = [generator if j == v else torch.Generator().manual_seed(seed_of(j)) for j in range(v + 1)]
         return redraw_distinct(self.spec, plan, redraw, gens, codes, self.bounds)[v]
 
+    @torch_defaults()
     def frame(self, images: list[Any], framing: str | None = None, count: bool = True) -> tuple[Tensor, list[FrameInfo]]:
         """User images -> model-frame batch (CPU) and FrameInfos; counts ``framing="detect"``
         images without a face (they come back unchanged) in ``stats["no_face"]`` (unless ``count``
@@ -93,6 +98,7 @@ class PhotoIO:
             self.stats["no_face"] += sum(f.no_face for f in frames)
         return x, frames
 
+    @torch_defaults()
     def unframe(self, out: Tensor, originals: list[Any], frames: list[FrameInfo], info: AugmentInfo | None = None,
                 drawn: bool = False) -> list[Any]:
         """Model-frame results -> user images (:meth:`place` row by row; ``info``: the rows' AugmentInfo, whose
@@ -142,6 +148,7 @@ class PhotoIO:
         return (edit is not None and applied is not None and edit.value != 0 and applied.value == 0
                 and control_of(self.spec, edit.code) is not None)
 
+    @torch_defaults()
     def place(self, out: Tensor, original: Any, frame: FrameInfo, edit: Edit | None = None, kept: bool = True,
               drawn: bool = False) -> tuple[Any, Edit | None]:
         """One model-frame result (C, S, S) -> (the user image, the edit as applied): only the change pasted back,
@@ -159,6 +166,7 @@ class PhotoIO:
             return recolour(original, fit_colour(frame.model_in[None].float(), out[None].float().cpu())[0], frame), edit
         return paste_back(out, original, frame), edit
 
+    @torch_defaults()
     def augment_faces(self, image: Any, faces: str = "each", generator: torch.Generator | None = None) -> tuple[Any, int]:
         """:func:`genaug.faces.align.augment_faces`: one random edit per detected face (every face, or the largest),
         a latent edit's model-frame change pasted back through the inverse warp, an image-space control rendered on
