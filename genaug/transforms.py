@@ -20,6 +20,7 @@ import torch
 from albumentations.core.transforms_interface import BaseTransformInitSchema, ImageOnlyTransform
 from pydantic import Field, field_validator
 
+from .device import torch_defaults
 from .engine.codes import all_code_names, check_code_list, check_codes, check_edit_options, default_codes, strength_range
 from .engine.edits import Edit
 from .engine.lazy import LazyEngine
@@ -324,6 +325,10 @@ class GenerativeFaceAug(ImageOnlyTransform):
         return float(s) if isinstance(s, (int, float)) else self.py_random.uniform(*s)
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        with torch_defaults():  # genaug's draws whatever default dtype or device the script set (genaug.device)
+            return self._draw_params(data)
+
+    def _draw_params(self, data: dict[str, Any]) -> dict[str, Any]:
         self._mix_worker_seed()
         n = len(data["images"]) if "images" in data and "image" not in data else 1
         draw = torch.Generator().manual_seed(self.py_random.getrandbits(62))
@@ -350,10 +355,11 @@ class GenerativeFaceAug(ImageOnlyTransform):
                 raise ValueError(f"these params hold the edits of a batch of {len(edits)} images, but this call has "
                                  f"{len(images)}: replay a batch's record on a batch of that size (one image's on any)")
             edits, strengths = [edits[0]] * len(images), [strengths[0]] * len(images)
-        out, info = self.engine.augment(  # a drawn yaw / light on a photo without a found face: re-drawn among the latent codes
-            list(images), edits=edits, strength=torch.tensor(strengths), generator=torch.Generator().manual_seed(gate_seed),
-            redraw_unplaced=True, redraw_codes=self._still_codes() if still else None,  # a gate's re-draws too
-        )
+        with torch_defaults():  # a drawn yaw / light on a photo without a found face: re-drawn among the latent codes
+            out, info = self.engine.augment(
+                list(images), edits=edits, strength=torch.tensor(strengths), generator=torch.Generator().manual_seed(gate_seed),
+                redraw_unplaced=True, redraw_codes=self._still_codes() if still else None,  # a gate's re-draws too
+            )
         self.last_info = info  # what was applied (after re-draws and gates); the params record what was drawn
         return out
 

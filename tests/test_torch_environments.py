@@ -114,6 +114,16 @@ def test_a_default_device_set_by_the_script_is_not_genaugs(bundle, face, batch):
     assert torch.equal(got, want) and torch.equal(named, want) and same_arrays(got_items, items)
 
 
+def test_the_transform_under_a_default_device_set_by_the_script(face):
+    # the albumentations transform drew its strengths and gate seed as tensors on the user's default device:
+    # under torch.set_default_device("meta") (a stand-in for "cuda") it crashed, "Cannot copy out of meta tensor"
+    want, drawn = transform_out(face)
+    with default_device("meta"):
+        got, got_drawn = transform_out(face)
+        assert torch.empty(0).device.type == "meta"
+    assert got_drawn == drawn and np.array_equal(got, want)
+
+
 def test_genaug_imported_under_another_default_device_works_on_the_cpu(batch, tmp_path):
     # genaug's module-level constants were made on whatever default device the importing script had set
     # ("cuda"; here "meta"): a later CPU call mixed devices ("Tensor on device cpu is not on the expected device meta")
