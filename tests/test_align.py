@@ -1,6 +1,8 @@
 """Framing for in-the-wild photos (genaug.faces.align): detection, alignment, paste-back, no-face photos."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -76,7 +78,7 @@ def test_a_photo_seen_again_reuses_its_detection():
     first = aligner.align(to_chw(img))
     calls = []
     dlib_detector = aligner.detector
-    aligner.detector = lambda *a: calls.append(1) or dlib_detector(*a)
+    aligner.detector = SimpleNamespace(run=lambda *a: calls.append(1) or dlib_detector.run(*a))
     again = aligner.align(to_chw(img.copy()))  # same pixels, another array: remembered by content
     assert calls == [] and len(again) == len(first) == 1
     assert again[0][1].face.box == first[0][1].face.box and torch.equal(again[0][0], first[0][0])

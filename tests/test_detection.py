@@ -3,6 +3,7 @@ sideways photos, large photos searched at a bounded size, landmarks independent 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import os
 import subprocess
@@ -140,7 +141,7 @@ def test_a_large_photo_is_searched_for_faces_at_a_bounded_size():
     al = align.FaceAligner(64)
     seen = []
     real = al.detector
-    al.detector = lambda rgb, up: seen.append(rgb.shape[:2]) or real(rgb, up)
+    al.detector = SimpleNamespace(run=lambda rgb, *a: seen.append(rgb.shape[:2]) or real.run(rgb, *a))
 
     def find(face_px: int) -> tuple[align.DetectedFace, list]:
         canvas = Image.new("RGB", (2048, 1536), (120, 130, 140))

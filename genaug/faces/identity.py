@@ -120,6 +120,11 @@ class TakingTurns:
         with self._turns:
             return self.fn(*args)
 
+    def run(self, *args: Any) -> Any:
+        """The wrapped detector's ``run`` (dlib's: boxes, scores and sub-detector indices), in turn."""
+        with self._turns:
+            return self.fn.run(*args)
+
 
 def check_batch(x: Tensor) -> Tensor:
     """Validate an NCHW float batch in [-1, 1] with 1 or 3 channels; returns it as float32 on the CPU."""
