@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from .identity import dlib_detector, dlib_predictor, require_dlib
+from .points import landmarks_in_order
 
 FACES = ("largest", "each")
 # Where dlib's 5 landmarks (outer/inner corner of the image-right eye, outer/inner corner of the
@@ -133,7 +134,6 @@ def _upright(detector, landmarker, view: np.ndarray, box, score: float, index: i
     (uint8 (H, W, 3)) in ``box`` with ``score``. A face found rolled (:data:`ROLLED_BY`) is turned upright about its box
     and searched again in a crop around it: where the detector finds it there with a higher score, and its points there
     are upright (rolled under :data:`UPRIGHT_ROLL`) and in dlib's order, they come back; else the points in ``box``."""
-    from .landmarks import landmarks_in_order
 
     points = _points(landmarker, view, box)
     if int(index) not in ROLLED_BY:

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .points import landmarks_in_order
+
 # dlib's landmarks as fractions of (width, height), median over 60 photos each (python
 # benchmarks/pose_shift.py --measure-landmarks prints them): CelebA 178x218 aligned frames, the
 # model frame (CelebA box 35,55,143,163 cropped square) and UTKFace's tighter square crops.
@@ -41,19 +43,6 @@ def check_landmarks(landmarks: Tensor, n: int | None = None) -> Tensor:
     if (eyes < 1e-3).any():
         raise ValueError("landmarks put both eyes on one point")
     return lm
-
-
-def landmarks_in_order(lm: Tensor) -> Tensor:
-    """(N,) bool: in the eyes' frame the nose (point 4) lies below the eye line and each eye's inner corner
-    (points 1, 3) nearer the eyes' midpoint than its outer one (points 0, 2) - dlib's 5-point order. ``lm`` (N, 5, 2):
-    a tensor, or a numpy array (then a numpy result: checks on the host without tensor operations)."""
-    right, left = lm[:, 0:2].mean(1), lm[:, 2:4].mean(1)
-    centre, axis = (right + left) / 2, right - left
-    d2 = (axis * axis).sum(1)
-    u = ((lm - centre[:, None]) * axis[:, None]).sum(-1) / d2[:, None]  # in eye distances
-    nose = lm[:, 4] - centre
-    v = (nose[:, 1] * axis[:, 0] - nose[:, 0] * axis[:, 1]) / d2  # along the eye line's normal (image down)
-    return (v >= 0.15) & (abs(u[:, 1]) < abs(u[:, 0])) & (abs(u[:, 3]) < abs(u[:, 2]))
 
 
 def check_landmark_order(lm: Tensor) -> Tensor:
