@@ -258,8 +258,9 @@ def colour_only(x: Tensor, out: Tensor) -> Tensor:
 def is_grey(x: Tensor, tolerance: float = GREY_TOLERANCE, low: float = -1.0) -> Tensor:
     """(N,) bool: rows that are black-and-white photos - the spread of their channels, summed over a grid of
     about 32 x 32 pixels, is at most ``tolerance`` times their brightest channel's sum there. Relative, not
-    absolute: JPEG's colour noise and a faint tone (utkface_128's black-and-white photos: at most 0.051) stay
-    under the default, the least colourful CelebA photos (0.056) and dark colour photos above it. ``x`` in
+    absolute: JPEG's colour noise and a faint tone stay under the default (186 of utkface_128's 5,999 photos, all
+    black-and-white), the least colourful CelebA photos (0.056) and dark colour photos above it; prints toned more
+    strongly (sepia: about 6 more utkface_128 photos, 0.05-0.10) count as colour, their tone moved by colour edits. ``x`` in
     [``low``, 1] (the default: model units, [-1, 1]; 0 for [0, 1])."""
     if x.shape[1] == 1:
         return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
