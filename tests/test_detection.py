@@ -221,7 +221,7 @@ detector = FaceAligner(64).detector
 face = Image.open({str(DEMO_FACES[0])!r}).convert("RGB")
 photos = [np.asarray(face.resize((s, s))) for s in (128, 160, 200, 240)]
 photos += [np.ascontiguousarray(p[:, ::-1]) for p in photos]
-boxes = lambda p: [(r.left(), r.top(), r.right(), r.bottom()) for r in detector(p, 1)]
+boxes = lambda p: [(r.left(), r.top(), r.right(), r.bottom()) for r in detector.run(p, 1, 0.0)[0]]
 alone = [boxes(p) for p in photos]
 wrong = []
 def run(order):

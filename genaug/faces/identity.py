@@ -111,19 +111,15 @@ def dlib_predictor() -> Any:
 
 
 class TakingTurns:
-    """A callable that threads call one at a time (:class:`genaug.engine.batch_calls.Turns`)."""
+    """dlib's detector, which threads run one at a time (:class:`genaug.engine.batch_calls.Turns`)."""
 
-    def __init__(self, fn: Any):
-        self.fn, self._turns = fn, Turns()
-
-    def __call__(self, *args: Any) -> Any:
-        with self._turns:
-            return self.fn(*args)
+    def __init__(self, detector: Any):
+        self.detector, self._turns = detector, Turns()
 
     def run(self, *args: Any) -> Any:
-        """The wrapped detector's ``run`` (dlib's: boxes, scores and sub-detector indices), in turn."""
+        """The detector's ``run`` (dlib's: boxes, scores and sub-detector indices), in turn."""
         with self._turns:
-            return self.fn.run(*args)
+            return self.detector.run(*args)
 
 
 def check_batch(x: Tensor) -> Tensor:
