@@ -1,6 +1,4 @@
 """Black-and-white photos stay black-and-white under colour edits - also as JPEGs, with their colour noise and tone."""
-from pathlib import Path
-
 import albumentations as A
 import numpy as np
 import pytest
@@ -9,9 +7,10 @@ from PIL import Image
 
 import genaug
 from genaug.demo import DEMO_FACES
+from conftest import UTKFACE, need
 from genaug.engine.colour import is_grey, keep_grey
 
-UTK_BW = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface_128" / "images" / "02862.jpg"
+UTK_BW = UTKFACE / "images" / "02862.jpg"  # a scanned black-and-white print
 
 
 def _bw_jpeg(noise: float = 2.0, tone=(0.0, 0.0, 0.0), seed: int = 0) -> np.ndarray:
@@ -69,7 +68,6 @@ def test_colour_codes_do_not_tint_a_black_and_white_jpeg(batch):
     assert _max_chroma_gain(photo, ["tone", "shade", "warmth"], batch=batch) < 1.0
 
 
-@pytest.mark.skipif(not UTK_BW.is_file(), reason=f"{UTK_BW} not found (../shared/data/utkface_128)")
 def test_colour_codes_do_not_tint_a_real_black_and_white_photo():
-    photo = np.asarray(Image.open(UTK_BW).convert("RGB"))  # a scanned print: 3.3 levels of channel spread
+    photo = np.asarray(Image.open(need(UTK_BW)).convert("RGB"))  # a scanned print: 3.3 levels of channel spread
     assert _max_chroma_gain(photo, ["tone", "shade", "warmth"]) < 1.0
