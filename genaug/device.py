@@ -29,13 +29,15 @@ def torch_defaults() -> Iterator[None]:
     ``torch.rand`` draws other numbers), the CPU as default device (host draws, generators and tables: under
     ``torch.set_default_device("cuda")`` or ``"meta"`` too; the networks' device is the engine's), autocast off
     (the networks run in their own precision inside a mixed-precision step) and inference mode off (a refinement's
-    gradients, and tensors kept across calls, which an inference tensor would break outside it). Free when nothing is set."""
+    gradients, and tensors kept across calls, which an inference tensor would break outside it). Free when nothing is set.
+    The default dtype is the process's, not a thread's: while genaug works under a script's float64 default, the
+    script's other threads see float32 (the device, autocast and inference mode are per thread)."""
     with contextlib.ExitStack() as stack:
         if torch.get_default_dtype() != torch.float32:
             was = torch.get_default_dtype()
             torch.set_default_dtype(torch.float32)
             stack.callback(torch.set_default_dtype, was)
-        if _default_device().type != "cpu":
+        if _device_mode_possible():
             stack.enter_context(torch.device("cpu"))
         for kind in ("cpu", "cuda"):
             if _autocast_on(kind):
@@ -45,12 +47,12 @@ def torch_defaults() -> Iterator[None]:
         yield
 
 
-def _default_device() -> torch.device:
+def _device_mode_possible() -> bool:
+    """Whether a default device may be set (``torch.set_default_device`` or ``with torch.device(...)``: a mode on the
+    torch-function stack; a cheap test for every call): then genaug's work runs under a CPU device mode of its own,
+    whatever torch version reports the default (``torch.get_default_device`` read only the global setting on some)."""
     modes = getattr(torch._C, "_len_torch_function_stack", None)
-    if modes is not None and modes() == 0:  # a default device is a mode on this stack (a cheap test for every call)
-        return torch.device("cpu")
-    get = getattr(torch, "get_default_device", None)  # (torch >= 2.3)
-    return get() if get is not None else torch.empty(0).device
+    return modes is None or modes() > 0
 
 
 def _autocast_on(kind: str) -> bool:
