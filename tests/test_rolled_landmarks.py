@@ -88,3 +88,25 @@ def test_a_turn_that_does_not_show_the_face_better_keeps_its_points(monkeypatch)
     upside_down = controls_points(rolled)
     monkeypatch.setattr(align, "ROLLED_BY", {})
     assert np.array_equal(upside_down, controls_points(rolled))
+
+
+@pytest.mark.parametrize("guard", ["score", "roll", "order"])
+def test_each_check_on_the_turned_face_can_keep_the_first_points(monkeypatch, guard):
+    """Photo 17 rolled 45 degrees gets other (right) points from the turned crop; each check alone keeps the first
+    points when it fails: a lower score there, points there still rolled, points there out of dlib's order."""
+    rolled = turned(utk(17), 45)
+    corrected = controls_points(rolled)
+    monkeypatch.setattr(align, "ROLLED_BY", {})
+    first = controls_points(rolled)
+    monkeypatch.undo()
+    assert not np.array_equal(corrected, first)
+    if guard == "score":
+        find = align.find_faces
+        crop = round(align.CHECK_CROP * align.CHECK_BOX)
+        monkeypatch.setattr(align, "find_faces", lambda det, rgb, *a, **k: [
+            (f[0], -1.0, *f[2:]) if rgb.shape[:2] == (crop, crop) else f for f in find(det, rgb, *a, **k)])
+    elif guard == "roll":
+        monkeypatch.setattr(align, "UPRIGHT_ROLL", 0.0)
+    else:
+        monkeypatch.setattr(align, "landmarks_in_order", lambda lm: np.zeros(len(lm), bool))
+    assert np.array_equal(controls_points(rolled), first)
