@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -99,11 +100,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
 
         @field_validator("p", mode="before")
         @classmethod
-        def _p(cls, v: Any) -> Any:  # before albumentations' range check, which read NaN as "more than 1"
-            try:
-                ok = 0.0 <= float(v) <= 1.0
-            except (TypeError, ValueError):
-                ok = False
+        def _p(cls, v: Any) -> Any:  # before albumentations' range check (NaN read as "more than 1"; True, "0.5" taken)
+            ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and 0.0 <= v <= 1.0  # as BatchFaceAug's p
             if not ok:
                 raise ValueError(f"p must be a probability in [0, 1], got {v!r}")
             return v

@@ -159,7 +159,7 @@ def test_an_engine_argument_set_after_construction_takes_effect_and_is_validated
     assert aug.codes == ["tone"]  # a refused value leaves the transform as it was
 
 
-BAD_P = [2, -0.1, float("nan"), float("inf"), "x", None]
+BAD_P = [2, -0.1, float("nan"), float("inf"), "x", None, True, "0.5"]
 
 
 @pytest.mark.parametrize("value", BAD_P, ids=repr)
