@@ -15,10 +15,11 @@ light is the first-order spherical-harmonics fit ``luminance ~ l0 + l . n`` over
 (gamma 2.2 undone). :func:`relight` keeps the photo's albedo and detail by multiplying each pixel's
 linear colour (all channels alike, capped so none clips) by ``target / fitted`` shading, where the target mixes the fitted shading with a new
 light, ``ambient + (1 - ambient) max(0, n . w)`` (attached shadows) times a cast-shadow term
-marched through the depth map (the nose's shadow), scaled to the face's mean brightness;
-``strength`` 0 returns the input, 1 replaces the photo's light by the new one. Each pixel keeps its hue and
-its new luminance, while its saturation follows the change of shading as the photo's own skin does (skin in
-shadow is more saturated: a shadow lit up loses that, it does not become an orange patch).
+marched through the depth map (the nose's shadow), scaled to the face's mean brightness (brightening stops at the
+photo's own local brightness: no spotlight on a lit patch the fit misses); ``strength`` 0 returns the input, 1
+replaces the photo's light by the new one. Each pixel keeps its new luminance, while its saturation follows the change
+of shading as the photo's own skin does (skin in shadow is more saturated: a shadow lit up loses that, it does not
+become an orange patch) and, so brightened, its hue turns towards the face's lit skin's (else it is kept).
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ COARSE_BLUR = 8.0  # a blur of twice this many pixels or more is done on a coars
 FRONT_FLOOR = 0.5  # estimate_light: a frontal normal's brightness is at least this share of the face's mean
 SATURATION_RIDGE = 0.01  # shrinks the shading-to-saturation slope of faces whose shading barely varies (variance of log shading)
 SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays within exp(+-0.3)
+LOCAL_FLOOR = 1.5  # brightening stops where the new light passes the photo's local brightness over this,
+LOCAL_BLUR = 1.5  # blurred by this many SOFTEN d (finer, the large-photo path's sampled grid shows in it)
 KNEE = 0.7  # brightening is compressed above this linear value (or the pixel's own, when higher)
 CLIP_FROM = 0.85  # a pixel whose largest channel passes this (of 1) is taken as clipped, its hue lost
 UNCLIP_DARKEN = 0.25  # darkened by this share or more, a clipped pixel takes the face's skin colour
@@ -139,20 +142,41 @@ def _shading_saturation(lin: Tensor, fitted: Tensor, weight: Tensor, ridge: floa
     per unit of log shading over the inner face - shadowed skin is more saturated - a weighted least-squares
     slope shrunk towards 0 (``ridge``) where the photo's shading barely varies."""
     lum = _luminance(lin).clamp(min=1e-4)
-    sat, s = (lin / lum[:, None] - 1).norm(dim=1).clamp(min=1e-3).log(), fitted.log()
+    sat, s = _norm(lin / lum[:, None] - 1)[:, 0].clamp(min=1e-3).log(), fitted.log()
     centred = s - _face_mean(s, weight)[:, None, None]
     return _face_mean(sat * centred, weight) / (_face_mean(centred * centred, weight) + ridge)
 
 
-def _follow_saturation(lin: Tensor, slope: Tensor, change: Tensor) -> Tensor:
+def _follow_colour(lin: Tensor, slope: Tensor, change: Tensor, skin: tuple[Tensor, Tensor, Tensor]) -> Tensor:
     """``lin`` (linear RGB after the shading ``change``, a log ratio per pixel) with each pixel's saturation
     scaled as the photo's own changes with shading (``slope``, :func:`_shading_saturation`; by a factor within
-    ``exp(+-SATURATION_MAX)``), its hue and luminance kept: a brightened shadow loses its orange, it does not
-    turn into an orange patch."""
+    ``exp(+-SATURATION_MAX)``), its luminance kept: a brightened shadow loses its orange, it does not turn into an
+    orange patch. A brightened pixel losing saturation turns towards the hue of the face's lit skin (``skin``,
+    :func:`_skin_colour`) by the factor's share of its range, by at most the face's hue spread (lips and eyes turn
+    no more than its skin); other pixels keep their hue. Dark skin's shadows are often magenta beside its brown lit
+    skin: desaturated in their own hue, they turned grey-lavender."""
+    colour, _, spread = skin
     lum = _luminance(lin)
-    grey = lum[:, None].expand_as(lin)
-    factor = (slope[:, None, None] * change).clamp(-SATURATION_MAX, SATURATION_MAX).exp()
-    return (grey + (lin - grey) * factor[:, None]).clamp(min=0)
+    off = lin / lum.clamp(min=1e-6)[:, None] - 1  # colour off grey
+    size = _norm(off)
+    own, lit = off / size.clamp(min=1e-6), _unit(colour - 1)[:, :, None, None]
+    factor = (slope[:, None, None] * change).clamp(-SATURATION_MAX, SATURATION_MAX).exp()[:, None]
+    cos = (own * lit).sum(1, keepdim=True).clamp(-1, 1)
+    share = ((1 - factor) / (1 - math.exp(-SATURATION_MAX))).clamp(0, 1) * (change > 0)[:, None]
+    # by at most the face's spread; colours more than 90 degrees off the skin's (blue eyes) do not turn
+    turn = share * cos.clamp(min=0) * torch.minimum(torch.acos(cos), spread[:, None, None, None])
+    hue = torch.cos(turn) * own + torch.sin(turn) * _unit(lit - cos * own)  # own turned towards lit in their plane
+    return (lum[:, None] * (1 + factor * size * hue)).clamp(min=0)
+
+
+def _norm(v: Tensor) -> Tensor:
+    """(N, 1, ...): the length of ``v`` (N, C, ...) along dim 1 (torch's ``norm(dim=1)`` is 70 times slower)."""
+    return v.square().sum(1, keepdim=True).sqrt()
+
+
+def _unit(v: Tensor) -> Tensor:
+    """``v`` (N, C, ...) scaled to unit length along dim 1 (0 where it is 0)."""
+    return v / _norm(v).clamp(min=1e-6)
 
 
 def _soft_cap(ratio: Tensor, peak: Tensor) -> Tensor:
@@ -166,26 +190,40 @@ def _soft_cap(ratio: Tensor, peak: Tensor) -> Tensor:
     return torch.where(t > knee, soft, t) / peak
 
 
-def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """The face's brightest unclipped skin colour at unit luminance (N, 3), a ``weight``-ed mean of ``lin`` (linear
-    RGB of ``images``, any shading) over the inner face, and the sum of its weights (N,)."""
+    RGB of ``images``, any shading) over the inner face, the sum of its weights (N,), and the face's hue spread
+    around it (N,): the median angle (radians) between the inner face's colours off grey and the skin's, weighted by
+    how far off grey they are (0 where no skin is found or it is grey)."""
     peak = ((images.float() + 1) / 2).amax(1)
     clipped = _smoothstep((peak - CLIP_FROM) / (1 - CLIP_FROM))
     skin_w = weight * (1 - clipped) * peak ** 4  # the brightest unclipped skin: shadowed skin is more saturated
     lum = _luminance(lin).clamp(min=1e-6)
     chroma = lin / lum[:, None]  # unit luminance
     total = skin_w.sum((1, 2))
-    return (chroma * skin_w[:, None]).sum((2, 3)) / total.clamp(min=1e-6)[:, None], total
+    colour = (chroma * skin_w[:, None]).sum((2, 3)) / total.clamp(min=1e-6)[:, None]
+    off = chroma - 1
+    angle = torch.acos((_unit(off) * _unit(colour - 1)[:, :, None, None]).sum(1).clamp(-1, 1))
+    spread = _weighted_median(angle.flatten(1), (weight * _norm(off)[:, 0]).flatten(1)).nan_to_num(0.0)
+    return colour, total, torch.where((total > 1e-3) & (_norm(colour - 1)[:, 0] > 1e-3), spread, 0.0)
+
+
+def _weighted_median(values: Tensor, weights: Tensor) -> Tensor:
+    """(N,): the ``weights``-ed median of each row of ``values`` (N, P); NaN where a row's weights are all 0."""
+    values, order = values.sort(1)
+    below = weights.gather(1, order).cumsum(1)
+    at = (below < below[:, -1:] / 2).sum(1, keepdim=True).clamp(max=values.shape[1] - 1)
+    return torch.where(below[:, -1] > 0, values.gather(1, at)[:, 0], torch.nan)
 
 
 def _unclip(lin: Tensor, ratio: Tensor, images: Tensor, weight: Tensor | None,
-            skin: tuple[Tensor, Tensor] | None = None) -> Tensor:
+            skin: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
     """``lin`` (linear RGB, shading changed by ``ratio``) with the colour of pixels the photo clipped (a channel near
     its maximum: the highlight's hue is lost, darkening it shows a yellow-green or grey patch) moved towards the
-    face's brightest unclipped skin colour as far as the new light darkens them; luminance kept. ``skin``: that colour
-    and its weights' sum (:func:`_skin_colour`) where found elsewhere (a large photo's, at the work size); else found
-    here with ``weight``."""
-    colour, total = skin if skin is not None else _skin_colour(lin, images, weight)
+    face's brightest unclipped skin colour as far as the new light darkens them; luminance kept. ``skin``: that colour,
+    its weights' sum and hue spread (:func:`_skin_colour`) where found elsewhere (a large photo's, at the work size);
+    else found here with ``weight``."""
+    colour, total, _ = skin if skin is not None else _skin_colour(lin, images, weight)
     clipped = _smoothstep((((images.float() + 1) / 2).amax(1) - CLIP_FROM) / (1 - CLIP_FROM))
     lum = _luminance(lin).clamp(min=1e-6)
     w = clipped * ((1 - ratio) / UNCLIP_DARKEN).clamp(0, 1) * (total > 1e-3).float()[:, None, None]
@@ -321,7 +359,7 @@ def _relight(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, l
     smooth by construction, upsampled (the skin colour of clipped highlights, a mean, found there too), the per-pixel
     steps run on bands of rows: a close-up filling a 12 MP photo is relit in seconds, not a minute. The small image is
     a grid of the photo's own pixels (nearest), not their averages: the means found there (light fit, skin colour,
-    saturation slope) weigh each pixel by what it is - clipped, saturated - and an average of clipped and dark channels
+    saturation slope, hue spread) weigh each pixel by what it is - clipped, saturated - and an average of clipped and dark channels
     looks like unclipped skin no pixel of the photo has (saturated pixels then came out up to 255 levels off)."""
     h, w = images.shape[-2:]
     f = math.sqrt(WORK_PIXELS / (h * w))
@@ -331,13 +369,13 @@ def _relight(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, l
     small = F.interpolate(images.float(), size=size, mode="nearest-exact")
     at = torch.tensor([size[1] / w, size[0] / h], device=landmarks.device)
     ratio, mask, weight, slope, k = _shading(small, az, el, k, fit_pose((landmarks.float() + 0.5) * at - 0.5), ambient, shadows)
-    colour, total = _skin_colour(to_linear(small), small, weight)  # a mean: found small (weights summed as at full size)
+    colour, total, spread = _skin_colour(to_linear(small), small, weight)  # means: found small (weights summed as at full size)
     ratio, mask = (F.interpolate(m[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0] for m in (ratio, mask))
     out, rows = torch.empty_like(images), max(1, CHUNK_PIXELS // w)
     for t in range(0, h, rows):  # the per-pixel steps a band of rows at a time: in cache, twice as fast
         band = slice(t, t + rows)
         out[:, :, band] = _apply_shading(images[:, :, band], ratio[:, band], mask[:, band], None, slope, k,
-                                         (colour, total * (h * w) / (size[0] * size[1])))
+                                         (colour, total * (h * w) / (size[0] * size[1]), spread))
     return out
 
 
@@ -359,22 +397,28 @@ def _shading(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, a
     new = ambient + (1 - ambient) * lit
     new = new * (mean_fit / _face_mean(new, weight).clamp(min=1e-3))[:, None, None]
     sigma = SOFTEN * surf.pose.scale * surf.pose.frame.scale
+    # brightening stops at the photo's local brightness where that is far above the fit (a lit patch the first-order
+    # light cannot place; l0 and lz cancelling on a dark face): a spotlight. Not darkening: a white collar is no light
+    local = _soften(_luminance(lin), LOCAL_BLUR * sigma) / LOCAL_FLOOR
+    change = torch.minimum(new / fitted - 1, (new / local.clamp(min=1e-6) - 1).clamp(min=0))
     mask = _soften(surf.mask, sigma)  # the mask dips where the generic nose is seen edge-on: unblurred, a line stays unlit
-    ratio = 1 + k[:, None, None] * mask * _soften(new / fitted - 1, sigma)
+    ratio = 1 + k[:, None, None] * mask * _soften(change, sigma)
     slope = _shading_saturation(lin, fitted, weight) if lin.shape[1] == 3 else None
     return ratio, mask, weight, slope, k
 
 
 def _apply_shading(images: Tensor, ratio: Tensor, mask: Tensor, weight: Tensor | None, slope: Tensor | None, k: Tensor,
-                   skin: tuple[Tensor, Tensor] | None = None) -> Tensor:
-    """``images`` re-shaded by ``ratio`` (see :func:`_shading`), pixel by pixel (``skin``: see :func:`_unclip`)."""
+                   skin: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
+    """``images`` re-shaded by ``ratio`` (see :func:`_shading`), pixel by pixel (``skin``: :func:`_skin_colour`'s, found
+    here with ``weight`` where None)."""
     lin = to_linear(images)
     ratio = _soft_cap(ratio, lin.amax(1))  # no channel clips (the hue stays), bright skin keeps its texture
     lin = lin * ratio[:, None]
     if slope is not None:
+        skin = skin if skin is not None else _skin_colour(lin, images, weight)
         lin = _unclip(lin, ratio, images, weight, skin)
         # skin is more saturated in shadow: its colour follows the new shading as the photo's does
-        lin = _follow_saturation(lin, slope, ratio.clamp(min=1e-6).log())
+        lin = _follow_colour(lin, slope, ratio.clamp(min=1e-6).log(), skin)
         lin = _into_gamut(lin)  # no channel clips: the hue and luminance stay
     out = lin.clamp(0, 1).pow_(1 / GAMMA).mul_(2).sub_(1)
     out = torch.where(mask[:, None] > 0, out, images.float())  # outside the face: the input's own values
