@@ -37,7 +37,8 @@ def test_relight_keeps_the_luminance_and_hue_of_a_darkened_overexposed_highlight
     # takes and the saturation the new shading gives it carried the red channel past 1, and clamping it channel by
     # channel changed its hue and lowered its luminance, against the module's "each pixel keeps its hue and its new
     # luminance, no channel clips". Such a pixel is brought into range towards its luminance's grey instead.
-    from genaug.faces.light import _apply_shading, _luminance
+    from genaug.faces.light import _apply_shading
+    from genaug.faces.relit_colour import _luminance
 
     x = torch.empty(1, 3, 32, 32)
     x[:, 0], x[:, 1], x[:, 2] = 0.8, 0.2, -0.1  # skin (sRGB 0.9, 0.6, 0.45 in [-1, 1])

@@ -11,7 +11,8 @@ from conftest import UTKFACE, need
 
 from genaug.faces.identity import faces_extra_available
 from genaug.faces.landmarks import default_landmarks, face_landmarks
-from genaug.faces.light import _luminance, _surface, light_direction, relight
+from genaug.faces.light import _surface, light_direction, relight
+from genaug.faces.relit_colour import _luminance
 
 torch.set_num_threads(1)
 dlib_needed = pytest.mark.skipif(not faces_extra_available(), reason='needs the faces extra (pip install "genaug[faces]")')

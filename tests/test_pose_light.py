@@ -652,7 +652,7 @@ def test_a_close_up_larger_than_the_work_size_is_shaded_small_and_matches(monkey
 def test_the_clipped_colour_keeps_luminance_on_a_small_dark_face():
     """The skin colour a darkened clipped pixel takes is a weighted mean: on a small, dark face the weights sum below 1,
     and dividing by at least 1 shrank it (the pixel came out darker and greyer than its luminance)."""
-    from genaug.faces.light import _luminance, _unclip
+    from genaug.faces.relit_colour import _luminance, _unclip
 
     x = torch.full((1, 3, 16, 16), -0.45)  # dark skin-grey
     x[:, 0] = -0.3

@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..images import LUMA
 from .pose import PoseFit, fade_beyond_limit, fit_pose, head_crops, head_points, source_yaw
 from .landmarks import face_landmarks
+from .relit_colour import _smoothstep, _luminance, _face_mean, _shading_saturation, _follow_colour, _soft_cap, _skin_colour, _unclip, _into_gamut
 from .shape import blur_each, check_images, normals, per_image, surface
 from .warp import CHUNK_PIXELS, WORK_PIXELS
 
@@ -41,13 +41,8 @@ GAMMA = 2.2  # images are taken as gamma-encoded; light is fitted and scaled in 
 SOFTEN = 0.12  # the shading change is blurred by this many d (the eye distance): no seams where the solved shape jumps
 COARSE_BLUR = 8.0  # a blur of twice this many pixels or more is done on a coarser grid (see _soften)
 FRONT_FLOOR = 0.5  # estimate_light: a frontal normal's brightness is at least this share of the face's mean
-SATURATION_RIDGE = 0.01  # shrinks the shading-to-saturation slope of faces whose shading barely varies (variance of log shading)
-SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays within exp(+-0.3)
 LOCAL_FLOOR = 1.5  # brightening stops where the new light passes the photo's local brightness over this,
 LOCAL_BLUR = 1.5  # blurred by this many SOFTEN d (finer, the large-photo path's sampled grid shows in it)
-KNEE = 0.7  # brightening is compressed above this linear value (or the pixel's own, when higher)
-CLIP_FROM = 0.85  # a pixel whose largest channel passes this (of 1) is taken as clipped, its hue lost
-UNCLIP_DARKEN = 0.25  # darkened by this share or more, a clipped pixel takes the face's skin colour
 SHADOW_DEPTH = 0.5  # how much of the new light a cast shadow takes away (the rest: skin's scattering)
 ROLL_FROM, ROLL_FULL = 5.0, 10.0  # degrees: the light turns with a face's roll from ROLL_FROM on, fully from ROLL_FULL
 
@@ -93,20 +88,9 @@ def _surface(images: Tensor, landmarks: Tensor | None, framing: str, pose: PoseF
     return _Surface(normal, (x, y), inner, mask, pose)
 
 
-def _smoothstep(t: Tensor) -> Tensor:
-    t = t.clamp(0, 1)
-    return t * t * (3 - 2 * t)
-
-
 def to_linear(images: Tensor) -> Tensor:
     """[-1, 1] sRGB-like values -> linear light in [0, 1] (gamma 2.2): shading multiplies light, not code values."""
     return (images.float() + 1).div_(2).clamp_(0, 1).pow_(GAMMA)  # in place: a 12 MP photo's copies cost more than the sums
-
-
-def _luminance(images01: Tensor) -> Tensor:
-    if images01.shape[1] == 1:
-        return images01[:, 0]
-    return sum(wt * images01[:, i] for i, wt in enumerate(LUMA))
 
 
 def _fit_sh(lum: Tensor, normal: Tensor, weight: Tensor) -> Tensor:
@@ -124,122 +108,12 @@ def _fit_sh(lum: Tensor, normal: Tensor, weight: Tensor) -> Tensor:
     return coef[..., 0].float()
 
 
-def _face_mean(t: Tensor, weight: Tensor) -> Tensor:
-    """(N,): the ``weight``-ed mean of each (H, W) map of ``t`` (the inner face, where the light is fitted)."""
-    return (t * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)
-
-
 def _fit_light(lin: Tensor, surf: _Surface) -> tuple[Tensor, Tensor, Tensor]:
     """Each face's fitted light: the coefficients (N, 4), the fitted shading per pixel (N, H, W) and its mean
     over the inner face (N,)."""
     coef = _fit_sh(_luminance(lin), surf.normal, surf.fit_weight)
     fitted = coef[:, :1, None] + (coef[:, 1:, None, None] * surf.normal).sum(1)
     return coef, fitted, _face_mean(fitted, surf.fit_weight)
-
-
-def _shading_saturation(lin: Tensor, fitted: Tensor, weight: Tensor, ridge: float = SATURATION_RIDGE) -> Tensor:
-    """(N,): how each face's log colour saturation (distance of linear colour over luminance from grey) changes
-    per unit of log shading over the inner face - shadowed skin is more saturated - a weighted least-squares
-    slope shrunk towards 0 (``ridge``) where the photo's shading barely varies."""
-    lum = _luminance(lin).clamp(min=1e-4)
-    sat, s = _norm(lin / lum[:, None] - 1)[:, 0].clamp(min=1e-3).log(), fitted.log()
-    centred = s - _face_mean(s, weight)[:, None, None]
-    return _face_mean(sat * centred, weight) / (_face_mean(centred * centred, weight) + ridge)
-
-
-def _follow_colour(lin: Tensor, slope: Tensor, change: Tensor, skin: tuple[Tensor, Tensor, Tensor]) -> Tensor:
-    """``lin`` (linear RGB after the shading ``change``, a log ratio per pixel) with each pixel's saturation
-    scaled as the photo's own changes with shading (``slope``, :func:`_shading_saturation`; by a factor within
-    ``exp(+-SATURATION_MAX)``), its luminance kept: a brightened shadow loses its orange, it does not turn into an
-    orange patch. A brightened pixel losing saturation turns towards the hue of the face's lit skin (``skin``,
-    :func:`_skin_colour`) by the factor's share of its range, by at most the face's hue spread (lips and eyes turn
-    no more than its skin); other pixels keep their hue. Dark skin's shadows are often magenta beside its brown lit
-    skin: desaturated in their own hue, they turned grey-lavender."""
-    colour, _, spread = skin
-    lum = _luminance(lin)
-    off = lin / lum.clamp(min=1e-6)[:, None] - 1  # colour off grey
-    size = _norm(off)
-    own, lit = off / size.clamp(min=1e-6), _unit(colour - 1)[:, :, None, None]
-    factor = (slope[:, None, None] * change).clamp(-SATURATION_MAX, SATURATION_MAX).exp()[:, None]
-    cos = (own * lit).sum(1, keepdim=True).clamp(-1, 1)
-    share = ((1 - factor) / (1 - math.exp(-SATURATION_MAX))).clamp(0, 1) * (change > 0)[:, None]
-    # by at most the face's spread; colours more than 90 degrees off the skin's (blue eyes) do not turn
-    turn = share * cos.clamp(min=0) * torch.minimum(torch.acos(cos), spread[:, None, None, None])
-    hue = torch.cos(turn) * own + torch.sin(turn) * _unit(lit - cos * own)  # own turned towards lit in their plane
-    return (lum[:, None] * (1 + factor * size * hue)).clamp(min=0)
-
-
-def _norm(v: Tensor) -> Tensor:
-    """(N, 1, ...): the length of ``v`` (N, C, ...) along dim 1 (torch's ``norm(dim=1)`` is 70 times slower)."""
-    return v.square().sum(1, keepdim=True).sqrt()
-
-
-def _unit(v: Tensor) -> Tensor:
-    """``v`` (N, C, ...) scaled to unit length along dim 1 (0 where it is 0)."""
-    return v / _norm(v).clamp(min=1e-6)
-
-
-def _soft_cap(ratio: Tensor, peak: Tensor) -> Tensor:
-    """``ratio`` (N, H, W) limited so that no channel passes 1, softly: a brightening that would carry a pixel's largest
-    channel ``peak`` past ``max(KNEE, peak)`` is compressed exponentially towards 1 (slope 1 at the knee). A hard cap
-    at 1 flattened brightened cheeks into one white patch without texture."""
-    peak = peak.clamp(min=1e-4)
-    t = peak * ratio
-    knee = peak.clamp(min=KNEE)
-    soft = knee + (1 - knee) * (1 - torch.exp(-(t - knee) / (1 - knee).clamp(min=1e-6)))
-    return torch.where(t > knee, soft, t) / peak
-
-
-def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The face's brightest unclipped skin colour at unit luminance (N, 3), a ``weight``-ed mean of ``lin`` (linear
-    RGB of ``images``, any shading) over the inner face, the sum of its weights (N,), and the face's hue spread
-    around it (N,): the median angle (radians) between the inner face's colours off grey and the skin's, weighted by
-    how far off grey they are (0 where no skin is found or it is grey)."""
-    peak = ((images.float() + 1) / 2).amax(1)
-    clipped = _smoothstep((peak - CLIP_FROM) / (1 - CLIP_FROM))
-    skin_w = weight * (1 - clipped) * peak ** 4  # the brightest unclipped skin: shadowed skin is more saturated
-    lum = _luminance(lin).clamp(min=1e-6)
-    chroma = lin / lum[:, None]  # unit luminance
-    total = skin_w.sum((1, 2))
-    colour = (chroma * skin_w[:, None]).sum((2, 3)) / total.clamp(min=1e-6)[:, None]
-    off = chroma - 1
-    angle = torch.acos((_unit(off) * _unit(colour - 1)[:, :, None, None]).sum(1).clamp(-1, 1))
-    spread = _weighted_median(angle.flatten(1), (weight * _norm(off)[:, 0]).flatten(1)).nan_to_num(0.0)
-    return colour, total, torch.where((total > 1e-3) & (_norm(colour - 1)[:, 0] > 1e-3), spread, 0.0)
-
-
-def _weighted_median(values: Tensor, weights: Tensor) -> Tensor:
-    """(N,): the ``weights``-ed median of each row of ``values`` (N, P); NaN where a row's weights are all 0."""
-    values, order = values.sort(1)
-    below = weights.gather(1, order).cumsum(1)
-    at = (below < below[:, -1:] / 2).sum(1, keepdim=True).clamp(max=values.shape[1] - 1)
-    return torch.where(below[:, -1] > 0, values.gather(1, at)[:, 0], torch.nan)
-
-
-def _unclip(lin: Tensor, ratio: Tensor, images: Tensor, weight: Tensor | None,
-            skin: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
-    """``lin`` (linear RGB, shading changed by ``ratio``) with the colour of pixels the photo clipped (a channel near
-    its maximum: the highlight's hue is lost, darkening it shows a yellow-green or grey patch) moved towards the
-    face's brightest unclipped skin colour as far as the new light darkens them; luminance kept. ``skin``: that colour,
-    its weights' sum and hue spread (:func:`_skin_colour`) where found elsewhere (a large photo's, at the work size);
-    else found here with ``weight``."""
-    colour, total, _ = skin if skin is not None else _skin_colour(lin, images, weight)
-    clipped = _smoothstep((((images.float() + 1) / 2).amax(1) - CLIP_FROM) / (1 - CLIP_FROM))
-    lum = _luminance(lin).clamp(min=1e-6)
-    w = clipped * ((1 - ratio) / UNCLIP_DARKEN).clamp(0, 1) * (total > 1e-3).float()[:, None, None]
-    return lin + w[:, None] * (lum[:, None] * colour[:, :, None, None] - lin)
-
-
-def _into_gamut(lin: Tensor) -> Tensor:
-    """``lin`` (linear RGB, (N, 3, H, W)) with each pixel whose largest channel passes 1 moved towards the grey of its
-    luminance until none does: its hue and luminance kept, its saturation lowered (a pixel brighter than white: white).
-    Clamping such a pixel channel by channel (the skin colour a darkened clipped highlight takes, or one whose
-    saturation the new shading raised) kept its other channels: on an overexposed face a flat, saturated orange patch."""
-    lum = _luminance(lin)[:, None]
-    top = lin.amax(1, keepdim=True)
-    over = top > 1
-    scale = ((1 - lum) / (top - lum).clamp(min=1e-6)).clamp(0, 1)
-    return torch.where(over, lum.clamp(max=1) + scale * (lin - lum), lin)
 
 
 def estimate_light(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> LightEstimate:
