@@ -41,13 +41,18 @@ def batch(face) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def default_dtype(dtype: torch.dtype):
-    was = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
+def torch_setting(get, set_, value):
+    """``set_(value)`` inside, the value ``get()`` gave restored after (a global torch setting a script makes)."""
+    was = get()
+    set_(value)
     try:
         yield
     finally:
-        torch.set_default_dtype(was)
+        set_(was)
+
+
+def default_dtype(dtype: torch.dtype):
+    return torch_setting(torch.get_default_dtype, torch.set_default_dtype, dtype)
 
 
 @contextlib.contextmanager
@@ -176,7 +181,7 @@ def test_batch_settings_and_layouts_that_change_nothing(bundle, batch, setting):
     want = genaug.BatchFaceAug(p=1.0, seed=0, bundle=bundle)(x)
     aug = genaug.BatchFaceAug(p=1.0, seed=0, bundle=bundle)
     ctx = {"deterministic": lambda: _deterministic(), "no_grad": torch.no_grad, "inference_mode": torch.inference_mode,
-           "grad_disabled": lambda: torch.set_grad_enabled(False), "threads": lambda: _threads(2)}.get(setting, contextlib.nullcontext)
+           "grad_disabled": lambda: torch.set_grad_enabled(False), "threads": lambda: torch_setting(torch.get_num_threads, torch.set_num_threads, 2)}.get(setting, contextlib.nullcontext)
     given = {"requires_grad": lambda: x.clone().requires_grad_(True),
              "channels_last": lambda: x.contiguous(memory_format=torch.channels_last),
              "strided": lambda: torch.cat([x, x], 3)[..., :64],
@@ -196,16 +201,6 @@ def _deterministic():
         yield
     finally:
         torch.use_deterministic_algorithms(False)
-
-
-@contextlib.contextmanager
-def _threads(n: int):
-    was = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(was)
 
 
 def test_a_meta_tensor_image_is_refused_naming_its_item(bundle):
