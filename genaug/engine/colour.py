@@ -264,11 +264,17 @@ def is_grey(x: Tensor, tolerance: float = GREY_TOLERANCE, low: float = -1.0) -> 
     [``low``, 1] (the default: model units, [-1, 1]; 0 for [0, 1])."""
     if x.shape[1] == 1:
         return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-    g = sample_grid(x, 32)
-    hi, lo = g.amax(1), g.amin(1)
-    spread = (hi - lo).flatten(1).sum(1)
-    bright = (hi - low).flatten(1).sum(1)
-    return spread <= tolerance * bright
+    return grey_spread(sample_grid(x, 32), low) <= tolerance
+
+
+def grey_spread(x: Tensor, low: float = -1.0, weight: Tensor | None = None) -> Tensor:
+    """(N,): the spread of ``x``'s channels (N, C, H, W; in [``low``, 1]) summed over its pixels (weighted by
+    ``weight`` (N, H, W) where given), over its brightest channel's sum: :func:`is_grey`'s measure."""
+    hi = x.amax(1)
+    spread, bright = hi - x.amin(1), hi - low
+    if weight is not None:
+        spread, bright = spread * weight, bright * weight
+    return spread.flatten(1).sum(1) / bright.flatten(1).sum(1).clamp(min=1e-12)
 
 
 def grey_like(ref: Tensor, out: Tensor) -> Tensor:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .pose import PoseFit, beyond_limit, fit_pose, head_crops
-from ..engine.colour import GREY_TOLERANCE, is_grey, keep_grey
+from ..engine.colour import GREY_TOLERANCE, grey_spread, is_grey, keep_grey
 from ..images import luma_weights
 from .landmarks import eight_bit_levels, face_landmarks
 from .shape import blur_each, check_images, head_radius, per_image
@@ -180,9 +180,7 @@ def face_is_grey(images: Tensor, u: Tensor, v: Tensor) -> Tensor:
     if images.shape[1] == 1:
         return torch.ones(len(images), dtype=torch.bool, device=images.device)
     head = (head_radius(u, v) < 1).to(images.dtype)
-    hi = images.amax(1)
-    spread, bright = ((hi - images.amin(1)) * head).sum((1, 2)), ((hi + 1) * head).sum((1, 2))
-    return torch.where(head.sum((1, 2)) > 0, spread <= GREY_TOLERANCE * bright, is_grey(images))
+    return torch.where(head.sum((1, 2)) > 0, grey_spread(images, weight=head) <= GREY_TOLERANCE, is_grey(images))
 
 
 def _draw(images: Tensor, k: Tensor, pose: PoseFit, st: GlassesStyle) -> Tensor:
