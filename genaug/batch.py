@@ -11,9 +11,9 @@ kornia's parameters) and sent in one non-blocking copy; the edited rows go throu
 pass on the device (:mod:`genaug.engine.batch_pass`: frame, latent look-up, :mod:`genaug.engine.batch_edits`, one
 generator pass, blend, paste back). A random colour edit is moved at least ``COLOUR_MARGIN`` off the face's own value
 on the device, as :class:`genaug.Engine` moves it (``params.value`` keeps the draw, ``params.target`` the value
-applied; a replay of the params moves it alike). The output keeps the input's dtype, shape, device and ``tv_tensors.Image`` type (grey
-and RGBA batches too: edited as grey RGB, alpha kept);
-rows not drawn come back unchanged. Nothing is differentiable: the output is detached data.
+applied; a replay of the params moves it alike). The output keeps the input's dtype, shape, device and
+``tv_tensors.Image`` type (grey and RGBA too: edited as grey RGB, alpha kept); rows not drawn come back unchanged.
+Nothing is differentiable: the output is detached data.
 
 Latents: with ``index=`` (dataset indices, ideally on the host as a DataLoader yields them) they
 live in a :class:`genaug.engine.latent_table.LatentTable` - no hashing, no device-to-host read; without,
@@ -24,12 +24,10 @@ on by default on the CPU only.
 Image-space controls named in ``codes`` are placed by the framing rule's landmarks, or by the caller's
 (``aug(x, landmarks=lm)``: (N, 5, 2) dlib-order points in pixels of the batch, e.g. ``aug.find_landmarks(x)`` computed
 once per dataset on the host; :mod:`genaug.engine.batch_landmarks`).
-Inside ``torch.compile`` (its own or a model's) it runs eagerly, a graph break; ``torch.jit``, ``torch.export`` and the
-``torch.func`` transforms (``vmap``, ``grad``, ...) refuse it with a reason; a script's default dtype or device, autocast and
-inference mode around a call change nothing (:func:`genaug.device.torch_defaults`); threads sharing one transform take
-turns (:mod:`genaug.engine.batch_calls`).
-The identity gate is not offered here (it needs a host decision per row): use
-:class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine` for it.
+Inside ``torch.compile`` it runs eagerly, a graph break; ``torch.jit``, ``torch.export`` and ``torch.func`` transforms
+refuse it with a reason; a script's default dtype or device, autocast and inference mode change nothing
+(:func:`genaug.device.torch_defaults`); threads sharing one transform take turns (:mod:`genaug.engine.batch_calls`).
+No identity gate here (a host decision per row): use :class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine`.
 """
 from __future__ import annotations
 
@@ -50,7 +48,7 @@ from .engine.batch_inputs import one_image, other_tv_tensor, route, tv_image_typ
 from .engine.batch_landmarks import check_landmark_values, check_landmarks, find_landmarks
 from .engine.batch_pass import augment_rows, channels_last
 from .engine.batch_render import render_controls
-from .engine.codes import all_code_names, check_codes, check_seed, code_ranges, default_codes, strength_range
+from .engine.codes import all_code_names, check_codes, check_seed, code_ranges, default_codes, probability, strength_range
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES
@@ -137,11 +135,7 @@ class BatchFaceAug(nn.Module):
 
     def __setattr__(self, name: str, value: Any) -> None:
         """``p``, given or set later (``aug.p = 0.3``): a probability in [0, 1], kept as a float (True is no p)."""
-        if name == "p":
-            if isinstance(value, bool) or not (isinstance(value, numbers.Real) and 0.0 <= value <= 1.0):
-                raise ValueError(f"p must be a probability in [0, 1], got {value!r}")
-            value = float(value)
-        super().__setattr__(name, value)
+        super().__setattr__(name, probability(value) if name == "p" else value)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickling / deepcopy / ``torch.save`` keep the settings, generator (as bytes: a spawned DataLoader worker cannot
@@ -320,9 +314,8 @@ class BatchFaceAug(nn.Module):
         if transformed():  # (torch.func.vmap, grad, jvp...) a batched or tracked wrapper has no storage to read
             raise RuntimeError("BatchFaceAug cannot run inside a torch.func transform (vmap, grad, jacrev, jvp, ...): it "
                                "draws its edits on the host and returns detached data; call it on the whole batch outside")
-        # genaug's own settings (torch_defaults): the work buffers and latent tables outlive the call, so they are never
-        # inference tensors (a first call under torch.inference_mode would break every later call outside it), nor made
-        # under a float64 default, set_default_device or autocast around it; threads calling one transform take turns
+        # genaug's own settings (torch_defaults): buffers and tables outlive the call, never inference tensors nor made
+        # under a script's dtype, device or autocast; threads calling one transform take turns
         with self._lock, torch_defaults(), torch.no_grad():
             return self._forward(x, *others, index=index, params=params, landmarks=landmarks)
 

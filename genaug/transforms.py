@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import numbers
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +21,8 @@ from albumentations.core.transforms_interface import BaseTransformInitSchema, Im
 from pydantic import Field, field_validator
 
 from .device import torch_defaults
-from .engine.codes import all_code_names, check_code_list, check_codes, check_edit_options, default_codes, strength_range
+from .engine.codes import (all_code_names, check_code_list, check_codes, check_edit_options, default_codes, probability,
+                           strength_range)
 from .engine.edits import Edit
 from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS
@@ -101,9 +101,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         @field_validator("p", mode="before")
         @classmethod
         def _p(cls, v: Any) -> Any:  # before albumentations' range check (NaN read as "more than 1"; True, "0.5" taken)
-            ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and 0.0 <= v <= 1.0  # as BatchFaceAug's p
-            if not ok:
-                raise ValueError(f"p must be a probability in [0, 1], got {v!r}")
+            probability(v)  # as BatchFaceAug's p
             return v
 
         @field_validator("strength", mode="before")

@@ -103,6 +103,14 @@ def check_strength(strength: Any) -> None:
         raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
 
 
+def probability(p: Any) -> float:
+    """A front end's ``p``: a real number in [0, 1] (numpy scalars too; no bool, no string), as a float; else a
+    ValueError naming it."""
+    if isinstance(p, bool) or not (isinstance(p, numbers.Real) and 0.0 <= p <= 1.0):
+        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+    return float(p)
+
+
 def strength_range(strength: Any) -> tuple[float, float]:
     """A front end's ``strength``: a number >= 0, or a range (low, high) with 0 <= low <= high drawn from per image;
     finite, no bool (``False`` would read as 0: every call a no-op). Returns (low, high); ValueError otherwise."""
