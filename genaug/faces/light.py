@@ -32,8 +32,9 @@ from torch import Tensor
 
 from .pose import PoseFit, fade_beyond_limit, fit_pose, head_crops, head_points, source_yaw
 from .landmarks import face_landmarks
-from .relit_colour import _smoothstep, _luminance, _face_mean, _shading_saturation, _follow_colour, _soft_cap, _skin_colour, _unclip, _into_gamut
-from .shape import blur_each, check_images, normals, per_image, surface
+from .relit_colour import (_face_mean, _follow_colour, _into_gamut, _luminance, _shading_saturation, _skin_colour, _soft_cap,
+                           _unclip)
+from .shape import blur_each, check_images, normals, per_image, smoothstep, surface
 from .warp import CHUNK_PIXELS, WORK_PIXELS
 
 SHADOW_STEPS = 16
@@ -84,7 +85,7 @@ def _surface(images: Tensor, landmarks: Tensor | None, framing: str, pose: PoseF
     normal = torch.cat([xy, nz[:, None]], 1)
     inner = ((x / 0.9) ** 2 + ((y - 0.55) / 1.15) ** 2 < 1).float() * (nz > 0.2).float()
     face = torch.sqrt((x / 1.05) ** 2 + ((y - 0.45) / 1.55) ** 2)  # the face without hair and ears
-    mask = _smoothstep((1.05 - face) / 0.45) * (nz / 0.15).clamp(0, 1)
+    mask = smoothstep((1.05 - face) / 0.45) * (nz / 0.15).clamp(0, 1)
     return _Surface(normal, (x, y), inner, mask, pose)
 
 
@@ -166,7 +167,7 @@ def light_axes(pose: PoseFit) -> Tensor:
     moved by under 5 degrees."""
     ex = pose.frame.ex.float()
     roll = torch.atan2(ex[:, 1], ex[:, 0])
-    turn = roll * _smoothstep((roll.abs() - math.radians(ROLL_FROM)) / math.radians(ROLL_FULL - ROLL_FROM))
+    turn = roll * smoothstep((roll.abs() - math.radians(ROLL_FROM)) / math.radians(ROLL_FULL - ROLL_FROM))
     return torch.stack([torch.cos(turn), torch.sin(turn)], 1)
 
 

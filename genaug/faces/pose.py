@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .landmarks import face_landmarks, given_landmarks
-from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, depth, face_mask, landmarks_3d, per_image, surface
+from .shape import (HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, depth, face_mask, landmarks_3d, per_image, smoothstep,
+                    surface)
 from .warp import CHUNK_PIXELS, CROP_PIXELS, EDGE_BAND, WORK_PIXELS, bicubic_at, eased_move, move_photo, span
 
 MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
@@ -150,11 +151,6 @@ def _visibility(gx: Tensor, gy: Tensor, angle: Tensor) -> Tensor:
     return (c + gx * s) / torch.sqrt(1 + gx * gx + gy * gy)
 
 
-def _smooth(t: Tensor) -> Tensor:
-    t = t.clamp(0, 1)
-    return t * t * (3 - 2 * t)
-
-
 def source_yaw(pose: PoseFit) -> Tensor:
     """The photo's yaw (radians) as the renderer uses it: clamped to +-SOURCE_YAW_LIMIT."""
     limit = math.radians(SOURCE_YAW_LIMIT)
@@ -166,7 +162,7 @@ def towards_side(src: Tensor, dst: Tensor) -> Tensor:
     face fills what turns into view only on the way out: turning a turned face back, its mirror (placed by a generic
     shape on landmarks that drift when the head is turned) lands a few pixels off and leaves seams and doubled nose
     edges, even for a 4-degree turn, where stretching what the photo shows does not (utkface_128 sheets, 2026-12-05)."""
-    return 1 - _smooth((src.abs() - dst.abs()) / math.radians(3.0))
+    return 1 - smoothstep((src.abs() - dst.abs()) / math.radians(3.0))
 
 
 def far_cheek_stretch(src: Tensor, dst: Tensor) -> Tensor:
@@ -382,9 +378,9 @@ def _turn_map(pose: PoseFit, src: Tensor, dst: Tensor, px: Tensor, py: Tensor, s
     u_mirror = u_out + mask * (s * (-x * cs + z * sn) + u_axis - u_out)
     seen, seen_mirror = _visibility(gx, gy, src), _visibility(-gx, gy, src)  # the shape is symmetric: at -x, the slope -gx
     in_source = _solve_head_x((u_src - u_axis) / s, y, src, axis, smooth)  # what the source shows there
-    hidden = _smooth((x - in_source).abs() / 0.08 - 0.5)
-    grazing = _smooth((seen_mirror - seen - 0.1) / 0.3) * _smooth((0.75 - seen) / 0.4)
-    fill = symmetry * mask * torch.maximum(hidden, grazing) * _smooth(seen_mirror / 0.3) * _mirror_region(x, y)
+    hidden = smoothstep((x - in_source).abs() / 0.08 - 0.5)
+    grazing = smoothstep((seen_mirror - seen - 0.1) / 0.3) * smoothstep((0.75 - seen) / 0.4)
+    fill = symmetry * mask * torch.maximum(hidden, grazing) * smoothstep(seen_mirror / 0.3) * _mirror_region(x, y)
     fill = fill * fade_beyond_limit(pose)[:, None, None]  # near-profile photos: the mirror lands wrongly
     fill = fill * towards_side(src, dst)[:, None, None]  # a turned face turning back: the mirror leaves seams
     return pose.frame.to_image(u_src, v_out), pose.frame.to_image(u_mirror, v_out), fill, mask
@@ -401,5 +397,5 @@ def _mirror_region(x: Tensor, y: Tensor) -> Tensor:
     mirrored strip it asked for was the other side of the nose: a dark crease from the eye towards the mouth
     on most outward turns (utkface_128 sheets, 2026-12-05); stretched, the photo's own nose shows there."""
     r = torch.sqrt((x / FACE_X) ** 2 + ((y - FACE_Y0) / FACE_Y) ** 2)
-    beside_nose = _smooth((NOSE_X[1] - x.abs()) / (NOSE_X[1] - NOSE_X[0]))
-    return _smooth((1.0 - r) / 0.15) * (1 - beside_nose)
+    beside_nose = smoothstep((NOSE_X[1] - x.abs()) / (NOSE_X[1] - NOSE_X[0]))
+    return smoothstep((1.0 - r) / 0.15) * (1 - beside_nose)

@@ -9,17 +9,13 @@ import torch
 from torch import Tensor
 
 from ..images import LUMA
+from .shape import smoothstep
 
 SATURATION_RIDGE = 0.01  # shrinks the shading-to-saturation slope of faces whose shading barely varies (variance of log shading)
 SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays within exp(+-0.3)
 KNEE = 0.7  # brightening is compressed above this linear value (or the pixel's own, when higher)
 CLIP_FROM = 0.85  # a pixel whose largest channel passes this (of 1) is taken as clipped, its hue lost
 UNCLIP_DARKEN = 0.25  # darkened by this share or more, a clipped pixel takes the face's skin colour
-
-
-def _smoothstep(t: Tensor) -> Tensor:
-    t = t.clamp(0, 1)
-    return t * t * (3 - 2 * t)
 
 
 def _luminance(images01: Tensor) -> Tensor:
@@ -92,7 +88,7 @@ def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, T
     around it (N,): the median angle (radians) between the inner face's colours off grey and the skin's, weighted by
     how far off grey they are (0 where no skin is found or it is grey)."""
     peak = ((images.float() + 1) / 2).amax(1)
-    clipped = _smoothstep((peak - CLIP_FROM) / (1 - CLIP_FROM))
+    clipped = smoothstep((peak - CLIP_FROM) / (1 - CLIP_FROM))
     skin_w = weight * (1 - clipped) * peak ** 4  # the brightest unclipped skin: shadowed skin is more saturated
     lum = _luminance(lin).clamp(min=1e-6)
     chroma = lin / lum[:, None]  # unit luminance
@@ -120,7 +116,7 @@ def _unclip(lin: Tensor, ratio: Tensor, images: Tensor, weight: Tensor | None,
     its weights' sum and hue spread (:func:`_skin_colour`) where found elsewhere (a large photo's, at the work size);
     else found here with ``weight``."""
     colour, total, _ = skin if skin is not None else _skin_colour(lin, images, weight)
-    clipped = _smoothstep((((images.float() + 1) / 2).amax(1) - CLIP_FROM) / (1 - CLIP_FROM))
+    clipped = smoothstep((((images.float() + 1) / 2).amax(1) - CLIP_FROM) / (1 - CLIP_FROM))
     lum = _luminance(lin).clamp(min=1e-6)
     w = clipped * ((1 - ratio) / UNCLIP_DARKEN).clamp(0, 1) * (total > 1e-3).float()[:, None, None]
     return lin + w[:, None] * (lum[:, None] * colour[:, :, None, None] - lin)

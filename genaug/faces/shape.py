@@ -221,7 +221,12 @@ def per_image(value, n: int, name: str, low: float, high: float, device) -> Tens
     return t.to(device)
 
 
+def smoothstep(t: Tensor) -> Tensor:
+    """0 below 0, 1 above 1, ``3t^2 - 2t^3`` between: the soft edge of every fade of the face's controls."""
+    t = t.clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
 def face_mask(x: Tensor, y: Tensor, inner: float = 0.85, outer: float = 1.1) -> Tensor:
     """1 inside ``inner`` head radii, smoothly 0 beyond ``outer``."""
-    t = ((head_radius(x, y) - inner) / (outer - inner)).clamp(0, 1)
-    return 1 - t * t * (3 - 2 * t)
+    return 1 - smoothstep((head_radius(x, y) - inner) / (outer - inner))
