@@ -250,9 +250,9 @@ class AugmentInfo:
     """What :meth:`genaug.engine.core.Engine.augment_tensor` (and ``augment``) did to each row."""
 
     edits: list[Edit]  # as applied (a control's value as fitted to the face)
-    latent: Tensor  # (N, D) inverted latents
-    edited: Tensor  # (N, D) latents after the edits
-    score: Tensor  # (N,) reconstruction score of the inversion
+    latent: Tensor  # (N, D) inverted latents; NaN when every row was an image-space control (not inverted)
+    edited: Tensor  # (N, D) latents after the edits (NaN likewise)
+    score: Tensor  # (N,) reconstruction score of the inversion (NaN likewise)
     kept: Tensor  # (N,) bool: False where the row came back unchanged (a gate rejected every try, no face, no room)
     cache_hits: int = 0
     descriptions: list[str] = field(default_factory=list)
