@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..device import canonical_device, module_on
-from ..engine.batch_calls import Turns
+from ..distenv import Turns
 from .features import DEFAULT_DIR, FaceNet, load_evaluator
 
 JUDGES = ("auto", "dlib", "student", "embedder")
@@ -111,7 +111,7 @@ def dlib_predictor() -> Any:
 
 
 class TakingTurns:
-    """dlib's detector, which threads run one at a time (:class:`genaug.engine.batch_calls.Turns`)."""
+    """dlib's detector, which threads run one at a time (:class:`genaug.distenv.Turns`)."""
 
     def __init__(self, detector: Any):
         self.detector, self._turns = detector, Turns()
