@@ -49,6 +49,7 @@ from .engine.batch_landmarks import check_landmark_values, check_landmarks, find
 from .engine.batch_pass import augment_rows, channels_last
 from .engine.batch_render import render_controls
 from .engine.codes import all_code_names, check_codes, check_seed, code_ranges, default_codes, probability, strength_range
+from .engine.colour import COLOUR_MARGIN
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES
@@ -188,7 +189,7 @@ class BatchFaceAug(nn.Module):
     # ------------------------------------------------------------------ setup
     def _engine_on(self, device: torch.device, bundle: Bundle | None = None) -> Any:
         if self._engine is None:
-            from .engine.core import COLOUR_MARGIN, Engine
+            from .engine.core import Engine
 
             if device.type == "meta":
                 raise ValueError("this BatchFaceAug was moved to the 'meta' device (shapes only, no weights): "

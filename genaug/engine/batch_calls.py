@@ -3,7 +3,7 @@ when dynamo traces the call (``torch.compile`` runs it eagerly, ``torch.export``
 a ``torch.func`` transform wraps it (refused); :func:`eagerly` is how a compiled model runs it."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
