@@ -304,12 +304,13 @@ def keep_grey(x: Tensor, out: Tensor, tolerance: float = GREY_TOLERANCE, grey: T
 
 def margin_edits(bundle: Any, ranges: dict[int, tuple[float, float]], edits: list, latent: Tensor, wanted: Tensor,
                  mode: str) -> list:
-    """Random ``edits`` (checked :class:`genaug.engine.edits.Edit` tuples) with each colour edit (recipe ``colour``, ``delta`` mode) that would move its code less than
-    :data:`COLOUR_MARGIN` at its strength (``wanted``) from the face's own value in ``latent`` moved to that margin,
-    on the side of the drawn value (else the other), within the code's drawn range (``ranges``, else the code's; neither
-    side fits: left as drawn). An 8-bit photo takes no change from a smaller move (it came back unchanged, about 1 in
-    100 draws); a value at the margin or past it is kept, so the value applied (reported, recorded) gives the same
-    photo. The batch path's twin, on the device: :func:`genaug.engine.batch_edits.colour_margin`."""
+    """Random ``edits`` (checked :class:`genaug.engine.edits.Edit` tuples) with each colour edit (recipe ``colour``,
+    ``delta`` mode) that would move its code less than :data:`COLOUR_MARGIN` at its strength (``wanted``) from the
+    face's own value in ``latent`` moved to that margin, on the side of the drawn value (else the other), within the
+    code's drawn range (``ranges``, else the code's; neither side fits: left as drawn). An 8-bit photo takes no change
+    from a smaller move (it came back unchanged, about 1 in 100 draws); a value at the margin or past it is kept, so the
+    value applied (reported, recorded) gives the same photo. The batch path's twin, on the device:
+    :func:`genaug.engine.batch_edits.colour_margin`."""
     spec = bundle.spec
     rows = [r for r, e in enumerate(edits) if mode == "delta" and e.code < len(spec.codes)  # (controls follow the codes)
             and not spec.is_categorical(e.code) and bundle.recipe(e.code, e.value).colour]
