@@ -175,6 +175,7 @@ class GenerativeAugDataset(Dataset):
             "bundle": bundle_key(e.bundle), "refine": [e.refine_steps, e.refine_loss, e.refine_lr], "framing": e.framing,
         })
 
+    @torch_defaults()  # genaug's own settings (the latents kept and the cache file on the host, never inference tensors)
     def prepare(self) -> "GenerativeAugDataset":
         """Invert every image once (batched on the engine's device); with ``cache_path``, images
         whose content key is in the cache file reuse their latent and only the others are inverted."""
