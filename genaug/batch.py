@@ -26,7 +26,7 @@ Image-space controls named in ``codes`` are placed by the framing rule's landmar
 once per dataset on the host; :mod:`genaug.engine.batch_landmarks`).
 Inside ``torch.compile`` it runs eagerly, a graph break; ``torch.jit``, ``torch.export`` and ``torch.func`` transforms
 refuse it with a reason; a script's default dtype or device, autocast and inference mode change nothing
-(:func:`genaug.device.torch_defaults`); threads sharing one transform take turns (:mod:`genaug.engine.batch_calls`).
+(:func:`genaug.device.torch_defaults`); threads sharing one transform take turns (:class:`genaug.distenv.Turns`).
 No identity gate here (a host decision per row): use :class:`genaug.GenerativeFaceAug` or :class:`genaug.Engine`.
 """
 from __future__ import annotations
@@ -41,19 +41,19 @@ from torch import Tensor, nn
 
 from .bundle.format import Bundle
 from .device import resolve_device, torch_defaults
-from .distenv import mix_worker_seed
-from .engine.batch_calls import Turns, compiling, exporting, transformed
+from .distenv import Turns, mix_worker_seed
+from .engine.batch_calls import compiling, eagerly, exporting, transformed
 from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe_kinds, recipe_tables
-from .engine.batch_inputs import one_image, other_tv_tensor, route, tv_image_type
+from .engine.batch_inputs import check_batch, one_image, other_tv_tensor, route, tv_image_type
 from .engine.batch_landmarks import check_landmark_values, check_landmarks, find_landmarks
 from .engine.batch_pass import augment_rows, channels_last
 from .engine.batch_render import render_controls
 from .engine.codes import all_code_names, check_codes, check_seed, code_ranges, default_codes, probability, strength_range
+from .engine.colour import COLOUR_MARGIN
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES
 from .faces.framing import face_box
-from .images import MIN_SIDE, needs_clipping
 
 
 class BatchFaceAug(nn.Module):
@@ -189,7 +189,7 @@ class BatchFaceAug(nn.Module):
     # ------------------------------------------------------------------ setup
     def _engine_on(self, device: torch.device, bundle: Bundle | None = None) -> Any:
         if self._engine is None:
-            from .engine.core import COLOUR_MARGIN, Engine
+            from .engine.core import Engine
 
             if device.type == "meta":
                 raise ValueError("this BatchFaceAug was moved to the 'meta' device (shapes only, no weights): "
@@ -212,32 +212,6 @@ class BatchFaceAug(nn.Module):
             raise ValueError(f"this BatchFaceAug runs on {self._engine.device}, got a batch on {device}: "
                              "move it with .to(device) (or pass device=) to copy batches there, or use one transform per device")
         return self._engine
-
-    def _check(self, x: Any) -> tuple[Tensor, bool]:
-        """Refuse what is not an image batch; returns the batch (float values read and within
-        ``FLOAT_OVERSHOOT`` of [0, 1] - a cubic resize's ringing - clipped, as the per-image path does)
-        and whether its float values were read (then they lie in [0, 1])."""
-        if not isinstance(x, Tensor):
-            raise ValueError(f"expected an NCHW tensor batch, got {type(x).__name__}")
-        if x.ndim != 4:
-            raise ValueError(f"expected an NCHW batch (4 dims) or one CHW image, got shape {tuple(x.shape)}")
-        if x.dtype != torch.uint8 and not x.is_floating_point():
-            raise ValueError(f"batch dtype must be uint8 (0..255) or float (0..1), got {x.dtype}")
-        if x.device.type == "meta":
-            raise ValueError("the batch is on the 'meta' device (shapes only, no pixels): genaug edits real images")
-        n, c, h, w = x.shape
-        if c not in (1, 3, 4) and w in (1, 3, 4):  # (N, H, W, C): say so, not "images Wx3 are too small"
-            raise ValueError(f"expected an NCHW batch, got shape {tuple(x.shape)}, which looks channels-last (NHWC): "
-                             "pass x.permute(0, 3, 1, 2) (channels_last memory format is fine)")
-        if min(h, w) < MIN_SIDE:
-            raise ValueError(f"images {h}x{w} are too small to hold a face (min side {MIN_SIDE} px)")
-        check = (x.device.type == "cpu" or not getattr(self, "_values_checked", False)) if self.check_values is None else self.check_values
-        if check and x.is_floating_point() and n:
-            self._values_checked = True
-            cpu = x.device.type == "cpu" and x.dtype != torch.bfloat16  # (numpy has no bfloat16)
-            if needs_clipping(*(float(host_array(v) if cpu else v) for v in torch.aminmax(x)), "batch"):
-                x = x.clamp(0.0, 1.0)
-        return x, bool(check and x.is_floating_point())
 
     @torch_defaults()  # float32 draws: the same params as a call's under a float64 default
     def draw(self, n: int) -> BatchParams:
@@ -303,7 +277,7 @@ class BatchFaceAug(nn.Module):
             raise RuntimeError("BatchFaceAug cannot be exported (torch.export, torch.onnx.export): it draws its edits on "
                                "the host per call; apply it to the batch outside the exported model")
         if compiling():  # inside torch.compile (its own or a parent model's): run eagerly, as torch.compiler.disable does
-            return _eager_call()(self, x, *others, index=index, params=params, landmarks=landmarks)
+            return eagerly(BatchFaceAug._call)(self, x, *others, index=index, params=params, landmarks=landmarks)
         return self._call(x, *others, index=index, params=params, landmarks=landmarks)
 
     def _call(self, x: Tensor, *others: Any, index: Any = None, params: BatchParams | None = None,
@@ -336,7 +310,8 @@ class BatchFaceAug(nn.Module):
         image_type = tv_image_type()
         wrapped = image_type is not None and isinstance(x, image_type)
         given = x.as_subclass(Tensor) if wrapped else x
-        t, checked = self._check(given)
+        t, checked = check_batch(given, self.check_values, self._values_checked)
+        self._values_checked = self._values_checked or checked
         clipped = t is not given  # float ringing clipped to [0, 1] for the edit
         eng = self._engine_on(self.device or t.device)
         c = t.shape[1]
@@ -387,15 +362,3 @@ class BatchFaceAug(nn.Module):
             out = tv_tensors.wrap(out, like=x)
         return (out, params) if self.return_params else out
 
-
-_EAGER: Any = None
-
-
-def _eager_call() -> Any:
-    """``BatchFaceAug._call`` wrapped by ``torch.compiler.disable``, made on first use under ``torch.compile`` (importing
-    dynamo up front costs seconds): dynamo would trace genaug's host draws and reads and recompile it nearly every call
-    (tens of seconds per call for a call of 0.1 s), so a compiled model runs it eagerly, breaking its graph there."""
-    global _EAGER
-    if _EAGER is None:
-        _EAGER = torch.compiler.disable(BatchFaceAug._call)
-    return _EAGER

@@ -10,16 +10,15 @@ every item goes through :meth:`genaug.engine.Engine.render_edits` (gate included
 mirrors the input (PIL, HWC numpy, CHW tensor). A base dataset with random transforms of its own
 works (an item whose image differs from the one inverted is inverted again, so the edit is drawn
 on the face it is applied to) but costs an inversion per item: put random transforms after the
-wrapper where you can. With ``return_meta`` items end in a :class:`SampleMeta`, which the default
+wrapper where you can. With ``return_meta`` items end in a :class:`~genaug.samples.SampleMeta`, which the default
 ``DataLoader`` collate batches.
 """
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -34,52 +33,7 @@ from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS, geometric_targets
 from .faces.identity import online_gate
 from .images import apply_transform
-
-
-IMAGE_KEYS = ("image", "img")  # where a dict sample holds its image
-
-
-TARGET_KEYS = ("label", "target", "labels", "targets")  # a dict sample's entry target_transform applies to
-
-
-class _DictRest(NamedTuple):
-    """What a dict sample holds besides its image (``key``: where the image goes back)."""
-
-    key: str
-    entries: dict[str, Any]
-
-
-NO_VALUE = float("nan")  # one object, so two metas of an unchanged sample compare equal
-
-
-class SampleMeta(NamedTuple):
-    """Where a sample came from and what was done to it. A named tuple of plain values, so
-    ``DataLoader``'s default collate batches it (``code`` -1 / ``value`` NaN: no edit)."""
-
-    source: int  # index in the base dataset
-    variant: int  # 0..per_source-1 (0 is the original when include_original)
-    original: bool
-    code: int  # the edited code's index, -1 when the image is unchanged
-    value: float  # the value it was set to (category or continuous value; NaN when unchanged)
-    relative: bool  # value is a category offset from the face's own (a planned random edit)
-    description: str
-    score: float  # reconstruction score of the source's inversion
-
-    @classmethod
-    def of(cls, source: int, variant: int, edit: Edit | None, description: str, score: float, original: bool = False) -> "SampleMeta":
-        if edit is None:
-            return cls(source, variant, original, -1, NO_VALUE, False, description, score)
-        return cls(source, variant, original, int(edit.code), float(edit.value), bool(edit.relative), description, score)
-
-    @property
-    def edit(self) -> Edit | None:
-        """The edit as an :class:`~genaug.engine.edits.Edit` (None when the image is unchanged)."""
-        return None if self.code < 0 else Edit(self.code, self.value, self.relative)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self._asdict().items() if k not in ("code", "value", "relative")}
-        d["edit"] = None if self.edit is None else {"code": self.code, "value": self.value}
-        return d
+from .samples import SampleMeta, join_item, split_item
 
 
 class GenerativeAugDataset(Dataset):
@@ -188,19 +142,6 @@ class GenerativeAugDataset(Dataset):
     def __len__(self) -> int:
         return len(self.base) * self.per_source
 
-    @staticmethod
-    def _split(item: Any, src: int) -> tuple[Any, Any]:
-        """An item -> (image, the rest): ``(image, target, ...)``, a dict sample (its ``"image"`` or
-        ``"img"`` entry; the other entries are the rest) or a bare image (rest None)."""
-        if isinstance(item, (tuple, list)):
-            return item[0], tuple(item[1:])
-        if isinstance(item, Mapping):
-            key = next((k for k in IMAGE_KEYS if k in item), None)
-            if key is None:
-                raise ValueError(f"base item {src} is a dict without an image entry {IMAGE_KEYS}: keys {list(item)}")
-            return item[key], _DictRest(key, {k: v for k, v in item.items() if k != key})
-        return item, None
-
     def _image(self, src: int) -> tuple[Any, Any]:
         try:
             item = self.base[src]
@@ -215,7 +156,7 @@ class GenerativeAugDataset(Dataset):
             except Exception:  # an exception type that takes other arguments
                 named = RuntimeError(msg)
             raise named from e
-        return self._split(item, src)
+        return split_item(item, src)
 
     def _frame(self, src: int, image: Any, count: bool = True) -> tuple[Tensor, Any]:
         """``e.frame`` of one base item; a bad image is an error naming the item."""
@@ -234,6 +175,7 @@ class GenerativeAugDataset(Dataset):
             "bundle": bundle_key(e.bundle), "refine": [e.refine_steps, e.refine_loss, e.refine_lr], "framing": e.framing,
         })
 
+    @torch_defaults()  # genaug's own settings (the latents kept and the cache file on the host, never inference tensors)
     def prepare(self) -> "GenerativeAugDataset":
         """Invert every image once (batched on the engine's device); with ``cache_path``, images
         whose content key is in the cache file reuse their latent and only the others are inverted."""
@@ -348,24 +290,7 @@ class GenerativeAugDataset(Dataset):
                 image, meta = self._variant(index, meta, image, marked)
         if self.transform is not None:
             image = apply_transform(self.transform, image)
-        if isinstance(target, _DictRest):  # a dict sample comes back a dict (meta under "meta")
-            entries = dict(target.entries)
-            if self.return_meta and "meta" in entries:  # not overwritten silently
-                raise ValueError(f"dict sample {meta.source} has a 'meta' entry of its own, which return_meta=True would "
-                                 "replace: rename it, or leave return_meta off and read ds.meta(i)")
-            if self.target_transform is not None:  # applied to its label entry
-                label = next((k for k in TARGET_KEYS if k in entries), None)
-                if label is None:
-                    raise ValueError(f"target_transform: dict sample {meta.source} has no label entry {TARGET_KEYS}: "
-                                     f"keys {list(entries)}")
-                entries[label] = self.target_transform(entries[label])
-            return {**entries, target.key: image, **({"meta": meta} if self.return_meta else {})}
-        if self.target_transform is not None and isinstance(target, tuple) and target:
-            target = (self.target_transform(target[0]), *target[1:])
-        parts = (image, *(target or ()))
-        if self.return_meta:
-            parts = (*parts, meta)
-        return parts if target is not None or self.return_meta else image  # an (image,) item stays a 1-tuple
+        return join_item(image, target, meta, self.return_meta, self.target_transform)
 
     def _variant(self, index: int, meta: SampleMeta, image: Any, marked: bool) -> tuple[Any, SampleMeta]:
         """Item ``index``'s variant of its source's ``image`` and its meta as applied."""

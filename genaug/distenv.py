@@ -1,7 +1,9 @@
-"""The distributed environment that ``torchrun`` sets: rank, world size and local rank; DataLoader workers' seeds."""
+"""The processes and threads genaug runs in: the distributed environment that ``torchrun`` sets (rank, world size and
+local rank), DataLoader workers' seeds, and :class:`Turns`, the lock threads sharing one object take in turn."""
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,3 +67,23 @@ def mix_worker_seed(generator: Any, tag: Any) -> Any:
         return tag
     generator.manual_seed((int(torch.randint(2**62, (), generator=generator)) ^ int(info.seed)) % 2**62)
     return (os.getpid(), int(info.seed))
+
+
+class Turns:
+    """A re-entrant lock that threads sharing one object (a transform's work buffers, dlib's detector) take in turn;
+    a forked process (a DataLoader worker forked while another thread held it) gets a fresh one, not a copy held by a
+    thread it does not have. Pickled (deepcopy, spawned workers) as a fresh one."""
+
+    def __init__(self) -> None:
+        self._pid, self._lock = os.getpid(), threading.RLock()
+
+    def __enter__(self) -> None:
+        if self._pid != os.getpid():
+            self._pid, self._lock = os.getpid(), threading.RLock()
+        self._lock.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lock.release()
+
+    def __reduce__(self) -> tuple:
+        return (Turns, ())

@@ -88,6 +88,25 @@ def test_a_photo_seen_again_reuses_its_detection():
     assert calls == [1] and aligner.stats["images"] == 3
 
 
+def test_a_pickled_aligner_leaves_dlibs_models_behind_and_finds_the_same_faces(olivetti_face):
+    # a pickled FaceAligner carried its own copy of dlib's detector and 5-point model (9.3 MB; each spawned DataLoader
+    # worker or deepcopy got one): unpickled, it takes the process's shared models and finds the same faces
+    import pickle
+
+    from genaug.faces.align import FaceAligner
+    from genaug.faces.identity import dlib_detector, dlib_predictor
+
+    aligner = FaceAligner(64, "each")
+    copy = pickle.loads(pickle.dumps(aligner))
+    photo = to_chw(scene([olivetti_face, demo_photo()])[0])
+    first, again = aligner.align(photo), copy.align(photo)  # each detects on its own
+    assert copy.detector is dlib_detector() and copy.landmarker is dlib_predictor()
+    assert len(first) == 2 and [a.face.box for _, a in again] == [a.face.box for _, a in first]
+    for (crop, al), (crop2, al2) in zip(first, again):
+        assert np.array_equal(al2.face.landmarks, al.face.landmarks) and torch.equal(crop2, crop)
+    assert len(pickle.dumps(aligner)) < 100_000  # (with a photo's faces remembered)
+
+
 def test_each_or_largest_and_no_face_counted(olivetti_face):
     from genaug.faces.align import FaceAligner
 

@@ -12,7 +12,8 @@ from conftest import CELEBA64, need
 from genaug.batch import BatchFaceAug, BatchParams
 from genaug.bundle.format import load_bundle
 from genaug.dataset import GenerativeAugDataset
-from genaug.engine.core import COLOUR_MARGIN, Engine
+from genaug.engine.colour import COLOUR_MARGIN
+from genaug.engine.core import Engine
 from genaug.engine.edits import Edit
 
 

@@ -118,6 +118,32 @@ def test_another_identity_gate_is_another_run(tmp_path, tiny_bundle_path):
     assert expand_to_hdf5(src, out, 1, gate=accept_all, **run).blocks_done == 1  # the same gate resumes
 
 
+def constant(value: float, original: torch.Tensor, augmented: torch.Tensor) -> torch.Tensor:
+    return torch.full((len(original),), value)
+
+
+def constant_gate(value: float):
+    return lambda original, augmented: constant(value, original, augmented)
+
+
+def test_a_gate_differing_only_in_what_it_captures_is_another_run(tmp_path, tiny_bundle_path):
+    # a custom gate was keyed by its qualified name and code only: every functools.partial was "functools.partial",
+    # and two closures of one factory were one gate, so a resume under partial(constant, 0.0) continued the parts made
+    # under partial(constant, 1.0), mixing records made under two gates; the values they capture are now in the key
+    from functools import partial
+
+    src = noise_pngs(tmp_path / "src", (40, 36, 3), n=4)
+    run = dict(bundle=tiny_bundle_path, gate_threshold=0.5, **FAST)
+    for name, accept, reject in (("partial", partial(constant, 1.0), partial(constant, 0.0)),
+                                 ("closure", constant_gate(1.0), constant_gate(0.0))):
+        out = tmp_path / f"{name}.h5"
+        _interrupted(lambda: expand_to_hdf5(src, out, 1, gate=accept, **run))
+        with pytest.raises(ExpandError, match=r"holds parts of a different run \(gate differ.*1\.0.*0\.0"):
+            expand_to_hdf5(src, out, 1, gate=reject, **run)
+        again = partial(constant, 1.0) if name == "partial" else constant_gate(1.0)  # the same gate, made again
+        assert expand_to_hdf5(src, out, 1, gate=again, **run).blocks_done == 1  # resumes
+
+
 def test_a_gate_without_a_threshold_is_refused_not_silently_inactive(tmp_path, tiny_bundle_path):
     # expand_to_hdf5(gate=judge) without gate_threshold gated at 0.0: a gate scoring similarities in [0, 1] re-drew
     # nothing (even one rejecting every edit), and the run cost the judge's time for no effect

@@ -70,6 +70,22 @@ def test_dlib_judge_accepts_other_sizes_grayscale_and_rejects_bad_input(real_pai
     assert judge.embed(a[:0]).shape == (0, 128)
 
 
+@needs_dlib
+def test_a_pickled_dlib_judge_and_a_dlib_gated_engine(real_pairs, tiny_bundle_path):
+    # DlibJudge held the dlib module and its own descriptor model: neither it nor an Engine(gate="dlib") could be
+    # pickled ("cannot pickle 'module' object"); pickled without dlib's models, it takes the process's shared ones
+    import pickle
+
+    a, b = real_pairs
+    judge = get_judge("dlib")
+    data = pickle.dumps(judge)
+    copy = pickle.loads(data)
+    assert len(data) < 10_000 and copy.encoder is identity.dlib_encoder() and copy.landmarker is identity.dlib_predictor()
+    assert torch.equal(copy.embed(a[:2]), judge.embed(a[:2])) and torch.equal(copy.landmarks(b[:2]), judge.landmarks(b[:2]))
+    engine = pickle.loads(pickle.dumps(Engine(tiny_bundle_path, device="cpu", gate="dlib", gate_threshold=0.4)))
+    assert engine.gate.name == "dlib" and torch.equal(engine.gate(a[:2], b[:2]), judge.similarity(a[:2], b[:2]))
+
+
 def test_judge_as_frechet_feature_network(real_pairs):
     a, b = real_pairs
     judge = get_judge("embedder")

@@ -70,6 +70,15 @@ def test_no_import_circles():
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
+def test_dlibs_side_of_faces_stands_below_the_engine():
+    # faces.identity took its thread lock (Turns) from the engine's batch internals (engine.batch_calls): the dlib
+    # models, which the engine uses, depended on the engine; the lock lives in genaug.distenv, below both
+    graph = import_graph()
+    for name in ("genaug.faces.identity", "genaug.faces.align", "genaug.faces.landmarks"):
+        assert not {d for d in graph[name] if d.startswith("genaug.engine")}, name
+    assert "genaug.distenv" in graph["genaug.faces.identity"] and "genaug.distenv" in graph["genaug.batch"]
+
+
 def test_the_cycle_finder_finds_a_planted_cycle():
     graph = import_graph()
     graph["genaug.faces.align"] = graph["genaug.faces.align"] | {"genaug.engine.render"}

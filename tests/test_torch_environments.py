@@ -203,6 +203,25 @@ def _deterministic():
         torch.use_deterministic_algorithms(False)
 
 
+def test_the_datasets_inversion_runs_in_genaugs_own_settings(bundle, face, tmp_path):
+    # GenerativeAugDataset.prepare (the inversion at construction, or ds.prepare()) ran in the caller's settings: under
+    # torch.set_default_device("meta") (a stand-in for "cuda") writing the latent cache crashed ("Cannot copy out of
+    # meta tensor; no data!"), and under torch.inference_mode() the latents it keeps were inference tensors
+    base = [(face, 0), (np.ascontiguousarray(face[:, ::-1]), 1)]
+
+    def latents(name: str) -> torch.Tensor:
+        return genaug.GenerativeAugDataset(base, variants=1, bundle=bundle, device="cpu", progress=False,
+                                           cache_path=tmp_path / name).latents
+
+    want = latents("a.safetensors")
+    with default_device("meta"):
+        got = latents("b.safetensors")
+    with torch.inference_mode():
+        kept = latents("c.safetensors")
+    assert torch.equal(got, want) and torch.equal(latents("b.safetensors"), want)  # (the second: read from the file)
+    assert not kept.is_inference() and torch.equal(kept, want)
+
+
 def test_a_meta_tensor_image_is_refused_naming_its_item(bundle):
     # an image tensor on the 'meta' device (shapes only: a dataset built under torch.device("meta")) failed deep
     # inside torch, "Cannot copy out of meta tensor; no data!"; the batch transform already refused such a batch

@@ -294,7 +294,7 @@ def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: d
 def colour_margins(spec: LatentSpec, colour: np.ndarray, ranges: dict[int, tuple[float, float]],
                    least: float) -> np.ndarray | None:
     """The batch path's :meth:`genaug.engine.core.Engine._colour_margin` table, on the host by code: (codes, 3) float64
-    of the least code move at strength 1 x gain (``least``, :data:`genaug.engine.core.COLOUR_MARGIN`; 0: none) of a
+    of the least code move at strength 1 x gain (``least``, :data:`genaug.engine.colour.COLOUR_MARGIN`; 0: none) of a
     continuous code whose recipe is ``colour`` (``colour`` by code), and the (low, high) its random draws come from
     (``ranges``, else the code's range). None when no code has one."""
     table = np.zeros((len(spec.codes), 3))

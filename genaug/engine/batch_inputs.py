@@ -1,7 +1,8 @@
 """Where :class:`genaug.BatchFaceAug` finds its image batch among the inputs, as ``torchvision.transforms.v2``
 does: in any structure (tuples, lists, dicts) the first ``tv_tensors.Image``, else the first plain 4-dim tensor
 (else 3-dim: one image); a tv_tensor of another kind (``Mask``, ``BoundingBoxes``, ``Video``) is never the batch.
-The rest pass through (:func:`route`); one (C, H, W) image is a batch of one (:func:`one_image`)."""
+The rest pass through (:func:`route`); one (C, H, W) image is a batch of one (:func:`one_image`); what is not an image
+batch is refused (:func:`check_batch`)."""
 from __future__ import annotations
 
 import sys
@@ -11,8 +12,10 @@ import torch
 from torch import Tensor
 
 from ..faces.controls import GEOMETRIC_CONTROLS, geometric_targets
+from ..images import MIN_SIDE, needs_clipping
 from .batch_edits import BatchParams
 from .codes import check_codes, control_of
+from .latent_table import host_array
 
 
 def tv_image_type() -> type | None:
@@ -45,6 +48,33 @@ def batch_position(flat: list[Any], inputs: tuple) -> int:
                          f"the first plain 4-dim tensor, else 3-dim: one CHW image), got {got or type(inputs[0]).__name__ + ' holding no tensor'}"
                          + (": put v2.ToImage() (or v2.PILToTensor()) before BatchFaceAug for PIL images" if pil else ""))
     return at
+
+
+def check_batch(x: Any, check_values: bool | None, read_before: bool) -> tuple[Tensor, bool]:
+    """Refuse what is not an NCHW image batch; returns the batch (float values read and within ``FLOAT_OVERSHOOT`` of
+    [0, 1] - a cubic resize's ringing - clipped, as the per-image path does) and whether its float values were read
+    (then they lie in [0, 1]). ``check_values``: read them (None: on the CPU, or elsewhere unless ``read_before``)."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"expected an NCHW tensor batch, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"expected an NCHW batch (4 dims) or one CHW image, got shape {tuple(x.shape)}")
+    if x.dtype != torch.uint8 and not x.is_floating_point():
+        raise ValueError(f"batch dtype must be uint8 (0..255) or float (0..1), got {x.dtype}")
+    if x.device.type == "meta":
+        raise ValueError("the batch is on the 'meta' device (shapes only, no pixels): genaug edits real images")
+    n, c, h, w = x.shape
+    if c not in (1, 3, 4) and w in (1, 3, 4):  # (N, H, W, C): say so, not "images Wx3 are too small"
+        raise ValueError(f"expected an NCHW batch, got shape {tuple(x.shape)}, which looks channels-last (NHWC): "
+                         "pass x.permute(0, 3, 1, 2) (channels_last memory format is fine)")
+    if min(h, w) < MIN_SIDE:
+        raise ValueError(f"images {h}x{w} are too small to hold a face (min side {MIN_SIDE} px)")
+    check = (x.device.type == "cpu" or not read_before) if check_values is None else check_values
+    read = bool(check and x.is_floating_point() and n)
+    if read:
+        cpu = x.device.type == "cpu" and x.dtype != torch.bfloat16  # (numpy has no bfloat16)
+        if needs_clipping(*(float(host_array(v) if cpu else v) for v in torch.aminmax(x)), "batch"):
+            x = x.clamp(0.0, 1.0)
+    return x, read
 
 
 def one_image(aug: Any, x: Tensor, index: Any, params: BatchParams | None, landmarks: Tensor | None) -> Any:

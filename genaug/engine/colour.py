@@ -12,6 +12,9 @@ texture, the background shifts with the face.
 A black-and-white photo stays black-and-white: an edit that would add colour to it (a blue cast from
 the glasses code, a warm tone) keeps only its luminance change, and the photo keeps its own faint
 tone and JPEG colour noise (a scanned or toned print is rarely exactly grey).
+
+A random colour edit moves the photo's colour: its code is moved at least :data:`COLOUR_MARGIN` off the face's own
+value (:func:`margin_edits`; the batch path's twin on the device: :func:`genaug.engine.batch_edits.colour_margin`).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ _HALF = torch.tensor(0.5, dtype=torch.float32, device="cpu")  # a 0-dim constant
 # defaults): ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
 
 GREY_TOLERANCE = 0.05  # largest channel spread of a black-and-white photo, relative to its brightest channel (is_grey)
+COLOUR_MARGIN = 0.02  # least code move of a random colour edit: twice the largest move seen to leave an 8-bit photo as it was
 RIDGE = 2.5e-5  # pulls the fitted transform towards the identity (flat or single-colour faces; image-scale units)
 
 
@@ -296,3 +300,34 @@ def keep_grey(x: Tensor, out: Tensor, tolerance: float = GREY_TOLERANCE, grey: T
     if not bool(grey.any()):
         return out
     return torch.where(grey[:, None, None, None], grey_like(x, out).clamp(-1, 1), out)
+
+
+def margin_edits(bundle: Any, ranges: dict[int, tuple[float, float]], edits: list, latent: Tensor, wanted: Tensor,
+                 mode: str) -> list:
+    """Random ``edits`` (checked :class:`genaug.engine.edits.Edit` tuples) with each colour edit (recipe ``colour``,
+    ``delta`` mode) that would move its code less than :data:`COLOUR_MARGIN` at its strength (``wanted``) from the
+    face's own value in ``latent`` moved to that margin, on the side of the drawn value (else the other), within the
+    code's drawn range (``ranges``, else the code's; neither side fits: left as drawn). An 8-bit photo takes no change
+    from a smaller move (it came back unchanged, about 1 in 100 draws); a value at the margin or past it is kept, so the
+    value applied (reported, recorded) gives the same photo. The batch path's twin, on the device:
+    :func:`genaug.engine.batch_edits.colour_margin`."""
+    spec = bundle.spec
+    rows = [r for r, e in enumerate(edits) if mode == "delta" and e.code < len(spec.codes)  # (controls follow the codes)
+            and not spec.is_categorical(e.code) and bundle.recipe(e.code, e.value).colour]
+    if not rows:
+        return edits
+    cols = torch.tensor([spec.code_slice(edits[r].code).start for r in rows], device=latent.device)
+    own = latent[torch.tensor(rows, device=latent.device), cols].double().cpu().tolist()  # one read
+    out = list(edits)
+    for r, o in zip(rows, own):
+        e = edits[r]
+        move = float(wanted[r]) * bundle.recipe(e.code, e.value).gain
+        if not (move > 0 and math.isfinite(o)) or abs(e.value - o) * move >= COLOUR_MARGIN:
+            continue
+        low, high = ranges.get(e.code, (spec.codes[e.code].low, spec.codes[e.code].high))
+        side = 1.0 if e.value > o or (e.value == o and o < (low + high) / 2) else -1.0
+        for v in (o + side * COLOUR_MARGIN / move, o - side * COLOUR_MARGIN / move):
+            if low <= v <= high:
+                out[r] = e._replace(value=v, relative=False)
+                break
+    return out

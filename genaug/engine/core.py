@@ -24,12 +24,11 @@ from .codes import all_code_names, check_code_list, check_codes, check_strength,
 from .edits import AugmentInfo, Edit, apply_recipes, check_edits, random_edits, resolve_edits
 from .invert import Inversion, invert
 from .photos import PhotoIO
-from .colour import colour_only, keep_grey
+from .colour import margin_edits
 from .gates import Gate, check_gate_threshold, identity_gate, quality_gate
-from .render import MODES, check_model_batch, luma_only, region_mask, render, within_region
+from .render import MODES, check_model_batch, render_recipes
 
 Generators = Union[torch.Generator, list[torch.Generator], None]
-COLOUR_MARGIN = 0.02  # least code move of a random colour edit: twice the largest move seen to leave an 8-bit photo as it was
 
 
 class Engine(PhotoIO):
@@ -218,7 +217,7 @@ class Engine(PhotoIO):
         frame only when a gate judges them (else they come back as ``x``). A control's value is fitted to what the
         face allows (:meth:`genaug.faces.controls.ImageControl.fit`: clipped, or scaled into it when ``drawn`` at
         random) and reported as rendered (when ``placed``, :meth:`place` fits and reports it on the photo). A random
-        (``drawn``) colour edit is moved at least :data:`COLOUR_MARGIN` from the face's own value (:meth:`_colour_margin`)
+        (``drawn``) colour edit is moved at least :data:`~genaug.engine.colour.COLOUR_MARGIN` from the face's own value (:meth:`_colour_margin`)
         and reported as moved.
         ``frames``: the rows' photos (:meth:`frame`), when ``placed``: a gate's re-draw for a photo without a placed face
         is among the latent codes (a yaw or light there would leave it unchanged, see :meth:`unplaced`).
@@ -283,31 +282,9 @@ class Engine(PhotoIO):
         return out
 
     def _colour_margin(self, edits: list[Edit], latent: Tensor, wanted: Tensor, mode: str) -> list[Edit]:
-        """Random ``edits`` with each colour edit (recipe ``colour``, ``delta`` mode) that would move its code less than
-        :data:`COLOUR_MARGIN` at its strength (``wanted``) from the face's own value in ``latent`` moved to that margin,
-        on the side of the drawn value (else the other), within the code's drawn range (neither side fits: left as
-        drawn). An 8-bit photo takes no change from a smaller move (it came back unchanged, about 1 in 100 draws); a
-        value at the margin or past it is kept, so the value applied (reported, recorded) gives the same photo. The batch
-        path's twin, on the device: :func:`genaug.engine.batch_edits.colour_margin`."""
-        rows = [r for r, e in enumerate(edits) if mode == "delta" and control_of(self.spec, e.code) is None
-                and not self.spec.is_categorical(e.code) and self.bundle.recipe(e.code, e.value).colour]
-        if not rows:
-            return edits
-        cols = torch.tensor([self.spec.code_slice(edits[r].code).start for r in rows], device=latent.device)
-        own = latent[torch.tensor(rows, device=latent.device), cols].double().cpu().tolist()  # one read
-        out = list(edits)
-        for r, o in zip(rows, own):
-            e = edits[r]
-            move = float(wanted[r]) * self.bundle.recipe(e.code, e.value).gain
-            if not (move > 0 and math.isfinite(o)) or abs(e.value - o) * move >= COLOUR_MARGIN:
-                continue
-            low, high = self._ranges.get(e.code, (self.spec.codes[e.code].low, self.spec.codes[e.code].high))  # type: ignore[union-attr]
-            side = 1.0 if e.value > o or (e.value == o and o < (low + high) / 2) else -1.0
-            for v in (o + side * COLOUR_MARGIN / move, o - side * COLOUR_MARGIN / move):
-                if low <= v <= high:
-                    out[r] = Edit(e.code, v)
-                    break
-        return out
+        """Random ``edits`` with each colour edit moved off the face's own value (:func:`genaug.engine.colour.margin_edits`,
+        within the engine's ``bounds``)."""
+        return margin_edits(self.bundle, self._ranges, edits, latent, wanted, mode)
 
     def _rejects(self, x: Tensor, out: Tensor) -> Tensor:
         """(N,) bool on the host: rows the identity gate or the quality gate rejects."""
@@ -354,22 +331,10 @@ class Engine(PhotoIO):
 
     def _edit_latent(self, x: Tensor, base: Tensor, latent: Tensor, edits: list[Edit], wanted: Tensor,
                      mode: str) -> tuple[Tensor, Tensor]:
+        """Latent ``edits`` through the bundle's recipes, rendered (:func:`genaug.engine.render.render_recipes`)."""
         recipes = [self.bundle.recipe(e.code, e.value) for e in edits]
         edited = apply_recipes(latent, self.bundle, edits, wanted, recipes)
-        local = torch.tensor([r.regenerate for r in recipes], dtype=torch.float32)
-        out = render(x, base, self.generate(edited), mode, local)
-        colour = [i for i, r in enumerate(recipes) if r.colour]
-        if colour and mode == "delta":  # a colour edit: the photo's own pixels through a colour transform
-            out[colour] = colour_only(x[colour], out[colour])
-        luma = [i for i, r in enumerate(recipes) if r.luma]
-        if luma and mode == "delta":  # a brightness-only edit: the photo keeps its colour
-            out[luma] = luma_only(x[luma], out[luma]).clamp_(-1, 1)
-        regional = [i for i, r in enumerate(recipes) if r.region is not None]
-        if regional and mode == "delta":  # the change kept where the edit belongs on the face
-            h, w = x.shape[-2:]
-            masks = torch.stack([region_mask(recipes[i].region, h, w, out.dtype, out.device) for i in regional])[:, None]
-            out[regional] = within_region(x[regional], out[regional], masks)
-        return edited, keep_grey(x, out)
+        return edited, render_recipes(x, base, self.generate(edited), recipes, mode)
 
     @torch_defaults()
     @torch.no_grad()

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..faces.framing import face_box, is_known_frame
 from ..images import FrameInfo, from_chw01, luma_weights, match_channels, to_chw01
+from .colour import apply_colour, colour_only, keep_grey
 
 MODES = ("delta", "regenerate")
 
@@ -112,7 +113,6 @@ def recolour(original: Any, transform: Tensor, info: FrameInfo) -> Any:
     """A colour edit (:mod:`genaug.engine.colour`): the whole photo through the colour ``transform``
     (C, 3) fitted on its model frame - the background shifts with the face, texture stays exact.
     A one-channel photo goes through it as a grey RGB photo (its luminance change)."""
-    from .colour import apply_colour, keep_grey
 
     full = to_chw01(original)[0].clone()
     colour = full[: info.channels]
@@ -258,6 +258,27 @@ def within_region(x: Tensor, out: Tensor, masks: Tensor) -> Tensor:
     """The change ``out - x`` of images (N, C, H, W) kept inside each row's region: ``x + masks * (out - x)``
     with ``masks`` (N, 1, H, W) from :func:`region_mask` (in place on ``out``; one dtype for all three)."""
     return torch.lerp(x, out, masks, out=out)
+
+
+def render_recipes(x: Tensor, base: Tensor, edited: Tensor, recipes: list, mode: str) -> Tensor:
+    """:func:`render` of rows edited through ``recipes`` (one :class:`genaug.bundle.EditRecipe` per row), each as its
+    recipe says in ``delta`` mode: local regeneration, a colour edit as the photo's own pixels through a colour
+    transform, a brightness-only edit keeping the photo's colour, a regional one kept where it belongs on the face;
+    a grey photo stays grey."""
+    local = torch.tensor([r.regenerate for r in recipes], dtype=torch.float32)
+    out = render(x, base, edited, mode, local)
+    colour = [i for i, r in enumerate(recipes) if r.colour]
+    if colour and mode == "delta":
+        out[colour] = colour_only(x[colour], out[colour])
+    luma = [i for i, r in enumerate(recipes) if r.luma]
+    if luma and mode == "delta":
+        out[luma] = luma_only(x[luma], out[luma]).clamp_(-1, 1)
+    regional = [i for i, r in enumerate(recipes) if r.region is not None]
+    if regional and mode == "delta":
+        h, w = x.shape[-2:]
+        masks = torch.stack([region_mask(recipes[i].region, h, w, out.dtype, out.device) for i in regional])[:, None]
+        out[regional] = within_region(x[regional], out[regional], masks)
+    return keep_grey(x, out)
 
 
 LOCAL_SIGMA = 1.5  # local-regeneration mask smoothing: Gaussian sigma in px per 64 px of width

@@ -37,7 +37,7 @@ from ..images import MIN_SIDE
 from ..io import printable
 from .hdf5 import FORMAT, LAYOUT_VERSION, parts_dir_of
 from .parts import PartWriter, merge_parts
-from .runs import RunFiles, describe_skipped
+from .runs import RunFiles, describe_skipped, gate_key
 from .settings import ExpandSettings, check_arguments, check_out, code_columns, output_shape
 from .sources import ExpandError, Source, open_source, to_channels
 
@@ -228,22 +228,6 @@ def _file_attrs(b: Bundle, src: Source, s: ExpandSettings, seed: int, run_key: s
     }
 
 
-def _gate_name(gate: Any) -> str | None:
-    """The identity gate as the run key records it: a shipped judge's name ("dlib", "student"), else the callable's
-    qualified name and a hash of its code (a resume or rerun with another gate is then another run, not a silent mix
-    or no-op; values a closure captures are not seen)."""
-    if gate is None:
-        return None
-    name = getattr(gate, "name", None)
-    if isinstance(name, str) and type(gate).__module__.startswith("genaug."):
-        return name
-    fn = gate if hasattr(gate, "__qualname__") else type(gate)
-    code = getattr(fn, "__code__", None)
-    body = "" if code is None else ":" + hashlib.sha256(code.co_code + repr(
-        (code.co_names, [c for c in code.co_consts if not hasattr(c, "co_code")])).encode()).hexdigest()[:12]
-    return f"{getattr(fn, '__module__', '?')}.{fn.__qualname__}{body}"
-
-
 def _make_engine(bundle: Any, device: str, s: ExpandSettings, gate: Any) -> Any:
     from ..engine.core import Engine
 
@@ -304,6 +288,10 @@ def expand_to_hdf5(
     dlib's units, same person above about 0.59; else the project's embedder, cosine); ``gate`` replaces it with any ``gate(original, augmented) -> (N,)`` (``gate_threshold`` still needed).
     ``quality_threshold`` turns on the quality gate (the shipped realism critic,
     :mod:`genaug.faces.quality`; ``"auto"``: its own threshold).
+    A resume continues only the same run: its run key holds the bundle, seed, settings, source, the gates
+    (:func:`genaug.expand.runs.gate_key`) and whether the ``faces`` extra is installed; another is refused, naming what
+    differs. ``device``, ``workers`` and ``compression`` are not in it: a run resumed on another device continues
+    (its new records differ from the first device's by float rounding only, not by settings).
     """
     t0 = time.time()
     source, out = os.path.expanduser(source), os.path.expanduser(out)  # "~/faces" as a shell reads it
@@ -321,7 +309,7 @@ def expand_to_hdf5(
     engine = _make_engine(bundle, rank_device(device, dist is not None), s, gate)
     s.refine_steps, b = engine.refine_steps, engine.bundle
     key_info = {"bundle": b.identity, "seed": seed, "settings": asdict(s), "source": src.fingerprint(),
-                "layout_version": LAYOUT_VERSION, "gate": _gate_name(engine.gate),
+                "layout_version": LAYOUT_VERSION, "gate": gate_key(engine.gate),
                 "faces_extra": faces_extra_available()}  # dlib frames (framing auto) and places the controls' landmarks
     run_key = hashlib.sha256(json.dumps(key_info, sort_keys=True).encode()).hexdigest()[:16]
     say = lambda m: tqdm.write(m, file=sys.stderr)  # noqa: E731 - skip reports are always shown

@@ -3,6 +3,8 @@ part files, and the checks that make a resume safe (same run key, or refuse with
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -135,6 +137,44 @@ class RunFiles:
                 f"cannot merge: {len(missing)} of {self.n_blocks} blocks are not finished (e.g. {missing[:5]}); "
                 "run the missing shards (or the same command without --shard) first"
             )
+
+
+def gate_key(gate: Any) -> str | None:
+    """The identity gate as the run key records it, so that a resume or rerun with another gate is another run (refused,
+    naming the gate) and not records made under two gates: a shipped judge's name (``"dlib"``, ``"student"``); else the
+    callable's qualified name (a ``functools.partial``'s function; a callable object's ``forward`` or ``__call__``), a
+    hash of its code and the plain values it captures (closure cells, a partial's arguments: numbers, strings, None,
+    tuples of them). Other captured objects and an object's state (a network's weights) are named by their type only:
+    rename such a gate when its behaviour changes."""
+    if gate is None:
+        return None
+    name = getattr(gate, "name", None)
+    if isinstance(name, str) and type(gate).__module__.startswith("genaug."):
+        return name
+    if isinstance(gate, functools.partial):
+        return f"partial({gate_key(gate.func)}, {_plain(gate.args)}, {_plain(tuple(sorted(gate.keywords.items())))})"
+    fn = gate if hasattr(gate, "__code__") else getattr(type(gate), "forward", type(gate).__call__)
+    code, cells = getattr(fn, "__code__", None), getattr(fn, "__closure__", None) or ()
+    body = "" if code is None else ":" + hashlib.sha256(code.co_code + repr(
+        (code.co_names, [c for c in code.co_consts if not hasattr(c, "co_code")])).encode()).hexdigest()[:12]
+    captured = "" if not cells else _plain(tuple(_cell(c) for c in cells))
+    return f"{getattr(fn, '__module__', '?')}.{fn.__qualname__}{body}{captured}"
+
+
+def _cell(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell (a name bound later)
+        return None
+
+
+def _plain(values: Any) -> str:
+    """``values`` as the run key records them: plain values by their repr, other objects by their type's name."""
+    if values is None or isinstance(values, (bool, int, float, str)):
+        return repr(values)
+    if isinstance(values, (tuple, list)):
+        return "(" + ", ".join(_plain(v) for v in values) + ")"
+    return f"<{type(values).__module__}.{type(values).__qualname__}>"
 
 
 def _describe_diff(old: dict[str, Any], new: dict[str, Any], keys: list[str]) -> str:

@@ -30,7 +30,7 @@ FACES = ("largest", "each")
 # Where dlib's 5 landmarks (outer/inner corner of the image-right eye, outer/inner corner of the
 # image-left eye, base of the nose) fall in the model frame (CelebA box 35,55,143,163 of the
 # aligned 178x218 image), as fractions of the side: medians over 186 celeba_id200 crops
-# (dlib detector + 5-point model at 256 px). ``python -m genaug.faces.align`` measures how closely
+# (dlib detector + 5-point model at 256 px). ``python -m genaug.align`` (:mod:`.align_check`) measures how closely
 # aligned photos land on it.
 CANONICAL_LANDMARKS = np.array(
     [[0.7500, 0.5312], [0.6055, 0.5449], [0.2461, 0.5352], [0.3945, 0.5430], [0.4941, 0.8125]], dtype=np.float32)
@@ -202,6 +202,15 @@ class FaceAligner:
         self.stats = {"images": 0, "faces": 0, "no_face": 0}
         self._found: OrderedDict[bytes, tuple[DetectedFace, ...]] = OrderedDict()  # by the photo's content
 
+    def __getstate__(self) -> dict:
+        """Pickled (deepcopy, spawned DataLoader workers) without dlib's models (9 MB): an unpickled aligner takes the
+        process's shared ones (:func:`.identity.dlib_detector`, :func:`.identity.dlib_predictor`)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("detector", "landmarker")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.detector, self.landmarker = dlib_detector(), dlib_predictor()
+
     def detect(self, colour: Tensor) -> list[DetectedFace]:
         """Faces in a (C, H, W) float [0, 1] image, largest first (only the largest for ``"largest"``; a photo with
         no upright face is searched turned sideways and upside down: :func:`detect_faces`).
@@ -302,67 +311,3 @@ def follow_faces(aligner: FaceAligner, colour: Tensor, faces: list[Alignment | N
         out.append(aligner.alignment(near, al.image_hw) if ok else None)
     return out
 
-
-def alignment_error(aligner: FaceAligner, frames: list[Tensor]) -> dict:
-    """How well photos land on the canonical frame, in model pixels and in % of the template's
-    inter-ocular distance: ``fit`` (the 5 detected landmarks after the similarity transform) and
-    ``redetected`` (landmarks found again on the aligned crop by :class:`genaug.faces.identity.DlibJudge`'s
-    fixed-box landmarker). ``frames``: (C, H, W) float [0, 1] photos."""
-    from .identity import DlibJudge
-
-    judge, template = DlibJudge(), aligner.template
-    iod = float(np.linalg.norm(template[:2].mean(0) - template[2:4].mean(0)))
-    fit, redetected, crops = [], [], []
-    for colour in frames:
-        for crop, al in aligner.align(colour)[:1]:
-            fit.append(np.linalg.norm(al.to_model(al.face.landmarks) - template, axis=1).mean())
-            crops.append(crop)
-    if crops:
-        pts = judge.landmarks(torch.stack(crops) * 2 - 1).numpy()
-        redetected = np.linalg.norm(pts - template, axis=2).mean(1).tolist()
-
-    def summary(errors: list[float]) -> dict:
-        e = np.asarray(errors, dtype=np.float64)
-        return {"mean_px": round(float(e.mean()), 3), "median_px": round(float(np.median(e)), 3),
-                "p95_px": round(float(np.quantile(e, 0.95)), 3), "mean_iod_pct": round(float(e.mean() / iod * 100), 2)}
-
-    return {"frames": len(frames), "aligned": len(crops), "no_face": len(frames) - len(crops), "model_size": aligner.size,
-            "inter_ocular_px": round(iod, 2), **({"fit": summary(fit), "redetected": summary(redetected)} if crops else {})}
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """``python -m genaug.faces.align [FOLDER] --n 200``: alignment error on CelebA 178x218 frames, next to
-    the error of the fixed CelebA box crop (the frame the model was trained on)."""
-    import argparse
-    import json
-    from pathlib import Path
-
-    from PIL import Image
-
-    from .framing import CELEBA_FRAMING
-
-    p = argparse.ArgumentParser(prog="python -m genaug.faces.align", description=main.__doc__)
-    p.add_argument("folder", nargs="?", default=str(Path(__file__).resolve().parents[3] / "shared" / "data" / "celeba_id200"))
-    p.add_argument("--n", type=int, default=200)
-    p.add_argument("--size", type=int, default=64)
-    a = p.parse_args(argv)
-    files = sorted(Path(a.folder).rglob("*.jpg"))[:: max(1, len(sorted(Path(a.folder).rglob("*.jpg"))) // a.n)][: a.n]
-    frames = [torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), np.float32) / 255).permute(2, 0, 1) for f in files]
-    res = {"detected_alignment": alignment_error(FaceAligner(a.size), frames)}
-    box = CELEBA_FRAMING["box"]
-    boxed = [torch.nn.functional.interpolate(f[None, :, box[1]:box[3], box[0]:box[2]], size=(a.size, a.size), mode="bilinear",
-                                             antialias=True, align_corners=False)[0].clamp(0, 1) for f in frames]
-    from .identity import DlibJudge
-
-    template = CANONICAL_LANDMARKS * a.size
-    pts = DlibJudge().landmarks(torch.stack(boxed) * 2 - 1).numpy()
-    err = np.linalg.norm(pts - template, axis=2).mean(1)
-    iod = float(np.linalg.norm(template[:2].mean(0) - template[2:4].mean(0)))
-    res["celeba_box_crop"] = {"mean_px": round(float(err.mean()), 3), "median_px": round(float(np.median(err)), 3),
-                              "p95_px": round(float(np.quantile(err, 0.95)), 3), "mean_iod_pct": round(float(err.mean() / iod * 100), 2)}
-    print(json.dumps(res, indent=1))
-    return res
-
-
-if __name__ == "__main__":
-    main()

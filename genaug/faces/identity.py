@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..device import canonical_device, module_on
-from ..engine.batch_calls import Turns
+from ..distenv import Turns
 from .features import DEFAULT_DIR, FaceNet, load_evaluator
 
 JUDGES = ("auto", "dlib", "student", "embedder")
@@ -47,7 +47,7 @@ MODEL_FRAME_BOX = (0.0703, 0.2578, 0.9102, 1.0977)
 EMBEDDER_THRESHOLD = 0.45
 STUDENT_STEM = DEFAULT_DIR / "evaluator_student"
 _JUDGES: dict[tuple[str, str], "IdentityJudge"] = {}
-_DLIB_MODELS: dict[str, Any] = {}  # dlib's detector and 5-point model, made once per process (dlib_detector, dlib_predictor)
+_DLIB_MODELS: dict[str, Any] = {}  # dlib's detector, 5-point model and descriptor, made once per process (dlib_detector, ...)
 
 
 class FacesExtraMissing(ImportError):
@@ -110,8 +110,16 @@ def dlib_predictor() -> Any:
     return _DLIB_MODELS["predictor"]
 
 
+def dlib_encoder() -> Any:
+    """dlib's ResNet face descriptor, loaded once per process and shared (every :class:`DlibJudge`)."""
+    if "encoder" not in _DLIB_MODELS:
+        path = dlib_model("dlib_face_recognition_resnet_model_v1.dat")
+        _DLIB_MODELS["encoder"] = require_dlib().face_recognition_model_v1(str(path))
+    return _DLIB_MODELS["encoder"]
+
+
 class TakingTurns:
-    """dlib's detector, which threads run one at a time (:class:`genaug.engine.batch_calls.Turns`)."""
+    """dlib's detector, which threads run one at a time (:class:`genaug.distenv.Turns`)."""
 
     def __init__(self, detector: Any):
         self.detector, self._turns = detector, Turns()
@@ -213,11 +221,18 @@ class DlibJudge(IdentityJudge):
         dlib = require_dlib()
         if upsample < 64:
             raise ValueError(f"upsample must be >= 64 px, got {upsample}")
-        self._dlib = dlib
         self.upsample, self.chip_size, self.padding = int(upsample), int(chip_size), float(padding)
         self.box = dlib.rectangle(*(round(v * upsample) for v in box))
-        self.landmarker = dlib_predictor()
-        self.encoder = dlib.face_recognition_model_v1(str(dlib_model("dlib_face_recognition_resnet_model_v1.dat")))
+        self._dlib, self.landmarker, self.encoder = dlib, dlib_predictor(), dlib_encoder()  # the process's, shared
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (an engine gated by dlib, sent to a spawned worker) without dlib and its models: an unpickled judge
+        takes the process's shared ones (:func:`dlib_predictor`, :func:`dlib_encoder`)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_dlib", "landmarker", "encoder")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._dlib, self.landmarker, self.encoder = require_dlib(), dlib_predictor(), dlib_encoder()
 
     def landmarks(self, x: Tensor) -> Tensor:
         """dlib's 5 landmarks ``(N, 5, 2)`` (x, y) in pixels of the input's size."""

@@ -1,0 +1,86 @@
+"""A base dataset's items as :class:`genaug.GenerativeAugDataset` takes them apart and puts them back: the image and
+the rest (``(image, target, ...)``, a dict sample's other entries; :func:`split_item`, :func:`join_item`), and
+:class:`SampleMeta`, where a sample came from and what was done to it."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Callable, NamedTuple
+
+from .engine.edits import Edit
+
+IMAGE_KEYS = ("image", "img")  # where a dict sample holds its image
+TARGET_KEYS = ("label", "target", "labels", "targets")  # a dict sample's entry target_transform applies to
+NO_VALUE = float("nan")  # one object, so two metas of an unchanged sample compare equal
+
+
+class DictRest(NamedTuple):
+    """What a dict sample holds besides its image (``key``: where the image goes back)."""
+
+    key: str
+    entries: dict[str, Any]
+
+
+class SampleMeta(NamedTuple):
+    """Where a sample came from and what was done to it. A named tuple of plain values, so
+    ``DataLoader``'s default collate batches it (``code`` -1 / ``value`` NaN: no edit)."""
+
+    source: int  # index in the base dataset
+    variant: int  # 0..per_source-1 (0 is the original when include_original)
+    original: bool
+    code: int  # the edited code's index, -1 when the image is unchanged
+    value: float  # the value it was set to (category or continuous value; NaN when unchanged)
+    relative: bool  # value is a category offset from the face's own (a planned random edit)
+    description: str
+    score: float  # reconstruction score of the source's inversion
+
+    @classmethod
+    def of(cls, source: int, variant: int, edit: Edit | None, description: str, score: float, original: bool = False) -> "SampleMeta":
+        if edit is None:
+            return cls(source, variant, original, -1, NO_VALUE, False, description, score)
+        return cls(source, variant, original, int(edit.code), float(edit.value), bool(edit.relative), description, score)
+
+    @property
+    def edit(self) -> Edit | None:
+        """The edit as an :class:`~genaug.engine.edits.Edit` (None when the image is unchanged)."""
+        return None if self.code < 0 else Edit(self.code, self.value, self.relative)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self._asdict().items() if k not in ("code", "value", "relative")}
+        d["edit"] = None if self.edit is None else {"code": self.code, "value": self.value}
+        return d
+
+
+def split_item(item: Any, src: int) -> tuple[Any, Any]:
+    """Base item ``src`` -> (image, the rest): ``(image, target, ...)``, a dict sample (its ``"image"`` or ``"img"``
+    entry; the other entries are the rest, a :class:`DictRest`) or a bare image (rest None)."""
+    if isinstance(item, (tuple, list)):
+        return item[0], tuple(item[1:])
+    if isinstance(item, Mapping):
+        key = next((k for k in IMAGE_KEYS if k in item), None)
+        if key is None:
+            raise ValueError(f"base item {src} is a dict without an image entry {IMAGE_KEYS}: keys {list(item)}")
+        return item[key], DictRest(key, {k: v for k, v in item.items() if k != key})
+    return item, None
+
+
+def join_item(image: Any, rest: Any, meta: SampleMeta, return_meta: bool, target_transform: Callable | None) -> Any:
+    """The item :func:`split_item` took apart, with ``image`` in it and ``target_transform`` applied to its first
+    target (a dict sample's label entry); with ``return_meta``, ``meta`` last (a dict's ``"meta"`` entry)."""
+    if isinstance(rest, DictRest):  # a dict sample comes back a dict (meta under "meta")
+        entries = dict(rest.entries)
+        if return_meta and "meta" in entries:  # not overwritten silently
+            raise ValueError(f"dict sample {meta.source} has a 'meta' entry of its own, which return_meta=True would "
+                             "replace: rename it, or leave return_meta off and read ds.meta(i)")
+        if target_transform is not None:  # applied to its label entry
+            label = next((k for k in TARGET_KEYS if k in entries), None)
+            if label is None:
+                raise ValueError(f"target_transform: dict sample {meta.source} has no label entry {TARGET_KEYS}: "
+                                 f"keys {list(entries)}")
+            entries[label] = target_transform(entries[label])
+        return {**entries, rest.key: image, **({"meta": meta} if return_meta else {})}
+    if target_transform is not None and isinstance(rest, tuple) and rest:
+        rest = (target_transform(rest[0]), *rest[1:])
+    parts = (image, *(rest or ()))
+    if return_meta:
+        parts = (*parts, meta)
+    return parts if rest is not None or return_meta else image  # an (image,) item stays a 1-tuple
