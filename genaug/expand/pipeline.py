@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..bundle.format import Bundle
 from ..distenv import init_distributed, rank_device
+from ..engine.codes import control_of
 from ..engine.edits import derive_seed, variant_edits
 from ..faces.identity import faces_extra_available
 from ..images import MIN_SIDE
@@ -125,8 +126,8 @@ class _Job:
                         images[j], applied = e.place(out[r], imgs[k], frames[k], info.edits[r], bool(info.kept[r]), drawn=True)
                     else:
                         images[j], applied = to_uint8(out[r]), info.edits[r]
-                    if info.kept[r]:
-                        codes[j, applied.code] = applied.value
+                    if info.kept[r] and not (applied.value == 0 and control_of(e.spec, applied.code) is not None):
+                        codes[j, applied.code] = applied.value  # (a control with no room on the face rendered nothing: NaN)
             yield {
                 "images": np.stack([images[j] for j in range(len(chunk))]),
                 "label": np.array([self.src.label(idx[k]) for k, _, _ in chunk], np.int64),
