@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import CELEBA_ID200, OLIVETTI, need
+from conftest import CELEBA_ID200, OLIVETTI, UTKFACE, need, needs_dlib, noise_pngs
 from genaug.cli.expand import main
 from genaug.expand import ExpandError, expand_to_hdf5
 from genaug.expand.hdf5 import HDF5FaceDataset
@@ -280,6 +280,41 @@ def test_real_faces_celeba_paste_back(tmp_path, tiny_bundle_path):
     mask = np.ones(orig.shape[:2], bool)
     mask[55:163, 35:143] = False  # CelebA face box: only it changes
     np.testing.assert_array_equal(imgs[0][mask], orig[mask])
+
+
+@needs_dlib
+@pytest.mark.parametrize("size", ["model", "source"])
+def test_a_control_with_no_room_on_the_face_is_recorded_nan_as_unedited(tmp_path, size, capsys):
+    # utkface_128 photos 03472 and 02080 are near profile (the 5-point fit: 50 and 48 degrees): yaw and drawn glasses
+    # leave them as they are ("no room"; the Dataset's meta and last_info say unchanged), but their HDF5 `codes` read
+    # yaw 0.0 / drawn_glasses 0.0, so a reader counting edited records by non-NaN codes counted these unedited ones;
+    # and the run said nothing of it (it names variants the gates or framing=detect left unedited)
+    root = need(UTKFACE) / "images"
+    src = tmp_path / "profiles"
+    src.mkdir()
+    for name in ("03472.jpg", "02080.jpg"):
+        shutil.copy(root / name, src / name)
+    out = tmp_path / "o.h5"
+    expand_to_hdf5(src, out, 2, codes=["yaw", "drawn_glasses"], size=size, seed=0, device="cpu", progress=False)
+    with h5py.File(out) as f:
+        assert f["codes"].shape == (4, len(json.loads(f.attrs["code_names"])))
+        assert np.isnan(f["codes"][()]).all(), f["codes"][()]
+        if size == "source":
+            for i, path in enumerate(f["source_path"].asstr()[()]):
+                np.testing.assert_array_equal(f["images"][i], np.asarray(Image.open(src / path).convert("RGB")))
+    assert "4 variant(s) kept the unedited source: their control had no room on the face" in capsys.readouterr().err
+
+
+@needs_dlib
+def test_controls_left_undone_for_want_of_a_face_are_named_by_the_run(tmp_path, capsys):
+    # codes=["light"] on photos with no face (framing auto): records are the unedited source, codes NaN, as documented,
+    # but the run said only "wrote 2 records" (it named such photos only under framing=detect)
+    src = noise_pngs(tmp_path / "noise", shape=(96, 96, 3))
+    out = tmp_path / "o.h5"
+    expand_to_hdf5(src, out, 1, codes=["light"], seed=0, device="cpu", progress=False)
+    with h5py.File(out) as f:
+        assert np.isnan(f["codes"][()]).all()
+    assert "2 variant(s) kept the unedited source: no face found for their control" in capsys.readouterr().err
 
 
 def test_reader_in_dataloader_workers(reference):

@@ -108,12 +108,14 @@ def file_index(name: Path) -> int:
 
 
 def augment_chunk(engine: Any, images: list[np.ndarray], indices: list[int], variants: int, seed: int,
-                  no_face: list[int] | None = None) -> list[list[Any]]:
+                  no_face: list[int] | None = None, unchanged: list[int] | None = None) -> list[list[Any]]:
     """``variants`` augmentations of each image (one inversion per image); image ``k`` draws its
     edits from (seed, indices[k]) (:func:`file_index`). A planned ``yaw`` / ``light`` on an image in which no face
     was found is re-drawn among the latent codes (:meth:`Engine.replace_unplaced_variant`, as the Dataset and
     expand do); images with variants that still come back unchanged for want of a face (``framing="detect"`` found
-    none, or only controls may be drawn) have their positions appended to ``no_face``."""
+    none, or only controls may be drawn) have their positions appended to ``no_face``; those with a variant that comes
+    back unchanged though a face was found (a control with no room on it, a near-profile face; every gate try
+    rejected), to ``unchanged``."""
     x, frames = engine.frame(images)
     x = x.to(engine.device)
     inv = engine.invert(x)
@@ -131,6 +133,9 @@ def augment_chunk(engine: Any, images: list[np.ndarray], indices: list[int], var
     pasted = engine.unframe(out, [images[k] for k in rows], [frames[k] for k in rows], info, drawn=True)
     if no_face is not None:
         no_face.extend(sorted({k for r, k in enumerate(rows) if engine.faceless(info.edits[r], frames[k])}))
+    if unchanged is not None:
+        unchanged.extend(sorted({k for r, k in enumerate(rows)
+                                 if not bool(info.kept[r]) and not engine.faceless(info.edits[r], frames[k])}))
     return [pasted[k * variants:(k + 1) * variants] for k in range(len(images))]
 
 
@@ -159,7 +164,7 @@ def run_augment(args: argparse.Namespace) -> Path:
     engine = Engine(args.bundle, device=args.device, mode=args.mode, refine_steps=args.refine_steps, seed=args.seed,
                     framing=args.framing, codes=codes, strength=args.strength)
     out.mkdir(parents=True, exist_ok=True)
-    sheet_rows, written, skipped, faceless, stale = [], 0, list(others), [], []
+    sheet_rows, written, skipped, faceless, stale, kept_as_is = [], 0, list(others), [], [], []
     for path in others:
         print(f"genaug augment: skipped {path}: not an image file", file=sys.stderr)
     bar = tqdm(total=len(names), desc="augmenting", unit="img", disable=getattr(args, "quiet", False))
@@ -172,10 +177,14 @@ def run_augment(args: argparse.Namespace) -> Path:
             tqdm.write(f"genaug augment: skipped {path}: {e}", file=sys.stderr)  # above the bar, not on its line
             continue
         no_face: list[int] = []
-        variants = augment_chunk(engine, [photo.pixels], [file_index(name)], args.variants, args.seed, no_face)[0]
+        unchanged: list[int] = []
+        variants = augment_chunk(engine, [photo.pixels], [file_index(name)], args.variants, args.seed, no_face,
+                                 unchanged)[0]
         if no_face:
             faceless.append(path)
             tqdm.write(f"genaug augment: no face found in {path}: variants written unchanged", file=sys.stderr)
+        elif unchanged:
+            kept_as_is.append(path)
         stem = out / stems[path]
         stem.parent.mkdir(parents=True, exist_ok=True)
         for i, v in enumerate(variants):
@@ -195,6 +204,9 @@ def run_augment(args: argparse.Namespace) -> Path:
     atomic_write(out / "contact_sheet.png", lambda tmp: sheet.save(tmp, format="PNG"))
     note = f"; skipped {len(skipped)} file(s) (not images, unreadable or too small): {named(skipped)}" if skipped else ""
     note += f"; no face found in {len(faceless)} image(s), written unchanged: {named(faceless)}" if faceless else ""
+    note += (f"; {len(kept_as_is)} image(s) with variants written unchanged (no room for the control on the face, e.g. "
+             f"near profile; a colour edit that changed no pixel; every gate try rejected): {named(kept_as_is)}"
+             if kept_as_is else "")
     note += (f"; {len(stale)} file(s) of an earlier run with more --variants left in {out}: {named(stale)}"
              if stale else "")
     print(f"wrote {written} augmented images and {out / 'contact_sheet.png'} to {out.resolve()}{note}")

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..bundle.format import Bundle
 from ..distenv import init_distributed, rank_device
+from ..engine.codes import control_of
 from ..engine.edits import derive_seed, variant_edits
 from ..faces.identity import faces_extra_available
 from ..images import MIN_SIDE
@@ -73,6 +74,7 @@ class _Job:
     out_hw: tuple[int, int] | None  # fixed output (H, W) for --size source|WxH, None = model size
     resize: bool  # resize sources to out_hw (WxH) rather than skip mismatches (source)
     code_names: list[str]
+    unedited: dict[str, int] = field(default_factory=lambda: {"no face": 0, "no room": 0})  # variants left as the source
 
     def load(self, i: int) -> tuple[np.ndarray | None, str]:
         channels = self.engine.channels
@@ -120,12 +122,15 @@ class _Job:
                     k = chunk[j][0]
                     if e.faceless(info.edits[r], frames[k]):  # no face found: the source, unedited
                         images[j] = imgs[k] if self.out_hw is not None else to_uint8(x[k])
+                        self.unedited["no face"] += 1
                         continue
                     if self.out_hw is not None:  # a control's value as applied to the face (yaw: scaled into its room)
                         images[j], applied = e.place(out[r], imgs[k], frames[k], info.edits[r], bool(info.kept[r]), drawn=True)
                     else:
                         images[j], applied = to_uint8(out[r]), info.edits[r]
-                    if info.kept[r]:
+                    no_room = applied.value == 0 and control_of(e.spec, applied.code) is not None
+                    self.unedited["no room"] += int(bool(info.kept[r]) and no_room)
+                    if info.kept[r] and not no_room:  # (a control with no room on the face rendered nothing: NaN)
                         codes[j, applied.code] = applied.value
             yield {
                 "images": np.stack([images[j] for j in range(len(chunk))]),
@@ -191,6 +196,11 @@ def _expand_blocks(job: _Job, files: Any, todo: list[int], shape: tuple[int, int
         if job.engine.stats["no_face"]:
             say(f"no face found in {job.engine.stats['no_face']} source image(s) (framing=detect): "
                 "their records are the unedited source (codes NaN)")
+        elif job.unedited["no face"]:  # framing auto: a control (yaw, light) with no face and no latent code to re-draw
+            say(f"{job.unedited['no face']} variant(s) kept the unedited source: no face found for their control (codes NaN)")
+        if job.unedited["no room"]:
+            say(f"{job.unedited['no room']} variant(s) kept the unedited source: their control had no room on the face "
+                "(a near-profile face is not turned and gets no frames; codes NaN)")
         if job.engine.stats["dropped"]:  # the gates rejected every try: those records are the unedited source
             say(f"{job.engine.stats['dropped']} variant(s) kept the unedited source after the gates rejected every re-draw "
                 f"(identity gate re-draws {job.engine.stats['gated']}, quality rejections {job.engine.stats['quality_rejected']}; "
