@@ -317,6 +317,13 @@ def test_controls_left_undone_for_want_of_a_face_are_named_by_the_run(tmp_path, 
     assert "2 variant(s) kept the unedited source: no face found for their control" in capsys.readouterr().err
 
 
+def test_reader_names_classes_as_torchvision_does(reference):
+    ds = HDF5FaceDataset(reference)
+    assert ds.classes == ["alice", "bob"] and ds.class_to_idx == {"alice": 0, "bob": 1}
+    _, label = ds[5]
+    assert ds.classes[label] == "alice"
+
+
 def test_reader_in_dataloader_workers(reference):
     from torch.utils.data import DataLoader
 

@@ -217,6 +217,16 @@ class HDF5FaceDataset(Dataset):
             self._rows: np.ndarray | None = None if variants is None else self._select(f, variants)
         self._n = self._records if self._rows is None else len(self._rows)
 
+    @property
+    def classes(self) -> list[str]:
+        """The class names, as torchvision's ``ImageFolder.classes`` (``class_names``; empty if the file has none)."""
+        return list(self.class_names)
+
+    @property
+    def class_to_idx(self) -> dict[str, int]:
+        """Class name -> label, as torchvision's ``ImageFolder.class_to_idx``."""
+        return {c: i for i, c in enumerate(self.class_names)}
+
     def _stat(self) -> tuple[int, int]:
         st = os.stat(self.path)
         return st.st_dev, st.st_ino
