@@ -90,6 +90,51 @@ def fit_regressors(f: Tensor, refit: bool, work: dict) -> Tensor:
     return t
 
 
+HUE_TURN = 10.0  # degrees: the most a colour transform may turn the hue of a colourful face's mean colour (keep_hue)
+KEPT_CHROMA = 0.5  # the least share of that colour's own chroma it keeps (a pale face stays its colour, paler)
+COLOURFUL = (0.15, 0.25)  # a face's chroma over its luminance from which keep_hue starts to act, and fully acts
+
+
+def edit_transform(src: Tensor, dst: Tensor) -> Tensor:
+    """The colour transform a colour edit applies to the photo ``src`` whose model frame it rendered as ``dst`` (both
+    (N, C, H, W) in model units): :func:`fit_colour`, then :func:`keep_hue`."""
+    return keep_hue(torch.add(_HALF, sample_grid(src), alpha=0.5), fit_colour(src, dst))
+
+
+def keep_hue(s: Tensor, t: Tensor) -> Tensor:
+    """The transforms ``t`` (N, C, 3) of the photos ``s`` (N, C, H, W; image scale, a grid of the model frame) changed, where they
+    take a colourful face out of its hue, by the least change of the channels' gains on their own chroma (``p - lum``;
+    grey pixels unchanged) that gives the face's colour - the mean of the centre of the model frame - at least
+    ``KEPT_CHROMA`` of its chroma, turned at most ``HUE_TURN``: a "pale" edit of dark skin desaturated it past grey
+    (blue's gain near or below 0, an offset cooler than the skin), turning brown skin ashy grey-blue. A face with
+    little colour of its own (chroma under ``COLOURFUL[0]`` of its luminance) takes the transform as it is, as does
+    every face whose hue it keeps (light faces under every code). In place; returns ``t``."""
+    c, h, w = t.shape[1], s.shape[2], s.shape[3]
+    if c == 1:
+        return t
+    centre = part(s, (None, None, (h // 4, h - h // 4), (w // 4, w - w // 4)))
+    lum = centre.mean(1, keepdim=True)  # the face's mean channels, luminance and offset weight (black_weight)
+    m = torch.cat((centre, lum, torch.mul(lum, constant(1 / BLACK_RAMP, lum.dtype, lum.device)).clamp_(0, 1)), 1).mean((2, 3)).to(t.dtype)
+    own = m[:, :c] - m[:, c : c + 1]  # the face's chroma, and through t:
+    new = (t * torch.stack((m[:, :c], m[:, c : c + 1].expand(-1, c), m[:, c + 1 : c + 2].expand(-1, c)), -1)).sum(-1)
+    new = new - new.mean(1, keepdim=True)
+    size = own.square().sum(1, keepdim=True).clamp(min=1e-12)
+    along = (own * new).sum(1, keepdim=True) / size  # the share of its chroma kept; across: the turn
+    across = new - along * own
+    kept = along.clamp(min=KEPT_CHROMA)
+    turn = (math.tan(math.radians(HUE_TURN)) * kept * size.sqrt() / across.norm(dim=1, keepdim=True).clamp(min=1e-12)).clamp(max=1)
+    gate = ((own.norm(dim=1, keepdim=True) / m[:, c : c + 1].clamp(min=1e-6) - COLOURFUL[0]) / (COLOURFUL[1] - COLOURFUL[0])).clamp(0, 1)
+    change = gate * ((kept - along) * own + (turn - 1) * across)  # wanted in the face's chroma
+    # gains d with (d_i own_i) - its mean = change, least squares with a small ridge: (D P D + e I) d = D change, the
+    # matrix diagonal minus own own^T / C, solved by Sherman-Morrison
+    diag = own.square().add_(0.05 * size)
+    y, z = own * change / diag, own / diag
+    d = y.addcmul_(z, (own * y).sum(1, keepdim=True) / (c - (own * z).sum(1, keepdim=True)))
+    t[..., 0] += d
+    t[..., 1] -= d
+    return t
+
+
 BLACK_RAMP = 0.15  # luminance (image scale) below which a colour transform's offset fades out linearly to 0 at black
 
 
@@ -255,8 +300,8 @@ def _eye(c: int, dtype: torch.dtype, device: torch.device) -> Tensor:
 
 
 def colour_only(x: Tensor, out: Tensor) -> Tensor:
-    """``out`` replaced by the colour transform of ``x`` that best explains it (same shape)."""
-    return apply_colour(x, fit_colour(x, out))
+    """``out`` replaced by the colour transform of ``x`` that best explains it, its face's hue kept (same shape)."""
+    return apply_colour(x, edit_transform(x, out))
 
 
 def is_grey(x: Tensor, tolerance: float = GREY_TOLERANCE, low: float = -1.0) -> Tensor:
