@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .glasses import add_glasses, glasses_room
 from .landmarks import landmarks_found_once
-from .light import relight
+from .light import light_room, relight
 from .pose import rotate_yaw, turn_room
 from .shape import images_checked
 
@@ -84,6 +84,7 @@ class ImageControl:
             t = torch.where(v > 0, v / max(hi, 1e-9), v / min(lo, -1e-9)).clamp(0, 1)
             own = torch.where(v > 0, t * reach_up, -t * reach_down)
             other = torch.where(v > 0, -t * reach_down, t * reach_up)  # a face with no room that way turns the other
+            own = torch.where(torch.where(v > 0, above >= hi, below >= -lo), v, own)  # room for all the draws: v as drawn
             return torch.where((own.abs() < self.min_step) & (other.abs() >= self.min_step), other, own)
         return torch.maximum(torch.minimum(v, above), -below)
 
@@ -124,10 +125,11 @@ IMAGE_CONTROLS: dict[str, ImageControl] = {
                         room=turn_room),
     "light": ImageControl("light", -75.0, 75.0, _light,
                           summary=f"main light azimuth (elevation {LIGHT_ELEVATION:g}, strength {LIGHT_STRENGTH:g}; "
-                                  "shaded with a generic 3D face)"),
+                                  "shaded with a generic 3D face; fading out on a face turned 40-50 deg, "
+                                  "none beyond 47.5 deg)", room=light_room),
     "light_up": ImageControl("light_up", -30.0, 60.0, _light_up,
                              summary=f"main light elevation, in front of the face (strength {LIGHT_STRENGTH:g}; "
-                                     "shaded with a generic 3D face)"),
+                                     "shaded with a generic 3D face; none on a face turned beyond 47.5 deg)", room=light_room),
     "drawn_glasses": ImageControl("drawn_glasses", 0.0, 1.0, _drawn_glasses, min_step=0.6, unit="",
                                summary="draw eyeglass frames (value: their opacity; placed by the 5 landmarks; "
                                        "none on a face turned beyond 40 deg)", room=glasses_room),

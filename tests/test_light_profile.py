@@ -1,0 +1,60 @@
+"""The light on near-profile faces: it fades out from 40 to 50 degrees of yaw; a face it would barely change has no room."""
+import albumentations as A
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import genaug
+from conftest import UTKFACE, need, needs_dlib, utk_photo
+from genaug.expand import expand_to_hdf5
+
+# utkface_128 03472: the 5-point fit puts it at 49.6 degrees, where the fade left 4 % of the light (at most 2 levels
+# changed) while last_info, the Dataset's meta and HDF5 `codes` reported "light=-60.0"; 01127: 45.1 degrees, half
+# the light (27 levels); 03000: 6.6 degrees, all of it
+PROFILE, HALF, FRONTAL = 3472, 1127, 3000
+NO_ROOM = "unchanged (no room for the control on this face)"
+pytestmark = pytest.mark.data
+
+
+def _batch(*numbers: int) -> torch.Tensor:
+    folder = need(UTKFACE)
+    return torch.stack([torch.from_numpy(utk_photo(folder, i).copy()).permute(2, 0, 1) for i in numbers]).float() / 127.5 - 1
+
+
+@needs_dlib
+@pytest.mark.parametrize("name", ["light", "light_up"])
+def test_a_face_the_fade_leaves_almost_no_light_has_no_room(name):
+    from genaug.faces.controls import IMAGE_CONTROLS
+
+    control, x = IMAGE_CONTROLS[name], _batch(PROFILE, HALF, FRONTAL)
+    v = -20.0 if name == "light_up" else -60.0
+    assert control.fit(x, v).tolist() == [0.0, v, v]
+    assert control.fit(x, v, drawn=(control.low, control.high)).tolist() == [0.0, v, v]  # a draw as drawn, or nothing
+    out, applied = control.fit_apply(x, v)
+    assert torch.equal(out[0], x[0]) and applied.tolist() == [0.0, v, v]
+
+
+@needs_dlib
+def test_the_light_on_a_near_profile_photo_is_reported_unchanged():
+    photo = utk_photo(need(UTKFACE), PROFILE)
+    aug = genaug.GenerativeFaceAug(p=1.0, codes=["light"])
+    for seed in range(3):
+        out = A.Compose([aug], seed=seed)(image=photo)["image"]
+        assert np.array_equal(out, photo)
+        assert aug.last_info.descriptions == [NO_ROOM] and not bool(aug.last_info.kept[0])
+    ds = genaug.GenerativeAugDataset([(photo, 0)], variants=2, codes=["light"], seed=0, return_meta=True)
+    metas = [ds[i][2] for i in range(2)]  # the samples' metas: as applied
+    assert [m.description for m in metas] == [NO_ROOM] * 2 and all(m.code == -1 and np.isnan(m.value) for m in metas)
+
+
+@needs_dlib
+@pytest.mark.parametrize("size", ["model", "source"])
+def test_the_light_on_a_near_profile_photo_is_recorded_nan(tmp_path, size):
+    src = tmp_path / "profile"
+    src.mkdir()
+    (src / "03472.jpg").write_bytes((need(UTKFACE) / "images" / "03472.jpg").read_bytes())
+    out = tmp_path / "o.h5"
+    expand_to_hdf5(src, out, 2, codes=["light"], size=size, seed=0, device="cpu", progress=False)
+    with h5py.File(out) as f:
+        assert np.isnan(f["codes"][()]).all(), f["codes"][()]
