@@ -43,7 +43,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 from genaug.faces.identity import EmbedderJudge, IdentityJudge, get_judge
 from genaug.faces.metrics import (attribute_names, attribute_probabilities, compute, extract_features, frechet_with_floor, identity_similarity, resolve_feature_net)
 from genaug.engine.edits import Edit, code_values
-from genaug.training.evaluators import load_identity_folder
+from genaug.training.data import load_identity_folder
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_id200"
 

@@ -15,7 +15,7 @@ from torch import Tensor
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from genaug.training.evaluators import IdentityFolder, load_identity_folder
+from genaug.training.data import IdentityFolder, load_identity_folder
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 ID200 = SHARED / "celeba_id200"

@@ -32,7 +32,7 @@ MIN_SAME_PERSON = 0.8
 
 @pytest.fixture(scope="module")
 def faces():
-    from genaug.training.evaluators import load_identity_folder
+    from genaug.training.data import load_identity_folder
 
     root = need(CELEBA_ID200)
     data = load_identity_folder(root, 64)

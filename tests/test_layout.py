@@ -70,13 +70,37 @@ def test_no_import_circles():
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
-def test_dlibs_side_of_faces_stands_below_the_engine():
-    # faces.identity took its thread lock (Turns) from the engine's batch internals (engine.batch_calls): the dlib
-    # models, which the engine uses, depended on the engine; the lock lives in genaug.distenv, below both
+def _reached(graph: dict[str, set[str]], name: str) -> set[str]:
+    """The genaug modules ``name`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        for dep in graph.get(todo.pop(), ()):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_the_faces_package_stands_below_the_engine():
+    # faces.identity took its thread lock (Turns) from the engine's batch internals (engine.batch_calls), and the drawn
+    # glasses their grey checks from engine.colour: the lock lives in genaug.distenv, the grey checks in genaug.grey
     graph = import_graph()
-    for name in ("genaug.faces.identity", "genaug.faces.align", "genaug.faces.landmarks"):
-        assert not {d for d in graph[name] if d.startswith("genaug.engine")}, name
+    faces = sorted(n for n in graph if n == "genaug.faces" or n.startswith("genaug.faces."))
+    assert len(faces) > 15
+    for name in faces:
+        assert not {d for d in _reached(graph, name) if d.startswith("genaug.engine")}, name
     assert "genaug.distenv" in graph["genaug.faces.identity"] and "genaug.distenv" in graph["genaug.batch"]
+    assert "genaug.grey" in graph["genaug.faces.glasses"] and "genaug.grey" in graph["genaug.engine.colour"]
+    # and at run time: the faces modules imported one by one in a fresh process (genaug's own __init__, which loads
+    # the engine's front ends, left out) load no engine module (the first faces module to load one is named)
+    code = ("import importlib, sys, types; pkg = types.ModuleType('genaug'); pkg.__path__ = [sys.argv[1]]; "
+            "sys.modules['genaug'] = pkg\n"
+            "for name in sys.argv[2:]:\n"
+            "    importlib.import_module(name); engine = sorted(m for m in sys.modules if m.startswith('genaug.engine'))\n"
+            "    assert not engine, (name, engine)")
+    run = subprocess.run([sys.executable, "-c", code, str(ROOT), *faces], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr[-500:]
 
 
 def test_the_cycle_finder_finds_a_planted_cycle():

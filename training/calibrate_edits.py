@@ -60,7 +60,7 @@ DEFAULT_SHIFTS = (0.0, 1.0, 2.0, 3.0)
 def load_labelled(folder: str | Path, size: int, split: str | None, n: int, seed: int) -> tuple[Tensor, Tensor, list[str]]:
     """Up to ``n`` faces in [-1, 1] (seeded choice), their -1/+1 attribute labels and the attribute names."""
     from .data import _read_attributes, load_faces
-    from .evaluators import load_identity_folder
+    from .data import load_identity_folder
 
     root = Path(folder)
     csv_path = root / "attributes.csv"

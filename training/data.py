@@ -6,6 +6,9 @@ are cached in ``~/.cache/genaug`` (keyed by the content of every file and the si
 run starts at once. An optional CSV of attributes (CelebA style: ``filename,...,Attr,...`` with -1/+1
 values) provides labels for attribute-bound codes; an empty cell is an unknown label (held as 0), so faces
 without labels (e.g. another face set) can train alongside labelled ones.
+
+A folder of people (``<identity>/<image>``: :func:`load_identity_folder`, an :class:`IdentityFolder` labelled by
+person, CelebA-framed) feeds the measuring nets, the identity student and the benchmarks.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from genaug.faces.framing import face_box
+from genaug.faces.framing import CELEBA_FRAMING, face_box
 from genaug.io import files_key, list_images, open_photo, save_npz_atomic
 
 
@@ -199,6 +202,56 @@ def load_faces(
     elif attributes not in ("auto", None, ""):
         raise FileNotFoundError(f"attribute file not found: {csv_path}")
     return FaceData(images, [str(p) for p in good], attrs, names, not_labels)
+
+
+def load_framed_face(path: str | Path, size: int = 64) -> np.ndarray:
+    """One face as uint8 (size, size, 3), framed like the bundles (genaug.bundle.CELEBA_FRAMING:
+    CelebA-shaped frames use the centre box 35,55,143,163, other images a centre square)."""
+    return load_face(path, size, 3, CELEBA_FRAMING)
+
+
+@dataclass
+class IdentityFolder:
+    """An ImageFolder of identities held in memory: uint8 NCHW images, labels, relative paths, splits."""
+
+    images: Tensor
+    labels: Tensor
+    paths: list[str]
+    classes: list[str]
+    splits: list[str] | None  # "train"/"val"/"test" per image when the folder has splits.csv
+
+    def where(self, split: str) -> Tensor:
+        if self.splits is None:
+            raise ValueError("this folder has no splits")
+        return torch.tensor([i for i, s in enumerate(self.splits) if s == split], dtype=torch.long)
+
+
+def load_identity_folder(root: str | Path, size: int = 64, cache_dir: str | Path | None = None) -> IdentityFolder:
+    """Load ``root/<identity>/<image>`` (cached as npz in ``~/.cache/genaug``); reads
+    ``root/splits.csv`` (path, ..., split) when present."""
+    root = Path(root)
+    files = [p for p in list_images(root) if p.parent != root]
+    if not files:
+        raise ValueError(f"{root} is not an ImageFolder (<identity>/<image> sub-folders)")
+    rel = [str(p.relative_to(root)) for p in files]
+    key = files_key(files, root, "idfolder", size)
+    cache = Path(cache_dir or os.environ.get("GENAUG_CACHE", Path.home() / ".cache" / "genaug")) / f"idfolder-{key}.npz"
+    if cache.exists():
+        arr = np.load(cache, allow_pickle=False)["images"]
+    else:
+        arr = np.stack([load_framed_face(p, size) for p in files])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        save_npz_atomic(cache, images=arr)
+    classes = sorted({p.parent.name for p in files})
+    idx = {c: i for i, c in enumerate(classes)}
+    labels = torch.tensor([idx[p.parent.name] for p in files])
+    splits = None
+    sp = root / "splits.csv"
+    if sp.exists():
+        with open(sp, newline="") as f:
+            table = {r["path"]: r["split"] for r in csv.DictReader(f)}
+        splits = [table.get(r, "train") for r in rel]
+    return IdentityFolder(torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous(), labels, rel, classes, splits)
 
 
 def split_holdout(data: FaceData, n_holdout: int, seed: int = 0) -> tuple[FaceData, FaceData]:

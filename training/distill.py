@@ -42,8 +42,8 @@ from genaug.faces.features import load_evaluator, save_evaluator
 from genaug.faces.identity import DLIB_THRESHOLD, DlibJudge, IdentityJudge, get_judge, load_student
 from genaug.faces.metrics import roc_auc, tar_at_far, verification_pairs
 from genaug.io import write_safetensors
-from .data import load_faces
-from .evaluators import export_evaluator, load_identity_folder, to_float
+from .data import load_faces, load_identity_folder
+from .evaluators import export_evaluator, to_float
 from .skeleton import RngState, Run, RunPlan
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

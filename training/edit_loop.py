@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,93 +25,18 @@ from genaug.cli.common import plain_doc
 from genaug.bundle import Bundle, save_bundle
 from genaug.device import resolve_device
 from genaug.faces.framing import CELEBA_FRAMING
-from genaug.models.config import NetConfig
 from genaug.models.editnets import EditDiscriminator
 from genaug.models.nets import init_weights
 from genaug.models.recon import psnr, reconstruction_score
 from genaug.models.registry import build_generator, build_predictor
 
 from .checkpoint import check_resumable, update_ema
-from .config import RUN_HELP, add_options, check_above, check_at_least, dataclass_options
+from .config import add_options, dataclass_options
 from .data import faces_record, load_faces, split_holdout
 from .distributed import single_process
-from .edit import DEFAULT_CODES, CodeLayout, EditObjective, d_step, edit_spec, g_step
+from .edit import CodeLayout, d_step, edit_spec, g_step
+from .edit_config import HELP, EditTrainConfig
 from .skeleton import FolderLock, RngState, Run, RunPlan
-
-
-@dataclass
-class EditTrainConfig:
-    """Everything an edit-kind run needs; saved to ``OUT/train_config.json``."""
-
-    data: str
-    out: str
-    image_size: int = 64
-    channels: int = 3
-    content_channels: int = 32
-    detail_channels: int = 0  # S/4 detail skip (0 = none; see genaug.training.detail to add one to a trained bundle)
-    categorical: str = DEFAULT_CODES
-    continuous: str = "3"
-    identity_unsafe: str = "male"
-    e_width: int = 32
-    g_width: int = 32
-    d_width: int = 32
-    batch_size: int = 32
-    balance: float = 0.0  # sample faces with weight freq(attribute value)^-balance (rarest bound code)
-    steps: int = 100000
-    minutes: float = 0.0  # wall-clock budget of this invocation (0 = none)
-    lr: float = 2e-4
-    beta1: float = 0.5
-    ema: float = 0.999
-    adv_loss: str = "ns"
-    lambda_rec: float = 10.0
-    lambda_cls: float = 2.0
-    lambda_cls_d: float = 1.0
-    lambda_cycle: float = 5.0
-    lambda_enc: float = 1.0
-    edit_space: str = "generated"
-    lambda_identity: float = 0.0
-    identity_judge: str = "student"
-    d_augment: bool = False
-    init_from: str = ""  # start E and G from this bundle's networks (D starts fresh)
-    d_warmup: int = 0  # first steps train D alone (E and G frozen), e.g. after --init-from
-    attributes: str = "auto"
-    holdout: int = 256
-    limit: int = 0
-    log_every: int = 50
-    eval_every: int = 500
-    checkpoint_every: int = 250
-    threads: int = 0
-    seed: int = 0
-    device: str = "auto"
-    name: str = "edit"
-    half: bool = False
-    snapshots: bool = False  # keep every evaluated bundle (float16) in snapshots/<step>/
-    overwrite: bool = False  # start the run folder again (its checkpoint, bundle and samples removed)
-
-    def net(self) -> NetConfig:
-        return NetConfig(image_size=self.image_size, channels=self.channels, g_width=self.g_width, d_width=self.d_width,
-                         e_width=self.e_width, g_norm="batch", e_norm="group", kind="edit", content_channels=self.content_channels,
-                         detail_channels=self.detail_channels)
-
-    def objective(self) -> EditObjective:
-        return EditObjective(self.adv_loss, self.lambda_rec, self.lambda_cls, self.lambda_cls_d, self.lambda_cycle, self.lambda_enc,
-                             self.edit_space, self.lambda_identity, self.d_augment)
-
-    def __post_init__(self) -> None:
-        check_at_least(self, {"batch_size": 2, "steps": 1, "minutes": 0, "balance": 0, "holdout": 0, "limit": 0,
-                              "log_every": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 0, "d_warmup": 0,
-                              "beta1": 0, "lambda_rec": 0, "lambda_cls": 0, "lambda_cls_d": 0, "lambda_cycle": 0,
-                              "lambda_enc": 0, "lambda_identity": 0})
-        if self.balance > 1:
-            raise ValueError(f"--balance must be in [0, 1], got {self.balance:g}")
-        if not 0 <= self.ema < 1:  # 1 would export the untrained networks, > 1 diverges
-            raise ValueError(f"--ema must be in [0, 1) (0 = no averaging), got {self.ema:g}")
-        if self.beta1 >= 1:
-            raise ValueError(f"--beta1 must be in [0, 1), got {self.beta1:g}")
-        check_above(self, "lr", 0)
-        if self.image_size < 16:  # the S/8 content map and D's last convolution need 2x2 at least
-            raise ValueError(f"--image-size must be >= 16 for the edit kind, got {self.image_size}")
-        self.objective(), edit_spec(self.net(), self.categorical, self.continuous, self.identity_unsafe)
 
 
 RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", "threads", "device", "name", "half", "snapshots",
@@ -349,42 +274,6 @@ class EditTrainer:
             save_bundle(bundle, self.out / "snapshots" / f"{self.step:06d}", half=True)
         save_bundle(bundle, self.out / "bundle", half=self.cfg.half)  # last: the returned bundle's path and hash are its
         return bundle
-
-
-HELP = {
-    **RUN_HELP,
-    "data": "image folder of faces (flat or ImageFolder; pictures in CelebA's 178x218 frame are cut to its face box, "
-            "others to their centred square) with attributes.csv (CelebA style) for the bound codes",
-    "image_size": "model resolution (a power of two: 32, 64, 128)", "channels": "3 (RGB) or 1 (grayscale)",
-    "e_width": "encoder channels at full resolution", "g_width": "generator channels at full resolution",
-    "d_width": "discriminator channels at full resolution", "lr": "Adam learning rate of E+G and D",
-    "beta1": "Adam beta1", "ema": "decay of the exported (averaged) E and G after step 200 (0 = no averaging)",
-    "adv_loss": "adversarial loss: ns (non-saturating), minimax, hinge, wgan or lsgan",
-    "attributes": "attribute CSV ('auto' = DATA/attributes.csv when present; '' = none)",
-    "holdout": "faces held out for the evaluation and sample grids (at most a fifth of them)",
-    "limit": "use only the first N images (0 = all)",
-    "seed": "random seed (held-out split, initialisation, batches, codes)",
-    "name": "bundle name",
-    "out": "run folder: checkpoint, log.jsonl, samples/, bundle/ (the same command resumes)",
-    "content_channels": "channels of the encoder's S/8 content map (the part of the latent codes do not touch)",
-    "detail_channels": "channels of an S/4 detail skip (0 = none; 16 to continue the shipped default with --init-from)",
-    "categorical": "codes NAME:K[:ATTRIBUTE] (bound codes learn from the attribute column)",
-    "continuous": "free continuous codes in [-1, 1]: a count or NAME list (InfoGAN: recovered by D's code head)",
-    "identity_unsafe": "codes left out of the default random augmentation (they change who someone looks like)",
-    "edit_space": "what D judges as an edit: 'delta' (photo + generator change, as rendered) or 'generated'",
-    "lambda_rec": "weight of L1 + 0.5*(1 - MS-SSIM) of G(E(x)) vs x", "lambda_cls": "weight of the edit's code loss (G)",
-    "lambda_cls_d": "weight of D's code losses",
-    "lambda_identity": "weight of the identity loss: a frozen judge's distance between a face and its edit (0 = off)",
-    "identity_judge": "judge of --lambda-identity: 'student' (the distilled dlib student shipped with genaug) or 'embedder'", "lambda_cycle": "weight of the cycle L1", "lambda_enc": "weight of E's code losses",
-    "eval_every": "steps between held-out evaluations, sample grids and bundle exports",
-    "threads": "torch CPU threads (0 = torch's default)",
-    "d_augment": "show D real and edited faces through random translation + cutout (DiffAugment)",
-    "init_from": "bundle whose E and G this run starts from (same codes and network widths; D starts fresh)",
-    "d_warmup": "steps at the start that train D alone (E and G frozen), e.g. with --init-from",
-    "balance": "oversample rare attribute values: weight freq^-balance of each face's rarest bound-code value (0 = uniform, 0.5 = sqrt, 1 = balanced)", "half": "store bundle weights in float16",
-    "snapshots": "also keep each evaluation's bundle (float16) in snapshots/STEP/ to choose a checkpoint afterwards",
-    "overwrite": "start the run folder again instead of resuming it (its checkpoint, log, bundle, samples and snapshots go)",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -37,65 +36,13 @@ from torch import Tensor, nn
 
 from genaug.cli.common import plain_doc
 from genaug.faces.features import EvaluatorConfig, FaceNet, load_evaluator, save_evaluator
-from genaug.faces.framing import CELEBA_FRAMING
-from genaug.io import files_key, list_images, save_npz_atomic
-from .data import load_face, load_faces
+from .data import load_faces, load_identity_folder
 from .skeleton import RngState, Run, RunPlan
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-# ----------------------------------------------------------------------------- data helpers
-def load_framed_face(path: str | Path, size: int = 64) -> np.ndarray:
-    """One face as uint8 (size, size, 3), framed like the bundles (genaug.bundle.CELEBA_FRAMING:
-    CelebA-shaped frames use the centre box 35,55,143,163, other images a centre square)."""
-    return load_face(path, size, 3, CELEBA_FRAMING)
-
-
-@dataclass
-class IdentityFolder:
-    """An ImageFolder of identities held in memory: uint8 NCHW images, labels, relative paths, splits."""
-
-    images: Tensor
-    labels: Tensor
-    paths: list[str]
-    classes: list[str]
-    splits: list[str] | None  # "train"/"val"/"test" per image when the folder has splits.csv
-
-    def where(self, split: str) -> Tensor:
-        if self.splits is None:
-            raise ValueError("this folder has no splits")
-        return torch.tensor([i for i, s in enumerate(self.splits) if s == split], dtype=torch.long)
-
-
-def load_identity_folder(root: str | Path, size: int = 64, cache_dir: str | Path | None = None) -> IdentityFolder:
-    """Load ``root/<identity>/<image>`` (cached as npz in ``~/.cache/genaug``); reads
-    ``root/splits.csv`` (path, ..., split) when present."""
-    root = Path(root)
-    files = [p for p in list_images(root) if p.parent != root]
-    if not files:
-        raise ValueError(f"{root} is not an ImageFolder (<identity>/<image> sub-folders)")
-    rel = [str(p.relative_to(root)) for p in files]
-    key = files_key(files, root, "idfolder", size)
-    cache = Path(cache_dir or os.environ.get("GENAUG_CACHE", Path.home() / ".cache" / "genaug")) / f"idfolder-{key}.npz"
-    if cache.exists():
-        arr = np.load(cache, allow_pickle=False)["images"]
-    else:
-        arr = np.stack([load_framed_face(p, size) for p in files])
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        save_npz_atomic(cache, images=arr)
-    classes = sorted({p.parent.name for p in files})
-    idx = {c: i for i, c in enumerate(classes)}
-    labels = torch.tensor([idx[p.parent.name] for p in files])
-    splits = None
-    sp = root / "splits.csv"
-    if sp.exists():
-        with open(sp, newline="") as f:
-            table = {r["path"]: r["split"] for r in csv.DictReader(f)}
-        splits = [table.get(r, "train") for r in rel]
-    return IdentityFolder(torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous(), labels, rel, classes, splits)
-
-
+# ----------------------------------------------------------------------------- training views
 def to_float(x: Tensor) -> Tensor:
     return x.float().div_(127.5).sub_(1)
 

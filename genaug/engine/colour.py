@@ -25,10 +25,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..grey import GREY_TOLERANCE, grey_like, grey_spread, is_grey, keep_grey  # noqa: F401  (the engine imports them here)
+from ..images import sample_grid
+
 _HALF = torch.tensor(0.5, dtype=torch.float32, device="cpu")  # a 0-dim constant (host float32 under any importer's
 # defaults): ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
 
-GREY_TOLERANCE = 0.05  # largest channel spread of a black-and-white photo, relative to its brightest channel (is_grey)
 COLOUR_MARGIN = 0.02  # least code move of a random colour edit: twice the largest move seen to leave an 8-bit photo as it was
 RIDGE = 2.5e-5  # pulls the fitted transform towards the identity (flat or single-colour faces; image-scale units)
 
@@ -256,16 +258,6 @@ def _solve3(a: Tensor, b: Tensor) -> Tensor:
     return (cols @ b).div_(det)
 
 
-def sample_grid(x: Tensor, samples: int = 16) -> Tensor:
-    """Every k-th pixel each way, about ``samples`` per side (the whole image below 2 * samples px;
-    a grid of the grid is the grid itself, so a fit on ``sample_grid(x)`` equals the fit on ``x``)."""
-    k = max(1, min(x.shape[-2:]) // samples)
-    if k == 1:
-        return x
-    *lead, h, w = x.shape  # x[..., ::k, ::k] in one view operation
-    return x.as_strided((*lead, -(-h // k), -(-w // k)), (*x.stride()[:-2], x.stride(-2) * k, x.stride(-1) * k), x.storage_offset())
-
-
 def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
     """``images`` (N, C, H, W) in [-1, 1] through the per-row ``transform`` of :func:`fit_colour`, clamped."""
     return apply_colour01(torch.add(_HALF, images, alpha=0.5), transform).mul_(2).sub_(1)
@@ -302,49 +294,6 @@ def _eye(c: int, dtype: torch.dtype, device: torch.device) -> Tensor:
 def colour_only(x: Tensor, out: Tensor) -> Tensor:
     """``out`` replaced by the colour transform of ``x`` that best explains it, its face's hue kept (same shape)."""
     return apply_colour(x, edit_transform(x, out))
-
-
-def is_grey(x: Tensor, tolerance: float = GREY_TOLERANCE, low: float = -1.0) -> Tensor:
-    """(N,) bool: rows that are black-and-white photos - the spread of their channels, summed over a grid of
-    about 32 x 32 pixels, is at most ``tolerance`` times their brightest channel's sum there. Relative, not
-    absolute: JPEG's colour noise and a faint tone stay under the default (186 of utkface_128's 5,999 photos, all
-    black-and-white), the least colourful CelebA photos (0.056) and dark colour photos above it; prints toned more
-    strongly (sepia: about 6 more utkface_128 photos, 0.05-0.10) count as colour, their tone moved by colour edits. ``x`` in
-    [``low``, 1] (the default: model units, [-1, 1]; 0 for [0, 1])."""
-    if x.shape[1] == 1:
-        return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-    return grey_spread(sample_grid(x, 32), low) <= tolerance
-
-
-def grey_spread(x: Tensor, low: float = -1.0, weight: Tensor | None = None) -> Tensor:
-    """(N,): the spread of ``x``'s channels (N, C, H, W; in [``low``, 1]) summed over its pixels (weighted by
-    ``weight`` (N, H, W) where given), over its brightest channel's sum: :func:`is_grey`'s measure."""
-    hi = x.amax(1)
-    spread, bright = hi - x.amin(1), hi - low
-    if weight is not None:
-        spread, bright = spread * weight, bright * weight
-    return spread.flatten(1).sum(1) / bright.flatten(1).sum(1).clamp(min=1e-12)
-
-
-def grey_like(ref: Tensor, out: Tensor) -> Tensor:
-    """``out``'s luminance (channel mean) with ``ref``'s own colour added back (its channels' offsets from
-    their mean; none where they are equal): what an edit of a black-and-white photo ``ref`` may change.
-    ``ref``, ``out`` (N, C, H, W) in the same units; not clamped."""
-    tone = ref - ref.mean(1, keepdim=True)
-    tone = tone.masked_fill((ref.amax(1, keepdim=True) == ref.amin(1, keepdim=True)), 0)  # exactly grey stays exactly grey
-    return out.mean(1, keepdim=True) + tone
-
-
-def keep_grey(x: Tensor, out: Tensor, tolerance: float = GREY_TOLERANCE, grey: Tensor | None = None) -> Tensor:
-    """``out`` with the rows whose input ``x`` is black-and-white (:func:`is_grey`; model units) given only their
-    luminance change (:func:`grey_like`); ``grey`` (N,) bool: which rows are, when judged elsewhere (on the whole
-    photo of a crop ``x``)."""
-    if x.shape[1] == 1:
-        return out
-    grey = is_grey(x, tolerance) if grey is None else grey
-    if not bool(grey.any()):
-        return out
-    return torch.where(grey[:, None, None, None], grey_like(x, out).clamp(-1, 1), out)
 
 
 def margin_edits(bundle: Any, ranges: dict[int, tuple[float, float]], edits: list, latent: Tensor, wanted: Tensor,

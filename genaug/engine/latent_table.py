@@ -109,7 +109,7 @@ class LatentTable:
 
     def gather_base(self, slots: Tensor, step: int = 1) -> Tensor:
         """(N, C, S', S') renders on the image scale of ``slots``, every ``step``-th pixel each way
-        (:func:`genaug.engine.colour.sample_grid`'s grid), a gathered copy."""
+        (:func:`genaug.images.sample_grid`'s grid), a gathered copy."""
         assert self.rows is not None
         return self.base[:, :, ::step, ::step].index_select(0, slots)  # type: ignore[index]
 
@@ -123,7 +123,7 @@ class LatentTable:
     def store(self, index: Tensor, latent: Tensor, base: Tensor, grey: Tensor | None = None) -> None:
         """Write rows into slots ``index`` (host long), allocating or growing the storage: ``latent``
         and its render ``base = G(latent)`` in [-1, 1] (kept as ``(base + 1) / 2``); ``grey``: (N,)
-        bool, the photos are black-and-white (:func:`genaug.engine.colour.is_grey`; kept on the host)."""
+        bool, the photos are black-and-white (:func:`genaug.grey.is_grey`; kept on the host)."""
         allocated = 0 if self.rows is None else len(self.rows)
         size = max(int(index.numpy().max()) + 1, 2 * allocated)  # storage doubles as slots fill, up to the capacity
         size = min(size, self.capacity) if self.capacity else size

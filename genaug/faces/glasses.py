@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .pose import PoseFit, beyond_limit, fit_pose, head_crops
-from ..engine.colour import GREY_TOLERANCE, grey_spread, is_grey, keep_grey
+from ..grey import GREY_TOLERANCE, grey_spread, is_grey, keep_grey
 from ..images import luma_weights
+from .pose import PoseFit, beyond_limit, fit_pose, head_crops
 from .landmarks import eight_bit_levels, face_landmarks
 from .shape import blur_each, check_images, head_radius, per_image
 
@@ -174,7 +174,7 @@ def glasses_room(images: Tensor, landmarks: Tensor | None = None, framing: str =
 
 def face_is_grey(images: Tensor, u: Tensor, v: Tensor) -> Tensor:
     """(N,) bool: each face's head (face-frame grids ``u``, ``v`` (N, H, W)) is black-and-white, as
-    :func:`genaug.engine.colour.is_grey` judges a photo. Judged on the head, not the whole photo: a colour face on a grey backdrop, or small in a
+    :func:`genaug.grey.is_grey` judges a photo. Judged on the head, not the whole photo: a colour face on a grey backdrop, or small in a
     large grey scene, is a colour face (judged on the photo, its head's box came back grey); a head wholly outside
     the pixels: the whole photo."""
     if images.shape[1] == 1:

@@ -11,7 +11,7 @@ least squares gives ``yaw = atan2(b, a)``.
 
 :func:`rotate_yaw` re-projects the face with the generic depth map: each output pixel's
 face-frame point ``x'`` comes from the source point ``x`` solving ``x cos(t) + (z(x, y) - axis)
-sin(t) = x'`` (backward warping, a damped fixed-point iteration), i.e. the head turns about a
+sin(t) = x'`` (backward warping, the front-most ``x`` from :mod:`genaug.faces.projection`'s table), i.e. the head turns about a
 vertical axis ``axis`` d in front of the head's centre. What turns into view is stretched from the
 near cheek and, on a turn away from frontal, blended with the mirrored face (the face's symmetry; on the cheeks, not
 beside the nose), in proportion to the stretch (turning a turned face back, the mirror left seams: there it is stretched only, so a turn back from a strongly
@@ -24,7 +24,6 @@ fills only the face itself; a request of 0 returns the input.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -33,17 +32,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .landmarks import face_landmarks, given_landmarks
-from .shape import (HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, depth, face_mask, landmarks_3d, per_image, smoothstep,
-                    surface)
+from .projection import COLS, TABLE_U, solve_head_x, visibility
+from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, face_mask, landmarks_3d, per_image, smoothstep, surface
 from .warp import CHUNK_PIXELS, CROP_PIXELS, EDGE_BAND, WORK_PIXELS, bicubic_at, eased_move, move_photo, span
 
 MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
 AXIS_DEPTH = 0.5  # the turning axis, in d in front of the head ellipsoid's centre
-SAMPLES = 160  # points across the head's width when solving for what a pixel sees
-ROWS, COLS = 256, 512  # the inverse-projection table: head rows x projected positions
 SMOOTH_READ_PX = 1.0  # a turn reads the table bilinearly where its columns lie this many photo pixels apart or more
-TABLE_Y = (HEAD_Y0 - HEAD_B - 0.05, HEAD_Y0 + HEAD_B + 0.05)
-TABLE_U = (-2.4, 2.4)
 SOURCE_YAW_LIMIT = 40.0  # a photo's own yaw is taken as at most this (degrees) when turning it
 TARGET_YAW_LIMIT = 35.0  # a turn outwards stops at this yaw (degrees): past it the generic nose smears into the cheek
 BACK_STRETCH_LIMIT = 2.15  # a turn back towards frontal stops where the far cheek is drawn this many times wider than in the photo
@@ -93,62 +88,6 @@ def estimate_yaw(images: Tensor | None = None, landmarks: Tensor | None = None, 
     else:
         landmarks = given_landmarks(landmarks)
     return torch.rad2deg(fit_pose(landmarks).yaw)
-
-
-def _inverse_table(angle: Tensor, axis: float) -> Tensor:
-    """``(N, ROWS, COLS)``: for head rows ``y`` in TABLE_Y and projections ``u`` in TABLE_U, the
-    head-frame x of the front-most point with ``x cos + (depth(x, y) - axis) sin = u`` at yaw
-    ``angle`` (>= 0). Each row's head width is sampled at SAMPLES points; a point whose projection
-    falls behind an earlier one is hidden (running maximum); outside the head (depth 0) it is linear."""
-    dev = angle.device
-    c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
-    xs, ys, zs = _head_rows(dev)
-    us = torch.linspace(*TABLE_U, COLS, device=dev).expand(len(angle), ROWS, COLS)
-    front = (xs * c + (zs - axis) * s).cummax(-1).values
-    k = torch.searchsorted(front, us.contiguous()).clamp(1, SAMPLES - 1)
-    lo, hi = front.gather(-1, k - 1), front.gather(-1, k)
-    x = xs[k - 1] + ((us - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1) * (xs[1] - xs[0])
-    # beyond the head's silhouette: the background plane, but never inside the head's outline
-    # (else a pixel just outside the silhouette would sample the face: a seam)
-    edge = HEAD_A * (1 - ((ys - HEAD_Y0) / HEAD_B) ** 2).clamp(min=0).sqrt()  # (ROWS, 1)
-    plane = (us + axis * s) / c
-    plane = torch.where(us > front[..., -1:], torch.maximum(plane, edge), torch.minimum(plane, -edge))
-    inside = (us >= front[..., :1]) & (us <= front[..., -1:])
-    return torch.where(inside, x, plane)
-
-
-@functools.lru_cache(maxsize=8)
-def _head_rows(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """The points :func:`_inverse_table` turns: x (SAMPLES,) across the head, rows y (ROWS, 1) and their depth (ROWS, SAMPLES)."""
-    xs = torch.linspace(-HEAD_A, HEAD_A, SAMPLES)
-    ys = torch.linspace(*TABLE_Y, ROWS)[:, None]
-    return xs.to(device), ys.to(device), depth(xs.expand(ROWS, -1), ys.expand(-1, SAMPLES)).to(device)
-
-
-def _solve_head_x(u: Tensor, y: Tensor, angle: Tensor, axis: float, smooth: Tensor | None = None) -> Tensor:
-    """Head-frame x of the point seen at ``u`` (face-frame units / scale) in head row ``y`` at yaw
-    ``angle``, ``(N, H, W)``: looked up in :func:`_inverse_table` (negative angles by the face's
-    left-right symmetry), the nearest entry or, for images where ``smooth`` (N,) holds, bilinearly;
-    beyond the table, the plane ``depth = 0``."""
-    sign = torch.where(angle < 0, -1.0, 1.0)[:, None, None]
-    u = u * sign
-    table = _inverse_table(angle.abs(), axis)
-    gx = (u - TABLE_U[0]) / (TABLE_U[1] - TABLE_U[0]) * 2 - 1
-    gy = (y - TABLE_Y[0]) / (TABLE_Y[1] - TABLE_Y[0]) * 2 - 1
-    grid = torch.stack([gx, gy], -1)
-    x = F.grid_sample(table[:, None], grid, mode="nearest", padding_mode="border", align_corners=True)[:, 0]
-    if smooth is not None:
-        read = F.grid_sample(table[:, None], grid, mode="bilinear", padding_mode="border", align_corners=True)[:, 0]
-        x = torch.where(smooth[:, None, None], read, x)
-    c, s = torch.cos(angle.abs())[:, None, None], torch.sin(angle.abs())[:, None, None]
-    outside = (gx.abs() > 1) | (gy.abs() > 1)
-    return torch.where(outside, (u + axis * s) / c, x) * sign
-
-
-def _visibility(gx: Tensor, gy: Tensor, angle: Tensor) -> Tensor:
-    """Cosine between the surface normal with depth slopes ``gx``, ``gy`` and the view at yaw ``angle``."""
-    c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
-    return (c + gx * s) / torch.sqrt(1 + gx * gx + gy * gy)
 
 
 def source_yaw(pose: PoseFit) -> Tensor:
@@ -234,7 +173,7 @@ def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH
     u_axis = (pose.tu + pose.scale * axis * torch.sin(src))[:, None, None]
     u, v = pose.frame.pixel_grid(height, width)
     y = (v - pose.tv[:, None, None]) / s
-    return _solve_head_x((u - u_axis) / s, y, src, axis), y
+    return solve_head_x((u - u_axis) / s, y, src, axis), y
 
 
 def beyond_limit(pose: PoseFit) -> Tensor:
@@ -367,7 +306,7 @@ def _turn_map(pose: PoseFit, src: Tensor, dst: Tensor, px: Tensor, py: Tensor, s
     u_out, v_out = pose.frame.to_face(px, py)
     y = (v_out - pose.tv[:, None, None]) / s
     smooth = (TABLE_U[1] - TABLE_U[0]) / (COLS - 1) * pose.scale * pose.frame.scale >= SMOOTH_READ_PX
-    x = _solve_head_x((u_out - u_axis) / s, y, dst, axis, smooth)
+    x = solve_head_x((u_out - u_axis) / s, y, dst, axis, smooth)
     z, gx, gy = surface(x, y).unbind(-1)
     z = z - axis
     # the fade follows the head's outline on the background plane (smooth in the pixel, unlike the
@@ -376,8 +315,8 @@ def _turn_map(pose: PoseFit, src: Tensor, dst: Tensor, px: Tensor, py: Tensor, s
     cs, sn = torch.cos(src)[:, None, None], torch.sin(src)[:, None, None]
     u_src = u_out + mask * (s * (x * cs + z * sn) + u_axis - u_out)
     u_mirror = u_out + mask * (s * (-x * cs + z * sn) + u_axis - u_out)
-    seen, seen_mirror = _visibility(gx, gy, src), _visibility(-gx, gy, src)  # the shape is symmetric: at -x, the slope -gx
-    in_source = _solve_head_x((u_src - u_axis) / s, y, src, axis, smooth)  # what the source shows there
+    seen, seen_mirror = visibility(gx, gy, src), visibility(-gx, gy, src)  # the shape is symmetric: at -x, the slope -gx
+    in_source = solve_head_x((u_src - u_axis) / s, y, src, axis, smooth)  # what the source shows there
     hidden = smoothstep((x - in_source).abs() / 0.08 - 0.5)
     grazing = smoothstep((seen_mirror - seen - 0.1) / 0.3) * smoothstep((0.75 - seen) / 0.4)
     fill = symmetry * mask * torch.maximum(hidden, grazing) * smoothstep(seen_mirror / 0.3) * _mirror_region(x, y)
