@@ -16,7 +16,8 @@ def is_grey(x: Tensor, tolerance: float = GREY_TOLERANCE, low: float = -1.0) -> 
     about 32 x 32 pixels, is at most ``tolerance`` times their brightest channel's sum there. Relative, not
     absolute: JPEG's colour noise and a faint tone stay under the default (186 of utkface_128's 5,999 photos, all
     black-and-white), the least colourful CelebA photos (0.056) and dark colour photos above it; prints toned more
-    strongly (sepia: about 6 more utkface_128 photos, 0.05-0.10) count as colour, their tone moved by colour edits. ``x`` in
+    strongly (sepia: about 22 more utkface_128 photos, 0.05-0.20) count as colour, their tone moved by colour edits
+    (no measure of one hue everywhere told them from pale colour faces, a tight crop being mostly skin). ``x`` in
     [``low``, 1] (the default: model units, [-1, 1]; 0 for [0, 1])."""
     if x.shape[1] == 1:
         return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
