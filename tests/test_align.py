@@ -298,3 +298,19 @@ def test_augment_faces_leaves_a_float_photo_it_was_given_as_it_was():
         assert same, "the caller's photo was changed in place"
         changed = (out - before).abs().max() if isinstance(out, torch.Tensor) else np.abs(out - before).max()
         assert float(changed) > 0.01 and type(out) is type(photo) and out.shape == photo.shape and out.dtype == photo.dtype
+
+
+def test_the_alignment_check_runs_under_its_names_and_its_old_one_says_where():
+    # the check moved to genaug.faces.align_check: `python -m genaug.faces.align` (its home before) ran nothing and
+    # exited 0, as if it had measured; now it says where the check is
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(genaug.__file__).resolve().parents[1])}
+    for module in ("genaug.align", "genaug.faces.align_check"):
+        run = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120, env=env)
+        assert run.returncode == 0 and "--size" in run.stdout, (module, run.stdout, run.stderr[-300:])
+    run = subprocess.run([sys.executable, "-m", "genaug.faces.align"], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode != 0 and "python -m genaug.align" in run.stderr, run.stderr[-300:]

@@ -61,3 +61,17 @@ def test_grey_pixels_are_not_changed_by_the_hue_rule():
     assert fitted[..., 8:24, 8:24].mean((2, 3))[0, 2] > fitted[..., 8:24, 8:24].mean((2, 3))[0, 1]  # that one: blue
     centre = out[..., 8:24, 8:24].mean((2, 3))[0]
     assert centre[0] > centre[1] > centre[2]  # brown, not blue
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_the_hue_rule_keeps_flat_photos_finite_in_half_precision(dtype):
+    # keep_hue worked in the transform's dtype: in float16 its 1e-12 floors are 0, so a black, grey or white photo
+    # (no chroma: 0 / 0) turned fit_colour's finite transform into NaN, every pixel NaN after apply_colour
+    g = torch.Generator().manual_seed(0)
+    grey = (torch.rand(1, 1, 32, 32, generator=g) * 2 - 1).expand(1, 3, 32, 32)
+    brown = (torch.tensor([0.45, 0.05, -0.25])[None, :, None, None] + 0.05 * torch.randn(1, 3, 32, 32, generator=g)).clamp(-1, 1)
+    for x in (-torch.ones(1, 3, 32, 32), torch.ones(1, 3, 32, 32), grey, brown):
+        x = x.to(dtype)
+        t = edit_transform(x, (x * 0.5 + 0.1).clamp(-1, 1))
+        assert t.dtype == dtype and torch.isfinite(t).all(), t
+        assert torch.allclose(t.float(), edit_transform(x.float(), (x.float() * 0.5 + 0.1).clamp(-1, 1)), atol=0.05)

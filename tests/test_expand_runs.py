@@ -144,6 +144,18 @@ def test_a_gate_differing_only_in_what_it_captures_is_another_run(tmp_path, tiny
         assert expand_to_hdf5(src, out, 1, gate=again, **run).blocks_done == 1  # resumes
 
 
+def test_builtin_gates_are_keyed_by_their_own_names():
+    # a gate with no Python code (a builtin such as torch.dist or F.pairwise_distance, a numpy ufunc) was keyed by its
+    # type's __call__ ("?.builtin_function_or_method.__call__"): every builtin was one gate, so a resume under
+    # F.cosine_similarity continued parts made under F.pairwise_distance (the key before this session named them)
+    from genaug.expand.runs import gate_key
+
+    builtins = [torch.dist, torch.nn.functional.pairwise_distance, torch.nn.functional.cosine_similarity, np.add, np.subtract]
+    keys = [gate_key(g) for g in builtins]
+    assert len(set(keys)) == len(keys) and all("dist" in k or "similarity" in k for k in keys[:3]), keys
+    assert gate_key(torch.dist) == gate_key(torch.dist)
+
+
 def test_a_gate_without_a_threshold_is_refused_not_silently_inactive(tmp_path, tiny_bundle_path):
     # expand_to_hdf5(gate=judge) without gate_threshold gated at 0.0: a gate scoring similarities in [0, 1] re-drew
     # nothing (even one rejecting every edit), and the run cost the judge's time for no effect

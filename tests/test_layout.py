@@ -130,3 +130,14 @@ def test_dir_lists_the_lazy_public_names():
     code = "import genaug; missing = set(genaug.__all__) - set(dir(genaug)); print(sorted(missing)); assert not missing"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr[-500:]
+
+
+def test_pickles_made_before_a_move_still_load():
+    # Turns moved from genaug.engine.batch_calls to genaug.distenv: a BatchFaceAug pickled before (torch.save of a
+    # model holding one; its lock is a Turns) failed to load, "Can't get attribute 'Turns' on genaug.engine.batch_calls"
+    import pickle
+
+    from genaug.distenv import Turns
+
+    old = pickle.dumps(Turns(), protocol=0).replace(b"genaug.distenv", b"genaug.engine.batch_calls")
+    assert type(pickle.loads(old)) is Turns

@@ -205,7 +205,7 @@ def load_faces(
 
 
 def load_framed_face(path: str | Path, size: int = 64) -> np.ndarray:
-    """One face as uint8 (size, size, 3), framed like the bundles (genaug.bundle.CELEBA_FRAMING:
+    """One face as uint8 (size, size, 3), framed like the bundles (genaug.faces.framing.CELEBA_FRAMING:
     CelebA-shaped frames use the centre box 35,55,143,163, other images a centre square)."""
     return load_face(path, size, 3, CELEBA_FRAMING)
 

@@ -7,6 +7,8 @@ from typing import Callable
 
 import torch
 
+from ..distenv import Turns  # noqa: F401  (its home before genaug.distenv: pickles made then name it here)
+
 
 compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # (torch >= 2.3; True while dynamo traces)
 exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # (torch.export, the dynamo-based torch.onnx.export)

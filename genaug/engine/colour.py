@@ -116,9 +116,10 @@ def keep_hue(s: Tensor, t: Tensor) -> Tensor:
         return t
     centre = part(s, (None, None, (h // 4, h - h // 4), (w // 4, w - w // 4)))
     lum = centre.mean(1, keepdim=True)  # the face's mean channels, luminance and offset weight (black_weight)
-    m = torch.cat((centre, lum, torch.mul(lum, constant(1 / BLACK_RAMP, lum.dtype, lum.device)).clamp_(0, 1)), 1).mean((2, 3)).to(t.dtype)
+    work = torch.promote_types(t.dtype, torch.float32)  # (in float16 the floors below are 0: a grey face's 0 / 0)
+    m = torch.cat((centre, lum, torch.mul(lum, constant(1 / BLACK_RAMP, lum.dtype, lum.device)).clamp_(0, 1)), 1).mean((2, 3)).to(work)
     own = m[:, :c] - m[:, c : c + 1]  # the face's chroma, and through t:
-    new = (t * torch.stack((m[:, :c], m[:, c : c + 1].expand(-1, c), m[:, c + 1 : c + 2].expand(-1, c)), -1)).sum(-1)
+    new = (t.to(work) * torch.stack((m[:, :c], m[:, c : c + 1].expand(-1, c), m[:, c + 1 : c + 2].expand(-1, c)), -1)).sum(-1)
     new = new - new.mean(1, keepdim=True)
     size = own.square().sum(1, keepdim=True).clamp(min=1e-12)
     along = (own * new).sum(1, keepdim=True) / size  # the share of its chroma kept; across: the turn
@@ -132,6 +133,7 @@ def keep_hue(s: Tensor, t: Tensor) -> Tensor:
     diag = own.square().add_(0.05 * size)
     y, z = own * change / diag, own / diag
     d = y.addcmul_(z, (own * y).sum(1, keepdim=True) / (c - (own * z).sum(1, keepdim=True)))
+    d = d.to(t.dtype)
     t[..., 0] += d
     t[..., 1] -= d
     return t

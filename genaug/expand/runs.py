@@ -154,6 +154,8 @@ def gate_key(gate: Any) -> str | None:
     if isinstance(gate, functools.partial):
         return f"partial({gate_key(gate.func)}, {_plain(gate.args)}, {_plain(tuple(sorted(gate.keywords.items())))})"
     fn = gate if hasattr(gate, "__code__") else getattr(type(gate), "forward", type(gate).__call__)
+    if not hasattr(fn, "__code__") and hasattr(gate, "__qualname__"):  # a builtin, a ufunc: its own name, not its type's
+        fn = gate
     code, cells = getattr(fn, "__code__", None), getattr(fn, "__closure__", None) or ()
     body = "" if code is None else ":" + hashlib.sha256(code.co_code + repr(
         (code.co_names, [c for c in code.co_consts if not hasattr(c, "co_code")])).encode()).hexdigest()[:12]

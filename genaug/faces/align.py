@@ -311,3 +311,7 @@ def follow_faces(aligner: FaceAligner, colour: Tensor, faces: list[Alignment | N
         out.append(aligner.alignment(near, al.image_hw) if ok else None)
     return out
 
+
+
+if __name__ == "__main__":  # the alignment check's home before genaug.faces.align_check (not imported here: a circle)
+    raise SystemExit("the alignment check moved: python -m genaug.align (or python -m genaug.faces.align_check)")
