@@ -19,7 +19,9 @@ reads the CelebA face box resized to 64 px: every pixel an edit changes lies in 
 is what the recognition benchmarks train on; people = the folder's identities), ``utkface_128``
 (128 px in-the-wild photos, detector at 128 px; each photo its own person) and ``utkface_64``
 (the same photos resized to 64x64 tight crops), ``utkface_rotated`` (the 128 px photos rotated by up to 15
-degrees with black corners, as a face aligner leaves them; real and augmented alike); ``synthetic``
+degrees with black corners, as a face aligner leaves them; real and augmented alike), ``utkface_arcface112`` and
+``celeba_arcface112`` (ArcFace / insightface 112x112 aligned crops of the utkface_128 photos or the celeba_id200 frames,
+made with ``benchmarks.aligned``; faces dlib does not find are left out; detector at 112 px); ``synthetic``
 (generated patterns, for tests).
 
 Arms (``--arms``): ``real`` (real vs real: the floor, ~0.5), ``classical`` (benchmarks.faces
@@ -55,7 +57,8 @@ from benchmarks.stats import paired_difference  # noqa: E402
 UTK = SHARED / "utkface_128"
 UTK_HELD_OUT = 3000  # utkface files with index < 3000 train the quality critic (training/quality.py): never scored here
 CELEBA_BOX = (35, 55, 143, 163)  # CelebA's face box in a 178x218 frame (the bundles' framing)
-SETS = ("celeba_id200", "utkface_128", "utkface_64", "utkface_rotated", "synthetic")
+SETS = ("celeba_id200", "utkface_128", "utkface_64", "utkface_rotated", "utkface_arcface112", "celeba_arcface112", "synthetic")
+ALIGNED = {"utkface_arcface112": ("utkface_128", "arcface112"), "celeba_arcface112": ("celeba_id200", "arcface112")}
 HEADLINE = ("real", "classical", "genaug", "few_shot")
 
 
@@ -121,9 +124,23 @@ def load_set(name: str, n: int) -> FaceSet:
             photos = [np.asarray(Image.fromarray(p).rotate(float(a), resample=Image.BILINEAR)) for p, a in zip(photos, angles)]
         return FaceSet(name, photos, np.arange(len(chosen)), size,  # rotated: not the files' pictures any more
                        paths=None if name == "utkface_rotated" else [files[i] for i in chosen])
+    if name in ALIGNED:
+        return aligned_set(name, n)
     if name == "synthetic":
         return synthetic_set(n)
     raise ValueError(f"unknown face set {name!r}; choose from {SETS}")
+
+
+def aligned_set(name: str, n: int) -> FaceSet:
+    """A recognition set's aligned crops (:data:`ALIGNED`: source set, ``benchmarks.aligned`` template) of the
+    source set's photos; photos without a detected face are left out (an aligned set holds only those)."""
+    from benchmarks.aligned import aligned_crops
+
+    source, template = ALIGNED[name]
+    fs = load_set(source, n)
+    crops, _, found = aligned_crops(fs.photos, template)
+    keep = np.flatnonzero(found)
+    return FaceSet(name, [crops[i] for i in keep], fs.people[keep], crops[0].shape[0])
 
 
 def synthetic_set(n: int, size: int = 64) -> FaceSet:
