@@ -8,6 +8,7 @@ land on the template's). Pixels the source does not cover are black (``borderVal
 ``norm_crop`` leaves them.
 
     python benchmarks/aligned.py --set utkface_128 --n 8 --out /tmp/arcface.jpg   # a strip of crops to look at
+    python benchmarks/aligned.py --sheet --out docs/realism/arcface112_defaults_2026-12-07.jpg   # a contact sheet
 """
 from __future__ import annotations
 
@@ -105,6 +106,26 @@ def aligned_crops(photos: list[np.ndarray], template: str = "arcface112",
     return crops, mats, found
 
 
+SHEET_EDITS = (("yaw", -30.0), ("yaw", 30.0), ("light", -60.0), ("light", 60.0))
+
+
+def sheet(crops: list[np.ndarray], draws: int = 4, bundle: str = "default") -> np.ndarray:
+    """A contact sheet (HWC uint8): per crop a row of the crop, ``draws`` default ``GenerativeFaceAug(p=1)`` draws
+    (seeds 0..), then :data:`SHEET_EDITS` as ``Engine.augment`` makes them; 2 px white gutters."""
+    import genaug
+
+    aug = genaug.GenerativeFaceAug(bundle=bundle, p=1.0, device="cpu")
+    rows = []
+    for i, crop in enumerate(crops):
+        cells = [crop]
+        for k in range(draws):
+            aug.set_random_seed(1000 * i + k)
+            cells.append(aug(image=crop)["image"])
+        cells += aug.engine.augment([crop] * len(SHEET_EDITS), edits=list(SHEET_EDITS))[0]
+        rows.append(np.hstack([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255) for c in cells]))
+    return np.vstack(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from benchmarks.realism import load_set
@@ -114,7 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--template", default="arcface112", choices=tuple(TEMPLATES))
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--out", required=True)
+    p.add_argument("--sheet", action="store_true", help="a contact sheet: 5 utkface_128 and 5 celeba_id200 crops, "
+                   "source / 4 default draws / yaw -30, +30 / light -60, +60")
     a = p.parse_args(argv)
+    if a.sheet:
+        faces = []
+        for name in ("utkface_128", "celeba_id200"):
+            fs = load_set(name, 200)
+            crops, _, found = aligned_crops(fs.photos[:40], a.template)
+            faces += [crops[i] for i in np.flatnonzero(found)[:5]]
+        cv2.imwrite(a.out, cv2.cvtColor(sheet(faces), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
+        print(f"wrote {a.out} ({Path(a.out).stat().st_size // 1024} KB)")
+        return 0
     fs = load_set(a.set, a.n)
     crops, _, found = aligned_crops(fs.photos, a.template)
     print(f"{int(found.sum())} of {len(found)} faces detected")
