@@ -8,7 +8,7 @@ land on the template's). Pixels the source does not cover are black (``borderVal
 ``norm_crop`` leaves them.
 
     python benchmarks/aligned.py --set utkface_128 --n 8 --out /tmp/arcface.jpg   # a strip of crops to look at
-    python benchmarks/aligned.py --sheet --out docs/realism/arcface112_defaults_2026-12-07.jpg   # a contact sheet
+    python benchmarks/aligned.py --sheet --out docs/realism/arcface112_defaults_2026-12-06.jpg   # a contact sheet
 """
 from __future__ import annotations
 
@@ -104,6 +104,18 @@ def aligned_crops(photos: list[np.ndarray], template: str = "arcface112",
     crops = [cv2.warpAffine(np.ascontiguousarray(p), m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                             borderValue=0) for p, m in zip(photos, mats)]
     return crops, mats, found
+
+
+def aligned_set(name: str, n: int, source_template: tuple[str, str]):
+    """The realism benchmark's aligned set ``name``: crops (``source_template``: source set, template) of the source
+    set's photos; photos without a detected face are left out (an aligned set holds only those)."""
+    from benchmarks.realism import FaceSet, load_set
+
+    source, template = source_template
+    fs = load_set(source, n)
+    crops, _, found = aligned_crops(fs.photos, template)
+    keep = np.flatnonzero(found)
+    return FaceSet(name, [crops[i] for i in keep], fs.people[keep], crops[0].shape[0])
 
 
 SHEET_EDITS = (("yaw", -30.0), ("yaw", 30.0), ("light", -60.0), ("light", 60.0))

@@ -19,10 +19,8 @@ reads the CelebA face box resized to 64 px: every pixel an edit changes lies in 
 is what the recognition benchmarks train on; people = the folder's identities), ``utkface_128``
 (128 px in-the-wild photos, detector at 128 px; each photo its own person) and ``utkface_64``
 (the same photos resized to 64x64 tight crops), ``utkface_rotated`` (the 128 px photos rotated by up to 15
-degrees with black corners, as a face aligner leaves them; real and augmented alike), ``utkface_arcface112`` and
-``celeba_arcface112`` (ArcFace / insightface 112x112 aligned crops of the utkface_128 photos or the celeba_id200 frames,
-made with ``benchmarks.aligned``; faces dlib does not find are left out; detector at 112 px); ``synthetic``
-(generated patterns, for tests).
+degrees with black corners, as a face aligner leaves them; real and augmented alike), ``utkface_arcface112`` /
+``celeba_arcface112`` (ArcFace 112 px crops of those: ``benchmarks.aligned``); ``synthetic`` (patterns, for tests).
 
 Arms (``--arms``): ``real`` (real vs real: the floor, ~0.5), ``classical`` (benchmarks.faces
 ``classical_pipeline``, the recognisers' classical arm, on the detector's view), ``genaug``
@@ -125,22 +123,11 @@ def load_set(name: str, n: int) -> FaceSet:
         return FaceSet(name, photos, np.arange(len(chosen)), size,  # rotated: not the files' pictures any more
                        paths=None if name == "utkface_rotated" else [files[i] for i in chosen])
     if name in ALIGNED:
-        return aligned_set(name, n)
+        from benchmarks.aligned import aligned_set  # (it loads the source set here)
+        return aligned_set(name, n, ALIGNED[name])
     if name == "synthetic":
         return synthetic_set(n)
     raise ValueError(f"unknown face set {name!r}; choose from {SETS}")
-
-
-def aligned_set(name: str, n: int) -> FaceSet:
-    """A recognition set's aligned crops (:data:`ALIGNED`: source set, ``benchmarks.aligned`` template) of the
-    source set's photos; photos without a detected face are left out (an aligned set holds only those)."""
-    from benchmarks.aligned import aligned_crops
-
-    source, template = ALIGNED[name]
-    fs = load_set(source, n)
-    crops, _, found = aligned_crops(fs.photos, template)
-    keep = np.flatnonzero(found)
-    return FaceSet(name, [crops[i] for i in keep], fs.people[keep], crops[0].shape[0])
 
 
 def synthetic_set(n: int, size: int = 64) -> FaceSet:
