@@ -115,27 +115,36 @@ def keep_hue(s: Tensor, t: Tensor) -> Tensor:
     if c == 1:
         return t
     centre = part(s, (None, None, (h // 4, h - h // 4), (w // 4, w - w // 4)))
-    lum = centre.mean(1, keepdim=True)  # the face's mean channels, luminance and offset weight (black_weight)
-    work = torch.promote_types(t.dtype, torch.float32)  # (in float16 the floors below are 0: a grey face's 0 / 0)
-    m = torch.cat((centre, lum, torch.mul(lum, constant(1 / BLACK_RAMP, lum.dtype, lum.device)).clamp_(0, 1)), 1).mean((2, 3)).to(work)
-    own = m[:, :c] - m[:, c : c + 1]  # the face's chroma, and through t:
-    new = (t.to(work) * torch.stack((m[:, :c], m[:, c : c + 1].expand(-1, c), m[:, c + 1 : c + 2].expand(-1, c)), -1)).sum(-1)
-    new = new - new.mean(1, keepdim=True)
-    size = own.square().sum(1, keepdim=True).clamp(min=1e-12)
-    along = (own * new).sum(1, keepdim=True) / size  # the share of its chroma kept; across: the turn
-    across = new - along * own
-    kept = along.clamp(min=KEPT_CHROMA)
-    turn = (math.tan(math.radians(HUE_TURN)) * kept * size.sqrt() / across.norm(dim=1, keepdim=True).clamp(min=1e-12)).clamp(max=1)
-    gate = ((own.norm(dim=1, keepdim=True) / m[:, c : c + 1].clamp(min=1e-6) - COLOURFUL[0]) / (COLOURFUL[1] - COLOURFUL[0])).clamp(0, 1)
-    change = gate * ((kept - along) * own + (turn - 1) * across)  # wanted in the face's chroma
+    work, dev = torch.promote_types(t.dtype, torch.float32), t.device  # (float16's floors below are 0: a grey 0 / 0)
+    k = functools.partial(constant, dtype=work, device=dev)  # 0-dim constants: few operations (the batch path's per call)
+    per_pixel = k(1 / (centre.shape[2] * centre.shape[3]))
+    m = torch.mul(centre.sum((2, 3)).to(work), per_pixel)  # the face's mean channels, luminance, offset weight
+    lum = torch.mul(m.sum(1, keepdim=True), k(1 / c))
+    black = torch.mul(centre.sum(1), constant(1 / (c * BLACK_RAMP), centre.dtype, dev)).clamp_(0, 1).sum((1, 2))[:, None]
+    black = torch.mul(black.to(work), per_pixel)
+    own, tw = m - lum, t.to(work)  # the face's chroma, and through t (centred: its chroma after)
+    new = torch.addcmul(torch.addcmul(tw[..., 0] * m, tw[..., 1], lum), tw[..., 2], black)
+    new = new.sub_(torch.mul(new.sum(1, keepdim=True), k(1 / c)))
+    pair = torch.stack((own, new), 1)
+    gram = torch.bmm(pair, pair.transpose(1, 2))  # own.own, own.new, new.new per face
+    size, dot = torch.maximum(gram[:, 0, :1], k(1e-12)), gram[:, 0, 1:]
+    along = dot / size  # the share of its chroma kept; across it (|across|^2 = new.new - dot along): the turn
+    across = torch.maximum(torch.addcmul(gram[:, 1, 1:], dot, along, value=-1), k(1e-24)).sqrt_()
+    root, kept = size.sqrt(), torch.maximum(along, k(KEPT_CHROMA))
+    turn = torch.minimum(torch.mul(kept, root).mul_(k(math.tan(math.radians(HUE_TURN)))).div_(across), k(1.0))
+    gate = torch.div(root, torch.maximum(lum, k(1e-6))).sub_(k(COLOURFUL[0])).mul_(k(1 / (COLOURFUL[1] - COLOURFUL[0])))
+    gate = torch.clamp(gate, k(0.0), k(1.0))
+    # the change wanted in the face's chroma, gate ((kept - along) own + (turn - 1) across), is own alpha + new beta:
+    alpha, beta = torch.addcmul(kept, turn, along, value=-1).mul_(gate), torch.sub(turn, k(1.0)).mul_(gate)
+    change = torch.addcmul(own * alpha, new, beta)
     # gains d with (d_i own_i) - its mean = change, least squares with a small ridge: (D P D + e I) d = D change, the
     # matrix diagonal minus own own^T / C, solved by Sherman-Morrison
-    diag = own.square().add_(0.05 * size)
-    y, z = own * change / diag, own / diag
-    d = y.addcmul_(z, (own * y).sum(1, keepdim=True) / (c - (own * z).sum(1, keepdim=True)))
-    d = d.to(t.dtype)
-    t[..., 0] += d
-    t[..., 1] -= d
+    z = own / torch.addcmul(torch.mul(size, k(0.05)), own, own)
+    y = change * z
+    dots = torch.bmm(torch.stack((y, z), 1), own[:, :, None])  # own.y, own.z
+    d = torch.addcmul(y, z, dots[:, 0] / torch.sub(k(float(c)), dots[:, 1])).to(t.dtype)
+    t.select(-1, 0).add_(d)
+    t.select(-1, 1).sub_(d)
     return t
 
 
