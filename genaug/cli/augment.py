@@ -131,11 +131,11 @@ def augment_chunk(engine: Any, images: list[np.ndarray], indices: list[int], var
                                     generator=gate_draws, placed=True, drawn=True,
                                     frames=[frames[k] for k in rows])
     pasted = engine.unframe(out, [images[k] for k in rows], [frames[k] for k in rows], info, drawn=True)
+    faceless = [engine.faceless(info.edits[r], frames[k]) for r, k in enumerate(rows)]
     if no_face is not None:
-        no_face.extend(sorted({k for r, k in enumerate(rows) if engine.faceless(info.edits[r], frames[k])}))
+        no_face.extend(sorted({k for k, lacks in zip(rows, faceless) if lacks}))
     if unchanged is not None:
-        unchanged.extend(sorted({k for r, k in enumerate(rows)
-                                 if not bool(info.kept[r]) and not engine.faceless(info.edits[r], frames[k])}))
+        unchanged.extend(sorted({k for r, (k, lacks) in enumerate(zip(rows, faceless)) if not lacks and not bool(info.kept[r])}))
     return [pasted[k * variants:(k + 1) * variants] for k in range(len(images))]
 
 
