@@ -32,8 +32,7 @@ from .engine.edits import Edit, derive_seed, redraw_distinct, resolve_edits, var
 from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS, geometric_targets
 from .faces.identity import online_gate
-from .images import apply_transform
-from .samples import SampleMeta, join_item, split_item
+from .samples import SampleMeta, join_item, split_item, transform_item
 
 
 class GenerativeAugDataset(Dataset):
@@ -50,8 +49,9 @@ class GenerativeAugDataset(Dataset):
         cache_path: file for the inverted latents (``.safetensors``); reused when it matches.
         return_meta: items become ``(image, target, SampleMeta)`` (or ``(image, SampleMeta)``).
         transform / target_transform: applied to each item's image (original or variant, after genaug;
-            albumentations as ``transform(image=...)["image"]``, any other callable as ``transform(image)``)
-            and to its first target (``(image, target, ...)`` items), as torchvision datasets do.
+            albumentations as ``transform(image=...)["image"]``, with a dict sample's masks, boxes and keypoints
+            as its ``Compose`` takes them; any other callable as ``transform(image)``) and to its first target
+            (``(image, target, ...)`` items), as torchvision datasets do.
         progress: show a tqdm bar while inverting.
         gate / gate_threshold: identity gate (see :class:`~genaug.engine.Engine`); ``gate="auto"`` or ``gate_threshold``
             alone uses ``genaug.faces.identity.online_gate("auto")`` (the shipped student, else the embedder; not dlib). Items with ``return_meta`` carry the edit applied
@@ -289,7 +289,7 @@ class GenerativeAugDataset(Dataset):
             with torch_defaults():  # (the base dataset and the transforms run in the caller's settings)
                 image, meta = self._variant(index, meta, image, marked)
         if self.transform is not None:
-            image = apply_transform(self.transform, image)
+            image, target = transform_item(self.transform, image, target)
         return join_item(image, target, meta, self.return_meta, self.target_transform)
 
     def _variant(self, index: int, meta: SampleMeta, image: Any, marked: bool) -> tuple[Any, SampleMeta]:

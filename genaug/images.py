@@ -111,7 +111,9 @@ def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
         elif image.ndim == 3:
             layout = "HWC"
             if image.shape[2] not in (1, 3, 4):
-                _fail(f"HWC image must have 1, 3 or 4 channels, got shape {image.shape}")
+                hint = (" (it looks like CHW: albumentations and genaug take HWC arrays, image.transpose(1, 2, 0))"
+                        if image.shape[0] in (1, 3, 4) else "")
+                _fail(f"HWC image must have 1, 3 or 4 channels, got shape {image.shape}{hint}")
             t = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1)
         else:
             _fail(f"image must be (H, W) or (H, W, C), got an array of rank {image.ndim} with shape {image.shape}")
@@ -126,7 +128,8 @@ def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
         elif image.ndim == 3:
             layout, t = "CHW", image
             if image.shape[0] not in (1, 3, 4):
-                _fail(f"CHW tensor must have 1, 3 or 4 channels first, got shape {tuple(image.shape)}")
+                hint = " (it looks like HWC: image.permute(2, 0, 1))" if image.shape[2] in (1, 3, 4) else ""
+                _fail(f"CHW tensor must have 1, 3 or 4 channels first, got shape {tuple(image.shape)}{hint}")
         else:
             _fail(f"image tensor must be (C, H, W) or (H, W), got shape {tuple(image.shape)} "
                   "(for batches use Engine.augment_tensor)")

@@ -1,15 +1,20 @@
 """A base dataset's items as :class:`genaug.GenerativeAugDataset` takes them apart and puts them back: the image and
-the rest (``(image, target, ...)``, a dict sample's other entries; :func:`split_item`, :func:`join_item`), and
-:class:`SampleMeta`, where a sample came from and what was done to it."""
+the rest (``(image, target, ...)``, a dict sample's other entries; :func:`split_item`, :func:`join_item`), the
+user's ``transform`` of an item (:func:`transform_item`), and :class:`SampleMeta`, where a sample came from and what
+was done to it."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
+import numpy as np
+
 from .engine.edits import Edit
+from .images import apply_transform
 
 IMAGE_KEYS = ("image", "img")  # where a dict sample holds its image
 TARGET_KEYS = ("label", "target", "labels", "targets")  # a dict sample's entry target_transform applies to
+MASK_KEYS = ("mask", "masks", "mask3d", "masks3d")  # a dict sample's entries any albumentations transform moves
 NO_VALUE = float("nan")  # one object, so two metas of an unchanged sample compare equal
 
 
@@ -84,3 +89,29 @@ def join_item(image: Any, rest: Any, meta: SampleMeta, return_meta: bool, target
     if return_meta:
         parts = (*parts, meta)
     return parts if rest is not None or return_meta else image  # an (image,) item stays a 1-tuple
+
+
+def transform_item(transform: Callable, image: Any, rest: Any) -> tuple[Any, Any]:
+    """``transform`` applied to a split item's image (:func:`apply_transform`); an albumentations one gets a dict
+    sample's entries that it moves with the image too, as albumentations users call it (``transform(**sample)``):
+    masks, and for a ``Compose`` its additional targets and the boxes / keypoints its ``bbox_params`` /
+    ``keypoint_params`` process, with their label fields. Returns the image and the rest, those entries replaced."""
+    keys = _joint_keys(transform, rest.entries) if isinstance(rest, DictRest) else []
+    if not keys:
+        return apply_transform(transform, image), rest
+    out = transform(image=image, **{k: rest.entries[k] for k in keys})
+    return out["image"], DictRest(rest.key, {**rest.entries, **{k: out[k] for k in keys}})
+
+
+def _joint_keys(transform: Any, entries: dict[str, Any]) -> list[str]:
+    """The keys of ``entries`` an albumentations ``transform`` moves with the image (none for other callables; masks
+    only as the numpy arrays albumentations takes: a mask's path or tensor passes through as before)."""
+    from albumentations.core.composition import BaseCompose
+    from albumentations.core.transforms_interface import BasicTransform
+
+    if not isinstance(transform, (BaseCompose, BasicTransform)):
+        return []
+    moved = {k for k in MASK_KEYS if isinstance(entries.get(k), np.ndarray)} | set(getattr(transform, "additional_targets", None) or ())
+    for proc in (getattr(transform, "processors", None) or {}).values():  # a Compose's bbox / keypoint params
+        moved |= {*proc.data_fields, *(proc.params.label_fields or ())}
+    return [k for k in entries if k in moved]

@@ -47,8 +47,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
             bundle's measured default: 0 for the edit kind, 20 otherwise).
         framing: ``"auto"`` (CelebA box for 178x218-shaped images; other images: the largest face
             detected and aligned when ``genaug[faces]`` is installed, else the centre square; where
-            no face is found there, a drawn ``light`` / ``yaw`` is re-drawn among the latent codes in ``codes``
-            (none there: the image comes back unchanged)),
+            no face is found there, or the face is near profile (no room for it), a drawn ``light`` / ``yaw`` is
+            re-drawn among the latent codes in ``codes`` (none there: the image comes back unchanged)),
             ``"full"`` or ``"detect"`` (detected faces only; no face: image unchanged, counted in
             ``engine.stats["no_face"]``; see :mod:`genaug.faces.align`).
         bounds: ``{code: (low, high)}`` ranges for continuous codes.

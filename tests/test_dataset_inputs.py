@@ -252,3 +252,31 @@ def test_the_dataset_in_persistent_workers_serves_the_items_of_the_main_process(
     assert torch.equal(torch.cat([x for x, _ in DataLoader(sub, batch_size=2, num_workers=2)]), want[[5, 0, 3]])
     both = ConcatDataset([ds, sub])
     assert torch.equal(torch.cat([x for x, _ in DataLoader(both, batch_size=3)]), torch.cat([want, want[[5, 0, 3]]]))
+
+
+def test_an_albumentations_transform_moves_a_dict_samples_masks_boxes_and_keypoints_with_its_image(tiny_bundle_path):
+    # transform=A.Compose([A.HorizontalFlip(p=1)], keypoint_params=..., bbox_params=...) on {"image", "mask",
+    # "keypoints", "bboxes", ...} samples flipped the image alone: the mask, boxes and keypoints came back unflipped
+    import albumentations as A
+
+    face = demo_faces(1, size=32)[0].permute(1, 2, 0).numpy()
+    mask = np.zeros((32, 32), np.uint8)
+    mask[:, :4] = 1
+    base = [{"image": face, "mask": mask, "keypoints": np.array([[4.0, 10.0]]), "bboxes": np.array([[2.0, 2.0, 10.0, 12.0]]),
+             "box_labels": [7], "label": 3}]
+    kw = dict(variants=1, progress=False, bundle=tiny_bundle_path, device="cpu", refine_steps=0)
+    flip = A.Compose([A.HorizontalFlip(p=1.0)], keypoint_params=A.KeypointParams(format="xy"),
+                     bbox_params=A.BboxParams(format="pascal_voc", label_fields=["box_labels"]), strict=True)
+    s, plain = genaug.GenerativeAugDataset(base, transform=flip, **kw)[0], genaug.GenerativeAugDataset(base, **kw)[0]
+    np.testing.assert_array_equal(s["image"], plain["image"][:, ::-1])
+    np.testing.assert_array_equal(s["mask"], mask[:, ::-1])
+    np.testing.assert_allclose(s["keypoints"], [[27.0, 10.0]])  # (albumentations: x -> W - 1 - x)
+    np.testing.assert_allclose(s["bboxes"], [[22.0, 2.0, 30.0, 12.0]])
+    assert list(s["box_labels"]) == [7] and s["label"] == 3
+    # a bare transform moves the masks (boxes and keypoints need a Compose's params, as in albumentations)
+    s = genaug.GenerativeAugDataset(base, transform=A.HorizontalFlip(p=1.0), **kw)[0]
+    np.testing.assert_array_equal(s["mask"], mask[:, ::-1])
+    np.testing.assert_array_equal(s["keypoints"], [[4.0, 10.0]])
+    tensor_mask = [{**base[0], "mask": torch.from_numpy(mask)}]  # not an albumentations mask: passed through, as before
+    assert torch.equal(genaug.GenerativeAugDataset(tensor_mask, transform=A.HorizontalFlip(p=1.0), **kw)[0]["mask"],
+                       torch.from_numpy(mask))

@@ -116,6 +116,9 @@ BAD = {
     "negative": (np.full((32, 32, 3), -0.5, np.float32), r"\[0, 1\]"),
     "small": (np.zeros((8, 40, 3), np.uint8), "too small"),
     "tensor_hwc": (torch.zeros(32, 32, 3), "channels first"),
+    "numpy_chw": (np.zeros((3, 32, 32), np.uint8), r"looks like CHW.*transpose\(1, 2, 0\)"),  # (it said "must have 1, 3 or 4
+    "numpy_c1hw": (np.zeros((1, 32, 32), np.float32), r"looks like CHW"),                  # channels" alone)
+    "tensor_hwc_hint": (torch.zeros(32, 32, 3), r"looks like HWC.*permute\(2, 0, 1\)"),
     "tensor_int": (torch.zeros(3, 32, 32, dtype=torch.int32), "dtype"),
     "list": ([[0, 1], [1, 0]], "unsupported image type"),
 }

@@ -1,4 +1,5 @@
-"""The light on near-profile faces: it fades out from 40 to 50 degrees of yaw; a face it would barely change has no room."""
+"""The light on near-profile faces: it fades out from 40 to 50 degrees of yaw; a face it would barely change has no room
+(a random draw there is re-drawn among the latent codes)."""
 import albumentations as A
 import h5py
 import numpy as np
@@ -58,3 +59,21 @@ def test_the_light_on_a_near_profile_photo_is_recorded_nan(tmp_path, size):
     expand_to_hdf5(src, out, 2, codes=["light"], size=size, seed=0, device="cpu", progress=False)
     with h5py.File(out) as f:
         assert np.isnan(f["codes"][()]).all(), f["codes"][()]
+
+
+@needs_dlib
+def test_a_random_control_a_near_profile_face_has_no_room_for_is_redrawn_among_the_latent_codes():
+    # GenerativeFaceAug(p=1) returned a near-profile photo unchanged ("no room") whenever it drew light or yaw, while a
+    # photo whose face the detector missed got a latent edit instead; now both are re-drawn, and a replay agrees
+    photo = utk_photo(need(UTKFACE), PROFILE)
+    aug = genaug.GenerativeFaceAug(p=1.0, codes=["light", "tone"])
+    pipe, light = A.ReplayCompose([aug]), aug.engine.code_names.index("light")
+    drawn = []
+    for seed in range(6):
+        pipe.set_random_seed(seed)
+        res = pipe(image=photo)
+        drawn += [int(e[0]) for e in res["replay"]["transforms"][0]["params"]["edits"]]
+        assert bool(aug.last_info.kept[0]) and aug.last_info.descriptions[0].startswith("tone="), aug.last_info.descriptions
+        assert not np.array_equal(res["image"], photo)
+        assert np.array_equal(A.ReplayCompose.replay(res["replay"], image=photo)["image"], res["image"])
+    assert light in drawn, drawn  # (some of the draws were the light, re-drawn)

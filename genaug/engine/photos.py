@@ -20,6 +20,9 @@ from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
 from .render import apply_control, paste_back, recolour, to_model_batch
 
 
+NO_ROOM = "unchanged (no room for the control on this face)"  # a control the face had no room for (near profile)
+
+
 class PhotoIO:
     """:class:`~genaug.engine.core.Engine`'s methods for user photos (framing, placing results back)."""
 
@@ -33,8 +36,9 @@ class PhotoIO:
         Returns outputs of the same type/shape/dtype as the inputs, and the AugmentInfo (a yaw or light
         edit of a photo without a found face comes back unchanged: ``kept`` False, described as such).
         Random edits (``edits`` None, or ``redraw_unplaced`` for edits the caller drew at random) that are
-        such controls on a photo without a found face are re-drawn from ``generator`` among the engine's
-        latent codes, if it has any (the transform: ``p=1`` still edits a face the detector misses), and such a colour
+        such controls on a photo without a found face, or on a face with no room for them (a near-profile face: no
+        turn, light or frames), are re-drawn from ``generator`` among the engine's latent codes, if it has any (the
+        transform: ``p=1`` still edits a face the detector misses or a profile), and such a colour
         edit moves the code at least a margin from the face's own value (:meth:`Engine.render_edits`). ``redraw_codes``:
         the random set of the draw and of a gate's re-draws (default: the engine's ``codes``)."""
         single = not isinstance(images, (list, tuple))
@@ -48,10 +52,31 @@ class PhotoIO:
         out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True, frames=frames,
                                          drawn=drawn, redraw_codes=redraw_codes)
         res = self.unframe(out, items, frames, info, drawn)
+        if drawn:
+            self._redraw_roomless(x, items, frames, res, info, gen, strength, mode)
         for r, f in enumerate(frames):
             if self.faceless(info.edits[r], f):
                 info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
         return (res[0] if single else res), info
+
+    def _redraw_roomless(self, x: Tensor, items: list[Any], frames: list[FrameInfo], res: list[Any], info: AugmentInfo,
+                         generator: torch.Generator, strength: float | Tensor | None, mode: str | None) -> None:
+        """The rows of a random draw whose control had no room on the face (:data:`NO_ROOM`) edited again with a latent
+        code re-drawn from ``generator`` (as :meth:`replace_unplaced` does where no face was found), in place in
+        ``res`` and ``info``; nothing else is drawn or changed."""
+        rows = [r for r, d in enumerate(info.descriptions) if d == NO_ROOM]
+        codes = self._latent_codes()
+        if not rows or not codes:
+            return
+        edits = random_edits(self.spec, len(rows), generator, codes=codes, bounds=self.bounds)
+        if isinstance(strength, Tensor) and strength.ndim:
+            strength = strength[rows]
+        sub_frames = [frames[r] for r in rows]
+        out, sub = self.augment_tensor(x[rows].to(self.device), edits, generator, strength, mode, placed=True,
+                                       frames=sub_frames, drawn=True, redraw_codes=codes)
+        for i, (r, image) in enumerate(zip(rows, self.unframe(out, [items[r] for r in rows], sub_frames, sub, True))):
+            res[r], info.edits[r], info.kept[r], info.descriptions[r] = image, sub.edits[i], sub.kept[i], sub.descriptions[i]
+            info.latent[r], info.edited[r], info.score[r] = sub.latent[i], sub.edited[i], sub.score[i]
 
     def _latent_codes(self) -> list[int]:
         """The engine's codes (its ``codes``, else the bundle's random set) that move the latent, not an image-space
@@ -111,7 +136,7 @@ class PhotoIO:
             if info is not None and applied is not edit:
                 info.edits[r], info.descriptions[r] = applied, applied.describe(self.spec)  # type: ignore[union-attr]
             if info is not None and self.undone(edit, applied):
-                info.kept[r], info.descriptions[r] = False, "unchanged (no room for the control on this face)"
+                info.kept[r], info.descriptions[r] = False, NO_ROOM
             elif info is not None and bool(info.kept[r]) and self.recoloured_nothing(edit, f, im, image):
                 info.kept[r], info.descriptions[r] = False, "unchanged (the colour edit changed no pixel of this photo)"
             res.append(image)
