@@ -48,9 +48,9 @@ def test_a_pale_edit_of_dark_skin_keeps_it_brown(name):
     img = _photo(need(UTKFACE), name)
     src, out = _skin(img), _skin(_edit(img, 1.0))
     blue = (out[:, 2] > out[:, 1]).mean() - (src[:, 2] > src[:, 1]).mean()  # skin turned blue above green
-    assert blue < 0.35  # was 0.46-1.0: grey-blue (now 0-0.32)
+    assert blue < 0.35  # was 0.46-1.0: grey-blue (now 0-0.30)
     own, new = src.mean(0) - src.mean(), out.mean(0) - out.mean()
-    assert own @ new / (own @ own) > 0.35  # its chroma kept (now 0.43-0.66)
+    assert own @ new / (own @ own) > 0.35  # its chroma kept (now 1.07-1.21: in proportion to its brightness)
     assert out.mean() > src.mean() + 10  # and still paler, brighter
 
 
@@ -60,17 +60,18 @@ def test_a_pale_edit_keeps_dark_skin_its_hue_and_saturation(name):
     # 0.33-0.51 of its own, measured here) and 04038 olive; a photo in brighter light keeps it in proportion
     img = _photo(need(UTKFACE), name)
     (hue, sat, _), (new_hue, new_sat, _) = _colour(img), _colour(_edit(img, 1.0))
-    assert 0.75 < new_sat / sat < 1.25  # now 0.80-0.93
+    assert 0.75 < new_sat / sat < 1.25  # now 0.80-0.92
     assert abs((new_hue - hue + 180) % 360 - 180) < 15  # now 4-14 degrees (was 10-21)
 
 
 @pytest.mark.parametrize("name", GREEN)
 def test_shade_keeps_light_skin_from_turning_green(name):
     img = _photo(need(UTKFACE), name)
-    (_, sat, chroma), (_, new_sat, new_chroma) = _colour(img), _colour(_edit(img, 0.7, "shade"))
+    out = _edit(img, 0.7, "shade")
+    (_, sat, chroma), (_, new_sat, new_chroma) = _colour(img), _colour(out)
     assert new_sat / sat > 0.8  # was 0.74-0.81: the skin greyed under a green cast (now 0.82-1.01)
-    lum, new_lum = _skin(img).mean(), _skin(_edit(img, 0.7, "shade")).mean()
-    assert (new_chroma[1] - new_chroma[0]) / new_lum - (chroma[1] - chroma[0]) / lum < 0.021  # green over red: was 0.022-0.028 (now 0.017-0.018)
+    greener = (new_chroma[1] - new_chroma[0]) / _skin(out).mean() - (chroma[1] - chroma[0]) / _skin(img).mean()
+    assert greener < 0.021  # green over red, per luminance: was 0.022-0.028 (now 0.017-0.019)
 
 
 def test_faces_whose_colour_an_edit_keeps_take_the_fitted_transform_unchanged():
