@@ -16,7 +16,7 @@ from ..faces.framing import face_box
 from .batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, edit_plan, plan_columns
 from .batch_latents import content_slots, named_slots, stored
 from .batch_render import columns, frame, grid_blend, make_grey, paste, recolour
-from .colour import _HALF, fit_regressors, keep_hue, part, sample_grid, workspace
+from .colour import _HALF, fit_regressors, part, sample_grid, workspace
 from .latent_table import host_array
 from .render import luma_only, within_region
 
@@ -96,7 +96,7 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
                            sample_grid(_rows(images, a)), out=_rows(dst, a - a0))
             make_grey(g, np.flatnonzero(grey[a:]))
         torch.add(_MINUS_ONE, f, alpha=2, out=f)  # to model units and back, as the engine's fit sees them
-        transform = keep_hue(part(f, (None, (0, c))), fit_regressors(torch.add(_HALF, f, alpha=0.5, out=f), True, aug._work))
+        transform = fit_regressors(torch.add(_HALF, f, alpha=0.5, out=f), True, aug._work)  # (its hue kept, then refitted)
     if a:
         result = paste(result, _rows(x01, 0, a), _rows(xr, 0, a), box, aug._feathers)
         if a > a0:  # colour-fitted rows blended whole: colour entries take the colour transform

@@ -41,7 +41,8 @@ def fit_colour(src: Tensor, dst: Tensor, refit: bool = False, work: dict | None 
     pixels (a gain, a saturation-like pull to the luminance and an offset that fades out towards black,
     :func:`black_weight`: what exposure, white balance and colour grading do - black stays black; no
     channel leaks into another hue), ridge towards the identity: (N, C, 3). ``refit``: the fit of ``src``
-    through that transform as :func:`apply_colour` renders it (clamped), the system solved once for both.
+    through that transform, its hue kept, as :func:`colour_only` renders it (clamped; what the per-image path fits its
+    photo's transform to), the system solved once for both.
     ``work``: a dict of work buffers kept across calls (:func:`workspace`; the result is then one of them)."""
     s, d = sample_grid(src), sample_grid(dst)  # a global fit: ~256 samples are plenty
     work, c = {} if work is None else work, s.shape[1]
@@ -80,8 +81,8 @@ def fit_regressors(f: Tensor, refit: bool, work: dict) -> Tensor:
         return workspace(work, name + "t", (n, c, 3), f.dtype, dev).copy_(workspace(work, name + "r", (n, c, 3), one, dev))
 
     t = solve(torch.index_select(flat, 1, pick_b, out=workspace(work, "b", (n, c * 3), one, dev)), "b")
-    if refit:  # src through t as apply_colour renders it (clamped), on the grid, in double: a s + k lum + b w
-        td = workspace(work, "td", (n, c, 3), one, dev).copy_(t)
+    if refit:  # src through t, its hue kept, as colour_only renders it (clamped), on the grid, in double: a s + k lum + b w
+        td = workspace(work, "td", (n, c, 3), one, dev).copy_(keep_hue(part(f, (None, (0, c))), t))
         d2 = torch.mul(part(td, (None, None, (2, 3))), part(f64, (None, (c + 1, c + 2))),
                        out=workspace(work, "d2", (n, c, p), one, dev))
         d2.addcmul_(part(td, (None, None, (0, 1))), part(f64, (None, (0, c))))
@@ -92,25 +93,28 @@ def fit_regressors(f: Tensor, refit: bool, work: dict) -> Tensor:
     return t
 
 
-HUE_TURN = 10.0  # degrees: the most a colour transform may turn the hue of a colourful face's mean colour (keep_hue)
-KEPT_CHROMA = 0.5  # the least share of that colour's own chroma it keeps (a pale face stays its colour, paler)
-COLOURFUL = (0.15, 0.25)  # a face's chroma over its luminance from which keep_hue starts to act, and fully acts
+HUE_TURN = 10.0  # degrees: the most a colour transform may turn the hue of a face's mean colour (keep_hue)
+KEPT_SATURATION = 0.8  # the least share of that colour's chroma over luminance it keeps (brighter skin keeps its colour)
+COLOURFUL = (0.02, 0.05)  # a face's chroma over its luminance from which keep_hue starts to act, and fully acts (grey: never)
 
 
 def edit_transform(src: Tensor, dst: Tensor) -> Tensor:
-    """The colour transform a colour edit applies to the photo ``src`` whose model frame it rendered as ``dst`` (both
-    (N, C, H, W) in model units): :func:`fit_colour`, then :func:`keep_hue`."""
+    """The colour transform of a colour edit that rendered the model frame ``src`` as ``dst`` (both (N, C, H, W) in model
+    units): :func:`fit_colour`, then :func:`keep_hue`. The photo takes the transform fitted to the render it gives
+    (:func:`colour_only`); the batch path solves both at once (:func:`fit_regressors`' ``refit``)."""
     return keep_hue(torch.add(_HALF, sample_grid(src), alpha=0.5), fit_colour(src, dst))
 
 
 def keep_hue(s: Tensor, t: Tensor) -> Tensor:
     """The transforms ``t`` (N, C, 3) of the photos ``s`` (N, C, H, W; image scale, a grid of the model frame) changed, where they
-    take a colourful face out of its hue, by the least change of the channels' gains on their own chroma (``p - lum``;
-    grey pixels unchanged) that gives the face's colour - the mean of the centre of the model frame - at least
-    ``KEPT_CHROMA`` of its chroma, turned at most ``HUE_TURN``: a "pale" edit of dark skin desaturated it past grey
-    (blue's gain near or below 0, an offset cooler than the skin), turning brown skin ashy grey-blue. A face with
-    little colour of its own (chroma under ``COLOURFUL[0]`` of its luminance) takes the transform as it is, as does
-    every face whose hue it keeps (light faces under every code). In place; returns ``t``."""
+    take a face out of its colour, so that the face's colour - the mean of the centre of the model frame - keeps at
+    least ``KEPT_SATURATION`` of its chroma over luminance (chroma in proportion to the new brightness, as a photo in
+    brighter light or with lighter make-up keeps it) and turns at most ``HUE_TURN``: the chroma by one gain on every
+    pixel's chroma (``p - lum``; a saturation, greys unchanged), the turn by the offset (the cast that turned it, taken
+    back from every pixel). A "pale" edit of dark skin desaturated it (only half its chroma kept, at half as much
+    luminance again: grey, lavender or olive skin) and ``shade`` turned light skin green. A grey face (chroma under
+    ``COLOURFUL[0]`` of its luminance) takes the transform as it is, as does every face whose colour it keeps (light
+    faces under ``tone`` up to about +0.8). In place; returns ``t``."""
     c, h, w = t.shape[1], s.shape[2], s.shape[3]
     if c == 1:
         return t
@@ -124,27 +128,24 @@ def keep_hue(s: Tensor, t: Tensor) -> Tensor:
     black = torch.mul(black.to(work), per_pixel)
     own, tw = m - lum, t.to(work)  # the face's chroma, and through t (centred: its chroma after)
     new = torch.addcmul(torch.addcmul(tw[..., 0] * m, tw[..., 1], lum), tw[..., 2], black)
-    new = new.sub_(torch.mul(new.sum(1, keepdim=True), k(1 / c)))
+    new_lum = torch.mul(new.sum(1, keepdim=True), k(1 / c))
+    new = new.sub_(new_lum)
     pair = torch.stack((own, new), 1)
     gram = torch.bmm(pair, pair.transpose(1, 2))  # own.own, own.new, new.new per face
     size, dot = torch.maximum(gram[:, 0, :1], k(1e-12)), gram[:, 0, 1:]
     along = dot / size  # the share of its chroma kept; across it (|across|^2 = new.new - dot along): the turn
     across = torch.maximum(torch.addcmul(gram[:, 1, 1:], dot, along, value=-1), k(1e-24)).sqrt_()
-    root, kept = size.sqrt(), torch.maximum(along, k(KEPT_CHROMA))
+    lum = torch.maximum(lum, k(1e-6))
+    root, kept = size.sqrt(), torch.maximum(along, torch.div(new_lum, lum).mul_(k(KEPT_SATURATION)))
     turn = torch.minimum(torch.mul(kept, root).mul_(k(math.tan(math.radians(HUE_TURN)))).div_(across), k(1.0))
-    gate = torch.div(root, torch.maximum(lum, k(1e-6))).sub_(k(COLOURFUL[0])).mul_(k(1 / (COLOURFUL[1] - COLOURFUL[0])))
+    gate = torch.div(root, lum).sub_(k(COLOURFUL[0])).mul_(k(1 / (COLOURFUL[1] - COLOURFUL[0])))
     gate = torch.clamp(gate, k(0.0), k(1.0))
-    # the change wanted in the face's chroma, gate ((kept - along) own + (turn - 1) across), is own alpha + new beta:
-    alpha, beta = torch.addcmul(kept, turn, along, value=-1).mul_(gate), torch.sub(turn, k(1.0)).mul_(gate)
-    change = torch.addcmul(own * alpha, new, beta)
-    # gains d with (d_i own_i) - its mean = change, least squares with a small ridge: (D P D + e I) d = D change, the
-    # matrix diagonal minus own own^T / C, solved by Sherman-Morrison
-    z = own / torch.addcmul(torch.mul(size, k(0.05)), own, own)
-    y = change * z
-    dots = torch.bmm(torch.stack((y, z), 1), own[:, :, None])  # own.y, own.z
-    d = torch.addcmul(y, z, dots[:, 0] / torch.sub(k(float(c)), dots[:, 1])).to(t.dtype)
-    t.select(-1, 0).add_(d)
-    t.select(-1, 1).sub_(d)
+    # the turn by the offset: a face with little chroma of its own is turned by the cast alone, which gains cannot undo
+    gain = torch.sub(kept, along).mul_(gate)
+    shift = torch.addcmul(new, own, along, value=-1).mul_(torch.sub(turn, k(1.0)).mul_(gate).div_(torch.maximum(black, k(0.1))))
+    t.select(-1, 0).add_(gain.to(t.dtype))
+    t.select(-1, 1).sub_(gain.to(t.dtype))
+    t.select(-1, 2).add_(shift.to(t.dtype))
     return t
 
 

@@ -15,7 +15,7 @@ from ..device import torch_defaults
 from ..faces.controls import GEOMETRIC_CONTROLS
 from ..images import FrameInfo, from_chw01, match_channels, to_chw01
 from .codes import control_of, default_codes
-from .colour import edit_transform
+from .colour import fit_colour
 from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
 from .render import apply_control, paste_back, recolour, to_model_batch
 
@@ -188,7 +188,8 @@ class PhotoIO:
             return image, edit if value == edit.value else Edit(edit.code, value)  # type: ignore[union-attr]
         if (control is None and edit is not None and kept and not frame.no_face and self.mode == "delta"
                 and self.bundle.recipe(edit.code, edit.value).colour):
-            return recolour(original, edit_transform(frame.model_in[None].float(), out[None].float().cpu())[0], frame), edit
+            # (out: the model frame through colour_only's transform, its hue kept: fitted again for the whole photo)
+            return recolour(original, fit_colour(frame.model_in[None].float(), out[None].float().cpu())[0], frame), edit
         return paste_back(out, original, frame), edit
 
     @torch_defaults()
