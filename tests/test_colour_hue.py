@@ -74,6 +74,16 @@ def test_shade_keeps_light_skin_from_turning_green(name):
     assert greener < 0.021  # green over red, per luminance: was 0.022-0.028 (now 0.017-0.019)
 
 
+@pytest.mark.parametrize("name", ["03858", "00633", "00181"])
+def test_a_cool_white_balance_cools_the_skin_with_the_photo(name):
+    # warmth is a white balance (recipe hue): the rule held light skin's hue and saturation back, so under warmth -0.8
+    # the skin stayed as warm as before (blue minus red over the mean changed by -0.003 to +0.028) while the rest of the
+    # photo cooled (+0.05 to +0.16); now the skin cools with it (+0.07 to +0.19)
+    img = _photo(need(UTKFACE), name)
+    src, out = _skin(img).mean(0), _skin(_edit(img, -0.8, "warmth")).mean(0)
+    assert (out[2] - out[0]) / out.mean() - (src[2] - src[0]) / src.mean() > 0.05
+
+
 def test_faces_whose_colour_an_edit_keeps_take_the_fitted_transform_unchanged():
     for name in LIGHT:
         img = _photo(need(UTKFACE), name)
@@ -124,7 +134,7 @@ def test_the_hue_rule_keeps_flat_photos_finite_in_half_precision(dtype):
         assert torch.allclose(t.float(), edit_transform(x.float(), (x.float() * 0.5 + 0.1).clamp(-1, 1)), atol=0.05)
 
 
-@pytest.mark.parametrize("code,value", [("tone", 1.0), ("shade", 0.7)])
+@pytest.mark.parametrize("code,value", [("tone", 1.0), ("shade", 0.7), ("warmth", -0.8)])
 def test_the_batch_path_renders_the_colour_rule_as_the_transform_does(code, value):
     from conftest import batch_aug
 

@@ -102,3 +102,16 @@ def test_bad_recipe_tables_in_a_config_are_refused(trained_bundle_path, tmp_path
         (folder / "config.json").write_text(json.dumps({**cfg, "edit_recipes": table}))
         with pytest.raises(BundleError, match=match):
             load_bundle(folder)
+
+
+def test_a_white_balance_recipe_is_a_colour_edit_and_round_trips():
+    from genaug.bundle.recipe import EditRecipe
+
+    r = EditRecipe(colour=True, hue=True)
+    assert EditRecipe.from_dict(r.to_dict()) == r and r.to_dict() == {"gain": 1.0, "shift": 0.0, "regenerate": 0.0,
+                                                                      "colour": True, "hue": True}
+    assert "hue" not in EditRecipe(colour=True).to_dict()  # (older bundles' digests unchanged)
+    with pytest.raises(ValueError, match="hue .* colour"):
+        EditRecipe(hue=True)
+    with pytest.raises(ValueError, match="hue must be true or false"):
+        EditRecipe(colour=True, hue="yes")

@@ -9,7 +9,9 @@ change reduced to a per-photo colour transform, :mod:`genaug.engine.colour`) and
 change reaches the photo's brightness only (``luma``: the photo keeps its own colour, so the generator's
 colour noise — green or pink blotches — does not reach it) and where on the face it may act (``region``: an
 ellipse of the model frame outside which the rendered change fades out, so what the generator redraws
-elsewhere — blotches on the cheeks of a mouth edit — does not reach the photo).
+elsewhere — blotches on the cheeks of a mouth edit — does not reach the photo); a colour edit that is a white
+balance (``hue``) turns the skin's hue as it turns the rest of the photo (other colour edits keep the skin's hue and
+saturation, :func:`genaug.engine.colour.keep_hue`).
 :func:`genaug.engine.edits.apply_recipes` is the one place the latent settings act, :func:`genaug.engine.render.region_mask` the region's.
 
 A bundle stores them in ``config.json`` as one table ``"edit_recipes"``, keyed ``"code=value"``
@@ -69,6 +71,7 @@ class EditRecipe:
     transfer: Transfer | None = None
     colour: bool = False
     luma: bool = False
+    hue: bool = False  # a colour edit whose turn of the skin's hue is the edit (a white balance): keep_hue leaves it
     region: tuple[float, float, float, float] | None = None  # (centre x, centre y, half width, half height), frame fractions
 
     def __post_init__(self) -> None:
@@ -84,12 +87,14 @@ class EditRecipe:
             raise ValueError("a colour edit recolours the whole photo: it takes no region")
         if self.transfer is not None and not isinstance(self.transfer, Transfer):
             raise ValueError(f"transfer must be a Transfer or None, got {self.transfer!r}")
-        for name in ("colour", "luma"):
+        for name in ("colour", "luma", "hue"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
             object.__setattr__(self, name, bool(getattr(self, name)))
         if self.colour and self.luma:
             raise ValueError("an edit is either a colour edit (colour) or a brightness-only one (luma), not both")
+        if self.hue and not self.colour:
+            raise ValueError("hue (a white balance: the skin's hue turns with the photo's) is a kind of colour edit: set colour too")
         for name, positive in (("gain", True), ("shift", False), ("regenerate", False)):
             v = getattr(self, name)
             if not _is_number(v) or not 0 <= v < float("inf") or (positive and v == 0):
@@ -97,7 +102,7 @@ class EditRecipe:
             object.__setattr__(self, name, float(v))
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if v is not None and not (k in ("colour", "luma") and v is False)}
+        d = {k: v for k, v in asdict(self).items() if v is not None and not (k in ("colour", "luma", "hue") and v is False)}
         if "region" in d:
             d["region"] = list(d["region"])
         return d

@@ -54,7 +54,10 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
         host.update(dest=rows[order], inverse=np.argsort(order))
     if index is not None:
         host["slots"] = pick(index)
-    cols = columns(host, {**PLAN_DTYPES, "dest": torch.long, "inverse": torch.long, "slots": torch.long}, dev)
+    if delta and aug._hue_code[codes[a0:]].any():  # white-balance colour edits: keep_hue leaves them
+        host["free"] = aug._hue_code[codes]
+    cols = columns(host, {**PLAN_DTYPES, "dest": torch.long, "inverse": torch.long, "slots": torch.long, "free": torch.float32},
+                   dev)
     xr = x if identity else x.index_select(0, cols["dest"])  # the rows in that order
     box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), aug.framing)
     x01 = frame(xr, box, eng.image_size)  # the model frame in [0, 1]
@@ -96,7 +99,8 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
                            sample_grid(_rows(images, a)), out=_rows(dst, a - a0))
             make_grey(g, np.flatnonzero(grey[a:]))
         torch.add(_MINUS_ONE, f, alpha=2, out=f)  # to model units and back, as the engine's fit sees them
-        transform = fit_regressors(torch.add(_HALF, f, alpha=0.5, out=f), True, aug._work)  # (its hue kept, then refitted)
+        free = _rows(cols["free"], a0) if "free" in cols else None
+        transform = fit_regressors(torch.add(_HALF, f, alpha=0.5, out=f), True, aug._work, free)  # (its hue kept, then refitted)
     if a:
         result = paste(result, _rows(x01, 0, a), _rows(xr, 0, a), box, aug._feathers)
         if a > a0:  # colour-fitted rows blended whole: colour entries take the colour transform

@@ -52,11 +52,12 @@ def fit_colour(src: Tensor, dst: Tensor, refit: bool = False, work: dict | None 
     return fit_regressors(f, refit, work)
 
 
-def fit_regressors(f: Tensor, refit: bool, work: dict) -> Tensor:
+def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = None) -> Tensor:
     """:func:`fit_colour` from a work buffer ``f`` (N, 2 C + 2, H, W) holding the photo ``s`` in ``[:, :C]`` and
     the target ``d`` in ``[:, C + 2:]`` on the image scale: fills in the luminance and the offset weight, then
     solves. The normal equations of all channels come from one Gram product per row (channels, luminance,
-    offset weight, targets), in float64; the 3 x 3 systems by their adjugate (:func:`_adjugate`)."""
+    offset weight, targets), in float64; the 3 x 3 systems by their adjugate (:func:`_adjugate`). ``free``: the
+    rows :func:`keep_hue` leaves (before the refit)."""
     n, k, dev = f.shape[0], f.shape[1], f.device
     c, p, one = (k - 2) // 2, f.shape[2] * f.shape[3], torch.float64
     lum, wgt = part(f, (None, (c, c + 1))), part(f, (None, (c + 1, c + 2)))
@@ -82,7 +83,7 @@ def fit_regressors(f: Tensor, refit: bool, work: dict) -> Tensor:
 
     t = solve(torch.index_select(flat, 1, pick_b, out=workspace(work, "b", (n, c * 3), one, dev)), "b")
     if refit:  # src through t, its hue kept, as colour_only renders it (clamped), on the grid, in double: a s + k lum + b w
-        td = workspace(work, "td", (n, c, 3), one, dev).copy_(keep_hue(part(f, (None, (0, c))), t))
+        td = workspace(work, "td", (n, c, 3), one, dev).copy_(keep_hue(part(f, (None, (0, c))), t, free))
         d2 = torch.mul(part(td, (None, None, (2, 3))), part(f64, (None, (c + 1, c + 2))),
                        out=workspace(work, "d2", (n, c, p), one, dev))
         d2.addcmul_(part(td, (None, None, (0, 1))), part(f64, (None, (0, c))))
@@ -98,14 +99,14 @@ KEPT_SATURATION = 0.8  # the least share of that colour's chroma over luminance 
 COLOURFUL = (0.02, 0.05)  # a face's chroma over its luminance from which keep_hue starts to act, and fully acts (grey: never)
 
 
-def edit_transform(src: Tensor, dst: Tensor) -> Tensor:
+def edit_transform(src: Tensor, dst: Tensor, free: Tensor | None = None) -> Tensor:
     """The colour transform of a colour edit that rendered the model frame ``src`` as ``dst`` (both (N, C, H, W) in model
     units): :func:`fit_colour`, then :func:`keep_hue`. The photo takes the transform fitted to the render it gives
     (:func:`colour_only`); the batch path solves both at once (:func:`fit_regressors`' ``refit``)."""
-    return keep_hue(torch.add(_HALF, sample_grid(src), alpha=0.5), fit_colour(src, dst))
+    return keep_hue(torch.add(_HALF, sample_grid(src), alpha=0.5), fit_colour(src, dst), free)
 
 
-def keep_hue(s: Tensor, t: Tensor) -> Tensor:
+def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None) -> Tensor:
     """The transforms ``t`` (N, C, 3) of the photos ``s`` (N, C, H, W; image scale, a grid of the model frame) changed, where they
     take a face out of its colour, so that the face's colour - the mean of the centre of the model frame - keeps at
     least ``KEPT_SATURATION`` of its chroma over luminance (chroma in proportion to the new brightness, as a photo in
@@ -114,7 +115,9 @@ def keep_hue(s: Tensor, t: Tensor) -> Tensor:
     back from every pixel). A "pale" edit of dark skin desaturated it (only half its chroma kept, at half as much
     luminance again: grey, lavender or olive skin) and ``shade`` turned light skin green. A grey face (chroma under
     ``COLOURFUL[0]`` of its luminance) takes the transform as it is, as does every face whose colour it keeps (light
-    faces under ``tone`` up to about +0.8). In place; returns ``t``."""
+    faces under ``tone`` up to about +0.8), and every row of ``free`` (N,; 1 = a white-balance edit, recipe ``hue``: its
+    turn of the skin's hue and chroma is the edit - held back, the skin stayed warm under a cool background). In place;
+    returns ``t``."""
     c, h, w = t.shape[1], s.shape[2], s.shape[3]
     if c == 1:
         return t
@@ -140,6 +143,8 @@ def keep_hue(s: Tensor, t: Tensor) -> Tensor:
     turn = torch.minimum(torch.mul(kept, root).mul_(k(math.tan(math.radians(HUE_TURN)))).div_(across), k(1.0))
     gate = torch.div(root, lum).sub_(k(COLOURFUL[0])).mul_(k(1 / (COLOURFUL[1] - COLOURFUL[0])))
     gate = torch.clamp(gate, k(0.0), k(1.0))
+    if free is not None:
+        gate = torch.mul(gate, torch.sub(k(1.0), free.to(work)[:, None]))
     # the turn by the offset: a face with little chroma of its own is turned by the cast alone, which gains cannot undo
     gain = torch.sub(kept, along).mul_(gate)
     shift = torch.addcmul(new, own, along, value=-1).mul_(torch.sub(turn, k(1.0)).mul_(gate).div_(torch.maximum(black, k(0.1))))
@@ -303,9 +308,10 @@ def _eye(c: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     return torch.eye(c, dtype=dtype, device=device)
 
 
-def colour_only(x: Tensor, out: Tensor) -> Tensor:
-    """``out`` replaced by the colour transform of ``x`` that best explains it, its face's hue kept (same shape)."""
-    return apply_colour(x, edit_transform(x, out))
+def colour_only(x: Tensor, out: Tensor, free: Tensor | None = None) -> Tensor:
+    """``out`` replaced by the colour transform of ``x`` that best explains it, its face's hue kept (same shape; not on
+    the rows of ``free``, :func:`keep_hue`)."""
+    return apply_colour(x, edit_transform(x, out, free))
 
 
 def margin_edits(bundle: Any, ranges: dict[int, tuple[float, float]], edits: list, latent: Tensor, wanted: Tensor,

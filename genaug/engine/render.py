@@ -263,13 +263,14 @@ def within_region(x: Tensor, out: Tensor, masks: Tensor) -> Tensor:
 def render_recipes(x: Tensor, base: Tensor, edited: Tensor, recipes: list, mode: str) -> Tensor:
     """:func:`render` of rows edited through ``recipes`` (one :class:`genaug.bundle.EditRecipe` per row), each as its
     recipe says in ``delta`` mode: local regeneration, a colour edit as the photo's own pixels through a colour
-    transform, a brightness-only edit keeping the photo's colour, a regional one kept where it belongs on the face;
-    a grey photo stays grey."""
+    transform (the skin's hue kept unless the edit is a white balance), a brightness-only edit keeping the photo's
+    colour, a regional one kept where it belongs on the face; a grey photo stays grey."""
     local = torch.tensor([r.regenerate for r in recipes], dtype=torch.float32)
     out = render(x, base, edited, mode, local)
     colour = [i for i, r in enumerate(recipes) if r.colour]
     if colour and mode == "delta":
-        out[colour] = colour_only(x[colour], out[colour])
+        hue = [float(recipes[i].hue) for i in colour]  # white balances: the skin's hue turns with the photo's
+        out[colour] = colour_only(x[colour], out[colour], torch.tensor(hue, device=x.device) if any(hue) else None)
     luma = [i for i, r in enumerate(recipes) if r.luma]
     if luma and mode == "delta":
         out[luma] = luma_only(x[luma], out[luma]).clamp_(-1, 1)
