@@ -22,15 +22,13 @@ _ROUND = torch.tensor(_ROUNDER, dtype=torch.float32, device="cpu")  # 0-dim: ``t
 # pass (host float32 under any importer's defaults)
 
 
-def stored(views: dict, table: LatentTable, step: int | None = None) -> Tensor:
-    """A view of ``table``'s storage, made once per storage: its latents (``step`` None), or its renders
-    every ``step``-th pixel each way (1: whole)."""
-    key = (id(table), step)
+def stored(views: dict, table: LatentTable, what: str = "latent") -> Tensor:
+    """A view of ``table``'s storage, made once per storage: its ``"latent"`` s, its renders (``"base"``) or their
+    sample grids (``"grid"``, :attr:`LatentTable.grid`)."""
+    key = (id(table), what)
     hit = views.get(key)
     if hit is None or hit[0] is not table.rows:
-        rows, d = table.rows, table.latent_dim
-        view = rows[:, :d] if step is None else rows[:, d:].unflatten(1, table.image_shape)[:, :, ::step, ::step]
-        hit = views[key] = (rows, view)
+        hit = views[key] = (table.rows, getattr(table, what))
     return hit[1]
 
 

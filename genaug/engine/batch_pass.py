@@ -75,7 +75,7 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
     grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
     parts = []  # (first row, rows in x's dtype)
     if a:
-        base = stored(aug._views, table, 1).index_select(0, _rows(slots, 0, a))
+        base = stored(aug._views, table, "base").index_select(0, _rows(slots, 0, a))
         weights = aug._recipe.mask_weights.index_select(0, _rows(entry, 0, a))
         result = blend(_rows(x01, 0, a), base, _rows(images, 0, a), aug.mode, weights, out=None if buf is None else _rows(buf, 0, a))
         if delta and aug._luma_code[codes[:a]].any():  # brightness-only edits keep the photo's colour
@@ -87,12 +87,12 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
         xg = sample_grid(_rows(x01, a0))  # the fit reads a ~16 x 16 grid only
         c = xg.shape[1]
         f = workspace(aug._work, "fit", (m - a0, 2 * c + 2, *xg.shape[2:]), torch.float32, dev)
-        part(f, (None, (0, c))).copy_(xg)
+        src = part(f, (None, (0, c))).copy_(xg)  # (the photo's strided grid read once)
         dst = part(f, (None, (c + 2, 2 * c + 2)))
         if a > a0:
             dst[: a - a0].copy_(sample_grid(result[a0:]))
         if m > a:
-            g = grid_blend(_rows(xg, a - a0), stored(aug._views, table, max(1, eng.image_size // 16)).index_select(0, _rows(slots, a)),
+            g = grid_blend(_rows(src, a - a0), stored(aug._views, table, "grid").index_select(0, _rows(slots, a)),
                            sample_grid(_rows(images, a)), out=_rows(dst, a - a0))
             make_grey(g, np.flatnonzero(grey[a:]))
         torch.add(_MINUS_ONE, f, alpha=2, out=f)  # to model units and back, as the engine's fit sees them
