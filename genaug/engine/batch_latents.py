@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .cache import pixel_keys
+from .cache import key_pixels, pixel_keys
 from .batch_render import to_device
 from .colour import is_grey, workspace
 from .latent_table import ContentSlots, LatentTable, host_array
@@ -55,7 +55,7 @@ def content_slots(slots_of: ContentSlots, content: LatentTable, x01: Tensor, pix
         q = torch.add(_ROUND, x01, alpha=255, out=workspace(work, "q", x01.shape, torch.float32, dev) if scratch is None else scratch)
         q = q if checked else q.clamp_(_ROUNDER, _ROUNDER + 255)  # (Python bounds: the vectorized kernel)
         bits = workspace(work, "q", q.shape, torch.int32, dev) if scratch is None else q.view(torch.int32)
-        pixels = workspace(work, "pixels", q.shape, torch.uint8, dev).copy_(bits)  # its low byte
+        pixels = key_pixels(work, q.shape, dev).copy_(bits)  # its low byte, where pixel_keys reads it
     slots, missing = slots_of.lookup(pixel_keys(pixels, eng._settings, work))
     if host_array(missing).any():
         miss = missing.nonzero().flatten()

@@ -63,6 +63,11 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
     # (empty_like would copy any strides, e.g. x.transpose(2, 3)'s, which the colour step cannot view as (N, C, H * W))
     layout = torch.channels_last if channels_last(xr) else torch.contiguous_format
     buf = torch.empty_like(xr, memory_format=layout) if delta and full and xr.dtype == torch.float32 else None
+    if m > a0:  # colour edits fit on a ~16 x 16 grid: the photo's, read (strided) while the photo is fresh in cache
+        xg = sample_grid(_rows(x01, a0))
+        c = xg.shape[1]
+        f = workspace(aug._work, "fit", (m - a0, 2 * c + 2, *xg.shape[2:]), torch.float32, dev)
+        src = part(f, (None, (0, c))).copy_(xg)
     if index is not None:
         slots, grey = named_slots(aug.table, x01, host["slots"], cols["slots"], eng)
     else:  # a uint8 batch that is the model frame already is hashed as it is
@@ -83,11 +88,7 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
         if delta and aug._region_code[codes[:a]].any():  # the change kept where the edit belongs on the face
             result = within_region(_rows(x01, 0, a), result, aug._region_entries.index_select(0, _rows(entry, 0, a)))
         result = make_grey(result, np.flatnonzero(grey[:a]), _rows(x01, 0, a))
-    if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour), fitted on a grid
-        xg = sample_grid(_rows(x01, a0))  # the fit reads a ~16 x 16 grid only
-        c = xg.shape[1]
-        f = workspace(aug._work, "fit", (m - a0, 2 * c + 2, *xg.shape[2:]), torch.float32, dev)
-        src = part(f, (None, (0, c))).copy_(xg)  # (the photo's strided grid read once)
+    if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour), fitted on the grid
         dst = part(f, (None, (c + 2, 2 * c + 2)))
         if a > a0:
             dst[: a - a0].copy_(sample_grid(result[a0:]))
@@ -96,7 +97,7 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
                            sample_grid(_rows(images, a)), out=_rows(dst, a - a0))
             make_grey(g, np.flatnonzero(grey[a:]))
         torch.add(_MINUS_ONE, f, alpha=2, out=f)  # to model units and back, as the engine's fit sees them
-        transform = keep_hue(part(f, (None, (0, c))), fit_regressors(torch.add(_HALF, f, alpha=0.5, out=f), True, aug._work))
+        transform = keep_hue(src, fit_regressors(torch.add(_HALF, f, alpha=0.5, out=f), True, aug._work))
     if a:
         result = paste(result, _rows(x01, 0, a), _rows(xr, 0, a), box, aug._feathers)
         if a > a0:  # colour-fitted rows blended whole: colour entries take the colour transform
