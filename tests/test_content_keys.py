@@ -140,3 +140,16 @@ def test_a_store_of_older_keys_is_rebuilt_with_a_message(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert list(store.load()) == [b"k" * KEY_BYTES] and STORE_VERSION != "3"
+
+
+def test_pixels_written_where_the_keys_read_them_give_the_same_keys():
+    """Pixels written into ``key_pixels``' buffer are hashed in place (no copy), after earlier calls left their
+    work in it, with the keys of the same pixels passed as a tensor of their own; rows of odd length too."""
+    from genaug.engine.cache import key_pixels
+
+    for shape in ((5, 3, 8, 8), (4, 3, 5, 7)):
+        work = {}
+        for seed in range(3):
+            q = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+            at = key_pixels(work, q.shape, q.device).copy_(q)
+            assert pixel_keys(at, SETTINGS, work) == pixel_keys(q.clone(), SETTINGS) == reference_keys(q, SETTINGS)

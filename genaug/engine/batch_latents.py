@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .cache import pixel_keys
+from .cache import key_pixels, pixel_keys
 from .batch_render import to_device
 from .colour import is_grey, workspace
 from .latent_table import ContentSlots, LatentTable, host_array
@@ -22,15 +22,13 @@ _ROUND = torch.tensor(_ROUNDER, dtype=torch.float32, device="cpu")  # 0-dim: ``t
 # pass (host float32 under any importer's defaults)
 
 
-def stored(views: dict, table: LatentTable, step: int | None = None) -> Tensor:
-    """A view of ``table``'s storage, made once per storage: its latents (``step`` None), or its renders
-    every ``step``-th pixel each way (1: whole)."""
-    key = (id(table), step)
+def stored(views: dict, table: LatentTable, what: str = "latent") -> Tensor:
+    """A view of ``table``'s storage, made once per storage: its ``"latent"`` s, its renders (``"base"``) or their
+    sample grids (``"grid"``, :attr:`LatentTable.grid`)."""
+    key = (id(table), what)
     hit = views.get(key)
     if hit is None or hit[0] is not table.rows:
-        rows, d = table.rows, table.latent_dim
-        view = rows[:, :d] if step is None else rows[:, d:].unflatten(1, table.image_shape)[:, :, ::step, ::step]
-        hit = views[key] = (rows, view)
+        hit = views[key] = (table.rows, getattr(table, what))
     return hit[1]
 
 
@@ -57,7 +55,7 @@ def content_slots(slots_of: ContentSlots, content: LatentTable, x01: Tensor, pix
         q = torch.add(_ROUND, x01, alpha=255, out=workspace(work, "q", x01.shape, torch.float32, dev) if scratch is None else scratch)
         q = q if checked else q.clamp_(_ROUNDER, _ROUNDER + 255)  # (Python bounds: the vectorized kernel)
         bits = workspace(work, "q", q.shape, torch.int32, dev) if scratch is None else q.view(torch.int32)
-        pixels = workspace(work, "pixels", q.shape, torch.uint8, dev).copy_(bits)  # its low byte
+        pixels = key_pixels(work, q.shape, dev).copy_(bits)  # its low byte, where pixel_keys reads it
     slots, missing = slots_of.lookup(pixel_keys(pixels, eng._settings, work))
     if host_array(missing).any():
         miss = missing.nonzero().flatten()

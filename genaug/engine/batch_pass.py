@@ -66,6 +66,11 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
     # (empty_like would copy any strides, e.g. x.transpose(2, 3)'s, which the colour step cannot view as (N, C, H * W))
     layout = torch.channels_last if channels_last(xr) else torch.contiguous_format
     buf = torch.empty_like(xr, memory_format=layout) if delta and full and xr.dtype == torch.float32 else None
+    if m > a0:  # colour edits fit on a ~16 x 16 grid: the photo's, read (strided) while the photo is fresh in cache
+        xg = sample_grid(_rows(x01, a0))
+        c = xg.shape[1]
+        f = workspace(aug._work, "fit", (m - a0, 2 * c + 2, *xg.shape[2:]), torch.float32, dev)
+        src = part(f, (None, (0, c))).copy_(xg)
     if index is not None:
         slots, grey = named_slots(aug.table, x01, host["slots"], cols["slots"], eng)
     else:  # a uint8 batch that is the model frame already is hashed as it is
@@ -78,7 +83,7 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
     grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
     parts = []  # (first row, rows in x's dtype)
     if a:
-        base = stored(aug._views, table, 1).index_select(0, _rows(slots, 0, a))
+        base = stored(aug._views, table, "base").index_select(0, _rows(slots, 0, a))
         weights = aug._recipe.mask_weights.index_select(0, _rows(entry, 0, a))
         result = blend(_rows(x01, 0, a), base, _rows(images, 0, a), aug.mode, weights, out=None if buf is None else _rows(buf, 0, a))
         if delta and aug._luma_code[codes[:a]].any():  # brightness-only edits keep the photo's colour
@@ -86,16 +91,12 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
         if delta and aug._region_code[codes[:a]].any():  # the change kept where the edit belongs on the face
             result = within_region(_rows(x01, 0, a), result, aug._region_entries.index_select(0, _rows(entry, 0, a)))
         result = make_grey(result, np.flatnonzero(grey[:a]), _rows(x01, 0, a))
-    if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour), fitted on a grid
-        xg = sample_grid(_rows(x01, a0))  # the fit reads a ~16 x 16 grid only
-        c = xg.shape[1]
-        f = workspace(aug._work, "fit", (m - a0, 2 * c + 2, *xg.shape[2:]), torch.float32, dev)
-        part(f, (None, (0, c))).copy_(xg)
+    if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour), fitted on the grid
         dst = part(f, (None, (c + 2, 2 * c + 2)))
         if a > a0:
             dst[: a - a0].copy_(sample_grid(result[a0:]))
         if m > a:
-            g = grid_blend(_rows(xg, a - a0), stored(aug._views, table, max(1, eng.image_size // 16)).index_select(0, _rows(slots, a)),
+            g = grid_blend(_rows(src, a - a0), stored(aug._views, table, "grid").index_select(0, _rows(slots, a)),
                            sample_grid(_rows(images, a)), out=_rows(dst, a - a0))
             make_grey(g, np.flatnonzero(grey[a:]))
         torch.add(_MINUS_ONE, f, alpha=2, out=f)  # to model units and back, as the engine's fit sees them

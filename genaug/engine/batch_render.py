@@ -38,11 +38,12 @@ def frame(x: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
     return crop.clamp_(0, 1)
 
 
-def grid_blend(x01: Tensor, base01: Tensor, edited: Tensor, out: Tensor | None = None) -> Tensor:
+def grid_blend(x01: Tensor, base01: Tensor, edited: Tensor, out: Tensor) -> Tensor:
     """:func:`genaug.engine.batch_edits.blend` in delta mode without local regeneration (a mask weight
     of 0), on grids of pixels (the same operations, so the same values): ``clamp(x01 + (edited + 1) / 2
-    - base01, 0, 1)``, a new tensor or ``out`` (views of larger images welcome)."""
-    return torch.add(_HALF, edited, alpha=0.5, out=out).sub_(base01).add_(x01).clamp_(0, 1)
+    - base01, 0, 1)`` written into ``out`` (``edited``, a strided grid of larger images, is copied there first:
+    one strided read, then contiguous passes)."""
+    return torch.add(_HALF, out.copy_(edited), alpha=0.5, out=out).sub_(base01).add_(x01).clamp_(0, 1)
 
 
 def to_device(t: Tensor, device: torch.device) -> Tensor:

@@ -54,14 +54,15 @@ def pixel_keys(q: Tensor, settings: str = "", work: dict | None = None) -> list[
     n = q.shape[0]
     if n == 0:
         return []
-    words = _words(q.view(n, -1) if q.is_contiguous() else q.reshape(n, -1))
-    a, b, c = _keys(settings, math.prod(q.shape[1:]), q.device)
     work = {} if work is None else work
-    lanes = workspace(work, "key", (n, 2, words.shape[1]), torch.long, q.device)  # v_i, then b_i v_i
+    lanes = _lanes(work, n, math.prod(q.shape[1:]), q.device)  # v_i, then b_i v_i
     v = part(lanes, (None, 0))
+    at = key_pixels(work, q.shape, q.device)
+    if not (at.data_ptr() == v.data_ptr() == q.data_ptr() and at.stride() == q.stride()):  # (else written there: no copy)
+        v.copy_(_words(q.view(n, -1) if q.is_contiguous() else q.reshape(n, -1)))
+    a, b, c = _keys(settings, math.prod(q.shape[1:]), q.device)
     # xs(x) = x ^ (x >>> 32) flips the low 32-bit half of x by its high half: one op on the int32 halves (little-endian)
-    low, high = (part(workspace(work, "key", (n, 2, words.shape[1], 2), torch.int32, q.device), (None, 0, None, i)) for i in (0, 1))
-    v.copy_(words)
+    low, high = (part(workspace(work, "key", (*lanes.shape, 2), torch.int32, q.device), (None, 0, None, i)) for i in (0, 1))
     low.bitwise_xor_(high)
     v.mul_(a)
     low.bitwise_xor_(high)
@@ -69,6 +70,24 @@ def pixel_keys(q: Tensor, settings: str = "", work: dict | None = None) -> list[
     sums = torch.sum(lanes, 2, out=workspace(work, "key_sums", (n, 2), torch.long, q.device)).add_(c)
     keys = host_array(sums if sums.device.type == "cpu" else sums.cpu()).astype("<i8").tobytes()
     return [keys[i : i + KEY_BYTES] for i in range(0, len(keys), KEY_BYTES)]
+
+
+def key_pixels(work: dict, shape: tuple, device: torch.device) -> Tensor:
+    """A uint8 work buffer of ``shape`` (N, ...) in ``work`` for pixels to hash: where rows fill whole 64-bit words,
+    :func:`pixel_keys`' own first lane (given the same ``work``, it reads them in place: no copy)."""
+    n, nbytes = shape[0], math.prod(shape[1:])
+    if nbytes % 8:
+        return workspace(work, "pixels", shape, torch.uint8, device)
+    lanes = _lanes(work, n, nbytes, device)
+    views, key = lanes._genaug_parts, ("pixels", tuple(shape))  # (made once, kept with the buffer)
+    if key not in views:
+        views[key] = part(lanes, (None, 0)).view(torch.uint8).view(shape)
+    return views[key]
+
+
+def _lanes(work: dict, n: int, nbytes: int, device: torch.device) -> Tensor:
+    """:func:`pixel_keys`' (N, 2, words) int64 work buffer for rows of ``nbytes`` bytes."""
+    return workspace(work, "key", (n, 2, -(-nbytes // 8)), torch.long, device)
 
 
 def _words(rows: Tensor) -> Tensor:

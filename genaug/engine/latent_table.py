@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..images import sample_grid
+
 
 def host_array(t: Tensor | np.ndarray) -> np.ndarray:
     """A host tensor's values as a numpy array sharing its memory, without the four tensor operations
@@ -36,8 +38,9 @@ class LatentTable:
     """Latents and renders by slot on one device. ``capacity``: the number of slots (indices must
     lie in ``[0, capacity)``), or None to grow as larger indices arrive. Storage is allocated at the
     first store and doubles as higher slots fill (never beyond the capacity), one row per slot: the
-    latent (D floats) and its render ``G(latent)`` (C x S x S floats), the render on the image scale ``(G(latent) + 1) / 2`` in [0, 1] as the batch blend uses
-    it, so one gather reads both; about 74 KB per face for the default 64x64 bundle."""
+    latent (D floats), its render ``G(latent)`` (C x S x S floats), the render on the image scale ``(G(latent) + 1) / 2`` in [0, 1] as the batch blend uses
+    it, so one gather reads both, and that render's :func:`genaug.images.sample_grid` (:attr:`grid`, the colour fit's
+    samples) kept contiguous; about 77 KB per face for the default 64x64 bundle."""
 
     def __init__(self, capacity: int | None = None):
         if capacity is not None and (not isinstance(capacity, int) or capacity < 1):
@@ -48,6 +51,7 @@ class LatentTable:
         self.rows: Tensor | None = None  # (slots, D + C * S * S): latent, then the render on the image scale
         self.latent_dim = 0
         self.image_shape: tuple[int, ...] = ()
+        self.grid_shape: tuple[int, ...] = ()  # the render's sample_grid
         self.settings: str | None = None  # bundle + inversion settings the latents were made with
 
     @property
@@ -59,6 +63,11 @@ class LatentTable:
     def base(self) -> Tensor | None:
         """(slots, C, S, S) renders ``(G(latent) + 1) / 2`` (a view of the storage)."""
         return None if self.rows is None else self._split(self.rows)[1]
+
+    @property
+    def grid(self) -> Tensor | None:
+        """(slots, C, S', S') :func:`genaug.images.sample_grid` of the renders, each slot's contiguous (a view of the storage)."""
+        return None if self.rows is None else self.rows[:, self.latent_dim + math.prod(self.image_shape) :].unflatten(1, self.grid_shape)
 
     def __len__(self) -> int:
         return int(self.filled.sum())
@@ -114,7 +123,8 @@ class LatentTable:
         return self.base[:, :, ::step, ::step].index_select(0, slots)  # type: ignore[index]
 
     def _split(self, rows: Tensor) -> tuple[Tensor, Tensor]:
-        return rows[:, : self.latent_dim], rows[:, self.latent_dim :].unflatten(1, self.image_shape)
+        d = self.latent_dim
+        return rows[:, :d], rows[:, d : d + math.prod(self.image_shape)].unflatten(1, self.image_shape)
 
     def is_grey(self, index: Tensor | np.ndarray) -> np.ndarray:
         """Host bool (N,): the stored photos of slots ``index`` (host long, or numpy) that are black-and-white."""
@@ -129,20 +139,22 @@ class LatentTable:
         size = min(size, self.capacity) if self.capacity else size
         if self.rows is None:
             self.latent_dim, self.image_shape = latent.shape[1], tuple(base.shape[1:])
+            self.grid_shape = tuple(sample_grid(base[:0]).shape[1:])
         elif (latent.shape[1], tuple(base.shape[1:])) != (self.latent_dim, self.image_shape) or self.rows.device != latent.device:
             raise ValueError(f"this LatentTable holds latents of shape ({self.latent_dim},) and renders of shape "
                              f"{self.image_shape} on {self.rows.device}, got {tuple(latent.shape[1:])} and "
                              f"{tuple(base.shape[1:])} on {latent.device}")
         if self.rows is None or len(self.rows) <= int(index.numpy().max()):
             self._grow(size, latent)
-        rows = torch.cat([latent.to(self.rows.dtype), base.to(self.rows.dtype).add(1).mul_(0.5).flatten(1)], 1)  # type: ignore[union-attr]
+        base01 = base.to(self.rows.dtype).add(1).mul_(0.5)  # type: ignore[union-attr]
+        rows = torch.cat([latent.to(self.rows.dtype), base01.flatten(1), sample_grid(base01).flatten(1)], 1)  # type: ignore[union-attr]
         self.rows.index_copy_(0, index.to(latent.device), rows)  # type: ignore[union-attr]
         self.filled[index] = True
         self.grey[index] = False if grey is None else grey.cpu()
 
     def _grow(self, size: int, latent: Tensor) -> None:
         old = len(self.rows) if self.rows is not None else 0
-        width = self.latent_dim + math.prod(self.image_shape)
+        width = self.latent_dim + math.prod(self.image_shape) + math.prod(self.grid_shape)
         try:
             rows = latent.new_zeros((size, width))
         except (RuntimeError, MemoryError):  # (CUDA's out-of-memory error is a RuntimeError)
