@@ -1,0 +1,84 @@
+"""Constant padding of aligned crops: the border a face aligner fills where the photo did not cover the crop.
+
+An aligner (insightface's ``norm_crop``, a rotation with black corners) warps a rectangular photo into the crop, so
+what the photo covers is a convex region and the rest - the padding - is one constant colour (black, or the aligner's
+``borderValue``) reaching the crop's edges. :func:`padding_mask` finds it: the pixels of a corner's colour (within
+half a uint8 level) that run in from an edge, kept where what they leave is convex (every row, column and diagonal
+crosses it in one stretch) and they cover at least a side's length of pixels. A flat background of a real photo
+(clipped white, a JPEG block of the corner's value) wraps around a head and shoulders, not a convex region: none of
+3,000 utkface_128 and celeba_id200 photos at 64 px, 128 px or their own size had padding found, but one (celeba 64 px,
+a straight clipped edge). :func:`keep_padding` is how :func:`genaug.faces.pose.rotate_yaw` leaves it in place.
+
+Images are NCHW float batches in [-1, 1], any device; masks are (N, H, W) bool.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LEVEL = 1.0 / 255  # a colour within this of the corner's (half a uint8 level in [-1, 1]) is the corner's colour
+STRAY = 0.01  # share of a candidate's pixels that may break the convexity (digitised edges and corners)
+
+
+def _runs(match: Tensor, dim: int) -> Tensor:
+    """The True pixels of ``match`` (N, H, W) in unbroken runs from either end along ``dim``."""
+    m = match.to(torch.uint8)
+    return (m.cumprod(dim) | m.flip(dim).cumprod(dim).flip(dim)).bool()
+
+
+def _diagonal_runs(mask: Tensor, sign: int) -> Tensor:
+    """:func:`_runs` along the diagonals (``sign`` 1: down-right, -1: down-left), by shearing them into columns."""
+    n, h, w = mask.shape
+    rows = torch.arange(h, device=mask.device)[:, None]
+    src = torch.arange(w + h, device=mask.device)[None] - (rows if sign > 0 else h - 1 - rows)
+    inside = (src >= 0) & (src < w)
+    index = src.clamp(0, w - 1).expand(n, h, w + h)
+    sheared = torch.where(inside, torch.gather(mask, 2, index), True)  # beyond the crop: part of every run
+    runs = (_runs(sheared, 1) & inside).to(torch.uint8)
+    return torch.zeros(n, h, w, dtype=torch.uint8, device=mask.device).scatter_reduce(2, index, runs, "amax").bool()
+
+
+def padding_mask(images: Tensor) -> Tensor:
+    """(N, H, W) bool: each image's constant padding (see the module); all False for a photo without any."""
+    n, _, h, w = images.shape
+    x = images.float()
+    out = torch.zeros(n, h, w, dtype=torch.bool, device=images.device)
+    for corner in (x[..., 0, 0], x[..., 0, -1], x[..., -1, 0], x[..., -1, -1]):
+        match = ((x - corner[:, :, None, None]).abs() <= LEVEL).all(1)
+        runs = _runs(match, 2) | _runs(match, 1)
+        area = runs.flatten(1).sum(1)
+        if not bool((area >= max(h, w)).any()):
+            continue
+        inward = _runs(runs, 2) & _runs(runs, 1) & _diagonal_runs(runs, 1) & _diagonal_runs(runs, -1)
+        stray = (runs & ~inward).flatten(1).sum(1)
+        out |= runs & ((area >= max(h, w)) & (stray <= STRAY * area))[:, None, None]
+    return out
+
+
+def _nearest_along(images: Tensor, keep: Tensor, dim: int) -> Tensor:
+    """``images`` with each pixel not in ``keep`` (N, H, W) replaced by the nearest kept one along ``dim`` (2:
+    the row, 1: the column); a line with none kept is left as it is."""
+    size = images.shape[dim + 1]
+    pos = torch.arange(size, device=images.device).view([-1, 1] if dim == 1 else [1, -1])
+    pos = pos.expand_as(keep)
+    before = torch.where(keep, pos, -1).cummax(dim).values  # the last kept at or before each pixel
+    after = torch.where(keep, pos, size).flip(dim).cummin(dim).values.flip(dim)  # the first kept at or after
+    use_after = (before < 0) | ((after < size) & (after - pos < pos - before))
+    source = torch.where(use_after, after, before)
+    source = torch.where((source < 0) | (source >= size), pos, source)
+    return torch.gather(images, dim + 1, source[:, None].expand_as(images))
+
+
+def keep_padding(images: Tensor) -> tuple[Tensor, Tensor] | None:
+    """None for a batch without padding; else (the images with their padding and the 1-pixel edge beside it - the
+    aligner's blend of photo and padding - filled by the nearest photo pixels of the row, then of the column, for a
+    warp to sample; (N, 1, H, W) bool: the padding and that edge, which the warp's result takes from the input)."""
+    pad = padding_mask(images)
+    if not bool(pad.any()):
+        return None
+    kept = F.max_pool2d(pad[:, None].float(), 3, stride=1, padding=1) > 0
+    photo = ~kept[:, 0]
+    filled = _nearest_along(images.float(), photo, 2)
+    filled = _nearest_along(filled, photo.any(2, keepdim=True).expand_as(photo), 1)
+    return filled, kept
