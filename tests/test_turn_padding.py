@@ -1,5 +1,5 @@
-"""A head turn on an aligned crop with constant padding (genaug.faces.padding): the padding keeps its pixels and
-shape, no padding colour is drawn into the face, photos without padding render as before, bit for bit."""
+"""An aligned crop's constant padding (genaug.faces.padding) under the rendered controls: a head turn keeps its pixels
+and shape and draws no padding colour into the face, light leaves it unlit; photos without padding render as before."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +10,7 @@ from PIL import Image
 import genaug
 import genaug.faces.pose as pose
 from conftest import CELEBA_ID200, UTKFACE, need, needs_dlib
+from genaug.faces.controls import IMAGE_CONTROLS
 from genaug.faces.landmarks import face_landmarks
 from genaug.faces.padding import padding_mask
 from genaug.faces.pose import rotate_yaw
@@ -110,3 +111,17 @@ def test_the_batch_path_and_the_transform_keep_uint8_and_float_padding_as_rotate
         assert torch.allclose((out.float() / (255 if out.dtype == torch.uint8 else 1)), (ref + 1) / 2, atol=0.5 / 255)
     one_by_one = torch.cat([rotate_yaw(_float(crops[i : i + 1]), 30.0, lm[i : i + 1]) for i in range(len(crops))])
     assert torch.equal(rotate_yaw(_float(crops), 30.0, lm), one_by_one)  # the batch renders each as alone
+
+
+@needs_dlib
+def test_light_leaves_a_non_black_padding_unlit():
+    # relight scales light multiplicatively (black padding stayed black), but lit a grey or coloured padding within the
+    # head's reach by up to 28 levels (ArcFace crops of utkface_128, light -60 / +60)
+    crops, pad = _padded(_utk(need(UTKFACE)), GREEN, "rotated")
+    x = _float(crops)
+    keep = torch.from_numpy(pad)[:, None].expand_as(x)
+    lm = face_landmarks(x)
+    for name, value in (("light", -60.0), ("light", 60.0), ("light_up", 45.0)):
+        out = IMAGE_CONTROLS[name].apply(x, value, lm)
+        assert (out - x).abs().mean() > 0.01  # the face was relit
+        assert torch.equal(out[keep], x[keep]), name
