@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 LEVEL = 1.0 / 255  # a colour within this of the corner's (half a uint8 level in [-1, 1]) is the corner's colour
-STRAY = 0.01  # share of a candidate's pixels that may break the convexity (digitised edges and corners)
+LEAST_PHOTO = 0.25  # the photo covers at least this share of the crop (a flat image is no padding)
+STRAY = 0.03  # share of a candidate's pixels that may break the convexity: a photo's own black pixels at its edge
 
 
 def _runs(match: Tensor, dim: int) -> Tensor:
@@ -48,11 +49,12 @@ def padding_mask(images: Tensor) -> Tensor:
         match = ((x - corner[:, :, None, None]).abs() <= LEVEL).all(1)
         runs = _runs(match, 2) | _runs(match, 1)
         area = runs.flatten(1).sum(1)
-        if not bool((area >= max(h, w)).any()):
+        sized = (area >= max(h, w)) & (area <= (1 - LEAST_PHOTO) * h * w)
+        if not bool(sized.any()):
             continue
         inward = _runs(runs, 2) & _runs(runs, 1) & _diagonal_runs(runs, 1) & _diagonal_runs(runs, -1)
         stray = (runs & ~inward).flatten(1).sum(1)
-        out |= runs & ((area >= max(h, w)) & (stray <= STRAY * area))[:, None, None]
+        out |= inward & (sized & (stray <= STRAY * area))[:, None, None]
     return out
 
 
