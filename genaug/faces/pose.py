@@ -214,7 +214,8 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     with the head by the whole pixels that keep the eyes where they were, as a face set aligned by its eyes
     shows turned heads (towards the edge the move would leave empty it eases to 0 in a band, stretching what is
     there) - except in a scene (:func:`in_scene`: a group photo, a small face in a large one), which stays in
-    place; else the head turns in place."""
+    place; else the head turns in place. An aligned crop's constant padding (:mod:`genaug.faces.padding`) keeps its
+    pixels and shape: the warp samples the photo's edge, stretched, where it reached into it."""
     images = check_images(images)
     n, _, h, w = images.shape
     deg = per_image(degrees, n, "yaw degrees", -MAX_YAW, MAX_YAW, images.device)
