@@ -47,7 +47,14 @@ def padding_mask(images: Tensor) -> Tensor:
     n, _, h, w = images.shape
     x = images.float()
     out = torch.zeros(n, h, w, dtype=torch.bool, device=images.device)
-    for corner in (x[..., 0, 0], x[..., 0, -1], x[..., -1, 0], x[..., -1, -1]):
+    corners = torch.stack([x[..., 0, 0], x[..., 0, -1], x[..., -1, 0], x[..., -1, -1]], 1)  # (N, 4, C)
+    for k in range(4):
+        corner = corners[:, k]
+        if k and bool(((corners[:, :k] - corner[:, None]).abs() <= LEVEL).all(2).any(1).all()):
+            continue  # each image's corner of a colour already looked at (the usual case: four black corners)
+        rim = torch.cat([x[..., 0, :], x[..., -1, :], x[..., 1:-1, 0], x[..., 1:-1, -1]], -1)  # (N, C, 2 (H + W) - 4)
+        if not bool((((rim - corner[..., None]).abs() <= LEVEL).all(1).sum(1) ** 2 >= 2 * max(h, w)).any()):
+            continue  # too little of the edge in its colour for padding of a side's length of pixels (a cheap look first)
         match = ((x - corner[:, :, None, None]).abs() <= LEVEL).all(1)
         runs = _runs(match, 2) | _runs(match, 1)
         area = runs.flatten(1).sum(1)
