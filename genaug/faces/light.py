@@ -32,6 +32,7 @@ from torch import Tensor
 
 from .pose import PoseFit, fade_beyond_limit, fit_pose, head_crops, head_points, source_yaw
 from .landmarks import face_landmarks
+from .padding import padding_mask
 from .relit_colour import (_face_mean, _follow_colour, _into_gamut, _luminance, _shading_saturation, _skin_colour, _soft_cap,
                            _unclip)
 from .shape import blur_each, check_images, normals, per_image, smoothstep, surface
@@ -204,7 +205,8 @@ def relight(images: Tensor, azimuth=0.0, elevation=0.0, strength=0.5, landmarks:
             framing: str = "auto", ambient: float = 0.35, shadows: bool = True) -> Tensor:
     """Move the main light on each face to (``azimuth``, ``elevation``) degrees, each within +-90,
     with ``strength`` in [0, 1] (numbers or one per image); ``ambient`` in [0, 1) is the new light's
-    shadowless share. Faces turned beyond the renderer's yaw limit (near profile) fade to unchanged."""
+    shadowless share. Faces turned beyond the renderer's yaw limit (near profile) fade to unchanged; an aligned crop's
+    constant padding (:mod:`genaug.faces.padding`) is left as it is (black stays black anyway; another colour was lit)."""
     images = check_images(images)
     n = len(images)
     az = per_image(azimuth, n, "light azimuth", -90, 90, images.device)
@@ -219,13 +221,14 @@ def relight(images: Tensor, azimuth=0.0, elevation=0.0, strength=0.5, landmarks:
     pose = fit_pose(landmarks)
     boxes = head_crops(pose, h, w, 2.5 * SOFTEN * pose.scale * pose.frame.scale + 2)  # the head and the blur's reach
     if boxes is None:
-        return _relight(images, az, el, k, pose, landmarks, ambient, shadows)
-    out = images.clone()  # a face in a large photo: relit on its head's box alone (the same values there)
-    for i, (t, b, l, r) in enumerate(boxes):
-        corner = torch.tensor([l, t], dtype=landmarks.dtype, device=landmarks.device)
-        out[i : i + 1, :, t:b, l:r] = _relight(images[i : i + 1, :, t:b, l:r], az[i : i + 1], el[i : i + 1], k[i : i + 1],
-                                               pose.in_box(i, l, t), landmarks[i : i + 1] - corner, ambient, shadows)
-    return out
+        out = _relight(images, az, el, k, pose, landmarks, ambient, shadows)
+    else:
+        out = images.clone()  # a face in a large photo: relit on its head's box alone (the same values there)
+        for i, (t, b, l, r) in enumerate(boxes):
+            corner = torch.tensor([l, t], dtype=landmarks.dtype, device=landmarks.device)
+            out[i : i + 1, :, t:b, l:r] = _relight(images[i : i + 1, :, t:b, l:r], az[i : i + 1], el[i : i + 1], k[i : i + 1],
+                                                   pose.in_box(i, l, t), landmarks[i : i + 1] - corner, ambient, shadows)
+    return torch.where(padding_mask(images)[:, None], images, out)  # an aligned crop's padding is not lit
 
 
 def light_room(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:

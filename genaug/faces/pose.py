@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .landmarks import face_landmarks, given_landmarks
+from .padding import keep_padding
 from .projection import COLS, TABLE_U, solve_head_x, visibility
 from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, face_mask, landmarks_3d, per_image, smoothstep, surface
 from .warp import CHUNK_PIXELS, CROP_PIXELS, EDGE_BAND, WORK_PIXELS, bicubic_at, eased_move, move_photo, span
@@ -213,7 +214,8 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     with the head by the whole pixels that keep the eyes where they were, as a face set aligned by its eyes
     shows turned heads (towards the edge the move would leave empty it eases to 0 in a band, stretching what is
     there) - except in a scene (:func:`in_scene`: a group photo, a small face in a large one), which stays in
-    place; else the head turns in place."""
+    place; else the head turns in place. An aligned crop's constant padding (:mod:`genaug.faces.padding`) keeps its
+    pixels and shape: the warp samples the photo's edge, stretched, where it reached into it."""
     images = check_images(images)
     n, _, h, w = images.shape
     deg = per_image(degrees, n, "yaw degrees", -MAX_YAW, MAX_YAW, images.device)
@@ -237,15 +239,17 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     offset = torch.round(eyes[:, None] * pose.frame.ex) if keep_eyes else torch.zeros(n, 2, device=src.device)
     offset = torch.where(in_scene(pose, h, w)[:, None], torch.zeros_like(offset), offset)  # a scene stays in place
     field = eased_move(offset, h, w)  # whole pixels, eased to 0 at the edge the move would leave empty
+    padding = keep_padding(images)  # an aligned crop's constant padding stays where it is
+    photo = images.float() if padding is None else padding[0]
     boxes = head_crops(pose, h, w, (EDGE_BAND + 1) * offset.abs().amax(1) + 4)
     if boxes is not None:  # a face in a large photo: the photo moved, the head turned on its box alone
-        out = move_photo(images.float(), offset, field)
+        out = move_photo(photo, offset, field)
         for i, (t, b, l, r) in enumerate(boxes):
-            out[i : i + 1, :, t:b, l:r] = _turn(images[i : i + 1, :, t:b, l:r], pose.in_box(i, l, t), src[i : i + 1], dst[i : i + 1],
+            out[i : i + 1, :, t:b, l:r] = _turn(photo[i : i + 1, :, t:b, l:r], pose.in_box(i, l, t), src[i : i + 1], dst[i : i + 1],
                                                 field[i : i + 1, :, t:b, l:r], out[i : i + 1, :, t:b, l:r], symmetry, axis)
     else:
-        out = _turn(images, pose, src, dst, field, move_photo(images.float(), offset, field), symmetry, axis)
-    keep = (deg == 0)[:, None, None, None]
+        out = _turn(photo, pose, src, dst, field, move_photo(photo, offset, field), symmetry, axis)
+    keep = (deg == 0)[:, None, None, None] | (False if padding is None else padding[1])
     return torch.where(keep, images, out.clamp(-1, 1).to(images.dtype))
 
 
