@@ -31,7 +31,9 @@ No identity gate here (a host decision per row): use :class:`genaug.GenerativeFa
 """
 from __future__ import annotations
 
+import dataclasses
 import numbers
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -257,8 +259,11 @@ class BatchFaceAug(nn.Module):
         return read_config(str(self.bundle)).get("framing")
 
     def _checked(self, params: Any, n: int) -> BatchParams:
+        if isinstance(params, Mapping) and set(params) <= {f.name for f in dataclasses.fields(BatchParams)}:
+            params = BatchParams(**params)  # dataclasses.asdict of one, e.g. saved beside a batch
         if not isinstance(params, BatchParams):
-            raise ValueError(f"params must be the BatchParams a call returned, got {type(params).__name__}")
+            raise ValueError("params must be the BatchParams a call returned (or a dict of its fields), "
+                             f"got {type(params).__name__}")
         if any(len(getattr(params, f)) != n for f in ("apply", "code", "value", "relative", "strength")):
             raise ValueError(f"params were drawn for {len(params.apply)} rows, the batch has {n}")
         fields = (params.apply, params.code, params.value, params.relative, params.strength)

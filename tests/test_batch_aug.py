@@ -51,6 +51,22 @@ def test_seeded_generator_is_deterministic_and_params_replay():
     assert torch.isnan(params.target[~edited]).all() and not torch.isnan(params.target[edited]).any()
 
 
+def test_params_replay_after_a_weights_only_load_and_as_a_dict(tmp_path):
+    # torch.load's default (weights_only=True since torch 2.6) refused saved params, and a dict of their fields was
+    # refused by the call
+    import dataclasses
+
+    x = faces(4)
+    aug = batch_aug(p=1.0, seed=3)
+    first = aug(x)
+    torch.save(aug._params, tmp_path / "params.pt")
+    loaded = torch.load(tmp_path / "params.pt", weights_only=True)
+    assert torch.equal(aug(x, params=loaded), first)
+    assert torch.equal(aug(x, params=dataclasses.asdict(loaded)), first)
+    with pytest.raises(ValueError, match="params must be the BatchParams"):
+        aug(x, params={"apply": loaded.apply, "colour": 1})
+
+
 @pytest.mark.parametrize("size,dtype", [((64, 64), torch.float32), ((64, 64), torch.uint8), ((218, 178), torch.uint8),
                                         ((218, 178), torch.float32)])
 def test_matches_the_albumentations_transform(size, dtype, albumentations_aug):

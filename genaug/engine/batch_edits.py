@@ -35,7 +35,8 @@ from .render import MODES, local_mask_of, mask_weights, region_mask
 
 @dataclass(frozen=True)
 class BatchParams:
-    """The sampled parameters of one call (kornia's ``_params``); pass them back to replay it."""
+    """The sampled parameters of one call (kornia's ``_params``); pass them back to replay it, also after ``torch.save``
+    and ``torch.load(..., weights_only=True)`` or as a dict of its fields (``dataclasses.asdict``)."""
 
     apply: Tensor  # (N,) bool: rows edited
     code: Tensor  # (N,) long: code index
@@ -50,6 +51,10 @@ class BatchParams:
     def edits(self) -> list[Edit]:
         """One :class:`genaug.engine.edits.Edit` per row (what the engine and the albumentations transform take)."""
         return EditDraw(self.code, self.value, self.relative).edits()
+
+
+# saved parameters load as tensors do, with torch.load(weights_only=True) (the default since torch 2.6): no code runs
+torch.serialization.add_safe_globals([BatchParams])
 
 
 @dataclass(frozen=True)
