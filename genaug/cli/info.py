@@ -86,6 +86,11 @@ def print_codes(spec: LatentSpec, recipes: dict[str, EditRecipe], directions: se
     if luma:
         print(f"luma {', '.join(luma)}: in delta mode the edit's change reaches the photo's brightness only "
               f"(the photo keeps its own colour: no tints or colour blotches from the generator)")
+    colour = [key for key, r in recipes.items() if r.colour]
+    if colour:
+        hue = [key for key, r in recipes.items() if r.hue]
+        print(f"colour {', '.join(colour)}: in delta mode the edit is one colour transform of the whole photo (the face's "
+              f"hue and saturation kept{'' if not hue else ', except for the white balance of ' + ', '.join(hue)})")
     regions: dict[tuple, list[str]] = {}
     for key, r in recipes.items():
         if r.region is not None:
