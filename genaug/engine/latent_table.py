@@ -48,7 +48,7 @@ class LatentTable:
         self.capacity = capacity
         self.filled = torch.zeros(capacity or 0, dtype=torch.bool)  # host copy: which slots hold a latent
         self.grey = torch.zeros(capacity or 0, dtype=torch.bool)  # host: the slot's photo is black-and-white
-        self.rows: Tensor | None = None  # (slots, D + C * S * S): latent, then the render on the image scale
+        self.rows: Tensor | None = None  # (slots, D + C * S * S + C * S' * S'): latent, the render on the image scale, its grid
         self.latent_dim = 0
         self.image_shape: tuple[int, ...] = ()
         self.grid_shape: tuple[int, ...] = ()  # the render's sample_grid
