@@ -143,7 +143,7 @@ class BatchFaceAug(nn.Module):
         """Pickling / deepcopy / ``torch.save`` keep the settings, generator (as bytes: a spawned DataLoader worker cannot
         read a pickled torch.Generator) and named ``table``; the engine and the content cache (~300 MB) are rebuilt."""
         drop = ("_layout", "_recipe", "_margin", "_colour_codes", "_colour_all", "_colour_entries", "_luma_code", "_luma_entries",
-                "_region_code", "_region_entries", "_hue_code", "_slots", "_content")
+                "_region_code", "_region_entries", "_hue_code", "_hue_entries", "_slots", "_content")
         g = None if self.generator is None else self.generator.get_state().numpy().tobytes()
         return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "generator": g, "_engine": None, "_feathers": {},
                 "_work": {}, "_views": {}}
@@ -201,7 +201,7 @@ class BatchFaceAug(nn.Module):
             self._layout = code_layout(eng.spec, eng.device)
             self._recipe = recipe_tables(eng.bundle, self._layout, eng.device)
             (self._kind, self._colour_all, self._recipe_has, self._colour_entries, self._luma_code, self._luma_entries,
-             self._region_code, self._region_entries, self._hue_code) = recipe_kinds(eng.bundle, self._layout, self._recipe, eng.device)
+             self._region_code, self._region_entries, self._hue_code, self._hue_entries) = recipe_kinds(eng.bundle, self._layout, self._recipe, eng.device)
             # a random colour edit moved at least COLOUR_MARGIN off the face's own value, as the engine moves it
             self._margin = (colour_margins(eng.spec, self._colour_all, code_ranges(eng.spec, self.bounds), COLOUR_MARGIN)
                             if self.mode == "delta" else None)

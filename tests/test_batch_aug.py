@@ -1,6 +1,8 @@
 """BatchFaceAug: the batch transform for device tensors (genaug.batch) and its tensor edits."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -553,3 +555,25 @@ def test_named_image_space_controls_are_rendered_on_the_batch(dtype):
     only = BatchParams(params.apply.clone(), params.code.clone(), params.value, params.relative, params.strength)
     only.apply[ctrl] = False
     assert torch.equal(batch_aug(p=1.0, codes=["tone"])(x, params=only)[latent_rows], out[latent_rows])
+
+
+def test_a_table_pickled_before_the_grid_column_loads_and_edits_as_a_new_one():
+    """A transform saved (``torch.save``) with a named table before the table kept each render's sample grid: its
+    table lacked ``grid_shape`` and the grid columns, and the first colour-edited batch failed (AttributeError)."""
+    import pickle
+
+    aug = batch_aug(p=1.0, seed=0, codes=["tone"], return_params=True)
+    x = faces(4, seed=3)
+    idx = torch.arange(4)
+    aug(x, index=idx)
+    t = aug.table
+    old = LatentTable(t.capacity)  # the older layout: latent and render only
+    old.__dict__.update({k: v for k, v in t.__dict__.items() if k != "grid_shape"})
+    old.rows = t.rows[:, : t.latent_dim + math.prod(t.image_shape)].clone()
+    del old.__dict__["grid_shape"]
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.grid_shape == t.grid_shape and torch.equal(loaded.rows, t.rows)
+    out, params = aug(x, index=idx)
+    aug.table = loaded
+    again, _ = aug(x, index=idx, params=params)
+    assert torch.equal(again, out)

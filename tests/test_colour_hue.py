@@ -151,3 +151,28 @@ def test_the_batch_path_renders_the_colour_rule_as_the_transform_does(code, valu
     diff = (out.int() - ref.int()).abs()
     assert diff.max() <= 1 and (diff > 0).double().mean() < 0.1  # float rounding: one level (5-7 % of values)
     assert (out.int() - x.int()).abs().double().mean() > 2  # the edit did something
+
+
+def test_the_batch_path_reads_a_categorical_codes_white_balance_by_entry():
+    # recipe hue is per entry ("code=value"), as the per-image path reads it; the batch path read it by code: every
+    # row of a code with one white-balance entry was left by keep_hue
+    from conftest import batch_aug
+    from genaug.batch import BatchFaceAug, BatchParams
+
+    folder = need(UTKFACE)
+    photos = [np.asarray(Image.fromarray(_photo(folder, name)).resize((64, 64), Image.BICUBIC)) for name in DARK + [OLIVE] + GREEN]
+    x = torch.from_numpy(np.stack(photos * 2)).permute(0, 3, 1, 2).contiguous()  # each face set to either sex
+    base = batch_aug().bundle
+    n, m = len(x), len(photos)
+    value = torch.tensor([1.0] * m + [0.0] * m, dtype=torch.float64)
+    params = BatchParams(torch.ones(n, dtype=torch.bool), torch.full((n,), base.spec.code_names.index("male")), value,
+                         torch.zeros(n, dtype=torch.bool), torch.ones(n))
+    out = {}
+    for name, table in (("mixed", {"male=0": {"colour": True}, "male=1": {"colour": True, "hue": True}}),
+                        ("none", {"male": {"colour": True}}), ("all", {"male": {"colour": True, "hue": True}})):
+        aug = BatchFaceAug(p=1.0, bundle=base.with_recipes(table), seed=0, device="cpu")
+        out[name] = aug(x, params=params)
+        assert torch.equal(aug(x, params=params), out[name])  # (again, its latents stored: the plan's float32 columns)
+    white = value == 1
+    assert not torch.equal(out["all"][~white], out["none"][~white])  # the rule acts on a face set female (01092)
+    assert torch.equal(out["mixed"][white], out["all"][white]) and torch.equal(out["mixed"][~white], out["none"][~white])

@@ -77,3 +77,14 @@ def test_a_random_control_a_near_profile_face_has_no_room_for_is_redrawn_among_t
         assert not np.array_equal(res["image"], photo)
         assert np.array_equal(A.ReplayCompose.replay(res["replay"], image=photo)["image"], res["image"])
     assert light in drawn, drawn  # (some of the draws were the light, re-drawn)
+
+
+@needs_dlib
+def test_a_redrawn_near_profile_photo_is_counted_once():
+    # the re-draw ran the photo through the engine a second time: stats["augmented"] counted it twice
+    photo = utk_photo(need(UTKFACE), PROFILE)
+    aug = genaug.GenerativeFaceAug(p=1.0, codes=["light", "tone"])
+    pipe = A.Compose([aug], seed=0)
+    for _ in range(4):
+        pipe(image=photo)
+    assert aug.engine.stats["augmented"] == 4, aug.engine.stats

@@ -115,3 +115,17 @@ def test_a_white_balance_recipe_is_a_colour_edit_and_round_trips():
         EditRecipe(hue=True)
     with pytest.raises(ValueError, match="hue must be true or false"):
         EditRecipe(colour=True, hue="yes")
+
+
+def test_a_white_balance_made_no_colour_edit_drops_its_hue():
+    # the default's warmth is a white balance (colour and hue): turning its colour off over it,
+    # bundle.with_recipes({"warmth": {"colour": False}}), was refused ("hue ... set colour too")
+    b = load_bundle("default")
+    warmth = b.spec.code_names.index("warmth")
+    assert b.recipe(warmth, 0.0).hue
+    for table in ({"warmth": {"colour": False}}, {"*": {"colour": False}}, {"warmth": {"luma": True, "colour": False}}):
+        r = b.with_recipes(table).recipe(warmth, 0.0)
+        assert not r.colour and not r.hue, table
+    with pytest.raises(BundleError, match="hue .* colour"):  # a hue asked for without colour still is refused
+        b.with_recipes({"warmth": {"colour": False, "hue": True}})
+    assert b.with_recipes({"tone": {"hue": True}}).recipe(b.spec.code_names.index("tone"), 0.0).hue

@@ -167,6 +167,8 @@ def parse_recipes(spec: LatentSpec, table: dict[str, Any] | None = None, runtime
         merged = asdict(base[key]) if base and key in base else {}
         for k in ("*", key.split("=")[0], key):
             merged.update(partial.get(k, {}))
+        if not merged.get("colour") and not any("hue" in partial.get(k, {}) for k in ("*", key.split("=")[0], key)):
+            merged["hue"] = False  # a white balance made no colour edit is no white balance (``hue`` of the base dropped)
         try:
             out[key] = EditRecipe.from_dict(merged)
         except (TypeError, ValueError) as e:

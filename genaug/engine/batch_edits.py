@@ -147,7 +147,9 @@ class RecipeKinds(NamedTuple):
     luma_entries: Tensor  # device, by entry: 1 = a brightness-only edit
     region_code: np.ndarray  # host, by code: some entry acts in a region of the face
     region_entries: Tensor  # device, by entry: (entries, 1, S, S) region weights (ones without a region)
-    hue_code: np.ndarray  # host, by code: a white-balance colour edit (recipe ``hue``: keep_hue leaves it)
+    hue_code: np.ndarray  # host, by code: white-balance colour edits (recipe ``hue``: keep_hue leaves them): 0 none, 1 every
+    # entry, 2 some entries (a categorical code: the rows' entries say which, ``hue_entries``)
+    hue_entries: Tensor  # device, by entry: 1 = a white-balance colour edit
 
 
 def recipe_kinds(bundle: Any, layout: CodeLayout, recipe: RecipeTables, device: torch.device | str) -> RecipeKinds:
@@ -160,12 +162,12 @@ def recipe_kinds(bundle: Any, layout: CodeLayout, recipe: RecipeTables, device: 
     size = bundle.image_size
     regions = torch.ones(len(spec.codes) * kmax, 1, size, size)  # by entry: where the change may act
     has_region = np.zeros(len(spec.codes) * kmax, dtype=bool)
-    hue = np.zeros(len(spec.codes), dtype=bool)
+    hue = np.zeros(len(spec.codes) * kmax, dtype=np.float32)  # by entry: 1 = a white balance
     for ci in range(len(spec.codes)):
         for v in range(spec.codes[ci].k) if spec.is_categorical(ci) else [0]:
             r = bundle.recipe(ci, v)
             colour[ci * kmax + v], local[ci * kmax + v], luma[ci * kmax + v] = r.colour, r.regenerate > 0, r.luma
-            hue[ci] |= r.hue
+            hue[ci * kmax + v] = r.hue
             if r.region is not None:
                 regions[ci * kmax + v, 0], has_region[ci * kmax + v] = region_mask(r.region, size, size), True
     per_code, widths = colour.reshape(len(spec.codes), kmax), [w for w in layout.per_code[:, 1]]
@@ -180,7 +182,10 @@ def recipe_kinds(bundle: Any, layout: CodeLayout, recipe: RecipeTables, device: 
     luma_code = luma.reshape(len(spec.codes), kmax).any(1)  # host, by code: some entry is luma
     luma_entries = torch.from_numpy(luma).to(device)
     region_code = has_region.reshape(len(spec.codes), kmax).any(1)
-    return RecipeKinds(kind, every, recipe_has, colour_entries, luma_code, luma_entries, region_code, regions.to(device), hue)
+    hue_by_code = hue.reshape(len(spec.codes), kmax) > 0
+    hue_code = np.where([hue_by_code[ci, :w].all() for ci, w in enumerate(widths)], 1, np.where(hue_by_code.any(1), 2, 0))
+    return RecipeKinds(kind, every, recipe_has, colour_entries, luma_code, luma_entries, region_code, regions.to(device),
+                       hue_code.astype(np.int8), torch.from_numpy(hue).to(device))
 
 
 def edit_plan(layout: CodeLayout, code: Any, value: Any, relative: Any, strength: Any,

@@ -48,14 +48,16 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
     content_rows, transfer_rows = prefix(shift), prefix(transfer)
     table = aug.table if index is not None else aug._content
     float32 = table.rows is not None and table.rows.dtype == torch.float32  # (the first call: the latents are not made yet)
+    hue = aug._hue_code[codes[a0:]] if delta else np.zeros(0, dtype=np.int8)  # white balances: keep_hue leaves them
+    hue_by_entry = bool((hue == 2).any())  # a code some of whose entries are: the rows' entries say which
     host = plan_columns(edit_plan(aug._layout, codes, pick(params.value), pick(params.relative), pick(params.strength),
-                                  aug._recipe, aug._margin), content_rows, transfer_rows, float32, entries=a > 0)
+                                  aug._recipe, aug._margin), content_rows, transfer_rows, float32, entries=a > 0 or hue_by_entry)
     if not identity:  # (the identity order reads neither)
         host.update(dest=rows[order], inverse=np.argsort(order))
     if index is not None:
         host["slots"] = pick(index)
-    if delta and aug._hue_code[codes[a0:]].any():  # white-balance colour edits: keep_hue leaves them
-        host["free"] = aug._hue_code[codes]
+    if hue.any() and not hue_by_entry:
+        host["free"] = aug._hue_code[codes] == 1
     cols = columns(host, {**PLAN_DTYPES, "dest": torch.long, "inverse": torch.long, "slots": torch.long, "free": torch.float32},
                    dev)
     xr = x if identity else x.index_select(0, cols["dest"])  # the rows in that order
@@ -100,7 +102,8 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
                            sample_grid(_rows(images, a)), out=_rows(dst, a - a0))
             make_grey(g, np.flatnonzero(grey[a:]))
         torch.add(_MINUS_ONE, f, alpha=2, out=f)  # to model units and back, as the engine's fit sees them
-        free = _rows(cols["free"], a0) if "free" in cols else None
+        free = (aug._hue_entries.index_select(0, entry[a0:]) if hue_by_entry else _rows(cols["free"], a0) if "free" in cols
+                else None)
         transform = fit_regressors(torch.add(_HALF, f, alpha=0.5, out=f), True, aug._work, free)  # (its hue kept, then refitted)
     if a:
         result = paste(result, _rows(x01, 0, a), _rows(xr, 0, a), box, aug._feathers)

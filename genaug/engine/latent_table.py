@@ -48,11 +48,22 @@ class LatentTable:
         self.capacity = capacity
         self.filled = torch.zeros(capacity or 0, dtype=torch.bool)  # host copy: which slots hold a latent
         self.grey = torch.zeros(capacity or 0, dtype=torch.bool)  # host: the slot's photo is black-and-white
-        self.rows: Tensor | None = None  # (slots, D + C * S * S): latent, then the render on the image scale
+        self.rows: Tensor | None = None  # (slots, D + C * S * S + C * S' * S'): latent, the render on the image scale, its grid
         self.latent_dim = 0
         self.image_shape: tuple[int, ...] = ()
         self.grid_shape: tuple[int, ...] = ()  # the render's sample_grid
         self.settings: str | None = None  # bundle + inversion settings the latents were made with
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickling (a ``torch.save`` of a transform holding a named table): a table pickled before the rows held
+        the render's sample grid (no ``grid_shape``) gets it computed from the stored renders."""
+        self.__dict__.update(state)
+        if "grid_shape" not in state:
+            self.grid_shape = ()
+            if self.rows is not None:
+                base = self.base
+                self.grid_shape = tuple(sample_grid(base[:0]).shape[1:])
+                self.rows = torch.cat([self.rows, sample_grid(base).flatten(1)], 1)
 
     @property
     def latent(self) -> Tensor | None:

@@ -74,6 +74,7 @@ class PhotoIO:
         sub_frames = [frames[r] for r in rows]
         out, sub = self.augment_tensor(x[rows].to(self.device), edits, generator, strength, mode, placed=True,
                                        frames=sub_frames, drawn=True, redraw_codes=codes)
+        self.stats["augmented"] -= len(rows)  # (counted once, by the first pass)
         for i, (r, image) in enumerate(zip(rows, self.unframe(out, [items[r] for r in rows], sub_frames, sub, True))):
             res[r], info.edits[r], info.kept[r], info.descriptions[r] = image, sub.edits[i], sub.kept[i], sub.descriptions[i]
             info.latent[r], info.edited[r], info.score[r] = sub.latent[i], sub.edited[i], sub.score[i]
