@@ -7,8 +7,9 @@ half a uint8 level) that run in from an edge, kept where what they leave is conv
 crosses it in one stretch; up to STRAY of them may not, the photo's own black pixels at its edge, and are dropped),
 covering at least a side's length of pixels and at most 1 - LEAST_PHOTO of the crop. A flat background of a real
 photo (clipped white, a JPEG block of the corner's value) wraps around a head and shoulders, not a convex region: of
-1,000 utkface_128 and 1,000 celeba_id200 photos, at their own size and 64 px (celeba also 128 px), two had padding
-found, both straight white strips along the top (a magazine page's edge, 3 clipped white rows). :func:`keep_padding`
+1,000 utkface_128 and 1,000 celeba_id200 photos, at their own size and 64 px (celeba also 128 px), none of utkface's
+and 2-3 of celeba's had padding found, straight strips along the top (a magazine page's edge, clipped white rows).
+Dark hair clipped to the padding's exact colour and touching it can be taken in with it (held still by a turn). :func:`keep_padding`
 is how :func:`genaug.faces.pose.rotate_yaw` leaves it in place; :func:`genaug.faces.light.relight` leaves it unlit.
 
 Images are NCHW float batches in [-1, 1], any device; masks are (N, H, W) bool.
