@@ -2,9 +2,11 @@
 command line), and a ``torch.device`` is taken where a name is."""
 from __future__ import annotations
 
+import albumentations as A
 import pytest
 import torch
 
+import genaug
 from genaug.cli import main
 from genaug.device import resolve_device
 
@@ -25,3 +27,8 @@ def test_the_cli_refuses_a_missing_device_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("genaug augment: error: device 'mps'")
 
+
+def test_the_transform_takes_a_torch_device_and_serialises_its_name():
+    aug = genaug.GenerativeFaceAug(device=torch.device("cpu"), p=1.0)
+    assert aug.device == "cpu" and A.to_dict(aug)["transform"]["device"] == "cpu"
+    assert A.from_dict(A.to_dict(aug)).device == "cpu"
