@@ -198,6 +198,9 @@ class Bundle:
 def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into folder ``path``; returns the folder."""
     bundle.check_runtime()
+    if str(path) in NAMED_BUNDLES:  # load_bundle("default") is the shipped bundle, not this folder
+        raise ValueError(f"cannot save a bundle as {str(path)!r}: that name loads the bundle shipped with genaug; "
+                         f"give another folder (e.g. './{path}_custom')")
     out = Path(path).expanduser()  # as load_bundle reads it: "~/models/x" is in the home folder, not ./~
     out.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
