@@ -10,7 +10,8 @@ import torch
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/None -> CUDA when available, else CPU; anything else is passed to torch."""
+    """``"auto"``/None -> CUDA when available, else CPU; anything else is passed to torch, and a device this machine
+    lacks (``"cuda"`` without CUDA, ``"mps"`` off a Mac, ``"meta"``) is a ValueError naming it."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -19,6 +20,16 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N' ({e})") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} requested but CUDA is not available")
+    if dev.type == "meta":
+        raise ValueError(f"device {str(device)!r} holds no data: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type not in ("cpu", "cuda"):
+        try:  # mps / xpu in a build or on a machine without them (a CUDA probe would start CUDA, e.g. in a forked worker)
+            torch.empty(0, device=dev)
+        except (RuntimeError, AssertionError):  # (torch's message for mps lists every backend)
+            raise ValueError(f"device {str(device)!r} is not available in this PyTorch build or on this machine: use "
+                             "'auto' or 'cpu'") from None
     return dev
 
 

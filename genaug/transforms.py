@@ -52,7 +52,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
             ``"full"`` or ``"detect"`` (detected faces only; no face: image unchanged, counted in
             ``engine.stats["no_face"]``; see :mod:`genaug.faces.align`).
         bounds: ``{code: (low, high)}`` ranges for continuous codes.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``; DataLoader workers always use the CPU.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``; DataLoader workers always use the CPU.
         cache_size: inverted latents kept per process (keyed by image content).
         gate_threshold: if set, augmentations whose identity similarity to the photo is below it
             are re-drawn, then returned unchanged.
@@ -140,10 +140,12 @@ class GenerativeFaceAug(ImageOnlyTransform):
             check_code_list(v)  # before pydantic reads True as 1
             return v
 
-        @field_validator("device")
+        @field_validator("device", mode="before")
         @classmethod
-        def _device(cls, v: str) -> str:
-            if v != "auto":
+        def _device(cls, v: Any) -> Any:
+            if isinstance(v, torch.device):  # torch.device("cuda", 1): kept as its name, so the transform serialises
+                return str(v)
+            if isinstance(v, str) and v != "auto":
                 try:
                     torch.device(v)
                 except RuntimeError:

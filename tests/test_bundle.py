@@ -48,6 +48,12 @@ def test_roundtrip_is_exact(bundle, tmp_path):
     assert Path(loaded.path) == path and read_config(path)["format_version"] == FORMAT_VERSION
 
 
+def test_a_bundle_prints_as_one_short_line():
+    # print(load_bundle("default")) wrote 22 kB: both networks, every direction tensor, the calibration grid
+    text = repr(load_bundle("default"))
+    assert len(text) < 300 and "\n" not in text and "'genaug-edit-celeba64'" in text and "'edit'" in text, text
+
+
 def test_half_precision_roundtrip(bundle, tmp_path):
     full = save_bundle(bundle, tmp_path / "full")
     half = save_bundle(bundle, tmp_path / "half", half=True)

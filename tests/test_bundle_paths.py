@@ -77,3 +77,12 @@ def test_every_saved_bundle_records_its_checksum(tiny_bundle_path):
     assert cfg["weights"]["sha256"] == _sha256(tiny_bundle_path / "model.safetensors")
     shipped = json.loads((Path(load_bundle("default").path) / "config.json").read_text())
     assert len(shipped["weights"]["sha256"]) == 64
+
+
+def test_a_bundle_is_not_saved_under_the_shipped_name(tiny_bundle_path, tmp_path, monkeypatch):
+    # save_pretrained("default") wrote ./default, which load_bundle("default") never reads: the shipped one loads
+    monkeypatch.chdir(tmp_path)
+    b = load_bundle(tiny_bundle_path)
+    with pytest.raises(ValueError, match="cannot save a bundle as 'default'.*shipped"):
+        b.save_pretrained("default")
+    assert not (tmp_path / "default").exists()

@@ -69,6 +69,17 @@ def test_augment_cli_skips_its_own_output_inside_the_input(tmp_path):
     assert sorted(p.name for p in (src / "aug").rglob("*.png") if p.name != "contact_sheet.png") == ["a_aug00.png"]
 
 
+def test_augment_names_the_users_photos_it_leaves_out_inside_out(tmp_path, tiny_bundle_path, capsys):
+    # `genaug augment photos --out photos/sub` left photos/sub/*.jpg out without a word ("wrote 1 augmented images")
+    src = noise_pngs(tmp_path / "photos", (40, 40, 3), n=1)
+    noise_pngs(src / "sub", (40, 40, 3), n=2)
+    common = ["--variants", "1", "--bundle", str(tiny_bundle_path), "--device", "cpu", "--quiet"]
+    for _ in range(2):  # the second run finds its own variants there too: those are not named
+        assert main(["augment", str(src), "--out", str(src / "sub"), *common]) == 0
+        out = capsys.readouterr().out
+        assert "2 image(s) inside --out" in out and str(src / "sub" / "1.png") in out and "_aug00.png" not in out, out
+
+
 def test_augment_writes_into_a_folder_above_its_input(tmp_path, tiny_bundle_path):
     # `genaug augment photos/raw --out photos` (or one photo of it) was refused as "no input images in photos/raw
     # outside --out photos": every input lies below --out, taken for an --out inside the input folder

@@ -103,3 +103,11 @@ def test_an_empty_or_root_output_path_and_an_empty_source_are_named(tmp_path, mo
     with pytest.raises(ExpandError, match="source path is empty"):
         expand_to_hdf5("", tmp_path / "o.h5", 1, **kw)
     assert not (tmp_path / "o.h5").exists() and not (tmp_path / "o.h5.parts").exists()
+
+
+def test_expand_cli_refuses_negative_workers(noise_faces, tmp_path, capsys):
+    # --workers -1 was read as one thread without a word
+    assert main(["expand", str(noise_faces), str(tmp_path / "o.h5"), "--workers", "-1", "--quiet"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == "genaug expand: error: --workers must be >= 0 (0 or 1: decode in one thread), got -1"
+    assert not (tmp_path / "o.h5").exists()

@@ -118,6 +118,14 @@ def test_a_mistyped_code_spec_names_the_option_and_item(categorical, continuous,
         config("faces", "run", categorical=categorical, continuous=continuous)
 
 
+def test_the_default_identity_unsafe_code_missing_from_the_codes_names_the_option():
+    # `--categorical glasses:2:Eyeglasses` alone failed with "identity_unsafe names unknown codes ['male']": no option
+    # of that name, and nothing said the user never named 'male' (it is --identity-unsafe's default)
+    with pytest.raises(ValueError, match=r"--identity-unsafe names codes the model does not have: \['male'\] \(its "
+                                         r"default 'male'.*or '' for none"):
+        EditTrainConfig("faces", "run", categorical="glasses:2:Eyeglasses")
+
+
 def test_edit_kind_refuses_a_continuous_code_bound_to_an_attribute(tmp_path):
     """The edit kind binds only categorical codes (D's code head learns ``NAME:2:ATTR``);
     ``--continuous smile:Smiling`` trained a free code but wrote ``attribute: Smiling`` into the

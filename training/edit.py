@@ -76,7 +76,8 @@ def edit_spec(net: NetConfig, categorical: str, continuous: str, identity_unsafe
     unsafe = {s.strip() for s in identity_unsafe.split(",") if s.strip()}
     missing = unsafe - set(spec.code_names)
     if missing:
-        raise ValueError(f"identity_unsafe names unknown codes {sorted(missing)}; codes are {spec.code_names}")
+        raise ValueError(f"--identity-unsafe names codes the model does not have: {sorted(missing)} (its default 'male' "
+                         f"is the default model's code); name some of {spec.code_names}, or '' for none")
     # the default codes' descriptions only where a code is bound as the default binds it (a free "smile:2" is not a smile)
     bound = {(c.name, c.attribute) for c in LatentSpec.parse(0, DEFAULT_CODES).categorical}
     fix = lambda c, default="": replace(c, identity_safe=c.name not in unsafe, description=c.description or default)  # noqa: E731

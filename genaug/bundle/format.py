@@ -35,7 +35,7 @@ class BundleError(ValueError):
     """A bundle that cannot be loaded: missing, corrupt, truncated or mismatched."""
 
 
-@dataclass
+@dataclass(repr=False)
 class Bundle:
     """A controllable generator, its encoder (image -> latent; ``predictor``, the latent predictor
     of the ``dcgan`` kind) and everything needed to use them: latent layout, directions, edit recipes."""
@@ -74,6 +74,12 @@ class Bundle:
             raise BundleError(str(e)) from None
         self.runtime = {k: v for k, v in self.runtime.items() if k not in LEGACY_TABLES}
         self._transfer_cache: dict[tuple[int, int, Transfer], torch.Tensor] = {}
+
+    def __repr__(self) -> str:
+        """One line (the generated one printed both networks, every tensor and the calibration grid: 22 kB)."""
+        size = f"{self.net.image_size}x{self.net.image_size}"
+        return (f"Bundle(name={self.name!r}, kind={self.kind!r}, image_size={size!r}, codes={self.spec.code_names}, "
+                f"path={self.path!r})")
 
     def recipe(self, code: int, value: float) -> EditRecipe:
         """The recipe of the edit that sets code ``code`` (index) to ``value`` (a category or a
@@ -192,6 +198,9 @@ class Bundle:
 def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into folder ``path``; returns the folder."""
     bundle.check_runtime()
+    if str(path) in NAMED_BUNDLES:  # load_bundle("default") is the shipped bundle, not this folder
+        raise ValueError(f"cannot save a bundle as {str(path)!r}: that name loads the bundle shipped with genaug; "
+                         f"give another folder (e.g. './{path}_custom')")
     out = Path(path).expanduser()  # as load_bundle reads it: "~/models/x" is in the home folder, not ./~
     out.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}

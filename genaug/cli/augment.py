@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
+import re
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,6 +23,7 @@ from .common import (EXIT_STATUS, UsageError, add_model_args, check_model_args, 
 from .demo import CELL, hstack, vstack
 
 SHEET_ROWS = 32
+OUTPUT_NAME = re.compile(r".*_aug\d{2,}\.png|contact_sheet\.png")  # what run_augment writes into --out
 SAME_COLOURS = {"RGB", "RGBA", "L", "LA", "P", "PA", "1", "La", "RGBa"}  # modes read without a colour conversion
 
 
@@ -53,14 +55,16 @@ def _save(pixels: np.ndarray, photo: Photo, path: Path) -> None:
     atomic_write(path, lambda tmp: im.save(tmp, format="PNG", icc_profile=photo.icc_profile))
 
 
-def input_files(inputs: list[str], out: Path) -> tuple[dict[Path, Path], list[Path]]:
-    """(each input image -> its name below its input, the named files that are not images). The name (a folder's
+def input_files(inputs: list[str], out: Path) -> tuple[dict[Path, Path], list[Path], list[Path]]:
+    """(each input image -> its name below its input, the named files that are not images, the images of an input
+    folder left out for lying inside ``out`` that are not genaug's outputs). The name (a folder's
     files: their path below it; a file: its name) is what its outputs mirror and its edits are drawn from
     (:func:`file_index`). An input that does not exist is read as a glob pattern (a quoted ``'photos/*.jpg'``, or
     a shell that does not expand them); an ``out`` inside an input folder is left out (a rerun must not augment
-    the earlier variants); a file named twice counts once."""
+    the earlier variants; the user's own photos there are returned, to be named); a file named twice counts once."""
     found: dict[Path, tuple[Path, Path]] = {}
     others: list[Path] = []
+    left_out: list[Path] = []
     out = out.resolve()
     for text in inputs:
         roots = [Path(text)]
@@ -77,7 +81,9 @@ def input_files(inputs: list[str], out: Path) -> tuple[dict[Path, Path], list[Pa
             for f in list_images(root, "input image or folder"):
                 if not (inside and out in f.resolve().parents):
                     found.setdefault(f.resolve(), (f, f.relative_to(root) if root.is_dir() else Path(f.name)))
-    return dict(found.values()), others
+                elif not OUTPUT_NAME.fullmatch(f.name):
+                    left_out.append(f)
+    return dict(found.values()), others, left_out
 
 
 def output_stems(names: dict[Path, Path]) -> dict[Path, Path]:
@@ -155,7 +161,7 @@ def run_augment(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder to write the variants into")
-    names, others = input_files(args.inputs, out)
+    names, others, left_out = input_files(args.inputs, out)
     if not names:
         what = f"{others[0]} is not an image file ({', '.join(sorted(IMAGE_EXTS))})" if len(others) == 1 and \
             len(args.inputs) == 1 else f"no input images in {' '.join(args.inputs)} outside --out {args.out}"
@@ -207,6 +213,8 @@ def run_augment(args: argparse.Namespace) -> Path:
     note += (f"; {len(kept_as_is)} image(s) with variants written unchanged (no room for the control on the face, e.g. "
              f"near profile; a colour edit that changed no pixel; every gate try rejected): {named(kept_as_is)}"
              if kept_as_is else "")
+    note += (f"; {len(left_out)} image(s) inside --out {out} left out (not augmented; give --out a folder of its "
+             f"own): {named(left_out)}" if left_out else "")
     note += (f"; {len(stale)} file(s) of an earlier run with more --variants left in {out}: {named(stale)}"
              if stale else "")
     print(f"wrote {written} augmented images and {out / 'contact_sheet.png'} to {out.resolve()}{note}")

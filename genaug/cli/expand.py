@@ -7,7 +7,7 @@ import sys
 from ..expand.pipeline import expand_to_hdf5
 from ..expand.settings import check_arguments
 from ..faces.framing import FRAMINGS
-from .common import EXIT_STATUS, check_model_args, checking_arguments, parse_codes, run_guarded
+from .common import EXIT_STATUS, UsageError, check_model_args, checking_arguments, parse_codes, run_guarded
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-size", type=int, default=256, help="source images per part file (the resume unit)")
     p.add_argument("--compression", default="lzf", help="image compression: lzf, gzip, gzip-<0..9> or none")
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
-    p.add_argument("--workers", type=int, default=4, help="image decoding threads")
+    p.add_argument("--workers", type=int, default=4, help="image decoding threads (0 or 1: one)")
     p.add_argument("--shard", default=None, help="i/n: expand only blocks b with b %% n == i (no merge); "
                    "default under torchrun: RANK/WORLD_SIZE (rank 0 merges)")
     p.add_argument("--merge-only", action="store_true", help="only merge finished parts into OUT (errors if some are missing)")
@@ -86,6 +86,8 @@ def run_expand(a: argparse.Namespace, argv: list[str]) -> None:
               gate_threshold=a.gate_threshold, quality_threshold=a.quality_threshold)
     with checking_arguments():
         check_arguments(**kw)
+    if a.workers < 0:
+        raise UsageError(f"--workers must be >= 0 (0 or 1: decode in one thread), got {a.workers}")
     check_model_args(a.bundle, a.device, a.refine_steps, codes)
     expand_to_hdf5(a.source, a.out, bundle=a.bundle, device=a.device, workers=a.workers,
                    merge=True if a.merge_only else None, merge_only=a.merge_only, overwrite=a.overwrite,
