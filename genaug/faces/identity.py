@@ -150,7 +150,8 @@ def to_uint8_hwc(x: Tensor, size: int) -> np.ndarray:
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size)
+        # (in float64: float32's vector and scalar loops round some pixels apart, as the thread count splits them)
+        x = F.interpolate(x.double(), size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size)
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
