@@ -50,7 +50,7 @@ def test_spec_marks_identity_unsafe_codes_and_content_size():
     spec = edit_spec(net, CODES, "2", identity_unsafe="male")
     assert spec.noise_dim == content_dim(net) == 4 * 4 * 4
     assert [spec.codes[i].name for i in spec.default_codes] == ["glasses", "smile", "c3", "c4"]
-    with pytest.raises(ValueError, match="unknown codes"):
+    with pytest.raises(ValueError, match=r"codes the model does not have: \['beard'\]"):
         edit_spec(net, CODES, "2", identity_unsafe="beard")
 
 
