@@ -176,3 +176,19 @@ def test_the_batch_path_reads_a_categorical_codes_white_balance_by_entry():
     white = value == 1
     assert not torch.equal(out["all"][~white], out["none"][~white])  # the rule acts on a face set female (01092)
     assert torch.equal(out["mixed"][white], out["all"][white]) and torch.equal(out["mixed"][~white], out["none"][~white])
+
+
+@pytest.mark.parametrize("code,value", [("tone", -0.8), ("warmth", 0.8)])
+def test_the_batch_path_matches_the_transform_on_photos_of_their_own_size(code, value):
+    from conftest import batch_aug
+
+    # the batch path has no face detection: like the per-image path framed the same way ("full"), to a level; the
+    # per-image default ("auto") frames the detected face on a 128 px photo and differs by up to 28-35 levels there
+    folder = need(UTKFACE)
+    photos = np.stack([_photo(folder, name) for name in ["00633", "01567", "03858", "04021"]])
+    x = torch.from_numpy(photos).permute(0, 3, 1, 2).contiguous()
+    out, params = batch_aug(p=1.0, codes=[code], bounds={code: (value, value)}, seed=0, return_params=True, framing="full")(x)
+    ref = genaug.GenerativeFaceAug(p=1.0, framing="full").apply_to_images(photos, edits=params.edits(),
+                                                                          strengths=params.strength.tolist(), gate_seed=0)
+    diff = (out.int() - torch.from_numpy(np.ascontiguousarray(ref)).permute(0, 3, 1, 2).int()).abs()
+    assert diff.max() <= 1 and (out.int() - x.int()).abs().double().mean() > 2
