@@ -54,7 +54,8 @@ class BatchParams:
 
 
 # saved parameters load as tensors do, with torch.load(weights_only=True) (the default since torch 2.6): no code runs
-torch.serialization.add_safe_globals([BatchParams])
+if hasattr(torch.serialization, "add_safe_globals"):  # (torch >= 2.4; before 2.6 torch.load's default is not weights_only)
+    torch.serialization.add_safe_globals([BatchParams])
 
 
 @dataclass(frozen=True)
