@@ -159,8 +159,8 @@ def _levels_uint8(levels: Tensor) -> np.ndarray:
 
 
 def _uint8(x: Tensor) -> np.ndarray:
-    x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-    return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    """(N, C, H, W) in [-1, 1] as dlib's (N, H, W, 3) uint8 RGB."""
+    return _levels_uint8((x + 1) * 127.5)
 
 
 def _box_from_landmarks(dlib, lm: Tensor):
