@@ -55,6 +55,9 @@ SURE = 1.0
 ROLLED_BY = {3: -40.0, 4: 40.0}
 CHECK_BOX, CHECK_CROP = 112, 1.6
 UPRIGHT_ROLL = 20.0
+# A photo with no face found whose median luma lies outside EXPOSURE is searched again through the gamma that brings it
+# to MID_GREY: of 100 utkface_128 photos overexposed (1.5 x^0.4), faces right 77 -> 88; darkened (x^4) 93 -> 99.
+EXPOSURE, MID_GREY = (0.25, 0.65), 0.45
 
 
 def find_faces(detector, rgb: np.ndarray, upsample: int, side: int | None = None, full_size: bool = True) -> list:
@@ -116,13 +119,32 @@ def _upright(detector, landmarker, view: np.ndarray, box, score: float, index: i
     return _back(upright, m) if abs(_roll(upright)) < UPRIGHT_ROLL and landmarks_in_order(upright[None])[0] else points
 
 
+def exposed(rgb: np.ndarray) -> np.ndarray | None:
+    """``rgb`` (H, W, 3) uint8 through the gamma that brings its median luma to :data:`MID_GREY`, where that median lies
+    outside :data:`EXPOSURE` (a dark or overexposed photo); else None. A pointwise change: faces keep their pixels."""
+    m = float(np.median(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))) / 255
+    if EXPOSURE[0] <= m <= EXPOSURE[1]:
+        return None
+    gamma = math.log(MID_GREY) / math.log(min(max(m, 0.02), 0.98))
+    lut = np.clip(np.round(255 * (np.arange(256) / 255) ** gamma), 0, 255).astype(np.uint8)
+    return cv2.LUT(rgb, lut)
+
+
 def detect_faces(detector, landmarker, rgb: np.ndarray, upsample: int) -> list[DetectedFace]:
     """Faces (detector box and 5 landmarks) in ``rgb``'s (H, W, 3) uint8 pixels, largest first. dlib's
     detector finds faces rolled up to about 50 degrees (the points of one found rolled are predicted again with it
     turned upright: :func:`_upright`); where the upright photo has none, it searches the photo's other
     :func:`~genaug.faces.views.views` (at :data:`~genaug.faces.views.TURNED_SIDE` at most) up to the first whose best
     face scores :data:`SURE`, and the view with the best face gives its faces, their boxes and landmarks mapped back
-    to the photo's pixels (landmarks of a face cut by the edge may lie outside the photo)."""
+    to the photo's pixels (landmarks of a face cut by the edge may lie outside the photo). A dark or overexposed photo
+    with no face found is searched again brought to a mid-grey median (:func:`exposed`)."""
+    faces = _search(detector, landmarker, rgb, upsample)
+    lit = None if faces else exposed(rgb)
+    return faces if lit is None else _search(detector, landmarker, lit, upsample)
+
+
+def _search(detector, landmarker, rgb: np.ndarray, upsample: int) -> list[DetectedFace]:
+    """:func:`detect_faces`' search of one picture, its views included."""
     best, top = None, -math.inf
     for i, (view, m) in enumerate(views(rgb)):
         found = find_faces(detector, view, upsample) if not i else find_faces(detector, view, upsample, TURNED_SIDE, False)
