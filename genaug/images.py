@@ -205,13 +205,25 @@ def from_chw01(t: Tensor, original: Any, info: FrameInfo) -> Any:
             return arr_np
         from PIL import Image
 
-        out = Image.fromarray(arr_np)
-        return out.convert("LA") if info.dtype == "LA" else out  # grey with alpha was read as RGBA
+        return pil_mode(Image.fromarray(arr_np), original, info.dtype)
     res = arr.numpy()
     if np.dtype(info.dtype).itemsize > 4:  # float64: what the float32 work left as it was keeps the photo's own value
         own = np.asarray(original)
         res = np.where(res == own.astype(np.float32), own, res)
     return res.astype(info.dtype, copy=False)
+
+
+def pil_mode(out: Any, original: Any, mode: str) -> Any:
+    """A PIL result ``out`` (read as "L", "RGB" or "RGBA" by :func:`to_chw01`) in its ``original``'s ``mode``: a palette
+    image ("P", e.g. a GIF) on its own palette (the nearest colours, undithered), any other ("LA", "CMYK", "1", ...)
+    converted, so a pipeline that read the original reads the result alike."""
+    if out.mode == mode:
+        return out
+    if mode == "P":
+        from PIL import Image
+
+        return out.convert("RGB").quantize(palette=original, dither=Image.Dither.NONE)
+    return out.convert(mode)
 
 
 def apply_transform(transform: Any, image: Any) -> Any:
