@@ -2,8 +2,8 @@
 
 Every kind is one entry of :data:`KINDS` and runs on :mod:`genaug.training.skeleton` (resume,
 checkpoints, JSON-lines log, SIGTERM/SIGINT, evaluation, export). ``--kind edit`` is the kind of
-the shipped default model: an edit-aware encoder + generator trained to edit real faces
-(``genaug train --kind edit --help``). ``infogan`` / ``began`` are the older kind: a controllable
+the shipped default model and the default: an edit-aware encoder + generator trained to edit real faces
+(``genaug train --help``). ``infogan`` / ``began`` are the older kind: a controllable
 generator from noise, then an encoder fitted to it. ``detail`` adds a detail skip to a trained
 edit bundle (``genaug train --kind detail BUNDLE FACES --out RUN``)."""
 from __future__ import annotations
@@ -28,14 +28,14 @@ class KindEntry:
     summary: str
 
 
-# kind -> its command line; `genaug train --kind NAME` dispatches here (default: infogan)
+# kind -> its command line; `genaug train --kind NAME` dispatches here (default: the shipped default model's)
 KINDS: dict[str, KindEntry] = {
     "edit": KindEntry(".edit_loop", "main", "edit-aware encoder + generator (the shipped default model's kind)"),
     "infogan": KindEntry(".cli", "gan_main", "InfoGAN generator from noise (DCGAN D + Q head), then its encoder"),
     "began": KindEntry(".cli", "gan_main", "InfoGAN-BEGAN hybrid (autoencoder D), then its encoder"),
     "detail": KindEntry(".detail", "main", "adds an S/4 detail skip to a trained edit bundle"),
 }
-DEFAULT_KIND = "infogan"
+DEFAULT_KIND = "edit"  # genaug/default/config.json: training.kind
 
 HELP = {
     "data": "image folder (flat or ImageFolder; any size, resized: a picture in CelebA's 178x218 frame is cut to its "
@@ -89,7 +89,7 @@ HELP = {
 }
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None, kind: str = DEFAULT_KIND) -> argparse.ArgumentParser:
+def build_parser(parser: argparse.ArgumentParser | None = None, kind: str = "infogan") -> argparse.ArgumentParser:
     """The infogan / began command line; ``kind`` is the one its ``--kind`` (listed with the choices) says."""
     p = parser or argparse.ArgumentParser(prog=f"genaug train --kind {kind}", description=plain_doc(__doc__))
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
