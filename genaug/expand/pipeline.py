@@ -112,11 +112,9 @@ class _Job:
                 ks = [chunk[j][0] for j in rows]
                 gens = [torch.Generator().manual_seed(derive_seed(derive_seed(self.seed, idx[k]), chunk[j][1]))
                         for j, k in zip(rows, ks)]
-                redraw = lambda r, roomless=False: e.replace_unplaced_variant(  # noqa: E731 - no face, or no room: a
-                    plans[ks[r]], frames[ks[r]], chunk[rows[r]][1] - 1, gens[r],  # latent code no other variant moves
-                    lambda v, i=idx[ks[r]]: derive_seed(derive_seed(self.seed, i), v + 1), roomless=roomless)
-                done = self.render(x, inv, imgs, frames, ks, [redraw(r) for r in range(len(rows))], gens)
-                redrawn = {r: redraw(r, True) for r, (_, _, no_room) in enumerate(done) if no_room}
+                where = [(plans[k], frames[k], idx[k], chunk[j][1], g) for j, k, g in zip(rows, ks, gens)]
+                done = self.render(x, inv, imgs, frames, ks, [self.planned(*w) for w in where], gens)
+                redrawn = {r: self.planned(*where[r], roomless=True) for r, (_, _, no_room) in enumerate(done) if no_room}
                 again = [r for r, ed in redrawn.items() if control_of(e.spec, ed.code) is None]  # (none: no latent code)
                 if again:  # a drawn control with no room on the face (near profile): re-drawn, as the transform does
                     sub = self.render(x, inv, imgs, frames, [ks[r] for r in again], [redrawn[r] for r in again],
@@ -139,6 +137,13 @@ class _Job:
                 "score": score[[k for k, _, _ in chunk]].astype(np.float32),
             }
 
+
+    def planned(self, plan: list[Any], frame: Any, i: int, variant: int, gen: torch.Generator, roomless: bool = False) -> Any:
+        """Variant ``variant`` (1..V) of source ``i``'s ``plan`` as drawn for its photo (``frame``): a control with no face
+        there, or (``roomless``) no room on it, re-drawn among the latent codes from ``gen``, not onto a move another
+        variant of the source makes (:meth:`Engine.replace_unplaced_variant`)."""
+        return self.engine.replace_unplaced_variant(plan, frame, variant - 1, gen,
+                                                    lambda v: derive_seed(derive_seed(self.seed, i), v + 1), roomless=roomless)
 
     def render(self, x: torch.Tensor, inv: Any, imgs: list[np.ndarray], frames: list[Any], ks: list[int], edits: list[Any],
                gens: list[torch.Generator], redraw_codes: list[int] | None = None) -> list[tuple[np.ndarray, Any, bool]]:
