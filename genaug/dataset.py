@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from .bundle.format import Bundle
 from .device import torch_defaults
 from .engine.cache import LatentStore, bundle_key, content_keys
-from .engine.codes import check_edit_options, check_seed, check_strength, default_codes
+from .engine.codes import check_edit_options, check_seed, check_strength, control_of, default_codes
 from .engine.edits import Edit, derive_seed, redraw_distinct, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS, geometric_targets
@@ -262,12 +262,19 @@ class GenerativeAugDataset(Dataset):
     def meta(self, index: int) -> SampleMeta:
         """Metadata of sample ``index`` (source index, edit, reconstruction score) as planned (beside boxes, masks or
         keypoints without a head turn, see :meth:`_plan`), without rendering it: the category a relative edit lands on
-        and a colour edit's value moved off the face's own (``Engine._colour_margin``), as the sample applies them;
-        the sample itself reports the edit as applied (also a ``yaw`` scaled into the face's room, see
-        ``ImageControl.fit``, and a gate's re-draw)."""
+        and a colour edit's value moved off the face's own (``Engine._colour_margin``), as the sample applies them. A
+        planned image-space control (``yaw``, ``light``) depends on the photo (no face found, or no room on a
+        near-profile face: re-drawn among the latent codes, see :meth:`_variant`), so it is reported as the sample
+        applies it (the sample rendered); the sample itself always reports the edit as applied (also a ``yaw`` scaled
+        into the face's room, see ``ImageControl.fit``, and a gate's re-draw)."""
         self.prepare()
         with torch_defaults():  # genaug's own dtype, default device and precision (the draws repeat under any)
-            return self._meta(index)
+            meta = self._meta(index)
+        if meta.edit is None or control_of(self.engine.spec, meta.code) is None:
+            return meta
+        image, target = self._image(meta.source)
+        with torch_defaults():
+            return self._variant(index, meta, image, self._marked(meta.source, target))[1]
 
     def _meta(self, index: int) -> SampleMeta:
         src, v = self._locate(index)
@@ -282,7 +289,9 @@ class GenerativeAugDataset(Dataset):
         return SampleMeta.of(src, v, edit, edit.describe(e.spec), score)
 
     def __getitem__(self, index: int) -> Any:
-        meta = self.meta(index)
+        self.prepare()
+        with torch_defaults():
+            meta = self._meta(index)  # as planned; as applied after _variant
         image, target = self._image(meta.source)
         marked = self._marked(meta.source, target)  # boxes, masks, keypoints: no head turn
         if not meta.original:
@@ -293,24 +302,39 @@ class GenerativeAugDataset(Dataset):
         return join_item(image, target, meta, self.return_meta, self.target_transform)
 
     def _variant(self, index: int, meta: SampleMeta, image: Any, marked: bool) -> tuple[Any, SampleMeta]:
-        """Item ``index``'s variant of its source's ``image`` and its meta as applied."""
+        """Item ``index``'s variant of its source's ``image`` and its meta as applied. A drawn control the photo has no
+        face for, or whose face has no room for it (a near-profile face), is re-drawn among the latent codes, as the
+        transform does, from the item's own draws (``(seed, index)``), not onto a move another variant makes."""
         e = self.engine
         x, frame = self._frame(meta.source, image)
         latent, score = self._latent(meta.source, x)
-        gate_draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
+        draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
         first = meta.source * self.per_source + int(self.include_original)  # the item of the source's first variant
-        planned = e.replace_unplaced_variant(  # a turn / light with no face: a latent code no other variant moves
-            self._plan(meta.source, marked), frame, meta.variant - int(self.include_original), gate_draws,
-            lambda j: derive_seed(self.seed, first + j))  # relative: resolved on the latent used here
-        out, info = e.render_edits(x, latent, [planned], score=score, generator=gate_draws, placed=True, drawn=True,
-                                   frames=[frame])  # a gate's re-draw: no turn / light without a face
-        image, placed = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]), drawn=True)  # yaw: scaled into its room
+        plan, v = self._plan(meta.source, marked), meta.variant - int(self.include_original)
+        redraw = lambda roomless: e.replace_unplaced_variant(  # noqa: E731 - relative: resolved on the latent used here
+            plan, frame, v, draws, lambda j: derive_seed(self.seed, first + j), roomless=roomless)
+        out, info, placed = self._render(x, latent, score, redraw(False), image, frame, draws)
+        if e.undone(info.edits[0], placed):  # no room: a latent code instead (none in ``codes``: left unchanged)
+            edit = redraw(True)
+            if control_of(e.spec, edit.code) is None:
+                out, info, placed = self._render(x, latent, score, edit, image, frame, draws, e._latent_codes())
+                e.stats["augmented"] -= 1  # (counted once, by the first pass)
         faceless, undone = e.faceless(info.edits[0], frame), e.undone(info.edits[0], placed)
         applied = placed if info.kept[0] and not faceless and not undone else None
         why = ("unchanged (no face found)" if faceless else "unchanged (no room for the control on this face)"
                if undone else "unchanged (gate)")
         meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
-        return image, meta
+        return out, meta
+
+    def _render(self, x: Tensor, latent: Tensor, score: Tensor, edit: Edit, image: Any, frame: Any,
+                draws: torch.Generator, redraw_codes: list[int] | None = None) -> tuple[Any, Any, Edit | None]:
+        """``edit`` rendered on one source's photo ``image``: (the photo, the engine's info, the edit as placed); a
+        gate's re-draw from ``draws`` (no turn / light without a face) among ``redraw_codes``."""
+        e = self.engine
+        out, info = e.render_edits(x, latent, [edit], score=score, generator=draws, placed=True, drawn=True,
+                                   frames=[frame], redraw_codes=redraw_codes)
+        image, placed = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]), drawn=True)  # yaw: scaled into its room
+        return image, info, placed
 
     def _latent(self, src: int, x: Tensor) -> tuple[Tensor, Tensor]:
         """The prepared latent of source ``src`` when ``x`` is the image it was inverted from; when the

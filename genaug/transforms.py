@@ -39,7 +39,8 @@ class GenerativeFaceAug(ImageOnlyTransform):
     """Edit one semantic code of the face (glasses, smile, ...) with the bundle's generator.
 
     Args:
-        bundle: ``"default"`` or a bundle folder (a string or path; kept as a string, so the transform serialises).
+        bundle: ``"default"`` or a bundle folder (a string or path; kept as an absolute path string, so the
+            transform serialises and a saved pipeline loads it from any working directory).
         codes: codes that may be edited (names, ``"c<i>"`` or indices); None = the bundle's random set (identity-safe codes; `genaug info`).
         mode: ``"delta"`` (add only the generator's change to the photo) or ``"regenerate"``.
         strength: edit strength, or a ``(low, high)`` range sampled per image.
@@ -181,7 +182,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         p: float = 0.5,
     ):
         super().__init__(p=p)
-        self.bundle = str(bundle)
+        self.bundle = _bundle_path(bundle)
         self.codes = list(codes) if codes is not None else None
         self.mode = mode
         self.strength = strength
@@ -370,6 +371,15 @@ class GenerativeFaceAug(ImageOnlyTransform):
         **params: Any
     ) -> np.ndarray:
         return np.stack(self._run(list(images), edits, strengths, gate_seed, still))
+
+
+def _bundle_path(bundle: str | Path) -> str:
+    """``bundle`` as the transform keeps and serialises it: a shipped name (``"default"``) as given, a folder absolute
+    (``~`` expanded), so ``A.save`` / ``to_dict`` of it loads from another working directory."""
+    from .bundle.format import NAMED_BUNDLES
+
+    name = os.fspath(bundle)
+    return name if name in NAMED_BUNDLES else os.path.abspath(os.path.expanduser(name))
 
 
 def _named_turns(bundle: str, codes: list[str | int] | None) -> list[str]:

@@ -84,16 +84,16 @@ def test_expand(tiny_bundle_path, tmp_path, folder, capsys):
     assert "broken.jpg" in capsys.readouterr().err
 
 
-def test_train(tmp_path, folder, capsys):
+def test_train(tmp_path, folder, capsys):  # (the default kind, edit, names itself: "genaug train --kind edit: error: ")
     assert main(["train", str(tmp_path / "missing"), str(tmp_path / "run")]) == 1
-    _one_line_error(capsys, "train", "not found")
+    _one_line_error(capsys, "train --kind edit", "not found")
     only_bad = tmp_path / "bad"
     only_bad.mkdir()
     (only_bad / "x.png").write_text("not an image")
     assert main(["train", str(only_bad), str(tmp_path / "run"), "--device", "cpu"]) == 1
-    _one_line_error(capsys, "train", "no readable images")
+    _one_line_error(capsys, "train --kind edit", "no readable images")
     assert main(["train", str(folder), str(tmp_path / "run"), "--steps", "-5"]) == 2  # a usage error
-    _one_line_error(capsys, "train", "steps")
+    _one_line_error(capsys, "train --kind edit", "steps")
 
 
 def test_expand_refuses_what_would_lose_data(tiny_bundle_path, tmp_path, folder, capsys):

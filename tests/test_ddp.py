@@ -67,7 +67,7 @@ def test_divergence_is_detected(tmp_path):
         "from genaug.training.cli import main\nmain()\n"
     )
     data = write_faces(tmp_path / "faces")
-    r = torchrun([str(script)], [str(data), str(tmp_path / "run"), *ARGS, "--predictor-steps", "0"], tmp_path)
+    r = torchrun([str(script)], [str(data), str(tmp_path / "run"), *ARGS, "--kind", "infogan", "--predictor-steps", "0"], tmp_path)
     assert r.returncode != 0
     assert "data-parallel replicas diverged at step 2" in r.stderr + r.stdout, r.stderr[-3000:]
     assert not (tmp_path / "run" / "checkpoint.pt").exists()

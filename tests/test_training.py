@@ -197,7 +197,7 @@ def test_fingerprint_sees_any_change():
 
 
 def test_cli_help_lists_the_options():
-    out = subprocess.run([sys.executable, "-m", "genaug.training", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "genaug.training", "--kind", "infogan", "--help"], capture_output=True, text=True, check=True).stdout
     for flag in ("--kind", "--adv-loss", "--noise-head", "--diffaug", "--instance-noise", "--steps",
                  "--predictor-steps", "--categorical", "--overwrite", "--lambda-info"):
         assert flag in out
@@ -207,7 +207,7 @@ def test_genaug_train_help(capsys):
     from genaug.cli import main
 
     with pytest.raises(SystemExit) as e:
-        main(["train", "--help"])
+        main(["train", "--kind", "infogan", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: genaug train") and "--adv-loss" in out and "--began-gamma" in out

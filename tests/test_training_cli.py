@@ -101,7 +101,8 @@ def test_python_m_genaug_training_exits_with_the_commands_status(tmp_path):
     was one error line and exit 0, so a job script went on as if the run had trained."""
     r = subprocess.run([sys.executable, "-m", "genaug.training", str(tmp_path / "missing"), str(tmp_path / "run")],
                        env=ENV, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and r.stderr.strip() == f"genaug train: error: image folder not found: {tmp_path / 'missing'}"
+    assert r.returncode == 1  # (the default kind, edit, names itself)
+    assert r.stderr.strip() == f"genaug train --kind edit: error: image folder not found: {tmp_path / 'missing'}"
 
 
 @pytest.mark.parametrize("categorical, continuous, message", [

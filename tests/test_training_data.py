@@ -130,7 +130,8 @@ def test_an_infogan_run_frames_its_faces_as_its_framing_option_says(tmp_path, mo
     real = loop.load_faces
     monkeypatch.setattr(loop, "load_faces", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
     for framing in ("celeba", "none"):
-        assert train_main([str(faces), str(tmp_path / framing), *GAN_TINY, "--holdout", "1", "--framing", framing]) == 0
+        assert train_main([str(faces), str(tmp_path / framing), "--kind", "infogan", *GAN_TINY, "--holdout", "1",
+                          "--framing", framing]) == 0
     boxed, square = (d.images.float().mean() for d in seen)
     assert boxed > 250 and square < 200  # 'none': the centred square
 

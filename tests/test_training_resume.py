@@ -103,7 +103,7 @@ def test_a_resumed_run_with_another_setting_says_what_it_was(tmp_path, capsys):
     assert edit_main([str(faces), str(run), *EDIT_TINY, "--steps", "2", "--lr", "0.001"]) == 1
     err = capsys.readouterr().err.strip()
     assert "different settings (['lr']): lr was 0.0002, now 0.001; other settings need another folder" in err, err
-    assert train_main([str(faces), str(run), *GAN_TINY]) == 1
+    assert train_main([str(faces), str(run), "--kind", "infogan", *GAN_TINY]) == 1
     err = capsys.readouterr().err.strip()
     assert err.endswith("holds a run of kind 'edit', not 'infogan'; another kind needs another --out, or --overwrite to "
                         "start again") and "batch_size" not in err, err

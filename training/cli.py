@@ -2,8 +2,8 @@
 
 Every kind is one entry of :data:`KINDS` and runs on :mod:`genaug.training.skeleton` (resume,
 checkpoints, JSON-lines log, SIGTERM/SIGINT, evaluation, export). ``--kind edit`` is the kind of
-the shipped default model: an edit-aware encoder + generator trained to edit real faces
-(``genaug train --kind edit --help``). ``infogan`` / ``began`` are the older kind: a controllable
+the shipped default model and the default: an edit-aware encoder + generator trained to edit real faces
+(``genaug train --help``). ``infogan`` / ``began`` are the older kind: a controllable
 generator from noise, then an encoder fitted to it. ``detail`` adds a detail skip to a trained
 edit bundle (``genaug train --kind detail BUNDLE FACES --out RUN``)."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from genaug.cli.common import plain_doc
 
-from .config import TrainConfig, add_options, option_fields
+from .config import NET_HELP, TrainConfig, add_options, option_fields
 from .loop import Trainer
 
 
@@ -28,14 +28,14 @@ class KindEntry:
     summary: str
 
 
-# kind -> its command line; `genaug train --kind NAME` dispatches here (default: infogan)
+# kind -> its command line; `genaug train --kind NAME` dispatches here (default: the shipped default model's)
 KINDS: dict[str, KindEntry] = {
     "edit": KindEntry(".edit_loop", "main", "edit-aware encoder + generator (the shipped default model's kind)"),
     "infogan": KindEntry(".cli", "gan_main", "InfoGAN generator from noise (DCGAN D + Q head), then its encoder"),
     "began": KindEntry(".cli", "gan_main", "InfoGAN-BEGAN hybrid (autoencoder D), then its encoder"),
     "detail": KindEntry(".detail", "main", "adds an S/4 detail skip to a trained edit bundle"),
 }
-DEFAULT_KIND = "infogan"
+DEFAULT_KIND = "edit"  # genaug/default/config.json: training.kind
 
 HELP = {
     "data": "image folder (flat or ImageFolder; any size, resized: a picture in CelebA's 178x218 frame is cut to its "
@@ -43,14 +43,11 @@ HELP = {
     "out": "run folder: checkpoint, log.jsonl, samples/, sweeps/, bundle/ (same command resumes)",
     "kind": "; ".join(f"'{k}': {e.summary}" for k, e in KINDS.items()) + " (each kind lists its own options: "
             "`genaug train --kind edit --help`)",
-    "image_size": "model resolution (power of two: 32, 64, 128)",
-    "channels": "3 (RGB) or 1 (grayscale)",
+    **NET_HELP,
     "noise_dim": "size of the incompressible noise z",
     "categorical": "categorical codes: comma list of K or NAME:K or NAME:K:ATTRIBUTE (e.g. 'glasses:2:Eyeglasses,10')",
     "continuous": "continuous codes in [-1,1]: a count ('3') or comma list of NAME or NAME:ATTRIBUTE",
     "g_width": "generator channels at full resolution (doubling towards 4x4)",
-    "d_width": "discriminator channels at full resolution",
-    "e_width": "encoder channels at full resolution",
     "max_width": "channel cap of every network", "d_norm": "discriminator normalisation: batch, group or none",
     "e_norm": "encoder normalisation: batch, group or none", "q_hidden": "hidden units of the Q head",
     "began_hidden": "BEGAN discriminator bottleneck size",
@@ -89,7 +86,7 @@ HELP = {
 }
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None, kind: str = DEFAULT_KIND) -> argparse.ArgumentParser:
+def build_parser(parser: argparse.ArgumentParser | None = None, kind: str = "infogan") -> argparse.ArgumentParser:
     """The infogan / began command line; ``kind`` is the one its ``--kind`` (listed with the choices) says."""
     p = parser or argparse.ArgumentParser(prog=f"genaug train --kind {kind}", description=plain_doc(__doc__))
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
@@ -104,10 +101,10 @@ def kind_option(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--kind", choices=list(KINDS), default=kind, help=HELP["kind"] + " (default: %(default)s)")
 
 
-def dispatched_kind(argv: list[str]) -> str:
-    """The ``--kind`` of ``argv`` (:data:`DEFAULT_KIND` when none; an unknown one is argparse's usage error)."""
+def dispatched_kind(argv: list[str], default: str = DEFAULT_KIND) -> str:
+    """The ``--kind`` of ``argv`` (``default`` when none; an unknown one is argparse's usage error)."""
     pre = argparse.ArgumentParser(prog="genaug train", add_help=False)
-    pre.add_argument("--kind", choices=list(KINDS), default=DEFAULT_KIND)
+    pre.add_argument("--kind", choices=list(KINDS), default=default)
     return pre.parse_known_args(argv)[0].kind
 
 
@@ -130,7 +127,7 @@ def gan_main(argv: list[str]) -> int:
         trainer.train()
         return stop_status(trainer.runner.stopped_by)
 
-    return run_guarded("genaug train", run, build_parser(kind=dispatched_kind(argv)).parse_args(argv))
+    return run_guarded("genaug train", run, build_parser(kind=dispatched_kind(argv, "infogan")).parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -234,6 +234,38 @@ def finite_float(text: str) -> float:
     return value
 
 
+@dataclass(kw_only=True)
+class RunOptions:
+    """The run options the edit and detail kinds share (one learning rate, held-out faces, the run folder's cadence,
+    device, bundle), checked as a kind's config is built; each kind's dataclass adds its own after its positional
+    ones, and sets its own ``steps`` and ``name``. Keyword-only, so a kind's own fields keep their positions."""
+
+    steps: int = 20000
+    minutes: float = 0.0  # wall-clock budget of this invocation (0 = none)
+    batch_size: int = 32
+    lr: float = 2e-4
+    holdout: int = 256
+    log_every: int = 50
+    eval_every: int = 500
+    checkpoint_every: int = 250
+    threads: int = 0
+    seed: int = 0
+    device: str = "auto"
+    name: str = ""  # bundle name ("": the kind's own, e.g. detail: the source bundle's name + "-detail")
+    half: bool = False
+    overwrite: bool = False  # start the run folder again (its checkpoint and bundle removed)
+
+    def __post_init__(self) -> None:
+        check_at_least(self, {"steps": 1, "batch_size": 2, "minutes": 0, "holdout": 0, "log_every": 0, "eval_every": 0,
+                              "checkpoint_every": 0, "threads": 0})
+        check_above(self, "lr", 0)
+
+
+NET_HELP = {  # the help of the network options the infogan and edit kinds share
+    "image_size": "model resolution (a power of two: 32, 64, 128)", "channels": "3 (RGB) or 1 (grayscale)",
+    "e_width": "encoder channels at full resolution", "g_width": "generator channels at full resolution",
+    "d_width": "discriminator channels at full resolution",
+}
 RUN_HELP = {  # the help of the run options the edit and detail kinds share (each kind adds its own)
     "steps": "training steps in all (a resumed run continues to this count)",
     "minutes": "wall-clock budget of this invocation (0 = none); checkpoint + bundle are written when it ends",
@@ -244,8 +276,11 @@ RUN_HELP = {  # the help of the run options the edit and detail kinds share (eac
 
 
 def dataclass_options(cls: type) -> list[tuple[str, Any, Any]]:
-    """(option name, type, default) of every field of a flat config dataclass (no default: None)."""
-    return [(f.name, f.type, None if f.default is MISSING else f.default) for f in fields(cls)]
+    """(option name, type, default) of every field of a flat config dataclass (no default: None): a kind's own options
+    first, then the :class:`RunOptions` it shares."""
+    shared = {f.name for f in fields(RunOptions)} if issubclass(cls, RunOptions) else set()
+    return [(f.name, f.type, None if f.default is MISSING else f.default)
+            for f in sorted(fields(cls), key=lambda f: f.name in shared)]
 
 
 def add_options(p: argparse.ArgumentParser, options: list[tuple[str, Any, Any]], helps: dict[str, str],

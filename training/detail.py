@@ -46,38 +46,25 @@ from genaug.models.recon import msssim_per_image, psnr
 from genaug.models.registry import build_generator, build_predictor
 
 from .checkpoint import check_resumable
-from .config import RUN_HELP, add_options, check_above, check_at_least, dataclass_options
+from .config import RUN_HELP, RunOptions, add_options, check_at_least, dataclass_options
 from .data import faces_record, load_faces, split_holdout
 from .distributed import single_process
 from .skeleton import FolderLock, RngState, Run, RunPlan
 
 
 @dataclass
-class DetailConfig:
+class DetailConfig(RunOptions):
+    """A detail run's settings (its own options and :class:`RunOptions`); saved to ``OUT/train_config.json``."""
+
     bundle: str
     data: str
     out: str
     channels: int = 16
-    steps: int = 20000
-    minutes: float = 0.0  # wall-clock budget of this invocation (0 = none)
-    batch_size: int = 32
-    lr: float = 2e-4
     lambda_edit: float = 2.0
-    holdout: int = 256
-    log_every: int = 50
-    eval_every: int = 500
-    checkpoint_every: int = 250
-    threads: int = 0
-    seed: int = 0
-    device: str = "auto"
-    name: str = ""  # bundle name (default: the source bundle's name + "-detail")
-    half: bool = False
-    overwrite: bool = False  # start the run folder again (its checkpoint and bundle removed)
 
     def __post_init__(self) -> None:
-        check_at_least(self, {"channels": 1, "steps": 1, "batch_size": 2, "minutes": 0, "lambda_edit": 0, "holdout": 0,
-                              "log_every": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 0})
-        check_above(self, "lr", 0)
+        super().__post_init__()
+        check_at_least(self, {"channels": 1, "lambda_edit": 0})
 
 
 RESUMABLE = {"steps", "minutes", "log_every", "eval_every", "checkpoint_every", "threads", "device", "name", "half", "overwrite"}

@@ -2,17 +2,17 @@
 command line's help of each option."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from genaug.models.config import NetConfig
 
-from .config import RUN_HELP, check_above, check_at_least
+from .config import NET_HELP, RUN_HELP, RunOptions, check_at_least
 from .edit import DEFAULT_CODES, EditObjective, edit_spec
 
 
 @dataclass
-class EditTrainConfig:
-    """Everything an edit-kind run needs; saved to ``OUT/train_config.json``."""
+class EditTrainConfig(RunOptions):
+    """Everything an edit-kind run needs (its own options and :class:`RunOptions`); saved to ``OUT/train_config.json``."""
 
     data: str
     out: str
@@ -26,11 +26,8 @@ class EditTrainConfig:
     e_width: int = 32
     g_width: int = 32
     d_width: int = 32
-    batch_size: int = 32
     balance: float = 0.0  # sample faces with weight freq(attribute value)^-balance (rarest bound code)
-    steps: int = 100000
-    minutes: float = 0.0  # wall-clock budget of this invocation (0 = none)
-    lr: float = 2e-4
+    steps: int = field(default=100000, kw_only=True)
     beta1: float = 0.5
     ema: float = 0.999
     adv_loss: str = "ns"
@@ -46,18 +43,9 @@ class EditTrainConfig:
     init_from: str = ""  # start E and G from this bundle's networks (D starts fresh)
     d_warmup: int = 0  # first steps train D alone (E and G frozen), e.g. after --init-from
     attributes: str = "auto"
-    holdout: int = 256
     limit: int = 0
-    log_every: int = 50
-    eval_every: int = 500
-    checkpoint_every: int = 250
-    threads: int = 0
-    seed: int = 0
-    device: str = "auto"
-    name: str = "edit"
-    half: bool = False
+    name: str = field(default="edit", kw_only=True)
     snapshots: bool = False  # keep every evaluated bundle (float16) in snapshots/<step>/
-    overwrite: bool = False  # start the run folder again (its checkpoint, bundle and samples removed)
 
     def net(self) -> NetConfig:
         return NetConfig(image_size=self.image_size, channels=self.channels, g_width=self.g_width, d_width=self.d_width,
@@ -69,29 +57,25 @@ class EditTrainConfig:
                              self.edit_space, self.lambda_identity, self.d_augment)
 
     def __post_init__(self) -> None:
-        check_at_least(self, {"batch_size": 2, "steps": 1, "minutes": 0, "balance": 0, "holdout": 0, "limit": 0,
-                              "log_every": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 0, "d_warmup": 0,
-                              "beta1": 0, "lambda_rec": 0, "lambda_cls": 0, "lambda_cls_d": 0, "lambda_cycle": 0,
-                              "lambda_enc": 0, "lambda_identity": 0})
+        super().__post_init__()
+        check_at_least(self, {"balance": 0, "limit": 0, "d_warmup": 0, "beta1": 0, "lambda_rec": 0, "lambda_cls": 0,
+                              "lambda_cls_d": 0, "lambda_cycle": 0, "lambda_enc": 0, "lambda_identity": 0})
         if self.balance > 1:
             raise ValueError(f"--balance must be in [0, 1], got {self.balance:g}")
         if not 0 <= self.ema < 1:  # 1 would export the untrained networks, > 1 diverges
             raise ValueError(f"--ema must be in [0, 1) (0 = no averaging), got {self.ema:g}")
         if self.beta1 >= 1:
             raise ValueError(f"--beta1 must be in [0, 1), got {self.beta1:g}")
-        check_above(self, "lr", 0)
         if self.image_size < 16:  # the S/8 content map and D's last convolution need 2x2 at least
             raise ValueError(f"--image-size must be >= 16 for the edit kind, got {self.image_size}")
         self.objective(), edit_spec(self.net(), self.categorical, self.continuous, self.identity_unsafe)
 
 
 HELP = {
-    **RUN_HELP,
+    **RUN_HELP, **NET_HELP,
     "data": "image folder of faces (flat or ImageFolder; pictures in CelebA's 178x218 frame are cut to its face box, "
             "others to their centred square) with attributes.csv (CelebA style) for the bound codes",
-    "image_size": "model resolution (a power of two: 32, 64, 128)", "channels": "3 (RGB) or 1 (grayscale)",
-    "e_width": "encoder channels at full resolution", "g_width": "generator channels at full resolution",
-    "d_width": "discriminator channels at full resolution", "lr": "Adam learning rate of E+G and D",
+    "lr": "Adam learning rate of E+G and D",
     "beta1": "Adam beta1", "ema": "decay of the exported (averaged) E and G after step 200 (0 = no averaging)",
     "adv_loss": "adversarial loss: ns (non-saturating), minimax, hinge, wgan or lsgan",
     "attributes": "attribute CSV ('auto' = DATA/attributes.csv when present; '' = none)",

@@ -102,12 +102,14 @@ class PhotoIO:
 
     @torch_defaults()
     def replace_unplaced_variant(self, plan: list[Edit], frame: FrameInfo, v: int, generator: torch.Generator,
-                                 seed_of: Callable[[int], int]) -> Edit:
+                                 seed_of: Callable[[int], int], roomless: bool = False) -> Edit:
         """Variant ``v`` of a source's ``plan`` (its variant edits) as drawn for the photo of ``frame``: a control
         that :meth:`unplaced` would leave undone re-drawn among the latent codes like :meth:`replace_unplaced`, from
         ``generator`` (variant ``v``'s draws; ``seed_of(j)``: the seed of variant ``j``'s), but not onto a categorical
-        move another variant of the source makes (:func:`redraw_distinct`), so the variants stay distinct."""
+        move another variant of the source makes (:func:`redraw_distinct`), so the variants stay distinct.
+        ``roomless``: variant ``v``'s control had no room on the face (:meth:`undone`): re-drawn the same way."""
         redraw = [self.unplaced(e, frame) for e in plan]
+        redraw[v] = redraw[v] or roomless
         codes = self._latent_codes()
         if not redraw[v] or not codes:
             return plan[v]

@@ -109,28 +109,23 @@ class _Job:
             codes = np.full((len(chunk), len(self.code_names)), np.nan, np.float32)
             images = {j: imgs[k] if self.out_hw is not None else to_uint8(x[k]) for j, (k, _, ed) in enumerate(chunk) if ed is None}
             if rows:
-                ks = torch.tensor([chunk[j][0] for j in rows], device=x.device)
-                gens = [torch.Generator().manual_seed(derive_seed(derive_seed(self.seed, idx[chunk[j][0]]), chunk[j][1]))
-                        for j in rows]
-                planned = [e.replace_unplaced_variant(  # no face: a latent code no other variant of the source moves
-                    plans[chunk[j][0]], frames[chunk[j][0]], chunk[j][1] - 1, g,
-                    lambda v, i=idx[chunk[j][0]]: derive_seed(derive_seed(self.seed, i), v + 1)) for j, g in zip(rows, gens)]
-                out, info = e.render_edits(x[ks], inv.latent[ks], planned, base=inv.recon[ks],
-                                           generator=gens, placed=self.out_hw is not None, drawn=True,
-                                           frames=[frames[chunk[j][0]] for j in rows])
-                for r, j in enumerate(rows):
-                    k = chunk[j][0]
-                    if e.faceless(info.edits[r], frames[k]):  # no face found: the source, unedited
-                        images[j] = imgs[k] if self.out_hw is not None else to_uint8(x[k])
-                        self.unedited["no face"] += 1
-                        continue
-                    if self.out_hw is not None:  # a control's value as applied to the face (yaw: scaled into its room)
-                        images[j], applied = e.place(out[r], imgs[k], frames[k], info.edits[r], bool(info.kept[r]), drawn=True)
-                    else:
-                        images[j], applied = to_uint8(out[r]), info.edits[r]
-                    no_room = applied.value == 0 and control_of(e.spec, applied.code) is not None
-                    self.unedited["no room"] += int(bool(info.kept[r]) and no_room)
-                    if info.kept[r] and not no_room:  # (a control with no room on the face rendered nothing: NaN)
+                ks = [chunk[j][0] for j in rows]
+                gens = [torch.Generator().manual_seed(derive_seed(derive_seed(self.seed, idx[k]), chunk[j][1]))
+                        for j, k in zip(rows, ks)]
+                where = [(plans[k], frames[k], idx[k], chunk[j][1], g) for j, k, g in zip(rows, ks, gens)]
+                done = self.render(x, inv, imgs, frames, ks, [self.planned(*w) for w in where], gens)
+                redrawn = {r: self.planned(*where[r], roomless=True) for r, (_, _, no_room) in enumerate(done) if no_room}
+                again = [r for r, ed in redrawn.items() if control_of(e.spec, ed.code) is None]  # (none: no latent code)
+                if again:  # a drawn control with no room on the face (near profile): re-drawn, as the transform does
+                    sub = self.render(x, inv, imgs, frames, [ks[r] for r in again], [redrawn[r] for r in again],
+                                      [gens[r] for r in again], e._latent_codes())
+                    e.stats["augmented"] -= len(again)  # (counted once, by the first pass)
+                    for r, d in zip(again, sub):
+                        done[r] = d
+                for j, (image, applied, no_room) in zip(rows, done):
+                    images[j] = image
+                    self.unedited["no room"] += int(no_room)
+                    if applied is not None:  # (the source, or a control that rendered nothing: NaN)
                         codes[j, applied.code] = applied.value
             yield {
                 "images": np.stack([images[j] for j in range(len(chunk))]),
@@ -142,6 +137,36 @@ class _Job:
                 "score": score[[k for k, _, _ in chunk]].astype(np.float32),
             }
 
+
+    def planned(self, plan: list[Any], frame: Any, i: int, variant: int, gen: torch.Generator, roomless: bool = False) -> Any:
+        """Variant ``variant`` (1..V) of source ``i``'s ``plan`` as drawn for its photo (``frame``): a control with no face
+        there, or (``roomless``) no room on it, re-drawn among the latent codes from ``gen``, not onto a move another
+        variant of the source makes (:meth:`Engine.replace_unplaced_variant`)."""
+        return self.engine.replace_unplaced_variant(plan, frame, variant - 1, gen,
+                                                    lambda v: derive_seed(derive_seed(self.seed, i), v + 1), roomless=roomless)
+
+    def render(self, x: torch.Tensor, inv: Any, imgs: list[np.ndarray], frames: list[Any], ks: list[int], edits: list[Any],
+               gens: list[torch.Generator], redraw_codes: list[int] | None = None) -> list[tuple[np.ndarray, Any, bool]]:
+        """Batch rows ``ks`` rendered with ``edits`` (a gate's re-draws from ``gens``, among ``redraw_codes``): per row
+        (the record's image, the edit as applied or None where the image is the source's, whether a control had no
+        room on the face)."""
+        e, placed = self.engine, self.out_hw is not None
+        t = torch.tensor(ks, device=x.device)
+        out, info = e.render_edits(x[t], inv.latent[t], edits, base=inv.recon[t], generator=gens, placed=placed,
+                                   drawn=True, frames=[frames[k] for k in ks], redraw_codes=redraw_codes)
+        res = []
+        for r, k in enumerate(ks):
+            if e.faceless(info.edits[r], frames[k]):  # no face found: the source, unedited
+                self.unedited["no face"] += 1
+                res.append((imgs[k] if placed else to_uint8(x[k]), None, False))
+                continue
+            if placed:  # a control's value as applied to the face (yaw: scaled into its room)
+                image, applied = e.place(out[r], imgs[k], frames[k], info.edits[r], bool(info.kept[r]), drawn=True)
+            else:
+                image, applied = to_uint8(out[r]), info.edits[r]
+            no_room = bool(info.kept[r]) and applied.value == 0 and control_of(e.spec, applied.code) is not None
+            res.append((image, applied if info.kept[r] and not no_room else None, no_room))
+        return res
 
 def _prefetched(pool: ThreadPoolExecutor, load: Callable[[int], Any], batches: Iterator[tuple[int, list[int]]]) -> Iterator[Any]:
     """Yield ``(block, indices, loaded)`` while the next batch decodes in the pool."""
