@@ -10,8 +10,11 @@ UTKFace 128x128 crops: evenly spaced), with dlib's 5 landmarks (``genaug.faces.l
 * pose: ``rotate_yaw`` by each of ``--yaws``; the yaw estimated on the result (landmarks found
   again) minus the photo's, in the requested direction, is the *move*; success = move >=
   ``--min-move`` degrees; also among the faces with room to turn (not already turned ``--min-move``
-  or more the requested way: a turn outwards stops at 35 degrees). Also the yaw estimate's spread and
-  its sign on the mirrored photos.
+  or more the requested way: a turn outwards stops at 35 degrees). Each face's *rendered turn* is the request
+  clipped to what the face can turn (``genaug.faces.pose.turn_room``: 0 for a face beyond 40 degrees); success is
+  also given among the faces whose rendered turn is ``--min-move`` or more, with the median move per degree rendered
+  (full turns: 25 degrees or more). ``--per-face`` keeps every face's file, yaw, rendered turn and move in the JSON.
+  Also the yaw estimate's spread and its sign on the mirrored photos.
 * light: ``relight`` to azimuth +-``--azimuth`` (elevation ``--elevation``, strength
   ``--strength``); the move of ``estimate_light(...).side`` in the requested direction, in raw
   units and in standard deviations of the set's own ``side``.
@@ -33,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.faces import ID200, SHARED, MissingInput  # noqa: E402
 from benchmarks.report import RESULTS, emit, skip  # noqa: E402
 from genaug.faces.light import estimate_light, relight  # noqa: E402
-from genaug.faces.pose import estimate_yaw, rotate_yaw  # noqa: E402
+from genaug.faces.pose import estimate_yaw, rotate_yaw, turn_room  # noqa: E402
 from genaug.faces.landmarks import face_landmarks  # noqa: E402
 
 UTK = SHARED / "utkface_128"
@@ -93,8 +96,10 @@ def measure_set(name: str, cfg: argparse.Namespace, judge) -> dict:
         rec["yaw"].append(yaw0)
         rec["yaw_mirror"].append(estimate_yaw(x.flip(-1)))
         rec["side"].append(side0)
+        room = turn_room(x, lm) if "pose" in cfg.controls else None
         for deg in cfg.yaws if "pose" in cfg.controls else []:
             out = rotate_yaw(x, deg, lm)
+            rec.setdefault(f"yaw_turn_{deg:+g}", []).append(room[:, int(deg > 0)].clamp(max=abs(deg)))  # degrees rendered
             rec.setdefault(f"yaw_move_{deg:+g}", []).append((estimate_yaw(out) - yaw0) * np.sign(deg))
             rec.setdefault(f"yaw_same_{deg:+g}", []).append(same_person(judge, name, x, out))
         for az in (-cfg.azimuth, cfg.azimuth) if "light" in cfg.controls else []:
@@ -112,13 +117,23 @@ def measure_set(name: str, cfg: argparse.Namespace, judge) -> dict:
                             "mirror_corr": float(np.corrcoef(yaw.numpy(), -mirror.numpy())[0, 1])},
            "side_estimate": {"mean": float(side.mean()), "std": float(side.std())}, "pose": {}, "light": {}}
     for deg in cfg.yaws if "pose" in cfg.controls else []:
-        move, same = r[f"yaw_move_{deg:+g}"], r[f"yaw_same_{deg:+g}"]
+        move, same, turn = r[f"yaw_move_{deg:+g}"], r[f"yaw_same_{deg:+g}"], r[f"yaw_turn_{deg:+g}"]
         room = yaw * np.sign(deg) < cfg.min_move  # not already turned min_move or more the requested way
+        turned, full = turn >= cfg.min_move, turn >= 25  # rendered at least min_move / a full turn
         out["pose"][f"{deg:+g}"] = {"mean_move_deg": float(move.mean()), "median_move_deg": float(move.median()),
                                     "success_rate": float((move >= cfg.min_move).float().mean()),
                                     "success_rate_with_room": float((move[room] >= cfg.min_move).float().mean()),
                                     "faces_with_room": int(room.sum()),
+                                    "faces_not_turned": int((turn == 0).sum()),
+                                    "faces_turned_min_move": int(turned.sum()),
+                                    "success_rate_turned_min_move": float((move[turned] >= cfg.min_move).float().mean()),
+                                    "median_move_per_degree_full_turns": float((move[full] / turn[full]).median()),
                                     "same_person_rate": float(same[~same.isnan()].mean()), "judged": int((~same.isnan()).sum())}
+    if cfg.per_face:
+        out["per_face"] = [{"file": f.name, "yaw": round(float(yaw[j]), 2),
+                            **{f"turn_{d:+g}": round(float(r[f"yaw_turn_{d:+g}"][j]), 2) for d in cfg.yaws if "pose" in cfg.controls},
+                            **{f"move_{d:+g}": round(float(r[f"yaw_move_{d:+g}"][j]), 2) for d in cfg.yaws if "pose" in cfg.controls}}
+                           for j, f in enumerate(files)]
     for az in (-cfg.azimuth, cfg.azimuth) if "light" in cfg.controls else []:
         move, same = r[f"light_move_{az:+g}"], r[f"light_same_{az:+g}"]
         out["light"][f"azimuth {az:+g}"] = {"mean_side_move": float(move.mean()), "mean_move_in_std": float(move.mean() / side.std()),
@@ -131,14 +146,17 @@ def format_table(report: dict) -> str:
     c = report["config"]
     lines = [f"pose: rotate_yaw, success = estimated yaw moves >= {c['min_move']} deg the requested way; "
              f"light: relight azimuth +-{c['azimuth']}, elevation {c['elevation']}, strength {c['strength']}",
-             "| set | faces | yaw std | mirror flips sign | request | success (faces with room) | mean move | dlib same person |", "| --- " * 8 + "|"]
+             "| set | faces | yaw std | mirror flips sign | request | success (faces with room) | success where the rendered turn >= "
+             f"{c['min_move']:g} (faces; none turned) | move per degree rendered | mean move | dlib same person |", "| --- " * 10 + "|"]
     for name, s in report["sets"].items():
         ye = s["yaw_estimate"]
         for req, p in s["pose"].items():
             lines.append(f"| {name} | {s['faces']} | {ye['std']:.1f} | {100 * ye['mirror_flips_sign_where_abs_gt5']:.0f} % | yaw {req} | "
-                         f"{100 * p['success_rate']:.0f} % ({100 * p['success_rate_with_room']:.0f} % of {p['faces_with_room']}) | {p['mean_move_deg']:+.1f} deg | {100 * p['same_person_rate']:.0f} % |")
+                         f"{100 * p['success_rate']:.0f} % ({100 * p['success_rate_with_room']:.0f} % of {p['faces_with_room']}) | "
+                         f"{100 * p['success_rate_turned_min_move']:.0f} % ({p['faces_turned_min_move']}; {p['faces_not_turned']}) | "
+                         f"{p['median_move_per_degree_full_turns']:.2f} | {p['mean_move_deg']:+.1f} deg | {100 * p['same_person_rate']:.0f} % |")
         for req, p in s["light"].items():
-            lines.append(f"| {name} | {s['faces']} | side std {s['side_estimate']['std']:.2f} | | {req} | "
+            lines.append(f"| {name} | {s['faces']} | side std {s['side_estimate']['std']:.2f} | | {req} | | | "
                          f"{100 * p['moved_rate_gt_half_std']:.0f} % moved > std/2 | {p['mean_side_move']:+.2f} ({p['mean_move_in_std']:+.1f} std) | "
                          f"{100 * p['same_person_rate']:.0f} % |")
     lines.append(f"wall-clock {report['wall_s']:.0f}s")
@@ -189,6 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/pose_light_edits.json)")
+    p.add_argument("--per-face", action="store_true", help="keep each face's file, yaw, rendered turn and move in the JSON")
     p.add_argument("--quick", action="store_true", help="smoke test: 4 faces per set")
     p.add_argument("--picture", default=None, help="only draw the sweep picture to this PNG (e.g. docs/pose_light.png)")
     a = p.parse_args(argv)

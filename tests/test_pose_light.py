@@ -293,10 +293,14 @@ def test_pose_light_edits_quick(tmp_path):
 
     if not faces_extra_available():
         pytest.skip('dlib is not installed (pip install "genaug[faces]")')
-    r = load_script("pose_light_edits").main(["--quick", "--sets", "celeba_id200", "--out", str(tmp_path / "e.json")])
+    r = load_script("pose_light_edits").main(["--quick", "--sets", "celeba_id200", "--per-face", "--out", str(tmp_path / "e.json")])
     s = r["sets"]["celeba_id200"]
     assert s["faces"] == 4 and set(s["pose"]) == {"-30", "+30"} and len(s["light"]) == 2
     assert all(0 <= p["success_rate"] <= 1 and 0 <= p["same_person_rate"] <= 1 for p in s["pose"].values())
+    assert all(p["faces_not_turned"] + p["faces_turned_min_move"] <= 4 for p in s["pose"].values())
+    faces = s["per_face"]  # each face's rendered turn: the request clipped to its room (0 beyond 40 degrees)
+    assert len(faces) == 4 and all(0 <= f["turn_-30"] <= 30 and 0 <= f["turn_+30"] <= 30 for f in faces)
+    assert all(f["turn_+30"] == 30 for f in faces if abs(f["yaw"]) <= 5)
 
 
 def test_turning_outwards_stops_at_the_limit():
