@@ -281,31 +281,27 @@ def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
 
 
 def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None, work: dict | None = None) -> Tensor:
-    """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): per row one
-    channels x channels matrix (the gains and the luminance pull) in one batched matrix product, then
-    the offset weighted by :func:`black_weight` of each pixel's luminance; ``out``: where to write it;
-    ``work``: work buffers kept across calls (:func:`workspace`)."""
+    """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): per pixel
+    ``a_c s_c + k_c lum + b_c w(lum)``, the channel matrix (the gains and the luminance pull) being diagonal plus the
+    pull to the channel sum - elementwise passes, no per-row matrix product (a batched product of 3 x 3 matrices is
+    slower on a CPU than the passes themselves) - and the offset weighted by :func:`black_weight` of each pixel's
+    luminance; ``out``: where to write it; ``work``: work buffers kept across calls (:func:`workspace`)."""
     n, c = images.shape[:2]
     t = transform if (transform.device, transform.dtype) == (images.device, images.dtype) else transform.to(images.device, images.dtype)
-    dev, work, fast = images.device, {} if work is None else work, images.dtype in (torch.float32, torch.float64)
-    gain, pull, offset = (part(t, (None, None, (i, i + 1))) for i in range(3))
-    pull = torch.div(pull, constant(float(c), t.dtype, dev), out=workspace(work, "pull", (n, c, 1), t.dtype, dev)) if fast else pull / c
-    m = torch.addcmul(pull, gain, _eye(c, t.dtype, dev), out=workspace(work, "m", (n, c, c), t.dtype, dev))  # a_i [i = j] + k_i / C
+    dev, work = images.device, {} if work is None else work
     flat = images.view(n, c, -1) if images.is_contiguous() else images.reshape(n, c, -1)
-    new = torch.bmm(m, flat, out=None if out is None else out.view(n, c, -1))
-    if fast:  # black_weight of the luminance, with no scalar made per call
-        lum = torch.sum(flat, 1, keepdim=True, out=workspace(work, "lum", (n, 1, flat.shape[2]), flat.dtype, dev))
-        lum.div_(constant(float(c), lum.dtype, dev))
-        weight = torch.mul(lum, constant(1 / BLACK_RAMP, lum.dtype, dev), out=lum).clamp_(0, 1)
-    else:
-        weight = black_weight(flat.mean(1, keepdim=True))
-    new.addcmul_(offset, weight).clamp_(0, 1)
+    gain, pull, offset = (part(t, (None, None, (i, i + 1))) for i in range(3))
+    total = workspace(work, "lum", (n, 1, flat.shape[2]), flat.dtype, dev)  # the channel sum, c lum
+    torch.add(part(flat, (None, (0, 1))), part(flat, (None, (1, 2))), out=total) if c > 1 else total.copy_(flat)
+    for i in range(2, c):
+        total.add_(part(flat, (None, (i, i + 1))))
+    # black_weight(lum) x b = clamp(c lum, 0, c BLACK_RAMP) x b / (c BLACK_RAMP): one pass over the luminance
+    weight = torch.clamp(total, 0.0, c * BLACK_RAMP, out=workspace(work, "weight", total.shape, flat.dtype, dev))
+    pull = torch.div(pull, constant(float(c), t.dtype, dev), out=workspace(work, "pull", (n, c, 1), t.dtype, dev))
+    offset = torch.div(offset, constant(c * BLACK_RAMP, t.dtype, dev), out=workspace(work, "offset", (n, c, 1), t.dtype, dev))
+    new = torch.mul(flat, gain, out=None if out is None else out.view(n, c, -1))
+    new.addcmul_(pull, total).addcmul_(offset, weight).clamp_(0, 1)
     return out if out is not None and out.shape == images.shape else new.view(images.shape)
-
-
-@functools.lru_cache(maxsize=None)
-def _eye(c: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    return torch.eye(c, dtype=dtype, device=device)
 
 
 def colour_only(x: Tensor, out: Tensor, free: Tensor | None = None) -> Tensor:
