@@ -70,8 +70,9 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
     f64 = workspace(work, "fit64", (n, k, p), one, dev)
     workspace(work, "fit64", f.shape, one, dev).copy_(f)
     pick_a, pick_b, reg_a, reg_b = _normal_picks(c, p, dev)
-    gram = torch.bmm(f64, part(f64, "T"), out=workspace(work, "gram", (n, k, k), one, dev))
-    flat = workspace(work, "gram", (n, k * k), one, dev, gram)
+    # the regressors' rows of the Gram matrix (their products with each other and with the targets): all the fit reads
+    gram = torch.bmm(part(f64, (None, (0, c + 2))), part(f64, "T"), out=workspace(work, "gram", (n, c + 2, k), one, dev))
+    flat = workspace(work, "gram", (n, (c + 2) * k), one, dev, gram)
     a = torch.index_select(flat, 1, pick_a, out=workspace(work, "a", (n, c * 9), one, dev)).add_(reg_a)
     inverse, det = _adjugate(a, c, work)
 
@@ -219,8 +220,8 @@ _PICKS: dict = {}
 
 
 def _normal_picks(c: int, p: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Flat positions in the Gram matrix of the normal matrices (C x 3 x 3) and right-hand sides (C x 3) of
-    the channels' fits, and the ridge added to each (``RIDGE * p`` on the diagonal, to ``a``'s equation)."""
+    """Flat positions in the Gram matrix's first C + 2 rows (the regressors', C + 2 x 2 C + 2) of the normal matrices
+    (C x 3 x 3) and right-hand sides (C x 3) of the channels' fits, and the ridge added to each (``RIDGE * p`` on the diagonal, to ``a``'s equation)."""
     key = ("normal", c, p, device)
     if key not in _PICKS:
         k, reg = 2 * c + 2, RIDGE * p
