@@ -70,8 +70,9 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
     f64 = workspace(work, "fit64", (n, k, p), one, dev)
     workspace(work, "fit64", f.shape, one, dev).copy_(f)
     pick_a, pick_b, reg_a, reg_b = _normal_picks(c, p, dev)
-    gram = torch.bmm(f64, part(f64, "T"), out=workspace(work, "gram", (n, k, k), one, dev))
-    flat = workspace(work, "gram", (n, k * k), one, dev, gram)
+    # the regressors' rows of the Gram matrix (their products with each other and with the targets): all the fit reads
+    gram = torch.bmm(part(f64, (None, (0, c + 2))), part(f64, "T"), out=workspace(work, "gram", (n, c + 2, k), one, dev))
+    flat = workspace(work, "gram", (n, (c + 2) * k), one, dev, gram)
     a = torch.index_select(flat, 1, pick_a, out=workspace(work, "a", (n, c * 9), one, dev)).add_(reg_a)
     inverse, det = _adjugate(a, c, work)
 
@@ -219,8 +220,8 @@ _PICKS: dict = {}
 
 
 def _normal_picks(c: int, p: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Flat positions in the Gram matrix of the normal matrices (C x 3 x 3) and right-hand sides (C x 3) of
-    the channels' fits, and the ridge added to each (``RIDGE * p`` on the diagonal, to ``a``'s equation)."""
+    """Flat positions in the Gram matrix's first C + 2 rows (the regressors', C + 2 x 2 C + 2) of the normal matrices
+    (C x 3 x 3) and right-hand sides (C x 3) of the channels' fits, and the ridge added to each (``RIDGE * p`` on the diagonal, to ``a``'s equation)."""
     key = ("normal", c, p, device)
     if key not in _PICKS:
         k, reg = 2 * c + 2, RIDGE * p
@@ -281,31 +282,27 @@ def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
 
 
 def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None, work: dict | None = None) -> Tensor:
-    """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): per row one
-    channels x channels matrix (the gains and the luminance pull) in one batched matrix product, then
-    the offset weighted by :func:`black_weight` of each pixel's luminance; ``out``: where to write it;
-    ``work``: work buffers kept across calls (:func:`workspace`)."""
+    """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): per pixel
+    ``a_c s_c + k_c lum + b_c w(lum)``, the channel matrix (the gains and the luminance pull) being diagonal plus the
+    pull to the channel sum - elementwise passes, no per-row matrix product (a batched product of 3 x 3 matrices is
+    slower on a CPU than the passes themselves) - and the offset weighted by :func:`black_weight` of each pixel's
+    luminance; ``out``: where to write it; ``work``: work buffers kept across calls (:func:`workspace`)."""
     n, c = images.shape[:2]
     t = transform if (transform.device, transform.dtype) == (images.device, images.dtype) else transform.to(images.device, images.dtype)
-    dev, work, fast = images.device, {} if work is None else work, images.dtype in (torch.float32, torch.float64)
-    gain, pull, offset = (part(t, (None, None, (i, i + 1))) for i in range(3))
-    pull = torch.div(pull, constant(float(c), t.dtype, dev), out=workspace(work, "pull", (n, c, 1), t.dtype, dev)) if fast else pull / c
-    m = torch.addcmul(pull, gain, _eye(c, t.dtype, dev), out=workspace(work, "m", (n, c, c), t.dtype, dev))  # a_i [i = j] + k_i / C
+    dev, work = images.device, {} if work is None else work
     flat = images.view(n, c, -1) if images.is_contiguous() else images.reshape(n, c, -1)
-    new = torch.bmm(m, flat, out=None if out is None else out.view(n, c, -1))
-    if fast:  # black_weight of the luminance, with no scalar made per call
-        lum = torch.sum(flat, 1, keepdim=True, out=workspace(work, "lum", (n, 1, flat.shape[2]), flat.dtype, dev))
-        lum.div_(constant(float(c), lum.dtype, dev))
-        weight = torch.mul(lum, constant(1 / BLACK_RAMP, lum.dtype, dev), out=lum).clamp_(0, 1)
-    else:
-        weight = black_weight(flat.mean(1, keepdim=True))
-    new.addcmul_(offset, weight).clamp_(0, 1)
+    gain, pull, offset = (part(t, (None, None, (i, i + 1))) for i in range(3))
+    total = workspace(work, "lum", (n, 1, flat.shape[2]), flat.dtype, dev)  # the channel sum, c lum
+    torch.add(part(flat, (None, (0, 1))), part(flat, (None, (1, 2))), out=total) if c > 1 else total.copy_(flat)
+    for i in range(2, c):
+        total.add_(part(flat, (None, (i, i + 1))))
+    # black_weight(lum) x b = clamp(c lum, 0, c BLACK_RAMP) x b / (c BLACK_RAMP): one pass over the luminance
+    weight = torch.clamp(total, 0.0, c * BLACK_RAMP, out=workspace(work, "weight", total.shape, flat.dtype, dev))
+    pull = torch.div(pull, constant(float(c), t.dtype, dev), out=workspace(work, "pull", (n, c, 1), t.dtype, dev))
+    offset = torch.div(offset, constant(c * BLACK_RAMP, t.dtype, dev), out=workspace(work, "offset", (n, c, 1), t.dtype, dev))
+    new = torch.mul(flat, gain, out=None if out is None else out.view(n, c, -1))
+    new.addcmul_(pull, total).addcmul_(offset, weight).clamp_(0, 1)
     return out if out is not None and out.shape == images.shape else new.view(images.shape)
-
-
-@functools.lru_cache(maxsize=None)
-def _eye(c: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    return torch.eye(c, dtype=dtype, device=device)
 
 
 def colour_only(x: Tensor, out: Tensor, free: Tensor | None = None) -> Tensor:
