@@ -18,14 +18,20 @@ def _photo(n: int = 2, h: int = 40, w: int = 36) -> torch.Tensor:
     return torch.nn.functional.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp(-0.9, 0.9)
 
 
-def test_fit_recovers_gain_saturation_and_offset():
+def test_fit_recovers_gain_and_offset_and_holds_the_pulls_back():
     x = _photo()
-    truth = torch.tensor([[[0.9, 0.2, 0.05], [0.7, 0.3, -0.04], [1.05, -0.1, 0.02]]] * 2)
+    truth = torch.tensor([[[0.9, 0.0, 0.05], [0.7, 0.0, -0.04], [1.05, 0.0, 0.02]]] * 2)  # gains and offsets
     y = apply_colour(x, truth)
     got = fit_colour(x, y)
     assert torch.allclose(got, truth, atol=1e-2)  # (a few pixels clipped at white)
     assert torch.allclose(apply_colour(x, got), y, atol=6e-3)
     assert torch.allclose(fit_colour(x, x), torch.tensor([1.0, 0.0, 0.0]).expand(2, 3, 3), atol=1e-4)  # identity
+    # a pull to the luminance, nearly collinear with the channel itself, is held towards 0 (PULL_RIDGE): what the fit
+    # cannot tell from a gain it leaves to the gain
+    pulled = torch.tensor([[[0.9, 0.2, 0.05], [0.7, 0.3, -0.04], [1.05, -0.1, 0.02]]] * 2)
+    got = fit_colour(x, apply_colour(x, pulled))
+    assert (got[..., 1].abs() < pulled[..., 1].abs()).all() and (got[..., 1] * pulled[..., 1] >= 0).all()
+    assert (apply_colour(x, got) - apply_colour(x, pulled)).abs().mean() < 0.05  # (now 0.03: 4 levels)
 
 
 def test_grey_rows_stay_grey_and_colour_rows_are_untouched():
@@ -75,8 +81,19 @@ def test_default_colour_codes_change_the_whole_photo_by_a_colour_transform(engin
         dst = torch.from_numpy(out).permute(2, 0, 1)[None].float() / 127.5 - 1
         assert (dst - src).abs().amax() > 0.05  # it changed
         assert np.abs(out[:10].astype(int) - photo[:10]).max() > 3  # the background too, not the face alone
-        residual = (apply_colour(src, fit_colour(src, dst)) - dst).abs().mean()
+        residual = (apply_colour(src, _least_squares(src, dst)) - dst).abs().mean()
         assert residual < 2 / 255  # nothing but a colour transform: no redrawn texture
+
+
+def _least_squares(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """The colour transform (gain, pull, offset per channel; fit_colour's form with no ridge) that best maps src to dst
+    over the unclipped pixels, (1, 3, 3)."""
+    x, y = (src[0].reshape(3, -1).double() + 1) / 2, (dst[0].reshape(3, -1).double() + 1) / 2
+    lum = x.mean(0)
+    ok = (y > 0.004).all(0) & (y < 0.996).all(0)
+    rows = [torch.linalg.lstsq(torch.stack([x[c], lum, (lum / 0.15).clamp(0, 1)], 1)[ok], y[c][ok, None]).solution[:, 0]
+            for c in range(3)]
+    return torch.stack(rows)[None].float()
 
 
 def test_a_grey_photo_stays_grey_under_every_default_code(engine, utk_photo):

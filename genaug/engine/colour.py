@@ -33,6 +33,10 @@ _HALF = torch.tensor(0.5, dtype=torch.float32, device="cpu")  # a 0-dim constant
 
 COLOUR_MARGIN = 0.02  # least code move of a random colour edit: twice the largest move seen to leave an 8-bit photo as it was
 RIDGE = 2.5e-5  # pulls the fitted transform towards the identity (flat or single-colour faces; image-scale units)
+PULL_RIDGE = 3e-2  # pulls the fitted luminance pulls towards 0 (same units). A face's channels and its luminance are
+# nearly collinear, and under RIDGE alone a fit traded them off: on a dark face under tone +0.8 a gain of 1.96 with a
+# pull of -0.87 on red, 0.17 with 0.88 on blue - the face's mean colour right, its shadows olive-green and its
+# highlights magenta (utkface 00311, 01092, 01567). keep_hue's saturation, set after the fit, is held too by the refit.
 
 
 def fit_colour(src: Tensor, dst: Tensor, refit: bool = False, work: dict | None = None) -> Tensor:
@@ -221,7 +225,8 @@ _PICKS: dict = {}
 
 def _normal_picks(c: int, p: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Flat positions in the Gram matrix's first C + 2 rows (the regressors', C + 2 x 2 C + 2) of the normal matrices
-    (C x 3 x 3) and right-hand sides (C x 3) of the channels' fits, and the ridge added to each (``RIDGE * p`` on the diagonal, to ``a``'s equation)."""
+    (C x 3 x 3) and right-hand sides (C x 3) of the channels' fits, and the ridge added to each (``p`` times ``RIDGE`` on
+    the gain's and the offset's diagonal - the gain's towards 1 - and ``PULL_RIDGE`` on the pull's)."""
     key = ("normal", c, p, device)
     if key not in _PICKS:
         k, reg = 2 * c + 2, RIDGE * p
@@ -229,7 +234,7 @@ def _normal_picks(c: int, p: int, device: torch.device) -> tuple[Tensor, Tensor,
         a = [r * k + q for rows in regressors for r in rows for q in rows]
         b = [r * k + c + 2 + i for i, rows in enumerate(regressors) for r in rows]
         _PICKS[key] = (torch.tensor(a, device=device), torch.tensor(b, device=device),
-                       torch.eye(3, dtype=torch.float64).mul(reg).repeat(c, 1).flatten().to(device),
+                       torch.diag(torch.tensor([reg, PULL_RIDGE * p, reg], dtype=torch.float64)).repeat(c, 1).flatten().to(device),
                        torch.tensor([reg, 0.0, 0.0] * c, dtype=torch.float64, device=device))
     return _PICKS[key]
 
