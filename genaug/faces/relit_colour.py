@@ -16,7 +16,7 @@ SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays wit
 KNEE = 0.7  # brightening is compressed above this linear value (or the pixel's own, when higher)
 CLIP_FROM = 0.85  # a pixel whose largest channel passes this (of 1) is taken as clipped, its hue lost
 UNCLIP_DARKEN = 0.25  # darkened by this share or more, a clipped pixel takes the face's skin colour
-SKIN_SHARE = (0.1, 0.3)  # unclipped share of the inner face: below the first, its skin colour is grey; full from the second
+SKIN_SHARE = (0.1, 0.3)  # unclipped share of the inner face: below the first, its skin colour is its mean; full from the second
 
 
 def _luminance(images01: Tensor) -> Tensor:
@@ -88,9 +88,9 @@ def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, T
     RGB of ``images``, any shading) over the inner face, the sum of its weights (N,), and the face's hue spread
     around it (N,): the median angle (radians) between the inner face's colours off grey and the skin's, weighted by
     how far off grey they are (0 where no skin is found or it is grey). On a face the camera clipped almost whole
-    (under SKIN_SHARE of it unclipped) the colour fades to grey: its unclipped pixels are lips, eyes and nostrils, and
-    an overexposed face darkened took their pink (1.4, 0.81, 0.92 on utkface_128 00010 at 1.35 x^0.45, 1 % unclipped);
-    normal photos are 32 % unclipped or more (400 of utkface_128 and celeba_id200: unchanged)."""
+    (under SKIN_SHARE of it unclipped) the colour fades to the inner face's mean, near grey: its unclipped pixels are
+    lips, eyes and nostrils, and an overexposed face darkened took their pink (1.4, 0.81, 0.92 on utkface_128 00010 at
+    1.35 x^0.45, 1 % unclipped); normal photos are 32 % unclipped or more (400 of utkface_128 and celeba_id200)."""
     peak = ((images.float() + 1) / 2).amax(1)
     clipped = smoothstep((peak - CLIP_FROM) / (1 - CLIP_FROM))
     skin_w = weight * (1 - clipped) * peak ** 4  # the brightest unclipped skin: shadowed skin is more saturated
@@ -100,7 +100,8 @@ def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, T
     colour = (chroma * skin_w[:, None]).sum((2, 3)) / total.clamp(min=1e-6)[:, None]
     share = (weight * (1 - clipped)).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1e-6)
     trust = smoothstep((share - SKIN_SHARE[0]) / (SKIN_SHARE[1] - SKIN_SHARE[0]))[:, None]
-    colour = torch.where(trust < 1, 1 + (colour - 1) * trust, colour)  # bit for bit where trusted
+    whole = (chroma * weight[:, None]).sum((2, 3)) / weight.sum((1, 2)).clamp(min=1e-6)[:, None]  # its mean colour
+    colour = torch.where(trust < 1, whole + (colour - whole) * trust, colour)  # bit for bit where trusted
     off = chroma - 1
     angle = torch.acos((_unit(off) * _unit(colour - 1)[:, :, None, None]).sum(1).clamp(-1, 1))
     spread = _weighted_median(angle.flatten(1), (weight * _norm(off)[:, 0]).flatten(1)).nan_to_num(0.0)
