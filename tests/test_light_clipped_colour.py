@@ -50,3 +50,18 @@ def test_an_overexposed_face_darkened_stays_near_grey_not_pink():
     darker &= ((x + 1) / 2).amax(1) > 0.95  # clipped
     assert int(darker.sum()) > 1000
     assert float(saturation(relit)[darker].median()) < 0.1  # was 0.38
+
+
+@needs_dlib
+def test_darkened_highlights_are_as_pale_as_the_photos_skin_of_their_brightness():
+    """utkface_128 00080 (bright, its cheeks and forehead clipped): lit from the other side, the darkened highlights
+    took the skin colour at the saturation of the skin's shadows - orange patches (median 0.77 at luminance 0.55,
+    where the photo's own unclipped skin has 0.52); now 0.41."""
+    x = torch.from_numpy(utk_photo(need(UTKFACE), 80).astype(np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
+    lm = face_landmarks(x)
+    out = relight(x, 60.0, 15.0, 0.8, lm)
+    lin, relit = to_linear(x), to_linear(out)
+    darker = (_surface(x, lm, "auto").fit_weight > 0) & (((x + 1) / 2).amax(1) > 0.95)
+    darker &= _luminance(relit) < 0.8 * _luminance(lin)
+    assert int(darker.sum()) > 300
+    assert float(saturation(relit)[darker].median()) < 0.5  # was 0.83; now 0.41
