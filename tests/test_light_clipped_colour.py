@@ -8,7 +8,7 @@ from conftest import UTKFACE, need, needs_dlib, utk_photo
 
 from genaug.faces.landmarks import face_landmarks
 from genaug.faces.light import _surface, relight, to_linear
-from genaug.faces.relit_colour import _luminance, _norm, _skin_colour
+from genaug.faces.relit_colour import _luminance, _norm, _skin_colour, _unclip
 
 torch.set_num_threads(1)
 
@@ -35,6 +35,17 @@ def test_a_face_mostly_unclipped_keeps_its_brightest_skins_colour_bit_for_bit():
     mean = (lin / _luminance(lin)[:, None] * w[:, None]).sum((2, 3)) / w.sum()
     assert torch.allclose(colour, mean, rtol=1e-5)
 
+
+
+def test_a_darkened_highlight_brighter_than_the_skin_takes_its_colour_paler_as_the_skin_pales_with_light():
+    x = torch.tensor([0.2, -0.3, -0.5])[None, :, None, None].repeat(1, 1, 16, 16)  # skin, unclipped
+    x[:, :, 6:10, 6:10] = 1.0  # a clipped highlight, far brighter than the skin
+    lin, ratio, weight = to_linear(x) * 0.5, torch.full((1, 16, 16), 0.5), torch.ones(1, 16, 16)  # darkened to half
+    spot = (slice(None), slice(6, 10), slice(6, 10))
+    skin_colour = saturation(_unclip(lin, ratio, x, weight))[spot]  # no slope given: the skin's own saturation
+    paler = _unclip(lin, ratio, x, weight, slope=torch.tensor([-1.0]))  # skin pales as its light grows
+    assert float(saturation(paler)[spot].max()) < 0.5 * float(skin_colour.min())
+    assert torch.allclose(_luminance(paler)[spot], _luminance(lin)[spot], rtol=1e-4)
 
 @needs_dlib
 def test_an_overexposed_face_darkened_stays_near_grey_not_pink():

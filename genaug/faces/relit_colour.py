@@ -16,7 +16,7 @@ SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays wit
 KNEE = 0.7  # brightening is compressed above this linear value (or the pixel's own, when higher)
 CLIP_FROM = 0.85  # a pixel whose largest channel passes this (of 1) is taken as clipped, its hue lost
 UNCLIP_DARKEN = 0.25  # darkened by this share or more, a clipped pixel takes the face's skin colour
-SKIN_SHARE = (0.1, 0.3)  # unclipped share of the inner face: below the first, its skin colour is its mean; full from the second
+SKIN_SHARE = (0.1, 0.3)  # unclipped share of the inner face: its skin colour is its mean below the first, its own from the second
 
 
 def _luminance(images01: Tensor) -> Tensor:
@@ -87,10 +87,11 @@ def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, T
     """The face's brightest unclipped skin colour at unit luminance (N, 3), a ``weight``-ed mean of ``lin`` (linear
     RGB of ``images``) over the inner face, the sum of its weights (N,), the face's hue spread around it (N,): the
     median angle (radians) between the inner face's colours off grey and the skin's, weighted by how far off grey they
-    are (0 where no skin is found or it is grey), and that skin's mean log luminance (N,) (``lin``'s shading)."" On a face the camera clipped almost whole
-    (under SKIN_SHARE of it unclipped) the colour fades to the inner face's mean, near grey: its unclipped pixels are
-    lips, eyes and nostrils, and an overexposed face darkened took their pink (1.4, 0.81, 0.92 on utkface_128 00010 at
-    1.35 x^0.45, 1 % unclipped); normal photos are 32 % unclipped or more (400 of utkface_128 and celeba_id200)."""
+    are (0 where no skin is found or it is grey), and that skin's mean log luminance (N,) (in ``lin``'s shading).
+    On a face the camera clipped almost whole (under SKIN_SHARE of it unclipped) the colour fades to the inner face's
+    mean, near grey: its unclipped pixels are lips, eyes and nostrils, and an overexposed face darkened took their pink
+    (1.4, 0.81, 0.92 on utkface_128 00010 at 1.35 x^0.45, 1 % unclipped); normal photos are 32 % unclipped or more
+    (400 of utkface_128 and celeba_id200)."""
     peak = ((images.float() + 1) / 2).amax(1)
     clipped = smoothstep((peak - CLIP_FROM) / (1 - CLIP_FROM))
     skin_w = weight * (1 - clipped) * peak ** 4  # the brightest unclipped skin: shadowed skin is more saturated
@@ -127,7 +128,9 @@ def _unclip(lin: Tensor, ratio: Tensor, images: Tensor, weight: Tensor | None,
     :func:`_follow_colour`) - at the skin's saturation, darkened highlights were orange patches brighter and more
     saturated than any skin of their brightness (utkface_128 00080). ``skin``: :func:`_skin_colour`'s, of the
     unshaded photo, where found elsewhere (a large photo's, at the work size); else found here with ``weight``."""
-    colour, total, _, level = skin if skin is not None else _skin_colour(lin, images, weight)
+    if skin is None:
+        skin = _skin_colour(lin / ratio.clamp(min=1e-6)[:, None], images, weight)  # of the unshaded photo
+    colour, total, _, level = skin
     clipped = smoothstep((((images.float() + 1) / 2).amax(1) - CLIP_FROM) / (1 - CLIP_FROM))
     lum = _luminance(lin).clamp(min=1e-6)
     off = colour[:, :, None, None] - 1
