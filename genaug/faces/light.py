@@ -258,13 +258,13 @@ def _relight(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, l
     small = F.interpolate(images.float(), size=size, mode="nearest-exact")
     at = torch.tensor([size[1] / w, size[0] / h], device=landmarks.device)
     ratio, mask, weight, slope, k = _shading(small, az, el, k, fit_pose((landmarks.float() + 0.5) * at - 0.5), ambient, shadows)
-    colour, total, spread = _skin_colour(to_linear(small), small, weight)  # means: found small (weights summed as at full size)
+    colour, total, spread, level = _skin_colour(to_linear(small), small, weight)  # means: found small (weights summed as at full size)
     ratio, mask = (F.interpolate(m[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0] for m in (ratio, mask))
     out, rows = torch.empty_like(images), max(1, CHUNK_PIXELS // w)
     for t in range(0, h, rows):  # the per-pixel steps a band of rows at a time: in cache, twice as fast
         band = slice(t, t + rows)
         out[:, :, band] = _apply_shading(images[:, :, band], ratio[:, band], mask[:, band], None, slope, k,
-                                         (colour, total * (h * w) / (size[0] * size[1]), spread))
+                                         (colour, total * (h * w) / (size[0] * size[1]), spread, level))
     return out
 
 
@@ -297,15 +297,16 @@ def _shading(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, a
 
 
 def _apply_shading(images: Tensor, ratio: Tensor, mask: Tensor, weight: Tensor | None, slope: Tensor | None, k: Tensor,
-                   skin: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
+                   skin: tuple[Tensor, Tensor, Tensor, Tensor] | None = None) -> Tensor:
     """``images`` re-shaded by ``ratio`` (see :func:`_shading`), pixel by pixel (``skin``: :func:`_skin_colour`'s, found
     here with ``weight`` where None)."""
     lin = to_linear(images)
+    if slope is not None and skin is None:
+        skin = _skin_colour(lin, images, weight)  # of the unshaded photo
     ratio = _soft_cap(ratio, lin.amax(1))  # no channel clips (the hue stays), bright skin keeps its texture
     lin = lin * ratio[:, None]
     if slope is not None:
-        skin = skin if skin is not None else _skin_colour(lin, images, weight)
-        lin = _unclip(lin, ratio, images, weight, skin)
+        lin = _unclip(lin, ratio, images, weight, skin, slope)
         # skin is more saturated in shadow: its colour follows the new shading as the photo's does
         lin = _follow_colour(lin, slope, ratio.clamp(min=1e-6).log(), skin)
         lin = _into_gamut(lin)  # no channel clips: the hue and luminance stay

@@ -16,6 +16,7 @@ SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays wit
 KNEE = 0.7  # brightening is compressed above this linear value (or the pixel's own, when higher)
 CLIP_FROM = 0.85  # a pixel whose largest channel passes this (of 1) is taken as clipped, its hue lost
 UNCLIP_DARKEN = 0.25  # darkened by this share or more, a clipped pixel takes the face's skin colour
+SKIN_SHARE = (0.1, 0.3)  # unclipped share of the inner face: its skin colour is its mean below the first, its own from the second
 
 
 def _luminance(images01: Tensor) -> Tensor:
@@ -39,7 +40,7 @@ def _shading_saturation(lin: Tensor, fitted: Tensor, weight: Tensor, ridge: floa
     return _face_mean(sat * centred, weight) / (_face_mean(centred * centred, weight) + ridge)
 
 
-def _follow_colour(lin: Tensor, slope: Tensor, change: Tensor, skin: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+def _follow_colour(lin: Tensor, slope: Tensor, change: Tensor, skin: tuple[Tensor, ...]) -> Tensor:
     """``lin`` (linear RGB after the shading ``change``, a log ratio per pixel) with each pixel's saturation
     scaled as the photo's own changes with shading (``slope``, :func:`_shading_saturation`; by a factor within
     ``exp(+-SATURATION_MAX)``), its luminance kept: a brightened shadow loses its orange, it does not turn into an
@@ -47,7 +48,7 @@ def _follow_colour(lin: Tensor, slope: Tensor, change: Tensor, skin: tuple[Tenso
     :func:`_skin_colour`) by the factor's share of its range, by at most the face's hue spread (lips and eyes turn
     no more than its skin); other pixels keep their hue. Dark skin's shadows are often magenta beside its brown lit
     skin: desaturated in their own hue, they turned grey-lavender."""
-    colour, _, spread = skin
+    colour, _, spread, _ = skin
     lum = _luminance(lin)
     off = lin / lum.clamp(min=1e-6)[:, None] - 1  # colour off grey
     size = _norm(off)
@@ -82,11 +83,15 @@ def _soft_cap(ratio: Tensor, peak: Tensor) -> Tensor:
     return torch.where(t > knee, soft, t) / peak
 
 
-def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The face's brightest unclipped skin colour at unit luminance (N, 3), a ``weight``-ed mean of ``lin`` (linear
-    RGB of ``images``, any shading) over the inner face, the sum of its weights (N,), and the face's hue spread
-    around it (N,): the median angle (radians) between the inner face's colours off grey and the skin's, weighted by
-    how far off grey they are (0 where no skin is found or it is grey)."""
+    RGB of ``images``) over the inner face, the sum of its weights (N,), the face's hue spread around it (N,): the
+    median angle (radians) between the inner face's colours off grey and the skin's, weighted by how far off grey they
+    are (0 where no skin is found or it is grey), and that skin's mean log luminance (N,) (in ``lin``'s shading).
+    On a face the camera clipped almost whole (under SKIN_SHARE of it unclipped) the colour fades to the inner face's
+    mean, near grey: its unclipped pixels are lips, eyes and nostrils, and an overexposed face darkened took their pink
+    (1.4, 0.81, 0.92 on utkface_128 00010 at 1.35 x^0.45, 1 % unclipped); normal photos are 32 % unclipped or more
+    (400 of utkface_128 and celeba_id200)."""
     peak = ((images.float() + 1) / 2).amax(1)
     clipped = smoothstep((peak - CLIP_FROM) / (1 - CLIP_FROM))
     skin_w = weight * (1 - clipped) * peak ** 4  # the brightest unclipped skin: shadowed skin is more saturated
@@ -94,10 +99,15 @@ def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, T
     chroma = lin / lum[:, None]  # unit luminance
     total = skin_w.sum((1, 2))
     colour = (chroma * skin_w[:, None]).sum((2, 3)) / total.clamp(min=1e-6)[:, None]
+    share = (weight * (1 - clipped)).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1e-6)
+    trust = smoothstep((share - SKIN_SHARE[0]) / (SKIN_SHARE[1] - SKIN_SHARE[0]))[:, None]
+    whole = (chroma * weight[:, None]).sum((2, 3)) / weight.sum((1, 2)).clamp(min=1e-6)[:, None]  # its mean colour
+    colour = torch.where(trust < 1, whole + (colour - whole) * trust, colour)  # bit for bit where trusted
     off = chroma - 1
     angle = torch.acos((_unit(off) * _unit(colour - 1)[:, :, None, None]).sum(1).clamp(-1, 1))
     spread = _weighted_median(angle.flatten(1), (weight * _norm(off)[:, 0]).flatten(1)).nan_to_num(0.0)
-    return colour, total, torch.where((total > 1e-3) & (_norm(colour - 1)[:, 0] > 1e-3), spread, 0.0)
+    level = (lum.log() * skin_w).sum((1, 2)) / total.clamp(min=1e-6)
+    return colour, total, torch.where((total > 1e-3) & (_norm(colour - 1)[:, 0] > 1e-3), spread, 0.0), level
 
 
 def _weighted_median(values: Tensor, weights: Tensor) -> Tensor:
@@ -109,17 +119,26 @@ def _weighted_median(values: Tensor, weights: Tensor) -> Tensor:
 
 
 def _unclip(lin: Tensor, ratio: Tensor, images: Tensor, weight: Tensor | None,
-            skin: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
+            skin: tuple[Tensor, Tensor, Tensor, Tensor] | None = None, slope: Tensor | None = None) -> Tensor:
     """``lin`` (linear RGB, shading changed by ``ratio``) with the colour of pixels the photo clipped (a channel near
     its maximum: the highlight's hue is lost, darkening it shows a yellow-green or grey patch) moved towards the
-    face's brightest unclipped skin colour as far as the new light darkens them; luminance kept. ``skin``: that colour,
-    its weights' sum and hue spread (:func:`_skin_colour`) where found elsewhere (a large photo's, at the work size);
-    else found here with ``weight``."""
-    colour, total, _ = skin if skin is not None else _skin_colour(lin, images, weight)
+    face's brightest unclipped skin colour as far as the new light darkens them; luminance kept. That colour is the
+    skin's at its own luminance: a highlight brighter than it takes it less saturated, as the photo's skin is
+    (``slope``, :func:`_shading_saturation`, per log luminance; the new shading's own change follows in
+    :func:`_follow_colour`) - at the skin's saturation, darkened highlights were orange patches brighter and more
+    saturated than any skin of their brightness (utkface_128 00080). ``skin``: :func:`_skin_colour`'s, of the
+    unshaded photo, where found elsewhere (a large photo's, at the work size); else found here with ``weight``."""
+    if skin is None:
+        skin = _skin_colour(lin / ratio.clamp(min=1e-6)[:, None], images, weight)  # of the unshaded photo
+    colour, total, _, level = skin
     clipped = smoothstep((((images.float() + 1) / 2).amax(1) - CLIP_FROM) / (1 - CLIP_FROM))
     lum = _luminance(lin).clamp(min=1e-6)
+    off = colour[:, :, None, None] - 1
+    if slope is not None:  # the photo's luminance: lum / ratio
+        paler = slope[:, None, None] * ((lum / ratio.clamp(min=1e-6)).log() - level[:, None, None])
+        off = off * paler.clamp(max=0).exp()[:, None]
     w = clipped * ((1 - ratio) / UNCLIP_DARKEN).clamp(0, 1) * (total > 1e-3).float()[:, None, None]
-    return lin + w[:, None] * (lum[:, None] * colour[:, :, None, None] - lin)
+    return lin + w[:, None] * (lum[:, None] * (1 + off) - lin)
 
 
 def _into_gamut(lin: Tensor) -> Tensor:
