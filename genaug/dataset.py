@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .bundle.format import Bundle
+from .bundle.format import Bundle, bundle_path
 from .device import torch_defaults
 from .engine.cache import LatentStore, bundle_key, content_keys
 from .engine.codes import check_edit_options, check_seed, check_strength, control_of, default_codes
@@ -112,7 +112,7 @@ class GenerativeAugDataset(Dataset):
                              f"{self.cache_path / 'faces.latents.safetensors'}")
         self.transform, self.target_transform = transform, target_transform
         engine_kw = dict(
-            bundle=bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, mode=mode, strength=strength,
+            bundle=bundle_path(bundle), device=device, refine_steps=refine_steps, refine_loss=refine_loss, mode=mode, strength=strength,
             framing=framing, codes=codes, bounds=bounds, batch_size=batch_size, cache_size=0,
             gate=online_gate(gate) if isinstance(gate, str) else gate if gate is not None else (  # "auto": the online judge
                 online_gate("auto") if gate_threshold is not None else None),
