@@ -156,8 +156,8 @@ def format_table(report: dict) -> str:
                          f"{100 * p['success_rate_turned_min_move']:.0f} % ({p['faces_turned_min_move']}; {p['faces_not_turned']}) | "
                          f"{p['median_move_per_degree_full_turns']:.2f} | {p['mean_move_deg']:+.1f} deg | {100 * p['same_person_rate']:.0f} % |")
         for req, p in s["light"].items():
-            lines.append(f"| {name} | {s['faces']} | side std {s['side_estimate']['std']:.2f} | | {req} | | | "
-                         f"{100 * p['moved_rate_gt_half_std']:.0f} % moved > std/2 | {p['mean_side_move']:+.2f} ({p['mean_move_in_std']:+.1f} std) | "
+            lines.append(f"| {name} | {s['faces']} | side std {s['side_estimate']['std']:.2f} | | {req} | "
+                         f"{100 * p['moved_rate_gt_half_std']:.0f} % moved > std/2 | | | {p['mean_side_move']:+.2f} ({p['mean_move_in_std']:+.1f} std) | "
                          f"{100 * p['same_person_rate']:.0f} % |")
     lines.append(f"wall-clock {report['wall_s']:.0f}s")
     return "\n".join(lines)

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .bundle.format import Bundle
+from .bundle.format import Bundle, bundle_path
 from .device import resolve_device, torch_defaults
 from .distenv import Turns, mix_worker_seed
 from .engine.batch_calls import compiling, eagerly, exporting, transformed
@@ -118,7 +118,7 @@ class BatchFaceAug(nn.Module):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
         self.strength_range, self.codes, self.bounds = (float(lo), float(hi)), codes, bounds
-        self.bundle, self.mode, self.framing, self.return_params = bundle, mode, framing, return_params
+        self.bundle, self.mode, self.framing, self.return_params = bundle_path(bundle), mode, framing, return_params
         self.check_values, self.batch_size, self.cache_size = check_values, int(batch_size), int(cache_size)
         self.device = resolve_device(device) if device is not None else None
         # neither given: draw from torch's global CPU generator, as torchvision v2 and kornia do (torch.manual_seed applies)

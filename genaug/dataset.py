@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .bundle.format import Bundle
+from .bundle.format import Bundle, bundle_path
 from .device import torch_defaults
 from .engine.cache import LatentStore, bundle_key, content_keys
 from .engine.codes import check_edit_options, check_seed, check_strength, control_of, default_codes
@@ -112,7 +112,7 @@ class GenerativeAugDataset(Dataset):
                              f"{self.cache_path / 'faces.latents.safetensors'}")
         self.transform, self.target_transform = transform, target_transform
         engine_kw = dict(
-            bundle=bundle, device=device, refine_steps=refine_steps, refine_loss=refine_loss, mode=mode, strength=strength,
+            bundle=bundle_path(bundle), device=device, refine_steps=refine_steps, refine_loss=refine_loss, mode=mode, strength=strength,
             framing=framing, codes=codes, bounds=bounds, batch_size=batch_size, cache_size=0,
             gate=online_gate(gate) if isinstance(gate, str) else gate if gate is not None else (  # "auto": the online judge
                 online_gate("auto") if gate_threshold is not None else None),
@@ -261,20 +261,24 @@ class GenerativeAugDataset(Dataset):
 
     def meta(self, index: int) -> SampleMeta:
         """Metadata of sample ``index`` (source index, edit, reconstruction score) as planned (beside boxes, masks or
-        keypoints without a head turn, see :meth:`_plan`), without rendering it: the category a relative edit lands on
-        and a colour edit's value moved off the face's own (``Engine._colour_margin``), as the sample applies them. A
-        planned image-space control (``yaw``, ``light``) depends on the photo (no face found, or no room on a
-        near-profile face: re-drawn among the latent codes, see :meth:`_variant`), so it is reported as the sample
-        applies it (the sample rendered); the sample itself always reports the edit as applied (also a ``yaw`` scaled
-        into the face's room, see ``ImageControl.fit``, and a gate's re-draw)."""
+        keypoints without a head turn, see :meth:`_plan`), a latent code's edit without rendering it: the category a
+        relative edit lands on and a colour edit's value moved off the face's own (``Engine._colour_margin``), as the
+        sample applies them. A planned image-space control (``yaw``, ``light``) depends on the photo (no face found, or
+        no room on a near-profile face: re-drawn among the latent codes, see :meth:`_variant`), so it is reported as the
+        sample applies it (the sample rendered, not counted in ``engine.stats``); the sample itself always reports the
+        edit as applied (also a ``yaw`` scaled into the face's room, see ``ImageControl.fit``, and a gate's re-draw)."""
         self.prepare()
         with torch_defaults():  # genaug's own dtype, default device and precision (the draws repeat under any)
             meta = self._meta(index)
         if meta.edit is None or control_of(self.engine.spec, meta.code) is None:
             return meta
         image, target = self._image(meta.source)
-        with torch_defaults():
-            return self._variant(index, meta, image, self._marked(meta.source, target))[1]
+        counts = dict(self.engine.stats)  # a look at the item, not one made: the engine's counts stay
+        try:
+            with torch_defaults():
+                return self._variant(index, meta, image, self._marked(meta.source, target))[1]
+        finally:
+            self.engine.stats.update(counts)
 
     def _meta(self, index: int) -> SampleMeta:
         src, v = self._locate(index)

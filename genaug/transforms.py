@@ -20,6 +20,7 @@ import torch
 from albumentations.core.transforms_interface import BaseTransformInitSchema, ImageOnlyTransform
 from pydantic import Field, field_validator
 
+from .bundle.format import bundle_path
 from .device import torch_defaults
 from .engine.codes import (all_code_names, check_code_list, check_codes, check_edit_options, default_codes, probability,
                            strength_range)
@@ -182,7 +183,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         p: float = 0.5,
     ):
         super().__init__(p=p)
-        self.bundle = _bundle_path(bundle)
+        self.bundle = bundle_path(bundle)
         self.codes = list(codes) if codes is not None else None
         self.mode = mode
         self.strength = strength
@@ -371,15 +372,6 @@ class GenerativeFaceAug(ImageOnlyTransform):
         **params: Any
     ) -> np.ndarray:
         return np.stack(self._run(list(images), edits, strengths, gate_seed, still))
-
-
-def _bundle_path(bundle: str | Path) -> str:
-    """``bundle`` as the transform keeps and serialises it: a shipped name (``"default"``) as given, a folder absolute
-    (``~`` expanded), so ``A.save`` / ``to_dict`` of it loads from another working directory."""
-    from .bundle.format import NAMED_BUNDLES
-
-    name = os.fspath(bundle)
-    return name if name in NAMED_BUNDLES else os.path.abspath(os.path.expanduser(name))
 
 
 def _named_turns(bundle: str, codes: list[str | int] | None) -> list[str]:

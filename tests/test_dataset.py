@@ -8,6 +8,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 import genaug
+from conftest import demo_face
 from genaug.dataset import GenerativeAugDataset, SampleMeta
 
 
@@ -293,3 +294,16 @@ def test_transforms_after_genaug_as_torchvision_datasets_take_them(tiny_kw):
     flip = GenerativeAugDataset(Faces(), variants=1, transform=A.HorizontalFlip(p=1.0), **tiny_kw)
     plain = GenerativeAugDataset(Faces(), variants=1, **tiny_kw)
     np.testing.assert_array_equal(flip[0][0], plain[0][0][:, ::-1])
+
+
+def test_meta_of_a_planned_control_leaves_the_engine_counts_as_they_were():
+    # ds.meta(i) renders a planned yaw / light to report it as applied; it counted those renders in engine.stats
+    # ("augmented" 0 -> 4 for four metas read, no item made), as the items do
+    ds = GenerativeAugDataset([(demo_face(), 1)], variants=4, codes=["light", "yaw"], seed=0, device="cpu",
+                              refine_steps=0, progress=False)
+    ds.prepare()
+    before = dict(ds.engine.stats)
+    metas = [ds.meta(i) for i in range(len(ds))]
+    assert dict(ds.engine.stats) == before
+    assert [ds[i][-1] for i in range(len(ds))] == [1] * 4 and ds.engine.stats["augmented"] == before["augmented"] + 4
+    assert [ds.meta(i) for i in range(len(ds))] == metas

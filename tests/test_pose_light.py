@@ -303,6 +303,24 @@ def test_pose_light_edits_quick(tmp_path):
     assert all(f["turn_+30"] == 30 for f in faces if abs(f["yaw"]) <= 5)
 
 
+def test_pose_light_edits_table_puts_each_number_under_its_column():
+    # the light rows gave "moved > std/2" two cells too late, under "move per degree rendered", once the pose rows
+    # gained two columns
+    pose = {"mean_move_deg": 9.0, "success_rate": 0.5, "success_rate_with_room": 0.6, "faces_with_room": 3,
+            "faces_not_turned": 1, "faces_turned_min_move": 2, "success_rate_turned_min_move": 0.75,
+            "median_move_per_degree_full_turns": 0.4, "same_person_rate": 1.0}
+    light = {"mean_side_move": 0.2, "mean_move_in_std": 1.5, "moved_rate_gt_half_std": 0.25, "same_person_rate": 1.0}
+    report = {"config": {"min_move": 5.0, "azimuth": 60, "elevation": 0, "strength": 1.0}, "wall_s": 1.0,
+              "sets": {"s": {"faces": 4, "yaw_estimate": {"std": 10.0, "mirror_flips_sign_where_abs_gt5": 1.0},
+                             "side_estimate": {"std": 0.1}, "pose": {"+30": pose}, "light": {"azimuth +60": light}}}}
+    lines = load_script("pose_light_edits").format_table(report).splitlines()
+    header, rows = [c.strip() for c in lines[1].split("|")], [[c.strip() for c in ln.split("|")] for ln in lines[3:5]]
+    assert all(len(r) == len(header) for r in rows), (header, rows)
+    success, mean_move = header.index("success (faces with room)"), header.index("mean move")
+    assert rows[0][success].startswith("50 %") and rows[1][success] == "25 % moved > std/2"
+    assert rows[1][mean_move].startswith("+0.20")
+
+
 def test_turning_outwards_stops_at_the_limit():
     """A face already turned 25 deg may turn 10 deg further out, never 30 (past 35 the generic nose smears
     into the cheek); turning it back towards frontal is not limited."""

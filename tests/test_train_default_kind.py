@@ -29,3 +29,16 @@ def test_train_without_a_kind_is_the_shipped_default_models_kind(capsys):
 def test_the_infogan_kind_is_still_named_by_kind(capsys):
     out = _help(["--kind", "infogan"], capsys)
     assert "--lambda-info" in out and "--lambda-cycle" not in out and "(default: infogan)" in out
+
+
+def test_an_infogan_run_resumed_without_a_kind_is_told_to_name_it(tmp_path, capsys):
+    # the command that started an InfoGAN run (no --kind) now runs the edit kind: its folder was refused with "another
+    # kind needs another folder, or --overwrite to start again" - the overwrite deletes the run the user meant to resume
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_config.json").write_text(json.dumps({"kind": "infogan", "data": str(tmp_path), "steps": 10}))
+    (run / "checkpoint.pt").write_bytes(b"")
+    assert main(["train", str(tmp_path), str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "holds a run of kind 'infogan', not 'edit' (resume it with --kind infogan);" in err, err
+    assert (run / "checkpoint.pt").exists() and json.loads((run / "train_config.json").read_text())["kind"] == "infogan"

@@ -105,8 +105,8 @@ def test_a_resumed_run_with_another_setting_says_what_it_was(tmp_path, capsys):
     assert "different settings (['lr']): lr was 0.0002, now 0.001; other settings need another folder" in err, err
     assert train_main([str(faces), str(run), "--kind", "infogan", *GAN_TINY]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.endswith("holds a run of kind 'edit', not 'infogan'; another kind needs another --out, or --overwrite to "
-                        "start again") and "batch_size" not in err, err
+    assert err.endswith("holds a run of kind 'edit', not 'infogan' (resume it with --kind edit); another kind needs "
+                        "another --out, or --overwrite to start again") and "batch_size" not in err, err
 
 
 @pytest.mark.parametrize("kind", ["edit", "infogan"])

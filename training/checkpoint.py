@@ -25,8 +25,9 @@ def check_resumable(cfg_file: Path, settings: dict[str, Any], resumable: set[str
     saved = {**(defaults or {}), **json.loads(Path(cfg_file).read_text())}
     diff = sorted(k for k, v in settings.items() if k not in resumable and k != "out" and not _same(saved.get(k), v))
     if diff and "kind" in diff:  # every other setting differs too: the kinds say it
-        raise ValueError(f"{Path(cfg_file).parent} holds a run of kind {saved.get('kind')!r}, not {settings.get('kind')!r}; "
-                         f"another kind needs {remedy}")
+        resume = f" (resume it with --kind {saved['kind']})" if saved.get("kind") else ""  # `genaug train`'s default was infogan
+        raise ValueError(f"{Path(cfg_file).parent} holds a run of kind {saved.get('kind')!r}, not {settings.get('kind')!r}"
+                         f"{resume}; another kind needs {remedy}")
     if diff:
         was = "; ".join(f"{k} was {saved.get(k)!r}, now {settings[k]!r}" for k in diff) if len(diff) <= 4 else ""
         raise ValueError(f"{Path(cfg_file).parent} holds a run with different settings ({diff}){': ' + was if was else ''}; "

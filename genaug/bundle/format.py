@@ -6,6 +6,7 @@ Loading never unpickles anything; a corrupt, truncated or mismatched bundle rais
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -269,6 +270,16 @@ def read_spec(path: str | Path) -> LatentSpec:
         return LatentSpec.from_dict(cfg["latent"])
     except (KeyError, TypeError, ValueError) as e:
         raise BundleError(f"{_bundle_dir(path) / CONFIG_NAME}: invalid latent config ({e})") from None
+
+
+def bundle_path(bundle: Any) -> Any:
+    """``bundle`` as a front end keeps it to load later (lazily, or from a saved pipeline): a :class:`Bundle` or a
+    shipped name (``"default"``) as given, a folder as an absolute path string (``~`` expanded), so it loads from
+    another working directory."""
+    if isinstance(bundle, Bundle):
+        return bundle
+    name = os.fspath(bundle)
+    return name if name in NAMED_BUNDLES else os.path.abspath(os.path.expanduser(name))
 
 
 def load_bundle(path: str | Path = "default", device: str | torch.device = "cpu") -> Bundle:

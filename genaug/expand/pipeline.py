@@ -137,7 +137,6 @@ class _Job:
                 "score": score[[k for k, _, _ in chunk]].astype(np.float32),
             }
 
-
     def planned(self, plan: list[Any], frame: Any, i: int, variant: int, gen: torch.Generator, roomless: bool = False) -> Any:
         """Variant ``variant`` (1..V) of source ``i``'s ``plan`` as drawn for its photo (``frame``): a control with no face
         there, or (``roomless``) no room on it, re-drawn among the latent codes from ``gen``, not onto a move another
@@ -167,6 +166,7 @@ class _Job:
             no_room = bool(info.kept[r]) and applied.value == 0 and control_of(e.spec, applied.code) is not None
             res.append((image, applied if info.kept[r] and not no_room else None, no_room))
         return res
+
 
 def _prefetched(pool: ThreadPoolExecutor, load: Callable[[int], Any], batches: Iterator[tuple[int, list[int]]]) -> Iterator[Any]:
     """Yield ``(block, indices, loaded)`` while the next batch decodes in the pool."""
