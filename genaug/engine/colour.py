@@ -226,7 +226,7 @@ _PICKS: dict = {}
 def _normal_picks(c: int, p: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Flat positions in the Gram matrix's first C + 2 rows (the regressors', C + 2 x 2 C + 2) of the normal matrices
     (C x 3 x 3) and right-hand sides (C x 3) of the channels' fits, and the ridge added to each (``p`` times ``RIDGE`` on
-    the gain's and the offset's diagonal - the gain's towards 1 - and ``PULL_RIDGE`` on the pull's)."""
+    the gain's and the offset's diagonal - the gain's towards 1 - and ``p`` times ``PULL_RIDGE`` on the pull's)."""
     key = ("normal", c, p, device)
     if key not in _PICKS:
         k, reg = 2 * c + 2, RIDGE * p
