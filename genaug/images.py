@@ -226,13 +226,34 @@ def pil_mode(out: Any, original: Any, mode: str) -> Any:
     return out.convert(mode)
 
 
+def is_albumentations(transform: Any) -> bool:
+    """True for an albumentations transform or ``Compose`` (called as ``transform(image=...)``)."""
+    from albumentations.core.composition import BaseCompose
+    from albumentations.core.transforms_interface import BasicTransform
+
+    return isinstance(transform, (BaseCompose, BasicTransform))
+
+
+def albumentations_image(image: Any) -> Any:
+    """``image`` as albumentations takes it, an HWC (or HW) numpy array: a PIL image (an ``ImageFolder``'s) as the
+    array of its pixels, read in the mode :func:`to_chw01` reads it ("L", "RGB" or "RGBA"; 16-bit grey as 8-bit); a
+    CHW (or HW) tensor moved to the host as HWC (uint8 kept, other floats as float32). Arrays as they are."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        image = eight_bit(image)
+        if image.mode not in ("L", "RGB", "RGBA"):
+            image = image.convert("RGBA" if "A" in image.mode else "RGB")
+        return np.array(image)
+    if isinstance(image, Tensor):
+        t = image.detach().cpu()
+        t = t if t.dtype == torch.uint8 else t.float()
+        return (t.permute(1, 2, 0) if t.ndim == 3 else t).numpy()
+    return image
+
+
 def apply_transform(transform: Any, image: Any) -> Any:
-    """``transform`` of one image as its library calls it: an albumentations transform or
-    ``Compose`` as ``transform(image=image)["image"]``, any other callable (a torchvision
-    transform, a function) as ``transform(image)``."""
-    try:
-        from albumentations.core.composition import BaseCompose
-        from albumentations.core.transforms_interface import BasicTransform
-    except ImportError:  # pragma: no cover - albumentations is a dependency
-        return transform(image)
-    return transform(image=image)["image"] if isinstance(transform, (BaseCompose, BasicTransform)) else transform(image)
+    """``transform`` of one image as its library calls it: an albumentations transform or ``Compose`` as
+    ``transform(image=image)["image"]`` (on :func:`albumentations_image` of it: albumentations takes numpy arrays
+    only), any other callable (a torchvision transform, a function) as ``transform(image)``."""
+    return transform(image=albumentations_image(image))["image"] if is_albumentations(transform) else transform(image)

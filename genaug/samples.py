@@ -10,7 +10,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from .engine.edits import Edit
-from .images import apply_transform
+from .images import albumentations_image, apply_transform, is_albumentations
 
 IMAGE_KEYS = ("image", "img")  # where a dict sample holds its image
 TARGET_KEYS = ("label", "target", "labels", "targets")  # a dict sample's entry target_transform applies to
@@ -99,17 +99,14 @@ def transform_item(transform: Callable, image: Any, rest: Any) -> tuple[Any, Any
     keys = _joint_keys(transform, rest.entries) if isinstance(rest, DictRest) else []
     if not keys:
         return apply_transform(transform, image), rest
-    out = transform(image=image, **{k: rest.entries[k] for k in keys})
+    out = transform(image=albumentations_image(image), **{k: rest.entries[k] for k in keys})
     return out["image"], DictRest(rest.key, {**rest.entries, **{k: out[k] for k in keys}})
 
 
 def _joint_keys(transform: Any, entries: dict[str, Any]) -> list[str]:
     """The keys of ``entries`` an albumentations ``transform`` moves with the image (none for other callables; masks
     only as the numpy arrays albumentations takes: a mask's path or tensor passes through as before)."""
-    from albumentations.core.composition import BaseCompose
-    from albumentations.core.transforms_interface import BasicTransform
-
-    if not isinstance(transform, (BaseCompose, BasicTransform)):
+    if not is_albumentations(transform):
         return []
     moved = {k for k in MASK_KEYS if isinstance(entries.get(k), np.ndarray)} | set(getattr(transform, "additional_targets", None) or ())
     for proc in (getattr(transform, "processors", None) or {}).values():  # a Compose's bbox / keypoint params

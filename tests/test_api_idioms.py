@@ -1,0 +1,30 @@
+"""genaug used as albumentations, PyTorch and h5py users use their own tools (the twentieth user audit)."""
+from __future__ import annotations
+
+import albumentations as A
+import numpy as np
+import torch
+from albumentations.pytorch import ToTensorV2
+from PIL import Image
+
+import genaug
+from conftest import demo_faces
+
+torch.set_num_threads(1)
+
+
+def test_an_albumentations_transform_of_the_dataset_takes_a_pil_or_tensor_base_as_imagefolder_gives_it(tiny_bundle_path):
+    # GenerativeAugDataset(ImageFolder(root), transform=A.Compose([..., ToTensorV2()])) raised albumentations'
+    # "TypeError: image must be numpy array type": genaug handed the ImageFolder's PIL image on as it was
+    faces = demo_faces(2, size=32)
+    hwc = faces.permute(0, 2, 3, 1).numpy()
+    kw = dict(variants=1, include_original=True, progress=False, bundle=tiny_bundle_path, device="cpu", refine_steps=0)
+    pipe = A.Compose([A.HorizontalFlip(p=1.0), ToTensorV2()])
+    want = genaug.GenerativeAugDataset(list(hwc), transform=pipe, **kw)
+    pil = genaug.GenerativeAugDataset([(Image.fromarray(a), 5) for a in hwc], transform=pipe, **kw)
+    tensors = genaug.GenerativeAugDataset([{"image": t, "label": 5} for t in faces], transform=pipe, **kw)
+    for i in range(len(want)):
+        assert torch.equal(pil[i][0], want[i]) and pil[i][1] == 5
+        assert torch.equal(tensors[i]["image"], want[i]) and tensors[i]["label"] == 5
+    grey = genaug.GenerativeAugDataset([Image.fromarray(hwc[0]).convert("I;16")], transform=A.HorizontalFlip(p=1.0), **kw)
+    assert grey[0].shape == (32, 32) and grey[0].dtype == np.uint8  # a 16-bit PNG read as 8-bit grey
