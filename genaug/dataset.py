@@ -142,6 +142,28 @@ class GenerativeAugDataset(Dataset):
     def __len__(self) -> int:
         return len(self.base) * self.per_source
 
+    @property
+    def classes(self) -> list[str]:
+        """The base's class names, as torchvision's ``ImageFolder.classes`` (targets are carried over unchanged)."""
+        return self._from_base("classes")
+
+    @property
+    def class_to_idx(self) -> dict[str, int]:
+        """The base's class name -> target, as torchvision's ``ImageFolder.class_to_idx``."""
+        return self._from_base("class_to_idx")
+
+    @property
+    def targets(self) -> list[Any]:
+        """Each item's target, as torchvision's ``ImageFolder.targets`` (e.g. for a ``WeightedRandomSampler``): the
+        base's ``targets``, each repeated for its source's ``per_source`` items."""
+        return [t for t in self._from_base("targets") for _ in range(self.per_source)]
+
+    def _from_base(self, name: str) -> Any:
+        if not hasattr(self.base, name):  # (a Subset of an ImageFolder has none either: torch's Subset does not pass them on)
+            raise AttributeError(f"GenerativeAugDataset has no {name!r}: it passes on its base's, and this base "
+                                 f"({type(self.base).__name__}) has none")
+        return getattr(self.base, name)
+
     def _image(self, src: int) -> tuple[Any, Any]:
         try:
             item = self.base[src]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import albumentations as A
 import numpy as np
+import pytest
 import torch
 from albumentations.pytorch import ToTensorV2
 from PIL import Image
@@ -28,3 +29,32 @@ def test_an_albumentations_transform_of_the_dataset_takes_a_pil_or_tensor_base_a
         assert torch.equal(tensors[i]["image"], want[i]) and tensors[i]["label"] == 5
     grey = genaug.GenerativeAugDataset([Image.fromarray(hwc[0]).convert("I;16")], transform=A.HorizontalFlip(p=1.0), **kw)
     assert grey[0].shape == (32, 32) and grey[0].dtype == np.uint8  # a 16-bit PNG read as 8-bit grey
+
+
+def test_the_wrappers_pass_on_an_imagefolders_classes_and_targets(tiny_bundle_path, tmp_path):
+    # GenerativeAugDataset(ImageFolder(root)).classes / .class_to_idx / .targets (num_classes, a WeightedRandomSampler's
+    # weights) were AttributeErrors, and HDF5FaceDataset had classes but no targets
+    from torchvision.datasets import ImageFolder
+
+    from conftest import noise_pngs
+    from genaug.expand import expand_to_hdf5
+
+    for name, n in (("ann", 2), ("bob", 1)):
+        noise_pngs(tmp_path / "faces" / name, n=n)
+    folder = ImageFolder(str(tmp_path / "faces"))
+    ds = genaug.GenerativeAugDataset(folder, variants=2, include_original=True, progress=False, bundle=tiny_bundle_path,
+                                     device="cpu", lazy=True)
+    assert ds.classes == ["ann", "bob"] and ds.class_to_idx == {"ann": 0, "bob": 1}
+    assert ds.targets == [0, 0, 0, 0, 0, 0, 1, 1, 1] == [ds[i][1] for i in range(len(ds))]
+    sampler = torch.utils.data.WeightedRandomSampler([1.0 / ds.targets.count(t) for t in ds.targets], num_samples=4)
+    assert len(list(sampler)) == 4
+    bare = genaug.GenerativeAugDataset([np.zeros((32, 32, 3), np.uint8)], variants=1, bundle=tiny_bundle_path, lazy=True)
+    with pytest.raises(AttributeError, match="this base \\(list\\) has none"):
+        bare.targets
+
+    out = tmp_path / "out.h5"
+    expand_to_hdf5(str(tmp_path / "faces"), str(out), variants=1, include_original=True, bundle=str(tiny_bundle_path),
+                   device="cpu", progress=False, refine_steps=0, workers=1)
+    with genaug.HDF5FaceDataset(out) as h5:
+        assert h5.targets == [0, 0, 0, 0, 1, 1] == [h5[i][1] for i in range(len(h5))]
+    assert genaug.HDF5FaceDataset(out, variants=[1]).targets == [0, 0, 1]

@@ -227,6 +227,18 @@ class HDF5FaceDataset(Dataset):
         """Class name -> label, as torchvision's ``ImageFolder.class_to_idx``."""
         return {c: i for i, c in enumerate(self.class_names)}
 
+    @property
+    def targets(self) -> list[int]:
+        """Each item's label, as torchvision's ``ImageFolder.targets`` (e.g. for a ``WeightedRandomSampler``; -1: none),
+        read from the file in one go."""
+        if not self._label_key:
+            return [-1] * self._n
+        labels = self._f()[self._label_key][()]
+        rows = labels if self._rows is None else labels[self._rows]
+        if not_class_index(rows).any():
+            raise ValueError(f"{self.path}: '{self._label_key}' holds values that are not whole class indices (-1: none)")
+        return rows.astype(np.int64).tolist()
+
     def _stat(self) -> tuple[int, int]:
         st = os.stat(self.path)
         return st.st_dev, st.st_ino
