@@ -35,6 +35,19 @@ from .faces.identity import online_gate
 from .samples import SampleMeta, join_item, split_item, transform_item
 
 
+def check_variants(variants: Any, include_original: bool) -> int:
+    """``variants`` as an int: a whole number >= 1, or 0 with ``include_original`` (the originals only)."""
+    try:
+        if isinstance(variants, bool):  # True is not a count
+            raise TypeError
+        variants = operator.index(variants)
+    except TypeError:
+        raise ValueError(f"variants must be a whole number, got {variants!r}") from None
+    if variants < 0 or (variants == 0 and not include_original):
+        raise ValueError(f"variants must be >= 1 (or 0 with include_original=True), got {variants}")
+    return variants
+
+
 class GenerativeAugDataset(Dataset):
     """Wrap ``base`` (items ``image``, ``(image, target, ...)`` or dicts) to yield augmented variants.
 
@@ -90,21 +103,14 @@ class GenerativeAugDataset(Dataset):
         transform: Any = None,
         target_transform: Any = None,
     ):
-        try:
-            if isinstance(variants, bool):  # True is not a count
-                raise TypeError
-            variants = operator.index(variants)
-        except TypeError:
-            raise ValueError(f"variants must be a whole number, got {variants!r}") from None
-        if variants < 0 or (variants == 0 and not include_original):
-            raise ValueError(f"variants must be >= 1 (or 0 with include_original=True), got {variants}")
+        variants = check_variants(variants, include_original)
         if isinstance(base, torch.utils.data.IterableDataset) or not (hasattr(base, "__len__") and hasattr(base, "__getitem__")):
             raise TypeError(f"base must be a map-style dataset (len(base) and base[i]), got {type(base).__name__}: "
                             "collect an iterable or IterableDataset into a list first")
         check_strength(strength)  # one strength for every variant
         if gate_threshold is not None and (not math.isfinite(gate_threshold) or gate_threshold > 1):  # NaN: never acts; > 1: always
             raise ValueError(f"gate_threshold must be a finite similarity <= 1 (above 1 every edit is rejected), got {gate_threshold}")
-        self.base, self.variants, self.include_original = base, int(variants), bool(include_original)
+        self.base, self.include_original, self.variants = base, bool(include_original), variants
         self.seed, self.return_meta, self.progress = check_seed(seed), bool(return_meta), bool(progress)
         self.cache_path = Path(cache_path).expanduser() if cache_path is not None else None  # "~/x" as a shell reads it
         if self.cache_path is not None and self.cache_path.is_dir():  # found only when saving, after the inversion
@@ -128,6 +134,19 @@ class GenerativeAugDataset(Dataset):
         self.marked: list[bool] = []  # each source's targets mark places in its image (boxes, masks, keypoints)
         if not lazy:
             self.prepare()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``seed``, ``variants`` and ``include_original`` set later are checked as ``__init__`` checks them
+        (``ds.seed = 1.5`` was taken); ``ds.seed = seed + epoch`` before an epoch gives other variants (the workers of a
+        ``persistent_workers=True`` DataLoader keep the copy they were started with)."""
+        if name == "seed":
+            value = check_seed(value)
+        elif name == "variants" and "include_original" in self.__dict__:
+            value = check_variants(value, self.include_original)
+        elif name == "include_original" and "variants" in self.__dict__:
+            value = bool(value)
+            check_variants(self.variants, value)
+        super().__setattr__(name, value)
 
     @property
     def engine(self) -> Any:

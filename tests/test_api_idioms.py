@@ -58,3 +58,22 @@ def test_the_wrappers_pass_on_an_imagefolders_classes_and_targets(tiny_bundle_pa
     with genaug.HDF5FaceDataset(out) as h5:
         assert h5.targets == [0, 0, 0, 0, 1, 1] == [h5[i][1] for i in range(len(h5))]
     assert genaug.HDF5FaceDataset(out, variants=[1]).targets == [0, 0, 1]
+
+
+def test_a_seed_or_variants_set_on_the_dataset_later_are_checked_as_init_checks_them(tiny_bundle_path):
+    # `ds.seed = epoch` (other variants per epoch) took 1.5, "1" or True silently, and `ds.variants = 0` made len 0
+    ds = genaug.GenerativeAugDataset([np.zeros((32, 32, 3), np.uint8)], variants=2, bundle=tiny_bundle_path, lazy=True)
+    for bad in (1.5, "1", True):
+        with pytest.raises(ValueError, match="seed must be a whole number"):
+            ds.seed = bad
+    with pytest.raises(ValueError, match="variants must be >= 1"):
+        ds.variants = 0
+    with pytest.raises(ValueError, match="variants must be a whole number"):
+        ds.variants = 2.0
+    ds.variants, ds.seed = np.int64(3), np.int64(4)
+    assert (len(ds), ds.seed, type(ds.seed)) == (3, 4, int)
+    ds.include_original = 1
+    ds.variants = 0
+    with pytest.raises(ValueError, match="variants must be >= 1"):
+        ds.include_original = False
+    assert (len(ds), ds.include_original) == (1, True)
