@@ -103,7 +103,6 @@ class BatchFaceAug(nn.Module):
                  batch_size: int = 256):
         super().__init__()
         self.p = p  # (checked: __setattr__)
-        lo, hi = strength_range(strength)
         if mode not in MODES or framing not in ("auto", "full"):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")
         if generator is not None and not (isinstance(generator, torch.Generator) and generator.device.type == "cpu"):
@@ -117,7 +116,7 @@ class BatchFaceAug(nn.Module):
         for name, v in (("cache_size", cache_size), ("batch_size", batch_size)):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
-        self.strength_range, self.codes, self.bounds = (float(lo), float(hi)), codes, bounds
+        self.strength, self.codes, self.bounds = strength, codes, bounds  # (strength: kept as strength_range)
         self.bundle, self.mode, self.framing, self.return_params = bundle_path(bundle), mode, framing, return_params
         self.check_values, self.batch_size, self.cache_size = check_values, int(batch_size), int(cache_size)
         self.device = resolve_device(device) if device is not None else None
@@ -136,8 +135,27 @@ class BatchFaceAug(nn.Module):
         code_ranges(spec, bounds)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """``p``, given or set later (``aug.p = 0.3``): a probability in [0, 1], kept as a float (True is no p)."""
-        super().__setattr__(name, probability(value) if name == "p" else value)
+        """``p``, given or set later (``aug.p = 0.3``): a probability in [0, 1], kept as a float (True is no p). ``strength``,
+        ``codes``, ``bounds``, ``mode`` and ``framing`` set later are checked as ``__init__`` checks them (each call reads
+        them); ``aug.strength = 0.5`` was silently ignored."""
+        if name == "p":
+            value = probability(value)
+        elif name == "strength":  # (the range drawn from: strength_range)
+            name, value = "strength_range", strength_range(value)
+        elif name in ("codes", "bounds", "mode", "framing") and "_lock" in self.__dict__:  # (after __init__, which checks them)
+            if (name == "mode" and value not in MODES) or (name == "framing" and value not in ("auto", "full")):
+                raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {name}={value!r}")
+            if name == "codes":
+                check_codes(self._spec(), value)
+            elif name == "bounds":
+                code_ranges(self._spec(), value)
+        super().__setattr__(name, value)
+
+    @property
+    def strength(self) -> float | tuple[float, float]:
+        """The edit strength: a number, or the ``(low, high)`` range drawn from per row (kept as ``strength_range``)."""
+        lo, hi = self.strength_range
+        return lo if lo == hi else (lo, hi)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickling / deepcopy / ``torch.save`` keep the settings, generator (as bytes: a spawned DataLoader worker cannot

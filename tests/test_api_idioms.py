@@ -77,3 +77,25 @@ def test_a_seed_or_variants_set_on_the_dataset_later_are_checked_as_init_checks_
     with pytest.raises(ValueError, match="variants must be >= 1"):
         ds.include_original = False
     assert (len(ds), ds.include_original) == (1, True)
+
+
+def test_batch_settings_set_after_the_first_call_are_checked_and_take_effect():
+    # torchvision-style `aug.strength = 0.5` was silently ignored (the module kept strength_range), `aug.codes =
+    # ["smilez"]` failed at the next call with a KeyError; bounds set later take effect
+    x = demo_faces(4, size=64)
+    aug = genaug.BatchFaceAug(p=1.0, seed=0, codes=["tone"], return_params=True)
+    aug(x)
+    aug.strength = 0.5
+    assert aug.strength == 0.5 and aug(x)[1].strength.tolist() == [0.5] * 4
+    aug.strength = (0.25, 0.75)
+    assert aug.strength == (0.25, 0.75)
+    for name, bad in (("strength", -1), ("codes", ["smilez"]), ("bounds", {"tone": (5, 6)}), ("mode", "x"), ("framing", "detect")):
+        with pytest.raises(ValueError, match=name):
+            setattr(aug, name, bad)
+    assert aug.codes == ["tone"] and aug.bounds is None and aug.mode == "delta"
+    aug.bounds = {"tone": (0.6, 0.7)}
+    for _ in range(3):
+        target = aug(x)[1].target.cpu()
+        assert ((target >= 0.6 - 1e-6) & (target <= 0.7 + 1e-6)).all(), target
+    aug.codes = ["smile"]
+    assert set(aug(x)[1].code.tolist()) == {1}
