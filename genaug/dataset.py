@@ -221,6 +221,10 @@ class GenerativeAugDataset(Dataset):
         """Invert every image once (batched on the engine's device); with ``cache_path``, images
         whose content key is in the cache file reuse their latent and only the others are inverted."""
         if self.latents is not None:
+            if len(self.latents) != len(self.base):  # items of a grown base had no latent (an IndexError of a tensor)
+                raise ValueError(f"the base dataset holds {len(self.base)} items, but {len(self.latents)} were inverted when "
+                                 "this GenerativeAugDataset was prepared: wrap the base once it is complete (a new "
+                                 "GenerativeAugDataset; with cache_path, the images inverted before are reused)")
             return self
         if len(self.base) == 0:
             raise ValueError("the base dataset is empty")

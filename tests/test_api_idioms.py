@@ -99,3 +99,17 @@ def test_batch_settings_set_after_the_first_call_are_checked_and_take_effect():
         assert ((target >= 0.6 - 1e-6) & (target <= 0.7 + 1e-6)).all(), target
     aug.codes = ["smile"]
     assert set(aug(x)[1].code.tolist()) == {1}
+
+
+def test_a_base_that_grew_or_shrank_after_the_inversion_is_named_not_an_index_error(tiny_bundle_path):
+    # base.append(...) after GenerativeAugDataset(base) made ds[len(ds) - 1] fail with "IndexError: index 1 is out of
+    # bounds for dimension 0 with size 1" (a tensor's message) inside a DataLoader worker
+    base = [np.zeros((32, 32, 3), np.uint8)]
+    ds = genaug.GenerativeAugDataset(base, variants=2, progress=False, bundle=tiny_bundle_path, device="cpu", refine_steps=0)
+    ds[1]
+    base.append(np.full((32, 32, 3), 90, np.uint8))
+    with pytest.raises(ValueError, match="holds 2 items, but 1 were inverted"):
+        ds[3]
+    base[:] = []
+    with pytest.raises(ValueError, match="holds 0 items, but 1 were inverted"):
+        ds.meta(0)
