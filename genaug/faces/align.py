@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -182,12 +182,14 @@ class DetectedFace:
 
 @dataclass
 class Alignment:
-    """How one face was brought into the model frame: ``matrix`` maps image pixels to model pixels."""
+    """How one face was brought into the model frame: ``matrix`` maps image pixels to model pixels; ``others``: the
+    5 landmarks of the photo's other faces (a turn of this one leaves them in place, :func:`.pose.rotate_yaw`)."""
 
     face: DetectedFace
     matrix: np.ndarray  # (2, 3) float64, image (x, y) -> model frame (x, y) at ``size``
     size: int
     image_hw: tuple[int, int]
+    others: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))  # (K, 5, 2) float32
 
     def to_model(self, points: np.ndarray) -> np.ndarray:
         """Image points (K, 2) -> model-frame points (K, 2)."""
@@ -237,9 +239,14 @@ class FaceAligner:
 
     def detect(self, colour: Tensor) -> list[DetectedFace]:
         """Faces in a (C, H, W) float [0, 1] image, largest first (only the largest for ``"largest"``; a photo with
-        no upright face is searched turned sideways and upside down: :func:`detect_faces`).
-        The faces of the last :data:`DETECTION_CACHE` photos are remembered by content: a photo seen
-        again skips dlib (the detector is most of a cached call's cost on a 128 px crop)."""
+        no upright face is searched turned sideways and upside down: :func:`detect_faces`)."""
+        found = self._detect_all(colour)
+        return list(found[:1] if self.faces == "largest" else found)
+
+    def _detect_all(self, colour: Tensor) -> tuple[DetectedFace, ...]:
+        """Every face :meth:`detect` finds, largest first. The faces of the last :data:`DETECTION_CACHE` photos are
+        remembered by content: a photo seen again skips dlib (the detector is most of a cached call's cost on a
+        128 px crop)."""
         rgb = (_hwc(colour[:3]) * 255).round().clip(0, 255).astype(np.uint8)
         if rgb.shape[2] == 1:
             rgb = np.ascontiguousarray(np.repeat(rgb, 3, axis=2))
@@ -251,14 +258,16 @@ class FaceAligner:
                 self._found.popitem(last=False)
         else:
             self._found.move_to_end(key)
-        return list(found[:1] if self.faces == "largest" else found)
+        return found
 
-    def alignment(self, face: DetectedFace, image_hw: tuple[int, int]) -> Alignment:
-        """Least-median-of-squares similarity transform from the face's landmarks to the template."""
+    def alignment(self, face: DetectedFace, image_hw: tuple[int, int], others=()) -> Alignment:
+        """Least-median-of-squares similarity transform from the face's landmarks to the template; ``others``: the
+        photo's other :class:`DetectedFace` s."""
         matrix, _ = cv2.estimateAffinePartial2D(face.landmarks, self.template, method=cv2.LMEDS)
         if matrix is None:
             raise ValueError(f"cannot fit a similarity transform to landmarks {face.landmarks.tolist()}")
-        return Alignment(face, matrix.astype(np.float64), self.size, image_hw)
+        beside = np.array([f.landmarks for f in others], np.float32).reshape(-1, 5, 2)
+        return Alignment(face, matrix.astype(np.float64), self.size, image_hw, beside)
 
     def crop(self, colour: Tensor, al: Alignment) -> Tensor:
         """The aligned face (C, size, size) float [0, 1] of a (C, H, W) float [0, 1] image."""
@@ -271,14 +280,15 @@ class FaceAligner:
 
     def align(self, colour: Tensor) -> list[tuple[Tensor, Alignment]]:
         """All (crop, alignment) pairs of one image; counts images, faces and images with none."""
-        faces = self.detect(colour)
+        every = self._detect_all(colour)
+        faces = every[:1] if self.faces == "largest" else every
         self.stats["images"] += 1
         self.stats["faces"] += len(faces)
         self.stats["no_face"] += not faces
         hw = tuple(colour.shape[-2:])
         out = []
         for f in faces:
-            al = self.alignment(f, hw)
+            al = self.alignment(f, hw, [g for g in every if g is not f])
             out.append((self.crop(colour, al), al))
         return out
 
@@ -332,7 +342,7 @@ def follow_faces(aligner: FaceAligner, colour: Tensor, faces: list[Alignment | N
         old = None if al is None else al.face.landmarks
         near = None if old is None else min(now, key=lambda f: float(np.linalg.norm(f.landmarks.mean(0) - old.mean(0))), default=None)
         ok = near is not None and np.linalg.norm(near.landmarks.mean(0) - old.mean(0)) <= np.linalg.norm(old[0] - old[2])
-        out.append(aligner.alignment(near, al.image_hw) if ok else None)
+        out.append(aligner.alignment(near, al.image_hw, [f for f in now if f is not near]) if ok else None)
     return out
 
 
