@@ -43,6 +43,12 @@ DETECT_SIDE = 1024  # a larger photo is searched for faces at this long side fir
 # all 7 views, at 256 px; 41 % of the right reads in views after the upright one score 1.0 or more). The first view
 # whose best face scores SURE or more ends the search; else every view is searched and the best face's view wins.
 SURE = 1.0
+# The upright photo's faces end the search unless the best scores under WEAK: dlib finds weak false faces there (0.15
+# on a photo cut by its edge, whose padded view finds the real face at 0.93; 0.01-0.16 on photos turned 60-135 degrees,
+# read at 0.5-1.9 in another view), while 95 % of upright faces in 300 utkface_128 and 300 celeba_id200 photos score
+# WEAK or more (the others pay for the views searched). A weak upright face gives way only to a face scoring more than WEAK: real faces rolled 15-30 degrees,
+# found upright at 0.08-0.28, were lost to misreads at 0.31-0.45 in the padded or rolled views.
+WEAK = 0.5
 # dlib's frontal detector is 5 sub-detectors: 0-2 find faces rolled under about 15 degrees, 3 and 4 faces rolled 20-50
 # degrees one way and the other (60 utkface_128 photos turned in steps of 10 degrees). The 5-point model misplaces points
 # on faces rolled 40-50 degrees (the nose on the mouth's corner, an eye on the brow), so the points of a face found by
@@ -135,9 +141,10 @@ def exposed(rgb: np.ndarray) -> np.ndarray | None:
 def detect_faces(detector, landmarker, rgb: np.ndarray, upsample: int) -> list[DetectedFace]:
     """Faces (detector box and 5 landmarks) in ``rgb``'s (H, W, 3) uint8 pixels, largest first. dlib's
     detector finds faces rolled up to about 50 degrees (the points of one found rolled are predicted again with it
-    turned upright: :func:`_upright`); where the upright photo has none, it searches the photo's other
-    :func:`~genaug.faces.views.views` (at :data:`~genaug.faces.views.TURNED_SIDE` at most) up to the first whose best
-    face scores :data:`SURE`, and the view with the best face gives its faces, their boxes and landmarks mapped back
+    turned upright: :func:`_upright`); where the upright photo has none, or none scoring :data:`WEAK`, it searches the
+    photo's other :func:`~genaug.faces.views.views` (at :data:`~genaug.faces.views.TURNED_SIDE` at most) up to the first
+    whose best face scores :data:`SURE`, and the view with the best face (a weak upright one gives way only to a face
+    scoring more than WEAK) gives its faces, their boxes and landmarks mapped back
     to the photo's pixels (landmarks of a face cut by the edge may lie outside the photo). A dark or overexposed photo
     with no face found is searched again brought to a mid-grey median (:func:`exposed`)."""
     faces = _search(detector, landmarker, rgb, upsample)
@@ -153,8 +160,10 @@ def _search(detector, landmarker, rgb: np.ndarray, upsample: int) -> list[Detect
         score = max((f[1] for f in found), default=-math.inf)
         if score > top:
             best, top = (view, m, found), score
-        if found and (not i or score >= SURE):
+        if found and score >= (WEAK if not i else SURE):
             break
+        if found and not i:  # weak upright faces: searched on, they give way only to a face scoring more than WEAK
+            top = WEAK
     if best is None:
         return []
     view, m, found = best
