@@ -46,8 +46,10 @@ SURE = 1.0
 # The upright photo's faces end the search unless the best scores under WEAK: dlib finds weak false faces there (0.15
 # on a photo cut by its edge, whose padded view finds the real face at 0.93; 0.01-0.16 on photos turned 60-135 degrees,
 # read at 0.5-1.9 in another view), while 95 % of upright faces in 300 utkface_128 and 300 celeba_id200 photos score
-# WEAK or more (the others pay for the views searched). A weak upright face gives way only to a face scoring more than WEAK: real faces rolled 15-30 degrees,
-# found upright at 0.08-0.28, were lost to misreads at 0.31-0.45 in the padded or rolled views.
+# WEAK or more (the others pay for the views searched). A face found by a rolled sub-detector (ROLLED, below) ends
+# it at any score: those score lower (0.26-0.36 on photos rolled 30-45 degrees) and were the real face on every such
+# photo. A weak upright face gives way only to a face scoring more than WEAK: faces rolled 15 degrees, found upright at
+# 0.08, were lost to misreads at 0.45 in the padded view.
 WEAK = 0.5
 # dlib's frontal detector is 5 sub-detectors: 0-2 find faces rolled under about 15 degrees, 3 and 4 faces rolled 20-50
 # degrees one way and the other (60 utkface_128 photos turned in steps of 10 degrees). The 5-point model misplaces points
@@ -58,6 +60,7 @@ WEAK = 0.5
 # within 10 degrees of upright and all that the sub-detector finds within UPRIGHT_ROLL; it put the points right on more
 # turned photos than 35 or 45, as many as trying both. No face of 200 utkface_128 and 200 celeba_id200 photos is found
 # by sub-detector 3 or 4: upright faces keep their points.
+ROLLED = (3, 4)  # the sub-detectors of rolled faces
 ROLLED_BY = {3: -40.0, 4: 40.0}
 CHECK_BOX, CHECK_CROP = 112, 1.6
 UPRIGHT_ROLL = 20.0
@@ -157,10 +160,10 @@ def _search(detector, landmarker, rgb: np.ndarray, upsample: int) -> list[Detect
     best, top = None, -math.inf
     for i, (view, m) in enumerate(views(rgb)):
         found = find_faces(detector, view, upsample) if not i else find_faces(detector, view, upsample, TURNED_SIDE, False)
-        score = max((f[1] for f in found), default=-math.inf)
+        score, index = max(((f[1], int(f[2])) for f in found), default=(-math.inf, -1))
         if score > top:
             best, top = (view, m, found), score
-        if found and score >= (WEAK if not i else SURE):
+        if found and (score >= SURE or not i and (score >= WEAK or index in ROLLED)):
             break
         if found and not i:  # weak upright faces: searched on, they give way only to a face scoring more than WEAK
             top = WEAK
