@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ..device import torch_defaults
 from ..faces.controls import GEOMETRIC_CONTROLS
+from ..faces.pose import faces_beside
 from ..images import FrameInfo, from_chw01, match_channels, to_chw01
 from .codes import control_of, default_codes
 from .colour import fit_colour
@@ -187,7 +188,8 @@ class PhotoIO:
         control = control_of(self.spec, edit.code) if edit is not None else None
         if control is not None and kept:  # no face placed (detect: none; auto: none found): unchanged
             bounds = self.drawn_range(edit.code) if drawn else None  # type: ignore[union-attr]
-            image, value = apply_control(control, edit.value, original, frame, bounds)  # type: ignore[union-attr]
+            with faces_beside(frame.alignment.others if frame.alignment is not None else ()):  # (a turn leaves them)
+                image, value = apply_control(control, edit.value, original, frame, bounds)  # type: ignore[union-attr]
             return image, edit if value == edit.value else Edit(edit.code, value)  # type: ignore[union-attr]
         if (control is None and edit is not None and kept and not frame.no_face and self.mode == "delta"
                 and self.bundle.recipe(edit.code, edit.value).colour):

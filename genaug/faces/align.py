@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -43,6 +43,14 @@ DETECT_SIDE = 1024  # a larger photo is searched for faces at this long side fir
 # all 7 views, at 256 px; 41 % of the right reads in views after the upright one score 1.0 or more). The first view
 # whose best face scores SURE or more ends the search; else every view is searched and the best face's view wins.
 SURE = 1.0
+# The upright photo's faces end the search unless the best scores under WEAK: dlib finds weak false faces there (0.15
+# on a photo cut by its edge, whose padded view finds the real face at 0.93; 0.01-0.16 on photos turned 60-135 degrees,
+# read at 0.5-1.9 in another view), while 95 % of upright faces in 300 utkface_128 and 300 celeba_id200 photos score
+# WEAK or more (the others pay for the views searched). A face found by a rolled sub-detector (ROLLED, below) ends
+# it at any score: those score lower (0.26-0.36 on photos rolled 30-45 degrees) and were the real face on every such
+# photo. A weak upright face gives way only to a face scoring more than WEAK: faces rolled 15 degrees, found upright at
+# 0.08, were lost to misreads at 0.45 in the padded view.
+WEAK = 0.5
 # dlib's frontal detector is 5 sub-detectors: 0-2 find faces rolled under about 15 degrees, 3 and 4 faces rolled 20-50
 # degrees one way and the other (60 utkface_128 photos turned in steps of 10 degrees). The 5-point model misplaces points
 # on faces rolled 40-50 degrees (the nose on the mouth's corner, an eye on the brow), so the points of a face found by
@@ -52,6 +60,7 @@ SURE = 1.0
 # within 10 degrees of upright and all that the sub-detector finds within UPRIGHT_ROLL; it put the points right on more
 # turned photos than 35 or 45, as many as trying both. No face of 200 utkface_128 and 200 celeba_id200 photos is found
 # by sub-detector 3 or 4: upright faces keep their points.
+ROLLED = (3, 4)  # the sub-detectors of rolled faces
 ROLLED_BY = {3: -40.0, 4: 40.0}
 CHECK_BOX, CHECK_CROP = 112, 1.6
 UPRIGHT_ROLL = 20.0
@@ -135,9 +144,10 @@ def exposed(rgb: np.ndarray) -> np.ndarray | None:
 def detect_faces(detector, landmarker, rgb: np.ndarray, upsample: int) -> list[DetectedFace]:
     """Faces (detector box and 5 landmarks) in ``rgb``'s (H, W, 3) uint8 pixels, largest first. dlib's
     detector finds faces rolled up to about 50 degrees (the points of one found rolled are predicted again with it
-    turned upright: :func:`_upright`); where the upright photo has none, it searches the photo's other
-    :func:`~genaug.faces.views.views` (at :data:`~genaug.faces.views.TURNED_SIDE` at most) up to the first whose best
-    face scores :data:`SURE`, and the view with the best face gives its faces, their boxes and landmarks mapped back
+    turned upright: :func:`_upright`); where the upright photo has none, or none scoring :data:`WEAK`, it searches the
+    photo's other :func:`~genaug.faces.views.views` (at :data:`~genaug.faces.views.TURNED_SIDE` at most) up to the first
+    whose best face scores :data:`SURE`, and the view with the best face (a weak upright one gives way only to a face
+    scoring more than WEAK) gives its faces, their boxes and landmarks mapped back
     to the photo's pixels (landmarks of a face cut by the edge may lie outside the photo). A dark or overexposed photo
     with no face found is searched again brought to a mid-grey median (:func:`exposed`)."""
     faces = _search(detector, landmarker, rgb, upsample)
@@ -150,11 +160,13 @@ def _search(detector, landmarker, rgb: np.ndarray, upsample: int) -> list[Detect
     best, top = None, -math.inf
     for i, (view, m) in enumerate(views(rgb)):
         found = find_faces(detector, view, upsample) if not i else find_faces(detector, view, upsample, TURNED_SIDE, False)
-        score = max((f[1] for f in found), default=-math.inf)
+        score, index = max(((f[1], int(f[2])) for f in found), default=(-math.inf, -1))
         if score > top:
             best, top = (view, m, found), score
-        if found and (not i or score >= SURE):
+        if found and (score >= SURE or not i and (score >= WEAK or index in ROLLED)):
             break
+        if found and not i:  # weak upright faces: searched on, they give way only to a face scoring more than WEAK
+            top = WEAK
     if best is None:
         return []
     view, m, found = best
@@ -182,12 +194,14 @@ class DetectedFace:
 
 @dataclass
 class Alignment:
-    """How one face was brought into the model frame: ``matrix`` maps image pixels to model pixels."""
+    """How one face was brought into the model frame: ``matrix`` maps image pixels to model pixels; ``others``: the
+    5 landmarks of the photo's other faces (a turn of this one leaves them in place, :func:`.pose.rotate_yaw`)."""
 
     face: DetectedFace
     matrix: np.ndarray  # (2, 3) float64, image (x, y) -> model frame (x, y) at ``size``
     size: int
     image_hw: tuple[int, int]
+    others: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))  # (K, 5, 2) float32
 
     def to_model(self, points: np.ndarray) -> np.ndarray:
         """Image points (K, 2) -> model-frame points (K, 2)."""
@@ -237,9 +251,14 @@ class FaceAligner:
 
     def detect(self, colour: Tensor) -> list[DetectedFace]:
         """Faces in a (C, H, W) float [0, 1] image, largest first (only the largest for ``"largest"``; a photo with
-        no upright face is searched turned sideways and upside down: :func:`detect_faces`).
-        The faces of the last :data:`DETECTION_CACHE` photos are remembered by content: a photo seen
-        again skips dlib (the detector is most of a cached call's cost on a 128 px crop)."""
+        no upright face is searched turned sideways and upside down: :func:`detect_faces`)."""
+        found = self._detect_all(colour)
+        return list(found[:1] if self.faces == "largest" else found)
+
+    def _detect_all(self, colour: Tensor) -> tuple[DetectedFace, ...]:
+        """Every face :meth:`detect` finds, largest first. The faces of the last :data:`DETECTION_CACHE` photos are
+        remembered by content: a photo seen again skips dlib (the detector is most of a cached call's cost on a
+        128 px crop)."""
         rgb = (_hwc(colour[:3]) * 255).round().clip(0, 255).astype(np.uint8)
         if rgb.shape[2] == 1:
             rgb = np.ascontiguousarray(np.repeat(rgb, 3, axis=2))
@@ -251,14 +270,16 @@ class FaceAligner:
                 self._found.popitem(last=False)
         else:
             self._found.move_to_end(key)
-        return list(found[:1] if self.faces == "largest" else found)
+        return found
 
-    def alignment(self, face: DetectedFace, image_hw: tuple[int, int]) -> Alignment:
-        """Least-median-of-squares similarity transform from the face's landmarks to the template."""
+    def alignment(self, face: DetectedFace, image_hw: tuple[int, int], others=()) -> Alignment:
+        """Least-median-of-squares similarity transform from the face's landmarks to the template; ``others``: the
+        photo's other :class:`DetectedFace` s."""
         matrix, _ = cv2.estimateAffinePartial2D(face.landmarks, self.template, method=cv2.LMEDS)
         if matrix is None:
             raise ValueError(f"cannot fit a similarity transform to landmarks {face.landmarks.tolist()}")
-        return Alignment(face, matrix.astype(np.float64), self.size, image_hw)
+        beside = np.array([f.landmarks for f in others], np.float32).reshape(-1, 5, 2)
+        return Alignment(face, matrix.astype(np.float64), self.size, image_hw, beside)
 
     def crop(self, colour: Tensor, al: Alignment) -> Tensor:
         """The aligned face (C, size, size) float [0, 1] of a (C, H, W) float [0, 1] image."""
@@ -271,14 +292,15 @@ class FaceAligner:
 
     def align(self, colour: Tensor) -> list[tuple[Tensor, Alignment]]:
         """All (crop, alignment) pairs of one image; counts images, faces and images with none."""
-        faces = self.detect(colour)
+        every = self._detect_all(colour)
+        faces = every[:1] if self.faces == "largest" else every
         self.stats["images"] += 1
         self.stats["faces"] += len(faces)
         self.stats["no_face"] += not faces
         hw = tuple(colour.shape[-2:])
         out = []
         for f in faces:
-            al = self.alignment(f, hw)
+            al = self.alignment(f, hw, [g for g in every if g is not f])
             out.append((self.crop(colour, al), al))
         return out
 
@@ -332,7 +354,7 @@ def follow_faces(aligner: FaceAligner, colour: Tensor, faces: list[Alignment | N
         old = None if al is None else al.face.landmarks
         near = None if old is None else min(now, key=lambda f: float(np.linalg.norm(f.landmarks.mean(0) - old.mean(0))), default=None)
         ok = near is not None and np.linalg.norm(near.landmarks.mean(0) - old.mean(0)) <= np.linalg.norm(old[0] - old[2])
-        out.append(aligner.alignment(near, al.image_hw) if ok else None)
+        out.append(aligner.alignment(near, al.image_hw, [f for f in now if f is not near]) if ok else None)
     return out
 
 

@@ -24,7 +24,10 @@ fills only the face itself; a request of 0 returns the input.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +47,7 @@ SOURCE_YAW_LIMIT = 40.0  # a photo's own yaw is taken as at most this (degrees) 
 TARGET_YAW_LIMIT = 35.0  # a turn outwards stops at this yaw (degrees): past it the generic nose smears into the cheek
 BACK_STRETCH_LIMIT = 2.15  # a turn back towards frontal stops where the far cheek is drawn this many times wider than in the photo
 FAR_CHEEK_SLOPE = 0.8  # the far cheek's depth slope (generic head at x 0.9, y 0.8: the cheek beside the mouth and jaw)
+_BESIDE: ContextVar[object] = ContextVar("genaug_faces_beside", default=None)
 
 
 @dataclass
@@ -167,6 +171,33 @@ def in_scene(pose: PoseFit, height: int, width: int) -> Tensor:
     return box * SCENE_GAIN <= height * width
 
 
+@contextlib.contextmanager
+def faces_beside(landmarks) -> Iterator[None]:
+    """Inside, :func:`rotate_yaw` (and the ``yaw`` control) knows the photo's other faces: ``landmarks`` (K, 5, 2)
+    pixels (a face detector found them; the front ends set it around one photo's render)."""
+    token = _BESIDE.set(landmarks)
+    try:
+        yield
+    finally:
+        _BESIDE.reset(token)
+
+
+def moves_others(offset: Tensor, height: int, width: int, others) -> Tensor:
+    """(N,) bool: the photo's whole-pixel move ``offset`` (N, 2; eased at an edge, :func:`~.warp.eased_move`) moves a
+    point of another face ``others`` (K, 5, 2) (pixels; each image holds them). A photo of two large faces close
+    together is no scene by its size (:func:`in_scene`), yet moving it with the turned head's eyes moved the other
+    face too (320x200, faces of 129 and 110 px: nineteenth audit); such a photo stays in place."""
+    others = torch.as_tensor(others if others is not None else [], dtype=torch.float32)
+    if not others.numel():
+        return torch.zeros(len(offset), dtype=torch.bool, device=offset.device)
+    if others.ndim != 3 or others.shape[1:] != (5, 2):
+        raise ValueError(f"others must be (K, 5, 2) landmarks of the photo's other faces, got {tuple(others.shape)}")
+    field, h, w = eased_move(offset, height, width), height, width
+    at = others.to(field.device).reshape(-1, 2).round().long()
+    x, y = at[:, 0].clamp(0, w - 1), at[:, 1].clamp(0, h - 1)
+    return (field[:, :, y, x] != 0).flatten(1).any(1)
+
+
 def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH) -> tuple[Tensor, Tensor]:
     """Head-frame (x, y) of the generic face's point each pixel shows ``(N, H, W)`` each."""
     src = source_yaw(pose)
@@ -200,7 +231,7 @@ def turn_room(images: Tensor, landmarks: Tensor | None = None, framing: str = "a
 
 
 def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing: str = "auto",
-               symmetry: float = 0.8, axis: float = AXIS_DEPTH, keep_eyes: bool = True) -> Tensor:
+               symmetry: float = 0.8, axis: float = AXIS_DEPTH, keep_eyes: bool = True, others=None) -> Tensor:
     """Turn each face by ``degrees`` (a number or one per image, within +-45) of yaw; a turn away
     from frontal stops at +-``TARGET_YAW_LIMIT`` degrees (a photo already beyond it keeps its pose), a turn back
     towards frontal from a face turned more than 30 degrees stops at :func:`back_reach` (from 35 degrees 21 back:
@@ -213,8 +244,9 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     frontal only stretches, see :func:`towards_side`); ``keep_eyes``: the whole photo moves
     with the head by the whole pixels that keep the eyes where they were, as a face set aligned by its eyes
     shows turned heads (towards the edge the move would leave empty it eases to 0 in a band, stretching what is
-    there) - except in a scene (:func:`in_scene`: a group photo, a small face in a large one), which stays in
-    place; else the head turns in place. An aligned crop's constant padding (:mod:`genaug.faces.padding`) keeps its
+    there) - except in a scene (:func:`in_scene`: a group photo, a small face in a large one) or where that move would
+    move another face (``others``: (K, 5, 2) pixels of the photo's other faces, in each image; None: those set by
+    :func:`faces_beside`, else none), which stays in place; else the head turns in place. An aligned crop's constant padding (:mod:`genaug.faces.padding`) keeps its
     pixels and shape: the warp samples the photo's edge, stretched, where it reached into it."""
     images = check_images(images)
     n, _, h, w = images.shape
@@ -237,7 +269,8 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     z_eyes = landmarks_3d()[:4, 2].mean().item()
     eyes = pose.scale * (z_eyes - axis) * (torch.sin(dst) - torch.sin(src)) * pose.frame.scale  # their move, px
     offset = torch.round(eyes[:, None] * pose.frame.ex) if keep_eyes else torch.zeros(n, 2, device=src.device)
-    offset = torch.where(in_scene(pose, h, w)[:, None], torch.zeros_like(offset), offset)  # a scene stays in place
+    still = in_scene(pose, h, w) | moves_others(offset, h, w, _BESIDE.get() if others is None else others)
+    offset = torch.where(still[:, None], torch.zeros_like(offset), offset)  # a scene, or beside other faces: in place
     field = eased_move(offset, h, w)  # whole pixels, eased to 0 at the edge the move would leave empty
     padding = keep_padding(images)  # an aligned crop's constant padding stays where it is
     photo = images.float() if padding is None else padding[0]
