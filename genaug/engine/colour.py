@@ -101,6 +101,7 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
 
 HUE_TURN = 10.0  # degrees: the most a colour transform may turn the hue of a face's mean colour (keep_hue)
 KEPT_SATURATION = 0.8  # the least share of that colour's chroma over luminance it keeps (brighter skin keeps its colour)
+GAINED_SATURATION = 1.5  # the most it may reach (a darker tone of a pale face: a darker skin of its hue, not a pink or orange one)
 COLOURFUL = (0.02, 0.05)  # a face's chroma over its luminance from which keep_hue starts to act, and fully acts (grey: never)
 
 
@@ -118,7 +119,10 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None) -> Tensor:
     brighter light or with lighter make-up keeps it) and turns at most ``HUE_TURN``: the chroma by one gain on every
     pixel's chroma (``p - lum``; a saturation, greys unchanged), the turn by the offset (the cast that turned it, taken
     back from every pixel). A "pale" edit of dark skin desaturated it (only half its chroma kept, at half as much
-    luminance again: grey, lavender or olive skin) and ``shade`` turned light skin green. A grey face (chroma under
+    luminance again: grey, lavender or olive skin) and ``shade`` turned light skin green. Past ``GAINED_SATURATION`` of
+    it, the transform's cast (all it does apart from its grey part: each channel's mean gain, pull and offset) is scaled
+    down until the face keeps that much: ``tone`` -0.8 drew a warm cast over pale faces, their skin and whites pink or
+    orange (3.3 times their chroma over luminance); now a darker skin of its hue. A grey face (chroma under
     ``COLOURFUL[0]`` of its luminance) takes the transform as it is, as does every face whose colour it keeps (light
     faces under ``tone`` up to about +0.8), and every row of ``free`` (N,; 1 = a white-balance edit, recipe ``hue``: its
     turn of the skin's hue and chroma is the edit - held back, the skin stayed warm under a cool background). In place;
@@ -134,28 +138,36 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None) -> Tensor:
     lum = torch.mul(m.sum(1, keepdim=True), k(1 / c))
     black = torch.mul(centre.sum(1), constant(1 / (c * BLACK_RAMP), centre.dtype, dev)).clamp_(0, 1).sum((1, 2))[:, None]
     black = torch.mul(black.to(work), per_pixel)
-    own, tw = m - lum, t.to(work)  # the face's chroma, and through t (centred: its chroma after)
-    new = torch.addcmul(torch.addcmul(tw[..., 0] * m, tw[..., 1], lum), tw[..., 2], black)
-    new_lum = torch.mul(new.sum(1, keepdim=True), k(1 / c))
-    new = new.sub_(new_lum)
-    pair = torch.stack((own, new), 1)
-    gram = torch.bmm(pair, pair.transpose(1, 2))  # own.own, own.new, new.new per face
-    size, dot = torch.maximum(gram[:, 0, :1], k(1e-12)), gram[:, 0, 1:]
-    along = dot / size  # the share of its chroma kept; across it (|across|^2 = new.new - dot along): the turn
-    across = torch.maximum(torch.addcmul(gram[:, 1, 1:], dot, along, value=-1), k(1e-24)).sqrt_()
-    lum = torch.maximum(lum, k(1e-6))
-    root, kept = size.sqrt(), torch.maximum(along, torch.div(new_lum, lum).mul_(k(KEPT_SATURATION)))
-    turn = torch.minimum(torch.mul(kept, root).mul_(k(math.tan(math.radians(HUE_TURN)))).div_(across), k(1.0))
+    own, tw = m - lum, t.to(work)  # the face's chroma; t and its grey part (each channel's mean gain, pull and offset)
+    both = torch.stack((tw, tw.mean(1, keepdim=True).expand_as(tw)), 1)  # (N, 2, C, 3)
+    new = torch.addcmul(torch.addcmul(both[..., 0] * m[:, None], both[..., 1], lum[:, None]), both[..., 2], black[:, None])
+    new_lum = torch.mul(new.sum(2, keepdim=True), k(1 / c))
+    new = new.sub_(new_lum)  # the face's colour through each (centred: its chroma after)
+    lum, size = torch.maximum(lum, k(1e-6)), torch.maximum(torch.mul(own, own).sum(1, keepdim=True), k(1e-12))
+    root = size.sqrt()
     gate = torch.div(root, lum).sub_(k(COLOURFUL[0])).mul_(k(1 / (COLOURFUL[1] - COLOURFUL[0])))
     gate = torch.clamp(gate, k(0.0), k(1.0))
     if free is not None:
         gate = torch.mul(gate, torch.sub(k(1.0), free.to(work)[:, None]))
+    # chroma over luminance gained past GAINED_SATURATION: t's cast (what it does apart from its grey part) scaled down
+    # to it - the share of chroma kept is linear in that scale, so is the luminance
+    along = torch.div(torch.mul(new, own[:, None]).sum(2), size)  # (N, 2): the share of chroma kept
+    excess = torch.sub(along, torch.div(new_lum[..., 0], lum).mul_(k(GAINED_SATURATION)))  # (N, 2): past it by
+    scale = torch.div(excess[:, :1], torch.maximum(torch.sub(excess[:, :1], excess[:, 1:]), k(1e-12))).clamp_(0, 1)
+    cut = torch.where(excess[:, :1] > 0, scale, torch.zeros_like(scale)).mul_(gate)  # (N, 1): the share of the cast cut
+    tw = torch.lerp(tw, both[:, 1], cut[..., None])
+    new, new_lum = torch.lerp(new[:, 0], new[:, 1], cut), torch.lerp(new_lum[:, 0], new_lum[:, 1], cut)
+    along = torch.lerp(along[:, :1], along[:, 1:], cut)  # the share of its chroma kept; across it: the turn
+    across = torch.maximum(torch.mul(new, new).sum(1, keepdim=True).addcmul_(along, along * size, value=-1), k(1e-24)).sqrt_()
+    kept = torch.maximum(along, torch.div(new_lum, lum).mul_(k(KEPT_SATURATION)))
+    turn = torch.minimum(torch.mul(kept, root).mul_(k(math.tan(math.radians(HUE_TURN)))).div_(across), k(1.0))
     # the turn by the offset: a face with little chroma of its own is turned by the cast alone, which gains cannot undo
     gain = torch.sub(kept, along).mul_(gate)
     shift = torch.addcmul(new, own, along, value=-1).mul_(torch.sub(turn, k(1.0)).mul_(gate).div_(torch.maximum(black, k(0.1))))
-    t.select(-1, 0).add_(gain.to(t.dtype))
-    t.select(-1, 1).sub_(gain.to(t.dtype))
-    t.select(-1, 2).add_(shift.to(t.dtype))
+    tw.select(-1, 0).add_(gain)
+    tw.select(-1, 1).sub_(gain)
+    tw.select(-1, 2).add_(shift)
+    t.copy_(tw)
     return t
 
 
