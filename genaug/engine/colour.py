@@ -138,36 +138,39 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None) -> Tensor:
     lum = torch.mul(m.sum(1, keepdim=True), k(1 / c))
     black = torch.mul(centre.sum(1), constant(1 / (c * BLACK_RAMP), centre.dtype, dev)).clamp_(0, 1).sum((1, 2))[:, None]
     black = torch.mul(black.to(work), per_pixel)
-    own, tw = m - lum, t.to(work)  # the face's chroma; t and its grey part (each channel's mean gain, pull and offset)
-    both = torch.stack((tw, tw.mean(1, keepdim=True).expand_as(tw)), 1)  # (N, 2, C, 3)
-    new = torch.addcmul(torch.addcmul(both[..., 0] * m[:, None], both[..., 1], lum[:, None]), both[..., 2], black[:, None])
-    new_lum = torch.mul(new.sum(2, keepdim=True), k(1 / c))
-    new = new.sub_(new_lum)  # the face's colour through each (centred: its chroma after)
-    lum, size = torch.maximum(lum, k(1e-6)), torch.maximum(torch.mul(own, own).sum(1, keepdim=True), k(1e-12))
-    root = size.sqrt()
+    own, tw = m - lum, t.to(work)  # the face's chroma, and through t (centred: its chroma after)
+    new = torch.addcmul(torch.addcmul(tw[..., 0] * m, tw[..., 1], lum), tw[..., 2], black)
+    new_lum = torch.mul(new.sum(1, keepdim=True), k(1 / c))
+    new = new.sub_(new_lum)
+    pair = torch.stack((own, new), 1)
+    gram = torch.bmm(pair, pair.transpose(1, 2))  # own.own, own.new, new.new per face
+    size, dot = torch.maximum(gram[:, 0, :1], k(1e-12)), gram[:, 0, 1:]
+    along = dot / size  # the share of its chroma kept; across it (|across|^2 = new.new - dot along): the turn
+    across = torch.maximum(torch.addcmul(gram[:, 1, 1:], dot, along, value=-1), k(1e-24)).sqrt_()
+    lum = torch.maximum(lum, k(1e-6))
+    root, kept = size.sqrt(), torch.maximum(along, torch.div(new_lum, lum).mul_(k(KEPT_SATURATION)))
+    turn = torch.minimum(torch.mul(kept, root).mul_(k(math.tan(math.radians(HUE_TURN)))).div_(across), k(1.0))
     gate = torch.div(root, lum).sub_(k(COLOURFUL[0])).mul_(k(1 / (COLOURFUL[1] - COLOURFUL[0])))
     gate = torch.clamp(gate, k(0.0), k(1.0))
     if free is not None:
         gate = torch.mul(gate, torch.sub(k(1.0), free.to(work)[:, None]))
-    # chroma over luminance gained past GAINED_SATURATION: t's cast (what it does apart from its grey part) scaled down
-    # to it - the share of chroma kept is linear in that scale, so is the luminance
-    along = torch.div(torch.mul(new, own[:, None]).sum(2), size)  # (N, 2): the share of chroma kept
-    excess = torch.sub(along, torch.div(new_lum[..., 0], lum).mul_(k(GAINED_SATURATION)))  # (N, 2): past it by
-    scale = torch.div(excess[:, :1], torch.maximum(torch.sub(excess[:, :1], excess[:, 1:]), k(1e-12))).clamp_(0, 1)
-    cut = torch.where(excess[:, :1] > 0, scale, torch.zeros_like(scale)).mul_(gate)  # (N, 1): the share of the cast cut
-    tw = torch.lerp(tw, both[:, 1], cut[..., None])
-    new, new_lum = torch.lerp(new[:, 0], new[:, 1], cut), torch.lerp(new_lum[:, 0], new_lum[:, 1], cut)
-    along = torch.lerp(along[:, :1], along[:, 1:], cut)  # the share of its chroma kept; across it: the turn
-    across = torch.maximum(torch.mul(new, new).sum(1, keepdim=True).addcmul_(along, along * size, value=-1), k(1e-24)).sqrt_()
-    kept = torch.maximum(along, torch.div(new_lum, lum).mul_(k(KEPT_SATURATION)))
-    turn = torch.minimum(torch.mul(kept, root).mul_(k(math.tan(math.radians(HUE_TURN)))).div_(across), k(1.0))
     # the turn by the offset: a face with little chroma of its own is turned by the cast alone, which gains cannot undo
     gain = torch.sub(kept, along).mul_(gate)
     shift = torch.addcmul(new, own, along, value=-1).mul_(torch.sub(turn, k(1.0)).mul_(gate).div_(torch.maximum(black, k(0.1))))
-    tw.select(-1, 0).add_(gain)
-    tw.select(-1, 1).sub_(gain)
-    tw.select(-1, 2).add_(shift)
-    t.copy_(tw)
+    gain, shift = (gain, shift) if t.dtype == work else (gain.to(t.dtype), shift.to(t.dtype))
+    t.select(-1, 0).add_(gain)
+    t.select(-1, 1).sub_(gain)
+    t.select(-1, 2).add_(shift)
+    # past GAINED_SATURATION, t's cast (all it does apart from its grey part, its channels' mean gain, pull and offset)
+    # scaled down to it: through the grey part the face keeps its chroma at the mean gain, and in between the share of
+    # chroma kept and the luminance are linear (such a face took no gain above, and the turn's offset sums to 0: the
+    # grey part and the share kept are as before it)
+    over = torch.addcmul(along, torch.div(new_lum, lum), k(GAINED_SATURATION), value=-1)
+    grey, spread = torch.mul(tw.sum(1), k(1 / c)), torch.mul(tw[..., 0], own).sum(1, keepdim=True)  # C (new_lum - grey's)
+    slope = torch.sub(along, grey[:, :1]).addcmul_(spread.div_(lum), k(GAINED_SATURATION / c), value=-1)
+    cut = torch.div(over, torch.maximum(slope, k(1e-12))).clamp_(k(0.0), k(1.0)).mul_(gate)  # the share of the cast cut
+    grey, cut = (grey, cut) if t.dtype == work else (grey.to(t.dtype), cut.to(t.dtype))
+    t.lerp_(grey[:, None], cut[..., None])
     return t
 
 
