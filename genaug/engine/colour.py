@@ -101,6 +101,7 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
 
 HUE_TURN = 10.0  # degrees: the most a colour transform may turn the hue of a face's mean colour (keep_hue)
 KEPT_SATURATION = 0.8  # the least share of that colour's chroma over luminance it keeps (brighter skin keeps its colour)
+GAINED_SATURATION = 1.5  # the most it may reach (a darker tone of a pale face: a darker skin of its hue, not a pink or orange one)
 COLOURFUL = (0.02, 0.05)  # a face's chroma over its luminance from which keep_hue starts to act, and fully acts (grey: never)
 
 
@@ -118,7 +119,10 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None) -> Tensor:
     brighter light or with lighter make-up keeps it) and turns at most ``HUE_TURN``: the chroma by one gain on every
     pixel's chroma (``p - lum``; a saturation, greys unchanged), the turn by the offset (the cast that turned it, taken
     back from every pixel). A "pale" edit of dark skin desaturated it (only half its chroma kept, at half as much
-    luminance again: grey, lavender or olive skin) and ``shade`` turned light skin green. A grey face (chroma under
+    luminance again: grey, lavender or olive skin) and ``shade`` turned light skin green. Past ``GAINED_SATURATION`` of
+    it, the transform's cast (all it does apart from its grey part: each channel's mean gain, pull and offset) is scaled
+    down until the face keeps that much: ``tone`` -0.8 drew a warm cast over pale faces, their skin and whites pink or
+    orange (3.3 times their chroma over luminance); now a darker skin of its hue. A grey face (chroma under
     ``COLOURFUL[0]`` of its luminance) takes the transform as it is, as does every face whose colour it keeps (light
     faces under ``tone`` up to about +0.8), and every row of ``free`` (N,; 1 = a white-balance edit, recipe ``hue``: its
     turn of the skin's hue and chroma is the edit - held back, the skin stayed warm under a cool background). In place;
@@ -153,9 +157,20 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None) -> Tensor:
     # the turn by the offset: a face with little chroma of its own is turned by the cast alone, which gains cannot undo
     gain = torch.sub(kept, along).mul_(gate)
     shift = torch.addcmul(new, own, along, value=-1).mul_(torch.sub(turn, k(1.0)).mul_(gate).div_(torch.maximum(black, k(0.1))))
-    t.select(-1, 0).add_(gain.to(t.dtype))
-    t.select(-1, 1).sub_(gain.to(t.dtype))
-    t.select(-1, 2).add_(shift.to(t.dtype))
+    gain, shift = (gain, shift) if t.dtype == work else (gain.to(t.dtype), shift.to(t.dtype))
+    t.select(-1, 0).add_(gain)
+    t.select(-1, 1).sub_(gain)
+    t.select(-1, 2).add_(shift)
+    # past GAINED_SATURATION, t's cast (all it does apart from its grey part, its channels' mean gain, pull and offset)
+    # scaled down to it: through the grey part the face keeps its chroma at the mean gain, and in between the share of
+    # chroma kept and the luminance are linear (such a face took no gain above, and the turn's offset sums to 0: the
+    # grey part and the share kept are as before it)
+    over = torch.addcmul(along, torch.div(new_lum, lum), k(GAINED_SATURATION), value=-1)
+    grey, spread = torch.mul(tw.sum(1), k(1 / c)), torch.mul(tw[..., 0], own).sum(1, keepdim=True)  # C (new_lum - grey's)
+    slope = torch.sub(along, grey[:, :1]).addcmul_(spread.div_(lum), k(GAINED_SATURATION / c), value=-1)
+    cut = torch.div(over, torch.maximum(slope, k(1e-12))).clamp_(k(0.0), k(1.0)).mul_(gate)  # the share of the cast cut
+    grey, cut = (grey, cut) if t.dtype == work else (grey.to(t.dtype), cut.to(t.dtype))
+    t.lerp_(grey[:, None], cut[..., None])
     return t
 
 

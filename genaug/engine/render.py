@@ -220,17 +220,24 @@ def render(x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta", local: 
 
 def luma_only(x: Tensor, out: Tensor, weight: Tensor | None = None) -> Tensor:
     """A ``luma`` edit (:class:`genaug.bundle.EditRecipe`): the change ``out - x`` of images (N, 3, H, W),
-    one scale for both) reduced to its luma and added to every channel alike — the photo keeps its own
-    colour, the generator's tints and colour blotches do not reach it. ``weight`` (N,) in [0, 1]: per
-    row, how much of the change's colour is dropped (default: all). Not clamped. One channel: ``out``."""
+    one scale for both) reduced to its luma, less the part of it a tone change of the whole frame explains (a line in
+    the photo's luma, least squares over the frame), and added to every channel alike — the photo keeps its own
+    colour and brightness, the generator's tints, colour blotches and drift of the face's brightness do not reach it
+    (``smile`` drew light faces greyer, by up to 13 levels, and dark ones lighter: a patch where its region ends).
+    ``weight`` (N,) in [0, 1]: per row, how much of the change's colour and drift is dropped (default: all). Not
+    clamped. One channel: ``out``."""
     if x.shape[1] != 3:
         return out
+    w = luma_weights(x.dtype, x.device)
     change = out - x
-    y = torch.tensordot(change, luma_weights(change.dtype, change.device), dims=([1], [0])).unsqueeze(1)  # (N, 1, H, W)
-    chroma = change.sub_(y)  # the change's colour
+    y = torch.tensordot(change, w, dims=([1], [0])).unsqueeze(1)  # (N, 1, H, W)
+    lum = torch.tensordot(x, w, dims=([1], [0])).unsqueeze(1)
+    lum = lum - lum.mean((2, 3), keepdim=True)
+    slope = (lum * y).sum((2, 3), keepdim=True) / (lum * lum).sum((2, 3), keepdim=True).clamp_min(1e-12)
+    drop = change.sub_(y).add_(torch.addcmul(y.mean((2, 3), keepdim=True), slope, lum))  # the change's colour and drift
     if weight is not None:
-        chroma.mul_(weight.to(chroma.dtype).reshape(-1, 1, 1, 1))
-    return out - chroma
+        drop.mul_(weight.to(drop.dtype).reshape(-1, 1, 1, 1))
+    return out - drop
 
 
 REGION_FEATHER = 0.35  # a region's change fades from 1 at 0.65 of the ellipse's radius to 0 at its edge
