@@ -27,7 +27,14 @@ def _luminance(images01: Tensor) -> Tensor:
 
 def _face_mean(t: Tensor, weight: Tensor) -> Tensor:
     """(N,): the ``weight``-ed mean of each (H, W) map of ``t`` (the inner face, where the light is fitted)."""
-    return (t * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)
+    return _sum(t * weight, (1, 2)) / _sum(weight, (1, 2)).clamp(min=1)
+
+
+def _sum(t: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """``t`` summed over ``dims``, accumulated in float64 (float32 on MPS, which has none): a float32 sum over a whole
+    map (over 32768 values) is split among torch's threads, and its rounding changed with their count."""
+    wide = torch.float32 if t.device.type == "mps" else torch.float64
+    return t.sum(dims, dtype=wide).to(t.dtype)
 
 
 def _shading_saturation(lin: Tensor, fitted: Tensor, weight: Tensor, ridge: float = SATURATION_RIDGE) -> Tensor:
@@ -97,16 +104,16 @@ def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, T
     skin_w = weight * (1 - clipped) * peak ** 4  # the brightest unclipped skin: shadowed skin is more saturated
     lum = _luminance(lin).clamp(min=1e-6)
     chroma = lin / lum[:, None]  # unit luminance
-    total = skin_w.sum((1, 2))
-    colour = (chroma * skin_w[:, None]).sum((2, 3)) / total.clamp(min=1e-6)[:, None]
-    share = (weight * (1 - clipped)).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1e-6)
+    total = _sum(skin_w, (1, 2))
+    colour = _sum(chroma * skin_w[:, None], (2, 3)) / total.clamp(min=1e-6)[:, None]
+    share = _sum(weight * (1 - clipped), (1, 2)) / _sum(weight, (1, 2)).clamp(min=1e-6)
     trust = smoothstep((share - SKIN_SHARE[0]) / (SKIN_SHARE[1] - SKIN_SHARE[0]))[:, None]
-    whole = (chroma * weight[:, None]).sum((2, 3)) / weight.sum((1, 2)).clamp(min=1e-6)[:, None]  # its mean colour
+    whole = _sum(chroma * weight[:, None], (2, 3)) / _sum(weight, (1, 2)).clamp(min=1e-6)[:, None]  # its mean colour
     colour = torch.where(trust < 1, whole + (colour - whole) * trust, colour)  # bit for bit where trusted
     off = chroma - 1
     angle = torch.acos((_unit(off) * _unit(colour - 1)[:, :, None, None]).sum(1).clamp(-1, 1))
     spread = _weighted_median(angle.flatten(1), (weight * _norm(off)[:, 0]).flatten(1)).nan_to_num(0.0)
-    level = (lum.log() * skin_w).sum((1, 2)) / total.clamp(min=1e-6)
+    level = _sum(lum.log() * skin_w, (1, 2)) / total.clamp(min=1e-6)
     return colour, total, torch.where((total > 1e-3) & (_norm(colour - 1)[:, 0] > 1e-3), spread, 0.0), level
 
 
