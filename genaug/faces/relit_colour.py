@@ -13,6 +13,7 @@ from .shape import smoothstep
 
 SATURATION_RIDGE = 0.01  # shrinks the shading-to-saturation slope of faces whose shading barely varies (variance of log shading)
 SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays within exp(+-0.3)
+KEEP_CHANNEL = 0.5  # ... and, raising it, leaves each channel at least this share of its value (at the pixel's luminance)
 KNEE = 0.7  # brightening is compressed above this linear value (or the pixel's own, when higher)
 CLIP_FROM = 0.85  # a pixel whose largest channel passes this (of 1) is taken as clipped, its hue lost
 UNCLIP_DARKEN = 0.25  # darkened by this share or more, a clipped pixel takes the face's skin colour
@@ -54,13 +55,17 @@ def _follow_colour(lin: Tensor, slope: Tensor, change: Tensor, skin: tuple[Tenso
     orange patch. A brightened pixel losing saturation turns towards the hue of the face's lit skin (``skin``,
     :func:`_skin_colour`) by the factor's share of its range, by at most the face's hue spread (lips and eyes turn
     no more than its skin); other pixels keep their hue. Dark skin's shadows are often magenta beside its brown lit
-    skin: desaturated in their own hue, they turned grey-lavender."""
+    skin: desaturated in their own hue, they turned grey-lavender. A raised saturation leaves each channel at least
+    KEEP_CHANNEL of its value: the face's slope took the photo's own saturated shadows (beside the nose, at an eye's
+    corner) out of the gamut, their blue clamped to 0 - brown-orange spots (utkface_128 02929, 01479 at light +-60)."""
     colour, _, spread, _ = skin
     lum = _luminance(lin)
     off = lin / lum.clamp(min=1e-6)[:, None] - 1  # colour off grey
     size = _norm(off)
     own, lit = off / size.clamp(min=1e-6), _unit(colour - 1)[:, :, None, None]
     factor = (slope[:, None, None] * change).clamp(-SATURATION_MAX, SATURATION_MAX).exp()[:, None]
+    low = off.amin(1, keepdim=True)  # the lowest channel, off grey (-1: 0)
+    factor = torch.minimum(factor, (1 - KEEP_CHANNEL * (1 + low)) / (-low).clamp(min=1e-6))
     cos = (own * lit).sum(1, keepdim=True).clamp(-1, 1)
     share = ((1 - factor) / (1 - math.exp(-SATURATION_MAX))).clamp(0, 1) * (change > 0)[:, None]
     # by at most the face's spread; colours more than 90 degrees off the skin's (blue eyes) do not turn
