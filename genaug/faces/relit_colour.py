@@ -13,6 +13,7 @@ from .shape import smoothstep
 
 SATURATION_RIDGE = 0.01  # shrinks the shading-to-saturation slope of faces whose shading barely varies (variance of log shading)
 SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays within exp(+-0.3)
+KEEP_CHANNEL = 0.5  # ... and, raising it, leaves each channel at least this share of its value (at the pixel's luminance)
 KNEE = 0.7  # brightening is compressed above this linear value (or the pixel's own, when higher)
 CLIP_FROM = 0.85  # a pixel whose largest channel passes this (of 1) is taken as clipped, its hue lost
 UNCLIP_DARKEN = 0.25  # darkened by this share or more, a clipped pixel takes the face's skin colour
@@ -27,7 +28,14 @@ def _luminance(images01: Tensor) -> Tensor:
 
 def _face_mean(t: Tensor, weight: Tensor) -> Tensor:
     """(N,): the ``weight``-ed mean of each (H, W) map of ``t`` (the inner face, where the light is fitted)."""
-    return (t * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)
+    return _sum(t * weight, (1, 2)) / _sum(weight, (1, 2)).clamp(min=1)
+
+
+def _sum(t: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """``t`` summed over ``dims``, accumulated in float64 (float32 on MPS, which has none): a float32 sum over a whole
+    map (over 32768 values) is split among torch's threads, and its rounding changed with their count."""
+    wide = torch.float32 if t.device.type == "mps" else torch.float64
+    return t.sum(dims, dtype=wide).to(t.dtype)
 
 
 def _shading_saturation(lin: Tensor, fitted: Tensor, weight: Tensor, ridge: float = SATURATION_RIDGE) -> Tensor:
@@ -47,13 +55,17 @@ def _follow_colour(lin: Tensor, slope: Tensor, change: Tensor, skin: tuple[Tenso
     orange patch. A brightened pixel losing saturation turns towards the hue of the face's lit skin (``skin``,
     :func:`_skin_colour`) by the factor's share of its range, by at most the face's hue spread (lips and eyes turn
     no more than its skin); other pixels keep their hue. Dark skin's shadows are often magenta beside its brown lit
-    skin: desaturated in their own hue, they turned grey-lavender."""
+    skin: desaturated in their own hue, they turned grey-lavender. A raised saturation leaves each channel at least
+    KEEP_CHANNEL of its value: the face's slope took the photo's own saturated shadows (beside the nose, at an eye's
+    corner) out of the gamut, their blue clamped to 0 - brown-orange spots (utkface_128 02929, 01479 at light +-60)."""
     colour, _, spread, _ = skin
     lum = _luminance(lin)
     off = lin / lum.clamp(min=1e-6)[:, None] - 1  # colour off grey
     size = _norm(off)
     own, lit = off / size.clamp(min=1e-6), _unit(colour - 1)[:, :, None, None]
     factor = (slope[:, None, None] * change).clamp(-SATURATION_MAX, SATURATION_MAX).exp()[:, None]
+    low = off.amin(1, keepdim=True)  # the lowest channel, off grey (-1: 0)
+    factor = torch.minimum(factor, (1 - KEEP_CHANNEL * (1 + low)) / (-low).clamp(min=1e-6))
     cos = (own * lit).sum(1, keepdim=True).clamp(-1, 1)
     share = ((1 - factor) / (1 - math.exp(-SATURATION_MAX))).clamp(0, 1) * (change > 0)[:, None]
     # by at most the face's spread; colours more than 90 degrees off the skin's (blue eyes) do not turn
@@ -97,16 +109,16 @@ def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, T
     skin_w = weight * (1 - clipped) * peak ** 4  # the brightest unclipped skin: shadowed skin is more saturated
     lum = _luminance(lin).clamp(min=1e-6)
     chroma = lin / lum[:, None]  # unit luminance
-    total = skin_w.sum((1, 2))
-    colour = (chroma * skin_w[:, None]).sum((2, 3)) / total.clamp(min=1e-6)[:, None]
-    share = (weight * (1 - clipped)).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1e-6)
+    total = _sum(skin_w, (1, 2))
+    colour = _sum(chroma * skin_w[:, None], (2, 3)) / total.clamp(min=1e-6)[:, None]
+    share = _sum(weight * (1 - clipped), (1, 2)) / _sum(weight, (1, 2)).clamp(min=1e-6)
     trust = smoothstep((share - SKIN_SHARE[0]) / (SKIN_SHARE[1] - SKIN_SHARE[0]))[:, None]
-    whole = (chroma * weight[:, None]).sum((2, 3)) / weight.sum((1, 2)).clamp(min=1e-6)[:, None]  # its mean colour
+    whole = _sum(chroma * weight[:, None], (2, 3)) / _sum(weight, (1, 2)).clamp(min=1e-6)[:, None]  # its mean colour
     colour = torch.where(trust < 1, whole + (colour - whole) * trust, colour)  # bit for bit where trusted
     off = chroma - 1
     angle = torch.acos((_unit(off) * _unit(colour - 1)[:, :, None, None]).sum(1).clamp(-1, 1))
     spread = _weighted_median(angle.flatten(1), (weight * _norm(off)[:, 0]).flatten(1)).nan_to_num(0.0)
-    level = (lum.log() * skin_w).sum((1, 2)) / total.clamp(min=1e-6)
+    level = _sum(lum.log() * skin_w, (1, 2)) / total.clamp(min=1e-6)
     return colour, total, torch.where((total > 1e-3) & (_norm(colour - 1)[:, 0] > 1e-3), spread, 0.0), level
 
 
