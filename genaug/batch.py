@@ -32,6 +32,7 @@ No identity gate here (a host decision per row): use :class:`genaug.GenerativeFa
 from __future__ import annotations
 
 import dataclasses
+import json
 import numbers
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,7 +82,10 @@ class BatchFaceAug(nn.Module):
             torch's global CPU generator (``torch.manual_seed`` makes the draws repeat, as in torchvision v2).
         return_params: return ``(out, params)`` instead of ``out`` (the params are kept in ``_params`` either way).
         cache_size: slots for latents found by content (unnamed images; storage grows with use); at least the batch size.
-        table: the :class:`LatentTable` for named images (``index=``), or its capacity (None: grows).
+        table: the :class:`LatentTable` for named images (``index=``), or its capacity (None: grows). Its latents are of
+            the photos as framed: after ``aug.framing`` (or the bundle) changes, the transform's own table starts afresh
+            (the next calls invert again, as a new transform would); a table given here is refused then, with a
+            ``ValueError`` saying how to reset (``aug.table = genaug.LatentTable()``).
         check_values: read the range of float input to reject values outside [0, 1] (one
             device-to-host read); None = every batch on the CPU, the first batch elsewhere.
         batch_size: rows per generator call.
@@ -124,6 +128,7 @@ class BatchFaceAug(nn.Module):
         self.generator = generator or (torch.Generator().manual_seed(int(seed)) if seed is not None else None)
         self._values_checked = False  # check_values=None: the first batch off the CPU is read once
         self.table = table if isinstance(table, LatentTable) else LatentTable(table)
+        self._own_table = not isinstance(table, LatentTable)  # made here (not shared): started afresh when unbound
         self._params: BatchParams | None = None
         self._engine: Any = None
         self._feathers: dict[tuple[int, int], Tensor] = {}
@@ -142,6 +147,10 @@ class BatchFaceAug(nn.Module):
             value = probability(value)
         elif name == "strength":  # (the range drawn from: strength_range)
             name, value = "strength_range", strength_range(value)
+        elif name == "table" and "_lock" in self.__dict__:  # a table set later is the caller's (refused, not replaced)
+            if not isinstance(value, LatentTable):
+                raise ValueError(f"table must be a genaug.LatentTable, got {type(value).__name__}")
+            super().__setattr__("_own_table", False)
         elif name in ("codes", "bounds", "mode", "framing") and "_lock" in self.__dict__:  # (after __init__, which checks them)
             if (name == "mode" and value not in MODES) or (name == "framing" and value not in ("auto", "full")):
                 raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {name}={value!r}")
@@ -225,13 +234,30 @@ class BatchFaceAug(nn.Module):
                             if self.mode == "delta" else None)
             if getattr(self, "_content", None) is None:  # (kept when .to() moved the transform)
                 self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
-            self.table.bind(f"{eng._settings}|framing={self.framing}")  # a shared table: latents of one framing
-            self._content.bind(eng._settings)
+            self._content.bind(eng._settings)  # (keyed by the model-frame pixels: any framing)
             self._engine = eng
         elif self._engine.device != device:
             raise ValueError(f"this BatchFaceAug runs on {self._engine.device}, got a batch on {device}: "
                              "move it with .to(device) (or pass device=) to copy batches there, or use one transform per device")
         return self._engine
+
+    def _named_table(self, eng: Any) -> LatentTable:
+        """:attr:`table`, bound to what its latents depend on: the bundle and inversion settings, ``framing`` and the
+        bundle's face box. Filled under others (``aug.framing`` changed since): the transform's own table is replaced
+        by a fresh one of its capacity (what a new transform would hold); a table the caller gave is refused."""
+        settings = f"{eng._settings}|framing={self.framing}|box={json.dumps(getattr(eng.bundle, 'framing', None), sort_keys=True)}"
+        table = self.table
+        if table.settings not in (None, settings) and getattr(self, "_own_table", True):
+            table = self.table = LatentTable(table.capacity)
+            self._own_table, self._views = True, {}  # (views of the old storage dropped)
+        try:
+            table.bind(settings)
+        except ValueError:
+            raise ValueError(f"this BatchFaceAug's LatentTable holds latents of photos framed under other settings "
+                             f"({table.settings!r}; now {settings!r}): framing, the bundle or its inversion settings "
+                             "changed since it was filled (or another transform fills it). Give this transform a fresh "
+                             "table (aug.table = genaug.LatentTable()), or one table per framing") from None
+        return table
 
     @torch_defaults()  # float32 draws: the same params as a call's under a float64 default
     def draw(self, n: int) -> BatchParams:
@@ -349,7 +375,7 @@ class BatchFaceAug(nn.Module):
         if marks is not None and marks.device.type == "cpu":  # values read on the host now (no device involved);
             check_landmark_values(marks, t.shape[2], t.shape[3])  # elsewhere only in calls that render a control
         if index is not None:
-            index = self.table.check(index)
+            index = self._named_table(eng).check(index)
             if len(index) != n:
                 raise ValueError(f"index must hold one dataset index per row: {len(index)} for a batch of {n}")
         if n == 0:  # an empty batch (aug(x[rows]) with no rows) comes back empty, as in torchvision v2
