@@ -10,13 +10,13 @@ from PIL import Image
 
 import genaug
 from conftest import UTKFACE, need
-from genaug.engine.render import luma_only
+from genaug.engine.render import DRIFT_DROPPED, luma_only
 from genaug.images import LUMA
 
 torch.set_num_threads(1)
 
 
-def test_a_tone_drift_of_the_whole_frame_is_dropped_and_a_local_change_kept():
+def test_part_of_a_tone_drift_of_the_whole_frame_is_dropped_and_a_local_change_kept():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 32, 32, generator=g) * 1.6 - 0.8
     lum = (x * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -24,10 +24,11 @@ def test_a_tone_drift_of_the_whole_frame_is_dropped_and_a_local_change_kept():
     bump[..., 20:26, 10:22] = 0.3  # teeth: local
     out = x + bump - 0.1 - 0.15 * lum  # and the face's brightness pulled towards the middle: light greyer, dark lighter
     change = (luma_only(x, out) - x)[:, :1]
-    assert (change[..., 20:26, 10:22].mean() - 0.3).abs() < 0.03  # the local change kept
+    kept = (-0.1 - 0.15 * lum) * (1 - DRIFT_DROPPED)  # of the drift (0.1 + 0.15 lum: up to 0.22), what is kept
+    assert ((change - kept)[..., 20:26, 10:22].mean() - 0.3).abs() < 0.03  # the local change kept
     outside = torch.ones(32, 32, dtype=torch.bool)
     outside[20:26, 10:22] = False
-    assert change[..., outside].abs().max() < 0.03  # the drift gone (was 0.1 + 0.15 lum: up to 0.22)
+    assert (change - kept)[..., outside].abs().max() < 0.03 < DRIFT_DROPPED * 0.1  # the rest of the drift gone
 
 
 def _lower_face_change(folder, name: str, value: float) -> tuple[float, float]:
@@ -40,5 +41,5 @@ def _lower_face_change(folder, name: str, value: float) -> tuple[float, float]:
 @pytest.mark.parametrize("name,was", [("00633", -10.1), ("03858", -8.8), ("00317", -7.8), ("01092", 18.7)])
 def test_a_smile_keeps_the_face_its_brightness(name, was):
     mean, mouth = _lower_face_change(need(UTKFACE), name, 1.0)
-    assert abs(mean) < abs(was) / 2  # now -2.2 to +4.2
+    assert abs(mean) < 0.7 * abs(was)  # now -5.5 to +5.7 (half the drift dropped; all of it: -2.2 to +4.2)
     assert mouth > 5  # and still a smile (8-12 levels at the mouth)
