@@ -150,6 +150,8 @@ class BatchFaceAug(nn.Module):
             elif name == "bounds":
                 code_ranges(self._spec(), value)
         super().__setattr__(name, value)
+        if name in ("bounds", "mode") and self.__dict__.get("_engine") is not None:  # its colour margins follow them
+            self._margin = self._margins(self._engine)
 
     @property
     def strength(self) -> float | tuple[float, float]:
@@ -220,9 +222,7 @@ class BatchFaceAug(nn.Module):
             self._recipe = recipe_tables(eng.bundle, self._layout, eng.device)
             (self._kind, self._colour_all, self._recipe_has, self._colour_entries, self._luma_code, self._luma_entries,
              self._region_code, self._region_entries, self._hue_code, self._hue_entries) = recipe_kinds(eng.bundle, self._layout, self._recipe, eng.device)
-            # a random colour edit moved at least COLOUR_MARGIN off the face's own value, as the engine moves it
-            self._margin = (colour_margins(eng.spec, self._colour_all, code_ranges(eng.spec, self.bounds), COLOUR_MARGIN)
-                            if self.mode == "delta" else None)
+            self._margin = self._margins(eng)
             if getattr(self, "_content", None) is None:  # (kept when .to() moved the transform)
                 self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
             self.table.bind(f"{eng._settings}|framing={self.framing}")  # a shared table: latents of one framing
@@ -248,6 +248,11 @@ class BatchFaceAug(nn.Module):
         lo, hi = self.strength_range
         strength = lo + (hi - lo) * torch.rand(n, generator=g)
         return BatchParams(apply, d.code, d.value, d.relative, strength)
+
+    def _margins(self, eng: Any) -> Any:
+        """A random colour edit is moved at least COLOUR_MARGIN off the face's own value, within the drawn range, as the
+        engine moves it (:func:`colour_margins` of ``bounds``; ``delta`` mode only)."""
+        return colour_margins(eng.spec, self._colour_all, code_ranges(eng.spec, self.bounds), COLOUR_MARGIN) if self.mode == "delta" else None
 
     def _spec(self) -> Any:
         if self._engine is not None:

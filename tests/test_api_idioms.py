@@ -101,6 +101,23 @@ def test_batch_settings_set_after_the_first_call_are_checked_and_take_effect():
     assert set(aug(x)[1].code.tolist()) == {1}
 
 
+def test_bounds_set_after_the_first_call_bound_the_colour_margin_too():
+    # the batch path's colour margin (a colour edit moved at least COLOUR_MARGIN off the face's own value, within the
+    # drawn range) kept the range of the first call's bounds: tone drawn in (-0.2, 0.2) came back at 0.86 or -1.0
+    x = demo_faces(8, size=64)
+    bounds = {"tone": (-0.2, 0.2)}
+    late = genaug.BatchFaceAug(p=1.0, seed=0, codes=["tone"], strength=0.05, return_params=True)
+    late(x)
+    late.bounds = bounds
+    fresh = genaug.BatchFaceAug(p=1.0, seed=0, codes=["tone"], strength=0.05, return_params=True, bounds=bounds)
+    params = fresh.draw(8)
+    want = fresh(x, params=params)[1].target
+    assert (want.abs() <= 0.2 + 1e-6).all(), want
+    assert torch.equal(late(x, params=params)[1].target, want)
+    late.mode = "regenerate"  # no margin there, as the engine has none
+    assert torch.equal(late(x, params=params)[1].target, params.value.float())
+
+
 def test_a_base_that_grew_or_shrank_after_the_inversion_is_named_not_an_index_error(tiny_bundle_path):
     # base.append(...) after GenerativeAugDataset(base) made ds[len(ds) - 1] fail with "IndexError: index 1 is out of
     # bounds for dimension 0 with size 1" (a tensor's message) inside a DataLoader worker
