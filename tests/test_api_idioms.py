@@ -118,6 +118,25 @@ def test_bounds_set_after_the_first_call_bound_the_colour_margin_too():
     assert torch.equal(late(x, params=params)[1].target, params.value.float())
 
 
+def test_framing_set_after_the_first_call_does_not_reuse_the_old_framings_latents():
+    # the table of latents by dataset index stayed bound to the first call's framing: after aug.framing = "full", a
+    # call with index= rendered the latents of the 'auto' face box (up to 97 levels off a framing="full" transform's)
+    x = torch.nn.functional.interpolate(demo_faces(4, size=64).float(), size=(109, 89), mode="bilinear").round().to(torch.uint8)
+    index = torch.arange(4)
+    full = genaug.BatchFaceAug(p=1.0, seed=0, codes=["smile"], framing="full", table=4, return_params=True)
+    params = full.draw(4)
+    want = full(x, params=params, index=index)[0]
+    late = genaug.BatchFaceAug(p=1.0, seed=0, codes=["smile"], table=4, return_params=True)
+    late(x, params=params, index=index)
+    with pytest.raises(ValueError, match="holds 4 latents inverted with framing='auto'"):
+        late.framing = "full"
+    assert late.framing == "auto"
+    empty = genaug.BatchFaceAug(p=1.0, seed=0, codes=["smile"], table=4, return_params=True)
+    empty(x, params=params)  # (no index: its table holds none) - the table is bound to the new framing
+    empty.framing = "full"
+    assert torch.equal(empty(x, params=params, index=index)[0], want) and empty.table.settings.endswith("framing=full")
+
+
 def test_a_base_that_grew_or_shrank_after_the_inversion_is_named_not_an_index_error(tiny_bundle_path):
     # base.append(...) after GenerativeAugDataset(base) made ds[len(ds) - 1] fail with "IndexError: index 1 is out of
     # bounds for dimension 0 with size 1" (a tensor's message) inside a DataLoader worker
