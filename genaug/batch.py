@@ -142,7 +142,8 @@ class BatchFaceAug(nn.Module):
     def __setattr__(self, name: str, value: Any) -> None:
         """``p``, given or set later (``aug.p = 0.3``): a probability in [0, 1], kept as a float (True is no p). ``strength``,
         ``codes``, ``bounds``, ``mode`` and ``framing`` set later are checked as ``__init__`` checks them (each call reads
-        them); ``aug.strength = 0.5`` was silently ignored."""
+        them); ``aug.strength = 0.5`` was silently ignored. A new ``framing`` is refused once ``table`` holds latents (of
+        the old framing's face box: they were reused)."""
         if name == "p":
             value = probability(value)
         elif name == "strength":  # (the range drawn from: strength_range)
@@ -158,7 +159,16 @@ class BatchFaceAug(nn.Module):
                 check_codes(self._spec(), value)
             elif name == "bounds":
                 code_ranges(self._spec(), value)
+            elif name == "framing" and value != self.framing and self._engine is not None:  # the table: one framing's
+                if len(self.table):  # latents of the old framing's face box, by dataset index
+                    raise ValueError(f"this BatchFaceAug's table holds {len(self.table)} latents inverted with framing="
+                                     f"{self.framing!r}: set framing before the first call with index=, or make a new "
+                                     "BatchFaceAug (a new table) with it")
+                self.table.settings = None
+                self.table.bind(f"{self._engine._settings}|framing={value}")
         super().__setattr__(name, value)
+        if name in ("bounds", "mode") and self.__dict__.get("_engine") is not None:  # its colour margins follow them
+            self._margin = self._margins(self._engine)
 
     @property
     def strength(self) -> float | tuple[float, float]:
@@ -229,9 +239,7 @@ class BatchFaceAug(nn.Module):
             self._recipe = recipe_tables(eng.bundle, self._layout, eng.device)
             (self._kind, self._colour_all, self._recipe_has, self._colour_entries, self._luma_code, self._luma_entries,
              self._region_code, self._region_entries, self._hue_code, self._hue_entries) = recipe_kinds(eng.bundle, self._layout, self._recipe, eng.device)
-            # a random colour edit moved at least COLOUR_MARGIN off the face's own value, as the engine moves it
-            self._margin = (colour_margins(eng.spec, self._colour_all, code_ranges(eng.spec, self.bounds), COLOUR_MARGIN)
-                            if self.mode == "delta" else None)
+            self._margin = self._margins(eng)
             if getattr(self, "_content", None) is None:  # (kept when .to() moved the transform)
                 self._slots, self._content = ContentSlots(self.cache_size), LatentTable(self.cache_size)
             self._content.bind(eng._settings)  # (keyed by the model-frame pixels: any framing)
@@ -274,6 +282,11 @@ class BatchFaceAug(nn.Module):
         lo, hi = self.strength_range
         strength = lo + (hi - lo) * torch.rand(n, generator=g)
         return BatchParams(apply, d.code, d.value, d.relative, strength)
+
+    def _margins(self, eng: Any) -> Any:
+        """A random colour edit is moved at least COLOUR_MARGIN off the face's own value, within the drawn range, as the
+        engine moves it (:func:`colour_margins` of ``bounds``; ``delta`` mode only)."""
+        return colour_margins(eng.spec, self._colour_all, code_ranges(eng.spec, self.bounds), COLOUR_MARGIN) if self.mode == "delta" else None
 
     def _spec(self) -> Any:
         if self._engine is not None:

@@ -101,6 +101,42 @@ def test_batch_settings_set_after_the_first_call_are_checked_and_take_effect():
     assert set(aug(x)[1].code.tolist()) == {1}
 
 
+def test_bounds_set_after_the_first_call_bound_the_colour_margin_too():
+    # the batch path's colour margin (a colour edit moved at least COLOUR_MARGIN off the face's own value, within the
+    # drawn range) kept the range of the first call's bounds: tone drawn in (-0.2, 0.2) came back at 0.86 or -1.0
+    x = demo_faces(8, size=64)
+    bounds = {"tone": (-0.2, 0.2)}
+    late = genaug.BatchFaceAug(p=1.0, seed=0, codes=["tone"], strength=0.05, return_params=True)
+    late(x)
+    late.bounds = bounds
+    fresh = genaug.BatchFaceAug(p=1.0, seed=0, codes=["tone"], strength=0.05, return_params=True, bounds=bounds)
+    params = fresh.draw(8)
+    want = fresh(x, params=params)[1].target
+    assert (want.abs() <= 0.2 + 1e-6).all(), want
+    assert torch.equal(late(x, params=params)[1].target, want)
+    late.mode = "regenerate"  # no margin there, as the engine has none
+    assert torch.equal(late(x, params=params)[1].target, params.value.float())
+
+
+def test_framing_set_after_the_first_call_does_not_reuse_the_old_framings_latents():
+    # the table of latents by dataset index stayed bound to the first call's framing: after aug.framing = "full", a
+    # call with index= rendered the latents of the 'auto' face box (up to 97 levels off a framing="full" transform's)
+    x = torch.nn.functional.interpolate(demo_faces(4, size=64).float(), size=(109, 89), mode="bilinear").round().to(torch.uint8)
+    index = torch.arange(4)
+    full = genaug.BatchFaceAug(p=1.0, seed=0, codes=["smile"], framing="full", table=4, return_params=True)
+    params = full.draw(4)
+    want = full(x, params=params, index=index)[0]
+    late = genaug.BatchFaceAug(p=1.0, seed=0, codes=["smile"], table=4, return_params=True)
+    late(x, params=params, index=index)
+    with pytest.raises(ValueError, match="holds 4 latents inverted with framing='auto'"):
+        late.framing = "full"
+    assert late.framing == "auto"
+    empty = genaug.BatchFaceAug(p=1.0, seed=0, codes=["smile"], table=4, return_params=True)
+    empty(x, params=params)  # (no index: its table holds none) - the table is bound to the new framing
+    empty.framing = "full"
+    assert torch.equal(empty(x, params=params, index=index)[0], want) and empty.table.settings.endswith("framing=full")
+
+
 def test_a_base_that_grew_or_shrank_after_the_inversion_is_named_not_an_index_error(tiny_bundle_path):
     # base.append(...) after GenerativeAugDataset(base) made ds[len(ds) - 1] fail with "IndexError: index 1 is out of
     # bounds for dimension 0 with size 1" (a tensor's message) inside a DataLoader worker

@@ -119,6 +119,8 @@ def test_hdf5_dataset_refuses_labels_that_are_not_class_indices(tmp_path):
         ds[1]
     with pytest.raises(ValueError, match=r"foreign\.h5: 'labels' of record 2 is nan, not a whole class index"):
         ds[-1]
+    with pytest.raises(ValueError, match=r"foreign\.h5: 'labels' of record 1 is 4\.5, not a whole class index .*2 of 3"):
+        ds.targets  # (all at once: the first named, as an item names its own)
 
 
 @pytest.mark.parametrize("labels", [[[4], [5], [6]], [4, 5]], ids=["n-by-1", "one-short"])

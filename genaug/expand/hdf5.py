@@ -235,8 +235,11 @@ class HDF5FaceDataset(Dataset):
             return [-1] * self._n
         labels = self._f()[self._label_key][()]
         rows = labels if self._rows is None else labels[self._rows]
-        if not_class_index(rows).any():
-            raise ValueError(f"{self.path}: '{self._label_key}' holds values that are not whole class indices (-1: none)")
+        bad = np.flatnonzero(not_class_index(rows))
+        if len(bad):  # the first named, as an item's own label names it
+            i = int(bad[0])
+            raise self._not_a_class(i if self._rows is None else int(self._rows[i]), i, rows[i],
+                                    f"; {len(bad)} of {len(rows)} labels are not")
         return rows.astype(np.int64).tolist()
 
     def _stat(self) -> tuple[int, int]:
@@ -282,10 +285,14 @@ class HDF5FaceDataset(Dataset):
         truncated (as :class:`~genaug.expand.sources.HDF5Source` refuses such labels when expanding)."""
         value = f[self._label_key][row]
         if not_class_index(value).any():
-            item = f"item {i} (record {row} of the file)" if row != i else f"record {row}"
-            raise ValueError(f"{self.path}: '{self._label_key}' of {item} is {np.asarray(value).tolist()!r}, "
-                             "not a whole class index (-1: none)")
+            raise self._not_a_class(row, i, value)
         return int(value)
+
+    def _not_a_class(self, row: int, i: int, value: Any, more: str = "") -> ValueError:
+        """The error naming item ``i``'s (record ``row``'s) label ``value``, which is no whole class index."""
+        item = f"item {i} (record {row} of the file)" if row != i else f"record {row}"
+        return ValueError(f"{self.path}: '{self._label_key}' of {item} is {np.asarray(value).tolist()!r}, "
+                          f"not a whole class index (-1: none){more}")
 
     def __getitem__(self, i: int) -> tuple[Any, ...]:
         try:

@@ -60,8 +60,8 @@ WEAK = 0.5
 # within 10 degrees of upright and all that the sub-detector finds within UPRIGHT_ROLL; it put the points right on more
 # turned photos than 35 or 45, as many as trying both. No face of 200 utkface_128 and 200 celeba_id200 photos is found
 # by sub-detector 3 or 4: upright faces keep their points.
-ROLLED = (3, 4)  # the sub-detectors of rolled faces
 ROLLED_BY = {3: -40.0, 4: 40.0}
+ROLLED = tuple(ROLLED_BY)  # the sub-detectors of rolled faces
 CHECK_BOX, CHECK_CROP = 112, 1.6
 UPRIGHT_ROLL = 20.0
 # A photo with no face found whose median luma lies outside EXPOSURE is searched again through the gamma that brings it
