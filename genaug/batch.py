@@ -142,8 +142,9 @@ class BatchFaceAug(nn.Module):
     def __setattr__(self, name: str, value: Any) -> None:
         """``p``, given or set later (``aug.p = 0.3``): a probability in [0, 1], kept as a float (True is no p). ``strength``,
         ``codes``, ``bounds``, ``mode`` and ``framing`` set later are checked as ``__init__`` checks them (each call reads
-        them); ``aug.strength = 0.5`` was silently ignored. A new ``framing`` is refused once ``table`` holds latents (of
-        the old framing's face box: they were reused)."""
+        them); ``aug.strength = 0.5`` was silently ignored. ``bounds`` and ``mode`` re-make the colour margins; a new
+        ``framing`` starts the transform's own table afresh at the next call with ``index=`` (its latents were of the
+        old framing's face box), a table the caller gave is refused there."""
         if name == "p":
             value = probability(value)
         elif name == "strength":  # (the range drawn from: strength_range)
@@ -159,13 +160,6 @@ class BatchFaceAug(nn.Module):
                 check_codes(self._spec(), value)
             elif name == "bounds":
                 code_ranges(self._spec(), value)
-            elif name == "framing" and value != self.framing and self._engine is not None:  # the table: one framing's
-                if len(self.table):  # latents of the old framing's face box, by dataset index
-                    raise ValueError(f"this BatchFaceAug's table holds {len(self.table)} latents inverted with framing="
-                                     f"{self.framing!r}: set framing before the first call with index=, or make a new "
-                                     "BatchFaceAug (a new table) with it")
-                self.table.settings = None
-                self.table.bind(f"{self._engine._settings}|framing={value}")
         super().__setattr__(name, value)
         if name in ("bounds", "mode") and self.__dict__.get("_engine") is not None:  # its colour margins follow them
             self._margin = self._margins(self._engine)
