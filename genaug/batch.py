@@ -132,6 +132,7 @@ class BatchFaceAug(nn.Module):
         self._params: BatchParams | None = None
         self._engine: Any = None
         self._feathers: dict[tuple[int, int], Tensor] = {}
+        self._box_key: tuple[Any, str] = (None, "")
         self._work: dict[tuple, Tensor] = {}  # work buffers kept across calls (never returned)
         self._views: dict[tuple, tuple[Tensor, Tensor]] = {}  # views of the tables' storage (batch_latents.stored)
         self._lock = Turns()  # one call at a time: the work buffers and tables are shared across calls
@@ -177,7 +178,7 @@ class BatchFaceAug(nn.Module):
                 "_region_code", "_region_entries", "_hue_code", "_hue_entries", "_slots", "_content")
         g = None if self.generator is None else self.generator.get_state().numpy().tobytes()
         return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "generator": g, "_engine": None, "_feathers": {},
-                "_work": {}, "_views": {}}
+                "_work": {}, "_views": {}, "_box_key": (None, "")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -247,7 +248,11 @@ class BatchFaceAug(nn.Module):
         """:attr:`table`, bound to what its latents depend on: the bundle and inversion settings, ``framing`` and the
         bundle's face box. Filled under others (``aug.framing`` changed since): the transform's own table is replaced
         by a fresh one of its capacity (what a new transform would hold); a table the caller gave is refused."""
-        settings = f"{eng._settings}|framing={self.framing}|box={json.dumps(getattr(eng.bundle, 'framing', None), sort_keys=True)}"
+        held, box = self._box_key  # (the bundle's face box, written once per bundle: not per call)
+        if held is not eng.bundle:
+            box = json.dumps(getattr(eng.bundle, "framing", None), sort_keys=True)
+            self._box_key = (eng.bundle, box)
+        settings = f"{eng._settings}|framing={self.framing}|box={box}"
         table = self.table
         if table.settings not in (None, settings) and getattr(self, "_own_table", True):
             table = self.table = LatentTable(table.capacity)
