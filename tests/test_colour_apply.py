@@ -30,25 +30,3 @@ def test_apply_colour01_is_the_channel_matrix_and_the_weighted_offset(c, dtype):
     for _ in range(2):  # into a given buffer, with work buffers kept across calls
         assert apply_colour01(x, t, out=out, work=work) is out
         assert torch.allclose(out.double(), want, atol=tol, rtol=0)
-
-
-@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_apply_colour01_in_cache_sized_blocks_is_the_same_bytes(monkeypatch, layout):
-    """A batch larger than one cache-sized block (``CPU_BLOCK_BYTES``, made small here) is recoloured block by block,
-    with the same result, bit for bit, as in one sweep - into ``out`` or a new tensor, any batch size."""
-    import genaug.engine.colour as colour
-
-    g = torch.Generator().manual_seed(1)
-    x = torch.rand(11, 3, 8, 6, generator=g).contiguous(memory_format=layout)
-    t = torch.randn(11, 3, 3, generator=g) * 0.3 + torch.tensor([1.0, 0.0, 0.0])
-    whole = apply_colour01(x, t)
-    assert torch.allclose(whole.double(), _reference(x, t), atol=1e-6, rtol=0)
-    monkeypatch.setattr(colour, "CPU_BLOCK_BYTES", 4 * 3 * 8 * 6 * 4)  # 4 rows a block: 3 blocks, the last of 3 rows
-    calls = []
-    inner = colour.apply_colour01
-    monkeypatch.setattr(colour, "apply_colour01", lambda *a, **k: calls.append(len(a[0])) or inner(*a, **k))
-    assert torch.equal(colour.apply_colour01(x, t), whole)
-    assert calls == [11, 4, 4, 3]
-    out, work = torch.empty_like(x), {}
-    assert colour.apply_colour01(x, t, out=out, work=work) is out and torch.equal(out, whole)
-    assert torch.equal(colour.apply_colour01(x[:3], t[:3], work=work), whole[:3])  # under one block: one sweep

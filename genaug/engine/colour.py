@@ -301,10 +301,6 @@ def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
     return apply_colour01(torch.add(_HALF, images, alpha=0.5), transform).mul_(2).sub_(1)
 
 
-CPU_BLOCK_BYTES = 3 << 20  # on a CPU, rows are recoloured in blocks of about this many bytes of image, which stay in
-# the cache across the transform's passes (a batch of 256 faces of 64 px in one sweep per pass: ~1.4x the time)
-
-
 def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None, work: dict | None = None) -> Tensor:
     """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): per pixel
     ``a_c s_c + k_c lum + b_c w(lum)``, the channel matrix (the gains and the luminance pull) being diagonal plus the
@@ -314,12 +310,6 @@ def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None,
     n, c = images.shape[:2]
     t = transform if (transform.device, transform.dtype) == (images.device, images.dtype) else transform.to(images.device, images.dtype)
     dev, work = images.device, {} if work is None else work
-    block = max(1, CPU_BLOCK_BYTES // max(1, math.prod(images.shape[1:]) * images.element_size()))
-    if dev.type == "cpu" and n > block:  # cache-sized blocks: the passes below re-read what the last one wrote
-        out = torch.empty_like(images, memory_format=torch.contiguous_format) if out is None else out
-        for i in range(0, n, block):
-            apply_colour01(images[i : i + block], t[i : i + block], out[i : i + block], work)
-        return out
     flat = images.view(n, c, -1) if images.is_contiguous() else images.reshape(n, c, -1)
     gain, pull, offset = (part(t, (None, None, (i, i + 1))) for i in range(3))
     total = workspace(work, "lum", (n, 1, flat.shape[2]), flat.dtype, dev)  # the channel sum, c lum
