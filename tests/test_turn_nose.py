@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import UTKFACE, need, needs_dlib, utk_photo
-from genaug.faces.pose import fit_pose, generic_rows, rotate_yaw
+from genaug.faces.pose import fit_pose, rotate_yaw
+from genaug.faces.projection import generic_rows
 from test_pose_light import project
 
 torch.set_num_threads(1)
@@ -43,7 +44,7 @@ def test_the_generic_rows_keep_the_eyes_and_the_chin_and_meet_the_nose_base():
     lm[0, 4, 1] = 50.0 + 0.6 * 40.0
     pose = fit_pose(lm)
     y = torch.tensor([-0.5, 0.0, float(pose.nose_y), 1.4, 2.0]).reshape(1, 1, 5)
-    assert generic_rows(pose, y).flatten().tolist() == pytest.approx([-0.5, 0.0, 0.77, 1.4, 2.0], abs=1e-5)
+    assert generic_rows(y, pose.nose_y).flatten().tolist() == pytest.approx([-0.5, 0.0, 0.77, 1.4, 2.0], abs=1e-5)
 
 
 @needs_dlib

@@ -36,9 +36,9 @@ from torch import Tensor
 
 from .landmarks import face_landmarks, given_landmarks
 from .padding import keep_padding
-from .projection import COLS, TABLE_U, solve_head_x, visibility
-from .shape import FRAME_LANDMARKS, HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, face_mask, landmarks_3d, per_image, smoothstep, surface
-from .warp import CHUNK_PIXELS, CROP_PIXELS, EDGE_BAND, WORK_PIXELS, bicubic_at, eased_move, move_photo, span
+from .projection import COLS, TABLE_U, generic_rows, solve_head_x, visibility
+from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, face_mask, landmarks_3d, per_image, smoothstep, surface
+from .warp import CHUNK_PIXELS, CROP_PIXELS, EDGE_BAND, SOFT_SIGMA, WORK_PIXELS, bicubic_at, eased_move, move_photo, soften_squeeze, span
 
 MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
 AXIS_DEPTH = 0.5  # the turning axis, in d in front of the head ellipsoid's centre
@@ -60,15 +60,15 @@ class PoseFit:
     scale: Tensor
     tu: Tensor
     tv: Tensor
-    nose_y: Tensor | None = None  # the photo's nose base, head-frame y (None: the generic one's)
+    nose_y: Tensor  # the photo's nose base, head-frame y
 
     def in_box(self, i: int, left: int, top: int) -> "PoseFit":
         """Face ``i``'s pose in the crop of its image from pixel (left, top) on: the same fit, its frame moved
         (the face-frame coordinates of every pixel come out the same, bit for bit)."""
         f, at = self.frame, slice(i, i + 1)
         centre = f.centre[at] - torch.tensor([left, top], dtype=f.centre.dtype, device=f.centre.device)
-        nose = None if self.nose_y is None else self.nose_y[at]
-        return PoseFit(FaceFrame(centre, f.scale[at], f.ex[at], f.ey[at]), self.yaw[at], self.scale[at], self.tu[at], self.tv[at], nose)
+        return PoseFit(FaceFrame(centre, f.scale[at], f.ex[at], f.ey[at]), self.yaw[at], self.scale[at], self.tu[at], self.tv[at],
+                       self.nose_y[at])
 
 
 def fit_pose(landmarks: Tensor) -> PoseFit:
@@ -346,7 +346,7 @@ def _turn_map(pose: PoseFit, src: Tensor, dst: Tensor, px: Tensor, py: Tensor, s
     u_out, v_out = pose.frame.to_face(px, py)
     y = (v_out - pose.tv[:, None, None]) / s
     smooth = (TABLE_U[1] - TABLE_U[0]) / (COLS - 1) * pose.scale * pose.frame.scale >= SMOOTH_READ_PX
-    y_nose = generic_rows(pose, y)  # the generic nose stretched to the photo's nose base
+    y_nose = generic_rows(y, pose.nose_y)  # the generic nose on the photo's nose base
     x = solve_head_x((u_out - u_axis) / s, y_nose, dst, axis, smooth)
     z, gx, gy = surface(x, y_nose).unbind(-1)
     z = z - axis
@@ -363,27 +363,9 @@ def _turn_map(pose: PoseFit, src: Tensor, dst: Tensor, px: Tensor, py: Tensor, s
     fill = symmetry * mask * torch.maximum(hidden, grazing) * smoothstep(seen_mirror / 0.3) * _mirror_region(x, y)
     fill = fill * fade_beyond_limit(pose)[:, None, None]  # near-profile photos: the mirror lands wrongly
     fill = fill * towards_side(src, dst)[:, None, None]  # a turned face turning back: the mirror leaves seams
+    step = ((px[:, 0, -1] - px[:, 0, 0]) / max(px.shape[-1] - 1, 1)).abs().clamp(min=1e-3)  # photo px per grid column
+    u_src = u_out + soften_squeeze(u_src - u_out, x, y, (SOFT_SIGMA * pose.scale * pose.frame.scale / step).tolist())
     return pose.frame.to_image(u_src, v_out), pose.frame.to_image(u_mirror, v_out), fill, mask
-
-
-NOSE_ROWS = (0.0, 1.4)  # a turn fits the generic nose to the photo's nose base between these head rows (eyes, below the mouth)
-NOSE_FIT = (0.8, 1.3)  # ... stretching its rows by at most these factors
-
-
-def generic_rows(pose: PoseFit, y: Tensor) -> Tensor:
-    """The generic head's rows a turn reads at head rows ``y`` (N, H, W) of a photo: piecewise linear, the eyes (and
-    all above) and the rows from NOSE_ROWS[1] down kept, the photo's nose base (``pose.nose_y``) on the generic one's.
-    The generic nose was longer than most photos' (nose base 0.60-0.74 below the eyes on utkface_128, 0.77 generic):
-    its flank, squeezed up to 3 times by a turn, fell beside the photo's nose and dragged the nostril's shadow in a
-    streak towards the mouth corner (issue #29)."""
-    if pose.nose_y is None:
-        return y
-    top, bottom = NOSE_ROWS
-    base = FRAME_LANDMARKS[4, 1].item()
-    nose = (pose.nose_y.clamp(base / NOSE_FIT[1], base / NOSE_FIT[0]) if pose.nose_y.numel() else pose.nose_y)[:, None, None]
-    upper = top + (y - top) * (base - top) / (nose - top)
-    lower = base + (y - nose) * (bottom - base) / (bottom - nose)
-    return torch.where((y <= top) | (y >= bottom), y, torch.where(y <= nose, upper, lower))
 
 
 FACE_X, FACE_Y0, FACE_Y = 1.05, 0.47, 1.4  # the face itself (cheekbones, brow to chin) in the face frame
