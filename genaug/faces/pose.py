@@ -12,7 +12,9 @@ least squares gives ``yaw = atan2(b, a)``.
 :func:`rotate_yaw` re-projects the face with the generic depth map: each output pixel's
 face-frame point ``x'`` comes from the source point ``x`` solving ``x cos(t) + (z(x, y) - axis)
 sin(t) = x'`` (backward warping, the front-most ``x`` from :mod:`genaug.faces.projection`'s table), i.e. the head turns about a
-vertical axis ``axis`` d in front of the head's centre. What turns into view is stretched from the
+vertical axis ``axis`` d in front of the head's centre; the generic nose's rows are fitted to the photo's nose base
+(:func:`~.projection.generic_rows`) and the move beside the nose is blurred (:func:`~.warp.soften_squeeze`), so its
+flank's squeeze does not draw the nostril's shadow as a crease towards the mouth corner. What turns into view is stretched from the
 near cheek and, on a turn away from frontal, blended with the mirrored face (the face's symmetry; on the cheeks, not
 beside the nose), in proportion to the stretch (turning a turned face back, the mirror left seams: there it is stretched only, so a turn back from a strongly
 turned face stops before the far cheek, seen nearly edge-on, is stretched more than twice its width: :func:`back_reach`).
