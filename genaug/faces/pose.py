@@ -12,7 +12,9 @@ least squares gives ``yaw = atan2(b, a)``.
 :func:`rotate_yaw` re-projects the face with the generic depth map: each output pixel's
 face-frame point ``x'`` comes from the source point ``x`` solving ``x cos(t) + (z(x, y) - axis)
 sin(t) = x'`` (backward warping, the front-most ``x`` from :mod:`genaug.faces.projection`'s table), i.e. the head turns about a
-vertical axis ``axis`` d in front of the head's centre. What turns into view is stretched from the
+vertical axis ``axis`` d in front of the head's centre; the generic nose's rows are fitted to the photo's nose base
+(:func:`~.projection.generic_rows`) and the move beside the nose is blurred (:func:`~.warp.soften_squeeze`), so its
+flank's squeeze does not draw the nostril's shadow as a crease towards the mouth corner. What turns into view is stretched from the
 near cheek and, on a turn away from frontal, blended with the mirrored face (the face's symmetry; on the cheeks, not
 beside the nose), in proportion to the stretch (turning a turned face back, the mirror left seams: there it is stretched only, so a turn back from a strongly
 turned face stops before the far cheek, seen nearly edge-on, is stretched more than twice its width: :func:`back_reach`).
@@ -36,9 +38,9 @@ from torch import Tensor
 
 from .landmarks import face_landmarks, given_landmarks
 from .padding import keep_padding
-from .projection import COLS, TABLE_U, solve_head_x, visibility
+from .projection import COLS, TABLE_U, generic_rows, solve_head_x, visibility
 from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, face_mask, landmarks_3d, per_image, smoothstep, surface
-from .warp import CHUNK_PIXELS, CROP_PIXELS, EDGE_BAND, WORK_PIXELS, bicubic_at, eased_move, move_photo, span
+from .warp import CHUNK_PIXELS, CROP_PIXELS, EDGE_BAND, SOFT_SIGMA, WORK_PIXELS, bicubic_at, eased_move, move_photo, soften_squeeze, span
 
 MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
 AXIS_DEPTH = 0.5  # the turning axis, in d in front of the head ellipsoid's centre
@@ -60,13 +62,15 @@ class PoseFit:
     scale: Tensor
     tu: Tensor
     tv: Tensor
+    nose_y: Tensor  # the photo's nose base, head-frame y
 
     def in_box(self, i: int, left: int, top: int) -> "PoseFit":
         """Face ``i``'s pose in the crop of its image from pixel (left, top) on: the same fit, its frame moved
         (the face-frame coordinates of every pixel come out the same, bit for bit)."""
         f, at = self.frame, slice(i, i + 1)
         centre = f.centre[at] - torch.tensor([left, top], dtype=f.centre.dtype, device=f.centre.device)
-        return PoseFit(FaceFrame(centre, f.scale[at], f.ex[at], f.ey[at]), self.yaw[at], self.scale[at], self.tu[at], self.tv[at])
+        return PoseFit(FaceFrame(centre, f.scale[at], f.ex[at], f.ey[at]), self.yaw[at], self.scale[at], self.tu[at], self.tv[at],
+                       self.nose_y[at])
 
 
 def fit_pose(landmarks: Tensor) -> PoseFit:
@@ -81,7 +85,8 @@ def fit_pose(landmarks: Tensor) -> PoseFit:
     coef = torch.linalg.lstsq(design.expand(len(u), 5, 2), (u - u.mean(1, keepdim=True))[..., None]).solution[..., 0]
     a, b = coef[:, 0], coef[:, 1]
     scale = torch.hypot(a, b)
-    return PoseFit(frame, torch.atan2(b, a), scale, u.mean(1) - a * mean3[0] - b * mean3[2], v.mean(1) - scale * mean3[1])
+    tv = v.mean(1) - scale * mean3[1]
+    return PoseFit(frame, torch.atan2(b, a), scale, u.mean(1) - a * mean3[0] - b * mean3[2], tv, (v[:, 4] - tv) / scale)
 
 
 def estimate_yaw(images: Tensor | None = None, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
@@ -343,8 +348,9 @@ def _turn_map(pose: PoseFit, src: Tensor, dst: Tensor, px: Tensor, py: Tensor, s
     u_out, v_out = pose.frame.to_face(px, py)
     y = (v_out - pose.tv[:, None, None]) / s
     smooth = (TABLE_U[1] - TABLE_U[0]) / (COLS - 1) * pose.scale * pose.frame.scale >= SMOOTH_READ_PX
-    x = solve_head_x((u_out - u_axis) / s, y, dst, axis, smooth)
-    z, gx, gy = surface(x, y).unbind(-1)
+    y_nose = generic_rows(y, pose.nose_y)  # the generic nose on the photo's nose base
+    x = solve_head_x((u_out - u_axis) / s, y_nose, dst, axis, smooth)
+    z, gx, gy = surface(x, y_nose).unbind(-1)
     z = z - axis
     # the fade follows the head's outline on the background plane (smooth in the pixel, unlike the
     # solved point, which jumps at occlusions: a fade on it leaves dotted seams)
@@ -353,12 +359,14 @@ def _turn_map(pose: PoseFit, src: Tensor, dst: Tensor, px: Tensor, py: Tensor, s
     u_src = u_out + mask * (s * (x * cs + z * sn) + u_axis - u_out)
     u_mirror = u_out + mask * (s * (-x * cs + z * sn) + u_axis - u_out)
     seen, seen_mirror = visibility(gx, gy, src), visibility(-gx, gy, src)  # the shape is symmetric: at -x, the slope -gx
-    in_source = solve_head_x((u_src - u_axis) / s, y, src, axis, smooth)  # what the source shows there
+    in_source = solve_head_x((u_src - u_axis) / s, y_nose, src, axis, smooth)  # what the source shows there
     hidden = smoothstep((x - in_source).abs() / 0.08 - 0.5)
     grazing = smoothstep((seen_mirror - seen - 0.1) / 0.3) * smoothstep((0.75 - seen) / 0.4)
     fill = symmetry * mask * torch.maximum(hidden, grazing) * smoothstep(seen_mirror / 0.3) * _mirror_region(x, y)
     fill = fill * fade_beyond_limit(pose)[:, None, None]  # near-profile photos: the mirror lands wrongly
     fill = fill * towards_side(src, dst)[:, None, None]  # a turned face turning back: the mirror leaves seams
+    step = ((px[:, 0, -1] - px[:, 0, 0]) / max(px.shape[-1] - 1, 1)).abs().clamp(min=1e-3)  # photo px per grid column
+    u_src = u_out + soften_squeeze(u_src - u_out, x, y, (SOFT_SIGMA * pose.scale * pose.frame.scale / step).tolist())
     return pose.frame.to_image(u_src, v_out), pose.frame.to_image(u_mirror, v_out), fill, mask
 
 
