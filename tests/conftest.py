@@ -42,6 +42,16 @@ def noise_pngs(folder: Path, shape: tuple[int, int, int] = (40, 40, 3), n: int =
 _running: list[pytest.Item] = []  # the test being set up or run
 
 
+def with_threads(n: int, fn):
+    """``fn()`` under ``n`` torch threads (the count restored after)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(old)
+
+
 def need(path: Path) -> Path:
     """Skip the calling test with a clear reason when a shared data folder is absent.
 

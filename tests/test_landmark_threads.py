@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import genaug
-from conftest import CELEBA64, UTKFACE, need
+from conftest import CELEBA64, UTKFACE, need, with_threads
 
 pytest.importorskip("dlib")
 
@@ -21,15 +21,6 @@ def photos() -> list[np.ndarray]:
     celeba, utk = need(CELEBA64) / "images", need(UTKFACE) / "images"
     files = [celeba / f"{i:06d}.jpg" for i in (1, 4, 10, 25, 27, 40, 52, 61)] + [utk / f"{i:05d}.jpg" for i in (0, 150, 300, 450)]
     return [np.asarray(Image.open(f).convert("RGB")) for f in files if f.exists()]
-
-
-def _with_threads(n: int, fn):
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(old)
 
 
 def test_landmarks_are_the_same_under_any_thread_count(photos):
@@ -42,7 +33,7 @@ def test_landmarks_are_the_same_under_any_thread_count(photos):
             out.append(place_landmarks(x, (0, 0, x.shape[-1], x.shape[-2])))
         return torch.cat(out)
 
-    one, two = _with_threads(1, place), _with_threads(2, place)
+    one, two = with_threads(1, place), with_threads(2, place)
     assert torch.equal(one, two), (one - two).abs().amax((1, 2))
 
 
@@ -52,4 +43,4 @@ def test_a_turn_renders_the_same_under_any_thread_count(photos):
         aug = A.Compose([genaug.GenerativeFaceAug(p=1, codes=["yaw"], bounds={"yaw": (25, 25)})], seed=1)
         return np.stack([aug(image=im)["image"] for im in photos[:6]])
 
-    assert np.array_equal(_with_threads(1, render), _with_threads(2, render))
+    assert np.array_equal(with_threads(1, render), with_threads(2, render))

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import CELEBA_ID200, UTKFACE, need
+from conftest import CELEBA_ID200, UTKFACE, need, with_threads
 from genaug.faces.controls import IMAGE_CONTROLS
 
 pytest.importorskip("dlib")
@@ -19,15 +19,6 @@ pytest.importorskip("dlib")
 # photos and light values that rendered apart between 1 and 2 threads
 CASES = [("033/001212.jpg", -60.0), ("033/001212.jpg", -25.0), ("037/000524.jpg", 75.0), ("042/008501.jpg", -60.0),
          ("047/163095.jpg", 40.0), ("030/001438.jpg", -25.0)]
-
-
-def _with_threads(n: int, fn):
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(old)
 
 
 def _eight_bit(t: torch.Tensor) -> torch.Tensor:
@@ -42,13 +33,13 @@ def test_a_light_render_is_the_same_bytes_under_any_thread_count():
     for name, value in CASES:
         x = torch.from_numpy(np.asarray(Image.open(folder / name).convert("RGB")).copy()).permute(2, 0, 1)[None]
         x = x.float() / 127.5 - 1
-        photos.append((x, _with_threads(1, lambda: face_landmarks(x)), value))
+        photos.append((x, with_threads(1, lambda: face_landmarks(x)), value))
 
     def render():
         return [_eight_bit(IMAGE_CONTROLS["light"].apply(x, v, lm)) for x, lm, v in photos]
 
-    one = _with_threads(1, render)
+    one = with_threads(1, render)
     for n in (2, 4):
-        other = _with_threads(n, render)
+        other = with_threads(n, render)
         assert all(torch.equal(a, b) for a, b in zip(one, other)), n
 
