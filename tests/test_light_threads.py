@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import CELEBA_ID200, UTKFACE, need, with_threads
+from conftest import CELEBA_ID200, need, with_threads
 from genaug.faces.controls import IMAGE_CONTROLS
 
 pytest.importorskip("dlib")
