@@ -106,9 +106,7 @@ class BatchFaceAug(nn.Module):
                  cache_size: int = 4096, table: LatentTable | int | None = None, check_values: bool | None = None,
                  batch_size: int = 256):
         super().__init__()
-        self.p = p  # (checked: __setattr__)
-        if mode not in MODES or framing not in ("auto", "full"):
-            raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {mode!r}, {framing!r}")
+        self.p = p  # (checked: __setattr__, as are mode and framing below)
         if generator is not None and not (isinstance(generator, torch.Generator) and generator.device.type == "cpu"):
             got = (f"one on {generator.device}" if isinstance(generator, torch.Generator) else
                    f"{type(generator).__module__}.{type(generator).__qualname__}")
@@ -141,9 +139,9 @@ class BatchFaceAug(nn.Module):
         code_ranges(spec, bounds)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """``p``, given or set later (``aug.p = 0.3``): a probability in [0, 1], kept as a float (True is no p). ``strength``,
-        ``codes``, ``bounds``, ``mode`` and ``framing`` set later are checked as ``__init__`` checks them (each call reads
-        them); ``aug.strength = 0.5`` was silently ignored. ``bounds`` and ``mode`` re-make the colour margins; a new
+        """``p``, given or set later (``aug.p = 0.3``): a probability in [0, 1], kept as a float (True is no p); ``strength``,
+        ``mode`` and ``framing`` given or set later, ``codes`` and ``bounds`` set later (``__init__`` checks those against
+        the bundle's codes) are checked here (each call reads them); ``aug.strength = 0.5`` was silently ignored. ``bounds`` and ``mode`` re-make the colour margins; a new
         ``framing`` starts the transform's own table afresh at the next call with ``index=`` (its latents were of the
         old framing's face box), a table the caller gave is refused there."""
         if name == "p":
@@ -154,9 +152,9 @@ class BatchFaceAug(nn.Module):
             if not isinstance(value, LatentTable):
                 raise ValueError(f"table must be a genaug.LatentTable, got {type(value).__name__}")
             super().__setattr__("_own_table", False)
-        elif name in ("codes", "bounds", "mode", "framing") and "_lock" in self.__dict__:  # (after __init__, which checks them)
-            if (name == "mode" and value not in MODES) or (name == "framing" and value not in ("auto", "full")):
-                raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {name}={value!r}")
+        elif (name == "mode" and value not in MODES) or (name == "framing" and value not in ("auto", "full")):
+            raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {name}={value!r}")
+        elif name in ("codes", "bounds") and "_lock" in self.__dict__:  # (after __init__, which checks them with its spec)
             if name == "codes":
                 check_codes(self._spec(), value)
             elif name == "bounds":
@@ -248,7 +246,7 @@ class BatchFaceAug(nn.Module):
         """:attr:`table`, bound to what its latents depend on: the bundle and inversion settings, ``framing`` and the
         bundle's face box. Filled under others (``aug.framing`` changed since): the transform's own table is replaced
         by a fresh one of its capacity (what a new transform would hold); a table the caller gave is refused."""
-        held, box = self._box_key  # (the bundle's face box, written once per bundle: not per call)
+        held, box = getattr(self, "_box_key", (None, ""))  # (the bundle's face box, written once per bundle, not per call)
         if held is not eng.bundle:
             box = json.dumps(getattr(eng.bundle, "framing", None), sort_keys=True)
             self._box_key = (eng.bundle, box)

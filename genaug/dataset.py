@@ -103,15 +103,14 @@ class GenerativeAugDataset(Dataset):
         transform: Any = None,
         target_transform: Any = None,
     ):
-        variants = check_variants(variants, include_original)
         if isinstance(base, torch.utils.data.IterableDataset) or not (hasattr(base, "__len__") and hasattr(base, "__getitem__")):
             raise TypeError(f"base must be a map-style dataset (len(base) and base[i]), got {type(base).__name__}: "
                             "collect an iterable or IterableDataset into a list first")
         check_strength(strength)  # one strength for every variant
         if gate_threshold is not None and (not math.isfinite(gate_threshold) or gate_threshold > 1):  # NaN: never acts; > 1: always
             raise ValueError(f"gate_threshold must be a finite similarity <= 1 (above 1 every edit is rejected), got {gate_threshold}")
-        self.base, self.include_original, self.variants = base, bool(include_original), variants
-        self.seed, self.return_meta, self.progress = check_seed(seed), bool(return_meta), bool(progress)
+        self.base, self.include_original, self.variants = base, bool(include_original), variants  # (checked: __setattr__)
+        self.seed, self.return_meta, self.progress = seed, bool(return_meta), bool(progress)
         self.cache_path = Path(cache_path).expanduser() if cache_path is not None else None  # "~/x" as a shell reads it
         if self.cache_path is not None and self.cache_path.is_dir():  # found only when saving, after the inversion
             raise ValueError(f"cache_path {cache_path} is a folder: give a file in it, e.g. "
@@ -136,8 +135,8 @@ class GenerativeAugDataset(Dataset):
             self.prepare()
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """``seed``, ``variants`` and ``include_original`` set later are checked as ``__init__`` checks them
-        (``ds.seed = 1.5`` was taken); ``ds.seed = seed + epoch`` before an epoch gives other variants (the workers of a
+        """``seed``, ``variants`` and ``include_original``, given or set later, are checked here (``ds.seed = 1.5`` was
+        taken); ``ds.seed = seed + epoch`` before an epoch gives other variants (the workers of a
         ``persistent_workers=True`` DataLoader keep the copy they were started with)."""
         if name == "seed":
             value = check_seed(value)
