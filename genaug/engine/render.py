@@ -218,7 +218,6 @@ def render(x: Tensor, base: Tensor, edited: Tensor, mode: str = "delta", local: 
     return out.clamp(-1, 1)
 
 
-LUMA_SIGMA = 1.0  # a brightness-only edit's change smoothed by a Gaussian of this sigma, px per 64 px (luma_only)
 DRIFT_DROPPED = 0.5  # the share of a brightness-only edit's frame-wide tone drift dropped (luma_only). All of it left
 # the patches faintest but took smile removal's edit success from 82 to 79 % (add 89 -> 81 %; 300 celeba_id200 faces):
 # the attribute judge reads part of that drift as the smile. Half: 86 / 81 %, the patches halved.
@@ -231,11 +230,8 @@ def luma_only(x: Tensor, out: Tensor, weight: Tensor | None = None) -> Tensor:
     colour and brightness, the generator's tints and colour blotches do not reach it, and only ``1 - DRIFT_DROPPED`` of
     its drift of the face's brightness (``smile`` drew light faces greyer, by up to 13 levels, and dark ones lighter: a
     patch where its region ends).
-    The brightness change is smoothed by a Gaussian of ``LUMA_SIGMA`` px per 64 px: the generator's own grain and
-    blotches in it (and, where the photo's residual was dropped, :func:`render`'s ``local``, the loss of the photo's
-    grain) do not reach the photo, which keeps its own texture under the change.
-    ``weight`` (N,) in [0, 1]: per row, how much of the change's colour, drift and fine detail is dropped (default:
-    all). Not clamped. One channel: ``out``."""
+    ``weight`` (N,) in [0, 1]: per row, how much of the change's colour and drift is dropped (default: all). Not
+    clamped. One channel: ``out``."""
     if x.shape[1] != 3:
         return out
     w = luma_weights(x.dtype, x.device)
@@ -245,11 +241,7 @@ def luma_only(x: Tensor, out: Tensor, weight: Tensor | None = None) -> Tensor:
     lum = lum - lum.mean((2, 3), keepdim=True)
     slope = (lum * y).sum((2, 3), keepdim=True) / (lum * lum).sum((2, 3), keepdim=True).clamp_min(1e-12)
     drift = torch.addcmul(y.mean((2, 3), keepdim=True), slope, lum).mul_(DRIFT_DROPPED)
-    h, wd = y.shape[-2:]
-    rows = _blur(h, LUMA_SIGMA * wd / 64, y.dtype, y.device)
-    cols = rows if wd == h else _blur(wd, LUMA_SIGMA * wd / 64, y.dtype, y.device)
-    smooth = torch.matmul(rows, torch.matmul(y, cols.T))
-    drop = change.sub_(smooth).add_(drift)  # the change's colour, fine detail and (part of) its drift
+    drop = change.sub_(y).add_(drift)  # the change's colour and (part of) its drift
     if weight is not None:
         drop.mul_(weight.to(drop.dtype).reshape(-1, 1, 1, 1))
     return out - drop
@@ -352,7 +344,17 @@ def _smoothing(size: int, sigma: float, dtype: torch.dtype, device: torch.device
     average (variance 1/4 px^2) and the bilinear upsampling (2/3 px^2)."""
     half_size = (size + 1) // 2
     sigma_half = math.sqrt(max(sigma**2 - 0.25 - 2 / 3, 0.0)) / 2
-    blur = _gaussian(half_size, sigma_half)
+    blur = torch.eye(half_size, dtype=torch.float64)
+    if sigma_half > 1e-3:
+        reach = math.ceil(3 * sigma_half)
+        taps = torch.exp(-0.5 * (torch.arange(-reach, reach + 1, dtype=torch.float64) / sigma_half) ** 2)
+        taps /= taps.sum()
+        blur = torch.zeros(half_size, half_size, dtype=torch.float64)
+        period = max(2 * (half_size - 1), 1)
+        for i in range(half_size):
+            for k in range(-reach, reach + 1):
+                j = (i + k) % period
+                blur[i, min(j, period - j)] += taps[k + reach]
     up = torch.zeros(size, half_size, dtype=torch.float64)
     for y in range(size):
         src = min(max((y + 0.5) / 2 - 0.5, 0.0), half_size - 1.0)
@@ -361,26 +363,3 @@ def _smoothing(size: int, sigma: float, dtype: torch.dtype, device: torch.device
         up[y, i0] += 1 - (src - i0)
         up[y, i1] += src - i0
     return (up @ blur).to(device, dtype)
-
-
-@functools.lru_cache(maxsize=64)
-def _blur(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """(size, size) matrix of :func:`_gaussian` in ``dtype`` on ``device`` (made once per device)."""
-    return _gaussian(size, sigma).to(device, dtype)
-
-
-def _gaussian(size: int, sigma: float) -> Tensor:
-    """(size, size) float64 matrix: a Gaussian blur of ``sigma`` px with reflected borders (as torchvision's
-    ``gaussian_blur``); the identity for ``sigma`` under 1e-3."""
-    blur = torch.eye(size, dtype=torch.float64)
-    if sigma > 1e-3:
-        reach = math.ceil(3 * sigma)
-        taps = torch.exp(-0.5 * (torch.arange(-reach, reach + 1, dtype=torch.float64) / sigma) ** 2)
-        taps /= taps.sum()
-        blur = torch.zeros(size, size, dtype=torch.float64)
-        period = max(2 * (size - 1), 1)
-        for i in range(size):
-            for k in range(-reach, reach + 1):
-                j = (i + k) % period
-                blur[i, min(j, period - j)] += taps[k + reach]
-    return blur
