@@ -49,6 +49,16 @@ def check_variants(variants: Any, include_original: bool) -> int:
     return variants
 
 
+def repeats_another(engine: Any, plan: list[Edit], frame: Any, v: int, edit: Edit, seed_of: Any) -> bool:
+    """Whether variant ``v``'s planned control, re-drawn as ``edit`` for want of a face (``framing="auto"`` found none:
+    :meth:`Engine.replace_unplaced_variant`, variant ``j``'s draws seeded ``seed_of(j)``), repeats another variant's
+    edit: the re-draws avoid the moves other variants make until the latent codes have none left."""
+    if not (frame.guessed and engine.unplaced(plan[v], frame) and control_of(engine.spec, edit.code) is None):
+        return False
+    return edit in [engine.replace_unplaced_variant(plan, frame, j, torch.Generator().manual_seed(seed_of(j)), seed_of)
+                    for j in range(len(plan)) if j != v]
+
+
 class GenerativeAugDataset(Dataset):
     """Wrap ``base`` (items ``image``, ``(image, target, ...)`` or dicts) to yield augmented variants.
 
@@ -363,8 +373,10 @@ class GenerativeAugDataset(Dataset):
         redraw = lambda roomless: e.replace_unplaced_variant(  # noqa: E731 - relative: resolved on the latent used here
             plan, frame, v, draws, lambda j: derive_seed(self.seed, first + j), roomless=roomless)
         edit = redraw(False)
-        if frame.guessed and e.unplaced(plan[v], frame) and control_of(e.spec, edit.code) is None:  # no face found
-            self._warn_repeat(meta.source, plan, frame, v, edit, lambda j: derive_seed(self.seed, first + j))
+        if repeats_another(e, plan, frame, v, edit, lambda j: derive_seed(self.seed, first + j)):
+            warnings.warn(f"base item {meta.source}: no face found (framing={e.framing!r}), so its variant {v}'s "
+                          f"{e.code_names[plan[v].code]} is re-drawn among the latent codes, whose distinct edits its other "
+                          f"variants already make: it repeats {edit.describe(e.spec)}", stacklevel=3)
         out, info, placed = self._render(x, latent, score, edit, image, frame, draws)
         if e.undone(info.edits[0], placed):  # no room: a latent code instead (none in ``codes``: left unchanged)
             edit = redraw(True)
@@ -377,18 +389,6 @@ class GenerativeAugDataset(Dataset):
                if undone else "unchanged (gate)")
         meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
         return out, meta
-
-    def _warn_repeat(self, src: int, plan: list[Edit], frame: Any, v: int, edit: Edit, seed_of: Any) -> None:
-        """Warn when variant ``v``'s control, re-drawn for want of a face, repeats another variant's edit: the re-draws
-        avoid the moves other variants make until the latent codes have none left (``codes=["glasses", "yaw"]``: one)."""
-        e = self.engine
-        others = [e.replace_unplaced_variant(plan, frame, j, torch.Generator().manual_seed(seed_of(j)), seed_of)
-                  for j in range(len(plan)) if j != v]
-        if edit in others:
-            names = [e.code_names[c] for c in e._latent_codes()]
-            warnings.warn(f"base item {src}: no face found (framing={e.framing!r}), so its variants' "
-                          f"{e.code_names[plan[v].code]} is re-drawn among the latent codes {names}, whose distinct edits "
-                          f"its other variants already make: variant {v} repeats {edit.describe(e.spec)}", stacklevel=3)
 
     def _render(self, x: Tensor, latent: Tensor, score: Tensor, edit: Edit, image: Any, frame: Any,
                 draws: torch.Generator, redraw_codes: list[int] | None = None) -> tuple[Any, Any, Edit | None]:

@@ -38,3 +38,20 @@ def test_variants_with_latent_moves_left_stay_distinct_and_unwarned():
     metas = [ds.meta(i).description for i in range(6)]
     assert len(set(metas)) == 6 and all(m.split("=")[0] in ("tone", "shade", "warmth") for m in metas), metas
     assert not any(np.array_equal(a, b) for i, a in enumerate(items) for b in items[i + 1:])
+
+
+@needs_face_search
+def test_expand_says_how_many_variants_repeat_for_want_of_a_face(tmp_path, capsys):
+    import h5py
+    from PIL import Image
+
+    from genaug.expand import expand_to_hdf5
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(_noise()).save(src / "noise.png")
+    expand_to_hdf5(src, tmp_path / "x.h5", 3, codes=["glasses", "yaw"], size="source", device="cpu", progress=False, seed=0)
+    assert "3 variant(s) repeat another variant of their source: no face found" in capsys.readouterr().err
+    with h5py.File(tmp_path / "x.h5") as f:
+        images = f["images"][()]
+    assert all(np.array_equal(images[0], x) for x in images[1:])
