@@ -143,7 +143,16 @@ class BatchFaceAug(nn.Module):
         ``mode`` and ``framing`` given or set later, ``codes`` and ``bounds`` set later (``__init__`` checks those against
         the bundle's codes) are checked here (each call reads them); ``aug.strength = 0.5`` was silently ignored. ``bounds`` and ``mode`` re-make the colour margins; a new
         ``framing`` starts the transform's own table afresh at the next call with ``index=`` (its latents were of the
-        old framing's face box), a table the caller gave is refused there."""
+        old framing's face box), a table the caller gave is refused there. A setting set while another thread's call
+        runs waits for that call to end (the call's lock; re-entrant: a call path's own sets go through)."""
+        lock = None if name.startswith("_") else self.__dict__.get("_lock")  # (none yet: in __init__)
+        if lock is None:
+            return self._set(name, value)
+        with lock:
+            self._set(name, value)
+
+    def _set(self, name: str, value: Any) -> None:
+        """:meth:`__setattr__`'s check and set."""
         if name == "p":
             value = probability(value)
         elif name == "strength":  # (the range drawn from: strength_range)
@@ -186,7 +195,12 @@ class BatchFaceAug(nn.Module):
     def _apply(self, fn: Any, recurse: bool = True) -> "BatchFaceAug":
         """``.to(device)``, ``.cuda()``, ``.cpu()`` (and a parent module's): the work moves there - ``device`` is recorded
         (later batches elsewhere are copied there and back) and a built engine's networks and latent tables are moved.
-        The device is read off ``fn`` applied to an empty CPU and meta probe; a dtype-only ``fn`` (``.half()``) moves nothing."""
+        The device is read off ``fn`` applied to an empty CPU and meta probe; a dtype-only ``fn`` (``.half()``) moves nothing.
+        A move waits for a call running in another thread, as a setting does."""
+        with self._lock:
+            return self._move(fn, recurse)
+
+    def _move(self, fn: Any, recurse: bool) -> "BatchFaceAug":
         super()._apply(fn, recurse)
         on_cpu = fn(torch.empty(0)).device  # (.cuda() without CUDA: torch's error, here)
         try:

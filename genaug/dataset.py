@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import operator
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,16 @@ def check_variants(variants: Any, include_original: bool) -> int:
     if variants < 0 or (variants == 0 and not include_original):
         raise ValueError(f"variants must be >= 1 (or 0 with include_original=True), got {variants}")
     return variants
+
+
+def repeats_another(engine: Any, plan: list[Edit], frame: Any, v: int, edit: Edit, seed_of: Any) -> bool:
+    """Whether variant ``v``'s planned control, re-drawn as ``edit`` for want of a face (``framing="auto"`` found none:
+    :meth:`Engine.replace_unplaced_variant`, variant ``j``'s draws seeded ``seed_of(j)``), repeats another variant's
+    edit: the re-draws avoid the moves other variants make until the latent codes have none left."""
+    if not (frame.guessed and engine.unplaced(plan[v], frame) and control_of(engine.spec, edit.code) is None):
+        return False
+    return edit in [engine.replace_unplaced_variant(plan, frame, j, torch.Generator().manual_seed(seed_of(j)), seed_of)
+                    for j in range(len(plan)) if j != v]
 
 
 class GenerativeAugDataset(Dataset):
@@ -361,7 +372,12 @@ class GenerativeAugDataset(Dataset):
         plan, v = self._plan(meta.source, marked), meta.variant - int(self.include_original)
         redraw = lambda roomless: e.replace_unplaced_variant(  # noqa: E731 - relative: resolved on the latent used here
             plan, frame, v, draws, lambda j: derive_seed(self.seed, first + j), roomless=roomless)
-        out, info, placed = self._render(x, latent, score, redraw(False), image, frame, draws)
+        edit = redraw(False)
+        if repeats_another(e, plan, frame, v, edit, lambda j: derive_seed(self.seed, first + j)):
+            warnings.warn(f"base item {meta.source}: no face found (framing={e.framing!r}), so its variant {v}'s "
+                          f"{e.code_names[plan[v].code]} is re-drawn among the latent codes, whose distinct edits its other "
+                          f"variants already make: it repeats {edit.describe(e.spec)}", stacklevel=3)
+        out, info, placed = self._render(x, latent, score, edit, image, frame, draws)
         if e.undone(info.edits[0], placed):  # no room: a latent code instead (none in ``codes``: left unchanged)
             edit = redraw(True)
             if control_of(e.spec, edit.code) is None:

@@ -335,11 +335,12 @@ def margin_edits(bundle: Any, ranges: dict[int, tuple[float, float]], edits: lis
                  mode: str) -> list:
     """Random ``edits`` (checked :class:`genaug.engine.edits.Edit` tuples) with each colour edit (recipe ``colour``,
     ``delta`` mode) that would move its code less than :data:`COLOUR_MARGIN` at its strength (``wanted``) from the
-    face's own value in ``latent`` moved to that margin, on the side of the drawn value (else the other), within the
-    code's drawn range (``ranges``, else the code's; neither side fits: left as drawn). An 8-bit photo takes no change
-    from a smaller move (it came back unchanged, about 1 in 100 draws); a value at the margin or past it is kept, so the
-    value applied (reported, recorded) gives the same photo. The batch path's twin, on the device:
-    :func:`genaug.engine.batch_edits.colour_margin`."""
+    face's own value in ``latent`` moved out by that margin: a draw ``d`` off the face's own value is applied
+    ``margin + d`` off it, on the side of the drawn value (else the other), within the code's drawn range (``ranges``,
+    else the code's; neither side fits: left as drawn). An 8-bit photo takes no change from a smaller move (it came back
+    unchanged, about 1 in 100 draws); distinct draws stay distinct (moved *to* the margin, two draws on one side gave
+    byte-identical variants); a value at the margin or past it is kept, so the value applied (reported, recorded) gives
+    the same photo. The batch path's twin, on the device: :func:`genaug.engine.batch_edits.colour_margin`."""
     spec = bundle.spec
     rows = [r for r, e in enumerate(edits) if mode == "delta" and e.code < len(spec.codes)  # (controls follow the codes)
             and not spec.is_categorical(e.code) and bundle.recipe(e.code, e.value).colour]
@@ -355,7 +356,8 @@ def margin_edits(bundle: Any, ranges: dict[int, tuple[float, float]], edits: lis
             continue
         low, high = ranges.get(e.code, (spec.codes[e.code].low, spec.codes[e.code].high))
         side = 1.0 if e.value > o or (e.value == o and o < (low + high) / 2) else -1.0
-        for v in (o + side * COLOUR_MARGIN / move, o - side * COLOUR_MARGIN / move):
+        off = COLOUR_MARGIN / move + abs(e.value - o)
+        for v in (o + side * off, o - side * off):
             if low <= v <= high:
                 out[r] = e._replace(value=v, relative=False)
                 break

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..bundle.format import Bundle
+from ..dataset import repeats_another
 from ..distenv import init_distributed, rank_device
 from ..engine.codes import control_of
 from ..engine.edits import derive_seed, variant_edits
@@ -74,7 +75,8 @@ class _Job:
     out_hw: tuple[int, int] | None  # fixed output (H, W) for --size source|WxH, None = model size
     resize: bool  # resize sources to out_hw (WxH) rather than skip mismatches (source)
     code_names: list[str]
-    unedited: dict[str, int] = field(default_factory=lambda: {"no face": 0, "no room": 0})  # variants left as the source
+    unedited: dict[str, int] = field(default_factory=lambda: {"no face": 0, "no room": 0, "repeats": 0})  # variants left
+    # as the source; "repeats": a control re-drawn for want of a face repeated another variant's edit
 
     def load(self, i: int) -> tuple[np.ndarray | None, str]:
         channels = self.engine.channels
@@ -113,7 +115,10 @@ class _Job:
                 gens = [torch.Generator().manual_seed(derive_seed(derive_seed(self.seed, idx[k]), chunk[j][1]))
                         for j, k in zip(rows, ks)]
                 where = [(plans[k], frames[k], idx[k], chunk[j][1], g) for j, k, g in zip(rows, ks, gens)]
-                done = self.render(x, inv, imgs, frames, ks, [self.planned(*w) for w in where], gens)
+                edits = [self.planned(*w) for w in where]
+                self.unedited["repeats"] += sum(repeats_another(e, w[0], w[1], w[3] - 1, ed, self._seed_of(w[2]))
+                                                for w, ed in zip(where, edits))
+                done = self.render(x, inv, imgs, frames, ks, edits, gens)
                 redrawn = {r: self.planned(*where[r], roomless=True) for r, (_, _, no_room) in enumerate(done) if no_room}
                 again = [r for r, ed in redrawn.items() if control_of(e.spec, ed.code) is None]  # (none: no latent code)
                 if again:  # a drawn control with no room on the face (near profile): re-drawn, as the transform does
@@ -141,8 +146,11 @@ class _Job:
         """Variant ``variant`` (1..V) of source ``i``'s ``plan`` as drawn for its photo (``frame``): a control with no face
         there, or (``roomless``) no room on it, re-drawn among the latent codes from ``gen``, not onto a move another
         variant of the source makes (:meth:`Engine.replace_unplaced_variant`)."""
-        return self.engine.replace_unplaced_variant(plan, frame, variant - 1, gen,
-                                                    lambda v: derive_seed(derive_seed(self.seed, i), v + 1), roomless=roomless)
+        return self.engine.replace_unplaced_variant(plan, frame, variant - 1, gen, self._seed_of(i), roomless=roomless)
+
+    def _seed_of(self, i: int) -> Any:
+        """Source ``i``'s seed of variant ``v`` (0-based) -> its draws' seed."""
+        return lambda v: derive_seed(derive_seed(self.seed, i), v + 1)
 
     def render(self, x: torch.Tensor, inv: Any, imgs: list[np.ndarray], frames: list[Any], ks: list[int], edits: list[Any],
                gens: list[torch.Generator], redraw_codes: list[int] | None = None) -> list[tuple[np.ndarray, Any, bool]]:
@@ -223,6 +231,9 @@ def _expand_blocks(job: _Job, files: Any, todo: list[int], shape: tuple[int, int
                 "their records are the unedited source (codes NaN)")
         elif job.unedited["no face"]:  # framing auto: a control (yaw, light) with no face and no latent code to re-draw
             say(f"{job.unedited['no face']} variant(s) kept the unedited source: no face found for their control (codes NaN)")
+        if job.unedited["repeats"]:
+            say(f"{job.unedited['repeats']} variant(s) repeat another variant of their source: no face found for their "
+                "control, and the latent codes had no other edit left to re-draw it as")
         if job.unedited["no room"]:
             say(f"{job.unedited['no room']} variant(s) kept the unedited source: their control had no room on the face "
                 "(a near-profile face is not turned and gets no frames; codes NaN)")

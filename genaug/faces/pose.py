@@ -191,16 +191,17 @@ def moves_others(offset: Tensor, height: int, width: int, others) -> Tensor:
     """(N,) bool: the photo's whole-pixel move ``offset`` (N, 2; eased at an edge, :func:`~.warp.eased_move`) moves a
     point of another face ``others`` (K, 5, 2) (pixels; each image holds them). A photo of two large faces close
     together is no scene by its size (:func:`in_scene`), yet moving it with the turned head's eyes moved the other
-    face too (320x200, faces of 129 and 110 px: nineteenth audit); such a photo stays in place."""
+    face too (320x200, faces of 129 and 110 px: nineteenth audit); such a photo stays in place. Points outside the photo
+    (a face cut by its edge) are not seen, so not moved: a face with none inside keeps no photo in place."""
     others = torch.as_tensor(others if others is not None else [], dtype=torch.float32)
     if not others.numel():
         return torch.zeros(len(offset), dtype=torch.bool, device=offset.device)
     if others.ndim != 3 or others.shape[1:] != (5, 2):
         raise ValueError(f"others must be (K, 5, 2) landmarks of the photo's other faces, got {tuple(others.shape)}")
     field, h, w = eased_move(offset, height, width), height, width
-    at = others.to(field.device).reshape(-1, 2).round().long()
-    x, y = at[:, 0].clamp(0, w - 1), at[:, 1].clamp(0, h - 1)
-    return (field[:, :, y, x] != 0).flatten(1).any(1)
+    at = others.to(field.device).reshape(-1, 2).round()
+    at = at[(at[:, 0] >= 0) & (at[:, 0] <= w - 1) & (at[:, 1] >= 0) & (at[:, 1] <= h - 1)].long()  # (NaN: out)
+    return (field[:, :, at[:, 1], at[:, 0]] != 0).flatten(1).any(1)
 
 
 def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH) -> tuple[Tensor, Tensor]:
