@@ -330,11 +330,11 @@ def colour_margin(change: Tensor, rate: Tensor, p: dict[str, Tensor], target: Te
     asked = change.gather(1, at)  # value - own
     step = least / rate  # the code change that moves the code the least move
     off = torch.add(_MINUS_ONE, torch.heaviside(asked, tie), alpha=2).mul_(step)  # +-step, on the value's side (0: tie's)
-    first = off - asked  # own + off - value
-    second = torch.sub(first, off, alpha=2)  # own - off - value
+    near = torch.sub(off, asked).mul_(off)  # > 0: |asked| < step (NaN: no)
+    second = torch.add(off, asked, alpha=2).neg_()  # own - off - asked - value: the other side, as far out
     zero = constant(0.0, change.dtype, change.device)
-    shift = torch.where(first.clamp(low, high) == first, first, torch.where(second.clamp(low, high) == second, second, zero))
-    shift = torch.where(first.mul_(off) > zero, shift, zero)  # first on off's side: |asked| < step (NaN: no)
+    shift = torch.where(off.clamp(low, high) == off, off, torch.where(second.clamp(low, high) == second, second, zero))
+    shift = torch.where(near > zero, shift, zero)  # moved out by the least move: value + off, on the value's side
     change.scatter_add_(1, at, shift)
     return target + shift.view(-1)
 
