@@ -11,7 +11,7 @@ import torch
 from conftest import UTKFACE, need, utk_photo
 
 from genaug.faces.light import to_linear
-from genaug.faces.relit_colour import _luminance, _norm, _shading_saturation, _unclip
+from genaug.faces.relit_colour import _luminance, _shading_saturation, _unclip
 
 torch.set_num_threads(1)
 
