@@ -67,7 +67,9 @@ def test_an_overexposed_face_darkened_stays_near_grey_not_pink():
 def test_darkened_highlights_are_as_pale_as_the_photos_skin_of_their_brightness():
     """utkface_128 00080 (bright, its cheeks and forehead clipped): lit from the other side, the darkened highlights
     took the skin colour at the saturation of the skin's shadows - orange patches (median 0.77 at luminance 0.55,
-    where the photo's own unclipped skin has 0.52); now 0.41."""
+    where the photo's own unclipped skin has 0.52); now 0.53 at luminance 0.59, within the photo's unclipped skin
+    of luminance 0.5-0.6 (0.66-0.49; 0.41 while the saturation slope counted the clipped pixels, which are pale by the
+    clip, not by their light)."""
     x = torch.from_numpy(utk_photo(need(UTKFACE), 80).astype(np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
     lm = face_landmarks(x)
     out = relight(x, 60.0, 15.0, 0.8, lm)
@@ -75,4 +77,4 @@ def test_darkened_highlights_are_as_pale_as_the_photos_skin_of_their_brightness(
     darker = (_surface(x, lm, "auto").fit_weight > 0) & (((x + 1) / 2).amax(1) > 0.95)
     darker &= _luminance(relit) < 0.8 * _luminance(lin)
     assert int(darker.sum()) > 300
-    assert float(saturation(relit)[darker].median()) < 0.5  # was 0.83; now 0.41
+    assert float(saturation(relit)[darker].median()) < 0.6  # was 0.83; now 0.53

@@ -299,7 +299,7 @@ def _shading(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, a
     change = torch.minimum(new / fitted - 1, (new / local.clamp(min=1e-6) - 1).clamp(min=0))
     mask = _soften(surf.mask, sigma)  # the mask dips where the generic nose is seen edge-on: unblurred, a line stays unlit
     ratio = 1 + k[:, None, None] * mask * _soften(change, sigma)
-    slope = _shading_saturation(lin, fitted, weight) if lin.shape[1] == 3 else None
+    slope = _shading_saturation(lin, fitted, weight, images) if lin.shape[1] == 3 else None
     return ratio, mask, weight, slope, k
 
 

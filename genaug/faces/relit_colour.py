@@ -16,6 +16,8 @@ SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays wit
 KEEP_CHANNEL = 0.5  # ... and, raising it, leaves each channel at least this share of its value (at the pixel's luminance)
 KNEE = 0.7  # brightening is compressed above this linear value (or the pixel's own, when higher)
 CLIP_FROM = 0.85  # a pixel whose largest channel passes this (of 1) is taken as clipped, its hue lost
+IMPLIED_TOP = (1.0, 1.25)  # ... or whose second channel, at the skin's hue, implies a top channel past these (linear)
+THIRD_OFF = (0.2, 0.4)  # ... while its third channel is within these (log ratio to the second) of the skin's
 UNCLIP_DARKEN = 0.25  # darkened by this share or more, a clipped pixel takes the face's skin colour
 SKIN_SHARE = (0.1, 0.3)  # unclipped share of the inner face: its skin colour is its mean below the first, its own from the second
 
@@ -38,10 +40,15 @@ def _sum(t: Tensor, dims: tuple[int, ...]) -> Tensor:
     return t.sum(dims, dtype=wide).to(t.dtype)
 
 
-def _shading_saturation(lin: Tensor, fitted: Tensor, weight: Tensor, ridge: float = SATURATION_RIDGE) -> Tensor:
+def _shading_saturation(lin: Tensor, fitted: Tensor, weight: Tensor, images: Tensor,
+                        ridge: float = SATURATION_RIDGE) -> Tensor:
     """(N,): how each face's log colour saturation (distance of linear colour over luminance from grey) changes
-    per unit of log shading over the inner face - shadowed skin is more saturated - a weighted least-squares
-    slope shrunk towards 0 (``ridge``) where the photo's shading barely varies."""
+    per unit of log shading over the inner face's unclipped pixels (of ``images``) - shadowed skin is more saturated -
+    a weighted least-squares slope shrunk towards 0 (``ridge``) where the photo's shading barely varies. Clipped skin
+    is pale because the camera cut its top channel, not because it is lit: counted, it made the slope of a face 70 %
+    clipped -1.86 instead of -1.13 (utkface_128 01455), and its darkened highlights took a flat, grey-pink colour paler
+    than any skin of their brightness in the photo."""
+    weight = weight * (1 - _clipped(images))
     lum = _luminance(lin).clamp(min=1e-4)
     sat, s = _norm(lin / lum[:, None] - 1)[:, 0].clamp(min=1e-3).log(), fitted.log()
     centred = s - _face_mean(s, weight)[:, None, None]
@@ -105,7 +112,7 @@ def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, T
     (1.4, 0.81, 0.92 on utkface_128 00010 at 1.35 x^0.45, 1 % unclipped); normal photos are 32 % unclipped or more
     (400 of utkface_128 and celeba_id200)."""
     peak = ((images.float() + 1) / 2).amax(1)
-    clipped = smoothstep((peak - CLIP_FROM) / (1 - CLIP_FROM))
+    clipped = _clipped(images)
     skin_w = weight * (1 - clipped) * peak ** 4  # the brightest unclipped skin: shadowed skin is more saturated
     lum = _luminance(lin).clamp(min=1e-6)
     chroma = lin / lum[:, None]  # unit luminance
@@ -120,6 +127,25 @@ def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, T
     spread = _weighted_median(angle.flatten(1), (weight * _norm(off)[:, 0]).flatten(1)).nan_to_num(0.0)
     level = _sum(lum.log() * skin_w, (1, 2)) / total.clamp(min=1e-6)
     return colour, total, torch.where((total > 1e-3) & (_norm(colour - 1)[:, 0] > 1e-3), spread, 0.0), level
+
+
+def _clipped(images: Tensor, lin: Tensor | None = None, colour: Tensor | None = None) -> Tensor:
+    """(N, H, W) in [0, 1]: how far each pixel of ``images`` is taken as clipped, its hue lost - its largest channel past
+    CLIP_FROM or, given the photo's linear ``lin`` and its skin ``colour`` (N, 3) (:func:`_skin_colour`'s), the skin's
+    colour with its top channel cut: its second channel implies, at the skin's hue, a top channel past IMPLIED_TOP,
+    its third sits where the skin's does (THIRD_OFF). The camera clipped such a pixel's red, the resize and JPEG took
+    it below CLIP_FROM: yellower than the skin (utkface_128 03747: 218, 207, 145, hue 51 degrees, beside skin of 25),
+    it kept that hue when darkened and grew more saturated - yellow-green patches on the cheeks. White teeth and eyes
+    are not skin-coloured in their third channel: not taken."""
+    clipped = smoothstep((((images.float() + 1) / 2).amax(1) - CLIP_FROM) / (1 - CLIP_FROM))
+    if colour is None:
+        return clipped
+    order = colour.argsort(1, descending=True)  # the skin's top, second and third channels
+    c, p = colour.gather(1, order).clamp(min=1e-6), lin.gather(1, order[:, :, None, None].expand_as(lin)).clamp(min=1e-6)
+    implied = p[:, 1] * (c[:, 0] / c[:, 1])[:, None, None]
+    third = ((p[:, 2] / p[:, 1]).log() - (c[:, 2] / c[:, 1]).log()[:, None, None]).abs()
+    cut = smoothstep((implied - IMPLIED_TOP[0]) / (IMPLIED_TOP[1] - IMPLIED_TOP[0]))
+    return torch.maximum(clipped, cut * smoothstep((THIRD_OFF[1] - third) / (THIRD_OFF[1] - THIRD_OFF[0])))
 
 
 def _weighted_median(values: Tensor, weights: Tensor) -> Tensor:
@@ -143,7 +169,7 @@ def _unclip(lin: Tensor, ratio: Tensor, images: Tensor, weight: Tensor | None,
     if skin is None:
         skin = _skin_colour(lin / ratio.clamp(min=1e-6)[:, None], images, weight)  # of the unshaded photo
     colour, total, _, level = skin
-    clipped = smoothstep((((images.float() + 1) / 2).amax(1) - CLIP_FROM) / (1 - CLIP_FROM))
+    clipped = _clipped(images, lin / ratio.clamp(min=1e-6)[:, None], colour)  # the photo's clipping
     lum = _luminance(lin).clamp(min=1e-6)
     off = colour[:, :, None, None] - 1
     if slope is not None:  # the photo's luminance: lum / ratio
