@@ -24,7 +24,7 @@ from .batch_landmarks import placed
 from .codes import control_of
 from .colour import _HALF, apply_colour01, grey_like
 from .latent_table import host_array
-from .render import _feather
+from .render import _feather, resize_change
 
 
 def frame(x: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
@@ -86,7 +86,7 @@ def paste(result: Tensor, x01: Tensor, x: Tensor, box: tuple[int, int, int, int]
     left, top, right, bottom = box
     change = result.sub_(x01)
     if change.shape[-2:] != (bottom - top, right - left):
-        change = F.interpolate(change, size=(bottom - top, right - left), mode="bilinear", align_corners=False)
+        change = resize_change(change, (bottom - top, right - left))
     inner = (left > 0, top > 0, right < x.shape[3], bottom < x.shape[2])
     if any(inner):
         key = (*box, *x.shape[2:])
