@@ -220,15 +220,19 @@ def workspace(cache: dict, name: str, shape: tuple, dtype: torch.dtype, device: 
     first ``shape[0]`` rows of one view per trailing shape and dtype (a new number of rows — they vary from call
     to call with the rows per kind of edit — costs one slice, no reshaping view). ``like``: a view of it the caller
     holds (checked). For intermediate results only, never for what a call returns."""
+    raw = cache.get((name, device))
+    view = None if raw is None else raw._genaug_views.get((shape, dtype))  # (a view made before fits the buffer held)
+    if view is not None:
+        assert like is None or like.data_ptr() == view.data_ptr()
+        return view
     row = math.prod(shape[1:]) * dtype.itemsize
     if row == 0:
         return torch.empty(shape, dtype=dtype, device=device)
-    raw = cache.get((name, device))
     if raw is None or raw.numel() < shape[0] * row:
         raw = cache[(name, device)] = torch.empty(max(shape[0], 1) * row, dtype=torch.uint8, device=device)
         raw._genaug_views = {}
     views = raw._genaug_views
-    key = (tuple(shape), dtype)
+    key = (shape, dtype)
     view = views.get(key)
     if view is None:
         if len(views) >= 512:  # shapes that vary without end (photo sizes of multi-scale training): start again
