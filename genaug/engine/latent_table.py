@@ -41,7 +41,8 @@ def host_array(t: Tensor | np.ndarray) -> np.ndarray:
         return t.detach().numpy()
 
 
-_TO_DLPACK = getattr(torch._C, "_to_dlpack_versioned", None)  # (torch >= 2.9: a versioned capsule, which says writable)
+_TO_DLPACK = getattr(torch._C, "_to_dlpack_versioned", None)  # (torch's, private: a versioned capsule says writable; without
+# it, the public route below)
 
 
 class _Lent:
