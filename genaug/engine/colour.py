@@ -138,7 +138,7 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None) -> Tensor:
     m = torch.mul(centre.sum((2, 3)).to(work), per_pixel)  # the face's mean channels and offset weight (the grid's passes)
     black = torch.mul(centre.sum(1), constant(1 / (c * BLACK_RAMP), centre.dtype, dev)).clamp_(0, 1).sum((1, 2))[:, None]
     black = torch.mul(black.to(work), per_pixel)
-    free = None if free is None else free.to(work)
+    free = free if free is None or free.dtype == work else free.to(work)
     if _on_host(t):  # the rest is arithmetic on a few numbers per face: numpy's (a third of torch's time an operation)
         both = host_array(torch.cat((m, black), 1))
         _hue_rule(np, both[:, :c], both[:, c:], host_array(t), None if free is None else host_array(free), work != t.dtype)
