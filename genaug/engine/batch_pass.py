@@ -44,8 +44,7 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
     pick = (lambda t, pick=pick: pick(t)[order]) if not identity else pick
     codes, shift, transfer = codes[order], shift[order], transfer[order]
     a0, a = int((kind == 0).sum()), int((kind < 2).sum())  # [:a0] plain, [a0:a] fitted too, [a:] grid only
-    prefix = lambda f: int(f.sum()) if not np.diff(f.astype(np.int8)).clip(0).any() else None  # noqa: E731
-    content_rows, transfer_rows = prefix(shift), prefix(transfer)
+    content_rows, transfer_rows = _prefix(shift), _prefix(transfer)
     table = aug.table if index is not None else aug._content
     float32 = table.rows is not None and table.rows.dtype == torch.float32  # (the first call: the latents are not made yet)
     hue = aug._hue_code[codes[a0:]] if delta else np.zeros(0, dtype=np.int8)  # white balances: keep_hue leaves them
@@ -137,6 +136,12 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
 def channels_last(t: Tensor) -> bool:
     """``t`` is laid out channels_last (and not also plain contiguous, as a 1-channel or 1x1 batch can be)."""
     return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+
+
+def _prefix(flags: np.ndarray) -> int | None:
+    """How many rows lead ``flags`` (host bool), all set, with none set after them; None when set rows follow unset ones."""
+    k = int(flags.sum())
+    return k if flags[:k].all() else None
 
 
 def _rows(t: Tensor, start: int, stop: int | None = None) -> Tensor:

@@ -22,11 +22,13 @@ import functools
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ..grey import GREY_TOLERANCE, grey_like, grey_spread, is_grey, keep_grey  # noqa: F401  (the engine imports them here)
 from ..images import sample_grid
+from .latent_table import host_array
 
 _HALF = torch.tensor(0.5, dtype=torch.float32, device="cpu")  # a 0-dim constant (host float32 under any importer's
 # defaults): ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
@@ -132,46 +134,65 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None) -> Tensor:
         return t
     centre = part(s, (None, None, (h // 4, h - h // 4), (w // 4, w - w // 4)))
     work, dev = torch.promote_types(t.dtype, torch.float32), t.device  # (float16's floors below are 0: a grey 0 / 0)
-    k = functools.partial(constant, dtype=work, device=dev)  # 0-dim constants: few operations (the batch path's per call)
-    per_pixel = k(1 / (centre.shape[2] * centre.shape[3]))
-    m = torch.mul(centre.sum((2, 3)).to(work), per_pixel)  # the face's mean channels, luminance, offset weight
-    lum = torch.mul(m.sum(1, keepdim=True), k(1 / c))
+    per_pixel = constant(1 / (centre.shape[2] * centre.shape[3]), work, dev)
+    m = torch.mul(centre.sum((2, 3)).to(work), per_pixel)  # the face's mean channels and offset weight (the grid's passes)
     black = torch.mul(centre.sum(1), constant(1 / (c * BLACK_RAMP), centre.dtype, dev)).clamp_(0, 1).sum((1, 2))[:, None]
     black = torch.mul(black.to(work), per_pixel)
-    own, tw = m - lum, t.to(work)  # the face's chroma, and through t (centred: its chroma after)
-    new = torch.addcmul(torch.addcmul(tw[..., 0] * m, tw[..., 1], lum), tw[..., 2], black)
-    new_lum = torch.mul(new.sum(1, keepdim=True), k(1 / c))
-    new = new.sub_(new_lum)
-    pair = torch.stack((own, new), 1)
-    gram = torch.bmm(pair, pair.transpose(1, 2))  # own.own, own.new, new.new per face
-    size, dot = torch.maximum(gram[:, 0, :1], k(1e-12)), gram[:, 0, 1:]
+    free = free if free is None or free.dtype == work else free.to(work)
+    if _on_host(t):  # the rest is arithmetic on a few numbers per face: numpy's (a third of torch's time an operation)
+        both = host_array(torch.cat((m, black), 1))
+        _hue_rule(np, both[:, :c], both[:, c:], host_array(t), None if free is None else host_array(free), work != t.dtype)
+    else:
+        _hue_rule(torch, m, black, t, free, work != t.dtype)
+    return t
+
+
+def _on_host(t: Tensor) -> bool:
+    """:func:`keep_hue`'s per-face arithmetic runs in numpy on ``t``'s memory (a host tensor of a dtype numpy has)."""
+    return t.device.type == "cpu" and t.dtype in (torch.float16, torch.float32, torch.float64)
+
+
+def _hue_rule(xp: Any, m: Any, black: Any, t: Any, free: Any, copied: bool) -> None:
+    """:func:`keep_hue`'s rule from the face's mean channels ``m`` (N, C) and offset weight ``black`` (N, 1), applied to
+    the transforms ``t`` (N, C, 3) in place; ``xp``: numpy (host arrays sharing the tensors' memory) or torch (the same
+    operations on the device). ``copied``: ``t`` is read in a wider dtype as a copy (as before it was changed), else as
+    changed. Operators, ``maximum`` and ``sqrt`` alone (and the bounds below), so one text serves both."""
+    c, work = m.shape[1], m.dtype
+    if xp is np:
+        floor, ceil = np.maximum, np.minimum  # (ufuncs: np.clip is several times slower on a few numbers)
+    else:
+        floor, ceil = (lambda v, b: torch.clamp(v, min=b)), (lambda v, b: torch.clamp(v, max=b))
+    tw = t.astype(work) if copied and xp is np else t.to(work) if copied else t  # the face's chroma, and through t
+    lum = m.sum(1)[:, None] * (1 / c)
+    own = m - lum
+    new = tw[..., 0] * m + tw[..., 1] * lum + tw[..., 2] * black
+    new_lum = new.sum(1)[:, None] * (1 / c)
+    new = new - new_lum  # (centred: its chroma after)
+    size, dot = floor((own * own).sum(1)[:, None], 1e-12), (own * new).sum(1)[:, None]
     along = dot / size  # the share of its chroma kept; across it (|across|^2 = new.new - dot along): the turn
-    across = torch.maximum(torch.addcmul(gram[:, 1, 1:], dot, along, value=-1), k(1e-24)).sqrt_()
-    lum = torch.maximum(lum, k(1e-6))
-    root, kept = size.sqrt(), torch.maximum(along, torch.div(new_lum, lum).mul_(k(KEPT_SATURATION)))
-    turn = torch.minimum(torch.mul(kept, root).mul_(k(math.tan(math.radians(HUE_TURN)))).div_(across), k(1.0))
-    gate = torch.div(root, lum).sub_(k(COLOURFUL[0])).mul_(k(1 / (COLOURFUL[1] - COLOURFUL[0])))
-    gate = torch.clamp(gate, k(0.0), k(1.0))
+    across = xp.sqrt(floor((new * new).sum(1)[:, None] - dot * along, 1e-24))
+    lum = floor(lum, 1e-6)
+    root, kept = xp.sqrt(size), xp.maximum(along, new_lum / lum * KEPT_SATURATION)
+    turn = ceil(kept * root * math.tan(math.radians(HUE_TURN)) / across, 1.0)
+    gate = ceil(floor((root / lum - COLOURFUL[0]) * (1 / (COLOURFUL[1] - COLOURFUL[0])), 0.0), 1.0)
     if free is not None:
-        gate = torch.mul(gate, torch.sub(k(1.0), free.to(work)[:, None]))
+        gate = gate * (1 - free[:, None])
     # the turn by the offset: a face with little chroma of its own is turned by the cast alone, which gains cannot undo
-    gain = torch.sub(kept, along).mul_(gate)
-    shift = torch.addcmul(new, own, along, value=-1).mul_(torch.sub(turn, k(1.0)).mul_(gate).div_(torch.maximum(black, k(0.1))))
-    gain, shift = (gain, shift) if t.dtype == work else (gain.to(t.dtype), shift.to(t.dtype))
-    t.select(-1, 0).add_(gain)
-    t.select(-1, 1).sub_(gain)
-    t.select(-1, 2).add_(shift)
+    gain = (kept - along) * gate
+    shift = (new - own * along) * ((turn - 1) * gate / floor(black, 0.1))
+    gains, pulls, offsets = t[..., 0], t[..., 1], t[..., 2]  # (views: changed in place)
+    gains += gain
+    pulls -= gain
+    offsets += shift
     # past GAINED_SATURATION, t's cast (all it does apart from its grey part, its channels' mean gain, pull and offset)
     # scaled down to it: through the grey part the face keeps its chroma at the mean gain, and in between the share of
     # chroma kept and the luminance are linear (such a face took no gain above, and the turn's offset sums to 0: the
     # grey part and the share kept are as before it)
-    over = torch.addcmul(along, torch.div(new_lum, lum), k(GAINED_SATURATION), value=-1)
-    grey, spread = torch.mul(tw.sum(1), k(1 / c)), torch.mul(tw[..., 0], own).sum(1, keepdim=True)  # C (new_lum - grey's)
-    slope = torch.sub(along, grey[:, :1]).addcmul_(spread.div_(lum), k(GAINED_SATURATION / c), value=-1)
-    cut = torch.div(over, torch.maximum(slope, k(1e-12))).clamp_(k(0.0), k(1.0)).mul_(gate)  # the share of the cast cut
-    grey, cut = (grey, cut) if t.dtype == work else (grey.to(t.dtype), cut.to(t.dtype))
-    t.lerp_(grey[:, None], cut[..., None])
-    return t
+    over = along - new_lum / lum * GAINED_SATURATION
+    grey, spread = tw.sum(1) * (1 / c), (tw[..., 0] * own).sum(1)[:, None]  # C (new_lum - grey's)
+    slope = along - grey[:, :1] - spread / lum * (GAINED_SATURATION / c)
+    cut = ceil(floor(over / floor(slope, 1e-12), 0.0), 1.0) * gate  # the share of the cast cut
+    t += cut[..., None] * (grey[:, None] - t)
 
 
 BLACK_RAMP = 0.15  # luminance (image scale) below which a colour transform's offset fades out linearly to 0 at black
@@ -200,15 +221,19 @@ def workspace(cache: dict, name: str, shape: tuple, dtype: torch.dtype, device: 
     first ``shape[0]`` rows of one view per trailing shape and dtype (a new number of rows — they vary from call
     to call with the rows per kind of edit — costs one slice, no reshaping view). ``like``: a view of it the caller
     holds (checked). For intermediate results only, never for what a call returns."""
+    raw = cache.get((name, device))
+    view = None if raw is None else raw._genaug_views.get((shape, dtype))  # (a view made before fits the buffer held)
+    if view is not None:
+        assert like is None or like.data_ptr() == view.data_ptr()
+        return view
     row = math.prod(shape[1:]) * dtype.itemsize
     if row == 0:
         return torch.empty(shape, dtype=dtype, device=device)
-    raw = cache.get((name, device))
     if raw is None or raw.numel() < shape[0] * row:
         raw = cache[(name, device)] = torch.empty(max(shape[0], 1) * row, dtype=torch.uint8, device=device)
         raw._genaug_views = {}
     views = raw._genaug_views
-    key = (tuple(shape), dtype)
+    key = (shape, dtype)
     view = views.get(key)
     if view is None:
         if len(views) >= 512:  # shapes that vary without end (photo sizes of multi-scale training): start again
