@@ -228,7 +228,7 @@ def resize_change(change: Tensor, size: tuple[int, int]) -> Tensor:
     bilinear kernel's result depends on the torch thread count (up to 5e-7, a level of an 8-bit photo now and then);
     the one-channel kernel's does not. What every paste back resizes with."""
     n, c = change.shape[:2]
-    flat = change.reshape(n * c, 1, *change.shape[2:])
+    flat = change.view(n * c, 1, *change.shape[2:])
     return F.interpolate(flat, size=size, mode="bilinear", align_corners=False).view(n, c, *size)
 
 
