@@ -10,8 +10,8 @@ change reaches the photo's brightness only (``luma``: the photo keeps its own co
 colour noise — green or pink blotches — does not reach it) and where on the face it may act (``region``: an
 ellipse of the model frame outside which the rendered change fades out, so what the generator redraws
 elsewhere — blotches on the cheeks of a mouth edit — does not reach the photo); a colour edit that is a white
-balance (``hue``) turns the skin's hue as it turns the rest of the photo (other colour edits keep the skin's hue and
-saturation, :func:`genaug.engine.colour.keep_hue`).
+balance (``hue``) turns the skin's hue as it turns the rest of the photo, by a gain per channel (other colour edits keep
+the skin's hue and saturation, :func:`genaug.engine.colour.keep_hue`).
 :func:`genaug.engine.edits.apply_recipes` is the one place the latent settings act, :func:`genaug.engine.render.region_mask` the region's.
 
 A bundle stores them in ``config.json`` as one table ``"edit_recipes"``, keyed ``"code=value"``
@@ -71,7 +71,7 @@ class EditRecipe:
     transfer: Transfer | None = None
     colour: bool = False
     luma: bool = False
-    hue: bool = False  # a colour edit whose turn of the skin's hue is the edit (a white balance): keep_hue leaves it
+    hue: bool = False  # a colour edit whose turn of the skin's hue is the edit (a white balance): keep_hue makes it gains
     region: tuple[float, float, float, float] | None = None  # (centre x, centre y, half width, half height), frame fractions
 
     def __post_init__(self) -> None:

@@ -7,7 +7,8 @@ colour transform that best explains it - per photo and channel a gain, a pull to
 luminance (saturation) and an offset that fades out towards black (black stays black, as under a
 camera's gains: black corners and borders take no tint), least squares over the model frame with a
 ridge towards the identity - and that transform is applied to every pixel of the photo: exact
-texture, the background shifts with the face.
+texture, the background shifts with the face. A white balance (recipe ``hue``: ``warmth``) is a gain per channel
+alone (:func:`keep_hue`).
 
 A black-and-white photo stays black-and-white: an edit that would add colour to it (a blue cast from
 the glasses code, a warm tone) keeps only its luminance change, and the photo keeps its own faint
@@ -126,9 +127,11 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None) -> Tensor:
     down until the face keeps that much: ``tone`` -0.8 drew a warm cast over pale faces, their skin and whites pink or
     orange (3.3 times their chroma over luminance); now a darker skin of its hue. A grey face (chroma under
     ``COLOURFUL[0]`` of its luminance) takes the transform as it is, as does every face whose colour it keeps (light
-    faces under ``tone`` up to about +0.8), and every row of ``free`` (N,; 1 = a white-balance edit, recipe ``hue``: its
-    turn of the skin's hue and chroma is the edit - held back, the skin stayed warm under a cool background). In place;
-    returns ``t``."""
+    faces under ``tone`` up to about +0.8). A row of ``free`` (N,; 1 = a white-balance edit, recipe ``hue``: its turn of
+    the skin's hue and chroma is the edit - held back, the skin stayed warm under a cool background) is instead made a
+    gain per channel, as a camera's white balance is: its least-squares projection onto one over the grid (with the
+    pull and offset, ``warmth`` +1 was a haze, gains down to 0.04 and offsets up to 0.7, and a very dark face took a
+    red gain of -1.5: blue-grey blotches). In place; returns ``t``."""
     c, h, w = t.shape[1], s.shape[2], s.shape[3]
     if c == 1:
         return t
@@ -139,11 +142,13 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None) -> Tensor:
     black = torch.mul(centre.sum(1), constant(1 / (c * BLACK_RAMP), centre.dtype, dev)).clamp_(0, 1).sum((1, 2))[:, None]
     black = torch.mul(black.to(work), per_pixel)
     free = free if free is None or free.dtype == work else free.to(work)
+    grid = None if free is None else s if s.dtype == work else s.to(work)  # (a white balance's gains: _hue_rule)
     if _on_host(t):  # the rest is arithmetic on a few numbers per face: numpy's (a third of torch's time an operation)
         both = host_array(torch.cat((m, black), 1))
-        _hue_rule(np, both[:, :c], both[:, c:], host_array(t), None if free is None else host_array(free), work != t.dtype)
+        _hue_rule(np, both[:, :c], both[:, c:], host_array(t), None if free is None else host_array(free), work != t.dtype,
+                  None if grid is None else host_array(grid))
     else:
-        _hue_rule(torch, m, black, t, free, work != t.dtype)
+        _hue_rule(torch, m, black, t, free, work != t.dtype, grid)
     return t
 
 
@@ -152,7 +157,7 @@ def _on_host(t: Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype in (torch.float16, torch.float32, torch.float64)
 
 
-def _hue_rule(xp: Any, m: Any, black: Any, t: Any, free: Any, copied: bool) -> None:
+def _hue_rule(xp: Any, m: Any, black: Any, t: Any, free: Any, copied: bool, grid: Any = None) -> None:
     """:func:`keep_hue`'s rule from the face's mean channels ``m`` (N, C) and offset weight ``black`` (N, 1), applied to
     the transforms ``t`` (N, C, 3) in place; ``xp``: numpy (host arrays sharing the tensors' memory) or torch (the same
     operations on the device). ``copied``: ``t`` is read in a wider dtype as a copy (as before it was changed), else as
@@ -193,6 +198,14 @@ def _hue_rule(xp: Any, m: Any, black: Any, t: Any, free: Any, copied: bool) -> N
     slope = along - grey[:, :1] - spread / lum * (GAINED_SATURATION / c)
     cut = ceil(floor(over / floor(slope, 1e-12), 0.0), 1.0) * gate  # the share of the cast cut
     t += cut[..., None] * (grey[:, None] - t)
+    if grid is not None:  # a white balance is a gain per channel (a camera's): on the rows of free (left as they were
+        # above) t's least-squares projection onto one over the photo's grid, a s_c + k lum + b w -> (a + k <s_c lum> /
+        # <s_c s_c> + b <s_c w> / <s_c s_c>) s_c
+        lum_g = grid.sum(1)[:, None] * (1 / c)
+        ss, sl, sw = ((grid * r).sum(-1).sum(-1) for r in (grid, lum_g, ceil(floor(lum_g * (1 / BLACK_RAMP), 0.0), 1.0)))
+        gain = tw[..., 0] + (tw[..., 1] * sl + tw[..., 2] * sw) / floor(ss, 1e-12)
+        t[..., 0] += free[:, None] * (gain - tw[..., 0])
+        t[..., 1:] *= 1 - free[:, None, None]
 
 
 BLACK_RAMP = 0.15  # luminance (image scale) below which a colour transform's offset fades out linearly to 0 at black
