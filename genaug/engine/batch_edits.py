@@ -323,8 +323,8 @@ def colour_margin(change: Tensor, rate: Tensor, p: dict[str, Tensor], target: Te
     code change ``change`` (N, code_dim; the value less the face's own in column ``margin_at``) moves its code less
     than the least move at its ``rate`` (gain x strength, (N, 1)) is moved out by it, on the side of the value (else the
     other, as far out), within the drawn range (neither fits: as drawn) - :func:`genaug.engine.colour.margin_edits`'
-    rule. ``p``: :func:`edit_plan`'s ``margin_at`` and ``margin`` columns (a least move of 0: no margin). Works in place on ``change``; returns ``target`` (N,) moved with it (the
-    value applied)."""
+    rule. ``p``: :func:`edit_plan`'s ``margin_at`` and ``margin`` columns (a least move of 0: no margin). Works in place
+    on ``change``; returns ``target`` (N,) moved with it (the value applied)."""
     at, margin = p["margin_at"], p["margin"] if p["margin"].dtype == change.dtype else p["margin"].to(change.dtype)
     least, tie, low, high = (margin[:, i : i + 1] for i in range(4))
     asked = change.gather(1, at)  # value - own
