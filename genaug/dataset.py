@@ -374,7 +374,7 @@ class GenerativeAugDataset(Dataset):
             plan, frame, v, draws, lambda j: derive_seed(self.seed, first + j), roomless=roomless)
         edit = redraw(False)
         if repeats_another(e, plan, frame, v, edit, lambda j: derive_seed(self.seed, first + j)):
-            warnings.warn(f"base item {meta.source}: no face found (framing={e.framing!r}), so its variant {v}'s "
+            warnings.warn(f"base item {meta.source}: no face found (framing={e.framing!r}), so its variant {meta.variant}'s "
                           f"{e.code_names[plan[v].code]} is re-drawn among the latent codes, whose distinct edits its other "
                           f"variants already make: it repeats {edit.describe(e.spec)}", stacklevel=3)
         out, info, placed = self._render(x, latent, score, edit, image, frame, draws)

@@ -180,3 +180,14 @@ def test_per_sample_v2_pipelines_around_it(default_bundle, utk_faces):
     normalized = v2.Normalize([0.5] * 3, [0.5] * 3)(utk_faces.float() / 255)
     with pytest.raises(ValueError, match="put Normalize after genaug"):
         aug(normalized)
+
+
+def test_a_channels_last_batch_larger_than_the_frame_is_pasted_back():
+    # photos larger than the model frame: the rendered change is resized to the face box (render.resize_change), whose
+    # view of a channels_last change raised a RuntimeError from inside genaug
+    x = torch.nn.functional.interpolate(demo_faces(2).float() / 255, size=(96, 96), mode="bilinear", align_corners=False)
+    aug = genaug.BatchFaceAug(p=1.0, seed=0, codes=["smile"], return_params=True)
+    ref, params = aug(x)
+    out, _ = aug(x.contiguous(memory_format=torch.channels_last), params=params)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert (out - ref).abs().max() <= 1e-5  # the same edits, within the layouts' kernel rounding

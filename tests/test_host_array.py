@@ -26,3 +26,13 @@ def test_what_the_capsule_cannot_carry_takes_the_slower_routes():
     assert np.array_equal(host_array(g), [1.0, 1.0])  # (detached)
     with pytest.raises(TypeError):
         host_array(torch.ones(2, dtype=torch.bfloat16))  # numpy has no bfloat16, as before
+
+
+def test_conjugate_and_negative_views_are_read_as_their_values():
+    # DLPack lends a view's memory as it is: a negative view (the imaginary part of a conjugate) was read with the wrong
+    # sign, and a conjugate view raised from Tensor.numpy()
+    z = torch.tensor([1 + 2j, 3 - 4j], dtype=torch.complex64)
+    neg, conj = z.conj().imag, z.conj()
+    assert neg.is_neg() and conj.is_conj()
+    assert np.array_equal(host_array(neg), [-2.0, 4.0])
+    assert np.array_equal(host_array(conj), [1 - 2j, 3 + 4j])

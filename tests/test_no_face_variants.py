@@ -55,3 +55,15 @@ def test_expand_says_how_many_variants_repeat_for_want_of_a_face(tmp_path, capsy
     with h5py.File(tmp_path / "x.h5") as f:
         images = f["images"][()]
     assert all(np.array_equal(images[0], x) for x in images[1:])
+
+
+@needs_face_search
+def test_the_warning_numbers_variants_as_their_metas_do():
+    # with include_original the warning counted from the first edited variant (0) while the items' metas count the
+    # original as variant 0: "variant 0" named the item whose meta says variant 1
+    ds = genaug.GenerativeAugDataset([_noise()], variants=2, codes=["glasses", "yaw"], device="cpu", progress=False,
+                                     seed=0, include_original=True)
+    for i in (1, 2):
+        with pytest.warns(UserWarning, match=r"its variant (\d+)'s yaw is re-drawn") as caught:
+            variant = ds.meta(i).variant  # (as applied: the item is rendered)
+        assert variant == i and f"its variant {i}'s" in str(caught[0].message)

@@ -148,8 +148,8 @@ class RecipeKinds(NamedTuple):
     luma_entries: Tensor  # device, by entry: 1 = a brightness-only edit
     region_code: np.ndarray  # host, by code: some entry acts in a region of the face
     region_entries: Tensor  # device, by entry: (entries, 1, S, S) region weights (ones without a region)
-    hue_code: np.ndarray  # host, by code: white-balance colour edits (recipe ``hue``: keep_hue leaves them): 0 none, 1 every
-    # entry, 2 some entries (a categorical code: the rows' entries say which, ``hue_entries``)
+    hue_code: np.ndarray  # host, by code: white-balance colour edits (recipe ``hue``: keep_hue makes them gains): 0 none,
+    # 1 every entry, 2 some entries (a categorical code: the rows' entries say which, ``hue_entries``)
     hue_entries: Tensor  # device, by entry: 1 = a white-balance colour edit
 
 
@@ -321,10 +321,10 @@ def colour_margins(spec: LatentSpec, colour: np.ndarray, ranges: dict[int, tuple
 def colour_margin(change: Tensor, rate: Tensor, p: dict[str, Tensor], target: Tensor) -> Tensor:
     """:meth:`genaug.engine.core.Engine._colour_margin` on the device, in a fixed number of operations: a row whose
     code change ``change`` (N, code_dim; the value less the face's own in column ``margin_at``) moves its code less
-    than the least move at its ``rate`` (gain x strength, (N, 1)) is moved to it, on the side of the value (else the
-    other), within the drawn range (neither fits: as drawn). ``p``: :func:`edit_plan`'s ``margin_at`` and ``margin``
-    columns (a least move of 0: no margin). Works in place on ``change``; returns ``target`` (N,) moved with it (the
-    value applied)."""
+    than the least move at its ``rate`` (gain x strength, (N, 1)) is moved out by it, on the side of the value (else the
+    other, as far out), within the drawn range (neither fits: as drawn) - :func:`genaug.engine.colour.margin_edits`'
+    rule. ``p``: :func:`edit_plan`'s ``margin_at`` and ``margin`` columns (a least move of 0: no margin). Works in place
+    on ``change``; returns ``target`` (N,) moved with it (the value applied)."""
     at, margin = p["margin_at"], p["margin"] if p["margin"].dtype == change.dtype else p["margin"].to(change.dtype)
     least, tie, low, high = (margin[:, i : i + 1] for i in range(4))
     asked = change.gather(1, at)  # value - own

@@ -47,7 +47,7 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
     content_rows, transfer_rows = _prefix(shift), _prefix(transfer)
     table = aug.table if index is not None else aug._content
     float32 = table.rows is not None and table.rows.dtype == torch.float32  # (the first call: the latents are not made yet)
-    hue = aug._hue_code[codes[a0:]] if delta else np.zeros(0, dtype=np.int8)  # white balances: keep_hue leaves them
+    hue = aug._hue_code[codes[a0:]] if delta else np.zeros(0, dtype=np.int8)  # white balances: keep_hue makes them gains
     hue_by_entry = bool((hue == 2).any())  # a code some of whose entries are: the rows' entries say which
     host = plan_columns(edit_plan(aug._layout, codes, pick(params.value), pick(params.relative), pick(params.strength),
                                   aug._recipe, aug._margin), content_rows, transfer_rows, float32, entries=a > 0 or hue_by_entry)

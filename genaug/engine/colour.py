@@ -64,7 +64,7 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
     the target ``d`` in ``[:, C + 2:]`` on the image scale: fills in the luminance and the offset weight, then
     solves. The normal equations of all channels come from one Gram product per row (channels, luminance,
     offset weight, targets), in float64; the 3 x 3 systems by their adjugate (:func:`_adjugate`). ``free``: the
-    rows :func:`keep_hue` leaves (before the refit)."""
+    white-balance rows :func:`keep_hue` makes gains per channel (before the refit)."""
     n, k, dev = f.shape[0], f.shape[1], f.device
     c, p, one = (k - 2) // 2, f.shape[2] * f.shape[3], torch.float64
     lum, wgt = part(f, (None, (c, c + 1))), part(f, (None, (c + 1, c + 2)))

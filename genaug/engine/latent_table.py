@@ -27,17 +27,20 @@ def host_array(t: Tensor | np.ndarray) -> np.ndarray:
     """A host tensor's values as a numpy array sharing its memory (writable), without the four tensor operations
     of ``Tensor.numpy()`` (detach, to, resolve_conj, resolve_neg: host time per call on the hot path) and without
     ``Tensor.__dlpack__``'s Python checks (~8 us a call on a CPU; the batch path reads ~20 host tensors a call);
-    numpy arrays pass through."""
+    numpy arrays pass through. A lazily conjugated or negated view comes back resolved, as a copy: its memory holds
+    the values before that, and DLPack lends it as it is (a negative view read as its negation)."""
     if isinstance(t, np.ndarray):
         return t
-    if _TO_DLPACK is not None and not (t.requires_grad or t.is_conj() or t.is_neg()):  # (what __dlpack__ refuses)
+    if t.is_conj() or t.is_neg():
+        return t.detach().resolve_conj().resolve_neg().numpy()
+    if _TO_DLPACK is not None and not t.requires_grad:  # (what __dlpack__ refuses)
         try:
             return np.from_dlpack(_Lent(t))
         except (RuntimeError, TypeError, BufferError, ValueError):  # a device tensor, a dtype numpy lacks: as below
             pass
     try:
         return np.from_dlpack(t)
-    except (RuntimeError, TypeError, BufferError, ValueError):  # conjugate / negative views, grad, ...
+    except (RuntimeError, TypeError, BufferError, ValueError):  # grad, ...
         return t.detach().numpy()
 
 

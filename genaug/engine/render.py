@@ -226,9 +226,10 @@ DRIFT_DROPPED = 0.5  # the share of a brightness-only edit's frame-wide tone dri
 def resize_change(change: Tensor, size: tuple[int, int]) -> Tensor:
     """A rendered change (N, C, h, w) resized to ``size`` bilinearly, channel by channel: the 3-channel float32
     bilinear kernel's result depends on the torch thread count (up to 5e-7, a level of an 8-bit photo now and then);
-    the one-channel kernel's does not. What every paste back resizes with."""
+    the one-channel kernel's does not. What every paste back resizes with (any layout: a channels_last change is copied)."""
     n, c = change.shape[:2]
-    flat = change.view(n * c, 1, *change.shape[2:])
+    shape = (n * c, 1, *change.shape[2:])
+    flat = change.view(shape) if change.is_contiguous() else change.reshape(shape)  # (a view: no reshape operation)
     return F.interpolate(flat, size=size, mode="bilinear", align_corners=False).view(n, c, *size)
 
 
