@@ -25,7 +25,7 @@ NEARBY = 0.25  # ... the nearby skin: within this share of the image's size arou
 SKIN_HUE = (0.0, 10.0, 45.0, 55.0)  # ... skin-hued: its red the top channel, its sRGB hue (degrees) rising / full / falling
 SKIN_SATURATION = (0.08, 0.15, 0.6, 0.7)  # ... and its sRGB saturation (of the top channel)
 SKIN_FOUND = (0.02, 0.05)  # ... its weight (of the inner face's): below the first, a warm skin tone (WARM_SKIN)
-WARM_SKIN = (225, 172, 140)  # sRGB: a light warm skin, the colour of a face clipped whole with no skin near it
+WARM_SKIN = (230, 190, 168)  # sRGB: a light warm skin (hue 21 degrees, saturation 0.27), the colour of a face clipped whole with no skin near it
 
 
 def _luminance(images01: Tensor) -> Tensor:
