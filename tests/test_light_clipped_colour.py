@@ -1,5 +1,6 @@
 """The colour a darkened clipped highlight takes under ``relight``: on a face the camera clipped almost whole, its few
-unclipped pixels (lips, eyes, nostrils) are no skin colour - an overexposed face darkened turned saturated pink."""
+unclipped pixels (lips, eyes, nostrils) are no skin colour - an overexposed face darkened turned saturated pink - nor is
+its mean (grey, or the clip's white with its blue cut: grey-green; tests/test_light_clipped_face.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ from conftest import UTKFACE, need, needs_dlib, utk_photo
 
 from genaug.faces.landmarks import face_landmarks
 from genaug.faces.light import _surface, relight, to_linear
-from genaug.faces.relit_colour import _luminance, _norm, _skin_colour, _unclip
+from genaug.faces.relit_colour import WARM_SKIN, _luminance, _norm, _skin_colour, _unclip
 
 torch.set_num_threads(1)
 
@@ -18,11 +19,12 @@ def saturation(lin: torch.Tensor) -> torch.Tensor:
     return _norm(lin / _luminance(lin).clamp(min=1e-6)[:, None] - 1)[:, 0]
 
 
-def test_a_face_clipped_almost_whole_takes_its_own_near_grey_not_its_lips_pink():
+def test_a_face_clipped_almost_whole_with_no_skin_around_takes_a_warm_skin_not_its_lips_pink():
     x = torch.ones(1, 3, 32, 32)  # clipped white
     x[:, :, 20:22, 12:20] = torch.tensor([0.5, -0.2, -0.1])[:, None, None]  # a pink mouth: 16 of 1024 pixels unclipped
     colour, *_ = _skin_colour(to_linear(x), x, torch.ones(1, 32, 32))
-    assert float(_norm(colour[:, :, None, None] - 1)) < 0.05  # was 1.2: the mouth's pink
+    warm = to_linear(torch.tensor(WARM_SKIN, dtype=torch.float32)[None, :, None, None] / 127.5 - 1)
+    assert torch.allclose(colour, (warm / _luminance(warm)[:, None])[:, :, 0, 0], atol=1e-3)  # was 1.2 off: the pink
 
 
 def test_a_face_mostly_unclipped_keeps_its_brightest_skins_colour_bit_for_bit():
@@ -48,9 +50,10 @@ def test_a_darkened_highlight_brighter_than_the_skin_takes_its_colour_paler_as_t
     assert torch.allclose(_luminance(paler)[spot], _luminance(lin)[spot], rtol=1e-4)
 
 @needs_dlib
-def test_an_overexposed_face_darkened_stays_near_grey_not_pink():
-    """utkface_128 00010 at 1.35 x^0.45 (99 % of its inner face clipped): the half-face the light darkened came out
-    saturated pink (median saturation 0.38, the mouth's), now near grey like the face."""
+def test_an_overexposed_face_darkened_takes_a_skin_colour_not_pink_nor_grey():
+    """utkface_128 00010 at 1.35 x^0.45 (99 % of its inner face clipped, no skin around it): the half-face the light
+    darkened came out saturated pink (median saturation 0.38, the mouth's), then grey (sRGB saturation 0.02), now a
+    light warm skin (WARM_SKIN: hue 21 degrees, saturation 0.26)."""
     a = utk_photo(need(UTKFACE), 10)
     a = np.clip(255 * 1.35 * (a / 255.0) ** 0.45, 0, 255).astype(np.float32)
     x = torch.from_numpy(a).permute(2, 0, 1)[None] / 127.5 - 1
@@ -60,7 +63,12 @@ def test_an_overexposed_face_darkened_stays_near_grey_not_pink():
     darker = (_surface(x, lm, "auto").fit_weight > 0) & (_luminance(relit) < 0.8 * _luminance(lin))
     darker &= ((x + 1) / 2).amax(1) > 0.95  # clipped
     assert int(darker.sum()) > 1000
-    assert float(saturation(relit)[darker].median()) < 0.1  # was 0.38
+    rgb = (out[0] + 1) / 2
+    top, low = rgb.amax(0), rgb.amin(0)
+    hue = 60 * (rgb[1] - rgb[2]) / (rgb[0] - low).clamp(min=1e-6)  # sRGB hue, where red is the top channel
+    assert bool((rgb[0] >= top)[darker[0]].all())
+    assert 10 < float(hue[darker[0]].median()) < 35
+    assert 0.15 < float(((top - low) / top)[darker[0]].median()) < 0.35
 
 
 @needs_dlib

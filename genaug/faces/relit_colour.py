@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..images import LUMA
@@ -19,7 +20,12 @@ CLIP_FROM = 0.85  # a pixel whose largest channel passes this (of 1) is taken as
 IMPLIED_TOP = (1.0, 1.25)  # ... or whose second channel, at the skin's hue, implies a top channel past these (linear)
 THIRD_OFF = (0.2, 0.4)  # ... while its third channel is within these (log ratio to the second) of the skin's
 UNCLIP_DARKEN = 0.25  # darkened by this share or more, a clipped pixel takes the face's skin colour
-SKIN_SHARE = (0.1, 0.3)  # unclipped share of the inner face: its skin colour is its mean below the first, its own from the second
+SKIN_SHARE = (0.1, 0.3)  # unclipped share of the inner face: its skin colour is the nearby skin's below the first, its own from the second
+NEARBY = 0.25  # ... the nearby skin: within this share of the image's size around the inner face (its border, neck, hands)
+SKIN_HUE = (0.0, 10.0, 45.0, 55.0)  # ... skin-hued: its red the top channel, its sRGB hue (degrees) rising / full / falling
+SKIN_SATURATION = (0.08, 0.15, 0.6, 0.7)  # ... and its sRGB saturation (of the top channel)
+SKIN_FOUND = (0.02, 0.05)  # ... its weight (of the inner face's): below the first, a warm skin tone (WARM_SKIN)
+WARM_SKIN = (230, 190, 168)  # sRGB: a light warm skin (hue 21 degrees, saturation 0.27), the colour of a face clipped whole with no skin near it
 
 
 def _luminance(images01: Tensor) -> Tensor:
@@ -107,10 +113,11 @@ def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, T
     RGB of ``images``) over the inner face, the sum of its weights (N,), the face's hue spread around it (N,): the
     median angle (radians) between the inner face's colours off grey and the skin's, weighted by how far off grey they
     are (0 where no skin is found or it is grey), and that skin's mean log luminance (N,) (in ``lin``'s shading).
-    On a face the camera clipped almost whole (under SKIN_SHARE of it unclipped) the colour fades to the inner face's
-    mean, near grey: its unclipped pixels are lips, eyes and nostrils, and an overexposed face darkened took their pink
-    (1.4, 0.81, 0.92 on utkface_128 00010 at 1.35 x^0.45, 1 % unclipped); normal photos are 32 % unclipped or more
-    (400 of utkface_128 and celeba_id200)."""
+    On a face the camera clipped almost whole (under SKIN_SHARE of it unclipped) the colour fades to the nearby skin's
+    (:func:`_nearby_skin`): its unclipped pixels are lips, eyes and nostrils, and an overexposed face darkened took their
+    pink (1.4, 0.81, 0.92 on utkface_128 00010 at 1.35 x^0.45, 1 % unclipped); the inner face's mean, taken instead, is
+    the clip's white with its blue cut - darkened, a flat grey-green patch (1.04, 1.01, 0.83 on celeba_id200 041913,
+    6 % unclipped). Normal photos are 32 % unclipped or more (400 of utkface_128 and celeba_id200)."""
     peak = ((images.float() + 1) / 2).amax(1)
     clipped = _clipped(images)
     skin_w = weight * (1 - clipped) * peak ** 4  # the brightest unclipped skin: shadowed skin is more saturated
@@ -120,13 +127,38 @@ def _skin_colour(lin: Tensor, images: Tensor, weight: Tensor) -> tuple[Tensor, T
     colour = _sum(chroma * skin_w[:, None], (2, 3)) / total.clamp(min=1e-6)[:, None]
     share = _sum(weight * (1 - clipped), (1, 2)) / _sum(weight, (1, 2)).clamp(min=1e-6)
     trust = smoothstep((share - SKIN_SHARE[0]) / (SKIN_SHARE[1] - SKIN_SHARE[0]))[:, None]
-    whole = _sum(chroma * weight[:, None], (2, 3)) / _sum(weight, (1, 2)).clamp(min=1e-6)[:, None]  # its mean colour
-    colour = torch.where(trust < 1, whole + (colour - whole) * trust, colour)  # bit for bit where trusted
+    near = _nearby_skin(images, chroma, clipped, weight) if bool((trust < 1).any()) else colour
+    colour = torch.where(trust < 1, near + (colour - near) * trust, colour)  # bit for bit where trusted
     off = chroma - 1
     angle = torch.acos((_unit(off) * _unit(colour - 1)[:, :, None, None]).sum(1).clamp(-1, 1))
     spread = _weighted_median(angle.flatten(1), (weight * _norm(off)[:, 0]).flatten(1)).nan_to_num(0.0)
     level = _sum(lum.log() * skin_w, (1, 2)) / total.clamp(min=1e-6)
     return colour, total, torch.where((total > 1e-3) & (_norm(colour - 1)[:, 0] > 1e-3), spread, 0.0), level
+
+
+def _nearby_skin(images: Tensor, chroma: Tensor, clipped: Tensor, weight: Tensor) -> Tensor:
+    """(N, 3): the colour (at unit luminance, ``chroma``) of the unclipped skin-hued pixels (SKIN_HUE, SKIN_SATURATION)
+    of ``images`` within NEARBY of the inner face (``weight``) - the face's border, its neck, hands on its cheeks -
+    the brightest counting most (lit skin, not brown hair); where it weighs under SKIN_FOUND of the inner face,
+    towards WARM_SKIN. The colour of a face the camera clipped (almost) whole, found around it."""
+    rgb = ((images.float() + 1) / 2).clamp(0, 1)
+    r, g, b = rgb.unbind(1)
+    top, low = rgb.amax(1), rgb.amin(1)
+    hue = 60 * (g - b) / (r - low).clamp(min=1e-6)
+    sat = (top - low) / top.clamp(min=1e-6)
+
+    def band(v: Tensor, edges: tuple[float, float, float, float]) -> Tensor:
+        return smoothstep((v - edges[0]) / (edges[1] - edges[0])) * smoothstep((edges[3] - v) / (edges[3] - edges[2]))
+
+    k = 2 * round(NEARBY * min(images.shape[-2:])) + 1
+    near = F.max_pool2d((weight > 0).float()[:, None], k, stride=1, padding=k // 2)[:, 0]
+    w = near * (1 - clipped) * (r >= top).float() * band(hue, SKIN_HUE) * band(sat, SKIN_SATURATION) * top ** 4
+    total = _sum(w, (1, 2))
+    found = _sum(chroma * w[:, None], (2, 3)) / total.clamp(min=1e-6)[:, None]
+    warm = (torch.tensor(WARM_SKIN, dtype=chroma.dtype, device=chroma.device) / 255) ** 2.2
+    warm = warm / sum(wt * c for wt, c in zip(LUMA, warm))  # linear, unit luminance
+    t = smoothstep((total / _sum(weight, (1, 2)).clamp(min=1e-6) - SKIN_FOUND[0]) / (SKIN_FOUND[1] - SKIN_FOUND[0]))
+    return warm + (found - warm) * t[:, None]
 
 
 def _clipped(images: Tensor, lin: Tensor | None = None, colour: Tensor | None = None) -> Tensor:
