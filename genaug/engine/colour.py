@@ -236,26 +236,21 @@ def workspace(cache: dict, name: str, shape: tuple, dtype: torch.dtype, device: 
     holds (checked). For intermediate results only, never for what a call returns."""
     raw = cache.get((name, device))
     view = None if raw is None else raw._genaug_views.get((shape, dtype))  # (a view made before fits the buffer held)
-    if view is not None:
-        assert like is None or like.data_ptr() == view.data_ptr()
-        return view
-    row = math.prod(shape[1:]) * dtype.itemsize
-    if row == 0:
-        return torch.empty(shape, dtype=dtype, device=device)
-    if raw is None or raw.numel() < shape[0] * row:
-        raw = cache[(name, device)] = torch.empty(max(shape[0], 1) * row, dtype=torch.uint8, device=device)
-        raw._genaug_views = {}
-    views = raw._genaug_views
-    key = (shape, dtype)
-    view = views.get(key)
     if view is None:
+        row = math.prod(shape[1:]) * dtype.itemsize
+        if row == 0:
+            return torch.empty(shape, dtype=dtype, device=device)
+        if raw is None or raw.numel() < shape[0] * row:
+            raw = cache[(name, device)] = torch.empty(max(shape[0], 1) * row, dtype=torch.uint8, device=device)
+            raw._genaug_views = {}
+        views = raw._genaug_views
         if len(views) >= 512:  # shapes that vary without end (photo sizes of multi-scale training): start again
             views.clear()
         full = views.get((tuple(shape[1:]), dtype, "all"))
         if full is None:
             rows = raw.numel() // row
             full = views[(tuple(shape[1:]), dtype, "all")] = raw[: rows * row].view(dtype).view(rows, *shape[1:])
-        view = views[key] = full[: shape[0]]
+        view = views[(shape, dtype)] = full[: shape[0]]
         view._genaug_parts = {}
     assert like is None or like.data_ptr() == view.data_ptr()
     return view
