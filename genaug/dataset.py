@@ -49,14 +49,26 @@ def check_variants(variants: Any, include_original: bool) -> int:
     return variants
 
 
-def repeats_another(engine: Any, plan: list[Edit], frame: Any, v: int, edit: Edit, seed_of: Any) -> bool:
+def unplaced_redraws(engine: Any, plan: list[Edit], frame: Any, seed_of: Any) -> list[Edit]:
+    """Every variant of ``plan`` as :meth:`Engine.replace_unplaced_variant` draws it for the photo of ``frame`` (variant
+    ``j`` from a generator seeded ``seed_of(j)``), in one pass: a variant's re-draw depends only on those before it."""
+    redraw, codes = [engine.unplaced(e, frame) for e in plan], engine._latent_codes()
+    if not any(redraw) or not codes:
+        return list(plan)
+    gens = [torch.Generator().manual_seed(seed_of(j)) for j in range(max(j for j, r in enumerate(redraw) if r) + 1)]
+    return redraw_distinct(engine.spec, plan, redraw, gens, codes, engine.bounds)
+
+
+def repeats_another(engine: Any, plan: list[Edit], frame: Any, v: int, edit: Edit, seed_of: Any,
+                    redrawn: list[Edit] | None = None) -> bool:
     """Whether variant ``v``'s planned control, re-drawn as ``edit`` for want of a face (``framing="auto"`` found none:
     :meth:`Engine.replace_unplaced_variant`, variant ``j``'s draws seeded ``seed_of(j)``), repeats another variant's
-    edit: the re-draws avoid the moves other variants make until the latent codes have none left."""
+    edit: the re-draws avoid the moves other variants make until the latent codes have none left. ``redrawn``: the
+    source's :func:`unplaced_redraws`, when already drawn (one pass serves all its variants)."""
     if not (frame.guessed and engine.unplaced(plan[v], frame) and control_of(engine.spec, edit.code) is None):
         return False
-    return edit in [engine.replace_unplaced_variant(plan, frame, j, torch.Generator().manual_seed(seed_of(j)), seed_of)
-                    for j in range(len(plan)) if j != v]
+    redrawn = unplaced_redraws(engine, plan, frame, seed_of) if redrawn is None else redrawn
+    return edit in redrawn[:v] + redrawn[v + 1:]
 
 
 class GenerativeAugDataset(Dataset):

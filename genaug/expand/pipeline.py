@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..bundle.format import Bundle
-from ..dataset import repeats_another
+from ..dataset import repeats_another, unplaced_redraws
 from ..distenv import init_distributed, rank_device
 from ..engine.codes import control_of
 from ..engine.edits import derive_seed, variant_edits
@@ -105,6 +105,7 @@ class _Job:
         plans = [variant_edits(e.spec, self.seed, i, s.variants, e.codes, e.bounds) for i in idx]  # each source's edits
         for k, edits in enumerate(plans):
             plan += ([(k, 0, None)] if s.include_original else []) + [(k, v + 1, ed) for v, ed in enumerate(edits)]
+        unplaced = {k: unplaced_redraws(e, plans[k], f, self._seed_of(idx[k])) for k, f in enumerate(frames) if f.guessed}
         for c0 in range(0, len(plan), s.batch_size):
             chunk = plan[c0:c0 + s.batch_size]
             rows = [j for j, (_, _, ed) in enumerate(chunk) if ed is not None]
@@ -116,8 +117,8 @@ class _Job:
                         for j, k in zip(rows, ks)]
                 where = [(plans[k], frames[k], idx[k], chunk[j][1], g) for j, k, g in zip(rows, ks, gens)]
                 edits = [self.planned(*w) for w in where]
-                self.unedited["repeats"] += sum(repeats_another(e, w[0], w[1], w[3] - 1, ed, self._seed_of(w[2]))
-                                                for w, ed in zip(where, edits))
+                self.unedited["repeats"] += sum(repeats_another(e, w[0], w[1], w[3] - 1, ed, self._seed_of(w[2]), unplaced.get(k))
+                                                for w, ed, k in zip(where, edits, ks))
                 done = self.render(x, inv, imgs, frames, ks, edits, gens)
                 redrawn = {r: self.planned(*where[r], roomless=True) for r, (_, _, no_room) in enumerate(done) if no_room}
                 again = [r for r, ed in redrawn.items() if control_of(e.spec, ed.code) is None]  # (none: no latent code)
