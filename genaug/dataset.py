@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from .bundle.format import Bundle, bundle_path
 from .device import torch_defaults
 from .engine.cache import LatentStore, bundle_key, content_keys
-from .engine.codes import check_edit_options, check_seed, check_strength, control_of, default_codes
+from .engine.codes import check_edit_options, check_refine_loss, check_seed, check_strength, control_of, default_codes
 from .engine.edits import Edit, derive_seed, redraw_distinct, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS, geometric_targets
@@ -130,6 +130,8 @@ class GenerativeAugDataset(Dataset):
             raise TypeError(f"base must be a map-style dataset (len(base) and base[i]), got {type(base).__name__}: "
                             "collect an iterable or IterableDataset into a list first")
         check_strength(strength)  # one strength for every variant
+        if engine is None:
+            check_refine_loss(refine_loss, "GenerativeAugDataset's arguments")
         if gate_threshold is not None and (not math.isfinite(gate_threshold) or gate_threshold > 1):  # NaN: never acts; > 1: always
             raise ValueError(f"gate_threshold must be a finite similarity <= 1 (above 1 every edit is rejected), got {gate_threshold}")
         self.base, self.include_original, self.variants = base, bool(include_original), variants  # (checked: __setattr__)

@@ -22,8 +22,8 @@ from pydantic import Field, field_validator
 
 from .bundle.format import bundle_path
 from .device import torch_defaults
-from .engine.codes import (all_code_names, check_code_list, check_codes, check_edit_options, default_codes, probability,
-                           strength_range)
+from .engine.codes import (all_code_names, check_code_list, check_codes, check_edit_options, check_refine_loss, default_codes,
+                           probability, strength_range)
 from .engine.edits import Edit
 from .engine.lazy import LazyEngine
 from .faces.controls import GEOMETRIC_CONTROLS
@@ -157,12 +157,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         @field_validator("refine_loss")
         @classmethod
         def _loss(cls, v: str) -> str:
-            from .models.recon import parse_mix
-
-            if any(kind == "feature" for _, kind in parse_mix(v)):
-                raise ValueError(f"refine_loss {v!r}: the 'feature' loss needs a feature network, which GenerativeFaceAug "
-                                 "cannot take (it serialises by its arguments): use 'mse', 'l1', 'ssim', 'msssim' or a mix, "
-                                 "or genaug.Engine(feature_net=...)")
+            check_refine_loss(v, "GenerativeFaceAug (it serialises by its arguments)")
             return v
 
     def __init__(

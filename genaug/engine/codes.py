@@ -103,6 +103,16 @@ def check_strength(strength: Any) -> None:
         raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
 
 
+def check_refine_loss(refine_loss: str, who: str) -> None:
+    """``refine_loss`` is a loss mix (:func:`genaug.models.recon.parse_mix`) without the 'feature' loss, whose feature
+    network only ``genaug.Engine(feature_net=...)`` takes: ValueError naming the front end ``who`` otherwise."""
+    from ..models.recon import parse_mix
+
+    if any(kind == "feature" for _, kind in parse_mix(refine_loss)):
+        raise ValueError(f"refine_loss {refine_loss!r}: the 'feature' loss needs a feature network, which {who} cannot "
+                         "take: use 'mse', 'l1', 'ssim', 'msssim' or a mix, or genaug.Engine(feature_net=...)")
+
+
 def probability(p: Any) -> float:
     """A front end's ``p``: a real number in [0, 1] (numpy scalars too; no bool, no string), as a float; else a
     ValueError naming it."""

@@ -16,9 +16,8 @@ import h5py
 import numpy as np
 
 from ..distenv import dist_env
-from ..engine.codes import all_code_names, check_code_list, check_seed, code_index, control_of, default_codes
+from ..engine.codes import all_code_names, check_code_list, check_refine_loss, check_seed, code_index, control_of, default_codes
 from ..images import MIN_SIDE
-from ..models.recon import parse_mix
 from .hdf5 import compression_args
 from .sources import ExpandError, Source
 
@@ -65,7 +64,7 @@ class ExpandSettings:
         if self.mode not in ("delta", "regenerate"):
             raise ExpandError(f"--mode must be 'delta' or 'regenerate', got {self.mode!r}")
         try:
-            parse_mix(self.refine_loss)
+            check_refine_loss(self.refine_loss, "genaug expand")
         except ValueError as e:
             raise ExpandError(f"--refine-loss: {e}") from None
         if self.size not in ("model", "source"):
