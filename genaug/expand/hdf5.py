@@ -29,6 +29,7 @@ Layout (plain HDF5, readable by h5py, h5dump, HDFView, pandas/PyTables, MATLAB, 
 from __future__ import annotations
 
 import json
+import numbers
 import operator
 import os
 from pathlib import Path
@@ -255,6 +256,9 @@ class HDF5FaceDataset(Dataset):
         variants = sorted(variants) if isinstance(variants, (set, frozenset)) else variants  # {0, 1}: not one object
         if np.size(variants) == 0:  # not an empty dataset
             raise ValueError(f"variants must name at least one variant (0 = the original, 1.. the variants), got {variants!r}")
+        items = list(variants) if isinstance(variants, (list, tuple, range)) else np.atleast_1d(variants).tolist()
+        if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) for v in items):  # True read as 1
+            raise ValueError(f"variants must be whole numbers (0 = the original, 1.. the variants), got {variants!r}")
         missing = sorted(set(np.atleast_1d(variants).tolist()) - set(have.tolist()))
         if missing:
             raise ValueError(f"{self.path} holds no variant {missing} (it holds {sorted(set(have.tolist()))}; "
