@@ -198,17 +198,35 @@ def _unclip(lin: Tensor, ratio: Tensor, images: Tensor, weight: Tensor | None,
     :func:`_follow_colour`) - at the skin's saturation, darkened highlights were orange patches brighter and more
     saturated than any skin of their brightness (utkface_128 00080). ``skin``: :func:`_skin_colour`'s, of the
     unshaded photo, where found elsewhere (a large photo's, at the work size); else found here with ``weight``."""
+    photo = lin / ratio.clamp(min=1e-6)[:, None]
     if skin is None:
-        skin = _skin_colour(lin / ratio.clamp(min=1e-6)[:, None], images, weight)  # of the unshaded photo
+        skin = _skin_colour(photo, images, weight)  # of the unshaded photo
     colour, total, _, level = skin
-    clipped = _clipped(images, lin / ratio.clamp(min=1e-6)[:, None], colour)  # the photo's clipping
+    clipped = _clipped(images, photo, colour)  # the photo's clipping
     lum = _luminance(lin).clamp(min=1e-6)
-    off = colour[:, :, None, None] - 1
+    off = _measured_hue(photo, images, colour) - 1
     if slope is not None:  # the photo's luminance: lum / ratio
         paler = slope[:, None, None] * ((lum / ratio.clamp(min=1e-6)).log() - level[:, None, None])
         off = off * paler.clamp(max=0).exp()[:, None]
     w = clipped * ((1 - ratio) / UNCLIP_DARKEN).clamp(0, 1) * (total > 1e-3).float()[:, None, None]
     return lin + w[:, None] * (lum[:, None] * (1 + off) - lin)
+
+
+def _measured_hue(photo: Tensor, images: Tensor, colour: Tensor) -> Tensor:
+    """(N, 3, H, W) at unit luminance: the colour a clipped pixel of ``photo`` (linear RGB of ``images``) is taken to
+    have - the skin's (``colour``, (N, 3)) where its two lower channels are clipped too (a near-white highlight), else
+    its own lower channels' ratio, which the camera measured, with its top channel at the skin's ratio to the middle
+    one (or its own, when higher: a cut channel was higher, not lower). The skin's colour taken whole turned a
+    salmon cheek whose red alone was clipped (244, 193, 188: hue 5 degrees) the magenta of a pink-cast face's skin
+    and lips (hue 341) when darkened (utkface_128 00136 at light -60: hue 346)."""
+    order = photo.argsort(1, descending=True)  # each pixel's top, middle and low channels
+    own, skin = photo.gather(1, order), colour[:, :, None, None].expand_as(photo).gather(1, order)
+    top = torch.maximum(own[:, 1] * skin[:, 0] / skin[:, 1].clamp(min=1e-6), own[:, 0])
+    kept = torch.empty_like(photo).scatter_(1, order, torch.stack([top, own[:, 1], own[:, 2]], 1))
+    kept = kept / _luminance(kept).clamp(min=1e-6)[:, None]
+    middle = ((images.float() + 1) / 2).gather(1, order[:, 1:2])[:, 0]  # the middle channel's code value
+    cut = smoothstep((middle - CLIP_FROM) / (1 - CLIP_FROM))[:, None]
+    return kept + cut * (colour[:, :, None, None] - kept)
 
 
 def _into_gamut(lin: Tensor) -> Tensor:
