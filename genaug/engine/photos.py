@@ -18,7 +18,7 @@ from ..images import FrameInfo, from_chw01, match_channels, to_chw01
 from .codes import control_of, default_codes
 from .colour import fit_colour
 from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
-from .render import apply_control, paste_back, recolour, to_model_batch
+from .render import apply_control, paste_back, recolour, reframe, to_model_batch
 
 
 NO_ROOM = "unchanged (no room for the control on this face)"  # a control the face had no room for (near profile)
@@ -50,6 +50,8 @@ class PhotoIO:
             gen = generator or self.generator
             edits = self.replace_unplaced(check_edits(self.spec, edits if edits is not None else self.random_edits(len(items), gen, redraw_codes)),
                                           frames, gen)
+        if (framing or self.framing) == "auto":
+            self._frame_parts(items, x, frames, edits)
         out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True, frames=frames,
                                          drawn=drawn, redraw_codes=redraw_codes)
         res = self.unframe(out, items, frames, info, drawn)
@@ -59,6 +61,16 @@ class PhotoIO:
             if self.faceless(info.edits[r], f):
                 info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
         return (res[0] if single else res), info
+
+    def _frame_parts(self, items: list[Any], x: Tensor, frames: list[FrameInfo], edits: list[Any]) -> None:
+        """Rows whose edit names a part of the face (a recipe's ``region``: glasses, bangs, mouth, smile) on a photo whose
+        face the framing rule's box misplaces (an Olivetti frame, a tight crop) framed by the detected face instead
+        (:func:`genaug.engine.render.reframe`), in place in ``x`` and ``frames``: the part is painted on the face."""
+        for r, (e, f) in enumerate(zip(check_edits(self.spec, edits), frames)):
+            if control_of(self.spec, e.code) is None and self.bundle.recipe(e.code, e.value).region is not None:
+                again = reframe(items[r], self.bundle, f)
+                if again is not None:
+                    x[r], frames[r] = again
 
     def _redraw_roomless(self, x: Tensor, items: list[Any], frames: list[FrameInfo], res: list[Any], info: AugmentInfo,
                          generator: torch.Generator, strength: float | Tensor | None, mode: str | None) -> None:
