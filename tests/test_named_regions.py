@@ -1,12 +1,14 @@
 """Named latent edits (glasses, bangs, mouth, smile: recipes with a ``region``) change the part of the face they name,
-at any framing: a loosely framed photo taken whole by the framing rule (an Olivetti frame) is framed by its detected
-face for such an edit, so the part is painted where the face has it (:func:`genaug.engine.render.reframe`)."""
+at any framing: glasses on a small face in a large frame (detected, pasted back through the inverse warp) leave the
+background above and beside the head alone, and a loosely framed photo taken whole by the framing rule (an Olivetti
+frame) is framed by its detected face for such an edit, so the part is painted where the face has it
+(:func:`genaug.engine.render.reframe`)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from conftest import CELEBA_ID200, OLIVETTI, need, needs_dlib, noise_photo
+from conftest import CELEBA_ID200, OLIVETTI, demo_face, need, needs_dlib, noise_photo
 from PIL import Image
 
 from genaug.engine.core import Engine
@@ -34,6 +36,17 @@ def change(engine, photo: np.ndarray, code: str, value: int) -> np.ndarray:
     return np.abs(out.astype(float) - photo.astype(float)).sum(-1)
 
 
+def test_glasses_on_a_small_face_in_a_large_frame_stay_on_the_face(engine):
+    photo = np.full((240, 320, 3), 128, np.uint8)
+    photo[60:150, 40:130] = demo_face(90)
+    (l, t, r, b), _ = face_of(photo)
+    w = r - l  # the face: dlib's box, 10 % of its width wider at the sides and below, 30 % above (forehead hair)
+    face = np.zeros(photo.shape[:2], bool)
+    face[max(0, int(t - 0.3 * w)):int(np.ceil(b + 0.1 * w)), max(0, int(l - 0.1 * w)):int(np.ceil(r + 0.1 * w))] = True
+    d = change(engine, photo, "glasses", 1)
+    assert d[~face].sum() < 0.02 * d.sum()  # no region: 6.5 % (the aligned square's top: hair and the wall above it)
+
+
 def olivetti(folder, name: str = "s05/03.png") -> np.ndarray:
     return np.asarray(Image.open(folder / name).convert("RGB"))
 
@@ -55,11 +68,13 @@ def test_a_loosely_framed_photo_is_framed_by_its_face_for_a_named_edit_only_wher
 
 
 @pytest.mark.parametrize("name", ["s05/03.png", "s12/01.png", "s31/07.png"])
-def test_mouth_and_smile_edits_of_an_olivetti_frame_change_its_mouth_not_its_chin(engine, name):
+def test_named_edits_of_an_olivetti_frame_paint_the_part_they_name(engine, name):
     photo = olivetti(need(OLIVETTI), name)
     _, lm = face_of(photo)
     eyes, nose = lm[:4, 1].mean(), lm[4, 1]
     rows = np.arange(photo.shape[0]) + 0.5
+    glasses = change(engine, photo, "glasses", 1).sum(1)
+    assert glasses[rows > nose].sum() < 0.15 * glasses.sum()  # the rule's box: a third below the nose (on the cheeks)
     for code in ("mouth", "smile"):
         d = change(engine, photo, code, 1).sum(1)
         centre = float((d * rows).sum() / d.sum() - nose) / (nose - eyes)  # eye-to-nose distances below the nose point

@@ -63,11 +63,12 @@ class PhotoIO:
         return (res[0] if single else res), info
 
     def _frame_parts(self, items: list[Any], x: Tensor, frames: list[FrameInfo], edits: list[Any]) -> None:
-        """Rows whose edit names a part of the face (a recipe's ``region``: glasses, bangs, mouth, smile) on a photo whose
-        face the framing rule's box misplaces (an Olivetti frame, a tight crop) framed by the detected face instead
-        (:func:`genaug.engine.render.reframe`), in place in ``x`` and ``frames``: the part is painted on the face."""
+        """Rows whose edit draws on the face (a latent edit that is no colour edit: glasses, bangs, mouth, smile) on a
+        photo whose face the framing rule's box misplaces (an Olivetti frame, a tight crop) framed by the detected face
+        instead (:func:`genaug.engine.render.reframe`), in place in ``x`` and ``frames``: the generator draws the part
+        where the face has it, and a region (``EditRecipe.region``) keeps it there."""
         for r, (e, f) in enumerate(zip(check_edits(self.spec, edits), frames)):
-            if control_of(self.spec, e.code) is None and self.bundle.recipe(e.code, e.value).region is not None:
+            if control_of(self.spec, e.code) is None and not self.bundle.recipe(e.code, e.value).colour:
                 again = reframe(items[r], self.bundle, f)
                 if again is not None:
                     x[r], frames[r] = again
