@@ -88,7 +88,7 @@ def reframe(image: Any, bundle: Any, info: FrameInfo) -> tuple[Tensor, FrameInfo
 
     t = to_chw01(image)[0]
     aligner = get_aligner(bundle.image_size)
-    faces = aligner.detect(t[: info.channels] if info.channels == 3 else t[:1])
+    faces = aligner.detect(t[: info.channels])
     if not faces:
         return None
     al = aligner.alignment(faces[0], tuple(t.shape[-2:]))
