@@ -158,19 +158,21 @@ class _Job:
         (the record's image, the edit as applied or None where the image is the source's, whether a control had no
         room on the face)."""
         e, placed = self.engine, self.out_hw is not None
-        t = torch.tensor(ks, device=x.device)
-        out, info = e.render_edits(x[t], inv.latent[t], edits, base=inv.recon[t], generator=gens, placed=placed,
-                                   drawn=True, frames=[frames[k] for k in ks], redraw_codes=redraw_codes)
+        xr, ir, fr = e.frame_rows(imgs, x, frames, inv, ks, edits)  # (a named edit on a misframed face: framed by it)
+        out, info = e.render_edits(xr, ir.latent, edits, base=ir.recon, generator=gens, placed=placed,
+                                   drawn=True, frames=fr, redraw_codes=redraw_codes)
         res = []
         for r, k in enumerate(ks):
             if e.faceless(info.edits[r], frames[k]):  # no face found: the source, unedited
                 self.unedited["no face"] += 1
                 res.append((imgs[k] if placed else to_uint8(x[k]), None, False))
                 continue
-            if placed:  # a control's value as applied to the face (yaw: scaled into its room)
-                image, applied = e.place(out[r], imgs[k], frames[k], info.edits[r], bool(info.kept[r]), drawn=True)
+            if placed or fr[r] is not frames[k]:  # a control's value as applied to the face (yaw: scaled into its room)
+                image, applied = e.place(out[r], imgs[k], fr[r], info.edits[r], bool(info.kept[r]), drawn=True)
             else:
                 image, applied = to_uint8(out[r]), info.edits[r]
+            if not placed and fr[r] is not frames[k]:  # model-sized records: the edited photo in the rule's frame
+                image = to_uint8(e.frame([image], count=False)[0][0])
             no_room = bool(info.kept[r]) and applied.value == 0 and control_of(e.spec, applied.code) is not None
             res.append((image, applied if info.kept[r] and not no_room else None, no_room))
         return res
