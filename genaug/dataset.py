@@ -354,6 +354,8 @@ class GenerativeAugDataset(Dataset):
             return SampleMeta.of(src, v, None, "original", score, original=True)
         e, latent = self.engine, self.latents[src : src + 1]
         edit = self._plan(src, self.marked[src])[v - int(self.include_original)]
+        if src in self.parts and e.draws_on_face(edit.code):  # framed by the face for it (Engine.frame_part)
+            latent, score = self.parts[src][1], float(self.parts[src][2][0])
         if edit.relative:  # the category it lands on, as items' metas and HDF5 ``codes`` record it
             edit = resolve_edits(latent, e.spec, [edit])[0]
         edit = e._colour_margin([edit], latent, torch.tensor([e.strength], dtype=torch.float32), e.mode)[0]  # (as drawn=True)

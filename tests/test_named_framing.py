@@ -119,3 +119,10 @@ def test_the_default_codes_never_reframe_a_64px_crop(crop64, monkeypatch, tmp_pa
     assert calls == []  # no face detection added to the defaults' path
     GenerativeAugDataset([face], variants=1, codes=["glasses"], device="cpu", progress=False)[0]
     assert calls  # (a named edit does reframe: the count can fail)
+
+
+def test_the_datasets_meta_is_the_items_for_a_reframed_edit(engine):
+    faces = [olivetti(need(OLIVETTI), n) for n in NAMES]
+    ds = GenerativeAugDataset(faces, variants=1, engine=engine, return_meta=True, progress=False)
+    for i in range(len(ds)):
+        assert ds.meta(i) == ds[i][1]  # the latent framed by the face: its score and the category the edit lands on
