@@ -126,3 +126,12 @@ def test_the_datasets_meta_is_the_items_for_a_reframed_edit(engine):
     ds = GenerativeAugDataset(faces, variants=1, engine=engine, return_meta=True, progress=False)
     for i in range(len(ds)):
         assert ds.meta(i) == ds[i][1]  # the latent framed by the face: its score and the category the edit lands on
+
+
+def test_expand_records_the_score_the_dataset_reports_for_a_reframed_edit(engine, olivetti_folder, tmp_path):
+    src, faces = olivetti_folder
+    expand_to_hdf5(src, tmp_path / "aug.h5", 1, codes=["glasses"], device="cpu", progress=False, workers=1)
+    with h5py.File(tmp_path / "aug.h5") as h5:
+        scores = dict(zip(h5["source_index"][:].tolist(), h5["score"][:].tolist()))
+    ds = GenerativeAugDataset(faces, variants=1, engine=engine, progress=False)
+    assert [round(ds.meta(k).score, 3) for k in range(len(faces))] == [round(scores[k], 3) for k in range(len(faces))]
