@@ -230,7 +230,10 @@ class GenerativeAugDataset(Dataset):
     @torch_defaults()  # genaug's own settings (the latents kept and the cache file on the host, never inference tensors)
     def prepare(self) -> "GenerativeAugDataset":
         """Invert every image once (batched on the engine's device); with ``cache_path``, images
-        whose content key is in the cache file reuse their latent and only the others are inverted."""
+        whose content key is in the cache file reuse their latent and only the others are inverted. Where the
+        engine's codes hold an edit that draws on the face (glasses, mouth, ...) and the framing rule misplaces a
+        source's face, that source is also inverted framed by its face (:meth:`Engine.frame_part`), for those edits;
+        the cache keys it by that frame's content, apart from the rule's."""
         if self.latents is not None:
             if len(self.latents) != len(self.base):  # items of a grown base had no latent (an IndexError of a tensor)
                 raise ValueError(f"the base dataset holds {len(self.base)} items, but {len(self.latents)} were inverted when "

@@ -11,9 +11,9 @@ from conftest import OLIVETTI, UTKFACE, need, needs_dlib, utk_photo
 from PIL import Image
 from test_named_regions import face_of, olivetti
 
-import genaug.engine.photos as photos
 from genaug import GenerativeAugDataset, GenerativeFaceAug
 from genaug.cli import main
+from genaug.engine import photos
 from genaug.engine.core import Engine
 from genaug.expand import expand_to_hdf5
 
