@@ -155,6 +155,7 @@ class GenerativeAugDataset(Dataset):
         self.latents: Tensor | None = None
         self.scores: Tensor | None = None
         self.keys: list[bytes] = []  # content key of each source image as inverted
+        self.parts: dict[int, tuple[bytes, Tensor, Tensor]] = {}  # source -> its face-framed key, latent, score (frame_part)
         self.marked: list[bool] = []  # each source's targets mark places in its image (boxes, masks, keypoints)
         if not lazy:
             self.prepare()
@@ -243,7 +244,10 @@ class GenerativeAugDataset(Dataset):
     @torch_defaults()  # genaug's own settings (the latents kept and the cache file on the host, never inference tensors)
     def prepare(self) -> "GenerativeAugDataset":
         """Invert every image once (batched on the engine's device); with ``cache_path``, images
-        whose content key is in the cache file reuse their latent and only the others are inverted."""
+        whose content key is in the cache file reuse their latent and only the others are inverted. Where the
+        engine's codes hold an edit that draws on the face (glasses, mouth, ...) and the framing rule misplaces a
+        source's face, that source is also inverted framed by its face (:meth:`Engine.frame_part`), for those edits;
+        the cache keys it by that frame's content, apart from the rule's."""
         if self.latents is not None:
             if len(self.latents) != len(self.base):  # items of a grown base had no latent (an IndexError of a tensor)
                 raise ValueError(f"the base dataset holds {len(self.base)} items, but {len(self.latents)} were inverted when "
@@ -257,35 +261,46 @@ class GenerativeAugDataset(Dataset):
         e, n, bs = self.engine, len(self.base), self.engine.batch_size
         store = self._store()
         known = store.load() if store is not None else {}
-        stored, keys, marked = list(known), [], []
+        stored, keys, marked, parts = list(known), [], [], {}
         lat: list[Tensor] = [torch.empty(0)] * n
         score: list[Tensor] = [torch.empty(0)] * n
+        face_codes = e._latent_codes()  # a source the rule misframes gets a second latent, framed by its face, for these
         try:
             for start in tqdm(range(0, n, bs), desc="genaug: inverting", unit="batch", disable=not self.progress):
                 rows = list(range(start, min(start + bs, n)))
-                frames = []
+                frames, framed = [], {}
                 for i in rows:
                     image, rest = self._image(i)
                     marked.append(self._marked(i, rest))
-                    frames.append(self._frame(i, image, count=False)[0])
+                    x_i, frame = self._frame(i, image, count=False)
+                    frames.append(x_i)
+                    part = e.frame_part(image, frame, face_codes)
+                    if part is not None:
+                        framed[i] = len(frames)
+                        frames.append(part[0][None])
                 x = torch.cat(frames)
-                batch_keys = content_keys(x)
-                todo = [j for j, k in enumerate(batch_keys) if k not in known]
+                all_keys = content_keys(x)
+                batch_keys = [k for j, k in enumerate(all_keys) if j not in framed.values()]
+                todo = [j for j, k in enumerate(all_keys) if k not in known]
                 if todo:
                     inv = e.invert(x[todo].to(e.device))
                     for j, latent, s in zip(todo, inv.latent.cpu(), inv.score.cpu()):
-                        known[batch_keys[j]] = (latent, s)
+                        known[all_keys[j]] = (latent, s)
                 for i, k in zip(rows, batch_keys):
                     lat[i], score[i] = known[k]
+                for i, j in framed.items():
+                    parts[i] = (all_keys[j], known[all_keys[j]][0][None], known[all_keys[j]][1][None])
                 keys += batch_keys
         except BaseException:  # a bad item or Ctrl-C: keep what was inverted, the next run starts from it
             if store is not None and len(known) > len(stored):  # (with the rows the file held: none is lost)
                 rows = list(known)
                 store.save(rows, torch.stack([known[k][0] for k in rows]), torch.stack([known[k][1] for k in rows]))
             raise
-        self.latents, self.scores, self.keys, self.marked = torch.stack(lat), torch.stack(score), keys, marked
-        if store is not None and keys != stored:
-            store.save(keys, self.latents, self.scores)
+        self.latents, self.scores, self.keys, self.marked, self.parts = torch.stack(lat), torch.stack(score), keys, marked, parts
+        rows = keys + [p[0] for p in parts.values()]
+        if store is not None and rows != stored:
+            store.save(rows, torch.cat([self.latents] + [p[1] for p in parts.values()]),
+                       torch.cat([self.scores] + [p[2] for p in parts.values()]))
         return self
 
     # ------------------------------------------------------------------- items
@@ -356,6 +371,8 @@ class GenerativeAugDataset(Dataset):
             return SampleMeta.of(src, v, None, "original", score, original=True)
         e, latent = self.engine, self.latents[src : src + 1]
         edit = self._plan(src, self.marked[src])[v - int(self.include_original)]
+        if src in self.parts and e.draws_on_face(edit.code):  # framed by the face for it (Engine.frame_part)
+            latent, score = self.parts[src][1], float(self.parts[src][2][0])
         if edit.relative:  # the category it lands on, as items' metas and HDF5 ``codes`` record it
             edit = resolve_edits(latent, e.spec, [edit])[0]
         edit = e._colour_margin([edit], latent, torch.tensor([e.strength], dtype=torch.float32), e.mode)[0]  # (as drawn=True)
@@ -380,7 +397,6 @@ class GenerativeAugDataset(Dataset):
         transform does, from the item's own draws (``(seed, index)``), not onto a move another variant makes."""
         e = self.engine
         x, frame = self._frame(meta.source, image)
-        latent, score = self._latent(meta.source, x)
         draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
         first = meta.source * self.per_source + int(self.include_original)  # the item of the source's first variant
         plan, v = self._plan(meta.source, marked), meta.variant - int(self.include_original)
@@ -391,11 +407,11 @@ class GenerativeAugDataset(Dataset):
             warnings.warn(f"base item {meta.source}: no face found (framing={e.framing!r}), so its variant {meta.variant}'s "
                           f"{e.code_names[plan[v].code]} is re-drawn among the latent codes, whose distinct edits its other "
                           f"variants already make: it repeats {edit.describe(e.spec)}", stacklevel=3)
-        out, info, placed = self._render(x, latent, score, edit, image, frame, draws)
+        out, info, placed, score = self._render(meta.source, x, edit, image, frame, draws)
         if e.undone(info.edits[0], placed):  # no room: a latent code instead (none in ``codes``: left unchanged)
             edit = redraw(True)
             if control_of(e.spec, edit.code) is None:
-                out, info, placed = self._render(x, latent, score, edit, image, frame, draws, e._latent_codes())
+                out, info, placed, score = self._render(meta.source, x, edit, image, frame, draws, e._latent_codes())
                 e.stats["augmented"] -= 1  # (counted once, by the first pass)
         faceless, undone = e.faceless(info.edits[0], frame), e.undone(info.edits[0], placed)
         applied = placed if info.kept[0] and not faceless and not undone else None
@@ -404,22 +420,32 @@ class GenerativeAugDataset(Dataset):
         meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
         return out, meta
 
-    def _render(self, x: Tensor, latent: Tensor, score: Tensor, edit: Edit, image: Any, frame: Any,
-                draws: torch.Generator, redraw_codes: list[int] | None = None) -> tuple[Any, Any, Edit | None]:
-        """``edit`` rendered on one source's photo ``image``: (the photo, the engine's info, the edit as placed); a
-        gate's re-draw from ``draws`` (no turn / light without a face) among ``redraw_codes``."""
+    def _render(self, src: int, x: Tensor, edit: Edit, image: Any, frame: Any, draws: torch.Generator,
+                redraw_codes: list[int] | None = None) -> tuple[Any, Any, Edit | None, Tensor]:
+        """``edit`` rendered on source ``src``'s photo ``image`` (framed by the rule as ``x``, ``frame``; for an edit
+        that draws on a face the rule misplaces, by :meth:`Engine.frame_part`): (the photo, the engine's info, the edit
+        as placed, the reconstruction score); a gate's re-draw from ``draws`` (no turn / light without a face) among
+        ``redraw_codes``."""
         e = self.engine
+        part = e.frame_part(image, frame, [edit.code])
+        if part is not None:
+            x, frame = part[0][None], part[1]
+        latent, score = self._latent(src, x)
         out, info = e.render_edits(x, latent, [edit], score=score, generator=draws, placed=True, drawn=True,
                                    frames=[frame], redraw_codes=redraw_codes)
         image, placed = e.place(out[0], image, frame, info.edits[0], bool(info.kept[0]), drawn=True)  # yaw: scaled into its room
-        return image, info, placed
+        return image, info, placed, score
 
     def _latent(self, src: int, x: Tensor) -> tuple[Tensor, Tensor]:
         """The prepared latent of source ``src`` when ``x`` is the image it was inverted from; when the
         base dataset returned another image this time (a random transform inside it), ``x`` itself
-        inverted, so the edit is drawn on the face it is applied to."""
-        if content_keys(x)[0] == self.keys[src]:
+        inverted, so the edit is drawn on the face it is applied to. ``x`` framed by the face (:meth:`Engine.frame_part`)
+        gets the source's second latent."""
+        key = content_keys(x)[0]
+        if key == self.keys[src]:
             return self.latents[src : src + 1], self.scores[src : src + 1]
+        if src in self.parts and key == self.parts[src][0]:
+            return self.parts[src][1], self.parts[src][2]
         inv = self.engine.invert(x.to(self.engine.device))
         return inv.latent.cpu(), inv.score.cpu()
 

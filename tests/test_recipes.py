@@ -39,7 +39,8 @@ def test_the_shipped_default_reads_its_four_tables_into_recipes(tmp_path):
     saved = json.loads((out / "config.json").read_text())
     assert set(saved["edit_recipes"]) == set(edit_keys(b.spec)) and not set(saved["runtime"]) & set(LEGACY_TABLES)
     assert saved["edit_recipes"]["glasses=1"] == {"gain": 1.0, "shift": 1.0, "regenerate": 0.0,
-                                                 "transfer": {"quantile": 0.75, "content": 1.0, "detail": 1.0}}
+                                                 "transfer": {"quantile": 0.75, "content": 1.0, "detail": 1.0},
+                                                 "region": [0.5, 0.6, 0.7, 0.55]}
     again = load_bundle(out)
     assert again.recipes == b.recipes and recipes_digest(again.recipes) == recipes_digest(b.recipes)
 

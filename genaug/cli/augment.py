@@ -132,11 +132,10 @@ def augment_chunk(engine: Any, images: list[np.ndarray], indices: list[int], var
     edits = [engine.replace_unplaced_variant(plans[k], frames[k], v, gate_draws[k * variants + v],
                                              lambda j, s=seeds[k]: derive_seed(s, j))
              for k in range(len(images)) for v in range(variants)]
-    ks = torch.tensor(rows, device=engine.device)
-    out, info = engine.render_edits(x[ks], inv.latent[ks], edits, base=inv.recon[ks], score=inv.score[ks],
-                                    generator=gate_draws, placed=True, drawn=True,
-                                    frames=[frames[k] for k in rows])
-    pasted = engine.unframe(out, [images[k] for k in rows], [frames[k] for k in rows], info, drawn=True)
+    xr, ir, fr = engine.frame_rows(images, x, frames, inv, rows, edits)  # (a named edit on a misframed face: framed by it)
+    out, info = engine.render_edits(xr, ir.latent, edits, base=ir.recon, score=ir.score, generator=gate_draws,
+                                    placed=True, drawn=True, frames=fr)
+    pasted = engine.unframe(out, [images[k] for k in rows], fr, info, drawn=True)
     faceless = [engine.faceless(info.edits[r], frames[k]) for r, k in enumerate(rows)]
     if no_face is not None:
         no_face.extend(sorted({k for k, lacks in zip(rows, faceless) if lacks}))

@@ -18,7 +18,8 @@ from ..images import FrameInfo, from_chw01, match_channels, to_chw01
 from .codes import control_of, default_codes
 from .colour import fit_colour
 from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
-from .render import apply_control, paste_back, recolour, to_model_batch
+from .invert import Inversion
+from .render import apply_control, paste_back, recolour, reframe, to_model_batch
 
 
 NO_ROOM = "unchanged (no room for the control on this face)"  # a control the face had no room for (near profile)
@@ -50,6 +51,7 @@ class PhotoIO:
             gen = generator or self.generator
             edits = self.replace_unplaced(check_edits(self.spec, edits if edits is not None else self.random_edits(len(items), gen, redraw_codes)),
                                           frames, gen)
+        self._frame_parts(items, x, frames, edits, framing)
         out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True, frames=frames,
                                          drawn=drawn, redraw_codes=redraw_codes)
         res = self.unframe(out, items, frames, info, drawn)
@@ -59,6 +61,51 @@ class PhotoIO:
             if self.faceless(info.edits[r], f):
                 info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
         return (res[0] if single else res), info
+
+    def _frame_parts(self, items: list[Any], x: Tensor, frames: list[FrameInfo], edits: list[Any], framing: str | None) -> None:
+        """Rows of ``x`` / ``frames`` framed for their edit by :meth:`frame_part`, in place."""
+        for r, e in enumerate(check_edits(self.spec, edits)):
+            again = self.frame_part(items[r], frames[r], [e.code], framing)
+            if again is not None:
+                x[r], frames[r] = again
+
+    def draws_on_face(self, code: int) -> bool:
+        """True for a latent code whose edit draws on the face (glasses, bangs, mouth, smile, male): no image-space
+        control, no colour edit (recipe ``colour``: tone, shade, warmth)."""
+        return control_of(self.spec, code) is None and not self.bundle.recipe(code, 0).colour
+
+    def frame_part(self, image: Any, frame: FrameInfo, codes: Any, framing: str | None = None) -> tuple[Tensor, FrameInfo] | None:
+        """``image`` (framed by the rule as ``frame``) framed for an edit of one of ``codes``: ``(x, FrameInfo)`` by its
+        detected face where the framing is ``auto``, one of ``codes`` draws on the face (:meth:`draws_on_face`) and the
+        rule's box misplaces the face (an Olivetti frame, a tight crop: :func:`genaug.engine.render.reframe`), so the
+        generator draws the part where the face has it; else None (the rule's frame, no detection). Every front end
+        frames a source for such an edit here."""
+        if (framing or self.framing) != "auto" or not any(self.draws_on_face(c) for c in codes):
+            return None
+        return reframe(image, self.bundle, frame)
+
+    @torch_defaults()
+    def frame_rows(self, images: list[Any], x: Tensor, frames: list[FrameInfo], inv: Inversion, ks: list[int],
+                   edits: list[Edit]) -> tuple[Tensor, Inversion, list[FrameInfo]]:
+        """Rows ``ks`` (indices of ``images``, framed by the rule as ``x`` / ``frames`` and inverted as ``inv``) to be
+        rendered with ``edits``: each row's model-frame input, inversion and frame, its source's, or where its edit
+        draws on a face the rule's box misplaces, the source framed by :meth:`frame_part` (detected and inverted once
+        per source)."""
+        parts: dict[int, Any] = {}
+        for k, e in zip(ks, edits):
+            if k not in parts and self.draws_on_face(e.code):
+                parts[k] = self.frame_part(images[k], frames[k], [e.code])
+        parts = {k: p for k, p in parts.items() if p is not None}
+        t = torch.tensor(ks, device=x.device)
+        xr, lat, score, recon, fr = x[t], inv.latent[t], inv.score[t], inv.recon[t], [frames[k] for k in ks]
+        if parts:
+            order = list(parts)
+            again = self.invert(torch.stack([parts[k][0] for k in order]).to(x.device))
+            for r, (k, e) in enumerate(zip(ks, edits)):
+                if k in parts and self.draws_on_face(e.code):
+                    j = order.index(k)
+                    xr[r], lat[r], score[r], recon[r], fr[r] = parts[k][0], again.latent[j], again.score[j], again.recon[j], parts[k][1]
+        return xr, Inversion(lat, score, recon), fr
 
     def _redraw_roomless(self, x: Tensor, items: list[Any], frames: list[FrameInfo], res: list[Any], info: AugmentInfo,
                          generator: torch.Generator, strength: float | Tensor | None, mode: str | None) -> None:

@@ -111,6 +111,7 @@ class _Job:
             rows = [j for j, (_, _, ed) in enumerate(chunk) if ed is not None]
             codes = np.full((len(chunk), len(self.code_names)), np.nan, np.float32)
             images = {j: imgs[k] if self.out_hw is not None else to_uint8(x[k]) for j, (k, _, ed) in enumerate(chunk) if ed is None}
+            scores = score[[k for k, _, _ in chunk]].astype(np.float32)  # a row framed by the face: its latent's (render)
             if rows:
                 ks = [chunk[j][0] for j in rows]
                 gens = [torch.Generator().manual_seed(derive_seed(derive_seed(self.seed, idx[k]), chunk[j][1]))
@@ -120,7 +121,7 @@ class _Job:
                 self.unedited["repeats"] += sum(repeats_another(e, w[0], w[1], w[3] - 1, ed, self._seed_of(w[2]), unplaced.get(k))
                                                 for w, ed, k in zip(where, edits, ks))
                 done = self.render(x, inv, imgs, frames, ks, edits, gens)
-                redrawn = {r: self.planned(*where[r], roomless=True) for r, (_, _, no_room) in enumerate(done) if no_room}
+                redrawn = {r: self.planned(*where[r], roomless=True) for r, (_, _, no_room, _) in enumerate(done) if no_room}
                 again = [r for r, ed in redrawn.items() if control_of(e.spec, ed.code) is None]  # (none: no latent code)
                 if again:  # a drawn control with no room on the face (near profile): re-drawn, as the transform does
                     sub = self.render(x, inv, imgs, frames, [ks[r] for r in again], [redrawn[r] for r in again],
@@ -128,8 +129,8 @@ class _Job:
                     e.stats["augmented"] -= len(again)  # (counted once, by the first pass)
                     for r, d in zip(again, sub):
                         done[r] = d
-                for j, (image, applied, no_room) in zip(rows, done):
-                    images[j] = image
+                for j, (image, applied, no_room, row_score) in zip(rows, done):
+                    images[j], scores[j] = image, row_score
                     self.unedited["no room"] += int(no_room)
                     if applied is not None:  # (the source, or a control that rendered nothing: NaN)
                         codes[j, applied.code] = applied.value
@@ -140,7 +141,7 @@ class _Job:
                 "source_path": [self.src.path(idx[k]) for k, _, _ in chunk],
                 "variant": np.array([v for _, v, _ in chunk], np.int16),
                 "codes": codes,
-                "score": score[[k for k, _, _ in chunk]].astype(np.float32),
+                "score": scores,
             }
 
     def planned(self, plan: list[Any], frame: Any, i: int, variant: int, gen: torch.Generator, roomless: bool = False) -> Any:
@@ -154,26 +155,28 @@ class _Job:
         return lambda v: derive_seed(derive_seed(self.seed, i), v + 1)
 
     def render(self, x: torch.Tensor, inv: Any, imgs: list[np.ndarray], frames: list[Any], ks: list[int], edits: list[Any],
-               gens: list[torch.Generator], redraw_codes: list[int] | None = None) -> list[tuple[np.ndarray, Any, bool]]:
+               gens: list[torch.Generator], redraw_codes: list[int] | None = None) -> list[tuple[np.ndarray, Any, bool, float]]:
         """Batch rows ``ks`` rendered with ``edits`` (a gate's re-draws from ``gens``, among ``redraw_codes``): per row
         (the record's image, the edit as applied or None where the image is the source's, whether a control had no
-        room on the face)."""
+        room on the face, the reconstruction score of the latent edited)."""
         e, placed = self.engine, self.out_hw is not None
-        t = torch.tensor(ks, device=x.device)
-        out, info = e.render_edits(x[t], inv.latent[t], edits, base=inv.recon[t], generator=gens, placed=placed,
-                                   drawn=True, frames=[frames[k] for k in ks], redraw_codes=redraw_codes)
+        xr, ir, fr = e.frame_rows(imgs, x, frames, inv, ks, edits)  # (a named edit on a misframed face: framed by it)
+        out, info = e.render_edits(xr, ir.latent, edits, base=ir.recon, generator=gens, placed=placed,
+                                   drawn=True, frames=fr, redraw_codes=redraw_codes)
         res = []
         for r, k in enumerate(ks):
             if e.faceless(info.edits[r], frames[k]):  # no face found: the source, unedited
                 self.unedited["no face"] += 1
-                res.append((imgs[k] if placed else to_uint8(x[k]), None, False))
+                res.append((imgs[k] if placed else to_uint8(x[k]), None, False, float(ir.score[r])))
                 continue
-            if placed:  # a control's value as applied to the face (yaw: scaled into its room)
-                image, applied = e.place(out[r], imgs[k], frames[k], info.edits[r], bool(info.kept[r]), drawn=True)
+            if placed or fr[r] is not frames[k]:  # a control's value as applied to the face (yaw: scaled into its room)
+                image, applied = e.place(out[r], imgs[k], fr[r], info.edits[r], bool(info.kept[r]), drawn=True)
             else:
                 image, applied = to_uint8(out[r]), info.edits[r]
+            if not placed and fr[r] is not frames[k]:  # model-sized records: the edited photo in the rule's frame
+                image = to_uint8(e.frame([image], count=False)[0][0])
             no_room = bool(info.kept[r]) and applied.value == 0 and control_of(e.spec, applied.code) is not None
-            res.append((image, applied if info.kept[r] and not no_room else None, no_room))
+            res.append((image, applied if info.kept[r] and not no_room else None, no_room, float(ir.score[r])))
         return res
 
 
