@@ -77,18 +77,18 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
         torch.mean(part(f, (None, (0, c))), 1, keepdim=True, out=lum)
         wgt.copy_(black_weight(lum))
     if f.dtype == one:
-        f64 = workspace(work, "fit", (n, k, p), one, dev, f)
+        samples = workspace(work, "fit", (n, k, p), one, dev, f)
     else:
-        f64 = workspace(work, "fit64", (n, k, p), one, dev)
+        samples = workspace(work, "fit64", (n, k, p), one, dev)
         workspace(work, "fit64", f.shape, one, dev).copy_(f)
     pick_a, pick_b, reg_a, reg_b = _normal_picks(c, p, dev, one)
     # the regressors' rows of the Gram matrix (their products with each other and with the targets): all the fit reads
-    regressors, means = part(f64, (None, (0, c + 2))), None
+    regressors, means = part(samples, (None, (0, c + 2))), None
     if one == torch.float64:
-        gram = torch.bmm(regressors, part(f64, "T"), out=workspace(work, "gram", (n, c + 2, k), one, dev))
+        gram = torch.bmm(regressors, part(samples, "T"), out=workspace(work, "gram", (n, c + 2, k), one, dev))
     else:  # float32: of the samples less their means (the rounding of products of small numbers), plus the means' product
-        mean = torch.mean(f64, 2, keepdim=True, out=workspace(work, "fit_mean", (n, k, 1), one, dev))
-        centred = torch.sub(f64, mean, out=workspace(work, "fit_centred", (n, k, p), one, dev))
+        mean = torch.mean(samples, 2, keepdim=True, out=workspace(work, "fit_mean", (n, k, 1), one, dev))
+        centred = torch.sub(samples, mean, out=workspace(work, "fit_centred", (n, k, p), one, dev))
         regressors, means = part(centred, (None, (0, c + 2))), part(mean, (None, (0, c + 2)))
         gram = torch.bmm(regressors, part(centred, "T"), out=workspace(work, "gram", (n, c + 2, k), one, dev))
         gram.baddbmm_(means, part(mean, "T"), alpha=p)
@@ -105,10 +105,10 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
     t = solve(torch.index_select(flat, 1, pick_b, out=workspace(work, "b", (n, c * 3), one, dev)), "b")
     if refit:  # src through t, its hue kept, as colour_only renders it (clamped), on the grid, in the fit's dtype: a s + k lum + b w
         td = workspace(work, "td", (n, c, 3), one, dev).copy_(keep_hue(part(f, (None, (0, c))), t, free))
-        d2 = torch.mul(part(td, (None, None, (2, 3))), part(f64, (None, (c + 1, c + 2))),
+        d2 = torch.mul(part(td, (None, None, (2, 3))), part(samples, (None, (c + 1, c + 2))),
                        out=workspace(work, "d2", (n, c, p), one, dev))
-        d2.addcmul_(part(td, (None, None, (0, 1))), part(f64, (None, (0, c))))
-        d2.addcmul_(part(td, (None, None, (1, 2))), part(f64, (None, (c, c + 1)))).clamp_(0, 1)
+        d2.addcmul_(part(td, (None, None, (0, 1))), part(samples, (None, (0, c))))
+        d2.addcmul_(part(td, (None, None, (1, 2))), part(samples, (None, (c, c + 1)))).clamp_(0, 1)
         g2 = torch.bmm(regressors, part(d2, "T"), out=workspace(work, "gram2", (n, c + 2, c), one, dev))
         if means is not None:  # (centred regressors: their sums are 0) the means times the targets' sums
             g2.baddbmm_(means, part(torch.sum(d2, 2, keepdim=True, out=workspace(work, "d2_sum", (n, c, 1), one, dev)), "T"))
