@@ -63,10 +63,12 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
     """:func:`fit_colour` from a work buffer ``f`` (N, 2 C + 2, H, W) holding the photo ``s`` in ``[:, :C]`` and
     the target ``d`` in ``[:, C + 2:]`` on the image scale: fills in the luminance and the offset weight, then
     solves. The normal equations of all channels come from one Gram product per row (channels, luminance,
-    offset weight, targets), in float64; the 3 x 3 systems by their adjugate (:func:`_adjugate`). ``free``: the
-    white-balance rows :func:`keep_hue` makes gains per channel (before the refit)."""
+    offset weight, targets), in float64; the 3 x 3 systems by their adjugate (:func:`_adjugate`). On a device without
+    float64 (MPS, :func:`fit_dtype`) all in float32, the Gram product of the samples less their row means (the means'
+    product added back: a product of small numbers, about as exact). ``free``: the white-balance rows :func:`keep_hue`
+    makes gains per channel (before the refit)."""
     n, k, dev = f.shape[0], f.shape[1], f.device
-    c, p, one = (k - 2) // 2, f.shape[2] * f.shape[3], torch.float64
+    c, p, one = (k - 2) // 2, f.shape[2] * f.shape[3], fit_dtype(dev)
     lum, wgt = part(f, (None, (c, c + 1))), part(f, (None, (c + 1, c + 2)))
     if f.dtype in (torch.float32, torch.float64):  # the mean and black_weight, with no scalar made per call
         torch.sum(part(f, (None, (0, c))), 1, keepdim=True, out=lum).div_(constant(float(c), f.dtype, dev))
@@ -74,11 +76,22 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
     else:
         torch.mean(part(f, (None, (0, c))), 1, keepdim=True, out=lum)
         wgt.copy_(black_weight(lum))
-    f64 = workspace(work, "fit64", (n, k, p), one, dev)
-    workspace(work, "fit64", f.shape, one, dev).copy_(f)
-    pick_a, pick_b, reg_a, reg_b = _normal_picks(c, p, dev)
+    if f.dtype == one:
+        samples = workspace(work, "fit", (n, k, p), one, dev, f)
+    else:
+        samples = workspace(work, "fit64", (n, k, p), one, dev)
+        workspace(work, "fit64", f.shape, one, dev).copy_(f)
+    pick_a, pick_b, reg_a, reg_b = _normal_picks(c, p, dev, one)
     # the regressors' rows of the Gram matrix (their products with each other and with the targets): all the fit reads
-    gram = torch.bmm(part(f64, (None, (0, c + 2))), part(f64, "T"), out=workspace(work, "gram", (n, c + 2, k), one, dev))
+    regressors, means = part(samples, (None, (0, c + 2))), None
+    if one == torch.float64:
+        gram = torch.bmm(regressors, part(samples, "T"), out=workspace(work, "gram", (n, c + 2, k), one, dev))
+    else:  # float32: of the samples less their means (the rounding of products of small numbers), plus the means' product
+        mean = torch.mean(samples, 2, keepdim=True, out=workspace(work, "fit_mean", (n, k, 1), one, dev))
+        centred = torch.sub(samples, mean, out=workspace(work, "fit_centred", (n, k, p), one, dev))
+        regressors, means = part(centred, (None, (0, c + 2))), part(mean, (None, (0, c + 2)))
+        gram = torch.bmm(regressors, part(centred, "T"), out=workspace(work, "gram", (n, c + 2, k), one, dev))
+        gram.baddbmm_(means, part(mean, "T"), alpha=p)
     flat = workspace(work, "gram", (n, (c + 2) * k), one, dev, gram)
     a = torch.index_select(flat, 1, pick_a, out=workspace(work, "a", (n, c * 9), one, dev)).add_(reg_a)
     inverse, det = _adjugate(a, c, work)
@@ -90,16 +103,23 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
         return workspace(work, name + "t", (n, c, 3), f.dtype, dev).copy_(workspace(work, name + "r", (n, c, 3), one, dev))
 
     t = solve(torch.index_select(flat, 1, pick_b, out=workspace(work, "b", (n, c * 3), one, dev)), "b")
-    if refit:  # src through t, its hue kept, as colour_only renders it (clamped), on the grid, in double: a s + k lum + b w
+    if refit:  # src through t, its hue kept, as colour_only renders it (clamped), on the grid, in the fit's dtype: a s + k lum + b w
         td = workspace(work, "td", (n, c, 3), one, dev).copy_(keep_hue(part(f, (None, (0, c))), t, free))
-        d2 = torch.mul(part(td, (None, None, (2, 3))), part(f64, (None, (c + 1, c + 2))),
+        d2 = torch.mul(part(td, (None, None, (2, 3))), part(samples, (None, (c + 1, c + 2))),
                        out=workspace(work, "d2", (n, c, p), one, dev))
-        d2.addcmul_(part(td, (None, None, (0, 1))), part(f64, (None, (0, c))))
-        d2.addcmul_(part(td, (None, None, (1, 2))), part(f64, (None, (c, c + 1)))).clamp_(0, 1)
-        g2 = torch.bmm(part(f64, (None, (0, c + 2))), part(d2, "T"), out=workspace(work, "gram2", (n, c + 2, c), one, dev))
+        d2.addcmul_(part(td, (None, None, (0, 1))), part(samples, (None, (0, c))))
+        d2.addcmul_(part(td, (None, None, (1, 2))), part(samples, (None, (c, c + 1)))).clamp_(0, 1)
+        g2 = torch.bmm(regressors, part(d2, "T"), out=workspace(work, "gram2", (n, c + 2, c), one, dev))
+        if means is not None:  # (centred regressors: their sums are 0) the means times the targets' sums
+            g2.baddbmm_(means, part(torch.sum(d2, 2, keepdim=True, out=workspace(work, "d2_sum", (n, c, 1), one, dev)), "T"))
         t = solve(torch.index_select(workspace(work, "gram2", (n, (c + 2) * c), one, dev, g2), 1, _refit_picks(c, dev),
                                      out=workspace(work, "b2", (n, c * 3), one, dev)), "b2")
     return t
+
+
+def fit_dtype(device: torch.device) -> torch.dtype:
+    """The colour fit's dtype on ``device``: float64, float32 where the device has no float64 (MPS)."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 HUE_TURN = 10.0  # degrees: the most a colour transform may turn the hue of a face's mean colour (keep_hue)
@@ -271,19 +291,19 @@ def part(t: Tensor, index: Any) -> Tensor:
 _PICKS: dict = {}
 
 
-def _normal_picks(c: int, p: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _normal_picks(c: int, p: int, device: torch.device, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Flat positions in the Gram matrix's first C + 2 rows (the regressors', C + 2 x 2 C + 2) of the normal matrices
     (C x 3 x 3) and right-hand sides (C x 3) of the channels' fits, and the ridge added to each (``p`` times ``RIDGE`` on
     the gain's and the offset's diagonal - the gain's towards 1 - and ``p`` times ``PULL_RIDGE`` on the pull's)."""
-    key = ("normal", c, p, device)
+    key = ("normal", c, p, device, dtype)
     if key not in _PICKS:
         k, reg = 2 * c + 2, RIDGE * p
         regressors = [[i, c, c + 1] for i in range(c)]
         a = [r * k + q for rows in regressors for r in rows for q in rows]
         b = [r * k + c + 2 + i for i, rows in enumerate(regressors) for r in rows]
         _PICKS[key] = (torch.tensor(a, device=device), torch.tensor(b, device=device),
-                       torch.diag(torch.tensor([reg, PULL_RIDGE * p, reg], dtype=torch.float64)).repeat(c, 1).flatten().to(device),
-                       torch.tensor([reg, 0.0, 0.0] * c, dtype=torch.float64, device=device))
+                       torch.diag(torch.tensor([reg, PULL_RIDGE * p, reg], dtype=dtype)).repeat(c, 1).flatten().to(device),
+                       torch.tensor([reg, 0.0, 0.0] * c, dtype=dtype, device=device))
     return _PICKS[key]
 
 
