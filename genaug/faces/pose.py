@@ -5,9 +5,8 @@ the result has the input's shape, dtype and device. Yaw is in degrees, positive 
 points to the image's right (the person's left).
 
 :func:`estimate_yaw` fits the generic face's 3D landmarks (:mod:`genaug.faces.shape`) to the
-5 detected ones under weak perspective, the head turned by yaw and pitch and placed by a similarity (scale, roll,
-shift): the yaw is its mean over the fit's posterior on a grid of (yaw, pitch) (:func:`fit_yaw`), so a head thrown
-back or bowed, whose pitch 5 landmarks barely show, is not read as turned further or less.
+5 detected ones under weak perspective, the head turned by yaw and pitch and placed by a similarity
+(:func:`~.yaw_fit.fit_yaw`), so a head thrown back or bowed is not read as turned further or less.
 
 :func:`rotate_yaw` re-projects the face with the generic depth map: each output pixel's
 face-frame point ``x'`` comes from the source point ``x`` solving ``x cos(t) + (z(x, y) - axis)
@@ -18,7 +17,7 @@ flank's squeeze does not draw the nostril's shadow as a crease towards the mouth
 near cheek and, on a turn away from frontal (fully from 10 degrees: :func:`mirror_share`), blended with the mirrored face
 (the face's symmetry; on the cheeks, not beside the nose), in proportion to the stretch (turning a turned face back, the mirror left seams: there it is stretched only, so a turn back from a strongly
 turned face stops before the far cheek, seen nearly edge-on, is stretched more than twice its width: :func:`back_reach`).
-The displacement fades out between 0.85 and 1.1 head radii, so the background around the head
+The displacement fades out between 0.85 and 1.1 head radii (of the photo's head and of the turned one), so the background around the head
 stretches smoothly and everything farther away keeps its values, moved with the head by the whole pixels
 that keep the eyes in place (as a face set aligned by the eyes shows a turned head; the move eases to 0 in a
 band along the edge it would leave empty, stretching what is there instead of reflecting it); the mirrored face
@@ -27,7 +26,6 @@ fills only the face itself; a request of 0 returns the input.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -42,6 +40,7 @@ from .padding import keep_padding
 from .projection import COLS, TABLE_U, generic_rows, solve_head_x, visibility
 from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, face_mask, landmarks_3d, per_image, smoothstep, surface
 from .warp import CHUNK_PIXELS, CROP_PIXELS, EDGE_BAND, SOFT_SIGMA, WORK_PIXELS, bicubic_at, eased_move, move_photo, soften_squeeze, span
+from .yaw_fit import fit_yaw
 
 MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
 AXIS_DEPTH = 0.5  # the turning axis, in d in front of the head ellipsoid's centre
@@ -77,8 +76,8 @@ class PoseFit:
 
 
 def fit_pose(landmarks: Tensor) -> PoseFit:
-    """The generic face's 3D landmarks fitted to ``landmarks`` (N, 5, 2): the yaw by :func:`fit_yaw`, then scale
-    and shift by least squares."""
+    """The generic face's 3D landmarks fitted to ``landmarks`` (N, 5, 2): the yaw by :func:`~.yaw_fit.fit_yaw`, then
+    scale and shift by least squares."""
     frame = FaceFrame.from_landmarks(landmarks)
     lm = landmarks.float().to(frame.centre.device)
     u, v = frame.to_face(lm[..., 0][:, :, None], lm[..., 1][:, :, None])
@@ -91,76 +90,6 @@ def fit_pose(landmarks: Tensor) -> PoseFit:
     tu = u.mean(1) - scale * (torch.cos(yaw) * mean3[0] + torch.sin(yaw) * mean3[2])
     tv = v.mean(1) - scale * mean3[1]
     return PoseFit(frame, yaw, scale, tu, tv, (v[:, 4] - tv) / scale)
-
-
-PITCH_SPREAD = 8.0  # degrees: the prior spread of a head's pitch, which 5 landmarks barely show
-LANDMARK_SPREAD = 0.04  # eye distances: how far a photo's landmarks stray from the generic face's (person, detector)
-FIT_GRID = (85.0, 0.5, 40.0, 1.0)  # the fit's grid: yaw within +-85 degrees by 0.5, pitch within +-40 by 1
-
-
-def _posterior_yaw(points: Tensor) -> Tensor:
-    """(N,) radians: the mean yaw over the posterior of the generic face's landmarks turned by (yaw, pitch) on
-    FIT_GRID, placed on ``points`` (N, 5, 2) by the best similarity (a 2D Procrustes fit, in closed form: any
-    roll), residuals of LANDMARK_SPREAD and a prior of PITCH_SPREAD on the pitch."""
-    yaw, pitch, rows_x, rows_y, spread = _fit_grid()
-    p = points.detach().double().cpu()
-    p = p - p.mean(1, keepdim=True)
-    p = torch.complex(p[..., 0], p[..., 1])  # (N, 5)
-    moments = torch.einsum("ik,ni->nk", _centred_3d().to(p.dtype), p)  # (N, 3): sum of X_i p_i
-    out = []
-    for part, m in zip(p.split(64), moments.split(64)):  # (grid, 64) at a time
-        cross = torch.complex(rows_x, -rows_y) @ m.T  # sum of conj(q_i) p_i
-        misfit = spread[:, None] - cross.abs() ** 2 / (part.abs() ** 2).sum(1)  # sum |q|^2 less the fitted share
-        weight = torch.softmax(-0.5 * (misfit / LANDMARK_SPREAD**2 + (pitch[:, None] / math.radians(PITCH_SPREAD)) ** 2), 0)
-        out.append((weight * yaw[:, None]).sum(0))
-    return torch.cat(out).to(points.device, torch.float32) if out else points.new_zeros(0)
-
-
-@functools.lru_cache(maxsize=1)
-def _centred_3d() -> Tensor:
-    p3 = landmarks_3d().double()
-    return p3 - p3.mean(0)
-
-
-@functools.lru_cache(maxsize=1)
-def _fit_grid() -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """FIT_GRID's (yaw, pitch) radians (G,), the rows of each rotation that project a 3D point to image x and y
-    (G, 3) each, and the generic landmarks' spread ``sum |q_i|^2`` in each view (G,)."""
-    ym, ys, pm, ps = FIT_GRID
-    yaw, pitch = torch.meshgrid(torch.deg2rad(torch.arange(-ym, ym + ys / 2, ys, dtype=torch.float64)),
-                                torch.deg2rad(torch.arange(-pm, pm + ps / 2, ps, dtype=torch.float64)), indexing="ij")
-    yaw, pitch = yaw.flatten(), pitch.flatten()
-    cy, sy, cp, sp = yaw.cos(), yaw.sin(), pitch.cos(), pitch.sin()
-    rows_x = torch.stack([cy, torch.zeros_like(cy), sy], 1)  # the head turned by yaw, then tilted by pitch
-    rows_y = torch.stack([sp * sy, cp, -sp * cy], 1)
-    c = _centred_3d()
-    spread = ((rows_x @ c.T) ** 2).sum(1) + ((rows_y @ c.T) ** 2).sum(1)
-    return yaw, pitch, rows_x, rows_y, spread
-
-
-@functools.lru_cache(maxsize=1)
-def _calibration() -> tuple[Tensor, Tensor]:
-    """The posterior mean yaw of the generic face's own landmarks turned by each yaw of FIT_GRID's (pitch 0), and
-    that yaw (radians, each (K,), increasing): :func:`fit_yaw` maps the mean back through it."""
-    true = torch.deg2rad(torch.arange(-FIT_GRID[0], FIT_GRID[0] + 0.5, 1.0, dtype=torch.float64))
-    c = _centred_3d()
-    x = torch.cos(true)[:, None] * c[:, 0] + torch.sin(true)[:, None] * c[:, 2]
-    read = _posterior_yaw(torch.stack([x, c[:, 1].expand_as(x)], -1)).double()
-    return read, true
-
-
-def fit_yaw(points: Tensor) -> Tensor:
-    """(N,) radians: each face's yaw from its 5 landmarks ``points`` (N, 5, 2; pixels or face frame). Pitch is a
-    nuisance here: the eye line of a head turned and thrown back tilts, and in its frame the nose base moves sideways
-    (by 0.77 eye distances per radian of tilt against 0.32 per radian of yaw), so a fit without pitch read the
-    generic face at yaw -30, pitch +20 as -43 and at pitch -20 as -3 (and utkface_128 01533, thrown back, as -42).
-    Its posterior mean over (yaw, pitch) (:func:`_posterior_yaw`), mapped back so that the generic face at pitch 0
-    reads its own yaw, weighs every pitch the landmarks allow."""
-    read, true = _calibration()
-    mean = _posterior_yaw(points).double().cpu().clamp(float(read[0]), float(read[-1]))
-    k = torch.searchsorted(read, mean).clamp(1, len(read) - 1)
-    t = (mean - read[k - 1]) / (read[k] - read[k - 1])
-    return (true[k - 1] + t * (true[k] - true[k - 1])).to(points.device, torch.float32)
 
 
 def estimate_yaw(images: Tensor | None = None, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
@@ -438,8 +367,11 @@ def _turn_map(pose: PoseFit, src: Tensor, dst: Tensor, px: Tensor, py: Tensor, s
     z, gx, gy = surface(x, y_nose).unbind(-1)
     z = z - axis
     # the fade follows the head's outline on the background plane (smooth in the pixel, unlike the
-    # solved point, which jumps at occlusions: a fade on it leaves dotted seams)
+    # solved point, which jumps at occlusions: a fade on it leaves dotted seams), the turned head's and the photo's:
+    # faded by the turned head's alone, a head turned back from 20 degrees moved the background up to 1.5 radii from
+    # the photo's head by 5 px (a small face in a large frame: straight edges beside the head bent)
     mask = face_mask(((u_out - u_axis) / s + axis * torch.sin(dst)[:, None, None]) / torch.cos(dst)[:, None, None], y)
+    mask = mask * face_mask(((u_out - u_axis) / s + axis * torch.sin(src)[:, None, None]) / torch.cos(src)[:, None, None], y)
     cs, sn = torch.cos(src)[:, None, None], torch.sin(src)[:, None, None]
     u_src = u_out + mask * (s * (x * cs + z * sn) + u_axis - u_out)
     u_mirror = u_out + mask * (s * (-x * cs + z * sn) + u_axis - u_out)
