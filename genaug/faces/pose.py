@@ -86,7 +86,7 @@ def fit_pose(landmarks: Tensor) -> PoseFit:
     p3 = landmarks_3d().to(u.device)
     mean3 = p3.mean(0)
     across = torch.cos(yaw)[:, None] * (p3[:, 0] - mean3[0]) + torch.sin(yaw)[:, None] * (p3[:, 2] - mean3[2])  # (N, 5)
-    scale = (across * (u - u.mean(1, keepdim=True))).sum(1) / (across**2).sum(1)
+    scale = ((across * (u - u.mean(1, keepdim=True))).sum(1) / (across**2).sum(1)).clamp(min=1e-3)  # > 0: near profile too
     tu = u.mean(1) - scale * (torch.cos(yaw) * mean3[0] + torch.sin(yaw) * mean3[2])
     tv = v.mean(1) - scale * mean3[1]
     return PoseFit(frame, yaw, scale, tu, tv, (v[:, 4] - tv) / scale)
