@@ -285,7 +285,8 @@ def test_real_faces_celeba_paste_back(tmp_path, tiny_bundle_path):
 @needs_dlib
 @pytest.mark.parametrize("size", ["model", "source"])
 def test_a_control_with_no_room_on_the_face_is_recorded_nan_as_unedited(tmp_path, size, capsys):
-    # utkface_128 photos 02863 and 03722 are near profile (the 5-point fit: -54 and 45 degrees; -57 and 43 without pitch): yaw and drawn glasses
+    # utkface_128 photos 02863 and 03722 are near profile (the 5-point fit: -54 and 45 degrees; -57 and 43 without
+    # pitch): yaw and drawn glasses
     # leave them as they are ("no room"; the Dataset's meta and last_info say unchanged), but their HDF5 `codes` read
     # yaw 0.0 / drawn_glasses 0.0, so a reader counting edited records by non-NaN codes counted these unedited ones;
     # and the run said nothing of it (it names variants the gates or framing=detect left unedited)
