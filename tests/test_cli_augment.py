@@ -215,19 +215,19 @@ def test_augment_skip_lines_are_not_written_onto_the_progress_bar(tmp_path, tiny
 
 @needs_dlib
 def test_augment_names_photos_whose_named_control_had_no_room_on_the_face(tmp_path, capsys):
-    # `genaug augment --codes yaw` on near-profile photos (utkface_128 03472 and 02080: 50 and 48 degrees; turns stop
+    # `genaug augment --codes yaw` on near-profile photos (utkface_128 02863 and 01236: -54 and -47 degrees; turns stop
     # there) wrote the photos unchanged and said "wrote 2 augmented images" without a word, as it names photos without
     # a face; a frontal photo beside them is turned and not named
     root = need(UTKFACE) / "images"
     src = tmp_path / "in"
     src.mkdir()
-    for name in ("03472.jpg", "02080.jpg", "03018.jpg"):
+    for name in ("02863.jpg", "01236.jpg", "03018.jpg"):
         Image.open(root / name).save(src / name.replace(".jpg", ".png"))
     assert main(["augment", str(src), "--out", str(tmp_path / "out"), "--codes", "yaw", "--variants", "1",
                  "--device", "cpu", "--quiet"]) == 0
     summary = capsys.readouterr().out
     assert "2 image(s) with variants written unchanged (no room for the control on the face" in summary, summary
-    assert "03472.png" in summary and "02080.png" in summary and "03018.png" not in summary
-    for name in ("03472", "02080"):
+    assert "02863.png" in summary and "01236.png" in summary and "03018.png" not in summary
+    for name in ("02863", "01236"):
         same = np.asarray(Image.open(tmp_path / "out" / f"{name}_aug00.png").convert("RGB"))
         np.testing.assert_array_equal(same, np.asarray(Image.open(src / f"{name}.png").convert("RGB")))

@@ -285,14 +285,15 @@ def test_real_faces_celeba_paste_back(tmp_path, tiny_bundle_path):
 @needs_dlib
 @pytest.mark.parametrize("size", ["model", "source"])
 def test_a_control_with_no_room_on_the_face_is_recorded_nan_as_unedited(tmp_path, size, capsys):
-    # utkface_128 photos 03472 and 02080 are near profile (the 5-point fit: 50 and 48 degrees): yaw and drawn glasses
+    # utkface_128 photos 02863 and 03722 are near profile (the 5-point fit: -54 and 45 degrees; -57 and 43 without
+    # pitch): yaw and drawn glasses
     # leave them as they are ("no room"; the Dataset's meta and last_info say unchanged), but their HDF5 `codes` read
     # yaw 0.0 / drawn_glasses 0.0, so a reader counting edited records by non-NaN codes counted these unedited ones;
     # and the run said nothing of it (it names variants the gates or framing=detect left unedited)
     root = need(UTKFACE) / "images"
     src = tmp_path / "profiles"
     src.mkdir()
-    for name in ("03472.jpg", "02080.jpg"):
+    for name in ("02863.jpg", "03722.jpg"):
         shutil.copy(root / name, src / name)
     out = tmp_path / "o.h5"
     expand_to_hdf5(src, out, 2, codes=["yaw", "drawn_glasses"], size=size, seed=0, device="cpu", progress=False)

@@ -10,10 +10,11 @@ import genaug
 from conftest import UTKFACE, need, needs_dlib, utk_photo
 from genaug.expand import expand_to_hdf5
 
-# utkface_128 03472: the 5-point fit puts it at 49.6 degrees, where the fade left 4 % of the light (at most 2 levels
-# changed) while last_info, the Dataset's meta and HDF5 `codes` reported "light=-60.0"; 01127: 45.1 degrees, half
-# the light (27 levels); 03000: 6.6 degrees, all of it
-PROFILE, HALF, FRONTAL = 3472, 1127, 3000
+# utkface_128 03472 (the 5-point fit without pitch: 49.6 degrees) was where the fade left 4 % of the light (at most 2
+# levels changed) while last_info, the Dataset's meta and HDF5 `codes` reported "light=-60.0"; with pitch weighed it
+# reads 42.8, so the profile is now 02863 (-54; -57 without pitch); 03001: 44 degrees either way, about half the
+# light; 03000: 4-6 degrees, all of it
+PROFILE, HALF, FRONTAL = 2863, 3001, 3000
 NO_ROOM = "unchanged (no room for the control on this face)"
 pytestmark = pytest.mark.data
 
@@ -54,7 +55,7 @@ def test_the_light_on_a_near_profile_photo_is_reported_unchanged():
 def test_the_light_on_a_near_profile_photo_is_recorded_nan(tmp_path, size):
     src = tmp_path / "profile"
     src.mkdir()
-    (src / "03472.jpg").write_bytes((need(UTKFACE) / "images" / "03472.jpg").read_bytes())
+    (src / "02863.jpg").write_bytes((need(UTKFACE) / "images" / "02863.jpg").read_bytes())
     out = tmp_path / "o.h5"
     expand_to_hdf5(src, out, 2, codes=["light"], size=size, seed=0, device="cpu", progress=False)
     with h5py.File(out) as f:

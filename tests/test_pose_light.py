@@ -90,21 +90,27 @@ def test_far_background_is_untouched():
 
 
 def test_a_turned_head_keeps_its_eyes_in_place_and_the_photo_moves_by_whole_pixels():
-    """As a face set aligned by the eyes shows a turned head: the eyes stay where they were (the centroid
-    of red marks on the four eye corners moves less than half a pixel; 4 px without), the background moves
-    with the head by whole pixels (exact values). A face crop (the head's box over half the photo), not a scene
-    (``in_scene``), which stays in place."""
+    """As a face set aligned by the eyes shows a turned head: the eyes stay where they were (the mean of the
+    centres of red marks on the four eye corners moves less than a pixel - the move is rounded to whole pixels;
+    4 px without), the background moves with the head by whole pixels (exact values). A face crop (the head's
+    box over half the photo), not a scene (``in_scene``), which stays in place. Each mark counts once: the far
+    eye's marks are squeezed to a column or two, and a centroid over their pixels swung by 1-3 px with a 0.3-degree
+    change of the fitted yaw."""
     x = smooth_faces(1, 110, 110) * 0.3  # muted colours: only the marks are strongly red
     lm = default_landmarks(60, 60, 1, "model_frame") + torch.tensor([25, 45])
     for px, py in lm[0, :4].round().long().tolist():
         x[0, :, py - 1 : py + 2, px - 1 : px + 2] = torch.tensor([1.0, -1.0, -1.0])[:, None, None]
 
-    def marks(t):
+    def marks(t):  # the mean of the four marks' centres (the marks lie apart along a row)
         ys, xs = torch.nonzero((t[0, 0] - t[0, 1]) > 1.2, as_tuple=True)
-        return torch.stack([xs.float().mean(), ys.float().mean()])
+        cols = xs.unique()
+        starts = torch.cat([cols[:1], cols[1:][cols.diff() > 1]])
+        group = torch.searchsorted(starts, xs, right=True) - 1
+        assert len(starts) == 4
+        return torch.stack([torch.stack([xs[group == g].float().mean(), ys[group == g].float().mean()]) for g in range(4)]).mean(0)
 
     moved, still = rotate_yaw(x, 30.0, lm), rotate_yaw(x, 30.0, lm, keep_eyes=False)
-    assert (marks(moved) - marks(x)).abs().max() < 0.5 and (marks(still) - marks(x)).abs().max() > 2
+    assert (marks(moved) - marks(x)).abs().max() < 1.0 and (marks(still) - marks(x)).abs().max() > 2
     dx = next((d for d in range(-12, 13) if torch.equal(moved[..., :10, 12:70], x[..., :10, 12 + d : 70 + d])), 0)
     assert dx != 0  # the far background: the input moved by whole pixels (away from the eased edge band)
     col = -1 if dx > 0 else 0  # the edge the move would leave empty: eased to 0 there (no reflected strip)

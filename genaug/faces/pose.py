@@ -5,9 +5,8 @@ the result has the input's shape, dtype and device. Yaw is in degrees, positive 
 points to the image's right (the person's left).
 
 :func:`estimate_yaw` fits the generic face's 3D landmarks (:mod:`genaug.faces.shape`) to the
-5 detected ones under weak perspective: in the face frame (eye line horizontal), the horizontal
-landmark coordinates are ``u = a x + b z + t`` with ``a = s cos(yaw)``, ``b = s sin(yaw)``; linear
-least squares gives ``yaw = atan2(b, a)``.
+5 detected ones under weak perspective, the head turned by yaw and pitch and placed by a similarity
+(:func:`~.yaw_fit.fit_yaw`), so a head thrown back or bowed is not read as turned further or less.
 
 :func:`rotate_yaw` re-projects the face with the generic depth map: each output pixel's
 face-frame point ``x'`` comes from the source point ``x`` solving ``x cos(t) + (z(x, y) - axis)
@@ -18,7 +17,7 @@ flank's squeeze does not draw the nostril's shadow as a crease towards the mouth
 near cheek and, on a turn away from frontal (fully from 10 degrees: :func:`mirror_share`), blended with the mirrored face
 (the face's symmetry; on the cheeks, not beside the nose), in proportion to the stretch (turning a turned face back, the mirror left seams: there it is stretched only, so a turn back from a strongly
 turned face stops before the far cheek, seen nearly edge-on, is stretched more than twice its width: :func:`back_reach`).
-The displacement fades out between 0.85 and 1.1 head radii, so the background around the head
+The displacement fades out between 0.85 and 1.1 head radii (of the photo's head and of the turned one), so the background around the head
 stretches smoothly and everything farther away keeps its values, moved with the head by the whole pixels
 that keep the eyes in place (as a face set aligned by the eyes shows a turned head; the move eases to 0 in a
 band along the edge it would leave empty, stretching what is there instead of reflecting it); the mirrored face
@@ -41,6 +40,7 @@ from .padding import keep_padding
 from .projection import COLS, TABLE_U, generic_rows, solve_head_x, visibility
 from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, face_mask, landmarks_3d, per_image, smoothstep, surface
 from .warp import CHUNK_PIXELS, CROP_PIXELS, EDGE_BAND, SOFT_SIGMA, WORK_PIXELS, bicubic_at, eased_move, move_photo, soften_squeeze, span
+from .yaw_fit import fit_yaw
 
 MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
 AXIS_DEPTH = 0.5  # the turning axis, in d in front of the head ellipsoid's centre
@@ -56,7 +56,8 @@ _BESIDE: ContextVar[object] = ContextVar("genaug_faces_beside", default=None)
 @dataclass
 class PoseFit:
     """Weak-perspective pose of each face in its face frame: horizontal ``u = s (x cos(yaw) +
-    z sin(yaw)) + tu``, vertical ``v = s y + tv`` (pitch is not modelled); all ``(N,)``."""
+    z sin(yaw)) + tu``, vertical ``v = s y + tv`` (the render turns the head about the frame's vertical: pitch is
+    weighed in the yaw's fit only); all ``(N,)``."""
 
     frame: FaceFrame
     yaw: Tensor  # radians
@@ -75,19 +76,20 @@ class PoseFit:
 
 
 def fit_pose(landmarks: Tensor) -> PoseFit:
-    """Least-squares fit of the generic face's 3D landmarks to ``landmarks`` (N, 5, 2)."""
+    """The generic face's 3D landmarks fitted to ``landmarks`` (N, 5, 2): the yaw by :func:`~.yaw_fit.fit_yaw`, then
+    scale and shift by least squares."""
     frame = FaceFrame.from_landmarks(landmarks)
     lm = landmarks.float().to(frame.centre.device)
     u, v = frame.to_face(lm[..., 0][:, :, None], lm[..., 1][:, :, None])
     u, v = u[..., 0], v[..., 0]  # (N, 5) face-frame coordinates
+    yaw = fit_yaw(torch.stack([u, v], -1))
     p3 = landmarks_3d().to(u.device)
     mean3 = p3.mean(0)
-    design = torch.stack([p3[:, 0] - mean3[0], p3[:, 2] - mean3[2]], 1)  # (5, 2)
-    coef = torch.linalg.lstsq(design.expand(len(u), 5, 2), (u - u.mean(1, keepdim=True))[..., None]).solution[..., 0]
-    a, b = coef[:, 0], coef[:, 1]
-    scale = torch.hypot(a, b)
+    across = torch.cos(yaw)[:, None] * (p3[:, 0] - mean3[0]) + torch.sin(yaw)[:, None] * (p3[:, 2] - mean3[2])  # (N, 5)
+    scale = ((across * (u - u.mean(1, keepdim=True))).sum(1) / (across**2).sum(1)).clamp(min=1e-3)  # > 0: near profile too
+    tu = u.mean(1) - scale * (torch.cos(yaw) * mean3[0] + torch.sin(yaw) * mean3[2])
     tv = v.mean(1) - scale * mean3[1]
-    return PoseFit(frame, torch.atan2(b, a), scale, u.mean(1) - a * mean3[0] - b * mean3[2], tv, (v[:, 4] - tv) / scale)
+    return PoseFit(frame, yaw, scale, tu, tv, (v[:, 4] - tv) / scale)
 
 
 def estimate_yaw(images: Tensor | None = None, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
@@ -365,8 +367,11 @@ def _turn_map(pose: PoseFit, src: Tensor, dst: Tensor, px: Tensor, py: Tensor, s
     z, gx, gy = surface(x, y_nose).unbind(-1)
     z = z - axis
     # the fade follows the head's outline on the background plane (smooth in the pixel, unlike the
-    # solved point, which jumps at occlusions: a fade on it leaves dotted seams)
+    # solved point, which jumps at occlusions: a fade on it leaves dotted seams), the turned head's and the photo's:
+    # faded by the turned head's alone, a head turned back from 20 degrees moved the background up to 1.5 radii from
+    # the photo's head by 5 px (a small face in a large frame: straight edges beside the head bent)
     mask = face_mask(((u_out - u_axis) / s + axis * torch.sin(dst)[:, None, None]) / torch.cos(dst)[:, None, None], y)
+    mask = mask * face_mask(((u_out - u_axis) / s + axis * torch.sin(src)[:, None, None]) / torch.cos(src)[:, None, None], y)
     cs, sn = torch.cos(src)[:, None, None], torch.sin(src)[:, None, None]
     u_src = u_out + mask * (s * (x * cs + z * sn) + u_axis - u_out)
     u_mirror = u_out + mask * (s * (-x * cs + z * sn) + u_axis - u_out)
