@@ -140,5 +140,5 @@ def test_expand_draws_each_no_face_variant_once_per_pass(setup, tmp_path, monkey
     draw = edits_module.random_edits
     monkeypatch.setattr(edits_module, "random_edits", lambda *a, **k: calls.append(1) or draw(*a, **k))
     expand_to_hdf5(src, tmp_path / "x.h5", n, codes=CODES, size="source", device="cpu", progress=False, seed=0,
-                   refine_steps=0)
+                   refine_steps=0, batch_size=8)  # (rows in several batches: the source's pass serves them all)
     assert flagged > 8 and len(calls) <= 2 * flagged, (flagged, len(calls))

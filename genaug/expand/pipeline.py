@@ -105,7 +105,7 @@ class _Job:
         plans = [variant_edits(e.spec, self.seed, i, s.variants, e.codes, e.bounds) for i in idx]  # each source's edits
         for k, edits in enumerate(plans):
             plan += ([(k, 0, None)] if s.include_original else []) + [(k, v + 1, ed) for v, ed in enumerate(edits)]
-        redrawn = [unplaced_redraws(e, plans[k], f, self._seed_of(idx[k])) for k, f in enumerate(frames)]  # one pass each
+        passes = [unplaced_redraws(e, plans[k], f, self._seed_of(idx[k])) for k, f in enumerate(frames)]  # one per source
         for c0 in range(0, len(plan), s.batch_size):
             chunk = plan[c0:c0 + s.batch_size]
             rows = [j for j, (_, _, ed) in enumerate(chunk) if ed is not None]
@@ -116,7 +116,7 @@ class _Job:
                 ks = [chunk[j][0] for j in rows]
                 gens = [torch.Generator().manual_seed(derive_seed(derive_seed(self.seed, idx[k]), chunk[j][1]))
                         for j, k in zip(rows, ks)]
-                where = [(plans[k], frames[k], idx[k], chunk[j][1], g, redrawn[k]) for j, k, g in zip(rows, ks, gens)]
+                where = [(plans[k], frames[k], idx[k], chunk[j][1], g, passes[k]) for j, k, g in zip(rows, ks, gens)]
                 edits = [self.planned(*w) for w in where]
                 self.unedited["repeats"] += sum(repeats_another(e, w[0], w[1], w[3] - 1, ed, self._seed_of(w[2]), w[5])
                                                 for w, ed in zip(where, edits))
