@@ -337,7 +337,7 @@ class GenerativeAugDataset(Dataset):
         first = meta.source * self.per_source + int(self.include_original)  # the item of the source's first variant
         plan, v = self._plan(meta.source, marked), meta.variant - int(self.include_original)
         seed_of = lambda j: derive_seed(self.seed, first + j)  # noqa: E731
-        redrawn = unplaced_redraws(e, plan, frame, seed_of)  # (one pass over the source's variants)
+        redrawn = unplaced_redraws(e, plan, frame, seed_of) if e.unplaced(plan[v], frame) else None  # (one pass: both)
         redraw = lambda roomless: e.replace_unplaced_variant(  # noqa: E731 - relative: resolved on the latent used here
             plan, frame, v, draws, seed_of, roomless=roomless, redrawn=redrawn)
         edit = redraw(False)
