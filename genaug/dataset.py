@@ -28,47 +28,12 @@ from torch.utils.data import Dataset
 from .bundle.format import Bundle, bundle_path
 from .device import torch_defaults
 from .engine.cache import LatentStore, bundle_key, content_keys
-from .engine.codes import check_edit_options, check_refine_loss, check_seed, check_strength, control_of, default_codes
-from .engine.edits import Edit, derive_seed, redraw_distinct, resolve_edits, variant_edits
+from .engine.codes import check_edit_options, check_refine_loss, check_seed, check_strength, control_of
+from .engine.edits import Edit, derive_seed, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
-from .faces.controls import GEOMETRIC_CONTROLS, geometric_targets
+from .engine.variants import check_variants, marks_places, redraw_turns, repeats_another, unplaced_redraws
 from .faces.identity import online_gate
-from .samples import SampleMeta, join_item, split_item, transform_item
-
-
-def check_variants(variants: Any, include_original: bool) -> int:
-    """``variants`` as an int: a whole number >= 1, or 0 with ``include_original`` (the originals only)."""
-    try:
-        if isinstance(variants, bool):  # True is not a count
-            raise TypeError
-        variants = operator.index(variants)
-    except TypeError:
-        raise ValueError(f"variants must be a whole number, got {variants!r}") from None
-    if variants < 0 or (variants == 0 and not include_original):
-        raise ValueError(f"variants must be >= 1 (or 0 with include_original=True), got {variants}")
-    return variants
-
-
-def unplaced_redraws(engine: Any, plan: list[Edit], frame: Any, seed_of: Any) -> list[Edit]:
-    """Every variant of ``plan`` as :meth:`Engine.replace_unplaced_variant` draws it for the photo of ``frame`` (variant
-    ``j`` from a generator seeded ``seed_of(j)``), in one pass: a variant's re-draw depends only on those before it."""
-    redraw, codes = [engine.unplaced(e, frame) for e in plan], engine._latent_codes()
-    if not any(redraw) or not codes:
-        return list(plan)
-    gens = [torch.Generator().manual_seed(seed_of(j)) for j in range(max(j for j, r in enumerate(redraw) if r) + 1)]
-    return redraw_distinct(engine.spec, plan, redraw, gens, codes, engine.bounds)
-
-
-def repeats_another(engine: Any, plan: list[Edit], frame: Any, v: int, edit: Edit, seed_of: Any,
-                    redrawn: list[Edit] | None = None) -> bool:
-    """Whether variant ``v``'s planned control, re-drawn as ``edit`` for want of a face (``framing="auto"`` found none:
-    :meth:`Engine.replace_unplaced_variant`, variant ``j``'s draws seeded ``seed_of(j)``), repeats another variant's
-    edit: the re-draws avoid the moves other variants make until the latent codes have none left. ``redrawn``: the
-    source's :func:`unplaced_redraws`, when already drawn (one pass serves all its variants)."""
-    if not (frame.guessed and engine.unplaced(plan[v], frame) and control_of(engine.spec, edit.code) is None):
-        return False
-    redrawn = unplaced_redraws(engine, plan, frame, seed_of) if redrawn is None else redrawn
-    return edit in redrawn[:v] + redrawn[v + 1:]
+from .samples import SampleMeta, join_item, read_item, transform_item
 
 
 class GenerativeAugDataset(Dataset):
@@ -208,22 +173,6 @@ class GenerativeAugDataset(Dataset):
                                  f"({type(self.base).__name__}) has none")
         return getattr(self.base, name)
 
-    def _image(self, src: int) -> tuple[Any, Any]:
-        try:
-            item = self.base[src]
-        except (IndexError, KeyError, TypeError):
-            raise
-        except Exception as e:  # a corrupt file behind an ImageFolder, ...: say which item
-            path = getattr(self.base, "samples", None)
-            where = f" ({path[src][0]})" if isinstance(path, list) and 0 <= src < len(path) else ""
-            msg = f"base item {src}{where} could not be read: {e}"
-            try:
-                named = type(e)(msg)
-            except Exception:  # an exception type that takes other arguments
-                named = RuntimeError(msg)
-            raise named from e
-        return split_item(item, src)
-
     def _frame(self, src: int, image: Any, count: bool = True) -> tuple[Tensor, Any]:
         """``e.frame`` of one base item; a bad image is an error naming the item."""
         try:
@@ -270,7 +219,7 @@ class GenerativeAugDataset(Dataset):
                 rows = list(range(start, min(start + bs, n)))
                 frames, framed = [], {}
                 for i in rows:
-                    image, rest = self._image(i)
+                    image, rest = read_item(self.base, i)
                     marked.append(self._marked(i, rest))
                     x_i, frame = self._frame(i, image, count=False)
                     frames.append(x_i)
@@ -315,16 +264,9 @@ class GenerativeAugDataset(Dataset):
         return divmod(index % len(self), self.per_source)
 
     def _marked(self, src: int, rest: Any) -> bool:
-        """True when base item ``src``'s targets mark places in its image (boxes, masks, keypoints:
-        :func:`~genaug.faces.controls.geometric_targets`), which a head turn would leave unmoved; named codes that
-        turn the head are refused beside them (random ones are re-drawn, see :meth:`_plan`)."""
-        marked = geometric_targets(rest)
-        names = self.engine.code_names if marked and self.engine.codes and self.variants else []  # variants=0: no edit
-        turning = [names[c] for c in self.engine.codes if names[c] in GEOMETRIC_CONTROLS] if names else []
-        if turning:
-            raise ValueError(f"codes {turning} turn the head and move the photo by a few pixels, but base item {src}'s "
-                             f"{', '.join(marked)} would come back unmoved (genaug edits the image only): leave those codes out")
-        return bool(marked)
+        """True when base item ``src``'s targets mark places in its image (:func:`~genaug.engine.variants.marks_places`:
+        named head turns refused; random ones re-drawn, see :meth:`_plan`)."""
+        return marks_places(self.engine, src, rest, bool(self.variants))
 
     def _plan(self, src: int, marked: bool = False) -> list[Edit]:
         """The edits of source ``src``'s variants (without the original), a pure function of ``(seed, src)``; with
@@ -332,16 +274,10 @@ class GenerativeAugDataset(Dataset):
         other codes, from variant ``j``'s own seed, not onto a move another variant makes (``redraw_distinct``)."""
         e = self.engine
         plan = variant_edits(e.spec, self.seed, src, self.variants, e.codes, e.bounds)
-        turns = [marked and e.code_names[p.code] in GEOMETRIC_CONTROLS for p in plan]
-        if not any(turns):
+        if not marked:
             return plan
-        keep = [c for c in default_codes(e.spec) if e.code_names[c] not in GEOMETRIC_CONTROLS]
-        if not keep:
-            raise ValueError(f"base item {src}'s targets mark places in the image, which a head turn would leave "
-                             "unmoved, and the bundle's random set only turns the head: name other codes")
         first = src * self.per_source + int(self.include_original)  # the item of the source's first variant
-        gens = [torch.Generator().manual_seed(derive_seed(derive_seed(self.seed, first + j), 1)) for j in range(len(plan))]
-        return redraw_distinct(e.spec, plan, turns, gens, keep, e.bounds)
+        return redraw_turns(e, plan, src, lambda j: derive_seed(derive_seed(self.seed, first + j), 1))
 
     def meta(self, index: int) -> SampleMeta:
         """Metadata of sample ``index`` (source index, edit, reconstruction score) as planned (beside boxes, masks or
@@ -356,7 +292,7 @@ class GenerativeAugDataset(Dataset):
             meta = self._meta(index)
         if meta.edit is None or control_of(self.engine.spec, meta.code) is None:
             return meta
-        image, target = self._image(meta.source)
+        image, target = read_item(self.base, meta.source)
         counts = dict(self.engine.stats)  # a look at the item, not one made: the engine's counts stay
         try:
             with torch_defaults():
@@ -382,7 +318,7 @@ class GenerativeAugDataset(Dataset):
         self.prepare()
         with torch_defaults():
             meta = self._meta(index)  # as planned; as applied after _variant
-        image, target = self._image(meta.source)
+        image, target = read_item(self.base, meta.source)
         marked = self._marked(meta.source, target)  # boxes, masks, keypoints: no head turn
         if not meta.original:
             with torch_defaults():  # (the base dataset and the transforms run in the caller's settings)
@@ -400,10 +336,12 @@ class GenerativeAugDataset(Dataset):
         draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
         first = meta.source * self.per_source + int(self.include_original)  # the item of the source's first variant
         plan, v = self._plan(meta.source, marked), meta.variant - int(self.include_original)
+        seed_of = lambda j: derive_seed(self.seed, first + j)  # noqa: E731
+        redrawn = unplaced_redraws(e, plan, frame, seed_of) if e.unplaced(plan[v], frame) else None  # (one pass: both)
         redraw = lambda roomless: e.replace_unplaced_variant(  # noqa: E731 - relative: resolved on the latent used here
-            plan, frame, v, draws, lambda j: derive_seed(self.seed, first + j), roomless=roomless)
+            plan, frame, v, draws, seed_of, roomless=roomless, redrawn=redrawn)
         edit = redraw(False)
-        if repeats_another(e, plan, frame, v, edit, lambda j: derive_seed(self.seed, first + j)):
+        if repeats_another(e, plan, frame, v, edit, seed_of, redrawn):
             warnings.warn(f"base item {meta.source}: no face found (framing={e.framing!r}), so its variant {meta.variant}'s "
                           f"{e.code_names[plan[v].code]} is re-drawn among the latent codes, whose distinct edits its other "
                           f"variants already make: it repeats {edit.describe(e.spec)}", stacklevel=3)

@@ -1,5 +1,5 @@
 """A base dataset's items as :class:`genaug.GenerativeAugDataset` takes them apart and puts them back: the image and
-the rest (``(image, target, ...)``, a dict sample's other entries; :func:`split_item`, :func:`join_item`), the
+the rest (``(image, target, ...)``, a dict sample's other entries; :func:`read_item`, :func:`split_item`, :func:`join_item`), the
 user's ``transform`` of an item (:func:`transform_item`), and :class:`SampleMeta`, where a sample came from and what
 was done to it."""
 from __future__ import annotations
@@ -53,6 +53,24 @@ class SampleMeta(NamedTuple):
         d = {k: v for k, v in self._asdict().items() if k not in ("code", "value", "relative")}
         d["edit"] = None if self.edit is None else {"code": self.code, "value": self.value}
         return d
+
+
+def read_item(base: Any, src: int) -> tuple[Any, Any]:
+    """:func:`split_item` of ``base[src]``; an error reading it (a corrupt file behind an ImageFolder, ...) names the item."""
+    try:
+        item = base[src]
+    except (IndexError, KeyError, TypeError):
+        raise
+    except Exception as e:
+        path = getattr(base, "samples", None)
+        where = f" ({path[src][0]})" if isinstance(path, list) and 0 <= src < len(path) else ""
+        msg = f"base item {src}{where} could not be read: {e}"
+        try:
+            named = type(e)(msg)
+        except Exception:  # an exception type that takes other arguments
+            named = RuntimeError(msg)
+        raise named from e
+    return split_item(item, src)
 
 
 def split_item(item: Any, src: int) -> tuple[Any, Any]:

@@ -1,5 +1,7 @@
 """``repeats_another`` (a variant re-drawn for want of a face repeats another variant's edit): the same answers as its
-definition (each other variant re-drawn on its own), in work linear in the variant count, not quadratic."""
+definition (each other variant re-drawn on its own), in work linear in the variant count, not quadratic; and
+``Engine.replace_unplaced_variant`` given the source's one pass (``unplaced_redraws``): the same edits and gate draws,
+so ``genaug expand`` draws a no-face source's variants once, not ~n^2 / 2 times."""
 from __future__ import annotations
 
 import re
@@ -9,10 +11,10 @@ import pytest
 import torch
 
 import genaug.engine.edits as edits_module
-from genaug.dataset import repeats_another
 from genaug.engine import Engine
 from genaug.engine.codes import control_of
-from genaug.engine.edits import derive_seed, variant_edits
+from genaug.engine.edits import derive_seed, redraw_distinct, variant_edits
+from genaug.engine.variants import repeats_another, unplaced_redraws
 from genaug.faces.identity import faces_extra_available
 
 pytestmark = pytest.mark.skipif(not faces_extra_available(),
@@ -91,3 +93,52 @@ def test_expand_counts_the_repeats_the_definition_finds(setup, tmp_path, capsys)
     expected = sum(_definition(e, plan, frame, v, drawn[v], seed_of) for v in range(n))
     found = re.search(r"(\d+) variant\(s\) repeat another variant of their source", capsys.readouterr().err)
     assert expected > 0 and found and int(found.group(1)) == expected, (expected, found)
+
+
+def _replace_unplaced_variant_before(e, plan, frame, v, generator, seed_of, roomless=False):
+    """``Engine.replace_unplaced_variant`` as it was: every variant before ``v`` re-drawn again on each call."""
+    redraw = [e.unplaced(p, frame) for p in plan]
+    redraw[v] = redraw[v] or roomless
+    codes = e._latent_codes()
+    if not redraw[v] or not codes:
+        return plan[v]
+    gens = [generator if j == v else torch.Generator().manual_seed(seed_of(j)) for j in range(v + 1)]
+    return redraw_distinct(e.spec, plan, redraw, gens, codes, e.bounds)[v]
+
+
+def test_one_pass_per_source_draws_the_same_edits_and_leaves_the_same_gate_draws(setup):
+    e, frame = setup
+    n = 40
+    plan, seed_of = variant_edits(e.spec, 0, 3, n, e.codes, e.bounds), _seed_of(3)
+    redrawn = unplaced_redraws(e, plan, frame, seed_of)
+    assert 10 < sum(e.unplaced(p, frame) for p in plan) < n  # many re-drawn variants among planned latent moves
+    for v in range(n):
+        for roomless in (False, True):  # (roomless on a latent move: the re-draw path taken for variant v alone)
+            gens = [torch.Generator().manual_seed(seed_of(v)) for _ in range(3)]
+            before = _replace_unplaced_variant_before(e, plan, frame, v, gens[0], seed_of, roomless)
+            assert e.replace_unplaced_variant(plan, frame, v, gens[1], seed_of, roomless=roomless) == before, (v, roomless)
+            assert e.replace_unplaced_variant(plan, frame, v, gens[2], seed_of, roomless=roomless, redrawn=redrawn) == before
+            after = [torch.rand(4, generator=g) for g in gens]  # a gate's re-draws continue from the same state
+            assert torch.equal(after[0], after[1]) and torch.equal(after[0], after[2]), (v, roomless)
+
+
+def test_expand_draws_each_no_face_variant_once_per_pass(setup, tmp_path, monkeypatch):
+    # expand's planned() re-drew every earlier variant of the source for each row (and repeats_another once more per
+    # source): ~n^2 / 2 random draws for a photo with no face; now one pass per source plus one draw per re-drawn row
+    from PIL import Image
+
+    from genaug.expand import expand_to_hdf5
+
+    e, frame = setup
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(_noise()).save(src / "noise.png")
+    n = 30
+    plan = variant_edits(e.spec, 0, 0, n, e.codes, e.bounds)
+    flagged = sum(e.unplaced(p, frame) for p in plan)
+    calls = []
+    draw = edits_module.random_edits
+    monkeypatch.setattr(edits_module, "random_edits", lambda *a, **k: calls.append(1) or draw(*a, **k))
+    expand_to_hdf5(src, tmp_path / "x.h5", n, codes=CODES, size="source", device="cpu", progress=False, seed=0,
+                   refine_steps=0, batch_size=8)  # (rows in several batches: the source's pass serves them all)
+    assert flagged > 8 and len(calls) <= 2 * flagged, (flagged, len(calls))

@@ -20,6 +20,7 @@ from .colour import fit_colour
 from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
 from .invert import Inversion
 from .render import apply_control, paste_back, recolour, reframe, to_model_batch
+from .variants import unplaced_redraws
 
 
 NO_ROOM = "unchanged (no room for the control on this face)"  # a control the face had no room for (near profile)
@@ -150,19 +151,23 @@ class PhotoIO:
 
     @torch_defaults()
     def replace_unplaced_variant(self, plan: list[Edit], frame: FrameInfo, v: int, generator: torch.Generator,
-                                 seed_of: Callable[[int], int], roomless: bool = False) -> Edit:
+                                 seed_of: Callable[[int], int], roomless: bool = False,
+                                 redrawn: list[Edit] | None = None) -> Edit:
         """Variant ``v`` of a source's ``plan`` (its variant edits) as drawn for the photo of ``frame``: a control
         that :meth:`unplaced` would leave undone re-drawn among the latent codes like :meth:`replace_unplaced`, from
         ``generator`` (variant ``v``'s draws; ``seed_of(j)``: the seed of variant ``j``'s), but not onto a categorical
         move another variant of the source makes (:func:`redraw_distinct`), so the variants stay distinct.
-        ``roomless``: variant ``v``'s control had no room on the face (:meth:`undone`): re-drawn the same way."""
+        ``roomless``: variant ``v``'s control had no room on the face (:meth:`undone`): re-drawn the same way.
+        ``redrawn``: the source's :func:`~genaug.engine.variants.unplaced_redraws` (one pass per source, for a caller
+        drawing many of its variants); else the variants before ``v`` are re-drawn here."""
         redraw = [self.unplaced(e, frame) for e in plan]
         redraw[v] = redraw[v] or roomless
         codes = self._latent_codes()
         if not redraw[v] or not codes:
             return plan[v]
-        gens = [generator if j == v else torch.Generator().manual_seed(seed_of(j)) for j in range(v + 1)]
-        return redraw_distinct(self.spec, plan, redraw, gens, codes, self.bounds)[v]
+        before = (redrawn if redrawn is not None else unplaced_redraws(self, plan, frame, seed_of, upto=v))[:v]
+        gens = [None] * v + [generator]  # (the variants before v as drawn: only v draws, from its own generator)
+        return redraw_distinct(self.spec, before + plan[v:], [False] * v + redraw[v:], gens, codes, self.bounds)[v]
 
     @torch_defaults()
     def frame(self, images: list[Any], framing: str | None = None, count: bool = True) -> tuple[Tensor, list[FrameInfo]]:

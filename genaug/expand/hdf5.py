@@ -22,7 +22,7 @@ Layout (plain HDF5, readable by h5py, h5dump, HDFView, pandas/PyTables, MATLAB, 
     skipped/      group: source_index int64, path utf-8, reason utf-8 (K,) — unreadable inputs
 
     Records are ordered by source index, then variant. Each dataset's attribute ``description`` says what it holds.
-    File attributes: format="genaug-expanded", layout_version, genaug_version, bundle_identity,
+    File attributes: format="genaug-expanded", layout_version, render_revision, genaug_version, bundle_identity,
     bundle_config (JSON), seed, settings (JSON), command (JSON argv), run_key (hash of bundle,
     seed, settings and source listing), class_names (JSON list), code_names, source, n_skipped.
 """
@@ -43,6 +43,10 @@ from ..images import apply_transform
 
 FORMAT = "genaug-expanded"
 LAYOUT_VERSION = 1
+# how this genaug renders records for given settings (part of the run key): raised when a change of genaug renders the
+# same settings otherwise, so a resume does not mix records made two ways. 2 (r29): a named latent edit on a photo the
+# framing rule misframes is framed by the face; the default bundle's glasses / bangs regions.
+RENDER_REVISION = 2
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")
 # each dataset's ``description`` attribute: the file says what its columns mean (HDFView, h5dump, ``ds.attrs``)

@@ -30,14 +30,14 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..bundle.format import Bundle
-from ..dataset import repeats_another, unplaced_redraws
 from ..distenv import init_distributed, rank_device
 from ..engine.codes import control_of
 from ..engine.edits import derive_seed, variant_edits
+from ..engine.variants import repeats_another, unplaced_redraws
 from ..faces.identity import faces_extra_available
 from ..images import MIN_SIDE
 from ..io import printable
-from .hdf5 import FORMAT, LAYOUT_VERSION, parts_dir_of
+from .hdf5 import FORMAT, LAYOUT_VERSION, RENDER_REVISION, parts_dir_of
 from .parts import PartWriter, merge_parts
 from .runs import RunFiles, describe_skipped, gate_key
 from .settings import ExpandSettings, check_arguments, check_out, code_columns, output_shape
@@ -105,7 +105,7 @@ class _Job:
         plans = [variant_edits(e.spec, self.seed, i, s.variants, e.codes, e.bounds) for i in idx]  # each source's edits
         for k, edits in enumerate(plans):
             plan += ([(k, 0, None)] if s.include_original else []) + [(k, v + 1, ed) for v, ed in enumerate(edits)]
-        unplaced = {k: unplaced_redraws(e, plans[k], f, self._seed_of(idx[k])) for k, f in enumerate(frames) if f.guessed}
+        passes = [unplaced_redraws(e, plans[k], f, self._seed_of(idx[k])) for k, f in enumerate(frames)]  # one per source
         for c0 in range(0, len(plan), s.batch_size):
             chunk = plan[c0:c0 + s.batch_size]
             rows = [j for j, (_, _, ed) in enumerate(chunk) if ed is not None]
@@ -116,10 +116,10 @@ class _Job:
                 ks = [chunk[j][0] for j in rows]
                 gens = [torch.Generator().manual_seed(derive_seed(derive_seed(self.seed, idx[k]), chunk[j][1]))
                         for j, k in zip(rows, ks)]
-                where = [(plans[k], frames[k], idx[k], chunk[j][1], g) for j, k, g in zip(rows, ks, gens)]
+                where = [(plans[k], frames[k], idx[k], chunk[j][1], g, passes[k]) for j, k, g in zip(rows, ks, gens)]
                 edits = [self.planned(*w) for w in where]
-                self.unedited["repeats"] += sum(repeats_another(e, w[0], w[1], w[3] - 1, ed, self._seed_of(w[2]), unplaced.get(k))
-                                                for w, ed, k in zip(where, edits, ks))
+                self.unedited["repeats"] += sum(repeats_another(e, w[0], w[1], w[3] - 1, ed, self._seed_of(w[2]), w[5])
+                                                for w, ed in zip(where, edits))
                 done = self.render(x, inv, imgs, frames, ks, edits, gens)
                 redrawn = {r: self.planned(*where[r], roomless=True) for r, (_, _, no_room, _) in enumerate(done) if no_room}
                 again = [r for r, ed in redrawn.items() if control_of(e.spec, ed.code) is None]  # (none: no latent code)
@@ -144,11 +144,14 @@ class _Job:
                 "score": scores,
             }
 
-    def planned(self, plan: list[Any], frame: Any, i: int, variant: int, gen: torch.Generator, roomless: bool = False) -> Any:
+    def planned(self, plan: list[Any], frame: Any, i: int, variant: int, gen: torch.Generator, redrawn: list[Any],
+                roomless: bool = False) -> Any:
         """Variant ``variant`` (1..V) of source ``i``'s ``plan`` as drawn for its photo (``frame``): a control with no face
         there, or (``roomless``) no room on it, re-drawn among the latent codes from ``gen``, not onto a move another
-        variant of the source makes (:meth:`Engine.replace_unplaced_variant`)."""
-        return self.engine.replace_unplaced_variant(plan, frame, variant - 1, gen, self._seed_of(i), roomless=roomless)
+        variant of the source makes (:meth:`Engine.replace_unplaced_variant`; ``redrawn``: the source's
+        :func:`~genaug.engine.variants.unplaced_redraws`, drawn once per source)."""
+        return self.engine.replace_unplaced_variant(plan, frame, variant - 1, gen, self._seed_of(i), roomless=roomless,
+                                                    redrawn=redrawn)
 
     def _seed_of(self, i: int) -> Any:
         """Source ``i``'s seed of variant ``v`` (0-based) -> its draws' seed."""
@@ -269,7 +272,8 @@ def _file_attrs(b: Bundle, src: Source, s: ExpandSettings, seed: int, run_key: s
                 command: list[str] | None, source: str | Path) -> dict[str, Any]:
     """The merged file's attributes (see :mod:`genaug.expand.hdf5`)."""
     return {
-        "format": FORMAT, "layout_version": LAYOUT_VERSION, "genaug_version": __version__, "run_key": run_key,
+        "format": FORMAT, "layout_version": LAYOUT_VERSION, "render_revision": RENDER_REVISION, "genaug_version": __version__,
+        "run_key": run_key,
         "bundle_identity": b.identity, "bundle_name": b.name, "bundle_config": json.dumps(b.config()),
         "seed": seed, "settings": json.dumps({**asdict(s), "compression": compression}),
         "command": json.dumps(command if command is not None else sys.argv),
@@ -359,7 +363,7 @@ def expand_to_hdf5(
     engine = _make_engine(bundle, rank_device(device, dist is not None), s, gate)
     s.refine_steps, b = engine.refine_steps, engine.bundle
     key_info = {"bundle": b.identity, "seed": seed, "settings": asdict(s), "source": src.fingerprint(),
-                "layout_version": LAYOUT_VERSION, "gate": gate_key(engine.gate),
+                "layout_version": LAYOUT_VERSION, "render": RENDER_REVISION, "gate": gate_key(engine.gate),
                 "faces_extra": faces_extra_available()}  # dlib frames (framing auto) and places the controls' landmarks
     run_key = hashlib.sha256(json.dumps(key_info, sort_keys=True).encode()).hexdigest()[:16]
     say = lambda m: tqdm.write(m, file=sys.stderr)  # noqa: E731 - skip reports are always shown

@@ -19,7 +19,7 @@ from .parts import part_name, part_status
 from .sources import ExpandError
 
 MANIFEST = "manifest.json"
-KEYS = ("bundle", "seed", "settings", "source", "gate", "faces_extra")
+KEYS = ("bundle", "seed", "settings", "source", "gate", "faces_extra", "layout_version", "render")
 
 
 @dataclass
@@ -66,11 +66,12 @@ class RunFiles:
         run leaves it as it was)."""
         if not self.out.exists():
             return None
-        same, n_out, skipped, made_by, stored = False, 0, [], None, None
+        same, n_out, skipped, made_by, stored, rendered = False, 0, [], None, None, None
         try:
             with h5py.File(self.out, "r") as f:
                 same = f.attrs.get("run_key") == self.run_key
                 made_by = f.attrs.get("bundle_identity")
+                rendered = int(f.attrs.get("render_revision", 1)), f.attrs.get("genaug_version", "?")
                 n_out = f["images"].shape[0]
                 skipped = read_skipped(f)
                 stored = (f["images"].compression, f["images"].compression_opts)
@@ -89,6 +90,10 @@ class RunFiles:
         if not overwrite and made_by is not None and made_by != self.key_info.get("bundle"):
             raise ExpandError(f"{self.out} was made by another model (bundle identity {made_by}, this run's is "
                               f"{self.key_info.get('bundle')}: its weights or edit recipes changed); pass --overwrite to re-render it")
+        if not overwrite and rendered is not None and rendered[0] != self.key_info.get("render"):
+            raise ExpandError(f"{self.out} was rendered by genaug {rendered[1]} (render revision {rendered[0]}), and this "
+                              f"genaug (revision {self.key_info.get('render')}) renders the same settings otherwise; "
+                              "pass --overwrite to re-render it")
         if not overwrite:
             raise ExpandError(f"{self.out} already exists (made by a different run or unreadable); pass --overwrite to replace it")
         return None
@@ -106,10 +111,10 @@ class RunFiles:
             # image for --size source) must not block the corrected rerun
             if old.get("run_key") != self.run_key and not overwrite and any(self.parts_dir.glob("part-*.h5")):
                 diff = [k for k in KEYS if old.get(k) != self.key_info[k]]
+                fix = ("resume it with the genaug that started it" if "render" in diff else "rerun with the original settings to resume")
                 raise ExpandError(
                     f"{self.parts_dir} holds parts of a different run ({', '.join(diff) or 'unreadable manifest'} differ: "
-                    f"{_describe_diff(old, self.key_info, diff)}); rerun with the original settings to resume, "
-                    "or pass --overwrite to discard them"
+                    f"{_describe_diff(old, self.key_info, diff)}); {fix}, or pass --overwrite to discard them"
                 )
         if self.rank == 0 or not path.exists():
             manifest = {"run_key": self.run_key, **self.key_info, **extra, "n_blocks": self.n_blocks}
@@ -183,7 +188,10 @@ def _describe_diff(old: dict[str, Any], new: dict[str, Any], keys: list[str]) ->
     bits = []
     for k in keys:
         a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
+        if k == "render":  # (a manifest before revision 2 has none)
+            bits.append(f"render revision {a or 1} -> {b}: the parts were rendered by genaug {old.get('genaug_version', '?')}, "
+                        "and this genaug renders the same settings otherwise")
+        elif isinstance(a, dict) and isinstance(b, dict):
             sub = [f"{kk}: {a.get(kk)!r} -> {b.get(kk)!r}" for kk in sorted(set(a) | set(b)) if a.get(kk) != b.get(kk)]
             bits.append(f"{k} ({'; '.join(sub)})")
         else:
