@@ -45,7 +45,8 @@ FORMAT = "genaug-expanded"
 LAYOUT_VERSION = 1
 # how this genaug renders records for given settings (part of the run key): raised when a change of genaug renders the
 # same settings otherwise, so a resume does not mix records made two ways. 2 (r29): a named latent edit on a photo the
-# framing rule misframes is framed by the face; the default bundle's glasses / bangs regions.
+# framing rule misframes is framed by the face; the yaw fit weighs pitch (which faces turn, and how far); light keeps a
+# clipped pixel's measured hue. (The default bundle's glasses / bangs regions change its identity, checked apart.)
 RENDER_REVISION = 2
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")
