@@ -57,7 +57,7 @@ class PhotoIO:
                                          drawn=drawn, redraw_codes=redraw_codes)
         res = self.unframe(out, items, frames, info, drawn)
         if drawn:
-            self._redraw_roomless(x, items, frames, res, info, gen, strength, mode)
+            self._redraw_roomless(x, items, frames, res, info, gen, strength, mode, framing)
         for r, f in enumerate(frames):
             if self.faceless(info.edits[r], f):
                 info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
@@ -109,9 +109,11 @@ class PhotoIO:
         return xr, Inversion(lat, score, recon), fr
 
     def _redraw_roomless(self, x: Tensor, items: list[Any], frames: list[FrameInfo], res: list[Any], info: AugmentInfo,
-                         generator: torch.Generator, strength: float | Tensor | None, mode: str | None) -> None:
+                         generator: torch.Generator, strength: float | Tensor | None, mode: str | None,
+                         framing: str | None) -> None:
         """The rows of a random draw whose control had no room on the face (:data:`NO_ROOM`) edited again with a latent
-        code re-drawn from ``generator`` (as :meth:`replace_unplaced` does where no face was found), in place in
+        code re-drawn from ``generator`` (as :meth:`replace_unplaced` does where no face was found; one that draws on a
+        face the rule's box misplaces framed by it, :meth:`frame_part`, as the Dataset and expand frame it), in place in
         ``res`` and ``info``; nothing else is drawn or changed."""
         rows = [r for r, d in enumerate(info.descriptions) if d == NO_ROOM]
         codes = self._latent_codes()
@@ -120,8 +122,9 @@ class PhotoIO:
         edits = random_edits(self.spec, len(rows), generator, codes=codes, bounds=self.bounds)
         if isinstance(strength, Tensor) and strength.ndim:
             strength = strength[rows]
-        sub_frames = [frames[r] for r in rows]
-        out, sub = self.augment_tensor(x[rows].to(self.device), edits, generator, strength, mode, placed=True,
+        sub_x, sub_frames = x[rows], [frames[r] for r in rows]
+        self._frame_parts([items[r] for r in rows], sub_x, sub_frames, edits, framing)
+        out, sub = self.augment_tensor(sub_x.to(self.device), edits, generator, strength, mode, placed=True,
                                        frames=sub_frames, drawn=True, redraw_codes=codes)
         self.stats["augmented"] -= len(rows)  # (counted once, by the first pass)
         for i, (r, image) in enumerate(zip(rows, self.unframe(out, [items[r] for r in rows], sub_frames, sub, True))):
