@@ -52,6 +52,8 @@ class PhotoIO:
             gen = generator or self.generator
             edits = self.replace_unplaced(check_edits(self.spec, edits if edits is not None else self.random_edits(len(items), gen, redraw_codes)),
                                           frames, gen)
+        else:  # (a list, read by the framing and the render: an iterator was read up by the first)
+            edits = check_edits(self.spec, edits)
         self._frame_parts(items, x, frames, edits, framing)
         out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True, frames=frames,
                                          drawn=drawn, redraw_codes=redraw_codes)
@@ -63,10 +65,11 @@ class PhotoIO:
                 info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
         return (res[0] if single else res), info
 
-    def _frame_parts(self, items: list[Any], x: Tensor, frames: list[FrameInfo], edits: list[Any], framing: str | None) -> None:
-        """Rows of ``x`` / ``frames`` framed for their edit by :meth:`frame_part`, in place."""
-        for r, e in enumerate(check_edits(self.spec, edits)):
-            again = self.frame_part(items[r], frames[r], [e.code], framing)
+    def _frame_parts(self, items: list[Any], x: Tensor, frames: list[FrameInfo], edits: list[Edit], framing: str | None) -> None:
+        """Rows of ``x`` / ``frames`` framed for their edit by :meth:`frame_part`, in place (edits of another count:
+        :meth:`augment_tensor` refuses them)."""
+        for r, (item, e) in enumerate(zip(items, edits)):
+            again = self.frame_part(item, frames[r], [e.code], framing)
             if again is not None:
                 x[r], frames[r] = again
 
