@@ -1,5 +1,8 @@
 """The batch path's colour margin (:func:`genaug.engine.batch_edits.colour_margin`) on the host runs numpy's arithmetic
 (fewer tensor operations per call), on a device torch's: the same operations, the same bits."""
+import warnings
+
+import numpy as np
 import torch
 
 import genaug.engine.batch_edits as batch_edits
@@ -44,3 +47,19 @@ def test_the_margin_on_the_host_makes_fewer_operations():
         colour_margin(change, rate, plan, target)
     ops = [e for e in prof.events() if e.cpu_parent is None and e.name.startswith("aten::")]
     assert len(ops) <= 3, [e.name for e in ops]
+
+
+def test_a_rate_of_0_is_no_move_without_numpys_warnings(monkeypatch):
+    # BatchFaceAug(strength=0) on the host: "RuntimeWarning: divide by zero encountered in divide" (an error under
+    # -W error or np.seterr(all="raise")), where torch's operations divide silently
+    change, rate, plan, target = _case()
+    rate[:16] = 0.0  # strength 0 (some rows also without a margin: 0 / 0)
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        host_change = change.clone()
+        host_target = colour_margin(host_change, rate, plan, target)
+    monkeypatch.setattr(batch_edits, "_on_host", lambda t: False)
+    device_change = change.clone()
+    device_target = colour_margin(device_change, rate, plan, target)
+    assert torch.equal(host_change.nan_to_num(7.0), device_change.nan_to_num(7.0)) and torch.equal(host_target, device_target)
+    assert torch.equal(host_change[:16].nan_to_num(7.0), change[:16].nan_to_num(7.0))  # no move at a rate of 0

@@ -8,6 +8,7 @@ import torch
 
 import genaug
 from genaug.engine.codes import control_of
+from genaug.engine.edits import Edit
 
 
 def test_generate_takes_any_float_latent_and_an_empty_batch(default_engine):
@@ -119,3 +120,15 @@ def test_a_gate_redraw_beside_keypoints_is_never_a_turn(default_engine):
         pipe(image=face, keypoints=[(80.0, 100.0)])
         applied += [names[e.code] for e in aug.last_info.edits]
     assert len(applied) == 16 and "yaw" not in applied
+
+
+def test_augment_says_when_the_edits_are_not_one_per_image_and_takes_an_iterator(default_engine):
+    # the framing of named edits read ``edits`` before the render checked them: an IndexError for more edits than
+    # images, and an iterator of edits read up by it ("need one edit per row: 0 edits for a batch of 1")
+    photo = ((_faces(default_engine, 1)[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+    tone = Edit(default_engine.code_names.index("tone"), 0.5)
+    with pytest.raises(ValueError, match="need one edit per row: 2 edits for a batch of 1"):
+        default_engine.augment([photo], edits=[tone, tone])
+    listed, _ = default_engine.augment(photo, edits=[tone])
+    read, info = default_engine.augment(photo, edits=(e for e in [tone]))
+    assert info.edits == [tone] and np.array_equal(read, listed)

@@ -67,3 +67,19 @@ def test_a_finished_file_of_another_revision_is_not_taken_for_this_runs(tmp_path
     with pytest.raises(ExpandError, match=rf"rendered by genaug .* \(render revision 1\).*revision {RENDER_REVISION}.*--overwrite"):
         expand_to_hdf5(src, out, 1, **run)
     assert expand_to_hdf5(src, out, 1, overwrite=True, **run).blocks_done == 1
+
+
+@pytest.mark.parametrize("manifest", ["{not json", "[1, 2]"])
+def test_parts_whose_manifest_cannot_be_read_are_not_said_to_be_another_revisions(tmp_path, tiny_bundle_path, manifest):
+    # an unreadable manifest read as every setting differing: "render revision 1 -> 2: the parts were rendered by
+    # genaug ?, ...; resume it with the genaug that started it" (a JSON list: AttributeError)
+    src = noise_pngs(tmp_path / "src", (40, 36, 3), n=4)
+    run = dict(bundle=tiny_bundle_path, **FAST)
+    out = tmp_path / "o.h5"
+    _interrupted(lambda: expand_to_hdf5(src, out, 1, **run))
+    (tmp_path / "o.h5.parts" / "manifest.json").write_text(manifest)
+    with pytest.raises(ExpandError, match=r"manifest.json cannot be read, so which run made them is unknown; pass "
+                                          r"--overwrite to discard them$"):
+        expand_to_hdf5(src, out, 1, **run)
+    assert len(list((tmp_path / "o.h5.parts").glob("part-*.h5"))) == 1  # nothing discarded
+    assert expand_to_hdf5(src, out, 1, overwrite=True, **run).n_records == 4

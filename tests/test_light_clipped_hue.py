@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import colorsys
 
-import pytest
 import torch
 from conftest import UTKFACE, need, needs_dlib, utk_photo
 

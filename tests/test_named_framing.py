@@ -7,6 +7,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+import torch
 from conftest import OLIVETTI, UTKFACE, need, needs_dlib, utk_photo
 from PIL import Image
 from test_named_regions import face_of, olivetti
@@ -15,6 +16,7 @@ from genaug import GenerativeAugDataset, GenerativeFaceAug
 from genaug.cli import main
 from genaug.engine import photos
 from genaug.engine.core import Engine
+from genaug.engine.edits import Edit
 from genaug.expand import expand_to_hdf5
 
 pytestmark = needs_dlib
@@ -135,3 +137,20 @@ def test_expand_records_the_score_the_dataset_reports_for_a_reframed_edit(engine
         scores = dict(zip(h5["source_index"][:].tolist(), h5["score"][:].tolist()))
     ds = GenerativeAugDataset(faces, variants=1, engine=engine, progress=False)
     assert [round(ds.meta(k).score, 3) for k in range(len(faces))] == [round(scores[k], 3) for k in range(len(faces))]
+
+
+def test_the_transforms_redraw_of_a_control_with_no_room_is_framed_by_the_face(monkeypatch):
+    # a yaw / light a near-profile face has no room for is re-drawn among the latent codes (Engine._redraw_roomless):
+    # glasses drawn so were painted in the rule's box of a 64 px crop (194 levels off the face-framed glasses), while
+    # the Dataset and expand frame such a re-draw by the face
+    face = np.asarray(Image.fromarray(utk_photo(need(UTKFACE), 2863)).resize((64, 64), Image.BICUBIC))  # near profile
+    e = Engine("default", device="cpu", codes=["yaw", "light", "glasses"])
+    alone, _ = e.augment(face, edits=[Edit(e.code_names.index("glasses"), 1.0)])
+    roomless, redraw = [], photos.PhotoIO._redraw_roomless
+    monkeypatch.setattr(photos.PhotoIO, "_redraw_roomless",
+                        lambda self, *a: roomless.append(a[4].descriptions == [photos.NO_ROOM]) or redraw(self, *a))
+    for seed in range(3):
+        out, info = e.augment(face, generator=torch.Generator().manual_seed(seed))
+        assert info.descriptions == ["glasses=1"]
+        assert np.abs(out.astype(int) - alone.astype(int)).max() <= 2, seed
+    assert any(roomless)  # (the re-draw ran: the test can fail)

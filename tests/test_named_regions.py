@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import CELEBA_ID200, OLIVETTI, demo_face, need, needs_dlib, noise_photo
+from conftest import CELEBA64, CELEBA_ID200, OLIVETTI, demo_face, need, needs_dlib, noise_photo
 from PIL import Image
 
 from genaug.engine.core import Engine
@@ -81,3 +81,17 @@ def test_named_edits_of_an_olivetti_frame_paint_the_part_they_name(engine, name)
         # where the regions sit on CelebA's faces: about 0.1 below the nose point; the rule's box put them on the chin
         # (0.6-1.15 below it)
         assert abs(centre) < 0.35, (code, centre)
+
+
+@pytest.mark.parametrize("folder, name", [(CELEBA64, "images/000005.jpg"), (CELEBA64, "images/000061.jpg"),
+                                          (CELEBA_ID200, "000/120241.jpg")])
+def test_the_models_own_framing_is_not_reframed_for_a_face_of_another_size(folder, name):
+    # a CelebA face 0.84 / 1.23 / 1.20 times the rule's size, centred within 0.04 of the box: read as misframed
+    # (scale beyond 0.15), ~4 % of celeba_train_64 (the model's training framing) and of celeba_id200 were framed by
+    # dlib for a named edit, unlike BatchFaceAug; Olivetti frames and 64 px crops are off by 0.18-0.31 of the box
+    from genaug.bundle.format import load_bundle
+    from genaug.engine.render import reframe, to_model_frame
+
+    bundle = load_bundle("default")
+    photo = np.asarray(Image.open(need(folder) / name).convert("RGB"))
+    assert reframe(photo, bundle, to_model_frame(photo, bundle)[1]) is None

@@ -331,7 +331,8 @@ def colour_margin(change: Tensor, rate: Tensor, p: dict[str, Tensor], target: Te
     if _on_host(change):
         codes, at = host_array(change), host_array(p["margin_at"])[:, 0]
         rows = np.arange(len(codes))
-        shift = _margin_rule(np, codes[rows, at][:, None], host_array(rate), host_array(margin))[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):  # a rate of 0 (strength 0): no move, silently as torch's
+            shift = _margin_rule(np, codes[rows, at][:, None], host_array(rate), host_array(margin))[:, 0]
         codes[rows, at] += shift
         return torch.from_numpy(host_array(target) + shift)
     shift = _margin_rule(torch, change.gather(1, p["margin_at"]), rate, margin)

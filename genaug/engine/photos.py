@@ -52,21 +52,24 @@ class PhotoIO:
             gen = generator or self.generator
             edits = self.replace_unplaced(check_edits(self.spec, edits if edits is not None else self.random_edits(len(items), gen, redraw_codes)),
                                           frames, gen)
+        else:  # (a list, read by the framing and the render: an iterator was read up by the first)
+            edits = check_edits(self.spec, edits)
         self._frame_parts(items, x, frames, edits, framing)
         out, info = self.augment_tensor(x.to(self.device), edits, generator, strength, mode, placed=True, frames=frames,
                                          drawn=drawn, redraw_codes=redraw_codes)
         res = self.unframe(out, items, frames, info, drawn)
         if drawn:
-            self._redraw_roomless(x, items, frames, res, info, gen, strength, mode)
+            self._redraw_roomless(x, items, frames, res, info, gen, strength, mode, framing)
         for r, f in enumerate(frames):
             if self.faceless(info.edits[r], f):
                 info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
         return (res[0] if single else res), info
 
-    def _frame_parts(self, items: list[Any], x: Tensor, frames: list[FrameInfo], edits: list[Any], framing: str | None) -> None:
-        """Rows of ``x`` / ``frames`` framed for their edit by :meth:`frame_part`, in place."""
-        for r, e in enumerate(check_edits(self.spec, edits)):
-            again = self.frame_part(items[r], frames[r], [e.code], framing)
+    def _frame_parts(self, items: list[Any], x: Tensor, frames: list[FrameInfo], edits: list[Edit], framing: str | None) -> None:
+        """Rows of ``x`` / ``frames`` framed for their edit by :meth:`frame_part`, in place (edits of another count:
+        :meth:`augment_tensor` refuses them)."""
+        for r, (item, e) in enumerate(zip(items, edits)):
+            again = self.frame_part(item, frames[r], [e.code], framing)
             if again is not None:
                 x[r], frames[r] = again
 
@@ -109,9 +112,11 @@ class PhotoIO:
         return xr, Inversion(lat, score, recon), fr
 
     def _redraw_roomless(self, x: Tensor, items: list[Any], frames: list[FrameInfo], res: list[Any], info: AugmentInfo,
-                         generator: torch.Generator, strength: float | Tensor | None, mode: str | None) -> None:
+                         generator: torch.Generator, strength: float | Tensor | None, mode: str | None,
+                         framing: str | None) -> None:
         """The rows of a random draw whose control had no room on the face (:data:`NO_ROOM`) edited again with a latent
-        code re-drawn from ``generator`` (as :meth:`replace_unplaced` does where no face was found), in place in
+        code re-drawn from ``generator`` (as :meth:`replace_unplaced` does where no face was found; one that draws on a
+        face the rule's box misplaces framed by it, :meth:`frame_part`, as the Dataset and expand frame it), in place in
         ``res`` and ``info``; nothing else is drawn or changed."""
         rows = [r for r, d in enumerate(info.descriptions) if d == NO_ROOM]
         codes = self._latent_codes()
@@ -120,8 +125,9 @@ class PhotoIO:
         edits = random_edits(self.spec, len(rows), generator, codes=codes, bounds=self.bounds)
         if isinstance(strength, Tensor) and strength.ndim:
             strength = strength[rows]
-        sub_frames = [frames[r] for r in rows]
-        out, sub = self.augment_tensor(x[rows].to(self.device), edits, generator, strength, mode, placed=True,
+        sub_x, sub_frames = x[rows], [frames[r] for r in rows]
+        self._frame_parts([items[r] for r in rows], sub_x, sub_frames, edits, framing)
+        out, sub = self.augment_tensor(sub_x.to(self.device), edits, generator, strength, mode, placed=True,
                                        frames=sub_frames, drawn=True, redraw_codes=codes)
         self.stats["augmented"] -= len(rows)  # (counted once, by the first pass)
         for i, (r, image) in enumerate(zip(rows, self.unframe(out, [items[r] for r in rows], sub_frames, sub, True))):

@@ -107,9 +107,13 @@ class RunFiles:
                 old = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 old = {}
+            old = old if isinstance(old, dict) else {}  # (JSON, but not a manifest)
             # refused only when there are parts to lose: a run that stopped before its first part (no readable
             # image for --size source) must not block the corrected rerun
             if old.get("run_key") != self.run_key and not overwrite and any(self.parts_dir.glob("part-*.h5")):
+                if not old:  # (not every setting and the render revision differing)
+                    raise ExpandError(f"{self.parts_dir} holds parts whose {MANIFEST} cannot be read, so which run made them "
+                                      "is unknown; pass --overwrite to discard them")
                 diff = [k for k in KEYS if old.get(k) != self.key_info[k]]
                 fix = ("resume it with the genaug that started it" if "render" in diff else "rerun with the original settings to resume")
                 raise ExpandError(
