@@ -27,7 +27,7 @@ def _posterior_yaw(points: Tensor) -> Tensor:
     FIT_GRID, placed on ``points`` (N, 5, 2) by the best similarity (a 2D Procrustes fit, in closed form: any
     roll), residuals of LANDMARK_SPREAD and a prior of PITCH_SPREAD on the pitch."""
     yaw, pitch, rows_x, rows_y, spread = _fit_grid()
-    p = points.detach().double().cpu()
+    p = points.detach().cpu().double()  # (to the host first: MPS has no float64)
     p = p - p.mean(1, keepdim=True)
     p = torch.complex(p[..., 0], p[..., 1])  # (N, 5)
     moments = torch.einsum("ik,ni->nk", _centred_3d().to(p.dtype), p)  # (N, 3): sum of X_i p_i
