@@ -52,7 +52,7 @@ from .engine.batch_landmarks import check_landmark_values, check_landmarks, find
 from .engine.batch_pass import augment_rows, channels_last
 from .engine.batch_render import render_controls
 from .engine.codes import all_code_names, check_codes, check_seed, code_ranges, default_codes, probability, strength_range
-from .engine.colour import COLOUR_MARGIN
+from .engine.colour_margin import COLOUR_MARGIN
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES

@@ -12,7 +12,7 @@ from conftest import CELEBA64, need
 from genaug.batch import BatchFaceAug, BatchParams
 from genaug.bundle.format import load_bundle
 from genaug.dataset import GenerativeAugDataset
-from genaug.engine.colour import COLOUR_MARGIN
+from genaug.engine.colour_margin import COLOUR_MARGIN
 from genaug.engine.core import Engine
 from genaug.engine.edits import Edit
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from genaug.batch import BatchFaceAug, BatchParams
-from genaug.engine.colour import COLOUR_MARGIN, margin_edits
+from genaug.engine.colour_margin import COLOUR_MARGIN, margin_edits
 from genaug.engine.edits import Edit
 
 

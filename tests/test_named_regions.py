@@ -2,7 +2,7 @@
 at any framing: glasses on a small face in a large frame (detected, pasted back through the inverse warp) leave the
 background above and beside the head alone, and a loosely framed photo taken whole by the framing rule (an Olivetti
 frame) is framed by its detected face for such an edit, so the part is painted where the face has it
-(:func:`genaug.engine.render.reframe`)."""
+(:func:`genaug.engine.reframe.reframe`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -53,7 +53,8 @@ def olivetti(folder, name: str = "s05/03.png") -> np.ndarray:
 
 def test_a_loosely_framed_photo_is_framed_by_its_face_for_a_named_edit_only_where_the_rule_misplaces_it():
     from genaug.bundle.format import load_bundle
-    from genaug.engine.render import reframe, to_model_frame
+    from genaug.engine.reframe import reframe
+    from genaug.engine.render import to_model_frame
 
     bundle = load_bundle("default")
     oli = olivetti(need(OLIVETTI))
@@ -90,7 +91,8 @@ def test_the_models_own_framing_is_not_reframed_for_a_face_of_another_size(folde
     # (scale beyond 0.15), ~4 % of celeba_train_64 (the model's training framing) and of celeba_id200 were framed by
     # dlib for a named edit, unlike BatchFaceAug; Olivetti frames and 64 px crops are off by 0.18-0.31 of the box
     from genaug.bundle.format import load_bundle
-    from genaug.engine.render import reframe, to_model_frame
+    from genaug.engine.reframe import reframe
+    from genaug.engine.render import to_model_frame
 
     bundle = load_bundle("default")
     photo = np.asarray(Image.open(need(folder) / name).convert("RGB"))

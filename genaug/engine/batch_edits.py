@@ -309,7 +309,7 @@ def apply_plan(latent: Tensor, layout: CodeLayout, recipe: RecipeTables, plan: d
 def colour_margins(spec: LatentSpec, colour: np.ndarray, ranges: dict[int, tuple[float, float]],
                    least: float) -> np.ndarray | None:
     """The batch path's :meth:`genaug.engine.core.Engine._colour_margin` table, on the host by code: (codes, 3) float64
-    of the least code move at strength 1 x gain (``least``, :data:`genaug.engine.colour.COLOUR_MARGIN`; 0: none) of a
+    of the least code move at strength 1 x gain (``least``, :data:`genaug.engine.colour_margin.COLOUR_MARGIN`; 0: none) of a
     continuous code whose recipe is ``colour`` (``colour`` by code), and the (low, high) its random draws come from
     (``ranges``, else the code's range). None when no code has one."""
     table = np.zeros((len(spec.codes), 3))
@@ -323,7 +323,7 @@ def colour_margin(change: Tensor, rate: Tensor, p: dict[str, Tensor], target: Te
     """:meth:`genaug.engine.core.Engine._colour_margin` on the device, in a fixed number of operations: a row whose
     code change ``change`` (N, code_dim; the value less the face's own in column ``margin_at``) moves its code less
     than the least move at its ``rate`` (gain x strength, (N, 1)) is moved out by it, on the side of the value (else the
-    other, as far out), within the drawn range (neither fits: as drawn) - :func:`genaug.engine.colour.margin_edits`'
+    other, as far out), within the drawn range (neither fits: as drawn) - :func:`genaug.engine.colour_margin.margin_edits`'
     rule. ``p``: :func:`edit_plan`'s ``margin_at`` and ``margin`` columns (a least move of 0: no margin). Works in place
     on ``change``; returns ``target`` (N,) moved with it (the value applied). On the host the arithmetic on these few
     numbers per row is numpy's (the same operations; a fraction of torch's time an operation)."""

@@ -24,7 +24,7 @@ from .codes import all_code_names, check_code_list, check_codes, check_strength,
 from .edits import AugmentInfo, Edit, apply_recipes, check_edits, random_edits, resolve_edits
 from .invert import Inversion, invert
 from .photos import PhotoIO
-from .colour import margin_edits
+from .colour_margin import margin_edits
 from .gates import Gate, check_gate_threshold, identity_gate, quality_gate
 from .render import MODES, check_model_batch, render_recipes
 
@@ -217,7 +217,7 @@ class Engine(PhotoIO):
         frame only when a gate judges them (else they come back as ``x``). A control's value is fitted to what the
         face allows (:meth:`genaug.faces.controls.ImageControl.fit`: clipped, or scaled into it when ``drawn`` at
         random) and reported as rendered (when ``placed``, :meth:`place` fits and reports it on the photo). A random
-        (``drawn``) colour edit is moved at least :data:`~genaug.engine.colour.COLOUR_MARGIN` from the face's own value (:meth:`_colour_margin`)
+        (``drawn``) colour edit is moved at least :data:`~genaug.engine.colour_margin.COLOUR_MARGIN` from the face's own value (:meth:`_colour_margin`)
         and reported as moved.
         ``frames``: the rows' photos (:meth:`frame`), when ``placed``: a gate's re-draw for a photo without a placed face
         is among the latent codes (a yaw or light there would leave it unchanged, see :meth:`unplaced`).
@@ -282,7 +282,7 @@ class Engine(PhotoIO):
         return out
 
     def _colour_margin(self, edits: list[Edit], latent: Tensor, wanted: Tensor, mode: str) -> list[Edit]:
-        """Random ``edits`` with each colour edit moved off the face's own value (:func:`genaug.engine.colour.margin_edits`,
+        """Random ``edits`` with each colour edit moved off the face's own value (:func:`genaug.engine.colour_margin.margin_edits`,
         within the engine's ``bounds``)."""
         return margin_edits(self.bundle, self._ranges, edits, latent, wanted, mode)
 

@@ -19,7 +19,8 @@ from .codes import control_of, default_codes
 from .colour import fit_colour
 from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
 from .invert import Inversion
-from .render import apply_control, paste_back, recolour, reframe, to_model_batch
+from .reframe import reframe
+from .render import apply_control, paste_back, recolour, to_model_batch
 from .variants import unplaced_redraws
 
 
@@ -81,7 +82,7 @@ class PhotoIO:
     def frame_part(self, image: Any, frame: FrameInfo, codes: Any, framing: str | None = None) -> tuple[Tensor, FrameInfo] | None:
         """``image`` (framed by the rule as ``frame``) framed for an edit of one of ``codes``: ``(x, FrameInfo)`` by its
         detected face where the framing is ``auto``, one of ``codes`` draws on the face (:meth:`draws_on_face`) and the
-        rule's box misplaces the face (an Olivetti frame, a tight crop: :func:`genaug.engine.render.reframe`), so the
+        rule's box misplaces the face (an Olivetti frame, a tight crop: :func:`genaug.engine.reframe.reframe`), so the
         generator draws the part where the face has it; else None (the rule's frame, no detection). Every front end
         frames a source for such an edit here."""
         if (framing or self.framing) != "auto" or not any(self.draws_on_face(c) for c in codes):

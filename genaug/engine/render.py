@@ -9,7 +9,6 @@ alpha channel is kept and pixels outside the box are byte-identical.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from typing import Any
@@ -68,44 +67,6 @@ def to_model_frame(image: Any, bundle: Any, framing: str = "auto") -> tuple[Tens
     guessed = framing == "auto" and _searches(h, w, bundle, framing)  # looked for a face, found none
     info = FrameInfo(kind, shape, dtype, layout, colour.shape[0], has_alpha, box, x, no_face=framing == "detect", guessed=guessed)
     return x.contiguous(), info
-
-
-MISFRAMED = 0.15  # a face whose centre lies more than this share of the box's side from the rule's (Olivetti frames,
-# tight crops: 0.18-0.31), or whose scale differs from the rule's by more than MISSCALED, is misplaced by the rule's box
-MISSCALED = 0.4  # (the model's own CelebA framing: scales 0.85-1.34 and centres within 0.07 for 99 % of faces)
-
-
-def reframe(image: Any, bundle: Any, info: FrameInfo) -> tuple[Tensor, FrameInfo] | None:
-    """A photo framed by the framing rule (a known frame's box, a model-sized photo taken whole) whose face, found by
-    dlib (the ``faces`` extra), lies elsewhere in it than the rule's box puts the model's face (:data:`MISFRAMED`,
-    :data:`MISSCALED`): ``(x, FrameInfo)`` framed by that face, as ``framing="detect"`` frames it; None where the rule's
-    box holds, no face is found, the photo was framed by a detected face or by a guess, or without the extra. A named
-    regional edit (``EditRecipe.region``) in the rule's box of such a photo paints its part where the model's face
-    would be."""
-    from ..faces.identity import faces_extra_available
-
-    if info.alignment is not None or info.no_face or info.guessed or not faces_extra_available():
-        return None
-    from ..faces.align import CANONICAL_LANDMARKS, get_aligner
-
-    t = to_chw01(image)[0]
-    aligner = get_aligner(bundle.image_size)
-    faces = aligner.detect(t[: info.channels])
-    if not faces:
-        return None
-    al = aligner.alignment(faces[0], tuple(t.shape[-2:]))
-    l, top, r, _ = info.box
-    size, side = bundle.image_size, r - l
-    scale = math.sqrt(abs(float(al.matrix[0, 0] * al.matrix[1, 1] - al.matrix[0, 1] * al.matrix[1, 0]))) * side / size
-    centre = CANONICAL_LANDMARKS.mean(0) * size  # the model's face centre, back in the photo by either frame
-    inv = torch.linalg.inv(torch.tensor(al.matrix[:, :2]))
-    found = inv @ (torch.tensor(centre, dtype=torch.float64) - torch.tensor(al.matrix[:, 2]))
-    rule = torch.tensor([l, top], dtype=torch.float64) + torch.tensor(centre, dtype=torch.float64) * side / size
-    if abs(scale - 1) <= MISSCALED and float((found - rule).norm()) <= MISFRAMED * side:
-        return None
-    colour = t[: info.channels]
-    x = match_channels(aligner.crop(colour, al), bundle.channels) * 2 - 1
-    return x.contiguous(), dataclasses.replace(info, box=tuple(int(v) for v in al.face.box), model_in=x, alignment=al)
 
 
 def _feather(h: int, w: int, inner: tuple[bool, bool, bool, bool], frac: float = 0.12) -> Tensor:
