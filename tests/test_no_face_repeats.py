@@ -26,6 +26,18 @@ def _noise() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (160, 200, 3), dtype=np.uint8)  # no face, not a known frame
 
 
+def _expand_noise(tmp_path, n: int, **kw) -> None:
+    """``genaug expand`` of a folder holding the one no-face photo, ``n`` variants of it."""
+    from PIL import Image
+
+    from genaug.expand import expand_to_hdf5
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(_noise()).save(src / "noise.png")
+    expand_to_hdf5(src, tmp_path / "x.h5", n, codes=CODES, size="source", device="cpu", progress=False, seed=0, **kw)
+
+
 @pytest.fixture(scope="module")
 def setup():
     e = Engine(device="cpu", codes=CODES)
@@ -79,16 +91,9 @@ def test_the_work_per_variant_grows_linearly_with_the_variant_count(setup, monke
 
 
 def test_expand_counts_the_repeats_the_definition_finds(setup, tmp_path, capsys):
-    from PIL import Image
-
-    from genaug.expand import expand_to_hdf5
-
     e, frame = setup
-    src = tmp_path / "photos"
-    src.mkdir()
-    Image.fromarray(_noise()).save(src / "noise.png")
     n = 12
-    expand_to_hdf5(src, tmp_path / "x.h5", n, codes=CODES, size="source", device="cpu", progress=False, seed=0)
+    _expand_noise(tmp_path, n)
     plan, seed_of, drawn = _case(e, frame, n)
     expected = sum(_definition(e, plan, frame, v, drawn[v], seed_of) for v in range(n))
     found = re.search(r"(\d+) variant\(s\) repeat another variant of their source", capsys.readouterr().err)
@@ -125,20 +130,12 @@ def test_one_pass_per_source_draws_the_same_edits_and_leaves_the_same_gate_draws
 def test_expand_draws_each_no_face_variant_once_per_pass(setup, tmp_path, monkeypatch):
     # expand's planned() re-drew every earlier variant of the source for each row (and repeats_another once more per
     # source): ~n^2 / 2 random draws for a photo with no face; now one pass per source plus one draw per re-drawn row
-    from PIL import Image
-
-    from genaug.expand import expand_to_hdf5
-
     e, frame = setup
-    src = tmp_path / "photos"
-    src.mkdir()
-    Image.fromarray(_noise()).save(src / "noise.png")
     n = 30
     plan = variant_edits(e.spec, 0, 0, n, e.codes, e.bounds)
     flagged = sum(e.unplaced(p, frame) for p in plan)
     calls = []
     draw = edits_module.random_edits
     monkeypatch.setattr(edits_module, "random_edits", lambda *a, **k: calls.append(1) or draw(*a, **k))
-    expand_to_hdf5(src, tmp_path / "x.h5", n, codes=CODES, size="source", device="cpu", progress=False, seed=0,
-                   refine_steps=0, batch_size=8)  # (rows in several batches: the source's pass serves them all)
+    _expand_noise(tmp_path, n, refine_steps=0, batch_size=8)  # (rows in several batches: the source's pass serves them all)
     assert flagged > 8 and len(calls) <= 2 * flagged, (flagged, len(calls))
