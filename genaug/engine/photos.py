@@ -104,11 +104,11 @@ class PhotoIO:
         t = torch.tensor(ks, device=x.device)
         xr, lat, score, recon, fr = x[t], inv.latent[t], inv.score[t], inv.recon[t], [frames[k] for k in ks]
         if parts:
-            order = list(parts)
-            again = self.invert(torch.stack([parts[k][0] for k in order]).to(x.device))
+            at = {k: j for j, k in enumerate(parts)}  # each reframed source's row in the second inversion
+            again = self.invert(torch.stack([p[0] for p in parts.values()]).to(x.device))
             for r, (k, e) in enumerate(zip(ks, edits)):
                 if k in parts and self.draws_on_face(e.code):
-                    j = order.index(k)
+                    j = at[k]
                     xr[r], lat[r], score[r], recon[r], fr[r] = parts[k][0], again.latent[j], again.score[j], again.recon[j], parts[k][1]
         return xr, Inversion(lat, score, recon), fr
 
