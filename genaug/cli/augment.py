@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..engine.codes import check_strength
 from ..engine.edits import derive_seed, variant_edits
+from ..engine.variants import unplaced_redraws
 from ..images import MIN_SIDE
 from ..io import IMAGE_EXTS, atomic_write, list_images, open_photo
 from .common import (EXIT_STATUS, UsageError, add_model_args, check_model_args, checking_arguments, parse_codes,
@@ -118,7 +119,7 @@ def augment_chunk(engine: Any, images: list[np.ndarray], indices: list[int], var
     """``variants`` augmentations of each image (one inversion per image); image ``k`` draws its
     edits from (seed, indices[k]) (:func:`file_index`). A planned ``yaw`` / ``light`` on an image in which no face
     was found is re-drawn among the latent codes (:meth:`Engine.replace_unplaced_variant`, as the Dataset and
-    expand do); images with variants that still come back unchanged for want of a face (``framing="detect"`` found
+    expand do: each image's re-draws in one pass, :func:`~genaug.engine.variants.unplaced_redraws`); images with variants that still come back unchanged for want of a face (``framing="detect"`` found
     none, or only controls may be drawn) have their positions appended to ``no_face``; those with a variant that comes
     back unchanged though a face was found (a control with no room on it, a near-profile face; every gate try
     rejected), to ``unchanged``."""
@@ -129,8 +130,10 @@ def augment_chunk(engine: Any, images: list[np.ndarray], indices: list[int], var
     seeds = [derive_seed(seed, indices[k]) for k in range(len(images))]
     gate_draws = [torch.Generator().manual_seed(derive_seed(seeds[k], v)) for k in range(len(images)) for v in range(variants)]
     plans = [variant_edits(engine.spec, seed, indices[k], variants, engine.codes, engine.bounds) for k in range(len(images))]
-    edits = [engine.replace_unplaced_variant(plans[k], frames[k], v, gate_draws[k * variants + v],
-                                             lambda j, s=seeds[k]: derive_seed(s, j))
+    seed_of = [lambda j, s=s: derive_seed(s, j) for s in seeds]
+    passes = [unplaced_redraws(engine, plans[k], f, seed_of[k]) for k, f in enumerate(frames)]  # one per image
+    edits = [engine.replace_unplaced_variant(plans[k], frames[k], v, gate_draws[k * variants + v], seed_of[k],
+                                             redrawn=passes[k])
              for k in range(len(images)) for v in range(variants)]
     xr, ir, fr = engine.frame_rows(images, x, frames, inv, rows, edits)  # (a named edit on a misframed face: framed by it)
     out, info = engine.render_edits(xr, ir.latent, edits, base=ir.recon, score=ir.score, generator=gate_draws,
