@@ -32,7 +32,7 @@ from .engine.codes import check_edit_options, check_refine_loss, check_seed, che
 from .engine.edits import Edit, derive_seed, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
 from .engine.variants import check_variants, marks_places, redraw_turns, repeats_another, unplaced_redraws
-from .faces.identity import online_gate
+from .faces.identity import faces_extra_available, online_gate
 from .samples import SampleMeta, join_item, read_item, transform_item
 
 
@@ -196,7 +196,8 @@ class GenerativeAugDataset(Dataset):
         whose content key is in the cache file reuse their latent and only the others are inverted. Where the
         engine's codes hold an edit that draws on the face (glasses, mouth, ...) and the framing rule misplaces a
         source's face, that source is also inverted framed by its face (:meth:`Engine.frame_part`), for those edits;
-        the cache keys it by that frame's content, apart from the rule's."""
+        the cache keys it by that frame's content, apart from the rule's. A Dataset that frames no source by its face
+        (no such code) keeps the rows of the file it does not know (another Dataset's face-framed latents)."""
         if self.latents is not None:
             if len(self.latents) != len(self.base):  # items of a grown base had no latent (an IndexError of a tensor)
                 raise ValueError(f"the base dataset holds {len(self.base)} items, but {len(self.latents)} were inverted when "
@@ -247,9 +248,11 @@ class GenerativeAugDataset(Dataset):
             raise
         self.latents, self.scores, self.keys, self.marked, self.parts = torch.stack(lat), torch.stack(score), keys, marked, parts
         rows = keys + [p[0] for p in parts.values()]
+        if not (e.seeks_faces(face_codes) and faces_extra_available()):  # the face-framed latents another Dataset saved
+            owned = set(rows)                                           # (codes with named edits): kept for it
+            rows += [k for k in stored if k not in owned]
         if store is not None and rows != stored:
-            store.save(rows, torch.cat([self.latents] + [p[1] for p in parts.values()]),
-                       torch.cat([self.scores] + [p[2] for p in parts.values()]))
+            store.save(rows, torch.stack([known[k][0] for k in rows]), torch.stack([known[k][1] for k in rows]))
         return self
 
     # ------------------------------------------------------------------- items

@@ -85,9 +85,14 @@ class PhotoIO:
         rule's box misplaces the face (an Olivetti frame, a tight crop: :func:`genaug.engine.reframe.reframe`), so the
         generator draws the part where the face has it; else None (the rule's frame, no detection). Every front end
         frames a source for such an edit here."""
-        if (framing or self.framing) != "auto" or not any(self.draws_on_face(c) for c in codes):
+        if not self.seeks_faces(codes, framing):
             return None
         return reframe(image, self.bundle, frame)
+
+    def seeks_faces(self, codes: Any, framing: str | None = None) -> bool:
+        """Whether :meth:`frame_part` looks for the face of a photo for an edit of one of ``codes``: the framing is
+        ``auto`` and one of ``codes`` draws on the face (:meth:`draws_on_face`)."""
+        return (framing or self.framing) == "auto" and any(self.draws_on_face(c) for c in codes)
 
     @torch_defaults()
     def frame_rows(self, images: list[Any], x: Tensor, frames: list[FrameInfo], inv: Inversion, ks: list[int],
