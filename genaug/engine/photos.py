@@ -87,7 +87,7 @@ class PhotoIO:
         frames a source for such an edit here."""
         if not self.seeks_faces(codes, framing):
             return None
-        return reframe(image, self.bundle, frame)
+        return reframe(image, self.bundle, frame, [self.code_names[c] for c in codes if self.draws_on_face(c)])
 
     def seeks_faces(self, codes: Any, framing: str | None = None) -> bool:
         """Whether :meth:`frame_part` looks for the face of a photo for an edit of one of ``codes``: the framing is

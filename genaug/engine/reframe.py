@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -18,16 +19,19 @@ MISFRAMED = 0.15  # a face whose centre lies more than this share of the box's s
 MISSCALED = 0.4  # (the model's own CelebA framing: scales 0.85-1.34 and centres within 0.07 for 99 % of faces)
 
 
-def reframe(image: Any, bundle: Any, info: FrameInfo) -> tuple[Tensor, FrameInfo] | None:
+def reframe(image: Any, bundle: Any, info: FrameInfo, names: Any = ()) -> tuple[Tensor, FrameInfo] | None:
     """A photo framed by the framing rule (a known frame's box, a model-sized photo taken whole) whose face, found by
     dlib (the ``faces`` extra), lies elsewhere in it than the rule's box puts the model's face (:data:`MISFRAMED`,
     :data:`MISSCALED`): ``(x, FrameInfo)`` framed by that face, as ``framing="detect"`` frames it; None where the rule's
-    box holds, no face is found, the photo was framed by a detected face or by a guess, or without the extra. A named
-    regional edit (``EditRecipe.region``) in the rule's box of such a photo paints its part where the model's face
-    would be."""
+    box holds, no face is found, the photo was framed by a detected face or by a guess, or without the extra (said
+    once: :func:`warn_rule_frames`, for the edits' code ``names``). A named regional edit (``EditRecipe.region``) in
+    the rule's box of such a photo paints its part where the model's face would be."""
     from ..faces.identity import faces_extra_available
 
-    if info.alignment is not None or info.no_face or info.guessed or not faces_extra_available():
+    if info.alignment is not None or info.no_face or info.guessed:
+        return None
+    if not faces_extra_available():
+        warn_rule_frames(bundle, info, names)
         return None
     from ..faces.align import CANONICAL_LANDMARKS, get_aligner
 
@@ -49,3 +53,24 @@ def reframe(image: Any, bundle: Any, info: FrameInfo) -> tuple[Tensor, FrameInfo
     colour = t[: info.channels]
     x = match_channels(aligner.crop(colour, al), bundle.channels) * 2 - 1
     return x.contiguous(), dataclasses.replace(info, box=tuple(int(v) for v in al.face.box), model_in=x, alignment=al)
+
+
+_warned = False  # warn_rule_frames has spoken (once per process)
+
+
+def warn_rule_frames(bundle: Any, info: FrameInfo, names: Any) -> None:
+    """Say once that without the ``faces`` extra, edits of ``names`` (codes that draw on the face) are drawn where the
+    framing rule's box puts the face, which misplaces it on photos framed unlike the bundle's reference frame (no
+    warning for a photo of that frame's own size: CelebA's aligned 178x218 crops)."""
+    global _warned
+    ref = (getattr(bundle, "framing", None) or {}).get("reference_size")
+    h, w = info.shape[-2:] if info.layout == "CHW" else info.shape[:2]
+    if _warned or (ref is not None and [w, h] == list(ref)):
+        return
+    _warned = True
+    warnings.warn(f"the faces extra (dlib) is not installed, so edits that draw on the face ({', '.join(names)}) "
+                  "are drawn where the framing rule's box puts the face (CelebA's box in its frame, a "
+                  "model-sized photo whole, else the centre square), not on the face found: on photos framed unlike "
+                  "CelebA's aligned crops (Olivetti frames, tight crops, photos in the wild) the part lands off the "
+                  'face (glasses on the cheeks, a mouth on the chin). pip install "genaug[faces]" to frame them by '
+                  "the detected face", stacklevel=2)
