@@ -17,10 +17,11 @@ from PIL import Image
 from ..engine.codes import check_strength
 from ..engine.edits import derive_seed, variant_edits
 from ..engine.variants import unplaced_redraws
+from ..faces.framing import FRAMINGS
 from ..images import MIN_SIDE
 from ..io import IMAGE_EXTS, atomic_write, list_images, open_photo
-from .common import (EXIT_STATUS, UsageError, add_model_args, check_model_args, checking_arguments, parse_codes,
-                     run_guarded)
+from .common import (EXIT_STATUS, FRAMING_HELP, UsageError, add_model_args, check_model_args, checking_arguments,
+                     parse_codes, run_guarded)
 from .demo import CELL, hstack, vstack
 
 SHEET_ROWS = 32
@@ -244,9 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the bundle's random set of identity-safe codes; `genaug info` lists them)")
     p.add_argument("--strength", type=float, default=1.0, help="edit strength (0 = unchanged, 1 = full edit)")
     p.add_argument("--seed", type=int, default=0, help="seed; each image's variants depend only on (seed, its path below the input folder)")
-    p.add_argument("--framing", default="auto", choices=["auto", "full", "detect"],
-                   help="auto: CelebA box for 178x218 frames, else the detected face (with genaug[faces]) or the "
-                        "centre square; detect: dlib's detector + 5-point alignment, photos without a face unchanged")
+    p.add_argument("--framing", default="auto", choices=FRAMINGS, help=FRAMING_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar (skipped files are still reported)")
     return p
 

@@ -22,6 +22,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_STATUS = ("exit status: 0 done; 1 failed (a missing, unreadable or corrupt input, an output that cannot be "
                "written, a full disk, a missing extra); 2 usage error (a malformed or out-of-range value, an unknown "
                "code or device, contradictory options); 130 interrupted (Ctrl-C)")
+FRAMING_HELP = ("how faces are framed for the model: auto (CelebA's box for 178x218 frames, a photo of the model's size "
+                "whole, else the detected face with genaug[faces] or the centre square; with genaug[faces] a named edit "
+                "that draws on the face (glasses, bangs, mouth, smile, male) on a face that box misplaces is framed by "
+                "the detected face), full or none (the centre square), detect (dlib's detector + 5-point alignment; "
+                "photos without a face unchanged)")
 
 
 class UsageError(ValueError):

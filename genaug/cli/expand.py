@@ -7,7 +7,7 @@ import sys
 from ..expand.pipeline import expand_to_hdf5
 from ..expand.settings import check_arguments
 from ..faces.framing import FRAMINGS
-from .common import EXIT_STATUS, UsageError, check_model_args, checking_arguments, parse_codes, run_guarded
+from .common import EXIT_STATUS, FRAMING_HELP, UsageError, check_model_args, checking_arguments, parse_codes, run_guarded
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -44,9 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement steps per image "
                    "(default: the bundle's, 0 for the edit kind and 20 otherwise)")
     p.add_argument("--refine-loss", default="mse+msssim", help="inversion refinement loss")
-    p.add_argument("--framing", default="auto", choices=FRAMINGS, help="how faces are framed for the model: auto (CelebA "
-                   "box for 178x218 frames, else the detected face with genaug[faces] or the centre square), full or none (the "
-                   "centre square), detect (dlib's detector + 5-point alignment; photos without a face unchanged)")
+    p.add_argument("--framing", default="auto", choices=FRAMINGS, help=FRAMING_HELP)
     p.add_argument("--batch-size", type=int, default=64, help="images per device batch")
     p.add_argument("--block-size", type=int, default=256, help="source images per part file (the resume unit)")
     p.add_argument("--compression", default="lzf", help="image compression: lzf, gzip, gzip-<0..9> or none")
