@@ -70,7 +70,7 @@ def warn_rule_frames(bundle: Any, info: FrameInfo, names: Any) -> None:
     _warned = True
     warnings.warn(f"the faces extra (dlib) is not installed, so edits that draw on the face ({', '.join(names)}) "
                   "are drawn where the framing rule's box puts the face (CelebA's box in its frame, a "
-                  "model-sized photo whole, else the centre square), not on the face found: on photos framed unlike "
+                  "model-sized photo whole, else the centre square), not where the face is: on photos framed unlike "
                   "CelebA's aligned crops (Olivetti frames, tight crops, photos in the wild) the part lands off the "
                   'face (glasses on the cheeks, a mouth on the chin). pip install "genaug[faces]" to frame them by '
                   "the detected face", stacklevel=2)
