@@ -17,8 +17,10 @@ Layout (plain HDF5, readable by h5py, h5dump, HDFView, pandas/PyTables, MATLAB, 
     codes         float32 (N, n_codes)  the code values set for this record (category index or
                                         continuous value), NaN for codes left as inverted
                                         (all NaN for originals); names in attr ``code_names``
-    score         float32 (N,)          reconstruction score of the source's inversion
-                                        (MS-SSIM in [0, 1], higher is better)
+    score         float32 (N,)          reconstruction score of the inversion the record was rendered
+                                        from (MS-SSIM in [0, 1], higher is better): the source's, or
+                                        for a named edit on a face the framing rule's box misplaces,
+                                        the inversion framed by its detected face
     skipped/      group: source_index int64, path utf-8, reason utf-8 (K,) — unreadable inputs
 
     Records are ordered by source index, then variant. Each dataset's attribute ``description`` says what it holds.
@@ -59,7 +61,8 @@ DESCRIPTIONS = {
     "variant": "0 = the original (--include-original), 1..V = the variants of the source",
     "codes": "value set per code (category index or continuous value), NaN = unedited; columns: file attribute "
              "code_names (a JSON list)",
-    "score": "reconstruction score (MS-SSIM in [0, 1], higher is better) of the source's inversion",
+    "score": "reconstruction score (MS-SSIM in [0, 1], higher is better) of the inversion the record was rendered from: "
+             "the source's, or for a named edit on a face the framing rule's box misplaces, the one framed by the face",
     "skipped": "source images left out (unreadable, too small, or not the output size), with the reason",
 }
 
