@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 import h5py
 
 from ..io import remove_stale_temps, write_json_atomic
-from .hdf5 import compression_args, parts_dir_of, read_skipped
+from .hdf5 import FORMAT, compression_args, parts_dir_of, read_skipped
 from .parts import part_name, part_status
 from .sources import ExpandError
 
@@ -66,16 +66,19 @@ class RunFiles:
         run leaves it as it was)."""
         if not self.out.exists():
             return None
-        same, n_out, skipped, made_by, stored, rendered = False, 0, [], None, None, None
+        same, n_out, skipped, made_by, stored, rendered, made = False, 0, [], None, None, None, {}
         try:
             with h5py.File(self.out, "r") as f:
                 same = f.attrs.get("run_key") == self.run_key
+                if f.attrs.get("format") != FORMAT:  # (an HDF5 file of the user's, no expansion: none of the below)
+                    raise KeyError("format")
                 made_by = f.attrs.get("bundle_identity")
                 rendered = int(f.attrs.get("render_revision", 1)), f.attrs.get("genaug_version", "?")
                 n_out = f["images"].shape[0]
                 skipped = read_skipped(f)
                 stored = (f["images"].compression, f["images"].compression_opts)
-        except (OSError, KeyError):
+                made = {"seed": int(f.attrs["seed"]), "settings": json.loads(f.attrs["settings"])}
+        except (OSError, KeyError, ValueError):  # (an unreadable file, or attributes that are not this run's JSON)
             pass
         want = compression_args(self.compression) if self.compression is not None else None
         if same and not overwrite and want is not None and stored != (want.get("compression"), want.get("compression_opts")):
@@ -95,7 +98,7 @@ class RunFiles:
                               f"genaug (revision {self.key_info.get('render')}) renders the same settings otherwise; "
                               "pass --overwrite to re-render it")
         if not overwrite:
-            raise ExpandError(f"{self.out} already exists (made by a different run or unreadable); pass --overwrite to replace it")
+            raise ExpandError(f"{self.out} already exists ({_made_by(made, self.key_info)}); pass --overwrite to replace it")
         return None
 
     def write_manifest(self, extra: dict[str, Any], overwrite: bool) -> None:
@@ -201,6 +204,17 @@ def _describe_diff(old: dict[str, Any], new: dict[str, Any], keys: list[str]) ->
         else:
             bits.append(f"{k}: {a!r} -> {b!r}")
     return ", ".join(bits)
+
+
+def _made_by(made: dict[str, Any], key_info: dict[str, Any]) -> str:
+    """What differs between the run that made a finished file (its ``seed`` and ``settings`` attributes, ``made``; {}
+    when unreadable) and this one."""
+    if not made:
+        return f"an HDF5 file that is not a genaug expansion (no format attribute {FORMAT!r}), or unreadable"
+    made = {**made, "settings": {k: v for k, v in made["settings"].items() if k != "compression"}}
+    diff = [k for k in made if made[k] != key_info[k]]
+    return (f"made by a different run: {_describe_diff(made, key_info, diff)}" if diff else
+            "made by a different run: its source files, identity judge or genaug[faces] install differ")
 
 
 def describe_skipped(skipped: list[tuple[int, str, str]], log: Callable[[str], None]) -> None:
