@@ -120,10 +120,10 @@ def augment_chunk(engine: Any, images: list[np.ndarray], indices: list[int], var
     """``variants`` augmentations of each image (one inversion per image); image ``k`` draws its
     edits from (seed, indices[k]) (:func:`file_index`). A planned ``yaw`` / ``light`` on an image in which no face
     was found is re-drawn among the latent codes (:meth:`Engine.replace_unplaced_variant`, as the Dataset and
-    expand do: each image's re-draws in one pass, :func:`~genaug.engine.variants.unplaced_redraws`); images with variants that still come back unchanged for want of a face (``framing="detect"`` found
-    none, or only controls may be drawn) have their positions appended to ``no_face``; those with a variant that comes
-    back unchanged though a face was found (a control with no room on it, a near-profile face; every gate try
-    rejected), to ``unchanged``."""
+    expand do: an image's re-draws in one pass, :func:`~genaug.engine.variants.unplaced_redraws`); images with
+    variants that still come back unchanged for want of a face (``framing="detect"`` found none, or only controls may
+    be drawn) have their positions appended to ``no_face``; those with a variant that comes back unchanged though a
+    face was found (a control with no room on it, a near-profile face; every gate try rejected), to ``unchanged``."""
     x, frames = engine.frame(images)
     x = x.to(engine.device)
     inv = engine.invert(x)
