@@ -34,7 +34,8 @@ def expanded(tmp_path_factory, tiny_bundle_path) -> Path:
 def test_the_output_says_what_each_dataset_means_and_reads_as_plain_h5py_does(expanded):
     # the records' datasets carried no attribute at all: HDFView / h5dump / ds.attrs showed bare numbers
     with h5py.File(expanded, "r", swmr=True, libver="latest") as f:
-        for name in ("images", "label", "source_index", "source_path", "variant", "codes", "score", "skipped"):
+        for name in ("images", "label", "source_index", "source_path", "variant", "codes", "score", "skipped",
+                     "skipped/source_index", "skipped/path", "skipped/reason"):  # (skipped's datasets had none)
             assert len(f[name].attrs["description"]) > 20, name
         assert "code_names" in f["codes"].attrs["description"] and "class_names" in f["label"].attrs["description"]
         assert f["images"].chunks == (1, *f["images"].shape[1:])  # one row per chunk: random access reads one row

@@ -64,6 +64,9 @@ DESCRIPTIONS = {
     "score": "reconstruction score (MS-SSIM in [0, 1], higher is better) of the inversion the record was rendered from: "
              "the source's, or for a named edit on a face the framing rule's box misplaces, the one framed by the face",
     "skipped": "source images left out (unreadable, too small, or not the output size), with the reason",
+    "skipped/source_index": "index of the left-out source image (sorted file order, or the source HDF5's row)",
+    "skipped/path": "path of the left-out source image relative to the source (file attribute source)",
+    "skipped/reason": "why the source image was left out (the error reading it, or its size)",
 }
 
 
@@ -109,12 +112,14 @@ def create_records(
 
 
 def write_skipped(f: h5py.File, skipped: list[tuple[int, str, str]]) -> None:
-    """The ``skipped`` group: (source_index, path, reason) of every unreadable input."""
+    """The ``skipped`` group: (source_index, path, reason) of every unreadable input, each with its ``description``."""
     g = f.create_group("skipped")
     g.attrs["description"] = DESCRIPTIONS["skipped"]
-    g.create_dataset("source_index", data=np.array([s[0] for s in skipped], dtype=np.int64))
-    g.create_dataset("path", data=[s[1] for s in skipped], dtype=STR, shape=(len(skipped),))
-    g.create_dataset("reason", data=[s[2] for s in skipped], dtype=STR, shape=(len(skipped),))
+    made = (g.create_dataset("source_index", data=np.array([s[0] for s in skipped], dtype=np.int64)),
+            g.create_dataset("path", data=[s[1] for s in skipped], dtype=STR, shape=(len(skipped),)),
+            g.create_dataset("reason", data=[s[2] for s in skipped], dtype=STR, shape=(len(skipped),)))
+    for d in made:
+        d.attrs["description"] = DESCRIPTIONS[d.name.lstrip("/")]
 
 
 def read_skipped(f: h5py.File) -> list[tuple[int, str, str]]:
