@@ -253,7 +253,7 @@ class PhotoIO:
         if control is not None and kept:  # no face placed (detect: none; auto: none found): unchanged
             bounds = self.drawn_range(edit.code) if drawn else None  # type: ignore[union-attr]
             with faces_beside(frame.alignment.others if frame.alignment is not None else ()):  # (a turn leaves them)
-                image, value = apply_control(control, edit.value, original, frame, bounds)  # type: ignore[union-attr]
+                image, value = apply_control(control, edit.value, original, frame, bounds, self.bundle)  # type: ignore[union-attr]
             return image, edit if value == edit.value else Edit(edit.code, value)  # type: ignore[union-attr]
         if (control is None and edit is not None and kept and not frame.no_face and self.mode == "delta"
                 and self.bundle.recipe(edit.code, edit.value).colour):

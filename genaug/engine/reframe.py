@@ -59,18 +59,21 @@ _warned = False  # warn_rule_frames has spoken (once per process)
 
 
 def warn_rule_frames(bundle: Any, info: FrameInfo, names: Any) -> None:
-    """Say once that without the ``faces`` extra, edits of ``names`` (codes that draw on the face) are drawn where the
-    framing rule's box puts the face, which misplaces it on photos framed unlike the bundle's reference frame (no
-    warning for a photo of that frame's own size: CelebA's aligned 178x218 crops)."""
+    """Say once per process that without the ``faces`` extra, edits of ``names`` that draw on the face (named latent
+    edits framed by :func:`reframe`, image-space controls placed by :func:`genaug.engine.render.apply_control`) are
+    placed where the framing rule's box puts the face, which misplaces them on photos framed unlike the bundle's
+    reference frame. Not for the one photo the rule's box is right on: the reference frame's box in a photo of that
+    frame's own size (CelebA's aligned 178x218 crops); a model-sized photo taken whole may be any crop."""
     global _warned
-    ref = (getattr(bundle, "framing", None) or {}).get("reference_size")
+    cfg = getattr(bundle, "framing", None) or {}
     h, w = info.shape[-2:] if info.layout == "CHW" else info.shape[:2]
-    if _warned or (ref is not None and [w, h] == list(ref)):
+    own = cfg.get("reference_size") is not None and [w, h] == list(cfg["reference_size"]) and list(info.box) == list(cfg.get("box", ()))
+    if _warned or own:
         return
     _warned = True
     warnings.warn(f"the faces extra (dlib) is not installed, so edits that draw on the face ({', '.join(names)}) "
-                  "are drawn where the framing rule's box puts the face (CelebA's box in its frame, a "
+                  "are placed where the framing rule's box puts the face (CelebA's box in its frame, a "
                   "model-sized photo whole, else the centre square), not where the face is: on photos framed unlike "
-                  "CelebA's aligned crops (Olivetti frames, tight crops, photos in the wild) the part lands off the "
-                  'face (glasses on the cheeks, a mouth on the chin). pip install "genaug[faces]" to frame them by '
-                  "the detected face", stacklevel=2)
+                  "CelebA's aligned crops (Olivetti frames, tight crops, photos in the wild) named edits land off the "
+                  "face (glasses on the cheeks, a mouth on the chin) and a rendered turn or light is centred on the "
+                  'lower face. pip install "genaug[faces]" to place them on the detected face', stacklevel=2)

@@ -20,6 +20,7 @@ from torch import Tensor
 from ..faces.framing import face_box, is_known_frame
 from ..images import FrameInfo, from_chw01, luma_weights, match_channels, to_chw01
 from .colour import apply_colour, colour_only, keep_grey
+from .reframe import warn_rule_frames
 
 MODES = ("delta", "regenerate")
 
@@ -123,11 +124,12 @@ def recolour(original: Any, transform: Tensor, info: FrameInfo) -> Any:
 
 
 def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
-                  drawn: tuple[float, float] | None = None) -> tuple[Any, float]:
+                  drawn: tuple[float, float] | None = None, bundle: Any = None) -> tuple[Any, float]:
     """An image-space control (:mod:`genaug.faces.controls`) applied to the FULL photo at its own
     resolution (not a model-frame change pasted back): the face is placed by the detected 5 landmarks
     (``info.alignment``) or by the framing rule's landmarks mapped into the face box (refined to the face's own by
-    dlib's 5-point model where the ``faces`` extra is installed). Returns the photo and the value applied: the value
+    dlib's 5-point model where the ``faces`` extra is installed; without it, said once off ``bundle``'s own frame:
+    :func:`genaug.engine.reframe.warn_rule_frames`). Returns the photo and the value applied: the value
     fitted to what the face allows (:meth:`ImageControl.fit`: clipped, or for a value drawn at random from ``drawn`` =
     (low, high), scaled into it; 0 when the render changed nothing). Where no face was placed (``info.no_face``, or ``info.guessed``: ``auto`` framing
     looked for one and found none) the photo comes back unchanged (the value as given; landmarks out of
@@ -144,8 +146,11 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
     x = colour[None] * 2 - 1
     if info.alignment is not None:
         landmarks = torch.as_tensor(info.alignment.face.landmarks, dtype=torch.float32)[None]
-    else:  # a known frame or a photo taken whole: placed by dlib where installed, else by the framing rule
-        landmarks = place_landmarks(x, info.box) if faces_extra_available() else box_landmarks(info.box)
+    elif faces_extra_available():  # a known frame or a photo taken whole: placed by dlib where installed
+        landmarks = place_landmarks(x, info.box)
+    else:  # else by the framing rule, which misplaces a face framed unlike the bundle's frame
+        warn_rule_frames(bundle, info, [control.name])
+        landmarks = box_landmarks(info.box)
     if not bool(landmarks_in_order(landmarks)[0] & landmarks_inside(landmarks, *x.shape[-2:])[0]):
         return from_chw01(full, original, info), 0.0  # not a face's layout (none in 6,200 real detections), or not inside
     out, applied = control.fit_apply(x, value, landmarks=landmarks, drawn=drawn)

@@ -1,0 +1,65 @@
+"""Without the ``faces`` extra (dlib), a rendered control (yaw, light, ...) is placed by the framing rule's box, which on
+a 64 px UTKFace crop or an Olivetti face puts the eyes on the nose (the light's lit half ~10 px low): said once per
+process, naming the extra, by the one warning the named edits give (:func:`genaug.engine.reframe.warn_rule_frames`);
+not where the box is right (CelebA's box in its own 178x218 frame), nor for the colour codes."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from genaug import GenerativeAugDataset
+from genaug.engine import reframe as reframe_module
+from genaug.engine.core import Engine
+from genaug.engine.edits import Edit
+from genaug.faces import identity
+
+
+@pytest.fixture(autouse=True)
+def without_extra(monkeypatch):
+    monkeypatch.setattr(identity, "faces_extra_available", lambda: False)
+    monkeypatch.setattr(reframe_module, "_warned", False)  # (once per process: anew per test)
+
+
+def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _said(run) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run()
+    return [str(w.message) for w in caught if "faces extra" in str(w.message)]
+
+
+@pytest.mark.parametrize("code", ["yaw", "light"])
+def test_a_control_placed_by_the_rule_says_so_once(code):
+    e = Engine(device="cpu", codes=[code], refine_steps=0)
+    edit = [Edit(e.code_names.index(code), 20.0)]
+    said = _said(lambda: [e.augment(_photo(h, w, s), edits=edit) for s, (h, w) in enumerate([(64, 64), (112, 92), (64, 64)])])
+    assert len(said) == 1, said
+    assert f"({code})" in said[0] and 'pip install "genaug[faces]"' in said[0] and "turn or light" in said[0]
+    assert _said(lambda: e.augment(_photo(64, 64), edits=edit)) == []  # (once per process)
+
+
+def test_the_default_codes_and_the_dataset_say_it_once():
+    e = Engine(device="cpu", refine_steps=0)  # codes=None: the random set draws yaw and light
+    def run():
+        ds = GenerativeAugDataset([_photo(64, 64, s) for s in range(4)], variants=5, engine=e, progress=False)
+        return [ds[i] for i in range(len(ds))]
+
+    said = _said(run)
+    assert len(said) == 1 and ("(yaw)" in said[0] or "(light)" in said[0]), said
+
+
+def test_celebas_box_in_its_own_frame_says_nothing_other_boxes_do():
+    e = Engine(device="cpu", codes=["yaw"], refine_steps=0)
+    edit = [Edit(e.code_names.index("yaw"), 20.0)]
+    assert _said(lambda: e.augment(_photo(218, 178), edits=edit)) == []
+    assert len(_said(lambda: e.augment(_photo(218, 178), edits=edit, framing="full"))) == 1  # the centre square: a guess
+
+
+def test_the_colour_codes_say_nothing():
+    e = Engine(device="cpu", codes=["tone", "shade", "warmth"], refine_steps=0)
+    assert _said(lambda: [e.augment(_photo(64, 64, s)) for s in range(4)]) == []
