@@ -46,10 +46,16 @@ def checking_arguments() -> Iterator[None]:
 
 
 def parse_codes(text: str | None) -> list[str] | None:
-    """``--codes smile,yaw`` -> ``["smile", "yaw"]``; None (no option) -> None; :class:`UsageError` for one naming none."""
-    codes = [c.strip() for c in text.split(",") if c.strip()] if text is not None else None
-    if codes == []:
+    """``--codes smile,yaw`` -> ``["smile", "yaw"]``; None (no option) -> None; :class:`UsageError` for one naming none
+    or with an empty entry (``glasses,,smile``: the library refuses a code ``""`` too)."""
+    if text is None:
+        return None
+    codes = [c.strip() for c in text.split(",")]
+    if not any(codes):
         raise UsageError(f"--codes {text!r} names no code: name some (smile,yaw) or leave --codes out for the random set")
+    if "" in codes:
+        raise UsageError(f"--codes {text!r}: entry {codes.index('') + 1} of {len(codes)} is empty (a doubled, leading "
+                         f"or trailing comma): name the codes separated by single commas ({','.join(c for c in codes if c)})")
     return codes
 
 
