@@ -98,3 +98,24 @@ def test_dataset_meta_of_a_colour_edit_at_strength_0_says_unchanged_as_the_trans
     for i in range(2):
         out, meta = ds[i]
         assert np.array_equal(np.asarray(out), img) and meta.description == ds.meta(i).description == said
+
+
+def test_augment_and_expand_agree(tmp_path):
+    """``genaug augment`` and ``genaug expand`` share the engine's rule: the scene's named smiles written unchanged,
+    named as faceless (augment) / codes NaN (expand); the blurred crop smiled."""
+    import h5py
+
+    from genaug.cli.augment import augment_chunk
+    from genaug.engine import Engine
+    from genaug.expand.pipeline import expand_to_hdf5
+
+    img, crop = scene(), blurred_crop()
+    no_face: list[int] = []
+    got = augment_chunk(Engine(device="cpu", codes=["smile"], refine_steps=0), [img, crop], [0, 1], 1, 0, no_face)
+    assert all(np.array_equal(o, img) for o in got[0]) and no_face == [0]
+    assert not any(np.array_equal(o, crop) for o in got[1])
+    (tmp_path / "in").mkdir()
+    Image.fromarray(img).save(tmp_path / "in" / "scene.png")
+    expand_to_hdf5(tmp_path / "in", tmp_path / "o.h5", 1, codes=["smile"], size="640x480", device="cpu", progress=False)
+    with h5py.File(tmp_path / "o.h5") as f:
+        assert np.isnan(f["codes"][:]).all() and np.array_equal(f["images"][0], img)  # before: smile=1, 60,761 px painted
