@@ -301,15 +301,12 @@ class GenerativeAugDataset(Dataset):
         with torch_defaults():  # genaug's own dtype, default device and precision (the draws repeat under any)
             meta = self._meta(index)
         e = self.engine
-        if meta.edit is None or (control_of(e.spec, meta.code) is None and not e.seeks_faces([meta.code])
-                                 and not (e.strength == 0 and e.recolours(meta.edit))):
+        latent = meta.edit is not None and control_of(e.spec, meta.code) is None
+        if meta.edit is None or latent and not e.seeks_faces([meta.code]) and not (e.strength == 0 and e.recolours(meta.edit)):
             return meta
         image, target = read_item(self.base, meta.source)
-        if control_of(e.spec, meta.code) is None and e.seeks_faces([meta.code]):
-            with torch_defaults():
-                frame = self._frame(meta.source, image, count=False)[1]
-            if not e.unplaced(meta.edit, frame):
-                return meta  # a face found, or a tight crop framed by the rule: as planned
+        if latent and e.seeks_faces([meta.code]) and not e.unplaced(meta.edit, self._frame(meta.source, image, False)[1]):
+            return meta  # a face found, or a tight crop framed by the rule: as planned
         counts = dict(self.engine.stats)  # a look at the item, not one made: the engine's counts stay
         try:
             with torch_defaults():
@@ -345,9 +342,10 @@ class GenerativeAugDataset(Dataset):
         return join_item(image, target, meta, self.return_meta, self.target_transform)
 
     def _variant(self, index: int, meta: SampleMeta, image: Any, marked: bool) -> tuple[Any, SampleMeta]:
-        """Item ``index``'s variant of its source's ``image`` and its meta as applied. A drawn control the photo has no
-        face for, or whose face has no room for it (a near-profile face), is re-drawn among the latent codes, as the
-        transform does, from the item's own draws (``(seed, index)``), not onto a move another variant makes."""
+        """Item ``index``'s variant of its source's ``image`` and its meta as applied. A drawn edit the photo has no
+        face for (``Engine.unplaced``: a control, or in a large photo an edit that draws on the face), or a control
+        whose face has no room for it (a near-profile face), is re-drawn among the latent codes that apply there, as
+        the transform does, from the item's own draws (``(seed, index)``), not onto a move another variant makes."""
         e = self.engine
         x, frame = self._frame(meta.source, image)
         draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
