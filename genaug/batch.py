@@ -51,7 +51,8 @@ from .engine.batch_inputs import check_batch, one_image, other_tv_tensor, route,
 from .engine.batch_landmarks import check_landmark_values, check_landmarks, find_landmarks
 from .engine.batch_pass import augment_rows, channels_last
 from .engine.batch_render import render_controls
-from .engine.codes import all_code_names, check_codes, check_seed, code_ranges, default_codes, probability, strength_range
+from .engine.codes import (all_code_names, check_codes, check_seed, check_spec_options, code_ranges, default_codes, probability,
+                           strength_range)
 from .engine.colour_margin import COLOUR_MARGIN
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
@@ -135,8 +136,7 @@ class BatchFaceAug(nn.Module):
         self._views: dict[tuple, tuple[Tensor, Tensor]] = {}  # views of the tables' storage (batch_latents.stored)
         self._lock = Turns()  # one call at a time: the work buffers and tables are shared across calls
         spec = self._spec()  # fail now, not at the first batch
-        check_codes(spec, codes)  # latent codes or image-space controls, each once
-        code_ranges(spec, bounds)
+        check_spec_options(spec, codes, bounds, stacklevel=4)  # codes each once; bounds of drawn codes (4: the decorator)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """``p``, given or set later (``aug.p = 0.3``): a probability in [0, 1], kept as a float (True is no p); ``strength``,

@@ -31,6 +31,7 @@ from .engine.cache import LatentStore, bundle_key, content_keys
 from .engine.codes import check_edit_options, check_refine_loss, check_seed, check_strength, control_of
 from .engine.edits import Edit, derive_seed, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
+from .engine.photos import NO_PIXEL, NO_ROOM
 from .engine.variants import check_variants, marks_places, redraw_turns, repeats_another, unplaced_redraws
 from .faces.identity import faces_extra_available, online_gate
 from .samples import SampleMeta, join_item, read_item, transform_item
@@ -126,9 +127,13 @@ class GenerativeAugDataset(Dataset):
             self.prepare()
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """``seed``, ``variants`` and ``include_original``, given or set later, are checked here (``ds.seed = 1.5`` was
-        taken); ``ds.seed = seed + epoch`` before an epoch gives other variants (the workers of a
-        ``persistent_workers=True`` DataLoader keep the copy they were started with)."""
+        """``seed``, ``variants``, ``include_original``, ``transform`` and ``target_transform``, given or set later, are
+        checked here (``ds.seed = 1.5`` was taken; ``transform="x"`` failed at the first item); ``ds.seed = seed +
+        epoch`` before an epoch gives other variants (the workers of a ``persistent_workers=True`` DataLoader keep the
+        copy they were started with)."""
+        if name in ("transform", "target_transform") and value is not None and not callable(value):
+            raise TypeError(f"{name} must be None or callable (an albumentations transform, a torchvision one or a "
+                            f"function), got {type(value).__name__} {value!r}")
         if name == "seed":
             value = check_seed(value)
         elif name == "variants" and "include_original" in self.__dict__:
@@ -286,16 +291,22 @@ class GenerativeAugDataset(Dataset):
         """Metadata of sample ``index`` (source index, edit, reconstruction score) as planned (beside boxes, masks or
         keypoints without a head turn, see :meth:`_plan`), a latent code's edit without rendering it: the category a
         relative edit lands on and a colour edit's value moved off the face's own (``Engine._colour_margin``), as the
-        sample applies them. A planned image-space control (``yaw``, ``light``) depends on the photo (no face found, or
-        no room on a near-profile face: re-drawn among the latent codes, see :meth:`_variant`), so it is reported as the
-        sample applies it (the sample rendered, not counted in ``engine.stats``); the sample itself always reports the
-        edit as applied (also a ``yaw`` scaled into the face's room, see ``ImageControl.fit``, and a gate's re-draw)."""
+        sample applies them. What depends on the photo is reported as the sample applies it (the sample rendered, not
+        counted in ``engine.stats``): a planned image-space control (``yaw``, ``light``: no face found, or no room on a
+        near-profile face, re-drawn among the latent codes, see :meth:`_variant`), an edit that draws on the face where
+        ``framing="auto"`` finds no face in a large photo (``Engine.unplaced``), and a colour edit at strength 0 (no
+        pixel changed); the sample itself always reports the edit as applied (also a ``yaw`` scaled into the face's
+        room, see ``ImageControl.fit``, and a gate's re-draw)."""
         self.prepare()
         with torch_defaults():  # genaug's own dtype, default device and precision (the draws repeat under any)
             meta = self._meta(index)
-        if meta.edit is None or control_of(self.engine.spec, meta.code) is None:
+        e = self.engine
+        latent = meta.edit is not None and control_of(e.spec, meta.code) is None
+        if meta.edit is None or latent and not e.seeks_faces([meta.code]) and not (e.strength == 0 and e.recolours(meta.edit)):
             return meta
         image, target = read_item(self.base, meta.source)
+        if latent and e.seeks_faces([meta.code]) and not e.unplaced(meta.edit, self._frame(meta.source, image, False)[1]):
+            return meta  # a face found, or a tight crop framed by the rule: as planned
         counts = dict(self.engine.stats)  # a look at the item, not one made: the engine's counts stay
         try:
             with torch_defaults():
@@ -331,9 +342,10 @@ class GenerativeAugDataset(Dataset):
         return join_item(image, target, meta, self.return_meta, self.target_transform)
 
     def _variant(self, index: int, meta: SampleMeta, image: Any, marked: bool) -> tuple[Any, SampleMeta]:
-        """Item ``index``'s variant of its source's ``image`` and its meta as applied. A drawn control the photo has no
-        face for, or whose face has no room for it (a near-profile face), is re-drawn among the latent codes, as the
-        transform does, from the item's own draws (``(seed, index)``), not onto a move another variant makes."""
+        """Item ``index``'s variant of its source's ``image`` and its meta as applied. A drawn edit the photo has no
+        face for (``Engine.unplaced``: a control, or in a large photo an edit that draws on the face), or a control
+        whose face has no room for it (a near-profile face), is re-drawn among the latent codes that apply there, as
+        the transform does, from the item's own draws (``(seed, index)``), not onto a move another variant makes."""
         e = self.engine
         x, frame = self._frame(meta.source, image)
         draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
@@ -355,9 +367,9 @@ class GenerativeAugDataset(Dataset):
                 out, info, placed, score = self._render(meta.source, x, edit, image, frame, draws, e._latent_codes())
                 e.stats["augmented"] -= 1  # (counted once, by the first pass)
         faceless, undone = e.faceless(info.edits[0], frame), e.undone(info.edits[0], placed)
-        applied = placed if info.kept[0] and not faceless and not undone else None
-        why = ("unchanged (no face found)" if faceless else "unchanged (no room for the control on this face)"
-               if undone else "unchanged (gate)")
+        nothing = bool(info.kept[0]) and e.recoloured_nothing(placed, frame, image, out)  # (strength 0: as the transform)
+        applied = placed if info.kept[0] and not faceless and not undone and not nothing else None
+        why = ("unchanged (no face found)" if faceless else NO_ROOM if undone else NO_PIXEL if nothing else "unchanged (gate)")
         meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
         return out, meta
 

@@ -30,6 +30,11 @@ def code_index(spec: LatentSpec, code: str | int) -> int:
     try:
         return spec.code_index(code)
     except KeyError as e:
+        if isinstance(code, int) or code[:1] == "c" and code[1:].isdecimal():  # (the controls' indices follow the spec's)
+            last = n + len(CONTROL_NAMES) - 1
+            what = f"code index {code} out of range" if isinstance(code, int) else f"unknown code {code!r}"
+            raise KeyError(f"{what}: valid indices are 0-{last} or 'c0'-'c{last}' (0-{n - 1}: the latent codes "
+                           f"{spec.code_names}; {n}-{last}: the image-space controls {CONTROL_NAMES})") from None
         raise KeyError(f"{e.args[0]} (image-space controls: {CONTROL_NAMES})") from None
 
 
@@ -186,7 +191,12 @@ def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[
     raises ``ValueError`` here instead of at the first image (perhaps inside a DataLoader worker)."""
     from ..bundle.format import read_spec
 
-    spec = read_spec(bundle)
+    check_spec_options(read_spec(bundle), codes, bounds, stacklevel=4)
+
+
+def check_spec_options(spec: LatentSpec, codes: Any, bounds: Any, stacklevel: int = 3) -> None:
+    """:func:`check_edit_options` for a bundle's ``spec``: the codes and ranges checked, and a warning for a range
+    of a code random edits never draw (``stacklevel``: the caller's caller's line, as :func:`warnings.warn` counts)."""
     named = check_codes(spec, codes)
     drawn = set(named if named is not None else default_codes(spec))
     names = all_code_names(spec)
@@ -194,4 +204,4 @@ def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[
     if unused:  # a range for a code random edits never draw: likely meant for codes= too
         warnings.warn(f"bounds for {unused} have no effect: random edits draw only "
                       f"{[names[c] for c in sorted(drawn)]} (name those codes in codes= to draw them)",
-                      UserWarning, stacklevel=3)
+                      UserWarning, stacklevel=stacklevel)

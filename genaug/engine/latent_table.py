@@ -127,7 +127,10 @@ class LatentTable:
     def check(self, index: Tensor) -> Tensor:
         """``index`` as a host long tensor, checked against the capacity (a device tensor is read once)."""
         if not isinstance(index, Tensor):
-            index = torch.as_tensor(index)
+            try:
+                index = torch.as_tensor(index)
+            except (TypeError, ValueError, RuntimeError):  # ("a" among them: torch's own words name no argument)
+                raise ValueError(f"index must be a 1-d integer tensor (one dataset index per row), got {index!r}") from None
         if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool or index.ndim != 1:
             raise ValueError(f"index must be a 1-d integer tensor (one dataset index per row), got "
                              f"{index.dtype} of shape {tuple(index.shape)}")

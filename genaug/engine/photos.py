@@ -25,6 +25,10 @@ from .variants import unplaced_redraws
 
 
 NO_ROOM = "unchanged (no room for the control on this face)"  # a control the face had no room for (near profile)
+NO_PIXEL = "unchanged (the colour edit changed no pixel of this photo)"  # :meth:`PhotoIO.recoloured_nothing`
+WILD = 4  # framing="auto" found no face in a photo whose short side is at least this many model frames (256 px for the
+# 64 px model): a scene, not a face crop, so an edit that draws on the face is not painted in the centre-square guess
+# (dlib missed 0-3 % of tight face crops upscaled to 256-512 px, 100 % of faces 24-32 px wide in 640x480 frames)
 
 
 class PhotoIO:
@@ -37,12 +41,13 @@ class PhotoIO:
         redraw_unplaced: bool = False, redraw_codes: list[int] | None = None,
     ) -> tuple[Any, AugmentInfo]:
         """Augment user images of any size/format (one image or a list): frame, augment, paste back.
-        Returns outputs of the same type/shape/dtype as the inputs, and the AugmentInfo (a yaw or light
-        edit of a photo without a found face comes back unchanged: ``kept`` False, described as such).
-        Random edits (``edits`` None, or ``redraw_unplaced`` for edits the caller drew at random) that are
-        such controls on a photo without a found face, or on a face with no room for them (a near-profile face: no
-        turn, light or frames), are re-drawn from ``generator`` among the engine's latent codes, if it has any (the
-        transform: ``p=1`` still edits a face the detector misses or a profile), and such a colour
+        Returns outputs of the same type/shape/dtype as the inputs, and the AugmentInfo (a yaw or light edit of a
+        photo without a found face, or an edit that draws on the face of a large one, :meth:`unplaced`, comes back
+        unchanged: ``kept`` False, described as such). Random edits (``edits`` None, or ``redraw_unplaced`` for edits
+        the caller drew at random) that are such edits, or controls on a face with no room for them (a near-profile
+        face: no turn, light or frames), are re-drawn from ``generator`` among the engine's latent codes that apply
+        there, if it has any (the transform: ``p=1`` still edits a tight crop the detector misses or a profile, and
+        recolours a scene it finds no face in), and such a colour
         edit moves the code at least a margin from the face's own value (:meth:`Engine.render_edits`). ``redraw_codes``:
         the random set of the draw and of a gate's re-draws (default: the engine's ``codes``)."""
         single = not isinstance(images, (list, tuple))
@@ -140,19 +145,21 @@ class PhotoIO:
             res[r], info.edits[r], info.kept[r], info.descriptions[r] = image, sub.edits[i], sub.kept[i], sub.descriptions[i]
             info.latent[r], info.edited[r], info.score[r] = sub.latent[i], sub.edited[i], sub.score[i]
 
-    def _latent_codes(self) -> list[int]:
+    def _latent_codes(self, frames: Any = ()) -> list[int]:
         """The engine's codes (its ``codes``, else the bundle's random set) that move the latent, not an image-space
-        control: what a control with no face to place it is re-drawn among."""
-        return [c for c in (self.codes if self.codes is not None else default_codes(self.spec)) if control_of(self.spec, c) is None]
+        control: what a control with no face to place it (or no room on it) is re-drawn among; with ``frames``, only
+        those that apply on each of those photos (in a :meth:`wild` one, the colour edits: :meth:`unplaced`)."""
+        codes = [c for c in (self.codes if self.codes is not None else default_codes(self.spec)) if control_of(self.spec, c) is None]
+        return [c for c in codes if not any(self.unplaced(Edit(c, 0.0), f) for f in frames)]
 
     @torch_defaults()
     def replace_unplaced(self, edits: list[Edit], frames: list[FrameInfo], generator: torch.Generator) -> list[Edit]:
-        """``edits`` with each control that :meth:`unplaced` would leave undone (no face found) re-drawn from
-        ``generator`` among the engine's latent codes (it has none: unchanged) — random edits only."""
+        """``edits`` with each edit that :meth:`unplaced` would leave undone (no face found) re-drawn from
+        ``generator`` among the engine's latent codes that apply there (none: unchanged) — random edits only."""
         rows = [r for r, (e, f) in enumerate(zip(edits, frames)) if self.unplaced(e, f)]
-        if not rows:  # (the usual case: every control has its face)
+        if not rows:  # (the usual case: every edit has its face)
             return edits
-        codes = self._latent_codes()
+        codes = self._latent_codes([frames[r] for r in rows])
         if not codes:
             return edits
         drawn = random_edits(self.spec, len(rows), generator, codes=codes, bounds=self.bounds)
@@ -165,8 +172,8 @@ class PhotoIO:
     def replace_unplaced_variant(self, plan: list[Edit], frame: FrameInfo, v: int, generator: torch.Generator,
                                  seed_of: Callable[[int], int], roomless: bool = False,
                                  redrawn: list[Edit] | None = None) -> Edit:
-        """Variant ``v`` of a source's ``plan`` (its variant edits) as drawn for the photo of ``frame``: a control
-        that :meth:`unplaced` would leave undone re-drawn among the latent codes like :meth:`replace_unplaced`, from
+        """Variant ``v`` of a source's ``plan`` (its variant edits) as drawn for the photo of ``frame``: an edit that
+        :meth:`unplaced` would leave undone re-drawn among the latent codes that apply there like :meth:`replace_unplaced`, from
         ``generator`` (variant ``v``'s draws; ``seed_of(j)``: the seed of variant ``j``'s), but not onto a categorical
         move another variant of the source makes (:func:`redraw_distinct`), so the variants stay distinct.
         ``roomless``: variant ``v``'s control had no room on the face (:meth:`undone`): re-drawn the same way.
@@ -174,7 +181,7 @@ class PhotoIO:
         drawing many of its variants); else the variants before ``v`` are re-drawn here."""
         redraw = [self.unplaced(e, frame) for e in plan]
         redraw[v] = redraw[v] or roomless
-        codes = self._latent_codes()
+        codes = self._latent_codes([frame])
         if not redraw[v] or not codes:
             return plan[v]
         before = (redrawn if redrawn is not None else unplaced_redraws(self, plan, frame, seed_of, upto=v))[:v]
@@ -206,7 +213,7 @@ class PhotoIO:
             if info is not None and self.undone(edit, applied):
                 info.kept[r], info.descriptions[r] = False, NO_ROOM
             elif info is not None and bool(info.kept[r]) and self.recoloured_nothing(edit, f, im, image):
-                info.kept[r], info.descriptions[r] = False, "unchanged (the colour edit changed no pixel of this photo)"
+                info.kept[r], info.descriptions[r] = False, NO_PIXEL
             res.append(image)
         return res
 
@@ -214,8 +221,7 @@ class PhotoIO:
         """True when a colour edit (recipe ``colour``: tone, shade, warmth) came back as the photo it was given, value
         for value: a continuous code set to about the value the face already had (or a black photo), so it is
         reported unchanged, not applied."""
-        if (edit is None or frame.no_face or self.mode != "delta" or control_of(self.spec, edit.code) is not None
-                or not self.bundle.recipe(edit.code, edit.value).colour):
+        if edit is None or frame.no_face or not self.recolours(edit):
             return False
         if isinstance(original, Tensor):
             return isinstance(image, Tensor) and torch.equal(original, image)
@@ -223,11 +229,28 @@ class PhotoIO:
             return original.tobytes() == image.tobytes()
         return bool(np.array_equal(original, image))
 
+    def recolours(self, edit: Edit) -> bool:
+        """True when ``edit`` is a colour edit (recipe ``colour``: tone, shade, warmth; mode ``delta``): the whole photo
+        through one colour transform (:meth:`place`)."""
+        return (self.mode == "delta" and control_of(self.spec, edit.code) is None
+                and self.bundle.recipe(edit.code, edit.value).colour)
+
     def unplaced(self, edit: Edit | None, frame: FrameInfo) -> bool:
-        """True when ``edit`` is an image-space control (yaw, light) and no face was placed in ``frame``
-        (``detect`` found none; ``auto`` looked for one and found none): :meth:`place` returns the
-        photo unchanged, so the edit is not applied (not recorded as one)."""
-        return edit is not None and (frame.no_face or frame.guessed) and control_of(self.spec, edit.code) is not None
+        """True when ``edit`` needs a face and none was placed in ``frame``: an image-space control (yaw, light) where
+        ``detect`` found none or ``auto`` looked for one and found none, or an edit that draws on the face
+        (:meth:`draws_on_face`) where ``auto`` found none in a photo :meth:`wild` (a scene: its centre square is
+        rarely a face; on a smaller photo, a tight crop the detector missed, it is). :meth:`place` returns the photo
+        unchanged, so the edit is not applied (not recorded as one)."""
+        if edit is None:
+            return False
+        if control_of(self.spec, edit.code) is not None:
+            return frame.no_face or frame.guessed
+        return self.wild(frame) and self.draws_on_face(edit.code)
+
+    def wild(self, frame: FrameInfo) -> bool:
+        """True when ``auto`` framing found no face in a photo whose short side is at least :data:`WILD` model frames
+        (the centre-square guess, ``frame.box``, is that photo's short side)."""
+        return frame.guessed and frame.box[2] - frame.box[0] >= WILD * self.image_size
 
     def faceless(self, edit: Edit | None, frame: FrameInfo) -> bool:
         """True when the photo comes back unedited for want of a face: ``detect`` found none, or ``edit`` is a
@@ -248,15 +271,17 @@ class PhotoIO:
         except for a kept image-space control ``edit`` (yaw, light), which is applied to the full photo at its
         own resolution instead (:func:`genaug.engine.render.apply_control`; its value fitted to what the face allows:
         clipped, or when ``drawn`` at random, scaled into it), and a kept colour edit (recipe ``colour``), whose colour
-        transform recolours the whole photo (:func:`genaug.engine.render.recolour`)."""
+        transform recolours the whole photo (:func:`genaug.engine.render.recolour`). An edit that draws on the face in a
+        photo with no face found for it (:meth:`unplaced`) returns the photo unchanged."""
         control = control_of(self.spec, edit.code) if edit is not None else None
+        if control is None and kept and self.unplaced(edit, frame):  # (a control: apply_control leaves it so)
+            return from_chw01(to_chw01(original)[0].clone(), original, frame), edit
         if control is not None and kept:  # no face placed (detect: none; auto: none found): unchanged
             bounds = self.drawn_range(edit.code) if drawn else None  # type: ignore[union-attr]
             with faces_beside(frame.alignment.others if frame.alignment is not None else ()):  # (a turn leaves them)
                 image, value = apply_control(control, edit.value, original, frame, bounds, self.bundle)  # type: ignore[union-attr]
             return image, edit if value == edit.value else Edit(edit.code, value)  # type: ignore[union-attr]
-        if (control is None and edit is not None and kept and not frame.no_face and self.mode == "delta"
-                and self.bundle.recipe(edit.code, edit.value).colour):
+        if edit is not None and kept and not frame.no_face and self.recolours(edit):
             # (out: the model frame through colour_only's transform, its hue kept: fitted again for the whole photo)
             return recolour(original, fit_colour(frame.model_in[None].float(), out[None].float().cpu())[0], frame), edit
         return paste_back(out, original, frame), edit

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 
 from ..faces.controls import GEOMETRIC_CONTROLS, geometric_targets
-from .codes import control_of, default_codes
+from .codes import default_codes
 from .edits import Edit, redraw_distinct
 
 
@@ -62,7 +62,7 @@ def unplaced_redraws(engine: Any, plan: list[Edit], frame: Any, seed_of: Callabl
     """Every variant of ``plan`` as :meth:`Engine.replace_unplaced_variant` draws it for the photo of ``frame`` (variant
     ``j`` from a generator seeded ``seed_of(j)``), in one pass: a variant's re-draw depends only on those before it.
     ``upto``: only the variants before it re-drawn (the rest as planned)."""
-    redraw, codes = [engine.unplaced(e, frame) for e in plan], engine._latent_codes()
+    redraw, codes = [engine.unplaced(e, frame) for e in plan], engine._latent_codes([frame])
     n = max((j + 1 for j, r in enumerate(redraw) if r), default=0)
     n = n if upto is None else min(n, upto)
     if not n or not codes:
@@ -73,11 +73,11 @@ def unplaced_redraws(engine: Any, plan: list[Edit], frame: Any, seed_of: Callabl
 
 def repeats_another(engine: Any, plan: list[Edit], frame: Any, v: int, edit: Edit, seed_of: Callable[[int], int],
                     redrawn: list[Edit] | None = None) -> bool:
-    """Whether variant ``v``'s planned control, re-drawn as ``edit`` for want of a face (``framing="auto"`` found none:
+    """Whether variant ``v``'s planned edit, re-drawn as ``edit`` for want of a face (``framing="auto"`` found none:
     :meth:`Engine.replace_unplaced_variant`, variant ``j``'s draws seeded ``seed_of(j)``), repeats another variant's
     edit: the re-draws avoid the moves other variants make until the latent codes have none left. ``redrawn``: the
     source's :func:`unplaced_redraws`, when already drawn (one pass serves all its variants)."""
-    if not (frame.guessed and engine.unplaced(plan[v], frame) and control_of(engine.spec, edit.code) is None):
+    if not (engine.unplaced(plan[v], frame) and not engine.unplaced(edit, frame)):  # (re-drawn, not left undone)
         return False
     redrawn = unplaced_redraws(engine, plan, frame, seed_of) if redrawn is None else redrawn
     return edit in redrawn[:v] + redrawn[v + 1:]

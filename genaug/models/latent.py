@@ -147,7 +147,8 @@ class LatentSpec:
                 raise TypeError(f"code must be a name or an index, got {type(code).__name__} {code!r}") from None
         if isinstance(code, int):
             if not -n <= code < n:
-                raise KeyError(f"code index {code} out of range: this latent has {n} codes {self.code_names}")
+                raise KeyError(f"code index {code} out of range: this latent has {n} codes {self.code_names} "
+                               f"(indices 0 to {n - 1}; -{n} to -1 count from the end)")
             return code % n
         names = self.code_names
         if code in names:
