@@ -161,17 +161,17 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None, moments: Tensor |
     centre = part(s, (None, None, (h // 4, h - h // 4), (w // 4, w - w // 4)))
     work, dev = torch.promote_types(t.dtype, torch.float32), t.device  # (float16's floors below are 0: a grey 0 / 0)
     per_pixel = constant(1 / (centre.shape[2] * centre.shape[3]), work, dev)
-    m = torch.mul(centre.sum((2, 3)).to(work), per_pixel)  # the face's mean channels and offset weight (the grid's passes)
     black = torch.mul(centre.sum(1), constant(1 / (c * BLACK_RAMP), centre.dtype, dev)).clamp_(0, 1).sum((1, 2))[:, None]
-    black = torch.mul(black.to(work), per_pixel)
+    both = torch.cat((centre.sum((2, 3)), black), 1)  # the face's mean channels and offset weight (the grid's passes)
+    both = torch.mul(both if both.dtype == work else both.to(work), per_pixel)
     free = free if free is None or free.dtype == work else free.to(work)
     grid = None if free is None or moments is not None else s if s.dtype == work else s.to(work)  # (a white balance's gains)
     if _on_host(t):  # the rest is arithmetic on a few numbers per face: numpy's (a third of torch's time an operation)
-        both = host_array(torch.cat((m, black), 1))
+        both = host_array(both)
         _hue_rule(np, both[:, :c], both[:, c:], host_array(t), None if free is None else host_array(free), work != t.dtype,
                   None if grid is None else host_array(grid), None if moments is None else host_array(moments))
     else:
-        _hue_rule(torch, m, black, t, free, work != t.dtype, grid, moments)
+        _hue_rule(torch, both[:, :c], both[:, c:], t, free, work != t.dtype, grid, moments)
     return t
 
 
