@@ -70,11 +70,27 @@ def check_batch(x: Any, check_values: bool | None, read_before: bool) -> tuple[T
         raise ValueError(f"images {h}x{w} are too small to hold a face (min side {MIN_SIDE} px)")
     check = (x.device.type == "cpu" or not read_before) if check_values is None else check_values
     read = bool(check and x.is_floating_point() and n)
-    if read:
+    if read and not _within_01(x):  # (else: in [0, 1], nothing to clip)
         cpu = x.device.type == "cpu" and x.dtype != torch.bfloat16  # (numpy has no bfloat16)
         if needs_clipping(*(float(host_array(v) if cpu else v) for v in torch.aminmax(x)), "batch"):
             x = x.clamp(0.0, 1.0)
     return x, read
+
+
+_BITS = {torch.float32: (torch.int32, 0x3F800000), torch.float64: (torch.int64, 0x3FF0000000000000)}  # 1.0's bits
+
+
+def _within_01(x: Tensor) -> bool:
+    """Every value of the float32 / float64 batch ``x`` lies in [+0, 1], by one integer ``aminmax`` of its bits (faster
+    than the float one on a CPU): a non-negative float's bits, read as an integer, order as the float does; a negative
+    value (-0.0 too) reads below 0, NaN and values above 1 above 1.0's bits. False also for other dtypes (the float
+    range is read then)."""
+    bits = _BITS.get(x.dtype)
+    if bits is None:
+        return False
+    lo, hi = torch.aminmax(x.view(bits[0]))
+    lo, hi = (int(host_array(v)) for v in (lo, hi)) if x.device.type == "cpu" else torch.stack((lo, hi)).tolist()
+    return lo >= 0 and hi <= bits[1]
 
 
 def one_image(aug: Any, x: Tensor, index: Any, params: BatchParams | None, landmarks: Tensor | None) -> Any:

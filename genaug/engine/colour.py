@@ -103,7 +103,9 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
 
     t = solve(torch.index_select(flat, 1, pick_b, out=workspace(work, "b", (n, c * 3), one, dev)), "b")
     if refit:  # src through t, its hue kept, as colour_only renders it (clamped), on the grid, in the fit's dtype: a s + k lum + b w
-        td = workspace(work, "td", (n, c, 3), one, dev).copy_(keep_hue(part(f, (None, (0, c))), t, free))
+        moments = None if free is None else torch.index_select(flat, 1, _moment_picks(c, dev),  # (keep_hue's, read off it)
+                                                               out=workspace(work, "moments", (n, c * 3), one, dev))
+        td = workspace(work, "td", (n, c, 3), one, dev).copy_(keep_hue(part(f, (None, (0, c))), t, free, moments))
         d2 = torch.mul(part(td, (None, None, (2, 3))), part(samples, (None, (c + 1, c + 2))),
                        out=workspace(work, "d2", (n, c, p), one, dev))
         d2.addcmul_(part(td, (None, None, (0, 1))), part(samples, (None, (0, c))))
@@ -134,7 +136,7 @@ def edit_transform(src: Tensor, dst: Tensor, free: Tensor | None = None) -> Tens
     return keep_hue(torch.add(_HALF, sample_grid(src), alpha=0.5), fit_colour(src, dst), free)
 
 
-def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None) -> Tensor:
+def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None, moments: Tensor | None = None) -> Tensor:
     """The transforms ``t`` (N, C, 3) of the photos ``s`` (N, C, H, W; image scale, a grid of the model frame) changed, where they
     take a face out of its colour, so that the face's colour - the mean of the centre of the model frame - keeps at
     least ``KEPT_SATURATION`` of its chroma over luminance (chroma in proportion to the new brightness, as a photo in
@@ -150,24 +152,26 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None) -> Tensor:
     the skin's hue and chroma is the edit - held back, the skin stayed warm under a cool background) is instead made a
     gain per channel, as a camera's white balance is: its least-squares projection onto one over the grid (with the
     pull and offset, ``warmth`` +1 was a haze, gains down to 0.04 and offsets up to 0.7, and a very dark face took a
-    red gain of -1.5: blue-grey blotches). In place; returns ``t``."""
+    red gain of -1.5: blue-grey blotches). ``moments``: (N, C * 3) each channel's products with itself, the luminance and
+    the offset weight over the grid, which that projection reads (the colour fit's Gram entries), else computed from ``s``.
+    In place; returns ``t``."""
     c, h, w = t.shape[1], s.shape[2], s.shape[3]
     if c == 1:
         return t
     centre = part(s, (None, None, (h // 4, h - h // 4), (w // 4, w - w // 4)))
     work, dev = torch.promote_types(t.dtype, torch.float32), t.device  # (float16's floors below are 0: a grey 0 / 0)
     per_pixel = constant(1 / (centre.shape[2] * centre.shape[3]), work, dev)
-    m = torch.mul(centre.sum((2, 3)).to(work), per_pixel)  # the face's mean channels and offset weight (the grid's passes)
     black = torch.mul(centre.sum(1), constant(1 / (c * BLACK_RAMP), centre.dtype, dev)).clamp_(0, 1).sum((1, 2))[:, None]
-    black = torch.mul(black.to(work), per_pixel)
+    both = torch.cat((centre.sum((2, 3)), black), 1)  # the face's mean channels and offset weight (the grid's passes)
+    both = torch.mul(both if both.dtype == work else both.to(work), per_pixel)
     free = free if free is None or free.dtype == work else free.to(work)
-    grid = None if free is None else s if s.dtype == work else s.to(work)  # (a white balance's gains: _hue_rule)
+    grid = None if free is None or moments is not None else s if s.dtype == work else s.to(work)  # (a white balance's gains)
     if _on_host(t):  # the rest is arithmetic on a few numbers per face: numpy's (a third of torch's time an operation)
-        both = host_array(torch.cat((m, black), 1))
+        both = host_array(both)
         _hue_rule(np, both[:, :c], both[:, c:], host_array(t), None if free is None else host_array(free), work != t.dtype,
-                  None if grid is None else host_array(grid))
+                  None if grid is None else host_array(grid), None if moments is None else host_array(moments))
     else:
-        _hue_rule(torch, m, black, t, free, work != t.dtype, grid)
+        _hue_rule(torch, both[:, :c], both[:, c:], t, free, work != t.dtype, grid, moments)
     return t
 
 
@@ -176,7 +180,7 @@ def _on_host(t: Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype in (torch.float16, torch.float32, torch.float64)
 
 
-def _hue_rule(xp: Any, m: Any, black: Any, t: Any, free: Any, copied: bool, grid: Any = None) -> None:
+def _hue_rule(xp: Any, m: Any, black: Any, t: Any, free: Any, copied: bool, grid: Any = None, moments: Any = None) -> None:
     """:func:`keep_hue`'s rule from the face's mean channels ``m`` (N, C) and offset weight ``black`` (N, 1), applied to
     the transforms ``t`` (N, C, 3) in place; ``xp``: numpy (host arrays sharing the tensors' memory) or torch (the same
     operations on the device). ``copied``: ``t`` is read in a wider dtype as a copy (as before it was changed), else as
@@ -217,11 +221,14 @@ def _hue_rule(xp: Any, m: Any, black: Any, t: Any, free: Any, copied: bool, grid
     slope = along - grey[:, :1] - spread / lum * (GAINED_SATURATION / c)
     cut = ceil(floor(over / floor(slope, 1e-12), 0.0), 1.0) * gate  # the share of the cast cut
     t += cut[..., None] * (grey[:, None] - t)
-    if grid is not None:  # a white balance is a gain per channel (a camera's): on the rows of free (left as they were
+    if free is not None:  # a white balance is a gain per channel (a camera's): on the rows of free (left as they were
         # above) t's least-squares projection onto one over the photo's grid, a s_c + k lum + b w -> (a + k <s_c lum> /
         # <s_c s_c> + b <s_c w> / <s_c s_c>) s_c
-        lum_g = grid.sum(1)[:, None] * (1 / c)
-        ss, sl, sw = ((grid * r).sum(-1).sum(-1) for r in (grid, lum_g, ceil(floor(lum_g * (1 / BLACK_RAMP), 0.0), 1.0)))
+        if moments is None:
+            lum_g = grid.sum(1)[:, None] * (1 / c)
+            ss, sl, sw = ((grid * r).sum(-1).sum(-1) for r in (grid, lum_g, ceil(floor(lum_g * (1 / BLACK_RAMP), 0.0), 1.0)))
+        else:
+            ss, sl, sw = (moments[:, i::3] for i in range(3))
         gain = tw[..., 0] + (tw[..., 1] * sl + tw[..., 2] * sw) / floor(ss, 1e-12)
         t[..., 0] += free[:, None] * (gain - tw[..., 0])
         t[..., 1:] *= 1 - free[:, None, None]
@@ -311,6 +318,15 @@ def _refit_picks(c: int, device: torch.device) -> Tensor:
     key = ("refit", c, device)
     if key not in _PICKS:
         _PICKS[key] = torch.tensor([r * c + i for i in range(c) for r in (i, c, c + 1)], device=device)
+    return _PICKS[key]
+
+
+def _moment_picks(c: int, device: torch.device) -> Tensor:
+    """Flat positions in the Gram matrix's first C + 2 rows (C + 2 x 2 C + 2) of each channel's products with itself, the
+    luminance and the offset weight (:func:`keep_hue`'s ``moments``)."""
+    key = ("moments", c, device)
+    if key not in _PICKS:
+        _PICKS[key] = torch.tensor([i * (2 * c + 2) + j for i in range(c) for j in (i, c, c + 1)], device=device)
     return _PICKS[key]
 
 
