@@ -27,14 +27,14 @@ from torch.utils.data import Dataset
 
 from .bundle.format import Bundle, bundle_path
 from .device import torch_defaults
-from .engine.cache import LatentStore, bundle_key, content_keys
+from .engine.cache import content_keys
 from .engine.codes import check_edit_options, check_refine_loss, check_seed, check_strength, control_of
 from .engine.edits import Edit, derive_seed, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
-from .engine.photos import NO_PIXEL, NO_ROOM
 from .engine.variants import check_variants, marks_places, redraw_turns, repeats_another, unplaced_redraws
-from .faces.identity import faces_extra_available, online_gate
+from .faces.identity import online_gate
 from .samples import SampleMeta, join_item, read_item, transform_item
+from .source_latents import invert_sources
 
 
 class GenerativeAugDataset(Dataset):
@@ -187,22 +187,11 @@ class GenerativeAugDataset(Dataset):
         return x, frame
 
     # --------------------------------------------------------------- inversion
-    def _store(self) -> LatentStore | None:
-        if self.cache_path is None:
-            return None
-        e = self.engine
-        return LatentStore(self.cache_path, {
-            "bundle": bundle_key(e.bundle), "refine": [e.refine_steps, e.refine_loss, e.refine_lr], "framing": e.framing,
-        })
-
     @torch_defaults()  # genaug's own settings (the latents kept and the cache file on the host, never inference tensors)
     def prepare(self) -> "GenerativeAugDataset":
-        """Invert every image once (batched on the engine's device); with ``cache_path``, images
-        whose content key is in the cache file reuse their latent and only the others are inverted. Where the
-        engine's codes hold an edit that draws on the face (glasses, mouth, ...) and the framing rule misplaces a
-        source's face, that source is also inverted framed by its face (:meth:`Engine.frame_part`), for those edits;
-        the cache keys it by that frame's content, apart from the rule's. A Dataset that frames no source by its face
-        (no such code) keeps the rows of the file it does not know (another Dataset's face-framed latents)."""
+        """Invert every image once (:func:`genaug.source_latents.invert_sources`: batched on the engine's device, with
+        ``cache_path`` only the images not in the cache file; a source whose face the rule misframes also framed by its
+        face, for the codes that draw on it)."""
         if self.latents is not None:
             if len(self.latents) != len(self.base):  # items of a grown base had no latent (an IndexError of a tensor)
                 raise ValueError(f"the base dataset holds {len(self.base)} items, but {len(self.latents)} were inverted when "
@@ -211,53 +200,8 @@ class GenerativeAugDataset(Dataset):
             return self
         if len(self.base) == 0:
             raise ValueError("the base dataset is empty")
-        from tqdm.auto import tqdm
-
-        e, n, bs = self.engine, len(self.base), self.engine.batch_size
-        store = self._store()
-        known = store.load() if store is not None else {}
-        stored, keys, marked, parts = list(known), [], [], {}
-        lat: list[Tensor] = [torch.empty(0)] * n
-        score: list[Tensor] = [torch.empty(0)] * n
-        face_codes = e._latent_codes()  # a source the rule misframes gets a second latent, framed by its face, for these
-        try:
-            for start in tqdm(range(0, n, bs), desc="genaug: inverting", unit="batch", disable=not self.progress):
-                rows = list(range(start, min(start + bs, n)))
-                frames, framed = [], {}
-                for i in rows:
-                    image, rest = read_item(self.base, i)
-                    marked.append(self._marked(i, rest))
-                    x_i, frame = self._frame(i, image, count=False)
-                    frames.append(x_i)
-                    part = e.frame_part(image, frame, face_codes)
-                    if part is not None:
-                        framed[i] = len(frames)
-                        frames.append(part[0][None])
-                x = torch.cat(frames)
-                all_keys = content_keys(x)
-                batch_keys = [k for j, k in enumerate(all_keys) if j not in framed.values()]
-                todo = [j for j, k in enumerate(all_keys) if k not in known]
-                if todo:
-                    inv = e.invert(x[todo].to(e.device))
-                    for j, latent, s in zip(todo, inv.latent.cpu(), inv.score.cpu()):
-                        known[all_keys[j]] = (latent, s)
-                for i, k in zip(rows, batch_keys):
-                    lat[i], score[i] = known[k]
-                for i, j in framed.items():
-                    parts[i] = (all_keys[j], known[all_keys[j]][0][None], known[all_keys[j]][1][None])
-                keys += batch_keys
-        except BaseException:  # a bad item or Ctrl-C: keep what was inverted, the next run starts from it
-            if store is not None and len(known) > len(stored):  # (with the rows the file held: none is lost)
-                rows = list(known)
-                store.save(rows, torch.stack([known[k][0] for k in rows]), torch.stack([known[k][1] for k in rows]))
-            raise
-        self.latents, self.scores, self.keys, self.marked, self.parts = torch.stack(lat), torch.stack(score), keys, marked, parts
-        rows = keys + [p[0] for p in parts.values()]
-        if not (e.seeks_faces(face_codes) and faces_extra_available()):  # the face-framed latents another Dataset saved
-            owned = set(rows)                                           # (codes with named edits): kept for it
-            rows += [k for k in stored if k not in owned]
-        if store is not None and rows != stored:
-            store.save(rows, torch.stack([known[k][0] for k in rows]), torch.stack([known[k][1] for k in rows]))
+        self.latents, self.scores, self.keys, self.marked, self.parts = invert_sources(
+            self.engine, self.base, self.cache_path, self._frame, self._marked, self.progress)
         return self
 
     # ------------------------------------------------------------------- items
@@ -295,7 +239,7 @@ class GenerativeAugDataset(Dataset):
         counted in ``engine.stats``): a planned image-space control (``yaw``, ``light``: no face found, or no room on a
         near-profile face, re-drawn among the latent codes, see :meth:`_variant`), an edit that draws on the face where
         ``framing="auto"`` finds no face in a large photo (``Engine.unplaced``), and a colour edit at strength 0 (no
-        pixel changed); the sample itself always reports the edit as applied (also a ``yaw`` scaled into the face's
+        pixel changed; a control at strength 0 renders as nothing, ``Engine.unchanged``); the sample itself always reports the edit as applied (also a ``yaw`` scaled into the face's
         room, see ``ImageControl.fit``, and a gate's re-draw)."""
         self.prepare()
         with torch_defaults():  # genaug's own dtype, default device and precision (the draws repeat under any)
@@ -366,10 +310,9 @@ class GenerativeAugDataset(Dataset):
             if control_of(e.spec, edit.code) is None:
                 out, info, placed, score = self._render(meta.source, x, edit, image, frame, draws, e._latent_codes())
                 e.stats["augmented"] -= 1  # (counted once, by the first pass)
-        faceless, undone = e.faceless(info.edits[0], frame), e.undone(info.edits[0], placed)
-        nothing = bool(info.kept[0]) and e.recoloured_nothing(placed, frame, image, out)  # (strength 0: as the transform)
-        applied = placed if info.kept[0] and not faceless and not undone and not nothing else None
-        why = ("unchanged (no face found)" if faceless else NO_ROOM if undone else NO_PIXEL if nothing else "unchanged (gate)")
+        kept = bool(info.kept[0]) or e.faceless(info.edits[0], frame)  # (no face found: said so, gate or not)
+        why = e.unchanged(info.edits[0], placed, frame, image, out) if kept else "unchanged (gate)"
+        applied = placed if why is None else None
         meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
         return out, meta
 

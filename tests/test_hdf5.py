@@ -315,7 +315,7 @@ def test_controls_left_undone_for_want_of_a_face_are_named_by_the_run(tmp_path, 
     expand_to_hdf5(src, out, 1, codes=["light"], seed=0, device="cpu", progress=False)
     with h5py.File(out) as f:
         assert np.isnan(f["codes"][()]).all()
-    assert "2 variant(s) kept the unedited source: no face found for their control" in capsys.readouterr().err
+    assert "2 variant(s) kept the unedited source: no face found for their edit, which needs one" in capsys.readouterr().err
 
 
 def test_reader_names_classes_as_torchvision_does(reference):

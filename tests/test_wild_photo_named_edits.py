@@ -94,7 +94,7 @@ def test_dataset_meta_of_a_colour_edit_at_strength_0_says_unchanged_as_the_trans
     t = genaug.GenerativeFaceAug(p=1.0, codes=["tone"], strength=0, device="cpu")
     A.Compose([t], seed=0)(image=img)
     said = t.last_info.descriptions[0]
-    assert said == "unchanged (the colour edit changed no pixel of this photo)"  # before: ds.meta(0) 'tone=-0.9...'
+    assert said == "unchanged (the edit changed no pixel of this photo)"  # before: ds.meta(0) 'tone=-0.9...'
     for i in range(2):
         out, meta = ds[i]
         assert np.array_equal(np.asarray(out), img) and meta.description == ds.meta(i).description == said

@@ -118,12 +118,14 @@ def file_index(name: Path) -> int:
 def augment_chunk(engine: Any, images: list[np.ndarray], indices: list[int], variants: int, seed: int,
                   no_face: list[int] | None = None, unchanged: list[int] | None = None) -> list[list[Any]]:
     """``variants`` augmentations of each image (one inversion per image); image ``k`` draws its
-    edits from (seed, indices[k]) (:func:`file_index`). A planned ``yaw`` / ``light`` on an image in which no face
-    was found is re-drawn among the latent codes (:meth:`Engine.replace_unplaced_variant`, as the Dataset and
+    edits from (seed, indices[k]) (:func:`file_index`). A planned edit that needs a face (``yaw`` / ``light``; in a
+    large photo, one that draws on the face: :meth:`Engine.unplaced`) on an image in which no face was found is
+    re-drawn among the latent codes that apply there (:meth:`Engine.replace_unplaced_variant`, as the Dataset and
     expand do: an image's re-draws in one pass, :func:`~genaug.engine.variants.unplaced_redraws`); images with
-    variants that still come back unchanged for want of a face (``framing="detect"`` found none, or only controls may
+    variants that still come back unchanged for want of a face (``framing="detect"`` found none, or no such code may
     be drawn) have their positions appended to ``no_face``; those with a variant that comes back unchanged though a
-    face was found (a control with no room on it, a near-profile face; every gate try rejected), to ``unchanged``."""
+    face was found (a control with no room on it, a near-profile face; an edit that changed no pixel, e.g. at
+    strength 0: :meth:`Engine.unchanged`; every gate try rejected), to ``unchanged``."""
     x, frames = engine.frame(images)
     x = x.to(engine.device)
     inv = engine.invert(x)
@@ -214,7 +216,7 @@ def run_augment(args: argparse.Namespace) -> Path:
     note = f"; skipped {len(skipped)} file(s) (not images, unreadable or too small): {named(skipped)}" if skipped else ""
     note += f"; no face found in {len(faceless)} image(s), written unchanged: {named(faceless)}" if faceless else ""
     note += (f"; {len(kept_as_is)} image(s) with variants written unchanged (no room for the control on the face, e.g. "
-             f"near profile; a colour edit that changed no pixel; every gate try rejected): {named(kept_as_is)}"
+             f"near profile; an edit that changed no pixel, e.g. --strength 0; every gate try rejected): {named(kept_as_is)}"
              if kept_as_is else "")
     note += (f"; {len(left_out)} image(s) inside --out {out} left out (not augmented; give --out a folder of its "
              f"own): {named(left_out)}" if left_out else "")

@@ -24,8 +24,9 @@ from .render import apply_control, paste_back, recolour, to_model_batch
 from .variants import unplaced_redraws
 
 
+NO_FACE = "unchanged (no face found)"  # :meth:`PhotoIO.faceless`
 NO_ROOM = "unchanged (no room for the control on this face)"  # a control the face had no room for (near profile)
-NO_PIXEL = "unchanged (the colour edit changed no pixel of this photo)"  # :meth:`PhotoIO.recoloured_nothing`
+NO_PIXEL = "unchanged (the edit changed no pixel of this photo)"  # a control at 0, a colour edit: :meth:`PhotoIO.unchanged`
 WILD = 4  # framing="auto" found no face in a photo whose short side is at least this many model frames (256 px for the
 # 64 px model): a scene, not a face crop, so an edit that draws on the face is not painted in the centre-square guess
 # (dlib missed 0-3 % of tight face crops upscaled to 256-512 px, 100 % of faces 24-32 px wide in 640x480 frames)
@@ -68,7 +69,7 @@ class PhotoIO:
             self._redraw_roomless(x, items, frames, res, info, gen, strength, mode, framing)
         for r, f in enumerate(frames):
             if self.faceless(info.edits[r], f):
-                info.kept[r], info.descriptions[r] = False, "unchanged (no face found)"
+                info.kept[r], info.descriptions[r] = False, NO_FACE
         return (res[0] if single else res), info
 
     def _frame_parts(self, items: list[Any], x: Tensor, frames: list[FrameInfo], edits: list[Edit], framing: str | None) -> None:
@@ -210,12 +211,25 @@ class PhotoIO:
             image, applied = self.place(o, im, f, edit, bool(info.kept[r]) if info is not None else True, drawn)
             if info is not None and applied is not edit:
                 info.edits[r], info.descriptions[r] = applied, applied.describe(self.spec)  # type: ignore[union-attr]
-            if info is not None and self.undone(edit, applied):
-                info.kept[r], info.descriptions[r] = False, NO_ROOM
-            elif info is not None and bool(info.kept[r]) and self.recoloured_nothing(edit, f, im, image):
-                info.kept[r], info.descriptions[r] = False, NO_PIXEL
+            why = self.unchanged(edit, applied, f, im, image) if info is not None and bool(info.kept[r]) else None
+            if why is not None:
+                info.kept[r], info.descriptions[r] = False, why  # type: ignore[union-attr]
             res.append(image)
         return res
+
+    def unchanged(self, edit: Edit | None, applied: Edit | None, frame: FrameInfo, original: Any, image: Any) -> str | None:
+        """Why a row the gates kept comes back as its photo, as every front end reports it (``last_info``, Dataset
+        meta; HDF5 ``codes`` NaN), or None where ``edit`` (as asked, at its strength) was applied: no face found for it
+        (:data:`NO_FACE`, :meth:`faceless`), a control the face had no room for (:data:`NO_ROOM`, :meth:`undone`), or
+        an edit that changed no pixel (:data:`NO_PIXEL`): a control asked at 0 (strength 0) or a colour edit that came
+        back as ``original`` (:meth:`recoloured_nothing`). ``applied``: the edit as :meth:`place` applied it; ``image``:
+        the result."""
+        if self.faceless(edit, frame):
+            return NO_FACE
+        if self.undone(edit, applied):
+            return NO_ROOM
+        still = applied is not None and applied.value == 0 and control_of(self.spec, applied.code) is not None
+        return NO_PIXEL if still or self.recoloured_nothing(edit, frame, original, image) else None
 
     def recoloured_nothing(self, edit: Edit | None, frame: FrameInfo, original: Any, image: Any) -> bool:
         """True when a colour edit (recipe ``colour``: tone, shade, warmth) came back as the photo it was given, value

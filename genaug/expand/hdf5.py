@@ -49,7 +49,9 @@ LAYOUT_VERSION = 1
 # same settings otherwise, so a resume does not mix records made two ways. 2 (r29): a named latent edit on a photo the
 # framing rule misframes is framed by the face; the yaw fit weighs pitch (which faces turn, and how far); light keeps a
 # clipped pixel's measured hue. (The default bundle's glasses / bangs regions change its identity, checked apart.)
-RENDER_REVISION = 2
+# 3 (r30): an edit that draws on the face, where no face is found in a large photo, keeps the source (codes NaN) or is
+# re-drawn among the colour codes; an edit that changed no pixel (strength 0) has codes NaN, a control at 0 not re-drawn.
+RENDER_REVISION = 3
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")
 # each dataset's ``description`` attribute: the file says what its columns mean (HDFView, h5dump, ``ds.attrs``)

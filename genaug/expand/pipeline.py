@@ -33,13 +33,14 @@ from ..bundle.format import Bundle
 from ..distenv import init_distributed, rank_device
 from ..engine.codes import control_of
 from ..engine.edits import derive_seed, variant_edits
+from ..engine.photos import NO_PIXEL, NO_ROOM
 from ..engine.variants import repeats_another, unplaced_redraws
 from ..faces.identity import faces_extra_available
 from ..images import MIN_SIDE
 from ..io import printable
 from .hdf5 import FORMAT, LAYOUT_VERSION, RENDER_REVISION, parts_dir_of
 from .parts import PartWriter, merge_parts
-from .runs import RunFiles, describe_skipped, gate_key
+from .runs import RunFiles, describe_skipped, describe_unedited, gate_key
 from .settings import ExpandSettings, check_arguments, check_out, code_columns, output_shape
 from .sources import ExpandError, Source, open_source, to_channels
 
@@ -75,8 +76,8 @@ class _Job:
     out_hw: tuple[int, int] | None  # fixed output (H, W) for --size source|WxH, None = model size
     resize: bool  # resize sources to out_hw (WxH) rather than skip mismatches (source)
     code_names: list[str]
-    unedited: dict[str, int] = field(default_factory=lambda: {"no face": 0, "no room": 0, "repeats": 0})  # variants left
-    # as the source; "repeats": a control re-drawn for want of a face repeated another variant's edit
+    unedited: dict[str, int] = field(default_factory=lambda: {"no face": 0, "no room": 0, "no pixel": 0, "repeats": 0})
+    # variants left as the source; "repeats": an edit re-drawn for want of a face repeated another variant's edit
 
     def load(self, i: int) -> tuple[np.ndarray | None, str]:
         channels = self.engine.channels
@@ -168,18 +169,22 @@ class _Job:
                                    drawn=True, frames=fr, redraw_codes=redraw_codes)
         res = []
         for r, k in enumerate(ks):
-            if e.faceless(info.edits[r], frames[k]):  # no face found: the source, unedited
+            original, asked = imgs[k] if placed else to_uint8(x[k]), info.edits[r]
+            if e.faceless(asked, frames[k]):  # no face found: the source, unedited
                 self.unedited["no face"] += 1
-                res.append((imgs[k] if placed else to_uint8(x[k]), None, False, float(ir.score[r])))
+                res.append((original, None, False, float(ir.score[r])))
                 continue
             if placed or fr[r] is not frames[k]:  # a control's value as applied to the face (yaw: scaled into its room)
-                image, applied = e.place(out[r], imgs[k], fr[r], info.edits[r], bool(info.kept[r]), drawn=True)
-            else:
-                image, applied = to_uint8(out[r]), info.edits[r]
+                image, applied = e.place(out[r], imgs[k], fr[r], asked, bool(info.kept[r]), drawn=True)
+            else:  # (the model frame's render fitted a control's value in place: asked, the plan's at the strength)
+                image, applied = to_uint8(out[r]), asked
+                if asked.code == edits[r].code and control_of(e.spec, asked.code) is not None:
+                    asked = e._scale_controls([edits[r]], torch.tensor([e.strength]))[0]
             if not placed and fr[r] is not frames[k]:  # model-sized records: the edited photo in the rule's frame
                 image = to_uint8(e.frame([image], count=False)[0][0])
-            no_room = bool(info.kept[r]) and applied.value == 0 and control_of(e.spec, applied.code) is not None
-            res.append((image, applied if info.kept[r] and not no_room else None, no_room, float(ir.score[r])))
+            why = e.unchanged(asked, applied, frames[k], original, image) if info.kept[r] else None
+            self.unedited["no pixel"] += int(why == NO_PIXEL)  # (a control at 0, a colour edit at strength 0: codes NaN)
+            res.append((image, applied if info.kept[r] and why is None else None, why == NO_ROOM, float(ir.score[r])))
         return res
 
 
@@ -233,21 +238,7 @@ def _expand_blocks(job: _Job, files: Any, todo: list[int], shape: tuple[int, int
             if current is not None:
                 writer.put(("close", current, block_skipped))
         writer.finish()
-        if job.engine.stats["no_face"]:
-            say(f"no face found in {job.engine.stats['no_face']} source image(s) (framing=detect): "
-                "their records are the unedited source (codes NaN)")
-        elif job.unedited["no face"]:  # framing auto: a control (yaw, light) with no face and no latent code to re-draw
-            say(f"{job.unedited['no face']} variant(s) kept the unedited source: no face found for their control (codes NaN)")
-        if job.unedited["repeats"]:
-            say(f"{job.unedited['repeats']} variant(s) repeat another variant of their source: no face found for their "
-                "control, and the latent codes had no other edit left to re-draw it as")
-        if job.unedited["no room"]:
-            say(f"{job.unedited['no room']} variant(s) kept the unedited source: their control had no room on the face "
-                "(a near-profile face is not turned and gets no frames; codes NaN)")
-        if job.engine.stats["dropped"]:  # the gates rejected every try: those records are the unedited source
-            say(f"{job.engine.stats['dropped']} variant(s) kept the unedited source after the gates rejected every re-draw "
-                f"(identity gate re-draws {job.engine.stats['gated']}, quality rejections {job.engine.stats['quality_rejected']}; "
-                "codes NaN)")
+        describe_unedited(job.engine.stats, job.unedited, say)
     finally:
         bar.close()
         writer.stop()

@@ -226,3 +226,29 @@ def describe_skipped(skipped: list[tuple[int, str, str]], log: Callable[[str], N
         log(f"  {p}: {why}")
     if len(skipped) > 20:
         log(f"  … and {len(skipped) - 20} more")
+
+
+def describe_unedited(stats: dict[str, int], unedited: dict[str, int], say: Callable[[str], None]) -> None:
+    """Report the records left as their source (HDF5 ``codes`` NaN) and why: the engine's ``stats`` (no face under
+    ``framing="detect"``, every gate try rejected) and the run's ``unedited`` counts (no face found for an edit that
+    needs one, no room for a control, an edit that changed no pixel; ``repeats``: such a re-draw that repeats another
+    variant)."""
+    if stats["no_face"]:
+        say(f"no face found in {stats['no_face']} source image(s) (framing=detect): "
+            "their records are the unedited source (codes NaN)")
+    elif unedited["no face"]:  # framing auto: a control, or an edit that draws on the face of a large photo, with no
+        # latent code that applies there to re-draw it as
+        say(f"{unedited['no face']} variant(s) kept the unedited source: no face found for their edit, which needs one "
+            "(codes NaN)")
+    if unedited["repeats"]:
+        say(f"{unedited['repeats']} variant(s) repeat another variant of their source: no face found for their edit, "
+            "which needs one, and the latent codes had no other edit left to re-draw it as")
+    if unedited["no room"]:
+        say(f"{unedited['no room']} variant(s) kept the unedited source: their control had no room on the face "
+            "(a near-profile face is not turned and gets no frames; codes NaN)")
+    if unedited["no pixel"]:
+        say(f"{unedited['no pixel']} variant(s) kept the unedited source: their edit changed no pixel (a control at 0, "
+            "e.g. --strength 0; a colour edit at --strength 0 or to about the photo's own value; codes NaN)")
+    if stats["dropped"]:  # the gates rejected every try: those records are the unedited source
+        say(f"{stats['dropped']} variant(s) kept the unedited source after the gates rejected every re-draw "
+            f"(identity gate re-draws {stats['gated']}, quality rejections {stats['quality_rejected']}; codes NaN)")

@@ -1,0 +1,56 @@
+"""At strength 0 an edit changes no pixel: a colour edit (tone), and a control (yaw, light: scaled to 0), are reported
+unchanged by every front end alike (``last_info``, Dataset items and ``ds.meta(i)``, HDF5 ``codes`` NaN with the run
+naming them, ``genaug augment``'s summary list), not as the edit's value (``tone=+0.6``, ``yaw=+0.0``)."""
+from __future__ import annotations
+
+import albumentations as A
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import genaug
+from conftest import demo_face
+from genaug.cli.augment import augment_chunk
+from genaug.engine import Engine
+from genaug.engine.photos import NO_PIXEL
+from genaug.expand.pipeline import expand_to_hdf5
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("code", ["tone", "yaw", "light"])
+def test_every_front_end_says_an_edit_at_strength_0_left_the_photo_unchanged(code, tmp_path, capsys):
+    img = demo_face()
+    t = genaug.GenerativeFaceAug(p=1.0, codes=[code], strength=0, device="cpu", refine_steps=0)
+    out = A.Compose([t], seed=0)(image=img)["image"]
+    assert np.array_equal(out, img) and t.last_info.descriptions == [NO_PIXEL]  # before (yaw): ['yaw=+0.0']
+    assert not bool(t.last_info.kept[0])
+    ds = genaug.GenerativeAugDataset([img], variants=2, codes=[code], strength=0, return_meta=True, device="cpu",
+                                     refine_steps=0, progress=False, seed=0)
+    for i in range(2):
+        item, meta = ds[i]
+        assert np.array_equal(np.asarray(item), img)
+        assert meta.edit is None and meta.description == ds.meta(i).description == NO_PIXEL
+    unchanged: list[int] = []
+    augment_chunk(Engine(device="cpu", codes=[code], strength=0, refine_steps=0), [img], [0], 2, 0, [], unchanged)
+    assert unchanged == [0]  # named in genaug augment's summary: variants written unchanged
+    (tmp_path / "in").mkdir()
+    Image.fromarray(img).save(tmp_path / "in" / "face.png")
+    for size in ("model", "source"):
+        h5 = tmp_path / f"{size}.h5"
+        expand_to_hdf5(tmp_path / "in", h5, 2, codes=[code], strength=0, size=size, refine_steps=0, device="cpu",
+                       progress=False)
+        with h5py.File(h5) as f:
+            assert np.isnan(f["codes"][:]).all(), f["codes"][:]  # before (tone): the value drawn, e.g. 0.60
+            if size == "source":
+                assert all(np.array_equal(im, img) for im in f["images"][:])
+        assert "2 variant(s) kept the unedited source: their edit changed no pixel" in capsys.readouterr().err
+
+
+def test_a_control_at_strength_1_is_still_applied_and_named():
+    img = demo_face()
+    t = genaug.GenerativeFaceAug(p=1.0, codes=["yaw"], device="cpu", refine_steps=0)
+    out = A.Compose([t], seed=0)(image=img)["image"]
+    assert not np.array_equal(out, img) and t.last_info.descriptions[0].startswith("yaw=")
