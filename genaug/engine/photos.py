@@ -233,15 +233,18 @@ class PhotoIO:
 
     def recoloured_nothing(self, edit: Edit | None, frame: FrameInfo, original: Any, image: Any) -> bool:
         """True when a colour edit (recipe ``colour``: tone, shade, warmth) came back as the photo it was given, value
-        for value: a continuous code set to about the value the face already had (or a black photo), so it is
-        reported unchanged, not applied."""
+        for value (a float photo: level for level of 8 bits, as its uint8 copy would, not off by float rounding): a
+        continuous code set to about the value the face already had, strength 0 (or a black photo), so it is reported
+        unchanged, not applied."""
         if edit is None or frame.no_face or not self.recolours(edit):
             return False
         if isinstance(original, Tensor):
-            return isinstance(image, Tensor) and torch.equal(original, image)
+            return isinstance(image, Tensor) and torch.equal(*(_levels(t.float()) if t.is_floating_point() else t
+                                                               for t in (original, image)))
         if hasattr(original, "tobytes") and not hasattr(original, "shape"):  # PIL
             return original.tobytes() == image.tobytes()
-        return bool(np.array_equal(original, image))
+        a, b = np.asarray(original), np.asarray(image)
+        return bool(np.array_equal(*((_levels(a), _levels(b)) if a.dtype.kind == "f" else (a, b))))
 
     def recolours(self, edit: Edit) -> bool:
         """True when ``edit`` is a colour edit (recipe ``colour``: tone, shade, warmth; mode ``delta``): the whole photo
@@ -338,3 +341,8 @@ class PhotoIO:
                 for j, al in zip(rest, follow_faces(aligner, to_chw01(photo)[0][:channels], [aligned[j] for j in rest])):
                     aligned[j] = al
         return photo, edited
+
+
+def _levels(a: Any) -> Any:
+    """A float photo in [0, 1] (numpy or torch) as its 8-bit levels (clipped as the output is)."""
+    return (a.clip(0, 1) * 255).round()
