@@ -83,3 +83,28 @@ def test_parts_whose_manifest_cannot_be_read_are_not_said_to_be_another_revision
         expand_to_hdf5(src, out, 1, **run)
     assert len(list((tmp_path / "o.h5.parts").glob("part-*.h5"))) == 1  # nothing discarded
     assert expand_to_hdf5(src, out, 1, overwrite=True, **run).n_records == 4
+
+
+def test_another_revisions_file_or_parts_of_other_settings_too_are_not_said_to_differ_only_in_revision(tmp_path,
+                                                                                                        tiny_bundle_path):
+    # before: "... (render revision 2), and this genaug (revision 3) renders the same settings otherwise" though the
+    # seed differed too, which the message hid (the finished file and the parts alike)
+    src = noise_pngs(tmp_path / "src", (40, 36, 3), n=4)
+    run = dict(bundle=tiny_bundle_path, **FAST)
+    out = tmp_path / "o.h5"
+    expand_to_hdf5(src, out, 1, seed=3, **run)
+    with h5py.File(out, "a") as f:  # as the previous revision wrote it
+        f.attrs["render_revision"] = RENDER_REVISION - 1
+        f.attrs["run_key"] = "0" * 16
+    with pytest.raises(ExpandError) as caught:
+        expand_to_hdf5(src, out, 1, seed=4, **run)
+    said = str(caught.value)
+    assert "seed: 3 -> 4" in said and f"render revision {RENDER_REVISION - 1} -> {RENDER_REVISION}" in said, said
+    assert "same settings otherwise" not in said, said
+    _interrupted(lambda: expand_to_hdf5(src, tmp_path / "p.h5", 1, seed=3, **run))
+    _as_made_before_revisions(tmp_path / "p.h5.parts")
+    with pytest.raises(ExpandError) as caught:
+        expand_to_hdf5(src, tmp_path / "p.h5", 1, seed=4, **run)
+    said = str(caught.value)
+    assert "seed: 3 -> 4" in said and f"render revision 1 -> {RENDER_REVISION}" in said, said
+    assert "same settings otherwise" not in said and "and its settings" in said, said

@@ -77,7 +77,8 @@ class RunFiles:
                 n_out = f["images"].shape[0]
                 skipped = read_skipped(f)
                 stored = (f["images"].compression, f["images"].compression_opts)
-                made = {"seed": int(f.attrs["seed"]), "settings": json.loads(f.attrs["settings"])}
+                made = {"seed": int(f.attrs["seed"]), "settings": json.loads(f.attrs["settings"]), "render": rendered[0],
+                        "genaug_version": rendered[1]}
         except (OSError, KeyError, ValueError):  # (an unreadable file, or attributes that are not this run's JSON)
             pass
         want = compression_args(self.compression) if self.compression is not None else None
@@ -93,7 +94,8 @@ class RunFiles:
         if not overwrite and made_by is not None and made_by != self.key_info.get("bundle"):
             raise ExpandError(f"{self.out} was made by another model (bundle identity {made_by}, this run's is "
                               f"{self.key_info.get('bundle')}: its weights or edit recipes changed); pass --overwrite to re-render it")
-        if not overwrite and rendered is not None and rendered[0] != self.key_info.get("render"):
+        only_render = _made_diff(made, self.key_info) in ([], ["render"])  # (else named with the rest, below)
+        if not overwrite and rendered is not None and rendered[0] != self.key_info.get("render") and only_render:
             raise ExpandError(f"{self.out} was rendered by genaug {rendered[1]} (render revision {rendered[0]}), and this "
                               f"genaug (revision {self.key_info.get('render')}) renders the same settings otherwise; "
                               "pass --overwrite to re-render it")
@@ -118,7 +120,8 @@ class RunFiles:
                     raise ExpandError(f"{self.parts_dir} holds parts whose {MANIFEST} cannot be read, so which run made them "
                                       "is unknown; pass --overwrite to discard them")
                 diff = [k for k in KEYS if old.get(k) != self.key_info[k]]
-                fix = ("resume it with the genaug that started it" if "render" in diff else "rerun with the original settings to resume")
+                fix = ("rerun with the original settings to resume" if "render" not in diff else "resume it with the genaug "
+                       "that started it" + (" and its settings" if len(diff) > 1 else ""))
                 raise ExpandError(
                     f"{self.parts_dir} holds parts of a different run ({', '.join(diff) or 'unreadable manifest'} differ: "
                     f"{_describe_diff(old, self.key_info, diff)}); {fix}, or pass --overwrite to discard them"
@@ -191,13 +194,13 @@ def _plain(values: Any) -> str:
     return f"<{type(values).__module__}.{type(values).__qualname__}>"
 
 
-def _describe_diff(old: dict[str, Any], new: dict[str, Any], keys: list[str]) -> str:
+def _describe_diff(old: dict[str, Any], new: dict[str, Any], keys: list[str], made_of: str = "the parts were") -> str:
     bits = []
     for k in keys:
         a, b = old.get(k), new.get(k)
         if k == "render":  # (a manifest before revision 2 has none)
-            bits.append(f"render revision {a or 1} -> {b}: the parts were rendered by genaug {old.get('genaug_version', '?')}, "
-                        "and this genaug renders the same settings otherwise")
+            bits.append(f"render revision {a or 1} -> {b}: {made_of} rendered by genaug {old.get('genaug_version', '?')}"
+                        + (", and this genaug renders the same settings otherwise" if keys == ["render"] else ""))
         elif isinstance(a, dict) and isinstance(b, dict):
             sub = [f"{kk}: {a.get(kk)!r} -> {b.get(kk)!r}" for kk in sorted(set(a) | set(b)) if a.get(kk) != b.get(kk)]
             bits.append(f"{k} ({'; '.join(sub)})")
@@ -207,14 +210,24 @@ def _describe_diff(old: dict[str, Any], new: dict[str, Any], keys: list[str]) ->
 
 
 def _made_by(made: dict[str, Any], key_info: dict[str, Any]) -> str:
-    """What differs between the run that made a finished file (its ``seed`` and ``settings`` attributes, ``made``; {}
-    when unreadable) and this one."""
+    """What differs between the run that made a finished file (its ``seed``, ``settings`` and ``render`` revision
+    attributes, ``made``; {} when unreadable) and this one."""
     if not made:
         return f"an HDF5 file that is not a genaug expansion (no format attribute {FORMAT!r}), or unreadable"
-    made = {**made, "settings": {k: v for k, v in made["settings"].items() if k != "compression"}}
-    diff = [k for k in made if made[k] != key_info[k]]
-    return (f"made by a different run: {_describe_diff(made, key_info, diff)}" if diff else
+    diff = _made_diff(made, key_info)
+    return (f"made by a different run: {_describe_diff(_sans_compression(made), key_info, diff, 'it was')}" if diff else
             "made by a different run: its source files, identity judge or genaug[faces] install differ")
+
+
+def _made_diff(made: dict[str, Any], key_info: dict[str, Any]) -> list[str]:
+    """The keys of a finished file's ``made`` (:func:`_made_by`) that differ from this run's (its compression aside:
+    a rerun of other compression is told apart)."""
+    made = _sans_compression(made) if made else made
+    return [k for k in ("seed", "settings", "render") if k in made and made[k] != key_info[k]]
+
+
+def _sans_compression(made: dict[str, Any]) -> dict[str, Any]:
+    return {**made, "settings": {k: v for k, v in made["settings"].items() if k != "compression"}}
 
 
 def describe_skipped(skipped: list[tuple[int, str, str]], log: Callable[[str], None]) -> None:
