@@ -156,17 +156,19 @@ class PhotoIO:
     @torch_defaults()
     def replace_unplaced(self, edits: list[Edit], frames: list[FrameInfo], generator: torch.Generator) -> list[Edit]:
         """``edits`` with each edit that :meth:`unplaced` would leave undone (no face found) re-drawn from
-        ``generator`` among the engine's latent codes that apply there (none: unchanged) — random edits only."""
+        ``generator`` among the engine's latent codes that apply on its photo (none: unchanged; the rows of photos
+        alike drawn together, so a row's codes do not depend on the other photos of the batch) — random edits only."""
         rows = [r for r, (e, f) in enumerate(zip(edits, frames)) if self.unplaced(e, f)]
         if not rows:  # (the usual case: every edit has its face)
             return edits
-        codes = self._latent_codes([frames[r] for r in rows])
-        if not codes:
-            return edits
-        drawn = random_edits(self.spec, len(rows), generator, codes=codes, bounds=self.bounds)
+        alike: dict[tuple[int, ...], list[int]] = {}  # the codes that apply on a photo -> its rows
+        for r in rows:
+            alike.setdefault(tuple(self._latent_codes([frames[r]])), []).append(r)
         out = list(edits)
-        for r, e in zip(rows, drawn):
-            out[r] = e
+        for codes, rs in alike.items():
+            if codes:
+                for r, e in zip(rs, random_edits(self.spec, len(rs), generator, codes=list(codes), bounds=self.bounds)):
+                    out[r] = e
         return out
 
     @torch_defaults()
@@ -270,8 +272,8 @@ class PhotoIO:
         return frame.guessed and frame.box[2] - frame.box[0] >= WILD * self.image_size
 
     def faceless(self, edit: Edit | None, frame: FrameInfo) -> bool:
-        """True when the photo comes back unedited for want of a face: ``detect`` found none, or ``edit`` is a
-        control with no face placed (:meth:`unplaced`)."""
+        """True when the photo comes back unedited for want of a face: ``detect`` found none, or ``edit`` needs one and
+        none was placed (:meth:`unplaced`: a control; in a large photo, an edit that draws on the face)."""
         return frame.no_face or self.unplaced(edit, frame)
 
     def undone(self, edit: Edit | None, applied: Edit | None) -> bool:
