@@ -67,3 +67,27 @@ def test_the_warning_numbers_variants_as_their_metas_do():
         with pytest.warns(UserWarning, match=r"its variant (\d+)'s yaw is re-drawn") as caught:
             variant = ds.meta(i).variant  # (as applied: the item is rendered)
         assert variant == i and f"its variant {i}'s" in str(caught[0].message)
+
+
+@needs_face_search
+def test_framing_detect_without_a_face_warns_of_no_repeats(tmp_path, capsys):
+    # framing="detect" finds no face: every variant is the unchanged source, said so ("unchanged (no face found)");
+    # the Dataset also warned that its yaws were re-drawn as smiles repeating each other, and expand counted them as
+    # "variant(s) repeat another variant" (this session's re-draw rule: no longer only for auto's guesses)
+    from PIL import Image
+
+    from genaug.expand import expand_to_hdf5
+
+    ds = genaug.GenerativeAugDataset([_noise()], variants=3, codes=["glasses", "yaw"], framing="detect",
+                                     return_meta=True, device="cpu", progress=False, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        said = [ds[i][1].description for i in range(3)]
+    assert said == ["unchanged (no face found)"] * 3
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(_noise()).save(src / "noise.png")
+    expand_to_hdf5(src, tmp_path / "x.h5", 3, codes=["glasses", "yaw"], framing="detect", size="source", device="cpu",
+                   progress=False, seed=0)
+    err = capsys.readouterr().err
+    assert "no face found in 1 source image(s) (framing=detect)" in err and "repeat another variant" not in err, err

@@ -77,6 +77,8 @@ def repeats_another(engine: Any, plan: list[Edit], frame: Any, v: int, edit: Edi
     :meth:`Engine.replace_unplaced_variant`, variant ``j``'s draws seeded ``seed_of(j)``), repeats another variant's
     edit: the re-draws avoid the moves other variants make until the latent codes have none left. ``redrawn``: the
     source's :func:`unplaced_redraws`, when already drawn (one pass serves all its variants)."""
+    if frame.no_face:  # (detect found no face: every variant is the source, said so, none a repeat)
+        return False
     if not (engine.unplaced(plan[v], frame) and not engine.unplaced(edit, frame)):  # (re-drawn, not left undone)
         return False
     redrawn = unplaced_redraws(engine, plan, frame, seed_of) if redrawn is None else redrawn
