@@ -14,7 +14,7 @@ from torch import Tensor
 from ..device import torch_defaults
 from ..faces.controls import GEOMETRIC_CONTROLS
 from ..faces.pose import faces_beside
-from ..images import FrameInfo, from_chw01, match_channels, to_chw01
+from ..images import FrameInfo, from_chw01, grey_white, match_channels, to_chw01
 from .codes import control_of, default_codes
 from .colour import fit_colour
 from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
@@ -235,16 +235,19 @@ class PhotoIO:
 
     def recoloured_nothing(self, edit: Edit | None, frame: FrameInfo, original: Any, image: Any) -> bool:
         """True when a colour edit (recipe ``colour``: tone, shade, warmth) came back as the photo it was given, value
-        for value (a float photo: level for level of 8 bits, as its uint8 copy would, not off by float rounding): a
-        continuous code set to about the value the face already had, strength 0 (or a black photo), so it is reported
-        unchanged, not applied."""
+        for value (a float photo, PIL's "F" too: level for level of 8 bits, as its uint8 copy would, not off by float
+        rounding): a continuous code set to about the value the face already had, strength 0 (or a black photo), so it
+        is reported unchanged, not applied."""
         if edit is None or frame.no_face or not self.recolours(edit):
             return False
         if isinstance(original, Tensor):
             return isinstance(image, Tensor) and torch.equal(*(_levels(t.float()) if t.is_floating_point() else t
                                                                for t in (original, image)))
         if hasattr(original, "tobytes") and not hasattr(original, "shape"):  # PIL
-            return original.tobytes() == image.tobytes()
+            if original.mode != "F":
+                return original.tobytes() == image.tobytes()
+            white = grey_white(original)  # (a float grey image in [0, 1] or 0..255)
+            original, image = np.asarray(original) / white, np.asarray(image) / white
         a, b = np.asarray(original), np.asarray(image)
         return bool(np.array_equal(*((_levels(a), _levels(b)) if a.dtype.kind == "f" else (a, b))))
 
