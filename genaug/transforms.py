@@ -201,7 +201,7 @@ class GenerativeFaceAug(ImageOnlyTransform):
         self._worker_tag: tuple[int, int] | None = None
         self._geometric_aliases: dict[str, str] = {}  # Compose(additional_targets=) names of masks, boxes, keypoints
         self.last_info = None
-        check_edit_options(self.bundle, self.codes, self.bounds)
+        check_edit_options(self.bundle, self.codes, self.bounds, stacklevel=5)  # (5: albumentations wraps __init__)
         self._turns = _named_turns(self.bundle, self.codes)
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -186,12 +186,14 @@ def check_codes(spec: LatentSpec, codes: Any) -> list[int] | None:
     return None if codes is None else list(seen)
 
 
-def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[str | int, tuple[float, float]] | None) -> None:
+def check_edit_options(bundle: str, codes: list[str | int] | None, bounds: dict[str | int, tuple[float, float]] | None,
+                       stacklevel: int = 4) -> None:
     """Fail fast, from the bundle's config alone: a missing bundle, an unknown code or a bad range
-    raises ``ValueError`` here instead of at the first image (perhaps inside a DataLoader worker)."""
+    raises ``ValueError`` here instead of at the first image (perhaps inside a DataLoader worker). ``stacklevel``: the
+    warning's line (:func:`check_spec_options`; 4: the caller's caller)."""
     from ..bundle.format import read_spec
 
-    check_spec_options(read_spec(bundle), codes, bounds, stacklevel=4)
+    check_spec_options(read_spec(bundle), codes, bounds, stacklevel=stacklevel)
 
 
 def check_spec_options(spec: LatentSpec, codes: Any, bounds: Any, stacklevel: int = 3) -> None:
