@@ -125,14 +125,12 @@ def test_a_tight_crops_redraw_does_not_depend_on_a_large_photo_beside_it():
     """Re-draws of a batch (a list through ``engine.augment``, the transform's ``images=``) among the codes that apply
     to each photo: a yaw on a blurred crop beside a scene without a found face is still re-drawn as a smile (the codes
     were cut to the ones that apply on every photo of the batch: none, so the crop came back unchanged)."""
-    import torch as _torch
-
     from genaug.engine import Engine
 
     e = Engine(device="cpu", codes=["smile", "yaw"], refine_steps=0)
     yaw = (e.code_names.index("yaw"), 20.0)
     for photos in ([blurred_crop()], [blurred_crop(), scene()]):
         _, info = e.augment(photos, edits=[yaw] * len(photos), redraw_unplaced=True,
-                            generator=_torch.Generator().manual_seed(0))
+                            generator=torch.Generator().manual_seed(0))
         assert info.descriptions[0].startswith("smile="), info.descriptions
         assert info.descriptions[1:] in ([], [NO_FACE]), info.descriptions
