@@ -42,7 +42,7 @@ def test_a_large_photo_turns_as_a_full_size_render(monkeypatch, where):
     monkeypatch.setattr(pose, "WORK_PIXELS", work)
     monkeypatch.setattr(pose, "CHUNK_PIXELS", 20000)  # several bands of rows
     solve, points = pose.solve_head_x, []
-    monkeypatch.setattr(pose, "solve_head_x", lambda u, *a: points.append(u[0].numel()) or solve(u, *a))
+    monkeypatch.setattr(pose, "solve_head_x", lambda u, *a, **k: points.append(u[0].numel()) or solve(u, *a, **k))
     small = rotate_yaw(x, degrees, lm, keep_eyes=keep_eyes)
     assert points and max(points) <= 1.02 * work  # the turn solved at the work size, not at every pixel
     assert float((full - x).abs().amax()) > 0.5  # it did turn

@@ -363,8 +363,8 @@ def _turn_map(pose: PoseFit, src: Tensor, dst: Tensor, px: Tensor, py: Tensor, s
     y = (v_out - pose.tv[:, None, None]) / s
     smooth = (TABLE_U[1] - TABLE_U[0]) / (COLS - 1) * pose.scale * pose.frame.scale >= SMOOTH_READ_PX
     y_nose = generic_rows(y, pose.nose_y)  # the generic nose on the photo's nose base
-    x = solve_head_x((u_out - u_axis) / s, y_nose, dst, axis, smooth)
-    z, gx, gy = surface(x, y_nose).unbind(-1)
+    x = solve_head_x((u_out - u_axis) / s, y_nose, dst, axis, smooth, turn=True)
+    z, gx, gy = surface(x, y_nose, turn=True).unbind(-1)
     z = z - axis
     # the fade follows the head's outline on the background plane (smooth in the pixel, unlike the
     # solved point, which jumps at occlusions: a fade on it leaves dotted seams), the turned head's and the photo's:
@@ -376,7 +376,7 @@ def _turn_map(pose: PoseFit, src: Tensor, dst: Tensor, px: Tensor, py: Tensor, s
     u_src = u_out + mask * (s * (x * cs + z * sn) + u_axis - u_out)
     u_mirror = u_out + mask * (s * (-x * cs + z * sn) + u_axis - u_out)
     seen, seen_mirror = visibility(gx, gy, src), visibility(-gx, gy, src)  # the shape is symmetric: at -x, the slope -gx
-    in_source = solve_head_x((u_src - u_axis) / s, y_nose, src, axis, smooth)  # what the source shows there
+    in_source = solve_head_x((u_src - u_axis) / s, y_nose, src, axis, smooth, turn=True)  # what the source shows there
     hidden = smoothstep((x - in_source).abs() / 0.08 - 0.5)
     grazing = smoothstep((seen_mirror - seen - 0.1) / 0.3) * smoothstep((0.75 - seen) / 0.4)
     fill = symmetry * mask * torch.maximum(hidden, grazing) * smoothstep(seen_mirror / 0.3) * _mirror_region(x, y)

@@ -22,14 +22,15 @@ NOSE_ROWS = (0.0, 1.4)  # a turn fits the generic nose to the photo's nose base 
 NOSE_FIT = (0.8, 1.3)  # ... stretching its rows by at most these factors
 
 
-def _inverse_table(angle: Tensor, axis: float) -> Tensor:
+def _inverse_table(angle: Tensor, axis: float, turn: bool = False) -> Tensor:
     """``(N, ROWS, COLS)``: for head rows ``y`` in TABLE_Y and projections ``u`` in TABLE_U, the
     head-frame x of the front-most point with ``x cos + (depth(x, y) - axis) sin = u`` at yaw
     ``angle`` (>= 0). Each row's head width is sampled at SAMPLES points; a point whose projection
-    falls behind an earlier one is hidden (running maximum); outside the head (depth 0) it is linear."""
+    falls behind an earlier one is hidden (running maximum); outside the head (depth 0) it is linear. ``turn``: the
+    turn's head."""
     dev = angle.device
     c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
-    xs, ys, zs = _head_rows(dev)
+    xs, ys, zs = _head_rows(dev, turn)
     us = torch.linspace(*TABLE_U, COLS, device=dev).expand(len(angle), ROWS, COLS)
     front = (xs * c + (zs - axis) * s).cummax(-1).values
     k = torch.searchsorted(front, us.contiguous()).clamp(1, SAMPLES - 1)
@@ -45,21 +46,22 @@ def _inverse_table(angle: Tensor, axis: float) -> Tensor:
 
 
 @functools.lru_cache(maxsize=8)
-def _head_rows(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+def _head_rows(device: torch.device, turn: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """The points :func:`_inverse_table` turns: x (SAMPLES,) across the head, rows y (ROWS, 1) and their depth (ROWS, SAMPLES)."""
     xs = torch.linspace(-HEAD_A, HEAD_A, SAMPLES)
     ys = torch.linspace(*TABLE_Y, ROWS)[:, None]
-    return xs.to(device), ys.to(device), depth(xs.expand(ROWS, -1), ys.expand(-1, SAMPLES)).to(device)
+    return xs.to(device), ys.to(device), depth(xs.expand(ROWS, -1), ys.expand(-1, SAMPLES), turn).to(device)
 
 
-def solve_head_x(u: Tensor, y: Tensor, angle: Tensor, axis: float, smooth: Tensor | None = None) -> Tensor:
+def solve_head_x(u: Tensor, y: Tensor, angle: Tensor, axis: float, smooth: Tensor | None = None,
+                 turn: bool = False) -> Tensor:
     """Head-frame x of the point seen at ``u`` (face-frame units / scale) in head row ``y`` at yaw
     ``angle``, ``(N, H, W)``: looked up in :func:`_inverse_table` (negative angles by the face's
     left-right symmetry), the nearest entry or, for images where ``smooth`` (N,) holds, bilinearly;
-    beyond the table, the plane ``depth = 0``."""
+    beyond the table, the plane ``depth = 0``; ``turn``: on the turn's head (:func:`~.shape.depth`)."""
     sign = torch.where(angle < 0, -1.0, 1.0)[:, None, None]
     u = u * sign
-    table = _inverse_table(angle.abs(), axis)
+    table = _inverse_table(angle.abs(), axis, turn)
     gx = (u - TABLE_U[0]) / (TABLE_U[1] - TABLE_U[0]) * 2 - 1
     gy = (y - TABLE_Y[0]) / (TABLE_Y[1] - TABLE_Y[0]) * 2 - 1
     grid = torch.stack([gx, gy], -1)

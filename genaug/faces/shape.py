@@ -8,7 +8,8 @@ to it (down the face), z towards the camera. The shape is a depth map ``z = dept
 frame: an ellipsoidal head (half-width 1.35, half-height 1.95, centred 0.25 below the eyes, 1.1
 deep) plus a nose ridge rising to a tip 0.62 below the eyes and falling to the nose base, eye
 sockets, a brow ridge, cheekbones, lips and a chin (Gaussian bumps). ``z = 0`` is the plane through
-the head's centre; outside the head ellipse the depth is 0.
+the head's centre; outside the head ellipse the depth is 0. A turn (:func:`genaug.faces.pose.rotate_yaw`) uses a head
+whose cheeks fall off faster (``turn=True``).
 """
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ from .landmarks import check_landmarks
 
 # The head ellipsoid: half-width, half-height, centre below the eyes, half-depth (units of d).
 HEAD_A, HEAD_B, HEAD_Y0, HEAD_C = 1.35, 1.95, 0.25, 1.1
+# The turn's head (``turn=True``): across each head row the round head's profile sqrt(1 - t^2) (t: x over the row's
+# half-width) falls as (1 - t^2) ** TURN_PROFILE instead, down to the rows TURN_ROWS (below the nose), where it eases
+# back to the round one (the cheek beside the mouth, squeezed more by a steeper profile, drew a crease). On the round head
+# frontal photos' jaw outline (1.07-1.12 d from the eye line to the nose, t 0.80-0.84, 67 photos of celeba_id200 and
+# utkface_128) lay at depth 0.61-0.68 (the nose tip 1.36), front material that a turn moved almost as far as the nose:
+# a +-30 degree render moved the nose against the outline half as far as a real turn. Here: 0.45-0.53.
+TURN_PROFILE, TURN_ROWS = 0.75, (0.6, 1.0)
 # (x, y) of the 5 landmarks in the face frame, from genaug.faces.align.CANONICAL_LANDMARKS (CelebA).
 FRAME_LANDMARKS = np.array([[0.70, 0.0], [0.30, 0.0], [-0.70, 0.0], [-0.30, 0.0], [0.0, 0.77]], dtype=np.float32)
 
@@ -41,11 +49,16 @@ def head_radius(x: Tensor, y: Tensor) -> Tensor:
     return torch.sqrt((x / HEAD_A) ** 2 + ((y - HEAD_Y0) / HEAD_B) ** 2)
 
 
-def depth(x: Tensor, y: Tensor) -> Tensor:
-    """Depth of the generic face at face-frame points (any shape; units of d, towards the camera)."""
+def depth(x: Tensor, y: Tensor, turn: bool = False) -> Tensor:
+    """Depth of the generic face at face-frame points (any shape; units of d, towards the camera); ``turn``: of the
+    turn's head (TURN_PROFILE)."""
     r2 = (x / HEAD_A) ** 2 + ((y - HEAD_Y0) / HEAD_B) ** 2
     inside = (1 - r2).clamp(min=0)
     head = HEAD_C * torch.sqrt(inside)
+    if turn:
+        rows = (1 - ((y - HEAD_Y0) / HEAD_B) ** 2).clamp(min=1e-6)
+        steeper = HEAD_C * rows.sqrt() * (inside / rows).clamp(max=1) ** TURN_PROFILE
+        head = head + (1 - smoothstep((y - TURN_ROWS[0]) / (TURN_ROWS[1] - TURN_ROWS[0]))) * (steeper - head)
     # nose: a ridge rising from the nasion to the tip (y 0.62) and falling to the lip, smooth in y
     spread = torch.where(y < 0.62, torch.full_like(y, 0.32), torch.full_like(y, 0.12))
     height = 0.32 * torch.exp(-0.5 * ((y - 0.62) / spread) ** 2)
@@ -61,28 +74,28 @@ def depth(x: Tensor, y: Tensor) -> Tensor:
     return head + features * fade
 
 
-def depth_slope(x: Tensor, y: Tensor, h: float = 1e-3) -> tuple[Tensor, Tensor]:
+def depth_slope(x: Tensor, y: Tensor, h: float = 1e-3, turn: bool = False) -> tuple[Tensor, Tensor]:
     """(dz/dx, dz/dy) by central differences."""
-    return ((depth(x + h, y) - depth(x - h, y)) / (2 * h), (depth(x, y + h) - depth(x, y - h)) / (2 * h))
+    return ((depth(x + h, y, turn) - depth(x - h, y, turn)) / (2 * h), (depth(x, y + h, turn) - depth(x, y - h, turn)) / (2 * h))
 
 
 SURFACE_GRID = (-1.6, 1.6, -1.9, 2.4, 320, 432)  # x0, x1, y0, y1, columns, rows: ~0.01 d per cell, the whole head
 
 
 @functools.lru_cache(maxsize=8)
-def _surface_table(device: torch.device) -> Tensor:
+def _surface_table(device: torch.device, turn: bool = False) -> Tensor:
     """:func:`depth` and :func:`depth_slope` sampled on SURFACE_GRID, (1, 3, rows, cols)."""
     x0, x1, y0, y1, nx, ny = SURFACE_GRID
     ys, xs = torch.meshgrid(torch.linspace(y0, y1, ny), torch.linspace(x0, x1, nx), indexing="ij")
-    return torch.stack([depth(xs, ys), *depth_slope(xs, ys)])[None].to(device)
+    return torch.stack([depth(xs, ys, turn), *depth_slope(xs, ys, turn=turn)])[None].to(device)
 
 
-def surface(x: Tensor, y: Tensor, slopes: bool = True) -> Tensor:
+def surface(x: Tensor, y: Tensor, slopes: bool = True, turn: bool = False) -> Tensor:
     """The generic face at face-frame points ``x``, ``y`` (any shape), looked up (bilinear) in a table of
     :func:`depth` and :func:`depth_slope` instead of evaluated per point: ``(..., 3)`` depth, dz/dx, dz/dy
-    (``slopes`` False: ``(..., 1)``, depth); 0 beyond the table (outside the head)."""
+    (``slopes`` False: ``(..., 1)``, depth); 0 beyond the table (outside the head); ``turn``: the turn's head."""
     x0, x1, y0, y1, _, _ = SURFACE_GRID
-    table = _surface_table(x.device)[:, : 3 if slopes else 1]
+    table = _surface_table(x.device, turn)[:, : 3 if slopes else 1]
     grid = torch.stack([(x - x0) * (2 / (x1 - x0)) - 1, (y - y0) * (2 / (y1 - y0)) - 1], -1).reshape(1, 1, -1, 2)
     out = F.grid_sample(table, grid.to(table.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
     return out[0, :, 0].T.reshape(*x.shape, -1)
