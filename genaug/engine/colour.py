@@ -379,18 +379,25 @@ def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None,
     t = transform if (transform.device, transform.dtype) == (images.device, images.dtype) else transform.to(images.device, images.dtype)
     dev, work = images.device, {} if work is None else work
     flat = images.view(n, c, -1) if images.is_contiguous() else images.reshape(n, c, -1)
-    gain, pull, offset = (part(t, (None, None, (i, i + 1))) for i in range(3))
+    gain = part(t, (None, None, (0, 1)))
     total = workspace(work, "lum", (n, 1, flat.shape[2]), flat.dtype, dev)  # the channel sum, c lum
     torch.add(part(flat, (None, (0, 1))), part(flat, (None, (1, 2))), out=total) if c > 1 else total.copy_(flat)
     for i in range(2, c):
         total.add_(part(flat, (None, (i, i + 1))))
     # black_weight(lum) x b = clamp(c lum, 0, c BLACK_RAMP) x b / (c BLACK_RAMP): one pass over the luminance
     weight = torch.clamp(total, 0.0, c * BLACK_RAMP, out=workspace(work, "weight", total.shape, flat.dtype, dev))
-    pull = torch.div(pull, constant(float(c), t.dtype, dev), out=workspace(work, "pull", (n, c, 1), t.dtype, dev))
-    offset = torch.div(offset, constant(c * BLACK_RAMP, t.dtype, dev), out=workspace(work, "offset", (n, c, 1), t.dtype, dev))
+    # the pull over c and the offset over c BLACK_RAMP, in one division
+    scaled = torch.div(part(t, (None, None, (1, 3))), _divisors(c, t.dtype, dev), out=workspace(work, "pull", (n, c, 2), t.dtype, dev))
+    pull, offset = part(scaled, (None, None, (0, 1))), part(scaled, (None, None, (1, 2)))
     new = torch.mul(flat, gain, out=None if out is None else out.view(n, c, -1))
     new.addcmul_(pull, total).addcmul_(offset, weight).clamp_(0, 1)
     return out if out is not None and out.shape == images.shape else new.view(images.shape)
+
+
+@functools.lru_cache(maxsize=None)
+def _divisors(c: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """(c, c BLACK_RAMP) of :func:`apply_colour01`, made once per channel count, dtype and device."""
+    return torch.tensor([float(c), c * BLACK_RAMP], dtype=dtype, device=device)
 
 
 def colour_only(x: Tensor, out: Tensor, free: Tensor | None = None) -> Tensor:
