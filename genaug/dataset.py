@@ -31,6 +31,7 @@ from .engine.cache import content_keys
 from .engine.codes import check_edit_options, check_refine_loss, check_seed, check_strength, control_of
 from .engine.edits import Edit, derive_seed, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
+from .engine.photos import GATED
 from .engine.variants import check_variants, marks_places, redraw_turns, repeats_another, unplaced_redraws
 from .faces.identity import online_gate
 from .samples import SampleMeta, join_item, read_item, transform_item
@@ -311,7 +312,7 @@ class GenerativeAugDataset(Dataset):
                 out, info, placed, score = self._render(meta.source, x, edit, image, frame, draws, e._latent_codes())
                 e.stats["augmented"] -= 1  # (counted once, by the first pass)
         kept = bool(info.kept[0]) or e.faceless(info.edits[0], frame)  # (no face found: said so, gate or not)
-        why = e.unchanged(info.edits[0], placed, frame, image, out) if kept else "unchanged (gate)"
+        why = e.unchanged(info.edits[0], placed, frame, image, out) if kept else GATED
         applied = placed if why is None else None
         meta = SampleMeta.of(meta.source, meta.variant, applied, applied.describe(e.spec) if applied else why, float(score[0]))
         return out, meta

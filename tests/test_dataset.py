@@ -200,6 +200,8 @@ def test_dataset_honours_the_gate(kw, trained_bundle_path):
     image, _, meta = GenerativeAugDataset(Faces(), variants=2, engine=never, return_meta=True, progress=False)[3]
     np.testing.assert_array_equal(image, Faces()[1][0])
     assert meta.edit is None and never.stats["dropped"] == 1
+    _, info = never.augment([Faces()[1][0]], edits=[planned])  # the transform's engine call says the same
+    assert meta.description == info.descriptions[0] == "unchanged (rejected by the gates)"
 
 
 def test_meta_batches_with_the_default_collate(kw):

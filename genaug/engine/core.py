@@ -23,7 +23,7 @@ from .cache import LatentCache, bundle_key, content_keys
 from .codes import all_code_names, check_code_list, check_codes, check_strength, code_ranges, control_of
 from .edits import AugmentInfo, Edit, apply_recipes, check_edits, random_edits, resolve_edits
 from .invert import Inversion, invert
-from .photos import PhotoIO
+from .photos import GATED, PhotoIO
 from .colour_margin import margin_edits
 from .gates import Gate, check_gate_threshold, identity_gate, quality_gate
 from .render import MODES, check_model_batch, render_recipes
@@ -269,7 +269,7 @@ class Engine(PhotoIO):
         self.stats["augmented"] += n
         score = torch.full((n,), float("nan")) if score is None else score
         info = AugmentInfo(edits, latent, edited, score, kept, hits,
-                           [e.describe(self.spec) if k else "unchanged (rejected by the gates)" for e, k in zip(edits, kept.tolist())])
+                           [e.describe(self.spec) if k else GATED for e, k in zip(edits, kept.tolist())])
         return out, info
 
     def _scale_controls(self, edits: list[Edit], wanted: Tensor) -> list[Edit]:

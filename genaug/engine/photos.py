@@ -27,6 +27,7 @@ from .variants import unplaced_redraws
 NO_FACE = "unchanged (no face found)"  # :meth:`PhotoIO.faceless`
 NO_ROOM = "unchanged (no room for the control on this face)"  # a control the face had no room for (near profile)
 NO_PIXEL = "unchanged (the edit changed no pixel of this photo)"  # a control at 0, a colour edit: :meth:`PhotoIO.unchanged`
+GATED = "unchanged (rejected by the gates)"  # every gate try rejected: the transform, the Dataset
 WILD = 4  # framing="auto" found no face in a photo whose short side is at least this many model frames (256 px for the
 # 64 px model): a scene, not a face crop, so an edit that draws on the face is not painted in the centre-square guess
 # (dlib missed 0-3 % of tight face crops upscaled to 256-512 px, 100 % of faces 24-32 px wide in 640x480 frames)
