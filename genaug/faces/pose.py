@@ -38,7 +38,7 @@ from torch import Tensor
 from .landmarks import face_landmarks, given_landmarks
 from .padding import keep_padding
 from .projection import COLS, TABLE_U, generic_rows, solve_head_x, visibility
-from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, face_mask, landmarks_3d, per_image, smoothstep, surface
+from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, depth, face_mask, landmarks_3d, per_image, smoothstep, surface
 from .warp import CHUNK_PIXELS, CROP_PIXELS, EDGE_BAND, SOFT_SIGMA, WORK_PIXELS, bicubic_at, eased_move, move_photo, soften_squeeze, span
 from .yaw_fit import fit_yaw
 
@@ -285,7 +285,8 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     back = back_reach(src)  # turning a strongly turned face back stops before its far cheek smears
     dst = torch.where(src > 0, torch.maximum(dst, src - back), torch.where(src < 0, torch.minimum(dst, src + back), dst))
     # the photo moves with the head by the whole pixels that keep the eyes in place (as an aligner placed them)
-    z_eyes = landmarks_3d()[:4, 2].mean().item()
+    corners = landmarks_3d()[:4]  # the eyes' depth on the turn's head (the outer corners 0.07 shallower than the round's)
+    z_eyes = depth(corners[:, 0], corners[:, 1], turn=True).mean().item()
     eyes = pose.scale * (z_eyes - axis) * (torch.sin(dst) - torch.sin(src)) * pose.frame.scale  # their move, px
     offset = torch.round(eyes[:, None] * pose.frame.ex) if keep_eyes else torch.zeros(n, 2, device=src.device)
     still = in_scene(pose, h, w) | moves_others(offset, h, w, _BESIDE.get() if others is None else others)
