@@ -52,4 +52,5 @@ def test_the_photo_moves_with_the_turned_heads_eyes(src, yaw):
     a, b = float(pose.yaw[0]), float(pose.yaw[0]) + math.radians(yaw)
     eyes = landmarks_3d()[:4]
     z = float(depth(eyes[:, 0], eyes[:, 1], turn=True).mean())
-    assert shift == pytest.approx(round(float(pose.scale * pose.frame.scale) * (z - AXIS_DEPTH) * (math.sin(b) - math.sin(a))), abs=0.01)
+    px = float(pose.scale * pose.frame.scale)  # pixels per eye distance
+    assert shift == pytest.approx(round(px * (z - AXIS_DEPTH) * (math.sin(b) - math.sin(a))), abs=0.01)  # 19, -19
