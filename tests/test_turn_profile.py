@@ -48,9 +48,9 @@ def test_the_photo_moves_with_the_turned_heads_eyes(src, yaw):
     cols = slice(40, 80) if yaw > 0 else slice(n - 80, n - 40)  # background, away from the edge the move eases at
     moved, still = (rotate_yaw(ramp, yaw, lm, keep_eyes=k, symmetry=0.0)[0, 0, 150, cols] for k in (True, False))
     shift = float(((moved - still) * (n - 1)).median())  # the photo's whole-pixel move
-    pose = fit_pose(lm)
-    a, b = float(pose.yaw[0]), float(pose.yaw[0]) + math.radians(yaw)
+    fit = fit_pose(lm)
+    a, b = float(fit.yaw[0]), float(fit.yaw[0]) + math.radians(yaw)
     eyes = landmarks_3d()[:4]
     z = float(depth(eyes[:, 0], eyes[:, 1], turn=True).mean())
-    px = float(pose.scale * pose.frame.scale)  # pixels per eye distance
+    px = float(fit.scale * fit.frame.scale)  # pixels per eye distance
     assert shift == pytest.approx(round(px * (z - AXIS_DEPTH) * (math.sin(b) - math.sin(a))), abs=0.01)  # 19, -19
