@@ -14,8 +14,8 @@ TARGET_YAW_LIMIT = 35.0  # a turn outwards stops at this yaw (degrees): past it 
 BACK_STRETCH_LIMIT = 2.15  # a turn back towards frontal stops where the far cheek is drawn this many times wider than in the photo
 MIRROR_TURN = (1.0, 10.0)  # the mirror's share grows from none at a turn of this many degrees to full at this many
 FAR_CHEEK_SLOPE = 0.8  # the far cheek's depth slope (round head at x 0.9, y 0.8: 0.83, the cheek beside the mouth and jaw;
-# the turn's head's there is 0.94: by this slope its stops stretch it 2.5-2.7 times, yet rendered (softened) the far cheek
-# at the stops from 33-37 degrees is drawn 1.2-1.4 times wider on either head, rows 0.6-1.0 below the eyes)
+# the turn's head's there is 0.94: by that slope the stops from 33-40 degrees stretch it 2.6-3.0 times, yet rendered (softened)
+# the far cheek at the stops from 33-37 degrees is drawn 1.2-1.4 times wider on either head, rows 0.6-1.0 below the eyes)
 
 
 def towards_side(src: Tensor, dst: Tensor) -> Tensor:
