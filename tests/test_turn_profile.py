@@ -2,10 +2,12 @@
 the silhouette, not as front material that moves almost as far as the nose (a +-30 degree render looked like 15)."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from genaug.faces.pose import rotate_yaw
+from genaug.faces.pose import AXIS_DEPTH, fit_pose, rotate_yaw
 from genaug.faces.shape import depth, landmarks_3d, surface
 from test_pose_light import project
 
@@ -34,3 +36,21 @@ def test_a_turn_moves_the_nose_against_the_outline_further(yaw):
         row = out[0, 0, round(eyes + y * d)]
         left, right, nose = (float((row - (-1 + 2 * (n / 2 + x * d) / (n - 1))).abs().argmin()) for x in (-1.1, 1.1, 0.0))
         assert (2 * (nose - left) / (right - left) - 1) * (1 if yaw > 0 else -1) > least
+
+
+@pytest.mark.parametrize("src, yaw", [(0.0, 30.0), (20.0, -30.0)])
+def test_the_photo_moves_with_the_turned_heads_eyes(src, yaw):
+    # keep_eyes moves the photo by the whole pixels the eyes move: the turn's head's eyes (the outer corners 0.07
+    # shallower than the round head's), else a 100 px face turned 30 degrees was moved 2 px too far
+    d, n = 100.0, 560  # (not a scene: in_scene)
+    lm = project(src, scale=d, centre=(n / 2, 150.0))
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64).expand(1, 3, n, n).clone().float()
+    cols = slice(40, 80) if yaw > 0 else slice(n - 80, n - 40)  # background, away from the edge the move eases at
+    moved, still = (rotate_yaw(ramp, yaw, lm, keep_eyes=k, symmetry=0.0)[0, 0, 150, cols] for k in (True, False))
+    shift = float(((moved - still) * (n - 1)).median())  # the photo's whole-pixel move
+    fit = fit_pose(lm)
+    a, b = float(fit.yaw[0]), float(fit.yaw[0]) + math.radians(yaw)
+    eyes = landmarks_3d()[:4]
+    z = float(depth(eyes[:, 0], eyes[:, 1], turn=True).mean())
+    px = float(fit.scale * fit.frame.scale)  # pixels per eye distance
+    assert shift == pytest.approx(round(px * (z - AXIS_DEPTH) * (math.sin(b) - math.sin(a))), abs=0.01)  # 19, -19

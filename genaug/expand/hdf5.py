@@ -50,7 +50,8 @@ LAYOUT_VERSION = 1
 # framing rule misframes is framed by the face; the yaw fit weighs pitch (which faces turn, and how far); light keeps a
 # clipped pixel's measured hue. (The default bundle's glasses / bangs regions change its identity, checked apart.)
 # 3 (r30): an edit that draws on the face, where no face is found in a large photo, keeps the source (codes NaN) or is
-# re-drawn among the colour codes; an edit that changed no pixel (strength 0) has codes NaN, a control at 0 not re-drawn.
+# re-drawn among the colour codes; an edit that changed no pixel (strength 0) has codes NaN, a control at 0 not re-drawn;
+# yaw turns a head whose cheeks fall off faster (shape.TURN_PROFILE), the photo moved by that head's eyes.
 RENDER_REVISION = 3
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")

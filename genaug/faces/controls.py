@@ -69,7 +69,7 @@ class ImageControl:
         """The values :meth:`apply` renders for ``values`` (CPU float (N,)): a request beyond what the face allows
         (``yaw``: a turn away from frontal stops at 35 degrees, so a face turned 25 degrees turns at most 10 further
         that way; a turn back from a face turned more than 30 degrees stops before its far cheek smears, 21 degrees
-        from 35, :func:`genaug.faces.pose.back_reach`) is clipped to it; values drawn at random from ``drawn`` = (low, high) are scaled into it instead
+        from 35, :func:`genaug.faces.turn_limits.back_reach`) is clipped to it; values drawn at random from ``drawn`` = (low, high) are scaled into it instead
         (low..0..high onto what the face reaches), so draws stay distinct, and one that would come within ``min_step``
         of 0 that way (a face already turned to the limit) turns the other way if the bounds reach there.
         Controls without a ``room``: as given."""

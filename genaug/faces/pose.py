@@ -14,9 +14,9 @@ sin(t) = x'`` (backward warping, the front-most ``x`` from :mod:`genaug.faces.pr
 vertical axis ``axis`` d in front of the head's centre; the generic nose's rows are fitted to the photo's nose base
 (:func:`~.projection.generic_rows`) and the move beside the nose is blurred (:func:`~.warp.soften_squeeze`), so its
 flank's squeeze does not draw the nostril's shadow as a crease towards the mouth corner. What turns into view is stretched from the
-near cheek and, on a turn away from frontal (fully from 10 degrees: :func:`mirror_share`), blended with the mirrored face
+near cheek and, on a turn away from frontal (fully from 10 degrees: :func:`~.turn_limits.mirror_share`), blended with the mirrored face
 (the face's symmetry; on the cheeks, not beside the nose), in proportion to the stretch (turning a turned face back, the mirror left seams: there it is stretched only, so a turn back from a strongly
-turned face stops before the far cheek, seen nearly edge-on, is stretched more than twice its width: :func:`back_reach`).
+turned face stops before the far cheek, seen nearly edge-on, is stretched more than twice its width: :func:`~.turn_limits.back_reach`).
 The displacement fades out between 0.85 and 1.1 head radii (of the photo's head and of the turned one), so the background around the head
 stretches smoothly and everything farther away keeps its values, moved with the head by the whole pixels
 that keep the eyes in place (as a face set aligned by the eyes shows a turned head; the move eases to 0 in a
@@ -38,18 +38,14 @@ from torch import Tensor
 from .landmarks import face_landmarks, given_landmarks
 from .padding import keep_padding
 from .projection import COLS, TABLE_U, generic_rows, solve_head_x, visibility
-from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, face_mask, landmarks_3d, per_image, smoothstep, surface
+from .shape import HEAD_A, HEAD_B, HEAD_Y0, FaceFrame, check_images, depth, face_mask, landmarks_3d, per_image, smoothstep, surface
+from .turn_limits import SOURCE_YAW_LIMIT, TARGET_YAW_LIMIT, back_reach, mirror_share, towards_side
 from .warp import CHUNK_PIXELS, CROP_PIXELS, EDGE_BAND, SOFT_SIGMA, WORK_PIXELS, bicubic_at, eased_move, move_photo, soften_squeeze, span
 from .yaw_fit import fit_yaw
 
 MAX_YAW = 45.0  # largest request rotate_yaw accepts, in degrees
 AXIS_DEPTH = 0.5  # the turning axis, in d in front of the head ellipsoid's centre
 SMOOTH_READ_PX = 1.0  # a turn reads the table bilinearly where its columns lie this many photo pixels apart or more
-SOURCE_YAW_LIMIT = 40.0  # a photo's own yaw is taken as at most this (degrees) when turning it
-TARGET_YAW_LIMIT = 35.0  # a turn outwards stops at this yaw (degrees): past it the generic nose smears into the cheek
-BACK_STRETCH_LIMIT = 2.15  # a turn back towards frontal stops where the far cheek is drawn this many times wider than in the photo
-MIRROR_TURN = (1.0, 10.0)  # the mirror's share grows from none at a turn of this many degrees to full at this many
-FAR_CHEEK_SLOPE = 0.8  # the far cheek's depth slope (generic head at x 0.9, y 0.8: the cheek beside the mouth and jaw)
 _BESIDE: ContextVar[object] = ContextVar("genaug_faces_beside", default=None)
 
 
@@ -109,51 +105,16 @@ def source_yaw(pose: PoseFit) -> Tensor:
     return pose.yaw.clamp(-limit, limit)
 
 
-def towards_side(src: Tensor, dst: Tensor) -> Tensor:
-    """(N,) 1 for a turn away from frontal (``|dst| >= |src|``), 0 for one towards it by 3 degrees or more. The mirrored
-    face fills what turns into view only on the way out: turning a turned face back, its mirror (placed by a generic
-    shape on landmarks that drift when the head is turned) lands a few pixels off and leaves seams and doubled nose
-    edges, even for a 4-degree turn, where stretching what the photo shows does not (utkface_128 sheets, 2026-12-05)."""
-    return 1 - smoothstep((src.abs() - dst.abs()) / math.radians(3.0))
-
-
-def mirror_share(src: Tensor, dst: Tensor) -> Tensor:
-    """(N,) how much of the mirrored face a turn from ``src`` to ``dst`` (radians) may use: none for a turn of
-    MIRROR_TURN[0] degrees or less, all from MIRROR_TURN[1] on. A small turn of a turned face is rendered well by the
-    photo's own pixels, and the mirror (which fills the far cheek the photo sees grazing, whatever the turn) repainted
-    that cheek and the nose's side: a 0.5-degree turn changed 4.3 % of the face's pixels by more than 8 levels (20
-    turned faces of the hard-set audit, 1.4 % without the mirror)."""
-    lo, hi = MIRROR_TURN
-    return smoothstep((torch.rad2deg((dst - src).abs()) - lo) / (hi - lo))
-
-
-def far_cheek_stretch(src: Tensor, dst: Tensor) -> Tensor:
-    """How many times wider the far cheek (the side the face is turned away from, depth slope FAR_CHEEK_SLOPE) is
-    drawn at yaw ``dst`` than the photo at ``src`` shows it (radians, ``src`` >= 0 and ``dst`` <= ``src``; the
-    ratio of its projected widths)."""
-    g = FAR_CHEEK_SLOPE
-    return (torch.cos(dst) - g * torch.sin(dst)) / (torch.cos(src) - g * torch.sin(src))
-
-
-def back_reach(src: Tensor) -> Tensor:
-    """(N,) radians a face at yaw ``src`` (radians, any sign) may turn back towards frontal: unlimited (inf) when it
-    reaches frontal with the far cheek stretched at most BACK_STRETCH_LIMIT times; else as far as that stretch. A
-    turn back only stretches what the photo shows (:func:`towards_side`), and from a strongly turned face the far
-    cheek, seen nearly edge-on, was stretched 3-4 times: its few columns of jaw, beard, lips, hair and background
-    smeared across the face and the nose edge doubled (utkface_128 faces at 33-40 degrees turned back 20-30, audit 12
-    sheets; about 2 rendered cleanly). From 33 degrees this allows 24 back, from 35 21, from 37 18, from 40 14; a face at 30
-    degrees or less turns back without limit (to frontal and past it, up to the outward stop on the other side)."""
-    s = src.abs()
-    g, m = FAR_CHEEK_SLOPE, BACK_STRETCH_LIMIT
-    reach_frontal = far_cheek_stretch(s, torch.zeros_like(s)) <= m
-    phase = math.atan(g)  # cos(d) - g sin(d) = hypot(1, g) cos(d + phase)
-    least = torch.acos((m * (torch.cos(s) - g * torch.sin(s)) / math.hypot(1.0, g)).clamp(-1, 1)) - phase
-    return torch.where(reach_frontal, torch.full_like(s, math.inf), (s - least).clamp(min=0))
-
-
 def fade_beyond_limit(pose: PoseFit) -> Tensor:
     """1 for photos within the renderer's yaw limit, fading to 0 ten degrees beyond it (N,)."""
     return ((SOURCE_YAW_LIMIT + 10 - torch.rad2deg(pose.yaw).abs()) / 10).clamp(0, 1)
+
+
+def beyond_limit(pose: PoseFit) -> Tensor:
+    """(N,) bool: photos turned beyond ``SOURCE_YAW_LIMIT`` (near profile), which :func:`rotate_yaw` leaves as
+    they are: the renderer would take them as turned 40 degrees, and turning one back smeared hair, background and a
+    doubled nose across the face (utkface_128 faces at 41-42 degrees, audit 12)."""
+    return torch.rad2deg(pose.yaw).abs() > SOURCE_YAW_LIMIT
 
 
 HEAD_REACH = 1.3  # a turn or relight changes nothing beyond 1.1 head radii; this many bound the work
@@ -227,17 +188,10 @@ def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH
     return solve_head_x((u - u_axis) / s, y, src, axis), y
 
 
-def beyond_limit(pose: PoseFit) -> Tensor:
-    """(N,) bool: photos turned beyond ``SOURCE_YAW_LIMIT`` (near profile), which :func:`rotate_yaw` leaves as they are:
-    the renderer would take them as turned 40 degrees, and turning one back smeared hair, background and a doubled
-    nose across the face (utkface_128 faces at 41-42 degrees, audit 12)."""
-    return torch.rad2deg(pose.yaw).abs() > SOURCE_YAW_LIMIT
-
-
 def turn_room(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
     """(N, 2) degrees each face can turn with :func:`rotate_yaw`: towards negative yaw, towards positive (a turn
     away from frontal stops at ``TARGET_YAW_LIMIT``, a request at ``MAX_YAW``; a turn back from a face turned more
-    than 30 degrees at :func:`back_reach`; a face beyond ``SOURCE_YAW_LIMIT``: none). ``landmarks`` as for
+    than 30 degrees at :func:`~.turn_limits.back_reach`; a face beyond ``SOURCE_YAW_LIMIT``: none). ``landmarks`` as for
     rotate_yaw."""
     images = check_images(images)
     pose = fit_pose(face_landmarks(images, landmarks, framing))
@@ -253,14 +207,14 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
                symmetry: float = 0.8, axis: float = AXIS_DEPTH, keep_eyes: bool = True, others=None) -> Tensor:
     """Turn each face by ``degrees`` (a number or one per image, within +-45) of yaw; a turn away
     from frontal stops at +-``TARGET_YAW_LIMIT`` degrees (a photo already beyond it keeps its pose), a turn back
-    towards frontal from a face turned more than 30 degrees stops at :func:`back_reach` (from 35 degrees 21 back:
+    towards frontal from a face turned more than 30 degrees stops at :func:`~.turn_limits.back_reach` (from 35 degrees 21 back:
     further, its far cheek smeared), and a photo turned beyond ``SOURCE_YAW_LIMIT`` (near profile) is
     returned as it is, either way (:func:`beyond_limit`).
 
     ``landmarks``: (N, 5, 2) pixels in dlib's order (found when None, see
     :func:`genaug.faces.landmarks.face_landmarks`); ``symmetry``: at most this much of the mirrored face
     fills what was seen edge-on and turns into view on a turn away from frontal (0: stretch only; a turn back towards
-    frontal only stretches, see :func:`towards_side`); ``keep_eyes``: the whole photo moves
+    frontal only stretches, see :func:`~.turn_limits.towards_side`); ``keep_eyes``: the whole photo moves
     with the head by the whole pixels that keep the eyes where they were, as a face set aligned by its eyes
     shows turned heads (towards the edge the move would leave empty it eases to 0 in a band, stretching what is
     there) - except in a scene (:func:`in_scene`: a group photo, a small face in a large one) or where that move would
@@ -278,14 +232,15 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     deg = torch.where(beyond_limit(pose).to(deg.device), torch.zeros_like(deg), deg)  # near profile: left as it is
     if not bool((deg != 0).any()):
         return images.clone()
-    src = pose.yaw.clamp(-math.radians(SOURCE_YAW_LIMIT), math.radians(SOURCE_YAW_LIMIT))
+    src = source_yaw(pose)
     lim = torch.tensor(math.radians(TARGET_YAW_LIMIT), device=src.device)
     dst = src + torch.deg2rad(deg)  # turning outwards stops at the limit (a photo beyond it stays where it is)
     dst = torch.where(deg < 0, torch.maximum(dst, torch.minimum(src, -lim)), torch.minimum(dst, torch.maximum(src, lim)))
     back = back_reach(src)  # turning a strongly turned face back stops before its far cheek smears
     dst = torch.where(src > 0, torch.maximum(dst, src - back), torch.where(src < 0, torch.minimum(dst, src + back), dst))
     # the photo moves with the head by the whole pixels that keep the eyes in place (as an aligner placed them)
-    z_eyes = landmarks_3d()[:4, 2].mean().item()
+    corners = landmarks_3d()[:4]  # the eyes' depth on the turn's head (the outer corners 0.07 shallower than the round's)
+    z_eyes = depth(corners[:, 0], corners[:, 1], turn=True).mean().item()
     eyes = pose.scale * (z_eyes - axis) * (torch.sin(dst) - torch.sin(src)) * pose.frame.scale  # their move, px
     offset = torch.round(eyes[:, None] * pose.frame.ex) if keep_eyes else torch.zeros(n, 2, device=src.device)
     still = in_scene(pose, h, w) | moves_others(offset, h, w, _BESIDE.get() if others is None else others)
