@@ -1,7 +1,9 @@
 """Without the ``faces`` extra (dlib), a named edit that draws on the face (glasses, mouth, ...) is drawn in the framing
-rule's box, which misplaces it on an Olivetti frame or a tight crop: said once, naming the extra, by every front end;
-never for the colour codes (they never need the detector), nor in CelebA's own frame (the rendered controls give the
-same warning: tests/test_controls_without_faces_extra.py)."""
+rule's box, which misplaces it on an Olivetti frame or a tight crop, and a rendered control (yaw, light, ...) is placed
+by that box (on a 64 px UTKFace crop or an Olivetti face the eyes land on the nose, the light's lit half ~10 px low):
+said once per process, naming the extra, by every front end and by the one warning
+(:func:`genaug.engine.reframe.warn_rule_frames`); never for the colour codes (they never need the detector), nor in
+CelebA's own 178x218 frame, where the box is right."""
 from __future__ import annotations
 
 import warnings
@@ -12,6 +14,7 @@ import pytest
 from genaug import GenerativeAugDataset
 from genaug.engine import reframe as reframe_module
 from genaug.engine.core import Engine
+from genaug.engine.edits import Edit
 from genaug.faces import identity
 
 
@@ -51,11 +54,38 @@ def test_the_dataset_says_it_once_for_its_sources():
     assert len(said) == 1 and "face (bangs)" in said[0], said
 
 
-def test_the_colour_codes_say_nothing():
-    e = Engine(device="cpu", codes=["tone", "warmth"], refine_steps=0)
-    assert _said(lambda: [e.augment(_photo(64, 64, s)) for s in range(4)]) == []
-
-
 def test_celebas_own_frame_says_nothing():
     e = Engine(device="cpu", codes=["glasses"], refine_steps=0)
     assert _said(lambda: e.augment(_photo(218, 178))) == []
+
+
+@pytest.mark.parametrize("code", ["yaw", "light"])
+def test_a_control_placed_by_the_rule_says_so_once(code):
+    e = Engine(device="cpu", codes=[code], refine_steps=0)
+    edit = [Edit(e.code_names.index(code), 20.0)]
+    said = _said(lambda: [e.augment(_photo(h, w, s), edits=edit) for s, (h, w) in enumerate([(64, 64), (112, 92), (64, 64)])])
+    assert len(said) == 1, said
+    assert f"({code})" in said[0] and 'pip install "genaug[faces]"' in said[0] and "turn or light" in said[0]
+    assert _said(lambda: e.augment(_photo(64, 64), edits=edit)) == []  # (once per process)
+
+
+def test_the_default_codes_and_the_dataset_say_it_once():
+    e = Engine(device="cpu", refine_steps=0)  # codes=None: the random set draws yaw and light
+    def run():
+        ds = GenerativeAugDataset([_photo(64, 64, s) for s in range(4)], variants=5, engine=e, progress=False)
+        return [ds[i] for i in range(len(ds))]
+
+    said = _said(run)
+    assert len(said) == 1 and ("(yaw)" in said[0] or "(light)" in said[0]), said
+
+
+def test_celebas_box_in_its_own_frame_says_nothing_other_boxes_do():
+    e = Engine(device="cpu", codes=["yaw"], refine_steps=0)
+    edit = [Edit(e.code_names.index("yaw"), 20.0)]
+    assert _said(lambda: e.augment(_photo(218, 178), edits=edit)) == []
+    assert len(_said(lambda: e.augment(_photo(218, 178), edits=edit, framing="full"))) == 1  # the centre square: a guess
+
+
+def test_the_colour_codes_say_nothing():
+    e = Engine(device="cpu", codes=["tone", "shade", "warmth"], refine_steps=0)
+    assert _said(lambda: [e.augment(_photo(64, 64, s)) for s in range(4)]) == []
