@@ -73,6 +73,9 @@ def test_expand(tiny_bundle_path, tmp_path, folder, capsys):
     run = ["--bundle", str(tiny_bundle_path), "--refine-steps", "0", "--device", "cpu", "--quiet"]
     assert main(["expand", str(tmp_path / "missing"), str(tmp_path / "o.h5"), *run]) == 1
     _one_line_error(capsys, "expand", "source not found")
+    # a quoted glob, as `genaug augment` takes, said only "source not found: faces/*.png"
+    assert main(["expand", str(folder / "*.png"), str(tmp_path / "o.h5"), *run]) == 1
+    _one_line_error(capsys, "expand", "source not found", "not a glob pattern")
     (tmp_path / "fake.h5").write_bytes(b"not hdf5")
     assert main(["expand", str(tmp_path / "fake.h5"), str(tmp_path / "o.h5"), *run]) == 1
     _one_line_error(capsys, "expand", "neither")

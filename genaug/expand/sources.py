@@ -178,7 +178,9 @@ def open_source(source: str | Path, skip: Path | None = None) -> Source:
         raise ExpandError("source path is empty; give a folder of images or an HDF5 file")
     p = Path(source)
     if not p.exists():
-        raise ExpandError(f"source not found: {p}")
+        pattern = any(ch in str(source) for ch in "*?[")  # a quoted glob, as `genaug augment` takes
+        raise ExpandError(f"source not found: {p}" + (" (SOURCE is one folder or HDF5 file, not a glob pattern: put the "
+                                                       "images in a folder and give that)" if pattern else ""))
     if p.is_dir():
         src: Source = FolderSource(p, skip)
     elif h5py.is_hdf5(p):
