@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 from collections.abc import Iterator
 
 import torch
@@ -56,6 +57,35 @@ def torch_defaults() -> Iterator[None]:
         if torch.is_inference_mode_enabled():
             stack.enter_context(torch.inference_mode(False))
         yield
+
+
+_threads_lock = threading.Lock()
+_threads = {"users": 0, "was": 1}  # genaug's calls inside one_cpu_thread now, and the process's count before the first
+
+
+@contextlib.contextmanager
+def one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """The networks' passes on ``device`` (the CPU: one intra-op thread inside; other devices: nothing changes): a
+    float32 matrix product's sums depend on the CPU thread count (the generator's output moved by up to 9e-7 between
+    1 and 2-16 threads at odd row counts, one level of an 8-bit photo on 4 of 80 Dataset items), so a DataLoader
+    worker (one thread) would not render an item as a main process with several does. The count is the process's:
+    the first of genaug's overlapping calls sets it and the last restores it."""
+    if device.type != "cpu":
+        yield
+        return
+    with _threads_lock:
+        if _threads["users"] == 0:
+            _threads["was"] = torch.get_num_threads()
+            if _threads["was"] != 1:
+                torch.set_num_threads(1)
+        _threads["users"] += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads["users"] -= 1
+            if _threads["users"] == 0 and _threads["was"] != 1:
+                torch.set_num_threads(_threads["was"])
 
 
 def _device_mode_possible() -> bool:

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..bundle.format import Bundle, load_bundle
-from ..device import module_on, resolve_device, torch_defaults
+from ..device import module_on, one_cpu_thread, resolve_device, torch_defaults
 from ..faces.framing import FRAMINGS
 from ..faces.landmarks import default_landmarks, face_landmarks, landmarks_inside
 from ..images import FrameInfo
@@ -143,10 +143,11 @@ class Engine(PhotoIO):
         x = check_model_batch(x, self.channels, self.image_size, self.device)
         steps = self.refine_steps if steps is None else steps
         g, p = self.bundle.generator, self.bundle.predictor
-        outs = [
-            invert(g, p, self.spec, x[i : i + self.batch_size], steps, self.refine_loss, self.refine_lr, self.feature_net)
-            for i in range(0, x.shape[0], self.batch_size)
-        ]
+        with one_cpu_thread(self.device):  # the same latents under any thread count
+            outs = [
+                invert(g, p, self.spec, x[i : i + self.batch_size], steps, self.refine_loss, self.refine_lr, self.feature_net)
+                for i in range(0, x.shape[0], self.batch_size)
+            ]
         return Inversion(*(torch.cat([getattr(o, f) for o in outs]) for f in ("latent", "score", "recon")))
 
     @torch_defaults()
@@ -175,7 +176,8 @@ class Engine(PhotoIO):
         latent = latent.to(self.device, torch.float32)
         if not len(latent):
             return torch.empty(0, self.channels, self.image_size, self.image_size, device=self.device)
-        return torch.cat([g(latent[i : i + self.batch_size]) for i in range(0, latent.shape[0], self.batch_size)])
+        with one_cpu_thread(self.device):  # the same pixels under any thread count
+            return torch.cat([g(latent[i : i + self.batch_size]) for i in range(0, latent.shape[0], self.batch_size)])
 
     @torch_defaults()
     def random_edits(self, n: int, generator: torch.Generator | None = None, codes: list[int] | None = None) -> list[Edit]:
