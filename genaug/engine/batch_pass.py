@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..device import one_cpu_thread
 from ..faces.framing import face_box
 from .batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, edit_plan, plan_columns
 from .batch_latents import content_slots, named_slots, stored
@@ -81,8 +80,10 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
     latent = torch.index_select(stored(aug._views, table), 0, slots,
                                 out=workspace(aug._work, "latent", (m, table.latent_dim), table.rows.dtype, dev))
     edited, target, _, entry = apply_plan(latent, aug._layout, aug._recipe, cols, True, content_rows, transfer_rows)
-    with one_cpu_thread(dev):  # (eng.generate's own setting, for the one pass it saves)
-        images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited)
+    # on the caller's threads (unlike Engine.generate's one CPU thread): the batch path is for throughput; its outputs
+    # repeat at a given thread count, and at one thread match the per-image front ends'
+    g, bs = eng.bundle.generator, eng.batch_size
+    images = g(edited) if len(edited) <= bs else torch.cat([g(edited[i : i + bs]) for i in range(0, len(edited), bs)])
     grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
     parts = []  # (first row, rows in x's dtype)
     if a:
