@@ -407,12 +407,16 @@ class BatchFaceAug(nn.Module):
             self._params = params
             return (x.clone(), params) if self.return_params else x.clone()
         control = host_array(params.code) >= len(eng.spec.codes)  # rows drawn an image-space control (named in codes)
-        rendered = host_array(params.apply) & control if control.any() else None
+        # a row at strength 0 that would change no pixel (a control; a latent code in delta mode) is not edited: the
+        # input as given, target NaN, as the other front ends report it unchanged (``Engine.unchanged``)
+        still = (host_array(params.strength) == 0) & (control | (self.mode == "delta"))
+        edited = host_array(params.apply) & ~still
+        rendered = edited & control if control.any() else None
         if marks is not None and marks.device.type != "cpu" and rendered is not None and rendered.any():
             check_landmark_values(marks, t.shape[2], t.shape[3])  # (one read, before any work: the renderers read anyway)
-        latent = params if rendered is None else BatchParams(torch.from_numpy(host_array(params.apply) & ~control),
-                                                             torch.from_numpy(np.where(control, 0, host_array(params.code))),
-                                                             params.value, params.relative, params.strength)
+        latent = params if rendered is None and not still.any() else BatchParams(
+            torch.from_numpy(edited & ~control), torch.from_numpy(np.where(control, 0, host_array(params.code))),
+            params.value, params.relative, params.strength)
         td = t if t.device == eng.device else t.to(eng.device)
         out, target = augment_rows(self, td, latent, index, eng, checked)
         if rendered is not None and rendered.any():
@@ -424,8 +428,8 @@ class BatchFaceAug(nn.Module):
         out = out if out.device == t.device else out.to(t.device)
         if c != out.shape[1]:  # back to the input's channels (a grey photo stays grey: its channels are equal)
             out = out[:, :1].contiguous() if c == 1 else torch.cat([out, alpha], 1)
-        if clipped:  # rows not drawn come back as given, unclipped
-            keep = ~torch.from_numpy(host_array(params.apply)).to(out.device)
+        if clipped:  # rows not edited come back as given, unclipped
+            keep = ~torch.from_numpy(edited).to(out.device)
             out = torch.where(keep[:, None, None, None], given, out)
         if channels_last(x):  # as the input's layout
             out = out.contiguous(memory_format=torch.channels_last)
