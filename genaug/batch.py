@@ -9,9 +9,9 @@ Per call: which rows are edited (probability ``p``), the code, its value and the
 on the host from the transform's CPU ``torch.Generator`` (the same draws on every device, like
 kornia's parameters) and sent in one non-blocking copy; the edited rows go through one batched
 pass on the device (:mod:`genaug.engine.batch_pass`: frame, latent look-up, :mod:`genaug.engine.batch_edits`, one
-generator pass, blend, paste back). A random colour edit is moved at least ``COLOUR_MARGIN`` off the face's own value
-on the device, as :class:`genaug.Engine` moves it (``params.value`` keeps the draw, ``params.target`` the value
-applied; a replay of the params moves it alike). The output keeps the input's dtype, shape, device and
+generator pass, blend, paste back); pickling and device moves: :mod:`genaug.engine.batch_module`. A random colour
+edit is moved at least ``COLOUR_MARGIN`` off the face's own value on the device, as :class:`genaug.Engine` moves it
+(``params.value`` keeps the draw, ``params.target`` the value applied; a replay of the params moves it alike). The output keeps the input's dtype, shape, device and
 ``tv_tensors.Image`` type (grey and RGBA too: edited as grey RGB, alpha kept); rows not drawn come back unchanged.
 Nothing is differentiable: the output is detached data.
 
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .bundle.format import Bundle, bundle_path
 from .device import resolve_device, torch_defaults
@@ -49,6 +49,7 @@ from .engine.batch_calls import compiling, eagerly, exporting, transformed
 from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe_kinds, recipe_tables
 from .engine.batch_inputs import check_batch, one_image, other_tv_tensor, route, tv_image_type
 from .engine.batch_landmarks import check_landmark_values, check_landmarks, find_landmarks
+from .engine.batch_module import BatchModule
 from .engine.batch_pass import augment_rows, channels_last
 from .engine.batch_render import render_controls
 from .engine.codes import (all_code_names, check_codes, check_seed, check_spec_options, code_ranges, default_codes, probability,
@@ -60,7 +61,7 @@ from .engine.render import MODES
 from .faces.framing import face_box
 
 
-class BatchFaceAug(nn.Module):
+class BatchFaceAug(BatchModule):
     """Edit one semantic code (glasses, smile, ...) of each face in a device batch.
 
     Args:
@@ -177,57 +178,6 @@ class BatchFaceAug(nn.Module):
         """The edit strength: a number, or the ``(low, high)`` range drawn from per row (kept as ``strength_range``)."""
         lo, hi = self.strength_range
         return lo if lo == hi else (lo, hi)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickling / deepcopy / ``torch.save`` keep the settings, generator (as bytes: a spawned DataLoader worker cannot
-        read a pickled torch.Generator) and named ``table``; the engine and the content cache (~300 MB) are rebuilt."""
-        drop = ("_layout", "_recipe", "_margin", "_colour_codes", "_colour_all", "_colour_entries", "_luma_code", "_luma_entries",
-                "_region_code", "_region_entries", "_hue_code", "_hue_entries", "_slots", "_content")
-        g = None if self.generator is None else self.generator.get_state().numpy().tobytes()
-        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "generator": g, "_engine": None, "_feathers": {},
-                "_work": {}, "_views": {}, "_box_key": (None, "")}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        if isinstance(self.generator, bytes):
-            self.generator = torch.Generator().set_state(torch.frombuffer(bytearray(self.generator), dtype=torch.uint8))
-
-    def _apply(self, fn: Any, recurse: bool = True) -> "BatchFaceAug":
-        """``.to(device)``, ``.cuda()``, ``.cpu()`` (and a parent module's): the work moves there - ``device`` is recorded
-        (later batches elsewhere are copied there and back) and a built engine's networks and latent tables are moved.
-        The device is read off ``fn`` applied to an empty CPU and meta probe; a dtype-only ``fn`` (``.half()``) moves nothing.
-        A move waits for a call running in another thread, as a setting does."""
-        with self._lock:
-            return self._move(fn, recurse)
-
-    def _move(self, fn: Any, recurse: bool) -> "BatchFaceAug":
-        super()._apply(fn, recurse)
-        on_cpu = fn(torch.empty(0)).device  # (.cuda() without CUDA: torch's error, here)
-        try:
-            if fn(torch.empty(0, device="meta")).device != on_cpu:  # each probe stayed where it was: no device in fn
-                return self
-        except NotImplementedError:  # "cannot copy out of meta tensor": fn moves data (to on_cpu's device)
-            pass
-        except RuntimeError:  # an fn only CPU tensors take (.share_memory()): no move
-            return self
-        self.device, eng = on_cpu, self._engine
-        if eng is not None and eng.device != on_cpu:  # device buffers are rebuilt there
-            self._engine, self._feathers, self._work, self._views = None, {}, {}, {}
-        if on_cpu.type == "meta":  # shapes only: nothing of the engine or tables goes there (a later .to() rebuilds)
-            return self
-        for table in (self.table, getattr(self, "_content", None)):  # the latents found so far go along
-            if table is not None and table.rows is not None and table.rows.device != on_cpu:
-                table.rows = table.rows.to(on_cpu)
-        if eng is not None and self._engine is None:  # its bundle there (no reload; the same bundle_key, so the tables
-            self._engine_on(on_cpu, eng.bundle.on(on_cpu))  # stay bound; a caller's bundle is not moved: a copy)
-        return self
-
-    def __prepare_scriptable__(self) -> "BatchFaceAug":
-        """``torch.jit.script`` (of this module or a model holding it) is refused with a reason, as
-        ``torchvision.transforms.v2`` refuses it."""
-        raise RuntimeError("BatchFaceAug cannot be scripted (torch.jit.script): it draws its edits on the host and reads "
-                           "values back per call; apply it to the batch outside the scripted model (torch.compile is fine: "
-                           "it runs BatchFaceAug eagerly)")
 
     def extra_repr(self) -> str:
         return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
