@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import genaug
-from conftest import UTKFACE, demo_faces, need, with_threads
+from conftest import demo_face, demo_faces, with_threads
 from genaug.demo import DEMO_FACES
 
 torch.set_num_threads(1)
@@ -288,16 +288,16 @@ def test_the_paste_edge_weights_kept_do_not_grow_with_every_new_photo_size():
     assert 0 < len(aug._feathers) <= 16
 
 
-def test_a_replay_under_another_thread_count_is_the_same_to_the_bit():
-    # an audit reported one level of one pixel off when params were replayed under another torch.set_num_threads; not
-    # reproduced in the twenty-second session (0 of ~2,300 outputs: utkface / celeba sizes 61x77 to 512, uint8 / half /
-    # bf16 / float, channels_last, index=, landmarks=, 1 <-> 2 <-> 4 threads; fixed before: resize_change's paste)
-    files = sorted((need(UTKFACE) / "images").glob("*.jpg"))[100:124]
-    x = torch.from_numpy(np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])).permute(0, 3, 1, 2)
-    codes = ["glasses", "smile", "mouth", "bangs", "male", "tone", "shade", "warmth", "yaw", "light"]
-    one, params = with_threads(1, lambda: genaug.BatchFaceAug(p=1.0, seed=1, codes=codes, return_params=True)(x))
-    for dtype in (torch.uint8, torch.float32):
-        xi = x if dtype == torch.uint8 else x.float() / 255
-        ref = one if dtype == torch.uint8 else with_threads(1, lambda: genaug.BatchFaceAug(codes=codes)(xi, params=params))
-        two = with_threads(2, lambda: genaug.BatchFaceAug(codes=codes)(xi, params=params))  # (inverted under 2 threads)
-        assert torch.equal(two, ref), int((two != ref).sum())
+def test_a_replay_under_another_thread_count_differs_by_float_rounding_at_most():
+    # an audit saw one level of one pixel off when params were replayed under another torch.set_num_threads: the CPU
+    # generator's float32 transposed convolutions (oneDNN) split a small batch by thread and round differently (3 rows:
+    # up to 7.7e-7 in the generator, 1.2e-7 in the output; batches of 24-128 rows: none); ensuring the bits would cost
+    # ~1.5x the generator's time (oneDNN off), so the tolerance is documented (BatchFaceAug's docstring, the guide)
+    x = torch.from_numpy(demo_face(64).copy()).permute(2, 0, 1)
+    x = torch.stack([x, x.flip(2), x.roll(2, 2)])
+    for xi in (x, x.float() / 255):
+        one, params = with_threads(1, lambda: genaug.BatchFaceAug(p=1.0, seed=0, return_params=True)(xi))
+        again = with_threads(1, lambda: genaug.BatchFaceAug()(xi, params=params))
+        two = with_threads(2, lambda: genaug.BatchFaceAug()(xi, params=params))  # (inverted under 2 threads)
+        assert torch.equal(again, one)  # the same thread count: to the bit
+        assert (two.double() - one.double()).abs().max() <= (1 if xi.dtype == torch.uint8 else 1e-6)

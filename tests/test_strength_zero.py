@@ -84,6 +84,9 @@ def test_batch_rows_at_strength_0_come_back_as_given_not_edited(dtype):
         out, done = aug(x, params=dataclasses.replace(params, strength=torch.tensor(strength)))
         assert torch.isnan(done.target).tolist() == [s == 0 for s in strength]
         assert [torch.equal(o, i) for o, i in zip(out, x)] == [s == 0 for s in strength]
+    out, done = aug(x, params=dataclasses.replace(params, value=torch.tensor([1.0, 1.0, 0.6, 0.0], dtype=torch.float64),
+                                                  strength=torch.ones(4)))  # a control at 0, at strength 1
+    assert torch.isnan(done.target).tolist() == [False, False, False, True] and torch.equal(out[3], x[3])
     aug.mode = "regenerate"  # a latent code at 0: the generator's face, a change, named
     assert torch.isnan(aug(x, params=params)[1].target).tolist() == [False, False, False, True]
 

@@ -1,7 +1,8 @@
 """Without the ``faces`` extra (dlib), a named edit that draws on the face (glasses, mouth, ...) is drawn in the framing
 rule's box, which misplaces it on an Olivetti frame or a tight crop, and a rendered control (yaw, light, ...) is placed
 by that box (on a 64 px UTKFace crop or an Olivetti face the eyes land on the nose, the light's lit half ~10 px low):
-said once per process, naming the extra, by every front end and by the one warning
+said once per process and not again by DataLoader workers (worker 0 alone where the main process did not), naming the
+extra, by every front end and by the one warning
 (:func:`genaug.engine.reframe.warn_rule_frames`); never for the colour codes (they never need the detector), nor in
 CelebA's own 178x218 frame, where the box is right."""
 from __future__ import annotations
