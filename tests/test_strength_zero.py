@@ -118,3 +118,15 @@ def test_a_colour_edit_at_strength_0_on_a_float_photo_is_unchanged_as_on_its_uin
     ds = genaug.GenerativeAugDataset([img], variants=1, codes=["tone"], strength=0, return_meta=True, device="cpu",
                                      refine_steps=0, progress=False, seed=0)
     assert ds[0][1].description == ds.meta(0).description == NO_PIXEL
+
+
+def test_a_batch_control_the_face_has_no_room_for_is_not_edited(monkeypatch):
+    # a turn fitted to 0 (a near-profile face: no room) left the row as it was, yet params.target said 0.0, an edit;
+    # now NaN, as the other front ends report it unchanged ("no room")
+    from genaug.faces import controls
+
+    monkeypatch.setattr(controls.ImageControl, "fit", lambda self, x, values, *a, **k: torch.zeros(len(x)))
+    x = torch.from_numpy(np.stack([demo_face(64)] * 2)).permute(0, 3, 1, 2).contiguous()
+    out, params = genaug.BatchFaceAug(p=1.0, codes=["yaw"], seed=0, return_params=True)(x)
+    assert torch.isnan(params.target).all(), params.target
+    assert torch.equal(out, x)
