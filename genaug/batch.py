@@ -9,10 +9,11 @@ Per call: which rows are edited (probability ``p``), the code, its value and the
 on the host from the transform's CPU ``torch.Generator`` (the same draws on every device, like
 kornia's parameters) and sent in one non-blocking copy; the edited rows go through one batched
 pass on the device (:mod:`genaug.engine.batch_pass`: frame, latent look-up, :mod:`genaug.engine.batch_edits`, one
-generator pass, blend, paste back). A random colour edit is moved at least ``COLOUR_MARGIN`` off the face's own value
-on the device, as :class:`genaug.Engine` moves it (``params.value`` keeps the draw, ``params.target`` the value
-applied; a replay of the params moves it alike). The output keeps the input's dtype, shape, device and
-``tv_tensors.Image`` type (grey and RGBA too: edited as grey RGB, alpha kept); rows not drawn come back unchanged.
+generator pass, blend, paste back); pickling and device moves: :mod:`genaug.engine.batch_module`. A random colour
+edit is moved at least ``COLOUR_MARGIN`` off the face's own value on the device, as :class:`genaug.Engine` moves it
+(``params.value`` keeps the draw, ``params.target`` the value applied; a replay of the params moves it alike). The
+output keeps the input's dtype, shape, device and ``tv_tensors.Image`` type (grey and RGBA too: edited as grey RGB,
+alpha kept); rows not drawn come back unchanged, as do rows whose edit changes no pixel (strength 0, a control at 0).
 Nothing is differentiable: the output is detached data.
 
 Latents: with ``index=`` (dataset indices, ideally on the host as a DataLoader yields them) they
@@ -40,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .bundle.format import Bundle, bundle_path
 from .device import resolve_device, torch_defaults
@@ -49,6 +50,7 @@ from .engine.batch_calls import compiling, eagerly, exporting, transformed
 from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe_kinds, recipe_tables
 from .engine.batch_inputs import check_batch, one_image, other_tv_tensor, route, tv_image_type
 from .engine.batch_landmarks import check_landmark_values, check_landmarks, find_landmarks
+from .engine.batch_module import BatchModule
 from .engine.batch_pass import augment_rows, channels_last
 from .engine.batch_render import render_controls
 from .engine.codes import (all_code_names, check_codes, check_seed, check_spec_options, code_ranges, default_codes, probability,
@@ -60,7 +62,7 @@ from .engine.render import MODES
 from .faces.framing import face_box
 
 
-class BatchFaceAug(nn.Module):
+class BatchFaceAug(BatchModule):
     """Edit one semantic code (glasses, smile, ...) of each face in a device batch.
 
     Args:
@@ -97,6 +99,9 @@ class BatchFaceAug(nn.Module):
     NaN: the rule's). Checked up front (shape, dtype; values - finite, inside the image, a face's order - on the host
     at once for a CPU tensor, otherwise by one read in calls that render a control: a call of latent-code rows never
     reads them) and recorded in the returned params (``params.landmarks``), so ``aug(x, params=params)`` replays it.
+    A replay repeats the call to the bit under the same torch thread count; under another, the CPU generator's float32
+    transposed convolutions (oneDNN, which splits small batches by thread) may round differently: float outputs within
+    1e-6 (measured: 1.2e-7 on 3 rows, 1 vs 2 threads; none on batches of 24-128), uint8 within one level on rare pixels.
     """
 
     @torch_defaults()  # its host tables on the CPU, also when built under torch.device("meta") with a model
@@ -177,57 +182,6 @@ class BatchFaceAug(nn.Module):
         """The edit strength: a number, or the ``(low, high)`` range drawn from per row (kept as ``strength_range``)."""
         lo, hi = self.strength_range
         return lo if lo == hi else (lo, hi)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickling / deepcopy / ``torch.save`` keep the settings, generator (as bytes: a spawned DataLoader worker cannot
-        read a pickled torch.Generator) and named ``table``; the engine and the content cache (~300 MB) are rebuilt."""
-        drop = ("_layout", "_recipe", "_margin", "_colour_codes", "_colour_all", "_colour_entries", "_luma_code", "_luma_entries",
-                "_region_code", "_region_entries", "_hue_code", "_hue_entries", "_slots", "_content")
-        g = None if self.generator is None else self.generator.get_state().numpy().tobytes()
-        return {**{k: v for k, v in self.__dict__.items() if k not in drop}, "generator": g, "_engine": None, "_feathers": {},
-                "_work": {}, "_views": {}, "_box_key": (None, "")}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        if isinstance(self.generator, bytes):
-            self.generator = torch.Generator().set_state(torch.frombuffer(bytearray(self.generator), dtype=torch.uint8))
-
-    def _apply(self, fn: Any, recurse: bool = True) -> "BatchFaceAug":
-        """``.to(device)``, ``.cuda()``, ``.cpu()`` (and a parent module's): the work moves there - ``device`` is recorded
-        (later batches elsewhere are copied there and back) and a built engine's networks and latent tables are moved.
-        The device is read off ``fn`` applied to an empty CPU and meta probe; a dtype-only ``fn`` (``.half()``) moves nothing.
-        A move waits for a call running in another thread, as a setting does."""
-        with self._lock:
-            return self._move(fn, recurse)
-
-    def _move(self, fn: Any, recurse: bool) -> "BatchFaceAug":
-        super()._apply(fn, recurse)
-        on_cpu = fn(torch.empty(0)).device  # (.cuda() without CUDA: torch's error, here)
-        try:
-            if fn(torch.empty(0, device="meta")).device != on_cpu:  # each probe stayed where it was: no device in fn
-                return self
-        except NotImplementedError:  # "cannot copy out of meta tensor": fn moves data (to on_cpu's device)
-            pass
-        except RuntimeError:  # an fn only CPU tensors take (.share_memory()): no move
-            return self
-        self.device, eng = on_cpu, self._engine
-        if eng is not None and eng.device != on_cpu:  # device buffers are rebuilt there
-            self._engine, self._feathers, self._work, self._views = None, {}, {}, {}
-        if on_cpu.type == "meta":  # shapes only: nothing of the engine or tables goes there (a later .to() rebuilds)
-            return self
-        for table in (self.table, getattr(self, "_content", None)):  # the latents found so far go along
-            if table is not None and table.rows is not None and table.rows.device != on_cpu:
-                table.rows = table.rows.to(on_cpu)
-        if eng is not None and self._engine is None:  # its bundle there (no reload; the same bundle_key, so the tables
-            self._engine_on(on_cpu, eng.bundle.on(on_cpu))  # stay bound; a caller's bundle is not moved: a copy)
-        return self
-
-    def __prepare_scriptable__(self) -> "BatchFaceAug":
-        """``torch.jit.script`` (of this module or a model holding it) is refused with a reason, as
-        ``torchvision.transforms.v2`` refuses it."""
-        raise RuntimeError("BatchFaceAug cannot be scripted (torch.jit.script): it draws its edits on the host and reads "
-                           "values back per call; apply it to the batch outside the scripted model (torch.compile is fine: "
-                           "it runs BatchFaceAug eagerly)")
 
     def extra_repr(self) -> str:
         return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
@@ -407,12 +361,16 @@ class BatchFaceAug(nn.Module):
             self._params = params
             return (x.clone(), params) if self.return_params else x.clone()
         control = host_array(params.code) >= len(eng.spec.codes)  # rows drawn an image-space control (named in codes)
-        rendered = host_array(params.apply) & control if control.any() else None
+        # a row that would change no pixel (strength 0 for a control or, in delta mode, a latent code; a control at 0)
+        # is not edited: the input as given, target NaN, as the other front ends report it unchanged (Engine.unchanged)
+        still = ((host_array(params.strength) == 0) & (control | (self.mode == "delta"))) | (control & (host_array(params.value) == 0))
+        edited = host_array(params.apply) & ~still
+        rendered = edited & control if control.any() else None
         if marks is not None and marks.device.type != "cpu" and rendered is not None and rendered.any():
             check_landmark_values(marks, t.shape[2], t.shape[3])  # (one read, before any work: the renderers read anyway)
-        latent = params if rendered is None else BatchParams(torch.from_numpy(host_array(params.apply) & ~control),
-                                                             torch.from_numpy(np.where(control, 0, host_array(params.code))),
-                                                             params.value, params.relative, params.strength)
+        latent = params if rendered is None and not still.any() else BatchParams(
+            torch.from_numpy(edited & ~control), torch.from_numpy(np.where(control, 0, host_array(params.code))),
+            params.value, params.relative, params.strength)
         td = t if t.device == eng.device else t.to(eng.device)
         out, target = augment_rows(self, td, latent, index, eng, checked)
         if rendered is not None and rendered.any():
@@ -424,8 +382,8 @@ class BatchFaceAug(nn.Module):
         out = out if out.device == t.device else out.to(t.device)
         if c != out.shape[1]:  # back to the input's channels (a grey photo stays grey: its channels are equal)
             out = out[:, :1].contiguous() if c == 1 else torch.cat([out, alpha], 1)
-        if clipped:  # rows not drawn come back as given, unclipped
-            keep = ~torch.from_numpy(host_array(params.apply)).to(out.device)
+        if clipped:  # rows not edited come back as given, unclipped
+            keep = ~torch.from_numpy(edited).to(out.device)
             out = torch.where(keep[:, None, None, None], given, out)
         if channels_last(x):  # as the input's layout
             out = out.contiguous(memory_format=torch.channels_last)

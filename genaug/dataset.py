@@ -239,18 +239,20 @@ class GenerativeAugDataset(Dataset):
         sample applies them. What depends on the photo is reported as the sample applies it (the sample rendered, not
         counted in ``engine.stats``): a planned image-space control (``yaw``, ``light``: no face found, or no room on a
         near-profile face, re-drawn among the latent codes, see :meth:`_variant`), an edit that draws on the face where
-        ``framing="auto"`` finds no face in a large photo (``Engine.unplaced``), and a colour edit at strength 0 (no
-        pixel changed; a control at strength 0 renders as nothing, ``Engine.unchanged``); the sample itself always reports the edit as applied (also a ``yaw`` scaled into the face's
-        room, see ``ImageControl.fit``, and a gate's re-draw)."""
+        ``framing="auto"`` finds no face in a large photo (``Engine.unplaced``), and a latent code's or colour edit at
+        strength 0 in ``delta`` mode (no pixel changed; a control at strength 0 renders as nothing, ``Engine.unchanged``);
+        the sample itself always reports the edit as applied (also a ``yaw`` scaled into the face's room, see
+        ``ImageControl.fit``, and a gate's re-draw)."""
         self.prepare()
         with torch_defaults():  # genaug's own dtype, default device and precision (the draws repeat under any)
             meta = self._meta(index)
         e = self.engine
         latent = meta.edit is not None and control_of(e.spec, meta.code) is None
-        if meta.edit is None or latent and not e.seeks_faces([meta.code]) and not (e.strength == 0 and e.recolours(meta.edit)):
+        planned = latent and not (e.strength == 0 and e.mode == "delta")  # (else the photo itself: ``Engine.unchanged``)
+        if meta.edit is None or planned and not e.seeks_faces([meta.code]):
             return meta
         image, target = read_item(self.base, meta.source)
-        if latent and e.seeks_faces([meta.code]) and not e.unplaced(meta.edit, self._frame(meta.source, image, False)[1]):
+        if planned and e.seeks_faces([meta.code]) and not e.unplaced(meta.edit, self._frame(meta.source, image, False)[1]):
             return meta  # a face found, or a tight crop framed by the rule: as planned
         counts = dict(self.engine.stats)  # a look at the item, not one made: the engine's counts stay
         try:

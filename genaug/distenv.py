@@ -1,5 +1,6 @@
 """The processes and threads genaug runs in: the distributed environment that ``torchrun`` sets (rank, world size and
-local rank), DataLoader workers' seeds, and :class:`Turns`, the lock threads sharing one object take in turn."""
+local rank), DataLoader workers' seeds and notices (:func:`say_once`), and :class:`Turns`, the lock threads sharing one
+object take in turn."""
 from __future__ import annotations
 
 import os
@@ -67,6 +68,27 @@ def mix_worker_seed(generator: Any, tag: Any) -> Any:
         return tag
     generator.manual_seed((int(torch.randint(2**62, (), generator=generator)) ^ int(info.seed)) % 2**62)
     return (os.getpid(), int(info.seed))
+
+
+SAID_ENV = "GENAUG_SAID"  # the notices the main process gave, for the DataLoader workers it starts (comma-separated)
+_said: set[str] = set()  # the notices given in this process
+
+
+def say_once(key: str) -> bool:
+    """True where the notice ``key`` (a warning) is to be given now: once per process, and inside DataLoader workers
+    (spawned ones start afresh each epoch, forked ones copy this process's state) only where the main process has not
+    given it before starting them (it marks :data:`SAID_ENV`, which they inherit) and only in worker 0, so a loop sees
+    it once, not once per worker per epoch; a user who never calls genaug in the main process (an albumentations
+    pipeline run only by the workers) still sees it, once per epoch unless the workers persist."""
+    import torch
+
+    info = torch.utils.data.get_worker_info()
+    if key in _said or (info is not None and (info.id != 0 or key in os.environ.get(SAID_ENV, "").split(","))):
+        return False
+    _said.add(key)
+    if info is None:
+        os.environ[SAID_ENV] = ",".join(sorted({*os.environ.get(SAID_ENV, "").split(","), key} - {""}))
+    return True
 
 
 class Turns:

@@ -417,8 +417,10 @@ def test_a_full_disk_is_one_error_line_not_a_segfault(tmp_path, tiny_bundle_path
         shutil.rmtree(tmp_path / "o.h5.parts", ignore_errors=True)
         r = _expand_with_file_size_limit(src, out, tiny_bundle_path, limit, variants)
         assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
-        assert r.stderr.startswith(f"genaug expand: error: {what}") and r.stderr.count("\n") == 1, r.stderr
-        assert "File too large" in r.stderr and not out.exists()
+        *before, error = r.stderr.splitlines()  # (before it: the tiny bundle's edits that changed no pixel, counted)
+        assert error.startswith(f"genaug expand: error: {what}") and r.stderr.endswith("\n"), r.stderr
+        assert all("kept the unedited source: their edit changed no pixel" in line for line in before), r.stderr
+        assert "File too large" in error and not out.exists()
 
 
 def test_the_parts_folder_rule_has_one_home(tmp_path):

@@ -190,6 +190,9 @@ def test_batch_settings_and_layouts_that_change_nothing(bundle, batch, setting):
         got = aug(given)
     if setting == "expanded":
         want = genaug.BatchFaceAug(p=1.0, seed=0, bundle=bundle)(given.contiguous())
+    if setting == "threads":  # the CPU generator's transposed convolutions split a small batch by thread: float32
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)  # rounding (1.2e-7 here), see BatchFaceAug's docstring
+        want = got
     assert torch.equal(got, want) and not got.requires_grad and not got.is_inference()
     assert got.is_contiguous(memory_format=torch.channels_last) == (setting == "channels_last")
 

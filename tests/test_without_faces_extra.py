@@ -1,18 +1,20 @@
 """Without the ``faces`` extra (dlib), a named edit that draws on the face (glasses, mouth, ...) is drawn in the framing
 rule's box, which misplaces it on an Olivetti frame or a tight crop, and a rendered control (yaw, light, ...) is placed
 by that box (on a 64 px UTKFace crop or an Olivetti face the eyes land on the nose, the light's lit half ~10 px low):
-said once per process, naming the extra, by every front end and by the one warning
+said once per process and not again by DataLoader workers (worker 0 alone where the main process did not), naming the
+extra, by every front end and by the one warning
 (:func:`genaug.engine.reframe.warn_rule_frames`); never for the colour codes (they never need the detector), nor in
 CelebA's own 178x218 frame, where the box is right."""
 from __future__ import annotations
 
 import warnings
 
+import albumentations as A
 import numpy as np
 import pytest
+import torch
 
-from genaug import GenerativeAugDataset
-from genaug.engine import reframe as reframe_module
+from genaug import GenerativeAugDataset, GenerativeFaceAug, distenv
 from genaug.engine.core import Engine
 from genaug.engine.edits import Edit
 from genaug.faces import identity
@@ -21,7 +23,8 @@ from genaug.faces import identity
 @pytest.fixture(autouse=True)
 def without_extra(monkeypatch):
     monkeypatch.setattr(identity, "faces_extra_available", lambda: False)
-    monkeypatch.setattr(reframe_module, "_warned", False, raising=False)  # (once per process: anew per test)
+    monkeypatch.setattr(distenv, "_said", set())  # (once per process: anew per test)
+    monkeypatch.setenv(distenv.SAID_ENV, "")
 
 
 def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -89,3 +92,43 @@ def test_celebas_box_in_its_own_frame_says_nothing_other_boxes_do():
 def test_the_colour_codes_say_nothing():
     e = Engine(device="cpu", codes=["tone", "shade", "warmth"], refine_steps=0)
     assert _said(lambda: [e.augment(_photo(64, 64, s)) for s in range(4)]) == []
+
+
+class _Photos(torch.utils.data.Dataset):
+    def __init__(self, aug):
+        self.aug = aug
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.as_tensor(self.aug(image=_photo(112, 92, i))["image"])
+
+
+def _no_extra_in_worker(_):
+    identity.faces_extra_available = lambda: False  # (the fixture's patch does not reach a spawned process)
+    torch.set_num_threads(1)
+
+
+def test_spawned_dataloader_workers_say_it_once_and_not_after_the_main_process(capfd):
+    # each spawned worker said it again, every epoch: N workers, N warnings per epoch
+    aug = A.Compose([GenerativeFaceAug(codes=["glasses"], p=1.0, refine_steps=0)], seed=0)
+    def epoch():
+        loader = torch.utils.data.DataLoader(_Photos(aug), batch_size=1, num_workers=2,
+                                             multiprocessing_context="spawn", worker_init_fn=_no_extra_in_worker)
+        assert len(list(loader)) == 4
+        return capfd.readouterr().err.count("faces extra (dlib) is not installed")
+
+    assert epoch() == 1  # said by worker 0 (only the workers saw a photo)
+    assert len(_said(lambda: aug(image=_photo(112, 92)))) == 1  # said in the main process ...
+    assert epoch() == 0  # ... not again by the workers it starts
+
+
+def test_a_worker_says_it_only_when_first_and_the_main_process_has_not(monkeypatch):
+    e = Engine(device="cpu", codes=["glasses"], refine_steps=0)
+    for worker in (1, 0):
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: type("W", (), {"id": worker})())
+        assert len(_said(lambda: [e.augment(_photo(112, 92, s)) for s in range(2)])) == (worker == 0)
+    monkeypatch.setattr(distenv, "_said", set())  # a fresh worker 0, started after the main process said it
+    monkeypatch.setenv(distenv.SAID_ENV, "rule_frames")
+    assert _said(lambda: e.augment(_photo(112, 92))) == []

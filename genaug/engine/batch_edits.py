@@ -44,8 +44,9 @@ class BatchParams:
     value: Tensor  # (N,) float64 as drawn: category offset (relative rows), category, or continuous value
     relative: Tensor  # (N,) bool
     strength: Tensor  # (N,) float32
-    target: Tensor | None = None  # (N,) on the device: the absolute value each edited row got (NaN: not edited; a
-    #                               random colour edit moved off the face's own value: see colour_margins)
+    target: Tensor | None = None  # (N,) on the device: the absolute value each edited row got (NaN: not edited, also
+    #                               a row at strength 0 that changes no pixel; a random colour edit moved off the
+    #                               face's own value: see colour_margins)
     landmarks: Tensor | None = None  # (N, 5, 2) float32 where given (aug(x, landmarks=)): where controls were placed
     #                                  (a NaN row, or None: the framing rule's landmarks)
 

@@ -130,7 +130,8 @@ def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams,
     """The rows drawn an image-space control (yaw, light, ...), rendered on the batch at its own size, placed by
     the caller's ``landmarks`` (N, 5, 2) (checked: :mod:`genaug.engine.batch_landmarks`) where given, else (None, or
     a NaN row) by the framing rule's landmarks in the face box (no detection, no refinement on this path), one batched
-    call per control; the value applied is the drawn one times the row's strength, within the control's range.
+    call per control; the value applied is the drawn one times the row's strength, within the control's range (its
+``target``; NaN where the face had no room for it, so nothing was rendered, as a row not edited).
     ``alpha`` (N, 1, H, W), an RGBA batch's: a control that moves pixels (yaw) moves it with them, as the per-image
     path does (:func:`genaug.engine.render.apply_control`); returned as (out, target, alpha)."""
     box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), framing)
@@ -156,7 +157,8 @@ def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams,
         if x.dtype != torch.uint8:  # pixels the control left as they were: the batch's own values, not their trip via [-1, 1]
             res = torch.where(done == xf, xr, res)
         out.index_copy_(0, pick, res)
-        target.index_copy_(0, pick, value.to(target.device, target.dtype))
+        value = value.to(target.device, target.dtype)
+        target.index_copy_(0, pick, torch.where(value == 0, float("nan"), value))  # 0: no room, nothing rendered
         if alpha is not None and c.name in GEOMETRIC_CONTROLS:  # a cut-out's alpha moves with the pixels it covers
             ar = alpha.index_select(0, pick)
             af = ((ar.float() / 255 if ar.dtype == torch.uint8 else ar.float()) * 2 - 1).expand(-1, 3, -1, -1)

@@ -333,10 +333,16 @@ class Engine(PhotoIO):
 
     def _edit_latent(self, x: Tensor, base: Tensor, latent: Tensor, edits: list[Edit], wanted: Tensor,
                      mode: str) -> tuple[Tensor, Tensor]:
-        """Latent ``edits`` through the bundle's recipes, rendered (:func:`genaug.engine.render.render_recipes`)."""
+        """Latent ``edits`` through the bundle's recipes, rendered (:func:`genaug.engine.render.render_recipes`); in
+        ``delta`` mode a row whose edit did not move its latent (strength 0) is ``x`` itself, not its round trip through
+        the renderer (so it changed no pixel, :meth:`genaug.engine.photos.PhotoIO.unchanged`)."""
         recipes = [self.bundle.recipe(e.code, e.value) for e in edits]
         edited = apply_recipes(latent, self.bundle, edits, wanted, recipes)
-        return edited, render_recipes(x, base, self.generate(edited), recipes, mode)
+        out = render_recipes(x, base, self.generate(edited), recipes, mode)
+        still = (edited == latent).all(1) if mode == "delta" else None
+        if still is not None and bool(still.any()):
+            out[still] = x[still]
+        return edited, out
 
     @torch_defaults()
     @torch.no_grad()

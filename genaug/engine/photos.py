@@ -225,22 +225,23 @@ class PhotoIO:
         """Why a row the gates kept comes back as its photo, as every front end reports it (``last_info``, Dataset
         meta; HDF5 ``codes`` NaN), or None where ``edit`` (as asked, at its strength) was applied: no face found for it
         (:data:`NO_FACE`, :meth:`faceless`), a control the face had no room for (:data:`NO_ROOM`, :meth:`undone`), or
-        an edit that changed no pixel (:data:`NO_PIXEL`): a control asked at 0 (strength 0) or a colour edit that came
-        back as ``original`` (:meth:`recoloured_nothing`). ``applied``: the edit as :meth:`place` applied it; ``image``:
-        the result."""
+        an edit that changed no pixel (:data:`NO_PIXEL`): a control asked at 0 (strength 0) or a latent code's or colour
+        edit that came back as ``original`` (:meth:`changed_nothing`: strength 0 in ``delta`` mode, a colour code at
+        about the face's own value). ``applied``: the edit as :meth:`place` applied it; ``image``: the result."""
         if self.faceless(edit, frame):
             return NO_FACE
         if self.undone(edit, applied):
             return NO_ROOM
         still = applied is not None and applied.value == 0 and control_of(self.spec, applied.code) is not None
-        return NO_PIXEL if still or self.recoloured_nothing(edit, frame, original, image) else None
+        return NO_PIXEL if still or self.changed_nothing(edit, frame, original, image) else None
 
-    def recoloured_nothing(self, edit: Edit | None, frame: FrameInfo, original: Any, image: Any) -> bool:
-        """True when a colour edit (recipe ``colour``: tone, shade, warmth) came back as the photo it was given, value
-        for value (a float photo, PIL's "F" too: level for level of 8 bits, as its uint8 copy would, not off by float
-        rounding): a continuous code set to about the value the face already had, strength 0 (or a black photo), so it
-        is reported unchanged, not applied."""
-        if edit is None or frame.no_face or not self.recolours(edit):
+    def changed_nothing(self, edit: Edit | None, frame: FrameInfo, original: Any, image: Any) -> bool:
+        """True when a latent code's edit (a colour edit too: tone, shade, warmth) came back as the photo it was given,
+        value for value (a float photo, PIL's "F" too: level for level of 8 bits, as its uint8 copy would, not off by
+        float rounding): strength 0 in ``delta`` mode (the latent not moved: the photo itself, see ``Engine._edit_latent``),
+        a colour code set to about the value the face already had (or a black photo), so it is reported unchanged, not
+        applied."""
+        if edit is None or frame.no_face or control_of(self.spec, edit.code) is not None:
             return False
         if isinstance(original, Tensor):
             return isinstance(image, Tensor) and torch.equal(*(_levels(t.float()) if t.is_floating_point() else t

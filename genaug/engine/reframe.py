@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..distenv import say_once
 from ..images import FrameInfo, match_channels, to_chw01
 
 
@@ -55,22 +56,18 @@ def reframe(image: Any, bundle: Any, info: FrameInfo, names: Any = ()) -> tuple[
     return x.contiguous(), dataclasses.replace(info, box=tuple(int(v) for v in al.face.box), model_in=x, alignment=al)
 
 
-_warned = False  # warn_rule_frames has spoken (once per process)
-
-
 def warn_rule_frames(bundle: Any, info: FrameInfo, names: Any) -> None:
-    """Say once per process that without the ``faces`` extra, edits of ``names`` that draw on the face (named latent
-    edits framed by :func:`reframe`, image-space controls placed by :func:`genaug.engine.render.apply_control`) are
-    placed where the framing rule's box puts the face, which misplaces them on photos framed unlike the bundle's
-    reference frame. Not for the one photo the rule's box is right on: the reference frame's box in a photo of that
-    frame's own size (CelebA's aligned 178x218 crops); a model-sized photo taken whole may be any crop."""
-    global _warned
+    """Say once (:func:`genaug.distenv.say_once`: once per process, not again in DataLoader workers) that without the
+    ``faces`` extra, edits of ``names`` that draw on the face (named latent edits framed by :func:`reframe`,
+    image-space controls placed by :func:`genaug.engine.render.apply_control`) are placed where the framing rule's box
+    puts the face, which misplaces them on photos framed unlike the bundle's reference frame. Not for the one photo
+    the rule's box is right on: the reference frame's box in a photo of that frame's own size (CelebA's aligned
+    178x218 crops); a model-sized photo taken whole may be any crop."""
     cfg = getattr(bundle, "framing", None) or {}
     h, w = info.shape[-2:] if info.layout == "CHW" else info.shape[:2]
     own = cfg.get("reference_size") is not None and [w, h] == list(cfg["reference_size"]) and list(info.box) == list(cfg.get("box", ()))
-    if _warned or own:
+    if own or not say_once("rule_frames"):
         return
-    _warned = True
     warnings.warn(f"the faces extra (dlib) is not installed, so edits that draw on the face ({', '.join(names)}) "
                   "are placed where the framing rule's box puts the face (CelebA's box in its frame, a "
                   "model-sized photo whole, else the centre square), not where the face is: on photos framed unlike "

@@ -52,7 +52,8 @@ LAYOUT_VERSION = 1
 # 3 (r30): an edit that draws on the face, where no face is found in a large photo, keeps the source (codes NaN) or is
 # re-drawn among the colour codes; an edit that changed no pixel (strength 0) has codes NaN, a control at 0 not re-drawn;
 # yaw turns a head whose cheeks fall off faster (shape.TURN_PROFILE), the photo moved by that head's eyes.
-RENDER_REVISION = 3
+# 4 (r31): a latent code's edit at strength 0 in delta mode is the source itself, codes NaN (it was named).
+RENDER_REVISION = 4
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")
 # each dataset's ``description`` attribute: the file says what its columns mean (HDFView, h5dump, ``ds.attrs``)

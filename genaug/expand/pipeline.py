@@ -183,7 +183,7 @@ class _Job:
             if not placed and fr[r] is not frames[k]:  # model-sized records: the edited photo in the rule's frame
                 image = to_uint8(e.frame([image], count=False)[0][0])
             why = e.unchanged(asked, applied, frames[k], original, image) if info.kept[r] else None
-            self.unedited["no pixel"] += int(why == NO_PIXEL)  # (a control at 0, a colour edit at strength 0: codes NaN)
+            self.unedited["no pixel"] += int(why == NO_PIXEL)  # (strength 0, a control at 0: codes NaN)
             res.append((image, applied if info.kept[r] and why is None else None, why == NO_ROOM, float(ir.score[r])))
         return res
 
