@@ -69,8 +69,9 @@ def one_cpu_thread(device: torch.device) -> Iterator[None]:
     1 and 2-16 threads at odd row counts, one level of an 8-bit photo on 4 of 80 Dataset items), so a DataLoader
     worker (one thread) would not render an item as a main process with several does. torch's count (OpenMP, MKL) is
     the calling thread's: each thread that calls genaug sets its own on the outermost call and restores it after, so
-    threads calling genaug at once each run on one thread, and other threads keep theirs (a thread started meanwhile
-    starts with one)."""
+    threads calling genaug at once each run on one thread, and other threads keep theirs (but torch gives a thread, at
+    its first torch work, the count set last anywhere: one started meanwhile, or one that set its count but has not
+    run torch work yet, starts with one)."""
     if device.type != "cpu":
         yield
         return

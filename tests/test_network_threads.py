@@ -57,8 +57,12 @@ def test_threads_calling_genaug_at_once_each_run_on_one_and_get_their_count_back
 
     monkeypatch.setattr(eng.bundle, "generator", generator)
 
+    ready = threading.Barrier(2)
+
     def call(who):
         torch.set_num_threads(2)
+        torch.get_num_threads()  # (torch takes a thread's count at its first work from the count set last anywhere)
+        ready.wait(30)
         if who == "b":
             order["a in"].wait(30)
         eng.generate(torch.zeros(1, eng.spec.dim))
