@@ -59,8 +59,7 @@ def torch_defaults() -> Iterator[None]:
         yield
 
 
-_threads_lock = threading.Lock()
-_threads = {"users": 0, "was": 1}  # genaug's calls inside one_cpu_thread now, and the process's count before the first
+_threads = threading.local()  # per thread: genaug's calls inside one_cpu_thread now (depth), and the count before
 
 
 @contextlib.contextmanager
@@ -68,24 +67,26 @@ def one_cpu_thread(device: torch.device) -> Iterator[None]:
     """The networks' passes on ``device`` (the CPU: one intra-op thread inside; other devices: nothing changes): a
     float32 matrix product's sums depend on the CPU thread count (the generator's output moved by up to 9e-7 between
     1 and 2-16 threads at odd row counts, one level of an 8-bit photo on 4 of 80 Dataset items), so a DataLoader
-    worker (one thread) would not render an item as a main process with several does. The count is the process's:
-    the first of genaug's overlapping calls sets it and the last restores it."""
+    worker (one thread) would not render an item as a main process with several does. torch's count (OpenMP, MKL) is
+    the calling thread's: each thread that calls genaug sets its own on the outermost call and restores it after, so
+    threads calling genaug at once each run on one thread, and other threads keep theirs (but torch gives a thread, at
+    its first torch work, the count set last anywhere: one started meanwhile, or one that set its count but has not
+    run torch work yet, starts with one)."""
     if device.type != "cpu":
         yield
         return
-    with _threads_lock:
-        if _threads["users"] == 0:
-            _threads["was"] = torch.get_num_threads()
-            if _threads["was"] != 1:
-                torch.set_num_threads(1)
-        _threads["users"] += 1
+    depth = getattr(_threads, "depth", 0)
+    if depth == 0:
+        _threads.was = torch.get_num_threads()
+        if _threads.was != 1:
+            torch.set_num_threads(1)
+    _threads.depth = depth + 1
     try:
         yield
     finally:
-        with _threads_lock:
-            _threads["users"] -= 1
-            if _threads["users"] == 0 and _threads["was"] != 1:
-                torch.set_num_threads(_threads["was"])
+        _threads.depth = depth
+        if depth == 0 and _threads.was != 1:
+            torch.set_num_threads(_threads.was)
 
 
 def _device_mode_possible() -> bool:

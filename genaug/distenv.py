@@ -70,24 +70,35 @@ def mix_worker_seed(generator: Any, tag: Any) -> Any:
     return (os.getpid(), int(info.seed))
 
 
-SAID_ENV = "GENAUG_SAID"  # the notices the main process gave, for the DataLoader workers it starts (comma-separated)
+SAID_ENV = "GENAUG_SAID"  # "PID:key,key": the notices process PID gave, for the DataLoader workers it starts
 _said: set[str] = set()  # the notices given in this process
+
+
+def _said_by_parent() -> set[str]:
+    """The notices this process's parent gave before starting it (:data:`SAID_ENV`, marked by that parent's pid: a
+    mark inherited from further up - another program that ran this one - is not the parent's)."""
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    pid, _, keys = os.environ.get(SAID_ENV, "").partition(":")
+    return set(keys.split(",")) - {""} if parent is not None and pid == str(parent.pid) else set()
 
 
 def say_once(key: str) -> bool:
     """True where the notice ``key`` (a warning) is to be given now: once per process, and inside DataLoader workers
-    (spawned ones start afresh each epoch, forked ones copy this process's state) only where the main process has not
-    given it before starting them (it marks :data:`SAID_ENV`, which they inherit) and only in worker 0, so a loop sees
-    it once, not once per worker per epoch; a user who never calls genaug in the main process (an albumentations
-    pipeline run only by the workers) still sees it, once per epoch unless the workers persist."""
+    (spawned ones start afresh each epoch, forked ones copy this process's state) only where the process that started
+    them has not given it before (it marks :data:`SAID_ENV` with its pid, which they inherit) and only in worker 0, so
+    a loop sees it once, not once per worker per epoch; a user who never calls genaug in the main process (an
+    albumentations pipeline run only by the workers) still sees it, once per epoch unless the workers persist, as does
+    another program the main process runs (its own workers' parent is that program)."""
     import torch
 
     info = torch.utils.data.get_worker_info()
-    if key in _said or (info is not None and (info.id != 0 or key in os.environ.get(SAID_ENV, "").split(","))):
+    if key in _said or (info is not None and (info.id != 0 or key in _said_by_parent())):
         return False
     _said.add(key)
     if info is None:
-        os.environ[SAID_ENV] = ",".join(sorted({*os.environ.get(SAID_ENV, "").split(","), key} - {""}))
+        os.environ[SAID_ENV] = f"{os.getpid()}:{','.join(sorted(_said))}"
     return True
 
 

@@ -5,6 +5,8 @@ items (utkface_128) and a `tone` edit of a utkface_128 photo one level apart; th
 (`genaug.device.one_cpu_thread`), and the caller's count is restored."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -38,3 +40,38 @@ def test_a_photo_edit_is_the_same_bytes_under_any_thread_count():
     one = with_threads(1, render)
     for n in (2, 4):
         assert np.array_equal(one, with_threads(n, render)), n
+
+
+def test_threads_calling_genaug_at_once_each_run_on_one_and_get_their_count_back(monkeypatch):
+    # torch's thread count (OpenMP) is the calling thread's: the first thread in set only its own, so a second thread
+    # inside at the same time ran the generator on its 2 threads, and the first, leaving before the second, kept 1
+    eng = Engine(device="cpu", seed=0)
+    g, seen, order = eng.bundle.generator, {}, {k: threading.Event() for k in ("a in", "b in", "a out", "b out")}
+
+    def generator(latent):  # the network, as each thread runs it: a inside, then b, then a leaves before b does
+        who = threading.current_thread().name
+        seen[f"{who} inside"] = torch.get_num_threads()
+        order[f"{who} in"].set()
+        order["b in" if who == "a" else "a out"].wait(30)
+        return g(latent)
+
+    monkeypatch.setattr(eng.bundle, "generator", generator)
+
+    ready = threading.Barrier(2)
+
+    def call(who):
+        torch.set_num_threads(2)
+        torch.get_num_threads()  # (torch takes a thread's count at its first work from the count set last anywhere)
+        ready.wait(30)
+        if who == "b":
+            order["a in"].wait(30)
+        eng.generate(torch.zeros(1, eng.spec.dim))
+        seen[f"{who} after"] = torch.get_num_threads()
+        order[f"{who} out"].set()
+
+    threads = [threading.Thread(target=call, args=(w,), name=w) for w in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert seen == {"a inside": 1, "b inside": 1, "a after": 2, "b after": 2}, seen

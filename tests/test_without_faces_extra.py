@@ -7,6 +7,8 @@ extra, by every front end and by the one warning
 CelebA's own 178x218 frame, where the box is right."""
 from __future__ import annotations
 
+import multiprocessing
+import os
 import warnings
 
 import albumentations as A
@@ -129,6 +131,19 @@ def test_a_worker_says_it_only_when_first_and_the_main_process_has_not(monkeypat
     for worker in (1, 0):
         monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: type("W", (), {"id": worker})())
         assert len(_said(lambda: [e.augment(_photo(112, 92, s)) for s in range(2)])) == (worker == 0)
-    monkeypatch.setattr(distenv, "_said", set())  # a fresh worker 0, started after the main process said it
-    monkeypatch.setenv(distenv.SAID_ENV, "rule_frames")
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: type("P", (), {"pid": 4321})())
+    monkeypatch.setattr(distenv, "_said", set())  # a fresh worker 0, started after the main process (4321) said it
+    monkeypatch.setenv(distenv.SAID_ENV, "4321:rule_frames")
     assert _said(lambda: e.augment(_photo(112, 92))) == []
+
+
+def test_a_program_the_main_process_runs_says_it_in_its_own_workers(monkeypatch):
+    # the main process's mark reached every program it ran (a training script started from a notebook that had
+    # warned): their DataLoader workers took it for their own main process's and never said it
+    e = Engine(device="cpu", codes=["glasses"], refine_steps=0)
+    assert len(_said(lambda: e.augment(_photo(112, 92)))) == 1  # said in this (main) process, which marks it
+    for parent, says in ((5555, 1), (os.getpid(), 0)):  # a worker of a program this process ran, then one of its own
+        monkeypatch.setattr(distenv, "_said", set())
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: type("W", (), {"id": 0})())
+        monkeypatch.setattr(multiprocessing, "parent_process", lambda: type("P", (), {"pid": parent})())
+        assert len(_said(lambda: e.augment(_photo(112, 92)))) == says, parent
