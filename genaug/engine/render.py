@@ -20,6 +20,7 @@ from torch import Tensor
 from ..faces.framing import face_box, is_known_frame
 from ..images import FrameInfo, from_chw01, luma_weights, match_channels, to_chw01
 from .colour import apply_colour, colour_only, keep_grey
+from .exposure import expose, exposure_gain, restore
 from .reframe import warn_rule_frames
 
 MODES = ("delta", "regenerate")
@@ -293,7 +294,22 @@ def render_recipes(x: Tensor, base: Tensor, edited: Tensor, recipes: list, mode:
     """:func:`render` of rows edited through ``recipes`` (one :class:`genaug.bundle.EditRecipe` per row), each as its
     recipe says in ``delta`` mode: local regeneration, a colour edit as the photo's own pixels through a colour
     transform (the skin's hue kept unless the edit is a white balance), a brightness-only edit keeping the photo's
-    colour, a regional one kept where it belongs on the face; a grey photo stays grey."""
+    colour, a regional one kept where it belongs on the face; a grey photo stays grey. A named (not colour) edit of a
+    dim or over-exposed face is blended at a normal exposure and mapped back (:mod:`genaug.engine.exposure`)."""
+    if mode != "delta":
+        return _render_recipes(x, base, edited, recipes, mode)
+    gain = exposure_gain(x, [not r.colour for r in recipes], low=-1.0)
+    rows = (gain != 1).nonzero().flatten().tolist()
+    if not rows:
+        return _render_recipes(x, base, edited, recipes, mode)
+    xe = x.clone()
+    xe[rows] = expose(x[rows], gain[rows], low=-1.0)
+    out = _render_recipes(xe, base, edited, recipes, mode)
+    out[rows] = restore(x[rows], xe[rows], out[rows], gain[rows], low=-1.0)
+    return out
+
+
+def _render_recipes(x: Tensor, base: Tensor, edited: Tensor, recipes: list, mode: str) -> Tensor:
     local = torch.tensor([r.regenerate for r in recipes], dtype=torch.float32)
     out = render(x, base, edited, mode, local)
     colour = [i for i, r in enumerate(recipes) if r.colour]
