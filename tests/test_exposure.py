@@ -34,6 +34,7 @@ def test_gain_lifts_a_dim_face_lowers_an_over_exposed_one_and_leaves_a_normal_or
     assert abs(float(0.1 * g[1]) - DIM) < 1e-6 and abs(float(0.95 * g[2]) - BRIGHT) < 1e-6
     assert torch.equal(exposure_gain(x, [True, False, False, True, True]), torch.ones(5))
     assert torch.allclose(exposure_gain(x * 2 - 1, low=-1.0), g)  # the model frame's units
+    assert exposure_gain(x[:0]).shape == (0,)  # an empty batch (quantile refused it)
 
 
 def test_restore_keeps_unchanged_pixels_bit_for_bit_and_maps_the_change_back():

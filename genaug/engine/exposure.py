@@ -32,6 +32,8 @@ def exposure_gain(x: Tensor, named: Any = None, low: float = 0.0) -> Tensor:
     :data:`BRIGHT`; 1 for a face between them and for rows ``named`` (N, bool; default all) marks False."""
     from .render import region_mask  # (render imports this module)
 
+    if len(x) == 0:  # (quantile refuses an empty tensor)
+        return torch.ones(0, dtype=x.dtype, device=x.device)
     v = (x - low) / (1 - low) if low else x
     y = v[:, 0] if v.shape[1] == 1 else torch.tensordot(v, luma_weights(v.dtype, v.device), dims=([1], [0]))
     on = region_mask(FACE, *x.shape[-2:], device=x.device) > 0
