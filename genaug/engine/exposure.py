@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..images import luma_weights
+from .regions import region_mask
 
 FACE = (0.5, 0.58, 0.32, 0.38)  # the ellipse of the model frame the face's luma is read on (as a region)
 DIM = 0.47  # a face is dim when the 90th percentile of its luma lies below this (CelebA's 2nd percentile of it)
@@ -30,12 +31,11 @@ def exposure_gain(x: Tensor, named: Any = None, low: float = 0.0) -> Tensor:
     """(N,) gains that bring each image's (N, C, H, W; black at ``low``, white at 1) face to a normal exposure: the
     90th percentile of a dim face's luma up to :data:`DIM`, the median of an over-exposed one's down to
     :data:`BRIGHT`; 1 for a face between them and for rows ``named`` (N, bool; default all) marks False."""
-    from .render import region_mask  # (render imports this module)
-
     if len(x) == 0:  # (quantile refuses an empty tensor)
         return torch.ones(0, dtype=x.dtype, device=x.device)
     v = (x - low) / (1 - low) if low else x
-    y = v[:, 0] if v.shape[1] == 1 else torch.tensordot(v, luma_weights(v.dtype, v.device), dims=([1], [0]))
+    w = luma_weights(v.dtype, v.device)  # (a weighted sum channel by channel: tensordot's varies with the thread count)
+    y = v[:, 0] if v.shape[1] == 1 else v[:, 0] * w[0] + v[:, 1] * w[1] + v[:, 2] * w[2]
     on = region_mask(FACE, *x.shape[-2:], device=x.device) > 0
     median, top = torch.quantile(y[:, on], torch.tensor([0.5, 0.9], dtype=y.dtype, device=y.device), dim=1)
     one = torch.ones_like(top)

@@ -22,6 +22,7 @@ from ..images import FrameInfo, from_chw01, luma_weights, match_channels, to_chw
 from .colour import apply_colour, colour_only, keep_grey
 from .exposure import expose, exposure_gain, restore
 from .reframe import warn_rule_frames
+from .regions import REGION_FEATHER, region_mask  # noqa: F401 (region_mask: imported from here too)
 
 MODES = ("delta", "regenerate")
 
@@ -261,27 +262,6 @@ def luma_only(x: Tensor, out: Tensor, weight: Tensor | None = None) -> Tensor:
     if weight is not None:
         drop.mul_(weight.to(drop.dtype).reshape(-1, 1, 1, 1))
     return out - drop
-
-
-REGION_FEATHER = 0.35  # a region's change fades from 1 at 0.65 of the ellipse's radius to 0 at its edge
-
-
-@functools.lru_cache(maxsize=64)
-def _region_mask(region: tuple[float, float, float, float], h: int, w: int) -> Tensor:
-    cx, cy, ax, ay = region
-    ys, xs = (torch.arange(h, dtype=torch.float64) + 0.5) / h, (torch.arange(w, dtype=torch.float64) + 0.5) / w
-    d = (((xs[None] - cx) / ax) ** 2 + ((ys[:, None] - cy) / ay) ** 2).sqrt()
-    return ((1 - d) / REGION_FEATHER).clamp(0, 1).float()
-
-
-def region_mask(region: tuple[float, float, float, float] | None, h: int, w: int, dtype: torch.dtype = torch.float32,
-                device: torch.device | str = "cpu") -> Tensor:
-    """(H, W) weights in [0, 1] of an edit's ``region`` (:class:`genaug.bundle.EditRecipe`: an ellipse
-    ``(centre x, centre y, half width, half height)`` in fractions of the model frame): 1 inside 0.65 of
-    its radius, fading linearly to 0 at its edge; all ones without a region."""
-    if region is None:
-        return torch.ones(h, w, dtype=dtype, device=device)
-    return _region_mask(tuple(float(v) for v in region), h, w).to(device, dtype)
 
 
 def within_region(x: Tensor, out: Tensor, masks: Tensor) -> Tensor:
