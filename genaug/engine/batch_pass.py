@@ -17,6 +17,7 @@ from .batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend
 from .batch_latents import content_slots, named_slots, stored
 from .batch_render import columns, frame, grid_blend, make_grey, paste, recolour
 from .colour import _HALF, fit_regressors, part, sample_grid, workspace
+from .exposure import expose, exposure_gain, restore
 from .latent_table import host_array
 from .render import luma_only, within_region
 
@@ -89,11 +90,18 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
     if a:
         base = stored(aug._views, table, "base").index_select(0, _rows(slots, 0, a))
         weights = aug._recipe.mask_weights.index_select(0, _rows(entry, 0, a))
-        result = blend(_rows(x01, 0, a), base, _rows(images, 0, a), aug.mode, weights, out=None if buf is None else _rows(buf, 0, a))
+        xa = xe = _rows(x01, 0, a)
+        gain = None
+        if delta and not aug._colour_all[codes[:a]].all():  # named edits: blended at a normal exposure (engine.exposure)
+            gain = exposure_gain(xa, aug._colour_entries.index_select(0, _rows(entry, 0, a)).logical_not())
+            xe = expose(xa, gain)
+        result = blend(xe, base, _rows(images, 0, a), aug.mode, weights, out=None if buf is None else _rows(buf, 0, a))
         if delta and aug._luma_code[codes[:a]].any():  # brightness-only edits keep the photo's colour
-            result.copy_(luma_only(_rows(x01, 0, a), result, aug._luma_entries.index_select(0, _rows(entry, 0, a))).clamp_(0, 1))
+            result.copy_(luma_only(xe, result, aug._luma_entries.index_select(0, _rows(entry, 0, a))).clamp_(0, 1))
         if delta and aug._region_code[codes[:a]].any():  # the change kept where the edit belongs on the face
-            result = within_region(_rows(x01, 0, a), result, aug._region_entries.index_select(0, _rows(entry, 0, a)))
+            result = within_region(xe, result, aug._region_entries.index_select(0, _rows(entry, 0, a)))
+        if gain is not None:  # back to the photo's exposure (in place: the rows may be the output buffer's)
+            result.copy_(restore(xa, xe, result, gain))
         result = make_grey(result, np.flatnonzero(grey[:a]), _rows(x01, 0, a))
     if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour), fitted on the grid
         dst = part(f, (None, (c + 2, 2 * c + 2)))

@@ -20,7 +20,9 @@ from torch import Tensor
 from ..faces.framing import face_box, is_known_frame
 from ..images import FrameInfo, from_chw01, luma_weights, match_channels, to_chw01
 from .colour import apply_colour, colour_only, keep_grey
+from .exposure import expose, exposure_gain, restore
 from .reframe import warn_rule_frames
+from .regions import REGION_FEATHER, region_mask  # noqa: F401 (region_mask: imported from here too)
 
 MODES = ("delta", "regenerate")
 
@@ -262,27 +264,6 @@ def luma_only(x: Tensor, out: Tensor, weight: Tensor | None = None) -> Tensor:
     return out - drop
 
 
-REGION_FEATHER = 0.35  # a region's change fades from 1 at 0.65 of the ellipse's radius to 0 at its edge
-
-
-@functools.lru_cache(maxsize=64)
-def _region_mask(region: tuple[float, float, float, float], h: int, w: int) -> Tensor:
-    cx, cy, ax, ay = region
-    ys, xs = (torch.arange(h, dtype=torch.float64) + 0.5) / h, (torch.arange(w, dtype=torch.float64) + 0.5) / w
-    d = (((xs[None] - cx) / ax) ** 2 + ((ys[:, None] - cy) / ay) ** 2).sqrt()
-    return ((1 - d) / REGION_FEATHER).clamp(0, 1).float()
-
-
-def region_mask(region: tuple[float, float, float, float] | None, h: int, w: int, dtype: torch.dtype = torch.float32,
-                device: torch.device | str = "cpu") -> Tensor:
-    """(H, W) weights in [0, 1] of an edit's ``region`` (:class:`genaug.bundle.EditRecipe`: an ellipse
-    ``(centre x, centre y, half width, half height)`` in fractions of the model frame): 1 inside 0.65 of
-    its radius, fading linearly to 0 at its edge; all ones without a region."""
-    if region is None:
-        return torch.ones(h, w, dtype=dtype, device=device)
-    return _region_mask(tuple(float(v) for v in region), h, w).to(device, dtype)
-
-
 def within_region(x: Tensor, out: Tensor, masks: Tensor) -> Tensor:
     """The change ``out - x`` of images (N, C, H, W) kept inside each row's region: ``x + masks * (out - x)``
     with ``masks`` (N, 1, H, W) from :func:`region_mask` (in place on ``out``; one dtype for all three)."""
@@ -293,7 +274,22 @@ def render_recipes(x: Tensor, base: Tensor, edited: Tensor, recipes: list, mode:
     """:func:`render` of rows edited through ``recipes`` (one :class:`genaug.bundle.EditRecipe` per row), each as its
     recipe says in ``delta`` mode: local regeneration, a colour edit as the photo's own pixels through a colour
     transform (the skin's hue kept unless the edit is a white balance), a brightness-only edit keeping the photo's
-    colour, a regional one kept where it belongs on the face; a grey photo stays grey."""
+    colour, a regional one kept where it belongs on the face; a grey photo stays grey. A named (not colour) edit of a
+    dim or over-exposed face is blended at a normal exposure and mapped back (:mod:`genaug.engine.exposure`)."""
+    if mode != "delta":
+        return _render_recipes(x, base, edited, recipes, mode)
+    gain = exposure_gain(x, [not r.colour for r in recipes], low=-1.0)
+    rows = (gain != 1).nonzero().flatten().tolist()
+    if not rows:
+        return _render_recipes(x, base, edited, recipes, mode)
+    xe = x.clone()
+    xe[rows] = expose(x[rows], gain[rows], low=-1.0)
+    out = _render_recipes(xe, base, edited, recipes, mode)
+    out[rows] = restore(x[rows], xe[rows], out[rows], gain[rows], low=-1.0)
+    return out
+
+
+def _render_recipes(x: Tensor, base: Tensor, edited: Tensor, recipes: list, mode: str) -> Tensor:
     local = torch.tensor([r.regenerate for r in recipes], dtype=torch.float32)
     out = render(x, base, edited, mode, local)
     colour = [i for i, r in enumerate(recipes) if r.colour]
