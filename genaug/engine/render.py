@@ -278,7 +278,10 @@ def render_recipes(x: Tensor, base: Tensor, edited: Tensor, recipes: list, mode:
     dim or over-exposed face is blended at a normal exposure and mapped back (:mod:`genaug.engine.exposure`)."""
     if mode != "delta":
         return _render_recipes(x, base, edited, recipes, mode)
-    gain = exposure_gain(x, [not r.colour for r in recipes], low=-1.0)
+    named = [i for i, r in enumerate(recipes) if not r.colour]  # (the gain read on these rows alone: colour edits skip it)
+    gain = torch.ones(len(recipes), dtype=x.dtype, device=x.device)
+    if named:
+        gain[named] = exposure_gain(x[named], low=-1.0)
     rows = (gain != 1).nonzero().flatten().tolist()
     if not rows:
         return _render_recipes(x, base, edited, recipes, mode)
