@@ -83,8 +83,7 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
     edited, target, _, entry = apply_plan(latent, aug._layout, aug._recipe, cols, True, content_rows, transfer_rows)
     # on the caller's threads (unlike Engine.generate's one CPU thread): the batch path is for throughput; its outputs
     # repeat at a given thread count, and at one thread match the per-image front ends'
-    g, bs = eng.bundle.generator, eng.batch_size
-    images = g(edited) if len(edited) <= bs else torch.cat([g(edited[i : i + bs]) for i in range(0, len(edited), bs)])
+    images = eng.bundle.generator(edited) if len(edited) <= eng.batch_size else eng.generate(edited, one_thread=False)
     grey = grey if delta else np.zeros(m, dtype=bool)  # host flags kept with the latents
     parts = []  # (first row, rows in x's dtype)
     if a:

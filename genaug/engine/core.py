@@ -6,6 +6,7 @@ User photos (framing, placing results back) are the methods of :class:`genaug.en
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Union
@@ -168,15 +169,16 @@ class Engine(PhotoIO):
     # ------------------------------------------------------------ edit + render
     @torch_defaults()
     @torch.no_grad()
-    def generate(self, latent: Tensor) -> Tensor:
-        """G(latent) in batches: (N, D) latents (any float dtype) -> (N, C, S, S) float32 images in [-1, 1]."""
+    def generate(self, latent: Tensor, one_thread: bool = True) -> Tensor:
+        """G(latent) in batches: (N, D) latents (any float dtype) -> (N, C, S, S) float32 images in [-1, 1]; on the CPU
+        on one thread (the same pixels under any thread count) unless ``one_thread`` is False (the caller's threads)."""
         g = self.bundle.generator
         if not isinstance(latent, Tensor) or latent.ndim != 2 or latent.shape[1] != self.spec.dim:
             raise ValueError(f"latent must be an (N, {self.spec.dim}) tensor, got {tuple(getattr(latent, 'shape', ())) or type(latent).__name__}")
         latent = latent.to(self.device, torch.float32)
         if not len(latent):
             return torch.empty(0, self.channels, self.image_size, self.image_size, device=self.device)
-        with one_cpu_thread(self.device):  # the same pixels under any thread count
+        with one_cpu_thread(self.device) if one_thread else contextlib.nullcontext():
             return torch.cat([g(latent[i : i + self.batch_size]) for i in range(0, latent.shape[0], self.batch_size)])
 
     @torch_defaults()
