@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from genaug import distenv
 from genaug.faces.controls import CONTROL_NAMES
 from genaug.models.latent import LatentSpec
 from genaug.engine.edits import (Edit, all_code_names, apply_edits, default_codes, derive_seed, draw_edits, random_edits, resolve_edits, variant_edits)
@@ -33,7 +34,9 @@ def test_variants_of_one_source_are_distinct_and_a_function_of_seed_and_index():
     assert derive_seed(0, 5) == derive_seed(0, 5) != derive_seed(0, 6)
 
 
-def test_only_categorical_codes_use_every_edit_once_then_repeat_with_a_warning():
+def test_only_categorical_codes_use_every_edit_once_then_repeat_with_a_warning(monkeypatch):
+    monkeypatch.setattr(distenv, "_said", set())  # (said once per process: anew per test)
+    monkeypatch.setenv(distenv.SAID_ENV, "")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         three = variant_edits(SPEC, 3, 0, 3, codes=["glasses", "c1"])  # 1 + 2 moves to another category: no warning
@@ -151,3 +154,23 @@ def test_batch_transform_draws_the_random_sets_latent_codes_only():
     spec = load_bundle("default").spec
     drawn = set(BatchFaceAug(p=1.0, seed=0).draw(256).code.tolist())  # the default's set holds the light control
     assert drawn == set(default_codes(spec, controls=False)) and len(default_codes(spec)) > len(drawn)
+
+
+def test_edits_repeat_is_said_once_per_run_not_per_dataloader_worker(monkeypatch):
+    # every DataLoader worker said it again (N workers: N warnings per epoch); now once, as the faces-extra notice
+    monkeypatch.setattr(distenv, "_said", set())
+    monkeypatch.setenv(distenv.SAID_ENV, "")
+
+    def said(*args) -> int:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            variant_edits(SPEC, *args, codes=["glasses", "c1"])
+        return sum("distinct edits" in str(w.message) for w in caught)
+
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: type("W", (), {"id": 1})())
+    assert said(3, 0, 5) == 0  # worker 1 never says it
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: type("W", (), {"id": 0})())
+    assert said(3, 0, 5) == 1 and said(3, 1, 5) == 0  # worker 0 once, not for every source
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: None)
+    monkeypatch.setattr(distenv, "_said", set())
+    assert said(3, 0, 5) == 1 and said(3, 2, 5) == 0 and said(3, 0, 7) == 1  # another variants count: its own notice

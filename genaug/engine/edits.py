@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, Union
 import torch
 from torch import Tensor
 
+from ..distenv import say_once
 from ..faces.controls import CONTROL_NAMES
 from ..models.latent import LatentSpec
 from .codes import all_code_names, code_index, code_ranges, control_of, default_codes
@@ -341,7 +342,8 @@ def variant_edits(
     another category than the face's own (relative edits: k-1 per code, so a binary code gives one
     switch) or a fresh uniform value of a continuous one (continuous codes never run out). When only
     categorical codes are allowed and ``variants`` exceeds their k-1 moves each, every distinct edit
-    is used once, then the plan starts again (edits repeat) and a warning says so."""
+    is used once, then the plan starts again (edits repeat) and a warning says so, once per run
+    (:func:`genaug.distenv.say_once`: not again in each DataLoader worker)."""
     if variants < 0:
         raise ValueError(f"variants must be >= 0, got {variants}")
     idx = [code_index(spec, c) for c in (codes if codes is not None else default_codes(spec))]
@@ -354,9 +356,10 @@ def variant_edits(
     for _ in range(variants):
         open_codes = [ci for ci in idx if ci not in left or left[ci]]
         if not open_codes:
-            if len(out) == sum(spec.codes[ci].k - 1 for ci in left):  # type: ignore[attr-defined]
+            names = [spec.codes[ci].name for ci in idx]
+            if len(out) == sum(spec.codes[ci].k - 1 for ci in left) and say_once(f"edits_repeat:{variants}:{names}"):  # type: ignore[attr-defined]
                 warnings.warn(f"{variants} variants exceed the {len(out)} distinct edits of codes "
-                              f"{[spec.codes[ci].name for ci in idx]}; edits repeat", stacklevel=2)
+                              f"{names}; edits repeat", stacklevel=2)
             left = {ci: list(range(1, spec.codes[ci].k)) for ci in left}  # type: ignore[attr-defined]
             open_codes = idx
         ci = open_codes[int(torch.randint(0, len(open_codes), (1,), generator=g))]
