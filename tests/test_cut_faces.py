@@ -57,7 +57,21 @@ def test_a_random_control_on_a_cut_face_is_redrawn_by_the_transform_and_expand(t
     src = tmp_path / "cut"
     src.mkdir()
     Image.fromarray(photo).save(src / "a.png")
-    expand_to_hdf5(src, tmp_path / "o.h5", 4, codes=["light", "tone"], seed=0, device="cpu", progress=False)
+    expand_to_hdf5(src, tmp_path / "o.h5", 4, codes=["light", "tone"], size="source", seed=0, device="cpu",
+                   progress=False)
     with h5py.File(tmp_path / "o.h5") as f:
         names, codes = json.loads(f.attrs["code_names"]), f["codes"][()]
     assert (~np.isnan(codes[:, names.index("tone")])).all() and np.isnan(codes[:, names.index("light")]).all(), codes
+
+
+def test_the_command_lines_summaries_name_a_cut_face(tmp_path, capsys):
+    from genaug.cli.main import main
+
+    src = tmp_path / "cut"
+    src.mkdir()
+    Image.fromarray(cut(utk_photo(need(UTKFACE), FRONTAL), "left")).save(src / "a.png")
+    assert main(["augment", str(src), "--out", str(tmp_path / "aug"), "--codes", "light", "--variants", "1"]) == 0
+    assert main(["expand", str(src), str(tmp_path / "o.h5"), "--codes", "light", "--variants", "1", "--size", "source"]) == 0
+    told = capsys.readouterr()
+    said = " ".join((told.out + told.err).split())
+    assert said.count("cut by the photo's edge") == 2, said
