@@ -17,7 +17,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from genaug.training.data import IdentityFolder, load_identity_folder
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(os.environ.get("GENAUG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))  # as tests/conftest.py
 ID200 = SHARED / "celeba_id200"
 TRAIN64 = SHARED / "celeba_train_64"
 # How the recogniser protocols make genaug variants (few-shot, open set): the rendered yaw and light

@@ -255,8 +255,11 @@ class GenerativeFaceAug(ImageOnlyTransform):
         """As albumentations does, but a seed is salted with this transform's name and draw settings (p, codes,
         strength, bounds) first: ``A.Compose(seed=...)`` seeds every transform with the same number, so a ``p=0.5`` GenerativeFaceAug would
         apply exactly when a ``p=0.5`` flip before it flips, and two GenerativeFaceAugs of one pipeline
-        (``codes=["yaw"]`` and ``codes=["light"]``) would fire together; still reproduced by the seed."""
+        (``codes=["yaw"]`` and ``codes=["light"]``) would fire together; still reproduced by the seed. A fixed
+        ``strength`` scales the drawn edit and draws nothing, so it salts as 1 does: a strength sweep at one seed shows
+        the same edit weaker or stronger (it drew another edit at each strength); a ``(low, high)`` range salts."""
         settings = {k: getattr(self, k, None) for k in ("p", "codes", "strength")}  # what draws (no paths, devices)
+        settings["strength"] = 1.0 if isinstance(settings["strength"], (int, float)) else settings["strength"]
         settings["bounds"] = sorted((str(k), v) for k, v in (getattr(self, "bounds", None) or {}).items())  # (keys: names or indices)
         text = f"genaug.GenerativeFaceAug/{seed}/{json.dumps(settings, sort_keys=True, default=str)}"
         salted = hashlib.blake2b(text.encode(), digest_size=8).digest()

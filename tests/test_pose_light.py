@@ -509,7 +509,8 @@ def test_a_turn_is_fitted_to_the_faces_room():
     assert len(set(drawn.tolist())) == 4
     edge = project(-30.0)  # 5 deg of room towards -35: a drawn turn that would
     assert yaw.fit(x, -6.0, edge, drawn=(-30.0, 30.0)).item() == pytest.approx(6.0, abs=1e-4)  # come within 2 deg of 0 goes the other way
-    assert yaw.fit(x, -6.0, edge, drawn=(-30.0, -5.0)).item() == pytest.approx(-1.0, abs=1e-4)  # unless the bounds keep it on that side
+    # unless the bounds keep it on that side: there the least distinct turn, min_step (scaled into the room it was -1.0)
+    assert yaw.fit(x, -6.0, edge, drawn=(-30.0, -5.0)).item() == pytest.approx(-2.0, abs=1e-4)
     assert yaw.fit(x, 0.0, lm).item() == 0.0
     with pytest.raises(ValueError, match="yaw must be finite"):
         yaw.fit(x, 60.0, lm)

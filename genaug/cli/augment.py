@@ -216,7 +216,7 @@ def run_augment(args: argparse.Namespace) -> Path:
     note = f"; skipped {len(skipped)} file(s) (not images, unreadable or too small): {named(skipped)}" if skipped else ""
     note += f"; no face found in {len(faceless)} image(s), written unchanged: {named(faceless)}" if faceless else ""
     note += (f"; {len(kept_as_is)} image(s) with variants written unchanged (no room for the control on the face, e.g. "
-             f"near profile; an edit that changed no pixel, e.g. --strength 0; every gate try rejected): {named(kept_as_is)}"
+             f"near profile or cut by the photo's edge; an edit that changed no pixel, e.g. --strength 0; every gate try rejected): {named(kept_as_is)}"
              if kept_as_is else "")
     note += (f"; {len(left_out)} image(s) inside --out {out} left out (not augmented; give --out a folder of its "
              f"own): {named(left_out)}" if left_out else "")

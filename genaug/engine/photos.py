@@ -26,6 +26,9 @@ from .variants import unplaced_redraws
 
 NO_FACE = "unchanged (no face found)"  # :meth:`PhotoIO.faceless`
 NO_ROOM = "unchanged (no room for the control on this face)"  # a control the face had no room for (near profile)
+NO_ROOM_EDGE = ("unchanged (no room for the control on this face: it is cut by the photo's edge, a landmark outside "
+                "the photo)")  # a control on a detected face whose landmarks the photo does not all hold
+ROOMLESS = (NO_ROOM, NO_ROOM_EDGE)  # the reasons a drawn control is re-drawn for (:meth:`PhotoIO._redraw_roomless`)
 NO_PIXEL = "unchanged (the edit changed no pixel of this photo)"  # a control at 0, a colour edit: :meth:`PhotoIO.unchanged`
 GATED = "unchanged (rejected by the gates)"  # every gate try rejected: the transform, the Dataset
 WILD = 4  # framing="auto" found no face in a photo whose short side is at least this many model frames (256 px for the
@@ -132,7 +135,7 @@ class PhotoIO:
         code re-drawn from ``generator`` (as :meth:`replace_unplaced` does where no face was found; one that draws on a
         face the rule's box misplaces framed by it, :meth:`frame_part`, as the Dataset and expand frame it), in place in
         ``res`` and ``info``; nothing else is drawn or changed."""
-        rows = [r for r, d in enumerate(info.descriptions) if d == NO_ROOM]
+        rows = [r for r, d in enumerate(info.descriptions) if d in ROOMLESS]
         codes = self._latent_codes()
         if not rows or not codes:
             return
@@ -224,14 +227,15 @@ class PhotoIO:
     def unchanged(self, edit: Edit | None, applied: Edit | None, frame: FrameInfo, original: Any, image: Any) -> str | None:
         """Why a row the gates kept comes back as its photo, as every front end reports it (``last_info``, Dataset
         meta; HDF5 ``codes`` NaN), or None where ``edit`` (as asked, at its strength) was applied: no face found for it
-        (:data:`NO_FACE`, :meth:`faceless`), a control the face had no room for (:data:`NO_ROOM`, :meth:`undone`), or
+        (:data:`NO_FACE`, :meth:`faceless`), a control the face had no room for (:data:`NO_ROOM`, :meth:`undone`; on a
+        detected face cut by the photo's edge, a landmark outside it, :data:`NO_ROOM_EDGE`), or
         an edit that changed no pixel (:data:`NO_PIXEL`): a control asked at 0 (strength 0) or a latent code's or colour
         edit that came back as ``original`` (:meth:`changed_nothing`: strength 0 in ``delta`` mode, a colour code at
         about the face's own value). ``applied``: the edit as :meth:`place` applied it; ``image``: the result."""
         if self.faceless(edit, frame):
             return NO_FACE
         if self.undone(edit, applied):
-            return NO_ROOM
+            return NO_ROOM_EDGE if cut_by_edge(frame) else NO_ROOM
         still = applied is not None and applied.value == 0 and control_of(self.spec, applied.code) is not None
         return NO_PIXEL if still or self.changed_nothing(edit, frame, original, image) else None
 
@@ -349,6 +353,18 @@ class PhotoIO:
                 for j, al in zip(rest, follow_faces(aligner, to_chw01(photo)[0][:channels], [aligned[j] for j in rest])):
                     aligned[j] = al
         return photo, edited
+
+
+def cut_by_edge(frame: FrameInfo) -> bool:
+    """True when ``frame``'s detected face has a landmark outside the photo (a face cut by its edge), where
+    :func:`genaug.engine.render.apply_control` places no control."""
+    from ..faces.landmarks import landmarks_inside
+
+    if frame.alignment is None:
+        return False
+    h, w = frame.shape[-2:] if frame.layout == "CHW" else frame.shape[:2]
+    lm = torch.as_tensor(np.asarray(frame.alignment.face.landmarks), dtype=torch.float32).reshape(1, 5, 2)
+    return not bool(landmarks_inside(lm, h, w)[0])
 
 
 def _levels(a: Any) -> Any:

@@ -33,7 +33,7 @@ from ..bundle.format import Bundle
 from ..distenv import init_distributed, rank_device
 from ..engine.codes import control_of
 from ..engine.edits import derive_seed, variant_edits
-from ..engine.photos import NO_PIXEL, NO_ROOM
+from ..engine.photos import NO_PIXEL, ROOMLESS
 from ..engine.variants import repeats_another, unplaced_redraws
 from ..faces.identity import faces_extra_available
 from ..images import MIN_SIDE
@@ -184,7 +184,7 @@ class _Job:
                 image = to_uint8(e.frame([image], count=False)[0][0])
             why = e.unchanged(asked, applied, frames[k], original, image) if info.kept[r] else None
             self.unedited["no pixel"] += int(why == NO_PIXEL)  # (strength 0, a control at 0: codes NaN)
-            res.append((image, applied if info.kept[r] and why is None else None, why == NO_ROOM, float(ir.score[r])))
+            res.append((image, applied if info.kept[r] and why is None else None, why in ROOMLESS, float(ir.score[r])))
         return res
 
 

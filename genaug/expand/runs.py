@@ -258,7 +258,7 @@ def describe_unedited(stats: dict[str, int], unedited: dict[str, int], say: Call
             "which needs one, and the latent codes had no other edit left to re-draw it as")
     if unedited["no room"]:
         say(f"{unedited['no room']} variant(s) kept the unedited source: their control had no room on the face "
-            "(a near-profile face is not turned and gets no frames; codes NaN)")
+            "(a near-profile face is not turned and gets no frames, nor a face cut by the photo's edge; codes NaN)")
     if unedited["no pixel"]:
         say(f"{unedited['no pixel']} variant(s) kept the unedited source: their edit changed no pixel (any edit at "
             "--strength 0 in delta mode, a control at 0, a colour edit to about the photo's own value; codes NaN)")

@@ -85,6 +85,14 @@ class ImageControl:
             own = torch.where(v > 0, t * reach_up, -t * reach_down)
             other = torch.where(v > 0, -t * reach_down, t * reach_up)  # a face with no room that way turns the other
             own = torch.where(torch.where(v > 0, above >= hi, below >= -lo), v, own)  # room for all the draws: v as drawn
+            # both within min_step of 0 though v is not (the room shrank it: a face at its stop one way, a draw near 0):
+            # the least distinct turn, min_step, on a side that reaches it (a no-op turn of 0.02 degrees was recorded as
+            # a yaw edit); a value a strength below 1 brought near 0 stays as scaled
+            step = torch.sign(v) * self.min_step
+            least = torch.where(torch.where(v > 0, reach_up, reach_down) >= self.min_step, step,
+                                torch.where(torch.where(v > 0, reach_down, reach_up) >= self.min_step, -step, own))
+            shrunk = (v.abs() >= self.min_step) & (own.abs() < self.min_step) & (other.abs() < self.min_step)
+            own = torch.where(shrunk, least, own)
             return torch.where((own.abs() < self.min_step) & (other.abs() >= self.min_step), other, own)
         return torch.maximum(torch.minimum(v, above), -below)
 
