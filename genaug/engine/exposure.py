@@ -72,6 +72,6 @@ def restore(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, low: float = 
     clipped = x.mul(1 / ((1 - low) * (1 - CLIP))).add_(-(low / (1 - low) + CLIP) / (1 - CLIP)).clamp_(0, 1)
     h2 = ((g < 1).to(x.dtype) * (CORING * (1 - low))) ** 2  # (0 on the other rows: their change is kept whole)
     d = (back - x).clamp_(max=0)
-    kept = (d * d).add_(h2).clamp_(min=1e-12)  # (the share of d hidden: clipped * h2 / (d^2 + h2))
-    back = back.sub_(d.mul_(clipped).mul_(h2).div_(kept))
+    den = (d * d).add_(h2).clamp_(min=1e-12)  # (the share of d hidden: clipped * h2 / (d^2 + h2))
+    back = back.sub_(d.mul_(clipped).mul_(h2).div_(den))
     return torch.where(out == exposed, x, back.clamp_(low, 1))
