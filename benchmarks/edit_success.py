@@ -20,6 +20,11 @@ ImageFolder with an ``attributes.csv`` of -1/+1 columns works) and for each bund
   and another photo of the same person. The judge is ``genaug.faces.identity.get_judge()`` (dlib's
   descriptor when the ``faces`` extra is installed, else the project's embedder); its name is
   printed with the numbers.
+
+``--exposure 1 0.3 0.12 2.5``: the same faces photographed at other exposures - each face (in [0, 1]) times the
+factor, clipped to [0, 1] (a factor above 1 clips the highlights, as an over-exposed photo does) and rounded to 8
+bits - are edited as they are; the judges see every output and the unedited photo brought back by the inverse of
+that factor (divided by it; at 1 the photo as it is), the same way for every arm. One column per bundle and factor.
 """
 from __future__ import annotations
 
@@ -56,6 +61,21 @@ def load_faces_with_attributes(folder: str | Path, n: int, seed: int) -> tuple[t
     return data.images[idx].float().div(127.5).sub(1), data.labels[idx], {k: v[idx] for k, v in attrs.items()}
 
 
+def expose_faces(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Faces in [-1, 1] photographed at ``factor`` times their exposure: clipped to [0, 1], rounded to 8 bits."""
+    if factor == 1:
+        return x
+    return ((x + 1) / 2 * factor).clamp(0, 1).mul(255).round().div(255).mul(2).sub(1)
+
+
+def bring_back(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Images in [-1, 1] exposed by ``factor`` (:func:`expose_faces`) brought back to the faces' own exposure (divided
+    by it: a clipped highlight comes back at ``1 / factor``): what the judges see, for every arm the same way."""
+    if factor == 1:
+        return x
+    return ((x + 1) / 2 / factor).clamp(0, 1).mul(2).sub(1)
+
+
 def get_judge():
     try:
         from genaug.faces.identity import get_judge as _get
@@ -81,10 +101,13 @@ def identity_block(judge, x: torch.Tensor, out: torch.Tensor, labels: torch.Tens
 
 @torch.no_grad()
 def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: dict[str, torch.Tensor],
-               refine_steps: int | None, seed: int, judge, clf, strength: float | None = None) -> dict:
+               refine_steps: int | None, seed: int, judge, clf, strength: float | None = None,
+               exposure: float = 1.0) -> dict:
     from genaug import Engine, GenerativeFaceAug
 
     t0 = time.time()
+    x = expose_faces(x, exposure)
+    back = lambda t: bring_back(t.cpu(), exposure)  # noqa: E731  (what the judges see)
     kw = {} if refine_steps is None else {"refine_steps": refine_steps}
     defaults = GenerativeFaceAug()  # the transform's default edit settings, applied through the same engine
     strength = float(getattr(defaults, "strength", 1.0)) if strength is None else strength
@@ -92,7 +115,7 @@ def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: dict[s
     spec = engine.spec
     one = engine.invert(x, steps=0)
     inv = engine.invert(x)
-    res: dict = {"bundle": engine.bundle.name, "bundle_identity": engine.bundle.identity, "refine_steps": engine.refine_steps,
+    res: dict = {"bundle": engine.bundle.name, "exposure": exposure, "bundle_identity": engine.bundle.identity, "refine_steps": engine.refine_steps,
                  "strength": strength, "edit_recipes": {k: r.to_dict() for k, r in engine.bundle.recipes.items()},
                  "recon_one_pass": {"msssim": one.score.mean().item(), "psnr": psnr(one.recon, x).mean().item()},
                  "recon": {"msssim": inv.score.mean().item(), "psnr": psnr(inv.recon, x).mean().item()}, "edits": {}}
@@ -108,27 +131,33 @@ def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: dict[s
                 continue
             xs = x[rows]
             out, _ = engine.augment_tensor(xs, edits=[Edit(ci, target)] * len(xs), generator=torch.Generator().manual_seed(seed))
-            p, p0 = attribute_probabilities(out.cpu(), clf)[:, col], attribute_probabilities(xs, clf)[:, col]
+            p, p0 = attribute_probabilities(back(out), clf)[:, col], attribute_probabilities(back(xs), clf)[:, col]
             ok, ok0 = (p > 0.5) if target else (p < 0.5), (p0 > 0.5) if target else (p0 < 0.5)
             entry[tag] = {"n": int(rows.sum()), "success": ok.float().mean().item(), "unedited": ok0.float().mean().item()}
             if judge is not None:  # an edit that "succeeds" on a face that fell apart shows here
-                d = judge.distance(xs, out.cpu())
+                d = judge.distance(back(xs), back(out))
                 entry[tag].update(same_person=(d < judge.threshold).float().mean().item(), distance=d.mean().item())
         res["edits"][code.attribute] = entry
     eng = Engine(bundle, device="cpu", seed=seed, strength=strength, mode=getattr(defaults, "mode", "delta"),
                  codes=getattr(defaults, "codes", None), **kw)
     out, info = eng.augment_tensor(x, generator=torch.Generator().manual_seed(seed))
-    res["identity"] = identity_block(judge, x, out.cpu(), labels)
+    res["identity"] = identity_block(judge, back(x), back(out), labels)
     res["identity"]["codes_drawn"] = sorted({d.split("=")[0] for d in info.descriptions})
     res["wall_s"] = time.time() - t0
     return res
+
+
+def _column(b: dict) -> str:
+    """A column's name: the bundle's, and the exposure factor where it is not 1."""
+    e = b.get("exposure", 1.0)
+    return b["bundle"][:25] if e == 1 else f"{b['bundle'][:18]} x{e:g}"
 
 
 def format_table(r: dict) -> str:
     bs = r["bundles"]
     col = lambda s: f"{s:>25s}"  # noqa: E731
     lines = [f"edit success on {r['n']} held-out faces of {r['data']} (attribute judge: project classifier; identity judge: "
-             f"{bs[0]['identity'].get('judge')})", f"{'':34s}" + "".join(col(b["bundle"][:25]) for b in bs)]
+             f"{bs[0]['identity'].get('judge')})", f"{'':34s}" + "".join(col(_column(b)) for b in bs)]
 
     def row(label: str, get) -> None:
         vals = []
@@ -166,6 +195,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--refine-steps", type=int, default=None, help="inversion refinement (default: each bundle's default)")
     p.add_argument("--strength", type=float, default=None, help="edit strength (default: the transform's default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--exposure", type=float, nargs="+", default=[1.0],
+                   help="exposure factors of the faces (below 1 dim, above 1 over-exposed and clipped); the judges see "
+                        "every output divided by its factor")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", default=None)
     p.add_argument("--quick", action="store_true", help="smoke test: 24 faces")
@@ -174,10 +206,13 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(a.threads)
     if a.quick:
         a.n = min(a.n, 24)
+    if any(not f > 0 for f in a.exposure):
+        p.error(f"--exposure factors must be positive, got {a.exposure}")
     x, labels, attrs = load_faces_with_attributes(a.data, a.n, a.seed)
     judge, clf = get_judge(), resolve_feature_net(None, "attributes")
     r = {"benchmark": "edit_success", "data": str(a.data), "n": len(x), "seed": a.seed,
-         "bundles": [run_bundle(b, x, labels, attrs, a.refine_steps, a.seed, judge, clf, a.strength) for b in a.bundles]}
+         "bundles": [run_bundle(b, x, labels, attrs, a.refine_steps, a.seed, judge, clf, a.strength, f)
+                     for b in a.bundles for f in a.exposure]}
     emit(r, format_table(r), a.out)
     return r
 

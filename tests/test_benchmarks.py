@@ -488,3 +488,22 @@ def test_pool_seeds_joins_later_seeds_and_refuses_other_runs(faces_folder, tmp_p
     b["config"]["variants"] = 7
     with pytest.raises(ValueError, match="variants"):
         pool.pool([a, json.loads(outs[1].read_text()) | {"config": b["config"]}])
+
+
+def test_edit_success_exposure_and_the_judges_view():
+    """``--exposure``: faces at a factor of their exposure, clipped and rounded to 8 bits; the judges see them divided
+    by it (at 1 the faces themselves); a factor that is not positive is a usage error."""
+    es = load_script("edit_success")
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert es.expose_faces(x, 1.0) is x and es.bring_back(x, 1.0) is x
+    dim = es.expose_faces(x, 0.3)
+    levels = (dim + 1) / 2 * 255
+    assert torch.allclose(levels, levels.round(), atol=1e-3) and float(dim.max()) <= 0.3 * 2 - 1 + 1e-6
+    assert (es.bring_back(dim, 0.3) - x).abs().max() <= 1 / 255 / 0.3 + 1e-5  # back within half a level of 8 bits
+    over = es.expose_faces(x, 2.5)
+    clipped = (x + 1) / 2 * 2.5 >= 1
+    assert clipped.any() and torch.equal(over[clipped], torch.ones(int(clipped.sum())))
+    back = es.bring_back(over, 2.5)
+    assert torch.allclose(back[clipped], torch.tensor(2 / 2.5 - 1)) and (back[~clipped] - x[~clipped]).abs().max() < 2e-3
+    with pytest.raises(SystemExit):
+        es.main(["--exposure", "1", "0"])

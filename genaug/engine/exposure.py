@@ -7,7 +7,9 @@ path's :func:`genaug.engine.batch_pass.augment_rows`) therefore blend such an ed
 normal exposure - a gain that lifts a dim face's highlights (:data:`DIM`) or lowers an over-exposed face's median
 (:data:`BRIGHT`) to the range CelebA faces have - and map the result back through the inverse gain: the change
 lands in the photo's own exposure, in proportion to it. A face already within the range has gain 1 and renders as
-before; pixels the edit leaves alone stay as they were.
+before; pixels the edit leaves alone stay as they were. A gain cannot bring back clipped skin, so on an over-exposed
+face a faint darkening of a clipped channel is hidden as the scene's unknown excess over white would hide it
+(:data:`CORING`), a dark one (a frame, an open mouth) kept.
 """
 from __future__ import annotations
 
@@ -51,9 +53,25 @@ def expose(x: Tensor, gain: Tensor, low: float = 0.0) -> Tensor:
     return x * g if not low else (x - low) * g + low
 
 
+CLIP = 0.95  # a channel of an over-exposed face is clipped from this level up (fully at white; [0, 1] units)
+CORING = 0.1  # and a darkening d of it keeps d^2 / (d^2 + CORING^2) of itself: the scene behind a clipped channel
+# lies above white by an unknown amount, which hides a faint darkening (the grey smears a smile or glasses left on
+# clipped skin) but not a dark feature (a frame, an open mouth). utkface_128 02000-02011 x2.5: of the face's white
+# pixels, a smile darkened 12 % by 10 levels or more, now 4 %; 300 celeba_id200 faces x2.5, edit success of the
+# switches on 1-10 points lower (the attribute judge reads part of the smear as the edit); 0.15 and a hard headroom
+# (d + 0.1, at most 0) took more of the smears and 4-32 points.
+
+
 def restore(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, low: float = 0.0) -> Tensor:
     """``out`` rendered on ``exposed`` = :func:`expose` of ``x``, mapped back to ``x``'s exposure: where the render
-    changed nothing, ``x``'s own values (bit for bit); elsewhere the inverse gain, clamped to [``low``, 1]."""
+    changed nothing, ``x``'s own values (bit for bit); elsewhere the inverse gain, clamped to [``low``, 1]. On an
+    over-exposed face (``gain`` < 1) a faint darkening of a clipped channel is hidden (:data:`CORING`); faces at gain 1
+    or above, bit for bit as the inverse gain alone."""
     g = gain.to(x.dtype).reshape(-1, 1, 1, 1)
-    back = (out / g if not low else (out - low) / g + low).clamp_(low, 1)
-    return torch.where(out == exposed, x, back)
+    back = out / g if not low else (out - low) / g + low
+    clipped = x.mul(1 / ((1 - low) * (1 - CLIP))).add_(-(low / (1 - low) + CLIP) / (1 - CLIP)).clamp_(0, 1)
+    h2 = ((g < 1).to(x.dtype) * (CORING * (1 - low))) ** 2  # (0 on the other rows: their change is kept whole)
+    d = (back - x).clamp_(max=0)
+    den = (d * d).add_(h2).clamp_(min=1e-12)  # (the share of d hidden: clipped * h2 / (d^2 + h2))
+    back = back.sub_(d.mul_(clipped).mul_(h2).div_(den))
+    return torch.where(out == exposed, x, back.clamp_(low, 1))
