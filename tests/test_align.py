@@ -146,8 +146,9 @@ def test_augment_faces_edits_each_face_of_a_photo_with_the_default_model(olivett
     from genaug.faces.align import augment_faces, get_aligner
     from genaug.engine import Engine
 
-    # latent codes: their change is pasted back through the inverse warp (a rendered turn moves the whole photo)
-    engine = Engine("default", device="cpu", refine_steps=0, seed=0, codes=["tone", "shade", "warmth"])
+    # latent codes that draw on the face: their change is pasted back through the inverse warp (a rendered turn moves
+    # the whole photo; a colour edit recolours it: tests/test_each_face_colour.py)
+    engine = Engine("default", device="cpu", refine_steps=0, seed=0, codes=["smile", "mouth", "bangs"])
     img, boxes = scene([demo_photo(), olivetti_face])
     out, n = augment_faces(engine, img, "each", torch.Generator().manual_seed(0))
     assert n == 2 and out.shape == img.shape and out.dtype == np.uint8
@@ -289,7 +290,7 @@ def test_augment_faces_leaves_a_float_photo_it_was_given_as_it_was():
 
     face = demo_face()
     two = np.concatenate([face, face[:, ::-1]], 1).astype(np.float32) / 255  # two faces side by side
-    engine = genaug.Engine(device="cpu", codes=["tone", "smile"])  # latent edits: pasted through the inverse warp
+    engine = genaug.Engine(device="cpu", codes=["tone", "smile"])  # latent edits (tone: the whole photo recoloured)
     for photo in (two.copy(), torch.from_numpy(two.copy()).permute(2, 0, 1)):
         before = photo.clone() if isinstance(photo, torch.Tensor) else photo.copy()
         out, edited = augment_faces(engine, photo, generator=torch.Generator().manual_seed(0))

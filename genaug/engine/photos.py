@@ -20,7 +20,7 @@ from .colour import fit_colour
 from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
 from .invert import Inversion
 from .reframe import reframe
-from .render import apply_control, paste_back, recolour, to_model_batch
+from .render import apply_control, paste_back, recolour, recolour_channels, to_model_batch
 from .variants import unplaced_redraws
 
 
@@ -320,6 +320,10 @@ class PhotoIO:
         """:func:`genaug.faces.align.augment_faces`: one random edit per detected face (every face, or the largest),
         a latent edit's model-frame change pasted back through the inverse warp, an image-space control rendered on
         the photo by :meth:`place` (turns last: a turn moves the photo, so the faces still to turn are found again).
+        A colour edit (:meth:`recolours`: tone, shade, warmth) is the photo's, as on the one-face path: the whole photo
+        through the colour transform fitted on its face, once - the first (largest) face's that drew one; a face
+        whose own colour edit gives way to it is recoloured with the photo (pasted through each face's square mask, a
+        colour edit tinted a box around the face: 12,953 pixels of a grey scene changed outside 3 faces' boxes).
         Returns the photo (its type and shape) and the number of faces edited."""
         from ..faces.align import follow_faces, get_aligner
 
@@ -335,8 +339,12 @@ class PhotoIO:
         out, res = self.augment_tensor(x.to(self.device), generator=generator, placed=True)
         out = out.cpu()
         controls = [control_of(self.spec, e.code) for e in res.edits]
-        for (_, al), o, xi, c in zip(found, out, x, controls):
-            if c is None:  # a latent edit (or a row a gate kept unchanged): its change through the inverse warp
+        tints = [c is None and bool(k) and self.recolours(e) for e, k, c in zip(res.edits, res.kept, controls)]
+        if any(tints):  # the photo's colour edit, once: the first face's transform on every pixel
+            r = tints.index(True)
+            colour = recolour_channels(colour, fit_colour(x[r][None].float(), out[r][None].float())[0])
+        for (_, al), o, xi, c, t in zip(found, out, x, controls, tints):
+            if c is None and not t:  # a latent edit (or a row a gate kept unchanged): its change through the inverse warp
                 colour = aligner.paste(colour, match_channels((o - xi) / 2, channels), al)
         full[:channels] = colour
         photo, edited, aligned = from_chw01(full, image, info), len(found), [al for _, al in found]

@@ -118,11 +118,16 @@ def recolour(original: Any, transform: Tensor, info: FrameInfo) -> Any:
     A one-channel photo goes through it as a grey RGB photo (its luminance change)."""
 
     full = to_chw01(original)[0].clone()
-    colour = full[: info.channels]
+    full[: info.channels] = recolour_channels(full[: info.channels], transform)
+    return from_chw01(full, original, info)
+
+
+def recolour_channels(colour: Tensor, transform: Tensor) -> Tensor:
+    """:func:`recolour` of a photo's colour channels (C, H, W) in [0, 1]: the same channels through ``transform``
+    (a one-channel photo as a grey RGB photo, its luminance change)."""
     photo = match_channels(colour, transform.shape[0])[None] * 2 - 1
     out = keep_grey(photo, apply_colour(photo, transform[None]))[0]
-    full[: info.channels] = (match_channels(out, info.channels) + 1) / 2
-    return from_chw01(full, original, info)
+    return (match_channels(out, colour.shape[0]) + 1) / 2
 
 
 def apply_control(control: Any, value: float, original: Any, info: FrameInfo,

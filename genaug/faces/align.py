@@ -339,7 +339,7 @@ def augment_faces(engine, image, faces: str = "each", generator: torch.Generator
     """Edit every face (``"each"``) or the largest of one photo of any size and format with
     ``engine`` (:class:`genaug.engine.Engine`); returns ``(image of the same type and shape, number
     of faces edited)``. A latent edit is made in the model frame and its change pasted back through the inverse
-    warp; an image-space control (yaw, light, drawn glasses) is rendered on the photo at its own size by the face's
+    warp (a colour edit - tone, shade, warmth - recolours the whole photo once, the first face's); an image-space control (yaw, light, drawn glasses) is rendered on the photo at its own size by the face's
     landmarks (:meth:`genaug.engine.photos.PhotoIO.augment_faces`). A photo without a face comes back unchanged with
     0 (and is counted in ``get_aligner(size, faces).stats["no_face"]``)."""
     return engine.augment_faces(image, faces, generator)

@@ -216,17 +216,43 @@ def _measured_hue(photo: Tensor, images: Tensor, colour: Tensor) -> Tensor:
     """(N, 3, H, W) at unit luminance: the colour a clipped pixel of ``photo`` (linear RGB of ``images``) is taken to
     have - the skin's (``colour``, (N, 3)) where its two lower channels are clipped too (a near-white highlight), else
     its own lower channels' ratio, which the camera measured, with its top channel at the skin's ratio to the middle
-    one (or its own, when higher: a cut channel was higher, not lower). The skin's colour taken whole turned a
+    one (or its own, when higher: a cut channel was higher, not lower), its middle channel then raised as far as keeps
+    its sRGB hue from passing both its own and the skin's (:func:`_hue_middle`). The skin's colour taken whole turned a
     salmon cheek whose red alone was clipped (244, 193, 188: hue 5 degrees) the magenta of a pink-cast face's skin
     and lips (hue 341) when darkened (utkface_128 00136 at light -60: hue 346)."""
     order = photo.argsort(1, descending=True)  # each pixel's top, middle and low channels
     own, skin = photo.gather(1, order), colour[:, :, None, None].expand_as(photo).gather(1, order)
     top = torch.maximum(own[:, 1] * skin[:, 0] / skin[:, 1].clamp(min=1e-6), own[:, 0])
-    kept = torch.empty_like(photo).scatter_(1, order, torch.stack([top, own[:, 1], own[:, 2]], 1))
+    mid = torch.where(top > own[:, 0], _hue_middle(top, own, skin), own[:, 1])
+    kept = torch.empty_like(photo).scatter_(1, order, torch.stack([top, mid, own[:, 2]], 1))
     kept = kept / _luminance(kept).clamp(min=1e-6)[:, None]
     middle = ((images.float() + 1) / 2).gather(1, order[:, 1:2])[:, 0]  # the middle channel's code value
     cut = smoothstep((middle - CLIP_FROM) / (1 - CLIP_FROM))[:, None]
     return kept + cut * (colour[:, :, None, None] - kept)
+
+
+def _hue_middle(top: Tensor, own: Tensor, skin: Tensor) -> Tensor:
+    """(N, H, W): the middle channel (linear) of a pixel whose top channel :func:`_measured_hue` raised to ``top``:
+    its own (``own``, (N, 3, H, W) linear, in its top, middle, low order), or where that takes the pixel's sRGB hue
+    towards its top channel past both its own measured hue and the skin's (``skin``, its colour in that order), the
+    value that gives it the one of those two nearer its top channel (code values ``low + h (top - low)``, ``h`` a
+    colour's ``(middle - low) / (top - low)``; none where the skin is not ordered as the pixel). A raised top channel alone
+    moves the hue: on a face of saturated orange skin (utkface_128 00729: 2.34, 0.49, 0.11 at unit luminance) a pale
+    lit cheek whose red the camera clipped (252, 200, 179: hue 18 degrees) got a red five times its green over its own
+    blue - darkened by any light, a pink cheek (hue 7 to 9). Its saturation stays the raised one: as pale as measured,
+    it darkened to a grey patch on the orange face."""
+    c, s = (_power(t, 1 / 2.2) for t in (own, skin))  # code values (the skin's: a ratio, scale-free)
+    h = (s[:, 1] - s[:, 2]) / (s[:, 0] - s[:, 2]).clamp(min=1e-6)
+    h_own = (c[:, 1] - c[:, 2]) / (c[:, 0] - c[:, 2]).clamp(min=1e-6)
+    low = c[:, 2]
+    mid = low + torch.minimum(h, h_own).clamp(0, 1) * (_power(top, 1 / 2.2) - low)
+    return torch.where(h > 0, torch.maximum(_power(mid, 2.2), own[:, 1]), own[:, 1])
+
+
+def _power(t: Tensor, p: float) -> Tensor:
+    """``t ** p`` (``t`` at least 1e-6) as ``exp(p log t)``, the same at any thread count (float32 ``pow`` is not:
+    :func:`genaug.faces.light._power`)."""
+    return t.clamp(min=1e-6).log().mul(p).exp()
 
 
 def _into_gamut(lin: Tensor) -> Tensor:
