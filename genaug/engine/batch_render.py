@@ -22,7 +22,7 @@ from ..faces.landmarks import box_landmarks
 from .batch_edits import BatchParams
 from .batch_landmarks import placed
 from .codes import control_of
-from .colour import _HALF, apply_colour01, grey_like
+from .colour import _HALF, colour_rows, grey_like
 from .latent_table import host_array
 from .render import _feather, resize_change
 
@@ -72,7 +72,11 @@ def recolour(rows: Tensor, transform: Tensor, grey: np.ndarray, out: Tensor | No
     black-and-white photos (kept grey); ``out``: where to write float32 results (not ``rows``);
     ``work``: work buffers kept across calls."""
     src = rows.float().div_(255) if rows.dtype == torch.uint8 else rows if rows.dtype == torch.float32 else rows.float()
-    new = make_grey(apply_colour01(src, transform, out=out if rows.dtype == torch.float32 else None, work=work), grey, src)
+    # one batched product on contiguous rows (any other layout through a contiguous copy: the same values in any layout)
+    flat = src if src.is_contiguous() else src.contiguous()
+    dst = out if rows.dtype == torch.float32 and out is not None and out.is_contiguous() else torch.empty_like(flat)
+    new = colour_rows(flat, transform, dst, {} if work is None else work)
+    new = make_grey(new if out is None or new is out or rows.dtype != torch.float32 else out.copy_(new), grey, src)
     return new.mul_(255).round_().to(torch.uint8) if rows.dtype == torch.uint8 else new if new.dtype == rows.dtype else new.to(rows.dtype)
 
 

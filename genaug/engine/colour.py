@@ -105,11 +105,18 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
     if refit:  # src through t, its hue kept, as colour_only renders it (clamped), on the grid, in the fit's dtype: a s + k lum + b w
         moments = None if free is None else torch.index_select(flat, 1, _moment_picks(c, dev),  # (keep_hue's, read off it)
                                                                out=workspace(work, "moments", (n, c * 3), one, dev))
-        td = workspace(work, "td", (n, c, 3), one, dev).copy_(keep_hue(part(f, (None, (0, c))), t, free, moments))
-        d2 = torch.mul(part(td, (None, None, (2, 3))), part(samples, (None, (c + 1, c + 2))),
-                       out=workspace(work, "d2", (n, c, p), one, dev))
-        d2.addcmul_(part(td, (None, None, (0, 1))), part(samples, (None, (0, c))))
-        d2.addcmul_(part(td, (None, None, (1, 2))), part(samples, (None, (c, c + 1)))).clamp_(0, 1)
+        kept = keep_hue(part(f, (None, (0, c))), t, free, moments)
+        mix = workspace(work, "refit_m", (n, c, c + 2), one, dev)  # per row [diag(gains) | pulls | offsets]
+        if _on_host(mix) and _on_host(kept):  # (a few numbers per row: numpy's)
+            mh, kh = host_array(mix), host_array(kept)
+            mh[:, :, :c] = 0.0
+            mh[:, np.arange(c), np.arange(c)] = kh[:, :, 0]
+            mh[:, :, c:] = kh[:, :, 1:]
+        else:
+            part(mix, (None, None, (0, c))).zero_().diagonal(dim1=1, dim2=2).copy_(part(kept, (None, None, 0)))
+            part(mix, (None, None, (c, c + 2))).copy_(part(kept, (None, None, (1, 3))))
+        # the grid through it: a s + k lum + b w in one product of the rows' samples, clamped
+        d2 = torch.bmm(mix, part(samples, (None, (0, c + 2))), out=workspace(work, "d2", (n, c, p), one, dev)).clamp_(0, 1)
         g2 = torch.bmm(regressors, part(d2, "T"), out=workspace(work, "gram2", (n, c + 2, c), one, dev))
         if means is not None:  # (centred regressors: their sums are 0) the means times the targets' sums
             g2.baddbmm_(means, part(torch.sum(d2, 2, keepdim=True, out=workspace(work, "d2_sum", (n, c, 1), one, dev)), "T"))
@@ -392,6 +399,35 @@ def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None,
     new = torch.mul(flat, gain, out=None if out is None else out.view(n, c, -1))
     new.addcmul_(pull, total).addcmul_(offset, weight).clamp_(0, 1)
     return out if out is not None and out.shape == images.shape else new.view(images.shape)
+
+
+def colour_rows(images: Tensor, transform: Tensor, out: Tensor, work: dict) -> Tensor:
+    """:func:`apply_colour01` of a contiguous batch into ``out`` (contiguous, like it) by one batched product: each row's
+    channel matrix (the gains on the diagonal, the pull over C in every column) with a row of ones below it (the channel
+    sum, C lum) times its pixels, into a work buffer; the offset over C ``BLACK_RAMP`` times the sum clamped to
+    [0, C ``BLACK_RAMP``] added on the way to ``out``, then clamped: four passes over the batch where
+    :func:`apply_colour01` makes seven; the same values to float rounding (2.4e-7). The batch path's; ``work``: its work
+    buffers. The few numbers per row are worked out in numpy for a host tensor (no tensor operations)."""
+    n, c = images.shape[:2]
+    t = transform if (transform.device, transform.dtype) == (images.device, images.dtype) else transform.to(images.device, images.dtype)
+    dev = images.device
+    m = workspace(work, "colour_m", (n, c + 1, c + 1), t.dtype, dev)  # [:, :, :c] the matrix, [:, :c, c] the offset
+    if _on_host(t):
+        mh, th = host_array(m), host_array(t)
+        mh[:, :c, :c] = th[:, :, 1:2] * (1 / c)
+        mh[:, np.arange(c), np.arange(c)] += th[:, :, 0]
+        mh[:, c, :c] = 1.0
+        mh[:, :c, c] = th[:, :, 2] * (1 / (c * BLACK_RAMP))
+    else:
+        part(m, (None, (0, c), (0, c))).copy_(part(t, (None, None, (1, 2))).expand(n, c, c)).div_(constant(float(c), t.dtype, dev))
+        part(m, (None, (0, c), (0, c))).diagonal(dim1=1, dim2=2).add_(part(t, (None, None, 0)))
+        part(m, (None, c, (0, c))).fill_(1.0)
+        torch.div(part(t, (None, None, (2, 3))), constant(c * BLACK_RAMP, t.dtype, dev), out=part(m, (None, (0, c), (c, c + 1))))
+    flat = images.view(n, c, -1)
+    mixed = torch.bmm(part(m, (None, None, (0, c))), flat, out=workspace(work, "colour_mixed", (n, c + 1, flat.shape[2]), flat.dtype, dev))
+    weight = part(mixed, (None, (c, c + 1))).clamp_(0.0, c * BLACK_RAMP)  # black_weight x C BLACK_RAMP
+    torch.addcmul(part(mixed, (None, (0, c))), part(m, (None, (0, c), (c, c + 1))), weight, out=out.view(n, c, -1))
+    return out.clamp_(0, 1)
 
 
 @functools.lru_cache(maxsize=None)
