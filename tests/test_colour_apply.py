@@ -73,3 +73,22 @@ def test_the_device_forms_of_the_per_row_numbers_give_numpys_values(monkeypatch)
     (t_host, img_host), (t_dev, img_dev) = results
     assert torch.allclose(t_host, t_dev, atol=1e-6, rtol=0) and torch.allclose(img_host, img_dev, atol=1e-6, rtol=0)
     assert not torch.allclose(t_host, torch.tensor([1.0, 0.0, 0.0]).expand_as(t_host), atol=1e-2)  # the fits did something
+
+
+def test_keep_hue_takes_the_face_means_off_the_fits_product(monkeypatch):
+    """The colour fit hands keep_hue the face's centre means from one product of its float64 samples (centre_means):
+    the transforms keep_hue makes from the grid itself, to float rounding (host numpy and the tensor form)."""
+    import genaug.engine.colour as colour
+
+    g = torch.Generator().manual_seed(4)
+    s = torch.rand(6, 3, 16, 16, generator=g) * torch.rand(6, 3, 1, 1, generator=g)  # tinted faces, some dark
+    t = torch.randn(6, 3, 3, generator=g) * 0.4 + torch.tensor([1.0, 0.0, 0.0])
+    lum = s.mean(1, keepdim=True)
+    rows = torch.cat([s, lum, (lum / colour.BLACK_RAMP).clamp(0, 1)], 1).double().flatten(2)
+    means = colour.centre_means(rows, 16, 16, {})
+    assert torch.allclose(means[:, :3].float(), s[:, :, 4:12, 4:12].mean((2, 3)), atol=1e-6)
+    want = colour.keep_hue(s, t.clone())
+    assert not torch.allclose(want, t, atol=1e-3)  # the rule changed some of them
+    assert torch.allclose(colour.keep_hue(s, t.clone(), means=means), want, atol=2e-6, rtol=0)
+    monkeypatch.setattr(colour, "_on_host", lambda x: False)  # the tensor form (a device's): the same
+    assert torch.allclose(colour.keep_hue(s, t.clone(), means=means), want, atol=2e-6, rtol=0)

@@ -105,7 +105,8 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
     if refit:  # src through t, its hue kept, as colour_only renders it (clamped), on the grid, in the fit's dtype: a s + k lum + b w
         moments = None if free is None else torch.index_select(flat, 1, _moment_picks(c, dev),  # (keep_hue's, read off it)
                                                                out=workspace(work, "moments", (n, c * 3), one, dev))
-        kept = keep_hue(part(f, (None, (0, c))), t, free, moments)
+        face = centre_means(part(samples, (None, (0, c + 2))), f.shape[2], f.shape[3], work)  # (the samples uncentred)
+        kept = keep_hue(part(f, (None, (0, c))), t, free, moments, face)
         mix = workspace(work, "refit_m", (n, c, c + 2), one, dev)  # per row [diag(gains) | pulls | offsets]
         if _on_host(mix) and _on_host(kept):  # (a few numbers per row: numpy's)
             mh, kh = host_array(mix), host_array(kept)
@@ -123,6 +124,21 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
         t = solve(torch.index_select(workspace(work, "gram2", (n, (c + 2) * c), one, dev, g2), 1, _refit_picks(c, dev),
                                      out=workspace(work, "b2", (n, c * 3), one, dev)), "b2")
     return t
+
+
+def centre_means(rows: Tensor, h: int, w: int, work: dict) -> Tensor:
+    """(N, K) each row's mean over the centre of its h x w grid (:func:`keep_hue`'s face: the middle half each way) of
+    ``rows`` (N, K, h * w) - the colour fit's channels, luminance and offset weight - by one batched product with the
+    centre's weights (made once per grid size, dtype and device)."""
+    n, k, dev = rows.shape[0], rows.shape[1], rows.device
+    key = ("centre", h, w, rows.dtype, dev)
+    if key not in _PICKS:
+        inside = np.zeros((h, w))
+        inside[h // 4 : h - h // 4, w // 4 : w - w // 4] = 1
+        weights = (inside / inside.sum()).reshape(1, h * w, 1).astype(np.float64 if rows.dtype == torch.float64 else np.float32)
+        _PICKS[key] = torch.from_numpy(weights).to(dev, rows.dtype)  # (no float64 tensor where the fit is float32: MPS)
+    out = torch.bmm(rows, _PICKS[key].expand(n, -1, -1), out=workspace(work, "centre", (n, k, 1), rows.dtype, dev))
+    return workspace(work, "centre", (n, k), rows.dtype, dev, out)
 
 
 def fit_dtype(device: torch.device) -> torch.dtype:
@@ -143,7 +159,8 @@ def edit_transform(src: Tensor, dst: Tensor, free: Tensor | None = None) -> Tens
     return keep_hue(torch.add(_HALF, sample_grid(src), alpha=0.5), fit_colour(src, dst), free)
 
 
-def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None, moments: Tensor | None = None) -> Tensor:
+def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None, moments: Tensor | None = None,
+             means: Tensor | None = None) -> Tensor:
     """The transforms ``t`` (N, C, 3) of the photos ``s`` (N, C, H, W; image scale, a grid of the model frame) changed, where they
     take a face out of its colour, so that the face's colour - the mean of the centre of the model frame - keeps at
     least ``KEPT_SATURATION`` of its chroma over luminance (chroma in proportion to the new brightness, as a photo in
@@ -161,20 +178,26 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None, moments: Tensor |
     pull and offset, ``warmth`` +1 was a haze, gains down to 0.04 and offsets up to 0.7, and a very dark face took a
     red gain of -1.5: blue-grey blotches). ``moments``: (N, C * 3) each channel's products with itself, the luminance and
     the offset weight over the grid, which that projection reads (the colour fit's Gram entries), else computed from ``s``.
-    In place; returns ``t``."""
+    ``means``: (N, C + 2) the face's mean channels, luminance and offset weight (:func:`centre_means`: the colour fit's
+    product), else computed from ``s``. In place; returns ``t``."""
     c, h, w = t.shape[1], s.shape[2], s.shape[3]
     if c == 1:
         return t
-    centre = part(s, (None, None, (h // 4, h - h // 4), (w // 4, w - w // 4)))
     work, dev = torch.promote_types(t.dtype, torch.float32), t.device  # (float16's floors below are 0: a grey 0 / 0)
-    per_pixel = constant(1 / (centre.shape[2] * centre.shape[3]), work, dev)
-    black = torch.mul(centre.sum(1), constant(1 / (c * BLACK_RAMP), centre.dtype, dev)).clamp_(0, 1).sum((1, 2))[:, None]
-    both = torch.cat((centre.sum((2, 3)), black), 1)  # the face's mean channels and offset weight (the grid's passes)
-    both = torch.mul(both if both.dtype == work else both.to(work), per_pixel)
+    if means is None:
+        centre = part(s, (None, None, (h // 4, h - h // 4), (w // 4, w - w // 4)))
+        per_pixel = constant(1 / (centre.shape[2] * centre.shape[3]), work, dev)
+        black = torch.mul(centre.sum(1), constant(1 / (c * BLACK_RAMP), centre.dtype, dev)).clamp_(0, 1).sum((1, 2))[:, None]
+        both = torch.cat((centre.sum((2, 3)), black), 1)  # the face's mean channels and offset weight (the grid's passes)
+        both = torch.mul(both if both.dtype == work else both.to(work), per_pixel)
+    elif _on_host(t) and _on_host(means):  # (the luminance column left out; numpy converts)
+        both = np.delete(host_array(means), c, 1).astype(np.float64 if work == torch.float64 else np.float32)
+    else:
+        both = torch.cat((part(means, (None, (0, c))), part(means, (None, (c + 1, c + 2)))), 1).to(work)
     free = free if free is None or free.dtype == work else free.to(work)
     grid = None if free is None or moments is not None else s if s.dtype == work else s.to(work)  # (a white balance's gains)
     if _on_host(t):  # the rest is arithmetic on a few numbers per face: numpy's (a third of torch's time an operation)
-        both = host_array(both)
+        both = host_array(both) if isinstance(both, Tensor) else both
         _hue_rule(np, both[:, :c], both[:, c:], host_array(t), None if free is None else host_array(free), work != t.dtype,
                   None if grid is None else host_array(grid), None if moments is None else host_array(moments))
     else:
