@@ -1,11 +1,12 @@
 """The colour transform applied by elementwise passes (:func:`genaug.engine.colour.apply_colour01`) and by the batch
-path's batched product (:func:`genaug.engine.colour.colour_rows`) is the per-row channel matrix (gains on the diagonal,
+path's batched product (:func:`genaug.engine.batch_render.colour_rows`) is the per-row channel matrix (gains on the diagonal,
 the pull to the luminance in every column) times the pixels plus the offset weighted by :func:`black_weight` of each
 pixel's luminance, clamped."""
 import pytest
 import torch
 
-from genaug.engine.colour import apply_colour01, black_weight, colour_rows
+from genaug.engine.batch_render import colour_rows
+from genaug.engine.colour import apply_colour01, black_weight
 
 
 def _reference(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -57,6 +58,7 @@ def test_colour_rows_is_the_same_transform_by_one_product(c, dtype):
 def test_the_device_forms_of_the_per_row_numbers_give_numpys_values(monkeypatch):
     """colour_rows' matrices and the colour fit's refit matrices are made in numpy for host tensors and by tensor
     operations elsewhere (a device): both forms, the same transforms and pixels (the device form run here on the CPU)."""
+    import genaug.engine.batch_render as batch_render
     import genaug.engine.colour as colour
 
     g = torch.Generator().manual_seed(2)
@@ -67,7 +69,8 @@ def test_the_device_forms_of_the_per_row_numbers_give_numpys_values(monkeypatch)
     x = torch.rand(7, 3, 20, 24, generator=g)
     results = []
     for on_host in (True, False):
-        monkeypatch.setattr(colour, "_on_host", lambda t, on_host=on_host: on_host and t.device.type == "cpu")
+        for module in (colour, batch_render):
+            monkeypatch.setattr(module, "_on_host", lambda t, on_host=on_host: on_host and t.device.type == "cpu")
         t = colour.fit_regressors(f.clone(), True, {}, free).clone()
         results.append((t, colour_rows(x, t, torch.empty_like(x), {})))
     (t_host, img_host), (t_dev, img_dev) = results

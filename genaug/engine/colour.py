@@ -30,6 +30,7 @@ from torch import Tensor
 from ..grey import GREY_TOLERANCE, grey_like, grey_spread, is_grey, keep_grey  # noqa: F401  (the engine imports them here)
 from ..images import sample_grid
 from .latent_table import host_array
+from .workspace import constant, part, workspace  # noqa: F401  (their home before genaug.engine.workspace)
 
 _HALF = torch.tensor(0.5, dtype=torch.float32, device="cpu")  # a 0-dim constant (host float32 under any importer's
 # defaults): ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
@@ -276,54 +277,6 @@ def black_weight(lum: Tensor) -> Tensor:
     return lum.mul(1 / BLACK_RAMP).clamp_(0, 1)
 
 
-@functools.lru_cache(maxsize=None)
-def constant(value: float, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Tensor:
-    """``value`` as a 0-dim tensor of ``dtype`` on ``device``, made once: the batch path's hot operations take it
-    instead of a Python scalar (made into a tensor at every call) or a host tensor (copied to an accelerator)."""
-    return torch.full((), value, dtype=dtype, device=device)
-
-
-def workspace(cache: dict, name: str, shape: tuple, dtype: torch.dtype, device: torch.device, like: Tensor | None = None) -> Tensor:
-    """A work buffer viewed as ``shape`` and ``dtype``, kept in ``cache`` by name and device and reused across calls
-    (no fresh pages to fault in; it grows to the largest size asked; views of one name in other dtypes alias it).
-    Each view is made once and kept with the buffer (no view operations per call once a shape was seen), as the
-    first ``shape[0]`` rows of one view per trailing shape and dtype (a new number of rows — they vary from call
-    to call with the rows per kind of edit — costs one slice, no reshaping view). ``like``: a view of it the caller
-    holds (checked). For intermediate results only, never for what a call returns."""
-    raw = cache.get((name, device))
-    view = None if raw is None else raw._genaug_views.get((shape, dtype))  # (a view made before fits the buffer held)
-    if view is None:
-        row = math.prod(shape[1:]) * dtype.itemsize
-        if row == 0:
-            return torch.empty(shape, dtype=dtype, device=device)
-        if raw is None or raw.numel() < shape[0] * row:
-            raw = cache[(name, device)] = torch.empty(max(shape[0], 1) * row, dtype=torch.uint8, device=device)
-            raw._genaug_views = {}
-        views = raw._genaug_views
-        if len(views) >= 512:  # shapes that vary without end (photo sizes of multi-scale training): start again
-            views.clear()
-        full = views.get((tuple(shape[1:]), dtype, "all"))
-        if full is None:
-            rows = raw.numel() // row
-            full = views[(tuple(shape[1:]), dtype, "all")] = raw[: rows * row].view(dtype).view(rows, *shape[1:])
-        view = views[(shape, dtype)] = full[: shape[0]]
-        view._genaug_parts = {}
-    assert like is None or like.data_ptr() == view.data_ptr()
-    return view
-
-
-def part(t: Tensor, index: Any) -> Tensor:
-    """``t[index]``, for a :func:`workspace` view ``t`` made once and kept with it: ``index`` a tuple with per dim
-    None (all), an int (that entry) or (start, stop); or ``"T"``, the last two dims swapped."""
-    parts = getattr(t, "_genaug_parts", None)  # (any other tensor: the view, made now)
-    view = None if parts is None else parts.get(index)
-    if view is None:
-        view = t.transpose(-1, -2) if index == "T" else t[tuple(slice(None) if i is None else i if isinstance(i, int) else slice(*i) for i in index)]
-        if parts is not None:
-            parts[index] = view
-    return view
-
-
 _PICKS: dict = {}
 
 
@@ -422,35 +375,6 @@ def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None,
     new = torch.mul(flat, gain, out=None if out is None else out.view(n, c, -1))
     new.addcmul_(pull, total).addcmul_(offset, weight).clamp_(0, 1)
     return out if out is not None and out.shape == images.shape else new.view(images.shape)
-
-
-def colour_rows(images: Tensor, transform: Tensor, out: Tensor, work: dict) -> Tensor:
-    """:func:`apply_colour01` of a contiguous batch into ``out`` (contiguous, like it) by one batched product: each row's
-    channel matrix (the gains on the diagonal, the pull over C in every column) with a row of ones below it (the channel
-    sum, C lum) times its pixels, into a work buffer; the offset over C ``BLACK_RAMP`` times the sum clamped to
-    [0, C ``BLACK_RAMP``] added on the way to ``out``, then clamped: four passes over the batch where
-    :func:`apply_colour01` makes seven; the same values to float rounding (2.4e-7). The batch path's; ``work``: its work
-    buffers. The few numbers per row are worked out in numpy for a host tensor (no tensor operations)."""
-    n, c = images.shape[:2]
-    t = transform if (transform.device, transform.dtype) == (images.device, images.dtype) else transform.to(images.device, images.dtype)
-    dev = images.device
-    m = workspace(work, "colour_m", (n, c + 1, c + 1), t.dtype, dev)  # [:, :, :c] the matrix, [:, :c, c] the offset
-    if _on_host(t):
-        mh, th = host_array(m), host_array(t)
-        mh[:, :c, :c] = th[:, :, 1:2] * (1 / c)
-        mh[:, np.arange(c), np.arange(c)] += th[:, :, 0]
-        mh[:, c, :c] = 1.0
-        mh[:, :c, c] = th[:, :, 2] * (1 / (c * BLACK_RAMP))
-    else:
-        part(m, (None, (0, c), (0, c))).copy_(part(t, (None, None, (1, 2))).expand(n, c, c)).div_(constant(float(c), t.dtype, dev))
-        part(m, (None, (0, c), (0, c))).diagonal(dim1=1, dim2=2).add_(part(t, (None, None, 0)))
-        part(m, (None, c, (0, c))).fill_(1.0)
-        torch.div(part(t, (None, None, (2, 3))), constant(c * BLACK_RAMP, t.dtype, dev), out=part(m, (None, (0, c), (c, c + 1))))
-    flat = images.view(n, c, -1)
-    mixed = torch.bmm(part(m, (None, None, (0, c))), flat, out=workspace(work, "colour_mixed", (n, c + 1, flat.shape[2]), flat.dtype, dev))
-    weight = part(mixed, (None, (c, c + 1))).clamp_(0.0, c * BLACK_RAMP)  # black_weight x C BLACK_RAMP
-    torch.addcmul(part(mixed, (None, (0, c))), part(m, (None, (0, c), (c, c + 1))), weight, out=out.view(n, c, -1))
-    return out.clamp_(0, 1)
 
 
 @functools.lru_cache(maxsize=None)
