@@ -327,6 +327,8 @@ def test_speed_quick_compares_like_with_like(faces, faces_folder, tiny_bundle_pa
                                                                "batch (content key), generator stubbed"}
         assert res["generator"]["cpu"]["n"] == 2 and res["batch, generator stubbed"]["cpu"]["median_ms"] > 0
         assert res["stub_output_cpu_ms"] > 0  # the stub's own output copy, subtracted from the stubbed rows
+        own = res["beyond_own_generator_cpu_ms_per_face"]  # each call less its own generator pass, round by round
+        assert set(own) == {"batch (content key)", "batch (named)"} and all(v > 0 for v in own.values())
 
 
 def test_speed_per_call_on_resized_crops(faces_folder, tiny_bundle_path):

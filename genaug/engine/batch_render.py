@@ -1,5 +1,6 @@
 """Image-side steps of the batch transform (:class:`genaug.BatchFaceAug`) on device batches: the model
-frame, the blend on the colour fit's grid alone, the colour transform of whole rows, the paste back, the
+frame, the blend on the colour fit's grid alone, the colour transform of whole rows (:func:`recolour`, by one batched
+product: :func:`colour_rows`), the paste back, the
 per-row plan's host columns sent to the device (:func:`columns`), and the rows drawn an image-space control
 rendered on the batch at its own size (:func:`render_controls`).
 
@@ -22,9 +23,10 @@ from ..faces.landmarks import box_landmarks
 from .batch_edits import BatchParams
 from .batch_landmarks import placed
 from .codes import control_of
-from .colour import _HALF, apply_colour01, grey_like
+from .colour import _HALF, BLACK_RAMP, _on_host, grey_like
 from .latent_table import host_array
 from .render import _feather, resize_change
+from .workspace import constant, part, workspace
 
 
 def frame(x: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
@@ -66,13 +68,46 @@ def make_grey(t: Tensor, grey: np.ndarray, ref: Tensor | None = None) -> Tensor:
     return t
 
 
+def colour_rows(images: Tensor, transform: Tensor, out: Tensor, work: dict) -> Tensor:
+    """:func:`genaug.engine.colour.apply_colour01` of a contiguous batch into ``out`` (contiguous, like it) by one
+    batched product: each row's channel matrix (the gains on the diagonal, the pull over C in every column) with a row
+    of ones below it (the channel sum, C lum) times its pixels, into a work buffer; the offset over C ``BLACK_RAMP``
+    times the sum clamped to [0, C ``BLACK_RAMP``] added on the way to ``out``, then clamped: four passes over the batch
+    where ``apply_colour01`` makes seven, the same values to float rounding (2.4e-7). ``work``: the batch path's work
+    buffers. The few numbers per row are worked out in numpy for a host tensor (no tensor operations)."""
+    n, c = images.shape[:2]
+    t = transform if (transform.device, transform.dtype) == (images.device, images.dtype) else transform.to(images.device, images.dtype)
+    dev = images.device
+    m = workspace(work, "colour_m", (n, c + 1, c + 1), t.dtype, dev)  # [:, :, :c] the matrix, [:, :c, c] the offset
+    if _on_host(t):
+        mh, th = host_array(m), host_array(t)
+        mh[:, :c, :c] = th[:, :, 1:2] * (1 / c)
+        mh[:, np.arange(c), np.arange(c)] += th[:, :, 0]
+        mh[:, c, :c] = 1.0
+        mh[:, :c, c] = th[:, :, 2] * (1 / (c * BLACK_RAMP))
+    else:
+        part(m, (None, (0, c), (0, c))).copy_(part(t, (None, None, (1, 2))).expand(n, c, c)).div_(constant(float(c), t.dtype, dev))
+        part(m, (None, (0, c), (0, c))).diagonal(dim1=1, dim2=2).add_(part(t, (None, None, 0)))
+        part(m, (None, c, (0, c))).fill_(1.0)
+        torch.div(part(t, (None, None, (2, 3))), constant(c * BLACK_RAMP, t.dtype, dev), out=part(m, (None, (0, c), (c, c + 1))))
+    flat = images.view(n, c, -1)
+    mixed = torch.bmm(part(m, (None, None, (0, c))), flat, out=workspace(work, "colour_mixed", (n, c + 1, flat.shape[2]), flat.dtype, dev))
+    weight = part(mixed, (None, (c, c + 1))).clamp_(0.0, c * BLACK_RAMP)  # black_weight x C BLACK_RAMP
+    torch.addcmul(part(mixed, (None, (0, c))), part(m, (None, (0, c), (c, c + 1))), weight, out=out.view(n, c, -1))
+    return out.clamp_(0, 1)
+
+
 def recolour(rows: Tensor, transform: Tensor, grey: np.ndarray, out: Tensor | None = None, work: dict | None = None) -> Tensor:
     """Whole input ``rows`` (uint8 or float in [0, 1]) through their colour ``transform``
     (:func:`genaug.engine.render.recolour`), in their dtype; ``grey``: host positions of
     black-and-white photos (kept grey); ``out``: where to write float32 results (not ``rows``);
     ``work``: work buffers kept across calls."""
     src = rows.float().div_(255) if rows.dtype == torch.uint8 else rows if rows.dtype == torch.float32 else rows.float()
-    new = make_grey(apply_colour01(src, transform, out=out if rows.dtype == torch.float32 else None, work=work), grey, src)
+    # one batched product on contiguous rows (any other layout through a contiguous copy: the same values in any layout)
+    flat = src if src.is_contiguous() else src.contiguous()
+    dst = out if rows.dtype == torch.float32 and out is not None and out.is_contiguous() else torch.empty_like(flat)
+    new = colour_rows(flat, transform, dst, {} if work is None else work)
+    new = make_grey(new if out is None or new is out or rows.dtype != torch.float32 else out.copy_(new), grey, src)
     return new.mul_(255).round_().to(torch.uint8) if rows.dtype == torch.uint8 else new if new.dtype == rows.dtype else new.to(rows.dtype)
 
 

@@ -50,7 +50,7 @@ def pixel_keys(q: Tensor, settings: str = "", work: dict | None = None) -> list[
     draws seeded by SHA-256 of the row's length and ``settings``: a pixel moved (mirrored, rolled,
     swapped rows or channels) is mixed with another key. Integer operations only, so the key is the
     same on every device and thread count. ``work``: a dict keeping work buffers across calls
-    (:func:`genaug.engine.colour.workspace`)."""
+    (:func:`genaug.engine.workspace.workspace`)."""
     n = q.shape[0]
     if n == 0:
         return []

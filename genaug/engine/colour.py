@@ -30,6 +30,7 @@ from torch import Tensor
 from ..grey import GREY_TOLERANCE, grey_like, grey_spread, is_grey, keep_grey  # noqa: F401  (the engine imports them here)
 from ..images import sample_grid
 from .latent_table import host_array
+from .workspace import constant, part, workspace  # noqa: F401  (their home before genaug.engine.workspace)
 
 _HALF = torch.tensor(0.5, dtype=torch.float32, device="cpu")  # a 0-dim constant (host float32 under any importer's
 # defaults): ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
@@ -105,17 +106,40 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
     if refit:  # src through t, its hue kept, as colour_only renders it (clamped), on the grid, in the fit's dtype: a s + k lum + b w
         moments = None if free is None else torch.index_select(flat, 1, _moment_picks(c, dev),  # (keep_hue's, read off it)
                                                                out=workspace(work, "moments", (n, c * 3), one, dev))
-        td = workspace(work, "td", (n, c, 3), one, dev).copy_(keep_hue(part(f, (None, (0, c))), t, free, moments))
-        d2 = torch.mul(part(td, (None, None, (2, 3))), part(samples, (None, (c + 1, c + 2))),
-                       out=workspace(work, "d2", (n, c, p), one, dev))
-        d2.addcmul_(part(td, (None, None, (0, 1))), part(samples, (None, (0, c))))
-        d2.addcmul_(part(td, (None, None, (1, 2))), part(samples, (None, (c, c + 1)))).clamp_(0, 1)
+        face = centre_means(part(samples, (None, (0, c + 2))), f.shape[2], f.shape[3], work)  # (the samples uncentred)
+        kept = keep_hue(part(f, (None, (0, c))), t, free, moments, face)
+        mix = workspace(work, "refit_m", (n, c, c + 2), one, dev)  # per row [diag(gains) | pulls | offsets]
+        if _on_host(mix) and _on_host(kept):  # (a few numbers per row: numpy's)
+            mh, kh = host_array(mix), host_array(kept)
+            mh[:, :, :c] = 0.0
+            mh[:, np.arange(c), np.arange(c)] = kh[:, :, 0]
+            mh[:, :, c:] = kh[:, :, 1:]
+        else:
+            part(mix, (None, None, (0, c))).zero_().diagonal(dim1=1, dim2=2).copy_(part(kept, (None, None, 0)))
+            part(mix, (None, None, (c, c + 2))).copy_(part(kept, (None, None, (1, 3))))
+        # the grid through it: a s + k lum + b w in one product of the rows' samples, clamped
+        d2 = torch.bmm(mix, part(samples, (None, (0, c + 2))), out=workspace(work, "d2", (n, c, p), one, dev)).clamp_(0, 1)
         g2 = torch.bmm(regressors, part(d2, "T"), out=workspace(work, "gram2", (n, c + 2, c), one, dev))
         if means is not None:  # (centred regressors: their sums are 0) the means times the targets' sums
             g2.baddbmm_(means, part(torch.sum(d2, 2, keepdim=True, out=workspace(work, "d2_sum", (n, c, 1), one, dev)), "T"))
         t = solve(torch.index_select(workspace(work, "gram2", (n, (c + 2) * c), one, dev, g2), 1, _refit_picks(c, dev),
                                      out=workspace(work, "b2", (n, c * 3), one, dev)), "b2")
     return t
+
+
+def centre_means(rows: Tensor, h: int, w: int, work: dict) -> Tensor:
+    """(N, K) each row's mean over the centre of its h x w grid (:func:`keep_hue`'s face: the middle half each way) of
+    ``rows`` (N, K, h * w) - the colour fit's channels, luminance and offset weight - by one batched product with the
+    centre's weights (made once per grid size, dtype and device)."""
+    n, k, dev = rows.shape[0], rows.shape[1], rows.device
+    key = ("centre", h, w, rows.dtype, dev)
+    if key not in _PICKS:
+        inside = np.zeros((h, w))
+        inside[h // 4 : h - h // 4, w // 4 : w - w // 4] = 1
+        weights = (inside / inside.sum()).reshape(1, h * w, 1).astype(np.float64 if rows.dtype == torch.float64 else np.float32)
+        _PICKS[key] = torch.from_numpy(weights).to(dev, rows.dtype)  # (no float64 tensor where the fit is float32: MPS)
+    out = torch.bmm(rows, _PICKS[key].expand(n, -1, -1), out=workspace(work, "centre", (n, k, 1), rows.dtype, dev))
+    return workspace(work, "centre", (n, k), rows.dtype, dev, out)
 
 
 def fit_dtype(device: torch.device) -> torch.dtype:
@@ -136,7 +160,8 @@ def edit_transform(src: Tensor, dst: Tensor, free: Tensor | None = None) -> Tens
     return keep_hue(torch.add(_HALF, sample_grid(src), alpha=0.5), fit_colour(src, dst), free)
 
 
-def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None, moments: Tensor | None = None) -> Tensor:
+def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None, moments: Tensor | None = None,
+             means: Tensor | None = None) -> Tensor:
     """The transforms ``t`` (N, C, 3) of the photos ``s`` (N, C, H, W; image scale, a grid of the model frame) changed, where they
     take a face out of its colour, so that the face's colour - the mean of the centre of the model frame - keeps at
     least ``KEPT_SATURATION`` of its chroma over luminance (chroma in proportion to the new brightness, as a photo in
@@ -154,20 +179,26 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None, moments: Tensor |
     pull and offset, ``warmth`` +1 was a haze, gains down to 0.04 and offsets up to 0.7, and a very dark face took a
     red gain of -1.5: blue-grey blotches). ``moments``: (N, C * 3) each channel's products with itself, the luminance and
     the offset weight over the grid, which that projection reads (the colour fit's Gram entries), else computed from ``s``.
-    In place; returns ``t``."""
+    ``means``: (N, C + 2) the face's mean channels, luminance and offset weight (:func:`centre_means`: the colour fit's
+    product), else computed from ``s``. In place; returns ``t``."""
     c, h, w = t.shape[1], s.shape[2], s.shape[3]
     if c == 1:
         return t
-    centre = part(s, (None, None, (h // 4, h - h // 4), (w // 4, w - w // 4)))
     work, dev = torch.promote_types(t.dtype, torch.float32), t.device  # (float16's floors below are 0: a grey 0 / 0)
-    per_pixel = constant(1 / (centre.shape[2] * centre.shape[3]), work, dev)
-    black = torch.mul(centre.sum(1), constant(1 / (c * BLACK_RAMP), centre.dtype, dev)).clamp_(0, 1).sum((1, 2))[:, None]
-    both = torch.cat((centre.sum((2, 3)), black), 1)  # the face's mean channels and offset weight (the grid's passes)
-    both = torch.mul(both if both.dtype == work else both.to(work), per_pixel)
+    if means is None:
+        centre = part(s, (None, None, (h // 4, h - h // 4), (w // 4, w - w // 4)))
+        per_pixel = constant(1 / (centre.shape[2] * centre.shape[3]), work, dev)
+        black = torch.mul(centre.sum(1), constant(1 / (c * BLACK_RAMP), centre.dtype, dev)).clamp_(0, 1).sum((1, 2))[:, None]
+        both = torch.cat((centre.sum((2, 3)), black), 1)  # the face's mean channels and offset weight (the grid's passes)
+        both = torch.mul(both if both.dtype == work else both.to(work), per_pixel)
+    elif _on_host(t) and _on_host(means):  # (the luminance column left out; numpy converts)
+        both = np.delete(host_array(means), c, 1).astype(np.float64 if work == torch.float64 else np.float32)
+    else:
+        both = torch.cat((part(means, (None, (0, c))), part(means, (None, (c + 1, c + 2)))), 1).to(work)
     free = free if free is None or free.dtype == work else free.to(work)
     grid = None if free is None or moments is not None else s if s.dtype == work else s.to(work)  # (a white balance's gains)
     if _on_host(t):  # the rest is arithmetic on a few numbers per face: numpy's (a third of torch's time an operation)
-        both = host_array(both)
+        both = host_array(both) if isinstance(both, Tensor) else both
         _hue_rule(np, both[:, :c], both[:, c:], host_array(t), None if free is None else host_array(free), work != t.dtype,
                   None if grid is None else host_array(grid), None if moments is None else host_array(moments))
     else:
@@ -244,54 +275,6 @@ def black_weight(lum: Tensor) -> Tensor:
     if lum.dtype == torch.float32:  # by a float32 0-dim constant: the same product, no scalar conversion per call
         return torch.mul(lum, constant(1 / BLACK_RAMP)).clamp_(0, 1)
     return lum.mul(1 / BLACK_RAMP).clamp_(0, 1)
-
-
-@functools.lru_cache(maxsize=None)
-def constant(value: float, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Tensor:
-    """``value`` as a 0-dim tensor of ``dtype`` on ``device``, made once: the batch path's hot operations take it
-    instead of a Python scalar (made into a tensor at every call) or a host tensor (copied to an accelerator)."""
-    return torch.full((), value, dtype=dtype, device=device)
-
-
-def workspace(cache: dict, name: str, shape: tuple, dtype: torch.dtype, device: torch.device, like: Tensor | None = None) -> Tensor:
-    """A work buffer viewed as ``shape`` and ``dtype``, kept in ``cache`` by name and device and reused across calls
-    (no fresh pages to fault in; it grows to the largest size asked; views of one name in other dtypes alias it).
-    Each view is made once and kept with the buffer (no view operations per call once a shape was seen), as the
-    first ``shape[0]`` rows of one view per trailing shape and dtype (a new number of rows — they vary from call
-    to call with the rows per kind of edit — costs one slice, no reshaping view). ``like``: a view of it the caller
-    holds (checked). For intermediate results only, never for what a call returns."""
-    raw = cache.get((name, device))
-    view = None if raw is None else raw._genaug_views.get((shape, dtype))  # (a view made before fits the buffer held)
-    if view is None:
-        row = math.prod(shape[1:]) * dtype.itemsize
-        if row == 0:
-            return torch.empty(shape, dtype=dtype, device=device)
-        if raw is None or raw.numel() < shape[0] * row:
-            raw = cache[(name, device)] = torch.empty(max(shape[0], 1) * row, dtype=torch.uint8, device=device)
-            raw._genaug_views = {}
-        views = raw._genaug_views
-        if len(views) >= 512:  # shapes that vary without end (photo sizes of multi-scale training): start again
-            views.clear()
-        full = views.get((tuple(shape[1:]), dtype, "all"))
-        if full is None:
-            rows = raw.numel() // row
-            full = views[(tuple(shape[1:]), dtype, "all")] = raw[: rows * row].view(dtype).view(rows, *shape[1:])
-        view = views[(shape, dtype)] = full[: shape[0]]
-        view._genaug_parts = {}
-    assert like is None or like.data_ptr() == view.data_ptr()
-    return view
-
-
-def part(t: Tensor, index: Any) -> Tensor:
-    """``t[index]``, for a :func:`workspace` view ``t`` made once and kept with it: ``index`` a tuple with per dim
-    None (all), an int (that entry) or (start, stop); or ``"T"``, the last two dims swapped."""
-    parts = getattr(t, "_genaug_parts", None)  # (any other tensor: the view, made now)
-    view = None if parts is None else parts.get(index)
-    if view is None:
-        view = t.transpose(-1, -2) if index == "T" else t[tuple(slice(None) if i is None else i if isinstance(i, int) else slice(*i) for i in index)]
-        if parts is not None:
-            parts[index] = view
-    return view
 
 
 _PICKS: dict = {}
