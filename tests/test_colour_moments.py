@@ -27,7 +27,7 @@ def test_gains_from_the_gram_match_the_grid(monkeypatch, host):
     free = (torch.arange(32) % 3 == 0).float()
     got = fit_regressors(f.clone(), True, {}, free).clone()
     grid_hue = keep_hue
-    monkeypatch.setattr(colour, "keep_hue", lambda s, t, free=None, moments=None: grid_hue(s, t, free))
+    monkeypatch.setattr(colour, "keep_hue", lambda s, t, free=None, moments=None, means=None: grid_hue(s, t, free))
     want = fit_regressors(f.clone(), True, {}, free)
     assert (got - want).abs().max() < 2e-6, (got - want).abs().max()
 
