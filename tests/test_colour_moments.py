@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import genaug.engine.colour as colour
-from genaug.engine.colour import fit_regressors, keep_hue, workspace
+from genaug.engine.colour import fit_regressors, keep_hue
+from genaug.engine.workspace import workspace
 
 
 def _fit_buffer(n: int, seed: int = 0) -> torch.Tensor:

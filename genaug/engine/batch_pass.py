@@ -16,10 +16,11 @@ from ..faces.framing import face_box
 from .batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, edit_plan, plan_columns
 from .batch_latents import content_slots, named_slots, stored
 from .batch_render import columns, frame, grid_blend, make_grey, paste, recolour
-from .colour import _HALF, fit_regressors, part, sample_grid, workspace
+from .colour import _HALF, fit_regressors, sample_grid
 from .exposure import expose, exposure_gain, restore
 from .latent_table import host_array
 from .render import luma_only, within_region
+from .workspace import part, workspace
 
 
 def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None, eng: Any,

@@ -30,7 +30,7 @@ from torch import Tensor
 from ..grey import GREY_TOLERANCE, grey_like, grey_spread, is_grey, keep_grey  # noqa: F401  (the engine imports them here)
 from ..images import sample_grid
 from .latent_table import host_array
-from .workspace import constant, part, workspace  # noqa: F401  (their home before genaug.engine.workspace)
+from .workspace import constant, part, workspace
 
 _HALF = torch.tensor(0.5, dtype=torch.float32, device="cpu")  # a 0-dim constant (host float32 under any importer's
 # defaults): ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
