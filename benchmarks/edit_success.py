@@ -206,8 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(a.threads)
     if a.quick:
         a.n = min(a.n, 24)
-    if any(not f > 0 for f in a.exposure):
-        p.error(f"--exposure factors must be positive, got {a.exposure}")
+    if any(not 0 < f < float("inf") for f in a.exposure):  # (inf: black pixels NaN, every face black brought back)
+        p.error(f"--exposure factors must be positive and finite, got {a.exposure}")
     x, labels, attrs = load_faces_with_attributes(a.data, a.n, a.seed)
     judge, clf = get_judge(), resolve_feature_net(None, "attributes")
     r = {"benchmark": "edit_success", "data": str(a.data), "n": len(x), "seed": a.seed,

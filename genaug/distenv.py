@@ -7,6 +7,7 @@ import os
 import threading
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, unquote
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def mix_worker_seed(generator: Any, tag: Any) -> Any:
     return (os.getpid(), int(info.seed))
 
 
-SAID_ENV = "GENAUG_SAID"  # "PID:key,key": the notices process PID gave, for the DataLoader workers it starts
+SAID_ENV = "GENAUG_SAID"  # "PID:key,key" (keys URL-quoted): the notices process PID gave, for the DataLoader workers it starts
 _said: set[str] = set()  # the notices given in this process
 
 
@@ -81,7 +82,7 @@ def _said_by_parent() -> set[str]:
 
     parent = multiprocessing.parent_process()
     pid, _, keys = os.environ.get(SAID_ENV, "").partition(":")
-    return set(keys.split(",")) - {""} if parent is not None and pid == str(parent.pid) else set()
+    return {unquote(k) for k in keys.split(",") if k} if parent is not None and pid == str(parent.pid) else set()
 
 
 def say_once(key: str) -> bool:
@@ -98,7 +99,7 @@ def say_once(key: str) -> bool:
         return False
     _said.add(key)
     if info is None:
-        os.environ[SAID_ENV] = f"{os.getpid()}:{','.join(sorted(_said))}"
+        os.environ[SAID_ENV] = f"{os.getpid()}:{','.join(quote(k, safe='') for k in sorted(_said))}"  # (a key's commas escaped)
     return True
 
 

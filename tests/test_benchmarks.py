@@ -507,5 +507,6 @@ def test_edit_success_exposure_and_the_judges_view():
     assert clipped.any() and torch.equal(over[clipped], torch.ones(int(clipped.sum())))
     back = es.bring_back(over, 2.5)
     assert torch.allclose(back[clipped], torch.tensor(2 / 2.5 - 1)) and (back[~clipped] - x[~clipped]).abs().max() < 2e-3
-    with pytest.raises(SystemExit):
-        es.main(["--exposure", "1", "0"])
+    for bad in ("0", "nan", "inf"):  # (inf made black pixels NaN)
+        with pytest.raises(SystemExit):
+            es.main(["--exposure", "1", bad])

@@ -205,7 +205,7 @@ def test_work_buffer_views_are_kept_for_every_row_count():
     kept per trailing shape, not a reshape."""
     from torch.profiler import ProfilerActivity, profile
 
-    from genaug.engine.colour import workspace
+    from genaug.engine.workspace import workspace
 
     work: dict = {}
     shapes = [(n, 7, 3) for n in range(64, 0, -1)]  # the largest first: the buffer is not re-allocated below

@@ -1,6 +1,7 @@
 """Random edits: one drawing function, replayable, distinct variants per source, default codes."""
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -174,3 +175,24 @@ def test_edits_repeat_is_said_once_per_run_not_per_dataloader_worker(monkeypatch
     monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: None)
     monkeypatch.setattr(distenv, "_said", set())
     assert said(3, 0, 5) == 1 and said(3, 2, 5) == 0 and said(3, 0, 7) == 1  # another variants count: its own notice
+
+
+def test_edits_repeat_is_not_said_again_by_a_spawned_worker_after_the_main_process(monkeypatch):
+    # the notice's key names the codes as a list ("['glasses', 'c1']"): its comma split it in the mark the main
+    # process leaves its workers, so a spawned worker 0 (which starts with nothing said) said it again
+    import multiprocessing
+
+    monkeypatch.setattr(distenv, "_said", set())
+    monkeypatch.setenv(distenv.SAID_ENV, "")
+
+    def said() -> int:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            variant_edits(SPEC, 3, 0, 5, codes=["glasses", "c1"])
+        return sum("distinct edits" in str(w.message) for w in caught)
+
+    assert said() == 1  # the main process
+    monkeypatch.setattr(distenv, "_said", set())  # a spawned worker 0 of it
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: type("W", (), {"id": 0})())
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: type("P", (), {"pid": os.getpid()})())
+    assert said() == 0

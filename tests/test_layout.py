@@ -149,3 +149,15 @@ def test_modules_stay_small():
     long = {str(p.relative_to(ROOT)): n for p in ROOT.rglob("*.py") if (n := len(p.read_text().splitlines())) > 410}
     assert not long, long
     assert genaug.BatchFaceAug.__module__ == "genaug.batch"
+
+
+def test_the_work_buffer_helpers_are_imported_from_their_home():
+    # workspace / part / constant moved to genaug.engine.workspace (r32) but the batch path, the content keys and tests
+    # still took them through genaug.engine.colour's re-export (the content keys importing the colour fit for them)
+    moved = {"workspace", "part", "constant"}
+    through = []
+    for path in [*ROOT.rglob("*.py"), *Path(__file__).parent.glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").rpartition(".")[2] == "colour":
+                through += [f"{path.name}: {a.name}" for a in node.names if a.name in moved]
+    assert not through, through

@@ -28,10 +28,11 @@ import torch
 from torch import Tensor
 
 from ..models.latent import LatentSpec
-from .colour import _HALF, _on_host, constant, part
+from .colour import _HALF, _on_host
 from .edits import Edit, EditDraw
 from .latent_table import host_array
 from .render import MODES, local_mask_of, mask_weights, region_mask
+from .workspace import constant, part
 
 
 @dataclass(frozen=True)

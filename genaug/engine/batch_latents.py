@@ -14,8 +14,9 @@ from torch import Tensor
 
 from .cache import key_pixels, pixel_keys
 from .batch_render import to_device
-from .colour import is_grey, workspace
+from .colour import is_grey
 from .latent_table import ContentSlots, LatentTable, host_array
+from .workspace import workspace
 
 _ROUNDER = 1.5 * 2**23  # floats in [2^23, 2^24) are whole numbers: _ROUNDER + 255 x holds 255 x rounded in its low byte
 _ROUND = torch.tensor(_ROUNDER, dtype=torch.float32, device="cpu")  # 0-dim: ``torch.add(_ROUND, x, alpha=255)`` in one

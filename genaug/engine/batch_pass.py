@@ -16,10 +16,11 @@ from ..faces.framing import face_box
 from .batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend, edit_plan, plan_columns
 from .batch_latents import content_slots, named_slots, stored
 from .batch_render import columns, frame, grid_blend, make_grey, paste, recolour
-from .colour import _HALF, fit_regressors, part, sample_grid, workspace
+from .colour import _HALF, fit_regressors, sample_grid
 from .exposure import expose, exposure_gain, restore
 from .latent_table import host_array
 from .render import luma_only, within_region
+from .workspace import part, workspace
 
 
 def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None, eng: Any,
@@ -99,9 +100,10 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
             result.copy_(luma_only(xe, result, aug._luma_entries.index_select(0, _rows(entry, 0, a))).clamp_(0, 1))
         if delta and aug._region_code[codes[:a]].any():  # the change kept where the edit belongs on the face
             result = within_region(xe, result, aug._region_entries.index_select(0, _rows(entry, 0, a)))
+        # a black-and-white photo kept grey at the exposure it was blended at, then mapped back, as the transform does
+        result = make_grey(result, np.flatnonzero(grey[:a]), xe)
         if gain is not None:  # back to the photo's exposure (in place: the rows may be the output buffer's)
             result.copy_(restore(xa, xe, result, gain))
-        result = make_grey(result, np.flatnonzero(grey[:a]), _rows(x01, 0, a))
     if m > a0:  # colour edits: the photo through the colour transform of the change (engine.colour), fitted on the grid
         dst = part(f, (None, (c + 2, 2 * c + 2)))
         if a > a0:

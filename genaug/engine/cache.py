@@ -24,8 +24,8 @@ from safetensors import safe_open
 from torch import Tensor
 
 from ..io import write_safetensors
-from .colour import part, workspace
 from .latent_table import host_array
+from .workspace import part, workspace
 
 STORE_FORMAT = "genaug-latent-cache"
 STORE_VERSION = "4"  # 3: SHA-256 content keys; 4: tensor-op content keys (pixel_keys)

@@ -30,7 +30,7 @@ from torch import Tensor
 from ..grey import GREY_TOLERANCE, grey_like, grey_spread, is_grey, keep_grey  # noqa: F401  (the engine imports them here)
 from ..images import sample_grid
 from .latent_table import host_array
-from .workspace import constant, part, workspace  # noqa: F401  (their home before genaug.engine.workspace)
+from .workspace import constant, part, workspace
 
 _HALF = torch.tensor(0.5, dtype=torch.float32, device="cpu")  # a 0-dim constant (host float32 under any importer's
 # defaults): ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
@@ -355,9 +355,10 @@ def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
 def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None, work: dict | None = None) -> Tensor:
     """:func:`apply_colour` for ``images`` on the image scale [0, 1] (result in [0, 1]): per pixel
     ``a_c s_c + k_c lum + b_c w(lum)``, the channel matrix (the gains and the luminance pull) being diagonal plus the
-    pull to the channel sum - elementwise passes, no per-row matrix product (a batched product of 3 x 3 matrices is
-    slower on a CPU than the passes themselves) - and the offset weighted by :func:`black_weight` of each pixel's
-    luminance; ``out``: where to write it; ``work``: work buffers kept across calls (:func:`workspace`)."""
+    pull to the channel sum - elementwise passes (the batch path's :func:`genaug.engine.batch_render.colour_rows`
+    makes the same values by one batched product with a channel-sum row: four passes over a batch to these seven) -
+    and the offset weighted by :func:`black_weight` of each pixel's luminance; ``out``: where to write it; ``work``:
+    work buffers kept across calls (:func:`workspace`)."""
     n, c = images.shape[:2]
     t = transform if (transform.device, transform.dtype) == (images.device, images.dtype) else transform.to(images.device, images.dtype)
     dev, work = images.device, {} if work is None else work
