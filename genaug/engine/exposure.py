@@ -69,8 +69,6 @@ def restore(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, low: float = 
     or above, bit for bit as the inverse gain alone."""
     g = gain.to(x.dtype).reshape(-1, 1, 1, 1)
     back = out / g if not low else (out - low) / g + low
-    if g.device.type == "cpu" and not bool((g < 1).any()):  # no over-exposed row: the coring is a no-op (skipped on
-        return torch.where(out == exposed, x, back.clamp_(low, 1))  # the host, where asking costs no device sync)
     clipped = x.mul(1 / ((1 - low) * (1 - CLIP))).add_(-(low / (1 - low) + CLIP) / (1 - CLIP)).clamp_(0, 1)
     h2 = ((g < 1).to(x.dtype) * (CORING * (1 - low))) ** 2  # (0 on the other rows: their change is kept whole)
     d = (back - x).clamp_(max=0)
