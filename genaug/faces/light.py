@@ -35,7 +35,7 @@ from .landmarks import face_landmarks
 from .padding import padding_mask
 from .relit_colour import (_face_mean, _follow_colour, _into_gamut, _luminance, _shading_saturation, _skin_colour, _soft_cap,
                            _unclip)
-from .shape import blur_each, check_images, normals, per_image, smoothstep, surface
+from .shape import blur_each, check_images, normals, per_image, power, smoothstep, surface
 from .warp import CHUNK_PIXELS, WORK_PIXELS
 
 SHADOW_STEPS = 16
@@ -93,14 +93,7 @@ def _surface(images: Tensor, landmarks: Tensor | None, framing: str, pose: PoseF
 
 def to_linear(images: Tensor) -> Tensor:
     """[-1, 1] sRGB-like values -> linear light in [0, 1] (gamma 2.2): shading multiplies light, not code values."""
-    return _power((images.float() + 1).div_(2).clamp_(0, 1), GAMMA)  # in place: a 12 MP photo's copies cost more than the sums
-
-
-def _power(t: Tensor, p: float) -> Tensor:
-    """``t ** p`` for ``t`` >= 0, in place, as ``exp(p log t)``: float32 ``pow`` rounds the elements its scalar loop
-    takes (each thread's last few) apart from its vector loop's, so a render changed with torch's thread count; exp and
-    log do not (within 6e-8 of ``pow`` on [0, 1])."""
-    return t.log_().mul_(p).exp_()
+    return power((images.float() + 1).div_(2).clamp_(0, 1), GAMMA)  # in place: a 12 MP photo's copies cost more than the sums
 
 
 def _fit_sh(lum: Tensor, normal: Tensor, weight: Tensor) -> Tensor:
@@ -317,6 +310,6 @@ def _apply_shading(images: Tensor, ratio: Tensor, mask: Tensor, weight: Tensor |
         # skin is more saturated in shadow: its colour follows the new shading as the photo's does
         lin = _follow_colour(lin, slope, ratio.clamp(min=1e-6).log(), skin)
         lin = _into_gamut(lin)  # no channel clips: the hue and luminance stay
-    out = _power(lin.clamp(0, 1), 1 / GAMMA).mul_(2).sub_(1)
+    out = power(lin.clamp(0, 1), 1 / GAMMA).mul_(2).sub_(1)
     out = torch.where(mask[:, None] > 0, out, images.float())  # outside the face: the input's own values
     return torch.where((k == 0)[:, None, None, None], images, out.to(images.dtype))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..images import LUMA
-from .shape import smoothstep
+from .shape import power, smoothstep
 
 SATURATION_RIDGE = 0.01  # shrinks the shading-to-saturation slope of faces whose shading barely varies (variance of log shading)
 SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays within exp(+-0.3)
@@ -241,18 +241,12 @@ def _hue_middle(top: Tensor, own: Tensor, skin: Tensor) -> Tensor:
     lit cheek whose red the camera clipped (252, 200, 179: hue 18 degrees) got a red five times its green over its own
     blue - darkened by any light, a pink cheek (hue 7 to 9). Its saturation stays the raised one: as pale as measured,
     it darkened to a grey patch on the orange face."""
-    c, s = (_power(t, 1 / 2.2) for t in (own, skin))  # code values (the skin's: a ratio, scale-free)
+    c, s = (power(t.clamp(min=1e-6), 1 / 2.2) for t in (own, skin))  # code values (the skin's: a ratio, scale-free)
     h = (s[:, 1] - s[:, 2]) / (s[:, 0] - s[:, 2]).clamp(min=1e-6)
     h_own = (c[:, 1] - c[:, 2]) / (c[:, 0] - c[:, 2]).clamp(min=1e-6)
     low = c[:, 2]
-    mid = low + torch.minimum(h, h_own).clamp(0, 1) * (_power(top, 1 / 2.2) - low)
-    return torch.where(h > 0, torch.maximum(_power(mid, 2.2), own[:, 1]), own[:, 1])
-
-
-def _power(t: Tensor, p: float) -> Tensor:
-    """``t ** p`` (``t`` at least 1e-6) as ``exp(p log t)``, the same at any thread count (float32 ``pow`` is not:
-    :func:`genaug.faces.light._power`)."""
-    return t.clamp(min=1e-6).log().mul(p).exp()
+    mid = low + torch.minimum(h, h_own).clamp(0, 1) * (power(top.clamp(min=1e-6), 1 / 2.2) - low)
+    return torch.where(h > 0, torch.maximum(power(mid.clamp(min=1e-6), 2.2), own[:, 1]), own[:, 1])
 
 
 def _into_gamut(lin: Tensor) -> Tensor:
