@@ -11,7 +11,7 @@ from genaug.bundle import EditRecipe
 from genaug.bundle.format import load_bundle, save_bundle
 from genaug.engine.core import Engine
 from genaug.engine.edits import Edit
-from genaug.engine.render import region_mask
+from genaug.engine.regions import region_mask
 
 MOUTH = (0.5, 0.86, 0.30, 0.18)
 

@@ -12,7 +12,7 @@ ellipse of the model frame outside which the rendered change fades out, so what 
 elsewhere — blotches on the cheeks of a mouth edit — does not reach the photo); a colour edit that is a white
 balance (``hue``) turns the skin's hue as it turns the rest of the photo, by a gain per channel (other colour edits keep
 the skin's hue and saturation, :func:`genaug.engine.colour.keep_hue`).
-:func:`genaug.engine.edits.apply_recipes` is the one place the latent settings act, :func:`genaug.engine.render.region_mask` the region's.
+:func:`genaug.engine.edits.apply_recipes` is the one place the latent settings act, :func:`genaug.engine.regions.region_mask` the region's.
 
 A bundle stores them in ``config.json`` as one table ``"edit_recipes"``, keyed ``"code=value"``
 (a categorical code set to a category) or ``"code"`` (a continuous code), every entry complete.

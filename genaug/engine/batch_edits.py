@@ -31,7 +31,8 @@ from ..models.latent import LatentSpec
 from .colour import _HALF, _on_host
 from .edits import Edit, EditDraw
 from .latent_table import host_array
-from .render import MODES, local_mask_of, mask_weights, region_mask
+from .regions import region_mask
+from .render import MODES, local_mask_of, mask_weights
 from .workspace import constant, part
 
 

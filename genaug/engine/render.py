@@ -22,7 +22,7 @@ from ..images import FrameInfo, from_chw01, luma_weights, match_channels, to_chw
 from .colour import apply_colour, colour_only, keep_grey
 from .exposure import expose, exposure_gain, restore
 from .reframe import warn_rule_frames
-from .regions import REGION_FEATHER, region_mask  # noqa: F401 (region_mask: imported from here too)
+from .regions import region_mask
 
 MODES = ("delta", "regenerate")
 
