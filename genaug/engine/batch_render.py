@@ -105,9 +105,10 @@ def recolour(rows: Tensor, transform: Tensor, grey: np.ndarray, out: Tensor | No
     src = rows.float().div_(255) if rows.dtype == torch.uint8 else rows if rows.dtype == torch.float32 else rows.float()
     # one batched product on contiguous rows (any other layout through a contiguous copy: the same values in any layout)
     flat = src if src.is_contiguous() else src.contiguous()
-    dst = out if rows.dtype == torch.float32 and out is not None and out.is_contiguous() else torch.empty_like(flat)
-    new = colour_rows(flat, transform, dst, {} if work is None else work)
-    new = make_grey(new if out is None or new is out or rows.dtype != torch.float32 else out.copy_(new), grey, src)
+    into = out if rows.dtype == torch.float32 else None  # (float32 results are written to ``out``)
+    new = colour_rows(flat, transform, into if into is not None and into.is_contiguous() else torch.empty_like(flat),
+                      {} if work is None else work)
+    new = make_grey(new if into is None or new is into else into.copy_(new), grey, src)
     return new.mul_(255).round_().to(torch.uint8) if rows.dtype == torch.uint8 else new if new.dtype == rows.dtype else new.to(rows.dtype)
 
 
