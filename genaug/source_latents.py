@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from .engine.cache import LatentStore, bundle_key, content_keys
+from .engine.exposure import INVERSION
 from .faces.identity import faces_extra_available
 from .samples import read_item
 
@@ -23,7 +24,7 @@ def latent_store(engine: Any, cache_path: Path | None) -> LatentStore | None:
         return None
     return LatentStore(cache_path, {
         "bundle": bundle_key(engine.bundle), "refine": [engine.refine_steps, engine.refine_loss, engine.refine_lr],
-        "framing": engine.framing,
+        "framing": engine.framing, "inversion": INVERSION,
     })
 
 

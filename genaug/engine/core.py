@@ -21,6 +21,7 @@ from ..faces.landmarks import default_landmarks, face_landmarks, landmarks_insid
 from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
+from .exposure import INVERSION, normal_exposure
 from .codes import all_code_names, check_code_list, check_codes, check_strength, code_ranges, control_of
 from .edits import AugmentInfo, Edit, apply_recipes, check_edits, random_edits, resolve_edits
 from .invert import Inversion, invert
@@ -135,13 +136,15 @@ class Engine(PhotoIO):
         self.generator.manual_seed(seed) if seed is not None else self.generator.seed()
         self.cache = LatentCache(cache_size)
         self.stats = {"augmented": 0, "gated": 0, "dropped": 0, "no_face": 0, "quality_rejected": 0}
-        self._settings = f"{bundle_key(self.bundle)}|{self.refine_steps}|{self.refine_loss}|{self.refine_lr}"
+        self._settings = f"{bundle_key(self.bundle)}|{self.refine_steps}|{self.refine_loss}|{self.refine_lr}|{INVERSION}"
 
     # ------------------------------------------------------------------ inversion
     @torch_defaults()
     def invert(self, x: Tensor, steps: int | None = None) -> Inversion:
-        """Invert a batch (N, C, S, S) in [-1, 1] (no cache): predictor, then refinement."""
-        x = check_model_batch(x, self.channels, self.image_size, self.device)
+        """Invert a batch (N, C, S, S) in [-1, 1] (no cache): predictor, then refinement, of each face at a normal
+        exposure (:func:`genaug.engine.exposure.normal_exposure`: a dim or over-exposed face's latent is of it brought
+        to CelebA's range, which is where named edits blend it; ``recon`` and ``score`` are of that)."""
+        x = normal_exposure(check_model_batch(x, self.channels, self.image_size, self.device), low=-1.0)
         steps = self.refine_steps if steps is None else steps
         g, p = self.bundle.generator, self.bundle.predictor
         with one_cpu_thread(self.device):  # the same latents under any thread count

@@ -10,6 +10,12 @@ lands in the photo's own exposure, in proportion to it. A face already within th
 before; pixels the edit leaves alone stay as they were. A gain cannot bring back clipped skin, so on an over-exposed
 face a faint darkening of a clipped channel is hidden as the scene's unknown excess over white would hide it
 (:data:`CORING`), a dark one (a frame, an open mouth) kept.
+
+The latent a named edit moves is that exposure's too: :meth:`genaug.engine.Engine.invert` inverts every face at the
+exposure :func:`normal_exposure` gives it (:data:`INVERSION`). The latent of a dim face drew a dim face whose smile,
+open mouth or glasses the generator hardly moved: at 0.12x of their exposure, 300 celeba_id200 faces lost their smile
+in 7 % of edits, gained a male look in 2 %; inverted at a normal exposure, 67 and 98 % (0.5x: 55 -> 65 %, mouths closed
+80 -> 92 %).
 """
 from __future__ import annotations
 
@@ -60,6 +66,21 @@ CORING = 0.1  # and a darkening d of it keeps d^2 / (d^2 + CORING^2) of itself: 
 # pixels, a smile darkened 12 % by 10 levels or more, now 4 %; 300 celeba_id200 faces x2.5, edit success of the
 # switches on 1-10 points lower (the attribute judge reads part of the smear as the edit); 0.15 and a hard headroom
 # (d + 0.1, at most 0) took more of the smears and 4-32 points.
+
+
+INVERSION = "normal-exposure"  # what the latents are of (part of every latent cache's key: older caches are not read)
+
+
+def normal_exposure(x: Tensor, low: float = 0.0) -> Tensor:
+    """Images (N, C, H, W; black at ``low``) with each face at a normal exposure (:func:`exposure_gain` over every row,
+    clipped to [``low``, 1]): what a face is inverted at. Rows at gain 1 are ``x``'s own values, bit for bit."""
+    gain = exposure_gain(x, low=low)
+    rows = (gain != 1).nonzero().flatten()
+    if not len(rows):
+        return x
+    out = x.clone()
+    out[rows] = expose(x[rows], gain[rows], low).clamp_(low, 1)
+    return out
 
 
 def restore(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, low: float = 0.0) -> Tensor:
