@@ -53,7 +53,7 @@ LAYOUT_VERSION = 1
 # re-drawn among the colour codes; an edit that changed no pixel (strength 0) has codes NaN, a control at 0 not re-drawn;
 # yaw turns a head whose cheeks fall off faster (shape.TURN_PROFILE), the photo moved by that head's eyes.
 # 4 (r31): a latent code's edit at strength 0 in delta mode is the source itself, codes NaN (it was named).
-# 5 (r33): a dim or over-exposed face is inverted at a normal exposure (engine.exposure.INVERSION): its named edits differ.
+# 5 (r33): a dim face is inverted lifted to a normal exposure (engine.exposure.INVERSION): its named edits differ.
 RENDER_REVISION = 5
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")
