@@ -152,6 +152,24 @@ def test_a_dim_face_is_inverted_lifted_to_a_normal_exposure(photos):
     assert INVERSION in eng._settings  # (latents cached before are not read as these)
 
 
+def test_regenerate_mode_draws_a_dim_face_at_its_photos_exposure(photos):
+    # the generator's face is drawn from the lifted latent: mapped back to the photo's exposure (it came out as bright
+    # as the lifted face, pasted into the dim photo), in both paths alike
+    from genaug.batch import BatchFaceAug
+    from genaug.transforms import GenerativeFaceAug
+
+    x = torch.from_numpy(np.stack([resized(p, 64, 64) for p in photos[:4]])).permute(0, 3, 1, 2).float() / 255 * 0.3
+    out, p = BatchFaceAug(p=1.0, codes=["smile", "mouth"], mode="regenerate", framing="full", seed=1, return_params=True)(x)
+    lifted = (lift_dim(x * 2 - 1, low=-1.0) + 1) / 2
+    face = (slice(None), slice(None), slice(16, 48), slice(16, 48))
+    assert float(lifted[face].mean() - x[face].mean()) > 0.1
+    assert abs(float(out[face].mean() - x[face].mean())) < 0.25 * float(lifted[face].mean() - x[face].mean())
+    ref = GenerativeFaceAug(p=1.0, mode="regenerate", framing="full", device="cpu").apply_to_images(
+        x.permute(0, 2, 3, 1).numpy(), edits=p.edits(), strengths=p.strength.tolist(), gate_seed=0)
+    ref = torch.from_numpy(np.ascontiguousarray(ref)).permute(0, 3, 1, 2)
+    assert (out - ref).abs().max() < 1e-5
+
+
 @pytest.mark.parametrize("scale", [0.3, 2.5])
 def test_the_batch_path_renders_dim_or_over_exposed_named_edits_as_the_transform(photos, scale):
     # framing "full" on both: with "auto" the transform reframes a tight crop by its detected face (dlib), which

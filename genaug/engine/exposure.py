@@ -83,6 +83,15 @@ def lift_dim(x: Tensor, low: float = 0.0) -> Tensor:
     return out
 
 
+def unlift(x: Tensor, out: Tensor, low: float = 0.0) -> Tensor:
+    """``out`` (``regenerate`` mode: the generator's drawing of :func:`lift_dim`'s latents of ``x``) at the exposure of
+    each dim photo of ``x`` (the inverse gain, clamped to [``low``, 1]); other rows as they are, bit for bit. One
+    selection on the device, no host read."""
+    gain = exposure_gain(x, low=low)
+    dim = (gain > 1).reshape(-1, 1, 1, 1)
+    return torch.where(dim, expose(out, 1 / gain, low).clamp_(low, 1), out)
+
+
 def restore(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, low: float = 0.0) -> Tensor:
     """``out`` rendered on ``exposed`` = :func:`expose` of ``x``, mapped back to ``x``'s exposure: where the render
     changed nothing, ``x``'s own values (bit for bit); elsewhere the inverse gain, clamped to [``low``, 1]. On an

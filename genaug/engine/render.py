@@ -20,7 +20,7 @@ from torch import Tensor
 from ..faces.framing import face_box, is_known_frame
 from ..images import FrameInfo, from_chw01, luma_weights, match_channels, to_chw01
 from .colour import apply_colour, colour_only, keep_grey
-from .exposure import expose, exposure_gain, restore
+from .exposure import expose, exposure_gain, restore, unlift
 from .reframe import warn_rule_frames
 from .regions import region_mask
 
@@ -281,8 +281,8 @@ def render_recipes(x: Tensor, base: Tensor, edited: Tensor, recipes: list, mode:
     transform (the skin's hue kept unless the edit is a white balance), a brightness-only edit keeping the photo's
     colour, a regional one kept where it belongs on the face; a grey photo stays grey. A named (not colour) edit of a
     dim or over-exposed face is blended at a normal exposure and mapped back (:mod:`genaug.engine.exposure`)."""
-    if mode != "delta":
-        return _render_recipes(x, base, edited, recipes, mode)
+    if mode != "delta":  # the generator's face, drawn from a dim face's lifted latent: at the photo's exposure
+        return unlift(x, _render_recipes(x, base, edited, recipes, mode), low=-1.0)
     named = [i for i, r in enumerate(recipes) if not r.colour]  # (the gain read on these rows alone: colour edits skip it)
     gain = torch.ones(len(recipes), dtype=x.dtype, device=x.device)
     if named:
