@@ -19,6 +19,8 @@ it is: lowered, its clipped skin is a flat grey the latent then draws (x2.5: gla
 """
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
 import torch
@@ -44,13 +46,28 @@ def exposure_gain(x: Tensor, named: Any = None, low: float = 0.0) -> Tensor:
     v = (x - low) / (1 - low) if low else x
     w = luma_weights(v.dtype, v.device)  # (a weighted sum channel by channel: tensordot's varies with the thread count)
     y = v[:, 0] if v.shape[1] == 1 else v[:, 0] * w[0] + v[:, 1] * w[1] + v[:, 2] * w[2]
-    on = region_mask(FACE, *x.shape[-2:], device=x.device) > 0
-    median, top = torch.quantile(y[:, on], torch.tensor([0.5, 0.9], dtype=y.dtype, device=y.device), dim=1)
+    face = y.flatten(1).index_select(1, _face_pixels(*x.shape[-2:], x.device)).sort(1).values
+    median, top = (_quantile(face, q) for q in (0.5, 0.9))
     one = torch.ones_like(top)
     gain = torch.where(top < DIM, DIM / top.clamp_min(1e-3), torch.where(median > BRIGHT, BRIGHT / median, one))
     if named is not None:
         gain = torch.where(torch.as_tensor(named, device=x.device), gain, one)
     return gain
+
+
+@functools.lru_cache(maxsize=16)
+def _face_pixels(h: int, w: int, device: torch.device) -> Tensor:
+    """Flat indices of the pixels of an (h, w) frame inside :data:`FACE` (made on the host once: no device read)."""
+    return (region_mask(FACE, h, w) > 0).flatten().nonzero().flatten().to(device)
+
+
+def _quantile(ordered: Tensor, q: float) -> Tensor:
+    """The ``q`` quantile of each row of ``ordered`` (N, K; sorted), as ``torch.quantile``'s linear interpolation, in
+    the rows' dtype (``torch.quantile`` works in float64, which an MPS device lacks)."""
+    rank = q * (ordered.shape[1] - 1)
+    below = math.floor(rank)
+    above = min(below + 1, ordered.shape[1] - 1)
+    return torch.lerp(ordered[:, below], ordered[:, above], rank - below)
 
 
 def expose(x: Tensor, gain: Tensor, low: float = 0.0) -> Tensor:
