@@ -95,10 +95,9 @@ def test_a_turned_head_keeps_its_eyes_in_place_and_the_photo_moves_by_whole_pixe
     4 px without), the background moves with the head by whole pixels (exact values). A face crop (the head's
     box over half the photo), not a scene (``in_scene``), which stays in place. Each mark counts once: the far
     eye's marks are squeezed to a column or two, and a centroid over their pixels swung by 1-3 px with a 0.3-degree
-    change of the fitted yaw. The photo leaves the move's easing band room beside the face (on a tight crop the move
-    is shortened so the band misses the face, and the eyes lag: tests/test_turn_band.py)."""
-    x = smooth_faces(1, 110, 130) * 0.3  # muted colours: only the marks are strongly red
-    lm = default_landmarks(60, 60, 1, "model_frame") + torch.tensor([35, 45])
+    change of the fitted yaw."""
+    x = smooth_faces(1, 110, 110) * 0.3  # muted colours: only the marks are strongly red
+    lm = default_landmarks(60, 60, 1, "model_frame") + torch.tensor([25, 45])
     for px, py in lm[0, :4].round().long().tolist():
         x[0, :, py - 1 : py + 2, px - 1 : px + 2] = torch.tensor([1.0, -1.0, -1.0])[:, None, None]
 

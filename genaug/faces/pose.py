@@ -150,26 +150,6 @@ def in_scene(pose: PoseFit, height: int, width: int) -> Tensor:
     return box * SCENE_GAIN <= height * width
 
 
-def clear_of_face(offset: Tensor, pose: PoseFit, src: Tensor, height: int, width: int) -> Tensor:
-    """The photo's whole-pixel move ``offset`` (N, 2) shortened (towards 0) where its easing band, ``EDGE_BAND`` times
-    the move along the edge it leaves empty (:func:`~.warp.eased_move`), would reach the face itself (brow to chin,
-    cheek to cheek: ``FACE_X``, ``FACE_Y0``, ``FACE_Y``): on a tight crop (utkface_128) the band spanned half the
-    photo and stretched the face on that side, its eye and cheek held back, so the turned face's own landmarks read
-    0.84 of the turn (0.99 unmoved) and dlib's 0.75. There the eyes lag by what the move leaves out."""
-    t = torch.linspace(0, 2 * math.pi, 33, device=offset.device)[:-1]
-    x = FACE_X * torch.cos(t)[None, :, None] * torch.cos(src)[:, None, None]  # (the outline's x at the photo's yaw)
-    u, v = pose.tu[:, None, None] + pose.scale[:, None, None] * x, pose.tv[:, None, None] + pose.scale[:, None, None] * (
-        FACE_Y0 + FACE_Y * torch.sin(t)[None, :, None])
-    px, py = (c[..., 0] for c in pose.frame.to_image(u, v))
-    room = [torch.where(offset[:, 0] > 0, width - 1 - px.amax(1), px.amin(1)),
-            torch.where(offset[:, 1] > 0, height - 1 - py.amax(1), py.amin(1))]  # face to the band's edge, px
-    k = torch.ones(len(offset), device=offset.device)
-    for axis, r in enumerate(room):
-        d = offset[:, axis].abs()
-        k = torch.minimum(k, torch.where(d > 0, (r / EDGE_BAND).clamp(min=0) / d.clamp(min=1e-6), torch.ones_like(d)))
-    return torch.trunc(offset * k[:, None])
-
-
 @contextlib.contextmanager
 def faces_beside(landmarks) -> Iterator[None]:
     """Inside, :func:`rotate_yaw` (and the ``yaw`` control) knows the photo's other faces: ``landmarks`` (K, 5, 2)
@@ -265,7 +245,6 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     offset = torch.round(eyes[:, None] * pose.frame.ex) if keep_eyes else torch.zeros(n, 2, device=src.device)
     still = in_scene(pose, h, w) | moves_others(offset, h, w, _BESIDE.get() if others is None else others)
     offset = torch.where(still[:, None], torch.zeros_like(offset), offset)  # a scene, or beside other faces: in place
-    offset = clear_of_face(offset, pose, src, h, w)  # a tight crop: no easing band across the face
     field = eased_move(offset, h, w)  # whole pixels, eased to 0 at the edge the move would leave empty
     padding = keep_padding(images)  # an aligned crop's constant padding stays where it is
     photo = images.float() if padding is None else padding[0]
