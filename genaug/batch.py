@@ -73,7 +73,8 @@ class BatchFaceAug(BatchModule):
             named here (``"yaw"``, ``"light"``, ...) are rendered on the batch at its own size, placed by the framing
             rule's landmarks in the face box (no detection or refinement on this path), one batched call per control
             (their renderers read a few values to the host). Pass ``landmarks=`` to the call to place them on your
-            faces instead (see :meth:`forward`, :meth:`find_landmarks`).
+            faces instead (see :meth:`forward`, :meth:`find_landmarks`). A drawn control the face has no room for (a
+            near-profile face) is re-drawn among the other codes here that act there (:mod:`genaug.engine.roomless`).
         strength: edit strength, or a ``(low, high)`` range drawn per row.
         bundle: ``"default"``, a bundle folder or a :class:`genaug.Bundle`.
         device: where the work runs (None: the first batch's device; batches elsewhere are copied there and back);

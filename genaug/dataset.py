@@ -240,7 +240,7 @@ class GenerativeAugDataset(Dataset):
         relative edit lands on and a colour edit's value moved off the face's own (``Engine._colour_margin``), as the
         sample applies them. What depends on the photo is reported as the sample applies it (the sample rendered, not
         counted in ``engine.stats``): a planned image-space control (``yaw``, ``light``: no face found, or no room on a
-        near-profile face, re-drawn among the latent codes, see :meth:`_variant`), an edit that draws on the face where
+        near-profile face, re-drawn among the codes that act there, see :meth:`_variant`), an edit that draws on the face where
         ``framing="auto"`` finds no face in a large photo (``Engine.unplaced``), and a latent code's or colour edit at
         strength 0 in ``delta`` mode (no pixel changed; a control at strength 0 renders as nothing, ``Engine.unchanged``);
         the sample itself always reports the edit as applied (also a ``yaw`` scaled into the face's room, see

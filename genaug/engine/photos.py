@@ -53,7 +53,8 @@ class PhotoIO:
         unchanged: ``kept`` False, described as such). Random edits (``edits`` None, or ``redraw_unplaced`` for edits
         the caller drew at random) that are such edits, or controls on a face with no room for them (a near-profile
         face: no turn, light or frames), are re-drawn from ``generator`` among the engine's latent codes that apply
-        there, if it has any (the transform: ``p=1`` still edits a tight crop the detector misses or a profile, and
+        there (a control without room: also its other controls with room there, :meth:`_redraw_roomless`), if it has
+        any (the transform: ``p=1`` still edits a tight crop the detector misses or a profile, and
         recolours a scene it finds no face in), and such a colour
         edit moves the code at least a margin from the face's own value (:meth:`Engine.render_edits`). ``redraw_codes``:
         the random set of the draw and of a gate's re-draws (default: the engine's ``codes``)."""
