@@ -59,6 +59,7 @@ from .engine.colour_margin import COLOUR_MARGIN
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
 from .engine.render import MODES
+from .engine.roomless import redraw_batch_roomless
 from .faces.framing import face_box
 
 
@@ -72,7 +73,8 @@ class BatchFaceAug(BatchModule):
             named here (``"yaw"``, ``"light"``, ...) are rendered on the batch at its own size, placed by the framing
             rule's landmarks in the face box (no detection or refinement on this path), one batched call per control
             (their renderers read a few values to the host). Pass ``landmarks=`` to the call to place them on your
-            faces instead (see :meth:`forward`, :meth:`find_landmarks`).
+            faces instead (see :meth:`forward`, :meth:`find_landmarks`). A drawn control the face has no room for (a
+            near-profile face) is re-drawn among the other codes here that act there (:mod:`genaug.engine.roomless`).
         strength: edit strength, or a ``(low, high)`` range drawn per row.
         bundle: ``"default"``, a bundle folder or a :class:`genaug.Bundle`.
         device: where the work runs (None: the first batch's device; batches elsewhere are copied there and back);
@@ -348,7 +350,7 @@ class BatchFaceAug(BatchModule):
         alpha = t[:, 3:] if c == 4 else None  # RGBA: the colour is edited, alpha kept; grey: edited as grey RGB
         t = t.repeat(1, 3, 1, 1) if c == 1 else t[:, :3].contiguous() if c == 4 else t
         n = t.shape[0]
-        params = self.draw(n) if params is None else self._checked(params, n)
+        drawn, params = params is None, self.draw(n) if params is None else self._checked(params, n)
         marks = params.landmarks if landmarks is None else check_landmarks(landmarks, n)  # (shape and dtype: no read)
         if marks is not None and marks.device.type == "cpu":  # values read on the host now (no device involved);
             check_landmark_values(marks, t.shape[2], t.shape[3])  # elsewhere only in calls that render a control
@@ -360,6 +362,8 @@ class BatchFaceAug(BatchModule):
             params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, params.target, marks)
             self._params = params
             return (x.clone(), params) if self.return_params else x.clone()
+        if drawn:  # a drawn control the face has no room for (near profile): re-drawn among the codes that act there
+            params = redraw_batch_roomless(self, params, t, eng, marks)
         control = host_array(params.code) >= len(eng.spec.codes)  # rows drawn an image-space control (named in codes)
         # a row that would change no pixel (strength 0 for a control or, in delta mode, a latent code; a control at 0)
         # is not edited: the input as given, target NaN, as the other front ends report it unchanged (Engine.unchanged)

@@ -28,11 +28,13 @@ from torch.utils.data import Dataset
 from .bundle.format import Bundle, bundle_path
 from .device import torch_defaults
 from .engine.cache import content_keys
-from .engine.codes import check_edit_options, check_refine_loss, check_seed, check_strength, control_of
+from .engine.codes import check_edit_options, check_refine_loss, check_seed, check_strength, control_of, default_codes
 from .engine.edits import Edit, derive_seed, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
 from .engine.photos import GATED
+from .engine.roomless import redraw_roomless
 from .engine.variants import check_variants, marks_places, redraw_turns, repeats_another, unplaced_redraws
+from .faces.controls import GEOMETRIC_CONTROLS
 from .faces.identity import online_gate
 from .samples import SampleMeta, join_item, read_item, transform_item
 from .source_latents import invert_sources
@@ -238,7 +240,7 @@ class GenerativeAugDataset(Dataset):
         relative edit lands on and a colour edit's value moved off the face's own (``Engine._colour_margin``), as the
         sample applies them. What depends on the photo is reported as the sample applies it (the sample rendered, not
         counted in ``engine.stats``): a planned image-space control (``yaw``, ``light``: no face found, or no room on a
-        near-profile face, re-drawn among the latent codes, see :meth:`_variant`), an edit that draws on the face where
+        near-profile face, re-drawn among the codes that act there, see :meth:`_variant`), an edit that draws on the face where
         ``framing="auto"`` finds no face in a large photo (``Engine.unplaced``), and a latent code's or colour edit at
         strength 0 in ``delta`` mode (no pixel changed; a control at strength 0 renders as nothing, ``Engine.unchanged``);
         the sample itself always reports the edit as applied (also a ``yaw`` scaled into the face's room, see
@@ -291,8 +293,10 @@ class GenerativeAugDataset(Dataset):
     def _variant(self, index: int, meta: SampleMeta, image: Any, marked: bool) -> tuple[Any, SampleMeta]:
         """Item ``index``'s variant of its source's ``image`` and its meta as applied. A drawn edit the photo has no
         face for (``Engine.unplaced``: a control, or in a large photo an edit that draws on the face), or a control
-        whose face has no room for it (a near-profile face), is re-drawn among the latent codes that apply there, as
-        the transform does, from the item's own draws (``(seed, index)``), not onto a move another variant makes."""
+        whose face has no room for it (a near-profile face), is re-drawn among the codes that act there (latent codes
+        that apply; for a control without room, the other controls too until each is found without room:
+        :func:`~genaug.engine.roomless.redraw_roomless`), as the transform does, from the item's own draws
+        (``(seed, index)``), not onto a move another variant makes."""
         e = self.engine
         x, frame = self._frame(meta.source, image)
         draws = torch.Generator().manual_seed(derive_seed(self.seed, index % len(self)))
@@ -300,19 +304,25 @@ class GenerativeAugDataset(Dataset):
         plan, v = self._plan(meta.source, marked), meta.variant - int(self.include_original)
         seed_of = lambda j: derive_seed(self.seed, first + j)  # noqa: E731
         redrawn = unplaced_redraws(e, plan, frame, seed_of) if e.unplaced(plan[v], frame) else None  # (one pass: both)
-        redraw = lambda roomless: e.replace_unplaced_variant(  # noqa: E731 - relative: resolved on the latent used here
+        redraw = lambda roomless=None: e.replace_unplaced_variant(  # noqa: E731 - relative: resolved on the latent used here
             plan, frame, v, draws, seed_of, roomless=roomless, redrawn=redrawn)
-        edit = redraw(False)
+        edit = redraw()
         if repeats_another(e, plan, frame, v, edit, seed_of, redrawn):
             warnings.warn(f"base item {meta.source}: no face found (framing={e.framing!r}), so its variant {meta.variant}'s "
                           f"{e.code_names[plan[v].code]} is re-drawn among the latent codes, whose distinct edits its other "
                           f"variants already make: it repeats {edit.describe(e.spec)}", stacklevel=3)
-        out, info, placed, score = self._render(meta.source, x, edit, image, frame, draws)
-        if e.undone(info.edits[0], placed):  # no room: a latent code instead (none in ``codes``: left unchanged)
-            edit = redraw(True)
-            if control_of(e.spec, edit.code) is None:
-                out, info, placed, score = self._render(meta.source, x, edit, image, frame, draws, e._latent_codes())
-                e.stats["augmented"] -= 1  # (counted once, by the first pass)
+        done = list(self._render(meta.source, x, edit, image, frame, draws))  # (out, info, placed, score)
+
+        def again(_: list[int], left: list[int]) -> list[Edit | None]:  # no room: another code that acts there
+            done[:] = self._render(meta.source, x, redraw(left), image, frame, draws, left)
+            e.stats["augmented"] -= 1  # (counted once, by the first pass)
+            return [done[2] if e.undone(done[1].edits[0], done[2]) else None]
+
+        if e.undone(done[1].edits[0], done[2]):  # (none left in ``codes``: unchanged, "no room")
+            keep = e.codes if e.codes is not None else default_codes(e.spec)  # (beside boxes, masks, keypoints: no turn)
+            still = [c for c in keep if e.code_names[c] not in GEOMETRIC_CONTROLS] if marked else None
+            redraw_roomless(e, {0: (done[2], frame)}, again, still)
+        out, info, placed, score = done
         kept = bool(info.kept[0]) or e.faceless(info.edits[0], frame)  # (no face found: said so, gate or not)
         why = e.unchanged(info.edits[0], placed, frame, image, out) if kept else GATED
         applied = placed if why is None else None

@@ -49,8 +49,9 @@ class GenerativeFaceAug(ImageOnlyTransform):
             bundle's measured default: 0 for the edit kind, 20 otherwise).
         framing: ``"auto"`` (CelebA box for 178x218-shaped images; other images: the largest face
             detected and aligned when ``genaug[faces]`` is installed, else the centre square; where
-            no face is found there, or the face is near profile (no room for it), a drawn ``light`` / ``yaw`` is
-            re-drawn among the latent codes in ``codes`` (none there: the image comes back unchanged); no face
+            no face is found there, a drawn ``light`` / ``yaw`` is re-drawn among the latent codes in ``codes``, where
+            the face is near profile (no room for it), among the other codes in ``codes`` that act there (none: the
+            image comes back unchanged); no face
             found in a photo whose short side is >= 4 model frames (a scene, not a face crop): an edit that draws on
             the face is likewise not painted in the centre square, a drawn one re-drawn among the colour codes),
             ``"full"`` or ``"detect"`` (detected faces only; no face: image unchanged, counted in

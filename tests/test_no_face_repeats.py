@@ -100,11 +100,12 @@ def test_expand_counts_the_repeats_the_definition_finds(setup, tmp_path, capsys)
     assert expected > 0 and found and int(found.group(1)) == expected, (expected, found)
 
 
-def _replace_unplaced_variant_before(e, plan, frame, v, generator, seed_of, roomless=False):
-    """``Engine.replace_unplaced_variant`` as it was: every variant before ``v`` re-drawn again on each call."""
+def _replace_unplaced_variant_before(e, plan, frame, v, generator, seed_of, roomless=None):
+    """``Engine.replace_unplaced_variant`` as it was: every variant before ``v`` re-drawn again on each call
+    (``roomless``: the codes a control without room on the face is re-drawn among)."""
     redraw = [e.unplaced(p, frame) for p in plan]
-    redraw[v] = redraw[v] or roomless
-    codes = e._latent_codes()
+    redraw[v] = redraw[v] or bool(roomless)
+    codes = roomless or e._latent_codes()
     if not redraw[v] or not codes:
         return plan[v]
     gens = [generator if j == v else torch.Generator().manual_seed(seed_of(j)) for j in range(v + 1)]
@@ -118,7 +119,7 @@ def test_one_pass_per_source_draws_the_same_edits_and_leaves_the_same_gate_draws
     redrawn = unplaced_redraws(e, plan, frame, seed_of)
     assert 10 < sum(e.unplaced(p, frame) for p in plan) < n  # many re-drawn variants among planned latent moves
     for v in range(n):
-        for roomless in (False, True):  # (roomless on a latent move: the re-draw path taken for variant v alone)
+        for roomless in (None, e._latent_codes()):  # (roomless on a latent move: the re-draw path taken for v alone)
             gens = [torch.Generator().manual_seed(seed_of(v)) for _ in range(3)]
             before = _replace_unplaced_variant_before(e, plan, frame, v, gens[0], seed_of, roomless)
             assert e.replace_unplaced_variant(plan, frame, v, gens[1], seed_of, roomless=roomless) == before, (v, roomless)

@@ -16,6 +16,8 @@ from PIL import Image
 
 from ..engine.codes import check_strength
 from ..engine.edits import derive_seed, variant_edits
+from ..engine.photos import ROOMLESS
+from ..engine.roomless import redraw_roomless
 from ..engine.variants import unplaced_redraws
 from ..faces.framing import FRAMINGS
 from ..images import MIN_SIDE
@@ -123,8 +125,10 @@ def augment_chunk(engine: Any, images: list[np.ndarray], indices: list[int], var
     re-drawn among the latent codes that apply there (:meth:`Engine.replace_unplaced_variant`, as the Dataset and
     expand do: an image's re-draws in one pass, :func:`~genaug.engine.variants.unplaced_redraws`); images with
     variants that still come back unchanged for want of a face (``framing="detect"`` found none, or no such code may
-    be drawn) have their positions appended to ``no_face``; those with a variant that comes back unchanged though a
-    face was found (a control with no room on it, a near-profile face; an edit that changed no pixel, e.g. at
+    be drawn) have their positions appended to ``no_face``. A drawn control the face has no room for (a near-profile
+    face) is re-drawn among the codes that act there, as the other front ends do
+    (:func:`~genaug.engine.roomless.redraw_roomless`); images with a variant that still comes back unchanged though a
+    face was found (a control with no room on it and no other code to draw; an edit that changed no pixel, e.g. at
     strength 0: :meth:`Engine.unchanged`; every gate try rejected), to ``unchanged``."""
     x, frames = engine.frame(images)
     x = x.to(engine.device)
@@ -142,6 +146,21 @@ def augment_chunk(engine: Any, images: list[np.ndarray], indices: list[int], var
     out, info = engine.render_edits(xr, ir.latent, edits, base=ir.recon, score=ir.score, generator=gate_draws,
                                     placed=True, drawn=True, frames=fr)
     pasted = engine.unframe(out, [images[k] for k in rows], fr, info, drawn=True)
+
+    def again(rs: list[int], left: list[int]) -> list[Any]:  # a drawn control the face has no room for (near profile)
+        ks, gens = [rows[r] for r in rs], [gate_draws[r] for r in rs]
+        redrawn = [engine.replace_unplaced_variant(plans[k], frames[k], r % variants, g, seed_of[k], roomless=left,
+                                                   redrawn=passes[k]) for r, k, g in zip(rs, ks, gens)]
+        xs, inv_s, fs = engine.frame_rows(images, x, frames, inv, ks, redrawn)
+        o, sub = engine.render_edits(xs, inv_s.latent, redrawn, base=inv_s.recon, score=inv_s.score, generator=gens,
+                                     placed=True, drawn=True, frames=fs, redraw_codes=left)
+        engine.stats["augmented"] -= len(rs)  # (counted once, by the first pass)
+        for i, (r, image) in enumerate(zip(rs, engine.unframe(o, [images[k] for k in ks], fs, sub, drawn=True))):
+            pasted[r], info.edits[r], info.kept[r], info.descriptions[r] = image, sub.edits[i], sub.kept[i], sub.descriptions[i]
+        return [info.edits[r] if info.descriptions[r] in ROOMLESS else None for r in rs]
+
+    redraw_roomless(engine, {r: (info.edits[r], frames[k]) for r, k in enumerate(rows) if info.descriptions[r] in ROOMLESS},
+                    again)
     faceless = [engine.faceless(info.edits[r], frames[k]) for r, k in enumerate(rows)]
     if no_face is not None:
         no_face.extend(sorted({k for k, lacks in zip(rows, faceless) if lacks}))

@@ -10,7 +10,7 @@ is needed (:func:`grid_blend`), so they skip the whole-image passes of :func:`ge
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from torch import Tensor
 from ..faces.controls import GEOMETRIC_CONTROLS
 from ..faces.framing import face_box
 from ..faces.landmarks import box_landmarks
+from ..faces.shape import images_checked
 from .batch_edits import BatchParams
 from .batch_landmarks import placed
 from .codes import control_of
@@ -160,6 +161,33 @@ def columns(host_columns: dict[str, np.ndarray], dtypes: dict[str, torch.dtype],
     return out
 
 
+def control_marks(box: tuple[int, int, int, int], pick: Tensor, landmarks: Tensor | None) -> Tensor:
+    """Where rows ``pick`` (on the batch's device) place a control: the caller's ``landmarks`` (on that device) where a
+    row has them, else the framing rule's in the face ``box``."""
+    marks = box_landmarks(box, len(pick)).to(pick.device)
+    return placed(marks, landmarks.index_select(0, pick)) if landmarks is not None else marks
+
+
+def roomless_rows(x: Tensor, strength: np.ndarray, eng: Any, framing: str,
+                  landmarks: Tensor | None) -> Callable[[np.ndarray, int, Tensor], np.ndarray]:
+    """``roomless(at, code, values)`` for :func:`genaug.engine.roomless.redraw_batch_roomless`: bool per row ``at`` of
+    ``x``, True where control ``code`` drawn at ``values`` (times the rows' ``strength``, in its range, as
+    :func:`render_controls` renders it) renders nothing on the face placed there (:meth:`ImageControl.fit` gives 0: a
+    near-profile face). Read from the landmarks alone: no pixel is read."""
+    box = face_box(x.shape[2], x.shape[3], getattr(eng.bundle, "framing", None), framing)
+    if landmarks is not None and landmarks.device != x.device:
+        landmarks = landmarks.to(x.device)
+
+    def roomless(at: np.ndarray, code: int, values: Tensor) -> np.ndarray:
+        c, pick = control_of(eng.spec, code), torch.from_numpy(at).to(x.device)
+        value = torch.from_numpy(np.clip(values.numpy() * strength[at], c.low, c.high)).float()
+        shape = torch.zeros((), device=x.device).expand(len(at), 3, *x.shape[-2:])  # (the rows' shape: room reads no pixel)
+        with images_checked(shape):
+            fitted = c.fit(shape, value, landmarks=control_marks(box, pick, landmarks), drawn=eng.drawn_range(code))
+        return (fitted == 0).numpy()
+    return roomless
+
+
 def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams, rows: np.ndarray,
                     eng: Any, framing: str, alpha: Tensor | None = None,
                     landmarks: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -184,9 +212,7 @@ def render_controls(x: Tensor, out: Tensor, target: Tensor, params: BatchParams,
         value = torch.from_numpy(np.clip(host_array(params.value)[at] * host_array(params.strength)[at], c.low, c.high)).float()
         xr = x.index_select(0, pick)
         xf = (xr.float() / 255 if xr.dtype == torch.uint8 else xr.float()) * 2 - 1
-        marks = box_landmarks(box, len(pick)).to(x.device)
-        if landmarks is not None:  # the caller's, where a row has them
-            marks = placed(marks, landmarks.index_select(0, pick))
+        marks = control_marks(box, pick, landmarks)
         done, value = c.fit_apply(xf, value, landmarks=marks, drawn=eng.drawn_range(int(ci)))  # yaw: into the face's room
         res = ((done + 1) / 2).clamp(0, 1)
         res = (res * 255).round().to(torch.uint8) if x.dtype == torch.uint8 else res.to(x.dtype)

@@ -21,6 +21,7 @@ from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
 from .invert import Inversion
 from .reframe import reframe
 from .render import apply_control, paste_back, recolour, recolour_channels, to_model_batch
+from .roomless import redraw_roomless
 from .variants import unplaced_redraws
 
 
@@ -52,7 +53,8 @@ class PhotoIO:
         unchanged: ``kept`` False, described as such). Random edits (``edits`` None, or ``redraw_unplaced`` for edits
         the caller drew at random) that are such edits, or controls on a face with no room for them (a near-profile
         face: no turn, light or frames), are re-drawn from ``generator`` among the engine's latent codes that apply
-        there, if it has any (the transform: ``p=1`` still edits a tight crop the detector misses or a profile, and
+        there (a control without room: also its other controls with room there, :meth:`_redraw_roomless`), if it has
+        any (the transform: ``p=1`` still edits a tight crop the detector misses or a profile, and
         recolours a scene it finds no face in), and such a colour
         edit moves the code at least a margin from the face's own value (:meth:`Engine.render_edits`). ``redraw_codes``:
         the random set of the draw and of a gate's re-draws (default: the engine's ``codes``)."""
@@ -71,7 +73,7 @@ class PhotoIO:
                                          drawn=drawn, redraw_codes=redraw_codes)
         res = self.unframe(out, items, frames, info, drawn)
         if drawn:
-            self._redraw_roomless(x, items, frames, res, info, gen, strength, mode, framing)
+            self._redraw_roomless(x, items, frames, res, info, gen, strength, mode, framing, redraw_codes)
         for r, f in enumerate(frames):
             if self.faceless(info.edits[r], f):
                 info.kept[r], info.descriptions[r] = False, NO_FACE
@@ -130,32 +132,35 @@ class PhotoIO:
 
     def _redraw_roomless(self, x: Tensor, items: list[Any], frames: list[FrameInfo], res: list[Any], info: AugmentInfo,
                          generator: torch.Generator, strength: float | Tensor | None, mode: str | None,
-                         framing: str | None) -> None:
-        """The rows of a random draw whose control had no room on the face (:data:`NO_ROOM`) edited again with a latent
-        code re-drawn from ``generator`` (as :meth:`replace_unplaced` does where no face was found; one that draws on a
-        face the rule's box misplaces framed by it, :meth:`frame_part`, as the Dataset and expand frame it), in place in
-        ``res`` and ``info``; nothing else is drawn or changed."""
-        rows = [r for r, d in enumerate(info.descriptions) if d in ROOMLESS]
-        codes = self._latent_codes()
-        if not rows or not codes:
-            return
-        edits = random_edits(self.spec, len(rows), generator, codes=codes, bounds=self.bounds)
-        if isinstance(strength, Tensor) and strength.ndim:
-            strength = strength[rows]
-        sub_x, sub_frames = x[rows], [frames[r] for r in rows]
-        self._frame_parts([items[r] for r in rows], sub_x, sub_frames, edits, framing)
-        out, sub = self.augment_tensor(sub_x.to(self.device), edits, generator, strength, mode, placed=True,
-                                       frames=sub_frames, drawn=True, redraw_codes=codes)
-        self.stats["augmented"] -= len(rows)  # (counted once, by the first pass)
-        for i, (r, image) in enumerate(zip(rows, self.unframe(out, [items[r] for r in rows], sub_frames, sub, True))):
-            res[r], info.edits[r], info.kept[r], info.descriptions[r] = image, sub.edits[i], sub.kept[i], sub.descriptions[i]
-            info.latent[r], info.edited[r], info.score[r] = sub.latent[i], sub.edited[i], sub.score[i]
+                         framing: str | None, codes: list[int] | None = None) -> None:
+        """The rows of a random draw whose control had no room on the face (:data:`ROOMLESS`) edited again with a code
+        re-drawn from ``generator`` among the random set's (``codes``, default the engine's) others that act there:
+        latent codes, and controls until each is found without room (:func:`~genaug.engine.roomless.redraw_roomless`:
+        a face turned 40-47.5 degrees gets the light a turn has no room for; one that draws on a face the rule's box
+        misplaces framed by it, :meth:`frame_part`, as the Dataset and expand frame it), in place in ``res`` and
+        ``info``; nothing else is drawn or changed."""
+        def again(rows: list[int], left: list[int]) -> list[Edit | None]:
+            edits = random_edits(self.spec, len(rows), generator, codes=left, bounds=self.bounds)
+            sub_x, sub_frames = x[rows], [frames[r] for r in rows]
+            self._frame_parts([items[r] for r in rows], sub_x, sub_frames, edits, framing)
+            wanted = strength[rows] if isinstance(strength, Tensor) and strength.ndim else strength
+            out, sub = self.augment_tensor(sub_x.to(self.device), edits, generator, wanted, mode, placed=True,
+                                           frames=sub_frames, drawn=True, redraw_codes=left)
+            self.stats["augmented"] -= len(rows)  # (counted once, by the first pass)
+            for i, (r, image) in enumerate(zip(rows, self.unframe(out, [items[r] for r in rows], sub_frames, sub, True))):
+                res[r], info.edits[r], info.kept[r], info.descriptions[r] = image, sub.edits[i], sub.kept[i], sub.descriptions[i]
+                info.latent[r], info.edited[r], info.score[r] = sub.latent[i], sub.edited[i], sub.score[i]
+            return [info.edits[r] if info.descriptions[r] in ROOMLESS else None for r in rows]
 
-    def _latent_codes(self, frames: Any = ()) -> list[int]:
-        """The engine's codes (its ``codes``, else the bundle's random set) that move the latent, not an image-space
-        control: what a control with no face to place it (or no room on it) is re-drawn among; with ``frames``, only
+        redraw_roomless(self, {r: (info.edits[r], frames[r]) for r, d in enumerate(info.descriptions) if d in ROOMLESS},
+                        again, codes)
+
+    def _latent_codes(self, frames: Any = (), codes: list[int] | None = None) -> list[int]:
+        """The engine's codes (``codes``, default its ``codes``, else the bundle's random set) that move the latent, not
+        an image-space control: what a control with no face to place it is re-drawn among; with ``frames``, only
         those that apply on each of those photos (in a :meth:`wild` one, the colour edits: :meth:`unplaced`)."""
-        codes = [c for c in (self.codes if self.codes is not None else default_codes(self.spec)) if control_of(self.spec, c) is None]
+        codes = codes if codes is not None else self.codes if self.codes is not None else default_codes(self.spec)
+        codes = [c for c in codes if control_of(self.spec, c) is None]
         return [c for c in codes if not any(self.unplaced(Edit(c, 0.0), f) for f in frames)]
 
     @torch_defaults()
@@ -178,18 +183,19 @@ class PhotoIO:
 
     @torch_defaults()
     def replace_unplaced_variant(self, plan: list[Edit], frame: FrameInfo, v: int, generator: torch.Generator,
-                                 seed_of: Callable[[int], int], roomless: bool = False,
+                                 seed_of: Callable[[int], int], roomless: list[int] | None = None,
                                  redrawn: list[Edit] | None = None) -> Edit:
         """Variant ``v`` of a source's ``plan`` (its variant edits) as drawn for the photo of ``frame``: an edit that
         :meth:`unplaced` would leave undone re-drawn among the latent codes that apply there like :meth:`replace_unplaced`, from
         ``generator`` (variant ``v``'s draws; ``seed_of(j)``: the seed of variant ``j``'s), but not onto a categorical
         move another variant of the source makes (:func:`redraw_distinct`), so the variants stay distinct.
-        ``roomless``: variant ``v``'s control had no room on the face (:meth:`undone`): re-drawn the same way.
+        ``roomless``: variant ``v``'s control had no room on the face (:meth:`undone`): re-drawn the same way among
+        these codes (:func:`~genaug.engine.roomless.roomless_codes`: the other codes that act there, controls too).
         ``redrawn``: the source's :func:`~genaug.engine.variants.unplaced_redraws` (one pass per source, for a caller
         drawing many of its variants); else the variants before ``v`` are re-drawn here."""
         redraw = [self.unplaced(e, frame) for e in plan]
-        redraw[v] = redraw[v] or roomless
-        codes = self._latent_codes([frame])
+        redraw[v] = redraw[v] or bool(roomless)
+        codes = roomless or self._latent_codes([frame])
         if not redraw[v] or not codes:
             return plan[v]
         before = (redrawn if redrawn is not None else unplaced_redraws(self, plan, frame, seed_of, upto=v))[:v]

@@ -34,6 +34,7 @@ from ..distenv import init_distributed, rank_device
 from ..engine.codes import control_of
 from ..engine.edits import derive_seed, variant_edits
 from ..engine.photos import NO_PIXEL, ROOMLESS
+from ..engine.roomless import redraw_roomless
 from ..engine.variants import repeats_another, unplaced_redraws
 from ..faces.identity import faces_extra_available
 from ..images import MIN_SIDE
@@ -122,14 +123,16 @@ class _Job:
                 self.unedited["repeats"] += sum(repeats_another(e, w[0], w[1], w[3] - 1, ed, self._seed_of(w[2]), w[5])
                                                 for w, ed in zip(where, edits))
                 done = self.render(x, inv, imgs, frames, ks, edits, gens)
-                redrawn = {r: self.planned(*where[r], roomless=True) for r, (_, _, no_room, _) in enumerate(done) if no_room}
-                again = [r for r, ed in redrawn.items() if control_of(e.spec, ed.code) is None]  # (none: no latent code)
-                if again:  # a drawn control with no room on the face (near profile): re-drawn, as the transform does
-                    sub = self.render(x, inv, imgs, frames, [ks[r] for r in again], [redrawn[r] for r in again],
-                                      [gens[r] for r in again], e._latent_codes())
-                    e.stats["augmented"] -= len(again)  # (counted once, by the first pass)
-                    for r, d in zip(again, sub):
+
+                def again(rs: list[int], left: list[int]) -> list[Any]:  # a drawn control with no room on the face
+                    redrawn = [self.planned(*where[r], roomless=left) for r in rs]  # (near profile): as the transform
+                    sub = self.render(x, inv, imgs, frames, [ks[r] for r in rs], redrawn, [gens[r] for r in rs], left)
+                    e.stats["augmented"] -= len(rs)  # (counted once, by the first pass)
+                    for r, d in zip(rs, sub):
                         done[r] = d
+                    return [ed if d[2] else None for ed, d in zip(redrawn, sub)]
+
+                redraw_roomless(e, {r: (edits[r], frames[ks[r]]) for r, d in enumerate(done) if d[2]}, again)
                 for j, (image, applied, no_room, row_score) in zip(rows, done):
                     images[j], scores[j] = image, row_score
                     self.unedited["no room"] += int(no_room)
@@ -146,9 +149,9 @@ class _Job:
             }
 
     def planned(self, plan: list[Any], frame: Any, i: int, variant: int, gen: torch.Generator, redrawn: list[Any],
-                roomless: bool = False) -> Any:
+                roomless: list[int] | None = None) -> Any:
         """Variant ``variant`` (1..V) of source ``i``'s ``plan`` as drawn for its photo (``frame``): a control with no face
-        there, or (``roomless``) no room on it, re-drawn among the latent codes from ``gen``, not onto a move another
+        there, or no room on it (re-drawn among ``roomless``), re-drawn among the codes that act there from ``gen``, not onto a move another
         variant of the source makes (:meth:`Engine.replace_unplaced_variant`; ``redrawn``: the source's
         :func:`~genaug.engine.variants.unplaced_redraws`, drawn once per source)."""
         return self.engine.replace_unplaced_variant(plan, frame, variant - 1, gen, self._seed_of(i), roomless=roomless,
