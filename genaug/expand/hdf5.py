@@ -41,7 +41,8 @@ import h5py
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..images import apply_transform
+from ..engine.codes import check_flag
+from ..images import apply_transform, check_transform
 
 FORMAT = "genaug-expanded"
 LAYOUT_VERSION = 1
@@ -210,8 +211,8 @@ class HDF5FaceDataset(Dataset):
         target_transform: Callable[[int], Any] | None = None,
     ):
         self.path = os.path.expanduser(path)
-        self.transform, self.target_transform = transform, target_transform
-        self.return_meta = return_meta
+        self.transform, self.target_transform = check_transform(transform), check_transform(target_transform, "target_transform")
+        self.return_meta = check_flag(return_meta, "return_meta")
         self._file: h5py.File | None = None
         self._pid = os.getpid()  # the process that opened ``_file``
         if not Path(self.path).is_file():
