@@ -54,7 +54,9 @@ LAYOUT_VERSION = 1
 # re-drawn among the colour codes; an edit that changed no pixel (strength 0) has codes NaN, a control at 0 not re-drawn;
 # yaw turns a head whose cheeks fall off faster (shape.TURN_PROFILE), the photo moved by that head's eyes.
 # 4 (r31): a latent code's edit at strength 0 in delta mode is the source itself, codes NaN (it was named).
-RENDER_REVISION = 4
+# 5 (r33): drawn glasses lit as a dim or colour-lit face is (faces.glasses.scene_light); a face lit hard from one side,
+# missed before, found by its equalised photo (faces.align.equalised): its controls drawn, not re-drawn.
+RENDER_REVISION = 5
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")
 # each dataset's ``description`` attribute: the file says what its columns mean (HDFView, h5dump, ``ds.attrs``)
