@@ -92,6 +92,16 @@ def check_engine_options(mode: Any, framing: Any, refine_steps: Any, batch_size:
         raise ValueError(f"quality_threshold must be None, 'auto' or a number in [0, 1], got {q!r}")
 
 
+def check_generator(generator: Any) -> None:
+    """``generator`` is None or a ``torch.Generator``; else a TypeError naming it (a seed given there was taken as "no
+    generator" when 0, and failed deep in torch otherwise)."""
+    import torch
+
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__} {generator!r} "
+                        "(from a seed: torch.Generator().manual_seed(seed))")
+
+
 def check_flag(value: Any, name: str) -> bool:
     """A yes / no option (``True``, ``False``, numpy's bools, 0 or 1) as a bool; a string such as ``"no"`` (true in
     Python) or any other value is a ValueError naming ``name``."""
