@@ -28,6 +28,8 @@ def test_a_yes_no_option_is_a_bool(option):
     ds = genaug.GenerativeAugDataset(BASE, lazy=True, include_original=np.bool_(True))
     with pytest.raises(ValueError, match="include_original must be True or False"):
         ds.include_original = "false"
+    with pytest.raises(ValueError, match="lazy must be True or False"):
+        genaug.GenerativeAugDataset(BASE, lazy=np.array([True, False]))  # (not numpy's "truth value is ambiguous")
 
 
 def test_good_options_still_build_lazily():
