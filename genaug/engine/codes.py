@@ -105,7 +105,9 @@ def check_generator(generator: Any) -> None:
 def check_flag(value: Any, name: str) -> bool:
     """A yes / no option (``True``, ``False``, numpy's bools, 0 or 1) as a bool; a string such as ``"no"`` (true in
     Python) or any other value is a ValueError naming ``name``."""
-    if not (isinstance(value, bool) or type(value).__name__ == "bool_" or isinstance(value, numbers.Integral) and value in (0, 1)):
+    import numpy as np
+
+    if not (isinstance(value, (bool, np.bool_)) or isinstance(value, numbers.Integral) and value in (0, 1)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
