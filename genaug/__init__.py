@@ -8,6 +8,7 @@ when a class is defined, so ``import genaug`` defines it and ``A.load`` / ``A.fr
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
@@ -41,4 +42,6 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")  # a submodule, as the README writes them: genaug.align.augment_faces
     raise AttributeError(f"module 'genaug' has no attribute {name!r}")

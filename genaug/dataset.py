@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from torch.utils.data import Dataset
 from .bundle.format import Bundle, bundle_path
 from .device import torch_defaults
 from .engine.cache import content_keys
-from .engine.codes import check_edit_options, check_refine_loss, check_seed, check_strength, control_of, default_codes
+from .engine.codes import (check_edit_options, check_engine_options, check_flag, check_refine_loss, check_seed,
+                           check_strength, control_of, default_codes)
 from .engine.edits import Edit, derive_seed, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
 from .engine.photos import GATED
@@ -36,6 +38,7 @@ from .engine.roomless import redraw_roomless
 from .engine.variants import check_variants, marks_places, redraw_turns, repeats_another, unplaced_redraws
 from .faces.controls import GEOMETRIC_CONTROLS
 from .faces.identity import online_gate
+from .images import check_transform
 from .samples import SampleMeta, join_item, read_item, transform_item
 from .source_latents import invert_sources
 
@@ -99,12 +102,18 @@ class GenerativeAugDataset(Dataset):
             raise TypeError(f"base must be a map-style dataset (len(base) and base[i]), got {type(base).__name__}: "
                             "collect an iterable or IterableDataset into a list first")
         check_strength(strength)  # one strength for every variant
+        for flag, name in ((include_original, "include_original"), (return_meta, "return_meta"), (progress, "progress"),
+                           (lazy, "lazy")):
+            check_flag(flag, name)
         if engine is None:
             check_refine_loss(refine_loss, "GenerativeAugDataset's arguments")
+            check_engine_options(mode, framing, refine_steps, batch_size, device, gate, quality_threshold)  # (lazy: not in a worker)
         if gate_threshold is not None and (not math.isfinite(gate_threshold) or gate_threshold > 1):  # NaN: never acts; > 1: always
             raise ValueError(f"gate_threshold must be a finite similarity <= 1 (above 1 every edit is rejected), got {gate_threshold}")
         self.base, self.include_original, self.variants = base, bool(include_original), variants  # (checked: __setattr__)
         self.seed, self.return_meta, self.progress = seed, bool(return_meta), bool(progress)
+        if cache_path is not None and not isinstance(cache_path, (str, os.PathLike)):
+            raise TypeError(f"cache_path must be None or a file path (str or Path), got {type(cache_path).__name__} {cache_path!r}")
         self.cache_path = Path(cache_path).expanduser() if cache_path is not None else None  # "~/x" as a shell reads it
         if self.cache_path is not None and self.cache_path.is_dir():  # found only when saving, after the inversion
             raise ValueError(f"cache_path {cache_path} is a folder: give a file in it, e.g. "
@@ -134,15 +143,14 @@ class GenerativeAugDataset(Dataset):
         checked here (``ds.seed = 1.5`` was taken; ``transform="x"`` failed at the first item); ``ds.seed = seed +
         epoch`` before an epoch gives other variants (the workers of a ``persistent_workers=True`` DataLoader keep the
         copy they were started with)."""
-        if name in ("transform", "target_transform") and value is not None and not callable(value):
-            raise TypeError(f"{name} must be None or callable (an albumentations transform, a torchvision one or a "
-                            f"function), got {type(value).__name__} {value!r}")
+        if name in ("transform", "target_transform"):
+            check_transform(value, name)
         if name == "seed":
             value = check_seed(value)
         elif name == "variants" and "include_original" in self.__dict__:
             value = check_variants(value, self.include_original)
         elif name == "include_original" and "variants" in self.__dict__:
-            value = bool(value)
+            value = check_flag(value, name)
             check_variants(self.variants, value)
         super().__setattr__(name, value)
 

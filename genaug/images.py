@@ -257,3 +257,12 @@ def apply_transform(transform: Any, image: Any) -> Any:
     ``transform(image=image)["image"]`` (on :func:`albumentations_image` of it: albumentations takes numpy arrays
     only), any other callable (a torchvision transform, a function) as ``transform(image)``."""
     return transform(image=albumentations_image(image))["image"] if is_albumentations(transform) else transform(image)
+
+
+def check_transform(transform: Any, name: str = "transform") -> Any:
+    """``transform`` (a Dataset's ``transform`` / ``target_transform``) as given when None or callable; else a TypeError
+    naming ``name``, when the Dataset is built rather than at its first item (inside a DataLoader worker)."""
+    if transform is not None and not callable(transform):
+        raise TypeError(f"{name} must be None or callable (an albumentations transform, a torchvision one or a "
+                        f"function), got {type(transform).__name__} {transform!r}")
+    return transform

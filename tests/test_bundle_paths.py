@@ -86,3 +86,17 @@ def test_a_bundle_is_not_saved_under_the_shipped_name(tiny_bundle_path, tmp_path
     with pytest.raises(ValueError, match="cannot save a bundle as 'default'.*shipped"):
         b.save_pretrained("default")
     assert not (tmp_path / "default").exists()
+
+
+@pytest.mark.parametrize("bad", [5, None, 1.5])
+def test_a_bundle_that_is_not_a_name_or_folder_is_named(bad):
+    # load_bundle(5), Engine / BatchFaceAug / GenerativeAugDataset(bundle=None) said "expected str, bytes or
+    # os.PathLike object, not int" without naming the argument
+    import numpy as np
+
+    import genaug
+
+    for build in (lambda: genaug.load_bundle(bad), lambda: genaug.Engine(bundle=bad), lambda: genaug.BatchFaceAug(bundle=bad),
+                  lambda: genaug.GenerativeAugDataset([(np.zeros((64, 64, 3), np.uint8), 0)], bundle=bad, lazy=True)):
+        with pytest.raises(TypeError, match="bundle must be 'default', a bundle folder"):
+            build()

@@ -135,3 +135,15 @@ def test_info_checks_the_weights_it_describes(tiny_bundle_path, tmp_path, capsys
         damage(tmp_path / name / "model.safetensors")
         assert main(["info", str(tmp_path / name)]) == 1
         assert message in capsys.readouterr().err
+
+
+def test_augment_names_a_broken_link_it_skips(tiny_bundle_path, tmp_path, capsys):
+    # a dangling link in the input folder was left out without a word (genaug expand lists it as unreadable)
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(src / "a.png")
+    (src / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    out = tmp_path / "out"
+    assert main(["augment", str(src), "--bundle", str(tiny_bundle_path), "--out", str(out), "--variants", "1", "--refine-steps", "0"]) == 0
+    said = capsys.readouterr()
+    assert "gone.jpg" in said.out + said.err and (out / "a_aug00.png").exists()

@@ -132,3 +132,16 @@ def test_augment_says_when_the_edits_are_not_one_per_image_and_takes_an_iterator
     listed, _ = default_engine.augment(photo, edits=[tone])
     read, info = default_engine.augment(photo, edits=(e for e in [tone]))
     assert info.edits == [tone] and np.array_equal(read, listed)
+
+
+@pytest.mark.parametrize("generator", [0, 3, "a", [torch.Generator()]])
+def test_a_seed_given_as_the_generator_is_refused(default_engine, generator):
+    # Engine.augment(photo, generator=0) drew from the engine's own generator (0 is falsy); 3 failed deep in torch
+    # ("randint() received an invalid combination of arguments"), as genaug.align.augment_faces did
+    from genaug.align import augment_faces
+
+    photo = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None"):
+        default_engine.augment(photo, generator=generator)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None"):
+        augment_faces(default_engine, photo, generator=generator)

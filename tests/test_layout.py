@@ -132,6 +132,16 @@ def test_dir_lists_the_lazy_public_names():
     assert run.returncode == 0, run.stdout + run.stderr[-500:]
 
 
+def test_submodules_are_attributes_as_the_readme_writes_them():
+    # `import genaug; genaug.align.augment_faces(...)` / `genaug.identity.get_judge("auto")` (README) raised
+    # AttributeError: module 'genaug' has no attribute 'align' unless the submodule had been imported
+    code = ("import genaug; f = genaug.align.augment_faces, genaug.identity.get_judge, genaug.hdf5.HDF5FaceDataset, "
+            "genaug.faces.glasses.add_glasses\n"
+            "try:\n    genaug.no_such_module\nexcept AttributeError as e:\n    print(e)\nelse:\n    raise SystemExit('found')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "no attribute 'no_such_module'" in run.stdout, run.stdout + run.stderr[-500:]
+
+
 def test_pickles_made_before_a_move_still_load():
     # Turns moved from genaug.engine.batch_calls to genaug.distenv: a BatchFaceAug pickled before (torch.save of a
     # model holding one; its lock is a Turns) failed to load, "Can't get attribute 'Turns' on genaug.engine.batch_calls"

@@ -223,7 +223,16 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
     return out
 
 
+def _bundle_arg(bundle: Any) -> str | os.PathLike:
+    """``bundle`` (a name or folder) as given when a str or path; else a TypeError naming the argument."""
+    if not isinstance(bundle, (str, os.PathLike)):
+        raise TypeError(f"bundle must be 'default', a bundle folder (a str or Path) or a genaug.Bundle, got "
+                        f"{type(bundle).__name__} {bundle!r}")
+    return bundle
+
+
 def _bundle_dir(path: str | Path) -> Path:
+    path = _bundle_arg(path)
     if str(path) in NAMED_BUNDLES:
         folder = NAMED_BUNDLES[str(path)]
         if not (folder / CONFIG_NAME).exists():
@@ -278,7 +287,7 @@ def bundle_path(bundle: Any) -> Any:
     another working directory."""
     if isinstance(bundle, Bundle):
         return bundle
-    name = os.fspath(bundle)
+    name = os.fspath(_bundle_arg(bundle))
     return name if name in NAMED_BUNDLES else os.path.abspath(os.path.expanduser(name))
 
 

@@ -82,7 +82,7 @@ def input_files(inputs: list[str], out: Path) -> tuple[dict[Path, Path], list[Pa
                 continue
             top = root.resolve()
             inside = root.is_dir() and (out == top or top in out.parents)
-            for f in list_images(root, "input image or folder"):
+            for f in list_images(root, "input image or folder", broken_links=True):
                 if not (inside and out in f.resolve().parents):
                     found.setdefault(f.resolve(), (f, f.relative_to(root) if root.is_dir() else Path(f.name)))
                 elif not OUTPUT_NAME.fullmatch(f.name):

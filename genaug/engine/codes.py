@@ -67,6 +67,51 @@ def check_seed(seed: Any, name: str = "seed", high: int | None = None) -> int:
     return int(seed)
 
 
+def check_engine_options(mode: Any, framing: Any, refine_steps: Any, batch_size: Any, device: Any, gate: Any,
+                         quality_threshold: Any) -> None:
+    """The options :class:`genaug.engine.Engine` checks when built, checked without building it, by a front end that
+    builds its engine later (``GenerativeAugDataset(lazy=True)``: else at the first item, inside a DataLoader
+    worker). ``gate``: a judge's name (or a callable); ``quality_threshold``: None, ``"auto"`` or a number in [0, 1]."""
+    from ..device import resolve_device
+    from ..faces.framing import FRAMINGS
+    from ..faces.identity import JUDGES
+    from .render import MODES
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
+    for name, value, low in (("refine_steps", refine_steps, 0), ("batch_size", batch_size, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low):
+            raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+    resolve_device(device)
+    if isinstance(gate, str) and gate not in (*JUDGES, "identity"):
+        raise ValueError(f"unknown identity judge {gate!r}; choose from {(*JUDGES, 'identity')}")
+    q = quality_threshold
+    if q is not None and q != "auto" and (isinstance(q, (str, bool)) or not isinstance(q, numbers.Real) or not 0 <= q <= 1):
+        raise ValueError(f"quality_threshold must be None, 'auto' or a number in [0, 1], got {q!r}")
+
+
+def check_generator(generator: Any) -> None:
+    """``generator`` is None or a ``torch.Generator``; else a TypeError naming it (a seed given there was taken as "no
+    generator" when 0, and failed deep in torch otherwise)."""
+    import torch
+
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__} {generator!r} "
+                        "(from a seed: torch.Generator().manual_seed(seed))")
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """A yes / no option (``True``, ``False``, numpy's bools, 0 or 1) as a bool; a string such as ``"no"`` (true in
+    Python) or any other value is a ValueError naming ``name``."""
+    import numpy as np
+
+    if not (isinstance(value, (bool, np.bool_)) or isinstance(value, numbers.Integral) and value in (0, 1)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def code_ranges(spec: LatentSpec, bounds: dict[str | int, tuple[float, float]] | None) -> dict[int, tuple[float, float]]:
     """``bounds`` ({code: (low, high)}) keyed by code index, checked: continuous codes only, finite,
     ``low <= high`` and within the code's own range. Raises ``ValueError`` naming the problem."""

@@ -15,7 +15,7 @@ from ..device import torch_defaults
 from ..faces.controls import GEOMETRIC_CONTROLS
 from ..faces.pose import faces_beside
 from ..images import FrameInfo, from_chw01, grey_white, match_channels, to_chw01
-from .codes import control_of, default_codes
+from .codes import check_generator, control_of, default_codes
 from .colour import fit_colour
 from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
 from .invert import Inversion
@@ -58,6 +58,7 @@ class PhotoIO:
         recolours a scene it finds no face in), and such a colour
         edit moves the code at least a margin from the face's own value (:meth:`Engine.render_edits`). ``redraw_codes``:
         the random set of the draw and of a gate's re-draws (default: the engine's ``codes``)."""
+        check_generator(generator)
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         x, frames = self.frame(items, framing)
@@ -333,6 +334,7 @@ class PhotoIO:
         Returns the photo (its type and shape) and the number of faces edited."""
         from ..faces.align import follow_faces, get_aligner
 
+        check_generator(generator)
         full, kind, dtype, layout, shape = to_chw01(image)
         full = full.clone()  # a float photo's tensor is a view of it: the caller's photo must not change
         channels = 3 if full.shape[0] >= 3 else 1

@@ -41,7 +41,8 @@ import h5py
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..images import apply_transform
+from ..engine.codes import check_flag
+from ..images import apply_transform, check_transform
 
 FORMAT = "genaug-expanded"
 LAYOUT_VERSION = 1
@@ -53,7 +54,10 @@ LAYOUT_VERSION = 1
 # re-drawn among the colour codes; an edit that changed no pixel (strength 0) has codes NaN, a control at 0 not re-drawn;
 # yaw turns a head whose cheeks fall off faster (shape.TURN_PROFILE), the photo moved by that head's eyes.
 # 4 (r31): a latent code's edit at strength 0 in delta mode is the source itself, codes NaN (it was named).
-# 5 (r33): a dim face is inverted lifted to a normal exposure (engine.exposure.INVERSION): its named edits differ.
+# 5 (r33): a dim face is inverted lifted to a normal exposure (engine.exposure.INVERSION): its named edits differ;
+# drawn glasses lit as a dim or colour-lit face is (faces.glasses.scene_light); a face lit hard from one side,
+# missed before, found by its equalised photo (faces.align.equalised): its controls drawn, not re-drawn; a random control
+# a found face has no room for re-drawn among the other codes that act there (engine.roomless).
 RENDER_REVISION = 5
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")
@@ -211,8 +215,8 @@ class HDF5FaceDataset(Dataset):
         target_transform: Callable[[int], Any] | None = None,
     ):
         self.path = os.path.expanduser(path)
-        self.transform, self.target_transform = transform, target_transform
-        self.return_meta = return_meta
+        self.transform, self.target_transform = check_transform(transform), check_transform(target_transform, "target_transform")
+        self.return_meta = check_flag(return_meta, "return_meta")
         self._file: h5py.File | None = None
         self._pid = os.getpid()  # the process that opened ``_file``
         if not Path(self.path).is_file():
