@@ -25,6 +25,7 @@ ImageFolder with an ``attributes.csv`` of -1/+1 columns works) and for each bund
 factor, clipped to [0, 1] (a factor above 1 clips the highlights, as an over-exposed photo does) and rounded to 8
 bits - are edited as they are; the judges see every output and the unedited photo brought back by the inverse of
 that factor (divided by it; at 1 the photo as it is), the same way for every arm. One column per bundle and factor.
+``--light 0.55,0.8,1.35``: the same with one factor per channel - the faces under a coloured light (here blue).
 """
 from __future__ import annotations
 
@@ -61,11 +62,17 @@ def load_faces_with_attributes(folder: str | Path, n: int, seed: int) -> tuple[t
     return data.images[idx].float().div(127.5).sub(1), data.labels[idx], {k: v[idx] for k, v in attrs.items()}
 
 
-def expose_faces(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """Faces in [-1, 1] photographed at ``factor`` times their exposure: clipped to [0, 1], rounded to 8 bits."""
+def _per_channel(factor: float | tuple) -> float | torch.Tensor:
+    """An exposure factor, or a light's (r, g, b) factors shaped to scale (N, 3, H, W) images."""
+    return torch.tensor(factor, dtype=torch.float32).view(1, -1, 1, 1) if isinstance(factor, (tuple, list)) else factor
+
+
+def expose_faces(x: torch.Tensor, factor: float | tuple) -> torch.Tensor:
+    """Faces in [-1, 1] photographed at ``factor`` times their exposure (or under a light of (r, g, b) ``factor``):
+    clipped to [0, 1], rounded to 8 bits."""
     if factor == 1:
         return x
-    return ((x + 1) / 2 * factor).clamp(0, 1).mul(255).round().div(255).mul(2).sub(1)
+    return ((x + 1) / 2 * _per_channel(factor)).clamp(0, 1).mul(255).round().div(255).mul(2).sub(1)
 
 
 def bring_back(x: torch.Tensor, factor: float) -> torch.Tensor:
@@ -73,7 +80,7 @@ def bring_back(x: torch.Tensor, factor: float) -> torch.Tensor:
     by it: a clipped highlight comes back at ``1 / factor``): what the judges see, for every arm the same way."""
     if factor == 1:
         return x
-    return ((x + 1) / 2 / factor).clamp(0, 1).mul(2).sub(1)
+    return ((x + 1) / 2 / _per_channel(factor)).clamp(0, 1).mul(2).sub(1)
 
 
 def get_judge():
@@ -102,7 +109,7 @@ def identity_block(judge, x: torch.Tensor, out: torch.Tensor, labels: torch.Tens
 @torch.no_grad()
 def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: dict[str, torch.Tensor],
                refine_steps: int | None, seed: int, judge, clf, strength: float | None = None,
-               exposure: float = 1.0) -> dict:
+               exposure: float | tuple = 1.0) -> dict:
     from genaug import Engine, GenerativeFaceAug
 
     t0 = time.time()
@@ -115,7 +122,7 @@ def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: dict[s
     spec = engine.spec
     one = engine.invert(x, steps=0)
     inv = engine.invert(x)
-    res: dict = {"bundle": engine.bundle.name, "exposure": exposure, "bundle_identity": engine.bundle.identity, "refine_steps": engine.refine_steps,
+    res: dict = {"bundle": engine.bundle.name, "exposure": list(exposure) if isinstance(exposure, tuple) else exposure, "bundle_identity": engine.bundle.identity, "refine_steps": engine.refine_steps,
                  "strength": strength, "edit_recipes": {k: r.to_dict() for k, r in engine.bundle.recipes.items()},
                  "recon_one_pass": {"msssim": one.score.mean().item(), "psnr": psnr(one.recon, x).mean().item()},
                  "recon": {"msssim": inv.score.mean().item(), "psnr": psnr(inv.recon, x).mean().item()}, "edits": {}}
@@ -150,6 +157,8 @@ def run_bundle(bundle: str, x: torch.Tensor, labels: torch.Tensor, attrs: dict[s
 def _column(b: dict) -> str:
     """A column's name: the bundle's, and the exposure factor where it is not 1."""
     e = b.get("exposure", 1.0)
+    if isinstance(e, (list, tuple)):
+        return f"{b['bundle'][:10]} x{','.join(f'{v:g}' for v in e)}"
     return b["bundle"][:25] if e == 1 else f"{b['bundle'][:18]} x{e:g}"
 
 
@@ -198,6 +207,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--exposure", type=float, nargs="+", default=[1.0],
                    help="exposure factors of the faces (below 1 dim, above 1 over-exposed and clipped); the judges see "
                         "every output divided by its factor")
+    p.add_argument("--light", nargs="+", default=[], metavar="R,G,B",
+                   help="also under these coloured lights: one factor per channel (e.g. 0.55,0.8,1.35: blue); the judges "
+                        "see every output divided by them")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", default=None)
     p.add_argument("--quick", action="store_true", help="smoke test: 24 faces")
@@ -208,11 +220,17 @@ def main(argv: list[str] | None = None) -> dict:
         a.n = min(a.n, 24)
     if any(not 0 < f < float("inf") for f in a.exposure):  # (inf: black pixels NaN, every face black brought back)
         p.error(f"--exposure factors must be positive and finite, got {a.exposure}")
+    try:
+        lights = [tuple(float(v) for v in t.split(",")) for t in a.light]
+    except ValueError:
+        p.error(f"--light takes R,G,B factors, got {a.light}")
+    if any(len(t) != 3 or not all(0 < v < float("inf") for v in t) for t in lights):
+        p.error(f"--light takes three positive finite factors each, got {a.light}")
     x, labels, attrs = load_faces_with_attributes(a.data, a.n, a.seed)
     judge, clf = get_judge(), resolve_feature_net(None, "attributes")
     r = {"benchmark": "edit_success", "data": str(a.data), "n": len(x), "seed": a.seed,
          "bundles": [run_bundle(b, x, labels, attrs, a.refine_steps, a.seed, judge, clf, a.strength, f)
-                     for b in a.bundles for f in a.exposure]}
+                     for b in a.bundles for f in [*a.exposure, *lights]]}
     emit(r, format_table(r), a.out)
     return r
 
