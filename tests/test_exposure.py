@@ -12,7 +12,7 @@ import genaug
 from conftest import UTKFACE, need, resized, utk_photo
 from genaug.engine import Engine
 from genaug.engine.edits import Edit
-from genaug.engine.exposure import BRIGHT, CLIP, CORING, DIM, INVERSION, expose, exposure_gain, lift_dim, restore
+from genaug.engine.exposure import BRIGHT, CLIP, CORING, DIM, INVERSION, balance, expose, exposure_gain, lift, restore
 
 torch.set_num_threads(1)
 
@@ -118,7 +118,7 @@ def test_defaults_render_as_without_exposure_on_dim_and_bright_photos(photos, mo
         return [aug(image=x)["image"] for x in xs]
 
     now = run()
-    monkeypatch.setattr("genaug.engine.render.exposure_gain", lambda x, named=None, low=0.0: torch.ones(len(x)))
+    monkeypatch.setattr("genaug.engine.render.light_gain", lambda x, named=None, low=0.0: torch.ones(x.shape[:2]))
     before = run()
     assert all(np.array_equal(a, b) for a, b in zip(now, before))
     assert sum(not np.array_equal(a, x) for a, x in zip(now, xs)) >= 6  # the defaults did edit them
@@ -136,7 +136,7 @@ def test_a_dim_face_is_inverted_lifted_to_a_normal_exposure(photos):
     x = torch.cat([x, (x + 1) * 0.3 - 1, ((x + 1) * 2.5 - 1).clamp(-1, 1)])  # as is, dim, over-exposed
     gain = exposure_gain(x, low=-1.0)
     assert (gain[:4] == 1).all() and (gain[4:8] > 1.2).all() and (gain[8:] < 1).all()
-    normal = lift_dim(x, low=-1.0)
+    normal = lift(x, low=-1.0)
     assert torch.equal(normal[:4], x[:4]) and torch.equal(normal[8:], x[8:]) and normal.min() >= -1 and normal.max() <= 1
     inv = eng.invert(x)
     own = invert(eng.bundle.generator, eng.bundle.predictor, eng.spec, normal, eng.refine_steps, eng.refine_loss,
@@ -160,13 +160,68 @@ def test_regenerate_mode_draws_a_dim_face_at_its_photos_exposure(photos):
 
     x = torch.from_numpy(np.stack([resized(p, 64, 64) for p in photos[:4]])).permute(0, 3, 1, 2).float() / 255 * 0.3
     out, p = BatchFaceAug(p=1.0, codes=["smile", "mouth"], mode="regenerate", framing="full", seed=1, return_params=True)(x)
-    lifted = (lift_dim(x * 2 - 1, low=-1.0) + 1) / 2
+    lifted = (lift(x * 2 - 1, low=-1.0) + 1) / 2
     face = (slice(None), slice(None), slice(16, 48), slice(16, 48))
     assert float(lifted[face].mean() - x[face].mean()) > 0.1
     assert abs(float(out[face].mean() - x[face].mean())) < 0.25 * float(lifted[face].mean() - x[face].mean())
     ref = GenerativeFaceAug(p=1.0, mode="regenerate", framing="full", device="cpu").apply_to_images(
         x.permute(0, 2, 3, 1).numpy(), edits=p.edits(), strengths=p.strength.tolist(), gate_seed=0)
     ref = torch.from_numpy(np.ascontiguousarray(ref)).permute(0, 3, 1, 2)
+    assert (out - ref).abs().max() < 1e-5
+
+
+BLUE = torch.tensor([0.55, 0.8, 1.35]).view(1, 3, 1, 1)  # a blue light, channel by channel
+
+
+def _lit(photos, light: torch.Tensor) -> torch.Tensor:
+    """utkface photos at 64 px in [0, 1] under ``light`` (1, 3, 1, 1), clipped and rounded to 8 bits."""
+    x = torch.from_numpy(np.stack([resized(p, 64, 64) for p in photos])).permute(0, 3, 1, 2).float() / 255
+    return (x * light).clamp(0, 1).mul(255).round().div(255)
+
+
+def test_a_face_in_a_coloured_light_is_balanced_and_a_normally_lit_one_left_alone(photos):
+    x = _lit(photos, torch.ones(1, 3, 1, 1))
+    g = balance(x)  # within the skins' band: bit for bit (one face just past it: by 1 %)
+    assert (g == 1).all(1).sum() >= 10 and ((g - 1).abs() < 0.02).all()
+    grey = x.mean(1, keepdim=True).expand(-1, 3, -1, -1) * BLUE  # a black-and-white photo is not balanced...
+    assert torch.equal(balance(x.mean(1, keepdim=True).expand(-1, 3, -1, -1)), torch.ones(len(x), 3))
+    assert not torch.equal(balance(grey), torch.ones(len(x), 3))  # (...but one tinted blue is a blue light)
+    g = balance(_lit(photos, BLUE))
+    assert (g[:, 0] > 1.03).all() and (g[:, 2] < 0.92).all()  # red up, blue down: the excess beyond the band taken back
+
+
+def test_a_named_edit_in_a_blue_light_is_drawn_as_at_a_white_light_and_lit_blue(photos, monkeypatch):
+    # the latent of a blue-lit face drew a blue face, and the generator's edit of it saturated blue blotches (the
+    # model's glasses a blue band, bangs blue streaks): balanced, inverted and edited there, then lit again, the change
+    # brought back to a white light is the change the white-lit photo gets
+    from genaug.engine import exposure
+
+    white, blue = _lit(photos[:6], torch.ones(1, 3, 1, 1)), _lit(photos[:6], BLUE)
+
+    def change(x: torch.Tensor) -> torch.Tensor:
+        eng = Engine(device="cpu", seed=0, framing="full")
+        out, _ = eng.augment_tensor(x * 2 - 1, edits=[Edit("glasses", 1.0)] * len(x))
+        return (out + 1) / 2 - x
+
+    neutral = change(white)
+    now = change(blue) / BLUE
+    monkeypatch.setattr(exposure, "balance", lambda x, low=0.0: torch.ones(x.shape[:2]))
+    before = change(blue) / BLUE
+    gap = {k: float((v - neutral).abs().mean()) for k, v in (("now", now), ("before", before))}
+    assert gap["now"] < 0.8 * gap["before"], gap  # (mean 0.060 -> 0.043 on these 6 faces)
+
+
+def test_the_batch_path_renders_named_edits_in_a_coloured_light_as_the_transform(photos):
+    from genaug.batch import BatchFaceAug
+    from genaug.transforms import GenerativeFaceAug
+
+    x = _lit(photos[:6], BLUE)
+    assert (balance(x) != 1).any(1).all()
+    out, p = BatchFaceAug(p=1.0, codes=["smile", "glasses", "bangs"], framing="full", seed=3, return_params=True)(x)
+    ref = GenerativeFaceAug(p=1.0, framing="full", device="cpu").apply_to_images(
+        x.permute(0, 2, 3, 1).numpy(), edits=p.edits(), strengths=p.strength.tolist(), gate_seed=0)
+    ref = torch.from_numpy(np.ascontiguousarray(ref)).permute(0, 3, 1, 2)
+    assert len(set(p.code.tolist())) >= 2 and not torch.equal(out, x)
     assert (out - ref).abs().max() < 1e-5
 
 

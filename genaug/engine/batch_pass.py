@@ -17,7 +17,7 @@ from .batch_edits import _MINUS_ONE, PLAN_DTYPES, BatchParams, apply_plan, blend
 from .batch_latents import content_slots, named_slots, stored
 from .batch_render import columns, frame, grid_blend, make_grey, paste, recolour
 from .colour import _HALF, fit_regressors, sample_grid
-from .exposure import expose, exposure_gain, restore, unlift
+from .exposure import expose, light_gain, restore, unlift
 from .latent_table import host_array
 from .render import luma_only, within_region
 from .workspace import part, workspace
@@ -93,10 +93,10 @@ def augment_rows(aug: Any, x: Tensor, params: BatchParams, index: Tensor | None,
         xa = xe = _rows(x01, 0, a)
         gain = None
         if delta and not aug._colour_all[codes[:a]].all():  # named edits: blended at a normal exposure (engine.exposure)
-            gain = exposure_gain(xa, aug._colour_entries.index_select(0, _rows(entry, 0, a)).logical_not())
+            gain = light_gain(xa, aug._colour_entries.index_select(0, _rows(entry, 0, a)).logical_not())
             xe = expose(xa, gain)
         result = blend(xe, base, _rows(images, 0, a), aug.mode, weights, out=None if buf is None else _rows(buf, 0, a))
-        if not delta:  # the generator's face, drawn from a dim face's lifted latent: at the photo's exposure
+        if not delta:  # the generator's face, drawn from a lifted latent (engine.exposure.lift): at the photo's light
             result = unlift(xa, result)
         if delta and aug._luma_code[codes[:a]].any():  # brightness-only edits keep the photo's colour
             result.copy_(luma_only(xe, result, aug._luma_entries.index_select(0, _rows(entry, 0, a))).clamp_(0, 1))

@@ -21,7 +21,7 @@ from ..faces.landmarks import default_landmarks, face_landmarks, landmarks_insid
 from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
-from .exposure import INVERSION, lift_dim
+from .exposure import INVERSION, lift
 from .codes import all_code_names, check_code_list, check_codes, check_strength, code_ranges, control_of
 from .edits import AugmentInfo, Edit, apply_recipes, check_edits, random_edits, resolve_edits
 from .invert import Inversion, invert
@@ -142,9 +142,9 @@ class Engine(PhotoIO):
     @torch_defaults()
     def invert(self, x: Tensor, steps: int | None = None) -> Inversion:
         """Invert a batch (N, C, S, S) in [-1, 1] (no cache): predictor, then refinement; a dim face at a normal
-        exposure (:func:`genaug.engine.exposure.lift_dim`: where named edits blend it; ``recon`` and ``score`` are of
-        that)."""
-        x = lift_dim(check_model_batch(x, self.channels, self.image_size, self.device), low=-1.0)
+        exposure, a face in a coloured light out of it (:func:`genaug.engine.exposure.lift`: where named edits blend
+        it; ``recon`` and ``score`` are of that)."""
+        x = lift(check_model_batch(x, self.channels, self.image_size, self.device), low=-1.0)
         steps = self.refine_steps if steps is None else steps
         g, p = self.bundle.generator, self.bundle.predictor
         with one_cpu_thread(self.device):  # the same latents under any thread count

@@ -1,21 +1,24 @@
-"""Exposure normalisation of the named latent edits (glasses, smile, mouth, bangs, male) in ``delta`` mode.
+"""Exposure and light normalisation of the named latent edits (glasses, smile, mouth, bangs, male) in ``delta`` mode.
 
 On a dim photo the generator's change ``G(edited) - G(latent)`` is drawn with a normally exposed face's contrast
 (white teeth, and the edit pulls the dim reconstruction brighter), so added to the photo it paints bright blotches;
-on an over-exposed one, grey smears. Both render paths (:func:`genaug.engine.render.render_recipes` and the batch
-path's :func:`genaug.engine.batch_pass.augment_rows`) therefore blend such an edit into the photo brought to a
-normal exposure - a gain that lifts a dim face's highlights (:data:`DIM`) or lowers an over-exposed face's median
-(:data:`BRIGHT`) to the range CelebA faces have - and map the result back through the inverse gain: the change
-lands in the photo's own exposure, in proportion to it. A face already within the range has gain 1 and renders as
-before; pixels the edit leaves alone stay as they were. A gain cannot bring back clipped skin, so on an over-exposed
-face a faint darkening of a clipped channel is hidden as the scene's unknown excess over white would hide it
-(:data:`CORING`), a dark one (a frame, an open mouth) kept.
+on an over-exposed one, grey smears; under a coloured light, blotches of the light's colour. Both render paths
+(:func:`genaug.engine.render.render_recipes` and the batch path's :func:`genaug.engine.batch_pass.augment_rows`)
+therefore blend such an edit into the photo brought to a normal exposure and light (:func:`light_gain`) - a gain
+that lifts a dim face's highlights (:data:`DIM`) or lowers an over-exposed face's median (:data:`BRIGHT`) to the
+range CelebA faces have, and a gain per channel that takes a face whose colour lies beyond every skin's out of its
+light (:func:`balance`) - and map the result back through the inverse gains: the change lands in the photo's own
+exposure and light. A face already within the ranges has gain 1 and renders as before; pixels the edit leaves alone
+stay as they were. A gain cannot bring back clipped skin, so on an over-exposed face a faint darkening of a clipped
+channel is hidden as the scene's unknown excess over white would hide it (:data:`CORING`), a dark one (a frame, an
+open mouth) kept.
 
-The latent a named edit moves is that exposure's too where the face is dim: :meth:`genaug.engine.Engine.invert`
-inverts a dim face lifted to a normal exposure (:func:`lift_dim`, :data:`INVERSION`). The latent of a dim face drew a
-dim face whose smile, open mouth or glasses the generator hardly moved (300 celeba_id200 faces at 0.12x of their
-exposure: smile removal 7 %, mouths closed 18 %, ``male`` 2 %; now 67, 92, 98 %). An over-exposed face is inverted as
-it is: lowered, its clipped skin is a flat grey the latent then draws (x2.5: glasses on 83 -> 59 %, ``male`` 61 -> 35 %).
+The latent a named edit moves is of that face too: :meth:`genaug.engine.Engine.invert` inverts a dim face lifted to
+a normal exposure and a face in a coloured light taken out of it (:func:`lift`, :data:`INVERSION`). The latent of a
+dim face drew a dim face whose smile, open mouth or glasses the generator hardly moved (300 celeba_id200 faces at
+0.12x of their exposure: smile removal 7 %, mouths closed 18 %, ``male`` 2 %; now 67, 92, 98 %); a blue-lit face's, a
+blue face the edits painted in saturated blue. An over-exposed face is inverted at its own exposure: lowered, its
+clipped skin is a flat grey the latent then draws (x2.5: glasses on 83 -> 59 %, ``male`` 61 -> 35 %).
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..faces.glasses import SKIN_CHROMA
+from ..grey import is_grey
 from ..images import luma_weights
 from .regions import region_mask
 
@@ -55,6 +60,34 @@ def exposure_gain(x: Tensor, named: Any = None, low: float = 0.0) -> Tensor:
     return gain
 
 
+def balance(x: Tensor, low: float = 0.0) -> Tensor:
+    """(N, C) gains that take each face out of a coloured light: where the mean colour of its :data:`FACE` lies
+    beyond the chromaticity band of every skin (:data:`genaug.faces.glasses.SKIN_CHROMA`, 800 utkface_128 /
+    celeba_id200 faces), the light's excess over the band taken back channel by channel, the face's mean luma kept;
+    ones for faces within the band, black-and-white photos (:func:`genaug.grey.is_grey`) and one channel."""
+    n, c = x.shape[:2]
+    if c != 3 or n == 0:
+        return torch.ones(n, c, dtype=x.dtype, device=x.device)
+    v = (x - low) / (1 - low) if low else x
+    mean = v.flatten(2).index_select(2, _face_pixels(*x.shape[-2:], x.device)).mean(2)  # (N, 3)
+    chroma = mean / mean.sum(1, keepdim=True).clamp_min(1e-6)
+    band = torch.tensor(SKIN_CHROMA, dtype=x.dtype, device=x.device)
+    gain = chroma.clamp(min=band[0], max=band[1]) / chroma.clamp_min(1e-6)  # (the light's excess, taken back)
+    w = luma_weights(x.dtype, x.device)
+    gain = gain * ((mean * w).sum(1, keepdim=True) / (gain * mean * w).sum(1, keepdim=True).clamp_min(1e-6))
+    within = ((chroma >= band[0]) & (chroma <= band[1])).all(1) | is_grey(x, low=low) | (mean.sum(1) < 1e-3)
+    return torch.where(within[:, None], torch.ones_like(gain), gain)
+
+
+def light_gain(x: Tensor, named: Any = None, low: float = 0.0) -> Tensor:
+    """(N, C) gains that bring each face to a normal exposure (:func:`exposure_gain`) out of a coloured light
+    (:func:`balance`); ones for rows ``named`` (N, bool; default all) marks False."""
+    gain = exposure_gain(x, named, low)[:, None] * balance(x, low)
+    if named is not None:
+        gain = torch.where(torch.as_tensor(named, device=x.device).reshape(-1, 1), gain, torch.ones_like(gain))
+    return gain
+
+
 @functools.lru_cache(maxsize=16)
 def _face_pixels(h: int, w: int, device: torch.device) -> Tensor:
     """Flat indices of the pixels of an (h, w) frame inside :data:`FACE` (made on the host once: no device read)."""
@@ -70,9 +103,15 @@ def _quantile(ordered: Tensor, q: float) -> Tensor:
     return torch.lerp(ordered[:, below], ordered[:, above], rank - below)
 
 
+def _per_pixel(gain: Tensor, dtype: torch.dtype) -> Tensor:
+    """Gains (N,) or (N, C) shaped to scale images (N, C, H, W)."""
+    return gain.to(dtype).reshape(*gain.shape, *(1,) * (4 - gain.ndim))
+
+
 def expose(x: Tensor, gain: Tensor, low: float = 0.0) -> Tensor:
-    """Images (black at ``low``) at the exposure ``gain`` (N,) gives them (not clamped: a highlight may pass white)."""
-    g = gain.to(x.dtype).reshape(-1, 1, 1, 1)
+    """Images (black at ``low``) at the exposure ``gain`` (N,), or the light (N, C), gives them (not clamped: a highlight
+    may pass white)."""
+    g = _per_pixel(gain, x.dtype)
     return x * g if not low else (x - low) * g + low
 
 
@@ -85,14 +124,20 @@ CORING = 0.1  # and a darkening d of it keeps d^2 / (d^2 + CORING^2) of itself: 
 # (d + 0.1, at most 0) took more of the smears and 4-32 points.
 
 
-INVERSION = "dim-lifted"  # what the latents are of (part of every latent cache's key: older caches are not read)
+INVERSION = "dim-lifted-balanced"  # what the latents are of (part of every latent cache's key: older caches are not read)
 
 
-def lift_dim(x: Tensor, low: float = 0.0) -> Tensor:
-    """Images (N, C, H, W; black at ``low``) with each dim face lifted to a normal exposure (:func:`exposure_gain`,
-    clipped to [``low``, 1]): what a face is inverted at. Other rows are ``x``'s own values, bit for bit."""
-    gain = exposure_gain(x, low=low)
-    rows = (gain > 1).nonzero().flatten()
+def inversion_gain(x: Tensor, low: float = 0.0) -> Tensor:
+    """(N, C) gains a face is inverted at: a dim face lifted to a normal exposure, a face in a coloured light taken out
+    of it (:func:`light_gain`); an over-exposed face is not lowered (its clipped skin a flat grey in the latent)."""
+    return light_gain(x, low=low).div_(exposure_gain(x, low=low).clamp(max=1)[:, None])
+
+
+def lift(x: Tensor, low: float = 0.0) -> Tensor:
+    """Images (N, C, H, W; black at ``low``) at :func:`inversion_gain` (clipped to [``low``, 1]): what a face is
+    inverted at. Rows at gain 1 are ``x``'s own values, bit for bit."""
+    gain = inversion_gain(x, low)
+    rows = (gain != 1).any(1).nonzero().flatten()
     if not len(rows):
         return x
     out = x.clone()
@@ -101,12 +146,12 @@ def lift_dim(x: Tensor, low: float = 0.0) -> Tensor:
 
 
 def unlift(x: Tensor, out: Tensor, low: float = 0.0) -> Tensor:
-    """``out`` (``regenerate`` mode: the generator's drawing of :func:`lift_dim`'s latents of ``x``) at the exposure of
-    each dim photo of ``x`` (the inverse gain, clamped to [``low``, 1]); other rows as they are, bit for bit. One
-    selection on the device, no host read."""
-    gain = exposure_gain(x, low=low)
-    dim = (gain > 1).reshape(-1, 1, 1, 1)
-    return torch.where(dim, expose(out, 1 / gain, low).clamp_(low, 1), out)
+    """``out`` (``regenerate`` mode: the generator's drawing of :func:`lift`'s latents of ``x``) at the exposure and
+    light of each photo of ``x`` (the inverse gains, clamped to [``low``, 1]); rows at gain 1 as they are, bit for bit.
+    One selection on the device, no host read."""
+    gain = inversion_gain(x, low)
+    moved = (gain != 1).any(1).reshape(-1, 1, 1, 1)
+    return torch.where(moved, expose(out, 1 / gain, low).clamp_(low, 1), out)
 
 
 def restore(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, low: float = 0.0) -> Tensor:
@@ -114,7 +159,7 @@ def restore(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, low: float = 
     changed nothing, ``x``'s own values (bit for bit); elsewhere the inverse gain, clamped to [``low``, 1]. On an
     over-exposed face (``gain`` < 1) a faint darkening of a clipped channel is hidden (:data:`CORING`); faces at gain 1
     or above, bit for bit as the inverse gain alone."""
-    g = gain.to(x.dtype).reshape(-1, 1, 1, 1)
+    g = _per_pixel(gain, x.dtype)
     back = out / g if not low else (out - low) / g + low
     clipped = x.mul(1 / ((1 - low) * (1 - CLIP))).add_(-(low / (1 - low) + CLIP) / (1 - CLIP)).clamp_(0, 1)
     h2 = ((g < 1).to(x.dtype) * (CORING * (1 - low))) ** 2  # (0 on the other rows: their change is kept whole)

@@ -20,7 +20,7 @@ from torch import Tensor
 from ..faces.framing import face_box, is_known_frame
 from ..images import FrameInfo, from_chw01, luma_weights, match_channels, to_chw01
 from .colour import apply_colour, colour_only, keep_grey
-from .exposure import expose, exposure_gain, restore, unlift
+from .exposure import expose, light_gain, restore, unlift
 from .reframe import warn_rule_frames
 from .regions import region_mask
 
@@ -280,14 +280,15 @@ def render_recipes(x: Tensor, base: Tensor, edited: Tensor, recipes: list, mode:
     recipe says in ``delta`` mode: local regeneration, a colour edit as the photo's own pixels through a colour
     transform (the skin's hue kept unless the edit is a white balance), a brightness-only edit keeping the photo's
     colour, a regional one kept where it belongs on the face; a grey photo stays grey. A named (not colour) edit of a
-    dim or over-exposed face is blended at a normal exposure and mapped back (:mod:`genaug.engine.exposure`)."""
-    if mode != "delta":  # the generator's face, drawn from a dim face's lifted latent: at the photo's exposure
+    dim, over-exposed or coloured-light face is blended at a normal exposure and light and mapped back
+    (:mod:`genaug.engine.exposure`)."""
+    if mode != "delta":  # the generator's face, drawn from a lifted latent (engine.exposure.lift): at the photo's light
         return unlift(x, _render_recipes(x, base, edited, recipes, mode), low=-1.0)
     named = [i for i, r in enumerate(recipes) if not r.colour]  # (the gain read on these rows alone: colour edits skip it)
-    gain = torch.ones(len(recipes), dtype=x.dtype, device=x.device)
+    gain = torch.ones(len(recipes), x.shape[1], dtype=x.dtype, device=x.device)
     if named:
-        gain[named] = exposure_gain(x[named], low=-1.0)
-    rows = (gain != 1).nonzero().flatten().tolist()
+        gain[named] = light_gain(x[named], low=-1.0)
+    rows = (gain != 1).any(1).nonzero().flatten().tolist()
     if not rows:
         return _render_recipes(x, base, edited, recipes, mode)
     xe = x.clone()
