@@ -21,6 +21,13 @@ def test_a_bad_engine_option_fails_when_the_dataset_is_built(option, value, lazy
         genaug.GenerativeAugDataset(BASE, lazy=lazy, progress=False, **{option: value})
 
 
+@pytest.mark.parametrize("lazy", [True, False])
+def test_a_gate_that_is_neither_a_name_nor_a_callable_fails_when_the_dataset_is_built(lazy):
+    # gate=5 was taken by GenerativeAugDataset(lazy=True) and failed at the first item, inside a DataLoader worker
+    with pytest.raises(ValueError, match="gate must be a judge's name or a callable"):
+        genaug.GenerativeAugDataset(BASE, lazy=lazy, progress=False, gate=5)
+
+
 @pytest.mark.parametrize("option", ["lazy", "include_original", "return_meta", "progress"])
 def test_a_yes_no_option_is_a_bool(option):
     with pytest.raises(ValueError, match=f"{option} must be True or False"):

@@ -75,6 +75,7 @@ def check_engine_options(mode: Any, framing: Any, refine_steps: Any, batch_size:
     from ..device import resolve_device
     from ..faces.framing import FRAMINGS
     from ..faces.identity import JUDGES
+    from .gates import check_gate
     from .render import MODES
 
     if mode not in MODES:
@@ -85,6 +86,7 @@ def check_engine_options(mode: Any, framing: Any, refine_steps: Any, batch_size:
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low):
             raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
     resolve_device(device)
+    check_gate(gate)
     if isinstance(gate, str) and gate not in (*JUDGES, "identity"):
         raise ValueError(f"unknown identity judge {gate!r}; choose from {(*JUDGES, 'identity')}")
     q = quality_threshold
