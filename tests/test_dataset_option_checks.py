@@ -35,6 +35,11 @@ def test_a_yes_no_option_is_a_bool(option):
     ds = genaug.GenerativeAugDataset(BASE, lazy=True, include_original=np.bool_(True))
     with pytest.raises(ValueError, match="include_original must be True or False"):
         ds.include_original = "false"
+    for later in ("return_meta", "progress"):  # set later: was taken as given ("no" is true in Python)
+        with pytest.raises(ValueError, match=f"{later} must be True or False"):
+            setattr(ds, later, "no")
+        setattr(ds, later, np.bool_(False))
+        assert getattr(ds, later) is False
     with pytest.raises(ValueError, match="lazy must be True or False"):
         genaug.GenerativeAugDataset(BASE, lazy=np.array([True, False]))  # (not numpy's "truth value is ambiguous")
 
