@@ -12,7 +12,7 @@ import genaug
 BASE = [(np.zeros((64, 64, 3), np.uint8), 0)]
 
 
-@pytest.mark.parametrize("option, value", [("mode", "x"), ("framing", "x"), ("refine_steps", -1), ("batch_size", 0),
+@pytest.mark.parametrize("option, value", [("mode", "x"), ("framing", "x"), ("refine_steps", -1), ("batch_size", 0), ("batch_size", None),
                                            ("device", "tpu"), ("gate", "x"), ("quality_threshold", "x"),
                                            ("quality_threshold", 2.0)])
 @pytest.mark.parametrize("lazy", [True, False])

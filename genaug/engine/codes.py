@@ -82,8 +82,8 @@ def check_engine_options(mode: Any, framing: Any, refine_steps: Any, batch_size:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if framing not in FRAMINGS:
         raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
-    for name, value, low in (("refine_steps", refine_steps, 0), ("batch_size", batch_size, 1)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low):
+    for name, value, low in (("refine_steps", refine_steps, 0), ("batch_size", batch_size, 1)):  # (None: the bundle's steps)
+        if (value is not None or name == "batch_size") and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low):
             raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
     resolve_device(device)
     check_gate(gate)
