@@ -113,7 +113,8 @@ def restore(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, low: float = 
     """``out`` rendered on ``exposed`` = :func:`expose` of ``x``, mapped back to ``x``'s exposure: where the render
     changed nothing, ``x``'s own values (bit for bit); elsewhere the inverse gain, clamped to [``low``, 1]. On an
     over-exposed face (``gain`` < 1) a faint darkening of a clipped channel is hidden (:data:`CORING`); faces at gain 1
-    or above, bit for bit as the inverse gain alone."""
+    or above, bit for bit as the inverse gain alone, but for a pixel the gain took past white (a bright window behind
+    a dim face, which the render clamps there): its darkening below white, mapped back, on its own value."""
     g = gain.to(x.dtype).reshape(-1, 1, 1, 1)
     back = out / g if not low else (out - low) / g + low
     clipped = x.mul(1 / ((1 - low) * (1 - CLIP))).add_(-(low / (1 - low) + CLIP) / (1 - CLIP)).clamp_(0, 1)
@@ -121,4 +122,7 @@ def restore(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, low: float = 
     d = (back - x).clamp_(max=0)
     den = (d * d).add_(h2).clamp_(min=1e-12)  # (the share of d hidden: clipped * h2 / (d^2 + h2))
     back = back.sub_(d.mul_(clipped).mul_(h2).div_(den))
+    # a pixel the gain took past white (a bright window behind a dim face) was rendered clamped to white: only the
+    # darkening below white is its change (mapped back as that: the inverse gain of white halved a lamp at 240)
+    back = torch.where(exposed > 1, x + (out.clamp(max=1) - 1) / g, back)  # (no host read: the batch path's too)
     return torch.where(out == exposed, x, back.clamp_(low, 1))
