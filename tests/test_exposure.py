@@ -214,7 +214,8 @@ def test_the_batch_path_keeps_an_over_exposed_black_and_white_photo_grey_as_the_
 
 def test_a_bright_window_behind_a_dim_face_keeps_its_light(photos):
     # the gain takes such a pixel past white, where the render clamps it: mapped back by the inverse gain, a lamp at
-    # 240 behind a face at x0.3 came back at 119 under `male` (a grey slab where the window was), in both paths
+    # 240 behind a face at x0.3 came back at 119 under `male` (a grey slab where the window was), in both paths and
+    # both modes
     from genaug.batch import BatchFaceAug
 
     x = np.stack([resized(p, 64, 64) for p in photos[:4]]).astype(np.float32) * 0.3
@@ -228,3 +229,7 @@ def test_a_bright_window_behind_a_dim_face_keeps_its_light(photos):
     t = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
     out = BatchFaceAug(p=1.0, codes=["male"], framing="full", seed=0)(t)
     assert not torch.equal(out, t) and (out[:, :, :12, :12].int() - 240).abs().max() <= 2
+    # regenerate mode: the lifted latent drew the window white, mapped back by the inverse gain to about 125
+    outs, _ = Engine(device="cpu", framing="full", mode="regenerate").augment(list(x), edits=[male] * 4)
+    out = BatchFaceAug(p=1.0, codes=["male"], framing="full", seed=0, mode="regenerate")(t)
+    assert np.stack(outs)[:, :12, :12].mean() > 200 and float(out[:, :, :12, :12].float().mean()) > 200

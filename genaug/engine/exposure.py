@@ -102,11 +102,20 @@ def lift_dim(x: Tensor, low: float = 0.0) -> Tensor:
 
 def unlift(x: Tensor, out: Tensor, low: float = 0.0) -> Tensor:
     """``out`` (``regenerate`` mode: the generator's drawing of :func:`lift_dim`'s latents of ``x``) at the exposure of
-    each dim photo of ``x`` (the inverse gain, clamped to [``low``, 1]); other rows as they are, bit for bit. One
-    selection on the device, no host read."""
+    each dim photo of ``x`` (the inverse gain, clamped to [``low``, 1]; :func:`past_white` where the lifted photo was
+    past white); other rows as they are, bit for bit. One selection on the device, no host read."""
     gain = exposure_gain(x, low=low)
     dim = (gain > 1).reshape(-1, 1, 1, 1)
-    return torch.where(dim, expose(out, 1 / gain, low).clamp_(low, 1), out)
+    back = past_white(x, expose(x, gain, low), out, gain, expose(out, 1 / gain, low))  # (lifted, a window was white)
+    return torch.where(dim, back.clamp_(low, 1), out)
+
+
+def past_white(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, back: Tensor) -> Tensor:
+    """``back`` (``out`` at ``x``'s exposure by the inverse ``gain``) but where ``exposed`` (``x`` times the gain) lies
+    past white - a bright window behind a dim face, white in what was rendered: there the render's darkening below
+    white, mapped back, on ``x``'s own value (the inverse gain of white turned a lamp at 240 behind a face at x0.3 to
+    119)."""
+    return torch.where(exposed > 1, x + (out.clamp(max=1) - 1) / gain.to(x.dtype).reshape(-1, 1, 1, 1), back)
 
 
 def restore(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, low: float = 0.0) -> Tensor:
@@ -122,7 +131,5 @@ def restore(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, low: float = 
     d = (back - x).clamp_(max=0)
     den = (d * d).add_(h2).clamp_(min=1e-12)  # (the share of d hidden: clipped * h2 / (d^2 + h2))
     back = back.sub_(d.mul_(clipped).mul_(h2).div_(den))
-    # a pixel the gain took past white (a bright window behind a dim face) was rendered clamped to white: only the
-    # darkening below white is its change (mapped back as that: the inverse gain of white halved a lamp at 240)
-    back = torch.where(exposed > 1, x + (out.clamp(max=1) - 1) / g, back)  # (no host read: the batch path's too)
+    back = past_white(x, exposed, out, gain, back)  # (the render clamped such a pixel at white; no host read)
     return torch.where(out == exposed, x, back.clamp_(low, 1))
