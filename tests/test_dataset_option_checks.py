@@ -28,6 +28,15 @@ def test_a_gate_that_is_neither_a_name_nor_a_callable_fails_when_the_dataset_is_
         genaug.GenerativeAugDataset(BASE, lazy=lazy, progress=False, gate=5)
 
 
+def test_framing_detect_without_the_faces_extra_fails_when_the_lazy_dataset_is_built(monkeypatch):
+    # (as GenerativeAugDataset(lazy=False) and the Engine do): it failed at the first item, inside a DataLoader worker
+    from genaug.faces import identity
+
+    monkeypatch.setattr(identity, "faces_extra_available", lambda: False)
+    with pytest.raises(identity.FacesExtraMissing, match="genaug\\[faces\\]"):
+        genaug.GenerativeAugDataset(BASE, lazy=True, progress=False, framing="detect")
+
+
 @pytest.mark.parametrize("option", ["lazy", "include_original", "return_meta", "progress"])
 def test_a_yes_no_option_is_a_bool(option):
     with pytest.raises(ValueError, match=f"{option} must be True or False"):
