@@ -42,6 +42,7 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
-    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        return importlib.import_module(f"{__name__}.{name}")  # a submodule, as the README writes them: genaug.align.augment_faces
+    spec = importlib.util.find_spec(f"{__name__}.{name}") if name.isidentifier() and not name.startswith("_") else None
+    if spec is not None and spec.origin is not None:  # a submodule, as the README writes them: genaug.align.augment_faces
+        return importlib.import_module(f"{__name__}.{name}")  # (not a data folder, default/ or assets/: no module)
     raise AttributeError(f"module 'genaug' has no attribute {name!r}")

@@ -139,8 +139,9 @@ class GenerativeAugDataset(Dataset):
             self.prepare()
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """``seed``, ``variants``, ``include_original``, ``transform`` and ``target_transform``, given or set later, are
-        checked here (``ds.seed = 1.5`` was taken; ``transform="x"`` failed at the first item); ``ds.seed = seed +
+        """``seed``, ``variants``, ``include_original``, ``return_meta``, ``progress``, ``transform`` and
+        ``target_transform``, given or set later, are checked here (``ds.seed = 1.5`` was taken; ``transform="x"`` failed
+        at the first item; ``ds.return_meta = "no"`` read as True); ``ds.seed = seed +
         epoch`` before an epoch gives other variants (the workers of a ``persistent_workers=True`` DataLoader keep the
         copy they were started with)."""
         if name in ("transform", "target_transform"):
@@ -152,6 +153,8 @@ class GenerativeAugDataset(Dataset):
         elif name == "include_original" and "variants" in self.__dict__:
             value = check_flag(value, name)
             check_variants(self.variants, value)
+        elif name in ("return_meta", "progress"):
+            value = check_flag(value, name)
         super().__setattr__(name, value)
 
     @property

@@ -69,3 +69,24 @@ def test_demo_refuses_generated_faces_from_an_edit_model(tmp_path, capsys):
     from genaug.cli.demo import build_parser
 
     assert "only for bundles that can generate faces" in " ".join(build_parser().format_help().split())
+
+
+def test_the_reconstruction_of_a_dim_photo_is_shown_at_its_exposure(monkeypatch):
+    # a dim face is inverted lifted to a normal exposure: its reconstruction was shown as bright as the lifted face
+    # beside the dim photo ("input / recon"), as though the model had drawn it so
+    import numpy as np
+
+    import genaug
+    import genaug.cli.demo as demo
+    from genaug.engine.exposure import lift
+
+    engine = genaug.Engine(device="cpu", framing="full", refine_steps=0)
+    photo = (np.random.default_rng(0).integers(60, 200, (64, 64, 3)) * 0.3).astype(np.uint8)
+    shown = []
+    monkeypatch.setattr(demo, "demo_codes", lambda bundle: [0])  # (the sweeps are not the point)
+    monkeypatch.setattr(engine, "augment", lambda images, edits: (images, None))
+    monkeypatch.setattr(demo, "to_pil", lambda t: shown.append(t.detach().cpu()) or Image.new("RGB", (8, 8)))
+    demo.face_panel(engine, photo, "dim")
+    x = engine.frame([photo])[0]
+    lifted = float(lift(x, low=-1.0).mean() - x.mean())
+    assert lifted > 0.2 and abs(float(shown[-1].mean() - x.mean())) < 0.25 * lifted

@@ -309,3 +309,28 @@ def test_meta_of_a_planned_control_leaves_the_engine_counts_as_they_were():
     assert dict(ds.engine.stats) == before
     assert [ds[i][-1] for i in range(len(ds))] == [1] * 4 and ds.engine.stats["augmented"] == before["augmented"] + 4
     assert [ds.meta(i) for i in range(len(ds))] == metas
+
+
+def test_a_cache_file_of_latents_inverted_before_dim_faces_were_lifted_is_rebuilt(kw, tmp_path, monkeypatch):
+    # since the twenty-fourth session a dim face is inverted lifted to a normal exposure (engine.exposure.INVERSION):
+    # a file written before (its settings without "inversion") holds the dim faces' own latents, not to be reused
+    import json
+
+    from safetensors import safe_open
+
+    from genaug.io import write_safetensors
+
+    path = tmp_path / "latents.safetensors"
+    GenerativeAugDataset(Faces(), variants=1, cache_path=path, **kw)
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    settings = json.loads(meta["settings"])
+    settings.pop("inversion", None)  # as an older genaug wrote it
+    write_safetensors(tensors, path, {**meta, "settings": json.dumps(settings, sort_keys=True)})
+    again = GenerativeAugDataset(Faces(), variants=1, cache_path=path, lazy=True, **kw)
+    inverted = []
+    real = again.engine.invert
+    monkeypatch.setattr(again.engine, "invert", lambda x, *a, **k: inverted.append(len(x)) or real(x, *a, **k))
+    with pytest.warns(UserWarning, match="rebuilt: it was made with other settings"):
+        again.prepare()
+    assert sum(inverted) == 5

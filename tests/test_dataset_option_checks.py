@@ -12,13 +12,29 @@ import genaug
 BASE = [(np.zeros((64, 64, 3), np.uint8), 0)]
 
 
-@pytest.mark.parametrize("option, value", [("mode", "x"), ("framing", "x"), ("refine_steps", -1), ("batch_size", 0),
+@pytest.mark.parametrize("option, value", [("mode", "x"), ("framing", "x"), ("refine_steps", -1), ("batch_size", 0), ("batch_size", None),
                                            ("device", "tpu"), ("gate", "x"), ("quality_threshold", "x"),
                                            ("quality_threshold", 2.0)])
 @pytest.mark.parametrize("lazy", [True, False])
 def test_a_bad_engine_option_fails_when_the_dataset_is_built(option, value, lazy):
     with pytest.raises(ValueError, match=option if option != "gate" else "identity judge"):
         genaug.GenerativeAugDataset(BASE, lazy=lazy, progress=False, **{option: value})
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_a_gate_that_is_neither_a_name_nor_a_callable_fails_when_the_dataset_is_built(lazy):
+    # gate=5 was taken by GenerativeAugDataset(lazy=True) and failed at the first item, inside a DataLoader worker
+    with pytest.raises(ValueError, match="gate must be a judge's name or a callable"):
+        genaug.GenerativeAugDataset(BASE, lazy=lazy, progress=False, gate=5)
+
+
+def test_framing_detect_without_the_faces_extra_fails_when_the_lazy_dataset_is_built(monkeypatch):
+    # (as GenerativeAugDataset(lazy=False) and the Engine do): it failed at the first item, inside a DataLoader worker
+    from genaug.faces import identity
+
+    monkeypatch.setattr(identity, "faces_extra_available", lambda: False)
+    with pytest.raises(identity.FacesExtraMissing, match="genaug\\[faces\\]"):
+        genaug.GenerativeAugDataset(BASE, lazy=True, progress=False, framing="detect")
 
 
 @pytest.mark.parametrize("option", ["lazy", "include_original", "return_meta", "progress"])
@@ -28,6 +44,11 @@ def test_a_yes_no_option_is_a_bool(option):
     ds = genaug.GenerativeAugDataset(BASE, lazy=True, include_original=np.bool_(True))
     with pytest.raises(ValueError, match="include_original must be True or False"):
         ds.include_original = "false"
+    for later in ("return_meta", "progress"):  # set later: was taken as given ("no" is true in Python)
+        with pytest.raises(ValueError, match=f"{later} must be True or False"):
+            setattr(ds, later, "no")
+        setattr(ds, later, np.bool_(False))
+        assert getattr(ds, later) is False
     with pytest.raises(ValueError, match="lazy must be True or False"):
         genaug.GenerativeAugDataset(BASE, lazy=np.array([True, False]))  # (not numpy's "truth value is ambiguous")
 

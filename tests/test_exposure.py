@@ -79,7 +79,11 @@ def test_restore_at_gain_one_or_above_is_the_inverse_gain_bit_for_bit():
     xe = expose(x, g, low=-1.0)
     out = xe - 0.01 * torch.arange(64.0).reshape(8, 8)
     ref = ((out + 1) / g.reshape(-1, 1, 1, 1) - 1).clamp(-1, 1)
-    assert torch.equal(restore(x, xe, out, g, low=-1.0), torch.where(out == xe, x, ref))
+    back, within = restore(x, xe, out, g, low=-1.0), xe <= 1
+    assert torch.equal(back[within], torch.where(out == xe, x, ref)[within])
+    # past white (the gain took the pixel there; the render clamps it): its darkening below white, on its own value
+    blown = x + (out.clamp(max=1) - 1) / g.reshape(-1, 1, 1, 1)
+    assert (~within).sum() > 50 and torch.equal(back[~within], torch.where(out == xe, x, blown.clamp(-1, 1))[~within])
 
 
 def test_a_smile_on_an_over_exposed_photo_leaves_its_clipped_skin_white(photos):
@@ -246,3 +250,26 @@ def test_the_batch_path_keeps_an_over_exposed_black_and_white_photo_grey_as_the_
     ref = torch.from_numpy(np.ascontiguousarray(ref)).permute(0, 3, 1, 2)
     assert not torch.equal(out, x) and bool((out.amax(1) == out.amin(1)).all())  # edited, and grey
     assert (out - ref).abs().max() < 1e-5
+
+
+def test_a_bright_window_behind_a_dim_face_keeps_its_light(photos):
+    # the gain takes such a pixel past white, where the render clamps it: mapped back by the inverse gain, a lamp at
+    # 240 behind a face at x0.3 came back at 119 under `male` (a grey slab where the window was), in both paths and
+    # both modes
+    from genaug.batch import BatchFaceAug
+
+    x = np.stack([resized(p, 64, 64) for p in photos[:4]]).astype(np.float32) * 0.3
+    x[:, :12, :12] = 240
+    x = x.round().astype(np.uint8)
+    assert (exposure_gain(torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255) > 1.5).all()  # (240 x gain: past white)
+    male = Edit(Engine(device="cpu").code_names.index("male"), 1.0)
+    outs, info = Engine(device="cpu", framing="full").augment(list(x), edits=[male] * 4)
+    assert all(bool(k) for k in info.kept) and not np.array_equal(np.stack(outs), x)
+    assert np.abs(np.stack(outs)[:, :12, :12].astype(int) - 240).max() <= 2
+    t = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+    out = BatchFaceAug(p=1.0, codes=["male"], framing="full", seed=0)(t)
+    assert not torch.equal(out, t) and (out[:, :, :12, :12].int() - 240).abs().max() <= 2
+    # regenerate mode: the lifted latent drew the window white, mapped back by the inverse gain to about 125
+    outs, _ = Engine(device="cpu", framing="full", mode="regenerate").augment(list(x), edits=[male] * 4)
+    out = BatchFaceAug(p=1.0, codes=["male"], framing="full", seed=0, mode="regenerate")(t)
+    assert np.stack(outs)[:, :12, :12].mean() > 200 and float(out[:, :, :12, :12].float().mean()) > 200

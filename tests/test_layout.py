@@ -142,6 +142,17 @@ def test_submodules_are_attributes_as_the_readme_writes_them():
     assert run.returncode == 0 and "no attribute 'no_such_module'" in run.stdout, run.stdout + run.stderr[-500:]
 
 
+def test_names_that_are_no_submodule_are_no_attributes():
+    # genaug's data folders (default/, assets/) came back as namespace packages, and hasattr(genaug, "a.b") raised
+    # ModuleNotFoundError (hasattr and getattr(..., default) expect AttributeError)
+    code = ("import genaug\n"
+            "assert not hasattr(genaug, 'default') and not hasattr(genaug, 'assets'), 'a data folder'\n"
+            "assert not hasattr(genaug, 'a.b') and getattr(genaug, 'align.x', None) is None\n"
+            "assert hasattr(genaug, 'engine') and hasattr(genaug, 'align')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr[-500:]
+
+
 def test_pickles_made_before_a_move_still_load():
     # Turns moved from genaug.engine.batch_calls to genaug.distenv: a BatchFaceAug pickled before (torch.save of a
     # model holding one; its lock is a Turns) failed to load, "Can't get attribute 'Turns' on genaug.engine.batch_calls"

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 from ..bundle.format import Bundle
 from ..engine.codes import control_of, default_codes
 from ..engine.edits import Edit, code_values
+from ..engine.exposure import unlift
 from ..faces.controls import CONTROL_NAMES
 from ..io import list_images, open_photo
 from .common import EXIT_STATUS, UsageError, add_model_args, check_model_args, run_guarded
@@ -84,7 +85,8 @@ def face_panel(engine, image: np.ndarray | None, title: str, seed: int = 0) -> I
     else:
         x = engine.frame([image])[0].to(engine.device)  # framed as the transform frames it (detected when it can)
         inv = engine.invert(x)
-        lat, recon, caption, mode = inv.latent, inv.recon, f"score {inv.score[0].item():.2f}", "delta"
+        recon = unlift(x, inv.recon, low=-1.0)  # (a dim face is inverted lifted: shown at the photo's exposure)
+        lat, caption, mode = inv.latent, f"score {inv.score[0].item():.2f}", "delta"
     rows = []
     for ci in demo_codes(bundle):
         values = demo_sweep_values(bundle, ci)

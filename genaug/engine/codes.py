@@ -71,20 +71,25 @@ def check_engine_options(mode: Any, framing: Any, refine_steps: Any, batch_size:
                          quality_threshold: Any) -> None:
     """The options :class:`genaug.engine.Engine` checks when built, checked without building it, by a front end that
     builds its engine later (``GenerativeAugDataset(lazy=True)``: else at the first item, inside a DataLoader
-    worker). ``gate``: a judge's name (or a callable); ``quality_threshold``: None, ``"auto"`` or a number in [0, 1]."""
+    worker). ``gate``: a judge's name (or a callable); ``quality_threshold``: None, ``"auto"`` or a number in [0, 1];
+    ``framing="detect"``: the faces extra installed."""
     from ..device import resolve_device
     from ..faces.framing import FRAMINGS
-    from ..faces.identity import JUDGES
+    from ..faces.identity import JUDGES, require_dlib
+    from .gates import check_gate
     from .render import MODES
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if framing not in FRAMINGS:
         raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
-    for name, value, low in (("refine_steps", refine_steps, 0), ("batch_size", batch_size, 1)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low):
+    if framing == "detect":  # (as the engine: the faces extra, before any work)
+        require_dlib()
+    for name, value, low in (("refine_steps", refine_steps, 0), ("batch_size", batch_size, 1)):  # (None: the bundle's steps)
+        if (value is not None or name == "batch_size") and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low):
             raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
     resolve_device(device)
+    check_gate(gate)
     if isinstance(gate, str) and gate not in (*JUDGES, "identity"):
         raise ValueError(f"unknown identity judge {gate!r}; choose from {(*JUDGES, 'identity')}")
     q = quality_threshold

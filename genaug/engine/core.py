@@ -27,7 +27,7 @@ from .edits import AugmentInfo, Edit, apply_recipes, check_edits, random_edits, 
 from .invert import Inversion, invert
 from .photos import GATED, PhotoIO
 from .colour_margin import margin_edits
-from .gates import Gate, check_gate_threshold, identity_gate, quality_gate
+from .gates import Gate, check_gate, check_gate_threshold, identity_gate, quality_gate
 from .render import MODES, check_model_batch, render_recipes
 
 Generators = Union[torch.Generator, list[torch.Generator], None]
@@ -102,8 +102,7 @@ class Engine(PhotoIO):
                 raise ValueError(f"{name} must be >= {low}, got {value!r}")
         if not (isinstance(refine_lr, (int, float)) and math.isfinite(refine_lr) and refine_lr > 0):
             raise ValueError(f"refine_lr must be a finite number > 0, got {refine_lr!r}")
-        if gate is not None and not isinstance(gate, str) and not callable(gate):
-            raise ValueError(f"gate must be a judge's name or a callable(original, augmented) -> (N,), got {gate!r}")
+        check_gate(gate)
         check_strength(strength)
         check_code_list(codes)
         parse_mix(refine_loss)

@@ -147,18 +147,28 @@ def lift(x: Tensor, low: float = 0.0) -> Tensor:
 
 def unlift(x: Tensor, out: Tensor, low: float = 0.0) -> Tensor:
     """``out`` (``regenerate`` mode: the generator's drawing of :func:`lift`'s latents of ``x``) at the exposure and
-    light of each photo of ``x`` (the inverse gains, clamped to [``low``, 1]); rows at gain 1 as they are, bit for bit.
-    One selection on the device, no host read."""
+    light of each photo of ``x`` (the inverse gains, clamped to [``low``, 1]; :func:`past_white` where the lifted photo
+    was past white); rows at gain 1 as they are, bit for bit. One selection on the device, no host read."""
     gain = inversion_gain(x, low)
     moved = (gain != 1).any(1).reshape(-1, 1, 1, 1)
-    return torch.where(moved, expose(out, 1 / gain, low).clamp_(low, 1), out)
+    back = past_white(x, expose(x, gain, low), out, gain, expose(out, 1 / gain, low))  # (lifted, a window was white)
+    return torch.where(moved, back.clamp_(low, 1), out)
+
+
+def past_white(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, back: Tensor) -> Tensor:
+    """``back`` (``out`` at ``x``'s exposure by the inverse ``gain``, (N,) or (N, C)) but where ``exposed`` (``x``
+    times the gain) lies past white - a bright window behind a dim face, white in what was rendered: there the render's
+    darkening below white, mapped back, on ``x``'s own value (the inverse gain of white turned a lamp at 240 behind a
+    face at x0.3 to 119)."""
+    return torch.where(exposed > 1, x + (out.clamp(max=1) - 1) / _per_pixel(gain, x.dtype), back)
 
 
 def restore(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, low: float = 0.0) -> Tensor:
     """``out`` rendered on ``exposed`` = :func:`expose` of ``x``, mapped back to ``x``'s exposure: where the render
     changed nothing, ``x``'s own values (bit for bit); elsewhere the inverse gain, clamped to [``low``, 1]. On an
     over-exposed face (``gain`` < 1) a faint darkening of a clipped channel is hidden (:data:`CORING`); faces at gain 1
-    or above, bit for bit as the inverse gain alone."""
+    or above, bit for bit as the inverse gain alone, but for a pixel the gain took past white (a bright window behind
+    a dim face, which the render clamps there): its darkening below white, mapped back, on its own value."""
     g = _per_pixel(gain, x.dtype)
     back = out / g if not low else (out - low) / g + low
     clipped = x.mul(1 / ((1 - low) * (1 - CLIP))).add_(-(low / (1 - low) + CLIP) / (1 - CLIP)).clamp_(0, 1)
@@ -166,4 +176,5 @@ def restore(x: Tensor, exposed: Tensor, out: Tensor, gain: Tensor, low: float = 
     d = (back - x).clamp_(max=0)
     den = (d * d).add_(h2).clamp_(min=1e-12)  # (the share of d hidden: clipped * h2 / (d^2 + h2))
     back = back.sub_(d.mul_(clipped).mul_(h2).div_(den))
+    back = past_white(x, exposed, out, gain, back)  # (the render clamped such a pixel at white; no host read)
     return torch.where(out == exposed, x, back.clamp_(low, 1))

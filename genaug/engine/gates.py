@@ -13,6 +13,12 @@ from torch import Tensor
 Gate = Callable[[Tensor, Tensor], Tensor]
 
 
+def check_gate(gate: object) -> None:
+    """``gate`` is None, a judge's name or a callable(original, augmented) -> (N,); else a ValueError naming it."""
+    if gate is not None and not isinstance(gate, str) and not callable(gate):
+        raise ValueError(f"gate must be a judge's name or a callable(original, augmented) -> (N,), got {gate!r}")
+
+
 def check_gate_threshold(gate: Gate | str | None, gate_threshold: float) -> None:
     """``gate_threshold`` is a finite similarity, at most 1 for a shipped judge (``gate`` by name)."""
     if not math.isfinite(float(gate_threshold)):  # NaN: no similarity is below it, the gate would never act
