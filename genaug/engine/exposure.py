@@ -60,10 +60,15 @@ def exposure_gain(x: Tensor, named: Any = None, low: float = 0.0) -> Tensor:
     return gain
 
 
+MARGIN = 0.008  # the skins' band widened by this much chromaticity each way: a neutral grey (r = 0.333, the band's own
+# edge) or a face just past the 800 faces' extremes is not a coloured light (a utkface_128 face at white light was balanced by 1 %)
+
+
 def balance(x: Tensor, low: float = 0.0) -> Tensor:
     """(N, C) gains that take each face out of a coloured light: where the mean colour of its :data:`FACE` lies
     beyond the chromaticity band of every skin (:data:`genaug.faces.glasses.SKIN_CHROMA`, 800 utkface_128 /
-    celeba_id200 faces), the light's excess over the band taken back channel by channel, the face's mean luma kept;
+    celeba_id200 faces; widened by :data:`MARGIN`), the light's excess over the band taken back channel by channel,
+    the face's mean luma kept;
     ones for faces within the band, black-and-white photos (:func:`genaug.grey.is_grey`) and one channel."""
     n, c = x.shape[:2]
     if c != 3 or n == 0:
@@ -71,7 +76,8 @@ def balance(x: Tensor, low: float = 0.0) -> Tensor:
     v = (x - low) / (1 - low) if low else x
     mean = v.flatten(2).index_select(2, _face_pixels(*x.shape[-2:], x.device)).mean(2)  # (N, 3)
     chroma = mean / mean.sum(1, keepdim=True).clamp_min(1e-6)
-    band = torch.tensor(SKIN_CHROMA, dtype=x.dtype, device=x.device)
+    band = torch.tensor(SKIN_CHROMA, dtype=x.dtype, device=x.device).add_(torch.tensor([[-MARGIN], [MARGIN]], dtype=x.dtype,
+                                                                                         device=x.device))
     gain = chroma.clamp(min=band[0], max=band[1]) / chroma.clamp_min(1e-6)  # (the light's excess, taken back)
     w = luma_weights(x.dtype, x.device)
     gain = gain * ((mean * w).sum(1, keepdim=True) / (gain * mean * w).sum(1, keepdim=True).clamp_min(1e-6))
