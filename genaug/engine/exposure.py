@@ -61,15 +61,16 @@ def exposure_gain(x: Tensor, named: Any = None, low: float = 0.0) -> Tensor:
 
 
 MARGIN = 0.008  # the skins' band widened by this much chromaticity each way: a neutral grey (r = 0.333, the band's own
-# edge) or a face just past the 800 faces' extremes is not a coloured light (a utkface_128 face at white light was balanced by 1 %)
+# edge) or a face just past the 800 faces' extremes is not a coloured light (a utkface_128 face at white light had a 1 %
+# balance; random test images were balanced)
 
 
 def balance(x: Tensor, low: float = 0.0) -> Tensor:
     """(N, C) gains that take each face out of a coloured light: where the mean colour of its :data:`FACE` lies
     beyond the chromaticity band of every skin (:data:`genaug.faces.glasses.SKIN_CHROMA`, 800 utkface_128 /
     celeba_id200 faces; widened by :data:`MARGIN`), the light's excess over the band taken back channel by channel,
-    the face's mean luma kept;
-    ones for faces within the band, black-and-white photos (:func:`genaug.grey.is_grey`) and one channel."""
+    the face's mean luma kept; ones for faces within the band, black-and-white photos (:func:`genaug.grey.is_grey`)
+    and one channel."""
     n, c = x.shape[:2]
     if c != 3 or n == 0:
         return torch.ones(n, c, dtype=x.dtype, device=x.device)
