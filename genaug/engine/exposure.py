@@ -137,7 +137,7 @@ INVERSION = "dim-lifted-balanced"  # what the latents are of (part of every late
 def inversion_gain(x: Tensor, low: float = 0.0) -> Tensor:
     """(N, C) gains a face is inverted at: a dim face lifted to a normal exposure, a face in a coloured light taken out
     of it (:func:`light_gain`); an over-exposed face is not lowered (its clipped skin a flat grey in the latent)."""
-    return light_gain(x, low=low).div_(exposure_gain(x, low=low).clamp(max=1)[:, None])
+    return exposure_gain(x, low=low).clamp(min=1)[:, None] * balance(x, low)
 
 
 def lift(x: Tensor, low: float = 0.0) -> Tensor:
