@@ -69,8 +69,8 @@ def check_seed(seed: Any, name: str = "seed", high: int | None = None) -> int:
 
 def check_engine_options(mode: Any, framing: Any, refine_steps: Any, batch_size: Any, device: Any, gate: Any,
                          quality_threshold: Any) -> None:
-    """The options :class:`genaug.engine.Engine` checks when built, checked without building it, by a front end that
-    builds its engine later (``GenerativeAugDataset(lazy=True)``: else at the first item, inside a DataLoader
+    """The options :class:`genaug.engine.Engine` checks when built (it calls this), checked without building it, by a
+    front end that builds its engine later (``GenerativeAugDataset(lazy=True)``: else at the first item, inside a DataLoader
     worker). ``gate``: a judge's name (or a callable); ``quality_threshold``: None, ``"auto"`` or a number in [0, 1];
     ``framing="detect"``: the faces extra installed."""
     from ..device import resolve_device
@@ -86,8 +86,12 @@ def check_engine_options(mode: Any, framing: Any, refine_steps: Any, batch_size:
     if framing == "detect":  # (as the engine: the faces extra, before any work)
         require_dlib()
     for name, value, low in (("refine_steps", refine_steps, 0), ("batch_size", batch_size, 1)):  # (None: the bundle's steps)
-        if (value is not None or name == "batch_size") and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low):
+        if value is None and name != "batch_size":
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value!r}")
     resolve_device(device)
     check_gate(gate)
     if isinstance(gate, str) and gate not in (*JUDGES, "identity"):

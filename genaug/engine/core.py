@@ -16,19 +16,18 @@ from torch import Tensor, nn
 
 from ..bundle.format import Bundle, load_bundle
 from ..device import module_on, one_cpu_thread, resolve_device, torch_defaults
-from ..faces.framing import FRAMINGS
 from ..faces.landmarks import default_landmarks, face_landmarks, landmarks_inside
 from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
 from .exposure import INVERSION, lift
-from .codes import all_code_names, check_code_list, check_codes, check_strength, code_ranges, control_of
+from .codes import all_code_names, check_code_list, check_codes, check_engine_options, check_strength, code_ranges, control_of
 from .edits import AugmentInfo, Edit, apply_recipes, check_edits, random_edits, resolve_edits
 from .invert import Inversion, invert
 from .photos import GATED, PhotoIO
 from .colour_margin import margin_edits
-from .gates import Gate, check_gate, check_gate_threshold, identity_gate, quality_gate
-from .render import MODES, check_model_batch, render_recipes
+from .gates import Gate, check_gate_threshold, identity_gate, quality_gate
+from .render import check_model_batch, render_recipes
 
 Generators = Union[torch.Generator, list[torch.Generator], None]
 
@@ -88,21 +87,12 @@ class Engine(PhotoIO):
         bounds: dict[str | int, tuple[float, float]] | None = None,
         seed: int | None = None,
     ):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if framing not in FRAMINGS:
-            raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
-        if framing == "detect":  # fail before any work when the faces extra is missing
-            from ..faces.identity import require_dlib
-
-            require_dlib()
-        for name, value, low in (("refine_steps", refine_steps, 0), ("batch_size", batch_size, 1), ("cache_size", cache_size, 0),
-                                 ("gate_retries", gate_retries, 0)):
+        check_engine_options(mode, framing, refine_steps, batch_size, device, gate, quality_threshold)  # (detect: dlib first)
+        for name, value, low in (("cache_size", cache_size, 0), ("gate_retries", gate_retries, 0)):
             if value is not None and value < low:
                 raise ValueError(f"{name} must be >= {low}, got {value!r}")
         if not (isinstance(refine_lr, (int, float)) and math.isfinite(refine_lr) and refine_lr > 0):
             raise ValueError(f"refine_lr must be a finite number > 0, got {refine_lr!r}")
-        check_gate(gate)
         check_strength(strength)
         check_code_list(codes)
         parse_mix(refine_loss)
