@@ -105,3 +105,21 @@ def test_genaug_augment_redraws_a_turn_as_the_light_where_only_the_light_has_roo
     got = augment_chunk(engine, [photo], [5], 6, 1, unchanged=unchanged)[0]
     assert unchanged == [] and not any(np.array_equal(g, photo) for g in got)
     assert engine.stats["augmented"] == 6
+
+
+def test_each_face_of_a_photo_redraws_a_turn_it_has_no_room_for():
+    """``genaug.align.augment_faces`` (``genaug augment --faces each``) left a near-profile face unchanged whenever its
+    drawn turn had no room (4 of 6 seeds here); it now gets the light, as the one-face path re-draws it."""
+    from PIL import Image
+
+    from genaug.align import augment_faces
+
+    def photo(i):
+        return np.asarray(Image.fromarray(utk_photo(need(UTKFACE), i)).resize((256, 256)))
+
+    scene = np.concatenate([photo(HALF), np.full((256, 64, 3), 120, np.uint8), photo(0)], 1)
+    engine = genaug.Engine(device="cpu", codes=CODES, seed=0)
+    for seed in range(6):
+        out, n = augment_faces(engine, scene, "each", torch.Generator().manual_seed(seed))
+        changed = np.abs(out.astype(int) - scene).max(2) > 3
+        assert n == 2 and changed[:, :256].mean() > 0.1 and changed[:, 320:].mean() > 0.1, (seed, n)

@@ -21,7 +21,7 @@ from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
 from .invert import Inversion
 from .reframe import reframe
 from .render import apply_control, paste_back, recolour, recolour_channels, to_model_batch
-from .roomless import redraw_roomless
+from .roomless import redraw_face, redraw_roomless
 from .variants import unplaced_redraws
 
 
@@ -330,8 +330,9 @@ class PhotoIO:
         A colour edit (:meth:`recolours`: tone, shade, warmth) is the photo's, as on the one-face path: the whole photo
         through the colour transform fitted on its face, once - the first (largest) face's that drew one; a face
         whose own colour edit gives way to it is recoloured with the photo (pasted through each face's square mask, a
-        colour edit tinted a box around the face: 12,953 pixels of a grey scene changed outside 3 faces' boxes).
-        Returns the photo (its type and shape) and the number of faces edited."""
+        colour edit tinted a box around the face: 12,953 pixels of a grey scene changed outside 3 faces' boxes). A
+        drawn control a face has no room for (near profile) is re-drawn for that face among the codes that act there
+        (:func:`~genaug.engine.roomless.redraw_face`), as on the one-face path. Returns the photo (its type and shape) and the number of faces edited."""
         from ..faces.align import follow_faces, get_aligner
 
         check_generator(generator)
@@ -363,8 +364,14 @@ class PhotoIO:
                 continue
             frame = FrameInfo(kind, shape, dtype, layout, channels, info.has_alpha, aligned[r].face.box, x[r], alignment=aligned[r])
             photo, applied = self.place(out[r], photo, frame, res.edits[r], bool(res.kept[r]), drawn=True)
-            edited -= int(applied.value == 0)  # faded out on this face, or no room to turn
-            if controls[r].name in GEOMETRIC_CONTROLS and applied.value != 0 and i + 1 < len(todo):
+            moved = controls[r].name in GEOMETRIC_CONTROLS and applied.value != 0
+            if applied.value == 0:  # no room on this face (near profile): re-drawn among the codes that act there
+                photo, applied, now = redraw_face(self, photo, frame, applied, aligner, generator, any(tints))
+                tints[r] = now
+                moved = applied is not None and control_of(self.spec, applied.code) is not None and \
+                    control_of(self.spec, applied.code).name in GEOMETRIC_CONTROLS
+            edited -= int(applied is None)
+            if moved and i + 1 < len(todo):
                 rest = todo[i + 1 :]
                 for j, al in zip(rest, follow_faces(aligner, to_chw01(photo)[0][:channels], [aligned[j] for j in rest])):
                     aligned[j] = al

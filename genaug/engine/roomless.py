@@ -1,7 +1,8 @@
 """A random image-space control that a found face had no room for (a near-profile face: no turn beyond 40 degrees,
 no light beyond 47.5; a face cut by the photo's edge) re-drawn among the other codes that can act on that face, in
-every front end alike: the transform (:meth:`Engine.augment`), the Dataset, ``genaug expand`` (:func:`redraw_roomless`)
-and :class:`genaug.BatchFaceAug` (:func:`redraw_batch_roomless`). A named control stays as asked (clipped, or reported
+every front end alike: the transform (:meth:`Engine.augment`), the Dataset, ``genaug expand`` (:func:`redraw_roomless`),
+:class:`genaug.BatchFaceAug` (:func:`redraw_batch_roomless`) and each face of a photo (:func:`redraw_face`, for
+:func:`genaug.faces.align.augment_faces`). A named control stays as asked (clipped, or reported
 unchanged: "no room")."""
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from .batch_edits import BatchParams
 from .batch_render import roomless_rows
 from .codes import check_codes, control_of, default_codes
-from .edits import Edit, draw_edits
+from .edits import Edit, draw_edits, random_edits
 from .latent_table import host_array
 
 Again = Callable[[list[int], list[int]], list[Any]]
@@ -88,3 +89,39 @@ def redraw_batch_roomless(aug: Any, params: BatchParams, x: torch.Tensor, eng: A
                     sub = at[d.code.numpy() == ci]
                     todo[sub] = roomless(sub, int(ci), value[sub])
     return BatchParams(params.apply, code, value, relative, params.strength)
+
+
+def redraw_face(engine: Any, photo: Any, frame: Any, edit: Edit, aligner: Any, generator: torch.Generator | None,
+                recoloured: bool) -> tuple[Any, Edit | None, bool]:
+    """One face of :meth:`~genaug.engine.photos.PhotoIO.augment_faces` (``frame``: its alignment in ``photo``, a user
+    image) whose drawn control ``edit`` had no room there, re-drawn from ``generator`` among :func:`roomless_codes`
+    until an edit acts: a control rendered on the photo, a latent edit on the face as it now is (its change pasted
+    back through the inverse warp; a colour edit recolours the photo, unless ``recoloured`` already: then the face is
+    recoloured with it). Returns (photo, the edit that acted or None, whether the photo was recoloured now)."""
+    from ..images import from_chw01, match_channels, to_chw01
+    from .colour import fit_colour
+    from .render import recolour_channels
+
+    tried, gen = {edit.code}, generator if generator is not None else engine.generator
+    while left := roomless_codes(engine, tried, [frame]):
+        e = random_edits(engine.spec, 1, gen, codes=left, bounds=engine.bounds)[0]
+        if control_of(engine.spec, e.code) is not None:
+            photo, applied = engine.place(None, photo, frame, e, True, drawn=True)
+            if applied.value != 0:
+                return photo, applied, False
+            tried.add(e.code)
+            continue
+        full, ch = to_chw01(photo)[0].clone(), frame.channels
+        x = match_channels(aligner.crop(full[:ch], frame.alignment), engine.channels) * 2 - 1
+        out, res = engine.augment_tensor(x[None].to(engine.device), [e], gen, placed=True)
+        out, done = out[0].cpu(), res.edits[0]
+        if not bool(res.kept[0]):  # (a gate kept the face as it was)
+            return photo, None, False
+        if engine.recolours(done):
+            if recoloured:
+                return photo, done, False
+            full[:ch] = recolour_channels(full[:ch], fit_colour(x[None].float(), out[None].float())[0])
+        else:
+            full[:ch] = aligner.paste(full[:ch], match_channels((out - x) / 2, ch), frame.alignment)
+        return from_chw01(full, photo, frame), done, engine.recolours(done)
+    return photo, None, False
