@@ -29,14 +29,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..faces.glasses import SKIN_CHROMA
+from ..faces.glasses import DIM, SKIN_CHROMA  # (DIM: a face is dim when the 90th percentile of its luma lies below it)
 from ..grey import is_grey
 from ..images import luma_weights
 from .regions import region_mask
 
 FACE = (0.5, 0.58, 0.32, 0.38)  # the ellipse of the model frame the face's luma is read on (as a region)
-DIM = 0.47  # a face is dim when the 90th percentile of its luma lies below this (CelebA's 2nd percentile of it)
-BRIGHT = 0.854  # and over-exposed when its median lies above this (CelebA's 99th percentile of it)
+BRIGHT = 0.854  # a face is over-exposed when its median lies above this (CelebA's 99th percentile of it)
 # (2,000 celeba_train_64 faces; the 90th percentile, not the median, so a dark-skinned face well exposed - its eyes'
 # whites and highlights bright - is not taken for a dim photo: at the median's 5th percentile, 0.365, smile and
 # glasses edit success on 300 celeba_id200 faces fell 1-2 points)

@@ -141,13 +141,14 @@ DRAWN_SIGMA = 0.6  # the drawn edges' own softness, pixels
 
 # The light on the face, read off its skin (an ellipse of the face frame from the brows to the chin: centre, half sides
 # in eye distances), lights the frames as it lights the face. A face is dim when the 90th percentile of its luma lies
-# below DIM (the floor of the named edits' exposure rule, genaug.engine.exposure.DIM); its light is coloured when its
+# below DIM (CelebA's 2nd percentile of it; also the floor of the named edits' exposure rule, genaug.engine.exposure,
+# which reads it here - that module imports this one); its light is coloured when its
 # skin's mean chromaticity (r, g, b summing to 1) leaves the band of SKIN_CHROMA - the 0.5th to 99.5th percentiles of
 # 400 utkface_128 and 400 celeba_id200 faces (every skin tone). Within both, the frames keep
 # their own colour (bit for bit as before); beyond them, the excess dims or tints them: on a photo at 0.3x exposure
 # silver frames drew at 0.62 on skin at 0.15-0.25, glowing; under a red light they stayed grey.
 SKIN = (0.0, 0.45, 0.95, 1.1)
-DIM = 0.47
+DIM = 0.47  # a face is dim when the 90th percentile of its luma lies below this
 SKIN_CHROMA = ((0.333, 0.263, 0.147), (0.541, 0.344, 0.337))  # (low, high) of r, g, b
 
 
