@@ -87,8 +87,8 @@ def placed(rule: Tensor, given: Tensor | None) -> Tensor:
 def find_landmarks(x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
     """dlib's 5 landmarks of each face in a batch ``x`` (N, C, H, W; uint8, or float in [0, 1]; grey and RGBA too), in
     pixels of the batch, as (N, 5, 2) float32 on the host, placed as the per-photo path places its controls
-    (:func:`genaug.engine.render.apply_control`): where ``box`` (the framing rule's face box) is the whole image (a
-    model-sized photo, or ``framing="full"``), the detector's largest face, the rule's landmarks refined by the
+    (:func:`genaug.engine.render.apply_control`): where ``box`` (the framing rule's face box) is the whole image or its
+    centred square (a model-sized photo, or ``framing="full"``), the detector's largest face in the whole image, the rule's landmarks refined by the
     5-point model where it finds none; in a known frame's box (CelebA's 178x218), the rule's landmarks refined in
     place. A row dlib puts out of a face's order (none in 6,200 real detections) or a point outside the image is NaN
     (placed by the framing rule; the per-photo path leaves a face out of order unedited).
