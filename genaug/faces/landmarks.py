@@ -98,11 +98,15 @@ def place_landmarks(images: Tensor, box: tuple[int, int, int, int]) -> Tensor:
     background beside the face) the detector's face in the whole photo, the rule's box refined where it finds none;
     in a known frame's box (CelebA's aligned frames) the rule's landmarks refined in place. Needs dlib (the ``faces`` extra)."""
     rule = box_landmarks(box, len(images))
-    h, w = images.shape[-2:]
+    return detect_landmarks(images, fallback=rule) if taken_whole(box, *images.shape[-2:]) else refine_landmarks(images, rule)
+
+
+def taken_whole(box: tuple[int, int, int, int], h: int, w: int) -> bool:
+    """Whether a framing ``box`` of an ``h`` x ``w`` photo takes it whole: the whole image, or its centred square
+    (framing ``"full"`` on a photo that is not square), not a known frame's face box."""
     side = min(h, w)
-    left, top = (w - side) // 2, (h - side) // 2  # framing "full" on a photo that is not square: its centred square
-    whole = tuple(box) in ((0, 0, w, h), (left, top, left + side, top + side))
-    return detect_landmarks(images, fallback=rule) if whole else refine_landmarks(images, rule)
+    left, top = (w - side) // 2, (h - side) // 2
+    return tuple(box) in ((0, 0, w, h), (left, top, left + side, top + side))
 
 
 def detect_landmarks(images: Tensor, framing: str = "auto", fallback: Tensor | None = None) -> Tensor:

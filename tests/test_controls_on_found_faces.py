@@ -1,6 +1,7 @@
-"""``framing="full"`` on a photo that is not square: the rendered controls (light, yaw, drawn glasses) are placed on the
-face the detector finds in the whole photo, as on a square photo taken whole, not by the framing rule's guess in its
-centred square (which painted the light on the background and turned a ghost face there)."""
+"""The rendered controls (light, yaw, drawn glasses) are placed on the face the detector finds, not by the framing
+rule's guess, where the rule's box is not the face: ``framing="full"`` on a photo that is not square (the guess in its
+centred square), and a photo merely shaped like CelebA's 178x218 frame at another size with its face elsewhere (the
+guess in CelebA's box). Both painted the light or the glasses on the background and turned a ghost face there."""
 from __future__ import annotations
 
 import albumentations as A
@@ -44,3 +45,15 @@ def test_the_batch_paths_landmarks_of_a_landscape_batch_are_the_faces():
     aug = genaug.BatchFaceAug(codes=["light"], framing="full")
     lm = aug.find_landmarks(torch.from_numpy(photo).permute(2, 0, 1)[None])[0]
     assert bool((lm[:, 0] > 480).all() and (lm[:, 0] < 608).all() and (lm[:, 1] > 40).all() and (lm[:, 1] < 168).all())
+
+
+@needs_dlib
+@pytest.mark.parametrize("code", ["light", "yaw", "drawn_glasses"])
+def test_a_control_on_a_celeba_shaped_photo_whose_face_is_elsewhere_lands_on_the_face(code):
+    photo = _scene(356, 436, 20, 20)  # CelebA's 178:218 shape at twice its size, the face top left (not in its box)
+    aug = genaug.GenerativeFaceAug(codes=[code], p=1.0)
+    out = A.Compose([aug], seed=0)(image=photo)["image"]
+    assert out.shape == photo.shape and aug.last_info.kept[0]
+    change = np.abs(out.astype(np.int32) - photo).sum(-1)
+    on_face = change[:180, :180].sum() / change.sum()
+    assert on_face > 0.9, on_face  # before: 0.0 (light, glasses on the background), 0.2 (yaw)
