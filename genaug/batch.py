@@ -274,7 +274,9 @@ class BatchFaceAug(BatchModule):
         with torch_defaults(), torch.no_grad():
             if not isinstance(x, Tensor) or x.ndim != 4:
                 raise ValueError(f"expected an NCHW batch, got {getattr(x, 'shape', type(x).__name__)}")
-            return find_landmarks(x, face_box(x.shape[2], x.shape[3], self._framing_config(), self.framing))
+            cfg = self._framing_config() or {}
+            own = list(x.shape[:1:-1]) == list(cfg.get("reference_size") or ())  # CelebA's own 178x218: not searched
+            return find_landmarks(x, face_box(x.shape[2], x.shape[3], cfg or None, self.framing), own)
 
     def _framing_config(self) -> dict | None:
         """The bundle's framing settings (its reference frame and face box), from its config alone when not loaded."""

@@ -57,3 +57,10 @@ def test_a_control_on_a_celeba_shaped_photo_whose_face_is_elsewhere_lands_on_the
     change = np.abs(out.astype(np.int32) - photo).sum(-1)
     on_face = change[:180, :180].sum() / change.sum()
     assert on_face > 0.9, on_face  # before: 0.0 (light, glasses on the background), 0.2 (yaw)
+
+
+@needs_dlib
+def test_the_batch_paths_landmarks_of_a_celeba_shaped_batch_are_its_faces_where_it_lies_elsewhere():
+    photo = _scene(356, 436, 20, 20)  # as GenerativeFaceAug now places them (was CelebA's box refined in place)
+    lm = genaug.BatchFaceAug(codes=["light"]).find_landmarks(torch.from_numpy(photo).permute(2, 0, 1)[None])[0]
+    assert bool((lm >= 20).all() and (lm <= 148).all()), lm
