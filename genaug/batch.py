@@ -53,8 +53,8 @@ from .engine.batch_landmarks import check_landmark_values, check_landmarks, find
 from .engine.batch_module import BatchModule
 from .engine.batch_pass import augment_rows, channels_last
 from .engine.batch_render import render_controls
-from .engine.codes import (all_code_names, check_codes, check_seed, check_spec_options, code_ranges, default_codes, probability,
-                           strength_range)
+from .engine.codes import (all_code_names, check_codes, check_flag, check_seed, check_spec_options, code_ranges, default_codes,
+                           probability, strength_range)
 from .engine.colour_margin import COLOUR_MARGIN
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
@@ -170,6 +170,8 @@ class BatchFaceAug(BatchModule):
             super().__setattr__("_own_table", False)
         elif (name == "mode" and value not in MODES) or (name == "framing" and value not in ("auto", "full")):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {name}={value!r}")
+        elif name == "return_params" or (name == "check_values" and value is not None):  # "no" is true in Python
+            value = check_flag(value, name)
         elif name in ("codes", "bounds") and "_lock" in self.__dict__:  # (after __init__, which checks them with its spec)
             if name == "codes":
                 check_codes(self._spec(), value)
@@ -272,7 +274,9 @@ class BatchFaceAug(BatchModule):
         with torch_defaults(), torch.no_grad():
             if not isinstance(x, Tensor) or x.ndim != 4:
                 raise ValueError(f"expected an NCHW batch, got {getattr(x, 'shape', type(x).__name__)}")
-            return find_landmarks(x, face_box(x.shape[2], x.shape[3], self._framing_config(), self.framing))
+            cfg = self._framing_config() or {}
+            own = list(x.shape[:1:-1]) == list(cfg.get("reference_size") or ())  # CelebA's own 178x218: not searched
+            return find_landmarks(x, face_box(x.shape[2], x.shape[3], cfg or None, self.framing), own)
 
     def _framing_config(self) -> dict | None:
         """The bundle's framing settings (its reference frame and face box), from its config alone when not loaded."""

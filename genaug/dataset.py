@@ -42,6 +42,10 @@ from .images import check_transform
 from .samples import SampleMeta, join_item, read_item, transform_item
 from .source_latents import invert_sources
 
+# the engine's options, given when the Dataset is built (every item is rendered by that engine); set later: an error
+ENGINE_OPTIONS = ("bundle", "device", "refine_steps", "refine_loss", "mode", "strength", "framing", "codes", "bounds",
+                  "batch_size", "gate", "gate_threshold", "quality_threshold")
+
 
 class GenerativeAugDataset(Dataset):
     """Wrap ``base`` (items ``image``, ``(image, target, ...)`` or dicts) to yield augmented variants.
@@ -140,10 +144,14 @@ class GenerativeAugDataset(Dataset):
 
     def __setattr__(self, name: str, value: Any) -> None:
         """``seed``, ``variants``, ``include_original``, ``return_meta``, ``progress``, ``transform`` and
-        ``target_transform``, given or set later, are checked here (``ds.seed = 1.5`` was taken; ``transform="x"`` failed
+        ``target_transform``, given or set later, are checked here; the engine's options (``strength``, ``codes``, ...,
+        :data:`ENGINE_OPTIONS`) set later are an AttributeError (``ds.seed = 1.5`` was taken; ``transform="x"`` failed
         at the first item; ``ds.return_meta = "no"`` read as True); ``ds.seed = seed +
         epoch`` before an epoch gives other variants (the workers of a ``persistent_workers=True`` DataLoader keep the
         copy they were started with)."""
+        if name in ENGINE_OPTIONS:  # no attribute of the Dataset: set later it was taken and ignored
+            raise AttributeError(f"{name} of a GenerativeAugDataset is fixed when it is built (every item is rendered by "
+                                 f"its engine): build a new one, GenerativeAugDataset(base, {name}=...)")
         if name in ("transform", "target_transform"):
             check_transform(value, name)
         if name == "seed":

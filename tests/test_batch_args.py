@@ -78,3 +78,15 @@ def test_one_latent_table_is_not_shared_by_transforms_that_frame_photos_differen
     genaug.BatchFaceAug(p=1.0, seed=0, table=table, framing="auto")(x, index=idx)
     with pytest.raises(ValueError, match="LatentTable holds latents"):
         genaug.BatchFaceAug(p=1.0, seed=0, table=table, framing="full")(x, index=idx)
+
+
+@pytest.mark.parametrize("name", ["return_params", "check_values"])
+def test_a_yes_no_option_given_as_a_string_is_refused_when_built_or_set(default_bundle, name):
+    # return_params="no" / check_values="no" are true in Python: the call returned (out, params), every batch was read
+    with pytest.raises(ValueError, match=f"{name} must be True or False, got 'no'"):
+        genaug.BatchFaceAug(bundle=default_bundle, **{name: "no"})
+    aug = genaug.BatchFaceAug(bundle=default_bundle, **{name: np.bool_(True)})
+    assert getattr(aug, name) is True
+    with pytest.raises(ValueError, match=f"{name} must be True or False"):
+        setattr(aug, name, "off")
+    assert genaug.BatchFaceAug(bundle=default_bundle).check_values is None  # None: the first batch off the CPU only

@@ -147,3 +147,18 @@ def test_augment_names_a_broken_link_it_skips(tiny_bundle_path, tmp_path, capsys
     assert main(["augment", str(src), "--bundle", str(tiny_bundle_path), "--out", str(out), "--variants", "1", "--refine-steps", "0"]) == 0
     said = capsys.readouterr()
     assert "gone.jpg" in said.out + said.err and (out / "a_aug00.png").exists()
+
+
+def test_the_contact_sheet_keeps_each_photos_aspect(tiny_bundle_path, tmp_path):
+    # a landscape photo was stretched into its square cell (a face in a 1024x640 scene drawn 1.6x too narrow)
+    from genaug.cli.demo import CELL
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((50, 200, 3), 200, np.uint8)).save(src / "wide.png")
+    out = tmp_path / "out"
+    assert main(["augment", str(src), "--bundle", str(tiny_bundle_path), "--out", str(out), "--variants", "1",
+                 "--refine-steps", "0", "--quiet"]) == 0
+    cell = np.asarray(Image.open(out / "contact_sheet.png").convert("L"))[:CELL, :CELL]
+    filled = (cell > 100).any(1).nonzero()[0]
+    assert 0.2 * CELL < len(filled) < 0.3 * CELL  # a 4:1 photo fills a quarter of its cell's height, centred

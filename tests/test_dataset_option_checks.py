@@ -4,6 +4,8 @@ the first item, inside a DataLoader worker; ``lazy="no"`` or ``include_original=
 ``transform`` of ``HDF5FaceDataset`` failed at the first item."""
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -77,3 +79,16 @@ def test_hdf5_dataset_checks_its_transforms_and_flags(tmp_path):
     with pytest.raises(ValueError, match="return_meta must be True or False"):
         genaug.HDF5FaceDataset(path, return_meta="yes")
     assert len(genaug.HDF5FaceDataset(path, transform=lambda im: im)) == 2
+
+
+@pytest.mark.parametrize("option, value", [("strength", 0.5), ("codes", ["smile"]), ("mode", "regenerate"),
+                                           ("bounds", {"yaw": (-10, 10)})])
+def test_an_engine_option_set_after_the_dataset_is_built_is_refused_not_ignored(option, value):
+    # ds.strength = 0.5 (a strength schedule, as ds.seed = seed + epoch) was taken and every item rendered as before
+    ds = genaug.GenerativeAugDataset(BASE, lazy=True, progress=False)
+    with pytest.raises(AttributeError, match=rf"{option} of a GenerativeAugDataset is fixed when it is built.*"
+                                             rf"GenerativeAugDataset\(base, {option}=\.\.\.\)"):
+        setattr(ds, option, value)
+    assert option not in vars(ds)
+    ds.seed = 3  # the Dataset's own settings are still set later
+    assert ds.seed == 3 and len(pickle.loads(pickle.dumps(ds))) == len(ds)  # (pickling sets no attribute)

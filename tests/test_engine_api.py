@@ -145,3 +145,33 @@ def test_a_seed_given_as_the_generator_is_refused(default_engine, generator):
         default_engine.augment(photo, generator=generator)
     with pytest.raises(TypeError, match="generator must be a torch.Generator or None"):
         augment_faces(default_engine, photo, generator=generator)
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    (dict(cache_size="x"), ValueError, "cache_size must be a whole number >= 0, got 'x'"),  # was "'<' not supported"
+    (dict(cache_size=1.5), ValueError, "cache_size must be a whole number"),  # was taken
+    (dict(gate_retries=1.5), ValueError, "gate_retries must be a whole number"),
+    (dict(seed="a"), ValueError, "seed must be a whole number"),  # was torch's "manual_seed expected a long"
+    (dict(feature_net=5), TypeError, "feature_net must be a torch.nn.Module"),  # was "no attribute 'parameters'"
+    (dict(bounds=5), TypeError, r"bounds must be a dict \{code: \(low, high\)\} or None, got int 5")])  # "no attribute 'items'"
+def test_the_engines_other_options_are_named_when_wrong(kw, error, match):
+    with pytest.raises(error, match=match):
+        genaug.Engine(device="cpu", **kw)
+
+
+def test_bounds_that_are_no_dict_are_named_by_every_front_end():
+    base = [np.zeros((64, 64, 3), np.uint8)]
+    for build in (lambda: genaug.GenerativeAugDataset(base, bounds=[("yaw", (0, 1))], lazy=True),
+                  lambda: genaug.BatchFaceAug(bounds=5)):
+        with pytest.raises(TypeError, match="bounds must be a dict"):
+            build()
+
+
+def test_a_strength_that_is_no_number_and_a_judges_unknown_device_are_named(default_engine):
+    x = _faces(default_engine, 1)
+    with pytest.raises(TypeError, match="strength must be a number or one number per row, got '1'"):
+        default_engine.augment_tensor(x, [Edit(5, 0.5)], strength="1")  # was "new(): invalid data type 'str'"
+    from genaug.identity import get_judge
+
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):  # was torch's RuntimeError
+        get_judge("student", device="gpu")

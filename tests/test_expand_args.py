@@ -109,5 +109,30 @@ def test_expand_cli_refuses_negative_workers(noise_faces, tmp_path, capsys):
     # --workers -1 was read as one thread without a word
     assert main(["expand", str(noise_faces), str(tmp_path / "o.h5"), "--workers", "-1", "--quiet"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last == "genaug expand: error: --workers must be >= 0 (0 or 1: decode in one thread), got -1"
+    assert last == "genaug expand: error: --workers must be a whole number >= 0 (0 or 1: decode in one thread), got -1"
     assert not (tmp_path / "o.h5").exists()
+
+
+@pytest.mark.parametrize("kw, needle", [
+    (dict(overwrite="no"), "overwrite must be True or False, got 'no'"),  # true in Python: it replaced a finished file
+    (dict(include_original="yes"), "--include-original must be True or False, got 'yes'"),
+    (dict(merge_only="no"), "merge_only must be True or False"), (dict(progress="off"), "progress must be True or False"),
+    (dict(strength="1"), "--strength must be a finite number >= 0, got '1'"),  # was "must be real number, not str"
+    (dict(strength=(0.2, 0.8)), r"--strength must be a finite number >= 0, got \(0.2, 0.8\)"),
+    (dict(refine_steps=1.5), "--refine-steps must be a whole number >= 0, got 1.5"),
+    (dict(gate_threshold="0.5"), "--gate-threshold must be a finite similarity, got '0.5'"),
+    (dict(workers=-1), "--workers must be a whole number >= 0"), (dict(workers=1.5), "--workers must be a whole number")])
+def test_expand_names_a_bad_flag_strength_or_worker_count_up_front(noise_faces, tmp_path, kw, needle):
+    # each was taken (overwrite="no" overwrote, workers=-1 / 1.5 ran) or failed with a TypeError naming no option
+    out = tmp_path / "o.h5"
+    with pytest.raises(ExpandError, match=needle):
+        expand_to_hdf5(noise_faces, out, 1, **{**FAST, **kw})
+    assert not out.exists() and not (tmp_path / "o.h5.parts").exists()
+
+
+@pytest.mark.parametrize("kw", [dict(source=5), dict(out=5)])
+def test_expand_names_a_source_or_output_that_is_no_path(noise_faces, tmp_path, kw):
+    # was "expected str, bytes or os.PathLike object, not int", naming neither
+    args = {"source": noise_faces, "out": tmp_path / "o.h5", **kw}
+    with pytest.raises(TypeError, match=rf"{next(iter(kw))} must be a path \(a str or Path\), got int 5"):
+        expand_to_hdf5(args["source"], args["out"], 1, **FAST)

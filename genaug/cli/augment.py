@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..engine.codes import check_strength
 from ..engine.edits import derive_seed, variant_edits
@@ -225,7 +225,8 @@ def run_augment(args: argparse.Namespace) -> Path:
             stale.append(old)
             i += 1
         if len(sheet_rows) < SHEET_ROWS:
-            cells = [Image.fromarray(a).convert("RGB").resize((CELL, CELL)) for a in [photo.pixels, *variants]]
+            # each photo fitted in its cell at its own aspect (a landscape photo was stretched into the square)
+            cells = [ImageOps.pad(Image.fromarray(a).convert("RGB"), (CELL, CELL)) for a in [photo.pixels, *variants]]
             sheet_rows.append(hstack(cells, gap=2))
     bar.close()
     if not sheet_rows:

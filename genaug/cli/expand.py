@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ..expand.pipeline import expand_to_hdf5
-from ..expand.settings import check_arguments
+from ..expand.settings import check_arguments, check_run_options
 from ..faces.framing import FRAMINGS
 from .common import EXIT_STATUS, FRAMING_HELP, UsageError, check_model_args, checking_arguments, parse_codes, run_guarded
 
@@ -84,8 +84,8 @@ def run_expand(a: argparse.Namespace, argv: list[str]) -> None:
               gate_threshold=a.gate_threshold, quality_threshold=a.quality_threshold)
     with checking_arguments():
         check_arguments(**kw)
-    if a.workers < 0:
-        raise UsageError(f"--workers must be >= 0 (0 or 1: decode in one thread), got {a.workers}")
+    with checking_arguments():
+        check_run_options(a.source, a.out, a.workers)
     check_model_args(a.bundle, a.device, a.refine_steps, codes)
     expand_to_hdf5(a.source, a.out, bundle=a.bundle, device=a.device, workers=a.workers,
                    merge=True if a.merge_only else None, merge_only=a.merge_only, overwrite=a.overwrite,

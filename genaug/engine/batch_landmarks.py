@@ -84,16 +84,19 @@ def placed(rule: Tensor, given: Tensor | None) -> Tensor:
     return torch.where(torch.isnan(given[:, :1, :1]), rule, given)
 
 
-def find_landmarks(x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
+def find_landmarks(x: Tensor, box: tuple[int, int, int, int], own_frame: bool = True) -> Tensor:
     """dlib's 5 landmarks of each face in a batch ``x`` (N, C, H, W; uint8, or float in [0, 1]; grey and RGBA too), in
     pixels of the batch, as (N, 5, 2) float32 on the host, placed as the per-photo path places its controls
-    (:func:`genaug.engine.render.apply_control`): where ``box`` (the framing rule's face box) is the whole image (a
-    model-sized photo, or ``framing="full"``), the detector's largest face, the rule's landmarks refined by the
+    (:func:`genaug.engine.render.apply_control`): where ``box`` (the framing rule's face box) is the whole image or its
+    centred square (a model-sized photo, or ``framing="full"``), the detector's largest face in the whole image, the rule's landmarks refined by the
     5-point model where it finds none; in a known frame's box (CelebA's 178x218), the rule's landmarks refined in
-    place. A row dlib puts out of a face's order (none in 6,200 real detections) or a point outside the image is NaN
-    (placed by the framing rule; the per-photo path leaves a face out of order unedited).
-    Needs the ``faces`` extra (dlib)."""
-    from ..faces.landmarks import landmarks_inside, place_landmarks
+    place - unless ``own_frame`` is False (the known frame's shape at another size: a 900x1102 photo is CelebA-shaped)
+    and the detector's face lies elsewhere than the box (:data:`genaug.engine.reframe.MISFRAMED` / ``MISSCALED``), as
+    the per-photo path then places them on that face. A row dlib puts out of a face's order (none in 6,200 real
+    detections) or a point outside the image is NaN (placed by the framing rule; the per-photo path leaves a face out
+    of order unedited). Needs the ``faces`` extra (dlib)."""
+    from ..faces.landmarks import box_landmarks, detect_landmarks, landmarks_inside, place_landmarks, taken_whole
+    from .reframe import MISFRAMED, MISSCALED
 
     if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] not in (1, 3, 4):
         raise ValueError(f"expected an NCHW batch with 1, 3 or 4 channels, got {getattr(x, 'shape', type(x).__name__)}")
@@ -104,5 +107,11 @@ def find_landmarks(x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
     if n == 0:
         return torch.empty(0, 5, 2)
     lm = place_landmarks(x, box).float().cpu()
+    if not own_frame and not taken_whole(box, h, w):  # a known frame's shape: its face where the detector puts it
+        found, rule = detect_landmarks(x, fallback=lm).float().cpu(), box_landmarks(box)[0]
+        side, spread = box[2] - box[0], lambda p: (p[..., 0:2, :].mean(-2) - p[..., 2:4, :].mean(-2)).norm(dim=-1)
+        off = (found.mean(1) - rule.mean(0)).norm(dim=-1) > MISFRAMED * side
+        off |= (spread(found) / spread(rule) - 1).abs() > MISSCALED
+        lm[off] = found[off]
     lm[~(landmarks_in_order(lm) & landmarks_inside(lm, h, w))] = float("nan")
     return lm

@@ -9,6 +9,7 @@ import math
 import numbers
 import operator
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from ..faces.controls import CONTROL_NAMES, IMAGE_CONTROLS, ImageControl, check_bound
@@ -124,6 +125,8 @@ def check_flag(value: Any, name: str) -> bool:
 def code_ranges(spec: LatentSpec, bounds: dict[str | int, tuple[float, float]] | None) -> dict[int, tuple[float, float]]:
     """``bounds`` ({code: (low, high)}) keyed by code index, checked: continuous codes only, finite,
     ``low <= high`` and within the code's own range. Raises ``ValueError`` naming the problem."""
+    if bounds is not None and not isinstance(bounds, Mapping):  # bounds=5 was "'int' object has no attribute 'items'"
+        raise TypeError(f"bounds must be a dict {{code: (low, high)}} or None, got {type(bounds).__name__} {bounds!r}")
     out = {}
     for key, pair in (bounds or {}).items():
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from pathlib import Path
 from typing import Union
 
@@ -21,7 +22,8 @@ from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
 from .exposure import INVERSION, lift
-from .codes import all_code_names, check_code_list, check_codes, check_engine_options, check_strength, code_ranges, control_of
+from .codes import (all_code_names, check_code_list, check_codes, check_engine_options, check_seed, check_strength,
+                    code_ranges, control_of)
 from .edits import AugmentInfo, Edit, apply_recipes, check_edits, random_edits, resolve_edits
 from .invert import Inversion, invert
 from .photos import GATED, PhotoIO
@@ -88,9 +90,13 @@ class Engine(PhotoIO):
         seed: int | None = None,
     ):
         check_engine_options(mode, framing, refine_steps, batch_size, device, gate, quality_threshold)  # (detect: dlib first)
-        for name, value, low in (("cache_size", cache_size, 0), ("gate_retries", gate_retries, 0)):
-            if value is not None and value < low:
-                raise ValueError(f"{name} must be >= {low}, got {value!r}")
+        for name, value in (("cache_size", cache_size), ("gate_retries", gate_retries)):  # "x" was "'<' not supported"
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        if seed is not None:
+            check_seed(seed, high=2**64)  # torch.Generator's range (was torch's "manual_seed expected a long")
+        if feature_net is not None and not isinstance(feature_net, nn.Module):
+            raise TypeError(f"feature_net must be a torch.nn.Module or None, got {type(feature_net).__name__}")
         if not (isinstance(refine_lr, (int, float)) and math.isfinite(refine_lr) and refine_lr > 0):
             raise ValueError(f"refine_lr must be a finite number > 0, got {refine_lr!r}")
         check_strength(strength)
@@ -227,7 +233,10 @@ class Engine(PhotoIO):
         x, latent = x.to(self.device), latent.to(self.device)
         edits = resolve_edits(latent, self.spec, edits)  # relative (random) edits -> what they became here
         base = self.generate(latent) if base is None else base.to(self.device)
-        wanted = torch.as_tensor(self.strength if strength is None else strength, dtype=torch.float32).cpu().reshape(-1)
+        try:
+            wanted = torch.as_tensor(self.strength if strength is None else strength, dtype=torch.float32).cpu().reshape(-1)
+        except (TypeError, ValueError, RuntimeError):  # strength="1" was "new(): invalid data type 'str'"
+            raise TypeError(f"strength must be a number or one number per row, got {strength!r}") from None
         if wanted.numel() not in (1, n):
             raise ValueError(f"strength must be a number or one value per row ({n}), got {wanted.numel()} values")
         if not bool(torch.isfinite(wanted).all()) or bool((wanted < 0).any()):

@@ -63,10 +63,7 @@ def warn_rule_frames(bundle: Any, info: FrameInfo, names: Any) -> None:
     puts the face, which misplaces them on photos framed unlike the bundle's reference frame. Not for the one photo
     the rule's box is right on: the reference frame's box in a photo of that frame's own size (CelebA's aligned
     178x218 crops); a model-sized photo taken whole may be any crop."""
-    cfg = getattr(bundle, "framing", None) or {}
-    h, w = info.shape[-2:] if info.layout == "CHW" else info.shape[:2]
-    own = cfg.get("reference_size") is not None and [w, h] == list(cfg["reference_size"]) and list(info.box) == list(cfg.get("box", ()))
-    if own or not say_once("rule_frames"):
+    if own_frame(bundle, info) or not say_once("rule_frames"):
         return
     warnings.warn(f"the faces extra (dlib) is not installed, so edits that draw on the face ({', '.join(names)}) "
                   "are placed where the framing rule's box puts the face (CelebA's box in its frame, a "
@@ -74,3 +71,11 @@ def warn_rule_frames(bundle: Any, info: FrameInfo, names: Any) -> None:
                   "CelebA's aligned crops (Olivetti frames, tight crops, photos in the wild) named edits land off the "
                   "face (glasses on the cheeks, a mouth on the chin) and a rendered turn or light is centred on the "
                   'lower face. pip install "genaug[faces]" to place them on the detected face', stacklevel=2)
+
+
+def own_frame(bundle: Any, info: FrameInfo) -> bool:
+    """Whether a photo is framed by the bundle's reference frame's box at that frame's own size (CelebA's aligned
+    178x218 crops): the one photo the rule's box is right on without looking for the face."""
+    cfg = getattr(bundle, "framing", None) or {}
+    h, w = info.shape[-2:] if info.layout == "CHW" else info.shape[:2]
+    return cfg.get("reference_size") is not None and [w, h] == list(cfg["reference_size"]) and list(info.box) == list(cfg.get("box", ()))

@@ -21,7 +21,7 @@ from ..faces.framing import face_box, is_known_frame
 from ..images import FrameInfo, from_chw01, luma_weights, match_channels, to_chw01
 from .colour import apply_colour, colour_only, keep_grey
 from .exposure import expose, light_gain, restore, unlift
-from .reframe import warn_rule_frames
+from .reframe import own_frame, reframe, warn_rule_frames
 from .regions import region_mask
 
 MODES = ("delta", "regenerate")
@@ -144,7 +144,7 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
     where it is drawn (on a texture or an undetected face the framing rule's guess paints a ghost face)."""
     from ..faces.controls import GEOMETRIC_CONTROLS
     from ..faces.identity import faces_extra_available
-    from ..faces.landmarks import box_landmarks, landmarks_in_order, landmarks_inside, place_landmarks
+    from ..faces.landmarks import box_landmarks, landmarks_in_order, landmarks_inside, place_landmarks, taken_whole
 
     full = to_chw01(original)[0].clone()
     if info.no_face or info.guessed:  # (the engine reports such an edit as not applied: ``Engine.unplaced``)
@@ -154,7 +154,15 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
     if info.alignment is not None:
         landmarks = torch.as_tensor(info.alignment.face.landmarks, dtype=torch.float32)[None]
     elif faces_extra_available():  # a known frame or a photo taken whole: placed by dlib where installed
-        landmarks = place_landmarks(x, info.box)
+        # a known frame's shape at another size (a 900x1102 photo is CelebA-shaped) whose face lies elsewhere than the
+        # box: its detected face (the box's guess painted a light or glasses on the background); CelebA's own 178x218
+        # crops are not searched (the box is right there, as the rule's warning assumes)
+        moved = (None if bundle is None or taken_whole(info.box, *x.shape[-2:]) or own_frame(bundle, info)
+                 else reframe(original, bundle, info))
+        if moved is not None:
+            landmarks = torch.as_tensor(moved[1].alignment.face.landmarks, dtype=torch.float32)[None]
+        else:
+            landmarks = place_landmarks(x, info.box)
     else:  # else by the framing rule, which misplaces a face framed unlike the bundle's frame
         warn_rule_frames(bundle, info, [control.name])
         landmarks = box_landmarks(info.box)

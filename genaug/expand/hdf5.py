@@ -58,7 +58,9 @@ LAYOUT_VERSION = 1
 # drawn glasses lit as a dim or colour-lit face is (faces.glasses.scene_light); a face lit hard from one side,
 # missed before, found by its equalised photo (faces.align.equalised): its controls drawn, not re-drawn; a random control
 # a found face has no room for re-drawn among the other codes that act there (engine.roomless).
-RENDER_REVISION = 5
+# 6 (r34): controls placed on the detected face under --framing full on a source that is not square, and on a
+# CelebA-shaped source of another size whose face lies outside CelebA's box (faces.landmarks.taken_whole, reframe).
+RENDER_REVISION = 6
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")
 # each dataset's ``description`` attribute: the file says what its columns mean (HDFView, h5dump, ``ds.attrs``)

@@ -42,7 +42,7 @@ from ..io import printable
 from .hdf5 import FORMAT, LAYOUT_VERSION, RENDER_REVISION, parts_dir_of
 from .parts import PartWriter, merge_parts
 from .runs import RunFiles, describe_skipped, describe_unedited, gate_key
-from .settings import ExpandSettings, check_arguments, check_out, code_columns, output_shape
+from .settings import ExpandSettings, check_arguments, check_out, check_run_options, code_columns, output_shape
 from .sources import ExpandError, Source, open_source, to_channels
 
 __all__ = ["ExpandError", "ExpandResult", "ExpandSettings", "expand_to_hdf5"]
@@ -342,6 +342,8 @@ def expand_to_hdf5(
     (its new records differ from the first device's by float rounding only, not by settings).
     """
     t0 = time.time()
+    check_run_options(source, out, workers, overwrite=overwrite, merge_only=merge_only, progress=progress,
+                      **({} if merge is None else {"merge": merge}))
     source, out = os.path.expanduser(source), os.path.expanduser(out)  # "~/faces" as a shell reads it
     s, seed, (rank, world) = check_arguments(
         variants, include_original=include_original, seed=seed, size=size, strength=strength, mode=mode, codes=codes,

@@ -16,7 +16,8 @@ import h5py
 import numpy as np
 
 from ..distenv import dist_env
-from ..engine.codes import all_code_names, check_code_list, check_refine_loss, check_seed, code_index, control_of, default_codes
+from ..engine.codes import (all_code_names, check_code_list, check_flag, check_refine_loss, check_seed, code_index, control_of,
+                            default_codes)
 from ..images import MIN_SIDE
 from .hdf5 import compression_args
 from .sources import ExpandError, Source
@@ -50,14 +51,18 @@ class ExpandSettings:
             raise ExpandError(f"--variants must be >= 1 (or 0 with --include-original: the originals only), got {self.variants}")
         if self.variants > MAX_VARIANTS:  # the file's variant column is int16: refused up front, not after the rendering
             raise ExpandError(f"--variants must be at most {MAX_VARIANTS} (the records' 'variant' column is int16), got {self.variants}")
-        if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in (self.batch_size, self.block_size)):
+        if any(not _whole(v) or v < 1 for v in (self.batch_size, self.block_size)):
             raise ExpandError(f"--batch-size and --block-size must be whole numbers >= 1, got {self.batch_size!r}, {self.block_size!r}")
-        if self.refine_steps is not None and self.refine_steps < 0:
-            raise ExpandError(f"--refine-steps must be >= 0, got {self.refine_steps}")
-        if not math.isfinite(self.strength) or self.strength < 0:
-            raise ExpandError(f"--strength must be a finite number >= 0, got {self.strength}")
-        if self.gate_threshold is not None and not math.isfinite(self.gate_threshold):
-            raise ExpandError(f"--gate-threshold must be a finite similarity, got {self.gate_threshold}")
+        if self.refine_steps is not None and (not _whole(self.refine_steps) or self.refine_steps < 0):
+            raise ExpandError(f"--refine-steps must be a whole number >= 0, got {self.refine_steps!r}")
+        if not _real(self.strength) or not math.isfinite(self.strength) or self.strength < 0:
+            raise ExpandError(f"--strength must be a finite number >= 0, got {self.strength!r}")
+        if self.gate_threshold is not None and not (_real(self.gate_threshold) and math.isfinite(self.gate_threshold)):
+            raise ExpandError(f"--gate-threshold must be a finite similarity, got {self.gate_threshold!r}")
+        try:
+            self.include_original = check_flag(self.include_original, "--include-original")  # "no" is true in Python
+        except ValueError as e:
+            raise ExpandError(str(e)) from None
         q = self.quality_threshold
         if q is not None and q != "auto" and not (isinstance(q, numbers.Real) and 0.0 <= q <= 1.0):
             raise ExpandError(f"--quality-threshold must be 'auto' or a number in [0, 1], got {q!r}")
@@ -77,6 +82,30 @@ class ExpandSettings:
     @property
     def rows_per_source(self) -> int:
         return self.variants + int(self.include_original)
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def check_run_options(source: Any, out: Any, workers: Any, **flags: Any) -> None:
+    """:func:`expand_to_hdf5`'s options that do not change the records, checked as :func:`check_arguments` checks
+    the others: ``source`` / ``out`` paths, ``workers`` a whole number >= 0, and yes / no ``flags`` (``overwrite="no"``
+    is true in Python: it would have discarded a finished file); an :class:`ExpandError` or ``TypeError`` naming it."""
+    for name, path in (("source", source), ("out", out)):
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"{name} must be a path (a str or Path), got {type(path).__name__} {path!r}")
+    if not _whole(workers) or workers < 0:
+        raise ExpandError(f"--workers must be a whole number >= 0 (0 or 1: decode in one thread), got {workers!r}")
+    for name, value in flags.items():
+        try:
+            check_flag(value, name)
+        except ValueError as e:
+            raise ExpandError(str(e)) from None
 
 
 def check_arguments(

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..device import canonical_device, module_on
+from ..device import canonical_device, module_on, resolve_device
 from ..distenv import Turns
 from .features import DEFAULT_DIR, FaceNet, load_evaluator
 
@@ -326,6 +326,7 @@ def get_judge(name: str = "auto", device: str | torch.device = "cpu") -> Identit
     else the student when shipped, else the embedder), ``"dlib"``, ``"student"`` or ``"embedder"``."""
     if name not in JUDGES:
         raise ValueError(f"unknown identity judge {name!r}; choose from {JUDGES}")
+    device = resolve_device(device)  # "gpu" was torch's RuntimeError, "auto" refused
     if name == "auto":
         name = "dlib" if faces_extra_available() else "student" if student_available() else "embedder"
     key = (name, str(device))

@@ -92,13 +92,21 @@ def box_landmarks(box: tuple[int, int, int, int], n: int = 1) -> Tensor:
 
 def place_landmarks(images: Tensor, box: tuple[int, int, int, int]) -> Tensor:
     """Where image-space controls are placed on ``images`` (N, C, H, W) in [-1, 1] whose framing puts the face in
-    ``box``: on a photo taken whole (``box`` the whole image: a model-sized crop, or framing ``"full"``, which need not
-    be framed like the model's crops - an Olivetti or a 64 px UTKFace face is not, and the rule's box put the eyes on
-    the mouth) the detector's face, the rule's box refined where it finds none; in a known frame's box (CelebA's
-    aligned frames) the rule's landmarks refined in place. Needs dlib (the ``faces`` extra)."""
+    ``box``: on a photo taken whole (``box`` the whole image or its centred square: a model-sized crop, or framing
+    ``"full"``, which need not be framed like the model's crops - an Olivetti or a 64 px UTKFace face is not, and the
+    rule's box put the eyes on the mouth; on a landscape photo it painted a light or turned a ghost face on the
+    background beside the face) the detector's face in the whole photo, the rule's box refined where it finds none;
+    in a known frame's box (CelebA's aligned frames) the rule's landmarks refined in place. Needs dlib (the ``faces`` extra)."""
     rule = box_landmarks(box, len(images))
-    whole = tuple(box) == (0, 0, images.shape[-1], images.shape[-2])
-    return detect_landmarks(images, fallback=rule) if whole else refine_landmarks(images, rule)
+    return detect_landmarks(images, fallback=rule) if taken_whole(box, *images.shape[-2:]) else refine_landmarks(images, rule)
+
+
+def taken_whole(box: tuple[int, int, int, int], h: int, w: int) -> bool:
+    """Whether a framing ``box`` of an ``h`` x ``w`` photo takes it whole: the whole image, or its centred square
+    (framing ``"full"`` on a photo that is not square), not a known frame's face box."""
+    side = min(h, w)
+    left, top = (w - side) // 2, (h - side) // 2
+    return tuple(box) in ((0, 0, w, h), (left, top, left + side, top + side))
 
 
 def detect_landmarks(images: Tensor, framing: str = "auto", fallback: Tensor | None = None) -> Tensor:
