@@ -123,3 +123,42 @@ def test_each_face_of_a_photo_redraws_a_turn_it_has_no_room_for():
         out, n = augment_faces(engine, scene, "each", torch.Generator().manual_seed(seed))
         changed = np.abs(out.astype(int) - scene).max(2) > 3
         assert n == 2 and changed[:, :256].mean() > 0.1 and changed[:, 320:].mean() > 0.1, (seed, n)
+
+
+def _scene() -> np.ndarray:
+    from PIL import Image
+
+    def photo(i):
+        return np.asarray(Image.fromarray(utk_photo(need(UTKFACE), i)).resize((256, 256)))
+
+    return np.concatenate([photo(HALF), np.full((256, 64, 3), 120, np.uint8), photo(0)], 1)
+
+
+def test_each_faces_redraw_is_at_the_engines_strength(monkeypatch):
+    """``augment_faces``'s re-draw of a control with no room was rendered at full strength: at ``strength=0`` a photo
+    came back lit on both faces (every control scaled to 0 read as "no room" and re-drawn), at 0.3 the re-drawn light
+    was the full-strength one; each face was also counted twice in ``engine.stats`` when re-drawn as a latent edit."""
+    import genaug.engine.photos as photos
+    from genaug.align import augment_faces
+
+    scene, values, apply = _scene(), [], photos.apply_control
+
+    def spy(control, value, *args, **kw):
+        values.append(float(value))
+        return apply(control, value, *args, **kw)
+
+    monkeypatch.setattr(photos, "apply_control", spy)
+    engine = genaug.Engine(device="cpu", codes=CODES, seed=0, strength=0.0)
+    out, n = augment_faces(engine, scene, "each", torch.Generator().manual_seed(0))
+    assert n == 0 and np.array_equal(out, scene) and not any(values), values
+    seen = {}
+    for strength in (1.0, 0.3):
+        engine = genaug.Engine(device="cpu", codes=CODES, seed=0, strength=strength)
+        values.clear()
+        for seed in (0, 3):  # (a turn re-drawn as the light on the turned face each)
+            augment_faces(engine, scene, "each", torch.Generator().manual_seed(seed))
+        seen[strength] = list(values)
+    assert len(seen[1.0]) == 6 and np.allclose(seen[0.3], 0.3 * np.array(seen[1.0]), atol=0.05), seen
+    engine = genaug.Engine(device="cpu", codes=["yaw", "smile"], seed=0)
+    faces = sum(augment_faces(engine, scene, "each", torch.Generator().manual_seed(s))[1] for s in (0, 2))
+    assert faces == 4 and engine.stats["augmented"] == 4, engine.stats  # (a turn re-drawn as a smile: counted once)

@@ -364,13 +364,11 @@ class PhotoIO:
                 continue
             frame = FrameInfo(kind, shape, dtype, layout, channels, info.has_alpha, aligned[r].face.box, x[r], alignment=aligned[r])
             photo, applied = self.place(out[r], photo, frame, res.edits[r], bool(res.kept[r]), drawn=True)
-            moved = controls[r].name in GEOMETRIC_CONTROLS and applied.value != 0
-            if applied.value == 0:  # no room on this face (near profile): re-drawn among the codes that act there
-                photo, applied, now = redraw_face(self, photo, frame, applied, aligner, generator, any(tints))
-                tints[r] = now
-                moved = applied is not None and control_of(self.spec, applied.code) is not None and \
-                    control_of(self.spec, applied.code).name in GEOMETRIC_CONTROLS
-            edited -= int(applied is None)
+            if self.undone(res.edits[r], applied):  # no room on this face (near profile): re-drawn among the codes that act there
+                photo, applied, tints[r] = redraw_face(self, photo, frame, applied, aligner, generator, any(tints))
+            control = None if applied is None else control_of(self.spec, applied.code)
+            edited -= int(applied is None or (control is not None and applied.value == 0))  # (strength 0: no change)
+            moved = control is not None and control.name in GEOMETRIC_CONTROLS and applied.value != 0
             if moved and i + 1 < len(todo):
                 rest = todo[i + 1 :]
                 for j, al in zip(rest, follow_faces(aligner, to_chw01(photo)[0][:channels], [aligned[j] for j in rest])):

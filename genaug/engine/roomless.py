@@ -95,9 +95,11 @@ def redraw_face(engine: Any, photo: Any, frame: Any, edit: Edit, aligner: Any, g
                 recoloured: bool) -> tuple[Any, Edit | None, bool]:
     """One face of :meth:`~genaug.engine.photos.PhotoIO.augment_faces` (``frame``: its alignment in ``photo``, a user
     image) whose drawn control ``edit`` had no room there, re-drawn from ``generator`` among :func:`roomless_codes`
-    until an edit acts: a control rendered on the photo, a latent edit on the face as it now is (its change pasted
-    back through the inverse warp; a colour edit recolours the photo, unless ``recoloured`` already: then the face is
-    recoloured with it). Returns (photo, the edit that acted or None, whether the photo was recoloured now)."""
+    until an edit acts, rendered as the first draw was (:meth:`Engine.augment_tensor`: at the engine's strength, a
+    colour edit moved off the face's own, judged by its gates; the face counted once): a control rendered on the
+    photo, a latent edit on the face as it now is (its change pasted back through the inverse warp; a colour edit
+    recolours the photo, unless ``recoloured`` already: then the face is recoloured with it). Returns (photo, the edit
+    that acted or None, whether the photo was recoloured now)."""
     from ..images import from_chw01, match_channels, to_chw01
     from .colour import fit_colour
     from .render import recolour_channels
@@ -105,18 +107,19 @@ def redraw_face(engine: Any, photo: Any, frame: Any, edit: Edit, aligner: Any, g
     tried, gen = {edit.code}, generator if generator is not None else engine.generator
     while left := roomless_codes(engine, tried, [frame]):
         e = random_edits(engine.spec, 1, gen, codes=left, bounds=engine.bounds)[0]
-        if control_of(engine.spec, e.code) is not None:
-            photo, applied = engine.place(None, photo, frame, e, True, drawn=True)
-            if applied.value != 0:
-                return photo, applied, False
-            tried.add(e.code)
-            continue
         full, ch = to_chw01(photo)[0].clone(), frame.channels
         x = match_channels(aligner.crop(full[:ch], frame.alignment), engine.channels) * 2 - 1
-        out, res = engine.augment_tensor(x[None].to(engine.device), [e], gen, placed=True)
+        out, res = engine.augment_tensor(x[None].to(engine.device), [e], gen, placed=True, drawn=True, redraw_codes=left)
+        engine.stats["augmented"] -= 1  # (the face was counted by the first draw)
         out, done = out[0].cpu(), res.edits[0]
         if not bool(res.kept[0]):  # (a gate kept the face as it was)
             return photo, None, False
+        if control_of(engine.spec, done.code) is not None:
+            placed, applied = engine.place(out, photo, frame, done, True, drawn=True)
+            if applied.value != 0:
+                return placed, applied, False
+            tried.add(done.code)
+            continue
         if engine.recolours(done):
             if recoloured:
                 return photo, done, False
