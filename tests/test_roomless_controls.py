@@ -108,7 +108,7 @@ def test_genaug_augment_redraws_a_turn_as_the_light_where_only_the_light_has_roo
 
 
 def test_each_face_of_a_photo_redraws_a_turn_it_has_no_room_for():
-    """``genaug.align.augment_faces`` (``genaug augment --faces each``) left a near-profile face unchanged whenever its
+    """``genaug.align.augment_faces`` left a near-profile face unchanged whenever its
     drawn turn had no room (4 of 6 seeds here); it now gets the light, as the one-face path re-draws it."""
     from PIL import Image
 
