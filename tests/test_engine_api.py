@@ -175,3 +175,20 @@ def test_a_strength_that_is_no_number_and_a_judges_unknown_device_are_named(defa
 
     with pytest.raises(ValueError, match="unknown device 'gpu'"):  # was torch's RuntimeError
         get_judge("student", device="gpu")
+
+
+def test_the_new_option_checks_take_numpy_and_0_dim_tensor_numbers(default_bundle):
+    # the checks added this round refused what was taken before (cache_size=torch.tensor(5), return_params=
+    # torch.tensor(True), expand's strength=torch.tensor(0.5)); seed=np.int64(3) passed the seed check, then torch's
+    # manual_seed failed with "an integer is required"
+    from genaug.expand.settings import check_arguments, check_run_options
+
+    eng = genaug.Engine(default_bundle, device="cpu", cache_size=torch.tensor(5), gate_retries=np.array(1), seed=np.int64(3))
+    assert eng.generator.initial_seed() == 3 and eng.gate_retries == 1
+    aug = genaug.BatchFaceAug(bundle=default_bundle, return_params=torch.tensor(True), check_values=np.array(False))
+    assert aug.return_params is True and aug.check_values is False
+    s = check_arguments(2, include_original=torch.tensor(True), strength=torch.tensor(0.5), gate_threshold=np.float32(0.25))[0]
+    assert (s.include_original, s.strength, s.gate_threshold) == (True, 0.5, 0.25)
+    check_run_options("in", "out.h5", torch.tensor(2), overwrite=torch.tensor(False), progress=np.bool_(True))
+    with pytest.raises(ValueError, match="return_params must be True or False"):
+        genaug.BatchFaceAug(bundle=default_bundle, return_params=torch.tensor([True, False]))

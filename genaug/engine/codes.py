@@ -112,11 +112,19 @@ def check_generator(generator: Any) -> None:
                         "(from a seed: torch.Generator().manual_seed(seed))")
 
 
+def as_number(value: Any) -> Any:
+    """A 0-dim tensor or array, or a numpy scalar, as the Python number it holds (``torch.tensor(5)``,
+    ``np.array(True)``, ``np.int64(3)``: taken where an int, float or bool is, as Python and torch take them); anything
+    else as it is."""
+    return value.item() if getattr(value, "ndim", None) == 0 and hasattr(value, "item") else value
+
+
 def check_flag(value: Any, name: str) -> bool:
-    """A yes / no option (``True``, ``False``, numpy's bools, 0 or 1) as a bool; a string such as ``"no"`` (true in
-    Python) or any other value is a ValueError naming ``name``."""
+    """A yes / no option (``True``, ``False``, numpy's bools, 0 or 1, or one held by a 0-dim tensor) as a bool; a string
+    such as ``"no"`` (true in Python) or any other value is a ValueError naming ``name``."""
     import numpy as np
 
+    value = as_number(value)
     if not (isinstance(value, (bool, np.bool_)) or isinstance(value, numbers.Integral) and value in (0, 1)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)

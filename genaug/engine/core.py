@@ -22,8 +22,8 @@ from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
 from .exposure import INVERSION, lift
-from .codes import (all_code_names, check_code_list, check_codes, check_engine_options, check_seed, check_strength,
-                    code_ranges, control_of)
+from .codes import (all_code_names, as_number, check_code_list, check_codes, check_engine_options, check_seed,
+                    check_strength, code_ranges, control_of)
 from .edits import AugmentInfo, Edit, apply_recipes, check_edits, random_edits, resolve_edits
 from .invert import Inversion, invert
 from .photos import GATED, PhotoIO
@@ -90,11 +90,12 @@ class Engine(PhotoIO):
         seed: int | None = None,
     ):
         check_engine_options(mode, framing, refine_steps, batch_size, device, gate, quality_threshold)  # (detect: dlib first)
+        cache_size, gate_retries, seed = as_number(cache_size), as_number(gate_retries), as_number(seed)  # (0-dim tensors)
         for name, value in (("cache_size", cache_size), ("gate_retries", gate_retries)):  # "x" was "'<' not supported"
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
                 raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
-        if seed is not None:
-            check_seed(seed, high=2**64)  # torch.Generator's range (was torch's "manual_seed expected a long")
+        if seed is not None:  # torch.Generator's range (was torch's "manual_seed expected a long"); np.int64 as an int
+            seed = check_seed(seed, high=2**64)
         if feature_net is not None and not isinstance(feature_net, nn.Module):
             raise TypeError(f"feature_net must be a torch.nn.Module or None, got {type(feature_net).__name__}")
         if not (isinstance(refine_lr, (int, float)) and math.isfinite(refine_lr) and refine_lr > 0):

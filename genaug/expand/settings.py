@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from ..distenv import dist_env
-from ..engine.codes import (all_code_names, check_code_list, check_flag, check_refine_loss, check_seed, code_index, control_of,
+from ..engine.codes import (all_code_names, as_number, check_code_list, check_flag, check_refine_loss, check_seed, code_index, control_of,
                             default_codes)
 from ..images import MIN_SIDE
 from .hdf5 import compression_args
@@ -45,6 +45,8 @@ class ExpandSettings:
     quality_threshold: float | str | None = None  # quality gate: the realism critic ("auto": its own threshold)
 
     def validate(self) -> None:
+        for name in ("variants", "include_original", "strength", "refine_steps", "batch_size", "block_size", "gate_threshold"):
+            setattr(self, name, as_number(getattr(self, name)))  # a 0-dim tensor as the number it holds (as before checked)
         if isinstance(self.variants, bool) or not isinstance(self.variants, numbers.Integral):
             raise ExpandError(f"--variants must be a whole number, got {self.variants!r}")
         if self.variants < 0 or (self.variants == 0 and not self.include_original):
@@ -99,6 +101,7 @@ def check_run_options(source: Any, out: Any, workers: Any, **flags: Any) -> None
     for name, path in (("source", source), ("out", out)):
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"{name} must be a path (a str or Path), got {type(path).__name__} {path!r}")
+    workers = as_number(workers)
     if not _whole(workers) or workers < 0:
         raise ExpandError(f"--workers must be a whole number >= 0 (0 or 1: decode in one thread), got {workers!r}")
     for name, value in flags.items():
