@@ -16,8 +16,8 @@ import h5py
 import numpy as np
 
 from ..distenv import dist_env
-from ..engine.codes import (all_code_names, as_number, check_code_list, check_flag, check_refine_loss, check_seed, code_index, control_of,
-                            default_codes)
+from ..engine.codes import (all_code_names, as_number, check_code_list, check_flag, check_refine_loss, check_seed, code_index,
+                            control_of, default_codes)
 from ..images import MIN_SIDE
 from .hdf5 import compression_args
 from .sources import ExpandError, Source
