@@ -56,9 +56,3 @@ def test_frames_under_a_coloured_light_take_its_colour(silver):
     assert float(red[0]) > float(red[1]) + 0.1 > float(red[2]) + 0.1, red  # was (0.62, 0.62, 0.64): grey
     blue = _rim(_face((0.25, 0.35, 0.7)))
     assert float(blue[2]) > float(blue[0]) + 0.1, blue
-
-
-def test_the_dim_floor_is_the_exposure_rules():
-    from genaug.engine import exposure
-
-    assert glasses.DIM == exposure.DIM  # one notion of a dim face for the named edits and the drawn frames
