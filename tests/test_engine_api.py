@@ -175,3 +175,13 @@ def test_a_strength_that_is_no_number_and_a_judges_unknown_device_are_named(defa
 
     with pytest.raises(ValueError, match="unknown device 'gpu'"):  # was torch's RuntimeError
         get_judge("student", device="gpu")
+
+
+@pytest.mark.parametrize("code, value", [("yaw", 10.0), ("light", 30.0), ("tone", 1.0)])
+def test_a_bad_mode_is_named_whichever_edit_is_applied(default_engine, code, value):
+    # a control placed on the photo never reached the blend that checks the mode: Engine.augment(photo, mode="x")
+    # raised for a drawn colour edit and passed for a drawn turn or light
+    photo = np.full((96, 96, 3), 128, np.uint8)
+    for mode in ("x", 5):
+        with pytest.raises(ValueError, match="mode must be one of"):
+            default_engine.augment(photo, edits=[Edit(code, value)], mode=mode)

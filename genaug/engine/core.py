@@ -29,7 +29,7 @@ from .invert import Inversion, invert
 from .photos import GATED, PhotoIO
 from .colour_margin import margin_edits
 from .gates import Gate, check_gate_threshold, identity_gate, quality_gate
-from .render import check_model_batch, render_recipes
+from .render import MODES, check_model_batch, render_recipes
 
 Generators = Union[torch.Generator, list[torch.Generator], None]
 
@@ -242,7 +242,9 @@ class Engine(PhotoIO):
         if not bool(torch.isfinite(wanted).all()) or bool((wanted < 0).any()):
             raise ValueError(f"strength must be finite and >= 0, got {wanted.tolist()[:8]}")
         wanted = wanted.expand(n)
-        mode, gen = mode or self.mode, generator or self.generator
+        mode, gen = self.mode if mode is None else mode, generator or self.generator
+        if mode not in MODES:  # (checked here: a control placed on the photo never reaches the blend that checks it)
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         edits = self._scale_controls(edits, wanted)
         if drawn:  # a random colour edit moves the photo's colour (not left at about the face's own)
             edits = self._colour_margin(edits, latent, wanted, mode)
