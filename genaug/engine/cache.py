@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from ..io import write_safetensors
@@ -188,11 +188,17 @@ class LatentStore:
         return {}
 
     def save(self, keys: list[bytes], latent: Tensor, score: Tensor) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the rows; a file that cannot be written (a folder in the way, no permission, a full disk) is said in a
+        warning, not raised: the latents were inverted and are used, only the next run inverts them again."""
         content = torch.tensor([list(k) for k in keys], dtype=torch.uint8).reshape(-1, KEY_BYTES)
         tensors = {"content": content, "latent": latent.contiguous(), "score": score.contiguous()}
-        write_safetensors(tensors, self.path, {"format": STORE_FORMAT, "version": STORE_VERSION, "settings": self.settings,
-                                               "checksum": _checksum(*tensors.values())})
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_safetensors(tensors, self.path, {"format": STORE_FORMAT, "version": STORE_VERSION,
+                                                   "settings": self.settings, "checksum": _checksum(*tensors.values())})
+        except (OSError, SafetensorError) as e:
+            warnings.warn(f"latent cache {self.path} could not be written, the next run inverts these images again: "
+                          f"{type(e).__name__}: {e}", stacklevel=3)
 
 
 def _checksum(*tensors: Tensor) -> str:
