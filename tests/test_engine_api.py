@@ -185,3 +185,14 @@ def test_a_bad_mode_is_named_whichever_edit_is_applied(default_engine, code, val
     for mode in ("x", 5):
         with pytest.raises(ValueError, match="mode must be one of"):
             default_engine.augment(photo, edits=[Edit(code, value)], mode=mode)
+
+
+def test_random_edits_names_a_count_that_is_no_whole_number_and_a_seed_given_as_the_generator(default_engine):
+    # random_edits(-1) was torch's "Trying to create tensor with negative dimension", 2.5 a randint signature dump
+    assert default_engine.random_edits(0) == []
+    assert len(default_engine.random_edits(np.int64(2))) == 2
+    for n in (-1, 2.5, "2", True):
+        with pytest.raises(ValueError, match="n must be a whole number of edits"):
+            default_engine.random_edits(n)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        default_engine.random_edits(1, generator=5)

@@ -22,8 +22,8 @@ from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
 from .exposure import INVERSION, lift
-from .codes import (all_code_names, check_code_list, check_codes, check_engine_options, check_seed, check_strength,
-                    code_ranges, control_of)
+from .codes import (all_code_names, check_code_list, check_codes, check_engine_options, check_generator, check_seed,
+                    check_strength, code_ranges, control_of)
 from .edits import AugmentInfo, Edit, apply_recipes, check_edits, random_edits, resolve_edits
 from .invert import Inversion, invert
 from .photos import GATED, PhotoIO
@@ -182,6 +182,9 @@ class Engine(PhotoIO):
     @torch_defaults()
     def random_edits(self, n: int, generator: torch.Generator | None = None, codes: list[int] | None = None) -> list[Edit]:
         """``n`` random edits over ``codes`` (default: the engine's ``codes``) within the engine's ``bounds``."""
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:  # (was torch's "negative dimension")
+            raise ValueError(f"n must be a whole number of edits >= 0, got {n!r}")
+        check_generator(generator)
         return random_edits(self.spec, n, generator or self.generator, codes=self.codes if codes is None else codes,
                             bounds=self.bounds)
 
