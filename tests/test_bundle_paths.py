@@ -100,3 +100,20 @@ def test_a_bundle_that_is_not_a_name_or_folder_is_named(bad):
                   lambda: genaug.GenerativeAugDataset([(np.zeros((64, 64, 3), np.uint8), 0)], bundle=bad, lazy=True)):
         with pytest.raises(TypeError, match="bundle must be 'default', a bundle folder"):
             build()
+
+
+def test_save_bundle_names_what_is_not_a_bundle_or_a_folder(tiny_bundle_path, tmp_path):
+    # save_bundle(None, p) was "'NoneType' object has no attribute 'check_runtime'", save_bundle(b, 5) Python's
+    # "expected str, bytes or os.PathLike object", and a path that is a file mkdir's "[Errno 17] File exists"
+    import genaug
+
+    b = load_bundle(tiny_bundle_path)
+    with pytest.raises(TypeError, match="bundle must be a genaug.Bundle"):
+        genaug.save_bundle(None, tmp_path / "b")
+    with pytest.raises(TypeError, match="path must be a folder to write the bundle into"):
+        genaug.save_bundle(b, 5)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="it is a file; a bundle is a folder"):
+        genaug.save_bundle(b, tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "x"
+    assert load_bundle(genaug.save_bundle(b, tmp_path / "b")).config() == b.config()

@@ -280,3 +280,15 @@ def test_an_albumentations_transform_moves_a_dict_samples_masks_boxes_and_keypoi
     tensor_mask = [{**base[0], "mask": torch.from_numpy(mask)}]  # not an albumentations mask: passed through, as before
     assert torch.equal(genaug.GenerativeAugDataset(tensor_mask, transform=A.HorizontalFlip(p=1.0), **kw)[0]["mask"],
                        torch.from_numpy(mask))
+
+
+def test_a_cache_file_that_cannot_be_written_is_a_warning_not_the_loss_of_the_inversion(tiny_bundle_path, tmp_path):
+    # a cache_path below a file (or without permission, or on a full disk) raised FileExistsError / SafetensorError
+    # after the whole inversion: the latents were there, the Dataset was lost
+    (tmp_path / "notes.txt").write_text("x")
+    kw = dict(variants=1, bundle=tiny_bundle_path, device="cpu", refine_steps=0, progress=False, seed=0)
+    base = _noise(2, seed=0)
+    with pytest.warns(UserWarning, match="could not be written, the next run inverts these images again"):
+        ds = genaug.GenerativeAugDataset(base, cache_path=tmp_path / "notes.txt" / "faces.latents.safetensors", **kw)
+    plain = genaug.GenerativeAugDataset(base, **kw)
+    assert all(np.array_equal(ds[i][0], plain[i][0]) for i in range(len(ds)))

@@ -192,3 +192,24 @@ def test_the_new_option_checks_take_numpy_and_0_dim_tensor_numbers(default_bundl
     check_run_options("in", "out.h5", torch.tensor(2), overwrite=torch.tensor(False), progress=np.bool_(True))
     with pytest.raises(ValueError, match="return_params must be True or False"):
         genaug.BatchFaceAug(bundle=default_bundle, return_params=torch.tensor([True, False]))
+
+
+@pytest.mark.parametrize("code, value", [("yaw", 10.0), ("light", 30.0), ("tone", 1.0)])
+def test_a_bad_mode_is_named_whichever_edit_is_applied(default_engine, code, value):
+    # a control placed on the photo never reached the blend that checks the mode: Engine.augment(photo, mode="x")
+    # raised for a drawn colour edit and passed for a drawn turn or light
+    photo = np.full((96, 96, 3), 128, np.uint8)
+    for mode in ("x", 5):
+        with pytest.raises(ValueError, match="mode must be one of"):
+            default_engine.augment(photo, edits=[Edit(code, value)], mode=mode)
+
+
+def test_random_edits_names_a_count_that_is_no_whole_number_and_a_seed_given_as_the_generator(default_engine):
+    # random_edits(-1) was torch's "Trying to create tensor with negative dimension", 2.5 a randint signature dump
+    assert default_engine.random_edits(0) == []
+    assert len(default_engine.random_edits(np.int64(2))) == 2
+    for n in (-1, 2.5, "2", True):
+        with pytest.raises(ValueError, match="n must be a whole number of edits"):
+            default_engine.random_edits(n)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        default_engine.random_edits(1, generator=5)

@@ -284,3 +284,10 @@ def test_an_expanded_file_of_wild_photos_read_with_h5py(tmp_path, utk_photos):
         assert np.array_equal(ds[torch.tensor(4)][0], stored[4])
         with pytest.raises(TypeError, match="indices must be integers"):
             ds[0:2]
+
+
+@pytest.mark.parametrize("path", [5, None, ["a.h5"]])
+def test_a_path_that_is_no_path_is_named(path):
+    # was Python's "expected str, bytes or os.PathLike object, not int", naming no argument
+    with pytest.raises(TypeError, match="path must be an HDF5 file's path"):
+        HDF5FaceDataset(path)

@@ -125,3 +125,23 @@ def test_light_leaves_a_non_black_padding_unlit():
         out = IMAGE_CONTROLS[name].apply(x, value, lm)
         assert (out - x).abs().mean() > 0.01  # the face was relit
         assert torch.equal(out[keep], x[keep]), name
+
+
+def test_padding_runs_match_a_cumulative_product_and_a_broken_candidate_skips_the_diagonals(monkeypatch):
+    # a yaw / light on a 3000x4000 close-up with a flat background spent 16.4 of its 24 s finding padding (cumprods,
+    # and the diagonals of a candidate whose rows and columns already broke convexity): now 2.7 s, the same masks
+    import genaug.faces.padding as padding
+
+    g = torch.Generator().manual_seed(0)
+    for shape in ((3, 7, 9), (2, 1, 5), (2, 5, 1)):
+        for p in (0.0, 0.05, 0.5, 0.95, 1.0):
+            m = torch.rand(shape, generator=g) < p
+            for dim in (1, 2):
+                u = m.to(torch.uint8)
+                assert torch.equal(padding._runs(m, dim), (u.cumprod(dim) | u.flip(dim).cumprod(dim).flip(dim)).bool())
+    x = torch.full((1, 3, 64, 64), -1.0)  # black corners and edges around a photo that is not convex: a black cross
+    x[:, :, 8:56, 8:56] = 0.5
+    x[:, :, 8:56, 28:36] = -1.0
+    x[:, :, 28:36, 8:56] = -1.0
+    monkeypatch.setattr(padding, "_diagonal_runs", lambda *a: pytest.fail("diagonals of a candidate already refused"))
+    assert not padding_mask(x).any()

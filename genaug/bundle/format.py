@@ -198,6 +198,14 @@ class Bundle:
 
 def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into folder ``path``; returns the folder."""
+    if not isinstance(bundle, Bundle):
+        raise TypeError(f"bundle must be a genaug.Bundle (genaug.load_bundle(...)), got {type(bundle).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a folder to write the bundle into (a str or Path), got "
+                        f"{type(path).__name__} {path!r:.80}")
+    if Path(path).expanduser().is_file():  # (was mkdir's "[Errno 17] File exists")
+        raise FileExistsError(f"cannot save a bundle into {path}: it is a file; a bundle is a folder (give a folder "
+                              "path)")
     bundle.check_runtime()
     if str(path) in NAMED_BUNDLES:  # load_bundle("default") is the shipped bundle, not this folder
         raise ValueError(f"cannot save a bundle as {str(path)!r}: that name loads the bundle shipped with genaug; "

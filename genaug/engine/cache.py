@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from ..io import write_safetensors
@@ -28,7 +28,7 @@ from .latent_table import host_array
 from .workspace import part, workspace
 
 STORE_FORMAT = "genaug-latent-cache"
-STORE_VERSION = "4"  # 3: SHA-256 content keys; 4: tensor-op content keys (pixel_keys)
+STORE_VERSION = "5"  # 3: SHA-256 content keys; 4: tensor-op content keys (pixel_keys); 5: a checksum of the rows
 KEY_BYTES = 16
 
 
@@ -179,6 +179,8 @@ class LatentStore:
                 keys, latent, score = (f.get_tensor(k) for k in ("content", "latent", "score"))
         except Exception as e:  # noqa: BLE001 - any unreadable file is rebuilt, and said so
             return self._stale(f"it cannot be read ({type(e).__name__}: {e})")
+        if meta.get("checksum") != _checksum(keys, latent, score):  # bytes changed on disk: latents silently wrong
+            return self._stale("its rows do not match their checksum (the file is corrupt)")
         return {bytes(k.tolist()): (lat, s) for k, lat, s in zip(keys, latent, score)}
 
     def _stale(self, why: str) -> dict:
@@ -186,7 +188,23 @@ class LatentStore:
         return {}
 
     def save(self, keys: list[bytes], latent: Tensor, score: Tensor) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the rows; a file that cannot be written (a folder in the way, no permission, a full disk) is said in a
+        warning, not raised: the latents were inverted and are used, only the next run inverts them again."""
         content = torch.tensor([list(k) for k in keys], dtype=torch.uint8).reshape(-1, KEY_BYTES)
         tensors = {"content": content, "latent": latent.contiguous(), "score": score.contiguous()}
-        write_safetensors(tensors, self.path, {"format": STORE_FORMAT, "version": STORE_VERSION, "settings": self.settings})
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_safetensors(tensors, self.path, {"format": STORE_FORMAT, "version": STORE_VERSION,
+                                                   "settings": self.settings, "checksum": _checksum(*tensors.values())})
+        except (OSError, SafetensorError) as e:
+            warnings.warn(f"latent cache {self.path} could not be written, the next run inverts these images again: "
+                          f"{type(e).__name__}: {e}", stacklevel=3)
+
+
+def _checksum(*tensors: Tensor) -> str:
+    """A BLAKE2b digest of the tensors' shapes, dtypes and bytes (a latent file's rows)."""
+    h = hashlib.blake2b(digest_size=16)
+    for t in tensors:
+        h.update(f"{tuple(t.shape)}{t.dtype};".encode())
+        h.update(t.detach().cpu().contiguous().numpy().view(np.uint8).reshape(-1))
+    return h.hexdigest()

@@ -22,14 +22,14 @@ from ..images import FrameInfo
 from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
 from .exposure import INVERSION, lift
-from .codes import (all_code_names, as_number, check_code_list, check_codes, check_engine_options, check_seed,
-                    check_strength, code_ranges, control_of)
+from .codes import (all_code_names, as_number, check_code_list, check_codes, check_engine_options, check_generator,
+                    check_seed, check_strength, code_ranges, control_of)
 from .edits import AugmentInfo, Edit, apply_recipes, check_edits, random_edits, resolve_edits
 from .invert import Inversion, invert
 from .photos import GATED, PhotoIO
 from .colour_margin import margin_edits
 from .gates import Gate, check_gate_threshold, identity_gate, quality_gate
-from .render import check_model_batch, render_recipes
+from .render import MODES, check_model_batch, render_recipes
 
 Generators = Union[torch.Generator, list[torch.Generator], None]
 
@@ -183,6 +183,9 @@ class Engine(PhotoIO):
     @torch_defaults()
     def random_edits(self, n: int, generator: torch.Generator | None = None, codes: list[int] | None = None) -> list[Edit]:
         """``n`` random edits over ``codes`` (default: the engine's ``codes``) within the engine's ``bounds``."""
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:  # (was torch's "negative dimension")
+            raise ValueError(f"n must be a whole number of edits >= 0, got {n!r}")
+        check_generator(generator)
         return random_edits(self.spec, n, generator or self.generator, codes=self.codes if codes is None else codes,
                             bounds=self.bounds)
 
@@ -243,7 +246,9 @@ class Engine(PhotoIO):
         if not bool(torch.isfinite(wanted).all()) or bool((wanted < 0).any()):
             raise ValueError(f"strength must be finite and >= 0, got {wanted.tolist()[:8]}")
         wanted = wanted.expand(n)
-        mode, gen = mode or self.mode, generator or self.generator
+        mode, gen = self.mode if mode is None else mode, generator or self.generator
+        if mode not in MODES:  # (checked here: a control placed on the photo never reaches the blend that checks it)
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         edits = self._scale_controls(edits, wanted)
         if drawn:  # a random colour edit moves the photo's colour (not left at about the face's own)
             edits = self._colour_margin(edits, latent, wanted, mode)

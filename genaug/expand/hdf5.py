@@ -216,6 +216,8 @@ class HDF5FaceDataset(Dataset):
         variants: list[int] | None = None,
         target_transform: Callable[[int], Any] | None = None,
     ):
+        if not isinstance(path, (str, os.PathLike)):  # (no h5py file ids: the file is reopened per worker)
+            raise TypeError(f"path must be an HDF5 file's path (a str or Path), got {type(path).__name__} {path!r:.80}")
         self.path = os.path.expanduser(path)
         self.transform, self.target_transform = check_transform(transform), check_transform(target_transform, "target_transform")
         self.return_meta = check_flag(return_meta, "return_meta")

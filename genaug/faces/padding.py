@@ -27,8 +27,13 @@ STRAY = 0.03  # share of a candidate's pixels that may break the convexity: a ph
 
 def _runs(match: Tensor, dim: int) -> Tensor:
     """The True pixels of ``match`` (N, H, W) in unbroken runs from either end along ``dim``."""
-    m = match.to(torch.uint8)
-    return (m.cumprod(dim) | m.flip(dim).cumprod(dim).flip(dim)).bool()
+    size = match.shape[dim]
+    pos = torch.arange(size, device=match.device).view([-1, 1] if dim == 1 else [1, -1])
+    miss = (~match).to(torch.uint8)
+    broken = miss.amax(dim, keepdim=True).bool()  # (the first / last miss by argmax: cumprod took ~4x as long at 12 MP)
+    first = torch.where(broken, miss.argmax(dim, keepdim=True), size)
+    last = torch.where(broken, size - 1 - miss.flip(dim).argmax(dim, keepdim=True), -1)
+    return (pos < first) | (pos > last)
 
 
 def _diagonal_runs(mask: Tensor, sign: int) -> Tensor:
@@ -62,7 +67,11 @@ def padding_mask(images: Tensor) -> Tensor:
         sized = (area >= max(h, w)) & (area <= (1 - LEAST_PHOTO) * h * w)
         if not bool(sized.any()):
             continue
-        inward = _runs(runs, 2) & _runs(runs, 1) & _diagonal_runs(runs, 1) & _diagonal_runs(runs, -1)
+        inward = _runs(runs, 2) & _runs(runs, 1)
+        sized &= (runs & ~inward).flatten(1).sum(1) <= STRAY * area  # (the diagonals only take more away)
+        if not bool(sized.any()):
+            continue
+        inward &= _diagonal_runs(runs, 1) & _diagonal_runs(runs, -1)
         stray = (runs & ~inward).flatten(1).sum(1)
         out |= inward & (sized & (stray <= STRAY * area))[:, None, None]
     return out
