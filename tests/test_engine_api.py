@@ -207,7 +207,8 @@ def test_a_bad_mode_is_named_whichever_edit_is_applied(default_engine, code, val
 def test_random_edits_names_a_count_that_is_no_whole_number_and_a_seed_given_as_the_generator(default_engine):
     # random_edits(-1) was torch's "Trying to create tensor with negative dimension", 2.5 a randint signature dump
     assert default_engine.random_edits(0) == []
-    assert len(default_engine.random_edits(np.int64(2))) == 2
+    for two in (np.int64(2), torch.tensor(2), np.array(2)):  # numpy and 0-dim counts, taken before the check too
+        assert len(default_engine.random_edits(two)) == 2
     for n in (-1, 2.5, "2", True):
         with pytest.raises(ValueError, match="n must be a whole number of edits"):
             default_engine.random_edits(n)

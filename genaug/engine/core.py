@@ -183,6 +183,7 @@ class Engine(PhotoIO):
     @torch_defaults()
     def random_edits(self, n: int, generator: torch.Generator | None = None, codes: list[int] | None = None) -> list[Edit]:
         """``n`` random edits over ``codes`` (default: the engine's ``codes``) within the engine's ``bounds``."""
+        n = as_number(n)  # (a 0-dim tensor or array, as torch took it before the check)
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:  # (was torch's "negative dimension")
             raise ValueError(f"n must be a whole number of edits >= 0, got {n!r}")
         check_generator(generator)
