@@ -83,6 +83,7 @@ def invert_sources(engine: Any, base: Any, cache_path: Path | None, frame: Calla
     if not (e.seeks_faces(face_codes) and faces_extra_available()):  # the face-framed latents another Dataset saved
         owned = set(rows)                                           # (codes with named edits): kept for it
         rows += [k for k in stored if k not in owned]
-    if store is not None and rows != stored:
+    if store is not None and set(rows) != set(stored):  # (not for an image twice, nor another order: the file holds them)
+        rows = list(dict.fromkeys(rows))
         store.save(rows, torch.stack([known[k][0] for k in rows]), torch.stack([known[k][1] for k in rows]))
     return torch.stack(lat), torch.stack(score), keys, marks, parts

@@ -292,3 +292,18 @@ def test_a_cache_file_that_cannot_be_written_is_a_warning_not_the_loss_of_the_in
         ds = genaug.GenerativeAugDataset(base, cache_path=tmp_path / "notes.txt" / "faces.latents.safetensors", **kw)
     plain = genaug.GenerativeAugDataset(base, **kw)
     assert all(np.array_equal(ds[i][0], plain[i][0]) for i in range(len(ds)))
+
+
+def test_a_cache_holding_every_image_is_not_rewritten_for_an_image_given_twice(tiny_bundle_path, tmp_path, monkeypatch):
+    # an image twice in the base (or the same images in another order) rewrote the whole file on every run - with the
+    # image's row twice - and on a read-only disk warned each time that the next run would invert the images again
+    from genaug.engine.cache import LatentStore
+
+    kw = dict(variants=1, bundle=tiny_bundle_path, device="cpu", refine_steps=0, progress=False, seed=0)
+    (a, _), (b, _) = _noise(2, seed=0)
+    cache = tmp_path / "faces.latents.safetensors"
+    genaug.GenerativeAugDataset([(a, 0), (b, 1), (a, 2)], cache_path=cache, **kw)
+    assert cache.is_file()
+    monkeypatch.setattr(LatentStore, "save", lambda *a, **k: pytest.fail("the file already holds every image"))
+    for base in ([(a, 0), (b, 1), (a, 2)], [(b, 0), (a, 1), (b, 2)]):
+        genaug.GenerativeAugDataset(base, cache_path=cache, **kw)
