@@ -4,8 +4,8 @@ replaced or reordered image never gets a stale latent.
 
 :class:`LatentCache` is the engine's bounded in-memory LRU; :class:`LatentStore` is the Dataset
 wrapper's file (safetensors) with one content key per row: rows whose key matches are reused,
-the others are inverted again; a file made with another bundle or settings is rebuilt, with a
-message saying why.
+the others are inverted again; a file made with another bundle or settings, or whose rows fail
+their BLAKE2b checksum (a corrupt file), is rebuilt, with a message saying why.
 """
 from __future__ import annotations
 
@@ -165,8 +165,8 @@ class LatentStore:
         self.settings = json.dumps(settings, sort_keys=True)
 
     def load(self) -> dict[bytes, tuple[Tensor, Tensor]]:
-        """content key -> (latent, score) of a matching file; {} (with a message) when the file is
-        missing, unreadable or made with other settings."""
+        """content key -> (latent, score) of a matching file; {} when it is missing, and {} with a message when it is
+        unreadable, of another version, made with other settings or its rows fail their checksum (rebuilt)."""
         if not self.path.is_file():
             return {}
         try:
