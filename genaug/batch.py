@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import numbers
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ from .engine.batch_module import BatchModule
 from .engine.batch_pass import augment_rows, channels_last
 from .engine.batch_render import render_controls
 from .engine.codes import (all_code_names, check_codes, check_flag, check_seed, check_spec_options, code_ranges, default_codes,
-                           probability, strength_range)
+                           probability, strength_range, whole)
 from .engine.colour_margin import COLOUR_MARGIN
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
@@ -124,7 +123,7 @@ class BatchFaceAug(BatchModule):
         if seed is not None:
             check_seed(seed, high=2**64)  # torch.Generator's range
         for name, v in (("cache_size", cache_size), ("batch_size", batch_size)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            if not whole(v) or v < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
         self.strength, self.codes, self.bounds = strength, codes, bounds  # (strength: kept as strength_range)
         self.bundle, self.mode, self.framing, self.return_params = bundle_path(bundle), mode, framing, return_params
@@ -239,7 +238,7 @@ class BatchFaceAug(BatchModule):
     @torch_defaults()  # float32 draws: the same params as a call's under a float64 default
     def draw(self, n: int) -> BatchParams:
         """Parameters for a batch of ``n`` rows, from the transform's generator."""
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        if not whole(n) or n < 0:
             raise ValueError(f"draw(n): n is the batch's row count, a whole number >= 0, got {n!r}")
         if self.generator is not None:  # its own generator, copied into forked DataLoader workers: mixed with theirs
             self._worker_tag = mix_worker_seed(self.generator, getattr(self, "_worker_tag", None))

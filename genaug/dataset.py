@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import operator
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from .engine.variants import check_variants, marks_places, redraw_turns, repeats
 from .faces.controls import GEOMETRIC_CONTROLS
 from .faces.identity import online_gate
 from .images import check_transform
+from .io import check_path
 from .samples import SampleMeta, join_item, read_item, transform_item
 from .source_latents import invert_sources
 
@@ -116,8 +116,8 @@ class GenerativeAugDataset(Dataset):
             raise ValueError(f"gate_threshold must be a finite similarity <= 1 (above 1 every edit is rejected), got {gate_threshold}")
         self.base, self.include_original, self.variants = base, bool(include_original), variants  # (checked: __setattr__)
         self.seed, self.return_meta, self.progress = seed, bool(return_meta), bool(progress)
-        if cache_path is not None and not isinstance(cache_path, (str, os.PathLike)):
-            raise TypeError(f"cache_path must be None or a file path (str or Path), got {type(cache_path).__name__} {cache_path!r}")
+        if cache_path is not None:
+            check_path(cache_path, "cache_path", "None or a file path")
         self.cache_path = Path(cache_path).expanduser() if cache_path is not None else None  # "~/x" as a shell reads it
         if self.cache_path is not None and self.cache_path.is_dir():  # found only when saving, after the inversion
             raise ValueError(f"cache_path {cache_path} is a folder: give a file in it, e.g. "

@@ -16,6 +16,14 @@ from typing import Any, Callable
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 
 
+def check_path(value: Any, name: str, what: str) -> Any:
+    """``value`` as given when a file-system path (str or ``os.PathLike``); else a TypeError naming ``name`` and
+    what it must be (``what``, e.g. "an HDF5 file's path")."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be {what} (a str or Path), got {type(value).__name__} {value!r:.80}")
+    return value
+
+
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTS and path.is_file()
 

@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from ..device import module_on, resolve_device
-from ..io import read_versioned_json, sha256_file, write_json_atomic, write_safetensors
+from ..io import check_path, read_versioned_json, sha256_file, write_json_atomic, write_safetensors
 from ..models.config import NetConfig
 from ..models.latent import LatentSpec
 from ..models.nets import Generator, Predictor
@@ -200,10 +200,7 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into folder ``path``; returns the folder."""
     if not isinstance(bundle, Bundle):
         raise TypeError(f"bundle must be a genaug.Bundle (genaug.load_bundle(...)), got {type(bundle).__name__}")
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a folder to write the bundle into (a str or Path), got "
-                        f"{type(path).__name__} {path!r:.80}")
-    if Path(path).expanduser().is_file():  # (was mkdir's "[Errno 17] File exists")
+    if Path(check_path(path, "path", "a folder to write the bundle into")).expanduser().is_file():  # (was mkdir's "[Errno 17] File exists")
         raise FileExistsError(f"cannot save a bundle into {path}: it is a file; a bundle is a folder (give a folder "
                               "path)")
     bundle.check_runtime()
@@ -233,10 +230,7 @@ def save_bundle(bundle: Bundle, path: str | Path, half: bool = False) -> Path:
 
 def _bundle_arg(bundle: Any) -> str | os.PathLike:
     """``bundle`` (a name or folder) as given when a str or path; else a TypeError naming the argument."""
-    if not isinstance(bundle, (str, os.PathLike)):
-        raise TypeError(f"bundle must be 'default', a bundle folder (a str or Path) or a genaug.Bundle, got "
-                        f"{type(bundle).__name__} {bundle!r}")
-    return bundle
+    return check_path(bundle, "bundle", "'default', a bundle folder or a genaug.Bundle")
 
 
 def _bundle_dir(path: str | Path) -> Path:

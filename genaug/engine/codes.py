@@ -60,10 +60,15 @@ def default_codes(spec: LatentSpec, controls: bool = True) -> list[int]:
     return latent + [len(spec.codes) + CONTROL_NAMES.index(name) for name in extra]
 
 
+def whole(value: Any) -> bool:
+    """``value`` is a whole number (a Python or numpy integer), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_seed(seed: Any, name: str = "seed", high: int | None = None) -> int:
     """``seed`` as an int, refused by ``name`` unless a whole number (not a bool) and, with ``high``,
     within ``[-2**63, high)`` (2**63: an int64 such as an HDF5 attribute; 2**64: torch.Generator's range)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or (high is not None and not -2**63 <= seed < high):
+    if not whole(seed) or (high is not None and not -2**63 <= seed < high):
         raise ValueError(f"{name} must be a whole number{' that fits in 64 bits' if high else ''}, got {seed!r}")
     return int(seed)
 
@@ -89,7 +94,7 @@ def check_engine_options(mode: Any, framing: Any, refine_steps: Any, batch_size:
     for name, value, low in (("refine_steps", refine_steps, 0), ("batch_size", batch_size, 1)):  # (None: the bundle's steps)
         if value is None and name != "batch_size":
             continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if not whole(value):
             raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
         if value < low:
             raise ValueError(f"{name} must be >= {low}, got {value!r}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 from pathlib import Path
 from typing import Union
 
@@ -23,7 +22,7 @@ from ..models.recon import parse_mix
 from .cache import LatentCache, bundle_key, content_keys
 from .exposure import INVERSION, lift
 from .codes import (all_code_names, as_number, check_code_list, check_codes, check_engine_options, check_generator,
-                    check_seed, check_strength, code_ranges, control_of)
+                    check_seed, check_strength, code_ranges, control_of, whole)
 from .edits import AugmentInfo, Edit, apply_recipes, check_edits, random_edits, resolve_edits
 from .invert import Inversion, invert
 from .photos import GATED, PhotoIO
@@ -92,7 +91,7 @@ class Engine(PhotoIO):
         check_engine_options(mode, framing, refine_steps, batch_size, device, gate, quality_threshold)  # (detect: dlib first)
         cache_size, gate_retries, seed = as_number(cache_size), as_number(gate_retries), as_number(seed)  # (0-dim tensors)
         for name, value in (("cache_size", cache_size), ("gate_retries", gate_retries)):  # "x" was "'<' not supported"
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+            if value is not None and (not whole(value) or value < 0):
                 raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
         if seed is not None:  # torch.Generator's range (was torch's "manual_seed expected a long"); np.int64 as an int
             seed = check_seed(seed, high=2**64)
@@ -184,7 +183,7 @@ class Engine(PhotoIO):
     def random_edits(self, n: int, generator: torch.Generator | None = None, codes: list[int] | None = None) -> list[Edit]:
         """``n`` random edits over ``codes`` (default: the engine's ``codes``) within the engine's ``bounds``."""
         n = as_number(n)  # (a 0-dim tensor or array, as torch took it before the check)
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:  # (was torch's "negative dimension")
+        if not whole(n) or n < 0:  # (was torch's "negative dimension")
             raise ValueError(f"n must be a whole number of edits >= 0, got {n!r}")
         check_generator(generator)
         return random_edits(self.spec, n, generator or self.generator, codes=self.codes if codes is None else codes,

@@ -43,6 +43,7 @@ from torch.utils.data import Dataset
 
 from ..engine.codes import check_flag
 from ..images import apply_transform, check_transform
+from ..io import check_path
 
 FORMAT = "genaug-expanded"
 LAYOUT_VERSION = 1
@@ -216,9 +217,7 @@ class HDF5FaceDataset(Dataset):
         variants: list[int] | None = None,
         target_transform: Callable[[int], Any] | None = None,
     ):
-        if not isinstance(path, (str, os.PathLike)):  # (no h5py file ids: the file is reopened per worker)
-            raise TypeError(f"path must be an HDF5 file's path (a str or Path), got {type(path).__name__} {path!r:.80}")
-        self.path = os.path.expanduser(path)
+        self.path = os.path.expanduser(check_path(path, "path", "an HDF5 file's path"))  # (no h5py ids: reopened per worker)
         self.transform, self.target_transform = check_transform(transform), check_transform(target_transform, "target_transform")
         self.return_meta = check_flag(return_meta, "return_meta")
         self._file: h5py.File | None = None

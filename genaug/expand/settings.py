@@ -17,8 +17,9 @@ import numpy as np
 
 from ..distenv import dist_env
 from ..engine.codes import (all_code_names, as_number, check_code_list, check_flag, check_refine_loss, check_seed, code_index,
-                            control_of, default_codes)
+                            control_of, default_codes, whole)
 from ..images import MIN_SIDE
+from ..io import check_path
 from .hdf5 import compression_args
 from .sources import ExpandError, Source
 
@@ -47,15 +48,15 @@ class ExpandSettings:
     def validate(self) -> None:
         for name in ("variants", "include_original", "strength", "refine_steps", "batch_size", "block_size", "gate_threshold"):
             setattr(self, name, as_number(getattr(self, name)))  # a 0-dim tensor as the number it holds (as before checked)
-        if isinstance(self.variants, bool) or not isinstance(self.variants, numbers.Integral):
+        if not whole(self.variants):
             raise ExpandError(f"--variants must be a whole number, got {self.variants!r}")
         if self.variants < 0 or (self.variants == 0 and not self.include_original):
             raise ExpandError(f"--variants must be >= 1 (or 0 with --include-original: the originals only), got {self.variants}")
         if self.variants > MAX_VARIANTS:  # the file's variant column is int16: refused up front, not after the rendering
             raise ExpandError(f"--variants must be at most {MAX_VARIANTS} (the records' 'variant' column is int16), got {self.variants}")
-        if any(not _whole(v) or v < 1 for v in (self.batch_size, self.block_size)):
+        if any(not whole(v) or v < 1 for v in (self.batch_size, self.block_size)):
             raise ExpandError(f"--batch-size and --block-size must be whole numbers >= 1, got {self.batch_size!r}, {self.block_size!r}")
-        if self.refine_steps is not None and (not _whole(self.refine_steps) or self.refine_steps < 0):
+        if self.refine_steps is not None and (not whole(self.refine_steps) or self.refine_steps < 0):
             raise ExpandError(f"--refine-steps must be a whole number >= 0, got {self.refine_steps!r}")
         if not _real(self.strength) or not math.isfinite(self.strength) or self.strength < 0:
             raise ExpandError(f"--strength must be a finite number >= 0, got {self.strength!r}")
@@ -86,10 +87,6 @@ class ExpandSettings:
         return self.variants + int(self.include_original)
 
 
-def _whole(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
 def _real(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
@@ -98,11 +95,9 @@ def check_run_options(source: Any, out: Any, workers: Any, **flags: Any) -> None
     """:func:`expand_to_hdf5`'s options that do not change the records, checked as :func:`check_arguments` checks
     the others: ``source`` / ``out`` paths, ``workers`` a whole number >= 0, and yes / no ``flags`` (``overwrite="no"``
     is true in Python: it would have discarded a finished file); an :class:`ExpandError` or ``TypeError`` naming it."""
-    for name, path in (("source", source), ("out", out)):
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"{name} must be a path (a str or Path), got {type(path).__name__} {path!r}")
+    check_path(source, "source", "a path"), check_path(out, "out", "a path")
     workers = as_number(workers)
-    if not _whole(workers) or workers < 0:
+    if not whole(workers) or workers < 0:
         raise ExpandError(f"--workers must be a whole number >= 0 (0 or 1: decode in one thread), got {workers!r}")
     for name, value in flags.items():
         try:
@@ -130,7 +125,7 @@ def check_arguments(
     except ValueError as e:
         raise ExpandError(str(e)) from None
     if codes is not None:  # numpy integers (np.arange) as plain ints: the run key is JSON
-        codes = [int(c) if isinstance(c, numbers.Integral) and not isinstance(c, bool) else c for c in codes]
+        codes = [int(c) if whole(c) else c for c in codes]
     if isinstance(size, (tuple, list)):  # (W, H), as PIL gives sizes: the run key keeps the CLI's "WxH"
         size = "x".join(str(v) for v in size)
     s = ExpandSettings(variants, include_original, size, strength, mode, codes,
