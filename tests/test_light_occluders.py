@@ -1,0 +1,53 @@
+"""``light`` on a face behind something dark and colourless (sunglasses, a microphone): the face's saturation slope was
+fitted over those pixels too, whose log saturation lies far below any skin's, and flipped - the lit cheek of utkface_128
+00200 behind drawn sunglasses turned an orange-red patch (red +31, blue +2 levels where the bare face brightens
+evenly, +18 / +21)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import UTKFACE, need, utk_photo
+
+from genaug.faces.relit_colour import _luminance, _shading_saturation
+
+torch.set_num_threads(1)
+
+
+def test_the_saturation_slope_leaves_out_colourless_pixels():
+    """Skin whose saturation falls with its shading at a rate of 0.5, and a black patch where the shading is low (dark
+    glasses in the eye sockets): the slope is the skin's, as without it (with it before: positive)."""
+    g = torch.Generator().manual_seed(0)
+    shading = torch.rand(1, 16, 16, generator=g) * 0.6 + 0.2
+    chroma = 1 + 0.3 * shading[:, None] ** -0.5 * torch.tensor([1.0, -0.3, -0.7])[None, :, None, None]
+    lin = shading[:, None] * chroma / _luminance(chroma)[:, None]
+    x = lin ** (1 / 2.2) * 2 - 1
+    skin_only = _shading_saturation(lin, shading, torch.ones(1, 16, 16), x)
+    lin[:, :, 4:8], shading[:, 4:8] = 0.003, 0.2  # a black band, fitted as the photo's darkest shading
+    x = lin ** (1 / 2.2) * 2 - 1
+    with_glasses = _shading_saturation(lin, shading, torch.ones(1, 16, 16), x)
+    assert float(skin_only) == pytest.approx(-0.5, abs=0.1)
+    assert float(with_glasses) == pytest.approx(float(skin_only), abs=0.05)
+
+
+def test_a_face_behind_dark_glasses_is_lit_without_an_orange_cheek():
+    pytest.importorskip("dlib")
+    import cv2
+
+    from genaug.faces.controls import IMAGE_CONTROLS
+    from genaug.faces.landmarks import face_landmarks
+
+    bare = utk_photo(need(UTKFACE), 200)
+    glasses = bare.copy()
+    for cx in (43, 85):  # two black lenses over the eyes, as a pair of sunglasses
+        cv2.ellipse(glasses, (cx, 55), (15, 9), 0, 0, 360, (10, 10, 10), -1)
+    change = []
+    for a in (bare, glasses):
+        x = torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+        out = ((IMAGE_CONTROLS["light"].apply(x, -60.0, face_landmarks(x)) + 1) * 127.5).round()
+        change.append((out[0, :, 66:96, 24:56] - x[0, :, 66:96, 24:56].add(1).mul(127.5)).mean((1, 2)).numpy())
+    bare_change, glasses_change = change
+    assert bare_change.min() > 10  # the lit cheek brightens in every channel
+    # behind the glasses as on the bare face: red brightens about as much as blue (before: +31 red, +2 blue)
+    assert glasses_change[0] - glasses_change[2] < bare_change[0] - bare_change[2] + 6
+    assert np.all(glasses_change > 8)
