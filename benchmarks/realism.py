@@ -31,6 +31,13 @@ crops / the set's photos, ``framing="full"``), ``CODE=VALUE`` (every photo gets 
 through the same transform's engine; ``codes`` expands to every identity-safe code and
 direction: categories 0/1, continuous codes at their low/high end) and ``noise`` (Gaussian noise
 sigma 25: a positive control). Headline arms use ``--seeds``, per-code arms ``--code-seeds``.
+
+Judges (``--detectors``, ``benchmarks/judges.py``; the first is the arm's headline, the others are stored under the
+arm's ``judges``, all on the same photos and deals): ``cnn`` (the detector above, the default), ``residual`` (the same
+CNN on the photo minus its 3x3 median), ``spectrum`` (logistic regression on the grey photo's azimuthal log power
+spectrum), ``wide`` (twice the widths, twice the epochs). ``--native`` reads celeba_id200's face box at its own 108 px.
+
+    python benchmarks/realism.py --sets utkface_128 --arms real genaug yaw=-20 --seeds 3 --detectors residual spectrum
 """
 from __future__ import annotations
 
