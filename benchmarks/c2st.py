@@ -44,10 +44,6 @@ class Detector(nn.Module):
         return self.body(x).squeeze(1)
 
 
-def to_input(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1)
-
-
 def train_detector(x: torch.Tensor, y: torch.Tensor, s: DetectorSettings, seed: int) -> Detector:
     """AdamW with cosine decay for ``s.epochs`` passes; random horizontal flips (of both classes)."""
     torch.manual_seed(seed)
@@ -89,14 +85,17 @@ def deal(people: np.ndarray, seed: int) -> list[np.ndarray]:
     return [np.flatnonzero(np.isin(people, q)) for q in np.array_split(ids, 4)]
 
 
-def c2st(real: np.ndarray, fake: np.ndarray, people: np.ndarray, s: DetectorSettings, seed: int) -> dict:
-    """One seed of the two-sample test: train on quarters 1-2, ROC AUC on quarters 3-4."""
+def c2st(real, fake, people: np.ndarray, s: DetectorSettings, seed: int, judge: str = "cnn") -> dict:
+    """One seed of the two-sample test: train on quarters 1-2, ROC AUC on quarters 3-4. ``real`` and ``fake`` are
+    uint8 photos (N, H, W, 3) or the judge's inputs of them (``benchmarks.judges``: made once per arm)."""
+    from benchmarks.judges import judge as get_judge
+
+    j = get_judge(judge)
+    real, fake = (j.inputs(a) if isinstance(a, np.ndarray) else a for a in (real, fake))
     rt, ft, re_, fe = deal(people, seed)
-    x = to_input(np.concatenate([real[rt], fake[ft]]))
     y = torch.cat([torch.zeros(len(rt)), torch.ones(len(ft))])
-    net = train_detector(x, y, s, seed)
-    with torch.no_grad():
-        scores = torch.cat([net(b) for b in to_input(np.concatenate([real[re_], fake[fe]])).split(256)]).numpy()
+    score = j.fit(torch.cat([real[rt], fake[ft]]), y, s, seed)
+    scores = score(torch.cat([real[re_], fake[fe]]))
     return {"seed": seed, "auc": roc_auc(scores, np.r_[np.zeros(len(re_)), np.ones(len(fe))]),
             "train": [len(rt), len(ft)], "test": [len(re_), len(fe)]}
 

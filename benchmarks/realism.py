@@ -31,6 +31,13 @@ crops / the set's photos, ``framing="full"``), ``CODE=VALUE`` (every photo gets 
 through the same transform's engine; ``codes`` expands to every identity-safe code and
 direction: categories 0/1, continuous codes at their low/high end) and ``noise`` (Gaussian noise
 sigma 25: a positive control). Headline arms use ``--seeds``, per-code arms ``--code-seeds``.
+
+Judges (``--detectors``, ``benchmarks/judges.py``; the first is the arm's headline, the others are stored under the
+arm's ``judges``, all on the same photos and deals): ``cnn`` (the detector above, the default), ``residual`` (the same
+CNN on the photo minus its 3x3 median), ``spectrum`` (logistic regression on the grey photo's azimuthal log power
+spectrum), ``wide`` (twice the widths, twice the epochs). ``--native`` reads celeba_id200's face box at its own 108 px.
+
+    python benchmarks/realism.py --sets utkface_128 --arms real genaug yaw=-20 --seeds 3 --detectors residual spectrum
 """
 from __future__ import annotations
 
@@ -39,7 +46,7 @@ import csv
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +57,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.faces import ID200, SHARED, MissingInput, classical_pipeline, offline_variants  # noqa: E402
 from benchmarks.report import emit, skip  # noqa: E402
 from benchmarks.c2st import DetectorSettings, c2st, summarise  # noqa: E402
-from benchmarks.stats import paired_difference  # noqa: E402
+from benchmarks.judges import JUDGES, judge  # noqa: E402
+from benchmarks.realism_report import format_table, merge, paired_to_classical  # noqa: E402
 
 UTK = SHARED / "utkface_128"
 UTK_HELD_OUT = 3000  # utkface files with index < 3000 train the quality critic (training/quality.py): never scored here
@@ -256,15 +264,21 @@ class RealismConfig:
     genaug_kwargs: dict = field(default_factory=dict)
     reference: str = "pool"  # the real side: the pool's photos, or "turned" ones (benchmarks.turned)
     detector: DetectorSettings = field(default_factory=DetectorSettings)
+    detectors: list[str] = field(default_factory=lambda: ["cnn"])  # benchmarks.judges; the first is the headline
+    native: bool = False  # the detector reads a framed set's face box at its own size (celeba_id200: 108 px), not 64 px
 
 
 def run(cfg: RealismConfig, partial: str | Path | None = None) -> dict:
     """Every set x arm; with ``partial``, the report so far is written there after each arm."""
     t_start = time.time()
     arms = expand_arms(cfg.arms, cfg.bundle)
+    for d in cfg.detectors:
+        judge(d)  # an unknown name fails before any photo is made
     results: dict[str, dict] = {}
     for name in cfg.sets:
         fs = load_set(name, cfg.n)
+        if cfg.native and fs.box:
+            fs = replace(fs, size=fs.box[2] - fs.box[0])
         real = np.stack([fs.view(p) for p in fs.photos])
         per_arm: dict[str, dict] = {}
         results[name] = {"photos": len(fs.photos), "people": int(len(np.unique(fs.people))), "detector_px": fs.size,
@@ -275,67 +289,24 @@ def run(cfg: RealismConfig, partial: str | Path | None = None) -> dict:
             real, yaw = turned_views(fs)
             results[name]["reference"] = {"kind": "turned", "abs_yaw_mean": float(yaw.mean()),
                                           "abs_yaw_quartiles": np.percentile(yaw, [25, 50, 75]).round(1).tolist()}
+        real_in = {d: judge(d).inputs(real) for d in cfg.detectors}
         for arm, fake in iter_fakes(fs, arms, cfg.bundle, cfg.genaug_kwargs):
             seeds = cfg.seeds if arm in HEADLINE or arm == "noise" else cfg.code_seeds
-            t0 = time.time()
-            runs = [c2st(real, fake, fs.people, cfg.detector, s) for s in range(seeds)]
-            per_arm[arm] = {**summarise([r["auc"] for r in runs]), "runs": runs}
-            print(f"{name:13s} {arm:12s} AUC {per_arm[arm]['mean']:.3f} ({seeds} seeds, {time.time() - t0:.0f}s)", flush=True)
+            for k, d in enumerate(cfg.detectors):  # the first judge's result is the arm's; the others under "judges"
+                t0 = time.time()
+                runs = [c2st(real_in[d], judge(d).inputs(fake), fs.people, cfg.detector, s, d) for s in range(seeds)]
+                entry = {**summarise([r["auc"] for r in runs]), "runs": runs}
+                if k == 0:
+                    per_arm[arm] = entry
+                else:
+                    per_arm[arm].setdefault("judges", {})[d] = entry
+                print(f"{name:13s} {arm:12s} {d:8s} AUC {entry['mean']:.3f} ({seeds} seeds, {time.time() - t0:.0f}s)", flush=True)
             if partial:
                 Path(partial).write_text(json.dumps({"benchmark": "realism", "partial": True, "config": asdict(cfg),
                                                      "results": results}, indent=1) + "\n")
-        results[name]["paired_differences"] = {f"{a} - classical": paired_difference([r["auc"] for r in per_arm[a]["runs"]],
-                                                       [r["auc"] for r in per_arm["classical"]["runs"]])
-                 for a in ("genaug", "few_shot") if a in per_arm and "classical" in per_arm
-                 and per_arm[a]["n"] == per_arm["classical"]["n"]}
+        results[name]["paired_differences"] = paired_to_classical(per_arm)
     return {"benchmark": "realism", "config": asdict(cfg), "arms": arms, "results": results,
             "wall_s": round(time.time() - t_start, 1), "cpu_s": round(time.process_time(), 1)}
-
-
-def format_table(report: dict) -> str:
-    cfg, d = report["config"], report["config"]["detector"]
-    lines = [f"realism: classifier two-sample test, ROC AUC of a CNN telling real from augmented photos of other people "
-             f"(0.5 = indistinguishable), mean [95 % CI] over seeds; detector widths {d['widths']}, {d['epochs']} epochs; "
-             f"genaug kwargs {cfg['genaug_kwargs'] or 'defaults'} (p=1)",
-             "| set | arm | AUC | 95 % CI | seeds | test photos (real+aug) |", "| --- | --- | --- | --- | --- | --- |"]
-    for name, r in report["results"].items():
-        for arm, a in r["arms"].items():
-            ci = "-" if a["ci95_low"] is None else f"[{a['ci95_low']:.3f}, {a['ci95_high']:.3f}]"
-            lines.append(f"| {name} | {arm} | {a['mean']:.3f} | {ci} | {a['n']} | {sum(a['runs'][0]['test'])} |")
-        for k, v in r["paired_differences"].items():
-            ci = "-" if v["ci95_low"] is None else f"[{v['ci95_low']:+.3f}, {v['ci95_high']:+.3f}]"
-            lines.append(f"| {name} | {k} (paired) | {v['mean']:+.3f} | {ci} | {v['n']} | |")
-    lines.append(f"wall-clock {report['wall_s']:.0f}s, CPU {report['cpu_s']:.0f}s"
-                 + (f"; PARTIAL (stopped early): {report['partial']}" if report.get("partial") else ""))
-    return "\n".join(lines)
-
-
-def merge(paths: list[str]) -> dict:
-    """One report from runs of the same settings on different sets or arms (one process each)."""
-    reports = [json.loads(Path(p).read_text()) for p in paths]
-    same = ("seeds", "code_seeds", "n", "bundle", "genaug_kwargs", "detector", "reference")
-    setting = lambda r, k: r["config"].get(k, "pool" if k == "reference" else None)  # noqa: E731 - reports before --reference
-    for p, r in zip(paths, reports):
-        if any(setting(r, k) != setting(reports[0], k) for k in same):
-            raise ValueError(f"{p} was run with other settings ({same}) than {paths[0]}: cannot merge")
-    results: dict[str, dict] = {}
-    for r in reports:
-        for name, res in r["results"].items():
-            into = results.setdefault(name, {**res, "arms": {}, "paired_differences": {}})
-            into["arms"].update(res["arms"])
-            into["paired_differences"].update(res["paired_differences"])
-    for res in results.values():  # pairs across processes: every arm of a set saw the same deals
-        arms = res["arms"]
-        res["paired_differences"].update({
-            f"{a} - classical": paired_difference([r["auc"] for r in arms[a]["runs"]], [r["auc"] for r in arms["classical"]["runs"]])
-            for a in ("genaug", "few_shot") if a in arms and "classical" in arms and arms[a]["n"] == arms["classical"]["n"]})
-    arms = list(dict.fromkeys(a for res in results.values() for a in res["arms"]))
-    config = {**reports[0]["config"], "sets": list(results), "arms": arms}
-    out = {"benchmark": "realism", "config": config, "arms": arms, "results": results, "merged_from": paths,
-           "wall_s": max(r.get("wall_s", 0) for r in reports), "cpu_s": round(sum(r.get("cpu_s", 0) for r in reports), 1)}
-    if any(r.get("partial") for r in reports):  # a run stopped early (<out>.partial): say so
-        out["partial"] = [p for p, r in zip(paths, reports) if r.get("partial")]
-    return out
 
 
 # ----------------------------------------------------------------------------- command line
@@ -355,6 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default="pool", choices=("pool", "turned"),
                    help="the real photos: the pool's, or real turned heads (pose-matched, for yaw arms; arm 'real' then "
                         "measures the pose gap)")
+    p.add_argument("--detectors", nargs="+", default=["cnn"], choices=tuple(JUDGES),
+                   help="judges (benchmarks/judges.py), each on the same photos and deals; the first is the headline: "
+                        "cnn (the project's), residual (the CNN on the photo minus its 3x3 median), spectrum (logistic "
+                        "regression on the grey photo's azimuthal log power spectrum), wide (2x wider, 2x the epochs)")
+    p.add_argument("--native", action="store_true",
+                   help="framed sets (celeba_id200): the detector reads the face box at its own size (108 px), not at 64 px")
     p.add_argument("--epochs", type=int, default=det.epochs, help="detector training epochs")
     p.add_argument("--widths", type=int, nargs="+", default=det.widths, help="detector stage widths")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -380,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict:
         emit(report, format_table(report), a.out)
         return report
     cfg = RealismConfig(a.sets, a.arms, a.seeds, a.code_seeds, a.n, a.bundle, a.genaug_kwargs, a.reference,
-                        DetectorSettings(widths=a.widths, epochs=a.epochs))
+                        DetectorSettings(widths=a.widths, epochs=a.epochs), a.detectors, a.native)
     if a.quick:
         cfg.n, cfg.seeds, cfg.code_seeds, cfg.detector.epochs = min(a.n, 128), 2, 1, 3
         if a.sets == RealismConfig().sets:
