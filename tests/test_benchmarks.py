@@ -14,6 +14,9 @@ from PIL import Image
 from genaug.faces.features import EvaluatorConfig, FaceNet, save_evaluator
 
 ROOT = Path(__file__).resolve().parents[1]
+# few_shot.py's recogniser at two narrow stages: the protocol (arms, seeds, pairing, JSON) is what these tests check, and
+# its default widths 16-128 made each --quick run minutes of CPU (10 trainings of 20 steps)
+SMALL_NET = ["--widths", "4", "8"]
 
 
 def load_script(name: str):
@@ -98,7 +101,8 @@ def attributes_folder(faces_folder) -> Path:
 def test_few_shot_quick(faces_folder, tiny_bundle_path, tmp_path):
     fs = load_script("few_shot")
     out = tmp_path / "fs.json"
-    fs.main(["--data", str(faces_folder), "--quick", "--bundle", str(tiny_bundle_path), "--arms", *fs.ARMS, "--out", str(out)])
+    fs.main(["--data", str(faces_folder), "--quick", "--bundle", str(tiny_bundle_path), "--arms", *fs.ARMS, "--out", str(out),
+             *SMALL_NET])
     r = json.loads(out.read_text())
     assert list(r["results"]) == ["HOG 1-NN", *fs.ARMS]
     assert r["data"]["identities"] == 5 and r["data"]["eval_images"] == 10 and r["eval_split"] == "test"
@@ -461,7 +465,7 @@ def test_pool_seeds_joins_later_seeds_and_refuses_other_runs(faces_folder, tmp_p
     for first in (0, 1):  # seeds 0, 1 then 1, 2: seed 1 is run twice and must come out the same
         outs.append(tmp_path / f"fs{first}.json")
         fs.main(["--data", str(faces_folder), "--quick", "--arms", "none", "classical", "--first-seed", str(first),
-                 "--out", str(outs[-1])])
+                 "--out", str(outs[-1]), *SMALL_NET])
     a, b = (json.loads(o.read_text()) for o in outs)
     assert [r["seed"] for r in b["results"]["classical"]["1"]["runs"]] == [1, 2]
     assert b["results"]["classical"]["1"]["runs"][0]["top1"] == a["results"]["classical"]["1"]["runs"][1]["top1"]
