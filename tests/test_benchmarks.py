@@ -1,6 +1,7 @@
 """The benchmark scripts' --quick paths on a tiny synthetic ImageFolder with a tiny bundle."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import sys
@@ -181,8 +182,11 @@ def test_paired_view_consistency_and_batches(faces_folder):
         TrainSettings(pair_weight=-1.0)
 
 
-def test_open_set_quick_and_pairs_file(faces_folder, tiny_bundle_path, tmp_path):
+def test_open_set_quick_and_pairs_file(faces_folder, tiny_bundle_path, tmp_path, monkeypatch):
     os_ = load_script("open_set")
+    from benchmarks.recogniser import TrainSettings
+
+    monkeypatch.setattr(os_, "TrainSettings", functools.partial(TrainSettings, widths=[4, 8], embed_dim=8))  # as SMALL_NET
     lfw = tmp_path / "lfw"  # LFW layout: name/name_000i.jpg and pairs.txt
     for p in sorted(faces_folder.glob("p*")):
         (lfw / p.name).mkdir(parents=True)
@@ -196,7 +200,7 @@ def test_open_set_quick_and_pairs_file(faces_folder, tiny_bundle_path, tmp_path)
     r = json.loads(out.read_text())
     assert r["data"]["train_identities"] == 5 and r["data"]["pairs.txt_pairs"] == 4
     assert set(r["results"]) == {"none", "classical", "classical+genaug", "classical+genaug-pair"}
-    assert r["config"]["train"]["pair_weight"] == 0.5
+    assert r["config"]["train"]["pair_weight"] == 0.5 and r["config"]["train"]["widths"] == [4, 8]
     assert r["config"]["codes"] == ["yaw", "light"] and r["config"]["quality_threshold"] == "auto"  # as few_shot.py
     for per in r["results"].values():
         assert set(per) == {"people", "pairs.txt"}
