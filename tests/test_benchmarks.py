@@ -1,6 +1,7 @@
 """The benchmark scripts' --quick paths on a tiny synthetic ImageFolder with a tiny bundle."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import sys
@@ -14,6 +15,9 @@ from PIL import Image
 from genaug.faces.features import EvaluatorConfig, FaceNet, save_evaluator
 
 ROOT = Path(__file__).resolve().parents[1]
+# few_shot.py's recogniser at two narrow stages: the protocol (arms, seeds, pairing, JSON) is what these tests check, and
+# its default widths 16-128 made each --quick run minutes of CPU (10 trainings of 20 steps)
+SMALL_NET = ["--widths", "4", "8"]
 
 
 def load_script(name: str):
@@ -98,7 +102,8 @@ def attributes_folder(faces_folder) -> Path:
 def test_few_shot_quick(faces_folder, tiny_bundle_path, tmp_path):
     fs = load_script("few_shot")
     out = tmp_path / "fs.json"
-    fs.main(["--data", str(faces_folder), "--quick", "--bundle", str(tiny_bundle_path), "--arms", *fs.ARMS, "--out", str(out)])
+    fs.main(["--data", str(faces_folder), "--quick", "--bundle", str(tiny_bundle_path), "--arms", *fs.ARMS, "--out", str(out),
+             *SMALL_NET])
     r = json.loads(out.read_text())
     assert list(r["results"]) == ["HOG 1-NN", *fs.ARMS]
     assert r["data"]["identities"] == 5 and r["data"]["eval_images"] == 10 and r["eval_split"] == "test"
@@ -177,8 +182,11 @@ def test_paired_view_consistency_and_batches(faces_folder):
         TrainSettings(pair_weight=-1.0)
 
 
-def test_open_set_quick_and_pairs_file(faces_folder, tiny_bundle_path, tmp_path):
+def test_open_set_quick_and_pairs_file(faces_folder, tiny_bundle_path, tmp_path, monkeypatch):
     os_ = load_script("open_set")
+    from benchmarks.recogniser import TrainSettings
+
+    monkeypatch.setattr(os_, "TrainSettings", functools.partial(TrainSettings, widths=[4, 8], embed_dim=8))  # as SMALL_NET
     lfw = tmp_path / "lfw"  # LFW layout: name/name_000i.jpg and pairs.txt
     for p in sorted(faces_folder.glob("p*")):
         (lfw / p.name).mkdir(parents=True)
@@ -192,7 +200,7 @@ def test_open_set_quick_and_pairs_file(faces_folder, tiny_bundle_path, tmp_path)
     r = json.loads(out.read_text())
     assert r["data"]["train_identities"] == 5 and r["data"]["pairs.txt_pairs"] == 4
     assert set(r["results"]) == {"none", "classical", "classical+genaug", "classical+genaug-pair"}
-    assert r["config"]["train"]["pair_weight"] == 0.5
+    assert r["config"]["train"]["pair_weight"] == 0.5 and r["config"]["train"]["widths"] == [4, 8]
     assert r["config"]["codes"] == ["yaw", "light"] and r["config"]["quality_threshold"] == "auto"  # as few_shot.py
     for per in r["results"].values():
         assert set(per) == {"people", "pairs.txt"}
@@ -461,7 +469,7 @@ def test_pool_seeds_joins_later_seeds_and_refuses_other_runs(faces_folder, tmp_p
     for first in (0, 1):  # seeds 0, 1 then 1, 2: seed 1 is run twice and must come out the same
         outs.append(tmp_path / f"fs{first}.json")
         fs.main(["--data", str(faces_folder), "--quick", "--arms", "none", "classical", "--first-seed", str(first),
-                 "--out", str(outs[-1])])
+                 "--out", str(outs[-1]), *SMALL_NET])
     a, b = (json.loads(o.read_text()) for o in outs)
     assert [r["seed"] for r in b["results"]["classical"]["1"]["runs"]] == [1, 2]
     assert b["results"]["classical"]["1"]["runs"][0]["top1"] == a["results"]["classical"]["1"]["runs"][1]["top1"]

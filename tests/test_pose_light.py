@@ -2,6 +2,7 @@
 requested way, batched == per image."""
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -242,7 +243,12 @@ def test_pose_shift_quick(tmp_path, monkeypatch):
             noisy = np.clip(x[p] + rng.normal(0, 8, x[p].shape), 0, 255).astype(np.uint8)
             Image.fromarray(noisy).save(tmp_path / "people" / f"p{p}" / f"{i}.png")
     out = tmp_path / "shift.json"
-    r = load_script("pose_shift").main(["--quick", "--data", str(tmp_path / "people"), "--out", str(out)])
+    ps = load_script("pose_shift")
+    # the recogniser at two narrow stages: the protocol (shifts, arms, pairing, JSON) is what this checks, and the
+    # default widths 16-128 made the 16 trainings of --quick minutes of CPU
+    monkeypatch.setattr(ps, "TrainSettings", functools.partial(ps.TrainSettings, widths=[4, 8], embed_dim=8))
+    r = ps.main(["--quick", "--data", str(tmp_path / "people"), "--out", str(out)])
+    assert r["config"]["train"]["widths"] == [4, 8]
     assert out.is_file()
     for shift in ("pose", "light"):
         e = r["shifts"][shift]
