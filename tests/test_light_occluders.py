@@ -48,6 +48,8 @@ def test_a_face_behind_dark_glasses_is_lit_without_an_orange_cheek():
         change.append((out[0, :, 66:96, 24:56] - x[0, :, 66:96, 24:56].add(1).mul(127.5)).mean((1, 2)).numpy())
     bare_change, glasses_change = change
     assert bare_change.min() > 10  # the lit cheek brightens in every channel
-    # behind the glasses as on the bare face: red brightens about as much as blue (before: +31 red, +2 blue)
-    assert glasses_change[0] - glasses_change[2] < bare_change[0] - bare_change[2] + 6
+    # behind the glasses as on the bare face: red brightens about as much as blue. Red minus blue here: bare -3.5,
+    # behind the glasses +2.4 (their dark patch moves the light fit too; black, noisy, JPEG-ed or tinted lenses -1.2 to +4.6),
+    # before +35.4 (red +40, blue +5). A margin of 6 passed by 0.15 levels; noisy, JPEG-ed or warm lenses failed it.
+    assert glasses_change[0] - glasses_change[2] < bare_change[0] - bare_change[2] + 12
     assert np.all(glasses_change > 8)
