@@ -500,6 +500,22 @@ def test_pool_seeds_joins_later_seeds_and_refuses_other_runs(faces_folder, tmp_p
         pool.pool([a, json.loads(outs[1].read_text()) | {"config": b["config"]}])
 
 
+def test_pool_seeds_pairs_the_arms_seed_by_seed():
+    """Hand-made reports whose seeds all differ: a pooling that paired seeds out of order (or by position across
+    files) gives other per-seed differences. (The recogniser-trained test above is cheap, so its seeds can tie.)"""
+    pool = load_script("pool_seeds")
+
+    def report(first: int, classical: list[float], none: list[float]) -> dict:
+        runs = lambda vals: {"1": {"runs": [{"seed": first + i, "top1": v} for i, v in enumerate(vals)]}}
+        return {"benchmark": "few_shot", "config": {"shots": [1], "first_seed": first, "seeds": len(classical)},
+                "results": {"classical": runs(classical), "none": runs(none)}}
+
+    pooled = pool.pool([report(0, [0.30, 0.50], [0.10, 0.15]), report(2, [0.90], [0.20])])
+    d = pooled["paired_differences"]["classical - none"]["1"]["top1"]
+    assert pooled["seeds"] == [0, 1, 2]
+    assert d["per_seed"] == pytest.approx([0.20, 0.35, 0.70])
+
+
 def test_edit_success_exposure_and_the_judges_view():
     """``--exposure``: faces at a factor of their exposure, clipped and rounded to 8 bits; the judges see them divided
     by it (at 1 the faces themselves); a factor that is not positive is a usage error."""
