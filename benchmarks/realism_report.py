@@ -28,7 +28,7 @@ def paired_to_classical(arms: dict) -> dict:
 
 def format_table(report: dict) -> str:
     cfg, d = report["config"], report["config"]["detector"]
-    if len(cfg.get("detectors", ["cnn"])) > 1:
+    if list(cfg.get("detectors", ["cnn"])) != ["cnn"]:  # another judge than the CNN, or several
         return judges_table(report)
     lines = [f"realism: classifier two-sample test, ROC AUC of a CNN telling real from augmented photos of other people "
              f"(0.5 = indistinguishable), mean [95 % CI] over seeds; detector widths {d['widths']}, {d['epochs']} epochs; "
@@ -51,8 +51,8 @@ def judges_table(report: dict) -> str:
     cfg = report["config"]
     dets = cfg["detectors"]
     lines = [f"realism, judges {', '.join(dets)}: ROC AUC telling real from augmented photos of other people (0.5 = "
-             f"indistinguishable), mean [95 % CI] over seeds; cnn widths {cfg['detector']['widths']}, "
-             f"{cfg['detector']['epochs']} epochs{'; face box at its own size' if cfg.get('native') else ''}; genaug "
+             f"indistinguishable), mean [95 % CI] over seeds; cnn / residual widths {cfg['detector']['widths']}, "
+             f"{cfg['detector']['epochs']} epochs (wide: twice both){'; face box at its own size' if cfg.get('native') else ''}; genaug "
              f"kwargs {cfg['genaug_kwargs'] or 'defaults'} (p=1)",
              "| set | arm | seeds | " + " | ".join(dets) + " |", "| --- | --- | --- |" + " --- |" * len(dets)]
     for name, r in report["results"].items():
@@ -63,6 +63,9 @@ def judges_table(report: dict) -> str:
                 cells.append("-" if e is None else f"{e['mean']:.3f}" + (
                     "" if e["ci95_low"] is None else f" [{e['ci95_low']:.2f}, {e['ci95_high']:.2f}]"))
             lines.append(f"| {name} ({r['detector_px']} px) | {arm} | {a['n']} | " + " | ".join(cells) + " |")
+        for k, v in r["paired_differences"].items():  # (each judge's own, named "... [judge]" but the first's)
+            ci = "" if v["ci95_low"] is None else f" [{v['ci95_low']:+.2f}, {v['ci95_high']:+.2f}]"
+            lines.append(f"| {name} | {k} (paired) | {v['n']} | {v['mean']:+.3f}{ci} |" + " |" * (len(dets) - 1))
     lines.append(f"wall-clock {report['wall_s']:.0f}s, CPU {report['cpu_s']:.0f}s"
                  + (f"; PARTIAL (stopped early): {report['partial']}" if report.get("partial") else ""))
     return "\n".join(lines)

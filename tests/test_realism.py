@@ -139,3 +139,20 @@ def test_other_judges_spot_a_region_without_grain_and_not_real_vs_real(realism, 
         judge("srm")
     with pytest.raises(SystemExit):  # the command line offers the registry's names only
         realism.build_parser().parse_args(["--detectors", "srm"])
+
+
+def test_tables_name_the_judge_and_keep_paired_differences():
+    """A report of one judge other than the CNN is printed as that judge's (it read "of a CNN"), and the judges' table
+    keeps the paired differences the JSON holds."""
+    from benchmarks.realism_report import format_table
+
+    entry = lambda m: {"mean": m, "ci95_low": m - 0.01, "ci95_high": m + 0.01, "n": 3, "runs": [{"test": [10, 10]}]}
+    report = {"config": {"detectors": ["spectrum"], "detector": {"widths": [8, 16], "epochs": 3}, "genaug_kwargs": {}},
+              "results": {"synthetic": {"detector_px": 64, "arms": {"real": entry(0.5), "noise": entry(0.93)},
+                                        "paired_differences": {"noise - real": entry(0.43)}}},
+              "wall_s": 1.0, "cpu_s": 1.0}
+    table = format_table(report)
+    assert "spectrum" in table and "of a CNN" not in table
+    assert "noise - real (paired)" in table and "+0.430" in table
+    report["config"]["detectors"] = ["cnn"]
+    assert "of a CNN" in format_table(report)
