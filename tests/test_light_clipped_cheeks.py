@@ -47,15 +47,21 @@ def test_white_teeth_darkened_keep_their_colour():
     assert torch.equal(out[:, :, 6:10, 6:10], lin[:, :, 6:10, 6:10])
 
 
-def test_the_saturation_slope_is_fitted_on_unclipped_skin():
-    """Skin whose saturation falls with its shading at a rate of 0.5, and clipped, pale highlights: the slope is the
-    skin's, as without them (with them before: -5.0 against -0.46)."""
+def skin_with_slope() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """16x16 skin whose saturation falls with its shading at a rate of 0.5: linear RGB, shading, the [-1, 1] image
+    and the slope fitted on it alone."""
     g = torch.Generator().manual_seed(0)
     shading = torch.rand(1, 16, 16, generator=g) * 0.6 + 0.2
     chroma = 1 + 0.3 * shading[:, None] ** -0.5 * torch.tensor([1.0, -0.3, -0.7])[None, :, None, None]
     lin = shading[:, None] * chroma / _luminance(chroma)[:, None]
     x = lin ** (1 / 2.2) * 2 - 1
-    skin_only = _shading_saturation(lin, shading, torch.ones(1, 16, 16), x)
+    return lin, shading, x, _shading_saturation(lin, shading, torch.ones(1, 16, 16), x)
+
+
+def test_the_saturation_slope_is_fitted_on_unclipped_skin():
+    """Skin whose saturation falls with its shading at a rate of 0.5, and clipped, pale highlights: the slope is the
+    skin's, as without them (with them before: -5.0 against -0.46)."""
+    lin, shading, x, skin_only = skin_with_slope()
     lin[:, :, :6], shading[:, :6], x[:, :, :6] = 0.95, 1.0, 1.0  # clipped white: the brightest shading, no colour
     with_clipped = _shading_saturation(lin, shading, torch.ones(1, 16, 16), x)
     assert float(skin_only) == pytest.approx(-0.5, abs=0.1)  # shrunk a little (SATURATION_RIDGE)

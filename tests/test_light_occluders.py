@@ -9,7 +9,9 @@ import pytest
 import torch
 from conftest import UTKFACE, need, utk_photo
 
-from genaug.faces.relit_colour import _luminance, _shading_saturation
+from test_light_clipped_cheeks import skin_with_slope
+
+from genaug.faces.relit_colour import _shading_saturation
 
 torch.set_num_threads(1)
 
@@ -17,12 +19,7 @@ torch.set_num_threads(1)
 def test_the_saturation_slope_leaves_out_colourless_pixels():
     """Skin whose saturation falls with its shading at a rate of 0.5, and a black patch where the shading is low (dark
     glasses in the eye sockets): the slope is the skin's, as without it (with it before: positive)."""
-    g = torch.Generator().manual_seed(0)
-    shading = torch.rand(1, 16, 16, generator=g) * 0.6 + 0.2
-    chroma = 1 + 0.3 * shading[:, None] ** -0.5 * torch.tensor([1.0, -0.3, -0.7])[None, :, None, None]
-    lin = shading[:, None] * chroma / _luminance(chroma)[:, None]
-    x = lin ** (1 / 2.2) * 2 - 1
-    skin_only = _shading_saturation(lin, shading, torch.ones(1, 16, 16), x)
+    lin, shading, x, skin_only = skin_with_slope()
     lin[:, :, 4:8], shading[:, 4:8] = 0.003, 0.2  # a black band, fitted as the photo's darkest shading
     x = lin ** (1 / 2.2) * 2 - 1
     with_glasses = _shading_saturation(lin, shading, torch.ones(1, 16, 16), x)
