@@ -156,3 +156,17 @@ def test_tables_name_the_judge_and_keep_paired_differences():
     assert "noise - real (paired)" in table and "+0.430" in table
     report["config"]["detectors"] = ["cnn"]
     assert "of a CNN" in format_table(report)
+
+
+def test_native_reads_celeba_s_face_box_at_its_own_size(realism, tmp_path):
+    """``--native``: the judge reads celeba_id200's face box at its 108 px, not resized to 64 px."""
+    from conftest import CELEBA_ID200, need
+
+    need(CELEBA_ID200)
+    runs = {}
+    for flag in ([], ["--native"]):
+        out = tmp_path / f"native{len(flag)}.json"
+        realism.main(["--quick", "--sets", "celeba_id200", "--arms", "real", "--detectors", "spectrum", "--out", str(out), *flag])
+        runs[bool(flag)] = json.loads(out.read_text())
+    assert runs[False]["results"]["celeba_id200"]["detector_px"] == 64
+    assert runs[True]["results"]["celeba_id200"]["detector_px"] == 108 and runs[True]["config"]["native"] is True
