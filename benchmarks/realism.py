@@ -293,8 +293,8 @@ def run(cfg: RealismConfig, partial: str | Path | None = None) -> dict:
         for arm, fake in iter_fakes(fs, arms, cfg.bundle, cfg.genaug_kwargs):
             seeds = cfg.seeds if arm in HEADLINE or arm == "noise" else cfg.code_seeds
             for k, d in enumerate(cfg.detectors):  # the first judge's result is the arm's; the others under "judges"
-                t0 = time.time()
-                runs = [c2st(real_in[d], judge(d).inputs(fake), fs.people, cfg.detector, s, d) for s in range(seeds)]
+                t0, fake_in = time.time(), judge(d).inputs(fake)  # (once per arm, not per seed)
+                runs = [c2st(real_in[d], fake_in, fs.people, cfg.detector, s, d) for s in range(seeds)]
                 entry = {**summarise([r["auc"] for r in runs]), "runs": runs}
                 if k == 0:
                     per_arm[arm] = entry

@@ -65,6 +65,11 @@ def whole(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def real(value: Any) -> bool:
+    """``value`` is a real number (a Python or numpy int or float), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_seed(seed: Any, name: str = "seed", high: int | None = None) -> int:
     """``seed`` as an int, refused by ``name`` unless a whole number (not a bool) and, with ``high``,
     within ``[-2**63, high)`` (2**63: an int64 such as an HDF5 attribute; 2**64: torch.Generator's range)."""
@@ -200,7 +205,7 @@ def strength_range(strength: Any) -> tuple[float, float]:
     """A front end's ``strength``: a number >= 0, or a range (low, high) with 0 <= low <= high drawn from per image;
     finite, no bool (``False`` would read as 0: every call a no-op). Returns (low, high); ValueError otherwise."""
     pair = (strength, strength) if isinstance(strength, numbers.Real) else tuple(strength) if isinstance(strength, (tuple, list)) else ()
-    if (len(pair) != 2 or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in pair)
+    if (len(pair) != 2 or not all(real(v) and math.isfinite(v) for v in pair)
             or not 0 <= pair[0] <= pair[1]):
         raise ValueError(f"strength must be a number >= 0 (finite, not a bool) or a range (low, high) with 0 <= low <= high, "
                          f"got {strength!r}")

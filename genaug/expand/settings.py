@@ -17,7 +17,7 @@ import numpy as np
 
 from ..distenv import dist_env
 from ..engine.codes import (all_code_names, as_number, check_code_list, check_flag, check_refine_loss, check_seed, code_index,
-                            control_of, default_codes, whole)
+                            control_of, default_codes, real, whole)
 from ..images import MIN_SIDE
 from ..io import check_path
 from .hdf5 import compression_args
@@ -58,9 +58,9 @@ class ExpandSettings:
             raise ExpandError(f"--batch-size and --block-size must be whole numbers >= 1, got {self.batch_size!r}, {self.block_size!r}")
         if self.refine_steps is not None and (not whole(self.refine_steps) or self.refine_steps < 0):
             raise ExpandError(f"--refine-steps must be a whole number >= 0, got {self.refine_steps!r}")
-        if not _real(self.strength) or not math.isfinite(self.strength) or self.strength < 0:
+        if not real(self.strength) or not math.isfinite(self.strength) or self.strength < 0:
             raise ExpandError(f"--strength must be a finite number >= 0, got {self.strength!r}")
-        if self.gate_threshold is not None and not (_real(self.gate_threshold) and math.isfinite(self.gate_threshold)):
+        if self.gate_threshold is not None and not (real(self.gate_threshold) and math.isfinite(self.gate_threshold)):
             raise ExpandError(f"--gate-threshold must be a finite similarity, got {self.gate_threshold!r}")
         try:
             self.include_original = check_flag(self.include_original, "--include-original")  # "no" is true in Python
@@ -87,15 +87,12 @@ class ExpandSettings:
         return self.variants + int(self.include_original)
 
 
-def _real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
 def check_run_options(source: Any, out: Any, workers: Any, **flags: Any) -> None:
     """:func:`expand_to_hdf5`'s options that do not change the records, checked as :func:`check_arguments` checks
     the others: ``source`` / ``out`` paths, ``workers`` a whole number >= 0, and yes / no ``flags`` (``overwrite="no"``
     is true in Python: it would have discarded a finished file); an :class:`ExpandError` or ``TypeError`` naming it."""
-    check_path(source, "source", "a path"), check_path(out, "out", "a path")
+    check_path(source, "source", "a path")
+    check_path(out, "out", "a path")
     workers = as_number(workers)
     if not whole(workers) or workers < 0:
         raise ExpandError(f"--workers must be a whole number >= 0 (0 or 1: decode in one thread), got {workers!r}")
