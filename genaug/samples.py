@@ -4,12 +4,15 @@ user's ``transform`` of an item (:func:`transform_item`), and :class:`SampleMeta
 was done to it."""
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
+from torch import Tensor
 
 from .engine.edits import Edit
+from .faces.controls import GEOMETRIC_TYPES, geometric_targets
 from .images import albumentations_image, apply_transform, is_albumentations
 
 IMAGE_KEYS = ("image", "img")  # where a dict sample holds its image
@@ -113,12 +116,37 @@ def transform_item(transform: Callable, image: Any, rest: Any) -> tuple[Any, Any
     """``transform`` applied to a split item's image (:func:`apply_transform`); an albumentations one gets a dict
     sample's entries that it moves with the image too, as albumentations users call it (``transform(**sample)``):
     masks, and for a ``Compose`` its additional targets and the boxes / keypoints its ``bbox_params`` /
-    ``keypoint_params`` process, with their label fields. Returns the image and the rest, those entries replaced."""
+    ``keypoint_params`` process, with their label fields; a ``torchvision.transforms.v2`` one gets the whole sample
+    when it holds ``tv_tensors`` that mark places (boxes, masks, keypoints), as v2 users call it (``transform(sample)``,
+    ``transform(image, target)``), so a flip or crop moves them with the image. Returns the image and the rest, those
+    entries replaced."""
+    if rest is not None and _v2_moves(transform, image, rest):
+        if isinstance(rest, DictRest):
+            out = transform({rest.key: image, **rest.entries})
+            return out[rest.key], DictRest(rest.key, {k: out[k] for k in rest.entries})
+        out = transform(image, *rest)
+        return out[0], tuple(out[1:])
     keys = _joint_keys(transform, rest.entries) if isinstance(rest, DictRest) else []
     if not keys:
         return apply_transform(transform, image), rest
     out = transform(image=albumentations_image(image), **{k: rest.entries[k] for k in keys})
     return out["image"], DictRest(rest.key, {**rest.entries, **{k: out[k] for k in keys}})
+
+
+def _v2_moves(transform: Any, image: Any, rest: Any) -> bool:
+    """True when ``transform`` is a ``torchvision.transforms.v2`` transform, ``image`` one it transforms (a PIL image
+    or a tensor; not a numpy array, which v2 passes through) and the item's rest (its target, a dict sample's other
+    entries) holds ``tv_tensors`` that mark places in the image (``BoundingBoxes``, ``Mask``, ``KeyPoints``), which
+    v2 moves with the image when it gets them in the same call."""
+    v2 = sys.modules.get("torchvision.transforms.v2")  # (a v2 transform given means torchvision is imported)
+    if v2 is None or not isinstance(transform, v2.Transform) or not (isinstance(image, Tensor) or _is_pil(image)):
+        return False
+    return bool(set(geometric_targets(rest.entries if isinstance(rest, DictRest) else rest)) & set(GEOMETRIC_TYPES))
+
+
+def _is_pil(image: Any) -> bool:
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(image, pil.Image)
 
 
 def _joint_keys(transform: Any, entries: dict[str, Any]) -> list[str]:
