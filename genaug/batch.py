@@ -186,8 +186,9 @@ class BatchFaceAug(BatchModule):
         lo, hi = self.strength_range
         return lo if lo == hi else (lo, hi)
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
+    def extra_repr(self) -> str:  # the settings as given (strength: a number or its range); bounds when set
+        bounds = f", bounds={self.bounds}" if self.bounds is not None else ""
+        return f"p={self.p}, strength={self.strength}, codes={self.codes}, mode={self.mode!r}, framing={self.framing!r}{bounds}, device={self.device}"
 
     # ------------------------------------------------------------------ setup
     def _engine_on(self, device: torch.device, bundle: Bundle | None = None) -> Any:
