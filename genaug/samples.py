@@ -26,6 +26,7 @@ class DictRest(NamedTuple):
 
     key: str
     entries: dict[str, Any]
+    at: int = 0  # the image's place among the sample's keys (it comes back there)
 
 
 class SampleMeta(NamedTuple):
@@ -85,7 +86,7 @@ def split_item(item: Any, src: int) -> tuple[Any, Any]:
         key = next((k for k in IMAGE_KEYS if k in item), None)
         if key is None:
             raise ValueError(f"base item {src} is a dict without an image entry {IMAGE_KEYS}: keys {list(item)}")
-        return item[key], DictRest(key, {k: v for k, v in item.items() if k != key})
+        return item[key], DictRest(key, {k: v for k, v in item.items() if k != key}, list(item).index(key))
     return item, None
 
 
@@ -103,7 +104,8 @@ def join_item(image: Any, rest: Any, meta: SampleMeta, return_meta: bool, target
                 raise ValueError(f"target_transform: dict sample {meta.source} has no label entry {TARGET_KEYS}: "
                                  f"keys {list(entries)}")
             entries[label] = target_transform(entries[label])
-        return {**entries, rest.key: image, **({"meta": meta} if return_meta else {})}
+        items = list(entries.items())  # the image back in its place (a dict sample keeps its keys' order)
+        return dict(items[: rest.at] + [(rest.key, image)] + items[rest.at :] + ([("meta", meta)] if return_meta else []))
     if target_transform is not None and isinstance(rest, tuple) and rest:
         rest = (target_transform(rest[0]), *rest[1:])
     parts = (image, *(rest or ()))
@@ -123,14 +125,14 @@ def transform_item(transform: Callable, image: Any, rest: Any) -> tuple[Any, Any
     if rest is not None and _v2_moves(transform, image, rest):
         if isinstance(rest, DictRest):
             out = transform({rest.key: image, **rest.entries})
-            return out[rest.key], DictRest(rest.key, {k: out[k] for k in rest.entries})
+            return out[rest.key], rest._replace(entries={k: out[k] for k in rest.entries})
         out = transform(image, *rest)
         return out[0], tuple(out[1:])
     keys = _joint_keys(transform, rest.entries) if isinstance(rest, DictRest) else []
     if not keys:
         return apply_transform(transform, image), rest
     out = transform(image=albumentations_image(image), **{k: rest.entries[k] for k in keys})
-    return out["image"], DictRest(rest.key, {**rest.entries, **{k: out[k] for k in keys}})
+    return out["image"], rest._replace(entries={**rest.entries, **{k: out[k] for k in keys}})
 
 
 def _v2_moves(transform: Any, image: Any, rest: Any) -> bool:

@@ -304,6 +304,15 @@ def test_a_torchvision_v2_transform_moves_a_samples_boxes_and_masks_with_its_ima
     # nothing that marks places (a class label only): the image alone, as before
     assert torch.equal(genaug.GenerativeAugDataset([(face, 3)], transform=flip, **kw)[0][0], plain["image"].flip(-1))
 
+
+def test_a_dict_sample_keeps_its_keys_order(tiny_bundle_path):
+    # {"label", "image", "name"} came back {"label", "name", "image"}: the image moved to the end
+    base = [{"label": 3, "image": demo_faces(1, size=32)[0].permute(1, 2, 0).numpy(), "name": "a"}]
+    kw = dict(variants=1, progress=False, bundle=tiny_bundle_path, device="cpu", refine_steps=0)
+    assert list(genaug.GenerativeAugDataset(base, **kw)[0]) == ["label", "image", "name"]
+    assert list(genaug.GenerativeAugDataset(base, return_meta=True, include_original=True, **kw)[1]) == [
+        "label", "image", "name", "meta"]
+
 def test_a_cache_file_that_cannot_be_written_is_a_warning_not_the_loss_of_the_inversion(tiny_bundle_path, tmp_path):
     # a cache_path below a file (or without permission, or on a full disk) raised FileExistsError / SafetensorError
     # after the whole inversion: the latents were there, the Dataset was lost
