@@ -10,6 +10,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from .engine.edits import Edit
 from .faces.controls import GEOMETRIC_TYPES, geometric_targets
@@ -89,6 +90,16 @@ def split_item(item: Any, src: int) -> tuple[Any, Any]:
         return item[key], DictRest(key, {k: v for k, v in item.items() if k != key}, list(item).index(key))
     return item, None
 
+
+def with_base_marks(base: Any, rest: Any) -> Any:
+    """A base item's ``rest`` (its targets) and, where the base says its targets hold places in the image that no entry
+    or type names (torchvision's ``CelebA`` with ``target_type`` "landmarks": the aligned photo's 5 points as a plain
+    tensor; also inside a ``Subset``), those named (``{"landmarks": True}``), so a head turn is not drawn beside them."""
+    while isinstance(getattr(base, "dataset", None), Dataset) and hasattr(base, "indices"):  # a Subset's base
+        base = base.dataset
+    kinds = getattr(base, "target_type", None)
+    kinds = [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, (list, tuple)) else []
+    return (rest, {"landmarks": True}) if "landmarks" in kinds else rest
 
 def join_item(image: Any, rest: Any, meta: SampleMeta, return_meta: bool, target_transform: Callable | None) -> Any:
     """The item :func:`split_item` took apart, with ``image`` in it and ``target_transform`` applied to its first

@@ -313,6 +313,35 @@ def test_a_dict_sample_keeps_its_keys_order(tiny_bundle_path):
     assert list(genaug.GenerativeAugDataset(base, return_meta=True, include_original=True, **kw)[1]) == [
         "label", "image", "name", "meta"]
 
+
+class _CelebALike(torch.utils.data.Dataset):
+    """What torchvision's ``CelebA(root, target_type=["identity", "landmarks"])`` returns: the aligned photo and plain
+    tensors, the landmarks its 5 points in the photo's pixels."""
+
+    target_type = ["identity", "landmarks"]
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int):
+        face = Image.fromarray(demo_faces(1, size=32)[0].permute(1, 2, 0).numpy())
+        return face, (torch.tensor(i), torch.tensor([11, 13, 21, 13, 16, 18, 12, 24, 20, 24]))
+
+
+def test_celeba_landmarks_targets_keep_head_turns_away_as_named_landmarks_do(tiny_bundle_path):
+    # torchvision's CelebA with target_type "landmarks" gives them as a plain tensor: a named yaw turned the head and
+    # the landmarks came back unmoved, without a word (a dict entry "landmarks" or tv_tensors.KeyPoints were refused)
+    kw = dict(variants=1, progress=False, bundle=tiny_bundle_path, device="cpu", refine_steps=0)
+    with pytest.raises(ValueError, match=r"codes \['yaw'\] turn the head .* base item 0's 'landmarks' would come back unmoved"):
+        genaug.GenerativeAugDataset(_CelebALike(), codes=["yaw"], **kw)
+    with pytest.raises(ValueError, match="'landmarks' would come back unmoved"):  # inside a Subset too
+        genaug.GenerativeAugDataset(torch.utils.data.Subset(_CelebALike(), [1]), codes=["yaw"], **kw)
+    _CelebALike.target_type = "identity"  # (no landmarks: turns as before)
+    try:
+        assert len(genaug.GenerativeAugDataset(_CelebALike(), codes=["yaw"], **kw)) == 2
+    finally:
+        _CelebALike.target_type = ["identity", "landmarks"]
+
 def test_a_cache_file_that_cannot_be_written_is_a_warning_not_the_loss_of_the_inversion(tiny_bundle_path, tmp_path):
     # a cache_path below a file (or without permission, or on a full disk) raised FileExistsError / SafetensorError
     # after the whole inversion: the latents were there, the Dataset was lost
