@@ -22,22 +22,6 @@ MANIFEST = "manifest.json"
 KEYS = ("bundle", "seed", "settings", "source", "gate", "faces_extra", "layout_version", "render")
 
 
-def writing_now(parts_dir: Path) -> Path | None:
-    """The lock in ``parts_dir`` that a running expansion holds (:meth:`RunFiles.locked`), or None: none runs there now
-    (the lock taken and at once released to find out; a run starting in that instant is refused, to be rerun)."""
-    from filelock import FileLock, Timeout
-
-    for path in sorted(parts_dir.glob("lock*")):
-        lock = FileLock(path, timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            return path
-        except OSError:  # (a lock this process may not open: not a sign of a run)
-            continue
-        lock.release()
-    return None
-
 @dataclass
 class RunFiles:
     out: Path
