@@ -33,8 +33,10 @@ class FrameInfo:
     no_face: bool = False  # framing="detect" found no face: paste_back returns the image unchanged
     guessed: bool = False  # framing="auto" looked for a face and found none: the box is the centre-square guess
 
+
 # a batch given where one image goes: the front ends that take batches
-BATCHES = "a batch? one image per call here; for a batch: images= in an A.Compose call (N, H, W, C), genaug.BatchFaceAug (N, C, H, W)"
+BATCHES = ("a batch? one image per call here; for a batch: images= in an A.Compose call (N, H, W, C), "
+           "genaug.BatchFaceAug (N, C, H, W)")
 
 
 def _fail(msg: str) -> None:

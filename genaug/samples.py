@@ -101,6 +101,7 @@ def with_base_marks(base: Any, rest: Any) -> Any:
     kinds = [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, (list, tuple)) else []
     return (rest, {"landmarks": True}) if "landmarks" in kinds else rest
 
+
 def join_item(image: Any, rest: Any, meta: SampleMeta, return_meta: bool, target_transform: Callable | None) -> Any:
     """The item :func:`split_item` took apart, with ``image`` in it and ``target_transform`` applied to its first
     target (a dict sample's label entry); with ``return_meta``, ``meta`` last (a dict's ``"meta"`` entry)."""

@@ -106,6 +106,7 @@ def writing_now(parts_dir: Path) -> Path | None:
         lock.release()
     return None
 
+
 def compression_args(compression: str | None) -> dict[str, Any]:
     """h5py keyword arguments for ``--compression`` (lzf, gzip, gzip-<level>, none)."""
     if compression in (None, "none"):
