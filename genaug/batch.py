@@ -44,7 +44,7 @@ from torch import Tensor
 
 from .bundle.format import Bundle, bundle_path
 from .device import resolve_device, torch_defaults
-from .distenv import Turns, mix_worker_seed
+from .distenv import Turns, mix_rank_seed, mix_worker_seed
 from .engine.batch_calls import compiling, eagerly, exporting, transformed
 from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe_kinds, recipe_tables
 from .engine.batch_inputs import check_batch, one_image, other_tv_tensor, route, tv_image_type
@@ -186,8 +186,9 @@ class BatchFaceAug(BatchModule):
         lo, hi = self.strength_range
         return lo if lo == hi else (lo, hi)
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}, strength={self.strength_range}, codes={self.codes}, mode={self.mode!r}, device={self.device}"
+    def extra_repr(self) -> str:  # the settings as given (strength: a number or its range); bounds when set
+        bounds = f", bounds={self.bounds}" if self.bounds is not None else ""
+        return f"p={self.p}, strength={self.strength}, codes={self.codes}, mode={self.mode!r}, framing={self.framing!r}{bounds}, device={self.device}"
 
     # ------------------------------------------------------------------ setup
     def _engine_on(self, device: torch.device, bundle: Bundle | None = None) -> Any:
@@ -240,7 +241,8 @@ class BatchFaceAug(BatchModule):
         """Parameters for a batch of ``n`` rows, from the transform's generator."""
         if not whole(n) or n < 0:
             raise ValueError(f"draw(n): n is the batch's row count, a whole number >= 0, got {n!r}")
-        if self.generator is not None:  # its own generator, copied into forked DataLoader workers: mixed with theirs
+        if self.generator is not None:  # its own generator, copied into forked DataLoader workers and torchrun's ranks: mixed
+            self._rank_tag = mix_rank_seed(self.generator, getattr(self, "_rank_tag", None))  # (rank 0: as in one process)
             self._worker_tag = mix_worker_seed(self.generator, getattr(self, "_worker_tag", None))
         g = self.generator if self.generator is not None else torch.default_generator
         apply = torch.rand(n, generator=g) < self.p

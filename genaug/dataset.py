@@ -39,7 +39,7 @@ from .faces.controls import GEOMETRIC_CONTROLS
 from .faces.identity import online_gate
 from .images import check_transform
 from .io import check_path
-from .samples import SampleMeta, join_item, read_item, transform_item
+from .samples import SampleMeta, join_item, read_item, transform_item, with_base_marks
 from .source_latents import invert_sources
 
 # the engine's options, given when the Dataset is built (every item is rendered by that engine); set later: an error
@@ -62,7 +62,8 @@ class GenerativeAugDataset(Dataset):
         return_meta: items become ``(image, target, SampleMeta)`` (or ``(image, SampleMeta)``).
         transform / target_transform: applied to each item's image (original or variant, after genaug;
             albumentations as ``transform(image=...)["image"]``, with a dict sample's masks, boxes and keypoints
-            as its ``Compose`` takes them; any other callable as ``transform(image)``) and to its first target
+            as its ``Compose`` takes them; a ``torchvision.transforms.v2`` one on the whole sample when it holds
+            ``tv_tensors`` boxes, masks or keypoints; any other callable as ``transform(image)``) and to its first target
             (``(image, target, ...)`` items), as torchvision datasets do.
         progress: show a tqdm bar while inverting.
         gate / gate_threshold: identity gate (see :class:`~genaug.engine.Engine`); ``gate="auto"`` or ``gate_threshold``
@@ -239,8 +240,9 @@ class GenerativeAugDataset(Dataset):
 
     def _marked(self, src: int, rest: Any) -> bool:
         """True when base item ``src``'s targets mark places in its image (:func:`~genaug.engine.variants.marks_places`:
-        named head turns refused; random ones re-drawn, see :meth:`_plan`)."""
-        return marks_places(self.engine, src, rest, bool(self.variants))
+        named head turns refused; random ones re-drawn, see :meth:`_plan`); also a base whose targets are such places
+        though no entry names them (:func:`~genaug.samples.with_base_marks`: torchvision's ``CelebA`` landmarks)."""
+        return marks_places(self.engine, src, with_base_marks(self.base, rest), bool(self.variants))
 
     def _plan(self, src: int, marked: bool = False) -> list[Edit]:
         """The edits of source ``src``'s variants (without the original), a pure function of ``(seed, src)``; with

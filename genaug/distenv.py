@@ -71,6 +71,20 @@ def mix_worker_seed(generator: Any, tag: Any) -> Any:
     return (os.getpid(), int(info.seed))
 
 
+def mix_rank_seed(generator: Any, tag: Any) -> Any:
+    """Under torchrun with several processes (``RANK`` / ``WORLD_SIZE``), re-seed ``generator`` (a CPU ``torch.Generator``)
+    once per process of rank > 0 from its own state and the rank, so ranks given one seed draw differently (as
+    :func:`mix_worker_seed` does for DataLoader workers; rank 0 keeps the stream of a run in one process); returns the
+    tag to pass next time (unchanged in one process and on rank 0)."""
+    import torch
+
+    env = dist_env()
+    if env.world <= 1 or env.rank == 0 or tag == (os.getpid(), env.rank):
+        return tag
+    generator.manual_seed((int(torch.randint(2**62, (), generator=generator)) ^ (env.rank * 0x9E3779B97F4A7C15)) % 2**62)
+    return (os.getpid(), env.rank)
+
+
 SAID_ENV = "GENAUG_SAID"  # "PID:key,key" (keys URL-quoted): the notices process PID gave, for the DataLoader workers it starts
 _said: set[str] = set()  # the notices given in this process
 

@@ -34,6 +34,11 @@ class FrameInfo:
     guessed: bool = False  # framing="auto" looked for a face and found none: the box is the centre-square guess
 
 
+# a batch given where one image goes: the front ends that take batches
+BATCHES = ("a batch? one image per call here; for a batch: images= in an A.Compose call (N, H, W, C), "
+           "genaug.BatchFaceAug (N, C, H, W)")
+
+
 def _fail(msg: str) -> None:
     raise ValueError(msg)
 
@@ -116,7 +121,8 @@ def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
                 _fail(f"HWC image must have 1, 3 or 4 channels, got shape {image.shape}{hint}")
             t = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1)
         else:
-            _fail(f"image must be (H, W) or (H, W, C), got an array of rank {image.ndim} with shape {image.shape}")
+            batch = f" ({BATCHES})" if image.ndim == 4 else ""
+            _fail(f"image must be (H, W) or (H, W, C), got an array of rank {image.ndim} with shape {image.shape}{batch}")
     elif isinstance(image, Tensor):
         kind, shape, dtype = "tensor", tuple(image.shape), image.dtype
         if image.device.type == "meta":  # (torch.device("meta") around the dataset's construction) not "cannot copy out"
@@ -131,8 +137,8 @@ def to_chw01(image: Any) -> tuple[Tensor, str, Any, str, tuple[int, ...]]:
                 hint = " (it looks like HWC: image.permute(2, 0, 1))" if image.shape[2] in (1, 3, 4) else ""
                 _fail(f"CHW tensor must have 1, 3 or 4 channels first, got shape {tuple(image.shape)}{hint}")
         else:
-            _fail(f"image tensor must be (C, H, W) or (H, W), got shape {tuple(image.shape)} "
-                  "(for batches use Engine.augment_tensor)")
+            batch = f" ({BATCHES})" if image.ndim == 4 else ""
+            _fail(f"image tensor must be (C, H, W) or (H, W), got shape {tuple(image.shape)}{batch}")
         t = t.detach().cpu()
     else:
         _fail(f"unsupported image type {type(image).__name__}: give a numpy array, PIL image or CHW tensor")

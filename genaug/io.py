@@ -20,7 +20,8 @@ def check_path(value: Any, name: str, what: str) -> Any:
     """``value`` as given when a file-system path (str or ``os.PathLike``); else a TypeError naming ``name`` and
     what it must be (``what``, e.g. "an HDF5 file's path")."""
     if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be {what} (a str or Path), got {type(value).__name__} {value!r:.80}")
+        shown = " ".join(repr(value).split())  # (one line: a dataset's repr spans several)
+        raise TypeError(f"{name} must be {what} (a str or Path), got {type(value).__name__} {shown:.80}")
     return value
 
 

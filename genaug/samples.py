@@ -4,12 +4,16 @@ user's ``transform`` of an item (:func:`transform_item`), and :class:`SampleMeta
 was done to it."""
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
+from torch import Tensor
+from torch.utils.data import Dataset
 
 from .engine.edits import Edit
+from .faces.controls import GEOMETRIC_TYPES, geometric_targets
 from .images import albumentations_image, apply_transform, is_albumentations
 
 IMAGE_KEYS = ("image", "img")  # where a dict sample holds its image
@@ -23,6 +27,7 @@ class DictRest(NamedTuple):
 
     key: str
     entries: dict[str, Any]
+    at: int = 0  # the image's place among the sample's keys (it comes back there)
 
 
 class SampleMeta(NamedTuple):
@@ -82,8 +87,19 @@ def split_item(item: Any, src: int) -> tuple[Any, Any]:
         key = next((k for k in IMAGE_KEYS if k in item), None)
         if key is None:
             raise ValueError(f"base item {src} is a dict without an image entry {IMAGE_KEYS}: keys {list(item)}")
-        return item[key], DictRest(key, {k: v for k, v in item.items() if k != key})
+        return item[key], DictRest(key, {k: v for k, v in item.items() if k != key}, list(item).index(key))
     return item, None
+
+
+def with_base_marks(base: Any, rest: Any) -> Any:
+    """A base item's ``rest`` (its targets) and, where the base says its targets hold places in the image that no entry
+    or type names (torchvision's ``CelebA`` with ``target_type`` "landmarks": the aligned photo's 5 points as a plain
+    tensor; also inside a ``Subset``), those named (``{"landmarks": True}``), so a head turn is not drawn beside them."""
+    while isinstance(getattr(base, "dataset", None), Dataset) and hasattr(base, "indices"):  # a Subset's base
+        base = base.dataset
+    kinds = getattr(base, "target_type", None)
+    kinds = [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, (list, tuple)) else []
+    return (rest, {"landmarks": True}) if "landmarks" in kinds else rest
 
 
 def join_item(image: Any, rest: Any, meta: SampleMeta, return_meta: bool, target_transform: Callable | None) -> Any:
@@ -100,7 +116,8 @@ def join_item(image: Any, rest: Any, meta: SampleMeta, return_meta: bool, target
                 raise ValueError(f"target_transform: dict sample {meta.source} has no label entry {TARGET_KEYS}: "
                                  f"keys {list(entries)}")
             entries[label] = target_transform(entries[label])
-        return {**entries, rest.key: image, **({"meta": meta} if return_meta else {})}
+        items = list(entries.items())  # the image back in its place (a dict sample keeps its keys' order)
+        return dict(items[: rest.at] + [(rest.key, image)] + items[rest.at :] + ([("meta", meta)] if return_meta else []))
     if target_transform is not None and isinstance(rest, tuple) and rest:
         rest = (target_transform(rest[0]), *rest[1:])
     parts = (image, *(rest or ()))
@@ -113,12 +130,37 @@ def transform_item(transform: Callable, image: Any, rest: Any) -> tuple[Any, Any
     """``transform`` applied to a split item's image (:func:`apply_transform`); an albumentations one gets a dict
     sample's entries that it moves with the image too, as albumentations users call it (``transform(**sample)``):
     masks, and for a ``Compose`` its additional targets and the boxes / keypoints its ``bbox_params`` /
-    ``keypoint_params`` process, with their label fields. Returns the image and the rest, those entries replaced."""
+    ``keypoint_params`` process, with their label fields; a ``torchvision.transforms.v2`` one gets the whole sample
+    when it holds ``tv_tensors`` that mark places (boxes, masks, keypoints), as v2 users call it (``transform(sample)``,
+    ``transform(image, target)``), so a flip or crop moves them with the image. Returns the image and the rest, those
+    entries replaced."""
+    if rest is not None and _v2_moves(transform, image, rest):
+        if isinstance(rest, DictRest):
+            out = transform({rest.key: image, **rest.entries})
+            return out[rest.key], rest._replace(entries={k: out[k] for k in rest.entries})
+        out = transform(image, *rest)
+        return out[0], tuple(out[1:])
     keys = _joint_keys(transform, rest.entries) if isinstance(rest, DictRest) else []
     if not keys:
         return apply_transform(transform, image), rest
     out = transform(image=albumentations_image(image), **{k: rest.entries[k] for k in keys})
-    return out["image"], DictRest(rest.key, {**rest.entries, **{k: out[k] for k in keys}})
+    return out["image"], rest._replace(entries={**rest.entries, **{k: out[k] for k in keys}})
+
+
+def _v2_moves(transform: Any, image: Any, rest: Any) -> bool:
+    """True when ``transform`` is a ``torchvision.transforms.v2`` transform, ``image`` one it transforms (a PIL image
+    or a tensor; not a numpy array, which v2 passes through) and the item's rest (its target, a dict sample's other
+    entries) holds ``tv_tensors`` that mark places in the image (``BoundingBoxes``, ``Mask``, ``KeyPoints``), which
+    v2 moves with the image when it gets them in the same call."""
+    v2 = sys.modules.get("torchvision.transforms.v2")  # (a v2 transform given means torchvision is imported)
+    if v2 is None or not isinstance(transform, v2.Transform) or not (isinstance(image, Tensor) or _is_pil(image)):
+        return False
+    return bool(set(geometric_targets(rest.entries if isinstance(rest, DictRest) else rest)) & set(GEOMETRIC_TYPES))
+
+
+def _is_pil(image: Any) -> bool:
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(image, pil.Image)
 
 
 def _joint_keys(transform: Any, entries: dict[str, Any]) -> list[str]:

@@ -282,6 +282,63 @@ def test_an_albumentations_transform_moves_a_dict_samples_masks_boxes_and_keypoi
                        torch.from_numpy(mask))
 
 
+
+def test_a_torchvision_v2_transform_moves_a_samples_boxes_and_masks_with_its_image(tiny_bundle_path):
+    # transform=v2.RandomHorizontalFlip(p=1) on {"image": tv_tensors.Image, "boxes": BoundingBoxes, "mask": Mask}
+    # samples (or (image, {"boxes": ...}) tuples) flipped the image alone: the boxes and mask came back unflipped
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    face = tv_tensors.Image(demo_faces(1, size=32)[0])
+    boxes = tv_tensors.BoundingBoxes([[2, 2, 10, 12]], format="XYXY", canvas_size=(32, 32))
+    mask = torch.zeros(32, 32, dtype=torch.uint8)
+    mask[:, :4] = 1
+    kw = dict(variants=1, progress=False, bundle=tiny_bundle_path, device="cpu", refine_steps=0)
+    flip = v2.Compose([v2.RandomHorizontalFlip(p=1.0)])
+    base = [{"image": face, "boxes": boxes, "mask": tv_tensors.Mask(mask), "label": 3}]
+    s, plain = genaug.GenerativeAugDataset(base, transform=flip, **kw)[0], genaug.GenerativeAugDataset(base, **kw)[0]
+    assert isinstance(s["image"], tv_tensors.Image) and torch.equal(s["image"], plain["image"].flip(-1))
+    assert s["boxes"].tolist() == [[22, 2, 30, 12]] and torch.equal(s["mask"], mask.flip(-1)) and s["label"] == 3
+    image, target = genaug.GenerativeAugDataset([(face, {"boxes": boxes, "labels": 1})], transform=flip, **kw)[0]
+    assert torch.equal(image, plain["image"].flip(-1)) and target["boxes"].tolist() == [[22, 2, 30, 12]]
+    # nothing that marks places (a class label only): the image alone, as before
+    assert torch.equal(genaug.GenerativeAugDataset([(face, 3)], transform=flip, **kw)[0][0], plain["image"].flip(-1))
+
+
+def test_a_dict_sample_keeps_its_keys_order(tiny_bundle_path):
+    # {"label", "image", "name"} came back {"label", "name", "image"}: the image moved to the end
+    base = [{"label": 3, "image": demo_faces(1, size=32)[0].permute(1, 2, 0).numpy(), "name": "a"}]
+    kw = dict(variants=1, progress=False, bundle=tiny_bundle_path, device="cpu", refine_steps=0)
+    assert list(genaug.GenerativeAugDataset(base, **kw)[0]) == ["label", "image", "name"]
+    assert list(genaug.GenerativeAugDataset(base, return_meta=True, include_original=True, **kw)[1]) == [
+        "label", "image", "name", "meta"]
+
+
+class _CelebALike(torch.utils.data.Dataset):
+    """What torchvision's ``CelebA(root, target_type=["identity", "landmarks"])`` returns: the aligned photo and plain
+    tensors, the landmarks its 5 points in the photo's pixels."""
+
+    target_type = ["identity", "landmarks"]
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int):
+        face = Image.fromarray(demo_faces(1, size=32)[0].permute(1, 2, 0).numpy())
+        return face, (torch.tensor(i), torch.tensor([11, 13, 21, 13, 16, 18, 12, 24, 20, 24]))
+
+
+def test_celeba_landmarks_targets_keep_head_turns_away_as_named_landmarks_do(tiny_bundle_path):
+    # torchvision's CelebA with target_type "landmarks" gives them as a plain tensor: a named yaw turned the head and
+    # the landmarks came back unmoved, without a word (a dict entry "landmarks" or tv_tensors.KeyPoints were refused)
+    kw = dict(variants=1, progress=False, bundle=tiny_bundle_path, device="cpu", refine_steps=0)
+    with pytest.raises(ValueError, match=r"codes \['yaw'\] turn the head .* base item 0's 'landmarks' would come back unmoved"):
+        genaug.GenerativeAugDataset(_CelebALike(), codes=["yaw"], **kw)
+    with pytest.raises(ValueError, match="'landmarks' would come back unmoved"):  # inside a Subset too
+        genaug.GenerativeAugDataset(torch.utils.data.Subset(_CelebALike(), [1]), codes=["yaw"], **kw)
+    identity_only = type("_CelebAIdentity", (_CelebALike,), {"target_type": "identity"})  # no landmarks: turns as before
+    assert len(genaug.GenerativeAugDataset(identity_only(), codes=["yaw"], **kw)) == 2
+
 def test_a_cache_file_that_cannot_be_written_is_a_warning_not_the_loss_of_the_inversion(tiny_bundle_path, tmp_path):
     # a cache_path below a file (or without permission, or on a full disk) raised FileExistsError / SafetensorError
     # after the whole inversion: the latents were there, the Dataset was lost

@@ -110,7 +110,8 @@ BAD = {
     "empty": (np.zeros((0, 0, 3), np.uint8), "empty"),
     "int64": (np.zeros((32, 32, 3), np.int64), "dtype int64"),
     "bool": (np.zeros((32, 32, 3), bool), "dtype bool"),
-    "rank4": (np.zeros((2, 32, 32, 3), np.uint8), "rank 4"),
+    "rank4": (np.zeros((2, 32, 32, 3), np.uint8), r"rank 4 .*a batch\? .*images= in an A\.Compose call"),  # (no word of
+    "tensor_nchw": (torch.zeros(2, 3, 32, 32), r"\(C, H, W\).*a batch\? .*genaug\.BatchFaceAug"),  # the batch front ends)
     "channels": (np.zeros((32, 32, 5), np.uint8), "1, 3 or 4 channels"),
     "range": (np.full((32, 32, 3), 2.0, np.float32), r"\[0, 1\]"),
     "negative": (np.full((32, 32, 3), -0.5, np.float32), r"\[0, 1\]"),

@@ -136,3 +136,15 @@ def test_expand_names_a_source_or_output_that_is_no_path(noise_faces, tmp_path, 
     args = {"source": noise_faces, "out": tmp_path / "o.h5", **kw}
     with pytest.raises(TypeError, match=rf"{next(iter(kw))} must be a path \(a str or Path\), got int 5"):
         expand_to_hdf5(args["source"], args["out"], 1, **FAST)
+
+
+def test_expand_given_a_torchvision_dataset_names_its_folder_on_one_line(noise_faces, tmp_path):
+    # expand_to_hdf5(ImageFolder(root), out): "source must be a path ..., got ImageFolder Dataset ImageFolder\n
+    # Number of datapoints: ..." (a repr over several lines, no word of what to pass); now its .root, on one line
+    from torchvision.datasets import ImageFolder
+
+    with pytest.raises(TypeError, match=rf"got the dataset ImageFolder: pass its folder, '{noise_faces.parent}' \(its \.root\)") as e:
+        expand_to_hdf5(ImageFolder(noise_faces.parent), tmp_path / "o.h5", 1, **FAST)
+    assert "\n" not in str(e.value)
+    with pytest.raises(TypeError, match=r"source must be a path \(a str or Path\), got list \['a\.jpg'\]$"):
+        expand_to_hdf5(["a.jpg"], tmp_path / "o.h5", 1, **FAST)

@@ -221,6 +221,22 @@ def test_a_reader_of_an_unfinished_expansion_says_so(tmp_path):
         HDF5FaceDataset(tmp_path / "out.h5")
 
 
+def test_a_reader_of_an_expansion_still_running_says_to_wait_not_to_rerun(tmp_path):
+    # opened while `genaug expand` was writing its parts, the reader said "unfinished ... rerun the same command", and
+    # the rerun was refused ("another expansion is writing"); now it says a run is writing it (holding the run's lock)
+    from filelock import FileLock
+
+    parts = tmp_path / "out.h5.parts"
+    parts.mkdir()
+    lock = FileLock(parts / "lock", timeout=0)
+    with lock:
+        with pytest.raises(FileNotFoundError, match=r"no such HDF5 file: .*out\.h5 yet: an expansion is writing it now "
+                                                    r"\(it holds .*lock\).*wait for it to finish"):
+            HDF5FaceDataset(tmp_path / "out.h5")
+    with pytest.raises(FileNotFoundError, match=r"expansion into it is unfinished"):  # the run stopped: rerun it
+        HDF5FaceDataset(tmp_path / "out.h5")
+
+
 def test_real_faces_read_back_as_torchvision_imagefolder_numbers_them(tmp_path):
     """Three people of celeba_id200 (two photos each, linked in): the originals read back through a DataLoader with
     two workers carry the labels and order of ``torchvision.datasets.ImageFolder`` on the same folder."""

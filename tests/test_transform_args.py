@@ -194,3 +194,13 @@ def test_a_good_p_set_later_is_read_as_a_float_and_serialises():
     batch = genaug.BatchFaceAug(p=0.5)
     batch.p = np.float32(0.25)
     assert type(batch.p) is float and batch.p == 0.25 and "p=0.25" in repr(batch)
+
+
+def test_batch_aug_repr_shows_its_settings_as_given():
+    # print(model) showed strength=(0.5, 0.5) for strength=0.5 and left out framing and bounds
+    import genaug
+
+    aug = genaug.BatchFaceAug(strength=0.5, framing="full", codes=["tone"], bounds={"tone": (-0.5, 0.5)})
+    assert repr(aug) == ("BatchFaceAug(p=0.5, strength=0.5, codes=['tone'], mode='delta', framing='full', "
+                         "bounds={'tone': (-0.5, 0.5)}, device=None)")
+    assert "strength=(0.5, 1.0)" in repr(genaug.BatchFaceAug(strength=(0.5, 1.0))) and "bounds" not in repr(genaug.BatchFaceAug())

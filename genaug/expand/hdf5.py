@@ -89,6 +89,24 @@ def parts_dir_of(out: str | Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
+def writing_now(parts_dir: Path) -> Path | None:
+    """The lock in ``parts_dir`` that a running expansion holds (:meth:`genaug.expand.runs.RunFiles.locked`), or None:
+    none runs there now (the lock taken and at once released to find out; a run starting in that instant is refused,
+    to be rerun)."""
+    from filelock import FileLock, Timeout
+
+    for path in sorted(parts_dir.glob("lock*")):
+        lock = FileLock(path, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return path
+        except OSError:  # (a lock this process may not open: not a sign of a run)
+            continue
+        lock.release()
+    return None
+
+
 def compression_args(compression: str | None) -> dict[str, Any]:
     """h5py keyword arguments for ``--compression`` (lzf, gzip, gzip-<level>, none)."""
     if compression in (None, "none"):
@@ -227,6 +245,10 @@ class HDF5FaceDataset(Dataset):
             parts = parts_dir_of(self.path)
             hint = (f" (an expansion into it is unfinished: {parts} holds its parts; rerun the same `genaug expand` "
                     "command to finish it)") if parts.is_dir() else " (it is a folder)" if Path(self.path).is_dir() else ""
+            if parts.is_dir():
+                lock = writing_now(parts)
+                hint = (f" yet: an expansion is writing it now (it holds {lock}); the file appears when it has merged its "
+                        "parts: wait for it to finish") if lock is not None else hint
             raise FileNotFoundError(f"no such HDF5 file: {self.path}{hint}")
         if not h5py.is_hdf5(self.path):
             raise ValueError(f"{self.path} is not an HDF5 file")

@@ -91,6 +91,10 @@ def check_run_options(source: Any, out: Any, workers: Any, **flags: Any) -> None
     """:func:`expand_to_hdf5`'s options that do not change the records, checked as :func:`check_arguments` checks
     the others: ``source`` / ``out`` paths, ``workers`` a whole number >= 0, and yes / no ``flags`` (``overwrite="no"``
     is true in Python: it would have discarded a finished file); an :class:`ExpandError` or ``TypeError`` naming it."""
+    root = getattr(source, "root", None)  # a torchvision dataset (ImageFolder): its folder is the source
+    if not isinstance(source, (str, os.PathLike)) and isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"source must be a path (a str or Path), got the dataset {type(source).__name__}: pass its folder, "
+                        f"{str(root)!r} (its .root), which genaug expand reads as an ImageFolder")
     check_path(source, "source", "a path")
     check_path(out, "out", "a path")
     workers = as_number(workers)
