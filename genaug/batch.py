@@ -48,7 +48,7 @@ from .distenv import Turns, mix_rank_seed, mix_worker_seed
 from .engine.batch_calls import compiling, eagerly, exporting, transformed
 from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe_kinds, recipe_tables
 from .engine.batch_inputs import check_batch, one_image, other_tv_tensor, route, tv_image_type
-from .engine.batch_landmarks import check_landmark_values, check_landmarks, find_landmarks
+from .engine.batch_landmarks import check_landmark_values, check_landmarks, check_replay_size, find_landmarks
 from .engine.batch_module import BatchModule
 from .engine.batch_pass import augment_rows, channels_last
 from .engine.batch_render import render_controls
@@ -297,7 +297,7 @@ class BatchFaceAug(BatchModule):
             raise ValueError(f"params were drawn for {len(params.apply)} rows, the batch has {n}")
         fields = (params.apply, params.code, params.value, params.relative, params.strength)
         params = BatchParams(*(f if f.device.type == "cpu" else f.cpu() for f in fields), params.target,  # host tensors
-                             None if params.landmarks is None else check_landmarks(params.landmarks, n))  # (kept where they are)
+                             None if params.landmarks is None else check_landmarks(params.landmarks, n), params.size)  # (kept where they are)
         codes, known = host_array(params.code), len(all_code_names(self._spec()))
         if len(codes) and not (0 <= codes.min() and codes.max() < known):  # (numpy: no tensor read on the hot path)
             raise ValueError(f"params name code indices {sorted(set(codes.tolist()))[:8]}, but this transform's bundle has "
@@ -356,6 +356,8 @@ class BatchFaceAug(BatchModule):
         t = t.repeat(1, 3, 1, 1) if c == 1 else t[:, :3].contiguous() if c == 4 else t
         n = t.shape[0]
         drawn, params = params is None, self.draw(n) if params is None else self._checked(params, n)
+        if landmarks is None and params.landmarks is not None:  # a replay placing controls where the call it replays did
+            check_replay_size(params.size, t.shape[2], t.shape[3])
         marks = params.landmarks if landmarks is None else check_landmarks(landmarks, n)  # (shape and dtype: no read)
         if marks is not None and marks.device.type == "cpu":  # values read on the host now (no device involved);
             check_landmark_values(marks, t.shape[2], t.shape[3])  # elsewhere only in calls that render a control
@@ -364,7 +366,8 @@ class BatchFaceAug(BatchModule):
             if len(index) != n:
                 raise ValueError(f"index must hold one dataset index per row: {len(index)} for a batch of {n}")
         if n == 0:  # an empty batch (aug(x[rows]) with no rows) comes back empty, as in torchvision v2
-            params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, params.target, marks)
+            params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, params.target, marks,
+                                 None if marks is None else tuple(t.shape[2:]))
             self._params = params
             return (x.clone(), params) if self.return_params else x.clone()
         if drawn:  # a drawn control the face has no room for (near profile): re-drawn among the codes that act there
@@ -386,7 +389,8 @@ class BatchFaceAug(BatchModule):
             a = alpha if alpha is None or alpha.device == eng.device else alpha.to(eng.device)
             out, target, a = render_controls(td, out, target, params, rendered, eng, self.framing, a, marks)  # (a yaw moves alpha)
             alpha = a if a is None or a.device == t.device else a.to(t.device)
-        params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target, marks)
+        params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target, marks,
+                             None if marks is None else tuple(t.shape[2:]))
         self._params = params
         out = out if out.device == t.device else out.to(t.device)
         if c != out.shape[1]:  # back to the input's channels (a grey photo stays grey: its channels are equal)

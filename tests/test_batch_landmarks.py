@@ -82,6 +82,30 @@ def test_given_landmarks_place_the_controls_recorded_and_replayed():
     assert torch.equal(routed, out) and torch.equal(labels, torch.arange(4))
 
 
+def test_a_replay_on_another_size_is_refused_unless_given_landmarks(tmp_path):
+    """Recorded landmarks are pixels of the recorded batch: replayed on a resized batch (128 -> 96 px, where they still
+    lie inside the image) they would place the controls elsewhere on the face, so that is a ValueError naming both
+    sizes; with landmarks for the new size, or on the same size (also after torch.save / load and as a dict), it runs."""
+    import dataclasses
+    import torch.nn.functional as F
+
+    x = noise(2, 128)
+    aug = batch_aug(p=1.0, seed=0, codes=["drawn_glasses"], return_params=True)
+    out, params = aug(x, landmarks=eyes_high(2, 128))
+    assert params.size == (128, 128)
+    small = F.interpolate(x, size=(96, 96), mode="bilinear", antialias=True).clamp(0, 1)
+    with pytest.raises(ValueError, match=r"landmarks in pixels of 128x128 images, the batch is 96x96"):
+        aug(small, params=params)
+    _, p2 = aug(small, params=params, landmarks=eyes_high(2, 96))
+    assert p2.size == (96, 96)
+    torch.save(params, tmp_path / "p.pt")
+    loaded = torch.load(tmp_path / "p.pt", weights_only=True)
+    assert torch.equal(aug(x, params=loaded)[0], out) and torch.equal(aug(x, params=dataclasses.asdict(params))[0], out)
+    with pytest.raises(ValueError, match=r"128x128 images, the batch is 96x96"):
+        aug(small, params=dataclasses.asdict(loaded))
+    assert aug(x)[1].size is None  # no landmarks placed, none recorded: nothing to refuse
+
+
 def test_latent_rows_neither_read_nor_change_with_landmarks():
     """A call of latent-code rows with (host) landmarks: the same output, the same tensor operations and no host read
     (item / is_nonzero) as without - the values are checked in numpy; off the CPU they are not read at all then."""

@@ -51,6 +51,8 @@ class BatchParams:
     #                               face's own value: see colour_margins)
     landmarks: Tensor | None = None  # (N, 5, 2) float32 where given (aug(x, landmarks=)): where controls were placed
     #                                  (a NaN row, or None: the framing rule's landmarks)
+    size: tuple[int, int] | None = None  # the batch's (height, width) the landmarks are pixels of; a replay
+    #                             on another size is refused unless it is given its own landmarks
 
     def edits(self) -> list[Edit]:
         """One :class:`genaug.engine.edits.Edit` per row (what the engine and the albumentations transform take)."""

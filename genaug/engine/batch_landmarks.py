@@ -41,6 +41,18 @@ def check_landmarks(landmarks: Any, n: int) -> Tensor:
     return landmarks if landmarks.dtype == torch.float32 else landmarks.float()
 
 
+def check_replay_size(size: Any, height: int, width: int) -> None:
+    """Refuse (``ValueError``) replaying recorded landmarks (``BatchParams.size``: the (height, width) they are pixels of)
+    on a batch of another size, where they would place the controls elsewhere on the face; None (parameters saved
+    before the size was recorded) is taken as it is."""
+    if size is None:
+        return
+    h, w = (int(v) for v in size)
+    if (h, w) != (height, width):
+        raise ValueError(f"params hold landmarks in pixels of {h}x{w} images, the batch is {height}x{width}: pass landmarks "
+                         "for this size (aug.find_landmarks(x), or the recorded ones scaled) with the params")
+
+
 def check_landmark_values(landmarks: Tensor, height: int, width: int) -> None:
     """Refuse (``ValueError``) landmarks whose values cannot place a face in a ``height`` x ``width`` batch: a row that mixes
     NaN and numbers, inf, points outside the image (pixel centres at integers: x in [-0.5, width - 0.5]), both eyes on one
