@@ -63,7 +63,8 @@ class GenerativeAugDataset(Dataset):
         transform / target_transform: applied to each item's image (original or variant, after genaug;
             albumentations as ``transform(image=...)["image"]``, with a dict sample's masks, boxes and keypoints
             as its ``Compose`` takes them; a ``torchvision.transforms.v2`` one on the whole sample when it holds
-            ``tv_tensors`` boxes, masks or keypoints; any other callable as ``transform(image)``) and to its first target
+            ``tv_tensors`` boxes, masks or keypoints and every step is a v2 transform; any other callable as
+            ``transform(image)``) and to its first target
             (``(image, target, ...)`` items), as torchvision datasets do.
         progress: show a tqdm bar while inverting.
         gate / gate_threshold: identity gate (see :class:`~genaug.engine.Engine`); ``gate="auto"`` or ``gate_threshold``

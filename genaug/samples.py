@@ -151,11 +151,18 @@ def _v2_moves(transform: Any, image: Any, rest: Any) -> bool:
     """True when ``transform`` is a ``torchvision.transforms.v2`` transform, ``image`` one it transforms (a PIL image
     or a tensor; not a numpy array, which v2 passes through) and the item's rest (its target, a dict sample's other
     entries) holds ``tv_tensors`` that mark places in the image (``BoundingBoxes``, ``Mask``, ``KeyPoints``), which
-    v2 moves with the image when it gets them in the same call."""
+    v2 moves with the image when it gets them in the same call. Not when the pipeline holds a plain callable (a
+    ``lambda``, a v1 transform: v2 would hand it the whole sample): the image alone then, as any callable gets it."""
     v2 = sys.modules.get("torchvision.transforms.v2")  # (a v2 transform given means torchvision is imported)
-    if v2 is None or not isinstance(transform, v2.Transform) or not (isinstance(image, Tensor) or _is_pil(image)):
+    if v2 is None or not _v2_only(transform, v2.Transform) or not (isinstance(image, Tensor) or _is_pil(image)):
         return False
     return bool(set(geometric_targets(rest.entries if isinstance(rest, DictRest) else rest)) & set(GEOMETRIC_TYPES))
+
+
+def _v2_only(transform: Any, kind: type) -> bool:
+    """True when ``transform`` and every transform inside it (``Compose``, ``RandomApply``, ``RandomChoice``,
+    ``RandomOrder``: their ``transforms``) is a ``torchvision.transforms.v2.Transform`` (``kind``)."""
+    return isinstance(transform, kind) and all(_v2_only(t, kind) for t in getattr(transform, "transforms", ()))
 
 
 def _is_pil(image: Any) -> bool:

@@ -305,6 +305,24 @@ def test_a_torchvision_v2_transform_moves_a_samples_boxes_and_masks_with_its_ima
     assert torch.equal(genaug.GenerativeAugDataset([(face, 3)], transform=flip, **kw)[0][0], plain["image"].flip(-1))
 
 
+def test_a_v2_pipeline_holding_a_plain_callable_still_gets_the_image_alone(tiny_bundle_path):
+    # v2.Compose([flip, lambda t: t.float() / 255]) on a sample with tv_tensors boxes: v2 handed the lambda the whole
+    # sample, TypeError "<lambda>() takes 1 positional argument but 2 were given" (a dict: "'dict' object has no
+    # attribute 'float'"); before the v2 samples it got the image, as any callable does: so it does again
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    face = tv_tensors.Image(demo_faces(1, size=32)[0])
+    boxes = tv_tensors.BoundingBoxes([[2, 2, 10, 12]], format="XYXY", canvas_size=(32, 32))
+    kw = dict(variants=1, progress=False, bundle=tiny_bundle_path, device="cpu", refine_steps=0)
+    plain = genaug.GenerativeAugDataset([face], **kw)[0]
+    for tf in (v2.Compose([v2.RandomHorizontalFlip(p=1.0), lambda t: t.float() / 255]),
+               v2.RandomApply([v2.RandomHorizontalFlip(p=1.0), lambda t: t.float() / 255], p=1.0)):
+        image, target = genaug.GenerativeAugDataset([(face, {"boxes": boxes})], transform=tf, **kw)[0]
+        assert torch.equal(image, plain.flip(-1).float() / 255) and target["boxes"].tolist() == [[2, 2, 10, 12]]
+        s = genaug.GenerativeAugDataset([{"image": face, "boxes": boxes}], transform=tf, **kw)[0]
+        assert torch.equal(s["image"], plain.flip(-1).float() / 255) and s["boxes"] is boxes
+
 def test_a_dict_sample_keeps_its_keys_order(tiny_bundle_path):
     # {"label", "image", "name"} came back {"label", "name", "image"}: the image moved to the end
     base = [{"label": 3, "image": demo_faces(1, size=32)[0].permute(1, 2, 0).numpy(), "name": "a"}]
