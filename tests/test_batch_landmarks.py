@@ -106,6 +106,14 @@ def test_a_replay_on_another_size_is_refused_unless_given_landmarks(tmp_path):
     assert aug(x)[1].size is None  # no landmarks placed, none recorded: nothing to refuse
 
 
+def test_an_empty_batch_with_its_landmarks_comes_back_empty():
+    # aug(x[rows], landmarks=lm[rows]) with no rows: "ValueError: cannot reshape array of size 0 into shape (0,newaxis)"
+    # from the value check, where an empty batch without landmarks comes back empty (as in torchvision v2)
+    aug = batch_aug(p=1.0, seed=0, codes=["drawn_glasses"], return_params=True)
+    out, params = aug(noise(0, 64), landmarks=eyes_high(0, 64))
+    assert out.shape == (0, 3, 64, 64) and params.landmarks.shape == (0, 5, 2) and params.size == (64, 64)
+    assert aug(noise(0, 64), params=params)[0].shape == (0, 3, 64, 64)
+
 def test_latent_rows_neither_read_nor_change_with_landmarks():
     """A call of latent-code rows with (host) landmarks: the same output, the same tensor operations and no host read
     (item / is_nonzero) as without - the values are checked in numpy; off the CPU they are not read at all then."""

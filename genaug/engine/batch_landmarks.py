@@ -60,7 +60,7 @@ def check_landmark_values(landmarks: Tensor, height: int, width: int) -> None:
     Rows all NaN are left to the framing rule. Works in numpy on the host (a CPU tensor: no tensor operation)."""
     lm = host_array(landmarks) if landmarks.device.type == "cpu" else landmarks.cpu().numpy()
     lm = lm.astype(np.float64)
-    nan = np.isnan(lm).reshape(len(lm), -1)
+    nan = np.isnan(lm).reshape(len(lm), 10)  # ((N, 5, 2), checked; -1 cannot size an empty batch's rows)
     mixed = np.flatnonzero(nan.any(1) & ~nan.all(1))
     if len(mixed):
         raise ValueError(f"landmarks of row(s) {mixed[:8].tolist()} mix NaN and numbers: give a row's 5 points, or NaN in all "
