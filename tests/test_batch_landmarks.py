@@ -114,6 +114,7 @@ def test_an_empty_batch_with_its_landmarks_comes_back_empty():
     assert out.shape == (0, 3, 64, 64) and params.landmarks.shape == (0, 5, 2) and params.size == (64, 64)
     assert aug(noise(0, 64), params=params)[0].shape == (0, 3, 64, 64)
 
+
 def test_latent_rows_neither_read_nor_change_with_landmarks():
     """A call of latent-code rows with (host) landmarks: the same output, the same tensor operations and no host read
     (item / is_nonzero) as without - the values are checked in numpy; off the CPU they are not read at all then."""

@@ -84,23 +84,28 @@ def test_a_seeded_batch_transform_draws_differently_in_each_dataloader_worker():
     assert torch.equal(genaug.BatchFaceAug(p=0.5, seed=0).draw(32).apply, genaug.BatchFaceAug(p=0.5, seed=0).draw(32).apply)
 
 
-
 def test_a_seeded_batch_transform_draws_differently_on_each_torchrun_rank(monkeypatch):
     # DDP under torchrun, BatchFaceAug(seed=0) on every rank: each rank drew the same rows, codes and values for its own
     # batch (the global batch's k-th rows all got one edit); ranks > 0 now mix their rank in, once, as workers do
-    def draws(rank=None, world="2"):
+    from genaug.distenv import mix_rank_seed
+
+    def draws(rank=None, world="2", generator=None):
         if rank is None:
             monkeypatch.delenv("RANK", raising=False), monkeypatch.delenv("WORLD_SIZE", raising=False)
         else:
             monkeypatch.setenv("RANK", str(rank)), monkeypatch.setenv("WORLD_SIZE", world)
-        aug = genaug.BatchFaceAug(p=0.5, seed=0)
+        aug = genaug.BatchFaceAug(p=0.5, seed=0) if generator is None else genaug.BatchFaceAug(p=0.5, generator=generator)
         return [torch.cat([d.apply.float(), d.code.float(), d.value]) for d in (aug.draw(32), aug.draw(32))]
 
     alone, rank0, rank1, rank1_again, rank2 = draws(), draws(0), draws(1), draws(1), draws(2, "3")
     assert all(torch.equal(a, b) for a, b in zip(alone, rank0))  # rank 0: as in one process
     assert not torch.equal(rank1[0], rank0[0]) and not torch.equal(rank2[0], rank1[0])  # the ranks differ
     assert all(torch.equal(a, b) for a, b in zip(rank1, rank1_again))  # and repeat under the seed
-    assert not torch.equal(rank1[0], rank1[1])  # mixed once, not at every call
+    monkeypatch.setenv("RANK", "2"), monkeypatch.setenv("WORLD_SIZE", "3")
+    mixed = torch.Generator().manual_seed(0)
+    mix_rank_seed(mixed, None)  # mixed as rank 2 once, then drawn from in one process:
+    assert all(torch.equal(a, b) for a, b in zip(rank2, draws(generator=mixed)))  # mixed once, not at every call
+
 
 class _Draws:
     """A collate_fn that returns the rows a seeded BatchFaceAug would edit (no model needed)."""

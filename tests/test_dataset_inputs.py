@@ -282,7 +282,6 @@ def test_an_albumentations_transform_moves_a_dict_samples_masks_boxes_and_keypoi
                        torch.from_numpy(mask))
 
 
-
 def test_a_torchvision_v2_transform_moves_a_samples_boxes_and_masks_with_its_image(tiny_bundle_path):
     # transform=v2.RandomHorizontalFlip(p=1) on {"image": tv_tensors.Image, "boxes": BoundingBoxes, "mask": Mask}
     # samples (or (image, {"boxes": ...}) tuples) flipped the image alone: the boxes and mask came back unflipped
@@ -323,6 +322,7 @@ def test_a_v2_pipeline_holding_a_plain_callable_still_gets_the_image_alone(tiny_
         s = genaug.GenerativeAugDataset([{"image": face, "boxes": boxes}], transform=tf, **kw)[0]
         assert torch.equal(s["image"], plain.flip(-1).float() / 255) and s["boxes"] is boxes
 
+
 def test_a_dict_sample_keeps_its_keys_order(tiny_bundle_path):
     # {"label", "image", "name"} came back {"label", "name", "image"}: the image moved to the end
     base = [{"label": 3, "image": demo_faces(1, size=32)[0].permute(1, 2, 0).numpy(), "name": "a"}]
@@ -356,6 +356,7 @@ def test_celeba_landmarks_targets_keep_head_turns_away_as_named_landmarks_do(tin
         genaug.GenerativeAugDataset(torch.utils.data.Subset(_CelebALike(), [1]), codes=["yaw"], **kw)
     identity_only = type("_CelebAIdentity", (_CelebALike,), {"target_type": "identity"})  # no landmarks: turns as before
     assert len(genaug.GenerativeAugDataset(identity_only(), codes=["yaw"], **kw)) == 2
+
 
 def test_a_cache_file_that_cannot_be_written_is_a_warning_not_the_loss_of_the_inversion(tiny_bundle_path, tmp_path):
     # a cache_path below a file (or without permission, or on a full disk) raised FileExistsError / SafetensorError
