@@ -243,7 +243,7 @@ class GenerativeAugDataset(Dataset):
         """True when base item ``src``'s targets mark places in its image (:func:`~genaug.engine.variants.marks_places`:
         named head turns refused; random ones re-drawn, see :meth:`_plan`); also a base whose targets are such places
         though no entry names them (:func:`~genaug.samples.with_base_marks`: torchvision's ``CelebA`` landmarks)."""
-        return marks_places(self.engine, src, with_base_marks(self.base, rest), bool(self.variants))
+        return marks_places(self.engine, src, with_base_marks(self.base, rest, src), bool(self.variants))
 
     def _plan(self, src: int, marked: bool = False) -> list[Edit]:
         """The edits of source ``src``'s variants (without the original), a pure function of ``(seed, src)``; with

@@ -4,13 +4,14 @@ user's ``transform`` of an item (:func:`transform_item`), and :class:`SampleMeta
 was done to it."""
 from __future__ import annotations
 
+import bisect
 import sys
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from .engine.edits import Edit
 from .faces.controls import GEOMETRIC_TYPES, geometric_targets
@@ -91,12 +92,19 @@ def split_item(item: Any, src: int) -> tuple[Any, Any]:
     return item, None
 
 
-def with_base_marks(base: Any, rest: Any) -> Any:
-    """A base item's ``rest`` (its targets) and, where the base says its targets hold places in the image that no entry
-    or type names (torchvision's ``CelebA`` with ``target_type`` "landmarks": the aligned photo's 5 points as a plain
-    tensor; also inside a ``Subset``), those named (``{"landmarks": True}``), so a head turn is not drawn beside them."""
-    while isinstance(getattr(base, "dataset", None), Dataset) and hasattr(base, "indices"):  # a Subset's base
-        base = base.dataset
+def with_base_marks(base: Any, rest: Any, src: int) -> Any:
+    """Base item ``src``'s ``rest`` (its targets) and, where the dataset it comes from says its targets hold places in
+    the image that no entry or type names (torchvision's ``CelebA`` with ``target_type`` "landmarks": the aligned
+    photo's 5 points as a plain tensor; also inside a ``Subset`` or ``ConcatDataset``), those named
+    (``{"landmarks": True}``), so a head turn is not drawn beside them."""
+    while True:  # the dataset item src comes from, through Subsets and ConcatDatasets
+        if isinstance(base, ConcatDataset):
+            part = bisect.bisect_right(base.cumulative_sizes, src)
+            src, base = src - (base.cumulative_sizes[part - 1] if part else 0), base.datasets[part]
+        elif isinstance(getattr(base, "dataset", None), Dataset) and hasattr(base, "indices"):  # a Subset
+            src, base = int(base.indices[src]), base.dataset
+        else:
+            break
     kinds = getattr(base, "target_type", None)
     kinds = [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, (list, tuple)) else []
     return (rest, {"landmarks": True}) if "landmarks" in kinds else rest

@@ -358,6 +358,21 @@ def test_celeba_landmarks_targets_keep_head_turns_away_as_named_landmarks_do(tin
     assert len(genaug.GenerativeAugDataset(identity_only(), codes=["yaw"], **kw)) == 2
 
 
+def test_celeba_landmarks_targets_are_found_through_a_concat_dataset(tiny_bundle_path):
+    # ConcatDataset([CelebA(split="train", ...), CelebA(split="valid", ...)]): only a Subset was looked through, so a
+    # named yaw turned the heads beside the landmarks again; the item's own dataset is found (a plain one beside it
+    # is not marked)
+    from torch.utils.data import ConcatDataset, Subset
+
+    kw = dict(variants=1, progress=False, bundle=tiny_bundle_path, device="cpu", refine_steps=0)
+    with pytest.raises(ValueError, match=r"base item 0's 'landmarks' would come back unmoved"):
+        genaug.GenerativeAugDataset(ConcatDataset([_CelebALike(), Subset(_CelebALike(), [0])]), codes=["yaw"], **kw)
+    plain = [(demo_faces(1, size=32)[0], 0)] * 3  # items 0-2 plain: the first refused is item 3
+    with pytest.raises(ValueError, match=r"base item 3's 'landmarks' would come back unmoved"):
+        genaug.GenerativeAugDataset(ConcatDataset([plain, Subset(_CelebALike(), [1, 0])]), codes=["yaw"], **kw)
+    assert len(genaug.GenerativeAugDataset(ConcatDataset([plain, plain]), codes=["yaw"], **kw)) == 6
+
+
 def test_a_cache_file_that_cannot_be_written_is_a_warning_not_the_loss_of_the_inversion(tiny_bundle_path, tmp_path):
     # a cache_path below a file (or without permission, or on a full disk) raised FileExistsError / SafetensorError
     # after the whole inversion: the latents were there, the Dataset was lost
