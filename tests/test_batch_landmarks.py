@@ -83,9 +83,10 @@ def test_given_landmarks_place_the_controls_recorded_and_replayed():
 
 
 def test_a_replay_on_another_size_is_refused_unless_given_landmarks(tmp_path):
-    """Recorded landmarks are pixels of the recorded batch: replayed on a resized batch (128 -> 96 px, where they still
-    lie inside the image) they would place the controls elsewhere on the face, so that is a ValueError naming both
-    sizes; with landmarks for the new size, or on the same size (also after torch.save / load and as a dict), it runs."""
+    """Recorded landmarks are pixels of the recorded batch: replayed on a larger batch (128 -> 192 px, where they lie
+    inside the image and ran without a word; at a smaller size they lie outside, refused as such) they would place the
+    controls elsewhere on the face, so that is a ValueError naming both sizes; with landmarks for the new size, or on
+    the same size (also after torch.save / load and as a dict), it runs."""
     import dataclasses
     import torch.nn.functional as F
 
@@ -93,17 +94,35 @@ def test_a_replay_on_another_size_is_refused_unless_given_landmarks(tmp_path):
     aug = batch_aug(p=1.0, seed=0, codes=["drawn_glasses"], return_params=True)
     out, params = aug(x, landmarks=eyes_high(2, 128))
     assert params.size == (128, 128)
-    small = F.interpolate(x, size=(96, 96), mode="bilinear", antialias=True).clamp(0, 1)
-    with pytest.raises(ValueError, match=r"landmarks in pixels of 128x128 images, the batch is 96x96"):
-        aug(small, params=params)
-    _, p2 = aug(small, params=params, landmarks=eyes_high(2, 96))
-    assert p2.size == (96, 96)
+    large = F.interpolate(x, size=(192, 192), mode="bilinear").clamp(0, 1)
+    with pytest.raises(ValueError, match=r"landmarks in pixels of 128x128 images, the batch is 192x192"):
+        aug(large, params=params)
+    _, p2 = aug(large, params=params, landmarks=eyes_high(2, 192))
+    assert p2.size == (192, 192)
     torch.save(params, tmp_path / "p.pt")
     loaded = torch.load(tmp_path / "p.pt", weights_only=True)
     assert torch.equal(aug(x, params=loaded)[0], out) and torch.equal(aug(x, params=dataclasses.asdict(params))[0], out)
-    with pytest.raises(ValueError, match=r"128x128 images, the batch is 96x96"):
-        aug(small, params=dataclasses.asdict(loaded))
+    with pytest.raises(ValueError, match=r"128x128 images, the batch is 192x192"):
+        aug(large, params=dataclasses.asdict(loaded))
     assert aug(x)[1].size is None  # no landmarks placed, none recorded: nothing to refuse
+
+
+def test_params_saved_before_the_size_was_recorded_replay_as_before(tmp_path):
+    """Params of the previous version (no ``size`` in their pickled state, or in their dict) load with
+    ``torch.load(weights_only=True)`` and replay, on their size and on another, as they did (nothing to check them by)."""
+    import dataclasses
+    import torch.nn.functional as F
+
+    x = noise(2, 128)
+    aug = batch_aug(p=1.0, seed=0, codes=["drawn_glasses"], return_params=True)
+    out, params = aug(x, landmarks=eyes_high(2, 128))
+    object.__delattr__(params, "size")  # the previous version's instance state: the other fields alone
+    torch.save(params, tmp_path / "old.pt")
+    old = torch.load(tmp_path / "old.pt", weights_only=True)
+    fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if f.name != "size"}
+    assert old.size is None and torch.equal(aug(x, params=old)[0], out) and torch.equal(aug(x, params=fields)[0], out)
+    large = F.interpolate(x, size=(192, 192), mode="bilinear").clamp(0, 1)
+    assert aug(large, params=old)[0].shape == (2, 3, 192, 192)  # not refused: no size to compare
 
 
 def test_an_empty_batch_with_its_landmarks_comes_back_empty():
