@@ -247,3 +247,16 @@ def test_threads_sharing_the_face_detector_take_turns():
 def _astronaut(size: int = 128) -> torch.Tensor:
     """The shipped face as a (1, 3, size, size) batch in [-1, 1]."""
     return torch.from_numpy(demo_face(size).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def test_eight_bit_rounds_a_float_photo_as_before():
+    # the detector's 8-bit copy of a photo, made in place on one float copy: the same bytes as numpy's round / clip
+    from genaug.faces.align import _eight_bit
+
+    levels = np.arange(-2, 258, 0.25, dtype=np.float32)  # halves (rounded to even), quarters, beyond 0..255
+    colour = torch.from_numpy(np.resize(levels / 255, (3, 40, 26)).astype(np.float32))
+    before = colour.clone()
+    old = (np.ascontiguousarray(colour.permute(1, 2, 0).numpy()) * 255).round().clip(0, 255).astype(np.uint8)
+    got = _eight_bit(colour)
+    assert got.dtype == np.uint8 and got.shape == (40, 26, 3) and np.array_equal(got, old)
+    assert torch.equal(colour, before)  # the photo is left as it was (the float copy is the function's own)
