@@ -57,5 +57,5 @@ def test_an_eight_bit_photo_comes_back_rounded_half_to_even_and_the_work_tensor_
                      else ("RGB" if kind == "pil" else np.uint8), "CHW" if kind == "tensor" else "HWC", 3, False,
                      (0, 0, 10, 8), torch.empty(0))
     got = from_chw01(t, original, info)
-    got = got if kind == "tensor" else torch.from_numpy(np.asarray(got)).permute(2, 0, 1)
+    got = got if kind == "tensor" else torch.from_numpy(np.array(got)).permute(2, 0, 1)
     assert torch.equal(got, want) and torch.equal(t, before)
