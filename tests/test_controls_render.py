@@ -78,3 +78,32 @@ def test_fit_apply_finds_a_photos_landmarks_once(monkeypatch, name, value, drawn
     out, values = control.fit_apply(x, value, drawn=drawn)
     assert len(calls) == 1 and torch.equal(values, fitted) and torch.equal(out, alone)
     assert control.fit_apply(x, value, drawn=drawn)[0] is not out and len(calls) == 2  # found again on the next call
+
+
+def test_apply_control_writes_only_what_the_control_changed():
+    # apply_control works out the result in the box of the pixels the control changed (a face in a 12 MP photo: not
+    # four full-size float copies): pixels it left keep the photo's own float values, changed ones the render's
+    import numpy as np
+    from types import SimpleNamespace
+
+    from genaug.engine.render import apply_control
+    from genaug.faces.align import CANONICAL_LANDMARKS
+    from genaug.images import FrameInfo
+
+    photo = np.random.default_rng(0).random((90, 120, 3)).astype(np.float32)  # not on 8-bit levels
+    lm = CANONICAL_LANDMARKS * 40 + np.float32([30, 20])
+
+    def render(x, value, landmarks, drawn):
+        out = x.clone()
+        out[:, 1, 25:60, 40:50] = 0.5  # the green channel of a patch
+        out[:, :, 70, 100] = -1.0  # and one pixel elsewhere
+        return out, torch.tensor([value])
+
+    control = SimpleNamespace(name="light", fit_apply=render)
+    info = FrameInfo("numpy", photo.shape, photo.dtype, "HWC", 3, False, (30, 20, 70, 60), torch.empty(0),
+                     alignment=SimpleNamespace(face=SimpleNamespace(landmarks=lm)))
+    out, value = apply_control(control, 12.0, photo, info)
+    want = photo.copy()
+    want[25:60, 40:50, 1] = 0.75
+    want[70, 100] = 0.0
+    assert value == 12.0 and out.dtype == np.float32 and np.array_equal(out, want)

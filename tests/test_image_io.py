@@ -37,3 +37,25 @@ def test_finished_files_follow_the_umask(tmp_path):
         os.umask(old)
     assert out.stat().st_mode & 0o777 == 0o600
     assert shared.stat().st_mode & 0o777 == 0o664
+
+
+@pytest.mark.parametrize("kind", ["numpy", "pil", "tensor"])
+def test_an_eight_bit_photo_comes_back_rounded_half_to_even_and_the_work_tensor_kept(kind):
+    # from_chw01 writes a uint8 photo back through one float copy (a 12 MP photo's): the levels as before, halves to
+    # even, the caller's float tensor untouched
+    import torch
+
+    from genaug.images import FrameInfo, from_chw01
+
+    levels = torch.arange(-1, 257, 0.5, dtype=torch.float32)[:3 * 8 * 10] / 255  # halves, beyond 0..255
+    t = levels.reshape(3, 8, 10).clamp(0, 1) if kind == "tensor" else levels.reshape(3, 8, 10)
+    before = t.clone()
+    want = (t * 255).round().clamp(0, 255).to(torch.uint8)
+    u8 = np.zeros((8, 10, 3), np.uint8)
+    original = {"numpy": u8, "pil": Image.fromarray(u8), "tensor": torch.from_numpy(u8).permute(2, 0, 1).contiguous()}[kind]
+    info = FrameInfo(kind, tuple(original.shape) if kind != "pil" else (8, 10, 3), torch.uint8 if kind == "tensor"
+                     else ("RGB" if kind == "pil" else np.uint8), "CHW" if kind == "tensor" else "HWC", 3, False,
+                     (0, 0, 10, 8), torch.empty(0))
+    got = from_chw01(t, original, info)
+    got = got if kind == "tensor" else torch.from_numpy(np.array(got)).permute(2, 0, 1)
+    assert torch.equal(got, want) and torch.equal(t, before)

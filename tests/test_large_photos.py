@@ -134,6 +134,24 @@ def test_a_large_relight_runs_in_bands_and_takes_the_skin_colour_small(monkeypat
     assert float((one - full)[patch].abs().max()) < 3 * LEVEL
 
 
+
+def test_a_large_relight_shades_the_box_of_the_faces_mask_alone(monkeypatch):
+    # a close-up's pixels outside the head's mask (hair, neck, background: a third to half of a 12 MP photo) came out
+    # as the input but went through every per-pixel step of the shading: they are copied now, the face's as before
+    x = smooth_faces(2, 400, 320) * 0.7
+    lm, az = default_landmarks(400, 320, 2) * 0.5 + torch.tensor([80.0, 100.0]), torch.tensor([60.0, -45.0])
+    monkeypatch.setattr(light, "WORK_PIXELS", 64 * 64)
+    shade, pixels = light._apply_shading, []
+    monkeypatch.setattr(light, "_apply_shading", lambda images, *a, **k: pixels.append(images[0, 0].numel()) or shade(images, *a, **k))
+    one = light.relight(x, az, 10.0, 0.8, lm)
+    monkeypatch.setattr(light, "CHUNK_PIXELS", 1600)  # bands of a few rows
+    banded = light.relight(x, az, 10.0, 0.8, lm)
+    assert 0 < sum(pixels) < 0.6 * 2 * 400 * 320  # (both calls)
+    assert float((banded - one).abs().max()) < 1e-6 and float((banded - x).abs().max()) > 0.3
+    moved = (one != x).any(1).any(0)
+    rows, cols = moved.any(1).nonzero()[:, 0], moved.any(0).nonzero()[:, 0]
+    assert rows[0] > 20 and rows[-1] < 380 and cols[0] > 20 and cols[-1] < 300  # the mask's box: inside the photo
+
 def test_a_large_relight_of_saturated_pixels_matches_the_full_size_render(monkeypatch):
     """A region larger than WORK_PIXELS is shaded on a small image. Made by averaging, its pixels mixed clipped and
     black channels into colours no pixel has (unclipped 'skin'), and the clipped pixels took that colour: saturated
