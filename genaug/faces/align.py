@@ -78,9 +78,11 @@ EXPOSURE, MID_GREY = (0.25, 0.65), 0.45
 # no-face crops of celeba_id200 backgrounds read as a face. It costs a photo with no face a third search, of its
 # upright view alone (a 640 x 480 scene: about a tenth more).
 EQUALISE_CLIP, EQUALISE_TILES = 3.0, 8
-# The re-searches of a photo longer than DETECT_SIDE look at RESEARCH_SIDE px at most, not at full size (~5 s each at 12 MP
-# on one thread). Of 40 12 MP photos with a face 100-200 px wide, overexposed or side-lit, real faces found 24 -> 22
-# (3 lost, 186-268 px wide, read at full size alone; 1 gained); at full size without dlib's upsampling, 21.
+# Those two re-searches look at a photo longer than DETECT_SIDE with no face there at RESEARCH_SIDE px at most, not at
+# full size as the photo's own search does: a 12 MP photo with no face cost 3 full-size searches (~5 s each on one
+# thread; a mid-grey one 2). It costs faces: of 40 12 MP photos with a face 100-200 px wide, overexposed or lit from one
+# side, the re-searches at full size found 24 real faces, at 2048 px 22 (3 lost, 1 gained; the lost ones 186-268 px
+# wide, found at full size only: marginal reads, not small faces); at full size without dlib's upsampling, 21.
 RESEARCH_SIDE = 2048
 
 
@@ -186,7 +188,8 @@ def detect_faces(detector, landmarker, rgb: np.ndarray, upsample: int) -> list[D
 def _search(detector, landmarker, rgb: np.ndarray, upsample: int, upright_only: bool = False,
             then: int | None = None) -> list[DetectedFace]:
     """:func:`detect_faces`' search of one picture, its views included (``upright_only``: the upright view alone;
-    ``then``: the upright view searched again at this long side at most, not at full size: :func:`find_faces`)."""
+    ``then``: a photo longer than :data:`DETECT_SIDE` with no face there is searched upright again at this long side
+    at most, not at full size: :func:`find_faces`)."""
     best, top = None, -math.inf
     for i, (view, m) in enumerate(views(rgb)):
         if i and upright_only:
@@ -256,7 +259,8 @@ def _hwc(colour: Tensor) -> np.ndarray:
 
 
 def _eight_bit(colour: Tensor) -> np.ndarray:
-    """(C, H, W) float [0, 1] -> (H, W, C) uint8, rounded half to even, in place on one float copy (not three: 12 MP, ~0.5 s)."""
+    """(C, H, W) float [0, 1] tensor -> (H, W, C) uint8, rounded half to even, in place on one float copy (a 12 MP
+    photo's three float temporaries cost ~0.5 s of page faults)."""
     a = _hwc(colour) * 255
     np.rint(a, out=a)
     np.clip(a, 0, 255, out=a)
