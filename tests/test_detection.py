@@ -249,29 +249,6 @@ def _astronaut(size: int = 128) -> torch.Tensor:
     return torch.from_numpy(demo_face(size).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
 
 
-def test_a_large_photo_without_a_face_is_searched_at_full_size_once(monkeypatch):
-    # a 12 MP photo with no face was searched at full size (~5 s on one thread) by each search: as it is, then brought
-    # to mid-grey, then equalised (a dark one: 3 times, ~18 s); the re-searches look at RESEARCH_SIDE px at most now
-    from genaug.faces import align, views
-
-    monkeypatch.setattr(align, "DETECT_SIDE", 64)
-    monkeypatch.setattr(align, "RESEARCH_SIDE", 100)
-    monkeypatch.setattr(align, "TURNED_SIDE", 32)  # (the other views at a size of their own)
-    monkeypatch.setattr(views, "TURNED_SIDE", 32)
-    sizes = []
-    detector = SimpleNamespace(run=lambda rgb, *a: sizes.append(rgb.shape[:2]) or ([], [], []))
-    dark = np.random.default_rng(0).integers(0, 40, (150, 200, 3), dtype=np.uint8)  # median luma ~0.08: re-searched lit
-    assert align.exposed(dark) is not None
-    assert align.detect_faces(detector, None, dark, 1) == []
-    assert sizes.count((150, 200)) == 1  # the full-size pass: the photo's own, once
-    assert sizes.count((48, 64)) == 3  # its upright view at DETECT_SIDE: as it is, lit, equalised
-    assert sizes.count((75, 100)) == 2  # then at RESEARCH_SIDE: lit, equalised
-    assert len(sizes) == 1 + 3 + 2 + 2 * 6  # and the 6 other views of the photo and of the lit photo
-    sizes.clear()
-    monkeypatch.setattr(align, "RESEARCH_SIDE", 400)  # a photo no longer than it: at full size, as before
-    align.detect_faces(detector, None, dark, 1)
-    assert sizes.count((150, 200)) == 3 and sizes.count((48, 64)) == 3
-
 def test_eight_bit_rounds_a_float_photo_as_before():
     # the detector's 8-bit copy of a photo, made in place on one float copy: the same bytes as numpy's round / clip
     from genaug.faces.align import _eight_bit

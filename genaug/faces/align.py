@@ -78,20 +78,12 @@ EXPOSURE, MID_GREY = (0.25, 0.65), 0.45
 # no-face crops of celeba_id200 backgrounds read as a face. It costs a photo with no face a third search, of its
 # upright view alone (a 640 x 480 scene: about a tenth more).
 EQUALISE_CLIP, EQUALISE_TILES = 3.0, 8
-# Those two re-searches look at a photo longer than DETECT_SIDE with no face there at RESEARCH_SIDE px at most, not at
-# full size as the photo's own search does: a 12 MP photo with no face cost 3 full-size searches (~5 s each on one
-# thread; a mid-grey one 2). It costs faces: of 40 12 MP photos with a face 100-200 px wide, overexposed or lit from one
-# side, the re-searches at full size found 24 real faces, at 2048 px 22 (3 lost, 1 gained; the lost ones 186-268 px
-# wide, found at full size only: marginal reads, not small faces); at full size without dlib's upsampling, 21.
-RESEARCH_SIDE = 2048
 
 
-def find_faces(detector, rgb: np.ndarray, upsample: int, side: int | None = None, full_size: bool = True,
-               then: int | None = None) -> list:
+def find_faces(detector, rgb: np.ndarray, upsample: int, side: int | None = None, full_size: bool = True) -> list:
     """dlib's detections in ``rgb``'s (H, W, 3) uint8 pixels: (box, score, sub-detector index) each. A photo longer
     than ``side`` (default :data:`DETECT_SIDE`) is searched at that size first (area-downsampled; the boxes scaled
-    back), and only where that finds nothing (a face too small to show there) and ``full_size``, again at full size,
-    or at ``then`` px (long side) where the photo is longer."""
+    back), and at full size only where that finds nothing (a face too small to show there) and ``full_size``."""
     h, w = rgb.shape[:2]
     side = DETECT_SIDE if side is None else side
     scale = max(h, w) / side
@@ -105,8 +97,6 @@ def find_faces(detector, rgb: np.ndarray, upsample: int, side: int | None = None
                      score, k) for r, score, k in found]
         if not full_size:
             return []
-        if then is not None and max(h, w) > then:
-            return find_faces(detector, rgb, upsample, then, False)
     return list(zip(*detector.run(rgb, upsample, 0.0)))
 
 
@@ -181,21 +171,17 @@ def detect_faces(detector, landmarker, rgb: np.ndarray, upsample: int) -> list[D
     with its lightness equalised tile by tile (:func:`equalised`: a face lit hard from one side; upright only)."""
     faces = _search(detector, landmarker, rgb, upsample)
     lit = None if faces else exposed(rgb)
-    faces = faces if lit is None else _search(detector, landmarker, lit, upsample, then=RESEARCH_SIDE)
-    return faces or _search(detector, landmarker, equalised(rgb), upsample, upright_only=True, then=RESEARCH_SIDE)
+    faces = faces if lit is None else _search(detector, landmarker, lit, upsample)
+    return faces or _search(detector, landmarker, equalised(rgb), upsample, upright_only=True)
 
 
-def _search(detector, landmarker, rgb: np.ndarray, upsample: int, upright_only: bool = False,
-            then: int | None = None) -> list[DetectedFace]:
-    """:func:`detect_faces`' search of one picture, its views included (``upright_only``: the upright view alone;
-    ``then``: a photo longer than :data:`DETECT_SIDE` with no face there is searched upright again at this long side
-    at most, not at full size: :func:`find_faces`)."""
+def _search(detector, landmarker, rgb: np.ndarray, upsample: int, upright_only: bool = False) -> list[DetectedFace]:
+    """:func:`detect_faces`' search of one picture, its views included (``upright_only``: the upright view alone)."""
     best, top = None, -math.inf
     for i, (view, m) in enumerate(views(rgb)):
         if i and upright_only:
             break
-        found = (find_faces(detector, view, upsample, then=then) if not i
-                 else find_faces(detector, view, upsample, TURNED_SIDE, False))
+        found = find_faces(detector, view, upsample) if not i else find_faces(detector, view, upsample, TURNED_SIDE, False)
         score, index = max(((f[1], int(f[2])) for f in found), default=(-math.inf, -1))
         if score > top:
             best, top = (view, m, found), score
