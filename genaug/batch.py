@@ -359,6 +359,7 @@ class BatchFaceAug(BatchModule):
         if landmarks is None and params.landmarks is not None:  # a replay placing controls where the call it replays did
             check_replay_size(params.size, t.shape[2], t.shape[3])
         marks = params.landmarks if landmarks is None else check_landmarks(landmarks, n)  # (shape and dtype: no read)
+        size = None if marks is None else tuple(t.shape[2:])  # recorded with them: what a replay checks
         if marks is not None and marks.device.type == "cpu":  # values read on the host now (no device involved);
             check_landmark_values(marks, t.shape[2], t.shape[3])  # elsewhere only in calls that render a control
         if index is not None:
@@ -366,8 +367,7 @@ class BatchFaceAug(BatchModule):
             if len(index) != n:
                 raise ValueError(f"index must hold one dataset index per row: {len(index)} for a batch of {n}")
         if n == 0:  # an empty batch (aug(x[rows]) with no rows) comes back empty, as in torchvision v2
-            params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, params.target, marks,
-                                 None if marks is None else tuple(t.shape[2:]))
+            params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, params.target, marks, size)
             self._params = params
             return (x.clone(), params) if self.return_params else x.clone()
         if drawn:  # a drawn control the face has no room for (near profile): re-drawn among the codes that act there
@@ -389,8 +389,7 @@ class BatchFaceAug(BatchModule):
             a = alpha if alpha is None or alpha.device == eng.device else alpha.to(eng.device)
             out, target, a = render_controls(td, out, target, params, rendered, eng, self.framing, a, marks)  # (a yaw moves alpha)
             alpha = a if a is None or a.device == t.device else a.to(t.device)
-        params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target, marks,
-                             None if marks is None else tuple(t.shape[2:]))
+        params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target, marks, size)
         self._params = params
         out = out if out.device == t.device else out.to(t.device)
         if c != out.shape[1]:  # back to the input's channels (a grey photo stays grey: its channels are equal)

@@ -145,6 +145,7 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
     from ..faces.controls import GEOMETRIC_CONTROLS
     from ..faces.identity import faces_extra_available
     from ..faces.landmarks import box_landmarks, landmarks_in_order, landmarks_inside, place_landmarks, taken_whole
+    from ..faces.warp import span
 
     full = to_chw01(original)[0].clone()
     if info.no_face or info.guessed:  # (the engine reports such an edit as not applied: ``Engine.unplaced``)
@@ -176,8 +177,8 @@ def apply_control(control: Any, value: float, original: Any, info: FrameInfo,
         return from_chw01(full, original, info), 0.0
     # pixels the control left as they were keep the photo's own values (a float photo's, not their trip through [-1, 1]),
     # worked out in the box of the pixels it changed (a face in a 12 MP photo: not four full-size float copies)
-    ys, xs = moved.any(1).nonzero()[:, 0], moved.any(0).nonzero()[:, 0]
-    box = (slice(None), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1))
+    top, bottom, left, right = span(moved[None])
+    box = (slice(None), slice(top, bottom), slice(left, right))
     colour[box] = torch.where(same[box], colour[box], ((out[box] + 1) / 2).clamp(0, 1))
     if info.has_alpha and control.name in GEOMETRIC_CONTROLS:  # a cut-out's alpha moves with the pixels it covers
         alpha = full[info.channels :][None].expand(-1, 3, -1, -1) * 2 - 1

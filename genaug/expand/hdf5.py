@@ -243,12 +243,11 @@ class HDF5FaceDataset(Dataset):
         self._pid = os.getpid()  # the process that opened ``_file``
         if not Path(self.path).is_file():
             parts = parts_dir_of(self.path)
-            hint = (f" (an expansion into it is unfinished: {parts} holds its parts; rerun the same `genaug expand` "
+            lock = writing_now(parts) if parts.is_dir() else None
+            hint = (f" yet: an expansion is writing it now (it holds {lock}); the file appears when it has merged its "
+                    "parts: wait for it to finish") if lock is not None else (
+                    f" (an expansion into it is unfinished: {parts} holds its parts; rerun the same `genaug expand` "
                     "command to finish it)") if parts.is_dir() else " (it is a folder)" if Path(self.path).is_dir() else ""
-            if parts.is_dir():
-                lock = writing_now(parts)
-                hint = (f" yet: an expansion is writing it now (it holds {lock}); the file appears when it has merged its "
-                        "parts: wait for it to finish") if lock is not None else hint
             raise FileNotFoundError(f"no such HDF5 file: {self.path}{hint}")
         if not h5py.is_hdf5(self.path):
             raise ValueError(f"{self.path} is not an HDF5 file")

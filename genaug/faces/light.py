@@ -36,7 +36,7 @@ from .padding import padding_mask
 from .relit_colour import (_face_mean, _follow_colour, _into_gamut, _luminance, _shading_saturation, _skin_colour, _soft_cap,
                            _unclip)
 from .shape import blur_each, check_images, normals, per_image, power, smoothstep, surface
-from .warp import CHUNK_PIXELS, WORK_PIXELS
+from .warp import CHUNK_PIXELS, WORK_PIXELS, span
 
 SHADOW_STEPS = 16
 LEAST_FADE = 0.25  # light_room: a face the near-profile fade leaves less of the light than this is not relit (no room)
@@ -263,11 +263,10 @@ def _relight(images: Tensor, az: Tensor, el: Tensor, k: Tensor, pose: PoseFit, l
     # outside the face's mask _apply_shading gives the input (its float32 copy where k is not 0): the per-pixel steps
     # run on the mask's box alone (a close-up's hair, neck and background are a third to half of a 12 MP photo)
     out = torch.where((k == 0)[:, None, None, None], images, images.float().to(images.dtype))
-    on = mask > 0
-    if not bool(on.any()):
+    box = span(mask > 0)
+    if box is None:
         return out
-    ys, xs = on.any(2).any(0).nonzero()[:, 0], on.any(1).any(0).nonzero()[:, 0]
-    top, bottom, left, right = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+    top, bottom, left, right = box
     rows = max(1, CHUNK_PIXELS // (right - left))
     for t in range(top, bottom, rows):  # the per-pixel steps a band of rows at a time: in cache, twice as fast
         band, cols = slice(t, min(t + rows, bottom)), slice(left, right)
