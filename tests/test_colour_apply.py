@@ -95,19 +95,3 @@ def test_keep_hue_takes_the_face_means_off_the_fits_product(monkeypatch):
     assert torch.allclose(colour.keep_hue(s, t.clone(), means=means), want, atol=2e-6, rtol=0)
     monkeypatch.setattr(colour, "_on_host", lambda x: False)  # the tensor form (a device's): the same
     assert torch.allclose(colour.keep_hue(s, t.clone(), means=means), want, atol=2e-6, rtol=0)
-
-
-def test_colour_rows_writes_into_out_beside_one_channel_of_work_memory():
-    """The product goes straight into ``out``: beside it the only work buffer the size of the batch is the channel
-    sum's (N, 1, H W) (a (N, C + 1, H W) product before, at batch 256 a 17 MB buffer written and read back); ``out``
-    that is the batch's own memory is refused (the product would read pixels it already overwrote)."""
-    g = torch.Generator().manual_seed(3)
-    x = torch.rand(8, 3, 32, 32, generator=g)
-    t = torch.randn(8, 3, 3, generator=g) * 0.3 + torch.tensor([1.0, 0.0, 0.0])
-    work, out = {}, torch.empty_like(x)
-    colour_rows(x, t, out, work)
-    assert torch.allclose(out.double(), _reference(x, t), atol=1e-6, rtol=0)
-    sizes = sorted(buf.numel() for buf in work.values())  # bytes (uint8 buffers)
-    assert sizes[-1] == 8 * 32 * 32 * 4 and sizes[-2] < 1024, sizes  # the sum's float32 row; then the per-row matrices
-    with pytest.raises(ValueError, match="out must not be images' memory"):
-        colour_rows(x, t, x, {})

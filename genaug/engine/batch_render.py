@@ -70,17 +70,13 @@ def make_grey(t: Tensor, grey: np.ndarray, ref: Tensor | None = None) -> Tensor:
 
 
 def colour_rows(images: Tensor, transform: Tensor, out: Tensor, work: dict) -> Tensor:
-    """:func:`genaug.engine.colour.apply_colour01` of a contiguous batch into ``out`` (contiguous, like it, not its memory) by batched
-    products: a row of ones times each row's pixels (the channel sum, C lum) into a one-channel work buffer, clamped to
-    [0, C ``BLACK_RAMP``]; each row's channel matrix (the gains on the diagonal, the pull over C in every column) times
-    its pixels straight into ``out``; the offset over C ``BLACK_RAMP`` times that clamped sum added in place, then
-    clamped - the same values to float rounding as ``apply_colour01``'s seven passes (2.4e-7). The only work buffer is
-    the (N, 1, H W) sum (a (N, C + 1, H W) product before: at batch 256 a 17 MB buffer written and read back, the
-    colour step 1.3-2x slower on a CPU). ``work``: the batch path's work buffers. The few numbers per row are worked
-    out in numpy for a host tensor (no tensor operations)."""
+    """:func:`genaug.engine.colour.apply_colour01` of a contiguous batch into ``out`` (contiguous, like it) by one
+    batched product: each row's channel matrix (the gains on the diagonal, the pull over C in every column) with a row
+    of ones below it (the channel sum, C lum) times its pixels, into a work buffer; the offset over C ``BLACK_RAMP``
+    times the sum clamped to [0, C ``BLACK_RAMP``] added on the way to ``out``, then clamped: four passes over the batch
+    where ``apply_colour01`` makes seven, the same values to float rounding (2.4e-7). ``work``: the batch path's work
+    buffers. The few numbers per row are worked out in numpy for a host tensor (no tensor operations)."""
     n, c = images.shape[:2]
-    if out.data_ptr() == images.data_ptr() and out.numel():
-        raise ValueError("colour_rows writes the product into out while it reads images: out must not be images' memory")
     t = transform if (transform.device, transform.dtype) == (images.device, images.dtype) else transform.to(images.device, images.dtype)
     dev = images.device
     m = workspace(work, "colour_m", (n, c + 1, c + 1), t.dtype, dev)  # [:, :, :c] the matrix, [:, :c, c] the offset
@@ -96,10 +92,9 @@ def colour_rows(images: Tensor, transform: Tensor, out: Tensor, work: dict) -> T
         part(m, (None, c, (0, c))).fill_(1.0)
         torch.div(part(t, (None, None, (2, 3))), constant(c * BLACK_RAMP, t.dtype, dev), out=part(m, (None, (0, c), (c, c + 1))))
     flat = images.view(n, c, -1)
-    weight = torch.bmm(part(m, (None, (c, c + 1), (0, c))), flat, out=workspace(work, "colour_sum", (n, 1, flat.shape[2]), flat.dtype, dev))
-    weight.clamp_(0.0, c * BLACK_RAMP)  # black_weight x C BLACK_RAMP
-    mixed = torch.bmm(part(m, (None, (0, c), (0, c))), flat, out=out.view(n, c, -1))
-    mixed.addcmul_(part(m, (None, (0, c), (c, c + 1))), weight)
+    mixed = torch.bmm(part(m, (None, None, (0, c))), flat, out=workspace(work, "colour_mixed", (n, c + 1, flat.shape[2]), flat.dtype, dev))
+    weight = part(mixed, (None, (c, c + 1))).clamp_(0.0, c * BLACK_RAMP)  # black_weight x C BLACK_RAMP
+    torch.addcmul(part(mixed, (None, (0, c))), part(m, (None, (0, c), (c, c + 1))), weight, out=out.view(n, c, -1))
     return out.clamp_(0, 1)
 
 
