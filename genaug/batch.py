@@ -357,7 +357,7 @@ class BatchFaceAug(BatchModule):
         n = t.shape[0]
         drawn, params = params is None, self.draw(n) if params is None else self._checked(params, n)
         if landmarks is None and params.landmarks is not None:  # a replay placing controls where the call it replays did
-            check_replay_size(params.size, t.shape[2], t.shape[3])
+            check_replay_size(params.size, t.shape[2], t.shape[3], params.landmarks)
         marks = params.landmarks if landmarks is None else check_landmarks(landmarks, n)  # (shape and dtype: no read)
         size = None if marks is None else tuple(t.shape[2:])  # recorded with them: what a replay checks
         if marks is not None and marks.device.type == "cpu":  # values read on the host now (no device involved);

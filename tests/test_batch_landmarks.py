@@ -125,6 +125,24 @@ def test_params_saved_before_the_size_was_recorded_replay_as_before(tmp_path):
     assert aug(large, params=old)[0].shape == (2, 3, 192, 192)  # not refused: no size to compare
 
 
+def test_recorded_landmarks_all_nan_replay_on_another_size():
+    """Landmarks all NaN place every row by the framing rule, whatever the batch's size: their params replay on a batch
+    of another size (they were refused as "landmarks in pixels of 128x128 images"), as the same call without them
+    would run; a row of numbers among them is still refused."""
+    import torch.nn.functional as F
+
+    x = noise(2, 128)
+    aug = batch_aug(p=1.0, seed=0, codes=["drawn_glasses"], return_params=True)
+    _, params = aug(x, landmarks=torch.full((2, 5, 2), float("nan")))
+    large = F.interpolate(x, size=(192, 192), mode="bilinear").clamp(0, 1)
+    out, p2 = aug(large, params=params)
+    assert out.shape == (2, 3, 192, 192) and torch.equal(out, aug(large, params=params, landmarks=params.landmarks)[0])
+    half = torch.cat([eyes_high(1, 128), torch.full((1, 5, 2), float("nan"))])
+    _, params = aug(x, landmarks=half)
+    with pytest.raises(ValueError, match=r"128x128 images, the batch is 192x192"):
+        aug(large, params=params)
+
+
 def test_an_empty_batch_with_its_landmarks_comes_back_empty():
     # aug(x[rows], landmarks=lm[rows]) with no rows: "ValueError: cannot reshape array of size 0 into shape (0,newaxis)"
     # from the value check, where an empty batch without landmarks comes back empty (as in torchvision v2)

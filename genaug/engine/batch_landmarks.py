@@ -41,11 +41,12 @@ def check_landmarks(landmarks: Any, n: int) -> Tensor:
     return landmarks if landmarks.dtype == torch.float32 else landmarks.float()
 
 
-def check_replay_size(size: Any, height: int, width: int) -> None:
-    """Refuse (``ValueError``) replaying recorded landmarks (``BatchParams.size``: the (height, width) they are pixels of)
-    on a batch of another size, where they would place the controls elsewhere on the face; None (parameters saved
-    before the size was recorded) is taken as it is."""
-    if size is None:
+def check_replay_size(size: Any, height: int, width: int, marks: Tensor | None = None) -> None:
+    """Refuse (``ValueError``) replaying recorded landmarks ``marks`` (``BatchParams.size``: the (height, width) they are
+    pixels of) on a batch of another size, where they would place the controls elsewhere on the face; None (parameters
+    saved before the size was recorded) is taken as it is, and so are host landmarks all NaN (every row placed by the
+    framing rule, whatever the size; read on the host only: device ones are not read here)."""
+    if size is None or (marks is not None and marks.device.type == "cpu" and bool(torch.isnan(marks).all())):
         return
     h, w = (int(v) for v in size)
     if (h, w) != (height, width):
