@@ -236,9 +236,10 @@ class PhotoIO:
         meta; HDF5 ``codes`` NaN), or None where ``edit`` (as asked, at its strength) was applied: no face found for it
         (:data:`NO_FACE`, :meth:`faceless`), a control the face had no room for (:data:`NO_ROOM`, :meth:`undone`; on a
         detected face cut by the photo's edge, a landmark outside it, :data:`NO_ROOM_EDGE`), or
-        an edit that changed no pixel (:data:`NO_PIXEL`): a control asked at 0 (strength 0) or a latent code's or colour
-        edit that came back as ``original`` (:meth:`changed_nothing`: strength 0 in ``delta`` mode, a colour code at
-        about the face's own value). ``applied``: the edit as :meth:`place` applied it; ``image``: the result."""
+        an edit that changed no pixel (:data:`NO_PIXEL`): a control asked at 0 (strength 0) or any edit that came back
+        as ``original`` (:meth:`changed_nothing`: strength 0 in ``delta`` mode, a colour code at about the face's own
+        value, a turn of a flat photo, frames drawn on a black one). ``applied``: the edit as :meth:`place` applied it;
+        ``image``: the result."""
         if self.faceless(edit, frame):
             return NO_FACE
         if self.undone(edit, applied):
@@ -247,12 +248,13 @@ class PhotoIO:
         return NO_PIXEL if still or self.changed_nothing(edit, frame, original, image) else None
 
     def changed_nothing(self, edit: Edit | None, frame: FrameInfo, original: Any, image: Any) -> bool:
-        """True when a latent code's edit (a colour edit too: tone, shade, warmth) came back as the photo it was given,
-        value for value (a float photo, PIL's "F" too: level for level of 8 bits, as its uint8 copy would, not off by
-        float rounding): strength 0 in ``delta`` mode (the latent not moved: the photo itself, see ``Engine._edit_latent``),
-        a colour code set to about the value the face already had (or a black photo), so it is reported unchanged, not
-        applied."""
-        if edit is None or frame.no_face or control_of(self.spec, edit.code) is not None:
+        """True when an edit (a latent code's, a colour edit, an image-space control) came back as the photo it was
+        given, value for value (a float photo, PIL's "F" too: level for level of 8 bits, as its uint8 copy would, not off
+        by float rounding): strength 0 in ``delta`` mode (the latent not moved: the photo itself, see
+        ``Engine._edit_latent``), a colour code set to about the value the face already had (or a black photo), a turn
+        or light of a photo with nothing to move or shade (a flat one), frames drawn on a black photo, so it is reported
+        unchanged, not applied."""
+        if edit is None or frame.no_face:
             return False
         if isinstance(original, Tensor):
             return isinstance(image, Tensor) and torch.equal(*(_levels(t.float()) if t.is_floating_point() else t
