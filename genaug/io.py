@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+# (".jfif" / ".jpe": JPEGs as browsers on Windows save them; ".avif": read by Pillow >= 11.3, else named unreadable)
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".bmp", ".gif", ".webp", ".avif", ".tif", ".tiff",
+                        ".ppm", ".pgm"})
 
 
 def check_path(value: Any, name: str, what: str) -> Any:

@@ -231,3 +231,21 @@ def test_augment_names_photos_whose_named_control_had_no_room_on_the_face(tmp_pa
     for name in ("02863", "01236"):
         same = np.asarray(Image.open(tmp_path / "out" / f"{name}_aug00.png").convert("RGB"))
         np.testing.assert_array_equal(same, np.asarray(Image.open(src / f"{name}.png").convert("RGB")))
+
+
+def test_augment_reads_jpegs_saved_as_jfif_and_avif_photos(tiny_bundle_path, tmp_path, capsys):
+    # a browser's download "face.jfif" (a JPEG) was "not an image file" when named and left out of a folder without a
+    # word, as was an AVIF photo, though PIL reads both
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    from PIL import features
+
+    files = (("a.jfif", "JPEG"), ("b.jpe", "JPEG"), ("d.jpg", "JPEG")) + ((("c.avif", "AVIF"),) if features.check("avif") else ())
+    for name, fmt in files:
+        Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(src / name, format=fmt)
+    common = ["--bundle", str(tiny_bundle_path), "--variants", "1", "--refine-steps", "0", "--quiet"]
+    assert main(["augment", str(src), "--out", str(tmp_path / "out"), *common]) == 0
+    assert sorted(_pngs(tmp_path / "out")) == sorted(f"{n[0]}_aug00.png" for n, _ in files)
+    assert main(["augment", str(src / "a.jfif"), "--out", str(tmp_path / "one"), *common]) == 0
+    assert sorted(_pngs(tmp_path / "one")) == ["a_aug00.png"]
