@@ -34,3 +34,24 @@ def test_a_control_that_changed_pixels_is_still_reported_applied():
     out = A.Compose([t], seed=0)(image=img)["image"]
     assert not np.array_equal(out, img)
     assert t.last_info.descriptions[0].startswith("yaw=") and bool(t.last_info.kept[0])
+
+
+def test_the_unchanged_check_converts_only_the_bands_that_differ(monkeypatch):
+    # every edit's result is now compared with its photo: a float photo's 8-bit levels were made whole, twice (seconds
+    # for 12 MP); bands equal value for value are skipped and the first band whose levels differ ends the look
+    from genaug.engine import photos
+
+    converted = []
+    real = photos._levels
+    monkeypatch.setattr(photos, "_levels", lambda a: converted.append(a.shape[0]) or real(a))
+    a = np.random.default_rng(0).random((1024, 48, 3), dtype=np.float32)
+    b = a.copy()
+    b[700, 5, 1] = 0.0 if a[700, 5, 1] > 0.5 else 1.0  # one pixel's level changed, in the third band
+    assert not photos._same_levels(a, b) and sum(converted) <= 2 * 256
+    c = a.copy()
+    c[300, 7, 0] = np.nextafter(c[300, 7, 0], np.float32(2))  # a change within one level (float rounding)
+    converted.clear()
+    assert photos._same_levels(a, c) == np.array_equal(real(a), real(c)) and sum(converted) <= 2 * 256
+    t = torch.from_numpy(a).permute(2, 0, 1)
+    assert photos._same_levels(t.movedim(-2, 0), t.clone().movedim(-2, 0))
+    assert not photos._same_levels(t.movedim(-2, 0), torch.from_numpy(b).permute(2, 0, 1).movedim(-2, 0))
