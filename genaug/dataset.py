@@ -266,17 +266,19 @@ class GenerativeAugDataset(Dataset):
         ``framing="auto"`` finds no face in a large photo (``Engine.unplaced``), and a latent code's or colour edit at
         strength 0 in ``delta`` mode (no pixel changed; a control at strength 0 renders as nothing, ``Engine.unchanged``);
         the sample itself always reports the edit as applied (also a ``yaw`` scaled into the face's room, see
-        ``ImageControl.fit``, and a gate's re-draw)."""
+        ``ImageControl.fit``, and a gate's re-draw); with ``framing="detect"``, a photo without a face ("unchanged (no
+        face found)", as its sample)."""
         self.prepare()
         with torch_defaults():  # genaug's own dtype, default device and precision (the draws repeat under any)
             meta = self._meta(index)
         e = self.engine
         latent = meta.edit is not None and control_of(e.spec, meta.code) is None
         planned = latent and not (e.strength == 0 and e.mode == "delta")  # (else the photo itself: ``Engine.unchanged``)
-        if meta.edit is None or planned and not e.seeks_faces([meta.code]):
+        looks = e.seeks_faces([meta.code]) or e.framing == "detect"  # (detect: a photo without a face is left as it is)
+        if meta.edit is None or planned and not looks:
             return meta
         image, target = read_item(self.base, meta.source)
-        if planned and e.seeks_faces([meta.code]) and not e.unplaced(meta.edit, self._frame(meta.source, image, False)[1]):
+        if planned and looks and not e.faceless(meta.edit, self._frame(meta.source, image, False)[1]):
             return meta  # a face found, or a tight crop framed by the rule: as planned
         counts = dict(self.engine.stats)  # a look at the item, not one made: the engine's counts stay
         try:

@@ -13,7 +13,11 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+# (".jfif" / ".jpe": JPEGs as browsers on Windows save them; ".avif": read by Pillow >= 11.3; ".heic" / ".heif", phone
+# photos: read with pillow-heif installed; else each is named unreadable, with the reason, not left out unsaid)
+HEIF_EXTS = frozenset({".heic", ".heif"})
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".bmp", ".gif", ".webp", ".avif", ".tif", ".tiff",
+                        ".ppm", ".pgm"}) | HEIF_EXTS
 
 
 def check_path(value: Any, name: str, what: str) -> Any:
@@ -76,14 +80,32 @@ def printable(name: str) -> str:
 def open_photo(path: str | Path) -> Any:
     """A photo file as a loaded PIL image, as a viewer shows it: turned upright by its EXIF
     orientation (phone photos), and a 16-bit or float grey image scaled to 8 bits ("L"), not clipped."""
-    from PIL import Image, ImageOps
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     from .images import eight_bit
 
-    with Image.open(path) as im:
+    try:
+        im = Image.open(path)
+    except UnidentifiedImageError:
+        if Path(path).suffix.lower() not in HEIF_EXTS:
+            raise
+        _open_heif()
+        im = Image.open(path)
+    with im:
         im.load()
         im = ImageOps.exif_transpose(im)
     return eight_bit(im)
+
+
+def _open_heif() -> None:
+    """Let PIL open HEIC / HEIF photos (an iPhone's) through pillow-heif; without it, a clear error to skip the file by."""
+    try:
+        import pillow_heif
+    except ImportError:
+        from PIL import UnidentifiedImageError
+
+        raise UnidentifiedImageError("HEIC / HEIF photos need the pillow-heif package (pip install pillow-heif)") from None
+    pillow_heif.register_heif_opener()
 
 
 def fsync_path(path: Path) -> None:

@@ -231,3 +231,38 @@ def test_augment_names_photos_whose_named_control_had_no_room_on_the_face(tmp_pa
     for name in ("02863", "01236"):
         same = np.asarray(Image.open(tmp_path / "out" / f"{name}_aug00.png").convert("RGB"))
         np.testing.assert_array_equal(same, np.asarray(Image.open(src / f"{name}.png").convert("RGB")))
+
+
+def test_augment_reads_jpegs_saved_as_jfif_and_avif_photos(tiny_bundle_path, tmp_path, capsys):
+    # a browser's download "face.jfif" (a JPEG) was "not an image file" when named and left out of a folder without a
+    # word, as was an AVIF photo, though PIL reads both
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    from PIL import features
+
+    files = (("a.jfif", "JPEG"), ("b.jpe", "JPEG"), ("d.jpg", "JPEG")) + ((("c.avif", "AVIF"),) if features.check("avif") else ())
+    for name, fmt in files:
+        Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(src / name, format=fmt)
+    common = ["--bundle", str(tiny_bundle_path), "--variants", "1", "--refine-steps", "0", "--quiet"]
+    assert main(["augment", str(src), "--out", str(tmp_path / "out"), *common]) == 0
+    assert sorted(_pngs(tmp_path / "out")) == sorted(f"{n[0]}_aug00.png" for n, _ in files)
+    assert main(["augment", str(src / "a.jfif"), "--out", str(tmp_path / "one"), *common]) == 0
+    assert sorted(_pngs(tmp_path / "one")) == ["a_aug00.png"]
+
+
+def test_augment_names_a_heic_photo_it_cannot_read_and_why(tiny_bundle_path, tmp_path, capsys):
+    # an iPhone's IMG_0001.HEIC in the folder was left out without a word (a folder of them: "no images found")
+    try:
+        import pillow_heif  # noqa: F401
+        pytest.skip("pillow-heif installed: HEIC photos are read")
+    except ImportError:
+        pass
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(src / "a.jpg")
+    (src / "IMG_0001.HEIC").write_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
+    assert main(["augment", str(src), "--bundle", str(tiny_bundle_path), "--out", str(tmp_path / "out"), "--variants", "1",
+                 "--refine-steps", "0", "--quiet"]) == 0
+    said = capsys.readouterr()
+    assert "IMG_0001.HEIC" in said.out and "pip install pillow-heif" in said.err, said

@@ -8,7 +8,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 import genaug
-from conftest import demo_face
+from conftest import demo_face, needs_dlib
 from genaug.dataset import GenerativeAugDataset, SampleMeta
 
 
@@ -334,3 +334,21 @@ def test_a_cache_file_of_latents_inverted_before_dim_faces_were_lifted_is_rebuil
     with pytest.warns(UserWarning, match="rebuilt: it was made with other settings"):
         again.prepare()
     assert sum(inverted) == 5
+
+
+@needs_dlib
+@pytest.mark.filterwarnings("ignore:2 variants exceed")  # (smile: one distinct edit)
+@pytest.mark.parametrize("codes", [None, ["tone"], ["smile"]])
+def test_meta_says_a_photo_without_a_face_is_unchanged_under_framing_detect(codes):
+    # framing="detect" leaves a photo without a face as it is and its item says so, but ds.meta(i) named the planned
+    # latent edit ("tone=0.37", "smile=1"), as if made
+    from genaug.engine.photos import NO_FACE
+
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    ds = GenerativeAugDataset([noise, demo_face()], variants=2, framing="detect", codes=codes, return_meta=True,
+                              device="cpu", refine_steps=0, progress=False, seed=0)
+    for i in range(len(ds)):
+        item, meta = ds[i]
+        assert meta.description == ds.meta(i).description, i
+        assert (meta.description == NO_FACE) == (i < 2), (i, meta.description)
+    assert np.array_equal(ds[0][0], noise)

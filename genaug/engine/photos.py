@@ -14,7 +14,7 @@ from torch import Tensor
 from ..device import torch_defaults
 from ..faces.controls import GEOMETRIC_CONTROLS
 from ..faces.pose import faces_beside
-from ..images import FrameInfo, from_chw01, grey_white, match_channels, to_chw01
+from ..images import FrameInfo, from_chw01, grey_white, match_channels, same_levels, to_chw01
 from .codes import check_generator, control_of, default_codes
 from .colour import fit_colour
 from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
@@ -238,7 +238,8 @@ class PhotoIO:
         detected face cut by the photo's edge, a landmark outside it, :data:`NO_ROOM_EDGE`), or
         an edit that changed no pixel (:data:`NO_PIXEL`): a control asked at 0 (strength 0) or any edit that came back
         as ``original`` (:meth:`changed_nothing`: strength 0 in ``delta`` mode, a colour code at about the face's own
-        value, a control on a flat photo). ``applied``: the edit as :meth:`place` applied it; ``image``: the result."""
+        value, a turn of a flat photo, frames drawn on a black one). ``applied``: the edit as :meth:`place` applied it;
+        ``image``: the result."""
         if self.faceless(edit, frame):
             return NO_FACE
         if self.undone(edit, applied):
@@ -247,24 +248,20 @@ class PhotoIO:
         return NO_PIXEL if still or self.changed_nothing(edit, frame, original, image) else None
 
     def changed_nothing(self, edit: Edit | None, frame: FrameInfo, original: Any, image: Any) -> bool:
-        """True when an edit (a latent code's, a colour edit, an image-space control on a face with nothing to move:
-        a flat or blank photo) came back as the photo it was given,
-        value for value (a float photo, PIL's "F" too: level for level of 8 bits, as its uint8 copy would, not off by
-        float rounding): strength 0 in ``delta`` mode (the latent not moved: the photo itself, see ``Engine._edit_latent``),
-        a colour code set to about the value the face already had (or a black photo), so it is reported unchanged, not
-        applied."""
+        """True when an edit (latent, colour or image-space control) came back as the photo it was given, value for value
+        (a float photo, PIL's "F" too: level for level of 8 bits, not off by float rounding): strength 0 in ``delta`` mode
+        (the photo itself, see ``Engine._edit_latent``), a colour code at about the face's own value (or a black photo),
+        a turn of a flat photo, frames drawn on a black one; so it is reported unchanged, not applied."""
         if edit is None or frame.no_face:
             return False
         if isinstance(original, Tensor):
-            return isinstance(image, Tensor) and torch.equal(*(_levels(t.float()) if t.is_floating_point() else t
-                                                               for t in (original, image)))
+            return isinstance(image, Tensor) and same_levels(original.movedim(-2, 0), image.movedim(-2, 0))
         if hasattr(original, "tobytes") and not hasattr(original, "shape"):  # PIL
             if original.mode != "F":
                 return original.tobytes() == image.tobytes()
             white = grey_white(original)  # (a float grey image in [0, 1] or 0..255)
             original, image = np.asarray(original) / white, np.asarray(image) / white
-        a, b = np.asarray(original), np.asarray(image)
-        return bool(np.array_equal(*((_levels(a), _levels(b)) if a.dtype.kind == "f" else (a, b))))
+        return same_levels(np.asarray(original), np.asarray(image))
 
     def recolours(self, edit: Edit) -> bool:
         """True when ``edit`` is a colour edit (recipe ``colour``: tone, shade, warmth; mode ``delta``): the whole photo
@@ -388,7 +385,3 @@ def cut_by_edge(frame: FrameInfo) -> bool:
     lm = torch.as_tensor(np.asarray(frame.alignment.face.landmarks), dtype=torch.float32).reshape(1, 5, 2)
     return not bool(landmarks_inside(lm, h, w)[0])
 
-
-def _levels(a: Any) -> Any:
-    """A float photo in [0, 1] (numpy or torch) as its 8-bit levels (clipped as the output is)."""
-    return (a.clip(0, 1) * 255).round()
