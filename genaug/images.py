@@ -282,6 +282,8 @@ def _levels(a: Any) -> Any:
 def same_levels(a: Any, b: Any, rows: int = 256) -> bool:
     """Whether photos ``a``, ``b`` (numpy or torch, rows first) hold the same values (float: 8-bit :func:`_levels`), by
     bands of ``rows``: equal bands are not converted, the first that differs ends it (a 12 MP float photo: 0.1 s, not 3)."""
+    if tuple(a.shape) != tuple(b.shape):  # (bands alone would miss rows ``b`` has past the last of ``a``)
+        return False
     tensor = isinstance(a, Tensor)
     same = torch.equal if tensor else np.array_equal
     for i in range(0, a.shape[0], rows):

@@ -55,3 +55,13 @@ def test_the_unchanged_check_converts_only_the_bands_that_differ(monkeypatch):
     t = torch.from_numpy(a).permute(2, 0, 1)
     assert photos.same_levels(t.movedim(-2, 0), t.clone().movedim(-2, 0))
     assert not photos.same_levels(t.movedim(-2, 0), torch.from_numpy(b).permute(2, 0, 1).movedim(-2, 0))
+
+
+def test_photos_of_other_shapes_are_not_the_same():
+    # compared band by band, a photo of 256 (or 512, ...) rows was "the same" as a longer one whose first rows it matched
+    from genaug.images import same_levels
+
+    assert not same_levels(np.zeros((256, 8, 3), np.uint8), np.zeros((300, 8, 3), np.uint8))
+    assert not same_levels(torch.zeros(512, 3, 8), torch.zeros(513, 3, 8))
+    assert not same_levels(np.zeros((0, 8), np.float32), np.zeros((2, 8), np.float32))
+    assert same_levels(np.zeros((256, 8, 3), np.uint8), np.zeros((256, 8, 3), np.uint8))
