@@ -65,3 +65,26 @@ def test_photos_of_other_shapes_are_not_the_same():
     assert not same_levels(torch.zeros(512, 3, 8), torch.zeros(513, 3, 8))
     assert not same_levels(np.zeros((0, 8), np.float32), np.zeros((2, 8), np.float32))
     assert same_levels(np.zeros((256, 8, 3), np.uint8), np.zeros((256, 8, 3), np.uint8))
+
+
+def test_expand_records_a_control_that_changed_no_pixel_as_nan_and_says_why(tmp_path, capsys):
+    # HDF5 render revision 8: a turn of a flat photo kept its drawn value in ``codes``; its summary line named only
+    # "a control at 0" and the like, none of which the run had asked for
+    import h5py
+    from PIL import Image
+
+    from genaug.expand.pipeline import expand_to_hdf5
+
+    (tmp_path / "in").mkdir()
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::4] = 255
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(tmp_path / "in" / "flat.png")
+    Image.fromarray(stripes).save(tmp_path / "in" / "stripes.png")
+    expand_to_hdf5(tmp_path / "in", tmp_path / "x.h5", 2, codes=["yaw"], framing="full", size="source", refine_steps=0,
+                   device="cpu", progress=False)
+    with h5py.File(tmp_path / "x.h5") as f:
+        paths, codes = [p.decode() for p in f["source_path"][:]], f["codes"][:]
+        assert np.isnan(codes[[p == "flat.png" for p in paths]]).all()
+        assert not np.isnan(codes[[p == "stripes.png" for p in paths]]).all(axis=1).any()  # (a turn moved them)
+    said = capsys.readouterr().err
+    assert "2 variant(s) kept the unedited source: their edit changed no pixel" in said and "on a flat or black photo" in said, said

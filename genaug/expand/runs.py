@@ -261,7 +261,8 @@ def describe_unedited(stats: dict[str, int], unedited: dict[str, int], say: Call
             "(a near-profile face is not turned and gets no frames, nor a face cut by the photo's edge; codes NaN)")
     if unedited["no pixel"]:
         say(f"{unedited['no pixel']} variant(s) kept the unedited source: their edit changed no pixel (any edit at "
-            "--strength 0 in delta mode, a control at 0, a colour edit to about the photo's own value; codes NaN)")
+            "--strength 0 in delta mode, a control at 0 or on a flat or black photo it leaves as it was, "
+            "a colour edit to about the photo's own value; codes NaN)")
     if stats["dropped"]:  # the gates rejected every try: those records are the unedited source
         say(f"{stats['dropped']} variant(s) kept the unedited source after the gates rejected every re-draw "
             f"(identity gate re-draws {stats['gated']}, quality rejections {stats['quality_rejected']}; codes NaN)")
