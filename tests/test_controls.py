@@ -181,4 +181,3 @@ def test_strength_above_one_saturates_a_control_at_its_range(tiny_bundle_path, n
                                      device="cpu", p=1.0)], seed=0)
     for _ in range(4):
         assert t(image=x)["image"].shape == x.shape
-
