@@ -63,7 +63,8 @@ LAYOUT_VERSION = 1
 # CelebA-shaped source of another size whose face lies outside CelebA's box (faces.landmarks.taken_whole, reframe).
 # 7 (r35): light's saturation slope leaves out pixels near grey (faces.relit_colour.NEAR_GREY: dark glasses, a microphone).
 # 8 (r37): a control that changed no pixel (a flat or blank photo) has codes NaN, as a colour edit that changed none.
-RENDER_REVISION = 8
+# 9 (r37): light's saturation slope leaves out pixels of another hue than the face's (faces.relit_colour.OFF_HUE: a backdrop).
+RENDER_REVISION = 9
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")
 # each dataset's ``description`` attribute: the file says what its columns mean (HDFView, h5dump, ``ds.attrs``)
