@@ -62,7 +62,8 @@ LAYOUT_VERSION = 1
 # 6 (r34): controls placed on the detected face under --framing full on a source that is not square, and on a
 # CelebA-shaped source of another size whose face lies outside CelebA's box (faces.landmarks.taken_whole, reframe).
 # 7 (r35): light's saturation slope leaves out pixels near grey (faces.relit_colour.NEAR_GREY: dark glasses, a microphone).
-# 8 (r37): a control that changed no pixel (a turn of a flat photo, frames drawn on a black one) has codes NaN.
+# 8 (r37): a control that changed no pixel (a turn of a flat photo, frames drawn on a black one) has codes NaN; light's
+# saturation slope leaves out pixels of another hue than the face's (faces.relit_colour.OFF_HUE: a backdrop).
 RENDER_REVISION = 8
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")

@@ -14,6 +14,8 @@ from .shape import power, smoothstep
 
 SATURATION_RIDGE = 0.01  # shrinks the shading-to-saturation slope of faces whose shading barely varies (variance of log shading)
 NEAR_GREY = (0.02, 0.05)  # pixels whose saturation is below these shares of the face's median are not skin (fading out)
+OFF_HUE = (0.0, 0.25)  # ... nor those whose colour off grey is turned from the face's mean by more than acos of these (fading in)
+HUED = (0.3, 0.5)  # ... where that mean's length passes these shares of the face's median saturation (fading in)
 SATURATION_MAX = 0.3  # the saturation factor from a change of shading stays within exp(+-0.3)
 KEEP_CHANNEL = 0.5  # ... and, raising it, leaves each channel at least this share of its value (at the pixel's luminance)
 KNEE = 0.7  # brightening is compressed above this linear value (or the pixel's own, when higher)
@@ -56,12 +58,24 @@ def _shading_saturation(lin: Tensor, fitted: Tensor, weight: Tensor, images: Ten
     clipped -1.86 instead of -1.13 (utkface_128 01455), and its darkened highlights took a flat, grey-pink colour paler
     than any skin of their brightness in the photo. Nor are pixels near grey (:data:`NEAR_GREY` of the face's median
     saturation: black sunglasses, a microphone, teeth): their log saturation, far below any skin's, turned the slope
-    of a face behind dark glasses from -0.67 to +2.45, and the lit cheek an orange-red patch."""
+    of a face behind dark glasses from -0.67 to +2.45, and the lit cheek an orange-red patch. Nor pixels whose colour is
+    turned from the face's mean colour (off grey) by more than about 80 degrees (:data:`OFF_HUE`; where that mean
+    has a hue, :data:`HUED`): a pale lavender
+    background inside the inner face's ellipse beside a narrow face's shadowed cheek (utkface_128 03059) read as
+    unsaturated skin where the generic face is darkest, and the slope came out +0.61 - the shadowed cheek lit up
+    turned a saturated orange patch, the lit one darkened went ashy grey."""
     weight = weight * (1 - _clipped(images))
     lum = _luminance(lin).clamp(min=1e-4)
-    sat = _norm(lin / lum[:, None] - 1)[:, 0].clamp(min=1e-3)
+    off = lin / lum[:, None] - 1
+    sat = _norm(off)[:, 0].clamp(min=1e-3)
     typical = _weighted_median(sat.flatten(1), weight.flatten(1)).nan_to_num(1.0)[:, None, None]
     weight = weight * smoothstep((sat / typical - NEAR_GREY[0]) / (NEAR_GREY[1] - NEAR_GREY[0]))
+    mean = _sum(off * weight[:, None], (2, 3)) / _sum(weight, (1, 2)).clamp(min=1e-6)[:, None]  # the face's colour off grey
+    cos = (_unit(off) * _unit(mean)[:, :, None, None]).sum(1)
+    # only where that colour has a hue: its length a share of the face's typical saturation (0.8-1 on faces; ~0.1 where
+    # the colours scatter every way, noise, whose mean's hue is chance and the pixels left out a lottery)
+    has_hue = smoothstep((_norm(mean[:, :, None])[:, 0, 0] / typical[:, 0, 0] - HUED[0]) / (HUED[1] - HUED[0]))[:, None, None]
+    weight = weight * (1 - has_hue * (1 - smoothstep((cos - OFF_HUE[0]) / (OFF_HUE[1] - OFF_HUE[0]))))
     sat, s = sat.log(), fitted.log()
     centred = s - _face_mean(s, weight)[:, None, None]
     return _face_mean(sat * centred, weight) / (_face_mean(centred * centred, weight) + ridge)
