@@ -74,7 +74,7 @@ def _shading_saturation(lin: Tensor, fitted: Tensor, weight: Tensor, images: Ten
     cos = (_unit(off) * _unit(mean)[:, :, None, None]).sum(1)
     # only where that colour has a hue: its length a share of the face's typical saturation (0.8-1 on faces; ~0.1 where
     # the colours scatter every way, noise, whose mean's hue is chance and the pixels left out a lottery)
-    has_hue = smoothstep((_norm(mean[:, :, None])[:, 0, 0] / typical[:, 0, 0] - HUED[0]) / (HUED[1] - HUED[0]))[:, None, None]
+    has_hue = smoothstep((_norm(mean)[:, :, None] / typical - HUED[0]) / (HUED[1] - HUED[0]))  # (N, 1, 1)
     weight = weight * (1 - has_hue * (1 - smoothstep((cos - OFF_HUE[0]) / (OFF_HUE[1] - OFF_HUE[0]))))
     sat, s = sat.log(), fitted.log()
     centred = s - _face_mean(s, weight)[:, None, None]
