@@ -168,7 +168,10 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None, moments: Tensor |
     brighter light or with lighter make-up keeps it) and turns at most ``HUE_TURN``: the chroma by one gain on every
     pixel's chroma (``p - lum``; a saturation, greys unchanged), the turn by the offset (the cast that turned it, taken
     back from every pixel). A "pale" edit of dark skin desaturated it (only half its chroma kept, at half as much
-    luminance again: grey, lavender or olive skin) and ``shade`` turned light skin green. Past ``GAINED_SATURATION`` of
+    luminance again: grey, lavender or olive skin) and ``shade`` turned light skin green. Under ``KEPT_SATURATION`` the
+transform's cast (apart from its grey part) is cut first, down to that part at most, and the gain puts back only what
+that leaves (the fit of a pale render of dark skin is grey with a blue cast: the gain alone kept the cast, blue-grey
+beards and shadows). Past ``GAINED_SATURATION`` of
     it, the transform's cast (all it does apart from its grey part: each channel's mean gain, pull and offset) is scaled
     down until the face keeps that much: ``tone`` -0.8 drew a warm cast over pale faces, their skin and whites pink or
     orange (3.3 times their chroma over luminance); now a darker skin of its hue. A grey face (chroma under
@@ -222,20 +225,34 @@ def _hue_rule(xp: Any, m: Any, black: Any, t: Any, free: Any, copied: bool, grid
     else:
         floor, ceil = (lambda v, b: torch.clamp(v, min=b)), (lambda v, b: torch.clamp(v, max=b))
     tw = t.astype(work) if copied and xp is np else t.to(work) if copied else t  # the face's chroma, and through t
-    lum = m.sum(1)[:, None] * (1 / c)
-    own = m - lum
-    new = tw[..., 0] * m + tw[..., 1] * lum + tw[..., 2] * black
-    new_lum = new.sum(1)[:, None] * (1 / c)
-    new = new - new_lum  # (centred: its chroma after)
-    size, dot = floor((own * own).sum(1)[:, None], 1e-12), (own * new).sum(1)[:, None]
-    along = dot / size  # the share of its chroma kept; across it (|across|^2 = new.new - dot along): the turn
-    across = xp.sqrt(floor((new * new).sum(1)[:, None] - dot * along, 1e-24))
-    lum = floor(lum, 1e-6)
-    root, kept = xp.sqrt(size), xp.maximum(along, new_lum / lum * KEPT_SATURATION)
-    turn = ceil(kept * root * math.tan(math.radians(HUE_TURN)) / across, 1.0)
+    mean = m.sum(1)[:, None] * (1 / c)
+    own = m - mean
+    size, lum = floor((own * own).sum(1)[:, None], 1e-12), floor(mean, 1e-6)
+    root = xp.sqrt(size)
     gate = ceil(floor((root / lum - COLOURFUL[0]) * (1 / (COLOURFUL[1] - COLOURFUL[0])), 0.0), 1.0)
     if free is not None:
         gate = gate * (1 - free[:, None])
+
+    def through(tw: Any) -> tuple[Any, Any, Any, Any]:  # the face's colour through tw: luminance, chroma, share kept
+        new = tw[..., 0] * m + tw[..., 1] * mean + tw[..., 2] * black
+        new_lum = new.sum(1)[:, None] * (1 / c)
+        new = new - new_lum  # (centred: its chroma after)
+        dot = (own * new).sum(1)[:, None]
+        return new_lum, new, dot, dot / size
+
+    new_lum, new, dot, along = through(tw)
+    # under KEPT_SATURATION, tw's cast (all but its grey part) cut first, down to its grey part at most: through the
+    # grey part the face keeps its chroma at the mean gain, and in between the share kept and the luminance are linear
+    grey, spread = tw.sum(1) * (1 / c), (tw[..., 0] * own).sum(1)[:, None]  # C (new_lum - grey's)
+    slope = grey[:, :1] - along + spread / lum * (KEPT_SATURATION / c)
+    cut = ceil(floor((new_lum / lum * KEPT_SATURATION - along) / floor(slope, 1e-12), 0.0), 1.0) * gate
+    move = cut[..., None] * (grey[:, None] - tw)
+    tw = tw + move if copied else tw  # (not copied: tw is t)
+    t += move
+    new_lum, new, dot, along = through(tw)  # the share kept; across it (|across|^2 = new.new - dot along): the turn
+    across = xp.sqrt(floor((new * new).sum(1)[:, None] - dot * along, 1e-24))
+    kept = xp.maximum(along, new_lum / lum * KEPT_SATURATION)
+    turn = ceil(kept * root * math.tan(math.radians(HUE_TURN)) / across, 1.0)
     # the turn by the offset: a face with little chroma of its own is turned by the cast alone, which gains cannot undo
     gain = (kept - along) * gate
     shift = (new - own * along) * ((turn - 1) * gate / floor(black, 0.1))
@@ -339,12 +356,6 @@ def _inverse3(a: Tensor) -> tuple[Tensor, Tensor]:
     """(det(a) a^-1, det(a)[..., None, None]) for (..., 3, 3) matrices ``a`` (:func:`_adjugate`; new tensors)."""
     cols, det = _adjugate(a.reshape(-1, 9), 1, {})
     return cols.view(a.shape), det.view(*a.shape[:-2], 1, 1)
-
-
-def _solve3(a: Tensor, b: Tensor) -> Tensor:
-    """``a^-1 b`` for (..., 3, 3) matrices ``a`` (:func:`_adjugate`)."""
-    cols, det = _inverse3(a)
-    return (cols @ b).div_(det)
 
 
 def apply_colour(images: Tensor, transform: Tensor) -> Tensor:
