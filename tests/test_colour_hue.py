@@ -60,7 +60,7 @@ def test_a_pale_edit_keeps_dark_skin_its_hue_and_saturation(name):
     # 0.33-0.51 of its own, measured here) and 04038 olive; a photo in brighter light keeps it in proportion
     img = _photo(need(UTKFACE), name)
     (hue, sat, _), (new_hue, new_sat, _) = _colour(img), _colour(_edit(img, 1.0))
-    assert 0.52 < new_sat / sat < 1.25  # now 0.55-0.94 (the refit holds keep_hue's saturation back: PULL_RIDGE)
+    assert 0.7 < new_sat / sat < 1.25  # now 0.79-0.81 (0.55-0.94 while the photo's transform was fitted again: PULL_RIDGE)
     assert abs((new_hue - hue + 180) % 360 - 180) < 15  # now 4-14 degrees (was 10-21)
 
 
@@ -70,7 +70,7 @@ SHADOWED = ["04041", "01567", "00693", "04038"]  # dark faces whose beard and sh
 @pytest.mark.parametrize("name", SHADOWED)
 def test_a_pale_edit_leaves_dark_shadows_their_colour(name):
     # the fit of a "pale" render of dark skin is grey with a blue cast; its chroma put back by a saturation alone left
-    # the cast in the beard and shadows (the darkest quarter's blue over red per luminance rose 0.40-0.50, now 0.20-0.34)
+    # the cast in the beard and shadows (the darkest quarter's blue over red per luminance rose 0.40-0.50, now 0.19-0.36)
     img = _photo(need(UTKFACE), name)
 
     def blue(a: np.ndarray) -> float:
@@ -78,7 +78,17 @@ def test_a_pale_edit_leaves_dark_shadows_their_colour(name):
         dark = inner[inner.mean(1) <= np.percentile(inner.mean(1), 25)]
         return float((dark[:, 2] - dark[:, 0]).mean() / dark.mean())
 
-    assert blue(_edit(img, 1.0)) - blue(img) < 0.36
+    assert blue(_edit(img, 1.0)) - blue(img) < 0.385
+
+
+def test_a_pale_edit_of_a_dark_photo_keeps_the_skin_brown():
+    # the photo took its transform fitted again to the render, luminance pulls held towards 0 (PULL_RIDGE), which took
+    # back the saturation keep_hue had put in: a dark face in a dark photo came out grey-blue (chroma over luminance x0.09,
+    # hue turned 168 degrees; with the cast cut first x0.31, 21 degrees); the photo now takes keep_hue's transform itself
+    img = (_photo(need(UTKFACE), "01567").astype(np.float64) * 0.3).astype(np.uint8)
+    (hue, sat, _), (new_hue, new_sat, _) = _colour(img), _colour(_edit(img, 1.0))
+    assert new_sat / sat > 0.7  # now 0.92
+    assert abs((new_hue - hue + 180) % 360 - 180) < 10  # now 0.4
 
 
 @pytest.mark.parametrize("name", GREEN)

@@ -1,21 +1,15 @@
 """Colour edits of the whole photo, and grey photos kept grey.
 
-A photometric code (tone, shade, warmth: a recipe with ``colour=True``) changes how the photo
-was lit and developed, not the face: drawn through the generator it also redraws texture (smears)
-and, pasted into a larger photo, tints the face alone. So its rendered change is reduced to the
-colour transform that best explains it - per photo and channel a gain, a pull towards the
-luminance (saturation) and an offset that fades out towards black (black stays black, as under a
-camera's gains: black corners and borders take no tint), least squares over the model frame with a
-ridge towards the identity - and that transform is applied to every pixel of the photo: exact
-texture, the background shifts with the face. A white balance (recipe ``hue``: ``warmth``) is a gain per channel
-alone (:func:`keep_hue`).
-
-A black-and-white photo stays black-and-white: an edit that would add colour to it (a blue cast from
-the glasses code, a warm tone) keeps only its luminance change, and the photo keeps its own faint
-tone and JPEG colour noise (a scanned or toned print is rarely exactly grey).
-
-A random colour edit moves the photo's colour: its code is moved at least :data:`COLOUR_MARGIN` off the face's own
-value (:func:`margin_edits`; the batch path's twin on the device: :func:`genaug.engine.batch_edits.colour_margin`).
+A photometric code (tone, shade, warmth: a recipe with ``colour=True``) changes how the photo was lit and developed,
+not the face: drawn through the generator it also redraws texture and, pasted into a larger photo, tints the face
+alone. So its rendered change is reduced to the colour transform that best explains it - per photo and channel a
+gain, a pull towards the luminance (saturation) and an offset that fades out towards black (black stays black, as
+under a camera's gains), least squares over the model frame with a ridge towards the identity, the face's hue and
+saturation kept (:func:`keep_hue`) - applied to every pixel of the photo: exact texture, the background shifts with
+the face. A white balance (recipe ``hue``: ``warmth``) is a gain per channel alone. A black-and-white photo stays
+black-and-white (only the luminance change; its own faint tone and JPEG colour noise kept). A random colour edit
+moves its code at least :data:`COLOUR_MARGIN` off the face's own value (:func:`margin_edits`; on the device
+:func:`genaug.engine.batch_edits.colour_margin`).
 """
 from __future__ import annotations
 
@@ -36,30 +30,30 @@ _HALF = torch.tensor(0.5, dtype=torch.float32, device="cpu")  # a 0-dim constant
 # defaults): ``torch.add(_HALF, t, alpha=0.5)`` is ``(t + 1) / 2`` in one pass
 
 RIDGE = 2.5e-5  # pulls the fitted transform towards the identity (flat or single-colour faces; image-scale units)
-PULL_RIDGE = 3e-2  # pulls the fitted luminance pulls towards 0 (same units). A face's channels and its luminance are
-# nearly collinear, and under RIDGE alone a fit traded them off: on a dark face under tone +0.8 a gain of 1.96 with a
-# pull of -0.87 on red, 0.17 with 0.88 on blue - the face's mean colour right, its shadows olive-green and its
-# highlights magenta (utkface 00311, 01092, 01567). keep_hue's saturation, set after the fit, is held too by the refit.
+EXACT_RIDGE = 1e-9  # the same in photo_transform's read of a transform that is exact on its pixels
+PULL_RIDGE = 3e-2  # pulls the fitted luminance pulls towards 0 (the refit's: towards keep_hue's). A face's channels and
+# its luminance are nearly collinear: under RIDGE alone a fit traded them off (tone +0.8: red gain 1.96, pull -0.87, blue
+# 0.17, 0.88 - shadows olive-green, highlights magenta; utkface 00311, 01092, 01567).
 
 
-def fit_colour(src: Tensor, dst: Tensor, refit: bool = False, work: dict | None = None) -> Tensor:
+def fit_colour(src: Tensor, dst: Tensor, refit: bool = False, work: dict | None = None, prior: Tensor | None = None) -> Tensor:
     """Per row and channel, on the image scale [0, 1] (``src``, ``dst`` in model units [-1, 1]),
     ``dst_c ~ a_c src_c + k_c lum(src) + b_c w(lum(src))`` in least squares on a grid of about 16 x 16
     pixels (a gain, a saturation-like pull to the luminance and an offset that fades out towards black,
     :func:`black_weight`: what exposure, white balance and colour grading do - black stays black; no
-    channel leaks into another hue), ridge towards the identity: (N, C, 3). ``refit``: the fit of ``src``
-    through that transform, its hue kept, as :func:`colour_only` renders it (clamped; what the per-image path fits its
-    photo's transform to), the system solved once for both.
+    channel leaks into another hue), ridge towards the identity, or towards ``prior`` (N, C, 3): (N, C, 3). ``refit``:
+    the fit of ``src`` through that transform, its hue kept, as :func:`colour_only` renders it (clamped), ridge towards
+    the transform with its hue kept (the photo's transform, :func:`photo_transform`), the system solved once for both.
     ``work``: a dict of work buffers kept across calls (:func:`workspace`; the result is then one of them)."""
     s, d = sample_grid(src), sample_grid(dst)  # a global fit: ~256 samples are plenty
     work, c = {} if work is None else work, s.shape[1]
     f = workspace(work, "fit", (s.shape[0], 2 * c + 2, *s.shape[2:]), s.dtype, s.device)
     torch.add(_HALF, s, alpha=0.5, out=part(f, (None, (0, c))))
     torch.add(_HALF, d, alpha=0.5, out=part(f, (None, (c + 2, 2 * c + 2))))
-    return fit_regressors(f, refit, work)
+    return fit_regressors(f, refit, work, prior=prior)
 
 
-def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = None) -> Tensor:
+def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = None, prior: Tensor | None = None) -> Tensor:
     """:func:`fit_colour` from a work buffer ``f`` (N, 2 C + 2, H, W) holding the photo ``s`` in ``[:, :C]`` and
     the target ``d`` in ``[:, C + 2:]`` on the image scale: fills in the luminance and the offset weight, then
     solves. The normal equations of all channels come from one Gram product per row (channels, luminance,
@@ -81,7 +75,7 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
     else:
         samples = workspace(work, "fit64", (n, k, p), one, dev)
         workspace(work, "fit64", f.shape, one, dev).copy_(f)
-    pick_a, pick_b, reg_a, reg_b = _normal_picks(c, p, dev, one)
+    pick_a, pick_b, reg_a, reg_b, reg_d = _normal_picks(c, p, dev, one)
     # the regressors' rows of the Gram matrix (their products with each other and with the targets): all the fit reads
     regressors, means = part(samples, (None, (0, c + 2))), None
     if one == torch.float64:
@@ -96,13 +90,14 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
     a = torch.index_select(flat, 1, pick_a, out=workspace(work, "a", (n, c * 9), one, dev)).add_(reg_a)
     inverse, det = _adjugate(a, c, work)
 
-    def solve(xtd: Tensor, name: str) -> Tensor:  # X^T d (+ the ridge's pull to a = 1) -> the transform, in f's dtype
-        xtd.add_(reg_b)
+    def solve(xtd: Tensor, name: str, prior: Tensor | None = None) -> Tensor:  # X^T d (+ the ridge's pull to the
+        # identity or to prior) -> the transform, in f's dtype
+        xtd.add_(reg_b) if prior is None else xtd.addcmul_(reg_d, prior.view(n, c * 3) if prior.dtype == one else prior.reshape(n, c * 3).to(one))
         torch.bmm(inverse, workspace(work, name, (n * c, 3, 1), one, dev, xtd), out=workspace(work, name + "r", (n * c, 3, 1), one, dev))
         workspace(work, name + "r", (n * c, 3), one, dev).div_(det)  # (the adjugate's product over the determinant)
         return workspace(work, name + "t", (n, c, 3), f.dtype, dev).copy_(workspace(work, name + "r", (n, c, 3), one, dev))
 
-    t = solve(torch.index_select(flat, 1, pick_b, out=workspace(work, "b", (n, c * 3), one, dev)), "b")
+    t = solve(torch.index_select(flat, 1, pick_b, out=workspace(work, "b", (n, c * 3), one, dev)), "b", prior)
     if refit:  # src through t, its hue kept, as colour_only renders it (clamped), on the grid, in the fit's dtype: a s + k lum + b w
         moments = None if free is None else torch.index_select(flat, 1, _moment_picks(c, dev),  # (keep_hue's, read off it)
                                                                out=workspace(work, "moments", (n, c * 3), one, dev))
@@ -123,7 +118,7 @@ def fit_regressors(f: Tensor, refit: bool, work: dict, free: Tensor | None = Non
         if means is not None:  # (centred regressors: their sums are 0) the means times the targets' sums
             g2.baddbmm_(means, part(torch.sum(d2, 2, keepdim=True, out=workspace(work, "d2_sum", (n, c, 1), one, dev)), "T"))
         t = solve(torch.index_select(workspace(work, "gram2", (n, (c + 2) * c), one, dev, g2), 1, _refit_picks(c, dev),
-                                     out=workspace(work, "b2", (n, c * 3), one, dev)), "b2")
+                                     out=workspace(work, "b2", (n, c * 3), one, dev)), "b2", kept)  # (held to it, not to 0)
     return t
 
 
@@ -162,28 +157,19 @@ def edit_transform(src: Tensor, dst: Tensor, free: Tensor | None = None) -> Tens
 
 def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None, moments: Tensor | None = None,
              means: Tensor | None = None) -> Tensor:
-    """The transforms ``t`` (N, C, 3) of the photos ``s`` (N, C, H, W; image scale, a grid of the model frame) changed, where they
-    take a face out of its colour, so that the face's colour - the mean of the centre of the model frame - keeps at
-    least ``KEPT_SATURATION`` of its chroma over luminance (chroma in proportion to the new brightness, as a photo in
-    brighter light or with lighter make-up keeps it) and turns at most ``HUE_TURN``: the chroma by one gain on every
-    pixel's chroma (``p - lum``; a saturation, greys unchanged), the turn by the offset (the cast that turned it, taken
-    back from every pixel). A "pale" edit of dark skin desaturated it (only half its chroma kept, at half as much
-    luminance again: grey, lavender or olive skin) and ``shade`` turned light skin green. Under ``KEPT_SATURATION`` the
-transform's cast (apart from its grey part) is cut first, down to that part at most, and the gain puts back only what
-that leaves (the fit of a pale render of dark skin is grey with a blue cast: the gain alone kept the cast, blue-grey
-beards and shadows). Past ``GAINED_SATURATION`` of
-    it, the transform's cast (all it does apart from its grey part: each channel's mean gain, pull and offset) is scaled
-    down until the face keeps that much: ``tone`` -0.8 drew a warm cast over pale faces, their skin and whites pink or
-    orange (3.3 times their chroma over luminance); now a darker skin of its hue. A grey face (chroma under
-    ``COLOURFUL[0]`` of its luminance) takes the transform as it is, as does every face whose colour it keeps (light
-    faces under ``tone`` up to about +0.8). A row of ``free`` (N,; 1 = a white-balance edit, recipe ``hue``: its turn of
-    the skin's hue and chroma is the edit - held back, the skin stayed warm under a cool background) is instead made a
-    gain per channel, as a camera's white balance is: its least-squares projection onto one over the grid (with the
-    pull and offset, ``warmth`` +1 was a haze, gains down to 0.04 and offsets up to 0.7, and a very dark face took a
-    red gain of -1.5: blue-grey blotches). ``moments``: (N, C * 3) each channel's products with itself, the luminance and
-    the offset weight over the grid, which that projection reads (the colour fit's Gram entries), else computed from ``s``.
-    ``means``: (N, C + 2) the face's mean channels, luminance and offset weight (:func:`centre_means`: the colour fit's
-    product), else computed from ``s``. In place; returns ``t``."""
+    """The transforms ``t`` (N, C, 3) of the photos ``s`` (N, C, H, W; image scale, a grid of the model frame) changed
+    where they take a face out of its colour, so that the face's colour (the mean of the model frame's centre) keeps at
+    least ``KEPT_SATURATION`` and at most ``GAINED_SATURATION`` of its chroma over luminance (as a photo in brighter
+    light keeps it) and turns at most ``HUE_TURN``. Under ``KEPT_SATURATION`` the transform's cast (all it does apart
+    from its grey part, the channels' mean gain, pull and offset) is cut first, down to that part at most, then one gain
+    on every pixel's chroma (``p - lum``; greys unchanged) puts back what still lacks; past ``GAINED_SATURATION`` the
+    cast is scaled down; the turn is taken back by the offset. (A "pale" render of dark skin is grey with a blue cast:
+    the gain alone left blue-grey beards and shadows; ``tone`` -0.8 turned pale faces pink; docs/guide.md.) A grey face
+    (chroma under ``COLOURFUL[0]`` of its luminance) takes ``t`` as it is. A row of ``free`` (N,; 1 = a white balance,
+    recipe ``hue``, whose turn of the skin is the edit) is made a gain per channel instead, as a camera's: ``t``'s
+    least-squares projection onto one over the grid. ``moments``: (N, C * 3) each channel's products with itself, the
+    luminance and the offset weight over the grid (the colour fit's Gram entries), else from ``s``; ``means``: (N, C + 2)
+    the face's mean channels, luminance and offset weight (:func:`centre_means`), else from ``s``. In place; returns ``t``."""
     c, h, w = t.shape[1], s.shape[2], s.shape[3]
     if c == 1:
         return t
@@ -297,10 +283,11 @@ def black_weight(lum: Tensor) -> Tensor:
 _PICKS: dict = {}
 
 
-def _normal_picks(c: int, p: int, device: torch.device, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _normal_picks(c: int, p: int, device: torch.device, dtype: torch.dtype = torch.float64) -> tuple[Tensor, ...]:
     """Flat positions in the Gram matrix's first C + 2 rows (the regressors', C + 2 x 2 C + 2) of the normal matrices
     (C x 3 x 3) and right-hand sides (C x 3) of the channels' fits, and the ridge added to each (``p`` times ``RIDGE`` on
-    the gain's and the offset's diagonal - the gain's towards 1 - and ``p`` times ``PULL_RIDGE`` on the pull's)."""
+    the gain's and the offset's diagonal - the gain's towards 1 - and ``p`` times ``PULL_RIDGE`` on the pull's), and those
+    diagonals (C * 3,), which a ridge towards another transform multiplies."""
     key = ("normal", c, p, device, dtype)
     if key not in _PICKS:
         k, reg = 2 * c + 2, RIDGE * p
@@ -309,7 +296,8 @@ def _normal_picks(c: int, p: int, device: torch.device, dtype: torch.dtype = tor
         b = [r * k + c + 2 + i for i, rows in enumerate(regressors) for r in rows]
         _PICKS[key] = (torch.tensor(a, device=device), torch.tensor(b, device=device),
                        torch.diag(torch.tensor([reg, PULL_RIDGE * p, reg], dtype=dtype)).repeat(c, 1).flatten().to(device),
-                       torch.tensor([reg, 0.0, 0.0] * c, dtype=dtype, device=device))
+                       torch.tensor([reg, 0.0, 0.0] * c, dtype=dtype, device=device),
+                       torch.tensor([reg, PULL_RIDGE * p, reg] * c, dtype=dtype, device=device))
     return _PICKS[key]
 
 
@@ -393,6 +381,23 @@ def apply_colour01(images: Tensor, transform: Tensor, out: Tensor | None = None,
 def _divisors(c: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """(c, c BLACK_RAMP) of :func:`apply_colour01`, made once per channel count, dtype and device."""
     return torch.tensor([float(c), c * BLACK_RAMP], dtype=dtype, device=device)
+
+
+def photo_transform(src: Tensor, dst: Tensor) -> Tensor:
+    """The photo's colour transform (N, C, 3) for :func:`colour_only`'s render ``dst`` of the model frame ``src`` (model
+    units): the transform :func:`keep_hue` made, read back exactly (float64 least squares on the grid's pixels ``dst``
+    leaves unclipped), then :func:`fit_colour` of the render (clamped) held towards it - as the batch path's ``refit``
+    (held towards the identity, a fit took back the saturation keep_hue had put in: ``tone`` +1 left dark photos ashy)."""
+    s, d = (torch.add(_HALF, sample_grid(v).double(), alpha=0.5).flatten(2) for v in (src, dst))
+    lum = s.mean(1, keepdim=True)
+    keep = ((d > 0) & (d < 1)).all(1, keepdim=True)
+    keep |= keep.sum(2, keepdim=True) < 4 * s.shape[1]  # (too few: all)
+    x = torch.stack((s, lum.expand_as(s), black_weight(lum).expand_as(s)), -1) * keep[..., None]  # (N, C, P, 3)
+    ridge = EXACT_RIDGE * s.shape[2]  # (towards the identity where the read is degenerate: a flat photo)
+    b = x.transpose(-1, -2) @ (d * keep)[..., None]
+    b[..., 0, 0] += ridge
+    kept = torch.linalg.solve(x.transpose(-1, -2) @ x + ridge * torch.eye(3, dtype=x.dtype, device=x.device), b)[..., 0]
+    return fit_colour(src, dst, prior=kept)
 
 
 def colour_only(x: Tensor, out: Tensor, free: Tensor | None = None) -> Tensor:

@@ -16,7 +16,7 @@ from ..faces.controls import GEOMETRIC_CONTROLS
 from ..faces.pose import faces_beside
 from ..images import FrameInfo, from_chw01, grey_white, match_channels, same_levels, to_chw01
 from .codes import check_generator, control_of, default_codes
-from .colour import fit_colour
+from .colour import photo_transform
 from .edits import AugmentInfo, Edit, check_edits, random_edits, redraw_distinct
 from .invert import Inversion
 from .reframe import reframe
@@ -317,7 +317,7 @@ class PhotoIO:
             return image, edit if value == edit.value else Edit(edit.code, value)  # type: ignore[union-attr]
         if edit is not None and kept and not frame.no_face and self.recolours(edit):
             # (out: the model frame through colour_only's transform, its hue kept: fitted again for the whole photo)
-            return recolour(original, fit_colour(frame.model_in[None].float(), out[None].float().cpu())[0], frame), edit
+            return recolour(original, photo_transform(frame.model_in[None].float(), out[None].float().cpu())[0], frame), edit
         return paste_back(out, original, frame), edit
 
     @torch_defaults()
@@ -349,7 +349,7 @@ class PhotoIO:
         tints = [c is None and bool(k) and self.recolours(e) for e, k, c in zip(res.edits, res.kept, controls)]
         if any(tints):  # the photo's colour edit, once: the first face's transform on every pixel
             r = tints.index(True)
-            colour = recolour_channels(colour, fit_colour(x[r][None].float(), out[r][None].float())[0])
+            colour = recolour_channels(colour, photo_transform(x[r][None].float(), out[r][None].float())[0])
         for (_, al), o, xi, c, t in zip(found, out, x, controls, tints):
             if c is None and not t:  # a latent edit (or a row a gate kept unchanged): its change through the inverse warp
                 colour = aligner.paste(colour, match_channels((o - xi) / 2, channels), al)

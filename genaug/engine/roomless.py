@@ -101,7 +101,7 @@ def redraw_face(engine: Any, photo: Any, frame: Any, edit: Edit, aligner: Any, g
     recolours the photo, unless ``recoloured`` already: then the face is recoloured with it). Returns (photo, the edit
     that acted or None, whether the photo was recoloured now)."""
     from ..images import from_chw01, match_channels, to_chw01
-    from .colour import fit_colour
+    from .colour import photo_transform
     from .render import recolour_channels
 
     tried, gen = {edit.code}, generator if generator is not None else engine.generator
@@ -123,7 +123,7 @@ def redraw_face(engine: Any, photo: Any, frame: Any, edit: Edit, aligner: Any, g
         if engine.recolours(done):
             if recoloured:
                 return photo, done, False
-            full[:ch] = recolour_channels(full[:ch], fit_colour(x[None].float(), out[None].float())[0])
+            full[:ch] = recolour_channels(full[:ch], photo_transform(x[None].float(), out[None].float())[0])
         else:
             full[:ch] = aligner.paste(full[:ch], match_channels((out - x) / 2, ch), frame.alignment)
         return from_chw01(full, photo, frame), done, engine.recolours(done)
