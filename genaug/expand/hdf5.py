@@ -110,9 +110,17 @@ def writing_now(parts_dir: Path) -> Path | None:
 
 
 def compression_args(compression: str | None) -> dict[str, Any]:
-    """h5py keyword arguments for ``--compression`` (lzf, gzip, gzip-<level>, none)."""
+    """h5py keyword arguments for ``--compression`` (lzf, gzip, gzip-<level>, none); as h5py's ``compression=``, an int
+    0..9 is a gzip level, True gzip (and False none)."""
+    if isinstance(compression, bool):  # (before int: True == 1)
+        compression = "gzip" if compression else None
+    elif isinstance(compression, numbers.Integral) and 0 <= compression <= 9:
+        compression = f"gzip-{int(compression)}"
     if compression in (None, "none"):
         return {}
+    if not isinstance(compression, str):
+        raise ValueError(f"unknown compression {compression!r}: choose lzf, gzip, gzip-<level> with level 0..9 (or that "
+                         "level as an int, as h5py takes it), or none")
     if compression == "lzf":
         return {"compression": "lzf"}
     if compression == "gzip":
