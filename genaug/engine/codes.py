@@ -216,7 +216,8 @@ def check_code_list(codes: Any) -> None:
     """``codes`` is None or a non-empty list of code names / indices (a bare string would be read
     letter by letter: ``"smile"`` as codes ``s``, ``m``, ...)."""
     if isinstance(codes, (str, bytes)):
-        raise ValueError(f"codes must be a list of code names or indices, got the string {codes!r} (write [{codes!r}])")
+        names = [c.strip() for c in codes.split("," if isinstance(codes, str) else b",")]  # "tone,yaw" as --codes writes it
+        raise ValueError(f"codes must be a list of code names or indices, got the string {codes!r} (write {names!r})")
     if isinstance(codes, (set, frozenset)):  # its order (which the draws follow) changes with each run's string hashing
         raise ValueError(f"codes must be a list, got a set {codes!r}: a set's order changes from run to run, and so would "
                          f"a seed's draws (write sorted(...) or a list)")
