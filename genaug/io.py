@@ -77,8 +77,8 @@ def printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def open_photo(path: str | Path) -> Any:
-    """A photo file as a loaded PIL image, as a viewer shows it: turned upright by its EXIF
+def open_photo(path: str | Path | Any) -> Any:
+    """A photo file (or a binary file object) as a loaded PIL image, as a viewer shows it: turned upright by its EXIF
     orientation (phone photos), and a 16-bit or float grey image scaled to 8 bits ("L"), not clipped."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -87,7 +87,7 @@ def open_photo(path: str | Path) -> Any:
     try:
         im = Image.open(path)
     except UnidentifiedImageError:
-        if Path(path).suffix.lower() not in HEIF_EXTS:
+        if not isinstance(path, (str, Path)) or Path(path).suffix.lower() not in HEIF_EXTS:  # (a file object: no suffix)
             raise
         _open_heif()
         im = Image.open(path)
