@@ -97,6 +97,21 @@ def open_photo(path: str | Path | Any) -> Any:
     return eight_bit(im)
 
 
+def encoded_rows(dataset: Any) -> bool:
+    """An HDF5 ``images`` dataset holds one encoded image file per row (JPEG / PNG bytes, as h5py users keep large sets:
+    ``h5py.vlen_dtype(np.uint8)`` or ``np.void`` rows) rather than pixel arrays."""
+    import h5py
+    import numpy as np
+
+    return dataset.ndim == 1 and (h5py.check_vlen_dtype(dataset.dtype) == np.uint8 or dataset.dtype.kind == "V")
+
+
+def decode_row(row: Any) -> Any:
+    """One such row (a uint8 array or ``np.void``) as a loaded PIL image, read as :func:`open_photo` reads a file."""
+    import io
+
+    return open_photo(io.BytesIO(row.tobytes()))
+
 def _open_heif() -> None:
     """Let PIL open HEIC / HEIF photos (an iPhone's) through pillow-heif; without it, a clear error to skip the file by."""
     try:

@@ -202,6 +202,8 @@ def test_an_hdf5_source_of_encoded_image_files_is_decoded_as_the_folder_of_those
                 for i, r in enumerate(rows):
                     d[i] = r
             f["labels"] = np.array([0, 1, 1])
+        with HDF5FaceDataset(src) as ds:  # read as pixels too (it gave each row's raw bytes as the "image")
+            assert np.array_equal(ds[2][0], np.asarray(Image.open(files[2]))) and ds[2][1] == 1
         out = tmp_path / f"{name}_out.h5"
         expand_to_hdf5(src, out, 1, **FAST_BLOCK4, bundle=tiny_bundle_path)
         with h5py.File(out) as f:

@@ -5,7 +5,6 @@ images and a fingerprint of its listing (part of an expansion's run key).
 from __future__ import annotations
 
 import hashlib
-import io
 import threading
 import warnings
 from pathlib import Path
@@ -15,7 +14,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from ..io import IMAGE_EXTS, list_images, open_photo, printable
+from ..io import IMAGE_EXTS, decode_row, encoded_rows, list_images, open_photo, printable
 from .hdf5 import label_key, names_attr, not_class_index
 
 
@@ -108,8 +107,7 @@ class HDF5Source:
                 ds = f["images"]
                 if not isinstance(ds, h5py.Dataset):  # a group of per-image datasets: no .dtype (an AttributeError)
                     raise ExpandError(f"{self.root}: 'images' is a group ({len(ds)} members), not one (N,H,W,C) uint8 dataset")
-                # (N,) image files' bytes, as h5py users store JPEGs: vlen_dtype(np.uint8) rows or np.void (opaque) ones
-                self.encoded = ds.ndim == 1 and (h5py.check_vlen_dtype(ds.dtype) == np.uint8 or ds.dtype.kind == "V")
+                self.encoded = encoded_rows(ds)  # (N,) image files' bytes, as h5py users keep JPEGs
                 if not self.encoded and (ds.dtype != np.uint8 or ds.ndim not in (3, 4)):
                     raise ExpandError(f"{self.root}: 'images' must be uint8 (N,H,W) or (N,H,W,C), or (N,) encoded image "
                                       f"files (JPEG / PNG bytes: h5py.vlen_dtype(np.uint8) or np.void), got {ds.dtype} {ds.shape}")
@@ -156,8 +154,7 @@ class HDF5Source:
                 self._images = self._file["images"]
             images = self._images
         if self.encoded:  # one image file's bytes, decoded as a file of the folder source is
-            im = open_photo(io.BytesIO(images[i].tobytes()))
-            return to_channels(np.array(im.convert("RGB" if channels == 3 else "L")), channels)
+            return to_channels(np.array(decode_row(images[i]).convert("RGB" if channels == 3 else "L")), channels)
         return to_channels(images[i], channels)
 
     def close(self) -> None:
