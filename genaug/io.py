@@ -103,7 +103,8 @@ def encoded_rows(dataset: Any) -> bool:
     import h5py
     import numpy as np
 
-    return dataset.ndim == 1 and (h5py.check_vlen_dtype(dataset.dtype) == np.uint8 or dataset.dtype.kind == "V")
+    opaque = dataset.dtype.kind == "V" and dataset.dtype.names is None  # (not a compound row of named fields)
+    return dataset.ndim == 1 and (h5py.check_vlen_dtype(dataset.dtype) == np.uint8 or opaque)
 
 
 def decode_row(row: Any) -> Any:
@@ -111,6 +112,7 @@ def decode_row(row: Any) -> Any:
     import io
 
     return open_photo(io.BytesIO(row.tobytes()))
+
 
 def _open_heif() -> None:
     """Let PIL open HEIC / HEIF photos (an iPhone's) through pillow-heif; without it, a clear error to skip the file by."""

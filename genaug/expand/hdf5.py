@@ -228,8 +228,8 @@ def open_for_reading(path: str) -> h5py.File:
 class HDF5FaceDataset(Dataset):
     """A torch Dataset over an expanded file: ``(image, label)`` per record.
 
-    ``image`` is HWC uint8 numpy (a row of JPEG / PNG bytes decoded, RGB), or what ``transform`` makes of it: an albumentations transform or
-    ``Compose`` is called as ``transform(image=img)["image"]``, any other callable (a torchvision
+    ``image`` is HWC uint8 numpy (a row of JPEG / PNG bytes decoded, RGB), or what ``transform`` makes of it: an
+    albumentations transform or ``Compose`` is called as ``transform(image=img)["image"]``, any other callable (a torchvision
     transform, a function) as ``transform(img)``; ``target_transform(label)`` likewise. With ``return_meta=True`` items are
     ``(image, label, meta)`` with ``meta`` = source_index, source_path, variant, codes, score.
     The file is opened lazily in each process (safe with DataLoader ``num_workers > 0``); ``close()`` or a ``with``
