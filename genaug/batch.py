@@ -44,7 +44,7 @@ from torch import Tensor
 
 from .bundle.format import Bundle, bundle_path
 from .device import resolve_device, torch_defaults
-from .distenv import Turns, mix_rank_seed, mix_worker_seed
+from .distenv import Turns, mix_rank_seed, mix_worker_seed, worker_tag
 from .engine.batch_calls import compiling, eagerly, exporting, transformed
 from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe_kinds, recipe_tables
 from .engine.batch_inputs import check_batch, one_image, other_tv_tensor, route, tv_image_type
@@ -52,8 +52,8 @@ from .engine.batch_landmarks import check_landmark_values, check_landmarks, chec
 from .engine.batch_module import BatchModule
 from .engine.batch_pass import augment_rows, channels_last
 from .engine.batch_render import render_controls
-from .engine.codes import (all_code_names, check_codes, check_flag, check_seed, check_spec_options, code_ranges, default_codes,
-                           probability, strength_range, whole)
+from .engine.codes import (all_code_names, check_codes, check_flag, check_generator, check_seed, check_spec_options, code_ranges,
+                           default_codes, probability, strength_range, whole)
 from .engine.colour_margin import COLOUR_MARGIN
 from .engine.edits import draw_edits
 from .engine.latent_table import ContentSlots, LatentTable, host_array
@@ -114,10 +114,7 @@ class BatchFaceAug(BatchModule):
                  batch_size: int = 256):
         super().__init__()
         self.p = p  # (checked: __setattr__, as are mode and framing below)
-        if generator is not None and not (isinstance(generator, torch.Generator) and generator.device.type == "cpu"):
-            got = (f"one on {generator.device}" if isinstance(generator, torch.Generator) else
-                   f"{type(generator).__module__}.{type(generator).__qualname__}")
-            raise ValueError(f"generator must be a CPU torch.Generator (parameters are drawn on the host), got {got}")
+        check_generator(generator, host=True)
         if generator is not None and seed is not None:  # one would be ignored
             raise ValueError("give generator or seed, not both (seed=s is generator=torch.Generator().manual_seed(s))")
         if seed is not None:
@@ -146,8 +143,9 @@ class BatchFaceAug(BatchModule):
 
     def __setattr__(self, name: str, value: Any) -> None:
         """``p``, given or set later (``aug.p = 0.3``): a probability in [0, 1], kept as a float (True is no p); ``strength``,
-        ``mode`` and ``framing`` given or set later, ``codes`` and ``bounds`` set later (``__init__`` checks those against
-        the bundle's codes) are checked here (each call reads them); ``aug.strength = 0.5`` was silently ignored. ``bounds`` and ``mode`` re-make the colour margins; a new
+        ``mode``, ``framing`` and ``generator`` given or set later, ``codes`` and ``bounds`` set later (``__init__`` checks those
+        against the bundle's codes) are checked here (each call reads them; a generator set inside a DataLoader worker -
+        ``worker_init_fn`` - is used as given, not mixed with the worker's seed); ``aug.strength = 0.5`` was silently ignored. ``bounds`` and ``mode`` re-make the colour margins; a new
         ``framing`` starts the transform's own table afresh at the next call with ``index=`` (its latents were of the
         old framing's face box), a table the caller gave is refused there. A setting set while another thread's call
         runs waits for that call to end (the call's lock; re-entrant: a call path's own sets go through)."""
@@ -169,6 +167,10 @@ class BatchFaceAug(BatchModule):
             super().__setattr__("_own_table", False)
         elif (name == "mode" and value not in MODES) or (name == "framing" and value not in ("auto", "full")):
             raise ValueError(f"mode must be one of {MODES} and framing 'auto' or 'full', got {name}={value!r}")
+        elif name == "generator":  # checked as given; one set inside a DataLoader worker (worker_init_fn) is used as given
+            check_generator(value, host=True)
+            if "_lock" in self.__dict__ and worker_tag() is not None:  # (not mixed with the worker's seed: mix_worker_seed)
+                super().__setattr__("_worker_tag", worker_tag())
         elif name == "return_params" or (name == "check_values" and value is not None):  # "no" is true in Python
             value = check_flag(value, name)
         elif name in ("codes", "bounds") and "_lock" in self.__dict__:  # (after __init__, which checks them with its spec)

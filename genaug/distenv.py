@@ -58,17 +58,28 @@ def rank_device(device: str, distributed: bool) -> str:
     return device
 
 
-def mix_worker_seed(generator: Any, tag: Any) -> Any:
-    """In a DataLoader worker, re-seed ``generator`` (a CPU ``torch.Generator``) once per worker from its own
-    state and the worker's seed, so forked workers (which start with identical copies) draw differently and a
-    seeded DataLoader repeats; returns the tag to pass next time (unchanged outside workers)."""
+def worker_tag() -> tuple[int, int] | None:
+    """This DataLoader worker's mark, ``(pid, worker seed)`` (None outside workers): what :func:`mix_worker_seed` has
+    done its mixing under. A transform seeded inside a worker (``worker_init_fn``) takes this mark too, so its seed is
+    used as given, not mixed again."""
     import torch
 
     info = torch.utils.data.get_worker_info()
-    if info is None or tag == (os.getpid(), int(info.seed)):
+    return None if info is None else (os.getpid(), int(info.seed))
+
+
+def mix_worker_seed(generator: Any, tag: Any) -> Any:
+    """In a DataLoader worker, re-seed ``generator`` (a CPU ``torch.Generator``) once per worker from its own
+    state and the worker's seed, so forked workers (which start with identical copies) draw differently and a
+    seeded DataLoader repeats; returns the tag to pass next time (unchanged outside workers, and where ``tag`` is
+    already this worker's: mixed, or seeded in it)."""
+    import torch
+
+    here = worker_tag()
+    if here is None or tag == here:
         return tag
-    generator.manual_seed((int(torch.randint(2**62, (), generator=generator)) ^ int(info.seed)) % 2**62)
-    return (os.getpid(), int(info.seed))
+    generator.manual_seed((int(torch.randint(2**62, (), generator=generator)) ^ here[1]) % 2**62)
+    return here
 
 
 def mix_rank_seed(generator: Any, tag: Any) -> Any:

@@ -77,8 +77,8 @@ def printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def open_photo(path: str | Path) -> Any:
-    """A photo file as a loaded PIL image, as a viewer shows it: turned upright by its EXIF
+def open_photo(path: str | Path | Any) -> Any:
+    """A photo file (or a binary file object) as a loaded PIL image, as a viewer shows it: turned upright by its EXIF
     orientation (phone photos), and a 16-bit or float grey image scaled to 8 bits ("L"), not clipped."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -87,7 +87,7 @@ def open_photo(path: str | Path) -> Any:
     try:
         im = Image.open(path)
     except UnidentifiedImageError:
-        if Path(path).suffix.lower() not in HEIF_EXTS:
+        if not isinstance(path, (str, Path)) or Path(path).suffix.lower() not in HEIF_EXTS:  # (a file object: no suffix)
             raise
         _open_heif()
         im = Image.open(path)
@@ -95,6 +95,23 @@ def open_photo(path: str | Path) -> Any:
         im.load()
         im = ImageOps.exif_transpose(im)
     return eight_bit(im)
+
+
+def encoded_rows(dataset: Any) -> bool:
+    """An HDF5 ``images`` dataset holds one encoded image file per row (JPEG / PNG bytes, as h5py users keep large sets:
+    ``h5py.vlen_dtype(np.uint8)`` or ``np.void`` rows) rather than pixel arrays."""
+    import h5py
+    import numpy as np
+
+    opaque = dataset.dtype.kind == "V" and dataset.dtype.names is None  # (not a compound row of named fields)
+    return dataset.ndim == 1 and (h5py.check_vlen_dtype(dataset.dtype) == np.uint8 or opaque)
+
+
+def decode_row(row: Any) -> Any:
+    """One such row (a uint8 array or ``np.void``) as a loaded PIL image, read as :func:`open_photo` reads a file."""
+    import io
+
+    return open_photo(io.BytesIO(row.tobytes()))
 
 
 def _open_heif() -> None:

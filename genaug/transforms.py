@@ -22,6 +22,7 @@ from pydantic import Field, field_validator
 
 from .bundle.format import bundle_path
 from .device import torch_defaults
+from .distenv import worker_tag
 from .engine.codes import (all_code_names, check_code_list, check_codes, check_edit_options, check_refine_loss, default_codes,
                            probability, strength_range)
 from .engine.edits import Edit
@@ -265,17 +266,27 @@ class GenerativeFaceAug(ImageOnlyTransform):
         text = f"genaug.GenerativeFaceAug/{seed}/{json.dumps(settings, sort_keys=True, default=str)}"
         salted = hashlib.blake2b(text.encode(), digest_size=8).digest()
         super().set_random_seed(None if seed is None else int.from_bytes(salted, "little") % 2**62)
+        self._seeded_here()
+
+    def set_random_state(self, random_generator: Any, py_random: Any) -> None:
+        super().set_random_state(random_generator, py_random)
+        self._seeded_here()
+
+    def _seeded_here(self) -> None:
+        """A seed or random state set inside a DataLoader worker (``worker_init_fn``: ``pipe.set_random_seed(137 +
+        worker_id)``) is the caller's choice for that worker: used as given, not re-mixed with the worker's seed (which
+        made such runs differ each time, where albumentations' own transforms repeat)."""
+        here = worker_tag()
+        if here is not None:
+            self._worker_tag = here
 
     def _mix_worker_seed(self) -> None:
         """In a DataLoader worker, re-mix the random state with the worker's seed once, so forked
-        workers (which start with identical states) draw different augmentations."""
-        info = torch.utils.data.get_worker_info()
-        if info is None:
-            return
-        tag = (os.getpid(), int(info.seed))
-        if tag != self._worker_tag:
-            self._worker_tag = tag
-            self.set_random_seed((self.py_random.getrandbits(62) ^ info.seed) % 2**62)
+        workers (which start with identical states) draw different augmentations; not where the state was set in
+        this worker (:meth:`_seeded_here`)."""
+        here = worker_tag()
+        if here is not None and here != self._worker_tag:
+            self.set_random_seed((self.py_random.getrandbits(62) ^ here[1]) % 2**62)  # (sets the tag)
 
     def add_targets(self, additional_targets: dict[str, str]) -> None:
         super().add_targets(additional_targets)  # (it keeps only the image-like ones this transform edits)

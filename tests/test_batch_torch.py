@@ -84,6 +84,45 @@ def test_a_seeded_batch_transform_draws_differently_in_each_dataloader_worker():
     assert torch.equal(genaug.BatchFaceAug(p=0.5, seed=0).draw(32).apply, genaug.BatchFaceAug(p=0.5, seed=0).draw(32).apply)
 
 
+class _DrawsPerItem(torch.utils.data.Dataset):
+    def __init__(self, aug):
+        self.aug = aug
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int):
+        return torch.utils.data.get_worker_info().id, self.aug.draw(32).apply
+
+
+def _own_generator(worker_id: int) -> None:  # worker_init_fn: a chosen generator per worker
+    torch.utils.data.get_worker_info().dataset.aug.generator = torch.Generator().manual_seed(137 + worker_id)
+
+
+def test_a_generator_set_in_a_dataloader_worker_is_used_as_given_and_checked():
+    # aug.generator = torch.Generator().manual_seed(137 + worker_id) in worker_init_fn was mixed again with the worker's
+    # seed (another each run unless torch is seeded): the runs drew other rows each time; aug.generator = 5 was taken and
+    # failed at the next call with torch's TypeError from rand()
+    runs = []
+    for torch_seed in (1, 2):  # the DataLoader's base seed differs between the runs
+        torch.manual_seed(torch_seed)
+        loader = torch.utils.data.DataLoader(_DrawsPerItem(genaug.BatchFaceAug(p=0.5, seed=0)), batch_size=None, num_workers=2,
+                                             multiprocessing_context="fork", worker_init_fn=_own_generator)
+        runs.append(dict(iter(loader)))
+    assert set(runs[0]) == {0, 1} and not torch.equal(runs[0][0], runs[0][1])
+    assert all(torch.equal(runs[0][w], runs[1][w]) for w in (0, 1))
+    assert torch.equal(runs[0][1], genaug.BatchFaceAug(p=0.5, seed=138).draw(32).apply)  # the generator as given
+    aug = genaug.BatchFaceAug(p=0.5, seed=0)
+    for bad in (5, "0"):
+        with pytest.raises(ValueError, match="generator must be a CPU torch.Generator"):
+            aug.generator = bad
+    aug.generator = None  # torch's global generator, as torchvision v2 draws
+    torch.manual_seed(3)
+    want = aug.draw(4).apply
+    torch.manual_seed(3)
+    assert torch.equal(aug.draw(4).apply, want)
+
+
 def test_a_seeded_batch_transform_draws_differently_on_each_torchrun_rank(monkeypatch):
     # DDP under torchrun, BatchFaceAug(seed=0) on every rank: each rank drew the same rows, codes and values for its own
     # batch (the global batch's k-th rows all got one edit); ranks > 0 now mix their rank in, once, as workers do

@@ -146,6 +146,9 @@ def test_a_bare_string_of_codes_is_refused_by_name_not_read_letter_by_letter(tra
                   lambda: genaug.GenerativeAugDataset([np.zeros((32, 32, 3), np.uint8)], lazy=True, **kw)):
         with pytest.raises(ValueError, match=r"got the string 'smile' \(write \['smile'\]\)"):
             build()
+    # a comma list as --codes takes it: the hint named ['smile,tone'], itself an unknown code
+    with pytest.raises(ValueError, match=r"\(write \['smile', 'tone'\]\)"):
+        genaug.BatchFaceAug(codes="smile, tone", bundle=str(trained_bundle_path))
 
 
 def test_batch_transform_draws_the_random_sets_latent_codes_only():

@@ -109,6 +109,25 @@ def test_dataloader_workers_make_their_own_apply_decisions():
     assert not torch.equal(first[0], first[1])
 
 
+def _seed_each_worker(worker_id: int) -> None:  # albumentations users' worker_init_fn: one chosen seed per worker
+    torch.utils.data.get_worker_info().dataset.aug.set_random_seed(137 + worker_id)
+
+
+def test_a_seed_set_in_a_dataloader_worker_is_used_as_given():
+    # pipe.set_random_seed(137 + worker_id) in worker_init_fn repeats albumentations' own transforms run after run,
+    # but genaug re-mixed its state with the worker's seed (a new one each run unless torch is seeded): every run drew
+    # other edits
+    runs = []
+    for torch_seed in (1, 2):  # the DataLoader's base seed differs between the runs
+        torch.manual_seed(torch_seed)
+        loader = torch.utils.data.DataLoader(_Decisions(genaug.GenerativeFaceAug(p=0.5)), batch_size=None, num_workers=2,
+                                             multiprocessing_context="fork", worker_init_fn=_seed_each_worker)
+        runs.append({int(w): d for d, w in loader})
+    assert set(runs[0]) == {0, 1}
+    assert all(torch.equal(runs[0][w], runs[1][w]) for w in (0, 1))
+    assert not torch.equal(runs[0][0], runs[0][1])  # 137 and 138: the workers still draw differently
+
+
 def test_a_batch_record_replayed_on_a_batch_of_another_size_is_refused():
     # the record of a 3-image `images=` call replayed on 2 images gave both the first image's edit, silently
     rng = np.random.default_rng(0)

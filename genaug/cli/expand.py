@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_STATUS, formatter_class=_Help,
     )
     p.add_argument("source", help="folder of images (flat or class sub-folders) or HDF5 file with 'images' (N,H,W,C) uint8 "
-                   "and optional 'labels'")
+                   "(or (N,) JPEG / PNG bytes) and optional 'labels'")
     p.add_argument("out", help="output HDF5 file (parts are kept in OUT.parts/ until the merge)")
     p.add_argument("--variants", type=int, default=8, help="augmented variants per source image (0 with --include-original: "
                    "the originals only, framed as the variants would be)")

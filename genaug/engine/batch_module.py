@@ -24,8 +24,8 @@ class BatchModule(nn.Module):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        if isinstance(self.generator, bytes):
-            self.generator = torch.Generator().set_state(torch.frombuffer(bytearray(self.generator), dtype=torch.uint8))
+        if isinstance(self.generator, bytes):  # (not through __setattr__: unpickled is not set by the caller)
+            self.__dict__["generator"] = torch.Generator().set_state(torch.frombuffer(bytearray(self.generator), dtype=torch.uint8))
 
     def _apply(self, fn: Any, recurse: bool = True) -> "BatchModule":
         """``.to(device)``, ``.cuda()``, ``.cpu()`` (and a parent module's): the work moves there - ``device`` is recorded

@@ -112,11 +112,16 @@ def check_engine_options(mode: Any, framing: Any, refine_steps: Any, batch_size:
         raise ValueError(f"quality_threshold must be None, 'auto' or a number in [0, 1], got {q!r}")
 
 
-def check_generator(generator: Any) -> None:
+def check_generator(generator: Any, host: bool = False) -> None:
     """``generator`` is None or a ``torch.Generator``; else a TypeError naming it (a seed given there was taken as "no
-    generator" when 0, and failed deep in torch otherwise)."""
+    generator" when 0, and failed deep in torch otherwise). ``host``: a CPU one (:class:`genaug.BatchFaceAug` draws its
+    parameters on the host, given or set later), else a ValueError naming what it got."""
     import torch
 
+    if host and generator is not None and not (isinstance(generator, torch.Generator) and generator.device.type == "cpu"):
+        got = (f"one on {generator.device}" if isinstance(generator, torch.Generator) else
+               f"{type(generator).__module__}.{type(generator).__qualname__}")
+        raise ValueError(f"generator must be a CPU torch.Generator (parameters are drawn on the host), got {got}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__} {generator!r} "
                         "(from a seed: torch.Generator().manual_seed(seed))")
@@ -216,7 +221,8 @@ def check_code_list(codes: Any) -> None:
     """``codes`` is None or a non-empty list of code names / indices (a bare string would be read
     letter by letter: ``"smile"`` as codes ``s``, ``m``, ...)."""
     if isinstance(codes, (str, bytes)):
-        raise ValueError(f"codes must be a list of code names or indices, got the string {codes!r} (write [{codes!r}])")
+        names = [c.strip() for c in codes.split("," if isinstance(codes, str) else b",")]  # "tone,yaw" as --codes writes it
+        raise ValueError(f"codes must be a list of code names or indices, got the string {codes!r} (write {names!r})")
     if isinstance(codes, (set, frozenset)):  # its order (which the draws follow) changes with each run's string hashing
         raise ValueError(f"codes must be a list, got a set {codes!r}: a set's order changes from run to run, and so would "
                          f"a seed's draws (write sorted(...) or a list)")

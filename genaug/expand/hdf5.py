@@ -43,7 +43,7 @@ from torch.utils.data import Dataset
 
 from ..engine.codes import check_flag
 from ..images import apply_transform, check_transform
-from ..io import check_path
+from ..io import check_path, decode_row, encoded_rows
 
 FORMAT = "genaug-expanded"
 LAYOUT_VERSION = 1
@@ -112,9 +112,17 @@ def writing_now(parts_dir: Path) -> Path | None:
 
 
 def compression_args(compression: str | None) -> dict[str, Any]:
-    """h5py keyword arguments for ``--compression`` (lzf, gzip, gzip-<level>, none)."""
+    """h5py keyword arguments for ``--compression`` (lzf, gzip, gzip-<level>, none); as h5py's ``compression=``, an int
+    0..9 is a gzip level, True gzip (and False none)."""
+    if isinstance(compression, bool):  # (before int: True == 1)
+        compression = "gzip" if compression else None
+    elif isinstance(compression, numbers.Integral) and 0 <= compression <= 9:
+        compression = f"gzip-{int(compression)}"
     if compression in (None, "none"):
         return {}
+    if not isinstance(compression, str):
+        raise ValueError(f"unknown compression {compression!r}: choose lzf, gzip, gzip-<level> with level 0..9 (or that "
+                         "level as an int, as h5py takes it), or none")
     if compression == "lzf":
         return {"compression": "lzf"}
     if compression == "gzip":
@@ -222,8 +230,8 @@ def open_for_reading(path: str) -> h5py.File:
 class HDF5FaceDataset(Dataset):
     """A torch Dataset over an expanded file: ``(image, label)`` per record.
 
-    ``image`` is HWC uint8 numpy, or what ``transform`` makes of it: an albumentations transform or
-    ``Compose`` is called as ``transform(image=img)["image"]``, any other callable (a torchvision
+    ``image`` is HWC uint8 numpy (a row of JPEG / PNG bytes decoded, RGB), or what ``transform`` makes of it: an
+    albumentations transform or ``Compose`` is called as ``transform(image=img)["image"]``, any other callable (a torchvision
     transform, a function) as ``transform(img)``; ``target_transform(label)`` likewise. With ``return_meta=True`` items are
     ``(image, label, meta)`` with ``meta`` = source_index, source_path, variant, codes, score.
     The file is opened lazily in each process (safe with DataLoader ``num_workers > 0``); ``close()`` or a ``with``
@@ -260,7 +268,7 @@ class HDF5FaceDataset(Dataset):
             self._label_key = label_key(f, self.path)
             if "images" not in f:
                 raise ValueError(f"{self.path}: no 'images' dataset (not a genaug expanded file?)")
-            self._records = f["images"].shape[0]
+            self._records, self._encoded = f["images"].shape[0], encoded_rows(f["images"])  # (JPEG / PNG bytes: decoded)
             if self._label_key and f[self._label_key].shape != (self._records,):  # (N, 1), or not one per image
                 raise ValueError(f"{self.path}: '{self._label_key}' has shape {f[self._label_key].shape} but 'images' "
                                  f"holds {self._records} images; it must be ({self._records},)")
@@ -359,7 +367,7 @@ class HDF5FaceDataset(Dataset):
         i = int(i) % self._n
         row = int(self._rows[i]) if self._rows is not None else i
         f = self._f()
-        image = f["images"][row]
+        image = f["images"][row] if not self._encoded else np.asarray(decode_row(f["images"][row]).convert("RGB"))
         label = self._label(f, row, i) if self._label_key else -1
         if self.transform is not None:
             image = apply_transform(self.transform, image)

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from ..io import IMAGE_EXTS, list_images, open_photo, printable
+from ..io import IMAGE_EXTS, decode_row, encoded_rows, list_images, open_photo, printable
 from .hdf5 import label_key, names_attr, not_class_index
 
 
@@ -107,8 +107,10 @@ class HDF5Source:
                 ds = f["images"]
                 if not isinstance(ds, h5py.Dataset):  # a group of per-image datasets: no .dtype (an AttributeError)
                     raise ExpandError(f"{self.root}: 'images' is a group ({len(ds)} members), not one (N,H,W,C) uint8 dataset")
-                if ds.dtype != np.uint8 or ds.ndim not in (3, 4):
-                    raise ExpandError(f"{self.root}: 'images' must be uint8 (N,H,W) or (N,H,W,C), got {ds.dtype} {ds.shape}")
+                self.encoded = encoded_rows(ds)  # (N,) image files' bytes, as h5py users keep JPEGs
+                if not self.encoded and (ds.dtype != np.uint8 or ds.ndim not in (3, 4)):
+                    raise ExpandError(f"{self.root}: 'images' must be uint8 (N,H,W) or (N,H,W,C), or (N,) encoded image "
+                                      f"files (JPEG / PNG bytes: h5py.vlen_dtype(np.uint8) or np.void), got {ds.dtype} {ds.shape}")
                 if ds.ndim == 4 and ds.shape[3] not in (1, 3, 4):
                     hint = " (channels first? store (N,H,W,C): np.moveaxis(images, 1, -1))" if ds.shape[1] in (1, 3, 4) else ""
                     raise ExpandError(f"{self.root}: 'images' (N,H,W,C) must have 1, 3 or 4 channels last, got shape {ds.shape}{hint}")
@@ -151,6 +153,8 @@ class HDF5Source:
                 self._file = h5py.File(self.root, "r", rdcc_nbytes=64 << 20, rdcc_nslots=10007)
                 self._images = self._file["images"]
             images = self._images
+        if self.encoded:  # one image file's bytes, decoded as a file of the folder source is
+            return to_channels(np.array(decode_row(images[i]).convert("RGB" if channels == 3 else "L")), channels)
         return to_channels(images[i], channels)
 
     def close(self) -> None:
