@@ -64,7 +64,9 @@ LAYOUT_VERSION = 1
 # 7 (r35): light's saturation slope leaves out pixels near grey (faces.relit_colour.NEAR_GREY: dark glasses, a microphone).
 # 8 (r37): a control that changed no pixel (a turn of a flat photo, frames drawn on a black one) has codes NaN; light's
 # saturation slope leaves out pixels of another hue than the face's (faces.relit_colour.OFF_HUE: a backdrop).
-RENDER_REVISION = 8
+# 9 (r38, turn): a turned face turns back (and across frontal) only until its far cheek is drawn 1.8 times wider than
+# the photo shows it (faces.turn_limits.back_reach; 2.15 and before frontal only): faces turned more than 23 degrees turn back less.
+RENDER_REVISION = 9
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")
 # each dataset's ``description`` attribute: the file says what its columns mean (HDFView, h5dump, ``ds.attrs``)
