@@ -505,16 +505,19 @@ def test_a_turn_is_fitted_to_the_faces_room():
     x = smooth_faces(1, 140, 120)
     lm = project(25.0)
     below, above = turn_room(x, lm)[0].tolist()
-    assert below == pytest.approx(45.0) and above == pytest.approx(10.0, abs=0.5)
+    # back across frontal: until the far cheek is drawn 1.8 times wider (turn_limits.back_reach), 26.7 deg
+    assert below == pytest.approx(26.66, abs=0.05) and above == pytest.approx(10.0, abs=0.5)
     asked = torch.tensor([30.0, 25.0, -30.0, 10.0])
     clipped = yaw.fit(x.expand(4, -1, -1, -1), asked, lm.expand(4, -1, -1))
-    assert clipped.tolist() == pytest.approx([above, above, -30.0, 10.0])
+    assert clipped.tolist() == pytest.approx([above, above, -below, 10.0])
     assert torch.allclose(rotate_yaw(x, 30.0, lm), rotate_yaw(x, float(clipped[0]), lm), atol=1e-5)  # what is rendered
     drawn = yaw.fit(x.expand(4, -1, -1, -1), asked, lm.expand(4, -1, -1), drawn=(-30.0, 30.0))
-    assert drawn.tolist() == pytest.approx([above, above * 25 / 30, -30.0, above / 3])
+    assert drawn.tolist() == pytest.approx([above, above * 25 / 30, -below, above / 3])
     assert len(set(drawn.tolist())) == 4
-    edge = project(-30.0)  # 5 deg of room towards -35: a drawn turn that would
-    assert yaw.fit(x, -6.0, edge, drawn=(-30.0, 30.0)).item() == pytest.approx(6.0, abs=1e-4)  # come within 2 deg of 0 goes the other way
+    edge = project(-30.0)  # 5 deg of room towards -35 (19.6 back): a drawn turn that would come within 2 deg of 0
+    up = turn_room(x, edge)[0, 1].item()
+    assert up == pytest.approx(19.58, abs=0.05)
+    assert yaw.fit(x, -6.0, edge, drawn=(-30.0, 30.0)).item() == pytest.approx(6.0 / 30 * up, abs=1e-4)  # goes the other way
     # unless the bounds keep it on that side: there the least distinct turn, min_step (scaled into the room it was -1.0)
     assert yaw.fit(x, -6.0, edge, drawn=(-30.0, -5.0)).item() == pytest.approx(-2.0, abs=1e-4)
     assert yaw.fit(x, 0.0, lm).item() == 0.0

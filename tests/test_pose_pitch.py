@@ -56,4 +56,4 @@ def test_utkface_01533_thrown_back_is_within_the_renderers_reach():
     yaw = float(estimate_yaw(photo))
     assert -40.0 < yaw < -25.0
     room = turn_room(photo)[0]
-    assert float(room[1]) > 15.0  # back towards frontal (outwards: at the 35-degree stop already)
+    assert float(room[1]) > 10.0  # back towards frontal, 13 (turn_limits.back_reach; outwards: at the 35-degree stop already)

@@ -64,8 +64,10 @@ LAYOUT_VERSION = 1
 # 7 (r35): light's saturation slope leaves out pixels near grey (faces.relit_colour.NEAR_GREY: dark glasses, a microphone).
 # 8 (r37): a control that changed no pixel (a turn of a flat photo, frames drawn on a black one) has codes NaN; light's
 # saturation slope leaves out pixels of another hue than the face's (faces.relit_colour.OFF_HUE: a backdrop).
-# 9 (r38): a colour edit that takes too much of the face's chroma has its cast cut first (engine.colour.keep_hue: tone +1
-# left dark faces' shadows and beards blue-grey).
+# 9 (r38): a colour edit that takes too much of the face's chroma has its cast cut first, and the photo's refit is held
+# towards that transform (engine.colour.keep_hue, photo_transform: tone +1 left dark faces and dark photos blue-grey); a
+# turned face turns back (and across frontal) only until its far cheek is drawn 1.8 times wider than the photo shows it
+# (faces.turn_limits.back_reach; 2.15 and before frontal only): faces turned more than 23 degrees turn back less.
 RENDER_REVISION = 9
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")

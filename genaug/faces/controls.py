@@ -68,7 +68,7 @@ class ImageControl:
             drawn: tuple[float, float] | None = None) -> Tensor:
         """The values :meth:`apply` renders for ``values`` (CPU float (N,)): a request beyond what the face allows
         (``yaw``: a turn away from frontal stops at 35 degrees, so a face turned 25 degrees turns at most 10 further
-        that way; a turn back from a face turned more than 30 degrees stops before its far cheek smears, 21 degrees
+        that way; a turn back from a face turned more than 23 degrees stops before its far cheek smears, 14 degrees
         from 35, :func:`genaug.faces.turn_limits.back_reach`) is clipped to it; values drawn at random from ``drawn`` = (low, high) are scaled into it instead
         (low..0..high onto what the face reaches), so draws stay distinct, and one that would come within ``min_step``
         of 0 that way (a face already turned to the limit) turns the other way if the bounds reach there.
@@ -128,7 +128,7 @@ def _drawn_glasses(x: Tensor, v: Tensor, landmarks: Tensor | None, framing: str)
 
 IMAGE_CONTROLS: dict[str, ImageControl] = {
     "yaw": ImageControl("yaw", -30.0, 30.0, _yaw, summary="turn the head left/right (rendered, generic 3D face; the eyes stay in place; "
-                        "stops 35 deg from frontal; a face turned over 30 deg turns back less: 21 deg from 35; "
+                        "stops 35 deg from frontal; a face turned over 23 deg turns back less: 20 deg from 30, 14 from 35; "
                         "random turns are scaled into what the face can turn)",
                         room=turn_room),
     "light": ImageControl("light", -75.0, 75.0, _light,

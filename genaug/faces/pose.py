@@ -15,8 +15,8 @@ vertical axis ``axis`` d in front of the head's centre; the generic nose's rows 
 (:func:`~.projection.generic_rows`) and the move beside the nose is blurred (:func:`~.warp.soften_squeeze`), so its
 flank's squeeze does not draw the nostril's shadow as a crease towards the mouth corner. What turns into view is stretched from the
 near cheek and, on a turn away from frontal (fully from 10 degrees: :func:`~.turn_limits.mirror_share`), blended with the mirrored face
-(the face's symmetry; on the cheeks, not beside the nose), in proportion to the stretch (turning a turned face back, the mirror left seams: there it is stretched only, so a turn back from a strongly
-turned face stops before the far cheek, seen nearly edge-on, is stretched more than twice its width: :func:`~.turn_limits.back_reach`).
+(the face's symmetry; on the cheeks, not beside the nose), in proportion to the stretch (turning a turned face back, the mirror left seams: there it is stretched only, so a turn back from a turned face
+stops before the far cheek, seen at a slant, is drawn more than 1.8 times its width: :func:`~.turn_limits.back_reach`).
 The displacement fades out between 0.85 and 1.1 head radii (of the photo's head and of the turned one), so the background around the head
 stretches smoothly and everything farther away keeps its values, moved with the head by the whole pixels
 that keep the eyes in place (as a face set aligned by the eyes shows a turned head; the move eases to 0 in a
@@ -190,13 +190,13 @@ def head_points(pose: PoseFit, height: int, width: int, axis: float = AXIS_DEPTH
 
 def turn_room(images: Tensor, landmarks: Tensor | None = None, framing: str = "auto") -> Tensor:
     """(N, 2) degrees each face can turn with :func:`rotate_yaw`: towards negative yaw, towards positive (a turn
-    away from frontal stops at ``TARGET_YAW_LIMIT``, a request at ``MAX_YAW``; a turn back from a face turned more
-    than 30 degrees at :func:`~.turn_limits.back_reach`; a face beyond ``SOURCE_YAW_LIMIT``: none). ``landmarks`` as for
+    away from frontal stops at ``TARGET_YAW_LIMIT``, a request at ``MAX_YAW``; a turn back (and across frontal) from a
+    face turned more than 17 degrees at :func:`~.turn_limits.back_reach`; a face beyond ``SOURCE_YAW_LIMIT``: none). ``landmarks`` as for
     rotate_yaw."""
     images = check_images(images)
     pose = fit_pose(face_landmarks(images, landmarks, framing))
     src = torch.rad2deg(source_yaw(pose))
-    back = torch.rad2deg(back_reach(torch.deg2rad(src)))  # a strongly turned face turning back: see back_reach
+    back = torch.rad2deg(back_reach(torch.deg2rad(src)))  # a turned face turning back: see back_reach
     below = torch.where(src > 0, torch.minimum(TARGET_YAW_LIMIT + src, back), TARGET_YAW_LIMIT + src)
     above = torch.where(src < 0, torch.minimum(TARGET_YAW_LIMIT - src, back), TARGET_YAW_LIMIT - src)
     room = torch.stack([below.clamp(0, MAX_YAW), above.clamp(0, MAX_YAW)], 1)
@@ -207,8 +207,8 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
                symmetry: float = 0.8, axis: float = AXIS_DEPTH, keep_eyes: bool = True, others=None) -> Tensor:
     """Turn each face by ``degrees`` (a number or one per image, within +-45) of yaw; a turn away
     from frontal stops at +-``TARGET_YAW_LIMIT`` degrees (a photo already beyond it keeps its pose), a turn back
-    towards frontal from a face turned more than 30 degrees stops at :func:`~.turn_limits.back_reach` (from 35 degrees 21 back:
-    further, its far cheek smeared), and a photo turned beyond ``SOURCE_YAW_LIMIT`` (near profile) is
+    towards frontal (and across it) stops at :func:`~.turn_limits.back_reach` (from 35 degrees 14 back, from 30 20, from 25 27:
+    further, its far eye and cheek smeared and the mouth's far corner bent), and a photo turned beyond ``SOURCE_YAW_LIMIT`` (near profile) is
     returned as it is, either way (:func:`beyond_limit`).
 
     ``landmarks``: (N, 5, 2) pixels in dlib's order (found when None, see
@@ -236,7 +236,7 @@ def rotate_yaw(images: Tensor, degrees, landmarks: Tensor | None = None, framing
     lim = torch.tensor(math.radians(TARGET_YAW_LIMIT), device=src.device)
     dst = src + torch.deg2rad(deg)  # turning outwards stops at the limit (a photo beyond it stays where it is)
     dst = torch.where(deg < 0, torch.maximum(dst, torch.minimum(src, -lim)), torch.minimum(dst, torch.maximum(src, lim)))
-    back = back_reach(src)  # turning a strongly turned face back stops before its far cheek smears
+    back = back_reach(src)  # turning a turned face back stops before its far cheek smears
     dst = torch.where(src > 0, torch.maximum(dst, src - back), torch.where(src < 0, torch.minimum(dst, src + back), dst))
     # the photo moves with the head by the whole pixels that keep the eyes in place (as an aligner placed them)
     corners = landmarks_3d()[:4]  # the eyes' depth on the turn's head (the outer corners 0.07 shallower than the round's)

@@ -11,11 +11,14 @@ from .shape import smoothstep
 
 SOURCE_YAW_LIMIT = 40.0  # a photo's own yaw is taken as at most this (degrees) when turning it
 TARGET_YAW_LIMIT = 35.0  # a turn outwards stops at this yaw (degrees): past it the generic nose smears into the cheek
-BACK_STRETCH_LIMIT = 2.15  # a turn back towards frontal stops where the far cheek is drawn this many times wider than in the photo
+BACK_STRETCH_LIMIT = 1.8  # a turn back towards frontal (and across it) stops where the far cheek is drawn this many times wider
+# than in the photo (2.15 until 2026-12-07, and only before frontal: from 25-34 degrees the far eye smeared wide, the mouth's far
+# corner bent and the nose's far flank drew a crease: docs/realism/turn_back_before_after_2026-12-07.jpg; at the stops the turn's
+# map magnifies the photo 1.70 times inside the head, 99th percentile, median of 38 turned faces: 2.15 at the former ones)
 MIRROR_TURN = (1.0, 10.0)  # the mirror's share grows from none at a turn of this many degrees to full at this many
 FAR_CHEEK_SLOPE = 0.8  # the far cheek's depth slope (round head at x 0.9, y 0.8: 0.83, the cheek beside the mouth and jaw;
-# the turn's head's there is 0.94: by that slope the stops from 33-40 degrees stretch it 2.6-3.0 times, yet rendered (softened)
-# the far cheek at the stops from 33-37 degrees is drawn 1.2-1.4 times wider on either head, rows 0.6-1.0 below the eyes)
+# the turn's head's there is 0.94: by that slope the former 2.15x stops from 33-40 degrees stretch it 2.6-3.0 times, yet rendered
+# (softened) the far cheek at those from 33-37 degrees is drawn 1.2-1.4 times wider on either head, rows 0.6-1.0 below the eyes)
 
 
 def towards_side(src: Tensor, dst: Tensor) -> Tensor:
@@ -45,16 +48,18 @@ def far_cheek_stretch(src: Tensor, dst: Tensor) -> Tensor:
 
 
 def back_reach(src: Tensor) -> Tensor:
-    """(N,) radians a face at yaw ``src`` (radians, any sign) may turn back towards frontal: unlimited (inf) when it
-    reaches frontal with the far cheek stretched at most BACK_STRETCH_LIMIT times; else as far as that stretch. A
-    turn back only stretches what the photo shows (:func:`towards_side`), and from a strongly turned face the far
-    cheek, seen nearly edge-on, was stretched 3-4 times: its few columns of jaw, beard, lips, hair and background
-    smeared across the face and the nose edge doubled (utkface_128 faces at 33-40 degrees turned back 20-30, audit 12
-    sheets; about 2 rendered cleanly). From 33 degrees this allows 24 back, from 35 21, from 37 18, from 40 14; a face at 30
-    degrees or less turns back without limit (to frontal and past it, up to the outward stop on the other side)."""
+    """(N,) radians a face at yaw ``src`` (radians, any sign) may turn back towards frontal and across it: as far as
+    its far cheek is drawn at most BACK_STRETCH_LIMIT times wider than the photo shows it (:func:`far_cheek_stretch`;
+    the stretch grows on past frontal, where that cheek turns to face the view). A turn back only stretches what the
+    photo shows (:func:`towards_side`): from a face at 33-40 degrees, stretched 3-4 times, its few columns of jaw,
+    beard, lips, hair and background smeared across the face and the nose edge doubled (utkface_128, audit 12); at
+    the former limit (2.15 times, binding only before frontal) faces at 25-34 degrees turned back 25-30 still widened
+    the far eye, bent the mouth's far corner and drew the nose's far flank as a crease (40 turned utkface_128 and
+    celeba_id200 faces, 2026-12-07), which 1.8 times keeps faint. From 25 degrees this allows 27 back, from 30 20,
+    from 35 14, from 40 9; a face at 23 degrees or less turns the default 30 back (one at 20, 38; at 17 or less, no limit)."""
     s = src.abs()
     g, m = FAR_CHEEK_SLOPE, BACK_STRETCH_LIMIT
-    reach_frontal = far_cheek_stretch(s, torch.zeros_like(s)) <= m
-    phase = math.atan(g)  # cos(d) - g sin(d) = hypot(1, g) cos(d + phase)
-    least = torch.acos((m * (torch.cos(s) - g * torch.sin(s)) / math.hypot(1.0, g)).clamp(-1, 1)) - phase
-    return torch.where(reach_frontal, torch.full_like(s, math.inf), (s - least).clamp(min=0))
+    phase = math.atan(g)  # cos(d) - g sin(d) = hypot(1, g) cos(d + phase): the stretch grows as d falls to -phase
+    at = m * (torch.cos(s) - g * torch.sin(s)) / math.hypot(1.0, g)  # >= 1: never stretched that far
+    least = torch.acos(at.clamp(-1, 1)) - phase
+    return torch.where(at >= 1, torch.full_like(s, math.inf), (s - least).clamp(min=0))
