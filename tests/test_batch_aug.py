@@ -334,9 +334,10 @@ def test_op_count_and_host_reads_do_not_grow_with_the_batch():
         counts[n] = {"named": _profile_counts(aug, x, index=idx, params=params), "content": _profile_counts(aug, x, params=params)}
     assert counts[8] == counts[32], counts
     assert counts[8]["named"][1] == counts[8]["content"][1] == 0  # no tensor is read back on the host
-    # 231 / 244 since r32 (issue #32: the colour transform, the refit and keep_hue's face means by batched products); the
+    # 231 / 244 since r32 (issue #32: the colour transform, the refit and keep_hue's face means by batched products);
+    # 239 / 252 since r38 (a row the edit left as it was gets target NaN: batch_pass.unmoved_nan, one pass); the
     # history is in docs/CHANGELOG.md
-    assert counts[8]["named"][0] <= 231 and counts[8]["content"][0] <= 244, counts
+    assert counts[8]["named"][0] <= 239 and counts[8]["content"][0] <= 252, counts
 
 
 def test_host_columns_pack_for_an_accelerator_as_on_the_host(monkeypatch):
