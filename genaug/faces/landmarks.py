@@ -31,7 +31,7 @@ FRAMINGS = ("auto", *FRAMING_LANDMARKS)
 CELEBA_ASPECT = 178 / 218
 # detect_landmarks upsamples a photo so its short side is 256 px, but to this many pixels at most: a photo more than
 # 64 times longer than wide (a 16 x 4000 strip: 256 x 64000, 16 MP, two full scans and a CLAHE, 5-10 s) is searched at
-# 4 MP (2x its side: 64 x 16000). Faces 16-32 px tall in such strips (4 utkface_128 faces each, in 16 / 24 / 32 x 4000
+# 4 MP (8x: 129 x 32400). Faces 16-32 px tall in such strips (4 utkface_128 faces each, in 16 / 24 / 32 x 4000
 # grey strips) were found 12 of 12, as before (0.6-0.8 s, not 1.3-2.8); a faceless strip gets the same fallback.
 ZOOM_PIXELS = 2**22
 _FOUND: ContextVar[tuple[Tensor, dict[str, Tensor]] | None] = ContextVar("genaug_found_landmarks", default=None)
