@@ -50,7 +50,7 @@ from .engine.batch_edits import BatchParams, code_layout, colour_margins, recipe
 from .engine.batch_inputs import check_batch, one_image, other_tv_tensor, route, tv_image_type
 from .engine.batch_landmarks import check_landmark_values, check_landmarks, check_replay_size, find_landmarks
 from .engine.batch_module import BatchModule
-from .engine.batch_pass import augment_rows, channels_last
+from .engine.batch_pass import augment_rows, channels_last, unmoved_nan
 from .engine.batch_render import render_controls
 from .engine.codes import (all_code_names, check_codes, check_flag, check_generator, check_seed, check_spec_options, code_ranges,
                            default_codes, probability, strength_range, whole)
@@ -391,14 +391,15 @@ class BatchFaceAug(BatchModule):
             a = alpha if alpha is None or alpha.device == eng.device else alpha.to(eng.device)
             out, target, a = render_controls(td, out, target, params, rendered, eng, self.framing, a, marks)  # (a yaw moves alpha)
             alpha = a if a is None or a.device == t.device else a.to(t.device)
-        params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target, marks, size)
-        self._params = params
         out = out if out.device == t.device else out.to(t.device)
         if c != out.shape[1]:  # back to the input's channels (a grey photo stays grey: its channels are equal)
             out = out[:, :1].contiguous() if c == 1 else torch.cat([out, alpha], 1)
         if clipped:  # rows not edited come back as given, unclipped
             keep = ~torch.from_numpy(edited).to(out.device)
             out = torch.where(keep[:, None, None, None], given, out)
+        target = unmoved_nan(out, given, target)  # a row the edit left as it was: NaN, reported unchanged
+        params = BatchParams(params.apply, params.code, params.value, params.relative, params.strength, target, marks, size)
+        self._params = params
         if channels_last(x):  # as the input's layout
             out = out.contiguous(memory_format=torch.channels_last)
         if wrapped:

@@ -29,7 +29,7 @@ from .bundle.format import Bundle, bundle_path
 from .device import torch_defaults
 from .engine.cache import content_keys
 from .engine.codes import (check_edit_options, check_engine_options, check_flag, check_refine_loss, check_seed,
-                           check_strength, control_of, default_codes)
+                           check_strength, default_codes)
 from .engine.edits import Edit, derive_seed, resolve_edits, variant_edits
 from .engine.lazy import LazyEngine
 from .engine.photos import GATED
@@ -257,29 +257,20 @@ class GenerativeAugDataset(Dataset):
         return redraw_turns(e, plan, src, lambda j: derive_seed(derive_seed(self.seed, first + j), 1))
 
     def meta(self, index: int) -> SampleMeta:
-        """Metadata of sample ``index`` (source index, edit, reconstruction score) as planned (beside boxes, masks or
-        keypoints without a head turn, see :meth:`_plan`), a latent code's edit without rendering it: the category a
-        relative edit lands on and a colour edit's value moved off the face's own (``Engine._colour_margin``), as the
-        sample applies them. What depends on the photo is reported as the sample applies it (the sample rendered, not
-        counted in ``engine.stats``): a planned image-space control (``yaw``, ``light``: no face found, or no room on a
-        near-profile face, re-drawn among the codes that act there, see :meth:`_variant`), an edit that draws on the face where
-        ``framing="auto"`` finds no face in a large photo (``Engine.unplaced``), and a latent code's or colour edit at
-        strength 0 in ``delta`` mode (no pixel changed; a control at strength 0 renders as nothing, ``Engine.unchanged``);
-        the sample itself always reports the edit as applied (also a ``yaw`` scaled into the face's room, see
-        ``ImageControl.fit``, and a gate's re-draw); with ``framing="detect"``, a photo without a face ("unchanged (no
-        face found)", as its sample)."""
+        """Metadata of sample ``index`` (source index, edit, reconstruction score): the meta ``ds[index]`` carries with
+        ``return_meta``, the item rendered to know it (not counted in ``engine.stats``; a gate is consulted as the item
+        consults it). Whether an edit changes a pixel is known only from the render: a colour edit of a black photo or
+        a named edit of one near black (:mod:`~genaug.engine.exposure`), a palette ("P") or 1-bit ("1") PIL photo that
+        takes the result back on its own colours, a small ``strength`` - such an item comes back unchanged ("unchanged
+        (the edit changed no pixel of this photo)"); also a control re-drawn where no face is found or the face has no
+        room for it (see :meth:`_variant`), an edit left undone for want of a face ("unchanged (no face found)") and a
+        gate's re-draw. The original (``include_original``) is not rendered."""
         self.prepare()
         with torch_defaults():  # genaug's own dtype, default device and precision (the draws repeat under any)
             meta = self._meta(index)
-        e = self.engine
-        latent = meta.edit is not None and control_of(e.spec, meta.code) is None
-        planned = latent and not (e.strength == 0 and e.mode == "delta")  # (else the photo itself: ``Engine.unchanged``)
-        looks = e.seeks_faces([meta.code]) or e.framing == "detect"  # (detect: a photo without a face is left as it is)
-        if meta.edit is None or planned and not looks:
+        if meta.original:
             return meta
         image, target = read_item(self.base, meta.source)
-        if planned and looks and not e.faceless(meta.edit, self._frame(meta.source, image, False)[1]):
-            return meta  # a face found, or a tight crop framed by the rule: as planned
         counts = dict(self.engine.stats)  # a look at the item, not one made: the engine's counts stay
         try:
             with torch_defaults():

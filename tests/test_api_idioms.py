@@ -112,8 +112,9 @@ def test_bounds_set_after_the_first_call_bound_the_colour_margin_too():
     fresh = genaug.BatchFaceAug(p=1.0, seed=0, codes=["tone"], strength=0.05, return_params=True, bounds=bounds)
     params = fresh.draw(8)
     want = fresh(x, params=params)[1].target
-    assert (want.abs() <= 0.2 + 1e-6).all(), want
-    assert torch.equal(late(x, params=params)[1].target, want)
+    moved = ~want.isnan()  # (NaN: a row this small edit left as it was, 6 of 8 here; r38)
+    assert moved.any() and (want[moved].abs() <= 0.2 + 1e-6).all(), want
+    torch.testing.assert_close(late(x, params=params)[1].target, want, rtol=0, atol=0, equal_nan=True)
     late.mode = "regenerate"  # no margin there, as the engine has none
     assert torch.equal(late(x, params=params)[1].target, params.value.float())
 

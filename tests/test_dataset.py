@@ -188,18 +188,21 @@ def test_dataset_honours_the_gate(kw, trained_bundle_path):
     gate = FirstCallRejects()
     gated = Engine(trained_bundle_path, gate=gate, gate_threshold=0.5, **engine_kw)
     ds = GenerativeAugDataset(Faces(), variants=2, engine=gated, return_meta=True, progress=False)
-    planned = ds.meta(3).edit
+    plain = Engine(trained_bundle_path, **engine_kw)  # (ds.meta(3) renders the item: it would consult the gate)
+    planned = GenerativeAugDataset(Faces(), variants=2, engine=plain, progress=False).meta(3).edit
     image, _, meta = ds[3]
     assert gate.calls == 2 and gated.stats["gated"] == 1 and gated.stats["dropped"] == 0
     assert meta.edit is not None and meta.edit != planned, "the rejected edit must be re-drawn"
-    plain = Engine(trained_bundle_path, **engine_kw)  # expected: the re-drawn edit rendered without a gate
+    # expected: the re-drawn edit rendered without a gate
     x, (frame,) = plain.frame([Faces()[1][0]])
     out, _ = plain.render_edits(x, ds.latents[1:2], [meta.edit])
     np.testing.assert_array_equal(image, paste_back(out[0], Faces()[1][0], frame))
     never = Engine(trained_bundle_path, gate=lambda a, b: torch.zeros(len(a)), gate_threshold=0.5, **engine_kw)
-    image, _, meta = GenerativeAugDataset(Faces(), variants=2, engine=never, return_meta=True, progress=False)[3]
+    never_ds = GenerativeAugDataset(Faces(), variants=2, engine=never, return_meta=True, progress=False)
+    image, _, meta = never_ds[3]
     np.testing.assert_array_equal(image, Faces()[1][0])
     assert meta.edit is None and never.stats["dropped"] == 1
+    assert never_ds.meta(3) == meta and never.stats["dropped"] == 1  # meta says what the item got (not counted)
     _, info = never.augment([Faces()[1][0]], edits=[planned])  # the transform's engine call says the same
     assert meta.description == info.descriptions[0] == "unchanged (rejected by the gates)"
 

@@ -2,6 +2,7 @@
 links), HDF5 sources (groups, chunks, labels and class names as stored), file names that are not UTF-8, thumbnails."""
 from __future__ import annotations
 
+import gc
 import os
 
 import h5py
@@ -209,3 +210,28 @@ def test_an_hdf5_source_of_encoded_image_files_is_decoded_as_the_folder_of_those
         with h5py.File(out) as f:
             assert np.array_equal(f["images"][()], want) and f["label"][()].tolist() == [0, 1]
             assert f["skipped/path"].asstr()[()].tolist() == ["images[1]"]
+
+
+def test_hdf5_source_labels_as_an_n_by_1_column_are_read_as_n(tmp_path):
+    # h5py users often store labels (N, 1): `genaug expand` refused them ("'labels' has shape (3, 1) ... it must be (3,)")
+    src = tmp_path / "col.h5"
+    with h5py.File(src, "w") as f:
+        f["images"] = np.random.default_rng(0).integers(0, 256, (3, 20, 20, 3), dtype=np.uint8)
+        f["labels"] = np.array([[2], [0], [1]])
+    assert HDF5Source(src).labels.tolist() == [2, 0, 1]
+    expand_to_hdf5(src, tmp_path / "o.h5", 0, include_original=True, **FAST)
+    with h5py.File(tmp_path / "o.h5") as f:
+        assert f["label"][:].tolist() == [2, 0, 1]
+    ds = HDF5FaceDataset(src)  # the source itself read as a dataset: the column too
+    assert ds.targets == [2, 0, 1] and ds[2][1] == 1
+    del ds  # (its open handle: h5py refuses to open the file for writing beside it)
+    gc.collect()
+    for bad in (np.zeros((3, 2), np.int64), np.zeros((4,), np.int64), np.zeros((1, 3), np.int64)):
+        with h5py.File(src, "r+") as f:
+            del f["labels"]
+            f["labels"] = bad
+        shape = rf"\({bad.shape[0]}, {bad.shape[1]}\)" if bad.ndim == 2 else rf"\({bad.shape[0]},\)"
+        with pytest.raises(ExpandError, match=rf"'labels' has shape {shape} but 'images' holds 3 images; it must be \(3,\) or \(3, 1\)"):
+            HDF5Source(src)
+        with pytest.raises(ValueError, match=rf"'labels' has shape {shape}"):
+            HDF5FaceDataset(src)

@@ -124,15 +124,15 @@ def test_hdf5_dataset_refuses_labels_that_are_not_class_indices(tmp_path):
         ds.targets  # (all at once: the first named, as an item names its own)
 
 
-@pytest.mark.parametrize("labels", [[[4], [5], [6]], [4, 5]], ids=["n-by-1", "one-short"])
+@pytest.mark.parametrize("labels", [[[4, 0], [5, 0], [6, 0]], [4, 5]], ids=["n-by-2", "one-short"])
 def test_labels_that_are_not_one_per_image_are_named_by_the_reader_up_front(tmp_path, labels):
-    # labels (N, 1) failed on the first item ("only 0-dimensional arrays can be converted", numpy's deprecation) and a
-    # list one short failed in h5py at the last item of an epoch ("Index (2) out of range"); the expander named both
+    # a list one short failed in h5py at the last item of an epoch ("Index (2) out of range"); the expander named it
+    # (labels (N, 1), refused here too until r38, are read as (N,): test_expand_sources.py)
     path = tmp_path / "faces.h5"
     with h5py.File(path, "w") as f:
         f["images"] = np.zeros((3, 16, 16, 3), np.uint8)
         f["labels"] = np.array(labels)
-    with pytest.raises(ValueError, match=r"'labels' has shape .* but 'images' holds 3 images; it must be \(3,\)"):
+    with pytest.raises(ValueError, match=r"'labels' has shape .* but 'images' holds 3 images; it must be \(3,\) or \(3, 1\)"):
         HDF5FaceDataset(path)
 
 

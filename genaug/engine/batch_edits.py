@@ -47,7 +47,8 @@ class BatchParams:
     relative: Tensor  # (N,) bool
     strength: Tensor  # (N,) float32
     target: Tensor | None = None  # (N,) on the device: the absolute value each edited row got (NaN: not edited, also
-    #                               a row at strength 0 that changes no pixel; a random colour edit moved off the
+    #                               a row the edit left as it was - strength 0, a colour edit of a black row, a turn
+    #                               of a flat one: batch_pass.unmoved_nan; a random colour edit moved off the
     #                               face's own value: see colour_margins)
     landmarks: Tensor | None = None  # (N, 5, 2) float32 where given (aug(x, landmarks=)): where controls were placed
     #                                  (a NaN row, or None: the framing rule's landmarks)

@@ -102,7 +102,8 @@ def find_landmarks(x: Tensor, box: tuple[int, int, int, int], own_frame: bool = 
     pixels of the batch, as (N, 5, 2) float32 on the host, placed as the per-photo path places its controls
     (:func:`genaug.engine.render.apply_control`): where ``box`` (the framing rule's face box) is the whole image or its
     centred square (a model-sized photo, or ``framing="full"``), the detector's largest face in the whole image, the rule's landmarks refined by the
-    5-point model where it finds none; in a known frame's box (CelebA's 178x218), the rule's landmarks refined in
+    5-point model where it finds none (a guess, not NaN: such a photo is taken to be a face crop - dlib misses 22 of 200
+    celeba_train_64 crops - so on a photo with no face at all it places a face where the rule puts one); in a known frame's box (CelebA's 178x218), the rule's landmarks refined in
     place - unless ``own_frame`` is False (the known frame's shape at another size: a 900x1102 photo is CelebA-shaped)
     and the detector's face lies elsewhere than the box (:data:`genaug.engine.reframe.MISFRAMED` / ``MISSCALED``), as
     the per-photo path then places them on that face. A row dlib puts out of a face's order (none in 6,200 real

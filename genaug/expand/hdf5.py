@@ -204,6 +204,14 @@ def not_class_index(labels: Any) -> np.ndarray:
     return ~(np.isfinite(a) & (a == np.round(a))) if a.dtype.kind == "f" else np.zeros(a.shape, dtype=bool)
 
 
+def one_label_each(shape: Any, n: int, key: str, where: Any) -> None:
+    """Refuse labels ``key`` of ``shape`` that are not one per image of ``n``: ``(N,)``, or ``(N, 1)`` (a column, as
+    h5py users often store them; read as ``(N,)``); any other shape is a ValueError naming it."""
+    if tuple(shape) not in ((n,), (n, 1)):
+        raise ValueError(f"{where}: '{key}' has shape {tuple(shape)} but 'images' holds {n} images; it must be ({n},) "
+                         f"or ({n}, 1), one class index per image")
+
+
 LABEL_KEYS = ("label", "labels")  # genaug's record field, then the name most HDF5 face sets use
 
 
@@ -271,9 +279,8 @@ class HDF5FaceDataset(Dataset):
             if "images" not in f:
                 raise ValueError(f"{self.path}: no 'images' dataset (not a genaug expanded file?)")
             self._records, self._encoded = f["images"].shape[0], encoded_rows(f["images"])  # (JPEG / PNG bytes: decoded)
-            if self._label_key and f[self._label_key].shape != (self._records,):  # (N, 1), or not one per image
-                raise ValueError(f"{self.path}: '{self._label_key}' has shape {f[self._label_key].shape} but 'images' "
-                                 f"holds {self._records} images; it must be ({self._records},)")
+            if self._label_key:
+                one_label_each(f[self._label_key].shape, self._records, self._label_key, self.path)
             self.code_names: list[str] = names_attr(f, "code_names", self.path)
             self.class_names: list[str] = names_attr(f, "class_names", self.path)
             self._rows: np.ndarray | None = None if variants is None else self._select(f, variants)
@@ -295,7 +302,7 @@ class HDF5FaceDataset(Dataset):
         read from the file in one go."""
         if not self._label_key:
             return [-1] * self._n
-        labels = self._f()[self._label_key][()]
+        labels = self._f()[self._label_key][()].reshape(-1)  # ((N, 1): a column)
         rows = labels if self._rows is None else labels[self._rows]
         bad = np.flatnonzero(not_class_index(rows))
         if len(bad):  # the first named, as an item's own label names it
@@ -349,6 +356,7 @@ class HDF5FaceDataset(Dataset):
         """Record ``row``'s label as an int; a float one that is not a whole number (4.5, NaN) is an error, not
         truncated (as :class:`~genaug.expand.sources.HDF5Source` refuses such labels when expanding)."""
         value = f[self._label_key][row]
+        value = value[0] if np.ndim(value) == 1 else value  # ((N, 1): a column)
         if not_class_index(value).any():
             raise self._not_a_class(row, i, value)
         return int(value)

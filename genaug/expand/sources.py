@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..io import IMAGE_EXTS, decode_row, encoded_rows, list_images, open_photo, printable
-from .hdf5 import label_key, names_attr, not_class_index
+from .hdf5 import label_key, names_attr, not_class_index, one_label_each
 
 
 class ExpandError(ValueError):
@@ -91,7 +91,8 @@ class FolderSource:
 
 
 class HDF5Source:
-    """An HDF5 file with ``images`` (N,H,W[,C]) uint8 and optional ``label`` or ``labels`` (N,) (:func:`~genaug.expand.hdf5.label_key`)."""
+    """An HDF5 file with ``images`` (N,H,W[,C]) uint8 and optional ``label`` or ``labels`` (N,) or (N, 1)
+    (:func:`~genaug.expand.hdf5.label_key`, :func:`~genaug.expand.hdf5.one_label_each`)."""
 
     kind = "hdf5"
 
@@ -126,10 +127,12 @@ class HDF5Source:
                             "as the file's class_names attribute)" if raw.dtype.kind in "SUO" else ""
                     raise ExpandError(f"{self.root}: '{key}' must hold whole class indices (-1: none), got {raw.dtype} "
                                       f"values such as {bad[:3].tolist()}{names}")
-                self.labels = raw.astype(np.int64)
-                if self.labels.shape != (ds.shape[0],):
-                    raise ExpandError(f"{self.root}: '{key}' has shape {self.labels.shape} but 'images' holds "
-                                      f"{ds.shape[0]} images; it must be ({ds.shape[0]},)")
+                if key:
+                    try:
+                        one_label_each(raw.shape, ds.shape[0], key, self.root)
+                    except ValueError as e:
+                        raise ExpandError(str(e)) from None
+                self.labels = raw.reshape(-1).astype(np.int64)  # ((N, 1): a column)
                 self.class_names = names_attr(f, "class_names", self.root)
         except (OSError, TypeError, ValueError) as e:
             if isinstance(e, ExpandError):

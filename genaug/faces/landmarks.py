@@ -29,6 +29,11 @@ FRAMING_LANDMARKS = {
 }
 FRAMINGS = ("auto", *FRAMING_LANDMARKS)
 CELEBA_ASPECT = 178 / 218
+# detect_landmarks upsamples a photo so its short side is 256 px, but to this many pixels at most: a photo more than
+# 64 times longer than wide (a 16 x 4000 strip: 256 x 64000, 16 MP, two full scans and a CLAHE, 5-10 s) is searched at
+# 4 MP (8x: 129 x 32400). Faces 16-32 px tall in such strips (4 utkface_128 faces each, in 16 / 24 / 32 x 4000
+# grey strips) were found 12 of 12, as before (0.6-0.8 s, not 1.3-2.8); a faceless strip gets the same fallback.
+ZOOM_PIXELS = 2**22
 _FOUND: ContextVar[tuple[Tensor, dict[str, Tensor]] | None] = ContextVar("genaug_found_landmarks", default=None)
 
 
@@ -111,7 +116,8 @@ def taken_whole(box: tuple[int, int, int, int], h: int, w: int) -> bool:
 
 def detect_landmarks(images: Tensor, framing: str = "auto", fallback: Tensor | None = None) -> Tensor:
     """dlib's 5 landmarks ``(N, 5, 2)`` in pixels of the input: the frontal detector on the image
-    (upsampled so its short side is >= 256 px; where it finds no upright face, the photo turned, padded and rolled:
+    (upsampled so its short side is >= 256 px, to :data:`ZOOM_PIXELS` at most; where it finds no upright face, the
+    photo turned, padded and rolled:
     :func:`genaug.faces.align.detect_faces`), the largest face; where it finds none, the 5-point
     model refines the framing rule's face box (``fallback`` (N, 5, 2), pixels of the input: the box around
     these landmarks instead, refined at the input's size as :func:`refine_landmarks` does)."""
@@ -120,7 +126,7 @@ def detect_landmarks(images: Tensor, framing: str = "auto", fallback: Tensor | N
 
     dlib, detector, predictor = require_dlib(), dlib_detector(), dlib_predictor()
     h, w = images.shape[-2:]
-    zoom = max(1.0, 256 / min(h, w))
+    zoom = max(1.0, min(256 / min(h, w), (ZOOM_PIXELS / (h * w)) ** 0.5))
     size_h, size_w = round(h * zoom), round(w * zoom)
     # the photo's 8-bit picture first (the same landmarks from any dtype), upsampled in float64: in float32 torch's
     # vector and scalar loops round some pixels apart, and which pixels take which loop follows the thread count

@@ -36,13 +36,22 @@ def _canvas(rgb: np.ndarray, degrees: float, pad: float) -> tuple[np.ndarray, np
     return cv2.warpAffine(rgb, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=fill), m
 
 
-def views(rgb: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def searched_side(h: int, w: int, side: int) -> int:
+    """The short side of an ``h`` x ``w`` picture searched at ``side`` long side at most (area-downsampled as
+    :func:`genaug.faces.align.find_faces` does)."""
+    scale = max(h, w) / side
+    return min(h, w) if scale <= 1 else max(1, round(min(h, w) / scale))
+
+
+def views(rgb: np.ndarray, least: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The views of ``rgb`` (H, W, 3), each made when reached: (pixels, the (2, 3) matrix taking photo pixels to the
     view's). The upright photo, then turned by :data:`QUARTER_TURNS`, then (from the photo at :data:`TURNED_SIDE` at
-    most) padded by :data:`EDGE_PAD` and rolled by :data:`ROLLS`."""
+    most) padded by :data:`EDGE_PAD` and rolled by :data:`ROLLS`. ``least``: the turned views are left out when,
+    searched at :data:`TURNED_SIDE`, their short side is under it (no detector window fits there: a thin strip's
+    quarter turns, each a copy of the whole photo, found nothing at any cost)."""
     h, w = rgb.shape[:2]
     yield rgb, np.eye(2, 3)
-    for k in QUARTER_TURNS:
+    for k in QUARTER_TURNS if searched_side(h, w, TURNED_SIDE) >= least else ():
         yield np.ascontiguousarray(np.rot90(rgb, k)), _turn_matrix(k, h, w)
     zoom = min(1.0, TURNED_SIDE / max(h, w))
     small = cv2.resize(rgb, (max(1, round(w * zoom)), max(1, round(h * zoom))), interpolation=cv2.INTER_AREA) if zoom < 1 else rgb
