@@ -48,26 +48,13 @@ from ..io import check_path, decode_row, encoded_rows
 FORMAT = "genaug-expanded"
 LAYOUT_VERSION = 1
 # how this genaug renders records for given settings (part of the run key): raised when a change of genaug renders the
-# same settings otherwise, so a resume does not mix records made two ways. 2 (r29): a named latent edit on a photo the
-# framing rule misframes is framed by the face; the yaw fit weighs pitch (which faces turn, and how far); light keeps a
-# clipped pixel's measured hue. (The default bundle's glasses / bangs regions change its identity, checked apart.)
-# 3 (r30): an edit that draws on the face, where no face is found in a large photo, keeps the source (codes NaN) or is
-# re-drawn among the colour codes; an edit that changed no pixel (strength 0) has codes NaN, a control at 0 not re-drawn;
-# yaw turns a head whose cheeks fall off faster (shape.TURN_PROFILE), the photo moved by that head's eyes.
-# 4 (r31): a latent code's edit at strength 0 in delta mode is the source itself, codes NaN (it was named).
-# 5 (r33): a dim face is inverted lifted to a normal exposure (engine.exposure.INVERSION): its named edits differ;
-# drawn glasses lit as a dim or colour-lit face is (faces.glasses.scene_light); a face lit hard from one side,
-# missed before, found by its equalised photo (faces.align.equalised): its controls drawn, not re-drawn; a random control
-# a found face has no room for re-drawn among the other codes that act there (engine.roomless).
-# 6 (r34): controls placed on the detected face under --framing full on a source that is not square, and on a
-# CelebA-shaped source of another size whose face lies outside CelebA's box (faces.landmarks.taken_whole, reframe).
-# 7 (r35): light's saturation slope leaves out pixels near grey (faces.relit_colour.NEAR_GREY: dark glasses, a microphone).
-# 8 (r37): a control that changed no pixel (a turn of a flat photo, frames drawn on a black one) has codes NaN; light's
-# saturation slope leaves out pixels of another hue than the face's (faces.relit_colour.OFF_HUE: a backdrop).
-# 9 (r38): a colour edit that takes too much of the face's chroma has its cast cut first, and the photo's refit is held
-# towards that transform (engine.colour.keep_hue, photo_transform: tone +1 left dark faces and dark photos blue-grey); a
-# turned face turns back (and across frontal) only until its far cheek is drawn 1.8 times wider than the photo shows it
-# (faces.turn_limits.back_reach; 2.15 and before frontal only): faces turned more than 23 degrees turn back less.
+# same settings otherwise, so a resume does not mix records made two ways (each raise: docs/CHANGELOG.md). 2 (r29)
+# named edits framed by the face, the pitch-aware yaw fit; 3 (r30) no-face and strength-0 edits kept as the source; 4
+# (r31) strength 0 in delta mode; 5 (r33) dim faces lifted, side-lit faces found, roomless controls re-drawn; 6 (r34)
+# controls on the detected face of non-square sources; 7 (r35) / 8 (r37) light's slope without near-grey and off-hue
+# pixels, controls that changed no pixel with codes NaN; 9 (r38) a colour edit's cast cut before its saturation and the
+# photo's refit held towards that transform (engine.colour: tone +1 on dark faces and photos), a turned face's turn
+# back stopped at a 1.8x far-cheek stretch across frontal (faces.turn_limits.back_reach).
 RENDER_REVISION = 9
 STR = h5py.string_dtype("utf-8")
 RECORD_FIELDS = ("images", "label", "source_index", "source_path", "variant", "codes", "score")
