@@ -369,7 +369,9 @@ class HDF5FaceDataset(Dataset):
         i = int(i) % self._n
         row = int(self._rows[i]) if self._rows is not None else i
         f = self._f()
-        image = f["images"][row] if not self._encoded else np.asarray(decode_row(f["images"][row]).convert("RGB"))
+        image = f["images"][row]
+        if self._encoded:  # one image file's bytes: decoded (a row that is none is named in the error)
+            image = np.asarray(decode_row(image, f"{self.path}: images[{row}]").convert("RGB"))
         label = self._label(f, row, i) if self._label_key else -1
         if self.transform is not None:
             image = apply_transform(self.transform, image)
