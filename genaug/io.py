@@ -107,11 +107,20 @@ def encoded_rows(dataset: Any) -> bool:
     return dataset.ndim == 1 and (h5py.check_vlen_dtype(dataset.dtype) == np.uint8 or opaque)
 
 
-def decode_row(row: Any) -> Any:
-    """One such row (a uint8 array or ``np.void``) as a loaded PIL image, read as :func:`open_photo` reads a file."""
+def decode_row(row: Any, where: str = "the row") -> Any:
+    """One such row (a uint8 array or ``np.void``) as a loaded PIL image, read as :func:`open_photo` reads a file. One
+    PIL cannot read raises its ``UnidentifiedImageError`` naming ``where`` and the row's size and first bytes (PIL's own
+    named the ``BytesIO`` object's address: another each run, in an expanded file's ``skipped/reason`` too)."""
     import io
 
-    return open_photo(io.BytesIO(row.tobytes()))
+    from PIL import UnidentifiedImageError
+
+    data = row.tobytes()
+    try:
+        return open_photo(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UnidentifiedImageError(f"cannot identify image file in {where} ({len(data)} bytes, starting {data[:8]!r}; "
+                                     "JPEG / PNG bytes expected)") from None
 
 
 def _open_heif() -> None:

@@ -84,7 +84,7 @@ def test_a_pale_edit_leaves_dark_shadows_their_colour(name):
 def test_a_pale_edit_of_a_dark_photo_keeps_the_skin_brown():
     # the photo took its transform fitted again to the render, luminance pulls held towards 0 (PULL_RIDGE), which took
     # back the saturation keep_hue had put in: a dark face in a dark photo came out grey-blue (chroma over luminance x0.09,
-    # hue turned 168 degrees; with the cast cut first x0.31, 21 degrees); the photo now takes keep_hue's transform itself
+    # hue turned 168 degrees; with the cast cut first x0.31, 21 degrees); the refit is now held towards keep_hue's transform
     img = (_photo(need(UTKFACE), "01567").astype(np.float64) * 0.3).astype(np.uint8)
     (hue, sat, _), (new_hue, new_sat, _) = _colour(img), _colour(_edit(img, 1.0))
     assert new_sat / sat > 0.7  # now 0.92

@@ -56,3 +56,15 @@ def test_host_rule_takes_a_few_tensor_operations_whatever_the_batch():
             keep_hue(s, t, rows)
         counts[n] = sum(e.name.startswith("aten::") for e in prof.events())
     assert counts[4] == counts[64] <= 24, counts
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_faces_get_the_float32_rule_to_one_rounding(dtype):
+    # the face's means were summed in the photo's dtype: in bfloat16 a sum of 64 pixels keeps ~3 digits, and a face of
+    # little chroma lost it - transforms up to 0.9 off the float32 rule's on the same (rounded) inputs (float16: 0.07)
+    s, t, rows = _case(1024, seed=3)
+    s, t, rows = s.to(dtype), t.to(dtype), rows.to(dtype)
+    out = keep_hue(s, t.clone(), rows).double()
+    want = keep_hue(s.float(), t.float(), rows.float()).to(dtype).double()  # float32 arithmetic, rounded once
+    step = 2.0 ** -7 if dtype == torch.bfloat16 else 2.0 ** -10  # one rounding step at 1-2 (gains here reach 4: 4 steps)
+    assert (out - want).abs().max() <= 4 * step, (out - want).abs().max()

@@ -79,11 +79,14 @@ def test_rerunning_a_finished_expansion_with_another_compression_is_not_a_silent
 def test_compression_takes_a_gzip_level_as_an_int_as_h5py_does(faces, tmp_path, tiny_bundle_path):
     # h5py's create_dataset(compression=4) is gzip at level 4 (True: gzip); expand_to_hdf5(compression=4) failed with
     # "AttributeError: 'int' object has no attribute 'startswith'" after the model was loaded
-    for given, want in ((4, ("gzip", 4)), (True, ("gzip", 4)), (False, (None, None))):
+    # a numpy int (np.int64(4)) was written and then failed at the merge: "Object of type int64 is not JSON serializable"
+    for given, want, name in ((4, ("gzip", 4), "gzip-4"), (True, ("gzip", 4), "gzip"), (False, (None, None), "none"),
+                              (np.int64(6), ("gzip", 6), "gzip-6")):
         out = tmp_path / f"{given}.h5"
         expand_to_hdf5(faces, out, 1, compression=given, **FAST_BLOCK4, bundle=tiny_bundle_path)
         with h5py.File(out) as f:
             assert (f["images"].compression, f["images"].compression_opts) == want
+            assert json.loads(f.attrs["settings"])["compression"] == name  # recorded as --compression writes it
     for bad in (12, 2.5, b"gzip"):
         with pytest.raises(ValueError, match="unknown compression"):
             expand_to_hdf5(faces, tmp_path / "x.h5", 1, compression=bad, **FAST_BLOCK4, bundle=tiny_bundle_path)

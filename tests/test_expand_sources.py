@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import torchvision
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from conftest import noise_pngs
 from genaug.cli.expand import main as expand_main
@@ -210,6 +210,11 @@ def test_an_hdf5_source_of_encoded_image_files_is_decoded_as_the_folder_of_those
         with h5py.File(out) as f:
             assert np.array_equal(f["images"][()], want) and f["label"][()].tolist() == [0, 1]
             assert f["skipped/path"].asstr()[()].tolist() == ["images[1]"]
+            # the reason names the row's bytes, not PIL's "<_io.BytesIO object at 0x7f..>" (another address each run)
+            reason = f["skipped/reason"].asstr()[0]
+            assert "bytes, starting b'not an i'" in reason and " at 0x" not in reason, reason
+        with HDF5FaceDataset(src) as ds, pytest.raises(UnidentifiedImageError, match=r"images\[1\] \(\d+ bytes, starting b'not an i'"):
+            ds[1]
 
 
 def test_hdf5_source_labels_as_an_n_by_1_column_are_read_as_n(tmp_path):

@@ -176,6 +176,8 @@ def keep_hue(s: Tensor, t: Tensor, free: Tensor | None = None, moments: Tensor |
     work, dev = torch.promote_types(t.dtype, torch.float32), t.device  # (float16's floors below are 0: a grey 0 / 0)
     if means is None:
         centre = part(s, (None, None, (h // 4, h - h // 4), (w // 4, w - w // 4)))
+        centre = centre.to(torch.promote_types(centre.dtype, work))  # (summed in float16 / bfloat16, a face's means lost
+        # its chroma: transforms of faces of little chroma up to 0.9 off the float32 rule's on the same inputs)
         per_pixel = constant(1 / (centre.shape[2] * centre.shape[3]), work, dev)
         black = torch.mul(centre.sum(1), constant(1 / (c * BLACK_RAMP), centre.dtype, dev)).clamp_(0, 1).sum((1, 2))[:, None]
         both = torch.cat((centre.sum((2, 3)), black), 1)  # the face's mean channels and offset weight (the grid's passes)

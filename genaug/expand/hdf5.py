@@ -100,26 +100,26 @@ def writing_now(parts_dir: Path) -> Path | None:
     return None
 
 
-def compression_args(compression: str | None) -> dict[str, Any]:
-    """h5py keyword arguments for ``--compression`` (lzf, gzip, gzip-<level>, none); as h5py's ``compression=``, an int
-    0..9 is a gzip level, True gzip (and False none)."""
-    if isinstance(compression, bool):  # (before int: True == 1)
-        compression = "gzip" if compression else None
-    elif isinstance(compression, numbers.Integral) and 0 <= compression <= 9:
-        compression = f"gzip-{int(compression)}"
-    if compression in (None, "none"):
-        return {}
-    if not isinstance(compression, str):
-        raise ValueError(f"unknown compression {compression!r}: choose lzf, gzip, gzip-<level> with level 0..9 (or that "
-                         "level as an int, as h5py takes it), or none")
-    if compression == "lzf":
-        return {"compression": "lzf"}
-    if compression == "gzip":
-        return {"compression": "gzip", "compression_opts": 4}
-    level = compression[len("gzip-"):] if compression.startswith("gzip-") else ""
-    if level.isdigit() and 0 <= int(level) <= 9:
-        return {"compression": "gzip", "compression_opts": int(level)}
-    raise ValueError(f"unknown compression {compression!r}: choose lzf, gzip, gzip-<level> with level 0..9, or none")
+def compression_name(compression: Any) -> str:
+    """``compression`` as ``--compression`` writes it (lzf, gzip, gzip-<level>, none; so recorded in the file's settings,
+    which took a numpy int as no JSON); as h5py's ``compression=``, an int 0..9 is a gzip level, True gzip, False none."""
+    if isinstance(compression, bool) or compression is None:  # (before int: True == 1)
+        return "gzip" if compression else "none"
+    if isinstance(compression, numbers.Integral) and 0 <= compression <= 9:
+        return f"gzip-{int(compression)}"
+    level = compression[len("gzip-"):] if isinstance(compression, str) and compression.startswith("gzip-") else ""
+    if (isinstance(compression, str) and compression in ("lzf", "gzip", "none")) or (level.isdigit() and int(level) <= 9):
+        return compression
+    raise ValueError(f"unknown compression {compression!r}: choose lzf, gzip, gzip-<level> with level 0..9 (or that level "
+                     "as an int, as h5py takes it), or none")
+
+
+def compression_args(compression: Any) -> dict[str, Any]:
+    """h5py keyword arguments for ``compression`` (:func:`compression_name`)."""
+    name = compression_name(compression)
+    if name in ("none", "lzf"):
+        return {} if name == "none" else {"compression": "lzf"}
+    return {"compression": "gzip", "compression_opts": 4 if name == "gzip" else int(name[len("gzip-"):])}
 
 
 def create_records(
@@ -364,7 +364,9 @@ class HDF5FaceDataset(Dataset):
         i = int(i) % self._n
         row = int(self._rows[i]) if self._rows is not None else i
         f = self._f()
-        image = f["images"][row] if not self._encoded else np.asarray(decode_row(f["images"][row]).convert("RGB"))
+        image = f["images"][row]
+        if self._encoded:  # one image file's bytes: decoded (a row that is none is named in the error)
+            image = np.asarray(decode_row(image, f"{self.path}: images[{row}]").convert("RGB"))
         label = self._label(f, row, i) if self._label_key else -1
         if self.transform is not None:
             image = apply_transform(self.transform, image)

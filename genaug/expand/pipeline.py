@@ -39,7 +39,7 @@ from ..engine.variants import repeats_another, unplaced_redraws
 from ..faces.identity import faces_extra_available
 from ..images import MIN_SIDE
 from ..io import printable
-from .hdf5 import FORMAT, LAYOUT_VERSION, RENDER_REVISION, parts_dir_of
+from .hdf5 import FORMAT, LAYOUT_VERSION, RENDER_REVISION, compression_name, parts_dir_of
 from .parts import PartWriter, merge_parts
 from .runs import RunFiles, describe_skipped, describe_unedited, gate_key
 from .settings import ExpandSettings, check_arguments, check_out, check_run_options, code_columns, output_shape
@@ -349,6 +349,7 @@ def expand_to_hdf5(
         variants, include_original=include_original, seed=seed, size=size, strength=strength, mode=mode, codes=codes,
         refine_steps=refine_steps, refine_loss=refine_loss, framing=framing, batch_size=batch_size, block_size=block_size,
         compression=compression, shard=shard, gate_threshold=gate_threshold, quality_threshold=quality_threshold)
+    compression = compression_name(compression)  # (an int level or True as h5py takes it: recorded as --compression writes it)
     if gate is not None and gate_threshold is None:  # the engine's threshold would be 0.0: a gate that re-draws nothing
         raise ExpandError("gate= needs gate_threshold= (the similarity below which a variant is re-drawn)")
     dist = init_distributed("gloo", timeout_s=86400) if shard is None else None
