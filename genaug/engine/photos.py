@@ -384,4 +384,3 @@ def cut_by_edge(frame: FrameInfo) -> bool:
     h, w = frame.shape[-2:] if frame.layout == "CHW" else frame.shape[:2]
     lm = torch.as_tensor(np.asarray(frame.alignment.face.landmarks), dtype=torch.float32).reshape(1, 5, 2)
     return not bool(landmarks_inside(lm, h, w)[0])
-
